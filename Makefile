@@ -1,0 +1,42 @@
+# emovox — two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.emovox-installed
+DATA ?= ../shared/data/ravdess
+APT_PACKAGES := ffmpeg
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null ) \
+	    || echo "warning: could not install$$missing; m4a/aac decoding will be unavailable"; \
+	fi
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	@echo "warming librosa's numba cache"
+	$(PY) -c "import numpy as np, librosa; y = np.random.default_rng(0).standard_normal(16000).astype('float32'); \
+	  [f(y=y, sr=16000) for f in (librosa.feature.mfcc, librosa.feature.chroma_stft, librosa.feature.spectral_contrast, librosa.feature.zero_crossing_rate)]; librosa.effects.trim(y)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/emovox evaluate --data $(DATA)/Audio_Speech_Actors_01-24 --protocol emobox \
+	  --model egemaps_logreg --folds 0,1 --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,221 @@
+"""The ``emovox`` command line. A thin layer: parse, call the library, print."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from emovox import __version__
+from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
+from emovox.errors import EmovoxError
+
+app = typer.Typer(
+    name="emovox",
+    help="Speech emotion recognition, evaluated honestly on speakers never heard.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+EXIT_USAGE = 2
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _parse_params(items: list[str]) -> dict:
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def _fail(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"emovox {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """emovox: which of eight emotions does a voice carry?"""
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="Corpus root directory.")],
+    model: Annotated[str, typer.Option("--model", help="Model name (see `emovox models`).")] = (
+        "egemaps_logreg"
+    ),
+    protocol: Annotated[Protocol, typer.Option(help="Speaker split protocol.")] = Protocol.EMOBOX,
+    corpus: Annotated[str, typer.Option(help="Corpus reader.")] = "ravdess",
+    folds: Annotated[str, typer.Option(help="Run only these folds, e.g. '0,1'.")] = "",
+    speakers: Annotated[
+        str, typer.Option(help="Use only these speakers (corpus ids), e.g. '01,02,11'.")
+    ] = "",
+    channels: Annotated[
+        str, typer.Option(help="RAVDESS vocal channels to evaluate on: speech, song.")
+    ] = "speech",
+    train_extra: Annotated[
+        str, typer.Option(help="Extra RAVDESS channels for training only, e.g. 'song'.")
+    ] = "",
+    param: Annotated[
+        list[str], typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable).")
+    ] = [],  # noqa: B006 - typer needs a literal default
+    val_speakers: Annotated[int, typer.Option(help="Validation speakers per fold.")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Extraction processes.")] = 2,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Feature cache (default $EMOVOX_CACHE or ~/.cache/emovox).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-...).")] = (
+        None
+    ),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Cross-validate a model under a speaker split and write a run directory."""
+    from emovox.experiment import run_experiment
+
+    _setup_logging(verbose)
+    try:
+        cfg = ExperimentConfig(
+            data=DataConfig(
+                corpus=corpus, root=str(data), vocal_channels=_csv(channels),
+                train_extra=_csv(train_extra), speakers=_csv(speakers),
+            ),
+            split=SplitConfig(
+                protocol=protocol, folds=tuple(int(k) for k in _csv(folds)),
+                n_val_speakers=val_speakers,
+            ),
+            model=ModelConfig(name=model, params=_parse_params(param)),
+            seed=seed,
+            cache_dir=str(cache_dir or ""),
+            n_jobs=jobs,
+        )
+        out = out or Path("runs") / f"{model}-{protocol.value}-{time.strftime('%Y%m%d-%H%M%S')}"
+        with Progress(
+            TextColumn("[bold]features"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err_console, transient=True, disable=not err_console.is_terminal,
+        ) as bar:
+            task = bar.add_task("extract", total=None)
+            res = run_experiment(
+                cfg, out, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    except (EmovoxError, ValueError, FileNotFoundError, NotADirectoryError) as exc:
+        _fail(exc)
+        return
+
+    kind = "speaker-independent" if protocol.speaker_independent else (
+        "SPEAKER-DEPENDENT (same speakers in train and test; not comparable)"
+    )
+    table = Table(title=f"{model} · {protocol.value} ({kind})")
+    for col in ("fold", "test speakers", "n", "UA", "WA", "macro-F1", "weighted-F1", "fit s"):
+        table.add_column(col, justify="right")
+    for f in res.folds:
+        m = f.metrics
+        table.add_row(
+            str(f.index), ",".join(s.split(":")[-1] for s in f.test_speakers) or "random",
+            str(f.n_test), f"{m.ua:.1f}", f"{m.wa:.1f}", f"{m.macro_f1:.1f}",
+            f"{m.weighted_f1:.1f}", f"{f.fit_seconds:.1f}",
+        )
+    s = res.summary
+    table.add_section()
+    table.add_row(
+        "mean ± std", "", str(sum(f.n_test for f in res.folds)),
+        *(f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}" for k in ("ua", "wa", "macro_f1", "weighted_f1")),
+        f"{sum(f.fit_seconds for f in res.folds):.1f}",
+    )
+    console.print(table)
+    worst, rec = res.pooled.worst_recall
+    ext = res.extraction
+    console.print(
+        f"pooled UA {res.pooled.ua:.1f} · worst class {worst} ({rec:.1f} % recall) · "
+        f"features: {ext['n_files']} files ({ext['n_cached']} cached, {ext['n_errors']} errors) "
+        f"in {ext['seconds']:.1f} s · total {res.seconds:.1f} s"
+    )
+    console.print(f"run directory: {res.out_dir}")
+
+
+@app.command()
+def scan(
+    data: Annotated[Path, typer.Argument(help="Corpus root directory.")],
+    corpus: Annotated[str, typer.Option(help="Corpus reader.")] = "ravdess",
+) -> None:
+    """Read a corpus tree and report what it holds: counts, speakers, problems."""
+    from collections import Counter
+
+    from emovox.corpora import scan_corpus
+
+    _setup_logging(False)
+    try:
+        sc = scan_corpus(corpus, data)
+    except (EmovoxError, ValueError, FileNotFoundError, NotADirectoryError) as exc:
+        _fail(exc)
+        return
+    console.print(sc.summary())
+    counts = Counter(str(u.emotion) if u.emotion else f"({u.raw_label})" for u in sc.utterances)
+    table = Table(title=f"{corpus}: clips per label")
+    table.add_column("label")
+    table.add_column("clips", justify="right")
+    for k, v in sorted(counts.items()):
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the registered models."""
+    from emovox.models import MODELS
+
+    table = Table(title="models")
+    for col in ("name", "family", "feature", "origin", "description"):
+        table.add_column(col)
+    for spec in MODELS.values():
+        table.add_row(spec.name, spec.family.value, spec.feature, spec.origin, spec.description)
+    console.print(table)
+
+
+def main() -> None:  # console-script entry point
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,119 @@
+"""One typed configuration tree, saved with every run and every artifact.
+
+Everything an experiment does is decided here; ``to_dict``/``from_dict`` round-trip
+through plain JSON/YAML types so a run directory or an artifact explains itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emovox.errors import ConfigError
+
+
+class Protocol(str, Enum):
+    """How speakers are split between training and test."""
+
+    EMOBOX = "emobox"  #: the six fixed speaker-independent RAVDESS folds (4 test actors each)
+    LOSO = "loso"  #: leave one speaker out
+    RANDOM = "random"  #: stratified 80/20 clip split; speaker-DEPENDENT, for seed comparison only
+
+    @property
+    def speaker_independent(self) -> bool:
+        return self is not Protocol.RANDOM
+
+
+@dataclass
+class DataConfig:
+    corpus: str = "ravdess"
+    root: str = ""
+    #: RAVDESS vocal channels whose clips are *tested*; training may add ``train_extra``.
+    vocal_channels: tuple[str, ...] = ("speech",)
+    #: extra vocal channels used for training only (training-side speakers only), e.g. ("song",)
+    train_extra: tuple[str, ...] = ()
+    #: restrict to these speaker ids (corpus-local, e.g. "01"); empty = all
+    speakers: tuple[str, ...] = ()
+
+
+@dataclass
+class FeatureConfig:
+    name: str = "egemaps"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SplitConfig:
+    protocol: Protocol = Protocol.EMOBOX
+    #: run only these fold indices (0-based); empty = all folds
+    folds: tuple[int, ...] = ()
+    #: validation speakers drawn from each fold's training side (never from its test side)
+    n_val_speakers: int = 2
+    test_size: float = 0.2  # random protocol only
+
+
+@dataclass
+class ModelConfig:
+    name: str = "egemaps_logreg"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seed: int = 0
+    cache_dir: str = ""
+    n_jobs: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
+        try:
+            return cls(
+                data=DataConfig(**_tuples(d.get("data", {}))),
+                split=SplitConfig(
+                    **{
+                        **_tuples(d.get("split", {})),
+                        "protocol": Protocol(d.get("split", {}).get("protocol", "emobox")),
+                    }
+                ),
+                model=ModelConfig(**d.get("model", {})),
+                seed=int(d.get("seed", 0)),
+                cache_dir=str(d.get("cache_dir", "")),
+                n_jobs=int(d.get("n_jobs", 2)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid experiment config: {exc}") from exc
+
+    def save_yaml(self, path: Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load_yaml(cls, path: Path) -> ExperimentConfig:
+        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def _plain(x: Any) -> Any:
+    """Enums to values, tuples to lists, Paths to str: YAML/JSON-safe."""
+    if isinstance(x, Enum):
+        return x.value
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def _tuples(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}

@@ -1,0 +1,172 @@
+"""What every corpus reader returns: file paths with metadata, never decoded audio."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from emovox.labels import Emotion
+
+log = logging.getLogger(__name__)
+
+#: File extensions the audio loader can decode (see :mod:`emovox.audio`).
+AUDIO_EXTENSIONS: frozenset[str] = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff"}
+)
+
+
+class Gender(str, Enum):
+    """Speaker gender as the corpus documents it."""
+
+    MALE = "male"
+    FEMALE = "female"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One audio file and what its corpus says about it.
+
+    ``emotion`` is ``None`` when the corpus label has no canonical counterpart
+    (``raw_label`` keeps the original). ``speaker`` is globally unique, prefixed with
+    the corpus name (``ravdess:01``), so speakers never collide across corpora.
+    """
+
+    path: Path
+    corpus: str
+    speaker: str
+    emotion: Emotion | None
+    raw_label: str
+    gender: Gender = Gender.UNKNOWN
+    meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def utt_id(self) -> str:
+        return f"{self.corpus}:{self.path.stem}"
+
+
+@dataclass
+class CorpusScan:
+    """The result of reading a corpus tree.
+
+    ``skipped`` holds files that could not be labelled (malformed or unknown names),
+    each with the reason; ``unmapped`` the well-formed files whose label has no
+    canonical emotion; ``duplicates`` groups of byte-identical files.
+    """
+
+    corpus: str
+    root: Path
+    utterances: list[Utterance] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    duplicates: list[list[Path]] = field(default_factory=list)
+
+    @property
+    def labelled(self) -> list[Utterance]:
+        """Utterances with a canonical emotion."""
+        return [u for u in self.utterances if u.emotion is not None]
+
+    @property
+    def unmapped(self) -> list[Utterance]:
+        return [u for u in self.utterances if u.emotion is None]
+
+    def summary(self, examples: int = 3) -> str:
+        """One human-readable paragraph: counts plus a few examples of each problem."""
+        lines = [
+            f"{self.corpus}: {len(self.utterances)} files "
+            f"({len(self.labelled)} labelled, {len(self.unmapped)} without a canonical class), "
+            f"{len({u.speaker for u in self.utterances})} speakers"
+        ]
+        if self.skipped:
+            ex = "; ".join(f"{p.name} ({why})" for p, why in self.skipped[:examples])
+            lines.append(f"  skipped {len(self.skipped)} unrecognised files, e.g. {ex}")
+        if self.unmapped:
+            raws = sorted({u.raw_label for u in self.unmapped})
+            lines.append(f"  {len(self.unmapped)} files with labels outside the vocabulary: {raws}")
+        if self.duplicates:
+            ex = "; ".join(" = ".join(p.name for p in g) for g in self.duplicates[:examples])
+            lines.append(f"  {len(self.duplicates)} groups of byte-identical files, e.g. {ex}")
+        return "\n".join(lines)
+
+
+def iter_audio_files(root: Path) -> Iterator[Path]:
+    """Every audio file below ``root`` (any nesting), sorted, by extension."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"corpus directory not found: {root}")
+    if root.is_file():
+        raise NotADirectoryError(f"expected a corpus directory, got a file: {root}")
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("."):
+            yield p
+
+
+def find_duplicates(paths: Iterable[Path]) -> list[list[Path]]:
+    """Groups (size >= 2) of byte-identical files, found by size then SHA-256."""
+    by_size: dict[int, list[Path]] = defaultdict(list)
+    for p in paths:
+        by_size[p.stat().st_size].append(p)
+    groups: list[list[Path]] = []
+    for same in by_size.values():
+        if len(same) < 2:
+            continue
+        by_hash: dict[str, list[Path]] = defaultdict(list)
+        for p in same:
+            by_hash[hashlib.sha256(p.read_bytes()).hexdigest()].append(p)
+        groups.extend(sorted(g) for g in by_hash.values() if len(g) > 1)
+    return sorted(groups)
+
+
+#: What a corpus reader's per-file parser returns: an :class:`Utterance`, a reason
+#: (``str``) to skip the file, or ``None`` to leave it out silently (a filter option).
+ParseResult = Utterance | str | None
+
+
+def finish_scan(
+    scan: CorpusScan, *, detect_duplicates: bool = True, logger: logging.Logger | None = None
+) -> CorpusScan:
+    """Fill ``scan.duplicates`` (among the accepted utterances) and log what went wrong.
+
+    A warning with :meth:`CorpusScan.summary` is logged when anything was skipped or
+    duplicated; otherwise the summary is logged at INFO level.
+    """
+    logger = logger or log
+    if detect_duplicates:
+        scan.duplicates = find_duplicates(u.path for u in scan.utterances)
+    if scan.skipped or scan.duplicates:
+        logger.warning("%s", scan.summary())
+    else:
+        logger.info("%s", scan.summary())
+    return scan
+
+
+def scan_files(
+    corpus: str,
+    root: Path,
+    parse: Callable[[Path], ParseResult],
+    *,
+    detect_duplicates: bool = True,
+    logger: logging.Logger | None = None,
+) -> CorpusScan:
+    """Read a corpus whose labels live in file and folder names.
+
+    ``parse`` is called on every audio file below ``root`` (see :func:`iter_audio_files`);
+    empty (0-byte) files are skipped before parsing. Raises ``FileNotFoundError`` when
+    ``root`` does not exist.
+    """
+    root = Path(root)
+    scan = CorpusScan(corpus=corpus, root=root)
+    for path in iter_audio_files(root):
+        if path.stat().st_size == 0:
+            scan.skipped.append((path, "empty file (0 bytes)"))
+            continue
+        result = parse(path)
+        if isinstance(result, Utterance):
+            scan.utterances.append(result)
+        elif isinstance(result, str):
+            scan.skipped.append((path, result))
+    return finish_scan(scan, detect_duplicates=detect_duplicates, logger=logger)

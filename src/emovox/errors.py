@@ -1,0 +1,47 @@
+"""Typed errors a user can act on. Every message names the file and what is wrong."""
+
+from __future__ import annotations
+
+
+class EmovoxError(Exception):
+    """Base class of every error emovox raises on purpose."""
+
+
+class AudioError(EmovoxError):
+    """The audio could not be turned into a usable waveform."""
+
+
+class AudioFileNotFound(AudioError, FileNotFoundError):
+    """The path does not exist or is not a file."""
+
+
+class EmptyAudio(AudioError):
+    """The file has zero bytes, or decodes to zero samples."""
+
+
+class NotAudio(AudioError):
+    """The bytes are not any audio format we know."""
+
+
+class UnsupportedCodec(AudioError):
+    """The container is audio but its codec cannot be decoded here (e.g. m4a without ffmpeg)."""
+
+
+class InvalidSamples(AudioError):
+    """The decoded signal contains NaN or infinite samples."""
+
+
+class AudioTooShort(AudioError):
+    """Shorter than the minimum duration a caller asked for."""
+
+
+class AudioTooLong(AudioError):
+    """Longer than the maximum duration a caller asked for."""
+
+
+class LeakageError(EmovoxError):
+    """A split puts the same speaker (or the same audio) on both sides."""
+
+
+class ConfigError(EmovoxError):
+    """A configuration value is invalid or inconsistent."""

@@ -1,0 +1,261 @@
+"""Cross-validated experiments: corpus -> folds -> features -> model -> metrics -> run dir.
+
+A run directory holds ``config.yaml``, ``metrics.json`` (per fold, mean +- std over
+folds, pooled), ``predictions.csv`` (every test clip with its probabilities),
+``errors.csv`` when files failed, and the plots ``confusion.png`` and ``recall.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox import __version__
+from emovox.config import DataConfig, ExperimentConfig, Protocol
+from emovox.corpora import scan_corpus
+from emovox.corpora.base import Utterance
+from emovox.errors import ConfigError
+from emovox.features.cache import Extraction, ProgressFn, content_hash, extract_files
+from emovox.labels import LABELS, emotion_index
+from emovox.metrics import Metrics, compute_metrics, summarize
+from emovox.models import get_model_spec
+from emovox.plots import plot_confusion, plot_recall
+from emovox.splits import Fold, make_folds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Dataset:
+    """Labelled utterances ready for splitting.
+
+    ``train_only[i]`` marks clips that may be trained on but never tested (e.g. RAVDESS
+    song clips when only speech is evaluated). Byte-identical duplicates are dropped
+    (first copy kept) so the same audio can never sit on both sides of a fold.
+    """
+
+    utts: list[Utterance]
+    train_only: np.ndarray
+    content_ids: list[str]
+    report: str
+    dropped_duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.array([emotion_index(u.emotion) for u in self.utts])
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    """Scan ``cfg.root`` with the ``cfg.corpus`` reader and apply the config's filters."""
+    if not cfg.root:
+        raise ConfigError("no data directory given (--data DIR)")
+    scan = scan_corpus(cfg.corpus, Path(cfg.root), detect_duplicates=False)
+    keep = set(cfg.vocal_channels) | set(cfg.train_extra)
+    wanted = {s.lstrip("0") or "0" for s in cfg.speakers}
+    utts: list[Utterance] = []
+    train_only: list[bool] = []
+    for u in scan.labelled:
+        channel = u.meta.get("vocal_channel")
+        if channel is not None and channel not in keep:
+            continue
+        if wanted and u.speaker.split(":", 1)[1].lstrip("0") not in wanted:
+            continue
+        utts.append(u)
+        train_only.append(channel is not None and channel not in cfg.vocal_channels)
+    if not utts:
+        raise ConfigError(f"no labelled clips found under {cfg.root} with these filters")
+    hashes = [content_hash(u.path) for u in utts]
+    seen: dict[str, int] = {}
+    kept: list[int] = []
+    dropped: list[str] = []
+    for i, h in enumerate(hashes):
+        if h in seen:
+            dropped.append(f"{utts[i].path.name} == {utts[seen[h]].path.name}")
+        else:
+            seen[h] = i
+            kept.append(i)
+    if dropped:
+        log.warning("dropped %d byte-identical duplicate(s): %s", len(dropped), "; ".join(dropped))
+    report = scan.summary()
+    return Dataset(
+        [utts[i] for i in kept],
+        np.array([train_only[i] for i in kept], bool),
+        [hashes[i] for i in kept],
+        report,
+        dropped,
+    )
+
+
+@dataclass
+class FoldResult:
+    index: int
+    test_speakers: list[str]
+    val_speakers: list[str]
+    n_train: int
+    n_val: int
+    n_test: int
+    fit_seconds: float
+    metrics: Metrics
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    folds: list[FoldResult]
+    pooled: Metrics
+    summary: dict[str, dict[str, float]]
+    out_dir: Path
+    extraction: dict[str, Any]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "package_version": __version__,
+            "model": self.config.model.name,
+            "protocol": self.config.split.protocol.value,
+            "speaker_independent": self.config.split.protocol.speaker_independent,
+            "summary": self.summary,
+            "pooled": self.pooled.to_dict(),
+            "worst_class": dict(zip(("label", "recall"), self.pooled.worst_recall, strict=True)),
+            "folds": [
+                {k: v for k, v in f.__dict__.items() if k != "metrics"} | {
+                    "metrics": f.metrics.to_dict()
+                }
+                for f in self.folds
+            ],
+            "extraction": self.extraction,
+            "seconds_total": self.seconds,
+        }
+
+
+def gather(feats: list[np.ndarray], idx: np.ndarray) -> np.ndarray | list[np.ndarray]:
+    """Stack the features at ``idx`` into (N, ...) when shapes agree, else a list."""
+    items = [feats[i] for i in idx]
+    if items and all(a.shape == items[0].shape for a in items):
+        return np.stack(items)
+    return items
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    out_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+    on_fold: Callable[[FoldResult], None] | None = None,
+) -> ExperimentResult:
+    """Run every fold of ``cfg`` and write the run directory ``out_dir``."""
+    t0 = time.perf_counter()
+    spec = get_model_spec(cfg.model.name)
+    ds = load_dataset(cfg.data)
+    log.info("%s", ds.report)
+
+    ext: Extraction = extract_files(
+        [u.path for u in ds.utts],
+        spec.feature,
+        spec.feature_params,
+        cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+        content_ids=ds.content_ids,
+        n_jobs=cfg.n_jobs,
+        progress=progress,
+    )
+    ok = np.array([i not in ext.errors for i in range(len(ds.utts))])
+    feats = [f for f in ext.features if f is not None]
+    errors = [(ds.utts[i].path, msg) for i, msg in sorted(ext.errors.items())]
+    utts = [u for u, k in zip(ds.utts, ok, strict=True) if k]
+    y = ds.y[ok]
+    train_only = ds.train_only[ok]
+    content_ids = [c for c, k in zip(ds.content_ids, ok, strict=True) if k]
+
+    folds: list[Fold] = make_folds(
+        utts,
+        cfg.split.protocol,
+        seed=cfg.seed,
+        n_val_speakers=cfg.split.n_val_speakers,
+        test_size=cfg.split.test_size,
+        train_only=train_only,
+        content_ids=content_ids,
+    )
+    if cfg.split.folds:
+        bad = [k for k in cfg.split.folds if not 0 <= k < len(folds)]
+        if bad:
+            raise ConfigError(f"fold indices {bad} out of range 0..{len(folds) - 1}")
+        folds = [folds[k] for k in cfg.split.folds]
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save_yaml(out_dir / "config.yaml")
+
+    results: list[FoldResult] = []
+    rows: list[dict[str, Any]] = []
+    all_true: list[np.ndarray] = []
+    all_pred: list[np.ndarray] = []
+    for fold in folds:
+        t_fit = time.perf_counter()
+        model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
+        model.fit(gather(feats, fold.train), y[fold.train], gather(feats, fold.val), y[fold.val])
+        proba = model.predict_proba(gather(feats, fold.test))
+        fit_s = time.perf_counter() - t_fit
+        pred = proba.argmax(axis=1)
+        m = compute_metrics(y[fold.test], pred, list(LABELS))
+        fr = FoldResult(
+            fold.index, list(fold.test_speakers), list(fold.val_speakers),
+            len(fold.train), len(fold.val), len(fold.test), fit_s, m,
+        )
+        results.append(fr)
+        if on_fold:
+            on_fold(fr)
+        log.info("fold %d: UA %.1f WA %.1f (%.1f s)", fold.index, m.ua, m.wa, fit_s)
+        all_true.append(y[fold.test])
+        all_pred.append(pred)
+        for j, i in enumerate(fold.test):
+            u = utts[i]
+            rows.append(
+                {"fold": fold.index, "path": str(u.path), "speaker": u.speaker,
+                 "true": LABELS[y[i]], "pred": LABELS[pred[j]]}
+                | {f"p_{lab}": f"{proba[j, c]:.6f}" for c, lab in enumerate(LABELS)}
+            )
+
+    pooled = compute_metrics(np.concatenate(all_true), np.concatenate(all_pred), list(LABELS))
+    result = ExperimentResult(
+        cfg, results, pooled, summarize([r.metrics for r in results]), out_dir,
+        {"feature": spec.feature, "n_files": len(ds.utts), "n_cached": ext.n_cached,
+         "n_errors": len(errors), "seconds": ext.seconds,
+         "dropped_duplicates": ds.dropped_duplicates},
+        time.perf_counter() - t0,
+    )
+    _write_run_dir(result, rows, errors)
+    return result
+
+
+def _write_run_dir(
+    result: ExperimentResult, rows: list[dict[str, Any]], errors: list[tuple[Path, str]]
+) -> None:
+    out = result.out_dir
+    (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2))
+    with open(out / "predictions.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    if errors:
+        with open(out / "errors.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "error"])
+            w.writerows((str(p), msg) for p, msg in errors)
+    name = f"{result.config.model.name} / {result.config.split.protocol.value}"
+    s = result.summary
+    plot_confusion(
+        result.pooled.confusion, result.pooled.labels, out / "confusion.png",
+        f"{name}: UA {s['ua']['mean']:.1f} ± {s['ua']['std']:.1f}",
+    )
+    plot_recall(result.pooled.recall, out / "recall.png", f"{name}: recall per class (pooled)")
+
+
+__all__ = ["Dataset", "ExperimentResult", "FoldResult", "Protocol", "load_dataset", "run_experiment"]

@@ -1,0 +1,43 @@
+"""What every model in :data:`emovox.models.MODELS` looks like to the experiment runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Family(str, Enum):
+    CLASSICAL = "classical"  #: scikit-learn pipeline on utterance-level vectors
+    NEURAL = "neural"  #: PyTorch network
+
+
+class Model(Protocol):
+    """A classifier over a fixed label set of ``n_classes`` (indices 0..n_classes-1)."""
+
+    def fit(
+        self,
+        x_train: list[np.ndarray] | np.ndarray,
+        y_train: np.ndarray,
+        x_val: list[np.ndarray] | np.ndarray,
+        y_val: np.ndarray,
+    ) -> Model: ...
+
+    def predict_proba(self, x: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """(N, n_classes) probabilities, rows summing to 1."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    feature: str  #: key in :data:`emovox.features.FEATURES`
+    build: Callable[..., Model]  #: ``build(n_classes=, seed=, **params) -> Model``
+    family: Family
+    description: str
+    feature_params: dict[str, Any] = field(default_factory=dict)
+    #: the seed project (or "ours") whose recipe this model follows
+    origin: str = ""

@@ -1,0 +1,67 @@
+"""Classical baselines: scikit-learn pipelines on utterance-level functionals.
+
+Everything learned from data (scaler, class weights) is fitted by ``fit`` on the
+training side of a fold only. The validation speakers are added to the training
+data: these models have no early stopping and fixed hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+
+class SklearnModel:
+    """Wraps a pipeline so ``predict_proba`` always has ``n_classes`` columns, even if
+    a class is missing from one fold's training data."""
+
+    def __init__(self, pipeline: Pipeline, n_classes: int) -> None:
+        self.pipeline = pipeline
+        self.n_classes = n_classes
+
+    def fit(self, x_train, y_train, x_val, y_val) -> SklearnModel:
+        x = np.concatenate([np.asarray(x_train), np.asarray(x_val)]) if len(y_val) else x_train
+        y = np.concatenate([y_train, y_val]) if len(y_val) else y_train
+        self.pipeline.fit(np.asarray(x, np.float64), np.asarray(y, int))
+        return self
+
+    def predict_proba(self, x) -> np.ndarray:
+        p = self.pipeline.predict_proba(np.asarray(x, np.float64))
+        out = np.zeros((len(p), self.n_classes))
+        out[:, self.pipeline.classes_] = p
+        return out
+
+
+def logreg(*, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 3000) -> SklearnModel:  # noqa: N803
+    """StandardScaler + multinomial logistic regression with balanced class weights."""
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "clf",
+                LogisticRegression(
+                    C=C, max_iter=max_iter, class_weight="balanced", random_state=seed
+                ),
+            ),
+        ]
+    )
+    return SklearnModel(pipe, n_classes)
+
+
+def svm(
+    *, n_classes: int, seed: int = 0, C: float = 10.0, gamma: str | float = "scale"  # noqa: N803
+) -> SklearnModel:
+    """StandardScaler + RBF SVM (Platt-scaled probabilities), balanced class weights."""
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "clf",
+                SVC(C=C, gamma=gamma, class_weight="balanced", probability=True, random_state=seed),
+            ),
+        ]
+    )
+    return SklearnModel(pipe, n_classes)

@@ -1,0 +1,163 @@
+"""Speaker-grouped folds. Every fold is checked: no speaker, no clip and no audio
+content on two sides. Validation speakers come from the training side only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from emovox.config import Protocol
+from emovox.corpora.base import Utterance
+from emovox.errors import ConfigError, LeakageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Indices into the utterance list for one train/validation/test split."""
+
+    index: int
+    train: np.ndarray  # (n_train,) int
+    val: np.ndarray  # (n_val,) int, training-side speakers held out for early stopping
+    test: np.ndarray  # (n_test,) int
+    test_speakers: tuple[str, ...]
+    val_speakers: tuple[str, ...]
+    speaker_independent: bool = True
+
+    @property
+    def fit(self) -> np.ndarray:
+        """Everything the model may learn from: train + validation indices."""
+        return np.concatenate([self.train, self.val])
+
+
+def emobox_test_speakers() -> list[tuple[str, ...]]:
+    """The six EmoBox RAVDESS folds: the four test actors of each, as ``ravdess:NN``."""
+    text = resources.files("emovox.data").joinpath("ravdess_emobox_folds.json").read_text()
+    return [tuple(f"ravdess:{a}" for a in fold) for fold in json.loads(text)["folds"]]
+
+
+def speakers_of(utts: list[Utterance], idx: np.ndarray) -> set[str]:
+    return {utts[i].speaker for i in idx}
+
+
+def check_fold(
+    fold: Fold, utts: list[Utterance], content_ids: list[str] | None = None
+) -> None:
+    """Raise :class:`LeakageError` if anything is shared between the sides of ``fold``.
+
+    Checks: an index on two sides; (speaker-independent folds) a speaker on two sides;
+    (when ``content_ids`` is given, e.g. audio hashes) identical audio on two sides.
+    """
+    sides = {"train": fold.train, "val": fold.val, "test": fold.test}
+    names = list(sides)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            both = np.intersect1d(sides[a], sides[b])
+            if both.size:
+                raise LeakageError(f"fold {fold.index}: {both.size} clips are in both {a} and {b}")
+            if fold.speaker_independent:
+                shared = speakers_of(utts, sides[a]) & speakers_of(utts, sides[b])
+                if shared:
+                    raise LeakageError(
+                        f"fold {fold.index}: speakers {sorted(shared)} are in both {a} and {b}"
+                    )
+            if content_ids is not None:
+                ca = {content_ids[k] for k in sides[a]}
+                cb = {content_ids[k] for k in sides[b]}
+                if ca & cb:
+                    raise LeakageError(
+                        f"fold {fold.index}: {len(ca & cb)} identical audio contents in both "
+                        f"{a} and {b}"
+                    )
+
+
+def _pick_val_speakers(
+    speakers: list[str], utts: list[Utterance], n: int, rng: np.random.Generator
+) -> list[str]:
+    """``n`` validation speakers, balanced by gender where the corpus knows it."""
+    if n <= 0:
+        return []
+    if n >= len(speakers):
+        raise ConfigError(f"cannot hold out {n} validation speakers from {len(speakers)}")
+    gender = {u.speaker: u.gender.value for u in utts}
+    groups: dict[str, list[str]] = {}
+    for s in sorted(speakers):
+        groups.setdefault(gender.get(s, "unknown"), []).append(s)
+    pools = [list(rng.permutation(g)) for _, g in sorted(groups.items())]
+    out: list[str] = []
+    while len(out) < n:
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(str(pool.pop()))
+    return out
+
+
+def make_folds(
+    utts: list[Utterance],
+    protocol: Protocol,
+    *,
+    seed: int = 0,
+    n_val_speakers: int = 2,
+    test_size: float = 0.2,
+    train_only: np.ndarray | None = None,
+    content_ids: list[str] | None = None,
+) -> list[Fold]:
+    """Build and check the folds of ``protocol`` over ``utts``.
+
+    ``train_only`` (bool mask) marks clips that may be used for training but never
+    tested (e.g. RAVDESS song clips added to speech training). Their speakers still
+    follow the fold: a test speaker's training-only clips are dropped from that fold.
+    """
+    n = len(utts)
+    train_only = np.zeros(n, bool) if train_only is None else np.asarray(train_only, bool)
+    rng = np.random.default_rng(seed)
+    speakers = np.array([u.speaker for u in utts])
+    all_idx = np.arange(n)
+    folds: list[Fold] = []
+
+    if protocol is Protocol.RANDOM:
+        y = np.array([u.emotion.value if u.emotion else "" for u in utts])
+        testable = all_idx[~train_only]
+        tr, te = train_test_split(
+            testable, test_size=test_size, stratify=y[testable], random_state=seed
+        )
+        tr = np.concatenate([tr, all_idx[train_only]])
+        tr, va = train_test_split(tr, test_size=0.1, stratify=y[tr], random_state=seed)
+        folds.append(Fold(0, np.sort(tr), np.sort(va), np.sort(te), (), (), False))
+    else:
+        if protocol is Protocol.EMOBOX:
+            test_sets = emobox_test_speakers()
+            present = set(speakers)
+            unknown = {s for ts in test_sets for s in ts} - present
+            if unknown == {s for ts in test_sets for s in ts}:
+                raise ConfigError("the emobox protocol needs RAVDESS actors (ravdess:01..24)")
+            test_sets = [tuple(s for s in ts if s in present) for ts in test_sets]
+            test_sets = [ts for ts in test_sets if ts]
+        elif protocol is Protocol.LOSO:
+            test_sets = [(s,) for s in sorted(set(speakers))]
+        else:  # pragma: no cover - Enum is exhaustive
+            raise ConfigError(f"unknown protocol {protocol}")
+        for k, ts in enumerate(test_sets):
+            is_test_spk = np.isin(speakers, ts)
+            test = all_idx[is_test_spk & ~train_only]
+            train_spk = sorted(set(speakers[~is_test_spk]))
+            val_spk = _pick_val_speakers(train_spk, utts, n_val_speakers, rng)
+            is_val = np.isin(speakers, val_spk)
+            val = all_idx[is_val & ~train_only]
+            train = all_idx[~is_test_spk & ~is_val]
+            folds.append(Fold(k, train, val, test, tuple(ts), tuple(val_spk), True))
+    for f in folds:
+        check_fold(f, utts, content_ids)
+        log.info(
+            "fold %d: %d train, %d val (%s), %d test (%s)",
+            f.index, len(f.train), len(f.val), ",".join(f.val_speakers), len(f.test),
+            ",".join(f.test_speakers) or "random clips",
+        )
+    return folds

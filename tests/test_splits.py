@@ -1,0 +1,123 @@
+"""Speaker-grouped folds: disjoint speakers, validation from training side, leak guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emovox.config import Protocol
+from emovox.corpora.base import Gender, Utterance
+from emovox.errors import ConfigError, LeakageError
+from emovox.labels import EMOTIONS
+from emovox.splits import Fold, check_fold, emobox_test_speakers, make_folds
+
+
+def fake_ravdess(n_actors: int = 24, song_actors: tuple[int, ...] = ()) -> list[Utterance]:
+    utts = []
+    for a in range(1, n_actors + 1):
+        for e, emo in enumerate(EMOTIONS):
+            for rep in (1, 2):
+                for channel in ("speech",) + (("song",) if a in song_actors and e < 6 else ()):
+                    name = f"03-{1 if channel == 'speech' else 2:02d}-{e + 1:02d}-01-01-{rep:02d}-{a:02d}"
+                    utts.append(
+                        Utterance(
+                            Path(f"/x/{name}.wav"), "ravdess", f"ravdess:{a:02d}", emo, f"{e + 1:02d}",
+                            Gender.MALE if a % 2 else Gender.FEMALE, {"vocal_channel": channel},
+                        )
+                    )
+    return utts
+
+
+def test_emobox_folds_cover_every_actor_once():
+    sets = emobox_test_speakers()
+    assert len(sets) == 6 and all(len(s) == 4 for s in sets)
+    flat = [s for fold in sets for s in fold]
+    assert sorted(flat) == [f"ravdess:{a:02d}" for a in range(1, 25)]
+
+
+def test_emobox_folds_are_speaker_disjoint_and_val_from_train_side():
+    utts = fake_ravdess()
+    folds = make_folds(utts, Protocol.EMOBOX, seed=0, n_val_speakers=2)
+    assert len(folds) == 6
+    tested = []
+    for f in folds:
+        spk = {side: {utts[i].speaker for i in getattr(f, side)} for side in ("train", "val", "test")}
+        assert spk["test"] == set(f.test_speakers)
+        assert spk["val"] == set(f.val_speakers) and len(spk["val"]) == 2
+        assert not (spk["train"] & spk["test"]) and not (spk["val"] & spk["test"])
+        assert not (spk["train"] & spk["val"])
+        # gender-balanced validation speakers
+        assert {utts[i].gender for i in f.val} == {Gender.MALE, Gender.FEMALE}
+        assert len(f.train) + len(f.val) + len(f.test) == len(utts)
+        tested += list(f.test)
+    assert sorted(tested) == list(range(len(utts)))
+
+
+def test_loso_has_one_fold_per_speaker():
+    utts = fake_ravdess(6)
+    folds = make_folds(utts, Protocol.LOSO, n_val_speakers=1)
+    assert [f.test_speakers for f in folds] == [(f"ravdess:{a:02d}",) for a in range(1, 7)]
+
+
+def test_training_only_clips_never_tested_and_follow_the_fold():
+    utts = fake_ravdess(24, song_actors=tuple(range(1, 25)))
+    train_only = np.array([u.meta["vocal_channel"] == "song" for u in utts])
+    for f in make_folds(utts, Protocol.EMOBOX, train_only=train_only):
+        assert not train_only[f.test].any() and not train_only[f.val].any()
+        assert train_only[f.train].any()
+        # a test actor's song clips are not trained on
+        assert not {utts[i].speaker for i in f.train if train_only[i]} & set(f.test_speakers)
+
+
+def test_random_protocol_is_stratified_and_marked_speaker_dependent():
+    utts = fake_ravdess(24)
+    (f,) = make_folds(utts, Protocol.RANDOM, seed=1)
+    assert not f.speaker_independent and not Protocol.RANDOM.speaker_independent
+    assert abs(len(f.test) - 0.2 * len(utts)) <= 1
+    counts = np.bincount([EMOTIONS.index(utts[i].emotion) for i in f.test], minlength=8)
+    assert counts.max() - counts.min() <= 1  # stratified
+
+
+def test_leaky_fold_is_rejected():
+    utts = fake_ravdess(4)
+    idx = np.arange(len(utts))
+    spk = np.array([u.speaker for u in utts])
+    # actor 01 is the test speaker, but one of its clips also sits in training
+    a01 = idx[spk == "ravdess:01"]
+    leaky = Fold(0, np.append(idx[spk == "ravdess:02"], a01[0]), np.array([], int), a01[1:],
+                 ("ravdess:01",), ())
+    with pytest.raises(LeakageError, match="ravdess:01"):
+        check_fold(leaky, utts)
+    same_clip = Fold(0, np.array([0, 1]), np.array([], int), np.array([1, 2]), (), (), False)
+    with pytest.raises(LeakageError, match="both train and test"):
+        check_fold(same_clip, utts)
+    # identical audio content on both sides, even with distinct clips and no speaker rule
+    ids = [str(i) for i in range(len(utts))]
+    ids[5] = ids[0]
+    dup = Fold(0, np.array([0]), np.array([], int), np.array([5]), (), (), False)
+    with pytest.raises(LeakageError, match="identical audio"):
+        check_fold(dup, utts, ids)
+
+
+def test_clean_fold_passes_check():
+    utts = fake_ravdess(4)
+    spk = np.array([u.speaker for u in utts])
+    idx = np.arange(len(utts))
+    ok = Fold(0, idx[spk == "ravdess:01"], idx[spk == "ravdess:02"], idx[spk == "ravdess:03"],
+              ("ravdess:03",), ("ravdess:02",))
+    check_fold(ok, utts)  # does not raise
+
+
+def test_emobox_rejects_non_ravdess_speakers():
+    utts = [
+        Utterance(Path(f"/x/{i}.wav"), "tess", "tess:OAF", EMOTIONS[i % 8], "x") for i in range(16)
+    ]
+    with pytest.raises(ConfigError, match="RAVDESS"):
+        make_folds(utts, Protocol.EMOBOX)
+
+
+def test_too_many_validation_speakers():
+    with pytest.raises(ConfigError, match="validation"):
+        make_folds(fake_ravdess(5), Protocol.EMOBOX, n_val_speakers=4)
