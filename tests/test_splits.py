@@ -20,11 +20,13 @@ def fake_ravdess(n_actors: int = 24, song_actors: tuple[int, ...] = ()) -> list[
         for e, emo in enumerate(EMOTIONS):
             for rep in (1, 2):
                 for channel in ("speech",) + (("song",) if a in song_actors and e < 6 else ()):
-                    name = f"03-{1 if channel == 'speech' else 2:02d}-{e + 1:02d}-01-01-{rep:02d}-{a:02d}"
+                    vc = 1 if channel == "speech" else 2
+                    name = f"03-{vc:02d}-{e + 1:02d}-01-01-{rep:02d}-{a:02d}"
+                    gender = Gender.MALE if a % 2 else Gender.FEMALE
                     utts.append(
                         Utterance(
-                            Path(f"/x/{name}.wav"), "ravdess", f"ravdess:{a:02d}", emo, f"{e + 1:02d}",
-                            Gender.MALE if a % 2 else Gender.FEMALE, {"vocal_channel": channel},
+                            Path(f"/x/{name}.wav"), "ravdess", f"ravdess:{a:02d}", emo,
+                            f"{e + 1:02d}", gender, {"vocal_channel": channel},
                         )
                     )
     return utts
@@ -43,7 +45,7 @@ def test_emobox_folds_are_speaker_disjoint_and_val_from_train_side():
     assert len(folds) == 6
     tested = []
     for f in folds:
-        spk = {side: {utts[i].speaker for i in getattr(f, side)} for side in ("train", "val", "test")}
+        spk = {s: {utts[i].speaker for i in getattr(f, s)} for s in ("train", "val", "test")}
         assert spk["test"] == set(f.test_speakers)
         assert spk["val"] == set(f.val_speakers) and len(spk["val"]) == 2
         assert not (spk["train"] & spk["test"]) and not (spk["val"] & spk["test"])

@@ -17,6 +17,7 @@ from rich.table import Table
 from emovox import __version__
 from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
 from emovox.errors import EmovoxError
+from emovox.metrics import SCALARS
 
 app = typer.Typer(
     name="emovox",
@@ -135,7 +136,7 @@ def evaluate(
             res = run_experiment(
                 cfg, out, progress=lambda done, total: bar.update(task, completed=done, total=total)
             )
-    except (EmovoxError, ValueError, FileNotFoundError, NotADirectoryError) as exc:
+    except (EmovoxError, ValueError, OSError) as exc:
         _fail(exc)
         return
 
@@ -156,7 +157,7 @@ def evaluate(
     table.add_section()
     table.add_row(
         "mean ± std", "", str(sum(f.n_test for f in res.folds)),
-        *(f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}" for k in ("ua", "wa", "macro_f1", "weighted_f1")),
+        *(f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}" for k in SCALARS),
         f"{sum(f.fit_seconds for f in res.folds):.1f}",
     )
     console.print(table)
@@ -183,7 +184,7 @@ def scan(
     _setup_logging(False)
     try:
         sc = scan_corpus(corpus, data)
-    except (EmovoxError, ValueError, FileNotFoundError, NotADirectoryError) as exc:
+    except (EmovoxError, ValueError, OSError) as exc:
         _fail(exc)
         return
     console.print(sc.summary())

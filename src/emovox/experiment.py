@@ -258,4 +258,6 @@ def _write_run_dir(
     plot_recall(result.pooled.recall, out / "recall.png", f"{name}: recall per class (pooled)")
 
 
-__all__ = ["Dataset", "ExperimentResult", "FoldResult", "Protocol", "load_dataset", "run_experiment"]
+__all__ = [
+    "Dataset", "ExperimentResult", "FoldResult", "Protocol", "load_dataset", "run_experiment",
+]

@@ -36,7 +36,9 @@ def emotion_index(e: Emotion | str) -> int:
     return EMOTIONS.index(Emotion(e))
 
 
-def shared_classes(map_a: dict[str, Emotion | None], map_b: dict[str, Emotion | None]) -> list[Emotion]:
+def shared_classes(
+    map_a: dict[str, Emotion | None], map_b: dict[str, Emotion | None]
+) -> list[Emotion]:
     """The canonical emotions that both label maps can produce, in canonical order."""
     a = {v for v in map_a.values() if v is not None}
     b = {v for v in map_b.values() if v is not None}

@@ -1,0 +1,84 @@
+"""Corpus readers: turn a corpus tree (or a CSV manifest) into labelled file paths.
+
+No reader decodes audio; they read file and folder names (and file bytes, to find
+byte-identical duplicates). Each reader module exposes ``NAME``, ``LABEL_MAP`` (raw
+label -> canonical :class:`~emovox.labels.Emotion` or ``None``) and
+``scan(root, *, detect_duplicates=True, **options) -> CorpusScan``.
+
+>>> scan = scan_corpus("ravdess", "data/ravdess/Audio_Speech_Actors_01-24")  # doctest: +SKIP
+>>> print(scan.summary())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from emovox.corpora import cremad, emodb, folder, manifest, ravdess, savee, tess
+from emovox.corpora.base import (
+    AUDIO_EXTENSIONS,
+    CorpusScan,
+    Gender,
+    Utterance,
+    find_duplicates,
+    iter_audio_files,
+)
+from emovox.labels import Emotion
+
+#: Reader modules by corpus name.
+CORPORA: dict[str, ModuleType] = {
+    "ravdess": ravdess,
+    "tess": tess,
+    "savee": savee,
+    "emodb": emodb,
+    "cremad": cremad,
+    "folder": folder,
+    "csv": manifest,
+}
+
+#: Other spellings accepted by :func:`scan_corpus` (after lower-casing and dropping
+#: ``-``, ``_`` and spaces): ``"CREMA-D"``, ``"emo_db"``, ``"manifest"``...
+_ALIASES: dict[str, str] = {"manifest": "csv", "berlin": "emodb"}
+
+
+def _resolve_name(name: str) -> str:
+    key = re.sub(r"[\s\-_]+", "", str(name).lower())
+    key = _ALIASES.get(key, key)
+    if key not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; valid names: {', '.join(CORPORA)}")
+    return key
+
+
+def get_reader(name: str) -> ModuleType:
+    """The reader module for ``name`` (see :data:`CORPORA`); ValueError if unknown."""
+    return CORPORA[_resolve_name(name)]
+
+
+def scan_corpus(name: str, root: str | Path, **kw: Any) -> CorpusScan:
+    """Scan ``root`` with the reader called ``name``; ``kw`` are that reader's options.
+
+    Raises ``ValueError`` for an unknown corpus name (listing the valid ones) and
+    ``FileNotFoundError`` when ``root`` does not exist.
+    """
+    return get_reader(name).scan(Path(root), **kw)
+
+
+def corpus_label_map(name: str) -> dict[str, Emotion | None]:
+    """A copy of the raw-label -> canonical-emotion map of the reader called ``name``."""
+    return dict(get_reader(name).LABEL_MAP)
+
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "CORPORA",
+    "CorpusScan",
+    "Gender",
+    "Utterance",
+    "corpus_label_map",
+    "find_duplicates",
+    "get_reader",
+    "iter_audio_files",
+    "scan_corpus",
+]
