@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from emovox.augment import AugmentConfig
 from emovox.errors import ConfigError
 
 
@@ -68,9 +69,12 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
     cache_dir: str = ""
     n_jobs: int = 2
+    #: save each fold's trained model (safetensors/skops) in the run directory
+    save_models: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -87,6 +91,8 @@ class ExperimentConfig:
                     }
                 ),
                 model=ModelConfig(**d.get("model", {})),
+                augment=AugmentConfig(**_tuples(d.get("augment", {}))),
+                save_models=bool(d.get("save_models", False)),
                 seed=int(d.get("seed", 0)),
                 cache_dir=str(d.get("cache_dir", "")),
                 n_jobs=int(d.get("n_jobs", 2)),

@@ -23,10 +23,10 @@ from emovox.config import DataConfig, ExperimentConfig, Protocol
 from emovox.corpora import scan_corpus
 from emovox.corpora.base import Utterance
 from emovox.errors import ConfigError
-from emovox.features.cache import Extraction, ProgressFn, content_hash, extract_files
+from emovox.features.cache import Extraction, ProgressFn, Variant, content_hash, extract_files
 from emovox.labels import LABELS, emotion_index
 from emovox.metrics import Metrics, compute_metrics, summarize
-from emovox.models import get_model_spec
+from emovox.models import Family, get_model_spec
 from emovox.plots import plot_confusion, plot_recall
 from emovox.splits import Fold, make_folds
 
@@ -144,12 +144,58 @@ def gather(feats: list[np.ndarray], idx: np.ndarray) -> np.ndarray | list[np.nda
     return items
 
 
+def training_set(
+    cfg: ExperimentConfig,
+    feature: str,
+    feature_params: dict[str, Any],
+    utts: list[Utterance],
+    feats: list[np.ndarray],
+    y: np.ndarray,
+    content_ids: list[str],
+    train_idx: np.ndarray,
+) -> tuple[np.ndarray | list[np.ndarray], np.ndarray]:
+    """The training clips of a fold plus, when configured, their augmented variants.
+
+    Only ``train_idx`` is ever augmented: validation and test clips never reach
+    :mod:`emovox.augment`.
+    """
+    x = [feats[i] for i in train_idx]
+    labels = [y[train_idx]]
+    for k in range(cfg.augment.variants):
+        ext = extract_files(
+            [utts[i].path for i in train_idx], feature, feature_params,
+            cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
+            content_ids=[content_ids[i] for i in train_idx], n_jobs=cfg.n_jobs,
+            variant=Variant(cfg.augment, k, cfg.seed),
+        )
+        good = [j for j, f in enumerate(ext.features) if f is not None]
+        x += [ext.features[j] for j in good]  # type: ignore[misc]
+        labels.append(y[train_idx][good])
+    stacked = gather(x, np.arange(len(x)))
+    return stacked, np.concatenate(labels)
+
+
+def _save_fold_outputs(cfg: ExperimentConfig, model: Any, fold: int, out_dir: Path) -> None:
+    history = getattr(model, "history", None)
+    if history is not None and history.train_loss:
+        from emovox.plots import plot_curves
+
+        plot_curves(history.as_dict(), out_dir / f"curves_fold{fold}.png",
+                    f"{cfg.model.name} fold {fold}")
+        (out_dir / f"history_fold{fold}.json").write_text(json.dumps(history.as_dict()))
+    if cfg.save_models:
+        from emovox.artifact import save_model
+
+        save_model(model, out_dir / "models" / f"fold{fold}", cfg.to_dict(), force=True)
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     out_dir: Path,
     *,
     progress: ProgressFn | None = None,
     on_fold: Callable[[FoldResult], None] | None = None,
+    on_epoch: Callable[[int, int, float, float], None] | None = None,
 ) -> ExperimentResult:
     """Run every fold of ``cfg`` and write the run directory ``out_dir``."""
     t0 = time.perf_counter()
@@ -199,10 +245,14 @@ def run_experiment(
     all_pred: list[np.ndarray] = []
     for fold in folds:
         t_fit = time.perf_counter()
-        model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
-        model.fit(gather(feats, fold.train), y[fold.train], gather(feats, fold.val), y[fold.val])
+        x_train, y_train = training_set(cfg, spec.feature, spec.feature_params, utts, feats, y,
+                                        content_ids, fold.train)
+        extra = {"on_epoch": on_epoch} if on_epoch and spec.family is Family.NEURAL else {}
+        model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params, **extra)
+        model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val])
         proba = model.predict_proba(gather(feats, fold.test))
         fit_s = time.perf_counter() - t_fit
+        _save_fold_outputs(cfg, model, fold.index, out_dir)
         pred = proba.argmax(axis=1)
         m = compute_metrics(y[fold.test], pred, list(LABELS))
         fr = FoldResult(

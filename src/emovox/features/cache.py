@@ -9,6 +9,7 @@ any parameter misses it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -99,12 +100,30 @@ class Extraction:
     seconds: float = 0.0
 
 
-def _extract_one(path: str, name: str, params: dict[str, Any], fe: AudioFrontEnd) -> np.ndarray:
+@dataclass(frozen=True)
+class Variant:
+    """An augmented copy: variant ``index`` of every clip under ``config`` and ``seed``."""
+
+    config: Any  # emovox.augment.AugmentConfig
+    index: int
+    seed: int = 0
+
+
+def _extract_one(
+    path: str, name: str, params: dict[str, Any], fe: AudioFrontEnd, chash: str,
+    variant: Variant | None,
+) -> np.ndarray:
     from emovox.audio import load_audio
     from emovox.features import extract
 
     audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db)
-    return extract(name, audio.wave, audio.sr, **params)
+    wave = audio.wave
+    if variant is not None:
+        from emovox.augment import augment, variant_rng
+
+        rng = variant_rng(variant.seed, chash, variant.index)
+        wave = augment(wave, audio.sr, variant.config, rng)
+    return extract(name, wave, audio.sr, **params)
 
 
 def _worker_init() -> None:
@@ -123,17 +142,25 @@ def extract_files(
     content_ids: Sequence[str] | None = None,
     n_jobs: int = 2,
     progress: ProgressFn | None = None,
+    variant: Variant | None = None,
 ) -> Extraction:
     """Feature ``name`` of every file, from the cache where possible, else computed
     on ``n_jobs`` processes and stored. A file that fails is recorded in ``errors``
-    (its message) and the rest go on.
+    (its message) and the rest go on. With ``variant``, the features of an augmented
+    copy of each file (callers pass training clips only).
     """
     from emovox.errors import EmovoxError
     from emovox.features import feature_key
 
     params = dict(params or {})
     fe = frontend or AudioFrontEnd()
-    key = json.dumps({"feature": feature_key(name, **params), "audio": fe.__dict__}, sort_keys=True)
+    key_parts: dict[str, Any] = {"feature": feature_key(name, **params), "audio": fe.__dict__}
+    if variant is not None:
+        key_parts["augment"] = {
+            "config": dataclasses.asdict(variant.config), "index": variant.index,
+            "seed": variant.seed,
+        }
+    key = json.dumps(key_parts, sort_keys=True)
     cache = FeatureCache(cache_dir or default_cache_dir(), key)
     t0 = time.perf_counter()
     hashes = list(content_ids) if content_ids is not None else [content_hash(p) for p in paths]
@@ -170,10 +197,15 @@ def extract_files(
 
     if n_jobs <= 1 or len(todo) < 4:
         for i in todo:
-            _record(i, lambda i=i: _extract_one(str(paths[i]), name, params, fe))
+            _record(
+                i, lambda i=i: _extract_one(str(paths[i]), name, params, fe, hashes[i], variant)
+            )
     else:
         with ProcessPoolExecutor(max_workers=n_jobs, initializer=_worker_init) as pool:
-            futs = {i: pool.submit(_extract_one, str(paths[i]), name, params, fe) for i in todo}
+            futs = {
+                i: pool.submit(_extract_one, str(paths[i]), name, params, fe, hashes[i], variant)
+                for i in todo
+            }
             for i, fut in futs.items():
                 _record(i, fut.result)
     return Extraction(out, errors, n_cached, time.perf_counter() - t0)

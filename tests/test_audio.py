@@ -1,0 +1,506 @@
+"""Tests for emovox.audio: decoding, resampling, errors, silence, trimming and streaming.
+
+Every signal is synthesised into ``tmp_path``; ffmpeg-dependent tests skip when it is absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox import audio
+from emovox.audio import (
+    TARGET_SR,
+    Audio,
+    is_silent,
+    iter_blocks,
+    load_audio,
+    probe,
+    resample,
+    sniff_format,
+    to_mono,
+    trim_silence,
+)
+from emovox.errors import (
+    AudioError,
+    AudioFileNotFound,
+    AudioTooLong,
+    AudioTooShort,
+    EmptyAudio,
+    InvalidSamples,
+    NotAudio,
+    UnsupportedCodec,
+)
+
+FFMPEG = shutil.which("ffmpeg")
+needs_ffmpeg = pytest.mark.skipif(
+    FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg) - needed for m4a/webm"
+)
+RAVDESS_FILE = Path("/work/shared/data/ravdess/original-48k/03-01-02-01-01-02-01.wav")
+
+
+def tone(sr: int, seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
+    """A sine of shape ``(round(seconds * sr),)``, float64."""
+    t = np.arange(int(round(seconds * sr))) / sr
+    return amp * np.sin(2 * np.pi * freq * t)
+
+
+def peak_hz(wave: np.ndarray, sr: int) -> float:
+    """Frequency (Hz) of the largest FFT magnitude bin of a Hann-windowed signal."""
+    spec = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return float(np.fft.rfftfreq(len(wave), 1.0 / sr)[np.argmax(spec)])
+
+
+def write_stereo_wav(path: Path, sr: int = 48000, seconds: float = 1.0) -> Path:
+    """440 Hz sine, left at 0.5 and right at 0.25 amplitude, 16-bit PCM."""
+    x = tone(sr, seconds)
+    sf.write(path, np.stack([x, 0.5 * x], axis=1), sr, subtype="PCM_16")
+    return path
+
+
+def ffmpeg_encode(src: Path, dst: Path, *codec_args: str) -> Path:
+    cmd = [FFMPEG or "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src)]
+    subprocess.run([*cmd, *codec_args, str(dst)], check=True)
+    return dst
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding and resampling
+# --------------------------------------------------------------------------------------------
+
+
+def test_stereo_48k_wav_to_16k_mono(tmp_path: Path) -> None:
+    path = write_stereo_wav(tmp_path / "tone.wav", sr=48000, seconds=1.0)
+    a = load_audio(path)
+    assert isinstance(a, Audio)
+    assert a.wave.dtype == np.float32 and a.wave.ndim == 1
+    assert a.sr == TARGET_SR == 16000
+    assert (a.orig_sr, a.orig_channels) == (48000, 2)
+    assert abs(len(a.wave) - 16000) <= 1
+    assert a.duration == pytest.approx(1.0, abs=1 / 16000)
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+    # Mean of channels: (0.5 + 0.25) / 2.
+    assert np.max(np.abs(a.wave[1000:-1000])) == pytest.approx(0.375, abs=0.01)
+    assert a.source == str(path)
+    assert not a.silent
+
+
+def test_8k_wav_is_upsampled(tmp_path: Path) -> None:
+    path = tmp_path / "tel.wav"
+    sf.write(path, tone(8000, 2.0), 8000, subtype="PCM_16")
+    a = load_audio(path)
+    assert (a.sr, a.orig_sr, a.orig_channels) == (16000, 8000, 1)
+    assert abs(len(a.wave) - 32000) <= 1
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=1.0)
+
+
+def test_other_output_rate(tmp_path: Path) -> None:
+    path = write_stereo_wav(tmp_path / "tone.wav", sr=48000, seconds=1.0)
+    a = load_audio(path, sr=22050)
+    assert a.sr == 22050 and abs(len(a.wave) - 22050) <= 1
+
+
+def test_float64_wav_becomes_float32(tmp_path: Path) -> None:
+    path = tmp_path / "f64.wav"
+    x = tone(16000, 0.5, amp=0.3)
+    sf.write(path, x, 16000, subtype="DOUBLE")
+    a = load_audio(path)
+    assert a.wave.dtype == np.float32
+    assert (a.orig_sr, len(a.wave)) == (16000, 8000)
+    np.testing.assert_allclose(a.wave, x, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "subtype", "tol_s"),
+    [
+        ("tone.flac", "FLAC", "PCM_16", 0.0),
+        ("tone.ogg", "OGG", "VORBIS", 0.05),
+        ("tone.mp3", "MP3", "MPEG_LAYER_III", 0.1),
+    ],
+)
+def test_soundfile_formats(tmp_path: Path, name: str, fmt: str, subtype: str, tol_s: float) -> None:
+    if fmt not in sf.available_formats():
+        pytest.skip(f"this libsndfile cannot write {fmt}")
+    path = tmp_path / name
+    sf.write(path, tone(44100, 1.0)[:, None].repeat(2, axis=1), 44100, format=fmt, subtype=subtype)
+    a = load_audio(path)
+    assert (a.sr, a.orig_sr, a.orig_channels) == (16000, 44100, 2)
+    assert a.duration == pytest.approx(1.0, abs=tol_s + 1 / 16000)
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+
+
+@needs_ffmpeg
+def test_mp3_made_by_ffmpeg(tmp_path: Path) -> None:
+    src = write_stereo_wav(tmp_path / "src.wav", sr=44100, seconds=1.0)
+    path = ffmpeg_encode(src, tmp_path / "lame.mp3", "-c:a", "libmp3lame", "-b:a", "128k")
+    a = load_audio(path)
+    assert (a.orig_sr, a.orig_channels) == (44100, 2)
+    assert a.duration == pytest.approx(1.0, abs=0.1)
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize(("name", "codec"), [("tone.m4a", "aac"), ("tone.webm", "libopus")])
+def test_ffmpeg_only_containers(tmp_path: Path, name: str, codec: str) -> None:
+    src = write_stereo_wav(tmp_path / "src.wav", sr=48000, seconds=1.0)
+    path = ffmpeg_encode(src, tmp_path / name, "-c:a", codec)
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(path)  # really a container libsndfile cannot open
+    a = load_audio(path)
+    assert (a.sr, a.orig_sr, a.orig_channels) == (16000, 48000, 2)
+    assert a.duration == pytest.approx(1.0, abs=0.05)
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+    # Channels are averaged here (not ffmpeg's louder 0.707 * (L + R) down-mix).
+    assert np.sqrt(np.mean(a.wave[2000:-2000] ** 2)) == pytest.approx(0.375 / np.sqrt(2), rel=0.05)
+    info = probe(path)
+    assert (info.sr, info.channels) == (48000, 2)
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+
+
+@needs_ffmpeg
+def test_m4a_bytes_and_blocks(tmp_path: Path) -> None:
+    src = write_stereo_wav(tmp_path / "src.wav", sr=48000, seconds=2.5)
+    path = ffmpeg_encode(src, tmp_path / "tone.m4a", "-c:a", "aac")
+    from_path = load_audio(path)
+    from_bytes = load_audio(path.read_bytes(), filename="upload.m4a")
+    assert from_bytes.source == "upload.m4a"
+    np.testing.assert_array_equal(from_path.wave, from_bytes.wave)
+    blocks = list(iter_blocks(path, block_s=1.0))
+    assert [start for start, _ in blocks] == [0.0, 1.0, 2.0]
+    joined = np.concatenate([b for _, b in blocks])
+    assert abs(len(joined) - len(from_path.wave)) <= 2
+
+
+@needs_ffmpeg
+def test_probe_without_ffprobe_parses_ffmpeg_banner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = write_stereo_wav(tmp_path / "src.wav", sr=48000, seconds=1.0)
+    path = ffmpeg_encode(src, tmp_path / "tone.m4a", "-c:a", "aac")
+    monkeypatch.setattr(audio, "_ffprobe_exe", lambda: None)
+    info = probe(path)
+    assert info.backend == "ffmpeg"
+    assert (info.sr, info.channels) == (48000, 2)
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("tone.wav", "WAV"), ("tone.flac", "FLAC")])
+def test_bytes_input_equals_path_input(tmp_path: Path, name: str, fmt: str) -> None:
+    path = tmp_path / name
+    sf.write(path, np.stack([tone(48000, 0.7), tone(48000, 0.7, 220)], 1), 48000, format=fmt)
+    from_path = load_audio(path)
+    from_bytes = load_audio(path.read_bytes())
+    np.testing.assert_array_equal(from_path.wave, from_bytes.wave)
+    assert (from_bytes.orig_sr, from_bytes.orig_channels) == (48000, 2)
+    assert from_bytes.source == "<bytes>"
+    assert load_audio(bytearray(path.read_bytes()), filename=name).source == name
+
+
+def test_aiff_named_wav_is_sniffed(tmp_path: Path) -> None:
+    path = tmp_path / "actually_aiff.wav"
+    sf.write(path, tone(22050, 1.0), 22050, format="AIFF", subtype="PCM_16")
+    assert path.read_bytes()[:4] == b"FORM"
+    a = load_audio(path)
+    assert a.orig_sr == 22050 and abs(len(a.wave) - 16000) <= 1
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+
+
+def test_probe_reads_header_only(tmp_path: Path) -> None:
+    path = write_stereo_wav(tmp_path / "tone.wav", sr=48000, seconds=2.0)
+    info = probe(path)
+    assert (info.sr, info.channels, info.frames) == (48000, 2, 96000)
+    assert info.duration == pytest.approx(2.0)
+    assert info.format == "WAV" and info.codec == "PCM_16" and info.backend == "soundfile"
+    assert probe(path.read_bytes()).duration == pytest.approx(2.0)
+
+
+def test_sniff_format() -> None:
+    assert sniff_format(b"RIFF\x00\x00\x00\x00WAVEfmt ") == "wav"
+    assert sniff_format(b"FORM\x00\x00\x00\x00AIFFCOMM") == "aiff"
+    assert sniff_format(b"fLaC\x00\x00\x00\x22") == "flac"
+    assert sniff_format(b"\x00\x00\x00\x20ftypM4A \x00") == "mp4"
+    assert sniff_format(b"ID3\x04\x00\x00\x00\x00\x00\x00") == "mp3"
+    assert sniff_format(b"\xff\xfb\x90\x64\x00\x00") == "mp3"
+    assert sniff_format(b"\xff\xf1\x50\x80\x00\x00") == "aac"
+    assert sniff_format(b"hello world, not audio") is None
+    assert sniff_format(b"ab") is None
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.wav"
+    with pytest.raises(AudioFileNotFound, match="nope.wav.*no such file"):
+        load_audio(path)
+    with pytest.raises(FileNotFoundError):  # also a FileNotFoundError for generic handlers
+        probe(path)
+
+
+def test_directory(tmp_path: Path) -> None:
+    with pytest.raises(AudioFileNotFound, match="directory"):
+        load_audio(tmp_path)
+
+
+def test_empty_file_and_empty_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(EmptyAudio, match="empty.wav.*0 bytes"):
+        load_audio(path)
+    with pytest.raises(EmptyAudio):
+        load_audio(b"")
+
+
+def test_header_without_samples_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "header_only.wav"
+    sf.write(path, np.zeros(0), 16000, subtype="PCM_16")
+    with pytest.raises(EmptyAudio, match="header_only.wav.*no audio samples"):
+        load_audio(path)
+
+
+def test_text_file_named_wav(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("these are my meeting notes, not a recording\n" * 10)
+    with pytest.raises(NotAudio, match="notes.wav.*text file"):
+        load_audio(path)
+    with pytest.raises(NotAudio):
+        probe(path)
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_random_bytes(tmp_path: Path, as_bytes: bool) -> None:
+    data = np.random.default_rng(0).bytes(8192)
+    path = tmp_path / "noise.wav"
+    path.write_bytes(data)
+    with pytest.raises(NotAudio, match="not a recognisable audio file"):
+        load_audio(data if as_bytes else path)
+
+
+def test_truncated_wav_decodes_what_is_there(tmp_path: Path) -> None:
+    path = tmp_path / "full.wav"
+    sf.write(path, tone(16000, 1.0), 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    assert len(data) == 44 + 32000
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[:20044])  # header says 16000 samples, 10000 are there
+    a = load_audio(cut)
+    assert len(a.wave) == 10000
+    np.testing.assert_allclose(a.wave, load_audio(path).wave[:10000], atol=1e-6)
+
+
+@pytest.mark.parametrize("keep", [12, 20, 30, 43])
+def test_wav_cut_inside_header_is_typed_error(tmp_path: Path, keep: int) -> None:
+    path = tmp_path / "full.wav"
+    sf.write(path, tone(16000, 1.0), 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(path.read_bytes()[:keep])
+    with pytest.raises(AudioError, match="cut.wav"):
+        load_audio(cut)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_samples(tmp_path: Path, bad: float) -> None:
+    path = tmp_path / "nan.wav"
+    x = tone(16000, 1.0)
+    x[8000] = bad
+    sf.write(path, x, 16000, subtype="FLOAT")
+    with pytest.raises(InvalidSamples, match=r"nan.wav.*NaN or infinite.*0\.500 s"):
+        load_audio(path)
+
+
+def test_too_short(tmp_path: Path) -> None:
+    path = tmp_path / "short.wav"
+    sf.write(path, tone(16000, 0.1), 16000)
+    with pytest.raises(AudioTooShort, match="short.wav.*0.10 s.*0.5 s minimum"):
+        load_audio(path, min_duration=0.5)
+    assert load_audio(path, min_duration=0.05).duration == pytest.approx(0.1)
+
+
+def test_too_long_is_rejected_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "long.wav"
+    sf.write(path, tone(16000, 5.0), 16000)
+    assert load_audio(path, max_duration=6.0).duration == pytest.approx(5.0)
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoder opened although the header already says it is too long")
+
+    monkeypatch.setattr(audio, "_open_decoder", no_decoding)
+    with pytest.raises(AudioTooLong, match="long.wav.*5.00 s.*2 s limit"):
+        load_audio(path, max_duration=2.0)
+
+
+def test_too_long_without_header_duration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "long.wav"
+    sf.write(path, tone(16000, 5.0), 16000)
+
+    def blind_probe(s: object) -> None:
+        raise NotAudio("header unreadable")
+
+    monkeypatch.setattr(audio, "_probe", blind_probe)
+    with pytest.raises(AudioTooLong, match="long.wav"):
+        load_audio(path, max_duration=2.0)
+
+
+def test_m4a_without_ffmpeg_says_install_ffmpeg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "voice.m4a"
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A isommp42" + bytes(2000))
+    monkeypatch.setattr(audio, "_ffmpeg_exe", lambda: None)
+    monkeypatch.setattr(audio, "_ffprobe_exe", lambda: None)
+    assert not audio.ffmpeg_available()
+    with pytest.raises(UnsupportedCodec, match="voice.m4a.*MP4/M4A.*install ffmpeg"):
+        load_audio(path)
+    with pytest.raises(UnsupportedCodec, match="install ffmpeg"):
+        probe(path)
+
+
+@needs_ffmpeg
+def test_broken_m4a_with_ffmpeg_is_unsupported_codec(tmp_path: Path) -> None:
+    data = b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A isommp42" + bytes(2000)
+    path = tmp_path / "broken.m4a"
+    path.write_bytes(data)
+    with pytest.raises(UnsupportedCodec, match="broken.m4a.*could not be decoded.*ffmpeg"):
+        load_audio(path)
+    with pytest.raises(UnsupportedCodec, match="clip.m4a"):
+        load_audio(data, filename="clip.m4a")
+
+
+# --------------------------------------------------------------------------------------------
+# Silence and trimming
+# --------------------------------------------------------------------------------------------
+
+
+def test_all_zeros_is_silent_and_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "zeros.wav"
+    sf.write(path, np.zeros(16000), 16000, subtype="PCM_16")
+    with caplog.at_level(logging.WARNING, logger="emovox.audio"):
+        a = load_audio(path, trim=True)
+    assert a.silent
+    assert len(a.wave) == 16000  # trimming never removes everything
+    assert any("silent" in r.getMessage() and "zeros.wav" in r.getMessage() for r in caplog.records)
+
+
+def test_near_silent_noise_is_silent(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    path = tmp_path / "hiss.wav"
+    sf.write(path, 1e-4 * rng.standard_normal(16000), 16000, subtype="FLOAT")  # -80 dBFS RMS
+    a = load_audio(path, trim=True)
+    assert a.silent and len(a.wave) == 16000
+
+
+def test_speech_level_is_not_silent() -> None:
+    rng = np.random.default_rng(2)
+    speechy = 0.1 * rng.standard_normal(16000)  # -20 dBFS
+    assert not is_silent(speechy)
+    quiet_then_word = np.concatenate([np.zeros(32000), tone(16000, 0.3, amp=0.05)])
+    assert not is_silent(quiet_then_word)  # the loudest frame decides, not the average
+    assert is_silent(np.zeros(10))
+    assert is_silent(np.zeros(0))
+    assert is_silent(1e-4 * rng.standard_normal(16000))
+
+
+def test_trim_removes_leading_and_trailing_silence(tmp_path: Path) -> None:
+    sr = 16000
+    wave = np.concatenate([np.zeros(sr), tone(sr, 1.0, amp=0.5), np.zeros(sr)]).astype(np.float32)
+    out = trim_silence(wave, sr)
+    loud = np.flatnonzero(np.abs(out) > 1e-3)
+    tol = int(0.05 * sr)
+    assert loud[0] <= tol  # at most 50 ms of leading silence kept
+    assert len(out) - 1 - loud[-1] <= tol  # at most 50 ms of trailing silence kept
+    assert np.count_nonzero(np.abs(out) > 1e-3) == np.count_nonzero(np.abs(wave) > 1e-3)
+    # Same through load_audio.
+    path = tmp_path / "padded.wav"
+    sf.write(path, wave, sr, subtype="FLOAT")
+    a = load_audio(path, trim=True)
+    assert a.duration == pytest.approx(1.0, abs=0.1)
+    assert load_audio(path).duration == pytest.approx(3.0)
+    with pytest.raises(AudioTooShort, match="after trimming"):
+        load_audio(path, trim=True, min_duration=2.0)
+
+
+def test_trim_all_zero_returns_input() -> None:
+    z = np.zeros(1600, dtype=np.float32)
+    assert len(trim_silence(z, 16000)) == 1600
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming
+# --------------------------------------------------------------------------------------------
+
+
+def test_iter_blocks_matches_load_audio_on_95s_file(tmp_path: Path) -> None:
+    sr_in, seconds = 22050, 95.0
+    n = int(sr_in * seconds)
+    t = np.arange(n) / sr_in
+    rng = np.random.default_rng(3)
+    left = 0.3 * np.sin(2 * np.pi * (200 + 20 * t) * t) + 0.05 * rng.standard_normal(n)
+    right = 0.2 * np.sin(2 * np.pi * 330 * t)
+    path = tmp_path / "hour_like.wav"
+    sf.write(path, np.stack([left, right], 1), sr_in, subtype="PCM_16")
+
+    full = load_audio(path).wave
+    blocks = list(iter_blocks(path, block_s=30.0))
+    assert [start for start, _ in blocks] == [0.0, 30.0, 60.0, 90.0]
+    assert all(len(b) == 30 * 16000 for _, b in blocks[:-1])
+    assert all(b.dtype == np.float32 and b.ndim == 1 for _, b in blocks)
+    joined = np.concatenate([b for _, b in blocks])
+    assert abs(len(joined) - len(full)) <= 4
+    m = min(len(joined), len(full))
+    assert np.corrcoef(joined[:m], full[:m])[0, 1] > 0.999
+    assert np.max(np.abs(joined[:m] - full[:m])) < 1e-3
+
+
+def test_iter_blocks_same_rate_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "plain.wav"
+    x = tone(16000, 2.5)
+    sf.write(path, x, 16000, subtype="FLOAT")
+    blocks = list(iter_blocks(path, block_s=1.0))
+    assert [(s, len(b)) for s, b in blocks] == [(0.0, 16000), (1.0, 16000), (2.0, 8000)]
+    np.testing.assert_allclose(np.concatenate([b for _, b in blocks]), x, atol=1e-7)
+    with pytest.raises(AudioFileNotFound):  # raised at call time, not on first next()
+        iter_blocks(tmp_path / "missing.wav")
+    bad = tmp_path / "bad.wav"
+    y = tone(16000, 2.5)
+    y[20000] = np.nan
+    sf.write(bad, y, 16000, subtype="FLOAT")
+    gen = iter_blocks(bad, block_s=1.0)
+    with pytest.raises(InvalidSamples):
+        list(gen)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers and real data
+# --------------------------------------------------------------------------------------------
+
+
+def test_to_mono_and_resample_helpers() -> None:
+    stereo_i16 = np.array([[32767, -32768], [16384, 16384]], dtype=np.int16)
+    mono = to_mono(stereo_i16)
+    assert mono.dtype == np.float32 and mono.shape == (2,)
+    np.testing.assert_allclose(mono, [(32767 - 32768) / 2 / 32768, 0.5], atol=1e-6)
+    np.testing.assert_allclose(to_mono(np.ones((2, 5)), channel_axis=0), np.ones(5))
+    y = resample(tone(48000, 1.0), 48000, 16000)
+    assert y.dtype == np.float32 and abs(len(y) - 16000) <= 1
+    assert resample(np.zeros(10, dtype=np.float64), 16000, 16000).dtype == np.float32
+
+
+@pytest.mark.skipif(not RAVDESS_FILE.is_file(), reason=f"RAVDESS sample {RAVDESS_FILE} not present")
+def test_real_ravdess_file() -> None:
+    info = probe(RAVDESS_FILE)
+    a = load_audio(RAVDESS_FILE)
+    assert (a.sr, a.orig_sr) == (16000, 48000) and a.wave.ndim == 1
+    assert a.orig_channels == info.channels
+    assert 3.0 <= a.duration <= 6.0
+    assert a.duration == pytest.approx(info.duration, abs=1e-3)
+    assert not a.silent and np.isfinite(a.wave).all()
