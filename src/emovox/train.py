@@ -50,6 +50,8 @@ class TrainConfig:
     class_weights: bool = True
     patience: int = 10
     schedule: Schedule = Schedule.PLATEAU
+    lr_plateau_factor: float = 0.5
+    lr_plateau_patience: int = 0  #: 0 = a third of ``patience``
     grad_clip: float = 5.0
     specaugment: bool = False
     mixup_alpha: float = 0.0
@@ -219,7 +221,8 @@ class TorchClassifier:
             )
         elif tc.schedule is Schedule.PLATEAU:
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="max", factor=0.5, patience=max(1, tc.patience // 3)
+                opt, mode="max", factor=tc.lr_plateau_factor,
+                patience=tc.lr_plateau_patience or max(1, tc.patience // 3),
             )
         else:
             sched = None

@@ -1,9 +1,43 @@
-"""The model registry: every selectable model, its feature set and its builder."""
+"""The model registry: every selectable model, its feature set and its builder.
+
+Classical models are scikit-learn pipelines; neural models are a ``build_net`` from
+one module each (``cnn_bilstm`` ... ``crnn``) trained by :class:`emovox.train.TorchClassifier`
+with that module's ``DEFAULTS`` (overridable with ``--param KEY=VALUE``).
+"""
 
 from __future__ import annotations
 
-from emovox.models import classical
+from functools import partial
+from types import ModuleType
+from typing import Any
+
+from emovox.models import (
+    classical,
+    cnn_bilstm,
+    cnn_gru_attention,
+    conv1d,
+    crnn,
+    mlp,
+    resnet_mlp,
+)
 from emovox.models.base import Family, Model, ModelSpec
+
+
+def _build_torch(module: ModuleType, overrides: dict[str, Any], *, n_classes: int, seed: int = 0,
+                 **params: Any) -> Model:
+    from emovox.train import TorchClassifier
+
+    return TorchClassifier(
+        module.build_net, n_classes=n_classes, seed=seed,
+        **{**module.DEFAULTS, **overrides, **params},
+    )
+
+
+def _neural(name: str, module: ModuleType, feature: str, description: str, origin: str,
+            **overrides: Any) -> ModelSpec:
+    return ModelSpec(name, feature, partial(_build_torch, module, overrides), Family.NEURAL,
+                     description, origin=origin)
+
 
 MODELS: dict[str, ModelSpec] = {
     "egemaps_logreg": ModelSpec(
@@ -18,6 +52,37 @@ MODELS: dict[str, ModelSpec] = {
         "compare_logreg", "compare", classical.logreg, Family.CLASSICAL,
         "ComParE_2016 functionals (6373) + standardisation + logistic regression",
         origin="baseline",
+    ),
+    "cnn_bilstm": _neural(
+        "cnn_bilstm", cnn_bilstm, "seed000",
+        "60 MFCC x 3 s; Conv1D+BN+Dropout blocks, 2 BiLSTM layers, dense; focal loss",
+        "seed 000", schedule="plateau",
+    ),
+    "conv1d": _neural(
+        "conv1d", conv1d, "seed001",
+        "162-dim ZCR/chroma/MFCC/RMS/mel vector; Conv1D 256-256-128-64, dense 32",
+        "seed 001", schedule="plateau", patience=50,  # the seed used no early stopping
+    ),
+    "resnet_mlp": _neural(
+        "resnet_mlp", resnet_mlp, "seed002",
+        "45-feature summary, SelectKBest(40) in-fold, residual dense blocks 128/64/32",
+        "seed 002", schedule="plateau",
+    ),
+    "mlp": _neural(
+        "mlp", mlp, "seed003",
+        "MFCC+deltas+spectral+chroma frame statistics (340); MLP 512-256-128, BN, dropout",
+        "seed 003", schedule="plateau",
+    ),
+    "cnn_gru_attention": _neural(
+        "cnn_gru_attention", cnn_gru_attention, "seed004",
+        "40 MFCC x 200 frames; two Conv1D, BiGRU, attention pooling, dense",
+        "seed 004", schedule="plateau",
+    ),
+    "crnn": _neural(
+        "crnn", crnn, "logmel",
+        "ours: log-mel 64 x 3 s; 2-D CNN, BiGRU, attentive statistics pooling; "
+        "SpecAugment, mixup, label smoothing, one-cycle cosine LR",
+        "ours", schedule="cosine", n_frames=300,
     ),
 }
 

@@ -1,0 +1,147 @@
+"""Seed 004: Conv1D front end + GRU + additive attention pooling on 40 MFCC x 200 frames.
+
+Recipe of the seed project (re-implemented in PyTorch):
+
+* input: ``(200, 40)`` time-major MFCCs at a 20 ms hop, padded/cropped to 200 frames
+  (:func:`emovox.features.seeds.seed004_mfcc_frames`); any ``T >= 4`` works;
+* two Conv1D blocks over time with 64 and 128 channels (kernel 3, BatchNorm, ReLU,
+  max-pool /2): 200 -> 100 -> 50 frames;
+* one GRU layer. We use a **bidirectional** GRU (64 units per direction, 128 in total):
+  the whole clip is available at once, and attention pooling over a one-directional GRU
+  gives early frames little context. ``bidirectional=False`` gives the uni-directional
+  variant with 128 units;
+* additive (Bahdanau) attention pooling: ``e_t = v^T tanh(W h_t + b)``,
+  ``a = softmax_t(e)``, ``c = sum_t a_t h_t``;
+* ``Dense(64, ReLU) -> Dropout -> Dense(n_classes)``.
+
+Trained with Adam lr 1e-3, cross-entropy, up to 60 epochs, batch 32, early stopping with
+patience 10.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["DEFAULTS", "AdditiveAttentionPool", "CnnGruAttention", "build_net"]
+
+DEFAULTS: dict[str, Any] = {
+    # training
+    "epochs": 60,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "loss": "ce",
+    "label_smoothing": 0.0,
+    "patience": 10,
+    # net
+    "channels": (64, 128),
+    "kernel_size": 3,
+    "gru_hidden": 64,
+    "bidirectional": True,
+    "attention_dim": 64,
+    "dense": 64,
+    "dropout": 0.3,
+}
+
+
+class AdditiveAttentionPool(nn.Module):
+    """Softmax-weighted sum over time with scores ``v^T tanh(W h_t + b)``."""
+
+    def __init__(self, d_in: int, d_att: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d_in, d_att)
+        self.score = nn.Linear(d_att, 1, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """``h``: (B, T, D) -> (B, D)."""
+        e = self.score(torch.tanh(self.proj(h)))  # (B, T, 1)
+        a = torch.softmax(e, dim=1)  # (B, T, 1), sums to 1 over T
+        return (a * h).sum(dim=1)  # (B, D)
+
+
+class CnnGruAttention(nn.Module):
+    """Conv1D blocks -> GRU -> additive attention pooling -> dense head."""
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_features: int,
+        *,
+        channels: tuple[int, ...] = (64, 128),
+        kernel_size: int = 3,
+        gru_hidden: int = 64,
+        bidirectional: bool = True,
+        attention_dim: int = 64,
+        dense: int = 64,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        c_in = n_features
+        for c_out in channels:
+            blocks += [
+                nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
+                nn.BatchNorm1d(c_out),
+                nn.ReLU(),
+                nn.MaxPool1d(2),
+            ]
+            c_in = c_out
+        self.conv = nn.Sequential(*blocks)
+        hidden = gru_hidden if bidirectional else 2 * gru_hidden
+        self.gru = nn.GRU(c_in, hidden, batch_first=True, bidirectional=bidirectional)
+        d = 2 * gru_hidden
+        self.attention = AdditiveAttentionPool(d, attention_dim)
+        self.head = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(d, dense),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(dense, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (B, T, F) MFCC frames -> (B, n_classes) logits."""
+        h = x.transpose(1, 2)  # (B, F, T)
+        h = self.conv(h)  # (B, 128, T / 4)
+        h = h.transpose(1, 2)  # (B, T', 128)
+        h, _ = self.gru(h)  # (B, T', 2 * gru_hidden)
+        h = self.attention(h)  # (B, 2 * gru_hidden)
+        return self.head(h)  # (B, n_classes)
+
+
+def build_net(
+    n_classes: int,
+    input_shape: tuple[int, ...],
+    *,
+    channels: tuple[int, ...] = (64, 128),
+    kernel_size: int = 3,
+    gru_hidden: int = 64,
+    bidirectional: bool = True,
+    attention_dim: int = 64,
+    dense: int = 64,
+    dropout: float = 0.3,
+    **_: Any,
+) -> CnnGruAttention:
+    """Seed-004 CNN-GRU-attention net for ``input_shape == (T, F)`` (200 x 40 in the seed).
+
+    Training keys in ``**_`` (epochs, lr, ...) are ignored.
+    """
+    if len(input_shape) != 2:
+        raise ValueError(f"cnn_gru_attention expects input_shape (T, F), got {input_shape}")
+    t, f = input_shape
+    if t < 2 ** len(channels):
+        raise ValueError(f"cnn_gru_attention needs T >= {2 ** len(channels)}, got T={t}")
+    return CnnGruAttention(
+        n_classes,
+        f,
+        channels=tuple(channels),
+        kernel_size=kernel_size,
+        gru_hidden=gru_hidden,
+        bidirectional=bidirectional,
+        attention_dim=attention_dim,
+        dense=dense,
+        dropout=dropout,
+    )

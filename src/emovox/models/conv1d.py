@@ -1,0 +1,115 @@
+"""Seed 001: 1-D CNN over the 162-dim "mean of everything" vector.
+
+Recipe of the seed project (a Keras model re-implemented in PyTorch): the 162-dim vector
+(:func:`emovox.features.seeds.seed001_vector`) is read as a 1-channel sequence of length 162
+and passed through
+
+``Conv1D(256, 5) -> MaxPool(5, /2) -> Conv1D(256, 5) -> MaxPool -> Conv1D(128, 5) -> MaxPool
+-> Dropout(0.2) -> Conv1D(64, 5) -> MaxPool -> Flatten -> Dense(32, ReLU) -> Dropout(0.3)
+-> Dense(n_classes)``
+
+with ReLU after each convolution, "same" padding everywhere (so each pool halves the length,
+rounding up: 162 -> 81 -> 41 -> 21 -> 11) and no batch normalisation. Trained with Adam
+lr 1e-3 and categorical cross-entropy for 50 epochs, batch 64, with ReduceLROnPlateau
+(factor 0.4, patience 2) and no early stopping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["DEFAULTS", "Conv1dNet", "build_net"]
+
+DEFAULTS: dict[str, Any] = {
+    # training
+    "epochs": 50,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "loss": "ce",
+    "label_smoothing": 0.0,
+    "lr_plateau_factor": 0.4,
+    "lr_plateau_patience": 2,
+    # net
+    "channels": (256, 256, 128, 64),
+    "kernel_size": 5,
+    "dense": 32,
+    "conv_dropout": 0.2,
+    "dropout": 0.3,
+}
+
+
+class Conv1dNet(nn.Module):
+    """The seed-001 stack of four Conv1D + MaxPool blocks and a small dense head."""
+
+    def __init__(
+        self,
+        n_classes: int,
+        length: int,
+        *,
+        channels: tuple[int, ...] = (256, 256, 128, 64),
+        kernel_size: int = 5,
+        dense: int = 32,
+        conv_dropout: float = 0.2,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for i, c_out in enumerate(channels):
+            if i == len(channels) - 1 and i > 0:
+                layers.append(nn.Dropout(conv_dropout))  # before the last conv, as in the seed
+            layers += [
+                nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
+                nn.ReLU(),
+                nn.MaxPool1d(5, stride=2, padding=2),  # Keras pool 5 / stride 2 / "same"
+            ]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        out_len = length
+        for _ in channels:
+            out_len = (out_len + 1) // 2
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c_in * out_len, dense),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(dense, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (B, D) feature vector -> (B, n_classes) logits."""
+        h = x.unsqueeze(1)  # (B, 1, D)
+        h = self.features(h)  # (B, C_last, ceil(D / 2^n_blocks))
+        return self.head(h)  # (B, n_classes)
+
+
+def build_net(
+    n_classes: int,
+    input_shape: tuple[int, ...],
+    *,
+    channels: tuple[int, ...] = (256, 256, 128, 64),
+    kernel_size: int = 5,
+    dense: int = 32,
+    conv_dropout: float = 0.2,
+    dropout: float = 0.3,
+    **_: Any,
+) -> Conv1dNet:
+    """Seed-001 Conv1D net for ``input_shape == (D,)`` (162 with the seed features).
+
+    Training keys in ``**_`` (epochs, lr, ...) are ignored.
+    """
+    if len(input_shape) != 1:
+        raise ValueError(f"conv1d expects input_shape (D,), got {input_shape}")
+    return Conv1dNet(
+        n_classes,
+        input_shape[0],
+        channels=tuple(channels),
+        kernel_size=kernel_size,
+        dense=dense,
+        conv_dropout=conv_dropout,
+        dropout=dropout,
+    )

@@ -1,0 +1,77 @@
+"""Seed 003: a 512-256-128 MLP on 340 frame statistics.
+
+Recipe of the seed project (re-implemented in PyTorch): the 340-dim vector of
+mean/std/min/max over 85 frame-level features
+(:func:`emovox.features.seeds.seed003_frame_stats`), standardised by the trainer, through
+three hidden layers ``Linear -> BatchNorm -> ReLU -> Dropout`` of 512, 256 and 128 units
+with dropout 0.5, 0.5 and 0.4, then a linear head. Trained with Adam lr 1e-3, L2 1e-4
+(``weight_decay``), up to 100 epochs, batch 32, early stopping with patience 15.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["DEFAULTS", "Mlp", "build_net"]
+
+DEFAULTS: dict[str, Any] = {
+    # training
+    "epochs": 100,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "loss": "ce",
+    "label_smoothing": 0.0,
+    "patience": 15,
+    # net
+    "hidden": (512, 256, 128),
+    "dropouts": (0.5, 0.5, 0.4),
+}
+
+
+class Mlp(nn.Module):
+    """Stack of ``Linear -> BN -> ReLU -> Dropout`` layers and a linear head."""
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_features: int,
+        *,
+        hidden: tuple[int, ...] = (512, 256, 128),
+        dropouts: tuple[float, ...] = (0.5, 0.5, 0.4),
+    ) -> None:
+        super().__init__()
+        if len(hidden) != len(dropouts):
+            raise ValueError(f"{len(hidden)} hidden sizes but {len(dropouts)} dropout rates")
+        layers: list[nn.Module] = []
+        d = n_features
+        for h, p in zip(hidden, dropouts, strict=True):
+            layers += [nn.Linear(d, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(p)]
+            d = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(d, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (B, D) feature vector -> (B, n_classes) logits."""
+        h = self.body(x)  # (B, hidden[-1])
+        return self.head(h)  # (B, n_classes)
+
+
+def build_net(
+    n_classes: int,
+    input_shape: tuple[int, ...],
+    *,
+    hidden: tuple[int, ...] = (512, 256, 128),
+    dropouts: tuple[float, ...] = (0.5, 0.5, 0.4),
+    **_: Any,
+) -> Mlp:
+    """Seed-003 MLP for ``input_shape == (D,)`` (340 with the seed features).
+
+    Training keys in ``**_`` (epochs, lr, ...) are ignored.
+    """
+    if len(input_shape) != 1:
+        raise ValueError(f"mlp expects input_shape (D,), got {input_shape}")
+    return Mlp(n_classes, input_shape[0], hidden=tuple(hidden), dropouts=tuple(dropouts))

@@ -1,0 +1,114 @@
+"""Seed 002: residual MLP on the SelectKBest-filtered 45-dim utterance summary.
+
+Recipe of the seed project (re-implemented in PyTorch): the 45-dim summary
+(:func:`emovox.features.seeds.seed002_summary`) is standardised and reduced to the ``k``
+best features by ``SelectKBest`` (ANOVA F; ``k = DEFAULTS["select_k"] = 40``) -- the trainer
+does that on the training fold, this module only sees ``input_shape == (k,)``. The net:
+
+* an input projection ``Linear(k, 128) + BatchNorm + ReLU``;
+* three residual dense blocks of widths 128, 64 and 32, each
+  ``Linear + BN + ReLU + Dropout -> Linear + BN``, added to the shortcut (identity, or a
+  ``Linear + BN`` projection when the width changes) and followed by ReLU;
+* dropout and the head ``Linear(32, n_classes)``.
+
+Trained with Adam lr 1e-3 and L2 regularisation 1e-3 (``weight_decay``), up to 100 epochs,
+batch 32, early stopping with patience 15.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["DEFAULTS", "ResidualBlock", "ResNetMlp", "build_net"]
+
+DEFAULTS: dict[str, Any] = {
+    # training
+    "epochs": 100,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "weight_decay": 1e-3,
+    "loss": "ce",
+    "label_smoothing": 0.0,
+    "patience": 15,
+    "select_k": 40,  # SelectKBest(f_classif, k) applied by the trainer
+    # net
+    "widths": (128, 64, 32),
+    "dropout": 0.3,
+}
+
+
+class ResidualBlock(nn.Module):
+    """``ReLU(BN(Linear(Dropout(ReLU(BN(Linear(x)))))) + shortcut(x))``."""
+
+    def __init__(self, d_in: int, d_out: int, dropout: float) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(d_in, d_out),
+            nn.BatchNorm1d(d_out),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_out, d_out),
+            nn.BatchNorm1d(d_out),
+        )
+        self.shortcut: nn.Module = (
+            nn.Identity()
+            if d_in == d_out
+            else nn.Sequential(nn.Linear(d_in, d_out), nn.BatchNorm1d(d_out))
+        )
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (B, d_in) -> (B, d_out)."""
+        return self.act(self.body(x) + self.shortcut(x))  # (B, d_out)
+
+
+class ResNetMlp(nn.Module):
+    """Input projection -> residual dense blocks -> dropout -> linear head."""
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_features: int,
+        *,
+        widths: tuple[int, ...] = (128, 64, 32),
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Linear(n_features, widths[0]), nn.BatchNorm1d(widths[0]), nn.ReLU()
+        )
+        blocks: list[nn.Module] = []
+        d = widths[0]
+        for w in widths:
+            blocks.append(ResidualBlock(d, w, dropout))
+            d = w
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (B, k) selected features -> (B, n_classes) logits."""
+        h = self.stem(x)  # (B, 128)
+        h = self.blocks(h)  # (B, 32)
+        return self.head(h)  # (B, n_classes)
+
+
+def build_net(
+    n_classes: int,
+    input_shape: tuple[int, ...],
+    *,
+    widths: tuple[int, ...] = (128, 64, 32),
+    dropout: float = 0.3,
+    **_: Any,
+) -> ResNetMlp:
+    """Seed-002 residual MLP for ``input_shape == (k,)``.
+
+    Training keys in ``**_`` (epochs, lr, select_k, ...) are ignored.
+    """
+    if len(input_shape) != 1:
+        raise ValueError(f"resnet_mlp expects input_shape (D,), got {input_shape}")
+    if not widths:
+        raise ValueError("resnet_mlp needs at least one block width")
+    return ResNetMlp(n_classes, input_shape[0], widths=tuple(widths), dropout=dropout)
