@@ -261,7 +261,7 @@ class TorchClassifier:
                 opt.step()
                 if tc.schedule is Schedule.COSINE:
                     sched.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
                 count += len(idx)
             train_loss = total / max(count, 1)
             self.history.train_loss.append(train_loss)

@@ -1,0 +1,124 @@
+"""Training loop and artifacts: loss goes down on real actors, artifacts round-trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from emovox.artifact import ArtifactError, load_model, save_model
+from emovox.audio import load_audio
+from emovox.corpora import scan_corpus
+from emovox.features import extract
+from emovox.labels import emotion_index
+from emovox.models import MODELS, classical, mlp, resnet_mlp
+from emovox.train import TorchClassifier, focal_loss, pad_or_crop, spec_augment
+
+
+def blobs(n: int = 96, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 8
+    centres = rng.normal(0, 3, (8, d))
+    return (centres[y] + rng.normal(0, 1, (n, d))).astype(np.float32), y
+
+
+def test_focal_loss_with_gamma_zero_is_cross_entropy():
+    logits = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 3, 7, 2, 2])
+    fl = focal_loss(logits, F.one_hot(y, 8).float(), 0.0, None)
+    assert float(fl) == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-6)
+    # focusing lowers the loss of well-classified examples
+    assert float(focal_loss(logits, F.one_hot(y, 8).float(), 2.0, None)) < float(fl)
+
+
+def test_spec_augment_masks_without_touching_input():
+    x = torch.ones(3, 100, 64)
+    y = spec_augment(x, torch.Generator().manual_seed(0), max_t=20, max_f=8)
+    assert torch.all(x == 1) and y.shape == x.shape
+    assert (y == 0).any() and (y == 1).any()
+
+
+def test_pad_or_crop():
+    s = np.arange(10, dtype=np.float32)[:, None]
+    assert pad_or_crop(s, 4)[:, 0].tolist() == [3, 4, 5, 6]
+    p = pad_or_crop(s, 12)
+    assert p.shape == (12, 1) and p[10:].sum() == 0
+
+
+def test_every_registered_model_builds_and_predicts_probabilities():
+    for spec in MODELS.values():
+        assert spec.feature, spec.name
+    x, y = blobs()
+    model = MODELS["mlp"].build(n_classes=8, seed=0, epochs=2)
+    p = model.fit(x[:64], y[:64], x[64:], y[64:]).predict_proba(x)
+    assert p.shape == (96, 8) and np.allclose(p.sum(1), 1, atol=1e-5)
+
+
+def test_training_on_real_actors_reduces_loss(shared_ravdess):
+    """A few epochs on two real actors: training loss falls and training UA beats chance."""
+    scan = scan_corpus("ravdess", shared_ravdess / "Audio_Speech_Actors_01-24",
+                       detect_duplicates=False)
+    utts = [u for u in scan.labelled if u.speaker in ("ravdess:01", "ravdess:02")]
+    x = np.stack([extract("seed002", load_audio(u.path).wave, 16000) for u in utts])
+    y = np.array([emotion_index(u.emotion) for u in utts])
+    model = TorchClassifier(resnet_mlp.build_net, n_classes=8, seed=0,
+                            **{**resnet_mlp.DEFAULTS, "epochs": 25, "select_k": 0})
+    model.fit(x, y, x[:0], y[:0])
+    losses = model.history.train_loss
+    assert len(losses) == 25 and losses[-1] < 0.6 * losses[0]
+    acc = (model.predict_proba(x).argmax(1) == y).mean()
+    assert acc > 0.5  # chance is 1/8
+
+
+def test_training_is_deterministic():
+    x, y = blobs()
+    a = TorchClassifier(mlp.build_net, n_classes=8, seed=3, **{**mlp.DEFAULTS, "epochs": 3})
+    b = TorchClassifier(mlp.build_net, n_classes=8, seed=3, **{**mlp.DEFAULTS, "epochs": 3})
+    pa = a.fit(x[:64], y[:64], x[64:], y[64:]).predict_proba(x)
+    pb = b.fit(x[:64], y[:64], x[64:], y[64:]).predict_proba(x)
+    assert np.array_equal(pa, pb)
+
+
+def test_early_stopping_uses_validation_and_keeps_best_epoch():
+    x, y = blobs(seed=1)
+    m = TorchClassifier(mlp.build_net, n_classes=8, seed=0,
+                        **{**mlp.DEFAULTS, "epochs": 200, "patience": 3})
+    m.fit(x[:64], y[:64], x[64:], y[64:])
+    h = m.history
+    assert len(h.val_ua) < 200  # stopped early
+    assert h.best_epoch == int(np.argmax(h.val_ua))
+    assert len(h.val_ua) - 1 - h.best_epoch == 3
+
+
+@pytest.mark.parametrize("kind", ["torch", "torch_select", "sklearn"])
+def test_artifact_roundtrip_gives_identical_predictions(tmp_path, kind):
+    x, y = blobs()
+    if kind == "sklearn":
+        model = classical.logreg(n_classes=8)
+    else:
+        extra = {"select_k": 6} if kind == "torch_select" else {}
+        model = TorchClassifier(resnet_mlp.build_net, n_classes=8, seed=0,
+                                **{**resnet_mlp.DEFAULTS, "epochs": 3, **extra})
+    model.fit(x[:64], y[:64], x[64:], y[64:])
+    out = save_model(model, tmp_path / "m", {"model": {"name": kind}}, metrics={"ua": 1.0})
+    loaded, meta = load_model(out)
+    assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    assert meta["labels"][0] == "neutral" and meta["kind"] in ("torch", "sklearn")
+    assert json.loads((out / "model.json").read_text())["metrics"] == {"ua": 1.0}
+    assert not list(tmp_path.glob(".m.tmp*"))  # atomic write left nothing behind
+    with pytest.raises(FileExistsError, match="--force"):
+        save_model(model, out, {})
+    save_model(model, out, {}, force=True)
+
+
+def test_artifact_errors(tmp_path):
+    with pytest.raises(ArtifactError, match="model.json"):
+        load_model(tmp_path)
+    (tmp_path / "model.json").write_text(json.dumps({"format": "emovox-model",
+                                                    "format_version": 1, "kind": "torch",
+                                                    "net_module": "os.path"}))
+    with pytest.raises(ArtifactError, match="refusing"):
+        load_model(tmp_path)
