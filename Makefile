@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
 	@echo "warming librosa's numba cache"
-	$(PY) -c "import numpy as np, librosa; y = np.random.default_rng(0).standard_normal(16000).astype('float32'); \
-	  [f(y=y, sr=16000) for f in (librosa.feature.mfcc, librosa.feature.chroma_stft, librosa.feature.spectral_contrast, librosa.feature.zero_crossing_rate)]; librosa.effects.trim(y)"
+	$(PY) -c "import numpy as np; from emovox.features import FEATURES, extract; \
+	  y = np.random.default_rng(0).standard_normal(16000).astype('float32') * 0.1; \
+	  [extract(n, y, 16000) for n in FEATURES]"
 	touch $(STAMP)
 
 demo: $(STAMP)

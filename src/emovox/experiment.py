@@ -23,7 +23,14 @@ from emovox.config import DataConfig, ExperimentConfig, Protocol
 from emovox.corpora import scan_corpus
 from emovox.corpora.base import Utterance
 from emovox.errors import ConfigError
-from emovox.features.cache import Extraction, ProgressFn, Variant, content_hash, extract_files
+from emovox.features.cache import (
+    AudioFrontEnd,
+    Extraction,
+    ProgressFn,
+    Variant,
+    content_hash,
+    extract_files,
+)
 from emovox.labels import LABELS, emotion_index
 from emovox.metrics import Metrics, compute_metrics, summarize
 from emovox.models import Family, get_model_spec
@@ -153,6 +160,7 @@ def training_set(
     y: np.ndarray,
     content_ids: list[str],
     train_idx: np.ndarray,
+    trim: bool = False,
 ) -> tuple[np.ndarray | list[np.ndarray], np.ndarray]:
     """The training clips of a fold plus, when configured, their augmented variants.
 
@@ -164,6 +172,7 @@ def training_set(
     for k in range(cfg.augment.variants):
         ext = extract_files(
             [utts[i].path for i in train_idx], feature, feature_params,
+            frontend=AudioFrontEnd(trim=trim),
             cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
             content_ids=[content_ids[i] for i in train_idx], n_jobs=cfg.n_jobs,
             variant=Variant(cfg.augment, k, cfg.seed),
@@ -207,6 +216,7 @@ def run_experiment(
         [u.path for u in ds.utts],
         spec.feature,
         spec.feature_params,
+        frontend=AudioFrontEnd(trim=spec.trim),
         cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
         content_ids=ds.content_ids,
         n_jobs=cfg.n_jobs,
@@ -246,7 +256,7 @@ def run_experiment(
     for fold in folds:
         t_fit = time.perf_counter()
         x_train, y_train = training_set(cfg, spec.feature, spec.feature_params, utts, feats, y,
-                                        content_ids, fold.train)
+                                        content_ids, fold.train, spec.trim)
         extra = {"on_epoch": on_epoch} if on_epoch and spec.family is Family.NEURAL else {}
         model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params, **extra)
         model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val])

@@ -34,9 +34,9 @@ def _build_torch(module: ModuleType, overrides: dict[str, Any], *, n_classes: in
 
 
 def _neural(name: str, module: ModuleType, feature: str, description: str, origin: str,
-            **overrides: Any) -> ModelSpec:
+            trim: bool = False, **overrides: Any) -> ModelSpec:
     return ModelSpec(name, feature, partial(_build_torch, module, overrides), Family.NEURAL,
-                     description, origin=origin)
+                     description, origin=origin, trim=trim)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -80,9 +80,9 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "crnn": _neural(
         "crnn", crnn, "logmel",
-        "ours: log-mel 64 x 3 s; 2-D CNN, BiGRU, attentive statistics pooling; "
-        "SpecAugment, mixup, label smoothing, one-cycle cosine LR",
-        "ours", schedule="cosine", n_frames=300,
+        "ours: silence-trimmed log-mel 64 x 3 s; 2-D CNN, BiGRU, attentive statistics "
+        "pooling; SpecAugment, mixup, label smoothing, one-cycle cosine LR",
+        "ours", trim=True, schedule="cosine", n_frames=300,
     ),
 }
 

@@ -41,3 +41,5 @@ class ModelSpec:
     feature_params: dict[str, Any] = field(default_factory=dict)
     #: the seed project (or "ours") whose recipe this model follows
     origin: str = ""
+    #: trim leading/trailing silence (top_db 40) before feature extraction
+    trim: bool = False
