@@ -45,3 +45,15 @@ def shared_ravdess() -> Path:
     if not (SHARED / "Audio_Speech_Actors_01-24").is_dir():
         pytest.skip(f"real RAVDESS not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def fake_cache(tmp_path_factory) -> Path:
+    """One feature cache for every test that runs experiments on the fake tree."""
+    return tmp_path_factory.mktemp("feature-cache")
+
+
+@pytest.fixture(scope="session")
+def ravdess_maker():
+    """``make_fake_ravdess(root, actors)`` for tests that need their own tree."""
+    return make_fake_ravdess

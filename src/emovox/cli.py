@@ -99,6 +99,12 @@ def evaluate(
         list[str], typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable).")
     ] = [],  # noqa: B006 - typer needs a literal default
     val_speakers: Annotated[int, typer.Option(help="Validation speakers per fold.")] = 2,
+    augment: Annotated[
+        int, typer.Option(help="Augmented copies of each TRAINING clip (noise, pitch, stretch...).")
+    ] = 0,
+    save_models: Annotated[
+        bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Extraction processes.")] = 2,
     cache_dir: Annotated[
@@ -110,7 +116,8 @@ def evaluate(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Cross-validate a model under a speaker split and write a run directory."""
-    from emovox.experiment import run_experiment
+    from emovox.augment import AugmentConfig
+    from emovox.experiment import FoldResult, run_experiment
 
     _setup_logging(verbose)
     try:
@@ -124,18 +131,35 @@ def evaluate(
                 n_val_speakers=val_speakers,
             ),
             model=ModelConfig(name=model, params=_parse_params(param)),
+            augment=AugmentConfig(variants=augment),
             seed=seed,
             cache_dir=str(cache_dir or ""),
             n_jobs=jobs,
+            save_models=save_models,
         )
         out = out or Path("runs") / f"{model}-{protocol.value}-{time.strftime('%Y%m%d-%H%M%S')}"
         with Progress(
-            TextColumn("[bold]features"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
             console=err_console, transient=True, disable=not err_console.is_terminal,
         ) as bar:
-            task = bar.add_task("extract", total=None)
+            feat_task = bar.add_task("features", total=None, info="")
+            epoch_task = bar.add_task("training", total=None, info="", visible=False)
+            folds_done = [0]
+
+            def on_epoch(epoch: int, epochs: int, loss: float, val_ua: float) -> None:
+                bar.update(epoch_task, visible=True, completed=epoch + 1, total=epochs,
+                           info=f"fold {folds_done[0]} · loss {loss:.3f} · val UA {val_ua:.1f}")
+
+            def on_fold(fr: FoldResult) -> None:
+                folds_done[0] += 1
+                err_console.log(f"fold {fr.index}: UA {fr.metrics.ua:.1f} "
+                                f"WA {fr.metrics.wa:.1f} ({fr.fit_seconds:.0f} s)")
+
             res = run_experiment(
-                cfg, out, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                cfg, out,
+                progress=lambda done, total: bar.update(feat_task, completed=done, total=total),
+                on_epoch=on_epoch, on_fold=on_fold,
             )
     except (EmovoxError, ValueError, OSError) as exc:
         _fail(exc)

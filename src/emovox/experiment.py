@@ -33,7 +33,7 @@ from emovox.features.cache import (
 )
 from emovox.labels import LABELS, emotion_index
 from emovox.metrics import Metrics, compute_metrics, summarize
-from emovox.models import Family, get_model_spec
+from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
 from emovox.plots import plot_confusion, plot_recall
 from emovox.splits import Fold, make_folds
 
@@ -111,6 +111,7 @@ class FoldResult:
     n_test: int
     fit_seconds: float
     metrics: Metrics
+    n_params: int = 0
 
 
 @dataclass
@@ -143,25 +144,58 @@ class ExperimentResult:
         }
 
 
-def gather(feats: list[np.ndarray], idx: np.ndarray) -> np.ndarray | list[np.ndarray]:
-    """Stack the features at ``idx`` into (N, ...) when shapes agree, else a list."""
+def gather(feats: list[Any], idx: np.ndarray) -> Any:
+    """Stack the features at ``idx`` into (N, ...) when shapes agree, else a list.
+
+    For multi-input models each item is a tuple of arrays; the result is then a tuple
+    with one gathered batch per input.
+    """
     items = [feats[i] for i in idx]
+    if items and isinstance(items[0], tuple):
+        return tuple(gather([it[k] for it in items], np.arange(len(items)))
+                     for k in range(len(items[0])))
     if items and all(a.shape == items[0].shape for a in items):
         return np.stack(items)
     return items
 
 
+def _extract_inputs(
+    cfg: ExperimentConfig, spec: ModelSpec, paths: list[Path], content_ids: list[str],
+    progress: ProgressFn | None = None, variant: Variant | None = None,
+) -> tuple[list[Any], dict[int, str], int, float]:
+    """Features of every input of ``spec`` for ``paths``: (items, errors, n_cached, seconds).
+
+    Items are arrays for single-input models and tuples of arrays for multi-input ones;
+    a file that fails for any input is an error for the model.
+    """
+    parts: list[Extraction] = [
+        extract_files(
+            paths, inp.feature, inp.params, frontend=AudioFrontEnd(trim=inp.trim),
+            cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None, content_ids=content_ids,
+            n_jobs=cfg.n_jobs, progress=progress, variant=variant,
+        )
+        for inp in spec.inputs
+    ]
+    errors: dict[int, str] = {}
+    for part in parts:
+        for i, msg in part.errors.items():
+            errors.setdefault(i, msg)
+    if len(parts) == 1:
+        items: list[Any] = list(parts[0].features)
+    else:
+        items = [tuple(p.features[i] for p in parts) for i in range(len(paths))]
+    return (items, errors, min(p.n_cached for p in parts), sum(p.seconds for p in parts))
+
+
 def training_set(
     cfg: ExperimentConfig,
-    feature: str,
-    feature_params: dict[str, Any],
+    spec: ModelSpec,
     utts: list[Utterance],
-    feats: list[np.ndarray],
+    feats: list[Any],
     y: np.ndarray,
     content_ids: list[str],
     train_idx: np.ndarray,
-    trim: bool = False,
-) -> tuple[np.ndarray | list[np.ndarray], np.ndarray]:
+) -> tuple[Any, np.ndarray]:
     """The training clips of a fold plus, when configured, their augmented variants.
 
     Only ``train_idx`` is ever augmented: validation and test clips never reach
@@ -170,18 +204,14 @@ def training_set(
     x = [feats[i] for i in train_idx]
     labels = [y[train_idx]]
     for k in range(cfg.augment.variants):
-        ext = extract_files(
-            [utts[i].path for i in train_idx], feature, feature_params,
-            frontend=AudioFrontEnd(trim=trim),
-            cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
-            content_ids=[content_ids[i] for i in train_idx], n_jobs=cfg.n_jobs,
+        items, errors, _, _ = _extract_inputs(
+            cfg, spec, [utts[i].path for i in train_idx], [content_ids[i] for i in train_idx],
             variant=Variant(cfg.augment, k, cfg.seed),
         )
-        good = [j for j, f in enumerate(ext.features) if f is not None]
-        x += [ext.features[j] for j in good]  # type: ignore[misc]
+        good = [j for j in range(len(items)) if j not in errors]
+        x += [items[j] for j in good]
         labels.append(y[train_idx][good])
-    stacked = gather(x, np.arange(len(x)))
-    return stacked, np.concatenate(labels)
+    return gather(x, np.arange(len(x))), np.concatenate(labels)
 
 
 def _save_fold_outputs(cfg: ExperimentConfig, model: Any, fold: int, out_dir: Path) -> None:
@@ -212,19 +242,12 @@ def run_experiment(
     ds = load_dataset(cfg.data)
     log.info("%s", ds.report)
 
-    ext: Extraction = extract_files(
-        [u.path for u in ds.utts],
-        spec.feature,
-        spec.feature_params,
-        frontend=AudioFrontEnd(trim=spec.trim),
-        cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None,
-        content_ids=ds.content_ids,
-        n_jobs=cfg.n_jobs,
-        progress=progress,
+    items, ext_errors, n_cached, ext_seconds = _extract_inputs(
+        cfg, spec, [u.path for u in ds.utts], ds.content_ids, progress
     )
-    ok = np.array([i not in ext.errors for i in range(len(ds.utts))])
-    feats = [f for f in ext.features if f is not None]
-    errors = [(ds.utts[i].path, msg) for i, msg in sorted(ext.errors.items())]
+    ok = np.array([i not in ext_errors for i in range(len(ds.utts))])
+    feats = [f for i, f in enumerate(items) if ok[i]]
+    errors = [(ds.utts[i].path, msg) for i, msg in sorted(ext_errors.items())]
     utts = [u for u, k in zip(ds.utts, ok, strict=True) if k]
     y = ds.y[ok]
     train_only = ds.train_only[ok]
@@ -255,8 +278,7 @@ def run_experiment(
     all_pred: list[np.ndarray] = []
     for fold in folds:
         t_fit = time.perf_counter()
-        x_train, y_train = training_set(cfg, spec.feature, spec.feature_params, utts, feats, y,
-                                        content_ids, fold.train, spec.trim)
+        x_train, y_train = training_set(cfg, spec, utts, feats, y, content_ids, fold.train)
         extra = {"on_epoch": on_epoch} if on_epoch and spec.family is Family.NEURAL else {}
         model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params, **extra)
         model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val])
@@ -267,7 +289,7 @@ def run_experiment(
         m = compute_metrics(y[fold.test], pred, list(LABELS))
         fr = FoldResult(
             fold.index, list(fold.test_speakers), list(fold.val_speakers),
-            len(fold.train), len(fold.val), len(fold.test), fit_s, m,
+            len(fold.train), len(fold.val), len(fold.test), fit_s, m, count_parameters(model),
         )
         results.append(fr)
         if on_fold:
@@ -286,8 +308,8 @@ def run_experiment(
     pooled = compute_metrics(np.concatenate(all_true), np.concatenate(all_pred), list(LABELS))
     result = ExperimentResult(
         cfg, results, pooled, summarize([r.metrics for r in results]), out_dir,
-        {"feature": spec.feature, "n_files": len(ds.utts), "n_cached": ext.n_cached,
-         "n_errors": len(errors), "seconds": ext.seconds,
+        {"feature": "+".join(i.feature for i in spec.inputs), "n_files": len(ds.utts),
+         "n_cached": n_cached, "n_errors": len(errors), "seconds": ext_seconds,
          "dropped_duplicates": ds.dropped_duplicates},
         time.perf_counter() - t0,
     )

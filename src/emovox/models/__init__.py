@@ -20,7 +20,11 @@ from emovox.models import (
     mlp,
     resnet_mlp,
 )
-from emovox.models.base import Family, Model, ModelSpec
+from emovox.models.base import Family, Input, Model, ModelSpec
+from emovox.models.fusion import FusionModel
+
+#: our CRNN's registry settings on top of ``crnn.DEFAULTS``
+CRNN_OVERRIDES: dict[str, Any] = {"schedule": "cosine", "n_frames": 300}
 
 
 def _build_torch(module: ModuleType, overrides: dict[str, Any], *, n_classes: int, seed: int = 0,
@@ -82,9 +86,42 @@ MODELS: dict[str, ModelSpec] = {
         "crnn", crnn, "logmel",
         "ours: silence-trimmed log-mel 64 x 3 s; 2-D CNN, BiGRU, attentive statistics "
         "pooling; SpecAugment, mixup, label smoothing, one-cycle cosine LR",
-        "ours", trim=True, schedule="cosine", n_frames=300,
+        "ours", trim=True, **CRNN_OVERRIDES,
     ),
 }
+
+
+def _build_fusion(*, n_classes: int, seed: int = 0, **params: Any) -> Model:
+    """CRNN on log-mel (input 0) + ComParE logistic regression (input 1), equal weights.
+    ``params`` go to the CRNN; ``C`` goes to the logistic regression."""
+    c = params.pop("C", 1.0)
+    net = _build_torch(crnn, CRNN_OVERRIDES, n_classes=n_classes, seed=seed, **params)
+    return FusionModel([(net, 0), (classical.logreg(n_classes=n_classes, seed=seed, C=c), 1)],
+                       [0.5, 0.5])
+
+
+MODELS["fusion"] = ModelSpec(
+    "fusion", "logmel", _build_fusion, Family.NEURAL,
+    "ours: crnn (silence-trimmed log-mel) + compare_logreg, probabilities averaged",
+    origin="ours", trim=True, extra_inputs=(Input("compare"),),
+)
+
+
+def count_parameters(model: Any) -> int:
+    """Learned numbers in a trained model: network weights, or a pipeline's coefficients
+    (logistic regression) / support vectors and dual coefficients (SVM)."""
+    if hasattr(model, "members"):
+        return sum(count_parameters(m) for m, _ in model.members)
+    net = getattr(model, "net", None)
+    if net is not None:
+        return int(sum(p.numel() for p in net.parameters()))
+    pipe = getattr(model, "pipeline", None)
+    clf = pipe[-1] if pipe is not None else None
+    if hasattr(clf, "coef_") and not hasattr(clf, "support_vectors_"):
+        return int(clf.coef_.size + clf.intercept_.size)
+    if hasattr(clf, "support_vectors_"):
+        return int(clf.support_vectors_.size + clf.dual_coef_.size + clf.intercept_.size)
+    return 0
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -94,4 +131,6 @@ def get_model_spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
 
 
-__all__ = ["MODELS", "Family", "Model", "ModelSpec", "get_model_spec"]
+__all__ = [
+    "MODELS", "Family", "Input", "Model", "ModelSpec", "count_parameters", "get_model_spec",
+]

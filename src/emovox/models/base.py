@@ -32,6 +32,15 @@ class Model(Protocol):
 
 
 @dataclass(frozen=True)
+class Input:
+    """One feature stream a model reads: feature name, its parameters, silence trimming."""
+
+    feature: str
+    params: dict[str, Any] = field(default_factory=dict)
+    trim: bool = False
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     feature: str  #: key in :data:`emovox.features.FEATURES`
@@ -43,3 +52,9 @@ class ModelSpec:
     origin: str = ""
     #: trim leading/trailing silence (top_db 40) before feature extraction
     trim: bool = False
+    #: further feature streams for multi-input (fusion) models
+    extra_inputs: tuple[Input, ...] = ()
+
+    @property
+    def inputs(self) -> tuple[Input, ...]:
+        return (Input(self.feature, self.feature_params, self.trim), *self.extra_inputs)
