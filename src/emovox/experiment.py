@@ -112,6 +112,8 @@ class FoldResult:
     fit_seconds: float
     metrics: Metrics
     n_params: int = 0
+    #: for fusion models: each member's UA on the same test clips
+    member_ua: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -287,9 +289,16 @@ def run_experiment(
         _save_fold_outputs(cfg, model, fold.index, out_dir)
         pred = proba.argmax(axis=1)
         m = compute_metrics(y[fold.test], pred, list(LABELS))
+        member_ua = {
+            name: compute_metrics(y[fold.test], p.argmax(1), list(LABELS)).ua
+            for name, p in getattr(model, "member_probas", lambda _: {})(
+                gather(feats, fold.test)
+            ).items()
+        }
         fr = FoldResult(
             fold.index, list(fold.test_speakers), list(fold.val_speakers),
             len(fold.train), len(fold.val), len(fold.test), fit_s, m, count_parameters(model),
+            member_ua,
         )
         results.append(fr)
         if on_fold:

@@ -33,6 +33,11 @@ class FusionModel:
             model.fit(x_train[k], y_train, x_val[k], y_val)
         return self
 
+    def member_probas(self, x) -> dict[str, np.ndarray]:
+        """Each member's probabilities, keyed ``"<index>:<class name>"``."""
+        return {f"{i}:{type(m).__name__}": m.predict_proba(x[k])
+                for i, (m, k) in enumerate(self.members)}
+
     def predict_proba(self, x) -> np.ndarray:
         return sum(w * m.predict_proba(x[k]) for (m, k), w in
                    zip(self.members, self.weights, strict=True))
