@@ -36,7 +36,7 @@ def test_neural_fold_models_are_saved_and_reload(fake_ravdess, fake_cache, tmp_p
     run_experiment(cfg, tmp_path / "r")
     model, meta = load_model(tmp_path / "r" / "models" / "fold0")
     assert meta["kind"] == "torch" and meta["net_module"] == "emovox.models.crnn"
-    assert meta["input_shape"] == [300, 64]
+    assert meta["input_shape"] == [256, 64]
     hist = json.loads((tmp_path / "r" / "history_fold0.json").read_text())
     assert len(hist["train_loss"]) == 2
 

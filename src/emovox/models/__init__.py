@@ -24,7 +24,7 @@ from emovox.models.base import Family, Input, Model, ModelSpec
 from emovox.models.fusion import FusionModel
 
 #: our CRNN's registry settings on top of ``crnn.DEFAULTS``
-CRNN_OVERRIDES: dict[str, Any] = {"schedule": "cosine", "n_frames": 300}
+CRNN_OVERRIDES: dict[str, Any] = {"schedule": "cosine", "n_frames": 256, "epochs": 30}
 
 
 def _build_torch(module: ModuleType, overrides: dict[str, Any], *, n_classes: int, seed: int = 0,
@@ -86,7 +86,7 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "crnn": _neural(
         "crnn", crnn, "logmel",
-        "ours: silence-trimmed log-mel 64 x 3 s; 2-D CNN, BiGRU, attentive statistics "
+        "ours: silence-trimmed log-mel 64 x 2.56 s; 2-D CNN, BiGRU, attentive statistics "
         "pooling; SpecAugment, mixup, label smoothing, one-cycle cosine LR",
         "ours", trim=True, **CRNN_OVERRIDES,
     ),
