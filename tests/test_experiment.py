@@ -70,3 +70,12 @@ def test_random_protocol_marks_results_speaker_dependent(fake_ravdess, fake_cach
     res = run_experiment(cfg, tmp_path / "r")
     d = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert d["speaker_independent"] is False and res.folds[0].n_test == 20  # 20 % of 96
+
+
+def test_corpus_assembled_from_symlinked_folders(tmp_path, ravdess_maker):
+    real = ravdess_maker(tmp_path / "real", actors=(3,))
+    (tmp_path / "view").mkdir()
+    (tmp_path / "view" / "speech").symlink_to(real, target_is_directory=True)
+    (tmp_path / "view" / "loop").symlink_to(tmp_path / "view", target_is_directory=True)
+    ds = load_dataset(DataConfig(root=str(tmp_path / "view")))
+    assert len(ds.utts) == 16  # followed the link once, not around the loop

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -100,9 +101,22 @@ def iter_audio_files(root: Path) -> Iterator[Path]:
         raise FileNotFoundError(f"corpus directory not found: {root}")
     if root.is_file():
         raise NotADirectoryError(f"expected a corpus directory, got a file: {root}")
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("."):
-            yield p
+    found: list[Path] = []
+    seen_dirs: set[str] = set()
+    # os.walk with followlinks: a corpus assembled from symlinked folders is read too;
+    # the realpath set stops symlink cycles.
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            p = Path(dirpath) / name
+            if p.suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".") and p.is_file():
+                found.append(p)
+    yield from sorted(found)
 
 
 def find_duplicates(paths: Iterable[Path]) -> list[list[Path]]:
