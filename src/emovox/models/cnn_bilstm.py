@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from emovox.models.base import sequence_shape
+
 __all__ = ["DEFAULTS", "CnnBiLstm", "build_net"]
 
 DEFAULTS: dict[str, Any] = {
@@ -119,11 +121,7 @@ def build_net(
 
     Training keys in ``**_`` (epochs, lr, ...) are ignored.
     """
-    if len(input_shape) != 2:
-        raise ValueError(f"cnn_bilstm expects input_shape (T, F), got {input_shape}")
-    t, f = input_shape
-    if t < 2 ** len(channels):
-        raise ValueError(f"cnn_bilstm needs T >= {2 ** len(channels)}, got T={t}")
+    _, f = sequence_shape("cnn_bilstm", input_shape, 2 ** len(channels))
     return CnnBiLstm(
         n_classes,
         f,

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from emovox.models.base import sequence_shape
+
 __all__ = ["DEFAULTS", "AdditiveAttentionPool", "CnnGruAttention", "build_net"]
 
 DEFAULTS: dict[str, Any] = {
@@ -129,11 +131,7 @@ def build_net(
 
     Training keys in ``**_`` (epochs, lr, ...) are ignored.
     """
-    if len(input_shape) != 2:
-        raise ValueError(f"cnn_gru_attention expects input_shape (T, F), got {input_shape}")
-    t, f = input_shape
-    if t < 2 ** len(channels):
-        raise ValueError(f"cnn_gru_attention needs T >= {2 ** len(channels)}, got T={t}")
+    _, f = sequence_shape("cnn_gru_attention", input_shape, 2 ** len(channels))
     return CnnGruAttention(
         n_classes,
         f,
