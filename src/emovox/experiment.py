@@ -114,6 +114,9 @@ class FoldResult:
     n_params: int = 0
     #: for fusion models: each member's UA on the same test clips
     member_ua: dict[str, float] = field(default_factory=dict)
+    #: best validation UA (validation speakers, training side) of a neural model: the
+    #: number to compare configurations by, never the test UA
+    val_ua: float | None = None
 
 
 @dataclass
@@ -133,6 +136,10 @@ class ExperimentResult:
             "protocol": self.config.split.protocol.value,
             "speaker_independent": self.config.split.protocol.speaker_independent,
             "summary": self.summary,
+            "val_ua_mean": (
+                float(np.mean([f.val_ua for f in self.folds]))
+                if all(f.val_ua is not None for f in self.folds) else None
+            ),
             "pooled": self.pooled.to_dict(),
             "worst_class": dict(zip(("label", "recall"), self.pooled.worst_recall, strict=True)),
             "folds": [
@@ -214,6 +221,11 @@ def training_set(
         x += [items[j] for j in good]
         labels.append(y[train_idx][good])
     return gather(x, np.arange(len(x))), np.concatenate(labels)
+
+
+def _best_val_ua(model: Any) -> float | None:
+    history = getattr(model, "history", None)
+    return float(max(history.val_ua)) if history is not None and history.val_ua else None
 
 
 def _save_fold_outputs(cfg: ExperimentConfig, model: Any, fold: int, out_dir: Path) -> None:
@@ -298,7 +310,7 @@ def run_experiment(
         fr = FoldResult(
             fold.index, list(fold.test_speakers), list(fold.val_speakers),
             len(fold.train), len(fold.val), len(fold.test), fit_s, m, count_parameters(model),
-            member_ua,
+            member_ua, _best_val_ua(model),
         )
         results.append(fr)
         if on_fold:
