@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import librosa
 import numpy as np
 
 
@@ -41,11 +40,15 @@ def add_noise(wave: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.n
 
 
 def pitch_shift(wave: np.ndarray, sr: int, semitones: float) -> np.ndarray:
+    import librosa
+
     return librosa.effects.pitch_shift(wave, sr=sr, n_steps=semitones).astype(np.float32)
 
 
 def time_stretch(wave: np.ndarray, rate: float) -> np.ndarray:
     """Faster (rate > 1) or slower playback at the same pitch."""
+    import librosa
+
     return librosa.effects.time_stretch(wave, rate=rate).astype(np.float32)
 
 

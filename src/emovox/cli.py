@@ -17,7 +17,6 @@ from rich.table import Table
 from emovox import __version__
 from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
 from emovox.errors import EmovoxError
-from emovox.metrics import SCALARS
 
 app = typer.Typer(
     name="emovox",
@@ -118,6 +117,7 @@ def evaluate(
     """Cross-validate a model under a speaker split and write a run directory."""
     from emovox.augment import AugmentConfig
     from emovox.experiment import FoldResult, run_experiment
+    from emovox.metrics import SCALARS
 
     _setup_logging(verbose)
     try:
@@ -233,6 +233,182 @@ def models() -> None:
     for spec in MODELS.values():
         table.add_row(spec.name, spec.family.value, spec.feature, spec.origin, spec.description)
     console.print(table)
+
+
+def _load_predictor(model: Path | None, backend: str):
+    from emovox.inference import Predictor
+
+    return Predictor.from_artifact(model, backend=backend)
+
+
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", help="Model folder (default: the bundled model)."),
+]
+BackendOpt = Annotated[str, typer.Option(help="Inference engine: auto, onnx or torch.")]
+
+
+@app.command()
+def predict(
+    files: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg, mp3, m4a...).")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON with all probabilities.")] = False,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, max=8, help="Probabilities shown.")] = 3,
+    model: ModelOpt = None,
+    backend: BackendOpt = "auto",
+    max_duration: Annotated[
+        float, typer.Option(help="Refuse longer files (s); use `timeline` for long ones.")
+    ] = 600.0,
+) -> None:
+    """Which emotion does each clip carry? Exit code 1 if any file failed."""
+    import json
+
+    _setup_logging(False)
+    try:
+        predictor = _load_predictor(model, backend)
+    except (EmovoxError, ValueError, OSError) as exc:
+        _fail(exc)
+        return
+    results: list[dict] = []
+    failed = 0
+    for f in files:
+        try:
+            p = predictor.predict_file(f, max_duration=max_duration)
+            results.append({"path": str(f), **p.to_dict(), "error": None})
+        except (EmovoxError, OSError) as exc:
+            failed += 1
+            results.append({"path": str(f), "error": str(exc)})
+    if json_out:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    else:
+        table = Table(title=f"emovox · {predictor.model_id}")
+        for col in ("file", "emotion", "confidence", f"top {top}", "arousal", "valence"):
+            table.add_column(col)
+        for r in results:
+            if r["error"]:
+                table.add_row(Path(r["path"]).name, "[red]error[/]", "", r["error"], "", "")
+                continue
+            ranked = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:top]
+            label = "silence" if r["silent"] else r["label"]
+            table.add_row(
+                Path(r["path"]).name, f"[bold]{label}[/]", f"{r['confidence']:.0%}",
+                "  ".join(f"{k} {v:.0%}" for k, v in ranked),
+                f"{r['arousal']:+.2f}", f"{r['valence']:+.2f}",
+            )
+        console.print(table)
+        console.print("arousal/valence are derived from the class probabilities "
+                      "(circumplex mapping, emovox.affect), not predicted directly.")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def batch(
+    inputs: Annotated[list[str], typer.Argument(help="Folders (recursive), files or globs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="results.csv or results.jsonl")],
+    workers: Annotated[int, typer.Option(help="Parallel workers.")] = 2,
+    engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
+    ] = None,
+    model: ModelOpt = None,
+    backend: BackendOpt = "auto",
+    max_duration: Annotated[float, typer.Option(help="Refuse longer files (s).")] = 600.0,
+) -> None:
+    """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows."""
+    from emovox.batch import Engine, run_batch
+
+    _setup_logging(False)
+    try:
+        eng = Engine(engine)
+        with Progress(
+            TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err_console, transient=True, disable=not err_console.is_terminal,
+        ) as bar:
+            task = bar.add_task("batch", total=None)
+            s = run_batch(
+                inputs, out, artifact=model, backend=backend, workers=workers, engine=eng,
+                scheduler=scheduler, max_duration=max_duration,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except (EmovoxError, ValueError, OSError, ImportError) as exc:
+        _fail(exc)
+        return
+    labels = ", ".join(f"{k} {v}" for k, v in s.labels.most_common())
+    console.print(
+        f"{s.found} files: {s.done} predicted now, {s.skipped} already in {out}, "
+        f"{s.errors} errors, {s.silent} silent · {s.seconds:.1f} s"
+        + (f"\n{labels}" if labels else "")
+    )
+
+
+@app.command()
+def timeline(
+    file: Annotated[Path, typer.Argument(help="A (long) recording.")],
+    window: Annotated[float, typer.Option(help="Window length (s).")] = 3.0,
+    hop: Annotated[float, typer.Option(help="Hop between windows (s).")] = 1.5,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Segments as CSV on stdout.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Summary + segments as JSON.")] = False,
+    model: ModelOpt = None,
+    backend: BackendOpt = "auto",
+) -> None:
+    """An emotion timeline of a long recording, streamed so memory stays flat."""
+    import csv
+    import json
+    import sys as _sys
+
+    from emovox.timeline import build_timeline
+
+    _setup_logging(False)
+    try:
+        predictor = _load_predictor(model, backend)
+        tl = build_timeline(predictor, file, window=window, hop=hop)
+    except (EmovoxError, ValueError, OSError) as exc:
+        _fail(exc)
+        return
+    if json_out:
+        print(json.dumps(tl.to_dict(), indent=2))
+        return
+    if csv_out:
+        from emovox.labels import LABELS
+
+        w = csv.writer(_sys.stdout)
+        w.writerow(["start", "end", "label", "confidence", *LABELS, "arousal", "valence"])
+        for s in tl.segments:
+            w.writerow([f"{s.start:.2f}", f"{s.end:.2f}", s.label, f"{s.confidence:.4f}",
+                        *(f"{s.probabilities.get(lab, 0.0):.4f}" for lab in LABELS),
+                        "" if s.arousal is None else f"{s.arousal:.3f}",
+                        "" if s.valence is None else f"{s.valence:.3f}"])
+        return
+    table = Table(title=f"{file.name} · {tl.duration:.1f} s · window {window} s, hop {hop} s")
+    for col in ("start", "end", "emotion", "confidence"):
+        table.add_column(col, justify="right")
+    for s in tl.segments:
+        table.add_row(f"{s.start:.1f}", f"{s.end:.1f}",
+                      "[dim]silence[/]" if s.silent else s.label,
+                      "" if s.silent else f"{s.confidence:.0%}")
+    console.print(table)
+    summ = tl.summary()
+    ranked = sorted(summ["share"].items(), key=lambda kv: -kv[1])
+    share = ", ".join(f"{k} {v:.0%}" for k, v in ranked)
+    console.print(f"dominant: [bold]{summ['dominant']}[/] · voiced windows: {share or 'none'} · "
+                  f"{summ['silent_windows']} silent of {summ['windows']}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="A trained neural model folder.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+) -> None:
+    """Export a neural model to ONNX (model.onnx beside its weights), verified against torch."""
+    from emovox.export import export_onnx
+
+    _setup_logging(False)
+    try:
+        path = export_onnx(model, opset=opset)
+    except (EmovoxError, ValueError, OSError, ImportError) as exc:
+        _fail(exc)
+        return
+    console.print(f"wrote {path}")
 
 
 def main() -> None:  # console-script entry point

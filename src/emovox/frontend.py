@@ -1,0 +1,174 @@
+"""The log-mel front end in pure NumPy, for inference without librosa.
+
+:class:`LogMelFrontEnd` reproduces ``emovox.features.extract("logmel", wave, sr)`` (librosa's
+``melspectrogram`` + ``power_to_db`` as wrapped by :func:`emovox.features.spectral.log_mel`)
+to within ~1e-4 dB, from two arrays computed once with librosa and stored in the model
+artifact:
+
+* ``mel_basis``: the Slaney-scale, Slaney-normalised mel filterbank, ``(n_mels, 1 + n_fft // 2)``
+  float32 (``librosa.filters.mel``);
+* ``window``: the periodic Hann window of ``win_length`` samples, zero-padded (centred) to
+  ``n_fft`` samples, float64 (``librosa.filters.get_window`` + ``librosa.util.pad_center``).
+
+The computation follows librosa step by step (``center=True, pad_mode="constant"``):
+
+1. ``wave`` as float32 mono; shorter than ``n_fft`` -> zero-padded at the end to ``n_fft``
+   (what ``spectral.log_mel`` does before calling librosa);
+2. ``n_fft // 2`` zeros on both sides; frames of ``n_fft`` samples every ``hop_length``
+   samples, ``T = 1 + n // hop_length`` frames;
+3. frame x window (float64), ``rfft``, rounded to complex64, ``|X|^2`` (float32);
+4. mel projection ``S @ mel_basis.T`` -> ``(T, n_mels)`` power;
+5. ``10 log10(max(amin, S))`` with ``amin = 1e-10`` (``ref = 1.0``: dB re full scale), then
+   values more than ``top_db`` below the utterance maximum are raised to that floor.
+
+Only :meth:`LogMelFrontEnd.from_params` imports librosa (to build the two arrays); calling
+the front end needs NumPy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emovox.errors import InvalidSamples
+
+__all__ = ["AMIN", "LogMelFrontEnd"]
+
+#: power floor before the log (librosa ``power_to_db`` ``amin``): -100 dB
+AMIN: float = 1e-10
+
+#: the scalar parameters stored in model.json (arrays go to safetensors)
+_PARAMS = ("sr", "n_fft", "win_length", "hop_length", "n_mels", "fmin", "fmax", "top_db")
+
+
+@dataclass(frozen=True, eq=False)
+class LogMelFrontEnd:
+    """Waveform -> time-major log-mel ``(T, n_mels)`` float32 dB, NumPy only.
+
+    Attributes:
+        sr: sample rate the filterbank was built for, in Hz.
+        n_fft: FFT size in samples.
+        win_length: Hann window length in samples (``<= n_fft``).
+        hop_length: hop between frames in samples.
+        n_mels: number of mel bands.
+        fmin: lowest band edge in Hz.
+        fmax: highest band edge in Hz (``None`` = ``sr / 2``).
+        top_db: dynamic range kept below the maximum, dB (``None`` = no clipping).
+        mel_basis: ``(n_mels, 1 + n_fft // 2)`` float32 filterbank.
+        window: ``(n_fft,)`` float64 analysis window.
+    """
+
+    sr: int
+    n_fft: int
+    win_length: int
+    hop_length: int
+    n_mels: int
+    fmin: float
+    fmax: float | None
+    top_db: float | None
+    mel_basis: np.ndarray = field(repr=False)
+    window: np.ndarray = field(repr=False)
+
+    def __post_init__(self) -> None:
+        n_bins = 1 + self.n_fft // 2
+        mb = np.ascontiguousarray(self.mel_basis, dtype=np.float32)
+        win = np.ascontiguousarray(self.window, dtype=np.float64)
+        if mb.shape != (self.n_mels, n_bins):
+            raise ValueError(f"mel_basis must be ({self.n_mels}, {n_bins}), got {mb.shape}")
+        if win.shape != (self.n_fft,):
+            raise ValueError(f"window must be ({self.n_fft},), got {win.shape}")
+        if self.hop_length <= 0:
+            raise ValueError(f"hop_length must be positive, got {self.hop_length}")
+        object.__setattr__(self, "mel_basis", mb)
+        object.__setattr__(self, "window", win)
+        object.__setattr__(self, "_mel_t", np.ascontiguousarray(mb.T))  # (n_bins, n_mels)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_params(
+        cls,
+        sr: int = 16000,
+        *,
+        n_mels: int = 64,
+        n_fft: int = 512,
+        win_length: int | None = 400,
+        hop_length: int = 160,
+        fmin: float = 20.0,
+        fmax: float | None = None,
+        top_db: float | None = 80.0,
+    ) -> LogMelFrontEnd:
+        """Build the filterbank and window with librosa (the only librosa use here).
+
+        Defaults and argument names are those of :func:`emovox.features.spectral.log_mel`,
+        so ``LogMelFrontEnd.from_params(sr, **logmel_params)`` matches that feature.
+        """
+        import librosa
+
+        win = int(n_fft) if win_length is None else min(int(win_length), int(n_fft))
+        mel_basis = librosa.filters.mel(
+            sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32
+        )
+        window = librosa.util.pad_center(
+            librosa.filters.get_window("hann", win, fftbins=True), size=n_fft
+        )
+        return cls(
+            sr=int(sr), n_fft=int(n_fft), win_length=win, hop_length=int(hop_length),
+            n_mels=int(n_mels), fmin=float(fmin), fmax=None if fmax is None else float(fmax),
+            top_db=None if top_db is None else float(top_db),
+            mel_basis=np.asarray(mel_basis, np.float32), window=np.asarray(window, np.float64),
+        )
+
+    # -- (de)serialisation --------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        """The JSON part (for ``model.json["frontend"]``)."""
+        return {"type": "logmel", **{k: getattr(self, k) for k in _PARAMS}, "amin": AMIN}
+
+    def arrays(self, prefix: str = "frontend.") -> dict[str, np.ndarray]:
+        """The array part (for the artifact's safetensors)."""
+        return {f"{prefix}mel_basis": self.mel_basis, f"{prefix}window": self.window}
+
+    @classmethod
+    def from_saved(
+        cls, params: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str = "frontend."
+    ) -> LogMelFrontEnd:
+        """Inverse of :meth:`params` + :meth:`arrays`."""
+        if params.get("type", "logmel") != "logmel":
+            raise ValueError(f"not a log-mel front end: {params.get('type')!r}")
+        return cls(
+            **{k: params[k] for k in _PARAMS},
+            mel_basis=arrays[f"{prefix}mel_basis"], window=arrays[f"{prefix}window"],
+        )
+
+    # -- the computation ----------------------------------------------------------------
+    def n_frames(self, n_samples: int) -> int:
+        """Number of frames for a wave of ``n_samples`` samples."""
+        n = max(int(n_samples), self.n_fft)
+        return 1 + (n + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
+
+    def power_mel(self, wave: np.ndarray) -> np.ndarray:
+        """Mel power spectrogram ``(T, n_mels)`` float32 (before the dB conversion)."""
+        x = np.asarray(wave, dtype=np.float32)
+        if x.ndim == 2 and 1 in x.shape:
+            x = x.reshape(-1)
+        if x.ndim != 1:
+            raise ValueError(f"expected a mono waveform of shape (n_samples,), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise InvalidSamples(f"waveform contains {bad} non-finite (NaN/inf) samples")
+        if x.shape[0] < self.n_fft:
+            x = np.pad(x, (0, self.n_fft - x.shape[0]))
+        half = self.n_fft // 2
+        padded = np.pad(x, (half, half))
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length]
+        spec = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64)  # (T, n_bins)
+        power = np.abs(spec) ** 2  # float32
+        return power @ self._mel_t  # type: ignore[attr-defined]  # (T, n_mels)
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        """Log-mel dB ``(T, n_mels)`` float32 of a mono ``wave`` at :attr:`sr` Hz."""
+        db = 10.0 * np.log10(np.maximum(np.float32(AMIN), self.power_mel(wave)))
+        if self.top_db is not None:
+            db = np.maximum(db, db.max() - np.float32(self.top_db))
+        return np.ascontiguousarray(db, dtype=np.float32)

@@ -1,0 +1,153 @@
+"""Emotion timelines of long recordings: sliding windows over a streamed file.
+
+The file is read in blocks (:func:`emovox.audio.iter_blocks`), so memory stays flat
+for hour-long recordings: at most one block plus one window is held. Each window is
+classified unless it is silent, in which case it is labelled ``silence``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.audio import TARGET_SR, is_silent, iter_blocks
+
+log = logging.getLogger(__name__)
+
+SILENCE = "silence"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One window: ``[start, end)`` seconds, its emotion (or ``silence``) and probabilities."""
+
+    start: float
+    end: float
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    arousal: float | None
+    valence: float | None
+
+    @property
+    def silent(self) -> bool:
+        return self.label == SILENCE
+
+
+@dataclass
+class Timeline:
+    source: str
+    duration: float
+    window: float
+    hop: float
+    segments: list[Segment] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Share of voiced windows per emotion, mean probabilities over voiced windows,
+        the dominant emotion, and how much of the recording was silent."""
+        voiced = [s for s in self.segments if not s.silent]
+        counts: dict[str, int] = defaultdict(int)
+        for s in voiced:
+            counts[s.label] += 1
+        labels = list(voiced[0].probabilities) if voiced else []
+        mean_p = {lab: float(np.mean([s.probabilities[lab] for s in voiced])) for lab in labels}
+        return {
+            "source": self.source,
+            "duration_s": round(self.duration, 3),
+            "windows": len(self.segments),
+            "voiced_windows": len(voiced),
+            "silent_windows": len(self.segments) - len(voiced),
+            "dominant": max(mean_p, key=mean_p.get) if mean_p else SILENCE,
+            "share": {k: v / len(voiced) for k, v in sorted(counts.items())} if voiced else {},
+            "mean_probabilities": mean_p,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary(), "segments": [asdict(s) for s in self.segments]}
+
+
+def _windows(
+    blocks: Iterator[tuple[float, np.ndarray]], win: int, hop: int, min_last: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(start sample, window) over a stream of blocks; a final shorter window is kept
+    when it holds at least ``min_last`` samples not already covered."""
+    buf = np.zeros(0, np.float32)
+    buf_start = 0  # sample index of buf[0]
+    pos = 0  # start of the next window
+    covered = 0  # samples up to which windows already reached
+    for _, block in blocks:
+        buf = np.concatenate([buf, block])
+        while pos + win <= buf_start + len(buf):
+            yield pos, buf[pos - buf_start : pos - buf_start + win]
+            covered = pos + win
+            pos += hop
+        drop = pos - buf_start
+        if drop > 0:
+            buf = buf[drop:]
+            buf_start = pos
+    end = buf_start + len(buf)
+    if end - covered >= min_last and pos < end:
+        yield pos, buf[pos - buf_start :]
+
+
+def build_timeline(
+    predictor: Any,
+    src: str | Path,
+    *,
+    window: float = 3.0,
+    hop: float = 1.5,
+    block_s: float = 60.0,
+    silence_dbfs: float = -45.0,
+    batch: int = 32,
+    progress: Callable[[float], None] | None = None,
+) -> Timeline:
+    """Classify ``window``-second windows every ``hop`` seconds of ``src``.
+
+    ``predictor`` is an :class:`emovox.inference.Predictor` (anything with
+    ``predict_batch(waves, sr)``). Windows whose loudest frame is below ``silence_dbfs``
+    are labelled ``silence`` without running the model. ``progress`` gets the seconds
+    processed so far.
+    """
+    if window <= 0 or hop <= 0:
+        raise ValueError("window and hop must be positive")
+    sr = TARGET_SR
+    win, step = int(round(window * sr)), int(round(hop * sr))
+    tl = Timeline(str(src), 0.0, window, hop)
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        voiced = [(s, w) for s, w in pending if not is_silent(w, threshold_dbfs=silence_dbfs)]
+        preds = iter(predictor.predict_batch([w for _, w in voiced], sr) if voiced else [])
+        voiced_starts = {s for s, _ in voiced}
+        for s, w in pending:
+            start, end = s / sr, (s + len(w)) / sr
+            if s in voiced_starts:
+                p = next(preds)
+                tl.segments.append(Segment(start, end, p.label, p.confidence, p.probabilities,
+                                           p.arousal, p.valence))
+            else:
+                tl.segments.append(Segment(start, end, SILENCE, 1.0, {}, None, None))
+        pending.clear()
+        if progress and tl.segments:
+            progress(tl.segments[-1].end)
+
+    seen = [0]  # samples streamed so far
+
+    def counted() -> Iterator[tuple[float, np.ndarray]]:
+        for start, block in iter_blocks(src, block_s=block_s, sr=sr):
+            seen[0] += len(block)
+            yield start, block
+
+    for start, w in _windows(counted(), win, step, min_last=sr):
+        pending.append((start, w))
+        if len(pending) >= batch:
+            flush()
+    flush()
+    tl.duration = seen[0] / sr
+    return tl

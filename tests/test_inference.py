@@ -1,0 +1,348 @@
+"""Inference: NumPy front end, ONNX export, Predictor backends, calibration, derived affect."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox.affect import AROUSAL_VALENCE, arousal_valence
+from emovox.artifact import ArtifactError, read_meta, save_model
+from emovox.calibration import (
+    apply_temperature,
+    calibration_report,
+    fit_from_predictions_csv,
+    fit_temperature,
+    softmax,
+)
+from emovox.errors import AudioFileNotFound, NotAudio
+from emovox.export import export_onnx
+from emovox.features import extract
+from emovox.frontend import LogMelFrontEnd
+from emovox.inference import (
+    Prediction,
+    Predictor,
+    attach_inference_metadata,
+    default_model_path,
+)
+from emovox.labels import LABELS, Emotion
+
+SR = 16000
+N_FRAMES = 64
+REAL_CLIP_DIR = Path(__file__).resolve().parents[2] / "shared/data/ravdess/original-48k"
+
+
+def tone(emotion: int, rng: np.random.Generator, dur: float = 0.6, sr: int = SR) -> np.ndarray:
+    """A harmonic tone whose pitch encodes the class, with 0.1 s of near-silence each side."""
+    t = np.arange(int(dur * sr)) / sr
+    f0 = 120.0 * 2 ** (emotion / 4) * (1 + 0.02 * rng.standard_normal())
+    w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
+    w = 0.3 * w / np.max(np.abs(w)) + 0.01 * rng.standard_normal(len(t))
+    pad = 1e-4 * rng.standard_normal(int(0.1 * sr))
+    return np.concatenate([pad, w, pad]).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> dict[str, Path]:
+    """A small trained crnn: ``raw`` (as save_model wrote it) and ``full`` (front end,
+    temperature 1, model.onnx)."""
+    from emovox.audio import trim_silence
+    from emovox.models import crnn
+    from emovox.train import TorchClassifier
+
+    rng = np.random.default_rng(0)
+    feats, y = [], []
+    for i in range(32):
+        w = trim_silence(tone(i % 8, rng), SR, top_db=40.0)
+        feats.append(extract("logmel", w, SR))
+        y.append(i % 8)
+    y = np.array(y)
+    model = TorchClassifier(
+        crnn.build_net, n_classes=8, seed=0,
+        **{**crnn.DEFAULTS, "schedule": "cosine", "n_frames": N_FRAMES, "epochs": 2},
+    )
+    model.fit(feats, y, feats[:8], y[:8])
+    root = tmp_path_factory.mktemp("artifacts")
+    raw = save_model(model, root / "raw", {"model": {"name": "crnn", "params": {}}})
+    full = root / "full"
+    shutil.copytree(raw, full)
+    attach_inference_metadata(full, temperature=None, calibration=None)
+    export_onnx(full)
+    return {"raw": raw, "full": full, "root": root}
+
+
+@pytest.fixture(scope="session")
+def predictors(artifacts) -> dict[str, Predictor]:
+    return {
+        "onnx": Predictor.from_artifact(artifacts["full"], backend="onnx", threads=1),
+        "torch": Predictor.from_artifact(artifacts["full"], backend="torch"),
+    }
+
+
+@pytest.fixture(scope="session")
+def wav_file(tmp_path_factory) -> Path:
+    """1 s tone at 22.05 kHz (so prediction resamples)."""
+    rng = np.random.default_rng(1)
+    path = tmp_path_factory.mktemp("wav") / "clip.wav"
+    sf.write(path, tone(4, rng, dur=0.8, sr=22050), 22050, subtype="PCM_16")
+    return path
+
+
+# -- front end ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def frontend() -> LogMelFrontEnd:
+    return LogMelFrontEnd.from_params(SR)
+
+
+def test_frontend_matches_librosa_on_real_clip(frontend):
+    clips = sorted(REAL_CLIP_DIR.glob("*.wav"))[:1] if REAL_CLIP_DIR.is_dir() else []
+    if not clips:
+        pytest.skip(f"no real RAVDESS clip under {REAL_CLIP_DIR}")
+    from emovox.audio import load_audio
+
+    wave = load_audio(clips[0], sr=SR, trim=True).wave
+    ref = extract("logmel", wave, SR)
+    got = frontend(wave)
+    assert got.shape == ref.shape and got.dtype == np.float32
+    assert np.abs(got - ref).max() <= 1e-3
+
+
+@pytest.mark.parametrize("n", [480, 16037, 0])
+def test_frontend_matches_librosa_short_and_odd(frontend, n):
+    wave = (0.1 * np.random.default_rng(n).standard_normal(n)).astype(np.float32)
+    ref = extract("logmel", wave, SR)
+    got = frontend(wave)
+    assert got.shape == ref.shape == (frontend.n_frames(n), 64)
+    assert np.abs(got - ref).max() <= 1e-3
+
+
+def test_frontend_stored_in_artifact(artifacts, predictors):
+    meta = read_meta(artifacts["full"])
+    assert meta["frontend"]["n_mels"] == 64 and meta["inference"]["trim"] is True
+    from safetensors.numpy import load_file
+
+    t = load_file(str(artifacts["full"] / "weights.safetensors"))
+    assert t["frontend.mel_basis"].shape == (64, 257) and t["frontend.window"].shape == (512,)
+    fe = predictors["onnx"].features
+    assert isinstance(fe, LogMelFrontEnd)
+    assert np.array_equal(fe.mel_basis, LogMelFrontEnd.from_params(SR).mel_basis)
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def test_onnx_matches_torch(artifacts):
+    import onnxruntime as ort
+    import torch
+
+    from emovox.artifact import load_model
+
+    meta = read_meta(artifacts["full"])
+    assert meta["onnx"]["file"] == "model.onnx" and meta["onnx"]["opset"] == 17
+    assert meta["onnx"]["dynamic_time"] is True
+    model, _ = load_model(artifacts["full"])
+    sess = ort.InferenceSession(str(artifacts["full"] / "model.onnx"),
+                                providers=["CPUExecutionProvider"])
+    for t in (N_FRAMES, 100):
+        x = torch.randn(3, t, 64, generator=torch.Generator().manual_seed(t))
+        with torch.no_grad():
+            p_torch = torch.softmax(model.net(x), -1).numpy()
+        p_onnx = softmax(sess.run(None, {"features": x.numpy()})[0])
+        assert np.abs(p_onnx - p_torch).max() <= 1e-4
+
+
+def test_export_rejects_sklearn(tmp_path):
+    from emovox.models.classical import logreg
+
+    rng = np.random.default_rng(0)
+    m = logreg(n_classes=8).fit(rng.standard_normal((16, 4)), np.arange(16) % 8, [], [])
+    path = save_model(m, tmp_path / "sk", {"model": {"name": "egemaps_logreg"}})
+    with pytest.raises(ArtifactError, match="only neural models export to ONNX"):
+        export_onnx(path)
+    with pytest.raises(ArtifactError, match="neural"):
+        Predictor.from_artifact(path)
+
+
+# -- predictor ----------------------------------------------------------------------------
+
+
+def test_backends_agree_on_file(predictors, wav_file):
+    a = predictors["onnx"].predict_file(wav_file)
+    b = predictors["torch"].predict_file(wav_file)
+    assert predictors["onnx"].backend == "onnx" and predictors["torch"].backend == "torch"
+    pa = np.array(list(a.probabilities.values()))
+    pb = np.array(list(b.probabilities.values()))
+    assert np.abs(pa - pb).max() <= 1e-4
+    assert list(a.probabilities) == list(LABELS) and abs(pa.sum() - 1) < 1e-9
+    assert a.label == b.label and a.source.endswith("clip.wav") and not a.silent
+    assert a.duration == pytest.approx(1.0, abs=1e-3)
+    assert predictors["onnx"].model_id == predictors["torch"].model_id
+    assert predictors["onnx"].model_id.startswith("crnn-")
+    d = a.to_dict()
+    assert d["derived"] == ["arousal", "valence"] and json.dumps(d)
+
+
+def test_predict_wave_matches_training_pipeline(predictors, artifacts):
+    """Predictor == TorchClassifier.predict_proba on the same trimmed log-mel (T = 1)."""
+    from emovox.artifact import load_model
+    from emovox.audio import trim_silence
+
+    model, _ = load_model(artifacts["full"])
+    wave = tone(2, np.random.default_rng(5))
+    ref = model.predict_proba([extract("logmel", trim_silence(wave, SR), SR)])[0]
+    got = predictors["onnx"].predict_wave(wave, SR)
+    assert np.abs(np.array(list(got.probabilities.values())) - ref).max() <= 1e-4
+
+
+def test_predict_batch_equals_single(predictors):
+    rng = np.random.default_rng(2)
+    waves = [tone(k, rng, dur=0.3 + 0.2 * k) for k in range(3)]
+    for p in predictors.values():
+        batch = p.predict_batch(waves, SR)
+        single = [p.predict_wave(w, SR) for w in waves]
+        for b, s in zip(batch, single, strict=True):
+            assert np.allclose(list(b.probabilities.values()), list(s.probabilities.values()),
+                               atol=1e-5)
+
+
+def test_missing_frontend_falls_back_to_librosa(artifacts, predictors, caplog, wav_file):
+    with caplog.at_level(logging.WARNING, logger="emovox.inference"):
+        p = Predictor.from_artifact(artifacts["raw"])  # auto: no model.onnx -> torch
+    assert p.backend == "torch" and "no stored log-mel front end" in caplog.text
+    a = p.predict_file(wav_file).probabilities
+    b = predictors["torch"].predict_file(wav_file).probabilities
+    assert np.allclose(list(a.values()), list(b.values()), atol=1e-6)
+    with pytest.raises(ArtifactError, match="model.onnx is missing"):
+        Predictor.from_artifact(artifacts["raw"], backend="onnx")
+
+
+def test_typed_errors_and_silence(predictors, tmp_path):
+    p = predictors["onnx"]
+    with pytest.raises(AudioFileNotFound):
+        p.predict_file(tmp_path / "nope.wav")
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio at all, just some text\n" * 20)
+    with pytest.raises(NotAudio):
+        p.predict_file(text)
+    silent = p.predict_wave(np.zeros(SR, np.float32), SR)
+    assert silent.silent and silent.duration == 1.0
+    assert abs(sum(silent.probabilities.values()) - 1) < 1e-9
+
+
+def test_default_model_missing_is_a_clear_error():
+    if (default_model_path() / "model.json").is_file():
+        pytest.skip("a bundled default model is installed")
+    with pytest.raises(ArtifactError, match="no bundled default model"):
+        Predictor.from_artifact(None)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_concurrent_predictions_match_sequential(predictors, backend):
+    p = predictors[backend]
+    rng = np.random.default_rng(3)
+    waves = [tone(k % 8, rng, dur=0.4) for k in range(20)]
+    sequential = [p.predict_wave(w, SR) for w in waves]
+    results: dict[int, Prediction] = {}
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(t * 5, t * 5 + 5):
+                results[i] = p.predict_wave(waves[i], SR)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    for i, s in enumerate(sequential):
+        assert np.allclose(list(results[i].probabilities.values()),
+                           list(s.probabilities.values()), atol=1e-6)
+
+
+def test_import_pulls_in_neither_torch_nor_librosa():
+    code = (
+        "import sys, emovox.inference; "
+        "bad = [m for m in ('torch', 'librosa') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# -- calibration --------------------------------------------------------------------------
+
+
+def _overconfident(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """About 60 % accurate predictions with ~95 % confidence."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 8, n)
+    logits = rng.standard_normal((n, 8))
+    logits[np.arange(n), y] += 1.5
+    return softmax(4.0 * logits), y
+
+
+def test_temperature_fit_softens_overconfidence(tmp_path):
+    p, y = _overconfident()
+    t = fit_temperature(p, y)
+    assert t > 1.5
+    rep = calibration_report(p, y, t)
+    assert rep["ece_after"] < rep["ece_before"] and rep["nll_after"] < rep["nll_before"]
+    assert np.array_equal(apply_temperature(p, t).argmax(1), p.argmax(1))
+    # the same from an experiment's predictions.csv
+    f = tmp_path / "predictions.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["fold", "true", "pred", *[f"p_{lab}" for lab in LABELS]])
+        for row, k in zip(p, y, strict=True):
+            w.writerow([0, LABELS[k], LABELS[row.argmax()], *[f"{v:.6f}" for v in row]])
+    rep_csv = fit_from_predictions_csv(f)
+    assert rep_csv["temperature"] == pytest.approx(t, rel=0.02)
+    assert rep_csv["ece_after"] < rep_csv["ece_before"] and rep_csv["n"] == len(y)
+
+
+def test_temperature_stored_and_applied(artifacts, predictors, wav_file):
+    hot = artifacts["root"] / "hot"
+    if not hot.exists():
+        shutil.copytree(artifacts["full"], hot)
+    attach_inference_metadata(hot, temperature=2.0, calibration={"ece_before": 0.2})
+    meta = read_meta(hot)
+    assert meta["temperature"] == 2.0 and meta["calibration"] == {"ece_before": 0.2}
+    p2 = Predictor.from_artifact(hot, backend="onnx")
+    assert p2.temperature == 2.0 and p2.model_id == predictors["onnx"].model_id
+    base = np.array(list(predictors["onnx"].predict_file(wav_file).probabilities.values()))
+    got = np.array(list(p2.predict_file(wav_file).probabilities.values()))
+    assert np.allclose(got, softmax(np.log(base) / 2.0), atol=1e-6)
+    assert got.max() < base.max()
+
+
+# -- derived arousal / valence ------------------------------------------------------------
+
+
+def test_arousal_valence_mapping():
+    onehot = np.eye(8)[LABELS.index("angry")]
+    assert arousal_valence(onehot) == pytest.approx(AROUSAL_VALENCE[Emotion.ANGRY])
+    mean = np.mean([AROUSAL_VALENCE[Emotion(lab)] for lab in LABELS], axis=0)
+    assert arousal_valence(np.full(8, 1 / 8)) == pytest.approx(tuple(mean))
+    assert arousal_valence({lab: float(lab == "sad") for lab in LABELS}) == pytest.approx(
+        AROUSAL_VALENCE[Emotion.SAD])
+    assert all(-1 <= a <= 1 and -1 <= v <= 1 for a, v in AROUSAL_VALENCE.values())
+    assert set(AROUSAL_VALENCE) == set(Emotion)
+
+
+def test_prediction_affect_is_weighted_mean(predictors, wav_file):
+    pred = predictors["onnx"].predict_file(wav_file)
+    assert (pred.arousal, pred.valence) == pytest.approx(arousal_valence(pred.probabilities))
