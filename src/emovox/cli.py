@@ -395,6 +395,51 @@ def timeline(
 
 
 @app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Corpus root directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    model: Annotated[str, typer.Option("--model", help="Registered model name.")] = "crnn",
+    corpus: Annotated[str, typer.Option(help="Corpus reader.")] = "ravdess",
+    channels: Annotated[str, typer.Option(help="RAVDESS vocal channels.")] = "speech",
+    calibrate: Annotated[
+        Path | None,
+        typer.Option(help="CV run directory of the same model: temperature + model-card metrics."),
+    ] = None,
+    param: Annotated[
+        list[str], typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable).")
+    ] = [],  # noqa: B006 - typer needs a literal default
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Extraction processes.")] = 2,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing model folder.")] = (
+        False
+    ),
+    no_onnx: Annotated[bool, typer.Option("--no-onnx", help="Skip the ONNX export.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train a model on every speaker of a corpus and package it for `emovox predict`."""
+    from emovox.bundle import train_bundle
+
+    _setup_logging(verbose)
+    try:
+        cfg = ExperimentConfig(
+            data=DataConfig(corpus=corpus, root=str(data), vocal_channels=_csv(channels)),
+            split=SplitConfig(n_val_speakers=0),
+            model=ModelConfig(name=model, params=_parse_params(param)),
+            seed=seed, n_jobs=jobs,
+        )
+        b = train_bundle(cfg, out, calibrate=calibrate, force=force, onnx=not no_onnx)
+    except (EmovoxError, ValueError, OSError, ImportError) as exc:
+        _fail(exc)
+        return
+    console.print(f"trained {model} on {b.n_clips} clips of {b.n_speakers} speakers in "
+                  f"{b.seconds:.0f} s ({b.n_params:,} parameters) -> {b.path}")
+    if b.calibration:
+        c = b.calibration
+        console.print(f"temperature {c['temperature']:.3f}: ECE {c['ece_before']:.3f} -> "
+                      f"{c['ece_after']:.3f} on the cross-validation's out-of-fold predictions")
+
+
+@app.command()
 def export(
     model: Annotated[Path, typer.Argument(help="A trained neural model folder.")],
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,

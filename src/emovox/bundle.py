@@ -1,0 +1,184 @@
+"""Train a deployable model on every speaker and package it: weights, inference
+front end, calibration temperature, ONNX export and a model card.
+
+Settings come from cross-validation, never from a test set: the temperature is fitted on
+the out-of-fold predictions of a CV run of the same model (``--calibrate RUN_DIR``), and
+the card reports that run's speaker-independent metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox import __version__
+from emovox.config import ExperimentConfig
+from emovox.experiment import _extract_inputs, gather, load_dataset
+from emovox.labels import LABELS
+from emovox.models import Family, count_parameters, get_model_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedBundle:
+    path: Path
+    n_clips: int
+    n_speakers: int
+    seconds: float
+    n_params: int
+    calibration: dict[str, Any] | None
+
+
+def train_bundle(
+    cfg: ExperimentConfig, out: Path, *, calibrate: Path | None = None, force: bool = False,
+    onnx: bool = True,
+) -> TrainedBundle:
+    """Train ``cfg.model`` on all clips of ``cfg.data`` (no held-out speakers; the epoch
+    count is the model's fixed setting) and write the artifact folder ``out`` atomically.
+    Refuses to replace an existing ``out`` unless ``force``."""
+    from emovox.artifact import save_model
+
+    out = Path(out)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
+    spec = get_model_spec(cfg.model.name)
+    if len(spec.inputs) != 1:
+        raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
+    cv = _read_cv_run(calibrate, cfg.model.name) if calibrate else None
+
+    t0 = time.perf_counter()
+    ds = load_dataset(cfg.data)
+    items, errors, _, _ = _extract_inputs(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
+    keep = np.array([i not in errors for i in range(len(ds.utts))])
+    idx = np.flatnonzero(keep)
+    y = ds.y
+    model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
+    model.fit(gather(items, idx), y[idx], gather(items, idx[:0]), y[idx[:0]])
+    seconds = time.perf_counter() - t0
+    speakers = sorted({ds.utts[i].speaker for i in idx})
+
+    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
+                                prefix=f".{out.name}.build"))
+    try:
+        stage = tmp / out.name
+        extra = {
+            "name": cfg.model.name,
+            "trained_on": {"clips": int(len(idx)), "speakers": speakers,
+                           "corpus": cfg.data.corpus, "channels": list(cfg.data.vocal_channels),
+                           "seconds": round(seconds, 1)},
+            "n_params": count_parameters(model),
+            "cross_validation": cv["metrics"] if cv else None,
+        }
+        save_model(model, stage, cfg.to_dict(), metrics=cv["metrics"] if cv else {},
+                   extra=extra)
+        calibration = None
+        if spec.family is Family.NEURAL:
+            from emovox.inference import attach_inference_metadata
+
+            if cv:
+                from emovox.calibration import fit_from_predictions_csv
+
+                calibration = fit_from_predictions_csv(cv["predictions"])
+            attach_inference_metadata(
+                stage, temperature=calibration["temperature"] if calibration else None,
+                calibration=calibration,
+            )
+            if onnx:
+                from emovox.export import export_onnx
+
+                export_onnx(stage)
+        (stage / "MODEL_CARD.md").write_text(model_card(json.loads(
+            (stage / "model.json").read_text())))
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),
+                         calibration)
+
+
+def _read_cv_run(run: Path, model: str) -> dict[str, Any]:
+    run = Path(run)
+    m = json.loads((run / "metrics.json").read_text())
+    if m.get("model") != model:
+        raise ValueError(f"{run} is a CV run of {m.get('model')!r}, not {model!r}")
+    if not m.get("speaker_independent"):
+        raise ValueError(f"{run} is not speaker-independent; calibrate on held-out speakers")
+    return {"metrics": {k: m[k] for k in ("protocol", "summary", "pooled", "worst_class")},
+            "predictions": run / "predictions.csv"}
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    """A human-readable card from an artifact's model.json."""
+    cv = meta.get("cross_validation") or {}
+    tr = meta.get("trained_on") or {}
+    lines = [
+        f"# emovox model card: {meta.get('name', '?')}",
+        "",
+        f"- package version: {meta.get('package_version', __version__)}",
+        f"- parameters: {meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int)
+        else "- parameters: ?",
+        f"- labels (order): {', '.join(meta.get('labels', LABELS))}",
+        f"- trained on: {tr.get('clips', '?')} clips of {len(tr.get('speakers', []))} speakers "
+        f"({tr.get('corpus', '?')}, {', '.join(tr.get('channels', []))}), "
+        f"{tr.get('seconds', '?')} s on CPU",
+        "- training data licence: RAVDESS (Livingstone & Russo 2018) is CC BY-NC-SA 4.0; "
+        "this model is for non-commercial use.",
+        "",
+        "## Speaker-independent cross-validation (actors never heard)",
+        "",
+    ]
+    if cv:
+        s = cv["summary"]
+        lines += [
+            f"Protocol `{cv['protocol']}`; mean ± std over folds:",
+            "",
+            "| UA | WA | macro-F1 | weighted-F1 |",
+            "|---|---|---|---|",
+            "| " + " | ".join(f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}"
+                             for k in ("ua", "wa", "macro_f1", "weighted_f1")) + " |",
+            "",
+            "Per-class recall (pooled over folds):",
+            "",
+            "| " + " | ".join(cv["pooled"]["labels"]) + " |",
+            "|" + "---|" * len(cv["pooled"]["labels"]),
+            "| " + " | ".join(f"{cv['pooled']['recall'][k]:.1f}"
+                             for k in cv["pooled"]["labels"]) + " |",
+            "",
+        ]
+    else:
+        lines += ["No cross-validation run was attached.", ""]
+    cal = meta.get("calibration")
+    if cal:
+        lines += [
+            "## Calibration",
+            "",
+            f"Temperature {cal['temperature']:.3f}, fitted on the out-of-fold predictions of the "
+            f"cross-validation. Expected calibration error {cal['ece_before']:.3f} → "
+            f"{cal['ece_after']:.3f}; NLL {cal['nll_before']:.3f} → {cal['nll_after']:.3f}.",
+            "",
+        ]
+    lines += [
+        "## Known limits",
+        "",
+        "- Acted, read English speech (RAVDESS: 24 North-American actors, two sentences); "
+        "spontaneous speech, other languages, children, noisy or telephone audio are out of "
+        "domain and will be less accurate.",
+        "- Eight fixed classes; mixed or other emotions are forced onto them.",
+        "- Arousal/valence are derived from the class probabilities, not predicted.",
+        "- Input is 16 kHz mono; silence is trimmed and about 2.6 s of speech is used per clip "
+        "(use `emovox timeline` for long recordings).",
+        "",
+    ]
+    return "\n".join(lines)
