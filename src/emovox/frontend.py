@@ -172,3 +172,13 @@ class LogMelFrontEnd:
         if self.top_db is not None:
             db = np.maximum(db, db.max() - np.float32(self.top_db))
         return np.ascontiguousarray(db, dtype=np.float32)
+
+
+def pad_or_crop(seq: np.ndarray, n_frames: int) -> np.ndarray:
+    """(T, D) -> (n_frames, D): centre crop, or zero-pad at the end. Training and
+    inference share this one definition."""
+    t = seq.shape[0]
+    if t >= n_frames:
+        start = (t - n_frames) // 2
+        return seq[start : start + n_frames]
+    return np.pad(seq, ((0, n_frames - t), (0, 0)))

@@ -66,7 +66,7 @@ from emovox.audio import (
 )
 from emovox.calibration import softmax
 from emovox.errors import EmptyAudio, InvalidSamples
-from emovox.frontend import LogMelFrontEnd
+from emovox.frontend import LogMelFrontEnd, pad_or_crop
 from emovox.labels import LABELS
 
 log = logging.getLogger(__name__)
@@ -140,16 +140,6 @@ class Prediction:
 # --------------------------------------------------------------------------------------------
 # Small helpers (NumPy only)
 # --------------------------------------------------------------------------------------------
-
-
-def pad_or_crop(seq: np.ndarray, n_frames: int) -> np.ndarray:
-    """(T, D) -> (n_frames, D): centre crop, or zero-pad at the end (as in training,
-    :func:`emovox.train.pad_or_crop`)."""
-    t = seq.shape[0]
-    if t >= n_frames:
-        start = (t - n_frames) // 2
-        return seq[start : start + n_frames]
-    return np.pad(seq, ((0, n_frames - t), (0, 0)))
 
 
 def weights_digest(tensors: dict[str, np.ndarray]) -> str:

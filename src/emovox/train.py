@@ -24,6 +24,8 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
+from emovox.frontend import pad_or_crop
+
 log = logging.getLogger(__name__)
 
 
@@ -82,15 +84,6 @@ class Normaliser:
         if self.keep is not None:
             x = x[..., self.keep]
         return ((x - self.mean) / self.std).astype(np.float32)
-
-
-def pad_or_crop(seq: np.ndarray, n_frames: int) -> np.ndarray:
-    """(T, D) -> (n_frames, D): centre crop, or zero-pad at the end."""
-    t = seq.shape[0]
-    if t >= n_frames:
-        start = (t - n_frames) // 2
-        return seq[start : start + n_frames]
-    return np.pad(seq, ((0, n_frames - t), (0, 0)))
 
 
 def to_array(x: np.ndarray | list[np.ndarray], n_frames: int) -> np.ndarray:
