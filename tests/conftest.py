@@ -57,3 +57,18 @@ def fake_cache(tmp_path_factory) -> Path:
 def ravdess_maker():
     """``make_fake_ravdess(root, actors)`` for tests that need their own tree."""
     return make_fake_ravdess
+
+
+@pytest.fixture(scope="session")
+def tiny_model(fake_ravdess, fake_cache, tmp_path_factory) -> Path:
+    """A crnn trained for one epoch on the fake tree, packaged like the bundled model
+    (front end, ONNX). Worthless as a classifier; exercises the product path."""
+    from emovox.bundle import train_bundle
+    from emovox.config import DataConfig, ExperimentConfig, ModelConfig
+
+    cfg = ExperimentConfig(
+        data=DataConfig(root=str(fake_ravdess)),
+        model=ModelConfig("crnn", {"epochs": 1, "n_frames": 64}),
+        cache_dir=str(fake_cache), n_jobs=1,
+    )
+    return train_bundle(cfg, tmp_path_factory.mktemp("tiny") / "model").path

@@ -112,9 +112,18 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-...).")] = (
         None
     ),
+    artifact: Annotated[
+        Path | None,
+        typer.Option(help="Score this trained model folder on --corpus instead of training "
+                     "('bundled' = the shipped model), over the classes both share."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Cross-validate a model under a speaker split and write a run directory."""
+    """Cross-validate a model under a speaker split and write a run directory; or, with
+    --artifact, score a trained model on another corpus."""
+    if artifact is not None:
+        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose)
+        return
     from emovox.augment import AugmentConfig
     from emovox.experiment import FoldResult, run_experiment
     from emovox.metrics import SCALARS
@@ -194,6 +203,30 @@ def evaluate(
         f"in {ext['seconds']:.1f} s · total {res.seconds:.1f} s"
     )
     console.print(f"run directory: {res.out_dir}")
+
+
+def _evaluate_artifact(
+    artifact: Path, corpus: str, data: Path, out: Path | None, jobs: int, verbose: bool
+) -> None:
+    from emovox.crosscorpus import evaluate_artifact
+
+    _setup_logging(verbose)
+    art = None if str(artifact) == "bundled" else artifact
+    out = out or Path("runs") / f"crosscorpus-{corpus}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        res = evaluate_artifact(art, corpus, data, out, workers=jobs)
+    except (EmovoxError, ValueError, OSError) as exc:
+        _fail(exc)
+        return
+    m = res.metrics
+    table = Table(title=f"cross-corpus · {corpus} · classes: {', '.join(res.classes)}")
+    for col in ("n", "UA", "WA", "macro-F1", "weighted-F1", "worst class"):
+        table.add_column(col, justify="right")
+    worst, rec = m.worst_recall
+    table.add_row(str(m.n), f"{m.ua:.1f}", f"{m.wa:.1f}", f"{m.macro_f1:.1f}",
+                  f"{m.weighted_f1:.1f}", f"{worst} ({rec:.1f})")
+    console.print(table)
+    console.print(f"{res.n_errors} unreadable files · {res.seconds:.1f} s · run directory: {out}")
 
 
 @app.command()
@@ -454,6 +487,107 @@ def export(
         _fail(exc)
         return
     console.print(f"wrote {path}")
+
+
+ServeModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", envvar="EMOVOX_MODEL",
+                 help="Model folder (default: the bundled model)."),
+]
+MaxUploadOpt = Annotated[
+    float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", min=0.001, help="Upload limit (MB).")
+]
+MaxDurationOpt = Annotated[
+    float, typer.Option(envvar="EMOVOX_MAX_DURATION_S", min=0.001,
+                        help="Longest accepted recording (s).")
+]
+
+
+def _need(module: str, extra: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        _fail(RuntimeError(f"{module} is not installed; pip install 'emovox[{extra}]'"))
+
+
+@app.command("app")
+def web_app(
+    model: ServeModelOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port.")] = 8501,
+    max_upload_mb: MaxUploadOpt = 25.0,
+    max_duration: MaxDurationOpt = 600.0,
+    backend: Annotated[str, typer.Option(envvar="EMOVOX_BACKEND", help="auto, onnx or torch.")] = (
+        "auto"
+    ),
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open a browser tab.")
+    ] = False,
+) -> None:
+    """Start the web app (Streamlit): upload or record a voice, see its emotion."""
+    import os
+    import subprocess
+
+    from emovox.web import streamlit_command
+    from emovox.web.logic import Settings
+
+    _need("streamlit", "web")
+    if backend not in ("auto", "onnx", "torch"):
+        _fail(ValueError(f"--backend must be auto, onnx or torch, got {backend!r}"))
+    if model is not None and not (model / "model.json").is_file():
+        _fail(FileNotFoundError(f"{model} is not a model folder (no model.json)"))
+    settings = Settings(model=model.resolve() if model else None, max_upload_mb=max_upload_mb,
+                        max_duration_s=max_duration, backend=backend)
+    argv, env = streamlit_command(settings, host=host, port=port, headless=not open_browser)
+    env = {**os.environ, **env}
+    err_console.print(f"emovox web app on http://{host}:{port} (Ctrl-C to stop)")
+    if os.name == "posix":
+        os.execve(argv[0], argv, env)  # the app replaces this process
+    raise typer.Exit(subprocess.call(argv, env=env))  # pragma: no cover - not POSIX
+
+
+@app.command()
+def serve(
+    model: ServeModelOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    max_upload_mb: MaxUploadOpt = 25.0,
+    max_duration: MaxDurationOpt = 600.0,
+    backend: Annotated[str, typer.Option(envvar="EMOVOX_BACKEND", help="auto, onnx or torch.")] = (
+        "auto"
+    ),
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Requests decoding/predicting at once (others wait).")
+    ] = 4,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Inference threads (default: the engine's).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Start the REST API (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    _need("fastapi", "api")
+    _need("uvicorn", "api")
+    _need("multipart", "api")
+    import uvicorn
+
+    from emovox.api.server import create_app
+    from emovox.inference import Predictor
+
+    _setup_logging(False)
+    try:
+        predictor = Predictor.from_artifact(model, backend=backend, threads=threads)
+        api = create_app(predictor=predictor, max_bytes=int(max_upload_mb * 1024 * 1024),
+                         max_duration=max_duration, max_concurrency=concurrency)
+    except (EmovoxError, ValueError, OSError) as exc:
+        _fail(exc)
+        return
+    err_console.print(f"emovox API · model {predictor.model_id} ({predictor.backend})")
+    err_console.print(f"docs at http://{host}:{port}/docs")
+    uvicorn.run(api, host=host, port=port, log_level=log_level)
 
 
 def main() -> None:  # console-script entry point

@@ -76,7 +76,8 @@ def _windows(
     blocks: Iterator[tuple[float, np.ndarray]], win: int, hop: int, min_last: int
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(start sample, window) over a stream of blocks; a final shorter window is kept
-    when it holds at least ``min_last`` samples not already covered."""
+    when it holds at least ``min_last`` samples not already covered, or when it is the
+    only window (a file shorter than one window)."""
     buf = np.zeros(0, np.float32)
     buf_start = 0  # sample index of buf[0]
     pos = 0  # start of the next window
@@ -87,12 +88,12 @@ def _windows(
             yield pos, buf[pos - buf_start : pos - buf_start + win]
             covered = pos + win
             pos += hop
-        drop = pos - buf_start
+        drop = min(pos - buf_start, len(buf))  # hop > window: pos may lie beyond buf
         if drop > 0:
             buf = buf[drop:]
-            buf_start = pos
+            buf_start += drop
     end = buf_start + len(buf)
-    if end - covered >= min_last and pos < end:
+    if pos < end and (end - covered >= min_last or covered == 0):
         yield pos, buf[pos - buf_start :]
 
 

@@ -1,0 +1,123 @@
+"""Score a trained model on another corpus, over the classes the two share.
+
+The model's probabilities are restricted to the shared classes (and renormalised), so a
+model that knows "calm" is not punished on a corpus without it and cannot win by
+predicting it. Same metrics, plots and run directory as cross-validation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emovox.corpora import corpus_label_map, scan_corpus
+from emovox.errors import ConfigError, EmovoxError
+from emovox.labels import LABELS
+from emovox.metrics import Metrics, compute_metrics
+from emovox.plots import plot_confusion, plot_recall
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CrossCorpusResult:
+    corpus: str
+    classes: list[str]
+    metrics: Metrics
+    n_files: int
+    n_errors: int
+    seconds: float
+    out_dir: Path
+
+
+def shared_label_set(corpus: str, labels: tuple[str, ...] = LABELS) -> list[str]:
+    """Canonical labels the corpus can produce that the model also knows, in model order."""
+    mapped = {e.value for e in corpus_label_map(corpus).values() if e is not None}
+    return [lab for lab in labels if lab in mapped]
+
+
+def evaluate_artifact(
+    artifact: Path | None,
+    corpus: str,
+    root: Path,
+    out_dir: Path,
+    *,
+    workers: int = 2,
+    backend: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> CrossCorpusResult:
+    """Predict every labelled clip of ``corpus`` under ``root`` with the model at
+    ``artifact`` (None = bundled) and score it on the shared classes."""
+    from emovox.inference import Predictor
+
+    t0 = time.perf_counter()
+    predictor = Predictor.from_artifact(artifact, backend=backend)
+    classes = [c for c in shared_label_set(corpus) if c in predictor.labels]
+    if len(classes) < 2:
+        raise ConfigError(f"{corpus} shares fewer than two classes with the model")
+    scan = scan_corpus(corpus, root, detect_duplicates=False)
+    present = {u.emotion.value for u in scan.labelled}
+    classes = [c for c in classes if c in present]  # shared AND present in this data
+    if len(classes) < 2:
+        raise ConfigError(f"{root} holds fewer than two classes the model knows")
+    utts = [u for u in scan.labelled if u.emotion.value in classes]
+    if not utts:
+        raise ConfigError(f"no clips of the shared classes {classes} under {root}")
+    cols = [predictor.labels.index(c) for c in classes]
+
+    def one(u) -> tuple[np.ndarray | None, str | None]:
+        try:
+            p = predictor.predict_file(u.path)
+            return np.array([p.probabilities[predictor.labels[c]] for c in cols]), None
+        except EmovoxError as exc:
+            return None, str(exc)
+
+    results: list[tuple[np.ndarray | None, str | None]] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for i, r in enumerate(pool.map(one, utts)):
+            results.append(r)
+            if progress:
+                progress(i + 1, len(utts))
+    ok = [i for i, (p, _) in enumerate(results) if p is not None]
+    proba = np.stack([results[i][0] for i in ok])
+    proba = proba / np.maximum(proba.sum(1, keepdims=True), 1e-12)
+    y_true = np.array([classes.index(utts[i].emotion.value) for i in ok])
+    pred = proba.argmax(1)
+    m = compute_metrics(y_true, pred, classes)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res = CrossCorpusResult(corpus, classes, m, len(utts), len(utts) - len(ok),
+                            time.perf_counter() - t0, out_dir)
+    (out_dir / "metrics.json").write_text(json.dumps({
+        "protocol": f"cross-corpus:{corpus}", "model_id": predictor.model_id,
+        "speaker_independent": True, "classes": classes, "pooled": m.to_dict(),
+        "n_files": res.n_files, "n_errors": res.n_errors, "seconds": res.seconds,
+    }, indent=2))
+    with open(out_dir / "predictions.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "speaker", "true", "pred", *(f"p_{c}" for c in classes), "error"])
+        for i, u in enumerate(utts):
+            p, err = results[i]
+            if p is None:
+                w.writerow([str(u.path), u.speaker, u.emotion.value, "", *[""] * len(classes), err])
+            else:
+                p = p / max(p.sum(), 1e-12)
+                w.writerow([str(u.path), u.speaker, u.emotion.value, classes[int(p.argmax())],
+                            *(f"{v:.6f}" for v in p), ""])
+    title = f"{predictor.model_id} on {corpus}"
+    plot_confusion(m.confusion, classes, out_dir / "confusion.png",
+                   f"{title}: UA {m.ua:.1f}")
+    plot_recall(m.recall, out_dir / "recall.png", f"{title}: recall per class")
+    return res
+
+
+__all__ = ["CrossCorpusResult", "evaluate_artifact", "shared_label_set"]

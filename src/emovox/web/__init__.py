@@ -1,0 +1,52 @@
+"""The emovox web app: ``emovox app`` runs the Streamlit script :mod:`emovox.web.app`.
+
+:mod:`emovox.web.logic` holds what the app and the REST API (:mod:`emovox.api`) share and
+imports neither Streamlit nor FastAPI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emovox.web.logic import Settings
+
+#: The Streamlit script that ``emovox app`` hands to ``streamlit run``.
+APP_SCRIPT = Path(__file__).with_name("app.py")
+
+__all__ = ["APP_SCRIPT", "streamlit_command"]
+
+
+def streamlit_command(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    headless: bool = True,
+    python: str | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """``(argv, environment additions)`` that run the app with ``streamlit run``.
+
+    ``settings`` travel to the script as ``EMOVOX_*`` environment variables. Tracebacks are hidden
+    (``client.showErrorDetails=none``), usage statistics are off, the upload limit of the
+    browser widget matches ``settings.max_upload_mb``.
+    """
+    import math
+    import sys
+
+    max_mb = max(1, math.ceil(settings.max_upload_mb))
+    argv = [
+        python or sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+        "--server.address", host,
+        "--server.port", str(int(port)),
+        "--server.headless", "true" if headless else "false",
+        "--server.maxUploadSize", str(max_mb),
+        "--server.fileWatcherType", "none",
+        "--server.runOnSave", "false",
+        "--browser.gatherUsageStats", "false",
+        "--client.showErrorDetails", "none",
+        "--client.toolbarMode", "viewer",
+        "--global.developmentMode", "false",
+    ]  # fmt: skip
+    return argv, settings.to_env()

@@ -1,0 +1,242 @@
+"""The emovox web app (Streamlit). Start it with ``emovox app`` (or
+``streamlit run src/emovox/web/app.py``); configuration comes from the environment:
+``EMOVOX_MODEL`` (model folder, default the bundled model), ``EMOVOX_MAX_UPLOAD_MB`` (25),
+``EMOVOX_MAX_DURATION_S`` (600) and ``EMOVOX_BACKEND`` (auto).
+
+Two tabs: *Analyse a voice* (upload or record a clip: player, waveform, log-mel
+spectrogram, MFCCs, predicted emotion with colour-coded confidence, all probabilities,
+derived arousal/valence, and for longer recordings an emotion timeline with CSV download)
+and *Model card* (speaker-independent cross-validation metrics, confusion matrix, per-class
+recall, MODEL_CARD.md). The logic lives in :mod:`emovox.web.logic`; every error is shown as
+a message, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+from pathlib import Path
+
+import streamlit as st
+
+from emovox.web import figures, logic
+
+log = logging.getLogger("emovox.web")
+
+PAGE_TITLE = "emovox · speech emotion recognition"
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def get_predictor(model: str, backend: str):
+    """Loaded once per process and shared by every session (the Predictor is thread-safe)."""
+    from emovox.inference import Predictor
+
+    return Predictor.from_artifact(model or None, backend=backend)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _png(kind: str, model_id: str, _payload: object) -> bytes:
+    """A model-card figure as PNG, drawn once per model."""
+    if kind == "confusion":
+        labels, counts = _payload  # type: ignore[misc]
+        fig = figures.confusion_figure(labels, counts)
+    else:
+        fig = figures.recall_figure(_payload)  # type: ignore[arg-type]
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _set_active(which: str) -> None:
+    st.session_state["emovox_active"] = which
+
+
+def _choose_input(settings: logic.Settings):
+    """The uploader and the recorder side by side; the one changed last is analysed."""
+    left, right = st.columns(2)
+    with left:
+        upload = st.file_uploader(
+            f"Upload a recording ({', '.join(logic.AUDIO_TYPES)}; "
+            f"up to {settings.max_upload_mb:g} MB, {settings.max_duration_s:g} s)",
+            type=list(logic.AUDIO_TYPES), key="upload", on_change=_set_active,
+            args=("upload",), max_upload_size=max(1, math.ceil(settings.max_upload_mb)),
+        )
+    with right:
+        recording = st.audio_input("…or record from the microphone", key="record",
+                                   on_change=_set_active, args=("record",))
+    active = st.session_state.get("emovox_active")
+    if active == "record" and recording is not None:
+        return recording
+    if active == "upload" and upload is not None:
+        return upload
+    return upload if upload is not None else recording
+
+
+def _analysis(predictor, settings: logic.Settings, data: bytes, name: str) -> logic.Analysis:
+    """:func:`logic.analyse`, remembered per session for the current clip (reruns caused by
+    other widgets do not recompute it)."""
+    key = (hashlib.sha256(data).hexdigest(), name, predictor.model_id)
+    cached = st.session_state.get("emovox_analysis")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with st.spinner("Analysing…"):
+        result = logic.analyse(predictor, data, name, max_bytes=settings.max_bytes,
+                               max_duration=settings.max_duration_s)
+    st.session_state["emovox_analysis"] = (key, result)
+    return result
+
+
+def show_prediction(a: logic.Analysis) -> None:
+    import pandas as pd
+
+    p = a.prediction
+    st.subheader("Predicted emotion")
+    if p.silent:
+        st.warning(f"{a.name} is silent (or nearly so): there is no voice to classify.")
+    else:
+        lvl = a.level
+        st.markdown(f"## :{lvl.colour}[{p.label.capitalize()}] · {p.confidence:.0%}")
+        st.markdown(f":{lvl.colour}-badge[{lvl.name} confidence] "
+                    f"(high ≥ {logic.HIGH_CONFIDENCE:.0%}, medium "
+                    f"{logic.MEDIUM_CONFIDENCE:.0%}–{logic.HIGH_CONFIDENCE:.0%}, "
+                    f"low < {logic.MEDIUM_CONFIDENCE:.0%})")
+    probs = pd.DataFrame({"emotion": list(p.probabilities),
+                          "probability": [round(v, 4) for v in p.probabilities.values()]})
+    left, right = st.columns([3, 2])
+    with left:
+        st.caption("Probability of every emotion (calibrated)")
+        st.bar_chart(probs, x="emotion", y="probability", horizontal=True, sort=False)
+    with right:
+        c1, c2 = st.columns(2)
+        c1.metric("Arousal", f"{p.arousal:+.2f}")
+        c2.metric("Valence", f"{p.valence:+.2f}")
+        st.pyplot(figures.circumplex_figure(p.arousal, p.valence), width="content")
+        st.caption("Arousal and valence are derived from the class probabilities "
+                   "(circumplex mapping), not predicted by the model.")
+
+
+def show_signal(a: logic.Analysis, data: bytes) -> None:
+    st.audio(data, format=logic.mime_type(a.name))
+    st.caption(f"{a.name} · {a.duration:.1f} s · model {a.model_id}")
+    t_wave, t_mel, t_mfcc = st.tabs(["Waveform", "Log-mel spectrogram", "MFCC"])
+    with t_wave:
+        st.pyplot(figures.waveform_figure(*a.envelope))
+    with t_mel:
+        st.pyplot(figures.log_mel_figure(a.log_mel, a.frame_seconds))
+    with t_mfcc:
+        st.pyplot(figures.mfcc_figure(a.mfcc, a.frame_seconds))
+
+
+def show_timeline(a: logic.Analysis) -> None:
+    import pandas as pd
+
+    tl = a.timeline
+    st.subheader("Emotion timeline")
+    summary = tl.summary()
+    st.markdown(
+        f"Dominant emotion: **{summary['dominant']}** · {summary['windows']} windows of "
+        f"{tl.window:g} s every {tl.hop:g} s · {summary['silent_windows']} silent"
+    )
+    rows = logic.timeline_rows(tl)
+    voiced = [r for r in rows if r["label"] != "silence"]
+    if voiced:
+        chart = pd.DataFrame(
+            {lab: [r[lab] for r in voiced] for lab in a.prediction.probabilities},
+            index=pd.Index([(r["start"] + r["end"]) / 2 for r in voiced], name="time (s)"),
+        )
+        st.line_chart(chart, x_label="time (s)", y_label="probability")
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.download_button("Download the timeline (CSV)", logic.timeline_csv(tl),
+                       file_name=f"{Path(a.name).stem or 'recording'}-timeline.csv",
+                       mime="text/csv", key="timeline_csv")
+
+
+def analyse_tab(predictor, settings: logic.Settings) -> None:
+    chosen = _choose_input(settings)
+    if chosen is None:
+        st.info("Upload a recording or record your voice to see which emotion it carries.")
+        return
+    name = chosen.name or "recording.wav"
+    try:
+        logic.check_size(chosen.size, settings.max_bytes, logic.display_name(name))
+        data = chosen.getvalue()
+        a = _analysis(predictor, settings, data, name)
+    except Exception as exc:  # the app never shows a traceback
+        if not isinstance(exc, logic.EmovoxError):
+            log.exception("analysis of %s failed", name)
+        st.error(logic.user_message(exc))
+        return
+    show_prediction(a)
+    show_signal(a, data)
+    if a.timeline is not None:
+        show_timeline(a)
+
+
+def model_card_tab(predictor) -> None:
+    import pandas as pd
+
+    card = logic.model_card(predictor)
+    st.subheader(f"Model {card['model_id']}")
+    facts = [f"backend **{card['backend']}**", f"calibration temperature "
+             f"**{card['temperature']:.3f}**"]
+    if card.get("n_params"):
+        facts.append(f"**{card['n_params']:,}** parameters")
+    tr = card.get("trained_on") or {}
+    if tr:
+        facts.append(f"trained on **{tr.get('clips', '?')}** clips of "
+                     f"**{len(tr.get('speakers') or [])}** speakers ({tr.get('corpus', '?')})")
+    st.markdown(" · ".join(facts))
+    cv = card.get("cross_validation")
+    if not cv:
+        st.info("This model carries no cross-validation results (train it with "
+                "`emovox train --calibrate RUN_DIR` to attach them).")
+    else:
+        st.markdown(f"#### Speaker-independent cross-validation (protocol "
+                    f"`{cv.get('protocol', '?')}`: test actors are never heard in training)")
+        st.dataframe(pd.DataFrame(logic.card_summary_rows(cv)), hide_index=True)
+        worst = cv.get("worst_class") or {}
+        if worst:
+            st.caption(f"Weakest class: {worst.get('label')} "
+                       f"({float(worst.get('recall', 0)):.1f} % recall)")
+        cm = logic.confusion_of(cv)
+        left, right = st.columns(2)
+        if cm is not None:
+            with left:
+                st.caption("Confusion matrix (pooled over folds; colour = share of true class)")
+                st.image(_png("confusion", card["model_id"], cm))
+        recall = (cv.get("pooled") or {}).get("recall")
+        if recall:
+            with right:
+                st.caption("Recall per class (%)")
+                st.image(_png("recall", card["model_id"], dict(recall)))
+    if card.get("model_card_markdown"):
+        with st.expander("MODEL_CARD.md", expanded=not cv):
+            st.markdown(card["model_card_markdown"])
+
+
+def main() -> None:
+    st.set_page_config(page_title=PAGE_TITLE, page_icon="🎙️", layout="wide")
+    st.title("emovox")
+    st.caption("Which of eight emotions does a voice carry? Evaluated on speakers never heard.")
+    try:
+        settings = logic.Settings.from_env()
+        predictor = get_predictor(str(settings.model or ""), settings.backend)
+    except Exception as exc:
+        if not isinstance(exc, logic.EmovoxError):
+            log.exception("cannot start the app")
+        st.error(f"The model could not be loaded: {logic.user_message(exc)}")
+        return
+    tab_analyse, tab_card = st.tabs(["Analyse a voice", "Model card"])
+    with tab_analyse:
+        analyse_tab(predictor, settings)
+    with tab_card:
+        try:
+            model_card_tab(predictor)
+        except Exception as exc:
+            log.exception("model card failed")
+            st.error(logic.user_message(exc))
+
+
+main()

@@ -1,0 +1,460 @@
+"""What the web app and the REST API share, in plain functions (no Streamlit, no FastAPI).
+
+* :class:`Settings`: model folder, upload size and duration limits, read from the environment
+  (``EMOVOX_MODEL``, ``EMOVOX_MAX_UPLOAD_MB``, ``EMOVOX_MAX_DURATION_S``, ``EMOVOX_BACKEND``)
+  so that ``emovox app`` can hand them to the Streamlit script it starts;
+* :func:`analyse`: one uploaded or recorded clip -> prediction, timeline, plot arrays;
+* :func:`timeline_from_bytes`: an emotion timeline of uploaded bytes, through a private
+  temporary directory that is always deleted;
+* :func:`model_card`: what the model-card page and ``GET /v1/model`` show;
+* :func:`user_message` / :func:`http_status`: the wording and status code of every error a
+  user can cause, so neither front end ever shows a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.errors import (
+    AudioError,
+    AudioTooLong,
+    ConfigError,
+    EmovoxError,
+    NotAudio,
+    UnsupportedCodec,
+)
+from emovox.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AUDIO_TYPES",
+    "EmovoxError",
+    "Analysis",
+    "ConfidenceLevel",
+    "Settings",
+    "UploadTooLarge",
+    "analyse",
+    "card_summary_rows",
+    "check_size",
+    "confidence_level",
+    "http_status",
+    "mime_type",
+    "model_card",
+    "timeline_csv",
+    "timeline_from_bytes",
+    "timeline_rows",
+    "user_message",
+]
+
+ENV_MODEL = "EMOVOX_MODEL"
+ENV_MAX_UPLOAD_MB = "EMOVOX_MAX_UPLOAD_MB"
+ENV_MAX_DURATION_S = "EMOVOX_MAX_DURATION_S"
+ENV_BACKEND = "EMOVOX_BACKEND"
+DEFAULT_MAX_UPLOAD_MB = 25.0
+DEFAULT_MAX_DURATION_S = 600.0
+
+#: File types offered by the uploader (the content is sniffed anyway, never trusted).
+AUDIO_TYPES = ("wav", "mp3", "ogg", "flac", "m4a")
+_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac",
+         "m4a": "audio/mp4"}
+
+#: Recordings longer than this (s) also get an emotion timeline.
+TIMELINE_MIN_S = 5.0
+TIMELINE_WINDOW_S = 3.0
+TIMELINE_HOP_S = 1.5
+
+#: Confidence bands: high >= 70 %, medium 50-70 %, low < 50 %.
+HIGH_CONFIDENCE = 0.70
+MEDIUM_CONFIDENCE = 0.50
+
+_MAX_PLOT_FRAMES = 3000  # spectrogram columns drawn at most (long files are pooled)
+
+
+class UploadTooLarge(EmovoxError):
+    """The upload is bigger than the configured size limit."""
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------
+
+
+def _positive(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{key}={raw!r} must be a positive number")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of the web app and the API.
+
+    Attributes:
+        model: model folder; None = the bundled default model.
+        max_upload_mb: largest accepted upload in MiB.
+        max_duration_s: longest accepted recording in seconds.
+        backend: inference engine, ``auto``, ``onnx`` or ``torch``.
+    """
+
+    model: Path | None = None
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    backend: str = "auto"
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``EMOVOX_*`` variables (unset or empty ones take the defaults).
+
+        Raises:
+            ConfigError: a limit that is not a positive number, or an unknown backend.
+        """
+        env = os.environ if env is None else env
+        model = env.get(ENV_MODEL, "").strip()
+        backend = env.get(ENV_BACKEND, "").strip() or "auto"
+        if backend not in ("auto", "onnx", "torch"):
+            raise ConfigError(f"{ENV_BACKEND}={backend!r} must be auto, onnx or torch")
+        return cls(
+            model=Path(model).expanduser() if model else None,
+            max_upload_mb=_positive(env, ENV_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB),
+            max_duration_s=_positive(env, ENV_MAX_DURATION_S, DEFAULT_MAX_DURATION_S),
+            backend=backend,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that make :meth:`from_env` return these settings."""
+        return {
+            ENV_MODEL: str(self.model) if self.model is not None else "",
+            ENV_MAX_UPLOAD_MB: f"{self.max_upload_mb:g}",
+            ENV_MAX_DURATION_S: f"{self.max_duration_s:g}",
+            ENV_BACKEND: self.backend,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfidenceLevel:
+    name: str  # "high", "medium" or "low"
+    colour: str  # a Streamlit markdown colour: green, orange, red
+    hex: str
+
+
+def confidence_level(confidence: float) -> ConfidenceLevel:
+    """high >= 70 %, medium 50-70 %, low < 50 %."""
+    if confidence >= HIGH_CONFIDENCE:
+        return ConfidenceLevel("high", "green", "#2e7d32")
+    if confidence >= MEDIUM_CONFIDENCE:
+        return ConfidenceLevel("medium", "orange", "#ef6c00")
+    return ConfidenceLevel("low", "red", "#c62828")
+
+
+def _mb(n: float) -> str:
+    return f"{n / (1024 * 1024):.3g} MB"
+
+
+def check_size(n_bytes: int, max_bytes: int, name: str = "the file") -> None:
+    """Raise :class:`UploadTooLarge` when ``n_bytes > max_bytes``."""
+    if n_bytes > max_bytes:
+        raise UploadTooLarge(
+            f"{name}: is {_mb(n_bytes)}, larger than the {_mb(max_bytes)} upload limit. "
+            "Upload a shorter or compressed recording (or raise the limit)."
+        )
+
+
+def safe_suffix(filename: str | None) -> str:
+    """A harmless extension for a temporary copy (``.wav``, ``.m4a``...; ``.bin`` when the
+    name has none). The client's file name itself is never used as a path."""
+    ext = Path(filename or "").suffix.lower().lstrip(".")
+    return f".{ext}" if re.fullmatch(r"[a-z0-9]{1,5}", ext) else ".bin"
+
+
+def display_name(filename: str | None) -> str:
+    """The client's file name, stripped of any directories and odd characters."""
+    name = re.split(r"[\\/]", filename or "")[-1].strip()
+    name = re.sub(r"[^\w .()+,-]", "_", name)[:120]
+    return name or "upload"
+
+
+def mime_type(filename: str | None) -> str:
+    return _MIME.get(Path(filename or "").suffix.lower().lstrip("."), "audio/wav")
+
+
+def user_message(exc: BaseException) -> str:
+    """What to tell the user about ``exc`` (never a traceback)."""
+    if isinstance(exc, EmovoxError):
+        return str(exc)
+    return ("Something went wrong while analysing this recording. "
+            "Try another file; the details are in the server log.")
+
+
+def http_status(exc: BaseException) -> tuple[int, str]:
+    """``(status code, error code)`` of the REST API for ``exc``."""
+    if isinstance(exc, UploadTooLarge):
+        return 413, "upload_too_large"
+    if isinstance(exc, NotAudio):
+        return 415, "not_audio"
+    if isinstance(exc, UnsupportedCodec):
+        return 415, "unsupported_codec"
+    if isinstance(exc, AudioTooLong):
+        return 422, "audio_too_long"
+    if isinstance(exc, AudioError):
+        return 422, "bad_audio"
+    if isinstance(exc, ConfigError):
+        return 422, "bad_request"
+    return 500, "internal_error"
+
+
+# --------------------------------------------------------------------------------------------
+# Timelines
+# --------------------------------------------------------------------------------------------
+
+
+def timeline_from_bytes(
+    predictor: Any,
+    data: bytes,
+    filename: str | None,
+    *,
+    window: float = TIMELINE_WINDOW_S,
+    hop: float = TIMELINE_HOP_S,
+    max_duration: float | None = None,
+) -> Any:
+    """:func:`emovox.timeline.build_timeline` of an uploaded file.
+
+    The bytes are written to a fresh private temporary directory (under
+    :func:`tempfile.gettempdir`), which is deleted before this returns, whatever happens.
+    The file is probed first, so non-audio is rejected with the client's file name in the
+    message, and ``max_duration`` is enforced from the header and again while streaming.
+    """
+    from emovox.audio import probe
+    from emovox.timeline import build_timeline
+
+    name = display_name(filename)
+    info = probe(bytes(data), filename=name)  # typed errors, named after the upload
+    if max_duration is not None and info.duration is not None:
+        if info.duration > max_duration + 0.05:
+            raise AudioTooLong(
+                f"{name}: is {info.duration:.2f} s long, longer than the {max_duration:g} s "
+                "limit. Cut it into shorter pieces (or raise the limit)."
+            )
+
+    def guard(seconds: float) -> None:
+        if max_duration is not None and seconds > max_duration + hop + 0.05:
+            raise AudioTooLong(f"{name}: longer than the {max_duration:g} s limit.")
+
+    with tempfile.TemporaryDirectory(prefix="emovox-upload-") as tmp:
+        path = Path(tmp) / f"upload{safe_suffix(filename)}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
+            tl = build_timeline(predictor, path, window=window, hop=hop, progress=guard)
+        except AudioError as exc:  # name the upload, not the temporary copy
+            raise type(exc)(str(exc).replace(str(path), name)) from None
+    tl.source = name
+    if max_duration is not None and tl.duration > max_duration + 0.05:
+        raise AudioTooLong(f"{name}: is {tl.duration:.2f} s long, longer than the "
+                           f"{max_duration:g} s limit.")
+    return tl
+
+
+_TIMELINE_COLUMNS = ("start", "end", "label", "confidence", *LABELS, "arousal", "valence")
+
+
+def timeline_rows(tl: Any) -> list[dict[str, Any]]:
+    """One flat dict per segment (columns as ``emovox timeline --csv``)."""
+    rows = []
+    for s in tl.segments:
+        row: dict[str, Any] = {"start": round(s.start, 2), "end": round(s.end, 2),
+                               "label": s.label, "confidence": round(s.confidence, 4)}
+        for lab in LABELS:
+            row[lab] = round(float(s.probabilities.get(lab, 0.0)), 4)
+        row["arousal"] = None if s.arousal is None else round(s.arousal, 3)
+        row["valence"] = None if s.valence is None else round(s.valence, 3)
+        rows.append(row)
+    return rows
+
+
+def timeline_csv(tl: Any) -> str:
+    """The timeline as CSV text, the same columns as ``emovox timeline --csv``."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(_TIMELINE_COLUMNS)
+    for r in timeline_rows(tl):
+        w.writerow([f"{r['start']:.2f}", f"{r['end']:.2f}", r["label"], f"{r['confidence']:.4f}",
+                    *(f"{r[lab]:.4f}" for lab in LABELS),
+                    "" if r["arousal"] is None else f"{r['arousal']:.3f}",
+                    "" if r["valence"] is None else f"{r['valence']:.3f}"])
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis of one clip (the web app)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Analysis:
+    """Everything the web app shows about one clip."""
+
+    name: str
+    model_id: str
+    duration: float
+    prediction: Any  # emovox.inference.Prediction
+    timeline: Any | None  # emovox.timeline.Timeline, for recordings > TIMELINE_MIN_S
+    envelope: tuple[np.ndarray, np.ndarray, np.ndarray] = field(repr=False)  # t, min, max
+    log_mel: np.ndarray = field(repr=False)  # (n_mels, T) dB, pooled to <= 3000 frames
+    mfcc: np.ndarray = field(repr=False)  # (20, T), pooled likewise
+    frame_seconds: float = 0.01  # seconds per (pooled) spectrogram column
+
+    @property
+    def level(self) -> ConfidenceLevel:
+        return confidence_level(self.prediction.confidence)
+
+
+def waveform_envelope(wave: np.ndarray, sr: int, points: int = 2000
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min/max envelope of ``wave`` in at most ``points`` buckets: ``(t, lo, hi)``."""
+    n = len(wave)
+    if n == 0:
+        z = np.zeros(1, np.float32)
+        return z, z, z
+    size = max(1, math.ceil(n / points))
+    m = math.ceil(n / size)
+    padded = np.pad(wave.astype(np.float32), (0, m * size - n), mode="edge").reshape(m, size)
+    t = (np.arange(m) * size + size / 2) / sr
+    return t, padded.min(axis=1), padded.max(axis=1)
+
+
+def _pool_frames(x: np.ndarray, max_frames: int = _MAX_PLOT_FRAMES) -> tuple[np.ndarray, int]:
+    t = x.shape[1]
+    k = max(1, math.ceil(t / max_frames))
+    if k == 1:
+        return x, 1
+    m = t // k
+    pooled = x[:, : m * k].reshape(x.shape[0], m, k).mean(axis=2)
+    return pooled, k
+
+
+def analyse(
+    predictor: Any,
+    data: bytes,
+    filename: str | None,
+    *,
+    max_bytes: int | None = None,
+    max_duration: float | None = None,
+    timeline_min_s: float = TIMELINE_MIN_S,
+    window: float = TIMELINE_WINDOW_S,
+    hop: float = TIMELINE_HOP_S,
+) -> Analysis:
+    """Decode, predict, and (for recordings longer than ``timeline_min_s``) build the
+    emotion timeline of one uploaded or recorded clip.
+
+    Raises:
+        UploadTooLarge: more than ``max_bytes``.
+        emovox.errors.AudioError: not audio, empty, undecodable, longer than ``max_duration``.
+    """
+    from emovox.audio import load_audio
+    from emovox.features.spectral import log_mel, mfcc
+
+    name = display_name(filename)
+    if max_bytes is not None:
+        check_size(len(data), max_bytes, name)
+    if not data:
+        from emovox.errors import EmptyAudio
+
+        raise EmptyAudio(f"{name}: the file is empty (0 bytes).")
+    audio = load_audio(bytes(data), sr=predictor.sr, trim=False, max_duration=max_duration,
+                       filename=name)
+    prediction = predictor.predict_wave(audio.wave, audio.sr, source=name)
+    duration = len(audio.wave) / audio.sr
+    tl = None
+    if duration > timeline_min_s:
+        tl = timeline_from_bytes(predictor, data, name, window=window, hop=hop,
+                                 max_duration=max_duration)
+    hop_length = 160
+    mel, k = _pool_frames(log_mel(audio.wave, audio.sr, hop_length=hop_length))
+    cep, _ = _pool_frames(mfcc(audio.wave, audio.sr, hop_length=hop_length))
+    return Analysis(
+        name=name, model_id=predictor.model_id, duration=duration, prediction=prediction,
+        timeline=tl, envelope=waveform_envelope(audio.wave, audio.sr), log_mel=mel, mfcc=cep,
+        frame_seconds=k * hop_length / audio.sr,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Model card
+# --------------------------------------------------------------------------------------------
+
+
+def model_card(predictor: Any) -> dict[str, Any]:
+    """What the model-card page and ``GET /v1/model`` show: :meth:`Predictor.describe`,
+    the speaker-independent cross-validation stored in ``model.json``
+    (``cross_validation``, else ``metrics``), training facts, and ``MODEL_CARD.md``."""
+    meta = predictor.meta or {}
+    card = dict(predictor.describe())
+    cv = meta.get("cross_validation") or meta.get("metrics") or None
+    if cv is not None and not (isinstance(cv, dict) and "summary" in cv):
+        cv = None  # a metrics dict of another shape: not a CV result
+    card.update({
+        "name": meta.get("name") or (meta.get("config") or {}).get("model", {}).get("name"),
+        "n_params": meta.get("n_params"),
+        "trained_on": meta.get("trained_on"),
+        "cross_validation": cv,
+        "model_card_markdown": None,
+    })
+    md = Path(predictor.path) / "MODEL_CARD.md"
+    try:
+        if md.is_file():
+            card["model_card_markdown"] = md.read_text(encoding="utf-8")
+    except OSError as exc:  # pragma: no cover - unreadable card
+        log.warning("cannot read %s: %s", md, exc)
+    return card
+
+
+def card_summary_rows(cv: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The CV summary as rows ``{"metric", "mean", "std"}`` (percent)."""
+    names = {"ua": "UA (balanced accuracy)", "wa": "WA (accuracy)", "macro_f1": "macro-F1",
+             "weighted_f1": "weighted-F1"}
+    summary = cv.get("summary") or {}
+    return [{"metric": names.get(k, k), "mean": round(float(v["mean"]), 1),
+             "std": round(float(v["std"]), 1)}
+            for k, v in summary.items() if isinstance(v, Mapping) and "mean" in v]
+
+
+def confusion_of(cv: Mapping[str, Any]) -> tuple[list[str], np.ndarray] | None:
+    """``(labels, counts)`` of the pooled confusion matrix, if the CV result has one."""
+    pooled = cv.get("pooled") or {}
+    labels, cm = pooled.get("labels"), pooled.get("confusion")
+    if not labels or not cm:
+        return None
+    arr = np.asarray(cm, float)
+    if arr.shape != (len(labels), len(labels)):
+        return None
+    return list(labels), arr

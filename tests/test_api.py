@@ -1,0 +1,410 @@
+"""REST API (emovox.api.server) with FastAPI's TestClient, a tiny model trained here, and
+the load script bench/load_api.py against a real `emovox serve` on loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+pytest.importorskip("httpx")
+
+from emovox.labels import LABELS  # noqa: E402
+
+SR = 16000
+ROOT = Path(__file__).resolve().parents[1]
+MAX_BYTES = 400_000
+MAX_DURATION = 10.0
+
+
+def build_tiny_model(base: Path) -> Path:
+    """A 1-epoch crnn on 16 tones, with front end, ONNX, a fake speaker-independent
+    cross-validation result and MODEL_CARD.md; cached under ``base`` for the session."""
+    out = base / "model"
+    if (out / "MODEL_CARD.md").is_file():
+        return out
+    from emovox.artifact import save_model
+    from emovox.bundle import model_card
+    from emovox.export import export_onnx
+    from emovox.features import extract
+    from emovox.inference import attach_inference_metadata
+    from emovox.models import crnn
+    from emovox.train import TorchClassifier
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.6 * SR)) / SR
+    feats, y = [], []
+    for i in range(16):
+        f0 = 120.0 * 2 ** ((i % 8) / 4)
+        w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
+        w = 0.3 * w / np.max(np.abs(w)) + 0.01 * rng.standard_normal(len(t))
+        feats.append(extract("logmel", w.astype(np.float32), SR))
+        y.append(i % 8)
+    model = TorchClassifier(crnn.build_net, n_classes=8, seed=0,
+                            **{**crnn.DEFAULTS, "n_frames": 64, "epochs": 1})
+    model.fit(feats, np.array(y), feats[:8], np.array(y[:8]))
+    cv = {"protocol": "emobox",
+          "summary": {k: {"mean": 50.0, "std": 5.0} for k in ("ua", "wa", "macro_f1",
+                                                               "weighted_f1")},
+          "pooled": {"labels": list(LABELS), "confusion": (np.eye(8, dtype=int) * 5 + 1).tolist(),
+                     "recall": {lab: 40.0 + 5 * i for i, lab in enumerate(LABELS)}},
+          "worst_class": {"label": "neutral", "recall": 40.0}}
+    stage = Path(tempfile.mkdtemp(dir=base.parent, prefix=".tiny-model-"))
+    m = save_model(model, stage / "model", {"model": {"name": "crnn", "params": {}}},
+                   metrics=cv, extra={"name": "crnn", "cross_validation": cv})
+    attach_inference_metadata(m, temperature=None, calibration=None)
+    export_onnx(m)
+    (m / "MODEL_CARD.md").write_text(model_card(json.loads((m / "model.json").read_text())))
+    base.mkdir(parents=True, exist_ok=True)
+    m.rename(out)
+    shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.getbasetemp() / "emovox-web-tiny-model")
+
+
+def voice(seconds: float, sr: int = SR, f0: float = 180.0) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sr
+    w = sum(np.sin(k * phase) / k for k in (1, 2, 3))
+    return (0.3 * w / np.max(np.abs(w))).astype(np.float32)
+
+
+def encode(wave: np.ndarray, fmt: str, sr: int = SR) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wave, sr, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def wav3() -> bytes:
+    return encode(voice(3.0), "WAV")
+
+
+def _test_client(app):
+    with warnings.catch_warnings():  # starlette's notice about httpx vs httpx2
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fastapi.testclient import TestClient
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def client(tiny_model):
+    from emovox.api.server import create_app
+
+    app = create_app(tiny_model, max_bytes=MAX_BYTES, max_duration=MAX_DURATION)
+    with _test_client(app) as c:
+        yield c
+
+
+def _post(client, path: str, data: bytes, name: str = "clip.wav", **kw):
+    return client.post(path, files={"file": (name, data, "application/octet-stream")}, **kw)
+
+
+def _assert_error(r, status: int, code: str) -> dict:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert body["error"] == code, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert "Traceback" not in body["detail"]
+    return body
+
+
+# ------------------------------------------------------------------------------ success paths
+
+
+def test_predict(client, wav3):
+    r = _post(client, "/v1/predict", wav3, "voice.wav")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["emotion"] in LABELS and d["model_id"].startswith("crnn-")
+    assert list(d["probabilities"]) == list(LABELS)
+    assert sum(d["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert d["confidence"] == pytest.approx(max(d["probabilities"].values()))
+    level = "high" if d["confidence"] >= 0.7 else "medium" if d["confidence"] >= 0.5 else "low"
+    assert d["confidence_level"] == level
+    assert -1 <= d["arousal"] <= 1 and -1 <= d["valence"] <= 1
+    assert d["derived"] == ["arousal", "valence"]
+    assert d["duration"] == pytest.approx(3.0, abs=0.01)
+    assert d["silent"] is False and d["filename"] == "voice.wav"
+
+
+def test_predict_formats_agree(client, wav3):
+    """flac/ogg/mp3 (and m4a when ffmpeg is there) decode; lossless ones agree with wav."""
+    w = voice(3.0)
+    ref = _post(client, "/v1/predict", wav3).json()["probabilities"]
+    for fmt, ext in (("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")):
+        r = _post(client, "/v1/predict", encode(w, fmt), f"clip.{ext}")
+        assert r.status_code == 200, (ext, r.text)
+        if ext == "flac":
+            assert r.json()["probabilities"] == pytest.approx(ref, abs=1e-4)
+    if shutil.which("ffmpeg"):
+        m4a = subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "wav", "-i", "pipe:0", "-c:a", "aac", "-f", "ipod",
+             "pipe:1"], input=wav3, capture_output=True, check=True).stdout
+        assert _post(client, "/v1/predict", m4a, "clip.m4a").status_code == 200
+
+
+def test_timeline(client):
+    r = _post(client, "/v1/timeline?window=2&hop=1", encode(voice(6.0), "WAV"), "long.wav")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["filename"] == "long.wav" and d["window"] == 2 and d["hop"] == 1
+    assert d["duration"] == pytest.approx(6.0, abs=0.01)
+    starts = [s["start"] for s in d["segments"]]
+    assert starts == pytest.approx([0, 1, 2, 3, 4])
+    assert all(s["label"] in LABELS for s in d["segments"])
+    assert d["summary"]["windows"] == 5 and d["summary"]["dominant"] in LABELS
+
+
+def test_timeline_of_silence(client):
+    d = _post(client, "/v1/timeline", encode(np.zeros(4 * SR, np.float32), "WAV")).json()
+    assert {s["label"] for s in d["segments"]} == {"silence"}
+    assert d["summary"]["dominant"] == "silence"
+
+
+def test_model_card(client):
+    r = client.get("/v1/model")
+    assert r.status_code == 200
+    d = r.json()
+    assert d["model_id"].startswith("crnn-") and d["labels"] == list(LABELS)
+    cv = d["cross_validation"]
+    assert cv["protocol"] == "emobox" and cv["summary"]["ua"]["mean"] == 50.0
+    assert len(cv["pooled"]["confusion"]) == 8 and set(cv["pooled"]["recall"]) == set(LABELS)
+    assert "Speaker-independent cross-validation" in d["model_card_markdown"]
+    assert d["limits"] == {"max_upload_bytes": MAX_BYTES, "max_duration_s": MAX_DURATION}
+
+
+def test_health_docs_openapi(client):
+    h = client.get("/health")
+    assert h.status_code == 200
+    assert h.json()["status"] == "ok" and h.json()["model_loaded"] is True
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/timeline", "/v1/model", "/health"} <= set(spec["paths"])
+    assert "413" in spec["paths"]["/v1/predict"]["post"]["responses"]
+
+
+# ------------------------------------------------------------------------------ error paths
+
+
+def test_not_audio_is_415(client):
+    body = _assert_error(_post(client, "/v1/predict", b"just some text\n" * 20, "notes.wav"),
+                         415, "not_audio")
+    assert "notes.wav" in body["detail"]
+    rng = np.random.default_rng(1)
+    _assert_error(_post(client, "/v1/predict", rng.bytes(5000), "x.mp3"), 415, "not_audio")
+    _assert_error(_post(client, "/v1/timeline", b"<html></html>" * 50, "page.wav"),
+                  415, "not_audio")
+
+
+def test_empty_and_broken_are_422(client, wav3):
+    _assert_error(_post(client, "/v1/predict", b"", "empty.wav"), 422, "bad_audio")
+    header_only = wav3[:44]
+    r = _post(client, "/v1/predict", header_only, "cut.wav")
+    assert r.status_code in (415, 422), r.text
+    assert r.json()["error"] in ("bad_audio", "unsupported_codec", "not_audio")
+
+
+def test_too_long_is_422(client):
+    long_flac = encode(voice(MAX_DURATION + 2), "FLAC")
+    body = _assert_error(_post(client, "/v1/predict", long_flac, "long.flac"),
+                         422, "audio_too_long")
+    assert "long.flac" in body["detail"] and "10 s" in body["detail"]
+    _assert_error(_post(client, "/v1/timeline", long_flac, "long.flac"), 422, "audio_too_long")
+
+
+def test_too_large_is_413(client):
+    big = b"RIFF" + b"\0" * (MAX_BYTES + 200_000)
+    body = _assert_error(_post(client, "/v1/predict", big), 413, "upload_too_large")
+    assert "limit" in body["detail"]
+    # within the multipart slack of the body limit: rejected by the exact file-size check
+    _assert_error(_post(client, "/v1/timeline", b"\0" * (MAX_BYTES + 10)), 413,
+                  "upload_too_large")
+
+
+def test_too_large_chunked_body_is_413(client):
+    """No Content-Length: the limit is enforced while the body streams in."""
+    boundary = "emovoxboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"big.wav\"\r\nContent-Type: audio/wav\r\n\r\n").encode()
+    sent = [0]
+
+    def chunks():
+        yield head
+        for _ in range(40):  # 40 x 64 KiB = 2.6 MB, far above the limit
+            sent[0] += 1
+            yield b"\0" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    r = client.post("/v1/predict", content=chunks(),
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    _assert_error(r, 413, "upload_too_large")
+
+
+def test_bad_requests_are_422(client, wav3):
+    _assert_error(client.post("/v1/predict"), 422, "invalid_request")
+    _assert_error(_post(client, "/v1/timeline?window=1&hop=2", wav3), 422, "invalid_request")
+    _assert_error(_post(client, "/v1/timeline?window=0", wav3), 422, "invalid_request")
+    _assert_error(client.get("/nowhere"), 404, "not_found")
+
+
+def test_unexpected_error_is_500_without_details(tiny_model, wav3, monkeypatch):
+    from emovox.api.server import create_app
+    from emovox.inference import Predictor
+
+    pred = Predictor.from_artifact(tiny_model)
+
+    def boom(*a, **k):
+        raise RuntimeError("secret internals /etc/shadow")
+
+    monkeypatch.setattr(pred, "predict_file", boom)
+    with _test_client(create_app(predictor=pred)) as c:
+        body = _assert_error(_post(c, "/v1/predict", wav3), 500, "internal_error")
+    assert "secret" not in body["detail"]
+
+
+def test_no_model_is_503(tmp_path, wav3):
+    from emovox.api.server import create_app
+
+    with _test_client(create_app(tmp_path / "missing")) as c:
+        h = c.get("/health")
+        assert h.status_code == 503 and h.json()["status"] == "unavailable"
+        assert "does not exist" in h.json()["detail"]
+        _assert_error(_post(c, "/v1/predict", wav3), 503, "model_unavailable")
+        _assert_error(c.get("/v1/model"), 503, "model_unavailable")
+
+
+# ------------------------------------------------------------------------------ process hygiene
+
+
+def test_model_loaded_once_and_concurrent_requests(tiny_model, wav3, monkeypatch):
+    from emovox.api.server import create_app
+    from emovox.inference import Predictor
+
+    calls = []
+    original = Predictor.from_artifact.__func__
+
+    def counting(cls, *a, **k):
+        calls.append(a)
+        return original(cls, *a, **k)
+
+    monkeypatch.setattr(Predictor, "from_artifact", classmethod(counting))
+    app = create_app(tiny_model, max_concurrency=2)
+    clips = [encode(voice(2.0 + 0.25 * i, f0=150 + 20 * i), "WAV") for i in range(4)]
+    with _test_client(app) as c:
+        expected = [_post(c, "/v1/predict", clip).json()["probabilities"] for clip in clips]
+        results: dict[int, object] = {}
+
+        def worker(i: int) -> None:
+            r = _post(c, "/v1/predict", clips[i % 4], f"c{i}.wav")
+            results[i] = (r.status_code, r.json())
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert len(calls) == 1
+    assert len(results) == 12
+    for i, (status, body) in results.items():
+        assert status == 200
+        assert body["probabilities"] == pytest.approx(expected[i % 4], abs=1e-6)
+
+
+def test_uploads_stay_in_temp_and_are_deleted(tiny_model, monkeypatch, tmp_path):
+    """Uploads (spooled to a file past 1 MB) and the timeline's copy live under the
+    temporary directory only, and nothing is left behind."""
+    import emovox.timeline
+    from emovox.api.server import create_app
+
+    tmp = tmp_path / "tmp"
+    work = tmp_path / "cwd"
+    tmp.mkdir()
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.chdir(work)
+    seen = []
+    real = emovox.timeline.build_timeline
+
+    def spy(predictor, path, **kw):
+        p = Path(path)
+        seen.append((p, p.is_file(), tmp in p.parents))
+        return real(predictor, path, **kw)
+
+    monkeypatch.setattr(emovox.timeline, "build_timeline", spy)
+    stereo = np.stack([voice(9.0, 48000), voice(9.0, 48000, f0=200)], axis=1)
+    buf = io.BytesIO()
+    sf.write(buf, stereo, 48000, format="WAV", subtype="FLOAT")
+    big = buf.getvalue()
+    assert len(big) > 3_000_000
+    with _test_client(create_app(tiny_model, max_bytes=8_000_000)) as c:
+        assert _post(c, "/v1/timeline", big).status_code == 200
+        assert _post(c, "/v1/predict", big).status_code == 200
+    assert len(seen) == 1 and seen[0][1] and seen[0][2]
+    assert not seen[0][0].exists()
+    assert list(tmp.iterdir()) == [] and list(work.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ CLI + bench
+
+
+def test_serve_command(tiny_model, monkeypatch, tmp_path):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    captured = {}
+    monkeypatch.setattr(uvicorn, "run", lambda api, **kw: captured.update(api=api, **kw))
+    r = CliRunner().invoke(app, ["serve", "--port", "8765", "--max-upload-mb", "2",
+                                 "--max-duration", "30"], env={"EMOVOX_MODEL": str(tiny_model)})
+    assert r.exit_code == 0, r.output
+    assert captured["host"] == "127.0.0.1" and captured["port"] == 8765
+    assert captured["api"].state.emovox_limits == {"max_bytes": 2 * 1024 * 1024,
+                                                   "max_duration": 30.0}
+    bad = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "none")])
+    assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_bench_load_script(tiny_model):
+    """bench/load_api.py starts `emovox serve` on loopback, loads it, stops it."""
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "load_api.py"), "--model", str(tiny_model),
+         "--clients", "8", "--requests", "24", "--json"],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert res["ok"] == 24 and res["errors"] == 0 and res["clients"] == 8
+    assert res["latency_ms"]["p50"] <= res["latency_ms"]["p99"]
+    assert res["throughput_rps"] > 0
+
+
+def test_bench_refuses_non_loopback():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import load_api
+    finally:
+        sys.path.pop(0)
+    load_api.require_loopback("http://127.0.0.1:1")
+    with pytest.raises(SystemExit, match="not a loopback"):
+        load_api.require_loopback("http://10.11.12.13:8000")

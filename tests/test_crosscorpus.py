@@ -1,0 +1,47 @@
+"""Scoring a trained model on another corpus over the shared classes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import soundfile as sf
+from typer.testing import CliRunner
+
+from emovox.cli import app
+from emovox.crosscorpus import shared_label_set
+
+
+def test_shared_label_sets():
+    assert shared_label_set("tess") == ["neutral", "happy", "sad", "angry", "fearful", "disgust",
+                                        "surprised"]
+    cremad = shared_label_set("cremad")
+    assert "calm" not in cremad and "surprised" not in cremad
+    assert "calm" not in shared_label_set("emodb")
+
+
+def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "tess"
+    for spk in ("OAF", "YAF"):
+        d = root / f"{spk}_mixed"
+        d.mkdir(parents=True)
+        for emo in ("angry", "happy", "sad", "neutral", "ps"):
+            for word in ("back", "bar"):
+                wave = 0.2 * np.sin(2 * np.pi * 180 * np.arange(8000) / 16000)
+                sf.write(d / f"{spk}_{word}_{emo}.wav",
+                         (wave + 0.01 * rng.standard_normal(8000)).astype("float32"), 16000)
+    (root / "OAF_mixed" / "OAF_bad_angry.wav").write_text("not audio")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["evaluate", "--artifact", str(tiny_model), "--corpus", "tess",
+                                 "--data", str(root), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["classes"] == ["neutral", "happy", "sad", "angry", "surprised"]
+    assert m["n_files"] == 21 and m["n_errors"] == 1
+    assert len(m["pooled"]["confusion"]) == 5 and m["pooled"]["n"] == 20
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 22 and sum(1 for x in rows if x.endswith(",")) == 20  # 1 error row
+    probs = [float(x) for x in rows[1].split(",")[4:9]]
+    assert abs(sum(probs) - 1) < 1e-4  # restricted to the shared classes and renormalised
+    assert (out / "confusion.png").exists()
