@@ -51,6 +51,11 @@ def test_evaluate_two_folds_on_six_actors(tmp_path):
     assert (out / "confusion.png").stat().st_size > 1000
     assert (out / "recall.png").stat().st_size > 1000
 
+    rep = CliRunner().invoke(app, ["report", str(out), str(tmp_path / "missing")])
+    assert rep.exit_code == 0
+    row = [ln for ln in rep.output.splitlines() if ln.startswith("| `egemaps_logreg`")][0]
+    assert f"{metrics['summary']['ua']['mean']:.1f} ± " in row and "| emobox |" in row
+
     # second run hits the feature cache
     res2 = CliRunner().invoke(app, args[:-4] + ["--out", str(tmp_path / "run2"), "--jobs", "1"])
     assert res2.exit_code == 0, res2.output

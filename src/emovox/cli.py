@@ -256,6 +256,35 @@ def scan(
 
 
 @app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories written by `evaluate`.")],
+) -> None:
+    """A Markdown results table from run directories (numbers read from metrics.json)."""
+    import json
+
+    print("| model | protocol | UA | WA | macro-F1 | weighted-F1 | worst class (recall) "
+          "| fit time | parameters |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        f = run / "metrics.json"
+        if not f.is_file():
+            err_console.print(f"skipping {run}: no metrics.json")
+            continue
+        m = json.loads(f.read_text())
+        if "summary" not in m:
+            continue
+        s = m["summary"]
+        cells = [f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}"
+                 for k in ("ua", "wa", "macro_f1", "weighted_f1")]
+        fit = sum(fold["fit_seconds"] for fold in m["folds"])
+        params = max((fold.get("n_params", 0) for fold in m["folds"]), default=0)
+        proto = m["protocol"] + ("" if m["speaker_independent"] else " (speaker-dependent)")
+        wc = m["worst_class"]
+        print(f"| `{m['model']}` | {proto} | " + " | ".join(cells)
+              + f" | {wc['label']} ({wc['recall']:.1f}) | {fit / 60:.1f} min | {params:,} |")
+
+
+@app.command()
 def models() -> None:
     """List the registered models."""
     from emovox.models import MODELS
