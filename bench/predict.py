@@ -211,13 +211,18 @@ def main() -> None:
 
     import soundfile as sf
 
-    base = sorted(p for p in a.clips.iterdir() if p.suffix.lower() in (".wav", ".flac"))
+    base = sorted(p for p in a.clips.iterdir() if p.suffix.lower() in (".wav", ".flac")) \
+        if a.clips.is_dir() else []
     if not base:
         sys.exit(f"no clips in {a.clips}")
     clips = [base[i % len(base)] for i in range(a.n)]
     ref_clips = clips[: a.n_ref or a.n]
     durs = [sf.info(p).duration for p in base]
 
+    from emovox.inference import default_model_path
+
+    if a.model is None and not (default_model_path() / "model.json").is_file():
+        sys.exit(f"no bundled model at {default_model_path()}; pass --model FOLDER")
     walls, rss = cold(base[0], a.model, a.cold_runs)  # first: this process is still small
     cmin, cmed = min(walls), statistics.median(walls)
 
@@ -270,12 +275,15 @@ def main() -> None:
         print(f"\nspeed-up ours vs seed-style (median latency): {speedup:.1f}x  "
               f"(target >= {T_SPEEDUP:g}x {mark(speedup >= T_SPEEDUP)})")
     print(f"cold `emovox predict {base[0].name}`: min {cmin:.2f} s, median {cmed:.2f} s over "
-          f"{len(walls)} runs (target <= {T_COLD_S:g} s {mark(cmin <= T_COLD_S)}); peak RSS "
+          f"{len(walls)} runs (target <= {T_COLD_S:g} s {mark(cmed <= T_COLD_S)}); peak RSS "
           f"{rss:.0f} MB (target <= {T_COLD_MB:g} MB {mark(rss <= T_COLD_MB)})")
-    print("\n*  untrained conv1d (random weights): only its time matters.\n"
-          "** SVC fitted on random 88-dim data with 8 classes: only its time matters.\n"
-          "Latency is from the file on disk (decode + resample included) for every pipeline; "
-          f"the clips are {min(durs):.1f}-{max(durs):.1f} s long (>= 3 s).")
+    print()
+    if not a.skip_seed:
+        print("*  untrained conv1d (random weights): only its time matters.")
+    if not a.skip_smile:
+        print("** SVC fitted on random 88-dim data with 8 classes: only its time matters.")
+    print("Latency is from the file on disk (decode + resample included) for every pipeline; "
+          f"the clips are {min(durs):.1f}-{max(durs):.1f} s long.")
 
 
 if __name__ == "__main__":

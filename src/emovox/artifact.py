@@ -77,6 +77,7 @@ def save_model(
         else:
             raise TypeError(f"cannot save a {type(model).__name__}")
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        make_readable(tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -84,6 +85,16 @@ def save_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def make_readable(folder: Path) -> None:
+    """mkdtemp creates 0700 folders: open the artifact to other users (0755 / 0644), so a
+    service running under another account can load it."""
+    import os
+
+    os.chmod(folder, 0o755)
+    for p in Path(folder).rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
 
 
 def read_meta(path: Path) -> dict[str, Any]:

@@ -244,7 +244,8 @@ def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
         client = Client(scheduler)
     else:
         cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                               processes=processes, dashboard_address=None)
+                               processes=processes, dashboard_address=None,
+                               silence_logs=logging.WARNING)
         client = Client(cluster)
     try:
         art = str(artifact) if artifact else None

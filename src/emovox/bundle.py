@@ -45,7 +45,7 @@ def train_bundle(
     """Train ``cfg.model`` on all clips of ``cfg.data`` (no held-out speakers; the epoch
     count is the model's fixed setting) and write the artifact folder ``out`` atomically.
     Refuses to replace an existing ``out`` unless ``force``."""
-    from emovox.artifact import save_model
+    from emovox.artifact import make_readable, save_model
 
     out = Path(out)
     if out.exists() and not force:
@@ -98,6 +98,7 @@ def train_bundle(
                 export_onnx(stage)
         (stage / "MODEL_CARD.md").write_text(model_card(json.loads(
             (stage / "model.json").read_text())))
+        make_readable(stage)
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)

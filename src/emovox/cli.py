@@ -339,6 +339,9 @@ def predict(
         except (EmovoxError, OSError) as exc:
             failed += 1
             results.append({"path": str(f), "error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
+            failed += 1
+            results.append({"path": str(f), "error": f"{type(exc).__name__}: {exc}"})
     if json_out:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     else:

@@ -1,0 +1,292 @@
+"""Web app: the Streamlit script under streamlit's AppTest (upload, microphone recording,
+bad files, limits, no tracebacks), its plain logic (emovox.web.logic) and `emovox app`."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox.errors import AudioTooLong, ConfigError, EmptyAudio, NotAudio, UnsupportedCodec
+from emovox.labels import LABELS
+from emovox.web import logic
+
+SR = 16000
+
+
+def build_tiny_model(base: Path) -> Path:
+    """A 1-epoch crnn on 16 tones, with front end, ONNX, a fake speaker-independent
+    cross-validation result and MODEL_CARD.md; cached under ``base`` for the session."""
+    out = base / "model"
+    if (out / "MODEL_CARD.md").is_file():
+        return out
+    from emovox.artifact import save_model
+    from emovox.bundle import model_card
+    from emovox.export import export_onnx
+    from emovox.features import extract
+    from emovox.inference import attach_inference_metadata
+    from emovox.models import crnn
+    from emovox.train import TorchClassifier
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.6 * SR)) / SR
+    feats, y = [], []
+    for i in range(16):
+        f0 = 120.0 * 2 ** ((i % 8) / 4)
+        w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
+        w = 0.3 * w / np.max(np.abs(w)) + 0.01 * rng.standard_normal(len(t))
+        feats.append(extract("logmel", w.astype(np.float32), SR))
+        y.append(i % 8)
+    model = TorchClassifier(crnn.build_net, n_classes=8, seed=0,
+                            **{**crnn.DEFAULTS, "n_frames": 64, "epochs": 1})
+    model.fit(feats, np.array(y), feats[:8], np.array(y[:8]))
+    cv = {"protocol": "emobox",
+          "summary": {k: {"mean": 50.0, "std": 5.0} for k in ("ua", "wa", "macro_f1",
+                                                               "weighted_f1")},
+          "pooled": {"labels": list(LABELS), "confusion": (np.eye(8, dtype=int) * 5 + 1).tolist(),
+                     "recall": {lab: 40.0 + 5 * i for i, lab in enumerate(LABELS)}},
+          "worst_class": {"label": "neutral", "recall": 40.0}}
+    stage = Path(tempfile.mkdtemp(dir=base.parent, prefix=".tiny-model-"))
+    m = save_model(model, stage / "model", {"model": {"name": "crnn", "params": {}}},
+                   metrics=cv, extra={"name": "crnn", "cross_validation": cv})
+    attach_inference_metadata(m, temperature=None, calibration=None)
+    export_onnx(m)
+    (m / "MODEL_CARD.md").write_text(model_card(json.loads((m / "model.json").read_text())))
+    base.mkdir(parents=True, exist_ok=True)
+    m.rename(out)
+    shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.getbasetemp() / "emovox-web-tiny-model")
+
+
+def voice(seconds: float, sr: int = SR, f0: float = 180.0) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sr
+    w = sum(np.sin(k * phase) / k for k in (1, 2, 3))
+    return (0.3 * w / np.max(np.abs(w))).astype(np.float32)
+
+
+def wav(seconds: float, **kw) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, voice(seconds, **kw), SR, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------ logic
+
+
+def test_settings_from_env():
+    s = logic.Settings.from_env({})
+    assert s == logic.Settings(None, 25.0, 600.0, "auto")
+    assert s.max_bytes == 25 * 1024 * 1024
+    s = logic.Settings.from_env({"EMOVOX_MODEL": "/m", "EMOVOX_MAX_UPLOAD_MB": "2.5",
+                                 "EMOVOX_MAX_DURATION_S": "30", "EMOVOX_BACKEND": "onnx"})
+    assert s == logic.Settings(Path("/m"), 2.5, 30.0, "onnx")
+    assert logic.Settings.from_env(s.to_env()) == s
+    assert logic.Settings.from_env(logic.Settings().to_env()) == logic.Settings()
+    for bad in ({"EMOVOX_MAX_UPLOAD_MB": "lots"}, {"EMOVOX_MAX_DURATION_S": "-1"},
+                {"EMOVOX_MAX_UPLOAD_MB": "nan"}, {"EMOVOX_BACKEND": "tpu"}):
+        with pytest.raises(ConfigError):
+            logic.Settings.from_env(bad)
+
+
+def test_confidence_levels_and_helpers():
+    assert [logic.confidence_level(c).name for c in (0.95, 0.70, 0.6999, 0.50, 0.4999, 0.1)] == [
+        "high", "high", "medium", "medium", "low", "low"]
+    assert logic.confidence_level(0.8).colour == "green"
+    assert logic.confidence_level(0.6).colour == "orange"
+    assert logic.confidence_level(0.2).colour == "red"
+    logic.check_size(100, 100)
+    with pytest.raises(logic.UploadTooLarge, match="x.wav: is 2 MB, larger than the 1 MB"):
+        logic.check_size(2 * 1024 * 1024, 1024 * 1024, "x.wav")
+    assert logic.safe_suffix("Clip.WAV") == ".wav"
+    assert logic.safe_suffix("../../etc/passwd") == ".bin"
+    assert logic.safe_suffix("a.tar.gz;rm -rf") == ".bin"
+    assert logic.display_name("C:\\Users\\me\\x.m4a") == "x.m4a"
+    assert logic.display_name("../../etc/passwd") == "passwd"
+    assert logic.display_name("") == "upload"
+    assert logic.mime_type("a.mp3") == "audio/mpeg" and logic.mime_type("a.m4a") == "audio/mp4"
+    assert logic.http_status(logic.UploadTooLarge("x")) == (413, "upload_too_large")
+    assert logic.http_status(NotAudio("x"))[0] == 415
+    assert logic.http_status(UnsupportedCodec("x"))[0] == 415
+    assert logic.http_status(AudioTooLong("x")) == (422, "audio_too_long")
+    assert logic.http_status(EmptyAudio("x")) == (422, "bad_audio")
+    assert logic.http_status(KeyError("x")) == (500, "internal_error")
+    assert "Traceback" not in logic.user_message(KeyError("secret"))
+    assert "secret" not in logic.user_message(KeyError("secret"))
+    t, lo, hi = logic.waveform_envelope(np.sin(np.arange(50_000)).astype(np.float32), SR, 100)
+    assert len(t) == len(lo) == len(hi) <= 100 and (lo <= hi).all()
+
+
+def test_analyse_and_timeline_csv(tiny_model):
+    from emovox.inference import Predictor
+
+    pred = Predictor.from_artifact(tiny_model)
+    short = logic.analyse(pred, wav(2.0), "short.wav")
+    assert short.timeline is None and short.prediction.label in LABELS
+    assert short.duration == pytest.approx(2.0) and short.log_mel.shape[0] == 64
+    assert short.mfcc.shape[0] == 20 and short.level.name in ("high", "medium", "low")
+    long = logic.analyse(pred, wav(7.0), "dir/long.wav")
+    assert long.name == "long.wav"
+    assert [s.start for s in long.timeline.segments] == pytest.approx([0, 1.5, 3.0, 4.5])
+    lines = logic.timeline_csv(long.timeline).splitlines()
+    assert lines[0].split(",") == ["start", "end", "label", "confidence", *LABELS, "arousal",
+                                   "valence"]
+    assert len(lines) == 5 and lines[1].startswith("0.00,3.00,")
+    with pytest.raises(AudioTooLong, match="long.wav"):
+        logic.analyse(pred, wav(7.0), "long.wav", max_duration=5.0)
+    with pytest.raises(logic.UploadTooLarge):
+        logic.analyse(pred, wav(2.0), "a.wav", max_bytes=1000)
+    with pytest.raises(EmptyAudio):
+        logic.analyse(pred, b"", "a.wav")
+    card = logic.model_card(pred)
+    assert logic.card_summary_rows(card["cross_validation"])[0] == {
+        "metric": "UA (balanced accuracy)", "mean": 50.0, "std": 5.0}
+    labels, cm = logic.confusion_of(card["cross_validation"])
+    assert labels == list(LABELS) and cm.shape == (8, 8)
+
+
+# ------------------------------------------------------------------------------ AppTest
+
+
+@pytest.fixture
+def app_env(tiny_model, monkeypatch):
+    monkeypatch.setenv("EMOVOX_MODEL", str(tiny_model))
+    monkeypatch.setenv("EMOVOX_MAX_UPLOAD_MB", "1")
+    monkeypatch.setenv("EMOVOX_MAX_DURATION_S", "20")
+    monkeypatch.delenv("EMOVOX_BACKEND", raising=False)
+    return monkeypatch
+
+
+def _app():
+    from streamlit.testing.v1 import AppTest
+
+    from emovox.web import APP_SCRIPT
+
+    return AppTest.from_file(str(APP_SCRIPT), default_timeout=90)
+
+
+def _texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    return "\n".join(parts)
+
+
+def _no_traceback(at) -> None:
+    assert len(at.exception) == 0, [e.value for e in at.exception]
+
+
+def test_app_upload_record_and_bad_file(app_env):
+    pytest.importorskip("streamlit")
+    at = _app().run()
+    _no_traceback(at)
+    assert not at.error
+    assert "Upload a recording" in at.info[0].value
+    texts = _texts(at)  # the model card tab
+    assert "Speaker-independent cross-validation" in texts and "emobox" in texts
+    assert "Weakest class: neutral" in texts
+    assert len(at.image) == 2  # confusion matrix + recall per class
+
+    at.file_uploader[0].upload("long voice.wav", wav(7.0), "audio/wav")
+    at.run()
+    _no_traceback(at)
+    assert not at.error
+    texts = _texts(at)
+    assert any(f":{c}[" in texts for c in ("green", "orange", "red"))
+    assert "confidence]" in texts and "long voice.wav · 7.0 s" in texts
+    assert [m.label for m in at.metric] == ["Arousal", "Valence"]
+    assert "Dominant emotion" in texts  # 7 s > 5 s: the timeline is shown
+    assert [b.label for b in at.download_button] == ["Download the timeline (CSV)"]
+
+    at.file_uploader[0].set_value(("notes.wav", b"this is not audio\n" * 30, "audio/wav"))
+    at.run()
+    _no_traceback(at)
+    assert "notes.wav" in at.error[0].value and "not audio" in at.error[0].value
+
+    at.audio_input[0].upload("recording.wav", wav(2.0, f0=220.0))
+    at.run()
+    _no_traceback(at)
+    assert not at.error
+    texts = _texts(at)
+    assert "recording.wav · 2.0 s" in texts
+    assert "Dominant emotion" not in texts and not at.download_button
+
+
+def test_app_limits_and_failures(app_env, tiny_model):
+    pytest.importorskip("streamlit")
+    at = _app().run()
+    at.file_uploader[0].upload("big.wav", wav(40.0), "audio/wav")  # 1.28 MB > 1 MB
+    at.run()
+    _no_traceback(at)
+    assert "upload limit" in at.error[0].value
+
+    at.file_uploader[0].set_value(("long.wav", wav(25.0), "audio/wav"))  # 0.8 MB, 25 s > 20 s
+    at.run()
+    _no_traceback(at)
+    assert "longer than the 20 s limit" in at.error[0].value
+
+    def boom(*a, **k):
+        raise RuntimeError("secret internals")
+
+    app_env.setattr(logic, "analyse", boom)
+    at.file_uploader[0].set_value(("ok.wav", wav(2.0, f0=150.0), "audio/wav"))
+    at.run()
+    _no_traceback(at)
+    assert "went wrong" in at.error[0].value and "secret" not in at.error[0].value
+
+    app_env.setenv("EMOVOX_MODEL", str(tiny_model.parent / "missing"))
+    at = _app().run()
+    _no_traceback(at)
+    assert "could not be loaded" in at.error[0].value and "does not exist" in at.error[0].value
+
+    app_env.setenv("EMOVOX_MODEL", str(tiny_model))
+    app_env.setenv("EMOVOX_MAX_UPLOAD_MB", "many")
+    at = _app().run()
+    _no_traceback(at)
+    assert "EMOVOX_MAX_UPLOAD_MB='many' is not a number" in at.error[0].value
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def test_app_command(tiny_model, monkeypatch, tmp_path):
+    import os
+
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+    from emovox.web import APP_SCRIPT
+
+    captured = {}
+
+    def fake_execve(path, argv, env):
+        captured.update(path=path, argv=argv, env=env)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execve", fake_execve)
+    r = CliRunner().invoke(app, ["app", "--model", str(tiny_model), "--port", "8599",
+                                 "--max-upload-mb", "2.5", "--max-duration", "90"])
+    assert r.exit_code == 0, r.output
+    argv = captured["argv"]
+    assert argv[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
+    opts = dict(zip(argv[5::2], argv[6::2], strict=True))
+    assert opts["--server.port"] == "8599" and opts["--server.address"] == "127.0.0.1"
+    assert opts["--server.maxUploadSize"] == "3" and opts["--server.headless"] == "true"
+    assert opts["--client.showErrorDetails"] == "none"
+    assert opts["--browser.gatherUsageStats"] == "false"
+    env = captured["env"]
+    assert env["EMOVOX_MODEL"] == str(tiny_model.resolve())
+    assert env["EMOVOX_MAX_UPLOAD_MB"] == "2.5" and env["EMOVOX_MAX_DURATION_S"] == "90"
+    assert logic.Settings.from_env(env).max_duration_s == 90.0
+
+    bad = CliRunner().invoke(app, ["app", "--model", str(tmp_path)])
+    assert bad.exit_code == 2 and "no model.json" in " ".join(bad.output.split())
