@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.emovox-installed
 DATA ?= ../shared/data/ravdess
-APT_PACKAGES := ffmpeg
+APT_PACKAGES := ffmpeg chromium
 
 .PHONY: setup demo demo-eval test lint bench clean
 

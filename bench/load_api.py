@@ -85,10 +85,12 @@ def wait_healthy(url: str, proc: subprocess.Popen | None, timeout: float) -> Non
     raise SystemExit(f"error: {url}/health did not answer 200 within {timeout:g} s")
 
 
-def start_server(model: Path | None, concurrency: int) -> tuple[str, subprocess.Popen]:
+def start_server(model: Path | None, concurrency: int | None) -> tuple[str, subprocess.Popen]:
     port = free_port()
     cmd = [sys.executable, "-m", "emovox.cli", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning", "--concurrency", str(concurrency)]
+           "--port", str(port), "--log-level", "warning"]
+    if concurrency:
+        cmd += ["--concurrency", str(concurrency)]
     if model is not None:
         cmd += ["--model", str(model)]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
@@ -100,8 +102,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def _load(url: str, endpoint: str, clip: bytes, filename: str, clients: int,
-                requests: int, timeout: float) -> dict:
+                requests: int, timeout: float, warmup: int = 0) -> dict:
     import httpx
+
+    async with httpx.AsyncClient(timeout=timeout) as client:  # untimed warm-up
+        for _ in range(warmup):
+            await client.post(f"{url}/v1/{endpoint}", files={"file": (filename, clip)})
 
     latencies: list[float] = []
     errors: Counter[str] = Counter()
@@ -148,9 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=500, help="requests in all (500)")
     ap.add_argument("--endpoint", choices=("predict", "timeline"), default="predict")
     ap.add_argument("--file", type=Path, help="audio clip to send (default: 3 s synthetic)")
-    ap.add_argument("--concurrency", type=int, default=4,
-                    help="--concurrency of the started server (4)")
+    ap.add_argument("--concurrency", type=int,
+                    help="--concurrency of the started server (default: its own)")
     ap.add_argument("--timeout", type=float, default=120.0, help="per-request timeout (s)")
+    ap.add_argument("--warmup", type=int, default=4,
+                    help="untimed requests sent first, one at a time (4)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     a = ap.parse_args(argv)
     if not 1 <= a.clients <= MAX_CLIENTS:
@@ -171,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wait_healthy(url, proc, timeout=120.0)
         result = asyncio.run(_load(url, a.endpoint, clip, filename, a.clients, a.requests,
-                                   a.timeout))
+                                   a.timeout, warmup=max(0, min(a.warmup, 100))))
     finally:
         if proc is not None:
             proc.terminate()

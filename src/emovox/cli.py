@@ -593,8 +593,10 @@ def serve(
         "auto"
     ),
     concurrency: Annotated[
-        int, typer.Option(min=1, help="Requests decoding/predicting at once (others wait).")
-    ] = 4,
+        int | None,
+        typer.Option(min=1, help="Requests decoding/predicting at once, others wait "
+                     "(default: CPUs, at most 4)."),
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(min=1, help="Inference threads (default: the engine's).")
     ] = None,

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -210,6 +212,33 @@ class BodyLimit:
             await self._reject(send)
 
 
+class FairSemaphore:
+    """A counting semaphore that serves waiters first come, first served (a released slot
+    is handed straight to the oldest waiter), so no request starves under load."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._lock = threading.Lock()
+        self._waiters: deque[threading.Event] = deque()
+
+    def __enter__(self) -> FairSemaphore:
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return self
+            turn = threading.Event()
+            self._waiters.append(turn)
+        turn.wait()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._free += 1
+
+
 class _ModelHolder:
     """Loads the predictor once per process (thread-safe); a failure is remembered and
     reported by every request instead of being retried."""
@@ -257,7 +286,7 @@ def create_app(
     max_duration: float = logic.DEFAULT_MAX_DURATION_S,
     backend: str = "auto",
     threads: int | None = None,
-    max_concurrency: int = 4,
+    max_concurrency: int | None = None,
     predictor: Any | None = None,
 ) -> FastAPI:
     """The API as an ASGI app.
@@ -268,14 +297,17 @@ def create_app(
         max_duration: longest accepted recording in seconds (422 above).
         backend: ``auto``, ``onnx`` or ``torch``.
         threads: intra-op threads of the inference engine (``None``: its default).
-        max_concurrency: requests decoding and predicting at the same time; more wait.
+        max_concurrency: requests decoding and predicting at the same time, the others
+            wait their turn (``None``: the number of CPUs, at most 4).
         predictor: an already loaded :class:`~emovox.inference.Predictor` (then
             ``model_path``/``backend``/``threads`` are ignored).
     """
+    if max_concurrency is None:
+        max_concurrency = max(1, min(4, os.cpu_count() or 1))
     if max_bytes <= 0 or not max_duration > 0 or max_concurrency < 1:
         raise ValueError("max_bytes, max_duration and max_concurrency must be positive")
     holder = _ModelHolder(Path(model_path) if model_path else None, backend, threads, predictor)
-    slots = threading.BoundedSemaphore(max_concurrency)
+    slots = FairSemaphore(max_concurrency)
     limits = {"max_bytes": int(max_bytes), "max_duration": float(max_duration)}
 
     @asynccontextmanager

@@ -88,9 +88,29 @@ def _analysis(predictor, settings: logic.Settings, data: bytes, name: str) -> lo
     return result
 
 
-def show_prediction(a: logic.Analysis) -> None:
+def probability_chart(p, level: logic.ConfidenceLevel):
+    """Horizontal bars of the eight probabilities on a 0-100 % axis; the predicted emotion
+    in the colour of its confidence level."""
+    import altair as alt
     import pandas as pd
 
+    df = pd.DataFrame({"emotion": list(p.probabilities),
+                       "probability": [float(v) for v in p.probabilities.values()]})
+    colour = "#9e9e9e" if p.silent else level.hex
+    base = alt.Chart(df).encode(
+        y=alt.Y("emotion:N", sort=list(p.probabilities), title=None),
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", title="probability")),
+        tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
+    )
+    bars = base.mark_bar().encode(color=alt.condition(
+        alt.datum.emotion == p.label, alt.value(colour), alt.value("#a9bfe0")))
+    text = base.mark_text(align="left", dx=3).encode(text=alt.Text("probability:Q",
+                                                                  format=".0%"))
+    return (bars + text).properties(height=260)
+
+
+def show_prediction(a: logic.Analysis) -> None:
     p = a.prediction
     st.subheader("Predicted emotion")
     if p.silent:
@@ -102,24 +122,26 @@ def show_prediction(a: logic.Analysis) -> None:
                     f"(high ≥ {logic.HIGH_CONFIDENCE:.0%}, medium "
                     f"{logic.MEDIUM_CONFIDENCE:.0%}–{logic.HIGH_CONFIDENCE:.0%}, "
                     f"low < {logic.MEDIUM_CONFIDENCE:.0%})")
-    probs = pd.DataFrame({"emotion": list(p.probabilities),
-                          "probability": [round(v, 4) for v in p.probabilities.values()]})
     left, right = st.columns([3, 2])
     with left:
         st.caption("Probability of every emotion (calibrated)")
-        st.bar_chart(probs, x="emotion", y="probability", horizontal=True, sort=False)
+        st.altair_chart(probability_chart(p, a.level), width="stretch")
     with right:
         c1, c2 = st.columns(2)
         c1.metric("Arousal", f"{p.arousal:+.2f}")
         c2.metric("Valence", f"{p.valence:+.2f}")
-        st.pyplot(figures.circumplex_figure(p.arousal, p.valence), width="content")
+        st.pyplot(figures.circumplex_figure(p.arousal, p.valence), width=300)
         st.caption("Arousal and valence are derived from the class probabilities "
                    "(circumplex mapping), not predicted by the model.")
 
 
-def show_signal(a: logic.Analysis, data: bytes) -> None:
+def show_player(a: logic.Analysis, data: bytes) -> None:
     st.audio(data, format=logic.mime_type(a.name))
     st.caption(f"{a.name} · {a.duration:.1f} s · model {a.model_id}")
+
+
+def show_signal(a: logic.Analysis) -> None:
+    st.subheader("Signal")
     t_wave, t_mel, t_mfcc = st.tabs(["Waveform", "Log-mel spectrogram", "MFCC"])
     with t_wave:
         st.pyplot(figures.waveform_figure(*a.envelope))
@@ -127,6 +149,22 @@ def show_signal(a: logic.Analysis, data: bytes) -> None:
         st.pyplot(figures.log_mel_figure(a.log_mel, a.frame_seconds))
     with t_mfcc:
         st.pyplot(figures.mfcc_figure(a.mfcc, a.frame_seconds))
+
+
+def timeline_chart(rows: list[dict], labels: list[str]):
+    """Probability of every emotion at the centre of each voiced window, on a 0-100 % axis."""
+    import altair as alt
+    import pandas as pd
+
+    df = pd.DataFrame([{"time (s)": (r["start"] + r["end"]) / 2, "emotion": lab,
+                        "probability": r[lab], "window": f"{r['start']:g}–{r['end']:g} s"}
+                       for r in rows for lab in labels])
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("time (s):Q"),
+        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        color=alt.Color("emotion:N", sort=labels),
+        tooltip=["window", "emotion", alt.Tooltip("probability:Q", format=".1%")],
+    ).properties(height=280)
 
 
 def show_timeline(a: logic.Analysis) -> None:
@@ -142,11 +180,8 @@ def show_timeline(a: logic.Analysis) -> None:
     rows = logic.timeline_rows(tl)
     voiced = [r for r in rows if r["label"] != "silence"]
     if voiced:
-        chart = pd.DataFrame(
-            {lab: [r[lab] for r in voiced] for lab in a.prediction.probabilities},
-            index=pd.Index([(r["start"] + r["end"]) / 2 for r in voiced], name="time (s)"),
-        )
-        st.line_chart(chart, x_label="time (s)", y_label="probability")
+        st.altair_chart(timeline_chart(voiced, list(a.prediction.probabilities)),
+                        width="stretch")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.download_button("Download the timeline (CSV)", logic.timeline_csv(tl),
                        file_name=f"{Path(a.name).stem or 'recording'}-timeline.csv",
@@ -168,8 +203,9 @@ def analyse_tab(predictor, settings: logic.Settings) -> None:
             log.exception("analysis of %s failed", name)
         st.error(logic.user_message(exc))
         return
+    show_player(a, data)
     show_prediction(a)
-    show_signal(a, data)
+    show_signal(a)
     if a.timeline is not None:
         show_timeline(a)
 
@@ -217,6 +253,9 @@ def model_card_tab(predictor) -> None:
 
 
 def main() -> None:
+    # Even an uncaught error (a bug) shows a redacted message, never a traceback; this also
+    # holds when the script is started with a plain `streamlit run`.
+    st.set_option("client.showErrorDetails", "none")
     st.set_page_config(page_title=PAGE_TITLE, page_icon="🎙️", layout="wide")
     st.title("emovox")
     st.caption("Which of eight emotions does a voice carry? Evaluated on speakers never heard.")

@@ -12,7 +12,7 @@ from emovox.affect import AROUSAL_VALENCE
 
 
 def waveform_figure(t: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Figure:
-    fig = Figure(figsize=(8, 2.2), dpi=100)
+    fig = Figure(figsize=(12, 2.4), dpi=100)
     ax = fig.add_subplot()
     ax.fill_between(t, lo, hi, color="#4472c4", lw=0.5)
     ax.set_xlim(0, float(t[-1]) if len(t) and t[-1] > 0 else 1)
@@ -25,14 +25,14 @@ def waveform_figure(t: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Figure:
 
 def _matrix_figure(x: np.ndarray, seconds_per_frame: float, ylabel: str, cbar: str,
                    cmap: str) -> Figure:
-    fig = Figure(figsize=(8, 2.8), dpi=100)
+    fig = Figure(figsize=(12, 3.2), dpi=100)
     ax = fig.add_subplot()
     extent = (0.0, x.shape[1] * seconds_per_frame, 0.0, float(x.shape[0]))
     im = ax.imshow(x, origin="lower", aspect="auto", cmap=cmap, extent=extent,
                    interpolation="nearest")
     ax.set_xlabel("time (s)")
     ax.set_ylabel(ylabel)
-    fig.colorbar(im, ax=ax, label=cbar, fraction=0.04)
+    fig.colorbar(im, ax=ax, label=cbar, fraction=0.03, pad=0.01)
     fig.tight_layout()
     return fig
 
@@ -47,7 +47,7 @@ def mfcc_figure(cep: np.ndarray, seconds_per_frame: float) -> Figure:
 
 def circumplex_figure(arousal: float, valence: float) -> Figure:
     """The derived (valence, arousal) point among the emotion prototypes."""
-    fig = Figure(figsize=(3.4, 3.4), dpi=100)
+    fig = Figure(figsize=(3.0, 3.0), dpi=90)
     ax = fig.add_subplot()
     ax.add_patch(_circle())
     ax.axhline(0, color="#bbb", lw=0.8)

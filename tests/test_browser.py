@@ -1,0 +1,217 @@
+"""End to end in a real browser: Debian's chromium, driven by Playwright, against
+`emovox app` on a free loopback port. Uploads a clip and sees the prediction, then records
+from the microphone, which Chromium's fake capture device feeds from a wav file. Saves
+screenshots under the test's tmp dir.
+
+Needs /usr/bin/chromium (Debian package ``chromium``) and the ``playwright`` pip package
+(its driver only: ``playwright install`` is never needed); skipped without them.
+
+By default the app serves a tiny model trained here. To take real screenshots (e.g. for
+``docs/app.png``), point it at a trained model and a real clip::
+
+    EMOVOX_BROWSER_MODEL=src/emovox/data/default_model EMOVOX_BROWSER_CLIP=some.wav \
+    EMOVOX_SCREENSHOT_DIR=/tmp/shots .venv/bin/python -m pytest tests/test_browser.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox.labels import LABELS
+
+CHROMIUM = Path("/usr/bin/chromium")
+SR = 16000
+
+if not CHROMIUM.is_file():
+    pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
+pytest.importorskip("playwright.sync_api",
+                    reason="the playwright pip package is not installed (pip install playwright)")
+pytest.importorskip("streamlit", reason="streamlit is not installed (pip install 'emovox[web]')")
+
+
+def build_tiny_model(base: Path) -> Path:
+    """A 1-epoch crnn on 16 tones, with front end, ONNX, a fake speaker-independent
+    cross-validation result and MODEL_CARD.md; cached under ``base`` for the session."""
+    out = base / "model"
+    if (out / "MODEL_CARD.md").is_file():
+        return out
+    from emovox.artifact import save_model
+    from emovox.bundle import model_card
+    from emovox.export import export_onnx
+    from emovox.features import extract
+    from emovox.inference import attach_inference_metadata
+    from emovox.models import crnn
+    from emovox.train import TorchClassifier
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.6 * SR)) / SR
+    feats, y = [], []
+    for i in range(16):
+        f0 = 120.0 * 2 ** ((i % 8) / 4)
+        w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
+        w = 0.3 * w / np.max(np.abs(w)) + 0.01 * rng.standard_normal(len(t))
+        feats.append(extract("logmel", w.astype(np.float32), SR))
+        y.append(i % 8)
+    model = TorchClassifier(crnn.build_net, n_classes=8, seed=0,
+                            **{**crnn.DEFAULTS, "n_frames": 64, "epochs": 1})
+    model.fit(feats, np.array(y), feats[:8], np.array(y[:8]))
+    cv = {"protocol": "emobox",
+          "summary": {k: {"mean": 50.0, "std": 5.0} for k in ("ua", "wa", "macro_f1",
+                                                               "weighted_f1")},
+          "pooled": {"labels": list(LABELS), "confusion": (np.eye(8, dtype=int) * 5 + 1).tolist(),
+                     "recall": {lab: 40.0 + 5 * i for i, lab in enumerate(LABELS)}},
+          "worst_class": {"label": "neutral", "recall": 40.0}}
+    stage = Path(tempfile.mkdtemp(dir=base.parent, prefix=".tiny-model-"))
+    m = save_model(model, stage / "model", {"model": {"name": "crnn", "params": {}}},
+                   metrics=cv, extra={"name": "crnn", "cross_validation": cv})
+    attach_inference_metadata(m, temperature=None, calibration=None)
+    export_onnx(m)
+    (m / "MODEL_CARD.md").write_text(model_card(json.loads((m / "model.json").read_text())))
+    base.mkdir(parents=True, exist_ok=True)
+    m.rename(out)
+    shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.getbasetemp() / "emovox-web-tiny-model")
+
+
+def write_voice(path: Path, seconds: float, f0: float, sr: int = 48000) -> Path:
+    """A voice-like harmonic tone with vibrato, 16-bit PCM (what Chromium's fake capture
+    device reads)."""
+    t = np.arange(int(seconds * sr)) / sr
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sr
+    w = sum(np.sin(k * phase) / k for k in (1, 2, 3))
+    sf.write(path, (0.3 * w / np.max(np.abs(w))).astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def app_url(request, tmp_path):
+    """`emovox app` on 127.0.0.1:<free port>, killed (its whole process group) afterwards."""
+    model = os.environ.get("EMOVOX_BROWSER_MODEL") or request.getfixturevalue("tiny_model")
+    port = free_port()
+    log_path = tmp_path / "streamlit.log"
+    work = tmp_path / "cwd"
+    work.mkdir()
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "emovox.cli", "app", "--model", str(model),
+             "--host", "127.0.0.1", "--port", str(port), "--max-duration", "60"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 45
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"emovox app exited ({proc.returncode}):\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"emovox app did not start in 45 s:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # the group this test started
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+def _idle(page) -> None:
+    """Wait until the script run is over (Streamlit's running indicator is gone)."""
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
+
+
+def test_upload_and_microphone_in_chromium(app_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    clip = Path(os.environ.get("EMOVOX_BROWSER_CLIP") or
+                write_voice(tmp_path / "clip.wav", 3.0, f0=180.0))
+    mic = write_voice(tmp_path / "mic.wav", 6.0, f0=240.0)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    prediction = re.compile(r"^(" + "|".join(lab.capitalize() for lab in LABELS) + r") · \d+%$")
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-background-networking",
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={mic}"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.set_default_timeout(40_000)
+            page.goto(app_url)
+            page.get_by_text("Upload a recording or record your voice").wait_for()
+
+            # 1. upload a clip: the prediction, its confidence band, the signal plots
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(clip)
+            page.get_by_text(re.compile(re.escape(clip.name) + r" · \d+\.\d s")).wait_for()
+            expect(page.get_by_role("heading", name=prediction)).to_be_visible()
+            expect(page.get_by_text(re.compile(r"^(high|medium|low) confidence$"))).to_be_visible()
+            _idle(page)
+            page.screenshot(path=shots / "upload.png")
+
+            # 2. record ~2 s from the fake microphone (fed from mic.wav)
+            page.get_by_role("button", name="Record").click()
+            stop = page.get_by_role("button", name="Stop recording")
+            stop.wait_for()
+            page.wait_for_timeout(2000)
+            stop.click()
+            page.get_by_text(re.compile(r"audio\.wav · \d+\.\d s")).wait_for()
+            expect(page.get_by_role("heading", name=prediction)).to_be_visible()
+            expect(page.get_by_text("is silent")).to_have_count(0)  # the fake mic had a voice
+            _idle(page)
+            page.screenshot(path=shots / "recording.png")
+
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert "Traceback" not in page.inner_text("body")
+        finally:
+            browser.close()
+
+    for name in ("upload.png", "recording.png"):
+        assert (shots / name).stat().st_size > 20_000
+    if os.environ.get("EMOVOX_SCREENSHOT_DIR"):
+        shutil.copytree(shots, os.environ["EMOVOX_SCREENSHOT_DIR"], dirs_exist_ok=True)
