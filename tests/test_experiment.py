@@ -79,3 +79,52 @@ def test_corpus_assembled_from_symlinked_folders(tmp_path, ravdess_maker):
     (tmp_path / "view" / "loop").symlink_to(tmp_path / "view", target_is_directory=True)
     ds = load_dataset(DataConfig(root=str(tmp_path / "view")))
     assert len(ds.utts) == 16  # followed the link once, not around the loop
+
+
+def test_fuse_runs_averages_out_of_fold_probabilities(fake_ravdess, fake_cache, tmp_path):
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    runs = []
+    for model in ("egemaps_logreg", "egemaps_svm"):
+        cfg = cfg_for(fake_ravdess, fake_cache, model)
+        cfg.split = SplitConfig(folds=(0, 1), n_val_speakers=1)
+        run_experiment(cfg, tmp_path / model)
+        runs.append(tmp_path / model)
+    r = CliRunner().invoke(app, ["fuse", *map(str, runs), "--out", str(tmp_path / "f"),
+                                 "--weights", "3,1"])
+    assert r.exit_code == 0, r.output
+    fused = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert fused["model"] == "fusion(egemaps_logreg+egemaps_svm)" and fused["weights"] == [.75, .25]
+    import csv
+
+    def probs(run):
+        with open(run / "predictions.csv") as f:
+            return {(r["fold"], r["path"]): float(r["p_happy"]) for r in csv.DictReader(f)}
+
+    a, b, f = probs(runs[0]), probs(runs[1]), probs(tmp_path / "f")
+    assert set(a) == set(f) and len(f) == 32
+    for k in f:
+        assert f[k] == pytest.approx(0.75 * a[k] + 0.25 * b[k], abs=2e-6)
+    # runs over different clips cannot be fused
+    cfg = cfg_for(fake_ravdess, fake_cache, "egemaps_logreg")
+    run_experiment(cfg, tmp_path / "one_fold")
+    r = CliRunner().invoke(app, ["fuse", str(runs[0]), str(tmp_path / "one_fold"),
+                                 "--out", str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "other test clips" in r.output
+
+
+def test_validated_c_is_chosen_on_validation_speakers_only():
+    from emovox.models.classical import logreg_cv
+
+    rng = np.random.default_rng(0)
+    y = np.arange(160) % 8
+    x = rng.normal(0, 1, (160, 50)) + np.eye(8)[y] @ rng.normal(0, 2, (8, 50))
+    m = logreg_cv(n_classes=8, grid=(1e-4, 1e-2, 1.0))
+    m.fit(x[:96], y[:96], x[96:128], y[96:128])
+    assert set(m.val_ua) == {1e-4, 1e-2, 1.0}
+    assert m.chosen_C == max(m.val_ua, key=lambda c: (m.val_ua[c], -c))
+    assert m.predict_proba(x[128:]).shape == (32, 8)
+    with pytest.raises(ValueError, match="validation"):
+        logreg_cv(n_classes=8).fit(x[:96], y[:96], x[:0], y[:0])

@@ -285,6 +285,27 @@ def report(
 
 
 @app.command()
+def fuse(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories of the same protocol.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
+    weights: Annotated[str, typer.Option(help="Comma-separated weights (default equal).")] = "",
+) -> None:
+    """Late fusion of finished CV runs: average their out-of-fold probabilities."""
+    from emovox.fuse import fuse_runs
+
+    try:
+        w = [float(x) for x in _csv(weights)] or None
+        res = fuse_runs(runs, out, w)
+    except (EmovoxError, ValueError, OSError, KeyError) as exc:
+        _fail(exc)
+        return
+    s = res["summary"]
+    console.print(f"{res['model']} · {res['protocol']}: " + " · ".join(
+        f"{k} {s[k]['mean']:.1f} ± {s[k]['std']:.1f}" for k in ("ua", "wa", "macro_f1")))
+    console.print(f"run directory: {out}")
+
+
+@app.command()
 def models() -> None:
     """List the registered models."""
     from emovox.models import MODELS

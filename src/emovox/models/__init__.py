@@ -57,6 +57,11 @@ MODELS: dict[str, ModelSpec] = {
         "ComParE_2016 functionals (6373) + standardisation + logistic regression",
         origin="baseline",
     ),
+    "compare_lrcv": ModelSpec(
+        "compare_lrcv", "compare", classical.logreg_cv, Family.CLASSICAL,
+        "ComParE_2016 functionals + logistic regression, C chosen on the validation speakers",
+        origin="ours",
+    ),
     "cnn_bilstm": _neural(
         "cnn_bilstm", cnn_bilstm, "seed000",
         "60 MFCC x 3 s; Conv1D+BN+Dropout blocks, 2 BiLSTM layers, dense; focal loss",

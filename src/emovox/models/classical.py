@@ -35,6 +35,43 @@ class SklearnModel:
         return out
 
 
+class ValidatedC(SklearnModel):
+    """Logistic regression whose inverse regularisation ``C`` is chosen on the fold's
+    validation speakers (training side), then refitted on training + validation clips.
+    The test speakers play no part in the choice."""
+
+    def __init__(self, n_classes: int, seed: int, grid: tuple[float, ...], max_iter: int) -> None:
+        super().__init__(logreg(n_classes=n_classes, seed=seed, max_iter=max_iter).pipeline,
+                         n_classes)
+        self.grid = tuple(grid)
+        self.seed = seed
+        self.max_iter = max_iter
+        self.chosen_C: float | None = None  # noqa: N815
+        self.val_ua: dict[float, float] = {}
+
+    def fit(self, x_train, y_train, x_val, y_val) -> ValidatedC:
+        from sklearn.metrics import balanced_accuracy_score
+
+        if len(y_val) == 0:
+            raise ValueError("ValidatedC needs validation speakers to choose C")
+        for c in self.grid:
+            m = logreg(n_classes=self.n_classes, seed=self.seed, C=c, max_iter=self.max_iter)
+            m.pipeline.fit(np.asarray(x_train, np.float64), np.asarray(y_train, int))
+            pred = m.predict_proba(x_val).argmax(1)
+            self.val_ua[c] = 100 * balanced_accuracy_score(y_val, pred)
+        self.chosen_C = max(self.grid, key=lambda c: (self.val_ua[c], -c))  # ties: smaller C
+        self.pipeline.set_params(clf__C=self.chosen_C)
+        return super().fit(x_train, y_train, x_val, y_val)
+
+
+def logreg_cv(
+    *, n_classes: int, seed: int = 0, grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+    max_iter: int = 3000,
+) -> ValidatedC:
+    """:class:`ValidatedC` over ``grid``."""
+    return ValidatedC(n_classes, seed, grid, max_iter)
+
+
 def logreg(*, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 3000) -> SklearnModel:  # noqa: N803
     """StandardScaler + multinomial logistic regression with balanced class weights."""
     pipe = Pipeline(
