@@ -124,6 +124,8 @@ def count_parameters(model: Any) -> int:
         return int(sum(p.numel() for p in net.parameters()))
     pipe = getattr(model, "pipeline", None)
     clf = pipe[-1] if pipe is not None else None
+    if hasattr(clf, "calibrated_classifiers_"):  # CalibratedClassifierCV(SVC, ensemble=False)
+        clf = clf.calibrated_classifiers_[0].estimator
     if hasattr(clf, "coef_") and not hasattr(clf, "support_vectors_"):
         return int(clf.coef_.size + clf.intercept_.size)
     if hasattr(clf, "support_vectors_"):
