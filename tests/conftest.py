@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+from emovox.labels import LABELS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
 SR = 16000
@@ -59,16 +64,51 @@ def ravdess_maker():
     return make_fake_ravdess
 
 
-@pytest.fixture(scope="session")
-def tiny_model(fake_ravdess, fake_cache, tmp_path_factory) -> Path:
-    """A crnn trained for one epoch on the fake tree, packaged like the bundled model
-    (front end, ONNX). Worthless as a classifier; exercises the product path."""
-    from emovox.bundle import train_bundle
-    from emovox.config import DataConfig, ExperimentConfig, ModelConfig
+def build_tiny_model(base: Path) -> Path:
+    """A 1-epoch crnn on 16 tones, packaged like the bundled model (front end, ONNX,
+    MODEL_CARD.md) with a made-up cross-validation block for the model-card pages.
+    Worthless as a classifier; it exercises the product path. Cached under ``base``."""
+    out = base / "model"
+    if (out / "MODEL_CARD.md").is_file():
+        return out
+    from emovox.artifact import save_model
+    from emovox.bundle import model_card
+    from emovox.export import export_onnx
+    from emovox.features import extract
+    from emovox.inference import attach_inference_metadata
+    from emovox.models import crnn
+    from emovox.train import TorchClassifier
 
-    cfg = ExperimentConfig(
-        data=DataConfig(root=str(fake_ravdess)),
-        model=ModelConfig("crnn", {"epochs": 1, "n_frames": 64}),
-        cache_dir=str(fake_cache), n_jobs=1,
-    )
-    return train_bundle(cfg, tmp_path_factory.mktemp("tiny") / "model").path
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.6 * SR)) / SR
+    feats, y = [], []
+    for i in range(16):
+        f0 = 120.0 * 2 ** ((i % 8) / 4)
+        w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
+        w = 0.3 * w / np.max(np.abs(w)) + 0.01 * rng.standard_normal(len(t))
+        feats.append(extract("logmel", w.astype(np.float32), SR))
+        y.append(i % 8)
+    model = TorchClassifier(crnn.build_net, n_classes=8, seed=0,
+                            **{**crnn.DEFAULTS, "n_frames": 64, "epochs": 1})
+    model.fit(feats, np.array(y), feats[:8], np.array(y[:8]))
+    cv = {"protocol": "emobox",
+          "summary": {k: {"mean": 50.0, "std": 5.0} for k in ("ua", "wa", "macro_f1",
+                                                               "weighted_f1")},
+          "pooled": {"labels": list(LABELS), "confusion": (np.eye(8, dtype=int) * 5 + 1).tolist(),
+                     "recall": {lab: 40.0 + 5 * i for i, lab in enumerate(LABELS)}},
+          "worst_class": {"label": "neutral", "recall": 40.0}}
+    stage = Path(tempfile.mkdtemp(dir=base.parent, prefix=".tiny-model-"))
+    m = save_model(model, stage / "model", {"model": {"name": "crnn", "params": {}}},
+                   metrics=cv, extra={"name": "crnn", "cross_validation": cv})
+    attach_inference_metadata(m, temperature=None, calibration=None)
+    export_onnx(m)
+    (m / "MODEL_CARD.md").write_text(model_card(json.loads((m / "model.json").read_text())))
+    base.mkdir(parents=True, exist_ok=True)
+    m.rename(out)
+    shutil.rmtree(stage, ignore_errors=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.getbasetemp() / "emovox-web-tiny-model")
