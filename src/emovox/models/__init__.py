@@ -98,18 +98,26 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def _build_fusion(*, n_classes: int, seed: int = 0, **params: Any) -> Model:
+def _build_fusion(*, n_classes: int, seed: int = 0, validated_c: bool = False,
+                  **params: Any) -> Model:
     """CRNN on log-mel (input 0) + ComParE logistic regression (input 1), equal weights.
-    ``params`` go to the CRNN; ``C`` goes to the logistic regression."""
+    ``params`` go to the CRNN; ``C`` goes to the logistic regression (or, with
+    ``validated_c``, C is chosen on the validation speakers as in ``compare_lrcv``)."""
     c = params.pop("C", 1.0)
     net = _build_torch(crnn, CRNN_OVERRIDES, n_classes=n_classes, seed=seed, **params)
-    return FusionModel([(net, 0), (classical.logreg(n_classes=n_classes, seed=seed, C=c), 1)],
-                       [0.5, 0.5])
+    lr = (classical.logreg_cv(n_classes=n_classes, seed=seed) if validated_c
+          else classical.logreg(n_classes=n_classes, seed=seed, C=c))
+    return FusionModel([(net, 0), (lr, 1)], [0.5, 0.5])
 
 
 MODELS["fusion"] = ModelSpec(
     "fusion", "logmel", _build_fusion, Family.NEURAL,
     "ours: crnn (silence-trimmed log-mel) + compare_logreg, probabilities averaged",
+    origin="ours", trim=True, extra_inputs=(Input("compare"),),
+)
+MODELS["fusion_lrcv"] = ModelSpec(
+    "fusion_lrcv", "logmel", partial(_build_fusion, validated_c=True), Family.NEURAL,
+    "ours: crnn + compare_lrcv (C chosen on validation speakers), probabilities averaged",
     origin="ours", trim=True, extra_inputs=(Input("compare"),),
 )
 
