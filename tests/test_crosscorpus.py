@@ -45,3 +45,29 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     probs = [float(x) for x in rows[1].split(",")[4:9]]
     assert abs(sum(probs) - 1) < 1e-4  # restricted to the shared classes and renormalised
     assert (out / "confusion.png").exists()
+
+
+def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, tmp_path):
+    """`emovox train --model egemaps_logreg` gives a folder `predict` can use (functionals
+    via opensmile, scikit-learn pipeline via skops), with CV calibration attached."""
+    from emovox.config import DataConfig, ExperimentConfig, ModelConfig, SplitConfig
+    from emovox.experiment import run_experiment
+
+    cv = tmp_path / "cv"
+    run_experiment(ExperimentConfig(data=DataConfig(root=str(fake_ravdess)),
+                                    split=SplitConfig(n_val_speakers=1),
+                                    model=ModelConfig("egemaps_logreg"),
+                                    cache_dir=str(fake_cache), n_jobs=1), cv)
+    out = tmp_path / "m"
+    r = CliRunner().invoke(app, ["train", "--data", str(fake_ravdess), "--model",
+                                 "egemaps_logreg", "--calibrate", str(cv), "--out", str(out)],
+                           env={"EMOVOX_CACHE": str(fake_cache)})
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["kind"] == "sklearn" and meta["inference"]["feature"] == "egemaps"
+    assert meta["temperature"] == meta["calibration"]["temperature"] > 0
+    clip = next(fake_ravdess.rglob("*.wav"))
+    r = CliRunner().invoke(app, ["predict", str(clip), "--model", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    p = json.loads(r.output)
+    assert abs(sum(p["probabilities"].values()) - 1) < 1e-6 and p["label"] in p["probabilities"]

@@ -81,6 +81,18 @@ def train_bundle(
         save_model(model, stage, cfg.to_dict(), metrics=cv["metrics"] if cv else {},
                    extra=extra)
         calibration = None
+        if spec.family is Family.CLASSICAL:
+            from emovox.calibration import fit_from_predictions_csv
+            from emovox.inference import write_json_atomic
+
+            calibration = fit_from_predictions_csv(cv["predictions"]) if cv else None
+            meta = json.loads((stage / "model.json").read_text())
+            meta["inference"] = {"feature": spec.feature, "feature_params": spec.feature_params,
+                                 "sr": 16000, "trim": spec.trim, "top_db": 40.0, "n_frames": 0}
+            if calibration:
+                meta["temperature"] = calibration["temperature"]
+                meta["calibration"] = calibration
+            write_json_atomic(stage / "model.json", meta)
         if spec.family is Family.NEURAL:
             from emovox.inference import attach_inference_metadata
 

@@ -381,11 +381,10 @@ class Predictor:
         if not path.exists():
             raise ArtifactError(f"model folder {path} does not exist")
         meta = read_meta(path)
+        if meta.get("kind") == "sklearn":
+            return cls._from_sklearn(path, meta)
         if meta.get("kind") != "torch":
-            raise ArtifactError(
-                f"{path}: a {meta.get('kind')!r} model; the predictor serves neural (torch) "
-                "models only"
-            )
+            raise ArtifactError(f"{path}: unknown model kind {meta.get('kind')!r}")
         labels = tuple(meta.get("labels") or ())
         unknown = set(labels) - set(LABELS)
         if not labels or unknown:
@@ -429,6 +428,37 @@ class Predictor:
             n_frames=int(info.get("n_frames", 0) or 0), trim=bool(info.get("trim", False)),
             top_db=float(info.get("top_db", 40.0)), features=features, mean=mean, std=std,
             keep=None if keep is None else np.asarray(keep, np.int64), run_net=run_net,
+        )
+
+    @classmethod
+    def _from_sklearn(cls, path: Path, meta: dict[str, Any]) -> Predictor:
+        """A classical artifact (e.g. ``compare_lrcv``): utterance functionals computed
+        with emovox.features (opensmile), the scikit-learn pipeline loaded with skops.
+        Slower than the neural path (the functionals dominate), often more accurate."""
+        from emovox.artifact import load_model
+
+        labels = tuple(meta.get("labels") or ())
+        if not labels or set(labels) - set(LABELS):
+            raise ArtifactError(f"{path}: bad label list {list(labels)}")
+        model, _ = load_model(path)
+        info = _feature_info(meta, path)
+        digest = hashlib.sha256((path / "model.skops").read_bytes()).hexdigest()
+        name = (meta.get("config") or {}).get("model", {}).get("name") or "model"
+        temperature = float(meta.get("temperature", 1.0))
+        lock = threading.Lock()
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with lock:
+                p = model.predict_proba(np.asarray(x, np.float64))
+            return np.log(np.clip(p, 1e-12, 1.0))
+
+        return cls(
+            labels=labels, meta=meta, temperature=temperature, model_id=f"{name}-{digest[:12]}",
+            backend="sklearn", path=path, sr=int(info.get("sr", TARGET_SR)), n_frames=0,
+            trim=bool(info.get("trim", False)), top_db=float(info.get("top_db", 40.0)),
+            features=_build_features(meta, info, {}, path),
+            mean=np.zeros(1, np.float32), std=np.ones(1, np.float32), keep=None,
+            run_net=run,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -567,7 +597,7 @@ def _build_features(
             path,
         )
         return LogMelFrontEnd.from_params(sr, **_logmel_params(info.get("feature_params") or {}))
-    log.warning("%s: feature %r is computed with emovox.features (librosa)", path, feature)
+    log.info("%s: feature %r is computed with emovox.features", path, feature)
     from emovox.features import extract
 
     params = dict(info.get("feature_params") or {})
