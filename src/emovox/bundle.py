@@ -24,6 +24,7 @@ from emovox.config import ExperimentConfig
 from emovox.experiment import _extract_inputs, gather, load_dataset
 from emovox.labels import LABELS
 from emovox.models import Family, count_parameters, get_model_spec
+from emovox.splits import pick_val_speakers
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,14 @@ def train_bundle(
     keep = np.array([i not in errors for i in range(len(ds.utts))])
     idx = np.flatnonzero(keep)
     y = ds.y
+    # Validation speakers only when asked for (early stopping, or compare_lrcv's choice of
+    # C, which then refits on everything); by default every speaker trains.
+    val_spk = pick_val_speakers(sorted({ds.utts[i].speaker for i in idx}), ds.utts,
+                                 cfg.split.n_val_speakers, np.random.default_rng(cfg.seed))
+    is_val = np.array([ds.utts[i].speaker in val_spk for i in idx], bool)
     model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
-    model.fit(gather(items, idx), y[idx], gather(items, idx[:0]), y[idx[:0]])
+    model.fit(gather(items, idx[~is_val]), y[idx[~is_val]], gather(items, idx[is_val]),
+              y[idx[is_val]])
     seconds = time.perf_counter() - t0
     speakers = sorted({ds.utts[i].speaker for i in idx})
 

@@ -500,6 +500,10 @@ def train(
         False
     ),
     no_onnx: Annotated[bool, typer.Option("--no-onnx", help="Skip the ONNX export.")] = False,
+    val_speakers: Annotated[
+        int, typer.Option(help="Hold out N speakers for early stopping / compare_lrcv's C "
+                          "(0 = train on every speaker for the model's fixed epochs).")
+    ] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train a model on every speaker of a corpus and package it for `emovox predict`."""
@@ -509,7 +513,7 @@ def train(
     try:
         cfg = ExperimentConfig(
             data=DataConfig(corpus=corpus, root=str(data), vocal_channels=_csv(channels)),
-            split=SplitConfig(n_val_speakers=0),
+            split=SplitConfig(n_val_speakers=val_speakers),
             model=ModelConfig(name=model, params=_parse_params(param)),
             seed=seed, n_jobs=jobs,
         )

@@ -78,7 +78,7 @@ def check_fold(
                     )
 
 
-def _pick_val_speakers(
+def pick_val_speakers(
     speakers: list[str], utts: list[Utterance], n: int, rng: np.random.Generator
 ) -> list[str]:
     """``n`` validation speakers, balanced by gender where the corpus knows it."""
@@ -148,7 +148,7 @@ def make_folds(
             is_test_spk = np.isin(speakers, ts)
             test = all_idx[is_test_spk & ~train_only]
             train_spk = sorted(set(speakers[~is_test_spk]))
-            val_spk = _pick_val_speakers(train_spk, utts, n_val_speakers, rng)
+            val_spk = pick_val_speakers(train_spk, utts, n_val_speakers, rng)
             is_val = np.isin(speakers, val_spk)
             val = all_idx[is_val & ~train_only]
             train = all_idx[~is_test_spk & ~is_val]
