@@ -71,3 +71,16 @@ def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, 
     assert r.exit_code == 0, r.output
     p = json.loads(r.output)
     assert abs(sum(p["probabilities"].values()) - 1) < 1e-6 and p["label"] in p["probabilities"]
+
+
+def test_bundled_models_load_by_name():
+    from emovox.inference import BUNDLED_MODELS, Predictor, resolve_model_path
+
+    for name in BUNDLED_MODELS:
+        if not (resolve_model_path(name) / "model.json").is_file():
+            continue  # a checkout without the trained models
+        p = Predictor.from_artifact(name)
+        wave = (0.2 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000)).astype("float32")
+        pred = p.predict_wave(wave, 16000)
+        assert abs(sum(pred.probabilities.values()) - 1) < 1e-6
+        assert p.meta["cross_validation"]["protocol"] == "emobox"

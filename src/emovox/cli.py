@@ -326,7 +326,8 @@ def _load_predictor(model: Path | None, backend: str):
 
 ModelOpt = Annotated[
     Path | None,
-    typer.Option("--model", "-m", help="Model folder (default: the bundled model)."),
+    typer.Option("--model", "-m", help="Model folder, or a bundled model: default (fast "
+                 "crnn) or accurate (compare_lrcv). Default: default."),
 ]
 BackendOpt = Annotated[str, typer.Option(help="Inference engine: auto, onnx or torch.")]
 
@@ -549,7 +550,8 @@ def export(
 ServeModelOpt = Annotated[
     Path | None,
     typer.Option("--model", "-m", envvar="EMOVOX_MODEL",
-                 help="Model folder (default: the bundled model)."),
+                 help="Model folder, or a bundled model: default (fast crnn) or accurate "
+                 "(compare_lrcv)."),
 ]
 MaxUploadOpt = Annotated[
     float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", min=0.001, help="Upload limit (MB).")

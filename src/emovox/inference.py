@@ -160,6 +160,24 @@ def default_model_path() -> Path:
     return Path(str(resources.files("emovox"))) / DEFAULT_MODEL_DIR
 
 
+#: Models shipped inside the package, by name: ``default`` (crnn: numpy front end + ONNX,
+#: fast) and ``accurate`` (compare_lrcv: ComParE functionals + logistic regression; more
+#: accurate on unseen speakers, ~20x slower per clip).
+BUNDLED_MODELS: dict[str, str] = {
+    "default": "data/default_model",
+    "accurate": "data/accurate_model",
+}
+
+
+def resolve_model_path(path: str | Path | None) -> Path:
+    """``None`` or a bundled name -> the packaged folder; anything else is a path."""
+    if path is None:
+        return default_model_path()
+    if str(path) in BUNDLED_MODELS and not Path(path).exists():
+        return Path(str(resources.files("emovox"))) / BUNDLED_MODELS[str(path)]
+    return Path(path)
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
@@ -369,8 +387,8 @@ class Predictor:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if path is None:
-            path = default_model_path()
+        if path is None or str(path) in BUNDLED_MODELS:
+            path = resolve_model_path(path)
             if not (path / "model.json").is_file():
                 raise ArtifactError(
                     "no bundled default model is installed with this version of emovox "
