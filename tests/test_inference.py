@@ -170,8 +170,7 @@ def test_export_rejects_sklearn(tmp_path):
     path = save_model(m, tmp_path / "sk", {"model": {"name": "egemaps_logreg"}})
     with pytest.raises(ArtifactError, match="only neural models export to ONNX"):
         export_onnx(path)
-    with pytest.raises(ArtifactError, match="neural"):
-        Predictor.from_artifact(path)
+    # (classical artifacts are served by the Predictor: see test_crosscorpus.py)
 
 
 # -- predictor ----------------------------------------------------------------------------
