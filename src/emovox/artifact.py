@@ -76,7 +76,7 @@ def save_model(
             meta |= {"kind": "sklearn", "n_classes": model.n_classes}
         else:
             raise TypeError(f"cannot save a {type(model).__name__}")
-        (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=json_default))
         make_readable(tmp)
         if out.exists():
             shutil.rmtree(out)
@@ -153,7 +153,8 @@ def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
     raise ArtifactError(f"{path}: unknown model kind {meta.get('kind')!r}")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy values, paths and enums."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from emovox.affect import DERIVED_NOTE, prototype_matrix
-from emovox.artifact import ArtifactError, read_meta
+from emovox.artifact import ArtifactError, json_default, read_meta
 from emovox.audio import (
     TARGET_SR,
     AudioSource,
@@ -178,24 +178,12 @@ def resolve_model_path(path: str | Path | None) -> Path:
     return Path(path)
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "value"):
-        return o.value
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a temporary sibling, then rename it over ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+        tmp.write_text(json.dumps(obj, indent=2, default=json_default))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
