@@ -595,8 +595,12 @@ def web_app(
     _need("streamlit", "web")
     if backend not in ("auto", "onnx", "torch"):
         _fail(ValueError(f"--backend must be auto, onnx or torch, got {backend!r}"))
-    if model is not None and not (model / "model.json").is_file():
-        _fail(FileNotFoundError(f"{model} is not a model folder (no model.json)"))
+    from emovox.inference import resolve_model_path
+
+    if model is not None:
+        model = resolve_model_path(model)  # a bundled name (default, accurate) or a folder
+        if not (model / "model.json").is_file():
+            _fail(FileNotFoundError(f"{model} is not a model folder (no model.json)"))
     settings = Settings(model=model.resolve() if model else None, max_upload_mb=max_upload_mb,
                         max_duration_s=max_duration, backend=backend)
     argv, env = streamlit_command(settings, host=host, port=port, headless=not open_browser)
