@@ -18,6 +18,7 @@ from emovox import audio
 from emovox.audio import (
     TARGET_SR,
     Audio,
+    decode,
     is_silent,
     iter_blocks,
     load_audio,
@@ -27,6 +28,7 @@ from emovox.audio import (
     to_mono,
     trim_silence,
 )
+from emovox.audio import ffmpeg as ffm
 from emovox.errors import (
     AudioError,
     AudioFileNotFound,
@@ -183,7 +185,7 @@ def test_probe_without_ffprobe_parses_ffmpeg_banner(
 ) -> None:
     src = write_stereo_wav(tmp_path / "src.wav", sr=48000, seconds=1.0)
     path = ffmpeg_encode(src, tmp_path / "tone.m4a", "-c:a", "aac")
-    monkeypatch.setattr(audio, "_ffprobe_exe", lambda: None)
+    monkeypatch.setattr(ffm, "ffprobe_exe", lambda: None)
     info = probe(path)
     assert info.backend == "ffmpeg"
     assert (info.sr, info.channels) == (48000, 2)
@@ -334,7 +336,7 @@ def test_too_long_is_rejected_before_decoding(
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("decoder opened although the header already says it is too long")
 
-    monkeypatch.setattr(audio, "_open_decoder", no_decoding)
+    monkeypatch.setattr(decode, "open_decoder", no_decoding)
     with pytest.raises(AudioTooLong, match="long.wav.*5.00 s.*2 s limit"):
         load_audio(path, max_duration=2.0)
 
@@ -346,7 +348,7 @@ def test_too_long_without_header_duration(tmp_path: Path, monkeypatch: pytest.Mo
     def blind_probe(s: object) -> None:
         raise NotAudio("header unreadable")
 
-    monkeypatch.setattr(audio, "_probe", blind_probe)
+    monkeypatch.setattr(decode, "probe_source", blind_probe)
     with pytest.raises(AudioTooLong, match="long.wav"):
         load_audio(path, max_duration=2.0)
 
@@ -356,8 +358,8 @@ def test_m4a_without_ffmpeg_says_install_ffmpeg(
 ) -> None:
     path = tmp_path / "voice.m4a"
     path.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A isommp42" + bytes(2000))
-    monkeypatch.setattr(audio, "_ffmpeg_exe", lambda: None)
-    monkeypatch.setattr(audio, "_ffprobe_exe", lambda: None)
+    monkeypatch.setattr(ffm, "ffmpeg_exe", lambda: None)
+    monkeypatch.setattr(ffm, "ffprobe_exe", lambda: None)
     assert not audio.ffmpeg_available()
     with pytest.raises(UnsupportedCodec, match="voice.m4a.*MP4/M4A.*install ffmpeg"):
         load_audio(path)

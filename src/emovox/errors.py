@@ -45,3 +45,8 @@ class LeakageError(EmovoxError):
 
 class ConfigError(EmovoxError):
     """A configuration value is invalid or inconsistent."""
+
+
+class AudioOutOfLimits(AudioError):
+    """The header declares a sample rate or channel count emovox refuses (checked before
+    decoding, so a small file cannot expand into gigabytes of samples)."""

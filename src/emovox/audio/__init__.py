@@ -1,0 +1,68 @@
+"""Audio: the ONLY place in emovox that decodes audio (files or bytes) into waveforms.
+
+Owns decoding (libsndfile, with an ffmpeg subprocess fallback), content sniffing, the limits
+checked from a header before decoding (sample rate, channels, duration), and the signal
+helpers every other module must use instead of re-implementing them: :func:`to_mono`,
+:func:`resample`, :func:`is_silent` with THE silence threshold :data:`SILENCE_DBFS`,
+:func:`trim_silence`, levels (:func:`peak_frame_dbfs`).
+
+Modules: :mod:`~emovox.audio.signal` (mono, resampling, trimming, silence, levels),
+:mod:`~emovox.audio.sniff` (content sniffing, validated sources),
+:mod:`~emovox.audio.ffmpeg` (the ffmpeg fallback), :mod:`~emovox.audio.header` (opening a
+decoder, header limits, ``probe``), :mod:`~emovox.audio.decode` (``load_audio``,
+``iter_blocks``).
+
+May import: :mod:`emovox.errors`, :mod:`emovox.labels`; numpy, soundfile, soxr and an ffmpeg
+subprocess. Never features, models, artifact, serving or anything above them.
+"""
+
+from __future__ import annotations
+
+from emovox.audio.decode import READ_FRAMES, Audio, iter_blocks, load_audio
+from emovox.audio.ffmpeg import ffmpeg_available
+from emovox.audio.header import (
+    MAX_CHANNELS,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    check_limits,
+    probe,
+)
+from emovox.audio.signal import (
+    RESAMPLE_QUALITY,
+    SILENCE_DBFS,
+    TARGET_SR,
+    frame_rms,
+    is_silent,
+    peak_frame_dbfs,
+    resample,
+    to_float32,
+    to_mono,
+    trim_silence,
+)
+from emovox.audio.sniff import AudioInfo, AudioSource, sniff_format
+
+__all__ = [
+    "TARGET_SR",
+    "SILENCE_DBFS",
+    "RESAMPLE_QUALITY",
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "MAX_CHANNELS",
+    "READ_FRAMES",
+    "Audio",
+    "AudioInfo",
+    "AudioSource",
+    "load_audio",
+    "probe",
+    "iter_blocks",
+    "check_limits",
+    "is_silent",
+    "peak_frame_dbfs",
+    "frame_rms",
+    "trim_silence",
+    "to_mono",
+    "to_float32",
+    "resample",
+    "sniff_format",
+    "ffmpeg_available",
+]

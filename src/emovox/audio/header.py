@@ -1,0 +1,253 @@
+"""Opening decoders and reading headers, with the limits checked before any sample is read.
+
+:func:`open_decoder` picks libsndfile or ffmpeg for a :class:`~emovox.audio.sniff.Source`
+and refuses, from the header alone, sample rates outside ``[MIN_SAMPLE_RATE,
+MAX_SAMPLE_RATE]`` and more than ``MAX_CHANNELS`` channels (:class:`AudioOutOfLimits`), so a
+tiny file declaring an absurd rate never gets decoded. :func:`probe` reads a header without
+decoding.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import soundfile as sf
+
+from emovox.audio import ffmpeg as ffm
+from emovox.audio.sniff import SOUNDFILE_KINDS, AudioInfo, AudioSource, Source, looks_like_text
+from emovox.errors import AudioError, AudioOutOfLimits, InvalidSamples, NotAudio, UnsupportedCodec
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "MAX_CHANNELS",
+    "Decoder",
+    "check_limits",
+    "check_finite",
+    "open_decoder",
+    "probe",
+    "probe_source",
+]
+
+#: Highest sample rate (Hz) accepted; higher rates are refused from the header, unread.
+MAX_SAMPLE_RATE: int = 192_000
+#: Lowest sample rate (Hz) accepted (resampling up to 16 kHz multiplies the samples by sr/16k).
+MIN_SAMPLE_RATE: int = 1_000
+#: Most channels accepted (each native block holds READ_FRAMES * channels samples).
+MAX_CHANNELS: int = 64
+
+class Decoder:
+    """An opened decoder: ``sr``/``channels`` (and ``frames`` when the header says) known,
+    samples pulled with :meth:`blocks`. Always :meth:`close` it (idempotent).
+    """
+
+    def __init__(
+        self,
+        sr: int,
+        channels: int,
+        backend: str,
+        read: Callable[[int], Iterator[np.ndarray]],
+        close: Callable[[], None],
+        frames: int | None = None,
+    ) -> None:
+        self.sr = int(sr)
+        self.channels = int(channels)
+        self.backend = backend
+        self.frames = frames
+        self._read = read
+        self._close = close
+        self._closed = False
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        """float32 blocks of shape ``(<= frames, channels)`` until the real end of the data."""
+        return self._read(max(1, int(frames)))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_limits(name: str, sr: int, channels: int) -> None:
+    """Raise :class:`AudioOutOfLimits` for a header rate or channel count emovox refuses."""
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise AudioOutOfLimits(
+            f"{name}: the header says {sr} Hz; emovox accepts {MIN_SAMPLE_RATE} to "
+            f"{MAX_SAMPLE_RATE} Hz. Resample it (e.g. `ffmpeg -i INPUT -ar 48000 out.flac`)."
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioOutOfLimits(
+            f"{name}: the header says {channels} channels; emovox accepts 1 to {MAX_CHANNELS}. "
+            "Mix it down (e.g. `ffmpeg -i INPUT -ac 1 out.flac`)."
+        )
+
+
+def _open_soundfile(s: Source) -> Decoder:
+    """Open with libsndfile; raises ``sf.LibsndfileError``/``RuntimeError`` when it cannot."""
+    f = s.open_soundfile()
+    if f.samplerate <= 0 or f.channels <= 0:
+        f.close()
+        raise sf.LibsndfileError(0, f"invalid header (sr={f.samplerate}, channels={f.channels})")
+
+    def read(frames: int) -> Iterator[np.ndarray]:
+        # Read to the real end: headers of truncated files overstate the length.
+        while True:
+            try:
+                block = f.read(frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as e:
+                raise UnsupportedCodec(
+                    f"{s.name}: decoding failed part-way through ({e}). The file is probably "
+                    "damaged or truncated; re-export or re-encode it."
+                ) from e
+            if block.shape[0] == 0:
+                return
+            yield block
+
+    frames = int(f.frames) if 0 <= f.frames < 1 << 62 else None
+    return Decoder(f.samplerate, f.channels, "soundfile", read, f.close, frames)
+
+
+def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
+    """(decoder, None) when ffmpeg decodes ``s``; (None, why not) otherwise."""
+    ff_error: str | None = None
+    attempts = [False] + ([True] if s.data is not None and s.kind == "mp4" else [])
+    for via_tempfile in attempts:  # MP4 with its index at the end may need a seekable file
+        try:
+            ff = ffm.FFmpegDecoder(s, via_tempfile=via_tempfile)
+            log.debug("%s: decoding %s with ffmpeg", s.name, s.kind_name)
+            return Decoder(ff.sr, ff.channels, "ffmpeg", ff.blocks, ff.close), None
+        except ffm.FFmpegError as e:
+            ff_error = str(e)
+        except OSError as e:
+            ff_error = f"could not run ffmpeg ({e})"
+    log.debug("%s: ffmpeg cannot decode it either: %s", s.name, ff_error)
+    return None, ff_error
+
+
+def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) -> AudioError:
+    """The typed error explaining why neither libsndfile nor ffmpeg decodes ``s``."""
+    if s.kind is None:
+        if ff_error is None:
+            tried = (
+                "libsndfile cannot open it. If it is audio in an unusual format, installing "
+                "ffmpeg may let emovox read it"
+            )
+        else:
+            tried = "neither libsndfile nor ffmpeg can read it"
+        return NotAudio(
+            f"{s.name}: not a recognisable audio file (its first bytes match no known audio "
+            f"format and {tried}). Check that it is really an audio recording and not damaged; "
+            "WAV, FLAC, MP3, OGG and M4A are supported."
+        )
+    if ff_error is None:
+        detail = f" (libsndfile: {sf_error})" if sf_error else ""
+        return UnsupportedCodec(
+            f"{s.name}: looks like {s.kind_name}, which cannot be decoded without ffmpeg"
+            f"{detail}. To read it, {ffm.install_ffmpeg_hint()}."
+        )
+    detail = f"libsndfile: {sf_error}; " if sf_error else ""
+    return UnsupportedCodec(
+        f"{s.name}: looks like {s.kind_name} but could not be decoded ({detail}ffmpeg: "
+        f"{ff_error}). The file may be damaged or truncated, or use a codec this ffmpeg build "
+        "lacks; re-encode it to WAV or FLAC (e.g. `ffmpeg -i INPUT out.wav`)."
+    )
+
+
+def _open_any(s: Source) -> Decoder:
+    """Open the best decoder for ``s``, or raise the typed error that explains the failure."""
+    if s.kind is None and looks_like_text(s.head):
+        start = s.head[:24].decode("utf-8", "replace")
+        raise NotAudio(
+            f"{s.name}: this is a text file, not audio (it starts with {start!r}). "
+            "Pass a WAV, FLAC, MP3, OGG or M4A recording."
+        )
+    sf_error: Exception | None = None
+    if s.kind is None or s.kind in SOUNDFILE_KINDS:
+        try:
+            return _open_soundfile(s)
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
+            sf_error = e
+            log.debug("%s: libsndfile cannot open it (%s)", s.name, e)
+    ff_error: str | None = None
+    if ffm.ffmpeg_exe() is not None:
+        dec, ff_error = _open_ffmpeg(s)
+        if dec is not None:
+            return dec
+    raise _undecodable(s, sf_error, ff_error)
+
+
+def open_decoder(s: Source) -> Decoder:
+    """:func:`_open_any`, then the header limits (:func:`check_limits`) before any sample."""
+    dec = _open_any(s)
+    try:
+        check_limits(s.name, dec.sr, dec.channels)
+    except AudioOutOfLimits:
+        dec.close()
+        raise
+    return dec
+
+
+def check_finite(block: np.ndarray, name: str, offset_s: float, sr: int) -> None:
+    """Raise InvalidSamples when a native ``(frames, channels)`` block has NaN/inf samples."""
+    if np.isfinite(block).all():
+        return
+    bad_frames = np.flatnonzero(~np.isfinite(block).all(axis=-1))
+    raise InvalidSamples(
+        f"{name}: contains NaN or infinite sample values (first at "
+        f"{offset_s + bad_frames[0] / sr:.3f} s). The file is corrupt or was written from a "
+        "broken computation; re-export it."
+    )
+
+
+def probe(src: AudioSource, *, filename: str | None = None) -> AudioInfo:
+    """Read duration, sample rate, channels and format from the header, without decoding.
+
+    Uses libsndfile's header; for containers libsndfile cannot open, ``ffprobe`` (or, failing
+    that, ``ffmpeg -i``). Cheap enough to reject hour-long files before decoding them.
+    ``duration`` may be None (or approximate, e.g. for MP3). Reports rates and channel counts
+    as they are (:func:`load_audio` and :func:`iter_blocks` refuse the absurd ones).
+
+    Raises:
+        AudioFileNotFound, EmptyAudio, NotAudio, UnsupportedCodec: as :func:`load_audio`.
+    """
+    return probe_source(Source(src, filename))
+
+
+def probe_source(s: Source) -> AudioInfo:
+    """:func:`probe` for an already validated source."""
+    if s.kind is None and looks_like_text(s.head):
+        raise NotAudio(f"{s.name}: this is a text file, not audio.")
+    if s.kind is None or s.kind in SOUNDFILE_KINDS:
+        try:
+            with s.open_soundfile() as f:
+                if f.samplerate <= 0 or f.channels <= 0:
+                    raise ValueError("invalid header")
+                frames = int(f.frames) if f.frames >= 0 else None
+                return AudioInfo(
+                    source=s.name,
+                    format=str(f.format),
+                    codec=str(f.subtype) if f.subtype else None,
+                    sr=int(f.samplerate),
+                    channels=int(f.channels),
+                    frames=frames,
+                    duration=frames / f.samplerate if frames is not None else None,
+                    backend="soundfile",
+                )
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
+            log.debug("%s: libsndfile cannot read the header (%s)", s.name, e)
+    info = ffm.ffprobe_info(s)
+    if info is not None:
+        return info
+    # No header reader worked: open a decoder, which either works or raises the right error.
+    with _open_any(s) as dec:
+        return AudioInfo(s.name, s.kind_name, None, dec.sr, dec.channels, None, None, dec.backend)

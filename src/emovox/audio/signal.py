@@ -1,0 +1,234 @@
+"""Signal helpers on decoded waveforms: sample conversion, mono, resampling, levels, silence.
+
+These are the single home in emovox for "mix to mono", "resample to 16 kHz", "how loud is it"
+and "is this silent": every other module calls them instead of re-implementing them, so the
+same clip gets the same answer everywhere (training, CLI, API, web, timeline).
+
+Shapes: a mono signal is ``(n_samples,)``; a multichannel one ``(n_samples, n_channels)``
+(soundfile layout) unless a function takes ``channel_axis``. Samples are ``float32`` at full
+scale 1.0 (see :func:`to_float32`). Memory: the level functions work block by block, so a
+one-hour signal needs a few MB of scratch space on top of the signal itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import soxr
+
+__all__ = [
+    "TARGET_SR",
+    "SILENCE_DBFS",
+    "RESAMPLE_QUALITY",
+    "to_float32",
+    "to_mono",
+    "resample",
+    "frame_rms",
+    "peak_frame_dbfs",
+    "is_silent",
+    "trim_bounds",
+    "trim_silence",
+]
+
+#: Sample rate (Hz) every model in emovox expects.
+TARGET_SR: int = 16000
+#: THE silence threshold of emovox, in dBFS (RMS 1.0 = 0 dBFS; a full-scale sine is -3 dBFS,
+#: speech is typically -35 to -15 dBFS). A signal is silent when even its loudest 64 ms frame
+#: (1024 samples at 16 kHz, half-overlapping) is below it. -60 dBFS is the value the Predictor
+#: has always used (``Prediction.silent``); changing it changes which clips are called "silence".
+SILENCE_DBFS: float = -60.0
+#: Default soxr quality for every resampling in emovox.
+RESAMPLE_QUALITY: str = "HQ"
+#: Frame length (samples) of the silence decision: 64 ms at 16 kHz.
+SILENCE_FRAME: int = 1024
+
+# Samples squared and summed per block by the level functions (2 MB of float64 scratch).
+_LEVEL_BLOCK = 1 << 18
+
+
+def to_float32(x: np.ndarray) -> np.ndarray:
+    """Convert samples of any numeric dtype to ``float32`` at full scale 1.0.
+
+    Signed integers are divided by ``2**(bits-1)`` (int16 32767 -> ~1.0), unsigned integers are
+    centred first (uint8 128 -> 0.0), floats are cast. Shape is unchanged.
+    """
+    x = np.asarray(x)
+    if x.dtype == np.float32:
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        return x.astype(np.float32)
+    if np.issubdtype(x.dtype, np.signedinteger):
+        scale = float(2 ** (8 * x.dtype.itemsize - 1))
+        return (x.astype(np.float64) / scale).astype(np.float32)
+    if np.issubdtype(x.dtype, np.unsignedinteger):
+        half = float(2 ** (8 * x.dtype.itemsize - 1))
+        return ((x.astype(np.float64) - half) / half).astype(np.float32)
+    if x.dtype == np.bool_:
+        return x.astype(np.float32)
+    raise TypeError(f"cannot convert samples of dtype {x.dtype} to float32 audio")
+
+
+def to_mono(x: np.ndarray, *, channel_axis: int = -1) -> np.ndarray:
+    """Mix a signal down to mono by averaging its channels.
+
+    Args:
+        x: shape ``(n_samples,)`` (returned as float32) or ``(n_samples, n_channels)``
+            (soundfile layout; pass ``channel_axis=0`` for ``(n_channels, n_samples)``).
+            Any numeric dtype; integers are scaled to full scale 1.0 (see :func:`to_float32`).
+        channel_axis: which axis holds the channels when ``x`` is 2-D.
+
+    Returns:
+        ``float32`` array of shape ``(n_samples,)``.
+    """
+    x = to_float32(x)
+    if x.ndim == 1:
+        return x
+    if x.ndim != 2:
+        raise ValueError(f"expected a 1-D or 2-D signal, got shape {x.shape}")
+    if x.shape[channel_axis] == 1:
+        return np.ascontiguousarray(np.take(x, 0, axis=channel_axis))
+    return x.mean(axis=channel_axis, dtype=np.float32)
+
+
+def resample(
+    x: np.ndarray, orig_sr: int, sr: int, *, quality: str = RESAMPLE_QUALITY
+) -> np.ndarray:
+    """Resample with soxr.
+
+    Args:
+        x: ``(n_samples,)`` or ``(n_samples, n_channels)``, any numeric dtype.
+        orig_sr: rate of ``x`` in Hz.
+        sr: wanted rate in Hz.
+        quality: soxr quality, one of ``"QQ", "LQ", "MQ", "HQ", "VHQ"``.
+
+    Returns:
+        ``float32`` array with ``round(n_samples * sr / orig_sr)`` samples (same channel layout).
+    """
+    x = to_float32(x)
+    if int(orig_sr) <= 0 or int(sr) <= 0:
+        raise ValueError(f"sample rates must be positive, got {orig_sr} -> {sr}")
+    if int(orig_sr) == int(sr) or x.shape[0] == 0:
+        return x
+    y = soxr.resample(x, int(orig_sr), int(sr), quality=quality)
+    return np.asarray(y, dtype=np.float32)
+
+
+def _frame_starts(n: int, frame: int, hop: int) -> np.ndarray:
+    """Starts of the frames ``[s, s+frame)`` covering ``n > frame`` samples, tail included."""
+    starts = np.arange(0, n - frame + 1, hop)
+    if starts[-1] + frame < n:  # cover the tail
+        starts = np.append(starts, n - frame)
+    return starts
+
+
+def _energy_prefix_at(w: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``concatenate([[0], cumsum(w**2)])[idx]`` (float64) for sorted ``idx``, block by block.
+
+    Bit-identical to the whole-signal cumsum (the running sum is carried into each block and
+    accumulated in the same order), but needs only ``_LEVEL_BLOCK`` samples of scratch space.
+    """
+    out = np.zeros(len(idx), dtype=np.float64)  # idx == 0 -> 0.0
+    carry = np.zeros(1, dtype=np.float64)
+    for lo in range(0, len(w), _LEVEL_BLOCK):
+        sq = np.square(w[lo : lo + _LEVEL_BLOCK], dtype=np.float64)
+        csum = np.cumsum(np.concatenate([carry, sq]))  # csum[j] = prefix energy at lo + j
+        a = int(np.searchsorted(idx, lo, side="left"))
+        b = int(np.searchsorted(idx, lo + len(sq), side="right"))
+        out[a:b] = csum[idx[a:b] - lo]
+        carry = csum[-1:]
+    return out
+
+
+def frame_rms(wave: np.ndarray, frame: int, hop: int) -> np.ndarray:
+    """RMS of non-centred frames ``[i*hop, i*hop+frame)`` of a 1-D signal; shape ``(n_frames,)``.
+
+    The last frame is aligned to the end so the tail is covered. A signal shorter than one
+    frame gives a single frame over the whole signal.
+    """
+    w = np.asarray(wave, dtype=np.float32)
+    if len(w) <= frame:
+        return np.array([math.sqrt(float(np.mean(np.square(w, dtype=np.float64))))])
+    starts = _frame_starts(len(w), frame, hop)
+    idx = np.union1d(starts, starts + frame)
+    prefix = _energy_prefix_at(w, idx)
+    lo = prefix[np.searchsorted(idx, starts)]
+    hi = prefix[np.searchsorted(idx, starts + frame)]
+    return np.sqrt(np.maximum((hi - lo) / frame, 0.0))
+
+
+def peak_frame_dbfs(wave: np.ndarray, *, frame_length: int = SILENCE_FRAME) -> float:
+    """Level of the loudest half-overlapping frame of ``wave`` in dBFS (``-inf`` when silent).
+
+    ``wave`` may be ``(n_samples,)`` or ``(n_samples, n_channels)`` (mixed to mono first).
+    Returns ``nan`` when the signal has non-finite samples, ``-inf`` for an empty signal.
+    """
+    w = to_mono(np.asarray(wave))
+    if w.size == 0:
+        return -math.inf
+    if not np.all(np.isfinite(w)):
+        return math.nan
+    peak = float(np.max(frame_rms(w, frame_length, max(1, frame_length // 2))))
+    return 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
+
+
+def is_silent(
+    wave: np.ndarray, *, threshold_dbfs: float = SILENCE_DBFS, frame_length: int = SILENCE_FRAME
+) -> bool:
+    """True when even the loudest frame of ``wave`` is below ``threshold_dbfs``.
+
+    Args:
+        wave: ``(n_samples,)`` (or ``(n_samples, n_channels)``, mixed to mono first).
+        threshold_dbfs: level in dB relative to full scale; default :data:`SILENCE_DBFS`.
+        frame_length: frame length in samples (64 ms at 16 kHz), half-overlapping frames.
+
+    An empty signal is silent; one with NaN/inf samples is not. Using the *peak* frame RMS
+    means a mostly silent clip with a short utterance is not silent, while steady low-level
+    hiss (e.g. -80 dBFS) is.
+    """
+    level = peak_frame_dbfs(wave, frame_length=frame_length)
+    if math.isnan(level):
+        return False
+    return level < threshold_dbfs
+
+
+def trim_bounds(wave: np.ndarray, sr: int, top_db: float) -> tuple[int, int]:
+    """Sample range ``[start, end)`` whose 32 ms frames are within ``top_db`` of the loudest.
+
+    ``(0, 0)`` when the signal is all zeros. ``wave`` is 1-D.
+    """
+    frame = max(1, int(round(0.032 * sr)))  # 32 ms
+    hop = max(1, int(round(0.008 * sr)))  # 8 ms
+    rms = frame_rms(wave, frame, hop)
+    peak = float(rms.max()) if rms.size else 0.0
+    if peak <= 0.0:
+        return 0, 0
+    loud = np.flatnonzero(rms > peak * 10.0 ** (-top_db / 20.0))
+    if loud.size == 0:
+        return 0, 0
+    n = len(wave)
+    if n <= frame:
+        return 0, n
+    starts = _frame_starts(n, frame, hop)
+    return int(starts[loud[0]]), int(min(n, starts[loud[-1]] + frame))
+
+
+def trim_silence(wave: np.ndarray, sr: int, *, top_db: float = 40.0) -> np.ndarray:
+    """Cut leading and trailing stretches more than ``top_db`` below the loudest frame.
+
+    Args:
+        wave: ``(n_samples,)`` float signal.
+        sr: its sample rate in Hz (sets the 32 ms frame / 8 ms hop; edges are exact to ~32 ms).
+        top_db: threshold in dB below the peak frame RMS.
+
+    Returns:
+        A view ``wave[start:end]``; the untouched ``wave`` when trimming would remove
+        everything (all-zero input).
+    """
+    w = to_mono(np.asarray(wave))
+    if w.size == 0:
+        return w
+    start, end = trim_bounds(w, sr, top_db)
+    if end <= start:
+        return w
+    return w[start:end]

@@ -1,0 +1,193 @@
+"""Content sniffing: what an audio source is, from its first bytes (never its file name).
+
+Owns :class:`Source` (a validated path or byte string, with its first 1 KiB and sniffed kind),
+:class:`AudioInfo` (what a header says) and the container tables the decoders consult.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Union
+
+import soundfile as sf
+
+from emovox.errors import AudioError, AudioFileNotFound, EmptyAudio
+
+__all__ = [
+    "AudioSource",
+    "AudioInfo",
+    "Source",
+    "sniff_format",
+    "looks_like_text",
+    "EXACT_LENGTH_KINDS",
+    "SOUNDFILE_KINDS",
+    "KIND_NAMES",
+]
+
+#: A path to an audio file, or the encoded file contents in memory.
+AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview]  # noqa: UP007
+
+#: Containers whose header states the exact number of frames.
+EXACT_LENGTH_KINDS = frozenset({"wav", "aiff", "flac", "caf", "au", "w64"})
+#: Containers libsndfile can usually decode itself.
+SOUNDFILE_KINDS = frozenset({"wav", "aiff", "flac", "ogg", "mp3", "caf", "au", "w64"})
+#: Human-readable container names for error messages.
+KIND_NAMES = {
+    "wav": "WAV",
+    "aiff": "AIFF",
+    "flac": "FLAC",
+    "ogg": "Ogg (Vorbis/Opus)",
+    "mp3": "MP3",
+    "caf": "CAF",
+    "au": "AU/SND",
+    "w64": "Wave64",
+    "mp4": "MP4/M4A",
+    "aac": "AAC",
+    "matroska": "WebM/Matroska",
+    "asf": "WMA/ASF",
+    "amr": "AMR",
+    "wavpack": "WavPack",
+    "ape": "Monkey's Audio",
+}
+
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, obtained without decoding its samples.
+
+    Attributes:
+        source: the path, filename hint or ``"<bytes>"``.
+        format: container name (e.g. ``"WAV"``, ``"FLAC"``, ``"mov,mp4,m4a,3gp,3g2,mj2"``).
+        codec: sample encoding / codec (e.g. ``"PCM_16"``, ``"aac"``), if known.
+        sr: sample rate in Hz.
+        channels: number of channels.
+        frames: number of sample frames per channel, if known (may be approximate for MP3).
+        duration: length in seconds, or None when the container does not say.
+        backend: ``"soundfile"``, ``"ffprobe"`` or ``"ffmpeg"``.
+    """
+
+    source: str
+    format: str
+    codec: str | None
+    sr: int
+    channels: int
+    frames: int | None
+    duration: float | None
+    backend: str
+
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Recognise an audio container from its first bytes (at least 12, ideally 64).
+
+    Returns a short kind such as ``"wav"``, ``"aiff"``, ``"flac"``, ``"ogg"``, ``"mp3"``,
+    ``"mp4"``, ``"aac"``, ``"matroska"``, or None when no known signature matches.
+    """
+    h = bytes(head[:64])
+    if len(h) < 4:
+        return None
+    if h[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and h[8:12] == b"WAVE":
+        return "wav"
+    if h[:4] == b"FORM" and h[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if h[:16] == b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00":
+        return "w64"
+    if h[:4] == b"fLaC":
+        return "flac"
+    if h[:4] == b"OggS":
+        return "ogg"
+    if h[:4] == b"caff":
+        return "caf"
+    if h[:4] == b".snd":
+        return "au"
+    if h[4:8] == b"ftyp":
+        return "mp4"
+    if h[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if h[:4] == b"ADIF":
+        return "aac"
+    if h[:8] == b"\x30\x26\xb2\x75\x8e\x66\xcf\x11":
+        return "asf"
+    if h[:5] == b"#!AMR":
+        return "amr"
+    if h[:4] == b"wvpk":
+        return "wavpack"
+    if h[:4] == b"MAC ":
+        return "ape"
+    if h[:3] == b"ID3":
+        return "mp3"
+    if h[0] == 0xFF and (h[1] & 0xE0) == 0xE0:
+        # MPEG audio frame sync: layer bits 00 mean ADTS AAC, otherwise MPEG layer I/II/III.
+        return "aac" if (h[1] & 0x06) == 0 else "mp3"
+    return None
+
+
+def looks_like_text(head: bytes) -> bool:
+    """True when the bytes are almost all printable text (a text file is never audio)."""
+    h = bytes(head[:1024])
+    if not h or b"\x00" in h:
+        return False
+    control = sum(1 for b in h if (b < 32 and b not in (9, 10, 12, 13)) or b == 127)
+    try:
+        h.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # A multi-byte character cut at the end is still text; anything else is binary.
+        if e.start < len(h) - 3:
+            return False
+    return control <= 0.02 * len(h)
+
+
+class Source:
+    """A validated audio source: a readable regular file or an in-memory byte string."""
+
+    def __init__(self, src: AudioSource, filename: str | None = None) -> None:
+        self.path: Path | None = None
+        self.data: bytes | None = None
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            self.data = bytes(src)
+            self.name = filename or "<bytes>"
+            if len(self.data) == 0:
+                raise EmptyAudio(f"{self.name}: the audio data is empty (0 bytes).")
+            self.head = self.data[:1024]
+            self.size = len(self.data)
+        elif isinstance(src, (str, os.PathLike)):
+            path = Path(os.fspath(src)).expanduser()
+            self.name = str(src)
+            if not path.exists():
+                raise AudioFileNotFound(f"{self.name}: no such file. Check the path and try again.")
+            if path.is_dir():
+                raise AudioFileNotFound(
+                    f"{self.name}: is a directory, not an audio file. Pass the path of one file."
+                )
+            if not path.is_file():
+                raise AudioFileNotFound(f"{self.name}: is not a regular file.")
+            self.path = path
+            try:
+                self.size = path.stat().st_size
+                with open(path, "rb") as fh:
+                    self.head = fh.read(1024)
+            except PermissionError as e:
+                raise AudioError(
+                    f"{self.name}: permission denied; make the file readable and try again."
+                ) from e
+            except OSError as e:
+                raise AudioError(f"{self.name}: cannot be read ({e.strerror or e}).") from e
+            if self.size == 0:
+                raise EmptyAudio(f"{self.name}: the file is empty (0 bytes).")
+        else:
+            raise TypeError(f"audio source must be a path or bytes, not {type(src).__name__}")
+        self.kind = sniff_format(self.head)
+        self.suffix = Path(filename or (self.name if self.path else "")).suffix.lower()
+
+    def open_soundfile(self) -> sf.SoundFile:
+        """Open with libsndfile; raises ``sf.LibsndfileError``/``RuntimeError`` on failure."""
+        target: str | IO[bytes] = str(self.path) if self.path else io.BytesIO(self.data or b"")
+        return sf.SoundFile(target)
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES.get(self.kind or "", self.kind or "unknown")
