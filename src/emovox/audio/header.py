@@ -33,6 +33,9 @@ __all__ = [
     "probe_source",
 ]
 
+# Containers ffmpeg may fail to read from a pipe (MP4 with its index at the end; WavPack and
+# Monkey's Audio at unusual rates: "Cannot determine additional parameters").
+_SEEKABLE_KINDS = frozenset({"mp4", "wavpack", "ape"})
 #: Highest sample rate (Hz) accepted; higher rates are refused from the header, unread.
 MAX_SAMPLE_RATE: int = 192_000
 #: Lowest sample rate (Hz) accepted (resampling up to 16 kHz multiplies the samples by sr/16k).
@@ -120,8 +123,8 @@ def _open_soundfile(s: Source) -> Decoder:
 def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
     """(decoder, None) when ffmpeg decodes ``s``; (None, why not) otherwise."""
     ff_error: str | None = None
-    attempts = [False] + ([True] if s.data is not None and s.kind == "mp4" else [])
-    for via_tempfile in attempts:  # MP4 with its index at the end may need a seekable file
+    attempts = [False] + ([True] if s.data is not None and s.kind in _SEEKABLE_KINDS else [])
+    for via_tempfile in attempts:  # from bytes, these may need a seekable file (a temp file)
         try:
             ff = ffm.FFmpegDecoder(s, via_tempfile=via_tempfile)
             log.debug("%s: decoding %s with ffmpeg", s.name, s.kind_name)

@@ -129,14 +129,16 @@ def _energy_prefix_at(w: np.ndarray, idx: np.ndarray) -> np.ndarray:
     accumulated in the same order), but needs only ``_LEVEL_BLOCK`` samples of scratch space.
     """
     out = np.zeros(len(idx), dtype=np.float64)  # idx == 0 -> 0.0
-    carry = np.zeros(1, dtype=np.float64)
+    carry = 0.0
     for lo in range(0, len(w), _LEVEL_BLOCK):
         sq = np.square(w[lo : lo + _LEVEL_BLOCK], dtype=np.float64)
-        csum = np.cumsum(np.concatenate([carry, sq]))  # csum[j] = prefix energy at lo + j
+        sq[0] += carry
+        np.cumsum(sq, out=sq)  # sq[j] = prefix energy at lo + j + 1
         a = int(np.searchsorted(idx, lo, side="left"))
         b = int(np.searchsorted(idx, lo + len(sq), side="right"))
-        out[a:b] = csum[idx[a:b] - lo]
-        carry = csum[-1:]
+        k = idx[a:b] - lo
+        out[a:b] = np.where(k == 0, carry, sq[np.maximum(k - 1, 0)])
+        carry = float(sq[-1])
     return out
 
 
