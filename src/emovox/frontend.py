@@ -41,6 +41,9 @@ AMIN: float = 1e-10
 
 #: the scalar parameters stored in model.json (arrays go to safetensors)
 _PARAMS = ("sr", "n_fft", "win_length", "hop_length", "n_mels", "fmin", "fmax", "top_db")
+# Frames per STFT block in power_mel (a few tens of MB of FFT scratch at most; clips up to
+# 40 s at a 10 ms hop are one block, i.e. computed exactly as before).
+_FRAMES_PER_BLOCK = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,9 +165,13 @@ class LogMelFrontEnd:
         half = self.n_fft // 2
         padded = np.pad(x, (half, half))
         frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length]
-        spec = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64)  # (T, n_bins)
-        power = np.abs(spec) ** 2  # float32
-        return power @ self._mel_t  # type: ignore[attr-defined]  # (T, n_mels)
+        out = []  # blocks of frames: scratch memory bounded by the block, not the clip length
+        for i in range(0, frames.shape[0], _FRAMES_PER_BLOCK):
+            block = frames[i : i + _FRAMES_PER_BLOCK]
+            spec = np.fft.rfft(block * self.window, axis=-1).astype(np.complex64)  # (t, n_bins)
+            power = np.abs(spec) ** 2  # float32
+            out.append(power @ self._mel_t)  # type: ignore[attr-defined]  # (t, n_mels)
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         """Log-mel dB ``(T, n_mels)`` float32 of a mono ``wave`` at :attr:`sr` Hz."""
