@@ -7,8 +7,6 @@ are the runs' models (same folds, same seeds), without training anything again.
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +14,38 @@ import numpy as np
 
 from emovox import __version__
 from emovox.errors import ConfigError
+from emovox.experiment.rundir import (
+    Prediction,
+    Predictions,
+    RunRecord,
+    check_run_destination,
+    read_run,
+    staged_run_dir,
+    write_run,
+)
 from emovox.labels import LABELS
-from emovox.metrics import compute_metrics, summarize
-from emovox.plots import plot_confusion, plot_recall
+from emovox.metrics import Metrics, compute_metrics, summarize
+
+Key = tuple[int, str]
 
 
-def _read_run(run: Path) -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, str]]]:
-    meta = json.loads((run / "metrics.json").read_text())
-    with open(run / "predictions.csv", newline="") as f:
-        rows = {(r["fold"], r["path"]): r for r in csv.DictReader(f)}
-    return meta, rows
+def _table(run: RunRecord) -> dict[Key, Prediction]:
+    assert run.predictions is not None
+    if run.predictions.labels != list(LABELS):
+        raise ConfigError(f"{run.path}: probabilities are not over the {len(LABELS)} labels")
+    return {(r.fold if r.fold is not None else -1, r.path): r for r in run.predictions.scored()}
+
+
+def _fold_rows(runs: list[RunRecord], per_fold: list[Metrics], folds: list[int]) -> list[dict]:
+    metas = [r.metrics for r in runs]
+    return [
+        {"index": int(f), "metrics": m.to_dict(), "n_test": m.n,
+         "fit_seconds": sum(next(x["fit_seconds"] for x in mt["folds"] if x["index"] == f)
+                            for mt in metas),
+         "n_params": sum(next(x.get("n_params", 0) for x in mt["folds"] if x["index"] == f)
+                         for mt in metas)}
+        for f, m in zip(folds, per_fold, strict=True)
+    ]
 
 
 def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -> dict[str, Any]:
@@ -36,7 +56,10 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     if len(w) != len(runs) or np.any(w < 0) or w.sum() <= 0:
         raise ConfigError("one non-negative weight per run")
     w = w / w.sum()
-    metas, tables = zip(*(_read_run(Path(r)) for r in runs), strict=True)
+    check_run_destination(out)
+    records = [read_run(Path(r)) for r in runs]
+    metas = [r.metrics for r in records]
+    tables = [_table(r) for r in records]
     protocols = {m["protocol"] for m in metas}
     if len(protocols) != 1:
         raise ConfigError(f"runs use different protocols: {sorted(protocols)}")
@@ -44,15 +67,13 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     for r, t in zip(runs[1:], tables[1:], strict=True):
         if set(t) != keys:
             raise ConfigError(f"{r} has other test clips or folds than {runs[0]}")
-    order = sorted(keys, key=lambda k: (int(k[0]), k[1]))
-    cols = [f"p_{lab}" for lab in LABELS]
-    proba = sum(wi * np.array([[float(t[k][c]) for c in cols] for k in order])
-                for wi, t in zip(w, tables, strict=True))
-    y = np.array([LABELS.index(tables[0][k]["true"]) for k in order])
-    folds = np.array([int(k[0]) for k in order])
+    order = sorted(keys)
+    proba = sum(wi * np.array([t[k].proba for k in order]) for wi, t in zip(w, tables, strict=True))
+    y = np.array([LABELS.index(tables[0][k].true) for k in order])
+    folds = np.array([k[0] for k in order])
     pred = proba.argmax(1)
-    per_fold = [compute_metrics(y[folds == f], pred[folds == f], list(LABELS))
-                for f in sorted(set(folds))]
+    fold_ids = sorted(set(folds.tolist()))
+    per_fold = [compute_metrics(y[folds == f], pred[folds == f], list(LABELS)) for f in fold_ids]
     pooled = compute_metrics(y, pred, list(LABELS))
     name = "+".join(m["model"] for m in metas)
     result = {
@@ -61,27 +82,20 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
         "speaker_independent": all(m["speaker_independent"] for m in metas),
         "summary": summarize(per_fold), "pooled": pooled.to_dict(),
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
-        "folds": [
-            {"index": int(f), "metrics": m.to_dict(), "n_test": m.n,
-             "fit_seconds": sum(next(x["fit_seconds"] for x in mt["folds"] if x["index"] == f)
-                                for mt in metas),
-             "n_params": sum(next(x.get("n_params", 0) for x in mt["folds"] if x["index"] == f)
-                             for mt in metas)}
-            for f, m in zip(sorted(set(folds)), per_fold, strict=True)
-        ],
+        "folds": _fold_rows(records, per_fold, fold_ids),
         "fused_runs": [str(r) for r in runs], "weights": w.tolist(),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    with open(out / "predictions.csv", "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["fold", "path", "speaker", "true", "pred", *cols])
-        for i, k in enumerate(order):
-            r = tables[0][k]
-            wr.writerow([k[0], k[1], r["speaker"], r["true"], LABELS[pred[i]],
-                         *(f"{v:.6f}" for v in proba[i])])
+    rows = [
+        Prediction(k[1], tables[0][k].speaker, tables[0][k].true, LABELS[pred[i]],
+                   tuple(float(v) for v in proba[i]), fold=k[0], corpus=tables[0][k].corpus)
+        for i, k in enumerate(order)
+    ]
     s = result["summary"]["ua"]
-    plot_confusion(pooled.confusion, list(LABELS), out / "confusion.png",
-                   f"fusion({name}): UA {s['mean']:.1f} ± {s['std']:.1f}")
-    plot_recall(pooled.recall, out / "recall.png", f"fusion({name}): recall per class")
+    with staged_run_dir(Path(out)) as stage:
+        write_run(stage, result, Predictions(list(LABELS), rows), pooled=pooled,
+                  titles=(f"fusion({name}): UA {s['mean']:.1f} ± {s['std']:.1f}",
+                          f"fusion({name}): recall per class"))
     return result
+
+
+__all__ = ["fuse_runs"]
