@@ -23,8 +23,8 @@ from emovox.calibration import (
     fit_temperature,
     softmax,
 )
-from emovox.experiment.rundir import fit_from_predictions_csv
 from emovox.errors import AudioFileNotFound, NotAudio
+from emovox.experiment.rundir import fit_from_predictions_csv
 from emovox.export import export_onnx
 from emovox.features import extract
 from emovox.frontend import LogMelFrontEnd

@@ -21,7 +21,8 @@ import numpy as np
 
 from emovox import __version__
 from emovox.config import ExperimentConfig
-from emovox.experiment.dataset import featurise as _extract_inputs, gather, load_dataset
+from emovox.experiment.dataset import featurise as _extract_inputs
+from emovox.experiment.dataset import gather, load_dataset
 from emovox.labels import LABELS
 from emovox.models import Family, count_parameters, get_model_spec
 from emovox.splits import pick_val_speakers
