@@ -264,7 +264,8 @@ def report(
 
     rep = collect_report(runs)
     for problem in rep.problems:
-        err_console.print(f"skipping {problem.reason}", markup=False, highlight=False)
+        err_console.print(f"skipping {problem.reason}", markup=False, highlight=False,
+                          soft_wrap=True)
     for line in markdown_table(rep.rows):
         print(line)
 
