@@ -12,10 +12,23 @@ metrics, calibration, plots, affect, audio, corpora, config, labels, errors. Nev
 api or web.
 """
 
-from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
-from emovox.experiment.runner import ExperimentResult, FoldResult, run_experiment
+from __future__ import annotations
 
-__all__ = [
-    "Dataset", "ExperimentResult", "FoldResult", "featurise", "gather", "load_dataset",
-    "run_experiment",
-]
+import importlib
+from typing import Any
+
+# Re-exported lazily: ``emovox report`` and ``fuse`` read run directories without importing
+# the models (torch) that the runner needs.
+_EXPORTS = {
+    "Dataset": "dataset", "featurise": "dataset", "gather": "dataset", "load_dataset": "dataset",
+    "ExperimentResult": "runner", "FoldResult": "runner", "run_experiment": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -30,8 +30,7 @@ Key = tuple[int, str]
 
 
 def _table(run: RunRecord) -> dict[Key, Prediction]:
-    assert run.predictions is not None
-    if run.predictions.labels != list(LABELS):
+    if run.predictions is None or run.predictions.labels != list(LABELS):
         raise ConfigError(f"{run.path}: probabilities are not over the {len(LABELS)} labels")
     return {(r.fold if r.fold is not None else -1, r.path): r for r in run.predictions.scored()}
 

@@ -39,14 +39,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emovox.config import ExperimentConfig
 from emovox.errors import ConfigError
-from emovox.metrics import Metrics
-from emovox.plots import plot_confusion, plot_recall
+
+if TYPE_CHECKING:
+    from emovox.config import ExperimentConfig
+    from emovox.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,8 @@ def write_run(
             w = csv.writer(f)
             w.writerow(["path", "error"])
             w.writerows((str(p), msg) for p, msg in errors)
+    from emovox.plots import plot_confusion, plot_recall
+
     plot_confusion(pooled.confusion, pooled.labels, out / "confusion.png", titles[0])
     plot_recall(pooled.recall, out / "recall.png", titles[1])
 
