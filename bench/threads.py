@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from emovox.config import DataConfig, ExperimentConfig, ModelConfig, SplitConfig
-from emovox.experiment import _extract_inputs, gather, load_dataset
+from emovox.experiment.dataset import featurise, gather, load_dataset
 from emovox.labels import LABELS
 from emovox.models import get_model_spec
 from emovox.splits import make_folds
@@ -29,7 +29,7 @@ def _load(data: str, model: str):
                            model=ModelConfig(model))
     spec = get_model_spec(model)
     ds = load_dataset(cfg.data)
-    items, errors, _, _ = _extract_inputs(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
+    items, errors, _, _ = featurise(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
     assert not errors, errors
     folds = make_folds(ds.utts, cfg.split.protocol)
     return spec, items, ds.y, folds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from emovox.cli import app
-from emovox.crosscorpus import shared_label_set
+from emovox.experiment.crosscorpus import shared_label_set
 
 
 def test_shared_label_sets():
@@ -40,10 +41,12 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     assert m["classes"] == ["neutral", "happy", "sad", "angry", "surprised"]
     assert m["n_files"] == 21 and m["n_errors"] == 1
     assert len(m["pooled"]["confusion"]) == 5 and m["pooled"]["n"] == 20
-    rows = (out / "predictions.csv").read_text().splitlines()
-    assert len(rows) == 22 and sum(1 for x in rows if x.endswith(",")) == 20  # 1 error row
-    probs = [float(x) for x in rows[1].split(",")[4:9]]
+    rows = list(csv.DictReader(open(out / "predictions.csv", newline="")))
+    assert len(rows) == 21 and sum(1 for r in rows if r["error"]) == 1
+    assert all(r["corpus"] == "tess" and r["fold"] == "" for r in rows)
+    probs = [float(rows[0][f"p_{c}"]) for c in m["classes"]]
     assert abs(sum(probs) - 1) < 1e-4  # restricted to the shared classes and renormalised
+    assert not any(k.startswith("p_") and k[2:] not in m["classes"] for k in rows[0])
     assert (out / "confusion.png").exists()
 
 

@@ -128,3 +128,122 @@ def test_validated_c_is_chosen_on_validation_speakers_only():
     assert m.predict_proba(x[128:]).shape == (32, 8)
     with pytest.raises(ValueError, match="validation"):
         logreg_cv(n_classes=8).fit(x[:96], y[:96], x[:0], y[:0])
+
+
+# ----------------------------------------------------------------- run directories
+
+
+def _evaluate(root, cache, out, *extra):
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    return CliRunner().invoke(app, [
+        "evaluate", "--data", str(root), "--model", "egemaps_logreg", "--folds", "0",
+        "--val-speakers", "1", "--cache-dir", str(cache), "--jobs", "1", "--out", str(out),
+        *extra,
+    ])
+
+
+def test_evaluate_out_replaces_an_earlier_run_without_stale_files(
+    fake_ravdess, fake_cache, tmp_path
+):
+    out = tmp_path / "run"
+    r = _evaluate(fake_ravdess, fake_cache, out)
+    assert r.exit_code == 0, r.output
+    (out / "curves_fold7.png").write_bytes(b"stale")
+    (out / "errors.csv").write_text("path,error\nold.wav,old\n")
+    r = _evaluate(fake_ravdess, fake_cache, out, "--folds", "1")
+    assert r.exit_code == 0, r.output
+    assert not (out / "curves_fold7.png").exists() and not (out / "errors.csv").exists()
+    assert [f["index"] for f in json.loads((out / "metrics.json").read_text())["folds"]] == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging left behind
+
+
+def test_evaluate_out_refuses_a_folder_that_is_not_a_run(fake_ravdess, fake_cache, tmp_path):
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("\\documentclass{book}")
+    r = _evaluate(fake_ravdess, fake_cache, thesis)
+    assert r.exit_code == 2 and "not an emovox run folder" in r.output
+    assert [p.name for p in thesis.iterdir()] == ["thesis.tex"]
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    r = _evaluate(fake_ravdess, fake_cache, a_file)
+    assert r.exit_code == 2 and "not a folder" in r.output and a_file.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "thesis"]
+
+
+def test_failed_run_leaves_the_earlier_run_untouched(tmp_path):
+    from emovox.experiment.rundir import staged_run_dir
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"protocol": "emobox"}')
+    with pytest.raises(RuntimeError), staged_run_dir(out) as stage:
+        (stage / "metrics.json").write_text('{"protocol": "half"}')
+        raise RuntimeError("fold 3 crashed")
+    assert json.loads((out / "metrics.json").read_text()) == {"protocol": "emobox"}
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_report_skips_a_truncated_run_and_tabulates_the_rest(fake_ravdess, fake_cache, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    good = tmp_path / "good"
+    assert _evaluate(fake_ravdess, fake_cache, good, "--folds", "0,1").exit_code == 0
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    text = (bad / "metrics.json").read_text()
+    (bad / "metrics.json").write_text(text[: len(text) // 2])
+    r = CliRunner().invoke(app, ["report", str(bad), str(good), str(tmp_path / "missing")])
+    assert r.exit_code == 0, r.output
+    assert "Traceback" not in r.output
+    assert "| model | protocol | folds |" in r.output
+    rows = [ln for ln in r.output.splitlines() if ln.startswith("| `egemaps_logreg`")]
+    assert len(rows) == 1 and rows[0].startswith("| `egemaps_logreg` | emobox | 2 |")
+    assert f"skipping {bad / 'metrics.json'}: unreadable" in r.output
+    assert "missing: no metrics.json" in r.output
+
+
+def test_predictions_csv_round_trip_and_old_layouts(tmp_path):
+    import csv
+
+    from emovox.experiment.rundir import (
+        Prediction,
+        Predictions,
+        read_predictions,
+        read_probabilities,
+        write_predictions,
+    )
+    from emovox.labels import LABELS
+
+    p = np.full(len(LABELS), 1 / len(LABELS))
+    preds = Predictions(list(LABELS), [
+        Prediction("a.wav", "ravdess:01", "happy", "happy", tuple(p), fold=0, corpus="ravdess"),
+        Prediction("b.wav", "ravdess:02", "sad", fold=1, corpus="ravdess", error="unreadable"),
+    ])
+    write_predictions(tmp_path / "predictions.csv", preds)
+    header = (tmp_path / "predictions.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == ["fold", "path", "speaker", "corpus", "true", "pred"]
+    assert header[6:-1] == [f"p_{lab}" for lab in LABELS] and header[-1] == "error"
+    back = read_predictions(tmp_path)
+    assert back.labels == list(LABELS) and back.rows[1].proba is None
+    assert back.rows[0] == Prediction("a.wav", "ravdess:01", "happy", "happy",
+                                      tuple(round(v, 6) for v in p), 0, "ravdess", "")
+    probs, y = read_probabilities(tmp_path / "predictions.csv")
+    assert probs.shape == (1, len(LABELS)) and y.tolist() == [LABELS.index("happy")]
+    # the layout evaluate wrote before this schema (no corpus, no error column)
+    old = tmp_path / "old.csv"
+    with open(old, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["fold", "path", "speaker", "true", "pred", *[f"p_{lab}" for lab in LABELS]])
+        w.writerow([2, "c.wav", "ravdess:03", "angry", "angry", *[f"{v:.6f}" for v in p]])
+    row = read_predictions(old).rows[0]
+    assert row.fold == 2 and row.corpus == "" and row.error == "" and row.true == "angry"
+    with pytest.raises(ValueError, match="missing column.*p_unknown_label"):
+        read_probabilities(old, labels=["sad", "unknown_label"])

@@ -20,11 +20,11 @@ from emovox.artifact import ArtifactError, read_meta, save_model
 from emovox.calibration import (
     apply_temperature,
     calibration_report,
-    fit_from_predictions_csv,
     fit_temperature,
     softmax,
 )
 from emovox.errors import AudioFileNotFound, NotAudio
+from emovox.experiment.rundir import fit_from_predictions_csv
 from emovox.export import export_onnx
 from emovox.features import extract
 from emovox.frontend import LogMelFrontEnd

@@ -64,3 +64,18 @@ def test_config_roundtrip(tmp_path):
     cfg.save_yaml(tmp_path / "c.yaml")
     back = ExperimentConfig.load_yaml(tmp_path / "c.yaml")
     assert back == cfg
+
+
+def test_result_figures_are_built_without_pyplot(tmp_path):
+    from matplotlib.figure import Figure
+
+    from emovox.plots import confusion_figure, plot_confusion, recall_figure
+
+    fig = confusion_figure([[3, 1], [0, 4]], ["happy", "sad"], "a title", dpi=50)
+    assert isinstance(fig, Figure) and fig.axes[0].get_title() == "a title"
+    assert [t.get_text() for t in fig.axes[0].texts] == ["3", "1", "0", "4"]
+    rec = recall_figure({"happy": 75.0, "sad": 100.0, "angry": 0.0})
+    chance = [ln for ln in rec.axes[0].lines if ln.get_label() == "chance"]
+    assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(100 / 3)
+    plot_confusion([[1, 0], [0, 1]], ["a", "b"], tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

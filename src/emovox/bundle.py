@@ -21,7 +21,8 @@ import numpy as np
 
 from emovox import __version__
 from emovox.config import ExperimentConfig
-from emovox.experiment import _extract_inputs, gather, load_dataset
+from emovox.experiment.dataset import featurise as _extract_inputs
+from emovox.experiment.dataset import gather, load_dataset
 from emovox.labels import LABELS
 from emovox.models import Family, count_parameters, get_model_spec
 from emovox.splits import pick_val_speakers
@@ -89,7 +90,7 @@ def train_bundle(
                    extra=extra)
         calibration = None
         if spec.family is Family.CLASSICAL:
-            from emovox.calibration import fit_from_predictions_csv
+            from emovox.experiment.rundir import fit_from_predictions_csv
             from emovox.inference import write_json_atomic
 
             calibration = fit_from_predictions_csv(cv["predictions"]) if cv else None
@@ -104,7 +105,7 @@ def train_bundle(
             from emovox.inference import attach_inference_metadata
 
             if cv:
-                from emovox.calibration import fit_from_predictions_csv
+                from emovox.experiment.rundir import fit_from_predictions_csv
 
                 calibration = fit_from_predictions_csv(cv["predictions"])
             attach_inference_metadata(

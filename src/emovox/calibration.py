@@ -4,8 +4,9 @@ One scalar ``T > 0`` divides the logits before the softmax: ``p_T = softmax(z / 
 ``T > 1`` softens over-confident predictions, ``T < 1`` sharpens under-confident ones;
 the arg-max (so accuracy, UA, the confusion matrix) never changes. ``T`` is fitted by
 minimising the negative log-likelihood on held-out predictions -- in emovox the
-out-of-fold test predictions of the cross-validation (``predictions.csv`` of an experiment),
-so no clip is scored by a model that trained on it.
+out-of-fold test predictions of the cross-validation (``predictions.csv`` of an experiment,
+read by :func:`emovox.experiment.rundir.fit_from_predictions_csv`), so no clip is scored by
+a model that trained on it.
 
 Probabilities work as well as logits: ``log p`` differs from the logits by a per-row
 constant, which the softmax ignores.
@@ -13,10 +14,7 @@ constant, which the softmax ignores.
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,10 +22,8 @@ __all__ = [
     "T_BOUNDS",
     "apply_temperature",
     "calibration_report",
-    "fit_from_predictions_csv",
     "fit_temperature",
     "nll",
-    "read_predictions_csv",
     "softmax",
     "to_logits",
 ]
@@ -138,38 +134,3 @@ def calibration_report(
         "nll_before": nll(before, y),
         "nll_after": nll(after, y),
     }
-
-
-def read_predictions_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(probs (N, C), y (N,))`` from an experiment's ``predictions.csv``.
-
-    Needs the columns ``true`` and ``p_<label>`` for every label of
-    :data:`emovox.labels.LABELS` (in that order). Probabilities were written with six
-    decimals, so they are floored at 5e-7 (half the rounding step) and renormalised.
-    """
-    from emovox.labels import LABELS
-
-    path = Path(path)
-    cols = [f"p_{lab}" for lab in LABELS]
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ["true", *cols] if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        rows = list(reader)
-    if not rows:
-        raise ValueError(f"{path}: no predictions")
-    try:
-        y = np.array([LABELS.index(r["true"]) for r in rows])
-    except ValueError as exc:
-        raise ValueError(f"{path}: unknown label in column 'true' ({exc})") from None
-    p = np.maximum(np.array([[float(r[c]) for c in cols] for r in rows]), 5e-7)
-    return p / p.sum(axis=1, keepdims=True), y
-
-
-def fit_from_predictions_csv(path: str | Path, n_bins: int = 15) -> dict[str, Any]:
-    """Fit ``T`` on the out-of-fold predictions in ``predictions.csv`` and report ECE/NLL
-    before and after (see :func:`calibration_report`; adds ``"source"``)."""
-    p, y = read_predictions_csv(path)
-    t = fit_temperature(p, y)
-    return {**calibration_report(p, y, t, n_bins), "source": str(path)}

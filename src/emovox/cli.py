@@ -125,7 +125,7 @@ def evaluate(
         _evaluate_artifact(artifact, corpus, data, out, jobs, verbose)
         return
     from emovox.augment import AugmentConfig
-    from emovox.experiment import FoldResult, run_experiment
+    from emovox.experiment.runner import FoldResult, run_experiment
     from emovox.metrics import SCALARS
 
     _setup_logging(verbose)
@@ -208,7 +208,7 @@ def evaluate(
 def _evaluate_artifact(
     artifact: Path, corpus: str, data: Path, out: Path | None, jobs: int, verbose: bool
 ) -> None:
-    from emovox.crosscorpus import evaluate_artifact
+    from emovox.experiment.crosscorpus import evaluate_artifact
 
     _setup_logging(verbose)
     art = None if str(artifact) == "bundled" else artifact
@@ -260,28 +260,14 @@ def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories written by `evaluate`.")],
 ) -> None:
     """A Markdown results table from run directories (numbers read from metrics.json)."""
-    import json
+    from emovox.experiment.report import collect_report, markdown_table
 
-    print("| model | protocol | UA | WA | macro-F1 | weighted-F1 | worst class (recall) "
-          "| fit time | parameters |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for run in runs:
-        f = run / "metrics.json"
-        if not f.is_file():
-            err_console.print(f"skipping {run}: no metrics.json")
-            continue
-        m = json.loads(f.read_text())
-        if "summary" not in m:
-            continue
-        s = m["summary"]
-        cells = [f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}"
-                 for k in ("ua", "wa", "macro_f1", "weighted_f1")]
-        fit = sum(fold["fit_seconds"] for fold in m["folds"])
-        params = max((fold.get("n_params", 0) for fold in m["folds"]), default=0)
-        proto = m["protocol"] + ("" if m["speaker_independent"] else " (speaker-dependent)")
-        wc = m["worst_class"]
-        print(f"| `{m['model']}` | {proto} | " + " | ".join(cells)
-              + f" | {wc['label']} ({wc['recall']:.1f}) | {fit / 60:.1f} min | {params:,} |")
+    rep = collect_report(runs)
+    for problem in rep.problems:
+        err_console.print(f"skipping {problem.reason}", markup=False, highlight=False,
+                          soft_wrap=True)
+    for line in markdown_table(rep.rows):
+        print(line)
 
 
 @app.command()
@@ -291,7 +277,7 @@ def fuse(
     weights: Annotated[str, typer.Option(help="Comma-separated weights (default equal).")] = "",
 ) -> None:
     """Late fusion of finished CV runs: average their out-of-fold probabilities."""
-    from emovox.fuse import fuse_runs
+    from emovox.experiment.fuse import fuse_runs
 
     try:
         w = [float(x) for x in _csv(weights)] or None

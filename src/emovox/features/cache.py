@@ -9,12 +9,16 @@ any parameter misses it.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import json
 import logging
 import os
+import signal
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -47,38 +51,95 @@ def content_hash(path: Path) -> str:
 class FeatureCache:
     """``root/<feature-key-hash>/<content-hash[:2]>/<content-hash>.npy``, written atomically."""
 
-    def __init__(self, root: Path, key: str) -> None:
+    def __init__(self, root: Path, key: str, ndim: int | None = None) -> None:
+        """``ndim``: dimensions of every value (1 for vectors, 2 for sequences), if known."""
         self.key = key
+        self.ndim = ndim
+        self.dim: int | None = None
         self.dir = Path(root) / "features" / hashlib.sha256(key.encode()).hexdigest()[:16]
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "key.json"
         if not meta.exists():
             meta.write_text(key)
+        self._read_shape()
+
+    def _read_shape(self) -> None:
+        try:
+            shape = json.loads((self.dir / "shape.json").read_text())
+            self.dim = int(shape["dim"])
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable %s: %s", self.dir / "shape.json", exc)
 
     def path(self, chash: str) -> Path:
         return self.dir / chash[:2] / f"{chash}.npy"
 
     def get(self, chash: str) -> np.ndarray | None:
+        """The cached array, or None when absent or unusable (empty, torn, of another
+        shape than this feature gives, or not finite): such an entry is logged, naming
+        the file, and recomputed by the caller."""
         p = self.path(chash)
         if not p.exists():
             return None
         try:
-            return np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:  # a torn or corrupt entry: recompute it
-            log.warning("ignoring unreadable cache entry %s: %s", p, exc)
+            arr = np.load(p, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - EOFError (0 bytes), OSError, ValueError...
+            log.warning("ignoring unreadable cache entry %s (%s: %s); recomputing it",
+                        p, type(exc).__name__, exc or "empty file")
             return None
+        problem = self.problem(arr)
+        if problem:
+            log.warning("ignoring bad cache entry %s (%s); recomputing it", p, problem)
+            return None
+        return arr
+
+    def problem(self, arr: np.ndarray) -> str | None:
+        """Why ``arr`` cannot be a value of this cache's feature, or None if it can."""
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
+            return f"not a float array ({getattr(arr, 'dtype', type(arr))})"
+        if self.ndim is not None and arr.ndim != self.ndim:
+            return f"shape {arr.shape}, expected {self.ndim} dimension(s)"
+        if arr.size == 0 and self.ndim == 1:
+            return "empty"
+        if self.dim is not None and arr.ndim and arr.shape[-1] != self.dim:
+            return f"shape {arr.shape}, expected last dimension {self.dim}"
+        if not np.all(np.isfinite(arr)):
+            return "NaN or infinite values"
+        return None
 
     def put(self, chash: str, arr: np.ndarray) -> None:
+        """Store ``arr`` atomically (written, fsynced, then renamed into place). Arrays
+        this cache would refuse to read back (NaN, wrong shape) are not stored."""
+        problem = self.problem(np.asarray(arr))
+        if problem:
+            log.warning("not caching the features of %s: %s", chash[:12], problem)
+            return
+        if self.dim is None and arr.ndim:
+            self._learn_dim(int(arr.shape[-1]))
         p = self.path(chash)
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, p)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _learn_dim(self, dim: int) -> None:
+        """Remember the feature's last dimension (``shape.json``) so that entries of
+        another width are recognised as bad."""
+        self.dim = dim
+        f = self.dir / "shape.json"
+        if not f.exists():
+            try:
+                f.write_text(json.dumps({"ndim": self.ndim, "dim": dim}))
+            except OSError as exc:  # a read-only cache still works
+                log.debug("cannot write %s: %s", f, exc)
 
 
 @dataclass
@@ -126,10 +187,71 @@ def _extract_one(
     return extract(name, wave, audio.sr, **params)
 
 
-def _worker_init() -> None:
+#: Linux prctl option: signal this process when its parent dies
+_PR_SET_PDEATHSIG = 1
+#: seconds between two parent checks of the portable watchdog
+PARENT_POLL_SECONDS = 0.5
+
+
+def die_with_parent(parent_pid: int, *, use_prctl: bool = True) -> str:
+    """Make this (worker) process exit when ``parent_pid`` dies; returns how.
+
+    On Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` has the kernel kill it; elsewhere (or
+    when prctl is unavailable) a daemon thread polls ``os.getppid()`` and exits the
+    process once the parent is gone (the worker is re-parented to init or a subreaper).
+    """
+    first_ppid = os.getppid()  # parent_pid itself, or a fork server it started
+
+    def parent_gone() -> bool:
+        if os.getppid() != first_ppid:
+            return True
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, but not ours to signal
+            pass
+        return False
+
+    if use_prctl and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if parent_gone():  # the parent died before prctl took effect
+                    os._exit(1)
+                return "prctl"
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while not parent_gone():
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="emovox-parent-watch", daemon=True).start()
+    return "watchdog"
+
+
+def _worker_init(parent_pid: int | None = None, use_prctl: bool = True) -> None:
     # One BLAS/numba thread per worker: the pool already uses every core.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
+    # Workers die with the process that started them (killing `evaluate` kills them too).
+    if parent_pid is not None:
+        die_with_parent(parent_pid, use_prctl=use_prctl)
+
+
+def extraction_pool(n_jobs: int, *, use_prctl: bool = True) -> ProcessPoolExecutor:
+    """The process pool feature extraction runs on: its workers never outlive this process."""
+    return ProcessPoolExecutor(max_workers=n_jobs, initializer=_worker_init,
+                               initargs=(os.getpid(), use_prctl))
+
+
+def _feature_ndim(name: str) -> int | None:
+    from emovox.features import FEATURES
+
+    spec = FEATURES.get(name)
+    return None if spec is None else (1 if spec.kind == "vector" else 2)
 
 
 def extract_files(
@@ -161,7 +283,7 @@ def extract_files(
             "seed": variant.seed,
         }
     key = json.dumps(key_parts, sort_keys=True)
-    cache = FeatureCache(cache_dir or default_cache_dir(), key)
+    cache = FeatureCache(cache_dir or default_cache_dir(), key, ndim=_feature_ndim(name))
     t0 = time.perf_counter()
     hashes = list(content_ids) if content_ids is not None else [content_hash(p) for p in paths]
     out: list[np.ndarray | None] = [None] * len(paths)
@@ -201,7 +323,7 @@ def extract_files(
                 i, lambda i=i: _extract_one(str(paths[i]), name, params, fe, hashes[i], variant)
             )
     else:
-        with ProcessPoolExecutor(max_workers=n_jobs, initializer=_worker_init) as pool:
+        with extraction_pool(n_jobs) as pool:
             futs = {
                 i: pool.submit(_extract_one, str(paths[i]), name, params, fe, hashes[i], variant)
                 for i in todo

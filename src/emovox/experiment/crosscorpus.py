@@ -7,8 +7,6 @@ predicting it. Same metrics, plots and run directory as cross-validation.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -19,10 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from emovox.corpora import corpus_label_map, scan_corpus
+from emovox.corpora.base import Utterance
 from emovox.errors import ConfigError, EmovoxError
+from emovox.experiment.rundir import (
+    Prediction,
+    Predictions,
+    check_run_destination,
+    staged_run_dir,
+    write_run,
+)
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics
-from emovox.plots import plot_confusion, plot_recall
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ def evaluate_artifact(
     from emovox.inference import Predictor
 
     t0 = time.perf_counter()
+    check_run_destination(out_dir)
     predictor = Predictor.from_artifact(artifact, backend=backend)
     classes = [c for c in shared_label_set(corpus) if c in predictor.labels]
     if len(classes) < 2:
@@ -73,7 +79,7 @@ def evaluate_artifact(
         raise ConfigError(f"no clips of the shared classes {classes} under {root}")
     cols = [predictor.labels.index(c) for c in classes]
 
-    def one(u) -> tuple[np.ndarray | None, str | None]:
+    def one(u: Utterance) -> tuple[np.ndarray | None, str | None]:
         try:
             p = predictor.predict_file(u.path)
             return np.array([p.probabilities[predictor.labels[c]] for c in cols]), None
@@ -94,30 +100,34 @@ def evaluate_artifact(
     m = compute_metrics(y_true, pred, classes)
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     res = CrossCorpusResult(corpus, classes, m, len(utts), len(utts) - len(ok),
                             time.perf_counter() - t0, out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps({
+    metrics = {
         "protocol": f"cross-corpus:{corpus}", "model_id": predictor.model_id,
         "speaker_independent": True, "classes": classes, "pooled": m.to_dict(),
         "n_files": res.n_files, "n_errors": res.n_errors, "seconds": res.seconds,
-    }, indent=2))
-    with open(out_dir / "predictions.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "speaker", "true", "pred", *(f"p_{c}" for c in classes), "error"])
-        for i, u in enumerate(utts):
-            p, err = results[i]
-            if p is None:
-                w.writerow([str(u.path), u.speaker, u.emotion.value, "", *[""] * len(classes), err])
-            else:
-                p = p / max(p.sum(), 1e-12)
-                w.writerow([str(u.path), u.speaker, u.emotion.value, classes[int(p.argmax())],
-                            *(f"{v:.6f}" for v in p), ""])
+    }
     title = f"{predictor.model_id} on {corpus}"
-    plot_confusion(m.confusion, classes, out_dir / "confusion.png",
-                   f"{title}: UA {m.ua:.1f}")
-    plot_recall(m.recall, out_dir / "recall.png", f"{title}: recall per class")
+    with staged_run_dir(out_dir) as stage:
+        write_run(stage, metrics, _predictions(utts, results, classes), pooled=m,
+                  titles=(f"{title}: UA {m.ua:.1f}", f"{title}: recall per class"))
     return res
+
+
+def _predictions(
+    utts: list[Utterance], results: list[tuple[np.ndarray | None, str | None]],
+    classes: list[str],
+) -> Predictions:
+    rows: list[Prediction] = []
+    for u, (p, err) in zip(utts, results, strict=True):
+        row = Prediction(str(u.path), u.speaker, u.emotion.value, corpus=u.corpus)
+        if p is None:
+            row.error = err or "unreadable"
+        else:
+            p = p / max(p.sum(), 1e-12)
+            row.pred, row.proba = classes[int(p.argmax())], tuple(float(v) for v in p)
+        rows.append(row)
+    return Predictions(list(classes), rows)
 
 
 __all__ = ["CrossCorpusResult", "evaluate_artifact", "shared_label_set"]

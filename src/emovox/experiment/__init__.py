@@ -1,0 +1,34 @@
+"""Experiments: everything that turns a corpus and a model name into measured results.
+
+Owns: the dataset and its model inputs (:mod:`.dataset`: ``load_dataset``, public
+``featurise``, ``gather``), the cross-validation fold runner (:mod:`.runner`), the run
+directory -- its one writer, one reader and the one ``predictions.csv`` schema
+(:mod:`.rundir`) --, cross-corpus scoring of a trained model (:mod:`.crosscorpus`), late
+fusion of finished runs (:mod:`.fuse`) and the results table of ``emovox report``
+(:mod:`.report`).
+
+May import: training, serving, artifact, models, preprocess, features, augment, splits,
+metrics, calibration, plots, affect, audio, corpora, config, labels, errors. Never cli,
+api or web.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Re-exported lazily: ``emovox report`` and ``fuse`` read run directories without importing
+# the models (torch) that the runner needs.
+_EXPORTS = {
+    "Dataset": "dataset", "featurise": "dataset", "gather": "dataset", "load_dataset": "dataset",
+    "ExperimentResult": "runner", "FoldResult": "runner", "run_experiment": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,159 @@
+"""The labelled clips of an experiment and their network/model inputs.
+
+:func:`load_dataset` scans a corpus and applies the config's filters; :func:`featurise`
+computes (or reads from the cache) every input of a model for a list of files;
+:func:`gather` stacks the features of some clips into a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.config import DataConfig, ExperimentConfig
+from emovox.corpora import scan_corpus
+from emovox.corpora.base import Utterance
+from emovox.errors import ConfigError
+from emovox.features.cache import (
+    AudioFrontEnd,
+    Extraction,
+    ProgressFn,
+    Variant,
+    content_hash,
+    extract_files,
+)
+from emovox.labels import emotion_index
+from emovox.models import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Dataset:
+    """Labelled utterances ready for splitting.
+
+    ``train_only[i]`` marks clips that may be trained on but never tested (e.g. RAVDESS
+    song clips when only speech is evaluated). Byte-identical duplicates are dropped
+    (first copy kept) so the same audio can never sit on both sides of a fold.
+    """
+
+    utts: list[Utterance]
+    train_only: np.ndarray
+    content_ids: list[str]
+    report: str
+    dropped_duplicates: list[str] = field(default_factory=list)
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.array([emotion_index(u.emotion) for u in self.utts])
+
+
+@dataclass
+class Featurised:
+    """Every input of a model for a list of files, in order.
+
+    ``items[i]`` is an array for single-input models and a tuple of arrays for
+    multi-input ones (None where ``errors`` has ``i``: a file that fails for any input
+    is an error for the model).
+    """
+
+    items: list[Any]
+    errors: dict[int, str]
+    n_cached: int
+    seconds: float
+
+    def __iter__(self):  # unpacks as (items, errors, n_cached, seconds)
+        return iter((self.items, self.errors, self.n_cached, self.seconds))
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    """Scan ``cfg.root`` with the ``cfg.corpus`` reader and apply the config's filters."""
+    if not cfg.root:
+        raise ConfigError("no data directory given (--data DIR)")
+    scan = scan_corpus(cfg.corpus, Path(cfg.root), detect_duplicates=False)
+    keep = set(cfg.vocal_channels) | set(cfg.train_extra)
+    wanted = {s.lstrip("0") or "0" for s in cfg.speakers}
+    utts: list[Utterance] = []
+    train_only: list[bool] = []
+    for u in scan.labelled:
+        channel = u.meta.get("vocal_channel")
+        if channel is not None and channel not in keep:
+            continue
+        if wanted and u.speaker.split(":", 1)[1].lstrip("0") not in wanted:
+            continue
+        utts.append(u)
+        train_only.append(channel is not None and channel not in cfg.vocal_channels)
+    if not utts:
+        raise ConfigError(f"no labelled clips found under {cfg.root} with these filters")
+    hashes = [content_hash(u.path) for u in utts]
+    seen: dict[str, int] = {}
+    kept: list[int] = []
+    dropped: list[str] = []
+    for i, h in enumerate(hashes):
+        if h in seen:
+            dropped.append(f"{utts[i].path.name} == {utts[seen[h]].path.name}")
+        else:
+            seen[h] = i
+            kept.append(i)
+    if dropped:
+        log.warning("dropped %d byte-identical duplicate(s): %s", len(dropped), "; ".join(dropped))
+    report = scan.summary()
+    return Dataset(
+        [utts[i] for i in kept],
+        np.array([train_only[i] for i in kept], bool),
+        [hashes[i] for i in kept],
+        report,
+        dropped,
+    )
+
+
+def gather(feats: list[Any], idx: np.ndarray) -> Any:
+    """Stack the features at ``idx`` into (N, ...) when shapes agree, else a list.
+
+    For multi-input models each item is a tuple of arrays; the result is then a tuple
+    with one gathered batch per input.
+    """
+    items = [feats[i] for i in idx]
+    if items and isinstance(items[0], tuple):
+        return tuple(gather([it[k] for it in items], np.arange(len(items)))
+                     for k in range(len(items[0])))
+    if items and all(a.shape == items[0].shape for a in items):
+        return np.stack(items)
+    return items
+
+
+def featurise(
+    cfg: ExperimentConfig, spec: ModelSpec, paths: list[Path], content_ids: list[str],
+    progress: ProgressFn | None = None, variant: Variant | None = None,
+) -> Featurised:
+    """Features of every input of ``spec`` for ``paths`` (see :class:`Featurised`; it
+    unpacks as ``items, errors, n_cached, seconds``).
+
+    Items are arrays for single-input models and tuples of arrays for multi-input ones;
+    a file that fails for any input is an error for the model.
+    """
+    parts: list[Extraction] = [
+        extract_files(
+            paths, inp.feature, inp.params, frontend=AudioFrontEnd(trim=inp.trim),
+            cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None, content_ids=content_ids,
+            n_jobs=cfg.n_jobs, progress=progress, variant=variant,
+        )
+        for inp in spec.inputs
+    ]
+    errors: dict[int, str] = {}
+    for part in parts:
+        for i, msg in part.errors.items():
+            errors.setdefault(i, msg)
+    if len(parts) == 1:
+        items: list[Any] = list(parts[0].features)
+    else:
+        items = [tuple(p.features[i] for p in parts) for i in range(len(paths))]
+    return Featurised(items, errors, min(p.n_cached for p in parts),
+                      sum(p.seconds for p in parts))
+
+
+__all__ = ["Dataset", "Featurised", "featurise", "gather", "load_dataset"]

@@ -1,0 +1,100 @@
+"""Late fusion of finished cross-validation runs: average the out-of-fold probabilities
+of several run directories clip by clip (fixed weights, never tuned on test speakers).
+
+This gives exactly what a fusion model trained fold by fold would give when its members
+are the runs' models (same folds, same seeds), without training anything again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox import __version__
+from emovox.errors import ConfigError
+from emovox.experiment.rundir import (
+    Prediction,
+    Predictions,
+    RunRecord,
+    check_run_destination,
+    read_run,
+    staged_run_dir,
+    write_run,
+)
+from emovox.labels import LABELS
+from emovox.metrics import Metrics, compute_metrics, summarize
+
+Key = tuple[int, str]
+
+
+def _table(run: RunRecord) -> dict[Key, Prediction]:
+    if run.predictions is None or run.predictions.labels != list(LABELS):
+        raise ConfigError(f"{run.path}: probabilities are not over the {len(LABELS)} labels")
+    return {(r.fold if r.fold is not None else -1, r.path): r for r in run.predictions.scored()}
+
+
+def _fold_rows(runs: list[RunRecord], per_fold: list[Metrics], folds: list[int]) -> list[dict]:
+    metas = [r.metrics for r in runs]
+    return [
+        {"index": int(f), "metrics": m.to_dict(), "n_test": m.n,
+         "fit_seconds": sum(next(x["fit_seconds"] for x in mt["folds"] if x["index"] == f)
+                            for mt in metas),
+         "n_params": sum(next(x.get("n_params", 0) for x in mt["folds"] if x["index"] == f)
+                         for mt in metas)}
+        for f, m in zip(folds, per_fold, strict=True)
+    ]
+
+
+def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -> dict[str, Any]:
+    """Fuse ``runs`` into the run directory ``out``; returns its metrics.json content."""
+    if len(runs) < 2:
+        raise ConfigError("fusion needs at least two run directories")
+    w = np.asarray(weights or [1.0] * len(runs), float)
+    if len(w) != len(runs) or np.any(w < 0) or w.sum() <= 0:
+        raise ConfigError("one non-negative weight per run")
+    w = w / w.sum()
+    check_run_destination(out)
+    records = [read_run(Path(r)) for r in runs]
+    metas = [r.metrics for r in records]
+    tables = [_table(r) for r in records]
+    protocols = {m["protocol"] for m in metas}
+    if len(protocols) != 1:
+        raise ConfigError(f"runs use different protocols: {sorted(protocols)}")
+    keys = set(tables[0])
+    for r, t in zip(runs[1:], tables[1:], strict=True):
+        if set(t) != keys:
+            raise ConfigError(f"{r} has other test clips or folds than {runs[0]}")
+    order = sorted(keys)
+    proba = sum(wi * np.array([t[k].proba for k in order]) for wi, t in zip(w, tables, strict=True))
+    y = np.array([LABELS.index(tables[0][k].true) for k in order])
+    folds = np.array([k[0] for k in order])
+    pred = proba.argmax(1)
+    fold_ids = sorted(set(folds.tolist()))
+    per_fold = [compute_metrics(y[folds == f], pred[folds == f], list(LABELS)) for f in fold_ids]
+    pooled = compute_metrics(y, pred, list(LABELS))
+    name = "+".join(m["model"] for m in metas)
+    result = {
+        "package_version": __version__, "model": f"fusion({name})",
+        "protocol": metas[0]["protocol"],
+        "speaker_independent": all(m["speaker_independent"] for m in metas),
+        "summary": summarize(per_fold), "pooled": pooled.to_dict(),
+        "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
+        "folds": _fold_rows(records, per_fold, fold_ids),
+        "fused_runs": [str(r) for r in runs], "weights": w.tolist(),
+    }
+    rows = [
+        Prediction(k[1], tables[0][k].speaker, tables[0][k].true, LABELS[pred[i]],
+                   tuple(float(v) for v in proba[i]), fold=k[0], corpus=tables[0][k].corpus)
+        for i, k in enumerate(order)
+    ]
+    s = result["summary"]["ua"]
+    with staged_run_dir(Path(out)) as stage:
+        write_run(stage, result, Predictions(list(LABELS), rows), pooled=pooled,
+                  titles=(f"fusion({name}): UA {s['mean']:.1f} ± {s['std']:.1f}",
+                          f"fusion({name}): recall per class"))
+    return result
+
+
+__all__ = ["fuse_runs"]

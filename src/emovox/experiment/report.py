@@ -1,0 +1,105 @@
+"""The results table of ``emovox report``: one row per cross-validation run directory.
+
+:func:`collect_report` reads every run (a bad one becomes a :class:`RunProblem`, never an
+exception, so the good runs are still tabulated); :func:`markdown_table` renders the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emovox.experiment.rundir import RunDirError, RunRecord, read_run
+
+SCALAR_KEYS: tuple[str, ...] = ("ua", "wa", "macro_f1", "weighted_f1")
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One cross-validation run, as the table shows it."""
+
+    run: Path
+    model: str
+    protocol: str
+    speaker_independent: bool
+    n_folds: int
+    #: mean and std over folds of each of :data:`SCALAR_KEYS`
+    scalars: dict[str, tuple[float, float]]
+    worst_label: str
+    worst_recall: float
+    fit_seconds: float
+    n_params: int
+
+
+@dataclass(frozen=True)
+class RunProblem:
+    """A run directory that could not be tabulated, and why (one line)."""
+
+    run: Path
+    reason: str
+
+
+@dataclass
+class Report:
+    rows: list[ReportRow] = field(default_factory=list)
+    problems: list[RunProblem] = field(default_factory=list)
+
+
+def report_row(rec: RunRecord) -> ReportRow:
+    """The table row of a cross-validation run (KeyError/TypeError/ValueError if malformed)."""
+    m = rec.metrics
+    s = m["summary"]
+    folds = m["folds"]
+    return ReportRow(
+        run=rec.path, model=str(m["model"]), protocol=str(m["protocol"]),
+        speaker_independent=bool(m["speaker_independent"]), n_folds=len(folds),
+        scalars={k: (float(s[k]["mean"]), float(s[k]["std"])) for k in SCALAR_KEYS},
+        worst_label=str(m["worst_class"]["label"]),
+        worst_recall=float(m["worst_class"]["recall"]),
+        fit_seconds=float(sum(f["fit_seconds"] for f in folds)),
+        n_params=int(max((f.get("n_params", 0) for f in folds), default=0)),
+    )
+
+
+def collect_report(runs: Iterable[Path]) -> Report:
+    """Rows for the cross-validation runs among ``runs``; every other path is a problem."""
+    rep = Report()
+    for run in runs:
+        run = Path(run)
+        try:
+            rec = read_run(run, predictions=False)
+        except RunDirError as exc:
+            rep.problems.append(RunProblem(run, str(exc)))
+            continue
+        if not rec.is_cross_validation:
+            rep.problems.append(RunProblem(run, f"{run}: not a cross-validation run "
+                                                f"({rec.protocol})"))
+            continue
+        try:
+            rep.rows.append(report_row(rec))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            rep.problems.append(RunProblem(run, f"{run}/metrics.json: malformed "
+                                                f"({type(exc).__name__}: {exc})"))
+    return rep
+
+
+def markdown_table(rows: Iterable[ReportRow]) -> list[str]:
+    """The Markdown lines (header included) of ``rows``."""
+    lines = [
+        "| model | protocol | folds | UA | WA | macro-F1 | weighted-F1 | worst class (recall) "
+        "| fit time | parameters |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [f"{r.scalars[k][0]:.1f} ± {r.scalars[k][1]:.1f}" for k in SCALAR_KEYS]
+        proto = r.protocol + ("" if r.speaker_independent else " (speaker-dependent)")
+        lines.append(
+            f"| `{r.model}` | {proto} | {r.n_folds} | " + " | ".join(cells)
+            + f" | {r.worst_label} ({r.worst_recall:.1f}) | {r.fit_seconds / 60:.1f} min"
+            f" | {r.n_params:,} |"
+        )
+    return lines
+
+
+__all__ = ["Report", "ReportRow", "RunProblem", "collect_report", "markdown_table", "report_row"]

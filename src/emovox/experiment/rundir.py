@@ -1,0 +1,374 @@
+"""The run directory: the one writer and the one reader of what an experiment leaves.
+
+A run directory holds:
+
+- ``metrics.json``: the run's numbers (cross-validation: per fold, mean +- std over folds,
+  pooled; cross-corpus: pooled over the shared classes). Always has ``"protocol"``.
+- ``predictions.csv``: one row per test clip, columns in this order
+  (:data:`PREDICTION_COLUMNS` then the probabilities, then ``error``):
+
+  ========  =============================================================================
+  fold      fold index of the clip's test side; empty for cross-corpus scoring
+  path      the audio file
+  speaker   globally unique speaker id (``ravdess:01``)
+  corpus    corpus reader name (``ravdess``); empty in runs written before this column
+  true      true label (canonical name)
+  pred      predicted label; empty when the clip failed
+  p_<lab>   probability of each label of the run, in the run's label order (six
+            decimals); empty when the clip failed
+  error     why the clip could not be scored; empty otherwise
+  ========  =============================================================================
+
+- ``config.yaml`` (cross-validation), ``errors.csv`` (``path,error``) when files failed
+  at feature extraction, and the plots ``confusion.png`` and ``recall.png``.
+
+Runs are written into a staging folder next to the destination and swapped in whole
+(:func:`staged_run_dir`), so a re-run never leaves stale files and an interrupted one
+never leaves half a run; a destination that is not an emovox run folder is never touched.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from emovox.errors import ConfigError
+
+if TYPE_CHECKING:
+    from emovox.config import ExperimentConfig
+    from emovox.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.csv"
+CONFIG_FILE = "config.yaml"
+ERRORS_FILE = "errors.csv"
+#: leading columns of predictions.csv; ``p_<label>`` columns and ``error`` follow
+PREDICTION_COLUMNS: tuple[str, ...] = ("fold", "path", "speaker", "corpus", "true", "pred")
+PROBA_PREFIX = "p_"
+#: probabilities are written with six decimals; readers floor them at half that step
+PROBA_FLOOR = 5e-7
+
+
+class RunDirError(ConfigError):
+    """A run directory (or the path given for one) is missing, malformed or not ours."""
+
+
+@dataclass
+class Prediction:
+    """One row of predictions.csv. ``proba`` is None (and ``error`` set) for a failed clip."""
+
+    path: str
+    speaker: str
+    true: str
+    pred: str = ""
+    proba: tuple[float, ...] | None = None
+    fold: int | None = None
+    corpus: str = ""
+    error: str = ""
+
+
+@dataclass
+class Predictions:
+    """predictions.csv in memory: ``labels`` orders every row's ``proba``."""
+
+    labels: list[str]
+    rows: list[Prediction] = field(default_factory=list)
+
+    def scored(self) -> list[Prediction]:
+        """The rows that have probabilities (no error)."""
+        return [r for r in self.rows if r.proba is not None]
+
+    def probabilities(self) -> np.ndarray:
+        """``(N, C)`` probabilities of the scored rows."""
+        rows = self.scored()
+        return np.array([r.proba for r in rows], float).reshape(len(rows), len(self.labels))
+
+    def true_indices(self) -> np.ndarray:
+        """``(N,)`` index into ``labels`` of each scored row's true label."""
+        try:
+            return np.array([self.labels.index(r.true) for r in self.scored()], int)
+        except ValueError as exc:
+            raise ValueError(f"unknown label in column 'true' ({exc})") from None
+
+
+@dataclass
+class RunRecord:
+    """A run directory as read back: its metrics.json and (when asked for) predictions."""
+
+    path: Path
+    metrics: dict[str, Any]
+    predictions: Predictions | None = None
+
+    @property
+    def model(self) -> str:
+        return str(self.metrics.get("model", "?"))
+
+    @property
+    def protocol(self) -> str:
+        return str(self.metrics["protocol"])
+
+    @property
+    def speaker_independent(self) -> bool:
+        return bool(self.metrics.get("speaker_independent"))
+
+    @property
+    def is_cross_validation(self) -> bool:
+        return "summary" in self.metrics and "folds" in self.metrics
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.metrics.get("folds", []))
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def is_run_dir(path: Path) -> bool:
+    """True if ``path`` is a folder emovox wrote as a run directory (metrics.json with a
+    protocol, or -- for runs interrupted by older versions -- an experiment config.yaml)."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    try:
+        meta = json.loads((path / METRICS_FILE).read_text())
+        if isinstance(meta, dict) and "protocol" in meta:
+            return True
+    except (OSError, ValueError):
+        pass
+    try:
+        import yaml
+
+        cfg = yaml.safe_load((path / CONFIG_FILE).read_text())
+        return isinstance(cfg, dict) and {"data", "model", "split"} <= set(cfg)
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+
+
+def check_run_destination(out: Path) -> None:
+    """Raise :class:`RunDirError` unless ``out`` is free, an empty folder or a run folder:
+    emovox never overwrites what it did not write."""
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise RunDirError(f"{out} exists and is not a folder; refusing to overwrite it")
+    if any(out.iterdir()) and not is_run_dir(out):
+        raise RunDirError(
+            f"{out} exists and is not an emovox run folder; refusing to overwrite it "
+            "(choose another --out or remove it yourself)"
+        )
+
+
+@contextmanager
+def staged_run_dir(out: Path) -> Iterator[Path]:
+    """Yield a fresh staging folder next to ``out``; on success it replaces ``out`` whole
+    (old files never linger), on error it is removed and ``out`` is left as it was."""
+    out = Path(out)
+    check_run_destination(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
+    stage.mkdir()
+    try:
+        yield stage
+        check_run_destination(out)  # nothing foreign appeared there while we worked
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(out, old)
+        os.rename(stage, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_predictions(path: Path, predictions: Predictions) -> None:
+    """Write ``predictions.csv`` in the one schema (see the module docstring)."""
+    probas = [f"{PROBA_PREFIX}{lab}" for lab in predictions.labels]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*PREDICTION_COLUMNS, *probas, "error"])
+        for r in predictions.rows:
+            p = [f"{v:.6f}" for v in r.proba] if r.proba is not None else [""] * len(probas)
+            w.writerow(["" if r.fold is None else r.fold, r.path, r.speaker, r.corpus, r.true,
+                        r.pred, *p, r.error])
+
+
+def write_run(
+    out: Path,
+    metrics: dict[str, Any],
+    predictions: Predictions,
+    *,
+    pooled: Metrics,
+    titles: tuple[str, str],
+    config: ExperimentConfig | None = None,
+    errors: Sequence[tuple[Path, str]] = (),
+) -> None:
+    """Write a run directory into ``out`` (normally a :func:`staged_run_dir` folder).
+
+    ``titles`` are those of the confusion and the recall plot of ``pooled``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        config.save_yaml(out / CONFIG_FILE)
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    write_predictions(out / PREDICTIONS_FILE, predictions)
+    if errors:
+        with open(out / ERRORS_FILE, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "error"])
+            w.writerows((str(p), msg) for p, msg in errors)
+    from emovox.plots import plot_confusion, plot_recall
+
+    plot_confusion(pooled.confusion, pooled.labels, out / "confusion.png", titles[0])
+    plot_recall(pooled.recall, out / "recall.png", titles[1])
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_metrics(run: Path) -> dict[str, Any]:
+    """``metrics.json`` of ``run``; :class:`RunDirError` naming the file if it is missing,
+    truncated or not a run's metrics."""
+    f = Path(run) / METRICS_FILE
+    if not f.is_file():
+        raise RunDirError(f"{run}: no {METRICS_FILE}")
+    try:
+        meta = json.loads(f.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunDirError(f"{f}: unreadable ({exc})") from None
+    if not isinstance(meta, dict) or "protocol" not in meta:
+        raise RunDirError(f"{f}: not the metrics of an emovox run")
+    return meta
+
+
+def _float_or_none(cells: Iterable[str]) -> tuple[float, ...] | None:
+    cells = list(cells)
+    if not cells or any(c == "" for c in cells):
+        return None
+    return tuple(float(c) for c in cells)
+
+
+def read_predictions(path: Path) -> Predictions:
+    """``predictions.csv`` (a file, or a run directory holding one) in any layout emovox
+    has written: the columns are found by name, ``corpus``/``fold``/``error`` optional."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / PREDICTIONS_FILE
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            names = list(reader.fieldnames or [])
+            probas = [c for c in names if c.startswith(PROBA_PREFIX)]
+            missing = [c for c in ("true",) if c not in names] or ([] if probas else ["p_*"])
+            if missing:
+                raise RunDirError(f"{path}: missing column(s) {', '.join(missing)}")
+            rows = [
+                Prediction(
+                    path=r.get("path") or "", speaker=r.get("speaker") or "", true=r["true"],
+                    pred=r.get("pred") or "", proba=_float_or_none(r[c] for c in probas),
+                    fold=int(r["fold"]) if r.get("fold") else None,
+                    corpus=r.get("corpus") or "", error=r.get("error") or "",
+                )
+                for r in reader
+            ]
+    except OSError as exc:
+        raise RunDirError(f"{path}: unreadable ({exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise RunDirError(f"{path}: malformed ({exc})") from None
+    return Predictions([c[len(PROBA_PREFIX):] for c in probas], rows)
+
+
+def read_run(run: Path, *, predictions: bool = True) -> RunRecord:
+    """Read the run directory ``run`` (metrics.json, and predictions.csv unless asked not to)."""
+    run = Path(run)
+    meta = read_metrics(run)
+    return RunRecord(run, meta, read_predictions(run) if predictions else None)
+
+
+def read_probabilities(
+    path: Path, labels: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(probs (N, C), y (N,))`` of the scored rows of a predictions.csv, for calibration.
+
+    ``labels`` (default :data:`emovox.labels.LABELS`) must all have a probability column;
+    the result follows their order. Probabilities were written with six decimals, so they
+    are floored at :data:`PROBA_FLOOR` and renormalised.
+    """
+    from emovox.labels import LABELS
+
+    labels = list(labels or LABELS)
+    try:
+        preds = read_predictions(path)
+    except RunDirError as exc:
+        raise ValueError(str(exc)) from None
+    missing = [f"{PROBA_PREFIX}{lab}" for lab in labels if lab not in preds.labels]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    if not preds.scored():
+        raise ValueError(f"{path}: no predictions")
+    try:
+        y = np.array([labels.index(r.true) for r in preds.scored()])
+    except ValueError as exc:
+        raise ValueError(f"{path}: unknown label in column 'true' ({exc})") from None
+    cols = [preds.labels.index(lab) for lab in labels]
+    p = np.maximum(preds.probabilities()[:, cols], PROBA_FLOOR)
+    return p / p.sum(axis=1, keepdims=True), y
+
+
+def fit_from_predictions_csv(path: Path, n_bins: int = 15) -> dict[str, Any]:
+    """Fit the temperature on the out-of-fold predictions in ``predictions.csv`` and report
+    ECE/NLL before and after (:func:`emovox.calibration.calibration_report`; adds
+    ``"source"``)."""
+    from emovox.calibration import calibration_report, fit_temperature
+
+    p, y = read_probabilities(path)
+    t = fit_temperature(p, y)
+    return {**calibration_report(p, y, t, n_bins), "source": str(path)}
+
+
+@dataclass
+class CvRun:
+    """What packaging a model takes from its cross-validation run."""
+
+    metrics: dict[str, Any]
+    predictions: Path
+
+
+def read_cv_run(run: Path, model: str) -> CvRun:
+    """The speaker-independent CV run of ``model`` at ``run``: its headline metrics
+    (protocol, summary, pooled, worst class) and the path of its predictions.csv."""
+    run = Path(run)
+    m = read_metrics(run)
+    if m.get("model") != model:
+        raise RunDirError(f"{run} is a CV run of {m.get('model')!r}, not {model!r}")
+    if not m.get("speaker_independent"):
+        raise RunDirError(f"{run} is not speaker-independent; calibrate on held-out speakers")
+    try:
+        metrics = {k: m[k] for k in ("protocol", "summary", "pooled", "worst_class")}
+    except KeyError as exc:
+        raise RunDirError(f"{run / METRICS_FILE}: not a cross-validation run (no {exc})") from None
+    return CvRun(metrics, run / PREDICTIONS_FILE)
+
+
+__all__ = [
+    "PREDICTION_COLUMNS", "CvRun", "Prediction", "Predictions", "RunDirError", "RunRecord",
+    "check_run_destination", "fit_from_predictions_csv", "is_run_dir", "read_cv_run",
+    "read_metrics", "read_predictions", "read_probabilities", "read_run", "staged_run_dir",
+    "write_predictions", "write_run",
+]

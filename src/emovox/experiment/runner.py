@@ -1,0 +1,308 @@
+"""Cross-validated experiments: corpus -> folds -> features -> model -> metrics -> run dir.
+
+The run directory's layout is documented (and written) in :mod:`emovox.experiment.rundir`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox import __version__
+from emovox.config import ExperimentConfig, Protocol
+from emovox.corpora.base import Utterance
+from emovox.errors import ConfigError
+from emovox.experiment.dataset import featurise, gather, load_dataset
+from emovox.experiment.rundir import (
+    Prediction,
+    Predictions,
+    check_run_destination,
+    staged_run_dir,
+    write_run,
+)
+from emovox.features.cache import ProgressFn, Variant
+from emovox.labels import LABELS
+from emovox.metrics import Metrics, compute_metrics, summarize
+from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
+from emovox.splits import Fold, make_folds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FoldResult:
+    index: int
+    test_speakers: list[str]
+    val_speakers: list[str]
+    n_train: int
+    n_val: int
+    n_test: int
+    fit_seconds: float
+    metrics: Metrics
+    n_params: int = 0
+    #: for fusion models: each member's UA on the same test clips
+    member_ua: dict[str, float] = field(default_factory=dict)
+    #: best validation UA (validation speakers, training side) of a neural model: the
+    #: number to compare configurations by, never the test UA
+    val_ua: float | None = None
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    folds: list[FoldResult]
+    pooled: Metrics
+    summary: dict[str, dict[str, float]]
+    out_dir: Path
+    extraction: dict[str, Any]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "package_version": __version__,
+            "model": self.config.model.name,
+            "protocol": self.config.split.protocol.value,
+            "speaker_independent": self.config.split.protocol.speaker_independent,
+            "summary": self.summary,
+            "val_ua_mean": (
+                float(np.mean([f.val_ua for f in self.folds]))
+                if all(f.val_ua is not None for f in self.folds) else None
+            ),
+            "pooled": self.pooled.to_dict(),
+            "worst_class": dict(zip(("label", "recall"), self.pooled.worst_recall, strict=True)),
+            "folds": [
+                {k: v for k, v in f.__dict__.items() if k != "metrics"} | {
+                    "metrics": f.metrics.to_dict()
+                }
+                for f in self.folds
+            ],
+            "extraction": self.extraction,
+            "seconds_total": self.seconds,
+        }
+
+
+def training_set(
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    utts: list[Utterance],
+    feats: list[Any],
+    y: np.ndarray,
+    content_ids: list[str],
+    train_idx: np.ndarray,
+) -> tuple[Any, np.ndarray]:
+    """The training clips of a fold plus, when configured, their augmented variants.
+
+    Only ``train_idx`` is ever augmented: validation and test clips never reach
+    :mod:`emovox.augment`.
+    """
+    x = [feats[i] for i in train_idx]
+    labels = [y[train_idx]]
+    for k in range(cfg.augment.variants):
+        items, errors, _, _ = featurise(
+            cfg, spec, [utts[i].path for i in train_idx], [content_ids[i] for i in train_idx],
+            variant=Variant(cfg.augment, k, cfg.seed),
+        )
+        good = [j for j in range(len(items)) if j not in errors]
+        x += [items[j] for j in good]
+        labels.append(y[train_idx][good])
+    return gather(x, np.arange(len(x))), np.concatenate(labels)
+
+
+def _best_val_ua(model: Any) -> float | None:
+    history = getattr(model, "history", None)
+    return float(max(history.val_ua)) if history is not None and history.val_ua else None
+
+
+def _save_fold_outputs(cfg: ExperimentConfig, model: Any, fold: int, out_dir: Path) -> None:
+    history = getattr(model, "history", None)
+    if history is not None and history.train_loss:
+        from emovox.plots import plot_curves
+
+        plot_curves(history.as_dict(), out_dir / f"curves_fold{fold}.png",
+                    f"{cfg.model.name} fold {fold}")
+        (out_dir / f"history_fold{fold}.json").write_text(json.dumps(history.as_dict()))
+    if cfg.save_models:
+        from emovox.artifact import save_model
+
+        save_model(model, out_dir / "models" / f"fold{fold}", cfg.to_dict(), force=True)
+
+
+@dataclass
+class PreparedData:
+    """The clips of an experiment whose features could be computed, with those features.
+
+    ``errors`` lists the files dropped because extraction failed; ``extraction`` is the
+    summary stored under ``"extraction"`` in metrics.json.
+    """
+
+    utts: list[Utterance]
+    feats: list[Any]
+    y: np.ndarray
+    train_only: np.ndarray
+    content_ids: list[str]
+    errors: list[tuple[Path, str]]
+    extraction: dict[str, Any]
+
+
+def prepare_data(
+    cfg: ExperimentConfig, spec: ModelSpec, progress: ProgressFn | None = None
+) -> PreparedData:
+    """Load the dataset of ``cfg``, featurise it for ``spec`` and drop failed files."""
+    ds = load_dataset(cfg.data)
+    log.info("%s", ds.report)
+
+    items, ext_errors, n_cached, ext_seconds = featurise(
+        cfg, spec, [u.path for u in ds.utts], ds.content_ids, progress
+    )
+    ok = np.array([i not in ext_errors for i in range(len(ds.utts))])
+    feats = [f for i, f in enumerate(items) if ok[i]]
+    errors = [(ds.utts[i].path, msg) for i, msg in sorted(ext_errors.items())]
+    utts = [u for u, k in zip(ds.utts, ok, strict=True) if k]
+    y = ds.y[ok]
+    train_only = ds.train_only[ok]
+    content_ids = [c for c, k in zip(ds.content_ids, ok, strict=True) if k]
+    extraction = {
+        "feature": "+".join(i.feature for i in spec.inputs), "n_files": len(ds.utts),
+        "n_cached": n_cached, "n_errors": len(errors), "seconds": ext_seconds,
+        "dropped_duplicates": ds.dropped_duplicates,
+    }
+    return PreparedData(utts, feats, y, train_only, content_ids, errors, extraction)
+
+
+def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
+    """The folds of ``cfg.split`` over ``data`` (only ``cfg.split.folds`` when given)."""
+    folds: list[Fold] = make_folds(
+        data.utts,
+        cfg.split.protocol,
+        seed=cfg.seed,
+        n_val_speakers=cfg.split.n_val_speakers,
+        test_size=cfg.split.test_size,
+        train_only=data.train_only,
+        content_ids=data.content_ids,
+    )
+    if cfg.split.folds:
+        bad = [k for k in cfg.split.folds if not 0 <= k < len(folds)]
+        if bad:
+            raise ConfigError(f"fold indices {bad} out of range 0..{len(folds) - 1}")
+        folds = [folds[k] for k in cfg.split.folds]
+    return folds
+
+
+def run_fold(
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    data: PreparedData,
+    fold: Fold,
+    out_dir: Path,
+    on_epoch: Callable[[int, int, float, float], None] | None = None,
+) -> tuple[FoldResult, np.ndarray]:
+    """Train on ``fold``'s training side, score its test side: (result, test probabilities).
+    Curves, history and (with ``cfg.save_models``) the model go to ``out_dir``."""
+    feats, y = data.feats, data.y
+    t_fit = time.perf_counter()
+    x_train, y_train = training_set(cfg, spec, data.utts, feats, y, data.content_ids, fold.train)
+    extra = {"on_epoch": on_epoch} if on_epoch and spec.family is Family.NEURAL else {}
+    model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params, **extra)
+    model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val])
+    proba = model.predict_proba(gather(feats, fold.test))
+    fit_s = time.perf_counter() - t_fit
+    _save_fold_outputs(cfg, model, fold.index, out_dir)
+    pred = proba.argmax(axis=1)
+    m = compute_metrics(y[fold.test], pred, list(LABELS))
+    member_ua = {
+        name: compute_metrics(y[fold.test], p.argmax(1), list(LABELS)).ua
+        for name, p in getattr(model, "member_probas", lambda _: {})(
+            gather(feats, fold.test)
+        ).items()
+    }
+    fr = FoldResult(
+        fold.index, list(fold.test_speakers), list(fold.val_speakers),
+        len(fold.train), len(fold.val), len(fold.test), fit_s, m, count_parameters(model),
+        member_ua, _best_val_ua(model),
+    )
+    log.info("fold %d: UA %.1f WA %.1f (%.1f s)", fold.index, m.ua, m.wa, fit_s)
+    return fr, proba
+
+
+def fold_predictions(data: PreparedData, fold: Fold, proba: np.ndarray) -> list[Prediction]:
+    """The predictions.csv rows of ``fold``'s test clips."""
+    pred = proba.argmax(axis=1)
+    return [
+        Prediction(
+            path=str(data.utts[i].path), speaker=data.utts[i].speaker, true=LABELS[data.y[i]],
+            pred=LABELS[pred[j]], proba=tuple(float(v) for v in proba[j]), fold=fold.index,
+            corpus=data.utts[i].corpus,
+        )
+        for j, i in enumerate(fold.test)
+    ]
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    out_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+    on_fold: Callable[[FoldResult], None] | None = None,
+    on_epoch: Callable[[int, int, float, float], None] | None = None,
+) -> ExperimentResult:
+    """Run every fold of ``cfg`` and write the run directory ``out_dir``.
+
+    ``out_dir`` is replaced whole when it is an earlier run; anything else there is
+    refused (:class:`emovox.experiment.rundir.RunDirError`) before any work starts.
+    """
+    t0 = time.perf_counter()
+    spec = get_model_spec(cfg.model.name)
+    out_dir = Path(out_dir)
+    check_run_destination(out_dir)
+    data = prepare_data(cfg, spec, progress)
+    folds = select_folds(cfg, data)
+
+    results: list[FoldResult] = []
+    rows: list[Prediction] = []
+    all_true: list[np.ndarray] = []
+    all_pred: list[np.ndarray] = []
+    with staged_run_dir(out_dir) as stage:
+        for fold in folds:
+            fr, proba = run_fold(cfg, spec, data, fold, stage, on_epoch)
+            results.append(fr)
+            if on_fold:
+                on_fold(fr)
+            all_true.append(data.y[fold.test])
+            all_pred.append(proba.argmax(axis=1))
+            rows += fold_predictions(data, fold, proba)
+
+        pooled = compute_metrics(np.concatenate(all_true), np.concatenate(all_pred),
+                                 list(LABELS))
+        result = ExperimentResult(
+            cfg, results, pooled, summarize([r.metrics for r in results]), out_dir,
+            data.extraction, time.perf_counter() - t0,
+        )
+        _write_run_dir(result, stage, Predictions(list(LABELS), rows), data.errors)
+    return result
+
+
+def _write_run_dir(
+    result: ExperimentResult, stage: Path, predictions: Predictions,
+    errors: list[tuple[Path, str]],
+) -> None:
+    name = f"{result.config.model.name} / {result.config.split.protocol.value}"
+    s = result.summary
+    write_run(
+        stage, result.to_dict(), predictions, pooled=result.pooled, config=result.config,
+        errors=errors,
+        titles=(f"{name}: UA {s['ua']['mean']:.1f} ± {s['ua']['std']:.1f}",
+                f"{name}: recall per class (pooled)"),
+    )
+
+
+__all__ = [
+    "ExperimentResult", "FoldResult", "PreparedData", "Protocol", "fold_predictions",
+    "prepare_data", "run_experiment", "run_fold", "select_folds", "training_set",
+]

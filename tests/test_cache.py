@@ -1,0 +1,134 @@
+"""Feature cache: corrupt entries are recomputed, files are fsynced, workers die with parent."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox.features.cache import FeatureCache, content_hash, extract_files
+
+
+@pytest.fixture
+def one_wav(tmp_path) -> Path:
+    t = np.arange(8000) / 16000
+    f = tmp_path / "a.wav"
+    sf.write(f, (0.3 * np.sin(2 * np.pi * 220 * t)).astype("float32"), 16000)
+    return f
+
+
+def _extract(wav: Path, cache: Path, name: str = "mfcc"):
+    return extract_files([wav], name, {}, cache_dir=cache, n_jobs=1)
+
+
+def _entry(wav: Path, cache: Path) -> Path:
+    files = list((cache / "features").glob(f"*/*/{content_hash(wav)}.npy"))
+    assert len(files) == 1
+    return files[0]
+
+
+@pytest.mark.parametrize("damage", ["empty", "nan", "wrong_width", "wrong_ndim", "garbage"])
+def test_bad_cache_entry_is_logged_and_recomputed(one_wav, tmp_path, caplog, damage):
+    cache = tmp_path / "cache"
+    first = _extract(one_wav, cache)
+    good = first.features[0]
+    assert first.n_cached == 0 and good is not None and good.ndim == 2
+    entry = _entry(one_wav, cache)
+    if damage == "empty":
+        entry.write_bytes(b"")  # used to escape as EOFError ("Aborted." from the CLI)
+    elif damage == "nan":
+        np.save(entry, np.full_like(good, np.nan))
+    elif damage == "wrong_width":
+        np.save(entry, good[:, :5])
+    elif damage == "wrong_ndim":
+        np.save(entry, good.ravel())
+    else:
+        entry.write_bytes(b"\x93NUMPY garbage")
+    with caplog.at_level(logging.WARNING, logger="emovox.features.cache"):
+        again = _extract(one_wav, cache)
+    assert again.n_cached == 0 and not again.errors
+    np.testing.assert_array_equal(again.features[0], good)
+    assert str(entry) in caplog.text and "recomputing" in caplog.text
+    # the recomputed entry replaced the bad one
+    assert _extract(one_wav, cache).n_cached == 1
+
+
+def test_cache_put_fsyncs_before_rename(tmp_path, monkeypatch):
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace",
+                        lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
+    cache = FeatureCache(tmp_path, "k", ndim=1)
+    cache.put("ab" * 32, np.ones(4, np.float32))
+    assert calls == ["fsync", "replace"]
+    assert cache.get("ab" * 32) is not None
+
+
+def test_non_finite_features_are_not_cached(tmp_path):
+    cache = FeatureCache(tmp_path, "k", ndim=1)
+    cache.put("cd" * 32, np.array([1.0, np.nan], np.float32))
+    assert not cache.path("cd" * 32).exists()
+
+
+def test_cache_remembers_the_feature_width(tmp_path):
+    FeatureCache(tmp_path, "k", ndim=2).put("ef" * 32, np.zeros((3, 7), np.float32))
+    fresh = FeatureCache(tmp_path, "k", ndim=2)
+    assert fresh.dim == 7
+    assert fresh.problem(np.zeros((3, 6), np.float32)) is not None
+    assert fresh.problem(np.zeros((9, 7), np.float32)) is None  # any length is fine
+
+
+_POOL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from emovox.features.cache import extraction_pool
+    use_prctl = sys.argv[1] == "prctl"
+    with extraction_pool(2, use_prctl=use_prctl) as pool:
+        futs = [pool.submit(time.sleep, 300) for _ in range(2)]
+        pids = sorted(pool._processes)
+        print(*pids, flush=True)
+        time.sleep(300)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", ["prctl", "watchdog"])
+def test_extraction_workers_die_with_their_parent(tmp_path, how):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", _POOL_SCRIPT, how], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        pids = [int(p) for p in line.split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids), line
+        time.sleep(0.3)  # the initializers have run (both workers took a task)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 5
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in pids), f"orphan workers {pids} outlived the parent"
+    finally:
+        proc.kill()
+        for pid in pids if "pids" in locals() else []:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
