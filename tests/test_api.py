@@ -285,7 +285,7 @@ def test_model_loaded_once_and_concurrent_requests(tiny_model, wav3, monkeypatch
 def test_uploads_stay_in_temp_and_are_deleted(tiny_model, monkeypatch, tmp_path):
     """Uploads (spooled to a file past 1 MB) and the timeline's copy live under the
     temporary directory only, and nothing is left behind."""
-    import emovox.timeline
+    import emovox.serving.service
     from emovox.api.server import create_app
 
     tmp = tmp_path / "tmp"
@@ -295,14 +295,14 @@ def test_uploads_stay_in_temp_and_are_deleted(tiny_model, monkeypatch, tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.chdir(work)
     seen = []
-    real = emovox.timeline.build_timeline
+    real = emovox.serving.service.build_timeline
 
     def spy(predictor, path, **kw):
         p = Path(path)
         seen.append((p, p.is_file(), tmp in p.parents))
         return real(predictor, path, **kw)
 
-    monkeypatch.setattr(emovox.timeline, "build_timeline", spy)
+    monkeypatch.setattr(emovox.serving.service, "build_timeline", spy)
     stereo = np.stack([voice(9.0, 48000), voice(9.0, 48000, f0=200)], axis=1)
     buf = io.BytesIO()
     sf.write(buf, stereo, 48000, format="WAV", subtype="FLOAT")

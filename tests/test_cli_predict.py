@@ -362,7 +362,7 @@ def test_timeline_hop_longer_than_window(cli_model, tmp_path):
 
 
 def test_windows_match_a_direct_slicing():
-    from emovox.timeline import _windows
+    from emovox.serving.timeline import _windows
 
     rng = np.random.default_rng(0)
     x = np.arange(1000, dtype=np.float32)

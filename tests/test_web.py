@@ -1,5 +1,5 @@
 """Web app: the Streamlit script under streamlit's AppTest (upload, microphone recording,
-bad files, limits, no tracebacks), its plain logic (emovox.web.logic) and `emovox app`."""
+bad files, limits, no tracebacks), the serving logic it uses and `emovox app`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import soundfile as sf
 
 from emovox.errors import AudioTooLong, ConfigError, EmptyAudio, NotAudio, UnsupportedCodec
 from emovox.labels import LABELS
-from emovox.web import logic
+from emovox.serving import service as logic
 
 SR = 16000
 
