@@ -553,3 +553,30 @@ def test_train_refuses_existing_folder(cli_model, fake_ravdess, tmp_path):
     assert "already exists" in text(res) and "--force" in text(res)
     assert snapshot(cli_model) == before
     assert not (tmp_path / "cache").exists()  # refused before any feature extraction
+
+
+def test_serving_imports_no_heavy_or_upper_modules():
+    """serving never imports torch/librosa at import time, nor api/web/cli/training; api and
+    web never import each other."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import emovox.serving.service, emovox.serving.batch, emovox.serving.timeline\n"
+        "import emovox.serving.inputs, emovox.serving.params, emovox.serving.uploads\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'librosa', 'fastapi',"
+        " 'streamlit') or m.startswith(('emovox.api', 'emovox.web', 'emovox.cli',"
+        " 'emovox.train', 'emovox.experiment'))]\n"
+        "assert not bad, bad\n"
+        "import emovox.api.server\n"
+        "assert not [m for m in sys.modules if m.startswith('emovox.web')]\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ,
+                            "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    assert r.returncode == 0, r.stderr
+    web = Path(__file__).resolve().parents[1] / "src" / "emovox" / "web"
+    for f in web.glob("*.py"):
+        assert "emovox.api" not in f.read_text(), f

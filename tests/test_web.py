@@ -48,6 +48,13 @@ def test_settings_from_env():
             logic.Settings.from_env(bad)
 
 
+def test_settings_api_key_is_read_but_never_passed_on():
+    s = logic.Settings.from_env({"EMOVOX_API_KEY": " k3y "})
+    assert s.api_key == "k3y" and "k3y" not in repr(s)
+    assert "EMOVOX_API_KEY" not in s.to_env() and "k3y" not in s.to_env().values()
+    assert logic.Settings.from_env({}).api_key is None
+
+
 def test_confidence_levels_and_helpers():
     assert [logic.confidence_level(c).name for c in (0.95, 0.70, 0.6999, 0.50, 0.4999, 0.1)] == [
         "high", "high", "medium", "medium", "low", "low"]
