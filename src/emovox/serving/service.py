@@ -300,7 +300,7 @@ class Analysis:
     model_id: str
     duration: float
     prediction: Any  # emovox.inference.Prediction
-    timeline: Any | None  # emovox.timeline.Timeline, for recordings > TIMELINE_MIN_S
+    timeline: Any | None  # emovox.serving.timeline.Timeline, for recordings > TIMELINE_MIN_S
     envelope: tuple[np.ndarray, np.ndarray, np.ndarray] = field(repr=False)  # t, min, max
     log_mel: np.ndarray = field(repr=False)  # (n_mels, T) dB, pooled to <= 3000 frames
     mfcc: np.ndarray = field(repr=False)  # (20, T), pooled likewise
