@@ -245,6 +245,86 @@ def test_no_model_is_503(tmp_path, wav3):
         _assert_error(c.get("/v1/model"), 503, "model_unavailable")
 
 
+def test_error_details_never_leak_object_reprs(client):
+    """libsndfile names the in-memory file by its repr (<_io.BytesIO object at 0x...>); the
+    API says the upload's name instead."""
+    rng = np.random.default_rng(3)
+    for head, name in ((b"fLaC", "x.flac"), (b"RIFF\0\0\0\0WAVE", "x.wav"), (b"OggS", "x.ogg")):
+        r = _post(client, "/v1/predict", head + rng.bytes(3000), name)
+        assert r.status_code in (415, 422), r.text
+        detail = r.json()["detail"]
+        assert " at 0x" not in detail and "<_io" not in detail and name in detail
+
+
+def test_service_scrubs_reprs():
+    from emovox.errors import UnsupportedCodec
+    from emovox.serving import service
+
+    exc = UnsupportedCodec("a.wav: (libsndfile: Error opening <_io.BytesIO object at 0x7f00ab>: x)")
+    assert service.user_message(exc) == "a.wav: (libsndfile: Error opening the upload: x)"
+
+
+def test_timeline_params_validated_like_the_cli(client, wav3):
+    for query, msg in (("window=1&hop=2", "hop (2 s) must not exceed window (1 s)"),
+                       ("window=inf", "window must be a finite number"),
+                       ("hop=nan", "hop must be a finite number"),
+                       ("window=0.2", "window must be more than 0.25 s")):
+        body = _assert_error(_post(client, f"/v1/timeline?{query}", wav3), 422,
+                             "invalid_request")
+        assert msg in body["detail"], query
+
+
+def test_docs_are_served_locally(client):
+    """/docs references only this server (no CDN), and its assets are here."""
+    import re
+
+    pytest.importorskip("swagger_ui_bundle")
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls and all(u.startswith("/") and not u.startswith("//") for u in urls), urls
+    assert "http://" not in page.text and "https://" not in page.text
+    for u in urls:
+        if u.startswith("/docs-assets/"):
+            r = client.get(u)
+            assert r.status_code == 200 and len(r.content) > 500, u
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
+
+
+# ------------------------------------------------------------------------------ API key
+
+
+def test_api_key(tiny_model, wav3):
+    from emovox.api.server import create_app
+
+    app = create_app(tiny_model, max_bytes=MAX_BYTES, api_key="s3cret-key")
+    with _test_client(app) as c:
+        body = _assert_error(_post(c, "/v1/predict", wav3), 401, "unauthorized")
+        assert "X-API-Key" in body["detail"]
+        _assert_error(_post(c, "/v1/predict", wav3, headers={"X-API-Key": "wrong"}), 401,
+                      "unauthorized")
+        _assert_error(c.get("/v1/model"), 401, "unauthorized")
+        _assert_error(c.get("/v1/model", headers={"Authorization": "Bearer nope"}), 401,
+                      "unauthorized")
+        assert _post(c, "/v1/predict", wav3, headers={"X-API-Key": "s3cret-key"}
+                     ).status_code == 200
+        assert c.get("/v1/model", headers={"Authorization": "Bearer s3cret-key"}
+                     ).status_code == 200
+        assert c.get("/health").status_code == 200  # liveness stays open
+        assert c.get("/docs").status_code == 200
+        spec = c.get("/openapi.json").json()
+        assert spec["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
+        assert spec["paths"]["/v1/predict"]["post"]["security"]
+
+
+def test_is_loopback():
+    from emovox.api.server import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.4", "example.org", ""))
+
+
 # ------------------------------------------------------------------------------ process hygiene
 
 
@@ -282,10 +362,77 @@ def test_model_loaded_once_and_concurrent_requests(tiny_model, wav3, monkeypatch
         assert body["probabilities"] == pytest.approx(expected[i % 4], abs=1e-6)
 
 
+def test_health_answers_while_every_slot_is_busy(tiny_model, wav3, monkeypatch):
+    """One slot, held by a request whose prediction blocks, and more requests waiting than
+    the server has worker threads (40): /health still answers at once (waiting for a slot
+    holds no thread), and no waiting request has started decoding."""
+    from emovox.api.server import create_app
+    from emovox.inference import Predictor
+
+    pred = Predictor.from_artifact(tiny_model)
+    real = pred.predict_file
+    entered, release = threading.Event(), threading.Event()
+    calls = []
+
+    def blocking(src, **kw):
+        calls.append(type(src).__name__)
+        entered.set()
+        assert release.wait(60)
+        return real(src, **kw)
+
+    monkeypatch.setattr(pred, "predict_file", blocking)
+    app = create_app(predictor=pred, max_concurrency=1)
+    N = 45
+    with _test_client(app) as c:
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            _post(c, "/v1/predict", wav3).status_code)) for _ in range(N)]
+        for t in threads:
+            t.start()
+        assert entered.wait(30)
+        import time
+
+        time.sleep(1.0)  # let the others queue up for the slot
+        t0 = time.perf_counter()
+        h = c.get("/health")
+        assert h.status_code == 200 and h.json()["status"] == "ok"
+        assert time.perf_counter() - t0 < 5
+        assert len(calls) == 1  # the slot is taken before anything is decoded
+        release.set()
+        for t in threads:
+            t.join(120)
+    assert results == [200] * N and len(calls) == N
+
+
+def test_large_uploads_are_decoded_from_a_private_file(tiny_model, monkeypatch):
+    """Past 1 MB the predictor gets a path (a private copy), never the whole upload in
+    memory; small uploads are decoded from bytes."""
+    from emovox.api.server import create_app
+    from emovox.inference import Predictor
+
+    pred = Predictor.from_artifact(tiny_model)
+    real = pred.predict_file
+    seen = []
+
+    def spy(src, **kw):
+        seen.append((type(src).__name__, oct(Path(src).stat().st_mode & 0o777)
+                     if isinstance(src, Path) else None))
+        return real(src, **kw)
+
+    monkeypatch.setattr(pred, "predict_file", spy)
+    big = encode(voice(40.0), "WAV")  # 1.28 MB of 16-bit PCM
+    assert len(big) > 1024 * 1024
+    with _test_client(create_app(predictor=pred, max_bytes=4_000_000, max_duration=60)) as c:
+        assert _post(c, "/v1/predict", big).status_code == 200
+        assert _post(c, "/v1/predict", encode(voice(2.0), "WAV")).status_code == 200
+    assert seen[0][0].endswith("Path") and seen[0][1] == "0o600"
+    assert seen[1] == ("bytes", None)
+
+
 def test_uploads_stay_in_temp_and_are_deleted(tiny_model, monkeypatch, tmp_path):
     """Uploads (spooled to a file past 1 MB) and the timeline's copy live under the
     temporary directory only, and nothing is left behind."""
-    import emovox.timeline
+    import emovox.serving.service
     from emovox.api.server import create_app
 
     tmp = tmp_path / "tmp"
@@ -295,14 +442,14 @@ def test_uploads_stay_in_temp_and_are_deleted(tiny_model, monkeypatch, tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.chdir(work)
     seen = []
-    real = emovox.timeline.build_timeline
+    real = emovox.serving.service.build_timeline
 
     def spy(predictor, path, **kw):
         p = Path(path)
         seen.append((p, p.is_file(), tmp in p.parents))
         return real(predictor, path, **kw)
 
-    monkeypatch.setattr(emovox.timeline, "build_timeline", spy)
+    monkeypatch.setattr(emovox.serving.service, "build_timeline", spy)
     stereo = np.stack([voice(9.0, 48000), voice(9.0, 48000, f0=200)], axis=1)
     buf = io.BytesIO()
     sf.write(buf, stereo, 48000, format="WAV", subtype="FLOAT")
@@ -333,8 +480,21 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
     assert captured["host"] == "127.0.0.1" and captured["port"] == 8765
     assert captured["api"].state.emovox_limits == {"max_bytes": 2 * 1024 * 1024,
                                                    "max_duration": 30.0}
+    assert "WARNING" not in r.output
     bad = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "none")])
     assert bad.exit_code == 2 and "does not exist" in " ".join(bad.output.split())
+
+    open_net = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"],
+                                  env={"EMOVOX_MODEL": str(tiny_model)})
+    assert open_net.exit_code == 0, open_net.output
+    assert "WARNING" in open_net.output and "WITHOUT an API key" in " ".join(
+        open_net.output.split())
+    keyed = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"],
+                               env={"EMOVOX_MODEL": str(tiny_model), "EMOVOX_API_KEY": "k"})
+    assert keyed.exit_code == 0 and "WARNING" not in keyed.output
+    with _test_client(captured["api"]) as c:
+        assert c.get("/v1/model").status_code == 401
+        assert c.get("/v1/model", headers={"X-API-Key": "k"}).status_code == 200
 
 
 def test_bench_load_script(tiny_model):

@@ -232,39 +232,80 @@ def test_batch_csv_resume(cli_model, bad_dir, good_clips, tmp_path):
     args = ["batch", bad_dir, *good_clips, "--out", out, "-m", cli_model]
     n = len(ERRORS) + len(DECODABLE) + len(good_clips)
     res = invoke(args)
-    ok(res)
+    ok(res, 1)  # files failed: exit 1, with their count
     assert f"{n} files: {n} predicted now, 0 already in" in text(res)
     assert f"{len(ERRORS)} errors, 1 silent" in text(res)
+    assert f"{len(ERRORS)} files failed" in text(res)
     rows = read_csv(out)
     check_rows(rows, n)
+    assert all(Path(r["path"]).is_absolute() for r in rows)
 
-    again = invoke(args)
-    ok(again)
-    assert f"{n} files: 0 predicted now, {n} already in" in text(again)
+    kept = invoke([*args, "--no-retry-errors"])
+    ok(kept, 1)  # the error rows kept still count as failures
+    assert f"{n} files: 0 predicted now, {n} already in" in text(kept)
+    assert f"{len(ERRORS)} files failed" in text(kept)
     assert len(read_csv(out)) == n
 
-    dropped = {rows[0]["path"], rows[-1]["path"]}  # an AIFF-as-wav and a good clip
+    again = invoke(args)  # error rows are retried by default; the old ones are replaced
+    ok(again, 1)
+    assert f"{n} files: {len(ERRORS)} predicted now, {n - len(ERRORS)} already in" in text(again)
+    check_rows(read_csv(out), n)
+
+    rows = read_csv(out)
+    good = [r for r in rows if r["label"] != "error"]
+    dropped = {good[0]["path"], good[-1]["path"]}  # an AIFF-as-wav and a good clip
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(r for r in rows if r["path"] not in dropped)
-    resumed = invoke(args)
-    ok(resumed)
+    resumed = invoke([*args, "--no-retry-errors"])
+    ok(resumed, 1)
     assert f"{n} files: 2 predicted now, {n - 2} already in" in text(resumed)
     after = read_csv(out)
     check_rows(after, n)
     assert {r["path"] for r in after[-2:]} == dropped
 
 
+def test_batch_all_good_exits_0(cli_model, good_clips, tmp_path):
+    res = invoke(["batch", *good_clips, "--out", tmp_path / "r.csv", "-m", cli_model])
+    ok(res, 0)
+    assert "failed" not in text(res)
+
+
+def test_batch_resume_key_is_the_resolved_path(cli_model, bad_dir, tmp_path, monkeypatch):
+    """`bad` then `/abs/bad` (and `./bad/../bad`) are the same files: no duplicate rows."""
+    monkeypatch.chdir(bad_dir.parent)
+    out = tmp_path / "r.jsonl"
+    common = ["--out", out, "-m", cli_model, "--no-retry-errors"]
+    ok(invoke(["batch", bad_dir.name, *common]), 1)
+    n = len(read_jsonl(out))
+    for spelling in (bad_dir.resolve(), f"./{bad_dir.name}/../{bad_dir.name}",
+                     f"{bad_dir.name}/*.wav"):
+        res = invoke(["batch", spelling, *common])
+        ok(res, 1)
+        assert "0 predicted now" in text(res), spelling
+    rows = read_jsonl(out)
+    assert len(rows) == n == len(ERRORS) + len(DECODABLE)
+    assert len({r["path"] for r in rows}) == n
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_batch_jsonl_and_usage_errors(cli_model, bad_dir, good_clips, tmp_path):
     out = tmp_path / "results.jsonl"
     args = ["batch", bad_dir, good_clips[0], "--out", out, "-m", cli_model]
-    ok(invoke(args))
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    ok(invoke(args), 1)
+    rows = read_jsonl(out)
     check_rows(rows, len(ERRORS) + len(DECODABLE) + 1)
-    again = invoke(args)
-    ok(again)
+    again = invoke([*args, "--no-retry-errors"])
+    ok(again, 1)
     assert "0 predicted now" in text(again)
+    retried = invoke(args)
+    ok(retried, 1)
+    assert f"{len(ERRORS)} predicted now" in text(retried)
+    check_rows(read_jsonl(out), len(ERRORS) + len(DECODABLE) + 1)
 
     bad_out = invoke(["batch", bad_dir, "--out", tmp_path / "x.txt", "-m", cli_model])
     ok(bad_out, 2)
@@ -274,14 +315,63 @@ def test_batch_jsonl_and_usage_errors(cli_model, bad_dir, good_clips, tmp_path):
     ok(missing, 2)
     assert "no such file" in text(missing) and "nope" in text(missing)
     assert not (tmp_path / "m.csv").exists()
+    for bad in ("inf", "nan", "0", "-1"):
+        res = invoke(["batch", good_clips[0], "--out", tmp_path / "d.csv", "-m", cli_model,
+                      "--max-duration", bad])
+        ok(res, 2)
+        assert "max duration" in text(res), bad
+
+
+def test_batch_glob_survives_symlink_cycles(cli_model, good_clips, tmp_path):
+    """Two symlink loops under the globbed folder: every file once, no hang."""
+    root = tmp_path / "tree"
+    (root / "a" / "b").mkdir(parents=True)
+    shutil.copy(good_clips[0], root / "a" / "one.wav")
+    shutil.copy(good_clips[1], root / "a" / "b" / "two.wav")
+    (root / "a" / "b" / "loop").symlink_to(root / "a", target_is_directory=True)
+    (root / "a" / "up").symlink_to(root, target_is_directory=True)
+    out = tmp_path / "r.csv"
+    res = invoke(["batch", f"{root}/**/*.wav", "--out", out, "-m", cli_model])
+    ok(res, 0)
+    rows = read_csv(out)
+    assert sorted(Path(r["path"]).name for r in rows) == ["one.wav", "two.wav"]
+    from emovox.serving.inputs import iter_glob
+
+    assert [p.name for p in iter_glob(f"{root}/**/t*.wav")] == ["two.wav"]
+    assert [p.name for p in iter_glob(f"{root}/a/*.wav")] == ["one.wav"]
+
+
+def test_batch_non_utf8_name_is_escaped_and_resumes(cli_model, good_clips, tmp_path):
+    """A file name that is not UTF-8 is written escaped (b\\xff) and the batch goes on,
+    also when resumed."""
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    odd = os.fsdecode(b"caf\xe9-\xff.wav")  # Latin-1 bytes: surrogates in Python
+    try:
+        shutil.copy(good_clips[0], folder / odd)
+    except (UnicodeEncodeError, OSError):
+        pytest.skip("this file system refuses non-UTF-8 names")
+    (folder / "notes.wav").write_text("not audio\n" * 20)
+    out = tmp_path / "r.csv"
+    for _ in range(2):
+        res = invoke(["batch", folder, "--out", out, "-m", cli_model])
+        ok(res, 1)  # notes.wav failed (and is retried the second time)
+    rows = read_csv(out)
+    assert len(rows) == 2
+    names = sorted(Path(r["path"]).name for r in rows)
+    assert names == ["caf\\xe9-\\xff.wav", "notes.wav"]
+    assert out.read_bytes().decode("utf-8")  # valid UTF-8 throughout
 
 
 def test_batch_dask_matches_local(cli_model, bad_dir, good_clips, tmp_path):
     pytest.importorskip("dask.distributed")
     common = [bad_dir, *good_clips, "-m", cli_model, "--workers", "2"]
-    ok(invoke(["batch", *common, "--out", tmp_path / "local.csv"]))
+    ok(invoke(["batch", *common, "--out", tmp_path / "local.csv"]), 1)
     res = invoke(["batch", *common, "--out", tmp_path / "dask.csv", "--engine", "dask"])
-    ok(res)
+    ok(res, 1)
+    assert f"{len(ERRORS)} files failed" in text(res)
     local = {r["path"]: r for r in read_csv(tmp_path / "local.csv")}
     dask = {r["path"]: r for r in read_csv(tmp_path / "dask.csv")}
     assert set(dask) == set(local)
@@ -347,22 +437,59 @@ def test_timeline_json_and_csv(cli_model, long_file):
     assert f"{len(silent)} silent of {len(segs)}" in text(table)
 
 
-def test_timeline_hop_longer_than_window(cli_model, tmp_path):
-    """window 1 s every 7 s over 70 s (silence, then a tone from 63 s): the windows past the
-    first 60 s block read the right samples (63-64 s is the tone), none lies past the end."""
+def test_timeline_windows_past_the_first_block(cli_model, tmp_path):
+    """window 1 s every 1 s over 70 s (silence, then a tone from 63 s): the windows past the
+    first 60 s block read the right samples (63-70 s is the tone), none lies past the end."""
     wave = np.zeros(70 * SR, np.float32)
     wave[63 * SR :] = tone(7.0)
     path = tmp_path / "gap.wav"
     sf.write(path, wave, SR, subtype="PCM_16")
-    res = invoke(["timeline", path, "-m", cli_model, "--window", "1", "--hop", "7", "--json"])
+    res = invoke(["timeline", path, "-m", cli_model, "--window", "1", "--hop", "1", "--json"])
     ok(res)
     segs = json.loads(res.stdout)["segments"]
-    assert [s["start"] for s in segs] == [7.0 * k for k in range(10)]
-    assert [s["label"] == "silence" for s in segs] == [True] * 9 + [False]
+    assert [s["start"] for s in segs] == [float(k) for k in range(70)]
+    assert [s["label"] == "silence" for s in segs] == [True] * 63 + [False] * 7
+
+
+@pytest.mark.parametrize(("window", "hop", "message"), [
+    ("1", "7", "hop (7 s) must not exceed window (1 s)"),
+    ("inf", "1.5", "window must be a finite number"),
+    ("nan", "1.5", "window must be a finite number"),
+    ("3", "inf", "hop must be a finite number"),
+    ("0", "0.1", "window must be more than 0.25 s"),
+    ("3", "0", "hop must be more than 0.05 s"),
+])
+def test_timeline_refuses_bad_window_and_hop(cli_model, good_clips, window, hop, message):
+    """The same validation as the API (emovox.serving.params.TimelineParams): exit 2."""
+    res = invoke(["timeline", good_clips[0], "-m", cli_model, "--window", window, "--hop", hop])
+    ok(res, 2)
+    assert message in text(res) and "Traceback" not in text(res)
+
+
+def test_predict_max_duration_must_be_finite(cli_model, good_clips):
+    for bad in ("inf", "nan", "0"):
+        res = invoke(["predict", good_clips[0], "-m", cli_model, "--max-duration", bad])
+        ok(res, 2)
+        assert "--max-duration must be" in text(res), bad
+    ok(invoke(["predict", good_clips[0], "-m", cli_model, "--max-duration", "1e9"]))
+
+
+def test_predict_records_bad_files_and_goes_on(cli_model, good_clips, bad_dir, tmp_path):
+    """Missing, a folder, not audio, empty: each becomes an error entry, the good clips are
+    still predicted, and the exit code is 1 with the count."""
+    bad = [tmp_path / "missing.wav", tmp_path, bad_dir / "notaudio.wav", bad_dir / "empty.wav"]
+    res = invoke(["predict", good_clips[0], *bad, good_clips[1], "--json", "-m", cli_model])
+    ok(res, 1)
+    assert "4 of 6 files failed" in " ".join(res.stderr.split())
+    doc = json.loads(res.stdout)
+    assert [Path(r["path"]) for r in doc] == [good_clips[0], *bad, good_clips[1]]
+    check_prediction(doc[0])
+    check_prediction(doc[-1])
+    assert all(r["error"] for r in doc[1:-1])
 
 
 def test_windows_match_a_direct_slicing():
-    from emovox.timeline import _windows
+    from emovox.serving.timeline import _windows
 
     rng = np.random.default_rng(0)
     x = np.arange(1000, dtype=np.float32)
@@ -426,3 +553,30 @@ def test_train_refuses_existing_folder(cli_model, fake_ravdess, tmp_path):
     assert "already exists" in text(res) and "--force" in text(res)
     assert snapshot(cli_model) == before
     assert not (tmp_path / "cache").exists()  # refused before any feature extraction
+
+
+def test_serving_imports_no_heavy_or_upper_modules():
+    """serving never imports torch/librosa at import time, nor api/web/cli/training; api and
+    web never import each other."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import emovox.serving.service, emovox.serving.batch, emovox.serving.timeline\n"
+        "import emovox.serving.inputs, emovox.serving.params, emovox.serving.uploads\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'librosa', 'fastapi',"
+        " 'streamlit') or m.startswith(('emovox.api', 'emovox.web', 'emovox.cli',"
+        " 'emovox.train', 'emovox.experiment'))]\n"
+        "assert not bad, bad\n"
+        "import emovox.api.server\n"
+        "assert not [m for m in sys.modules if m.startswith('emovox.web')]\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ,
+                            "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    assert r.returncode == 0, r.stderr
+    web = Path(__file__).resolve().parents[1] / "src" / "emovox" / "web"
+    for f in web.glob("*.py"):
+        assert "emovox.api" not in f.read_text(), f

@@ -1,5 +1,5 @@
 """Web app: the Streamlit script under streamlit's AppTest (upload, microphone recording,
-bad files, limits, no tracebacks), its plain logic (emovox.web.logic) and `emovox app`."""
+bad files, limits, no tracebacks), the serving logic it uses and `emovox app`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import soundfile as sf
 
 from emovox.errors import AudioTooLong, ConfigError, EmptyAudio, NotAudio, UnsupportedCodec
 from emovox.labels import LABELS
-from emovox.web import logic
+from emovox.serving import service as logic
 
 SR = 16000
 
@@ -46,6 +46,13 @@ def test_settings_from_env():
                 {"EMOVOX_MAX_UPLOAD_MB": "nan"}, {"EMOVOX_BACKEND": "tpu"}):
         with pytest.raises(ConfigError):
             logic.Settings.from_env(bad)
+
+
+def test_settings_api_key_is_read_but_never_passed_on():
+    s = logic.Settings.from_env({"EMOVOX_API_KEY": " k3y "})
+    assert s.api_key == "k3y" and "k3y" not in repr(s)
+    assert "EMOVOX_API_KEY" not in s.to_env() and "k3y" not in s.to_env().values()
+    assert logic.Settings.from_env({}).api_key is None
 
 
 def test_confidence_levels_and_helpers():

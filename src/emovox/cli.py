@@ -332,8 +332,12 @@ def predict(
     """Which emotion does each clip carry? Exit code 1 if any file failed."""
     import json
 
+    from emovox.serving.batch import failure_message
+    from emovox.serving.params import check_max_duration
+
     _setup_logging(False)
     try:
+        max_duration = check_max_duration(max_duration, "--max-duration")
         predictor = _load_predictor(model, backend)
     except (EmovoxError, ValueError, OSError) as exc:
         _fail(exc)
@@ -344,12 +348,9 @@ def predict(
         try:
             p = predictor.predict_file(f, max_duration=max_duration)
             results.append({"path": str(f), **p.to_dict(), "error": None})
-        except (EmovoxError, OSError) as exc:
-            failed += 1
-            results.append({"path": str(f), "error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
             failed += 1
-            results.append({"path": str(f), "error": f"{type(exc).__name__}: {exc}"})
+            results.append({"path": str(f), "error": failure_message(exc)})
     if json_out:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     else:
@@ -371,6 +372,7 @@ def predict(
         console.print("arousal/valence are derived from the class probabilities "
                       "(circumplex mapping, emovox.affect), not predicted directly.")
     if failed:
+        err_console.print(f"{failed} of {len(files)} files failed")
         raise typer.Exit(1)
 
 
@@ -386,9 +388,14 @@ def batch(
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
     max_duration: Annotated[float, typer.Option(help="Refuse longer files (s).")] = 600.0,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors/--no-retry-errors",
+                           help="Try files again whose row in --out is an error.")
+    ] = True,
 ) -> None:
-    """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows."""
-    from emovox.batch import Engine, run_batch
+    """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows.
+    Exit code 1 if any file failed."""
+    from emovox.serving.batch import Engine, run_batch
 
     _setup_logging(False)
     try:
@@ -400,7 +407,7 @@ def batch(
             task = bar.add_task("batch", total=None)
             s = run_batch(
                 inputs, out, artifact=model, backend=backend, workers=workers, engine=eng,
-                scheduler=scheduler, max_duration=max_duration,
+                scheduler=scheduler, max_duration=max_duration, retry_errors=retry_errors,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except (EmovoxError, ValueError, OSError, ImportError) as exc:
@@ -412,6 +419,9 @@ def batch(
         f"{s.errors} errors, {s.silent} silent · {s.seconds:.1f} s"
         + (f"\n{labels}" if labels else "")
     )
+    if s.failed:
+        err_console.print(f"{s.failed} files failed (error rows in {out})")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -425,11 +435,9 @@ def timeline(
     backend: BackendOpt = "auto",
 ) -> None:
     """An emotion timeline of a long recording, streamed so memory stays flat."""
-    import csv
     import json
-    import sys as _sys
 
-    from emovox.timeline import build_timeline
+    from emovox.serving.timeline import build_timeline, write_timeline_csv
 
     _setup_logging(False)
     try:
@@ -442,15 +450,7 @@ def timeline(
         print(json.dumps(tl.to_dict(), indent=2))
         return
     if csv_out:
-        from emovox.labels import LABELS
-
-        w = csv.writer(_sys.stdout)
-        w.writerow(["start", "end", "label", "confidence", *LABELS, "arousal", "valence"])
-        for s in tl.segments:
-            w.writerow([f"{s.start:.2f}", f"{s.end:.2f}", s.label, f"{s.confidence:.4f}",
-                        *(f"{s.probabilities.get(lab, 0.0):.4f}" for lab in LABELS),
-                        "" if s.arousal is None else f"{s.arousal:.3f}",
-                        "" if s.valence is None else f"{s.valence:.3f}"])
+        write_timeline_csv(tl, sys.stdout)
         return
     table = Table(title=f"{file.name} · {tl.duration:.1f} s · window {window} s, hop {hop} s")
     for col in ("start", "end", "emotion", "confidence"):
@@ -575,12 +575,12 @@ def web_app(
     import os
     import subprocess
 
+    from emovox.serving.service import BACKENDS, Settings
     from emovox.web import streamlit_command
-    from emovox.web.logic import Settings
 
     _need("streamlit", "web")
-    if backend not in ("auto", "onnx", "torch"):
-        _fail(ValueError(f"--backend must be auto, onnx or torch, got {backend!r}"))
+    if backend not in BACKENDS:
+        _fail(ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}"))
     from emovox.inference import resolve_model_path
 
     if model is not None:
@@ -618,6 +618,12 @@ def serve(
         int | None, typer.Option(min=1, help="Inference threads (default: the engine's).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="EMOVOX_API_KEY", show_default=False,
+                     help="Require this key (X-API-Key header or Authorization: Bearer) on "
+                     "every request but /health and the docs."),
+    ] = None,
 ) -> None:
     """Start the REST API (FastAPI + uvicorn); OpenAPI docs at /docs."""
     _need("fastapi", "api")
@@ -625,18 +631,25 @@ def serve(
     _need("multipart", "api")
     import uvicorn
 
-    from emovox.api.server import create_app
+    from emovox.api.server import create_app, is_loopback
     from emovox.inference import Predictor
 
     _setup_logging(False)
     try:
         predictor = Predictor.from_artifact(model, backend=backend, threads=threads)
         api = create_app(predictor=predictor, max_bytes=int(max_upload_mb * 1024 * 1024),
-                         max_duration=max_duration, max_concurrency=concurrency)
+                         max_duration=max_duration, max_concurrency=concurrency,
+                         api_key=api_key or None)
     except (EmovoxError, ValueError, OSError) as exc:
         _fail(exc)
         return
-    err_console.print(f"emovox API · model {predictor.model_id} ({predictor.backend})")
+    if not api_key and not is_loopback(host):
+        err_console.print(
+            f"[bold red]WARNING:[/] listening on {host}, reachable from other machines, "
+            "WITHOUT an API key: anyone who can reach it can use it. Set --api-key (or "
+            "EMOVOX_API_KEY), or bind 127.0.0.1 behind a reverse proxy.")
+    err_console.print(f"emovox API · model {predictor.model_id} ({predictor.backend})"
+                      + (" · API key required" if api_key else ""))
     err_console.print(f"docs at http://{host}:{port}/docs")
     uvicorn.run(api, host=host, port=port, log_level=log_level)
 

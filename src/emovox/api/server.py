@@ -15,132 +15,64 @@ Endpoints (OpenAPI docs at ``/docs``):
   confusion matrix, per-class recall, MODEL_CARD.md);
 * ``GET /health``: 200 when the model is loaded, 503 when it could not be.
 
-Errors are JSON ``{"error": <code>, "detail": <message>}``: 413 upload larger than the size
+Errors are JSON ``{"error": <code>, "detail": <message>}``: 401 missing or wrong API key
+(only when the server has one: ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``; ``/health``
+and the docs stay open); 413 upload larger than the size
 limit (checked from ``Content-Length`` and while the body streams in, before it is
 parsed); 415 not audio / undecodable format; 422 too long, empty or broken audio, or bad
-parameters; 503 no model. Nothing is written outside a temporary directory: uploads are held
-in memory or in anonymous spooled temporary files, timelines read a copy in a private
-temporary directory, and both are deleted when the request ends. The model is loaded once
-per process (in the lifespan, or on first use, under a lock); the
-:class:`~emovox.inference.Predictor` is thread-safe, and at most ``max_concurrency`` requests
-decode and predict at a time (the others wait).
+parameters; 503 no model. Nothing is written outside a temporary directory: the multipart
+parser spools uploads past 1 MB to anonymous temporary files; a request copies its upload
+in blocks to a private temporary directory only once it holds a concurrency slot, and
+everything is deleted when the request ends. The model is loaded once per process (in the
+lifespan, or on first use, under a lock); the :class:`~emovox.inference.Predictor` is
+thread-safe, and at most ``max_concurrency`` requests read, decode and predict at a time
+(the others wait without holding a thread, so ``/health`` always answers). The docs'
+Swagger UI is served locally (:mod:`emovox.api.docs`).
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import os
 import threading
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox import __version__
-from emovox.web import logic
+from emovox.api.docs import install_docs
+from emovox.api.middleware import API_KEY_HEADER, ApiKeyGuard, BodyLimit, is_loopback
+from emovox.api.schemas import ERRORS, Health, ModelCard, PredictResponse, TimelineResponse
+from emovox.errors import ConfigError
+from emovox.serving import service
+from emovox.serving.params import (
+    MAX_HOP_S,
+    MAX_WINDOW_S,
+    MIN_HOP_S,
+    MIN_WINDOW_S,
+    TimelineParams,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MAX_BYTES", "create_app", "create_app_from_env"]
+__all__ = ["DEFAULT_MAX_BYTES", "create_app", "create_app_from_env", "is_loopback"]
 
-DEFAULT_MAX_BYTES = int(logic.DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
+DEFAULT_MAX_BYTES = int(service.DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
 _FILE_HELP = "the audio file (wav, flac, ogg, mp3, m4a)"
 _MULTIPART_SLACK = 64 * 1024  # multipart boundaries and part headers on top of the file
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------
-# Schemas (for the OpenAPI docs)
-# --------------------------------------------------------------------------------------------
-
-
-class ErrorBody(BaseModel):
-    error: str = Field(description="machine-readable code, e.g. upload_too_large, not_audio")
-    detail: str = Field(description="what is wrong and what to do about it")
-
-
-class PredictResponse(BaseModel):
-    emotion: str = Field(description="the most probable of the eight emotions")
-    confidence: float = Field(description="its calibrated probability, 0-1")
-    confidence_level: Literal["high", "medium", "low"] = Field(
-        description="high >= 0.70, medium 0.50-0.70, low < 0.50")
-    probabilities: dict[str, float]
-    arousal: float = Field(description="derived from the probabilities, in [-1, 1]")
-    valence: float = Field(description="derived from the probabilities, in [-1, 1]")
-    derived: list[str]
-    derived_note: str
-    duration: float = Field(description="seconds of audio")
-    silent: bool = Field(description="the clip is silent; the emotion is then meaningless")
-    filename: str
-    model_id: str
-
-
-class Segment(BaseModel):
-    start: float
-    end: float
-    label: str = Field(description="an emotion, or 'silence'")
-    confidence: float
-    probabilities: dict[str, float]
-    arousal: float | None
-    valence: float | None
-
-
-class TimelineResponse(BaseModel):
-    filename: str
-    model_id: str
-    duration: float
-    window: float
-    hop: float
-    summary: dict[str, Any]
-    segments: list[Segment]
-
-
-class ModelCard(BaseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
-    model_id: str
-    backend: str
-    labels: list[str]
-    temperature: float
-    cross_validation: dict[str, Any] | None = Field(
-        description="speaker-independent CV: protocol, summary, pooled (confusion, recall)")
-    model_card_markdown: str | None
-
-
-class Health(BaseModel):
-    model_config = ConfigDict(protected_namespaces=())
-    status: Literal["ok", "unavailable"]
-    model_loaded: bool
-    model_id: str | None = None
-    version: str
-    detail: str | None = None
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (413, "upload larger than the size limit"),
-        (415, "not audio, or an audio format that cannot be decoded here"),
-        (422, "audio too long, empty or damaged; or invalid parameters"),
-        (503, "the model is not available"),
-    )
-}
-
-
-# --------------------------------------------------------------------------------------------
-# Errors, body limit, model holder
+# Errors and the model holder
 # --------------------------------------------------------------------------------------------
 
 
@@ -154,89 +86,18 @@ def _error_response(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
 
 
-class BodyLimit:
-    """Pure ASGI middleware: 413 for request bodies over ``max_body`` bytes, decided from
-    ``Content-Length`` before anything is read, or while a chunked body streams in, so an
-    oversized upload is never parsed or spooled."""
-
-    def __init__(self, app: Callable[..., Awaitable[None]], max_body: int, detail: str) -> None:
-        self.app, self.max_body, self.detail = app, max_body, detail
-
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"error": "upload_too_large", "detail": self.detail}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        for k, v in scope.get("headers") or []:
-            if k == b"content-length":
-                try:
-                    too_big = int(v) > self.max_body
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._reject(send)
-                    return
-        state = {"received": 0, "exceeded": False, "started": False}
-
-        async def limited_receive() -> Message:
-            if state["exceeded"]:
-                return {"type": "http.disconnect"}
-            msg = await receive()
-            if msg.get("type") == "http.request":
-                state["received"] += len(msg.get("body") or b"")
-                if state["received"] > self.max_body:
-                    state["exceeded"] = True
-                    raise StarletteHTTPException(413, self.detail)
-            return msg
-
-        async def guarded_send(msg: Message) -> None:
-            if state["exceeded"]:
-                return  # whatever the app answers to the aborted body is replaced below
-            if msg.get("type") == "http.response.start":
-                state["started"] = True
-            await send(msg)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except Exception:
-            if not state["exceeded"]:
-                raise
-        if state["exceeded"] and not state["started"]:
-            await self._reject(send)
-
-
-class FairSemaphore:
-    """A counting semaphore that serves waiters first come, first served (a released slot
-    is handed straight to the oldest waiter), so no request starves under load."""
-
-    def __init__(self, slots: int) -> None:
-        self._free = slots
-        self._lock = threading.Lock()
-        self._waiters: deque[threading.Event] = deque()
-
-    def __enter__(self) -> FairSemaphore:
-        with self._lock:
-            if self._free > 0 and not self._waiters:
-                self._free -= 1
-                return self
-            turn = threading.Event()
-            self._waiters.append(turn)
-        turn.wait()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            if self._waiters:
-                self._waiters.popleft().set()
-            else:
-                self._free += 1
+@contextmanager
+def _guarded(what: str) -> Iterator[None]:
+    """Typed emovox errors -> their status; anything else -> 500 without a traceback."""
+    try:
+        yield
+    except ApiError:
+        raise
+    except Exception as exc:
+        status, code = service.http_status(exc)
+        if status >= 500:
+            log.exception("%s failed", what)
+        raise ApiError(status, code, service.user_message(exc)) from None
 
 
 class _ModelHolder:
@@ -247,18 +108,23 @@ class _ModelHolder:
                  predictor: Any | None) -> None:
         self.model_path, self.backend, self.threads = model_path, backend, threads
         self._predictor = predictor
-        self._error: str | None = None
+        self.error: str | None = None
         self._lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
         return self._predictor is not None
 
+    @property
+    def settled(self) -> bool:
+        """Loaded, or failed for good: :meth:`get` returns or raises without waiting."""
+        return self._predictor is not None or self.error is not None
+
     def get(self) -> Any:
         if self._predictor is not None:
             return self._predictor
         with self._lock:
-            if self._predictor is None and self._error is None:
+            if self._predictor is None and self.error is None:
                 from emovox.inference import Predictor
 
                 try:
@@ -268,10 +134,44 @@ class _ModelHolder:
                              self._predictor.backend)
                 except Exception as exc:  # ArtifactError, OSError, ...
                     log.error("cannot load the model: %s", exc)
-                    self._error = str(exc) or type(exc).__name__
+                    self.error = service.scrub(str(exc)) or type(exc).__name__
             if self._predictor is None:
-                raise ApiError(503, "model_unavailable", f"no model: {self._error}")
+                raise ApiError(503, "model_unavailable", f"no model: {self.error}")
             return self._predictor
+
+    async def aget(self) -> Any:
+        """:meth:`get` without blocking the event loop while a model loads."""
+        return self.get() if self.settled else await run_in_threadpool(self.get)
+
+
+class _Service:
+    """What the routes share: the model, the concurrency slots and the limits."""
+
+    def __init__(self, holder: _ModelHolder, max_concurrency: int, max_bytes: int,
+                 max_duration: float) -> None:
+        self.holder = holder
+        self.slots = asyncio.Semaphore(max_concurrency)  # FIFO: waiters are served in order
+        self.max_bytes, self.max_duration = max_bytes, max_duration
+
+    def check_upload(self, file: UploadFile) -> str:
+        """The upload's display name; 413/422 from its spooled size, before any slot."""
+        name = service.display_name(file.filename)
+        size = file.size
+        if size is not None:
+            with _guarded("upload"):
+                service.check_size(size, self.max_bytes, name)
+            if size == 0:
+                raise ApiError(422, "bad_audio", f"{name}: the upload is empty (0 bytes).")
+        return name
+
+    async def run(self, what: str, work: Callable[[], T]) -> T:
+        """``work`` in a worker thread once a slot is free (waiting holds no thread)."""
+        async with self.slots:
+            def guarded_work() -> T:
+                with _guarded(what):
+                    return work()
+
+            return await run_in_threadpool(guarded_work)
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,65 +179,7 @@ class _ModelHolder:
 # --------------------------------------------------------------------------------------------
 
 
-def create_app(
-    model_path: str | Path | None = None,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_duration: float = logic.DEFAULT_MAX_DURATION_S,
-    backend: str = "auto",
-    threads: int | None = None,
-    max_concurrency: int | None = None,
-    predictor: Any | None = None,
-) -> FastAPI:
-    """The API as an ASGI app.
-
-    Args:
-        model_path: model folder (``None``: the bundled default model).
-        max_bytes: largest accepted upload (413 above).
-        max_duration: longest accepted recording in seconds (422 above).
-        backend: ``auto``, ``onnx`` or ``torch``.
-        threads: intra-op threads of the inference engine (``None``: its default).
-        max_concurrency: requests decoding and predicting at the same time, the others
-            wait their turn (``None``: the number of CPUs, at most 4).
-        predictor: an already loaded :class:`~emovox.inference.Predictor` (then
-            ``model_path``/``backend``/``threads`` are ignored).
-    """
-    if max_concurrency is None:
-        max_concurrency = max(1, min(4, os.cpu_count() or 1))
-    if max_bytes <= 0 or not max_duration > 0 or max_concurrency < 1:
-        raise ValueError("max_bytes, max_duration and max_concurrency must be positive")
-    holder = _ModelHolder(Path(model_path) if model_path else None, backend, threads, predictor)
-    slots = FairSemaphore(max_concurrency)
-    limits = {"max_bytes": int(max_bytes), "max_duration": float(max_duration)}
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        try:
-            await run_in_threadpool(holder.get)  # load once, before the first request
-        except ApiError:
-            pass  # reported by /health and every request
-        yield
-
-    app = FastAPI(
-        title="emovox",
-        version=__version__,
-        summary="Speech emotion recognition: eight emotions, evaluated on unseen speakers.",
-        description=(
-            f"Upload an audio file (wav, flac, ogg, mp3, m4a; at most "
-            f"{max_bytes / 2**20:.3g} MB and {max_duration:g} s) as the multipart field "
-            "`file`. Arousal and valence are derived from the class probabilities, not "
-            "predicted. Errors are JSON `{\"error\": code, \"detail\": message}`."
-        ),
-        lifespan=lifespan,
-    )
-    app.state.emovox_limits = limits
-    app.state.emovox_model = holder
-    app.add_middleware(
-        BodyLimit, max_body=int(max_bytes) + _MULTIPART_SLACK,
-        detail=(f"the upload is larger than the {max_bytes / 2**20:.3g} MB limit; send a "
-                "shorter or compressed recording"),
-    )
-
+def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _error_response(exc.status, exc.code, exc.detail)
@@ -348,93 +190,76 @@ def create_app(
         for e in exc.errors():
             loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
             parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
-        return _error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
+        detail = service.scrub("; ".join(parts) or "invalid request")
+        return _error_response(422, "invalid_request", detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
         return _error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
-                               str(exc.detail))
+                               service.scrub(str(exc.detail)))
 
-    @contextmanager
-    def guarded(what: str) -> Iterator[None]:
-        """Typed emovox errors -> their status; anything else -> 500 without a traceback."""
-        try:
-            yield
-        except ApiError:
-            raise
-        except Exception as exc:
-            status, code = logic.http_status(exc)
-            if status >= 500:
-                log.exception("%s failed", what)
-            raise ApiError(status, code, logic.user_message(exc)) from None
 
-    def read_upload(file: UploadFile) -> tuple[bytes, str]:
-        name = logic.display_name(file.filename)
-        try:
-            data = file.file.read(limits["max_bytes"] + 1)
-        finally:
-            file.file.close()
-        with guarded("upload"):
-            logic.check_size(len(data), limits["max_bytes"], name)
-        if not data:
-            raise ApiError(422, "bad_audio", f"{name}: the upload is empty (0 bytes).")
-        return data, name
-
-    @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS,
+def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
+    @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS,
               summary="The emotion of one clip")
-    def predict(file: UploadFile = File(description=_FILE_HELP)) -> dict[str, Any]:
-        data, name = read_upload(file)
-        predictor = holder.get()
-        with guarded("predict"), slots:
-            p = predictor.predict_file(data, filename=name, max_duration=limits["max_duration"])
+    async def predict(file: UploadFile = File(description=_FILE_HELP)) -> dict[str, Any]:
+        name = svc.check_upload(file)
+        predictor = await svc.holder.aget()
+        p = await svc.run("predict", lambda: service.predict_upload(
+            predictor, file.file, name, max_bytes=svc.max_bytes,
+            max_duration=svc.max_duration))
         d = p.to_dict()
         return {
             "emotion": d["label"], "confidence": d["confidence"],
-            "confidence_level": logic.confidence_level(p.confidence).name,
+            "confidence_level": service.confidence_level(p.confidence).name,
             "probabilities": d["probabilities"], "arousal": d["arousal"],
             "valence": d["valence"], "derived": d["derived"], "derived_note": d["derived_note"],
             "duration": d["duration"], "silent": d["silent"], "filename": name,
             "model_id": predictor.model_id,
         }
 
-    @app.post("/v1/timeline", response_model=TimelineResponse, responses=_ERRORS,
+    @app.post("/v1/timeline", response_model=TimelineResponse, responses=ERRORS,
               summary="The emotion of every window of a (long) recording")
-    def timeline(
+    async def timeline(
         file: UploadFile = File(description=_FILE_HELP),
-        window: float = Query(logic.TIMELINE_WINDOW_S, gt=0.25, le=30.0,
-                              description="window length (s)"),
-        hop: float = Query(logic.TIMELINE_HOP_S, gt=0.05, le=30.0,
-                           description="hop between windows (s), at most the window"),
+        window: float = Query(service.TIMELINE_WINDOW_S, description=(
+            f"window length (s), more than {MIN_WINDOW_S:g} and at most {MAX_WINDOW_S:g}")),
+        hop: float = Query(service.TIMELINE_HOP_S, description=(
+            f"hop between windows (s), more than {MIN_HOP_S:g} and at most the window "
+            f"(<= {MAX_HOP_S:g})")),
     ) -> dict[str, Any]:
-        if hop > window:
-            raise ApiError(422, "invalid_request", f"hop ({hop:g} s) must not exceed window "
-                                                   f"({window:g} s)")
-        data, name = read_upload(file)
-        predictor = holder.get()
-        with guarded("timeline"), slots:
-            tl = logic.timeline_from_bytes(predictor, data, name, window=window, hop=hop,
-                                           max_duration=limits["max_duration"])
+        try:
+            params = TimelineParams(window, hop)
+        except ConfigError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        name = svc.check_upload(file)
+        predictor = await svc.holder.aget()
+        tl = await svc.run("timeline", lambda: service.timeline_from_upload(
+            predictor, file.file, name, params=params, max_bytes=svc.max_bytes,
+            max_duration=svc.max_duration))
         out = tl.to_dict()
         return {"filename": name, "model_id": predictor.model_id,
-                "duration": round(tl.duration, 3), "window": window, "hop": hop,
+                "duration": round(tl.duration, 3), "window": params.window, "hop": params.hop,
                 "summary": out["summary"], "segments": out["segments"]}
 
-    @app.get("/v1/model", response_model=ModelCard, responses={503: _ERRORS[503]},
+
+def _add_info_routes(app: FastAPI, svc: _Service) -> None:
+    @app.get("/v1/model", response_model=ModelCard, responses={503: ERRORS[503]},
              summary="The model card")
-    def model() -> dict[str, Any]:
-        predictor = holder.get()
-        with guarded("model card"):
-            card = logic.model_card(predictor)
-        card["limits"] = {"max_upload_bytes": limits["max_bytes"],
-                          "max_duration_s": limits["max_duration"]}
+    async def model() -> dict[str, Any]:
+        predictor = await svc.holder.aget()
+        with _guarded("model card"):
+            card = await run_in_threadpool(service.model_card, predictor)
+        card["limits"] = {"max_upload_bytes": svc.max_bytes, "max_duration_s": svc.max_duration}
         return card
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}},
              summary="Liveness and model status")
-    def health() -> Any:
+    async def health() -> Any:
+        """Answers at once, however busy the server is (it never waits for a slot)."""
         try:
-            predictor = holder.get()
+            predictor = await svc.holder.aget()
         except ApiError as exc:
             return JSONResponse(
                 Health(status="unavailable", model_loaded=False, version=__version__,
@@ -442,12 +267,106 @@ def create_app(
         return Health(status="ok", model_loaded=True, model_id=predictor.model_id,
                       version=__version__)
 
+
+def _document_api_key(app: FastAPI) -> None:
+    """Declare the key in the OpenAPI spec, so the docs' Authorize button sends it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            spec.setdefault("components", {})["securitySchemes"] = {
+                "apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            }
+            for path, ops in spec.get("paths", {}).items():
+                if path.startswith("/v1/"):
+                    for op in ops.values():
+                        op["security"] = [{"apiKey": []}, {"bearer": []}]
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _new_app(svc: _Service, max_bytes: int, max_duration: float) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        try:
+            await run_in_threadpool(svc.holder.get)  # load once, before the first request
+        except ApiError:
+            pass  # reported by /health and every request
+        yield
+
+    return FastAPI(
+        title="emovox",
+        version=__version__,
+        summary="Speech emotion recognition: eight emotions, evaluated on unseen speakers.",
+        description=(
+            f"Upload an audio file (wav, flac, ogg, mp3, m4a; at most "
+            f"{max_bytes / 2**20:.3g} MB and {max_duration:g} s) as the multipart field "
+            "`file`. Arousal and valence are derived from the class probabilities, not "
+            "predicted. Errors are JSON `{\"error\": code, \"detail\": message}`."
+        ),
+        lifespan=lifespan, docs_url=None, redoc_url=None,
+    )
+
+
+def create_app(
+    model_path: str | Path | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_duration: float = service.DEFAULT_MAX_DURATION_S,
+    backend: str = "auto",
+    threads: int | None = None,
+    max_concurrency: int | None = None,
+    predictor: Any | None = None,
+    api_key: str | None = None,
+) -> FastAPI:
+    """The API as an ASGI app.
+
+    Args:
+        model_path: model folder (``None``: the bundled default model).
+        max_bytes: largest accepted upload (413 above).
+        max_duration: longest accepted recording in seconds (422 above).
+        backend: ``auto``, ``onnx`` or ``torch``.
+        threads: intra-op threads of the inference engine (``None``: its default).
+        max_concurrency: requests reading, decoding and predicting at the same time, the
+            others wait their turn (``None``: the number of CPUs, at most 4).
+        predictor: an already loaded :class:`~emovox.inference.Predictor` (then
+            ``model_path``/``backend``/``threads`` are ignored).
+        api_key: when set, every request but ``/health`` and the docs must present it
+            (``X-API-Key`` header or ``Authorization: Bearer``), else 401.
+    """
+    if max_concurrency is None:
+        max_concurrency = max(1, min(4, os.cpu_count() or 1))
+    if max_bytes <= 0 or not 0 < max_duration < float("inf") or max_concurrency < 1:
+        raise ValueError("max_bytes, max_duration and max_concurrency must be positive "
+                         "and finite")
+    holder = _ModelHolder(Path(model_path) if model_path else None, backend, threads, predictor)
+    svc = _Service(holder, max_concurrency, int(max_bytes), float(max_duration))
+    app = _new_app(svc, max_bytes, max_duration)
+    app.state.emovox_limits = {"max_bytes": int(max_bytes), "max_duration": float(max_duration)}
+    app.state.emovox_model = holder
+    app.add_middleware(
+        BodyLimit, max_body=int(max_bytes) + _MULTIPART_SLACK,
+        detail=(f"the upload is larger than the {max_bytes / 2**20:.3g} MB limit; send a "
+                "shorter or compressed recording"),
+    )
+    if api_key:
+        app.add_middleware(ApiKeyGuard, key=api_key)  # outermost: before the body limit
+        _document_api_key(app)
+    _install_error_handlers(app)
+    install_docs(app)
+    _add_predict_routes(app, svc)
+    _add_info_routes(app, svc)
     return app
 
 
 def create_app_from_env() -> FastAPI:
     """:func:`create_app` configured by ``EMOVOX_MODEL``, ``EMOVOX_MAX_UPLOAD_MB``,
-    ``EMOVOX_MAX_DURATION_S`` and ``EMOVOX_BACKEND`` (for ``uvicorn --factory``)."""
-    s = logic.Settings.from_env()
+    ``EMOVOX_MAX_DURATION_S``, ``EMOVOX_BACKEND`` and ``EMOVOX_API_KEY`` (for
+    ``uvicorn --factory``)."""
+    s = service.Settings.from_env()
     return create_app(s.model, max_bytes=s.max_bytes, max_duration=s.max_duration_s,
-                      backend=s.backend)
+                      backend=s.backend, api_key=s.api_key)

@@ -1,7 +1,11 @@
 """The emovox web app: ``emovox app`` runs the Streamlit script :mod:`emovox.web.app`.
 
-:mod:`emovox.web.logic` holds what the app and the REST API (:mod:`emovox.api`) share and
-imports neither Streamlit nor FastAPI.
+Owns the Streamlit page (:mod:`emovox.web.app`), its figures (:mod:`emovox.web.figures`)
+and the command that starts it. What the app shares with the REST API (settings, analysis
+of a clip, error wording, the model card) lives in :mod:`emovox.serving.service`.
+
+May import: serving, plots and the floors below (inference/predictor, audio, features,
+affect, labels, errors). Never imports api, cli, training or experiment.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from emovox.web.logic import Settings
+    from emovox.serving.service import Settings
 
 #: The Streamlit script that ``emovox app`` hands to ``streamlit run``.
 APP_SCRIPT = Path(__file__).with_name("app.py")

@@ -7,7 +7,7 @@ Two tabs: *Analyse a voice* (upload or record a clip: player, waveform, log-mel
 spectrogram, MFCCs, predicted emotion with colour-coded confidence, all probabilities,
 derived arousal/valence, and for longer recordings an emotion timeline with CSV download)
 and *Model card* (speaker-independent cross-validation metrics, confusion matrix, per-class
-recall, MODEL_CARD.md). The logic lives in :mod:`emovox.web.logic`; every error is shown as
+recall, MODEL_CARD.md). The logic lives in :mod:`emovox.serving.service`; every error is shown as
 a message, never as a traceback.
 """
 
@@ -17,15 +17,18 @@ import hashlib
 import io
 import logging
 import math
+import threading
 from pathlib import Path
 
 import streamlit as st
 
-from emovox.web import figures, logic
+from emovox.serving import service
+from emovox.web import figures
 
 log = logging.getLogger("emovox.web")
 
 PAGE_TITLE = "emovox · speech emotion recognition"
+_PYPLOT = threading.Lock()  # emovox.plots draws with pyplot, whose state is global
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -38,14 +41,16 @@ def get_predictor(model: str, backend: str):
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _png(kind: str, model_id: str, _payload: object) -> bytes:
-    """A model-card figure as PNG, drawn once per model."""
-    if kind == "confusion":
-        labels, counts = _payload  # type: ignore[misc]
-        fig = figures.confusion_figure(labels, counts)
-    else:
-        fig = figures.recall_figure(_payload)  # type: ignore[arg-type]
+    """A model-card figure as PNG, drawn once per model (the run directory's figures)."""
+    from emovox import plots
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    with _PYPLOT:  # sessions run in threads; pyplot is not thread-safe
+        if kind == "confusion":
+            labels, counts = _payload  # type: ignore[misc]
+            plots.plot_confusion(counts.tolist(), labels, buf, title="")  # type: ignore[arg-type]
+        else:
+            plots.plot_recall(dict(_payload), buf, title="")  # type: ignore[arg-type,call-overload]
     return buf.getvalue()
 
 
@@ -53,14 +58,14 @@ def _set_active(which: str) -> None:
     st.session_state["emovox_active"] = which
 
 
-def _choose_input(settings: logic.Settings):
+def _choose_input(settings: service.Settings):
     """The uploader and the recorder side by side; the one changed last is analysed."""
     left, right = st.columns(2)
     with left:
         upload = st.file_uploader(
-            f"Upload a recording ({', '.join(logic.AUDIO_TYPES)}; "
+            f"Upload a recording ({', '.join(service.AUDIO_TYPES)}; "
             f"up to {settings.max_upload_mb:g} MB, {settings.max_duration_s:g} s)",
-            type=list(logic.AUDIO_TYPES), key="upload", on_change=_set_active,
+            type=list(service.AUDIO_TYPES), key="upload", on_change=_set_active,
             args=("upload",), max_upload_size=max(1, math.ceil(settings.max_upload_mb)),
         )
     with right:
@@ -74,21 +79,21 @@ def _choose_input(settings: logic.Settings):
     return upload if upload is not None else recording
 
 
-def _analysis(predictor, settings: logic.Settings, data: bytes, name: str) -> logic.Analysis:
-    """:func:`logic.analyse`, remembered per session for the current clip (reruns caused by
+def _analysis(predictor, settings: service.Settings, data: bytes, name: str) -> service.Analysis:
+    """:func:`service.analyse`, remembered per session for the current clip (reruns caused by
     other widgets do not recompute it)."""
     key = (hashlib.sha256(data).hexdigest(), name, predictor.model_id)
     cached = st.session_state.get("emovox_analysis")
     if cached is not None and cached[0] == key:
         return cached[1]
     with st.spinner("Analysing…"):
-        result = logic.analyse(predictor, data, name, max_bytes=settings.max_bytes,
+        result = service.analyse(predictor, data, name, max_bytes=settings.max_bytes,
                                max_duration=settings.max_duration_s)
     st.session_state["emovox_analysis"] = (key, result)
     return result
 
 
-def probability_chart(p, level: logic.ConfidenceLevel):
+def probability_chart(p, level: service.ConfidenceLevel):
     """Horizontal bars of the eight probabilities on a 0-100 % axis; the predicted emotion
     in the colour of its confidence level."""
     import altair as alt
@@ -110,7 +115,7 @@ def probability_chart(p, level: logic.ConfidenceLevel):
     return (bars + text).properties(height=260)
 
 
-def show_prediction(a: logic.Analysis) -> None:
+def show_prediction(a: service.Analysis) -> None:
     p = a.prediction
     st.subheader("Predicted emotion")
     if p.silent:
@@ -119,9 +124,9 @@ def show_prediction(a: logic.Analysis) -> None:
         lvl = a.level
         st.markdown(f"## :{lvl.colour}[{p.label.capitalize()}] · {p.confidence:.0%}")
         st.markdown(f":{lvl.colour}-badge[{lvl.name} confidence] "
-                    f"(high ≥ {logic.HIGH_CONFIDENCE:.0%}, medium "
-                    f"{logic.MEDIUM_CONFIDENCE:.0%}–{logic.HIGH_CONFIDENCE:.0%}, "
-                    f"low < {logic.MEDIUM_CONFIDENCE:.0%})")
+                    f"(high ≥ {service.HIGH_CONFIDENCE:.0%}, medium "
+                    f"{service.MEDIUM_CONFIDENCE:.0%}–{service.HIGH_CONFIDENCE:.0%}, "
+                    f"low < {service.MEDIUM_CONFIDENCE:.0%})")
     left, right = st.columns([3, 2])
     with left:
         st.caption("Probability of every emotion (calibrated)")
@@ -135,12 +140,12 @@ def show_prediction(a: logic.Analysis) -> None:
                    "(circumplex mapping), not predicted by the model.")
 
 
-def show_player(a: logic.Analysis, data: bytes) -> None:
-    st.audio(data, format=logic.mime_type(a.name))
+def show_player(a: service.Analysis, data: bytes) -> None:
+    st.audio(data, format=service.mime_type(a.name))
     st.caption(f"{a.name} · {a.duration:.1f} s · model {a.model_id}")
 
 
-def show_signal(a: logic.Analysis) -> None:
+def show_signal(a: service.Analysis) -> None:
     st.subheader("Signal")
     t_wave, t_mel, t_mfcc = st.tabs(["Waveform", "Log-mel spectrogram", "MFCC"])
     with t_wave:
@@ -167,7 +172,7 @@ def timeline_chart(rows: list[dict], labels: list[str]):
     ).properties(height=280)
 
 
-def show_timeline(a: logic.Analysis) -> None:
+def show_timeline(a: service.Analysis) -> None:
     import pandas as pd
 
     tl = a.timeline
@@ -177,31 +182,31 @@ def show_timeline(a: logic.Analysis) -> None:
         f"Dominant emotion: **{summary['dominant']}** · {summary['windows']} windows of "
         f"{tl.window:g} s every {tl.hop:g} s · {summary['silent_windows']} silent"
     )
-    rows = logic.timeline_rows(tl)
+    rows = service.timeline_rows(tl)
     voiced = [r for r in rows if r["label"] != "silence"]
     if voiced:
         st.altair_chart(timeline_chart(voiced, list(a.prediction.probabilities)),
                         width="stretch")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-    st.download_button("Download the timeline (CSV)", logic.timeline_csv(tl),
+    st.download_button("Download the timeline (CSV)", service.timeline_csv(tl),
                        file_name=f"{Path(a.name).stem or 'recording'}-timeline.csv",
                        mime="text/csv", key="timeline_csv")
 
 
-def analyse_tab(predictor, settings: logic.Settings) -> None:
+def analyse_tab(predictor, settings: service.Settings) -> None:
     chosen = _choose_input(settings)
     if chosen is None:
         st.info("Upload a recording or record your voice to see which emotion it carries.")
         return
     name = chosen.name or "recording.wav"
     try:
-        logic.check_size(chosen.size, settings.max_bytes, logic.display_name(name))
+        service.check_size(chosen.size, settings.max_bytes, service.display_name(name))
         data = chosen.getvalue()
         a = _analysis(predictor, settings, data, name)
     except Exception as exc:  # the app never shows a traceback
-        if not isinstance(exc, logic.EmovoxError):
+        if not isinstance(exc, service.EmovoxError):
             log.exception("analysis of %s failed", name)
-        st.error(logic.user_message(exc))
+        st.error(service.user_message(exc))
         return
     show_player(a, data)
     show_prediction(a)
@@ -213,7 +218,7 @@ def analyse_tab(predictor, settings: logic.Settings) -> None:
 def model_card_tab(predictor) -> None:
     import pandas as pd
 
-    card = logic.model_card(predictor)
+    card = service.model_card(predictor)
     st.subheader(f"Model {card['model_id']}")
     facts = [f"backend **{card['backend']}**", f"calibration temperature "
              f"**{card['temperature']:.3f}**"]
@@ -231,12 +236,12 @@ def model_card_tab(predictor) -> None:
     else:
         st.markdown(f"#### Speaker-independent cross-validation (protocol "
                     f"`{cv.get('protocol', '?')}`: test actors are never heard in training)")
-        st.dataframe(pd.DataFrame(logic.card_summary_rows(cv)), hide_index=True)
+        st.dataframe(pd.DataFrame(service.card_summary_rows(cv)), hide_index=True)
         worst = cv.get("worst_class") or {}
         if worst:
             st.caption(f"Weakest class: {worst.get('label')} "
                        f"({float(worst.get('recall', 0)):.1f} % recall)")
-        cm = logic.confusion_of(cv)
+        cm = service.confusion_of(cv)
         left, right = st.columns(2)
         if cm is not None:
             with left:
@@ -260,12 +265,12 @@ def main() -> None:
     st.title("emovox")
     st.caption("Which of eight emotions does a voice carry? Evaluated on speakers never heard.")
     try:
-        settings = logic.Settings.from_env()
+        settings = service.Settings.from_env()
         predictor = get_predictor(str(settings.model or ""), settings.backend)
     except Exception as exc:
-        if not isinstance(exc, logic.EmovoxError):
+        if not isinstance(exc, service.EmovoxError):
             log.exception("cannot start the app")
-        st.error(f"The model could not be loaded: {logic.user_message(exc)}")
+        st.error(f"The model could not be loaded: {service.user_message(exc)}")
         return
     tab_analyse, tab_card = st.tabs(["Analyse a voice", "Model card"])
     with tab_analyse:
@@ -275,7 +280,7 @@ def main() -> None:
             model_card_tab(predictor)
         except Exception as exc:
             log.exception("model card failed")
-            st.error(logic.user_message(exc))
+            st.error(service.user_message(exc))
 
 
 main()

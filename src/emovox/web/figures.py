@@ -1,9 +1,8 @@
-"""Matplotlib figures of the web app. Built on :class:`matplotlib.figure.Figure` directly
-(no pyplot state), so concurrent sessions never share a figure."""
+"""Matplotlib figures of the web app's analysis page. Built on :class:`matplotlib.figure.Figure`
+directly (no pyplot state), so concurrent sessions never share a figure. The model card's
+confusion matrix and recall bars are :mod:`emovox.plots`' figures (as in run directories)."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -70,38 +69,3 @@ def _circle():
     from matplotlib.patches import Circle
 
     return Circle((0, 0), 1.0, fill=False, color="#ddd")
-
-
-def confusion_figure(labels: list[str], counts: np.ndarray) -> Figure:
-    """Row-normalised confusion matrix (recall per true class) with counts."""
-    norm = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig = Figure(figsize=(6.5, 5.5), dpi=100)
-    ax = fig.add_subplot()
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
-    fig.tight_layout()
-    return fig
-
-
-def recall_figure(recall: Mapping[str, float]) -> Figure:
-    """Per-class recall (%) with the chance level."""
-    fig = Figure(figsize=(6.5, 3), dpi=100)
-    ax = fig.add_subplot()
-    names = list(recall)
-    ax.bar(names, [float(recall[k]) for k in names], color="#4472c4")
-    if names:
-        ax.axhline(100.0 / len(names), color="grey", ls="--", lw=1, label="chance")
-        ax.legend(loc="upper right")
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("recall (%)")
-    ax.tick_params(axis="x", rotation=45)
-    fig.tight_layout()
-    return fig

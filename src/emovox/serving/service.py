@@ -1,29 +1,27 @@
 """What the web app and the REST API share, in plain functions (no Streamlit, no FastAPI).
 
-* :class:`Settings`: model folder, upload size and duration limits, read from the environment
-  (``EMOVOX_MODEL``, ``EMOVOX_MAX_UPLOAD_MB``, ``EMOVOX_MAX_DURATION_S``, ``EMOVOX_BACKEND``)
-  so that ``emovox app`` can hand them to the Streamlit script it starts;
+* :class:`Settings`: model folder, upload size and duration limits, backend and API key,
+  read from the environment (``EMOVOX_MODEL``, ``EMOVOX_MAX_UPLOAD_MB``,
+  ``EMOVOX_MAX_DURATION_S``, ``EMOVOX_BACKEND``, ``EMOVOX_API_KEY``) so that ``emovox app``
+  can hand them to the Streamlit script it starts;
 * :func:`analyse`: one uploaded or recorded clip -> prediction, timeline, plot arrays;
-* :func:`timeline_from_bytes`: an emotion timeline of uploaded bytes, through a private
-  temporary directory that is always deleted;
+* :func:`predict_upload` / :func:`timeline_from_upload`: a prediction or an emotion timeline
+  of uploaded bytes or an uploaded file object (see :mod:`emovox.serving.uploads`);
 * :func:`model_card`: what the model-card page and ``GET /v1/model`` show;
 * :func:`user_message` / :func:`http_status`: the wording and status code of every error a
-  user can cause, so neither front end ever shows a traceback.
+  user can cause, so neither front end ever shows a traceback or an object repr.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import math
 import os
-import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -35,26 +33,44 @@ from emovox.errors import (
     NotAudio,
     UnsupportedCodec,
 )
-from emovox.labels import LABELS
+from emovox.inference import BACKENDS
+from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
+from emovox.serving.timeline import Timeline, build_timeline, timeline_rows, write_timeline_csv
+from emovox.serving.uploads import (
+    UploadTooLarge,
+    check_size,
+    display_name,
+    mime_type,
+    named_errors,
+    open_upload,
+    safe_suffix,
+    scrub,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "AUDIO_TYPES",
-    "EmovoxError",
+    "BACKENDS",
+    "TIMELINE_HOP_S",
+    "TIMELINE_WINDOW_S",
     "Analysis",
     "ConfidenceLevel",
+    "EmovoxError",
     "Settings",
     "UploadTooLarge",
     "analyse",
     "card_summary_rows",
     "check_size",
     "confidence_level",
+    "display_name",
     "http_status",
     "mime_type",
     "model_card",
+    "predict_upload",
+    "safe_suffix",
     "timeline_csv",
-    "timeline_from_bytes",
+    "timeline_from_upload",
     "timeline_rows",
     "user_message",
 ]
@@ -63,28 +79,21 @@ ENV_MODEL = "EMOVOX_MODEL"
 ENV_MAX_UPLOAD_MB = "EMOVOX_MAX_UPLOAD_MB"
 ENV_MAX_DURATION_S = "EMOVOX_MAX_DURATION_S"
 ENV_BACKEND = "EMOVOX_BACKEND"
+ENV_API_KEY = "EMOVOX_API_KEY"
 DEFAULT_MAX_UPLOAD_MB = 25.0
 DEFAULT_MAX_DURATION_S = 600.0
 
 #: File types offered by the uploader (the content is sniffed anyway, never trusted).
 AUDIO_TYPES = ("wav", "mp3", "ogg", "flac", "m4a")
-_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac",
-         "m4a": "audio/mp4"}
 
 #: Recordings longer than this (s) also get an emotion timeline.
 TIMELINE_MIN_S = 5.0
-TIMELINE_WINDOW_S = 3.0
-TIMELINE_HOP_S = 1.5
 
 #: Confidence bands: high >= 70 %, medium 50-70 %, low < 50 %.
 HIGH_CONFIDENCE = 0.70
 MEDIUM_CONFIDENCE = 0.50
 
 _MAX_PLOT_FRAMES = 3000  # spectrogram columns drawn at most (long files are pooled)
-
-
-class UploadTooLarge(EmovoxError):
-    """The upload is bigger than the configured size limit."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,12 +123,14 @@ class Settings:
         max_upload_mb: largest accepted upload in MiB.
         max_duration_s: longest accepted recording in seconds.
         backend: inference engine, ``auto``, ``onnx`` or ``torch``.
+        api_key: the REST API's key (``None``: no key needed); never handed to the web app.
     """
 
     model: Path | None = None
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     backend: str = "auto"
+    api_key: str | None = field(default=None, repr=False)
 
     @property
     def max_bytes(self) -> int:
@@ -135,17 +146,19 @@ class Settings:
         env = os.environ if env is None else env
         model = env.get(ENV_MODEL, "").strip()
         backend = env.get(ENV_BACKEND, "").strip() or "auto"
-        if backend not in ("auto", "onnx", "torch"):
-            raise ConfigError(f"{ENV_BACKEND}={backend!r} must be auto, onnx or torch")
+        if backend not in BACKENDS:
+            raise ConfigError(f"{ENV_BACKEND}={backend!r} must be one of {', '.join(BACKENDS)}")
         return cls(
             model=Path(model).expanduser() if model else None,
             max_upload_mb=_positive(env, ENV_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB),
             max_duration_s=_positive(env, ENV_MAX_DURATION_S, DEFAULT_MAX_DURATION_S),
             backend=backend,
+            api_key=env.get(ENV_API_KEY, "").strip() or None,
         )
 
     def to_env(self) -> dict[str, str]:
-        """The environment variables that make :meth:`from_env` return these settings."""
+        """The environment variables that make :meth:`from_env` return these settings
+        (the API key excepted: it is for the API only and is never passed on)."""
         return {
             ENV_MODEL: str(self.model) if self.model is not None else "",
             ENV_MAX_UPLOAD_MB: f"{self.max_upload_mb:g}",
@@ -175,41 +188,10 @@ def confidence_level(confidence: float) -> ConfidenceLevel:
     return ConfidenceLevel("low", "red", "#c62828")
 
 
-def _mb(n: float) -> str:
-    return f"{n / (1024 * 1024):.3g} MB"
-
-
-def check_size(n_bytes: int, max_bytes: int, name: str = "the file") -> None:
-    """Raise :class:`UploadTooLarge` when ``n_bytes > max_bytes``."""
-    if n_bytes > max_bytes:
-        raise UploadTooLarge(
-            f"{name}: is {_mb(n_bytes)}, larger than the {_mb(max_bytes)} upload limit. "
-            "Upload a shorter or compressed recording (or raise the limit)."
-        )
-
-
-def safe_suffix(filename: str | None) -> str:
-    """A harmless extension for a temporary copy (``.wav``, ``.m4a``...; ``.bin`` when the
-    name has none). The client's file name itself is never used as a path."""
-    ext = Path(filename or "").suffix.lower().lstrip(".")
-    return f".{ext}" if re.fullmatch(r"[a-z0-9]{1,5}", ext) else ".bin"
-
-
-def display_name(filename: str | None) -> str:
-    """The client's file name, stripped of any directories and odd characters."""
-    name = re.split(r"[\\/]", filename or "")[-1].strip()
-    name = re.sub(r"[^\w .()+,-]", "_", name)[:120]
-    return name or "upload"
-
-
-def mime_type(filename: str | None) -> str:
-    return _MIME.get(Path(filename or "").suffix.lower().lstrip("."), "audio/wav")
-
-
 def user_message(exc: BaseException) -> str:
     """What to tell the user about ``exc`` (never a traceback)."""
     if isinstance(exc, EmovoxError):
-        return str(exc)
+        return scrub(str(exc))
     return ("Something went wrong while analysing this recording. "
             "Try another file; the details are in the server log.")
 
@@ -236,81 +218,72 @@ def http_status(exc: BaseException) -> tuple[int, str]:
 # --------------------------------------------------------------------------------------------
 
 
-def timeline_from_bytes(
+def _too_long(name: str, seconds: float, max_duration: float) -> AudioTooLong:
+    return AudioTooLong(f"{name}: is {seconds:.2f} s long, longer than the {max_duration:g} s "
+                        "limit. Cut it into shorter pieces (or raise the limit).")
+
+
+def predict_upload(
     predictor: Any,
-    data: bytes,
+    data: bytes | BinaryIO,
     filename: str | None,
     *,
-    window: float = TIMELINE_WINDOW_S,
-    hop: float = TIMELINE_HOP_S,
+    max_bytes: int | None = None,
     max_duration: float | None = None,
 ) -> Any:
-    """:func:`emovox.timeline.build_timeline` of an uploaded file.
+    """:meth:`Predictor.predict_file` of an upload (bytes or a file object): decoded from
+    memory when small, else from a private temporary copy (deleted before this returns).
 
-    The bytes are written to a fresh private temporary directory (under
+    Raises:
+        UploadTooLarge, emovox.errors.AudioError: named after the upload.
+    """
+    with open_upload(data, filename, max_bytes=max_bytes) as up, named_errors(up):
+        return predictor.predict_file(up.source, filename=up.name, max_duration=max_duration)
+
+
+def timeline_from_upload(
+    predictor: Any,
+    data: bytes | BinaryIO,
+    filename: str | None,
+    *,
+    params: TimelineParams | None = None,
+    max_bytes: int | None = None,
+    max_duration: float | None = None,
+) -> Timeline:
+    """:func:`emovox.serving.timeline.build_timeline` of an upload.
+
+    The upload is copied to a fresh private temporary directory (under
     :func:`tempfile.gettempdir`), which is deleted before this returns, whatever happens.
     The file is probed first, so non-audio is rejected with the client's file name in the
     message, and ``max_duration`` is enforced from the header and again while streaming.
     """
     from emovox.audio import probe
-    from emovox.timeline import build_timeline
 
-    name = display_name(filename)
-    info = probe(bytes(data), filename=name)  # typed errors, named after the upload
-    if max_duration is not None and info.duration is not None:
-        if info.duration > max_duration + 0.05:
-            raise AudioTooLong(
-                f"{name}: is {info.duration:.2f} s long, longer than the {max_duration:g} s "
-                "limit. Cut it into shorter pieces (or raise the limit)."
-            )
+    params = params or TimelineParams()
+    with open_upload(data, filename, max_bytes=max_bytes, spool_bytes=0) as up, \
+            named_errors(up):
+        name = up.name
+        info = probe(up.source, filename=name)  # typed errors, named after the upload
+        if max_duration is not None and info.duration is not None:
+            if info.duration > max_duration + 0.05:
+                raise _too_long(name, info.duration, max_duration)
 
-    def guard(seconds: float) -> None:
-        if max_duration is not None and seconds > max_duration + hop + 0.05:
-            raise AudioTooLong(f"{name}: longer than the {max_duration:g} s limit.")
+        def guard(seconds: float) -> None:
+            if max_duration is not None and seconds > max_duration + params.hop + 0.05:
+                raise AudioTooLong(f"{name}: longer than the {max_duration:g} s limit.")
 
-    with tempfile.TemporaryDirectory(prefix="emovox-upload-") as tmp:
-        path = Path(tmp) / f"upload{safe_suffix(filename)}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            tl = build_timeline(predictor, path, window=window, hop=hop, progress=guard)
-        except AudioError as exc:  # name the upload, not the temporary copy
-            raise type(exc)(str(exc).replace(str(path), name)) from None
+        tl = build_timeline(predictor, up.source, window=params.window, hop=params.hop,
+                            progress=guard)
     tl.source = name
     if max_duration is not None and tl.duration > max_duration + 0.05:
-        raise AudioTooLong(f"{name}: is {tl.duration:.2f} s long, longer than the "
-                           f"{max_duration:g} s limit.")
+        raise _too_long(name, tl.duration, max_duration)
     return tl
 
 
-_TIMELINE_COLUMNS = ("start", "end", "label", "confidence", *LABELS, "arousal", "valence")
-
-
-def timeline_rows(tl: Any) -> list[dict[str, Any]]:
-    """One flat dict per segment (columns as ``emovox timeline --csv``)."""
-    rows = []
-    for s in tl.segments:
-        row: dict[str, Any] = {"start": round(s.start, 2), "end": round(s.end, 2),
-                               "label": s.label, "confidence": round(s.confidence, 4)}
-        for lab in LABELS:
-            row[lab] = round(float(s.probabilities.get(lab, 0.0)), 4)
-        row["arousal"] = None if s.arousal is None else round(s.arousal, 3)
-        row["valence"] = None if s.valence is None else round(s.valence, 3)
-        rows.append(row)
-    return rows
-
-
-def timeline_csv(tl: Any) -> str:
+def timeline_csv(tl: Timeline) -> str:
     """The timeline as CSV text, the same columns as ``emovox timeline --csv``."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(_TIMELINE_COLUMNS)
-    for r in timeline_rows(tl):
-        w.writerow([f"{r['start']:.2f}", f"{r['end']:.2f}", r["label"], f"{r['confidence']:.4f}",
-                    *(f"{r[lab]:.4f}" for lab in LABELS),
-                    "" if r["arousal"] is None else f"{r['arousal']:.3f}",
-                    "" if r["valence"] is None else f"{r['valence']:.3f}"])
+    write_timeline_csv(tl, buf)
     return buf.getvalue()
 
 
@@ -327,7 +300,7 @@ class Analysis:
     model_id: str
     duration: float
     prediction: Any  # emovox.inference.Prediction
-    timeline: Any | None  # emovox.timeline.Timeline, for recordings > TIMELINE_MIN_S
+    timeline: Any | None  # emovox.serving.timeline.Timeline, for recordings > TIMELINE_MIN_S
     envelope: tuple[np.ndarray, np.ndarray, np.ndarray] = field(repr=False)  # t, min, max
     log_mel: np.ndarray = field(repr=False)  # (n_mels, T) dB, pooled to <= 3000 frames
     mfcc: np.ndarray = field(repr=False)  # (20, T), pooled likewise
@@ -370,8 +343,7 @@ def analyse(
     max_bytes: int | None = None,
     max_duration: float | None = None,
     timeline_min_s: float = TIMELINE_MIN_S,
-    window: float = TIMELINE_WINDOW_S,
-    hop: float = TIMELINE_HOP_S,
+    params: TimelineParams | None = None,
 ) -> Analysis:
     """Decode, predict, and (for recordings longer than ``timeline_min_s``) build the
     emotion timeline of one uploaded or recorded clip.
@@ -396,8 +368,8 @@ def analyse(
     duration = len(audio.wave) / audio.sr
     tl = None
     if duration > timeline_min_s:
-        tl = timeline_from_bytes(predictor, data, name, window=window, hop=hop,
-                                 max_duration=max_duration)
+        tl = timeline_from_upload(predictor, data, name, params=params,
+                                  max_duration=max_duration)
     hop_length = 160
     mel, k = _pool_frames(log_mel(audio.wave, audio.sr, hop_length=hop_length))
     cep, _ = _pool_frames(mfcc(audio.wave, audio.sr, hop_length=hop_length))

@@ -1,7 +1,11 @@
 """Batch prediction over folders and globs: resumable, never stopped by one bad file.
 
 Rows go to a CSV or JSON-lines file as they are produced (flushed each time), so an
-interrupted run loses nothing and a re-run skips every file already in the output.
+interrupted run loses nothing and a re-run skips every file already in the output. A file
+is identified by its resolved absolute path, which is what the ``path`` column holds (file
+names that are not valid UTF-8 are written with backslash escapes, ``b\\xff.wav``: see
+:func:`emovox.serving.inputs.printable_path`). Error rows are retried by the next run
+unless ``retry_errors=False``: the old error row is removed, the new result appended.
 Local runs use a thread pool over one shared :class:`~emovox.inference.Predictor`;
 ``engine="dask"`` runs the same work on a Dask distributed cluster.
 """
@@ -9,9 +13,10 @@ Local runs use a thread pool over one shared :class:`~emovox.inference.Predictor
 from __future__ import annotations
 
 import csv
-import glob
 import json
 import logging
+import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -22,13 +27,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from emovox.corpora.base import AUDIO_EXTENSIONS, iter_audio_files
 from emovox.labels import LABELS
+from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
+from emovox.serving.params import check_max_duration
+from emovox.serving.timeline import SILENCE as SILENCE_LABEL
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ERROR_LABEL", "FIELDS", "SILENCE_LABEL", "BatchSummary", "Engine",
+           "collect_inputs", "done_paths", "failure_message", "predict_one", "row_for", "run_batch"]
+
 ERROR_LABEL = "error"
-SILENCE_LABEL = "silence"
 
 
 class Engine(str, Enum):
@@ -40,49 +49,31 @@ class Engine(str, Enum):
 class BatchSummary:
     found: int = 0
     skipped: int = 0  #: already in the output file (resumed)
+    skipped_errors: int = 0  #: of those, error rows kept (``retry_errors=False``)
+    retried: int = 0  #: error rows of an earlier run tried again
     done: int = 0
-    errors: int = 0
+    errors: int = 0  #: files that failed in this run
     silent: int = 0
     seconds: float = 0.0
     labels: Counter = field(default_factory=Counter)
 
+    @property
+    def failed(self) -> int:
+        """Files whose row in the output is an error (this run's and kept old ones)."""
+        return self.errors + self.skipped_errors
+
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "labels": dict(self.labels)}
-
-
-def collect_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Audio files from paths: folders are walked recursively, globs expanded (``**``
-    allowed), files taken as given. Order is stable; duplicates removed."""
-    out: dict[str, Path] = {}
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            paths = list(iter_audio_files(p))
-        elif p.is_file():
-            paths = [p]
-        else:
-            matches = sorted(glob.glob(item, recursive=True))
-            if not matches:
-                raise FileNotFoundError(f"no such file, folder or glob match: {item}")
-            paths = []
-            for m in matches:
-                mp = Path(m)
-                if mp.is_dir():
-                    paths += list(iter_audio_files(mp))
-                elif mp.suffix.lower() in AUDIO_EXTENSIONS:
-                    paths.append(mp)
-        for q in paths:
-            out.setdefault(str(q), q)
-    return list(out.values())
+        return {**self.__dict__, "labels": dict(self.labels), "failed": self.failed}
 
 
 def row_for(path: Path, prediction: Any | None, error: str | None) -> dict[str, Any]:
     """One output row: path, label (emotion, ``silence`` or ``error``), confidence, all
     eight probabilities, derived arousal/valence, duration, error message."""
-    row: dict[str, Any] = {"path": str(path)}
+    row: dict[str, Any] = {"path": resolved_key(path)}
     if prediction is None:
         row |= {"label": ERROR_LABEL, "confidence": "", "arousal": "", "valence": "",
-                "duration": ""} | {f"p_{lab}": "" for lab in LABELS} | {"error": error or ""}
+                "duration": ""} | {f"p_{lab}": "" for lab in LABELS}
+        row["error"] = printable_path(error or "")
         return row
     p = prediction
     row |= {
@@ -108,21 +99,62 @@ def _format(out: Path) -> str:
     return suffix[1:]
 
 
-def done_paths(out: Path) -> set[str]:
-    """Paths already in an existing output file (rows with errors included)."""
-    if not out.exists() or out.stat().st_size == 0:
-        return set()
+def _read_rows(out: Path) -> Iterator[dict[str, Any]]:
     if _format(out) == "csv":
-        with open(out, newline="") as f:
-            return {r["path"] for r in csv.DictReader(f) if r.get("path")}
-    seen = set()
-    with open(out) as f:
+        with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
+            yield from csv.DictReader(f)
+        return
+    with open(out, encoding="utf-8", errors="backslashreplace") as f:
         for line in f:
             try:
-                seen.add(json.loads(line)["path"])
-            except (json.JSONDecodeError, KeyError):
+                row = json.loads(line)
+            except json.JSONDecodeError:
                 log.warning("ignoring an unreadable line in %s", out)
+                continue
+            if isinstance(row, dict):
+                yield row
+
+
+def done_paths(out: Path) -> dict[str, str]:
+    """``{resolved path: label}`` of the rows already in an existing output file (the last
+    row of a path wins). Paths written relative by older versions are resolved here."""
+    if not out.exists() or out.stat().st_size == 0:
+        return {}
+    seen: dict[str, str] = {}
+    for r in _read_rows(out):
+        path = r.get("path")
+        if path:
+            key = path if os.path.isabs(path) else resolved_key(path)
+            seen[key] = str(r.get("label") or "")
     return seen
+
+
+def _drop_error_rows(out: Path, paths: set[str]) -> None:
+    """Rewrite ``out`` without the error rows of ``paths`` (atomically: a temp file in the
+    same folder, then a rename), so a retried file ends up with one row."""
+    fmt = _format(out)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore") if fmt == "csv" \
+                else None
+            if w:
+                w.writeheader()
+            for r in _read_rows(out):
+                p = r.get("path") or ""
+                key = p if os.path.isabs(p) else resolved_key(p) if p else ""
+                if r.get("label") == ERROR_LABEL and key in paths:
+                    continue
+                if w:
+                    w.writerow(r)
+                else:
+                    f.write(json.dumps(r) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class RowWriter:
@@ -132,7 +164,7 @@ class RowWriter:
         self.fmt = _format(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         new = not out.exists() or out.stat().st_size == 0
-        self.f = open(out, "a", newline="")  # noqa: SIM115 - closed in close()
+        self.f = open(out, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.csv = csv.DictWriter(self.f, fieldnames=FIELDS) if self.fmt == "csv" else None
         if self.csv and new:
             self.csv.writeheader()
@@ -148,15 +180,19 @@ class RowWriter:
         self.f.close()
 
 
+def failure_message(exc: BaseException) -> str:
+    """What an error row (of ``batch`` or ``predict``) says about a file that failed."""
+    from emovox.errors import EmovoxError
+
+    return str(exc) if isinstance(exc, EmovoxError) else f"{type(exc).__name__}: {exc}"
+
+
 def predict_one(predictor: Any, path: Path, max_duration: float | None) -> dict[str, Any]:
     """Never raises: a failure becomes an error row naming what went wrong."""
     try:
         return row_for(path, predictor.predict_file(path, max_duration=max_duration), None)
     except Exception as exc:  # noqa: BLE001 - one bad file never stops a batch
-        from emovox.errors import EmovoxError
-
-        msg = str(exc) if isinstance(exc, EmovoxError) else f"{type(exc).__name__}: {exc}"
-        return row_for(path, None, msg)
+        return row_for(path, None, failure_message(exc))
 
 
 @lru_cache(maxsize=4)
@@ -177,6 +213,21 @@ def _chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
         yield items[i : i + n]
 
 
+def _plan(files: list[Path], out: Path, retry_errors: bool
+          ) -> tuple[list[Path], BatchSummary]:
+    """The files still to predict, and the summary of what the output already holds."""
+    seen = done_paths(out)
+    keys = {resolved_key(p): p for p in files}
+    old_errors = {k for k in keys if seen.get(k) == ERROR_LABEL}
+    retry = old_errors if retry_errors else set()
+    todo = [p for k, p in keys.items() if k not in seen or k in retry]
+    summary = BatchSummary(found=len(files), skipped=len(files) - len(todo),
+                           skipped_errors=len(old_errors - retry), retried=len(retry))
+    if retry:
+        _drop_error_rows(out, retry)
+    return todo, summary
+
+
 def run_batch(
     inputs: Iterable[str],
     out: Path,
@@ -189,16 +240,21 @@ def run_batch(
     max_duration: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     dask_processes: bool = True,
+    retry_errors: bool = True,
 ) -> BatchSummary:
     """Predict every audio file of ``inputs`` into ``out`` (.csv or .jsonl), skipping
-    files already there."""
+    files already there (error rows too when ``retry_errors`` is False).
+
+    Raises:
+        ValueError: ``out`` is not .csv/.jsonl. ConfigError: a bad ``max_duration``.
+        FileNotFoundError: an input that matches nothing.
+    """
     t0 = time.perf_counter()
     out = Path(out)
     _format(out)
+    max_duration = check_max_duration(max_duration)
     files = collect_inputs(inputs)
-    seen = done_paths(out)
-    todo = [p for p in files if str(p) not in seen]
-    summary = BatchSummary(found=len(files), skipped=len(files) - len(todo))
+    todo, summary = _plan(files, out, retry_errors)
     writer = RowWriter(out)
 
     def record(row: dict[str, Any]) -> None:

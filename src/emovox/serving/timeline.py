@@ -7,20 +7,26 @@ classified unless it is silent, in which case it is labelled ``silence``.
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
-from emovox.audio import TARGET_SR, is_silent, iter_blocks
+from emovox.audio import TARGET_SR, AudioSource, is_silent, iter_blocks
+from emovox.labels import LABELS
+from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 
 log = logging.getLogger(__name__)
 
+#: The label of a silent window (and of a silent clip in batch output).
 SILENCE = "silence"
+#: Columns of ``emovox timeline --csv`` and of the web app's timeline download.
+CSV_COLUMNS = ("start", "end", "label", "confidence", *LABELS, "arousal", "valence")
 
 
 @dataclass(frozen=True)
@@ -99,10 +105,10 @@ def _windows(
 
 def build_timeline(
     predictor: Any,
-    src: str | Path,
+    src: AudioSource,
     *,
-    window: float = 3.0,
-    hop: float = 1.5,
+    window: float = TIMELINE_WINDOW_S,
+    hop: float = TIMELINE_HOP_S,
     block_s: float = 60.0,
     silence_dbfs: float = -45.0,
     batch: int = 32,
@@ -114,12 +120,15 @@ def build_timeline(
     ``predict_batch(waves, sr)``). Windows whose loudest frame is below ``silence_dbfs``
     are labelled ``silence`` without running the model. ``progress`` gets the seconds
     processed so far.
+
+    Raises:
+        emovox.errors.ConfigError: window or hop refused by :class:`TimelineParams`.
     """
-    if window <= 0 or hop <= 0:
-        raise ValueError("window and hop must be positive")
+    params = TimelineParams(window, hop)
+    window, hop = params.window, params.hop
     sr = TARGET_SR
     win, step = int(round(window * sr)), int(round(hop * sr))
-    tl = Timeline(str(src), 0.0, window, hop)
+    tl = Timeline(str(src) if isinstance(src, (str, Path)) else "<bytes>", 0.0, window, hop)
     pending: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
@@ -152,3 +161,29 @@ def build_timeline(
     flush()
     tl.duration = seen[0] / sr
     return tl
+
+
+def timeline_rows(tl: Timeline) -> list[dict[str, Any]]:
+    """One flat dict per segment, rounded for display (columns :data:`CSV_COLUMNS`)."""
+    rows = []
+    for s in tl.segments:
+        row: dict[str, Any] = {"start": round(s.start, 2), "end": round(s.end, 2),
+                               "label": s.label, "confidence": round(s.confidence, 4)}
+        for lab in LABELS:
+            row[lab] = round(float(s.probabilities.get(lab, 0.0)), 4)
+        row["arousal"] = None if s.arousal is None else round(s.arousal, 3)
+        row["valence"] = None if s.valence is None else round(s.valence, 3)
+        rows.append(row)
+    return rows
+
+
+def write_timeline_csv(tl: Timeline, out: TextIO) -> None:
+    """The timeline as CSV (header :data:`CSV_COLUMNS`, one row per window, ``\\n`` line
+    ends): what ``emovox timeline --csv`` prints and the web app offers for download."""
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for s in tl.segments:
+        w.writerow([f"{s.start:.2f}", f"{s.end:.2f}", s.label, f"{s.confidence:.4f}",
+                    *(f"{float(s.probabilities.get(lab, 0.0)):.4f}" for lab in LABELS),
+                    "" if s.arousal is None else f"{s.arousal:.3f}",
+                    "" if s.valence is None else f"{s.valence:.3f}"])

@@ -1,0 +1,141 @@
+"""ASGI middleware of the REST API: the request-body limit and the optional API key.
+
+Both run before the body is read, so an oversized or unauthenticated upload is never
+parsed or spooled.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = ["API_KEY_HEADER", "OPEN_PATHS", "ApiKeyGuard", "BodyLimit", "is_loopback",
+           "request_key"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: The header that carries the API key (``Authorization: Bearer KEY`` works too).
+API_KEY_HEADER = "X-API-Key"
+#: Paths open without a key: liveness and the documentation (which holds no data).
+OPEN_PATHS = ("/health", "/docs", "/docs-assets/", "/openapi.json")
+
+
+async def _json_error(send: Send, status: int, code: str, detail: str,
+                      extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"), *(extra or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only listens on this machine (``localhost``, 127.0.0.0/8, ::1)."""
+    h = host.strip().strip("[]").lower()
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False  # a host name, or "" / "0.0.0.0"-like wildcards: reachable from outside
+
+
+def request_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key a request presents: ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``."""
+    for k, v in headers:
+        name = k.decode("latin-1").lower()
+        value = v.decode("latin-1").strip()
+        if name == API_KEY_HEADER.lower() and value:
+            return value
+        if name == "authorization" and value[:7].lower() == "bearer " and value[7:].strip():
+            return value[7:].strip()
+    return None
+
+
+class ApiKeyGuard:
+    """Pure ASGI middleware: 401 for every HTTP request outside :data:`OPEN_PATHS` that
+    does not present ``key`` (compared in constant time)."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        if not key:
+            raise ValueError("the API key must not be empty")
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or any(
+                path == p or (p.endswith("/") and path.startswith(p)) for p in OPEN_PATHS):
+            await self.app(scope, receive, send)
+            return
+        given = request_key(scope.get("headers") or [])
+        if given is None or not hmac.compare_digest(given.encode(), self.key):
+            detail = (f"this server needs an API key: send it as the {API_KEY_HEADER} header "
+                      "or as 'Authorization: Bearer KEY'" if given is None else
+                      "wrong API key")
+            await _json_error(send, 401, "unauthorized", detail,
+                              [(b"www-authenticate", b"Bearer")])
+            return
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Pure ASGI middleware: 413 for request bodies over ``max_body`` bytes, decided from
+    ``Content-Length`` before anything is read, or while a chunked body streams in, so an
+    oversized upload is never parsed or spooled."""
+
+    def __init__(self, app: ASGIApp, max_body: int, detail: str) -> None:
+        self.app, self.max_body, self.detail = app, max_body, detail
+
+    async def _reject(self, send: Send) -> None:
+        await _json_error(send, 413, "upload_too_large", self.detail)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers") or []:
+            if k == b"content-length":
+                try:
+                    too_big = int(v) > self.max_body
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(send)
+                    return
+        state = {"received": 0, "exceeded": False, "started": False}
+
+        async def limited_receive() -> Message:
+            if state["exceeded"]:
+                return {"type": "http.disconnect"}
+            msg = await receive()
+            if msg.get("type") == "http.request":
+                state["received"] += len(msg.get("body") or b"")
+                if state["received"] > self.max_body:
+                    state["exceeded"] = True
+                    raise StarletteHTTPException(413, self.detail)
+            return msg
+
+        async def guarded_send(msg: Message) -> None:
+            if state["exceeded"]:
+                return  # whatever the app answers to the aborted body is replaced below
+            if msg.get("type") == "http.response.start":
+                state["started"] = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not state["exceeded"]:
+                raise
+        if state["exceeded"] and not state["started"]:
+            await self._reject(send)

@@ -1,0 +1,113 @@
+"""Which files a batch reads: folders, files and globs expanded, safely.
+
+Folders are walked with :func:`emovox.corpora.base.iter_audio_files` (symlinked folders are
+followed, each real folder once). Globs with ``**`` are expanded by the same kind of walk,
+so a symlink cycle (``a/loop -> a``) cannot make them run forever or list a file twice;
+other globs go to :func:`glob.glob`, which does not recurse. Every file is identified by its
+resolved path (:func:`resolved_key`), so ``bad`` and ``/abs/bad`` are one file.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Iterator
+from fnmatch import fnmatchcase
+from functools import cache
+from pathlib import Path
+
+from emovox.corpora.base import AUDIO_EXTENSIONS, iter_audio_files
+
+__all__ = ["collect_inputs", "iter_glob", "printable_path", "resolved_key"]
+
+
+def printable_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as valid UTF-8 text: bytes that are not UTF-8 (a file name from another
+    locale, read as surrogates) are written as backslash escapes, ``b\\xff.wav``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def resolved_key(path: str | os.PathLike[str]) -> str:
+    """The identity of a file in batch output: its resolved absolute path, printable."""
+    return printable_path(Path(path).expanduser().resolve())
+
+
+def _split(pattern: str) -> tuple[Path, list[str]]:
+    """``(folder without wildcards, the remaining pattern components)``."""
+    parts = Path(pattern).parts
+    for i, part in enumerate(parts):
+        if glob.has_magic(part):
+            return Path(*parts[:i]) if i else Path("."), list(parts[i:])
+    return Path(pattern), []
+
+
+def _matches(pattern: tuple[str, ...], comps: tuple[str, ...]) -> bool:
+    @cache
+    def match(i: int, j: int) -> bool:
+        if i == len(pattern):
+            return j == len(comps)
+        if pattern[i] == "**":  # zero or more (non-hidden) folders
+            if match(i + 1, j):
+                return True
+            return j < len(comps) and not comps[j].startswith(".") and match(i, j + 1)
+        if j == len(comps):
+            return False
+        hidden_ok = pattern[i].startswith(".") or not comps[j].startswith(".")
+        return hidden_ok and fnmatchcase(comps[j], pattern[i]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def iter_glob(pattern: str) -> Iterator[Path]:
+    """Paths matching ``pattern`` (``**`` = any number of folders), sorted; each real
+    folder is visited once, so symlink cycles are harmless."""
+    root, parts = _split(os.path.expanduser(pattern))
+    if "**" not in parts:
+        yield from (Path(m) for m in sorted(glob.glob(pattern)))
+        return
+    if not root.is_dir():
+        return
+    wanted = tuple(parts)
+    found: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        rel = Path(dirpath).relative_to(root).parts
+        for name in (*dirnames, *filenames):
+            if _matches(wanted, (*rel, name)):
+                found.append(Path(dirpath) / name)
+    yield from sorted(found)
+
+
+def collect_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Audio files from paths: folders are walked recursively, globs expanded (``**``
+    allowed), files taken as given. Order is stable; the same file reached twice (another
+    spelling, a symlinked folder) is listed once.
+
+    Raises:
+        FileNotFoundError: an input that is no file, no folder and matches nothing.
+    """
+    out: dict[str, Path] = {}
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths = list(iter_audio_files(p))
+        elif p.is_file():
+            paths = [p]
+        else:
+            matches = list(iter_glob(item))
+            if not matches:
+                raise FileNotFoundError(f"no such file, folder or glob match: {item}")
+            paths = []
+            for mp in matches:
+                if mp.is_dir():
+                    paths += list(iter_audio_files(mp))
+                elif mp.suffix.lower() in AUDIO_EXTENSIONS:
+                    paths.append(mp)
+        for q in paths:
+            out.setdefault(resolved_key(q), q)
+    return list(out.values())

@@ -1,0 +1,148 @@
+"""Uploaded files: size checks, safe names, and private on-disk copies.
+
+An upload arrives as bytes (the web app) or as a file object (the REST API, where the
+multipart parser already spooled anything past 1 MB to an anonymous temporary file). Small
+uploads are decoded from memory; larger ones are copied in blocks to a fresh private
+temporary directory (mode 0700, file mode 0600) that is deleted whatever happens, so a
+request never holds a large upload in memory. Error messages name the client's file, never
+the temporary copy, and never an object repr such as ``<_io.BytesIO object at 0x...>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from emovox.errors import AudioError, EmovoxError, EmptyAudio
+
+__all__ = [
+    "SPOOL_BYTES",
+    "Upload",
+    "UploadTooLarge",
+    "check_size",
+    "display_name",
+    "mime_type",
+    "named_errors",
+    "open_upload",
+    "safe_suffix",
+    "scrub",
+]
+
+#: Uploads up to this size are decoded from memory; larger ones from a private temp file.
+SPOOL_BYTES = 1024 * 1024
+_COPY_BLOCK = 1024 * 1024
+_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac",
+         "m4a": "audio/mp4"}
+_REPR = re.compile(r"<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>")
+
+
+class UploadTooLarge(EmovoxError):
+    """The upload is bigger than the configured size limit."""
+
+
+def _mb(n: float) -> str:
+    return f"{n / (1024 * 1024):.3g} MB"
+
+
+def check_size(n_bytes: int, max_bytes: int, name: str = "the file") -> None:
+    """Raise :class:`UploadTooLarge` when ``n_bytes > max_bytes``."""
+    if n_bytes > max_bytes:
+        raise UploadTooLarge(
+            f"{name}: is {_mb(n_bytes)}, larger than the {_mb(max_bytes)} upload limit. "
+            "Upload a shorter or compressed recording (or raise the limit)."
+        )
+
+
+def safe_suffix(filename: str | None) -> str:
+    """A harmless extension for a temporary copy (``.wav``, ``.m4a``...; ``.bin`` when the
+    name has none). The client's file name itself is never used as a path."""
+    ext = Path(filename or "").suffix.lower().lstrip(".")
+    return f".{ext}" if re.fullmatch(r"[a-z0-9]{1,5}", ext) else ".bin"
+
+
+def display_name(filename: str | None) -> str:
+    """The client's file name, stripped of any directories and odd characters."""
+    name = re.split(r"[\\/]", filename or "")[-1].strip()
+    name = re.sub(r"[^\w .()+,-]", "_", name)[:120]
+    return name or "upload"
+
+
+def mime_type(filename: str | None) -> str:
+    return _MIME.get(Path(filename or "").suffix.lower().lstrip("."), "audio/wav")
+
+
+def scrub(message: str, name: str = "the upload") -> str:
+    """``message`` with every object repr (``<_io.BytesIO object at 0x7f...>``) replaced
+    by ``name``: addresses and internal types are not for users."""
+    return _REPR.sub(name, message)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload ready to decode: ``source`` is its bytes (small) or a private copy's path."""
+
+    name: str
+    size: int
+    source: bytes | Path
+
+
+def _size_of(f: BinaryIO) -> int:
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    return size
+
+
+@contextmanager
+def open_upload(
+    data: bytes | BinaryIO,
+    filename: str | None,
+    *,
+    max_bytes: int | None = None,
+    spool_bytes: int = SPOOL_BYTES,
+) -> Iterator[Upload]:
+    """The upload as an :class:`Upload`; a private temporary copy exists only inside the
+    ``with`` block.
+
+    Raises:
+        UploadTooLarge: more than ``max_bytes``.
+        EmptyAudio: 0 bytes.
+    """
+    name = display_name(filename)
+    size = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else _size_of(data)
+    if max_bytes is not None:
+        check_size(size, max_bytes, name)
+    if size == 0:
+        raise EmptyAudio(f"{name}: the upload is empty (0 bytes).")
+    if size <= spool_bytes:
+        raw = bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else data.read()
+        yield Upload(name, size, raw)
+        return
+    with tempfile.TemporaryDirectory(prefix="emovox-upload-") as tmp:
+        path = Path(tmp) / f"upload{safe_suffix(filename)}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                out.write(data)
+            else:
+                shutil.copyfileobj(data, out, _COPY_BLOCK)
+        yield Upload(name, size, path)
+
+
+@contextmanager
+def named_errors(upload: Upload) -> Iterator[None]:
+    """Audio errors raised inside the block name the upload, not its temporary copy."""
+    try:
+        yield
+    except AudioError as exc:
+        msg = str(exc)
+        if isinstance(upload.source, Path):
+            msg = msg.replace(str(upload.source), upload.name)
+        raise type(exc)(scrub(msg, upload.name)) from None
