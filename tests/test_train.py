@@ -15,7 +15,8 @@ from emovox.corpora import scan_corpus
 from emovox.features import extract
 from emovox.labels import emotion_index
 from emovox.models import MODELS, classical, mlp, resnet_mlp
-from emovox.train import TorchClassifier, focal_loss, pad_or_crop, spec_augment
+from emovox.frontend import pad_or_crop
+from emovox.training.trainer import TorchClassifier, focal_loss, spec_augment
 
 
 def blobs(n: int = 96, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -7,12 +7,54 @@ data: these models have no early stopping and fixed hyper-parameters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
+
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+
+from emovox.models.params import ModelParams
+
+
+@dataclass(frozen=True)
+class LogregConfig(ModelParams):
+    """``-p`` keys of the logistic-regression baselines (``egemaps_logreg``, ...)."""
+
+    #: inverse L2 regularisation strength (dimensionless, > 0; larger = weaker penalty)
+    C: float = 1.0  # noqa: N815 - scikit-learn's name
+    #: maximum L-BFGS iterations
+    max_iter: int = 3000
+
+
+@dataclass(frozen=True)
+class LogregCvConfig(ModelParams):
+    """``-p`` keys of ``compare_lrcv``: C chosen on the validation speakers."""
+
+    #: candidate values of C (inverse L2 strength), tried in order; ties pick the smaller
+    grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    #: maximum L-BFGS iterations of each fit
+    max_iter: int = 3000
+
+
+class Gamma(str, Enum):
+    """scikit-learn's named RBF kernel widths."""
+
+    SCALE = "scale"  #: 1 / (n_features * X.var())
+    AUTO = "auto"  #: 1 / n_features
+
+
+@dataclass(frozen=True)
+class SvmConfig(ModelParams):
+    """``-p`` keys of the RBF-SVM baseline (``egemaps_svm``)."""
+
+    #: penalty of margin violations (dimensionless, > 0)
+    C: float = 10.0  # noqa: N815 - scikit-learn's name
+    #: RBF kernel coefficient (1 / feature-space distance squared), or scale / auto
+    gamma: float | Gamma = Gamma.SCALE
 
 
 class SklearnModel:
@@ -42,8 +84,10 @@ class ValidatedC(SklearnModel):
     The test speakers play no part in the choice."""
 
     def __init__(self, n_classes: int, seed: int, grid: tuple[float, ...], max_iter: int) -> None:
-        super().__init__(logreg(n_classes=n_classes, seed=seed, max_iter=max_iter).pipeline,
-                         n_classes)
+        super().__init__(
+            logreg(LogregConfig(max_iter=max_iter), n_classes=n_classes, seed=seed).pipeline,
+            n_classes,
+        )
         self.grid = tuple(grid)
         self.seed = seed
         self.max_iter = max_iter
@@ -56,7 +100,8 @@ class ValidatedC(SklearnModel):
         if len(y_val) == 0:
             raise ValueError("ValidatedC needs validation speakers to choose C")
         for c in self.grid:
-            m = logreg(n_classes=self.n_classes, seed=self.seed, C=c, max_iter=self.max_iter)
+            m = logreg(LogregConfig(C=c, max_iter=self.max_iter), n_classes=self.n_classes,
+                       seed=self.seed)
             m.pipeline.fit(np.asarray(x_train, np.float64), np.asarray(y_train, int))
             pred = m.predict_proba(x_val).argmax(1)
             self.val_ua[c] = 100 * balanced_accuracy_score(y_val, pred)
@@ -65,23 +110,22 @@ class ValidatedC(SklearnModel):
         return super().fit(x_train, y_train, x_val, y_val)
 
 
-def logreg_cv(
-    *, n_classes: int, seed: int = 0, grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-    max_iter: int = 3000,
-) -> ValidatedC:
-    """:class:`ValidatedC` over ``grid``."""
-    return ValidatedC(n_classes, seed, grid, max_iter)
+def logreg_cv(cfg: LogregCvConfig | None = None, *, n_classes: int, seed: int = 0) -> ValidatedC:
+    """:class:`ValidatedC` over ``cfg.grid``."""
+    cfg = cfg or LogregCvConfig()
+    return ValidatedC(n_classes, seed, cfg.grid, cfg.max_iter)
 
 
-def logreg(*, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 3000) -> SklearnModel:  # noqa: N803
+def logreg(cfg: LogregConfig | None = None, *, n_classes: int, seed: int = 0) -> SklearnModel:
     """StandardScaler + multinomial logistic regression with balanced class weights."""
+    cfg = cfg or LogregConfig()
     pipe = Pipeline(
         [
             ("scale", StandardScaler()),
             (
                 "clf",
                 LogisticRegression(
-                    C=C, max_iter=max_iter, class_weight="balanced", random_state=seed
+                    C=cfg.C, max_iter=cfg.max_iter, class_weight="balanced", random_state=seed
                 ),
             ),
         ]
@@ -89,12 +133,12 @@ def logreg(*, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 300
     return SklearnModel(pipe, n_classes)
 
 
-def svm(
-    *, n_classes: int, seed: int = 0, C: float = 10.0, gamma: str | float = "scale"  # noqa: N803
-) -> SklearnModel:
+def svm(cfg: SvmConfig | None = None, *, n_classes: int, seed: int = 0) -> SklearnModel:
     """StandardScaler + RBF SVM, balanced class weights; probabilities by sigmoid (Platt)
     calibration on 5 internal folds of the training data."""
-    svc = SVC(C=C, gamma=gamma, class_weight="balanced", random_state=seed)
+    cfg = cfg or SvmConfig()
+    gamma = cfg.gamma.value if isinstance(cfg.gamma, Gamma) else cfg.gamma
+    svc = SVC(C=cfg.C, gamma=gamma, class_weight="balanced", random_state=seed)
     pipe = Pipeline(
         [
             ("scale", StandardScaler()),

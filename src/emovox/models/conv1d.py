@@ -16,52 +16,57 @@ lr 1e-3 and categorical cross-entropy for 50 epochs, batch 64, with ReduceLROnPl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["DEFAULTS", "Conv1dNet", "build_net"]
+from emovox.models.params import TrainConfig
 
-DEFAULTS: dict[str, Any] = {
-    # training
-    "epochs": 50,
-    "batch_size": 64,
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "loss": "ce",
-    "label_smoothing": 0.0,
-    "lr_plateau_factor": 0.4,
-    "lr_plateau_patience": 2,
-    # net
-    "channels": (256, 256, 128, 64),
-    "kernel_size": 5,
-    "dense": 32,
-    "conv_dropout": 0.2,
-    "dropout": 0.3,
-}
+__all__ = ["Conv1dConfig", "Conv1dNet", "build_net"]
+
+
+@dataclass(frozen=True)
+class Conv1dConfig(TrainConfig):
+    """Reference project 001's recipe (``-p`` keys of ``conv1d``)."""
+
+    # training (overrides of TrainConfig defaults)
+    #: passes over the training clips (upper bound with early stopping)
+    epochs: int = 50
+    #: clips per optimisation step
+    batch_size: int = 64
+    #: AdamW decoupled weight decay (0: plain Adam as in the reference project)
+    weight_decay: float = 0.0
+    #: ReduceLROnPlateau factor the LR is multiplied by when validation UA stalls
+    lr_plateau_factor: float = 0.4
+    #: ReduceLROnPlateau epochs without validation-UA gain before reducing
+    lr_plateau_patience: int = 2
+    # network
+    #: output channels of the Conv1D blocks (each followed by a /2 max-pool)
+    channels: tuple[int, ...] = (256, 256, 128, 64)
+    #: Conv1D kernel length (feature positions)
+    kernel_size: int = 5
+    #: width of the hidden dense layer (units)
+    dense: int = 32
+    #: dropout probability before the last conv block (0..1)
+    conv_dropout: float = 0.2
+    #: dropout probability in the head (0..1)
+    dropout: float = 0.3
 
 
 class Conv1dNet(nn.Module):
     """The seed-001 stack of four Conv1D + MaxPool blocks and a small dense head."""
 
-    def __init__(
-        self,
-        n_classes: int,
-        length: int,
-        *,
-        channels: tuple[int, ...] = (256, 256, 128, 64),
-        kernel_size: int = 5,
-        dense: int = 32,
-        conv_dropout: float = 0.2,
-        dropout: float = 0.3,
-    ) -> None:
+    def __init__(self, n_classes: int, length: int, cfg: Conv1dConfig | None = None) -> None:
         super().__init__()
+        cfg = cfg or Conv1dConfig()
+        channels, kernel_size = cfg.channels, cfg.kernel_size
         layers: list[nn.Module] = []
         c_in = 1
         for i, c_out in enumerate(channels):
             if i == len(channels) - 1 and i > 0:
-                layers.append(nn.Dropout(conv_dropout))  # before the last conv, as in the seed
+                layers.append(nn.Dropout(cfg.conv_dropout))  # before the last conv, as in the seed
             layers += [
                 nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
                 nn.ReLU(),
@@ -74,10 +79,10 @@ class Conv1dNet(nn.Module):
             out_len = (out_len + 1) // 2
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c_in * out_len, dense),
+            nn.Linear(c_in * out_len, cfg.dense),
             nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(dense, n_classes),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.dense, n_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,29 +92,12 @@ class Conv1dNet(nn.Module):
         return self.head(h)  # (B, n_classes)
 
 
-def build_net(
-    n_classes: int,
-    input_shape: tuple[int, ...],
-    *,
-    channels: tuple[int, ...] = (256, 256, 128, 64),
-    kernel_size: int = 5,
-    dense: int = 32,
-    conv_dropout: float = 0.2,
-    dropout: float = 0.3,
-    **_: Any,
-) -> Conv1dNet:
-    """Seed-001 Conv1D net for ``input_shape == (D,)`` (162 with the seed features).
+def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Conv1dNet:
+    """Reference-001 Conv1D net for ``input_shape == (D,)`` (162 with the reference features).
 
-    Training keys in ``**_`` (epochs, lr, ...) are ignored.
+    ``params`` are :class:`Conv1dConfig` keys (unknown keys raise ConfigError).
     """
+    cfg = Conv1dConfig.from_params(params)
     if len(input_shape) != 1:
         raise ValueError(f"conv1d expects input_shape (D,), got {input_shape}")
-    return Conv1dNet(
-        n_classes,
-        input_shape[0],
-        channels=tuple(channels),
-        kernel_size=kernel_size,
-        dense=dense,
-        conv_dropout=conv_dropout,
-        dropout=dropout,
-    )
+    return Conv1dNet(n_classes, input_shape[0], cfg)
