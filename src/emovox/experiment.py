@@ -253,6 +253,7 @@ def run_experiment(
     """Run every fold of ``cfg`` and write the run directory ``out_dir``."""
     t0 = time.perf_counter()
     spec = get_model_spec(cfg.model.name)
+    cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     ds = load_dataset(cfg.data)
     log.info("%s", ds.report)
 

@@ -14,95 +14,98 @@ trainer with that module's config.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from functools import partial
 from typing import Any
 
-from torch import nn
-
-from emovox.models import (
-    classical,
-    cnn_bilstm,
-    cnn_gru_attention,
-    conv1d,
-    crnn,
-    mlp,
-    resnet_mlp,
-)
+from emovox.models import configs
 from emovox.models.base import Family, Input, Model, ModelSpec
-from emovox.models.fusion import FusionConfig, FusionModel
+from emovox.models.configs import CrnnConfig, FusionConfig, LogregConfig
+from emovox.models.fusion import FusionModel
 from emovox.models.params import ModelParams, Schedule, TrainConfig
 
-#: our CRNN's registry settings on top of :class:`crnn.CrnnConfig`'s defaults
+#: our CRNN's registry settings on top of :class:`~emovox.models.configs.CrnnConfig`'s defaults
 CRNN_REGISTRY: dict[str, Any] = {"schedule": Schedule.COSINE, "n_frames": 256, "epochs": 30}
 
 
-def _build_torch(build_net: Callable[..., nn.Module], cfg: TrainConfig, *, n_classes: int,
-                 seed: int = 0, on_epoch: Any = None) -> Model:
+def _build_torch(net_module: str, cfg: TrainConfig, *, n_classes: int, seed: int = 0,
+                 on_epoch: Any = None) -> Model:
+    """A TorchClassifier around ``emovox.models.<net_module>.build_net`` (torch is imported
+    here, at build time, never when the registry is loaded)."""
     from emovox.training.trainer import TorchClassifier
 
+    build_net = importlib.import_module(f"emovox.models.{net_module}").build_net
     return TorchClassifier(build_net, n_classes=n_classes, seed=seed, on_epoch=on_epoch,
                            **cfg.to_params())
 
 
-def _neural(name: str, build_net: Callable[..., nn.Module], defaults: TrainConfig,
-            feature: str, description: str, origin: str, trim: bool = False) -> ModelSpec:
-    return ModelSpec(name, feature, partial(_build_torch, build_net), Family.NEURAL,
+def _build_classical(builder: str, cfg: ModelParams, *, n_classes: int, seed: int = 0) -> Model:
+    """``emovox.models.classical.<builder>`` (scikit-learn is imported at build time)."""
+    from emovox.models import classical
+
+    return getattr(classical, builder)(cfg, n_classes=n_classes, seed=seed)
+
+
+def _neural(name: str, defaults: TrainConfig, feature: str, description: str, origin: str,
+            trim: bool = False) -> ModelSpec:
+    return ModelSpec(name, feature, partial(_build_torch, name), Family.NEURAL,
                      description, defaults, origin=origin, trim=trim)
 
 
+def _classical(name: str, builder: str, defaults: ModelParams, feature: str, description: str,
+               origin: str) -> ModelSpec:
+    return ModelSpec(name, feature, partial(_build_classical, builder), Family.CLASSICAL,
+                     description, defaults, origin=origin)
+
+
 MODELS: dict[str, ModelSpec] = {
-    "egemaps_logreg": ModelSpec(
-        "egemaps_logreg", "egemaps", classical.logreg, Family.CLASSICAL,
-        "eGeMAPSv02 functionals (88) + standardisation + logistic regression",
-        classical.LogregConfig(), origin="baseline",
+    "egemaps_logreg": _classical(
+        "egemaps_logreg", "logreg", LogregConfig(), "egemaps",
+        "eGeMAPSv02 functionals (88) + standardisation + logistic regression", "baseline",
     ),
-    "egemaps_svm": ModelSpec(
-        "egemaps_svm", "egemaps", classical.svm, Family.CLASSICAL,
-        "eGeMAPSv02 functionals (88) + standardisation + RBF SVM", classical.SvmConfig(),
-        origin="baseline",
+    "egemaps_svm": _classical(
+        "egemaps_svm", "svm", configs.SvmConfig(), "egemaps",
+        "eGeMAPSv02 functionals (88) + standardisation + RBF SVM", "baseline",
     ),
-    "compare_logreg": ModelSpec(
-        "compare_logreg", "compare", classical.logreg, Family.CLASSICAL,
-        "ComParE_2016 functionals (6373) + standardisation + logistic regression",
-        classical.LogregConfig(), origin="baseline",
+    "compare_logreg": _classical(
+        "compare_logreg", "logreg", LogregConfig(), "compare",
+        "ComParE_2016 functionals (6373) + standardisation + logistic regression", "baseline",
     ),
-    "compare_lrcv": ModelSpec(
-        "compare_lrcv", "compare", classical.logreg_cv, Family.CLASSICAL,
+    "compare_lrcv": _classical(
+        "compare_lrcv", "logreg_cv", configs.LogregCvConfig(), "compare",
         "ComParE_2016 functionals + logistic regression, C chosen on the validation speakers",
-        classical.LogregCvConfig(), origin="ours",
+        "ours",
     ),
+    # feature names "seed000".."seed004" are registry keys (cache keys, run configs): kept
     "cnn_bilstm": _neural(
-        "cnn_bilstm", cnn_bilstm.build_net, cnn_bilstm.CnnBiLstmConfig(), "seed000",
+        "cnn_bilstm", configs.CnnBiLstmConfig(), "seed000",
         "60 MFCC x 3 s; Conv1D+BN+Dropout blocks, 2 BiLSTM layers, dense; focal loss",
-        "seed 000",
+        "reference 000",
     ),
     "conv1d": _neural(
-        "conv1d", conv1d.build_net,
         # the reference project trained 50 epochs without early stopping; we stop after 10
         # epochs without validation-UA gain (validation speakers only) to fit the 2-core CPU
-        conv1d.Conv1dConfig(patience=10), "seed001",
+        "conv1d", configs.Conv1dConfig(patience=10), "seed001",
         "162-dim ZCR/chroma/MFCC/RMS/mel vector; Conv1D 256-256-128-64, dense 32",
-        "seed 001",
+        "reference 001",
     ),
     "resnet_mlp": _neural(
-        "resnet_mlp", resnet_mlp.build_net, resnet_mlp.ResNetMlpConfig(), "seed002",
+        "resnet_mlp", configs.ResNetMlpConfig(), "seed002",
         "45-feature summary, SelectKBest(40) in-fold, residual dense blocks 128/64/32",
-        "seed 002",
+        "reference 002",
     ),
     "mlp": _neural(
-        "mlp", mlp.build_net, mlp.MlpConfig(), "seed003",
+        "mlp", configs.MlpConfig(), "seed003",
         "MFCC+deltas+spectral+chroma frame statistics (340); MLP 512-256-128, BN, dropout",
-        "seed 003",
+        "reference 003",
     ),
     "cnn_gru_attention": _neural(
-        "cnn_gru_attention", cnn_gru_attention.build_net,
-        cnn_gru_attention.CnnGruAttentionConfig(), "seed004",
+        "cnn_gru_attention", configs.CnnGruAttentionConfig(), "seed004",
         "40 MFCC x 200 frames; two Conv1D, BiGRU, attention pooling, dense",
-        "seed 004",
+        "reference 004",
     ),
     "crnn": _neural(
-        "crnn", crnn.build_net, crnn.CrnnConfig(**CRNN_REGISTRY), "logmel",
+        "crnn", CrnnConfig(**CRNN_REGISTRY), "logmel",
         "ours: silence-trimmed log-mel 64 x 2.56 s; 2-D CNN, BiGRU, attentive statistics "
         "pooling; SpecAugment, mixup, label smoothing, one-cycle cosine LR",
         "ours", trim=True,
@@ -117,11 +120,12 @@ def _build_fusion(cfg: ModelParams, *, n_classes: int, seed: int = 0, on_epoch: 
     regression (with ``validated_c``, C is chosen on the validation speakers as in
     ``compare_lrcv``)."""
     net_cfg = cfg.crnn() if isinstance(cfg, FusionConfig) else cfg
-    assert isinstance(net_cfg, crnn.CrnnConfig)
-    net = _build_torch(crnn.build_net, net_cfg, n_classes=n_classes, seed=seed, on_epoch=on_epoch)
-    lr = (classical.logreg_cv(n_classes=n_classes, seed=seed) if validated_c
-          else classical.logreg(classical.LogregConfig(C=getattr(cfg, "C", 1.0)),
-                                n_classes=n_classes, seed=seed))
+    assert isinstance(net_cfg, CrnnConfig)
+    net = _build_torch("crnn", net_cfg, n_classes=n_classes, seed=seed, on_epoch=on_epoch)
+    lr = (_build_classical("logreg_cv", configs.LogregCvConfig(), n_classes=n_classes, seed=seed)
+          if validated_c else
+          _build_classical("logreg", LogregConfig(C=getattr(cfg, "C", 1.0)),
+                           n_classes=n_classes, seed=seed))
     return FusionModel([(net, 0), (lr, 1)], [0.5, 0.5])
 
 
@@ -133,7 +137,7 @@ MODELS["fusion"] = ModelSpec(
 MODELS["fusion_lrcv"] = ModelSpec(
     "fusion_lrcv", "logmel", partial(_build_fusion, validated_c=True), Family.NEURAL,
     "ours: crnn + compare_lrcv (C chosen on validation speakers), probabilities averaged",
-    crnn.CrnnConfig(**CRNN_REGISTRY), origin="ours", trim=True,
+    CrnnConfig(**CRNN_REGISTRY), origin="ours", trim=True,
     extra_inputs=(Input("compare"),),
 )
 

@@ -7,9 +7,6 @@ data: these models have no early stopping and fixed hyper-parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
@@ -17,44 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from emovox.models.params import ModelParams
-
-
-@dataclass(frozen=True)
-class LogregConfig(ModelParams):
-    """``-p`` keys of the logistic-regression baselines (``egemaps_logreg``, ...)."""
-
-    #: inverse L2 regularisation strength (dimensionless, > 0; larger = weaker penalty)
-    C: float = 1.0  # noqa: N815 - scikit-learn's name
-    #: maximum L-BFGS iterations
-    max_iter: int = 3000
-
-
-@dataclass(frozen=True)
-class LogregCvConfig(ModelParams):
-    """``-p`` keys of ``compare_lrcv``: C chosen on the validation speakers."""
-
-    #: candidate values of C (inverse L2 strength), tried in order; ties pick the smaller
-    grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-    #: maximum L-BFGS iterations of each fit
-    max_iter: int = 3000
-
-
-class Gamma(str, Enum):
-    """scikit-learn's named RBF kernel widths."""
-
-    SCALE = "scale"  #: 1 / (n_features * X.var())
-    AUTO = "auto"  #: 1 / n_features
-
-
-@dataclass(frozen=True)
-class SvmConfig(ModelParams):
-    """``-p`` keys of the RBF-SVM baseline (``egemaps_svm``)."""
-
-    #: penalty of margin violations (dimensionless, > 0)
-    C: float = 10.0  # noqa: N815 - scikit-learn's name
-    #: RBF kernel coefficient (1 / feature-space distance squared), or scale / auto
-    gamma: float | Gamma = Gamma.SCALE
+from emovox.models.configs import Gamma, LogregConfig, LogregCvConfig, SvmConfig
 
 
 class SklearnModel:

@@ -15,52 +15,15 @@ Recipe of the seed project (re-implemented in PyTorch):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import torch
 from torch import nn
 
 from emovox.models.base import sequence_shape
-from emovox.models.params import Loss, TrainConfig
+from emovox.models.configs import CnnBiLstmConfig, Pooling
 
 __all__ = ["CnnBiLstm", "CnnBiLstmConfig", "Pooling", "build_net"]
-
-
-class Pooling(str, Enum):
-    MEAN = "mean"  #: mean of the BiLSTM outputs over time
-    LAST = "last"  #: the BiLSTM output at the last time step
-
-
-@dataclass(frozen=True)
-class CnnBiLstmConfig(TrainConfig):
-    """Reference project 000's recipe (``-p`` keys of ``cnn_bilstm``)."""
-
-    # training (overrides of TrainConfig defaults)
-    #: passes over the training clips (upper bound with early stopping)
-    epochs: int = 60
-    #: AdamW decoupled weight decay (0: plain Adam as in the reference project)
-    weight_decay: float = 0.0
-    #: training loss
-    loss: Loss = Loss.FOCAL
-    #: ReduceLROnPlateau epochs without validation-UA gain before reducing
-    lr_plateau_patience: int = 5
-    # network
-    #: output channels of the Conv1D blocks over time (each block halves time)
-    channels: tuple[int, ...] = (64, 128, 128)
-    #: Conv1D kernel length (frames)
-    kernel_size: int = 5
-    #: LSTM units per direction
-    lstm_hidden: int = 64
-    #: stacked bidirectional LSTM layers
-    lstm_layers: int = 2
-    #: width of the hidden dense layer of the head (units)
-    dense: int = 128
-    #: dropout probability in conv blocks, between LSTM layers and in the head (0..1)
-    dropout: float = 0.3
-    #: how the BiLSTM outputs are pooled over time
-    pooling: Pooling = Pooling.MEAN
 
 
 class CnnBiLstm(nn.Module):

@@ -20,42 +20,15 @@ patience 10.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from emovox.models.base import sequence_shape
-from emovox.models.params import TrainConfig
+from emovox.models.configs import CnnGruAttentionConfig
 
 __all__ = ["AdditiveAttentionPool", "CnnGruAttention", "CnnGruAttentionConfig", "build_net"]
-
-
-@dataclass(frozen=True)
-class CnnGruAttentionConfig(TrainConfig):
-    """Reference project 004's recipe (``-p`` keys of ``cnn_gru_attention``)."""
-
-    # training (overrides of TrainConfig defaults)
-    #: passes over the training clips (upper bound with early stopping)
-    epochs: int = 60
-    #: AdamW decoupled weight decay (0: plain Adam as in the reference project)
-    weight_decay: float = 0.0
-    # network
-    #: output channels of the Conv1D blocks over time (each block halves time)
-    channels: tuple[int, ...] = (64, 128)
-    #: Conv1D kernel length (frames)
-    kernel_size: int = 3
-    #: GRU units per direction when bidirectional (the one-directional GRU gets twice as many)
-    gru_hidden: int = 64
-    #: bidirectional GRU (False: one direction with 2 x gru_hidden units)
-    bidirectional: bool = True
-    #: hidden size of the attention scorer (units)
-    attention_dim: int = 64
-    #: width of the hidden dense layer of the head (units)
-    dense: int = 64
-    #: dropout probability in the head (0..1)
-    dropout: float = 0.3
 
 
 class AdditiveAttentionPool(nn.Module):

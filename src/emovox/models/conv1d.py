@@ -16,43 +16,14 @@ lr 1e-3 and categorical cross-entropy for 50 epochs, batch 64, with ReduceLROnPl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from emovox.models.params import TrainConfig
+from emovox.models.configs import Conv1dConfig
 
 __all__ = ["Conv1dConfig", "Conv1dNet", "build_net"]
-
-
-@dataclass(frozen=True)
-class Conv1dConfig(TrainConfig):
-    """Reference project 001's recipe (``-p`` keys of ``conv1d``)."""
-
-    # training (overrides of TrainConfig defaults)
-    #: passes over the training clips (upper bound with early stopping)
-    epochs: int = 50
-    #: clips per optimisation step
-    batch_size: int = 64
-    #: AdamW decoupled weight decay (0: plain Adam as in the reference project)
-    weight_decay: float = 0.0
-    #: ReduceLROnPlateau factor the LR is multiplied by when validation UA stalls
-    lr_plateau_factor: float = 0.4
-    #: ReduceLROnPlateau epochs without validation-UA gain before reducing
-    lr_plateau_patience: int = 2
-    # network
-    #: output channels of the Conv1D blocks (each followed by a /2 max-pool)
-    channels: tuple[int, ...] = (256, 256, 128, 64)
-    #: Conv1D kernel length (feature positions)
-    kernel_size: int = 5
-    #: width of the hidden dense layer (units)
-    dense: int = 32
-    #: dropout probability before the last conv block (0..1)
-    conv_dropout: float = 0.2
-    #: dropout probability in the head (0..1)
-    dropout: float = 0.3
 
 
 class Conv1dNet(nn.Module):

@@ -27,55 +27,14 @@ epochs, batch 32, early stopping with patience 8.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from emovox.models.params import TrainConfig
+from emovox.models.configs import CrnnConfig
 
 __all__ = ["DEFAULTS", "AttentiveStatsPool", "Crnn", "CrnnConfig", "build_net"]
-
-
-@dataclass(frozen=True)
-class CrnnConfig(TrainConfig):
-    """The CRNN's training recipe and network size (``-p`` keys of ``crnn``)."""
-
-    # training (overrides of TrainConfig defaults)
-    #: passes over the training clips (upper bound with early stopping)
-    epochs: int = 40
-    #: peak learning rate of AdamW
-    lr: float = 2e-3
-    #: AdamW decoupled weight decay
-    weight_decay: float = 1e-2
-    #: label smoothing of the cross-entropy targets (fraction of mass spread, 0..1)
-    label_smoothing: float = 0.1
-    #: epochs without validation-UA gain before early stopping
-    patience: int = 8
-    #: SpecAugment time/frequency masks on training batches
-    specaugment: bool = True
-    #: mixup Beta(alpha, alpha) parameter (0 = no mixup)
-    mixup_alpha: float = 0.2
-    # network
-    #: output channels of the 2-D conv blocks (one block each; each halves the mel axis)
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    #: time pooling factor of each conv block (frames; product = time reduction)
-    time_pools: tuple[int, ...] = (2, 2, 2, 1)
-    #: width of the per-frame projection fed to the GRU (units)
-    d_model: int = 128
-    #: GRU units per direction
-    gru_hidden: int = 96
-    #: hidden size of the attention scorer (units)
-    attention_dim: int = 64
-    #: width of the hidden dense layer of the head (units)
-    dense: int = 128
-    #: dropout probability of the projection and the head (0..1)
-    dropout: float = 0.3
-    #: channel (Dropout2d) probability in the conv blocks (0..1)
-    conv_dropout: float = 0.1
-    #: length of the optional utterance-level auxiliary vector (0 = none)
-    n_aux: int = 0
 
 
 #: plain-dict view of :class:`CrnnConfig`'s defaults (derived, not a second copy)

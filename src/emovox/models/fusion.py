@@ -8,24 +8,10 @@ tuned on test speakers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 
 import numpy as np
 
 from emovox.models.base import Model
-from emovox.models.crnn import CrnnConfig
-
-
-@dataclass(frozen=True)
-class FusionConfig(CrnnConfig):
-    """``-p`` keys of ``fusion``: the CRNN member's keys plus the logistic regression's C."""
-
-    #: inverse L2 strength of the ComParE logistic-regression member (dimensionless, > 0)
-    C: float = 1.0  # noqa: N815 - scikit-learn's name
-
-    def crnn(self) -> CrnnConfig:
-        """The CRNN member's config (every field but ``C``)."""
-        return CrnnConfig(**{k: getattr(self, k) for k in (f.name for f in fields(CrnnConfig))})
 
 
 class FusionModel:

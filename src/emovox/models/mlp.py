@@ -10,31 +10,14 @@ with dropout 0.5, 0.5 and 0.4, then a linear head. Trained with Adam lr 1e-3, L2
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from emovox.models.params import TrainConfig
+from emovox.models.configs import MlpConfig
 
 __all__ = ["Mlp", "MlpConfig", "build_net"]
-
-
-@dataclass(frozen=True)
-class MlpConfig(TrainConfig):
-    """Reference project 003's recipe (``-p`` keys of ``mlp``)."""
-
-    # training (overrides of TrainConfig defaults)
-    #: passes over the training clips (upper bound with early stopping)
-    epochs: int = 100
-    #: epochs without validation-UA gain before early stopping
-    patience: int = 15
-    # network
-    #: widths of the hidden layers (units)
-    hidden: tuple[int, ...] = (512, 256, 128)
-    #: dropout probability after each hidden layer (0..1; one per layer)
-    dropouts: tuple[float, ...] = (0.5, 0.5, 0.4)
 
 
 class Mlp(nn.Module):

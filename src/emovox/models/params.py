@@ -41,9 +41,15 @@ class Schedule(str, Enum):
 
 
 def _type_name(tp: Any) -> str:
+    """A readable name of an annotation: ``int``, ``list of int``, ``float or scale|auto``."""
     if isinstance(tp, type) and issubclass(tp, Enum):
-        return "one of " + "|".join(str(m.value) for m in tp)
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+        return "|".join(str(m.value) for m in tp)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", None) or str(tp)
 
 
 def _scalar(value: Any, tp: Any) -> Any:
@@ -52,7 +58,7 @@ def _scalar(value: Any, tp: Any) -> Any:
         try:
             return tp(value.value if isinstance(value, Enum) else value)
         except ValueError:
-            raise ValueError(f"expected {_type_name(tp)}") from None
+            raise ValueError(f"expected one of {_type_name(tp)}") from None
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -98,7 +104,7 @@ def coerce_value(value: Any, tp: Any) -> Any:
         if isinstance(value, str):
             value = [v for v in value.strip().strip("()[]").split(",") if v.strip()]
         if not isinstance(value, list | tuple):
-            raise ValueError(f"expected a list of {_type_name(args[0])}, e.g. 1,2,3")
+            raise ValueError(f"expected a {_type_name(tp)}, e.g. 1,2,3")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_scalar(v, args[0]) for v in value)
         if len(args) != len(value):

@@ -17,35 +17,14 @@ batch 32, early stopping with patience 15.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from emovox.models.params import TrainConfig
+from emovox.models.configs import ResNetMlpConfig
 
 __all__ = ["ResNetMlp", "ResNetMlpConfig", "ResidualBlock", "build_net"]
-
-
-@dataclass(frozen=True)
-class ResNetMlpConfig(TrainConfig):
-    """Reference project 002's recipe (``-p`` keys of ``resnet_mlp``)."""
-
-    # training (overrides of TrainConfig defaults)
-    #: passes over the training clips (upper bound with early stopping)
-    epochs: int = 100
-    #: AdamW decoupled weight decay (the reference project's L2 1e-3)
-    weight_decay: float = 1e-3
-    #: epochs without validation-UA gain before early stopping
-    patience: int = 15
-    #: SelectKBest(f_classif) columns kept, fitted on the training fold (0 = keep all)
-    select_k: int = 40
-    # network
-    #: widths of the residual dense blocks (units); the first is also the stem's width
-    widths: tuple[int, ...] = (128, 64, 32)
-    #: dropout probability inside the blocks and before the head (0..1)
-    dropout: float = 0.3
 
 
 class ResidualBlock(nn.Module):
