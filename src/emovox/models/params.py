@@ -144,7 +144,8 @@ class ModelParams:
         out: dict[str, Any] = {}
         for key, value in params.items():
             if key not in valid:
-                near = difflib.get_close_matches(str(key), valid, n=1)
+                near = ([k for k in valid if k.lower() == str(key).lower()]
+                        or difflib.get_close_matches(str(key), valid, n=1))
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise ConfigError(
                     f"unknown parameter {key!r} for {what}{hint}; valid keys: {', '.join(valid)}"
