@@ -16,7 +16,7 @@ from emovox.features import (
     FeatureSpec,
     extract,
     feature_key,
-    seeds,
+    reference,
     smile,
     spectral,
 )
@@ -305,45 +305,47 @@ def test_invalid_waveforms_are_rejected() -> None:
         extract("mfcc", bad, SR)
 
 
-# --------------------------------------------------------------------------- seeds
+# --------------------------------------------------------------------------- reference projects
 
 
-def test_seed000_keeps_first_3s_and_pads() -> None:
+def test_reference000_keeps_first_3s_and_pads() -> None:
     x = noise(5.0)
     np.testing.assert_array_equal(
-        seeds.seed000_mfcc_sequence(x, SR), seeds.seed000_mfcc_sequence(x[: 3 * SR], SR)
+        reference.reference000_mfcc_sequence(x, SR),
+        reference.reference000_mfcc_sequence(x[: 3 * SR], SR),
     )
     short = noise(1.0)
     padded = np.concatenate([short, np.zeros(2 * SR, dtype=np.float32)])
     np.testing.assert_array_equal(
-        seeds.seed000_mfcc_sequence(short, SR), seeds.seed000_mfcc_sequence(padded, SR)
+        reference.reference000_mfcc_sequence(short, SR),
+        reference.reference000_mfcc_sequence(padded, SR),
     )
 
 
 def test_seed_layouts_put_440hz_at_pitch_class_a() -> None:
     x = sine(440.0)
-    v1 = seeds.seed001_vector(x, SR)
+    v1 = reference.reference001_vector(x, SR)
     assert int(np.argmax(v1[1:13])) == A_PITCH_CLASS
     assert v1[0] == pytest.approx(2 * 440 / SR, rel=0.05)  # ZCR mean first
-    v2 = seeds.seed002_summary(x, SR)
+    v2 = reference.reference002_summary(x, SR)
     assert int(np.argmax(v2[26:38])) == A_PITCH_CLASS
     assert v2[38] == pytest.approx(440.0, rel=0.10)  # centroid mean
     assert v2[43] == pytest.approx(0.5 / np.sqrt(2), rel=0.05)  # RMS mean
-    v3 = seeds.seed003_frame_stats(x, SR)
-    assert v3.shape == (seeds.SEED003_DIM,) == (340,)
+    v3 = reference.reference003_frame_stats(x, SR)
+    assert v3.shape == (reference.REFERENCE003_DIM,) == (340,)
     n_rows = 85
     means = v3[:n_rows]
     assert int(np.argmax(means[73:85])) == A_PITCH_CLASS  # chroma block
     assert means[71] == pytest.approx(2 * 440 / SR, rel=0.05)  # ZCR row
 
 
-def test_seed004_frames_cover_4s() -> None:
+def test_reference004_frames_cover_4s() -> None:
     x = noise(4.0)
-    m = seeds.seed004_mfcc_frames(x, SR)
+    m = reference.reference004_mfcc_frames(x, SR)
     assert m.shape == (200, 40)
     # 4 s at a 20 ms hop is 201 frames: exactly one is cropped, so no zero padding.
     assert np.all(np.abs(m).sum(axis=1) > 0)
-    short = seeds.seed004_mfcc_frames(noise(1.0), SR)
+    short = reference.reference004_mfcc_frames(noise(1.0), SR)
     assert np.all(short[60:] == 0)  # 1 s = 51 frames, the rest is zero padding
 
 

@@ -78,16 +78,19 @@ def as_mono(wave: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _prepare(wave: np.ndarray, min_length: int) -> np.ndarray:
-    """``as_mono`` plus zero-padding at the end to at least ``min_length`` samples."""
+def as_mono_padded(wave: np.ndarray, min_length: int) -> np.ndarray:
+    """The wave as mono (:func:`as_mono`), zero-padded at the end to at least ``min_length``
+    samples, so that a frame-based feature always has one full analysis window (a tiny or
+    empty input then gives one frame of zeros instead of an error)."""
     x = as_mono(wave)
     if x.shape[0] < min_length:
         x = np.pad(x, (0, min_length - x.shape[0]))
     return x
 
 
-def _finite(x: np.ndarray, name: str) -> np.ndarray:
-    """Return ``x`` as float32 with non-finite values replaced by 0 (logged)."""
+def finite_float32(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` as float32 with non-finite values replaced by 0; ``name`` (the feature) is
+    named in the warning logged when any were replaced."""
     x = np.asarray(x, dtype=np.float32)
     bad = ~np.isfinite(x)
     if bad.any():
@@ -137,7 +140,7 @@ def log_mel(
     Returns:
         float32 array ``(n_mels, T)`` in dB.
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     mel = librosa.feature.melspectrogram(
         y=y,
         sr=sr,
@@ -150,7 +153,7 @@ def log_mel(
         power=2.0,
     )
     db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=top_db)
-    return _finite(db, "log_mel")
+    return finite_float32(db, "log_mel")
 
 
 def mfcc(
@@ -191,7 +194,7 @@ def mfcc(
     """
     if deltas not in (0, 1, 2):
         raise ValueError(f"deltas must be 0, 1 or 2, got {deltas!r}")
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     m = librosa.feature.mfcc(
         y=y,
         sr=sr,
@@ -209,7 +212,7 @@ def mfcc(
         mode = "interp" if m.shape[1] >= width else "nearest"
         for order in range(1, deltas + 1):
             blocks.append(librosa.feature.delta(m, width=width, order=order, axis=-1, mode=mode))
-    return _finite(np.concatenate(blocks, axis=0), "mfcc")
+    return finite_float32(np.concatenate(blocks, axis=0), "mfcc")
 
 
 def chroma(
@@ -240,7 +243,7 @@ def chroma(
     Returns:
         float32 array ``(n_chroma, T)`` in [0, 1].
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     if tuning is None and not np.any(y):
         tuning = 0.0  # nothing to estimate from; avoids librosa's empty-pitch warning
     c = librosa.feature.chroma_stft(
@@ -252,7 +255,7 @@ def chroma(
         n_chroma=n_chroma,
         tuning=tuning,
     )
-    return _finite(c, "chroma")
+    return finite_float32(c, "chroma")
 
 
 # --------------------------------------------------------------------------- frame-level scalars
@@ -271,9 +274,9 @@ def rms(wave: np.ndarray, sr: int, *, frame_length: int = 512, hop_length: int =
         float32 array ``(1, T)``.
     """
     del sr
-    y = _prepare(wave, frame_length)
+    y = as_mono_padded(wave, frame_length)
     r = librosa.feature.rms(y=y, frame_length=frame_length, hop_length=hop_length)
-    return _finite(r, "rms")
+    return finite_float32(r, "rms")
 
 
 def zcr(wave: np.ndarray, sr: int, *, frame_length: int = 512, hop_length: int = 160) -> np.ndarray:
@@ -291,9 +294,9 @@ def zcr(wave: np.ndarray, sr: int, *, frame_length: int = 512, hop_length: int =
         float32 array ``(1, T)``.
     """
     del sr
-    y = _prepare(wave, frame_length)
+    y = as_mono_padded(wave, frame_length)
     z = librosa.feature.zero_crossing_rate(y=y, frame_length=frame_length, hop_length=hop_length)
-    return _finite(z, "zcr")
+    return finite_float32(z, "zcr")
 
 
 def spectral_centroid(
@@ -309,11 +312,11 @@ def spectral_centroid(
     Returns:
         float32 array ``(1, T)`` in Hz (0 for silent frames).
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     c = librosa.feature.spectral_centroid(
         y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=_window(win_length, n_fft)
     )
-    return _finite(c, "spectral_centroid")
+    return finite_float32(c, "spectral_centroid")
 
 
 def spectral_bandwidth(
@@ -330,7 +333,7 @@ def spectral_bandwidth(
     Returns:
         float32 array ``(1, T)`` in Hz.
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     b = librosa.feature.spectral_bandwidth(
         y=y,
         sr=sr,
@@ -339,7 +342,7 @@ def spectral_bandwidth(
         win_length=_window(win_length, n_fft),
         p=p,
     )
-    return _finite(b, "spectral_bandwidth")
+    return finite_float32(b, "spectral_bandwidth")
 
 
 def spectral_rolloff(
@@ -356,7 +359,7 @@ def spectral_rolloff(
     Returns:
         float32 array ``(1, T)`` in Hz.
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     r = librosa.feature.spectral_rolloff(
         y=y,
         sr=sr,
@@ -365,7 +368,7 @@ def spectral_rolloff(
         win_length=_window(win_length, n_fft),
         roll_percent=roll_percent,
     )
-    return _finite(r, "spectral_rolloff")
+    return finite_float32(r, "spectral_rolloff")
 
 
 def spectral_contrast(
@@ -386,7 +389,7 @@ def spectral_contrast(
     Returns:
         float32 array ``(n_bands + 1, T)`` in dB.
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     c = librosa.feature.spectral_contrast(
         y=y,
         sr=sr,
@@ -396,7 +399,7 @@ def spectral_contrast(
         n_bands=n_bands,
         fmin=fmin,
     )
-    return _finite(c, "spectral_contrast")
+    return finite_float32(c, "spectral_contrast")
 
 
 def spectral_flatness(
@@ -416,11 +419,11 @@ def spectral_flatness(
         float32 array ``(1, T)``, unitless in [0, 1].
     """
     del sr
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     f = librosa.feature.spectral_flatness(
         y=y, n_fft=n_fft, hop_length=hop_length, win_length=_window(win_length, n_fft)
     )
-    return _finite(f, "spectral_flatness")
+    return finite_float32(f, "spectral_flatness")
 
 
 # --------------------------------------------------------------------------- pooling / shaping
@@ -487,7 +490,7 @@ def frame_stats(
             _stat(np.zeros((1, 1)), name)
         return np.zeros(n_feat * len(stats), dtype=np.float32)
     out = np.concatenate([_stat(x, name) for name in stats])
-    return _finite(out, "frame_stats")
+    return finite_float32(out, "frame_stats")
 
 
 def fix_length_frames(x: np.ndarray, n_frames: int) -> np.ndarray:

@@ -1,9 +1,9 @@
-"""Seed 000: 1-D CNN over time + 2-layer bidirectional LSTM on a 60-MFCC x 3 s sequence.
+"""Reference project 000: 1-D CNN over time + 2-layer BiLSTM on a 60-MFCC x 3 s sequence.
 
-Recipe of the seed project (re-implemented in PyTorch):
+Recipe of the reference project (re-implemented in PyTorch):
 
 * input: ``(T, 60)`` time-major MFCCs of the clip padded/cropped to 3 s
-  (``T = 94`` at 16 kHz, hop 512; see :func:`emovox.features.seeds.seed000_mfcc_sequence`);
+  (``T = 94`` at 16 kHz, hop 512; see :func:`emovox.features.reference.reference000_mfcc_sequence`);
 * three Conv1D blocks over time (kernel 5, BatchNorm, ReLU, dropout, max-pool /2) with
   64-128-128 channels;
 * two stacked bidirectional LSTM layers (hidden 64 per direction), pooled over time

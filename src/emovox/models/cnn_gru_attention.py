@@ -1,9 +1,10 @@
-"""Seed 004: Conv1D front end + GRU + additive attention pooling on 40 MFCC x 200 frames.
+"""Reference project 004: Conv1D front end + GRU + additive attention pooling on 40 MFCC
+x 200 frames.
 
-Recipe of the seed project (re-implemented in PyTorch):
+Recipe of the reference project (re-implemented in PyTorch):
 
 * input: ``(200, 40)`` time-major MFCCs at a 20 ms hop, padded/cropped to 200 frames
-  (:func:`emovox.features.seeds.seed004_mfcc_frames`); any ``T >= 4`` works;
+  (:func:`emovox.features.reference.reference004_mfcc_frames`); any ``T >= 4`` works;
 * two Conv1D blocks over time with 64 and 128 channels (kernel 3, BatchNorm, ReLU,
   max-pool /2): 200 -> 100 -> 50 frames;
 * one GRU layer. We use a **bidirectional** GRU (64 units per direction, 128 in total):

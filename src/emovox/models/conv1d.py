@@ -1,8 +1,8 @@
-"""Seed 001: 1-D CNN over the 162-dim "mean of everything" vector.
+"""Reference project 001: 1-D CNN over the 162-dim "mean of everything" vector.
 
-Recipe of the seed project (a Keras model re-implemented in PyTorch): the 162-dim vector
-(:func:`emovox.features.seeds.seed001_vector`) is read as a 1-channel sequence of length 162
-and passed through
+Recipe of the reference project (a Keras model re-implemented in PyTorch): the 162-dim
+vector (:func:`emovox.features.reference.reference001_vector`) is read as a 1-channel
+sequence of length 162 and passed through
 
 ``Conv1D(256, 5) -> MaxPool(5, /2) -> Conv1D(256, 5) -> MaxPool -> Conv1D(128, 5) -> MaxPool
 -> Dropout(0.2) -> Conv1D(64, 5) -> MaxPool -> Flatten -> Dense(32, ReLU) -> Dropout(0.3)
@@ -27,7 +27,7 @@ __all__ = ["Conv1dConfig", "Conv1dNet", "build_net"]
 
 
 class Conv1dNet(nn.Module):
-    """The seed-001 stack of four Conv1D + MaxPool blocks and a small dense head."""
+    """The reference-001 stack of four Conv1D + MaxPool blocks and a small dense head."""
 
     def __init__(self, n_classes: int, length: int, cfg: Conv1dConfig | None = None) -> None:
         super().__init__()
@@ -37,7 +37,7 @@ class Conv1dNet(nn.Module):
         c_in = 1
         for i, c_out in enumerate(channels):
             if i == len(channels) - 1 and i > 0:
-                layers.append(nn.Dropout(cfg.conv_dropout))  # before the last conv, as in the seed
+                layers.append(nn.Dropout(cfg.conv_dropout))  # before the last conv, as there
             layers += [
                 nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
                 nn.ReLU(),

@@ -1,8 +1,8 @@
-"""Seed 003: a 512-256-128 MLP on 340 frame statistics.
+"""Reference project 003: a 512-256-128 MLP on 340 frame statistics.
 
-Recipe of the seed project (re-implemented in PyTorch): the 340-dim vector of
+Recipe of the reference project (re-implemented in PyTorch): the 340-dim vector of
 mean/std/min/max over 85 frame-level features
-(:func:`emovox.features.seeds.seed003_frame_stats`), standardised by the trainer, through
+(:func:`emovox.features.reference.reference003_frame_stats`), standardised by the trainer, through
 three hidden layers ``Linear -> BatchNorm -> ReLU -> Dropout`` of 512, 256 and 128 units
 with dropout 0.5, 0.5 and 0.4, then a linear head. Trained with Adam lr 1e-3, L2 1e-4
 (``weight_decay``), up to 100 epochs, batch 32, early stopping with patience 15.

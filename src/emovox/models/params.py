@@ -35,7 +35,7 @@ class Loss(str, Enum):
 
 
 class Schedule(str, Enum):
-    PLATEAU = "plateau"  #: reduce LR when validation UA stalls (seed 000 style)
+    PLATEAU = "plateau"  #: reduce LR when validation UA stalls (reference 000 style)
     COSINE = "cosine"  #: one-cycle cosine with warm-up
     CONSTANT = "constant"
 

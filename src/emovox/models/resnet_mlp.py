@@ -1,7 +1,7 @@
-"""Seed 002: residual MLP on the SelectKBest-filtered 45-dim utterance summary.
+"""Reference project 002: residual MLP on the SelectKBest-filtered 45-dim utterance summary.
 
-Recipe of the seed project (re-implemented in PyTorch): the 45-dim summary
-(:func:`emovox.features.seeds.seed002_summary`) is standardised and reduced to the ``k``
+Recipe of the reference project (re-implemented in PyTorch): the 45-dim summary
+(:func:`emovox.features.reference.reference002_summary`) is standardised and reduced to the ``k``
 best features by ``SelectKBest`` (ANOVA F; ``k = ResNetMlpConfig.select_k = 40``) -- the trainer
 does that on the training fold, this module only sees ``input_shape == (k,)``. The net:
 
