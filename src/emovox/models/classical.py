@@ -7,6 +7,8 @@ data: these models have no early stopping and fixed hyper-parameters.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
@@ -70,15 +72,19 @@ class ValidatedC(SklearnModel):
         return super().fit(x_train, y_train, x_val, y_val)
 
 
-def logreg_cv(cfg: LogregCvConfig | None = None, *, n_classes: int, seed: int = 0) -> ValidatedC:
-    """:class:`ValidatedC` over ``cfg.grid``."""
-    cfg = cfg or LogregCvConfig()
+def logreg_cv(cfg: LogregCvConfig | None = None, *, n_classes: int, seed: int = 0,
+              **params: Any) -> ValidatedC:
+    """:class:`ValidatedC` over ``cfg.grid``; ``params`` (:class:`LogregCvConfig` keys,
+    validated) override ``cfg``."""
+    cfg = (cfg or LogregCvConfig()).with_params(params)
     return ValidatedC(n_classes, seed, cfg.grid, cfg.max_iter)
 
 
-def logreg(cfg: LogregConfig | None = None, *, n_classes: int, seed: int = 0) -> SklearnModel:
-    """StandardScaler + multinomial logistic regression with balanced class weights."""
-    cfg = cfg or LogregConfig()
+def logreg(cfg: LogregConfig | None = None, *, n_classes: int, seed: int = 0,
+           **params: Any) -> SklearnModel:
+    """StandardScaler + multinomial logistic regression with balanced class weights;
+    ``params`` (:class:`LogregConfig` keys, validated) override ``cfg``."""
+    cfg = (cfg or LogregConfig()).with_params(params)
     pipe = Pipeline(
         [
             ("scale", StandardScaler()),
@@ -93,10 +99,12 @@ def logreg(cfg: LogregConfig | None = None, *, n_classes: int, seed: int = 0) ->
     return SklearnModel(pipe, n_classes)
 
 
-def svm(cfg: SvmConfig | None = None, *, n_classes: int, seed: int = 0) -> SklearnModel:
+def svm(cfg: SvmConfig | None = None, *, n_classes: int, seed: int = 0,
+        **params: Any) -> SklearnModel:
     """StandardScaler + RBF SVM, balanced class weights; probabilities by sigmoid (Platt)
-    calibration on 5 internal folds of the training data."""
-    cfg = cfg or SvmConfig()
+    calibration on 5 internal folds of the training data; ``params`` (:class:`SvmConfig`
+    keys, validated) override ``cfg``."""
+    cfg = (cfg or SvmConfig()).with_params(params)
     gamma = cfg.gamma.value if isinstance(cfg.gamma, Gamma) else cfg.gamma
     svc = SVC(C=cfg.C, gamma=gamma, class_weight="balanced", random_state=seed)
     pipe = Pipeline(
