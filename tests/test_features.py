@@ -16,6 +16,7 @@ from emovox.features import (
     FeatureSpec,
     extract,
     feature_key,
+    pooling,
     reference,
     smile,
     spectral,
@@ -164,7 +165,7 @@ def test_spectral_contrast_has_n_bands_plus_one_rows() -> None:
 
 def test_frame_stats_values_and_layout() -> None:
     frames = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 5.0]])
-    out = spectral.frame_stats(frames)
+    out = pooling.frame_stats(frames)
     assert out.shape == (8,)
     assert out.dtype == np.float32
     # statistic-major: [means, stds, mins, maxs]
@@ -174,8 +175,8 @@ def test_frame_stats_values_and_layout() -> None:
 def test_frame_stats_all_statistics() -> None:
     rng = np.random.default_rng(1)
     frames = rng.standard_normal((3, 50))
-    stats = spectral.STATS
-    out = spectral.frame_stats(frames, stats)
+    stats = pooling.STATS
+    out = pooling.frame_stats(frames, stats)
     assert out.shape == (3 * len(stats),)
     by = dict(zip(stats, out.reshape(len(stats), 3), strict=True))
     np.testing.assert_allclose(by["median"], np.median(frames, axis=1), rtol=1e-5)
@@ -188,22 +189,22 @@ def test_frame_stats_all_statistics() -> None:
 
 
 def test_frame_stats_constant_and_empty_rows_are_finite() -> None:
-    const = spectral.frame_stats(np.ones((2, 10)), ("skew", "kurtosis", "std"))
+    const = pooling.frame_stats(np.ones((2, 10)), ("skew", "kurtosis", "std"))
     np.testing.assert_array_equal(const, np.zeros(6))
-    empty = spectral.frame_stats(np.zeros((4, 0)), ("mean", "p90"))
+    empty = pooling.frame_stats(np.zeros((4, 0)), ("mean", "p90"))
     np.testing.assert_array_equal(empty, np.zeros(8))
     with pytest.raises(ValueError, match="unknown statistic"):
-        spectral.frame_stats(np.ones((2, 3)), ("mode",))
+        pooling.frame_stats(np.ones((2, 3)), ("mode",))
 
 
 def test_fix_length_frames_pads_end_and_centre_crops() -> None:
     x = np.arange(10, dtype=np.float32).reshape(1, 10)
-    padded = spectral.fix_length_frames(x, 13)
+    padded = pooling.fix_length_frames(x, 13)
     assert padded.shape == (1, 13)
     np.testing.assert_array_equal(padded[0], [*range(10), 0, 0, 0])
-    cropped = spectral.fix_length_frames(x, 4)
+    cropped = pooling.fix_length_frames(x, 4)
     np.testing.assert_array_equal(cropped[0], [3, 4, 5, 6])
-    assert spectral.fix_length_frames(x, 10).shape == (1, 10)
+    assert pooling.fix_length_frames(x, 10).shape == (1, 10)
 
 
 # --------------------------------------------------------------------------- registry

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.features import reference, smile, spectral
+from emovox.features import pooling, reference, smile, spectral
 
 __all__ = [
     "FEATURES",
@@ -52,6 +52,7 @@ __all__ = [
     "FeatureSpec",
     "extract",
     "feature_key",
+    "pooling",
     "reference",
     "smile",
     "spectral",

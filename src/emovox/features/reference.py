@@ -32,7 +32,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-from emovox.features import spectral
+from emovox.features import pooling, spectral
 from emovox.features.spectral import as_mono_padded, finite_float32
 
 __all__ = [
@@ -183,7 +183,7 @@ def reference003_frame_stats(wave: np.ndarray, sr: int) -> np.ndarray:
     MFCC c0..c19 (0:20), Δ (20:40), ΔΔ (40:60), spectral centroid (60), bandwidth (61),
     rolloff (62), contrast 7 bands (63:70), flatness (70), ZCR (71), RMS (72),
     chroma C..B (73:85). The 85 x T matrix is pooled with
-    :func:`~emovox.features.spectral.frame_stats` using ``("mean", "std", "min", "max")``,
+    :func:`~emovox.features.pooling.frame_stats` using ``("mean", "std", "min", "max")``,
     statistic-major: ``out[k * 85 + row]``.
 
     Spectral contrast uses octave bands from 200 Hz, which needs ``sr >= 12.8 kHz``.
@@ -207,7 +207,7 @@ def reference003_frame_stats(wave: np.ndarray, sr: int) -> np.ndarray:
         ],
         axis=0,
     )
-    return spectral.frame_stats(frames, _REFERENCE003_STATS)
+    return pooling.frame_stats(frames, _REFERENCE003_STATS)
 
 
 def reference004_mfcc_frames(
@@ -218,7 +218,7 @@ def reference004_mfcc_frames(
     40 MFCCs from 64 mel bands with a 40 ms window (``win_length = int(0.04 sr)``, FFT size
     the next power of two: 1024 at 16 kHz) and a 20 ms hop (``hop_length = int(0.02 sr)``,
     320 at 16 kHz), so 200 frames cover about 4 s. The frame axis is then zero-padded at the
-    end or centre-cropped to ``n_frames`` (:func:`~emovox.features.spectral.fix_length_frames`).
+    end or centre-cropped to ``n_frames`` (:func:`~emovox.features.pooling.fix_length_frames`).
 
     Args:
         wave: mono waveform ``(n_samples,)``.
@@ -235,4 +235,4 @@ def reference004_mfcc_frames(
     m = spectral.mfcc(
         wave, sr, n_mfcc=n_mfcc, n_mels=64, n_fft=n_fft, hop_length=hop, win_length=win
     )
-    return np.ascontiguousarray(spectral.fix_length_frames(m, n_frames).T)
+    return np.ascontiguousarray(pooling.fix_length_frames(m, n_frames).T)
