@@ -4,8 +4,11 @@ default parameters.
 Owns the model architectures (one module each, with a frozen config dataclass whose fields
 are that model's ``--param KEY=VALUE`` keys) and :class:`ModelSpec`, the single entry point
 that validates parameters (:meth:`ModelSpec.validate`) and builds models
-(:meth:`ModelSpec.build`). May import features, labels, errors, config; builds neural
-models with :class:`emovox.training.trainer.TorchClassifier` (imported lazily).
+(:meth:`ModelSpec.build`). May import errors and labels (never features' extraction code,
+training, experiment or above) -- except that :meth:`ModelSpec.build` of a neural model
+imports :class:`emovox.training.trainer.TorchClassifier` lazily, at build time (a known
+upward import, kept from before the renovation). Importing this package loads neither torch
+nor scikit-learn: the configs live in :mod:`emovox.models.configs`.
 
 Classical models are scikit-learn pipelines (:mod:`emovox.models.classical`); neural models
 are a ``build_net`` from one module each (``cnn_bilstm`` ... ``crnn``) trained by the
