@@ -11,7 +11,7 @@ Measured, each from the audio file on disk, warm (every clip is run once before 
    p95 over N), the same split into decode / front end / network, and throughput with a pool
    of ``--workers`` threads sharing one predictor (as ``emovox batch`` does).
 2. seed-style: ``librosa.load(path, sr=22050)``, the seed-001 162-dim feature vector
-   (:func:`emovox.features.seeds.seed001_vector`) and an UNTRAINED
+   (:func:`emovox.features.reference.reference001_vector`) and an UNTRAINED
    :func:`emovox.models.conv1d.build_net` forward in PyTorch (random weights: only the time
    matters).
 3. openSMILE eGeMAPSv02 functionals (88 dims) + a scikit-learn RBF SVC fitted on RANDOM
@@ -103,7 +103,7 @@ def seed_style(threads: int):
     import librosa
     import torch
 
-    from emovox.features.seeds import seed001_vector
+    from emovox.features.reference import reference001_vector
     from emovox.models.conv1d import build_net
 
     torch.set_num_threads(threads)
@@ -112,7 +112,7 @@ def seed_style(threads: int):
 
     def run(p: Path) -> int:
         y, sr = librosa.load(p, sr=22050)
-        x = seed001_vector(y, sr)
+        x = reference001_vector(y, sr)
         with torch.inference_mode():
             logits = net(torch.from_numpy(x[None].astype(np.float32)))
         return int(logits.argmax())

@@ -77,7 +77,7 @@ def build_tiny_model(base: Path) -> Path:
     from emovox.features import extract
     from emovox.inference import attach_inference_metadata
     from emovox.models import crnn
-    from emovox.train import TorchClassifier
+    from emovox.training.trainer import TorchClassifier
 
     rng = np.random.default_rng(0)
     t = np.arange(int(0.6 * SR)) / SR

@@ -568,7 +568,7 @@ def test_serving_imports_no_heavy_or_upper_modules():
         "import emovox.serving.inputs, emovox.serving.params, emovox.serving.uploads\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'librosa', 'fastapi',"
         " 'streamlit') or m.startswith(('emovox.api', 'emovox.web', 'emovox.cli',"
-        " 'emovox.train', 'emovox.experiment'))]\n"
+        " 'emovox.training', 'emovox.experiment'))]\n"
         "assert not bad, bad\n"
         "import emovox.api.server\n"
         "assert not [m for m in sys.modules if m.startswith('emovox.web')]\n"

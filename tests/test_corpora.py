@@ -573,8 +573,25 @@ def test_manifest_header_required(tmp_path):
     assert [u.emotion for u in manifest.scan(sheet).utterances] == [Emotion.HAPPY]
 
 
-def test_manifest_and_folder_share_synonyms():
-    assert corpus_label_map("csv") == corpus_label_map("folder")
+def test_manifest_and_folder_readers_map_the_same_labels_alike(tmp_path):
+    """The same clips labelled by a CSV manifest and by folder names (synonyms, odd case,
+    spaces, an unknown label) get the same emotions from both readers."""
+    labels = ["Anger", "happiness", "Pleasant Surprise", "FEARFUL", "sadness ", "calm",
+              "neutral", "disgusted", "boredom"]
+    rows = ["path,label,speaker"]
+    for i, label in enumerate(labels):
+        make(tmp_path, f"tree/{label.strip()}/clip{i}.wav")
+        rows.append(f"tree/{label.strip()}/clip{i}.wav,{label},s1")
+    sheet = tmp_path / "m.csv"
+    sheet.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    from_csv = {u.path.name: u.emotion for u in scan_corpus("csv", sheet).utterances}
+    from_folder = {u.path.name: u.emotion
+                   for u in scan_corpus("folder", tmp_path / "tree").utterances}
+    assert from_csv == from_folder
+    assert [from_csv[f"clip{i}.wav"] for i in range(len(labels))] == [
+        Emotion.ANGRY, Emotion.HAPPY, Emotion.SURPRISED, Emotion.FEARFUL, Emotion.SAD,
+        Emotion.CALM, Emotion.NEUTRAL, Emotion.DISGUST, None,
+    ]
 
 
 # --------------------------------------------------------------------------- real data

@@ -16,7 +16,8 @@ from emovox.features import (
     FeatureSpec,
     extract,
     feature_key,
-    seeds,
+    pooling,
+    reference,
     smile,
     spectral,
 )
@@ -164,7 +165,7 @@ def test_spectral_contrast_has_n_bands_plus_one_rows() -> None:
 
 def test_frame_stats_values_and_layout() -> None:
     frames = np.array([[1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 5.0]])
-    out = spectral.frame_stats(frames)
+    out = pooling.frame_stats(frames)
     assert out.shape == (8,)
     assert out.dtype == np.float32
     # statistic-major: [means, stds, mins, maxs]
@@ -174,8 +175,8 @@ def test_frame_stats_values_and_layout() -> None:
 def test_frame_stats_all_statistics() -> None:
     rng = np.random.default_rng(1)
     frames = rng.standard_normal((3, 50))
-    stats = spectral.STATS
-    out = spectral.frame_stats(frames, stats)
+    stats = pooling.STATS
+    out = pooling.frame_stats(frames, stats)
     assert out.shape == (3 * len(stats),)
     by = dict(zip(stats, out.reshape(len(stats), 3), strict=True))
     np.testing.assert_allclose(by["median"], np.median(frames, axis=1), rtol=1e-5)
@@ -188,22 +189,22 @@ def test_frame_stats_all_statistics() -> None:
 
 
 def test_frame_stats_constant_and_empty_rows_are_finite() -> None:
-    const = spectral.frame_stats(np.ones((2, 10)), ("skew", "kurtosis", "std"))
+    const = pooling.frame_stats(np.ones((2, 10)), ("skew", "kurtosis", "std"))
     np.testing.assert_array_equal(const, np.zeros(6))
-    empty = spectral.frame_stats(np.zeros((4, 0)), ("mean", "p90"))
+    empty = pooling.frame_stats(np.zeros((4, 0)), ("mean", "p90"))
     np.testing.assert_array_equal(empty, np.zeros(8))
     with pytest.raises(ValueError, match="unknown statistic"):
-        spectral.frame_stats(np.ones((2, 3)), ("mode",))
+        pooling.frame_stats(np.ones((2, 3)), ("mode",))
 
 
 def test_fix_length_frames_pads_end_and_centre_crops() -> None:
     x = np.arange(10, dtype=np.float32).reshape(1, 10)
-    padded = spectral.fix_length_frames(x, 13)
+    padded = pooling.fix_length_frames(x, 13)
     assert padded.shape == (1, 13)
     np.testing.assert_array_equal(padded[0], [*range(10), 0, 0, 0])
-    cropped = spectral.fix_length_frames(x, 4)
+    cropped = pooling.fix_length_frames(x, 4)
     np.testing.assert_array_equal(cropped[0], [3, 4, 5, 6])
-    assert spectral.fix_length_frames(x, 10).shape == (1, 10)
+    assert pooling.fix_length_frames(x, 10).shape == (1, 10)
 
 
 # --------------------------------------------------------------------------- registry
@@ -305,45 +306,47 @@ def test_invalid_waveforms_are_rejected() -> None:
         extract("mfcc", bad, SR)
 
 
-# --------------------------------------------------------------------------- seeds
+# --------------------------------------------------------------------------- reference projects
 
 
-def test_seed000_keeps_first_3s_and_pads() -> None:
+def test_reference000_keeps_first_3s_and_pads() -> None:
     x = noise(5.0)
     np.testing.assert_array_equal(
-        seeds.seed000_mfcc_sequence(x, SR), seeds.seed000_mfcc_sequence(x[: 3 * SR], SR)
+        reference.reference000_mfcc_sequence(x, SR),
+        reference.reference000_mfcc_sequence(x[: 3 * SR], SR),
     )
     short = noise(1.0)
     padded = np.concatenate([short, np.zeros(2 * SR, dtype=np.float32)])
     np.testing.assert_array_equal(
-        seeds.seed000_mfcc_sequence(short, SR), seeds.seed000_mfcc_sequence(padded, SR)
+        reference.reference000_mfcc_sequence(short, SR),
+        reference.reference000_mfcc_sequence(padded, SR),
     )
 
 
 def test_seed_layouts_put_440hz_at_pitch_class_a() -> None:
     x = sine(440.0)
-    v1 = seeds.seed001_vector(x, SR)
+    v1 = reference.reference001_vector(x, SR)
     assert int(np.argmax(v1[1:13])) == A_PITCH_CLASS
     assert v1[0] == pytest.approx(2 * 440 / SR, rel=0.05)  # ZCR mean first
-    v2 = seeds.seed002_summary(x, SR)
+    v2 = reference.reference002_summary(x, SR)
     assert int(np.argmax(v2[26:38])) == A_PITCH_CLASS
     assert v2[38] == pytest.approx(440.0, rel=0.10)  # centroid mean
     assert v2[43] == pytest.approx(0.5 / np.sqrt(2), rel=0.05)  # RMS mean
-    v3 = seeds.seed003_frame_stats(x, SR)
-    assert v3.shape == (seeds.SEED003_DIM,) == (340,)
+    v3 = reference.reference003_frame_stats(x, SR)
+    assert v3.shape == (reference.REFERENCE003_DIM,) == (340,)
     n_rows = 85
     means = v3[:n_rows]
     assert int(np.argmax(means[73:85])) == A_PITCH_CLASS  # chroma block
     assert means[71] == pytest.approx(2 * 440 / SR, rel=0.05)  # ZCR row
 
 
-def test_seed004_frames_cover_4s() -> None:
+def test_reference004_frames_cover_4s() -> None:
     x = noise(4.0)
-    m = seeds.seed004_mfcc_frames(x, SR)
+    m = reference.reference004_mfcc_frames(x, SR)
     assert m.shape == (200, 40)
     # 4 s at a 20 ms hop is 201 frames: exactly one is cropped, so no zero padding.
     assert np.all(np.abs(m).sum(axis=1) > 0)
-    short = seeds.seed004_mfcc_frames(noise(1.0), SR)
+    short = reference.reference004_mfcc_frames(noise(1.0), SR)
     assert np.all(short[60:] == 0)  # 1 s = 51 frames, the rest is zero padding
 
 

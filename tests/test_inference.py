@@ -57,7 +57,7 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
     temperature 1, model.onnx)."""
     from emovox.audio import trim_silence
     from emovox.models import crnn
-    from emovox.train import TorchClassifier
+    from emovox.training.trainer import TorchClassifier
 
     rng = np.random.default_rng(0)
     feats, y = [], []

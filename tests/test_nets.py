@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from types import ModuleType
 
 import pytest
 import torch
 from torch import nn
 
-from emovox.models import cnn_bilstm, cnn_gru_attention, conv1d, crnn, mlp, resnet_mlp
+from emovox.errors import ConfigError
+from emovox.models import MODELS, cnn_bilstm, cnn_gru_attention, conv1d, crnn, mlp, resnet_mlp
+from emovox.models import configs as model_configs
+from emovox.models.params import ModelParams, TrainConfig
 
 N_CLASSES = 8
-TRAINING_KEYS = {"epochs", "batch_size", "lr"}
 
 # module -> (documented input shape, a second input shape, (min, max) parameter count)
 NETS: dict[ModuleType, tuple[tuple[int, ...], tuple[int, ...], tuple[int, int]]] = {
@@ -21,6 +25,26 @@ NETS: dict[ModuleType, tuple[tuple[int, ...], tuple[int, ...], tuple[int, int]]]
     mlp: ((340,), (128,), (100_000, 1_000_000)),
     cnn_gru_attention: ((200, 40), (150, 40), (50_000, 500_000)),
     crnn: ((300, 64), (150, 64), (100_000, 1_000_000)),
+}
+CONFIGS: dict[ModuleType, type[TrainConfig]] = {
+    cnn_bilstm: cnn_bilstm.CnnBiLstmConfig,
+    conv1d: conv1d.Conv1dConfig,
+    resnet_mlp: resnet_mlp.ResNetMlpConfig,
+    mlp: mlp.MlpConfig,
+    cnn_gru_attention: cnn_gru_attention.CnnGruAttentionConfig,
+    crnn: crnn.CrnnConfig,
+}
+# registered model -> (input shape, parameter count of its network with default params),
+# recorded on main before the configs were introduced: the refactor must not change a net
+REGISTERED_NET_PARAMS: dict[str, tuple[tuple[int, ...], int]] = {
+    "cnn_bilstm": ((94, 60), 359_240),
+    "conv1d": ((162,), 557_288),
+    "resnet_mlp": ((40,), 65_768),
+    "mlp": ((340,), 341_640),
+    "cnn_gru_attention": ((200, 40), 124_424),
+    "crnn": ((256, 64), 356_088),
+    "fusion": ((256, 64), 356_088),
+    "fusion_lrcv": ((256, 64), 356_088),
 }
 
 
@@ -37,8 +61,7 @@ def _seed() -> None:
 
 
 def build(mod: ModuleType, shape: tuple[int, ...], **hp) -> nn.Module:
-    """Build with the module's own DEFAULTS (training keys included: they must be ignored)."""
-    return mod.build_net(N_CLASSES, shape, **{**mod.DEFAULTS, **hp})
+    return mod.build_net(N_CLASSES, shape, **hp)
 
 
 def n_params(net: nn.Module) -> int:
@@ -50,11 +73,61 @@ def first_layer(net: nn.Module) -> nn.Module:
 
 
 @pytest.mark.parametrize(("mod", "shape", "other_shape", "param_range"), PARAMS)
-def test_defaults_have_training_keys(mod, shape, other_shape, param_range) -> None:
-    assert TRAINING_KEYS <= set(mod.DEFAULTS)
-    assert mod.DEFAULTS["epochs"] > 0 and mod.DEFAULTS["batch_size"] > 0
-    assert 0 < mod.DEFAULTS["lr"] < 1
-    assert mod.DEFAULTS.get("loss", "ce") in ("ce", "focal")
+def test_config_defaults_are_sane_and_frozen(mod, shape, other_shape, param_range) -> None:
+    cfg = CONFIGS[mod]()
+    assert cfg.epochs > 0 and cfg.batch_size > 0 and 0 < cfg.lr < 1
+    assert cfg.net_keys(), "a network config adds its own fields"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("cls", [
+    TrainConfig, *(getattr(model_configs, n) for n in dir(model_configs)
+                   if n.endswith("Config") and n != "TrainConfig"),
+], ids=lambda c: c.__name__)
+def test_every_config_field_is_documented(cls: type[ModelParams]) -> None:
+    """Each field a config class declares has a ``#:`` comment right above it."""
+    lines = inspect.getsource(cls).splitlines()
+    own = cls.__dict__.get("__annotations__", {})
+    for name in own:
+        if name == "HIDDEN":
+            continue
+        k = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{name}:"))
+        assert lines[k - 1].strip().startswith("#:"), f"{cls.__name__}.{name} has no doc comment"
+
+
+@pytest.mark.parametrize(("mod", "shape", "other_shape", "param_range"), PARAMS)
+def test_training_keys_do_not_change_the_network(mod, shape, other_shape, param_range) -> None:
+    """build_net accepts the whole config (training keys included) and ignores the training
+    part: same architecture as with no keys at all."""
+    torch.manual_seed(0)
+    plain = build(mod, shape)
+    torch.manual_seed(0)
+    full = build(mod, shape, **{**CONFIGS[mod]().to_params(), "epochs": 3, "lr": 0.5})
+    assert str(plain) == str(full) and n_params(plain) == n_params(full)
+
+
+@pytest.mark.parametrize(("mod", "shape", "other_shape", "param_range"), PARAMS)
+def test_unknown_or_ill_typed_key_is_refused(mod, shape, other_shape, param_range) -> None:
+    with pytest.raises(ConfigError, match="valid keys: .*dropout"):
+        build(mod, shape, dropuot=0.1)
+    with pytest.raises(ConfigError, match="dropout"):
+        build(mod, shape, dropout="much") if mod is not mlp else build(mod, shape, dropouts="x")
+
+
+@pytest.mark.parametrize("name", list(REGISTERED_NET_PARAMS))
+def test_registered_defaults_build_the_same_network(name) -> None:
+    """Default params of every registered neural model give the parameter count recorded
+    before the refactor (and validated params build the same net as the defaults)."""
+    shape, expected = REGISTERED_NET_PARAMS[name]
+    spec = MODELS[name]
+    model = spec.build(n_classes=N_CLASSES, seed=0)
+    member = model.members[0][0] if hasattr(model, "members") else model
+    assert n_params(member.build_net(N_CLASSES, shape, **member.net_params)) == expected
+    again = spec.build(n_classes=N_CLASSES, seed=0, **spec.validate({"epochs": "2"}))
+    member = again.members[0][0] if hasattr(again, "members") else again
+    assert member.train_cfg.epochs == 2
+    assert n_params(member.build_net(N_CLASSES, shape, **member.net_params)) == expected
 
 
 @pytest.mark.parametrize(("mod", "shape", "other_shape", "param_range"), PARAMS)
@@ -130,16 +203,44 @@ def test_conv1d_matches_seed_layout() -> None:
     assert [c.out_channels for c in convs] == [256, 256, 128, 64]
 
 
-def test_cnn_bilstm_last_step_pooling() -> None:
-    net = cnn_bilstm.build_net(N_CLASSES, (94, 60), pooling="last")
-    assert net(torch.randn(2, 94, 60)).shape == (2, N_CLASSES)
-    with pytest.raises(ValueError):
+def _bilstm_outputs(net: cnn_bilstm.CnnBiLstm, x: torch.Tensor) -> torch.Tensor:
+    """The BiLSTM outputs (B, T', 2H) the pooling sees, computed from the submodules."""
+    h, _ = net.lstm(net.conv(x.transpose(1, 2)).transpose(1, 2))
+    return h
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_cnn_bilstm_pooling_is_applied(pooling) -> None:
+    """The head sees the time-mean (``mean``) or the last step (``last``) of the BiLSTM
+    outputs, and the two give different logits for the same weights."""
+    net = cnn_bilstm.build_net(N_CLASSES, (94, 60), pooling=pooling).eval()
+    x = torch.randn(3, 94, 60)
+    with torch.no_grad():
+        h = _bilstm_outputs(net, x)
+        pooled = h.mean(dim=1) if pooling == "mean" else h[:, -1]
+        torch.testing.assert_close(net(x), net.head(pooled))
+        other = h[:, -1] if pooling == "mean" else h.mean(dim=1)
+        assert not torch.allclose(net(x), net.head(other), atol=1e-4)
+    with pytest.raises(ConfigError, match="mean|last"):
         cnn_bilstm.build_net(N_CLASSES, (94, 60), pooling="max")
 
 
 def test_cnn_gru_attention_unidirectional() -> None:
-    net = cnn_gru_attention.build_net(N_CLASSES, (200, 40), bidirectional=False)
-    assert net(torch.randn(2, 200, 40)).shape == (2, N_CLASSES)
+    """bidirectional=False: one direction of 2 x gru_hidden units whose outputs at step t
+    do not depend on later frames (the bidirectional GRU's do)."""
+    uni = cnn_gru_attention.build_net(N_CLASSES, (200, 40), bidirectional=False).eval()
+    bi = cnn_gru_attention.build_net(N_CLASSES, (200, 40)).eval()
+    assert uni(torch.randn(2, 200, 40)).shape == (2, N_CLASSES)
+    assert not uni.gru.bidirectional and uni.gru.hidden_size == 128
+    assert bi.gru.bidirectional and bi.gru.hidden_size == 64
+    assert n_params(uni) == 149_000 and n_params(bi) == 124_424
+    z = torch.randn(2, 50, 128)
+    z2 = z.clone()
+    z2[:, 30:] += 1.0  # change only the late frames
+    with torch.no_grad():
+        for net, causal in ((uni, True), (bi, False)):
+            a, b = net.gru(z)[0][:, :30], net.gru(z2)[0][:, :30]
+            assert torch.equal(a, b) is causal
 
 
 def test_crnn_with_aux_vector() -> None:
@@ -173,7 +274,7 @@ def test_mlp_overfits_tiny_set() -> None:
     x = torch.randn(16, 340)
     y = torch.arange(16) % N_CLASSES
     net = mlp.build_net(N_CLASSES, (340,))
-    opt = torch.optim.Adam(net.parameters(), lr=mlp.DEFAULTS["lr"])
+    opt = torch.optim.Adam(net.parameters(), lr=mlp.MlpConfig().lr)
     net.train()
     for _ in range(100):
         opt.zero_grad()

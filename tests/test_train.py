@@ -13,9 +13,10 @@ from emovox.artifact import ArtifactError, load_model, save_model
 from emovox.audio import load_audio
 from emovox.corpora import scan_corpus
 from emovox.features import extract
+from emovox.frontend import pad_or_crop
 from emovox.labels import emotion_index
 from emovox.models import MODELS, classical, mlp, resnet_mlp
-from emovox.train import TorchClassifier, focal_loss, pad_or_crop, spec_augment
+from emovox.training.trainer import TorchClassifier, focal_loss, spec_augment
 
 
 def blobs(n: int = 96, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +66,7 @@ def test_training_on_real_actors_reduces_loss(shared_ravdess):
     x = np.stack([extract("seed002", load_audio(u.path).wave, 16000) for u in utts])
     y = np.array([emotion_index(u.emotion) for u in utts])
     model = TorchClassifier(resnet_mlp.build_net, n_classes=8, seed=0,
-                            **{**resnet_mlp.DEFAULTS, "epochs": 25, "select_k": 0})
+                            **resnet_mlp.ResNetMlpConfig(epochs=25, select_k=0).to_params())
     model.fit(x, y, x[:0], y[:0])
     losses = model.history.train_loss
     assert len(losses) == 25 and losses[-1] < 0.6 * losses[0]
@@ -75,8 +76,9 @@ def test_training_on_real_actors_reduces_loss(shared_ravdess):
 
 def test_training_is_deterministic():
     x, y = blobs()
-    a = TorchClassifier(mlp.build_net, n_classes=8, seed=3, **{**mlp.DEFAULTS, "epochs": 3})
-    b = TorchClassifier(mlp.build_net, n_classes=8, seed=3, **{**mlp.DEFAULTS, "epochs": 3})
+    params = mlp.MlpConfig(epochs=3).to_params()
+    a = TorchClassifier(mlp.build_net, n_classes=8, seed=3, **params)
+    b = TorchClassifier(mlp.build_net, n_classes=8, seed=3, **params)
     pa = a.fit(x[:64], y[:64], x[64:], y[64:]).predict_proba(x)
     pb = b.fit(x[:64], y[:64], x[64:], y[64:]).predict_proba(x)
     assert np.array_equal(pa, pb)
@@ -85,7 +87,7 @@ def test_training_is_deterministic():
 def test_early_stopping_uses_validation_and_keeps_best_epoch():
     x, y = blobs(seed=1)
     m = TorchClassifier(mlp.build_net, n_classes=8, seed=0,
-                        **{**mlp.DEFAULTS, "epochs": 200, "patience": 3})
+                        **mlp.MlpConfig(epochs=200, patience=3).to_params())
     m.fit(x[:64], y[:64], x[64:], y[64:])
     h = m.history
     assert len(h.val_ua) < 200  # stopped early
@@ -101,7 +103,7 @@ def test_artifact_roundtrip_gives_identical_predictions(tmp_path, kind):
     else:
         extra = {"select_k": 6} if kind == "torch_select" else {}
         model = TorchClassifier(resnet_mlp.build_net, n_classes=8, seed=0,
-                                **{**resnet_mlp.DEFAULTS, "epochs": 3, **extra})
+                                **resnet_mlp.ResNetMlpConfig(epochs=3, **extra).to_params())
     model.fit(x[:64], y[:64], x[64:], y[64:])
     out = save_model(model, tmp_path / "m", {"model": {"name": kind}}, metrics={"ua": 1.0})
     loaded, meta = load_model(out)

@@ -36,7 +36,7 @@ def save_model(
 ) -> Path:
     """Write ``model`` (a TorchClassifier or SklearnModel) to the folder ``out``."""
     from emovox.models.classical import SklearnModel
-    from emovox.train import TorchClassifier
+    from emovox.training.trainer import TorchClassifier
 
     out = Path(out)
     if out.exists() and not force:
@@ -115,7 +115,7 @@ def load_model(path: Path) -> tuple[Any, dict[str, Any]]:
     if meta["kind"] == "torch":
         from safetensors.torch import load_file
 
-        from emovox.train import Normaliser, TorchClassifier
+        from emovox.training.trainer import Normaliser, TorchClassifier
 
         mod_name = meta["net_module"]
         if not mod_name.startswith("emovox.models."):

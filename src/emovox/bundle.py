@@ -53,6 +53,7 @@ def train_bundle(
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
     spec = get_model_spec(cfg.model.name)
+    cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     if len(spec.inputs) != 1:
         raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
     cv = _read_cv_run(calibrate, cfg.model.name) if calibrate else None

@@ -56,6 +56,18 @@ def _parse_params(items: list[str]) -> dict:
     return out
 
 
+def _model_params(model: str, items: list[str]) -> dict:
+    """``-p KEY=VALUE`` items for ``model``, typed; exit 2 naming the valid keys on a bad
+    one. Imports only the (light) model registry: runs before any heavy import."""
+    from emovox.models import validate_params
+
+    try:
+        return validate_params(model, _parse_params(items))
+    except (EmovoxError, ValueError) as exc:
+        _fail(exc)
+        raise
+
+
 def _fail(exc: Exception) -> None:
     err_console.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(EXIT_USAGE)
@@ -124,6 +136,7 @@ def evaluate(
     if artifact is not None:
         _evaluate_artifact(artifact, corpus, data, out, jobs, verbose)
         return
+    params = _model_params(model, param)
     from emovox.augment import AugmentConfig
     from emovox.experiment.runner import FoldResult, run_experiment
     from emovox.metrics import SCALARS
@@ -139,7 +152,7 @@ def evaluate(
                 protocol=protocol, folds=tuple(int(k) for k in _csv(folds)),
                 n_val_speakers=val_speakers,
             ),
-            model=ModelConfig(name=model, params=_parse_params(param)),
+            model=ModelConfig(name=model, params=params),
             augment=AugmentConfig(variants=augment),
             seed=seed,
             cache_dir=str(cache_dir or ""),
@@ -494,6 +507,7 @@ def train(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train a model on every speaker of a corpus and package it for `emovox predict`."""
+    params = _model_params(model, param)
     from emovox.bundle import train_bundle
 
     _setup_logging(verbose)
@@ -501,7 +515,7 @@ def train(
         cfg = ExperimentConfig(
             data=DataConfig(corpus=corpus, root=str(data), vocal_channels=_csv(channels)),
             split=SplitConfig(n_val_speakers=val_speakers),
-            model=ModelConfig(name=model, params=_parse_params(param)),
+            model=ModelConfig(name=model, params=params),
             seed=seed, n_jobs=jobs,
         )
         b = train_bundle(cfg, out, calibrate=calibrate, force=force, onnx=not no_onnx)

@@ -259,6 +259,7 @@ def run_experiment(
     """
     t0 = time.perf_counter()
     spec = get_model_spec(cfg.model.name)
+    cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     out_dir = Path(out_dir)
     check_run_destination(out_dir)
     data = prepare_data(cfg, spec, progress)

@@ -23,6 +23,12 @@ egemaps   vector   ``(88,)``            openSMILE eGeMAPSv02 functionals (extra 
 compare   vector   ``(6373,)``          openSMILE ComParE_2016 functionals (extra ``smile``)
 ========  =======  ===================  ===================================================
 
+``seed000`` .. ``seed004`` are the feature sets of the five reference projects
+(:mod:`emovox.features.reference`); the names are kept as they are part of cache keys.
+
+Owns feature extraction (spectral, reference, smile, the on-disk cache); may import audio,
+errors and the standard scientific stack, never models or anything above.
+
 Sequences are **time-major** ``(T, D)``; the frame-level functions in
 :mod:`emovox.features.spectral` are feature-major ``(F, T)`` like librosa.
 """
@@ -38,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.features import seeds, smile, spectral
+from emovox.features import pooling, reference, smile, spectral
 
 __all__ = [
     "FEATURES",
@@ -46,7 +52,8 @@ __all__ = [
     "FeatureSpec",
     "extract",
     "feature_key",
-    "seeds",
+    "pooling",
+    "reference",
     "smile",
     "spectral",
 ]
@@ -119,33 +126,34 @@ FEATURES: dict[str, FeatureSpec] = {
         ),
         _spec(
             "seed000",
-            seeds.seed000_mfcc_sequence,
+            reference.reference000_mfcc_sequence,
             "sequence",
-            "seed 000: 60 MFCC of the clip forced to 3 s, (94, 60) at 16 kHz",
+            "reference 000: 60 MFCC of the clip forced to 3 s, (94, 60) at 16 kHz",
         ),
         _spec(
             "seed001",
-            seeds.seed001_vector,
+            reference.reference001_vector,
             "vector",
-            "seed 001: means of ZCR, chroma, MFCC, RMS, mel power, (162,)",
+            "reference 001: means of ZCR, chroma, MFCC, RMS, mel power, (162,)",
         ),
         _spec(
             "seed002",
-            seeds.seed002_summary,
+            reference.reference002_summary,
             "vector",
-            "seed 002: MFCC/chroma/spectral/energy utterance summary, (45,)",
+            "reference 002: MFCC/chroma/spectral/energy utterance summary, (45,)",
         ),
         _spec(
             "seed003",
-            seeds.seed003_frame_stats,
+            reference.reference003_frame_stats,
             "vector",
-            f"seed 003: mean/std/min/max of 85 frame features, ({seeds.SEED003_DIM},)",
+            "reference 003: mean/std/min/max of 85 frame features, "
+            f"({reference.REFERENCE003_DIM},)",
         ),
         _spec(
             "seed004",
-            seeds.seed004_mfcc_frames,
+            reference.reference004_mfcc_frames,
             "sequence",
-            "seed 004: 40 MFCC, 20 ms hop, fixed 200 frames, (200, 40)",
+            "reference 004: 40 MFCC, 20 ms hop, fixed 200 frames, (200, 40)",
         ),
         _spec("egemaps", smile.egemaps, "vector", "openSMILE eGeMAPSv02 functionals, (88,)"),
         _spec("compare", smile.compare, "vector", "openSMILE ComParE_2016 functionals, (6373,)"),

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.features.spectral import _finite, as_mono
+from emovox.features.spectral import as_mono, finite_float32
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _functionals(feature_set: str, wave: np.ndarray, sr: int) -> np.ndarray:
         logger.debug("padding %d samples to %d for openSMILE", x.shape[0], min_len)
         x = np.pad(x, (0, min_len - x.shape[0]))
     df = smile.process_signal(x, int(sr))
-    return _finite(df.to_numpy(dtype=np.float64).reshape(-1), f"opensmile:{feature_set}")
+    return finite_float32(df.to_numpy(dtype=np.float64).reshape(-1), f"opensmile:{feature_set}")
 
 
 def egemaps(wave: np.ndarray, sr: int) -> np.ndarray:

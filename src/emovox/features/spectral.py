@@ -13,6 +13,7 @@ Conventions shared by every function here:
 * A wave shorter than the analysis window (``n_fft`` / ``frame_length``), including an empty
   one, is zero-padded at the end to exactly one window before analysis, so tiny inputs give
   ``T = 1 + n_fft // hop_length`` frames instead of crashing or warning.
+* Pooling frames to utterance statistics lives in :mod:`emovox.features.pooling`.
 * Non-finite output values (which should not happen, but silence and degenerate inputs are
   where they would) are replaced with 0 and logged as a warning.
 """
@@ -20,8 +21,6 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Sequence
 
 import librosa
 import numpy as np
@@ -33,8 +32,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "as_mono",
     "chroma",
-    "fix_length_frames",
-    "frame_stats",
     "log_mel",
     "mfcc",
     "rms",
@@ -44,14 +41,7 @@ __all__ = [
     "spectral_flatness",
     "spectral_rolloff",
     "zcr",
-    "STATS",
 ]
-
-#: Statistic names accepted by :func:`frame_stats` (plus any percentile ``"pNN"``, 0 <= NN <= 100).
-STATS: tuple[str, ...] = ("mean", "std", "min", "max", "median", "skew", "kurtosis", "p10", "p90")
-
-_PERCENTILE = re.compile(r"^p(\d{1,3}(?:\.\d+)?)$")
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -78,16 +68,19 @@ def as_mono(wave: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _prepare(wave: np.ndarray, min_length: int) -> np.ndarray:
-    """``as_mono`` plus zero-padding at the end to at least ``min_length`` samples."""
+def as_mono_padded(wave: np.ndarray, min_length: int) -> np.ndarray:
+    """The wave as mono (:func:`as_mono`), zero-padded at the end to at least ``min_length``
+    samples, so that a frame-based feature always has one full analysis window (a tiny or
+    empty input then gives one frame of zeros instead of an error)."""
     x = as_mono(wave)
     if x.shape[0] < min_length:
         x = np.pad(x, (0, min_length - x.shape[0]))
     return x
 
 
-def _finite(x: np.ndarray, name: str) -> np.ndarray:
-    """Return ``x`` as float32 with non-finite values replaced by 0 (logged)."""
+def finite_float32(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` as float32 with non-finite values replaced by 0; ``name`` (the feature) is
+    named in the warning logged when any were replaced."""
     x = np.asarray(x, dtype=np.float32)
     bad = ~np.isfinite(x)
     if bad.any():
@@ -137,7 +130,7 @@ def log_mel(
     Returns:
         float32 array ``(n_mels, T)`` in dB.
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     mel = librosa.feature.melspectrogram(
         y=y,
         sr=sr,
@@ -150,7 +143,7 @@ def log_mel(
         power=2.0,
     )
     db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=top_db)
-    return _finite(db, "log_mel")
+    return finite_float32(db, "log_mel")
 
 
 def mfcc(
@@ -191,7 +184,7 @@ def mfcc(
     """
     if deltas not in (0, 1, 2):
         raise ValueError(f"deltas must be 0, 1 or 2, got {deltas!r}")
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     m = librosa.feature.mfcc(
         y=y,
         sr=sr,
@@ -209,7 +202,7 @@ def mfcc(
         mode = "interp" if m.shape[1] >= width else "nearest"
         for order in range(1, deltas + 1):
             blocks.append(librosa.feature.delta(m, width=width, order=order, axis=-1, mode=mode))
-    return _finite(np.concatenate(blocks, axis=0), "mfcc")
+    return finite_float32(np.concatenate(blocks, axis=0), "mfcc")
 
 
 def chroma(
@@ -240,7 +233,7 @@ def chroma(
     Returns:
         float32 array ``(n_chroma, T)`` in [0, 1].
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     if tuning is None and not np.any(y):
         tuning = 0.0  # nothing to estimate from; avoids librosa's empty-pitch warning
     c = librosa.feature.chroma_stft(
@@ -252,7 +245,7 @@ def chroma(
         n_chroma=n_chroma,
         tuning=tuning,
     )
-    return _finite(c, "chroma")
+    return finite_float32(c, "chroma")
 
 
 # --------------------------------------------------------------------------- frame-level scalars
@@ -271,9 +264,9 @@ def rms(wave: np.ndarray, sr: int, *, frame_length: int = 512, hop_length: int =
         float32 array ``(1, T)``.
     """
     del sr
-    y = _prepare(wave, frame_length)
+    y = as_mono_padded(wave, frame_length)
     r = librosa.feature.rms(y=y, frame_length=frame_length, hop_length=hop_length)
-    return _finite(r, "rms")
+    return finite_float32(r, "rms")
 
 
 def zcr(wave: np.ndarray, sr: int, *, frame_length: int = 512, hop_length: int = 160) -> np.ndarray:
@@ -291,9 +284,9 @@ def zcr(wave: np.ndarray, sr: int, *, frame_length: int = 512, hop_length: int =
         float32 array ``(1, T)``.
     """
     del sr
-    y = _prepare(wave, frame_length)
+    y = as_mono_padded(wave, frame_length)
     z = librosa.feature.zero_crossing_rate(y=y, frame_length=frame_length, hop_length=hop_length)
-    return _finite(z, "zcr")
+    return finite_float32(z, "zcr")
 
 
 def spectral_centroid(
@@ -309,11 +302,11 @@ def spectral_centroid(
     Returns:
         float32 array ``(1, T)`` in Hz (0 for silent frames).
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     c = librosa.feature.spectral_centroid(
         y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=_window(win_length, n_fft)
     )
-    return _finite(c, "spectral_centroid")
+    return finite_float32(c, "spectral_centroid")
 
 
 def spectral_bandwidth(
@@ -330,7 +323,7 @@ def spectral_bandwidth(
     Returns:
         float32 array ``(1, T)`` in Hz.
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     b = librosa.feature.spectral_bandwidth(
         y=y,
         sr=sr,
@@ -339,7 +332,7 @@ def spectral_bandwidth(
         win_length=_window(win_length, n_fft),
         p=p,
     )
-    return _finite(b, "spectral_bandwidth")
+    return finite_float32(b, "spectral_bandwidth")
 
 
 def spectral_rolloff(
@@ -356,7 +349,7 @@ def spectral_rolloff(
     Returns:
         float32 array ``(1, T)`` in Hz.
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     r = librosa.feature.spectral_rolloff(
         y=y,
         sr=sr,
@@ -365,7 +358,7 @@ def spectral_rolloff(
         win_length=_window(win_length, n_fft),
         roll_percent=roll_percent,
     )
-    return _finite(r, "spectral_rolloff")
+    return finite_float32(r, "spectral_rolloff")
 
 
 def spectral_contrast(
@@ -386,7 +379,7 @@ def spectral_contrast(
     Returns:
         float32 array ``(n_bands + 1, T)`` in dB.
     """
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     c = librosa.feature.spectral_contrast(
         y=y,
         sr=sr,
@@ -396,7 +389,7 @@ def spectral_contrast(
         n_bands=n_bands,
         fmin=fmin,
     )
-    return _finite(c, "spectral_contrast")
+    return finite_float32(c, "spectral_contrast")
 
 
 def spectral_flatness(
@@ -416,100 +409,8 @@ def spectral_flatness(
         float32 array ``(1, T)``, unitless in [0, 1].
     """
     del sr
-    y = _prepare(wave, n_fft)
+    y = as_mono_padded(wave, n_fft)
     f = librosa.feature.spectral_flatness(
         y=y, n_fft=n_fft, hop_length=hop_length, win_length=_window(win_length, n_fft)
     )
-    return _finite(f, "spectral_flatness")
-
-
-# --------------------------------------------------------------------------- pooling / shaping
-
-
-def _stat(x: np.ndarray, name: str) -> np.ndarray:
-    """One statistic over axis 1 of a float64 ``(F, T)`` array with ``T >= 1``."""
-    if name == "mean":
-        return x.mean(axis=1)
-    if name == "std":
-        return x.std(axis=1)
-    if name == "min":
-        return x.min(axis=1)
-    if name == "max":
-        return x.max(axis=1)
-    if name == "median":
-        return np.median(x, axis=1)
-    if name in ("skew", "kurtosis"):
-        # Population (biased) moments, as scipy.stats defaults; 0 for constant rows.
-        centred = x - x.mean(axis=1, keepdims=True)
-        var = (centred**2).mean(axis=1)
-        flat = var <= 1e-12 * np.maximum(1.0, (x**2).mean(axis=1))
-        safe = np.where(flat, 1.0, var)
-        if name == "skew":
-            out = (centred**3).mean(axis=1) / safe**1.5
-        else:  # excess (Fisher) kurtosis
-            out = (centred**4).mean(axis=1) / safe**2 - 3.0
-        return np.where(flat, 0.0, out)
-    match = _PERCENTILE.match(name)
-    if match and 0.0 <= float(match.group(1)) <= 100.0:
-        return np.percentile(x, float(match.group(1)), axis=1)
-    raise ValueError(f"unknown statistic {name!r}; valid: {', '.join(STATS)} or pNN (0..100)")
-
-
-def frame_stats(
-    frames: np.ndarray, stats: Sequence[str] = ("mean", "std", "min", "max")
-) -> np.ndarray:
-    """Pool a ``(F, T)`` frame matrix over time into one utterance vector.
-
-    Layout is **statistic-major**: ``[stat_0(f_0..f_{F-1}), stat_1(f_0..f_{F-1}), ...]``, i.e.
-    ``out[k * F + f]`` is statistic ``stats[k]`` of feature row ``f``.
-
-    Supported statistics: ``mean``, ``std`` (population), ``min``, ``max``, ``median``,
-    ``skew`` and ``kurtosis`` (population moments, excess kurtosis, 0 for a constant row) and
-    percentiles ``pNN`` such as ``p10`` / ``p90``. An empty time axis (``T = 0``) gives zeros.
-
-    Args:
-        frames: array ``(F, T)``.
-        stats: statistic names, in output order.
-
-    Returns:
-        float32 array ``(F * len(stats),)``.
-    """
-    x = np.asarray(frames, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"frames must be 2-D (F, T), got shape {x.shape}")
-    if isinstance(stats, str):
-        stats = (stats,)
-    if not stats:
-        raise ValueError("stats must name at least one statistic")
-    n_feat, n_time = x.shape
-    if n_time == 0:
-        for name in stats:  # still validate the names
-            _stat(np.zeros((1, 1)), name)
-        return np.zeros(n_feat * len(stats), dtype=np.float32)
-    out = np.concatenate([_stat(x, name) for name in stats])
-    return _finite(out, "frame_stats")
-
-
-def fix_length_frames(x: np.ndarray, n_frames: int) -> np.ndarray:
-    """Force the time axis of a ``(F, T)`` matrix to exactly ``n_frames``.
-
-    Shorter inputs are zero-padded at the end; longer ones are centre-cropped (the middle
-    ``n_frames`` frames are kept; with an odd surplus the extra frame is dropped at the end).
-
-    Args:
-        x: array ``(F, T)``.
-        n_frames: target number of frames (> 0).
-
-    Returns:
-        float32 array ``(F, n_frames)``.
-    """
-    a = np.asarray(x, dtype=np.float32)
-    if a.ndim != 2:
-        raise ValueError(f"x must be 2-D (F, T), got shape {a.shape}")
-    if n_frames <= 0:
-        raise ValueError(f"n_frames must be positive, got {n_frames}")
-    n_time = a.shape[1]
-    if n_time < n_frames:
-        return np.pad(a, ((0, 0), (0, n_frames - n_time)))
-    start = (n_time - n_frames) // 2
-    return np.ascontiguousarray(a[:, start : start + n_frames])
+    return finite_float32(f, "spectral_flatness")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
+
+from emovox.models.params import ModelParams
 
 
 class Family(str, Enum):
@@ -51,15 +53,28 @@ class Input:
     trim: bool = False
 
 
+#: ``builder(config, n_classes=, seed=, **extra) -> Model``; neural builders also take
+#: ``on_epoch=`` (a progress callback)
+Builder = Callable[..., Model]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
+    """A registered model: its inputs, its builder and its typed default parameters.
+
+    Every ``-p KEY=VALUE`` goes through :meth:`validate` (or :meth:`configure`), which
+    refuses unknown keys and ill-typed values with a :class:`~emovox.errors.ConfigError`
+    before any feature is extracted."""
+
     name: str
     feature: str  #: key in :data:`emovox.features.FEATURES`
-    build: Callable[..., Model]  #: ``build(n_classes=, seed=, **params) -> Model``
+    builder: Builder
     family: Family
     description: str
+    #: this model's default parameters (a frozen config; its fields are the ``-p`` keys)
+    defaults: ModelParams
     feature_params: dict[str, Any] = field(default_factory=dict)
-    #: the seed project (or "ours") whose recipe this model follows
+    #: the reference project (or "ours") whose recipe this model follows
     origin: str = ""
     #: trim leading/trailing silence (top_db 40) before feature extraction
     trim: bool = False
@@ -69,3 +84,23 @@ class ModelSpec:
     @property
     def inputs(self) -> tuple[Input, ...]:
         return (Input(self.feature, self.feature_params, self.trim), *self.extra_inputs)
+
+    @property
+    def param_keys(self) -> tuple[str, ...]:
+        """The ``-p`` keys this model accepts."""
+        return self.defaults.keys()
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` typed (CLI strings coerced to each field's type); ConfigError naming
+        the valid keys for an unknown key or a value that does not parse."""
+        return self.defaults.coerce(params, model=self.name)
+
+    def configure(self, params: Mapping[str, Any]) -> ModelParams:
+        """The full config: :attr:`defaults` with ``params`` (validated) applied."""
+        return self.defaults.with_params(params, model=self.name)
+
+    def build(self, *, n_classes: int, seed: int = 0, **params: Any) -> Model:
+        """An untrained model for ``n_classes`` classes. ``params`` are ``-p`` keys, plus
+        ``on_epoch`` (progress callback) for neural models."""
+        extra = {"on_epoch": params.pop("on_epoch")} if "on_epoch" in params else {}
+        return self.builder(self.configure(params), n_classes=n_classes, seed=seed, **extra)

@@ -7,12 +7,16 @@ data: these models have no early stopping and fixed hyper-parameters.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+
+from emovox.models.configs import Gamma, LogregConfig, LogregCvConfig, SvmConfig
 
 
 class SklearnModel:
@@ -42,8 +46,10 @@ class ValidatedC(SklearnModel):
     The test speakers play no part in the choice."""
 
     def __init__(self, n_classes: int, seed: int, grid: tuple[float, ...], max_iter: int) -> None:
-        super().__init__(logreg(n_classes=n_classes, seed=seed, max_iter=max_iter).pipeline,
-                         n_classes)
+        super().__init__(
+            logreg(LogregConfig(max_iter=max_iter), n_classes=n_classes, seed=seed).pipeline,
+            n_classes,
+        )
         self.grid = tuple(grid)
         self.seed = seed
         self.max_iter = max_iter
@@ -56,7 +62,8 @@ class ValidatedC(SklearnModel):
         if len(y_val) == 0:
             raise ValueError("ValidatedC needs validation speakers to choose C")
         for c in self.grid:
-            m = logreg(n_classes=self.n_classes, seed=self.seed, C=c, max_iter=self.max_iter)
+            m = logreg(LogregConfig(C=c, max_iter=self.max_iter), n_classes=self.n_classes,
+                       seed=self.seed)
             m.pipeline.fit(np.asarray(x_train, np.float64), np.asarray(y_train, int))
             pred = m.predict_proba(x_val).argmax(1)
             self.val_ua[c] = 100 * balanced_accuracy_score(y_val, pred)
@@ -65,23 +72,26 @@ class ValidatedC(SklearnModel):
         return super().fit(x_train, y_train, x_val, y_val)
 
 
-def logreg_cv(
-    *, n_classes: int, seed: int = 0, grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-    max_iter: int = 3000,
-) -> ValidatedC:
-    """:class:`ValidatedC` over ``grid``."""
-    return ValidatedC(n_classes, seed, grid, max_iter)
+def logreg_cv(cfg: LogregCvConfig | None = None, *, n_classes: int, seed: int = 0,
+              **params: Any) -> ValidatedC:
+    """:class:`ValidatedC` over ``cfg.grid``; ``params`` (:class:`LogregCvConfig` keys,
+    validated) override ``cfg``."""
+    cfg = (cfg or LogregCvConfig()).with_params(params)
+    return ValidatedC(n_classes, seed, cfg.grid, cfg.max_iter)
 
 
-def logreg(*, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 3000) -> SklearnModel:  # noqa: N803
-    """StandardScaler + multinomial logistic regression with balanced class weights."""
+def logreg(cfg: LogregConfig | None = None, *, n_classes: int, seed: int = 0,
+           **params: Any) -> SklearnModel:
+    """StandardScaler + multinomial logistic regression with balanced class weights;
+    ``params`` (:class:`LogregConfig` keys, validated) override ``cfg``."""
+    cfg = (cfg or LogregConfig()).with_params(params)
     pipe = Pipeline(
         [
             ("scale", StandardScaler()),
             (
                 "clf",
                 LogisticRegression(
-                    C=C, max_iter=max_iter, class_weight="balanced", random_state=seed
+                    C=cfg.C, max_iter=cfg.max_iter, class_weight="balanced", random_state=seed
                 ),
             ),
         ]
@@ -89,12 +99,14 @@ def logreg(*, n_classes: int, seed: int = 0, C: float = 1.0, max_iter: int = 300
     return SklearnModel(pipe, n_classes)
 
 
-def svm(
-    *, n_classes: int, seed: int = 0, C: float = 10.0, gamma: str | float = "scale"  # noqa: N803
-) -> SklearnModel:
+def svm(cfg: SvmConfig | None = None, *, n_classes: int, seed: int = 0,
+        **params: Any) -> SklearnModel:
     """StandardScaler + RBF SVM, balanced class weights; probabilities by sigmoid (Platt)
-    calibration on 5 internal folds of the training data."""
-    svc = SVC(C=C, gamma=gamma, class_weight="balanced", random_state=seed)
+    calibration on 5 internal folds of the training data; ``params`` (:class:`SvmConfig`
+    keys, validated) override ``cfg``."""
+    cfg = (cfg or SvmConfig()).with_params(params)
+    gamma = cfg.gamma.value if isinstance(cfg.gamma, Gamma) else cfg.gamma
+    svc = SVC(C=cfg.C, gamma=gamma, class_weight="balanced", random_state=seed)
     pipe = Pipeline(
         [
             ("scale", StandardScaler()),

@@ -1,9 +1,9 @@
-"""Seed 000: 1-D CNN over time + 2-layer bidirectional LSTM on a 60-MFCC x 3 s sequence.
+"""Reference project 000: 1-D CNN over time + 2-layer BiLSTM on a 60-MFCC x 3 s sequence.
 
-Recipe of the seed project (re-implemented in PyTorch):
+Recipe of the reference project (re-implemented in PyTorch):
 
 * input: ``(T, 60)`` time-major MFCCs of the clip padded/cropped to 3 s
-  (``T = 94`` at 16 kHz, hop 512; see :func:`emovox.features.seeds.seed000_mfcc_sequence`);
+  (``T = 94`` at 16 kHz, hop 512; see :func:`emovox.features.reference.reference000_mfcc_sequence`);
 * three Conv1D blocks over time (kernel 5, BatchNorm, ReLU, dropout, max-pool /2) with
   64-128-128 channels;
 * two stacked bidirectional LSTM layers (hidden 64 per direction), pooled over time
@@ -21,55 +21,23 @@ import torch
 from torch import nn
 
 from emovox.models.base import sequence_shape
+from emovox.models.configs import CnnBiLstmConfig, Pooling
 
-__all__ = ["DEFAULTS", "CnnBiLstm", "build_net"]
-
-DEFAULTS: dict[str, Any] = {
-    # training
-    "epochs": 60,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "loss": "focal",
-    "focal_gamma": 2.0,
-    "label_smoothing": 0.0,
-    "patience": 10,
-    "lr_plateau_factor": 0.5,  # ReduceLROnPlateau on the validation loss
-    "lr_plateau_patience": 5,
-    # net
-    "channels": (64, 128, 128),
-    "kernel_size": 5,
-    "lstm_hidden": 64,
-    "lstm_layers": 2,
-    "dense": 128,
-    "dropout": 0.3,
-    "pooling": "mean",
-}
+__all__ = ["CnnBiLstm", "CnnBiLstmConfig", "Pooling", "build_net"]
 
 
 class CnnBiLstm(nn.Module):
     """Conv1D blocks over time -> stacked BiLSTM -> temporal pooling -> dense head."""
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_features: int,
-        *,
-        channels: tuple[int, ...] = (64, 128, 128),
-        kernel_size: int = 5,
-        lstm_hidden: int = 64,
-        lstm_layers: int = 2,
-        dense: int = 128,
-        dropout: float = 0.3,
-        pooling: str = "mean",
-    ) -> None:
+    def __init__(self, n_classes: int, n_features: int,
+                 cfg: CnnBiLstmConfig | None = None) -> None:
         super().__init__()
-        if pooling not in ("mean", "last"):
-            raise ValueError(f"pooling must be 'mean' or 'last', got {pooling!r}")
-        self.pooling = pooling
+        cfg = cfg or CnnBiLstmConfig()
+        self.pooling = Pooling(cfg.pooling)
+        dropout, kernel_size = cfg.dropout, cfg.kernel_size
         blocks: list[nn.Module] = []
         c_in = n_features
-        for c_out in channels:
+        for c_out in cfg.channels:
             blocks += [
                 nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
                 nn.BatchNorm1d(c_out),
@@ -81,17 +49,17 @@ class CnnBiLstm(nn.Module):
         self.conv = nn.Sequential(*blocks)
         self.lstm = nn.LSTM(
             c_in,
-            lstm_hidden,
-            num_layers=lstm_layers,
+            cfg.lstm_hidden,
+            num_layers=cfg.lstm_layers,
             batch_first=True,
             bidirectional=True,
-            dropout=dropout if lstm_layers > 1 else 0.0,
+            dropout=dropout if cfg.lstm_layers > 1 else 0.0,
         )
         self.head = nn.Sequential(
-            nn.Linear(2 * lstm_hidden, dense),
+            nn.Linear(2 * cfg.lstm_hidden, cfg.dense),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(dense, n_classes),
+            nn.Linear(cfg.dense, n_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,36 +68,15 @@ class CnnBiLstm(nn.Module):
         h = self.conv(h)  # (B, C, T / 2^n_blocks)
         h = h.transpose(1, 2)  # (B, T', C)
         h, _ = self.lstm(h)  # (B, T', 2H)
-        h = h.mean(dim=1) if self.pooling == "mean" else h[:, -1]  # (B, 2H)
+        h = h.mean(dim=1) if self.pooling is Pooling.MEAN else h[:, -1]  # (B, 2H)
         return self.head(h)  # (B, n_classes)
 
 
-def build_net(
-    n_classes: int,
-    input_shape: tuple[int, ...],
-    *,
-    channels: tuple[int, ...] = (64, 128, 128),
-    kernel_size: int = 5,
-    lstm_hidden: int = 64,
-    lstm_layers: int = 2,
-    dense: int = 128,
-    dropout: float = 0.3,
-    pooling: str = "mean",
-    **_: Any,
-) -> CnnBiLstm:
-    """Seed-000 CNN-BiLSTM for ``input_shape == (T, F)``; T must be >= 2^len(channels).
+def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> CnnBiLstm:
+    """Reference-000 CNN-BiLSTM for ``input_shape == (T, F)``; T must be >= 2^len(channels).
 
-    Training keys in ``**_`` (epochs, lr, ...) are ignored.
+    ``params`` are :class:`CnnBiLstmConfig` keys (unknown keys raise ConfigError).
     """
-    _, f = sequence_shape("cnn_bilstm", input_shape, 2 ** len(channels))
-    return CnnBiLstm(
-        n_classes,
-        f,
-        channels=tuple(channels),
-        kernel_size=kernel_size,
-        lstm_hidden=lstm_hidden,
-        lstm_layers=lstm_layers,
-        dense=dense,
-        dropout=dropout,
-        pooling=pooling,
-    )
+    cfg = CnnBiLstmConfig.from_params(params)
+    _, f = sequence_shape("cnn_bilstm", input_shape, 2 ** len(cfg.channels))
+    return CnnBiLstm(n_classes, f, cfg)

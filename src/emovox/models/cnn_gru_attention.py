@@ -1,9 +1,10 @@
-"""Seed 004: Conv1D front end + GRU + additive attention pooling on 40 MFCC x 200 frames.
+"""Reference project 004: Conv1D front end + GRU + additive attention pooling on 40 MFCC
+x 200 frames.
 
-Recipe of the seed project (re-implemented in PyTorch):
+Recipe of the reference project (re-implemented in PyTorch):
 
 * input: ``(200, 40)`` time-major MFCCs at a 20 ms hop, padded/cropped to 200 frames
-  (:func:`emovox.features.seeds.seed004_mfcc_frames`); any ``T >= 4`` works;
+  (:func:`emovox.features.reference.reference004_mfcc_frames`); any ``T >= 4`` works;
 * two Conv1D blocks over time with 64 and 128 channels (kernel 3, BatchNorm, ReLU,
   max-pool /2): 200 -> 100 -> 50 frames;
 * one GRU layer. We use a **bidirectional** GRU (64 units per direction, 128 in total):
@@ -26,27 +27,9 @@ import torch
 from torch import nn
 
 from emovox.models.base import sequence_shape
+from emovox.models.configs import CnnGruAttentionConfig
 
-__all__ = ["DEFAULTS", "AdditiveAttentionPool", "CnnGruAttention", "build_net"]
-
-DEFAULTS: dict[str, Any] = {
-    # training
-    "epochs": 60,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "loss": "ce",
-    "label_smoothing": 0.0,
-    "patience": 10,
-    # net
-    "channels": (64, 128),
-    "kernel_size": 3,
-    "gru_hidden": 64,
-    "bidirectional": True,
-    "attention_dim": 64,
-    "dense": 64,
-    "dropout": 0.3,
-}
+__all__ = ["AdditiveAttentionPool", "CnnGruAttention", "CnnGruAttentionConfig", "build_net"]
 
 
 class AdditiveAttentionPool(nn.Module):
@@ -67,23 +50,14 @@ class AdditiveAttentionPool(nn.Module):
 class CnnGruAttention(nn.Module):
     """Conv1D blocks -> GRU -> additive attention pooling -> dense head."""
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_features: int,
-        *,
-        channels: tuple[int, ...] = (64, 128),
-        kernel_size: int = 3,
-        gru_hidden: int = 64,
-        bidirectional: bool = True,
-        attention_dim: int = 64,
-        dense: int = 64,
-        dropout: float = 0.3,
-    ) -> None:
+    def __init__(self, n_classes: int, n_features: int,
+                 cfg: CnnGruAttentionConfig | None = None) -> None:
         super().__init__()
+        cfg = cfg or CnnGruAttentionConfig()
+        kernel_size, gru_hidden, bidirectional = cfg.kernel_size, cfg.gru_hidden, cfg.bidirectional
         blocks: list[nn.Module] = []
         c_in = n_features
-        for c_out in channels:
+        for c_out in cfg.channels:
             blocks += [
                 nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
                 nn.BatchNorm1d(c_out),
@@ -95,13 +69,13 @@ class CnnGruAttention(nn.Module):
         hidden = gru_hidden if bidirectional else 2 * gru_hidden
         self.gru = nn.GRU(c_in, hidden, batch_first=True, bidirectional=bidirectional)
         d = 2 * gru_hidden
-        self.attention = AdditiveAttentionPool(d, attention_dim)
+        self.attention = AdditiveAttentionPool(d, cfg.attention_dim)
         self.head = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(d, dense),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(d, cfg.dense),
             nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(dense, n_classes),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.dense, n_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,32 +88,12 @@ class CnnGruAttention(nn.Module):
         return self.head(h)  # (B, n_classes)
 
 
-def build_net(
-    n_classes: int,
-    input_shape: tuple[int, ...],
-    *,
-    channels: tuple[int, ...] = (64, 128),
-    kernel_size: int = 3,
-    gru_hidden: int = 64,
-    bidirectional: bool = True,
-    attention_dim: int = 64,
-    dense: int = 64,
-    dropout: float = 0.3,
-    **_: Any,
-) -> CnnGruAttention:
-    """Seed-004 CNN-GRU-attention net for ``input_shape == (T, F)`` (200 x 40 in the seed).
+def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> CnnGruAttention:
+    """Reference-004 CNN-GRU-attention net for ``input_shape == (T, F)`` (200 x 40 in the
+    reference project).
 
-    Training keys in ``**_`` (epochs, lr, ...) are ignored.
+    ``params`` are :class:`CnnGruAttentionConfig` keys (unknown keys raise ConfigError).
     """
-    _, f = sequence_shape("cnn_gru_attention", input_shape, 2 ** len(channels))
-    return CnnGruAttention(
-        n_classes,
-        f,
-        channels=tuple(channels),
-        kernel_size=kernel_size,
-        gru_hidden=gru_hidden,
-        bidirectional=bidirectional,
-        attention_dim=attention_dim,
-        dense=dense,
-        dropout=dropout,
-    )
+    cfg = CnnGruAttentionConfig.from_params(params)
+    _, f = sequence_shape("cnn_gru_attention", input_shape, 2 ** len(cfg.channels))
+    return CnnGruAttention(n_classes, f, cfg)

@@ -1,8 +1,8 @@
-"""Seed 001: 1-D CNN over the 162-dim "mean of everything" vector.
+"""Reference project 001: 1-D CNN over the 162-dim "mean of everything" vector.
 
-Recipe of the seed project (a Keras model re-implemented in PyTorch): the 162-dim vector
-(:func:`emovox.features.seeds.seed001_vector`) is read as a 1-channel sequence of length 162
-and passed through
+Recipe of the reference project (a Keras model re-implemented in PyTorch): the 162-dim
+vector (:func:`emovox.features.reference.reference001_vector`) is read as a 1-channel
+sequence of length 162 and passed through
 
 ``Conv1D(256, 5) -> MaxPool(5, /2) -> Conv1D(256, 5) -> MaxPool -> Conv1D(128, 5) -> MaxPool
 -> Dropout(0.2) -> Conv1D(64, 5) -> MaxPool -> Flatten -> Dense(32, ReLU) -> Dropout(0.3)
@@ -21,47 +21,23 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["DEFAULTS", "Conv1dNet", "build_net"]
+from emovox.models.configs import Conv1dConfig
 
-DEFAULTS: dict[str, Any] = {
-    # training
-    "epochs": 50,
-    "batch_size": 64,
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "loss": "ce",
-    "label_smoothing": 0.0,
-    "lr_plateau_factor": 0.4,
-    "lr_plateau_patience": 2,
-    # net
-    "channels": (256, 256, 128, 64),
-    "kernel_size": 5,
-    "dense": 32,
-    "conv_dropout": 0.2,
-    "dropout": 0.3,
-}
+__all__ = ["Conv1dConfig", "Conv1dNet", "build_net"]
 
 
 class Conv1dNet(nn.Module):
-    """The seed-001 stack of four Conv1D + MaxPool blocks and a small dense head."""
+    """The reference-001 stack of four Conv1D + MaxPool blocks and a small dense head."""
 
-    def __init__(
-        self,
-        n_classes: int,
-        length: int,
-        *,
-        channels: tuple[int, ...] = (256, 256, 128, 64),
-        kernel_size: int = 5,
-        dense: int = 32,
-        conv_dropout: float = 0.2,
-        dropout: float = 0.3,
-    ) -> None:
+    def __init__(self, n_classes: int, length: int, cfg: Conv1dConfig | None = None) -> None:
         super().__init__()
+        cfg = cfg or Conv1dConfig()
+        channels, kernel_size = cfg.channels, cfg.kernel_size
         layers: list[nn.Module] = []
         c_in = 1
         for i, c_out in enumerate(channels):
             if i == len(channels) - 1 and i > 0:
-                layers.append(nn.Dropout(conv_dropout))  # before the last conv, as in the seed
+                layers.append(nn.Dropout(cfg.conv_dropout))  # before the last conv, as there
             layers += [
                 nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2),
                 nn.ReLU(),
@@ -74,10 +50,10 @@ class Conv1dNet(nn.Module):
             out_len = (out_len + 1) // 2
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c_in * out_len, dense),
+            nn.Linear(c_in * out_len, cfg.dense),
             nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(dense, n_classes),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.dense, n_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,29 +63,12 @@ class Conv1dNet(nn.Module):
         return self.head(h)  # (B, n_classes)
 
 
-def build_net(
-    n_classes: int,
-    input_shape: tuple[int, ...],
-    *,
-    channels: tuple[int, ...] = (256, 256, 128, 64),
-    kernel_size: int = 5,
-    dense: int = 32,
-    conv_dropout: float = 0.2,
-    dropout: float = 0.3,
-    **_: Any,
-) -> Conv1dNet:
-    """Seed-001 Conv1D net for ``input_shape == (D,)`` (162 with the seed features).
+def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Conv1dNet:
+    """Reference-001 Conv1D net for ``input_shape == (D,)`` (162 with the reference features).
 
-    Training keys in ``**_`` (epochs, lr, ...) are ignored.
+    ``params`` are :class:`Conv1dConfig` keys (unknown keys raise ConfigError).
     """
+    cfg = Conv1dConfig.from_params(params)
     if len(input_shape) != 1:
         raise ValueError(f"conv1d expects input_shape (D,), got {input_shape}")
-    return Conv1dNet(
-        n_classes,
-        input_shape[0],
-        channels=tuple(channels),
-        kernel_size=kernel_size,
-        dense=dense,
-        conv_dropout=conv_dropout,
-        dropout=dropout,
-    )
+    return Conv1dNet(n_classes, input_shape[0], cfg)

@@ -32,30 +32,13 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["DEFAULTS", "AttentiveStatsPool", "Crnn", "build_net"]
+from emovox.models.configs import CrnnConfig
 
-DEFAULTS: dict[str, Any] = {
-    # training
-    "epochs": 40,
-    "batch_size": 32,
-    "lr": 2e-3,
-    "weight_decay": 1e-2,
-    "loss": "ce",
-    "label_smoothing": 0.1,
-    "patience": 8,
-    "specaugment": True,
-    "mixup_alpha": 0.2,
-    # net
-    "channels": (16, 32, 64, 128),
-    "time_pools": (2, 2, 2, 1),
-    "d_model": 128,
-    "gru_hidden": 96,
-    "attention_dim": 64,
-    "dense": 128,
-    "dropout": 0.3,
-    "conv_dropout": 0.1,
-    "n_aux": 0,
-}
+__all__ = ["DEFAULTS", "AttentiveStatsPool", "Crnn", "CrnnConfig", "build_net"]
+
+
+#: plain-dict view of :class:`CrnnConfig`'s defaults (derived, not a second copy)
+DEFAULTS: dict[str, Any] = CrnnConfig().to_params()
 
 
 class AttentiveStatsPool(nn.Module):
@@ -84,22 +67,11 @@ class AttentiveStatsPool(nn.Module):
 class Crnn(nn.Module):
     """2-D CNN -> per-frame projection -> BiGRU -> attentive stats pooling -> dense head."""
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_mels: int,
-        *,
-        channels: tuple[int, ...] = (16, 32, 64, 128),
-        time_pools: tuple[int, ...] = (2, 2, 2, 1),
-        d_model: int = 128,
-        gru_hidden: int = 96,
-        attention_dim: int = 64,
-        dense: int = 128,
-        dropout: float = 0.3,
-        conv_dropout: float = 0.1,
-        n_aux: int = 0,
-    ) -> None:
+    def __init__(self, n_classes: int, n_mels: int, cfg: CrnnConfig | None = None) -> None:
         super().__init__()
+        cfg = cfg or CrnnConfig()
+        channels, time_pools, dropout = cfg.channels, cfg.time_pools, cfg.dropout
+        gru_hidden, n_aux = cfg.gru_hidden, cfg.n_aux
         if len(time_pools) != len(channels):
             raise ValueError(f"{len(channels)} conv blocks but {len(time_pools)} time pools")
         if n_mels < 2 ** len(channels):
@@ -117,23 +89,23 @@ class Crnn(nn.Module):
                 nn.MaxPool2d((tp, 2)),  # pool first: BN and GELU then run on 1/4 of the map
                 nn.BatchNorm2d(c_out),
                 nn.GELU(),
-                nn.Dropout2d(conv_dropout),
+                nn.Dropout2d(cfg.conv_dropout),
             ]
             c_in = c_out
         self.cnn = nn.Sequential(*blocks)
         n_bands = n_mels // 2 ** len(channels)
         self.frame_proj = nn.Sequential(
-            nn.Linear(c_in * n_bands, d_model), nn.GELU(), nn.Dropout(dropout)
+            nn.Linear(c_in * n_bands, cfg.d_model), nn.GELU(), nn.Dropout(dropout)
         )
-        self.gru = nn.GRU(d_model, gru_hidden, batch_first=True, bidirectional=True)
-        self.pool = AttentiveStatsPool(2 * gru_hidden, attention_dim)
+        self.gru = nn.GRU(cfg.d_model, gru_hidden, batch_first=True, bidirectional=True)
+        self.pool = AttentiveStatsPool(2 * gru_hidden, cfg.attention_dim)
         self.aux_norm = nn.BatchNorm1d(n_aux) if n_aux > 0 else None
         self.head = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(4 * gru_hidden + n_aux, dense),
+            nn.Linear(4 * gru_hidden + n_aux, cfg.dense),
             nn.GELU(),
             nn.Dropout(dropout),
-            nn.Linear(dense, n_classes),
+            nn.Linear(cfg.dense, n_classes),
         )
 
     def forward(self, x: torch.Tensor, aux: torch.Tensor | None = None) -> torch.Tensor:
@@ -158,44 +130,20 @@ class Crnn(nn.Module):
         return self.head(z)  # (B, n_classes)
 
 
-def build_net(
-    n_classes: int,
-    input_shape: tuple[int, ...],
-    *,
-    channels: tuple[int, ...] = (16, 32, 64, 128),
-    time_pools: tuple[int, ...] = (2, 2, 2, 1),
-    d_model: int = 128,
-    gru_hidden: int = 96,
-    attention_dim: int = 64,
-    dense: int = 128,
-    dropout: float = 0.3,
-    conv_dropout: float = 0.1,
-    n_aux: int = 0,
-    **_: Any,
-) -> Crnn:
+def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Crnn:
     """emovox CRNN for ``input_shape == (T, M)`` (about 300 x 64 log-mel).
 
-    ``n_aux > 0`` adds an utterance-level input: call ``net(x, aux)`` with ``aux`` of shape
-    ``(B, n_aux)``. Training keys in ``**_`` (epochs, lr, mixup_alpha, ...) are ignored.
+    ``params`` are :class:`CrnnConfig` keys (unknown keys raise ConfigError; training keys
+    are accepted and do not affect the network). ``n_aux > 0`` adds an utterance-level
+    input: call ``net(x, aux)`` with ``aux`` of shape ``(B, n_aux)``.
     """
+    cfg = CrnnConfig.from_params(params)
     if len(input_shape) != 2:
         raise ValueError(f"crnn expects input_shape (T, M), got {input_shape}")
     t, m = input_shape
     reduction = 1
-    for p in time_pools:
+    for p in cfg.time_pools:
         reduction *= p
     if t < reduction:
         raise ValueError(f"crnn needs T >= {reduction}, got T={t}")
-    return Crnn(
-        n_classes,
-        m,
-        channels=tuple(channels),
-        time_pools=tuple(time_pools),
-        d_model=d_model,
-        gru_hidden=gru_hidden,
-        attention_dim=attention_dim,
-        dense=dense,
-        dropout=dropout,
-        conv_dropout=conv_dropout,
-        n_aux=n_aux,
-    )
+    return Crnn(n_classes, m, cfg)

@@ -1,8 +1,8 @@
-"""Seed 003: a 512-256-128 MLP on 340 frame statistics.
+"""Reference project 003: a 512-256-128 MLP on 340 frame statistics.
 
-Recipe of the seed project (re-implemented in PyTorch): the 340-dim vector of
+Recipe of the reference project (re-implemented in PyTorch): the 340-dim vector of
 mean/std/min/max over 85 frame-level features
-(:func:`emovox.features.seeds.seed003_frame_stats`), standardised by the trainer, through
+(:func:`emovox.features.reference.reference003_frame_stats`), standardised by the trainer, through
 three hidden layers ``Linear -> BatchNorm -> ReLU -> Dropout`` of 512, 256 and 128 units
 with dropout 0.5, 0.5 and 0.4, then a linear head. Trained with Adam lr 1e-3, L2 1e-4
 (``weight_decay``), up to 100 epochs, batch 32, early stopping with patience 15.
@@ -15,35 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["DEFAULTS", "Mlp", "build_net"]
+from emovox.models.configs import MlpConfig
 
-DEFAULTS: dict[str, Any] = {
-    # training
-    "epochs": 100,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "weight_decay": 1e-4,
-    "loss": "ce",
-    "label_smoothing": 0.0,
-    "patience": 15,
-    # net
-    "hidden": (512, 256, 128),
-    "dropouts": (0.5, 0.5, 0.4),
-}
+__all__ = ["Mlp", "MlpConfig", "build_net"]
 
 
 class Mlp(nn.Module):
     """Stack of ``Linear -> BN -> ReLU -> Dropout`` layers and a linear head."""
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_features: int,
-        *,
-        hidden: tuple[int, ...] = (512, 256, 128),
-        dropouts: tuple[float, ...] = (0.5, 0.5, 0.4),
-    ) -> None:
+    def __init__(self, n_classes: int, n_features: int, cfg: MlpConfig | None = None) -> None:
         super().__init__()
+        cfg = cfg or MlpConfig()
+        hidden, dropouts = cfg.hidden, cfg.dropouts
         if len(hidden) != len(dropouts):
             raise ValueError(f"{len(hidden)} hidden sizes but {len(dropouts)} dropout rates")
         layers: list[nn.Module] = []
@@ -60,18 +43,12 @@ class Mlp(nn.Module):
         return self.head(h)  # (B, n_classes)
 
 
-def build_net(
-    n_classes: int,
-    input_shape: tuple[int, ...],
-    *,
-    hidden: tuple[int, ...] = (512, 256, 128),
-    dropouts: tuple[float, ...] = (0.5, 0.5, 0.4),
-    **_: Any,
-) -> Mlp:
-    """Seed-003 MLP for ``input_shape == (D,)`` (340 with the seed features).
+def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Mlp:
+    """Reference-003 MLP for ``input_shape == (D,)`` (340 with the reference features).
 
-    Training keys in ``**_`` (epochs, lr, ...) are ignored.
+    ``params`` are :class:`MlpConfig` keys (unknown keys raise ConfigError).
     """
+    cfg = MlpConfig.from_params(params)
     if len(input_shape) != 1:
         raise ValueError(f"mlp expects input_shape (D,), got {input_shape}")
-    return Mlp(n_classes, input_shape[0], hidden=tuple(hidden), dropouts=tuple(dropouts))
+    return Mlp(n_classes, input_shape[0], cfg)

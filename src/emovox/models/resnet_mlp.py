@@ -1,8 +1,8 @@
-"""Seed 002: residual MLP on the SelectKBest-filtered 45-dim utterance summary.
+"""Reference project 002: residual MLP on the SelectKBest-filtered 45-dim utterance summary.
 
-Recipe of the seed project (re-implemented in PyTorch): the 45-dim summary
-(:func:`emovox.features.seeds.seed002_summary`) is standardised and reduced to the ``k``
-best features by ``SelectKBest`` (ANOVA F; ``k = DEFAULTS["select_k"] = 40``) -- the trainer
+Recipe of the reference project (re-implemented in PyTorch): the 45-dim summary
+(:func:`emovox.features.reference.reference002_summary`) is standardised and reduced to the ``k``
+best features by ``SelectKBest`` (ANOVA F; ``k = ResNetMlpConfig.select_k = 40``) -- the trainer
 does that on the training fold, this module only sees ``input_shape == (k,)``. The net:
 
 * an input projection ``Linear(k, 128) + BatchNorm + ReLU``;
@@ -22,22 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["DEFAULTS", "ResidualBlock", "ResNetMlp", "build_net"]
+from emovox.models.configs import ResNetMlpConfig
 
-DEFAULTS: dict[str, Any] = {
-    # training
-    "epochs": 100,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "weight_decay": 1e-3,
-    "loss": "ce",
-    "label_smoothing": 0.0,
-    "patience": 15,
-    "select_k": 40,  # SelectKBest(f_classif, k) applied by the trainer
-    # net
-    "widths": (128, 64, 32),
-    "dropout": 0.3,
-}
+__all__ = ["ResNetMlp", "ResNetMlpConfig", "ResidualBlock", "build_net"]
 
 
 class ResidualBlock(nn.Module):
@@ -68,15 +55,11 @@ class ResidualBlock(nn.Module):
 class ResNetMlp(nn.Module):
     """Input projection -> residual dense blocks -> dropout -> linear head."""
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_features: int,
-        *,
-        widths: tuple[int, ...] = (128, 64, 32),
-        dropout: float = 0.3,
-    ) -> None:
+    def __init__(self, n_classes: int, n_features: int,
+                 cfg: ResNetMlpConfig | None = None) -> None:
         super().__init__()
+        cfg = cfg or ResNetMlpConfig()
+        widths, dropout = cfg.widths, cfg.dropout
         self.stem = nn.Sequential(
             nn.Linear(n_features, widths[0]), nn.BatchNorm1d(widths[0]), nn.ReLU()
         )
@@ -95,20 +78,15 @@ class ResNetMlp(nn.Module):
         return self.head(h)  # (B, n_classes)
 
 
-def build_net(
-    n_classes: int,
-    input_shape: tuple[int, ...],
-    *,
-    widths: tuple[int, ...] = (128, 64, 32),
-    dropout: float = 0.3,
-    **_: Any,
-) -> ResNetMlp:
-    """Seed-002 residual MLP for ``input_shape == (k,)``.
+def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> ResNetMlp:
+    """Reference-002 residual MLP for ``input_shape == (k,)``.
 
-    Training keys in ``**_`` (epochs, lr, select_k, ...) are ignored.
+    ``params`` are :class:`ResNetMlpConfig` keys (unknown keys raise ConfigError);
+    ``select_k`` is applied by the trainer, this net only sees the ``k`` kept columns.
     """
+    cfg = ResNetMlpConfig.from_params(params)
     if len(input_shape) != 1:
         raise ValueError(f"resnet_mlp expects input_shape (D,), got {input_shape}")
-    if not widths:
+    if not cfg.widths:
         raise ValueError("resnet_mlp needs at least one block width")
-    return ResNetMlp(n_classes, input_shape[0], widths=tuple(widths), dropout=dropout)
+    return ResNetMlp(n_classes, input_shape[0], cfg)

@@ -1,9 +1,13 @@
-"""The exact feature sets of the five public "seed" projects emovox re-evaluates.
+"""The exact feature sets of the five public reference projects emovox re-evaluates.
 
-Each function reproduces one seed's feature extraction so its model can be re-trained and
-scored under speaker-independent splits. They run at whatever rate they are given (16 kHz is
-canonical in emovox). Unless stated otherwise they use librosa's defaults, as the seeds did:
-``n_fft=2048``, ``hop_length=512``, Hann window, 128 Slaney mel bands, 20 MFCCs.
+Each function reproduces one reference project's feature extraction so its model can be
+re-trained and scored under speaker-independent splits. They run at whatever rate they are
+given (16 kHz is canonical in emovox). Unless stated otherwise they use librosa's defaults,
+as the reference projects did: ``n_fft=2048``, ``hop_length=512``, Hann window, 128 Slaney
+mel bands, 20 MFCCs.
+
+The registered feature names stay ``seed000`` .. ``seed004`` (they are part of feature cache
+keys, run configs and model artifacts); the code calls the projects "reference".
 
 Outputs are float32; vectors are ``(D,)`` and sequences are time-major ``(T, D)``.
 Tiny inputs (shorter than one 2048-sample window) are zero-padded at the end to one window,
@@ -28,26 +32,26 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-from emovox.features import spectral
-from emovox.features.spectral import _finite, _prepare
+from emovox.features import pooling, spectral
+from emovox.features.spectral import as_mono_padded, finite_float32
 
 __all__ = [
-    "SEED003_DIM",
-    "SEED003_ROWS",
-    "seed000_mfcc_sequence",
-    "seed001_vector",
-    "seed002_summary",
-    "seed003_frame_stats",
-    "seed004_mfcc_frames",
+    "REFERENCE003_DIM",
+    "REFERENCE003_ROWS",
+    "reference000_mfcc_sequence",
+    "reference001_vector",
+    "reference002_summary",
+    "reference003_frame_stats",
+    "reference004_mfcc_frames",
 ]
 
-# librosa's defaults, which the seed projects relied on.
+# librosa's defaults, which the reference projects relied on.
 _N_FFT = 2048
 _HOP = 512
 _N_MELS = 128
 
-#: Row layout of the seed003 frame matrix, in order, with the number of rows each block has.
-SEED003_ROWS: tuple[tuple[str, int], ...] = (
+#: Row layout of the reference-003 frame matrix, in order, with the number of rows each block has.
+REFERENCE003_ROWS: tuple[tuple[str, int], ...] = (
     ("mfcc", 20),
     ("mfcc_delta", 20),
     ("mfcc_delta2", 20),
@@ -60,12 +64,12 @@ SEED003_ROWS: tuple[tuple[str, int], ...] = (
     ("rms", 1),
     ("chroma", 12),
 )
-_SEED003_STATS = ("mean", "std", "min", "max")
-#: Length of the seed003 vector: 85 frame features x 4 statistics = 340.
-SEED003_DIM: int = sum(n for _, n in SEED003_ROWS) * len(_SEED003_STATS)
+_REFERENCE003_STATS = ("mean", "std", "min", "max")
+#: Length of the reference-003 vector: 85 frame features x 4 statistics = 340.
+REFERENCE003_DIM: int = sum(n for _, n in REFERENCE003_ROWS) * len(_REFERENCE003_STATS)
 
 
-def seed000_mfcc_sequence(
+def reference000_mfcc_sequence(
     wave: np.ndarray,
     sr: int,
     *,
@@ -73,7 +77,7 @@ def seed000_mfcc_sequence(
     duration: float = 3.0,
     hop_length: int = 512,
 ) -> np.ndarray:
-    """Seed 000: a fixed-length MFCC sequence for a CNN/LSTM.
+    """Reference project 000: a fixed-length MFCC sequence for a CNN/LSTM.
 
     The wave is forced to exactly ``duration`` seconds (``round(duration * sr)`` samples):
     the first ``duration`` seconds are kept and shorter waves are zero-padded at the end
@@ -97,8 +101,8 @@ def seed000_mfcc_sequence(
     return np.ascontiguousarray(m.T)
 
 
-def seed001_vector(wave: np.ndarray, sr: int) -> np.ndarray:
-    """Seed 001: the 162-dim "mean of everything" vector.
+def reference001_vector(wave: np.ndarray, sr: int) -> np.ndarray:
+    """Reference project 001: the 162-dim "mean of everything" vector.
 
     Time means (librosa defaults: n_fft 2048, hop 512) concatenated in this order:
 
@@ -112,13 +116,13 @@ def seed001_vector(wave: np.ndarray, sr: int) -> np.ndarray:
     34:162  128   mel spectrogram, **power** (not dB), 128 bands
     ======  ====  ==========================================================
 
-    Faithful to the seed, the chroma is computed from the STFT *magnitude* passed where
+    Faithful to the reference project, the chroma is computed from the STFT *magnitude* passed where
     librosa expects power (a quirk of the original code, kept so results are comparable).
 
     Returns:
         float32 array ``(162,)``.
     """
-    y = _prepare(wave, _N_FFT)
+    y = as_mono_padded(wave, _N_FFT)
     zc = spectral.zcr(y, sr, frame_length=_N_FFT, hop_length=_HOP)
     mag = np.abs(librosa.stft(y, n_fft=_N_FFT, hop_length=_HOP))
     tuning = None if np.any(mag) else 0.0
@@ -127,11 +131,11 @@ def seed001_vector(wave: np.ndarray, sr: int) -> np.ndarray:
     energy = spectral.rms(y, sr, frame_length=_N_FFT, hop_length=_HOP)
     mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=_N_FFT, hop_length=_HOP)
     out = np.concatenate([f.mean(axis=1) for f in (zc, chrom, mf, energy, mel)])
-    return _finite(out, "seed001")
+    return finite_float32(out, "seed001")
 
 
-def seed002_summary(wave: np.ndarray, sr: int) -> np.ndarray:
-    """Seed 002: a 45-dim utterance summary (librosa defaults: n_fft 2048, hop 512).
+def reference002_summary(wave: np.ndarray, sr: int) -> np.ndarray:
+    """Reference project 002: a 45-dim utterance summary (librosa defaults: n_fft 2048, hop 512).
 
     ======  ====  ===============================================
     slice   dim   feature
@@ -151,7 +155,7 @@ def seed002_summary(wave: np.ndarray, sr: int) -> np.ndarray:
     Returns:
         float32 array ``(45,)``.
     """
-    y = _prepare(wave, _N_FFT)
+    y = as_mono_padded(wave, _N_FFT)
     kw = {"n_fft": _N_FFT, "hop_length": _HOP}
     mf = spectral.mfcc(y, sr, n_mfcc=13, n_mels=_N_MELS, **kw)
     chrom = spectral.chroma(y, sr, **kw)
@@ -169,25 +173,25 @@ def seed002_summary(wave: np.ndarray, sr: int) -> np.ndarray:
             [energy.mean(), energy.std()],
         ]
     )
-    return _finite(out, "seed002")
+    return finite_float32(out, "seed002")
 
 
-def seed003_frame_stats(wave: np.ndarray, sr: int) -> np.ndarray:
-    """Seed 003: mean/std/min/max of 85 frame-level features -> 340 dims.
+def reference003_frame_stats(wave: np.ndarray, sr: int) -> np.ndarray:
+    """Reference project 003: mean/std/min/max of 85 frame-level features -> 340 dims.
 
-    Frame matrix rows (librosa defaults: n_fft 2048, hop 512), see :data:`SEED003_ROWS`:
+    Frame matrix rows (librosa defaults: n_fft 2048, hop 512), see :data:`REFERENCE003_ROWS`:
     MFCC c0..c19 (0:20), Δ (20:40), ΔΔ (40:60), spectral centroid (60), bandwidth (61),
     rolloff (62), contrast 7 bands (63:70), flatness (70), ZCR (71), RMS (72),
     chroma C..B (73:85). The 85 x T matrix is pooled with
-    :func:`~emovox.features.spectral.frame_stats` using ``("mean", "std", "min", "max")``,
+    :func:`~emovox.features.pooling.frame_stats` using ``("mean", "std", "min", "max")``,
     statistic-major: ``out[k * 85 + row]``.
 
     Spectral contrast uses octave bands from 200 Hz, which needs ``sr >= 12.8 kHz``.
 
     Returns:
-        float32 array ``(340,)`` (:data:`SEED003_DIM`).
+        float32 array ``(340,)`` (:data:`REFERENCE003_DIM`).
     """
-    y = _prepare(wave, _N_FFT)
+    y = as_mono_padded(wave, _N_FFT)
     kw = {"n_fft": _N_FFT, "hop_length": _HOP}
     frames = np.concatenate(
         [
@@ -203,18 +207,18 @@ def seed003_frame_stats(wave: np.ndarray, sr: int) -> np.ndarray:
         ],
         axis=0,
     )
-    return spectral.frame_stats(frames, _SEED003_STATS)
+    return pooling.frame_stats(frames, _REFERENCE003_STATS)
 
 
-def seed004_mfcc_frames(
+def reference004_mfcc_frames(
     wave: np.ndarray, sr: int, *, n_mfcc: int = 40, n_frames: int = 200
 ) -> np.ndarray:
-    """Seed 004: a fixed ``(n_frames, n_mfcc)`` MFCC image.
+    """Reference project 004: a fixed ``(n_frames, n_mfcc)`` MFCC image.
 
     40 MFCCs from 64 mel bands with a 40 ms window (``win_length = int(0.04 sr)``, FFT size
     the next power of two: 1024 at 16 kHz) and a 20 ms hop (``hop_length = int(0.02 sr)``,
     320 at 16 kHz), so 200 frames cover about 4 s. The frame axis is then zero-padded at the
-    end or centre-cropped to ``n_frames`` (:func:`~emovox.features.spectral.fix_length_frames`).
+    end or centre-cropped to ``n_frames`` (:func:`~emovox.features.pooling.fix_length_frames`).
 
     Args:
         wave: mono waveform ``(n_samples,)``.
@@ -231,4 +235,4 @@ def seed004_mfcc_frames(
     m = spectral.mfcc(
         wave, sr, n_mfcc=n_mfcc, n_mels=64, n_fft=n_fft, hop_length=hop, win_length=win
     )
-    return np.ascontiguousarray(spectral.fix_length_frames(m, n_frames).T)
+    return np.ascontiguousarray(pooling.fix_length_frames(m, n_frames).T)

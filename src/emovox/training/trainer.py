@@ -12,8 +12,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,51 +24,9 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 from emovox.frontend import pad_or_crop
+from emovox.models.params import Loss, Schedule, TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-class Loss(str, Enum):
-    CE = "ce"
-    FOCAL = "focal"
-
-
-class Schedule(str, Enum):
-    PLATEAU = "plateau"  #: reduce LR x0.5 when validation UA stalls (seed 000 style)
-    COSINE = "cosine"  #: one-cycle cosine with warm-up
-    CONSTANT = "constant"
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    loss: Loss = Loss.CE
-    focal_gamma: float = 2.0
-    label_smoothing: float = 0.0
-    class_weights: bool = True
-    patience: int = 10
-    schedule: Schedule = Schedule.PLATEAU
-    lr_plateau_factor: float = 0.5
-    lr_plateau_patience: int = 0  #: 0 = a third of ``patience``
-    grad_clip: float = 5.0
-    specaugment: bool = False
-    mixup_alpha: float = 0.0
-    n_frames: int = 0  #: sequences padded/cropped to this many frames (0 = keep the net's own)
-    select_k: int = 0  #: SelectKBest(f_classif) on training data (0 = keep all)
-    threads: int = 2
-    seed: int = 0
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
-        """Split ``params`` into training keys (this class) and network keys (the rest)."""
-        names = set(cls.__dataclass_fields__)
-        tc = cls(**{k: v for k, v in params.items() if k in names})
-        tc.loss = Loss(tc.loss)
-        tc.schedule = Schedule(tc.schedule)
-        return tc, {k: v for k, v in params.items() if k not in names}
 
 
 @dataclass
@@ -141,6 +98,51 @@ class History:
         return dict(self.__dict__)
 
 
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Balanced class weights of the classes present in ``y``; 1 for absent ones."""
+    present = np.unique(y)
+    w = np.ones(n_classes)
+    w[present] = compute_class_weight("balanced", classes=present, y=y)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch: int) -> Any:
+    """The LR scheduler of ``tc.schedule``: one-cycle cosine (stepped per batch),
+    ReduceLROnPlateau on validation UA (stepped per epoch), or None."""
+    if tc.schedule is Schedule.COSINE:
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch, pct_start=0.15
+        )
+    if tc.schedule is Schedule.PLATEAU:
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", factor=tc.lr_plateau_factor,
+            patience=tc.lr_plateau_patience or max(1, tc.patience // 3),
+        )
+    return None
+
+
+def batch_loss(logits: torch.Tensor, yb: torch.Tensor, tc: TrainConfig,
+               weight: torch.Tensor | None, n_classes: int) -> torch.Tensor:
+    """Training loss of a batch: ``logits`` (B, C) against soft targets ``yb`` (B, C)."""
+    if tc.loss is Loss.FOCAL:
+        return focal_loss(logits, yb, tc.focal_gamma, weight)
+    if tc.label_smoothing:
+        yb = yb * (1 - tc.label_smoothing) + tc.label_smoothing / n_classes
+    w = weight if weight is not None else torch.ones(n_classes)
+    return -(yb * w * F.log_softmax(logits, -1)).sum(-1).mean()
+
+
+@dataclass
+class _Step:
+    """What one optimisation step needs besides the batch."""
+
+    opt: torch.optim.Optimizer
+    per_step_sched: Any  #: stepped after every batch (one-cycle), or None
+    weight: torch.Tensor | None  #: class weights, or None
+    gen: torch.Generator  #: shuffling, SpecAugment and mixup permutations
+    np_rng: np.random.Generator  #: mixup coefficients
+
+
 EpochFn = Callable[[int, int, float, float], None]  # epoch, epochs, train loss, val UA
 
 
@@ -158,8 +160,8 @@ class TorchClassifier:
     ) -> None:
         self.build_net = build_net
         self.n_classes = n_classes
-        self.train_cfg, self.net_params = TrainConfig.from_params(params)
-        self.train_cfg.seed = seed
+        train_cfg, self.net_params = TrainConfig.split(params)
+        self.train_cfg = replace(train_cfg, seed=seed)
         self.on_epoch = on_epoch
         self.net: nn.Module | None = None
         self.norm: Normaliser | None = None
@@ -185,90 +187,41 @@ class TorchClassifier:
     def fit(self, x_train, y_train, x_val, y_val) -> TorchClassifier:
         tc = self.train_cfg
         torch.set_num_threads(tc.threads)
-        torch.manual_seed(tc.seed)
+        torch.manual_seed(tc.seed)  # the network's initial weights come from this state
         gen = torch.Generator().manual_seed(tc.seed)
         np_rng = np.random.default_rng(tc.seed)
         xtr_np = to_array(x_train, tc.n_frames)
         self._fit_normaliser(xtr_np, np.asarray(y_train))
         xtr = torch.from_numpy(self.norm(xtr_np))  # type: ignore[misc]
         ytr = torch.as_tensor(np.asarray(y_train), dtype=torch.long)
-        has_val = len(y_val) > 0
-        xva = self._prepare(x_val) if has_val else None
-        yva = np.asarray(y_val)
+        xva = self._prepare(x_val) if len(y_val) > 0 else None
         self.input_shape = tuple(xtr.shape[1:])
         self.net = self.build_net(self.n_classes, self.input_shape, **self.net_params)
-        net = self.net
-
-        weight = None
-        if tc.class_weights:
-            present = np.unique(y_train)
-            w = np.ones(self.n_classes)
-            w[present] = compute_class_weight("balanced", classes=present, y=np.asarray(y_train))
-            weight = torch.tensor(w, dtype=torch.float32)
-
-        opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        weight = class_weights(np.asarray(y_train), self.n_classes) if tc.class_weights else None
+        opt = torch.optim.AdamW(self.net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         steps_per_epoch = max(1, int(np.ceil(len(ytr) / tc.batch_size)))
-        if tc.schedule is Schedule.COSINE:
-            sched: Any = torch.optim.lr_scheduler.OneCycleLR(
-                opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch, pct_start=0.15
-            )
-        elif tc.schedule is Schedule.PLATEAU:
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="max", factor=tc.lr_plateau_factor,
-                patience=tc.lr_plateau_patience or max(1, tc.patience // 3),
-            )
-        else:
-            sched = None
+        sched = make_scheduler(opt, tc, steps_per_epoch)
+        step = _Step(opt, sched if tc.schedule is Schedule.COSINE else None, weight, gen, np_rng)
+        self._train(step, xtr, ytr, xva, np.asarray(y_val),
+                    sched if tc.schedule is Schedule.PLATEAU else None)
+        return self
 
+    def _train(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor,
+               xva: torch.Tensor | None, yva: np.ndarray, plateau: Any) -> None:
+        """Epochs with early stopping on validation UA; leaves the best epoch's weights."""
+        tc, net = self.train_cfg, self.net
+        assert net is not None
         best_ua, best_state, bad_epochs = -1.0, copy.deepcopy(net.state_dict()), 0
         t0 = time.perf_counter()
         for epoch in range(tc.epochs):
-            net.train()
-            perm = torch.randperm(len(ytr), generator=gen)
-            total, count = 0.0, 0
-            for s in range(0, len(perm), tc.batch_size):
-                idx = perm[s : s + tc.batch_size]
-                if len(idx) < 2:  # BatchNorm needs two samples
-                    continue
-                xb = xtr[idx]
-                yb = F.one_hot(ytr[idx], self.n_classes).float()
-                if tc.specaugment and xb.ndim == 3:
-                    xb = spec_augment(xb, gen)
-                if tc.mixup_alpha > 0:
-                    lam = float(np_rng.beta(tc.mixup_alpha, tc.mixup_alpha))
-                    j = torch.randperm(len(idx), generator=gen)
-                    xb = lam * xb + (1 - lam) * xb[j]
-                    yb = lam * yb + (1 - lam) * yb[j]
-                logits = net(xb)  # (B, C)
-                if tc.loss is Loss.FOCAL:
-                    loss = focal_loss(logits, yb, tc.focal_gamma, weight)
-                else:
-                    if tc.label_smoothing:
-                        yb = yb * (1 - tc.label_smoothing) + tc.label_smoothing / self.n_classes
-                    w = weight if weight is not None else torch.ones(self.n_classes)
-                    loss = -(yb * w * F.log_softmax(logits, -1)).sum(-1).mean()
-                opt.zero_grad()
-                loss.backward()
-                if tc.grad_clip:
-                    nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
-                opt.step()
-                if tc.schedule is Schedule.COSINE:
-                    sched.step()
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
-            train_loss = total / max(count, 1)
+            train_loss = self._train_epoch(step, xtr, ytr)
             self.history.train_loss.append(train_loss)
-            self.history.lr.append(opt.param_groups[0]["lr"])
-            if has_val:
-                logits_va = self._logits(xva)
-                ua = 100 * balanced_accuracy_score(yva, logits_va.argmax(1).numpy())
-                vloss = float(F.cross_entropy(logits_va, torch.as_tensor(yva)))
-            else:  # no validation speakers: keep the last epoch
-                ua, vloss = float(epoch), float("nan")
+            self.history.lr.append(step.opt.param_groups[0]["lr"])
+            ua, vloss = self._validate(xva, yva, epoch)
             self.history.val_ua.append(ua)
             self.history.val_loss.append(vloss)
-            if tc.schedule is Schedule.PLATEAU:
-                sched.step(ua)
+            if plateau is not None:
+                plateau.step(ua)
             if self.on_epoch:
                 self.on_epoch(epoch, tc.epochs, train_loss, ua)
             if ua > best_ua:
@@ -277,13 +230,54 @@ class TorchClassifier:
                 self.history.best_epoch = epoch
             else:
                 bad_epochs += 1
-                if has_val and bad_epochs >= tc.patience:
+                if xva is not None and bad_epochs >= tc.patience:
                     log.info("early stop at epoch %d (best %d)", epoch, self.history.best_epoch)
                     break
         net.load_state_dict(best_state)
         net.eval()
         self.history.seconds = time.perf_counter() - t0
-        return self
+
+    def _train_epoch(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor) -> float:
+        """One pass over the shuffled training clips; returns the mean training loss."""
+        tc, net = self.train_cfg, self.net
+        assert net is not None
+        net.train()
+        perm = torch.randperm(len(ytr), generator=step.gen)
+        total, count = 0.0, 0
+        for s in range(0, len(perm), tc.batch_size):
+            idx = perm[s : s + tc.batch_size]
+            if len(idx) < 2:  # BatchNorm needs two samples
+                continue
+            xb = xtr[idx]
+            yb = F.one_hot(ytr[idx], self.n_classes).float()
+            if tc.specaugment and xb.ndim == 3:
+                xb = spec_augment(xb, step.gen)
+            if tc.mixup_alpha > 0:
+                lam = float(step.np_rng.beta(tc.mixup_alpha, tc.mixup_alpha))
+                j = torch.randperm(len(idx), generator=step.gen)
+                xb = lam * xb + (1 - lam) * xb[j]
+                yb = lam * yb + (1 - lam) * yb[j]
+            loss = batch_loss(net(xb), yb, tc, step.weight, self.n_classes)
+            step.opt.zero_grad()
+            loss.backward()
+            if tc.grad_clip:
+                nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
+            step.opt.step()
+            if step.per_step_sched is not None:
+                step.per_step_sched.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        return total / max(count, 1)
+
+    def _validate(self, xva: torch.Tensor | None, yva: np.ndarray,
+                  epoch: int) -> tuple[float, float]:
+        """(UA in %, cross-entropy) on the validation speakers; without them
+        ``(epoch, nan)``, so the last epoch is kept."""
+        if xva is None:
+            return float(epoch), float("nan")
+        logits_va = self._logits(xva)
+        ua = 100 * balanced_accuracy_score(yva, logits_va.argmax(1).numpy())
+        return ua, float(F.cross_entropy(logits_va, torch.as_tensor(yva)))
 
     @torch.no_grad()
     def _logits(self, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
