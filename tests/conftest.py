@@ -71,11 +71,10 @@ def build_tiny_model(base: Path) -> Path:
     out = base / "model"
     if (out / "MODEL_CARD.md").is_file():
         return out
-    from emovox.artifact import save_model
+    from emovox.artifact import attach_inference, save_model
     from emovox.bundle import model_card
     from emovox.export import export_onnx
     from emovox.features import extract
-    from emovox.inference import attach_inference_metadata
     from emovox.models import crnn
     from emovox.train import TorchClassifier
 
@@ -100,7 +99,7 @@ def build_tiny_model(base: Path) -> Path:
     stage = Path(tempfile.mkdtemp(dir=base.parent, prefix=".tiny-model-"))
     m = save_model(model, stage / "model", {"model": {"name": "crnn", "params": {}}},
                    metrics=cv, extra={"name": "crnn", "cross_validation": cv})
-    attach_inference_metadata(m, temperature=None, calibration=None)
+    attach_inference(m)
     export_onnx(m)
     (m / "MODEL_CARD.md").write_text(model_card(json.loads((m / "model.json").read_text())))
     base.mkdir(parents=True, exist_ok=True)

@@ -46,11 +46,16 @@ def train_bundle(
     """Train ``cfg.model`` on all clips of ``cfg.data`` (no held-out speakers; the epoch
     count is the model's fixed setting) and write the artifact folder ``out`` atomically.
     Refuses to replace an existing ``out`` unless ``force``."""
-    from emovox.artifact import make_readable, save_model
+    from emovox.artifact import (
+        attach_inference,
+        check_replaceable,
+        preprocess_for_input,
+        replace_folder,
+        save_model,
+    )
 
     out = Path(out)
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
+    check_replaceable(out, force)
     spec = get_model_spec(cfg.model.name)
     if len(spec.inputs) != 1:
         raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
@@ -86,42 +91,22 @@ def train_bundle(
             "cross_validation": cv["metrics"] if cv else None,
         }
         save_model(model, stage, cfg.to_dict(), metrics=cv["metrics"] if cv else {},
-                   extra=extra)
+                   extra=extra, preprocess=preprocess_for_input(spec.inputs[0]))
         calibration = None
-        if spec.family is Family.CLASSICAL:
+        if cv:
             from emovox.calibration import fit_from_predictions_csv
-            from emovox.inference import write_json_atomic
 
-            calibration = fit_from_predictions_csv(cv["predictions"]) if cv else None
-            meta = json.loads((stage / "model.json").read_text())
-            meta["inference"] = {"feature": spec.feature, "feature_params": spec.feature_params,
-                                 "sr": 16000, "trim": spec.trim, "top_db": 40.0, "n_frames": 0}
-            if calibration:
-                meta["temperature"] = calibration["temperature"]
-                meta["calibration"] = calibration
-            write_json_atomic(stage / "model.json", meta)
-        if spec.family is Family.NEURAL:
-            from emovox.inference import attach_inference_metadata
+            calibration = fit_from_predictions_csv(cv["predictions"])
+        meta = attach_inference(
+            stage, temperature=calibration["temperature"] if calibration else None,
+            calibration=calibration,
+        )
+        if onnx and spec.family is Family.NEURAL:
+            from emovox.export import export_onnx
 
-            if cv:
-                from emovox.calibration import fit_from_predictions_csv
-
-                calibration = fit_from_predictions_csv(cv["predictions"])
-            attach_inference_metadata(
-                stage, temperature=calibration["temperature"] if calibration else None,
-                calibration=calibration,
-            )
-            if onnx:
-                from emovox.export import export_onnx
-
-                export_onnx(stage)
-        (stage / "MODEL_CARD.md").write_text(model_card(json.loads(
-            (stage / "model.json").read_text())))
-        make_readable(stage)
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stage.rename(out)
+            export_onnx(stage)
+        (stage / "MODEL_CARD.md").write_text(model_card(meta.card_view()))
+        replace_folder(stage, out, force=force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),

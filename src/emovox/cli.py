@@ -319,7 +319,7 @@ def models() -> None:
 
 
 def _load_predictor(model: Path | None, backend: str):
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     return Predictor.from_artifact(model, backend=backend)
 
@@ -595,7 +595,7 @@ def web_app(
     _need("streamlit", "web")
     if backend not in ("auto", "onnx", "torch"):
         _fail(ValueError(f"--backend must be auto, onnx or torch, got {backend!r}"))
-    from emovox.inference import resolve_model_path
+    from emovox.artifact import resolve_model_path
 
     if model is not None:
         model = resolve_model_path(model)  # a bundled name (default, accurate) or a folder
@@ -640,7 +640,7 @@ def serve(
     import uvicorn
 
     from emovox.api.server import create_app
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     _setup_logging(False)
     try:

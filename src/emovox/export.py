@@ -4,14 +4,14 @@
 *normalised* feature tensor ``features`` ``(batch, time, n_mels)`` float32 to ``logits``
 ``(batch, n_classes)``. Normalisation (training mean/std), the front end, the temperature
 and the softmax stay outside the graph and are applied in NumPy by
-:class:`emovox.inference.Predictor`. The batch axis is dynamic, and so is the time axis when
+:class:`emovox.serving.predictor.Predictor`. The batch axis is dynamic, and so is the time axis when
 the network accepts other lengths than the one it was trained on (the CRNN does).
 
 Every export is verified before it is kept: ONNX Runtime and PyTorch must give the same
 probabilities (max abs difference <= 1e-4) on random input of another batch size (and
 another length, for a dynamic time axis). ``model.json`` then records
-``"onnx": {"file", "opset", "dynamic_time", "max_abs_diff", "weights_sha256", ...}``
-(rewritten atomically), so a ``model.onnx`` left over from other weights is detected.
+``onnx`` (:class:`emovox.artifact.OnnxInfo`: opset, dynamic_time, max_abs_diff,
+weights_sha256, ...; rewritten atomically by the artifact writer), so a ``model.onnx`` left over from other weights is detected.
 
 Needs torch and the ``onnx`` package (``pip install emovox[export]``); uses the TorchScript
 exporter (``dynamo=False``), which needs no extra packages and handles the GRU.
@@ -23,18 +23,21 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from emovox.artifact import ArtifactError, read_meta
-from emovox.inference import (
+from emovox.artifact import (
     ONNX_FILE,
-    attach_inference_metadata,
-    read_weights,
+    ArtifactError,
+    ModelKind,
+    OnnxInfo,
+    attach_inference,
+    read_artifact,
+    read_meta,
+    update_artifact,
     weights_digest,
-    write_json_atomic,
 )
+from emovox.calibration import softmax
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +46,6 @@ __all__ = ["DEFAULT_OPSET", "export_onnx"]
 DEFAULT_OPSET = 17
 INPUT_NAME = "features"
 OUTPUT_NAME = "logits"
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def export_onnx(
@@ -63,8 +61,8 @@ def export_onnx(
         artifact_dir: folder written by :func:`emovox.artifact.save_model`.
         opset: ONNX opset version.
         atol: largest accepted |p_onnx - p_torch| in the verification.
-        attach_frontend: when the artifact has no inference metadata yet, add it first
-            (:func:`emovox.inference.attach_inference_metadata`, temperature untouched).
+        attach_frontend: when a log-mel network has no stored front end yet, add it first
+            (:func:`emovox.artifact.attach_inference`, temperature untouched).
 
     Returns:
         The path of ``model.onnx``.
@@ -75,24 +73,24 @@ def export_onnx(
     """
     path = Path(artifact_dir)
     meta = read_meta(path)
-    if meta.get("kind") != "torch":
+    if meta.kind is not ModelKind.TORCH or meta.network is None:
         raise ArtifactError(
-            f"{path}: only neural models export to ONNX; this is a {meta.get('kind')!r} model"
+            f"{path}: only neural models export to ONNX; this is a {meta.kind.value!r} model"
         )
-    if int((meta.get("net_params") or {}).get("n_aux", 0) or 0) > 0:
+    if int(meta.network.params.get("n_aux", 0) or 0) > 0:
         raise ArtifactError(f"{path}: networks with an auxiliary input cannot be exported")
-    if attach_frontend and "inference" not in meta:
-        attach_inference_metadata(path, temperature=None, calibration=None)
+    if (attach_frontend and meta.preprocess.feature == "logmel"
+            and not meta.preprocess.frontend_params):
+        attach_inference(path)
 
     import onnxruntime as ort
     import torch
 
-    from emovox.artifact import load_model
+    from emovox.serving.runners import build_network
 
-    model, meta = load_model(path)
-    net = model.net
-    net.eval()
-    shape = tuple(int(s) for s in meta["input_shape"])
+    art = read_artifact(path)
+    net = build_network(art)
+    shape = tuple(int(s) for s in art.meta.network.input_shape)  # type: ignore[union-attr]
     sequence = len(shape) == 2
     gen = torch.Generator().manual_seed(0)
 
@@ -134,7 +132,7 @@ def export_onnx(
             with torch.inference_mode():
                 p_torch = torch.softmax(net(x), -1).numpy().astype(np.float64)
             logits = sess.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
-            worst = max(worst, float(np.abs(_softmax(logits.astype(np.float64)) - p_torch).max()))
+            worst = max(worst, float(np.abs(softmax(logits.astype(np.float64)) - p_torch).max()))
         del sess
         if not worst <= atol:
             raise ArtifactError(
@@ -146,25 +144,20 @@ def export_onnx(
     finally:
         tmp.unlink(missing_ok=True)
 
-    meta = read_meta(path)  # re-read: keep what attach_inference_metadata wrote
-    meta["onnx"] = _onnx_record(opset, dynamic_time, worst, weights_digest(read_weights(path)))
-    write_json_atomic(path / "model.json", meta)
+    norm = art.meta.preprocess.norm
+    digest = weights_digest({**art.tensors, **(norm.arrays() if norm else {})})
+    update_artifact(path, read_meta(path).replace(
+        onnx=_onnx_record(opset, dynamic_time, worst, digest)))
     log.info("exported %s (opset %d, max |dp| %.1e)", out, opset, worst)
     return out
 
 
-def _onnx_record(opset: int, dynamic_time: bool, worst: float, digest: str) -> dict[str, Any]:
+def _onnx_record(opset: int, dynamic_time: bool, worst: float, digest: str) -> OnnxInfo:
     import onnxruntime
     import torch
 
-    return {
-        "file": ONNX_FILE,
-        "opset": int(opset),
-        "input": INPUT_NAME,
-        "output": OUTPUT_NAME,
-        "dynamic_time": bool(dynamic_time),
-        "max_abs_diff": worst,
-        "weights_sha256": digest,
-        "torch_version": torch.__version__,
-        "onnxruntime_version": onnxruntime.__version__,
-    }
+    return OnnxInfo(
+        file=ONNX_FILE, opset=int(opset), input=INPUT_NAME, output=OUTPUT_NAME,
+        dynamic_time=bool(dynamic_time), max_abs_diff=float(worst), weights_sha256=digest,
+        torch_version=str(torch.__version__), onnxruntime_version=onnxruntime.__version__,
+    )
