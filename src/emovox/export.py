@@ -11,7 +11,8 @@ Every export is verified before it is kept: ONNX Runtime and PyTorch must give t
 probabilities (max abs difference <= 1e-4) on random input of another batch size (and
 another length, for a dynamic time axis). ``model.json`` then records
 ``onnx`` (:class:`emovox.artifact.OnnxInfo`: opset, dynamic_time, max_abs_diff,
-weights_sha256, ...; rewritten atomically by the artifact writer), so a ``model.onnx`` left over from other weights is detected.
+weights_sha256, ...; rewritten atomically by the artifact writer), so a ``model.onnx`` left
+over from other weights is detected.
 
 Needs torch and the ``onnx`` package (``pip install emovox[export]``); uses the TorchScript
 exporter (``dynamo=False``), which needs no extra packages and handles the GRU.

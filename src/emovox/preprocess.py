@@ -258,7 +258,8 @@ class Preprocess:
         if fe is not None and not isinstance(fe, dict):
             raise ValueError(f"frontend must be an object, got {fe!r}")
         return cls(
-            frontend_params=fe, sr=params.get("sr", TARGET_SR), trim=trim, top_db=params.get("top_db", TRIM_TOP_DB),
+            frontend_params=fe, sr=params.get("sr", TARGET_SR), trim=trim,
+            top_db=params.get("top_db", TRIM_TOP_DB),
             loudness=Loudness(params.get("loudness", Loudness.NONE.value)), feature=feature,
             feature_params=params.get("feature_params") or {},
             n_frames=params.get("n_frames", 0) or 0,
