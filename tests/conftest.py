@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -71,7 +70,7 @@ def build_tiny_model(base: Path) -> Path:
     out = base / "model"
     if (out / "MODEL_CARD.md").is_file():
         return out
-    from emovox.artifact import attach_inference, save_model
+    from emovox.artifact import attach_inference, read_meta, save_model
     from emovox.bundle import model_card
     from emovox.export import export_onnx
     from emovox.features import extract
@@ -101,7 +100,7 @@ def build_tiny_model(base: Path) -> Path:
                    metrics=cv, extra={"name": "crnn", "cross_validation": cv})
     attach_inference(m)
     export_onnx(m)
-    (m / "MODEL_CARD.md").write_text(model_card(json.loads((m / "model.json").read_text())))
+    (m / "MODEL_CARD.md").write_text(model_card(read_meta(m).card_view()))
     base.mkdir(parents=True, exist_ok=True)
     m.rename(out)
     shutil.rmtree(stage, ignore_errors=True)

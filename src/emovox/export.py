@@ -24,6 +24,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,57 +85,14 @@ def export_onnx(
             and not meta.preprocess.frontend_params):
         attach_inference(path)
 
-    import onnxruntime as ort
-    import torch
-
     from emovox.serving.runners import build_network
 
     art = read_artifact(path)
     net = build_network(art)
     shape = tuple(int(s) for s in art.meta.network.input_shape)  # type: ignore[union-attr]
-    sequence = len(shape) == 2
-    gen = torch.Generator().manual_seed(0)
-
-    dynamic_time = False
-    if sequence:  # does the network accept another length than the training one?
-        try:
-            with torch.inference_mode():
-                net(torch.randn(1, shape[0] + 24, shape[1], generator=gen))
-            dynamic_time = True
-        except (RuntimeError, ValueError):
-            dynamic_time = False
-    axes: dict[int, str] = {0: "batch", 1: "time"} if dynamic_time else {0: "batch"}
-
-    dummy = torch.randn(2, *shape, generator=gen)
     tmp = path / f".{ONNX_FILE}.{os.getpid()}.tmp"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # legacy-exporter deprecation and GRU batch notes
-            torch.onnx.export(
-                net, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: {0: "batch"}},
-                opset_version=opset, do_constant_folding=True, dynamo=False,
-            )
-        try:
-            import onnx
-
-            onnx.checker.check_model(str(tmp))
-        except ImportError:  # pragma: no cover - onnx is installed with the export extra
-            log.info("onnx not installed; skipping the ONNX checker")
-
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(str(tmp), sess_options=so, providers=["CPUExecutionProvider"])
-        worst = 0.0
-        checks = [(3, shape[0] + 40 if dynamic_time else shape[0]), (1, shape[0])]
-        for batch, t in checks:
-            x = torch.randn(batch, t, *shape[1:], generator=gen) if sequence else torch.randn(
-                batch, *shape, generator=gen)
-            with torch.inference_mode():
-                p_torch = torch.softmax(net(x), -1).numpy().astype(np.float64)
-            logits = sess.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
-            worst = max(worst, float(np.abs(softmax(logits.astype(np.float64)) - p_torch).max()))
-        del sess
+        dynamic_time, worst = _export_and_verify(net, shape, opset, tmp)
         if not worst <= atol:
             raise ArtifactError(
                 f"{path}: ONNX Runtime and PyTorch disagree (max |dp| = {worst:.2e} > {atol:g}); "
@@ -151,6 +109,57 @@ def export_onnx(
         onnx=_onnx_record(opset, dynamic_time, worst, digest)))
     log.info("exported %s (opset %d, max |dp| %.1e)", out, opset, worst)
     return out
+
+
+def _export_and_verify(net: Any, shape: tuple[int, ...], opset: int,
+                       tmp: Path) -> tuple[bool, float]:
+    """Write ``net`` to ``tmp`` as ONNX and compare ONNX Runtime with PyTorch on random input
+    of other batch sizes (and another length, for a dynamic time axis):
+    ``(dynamic_time, max |dp|)``."""
+    import onnxruntime as ort
+    import torch
+
+    sequence = len(shape) == 2
+    gen = torch.Generator().manual_seed(0)
+    dynamic_time = False
+    if sequence:  # does the network accept another length than the training one?
+        try:
+            with torch.inference_mode():
+                net(torch.randn(1, shape[0] + 24, shape[1], generator=gen))
+            dynamic_time = True
+        except (RuntimeError, ValueError):
+            dynamic_time = False
+    axes: dict[int, str] = {0: "batch", 1: "time"} if dynamic_time else {0: "batch"}
+
+    dummy = torch.randn(2, *shape, generator=gen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # legacy-exporter deprecation and GRU batch notes
+        torch.onnx.export(
+            net, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset, do_constant_folding=True, dynamo=False,
+        )
+    try:
+        import onnx
+
+        onnx.checker.check_model(str(tmp))
+    except ImportError:  # pragma: no cover - onnx is installed with the export extra
+        log.info("onnx not installed; skipping the ONNX checker")
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(tmp), sess_options=so, providers=["CPUExecutionProvider"])
+    worst = 0.0
+    checks = [(3, shape[0] + 40 if dynamic_time else shape[0]), (1, shape[0])]
+    for batch, t in checks:
+        x = torch.randn(batch, t, *shape[1:], generator=gen) if sequence else torch.randn(
+            batch, *shape, generator=gen)
+        with torch.inference_mode():
+            p_torch = torch.softmax(net(x), -1).numpy().astype(np.float64)
+        logits = sess.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+        worst = max(worst, float(np.abs(softmax(logits.astype(np.float64)) - p_torch).max()))
+    del sess
+    return dynamic_time, worst
 
 
 def _onnx_record(opset: int, dynamic_time: bool, worst: float, digest: str) -> OnnxInfo:
