@@ -22,9 +22,11 @@ What a prediction does, exactly as in training: the artifact's
    out-of-fold predictions (:mod:`emovox.calibration`) and stored in the artifact
    (``T = 1`` when the artifact has none).
 
-Importing this module imports neither torch nor librosa: the ONNX backend needs NumPy,
-soundfile, soxr and onnxruntime only. PyTorch is imported by the ``"torch"`` backend, librosa
-only when an artifact lacks its stored front end (a warning says so).
+Importing this module imports neither torch nor librosa. PyTorch is imported by the
+``"torch"`` backend only. The stored NumPy front end needs no librosa call, but loading it
+imports :mod:`emovox.features.frontend`, whose package ``__init__`` still imports librosa
+(until :mod:`emovox.features` imports its extractors lazily); without a stored front end it
+is built with librosa (a warning says so).
 
 ``arousal`` and ``valence`` of a :class:`Prediction` are *derived* from the class
 probabilities with the fixed mapping of :mod:`emovox.affect`; the model does not predict them.
