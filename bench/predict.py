@@ -72,7 +72,7 @@ def mark(ok: bool) -> str:
 
 
 def ours(model: Path | None, threads: int):
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     pred = Predictor.from_artifact(model, backend="onnx", threads=threads)
     return pred, lambda p: pred.predict_file(p)
@@ -219,7 +219,7 @@ def main() -> None:
     ref_clips = clips[: a.n_ref or a.n]
     durs = [sf.info(p).duration for p in base]
 
-    from emovox.inference import default_model_path
+    from emovox.artifact import default_model_path
 
     if a.model is None and not (default_model_path() / "model.json").is_file():
         sys.exit(f"no bundled model at {default_model_path()}; pass --model FOLDER")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -71,12 +70,11 @@ def build_tiny_model(base: Path) -> Path:
     out = base / "model"
     if (out / "MODEL_CARD.md").is_file():
         return out
-    from emovox.artifact import save_model
-    from emovox.bundle import model_card
-    from emovox.export import export_onnx
+    from emovox.artifact import attach_inference, read_meta, save_model
+    from emovox.experiment.package import model_card
     from emovox.features import extract
-    from emovox.inference import attach_inference_metadata
     from emovox.models import crnn
+    from emovox.training.export import export_onnx
     from emovox.training.trainer import TorchClassifier
 
     rng = np.random.default_rng(0)
@@ -100,9 +98,9 @@ def build_tiny_model(base: Path) -> Path:
     stage = Path(tempfile.mkdtemp(dir=base.parent, prefix=".tiny-model-"))
     m = save_model(model, stage / "model", {"model": {"name": "crnn", "params": {}}},
                    metrics=cv, extra={"name": "crnn", "cross_validation": cv})
-    attach_inference_metadata(m, temperature=None, calibration=None)
+    attach_inference(m)
     export_onnx(m)
-    (m / "MODEL_CARD.md").write_text(model_card(json.loads((m / "model.json").read_text())))
+    (m / "MODEL_CARD.md").write_text(model_card(read_meta(m).card_view()))
     base.mkdir(parents=True, exist_ok=True)
     m.rename(out)
     shutil.rmtree(stage, ignore_errors=True)

@@ -221,7 +221,7 @@ def test_bad_requests_are_422(client, wav3):
 
 def test_unexpected_error_is_500_without_details(tiny_model, wav3, monkeypatch):
     from emovox.api.server import create_app
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     pred = Predictor.from_artifact(tiny_model)
 
@@ -330,7 +330,7 @@ def test_is_loopback():
 
 def test_model_loaded_once_and_concurrent_requests(tiny_model, wav3, monkeypatch):
     from emovox.api.server import create_app
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     calls = []
     original = Predictor.from_artifact.__func__
@@ -367,7 +367,7 @@ def test_health_answers_while_every_slot_is_busy(tiny_model, wav3, monkeypatch):
     the server has worker threads (40): /health still answers at once (waiting for a slot
     holds no thread), and no waiting request has started decoding."""
     from emovox.api.server import create_app
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     pred = Predictor.from_artifact(tiny_model)
     real = pred.predict_file
@@ -408,7 +408,7 @@ def test_large_uploads_are_decoded_from_a_private_file(tiny_model, monkeypatch):
     """Past 1 MB the predictor gets a path (a private copy), never the whole upload in
     memory; small uploads are decoded from bytes."""
     from emovox.api.server import create_app
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     pred = Predictor.from_artifact(tiny_model)
     real = pred.predict_file

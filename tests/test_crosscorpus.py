@@ -66,9 +66,11 @@ def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, 
                                  "egemaps_logreg", "--calibrate", str(cv), "--out", str(out)],
                            env={"EMOVOX_CACHE": str(fake_cache)})
     assert r.exit_code == 0, r.output
-    meta = json.loads((out / "model.json").read_text())
-    assert meta["kind"] == "sklearn" and meta["inference"]["feature"] == "egemaps"
-    assert meta["temperature"] == meta["calibration"]["temperature"] > 0
+    from emovox.artifact import read_meta
+
+    meta = read_meta(out)
+    assert meta.kind.value == "sklearn" and meta.preprocess.feature == "egemaps"
+    assert meta.temperature == meta.calibration.report["temperature"] > 0
     clip = next(fake_ravdess.rglob("*.wav"))
     r = CliRunner().invoke(app, ["predict", str(clip), "--model", str(out), "--json"])
     assert r.exit_code == 0, r.output
@@ -77,7 +79,8 @@ def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, 
 
 
 def test_bundled_models_load_by_name():
-    from emovox.inference import BUNDLED_MODELS, Predictor, resolve_model_path
+    from emovox.artifact import BUNDLED_MODELS, resolve_model_path
+    from emovox.serving.predictor import Predictor
 
     for name in BUNDLED_MODELS:
         if not (resolve_model_path(name) / "model.json").is_file():

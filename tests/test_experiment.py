@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from emovox.artifact import load_model
 from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
 from emovox.errors import ConfigError
 from emovox.experiment import gather, load_dataset, run_experiment
+from emovox.training.trainer import load_trained as load_model
 
 
 def cfg_for(root, cache, model: str, **params) -> ExperimentConfig:
@@ -35,8 +35,8 @@ def test_neural_fold_models_are_saved_and_reload(fake_ravdess, fake_cache, tmp_p
     cfg.save_models = True
     run_experiment(cfg, tmp_path / "r")
     model, meta = load_model(tmp_path / "r" / "models" / "fold0")
-    assert meta["kind"] == "torch" and meta["net_module"] == "emovox.models.crnn"
-    assert meta["input_shape"] == [256, 64]
+    assert meta.kind.value == "torch" and meta.network.module == "emovox.models.crnn"
+    assert meta.network.input_shape == (256, 64)
     hist = json.loads((tmp_path / "r" / "history_fold0.json").read_text())
     assert len(hist["train_loss"]) == 2
 

@@ -16,7 +16,13 @@ import pytest
 import soundfile as sf
 
 from emovox.affect import AROUSAL_VALENCE, arousal_valence
-from emovox.artifact import ArtifactError, read_meta, save_model
+from emovox.artifact import (
+    ArtifactError,
+    attach_inference,
+    default_model_path,
+    read_meta,
+    save_model,
+)
 from emovox.calibration import (
     apply_temperature,
     calibration_report,
@@ -25,16 +31,11 @@ from emovox.calibration import (
 )
 from emovox.errors import AudioFileNotFound, NotAudio
 from emovox.experiment.rundir import fit_from_predictions_csv
-from emovox.export import export_onnx
 from emovox.features import extract
-from emovox.frontend import LogMelFrontEnd
-from emovox.inference import (
-    Prediction,
-    Predictor,
-    attach_inference_metadata,
-    default_model_path,
-)
+from emovox.features.frontend import LogMelFrontEnd
 from emovox.labels import LABELS, Emotion
+from emovox.serving.predictor import Prediction, Predictor
+from emovox.training.export import export_onnx
 
 SR = 16000
 N_FRAMES = 64
@@ -75,7 +76,7 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
     raw = save_model(model, root / "raw", {"model": {"name": "crnn", "params": {}}})
     full = root / "full"
     shutil.copytree(raw, full)
-    attach_inference_metadata(full, temperature=None, calibration=None)
+    attach_inference(full)
     export_onnx(full)
     return {"raw": raw, "full": full, "root": root}
 
@@ -129,12 +130,12 @@ def test_frontend_matches_librosa_short_and_odd(frontend, n):
 
 def test_frontend_stored_in_artifact(artifacts, predictors):
     meta = read_meta(artifacts["full"])
-    assert meta["frontend"]["n_mels"] == 64 and meta["inference"]["trim"] is True
+    assert meta.preprocess.frontend_params["n_mels"] == 64 and meta.preprocess.trim is True
     from safetensors.numpy import load_file
 
     t = load_file(str(artifacts["full"] / "weights.safetensors"))
     assert t["frontend.mel_basis"].shape == (64, 257) and t["frontend.window"].shape == (512,)
-    fe = predictors["onnx"].features
+    fe = predictors["onnx"].preprocess.frontend
     assert isinstance(fe, LogMelFrontEnd)
     assert np.array_equal(fe.mel_basis, LogMelFrontEnd.from_params(SR).mel_basis)
 
@@ -146,12 +147,12 @@ def test_onnx_matches_torch(artifacts):
     import onnxruntime as ort
     import torch
 
-    from emovox.artifact import load_model
+    from emovox.training.trainer import load_trained
 
     meta = read_meta(artifacts["full"])
-    assert meta["onnx"]["file"] == "model.onnx" and meta["onnx"]["opset"] == 17
-    assert meta["onnx"]["dynamic_time"] is True
-    model, _ = load_model(artifacts["full"])
+    assert meta.onnx.file == "model.onnx" and meta.onnx.opset == 17
+    assert meta.onnx.dynamic_time is True
+    model, _ = load_trained(artifacts["full"])
     sess = ort.InferenceSession(str(artifacts["full"] / "model.onnx"),
                                 providers=["CPUExecutionProvider"])
     for t in (N_FRAMES, 100):
@@ -194,10 +195,10 @@ def test_backends_agree_on_file(predictors, wav_file):
 
 def test_predict_wave_matches_training_pipeline(predictors, artifacts):
     """Predictor == TorchClassifier.predict_proba on the same trimmed log-mel (T = 1)."""
-    from emovox.artifact import load_model
     from emovox.audio import trim_silence
+    from emovox.training.trainer import load_trained
 
-    model, _ = load_model(artifacts["full"])
+    model, _ = load_trained(artifacts["full"])
     wave = tone(2, np.random.default_rng(5))
     ref = model.predict_proba([extract("logmel", trim_silence(wave, SR), SR)])[0]
     got = predictors["onnx"].predict_wave(wave, SR)
@@ -216,7 +217,7 @@ def test_predict_batch_equals_single(predictors):
 
 
 def test_missing_frontend_falls_back_to_librosa(artifacts, predictors, caplog, wav_file):
-    with caplog.at_level(logging.WARNING, logger="emovox.inference"):
+    with caplog.at_level(logging.WARNING, logger="emovox.serving.predictor"):
         p = Predictor.from_artifact(artifacts["raw"])  # auto: no model.onnx -> torch
     assert p.backend == "torch" and "no stored log-mel front end" in caplog.text
     a = p.predict_file(wav_file).probabilities
@@ -275,7 +276,8 @@ def test_concurrent_predictions_match_sequential(predictors, backend):
 
 def test_import_pulls_in_neither_torch_nor_librosa():
     code = (
-        "import sys, emovox.inference; "
+        "import sys, emovox.serving.predictor, emovox.serving.runners, emovox.artifact, "
+        "emovox.preprocess; "
         "bad = [m for m in ('torch', 'librosa') if m in sys.modules]; "
         "assert not bad, bad"
     )
@@ -317,11 +319,12 @@ def test_temperature_stored_and_applied(artifacts, predictors, wav_file):
     hot = artifacts["root"] / "hot"
     if not hot.exists():
         shutil.copytree(artifacts["full"], hot)
-    attach_inference_metadata(hot, temperature=2.0, calibration={"ece_before": 0.2})
+    attach_inference(hot, temperature=2.0, calibration={"ece_before": 0.2})
     meta = read_meta(hot)
-    assert meta["temperature"] == 2.0 and meta["calibration"] == {"ece_before": 0.2}
+    assert meta.temperature == 2.0 and meta.calibration.report == {"ece_before": 0.2}
     p2 = Predictor.from_artifact(hot, backend="onnx")
-    assert p2.temperature == 2.0 and p2.model_id == predictors["onnx"].model_id
+    # the temperature changes predictions, so it is part of the model id
+    assert p2.temperature == 2.0 and p2.model_id != predictors["onnx"].model_id
     base = np.array(list(predictors["onnx"].predict_file(wav_file).probabilities.values()))
     got = np.array(list(p2.predict_file(wav_file).probabilities.values()))
     assert np.allclose(got, softmax(np.log(base) / 2.0), atol=1e-6)

@@ -9,14 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from emovox.artifact import ArtifactError, load_model, save_model
+from emovox.artifact import ArtifactError, save_model
 from emovox.audio import load_audio
 from emovox.corpora import scan_corpus
 from emovox.features import extract
-from emovox.frontend import pad_or_crop
 from emovox.labels import emotion_index
 from emovox.models import MODELS, classical, mlp, resnet_mlp
+from emovox.preprocess import pad_or_crop
 from emovox.training.trainer import TorchClassifier, focal_loss, spec_augment
+from emovox.training.trainer import load_trained as load_model
 
 
 def blobs(n: int = 96, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +109,7 @@ def test_artifact_roundtrip_gives_identical_predictions(tmp_path, kind):
     out = save_model(model, tmp_path / "m", {"model": {"name": kind}}, metrics={"ua": 1.0})
     loaded, meta = load_model(out)
     assert np.array_equal(loaded.predict_proba(x), model.predict_proba(x))
-    assert meta["labels"][0] == "neutral" and meta["kind"] in ("torch", "sklearn")
+    assert meta.labels[0] == "neutral" and meta.kind.value in ("torch", "sklearn")
     assert json.loads((out / "model.json").read_text())["metrics"] == {"ua": 1.0}
     assert not list(tmp_path.glob(".m.tmp*"))  # atomic write left nothing behind
     with pytest.raises(FileExistsError, match="--force"):
@@ -121,6 +122,7 @@ def test_artifact_errors(tmp_path):
         load_model(tmp_path)
     (tmp_path / "model.json").write_text(json.dumps({"format": "emovox-model",
                                                     "format_version": 1, "kind": "torch",
+                                                    "labels": ["happy"],
                                                     "net_module": "os.path"}))
     with pytest.raises(ArtifactError, match="refusing"):
         load_model(tmp_path)

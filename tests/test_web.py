@@ -84,7 +84,7 @@ def test_confidence_levels_and_helpers():
 
 
 def test_analyse_and_timeline_csv(tiny_model):
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     pred = Predictor.from_artifact(tiny_model)
     short = logic.analyse(pred, wav(2.0), "short.wav")

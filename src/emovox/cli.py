@@ -318,7 +318,7 @@ def models() -> None:
 
 
 def _load_predictor(model: Path | None, backend: str):
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     return Predictor.from_artifact(model, backend=backend)
 
@@ -508,7 +508,7 @@ def train(
 ) -> None:
     """Train a model on every speaker of a corpus and package it for `emovox predict`."""
     params = _model_params(model, param)
-    from emovox.bundle import train_bundle
+    from emovox.experiment.package import train_bundle
 
     _setup_logging(verbose)
     try:
@@ -536,7 +536,7 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
 ) -> None:
     """Export a neural model to ONNX (model.onnx beside its weights), verified against torch."""
-    from emovox.export import export_onnx
+    from emovox.training.export import export_onnx
 
     _setup_logging(False)
     try:
@@ -595,7 +595,7 @@ def web_app(
     _need("streamlit", "web")
     if backend not in BACKENDS:
         _fail(ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}"))
-    from emovox.inference import resolve_model_path
+    from emovox.artifact import resolve_model_path
 
     if model is not None:
         model = resolve_model_path(model)  # a bundled name (default, accurate) or a folder
@@ -646,7 +646,7 @@ def serve(
     import uvicorn
 
     from emovox.api.server import create_app, is_loopback
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     _setup_logging(False)
     try:

@@ -24,7 +24,7 @@ parameters; 503 no model. Nothing is written outside a temporary directory: the 
 parser spools uploads past 1 MB to anonymous temporary files; a request copies its upload
 in blocks to a private temporary directory only once it holds a concurrency slot, and
 everything is deleted when the request ends. The model is loaded once per process (in the
-lifespan, or on first use, under a lock); the :class:`~emovox.inference.Predictor` is
+lifespan, or on first use, under a lock); the :class:`~emovox.serving.predictor.Predictor` is
 thread-safe, and at most ``max_concurrency`` requests read, decode and predict at a time
 (the others wait without holding a thread, so ``/health`` always answers). The docs'
 Swagger UI is served locally (:mod:`emovox.api.docs`).
@@ -125,7 +125,7 @@ class _ModelHolder:
             return self._predictor
         with self._lock:
             if self._predictor is None and self.error is None:
-                from emovox.inference import Predictor
+                from emovox.serving.predictor import Predictor
 
                 try:
                     self._predictor = Predictor.from_artifact(
@@ -333,7 +333,7 @@ def create_app(
         threads: intra-op threads of the inference engine (``None``: its default).
         max_concurrency: requests reading, decoding and predicting at the same time, the
             others wait their turn (``None``: the number of CPUs, at most 4).
-        predictor: an already loaded :class:`~emovox.inference.Predictor` (then
+        predictor: an already loaded :class:`~emovox.serving.predictor.Predictor` (then
             ``model_path``/``backend``/``threads`` are ignored).
         api_key: when set, every request but ``/health`` and the docs must present it
             (``X-API-Key`` header or ``Authorization: Bearer``), else 401.

@@ -61,7 +61,7 @@ def evaluate_artifact(
 ) -> CrossCorpusResult:
     """Predict every labelled clip of ``corpus`` under ``root`` with the model at
     ``artifact`` (None = bundled) and score it on the shared classes."""
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     t0 = time.perf_counter()
     check_run_destination(out_dir)

@@ -136,13 +136,17 @@ def featurise(
     Items are arrays for single-input models and tuples of arrays for multi-input ones;
     a file that fails for any input is an error for the model.
     """
+    from emovox.artifact import preprocess_for_input
+
+    pres = [preprocess_for_input(inp) for inp in spec.inputs]  # the one Preprocess per input
     parts: list[Extraction] = [
         extract_files(
-            paths, inp.feature, inp.params, frontend=AudioFrontEnd(trim=inp.trim),
+            paths, pre.feature or "", pre.feature_params,
+            frontend=AudioFrontEnd(sr=pre.sr, trim=pre.trim, top_db=pre.top_db),
             cache_dir=Path(cfg.cache_dir) if cfg.cache_dir else None, content_ids=content_ids,
             n_jobs=cfg.n_jobs, progress=progress, variant=variant,
         )
-        for inp in spec.inputs
+        for pre in pres
     ]
     errors: dict[int, str] = {}
     for part in parts:

@@ -6,7 +6,7 @@ is identified by its resolved absolute path, which is what the ``path`` column h
 names that are not valid UTF-8 are written with backslash escapes, ``b\\xff.wav``: see
 :func:`emovox.serving.inputs.printable_path`). Error rows are retried by the next run
 unless ``retry_errors=False``: the old error row is removed, the new result appended.
-Local runs use a thread pool over one shared :class:`~emovox.inference.Predictor`;
+Local runs use a thread pool over one shared :class:`~emovox.serving.predictor.Predictor`;
 ``engine="dask"`` runs the same work on a Dask distributed cluster.
 """
 
@@ -197,7 +197,7 @@ def predict_one(predictor: Any, path: Path, max_duration: float | None) -> dict[
 
 @lru_cache(maxsize=4)
 def _worker_predictor(artifact: str | None, backend: str) -> Any:
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     return Predictor.from_artifact(artifact or None, backend=backend, threads=1)
 
@@ -276,7 +276,7 @@ def run_batch(
             _run_dask(todo, record, artifact, backend, workers, scheduler, max_duration,
                       dask_processes)
         else:
-            from emovox.inference import Predictor
+            from emovox.serving.predictor import Predictor
 
             predictor = Predictor.from_artifact(artifact, backend=backend, threads=1)
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -33,8 +33,8 @@ from emovox.errors import (
     NotAudio,
     UnsupportedCodec,
 )
-from emovox.inference import BACKENDS
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
+from emovox.serving.predictor import BACKENDS
 from emovox.serving.timeline import Timeline, build_timeline, timeline_rows, write_timeline_csv
 from emovox.serving.uploads import (
     UploadTooLarge,
@@ -299,7 +299,7 @@ class Analysis:
     name: str
     model_id: str
     duration: float
-    prediction: Any  # emovox.inference.Prediction
+    prediction: Any  # emovox.serving.predictor.Prediction
     timeline: Any | None  # emovox.serving.timeline.Timeline, for recordings > TIMELINE_MIN_S
     envelope: tuple[np.ndarray, np.ndarray, np.ndarray] = field(repr=False)  # t, min, max
     log_mel: np.ndarray = field(repr=False)  # (n_mels, T) dB, pooled to <= 3000 frames

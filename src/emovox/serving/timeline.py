@@ -116,7 +116,7 @@ def build_timeline(
 ) -> Timeline:
     """Classify ``window``-second windows every ``hop`` seconds of ``src``.
 
-    ``predictor`` is an :class:`emovox.inference.Predictor` (anything with
+    ``predictor`` is an :class:`emovox.serving.predictor.Predictor` (anything with
     ``predict_batch(waves, sr)``). Windows whose loudest frame is below ``silence_dbfs``
     are labelled ``silence`` without running the model. ``progress`` gets the seconds
     processed so far.

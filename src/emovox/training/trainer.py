@@ -18,29 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
-from emovox.frontend import pad_or_crop
 from emovox.models.params import Loss, Schedule, TrainConfig
+from emovox.preprocess import Normaliser, pad_or_crop
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Normaliser:
-    """Per-feature mean/std (and optional selected columns), fitted on training data only."""
-
-    mean: np.ndarray
-    std: np.ndarray
-    keep: np.ndarray | None = None  # selected feature columns (vector inputs)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self.keep is not None:
-            x = x[..., self.keep]
-        return ((x - self.mean) / self.std).astype(np.float32)
 
 
 def to_array(x: np.ndarray | list[np.ndarray], n_frames: int) -> np.ndarray:
@@ -170,14 +157,7 @@ class TorchClassifier:
 
     # -- data ---------------------------------------------------------------------------
     def _fit_normaliser(self, x: np.ndarray, y: np.ndarray) -> None:
-        keep = None
-        if x.ndim == 2 and 0 < self.train_cfg.select_k < x.shape[1]:
-            sel = SelectKBest(f_classif, k=self.train_cfg.select_k).fit(x, y)
-            keep = np.flatnonzero(sel.get_support())
-            x = x[:, keep]
-        flat = x.reshape(-1, x.shape[-1])
-        std = flat.std(axis=0)
-        self.norm = Normaliser(flat.mean(axis=0), np.where(std > 1e-8, std, 1.0), keep)
+        self.norm = Normaliser.fit(x, y, select_k=self.train_cfg.select_k)
 
     def _prepare(self, x: np.ndarray | list[np.ndarray]) -> torch.Tensor:
         assert self.norm is not None
@@ -288,3 +268,42 @@ class TorchClassifier:
     def predict_proba(self, x) -> np.ndarray:
         torch.set_num_threads(self.train_cfg.threads)
         return torch.softmax(self._logits(self._prepare(x)), -1).numpy().astype(np.float64)
+
+    # -- state for the artifact writer (emovox.artifact.save_model) ----------------------
+    def state(self) -> dict[str, Any]:
+        """Everything the artifact stores: ``net.*`` tensors (NumPy), the network's module and
+        params, input shape, training config and history, ``n_frames`` and the normaliser."""
+        assert self.net is not None and self.norm is not None, "model is not trained"
+        return {
+            "tensors": {f"net.{k}": v.detach().contiguous().numpy()
+                        for k, v in self.net.state_dict().items()},
+            "module": self.build_net.__module__, "params": dict(self.net_params),
+            "input_shape": list(self.input_shape),
+            "train": {k: getattr(v, "value", v) for k, v in self.train_cfg.__dict__.items()},
+            "history": self.history.as_dict(), "n_frames": self.train_cfg.n_frames,
+            "normaliser": self.norm,
+        }
+
+
+def load_trained(path: Any) -> tuple[Any, Any]:
+    """A saved artifact as a trainable-side model: ``(TorchClassifier | SklearnModel,
+    ArtifactMeta)`` (the inverse of :func:`emovox.artifact.save_model`)."""
+    import importlib
+
+    from emovox.artifact import ModelKind, read_artifact
+    from emovox.models.classical import SklearnModel
+    from emovox.serving.runners import build_network
+
+    art = read_artifact(path)
+    meta = art.meta
+    if meta.kind is ModelKind.SKLEARN:
+        return SklearnModel(art.pipeline, meta.n_classes), meta
+    assert meta.network is not None
+    module = importlib.import_module(meta.network.module)
+    params = {**meta.network.train, **meta.network.params}
+    seed = params.pop("seed", 0)
+    model = TorchClassifier(module.build_net, n_classes=meta.n_classes, seed=seed, **params)
+    model.input_shape = tuple(meta.network.input_shape)
+    model.net = build_network(art)
+    model.norm = meta.preprocess.norm
+    return model, meta

@@ -34,7 +34,7 @@ _PYPLOT = threading.Lock()  # emovox.plots draws with pyplot, whose state is glo
 @st.cache_resource(show_spinner="Loading the model…")
 def get_predictor(model: str, backend: str):
     """Loaded once per process and shared by every session (the Predictor is thread-safe)."""
-    from emovox.inference import Predictor
+    from emovox.serving.predictor import Predictor
 
     return Predictor.from_artifact(model or None, backend=backend)
 

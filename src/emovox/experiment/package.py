@@ -8,7 +8,6 @@ the card reports that run's speaker-independent metrics.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -21,8 +20,8 @@ import numpy as np
 
 from emovox import __version__
 from emovox.config import ExperimentConfig
-from emovox.experiment.dataset import featurise as _extract_inputs
-from emovox.experiment.dataset import gather, load_dataset
+from emovox.experiment.dataset import featurise, gather, load_dataset
+from emovox.experiment.rundir import read_cv_run
 from emovox.labels import LABELS
 from emovox.models import Family, count_parameters, get_model_spec
 from emovox.splits import pick_val_speakers
@@ -47,20 +46,25 @@ def train_bundle(
     """Train ``cfg.model`` on all clips of ``cfg.data`` (no held-out speakers; the epoch
     count is the model's fixed setting) and write the artifact folder ``out`` atomically.
     Refuses to replace an existing ``out`` unless ``force``."""
-    from emovox.artifact import make_readable, save_model
+    from emovox.artifact import (
+        attach_inference,
+        check_replaceable,
+        preprocess_for_input,
+        replace_folder,
+        save_model,
+    )
 
     out = Path(out)
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
+    check_replaceable(out, force)
     spec = get_model_spec(cfg.model.name)
     cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     if len(spec.inputs) != 1:
         raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
-    cv = _read_cv_run(calibrate, cfg.model.name) if calibrate else None
+    cv = read_cv_run(calibrate, cfg.model.name) if calibrate else None
 
     t0 = time.perf_counter()
     ds = load_dataset(cfg.data)
-    items, errors, _, _ = _extract_inputs(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
+    items, errors, _, _ = featurise(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
     keep = np.array([i not in errors for i in range(len(ds.utts))])
     idx = np.flatnonzero(keep)
     y = ds.y
@@ -85,60 +89,29 @@ def train_bundle(
                            "corpus": cfg.data.corpus, "channels": list(cfg.data.vocal_channels),
                            "seconds": round(seconds, 1)},
             "n_params": count_parameters(model),
-            "cross_validation": cv["metrics"] if cv else None,
+            "cross_validation": cv.metrics if cv else None,
         }
-        save_model(model, stage, cfg.to_dict(), metrics=cv["metrics"] if cv else {},
-                   extra=extra)
+        save_model(model, stage, cfg.to_dict(), metrics=cv.metrics if cv else {},
+                   extra=extra, preprocess=preprocess_for_input(spec.inputs[0]))
         calibration = None
-        if spec.family is Family.CLASSICAL:
+        if cv:
             from emovox.experiment.rundir import fit_from_predictions_csv
-            from emovox.inference import write_json_atomic
 
-            calibration = fit_from_predictions_csv(cv["predictions"]) if cv else None
-            meta = json.loads((stage / "model.json").read_text())
-            meta["inference"] = {"feature": spec.feature, "feature_params": spec.feature_params,
-                                 "sr": 16000, "trim": spec.trim, "top_db": 40.0, "n_frames": 0}
-            if calibration:
-                meta["temperature"] = calibration["temperature"]
-                meta["calibration"] = calibration
-            write_json_atomic(stage / "model.json", meta)
-        if spec.family is Family.NEURAL:
-            from emovox.inference import attach_inference_metadata
+            calibration = fit_from_predictions_csv(cv.predictions)
+        meta = attach_inference(
+            stage, temperature=calibration["temperature"] if calibration else None,
+            calibration=calibration,
+        )
+        if onnx and spec.family is Family.NEURAL:
+            from emovox.training.export import export_onnx
 
-            if cv:
-                from emovox.experiment.rundir import fit_from_predictions_csv
-
-                calibration = fit_from_predictions_csv(cv["predictions"])
-            attach_inference_metadata(
-                stage, temperature=calibration["temperature"] if calibration else None,
-                calibration=calibration,
-            )
-            if onnx:
-                from emovox.export import export_onnx
-
-                export_onnx(stage)
-        (stage / "MODEL_CARD.md").write_text(model_card(json.loads(
-            (stage / "model.json").read_text())))
-        make_readable(stage)
-        if out.exists():
-            shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stage.rename(out)
+            export_onnx(stage)
+        (stage / "MODEL_CARD.md").write_text(model_card(meta.card_view()))
+        replace_folder(stage, out, force=force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),
                          calibration)
-
-
-def _read_cv_run(run: Path, model: str) -> dict[str, Any]:
-    run = Path(run)
-    m = json.loads((run / "metrics.json").read_text())
-    if m.get("model") != model:
-        raise ValueError(f"{run} is a CV run of {m.get('model')!r}, not {model!r}")
-    if not m.get("speaker_independent"):
-        raise ValueError(f"{run} is not speaker-independent; calibrate on held-out speakers")
-    return {"metrics": {k: m[k] for k in ("protocol", "summary", "pooled", "worst_class")},
-            "predictions": run / "predictions.csv"}
 
 
 def model_card(meta: dict[str, Any]) -> str:

@@ -1,0 +1,100 @@
+"""The trained-model folder ("artifact") format: owns ``model.json`` (:class:`ArtifactMeta`,
+typed and versioned), the one reader (:func:`read_artifact`, :func:`read_meta`), the one writer
+(:func:`write_artifact`, :func:`update_artifact`; :func:`save_model` and
+:func:`attach_inference` build on them), the skops type allow-list, model path resolution
+and the bundled model names.
+
+A folder holds ``model.json`` and the weights: ``weights.safetensors`` (networks, with the
+normaliser and front-end arrays; ``model.onnx`` after export) or ``model.skops``
+(scikit-learn). Nothing in a model folder can run code (no pickle; skops with an exact type
+allow-list).
+
+May import: emovox.preprocess, emovox.features (frontend, lazily), emovox.models (the
+registry, lazily), emovox.labels, emovox.errors. Never the trainers, serving or experiment.
+"""
+
+from emovox.artifact.build import (
+    attach_inference,
+    preprocess_for_input,
+    preprocess_for_model,
+    save_model,
+)
+from emovox.artifact.io import (
+    Artifact,
+    check_replaceable,
+    make_readable,
+    read_artifact,
+    read_meta,
+    read_tensors,
+    replace_folder,
+    update_artifact,
+    write_artifact,
+    write_json_atomic,
+)
+from emovox.artifact.meta import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    ArtifactError,
+    ArtifactMeta,
+    Calibration,
+    ModelKind,
+    NetworkState,
+    OnnxInfo,
+    json_default,
+    parse_meta,
+)
+from emovox.artifact.paths import (
+    BUNDLED_MODELS,
+    DEFAULT_MODEL_DIR,
+    MODEL_JSON,
+    ONNX_FILE,
+    SKOPS_FILE,
+    WEIGHTS_FILE,
+    default_model_path,
+    file_digest,
+    model_digest,
+    resolve_model_path,
+    weights_digest,
+)
+from emovox.artifact.trust import ALLOWED_TYPES, load_pipeline, skops_types
+
+__all__ = [
+    "ALLOWED_TYPES",
+    "BUNDLED_MODELS",
+    "DEFAULT_MODEL_DIR",
+    "MODEL_JSON",
+    "ONNX_FILE",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "SKOPS_FILE",
+    "WEIGHTS_FILE",
+    "Artifact",
+    "ArtifactError",
+    "ArtifactMeta",
+    "Calibration",
+    "ModelKind",
+    "NetworkState",
+    "OnnxInfo",
+    "attach_inference",
+    "check_replaceable",
+    "default_model_path",
+    "file_digest",
+    "json_default",
+    "load_pipeline",
+    "make_readable",
+    "model_digest",
+    "parse_meta",
+    "preprocess_for_input",
+    "preprocess_for_model",
+    "read_artifact",
+    "read_meta",
+    "read_tensors",
+    "replace_folder",
+    "resolve_model_path",
+    "save_model",
+    "skops_types",
+    "update_artifact",
+    "weights_digest",
+    "write_artifact",
+    "write_json_atomic",
+]

@@ -1,0 +1,265 @@
+"""Reading and writing model folders: ``model.json`` (:class:`ArtifactMeta`) plus the weights
+as ``weights.safetensors`` (networks; normaliser and front-end arrays included) or
+``model.skops`` (scikit-learn). No pickle anywhere.
+
+* :func:`read_artifact` / :func:`read_meta` are the one reader: every failure (missing file,
+  JSON that is not an object or nested too deeply, a bad field, a truncated safetensors or
+  skops file) is an :class:`ArtifactError` naming the file.
+* :func:`write_artifact` is the one writer of a new folder (atomic: a temporary sibling renamed
+  into place); :func:`update_artifact` rewrites ``model.json`` (and optionally the weights) of
+  an existing one atomically. Both serialise through :meth:`ArtifactMeta.to_json`.
+* An existing path is replaced only with ``force=True`` **and** only when it is an emovox
+  model folder (a readable ``model.json``); any other file or folder is refused untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.artifact.meta import (
+    ArtifactError,
+    ArtifactMeta,
+    ModelKind,
+    json_default,
+    parse_meta,
+)
+from emovox.artifact.paths import (
+    MODEL_JSON,
+    ONNX_FILE,
+    SKOPS_FILE,
+    WEIGHTS_FILE,
+    file_digest,
+)
+from emovox.preprocess import Normaliser
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Artifact",
+    "check_replaceable",
+    "make_readable",
+    "read_artifact",
+    "read_meta",
+    "read_tensors",
+    "replace_folder",
+    "update_artifact",
+    "write_artifact",
+    "write_json_atomic",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact:
+    """A model folder as read: ``meta`` (its ``preprocess`` with the normaliser and stored
+    front end attached), the network tensors (``net.*``; torch) or the pipeline (sklearn)."""
+
+    path: Path
+    meta: ArtifactMeta
+    tensors: dict[str, np.ndarray]
+    pipeline: Any = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+
+def read_meta(path: str | Path) -> ArtifactMeta:
+    """Validated ``model.json`` of the folder ``path`` (arrays not attached)."""
+    path = Path(path)
+    f = path / MODEL_JSON
+    if not f.is_file():
+        raise ArtifactError(f"{path} is not an emovox model folder (no {MODEL_JSON})")
+    try:
+        doc = json.loads(f.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ArtifactError(f"{f}: JSON nested too deeply") from None
+    except (ValueError, OSError) as exc:
+        raise ArtifactError(f"{f}: not valid JSON ({_one_line(exc)})") from None
+    return parse_meta(doc, f)
+
+
+def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
+    """All arrays of ``weights.safetensors`` (NumPy)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    f = Path(path) / WEIGHTS_FILE
+    if not f.is_file():
+        raise ArtifactError(f"{f}: is missing")
+    try:
+        return load_file(str(f))
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise ArtifactError(f"{f}: unreadable ({_one_line(exc)})") from None
+
+
+def read_artifact(path: str | Path) -> Artifact:
+    """Read and validate the model folder ``path``."""
+    from emovox.artifact.trust import load_pipeline
+
+    path = Path(path)
+    meta = read_meta(path)
+    if meta.kind is ModelKind.SKLEARN:
+        return Artifact(path, meta, {}, load_pipeline(path / SKOPS_FILE))
+    tensors = read_tensors(path)
+    f = path / WEIGHTS_FILE
+    try:
+        norm = Normaliser.from_arrays(tensors)
+    except KeyError:
+        raise ArtifactError(f"{f}: norm.mean / norm.std are missing") from None
+    pre = meta.preprocess.replace(norm=norm)
+    stored = {"frontend.mel_basis", "frontend.window"} <= set(tensors)
+    if meta.preprocess.feature == "logmel" and stored and meta.preprocess.frontend_params:
+        from emovox.features.frontend import LogMelFrontEnd
+
+        try:
+            pre = pre.replace(frontend=LogMelFrontEnd.from_saved(
+                meta.preprocess.frontend_params or {}, tensors))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ArtifactError(f"{path / MODEL_JSON}: field preprocess.frontend is bad "
+                                f"({_one_line(exc)})") from None
+    net = {k: v for k, v in tensors.items() if k.startswith("net.")}
+    if not net:
+        raise ArtifactError(f"{f}: holds no network weights (net.*)")
+    return Artifact(path, meta.replace(preprocess=pre), net)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def check_replaceable(out: Path, force: bool) -> None:
+    """Raise unless ``out`` may be (over)written: absent, or ``force`` and an emovox model."""
+    out = Path(out)
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not force:
+        raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
+    if out.is_symlink() or not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not an emovox model folder; "
+                              "--force only replaces model folders")
+    try:
+        read_meta(out)
+    except ArtifactError as exc:
+        raise FileExistsError(f"{out} exists and is not an emovox model folder ({exc}); "
+                              "--force only replaces model folders") from None
+
+
+def replace_folder(stage: Path, out: Path, *, force: bool) -> Path:
+    """Move the finished folder ``stage`` to ``out`` (see :func:`check_replaceable`)."""
+    out = Path(out)
+    check_replaceable(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    make_readable(stage)
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old"))
+        out.rename(old / out.name)
+        stage.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        stage.rename(out)
+    return out
+
+
+def write_artifact(
+    out: str | Path, meta: ArtifactMeta, *, tensors: dict[str, np.ndarray] | None = None,
+    pipeline: Any = None, force: bool = False,
+) -> Path:
+    """Write a new model folder ``out``: ``model.json`` from ``meta``; for torch ``tensors``
+    (``net.*``) plus the normaliser / front-end arrays of ``meta.preprocess`` to
+    ``weights.safetensors``; for sklearn ``pipeline`` to ``model.skops``."""
+    out = Path(out)
+    check_replaceable(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp"))
+    try:
+        stage = tmp / out.name
+        stage.mkdir()
+        if meta.kind is ModelKind.TORCH:
+            _save_tensors(stage / WEIGHTS_FILE, _all_tensors(meta, tensors or {}))
+        else:
+            import skops.io as sio
+
+            sio.dump(pipeline, stage / SKOPS_FILE)
+        _write_meta(stage, meta)
+        replace_folder(stage, out, force=force)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def update_artifact(path: str | Path, meta: ArtifactMeta, *,
+                    tensors: dict[str, np.ndarray] | None = None) -> Path:
+    """Rewrite ``model.json`` of an existing folder from ``meta`` (and, with ``tensors``,
+    ``weights.safetensors`` with those ``net.*`` arrays and the arrays of
+    ``meta.preprocess``), each atomically, the weights first."""
+    path = Path(path)
+    if tensors is not None:
+        f = path / WEIGHTS_FILE
+        tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
+        try:
+            _save_tensors(tmp, _all_tensors(meta, tensors))
+            os.replace(tmp, f)
+        finally:
+            tmp.unlink(missing_ok=True)
+    _write_meta(path, meta)
+    return path
+
+
+def _all_tensors(meta: ArtifactMeta, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {k: v for k, v in tensors.items() if k.startswith("net.")}
+    pre = meta.preprocess
+    if pre.norm is None:
+        raise ValueError("a network artifact needs the normaliser statistics")
+    out.update(pre.norm.arrays())
+    if pre.frontend is not None:
+        out.update(pre.frontend.arrays())
+    return out
+
+
+def _save_tensors(file: Path, tensors: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(file))
+
+
+def _write_meta(folder: Path, meta: ArtifactMeta) -> None:
+    """The one writer of ``model.json``: digests of the model files, then the document."""
+    digests = {name: file_digest(folder / name) for name in (WEIGHTS_FILE, ONNX_FILE, SKOPS_FILE)
+               if (folder / name).is_file()}
+    write_json_atomic(folder / MODEL_JSON, meta.replace(digests=digests).to_json())
+
+
+def make_readable(folder: Path) -> None:
+    """mkdtemp creates 0700 folders: open the artifact to other users (0755 / 0644), so a
+    service running under another account can load it."""
+    os.chmod(folder, 0o755)
+    for p in Path(folder).rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary sibling, then rename it over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=json_default))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]

@@ -1,0 +1,266 @@
+"""The one :class:`Preprocess`: how a waveform becomes the network's input, for training and
+for serving alike.
+
+A :class:`Preprocess` holds every setting between the audio file and the model: the sample
+rate, silence trimming (``trim`` and ``top_db``), loudness handling, the feature (name and
+parameters, optionally its stored NumPy front end), the crop/pad policy (``n_frames``: centre
+crop, zero-pad at the end) and the normaliser statistics fitted on the training inputs only.
+It is saved in the model artifact (:mod:`emovox.artifact`) and used by the training-side
+input building (:mod:`emovox.experiment`, :mod:`emovox.training.trainer`) and by the
+:class:`~emovox.serving.predictor.Predictor`, so both build bit-identical network input.
+
+Importing this module imports neither torch nor librosa (feature extraction imports
+:mod:`emovox.features` lazily; a stored log-mel front end needs NumPy only).
+
+May import: numpy, emovox.audio, emovox.errors, emovox.features (lazily).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from emovox.audio import TARGET_SR, is_silent, resample, to_mono, trim_silence
+from emovox.errors import EmptyAudio, InvalidSamples
+
+if TYPE_CHECKING:
+    from emovox.features.frontend import LogMelFrontEnd
+
+__all__ = [
+    "TRIM_TOP_DB",
+    "Loudness",
+    "Normaliser",
+    "PreparedWave",
+    "Preprocess",
+    "pad_or_crop",
+]
+
+#: silence-trimming threshold (dB below the loudest frame): the one home of this default
+TRIM_TOP_DB: float = 40.0
+#: the feature read by models that do not say otherwise
+DEFAULT_FEATURE: str = "logmel"
+
+
+class Loudness(str, Enum):
+    """Loudness handling before the features (only ``none`` exists so far)."""
+
+    NONE = "none"  #: the waveform is used as decoded (full scale 1.0)
+
+
+def pad_or_crop(seq: np.ndarray, n_frames: int) -> np.ndarray:
+    """(T, D) -> (n_frames, D): centre crop, or zero-pad at the end. Training and
+    inference share this one definition."""
+    t = seq.shape[0]
+    if t >= n_frames:
+        start = (t - n_frames) // 2
+        return seq[start : start + n_frames]
+    return np.pad(seq, ((0, n_frames - t), (0, 0)))
+
+
+@dataclass(frozen=True, eq=False)
+class Normaliser:
+    """Per-feature mean/std (and optional selected columns), fitted on training data only.
+
+    Attributes:
+        mean, std: ``(D,)`` statistics of the training inputs (``std`` floored: a constant
+            column gets 1.0).
+        keep: selected feature columns (vector inputs with ``select_k``), or ``None``.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    keep: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray | None = None, *, select_k: int = 0) -> Normaliser:
+        """Statistics of the training inputs ``x`` ``(N, D)`` or ``(N, T, D)``; with
+        ``select_k`` (vectors only) the ``k`` best columns by ANOVA F on ``y`` are kept."""
+        keep = None
+        if x.ndim == 2 and 0 < select_k < x.shape[1]:
+            from sklearn.feature_selection import SelectKBest, f_classif
+
+            sel = SelectKBest(f_classif, k=select_k).fit(x, y)
+            keep = np.flatnonzero(sel.get_support())
+            x = x[:, keep]
+        flat = x.reshape(-1, x.shape[-1])
+        std = flat.std(axis=0)
+        return cls(flat.mean(axis=0), np.where(std > 1e-8, std, 1.0), keep)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.keep is not None:
+            x = x[..., self.keep]
+        return np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)
+
+    def arrays(self, prefix: str = "norm.") -> dict[str, np.ndarray]:
+        """The statistics as arrays for the artifact's safetensors."""
+        out = {f"{prefix}mean": np.asarray(self.mean, np.float32),
+               f"{prefix}std": np.asarray(self.std, np.float32)}
+        if self.keep is not None:
+            out[f"{prefix}keep"] = np.asarray(self.keep, np.int64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "norm.") -> Normaliser:
+        """Inverse of :meth:`arrays` (``KeyError`` when mean/std are missing)."""
+        keep = arrays.get(f"{prefix}keep")
+        return cls(np.asarray(arrays[f"{prefix}mean"], np.float32),
+                   np.asarray(arrays[f"{prefix}std"], np.float32),
+                   None if keep is None else np.asarray(keep, np.int64))
+
+
+@dataclass(frozen=True)
+class PreparedWave:
+    """A waveform ready for the features, with what was known before trimming."""
+
+    wave: np.ndarray
+    duration: float  #: seconds at :attr:`Preprocess.sr`, before trimming
+    silent: bool  #: loudest frame below -60 dBFS (then never trimmed)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Waveform -> network input, the same at training and at serving time.
+
+    Attributes:
+        sr: sample rate the features read, Hz.
+        trim: cut leading/trailing silence more than ``top_db`` below the loudest frame
+            (never on silent input).
+        top_db: the trimming threshold, dB.
+        loudness: loudness handling before the features.
+        feature: registered feature name (:mod:`emovox.features`); ``None`` when an old
+            artifact did not record it.
+        feature_params: overrides of the feature's default parameters.
+        n_frames: sequences are centre-cropped / zero-padded at the end to this many frames
+            (0 = unchanged).
+        norm: normaliser statistics (``None`` = identity, e.g. scikit-learn pipelines that
+            scale inside).
+        frontend: stored NumPy log-mel front end (``feature == "logmel"`` only); without it
+            the feature is computed by :func:`emovox.features.extract` (librosa).
+    """
+
+    sr: int = TARGET_SR
+    trim: bool = False
+    top_db: float = TRIM_TOP_DB
+    loudness: Loudness = Loudness.NONE
+    feature: str | None = DEFAULT_FEATURE
+    feature_params: dict[str, Any] = field(default_factory=dict)
+    n_frames: int = 0
+    norm: Normaliser | None = field(default=None, compare=False, repr=False)
+    frontend: LogMelFrontEnd | None = field(default=None, compare=False, repr=False)
+    #: the stored front end's parameters as read from model.json (arrays attached on read)
+    frontend_params: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.sr, int) and self.sr > 0):
+            raise ValueError(f"sr must be a positive integer, got {self.sr!r}")
+        if not (isinstance(self.top_db, (int, float)) and math.isfinite(self.top_db)
+                and self.top_db > 0):
+            raise ValueError(f"top_db must be a positive number, got {self.top_db!r}")
+        if not (isinstance(self.n_frames, int) and self.n_frames >= 0):
+            raise ValueError(f"n_frames must be a non-negative integer, got {self.n_frames!r}")
+        if not isinstance(self.feature_params, dict):
+            raise ValueError(f"feature_params must be a mapping, got {self.feature_params!r}")
+        object.__setattr__(self, "loudness", Loudness(self.loudness))
+        object.__setattr__(self, "top_db", float(self.top_db))
+        object.__setattr__(self, "trim", bool(self.trim))
+
+    # -- building ---------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> Preprocess:
+        """A copy with ``changes`` (e.g. ``norm=Normaliser.fit(x)``)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- the steps --------------------------------------------------------------------------
+    def prepare(self, wave: np.ndarray, sr: int) -> PreparedWave:
+        """Mono, finite check, resample to :attr:`sr`, trim (unless silent)."""
+        x = np.asarray(wave)
+        if x.ndim == 2 and x.shape[0] < x.shape[1] and x.shape[0] <= 8:
+            x = to_mono(x, channel_axis=0)  # (n_channels, n_samples)
+        else:
+            x = to_mono(x)
+        if x.size == 0:
+            raise EmptyAudio("the waveform has no samples")
+        if not np.all(np.isfinite(x)):
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise InvalidSamples(f"the waveform contains {bad} non-finite (NaN/inf) samples")
+        if int(sr) != self.sr:
+            x = resample(x, int(sr), self.sr)
+        duration = len(x) / self.sr
+        silent = is_silent(x)
+        if self.trim and not silent:
+            t = trim_silence(x, self.sr, top_db=self.top_db)
+            if 0 < len(t) < len(x):
+                x = np.ascontiguousarray(t)
+        return PreparedWave(x, duration, bool(silent))
+
+    def prepare_wave(self, wave: np.ndarray, sr: int) -> np.ndarray:
+        """The waveform the features see (see :meth:`prepare`)."""
+        return self.prepare(wave, sr).wave
+
+    def features(self, wave: np.ndarray) -> np.ndarray:
+        """Feature of a prepared waveform: ``(T, F)`` for sequences, ``(F,)`` for vectors."""
+        if self.frontend is not None:
+            return self.frontend(wave)
+        if self.feature is None:
+            raise ValueError("this preprocessing does not say which feature the model reads")
+        from emovox.features import extract
+
+        return extract(self.feature, wave, self.sr, **self.feature_params)
+
+    def fit_length(self, feats: np.ndarray) -> np.ndarray:
+        """Crop/pad a ``(T, F)`` sequence to :attr:`n_frames` (vectors pass unchanged)."""
+        if self.n_frames and np.ndim(feats) == 2:
+            return pad_or_crop(np.asarray(feats, np.float32), self.n_frames)
+        return np.asarray(feats, np.float32)
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """Apply the normaliser (identity without one) to ``(..., F)`` float input."""
+        if self.norm is None:
+            return np.ascontiguousarray(x, dtype=np.float32)
+        return self.norm(x)
+
+    def network_input(self, feats: np.ndarray) -> np.ndarray:
+        """Normalised network input ``(T', F')`` (or ``(F',)``) of one item's features."""
+        return self.normalise(self.fit_length(feats))
+
+    # -- (de)serialisation ------------------------------------------------------------------
+    def to_params(self) -> dict[str, Any]:
+        """The JSON part (arrays of the normaliser and front end are stored separately)."""
+        return {
+            "sr": self.sr, "trim": self.trim, "top_db": self.top_db,
+            "loudness": self.loudness.value, "feature": self.feature,
+            "feature_params": dict(self.feature_params), "n_frames": self.n_frames,
+            "frontend": self.frontend.params() if self.frontend is not None
+            else self.frontend_params,
+            "normaliser": self.norm is not None,
+        }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Preprocess:
+        """Scalars of :meth:`to_params` (arrays are attached by the artifact reader).
+        Raises ``ValueError``/``TypeError`` naming the bad field."""
+        known = {"sr", "trim", "top_db", "loudness", "feature", "feature_params", "n_frames",
+                 "frontend", "normaliser"}
+        unknown = set(params) - known
+        if unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)}")
+        feature = params.get("feature", DEFAULT_FEATURE)
+        if feature is not None and not isinstance(feature, str):
+            raise ValueError(f"feature must be a string, got {feature!r}")
+        trim = params.get("trim", False)
+        if not isinstance(trim, bool):
+            raise ValueError(f"trim must be true or false, got {trim!r}")
+        fe = params.get("frontend")
+        if fe is not None and not isinstance(fe, dict):
+            raise ValueError(f"frontend must be an object, got {fe!r}")
+        return cls(
+            frontend_params=fe, sr=params.get("sr", TARGET_SR), trim=trim,
+            top_db=params.get("top_db", TRIM_TOP_DB),
+            loudness=Loudness(params.get("loudness", Loudness.NONE.value)), feature=feature,
+            feature_params=params.get("feature_params") or {},
+            n_frames=params.get("n_frames", 0) or 0,
+        )

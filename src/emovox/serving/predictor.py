@@ -1,0 +1,371 @@
+"""Prediction with a trained model: one :class:`Predictor` for the CLI, the REST API and the
+web app.
+
+::
+
+    from emovox.serving.predictor import Predictor
+    pred = Predictor.from_artifact("runs/crnn/model")      # or None: the bundled model
+    pred.predict_file("clip.wav").to_dict()
+    # {"label": "angry", "confidence": 0.71, "probabilities": {...}, "arousal": 0.52, ...}
+
+What a prediction does, exactly as in training: the artifact's
+:class:`~emovox.preprocess.Preprocess` (the same object the training inputs were built with):
+
+1. mono, resampled to 16 kHz with soxr (:func:`emovox.audio.resample`);
+2. leading/trailing silence trimmed (``top_db`` 40) unless the whole signal is silent;
+3. log-mel ``(T, 64)`` by :class:`emovox.features.frontend.LogMelFrontEnd` (NumPy; its filterbank is
+   stored in the artifact), centre-cropped or zero-padded at the end to ``n_frames``;
+4. standardised with the training mean/std stored in the artifact (NumPy);
+5. the network: ONNX Runtime (``model.onnx``, written by ``emovox export`` /
+   :func:`emovox.training.export.export_onnx`) or PyTorch (same probabilities within 1e-4);
+6. ``softmax(logits / T)`` with the temperature ``T`` fitted on the cross-validation's
+   out-of-fold predictions (:mod:`emovox.calibration`) and stored in the artifact
+   (``T = 1`` when the artifact has none).
+
+Importing this module imports neither torch nor librosa. PyTorch is imported by the
+``"torch"`` backend only. The stored NumPy front end needs no librosa call, but loading it
+imports :mod:`emovox.features.frontend`, whose package ``__init__`` still imports librosa
+(until :mod:`emovox.features` imports its extractors lazily); without a stored front end it
+is built with librosa (a warning says so).
+
+``arousal`` and ``valence`` of a :class:`Prediction` are *derived* from the class
+probabilities with the fixed mapping of :mod:`emovox.affect`; the model does not predict them.
+
+Silent input (the loudest 64 ms frame below -60 dBFS) is not an error: the prediction is
+still computed (on the untrimmed signal, it is meaningless) and flagged ``silent=True`` so
+callers can show "silence" instead of a label.
+
+A :class:`Predictor` is safe to share between threads: ONNX Runtime sessions support
+concurrent ``run`` calls, and the PyTorch backend serialises calls with a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.affect import DERIVED_NOTE, prototype_matrix
+from emovox.artifact import (
+    BUNDLED_MODELS,
+    ONNX_FILE,
+    Artifact,
+    ArtifactError,
+    ArtifactMeta,
+    ModelKind,
+    model_digest,
+    read_artifact,
+    resolve_model_path,
+    weights_digest,
+)
+from emovox.audio import AudioSource, load_audio
+from emovox.calibration import softmax
+from emovox.preprocess import Preprocess
+from emovox.serving.runners import OnnxRunner, Runner, SklearnRunner, TorchRunner
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BACKENDS", "Prediction", "Predictor"]
+
+BACKENDS = ("auto", "onnx", "torch")
+_MAX_BATCH = 64  # items per network call in predict_batch / predict_proba_features
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one clip.
+
+    Attributes:
+        label: the most probable emotion.
+        confidence: its (calibrated) probability.
+        probabilities: calibrated probability of every label, in the model's label order.
+        arousal, valence: **derived** from ``probabilities`` (probability-weighted circumplex
+            prototypes, :mod:`emovox.affect`), each in [-1, 1]; not predicted by the model.
+        duration: length of the input in seconds (at 16 kHz, before silence trimming).
+        silent: the input is silent; the label is then meaningless (show "silence").
+        source: file name, ``"<bytes>"`` or ``"<array>"``.
+    """
+
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    arousal: float
+    valence: float
+    duration: float
+    silent: bool
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types; ``derived`` names the fields that are not model outputs."""
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "probabilities": dict(self.probabilities),
+            "arousal": self.arousal,
+            "valence": self.valence,
+            "derived": ["arousal", "valence"],
+            "derived_note": DERIVED_NOTE,
+            "duration": self.duration,
+            "silent": self.silent,
+            "source": self.source,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# The predictor
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Predictor:
+    """A loaded model ready to predict; build it with :meth:`from_artifact`.
+
+    Attributes:
+        labels: output label order.
+        artifact_meta: the artifact's validated ``model.json``.
+        temperature: calibration temperature applied to the logits (1.0 = none stored).
+        model_id: ``"<model name>-<first 12 hex of the SHA-256 of every file it uses>"``
+            (:func:`emovox.artifact.model_digest`).
+        backend: ``"onnx"``, ``"torch"`` or ``"sklearn"``.
+        path: the artifact folder.
+        preprocess: waveform -> network input (:class:`~emovox.preprocess.Preprocess`).
+        runner: network input -> logits (:mod:`emovox.serving.runners`).
+    """
+
+    labels: tuple[str, ...]
+    artifact_meta: ArtifactMeta
+    temperature: float
+    model_id: str
+    backend: str
+    path: Path
+    preprocess: Preprocess = field(repr=False)
+    runner: Runner = field(repr=False)
+    _protos: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._protos = prototype_matrix(self.labels)
+
+    # -- views kept for callers ---------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Flat view of ``model.json`` (name, n_params, trained_on, cross_validation, ...)."""
+        return self.artifact_meta.card_view()
+
+    @property
+    def sr(self) -> int:
+        return self.preprocess.sr
+
+    @property
+    def n_frames(self) -> int:
+        return self.preprocess.n_frames
+
+    @property
+    def trim(self) -> bool:
+        return self.preprocess.trim
+
+    @property
+    def top_db(self) -> float:
+        return self.preprocess.top_db
+
+    def features(self, wave: np.ndarray) -> np.ndarray:
+        """The model's feature of a prepared waveform (see :meth:`Preprocess.features`)."""
+        return self.preprocess.features(wave)
+
+    # -- loading ------------------------------------------------------------------------
+    @classmethod
+    def from_artifact(
+        cls, path: str | Path | None = None, *, backend: str = "auto", threads: int | None = None
+    ) -> Predictor:
+        """Load the artifact folder ``path`` (``None``: the bundled default model).
+
+        Args:
+            path: folder with ``model.json`` (+ ``weights.safetensors``, ``model.onnx``), or
+                a bundled model name (``default``, ``accurate``).
+            backend: ``"onnx"`` (needs ``model.onnx``), ``"torch"``, or ``"auto"`` (ONNX when
+                ``model.onnx`` exists, else PyTorch). Classical models use scikit-learn.
+            threads: intra-op threads of ONNX Runtime / PyTorch (``None``: library default;
+                note ``torch.set_num_threads`` is process-wide).
+
+        Raises:
+            ArtifactError: missing, malformed or unusable artifact (one line naming the
+                file), or ``model.onnx`` missing/stale for ``backend="onnx"``.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if path is None or str(path) in BUNDLED_MODELS:
+            path = resolve_model_path(path)
+            if not (path / "model.json").is_file():
+                raise ArtifactError(
+                    "no bundled default model is installed with this version of emovox "
+                    f"(expected {path}); pass the folder of a trained model instead (an "
+                    "artifact saved by 'emovox evaluate --save-models' or save_model)"
+                )
+        path = Path(path)
+        if not path.exists():
+            raise ArtifactError(f"model folder {path} does not exist")
+        art = read_artifact(path)
+        meta = art.meta
+        pre = _serving_preprocess(meta, path)
+        model_id = f"{meta.name}-{model_digest(path, meta)[:12]}"
+        if meta.kind is ModelKind.SKLEARN:
+            runner: Runner = SklearnRunner(art.pipeline, meta.n_classes)
+        else:
+            runner = _network_runner(art, backend, threads)
+        return cls(labels=meta.labels, artifact_meta=meta, temperature=meta.temperature,
+                   model_id=model_id, backend=runner.backend, path=path, preprocess=pre,
+                   runner=runner)
+
+    def describe(self) -> dict[str, Any]:
+        """What the API/web app show about the model (plain JSON types)."""
+        meta = self.artifact_meta
+        return {
+            "model_id": self.model_id,
+            "backend": self.backend,
+            "labels": list(self.labels),
+            "temperature": self.temperature,
+            "calibration": meta.calibration.report,
+            "sr": self.sr,
+            "n_frames": self.n_frames,
+            "trim": self.trim,
+            "package_version": meta.package_version or None,
+            "metrics": meta.metrics or {},
+            "derived_note": DERIVED_NOTE,
+        }
+
+    # -- prediction ---------------------------------------------------------------------
+    def predict_proba_features(self, feats: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Calibrated probabilities ``(B, n_labels)`` (float64) of raw (un-normalised)
+        features: ``(B, T, D)`` log-mel dB, or a list of ``(T, D)`` arrays. Each item is
+        padded/cropped to :attr:`n_frames` first."""
+        items = list(feats) if not isinstance(feats, np.ndarray) else feats
+        if len(items) == 0:
+            return np.zeros((0, len(self.labels)))
+        if self.n_frames:
+            items = [self.preprocess.fit_length(f) for f in items]
+        shapes = {np.shape(f) for f in items}
+        if len(shapes) == 1:
+            groups = [np.asarray(items, np.float32)]
+        else:  # variable-length input to a model without n_frames: one at a time
+            groups = [np.asarray(f, np.float32)[None] for f in items]
+        out = []
+        for g in groups:
+            for s in range(0, len(g), _MAX_BATCH):
+                out.append(self._proba(self.preprocess.normalise(g[s : s + _MAX_BATCH])))
+        return np.concatenate(out)
+
+    def predict_wave(self, wave: np.ndarray, sr: int, *, source: str = "<array>") -> Prediction:
+        """Predict one waveform: ``(n_samples,)`` or ``(n_samples, n_channels)``, any rate
+        (resampled to 16 kHz), full scale 1.0."""
+        return self.predict_batch([wave], sr, sources=[source])[0]
+
+    def predict_batch(
+        self, waves: Sequence[np.ndarray], sr: int, *, sources: Sequence[str] | None = None
+    ) -> list[Prediction]:
+        """Predict several waveforms at sample rate ``sr`` with one network call per
+        64 clips (all clips are padded/cropped to the same length)."""
+        if sources is not None and len(sources) != len(waves):
+            raise ValueError(f"{len(waves)} waves but {len(sources)} sources")
+        prepared = [self.preprocess.prepare(w, sr) for w in waves]
+        probs = self.predict_proba_features([self.preprocess.features(p.wave) for p in prepared])
+        return [
+            self._make_prediction(p, pw.duration, pw.silent, sources[i] if sources else "<array>")
+            for i, (p, pw) in enumerate(zip(probs, prepared, strict=True))
+        ]
+
+    def predict_file(
+        self,
+        path_or_bytes: AudioSource,
+        *,
+        filename: str | None = None,
+        max_duration: float | None = None,
+    ) -> Prediction:
+        """Decode a file (or its bytes) with :func:`emovox.audio.load_audio` and predict it.
+
+        Raises:
+            emovox.errors.AudioError: the typed decoding errors of ``load_audio``
+                (AudioFileNotFound, NotAudio, EmptyAudio, AudioTooLong, ...).
+        """
+        audio = load_audio(path_or_bytes, sr=self.sr, trim=False, max_duration=max_duration,
+                           filename=filename)
+        return self.predict_wave(audio.wave, audio.sr, source=audio.source)
+
+    # -- internals ----------------------------------------------------------------------
+    def _proba(self, x: np.ndarray) -> np.ndarray:
+        logits = np.asarray(self.runner(x), np.float64)
+        return softmax(logits / self.temperature)
+
+    def _make_prediction(self, p: np.ndarray, duration: float, silent: bool,
+                         source: str) -> Prediction:
+        k = int(np.argmax(p))
+        a, v = (p / p.sum()) @ self._protos
+        return Prediction(
+            label=self.labels[k], confidence=float(p[k]),
+            probabilities={lab: float(q) for lab, q in zip(self.labels, p, strict=True)},
+            arousal=float(a), valence=float(v), duration=float(duration), silent=bool(silent),
+            source=source,
+        )
+
+
+def _serving_preprocess(meta: ArtifactMeta, path: Path) -> Preprocess:
+    """The artifact's preprocessing; a log-mel network without its stored front end gets one
+    built with librosa (a warning says so)."""
+    pre = meta.preprocess
+    if pre.feature is None:
+        raise ArtifactError(
+            f"{path / 'model.json'}: field preprocess.feature is missing (and the model is "
+            "not registered): which feature the model reads is unknown"
+        )
+    if meta.kind is ModelKind.TORCH and pre.feature == "logmel" and pre.frontend is None:
+        log.warning(
+            "%s: the artifact has no stored log-mel front end; building it with librosa "
+            "(run emovox.artifact.attach_inference or 'emovox export' to store it)", path,
+        )
+        from emovox.features import FEATURES
+        from emovox.features.frontend import LogMelFrontEnd
+
+        defaults = dict(FEATURES["logmel"].params)
+        bad = set(pre.feature_params) - set(defaults)
+        if bad:
+            raise ArtifactError(f"{path}: unknown logmel parameter(s) {sorted(bad)}")
+        return pre.replace(frontend=LogMelFrontEnd.from_params(
+            pre.sr, **{**defaults, **pre.feature_params}))
+    if pre.frontend is None:
+        log.info("%s: feature %r is computed with emovox.features", path, pre.feature)
+    return pre
+
+
+def _network_runner(art: Artifact, backend: str, threads: int | None) -> Runner:
+    """ONNX when asked for (or ``auto`` and ``model.onnx`` exists and matches the weights),
+    else PyTorch."""
+    path = art.path
+    onnx_file = path / ONNX_FILE
+    chosen = backend
+    if backend == "auto":
+        chosen = "onnx" if onnx_file.is_file() else "torch"
+    if chosen == "onnx":
+        problem = None
+        norm = art.meta.preprocess.norm
+        digest = weights_digest({**art.tensors, **(norm.arrays() if norm else {})})
+        recorded = art.meta.onnx.weights_sha256 if art.meta.onnx else None
+        if not onnx_file.is_file():
+            problem = f"{path}: {ONNX_FILE} is missing; run 'emovox export {path}' first"
+        elif recorded not in (None, digest):
+            problem = (f"{path}: {ONNX_FILE} was exported from other weights; re-run "
+                       f"'emovox export {path}'")
+        if problem:
+            if backend == "onnx":
+                raise ArtifactError(problem)
+            log.warning("%s; using PyTorch instead", problem)
+            chosen = "torch"
+    if chosen == "onnx":
+        return OnnxRunner(onnx_file, threads)
+    return TorchRunner(art, threads)

@@ -1,0 +1,116 @@
+"""One runner per backend: normalised network input ``(B, ...)`` float32 -> logits ``(B, C)``.
+
+* :class:`OnnxRunner`: ``model.onnx`` in ONNX Runtime (sessions are thread-safe);
+* :class:`TorchRunner`: the network rebuilt from ``weights.safetensors`` (imports torch when
+  constructed, never at import time); calls are serialised with a lock;
+* :class:`SklearnRunner`: a scikit-learn pipeline; returns ``log p`` (floored at 1e-12) so the
+  temperature applies to it like to logits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from emovox.artifact import Artifact, ArtifactError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["OnnxRunner", "Runner", "SklearnRunner", "TorchRunner", "build_network"]
+
+
+class Runner(Protocol):
+    """Anything that maps network input to logits."""
+
+    backend: str
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class OnnxRunner:
+    """``model.onnx`` on the CPU execution provider."""
+
+    backend = "onnx"
+
+    def __init__(self, onnx_file: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = int(threads)
+            so.inter_op_num_threads = 1
+        try:
+            self._sess = ort.InferenceSession(str(onnx_file), sess_options=so,
+                                              providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            msg = " ".join(str(exc).split())[:200]
+            raise ArtifactError(f"{onnx_file}: cannot be loaded by onnxruntime: {msg}") from None
+        self._in = self._sess.get_inputs()[0].name
+        self._out = self._sess.get_outputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._sess.run([self._out], {self._in: x})[0]  # session.run is thread-safe
+
+
+def build_network(artifact: Artifact) -> nn.Module:
+    """The torch network of a network artifact, weights loaded, in eval mode (imports torch
+    and the network's ``emovox.models`` module)."""
+    import torch
+
+    meta = artifact.meta
+    if meta.network is None:
+        raise ArtifactError(f"{artifact.path}: not a network artifact")
+    module = importlib.import_module(meta.network.module)  # prefix checked by the reader
+    net = module.build_net(meta.n_classes, meta.network.input_shape, **meta.network.params)
+    state = {k[4:]: torch.from_numpy(np.array(v)) for k, v in artifact.tensors.items()}
+    try:
+        net.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError) as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise ArtifactError(f"{artifact.path / 'weights.safetensors'}: does not fit the "
+                            f"network: {msg}") from None
+    net.eval()
+    return net
+
+
+class TorchRunner:
+    """The PyTorch network (one call at a time)."""
+
+    backend = "torch"
+
+    def __init__(self, artifact: Artifact, threads: int | None = None) -> None:
+        import torch
+
+        self._torch = torch
+        self.net = build_network(artifact)
+        if threads:
+            torch.set_num_threads(int(threads))
+        self._lock = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with self._lock, self._torch.inference_mode():
+            return self.net(self._torch.from_numpy(x)).numpy()
+
+
+class SklearnRunner:
+    """A fitted scikit-learn pipeline; ``log`` of its probabilities, every class present."""
+
+    backend = "sklearn"
+
+    def __init__(self, pipeline: Any, n_classes: int) -> None:
+        self.pipeline = pipeline
+        self.n_classes = n_classes
+        self._lock = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            p = self.pipeline.predict_proba(np.asarray(x, np.float64))
+        out = np.zeros((len(p), self.n_classes))
+        out[:, self.pipeline.classes_] = p
+        return np.log(np.clip(out, 1e-12, 1.0))
