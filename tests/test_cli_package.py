@@ -1,5 +1,5 @@
-"""The command line stays light: ``emovox --help`` and ``emovox models`` import no heavy
-library (torch, librosa, sklearn, streamlit, fastapi, uvicorn)."""
+"""The cli package: ``emovox --help`` and ``emovox models`` import no heavy library (torch,
+librosa, sklearn, streamlit, fastapi, uvicorn); ``scan`` counts clips per label."""
 
 from __future__ import annotations
 
@@ -38,3 +38,18 @@ def test_heavy_check_can_fail():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(SRC)})
     assert "HEAVY ['sklearn']" in r.stdout, r.stderr
+
+
+def test_scan_counts_clips_per_label(fake_ravdess, tmp_path):
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    res = CliRunner().invoke(app, ["scan", str(fake_ravdess)])
+    assert res.exit_code == 0, res.output
+    assert "96 files (96 labelled" in res.output and "6 speakers" in res.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in res.output.splitlines() if line.count("│") == 3}
+    assert len(rows) == 8 and set(rows.values()) == {"12"}
+    missing = CliRunner().invoke(app, ["scan", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "error:" in missing.output
