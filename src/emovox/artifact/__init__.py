@@ -53,6 +53,7 @@ from emovox.artifact.paths import (
     default_model_path,
     file_digest,
     model_digest,
+    model_folder,
     resolve_model_path,
     weights_digest,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "read_meta",
     "read_tensors",
     "replace_folder",
+    "model_folder",
     "resolve_model_path",
     "save_model",
     "skops_types",

@@ -23,6 +23,7 @@ __all__ = [
     "default_model_path",
     "file_digest",
     "model_digest",
+    "model_folder",
     "resolve_model_path",
     "weights_digest",
 ]
@@ -57,6 +58,18 @@ def resolve_model_path(path: str | Path | None) -> Path:
     if str(path) in BUNDLED_MODELS and not Path(path).exists():
         return Path(str(resources.files("emovox"))) / BUNDLED_MODELS[str(path)]
     return Path(path)
+
+
+def model_folder(path: str | Path) -> Path:
+    """A bundled model name or a folder -> the absolute model folder.
+
+    Raises:
+        FileNotFoundError: the folder has no ``model.json``.
+    """
+    folder = resolve_model_path(path)
+    if not (folder / MODEL_JSON).is_file():
+        raise FileNotFoundError(f"{folder} is not a model folder (no model.json)")
+    return folder.resolve()
 
 
 def weights_digest(tensors: dict[str, np.ndarray]) -> str:

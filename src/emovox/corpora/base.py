@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -74,6 +74,11 @@ class CorpusScan:
     @property
     def unmapped(self) -> list[Utterance]:
         return [u for u in self.utterances if u.emotion is None]
+
+    def label_counts(self) -> dict[str, int]:
+        """Clips per label: the canonical emotion, or ``(raw label)`` for unmapped files."""
+        return dict(Counter(str(u.emotion) if u.emotion else f"({u.raw_label})"
+                            for u in self.utterances))
 
     def summary(self, examples: int = 3) -> str:
         """One human-readable paragraph: counts plus a few examples of each problem."""

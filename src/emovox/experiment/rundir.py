@@ -35,6 +35,7 @@ import logging
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -134,6 +135,15 @@ class RunRecord:
 
 
 # ---------------------------------------------------------------------------- writing
+
+
+#: parent of the run directories named by :func:`default_run_dir`
+RUNS_DIR = Path("runs")
+
+
+def default_run_dir(name: str) -> Path:
+    """``runs/<name>-<YYYYmmdd-HHMMSS>``: where a run goes when no ``--out`` is given."""
+    return RUNS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def is_run_dir(path: Path) -> bool:
@@ -367,8 +377,8 @@ def read_cv_run(run: Path, model: str) -> CvRun:
 
 
 __all__ = [
-    "PREDICTION_COLUMNS", "CvRun", "Prediction", "Predictions", "RunDirError", "RunRecord",
-    "check_run_destination", "fit_from_predictions_csv", "is_run_dir", "read_cv_run",
-    "read_metrics", "read_predictions", "read_probabilities", "read_run", "staged_run_dir",
-    "write_predictions", "write_run",
+    "PREDICTION_COLUMNS", "RUNS_DIR", "CvRun", "Prediction", "Predictions", "RunDirError",
+    "RunRecord", "check_run_destination", "default_run_dir", "fit_from_predictions_csv",
+    "is_run_dir", "read_cv_run", "read_metrics", "read_predictions", "read_probabilities",
+    "read_run", "staged_run_dir", "write_predictions", "write_run",
 ]

@@ -195,6 +195,34 @@ def predict_one(predictor: Any, path: Path, max_duration: float | None) -> dict[
         return row_for(path, None, failure_message(exc))
 
 
+@dataclass(frozen=True)
+class FileOutcome:
+    """One file of ``emovox predict``: its prediction, or why it failed (never both)."""
+
+    path: Path
+    prediction: Any | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"path", **prediction.to_dict(), "error": None}`` or ``{"path", "error"}``."""
+        if self.prediction is None:
+            return {"path": str(self.path), "error": self.error}
+        return {"path": str(self.path), **self.prediction.to_dict(), "error": None}
+
+
+def predict_files(predictor: Any, files: Iterable[Path], *,
+                  max_duration: float | None) -> list[FileOutcome]:
+    """Predict each file in turn; a file that fails becomes an outcome naming the error and
+    never stops the others."""
+    out: list[FileOutcome] = []
+    for f in files:
+        try:
+            out.append(FileOutcome(f, predictor.predict_file(f, max_duration=max_duration)))
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
+            out.append(FileOutcome(f, error=failure_message(exc)))
+    return out
+
+
 @lru_cache(maxsize=4)
 def _worker_predictor(artifact: str | None, backend: str) -> Any:
     from emovox.serving.predictor import Predictor

@@ -1,0 +1,103 @@
+"""What every command group shares: exit codes and the error -> exit code mapping, logging
+set-up, option parsing helpers and the option types used by several commands."""
+
+from __future__ import annotations
+
+import logging
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.logging import RichHandler
+
+from emovox.cli.render import err_console, error
+from emovox.errors import EmovoxError
+
+
+class ExitCode(IntEnum):
+    """Process exit status of every command."""
+
+    OK = 0
+    FAILED = 1  # some inputs failed (the others were processed)
+    USAGE = 2  # usage or input error: nothing was done
+
+
+#: Errors a user can cause (bad option, missing file, unreadable corpus...): a one-line
+#: message and exit code 2, never a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (EmovoxError, ValueError, OSError)
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print ``exc`` as a one-line error and exit with :attr:`ExitCode.USAGE`."""
+    error(exc)
+    raise typer.Exit(int(ExitCode.USAGE))
+
+
+def exit_failed(message: str) -> NoReturn:
+    """Some inputs failed: say so on stderr and exit with :attr:`ExitCode.FAILED`."""
+    err_console.print(message)
+    raise typer.Exit(int(ExitCode.FAILED))
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+def csv_list(value: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``."""
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``-p KEY=VALUE`` items -> a dict, each value read as YAML (numbers, booleans...)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def model_params(model: str, items: list[str]) -> dict[str, Any]:
+    """``-p KEY=VALUE`` items for ``model``, typed; exit 2 naming the valid keys on a bad
+    one. Imports only the (light) model registry: runs before any heavy import."""
+    from emovox.models import validate_params
+
+    try:
+        return validate_params(model, parse_params(items))
+    except (EmovoxError, ValueError) as exc:
+        fail(exc)
+
+
+def need_module(module: str, extra: str) -> None:
+    """Exit 2 with the pip command to run when an optional dependency is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        fail(RuntimeError(f"{module} is not installed; pip install 'emovox[{extra}]'"))
+
+
+# Option types shared by several commands.
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", help="Model folder, or a bundled model: default (fast "
+                 "crnn) or accurate (compare_lrcv). Default: default."),
+]
+BackendOpt = Annotated[str, typer.Option(help="Inference engine: auto, onnx or torch.")]
+ParamOpt = Annotated[
+    list[str], typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable).")
+]
+SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Extraction processes.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v")]
+CorpusOpt = Annotated[str, typer.Option(help="Corpus reader.")]
+DataOpt = Annotated[Path, typer.Option("--data", help="Corpus root directory.")]

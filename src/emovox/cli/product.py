@@ -1,0 +1,119 @@
+"""Product commands: ``predict``, ``batch``, ``timeline``. Each calls :mod:`emovox.serving`
+and hands the result to :mod:`emovox.cli.render`; exit code 1 when some inputs failed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emovox.cli import render
+from emovox.cli.common import (
+    USER_ERRORS,
+    BackendOpt,
+    ModelOpt,
+    exit_failed,
+    fail,
+    setup_logging,
+)
+
+
+def predict(
+    files: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg, mp3, m4a...).")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON with all probabilities.")] = False,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, max=8, help="Probabilities shown.")] = 3,
+    model: ModelOpt = None,
+    backend: BackendOpt = "auto",
+    max_duration: Annotated[
+        float, typer.Option(help="Refuse longer files (s); use `timeline` for long ones.")
+    ] = 600.0,
+) -> None:
+    """Which emotion does each clip carry? Exit code 1 if any file failed."""
+    import json
+
+    from emovox.serving.batch import predict_files
+    from emovox.serving.params import check_max_duration
+    from emovox.serving.predictor import Predictor
+
+    setup_logging(False)
+    try:
+        max_duration = check_max_duration(max_duration, "--max-duration")
+        predictor = Predictor.from_artifact(model, backend=backend)
+    except USER_ERRORS as exc:
+        fail(exc)
+    outcomes = predict_files(predictor, files, max_duration=max_duration)
+    if json_out:
+        results = [o.to_dict() for o in outcomes]
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    else:
+        render.predictions(predictor.model_id, outcomes, top)
+    failed = sum(o.error is not None for o in outcomes)
+    if failed:
+        exit_failed(f"{failed} of {len(files)} files failed")
+
+
+def batch(
+    inputs: Annotated[list[str], typer.Argument(help="Folders (recursive), files or globs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="results.csv or results.jsonl")],
+    workers: Annotated[int, typer.Option(help="Parallel workers.")] = 2,
+    engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
+    ] = None,
+    model: ModelOpt = None,
+    backend: BackendOpt = "auto",
+    max_duration: Annotated[float, typer.Option(help="Refuse longer files (s).")] = 600.0,
+    retry_errors: Annotated[
+        bool, typer.Option("--retry-errors/--no-retry-errors",
+                           help="Try files again whose row in --out is an error.")
+    ] = True,
+) -> None:
+    """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows.
+    Exit code 1 if any file failed."""
+    from emovox.serving.batch import Engine, run_batch
+
+    setup_logging(False)
+    try:
+        eng = Engine(engine)
+        with render.batch_progress() as progress:
+            s = run_batch(
+                inputs, out, artifact=model, backend=backend, workers=workers, engine=eng,
+                scheduler=scheduler, max_duration=max_duration, retry_errors=retry_errors,
+                progress=progress,
+            )
+    except (*USER_ERRORS, ImportError) as exc:
+        fail(exc)
+    render.batch_summary(s, out)
+    if s.failed:
+        exit_failed(f"{s.failed} files failed (error rows in {out})")
+
+
+def timeline(
+    file: Annotated[Path, typer.Argument(help="A (long) recording.")],
+    window: Annotated[float, typer.Option(help="Window length (s).")] = 3.0,
+    hop: Annotated[float, typer.Option(help="Hop between windows (s).")] = 1.5,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Segments as CSV on stdout.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Summary + segments as JSON.")] = False,
+    model: ModelOpt = None,
+    backend: BackendOpt = "auto",
+) -> None:
+    """An emotion timeline of a long recording, streamed so memory stays flat."""
+    import json
+
+    from emovox.serving.predictor import Predictor
+    from emovox.serving.timeline import build_timeline, write_timeline_csv
+
+    setup_logging(False)
+    try:
+        predictor = Predictor.from_artifact(model, backend=backend)
+        tl = build_timeline(predictor, file, window=window, hop=hop)
+    except USER_ERRORS as exc:
+        fail(exc)
+    if json_out:
+        print(json.dumps(tl.to_dict(), indent=2))
+    elif csv_out:
+        write_timeline_csv(tl, sys.stdout)
+    else:
+        render.timeline(tl, file.name, window, hop)

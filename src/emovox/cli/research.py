@@ -1,0 +1,223 @@
+"""Research commands: ``evaluate``, ``scan``, ``report``, ``fuse``, ``models``, ``train``,
+``export``. Each parses its options, calls :mod:`emovox.experiment` (or corpora, models,
+training) and hands the result to :mod:`emovox.cli.render`; heavy imports stay inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emovox.cli import render
+from emovox.cli.common import (
+    USER_ERRORS,
+    CorpusOpt,
+    DataOpt,
+    JobsOpt,
+    ParamOpt,
+    SeedOpt,
+    VerboseOpt,
+    csv_list,
+    fail,
+    model_params,
+    setup_logging,
+)
+from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
+
+
+def evaluate(
+    data: DataOpt,
+    model: Annotated[str, typer.Option("--model", help="Model name (see `emovox models`).")] = (
+        "egemaps_logreg"
+    ),
+    protocol: Annotated[Protocol, typer.Option(help="Speaker split protocol.")] = Protocol.EMOBOX,
+    corpus: CorpusOpt = "ravdess",
+    folds: Annotated[str, typer.Option(help="Run only these folds, e.g. '0,1'.")] = "",
+    speakers: Annotated[
+        str, typer.Option(help="Use only these speakers (corpus ids), e.g. '01,02,11'.")
+    ] = "",
+    channels: Annotated[
+        str, typer.Option(help="RAVDESS vocal channels to evaluate on: speech, song.")
+    ] = "speech",
+    train_extra: Annotated[
+        str, typer.Option(help="Extra RAVDESS channels for training only, e.g. 'song'.")
+    ] = "",
+    param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
+    val_speakers: Annotated[int, typer.Option(help="Validation speakers per fold.")] = 2,
+    augment: Annotated[
+        int, typer.Option(help="Augmented copies of each TRAINING clip (noise, pitch, stretch...).")
+    ] = 0,
+    save_models: Annotated[
+        bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
+    ] = False,
+    seed: SeedOpt = 0,
+    jobs: JobsOpt = 2,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Feature cache (default $EMOVOX_CACHE or ~/.cache/emovox).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-...).")] = (
+        None
+    ),
+    artifact: Annotated[
+        Path | None,
+        typer.Option(help="Score this trained model folder on --corpus instead of training "
+                     "('bundled' = the shipped model), over the classes both share."),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Cross-validate a model under a speaker split and write a run directory; or, with
+    --artifact, score a trained model on another corpus."""
+    if artifact is not None:
+        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose)
+        return
+    params = model_params(model, param)
+    from emovox.augment import AugmentConfig
+    from emovox.experiment.rundir import default_run_dir
+    from emovox.experiment.runner import run_experiment
+
+    setup_logging(verbose)
+    try:
+        cfg = ExperimentConfig(
+            data=DataConfig(
+                corpus=corpus, root=str(data), vocal_channels=csv_list(channels),
+                train_extra=csv_list(train_extra), speakers=csv_list(speakers),
+            ),
+            split=SplitConfig(
+                protocol=protocol, folds=tuple(int(k) for k in csv_list(folds)),
+                n_val_speakers=val_speakers,
+            ),
+            model=ModelConfig(name=model, params=params),
+            augment=AugmentConfig(variants=augment),
+            seed=seed,
+            cache_dir=str(cache_dir or ""),
+            n_jobs=jobs,
+            save_models=save_models,
+        )
+        out = out or default_run_dir(f"{model}-{protocol.value}")
+        with render.evaluate_progress() as bar:
+            res = run_experiment(cfg, out, progress=bar.features, on_epoch=bar.epoch,
+                                 on_fold=bar.fold)
+    except USER_ERRORS as exc:
+        fail(exc)
+    render.evaluation(res, model, protocol)
+
+
+def _evaluate_artifact(
+    artifact: Path, corpus: str, data: Path, out: Path | None, jobs: int, verbose: bool
+) -> None:
+    from emovox.experiment.crosscorpus import evaluate_artifact
+    from emovox.experiment.rundir import default_run_dir
+
+    setup_logging(verbose)
+    art = None if str(artifact) == "bundled" else artifact
+    out = out or default_run_dir(f"crosscorpus-{corpus}")
+    try:
+        res = evaluate_artifact(art, corpus, data, out, workers=jobs)
+    except USER_ERRORS as exc:
+        fail(exc)
+    render.crosscorpus(res, corpus, out)
+
+
+def scan(
+    data: Annotated[Path, typer.Argument(help="Corpus root directory.")],
+    corpus: CorpusOpt = "ravdess",
+) -> None:
+    """Read a corpus tree and report what it holds: counts, speakers, problems."""
+    from emovox.corpora import scan_corpus
+
+    setup_logging(False)
+    try:
+        sc = scan_corpus(corpus, data)
+    except USER_ERRORS as exc:
+        fail(exc)
+    render.scan(corpus, sc.summary(), sc.label_counts())
+
+
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories written by `evaluate`.")],
+) -> None:
+    """A Markdown results table from run directories (numbers read from metrics.json)."""
+    from emovox.experiment.report import collect_report, markdown_table
+
+    rep = collect_report(runs)
+    render.report(rep.problems, markdown_table(rep.rows))
+
+
+def fuse(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories of the same protocol.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
+    weights: Annotated[str, typer.Option(help="Comma-separated weights (default equal).")] = "",
+) -> None:
+    """Late fusion of finished CV runs: average their out-of-fold probabilities."""
+    from emovox.experiment.fuse import fuse_runs
+
+    try:
+        w = [float(x) for x in csv_list(weights)] or None
+        res = fuse_runs(runs, out, w)
+    except (*USER_ERRORS, KeyError) as exc:
+        fail(exc)
+    render.fusion(res, out)
+
+
+def models() -> None:
+    """List the registered models."""
+    from emovox.models import MODELS
+
+    render.models(list(MODELS.values()))
+
+
+def train(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    model: Annotated[str, typer.Option("--model", help="Registered model name.")] = "crnn",
+    corpus: CorpusOpt = "ravdess",
+    channels: Annotated[str, typer.Option(help="RAVDESS vocal channels.")] = "speech",
+    calibrate: Annotated[
+        Path | None,
+        typer.Option(help="CV run directory of the same model: temperature + model-card metrics."),
+    ] = None,
+    param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
+    seed: SeedOpt = 0,
+    jobs: JobsOpt = 2,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing model folder.")] = (
+        False
+    ),
+    no_onnx: Annotated[bool, typer.Option("--no-onnx", help="Skip the ONNX export.")] = False,
+    val_speakers: Annotated[
+        int, typer.Option(help="Hold out N speakers for early stopping / compare_lrcv's C "
+                          "(0 = train on every speaker for the model's fixed epochs).")
+    ] = 0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train a model on every speaker of a corpus and package it for `emovox predict`."""
+    params = model_params(model, param)
+    from emovox.experiment.package import train_bundle
+
+    setup_logging(verbose)
+    try:
+        cfg = ExperimentConfig(
+            data=DataConfig(corpus=corpus, root=str(data), vocal_channels=csv_list(channels)),
+            split=SplitConfig(n_val_speakers=val_speakers),
+            model=ModelConfig(name=model, params=params),
+            seed=seed, n_jobs=jobs,
+        )
+        b = train_bundle(cfg, out, calibrate=calibrate, force=force, onnx=not no_onnx)
+    except (*USER_ERRORS, ImportError) as exc:
+        fail(exc)
+    render.trained(model, b)
+
+
+def export(
+    model: Annotated[Path, typer.Argument(help="A trained neural model folder.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+) -> None:
+    """Export a neural model to ONNX (model.onnx beside its weights), verified against torch."""
+    from emovox.training.export import export_onnx
+
+    setup_logging(False)
+    try:
+        path = export_onnx(model, opset=opset)
+    except (*USER_ERRORS, ImportError) as exc:
+        fail(exc)
+    render.console.print(f"wrote {path}")

@@ -1,0 +1,112 @@
+"""Server commands: ``app`` (the Streamlit web app) and ``serve`` (the REST API). Streamlit,
+FastAPI and uvicorn are checked for and imported only when the command runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emovox.cli import render
+from emovox.cli.common import USER_ERRORS, fail, need_module, setup_logging
+
+ServeModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", envvar="EMOVOX_MODEL",
+                 help="Model folder, or a bundled model: default (fast crnn) or accurate "
+                 "(compare_lrcv)."),
+]
+MaxUploadOpt = Annotated[
+    float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", min=0.001, help="Upload limit (MB).")
+]
+MaxDurationOpt = Annotated[
+    float, typer.Option(envvar="EMOVOX_MAX_DURATION_S", min=0.001,
+                        help="Longest accepted recording (s).")
+]
+HostOpt = Annotated[str, typer.Option(help="Address to listen on (loopback by default).")]
+ServeBackendOpt = Annotated[
+    str, typer.Option(envvar="EMOVOX_BACKEND", help="auto, onnx or torch.")
+]
+
+
+def web_app(
+    model: ServeModelOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8501,
+    max_upload_mb: MaxUploadOpt = 25.0,
+    max_duration: MaxDurationOpt = 600.0,
+    backend: ServeBackendOpt = "auto",
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open a browser tab.")
+    ] = False,
+) -> None:
+    """Start the web app (Streamlit): upload or record a voice, see its emotion."""
+    import os
+    import subprocess
+
+    from emovox.serving.service import BACKENDS, Settings
+    from emovox.web import streamlit_command
+
+    need_module("streamlit", "web")
+    if backend not in BACKENDS:
+        fail(ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}"))
+    from emovox.artifact import model_folder
+
+    try:
+        folder = model_folder(model) if model is not None else None  # a bundled name or a folder
+    except FileNotFoundError as exc:
+        fail(exc)
+    settings = Settings(model=folder, max_upload_mb=max_upload_mb,
+                        max_duration_s=max_duration, backend=backend)
+    argv, env = streamlit_command(settings, host=host, port=port, headless=not open_browser)
+    env = {**os.environ, **env}
+    render.err_console.print(f"emovox web app on http://{host}:{port} (Ctrl-C to stop)")
+    if os.name == "posix":
+        os.execve(argv[0], argv, env)  # the app replaces this process
+    raise typer.Exit(subprocess.call(argv, env=env))  # pragma: no cover - not POSIX
+
+
+def serve(
+    model: ServeModelOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    max_upload_mb: MaxUploadOpt = 25.0,
+    max_duration: MaxDurationOpt = 600.0,
+    backend: ServeBackendOpt = "auto",
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Requests decoding/predicting at once, others wait "
+                     "(default: CPUs, at most 4)."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Inference threads (default: the engine's).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="EMOVOX_API_KEY", show_default=False,
+                     help="Require this key (X-API-Key header or Authorization: Bearer) on "
+                     "every request but /health and the docs."),
+    ] = None,
+) -> None:
+    """Start the REST API (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    need_module("fastapi", "api")
+    need_module("uvicorn", "api")
+    need_module("multipart", "api")
+    import uvicorn
+
+    from emovox.api.server import create_app, is_loopback
+    from emovox.serving.predictor import Predictor
+
+    setup_logging(False)
+    try:
+        predictor = Predictor.from_artifact(model, backend=backend, threads=threads)
+        api = create_app(predictor=predictor, max_bytes=int(max_upload_mb * 1024 * 1024),
+                         max_duration=max_duration, max_concurrency=concurrency,
+                         api_key=api_key or None)
+    except USER_ERRORS as exc:
+        fail(exc)
+    render.api_banner(host, port, predictor.model_id, predictor.backend, api_key=bool(api_key),
+                      exposed=not api_key and not is_loopback(host))
+    uvicorn.run(api, host=host, port=port, log_level=log_level)
