@@ -23,10 +23,10 @@ What a prediction does, exactly as in training: the artifact's
    (``T = 1`` when the artifact has none).
 
 Importing this module imports neither torch nor librosa. PyTorch is imported by the
-``"torch"`` backend only. The stored NumPy front end needs no librosa call, but loading it
-imports :mod:`emovox.features.frontend`, whose package ``__init__`` still imports librosa
-(until :mod:`emovox.features` imports its extractors lazily); without a stored front end it
-is built with librosa (a warning says so).
+``"torch"`` backend only. The stored NumPy front end needs no librosa (:mod:`emovox.features`
+imports librosa inside the functions that call it, so the ONNX path with a stored front end
+never imports it; a test checks this); without a stored front end it is built with librosa
+(a warning says so).
 
 ``arousal`` and ``valence`` of a :class:`Prediction` are *derived* from the class
 probabilities with the fixed mapping of :mod:`emovox.affect`; the model does not predict them.
