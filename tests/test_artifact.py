@@ -24,6 +24,7 @@ from emovox.artifact import (
     skops_types,
 )
 from emovox.serving.predictor import Predictor
+from emovox.training import build_model
 
 SR = 16000
 BUNDLED = default_model_path()  # the crnn (torch + onnx)
@@ -272,7 +273,7 @@ def test_training_and_serving_build_identical_network_input(tmp_path, fake_ravde
     """resnet_mlp (seed002 vectors): the experiment's extraction + TorchClassifier input vs
     the Predictor's Preprocess on the decoded file: bit-identical."""
     from emovox.config import DataConfig, ExperimentConfig, ModelConfig
-    from emovox.experiment import _extract_inputs
+    from emovox.experiment import featurise
     from emovox.features.cache import content_hash
     from emovox.models import get_model_spec
 
@@ -281,10 +282,10 @@ def test_training_and_serving_build_identical_network_input(tmp_path, fake_ravde
                            model=ModelConfig("resnet_mlp", {"epochs": 1}),
                            cache_dir=str(fake_cache), n_jobs=1)
     spec = get_model_spec("resnet_mlp")
-    items, errors, _, _ = _extract_inputs(cfg, spec, files, [content_hash(f) for f in files])
+    items, errors, _, _ = featurise(cfg, spec, files, [content_hash(f) for f in files])
     assert not errors
     y = np.arange(len(files)) % 8
-    model = spec.build(n_classes=8, seed=0, epochs=1)
+    model = build_model(spec, n_classes=8, seed=0, epochs=1)
     model.fit(np.stack(items), y, np.stack(items[:8]), y[:8])
     art = save_model(model, tmp_path / "m", cfg.to_dict())
     pred = Predictor.from_artifact(art)
