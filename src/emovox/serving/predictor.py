@@ -275,7 +275,8 @@ class Predictor:
         if sources is not None and len(sources) != len(waves):
             raise ValueError(f"{len(waves)} waves but {len(sources)} sources")
         prepared = [self.preprocess.prepare(w, sr) for w in waves]
-        probs = self.predict_proba_features([self.preprocess.features(p.wave) for p in prepared])
+        probs = self.predict_proba_features(
+            [self.preprocess.cropped_features(p.wave) for p in prepared])
         return [
             self._make_prediction(p, pw.duration, pw.silent, sources[i] if sources else "<array>")
             for i, (p, pw) in enumerate(zip(probs, prepared, strict=True))
