@@ -176,6 +176,15 @@ def test_no_function_over_80_lines_unless_listed() -> None:
     assert not stale, f"LONG_FUNCTIONS entries no longer needed: {stale}"
 
 
+def test_every_package_docstring_says_what_it_owns_and_may_import() -> None:
+    missing = []
+    for init in sorted((SRC / "emovox").rglob("__init__.py")):
+        doc = (ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or "").lower()
+        if "own" not in doc or not ("may import" in doc or "imports nothing" in doc):
+            missing.append(str(init.relative_to(ROOT)))
+    assert not missing, "package docstrings without owns / may import: " + ", ".join(missing)
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
