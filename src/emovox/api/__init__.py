@@ -9,6 +9,6 @@ else (settings, errors -> HTTP status, uploads, timelines, the model card) comes
 
 May import: serving and the floors below it (artifact, audio, labels, errors). Never
 imports web, cli, training or experiment (checked by import-linter). Import
-:func:`emovox.api.server.create_app`
-from the submodule; this package imports nothing heavy so ``emovox --help`` stays fast.
+:func:`emovox.api.server.create_app` from the submodule; this package imports nothing heavy
+so ``emovox --help`` stays fast.
 """
