@@ -211,6 +211,25 @@ class Preprocess:
 
         return extract(self.feature, wave, self.sr, **self.feature_params)
 
+    def with_logmel_frontend(self) -> Preprocess:
+        """This preprocessing with its NumPy log-mel front end built (with librosa) from
+        :attr:`feature_params` on top of the ``logmel`` feature's defaults.
+
+        Raises:
+            ValueError: the feature is not ``logmel``, or a parameter is not one of its keys.
+        """
+        from emovox.features import FEATURES
+        from emovox.features.frontend import LogMelFrontEnd
+
+        if self.feature != "logmel":
+            raise ValueError(f"a log-mel front end needs feature 'logmel', not {self.feature!r}")
+        defaults = dict(FEATURES["logmel"].params)
+        bad = set(self.feature_params) - set(defaults)
+        if bad:
+            raise ValueError(f"unknown logmel parameter(s) {sorted(bad)}")
+        return self.replace(frontend=LogMelFrontEnd.from_params(
+            self.sr, **{**defaults, **self.feature_params}))
+
     def cropped_features(self, wave: np.ndarray) -> np.ndarray:
         """``fit_length(features(wave))`` without computing the frames the centre crop drops:
         with a stored front end and :attr:`n_frames`, only the kept frames are computed

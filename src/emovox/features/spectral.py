@@ -61,8 +61,8 @@ def as_mono(wave: np.ndarray) -> np.ndarray:
         x = x.reshape(-1)
     if x.ndim != 1:
         raise ValueError(f"expected a mono waveform of shape (n_samples,), got shape {x.shape}")
-    bad = int(np.count_nonzero(~np.isfinite(x)))
-    if bad:
+    if not np.isfinite(x.sum(dtype=np.float64)):  # no wave-sized temporary when all is finite
+        bad = int(np.count_nonzero(~np.isfinite(x)))
         raise InvalidSamples(f"waveform contains {bad} non-finite (NaN/inf) samples")
     return np.ascontiguousarray(x)
 

@@ -330,15 +330,10 @@ def _serving_preprocess(meta: ArtifactMeta, path: Path) -> Preprocess:
             "%s: the artifact has no stored log-mel front end; building it with librosa "
             "(run emovox.artifact.attach_inference or 'emovox export' to store it)", path,
         )
-        from emovox.features import FEATURES
-        from emovox.features.frontend import LogMelFrontEnd
-
-        defaults = dict(FEATURES["logmel"].params)
-        bad = set(pre.feature_params) - set(defaults)
-        if bad:
-            raise ArtifactError(f"{path}: unknown logmel parameter(s) {sorted(bad)}")
-        return pre.replace(frontend=LogMelFrontEnd.from_params(
-            pre.sr, **{**defaults, **pre.feature_params}))
+        try:
+            return pre.with_logmel_frontend()
+        except ValueError as e:
+            raise ArtifactError(f"{path}: {e}") from None
     if pre.frontend is None:
         log.info("%s: feature %r is computed with emovox.features", path, pre.feature)
     return pre
