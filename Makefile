@@ -44,11 +44,13 @@ demo-eval: $(STAMP)
 	$(VENV)/bin/emovox evaluate --data $(DATA)/Audio_Speech_Actors_01-24 --protocol emobox \
 	  --model egemaps_logreg --folds 0,1 --out runs/demo
 
-test: $(STAMP)
+# lint first: ruff, then the import contracts of pyproject.toml ([tool.importlinter])
+test: lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports --no-logo
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

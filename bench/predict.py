@@ -87,7 +87,7 @@ def stages(pred, clips: list[Path]) -> dict[str, float]:
         t0 = time.perf_counter()
         a = load_audio(c, sr=pred.sr)
         t1 = time.perf_counter()
-        w, _, _ = pred._prepare_wave(a.wave, a.sr)
+        w = pred.preprocess.prepare_wave(a.wave, a.sr)
         f = pred.features(w)
         t2 = time.perf_counter()
         pred.predict_proba_features([f])

@@ -22,6 +22,7 @@ from emovox.experiment.dataset import featurise, gather, load_dataset
 from emovox.labels import LABELS
 from emovox.models import get_model_spec
 from emovox.splits import make_folds
+from emovox.training import build_model
 
 
 def _load(data: str, model: str):
@@ -39,8 +40,8 @@ def train_fold(data: str, model: str, fold: int, epochs: int, threads: int) -> f
     spec, items, y, folds = _load(data, model)
     f = folds[fold]
     t0 = time.perf_counter()
-    m = spec.build(n_classes=len(LABELS), seed=0, epochs=epochs, threads=threads,
-                   patience=epochs + 1)
+    m = build_model(spec, n_classes=len(LABELS), seed=0, epochs=epochs, threads=threads,
+                    patience=epochs + 1)
     m.fit(gather(items, f.train), y[f.train], gather(items, f.val), y[f.val])
     return time.perf_counter() - t0
 

@@ -24,6 +24,7 @@ from emovox.artifact import (
     skops_types,
 )
 from emovox.serving.predictor import Predictor
+from emovox.training import build_model
 
 SR = 16000
 BUNDLED = default_model_path()  # the crnn (torch + onnx)
@@ -284,7 +285,7 @@ def test_training_and_serving_build_identical_network_input(tmp_path, fake_ravde
     items, errors, _, _ = featurise(cfg, spec, files, [content_hash(f) for f in files])
     assert not errors
     y = np.arange(len(files)) % 8
-    model = spec.build(n_classes=8, seed=0, epochs=1)
+    model = build_model(spec, n_classes=8, seed=0, epochs=1)
     model.fit(np.stack(items), y, np.stack(items[:8]), y[:8])
     art = save_model(model, tmp_path / "m", cfg.to_dict())
     pred = Predictor.from_artifact(art)

@@ -284,6 +284,43 @@ def test_import_pulls_in_neither_torch_nor_librosa():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_bundled_onnx_prediction_imports_neither_torch_nor_librosa(wav_file):
+    """The README's promise: the ONNX path with a stored front end needs neither."""
+    code = (
+        "import sys; from emovox.serving.predictor import Predictor; "
+        f"p = Predictor.from_artifact('default'); p.predict_file({str(wav_file)!r}); "
+        "assert p.backend == 'onnx', p.backend; "
+        "bad = [m for m in ('torch', 'librosa') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("top_db", [80.0, None])
+def test_cropped_features_equal_the_full_path(top_db):
+    """A clip far longer than the window (loudest part outside it, several STFT blocks):
+    the network input computed from the centre frames only is bitwise the full path's."""
+    from emovox.preprocess import Preprocess
+
+    rng = np.random.default_rng(3)
+    quiet = 0.01 * rng.standard_normal(SR * 50).astype(np.float32)  # 5000 frames: 2 blocks
+    quiet[SR * 5 : SR * 6] *= 50.0  # the loudest second, far from the centre
+    quiet[SR * 25 - 3000 : SR * 25 + 3000] = 0.0  # digital silence in the window: top_db floor
+    fe = LogMelFrontEnd.from_params(SR, top_db=top_db)
+    pre = Preprocess(sr=SR, trim=False, feature="logmel", frontend=fe, n_frames=N_FRAMES)
+    full = pre.fit_length(pre.features(quiet))
+    cropped = pre.cropped_features(quiet)
+    assert cropped.shape == full.shape == (N_FRAMES, 64)
+    assert np.array_equal(cropped, full)
+    if top_db is not None:  # the floor follows the whole clip's maximum, not the window's
+        alone = fe(quiet[SR * 25 - 8000 : SR * 25 + 8000])
+        assert full.min() > alone.min() + 1.0
+    assert np.array_equal(fe(quiet), fe(quiet, frames=(0, fe.n_frames(len(quiet)))))
+    assert np.array_equal(fe(quiet)[4090:4100], fe(quiet, frames=(4090, 4100)))  # across blocks
+    short = quiet[: SR // 4]  # shorter than the window: padded, same as before
+    assert np.array_equal(pre.cropped_features(short), pre.fit_length(pre.features(short)))
+
+
 # -- calibration --------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from emovox.errors import ConfigError
 from emovox.models import MODELS, cnn_bilstm, cnn_gru_attention, conv1d, crnn, mlp, resnet_mlp
 from emovox.models import configs as model_configs
 from emovox.models.params import ModelParams, TrainConfig
+from emovox.training import build_model
 
 N_CLASSES = 8
 
@@ -121,10 +122,10 @@ def test_registered_defaults_build_the_same_network(name) -> None:
     before the refactor (and validated params build the same net as the defaults)."""
     shape, expected = REGISTERED_NET_PARAMS[name]
     spec = MODELS[name]
-    model = spec.build(n_classes=N_CLASSES, seed=0)
+    model = build_model(spec, n_classes=N_CLASSES, seed=0)
     member = model.members[0][0] if hasattr(model, "members") else model
     assert n_params(member.build_net(N_CLASSES, shape, **member.net_params)) == expected
-    again = spec.build(n_classes=N_CLASSES, seed=0, **spec.validate({"epochs": "2"}))
+    again = build_model(spec, n_classes=N_CLASSES, seed=0, **spec.validate({"epochs": "2"}))
     member = again.members[0][0] if hasattr(again, "members") else again
     assert member.train_cfg.epochs == 2
     assert n_params(member.build_net(N_CLASSES, shape, **member.net_params)) == expected

@@ -18,6 +18,7 @@ from emovox.experiment import run_experiment
 from emovox.models import MODELS, validate_params
 from emovox.models.configs import Gamma, Pooling
 from emovox.models.params import Loss, Schedule, coerce_value
+from emovox.training import build_model
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -76,7 +77,7 @@ def test_every_registered_model_accepts_its_own_defaults() -> None:
 def test_validated_params_reach_the_model() -> None:
     params = validate_params("cnn_bilstm", {"pooling": "last", "lr": "5e-4", "epochs": "2"})
     assert params == {"pooling": Pooling.LAST, "lr": 5e-4, "epochs": 2}
-    model = MODELS["cnn_bilstm"].build(n_classes=8, seed=0, **params)
+    model = build_model(MODELS["cnn_bilstm"], n_classes=8, seed=0, **params)
     assert model.train_cfg.lr == 5e-4 and model.train_cfg.epochs == 2
     assert model.net_params["pooling"] is Pooling.LAST
     svm = MODELS["egemaps_svm"].build(n_classes=8, **validate_params("egemaps_svm",

@@ -16,6 +16,7 @@ from emovox.features import extract
 from emovox.labels import emotion_index
 from emovox.models import MODELS, classical, mlp, resnet_mlp
 from emovox.preprocess import pad_or_crop
+from emovox.training import build_model
 from emovox.training.trainer import TorchClassifier, focal_loss, spec_augment
 from emovox.training.trainer import load_trained as load_model
 
@@ -54,7 +55,7 @@ def test_every_registered_model_builds_and_predicts_probabilities():
     for spec in MODELS.values():
         assert spec.feature, spec.name
     x, y = blobs()
-    model = MODELS["mlp"].build(n_classes=8, seed=0, epochs=2)
+    model = build_model(MODELS["mlp"], n_classes=8, seed=0, epochs=2)
     p = model.fit(x[:64], y[:64], x[64:], y[64:]).predict_proba(x)
     assert p.shape == (96, 8) and np.allclose(p.sum(1), 1, atol=1e-5)
 

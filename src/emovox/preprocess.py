@@ -211,6 +211,38 @@ class Preprocess:
 
         return extract(self.feature, wave, self.sr, **self.feature_params)
 
+    def with_logmel_frontend(self) -> Preprocess:
+        """This preprocessing with its NumPy log-mel front end built (with librosa) from
+        :attr:`feature_params` on top of the ``logmel`` feature's defaults.
+
+        Raises:
+            ValueError: the feature is not ``logmel``, or a parameter is not one of its keys.
+        """
+        from emovox.features import FEATURES
+        from emovox.features.frontend import LogMelFrontEnd
+
+        if self.feature != "logmel":
+            raise ValueError(f"a log-mel front end needs feature 'logmel', not {self.feature!r}")
+        defaults = dict(FEATURES["logmel"].params)
+        bad = set(self.feature_params) - set(defaults)
+        if bad:
+            raise ValueError(f"unknown logmel parameter(s) {sorted(bad)}")
+        return self.replace(frontend=LogMelFrontEnd.from_params(
+            self.sr, **{**defaults, **self.feature_params}))
+
+    def cropped_features(self, wave: np.ndarray) -> np.ndarray:
+        """``fit_length(features(wave))`` without computing the frames the centre crop drops:
+        with a stored front end and :attr:`n_frames`, only the kept frames are computed
+        (same numbers), so a long input costs memory for the window, not the whole wave."""
+        fe = self.frontend
+        if fe is None or not self.n_frames:
+            return self.fit_length(self.features(wave))
+        total = fe.n_frames(len(wave))
+        if total <= self.n_frames:
+            return self.fit_length(self.features(wave))
+        start = (total - self.n_frames) // 2  # the centre crop of pad_or_crop
+        return np.asarray(fe(wave, frames=(start, start + self.n_frames)), np.float32)
+
     def fit_length(self, feats: np.ndarray) -> np.ndarray:
         """Crop/pad a ``(T, F)`` sequence to :attr:`n_frames` (vectors pass unchanged)."""
         if self.n_frames and np.ndim(feats) == 2:

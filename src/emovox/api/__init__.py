@@ -7,7 +7,8 @@ Owns the HTTP layer only: routes and schemas (:mod:`emovox.api.server`,
 else (settings, errors -> HTTP status, uploads, timelines, the model card) comes from
 :mod:`emovox.serving`.
 
-May import: serving and the floors below it (inference/predictor, audio, labels, errors).
-Never imports web, cli, training or experiment. Import :func:`emovox.api.server.create_app`
-from the submodule; this package imports nothing heavy so ``emovox --help`` stays fast.
+May import: serving and the floors below it (artifact, audio, labels, errors). Never
+imports web, cli, training or experiment (checked by import-linter). Import
+:func:`emovox.api.server.create_app` from the submodule; this package imports nothing heavy
+so ``emovox --help`` stays fast.
 """

@@ -10,7 +10,8 @@ normaliser and front-end arrays; ``model.onnx`` after export) or ``model.skops``
 allow-list).
 
 May import: emovox.preprocess, emovox.features (frontend, lazily), emovox.models (the
-registry, lazily), emovox.labels, emovox.errors. Never the trainers, serving or experiment.
+registry, lazily), emovox.labels, emovox.errors, emovox.fileio. Never training, serving,
+experiment or anything above (checked by import-linter).
 """
 
 from emovox.artifact.build import (

@@ -114,15 +114,10 @@ def attach_inference(
         raise ArtifactError(f"{path / 'model.json'}: field preprocess.feature is missing and "
                             "the model is not registered; pass the preprocessing")
     if pre.feature == "logmel":
-        from emovox.features import FEATURES
-        from emovox.features.frontend import LogMelFrontEnd
-
-        defaults = dict(FEATURES["logmel"].params)
-        bad = set(pre.feature_params) - set(defaults)
-        if bad:
-            raise ArtifactError(f"{path}: unknown logmel parameter(s) {sorted(bad)}")
-        pre = pre.replace(frontend=LogMelFrontEnd.from_params(
-            pre.sr, **{**defaults, **pre.feature_params}))
+        try:
+            pre = pre.with_logmel_frontend()
+        except ValueError as e:
+            raise ArtifactError(f"{path}: {e}") from None
     new = art.meta.replace(preprocess=pre, calibration=cal)
     update_artifact(path, new, tensors=art.tensors)
     return new

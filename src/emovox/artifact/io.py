@@ -19,7 +19,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from emovox.artifact.paths import (
     WEIGHTS_FILE,
     file_digest,
 )
+from emovox.fileio import atomic_path
 from emovox.preprocess import Normaliser
 
 log = logging.getLogger(__name__)
@@ -206,13 +206,8 @@ def update_artifact(path: str | Path, meta: ArtifactMeta, *,
     ``meta.preprocess``), each atomically, the weights first."""
     path = Path(path)
     if tensors is not None:
-        f = path / WEIGHTS_FILE
-        tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
             _save_tensors(tmp, _all_tensors(meta, tensors))
-            os.replace(tmp, f)
-        finally:
-            tmp.unlink(missing_ok=True)
     _write_meta(path, meta)
     return path
 
@@ -251,14 +246,8 @@ def make_readable(folder: Path) -> None:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a temporary sibling, then rename it over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=json_default))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _one_line(exc: BaseException) -> str:

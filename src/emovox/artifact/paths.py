@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from emovox.artifact.meta import ArtifactMeta, json_default
+from emovox.fileio import file_sha256
 
 __all__ = [
     "BUNDLED_MODELS",
@@ -88,11 +89,7 @@ def weights_digest(tensors: dict[str, np.ndarray]) -> str:
 
 def file_digest(file: Path) -> str:
     """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(file, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(file)
 
 
 def model_digest(folder: Path, meta: ArtifactMeta) -> str:

@@ -31,6 +31,7 @@ from emovox.audio.signal import (
     RESAMPLE_QUALITY,
     SILENCE_DBFS,
     TARGET_SR,
+    WINDOW_SILENCE_DBFS,
     frame_rms,
     is_silent,
     peak_frame_dbfs,
@@ -44,6 +45,7 @@ from emovox.audio.sniff import AudioInfo, AudioSource, sniff_format
 __all__ = [
     "TARGET_SR",
     "SILENCE_DBFS",
+    "WINDOW_SILENCE_DBFS",
     "RESAMPLE_QUALITY",
     "MAX_SAMPLE_RATE",
     "MIN_SAMPLE_RATE",

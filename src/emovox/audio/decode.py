@@ -145,7 +145,11 @@ def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray,
         expected = dec.frames if dec.frames is not None else READ_FRAMES
         if max_frames is not None:
             expected = min(expected, max_frames)
-        out = _Output(min(math.ceil(expected * sr / orig_sr) + 64, _MAX_PREALLOC))
+        n_out = math.ceil(expected * sr / orig_sr) + 64
+        # a length the header states and the duration limit allows is trusted: one buffer of
+        # exactly that size (no 1.5x growth, no final copy); otherwise start small and grow
+        trusted = dec.frames is not None and max_frames is not None
+        out = _Output(n_out if trusted else min(n_out, _MAX_PREALLOC))
         stream = (
             soxr.ResampleStream(orig_sr, sr, 1, dtype="float32", quality=RESAMPLE_QUALITY)
             if orig_sr != sr

@@ -20,6 +20,7 @@ import soxr
 __all__ = [
     "TARGET_SR",
     "SILENCE_DBFS",
+    "WINDOW_SILENCE_DBFS",
     "RESAMPLE_QUALITY",
     "to_float32",
     "to_mono",
@@ -38,6 +39,12 @@ TARGET_SR: int = 16000
 #: (1024 samples at 16 kHz, half-overlapping) is below it. -60 dBFS is the value the Predictor
 #: has always used (``Prediction.silent``); changing it changes which clips are called "silence".
 SILENCE_DBFS: float = -60.0
+#: The silence threshold of one timeline window, in dBFS (same peak-frame measure as
+#: :data:`SILENCE_DBFS`). Higher than :data:`SILENCE_DBFS` on purpose: between utterances a
+#: long recording holds room tone and hiss (typically -60 to -45 dBFS) that a whole clip would
+#: not be called silent for, but a 2 s window of it has no speech to classify. It is what
+#: ``emovox timeline`` has always used; changing it changes which windows are "silence".
+WINDOW_SILENCE_DBFS: float = -45.0
 #: Default soxr quality for every resampling in emovox.
 RESAMPLE_QUALITY: str = "HQ"
 #: Frame length (samples) of the silence decision: 64 ms at 16 kHz.

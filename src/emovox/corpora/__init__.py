@@ -5,6 +5,11 @@ byte-identical duplicates). Each reader module exposes ``NAME``, ``LABEL_MAP`` (
 label -> canonical :class:`~emovox.labels.Emotion` or ``None``) and
 ``scan(root, *, detect_duplicates=True, **options) -> CorpusScan``.
 
+Owns the corpus readers (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, a labelled folder, a CSV
+manifest), :class:`~emovox.corpora.base.Utterance` and duplicate detection. May import only
+:mod:`emovox.labels` (and the standard library): never audio, features or anything above
+(checked by import-linter).
+
 >>> scan = scan_corpus("ravdess", "data/ravdess/Audio_Speech_Actors_01-24")  # doctest: +SKIP
 >>> print(scan.summary())  # doctest: +SKIP
 """

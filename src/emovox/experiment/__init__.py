@@ -8,8 +8,8 @@ fusion of finished runs (:mod:`.fuse`) and the results table of ``emovox report`
 (:mod:`.report`).
 
 May import: training, serving, artifact, models, preprocess, features, augment, splits,
-metrics, calibration, plots, affect, audio, corpora, config, labels, errors. Never cli,
-api or web.
+metrics, calibration, plots, affect, audio, corpora, config, labels, errors, fileio. Never
+cli, api or web (checked by import-linter).
 """
 
 from __future__ import annotations

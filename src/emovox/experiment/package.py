@@ -25,6 +25,7 @@ from emovox.experiment.rundir import read_cv_run
 from emovox.labels import LABELS
 from emovox.models import Family, count_parameters, get_model_spec
 from emovox.splits import pick_val_speakers
+from emovox.training import build_model
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def train_bundle(
     val_spk = pick_val_speakers(sorted({ds.utts[i].speaker for i in idx}), ds.utts,
                                  cfg.split.n_val_speakers, np.random.default_rng(cfg.seed))
     is_val = np.array([ds.utts[i].speaker in val_spk for i in idx], bool)
-    model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
+    model = build_model(spec, n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
     model.fit(gather(items, idx[~is_val]), y[idx[~is_val]], gather(items, idx[is_val]),
               y[idx[is_val]])
     seconds = time.perf_counter() - t0

@@ -32,6 +32,7 @@ from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
 from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
 from emovox.splits import Fold, make_folds
+from emovox.training import build_model
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,8 @@ def run_fold(
     t_fit = time.perf_counter()
     x_train, y_train = training_set(cfg, spec, data.utts, feats, y, data.content_ids, fold.train)
     extra = {"on_epoch": on_epoch} if on_epoch and spec.family is Family.NEURAL else {}
-    model = spec.build(n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params, **extra)
+    model = build_model(spec, n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params,
+                        **extra)
     model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val])
     proba = model.predict_proba(gather(feats, fold.test))
     fit_s = time.perf_counter() - t_fit

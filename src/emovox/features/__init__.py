@@ -26,8 +26,11 @@ compare   vector   ``(6373,)``          openSMILE ComParE_2016 functionals (extr
 ``seed000`` .. ``seed004`` are the feature sets of the five reference projects
 (:mod:`emovox.features.reference`); the names are kept as they are part of cache keys.
 
-Owns feature extraction (spectral, reference, smile, the on-disk cache); may import audio,
-errors and the standard scientific stack, never models or anything above.
+Owns feature extraction (spectral, reference, smile, the NumPy log-mel front end
+:mod:`~emovox.features.frontend`, the on-disk cache). May import audio, augment, errors, fileio
+and the scientific stack; never preprocess, models or anything above (checked by
+import-linter). librosa is imported inside the functions that call it, so importing this
+package (or serving a model with a stored front end) does not load librosa.
 
 Sequences are **time-major** ``(T, D)``; the frame-level functions in
 :mod:`emovox.features.spectral` are feature-major ``(F, T)`` like librosa.

@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from emovox.fileio import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,7 @@ def default_cache_dir() -> Path:
 
 def content_hash(path: Path) -> str:
     """SHA-256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 class FeatureCache:
@@ -119,16 +116,8 @@ class FeatureCache:
             self._learn_dim(int(arr.shape[-1]))
         p = self.path(chash)
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(p, mode=None) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
 
     def _learn_dim(self, dim: int) -> None:
         """Remember the feature's last dimension (``shape.json``) so that entries of

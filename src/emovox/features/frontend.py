@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.errors import InvalidSamples
+from emovox.features.spectral import as_mono_padded
 
 __all__ = ["AMIN", "LogMelFrontEnd"]
 
@@ -152,40 +152,52 @@ class LogMelFrontEnd:
 
     def power_mel(self, wave: np.ndarray) -> np.ndarray:
         """Mel power spectrogram ``(T, n_mels)`` float32 (before the dB conversion)."""
-        x = np.asarray(wave, dtype=np.float32)
-        if x.ndim == 2 and 1 in x.shape:
-            x = x.reshape(-1)
-        if x.ndim != 1:
-            raise ValueError(f"expected a mono waveform of shape (n_samples,), got {x.shape}")
-        if not np.all(np.isfinite(x)):
-            bad = int(np.count_nonzero(~np.isfinite(x)))
-            raise InvalidSamples(f"waveform contains {bad} non-finite (NaN/inf) samples")
-        if x.shape[0] < self.n_fft:
-            x = np.pad(x, (0, self.n_fft - x.shape[0]))
-        half = self.n_fft // 2
-        padded = np.pad(x, (half, half))
-        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length]
-        out = []  # blocks of frames: scratch memory bounded by the block, not the clip length
-        for i in range(0, frames.shape[0], _FRAMES_PER_BLOCK):
-            block = frames[i : i + _FRAMES_PER_BLOCK]
-            spec = np.fft.rfft(block * self.window, axis=-1).astype(np.complex64)  # (t, n_bins)
-            power = np.abs(spec) ** 2  # float32
-            out.append(power @ self._mel_t)  # type: ignore[attr-defined]  # (t, n_mels)
+        x = as_mono_padded(wave, self.n_fft)
+        total = self.n_frames(x.shape[0])
+        out = [self._block_power(x, i, min(i + _FRAMES_PER_BLOCK, total))
+               for i in range(0, total, _FRAMES_PER_BLOCK)]
         return out[0] if len(out) == 1 else np.concatenate(out)
 
-    def __call__(self, wave: np.ndarray) -> np.ndarray:
-        """Log-mel dB ``(T, n_mels)`` float32 of a mono ``wave`` at :attr:`sr` Hz."""
-        db = 10.0 * np.log10(np.maximum(np.float32(AMIN), self.power_mel(wave)))
+    def __call__(self, wave: np.ndarray, frames: tuple[int, int] | None = None) -> np.ndarray:
+        """Log-mel dB ``(T, n_mels)`` float32 of a mono ``wave`` at :attr:`sr` Hz.
+
+        ``frames=(start, stop)`` computes only those frames, with the same numbers as
+        ``self(wave)[start:stop]`` (the ``top_db`` floor still follows the maximum over the
+        whole wave, found block by block): memory is bounded by the block, not the wave.
+        """
+        x = as_mono_padded(wave, self.n_fft)
+        total = self.n_frames(x.shape[0])
+        lo, hi = (0, total) if frames is None else frames
+        if not 0 <= lo < hi <= total:
+            raise ValueError(f"frames must lie within [0, {total}], got {frames}")
+        kept: list[np.ndarray] = []
+        peak = -np.inf
+        # blocks on the same grid as power_mel, so every number is computed identically
+        for i in range(0, total, _FRAMES_PER_BLOCK):
+            j = min(i + _FRAMES_PER_BLOCK, total)
+            wanted = i < hi and j > lo
+            if not wanted and self.top_db is None:
+                continue
+            db = 10.0 * np.log10(np.maximum(np.float32(AMIN), self._block_power(x, i, j)))
+            peak = max(peak, db.max())
+            if wanted:
+                kept.append(db[max(lo, i) - i : min(hi, j) - i])
+        db = kept[0] if len(kept) == 1 else np.concatenate(kept)
         if self.top_db is not None:
-            db = np.maximum(db, db.max() - np.float32(self.top_db))
+            db = np.maximum(db, np.float32(peak) - np.float32(self.top_db))
         return np.ascontiguousarray(db, dtype=np.float32)
 
-
-def pad_or_crop(seq: np.ndarray, n_frames: int) -> np.ndarray:
-    """(T, D) -> (n_frames, D): centre crop, or zero-pad at the end. Training and
-    inference share this one definition."""
-    t = seq.shape[0]
-    if t >= n_frames:
-        start = (t - n_frames) // 2
-        return seq[start : start + n_frames]
-    return np.pad(seq, ((0, n_frames - t), (0, 0)))
+    def _block_power(self, x: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Mel power ``(stop - start, n_mels)`` of frames ``start..stop-1`` of ``x`` (``x``
+        zero-padded by ``n_fft // 2`` on both sides, as librosa's ``center=True``), reading
+        only the samples those frames cover."""
+        half, hop = self.n_fft // 2, self.hop_length
+        lo, hi = start * hop - half, (stop - 1) * hop + self.n_fft - half  # sample range
+        seg = np.zeros(hi - lo, np.float32)
+        a, b = max(lo, 0), min(hi, x.shape[0])
+        if b > a:
+            seg[a - lo : b - lo] = x[a:b]
+        frames = np.lib.stride_tricks.sliding_window_view(seg, self.n_fft)[::hop]
+        spec = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64)  # (t, n_bins)
+        power = np.abs(spec) ** 2  # float32
+        return power @ self._mel_t  # type: ignore[attr-defined]  # (t, n_mels)

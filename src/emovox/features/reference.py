@@ -29,7 +29,6 @@ seed004    ``(200, 40)``           40 MFCC, 20 ms hop, padded/cropped to 200 fra
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
 
 from emovox.features import pooling, spectral
@@ -95,6 +94,8 @@ def reference000_mfcc_sequence(
         float32 array ``(T, n_mfcc)``, time-major, ``T = 1 + round(duration*sr) // hop_length``
         whatever the input length (94 x 60 at 16 kHz with the defaults).
     """
+    import librosa
+
     n_samples = int(round(duration * sr))
     y = librosa.util.fix_length(spectral.as_mono(wave), size=n_samples)
     m = spectral.mfcc(y, sr, n_mfcc=n_mfcc, n_mels=_N_MELS, n_fft=_N_FFT, hop_length=hop_length)
@@ -122,6 +123,8 @@ def reference001_vector(wave: np.ndarray, sr: int) -> np.ndarray:
     Returns:
         float32 array ``(162,)``.
     """
+    import librosa
+
     y = as_mono_padded(wave, _N_FFT)
     zc = spectral.zcr(y, sr, frame_length=_N_FFT, hop_length=_HOP)
     mag = np.abs(librosa.stft(y, n_fft=_N_FFT, hop_length=_HOP))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 
-import librosa
 import numpy as np
 
 from emovox.errors import InvalidSamples
@@ -62,8 +61,8 @@ def as_mono(wave: np.ndarray) -> np.ndarray:
         x = x.reshape(-1)
     if x.ndim != 1:
         raise ValueError(f"expected a mono waveform of shape (n_samples,), got shape {x.shape}")
-    bad = int(np.count_nonzero(~np.isfinite(x)))
-    if bad:
+    if not np.isfinite(x.sum(dtype=np.float64)):  # no wave-sized temporary when all is finite
+        bad = int(np.count_nonzero(~np.isfinite(x)))
         raise InvalidSamples(f"waveform contains {bad} non-finite (NaN/inf) samples")
     return np.ascontiguousarray(x)
 
@@ -130,6 +129,8 @@ def log_mel(
     Returns:
         float32 array ``(n_mels, T)`` in dB.
     """
+    import librosa
+
     y = as_mono_padded(wave, n_fft)
     mel = librosa.feature.melspectrogram(
         y=y,
@@ -182,6 +183,8 @@ def mfcc(
     Returns:
         float32 array ``(n_mfcc * (1 + deltas), T)``: rows ``[c_0..c_{n-1}, Δ..., ΔΔ...]``.
     """
+    import librosa
+
     if deltas not in (0, 1, 2):
         raise ValueError(f"deltas must be 0, 1 or 2, got {deltas!r}")
     y = as_mono_padded(wave, n_fft)
@@ -233,6 +236,8 @@ def chroma(
     Returns:
         float32 array ``(n_chroma, T)`` in [0, 1].
     """
+    import librosa
+
     y = as_mono_padded(wave, n_fft)
     if tuning is None and not np.any(y):
         tuning = 0.0  # nothing to estimate from; avoids librosa's empty-pitch warning
@@ -263,6 +268,8 @@ def rms(wave: np.ndarray, sr: int, *, frame_length: int = 512, hop_length: int =
     Returns:
         float32 array ``(1, T)``.
     """
+    import librosa
+
     del sr
     y = as_mono_padded(wave, frame_length)
     r = librosa.feature.rms(y=y, frame_length=frame_length, hop_length=hop_length)
@@ -283,6 +290,8 @@ def zcr(wave: np.ndarray, sr: int, *, frame_length: int = 512, hop_length: int =
     Returns:
         float32 array ``(1, T)``.
     """
+    import librosa
+
     del sr
     y = as_mono_padded(wave, frame_length)
     z = librosa.feature.zero_crossing_rate(y=y, frame_length=frame_length, hop_length=hop_length)
@@ -302,6 +311,8 @@ def spectral_centroid(
     Returns:
         float32 array ``(1, T)`` in Hz (0 for silent frames).
     """
+    import librosa
+
     y = as_mono_padded(wave, n_fft)
     c = librosa.feature.spectral_centroid(
         y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, win_length=_window(win_length, n_fft)
@@ -323,6 +334,8 @@ def spectral_bandwidth(
     Returns:
         float32 array ``(1, T)`` in Hz.
     """
+    import librosa
+
     y = as_mono_padded(wave, n_fft)
     b = librosa.feature.spectral_bandwidth(
         y=y,
@@ -349,6 +362,8 @@ def spectral_rolloff(
     Returns:
         float32 array ``(1, T)`` in Hz.
     """
+    import librosa
+
     y = as_mono_padded(wave, n_fft)
     r = librosa.feature.spectral_rolloff(
         y=y,
@@ -379,6 +394,8 @@ def spectral_contrast(
     Returns:
         float32 array ``(n_bands + 1, T)`` in dB.
     """
+    import librosa
+
     y = as_mono_padded(wave, n_fft)
     c = librosa.feature.spectral_contrast(
         y=y,
@@ -408,6 +425,8 @@ def spectral_flatness(
     Returns:
         float32 array ``(1, T)``, unitless in [0, 1].
     """
+    import librosa
+
     del sr
     y = as_mono_padded(wave, n_fft)
     f = librosa.feature.spectral_flatness(

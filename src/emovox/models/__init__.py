@@ -4,10 +4,11 @@ default parameters.
 Owns the model architectures (one module each, with a frozen config dataclass whose fields
 are that model's ``--param KEY=VALUE`` keys) and :class:`ModelSpec`, the single entry point
 that validates parameters (:meth:`ModelSpec.validate`) and builds models
-(:meth:`ModelSpec.build`). May import errors and labels (never features' extraction code,
-training, experiment or above) -- except that :meth:`ModelSpec.build` of a neural model
-imports :class:`emovox.training.trainer.TorchClassifier` lazily, at build time (a known
-upward import, kept from before the renovation). Importing this package loads neither torch
+(:meth:`ModelSpec.build`). May import errors, labels, torch and scikit-learn (lazily); never
+features, preprocess, training, experiment or anything above (checked by import-linter).
+A neural model's trainer is passed in (:data:`~emovox.models.base.NetTrainer`):
+:func:`emovox.training.build_model` supplies
+:class:`~emovox.training.trainer.TorchClassifier`. Importing this package loads neither torch
 nor scikit-learn: the configs live in :mod:`emovox.models.configs`.
 
 Classical models are scikit-learn pipelines (:mod:`emovox.models.classical`); neural models
@@ -22,7 +23,7 @@ from functools import partial
 from typing import Any
 
 from emovox.models import configs
-from emovox.models.base import Family, Input, Model, ModelSpec
+from emovox.models.base import Family, Input, Model, ModelSpec, NetTrainer
 from emovox.models.configs import CrnnConfig, FusionConfig, LogregConfig
 from emovox.models.fusion import FusionModel
 from emovox.models.params import ModelParams, Schedule, TrainConfig
@@ -31,15 +32,13 @@ from emovox.models.params import ModelParams, Schedule, TrainConfig
 CRNN_REGISTRY: dict[str, Any] = {"schedule": Schedule.COSINE, "n_frames": 256, "epochs": 30}
 
 
-def _build_torch(net_module: str, cfg: TrainConfig, *, n_classes: int, seed: int = 0,
-                 on_epoch: Any = None) -> Model:
-    """A TorchClassifier around ``emovox.models.<net_module>.build_net`` (torch is imported
-    here, at build time, never when the registry is loaded)."""
-    from emovox.training.trainer import TorchClassifier
-
+def _build_torch(net_module: str, cfg: TrainConfig, *, n_classes: int, trainer: NetTrainer,
+                 seed: int = 0, on_epoch: Any = None) -> Model:
+    """``trainer`` around ``emovox.models.<net_module>.build_net`` (torch is imported here,
+    at build time, never when the registry is loaded)."""
     build_net = importlib.import_module(f"emovox.models.{net_module}").build_net
-    return TorchClassifier(build_net, n_classes=n_classes, seed=seed, on_epoch=on_epoch,
-                           **cfg.to_params())
+    return trainer(build_net, n_classes=n_classes, seed=seed, on_epoch=on_epoch,
+                   **cfg.to_params())
 
 
 def _build_classical(builder: str, cfg: ModelParams, *, n_classes: int, seed: int = 0) -> Model:
@@ -116,15 +115,16 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def _build_fusion(cfg: ModelParams, *, n_classes: int, seed: int = 0, on_epoch: Any = None,
-                  validated_c: bool = False) -> Model:
+def _build_fusion(cfg: ModelParams, *, n_classes: int, trainer: NetTrainer, seed: int = 0,
+                  on_epoch: Any = None, validated_c: bool = False) -> Model:
     """CRNN on log-mel (input 0) + ComParE logistic regression (input 1), equal weights.
     ``cfg`` is the CRNN's config; a :class:`FusionConfig`'s ``C`` goes to the logistic
     regression (with ``validated_c``, C is chosen on the validation speakers as in
     ``compare_lrcv``)."""
     net_cfg = cfg.crnn() if isinstance(cfg, FusionConfig) else cfg
     assert isinstance(net_cfg, CrnnConfig)
-    net = _build_torch("crnn", net_cfg, n_classes=n_classes, seed=seed, on_epoch=on_epoch)
+    net = _build_torch("crnn", net_cfg, n_classes=n_classes, trainer=trainer, seed=seed,
+                       on_epoch=on_epoch)
     lr = (_build_classical("logreg_cv", configs.LogregCvConfig(), n_classes=n_classes, seed=seed)
           if validated_c else
           _build_classical("logreg", LogregConfig(C=getattr(cfg, "C", 1.0)),
@@ -178,6 +178,6 @@ def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "MODELS", "Family", "Input", "Model", "ModelParams", "ModelSpec", "TrainConfig",
+    "MODELS", "Family", "Input", "Model", "ModelParams", "ModelSpec", "NetTrainer", "TrainConfig",
     "count_parameters", "get_model_spec", "validate_params",
 ]

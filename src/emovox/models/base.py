@@ -54,8 +54,13 @@ class Input:
 
 
 #: ``builder(config, n_classes=, seed=, **extra) -> Model``; neural builders also take
-#: ``on_epoch=`` (a progress callback)
+#: ``on_epoch=`` (a progress callback) and ``trainer=`` (a :data:`NetTrainer`)
 Builder = Callable[..., Model]
+
+#: ``trainer(build_net, *, n_classes, seed, on_epoch, **train_params) -> Model``: wraps a
+#: network builder into a trainable model. :func:`emovox.training.build_model` passes
+#: :class:`emovox.training.trainer.TorchClassifier`, so that models never imports training.
+NetTrainer = Callable[..., Model]
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,15 @@ class ModelSpec:
         """The full config: :attr:`defaults` with ``params`` (validated) applied."""
         return self.defaults.with_params(params, model=self.name)
 
-    def build(self, *, n_classes: int, seed: int = 0, **params: Any) -> Model:
+    def build(self, *, n_classes: int, seed: int = 0, trainer: NetTrainer | None = None,
+              **params: Any) -> Model:
         """An untrained model for ``n_classes`` classes. ``params`` are ``-p`` keys, plus
-        ``on_epoch`` (progress callback) for neural models."""
-        extra = {"on_epoch": params.pop("on_epoch")} if "on_epoch" in params else {}
+        ``on_epoch`` (progress callback) for neural models. A neural model needs ``trainer``
+        (use :func:`emovox.training.build_model`, which passes it)."""
+        extra: dict[str, Any] = {"on_epoch": params.pop("on_epoch")} if "on_epoch" in params else {}
+        if self.family is Family.NEURAL:
+            if trainer is None:
+                raise TypeError(f"{self.name} is a neural model: build it with "
+                                "emovox.training.build_model (it supplies the trainer)")
+            extra["trainer"] = trainer
         return self.builder(self.configure(params), n_classes=n_classes, seed=seed, **extra)

@@ -7,7 +7,8 @@ timelines of uploads, the model card), batch prediction (:mod:`emovox.serving.ba
 emotion timelines (:mod:`emovox.serving.timeline`).
 
 May import: artifact, preprocess, models (lazily, for the torch runner), features, audio,
-calibration, affect, labels, errors, corpora (file walking). Never imports training,
-experiment, cli, api or web, and never imports torch or librosa at import time (the torch
-runner imports torch when constructed).
+calibration, affect, labels, errors, fileio, corpora (file walking). Never imports training,
+experiment, cli, api or web, and never imports torch or librosa itself (the torch runner
+imports torch when constructed): both are import-linter contracts; a subprocess test checks
+that predicting with the bundled ONNX model loads neither.
 """

@@ -16,7 +16,6 @@ import csv
 import json
 import logging
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -27,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from emovox.fileio import atomic_path
 from emovox.labels import LABELS
 from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
 from emovox.serving.params import check_max_duration
@@ -133,28 +133,21 @@ def _drop_error_rows(out: Path, paths: set[str]) -> None:
     """Rewrite ``out`` without the error rows of ``paths`` (atomically: a temp file in the
     same folder, then a rename), so a retried file ends up with one row."""
     fmt = _format(out)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore") if fmt == "csv" \
-                else None
+    with atomic_path(out, mode=None) as tmp, \
+            open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore") if fmt == "csv" \
+            else None
+        if w:
+            w.writeheader()
+        for r in _read_rows(out):
+            p = r.get("path") or ""
+            key = p if os.path.isabs(p) else resolved_key(p) if p else ""
+            if r.get("label") == ERROR_LABEL and key in paths:
+                continue
             if w:
-                w.writeheader()
-            for r in _read_rows(out):
-                p = r.get("path") or ""
-                key = p if os.path.isabs(p) else resolved_key(p) if p else ""
-                if r.get("label") == ERROR_LABEL and key in paths:
-                    continue
-                if w:
-                    w.writerow(r)
-                else:
-                    f.write(json.dumps(r) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                w.writerow(r)
+            else:
+                f.write(json.dumps(r) + "\n")
 
 
 class RowWriter:

@@ -23,10 +23,10 @@ What a prediction does, exactly as in training: the artifact's
    (``T = 1`` when the artifact has none).
 
 Importing this module imports neither torch nor librosa. PyTorch is imported by the
-``"torch"`` backend only. The stored NumPy front end needs no librosa call, but loading it
-imports :mod:`emovox.features.frontend`, whose package ``__init__`` still imports librosa
-(until :mod:`emovox.features` imports its extractors lazily); without a stored front end it
-is built with librosa (a warning says so).
+``"torch"`` backend only. The stored NumPy front end needs no librosa (:mod:`emovox.features`
+imports librosa inside the functions that call it, so the ONNX path with a stored front end
+never imports it; a test checks this); without a stored front end it is built with librosa
+(a warning says so).
 
 ``arousal`` and ``valence`` of a :class:`Prediction` are *derived* from the class
 probabilities with the fixed mapping of :mod:`emovox.affect`; the model does not predict them.
@@ -275,7 +275,8 @@ class Predictor:
         if sources is not None and len(sources) != len(waves):
             raise ValueError(f"{len(waves)} waves but {len(sources)} sources")
         prepared = [self.preprocess.prepare(w, sr) for w in waves]
-        probs = self.predict_proba_features([self.preprocess.features(p.wave) for p in prepared])
+        probs = self.predict_proba_features(
+            [self.preprocess.cropped_features(p.wave) for p in prepared])
         return [
             self._make_prediction(p, pw.duration, pw.silent, sources[i] if sources else "<array>")
             for i, (p, pw) in enumerate(zip(probs, prepared, strict=True))
@@ -329,15 +330,10 @@ def _serving_preprocess(meta: ArtifactMeta, path: Path) -> Preprocess:
             "%s: the artifact has no stored log-mel front end; building it with librosa "
             "(run emovox.artifact.attach_inference or 'emovox export' to store it)", path,
         )
-        from emovox.features import FEATURES
-        from emovox.features.frontend import LogMelFrontEnd
-
-        defaults = dict(FEATURES["logmel"].params)
-        bad = set(pre.feature_params) - set(defaults)
-        if bad:
-            raise ArtifactError(f"{path}: unknown logmel parameter(s) {sorted(bad)}")
-        return pre.replace(frontend=LogMelFrontEnd.from_params(
-            pre.sr, **{**defaults, **pre.feature_params}))
+        try:
+            return pre.with_logmel_frontend()
+        except ValueError as e:
+            raise ArtifactError(f"{path}: {e}") from None
     if pre.frontend is None:
         log.info("%s: feature %r is computed with emovox.features", path, pre.feature)
     return pre

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from emovox.audio import TARGET_SR, AudioSource, is_silent, iter_blocks
+from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, is_silent, iter_blocks
 from emovox.labels import LABELS
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 
@@ -110,7 +110,7 @@ def build_timeline(
     window: float = TIMELINE_WINDOW_S,
     hop: float = TIMELINE_HOP_S,
     block_s: float = 60.0,
-    silence_dbfs: float = -45.0,
+    silence_dbfs: float = WINDOW_SILENCE_DBFS,
     batch: int = 32,
     progress: Callable[[float], None] | None = None,
 ) -> Timeline:
@@ -118,7 +118,8 @@ def build_timeline(
 
     ``predictor`` is an :class:`emovox.serving.predictor.Predictor` (anything with
     ``predict_batch(waves, sr)``). Windows whose loudest frame is below ``silence_dbfs``
-    are labelled ``silence`` without running the model. ``progress`` gets the seconds
+    (default :data:`emovox.audio.WINDOW_SILENCE_DBFS`, -45 dBFS) are labelled ``silence``
+    without running the model. ``progress`` gets the seconds
     processed so far.
 
     Raises:

@@ -21,7 +21,6 @@ exporter (``dynamo=False``), which needs no extra packages and handles the GRU.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from emovox.artifact import (
     weights_digest,
 )
 from emovox.calibration import softmax
+from emovox.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +90,14 @@ def export_onnx(
     art = read_artifact(path)
     net = build_network(art)
     shape = tuple(int(s) for s in art.meta.network.input_shape)  # type: ignore[union-attr]
-    tmp = path / f".{ONNX_FILE}.{os.getpid()}.tmp"
-    try:
+    out = path / ONNX_FILE
+    with atomic_path(out) as tmp:  # renamed into place only when verified
         dynamic_time, worst = _export_and_verify(net, shape, opset, tmp)
         if not worst <= atol:
             raise ArtifactError(
                 f"{path}: ONNX Runtime and PyTorch disagree (max |dp| = {worst:.2e} > {atol:g}); "
                 "model.onnx was not written"
             )
-        out = path / ONNX_FILE
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
     norm = art.meta.preprocess.norm
     digest = weights_digest({**art.tensors, **(norm.arrays() if norm else {})})

@@ -4,8 +4,8 @@ Owns the Streamlit page (:mod:`emovox.web.app`), its figures (:mod:`emovox.web.f
 and the command that starts it. What the app shares with the REST API (settings, analysis
 of a clip, error wording, the model card) lives in :mod:`emovox.serving.service`.
 
-May import: serving, plots and the floors below (inference/predictor, audio, features,
-affect, labels, errors). Never imports api, cli, training or experiment.
+May import: serving, plots and the floors below (artifact, audio, features, affect, labels,
+errors). Never imports api, cli, training or experiment (checked by import-linter).
 """
 
 from __future__ import annotations

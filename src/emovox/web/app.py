@@ -23,6 +23,7 @@ from pathlib import Path
 import streamlit as st
 
 from emovox.serving import service
+from emovox.serving.timeline import SILENCE
 from emovox.web import figures
 
 log = logging.getLogger("emovox.web")
@@ -183,7 +184,7 @@ def show_timeline(a: service.Analysis) -> None:
         f"{tl.window:g} s every {tl.hop:g} s · {summary['silent_windows']} silent"
     )
     rows = service.timeline_rows(tl)
-    voiced = [r for r in rows if r["label"] != "silence"]
+    voiced = [r for r in rows if r["label"] != SILENCE]
     if voiced:
         st.altair_chart(timeline_chart(voiced, list(a.prediction.probabilities)),
                         width="stretch")
