@@ -19,7 +19,10 @@ The computation follows librosa step by step (``center=True, pad_mode="constant"
 3. frame x window (float64), ``rfft``, rounded to complex64, ``|X|^2`` (float32);
 4. mel projection ``S @ mel_basis.T`` -> ``(T, n_mels)`` power;
 5. ``10 log10(max(amin, S))`` with ``amin = 1e-10`` (``ref = 1.0``: dB re full scale), then
-   values more than ``top_db`` below the utterance maximum are raised to that floor.
+   values more than ``top_db`` below the utterance maximum are raised to that floor;
+6. optionally (``utt_norm``, :func:`utterance_normalise`) each band's mean over time is
+   subtracted and its standard deviation divided out, so a constant gain (a quiet or loud
+   recording, a microphone's level) cancels by construction.
 
 Only :meth:`LogMelFrontEnd.from_params` imports librosa (to build the two arrays); calling
 the front end needs NumPy only.
@@ -28,19 +31,54 @@ the front end needs NumPy only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from emovox.errors import InvalidSamples
 
-__all__ = ["AMIN", "LogMelFrontEnd"]
+__all__ = ["AMIN", "CMVN_MIN_STD_DB", "LogMelFrontEnd", "UtteranceNorm", "utterance_normalise"]
 
 #: power floor before the log (librosa ``power_to_db`` ``amin``): -100 dB
 AMIN: float = 1e-10
 
 #: the scalar parameters stored in model.json (arrays go to safetensors)
 _PARAMS = ("sr", "n_fft", "win_length", "hop_length", "n_mels", "fmin", "fmax", "top_db")
+#: floor of the per-band standard deviation in :func:`utterance_normalise`, dB (a band that
+#: barely moves, e.g. one pinned at the ``top_db`` floor, is not blown up to unit variance)
+CMVN_MIN_STD_DB: float = 1.0
+
+
+class UtteranceNorm(str, Enum):
+    """Per-utterance normalisation of a log-mel (the ``utt_norm`` feature parameter)."""
+
+    NONE = "none"  #: dB re full scale, as computed (loudness is part of the input)
+    CMVN = "cmvn"  #: per band: minus the mean over time, divided by the std over time
+
+
+def utterance_normalise(db: np.ndarray, mode: UtteranceNorm | str) -> np.ndarray:
+    """Per-utterance normalisation of a time-major log-mel.
+
+    Args:
+        db: ``(T, n_mels)`` log-mel in dB.
+        mode: :class:`UtteranceNorm` (or its value).
+
+    Returns:
+        float32 ``(T, n_mels)``: unchanged for ``NONE``; for ``CMVN`` each band has zero mean
+        over time and unit standard deviation (std floored at :data:`CMVN_MIN_STD_DB`). A gain
+        ``g`` adds ``20 log10 g`` dB to every bin, which the mean removes exactly (except where
+        the -100 dB power floor binds, i.e. digital silence).
+    """
+    mode = UtteranceNorm(mode)
+    if mode is UtteranceNorm.NONE:
+        return np.asarray(db, np.float32)
+    x = np.asarray(db, np.float64)
+    mu = x.mean(axis=0, keepdims=True)
+    sd = np.maximum(x.std(axis=0, keepdims=True), CMVN_MIN_STD_DB)
+    return ((x - mu) / sd).astype(np.float32)
+
+
 # Frames per STFT block in power_mel (a few tens of MB of FFT scratch at most; clips up to
 # 40 s at a 10 ms hop are one block, i.e. computed exactly as before).
 _FRAMES_PER_BLOCK = 4096
@@ -59,6 +97,7 @@ class LogMelFrontEnd:
         fmin: lowest band edge in Hz.
         fmax: highest band edge in Hz (``None`` = ``sr / 2``).
         top_db: dynamic range kept below the maximum, dB (``None`` = no clipping).
+        utt_norm: per-utterance normalisation applied last (:class:`UtteranceNorm`).
         mel_basis: ``(n_mels, 1 + n_fft // 2)`` float32 filterbank.
         window: ``(n_fft,)`` float64 analysis window.
     """
@@ -73,6 +112,7 @@ class LogMelFrontEnd:
     top_db: float | None
     mel_basis: np.ndarray = field(repr=False)
     window: np.ndarray = field(repr=False)
+    utt_norm: UtteranceNorm = UtteranceNorm.NONE
 
     def __post_init__(self) -> None:
         n_bins = 1 + self.n_fft // 2
@@ -84,6 +124,7 @@ class LogMelFrontEnd:
             raise ValueError(f"window must be ({self.n_fft},), got {win.shape}")
         if self.hop_length <= 0:
             raise ValueError(f"hop_length must be positive, got {self.hop_length}")
+        object.__setattr__(self, "utt_norm", UtteranceNorm(self.utt_norm))
         object.__setattr__(self, "mel_basis", mb)
         object.__setattr__(self, "window", win)
         object.__setattr__(self, "_mel_t", np.ascontiguousarray(mb.T))  # (n_bins, n_mels)
@@ -101,6 +142,7 @@ class LogMelFrontEnd:
         fmin: float = 20.0,
         fmax: float | None = None,
         top_db: float | None = 80.0,
+        utt_norm: UtteranceNorm | str = UtteranceNorm.NONE,
     ) -> LogMelFrontEnd:
         """Build the filterbank and window with librosa (the only librosa use here).
 
@@ -121,12 +163,16 @@ class LogMelFrontEnd:
             n_mels=int(n_mels), fmin=float(fmin), fmax=None if fmax is None else float(fmax),
             top_db=None if top_db is None else float(top_db),
             mel_basis=np.asarray(mel_basis, np.float32), window=np.asarray(window, np.float64),
+            utt_norm=UtteranceNorm(utt_norm),
         )
 
     # -- (de)serialisation --------------------------------------------------------------
     def params(self) -> dict[str, Any]:
-        """The JSON part (for ``model.json["frontend"]``)."""
-        return {"type": "logmel", **{k: getattr(self, k) for k in _PARAMS}, "amin": AMIN}
+        """The JSON part (for ``model.json["frontend"]``; ``utt_norm`` only when set, so
+        artifacts written before it existed read back unchanged)."""
+        extra = {} if self.utt_norm is UtteranceNorm.NONE else {"utt_norm": self.utt_norm.value}
+        return {"type": "logmel", **{k: getattr(self, k) for k in _PARAMS}, "amin": AMIN,
+                **extra}
 
     def arrays(self, prefix: str = "frontend.") -> dict[str, np.ndarray]:
         """The array part (for the artifact's safetensors)."""
@@ -142,6 +188,7 @@ class LogMelFrontEnd:
         return cls(
             **{k: params[k] for k in _PARAMS},
             mel_basis=arrays[f"{prefix}mel_basis"], window=arrays[f"{prefix}window"],
+            utt_norm=UtteranceNorm(params.get("utt_norm", UtteranceNorm.NONE.value)),
         )
 
     # -- the computation ----------------------------------------------------------------
@@ -178,6 +225,8 @@ class LogMelFrontEnd:
         db = 10.0 * np.log10(np.maximum(np.float32(AMIN), self.power_mel(wave)))
         if self.top_db is not None:
             db = np.maximum(db, db.max() - np.float32(self.top_db))
+        if self.utt_norm is not UtteranceNorm.NONE:
+            db = utterance_normalise(db, self.utt_norm)
         return np.ascontiguousarray(db, dtype=np.float32)
 
 

@@ -26,6 +26,7 @@ import librosa
 import numpy as np
 
 from emovox.errors import InvalidSamples
+from emovox.features.frontend import utterance_normalise
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def log_mel(
     fmin: float = 20.0,
     fmax: float | None = None,
     top_db: float | None = 80.0,
+    utt_norm: str = "none",
 ) -> np.ndarray:
     """Log-power mel spectrogram.
 
@@ -126,9 +128,12 @@ def log_mel(
         fmin: lowest band edge in Hz.
         fmax: highest band edge in Hz (``None`` = ``sr / 2``).
         top_db: dynamic range kept below the maximum, in dB (``None`` = no clipping).
+        utt_norm: ``"none"`` (dB as computed) or ``"cmvn"`` (per band: minus its mean over
+            time, divided by its std; gain-invariant), see
+            :func:`emovox.features.frontend.utterance_normalise`.
 
     Returns:
-        float32 array ``(n_mels, T)`` in dB.
+        float32 array ``(n_mels, T)``: dB, or normalised dB with ``utt_norm="cmvn"``.
     """
     y = as_mono_padded(wave, n_fft)
     mel = librosa.feature.melspectrogram(
@@ -143,6 +148,8 @@ def log_mel(
         power=2.0,
     )
     db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=top_db)
+    if utt_norm != "none":
+        db = utterance_normalise(db.T, utt_norm).T
     return finite_float32(db, "log_mel")
 
 
