@@ -19,7 +19,10 @@ The computation follows librosa step by step (``center=True, pad_mode="constant"
 3. frame x window (float64), ``rfft``, rounded to complex64, ``|X|^2`` (float32);
 4. mel projection ``S @ mel_basis.T`` -> ``(T, n_mels)`` power;
 5. ``10 log10(max(amin, S))`` with ``amin = 1e-10`` (``ref = 1.0``: dB re full scale), then
-   values more than ``top_db`` below the utterance maximum are raised to that floor.
+   values more than ``top_db`` below the utterance maximum are raised to that floor;
+6. optionally (``utt_norm``, :func:`utterance_normalise`) each band's mean over time is
+   subtracted and its standard deviation divided out, so a constant gain (a quiet or loud
+   recording, a microphone's level) cancels by construction.
 
 Only :meth:`LogMelFrontEnd.from_params` imports librosa (to build the two arrays); calling
 the front end needs NumPy only.
@@ -32,9 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from emovox.features.spectral import as_mono_padded
+from emovox.features.spectral import (
+    CMVN_MIN_STD_DB,
+    UtteranceNorm,
+    as_mono_padded,
+    utterance_normalise,
+)
 
-__all__ = ["AMIN", "LogMelFrontEnd"]
+__all__ = ["AMIN", "CMVN_MIN_STD_DB", "LogMelFrontEnd", "UtteranceNorm", "utterance_normalise"]
 
 #: power floor before the log (librosa ``power_to_db`` ``amin``): -100 dB
 AMIN: float = 1e-10
@@ -59,6 +67,7 @@ class LogMelFrontEnd:
         fmin: lowest band edge in Hz.
         fmax: highest band edge in Hz (``None`` = ``sr / 2``).
         top_db: dynamic range kept below the maximum, dB (``None`` = no clipping).
+        utt_norm: per-utterance normalisation applied last (:class:`UtteranceNorm`).
         mel_basis: ``(n_mels, 1 + n_fft // 2)`` float32 filterbank.
         window: ``(n_fft,)`` float64 analysis window.
     """
@@ -73,6 +82,7 @@ class LogMelFrontEnd:
     top_db: float | None
     mel_basis: np.ndarray = field(repr=False)
     window: np.ndarray = field(repr=False)
+    utt_norm: UtteranceNorm = UtteranceNorm.NONE
 
     def __post_init__(self) -> None:
         n_bins = 1 + self.n_fft // 2
@@ -84,6 +94,7 @@ class LogMelFrontEnd:
             raise ValueError(f"window must be ({self.n_fft},), got {win.shape}")
         if self.hop_length <= 0:
             raise ValueError(f"hop_length must be positive, got {self.hop_length}")
+        object.__setattr__(self, "utt_norm", UtteranceNorm(self.utt_norm))
         object.__setattr__(self, "mel_basis", mb)
         object.__setattr__(self, "window", win)
         object.__setattr__(self, "_mel_t", np.ascontiguousarray(mb.T))  # (n_bins, n_mels)
@@ -101,6 +112,7 @@ class LogMelFrontEnd:
         fmin: float = 20.0,
         fmax: float | None = None,
         top_db: float | None = 80.0,
+        utt_norm: UtteranceNorm | str = UtteranceNorm.NONE,
     ) -> LogMelFrontEnd:
         """Build the filterbank and window with librosa (the only librosa use here).
 
@@ -121,12 +133,16 @@ class LogMelFrontEnd:
             n_mels=int(n_mels), fmin=float(fmin), fmax=None if fmax is None else float(fmax),
             top_db=None if top_db is None else float(top_db),
             mel_basis=np.asarray(mel_basis, np.float32), window=np.asarray(window, np.float64),
+            utt_norm=UtteranceNorm(utt_norm),
         )
 
     # -- (de)serialisation --------------------------------------------------------------
     def params(self) -> dict[str, Any]:
-        """The JSON part (for ``model.json["frontend"]``)."""
-        return {"type": "logmel", **{k: getattr(self, k) for k in _PARAMS}, "amin": AMIN}
+        """The JSON part (for ``model.json["frontend"]``; ``utt_norm`` only when set, so
+        artifacts written before it existed read back unchanged)."""
+        extra = {} if self.utt_norm is UtteranceNorm.NONE else {"utt_norm": self.utt_norm.value}
+        return {"type": "logmel", **{k: getattr(self, k) for k in _PARAMS}, "amin": AMIN,
+                **extra}
 
     def arrays(self, prefix: str = "frontend.") -> dict[str, np.ndarray]:
         """The array part (for the artifact's safetensors)."""
@@ -142,6 +158,7 @@ class LogMelFrontEnd:
         return cls(
             **{k: params[k] for k in _PARAMS},
             mel_basis=arrays[f"{prefix}mel_basis"], window=arrays[f"{prefix}window"],
+            utt_norm=UtteranceNorm(params.get("utt_norm", UtteranceNorm.NONE.value)),
         )
 
     # -- the computation ----------------------------------------------------------------
@@ -164,7 +181,11 @@ class LogMelFrontEnd:
         ``frames=(start, stop)`` computes only those frames, with the same numbers as
         ``self(wave)[start:stop]`` (the ``top_db`` floor still follows the maximum over the
         whole wave, found block by block): memory is bounded by the block, not the wave.
+        With ``utt_norm`` the whole utterance is computed first (its statistics normalise).
         """
+        if frames is not None and self.utt_norm is not UtteranceNorm.NONE:
+            # normalisation statistics are over the whole utterance, as in training
+            return np.ascontiguousarray(self(wave)[frames[0] : frames[1]])
         x = as_mono_padded(wave, self.n_fft)
         total = self.n_frames(x.shape[0])
         lo, hi = (0, total) if frames is None else frames
@@ -185,6 +206,8 @@ class LogMelFrontEnd:
         db = kept[0] if len(kept) == 1 else np.concatenate(kept)
         if self.top_db is not None:
             db = np.maximum(db, np.float32(peak) - np.float32(self.top_db))
+        if self.utt_norm is not UtteranceNorm.NONE:
+            db = utterance_normalise(db, self.utt_norm)
         return np.ascontiguousarray(db, dtype=np.float32)
 
     def _block_power(self, x: np.ndarray, start: int, stop: int) -> np.ndarray:

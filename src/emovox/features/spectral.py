@@ -21,6 +21,7 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 import logging
+from enum import Enum
 
 import numpy as np
 
@@ -96,6 +97,41 @@ def _window(win_length: int | None, n_fft: int) -> int | None:
 # --------------------------------------------------------------------------- spectrograms
 
 
+#: floor of the per-band standard deviation in :func:`utterance_normalise`, dB (a band that
+#: barely moves, e.g. one pinned at the ``top_db`` floor, is not blown up to unit variance)
+CMVN_MIN_STD_DB: float = 1.0
+
+
+class UtteranceNorm(str, Enum):
+    """Per-utterance normalisation of a log-mel (the ``utt_norm`` feature parameter)."""
+
+    NONE = "none"  #: dB re full scale, as computed (loudness is part of the input)
+    CMVN = "cmvn"  #: per band: minus the mean over time, divided by the std over time
+
+
+def utterance_normalise(db: np.ndarray, mode: UtteranceNorm | str) -> np.ndarray:
+    """Per-utterance normalisation of a time-major log-mel.
+
+    Args:
+        db: ``(T, n_mels)`` log-mel in dB.
+        mode: :class:`UtteranceNorm` (or its value).
+
+    Returns:
+        float32 ``(T, n_mels)``: unchanged for ``NONE``; for ``CMVN`` each band has zero mean
+        over time and unit standard deviation (std floored at :data:`CMVN_MIN_STD_DB`). A gain
+        ``g`` adds ``20 log10 g`` dB to every bin, which the mean removes exactly (except where
+        the -100 dB power floor binds, i.e. digital silence).
+    """
+    mode = UtteranceNorm(mode)
+    if mode is UtteranceNorm.NONE:
+        return np.asarray(db, np.float32)
+    x = np.asarray(db, np.float64)
+    mu = x.mean(axis=0, keepdims=True)
+    sd = np.maximum(x.std(axis=0, keepdims=True), CMVN_MIN_STD_DB)
+    return ((x - mu) / sd).astype(np.float32)
+
+
+
 def log_mel(
     wave: np.ndarray,
     sr: int,
@@ -107,6 +143,7 @@ def log_mel(
     fmin: float = 20.0,
     fmax: float | None = None,
     top_db: float | None = 80.0,
+    utt_norm: str = "none",
 ) -> np.ndarray:
     """Log-power mel spectrogram.
 
@@ -125,9 +162,12 @@ def log_mel(
         fmin: lowest band edge in Hz.
         fmax: highest band edge in Hz (``None`` = ``sr / 2``).
         top_db: dynamic range kept below the maximum, in dB (``None`` = no clipping).
+        utt_norm: ``"none"`` (dB as computed) or ``"cmvn"`` (per band: minus its mean over
+            time, divided by its std; gain-invariant), see
+            :func:`emovox.features.frontend.utterance_normalise`.
 
     Returns:
-        float32 array ``(n_mels, T)`` in dB.
+        float32 array ``(n_mels, T)``: dB, or normalised dB with ``utt_norm="cmvn"``.
     """
     import librosa
 
@@ -144,6 +184,8 @@ def log_mel(
         power=2.0,
     )
     db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=top_db)
+    if utt_norm != "none":
+        db = utterance_normalise(db.T, utt_norm).T
     return finite_float32(db, "log_mel")
 
 

@@ -137,6 +137,12 @@ MODELS["fusion"] = ModelSpec(
     "ours: crnn (silence-trimmed log-mel) + compare_logreg, probabilities averaged",
     FusionConfig(**CRNN_REGISTRY), origin="ours", trim=True, extra_inputs=(Input("compare"),),
 )
+MODELS["crnn_cmvn"] = ModelSpec(
+    "crnn_cmvn", "logmel", partial(_build_torch, "crnn"), Family.NEURAL,
+    "ours: the crnn on per-utterance mean/variance-normalised log-mel (each band minus its "
+    "mean over time, over its std): gain-invariant input", CrnnConfig(**CRNN_REGISTRY),
+    feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
+)
 MODELS["fusion_lrcv"] = ModelSpec(
     "fusion_lrcv", "logmel", partial(_build_fusion, validated_c=True), Family.NEURAL,
     "ours: crnn + compare_lrcv (C chosen on validation speakers), probabilities averaged",
