@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from signals import clip_bytes, voice
+
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
 pytest.importorskip("httpx")
@@ -25,22 +27,13 @@ pytest.importorskip("httpx")
 from emovox.labels import LABELS  # noqa: E402
 
 SR = 16000
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAX_BYTES = 400_000
 MAX_DURATION = 10.0
 
 
-def voice(seconds: float, sr: int = SR, f0: float = 180.0) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sr
-    w = sum(np.sin(k * phase) / k for k in (1, 2, 3))
-    return (0.3 * w / np.max(np.abs(w))).astype(np.float32)
-
-
 def encode(wave: np.ndarray, fmt: str, sr: int = SR) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, wave, sr, format=fmt)
-    return buf.getvalue()
+    return clip_bytes(wave, sr, fmt)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from emovox.cli import app
 from emovox.labels import LABELS
+from signals import harmonic
 
 SR = 16000
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -57,10 +58,7 @@ def ok(res, code: int = 0) -> None:
 
 
 def tone(dur: float, sr: int = SR, f0: float = 220.0, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(round(dur * sr))) / sr
-    w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
-    return (0.3 * w / np.max(np.abs(w)) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    return harmonic(f0, dur, sr, noise=0.01, rng=np.random.default_rng(seed))
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -86,10 +84,11 @@ def good_clips(fake_ravdess) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def real_clips(shared_ravdess) -> list[Path]:
-    clips = sorted((shared_ravdess / "original-48k").glob("*.wav"))[:2]
+def real_clips(shared_data) -> list[Path]:
+    folder = shared_data / "ravdess" / "original-48k"
+    clips = sorted(folder.glob("*.wav"))[:2]
     if len(clips) < 2:
-        pytest.skip(f"no real clips in {shared_ravdess / 'original-48k'}")
+        pytest.skip(f"no real clips in {folder} (set EMOVOX_SHARED_DATA)")
     return clips
 
 
@@ -575,8 +574,8 @@ def test_serving_imports_no_heavy_or_upper_modules():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ,
-                            "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+                            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
     assert r.returncode == 0, r.stderr
-    web = Path(__file__).resolve().parents[1] / "src" / "emovox" / "web"
+    web = Path(__file__).resolve().parents[2] / "src" / "emovox" / "web"
     for f in web.glob("*.py"):
         assert "emovox.api" not in f.read_text(), f

@@ -3,31 +3,21 @@ bad files, limits, no tracebacks), the serving logic it uses and `emovox app`.""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from emovox.errors import AudioTooLong, ConfigError, EmptyAudio, NotAudio, UnsupportedCodec
 from emovox.labels import LABELS
 from emovox.serving import service as logic
+from signals import clip_bytes, voice
 
 SR = 16000
 
 
-def voice(seconds: float, sr: int = SR, f0: float = 180.0) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sr
-    w = sum(np.sin(k * phase) / k for k in (1, 2, 3))
-    return (0.3 * w / np.max(np.abs(w))).astype(np.float32)
-
-
 def wav(seconds: float, **kw) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, voice(seconds, **kw), SR, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
+    return clip_bytes(voice(seconds, **kw), SR, "WAV", "PCM_16")
 
 
 # ------------------------------------------------------------------------------ logic

@@ -40,29 +40,18 @@ from emovox.errors import (
     NotAudio,
     UnsupportedCodec,
 )
+from signals import peak_hz, sine
 
+F64 = np.float64  # the signals these tests were written with
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(
     FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg) - needed for m4a/webm"
 )
-RAVDESS_FILE = Path("/work/shared/data/ravdess/original-48k/03-01-02-01-01-02-01.wav")
-
-
-def tone(sr: int, seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
-    """A sine of shape ``(round(seconds * sr),)``, float64."""
-    t = np.arange(int(round(seconds * sr))) / sr
-    return amp * np.sin(2 * np.pi * freq * t)
-
-
-def peak_hz(wave: np.ndarray, sr: int) -> float:
-    """Frequency (Hz) of the largest FFT magnitude bin of a Hann-windowed signal."""
-    spec = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
-    return float(np.fft.rfftfreq(len(wave), 1.0 / sr)[np.argmax(spec)])
 
 
 def write_stereo_wav(path: Path, sr: int = 48000, seconds: float = 1.0) -> Path:
     """440 Hz sine, left at 0.5 and right at 0.25 amplitude, 16-bit PCM."""
-    x = tone(sr, seconds)
+    x = sine(440.0, seconds, sr, dtype=F64)
     sf.write(path, np.stack([x, 0.5 * x], axis=1), sr, subtype="PCM_16")
     return path
 
@@ -96,7 +85,7 @@ def test_stereo_48k_wav_to_16k_mono(tmp_path: Path) -> None:
 
 def test_8k_wav_is_upsampled(tmp_path: Path) -> None:
     path = tmp_path / "tel.wav"
-    sf.write(path, tone(8000, 2.0), 8000, subtype="PCM_16")
+    sf.write(path, sine(440.0, 2.0, 8000, dtype=F64), 8000, subtype="PCM_16")
     a = load_audio(path)
     assert (a.sr, a.orig_sr, a.orig_channels) == (16000, 8000, 1)
     assert abs(len(a.wave) - 32000) <= 1
@@ -111,7 +100,7 @@ def test_other_output_rate(tmp_path: Path) -> None:
 
 def test_float64_wav_becomes_float32(tmp_path: Path) -> None:
     path = tmp_path / "f64.wav"
-    x = tone(16000, 0.5, amp=0.3)
+    x = sine(440.0, 0.5, 16000, amp=0.3, dtype=F64)
     sf.write(path, x, 16000, subtype="DOUBLE")
     a = load_audio(path)
     assert a.wave.dtype == np.float32
@@ -131,7 +120,8 @@ def test_soundfile_formats(tmp_path: Path, name: str, fmt: str, subtype: str, to
     if fmt not in sf.available_formats():
         pytest.skip(f"this libsndfile cannot write {fmt}")
     path = tmp_path / name
-    sf.write(path, tone(44100, 1.0)[:, None].repeat(2, axis=1), 44100, format=fmt, subtype=subtype)
+    x = sine(440.0, 1.0, 44100, dtype=F64)[:, None].repeat(2, axis=1)
+    sf.write(path, x, 44100, format=fmt, subtype=subtype)
     a = load_audio(path)
     assert (a.sr, a.orig_sr, a.orig_channels) == (16000, 44100, 2)
     assert a.duration == pytest.approx(1.0, abs=tol_s + 1 / 16000)
@@ -196,7 +186,8 @@ def test_probe_without_ffprobe_parses_ffmpeg_banner(
 @pytest.mark.parametrize(("name", "fmt"), [("tone.wav", "WAV"), ("tone.flac", "FLAC")])
 def test_bytes_input_equals_path_input(tmp_path: Path, name: str, fmt: str) -> None:
     path = tmp_path / name
-    sf.write(path, np.stack([tone(48000, 0.7), tone(48000, 0.7, 220)], 1), 48000, format=fmt)
+    x = np.stack([sine(440.0, 0.7, 48000, dtype=F64), sine(220, 0.7, 48000, dtype=F64)], 1)
+    sf.write(path, x, 48000, format=fmt)
     from_path = load_audio(path)
     from_bytes = load_audio(path.read_bytes())
     np.testing.assert_array_equal(from_path.wave, from_bytes.wave)
@@ -207,7 +198,7 @@ def test_bytes_input_equals_path_input(tmp_path: Path, name: str, fmt: str) -> N
 
 def test_aiff_named_wav_is_sniffed(tmp_path: Path) -> None:
     path = tmp_path / "actually_aiff.wav"
-    sf.write(path, tone(22050, 1.0), 22050, format="AIFF", subtype="PCM_16")
+    sf.write(path, sine(440.0, 1.0, 22050, dtype=F64), 22050, format="AIFF", subtype="PCM_16")
     assert path.read_bytes()[:4] == b"FORM"
     a = load_audio(path)
     assert a.orig_sr == 22050 and abs(len(a.wave) - 16000) <= 1
@@ -289,7 +280,7 @@ def test_random_bytes(tmp_path: Path, as_bytes: bool) -> None:
 
 def test_truncated_wav_decodes_what_is_there(tmp_path: Path) -> None:
     path = tmp_path / "full.wav"
-    sf.write(path, tone(16000, 1.0), 16000, subtype="PCM_16")
+    sf.write(path, sine(440.0, 1.0, 16000, dtype=F64), 16000, subtype="PCM_16")
     data = path.read_bytes()
     assert len(data) == 44 + 32000
     cut = tmp_path / "cut.wav"
@@ -302,7 +293,7 @@ def test_truncated_wav_decodes_what_is_there(tmp_path: Path) -> None:
 @pytest.mark.parametrize("keep", [12, 20, 30, 43])
 def test_wav_cut_inside_header_is_typed_error(tmp_path: Path, keep: int) -> None:
     path = tmp_path / "full.wav"
-    sf.write(path, tone(16000, 1.0), 16000, subtype="PCM_16")
+    sf.write(path, sine(440.0, 1.0, 16000, dtype=F64), 16000, subtype="PCM_16")
     cut = tmp_path / "cut.wav"
     cut.write_bytes(path.read_bytes()[:keep])
     with pytest.raises(AudioError, match="cut.wav"):
@@ -312,7 +303,7 @@ def test_wav_cut_inside_header_is_typed_error(tmp_path: Path, keep: int) -> None
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_samples(tmp_path: Path, bad: float) -> None:
     path = tmp_path / "nan.wav"
-    x = tone(16000, 1.0)
+    x = sine(440.0, 1.0, 16000, dtype=F64)
     x[8000] = bad
     sf.write(path, x, 16000, subtype="FLOAT")
     with pytest.raises(InvalidSamples, match=r"nan.wav.*NaN or infinite.*0\.500 s"):
@@ -321,7 +312,7 @@ def test_nan_samples(tmp_path: Path, bad: float) -> None:
 
 def test_too_short(tmp_path: Path) -> None:
     path = tmp_path / "short.wav"
-    sf.write(path, tone(16000, 0.1), 16000)
+    sf.write(path, sine(440.0, 0.1, 16000, dtype=F64), 16000)
     with pytest.raises(AudioTooShort, match="short.wav.*0.10 s.*0.5 s minimum"):
         load_audio(path, min_duration=0.5)
     assert load_audio(path, min_duration=0.05).duration == pytest.approx(0.1)
@@ -331,7 +322,7 @@ def test_too_long_is_rejected_before_decoding(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "long.wav"
-    sf.write(path, tone(16000, 5.0), 16000)
+    sf.write(path, sine(440.0, 5.0, 16000, dtype=F64), 16000)
     assert load_audio(path, max_duration=6.0).duration == pytest.approx(5.0)
 
     def no_decoding(*args: object, **kwargs: object) -> None:
@@ -344,7 +335,7 @@ def test_too_long_is_rejected_before_decoding(
 
 def test_too_long_without_header_duration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "long.wav"
-    sf.write(path, tone(16000, 5.0), 16000)
+    sf.write(path, sine(440.0, 5.0, 16000, dtype=F64), 16000)
 
     def blind_probe(s: object) -> None:
         raise NotAudio("header unreadable")
@@ -406,7 +397,8 @@ def test_speech_level_is_not_silent() -> None:
     rng = np.random.default_rng(2)
     speechy = 0.1 * rng.standard_normal(16000)  # -20 dBFS
     assert not is_silent(speechy)
-    quiet_then_word = np.concatenate([np.zeros(32000), tone(16000, 0.3, amp=0.05)])
+    word = sine(440.0, 0.3, 16000, amp=0.05, dtype=F64)
+    quiet_then_word = np.concatenate([np.zeros(32000), word])
     assert not is_silent(quiet_then_word)  # the loudest frame decides, not the average
     assert is_silent(np.zeros(10))
     assert is_silent(np.zeros(0))
@@ -415,7 +407,8 @@ def test_speech_level_is_not_silent() -> None:
 
 def test_trim_removes_leading_and_trailing_silence(tmp_path: Path) -> None:
     sr = 16000
-    wave = np.concatenate([np.zeros(sr), tone(sr, 1.0, amp=0.5), np.zeros(sr)]).astype(np.float32)
+    loud = sine(440.0, 1.0, sr, amp=0.5, dtype=F64)
+    wave = np.concatenate([np.zeros(sr), loud, np.zeros(sr)]).astype(np.float32)
     out = trim_silence(wave, sr)
     loud = np.flatnonzero(np.abs(out) > 1e-3)
     tol = int(0.05 * sr)
@@ -466,7 +459,7 @@ def test_iter_blocks_matches_load_audio_on_95s_file(tmp_path: Path) -> None:
 
 def test_iter_blocks_same_rate_and_errors(tmp_path: Path) -> None:
     path = tmp_path / "plain.wav"
-    x = tone(16000, 2.5)
+    x = sine(440.0, 2.5, 16000, dtype=F64)
     sf.write(path, x, 16000, subtype="FLOAT")
     blocks = list(iter_blocks(path, block_s=1.0))
     assert [(s, len(b)) for s, b in blocks] == [(0.0, 16000), (1.0, 16000), (2.0, 8000)]
@@ -474,7 +467,7 @@ def test_iter_blocks_same_rate_and_errors(tmp_path: Path) -> None:
     with pytest.raises(AudioFileNotFound):  # raised at call time, not on first next()
         iter_blocks(tmp_path / "missing.wav")
     bad = tmp_path / "bad.wav"
-    y = tone(16000, 2.5)
+    y = sine(440.0, 2.5, 16000, dtype=F64)
     y[20000] = np.nan
     sf.write(bad, y, 16000, subtype="FLOAT")
     gen = iter_blocks(bad, block_s=1.0)
@@ -483,7 +476,7 @@ def test_iter_blocks_same_rate_and_errors(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers and real data
+# Helpers
 # --------------------------------------------------------------------------------------------
 
 
@@ -493,20 +486,9 @@ def test_to_mono_and_resample_helpers() -> None:
     assert mono.dtype == np.float32 and mono.shape == (2,)
     np.testing.assert_allclose(mono, [(32767 - 32768) / 2 / 32768, 0.5], atol=1e-6)
     np.testing.assert_allclose(to_mono(np.ones((2, 5)), channel_axis=0), np.ones(5))
-    y = resample(tone(48000, 1.0), 48000, 16000)
+    y = resample(sine(440.0, 1.0, 48000, dtype=F64), 48000, 16000)
     assert y.dtype == np.float32 and abs(len(y) - 16000) <= 1
-    assert resample(np.zeros(10, dtype=np.float64), 16000, 16000).dtype == np.float32
-
-
-@pytest.mark.skipif(not RAVDESS_FILE.is_file(), reason=f"RAVDESS sample {RAVDESS_FILE} not present")
-def test_real_ravdess_file() -> None:
-    info = probe(RAVDESS_FILE)
-    a = load_audio(RAVDESS_FILE)
-    assert (a.sr, a.orig_sr) == (16000, 48000) and a.wave.ndim == 1
-    assert a.orig_channels == info.channels
-    assert 3.0 <= a.duration <= 6.0
-    assert a.duration == pytest.approx(info.duration, abs=1e-3)
-    assert not a.silent and np.isfinite(a.wave).all()
+    assert resample(np.zeros(10, dtype=F64), 16000, 16000).dtype == np.float32
 
 
 # --------------------------------------------------------------------------------------------
@@ -638,7 +620,7 @@ def test_levels_are_blockwise_but_identical() -> None:
     rng = np.random.default_rng(5)
     w = (0.1 * rng.standard_normal(700_001)).astype(np.float32)  # spans several level blocks
     frame, hop = 1024, 512
-    csum = np.concatenate([[0.0], np.cumsum(np.square(w, dtype=np.float64))])
+    csum = np.concatenate([[0.0], np.cumsum(np.square(w, dtype=F64))])
     starts = np.arange(0, len(w) - frame + 1, hop)
     starts = np.append(starts, len(w) - frame)
     ref = np.sqrt(np.maximum((csum[starts + frame] - csum[starts]) / frame, 0.0))
