@@ -7,9 +7,12 @@ Importable as ``signals`` from every test folder (``tests/`` is on ``sys.path`` 
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 SR = 16000
@@ -99,3 +102,16 @@ def clip_bytes(wave: np.ndarray, sr: int = SR, fmt: str = "WAV",
     buf = io.BytesIO()
     sf.write(buf, wave, sr, format=fmt, subtype=subtype)
     return buf.getvalue()
+
+
+FFMPEG = shutil.which("ffmpeg")
+needs_ffmpeg = pytest.mark.skipif(
+    FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg) - needed for m4a/webm"
+)
+
+
+def ffmpeg_encode(src: Path, dst: Path, *codec_args: str) -> Path:
+    """Re-encode ``src`` into ``dst`` with ffmpeg (``codec_args`` such as ``-c:a aac``)."""
+    cmd = [FFMPEG or "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src)]
+    subprocess.run([*cmd, *codec_args, str(dst)], check=True)
+    return dst
