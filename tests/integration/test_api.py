@@ -475,6 +475,7 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
         assert c.get("/v1/model", headers={"X-API-Key": "k"}).status_code == 200
 
 
+@pytest.mark.slow  # a real `emovox serve` on loopback under load
 def test_bench_load_script(tiny_model):
     """bench/load_api.py starts `emovox serve` on loopback, loads it, stops it."""
     r = subprocess.run(

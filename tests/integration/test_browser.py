@@ -40,6 +40,8 @@ pytest.importorskip("playwright.sync_api",
                     reason="the playwright pip package is not installed (pip install playwright)")
 pytest.importorskip("streamlit", reason="streamlit is not installed (pip install 'emovox[web]')")
 
+pytestmark = pytest.mark.slow  # starts `emovox app` and a headless Chromium
+
 
 def write_voice(path: Path, seconds: float, f0: float, sr: int = 48000) -> Path:
     """A voice-like harmonic tone with vibrato, 16-bit PCM (what Chromium's fake capture

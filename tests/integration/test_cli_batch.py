@@ -11,6 +11,8 @@ from cli_helpers import DECODABLE, ERRORS, check_rows, invoke, ok, read_csv, rea
 
 from emovox.labels import LABELS
 
+pytestmark = pytest.mark.slow  # uses the cli_model trained with `emovox train`; starts Dask workers
+
 # -- batch ---------------------------------------------------------------------------------
 
 

@@ -13,6 +13,9 @@ from cli_helpers import ANSI, DECODABLE, ERRORS, check_prediction, invoke, ok, p
 
 from emovox.labels import LABELS
 
+# the session's cli_model is trained with `emovox train`; some tests read real RAVDESS
+pytestmark = pytest.mark.slow
+
 # -- predict -------------------------------------------------------------------------------
 
 

@@ -14,6 +14,8 @@ from cli_helpers import SR, check_prediction, invoke, ok, text, tone
 
 from emovox.labels import LABELS
 
+pytestmark = pytest.mark.slow  # uses the cli_model trained with `emovox train`
+
 # -- timeline ------------------------------------------------------------------------------
 
 
