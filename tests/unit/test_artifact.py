@@ -272,7 +272,7 @@ def test_training_and_serving_build_identical_network_input(tmp_path, fake_ravde
     """resnet_mlp (seed002 vectors): the experiment's extraction + TorchClassifier input vs
     the Predictor's Preprocess on the decoded file: bit-identical."""
     from emovox.config import DataConfig, ExperimentConfig, ModelConfig
-    from emovox.experiment import _extract_inputs
+    from emovox.experiment.dataset import featurise
     from emovox.features.cache import content_hash
     from emovox.models import get_model_spec
 
@@ -281,7 +281,7 @@ def test_training_and_serving_build_identical_network_input(tmp_path, fake_ravde
                            model=ModelConfig("resnet_mlp", {"epochs": 1}),
                            cache_dir=str(fake_cache), n_jobs=1)
     spec = get_model_spec("resnet_mlp")
-    items, errors, _, _ = _extract_inputs(cfg, spec, files, [content_hash(f) for f in files])
+    items, errors, _, _ = featurise(cfg, spec, files, [content_hash(f) for f in files])
     assert not errors
     y = np.arange(len(files)) % 8
     model = spec.build(n_classes=8, seed=0, epochs=1)
