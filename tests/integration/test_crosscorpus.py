@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
@@ -50,6 +51,7 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     assert (out / "confusion.png").exists()
 
 
+@pytest.mark.slow
 def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, tmp_path):
     """`emovox train --model egemaps_logreg` gives a folder `predict` can use (functionals
     via opensmile, scikit-learn pipeline via skops), with CV calibration attached."""

@@ -77,6 +77,7 @@ def _no_traceback(at) -> None:
     assert len(at.exception) == 0, [e.value for e in at.exception]
 
 
+@pytest.mark.slow
 def test_app_upload_record_and_bad_file(app_env):
     pytest.importorskip("streamlit")
     at = _app().run()

@@ -53,6 +53,7 @@ def test_augment_is_deterministic_per_clip_and_variant():
     assert np.array_equal(x, sine(300))  # input untouched
 
 
+@pytest.mark.slow
 def test_augmentation_touches_training_clips_only(fake_ravdess, tmp_path, monkeypatch):
     """Spy on every waveform that reaches augment(): none may be a validation or test clip."""
     seen: list[str] = []

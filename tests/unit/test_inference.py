@@ -232,6 +232,7 @@ def test_default_model_missing_is_a_clear_error():
         Predictor.from_artifact(None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_concurrent_predictions_match_sequential(predictors, backend):
     p = predictors[backend]

@@ -55,6 +55,7 @@ def test_every_registered_model_builds_and_predicts_probabilities():
     assert p.shape == (96, 8) and np.allclose(p.sum(1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_is_deterministic():
     x, y = blobs()
     params = mlp.MlpConfig(epochs=3).to_params()
@@ -65,6 +66,7 @@ def test_training_is_deterministic():
     assert np.array_equal(pa, pb)
 
 
+@pytest.mark.slow
 def test_early_stopping_uses_validation_and_keeps_best_epoch():
     x, y = blobs(seed=1)
     m = TorchClassifier(mlp.build_net, n_classes=8, seed=0,
