@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from api_helpers import MAX_BYTES, MAX_DURATION, encode, make_test_client
 from cli_helpers import DECODABLE, ERRORS, SR, invoke, ok, text, tone
+
+from signals import voice
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +66,20 @@ def bad_dir(tmp_path_factory) -> Path:
     (d / "aiff_as.wav").write_bytes(buf.getvalue())
     assert sorted(p.name for p in d.iterdir()) == sorted([*ERRORS, *DECODABLE])
     return d
+
+
+@pytest.fixture(scope="module")
+def wav3() -> bytes:
+    """3 s of a voice-like tone as WAV bytes (the API tests' usual upload)."""
+    return encode(voice(3.0), "WAV")
+
+
+@pytest.fixture(scope="module")
+def client(tiny_model):
+    """FastAPI's TestClient on the tiny model, with small upload and duration limits."""
+    pytest.importorskip("fastapi")
+    from emovox.api.server import create_app
+
+    app = create_app(tiny_model, max_bytes=MAX_BYTES, max_duration=MAX_DURATION)
+    with make_test_client(app) as c:
+        yield c
