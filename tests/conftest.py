@@ -1,29 +1,38 @@
-"""Shared fixtures: a fake RAVDESS tree with real file names and learnable audio."""
+"""Shared fixtures: the real data in ``../shared`` (``shared_data``, ``shared_ravdess``), a fake
+RAVDESS tree with real file names and learnable audio, and a tiny packaged model.
+
+Layout: ``tests/unit`` (fast, synthetic) and ``tests/integration`` (real corpora, CLI runs end
+to end, API/web servers, the browser). ``pytest -m "not slow"`` is the quick loop."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from emovox.labels import LABELS
+from signals import SR, emotion_tone, write_clip
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess"
-SR = 16000
+SHARED_DATA_ENV = "EMOVOX_SHARED_DATA"
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def tone_for(emotion: int, actor: int, rep: int, rng: np.random.Generator) -> np.ndarray:
-    """0.8 s of a harmonic tone whose pitch encodes the emotion (so it is learnable),
-    shifted a little per actor, with noise."""
-    t = np.arange(int(0.8 * SR)) / SR
-    f0 = 120.0 * 2 ** (emotion / 4) * (1 + 0.02 * (actor % 3)) * (1 + 0.01 * rep)
-    wave = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
-    wave = 0.3 * wave / np.max(np.abs(wave)) + 0.01 * rng.standard_normal(len(t))
-    return wave.astype(np.float32)
+def shared_data_root() -> Path:
+    """``$EMOVOX_SHARED_DATA`` when set, else ``../shared/data`` next to the repository."""
+    env = os.environ.get(SHARED_DATA_ENV)
+    return Path(env).expanduser() if env else DEFAULT_SHARED_DATA
+
+
+def require_shared(path: Path) -> Path:
+    """``path`` (inside the shared data), or skip the test naming it and the variable."""
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path} (set {SHARED_DATA_ENV} to the folder "
+                    "holding ravdess/)")
+    return path
 
 
 def make_fake_ravdess(root: Path, actors: tuple[int, ...] = (1, 2, 3, 4, 5, 6)) -> Path:
@@ -34,7 +43,7 @@ def make_fake_ravdess(root: Path, actors: tuple[int, ...] = (1, 2, 3, 4, 5, 6)) 
         for e in range(1, 9):
             for rep in (1, 2):
                 name = f"03-01-{e:02d}-01-01-{rep:02d}-{a:02d}.wav"
-                sf.write(d / name, tone_for(e, a, rep, rng), SR, subtype="PCM_16")
+                write_clip(d / name, emotion_tone(e, rng, actor=a, rep=rep))
     return root
 
 
@@ -45,10 +54,17 @@ def fake_ravdess(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_ravdess() -> Path:
-    if not (SHARED / "Audio_Speech_Actors_01-24").is_dir():
-        pytest.skip(f"real RAVDESS not found at {SHARED}")
-    return SHARED
+def shared_data() -> Path:
+    """Root of the shared data (``../shared/data`` or ``$EMOVOX_SHARED_DATA``); skips if absent."""
+    return require_shared(shared_data_root())
+
+
+@pytest.fixture(scope="session")
+def shared_ravdess(shared_data) -> Path:
+    """The real RAVDESS folder (``Audio_Speech_Actors_01-24``, ``original-48k``); skips if
+    its speech set is absent."""
+    require_shared(shared_data / "ravdess" / "Audio_Speech_Actors_01-24")
+    return shared_data / "ravdess"
 
 
 @pytest.fixture(scope="session")
@@ -78,13 +94,9 @@ def build_tiny_model(base: Path) -> Path:
     from emovox.training.trainer import TorchClassifier
 
     rng = np.random.default_rng(0)
-    t = np.arange(int(0.6 * SR)) / SR
     feats, y = [], []
     for i in range(16):
-        f0 = 120.0 * 2 ** ((i % 8) / 4)
-        w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
-        w = 0.3 * w / np.max(np.abs(w)) + 0.01 * rng.standard_normal(len(t))
-        feats.append(extract("logmel", w.astype(np.float32), SR))
+        feats.append(extract("logmel", emotion_tone(i % 8, rng, seconds=0.6), SR))
         y.append(i % 8)
     model = TorchClassifier(crnn.build_net, n_classes=8, seed=0,
                             **{**crnn.DEFAULTS, "n_frames": 64, "epochs": 1})

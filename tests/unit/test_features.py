@@ -21,31 +21,10 @@ from emovox.features import (
     smile,
     spectral,
 )
+from signals import harmonic, noise, sine, square
 
 SR = 16_000
 A_PITCH_CLASS = 9  # chroma rows run C, C#, D, D#, E, F, F#, G, G#, A, A#, B
-
-
-def sine(freq: float, seconds: float = 1.0, sr: int = SR, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * sr))) / sr
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def square(freq: float, seconds: float = 1.0, sr: int = SR, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * sr))) / sr
-    # A small phase offset keeps samples off exact zeros.
-    return (amp * np.sign(np.sin(2 * np.pi * freq * t + 0.1))).astype(np.float32)
-
-
-def noise(seconds: float = 1.0, sr: int = SR, amp: float = 0.1, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (amp * rng.standard_normal(int(round(seconds * sr)))).astype(np.float32)
-
-
-def harmonic(f0: float, seconds: float = 2.0, sr: int = SR, n_harmonics: int = 10) -> np.ndarray:
-    t = np.arange(int(round(seconds * sr))) / sr
-    x = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, n_harmonics + 1))
-    return (0.3 * x / np.max(np.abs(x))).astype(np.float32)
 
 
 def expected_shape(name: str, n_samples: int) -> tuple[int, ...]:
@@ -356,7 +335,7 @@ def test_reference004_frames_cover_4s() -> None:
 def test_egemaps_f0_of_200hz_tone() -> None:
     names = smile.feature_names("egemaps")
     assert len(names) == 88
-    values = smile.egemaps(harmonic(200.0, seconds=2.0), SR)
+    values = smile.egemaps(harmonic(200.0, seconds=2.0, n_harmonics=10), SR)
     idx = names.index("F0semitoneFrom27.5Hz_sma3nz_amean")
     assert values[idx] == pytest.approx(12 * np.log2(200.0 / 27.5), abs=1.0)
 

@@ -23,6 +23,7 @@ def cfg_for(root, cache, model: str, **params) -> ExperimentConfig:
     )
 
 
+@pytest.mark.slow
 def test_fusion_runs_two_feature_streams(fake_ravdess, fake_cache, tmp_path):
     res = run_experiment(cfg_for(fake_ravdess, fake_cache, "fusion", epochs=2), tmp_path / "r")
     assert res.extraction["feature"] == "logmel+compare"
@@ -30,6 +31,7 @@ def test_fusion_runs_two_feature_streams(fake_ravdess, fake_cache, tmp_path):
     assert (tmp_path / "r" / "curves_fold0.png").exists()  # the CRNN member's curves
 
 
+@pytest.mark.slow
 def test_neural_fold_models_are_saved_and_reload(fake_ravdess, fake_cache, tmp_path):
     cfg = cfg_for(fake_ravdess, fake_cache, "crnn", epochs=2)
     cfg.save_models = True
@@ -81,6 +83,7 @@ def test_corpus_assembled_from_symlinked_folders(tmp_path, ravdess_maker):
     assert len(ds.utts) == 16  # followed the link once, not around the loop
 
 
+@pytest.mark.slow
 def test_fuse_runs_averages_out_of_fold_probabilities(fake_ravdess, fake_cache, tmp_path):
     from typer.testing import CliRunner
 
@@ -145,6 +148,7 @@ def _evaluate(root, cache, out, *extra):
     ])
 
 
+@pytest.mark.slow
 def test_evaluate_out_replaces_an_earlier_run_without_stale_files(
     fake_ravdess, fake_cache, tmp_path
 ):
@@ -187,6 +191,7 @@ def test_failed_run_leaves_the_earlier_run_untouched(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
+@pytest.mark.slow
 def test_report_skips_a_truncated_run_and_tabulates_the_rest(fake_ravdess, fake_cache, tmp_path):
     import shutil
 

@@ -3,84 +3,21 @@ bad files, limits, no tracebacks), the serving logic it uses and `emovox app`.""
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
-import numpy as np
 import pytest
-import soundfile as sf
 
-from emovox.errors import AudioTooLong, ConfigError, EmptyAudio, NotAudio, UnsupportedCodec
+from emovox.errors import AudioTooLong, EmptyAudio
 from emovox.labels import LABELS
 from emovox.serving import service as logic
+from signals import clip_bytes, voice
 
 SR = 16000
 
 
-def voice(seconds: float, sr: int = SR, f0: float = 180.0) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sr
-    w = sum(np.sin(k * phase) / k for k in (1, 2, 3))
-    return (0.3 * w / np.max(np.abs(w))).astype(np.float32)
-
-
 def wav(seconds: float, **kw) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, voice(seconds, **kw), SR, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
+    return clip_bytes(voice(seconds, **kw), SR, "WAV", "PCM_16")
 
 
 # ------------------------------------------------------------------------------ logic
-
-
-def test_settings_from_env():
-    s = logic.Settings.from_env({})
-    assert s == logic.Settings(None, 25.0, 600.0, "auto")
-    assert s.max_bytes == 25 * 1024 * 1024
-    s = logic.Settings.from_env({"EMOVOX_MODEL": "/m", "EMOVOX_MAX_UPLOAD_MB": "2.5",
-                                 "EMOVOX_MAX_DURATION_S": "30", "EMOVOX_BACKEND": "onnx"})
-    assert s == logic.Settings(Path("/m"), 2.5, 30.0, "onnx")
-    assert logic.Settings.from_env(s.to_env()) == s
-    assert logic.Settings.from_env(logic.Settings().to_env()) == logic.Settings()
-    for bad in ({"EMOVOX_MAX_UPLOAD_MB": "lots"}, {"EMOVOX_MAX_DURATION_S": "-1"},
-                {"EMOVOX_MAX_UPLOAD_MB": "nan"}, {"EMOVOX_BACKEND": "tpu"}):
-        with pytest.raises(ConfigError):
-            logic.Settings.from_env(bad)
-
-
-def test_settings_api_key_is_read_but_never_passed_on():
-    s = logic.Settings.from_env({"EMOVOX_API_KEY": " k3y "})
-    assert s.api_key == "k3y" and "k3y" not in repr(s)
-    assert "EMOVOX_API_KEY" not in s.to_env() and "k3y" not in s.to_env().values()
-    assert logic.Settings.from_env({}).api_key is None
-
-
-def test_confidence_levels_and_helpers():
-    assert [logic.confidence_level(c).name for c in (0.95, 0.70, 0.6999, 0.50, 0.4999, 0.1)] == [
-        "high", "high", "medium", "medium", "low", "low"]
-    assert logic.confidence_level(0.8).colour == "green"
-    assert logic.confidence_level(0.6).colour == "orange"
-    assert logic.confidence_level(0.2).colour == "red"
-    logic.check_size(100, 100)
-    with pytest.raises(logic.UploadTooLarge, match="x.wav: is 2 MB, larger than the 1 MB"):
-        logic.check_size(2 * 1024 * 1024, 1024 * 1024, "x.wav")
-    assert logic.safe_suffix("Clip.WAV") == ".wav"
-    assert logic.safe_suffix("../../etc/passwd") == ".bin"
-    assert logic.safe_suffix("a.tar.gz;rm -rf") == ".bin"
-    assert logic.display_name("C:\\Users\\me\\x.m4a") == "x.m4a"
-    assert logic.display_name("../../etc/passwd") == "passwd"
-    assert logic.display_name("") == "upload"
-    assert logic.mime_type("a.mp3") == "audio/mpeg" and logic.mime_type("a.m4a") == "audio/mp4"
-    assert logic.http_status(logic.UploadTooLarge("x")) == (413, "upload_too_large")
-    assert logic.http_status(NotAudio("x"))[0] == 415
-    assert logic.http_status(UnsupportedCodec("x"))[0] == 415
-    assert logic.http_status(AudioTooLong("x")) == (422, "audio_too_long")
-    assert logic.http_status(EmptyAudio("x")) == (422, "bad_audio")
-    assert logic.http_status(KeyError("x")) == (500, "internal_error")
-    assert "Traceback" not in logic.user_message(KeyError("secret"))
-    assert "secret" not in logic.user_message(KeyError("secret"))
-    t, lo, hi = logic.waveform_envelope(np.sin(np.arange(50_000)).astype(np.float32), SR, 100)
-    assert len(t) == len(lo) == len(hi) <= 100 and (lo <= hi).all()
 
 
 def test_analyse_and_timeline_csv(tiny_model):
@@ -140,6 +77,7 @@ def _no_traceback(at) -> None:
     assert len(at.exception) == 0, [e.value for e in at.exception]
 
 
+@pytest.mark.slow
 def test_app_upload_record_and_bad_file(app_env):
     pytest.importorskip("streamlit")
     at = _app().run()

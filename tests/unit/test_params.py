@@ -20,7 +20,7 @@ from emovox.models.configs import Gamma, Pooling
 from emovox.models.params import Loss, Schedule, coerce_value
 from emovox.training import build_model
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.mark.parametrize(("value", "tp", "expected"), [
@@ -116,9 +116,10 @@ def test_cli_refuses_bad_param_with_exit_2_before_any_work(tmp_path, model, para
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing written
 
 
-def test_cli_bad_neural_param_exits_2_fast() -> None:
+def test_cli_bad_neural_param_exits_2_fast(tmp_path) -> None:
     """The done-when of issue 8, as a real process: exit 2 in under 5 s, naming the keys."""
-    data = Path(__file__).resolve().parents[2] / "shared/data/ravdess/Audio_Speech_Actors_01-24"
+    data = tmp_path / "data"  # never read: the parameters are refused first
+    data.mkdir()
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "emovox.cli", "evaluate", "--data", str(data),

@@ -26,11 +26,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from emovox.labels import LABELS
+from signals import voice, write_clip
 
 CHROMIUM = Path("/usr/bin/chromium")
 SR = 16000
@@ -41,15 +40,13 @@ pytest.importorskip("playwright.sync_api",
                     reason="the playwright pip package is not installed (pip install playwright)")
 pytest.importorskip("streamlit", reason="streamlit is not installed (pip install 'emovox[web]')")
 
+pytestmark = pytest.mark.slow  # starts `emovox app` and a headless Chromium
+
 
 def write_voice(path: Path, seconds: float, f0: float, sr: int = 48000) -> Path:
     """A voice-like harmonic tone with vibrato, 16-bit PCM (what Chromium's fake capture
     device reads)."""
-    t = np.arange(int(seconds * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sr
-    w = sum(np.sin(k * phase) / k for k in (1, 2, 3))
-    sf.write(path, (0.3 * w / np.max(np.abs(w))).astype(np.float32), sr, subtype="PCM_16")
-    return path
+    return write_clip(path, voice(seconds, sr, f0))
 
 
 def free_port() -> int:

@@ -13,17 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from emovox.features.cache import FeatureCache, content_hash, extract_files
+from signals import sine, write_clip
 
 
 @pytest.fixture
 def one_wav(tmp_path) -> Path:
-    t = np.arange(8000) / 16000
-    f = tmp_path / "a.wav"
-    sf.write(f, (0.3 * np.sin(2 * np.pi * 220 * t)).astype("float32"), 16000)
-    return f
+    return write_clip(tmp_path / "a.wav", sine(220, 0.5, amp=0.3), subtype=None)
 
 
 def _extract(wav: Path, cache: Path, name: str = "mfcc"):
@@ -111,7 +108,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("how", ["prctl", "watchdog"])
 def test_extraction_workers_die_with_their_parent(tmp_path, how):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     proc = subprocess.Popen([sys.executable, "-c", _POOL_SCRIPT, how], stdout=subprocess.PIPE,
                             text=True, env=env)
     try:

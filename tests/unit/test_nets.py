@@ -244,6 +244,7 @@ def test_cnn_gru_attention_unidirectional() -> None:
             assert torch.equal(a, b) is causal
 
 
+@pytest.mark.slow
 def test_crnn_with_aux_vector() -> None:
     net = crnn.build_net(N_CLASSES, (300, 64), n_aux=88)
     x, aux = torch.randn(4, 300, 64), torch.randn(4, 88)
@@ -270,6 +271,7 @@ def test_crnn_attentive_stats_pool_is_weighted_mean_and_std() -> None:
     torch.testing.assert_close(out[:, 6:], h.std(dim=1, unbiased=False), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_mlp_overfits_tiny_set() -> None:
     """16 random samples, 8 classes: 100 Adam steps must reach 100 % training accuracy."""
     x = torch.randn(16, 340)

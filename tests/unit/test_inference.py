@@ -36,18 +36,16 @@ from emovox.features.frontend import LogMelFrontEnd
 from emovox.labels import LABELS, Emotion
 from emovox.serving.predictor import Prediction, Predictor
 from emovox.training.export import export_onnx
+from signals import harmonic
 
 SR = 16000
 N_FRAMES = 64
-REAL_CLIP_DIR = Path(__file__).resolve().parents[2] / "shared/data/ravdess/original-48k"
 
 
 def tone(emotion: int, rng: np.random.Generator, dur: float = 0.6, sr: int = SR) -> np.ndarray:
     """A harmonic tone whose pitch encodes the class, with 0.1 s of near-silence each side."""
-    t = np.arange(int(dur * sr)) / sr
     f0 = 120.0 * 2 ** (emotion / 4) * (1 + 0.02 * rng.standard_normal())
-    w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in (1, 2, 3))
-    w = 0.3 * w / np.max(np.abs(w)) + 0.01 * rng.standard_normal(len(t))
+    w = harmonic(f0, dur, sr, noise=0.01, rng=rng)
     pad = 1e-4 * rng.standard_normal(int(0.1 * sr))
     return np.concatenate([pad, w, pad]).astype(np.float32)
 
@@ -104,19 +102,6 @@ def wav_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def frontend() -> LogMelFrontEnd:
     return LogMelFrontEnd.from_params(SR)
-
-
-def test_frontend_matches_librosa_on_real_clip(frontend):
-    clips = sorted(REAL_CLIP_DIR.glob("*.wav"))[:1] if REAL_CLIP_DIR.is_dir() else []
-    if not clips:
-        pytest.skip(f"no real RAVDESS clip under {REAL_CLIP_DIR}")
-    from emovox.audio import load_audio
-
-    wave = load_audio(clips[0], sr=SR, trim=True).wave
-    ref = extract("logmel", wave, SR)
-    got = frontend(wave)
-    assert got.shape == ref.shape and got.dtype == np.float32
-    assert np.abs(got - ref).max() <= 1e-3
 
 
 @pytest.mark.parametrize("n", [480, 16037, 0])
@@ -247,6 +232,7 @@ def test_default_model_missing_is_a_clear_error():
         Predictor.from_artifact(None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_concurrent_predictions_match_sequential(predictors, backend):
     p = predictors[backend]

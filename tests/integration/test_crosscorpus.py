@@ -6,11 +6,13 @@ import csv
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
 from emovox.cli import app
 from emovox.experiment.crosscorpus import shared_label_set
+from signals import sine
 
 
 def test_shared_label_sets():
@@ -29,7 +31,7 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
         d.mkdir(parents=True)
         for emo in ("angry", "happy", "sad", "neutral", "ps"):
             for word in ("back", "bar"):
-                wave = 0.2 * np.sin(2 * np.pi * 180 * np.arange(8000) / 16000)
+                wave = sine(180, 0.5, amp=0.2)
                 sf.write(d / f"{spk}_{word}_{emo}.wav",
                          (wave + 0.01 * rng.standard_normal(8000)).astype("float32"), 16000)
     (root / "OAF_mixed" / "OAF_bad_angry.wav").write_text("not audio")
@@ -50,6 +52,7 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     assert (out / "confusion.png").exists()
 
 
+@pytest.mark.slow
 def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, tmp_path):
     """`emovox train --model egemaps_logreg` gives a folder `predict` can use (functionals
     via opensmile, scikit-learn pipeline via skops), with CV calibration attached."""
@@ -86,7 +89,7 @@ def test_bundled_models_load_by_name():
         if not (resolve_model_path(name) / "model.json").is_file():
             continue  # a checkout without the trained models
         p = Predictor.from_artifact(name)
-        wave = (0.2 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000)).astype("float32")
+        wave = sine(220, 2.0, amp=0.2)
         pred = p.predict_wave(wave, 16000)
         assert abs(sum(pred.probabilities.values()) - 1) < 1e-6
         assert p.meta["cross_validation"]["protocol"] == "emobox"

@@ -12,16 +12,18 @@ from typer.testing import CliRunner
 
 from emovox.cli import app
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SPEECH = SHARED / "data/ravdess/Audio_Speech_Actors_01-24"
-
-pytestmark = pytest.mark.skipif(not SPEECH.is_dir(), reason=f"real RAVDESS not found at {SPEECH}")
+pytestmark = pytest.mark.slow
 
 
-def test_evaluate_two_folds_on_six_actors(tmp_path):
+@pytest.fixture(scope="module")
+def speech(shared_ravdess) -> Path:
+    return shared_ravdess / "Audio_Speech_Actors_01-24"
+
+
+def test_evaluate_two_folds_on_six_actors(tmp_path, speech):
     out = tmp_path / "run"
     args = [
-        "evaluate", "--data", str(SPEECH), "--protocol", "emobox", "--model", "egemaps_logreg",
+        "evaluate", "--data", str(speech), "--protocol", "emobox", "--model", "egemaps_logreg",
         "--folds", "0,1", "--speakers", "01,11,04,10,02,03", "--val-speakers", "1",
         "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--jobs", "2",
     ]
@@ -65,5 +67,5 @@ def test_evaluate_two_folds_on_six_actors(tmp_path):
 def test_evaluate_bad_inputs(tmp_path):
     r = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "not found" in r.output
-    r = CliRunner().invoke(app, ["evaluate", "--data", str(SPEECH), "--model", "nonsense"])
+    r = CliRunner().invoke(app, ["evaluate", "--data", str(speech), "--model", "nonsense"])
     assert r.exit_code == 2 and "unknown model" in r.output

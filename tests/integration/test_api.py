@@ -1,0 +1,224 @@
+"""REST API (emovox.api.server) with FastAPI's TestClient on a tiny model: success and
+error paths, the documentation pages."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from api_helpers import MAX_BYTES, MAX_DURATION, SR, assert_error, encode, make_test_client, post
+
+from signals import voice
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+pytest.importorskip("httpx")
+
+from emovox.labels import LABELS  # noqa: E402
+
+# ------------------------------------------------------------------------------ success paths
+
+
+def test_predict(client, wav3):
+    r = post(client, "/v1/predict", wav3, "voice.wav")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["emotion"] in LABELS and d["model_id"].startswith("crnn-")
+    assert list(d["probabilities"]) == list(LABELS)
+    assert sum(d["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert d["confidence"] == pytest.approx(max(d["probabilities"].values()))
+    level = "high" if d["confidence"] >= 0.7 else "medium" if d["confidence"] >= 0.5 else "low"
+    assert d["confidence_level"] == level
+    assert -1 <= d["arousal"] <= 1 and -1 <= d["valence"] <= 1
+    assert d["derived"] == ["arousal", "valence"]
+    assert d["duration"] == pytest.approx(3.0, abs=0.01)
+    assert d["silent"] is False and d["filename"] == "voice.wav"
+
+
+def test_predict_formats_agree(client, wav3, tmp_path):
+    """flac/ogg/mp3 (and m4a when ffmpeg is there) decode; lossless ones agree with wav."""
+    w = voice(3.0)
+    ref = post(client, "/v1/predict", wav3).json()["probabilities"]
+    for fmt, ext in (("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")):
+        r = post(client, "/v1/predict", encode(w, fmt), f"clip.{ext}")
+        assert r.status_code == 200, (ext, r.text)
+        if ext == "flac":
+            assert r.json()["probabilities"] == pytest.approx(ref, abs=1e-4)
+    if shutil.which("ffmpeg"):
+        (tmp_path / "c.wav").write_bytes(wav3)
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "c.wav"), "-c:a", "aac",
+                        str(tmp_path / "c.m4a")], capture_output=True, check=True)
+        m4a = (tmp_path / "c.m4a").read_bytes()
+        assert post(client, "/v1/predict", m4a, "clip.m4a").status_code == 200
+
+
+def test_timeline(client):
+    r = post(client, "/v1/timeline?window=2&hop=1", encode(voice(6.0), "WAV"), "long.wav")
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["filename"] == "long.wav" and d["window"] == 2 and d["hop"] == 1
+    assert d["duration"] == pytest.approx(6.0, abs=0.01)
+    starts = [s["start"] for s in d["segments"]]
+    assert starts == pytest.approx([0, 1, 2, 3, 4])
+    assert all(s["label"] in LABELS for s in d["segments"])
+    assert d["summary"]["windows"] == 5 and d["summary"]["dominant"] in LABELS
+
+
+def test_timeline_of_silence(client):
+    d = post(client, "/v1/timeline", encode(np.zeros(4 * SR, np.float32), "WAV")).json()
+    assert {s["label"] for s in d["segments"]} == {"silence"}
+    assert d["summary"]["dominant"] == "silence"
+
+
+def test_model_card(client):
+    r = client.get("/v1/model")
+    assert r.status_code == 200
+    d = r.json()
+    assert d["model_id"].startswith("crnn-") and d["labels"] == list(LABELS)
+    cv = d["cross_validation"]
+    assert cv["protocol"] == "emobox" and cv["summary"]["ua"]["mean"] == 50.0
+    assert len(cv["pooled"]["confusion"]) == 8 and set(cv["pooled"]["recall"]) == set(LABELS)
+    assert "Speaker-independent cross-validation" in d["model_card_markdown"]
+    assert d["limits"] == {"max_upload_bytes": MAX_BYTES, "max_duration_s": MAX_DURATION}
+
+
+def test_health_docs_openapi(client):
+    h = client.get("/health")
+    assert h.status_code == 200
+    assert h.json()["status"] == "ok" and h.json()["model_loaded"] is True
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/predict", "/v1/timeline", "/v1/model", "/health"} <= set(spec["paths"])
+    assert "413" in spec["paths"]["/v1/predict"]["post"]["responses"]
+
+
+# ------------------------------------------------------------------------------ error paths
+
+
+def test_not_audio_is_415(client):
+    body = assert_error(post(client, "/v1/predict", b"just some text\n" * 20, "notes.wav"),
+                         415, "not_audio")
+    assert "notes.wav" in body["detail"]
+    rng = np.random.default_rng(1)
+    r = post(client, "/v1/predict", rng.bytes(5000), "x.mp3")  # named mp3: "damaged mp3"
+    assert r.status_code == 415 and r.json()["error"] in ("not_audio", "unsupported_codec")
+    assert_error(post(client, "/v1/timeline", b"<html></html>" * 50, "page.wav"),
+                  415, "not_audio")
+
+
+def test_empty_and_broken_are_422(client, wav3):
+    assert_error(post(client, "/v1/predict", b"", "empty.wav"), 422, "bad_audio")
+    header_only = wav3[:44]
+    r = post(client, "/v1/predict", header_only, "cut.wav")
+    assert r.status_code in (415, 422), r.text
+    assert r.json()["error"] in ("bad_audio", "unsupported_codec", "not_audio")
+
+
+def test_too_long_is_422(client):
+    long_flac = encode(voice(MAX_DURATION + 2), "FLAC")
+    body = assert_error(post(client, "/v1/predict", long_flac, "long.flac"),
+                         422, "audio_too_long")
+    assert "long.flac" in body["detail"] and "10 s" in body["detail"]
+    assert_error(post(client, "/v1/timeline", long_flac, "long.flac"), 422, "audio_too_long")
+
+
+def test_too_large_is_413(client):
+    big = b"RIFF" + b"\0" * (MAX_BYTES + 200_000)
+    body = assert_error(post(client, "/v1/predict", big), 413, "upload_too_large")
+    assert "limit" in body["detail"]
+    # within the multipart slack of the body limit: rejected by the exact file-size check
+    assert_error(post(client, "/v1/timeline", b"\0" * (MAX_BYTES + 10)), 413,
+                  "upload_too_large")
+
+
+def test_too_large_chunked_body_is_413(client):
+    """No Content-Length: the limit is enforced while the body streams in."""
+    boundary = "emovoxboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"big.wav\"\r\nContent-Type: audio/wav\r\n\r\n").encode()
+    sent = [0]
+
+    def chunks():
+        yield head
+        for _ in range(40):  # 40 x 64 KiB = 2.6 MB, far above the limit
+            sent[0] += 1
+            yield b"\0" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    r = client.post("/v1/predict", content=chunks(),
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert_error(r, 413, "upload_too_large")
+
+
+def test_bad_requests_are_422(client, wav3):
+    assert_error(client.post("/v1/predict"), 422, "invalid_request")
+    assert_error(post(client, "/v1/timeline?window=1&hop=2", wav3), 422, "invalid_request")
+    assert_error(post(client, "/v1/timeline?window=0", wav3), 422, "invalid_request")
+    assert_error(client.get("/nowhere"), 404, "not_found")
+
+
+def test_unexpected_error_is_500_without_details(tiny_model, wav3, monkeypatch):
+    from emovox.api.server import create_app
+    from emovox.serving.predictor import Predictor
+
+    pred = Predictor.from_artifact(tiny_model)
+
+    def boom(*a, **k):
+        raise RuntimeError("secret internals /etc/shadow")
+
+    monkeypatch.setattr(pred, "predict_file", boom)
+    with make_test_client(create_app(predictor=pred)) as c:
+        body = assert_error(post(c, "/v1/predict", wav3), 500, "internal_error")
+    assert "secret" not in body["detail"]
+
+
+def test_no_model_is_503(tmp_path, wav3):
+    from emovox.api.server import create_app
+
+    with make_test_client(create_app(tmp_path / "missing")) as c:
+        h = c.get("/health")
+        assert h.status_code == 503 and h.json()["status"] == "unavailable"
+        assert "does not exist" in h.json()["detail"]
+        assert_error(post(c, "/v1/predict", wav3), 503, "model_unavailable")
+        assert_error(c.get("/v1/model"), 503, "model_unavailable")
+
+
+def test_error_details_never_leak_object_reprs(client):
+    """libsndfile names the in-memory file by its repr (<_io.BytesIO object at 0x...>); the
+    API says the upload's name instead."""
+    rng = np.random.default_rng(3)
+    for head, name in ((b"fLaC", "x.flac"), (b"RIFF\0\0\0\0WAVE", "x.wav"), (b"OggS", "x.ogg")):
+        r = post(client, "/v1/predict", head + rng.bytes(3000), name)
+        assert r.status_code in (415, 422), r.text
+        detail = r.json()["detail"]
+        assert " at 0x" not in detail and "<_io" not in detail and name in detail
+
+
+def test_timeline_params_validated_like_the_cli(client, wav3):
+    for query, msg in (("window=1&hop=2", "hop (2 s) must not exceed window (1 s)"),
+                       ("window=inf", "window must be a finite number"),
+                       ("hop=nan", "hop must be a finite number"),
+                       ("window=0.2", "window must be more than 0.25 s")):
+        body = assert_error(post(client, f"/v1/timeline?{query}", wav3), 422,
+                             "invalid_request")
+        assert msg in body["detail"], query
+
+
+def test_docs_are_served_locally(client):
+    """/docs references only this server (no CDN), and its assets are here."""
+    import re
+
+    pytest.importorskip("swagger_ui_bundle")
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
+    assert urls and all(u.startswith("/") and not u.startswith("//") for u in urls), urls
+    assert "http://" not in page.text and "https://" not in page.text
+    for u in urls:
+        if u.startswith("/docs-assets/"):
+            r = client.get(u)
+            assert r.status_code == 200 and len(r.content) > 500, u
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN

@@ -1,0 +1,239 @@
+"""REST API process behaviour: the API key, one model load and concurrent requests, busy
+slots, upload files, `emovox serve` and the load script bench/load_api.py against a real
+`emovox serve` on loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from api_helpers import MAX_BYTES, ROOT, assert_error, encode, make_test_client, post
+
+from signals import voice
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+pytest.importorskip("httpx")
+
+
+# ------------------------------------------------------------------------------ API key
+
+
+def test_api_key(tiny_model, wav3):
+    from emovox.api.server import create_app
+
+    app = create_app(tiny_model, max_bytes=MAX_BYTES, api_key="s3cret-key")
+    with make_test_client(app) as c:
+        body = assert_error(post(c, "/v1/predict", wav3), 401, "unauthorized")
+        assert "X-API-Key" in body["detail"]
+        assert_error(post(c, "/v1/predict", wav3, headers={"X-API-Key": "wrong"}), 401,
+                      "unauthorized")
+        assert_error(c.get("/v1/model"), 401, "unauthorized")
+        assert_error(c.get("/v1/model", headers={"Authorization": "Bearer nope"}), 401,
+                      "unauthorized")
+        assert post(c, "/v1/predict", wav3, headers={"X-API-Key": "s3cret-key"}
+                     ).status_code == 200
+        assert c.get("/v1/model", headers={"Authorization": "Bearer s3cret-key"}
+                     ).status_code == 200
+        assert c.get("/health").status_code == 200  # liveness stays open
+        assert c.get("/docs").status_code == 200
+        spec = c.get("/openapi.json").json()
+        assert spec["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
+        assert spec["paths"]["/v1/predict"]["post"]["security"]
+
+
+# ------------------------------------------------------------------------------ process hygiene
+
+
+def test_model_loaded_once_and_concurrent_requests(tiny_model, wav3, monkeypatch):
+    from emovox.api.server import create_app
+    from emovox.serving.predictor import Predictor
+
+    calls = []
+    original = Predictor.from_artifact.__func__
+
+    def counting(cls, *a, **k):
+        calls.append(a)
+        return original(cls, *a, **k)
+
+    monkeypatch.setattr(Predictor, "from_artifact", classmethod(counting))
+    app = create_app(tiny_model, max_concurrency=2)
+    clips = [encode(voice(2.0 + 0.25 * i, f0=150 + 20 * i), "WAV") for i in range(4)]
+    with make_test_client(app) as c:
+        expected = [post(c, "/v1/predict", clip).json()["probabilities"] for clip in clips]
+        results: dict[int, object] = {}
+
+        def worker(i: int) -> None:
+            r = post(c, "/v1/predict", clips[i % 4], f"c{i}.wav")
+            results[i] = (r.status_code, r.json())
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert len(calls) == 1
+    assert len(results) == 12
+    for i, (status, body) in results.items():
+        assert status == 200
+        assert body["probabilities"] == pytest.approx(expected[i % 4], abs=1e-6)
+
+
+def test_health_answers_while_every_slot_is_busy(tiny_model, wav3, monkeypatch):
+    """One slot, held by a request whose prediction blocks, and more requests waiting than
+    the server has worker threads (40): /health still answers at once (waiting for a slot
+    holds no thread), and no waiting request has started decoding."""
+    from emovox.api.server import create_app
+    from emovox.serving.predictor import Predictor
+
+    pred = Predictor.from_artifact(tiny_model)
+    real = pred.predict_file
+    entered, release = threading.Event(), threading.Event()
+    calls = []
+
+    def blocking(src, **kw):
+        calls.append(type(src).__name__)
+        entered.set()
+        assert release.wait(60)
+        return real(src, **kw)
+
+    monkeypatch.setattr(pred, "predict_file", blocking)
+    app = create_app(predictor=pred, max_concurrency=1)
+    N = 45
+    with make_test_client(app) as c:
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            post(c, "/v1/predict", wav3).status_code)) for _ in range(N)]
+        for t in threads:
+            t.start()
+        assert entered.wait(30)
+        import time
+
+        time.sleep(1.0)  # let the others queue up for the slot
+        t0 = time.perf_counter()
+        h = c.get("/health")
+        assert h.status_code == 200 and h.json()["status"] == "ok"
+        assert time.perf_counter() - t0 < 5
+        assert len(calls) == 1  # the slot is taken before anything is decoded
+        release.set()
+        for t in threads:
+            t.join(120)
+    assert results == [200] * N and len(calls) == N
+
+
+def test_large_uploads_are_decoded_from_a_private_file(tiny_model, monkeypatch):
+    """Past 1 MB the predictor gets a path (a private copy), never the whole upload in
+    memory; small uploads are decoded from bytes."""
+    from emovox.api.server import create_app
+    from emovox.serving.predictor import Predictor
+
+    pred = Predictor.from_artifact(tiny_model)
+    real = pred.predict_file
+    seen = []
+
+    def spy(src, **kw):
+        seen.append((type(src).__name__, oct(Path(src).stat().st_mode & 0o777)
+                     if isinstance(src, Path) else None))
+        return real(src, **kw)
+
+    monkeypatch.setattr(pred, "predict_file", spy)
+    big = encode(voice(40.0), "WAV")  # 1.28 MB of 16-bit PCM
+    assert len(big) > 1024 * 1024
+    with make_test_client(create_app(predictor=pred, max_bytes=4_000_000, max_duration=60)) as c:
+        assert post(c, "/v1/predict", big).status_code == 200
+        assert post(c, "/v1/predict", encode(voice(2.0), "WAV")).status_code == 200
+    assert seen[0][0].endswith("Path") and seen[0][1] == "0o600"
+    assert seen[1] == ("bytes", None)
+
+
+def test_uploads_stay_in_temp_and_are_deleted(tiny_model, monkeypatch, tmp_path):
+    """Uploads (spooled to a file past 1 MB) and the timeline's copy live under the
+    temporary directory only, and nothing is left behind."""
+    import emovox.serving.service
+    from emovox.api.server import create_app
+
+    tmp = tmp_path / "tmp"
+    work = tmp_path / "cwd"
+    tmp.mkdir()
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.chdir(work)
+    seen = []
+    real = emovox.serving.service.build_timeline
+
+    def spy(predictor, path, **kw):
+        p = Path(path)
+        seen.append((p, p.is_file(), tmp in p.parents))
+        return real(predictor, path, **kw)
+
+    monkeypatch.setattr(emovox.serving.service, "build_timeline", spy)
+    stereo = np.stack([voice(9.0, 48000), voice(9.0, 48000, f0=200)], axis=1)
+    buf = io.BytesIO()
+    sf.write(buf, stereo, 48000, format="WAV", subtype="FLOAT")
+    big = buf.getvalue()
+    assert len(big) > 3_000_000
+    with make_test_client(create_app(tiny_model, max_bytes=8_000_000)) as c:
+        assert post(c, "/v1/timeline", big).status_code == 200
+        assert post(c, "/v1/predict", big).status_code == 200
+    assert len(seen) == 1 and seen[0][1] and seen[0][2]
+    assert not seen[0][0].exists()
+    assert list(tmp.iterdir()) == [] and list(work.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ CLI + bench
+
+
+def test_serve_command(tiny_model, monkeypatch, tmp_path):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    captured = {}
+    monkeypatch.setattr(uvicorn, "run", lambda api, **kw: captured.update(api=api, **kw))
+    r = CliRunner().invoke(app, ["serve", "--port", "8765", "--max-upload-mb", "2",
+                                 "--max-duration", "30"], env={"EMOVOX_MODEL": str(tiny_model)})
+    assert r.exit_code == 0, r.output
+    assert captured["host"] == "127.0.0.1" and captured["port"] == 8765
+    assert captured["api"].state.emovox_limits == {"max_bytes": 2 * 1024 * 1024,
+                                                   "max_duration": 30.0}
+    assert "WARNING" not in r.output
+    bad = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "none")])
+    assert bad.exit_code == 2 and "does not exist" in " ".join(bad.output.split())
+
+    open_net = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"],
+                                  env={"EMOVOX_MODEL": str(tiny_model)})
+    assert open_net.exit_code == 0, open_net.output
+    assert "WARNING" in open_net.output and "WITHOUT an API key" in " ".join(
+        open_net.output.split())
+    keyed = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"],
+                               env={"EMOVOX_MODEL": str(tiny_model), "EMOVOX_API_KEY": "k"})
+    assert keyed.exit_code == 0 and "WARNING" not in keyed.output
+    with make_test_client(captured["api"]) as c:
+        assert c.get("/v1/model").status_code == 401
+        assert c.get("/v1/model", headers={"X-API-Key": "k"}).status_code == 200
+
+
+@pytest.mark.slow  # a real `emovox serve` on loopback under load
+def test_bench_load_script(tiny_model):
+    """bench/load_api.py starts `emovox serve` on loopback, loads it, stops it."""
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "load_api.py"), "--model", str(tiny_model),
+         "--clients", "8", "--requests", "24", "--json"],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert res["ok"] == 24 and res["errors"] == 0 and res["clients"] == 8
+    assert res["latency_ms"]["p50"] <= res["latency_ms"]["p99"]
+    assert res["throughput_rps"] > 0

@@ -1,0 +1,117 @@
+"""Synthetic signals for the tests: sines, harmonic tones, noise, silence and clip writers.
+
+Importable as ``signals`` from every test folder (``tests/`` is on ``sys.path`` through its
+``conftest.py``). Every generator is deterministic; the noisy ones take a seed or a Generator.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SR = 16000
+
+
+def n_samples(seconds: float, sr: int) -> int:
+    return int(round(seconds * sr))
+
+
+def sine(
+    freq: float = 440.0, seconds: float = 1.0, sr: int = SR, amp: float = 0.5,
+    dtype: type = np.float32,
+) -> np.ndarray:
+    """``amp * sin(2 pi freq t)`` of ``round(seconds * sr)`` samples."""
+    t = np.arange(n_samples(seconds, sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(dtype)
+
+
+def square(freq: float, seconds: float = 1.0, sr: int = SR, amp: float = 0.5) -> np.ndarray:
+    """A square wave (sign of a sine with a small phase offset, off exact zeros), float32."""
+    t = np.arange(n_samples(seconds, sr)) / sr
+    return (amp * np.sign(np.sin(2 * np.pi * freq * t + 0.1))).astype(np.float32)
+
+
+def harmonic(
+    f0: float, seconds: float = 1.0, sr: int = SR, *, amp: float = 0.3, n_harmonics: int = 3,
+    vibrato: float = 0.0, noise: float = 0.0, rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Harmonics 1..n of ``f0`` with 1/k amplitudes, peak-normalised to ``amp``; ``vibrato``
+    is the relative depth of a 5 Hz pitch wobble (voice-like); ``noise`` adds white noise of
+    that standard deviation drawn from ``rng`` after normalising. float32."""
+    t = np.arange(n_samples(seconds, sr)) / sr
+    ks = range(1, n_harmonics + 1)
+    if vibrato:
+        phase = 2 * np.pi * np.cumsum(f0 * (1 + vibrato * np.sin(2 * np.pi * 5 * t))) / sr
+        w = sum(np.sin(k * phase) / k for k in ks)
+    else:
+        w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in ks)
+    w = amp * w / np.max(np.abs(w))
+    if noise:
+        w = w + noise * (rng or np.random.default_rng(0)).standard_normal(len(t))
+    return w.astype(np.float32)
+
+
+def voice(seconds: float, sr: int = SR, f0: float = 180.0) -> np.ndarray:
+    """A voice-like harmonic tone with 3 % vibrato, peak 0.3."""
+    return harmonic(f0, seconds, sr, vibrato=0.03)
+
+
+def emotion_tone(
+    emotion: int, rng: np.random.Generator, seconds: float = 0.8, sr: int = SR,
+    actor: int = 0, rep: int = 0,
+) -> np.ndarray:
+    """A harmonic tone whose pitch encodes the emotion code (so it is learnable), shifted a
+    little per actor and repetition, with 1 % noise."""
+    f0 = 120.0 * 2 ** (emotion / 4) * (1 + 0.02 * (actor % 3)) * (1 + 0.01 * rep)
+    return harmonic(f0, seconds, sr, noise=0.01, rng=rng)
+
+
+def noise(seconds: float = 1.0, sr: int = SR, amp: float = 0.1, seed: int = 0) -> np.ndarray:
+    """Gaussian white noise of standard deviation ``amp``, float32."""
+    rng = np.random.default_rng(seed)
+    return (amp * rng.standard_normal(n_samples(seconds, sr))).astype(np.float32)
+
+
+def silence(seconds: float = 1.0, sr: int = SR) -> np.ndarray:
+    return np.zeros(n_samples(seconds, sr), np.float32)
+
+
+def peak_hz(wave: np.ndarray, sr: int = SR) -> float:
+    """Frequency (Hz) of the largest FFT magnitude bin of a Hann-windowed signal."""
+    spec = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return float(np.fft.rfftfreq(len(wave), 1.0 / sr)[np.argmax(spec)])
+
+
+def write_clip(path: Path, wave: np.ndarray, sr: int = SR, subtype: str | None = "PCM_16",
+               **kw: object) -> Path:
+    """Write ``wave`` (samples or samples x channels) to ``path``; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wave, sr, subtype=subtype, **kw)  # type: ignore[arg-type]
+    return path
+
+
+def clip_bytes(wave: np.ndarray, sr: int = SR, fmt: str = "WAV",
+               subtype: str | None = None) -> bytes:
+    """``wave`` encoded in memory as ``fmt`` (WAV, FLAC, AIFF, OGG...)."""
+    buf = io.BytesIO()
+    sf.write(buf, wave, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+FFMPEG = shutil.which("ffmpeg")
+needs_ffmpeg = pytest.mark.skipif(
+    FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg) - needed for m4a/webm"
+)
+
+
+def ffmpeg_encode(src: Path, dst: Path, *codec_args: str) -> Path:
+    """Re-encode ``src`` into ``dst`` with ffmpeg (``codec_args`` such as ``-c:a aac``)."""
+    cmd = [FFMPEG or "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src)]
+    subprocess.run([*cmd, *codec_args, str(dst)], check=True)
+    return dst

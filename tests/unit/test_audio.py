@@ -1,0 +1,327 @@
+"""Tests for emovox.audio: decoding, resampling, silence, trimming and streaming.
+
+Every signal is synthesised into ``tmp_path``; ffmpeg-dependent tests skip when it is absent.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox.audio import (
+    TARGET_SR,
+    Audio,
+    is_silent,
+    iter_blocks,
+    load_audio,
+    probe,
+    resample,
+    sniff_format,
+    to_mono,
+    trim_silence,
+)
+from emovox.audio import ffmpeg as ffm
+from emovox.errors import (
+    AudioFileNotFound,
+    AudioTooShort,
+    InvalidSamples,
+)
+from signals import ffmpeg_encode, needs_ffmpeg, peak_hz, sine
+
+F64 = np.float64  # the signals these tests were written with
+
+
+def write_stereo_wav(path: Path, sr: int = 48000, seconds: float = 1.0) -> Path:
+    """440 Hz sine, left at 0.5 and right at 0.25 amplitude, 16-bit PCM."""
+    x = sine(440.0, seconds, sr, dtype=F64)
+    sf.write(path, np.stack([x, 0.5 * x], axis=1), sr, subtype="PCM_16")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding and resampling
+# --------------------------------------------------------------------------------------------
+
+
+def test_stereo_48k_wav_to_16k_mono(tmp_path: Path) -> None:
+    path = write_stereo_wav(tmp_path / "tone.wav", sr=48000, seconds=1.0)
+    a = load_audio(path)
+    assert isinstance(a, Audio)
+    assert a.wave.dtype == np.float32 and a.wave.ndim == 1
+    assert a.sr == TARGET_SR == 16000
+    assert (a.orig_sr, a.orig_channels) == (48000, 2)
+    assert abs(len(a.wave) - 16000) <= 1
+    assert a.duration == pytest.approx(1.0, abs=1 / 16000)
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+    # Mean of channels: (0.5 + 0.25) / 2.
+    assert np.max(np.abs(a.wave[1000:-1000])) == pytest.approx(0.375, abs=0.01)
+    assert a.source == str(path)
+    assert not a.silent
+
+
+def test_8k_wav_is_upsampled(tmp_path: Path) -> None:
+    path = tmp_path / "tel.wav"
+    sf.write(path, sine(440.0, 2.0, 8000, dtype=F64), 8000, subtype="PCM_16")
+    a = load_audio(path)
+    assert (a.sr, a.orig_sr, a.orig_channels) == (16000, 8000, 1)
+    assert abs(len(a.wave) - 32000) <= 1
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=1.0)
+
+
+def test_other_output_rate(tmp_path: Path) -> None:
+    path = write_stereo_wav(tmp_path / "tone.wav", sr=48000, seconds=1.0)
+    a = load_audio(path, sr=22050)
+    assert a.sr == 22050 and abs(len(a.wave) - 22050) <= 1
+
+
+def test_float64_wav_becomes_float32(tmp_path: Path) -> None:
+    path = tmp_path / "f64.wav"
+    x = sine(440.0, 0.5, 16000, amp=0.3, dtype=F64)
+    sf.write(path, x, 16000, subtype="DOUBLE")
+    a = load_audio(path)
+    assert a.wave.dtype == np.float32
+    assert (a.orig_sr, len(a.wave)) == (16000, 8000)
+    np.testing.assert_allclose(a.wave, x, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "subtype", "tol_s"),
+    [
+        ("tone.flac", "FLAC", "PCM_16", 0.0),
+        ("tone.ogg", "OGG", "VORBIS", 0.05),
+        ("tone.mp3", "MP3", "MPEG_LAYER_III", 0.1),
+    ],
+)
+def test_soundfile_formats(tmp_path: Path, name: str, fmt: str, subtype: str, tol_s: float) -> None:
+    if fmt not in sf.available_formats():
+        pytest.skip(f"this libsndfile cannot write {fmt}")
+    path = tmp_path / name
+    x = sine(440.0, 1.0, 44100, dtype=F64)[:, None].repeat(2, axis=1)
+    sf.write(path, x, 44100, format=fmt, subtype=subtype)
+    a = load_audio(path)
+    assert (a.sr, a.orig_sr, a.orig_channels) == (16000, 44100, 2)
+    assert a.duration == pytest.approx(1.0, abs=tol_s + 1 / 16000)
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+
+
+@needs_ffmpeg
+def test_mp3_made_by_ffmpeg(tmp_path: Path) -> None:
+    src = write_stereo_wav(tmp_path / "src.wav", sr=44100, seconds=1.0)
+    path = ffmpeg_encode(src, tmp_path / "lame.mp3", "-c:a", "libmp3lame", "-b:a", "128k")
+    a = load_audio(path)
+    assert (a.orig_sr, a.orig_channels) == (44100, 2)
+    assert a.duration == pytest.approx(1.0, abs=0.1)
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize(("name", "codec"), [("tone.m4a", "aac"), ("tone.webm", "libopus")])
+def test_ffmpeg_only_containers(tmp_path: Path, name: str, codec: str) -> None:
+    src = write_stereo_wav(tmp_path / "src.wav", sr=48000, seconds=1.0)
+    path = ffmpeg_encode(src, tmp_path / name, "-c:a", codec)
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(path)  # really a container libsndfile cannot open
+    a = load_audio(path)
+    assert (a.sr, a.orig_sr, a.orig_channels) == (16000, 48000, 2)
+    assert a.duration == pytest.approx(1.0, abs=0.05)
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+    # Channels are averaged here (not ffmpeg's louder 0.707 * (L + R) down-mix).
+    assert np.sqrt(np.mean(a.wave[2000:-2000] ** 2)) == pytest.approx(0.375 / np.sqrt(2), rel=0.05)
+    info = probe(path)
+    assert (info.sr, info.channels) == (48000, 2)
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+
+
+@needs_ffmpeg
+def test_m4a_bytes_and_blocks(tmp_path: Path) -> None:
+    src = write_stereo_wav(tmp_path / "src.wav", sr=48000, seconds=2.5)
+    path = ffmpeg_encode(src, tmp_path / "tone.m4a", "-c:a", "aac")
+    from_path = load_audio(path)
+    from_bytes = load_audio(path.read_bytes(), filename="upload.m4a")
+    assert from_bytes.source == "upload.m4a"
+    np.testing.assert_array_equal(from_path.wave, from_bytes.wave)
+    blocks = list(iter_blocks(path, block_s=1.0))
+    assert [start for start, _ in blocks] == [0.0, 1.0, 2.0]
+    joined = np.concatenate([b for _, b in blocks])
+    assert abs(len(joined) - len(from_path.wave)) <= 2
+
+
+@needs_ffmpeg
+def test_probe_without_ffprobe_parses_ffmpeg_banner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = write_stereo_wav(tmp_path / "src.wav", sr=48000, seconds=1.0)
+    path = ffmpeg_encode(src, tmp_path / "tone.m4a", "-c:a", "aac")
+    monkeypatch.setattr(ffm, "ffprobe_exe", lambda: None)
+    info = probe(path)
+    assert info.backend == "ffmpeg"
+    assert (info.sr, info.channels) == (48000, 2)
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("tone.wav", "WAV"), ("tone.flac", "FLAC")])
+def test_bytes_input_equals_path_input(tmp_path: Path, name: str, fmt: str) -> None:
+    path = tmp_path / name
+    x = np.stack([sine(440.0, 0.7, 48000, dtype=F64), sine(220, 0.7, 48000, dtype=F64)], 1)
+    sf.write(path, x, 48000, format=fmt)
+    from_path = load_audio(path)
+    from_bytes = load_audio(path.read_bytes())
+    np.testing.assert_array_equal(from_path.wave, from_bytes.wave)
+    assert (from_bytes.orig_sr, from_bytes.orig_channels) == (48000, 2)
+    assert from_bytes.source == "<bytes>"
+    assert load_audio(bytearray(path.read_bytes()), filename=name).source == name
+
+
+def test_aiff_named_wav_is_sniffed(tmp_path: Path) -> None:
+    path = tmp_path / "actually_aiff.wav"
+    sf.write(path, sine(440.0, 1.0, 22050, dtype=F64), 22050, format="AIFF", subtype="PCM_16")
+    assert path.read_bytes()[:4] == b"FORM"
+    a = load_audio(path)
+    assert a.orig_sr == 22050 and abs(len(a.wave) - 16000) <= 1
+    assert peak_hz(a.wave, a.sr) == pytest.approx(440.0, abs=2.0)
+
+
+def test_probe_reads_header_only(tmp_path: Path) -> None:
+    path = write_stereo_wav(tmp_path / "tone.wav", sr=48000, seconds=2.0)
+    info = probe(path)
+    assert (info.sr, info.channels, info.frames) == (48000, 2, 96000)
+    assert info.duration == pytest.approx(2.0)
+    assert info.format == "WAV" and info.codec == "PCM_16" and info.backend == "soundfile"
+    assert probe(path.read_bytes()).duration == pytest.approx(2.0)
+
+
+def test_sniff_format() -> None:
+    assert sniff_format(b"RIFF\x00\x00\x00\x00WAVEfmt ") == "wav"
+    assert sniff_format(b"FORM\x00\x00\x00\x00AIFFCOMM") == "aiff"
+    assert sniff_format(b"fLaC\x00\x00\x00\x22") == "flac"
+    assert sniff_format(b"\x00\x00\x00\x20ftypM4A \x00") == "mp4"
+    assert sniff_format(b"ID3\x04\x00\x00\x00\x00\x00\x00") == "mp3"
+    assert sniff_format(b"\xff\xfb\x90\x64\x00\x00") == "mp3"
+    assert sniff_format(b"\xff\xf1\x50\x80\x00\x00") == "aac"
+    assert sniff_format(b"hello world, not audio") is None
+    assert sniff_format(b"ab") is None
+
+
+# --------------------------------------------------------------------------------------------
+# Silence and trimming
+# --------------------------------------------------------------------------------------------
+
+
+def test_all_zeros_is_silent_and_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "zeros.wav"
+    sf.write(path, np.zeros(16000), 16000, subtype="PCM_16")
+    with caplog.at_level(logging.WARNING, logger="emovox.audio"):
+        a = load_audio(path, trim=True)
+    assert a.silent
+    assert len(a.wave) == 16000  # trimming never removes everything
+    assert any("silent" in r.getMessage() and "zeros.wav" in r.getMessage() for r in caplog.records)
+
+
+def test_near_silent_noise_is_silent(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    path = tmp_path / "hiss.wav"
+    sf.write(path, 1e-4 * rng.standard_normal(16000), 16000, subtype="FLOAT")  # -80 dBFS RMS
+    a = load_audio(path, trim=True)
+    assert a.silent and len(a.wave) == 16000
+
+
+def test_speech_level_is_not_silent() -> None:
+    rng = np.random.default_rng(2)
+    speechy = 0.1 * rng.standard_normal(16000)  # -20 dBFS
+    assert not is_silent(speechy)
+    word = sine(440.0, 0.3, 16000, amp=0.05, dtype=F64)
+    quiet_then_word = np.concatenate([np.zeros(32000), word])
+    assert not is_silent(quiet_then_word)  # the loudest frame decides, not the average
+    assert is_silent(np.zeros(10))
+    assert is_silent(np.zeros(0))
+    assert is_silent(1e-4 * rng.standard_normal(16000))
+
+
+def test_trim_removes_leading_and_trailing_silence(tmp_path: Path) -> None:
+    sr = 16000
+    loud = sine(440.0, 1.0, sr, amp=0.5, dtype=F64)
+    wave = np.concatenate([np.zeros(sr), loud, np.zeros(sr)]).astype(np.float32)
+    out = trim_silence(wave, sr)
+    loud = np.flatnonzero(np.abs(out) > 1e-3)
+    tol = int(0.05 * sr)
+    assert loud[0] <= tol  # at most 50 ms of leading silence kept
+    assert len(out) - 1 - loud[-1] <= tol  # at most 50 ms of trailing silence kept
+    assert np.count_nonzero(np.abs(out) > 1e-3) == np.count_nonzero(np.abs(wave) > 1e-3)
+    # Same through load_audio.
+    path = tmp_path / "padded.wav"
+    sf.write(path, wave, sr, subtype="FLOAT")
+    a = load_audio(path, trim=True)
+    assert a.duration == pytest.approx(1.0, abs=0.1)
+    assert load_audio(path).duration == pytest.approx(3.0)
+    with pytest.raises(AudioTooShort, match="after trimming"):
+        load_audio(path, trim=True, min_duration=2.0)
+
+
+def test_trim_all_zero_returns_input() -> None:
+    z = np.zeros(1600, dtype=np.float32)
+    assert len(trim_silence(z, 16000)) == 1600
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming
+# --------------------------------------------------------------------------------------------
+
+
+def test_iter_blocks_matches_load_audio_on_95s_file(tmp_path: Path) -> None:
+    sr_in, seconds = 22050, 95.0
+    n = int(sr_in * seconds)
+    t = np.arange(n) / sr_in
+    rng = np.random.default_rng(3)
+    left = 0.3 * np.sin(2 * np.pi * (200 + 20 * t) * t) + 0.05 * rng.standard_normal(n)
+    right = 0.2 * np.sin(2 * np.pi * 330 * t)
+    path = tmp_path / "hour_like.wav"
+    sf.write(path, np.stack([left, right], 1), sr_in, subtype="PCM_16")
+
+    full = load_audio(path).wave
+    blocks = list(iter_blocks(path, block_s=30.0))
+    assert [start for start, _ in blocks] == [0.0, 30.0, 60.0, 90.0]
+    assert all(len(b) == 30 * 16000 for _, b in blocks[:-1])
+    assert all(b.dtype == np.float32 and b.ndim == 1 for _, b in blocks)
+    joined = np.concatenate([b for _, b in blocks])
+    assert abs(len(joined) - len(full)) <= 4
+    m = min(len(joined), len(full))
+    assert np.corrcoef(joined[:m], full[:m])[0, 1] > 0.999
+    assert np.max(np.abs(joined[:m] - full[:m])) < 1e-3
+
+
+def test_iter_blocks_same_rate_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "plain.wav"
+    x = sine(440.0, 2.5, 16000, dtype=F64)
+    sf.write(path, x, 16000, subtype="FLOAT")
+    blocks = list(iter_blocks(path, block_s=1.0))
+    assert [(s, len(b)) for s, b in blocks] == [(0.0, 16000), (1.0, 16000), (2.0, 8000)]
+    np.testing.assert_allclose(np.concatenate([b for _, b in blocks]), x, atol=1e-7)
+    with pytest.raises(AudioFileNotFound):  # raised at call time, not on first next()
+        iter_blocks(tmp_path / "missing.wav")
+    bad = tmp_path / "bad.wav"
+    y = sine(440.0, 2.5, 16000, dtype=F64)
+    y[20000] = np.nan
+    sf.write(bad, y, 16000, subtype="FLOAT")
+    gen = iter_blocks(bad, block_s=1.0)
+    with pytest.raises(InvalidSamples):
+        list(gen)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def test_to_mono_and_resample_helpers() -> None:
+    stereo_i16 = np.array([[32767, -32768], [16384, 16384]], dtype=np.int16)
+    mono = to_mono(stereo_i16)
+    assert mono.dtype == np.float32 and mono.shape == (2,)
+    np.testing.assert_allclose(mono, [(32767 - 32768) / 2 / 32768, 0.5], atol=1e-6)
+    np.testing.assert_allclose(to_mono(np.ones((2, 5)), channel_axis=0), np.ones(5))
+    y = resample(sine(440.0, 1.0, 48000, dtype=F64), 48000, 16000)
+    assert y.dtype == np.float32 and abs(len(y) - 16000) <= 1
+    assert resample(np.zeros(10, dtype=F64), 16000, 16000).dtype == np.float32

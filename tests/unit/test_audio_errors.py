@@ -1,0 +1,177 @@
+"""Tests for emovox.audio: every bad input is a typed error naming the file.
+
+Every signal is synthesised into ``tmp_path``; ffmpeg-dependent tests skip when it is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox import audio
+from emovox.audio import (
+    decode,
+    load_audio,
+    probe,
+)
+from emovox.audio import ffmpeg as ffm
+from emovox.errors import (
+    AudioError,
+    AudioFileNotFound,
+    AudioTooLong,
+    AudioTooShort,
+    EmptyAudio,
+    InvalidSamples,
+    NotAudio,
+    UnsupportedCodec,
+)
+from signals import needs_ffmpeg, sine
+
+F64 = np.float64  # the signals these tests were written with
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.wav"
+    with pytest.raises(AudioFileNotFound, match="nope.wav.*no such file"):
+        load_audio(path)
+    with pytest.raises(FileNotFoundError):  # also a FileNotFoundError for generic handlers
+        probe(path)
+
+
+def test_directory(tmp_path: Path) -> None:
+    with pytest.raises(AudioFileNotFound, match="directory"):
+        load_audio(tmp_path)
+
+
+def test_empty_file_and_empty_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(EmptyAudio, match="empty.wav.*0 bytes"):
+        load_audio(path)
+    with pytest.raises(EmptyAudio):
+        load_audio(b"")
+
+
+def test_header_without_samples_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "header_only.wav"
+    sf.write(path, np.zeros(0), 16000, subtype="PCM_16")
+    with pytest.raises(EmptyAudio, match="header_only.wav.*no audio samples"):
+        load_audio(path)
+
+
+def test_text_file_named_wav(tmp_path: Path) -> None:
+    path = tmp_path / "notes.wav"
+    path.write_text("these are my meeting notes, not a recording\n" * 10)
+    with pytest.raises(NotAudio, match="notes.wav.*text file"):
+        load_audio(path)
+    with pytest.raises(NotAudio):
+        probe(path)
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_random_bytes(tmp_path: Path, as_bytes: bool) -> None:
+    data = np.random.default_rng(0).bytes(8192)
+    path = tmp_path / "noise.wav"
+    path.write_bytes(data)
+    with pytest.raises(NotAudio, match="not a recognisable audio file"):
+        load_audio(data if as_bytes else path)
+
+
+def test_truncated_wav_decodes_what_is_there(tmp_path: Path) -> None:
+    path = tmp_path / "full.wav"
+    sf.write(path, sine(440.0, 1.0, 16000, dtype=F64), 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    assert len(data) == 44 + 32000
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[:20044])  # header says 16000 samples, 10000 are there
+    a = load_audio(cut)
+    assert len(a.wave) == 10000
+    np.testing.assert_allclose(a.wave, load_audio(path).wave[:10000], atol=1e-6)
+
+
+@pytest.mark.parametrize("keep", [12, 20, 30, 43])
+def test_wav_cut_inside_header_is_typed_error(tmp_path: Path, keep: int) -> None:
+    path = tmp_path / "full.wav"
+    sf.write(path, sine(440.0, 1.0, 16000, dtype=F64), 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(path.read_bytes()[:keep])
+    with pytest.raises(AudioError, match="cut.wav"):
+        load_audio(cut)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_samples(tmp_path: Path, bad: float) -> None:
+    path = tmp_path / "nan.wav"
+    x = sine(440.0, 1.0, 16000, dtype=F64)
+    x[8000] = bad
+    sf.write(path, x, 16000, subtype="FLOAT")
+    with pytest.raises(InvalidSamples, match=r"nan.wav.*NaN or infinite.*0\.500 s"):
+        load_audio(path)
+
+
+def test_too_short(tmp_path: Path) -> None:
+    path = tmp_path / "short.wav"
+    sf.write(path, sine(440.0, 0.1, 16000, dtype=F64), 16000)
+    with pytest.raises(AudioTooShort, match="short.wav.*0.10 s.*0.5 s minimum"):
+        load_audio(path, min_duration=0.5)
+    assert load_audio(path, min_duration=0.05).duration == pytest.approx(0.1)
+
+
+def test_too_long_is_rejected_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "long.wav"
+    sf.write(path, sine(440.0, 5.0, 16000, dtype=F64), 16000)
+    assert load_audio(path, max_duration=6.0).duration == pytest.approx(5.0)
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoder opened although the header already says it is too long")
+
+    monkeypatch.setattr(decode, "open_decoder", no_decoding)
+    with pytest.raises(AudioTooLong, match="long.wav.*5.00 s.*2 s limit"):
+        load_audio(path, max_duration=2.0)
+
+
+def test_too_long_without_header_duration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "long.wav"
+    sf.write(path, sine(440.0, 5.0, 16000, dtype=F64), 16000)
+
+    def blind_probe(s: object) -> None:
+        raise NotAudio("header unreadable")
+
+    monkeypatch.setattr(decode, "probe_source", blind_probe)
+    with pytest.raises(AudioTooLong, match="long.wav"):
+        load_audio(path, max_duration=2.0)
+
+
+def test_m4a_without_ffmpeg_says_install_ffmpeg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "voice.m4a"
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A isommp42" + bytes(2000))
+    monkeypatch.setattr(ffm, "ffmpeg_exe", lambda: None)
+    monkeypatch.setattr(ffm, "ffprobe_exe", lambda: None)
+    assert not audio.ffmpeg_available()
+    with pytest.raises(UnsupportedCodec, match="voice.m4a.*MP4/M4A.*install ffmpeg"):
+        load_audio(path)
+    with pytest.raises(UnsupportedCodec, match="install ffmpeg"):
+        probe(path)
+
+
+@needs_ffmpeg
+def test_broken_m4a_with_ffmpeg_is_unsupported_codec(tmp_path: Path) -> None:
+    data = b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A isommp42" + bytes(2000)
+    path = tmp_path / "broken.m4a"
+    path.write_bytes(data)
+    with pytest.raises(UnsupportedCodec, match="broken.m4a.*could not be decoded.*ffmpeg"):
+        load_audio(path)
+    with pytest.raises(UnsupportedCodec, match="clip.m4a"):
+        load_audio(data, filename="clip.m4a")

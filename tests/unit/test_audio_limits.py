@@ -1,0 +1,195 @@
+"""Tests for emovox.audio: limits checked from the header, and memory bounded by the block
+(issue 9 item 2).
+
+Every signal is synthesised into ``tmp_path``; ffmpeg-dependent tests skip when it is absent.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emovox import audio
+from emovox.audio import (
+    decode,
+    iter_blocks,
+    load_audio,
+    probe,
+    resample,
+    to_mono,
+)
+from emovox.audio import ffmpeg as ffm
+from emovox.errors import (
+    AudioError,
+    AudioOutOfLimits,
+    AudioTooLong,
+    NotAudio,
+)
+from signals import FFMPEG, ffmpeg_encode, needs_ffmpeg
+
+F64 = np.float64  # the signals these tests were written with
+
+
+# --------------------------------------------------------------------------------------------
+# Limits checked from the header, and memory bounded by the block (issue 9 item 2)
+# --------------------------------------------------------------------------------------------
+
+
+def write_blocks(
+    path: Path, sr: int, seconds: float, channels: int = 1, amp: float = 0.1, **kw: object
+) -> Path:
+    """Write a 440 Hz tone block by block (never the whole signal in memory)."""
+    n, step = int(round(seconds * sr)), 1 << 20
+    with sf.SoundFile(path, "w", sr, channels, **kw) as f:  # type: ignore[arg-type]
+        for start in range(0, n, step):
+            t = (start + np.arange(min(step, n - start))) / sr
+            x = amp * np.sin(2 * np.pi * 440 * t)
+            f.write(np.repeat(x[:, None], channels, axis=1))
+    return path
+
+
+def traced_peak(fn: object) -> int:
+    """Peak bytes of Python/NumPy allocations while calling ``fn()``."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()  # type: ignore[operator]
+    except AudioError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_high_rate_flac_is_refused_before_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 30 s at 655,350 Hz (the FLAC maximum): 19.7 M samples = 79 MB once decoded to float32.
+    path = write_blocks(tmp_path / "hr.flac", 655350, 30.0, amp=0.0, format="FLAC")
+    assert path.stat().st_size < 1_000_000
+    decoded_bytes = 30 * 655350 * 4
+
+    def no_samples(self: object, frames: int) -> None:
+        raise AssertionError("samples were read although the header rate is refused")
+
+    monkeypatch.setattr(audio.header.Decoder, "blocks", no_samples)
+    for src in (path, path.read_bytes()):
+        with pytest.raises(AudioOutOfLimits, match=r"655350 Hz.*192000 Hz"):
+            load_audio(src, max_duration=600.0)
+        with pytest.raises(AudioOutOfLimits, match="655350 Hz"):
+            load_audio(src)  # no duration limit: still refused
+        with pytest.raises(AudioOutOfLimits, match="655350 Hz"):
+            iter_blocks(src)  # at call time
+    monkeypatch.undo()
+    peak = traced_peak(lambda: load_audio(path, max_duration=600.0))
+    assert peak < decoded_bytes / 50  # the header was read, not the samples
+    assert probe(path).sr == 655350  # probe reports what the header says
+
+
+@needs_ffmpeg
+def test_high_rate_wavpack_via_ffmpeg_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "hr.wv"
+    subprocess.run(
+        [FFMPEG or "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+         "sine=f=440:r=400000:d=2", "-c:a", "wavpack", str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    with pytest.raises(AudioOutOfLimits, match="400000 Hz"):
+        load_audio(path)
+    with pytest.raises(AudioOutOfLimits, match="400000 Hz"):
+        load_audio(path.read_bytes(), filename="hr.wv", max_duration=600.0)
+
+
+@pytest.mark.parametrize(
+    ("sr", "channels", "ok"),
+    [(192000, 1, True), (192001, 1, False), (1000, 1, True), (999, 1, False),
+     (16000, 64, True), (16000, 65, False)],
+)  # fmt: skip
+def test_rate_and_channel_limits(tmp_path: Path, sr: int, channels: int, ok: bool) -> None:
+    path = tmp_path / "x.wav"
+    sf.write(path, np.full((sr // 10, channels), 0.1), sr, subtype="PCM_16")
+    if ok:
+        a = load_audio(path)
+        assert (a.orig_sr, a.orig_channels) == (sr, channels)
+        assert a.duration == pytest.approx(0.1, abs=1e-3)
+    else:
+        with pytest.raises(AudioOutOfLimits, match="x.wav.*emovox accepts"):
+            load_audio(path)
+
+
+def test_absurd_header_values_are_typed_errors(tmp_path: Path) -> None:
+    path = tmp_path / "hdr.wav"
+    sf.write(path, np.full(1600, 0.1), 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    fmt = data.index(b"fmt ") + 8  # tag(2) channels(2) rate(4)
+    for channels, rate in ((65535, 16000), (1, 0xFFFFFFFF), (1, 0), (0, 16000)):
+        data[fmt + 2 : fmt + 4] = channels.to_bytes(2, "little")
+        data[fmt + 4 : fmt + 8] = rate.to_bytes(4, "little")
+        with pytest.raises(AudioError):
+            load_audio(bytes(data), filename="hdr.wav")
+
+
+def test_duration_limit_from_flac_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_blocks(tmp_path / "long.flac", 48000, 20.0, format="FLAC")
+    monkeypatch.setattr(decode, "open_decoder", lambda s: pytest.fail("decoder opened"))
+    with pytest.raises(AudioTooLong, match=r"long.flac.*20.00 s.*10 s limit"):
+        load_audio(path, max_duration=10.0)
+
+
+def test_long_48k_file_is_decoded_in_blocks(tmp_path: Path) -> None:
+    # 60 s of 48 kHz stereo: 23 MB of native float32, 11 read blocks. The block-wise decode
+    # (mono per block, streaming soxr) must equal the whole-file decode + resample; tolerance
+    # 1e-7 (in practice bit-identical: soxr's stream and one-shot outputs are the same).
+    seconds, sr_in = 60.0, 48000
+    path = write_blocks(tmp_path / "long48k.wav", sr_in, seconds, channels=2, subtype="FLOAT")
+    whole = resample(to_mono(sf.read(path, dtype="float32", always_2d=True)[0]), sr_in, 16000)
+    got = load_audio(path, max_duration=600.0).wave
+    assert len(got) == len(whole) == 16000 * 60
+    np.testing.assert_allclose(got, whole, rtol=0, atol=1e-7)
+    native_bytes = int(seconds * sr_in * 2 * 4)
+    out_bytes = whole.nbytes  # 3.8 MB
+    peak = traced_peak(lambda: load_audio(path, max_duration=600.0))
+    # output + one native block (2 MB) + its mono mix and resampled piece + level scratch
+    assert peak < out_bytes + 6_000_000 < native_bytes
+
+
+def test_levels_are_blockwise_but_identical() -> None:
+    rng = np.random.default_rng(5)
+    w = (0.1 * rng.standard_normal(700_001)).astype(np.float32)  # spans several level blocks
+    frame, hop = 1024, 512
+    csum = np.concatenate([[0.0], np.cumsum(np.square(w, dtype=F64))])
+    starts = np.arange(0, len(w) - frame + 1, hop)
+    starts = np.append(starts, len(w) - frame)
+    ref = np.sqrt(np.maximum((csum[starts + frame] - csum[starts]) / frame, 0.0))
+    np.testing.assert_array_equal(audio.frame_rms(w, frame, hop), ref)
+    assert audio.peak_frame_dbfs(w) == pytest.approx(20 * np.log10(ref.max()))
+    assert audio.SILENCE_DBFS == -60.0  # the Predictor's threshold; changing it changes results
+
+
+@needs_ffmpeg
+def test_ffmpeg_path_is_bounded_by_the_sample_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = write_blocks(tmp_path / "src.wav", 48000, 20.0, subtype="PCM_16")
+    path = ffmpeg_encode(src, tmp_path / "long.webm", "-c:a", "libopus")
+    read: list[int] = []
+    real_blocks = ffm.FFmpegDecoder.blocks
+
+    def counting(self: ffm.FFmpegDecoder, frames: int) -> object:
+        for block in real_blocks(self, frames):
+            read.append(len(block))
+            yield block
+
+    monkeypatch.setattr(ffm.FFmpegDecoder, "blocks", counting)
+    monkeypatch.setattr(decode, "probe_source", lambda s: (_ for _ in ()).throw(NotAudio("x")))
+    with pytest.raises(AudioTooLong, match="long.webm"):
+        load_audio(path, max_duration=2.0)  # no header duration: the cap stops ffmpeg
+    cap = int((2.0 + 0.05) * 48000)
+    assert cap < sum(read) <= cap + audio.READ_FRAMES  # stopped within one block of the cap
+    assert max(read) <= audio.READ_FRAMES

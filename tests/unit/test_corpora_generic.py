@@ -1,0 +1,153 @@
+"""The generic corpus readers: labelled folders and CSV manifests, on fake trees."""
+
+from __future__ import annotations
+
+import pytest
+from corpus_trees import by_name, make, skipped_names
+
+from emovox.corpora import (
+    folder,
+    manifest,
+    scan_corpus,
+)
+from emovox.labels import Emotion
+
+# --------------------------------------------------------------------------- folder
+
+
+def test_folder_labels_synonyms_and_unknown(tmp_path):
+    make(tmp_path, "Anger/x1.wav")
+    make(tmp_path, "happiness/sub/dir/x2.flac")
+    make(tmp_path, "FEAR/x3.wav")
+    make(tmp_path, "disgusted/x4.wav")
+    make(tmp_path, "Surprise/x5.wav")
+    make(tmp_path, "sadness/x6.wav")
+    make(tmp_path, "neutral/x7.wav")
+    make(tmp_path, "calm/x8.wav")
+    make(tmp_path, "boredom/x9.wav")
+    make(tmp_path, "loose.wav")
+    scan = folder.scan(tmp_path)
+    u = by_name(scan)
+    assert {k: v.emotion for k, v in u.items()} == {
+        "x1.wav": Emotion.ANGRY,
+        "x2.flac": Emotion.HAPPY,
+        "x3.wav": Emotion.FEARFUL,
+        "x4.wav": Emotion.DISGUST,
+        "x5.wav": Emotion.SURPRISED,
+        "x6.wav": Emotion.SAD,
+        "x7.wav": Emotion.NEUTRAL,
+        "x8.wav": Emotion.CALM,
+        "x9.wav": None,
+    }
+    assert u["x9.wav"].raw_label == "boredom"
+    assert u["x1.wav"].raw_label == "Anger"
+    assert {x.speaker for x in scan.utterances} == {"folder:unknown"}
+    assert skipped_names(scan) == {"loose.wav": "not inside a label folder"}
+    assert "['boredom']" in scan.summary()
+    assert folder.label_to_emotion(" Pleasant Surprise ") is Emotion.SURPRISED
+    for e in Emotion:
+        assert folder.label_to_emotion(e.value.upper()) is e
+
+
+def test_folder_speaker_pattern_and_corpus_name(tmp_path):
+    make(tmp_path, "angry/spk12_take1.wav")
+    make(tmp_path, "sad/spk07_take2.wav")
+    make(tmp_path, "sad/nospeaker.wav")
+    scan = scan_corpus("folder", tmp_path, corpus="mine", speaker_pattern=r"spk(?P<speaker>\d+)")
+    assert {u.path.name: u.speaker for u in scan.utterances} == {
+        "spk12_take1.wav": "mine:12",
+        "spk07_take2.wav": "mine:07",
+    }
+    assert {u.corpus for u in scan.utterances} == {"mine"}
+    assert "does not match" in skipped_names(scan)["nospeaker.wav"]
+    plain = folder.scan(tmp_path, speaker_pattern=r"^spk(\d+)_")
+    assert sorted(u.speaker for u in plain.utterances) == ["folder:07", "folder:12"]
+    with pytest.raises(ValueError, match="speaker_pattern"):
+        folder.scan(tmp_path, speaker_pattern="(")
+
+
+def test_folder_duplicates(tmp_path):
+    a = make(tmp_path, "happy/a.wav", b"xyz")
+    b = make(tmp_path, "sad/b.wav", b"xyz")
+    assert folder.scan(tmp_path).duplicates == [[a, b]]
+
+
+# --------------------------------------------------------------------------- CSV manifest
+
+
+def test_manifest_happy_path_and_problems(tmp_path):
+    a = make(tmp_path, "audio/a.wav", b"same")
+    b = make(tmp_path, "audio/b.flac", b"same")
+    c = make(tmp_path, "elsewhere/c.wav")
+    make(tmp_path, "audio/notes.txt")
+    make(tmp_path, "audio/empty.wav", b"")
+    sheet = tmp_path / "lists" / "manifest.csv"
+    sheet.parent.mkdir()
+    sheet.write_text(
+        "Path,Label,Speaker,session\n"
+        "../audio/a.wav,anger,s1,morning\n"
+        "../audio/b.flac,Happiness,s2,evening\n"
+        f"{c},boredom,,\n"
+        "../audio/missing.wav,sad,s1,\n"
+        "../audio/notes.txt,sad,s1,\n"
+        "../audio/empty.wav,sad,s1,\n"
+        "../audio/a.wav,sad,s1,\n"
+        "../audio/c.wav,,s1,\n"
+        "\n",
+        encoding="utf-8",
+    )
+    scan = scan_corpus("csv", sheet)
+    got = {u.path.name: (u.emotion, u.raw_label, u.speaker) for u in scan.utterances}
+    assert got == {
+        "a.wav": (Emotion.ANGRY, "anger", "csv:s1"),
+        "b.flac": (Emotion.HAPPY, "Happiness", "csv:s2"),
+        "c.wav": (None, "boredom", "csv:unknown"),
+    }
+    assert by_name(scan)["a.wav"].meta["session"] == "morning"
+    assert by_name(scan)["a.wav"].path == a  # ".." normalised away
+    assert [u.raw_label for u in scan.unmapped] == ["boredom"]
+    reasons = [why for _, why in scan.skipped]
+    assert reasons == [
+        "row 5: file not found",
+        "row 6: not an audio file extension",
+        "row 7: empty file (0 bytes)",
+        "row 8: already listed in row 2",
+        "row 9: empty label",
+    ]
+    assert scan.duplicates == [[a, b]]
+
+
+def test_manifest_header_required(tmp_path):
+    make(tmp_path, "a.wav")
+    sheet = tmp_path / "m.csv"
+    sheet.write_text("a.wav,happy\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="header"):
+        manifest.scan(sheet)
+    sheet.write_text("", encoding="utf-8")
+    with pytest.raises(ValueError, match="header"):
+        manifest.scan(sheet)
+    with pytest.raises(IsADirectoryError):
+        manifest.scan(tmp_path)
+    sheet.write_text("\ufeffpath,label\na.wav,happy\n", encoding="utf-8")  # BOM is fine
+    assert [u.emotion for u in manifest.scan(sheet).utterances] == [Emotion.HAPPY]
+
+
+def test_manifest_and_folder_readers_map_the_same_labels_alike(tmp_path):
+    """The same clips labelled by a CSV manifest and by folder names (synonyms, odd case,
+    spaces, an unknown label) get the same emotions from both readers."""
+    labels = ["Anger", "happiness", "Pleasant Surprise", "FEARFUL", "sadness ", "calm",
+              "neutral", "disgusted", "boredom"]
+    rows = ["path,label,speaker"]
+    for i, label in enumerate(labels):
+        make(tmp_path, f"tree/{label.strip()}/clip{i}.wav")
+        rows.append(f"tree/{label.strip()}/clip{i}.wav,{label},s1")
+    sheet = tmp_path / "m.csv"
+    sheet.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    from_csv = {u.path.name: u.emotion for u in scan_corpus("csv", sheet).utterances}
+    from_folder = {u.path.name: u.emotion
+                   for u in scan_corpus("folder", tmp_path / "tree").utterances}
+    assert from_csv == from_folder
+    assert [from_csv[f"clip{i}.wav"] for i in range(len(labels))] == [
+        Emotion.ANGRY, Emotion.HAPPY, Emotion.SURPRISED, Emotion.FEARFUL, Emotion.SAD,
+        Emotion.CALM, Emotion.NEUTRAL, Emotion.DISGUST, None,
+    ]

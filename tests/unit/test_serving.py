@@ -1,0 +1,143 @@
+"""The serving layer without a server: window slicing, the service helpers (settings,
+confidence levels, errors -> HTTP, scrubbed messages), loopback checks and what serving may
+import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emovox.errors import AudioTooLong, ConfigError, EmptyAudio, NotAudio, UnsupportedCodec
+from emovox.serving import service as logic
+
+SR = 16000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_windows_match_a_direct_slicing():
+    from emovox.serving.timeline import _windows
+
+    rng = np.random.default_rng(0)
+    x = np.arange(1000, dtype=np.float32)
+    for win, hop, min_last in [(100, 50, 30), (100, 370, 30), (100, 100, 1), (2000, 10, 500),
+                               (64, 250, 20), (999, 1, 1)]:
+        expected, pos, covered = [], 0, 0
+        while pos + win <= len(x):
+            expected.append((pos, x[pos : pos + win]))
+            covered, pos = pos + win, pos + hop
+        if pos < len(x) and (len(x) - covered >= min_last or covered == 0):
+            expected.append((pos, x[pos:]))
+        for _ in range(5):
+            cuts = np.sort(rng.choice(np.arange(1, len(x)), size=rng.integers(0, 8),
+                                      replace=False))
+            blocks = ((0.0, b) for b in np.split(x, cuts))
+            got = list(_windows(blocks, win, hop, min_last))
+            assert [s for s, _ in got] == [s for s, _ in expected], (win, hop, cuts)
+            for (_, a), (_, b) in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_serving_imports_no_heavy_or_upper_modules():
+    """serving never imports torch/librosa at import time, nor api/web/cli/training; api and
+    web never import each other."""
+    code = (
+        "import sys\n"
+        "import emovox.serving.service, emovox.serving.batch, emovox.serving.timeline\n"
+        "import emovox.serving.inputs, emovox.serving.params, emovox.serving.uploads\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'librosa', 'fastapi',"
+        " 'streamlit') or m.startswith(('emovox.api', 'emovox.web', 'emovox.cli',"
+        " 'emovox.training', 'emovox.experiment'))]\n"
+        "assert not bad, bad\n"
+        "import emovox.api.server\n"
+        "assert not [m for m in sys.modules if m.startswith('emovox.web')]\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ,
+                            "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
+    assert r.returncode == 0, r.stderr
+    web = Path(__file__).resolve().parents[2] / "src" / "emovox" / "web"
+    for f in web.glob("*.py"):
+        assert "emovox.api" not in f.read_text(), f
+
+
+def test_service_scrubs_reprs():
+    from emovox.errors import UnsupportedCodec
+    from emovox.serving import service
+
+    exc = UnsupportedCodec("a.wav: (libsndfile: Error opening <_io.BytesIO object at 0x7f00ab>: x)")
+    assert service.user_message(exc) == "a.wav: (libsndfile: Error opening the upload: x)"
+
+
+def test_is_loopback():
+    pytest.importorskip("fastapi")
+    from emovox.api.server import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.4", "example.org", ""))
+
+
+def test_bench_refuses_non_loopback():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import load_api
+    finally:
+        sys.path.pop(0)
+    load_api.require_loopback("http://127.0.0.1:1")
+    with pytest.raises(SystemExit, match="not a loopback"):
+        load_api.require_loopback("http://10.11.12.13:8000")
+
+
+def test_settings_from_env():
+    s = logic.Settings.from_env({})
+    assert s == logic.Settings(None, 25.0, 600.0, "auto")
+    assert s.max_bytes == 25 * 1024 * 1024
+    s = logic.Settings.from_env({"EMOVOX_MODEL": "/m", "EMOVOX_MAX_UPLOAD_MB": "2.5",
+                                 "EMOVOX_MAX_DURATION_S": "30", "EMOVOX_BACKEND": "onnx"})
+    assert s == logic.Settings(Path("/m"), 2.5, 30.0, "onnx")
+    assert logic.Settings.from_env(s.to_env()) == s
+    assert logic.Settings.from_env(logic.Settings().to_env()) == logic.Settings()
+    for bad in ({"EMOVOX_MAX_UPLOAD_MB": "lots"}, {"EMOVOX_MAX_DURATION_S": "-1"},
+                {"EMOVOX_MAX_UPLOAD_MB": "nan"}, {"EMOVOX_BACKEND": "tpu"}):
+        with pytest.raises(ConfigError):
+            logic.Settings.from_env(bad)
+
+
+def test_settings_api_key_is_read_but_never_passed_on():
+    s = logic.Settings.from_env({"EMOVOX_API_KEY": " k3y "})
+    assert s.api_key == "k3y" and "k3y" not in repr(s)
+    assert "EMOVOX_API_KEY" not in s.to_env() and "k3y" not in s.to_env().values()
+    assert logic.Settings.from_env({}).api_key is None
+
+
+def test_confidence_levels_and_helpers():
+    assert [logic.confidence_level(c).name for c in (0.95, 0.70, 0.6999, 0.50, 0.4999, 0.1)] == [
+        "high", "high", "medium", "medium", "low", "low"]
+    assert logic.confidence_level(0.8).colour == "green"
+    assert logic.confidence_level(0.6).colour == "orange"
+    assert logic.confidence_level(0.2).colour == "red"
+    logic.check_size(100, 100)
+    with pytest.raises(logic.UploadTooLarge, match="x.wav: is 2 MB, larger than the 1 MB"):
+        logic.check_size(2 * 1024 * 1024, 1024 * 1024, "x.wav")
+    assert logic.safe_suffix("Clip.WAV") == ".wav"
+    assert logic.safe_suffix("../../etc/passwd") == ".bin"
+    assert logic.safe_suffix("a.tar.gz;rm -rf") == ".bin"
+    assert logic.display_name("C:\\Users\\me\\x.m4a") == "x.m4a"
+    assert logic.display_name("../../etc/passwd") == "passwd"
+    assert logic.display_name("") == "upload"
+    assert logic.mime_type("a.mp3") == "audio/mpeg" and logic.mime_type("a.m4a") == "audio/mp4"
+    assert logic.http_status(logic.UploadTooLarge("x")) == (413, "upload_too_large")
+    assert logic.http_status(NotAudio("x"))[0] == 415
+    assert logic.http_status(UnsupportedCodec("x"))[0] == 415
+    assert logic.http_status(AudioTooLong("x")) == (422, "audio_too_long")
+    assert logic.http_status(EmptyAudio("x")) == (422, "bad_audio")
+    assert logic.http_status(KeyError("x")) == (500, "internal_error")
+    assert "Traceback" not in logic.user_message(KeyError("secret"))
+    assert "secret" not in logic.user_message(KeyError("secret"))
+    t, lo, hi = logic.waveform_envelope(np.sin(np.arange(50_000)).astype(np.float32), SR, 100)
+    assert len(t) == len(lo) == len(hi) <= 100 and (lo <= hi).all()
+
