@@ -292,7 +292,7 @@ def test_training_and_serving_build_identical_network_input(tmp_path, fake_ravde
     from emovox.audio import load_audio
 
     for i in (0, 5):
-        train_input = model._prepare(np.stack([items[i]])).numpy()[0]
+        train_input = model.network_input(np.stack([items[i]])).numpy()[0]
         wave = load_audio(files[i], sr=pred.sr).wave
         pre = pred.preprocess
         serve_input = pre.network_input(pre.features(pre.prepare_wave(wave, pred.sr)))
@@ -323,7 +323,7 @@ def test_trimmed_wave_and_crnn_input_match_training(tmp_path, fake_ravdess):
         served = pre.prepare_wave(load_audio(f, sr=SR).wave, SR)
         assert np.array_equal(served, w)
         assert np.array_equal(pre.network_input(pre.features(served)),
-                              model._prepare([x]).numpy()[0])
+                              model.network_input([x]).numpy()[0])
 
 
 def test_importing_artifact_and_serving_is_light():

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_windows_match_a_direct_slicing():
-    from emovox.serving.timeline import _windows
+    from emovox.serving.timeline import iter_windows
 
     rng = np.random.default_rng(0)
     x = np.arange(1000, dtype=np.float32)
@@ -36,7 +36,7 @@ def test_windows_match_a_direct_slicing():
             cuts = np.sort(rng.choice(np.arange(1, len(x)), size=rng.integers(0, 8),
                                       replace=False))
             blocks = ((0.0, b) for b in np.split(x, cuts))
-            got = list(_windows(blocks, win, hop, min_last))
+            got = list(iter_windows(blocks, win, hop, min_last))
             assert [s for s, _ in got] == [s for s, _ in expected], (win, hop, cuts)
             for (_, a), (_, b) in zip(got, expected, strict=True):
                 np.testing.assert_array_equal(a, b)

@@ -2,7 +2,7 @@
 
 skops reconstructs objects from a JSON schema; every node names a type. We refuse a file
 unless **every** type it names is in :data:`ALLOWED_TYPES`, the exact set of types that the
-pipelines ``emovox evaluate/train`` write contain (``tests/test_artifact.py`` rebuilds every
+pipelines ``emovox evaluate/train`` write contain (``tests/unit/test_artifact.py`` rebuilds every
 classical model on random data and checks that this set is exactly what they produce, so it
 cannot drift). Nothing is trusted by prefix: a ``FunctionTransformer`` or any NumPy function
 (e.g. ``numpy.testing._private.utils.runstring``, which calls ``exec``) is refused before

@@ -78,7 +78,7 @@ class Timeline:
         return {"summary": self.summary(), "segments": [asdict(s) for s in self.segments]}
 
 
-def _windows(
+def iter_windows(
     blocks: Iterator[tuple[float, np.ndarray]], win: int, hop: int, min_last: int
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(start sample, window) over a stream of blocks; a final shorter window is kept
@@ -155,7 +155,7 @@ def build_timeline(
             seen[0] += len(block)
             yield start, block
 
-    for start, w in _windows(counted(), win, step, min_last=sr):
+    for start, w in iter_windows(counted(), win, step, min_last=sr):
         pending.append((start, w))
         if len(pending) >= batch:
             flush()

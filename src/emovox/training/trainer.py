@@ -159,7 +159,8 @@ class TorchClassifier:
     def _fit_normaliser(self, x: np.ndarray, y: np.ndarray) -> None:
         self.norm = Normaliser.fit(x, y, select_k=self.train_cfg.select_k)
 
-    def _prepare(self, x: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    def network_input(self, x: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+        """Features -> the normalised tensor the network reads (padded/cropped, normalised)."""
         assert self.norm is not None
         return torch.from_numpy(self.norm(to_array(x, self.train_cfg.n_frames)))
 
@@ -174,7 +175,7 @@ class TorchClassifier:
         self._fit_normaliser(xtr_np, np.asarray(y_train))
         xtr = torch.from_numpy(self.norm(xtr_np))  # type: ignore[misc]
         ytr = torch.as_tensor(np.asarray(y_train), dtype=torch.long)
-        xva = self._prepare(x_val) if len(y_val) > 0 else None
+        xva = self.network_input(x_val) if len(y_val) > 0 else None
         self.input_shape = tuple(xtr.shape[1:])
         self.net = self.build_net(self.n_classes, self.input_shape, **self.net_params)
         weight = class_weights(np.asarray(y_train), self.n_classes) if tc.class_weights else None
@@ -267,7 +268,7 @@ class TorchClassifier:
 
     def predict_proba(self, x) -> np.ndarray:
         torch.set_num_threads(self.train_cfg.threads)
-        return torch.softmax(self._logits(self._prepare(x)), -1).numpy().astype(np.float64)
+        return torch.softmax(self._logits(self.network_input(x)), -1).numpy().astype(np.float64)
 
     # -- state for the artifact writer (emovox.artifact.save_model) ----------------------
     def state(self) -> dict[str, Any]:
