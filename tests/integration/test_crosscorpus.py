@@ -81,6 +81,37 @@ def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, 
     assert abs(sum(p["probabilities"].values()) - 1) < 1e-6 and p["label"] in p["probabilities"]
 
 
+@pytest.mark.slow
+def test_calibrate_attaches_a_cv_run_afterwards(fake_ravdess, fake_cache, tmp_path):
+    """`emovox train` without --calibrate, then `emovox calibrate MODEL RUN`: the same
+    temperature and model-card metrics as `train --calibrate RUN` gives."""
+    from emovox.artifact import read_meta
+    from emovox.config import DataConfig, ExperimentConfig, ModelConfig, SplitConfig
+    from emovox.experiment import run_experiment
+    from emovox.experiment.rundir import fit_from_predictions_csv
+
+    cv = tmp_path / "cv"
+    run_experiment(ExperimentConfig(data=DataConfig(root=str(fake_ravdess)),
+                                    split=SplitConfig(n_val_speakers=1),
+                                    model=ModelConfig("egemaps_logreg"),
+                                    cache_dir=str(fake_cache), n_jobs=1), cv)
+    out = tmp_path / "m"
+    env = {"EMOVOX_CACHE": str(fake_cache)}
+    r = CliRunner().invoke(app, ["train", "--data", str(fake_ravdess), "--model",
+                                 "egemaps_logreg", "--out", str(out)], env=env)
+    assert r.exit_code == 0, r.output
+    assert read_meta(out).temperature == 1.0 and not read_meta(out).metrics
+    r = CliRunner().invoke(app, ["calibrate", str(out), str(cv)], env=env)
+    assert r.exit_code == 0, r.output
+    meta = read_meta(out)
+    assert meta.temperature == pytest.approx(
+        fit_from_predictions_csv(cv / "predictions.csv")["temperature"])
+    assert meta.metrics["protocol"] == "emobox"
+    assert "Protocol `emobox`" in (out / "MODEL_CARD.md").read_text()
+    r = CliRunner().invoke(app, ["calibrate", str(out), str(tmp_path / "nope")], env=env)
+    assert r.exit_code == 2
+
+
 def test_bundled_models_load_by_name():
     from emovox.artifact import BUNDLED_MODELS, resolve_model_path
     from emovox.serving.predictor import Predictor

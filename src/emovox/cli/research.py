@@ -208,6 +208,24 @@ def train(
     render.trained(model, b)
 
 
+def calibrate(
+    model: Annotated[Path, typer.Argument(help="A trained model folder (emovox train).")],
+    cv: Annotated[Path, typer.Argument(help="CV run directory of the same model.")],
+) -> None:
+    """Attach a CV run to a trained model afterwards: model-card metrics and the temperature
+    fitted on its out-of-fold predictions (what `train --calibrate` does while training)."""
+    from emovox.experiment.package import calibrate_bundle
+
+    setup_logging(False)
+    try:
+        report = calibrate_bundle(model, cv)
+    except USER_ERRORS as exc:
+        fail(exc)
+    render.console.print(
+        f"{model}: temperature {report['temperature']:.3f}, ECE "
+        f"{report['ece_before']:.3f} -> {report['ece_after']:.3f} (out-of-fold)")
+
+
 def export(
     model: Annotated[Path, typer.Argument(help="A trained neural model folder.")],
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,

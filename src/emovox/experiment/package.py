@@ -22,6 +22,7 @@ from emovox import __version__
 from emovox.config import ExperimentConfig
 from emovox.experiment.dataset import featurise, gather, load_dataset
 from emovox.experiment.rundir import read_cv_run
+from emovox.fileio import atomic_path
 from emovox.labels import LABELS
 from emovox.models import Family, count_parameters, get_model_spec
 from emovox.splits import pick_val_speakers
@@ -113,6 +114,26 @@ def train_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
     return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),
                          calibration)
+
+
+def calibrate_bundle(path: Path, calibrate: Path) -> dict[str, Any]:
+    """Attach the CV run ``calibrate`` to the trained model folder ``path`` afterwards: what
+    ``train_bundle(..., calibrate=)`` does at training time (the run's metrics for the model
+    card, the temperature fitted on its out-of-fold predictions), so a final model can be
+    trained while its cross-validation still runs. Returns the calibration report."""
+    from emovox.artifact import attach_inference, read_meta, update_artifact
+    from emovox.experiment.rundir import fit_from_predictions_csv
+
+    path = Path(path)
+    meta = read_meta(path)
+    cv = read_cv_run(calibrate, meta.name)
+    update_artifact(path, meta.replace(metrics=cv.metrics))
+    calibration = fit_from_predictions_csv(cv.predictions)
+    meta = attach_inference(path, temperature=calibration["temperature"],
+                            calibration=calibration)
+    with atomic_path(path / "MODEL_CARD.md") as tmp:
+        tmp.write_text(model_card(meta.card_view()))
+    return calibration
 
 
 def model_card(meta: dict[str, Any]) -> str:
