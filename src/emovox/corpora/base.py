@@ -99,6 +99,20 @@ class CorpusScan:
         return "\n".join(lines)
 
 
+def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(root, followlinks=True)`` visiting each real folder once: a tree assembled
+    from symlinked folders is read, and symlink cycles end (the realpath set). Callers may
+    prune ``dirnames`` in place, as with ``os.walk``."""
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        yield dirpath, dirnames, filenames
+
+
 def iter_audio_files(root: Path) -> Iterator[Path]:
     """Every audio file below ``root`` (any nesting), sorted, by extension."""
     root = Path(root)
@@ -107,15 +121,7 @@ def iter_audio_files(root: Path) -> Iterator[Path]:
     if root.is_file():
         raise NotADirectoryError(f"expected a corpus directory, got a file: {root}")
     found: list[Path] = []
-    seen_dirs: set[str] = set()
-    # os.walk with followlinks: a corpus assembled from symlinked folders is read too;
-    # the realpath set stops symlink cycles.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen_dirs:
-            dirnames[:] = []
-            continue
-        seen_dirs.add(real)
+    for dirpath, dirnames, filenames in walk_once(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             p = Path(dirpath) / name

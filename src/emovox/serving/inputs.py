@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 from functools import cache
 from pathlib import Path
 
-from emovox.corpora.base import AUDIO_EXTENSIONS, iter_audio_files
+from emovox.corpora.base import AUDIO_EXTENSIONS, iter_audio_files, walk_once
 
 __all__ = ["collect_inputs", "iter_glob", "printable_path", "resolved_key"]
 
@@ -69,13 +69,7 @@ def iter_glob(pattern: str) -> Iterator[Path]:
         return
     wanted = tuple(parts)
     found: list[Path] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
+    for dirpath, dirnames, filenames in walk_once(root):
         rel = Path(dirpath).relative_to(root).parts
         for name in (*dirnames, *filenames):
             if _matches(wanted, (*rel, name)):
