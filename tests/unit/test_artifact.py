@@ -78,8 +78,12 @@ def test_malformed_fields_name_file_and_field(tmp_path, change, field):
     assert "\n" not in msg and str(folder / "model.json") in msg and f"field {field}" in msg
 
 
+#: model.json of the crnn bundled before the typed format (schema v1), kept to test migration
+V1_MODEL_JSON = Path(__file__).resolve().parents[1] / "data" / "v1_crnn_model.json"
+
+
 def test_v1_bad_temperature_and_duplicate_labels(tmp_path):
-    doc = json.loads((BUNDLED / "model.json").read_text())
+    doc = json.loads(V1_MODEL_JSON.read_text())
     _write_json(tmp_path / "a", doc | {"temperature": float("nan")})
     with pytest.raises(ArtifactError, match="calibration.temperature"):
         read_meta(tmp_path / "a")
@@ -90,7 +94,7 @@ def test_v1_bad_temperature_and_duplicate_labels(tmp_path):
 
 
 def test_v1_bundled_meta_reads_as_v2_and_round_trips(tmp_path):
-    meta = read_meta(BUNDLED)
+    meta = read_meta(_write_json(tmp_path / "v1", json.loads(V1_MODEL_JSON.read_text())))
     assert meta.schema_version == 2 and meta.name == "crnn" and meta.network is not None
     assert meta.preprocess.trim is True and meta.preprocess.n_frames == 256
     assert meta.preprocess.top_db == 40.0 and meta.onnx is not None
