@@ -52,18 +52,24 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     assert (out / "confusion.png").exists()
 
 
-@pytest.mark.slow
-def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, tmp_path):
-    """`emovox train --model egemaps_logreg` gives a folder `predict` can use (functionals
-    via opensmile, scikit-learn pipeline via skops), with CV calibration attached."""
+@pytest.fixture(scope="module")
+def cv(fake_ravdess, fake_cache, tmp_path_factory):
+    """A 6-fold egemaps_logreg CV run on the fake corpus, shared by the packaging tests."""
     from emovox.config import DataConfig, ExperimentConfig, ModelConfig, SplitConfig
     from emovox.experiment import run_experiment
 
-    cv = tmp_path / "cv"
+    out = tmp_path_factory.mktemp("egemaps-cv") / "cv"
     run_experiment(ExperimentConfig(data=DataConfig(root=str(fake_ravdess)),
                                     split=SplitConfig(n_val_speakers=1),
                                     model=ModelConfig("egemaps_logreg"),
-                                    cache_dir=str(fake_cache), n_jobs=1), cv)
+                                    cache_dir=str(fake_cache), n_jobs=1), out)
+    return out
+
+
+@pytest.mark.slow
+def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, tmp_path, cv):
+    """`emovox train --model egemaps_logreg` gives a folder `predict` can use (functionals
+    via opensmile, scikit-learn pipeline via skops), with CV calibration attached."""
     out = tmp_path / "m"
     r = CliRunner().invoke(app, ["train", "--data", str(fake_ravdess), "--model",
                                  "egemaps_logreg", "--calibrate", str(cv), "--out", str(out)],
@@ -82,19 +88,12 @@ def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, 
 
 
 @pytest.mark.slow
-def test_calibrate_attaches_a_cv_run_afterwards(fake_ravdess, fake_cache, tmp_path):
+def test_calibrate_attaches_a_cv_run_afterwards(fake_ravdess, fake_cache, tmp_path, cv):
     """`emovox train` without --calibrate, then `emovox calibrate MODEL RUN`: the same
     temperature and model-card metrics as `train --calibrate RUN` gives."""
     from emovox.artifact import read_meta
-    from emovox.config import DataConfig, ExperimentConfig, ModelConfig, SplitConfig
-    from emovox.experiment import run_experiment
     from emovox.experiment.rundir import fit_from_predictions_csv
 
-    cv = tmp_path / "cv"
-    run_experiment(ExperimentConfig(data=DataConfig(root=str(fake_ravdess)),
-                                    split=SplitConfig(n_val_speakers=1),
-                                    model=ModelConfig("egemaps_logreg"),
-                                    cache_dir=str(fake_cache), n_jobs=1), cv)
     out = tmp_path / "m"
     env = {"EMOVOX_CACHE": str(fake_cache)}
     r = CliRunner().invoke(app, ["train", "--data", str(fake_ravdess), "--model",
