@@ -88,3 +88,14 @@ def test_crnn_cmvn_is_registered_with_the_normalised_input():
     spec = get_model_spec("crnn_cmvn")
     assert spec.feature == "logmel" and spec.feature_params == {"utt_norm": "cmvn"}
     assert spec.trim and spec.param_keys == get_model_spec("crnn").param_keys
+
+
+@pytest.mark.parametrize("top_db", [80.0, None])
+def test_cropped_cmvn_frames_use_whole_utterance_statistics(top_db):
+    """The predictor's crop path (``frames=``) gathers the normalisation statistics of the
+    whole utterance block by block: the same input as normalising everything, then cropping."""
+    fe = LogMelFrontEnd.from_params(SR, utt_norm="cmvn", top_db=top_db)
+    w = np.concatenate([vowel(20.0, seed=1), 0.3 * vowel(30.0, f0=120.0, seed=2)])  # > 1 block
+    full = fe(w)
+    for lo, hi in [(100, 356), (4000, 4256), (full.shape[0] - 256, full.shape[0])]:
+        np.testing.assert_allclose(fe(w, frames=(lo, hi)), full[lo:hi], atol=1e-4)

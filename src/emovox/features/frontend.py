@@ -181,16 +181,17 @@ class LogMelFrontEnd:
         ``frames=(start, stop)`` computes only those frames, with the same numbers as
         ``self(wave)[start:stop]`` (the ``top_db`` floor still follows the maximum over the
         whole wave, found block by block): memory is bounded by the block, not the wave.
-        With ``utt_norm`` the whole utterance is computed first (its statistics normalise).
+        With ``utt_norm`` the normalisation statistics are those of the whole utterance (as
+        in training), gathered block by block in a second pass (equal to ``self(wave)[start:
+        stop]`` within float rounding, ~1e-6).
         """
-        if frames is not None and self.utt_norm is not UtteranceNorm.NONE:
-            # normalisation statistics are over the whole utterance, as in training
-            return np.ascontiguousarray(self(wave)[frames[0] : frames[1]])
         x = as_mono_padded(wave, self.n_fft)
         total = self.n_frames(x.shape[0])
         lo, hi = (0, total) if frames is None else frames
         if not 0 <= lo < hi <= total:
             raise ValueError(f"frames must lie within [0, {total}], got {frames}")
+        if frames is not None and self.utt_norm is not UtteranceNorm.NONE:
+            return self._normalised_frames(x, total, lo, hi)
         kept: list[np.ndarray] = []
         peak = -np.inf
         # blocks on the same grid as power_mel, so every number is computed identically
@@ -209,6 +210,36 @@ class LogMelFrontEnd:
         if self.utt_norm is not UtteranceNorm.NONE:
             db = utterance_normalise(db, self.utt_norm)
         return np.ascontiguousarray(db, dtype=np.float32)
+
+    def _normalised_frames(self, x: np.ndarray, total: int, lo: int, hi: int) -> np.ndarray:
+        """Frames ``lo..hi-1`` normalised with the statistics of all ``total`` frames: pass 1
+        finds the peak (for the ``top_db`` floor), pass 2 sums each band (float64) and keeps
+        the wanted frames; memory is bounded by the block, not the utterance."""
+        blocks = [(i, min(i + _FRAMES_PER_BLOCK, total))
+                  for i in range(0, total, _FRAMES_PER_BLOCK)]
+
+        def block_db(i: int, j: int) -> np.ndarray:
+            return 10.0 * np.log10(np.maximum(np.float32(AMIN), self._block_power(x, i, j)))
+
+        floor = None
+        if self.top_db is not None:
+            peak = max(float(block_db(i, j).max()) for i, j in blocks)
+            floor = np.float32(peak) - np.float32(self.top_db)
+        s1, s2 = np.zeros(self.n_mels), np.zeros(self.n_mels)
+        kept: list[np.ndarray] = []
+        for i, j in blocks:
+            db = block_db(i, j)
+            if floor is not None:
+                db = np.maximum(db, floor)
+            d = db.astype(np.float64)
+            s1 += d.sum(axis=0)
+            s2 += np.einsum("tm,tm->m", d, d)
+            if i < hi and j > lo:
+                kept.append(db[max(lo, i) - i : min(hi, j) - i])
+        mu = s1 / total
+        sd = np.maximum(np.sqrt(np.maximum(s2 / total - mu * mu, 0.0)), CMVN_MIN_STD_DB)
+        out = kept[0] if len(kept) == 1 else np.concatenate(kept)
+        return np.ascontiguousarray(((out.astype(np.float64) - mu) / sd).astype(np.float32))
 
     def _block_power(self, x: np.ndarray, start: int, stop: int) -> np.ndarray:
         """Mel power ``(stop - start, n_mels)`` of frames ``start..stop-1`` of ``x`` (``x``
