@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from scipy.signal import welch
 
 from emovox import augment as aug
 from emovox.audio import load_audio
@@ -40,6 +41,86 @@ def test_gain_and_shift():
     s = aug.time_shift(x, 100)
     assert np.all(s[:100] == 0) and np.array_equal(s[100:], x[:-100])
     assert np.array_equal(aug.time_shift(x, -100)[:-100], x[100:])
+
+
+def _slope_db_per_octave(y: np.ndarray) -> float:
+    """Least-squares slope of the power spectrum (dB) against log2 frequency, 100-4000 Hz."""
+    f, p = welch(y, SR, nperseg=4096)
+    band = (f >= 100) & (f <= 4000)
+    return float(np.polyfit(np.log2(f[band]), 10 * np.log10(p[band]), 1)[0])
+
+
+@pytest.mark.parametrize(("exponent", "slope"), [(0.0, 0.0), (1.0, -3.0), (2.0, -6.0)])
+def test_coloured_noise_has_its_spectral_slope(exponent, slope):
+    n = aug.coloured_noise(SR * 4, np.random.default_rng(0), exponent)
+    assert np.std(n) == pytest.approx(1.0, rel=0.02) and abs(np.mean(n)) < 0.02
+    assert _slope_db_per_octave(n) == pytest.approx(slope, abs=0.5)
+
+
+def test_coloured_noise_hits_requested_snr():
+    x = sine(440)
+    y = aug.add_noise(x, np.random.default_rng(1), snr_db=5.0, exponent=1.0)
+    snr = 10 * np.log10(np.mean(x**2) / np.mean((y - x) ** 2))
+    assert snr == pytest.approx(5.0, abs=0.3)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_scales_length_and_pitch_together(factor):
+    y = aug.speed(sine(440), SR, factor)
+    assert len(y) == pytest.approx(SR / factor, abs=2)
+    assert peak_hz(y, SR) == pytest.approx(440 * factor, rel=0.01)
+
+
+def test_telephone_band_removes_what_is_outside_300_3400_hz():
+    low, mid, high = (aug.band_limit(sine(hz), SR, 300.0, 3400.0) for hz in (100, 1000, 6000))
+    rms = [float(np.sqrt(np.mean(y[2000:-2000] ** 2))) for y in (low, mid, high)]
+    assert rms[1] == pytest.approx(0.5 / np.sqrt(2), rel=0.05)  # passband kept
+    assert rms[0] < 0.05 * rms[1] and rms[2] < 0.01 * rms[1]
+
+
+def test_peaking_eq_gain_at_its_centre_only():
+    boosted = aug.peaking_eq(sine(1000), SR, 1000.0, 6.0, q=2.0)
+    far = aug.peaking_eq(sine(100), SR, 1000.0, 6.0, q=2.0)
+    ratio = np.std(boosted[4000:]) / np.std(sine(1000)[4000:])
+    assert 20 * np.log10(ratio) == pytest.approx(6.0, abs=0.2)
+    assert 20 * np.log10(np.std(far[4000:]) / np.std(sine(100)[4000:])) == pytest.approx(
+        0.0, abs=0.5)
+
+
+def test_reverb_keeps_length_and_peak_and_adds_a_tail():
+    x = np.zeros(SR, np.float32)
+    x[1000:1100] = sine(1000)[:100]
+    y = aug.reverb(x, SR, np.random.default_rng(0), rt60_s=0.5)
+    assert len(y) == len(x)
+    assert np.max(np.abs(y)) == pytest.approx(np.max(np.abs(x)), rel=1e-5)
+    assert np.sqrt(np.mean(y[3000:6000] ** 2)) > 1e-3  # energy after the burst ended
+    assert np.all(x[3000:6000] == 0)
+
+
+def test_channel_recipe_changes_the_signal_and_leaves_classic_streams_alone():
+    x = sine(300)
+    ch = aug.recipe_config(aug.AugmentRecipe.CHANNEL, 1)
+    assert ch.p_speed > 0 and ch.gain_db == (-30.0, 30.0)
+    outs = [aug.augment(x, SR, ch, aug.variant_rng(0, "abc", k)) for k in range(4)]
+    assert all(np.all(np.isfinite(o)) for o in outs)
+    assert len({len(o) for o in outs} | {len(x)}) > 1  # speed perturbation ran somewhere
+    # classic = the defaults; transforms with p == 0 draw nothing from the generator, so
+    # classic variants are exactly what the code produced before the channel recipe existed
+    classic = aug.recipe_config(aug.AugmentRecipe.CLASSIC, 1)
+    assert classic == aug.AugmentConfig(variants=1)
+    calls: list[str] = []
+
+    class Spy:
+        def __init__(self, rng):
+            self.rng = rng
+
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(self.rng, name)
+
+    off = aug.AugmentConfig(p_pitch=0, p_stretch=0, p_shift=0, p_gain=0, p_noise=0)
+    aug.augment(x, SR, off, Spy(np.random.default_rng(0)))
+    assert calls == ["random"] * 5  # one coin per classic transform, none for the others
 
 
 def test_augment_is_deterministic_per_clip_and_variant():

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from emovox.augment import AugmentRecipe, recipe_config
 from emovox.cli import render
 from emovox.cli.common import (
     USER_ERRORS,
@@ -48,6 +49,10 @@ def evaluate(
     augment: Annotated[
         int, typer.Option(help="Augmented copies of each TRAINING clip (noise, pitch, stretch...).")
     ] = 0,
+    augment_recipe: Annotated[
+        AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
+                                    "stretch) or channel (speed, reverb, band, EQ, noise).")
+    ] = AugmentRecipe.CLASSIC,
     save_models: Annotated[
         bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
     ] = False,
@@ -72,7 +77,6 @@ def evaluate(
         _evaluate_artifact(artifact, corpus, data, out, jobs, verbose)
         return
     params = model_params(model, param)
-    from emovox.augment import AugmentConfig
     from emovox.experiment.rundir import default_run_dir
     from emovox.experiment.runner import run_experiment
 
@@ -88,7 +92,7 @@ def evaluate(
                 n_val_speakers=val_speakers,
             ),
             model=ModelConfig(name=model, params=params),
-            augment=AugmentConfig(variants=augment),
+            augment=recipe_config(augment_recipe, augment),
             seed=seed,
             cache_dir=str(cache_dir or ""),
             n_jobs=jobs,
