@@ -11,7 +11,16 @@ import torch
 from torch import nn
 
 from emovox.errors import ConfigError
-from emovox.models import MODELS, cnn_bilstm, cnn_gru_attention, conv1d, crnn, mlp, resnet_mlp
+from emovox.models import (
+    MODELS,
+    cnn_bilstm,
+    cnn_gru_attention,
+    conv1d,
+    crnn,
+    ecapa,
+    mlp,
+    resnet_mlp,
+)
 from emovox.models import configs as model_configs
 from emovox.models.params import ModelParams, TrainConfig
 from emovox.training import build_model
@@ -26,6 +35,7 @@ NETS: dict[ModuleType, tuple[tuple[int, ...], tuple[int, ...], tuple[int, int]]]
     mlp: ((340,), (128,), (100_000, 1_000_000)),
     cnn_gru_attention: ((200, 40), (150, 40), (50_000, 500_000)),
     crnn: ((300, 64), (150, 64), (100_000, 1_000_000)),
+    ecapa: ((256, 64), (101, 64), (100_000, 1_000_000)),
 }
 CONFIGS: dict[ModuleType, type[TrainConfig]] = {
     cnn_bilstm: cnn_bilstm.CnnBiLstmConfig,
@@ -34,6 +44,7 @@ CONFIGS: dict[ModuleType, type[TrainConfig]] = {
     mlp: mlp.MlpConfig,
     cnn_gru_attention: cnn_gru_attention.CnnGruAttentionConfig,
     crnn: crnn.CrnnConfig,
+    ecapa: ecapa.EcapaConfig,
 }
 # registered model -> (input shape, parameter count of its network with default params),
 # recorded on main before the configs were introduced: the refactor must not change a net
@@ -46,6 +57,8 @@ REGISTERED_NET_PARAMS: dict[str, tuple[tuple[int, ...], int]] = {
     "crnn": ((256, 64), 356_088),
     "fusion": ((256, 64), 356_088),
     "fusion_lrcv": ((256, 64), 356_088),
+    "crnn_cmvn": ((256, 64), 356_088),
+    "ecapa_cmvn": ((256, 64), 301_840),  # added after the refactor, pinned when introduced
 }
 
 
@@ -287,3 +300,40 @@ def test_mlp_overfits_tiny_set() -> None:
     with torch.no_grad():
         acc = (net(x).argmax(dim=1) == y).float().mean().item()
     assert acc == 1.0
+
+
+class _NoGate(nn.Module):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(z)
+
+
+def test_ecapa_convolutions_see_a_bounded_window_and_se_adds_global_context() -> None:
+    """Before pooling, the convolution path of an ECAPA frame reaches 3 (2 + 3 + 4) = 27
+    frames of 20 ms to each side (three Res2 groups of 3-tap convs dilated 2, 3, 4 in
+    cascade, after a stride-2 stem): with the squeeze-excitation gates held at 1, a change
+    at input frame 40 (frame 20 after the stem) moves frames 20 +- 28 at most; with the
+    gates (a mean over all frames) every frame moves."""
+    net = ecapa.build_net(N_CLASSES, (256, 64)).eval()
+
+    def changed_frames() -> torch.Tensor:
+        def frames(x: torch.Tensor) -> torch.Tensor:
+            h = net.stem(net.input_norm(x.transpose(1, 2)))
+            outs = []
+            for block in net.blocks:
+                h = block(h)
+                outs.append(h)
+            return net.mfa(torch.cat(outs, dim=1))  # (B, 3 C, T / 2)
+
+        x = torch.randn(1, 256, 64, generator=torch.Generator().manual_seed(0))
+        y = x.clone()
+        y[0, 40] += 5.0
+        with torch.no_grad():
+            diff = (frames(x) - frames(y)).abs().amax(dim=1)[0]  # (T / 2,)
+        return torch.nonzero(diff > 1e-6).flatten()
+
+    assert len(changed_frames()) == 128  # SE gates: global context
+    for block in net.blocks:
+        block.se = _NoGate()
+    changed = changed_frames()
+    assert changed.min() <= 20 <= changed.max()
+    assert changed.max() <= 20 + 28 and changed.min() >= 20 - 28

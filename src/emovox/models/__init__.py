@@ -24,7 +24,7 @@ from typing import Any
 
 from emovox.models import configs
 from emovox.models.base import Family, Input, Model, ModelSpec, NetTrainer
-from emovox.models.configs import CrnnConfig, FusionConfig, LogregConfig
+from emovox.models.configs import CrnnConfig, EcapaConfig, FusionConfig, LogregConfig
 from emovox.models.fusion import FusionModel
 from emovox.models.params import ModelParams, Schedule, TrainConfig
 
@@ -141,6 +141,13 @@ MODELS["crnn_cmvn"] = ModelSpec(
     "crnn_cmvn", "logmel", partial(_build_torch, "crnn"), Family.NEURAL,
     "ours: the crnn on per-utterance mean/variance-normalised log-mel (each band minus its "
     "mean over time, over its std): gain-invariant input", CrnnConfig(**CRNN_REGISTRY),
+    feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
+)
+MODELS["ecapa_cmvn"] = ModelSpec(
+    "ecapa_cmvn", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
+    "ours: a small ECAPA-TDNN (1-D dilated SE-Res2 blocks, 0.23 s receptive field, attentive "
+    "statistics) on per-utterance mean/variance-normalised log-mel",
+    EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
     feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
 )
 MODELS["fusion_lrcv"] = ModelSpec(

@@ -54,6 +54,45 @@ class CrnnConfig(TrainConfig):
     n_aux: int = 0
 
 
+@dataclass(frozen=True)
+class EcapaConfig(TrainConfig):
+    """A small ECAPA-TDNN's training recipe and size (``-p`` keys of ``ecapa``); the training
+    recipe is the CRNN's so the two compare like for like."""
+
+    # training (overrides of TrainConfig defaults)
+    #: passes over the training clips (upper bound with early stopping)
+    epochs: int = 30
+    #: peak learning rate of AdamW
+    lr: float = 2e-3
+    #: AdamW decoupled weight decay
+    weight_decay: float = 1e-2
+    #: label smoothing of the cross-entropy targets (fraction of mass spread, 0..1)
+    label_smoothing: float = 0.1
+    #: epochs without validation-UA gain before early stopping
+    patience: int = 8
+    #: SpecAugment time/frequency masks on training batches
+    specaugment: bool = True
+    #: mixup Beta(alpha, alpha) parameter (0 = no mixup)
+    mixup_alpha: float = 0.2
+    # network
+    #: channels of every TDNN / SE-Res2 block
+    channels: int = 96
+    #: time stride of the first convolution (frames; 2 = 20 ms frames, half the CPU cost)
+    stride: int = 2
+    #: dilation of each SE-Res2 block (frames; one block each)
+    dilations: tuple[int, ...] = (2, 3, 4)
+    #: Res2Net scale: the block's channels are split into this many groups
+    scale: int = 4
+    #: squeeze-excitation bottleneck width (units)
+    se_dim: int = 32
+    #: hidden size of the attention scorer (units)
+    attention_dim: int = 64
+    #: utterance embedding width before the classifier (units)
+    embedding: int = 128
+    #: dropout probability before the classifier (0..1)
+    dropout: float = 0.3
+
+
 class Pooling(str, Enum):
     MEAN = "mean"  #: mean of the BiLSTM outputs over time
     LAST = "last"  #: the BiLSTM output at the last time step
