@@ -43,6 +43,16 @@ def test_neural_fold_models_are_saved_and_reload(fake_ravdess, fake_cache, tmp_p
     assert len(hist["train_loss"]) == 2
 
 
+def test_training_speaker_ua_is_recorded_beside_validation_ua(fake_ravdess, fake_cache,
+                                                               tmp_path):
+    """A 1-nearest-neighbour-like model (SVM with a huge C on the fake tree's separable
+    tones) fits its training clips: training UA 100, recorded per fold and as a mean."""
+    res = run_experiment(cfg_for(fake_ravdess, fake_cache, "egemaps_svm", C=1e6), tmp_path / "r")
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert res.folds[0].train_ua == pytest.approx(100.0)
+    assert metrics["folds"][0]["train_ua"] == metrics["train_ua_mean"] == pytest.approx(100.0)
+
+
 def test_song_clips_train_only_and_filters(tmp_path, ravdess_maker):
     root = ravdess_maker(tmp_path / "rav", actors=(1, 2))
     # a song clip (vocal channel 02) for actor 2

@@ -53,6 +53,9 @@ class FoldResult:
     #: best validation UA (validation speakers, training side) of a neural model: the
     #: number to compare configurations by, never the test UA
     val_ua: float | None = None
+    #: UA on the fold's own (un-augmented) training clips: with val_ua, shows whether a
+    #: recipe under-fits (both low) or over-fits (train high, validation low)
+    train_ua: float | None = None
 
 
 @dataclass
@@ -75,6 +78,10 @@ class ExperimentResult:
             "val_ua_mean": (
                 float(np.mean([f.val_ua for f in self.folds]))
                 if all(f.val_ua is not None for f in self.folds) else None
+            ),
+            "train_ua_mean": (
+                float(np.mean([f.train_ua for f in self.folds]))
+                if all(f.train_ua is not None for f in self.folds) else None
             ),
             "pooled": self.pooled.to_dict(),
             "worst_class": dict(zip(("label", "recall"), self.pooled.worst_recall, strict=True)),
@@ -215,6 +222,9 @@ def run_fold(
     model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val])
     proba = model.predict_proba(gather(feats, fold.test))
     fit_s = time.perf_counter() - t_fit
+    train_ua = compute_metrics(
+        y[fold.train], model.predict_proba(gather(feats, fold.train)).argmax(1), list(LABELS)
+    ).ua
     _save_fold_outputs(cfg, model, fold.index, out_dir)
     pred = proba.argmax(axis=1)
     m = compute_metrics(y[fold.test], pred, list(LABELS))
@@ -227,9 +237,10 @@ def run_fold(
     fr = FoldResult(
         fold.index, list(fold.test_speakers), list(fold.val_speakers),
         len(fold.train), len(fold.val), len(fold.test), fit_s, m, count_parameters(model),
-        member_ua, _best_val_ua(model),
+        member_ua, _best_val_ua(model), train_ua,
     )
-    log.info("fold %d: UA %.1f WA %.1f (%.1f s)", fold.index, m.ua, m.wa, fit_s)
+    log.info("fold %d: UA %.1f WA %.1f, training-speaker UA %.1f (%.1f s)", fold.index, m.ua,
+             m.wa, train_ua, fit_s)
     return fr, proba
 
 
