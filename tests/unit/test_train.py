@@ -13,7 +13,13 @@ from emovox.artifact import ArtifactError, save_model
 from emovox.models import MODELS, classical, mlp, resnet_mlp
 from emovox.preprocess import pad_or_crop
 from emovox.training import build_model
-from emovox.training.trainer import TorchClassifier, focal_loss, spec_augment
+from emovox.training.trainer import (
+    TorchClassifier,
+    focal_loss,
+    freq_warp,
+    spec_augment,
+    warp_bands,
+)
 from emovox.training.trainer import load_trained as load_model
 
 
@@ -31,6 +37,29 @@ def test_focal_loss_with_gamma_zero_is_cross_entropy():
     assert float(fl) == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-6)
     # focusing lowers the loss of well-classified examples
     assert float(focal_loss(logits, F.one_hot(y, 8).float(), 2.0, None)) < float(fl)
+
+
+def test_warp_bands_moves_a_formant_by_the_factor_and_keeps_the_edges():
+    f = torch.arange(64, dtype=torch.float32)
+    x = torch.exp(-0.5 * ((f - 20.0) / 2.0) ** 2).expand(2, 5, 64).clone()  # peak at band 20
+    y = warp_bands(x, torch.tensor([1.1, 0.9]))
+    peaks = (y[:, 0] * f).sum(1) / y[:, 0].sum(1)  # centroid
+    assert peaks[0].item() == pytest.approx(20 / 1.1, abs=0.1)  # longer tract: lower formants
+    assert peaks[1].item() == pytest.approx(20 / 0.9, abs=0.1)
+    ramp = f.expand(1, 3, 64)
+    assert warp_bands(ramp, torch.tensor([1.0]))[0, 0].tolist() == pytest.approx(f.tolist())
+    for a in (0.9, 1.1):
+        w = warp_bands(ramp, torch.tensor([a]))[0, 0]
+        assert w[0].item() == 0.0 and w[-1].item() == pytest.approx(63.0)
+        assert bool((w[1:] >= w[:-1]).all())  # monotone: no band folded over
+
+
+def test_freq_warp_draws_factors_within_the_range():
+    f = torch.arange(64, dtype=torch.float32)
+    ramp = f.expand(256, 1, 64).clone()
+    y = freq_warp(ramp, torch.Generator().manual_seed(0), 0.1)
+    a = y[:, 0, 10] / 10  # below the knee, band 10 reads band 10 a
+    assert a.min() >= 0.9 - 1e-5 and a.max() <= 1.1 + 1e-5 and a.std() > 0.04
 
 
 def test_spec_augment_masks_without_touching_input():

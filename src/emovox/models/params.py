@@ -209,6 +209,9 @@ class TrainConfig(ModelParams):
     grad_clip: float = 5.0
     #: SpecAugment time/frequency masks on sequence training batches
     specaugment: bool = False
+    #: vocal-tract-length perturbation: warp each training clip's frequency axis by a factor
+    #: in 1 +- vtlp (0 = off; 0.1 is usual), on sequence training batches
+    vtlp: float = 0.0
     #: mixup Beta(alpha, alpha) parameter (0 = no mixup)
     mixup_alpha: float = 0.0
     #: sequences padded/cropped to this many frames (0 = keep the feature's own length)

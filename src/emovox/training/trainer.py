@@ -72,6 +72,31 @@ def spec_augment(
     return x
 
 
+def warp_bands(x: torch.Tensor, a: torch.Tensor, cut: float = 0.8) -> torch.Tensor:
+    """Warp each clip's frequency axis by its factor ``a`` (B,) (piecewise linear, Jaitly and
+    Hinton 2013): band ``f`` takes the value at ``f * a`` below ``cut`` of the axis, and the
+    rest is stretched so the top band stays the top band. # (B, T, F)"""
+    f = x.shape[2]
+    bands = torch.arange(f, dtype=x.dtype).unsqueeze(0)  # (1, F)
+    a = a.to(x.dtype).unsqueeze(1)  # (B, 1)
+    knee, top = cut * (f - 1), f - 1
+    low = bands * a  # (B, F): below the knee
+    high = knee * a + (bands - knee) * (top - knee * a) / (top - knee)  # (B, F): above
+    src = torch.where(bands <= knee, low, high).clamp(0, top)  # (B, F) source positions
+    lo = src.floor().long().clamp(max=f - 2)  # (B, F)
+    w = (src - lo).unsqueeze(1)  # (B, 1, F)
+    g_lo = torch.gather(x, 2, lo.unsqueeze(1).expand(-1, x.shape[1], -1))  # (B, T, F)
+    g_hi = torch.gather(x, 2, (lo + 1).unsqueeze(1).expand(-1, x.shape[1], -1))  # (B, T, F)
+    return g_lo * (1 - w) + g_hi * w  # (B, T, F)
+
+
+def freq_warp(x: torch.Tensor, gen: torch.Generator, max_warp: float) -> torch.Tensor:
+    """Vocal-tract-length perturbation of a batch: :func:`warp_bands` with a factor drawn
+    uniformly from ``1 +- max_warp`` per clip. # (B, T, F)"""
+    a = 1 + (torch.rand(x.shape[0], generator=gen) * 2 - 1) * max_warp  # (B,)
+    return warp_bands(x, a)
+
+
 @dataclass
 class History:
     train_loss: list[float] = field(default_factory=list)
@@ -231,6 +256,8 @@ class TorchClassifier:
                 continue
             xb = xtr[idx]
             yb = F.one_hot(ytr[idx], self.n_classes).float()
+            if tc.vtlp > 0 and xb.ndim == 3:
+                xb = freq_warp(xb, step.gen, tc.vtlp)
             if tc.specaugment and xb.ndim == 3:
                 xb = spec_augment(xb, step.gen)
             if tc.mixup_alpha > 0:
