@@ -118,3 +118,24 @@ def test_train_refuses_existing_folder(cli_model, fake_ravdess, tmp_path):
     assert "already exists" in text(res) and "--force" in text(res)
     assert snapshot(cli_model) == before
     assert not (tmp_path / "cache").exists()  # refused before any feature extraction
+
+
+@pytest.mark.slow
+def test_train_with_channel_augmentation_records_the_recipe(fake_ravdess, tmp_path, monkeypatch):
+    """`train --augment 1 --augment-recipe channel` augments the training clips (one variant
+    each: the cache gains a second log-mel entry per clip) and the artifact records it."""
+    from emovox import augment as aug
+
+    calls: list[int] = []
+    real = aug.augment
+    monkeypatch.setattr(aug, "augment", lambda w, sr, cfg, rng: calls.append(1) or real(
+        w, sr, cfg, rng))
+    out = tmp_path / "model"
+    res = invoke(["train", "--data", fake_ravdess, "--out", out, "-p", "epochs=1",
+                  "-p", "n_frames=64", "-j", "1", "--augment", "1", "--augment-recipe",
+                  "channel", "--no-onnx"], env={"EMOVOX_CACHE": str(tmp_path / "cache")})
+    ok(res)
+    assert "trained crnn on 96 clips of 6 speakers" in text(res)
+    assert len(calls) == 96  # every training clip once (no validation speakers by default)
+    config = json.loads((out / "model.json").read_text())["experiment_config"]
+    assert config["augment"]["variants"] == 1 and config["augment"]["p_speed"] == 0.6

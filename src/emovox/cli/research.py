@@ -26,6 +26,14 @@ from emovox.cli.common import (
 )
 from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
 
+AugmentOpt = Annotated[
+    int, typer.Option(help="Augmented copies of each TRAINING clip (see --augment-recipe).")
+]
+AugmentRecipeOpt = Annotated[
+    AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
+                                "stretch) or channel (speed, reverb, band, EQ, noise, gain).")
+]
+
 
 def evaluate(
     data: DataOpt,
@@ -46,13 +54,8 @@ def evaluate(
     ] = "",
     param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
     val_speakers: Annotated[int, typer.Option(help="Validation speakers per fold.")] = 2,
-    augment: Annotated[
-        int, typer.Option(help="Augmented copies of each TRAINING clip (noise, pitch, stretch...).")
-    ] = 0,
-    augment_recipe: Annotated[
-        AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
-                                    "stretch) or channel (speed, reverb, band, EQ, noise).")
-    ] = AugmentRecipe.CLASSIC,
+    augment: AugmentOpt = 0,
+    augment_recipe: AugmentRecipeOpt = AugmentRecipe.CLASSIC,
     save_models: Annotated[
         bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
     ] = False,
@@ -182,6 +185,8 @@ def train(
         typer.Option(help="CV run directory of the same model: temperature + model-card metrics."),
     ] = None,
     param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
+    augment: AugmentOpt = 0,
+    augment_recipe: AugmentRecipeOpt = AugmentRecipe.CLASSIC,
     seed: SeedOpt = 0,
     jobs: JobsOpt = 2,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model folder.")] = (
@@ -204,6 +209,7 @@ def train(
             data=DataConfig(corpus=corpus, root=str(data), vocal_channels=csv_list(channels)),
             split=SplitConfig(n_val_speakers=val_speakers),
             model=ModelConfig(name=model, params=params),
+            augment=recipe_config(augment_recipe, augment),
             seed=seed, n_jobs=jobs,
         )
         b = train_bundle(cfg, out, calibrate=calibrate, force=force, onnx=not no_onnx)

@@ -22,6 +22,7 @@ from emovox import __version__
 from emovox.config import ExperimentConfig
 from emovox.experiment.dataset import featurise, gather, load_dataset
 from emovox.experiment.rundir import read_cv_run
+from emovox.experiment.runner import training_set
 from emovox.fileio import atomic_path
 from emovox.labels import LABELS
 from emovox.models import Family, count_parameters, get_model_spec
@@ -76,8 +77,10 @@ def train_bundle(
                                  cfg.split.n_val_speakers, np.random.default_rng(cfg.seed))
     is_val = np.array([ds.utts[i].speaker in val_spk for i in idx], bool)
     model = build_model(spec, n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
-    model.fit(gather(items, idx[~is_val]), y[idx[~is_val]], gather(items, idx[is_val]),
-              y[idx[is_val]])
+    # the training speakers' clips plus their augmented variants (cfg.augment), never the
+    # validation speakers'
+    x_train, y_train = training_set(cfg, spec, ds.utts, items, y, ds.content_ids, idx[~is_val])
+    model.fit(x_train, y_train, gather(items, idx[is_val]), y[idx[is_val]])
     seconds = time.perf_counter() - t0
     speakers = sorted({ds.utts[i].speaker for i in idx})
 
