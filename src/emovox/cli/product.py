@@ -14,6 +14,7 @@ from emovox.cli.common import (
     USER_ERRORS,
     BackendOpt,
     ModelOpt,
+    check_model_option,
     exit_failed,
     fail,
     setup_logging,
@@ -33,6 +34,7 @@ def predict(
     """Which emotion does each clip carry? Exit code 1 if any file failed."""
     import json
 
+    check_model_option(model)
     from emovox.serving.batch import predict_files
     from emovox.serving.params import check_max_duration
     from emovox.serving.predictor import Predictor
@@ -72,6 +74,7 @@ def batch(
 ) -> None:
     """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows.
     Exit code 1 if any file failed."""
+    check_model_option(model)
     from emovox.serving.batch import Engine, run_batch
 
     setup_logging(False)
@@ -102,6 +105,7 @@ def timeline(
     """An emotion timeline of a long recording, streamed so memory stays flat."""
     import json
 
+    check_model_option(model)
     from emovox.serving.predictor import Predictor
     from emovox.serving.timeline import build_timeline, write_timeline_csv
 

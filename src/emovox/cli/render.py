@@ -165,8 +165,29 @@ def fusion(res: Mapping[str, Any], out: Path) -> None:
     console.print(f"run directory: {out}")
 
 
-def models(specs: Sequence[Any]) -> None:
-    table = _table("models", ("name", "family", "feature", "origin", "description"))
+def _short(description: str) -> str:
+    """A description without its parenthesised detail."""
+    import re
+
+    return re.sub(r"\s*\([^)]*\)", "", description)
+
+
+def models(bundled: Sequence[Any], specs: Sequence[Any]) -> None:
+    """Two tables: the bundled trained models, then the architectures."""
+    described = {spec.name: spec.description for spec in specs}
+    table = _table("bundled models: predict/batch/timeline/listen/serve/app --model NAME",
+                   ("name", "architecture", "what it is", "CV UA %", "trained on"))
+    for b in bundled:
+        ua = "" if b.ua_mean is None else f"{b.ua_mean:.1f} ± {b.ua_std or 0:.1f}"
+        params = f" · {b.n_params:,} parameters" if b.n_params else ""
+        table.add_row(b.name, b.architecture,
+                      f"{_short(described.get(b.architecture, b.kind))}{params}",
+                      f"{ua} ({b.protocol})" if ua and b.protocol else ua, b.trained_on)
+    console.print(table)
+    console.print("CV UA: unweighted accuracy over speakers never heard (cross-validation, "
+                  "from the model's model.json). --model also takes a trained model folder.")
+    table = _table("architectures: evaluate/train --model NAME",
+                   ("name", "family", "feature", "origin", "description"))
     for spec in specs:
         table.add_row(spec.name, spec.family.value, spec.feature, spec.origin, spec.description)
     console.print(table)

@@ -161,10 +161,12 @@ def fuse(
 
 
 def models() -> None:
-    """List the registered models."""
+    """List the bundled models (what `predict --model` takes) and the architectures (what
+    `evaluate --model` and `train --model` take)."""
+    from emovox.cli.names import bundled_models
     from emovox.models import MODELS
 
-    render.models(list(MODELS.values()))
+    render.models(bundled_models(), list(MODELS.values()))
 
 
 def train(
