@@ -92,3 +92,59 @@ def test_unknown_architecture_suggests_close_names(command, tmp_path):
     assert "unknown architecture 'crn'" in msg and "Did you mean 'crnn'" in msg
     bundled = invoke([command, "--data", str(tmp_path), "--model", "default", *extra])
     assert bundled.exit_code == 2 and "'default' is a bundled trained model" in text(bundled)
+
+
+# -- scan ------------------------------------------------------------------------------------
+
+
+def _emodb_tree(root: Path) -> Path:
+    for i, stem in enumerate(("03a01Fa", "03a01Wa", "08b02Nb", "10a04Tc", "16b10Ea")):
+        p = root / "wav" / f"{stem}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(f"RIFF{i}".encode())
+    return root
+
+
+def test_scan_of_an_emodb_tree_with_the_default_reader_suggests_emodb(tmp_path):
+    tree = _emodb_tree(tmp_path / "EmoDB")
+    res = invoke(["scan", tree])
+    assert res.exit_code == 0, res.output
+    msg = text(res)
+    assert "ravdess: 0 files" in msg
+    assert f"emodb reader labels 5 files of 4 speakers: emovox scan {tree} --corpus emodb" in msg
+    assert "clips per label" not in msg  # no empty table
+    good = invoke(["scan", tree, "--corpus", "emodb"])
+    assert good.exit_code == 0 and "5 files (5 labelled" in text(good)
+    assert "--corpus" not in text(good)
+
+
+def test_scan_prints_its_summary_once(fake_ravdess, tmp_path):
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(fake_ravdess / "Actor_01", tree / "Actor_01")
+    clip = tree / "Actor_01" / "03-01-01-01-01-01-01.wav"
+    shutil.copy(clip, tree / "Actor_01" / "03-01-01-01-01-02-01.wav")  # a duplicate
+    (tree / "Actor_01" / "oops.wav").write_bytes(b"RIFF")  # unrecognised
+    res = invoke(["scan", tree])
+    assert res.exit_code == 0, res.output
+    msg = text(res)
+    assert msg.count("ravdess: 16 files") == 1
+    assert msg.count("1 group of byte-identical files") == 1 and "1 groups" not in msg
+    assert msg.count("skipped 1 unrecognised file,") == 1
+
+
+def test_scan_still_shows_the_readers_other_warnings(fake_ravdess, monkeypatch):
+    import logging
+
+    import emovox.corpora as corpora
+
+    real = corpora.scan_corpus
+
+    def noisy(name, root, **kw):
+        logging.getLogger("emovox.corpora.cremad").warning("3 actors not in the demographics")
+        return real(name, root, **kw)
+
+    monkeypatch.setattr(corpora, "scan_corpus", noisy)
+    res = invoke(["scan", fake_ravdess])
+    assert res.exit_code == 0 and "3 actors not in the demographics" in text(res)

@@ -140,13 +140,25 @@ def crosscorpus(res: Any, corpus: str, out: Path) -> None:
     console.print(f"{res.n_errors} unreadable files · {res.seconds:.1f} s · run directory: {out}")
 
 
-def scan(corpus: str, summary: str, counts: Mapping[str, int]) -> None:
-    console.print(summary)
-    table = _table(f"{corpus}: clips per label", ("label",))
-    table.add_column("clips", justify="right")
-    for k, v in sorted(counts.items()):
-        table.add_row(k, str(v))
-    console.print(table)
+def scan(corpus: str, summary: str, counts: Mapping[str, int], matches: Sequence[Any] = (),
+         root: Path | None = None) -> None:
+    """The scan summary, clips per label, and (when nothing was labelled) the readers that
+    match the tree."""
+    console.print(summary, markup=False, highlight=False)
+    if counts:
+        table = _table(f"{corpus}: clips per label", ("label",))
+        table.add_column("clips", justify="right")
+        for k, v in sorted(counts.items()):
+            table.add_row(k, str(v))
+        console.print(table)
+    if matches:
+        best = matches[0]
+        others = ", ".join(f"{m.name} ({m.labelled})" for m in matches[1:])
+        console.print(
+            f"The {corpus} reader labels no file here, but the [bold]{best.name}[/] reader "
+            f"labels {best.labelled} files of {best.speakers} speakers: "
+            f"emovox scan {root} --corpus {best.name}"
+            + (f" (also: {others})" if others else ""), soft_wrap=True)
 
 
 def report(problems: Sequence[Any], lines: Sequence[str]) -> None:
