@@ -30,11 +30,17 @@ def predict(
     max_duration: Annotated[
         float, typer.Option(help="Refuse longer files (s); use `timeline` for long ones.")
     ] = 600.0,
+    truth: Annotated[
+        bool, typer.Option("--truth", help="Also show the true label of RAVDESS-named files "
+                           "(read from the name) and whether the model heard their actors.")
+    ] = False,
 ) -> None:
     """Which emotion does each clip carry? Exit code 1 if any file failed."""
     import json
 
     check_model_option(model)
+    if truth and json_out:
+        fail(ValueError("--truth adds a table; it cannot be combined with --json"))
     from emovox.serving.batch import predict_files
     from emovox.serving.params import check_max_duration
     from emovox.serving.predictor import Predictor
@@ -51,6 +57,10 @@ def predict(
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     else:
         render.predictions(predictor.model_id, outcomes, top)
+        if truth:
+            from emovox.cli.truth import truth_report
+
+            render.truth(truth_report(outcomes, predictor.artifact_meta.trained_on))
     failed = sum(o.error is not None for o in outcomes)
     if failed:
         exit_failed(f"{failed} of {len(files)} files failed")

@@ -240,6 +240,28 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
     console.print(AFFECT_NOTE)
 
 
+def truth(rep: Any) -> None:
+    """``predict --truth``: true label (from the RAVDESS file name) beside the prediction,
+    and a warning when the model was trained on these actors."""
+    table = _table("true label (from the RAVDESS file name) vs prediction",
+                   ("file", "true", "predicted", ""))
+    for r in rep.rows:
+        mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: ""}[r.correct]
+        table.add_row(r.name, r.truth or "[dim]not a RAVDESS name[/]",
+                      r.predicted or "[red]error[/]", mark)
+    console.print(table)
+    scored = rep.scored
+    if scored:
+        right = sum(bool(r.correct) for r in scored)
+        console.print(f"{right} of {len(scored)} right")
+    if rep.training_speakers:
+        actors = ", ".join(s.split(":")[-1] for s in rep.training_speakers)
+        console.print(
+            f"[bold yellow]note:[/] actor(s) {actors} are among the speakers this model was "
+            "trained on: these clips were heard in training, so this is NOT the accuracy on "
+            "new voices (that is the cross-validated UA of `emovox models`).")
+
+
 def batch_summary(s: Any, out: Path) -> None:
     labels = ", ".join(f"{k} {v}" for k, v in s.labels.most_common())
     console.print(
