@@ -27,7 +27,9 @@ AFFECT_NOTE = ("arousal/valence are derived from the class probabilities "
 
 def error(message: object) -> None:
     """The one-line ``error:`` message of a usage or input error, on stderr."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,6 +287,28 @@ def timeline(tl: Any, name: str, window: float, hop: float) -> None:
     share = ", ".join(f"{k} {v:.0%}" for k, v in ranked)
     console.print(f"dominant: [bold]{summ['dominant']}[/] · voiced windows: {share or 'none'} · "
                   f"{summ['silent_windows']} silent of {summ['windows']}")
+
+
+def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float) -> None:
+    """The first line of ``emovox listen`` (on stderr): the stream is being read."""
+    src = f"stdin (raw PCM s16le mono, {sr} Hz)" if stdin else f"the microphone ({sr} Hz)"
+    err_console.print(f"listening to {src} · model {model_id} · {window:g} s windows, a "
+                      f"line every {hop:g} s (Ctrl-C to stop)", highlight=False)
+
+
+def live_line(update: Any, json_out: bool) -> None:
+    """One line of ``emovox listen``, flushed at once (stdout is often a pipe)."""
+    import json
+
+    if json_out:
+        print(json.dumps(update.to_dict()), flush=True)
+        return
+    level = f"{update.level_dbfs:6.1f} dBFS" if update.level_dbfs > -999 else "  silent"
+    if update.emotion is None:
+        print(f"{update.end:8.1f} s  {'no speech':<10} {'':>5}  {level}", flush=True)
+    else:
+        print(f"{update.end:8.1f} s  {update.emotion:<10} {update.confidence:5.0%}  {level}",
+              flush=True)
 
 
 # --------------------------------------------------------------------------------------------
