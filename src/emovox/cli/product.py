@@ -51,7 +51,11 @@ def predict(
         predictor = Predictor.from_artifact(model, backend=backend)
     except USER_ERRORS as exc:
         fail(exc)
-    outcomes = predict_files(predictor, files, max_duration=max_duration)
+    outcomes = []
+    with render.files_progress(len(files)) as advance:
+        for f in files:
+            outcomes += predict_files(predictor, [f], max_duration=max_duration)
+            advance()
     if json_out:
         results = [o.to_dict() for o in outcomes]
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
@@ -122,7 +126,8 @@ def timeline(
     setup_logging(False)
     try:
         predictor = Predictor.from_artifact(model, backend=backend)
-        tl = build_timeline(predictor, file, window=window, hop=hop)
+        with render.seconds_progress(_duration(file)) as progress:
+            tl = build_timeline(predictor, file, window=window, hop=hop, progress=progress)
     except USER_ERRORS as exc:
         fail(exc)
     if json_out:
@@ -131,3 +136,14 @@ def timeline(
         write_timeline_csv(tl, sys.stdout)
     else:
         render.timeline(tl, file.name, window, hop)
+
+
+def _duration(file: Path) -> float | None:
+    """The recording's length from its header (None if unknown or unreadable: the timeline
+    then reports the problem itself)."""
+    from emovox.audio import probe
+
+    try:
+        return probe(file).duration
+    except Exception:  # noqa: BLE001 - only sizes the progress bar
+        return None

@@ -80,6 +80,40 @@ def batch_progress() -> Iterator[Any]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+#: ``predict`` shows a progress bar for more files than this (on a terminal).
+PROGRESS_MIN_FILES = 3
+#: ``timeline`` shows a progress bar for recordings longer than this (s, on a terminal).
+PROGRESS_MIN_SECONDS = 60.0
+
+
+@contextmanager
+def files_progress(total: int) -> Iterator[Any]:
+    """An ``advance()`` callback drawing ``predict``'s bar on stderr: only on a terminal
+    and for more than :data:`PROGRESS_MIN_FILES` files."""
+    with Progress(
+        TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, transient=True,
+        disable=not err_console.is_terminal or total <= PROGRESS_MIN_FILES,
+    ) as bar:
+        task = bar.add_task("predict", total=total)
+        yield lambda: bar.advance(task)
+
+
+@contextmanager
+def seconds_progress(duration: float | None) -> Iterator[Any]:
+    """A ``progress(seconds_done)`` callback drawing ``timeline``'s bar on stderr: only on a
+    terminal and for recordings longer than :data:`PROGRESS_MIN_SECONDS`."""
+    with Progress(
+        TextColumn("[bold]timeline"), BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(),
+        console=err_console, transient=True,
+        disable=(not err_console.is_terminal or duration is None
+                 or duration <= PROGRESS_MIN_SECONDS),
+    ) as bar:
+        task = bar.add_task("timeline", total=duration)
+        yield lambda seconds: bar.update(task, completed=seconds)
+
+
 # --------------------------------------------------------------------------------------------
 # Research commands
 # --------------------------------------------------------------------------------------------
