@@ -148,3 +148,16 @@ def test_scan_still_shows_the_readers_other_warnings(fake_ravdess, monkeypatch):
     monkeypatch.setattr(corpora, "scan_corpus", noisy)
     res = invoke(["scan", fake_ravdess])
     assert res.exit_code == 0 and "3 actors not in the demographics" in text(res)
+
+
+def test_scan_of_a_tree_no_reader_knows_says_how_to_read_it(tmp_path):
+    for name in ("dis-f1-b1.wav", "SM1_F10_A010.wav"):
+        p = tmp_path / "clips" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"RIFF" + name.encode())
+    res = invoke(["scan", tmp_path])
+    assert res.exit_code == 0, res.output
+    msg = text(res)
+    assert "No corpus reader labels a file here" in msg and "--corpus csv" in msg
+    assert "--corpus folder" in msg and "(path,label[,speaker])" in msg
+    assert "reader labels" not in msg

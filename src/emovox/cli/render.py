@@ -177,7 +177,7 @@ def crosscorpus(res: Any, corpus: str, out: Path) -> None:
 
 
 def scan(corpus: str, summary: str, counts: Mapping[str, int], matches: Sequence[Any] = (),
-         root: Path | None = None) -> None:
+         root: Path | None = None, nothing_labelled: bool = False) -> None:
     """The scan summary, clips per label, and (when nothing was labelled) the readers that
     match the tree."""
     console.print(summary, markup=False, highlight=False)
@@ -187,6 +187,11 @@ def scan(corpus: str, summary: str, counts: Mapping[str, int], matches: Sequence
         for k, v in sorted(counts.items()):
             table.add_row(k, str(v))
         console.print(table)
+    if nothing_labelled and not matches:
+        console.print("No corpus reader labels a file here. A tree with one folder per "
+                      "emotion reads with --corpus folder; any other with a CSV manifest "
+                      "(path,label[,speaker]): emovox scan MANIFEST.csv --corpus csv",
+                      soft_wrap=True, markup=False)
     if matches:
         best = matches[0]
         others = ", ".join(f"{m.name} ({m.labelled})" for m in matches[1:])

@@ -146,7 +146,8 @@ def scan(
         from emovox.corpora.detect import matching_readers
 
         matches = matching_readers(data, exclude=(name,))
-    render.scan(corpus, summary, sc.label_counts(), matches, data)
+    render.scan(corpus, summary, sc.label_counts(), matches, data,
+                nothing_labelled=not sc.labelled)
 
 
 @contextmanager
