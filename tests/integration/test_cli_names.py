@@ -161,3 +161,10 @@ def test_scan_of_a_tree_no_reader_knows_says_how_to_read_it(tmp_path):
     assert "No corpus reader labels a file here" in msg and "--corpus csv" in msg
     assert "--corpus folder" in msg and "(path,label[,speaker])" in msg
     assert "labels no file here, but" not in msg  # no reader to suggest
+
+
+def test_a_missing_model_path_is_reported_as_a_folder(tmp_path):
+    res = invoke(["predict", "x.wav", "--model", tmp_path / "acurate"])
+    assert res.exit_code == 2
+    assert f"model folder {tmp_path / 'acurate'} does not exist" in text(res)
+    assert "Did you mean" not in text(res)

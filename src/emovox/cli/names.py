@@ -86,6 +86,8 @@ def unknown_artifact_message(model: str) -> str | None:
     from emovox.models import MODELS
 
     bundled = ", ".join(BUNDLED_MODELS)
+    if Path(model).name != model or model.startswith("."):  # a path, not a name
+        return f"model folder {model} does not exist (bundled models: {bundled})"
     if model in MODELS:
         return (f"'{model}' is an architecture (what `evaluate --model` and `train --model` "
                 f"take), not a trained model; --model takes a bundled model ({bundled}) or "
