@@ -20,7 +20,7 @@ def listen(
         str | None,
         typer.Argument(help="'-': raw PCM s16le mono on stdin, e.g. `ffmpeg -i URL -f s16le "
                        "-ar 16000 -ac 1 - | emovox listen -`. Omitted: the microphone "
-                       "(pip install 'emovox[live]').", show_default=False),
+                       "(pip install 'emovox\\[live]').", show_default=False),
     ] = None,
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
@@ -38,8 +38,7 @@ def listen(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """A rolling emotion every hop, live: one line per hop (time, emotion, confidence, or
-    'no speech'), each printed as soon as its audio has arrived."""
+    """Live: a rolling emotion from the microphone or raw PCM on stdin, a line per hop."""
     from emovox.serving.live import iter_microphone, iter_pcm, model_window_s
     from emovox.serving.live import listen as run_live
 

@@ -126,8 +126,7 @@ def scan(
     data: Annotated[Path, typer.Argument(help="Corpus root directory.")],
     corpus: CorpusOpt = "ravdess",
 ) -> None:
-    """Read a corpus tree and report what it holds: counts, speakers, problems. When the
-    reader labels nothing, the readers that match the tree are suggested."""
+    """Read a corpus tree and report what it holds (or which reader matches it)."""
     from emovox.corpora import get_reader, scan_corpus
 
     setup_logging(False)
@@ -197,8 +196,7 @@ def fuse(
 
 
 def models() -> None:
-    """List the bundled models (what `predict --model` takes) and the architectures (what
-    `evaluate --model` and `train --model` take)."""
+    """Bundled models (for predict --model) and architectures (for evaluate --model)."""
     from emovox.cli.names import bundled_models
     from emovox.models import MODELS
 
