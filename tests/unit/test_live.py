@@ -28,11 +28,15 @@ class FakePredictor:
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.warm_ups = 0
 
     def predict_wave(self, wave, sr, *, source="<array>"):
         from types import SimpleNamespace
 
-        self.calls.append(len(wave))
+        if source == "<warm-up>":
+            self.warm_ups += 1
+        else:
+            self.calls.append(len(wave))
         return SimpleNamespace(label="angry", confidence=0.9,
                                probabilities={"angry": 0.9, "sad": 0.1})
 
@@ -94,6 +98,7 @@ def test_one_update_per_hop_whatever_the_block_sizes():
         ends[seed] = [u.end for u in ups]
         assert all(u.status is LiveStatus.SPEECH and u.emotion == "angry" for u in ups)
         assert max(pred.calls) == int(2.5 * SR) and pred.calls[0] == SR  # one hop at first
+        assert pred.warm_ups == 1  # before the stream: the first hop pays no set-up
         assert ups[0].start == 0.0 and ups[-1].start == pytest.approx(10.0 - 2.5)
     assert ends[0] == ends[1] == [float(k) for k in range(1, 11)]  # 0.3 s tail: no line
     tail = list(listen(FakePredictor(), [voice(10.6)], window=2.5, hop=1.0))

@@ -214,6 +214,10 @@ def listen(predictor: Any, blocks: Iterable[np.ndarray], *, sr: int = TARGET_SR,
     """
     params = TimelineParams(model_window_s(predictor) if window is None else window, hop)
     ring = RingBuffer(int(round(params.window * sr)))
+    # one throw-away window first: lazy initialisation (feature extractors, ONNX Runtime)
+    # happens now, not on the first hop of the stream
+    noise = np.random.default_rng(0).standard_normal(ring.size) * 0.01
+    predictor.predict_wave(noise.astype(np.float32), sr, source="<warm-up>")
     return _updates(predictor, blocks, ring, int(round(params.hop * sr)), sr)
 
 
