@@ -55,12 +55,11 @@ def test_a_20_s_stream_gives_one_line_per_hop_and_no_speech_in_the_gap():
             assert d["emotion"] is None and d["probabilities"] == {}
 
 
-def test_lines_come_while_the_stream_is_still_playing():
-    """5 s of voice written in 0.1 s chunks at 4x real time: the first line (after 1 s of
-    audio) arrives before the last chunk is written, and each line soon after its hop."""
-    speed, chunk = 4.0, SR // 10
-    data = pcm(voice(5.0))
-    proc = start_listen()
+def feed(proc: subprocess.Popen, data: bytes, speed: float) -> tuple[list, dict, float]:
+    """Write ``data`` to ``proc`` in 0.1 s chunks at ``speed`` x real time, reading its lines
+    meanwhile: (arrival time, line) of each, when each hop's last sample was written, and
+    when the last chunk was."""
+    chunk = SR // 10 * 2  # bytes of 0.1 s
     arrivals: list[tuple[float, str]] = []
 
     def read_lines() -> None:
@@ -70,8 +69,8 @@ def test_lines_come_while_the_stream_is_still_playing():
     reader = threading.Thread(target=read_lines)
     reader.start()
     hop_written: dict[int, float] = {}
-    for k, i in enumerate(range(0, len(data), chunk * 2), start=1):
-        proc.stdin.write(data[i : i + chunk * 2])
+    for k, i in enumerate(range(0, len(data), chunk), start=1):
+        proc.stdin.write(data[i : i + chunk])
         proc.stdin.flush()
         if k % 10 == 0:
             hop_written[k // 10] = time.perf_counter()  # the hop's last sample is in
@@ -81,11 +80,37 @@ def test_lines_come_while_the_stream_is_still_playing():
     reader.join(timeout=60)
     proc.wait(timeout=60)
     assert proc.returncode == 0, proc.stderr.read().decode()
-    assert [line.split()[0] for _, line in arrivals] == ["1.0", "2.0", "3.0", "4.0", "5.0"]
-    assert arrivals[0][0] < ended
-    latency = [at - hop_written[k] for k, (at, _) in enumerate(arrivals[:4], start=1)]
+    return arrivals, hop_written, ended
+
+
+def check_real_time(arrivals: list, hop_written: dict, ended: float, seconds: int) -> None:
+    assert [line.split()[0] for _, line in arrivals] == [f"{k}.0" for k in range(1, seconds + 1)]
+    assert arrivals[0][0] < ended  # the first line came while the stream was still playing
+    latency = [at - hop_written[k] for k, (at, _) in enumerate(arrivals[:-1], start=1)]
     print("LATENCY_S", [round(x, 3) for x in latency])
     assert max(latency) < 0.5, latency  # computing one window takes tens of ms
+
+
+def test_lines_come_while_the_stream_is_still_playing():
+    """5 s of voice at 4x real time: the first line (after 1 s of audio) arrives before the
+    last chunk is written, and each line soon after its hop."""
+    proc = start_listen()
+    check_real_time(*feed(proc, pcm(voice(5.0)), speed=4.0), seconds=5)
+
+
+def test_20_s_of_ravdess_speech_piped_in_real_time(shared_ravdess):
+    """Real clips of one actor, concatenated to 20 s, at 10x real time: one line per hop, as
+    it is played."""
+    import soundfile as sf
+
+    clips = sorted((shared_ravdess / "Audio_Speech_Actors_01-24" / "Actor_05").glob("*"))[:8]
+    wave = np.concatenate([sf.read(c, dtype="float32")[0] for c in clips])[: 20 * SR]
+    assert len(wave) == 20 * SR
+    proc = start_listen()
+    arrivals, hop_written, ended = feed(proc, pcm(wave), speed=10.0)
+    check_real_time(arrivals, hop_written, ended, seconds=20)
+    emotions = [line.split()[2] for _, line in arrivals if "no speech" not in line]
+    assert len(emotions) >= 15 and set(emotions) <= set(LABELS)
 
 
 def test_listen_bad_sources(monkeypatch):
