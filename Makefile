@@ -30,14 +30,15 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # The main job: the bundled model predicts the 8 untouched 48 kHz RAVDESS originals
-# (or, without ../shared, the clips shipped in the repo), offline.
+# (or, without ../shared, the clips shipped in the repo), offline; --truth shows the label
+# of each RAVDESS name beside the answer (these actors are training actors of the model).
 DEMO_CLIPS := $(wildcard $(DATA)/original-48k/*.wav)
 ifeq ($(DEMO_CLIPS),)
 DEMO_CLIPS := $(wildcard examples/*.wav)
 endif
 
 demo: $(STAMP)
-	$(VENV)/bin/emovox predict $(DEMO_CLIPS) --top 3
+	$(VENV)/bin/emovox predict $(DEMO_CLIPS) --top 3 --truth
 
 # Cross-validated baseline on two speaker-independent folds (the former demo).
 demo-eval: $(STAMP)

@@ -3,7 +3,9 @@
 Owns the command line: :mod:`.app` (the Typer app, ``--version``, command registration,
 ``main``), :mod:`.common` (exit codes, error -> exit code mapping, logging set-up, shared
 option types), :mod:`.research` (evaluate, scan, report, fuse, models, train, export),
-:mod:`.product` (predict, batch, timeline), :mod:`.servers` (app, serve) and :mod:`.render`
+:mod:`.product` (predict, batch, timeline), :mod:`.live` (listen), :mod:`.servers` (app,
+serve), :mod:`.names` (bundled model and architecture names, "did you mean"),
+:mod:`.truth` (``predict --truth``: the label of RAVDESS-named files) and :mod:`.render`
 (every console, progress bar, table and summary). Commands parse options, call the library
 and hand its results to :mod:`.render`; domain logic lives in the layers below.
 

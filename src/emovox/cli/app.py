@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from emovox import __version__
-from emovox.cli import product, research, servers
+from emovox.cli import live, product, research, servers
 from emovox.cli.render import console, err_console
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ app.command()(research.models)
 app.command()(product.predict)
 app.command()(product.batch)
 app.command()(product.timeline)
+app.command()(live.listen)
 app.command()(research.train)
 app.command()(research.calibrate)
 app.command()(research.export)

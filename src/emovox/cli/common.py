@@ -70,12 +70,24 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 def model_params(model: str, items: list[str]) -> dict[str, Any]:
     """``-p KEY=VALUE`` items for ``model``, typed; exit 2 naming the valid keys on a bad
     one. Imports only the (light) model registry: runs before any heavy import."""
+    from emovox.cli.names import unknown_architecture_message
     from emovox.models import validate_params
 
+    if (why := unknown_architecture_message(model)) is not None:
+        fail(ValueError(why))
     try:
         return validate_params(model, parse_params(items))
     except (EmovoxError, ValueError) as exc:
         fail(exc)
+
+
+def check_model_option(model: Path | None) -> None:
+    """Exit 2 with "did you mean" when ``--model`` is neither a bundled model nor an
+    existing path (checked before anything is loaded)."""
+    from emovox.cli.names import unknown_artifact_message
+
+    if model is not None and (why := unknown_artifact_message(str(model))) is not None:
+        fail(ValueError(why))
 
 
 def need_module(module: str, extra: str) -> None:
@@ -90,7 +102,7 @@ def need_module(module: str, extra: str) -> None:
 ModelOpt = Annotated[
     Path | None,
     typer.Option("--model", "-m", help="Model folder, or a bundled model: default (fast "
-                 "crnn) or accurate (compare_lrcv). Default: default."),
+                 "crnn) or accurate (compare_lrcv); see `emovox models`. Default: default."),
 ]
 BackendOpt = Annotated[str, typer.Option(help="Inference engine: auto, onnx or torch.")]
 ParamOpt = Annotated[

@@ -14,6 +14,7 @@ from emovox.cli.common import (
     USER_ERRORS,
     BackendOpt,
     ModelOpt,
+    check_model_option,
     exit_failed,
     fail,
     setup_logging,
@@ -29,10 +30,17 @@ def predict(
     max_duration: Annotated[
         float, typer.Option(help="Refuse longer files (s); use `timeline` for long ones.")
     ] = 600.0,
+    truth: Annotated[
+        bool, typer.Option("--truth", help="Also show the true label of RAVDESS-named files "
+                           "(read from the name) and whether the model heard their actors.")
+    ] = False,
 ) -> None:
     """Which emotion does each clip carry? Exit code 1 if any file failed."""
     import json
 
+    check_model_option(model)
+    if truth and json_out:
+        fail(ValueError("--truth adds a table; it cannot be combined with --json"))
     from emovox.serving.batch import predict_files
     from emovox.serving.params import check_max_duration
     from emovox.serving.predictor import Predictor
@@ -43,12 +51,20 @@ def predict(
         predictor = Predictor.from_artifact(model, backend=backend)
     except USER_ERRORS as exc:
         fail(exc)
-    outcomes = predict_files(predictor, files, max_duration=max_duration)
+    outcomes = []
+    with render.files_progress(len(files)) as advance:
+        for f in files:
+            outcomes += predict_files(predictor, [f], max_duration=max_duration)
+            advance()
     if json_out:
         results = [o.to_dict() for o in outcomes]
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     else:
         render.predictions(predictor.model_id, outcomes, top)
+        if truth:
+            from emovox.cli.truth import truth_report
+
+            render.truth(truth_report(outcomes, predictor.artifact_meta.trained_on))
     failed = sum(o.error is not None for o in outcomes)
     if failed:
         exit_failed(f"{failed} of {len(files)} files failed")
@@ -72,6 +88,7 @@ def batch(
 ) -> None:
     """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows.
     Exit code 1 if any file failed."""
+    check_model_option(model)
     from emovox.serving.batch import Engine, run_batch
 
     setup_logging(False)
@@ -102,13 +119,15 @@ def timeline(
     """An emotion timeline of a long recording, streamed so memory stays flat."""
     import json
 
+    check_model_option(model)
     from emovox.serving.predictor import Predictor
     from emovox.serving.timeline import build_timeline, write_timeline_csv
 
     setup_logging(False)
     try:
         predictor = Predictor.from_artifact(model, backend=backend)
-        tl = build_timeline(predictor, file, window=window, hop=hop)
+        with render.seconds_progress(_duration(file)) as progress:
+            tl = build_timeline(predictor, file, window=window, hop=hop, progress=progress)
     except USER_ERRORS as exc:
         fail(exc)
     if json_out:
@@ -117,3 +136,14 @@ def timeline(
         write_timeline_csv(tl, sys.stdout)
     else:
         render.timeline(tl, file.name, window, hop)
+
+
+def _duration(file: Path) -> float | None:
+    """The recording's length from its header (None if unknown or unreadable: the timeline
+    then reports the problem itself)."""
+    from emovox.audio import probe
+
+    try:
+        return probe(file).duration
+    except Exception:  # noqa: BLE001 - only sizes the progress bar
+        return None

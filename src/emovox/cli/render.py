@@ -27,7 +27,9 @@ AFFECT_NOTE = ("arousal/valence are derived from the class probabilities "
 
 def error(message: object) -> None:
     """The one-line ``error:`` message of a usage or input error, on stderr."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,6 +78,40 @@ def batch_progress() -> Iterator[Any]:
     ) as bar:
         task = bar.add_task("batch", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+#: ``predict`` shows a progress bar for more files than this (on a terminal).
+PROGRESS_MIN_FILES = 3
+#: ``timeline`` shows a progress bar for recordings longer than this (s, on a terminal).
+PROGRESS_MIN_SECONDS = 60.0
+
+
+@contextmanager
+def files_progress(total: int) -> Iterator[Any]:
+    """An ``advance()`` callback drawing ``predict``'s bar on stderr: only on a terminal
+    and for more than :data:`PROGRESS_MIN_FILES` files."""
+    with Progress(
+        TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, transient=True,
+        disable=not err_console.is_terminal or total <= PROGRESS_MIN_FILES,
+    ) as bar:
+        task = bar.add_task("predict", total=total)
+        yield lambda: bar.advance(task)
+
+
+@contextmanager
+def seconds_progress(duration: float | None) -> Iterator[Any]:
+    """A ``progress(seconds_done)`` callback drawing ``timeline``'s bar on stderr: only on a
+    terminal and for recordings longer than :data:`PROGRESS_MIN_SECONDS`."""
+    with Progress(
+        TextColumn("[bold]timeline"), BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(),
+        console=err_console, transient=True,
+        disable=(not err_console.is_terminal or duration is None
+                 or duration <= PROGRESS_MIN_SECONDS),
+    ) as bar:
+        task = bar.add_task("timeline", total=duration)
+        yield lambda seconds: bar.update(task, completed=seconds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,13 +176,30 @@ def crosscorpus(res: Any, corpus: str, out: Path) -> None:
     console.print(f"{res.n_errors} unreadable files · {res.seconds:.1f} s · run directory: {out}")
 
 
-def scan(corpus: str, summary: str, counts: Mapping[str, int]) -> None:
-    console.print(summary)
-    table = _table(f"{corpus}: clips per label", ("label",))
-    table.add_column("clips", justify="right")
-    for k, v in sorted(counts.items()):
-        table.add_row(k, str(v))
-    console.print(table)
+def scan(corpus: str, summary: str, counts: Mapping[str, int], matches: Sequence[Any] = (),
+         root: Path | None = None, nothing_labelled: bool = False) -> None:
+    """The scan summary, clips per label, and (when nothing was labelled) the readers that
+    match the tree."""
+    console.print(summary, markup=False, highlight=False)
+    if counts:
+        table = _table(f"{corpus}: clips per label", ("label",))
+        table.add_column("clips", justify="right")
+        for k, v in sorted(counts.items()):
+            table.add_row(k, str(v))
+        console.print(table)
+    if nothing_labelled and not matches:
+        console.print("No corpus reader labels a file here. A tree with one folder per "
+                      "emotion reads with --corpus folder; any other with a CSV manifest "
+                      "(path,label[,speaker]): emovox scan MANIFEST.csv --corpus csv",
+                      soft_wrap=True, markup=False)
+    if matches:
+        best = matches[0]
+        others = ", ".join(f"{m.name} ({m.labelled})" for m in matches[1:])
+        console.print(
+            f"The {corpus} reader labels no file here, but the [bold]{best.name}[/] reader "
+            f"labels {best.labelled} files of {best.speakers} speakers: "
+            f"emovox scan {root} --corpus {best.name}"
+            + (f" (also: {others})" if others else ""), soft_wrap=True)
 
 
 def report(problems: Sequence[Any], lines: Sequence[str]) -> None:
@@ -165,8 +218,29 @@ def fusion(res: Mapping[str, Any], out: Path) -> None:
     console.print(f"run directory: {out}")
 
 
-def models(specs: Sequence[Any]) -> None:
-    table = _table("models", ("name", "family", "feature", "origin", "description"))
+def _short(description: str) -> str:
+    """A description without its parenthesised detail."""
+    import re
+
+    return re.sub(r"\s*\([^)]*\)", "", description)
+
+
+def models(bundled: Sequence[Any], specs: Sequence[Any]) -> None:
+    """Two tables: the bundled trained models, then the architectures."""
+    described = {spec.name: spec.description for spec in specs}
+    table = _table("bundled models: predict/batch/timeline/listen/serve/app --model NAME",
+                   ("name", "architecture", "what it is", "CV UA %", "trained on"))
+    for b in bundled:
+        ua = "" if b.ua_mean is None else f"{b.ua_mean:.1f} ± {b.ua_std or 0:.1f}"
+        params = f" · {b.n_params:,} parameters" if b.n_params else ""
+        table.add_row(b.name, b.architecture,
+                      f"{_short(described.get(b.architecture, b.kind))}{params}",
+                      f"{ua} ({b.protocol})" if ua and b.protocol else ua, b.trained_on)
+    console.print(table)
+    console.print("CV UA: unweighted accuracy over speakers never heard (cross-validation, "
+                  "from the model's model.json). --model also takes a trained model folder.")
+    table = _table("architectures: evaluate/train --model NAME",
+                   ("name", "family", "feature", "origin", "description"))
     for spec in specs:
         table.add_row(spec.name, spec.family.value, spec.feature, spec.origin, spec.description)
     console.print(table)
@@ -207,6 +281,28 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
     console.print(AFFECT_NOTE)
 
 
+def truth(rep: Any) -> None:
+    """``predict --truth``: true label (from the RAVDESS file name) beside the prediction,
+    and a warning when the model was trained on these actors."""
+    table = _table("true label (from the RAVDESS file name) vs prediction",
+                   ("file", "true", "predicted", ""))
+    for r in rep.rows:
+        mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: ""}[r.correct]
+        table.add_row(r.name, r.truth or "[dim]not a RAVDESS name[/]",
+                      r.predicted or "[red]error[/]", mark)
+    console.print(table)
+    scored = rep.scored
+    if scored:
+        right = sum(bool(r.correct) for r in scored)
+        console.print(f"{right} of {len(scored)} right")
+    if rep.training_speakers:
+        actors = ", ".join(s.split(":")[-1] for s in rep.training_speakers)
+        console.print(
+            f"[bold yellow]note:[/] actor(s) {actors} are among the speakers this model was "
+            "trained on: these clips were heard in training, so this is NOT the accuracy on "
+            "new voices (that is the cross-validated UA of `emovox models`).")
+
+
 def batch_summary(s: Any, out: Path) -> None:
     labels = ", ".join(f"{k} {v}" for k, v in s.labels.most_common())
     console.print(
@@ -230,6 +326,28 @@ def timeline(tl: Any, name: str, window: float, hop: float) -> None:
     share = ", ".join(f"{k} {v:.0%}" for k, v in ranked)
     console.print(f"dominant: [bold]{summ['dominant']}[/] · voiced windows: {share or 'none'} · "
                   f"{summ['silent_windows']} silent of {summ['windows']}")
+
+
+def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float) -> None:
+    """The first line of ``emovox listen`` (on stderr): the stream is being read."""
+    src = f"stdin (raw PCM s16le mono, {sr} Hz)" if stdin else f"the microphone ({sr} Hz)"
+    err_console.print(f"listening to {src} · model {model_id} · {window:g} s windows, a "
+                      f"line every {hop:g} s (Ctrl-C to stop)", highlight=False)
+
+
+def live_line(update: Any, json_out: bool) -> None:
+    """One line of ``emovox listen``, flushed at once (stdout is often a pipe)."""
+    import json
+
+    if json_out:
+        print(json.dumps(update.to_dict()), flush=True)
+        return
+    level = f"{update.level_dbfs:6.1f} dBFS" if update.level_dbfs > -999 else "  silent"
+    if update.emotion is None:
+        print(f"{update.end:8.1f} s  {'no speech':<10} {'':>5}  {level}", flush=True)
+    else:
+        print(f"{update.end:8.1f} s  {update.emotion:<10} {update.confidence:5.0%}  {level}",
+              flush=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ training) and hands the result to :mod:`emovox.cli.render`; heavy imports stay i
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -130,15 +133,47 @@ def scan(
     data: Annotated[Path, typer.Argument(help="Corpus root directory.")],
     corpus: CorpusOpt = "ravdess",
 ) -> None:
-    """Read a corpus tree and report what it holds: counts, speakers, problems."""
-    from emovox.corpora import scan_corpus
+    """Read a corpus tree and report what it holds (or which reader matches it)."""
+    from emovox.corpora import get_reader, scan_corpus
 
     setup_logging(False)
     try:
-        sc = scan_corpus(corpus, data)
+        name = get_reader(corpus).NAME
+        with _held_logs("emovox.corpora") as held:
+            sc = scan_corpus(corpus, data)
     except USER_ERRORS as exc:
         fail(exc)
-    render.scan(corpus, sc.summary(), sc.label_counts())
+    summary = sc.summary()
+    for record in held:  # the reader logs its summary too: show it once
+        if record.getMessage() != summary:
+            logging.getLogger(record.name).handle(record)
+    matches = []
+    if not sc.labelled:
+        from emovox.corpora.detect import matching_readers
+
+        matches = matching_readers(data, exclude=(name,))
+    render.scan(corpus, summary, sc.label_counts(), matches, data,
+                nothing_labelled=not sc.labelled)
+
+
+@contextmanager
+def _held_logs(logger_name: str) -> Iterator[list[logging.LogRecord]]:
+    """Records of ``logger_name`` (and below) are kept in the yielded list, not shown."""
+    held: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            held.append(record)
+
+    target = logging.getLogger(logger_name)
+    handler, propagate = _Keep(), target.propagate
+    target.addHandler(handler)
+    target.propagate = False
+    try:
+        yield held
+    finally:
+        target.removeHandler(handler)
+        target.propagate = propagate
 
 
 def report(
@@ -168,10 +203,11 @@ def fuse(
 
 
 def models() -> None:
-    """List the registered models."""
+    """Bundled models (for predict --model) and architectures (for evaluate --model)."""
+    from emovox.cli.names import bundled_models
     from emovox.models import MODELS
 
-    render.models(list(MODELS.values()))
+    render.models(bundled_models(), list(MODELS.values()))
 
 
 def train(

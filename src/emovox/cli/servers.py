@@ -9,13 +9,19 @@ from typing import Annotated
 import typer
 
 from emovox.cli import render
-from emovox.cli.common import USER_ERRORS, fail, need_module, setup_logging
+from emovox.cli.common import (
+    USER_ERRORS,
+    check_model_option,
+    fail,
+    need_module,
+    setup_logging,
+)
 
 ServeModelOpt = Annotated[
     Path | None,
     typer.Option("--model", "-m", envvar="EMOVOX_MODEL",
                  help="Model folder, or a bundled model: default (fast crnn) or accurate "
-                 "(compare_lrcv)."),
+                 "(compare_lrcv); see `emovox models`."),
 ]
 MaxUploadOpt = Annotated[
     float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", min=0.001, help="Upload limit (MB).")
@@ -42,6 +48,7 @@ def web_app(
     ] = False,
 ) -> None:
     """Start the web app (Streamlit): upload or record a voice, see its emotion."""
+    check_model_option(model)
     import os
     import subprocess
 
@@ -91,6 +98,7 @@ def serve(
     ] = None,
 ) -> None:
     """Start the REST API (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    check_model_option(model)
     need_module("fastapi", "api")
     need_module("uvicorn", "api")
     need_module("multipart", "api")

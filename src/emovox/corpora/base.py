@@ -83,20 +83,27 @@ class CorpusScan:
     def summary(self, examples: int = 3) -> str:
         """One human-readable paragraph: counts plus a few examples of each problem."""
         lines = [
-            f"{self.corpus}: {len(self.utterances)} files "
+            f"{self.corpus}: {_n(len(self.utterances), 'file')} "
             f"({len(self.labelled)} labelled, {len(self.unmapped)} without a canonical class), "
-            f"{len({u.speaker for u in self.utterances})} speakers"
+            f"{_n(len({u.speaker for u in self.utterances}), 'speaker')}"
         ]
         if self.skipped:
             ex = "; ".join(f"{p.name} ({why})" for p, why in self.skipped[:examples])
-            lines.append(f"  skipped {len(self.skipped)} unrecognised files, e.g. {ex}")
+            lines.append(f"  skipped {_n(len(self.skipped), 'unrecognised file')}, e.g. {ex}")
         if self.unmapped:
             raws = sorted({u.raw_label for u in self.unmapped})
-            lines.append(f"  {len(self.unmapped)} files with labels outside the vocabulary: {raws}")
+            lines.append(f"  {_n(len(self.unmapped), 'file')} with labels outside the "
+                         f"vocabulary: {raws}")
         if self.duplicates:
             ex = "; ".join(" = ".join(p.name for p in g) for g in self.duplicates[:examples])
-            lines.append(f"  {len(self.duplicates)} groups of byte-identical files, e.g. {ex}")
+            lines.append(f"  {_n(len(self.duplicates), 'group')} of byte-identical files, "
+                         f"e.g. {ex}")
         return "\n".join(lines)
+
+
+def _n(count: int, noun: str) -> str:
+    """``"1 file"``, ``"2 files"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:

@@ -1,0 +1,71 @@
+"""``emovox listen``: a rolling emotion, one line per hop, from the microphone or from raw
+PCM on stdin (:mod:`emovox.serving.live`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from emovox.cli import render
+from emovox.cli.common import USER_ERRORS, BackendOpt, ModelOpt, check_model_option, fail
+
+STDIN = "-"
+
+
+def listen(
+    source: Annotated[
+        str | None,
+        typer.Argument(help="'-': raw PCM s16le mono on stdin, e.g. `ffmpeg -i URL -f s16le "
+                       "-ar 16000 -ac 1 - | emovox listen -`. Omitted: the microphone "
+                       "(pip install 'emovox\\[live]').", show_default=False),
+    ] = None,
+    model: ModelOpt = None,
+    backend: BackendOpt = "auto",
+    window: Annotated[
+        float | None,
+        typer.Option(help="Seconds per answer (default: the model's input, 2.56 s for the "
+                     "default model).", show_default=False),
+    ] = None,
+    hop: Annotated[float, typer.Option(help="Seconds between answers.")] = 1.0,
+    rate: Annotated[
+        int, typer.Option(min=8000, max=192000, help="Sample rate of the PCM on stdin (Hz).")
+    ] = 16000,
+    device: Annotated[
+        str | None, typer.Option(help="Microphone: input device name or number.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Live: a rolling emotion from the microphone or raw PCM on stdin, a line per hop."""
+    from emovox.serving.live import iter_microphone, iter_pcm, model_window_s
+    from emovox.serving.live import listen as run_live
+
+    check_model_option(model)
+    if source not in (None, STDIN):
+        fail(ValueError(f"listen reads '-' (raw PCM on stdin) or the microphone, got "
+                        f"{source!r}; for a file use `emovox timeline {source}`, or pipe it: "
+                        f"ffmpeg -i {source} -f s16le -ar 16000 -ac 1 - | emovox listen -"))
+    if source == STDIN and sys.stdin.isatty():
+        fail(ValueError("stdin is a terminal: pipe raw PCM into it, e.g. ffmpeg -i URL "
+                        "-f s16le -ar 16000 -ac 1 - | emovox listen -"))
+    from emovox.serving.predictor import Predictor
+
+    try:
+        predictor = Predictor.from_artifact(model, backend=backend)
+        sr = rate if source == STDIN else predictor.sr
+        if source == STDIN:
+            blocks = iter_pcm(sys.stdin.buffer, sr=sr)
+        else:
+            dev = int(device) if device is not None and device.isdigit() else device
+            blocks = iter_microphone(sr=sr, device=dev)
+        window = model_window_s(predictor) if window is None else window
+        updates = run_live(predictor, blocks, sr=sr, window=window, hop=hop)
+        render.live_banner(source == STDIN, sr, predictor.model_id, window, hop)
+        for update in updates:
+            render.live_line(update, json_out)
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except USER_ERRORS as exc:
+        fail(exc)

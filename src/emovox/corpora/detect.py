@@ -1,0 +1,53 @@
+"""Which corpus reader matches a tree: every registered reader is tried on the file names
+(nothing is decoded, no duplicate hashing) and ranked by how many files it labels.
+
+Used by ``emovox scan`` to suggest ``--corpus NAME`` when the chosen reader finds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from emovox.corpora import CORPORA
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ReaderMatch", "matching_readers"]
+
+
+@dataclass(frozen=True)
+class ReaderMatch:
+    """What reader ``name`` makes of a tree: files it labels, and speakers."""
+
+    name: str
+    labelled: int
+    speakers: int
+
+
+def matching_readers(root: str | Path, *, exclude: tuple[str, ...] = ()) -> list[ReaderMatch]:
+    """Readers (but ``exclude``) that label at least one file of ``root``, most files first.
+
+    A reader that cannot read ``root`` at all (the CSV manifest reader given a folder, say)
+    is left out. The readers' own log lines are silenced while they are tried.
+    """
+    found: list[ReaderMatch] = []
+    corpora_log = logging.getLogger("emovox.corpora")
+    level = corpora_log.level
+    corpora_log.setLevel(logging.ERROR)  # each trial logs its (irrelevant) summary
+    try:
+        for name, reader in CORPORA.items():
+            if name in exclude:
+                continue
+            try:
+                scan = reader.scan(Path(root), detect_duplicates=False)
+            except (OSError, ValueError) as exc:
+                log.debug("reader %s cannot read %s: %s", name, root, exc)
+                continue
+            labelled = scan.labelled
+            if labelled:
+                found.append(ReaderMatch(name, len(labelled), len({u.speaker for u in labelled})))
+    finally:
+        corpora_log.setLevel(level)
+    return sorted(found, key=lambda m: -m.labelled)

@@ -1,0 +1,251 @@
+"""Live input: a rolling emotion every hop over an endless stream (``emovox listen``).
+
+::
+
+    ffmpeg -i URL -f s16le -ar 16000 -ac 1 - | emovox listen -
+
+Sources yield float32 mono blocks as they arrive: :func:`iter_pcm` (raw PCM s16le from a
+binary stream such as stdin) and :func:`iter_microphone` (sounddevice/PortAudio, an optional
+extra). :func:`listen` keeps the last window in a fixed-size ring buffer
+(:class:`RingBuffer`, memory bounded by one window) and, as soon as a hop's samples have
+arrived, predicts the window that ends there with
+:meth:`emovox.serving.predictor.Predictor.predict_wave`: the answer for a sample comes at
+most one window (plus the computing time) after it was spoken. A window without speech
+(:func:`has_speech`) is reported as ``no_speech`` without running the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, is_silent, peak_frame_dbfs
+from emovox.errors import EmovoxError
+from emovox.serving.params import TIMELINE_WINDOW_S, TimelineParams
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_HOP_S",
+    "LiveInputError",
+    "LiveStatus",
+    "LiveUpdate",
+    "RingBuffer",
+    "has_speech",
+    "iter_microphone",
+    "iter_pcm",
+    "listen",
+    "model_window_s",
+]
+
+#: Seconds between two updates of ``emovox listen``.
+DEFAULT_HOP_S = 1.0
+#: Seconds read at most per block from a stream (small, so a hop is processed on time).
+READ_BLOCK_S = 0.1
+#: Bytes per sample of raw PCM s16le.
+S16_BYTES = 2
+#: Blocks the microphone queue holds before it drops the oldest (about 10 s at 0.1 s).
+MIC_QUEUE_BLOCKS = 100
+
+
+class LiveInputError(EmovoxError):
+    """The live source cannot be opened (no sounddevice/PortAudio, no input device...)."""
+
+
+class LiveStatus(str, Enum):
+    SPEECH = "speech"  #: the window holds speech: ``emotion`` is the model's answer
+    NO_SPEECH = "no_speech"  #: no speech in the window: no emotion
+
+
+@dataclass(frozen=True)
+class LiveUpdate:
+    """The answer for the window ``[start, end)`` (seconds since the stream began).
+
+    ``emotion``/``confidence``/``probabilities`` are ``None``/empty for ``no_speech``.
+    ``compute_ms`` is the time the check and the model took for this window.
+    """
+
+    start: float
+    end: float
+    status: LiveStatus
+    level_dbfs: float
+    compute_ms: float
+    emotion: str | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (``level_dbfs`` of digital silence is ``None``)."""
+        level = self.level_dbfs if np.isfinite(self.level_dbfs) else None
+        return {"start": round(self.start, 3), "end": round(self.end, 3),
+                "status": self.status.value, "emotion": self.emotion,
+                "confidence": self.confidence, "probabilities": dict(self.probabilities),
+                "level_dbfs": None if level is None else round(level, 1),
+                "compute_ms": round(self.compute_ms, 1)}
+
+
+def has_speech(wave: np.ndarray, sr: int) -> bool:
+    """Whether a window holds speech. Today a loudness gate: its loudest 64 ms frame reaches
+    :data:`emovox.audio.WINDOW_SILENCE_DBFS` (-45 dBFS). The one place to swap for a real
+    voice activity detector."""
+    del sr  # a detector will need it
+    return not is_silent(wave, threshold_dbfs=WINDOW_SILENCE_DBFS)
+
+
+class RingBuffer:
+    """The last ``size`` samples of a stream, in a fixed array (memory never grows)."""
+
+    def __init__(self, size: int) -> None:
+        if size <= 0:
+            raise ValueError(f"ring buffer size must be positive, got {size}")
+        self._buf = np.zeros(size, np.float32)
+        self._pos = 0  # where the next sample goes
+        self._filled = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._buf)
+
+    def push(self, x: np.ndarray) -> None:
+        n, size = len(x), len(self._buf)
+        if n >= size:
+            self._buf[:] = x[-size:]
+            self._pos = 0
+        else:
+            first = min(n, size - self._pos)
+            self._buf[self._pos : self._pos + first] = x[:first]
+            self._buf[: n - first] = x[first:]
+            self._pos = (self._pos + n) % size
+        self._filled = min(size, self._filled + n)
+
+    def latest(self) -> np.ndarray:
+        """A copy of the samples held, oldest first (fewer than ``size`` at the start)."""
+        ordered = np.concatenate([self._buf[self._pos :], self._buf[: self._pos]])
+        return ordered[len(ordered) - self._filled :]
+
+
+def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S,
+             sr: int = TARGET_SR) -> Iterator[np.ndarray]:
+    """float32 blocks (full scale 1.0) of raw PCM s16le mono read from ``stream``, each
+    yielded as soon as it is read (``read1``: what has arrived, at most ``block_s``)."""
+    read = getattr(stream, "read1", stream.read)
+    size = max(S16_BYTES, int(block_s * sr) * S16_BYTES)
+    carry = b""
+    while True:
+        data = read(size)
+        if not data:
+            if carry:
+                log.warning("the stream ended in the middle of a sample (1 byte dropped)")
+            return
+        data = carry + data
+        usable = len(data) - len(data) % S16_BYTES
+        carry = data[usable:]
+        if usable:
+            yield np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0
+
+
+def iter_microphone(*, sr: int = TARGET_SR, block_s: float = READ_BLOCK_S,
+                    device: int | str | None = None) -> Iterator[np.ndarray]:
+    """float32 mono blocks from an input device (sounddevice, PortAudio) until interrupted.
+    The device is opened here, before the first block is asked for.
+
+    Raises:
+        LiveInputError: sounddevice or the PortAudio library is missing, or the device
+            cannot be opened.
+    """
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as exc:  # OSError: sounddevice without PortAudio
+        raise LiveInputError(
+            f"the microphone needs sounddevice and PortAudio ({exc}); install them with "
+            "pip install 'emovox[live]' and e.g. apt install libportaudio2, or pipe audio "
+            "in: ffmpeg -i URL -f s16le -ar 16000 -ac 1 - | emovox listen -") from None
+    blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=MIC_QUEUE_BLOCKS)
+
+    def on_block(indata: np.ndarray, frames: int, when: Any, status: Any) -> None:
+        del frames, when
+        if status:
+            log.warning("microphone: %s", status)
+        try:
+            if blocks.full():  # the consumer fell behind: drop the oldest block
+                blocks.get_nowait()
+            blocks.put_nowait(indata[:, 0].copy())
+        except (queue.Empty, queue.Full):  # pragma: no cover - a race with the consumer
+            pass
+
+    try:
+        stream = sd.InputStream(samplerate=sr, channels=1, dtype="float32", device=device,
+                                blocksize=int(block_s * sr), callback=on_block)
+    except Exception as exc:  # noqa: BLE001 - PortAudio raises its own error types
+        raise LiveInputError(f"cannot open the microphone: {exc}") from None
+    return _mic_blocks(stream, blocks)
+
+
+def _mic_blocks(stream: Any, blocks: queue.Queue[np.ndarray]) -> Iterator[np.ndarray]:
+    with stream:
+        while True:
+            yield blocks.get()
+
+
+def model_window_s(predictor: Any) -> float:
+    """The span of the model's input (``n_frames`` frames of its front end), else the
+    timeline's default window."""
+    pre = predictor.preprocess
+    if pre.n_frames and pre.frontend is not None:
+        return pre.n_frames * pre.frontend.hop_length / pre.sr
+    return TIMELINE_WINDOW_S
+
+
+def listen(predictor: Any, blocks: Iterable[np.ndarray], *, sr: int = TARGET_SR,
+           window: float | None = None, hop: float = DEFAULT_HOP_S) -> Iterator[LiveUpdate]:
+    """One :class:`LiveUpdate` per ``hop`` seconds of ``blocks`` (``sr`` Hz mono), for the
+    ``window`` seconds ending there (fewer at the start), as soon as the hop is complete;
+    a last update for a final part of at least half a hop.
+
+    Raises:
+        emovox.errors.ConfigError: (at once) window or hop out of range, or hop > window.
+    """
+    params = TimelineParams(model_window_s(predictor) if window is None else window, hop)
+    ring = RingBuffer(int(round(params.window * sr)))
+    # one throw-away window first: lazy initialisation (feature extractors, ONNX Runtime)
+    # happens now, not on the first hop of the stream
+    noise = np.random.default_rng(0).standard_normal(ring.size) * 0.01
+    predictor.predict_wave(noise.astype(np.float32), sr, source="<warm-up>")
+    return _updates(predictor, blocks, ring, int(round(params.hop * sr)), sr)
+
+
+def _updates(predictor: Any, blocks: Iterable[np.ndarray], ring: RingBuffer, step: int,
+             sr: int) -> Iterator[LiveUpdate]:
+    seen = 0  # samples received
+    since = 0  # samples since the last update
+    for block in blocks:
+        block = np.asarray(block, np.float32).reshape(-1)
+        while len(block):
+            take = min(len(block), step - since)
+            ring.push(block[:take])
+            seen, since, block = seen + take, since + take, block[take:]
+            if since == step:
+                yield _update(predictor, ring.latest(), seen, sr)
+                since = 0
+    if since and since * 2 >= step:
+        yield _update(predictor, ring.latest(), seen, sr)
+
+
+def _update(predictor: Any, wave: np.ndarray, end: int, sr: int) -> LiveUpdate:
+    t0 = time.perf_counter()
+    start, stop = (end - len(wave)) / sr, end / sr
+    level = peak_frame_dbfs(wave)
+    if not has_speech(wave, sr):
+        return LiveUpdate(start, stop, LiveStatus.NO_SPEECH, level,
+                          (time.perf_counter() - t0) * 1000)
+    p = predictor.predict_wave(wave, sr, source="<live>")
+    return LiveUpdate(start, stop, LiveStatus.SPEECH, level, (time.perf_counter() - t0) * 1000,
+                      emotion=p.label, confidence=p.confidence,
+                      probabilities=dict(p.probabilities))

@@ -1,0 +1,170 @@
+"""Names a user types: ``emovox models`` lists the bundled models and the architectures
+apart, light (no torch/librosa/sklearn import); an unknown ``--model`` gets "did you mean"
+and exit code 2 before anything is loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from cli_helpers import invoke, text
+
+from emovox.artifact import BUNDLED_MODELS
+from emovox.models import MODELS
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_models_lists_bundled_models_then_architectures_without_heavy_imports():
+    code = (
+        "import sys, time\n"
+        "t = time.perf_counter()\n"
+        "from emovox.cli import app\n"
+        "from typer.testing import CliRunner\n"
+        "res = CliRunner().invoke(app, ['models'])\n"
+        "assert res.exit_code == 0, res.output\n"
+        "print(res.output)\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'librosa', "
+        "'sklearn'})\n"
+        "print('HEAVY', heavy, 'SECONDS', round(time.perf_counter() - t, 2))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stdout, r.stdout[-300:]
+    out = " ".join(r.stdout.split())
+    bundled_at = out.index("bundled models")
+    arch_at = out.index("architectures: evaluate/train --model")
+    assert bundled_at < arch_at
+    bundled_part, arch_part = out[bundled_at:arch_at], out[arch_at:]
+    for name in BUNDLED_MODELS:
+        doc = json.loads((Path(str(resources.files("emovox"))) / BUNDLED_MODELS[name]
+                          / "model.json").read_text())
+        ua = doc["metrics"]["summary"]["ua"]
+        assert f"│ {name} │ {doc['name']} │" in bundled_part
+        assert f"{ua['mean']:.1f} ± {ua['std']:.1f}" in bundled_part
+        assert f"│ {name} │" not in arch_part
+    for name in MODELS:
+        assert f"│ {name} │" in arch_part
+
+
+@pytest.mark.parametrize("command", [
+    ["predict", "x.wav"], ["batch", "x.wav", "--out", "r.csv"], ["timeline", "x.wav"],
+    ["serve"], ["app"],
+])
+def test_unknown_bundled_name_suggests_the_close_one(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = invoke([*command, "--model", "acurate"])
+    assert res.exit_code == 2, res.output
+    msg = text(res)
+    assert "unknown model 'acurate'" in msg and "Did you mean 'accurate'?" in msg
+    assert "Traceback" not in msg and not (tmp_path / "r.csv").exists()
+
+
+def test_architecture_name_given_to_predict_is_explained(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = invoke(["predict", "x.wav", "--model", "crnn"])
+    assert res.exit_code == 2
+    assert "'crnn' is an architecture" in text(res) and "default, accurate" in text(res)
+    nothing_close = invoke(["predict", "x.wav", "--model", "zzzz"])
+    assert nothing_close.exit_code == 2 and "Did you mean" not in text(nothing_close)
+
+
+def test_a_model_folder_that_exists_is_not_refused_as_a_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "acurate").mkdir()  # exists: a folder, whatever its name
+    res = invoke(["predict", "x.wav", "--model", "acurate"])
+    assert res.exit_code == 2 and "unknown model" not in text(res)
+    assert "model.json" in text(res)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "train"])
+def test_unknown_architecture_suggests_close_names(command, tmp_path):
+    extra = ["--out", str(tmp_path / "m")] if command == "train" else []
+    res = invoke([command, "--data", str(tmp_path), "--model", "crn", *extra])
+    assert res.exit_code == 2
+    msg = text(res)
+    assert "unknown architecture 'crn'" in msg and "Did you mean 'crnn'" in msg
+    bundled = invoke([command, "--data", str(tmp_path), "--model", "default", *extra])
+    assert bundled.exit_code == 2 and "'default' is a bundled trained model" in text(bundled)
+
+
+# -- scan ------------------------------------------------------------------------------------
+
+
+def _emodb_tree(root: Path) -> Path:
+    for i, stem in enumerate(("03a01Fa", "03a01Wa", "08b02Nb", "10a04Tc", "16b10Ea")):
+        p = root / "wav" / f"{stem}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(f"RIFF{i}".encode())
+    return root
+
+
+def test_scan_of_an_emodb_tree_with_the_default_reader_suggests_emodb(tmp_path):
+    tree = _emodb_tree(tmp_path / "EmoDB")
+    res = invoke(["scan", tree])
+    assert res.exit_code == 0, res.output
+    msg = text(res)
+    assert "ravdess: 0 files" in msg
+    assert f"emodb reader labels 5 files of 4 speakers: emovox scan {tree} --corpus emodb" in msg
+    assert "clips per label" not in msg  # no empty table
+    good = invoke(["scan", tree, "--corpus", "emodb"])
+    assert good.exit_code == 0 and "5 files (5 labelled" in text(good)
+    assert "--corpus" not in text(good)
+
+
+def test_scan_prints_its_summary_once(fake_ravdess, tmp_path):
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(fake_ravdess / "Actor_01", tree / "Actor_01")
+    clip = tree / "Actor_01" / "03-01-01-01-01-01-01.wav"
+    shutil.copy(clip, tree / "Actor_01" / "03-01-01-01-01-02-01.wav")  # a duplicate
+    (tree / "Actor_01" / "oops.wav").write_bytes(b"RIFF")  # unrecognised
+    res = invoke(["scan", tree])
+    assert res.exit_code == 0, res.output
+    msg = text(res)
+    assert msg.count("ravdess: 16 files") == 1
+    assert msg.count("1 group of byte-identical files") == 1 and "1 groups" not in msg
+    assert msg.count("skipped 1 unrecognised file,") == 1
+
+
+def test_scan_still_shows_the_readers_other_warnings(fake_ravdess, monkeypatch):
+    import logging
+
+    import emovox.corpora as corpora
+
+    real = corpora.scan_corpus
+
+    def noisy(name, root, **kw):
+        logging.getLogger("emovox.corpora.cremad").warning("3 actors not in the demographics")
+        return real(name, root, **kw)
+
+    monkeypatch.setattr(corpora, "scan_corpus", noisy)
+    res = invoke(["scan", fake_ravdess])
+    assert res.exit_code == 0 and "3 actors not in the demographics" in text(res)
+
+
+def test_scan_of_a_tree_no_reader_knows_says_how_to_read_it(tmp_path):
+    for name in ("dis-f1-b1.wav", "SM1_F10_A010.wav"):
+        p = tmp_path / "clips" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"RIFF" + name.encode())
+    res = invoke(["scan", tmp_path])
+    assert res.exit_code == 0, res.output
+    msg = text(res)
+    assert "No corpus reader labels a file here" in msg and "--corpus csv" in msg
+    assert "--corpus folder" in msg and "(path,label[,speaker])" in msg
+    assert "labels no file here, but" not in msg  # no reader to suggest
+
+
+def test_a_missing_model_path_is_reported_as_a_folder(tmp_path):
+    res = invoke(["predict", "x.wav", "--model", tmp_path / "acurate"])
+    assert res.exit_code == 2
+    assert f"model folder {tmp_path / 'acurate'} does not exist" in text(res)
+    assert "Did you mean" not in text(res)

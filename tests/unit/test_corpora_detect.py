@@ -1,0 +1,50 @@
+"""Which reader matches a tree (:mod:`emovox.corpora.detect`), and the scan summary's
+counts in the singular and plural."""
+
+from __future__ import annotations
+
+from corpus_trees import make
+
+from emovox.corpora import scan_corpus
+from emovox.corpora.detect import matching_readers
+
+EMODB_NAMES = ("03a01Fa", "03a01Wa", "08b02Nb", "10a04Tc", "16b10Ea", "11a05Ab", "09b03La")
+
+
+def emodb_tree(root):
+    for stem in EMODB_NAMES:
+        make(root, f"wav/{stem}.wav")
+    return root
+
+
+def test_an_emodb_tree_matches_the_emodb_reader_only(tmp_path):
+    emodb_tree(tmp_path)
+    matches = matching_readers(tmp_path)
+    assert [m.name for m in matches] == ["emodb"]
+    # boredom (L, speaker 09) has no canonical class: 6 of the 7 files are labelled, of
+    # speakers 03 (twice), 08, 10, 16, 11
+    assert (matches[0].labelled, matches[0].speakers) == (6, 5)
+    assert matching_readers(tmp_path, exclude=("emodb",)) == []
+
+
+def test_a_labelled_folder_tree_matches_the_folder_reader(tmp_path):
+    make(tmp_path, "angry/a.wav")
+    make(tmp_path, "sad/b.wav")
+    make(tmp_path, "sad/03a01Fa.wav")  # an EmoDB name inside: both readers label something
+    matches = matching_readers(tmp_path)
+    assert [(m.name, m.labelled) for m in matches] == [("folder", 3), ("emodb", 1)]
+
+
+def test_nothing_matches_an_empty_or_missing_tree(tmp_path):
+    assert matching_readers(tmp_path) == []
+    assert matching_readers(tmp_path / "missing") == []
+
+
+def test_summary_counts_are_singular_for_one(tmp_path):
+    make(tmp_path, "Actor_01/03-01-05-01-01-01-01.wav", b"same")
+    make(tmp_path, "Actor_01/03-01-05-01-01-02-01.wav", b"same")
+    make(tmp_path, "Actor_01/not-a-name.wav")
+    summary = scan_corpus("ravdess", tmp_path).summary()
+    assert "2 files" in summary and "1 speaker" in summary and "1 speakers" not in summary
+    assert "skipped 1 unrecognised file," in summary
+    assert "1 group of byte-identical files" in summary and "1 groups" not in summary

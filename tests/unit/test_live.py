@@ -1,0 +1,137 @@
+"""Live input (:mod:`emovox.serving.live`): the ring buffer, raw PCM reading, one update per
+hop whatever the block sizes, silence without the model, and the microphone's missing
+dependency."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import pytest
+
+from emovox.errors import ConfigError
+from emovox.serving.live import (
+    LiveInputError,
+    LiveStatus,
+    RingBuffer,
+    has_speech,
+    iter_microphone,
+    iter_pcm,
+    listen,
+)
+from signals import SR, silence, voice
+
+
+class FakePredictor:
+    """Answers "angry" 0.9 for every window; records what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.warm_ups = 0
+
+    def predict_wave(self, wave, sr, *, source="<array>"):
+        from types import SimpleNamespace
+
+        if source == "<warm-up>":
+            self.warm_ups += 1
+        else:
+            self.calls.append(len(wave))
+        return SimpleNamespace(label="angry", confidence=0.9,
+                               probabilities={"angry": 0.9, "sad": 0.1})
+
+
+def chunks(x: np.ndarray, rng: np.random.Generator, most: int = 7000):
+    i = 0
+    while i < len(x):
+        n = int(rng.integers(1, most))
+        yield x[i : i + n]
+        i += n
+
+
+def test_ring_buffer_holds_the_last_samples_in_fixed_memory():
+    rng = np.random.default_rng(0)
+    ring = RingBuffer(1000)
+    assert len(ring.latest()) == 0
+    seen = np.zeros(0, np.float32)
+    for block in chunks(rng.standard_normal(20000).astype(np.float32), rng, most=2500):
+        ring.push(block)
+        seen = np.concatenate([seen, block])
+        np.testing.assert_array_equal(ring.latest(), seen[-1000:])
+        assert ring.size == 1000
+    with pytest.raises(ValueError):
+        RingBuffer(0)
+
+
+class Trickle(io.RawIOBase):
+    """A stream whose reads return a few bytes at a time, like a pipe."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.sizes, self.pos, self.k = data, sizes, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, n: int = -1) -> bytes:
+        size = min(n, self.sizes[self.k % len(self.sizes)])
+        self.k += 1
+        out = self.data[self.pos : self.pos + size]
+        self.pos += len(out)
+        return out
+
+
+def test_iter_pcm_decodes_s16le_across_odd_reads(caplog):
+    pcm = np.array([0, 1, -1, 32767, -32768, 1000, -1000], "<i2")
+    data = pcm.tobytes() + b"\x01"  # and half a sample at the end
+    out = np.concatenate(list(iter_pcm(Trickle(data, [3, 1, 5, 2]), block_s=0.001)))
+    np.testing.assert_array_equal(out, pcm.astype(np.float32) / 32768.0)
+    assert "middle of a sample" in caplog.text
+    assert list(iter_pcm(io.BytesIO(b""))) == []
+
+
+def test_one_update_per_hop_whatever_the_block_sizes():
+    wave = voice(10.3)
+    ends = {}
+    for seed in (0, 1):
+        pred = FakePredictor()
+        ups = list(listen(pred, chunks(wave, np.random.default_rng(seed)), window=2.5, hop=1.0))
+        ends[seed] = [u.end for u in ups]
+        assert all(u.status is LiveStatus.SPEECH and u.emotion == "angry" for u in ups)
+        assert max(pred.calls) == int(2.5 * SR) and pred.calls[0] == SR  # one hop at first
+        assert pred.warm_ups == 1  # before the stream: the first hop pays no set-up
+        assert ups[0].start == 0.0 and ups[-1].start == pytest.approx(10.0 - 2.5)
+    assert ends[0] == ends[1] == [float(k) for k in range(1, 11)]  # 0.3 s tail: no line
+    tail = list(listen(FakePredictor(), [voice(10.6)], window=2.5, hop=1.0))
+    assert [u.end for u in tail][-2:] == [10.0, 10.6]  # a tail of half a hop or more
+
+
+def test_silent_windows_are_no_speech_without_the_model():
+    wave = np.concatenate([voice(3.0), silence(4.0), voice(3.0)])
+    pred = FakePredictor()
+    ups = list(listen(pred, [wave], window=2.0, hop=1.0))
+    quiet = [u.end for u in ups if u.status is LiveStatus.NO_SPEECH]
+    assert quiet == [5.0, 6.0, 7.0]  # windows [3,5], [4,6], [5,7] lie in the silence
+    assert all(u.emotion is None and u.probabilities == {} for u in ups if u.end in quiet)
+    assert len(pred.calls) == 7
+    d = ups[5].to_dict()
+    assert d["status"] == "no_speech" and d["emotion"] is None and d["level_dbfs"] is None
+    assert not has_speech(silence(1.0), SR) and has_speech(voice(1.0), SR)
+
+
+@pytest.mark.parametrize(("window", "hop"), [(2.0, 3.0), (2.0, 0.0), (0.1, 0.05), (2.0, -1)])
+def test_bad_window_or_hop_is_refused_at_once(window, hop):
+    with pytest.raises(ConfigError):
+        listen(FakePredictor(), [], window=window, hop=hop)
+
+
+def test_microphone_without_sounddevice_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails
+    with pytest.raises(LiveInputError, match=r"emovox\[live\].*emovox listen -"):
+        iter_microphone()
+
+
+def test_model_window_is_the_bundled_models_input_span():
+    from emovox.serving.live import model_window_s
+    from emovox.serving.predictor import Predictor
+
+    assert model_window_s(Predictor.from_artifact(None)) == pytest.approx(2.56)
