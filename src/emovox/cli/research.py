@@ -146,7 +146,7 @@ def evaluate(
 
 
 def _per_corpus(res: Any) -> None:
-    if len(res.per_corpus) > 1:
+    if len(res.corpora) > 1:
         render.console.print("per corpus (its classes only): " + " · ".join(
             f"{c} UA {m.ua:.1f} (n={m.n})" for c, m in res.per_corpus.items()))
 
