@@ -24,6 +24,7 @@ class Protocol(str, Enum):
     EMOBOX = "emobox"  #: the six fixed speaker-independent RAVDESS folds (4 test actors each)
     LOSO = "loso"  #: leave one speaker out
     RANDOM = "random"  #: stratified 80/20 clip split; speaker-DEPENDENT, for seed comparison only
+    LOCO = "loco"  #: leave one corpus out: train on the other corpora, test on the held-out one
 
     @property
     def speaker_independent(self) -> bool:
@@ -38,8 +39,25 @@ class DataConfig:
     vocal_channels: tuple[str, ...] = ("speech",)
     #: extra vocal channels used for training only (training-side speakers only), e.g. ("song",)
     train_extra: tuple[str, ...] = ()
-    #: restrict to these speaker ids (corpus-local, e.g. "01"); empty = all
+    #: restrict to these speakers: ``corpus:id`` (``emovo:f1``), or a bare id (``"01"``) of
+    #: ``corpus``; a corpus no entry names is kept whole; empty = all
     speakers: tuple[str, ...] = ()
+    #: further corpora read beside ``corpus``/``root``, each ``"NAME=DIR"`` (``"emovo=..."``)
+    corpora: tuple[str, ...] = ()
+    #: oversample the training clips of each fold so that every corpus contributes as many
+    #: clips as the largest one (training side only; validation and test are never touched)
+    balance_corpora: bool = False
+
+    def sources(self) -> list[tuple[str, str]]:
+        """``(reader name, root)`` of every corpus: ``corpus``/``root`` first, then
+        :attr:`corpora`. ConfigError for an entry that is not ``NAME=DIR``."""
+        out = [(self.corpus, self.root)]
+        for entry in self.corpora:
+            name, sep, root = str(entry).partition("=")
+            if not sep or not name.strip() or not root.strip():
+                raise ConfigError(f"corpus entry {entry!r} is not NAME=DIR")
+            out.append((name.strip(), root.strip()))
+        return out
 
 
 @dataclass

@@ -1,5 +1,7 @@
-"""Speaker-grouped folds. Every fold is checked: no speaker, no clip and no audio
-content on two sides. Validation speakers come from the training side only.
+"""Speaker-grouped folds, over one corpus or several. Every fold is checked: no speaker, no
+clip and no audio content on two sides, every speaker id carrying its corpus (so two corpora's
+speakers can never merge), and -- leave-one-corpus-out -- no clip of the held-out corpus on
+the training side. Validation speakers come from the training side only.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Fold:
     test_speakers: tuple[str, ...]
     val_speakers: tuple[str, ...]
     speaker_independent: bool = True
+    #: leave-one-corpus-out: the corpus of the test side, absent from train and validation
+    held_out_corpus: str = ""
 
     @property
     def fit(self) -> np.ndarray:
@@ -57,6 +61,20 @@ def check_fold(
     """
     sides = {"train": fold.train, "val": fold.val, "test": fold.test}
     names = list(sides)
+    for side, idx in sides.items():
+        bad = sorted({utts[k].speaker for k in idx
+                      if not utts[k].speaker.startswith(f"{utts[k].corpus}:")})
+        if bad:
+            raise LeakageError(f"fold {fold.index}: {side} speaker ids {bad[:3]} do not carry "
+                               "their corpus (corpus:id); speakers of two corpora could merge")
+    if fold.held_out_corpus:
+        h = fold.held_out_corpus
+        if any(utts[k].corpus != h for k in fold.test):
+            raise LeakageError(f"fold {fold.index}: test side holds clips of corpora other "
+                               f"than the held-out {h}")
+        for side in ("train", "val"):
+            if any(utts[k].corpus == h for k in sides[side]):
+                raise LeakageError(f"fold {fold.index}: held-out corpus {h} is on the {side} side")
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             both = np.intersect1d(sides[a], sides[b])
@@ -81,22 +99,69 @@ def check_fold(
 def pick_val_speakers(
     speakers: list[str], utts: list[Utterance], n: int, rng: np.random.Generator
 ) -> list[str]:
-    """``n`` validation speakers, balanced by gender where the corpus knows it."""
+    """``n`` validation speakers, balanced by gender where the corpus knows it and, when
+    ``speakers`` span several corpora, taken from the corpora in turn (never a corpus's
+    last speaker). One corpus draws exactly as before corpora were mixed."""
     if n <= 0:
         return []
     if n >= len(speakers):
         raise ConfigError(f"cannot hold out {n} validation speakers from {len(speakers)}")
     gender = {u.speaker: u.gender.value for u in utts}
-    groups: dict[str, list[str]] = {}
+    by_corpus: dict[str, list[str]] = {}
     for s in sorted(speakers):
+        by_corpus.setdefault(s.split(":", 1)[0], []).append(s)
+    orders = [
+        _gender_order(spk, gender, rng)[: len(spk) - (len(by_corpus) > 1)]
+        for _, spk in sorted(by_corpus.items())
+    ]
+    out: list[str] = []
+    while len(out) < n and any(orders):
+        for order in orders:
+            if order and len(out) < n:
+                out.append(order.pop(0))
+    if len(out) < n:
+        raise ConfigError(f"cannot hold out {n} validation speakers and keep every training "
+                          "corpus on the training side")
+    return out
+
+
+def _gender_order(
+    speakers: list[str], gender: dict[str, str], rng: np.random.Generator
+) -> list[str]:
+    """``speakers`` in the order validation takes them: genders in turn, random within."""
+    groups: dict[str, list[str]] = {}
+    for s in speakers:
         groups.setdefault(gender.get(s, "unknown"), []).append(s)
     pools = [list(rng.permutation(g)) for _, g in sorted(groups.items())]
     out: list[str] = []
-    while len(out) < n:
+    while any(pools):
         for pool in pools:
-            if pool and len(out) < n:
+            if pool:
                 out.append(str(pool.pop()))
     return out
+
+
+def _test_sets(
+    protocol: Protocol, speakers: np.ndarray, corpora: np.ndarray
+) -> list[tuple[tuple[str, ...], str]]:
+    """The test speakers of each fold of a speaker-independent ``protocol``, with the
+    held-out corpus of a leave-one-corpus-out fold (else ``""``)."""
+    present = set(speakers)
+    if protocol is Protocol.EMOBOX:
+        test_sets = emobox_test_speakers()
+        unknown = {s for ts in test_sets for s in ts} - present
+        if unknown == {s for ts in test_sets for s in ts}:
+            raise ConfigError("the emobox protocol needs RAVDESS actors (ravdess:01..24)")
+        kept = [tuple(s for s in ts if s in present) for ts in test_sets]
+        return [(ts, "") for ts in kept if ts]
+    if protocol is Protocol.LOSO:
+        return [((s,), "") for s in sorted(present)]
+    if protocol is Protocol.LOCO:
+        names = list(dict.fromkeys(corpora.tolist()))
+        if len(names) < 2:
+            raise ConfigError(f"the loco protocol needs at least two corpora, got {names}")
+        return [(tuple(sorted(set(speakers[corpora == c]))), c) for c in names]
+    raise ConfigError(f"unknown protocol {protocol}")  # pragma: no cover - Enum is exhaustive
 
 
 def make_folds(
@@ -109,7 +174,12 @@ def make_folds(
     train_only: np.ndarray | None = None,
     content_ids: list[str] | None = None,
 ) -> list[Fold]:
-    """Build and check the folds of ``protocol`` over ``utts``.
+    """Build and check the folds of ``protocol`` over ``utts`` (one corpus or several).
+
+    ``emobox``: the six RAVDESS test folds; clips of other corpora are always on the
+    training side, validation speakers are RAVDESS training actors (as without them).
+    ``loco``: fold k tests every clip of corpus k (in order of first appearance) and trains
+    on the others; validation speakers come from the training corpora, in turn.
 
     ``train_only`` (bool mask) marks clips that may be used for training but never
     tested (e.g. RAVDESS song clips added to speech training). Their speakers still
@@ -132,27 +202,18 @@ def make_folds(
         tr, va = train_test_split(tr, test_size=0.1, stratify=y[tr], random_state=seed)
         folds.append(Fold(0, np.sort(tr), np.sort(va), np.sort(te), (), (), False))
     else:
-        if protocol is Protocol.EMOBOX:
-            test_sets = emobox_test_speakers()
-            present = set(speakers)
-            unknown = {s for ts in test_sets for s in ts} - present
-            if unknown == {s for ts in test_sets for s in ts}:
-                raise ConfigError("the emobox protocol needs RAVDESS actors (ravdess:01..24)")
-            test_sets = [tuple(s for s in ts if s in present) for ts in test_sets]
-            test_sets = [ts for ts in test_sets if ts]
-        elif protocol is Protocol.LOSO:
-            test_sets = [(s,) for s in sorted(set(speakers))]
-        else:  # pragma: no cover - Enum is exhaustive
-            raise ConfigError(f"unknown protocol {protocol}")
-        for k, ts in enumerate(test_sets):
+        corpora = np.array([u.corpus for u in utts])
+        for k, (ts, held_out) in enumerate(_test_sets(protocol, speakers, corpora)):
             is_test_spk = np.isin(speakers, ts)
             test = all_idx[is_test_spk & ~train_only]
             train_spk = sorted(set(speakers[~is_test_spk]))
+            if protocol is Protocol.EMOBOX:  # validate on the tested corpus, as without extras
+                train_spk = [s for s in train_spk if s.startswith("ravdess:")]
             val_spk = pick_val_speakers(train_spk, utts, n_val_speakers, rng)
             is_val = np.isin(speakers, val_spk)
             val = all_idx[is_val & ~train_only]
             train = all_idx[~is_test_spk & ~is_val]
-            folds.append(Fold(k, train, val, test, tuple(ts), tuple(val_spk), True))
+            folds.append(Fold(k, train, val, test, tuple(ts), tuple(val_spk), True, held_out))
     for f in folds:
         check_fold(f, utts, content_ids)
         log.info(

@@ -22,7 +22,8 @@ from emovox.labels import Emotion, shared_classes
 
 
 def test_registry_names_and_modules():
-    assert set(CORPORA) == {"ravdess", "tess", "savee", "emodb", "cremad", "folder", "csv"}
+    assert set(CORPORA) == {"ravdess", "tess", "savee", "emodb", "cremad", "emovo", "urdu",
+                            "folder", "csv"}
     for name, reader in CORPORA.items():
         assert callable(reader.scan)
         assert isinstance(reader.NAME, str)

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,7 +17,6 @@ from emovox.cli import render
 from emovox.cli.common import (
     USER_ERRORS,
     CorpusOpt,
-    DataOpt,
     JobsOpt,
     ParamOpt,
     SeedOpt,
@@ -37,17 +36,57 @@ AugmentRecipeOpt = Annotated[
                                 "stretch) or channel (speed, reverb, band, EQ, noise, gain).")
 ]
 
+#: ``--data`` of evaluate/train: one corpus folder (read with ``--corpus``), or several
+#: ``NAME=DIR`` (repeat the option)
+SourcesOpt = Annotated[
+    list[str],
+    typer.Option("--data", help="Corpus root directory (read with --corpus), or NAME=DIR; "
+                 "repeat for several corpora: --data ravdess=DIR --data emovo=DIR."),
+]
+ProtocolOpt = Annotated[
+    Protocol, typer.Option(help="Speaker split protocol (loco: leave one corpus out).")
+]
+BalanceOpt = Annotated[
+    bool, typer.Option("--balance-corpora",
+                       help="Oversample each training side so every corpus counts equally.")
+]
+
+
+def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
+    """``--data`` items -> a :class:`DataConfig`: ``NAME=DIR`` when NAME is a corpus reader,
+    else a folder read with ``corpus``; the first is ``corpus``/``root``, the others go to
+    ``corpora``. ValueError for no item or the same corpus twice."""
+    from emovox.corpora import get_reader
+
+    sources: list[tuple[str, str]] = []
+    for item in items:
+        name, sep, root = item.partition("=")
+        try:
+            named = bool(sep) and bool(root) and get_reader(name) is not None
+        except ValueError:
+            named = False
+        sources.append((name, root) if named else (corpus, item))
+    if not sources:
+        raise ValueError("no data directory given (--data DIR)")
+    names = [get_reader(n).NAME for n, _ in sources]
+    if len(set(names)) < len(names):
+        raise ValueError(f"the same corpus is given twice in --data: {', '.join(names)}")
+    (first, root), rest = sources[0], sources[1:]
+    return DataConfig(corpus=first, root=root, corpora=tuple(f"{n}={r}" for n, r in rest),
+                      **kw)
+
 
 def evaluate(
-    data: DataOpt,
+    data: SourcesOpt,
     model: Annotated[str, typer.Option("--model", help="Model name (see `emovox models`).")] = (
         "egemaps_logreg"
     ),
-    protocol: Annotated[Protocol, typer.Option(help="Speaker split protocol.")] = Protocol.EMOBOX,
+    protocol: ProtocolOpt = Protocol.EMOBOX,
     corpus: CorpusOpt = "ravdess",
     folds: Annotated[str, typer.Option(help="Run only these folds, e.g. '0,1'.")] = "",
     speakers: Annotated[
-        str, typer.Option(help="Use only these speakers (corpus ids), e.g. '01,02,11'.")
+        str, typer.Option(help="Use only these speakers (corpus ids), e.g. '01,02,11' or "
+                          "'emovo:f1'; corpora not named are kept whole.")
     ] = "",
     channels: Annotated[
         str, typer.Option(help="RAVDESS vocal channels to evaluate on: speech, song.")
@@ -62,6 +101,7 @@ def evaluate(
     save_models: Annotated[
         bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
     ] = False,
+    balance_corpora: BalanceOpt = False,
     seed: SeedOpt = 0,
     jobs: JobsOpt = 2,
     cache_dir: Annotated[
@@ -89,9 +129,10 @@ def evaluate(
     setup_logging(verbose)
     try:
         cfg = ExperimentConfig(
-            data=DataConfig(
-                corpus=corpus, root=str(data), vocal_channels=csv_list(channels),
+            data=data_config(
+                data, corpus, vocal_channels=csv_list(channels),
                 train_extra=csv_list(train_extra), speakers=csv_list(speakers),
+                balance_corpora=balance_corpora,
             ),
             split=SplitConfig(
                 protocol=protocol, folds=tuple(int(k) for k in csv_list(folds)),
@@ -111,19 +152,30 @@ def evaluate(
     except USER_ERRORS as exc:
         fail(exc)
     render.evaluation(res, model, protocol)
+    _per_corpus(res)
+
+
+def _per_corpus(res: Any) -> None:
+    if len(res.corpora) > 1:
+        render.console.print("per corpus (its classes only): " + " · ".join(
+            f"{c} UA {m.ua:.1f} (n={m.n})" for c, m in res.per_corpus.items()))
 
 
 def _evaluate_artifact(
-    artifact: Path, corpus: str, data: Path, out: Path | None, jobs: int, verbose: bool
+    artifact: Path, corpus: str, data: list[str], out: Path | None, jobs: int, verbose: bool
 ) -> None:
     from emovox.experiment.crosscorpus import evaluate_artifact
     from emovox.experiment.rundir import default_run_dir
 
     setup_logging(verbose)
     art = None if str(artifact) == "bundled" else artifact
-    out = out or default_run_dir(f"crosscorpus-{corpus}")
     try:
-        res = evaluate_artifact(art, corpus, data, out, workers=jobs)
+        one = data_config(data, corpus)
+        if one.corpora:
+            raise ValueError("--artifact scores one corpus: give one --data")
+        corpus = one.corpus
+        out = out or default_run_dir(f"crosscorpus-{corpus}")
+        res = evaluate_artifact(art, corpus, Path(one.root), out, workers=jobs)
     except USER_ERRORS as exc:
         fail(exc)
     render.crosscorpus(res, corpus, out)
@@ -211,7 +263,7 @@ def models() -> None:
 
 
 def train(
-    data: DataOpt,
+    data: SourcesOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
     model: Annotated[str, typer.Option("--model", help="Registered model name.")] = "crnn",
     corpus: CorpusOpt = "ravdess",
@@ -233,16 +285,19 @@ def train(
         int, typer.Option(help="Hold out N speakers for early stopping / compare_lrcv's C "
                           "(0 = train on every speaker for the model's fixed epochs).")
     ] = 0,
+    balance_corpora: BalanceOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Train a model on every speaker of a corpus and package it for `emovox predict`."""
+    """Train a model on every speaker of one or several corpora and package it for
+    `emovox predict`."""
     params = model_params(model, param)
     from emovox.experiment.package import train_bundle
 
     setup_logging(verbose)
     try:
         cfg = ExperimentConfig(
-            data=DataConfig(corpus=corpus, root=str(data), vocal_channels=csv_list(channels)),
+            data=data_config(data, corpus, vocal_channels=csv_list(channels),
+                             balance_corpora=balance_corpora),
             split=SplitConfig(n_val_speakers=val_speakers),
             model=ModelConfig(name=model, params=params),
             augment=recipe_config(augment_recipe, augment),

@@ -5,10 +5,10 @@ byte-identical duplicates). Each reader module exposes ``NAME``, ``LABEL_MAP`` (
 label -> canonical :class:`~emovox.labels.Emotion` or ``None``) and
 ``scan(root, *, detect_duplicates=True, **options) -> CorpusScan``.
 
-Owns the corpus readers (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, a labelled folder, a CSV
-manifest), :class:`~emovox.corpora.base.Utterance` and duplicate detection. May import only
-:mod:`emovox.labels` (and the standard library): never audio, features or anything above
-(checked by import-linter).
+Owns the corpus readers (RAVDESS, CREMA-D, TESS, SAVEE, EmoDB, EMOVO, URDU, a labelled
+folder, a CSV manifest), :class:`~emovox.corpora.base.Utterance` and duplicate detection.
+May import only :mod:`emovox.labels` (and the standard library): never audio, features or
+anything above (checked by import-linter).
 
 >>> scan = scan_corpus("ravdess", "data/ravdess/Audio_Speech_Actors_01-24")  # doctest: +SKIP
 >>> print(scan.summary())  # doctest: +SKIP
@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from emovox.corpora import cremad, emodb, folder, manifest, ravdess, savee, tess
+from emovox.corpora import cremad, emodb, emovo, folder, manifest, ravdess, savee, tess, urdu
 from emovox.corpora.base import (
     AUDIO_EXTENSIONS,
     CorpusScan,
@@ -39,6 +39,8 @@ CORPORA: dict[str, ModuleType] = {
     "savee": savee,
     "emodb": emodb,
     "cremad": cremad,
+    "emovo": emovo,
+    "urdu": urdu,
     "folder": folder,
     "csv": manifest,
 }

@@ -3,9 +3,10 @@
 Owns: the dataset and its model inputs (:mod:`.dataset`: ``load_dataset``, public
 ``featurise``, ``gather``), the cross-validation fold runner (:mod:`.runner`), the run
 directory -- its one writer, one reader and the one ``predictions.csv`` schema
-(:mod:`.rundir`) --, cross-corpus scoring of a trained model (:mod:`.crosscorpus`), late
-fusion of finished runs (:mod:`.fuse`) and the results table of ``emovox report``
-(:mod:`.report`).
+(:mod:`.rundir`) --, several corpora in one experiment: each corpus's classes, corpus
+balancing, per-corpus metrics (:mod:`.multicorpus`), cross-corpus scoring of a trained model
+(:mod:`.crosscorpus`), late fusion of finished runs (:mod:`.fuse`) and the results table
+of ``emovox report`` (:mod:`.report`).
 
 May import: training, serving, artifact, models, preprocess, features, augment, splits,
 metrics, calibration, plots, affect, audio, corpora, config, labels, errors, fileio. Never

@@ -1,8 +1,8 @@
 """The labelled clips of an experiment and their network/model inputs.
 
-:func:`load_dataset` scans a corpus and applies the config's filters; :func:`featurise`
-computes (or reads from the cache) every input of a model for a list of files;
-:func:`gather` stacks the features of some clips into a batch.
+:func:`load_dataset` scans one or several corpora and applies the config's filters;
+:func:`featurise` computes (or reads from the cache) every input of a model for a list of
+files; :func:`gather` stacks the features of some clips into a batch.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from emovox.config import DataConfig, ExperimentConfig
-from emovox.corpora import scan_corpus
+from emovox.corpora import get_reader, scan_corpus
 from emovox.corpora.base import Utterance
 from emovox.errors import ConfigError
 from emovox.features.cache import (
@@ -51,6 +51,11 @@ class Dataset:
     def y(self) -> np.ndarray:
         return np.array([emotion_index(u.emotion) for u in self.utts])
 
+    @property
+    def corpora(self) -> list[str]:
+        """The corpus names of the clips, in order of first appearance."""
+        return list(dict.fromkeys(u.corpus for u in self.utts))
+
 
 @dataclass
 class Featurised:
@@ -70,25 +75,63 @@ class Featurised:
         return iter((self.items, self.errors, self.n_cached, self.seconds))
 
 
-def load_dataset(cfg: DataConfig) -> Dataset:
-    """Scan ``cfg.root`` with the ``cfg.corpus`` reader and apply the config's filters."""
-    if not cfg.root:
-        raise ConfigError("no data directory given (--data DIR)")
-    scan = scan_corpus(cfg.corpus, Path(cfg.root), detect_duplicates=False)
+def speaker_filter(cfg: DataConfig, primary: str) -> dict[str, set[str]]:
+    """``cfg.speakers`` as corpus name -> wanted corpus-local ids (leading zeros dropped);
+    a bare id belongs to ``primary`` (the reader name of ``cfg.corpus``)."""
+    wanted: dict[str, set[str]] = {}
+    for entry in cfg.speakers:
+        corpus, sep, local = entry.rpartition(":")
+        corpus = get_reader(corpus).NAME if sep else primary
+        wanted.setdefault(corpus, set()).add(local.lstrip("0") or "0")
+    return wanted
+
+
+def _read_corpus(
+    cfg: DataConfig, name: str, root: str, wanted: dict[str, set[str]]
+) -> tuple[list[Utterance], list[bool], str]:
+    """The labelled clips of one corpus that pass the config's filters, their train-only
+    flags and the scan summary."""
+    scan = scan_corpus(name, Path(root), detect_duplicates=False)
     keep = set(cfg.vocal_channels) | set(cfg.train_extra)
-    wanted = {s.lstrip("0") or "0" for s in cfg.speakers}
     utts: list[Utterance] = []
     train_only: list[bool] = []
     for u in scan.labelled:
         channel = u.meta.get("vocal_channel")
         if channel is not None and channel not in keep:
             continue
-        if wanted and u.speaker.split(":", 1)[1].lstrip("0") not in wanted:
+        ids = wanted.get(u.corpus)
+        if ids is not None and u.speaker.split(":", 1)[1].lstrip("0") not in ids:
             continue
         utts.append(u)
         train_only.append(channel is not None and channel not in cfg.vocal_channels)
     if not utts:
-        raise ConfigError(f"no labelled clips found under {cfg.root} with these filters")
+        raise ConfigError(f"no labelled clips found under {root} ({name}) with these filters")
+    return utts, train_only, scan.summary()
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    """Scan every corpus of ``cfg`` (``cfg.corpus``/``cfg.root``, then ``cfg.corpora``) and
+    apply the config's filters. Speaker ids carry their corpus (``emovo:f1``), so speakers
+    of two corpora never merge; the same corpus twice is refused."""
+    if not cfg.root:
+        raise ConfigError("no data directory given (--data DIR)")
+    sources = cfg.sources()
+    names = [get_reader(name).NAME for name, _ in sources]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"corpus given twice: {', '.join(twice)} (one --data per corpus)")
+    wanted = speaker_filter(cfg, names[0])
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise ConfigError(f"--speakers names corpora not in the data: {', '.join(unknown)}")
+    utts: list[Utterance] = []
+    train_only: list[bool] = []
+    reports: list[str] = []
+    for name, root in sources:
+        u, t, rep = _read_corpus(cfg, name, root, wanted)
+        utts += u
+        train_only += t
+        reports.append(rep)
     hashes = [content_hash(u.path) for u in utts]
     seen: dict[str, int] = {}
     kept: list[int] = []
@@ -101,12 +144,11 @@ def load_dataset(cfg: DataConfig) -> Dataset:
             kept.append(i)
     if dropped:
         log.warning("dropped %d byte-identical duplicate(s): %s", len(dropped), "; ".join(dropped))
-    report = scan.summary()
     return Dataset(
         [utts[i] for i in kept],
         np.array([train_only[i] for i in kept], bool),
         [hashes[i] for i in kept],
-        report,
+        "\n".join(reports),
         dropped,
     )
 
@@ -160,4 +202,4 @@ def featurise(
                       sum(p.seconds for p in parts))
 
 
-__all__ = ["Dataset", "Featurised", "featurise", "gather", "load_dataset"]
+__all__ = ["Dataset", "Featurised", "featurise", "gather", "load_dataset", "speaker_filter"]

@@ -21,6 +21,7 @@ import numpy as np
 from emovox import __version__
 from emovox.config import ExperimentConfig
 from emovox.experiment.dataset import featurise, gather, load_dataset
+from emovox.experiment.multicorpus import balance_corpora, corpus_counts
 from emovox.experiment.rundir import read_cv_run
 from emovox.experiment.runner import training_set
 from emovox.fileio import atomic_path
@@ -76,10 +77,12 @@ def train_bundle(
     val_spk = pick_val_speakers(sorted({ds.utts[i].speaker for i in idx}), ds.utts,
                                  cfg.split.n_val_speakers, np.random.default_rng(cfg.seed))
     is_val = np.array([ds.utts[i].speaker in val_spk for i in idx], bool)
+    train_idx = idx[~is_val]
+    if cfg.data.balance_corpora:
+        train_idx = balance_corpora(train_idx, ds.utts, np.random.default_rng(cfg.seed))
     model = build_model(spec, n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
-    # the training speakers' clips plus their augmented variants (cfg.augment), never the
-    # validation speakers'
-    x_train, y_train = training_set(cfg, spec, ds.utts, items, y, ds.content_ids, idx[~is_val])
+    # + augmented variants of training (never validation) clips
+    x_train, y_train = training_set(cfg, spec, ds.utts, items, y, ds.content_ids, train_idx)
     model.fit(x_train, y_train, gather(items, idx[is_val]), y[idx[is_val]])
     seconds = time.perf_counter() - t0
     speakers = sorted({ds.utts[i].speaker for i in idx})
@@ -91,7 +94,10 @@ def train_bundle(
         extra = {
             "name": cfg.model.name,
             "trained_on": {"clips": int(len(idx)), "speakers": speakers,
-                           "corpus": cfg.data.corpus, "channels": list(cfg.data.vocal_channels),
+                           "corpus": "+".join(ds.corpora),
+                           "corpora": corpus_counts([ds.utts[i] for i in idx]),
+                           "balance_corpora": cfg.data.balance_corpora,
+                           "channels": list(cfg.data.vocal_channels),
                            "seconds": round(seconds, 1)},
             "n_params": count_parameters(model),
             "cross_validation": cv.metrics if cv else None,
@@ -139,6 +145,27 @@ def calibrate_bundle(path: Path, calibrate: Path) -> dict[str, Any]:
     return calibration
 
 
+#: licence line of the model card for each corpus a model may be trained on
+CORPUS_LICENCES: dict[str, str] = {
+    "ravdess": "RAVDESS (Livingstone & Russo 2018) is CC BY-NC-SA 4.0",
+    "emovo": "EMOVO (Costantini et al., LREC 2014) is for research use",
+    "urdu": "URDU (Latif et al., FIT 2018) is for research use only",
+}
+
+
+def _corpus_lines(trained_on: dict[str, Any]) -> list[str]:
+    """The card's lines on the training corpora: clips per corpus and their licences."""
+    corpora = trained_on.get("corpora") or {trained_on.get("corpus", "ravdess"): None}
+    lines = []
+    if len(corpora) > 1:
+        lines.append("- corpora: " + ", ".join(f"{c} ({n} clips)" for c, n in corpora.items())
+                     + (", balanced per corpus" if trained_on.get("balance_corpora") else ""))
+    licences = [CORPUS_LICENCES.get(c, f"{c}: see its licence") for c in corpora]
+    lines.append(f"- training data licence: {'; '.join(licences)}; this model is for research "
+                 "and non-commercial use.")
+    return lines
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """A human-readable card from an artifact's model.json."""
     cv = meta.get("cross_validation") or {}
@@ -153,8 +180,7 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- trained on: {tr.get('clips', '?')} clips of {len(tr.get('speakers', []))} speakers "
         f"({tr.get('corpus', '?')}, {', '.join(tr.get('channels', []))}), "
         f"{tr.get('seconds', '?')} s on CPU",
-        "- training data licence: RAVDESS (Livingstone & Russo 2018) is CC BY-NC-SA 4.0; "
-        "this model is for non-commercial use.",
+        *_corpus_lines(tr),
         "",
         "## Speaker-independent cross-validation (actors never heard)",
         "",

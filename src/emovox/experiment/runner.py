@@ -1,4 +1,8 @@
-"""Cross-validated experiments: corpus -> folds -> features -> model -> metrics -> run dir.
+"""Cross-validated experiments: corpora -> folds -> features -> model -> metrics -> run dir.
+
+Several corpora are scored by the rule of :mod:`emovox.experiment.multicorpus`: each test
+clip's probabilities are restricted to its corpus's classes (and renormalised);
+``metrics.json`` adds the metrics of each corpus (``per_corpus``).
 
 The run directory's layout is documented (and written) in :mod:`emovox.experiment.rundir`.
 """
@@ -20,6 +24,13 @@ from emovox.config import ExperimentConfig, Protocol
 from emovox.corpora.base import Utterance
 from emovox.errors import ConfigError
 from emovox.experiment.dataset import featurise, gather, load_dataset
+from emovox.experiment.multicorpus import (
+    balance_corpora,
+    corpus_classes,
+    corpus_counts,
+    per_corpus_metrics,
+    restrict_to_corpus,
+)
 from emovox.experiment.rundir import (
     Prediction,
     Predictions,
@@ -56,6 +67,8 @@ class FoldResult:
     #: UA on the fold's own (un-augmented) training clips: with val_ua, shows whether a
     #: recipe under-fits (both low) or over-fits (train high, validation low)
     train_ua: float | None = None
+    #: leave-one-corpus-out: the held-out (tested) corpus
+    held_out_corpus: str = ""
 
 
 @dataclass
@@ -67,6 +80,10 @@ class ExperimentResult:
     out_dir: Path
     extraction: dict[str, Any]
     seconds: float
+    #: metrics of each corpus's test clips, pooled over folds
+    per_corpus: dict[str, Metrics] = field(default_factory=dict)
+    #: clips per corpus in the experiment (after extraction failures)
+    corpora: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +108,15 @@ class ExperimentResult:
                 }
                 for f in self.folds
             ],
+            "corpora": self.corpora,
+            "balance_corpora": self.config.data.balance_corpora,
+            "class_restriction": "each test clip's probabilities restricted to the classes "
+                                 "of its corpus, renormalised",
+            "per_corpus": {
+                c: {"classes": [lab for lab, row in zip(m.labels, m.confusion, strict=True)
+                                if sum(row)]} | m.to_dict()
+                for c, m in self.per_corpus.items()
+            },
             "extraction": self.extraction,
             "seconds_total": self.seconds,
         }
@@ -157,6 +183,8 @@ class PreparedData:
     content_ids: list[str]
     errors: list[tuple[Path, str]]
     extraction: dict[str, Any]
+    #: corpus name -> the class indices its clips carry (the scoring restriction)
+    corpus_classes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def prepare_data(
@@ -181,7 +209,8 @@ def prepare_data(
         "n_cached": n_cached, "n_errors": len(errors), "seconds": ext_seconds,
         "dropped_duplicates": ds.dropped_duplicates,
     }
-    return PreparedData(utts, feats, y, train_only, content_ids, errors, extraction)
+    return PreparedData(utts, feats, y, train_only, content_ids, errors, extraction,
+                        corpus_classes(utts, y))
 
 
 def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
@@ -215,21 +244,31 @@ def run_fold(
     Curves, history and (with ``cfg.save_models``) the model go to ``out_dir``."""
     feats, y = data.feats, data.y
     t_fit = time.perf_counter()
-    x_train, y_train = training_set(cfg, spec, data.utts, feats, y, data.content_ids, fold.train)
+    train_idx = fold.train
+    if cfg.data.balance_corpora:
+        train_idx = balance_corpora(train_idx, data.utts,
+                                    np.random.default_rng([cfg.seed, fold.index]))
+    x_train, y_train = training_set(cfg, spec, data.utts, feats, y, data.content_ids, train_idx)
     extra = {"on_epoch": on_epoch} if on_epoch and spec.family is Family.NEURAL else {}
     model = build_model(spec, n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params,
                         **extra)
     model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val])
-    proba = model.predict_proba(gather(feats, fold.test))
+    test_corpora = [data.utts[i].corpus for i in fold.test]
+
+    def scored(p: np.ndarray) -> np.ndarray:
+        return restrict_to_corpus(p, test_corpora, data.corpus_classes)
+
+    proba = scored(model.predict_proba(gather(feats, fold.test)))
     fit_s = time.perf_counter() - t_fit
-    train_ua = compute_metrics(
-        y[fold.train], model.predict_proba(gather(feats, fold.train)).argmax(1), list(LABELS)
-    ).ua
+    train_proba = restrict_to_corpus(model.predict_proba(gather(feats, fold.train)),
+                                     [data.utts[i].corpus for i in fold.train],
+                                     data.corpus_classes)
+    train_ua = compute_metrics(y[fold.train], train_proba.argmax(1), list(LABELS)).ua
     _save_fold_outputs(cfg, model, fold.index, out_dir)
     pred = proba.argmax(axis=1)
     m = compute_metrics(y[fold.test], pred, list(LABELS))
     member_ua = {
-        name: compute_metrics(y[fold.test], p.argmax(1), list(LABELS)).ua
+        name: compute_metrics(y[fold.test], scored(p).argmax(1), list(LABELS)).ua
         for name, p in getattr(model, "member_probas", lambda _: {})(
             gather(feats, fold.test)
         ).items()
@@ -237,7 +276,7 @@ def run_fold(
     fr = FoldResult(
         fold.index, list(fold.test_speakers), list(fold.val_speakers),
         len(fold.train), len(fold.val), len(fold.test), fit_s, m, count_parameters(model),
-        member_ua, _best_val_ua(model), train_ua,
+        member_ua, _best_val_ua(model), train_ua, fold.held_out_corpus,
     )
     log.info("fold %d: UA %.1f WA %.1f, training-speaker UA %.1f (%.1f s)", fold.index, m.ua,
              m.wa, train_ua, fit_s)
@@ -282,6 +321,7 @@ def run_experiment(
     rows: list[Prediction] = []
     all_true: list[np.ndarray] = []
     all_pred: list[np.ndarray] = []
+    all_corpora: list[str] = []
     with staged_run_dir(out_dir) as stage:
         for fold in folds:
             fr, proba = run_fold(cfg, spec, data, fold, stage, on_epoch)
@@ -290,13 +330,15 @@ def run_experiment(
                 on_fold(fr)
             all_true.append(data.y[fold.test])
             all_pred.append(proba.argmax(axis=1))
+            all_corpora += [data.utts[i].corpus for i in fold.test]
             rows += fold_predictions(data, fold, proba)
 
-        pooled = compute_metrics(np.concatenate(all_true), np.concatenate(all_pred),
-                                 list(LABELS))
+        y_true, y_pred = np.concatenate(all_true), np.concatenate(all_pred)
+        pooled = compute_metrics(y_true, y_pred, list(LABELS))
         result = ExperimentResult(
             cfg, results, pooled, summarize([r.metrics for r in results]), out_dir,
             data.extraction, time.perf_counter() - t0,
+            per_corpus_metrics(y_true, y_pred, all_corpora), corpus_counts(data.utts),
         )
         _write_run_dir(result, stage, Predictions(list(LABELS), rows), data.errors)
     return result

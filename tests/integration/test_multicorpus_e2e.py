@@ -1,0 +1,145 @@
+"""Several corpora end to end on fake trees (RAVDESS, EMOVO and URDU names, learnable tones):
+leave-one-corpus-out, EmoBox with extra corpora (CLI), training a model on two corpora."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from emovox.cli import app
+from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
+from emovox.experiment import run_experiment
+from emovox.labels import LABELS
+from extra_trees import make_fake_emovo, make_fake_urdu
+
+URDU_CLASSES = ["neutral", "happy", "sad", "angry"]
+
+
+@pytest.fixture(scope="module")
+def extra(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("extra")
+    return make_fake_emovo(root / "emovo"), make_fake_urdu(root / "urdu")
+
+
+@pytest.fixture(scope="module")
+def loco_run(fake_ravdess, fake_cache, extra, tmp_path_factory) -> Path:
+    emovo, urdu = extra
+    out = tmp_path_factory.mktemp("loco") / "run"
+    cfg = ExperimentConfig(
+        data=DataConfig(root=str(fake_ravdess), corpora=(f"emovo={emovo}", f"urdu={urdu}")),
+        split=SplitConfig(protocol=Protocol.LOCO, n_val_speakers=2),
+        model=ModelConfig("egemaps_logreg"), cache_dir=str(fake_cache), n_jobs=1,
+    )
+    run_experiment(cfg, out)
+    return out
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "predictions.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_loco_tests_each_corpus_over_its_own_classes(loco_run):
+    m = json.loads((loco_run / "metrics.json").read_text())
+    assert m["protocol"] == "loco" and m["speaker_independent"]
+    assert m["corpora"] == {"ravdess": 96, "emovo": 42, "urdu": 32}
+    assert [f["held_out_corpus"] for f in m["folds"]] == ["ravdess", "emovo", "urdu"]
+    assert [f["n_test"] for f in m["folds"]] == [96, 42, 32]
+    for f in m["folds"]:  # validation speakers come from the training corpora only
+        assert all(not s.startswith(f["held_out_corpus"]) for s in f["val_speakers"])
+    pc = m["per_corpus"]
+    assert pc["urdu"]["classes"] == URDU_CLASSES
+    assert pc["emovo"]["classes"] == [lab for lab in LABELS if lab != "calm"]
+    for f in m["folds"]:  # a fold is its corpus: the same UA both ways
+        assert f["metrics"]["ua"] == pytest.approx(pc[f["held_out_corpus"]]["ua"])
+    # pitch encodes the emotion in every fake corpus: far above chance across corpora
+    assert pc["urdu"]["ua"] > 50 and pc["emovo"]["ua"] > 30
+
+
+def test_loco_predictions_are_restricted_to_the_corpus_classes(loco_run):
+    rows = _rows(loco_run)
+    assert {r["corpus"] for r in rows} == {"ravdess", "emovo", "urdu"}
+    for r in rows:
+        assert r["speaker"].startswith(r["corpus"] + ":")
+        p = {lab: float(r[f"p_{lab}"]) for lab in LABELS}
+        assert sum(p.values()) == pytest.approx(1.0, abs=1e-4)
+        if r["corpus"] == "urdu":
+            assert all(p[lab] == 0 for lab in LABELS if lab not in URDU_CLASSES)
+            assert r["pred"] in URDU_CLASSES
+        if r["corpus"] == "emovo":
+            assert p["calm"] == 0 and r["pred"] != "calm"
+
+
+def test_cli_emobox_with_extra_corpora_and_balancing(fake_ravdess, fake_cache, extra, tmp_path):
+    emovo, urdu = extra
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, [
+        "evaluate", "--data", f"ravdess={fake_ravdess}", "--data", f"emovo={emovo}",
+        "--data", f"urdu={urdu}", "--protocol", "emobox", "--folds", "0", "--val-speakers",
+        "1", "--balance-corpora", "--model", "egemaps_logreg", "--cache-dir", str(fake_cache),
+        "--jobs", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["balance_corpora"] is True and list(m["corpora"]) == ["ravdess", "emovo", "urdu"]
+    fold = m["folds"][0]
+    assert fold["test_speakers"] == ["ravdess:01"]  # EmoBox fold 0 among actors 1-6
+    assert all(s.startswith("ravdess:") for s in fold["val_speakers"])
+    assert fold["n_train"] == 96 - 16 - 16 + 42 + 32  # extra corpora: training side only
+    assert {row["corpus"] for row in _rows(out)} == {"ravdess"}
+    assert list(m["per_corpus"]) == ["ravdess"]
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["data"]["corpora"] == [f"emovo={emovo}", f"urdu={urdu}"]
+    assert cfg["data"]["balance_corpora"] is True
+
+
+def test_cli_loco_prints_each_corpus(fake_ravdess, fake_cache, extra, tmp_path):
+    emovo, _ = extra
+    r = CliRunner().invoke(app, [
+        "evaluate", "--data", str(fake_ravdess), "--data", f"emovo={emovo}",
+        "--protocol", "loco", "--folds", "1", "--val-speakers", "1", "--model",
+        "egemaps_logreg", "--cache-dir", str(fake_cache), "--jobs", "1",
+        "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [f["held_out_corpus"] for f in m["folds"]] == ["emovo"]
+    assert "emovo" in r.output
+
+
+def test_cli_refuses_bad_multi_corpus_input(fake_ravdess, extra, tmp_path):
+    emovo, _ = extra
+    cases = [
+        (["--data", f"emovo={emovo}", "--data", f"emovo={emovo}"], "twice"),
+        (["--data", str(fake_ravdess), "--protocol", "loco"], "at least two corpora"),
+        (["--data", f"emovo={emovo}", "--data", f"urdu={tmp_path / 'nope'}"], "not found"),
+        (["--data", f"emovo={emovo}", "--data", str(fake_ravdess), "--artifact", "bundled"],
+         "one --data"),
+    ]
+    for args, expect in cases:
+        r = CliRunner().invoke(app, ["evaluate", *args, "--model", "egemaps_logreg",
+                                     "--out", str(tmp_path / "run")])
+        assert r.exit_code == 2, (args, r.output)
+        assert expect in " ".join(r.output.split()), (args, r.output)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_on_two_corpora_lists_them_in_the_model_card(fake_ravdess, fake_cache, extra,
+                                                          tmp_path):
+    emovo, _ = extra
+    out = tmp_path / "m"
+    r = CliRunner().invoke(app, ["train", "--data", f"ravdess={fake_ravdess}", "--data",
+                                 f"emovo={emovo}", "--model", "egemaps_logreg",
+                                 "--balance-corpora", "--out", str(out), "-j", "1"],
+                           env={"EMOVOX_CACHE": str(fake_cache)})
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "model.json").read_text())
+    trained = meta["trained_on"]
+    assert trained["corpora"] == {"ravdess": 96, "emovo": 42}
+    assert trained["corpus"] == "ravdess+emovo" and trained["balance_corpora"] is True
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "ravdess (96 clips), emovo (42 clips), balanced per corpus" in card
+    assert "CC BY-NC-SA 4.0" in card and "EMOVO (Costantini et al., LREC 2014)" in card
