@@ -177,6 +177,39 @@ def test_scan_of_an_emodb_tree_with_the_default_reader_suggests_emodb(tmp_path):
     assert "--corpus" not in text(good)
 
 
+@pytest.mark.parametrize("command", [
+    ["evaluate"], ["train", "--out", "model"], ["evaluate", "--artifact", "bundled"],
+])
+def test_evaluate_of_an_emodb_tree_with_the_default_reader_suggests_emodb(command, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tree = _emodb_tree(tmp_path / "EmoDB")
+    res = invoke([*command, "--data", tree])
+    assert res.exit_code == 2, res.output
+    msg = text(res)
+    assert (f"error: no labelled clips found under {tree}: the ravdess reader labels no file "
+            "there, but the emodb reader labels 5 files of 4 speakers: use --corpus emodb") in msg
+    assert "Traceback" not in msg and sorted(p.name for p in tmp_path.iterdir()) == ["EmoDB"]
+
+
+def test_evaluate_of_a_tree_no_reader_knows_says_how_to_read_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "dis-f1-b1.wav").write_bytes(b"RIFF")
+    res = invoke(["evaluate", "--data", tmp_path / "clips"])
+    assert res.exit_code == 2, res.output
+    msg = text(res)
+    assert "the ravdess reader labels no file there, nor does any other reader" in msg
+    assert "--corpus folder" in msg and "--corpus csv" in msg and "runs" not in os.listdir()
+
+
+def test_evaluate_whose_filters_leave_nothing_keeps_the_filter_message(tmp_path):
+    tree = _emodb_tree(tmp_path / "EmoDB")
+    res = invoke(["evaluate", "--data", tree, "--corpus", "emodb", "--speakers", "99"])
+    assert res.exit_code == 2
+    assert "with these filters" in text(res) and "use --corpus" not in text(res)
+
+
 def test_scan_prints_its_summary_once(fake_ravdess, tmp_path):
     import shutil
 

@@ -17,6 +17,7 @@ import numpy as np
 from emovox.config import DataConfig, ExperimentConfig
 from emovox.corpora import scan_corpus
 from emovox.corpora.base import Utterance
+from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError
 from emovox.features.cache import (
     AudioFrontEnd,
@@ -75,6 +76,9 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     if not cfg.root:
         raise ConfigError("no data directory given (--data DIR)")
     scan = scan_corpus(cfg.corpus, Path(cfg.root), detect_duplicates=False)
+    if not scan.labelled:
+        raise ConfigError(f"no labelled clips found under {cfg.root}: "
+                          f"{reader_hint(cfg.root, cfg.corpus)}")
     keep = set(cfg.vocal_channels) | set(cfg.train_extra)
     wanted = {s.lstrip("0") or "0" for s in cfg.speakers}
     utts: list[Utterance] = []
