@@ -48,7 +48,9 @@ def test_models_lists_bundled_models_then_architectures_without_heavy_imports():
         ua = doc["metrics"]["summary"]["ua"]
         assert f"│ {name} │ {doc['name']} │" in bundled_part
         assert f"{ua['mean']:.1f} ± {ua['std']:.1f}" in bundled_part
-        assert f"│ {name} │" not in arch_part
+    arch_lines = r.stdout.split("architectures: evaluate/train --model")[1].splitlines()
+    first_cells = {ln.split("│")[1].strip() for ln in arch_lines if ln.startswith("│")} - {""}
+    assert first_cells == set(MODELS) and not first_cells & set(BUNDLED_MODELS)
     for name in MODELS:
         assert f"│ {name} │" in arch_part
 
@@ -62,15 +64,18 @@ def test_unknown_bundled_name_suggests_the_close_one(command, tmp_path, monkeypa
     res = invoke([*command, "--model", "acurate"])
     assert res.exit_code == 2, res.output
     msg = text(res)
-    assert "unknown model 'acurate'" in msg and "Did you mean 'accurate'?" in msg
+    assert "unknown model 'acurate'" in msg
+    assert "Did you mean 'compare' (formerly 'accurate')?" in msg
     assert "Traceback" not in msg and not (tmp_path / "r.csv").exists()
+    close_to_new = text(invoke([*command, "--model", "compar"]))
+    assert "Did you mean 'compare'?" in close_to_new and "formerly" not in close_to_new
 
 
 def test_architecture_name_given_to_predict_is_explained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = invoke(["predict", "x.wav", "--model", "crnn"])
     assert res.exit_code == 2
-    assert "'crnn' is an architecture" in text(res) and "default, accurate" in text(res)
+    assert "'crnn' is an architecture" in text(res) and "(default, compare)" in text(res)
     nothing_close = invoke(["predict", "x.wav", "--model", "zzzz"])
     assert nothing_close.exit_code == 2 and "Did you mean" not in text(nothing_close)
 
@@ -90,8 +95,62 @@ def test_unknown_architecture_suggests_close_names(command, tmp_path):
     assert res.exit_code == 2
     msg = text(res)
     assert "unknown architecture 'crn'" in msg and "Did you mean 'crnn'" in msg
-    bundled = invoke([command, "--data", str(tmp_path), "--model", "default", *extra])
-    assert bundled.exit_code == 2 and "'default' is a bundled trained model" in text(bundled)
+    for name in ("default", "compare", "accurate"):
+        bundled = invoke([command, "--data", str(tmp_path), "--model", name, *extra])
+        assert bundled.exit_code == 2 and f"'{name}' is a bundled trained model" in text(bundled)
+
+
+# -- the bundled model formerly called `accurate` ------------------------------------------
+
+DEPRECATED = "warning: model name 'accurate' is deprecated: the same model is now called 'compare'"
+
+
+def test_models_lists_compare_and_notes_accurate_as_a_deprecated_alias():
+    res = invoke(["models"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert set(BUNDLED_MODELS) == {"default", "compare"}
+    assert "│ compare │ compare_lrcv │" in res.output
+    assert "│ accurate │" not in res.output
+    assert "'accurate' is a deprecated alias of 'compare'" in text(res)
+
+
+@pytest.mark.parametrize("command", [
+    ["predict", "x.wav"], ["timeline", "x.wav"], ["serve"],
+])
+def test_accurate_is_passed_on_as_compare_with_one_warning(command, tmp_path, monkeypatch):
+    """Whatever loads the model gets the current name; the warning is printed once."""
+    from emovox.serving.predictor import Predictor
+
+    def refuse(path, **kw):
+        raise ValueError(f"loading {path}")
+
+    monkeypatch.setattr(Predictor, "from_artifact", staticmethod(refuse))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.wav").write_bytes(b"RIFF")
+    old, new = (text(invoke([*command, "--model", m])) for m in ("accurate", "compare"))
+    assert "error: loading compare" in old and "error: loading compare" in new
+    assert old.count(DEPRECATED) == 1 and "deprecated" not in new
+
+
+@pytest.mark.slow  # 11 s: loads openSMILE twice
+def test_predict_with_accurate_gives_the_answer_of_compare(tmp_path, monkeypatch):
+    import soundfile as sf
+    from cli_helpers import SR, tone
+
+    monkeypatch.chdir(tmp_path)
+    sf.write(tmp_path / "tone.wav", tone(1.0), SR)
+    new, old = (invoke(["predict", "tone.wav", "--json", "--model", m])
+                for m in ("compare", "accurate"))
+    assert new.exit_code == 0 and old.exit_code == 0, old.output
+    assert json.loads(old.stdout) == json.loads(new.stdout)
+    assert text(old).count(DEPRECATED) == 1 and "deprecated" not in text(new)
+
+
+def test_a_folder_named_accurate_wins_over_the_old_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "accurate").mkdir()
+    res = invoke(["predict", "x.wav", "--model", "accurate"])
+    assert res.exit_code == 2 and "model.json" in text(res) and "deprecated" not in text(res)
 
 
 # -- scan ------------------------------------------------------------------------------------
@@ -116,6 +175,39 @@ def test_scan_of_an_emodb_tree_with_the_default_reader_suggests_emodb(tmp_path):
     good = invoke(["scan", tree, "--corpus", "emodb"])
     assert good.exit_code == 0 and "5 files (5 labelled" in text(good)
     assert "--corpus" not in text(good)
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate"], ["train", "--out", "model"], ["evaluate", "--artifact", "bundled"],
+])
+def test_evaluate_of_an_emodb_tree_with_the_default_reader_suggests_emodb(command, tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tree = _emodb_tree(tmp_path / "EmoDB")
+    res = invoke([*command, "--data", tree])
+    assert res.exit_code == 2, res.output
+    msg = text(res)
+    assert (f"error: no labelled clips found under {tree}: the ravdess reader labels no file "
+            "there, but the emodb reader labels 5 files of 4 speakers: use --corpus emodb") in msg
+    assert "Traceback" not in msg and sorted(p.name for p in tmp_path.iterdir()) == ["EmoDB"]
+
+
+def test_evaluate_of_a_tree_no_reader_knows_says_how_to_read_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "take07.wav").write_bytes(b"RIFF")
+    res = invoke(["evaluate", "--data", tmp_path / "clips"])
+    assert res.exit_code == 2, res.output
+    msg = text(res)
+    assert "the ravdess reader labels no file there, nor does any other reader" in msg
+    assert "--corpus folder" in msg and "--corpus csv" in msg and "runs" not in os.listdir()
+
+
+def test_evaluate_whose_filters_leave_nothing_keeps_the_filter_message(tmp_path):
+    tree = _emodb_tree(tmp_path / "EmoDB")
+    res = invoke(["evaluate", "--data", tree, "--corpus", "emodb", "--speakers", "99"])
+    assert res.exit_code == 2
+    assert "with these filters" in text(res) and "use --corpus" not in text(res)
 
 
 def test_scan_prints_its_summary_once(fake_ravdess, tmp_path):
@@ -151,7 +243,7 @@ def test_scan_still_shows_the_readers_other_warnings(fake_ravdess, monkeypatch):
 
 
 def test_scan_of_a_tree_no_reader_knows_says_how_to_read_it(tmp_path):
-    for name in ("dis-f1-b1.wav", "SM1_F10_A010.wav"):
+    for name in ("take07.wav", "interview-3.wav"):
         p = tmp_path / "clips" / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"RIFF" + name.encode())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from corpus_trees import make
 
 from emovox.corpora import scan_corpus
-from emovox.corpora.detect import matching_readers
+from emovox.corpora.detect import matching_readers, reader_hint
 
 EMODB_NAMES = ("03a01Fa", "03a01Wa", "08b02Nb", "10a04Tc", "16b10Ea", "11a05Ab", "09b03La")
 
@@ -38,6 +38,29 @@ def test_a_labelled_folder_tree_matches_the_folder_reader(tmp_path):
 def test_nothing_matches_an_empty_or_missing_tree(tmp_path):
     assert matching_readers(tmp_path) == []
     assert matching_readers(tmp_path / "missing") == []
+
+
+def test_reader_hint_names_the_reader_that_matches(tmp_path):
+    emodb_tree(tmp_path)
+    assert reader_hint(tmp_path, "ravdess") == (
+        "the ravdess reader labels no file there, but the emodb reader labels 6 files of 5 "
+        "speakers: use --corpus emodb")
+
+
+def test_reader_hint_lists_the_other_matching_readers(tmp_path):
+    make(tmp_path, "angry/a.wav")
+    make(tmp_path, "sad/03a01Fa.wav")
+    hint = reader_hint(tmp_path, "ravdess")
+    assert hint.endswith("the folder reader labels 2 files of 1 speaker: use --corpus folder "
+                         "(also: emodb (1))")
+
+
+def test_reader_hint_without_a_matching_reader_says_how_to_read_the_tree(tmp_path):
+    make(tmp_path, "clips/take07.wav")
+    hint = reader_hint(tmp_path, "ravdess")
+    assert hint.startswith("the ravdess reader labels no file there, nor does any other")
+    assert "--corpus folder" in hint and "(path,label[,speaker]) and --corpus csv" in hint
+    assert "use --corpus" not in hint
 
 
 def test_summary_counts_are_singular_for_one(tmp_path):

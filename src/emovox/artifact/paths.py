@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -13,16 +14,22 @@ import numpy as np
 from emovox.artifact.meta import ArtifactMeta, json_default
 from emovox.fileio import file_sha256
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "BUNDLED_MODELS",
     "DEFAULT_MODEL_DIR",
+    "DEPRECATED_MODEL_NAMES",
     "MODEL_FILES",
     "MODEL_JSON",
     "ONNX_FILE",
     "SKOPS_FILE",
     "WEIGHTS_FILE",
+    "bundled_name",
     "default_model_path",
+    "deprecated_name_note",
     "file_digest",
+    "is_bundled_name",
     "model_digest",
     "model_folder",
     "resolve_model_path",
@@ -39,12 +46,17 @@ MODEL_FILES: tuple[str, ...] = (WEIGHTS_FILE, ONNX_FILE, SKOPS_FILE)
 #: the bundled default model, relative to the ``emovox`` package
 DEFAULT_MODEL_DIR = "data/default_model"
 #: Models shipped inside the package, by name: ``default`` (crnn: numpy front end + ONNX,
-#: fast) and ``accurate`` (compare_lrcv: ComParE functionals + logistic regression; more
-#: accurate on unseen speakers, ~20x slower per clip).
+#: fast, level invariant) and ``compare`` (compare_lrcv: openSMILE ComParE functionals +
+#: logistic regression; within noise of ``default`` on unseen RAVDESS actors, ~20x slower
+#: per clip, its answer moves with the recording level).
 BUNDLED_MODELS: dict[str, str] = {
     "default": DEFAULT_MODEL_DIR,
-    "accurate": "data/accurate_model",
+    "compare": "data/compare_model",
 }
+#: Old names of bundled models, still accepted with a warning: old name -> current name.
+#: ``accurate`` was renamed ``compare``: it is not more accurate than ``default``.
+DEPRECATED_MODEL_NAMES: dict[str, str] = {"accurate": "compare"}
+_warned: set[str] = set()
 
 
 def default_model_path() -> Path:
@@ -52,12 +64,42 @@ def default_model_path() -> Path:
     return Path(str(resources.files("emovox"))) / DEFAULT_MODEL_DIR
 
 
+def is_bundled_name(name: str | Path) -> bool:
+    """Whether ``name`` is a bundled model name, current or deprecated (no warning)."""
+    return str(name) in BUNDLED_MODELS or str(name) in DEPRECATED_MODEL_NAMES
+
+
+def deprecated_name_note(name: str | Path) -> str | None:
+    """The one-line deprecation warning of an old bundled model name, else None."""
+    new = DEPRECATED_MODEL_NAMES.get(str(name))
+    if new is None:
+        return None
+    return (f"model name '{name}' is deprecated: the same model is now called '{new}' "
+            f"(use --model {new}); '{name}' will be removed in a later version")
+
+
+def bundled_name(path: str | Path) -> str | None:
+    """The current bundled model name ``path`` stands for, or None (not a bundled name, or
+    an existing path of that name, which wins). An old name is mapped to its new one and
+    logged as deprecated once per process."""
+    name = str(path)
+    if not is_bundled_name(name) or Path(name).exists():
+        return None
+    if (note := deprecated_name_note(name)) is not None:
+        if name not in _warned:
+            _warned.add(name)
+            log.warning(note)
+        return DEPRECATED_MODEL_NAMES[name]
+    return name
+
+
 def resolve_model_path(path: str | Path | None) -> Path:
-    """``None`` or a bundled name -> the packaged folder; anything else is a path."""
+    """``None`` or a bundled name (an old one included) -> the packaged folder; anything
+    else is a path."""
     if path is None:
         return default_model_path()
-    if str(path) in BUNDLED_MODELS and not Path(path).exists():
-        return Path(str(resources.files("emovox"))) / BUNDLED_MODELS[str(path)]
+    if (name := bundled_name(path)) is not None:
+        return Path(str(resources.files("emovox"))) / BUNDLED_MODELS[name]
     return Path(path)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.logging import RichHandler
 
-from emovox.cli.render import err_console, error
+from emovox.cli.render import err_console, error, warn
 from emovox.errors import EmovoxError
 
 
@@ -81,13 +81,21 @@ def model_params(model: str, items: list[str]) -> dict[str, Any]:
         fail(exc)
 
 
-def check_model_option(model: Path | None) -> None:
-    """Exit 2 with "did you mean" when ``--model`` is neither a bundled model nor an
-    existing path (checked before anything is loaded)."""
-    from emovox.cli.names import unknown_artifact_message
+def check_model_option(model: Path | None) -> Path | None:
+    """``--model`` as the commands pass it on: exit 2 with "did you mean" when it is neither
+    a bundled model nor an existing path (checked before anything is loaded); an old bundled
+    name is replaced by the current one, with a one-line deprecation warning on stderr."""
+    from emovox.cli.names import renamed_model, unknown_artifact_message
 
-    if model is not None and (why := unknown_artifact_message(str(model))) is not None:
+    if model is None:
+        return None
+    if (why := unknown_artifact_message(str(model))) is not None:
         fail(ValueError(why))
+    if (renamed := renamed_model(str(model))) is not None:
+        new, note = renamed
+        warn(note)
+        return Path(new)
+    return model
 
 
 def need_module(module: str, extra: str) -> None:
@@ -102,7 +110,7 @@ def need_module(module: str, extra: str) -> None:
 ModelOpt = Annotated[
     Path | None,
     typer.Option("--model", "-m", help="Model folder, or a bundled model: default (fast "
-                 "crnn) or accurate (compare_lrcv); see `emovox models`. Default: default."),
+                 "crnn) or compare (compare_lrcv); see `emovox models`. Default: default."),
 ]
 BackendOpt = Annotated[str, typer.Option(help="Inference engine: auto, onnx or torch.")]
 ParamOpt = Annotated[

@@ -42,7 +42,7 @@ def listen(
     from emovox.serving.live import iter_microphone, iter_pcm, model_window_s
     from emovox.serving.live import listen as run_live
 
-    check_model_option(model)
+    model = check_model_option(model)
     if source not in (None, STDIN):
         fail(ValueError(f"listen reads '-' (raw PCM on stdin) or the microphone, got "
                         f"{source!r}; for a file use `emovox timeline {source}`, or pipe it: "

@@ -1,6 +1,6 @@
 """Names a user types: the bundled models (what ``--model`` of predict/batch/timeline/listen/
-serve/app takes), the registered architectures (what ``evaluate``/``train --model`` take),
-and the "did you mean" of a name that is neither.
+serve/app takes, and their deprecated old names), the registered architectures (what
+``evaluate``/``train --model`` take), and the "did you mean" of a name that is neither.
 
 Light by design: reads the bundled ``model.json`` files as plain JSON and the model
 registry (:mod:`emovox.models`, which loads neither torch nor scikit-learn), so
@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emovox.artifact.paths import BUNDLED_MODELS, MODEL_JSON
+from emovox.artifact.paths import (
+    BUNDLED_MODELS,
+    DEPRECATED_MODEL_NAMES,
+    MODEL_JSON,
+    deprecated_name_note,
+    is_bundled_name,
+)
 
 #: How far a typo may be from a valid name to be suggested (difflib ratio).
 SUGGEST_CUTOFF = 0.5
@@ -70,18 +76,34 @@ def bundled_models() -> list[BundledModel]:
     return [b for b in found if b is not None]
 
 
-def did_you_mean(name: str, valid: Iterable[str]) -> str:
-    """``" Did you mean 'x'?"`` (or 'x' or 'y') when a valid name is close, else ``""``."""
-    close = difflib.get_close_matches(name, list(valid), n=2, cutoff=SUGGEST_CUTOFF)
-    if not close:
+def did_you_mean(name: str, valid: Iterable[str], old_names: Mapping[str, str] | None = None,
+                 ) -> str:
+    """``" Did you mean 'x'?"`` (or 'x' or 'y') when a valid name is close, else ``""``.
+    A name close to one of ``old_names`` (old -> current) suggests the current name."""
+    old_names = old_names or {}
+    close = difflib.get_close_matches(name, [*valid, *old_names], n=2, cutoff=SUGGEST_CUTOFF)
+    shown: dict[str, str] = {}  # current name -> how it is shown
+    for c in close:
+        current = old_names.get(c, c)
+        shown.setdefault(current, f"'{current}'" + (f" (formerly '{c}')" if c != current else ""))
+    if not shown:
         return ""
-    return " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    return " Did you mean " + " or ".join(shown.values()) + "?"
+
+
+def renamed_model(model: str) -> tuple[str, str] | None:
+    """``(current name, deprecation warning)`` when ``--model model`` is the old name of a
+    bundled model (and no folder of that name exists), else None."""
+    note = deprecated_name_note(model)
+    if note is None or Path(model).exists():
+        return None
+    return DEPRECATED_MODEL_NAMES[model], note
 
 
 def unknown_artifact_message(model: str) -> str | None:
     """Why ``--model model`` of a prediction command names nothing, or None when it is a
-    bundled name or an existing path."""
-    if model in BUNDLED_MODELS or Path(model).exists():
+    bundled name (current or old) or an existing path."""
+    if is_bundled_name(model) or Path(model).exists():
         return None
     from emovox.models import MODELS
 
@@ -92,8 +114,9 @@ def unknown_artifact_message(model: str) -> str | None:
         return (f"'{model}' is an architecture (what `evaluate --model` and `train --model` "
                 f"take), not a trained model; --model takes a bundled model ({bundled}) or "
                 "a trained model folder. See `emovox models`.")
+    suggest = did_you_mean(model, BUNDLED_MODELS, DEPRECATED_MODEL_NAMES)
     return (f"unknown model '{model}': neither a bundled model ({bundled}) nor an existing "
-            f"model folder.{did_you_mean(model, BUNDLED_MODELS)} See `emovox models`.")
+            f"model folder.{suggest} See `emovox models`.")
 
 
 def unknown_architecture_message(model: str) -> str | None:
@@ -102,7 +125,7 @@ def unknown_architecture_message(model: str) -> str | None:
 
     if model in MODELS:
         return None
-    if model in BUNDLED_MODELS:
+    if is_bundled_name(model):
         return (f"'{model}' is a bundled trained model (what `predict --model` takes); "
                 f"--model here takes an architecture: {', '.join(MODELS)}.")
     return (f"unknown architecture '{model}'.{did_you_mean(model, MODELS)} "

@@ -38,7 +38,7 @@ def predict(
     """Which emotion does each clip carry? Exit code 1 if any file failed."""
     import json
 
-    check_model_option(model)
+    model = check_model_option(model)
     if truth and json_out:
         fail(ValueError("--truth adds a table; it cannot be combined with --json"))
     from emovox.serving.batch import predict_files
@@ -88,7 +88,7 @@ def batch(
 ) -> None:
     """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows.
     Exit code 1 if any file failed."""
-    check_model_option(model)
+    model = check_model_option(model)
     from emovox.serving.batch import Engine, run_batch
 
     setup_logging(False)
@@ -119,7 +119,7 @@ def timeline(
     """An emotion timeline of a long recording, streamed so memory stays flat."""
     import json
 
-    check_model_option(model)
+    model = check_model_option(model)
     from emovox.serving.predictor import Predictor
     from emovox.serving.timeline import build_timeline, write_timeline_csv
 

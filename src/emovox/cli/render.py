@@ -32,6 +32,13 @@ def error(message: object) -> None:
     err_console.print(f"[bold red]error:[/] {escape(str(message))}")
 
 
+def warn(message: object) -> None:
+    """A one-line ``warning:`` on stderr (the command goes on)."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
+
+
 # --------------------------------------------------------------------------------------------
 # Progress
 # --------------------------------------------------------------------------------------------
@@ -225,8 +232,10 @@ def _short(description: str) -> str:
     return re.sub(r"\s*\([^)]*\)", "", description)
 
 
-def models(bundled: Sequence[Any], specs: Sequence[Any]) -> None:
-    """Two tables: the bundled trained models, then the architectures."""
+def models(bundled: Sequence[Any], specs: Sequence[Any],
+           old_names: Mapping[str, str] | None = None) -> None:
+    """Two tables: the bundled trained models (then their deprecated old names, old ->
+    current), then the architectures."""
     described = {spec.name: spec.description for spec in specs}
     table = _table("bundled models: predict/batch/timeline/listen/serve/app --model NAME",
                    ("name", "architecture", "what it is", "CV UA %", "trained on"))
@@ -239,6 +248,9 @@ def models(bundled: Sequence[Any], specs: Sequence[Any]) -> None:
     console.print(table)
     console.print("CV UA: unweighted accuracy over speakers never heard (cross-validation, "
                   "from the model's model.json). --model also takes a trained model folder.")
+    for old, new in (old_names or {}).items():
+        console.print(f"'{old}' is a deprecated alias of '{new}' (still accepted, with a "
+                      "warning).")
     table = _table("architectures: evaluate/train --model NAME",
                    ("name", "family", "feature", "origin", "description"))
     for spec in specs:

@@ -256,10 +256,11 @@ def fuse(
 
 def models() -> None:
     """Bundled models (for predict --model) and architectures (for evaluate --model)."""
+    from emovox.artifact.paths import DEPRECATED_MODEL_NAMES
     from emovox.cli.names import bundled_models
     from emovox.models import MODELS
 
-    render.models(bundled_models(), list(MODELS.values()))
+    render.models(bundled_models(), list(MODELS.values()), DEPRECATED_MODEL_NAMES)
 
 
 def train(

@@ -20,7 +20,7 @@ from emovox.cli.common import (
 ServeModelOpt = Annotated[
     Path | None,
     typer.Option("--model", "-m", envvar="EMOVOX_MODEL",
-                 help="Model folder, or a bundled model: default (fast crnn) or accurate "
+                 help="Model folder, or a bundled model: default (fast crnn) or compare "
                  "(compare_lrcv); see `emovox models`."),
 ]
 MaxUploadOpt = Annotated[
@@ -48,7 +48,7 @@ def web_app(
     ] = False,
 ) -> None:
     """Start the web app (Streamlit): upload or record a voice, see its emotion."""
-    check_model_option(model)
+    model = check_model_option(model)
     import os
     import subprocess
 
@@ -98,7 +98,7 @@ def serve(
     ] = None,
 ) -> None:
     """Start the REST API (FastAPI + uvicorn); OpenAPI docs at /docs."""
-    check_model_option(model)
+    model = check_model_option(model)
     need_module("fastapi", "api")
     need_module("uvicorn", "api")
     need_module("multipart", "api")

@@ -83,25 +83,26 @@ class CorpusScan:
     def summary(self, examples: int = 3) -> str:
         """One human-readable paragraph: counts plus a few examples of each problem."""
         lines = [
-            f"{self.corpus}: {_n(len(self.utterances), 'file')} "
+            f"{self.corpus}: {count_noun(len(self.utterances), 'file')} "
             f"({len(self.labelled)} labelled, {len(self.unmapped)} without a canonical class), "
-            f"{_n(len({u.speaker for u in self.utterances}), 'speaker')}"
+            f"{count_noun(len({u.speaker for u in self.utterances}), 'speaker')}"
         ]
         if self.skipped:
             ex = "; ".join(f"{p.name} ({why})" for p, why in self.skipped[:examples])
-            lines.append(f"  skipped {_n(len(self.skipped), 'unrecognised file')}, e.g. {ex}")
+            skipped = count_noun(len(self.skipped), "unrecognised file")
+            lines.append(f"  skipped {skipped}, e.g. {ex}")
         if self.unmapped:
             raws = sorted({u.raw_label for u in self.unmapped})
-            lines.append(f"  {_n(len(self.unmapped), 'file')} with labels outside the "
+            lines.append(f"  {count_noun(len(self.unmapped), 'file')} with labels outside the "
                          f"vocabulary: {raws}")
         if self.duplicates:
             ex = "; ".join(" = ".join(p.name for p in g) for g in self.duplicates[:examples])
-            lines.append(f"  {_n(len(self.duplicates), 'group')} of byte-identical files, "
+            lines.append(f"  {count_noun(len(self.duplicates), 'group')} of byte-identical files, "
                          f"e.g. {ex}")
         return "\n".join(lines)
 
 
-def _n(count: int, noun: str) -> str:
+def count_noun(count: int, noun: str) -> str:
     """``"1 file"``, ``"2 files"``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
 

@@ -1,7 +1,8 @@
 """Which corpus reader matches a tree: every registered reader is tried on the file names
 (nothing is decoded, no duplicate hashing) and ranked by how many files it labels.
 
-Used by ``emovox scan`` to suggest ``--corpus NAME`` when the chosen reader finds nothing.
+Used by ``emovox scan`` to suggest ``--corpus NAME`` when the chosen reader finds nothing,
+and (through :func:`reader_hint`) by the error of ``evaluate``/``train`` in that case.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from emovox.corpora import CORPORA
+from emovox.corpora import CORPORA, get_reader
+from emovox.corpora.base import count_noun
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ReaderMatch", "matching_readers"]
+__all__ = ["ReaderMatch", "matching_readers", "reader_hint"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,21 @@ def matching_readers(root: str | Path, *, exclude: tuple[str, ...] = ()) -> list
     finally:
         corpora_log.setLevel(level)
     return sorted(found, key=lambda m: -m.labelled)
+
+
+def reader_hint(root: str | Path, corpus: str) -> str:
+    """Why the reader ``corpus`` found nothing under ``root`` and what to use instead: the
+    reader that labels most files there (``--corpus NAME``), or, when none does, how to read
+    the tree (``--corpus folder`` or a CSV manifest with ``--corpus csv``)."""
+    name = get_reader(corpus).NAME
+    matches = matching_readers(root, exclude=(name,))
+    if not matches:
+        return (f"the {name} reader labels no file there, nor does any other reader; a tree "
+                "with one folder per emotion reads with --corpus folder, any other with a CSV "
+                "manifest (path,label[,speaker]) and --corpus csv")
+    best = matches[0]
+    others = ", ".join(f"{m.name} ({m.labelled})" for m in matches[1:])
+    return (f"the {name} reader labels no file there, but the {best.name} reader labels "
+            f"{count_noun(best.labelled, 'file')} of {count_noun(best.speakers, 'speaker')}: "
+            f"use --corpus {best.name}"
+            + (f" (also: {others})" if others else ""))

@@ -1,2 +1,2 @@
-"""Package data: the bundled models (``default_model``, ``accurate_model``) and the RAVDESS
+"""Package data: the bundled models (``default_model``, ``compare_model``) and the RAVDESS
 fold file. Owns no code and may import nothing."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from emovox.corpora import corpus_label_map, scan_corpus
 from emovox.corpora.base import Utterance
+from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError, EmovoxError
 from emovox.experiment.rundir import (
     Prediction,
@@ -70,6 +71,8 @@ def evaluate_artifact(
     if len(classes) < 2:
         raise ConfigError(f"{corpus} shares fewer than two classes with the model")
     scan = scan_corpus(corpus, root, detect_duplicates=False)
+    if not scan.labelled:
+        raise ConfigError(f"no labelled clips found under {root}: {reader_hint(root, corpus)}")
     present = {u.emotion.value for u in scan.labelled}
     classes = [c for c in classes if c in present]  # shared AND present in this data
     if len(classes) < 2:

@@ -17,6 +17,7 @@ import numpy as np
 from emovox.config import DataConfig, ExperimentConfig
 from emovox.corpora import get_reader, scan_corpus
 from emovox.corpora.base import Utterance
+from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError
 from emovox.features.cache import (
     AudioFrontEnd,
@@ -92,6 +93,8 @@ def _read_corpus(
     """The labelled clips of one corpus that pass the config's filters, their train-only
     flags and the scan summary."""
     scan = scan_corpus(name, Path(root), detect_duplicates=False)
+    if not scan.labelled:
+        raise ConfigError(f"no labelled clips found under {root}: {reader_hint(root, name)}")
     keep = set(cfg.vocal_channels) | set(cfg.train_extra)
     utts: list[Utterance] = []
     train_only: list[bool] = []

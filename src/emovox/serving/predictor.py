@@ -51,12 +51,12 @@ import numpy as np
 
 from emovox.affect import DERIVED_NOTE, prototype_matrix
 from emovox.artifact import (
-    BUNDLED_MODELS,
     ONNX_FILE,
     Artifact,
     ArtifactError,
     ArtifactMeta,
     ModelKind,
+    bundled_name,
     model_digest,
     read_artifact,
     resolve_model_path,
@@ -189,7 +189,8 @@ class Predictor:
 
         Args:
             path: folder with ``model.json`` (+ ``weights.safetensors``, ``model.onnx``), or
-                a bundled model name (``default``, ``accurate``).
+                a bundled model name (``default``, ``compare``; the old name ``accurate``
+                of ``compare`` still works, with a deprecation warning).
             backend: ``"onnx"`` (needs ``model.onnx``), ``"torch"``, or ``"auto"`` (ONNX when
                 ``model.onnx`` exists, else PyTorch). Classical models use scikit-learn.
             threads: intra-op threads of ONNX Runtime / PyTorch (``None``: library default;
@@ -201,7 +202,7 @@ class Predictor:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if path is None or str(path) in BUNDLED_MODELS:
+        if path is None or bundled_name(path) is not None:
             path = resolve_model_path(path)
             if not (path / "model.json").is_file():
                 raise ArtifactError(
