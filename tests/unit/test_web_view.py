@@ -135,6 +135,16 @@ def test_bands_tile_overlapping_windows_and_leave_silence_as_gaps():
     assert view.timeline_bands([gap]) == []
 
 
+def test_timeline_support_weighs_seconds_by_probability():
+    segs = [_segment(0, 2, "angry", 0.9), _segment(2, 3, "angry", 0.6), _segment(3, 5, "sad"),
+            _segment(5, 6, "silence")]
+    spans = view.timeline_support(view.timeline_bands(segs), "angry")
+    assert [(s["start"], s["end"]) for s in spans] == [(0, 2), (2, 3), (3, 5)]
+    assert [s["contribution"] for s in spans] == pytest.approx([1.8, 0.6, 0.02])
+    assert [s["share"] for s in spans] == pytest.approx([1.0, 1 / 3, 0.02 / 1.8])
+    assert all(s["label"] == "angry" for s in spans)
+
+
 def test_ten_minute_timeline_bands_are_fast():
     segs = [_segment(i * 1.5, i * 1.5 + 3, LABELS[i % 8], 0.3 + 0.6 * (i % 5) / 4)
             for i in range(400)]

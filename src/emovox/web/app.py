@@ -167,17 +167,37 @@ def show_level(level: view.SignalLevel) -> None:
         st.warning(warning)
 
 
+def _evidence(a: service.Analysis, pv: view.PredictionView) -> tuple[list, str, str]:
+    """``(spans, chart title, caption note)`` of the shading over the waveform: the
+    prediction's own ``evidence`` when it has one, else the timeline's support for the
+    predicted emotion, else nothing."""
+    if not pv.has_emotion:
+        return [], "Waveform", ""
+    spans = view.evidence_spans(pv.evidence)
+    if spans:
+        return spans, "Waveform · why", (" Shaded: the seconds that drove the answer, darker "
+                                         "where they weighed more.")
+    if a.timeline is not None and pv.label:
+        bands = view.timeline_bands(a.timeline.to_dict()["segments"])
+        spans = view.timeline_support(bands, pv.label)
+        if spans:
+            return spans, "Waveform · timeline support", (
+                f" Shaded: where the timeline hears {pv.label}, darker where its windows give "
+                f"{pv.label} more probability.")
+    return [], "Waveform", ""
+
+
 def show_signal(a: service.Analysis, pv: view.PredictionView, digest: str) -> None:
     st.subheader("Signal")
     # A fresh key per clip: a new upload gets fresh tabs with only "Waveform" selected.
     t_wave, t_mel, t_mfcc = st.tabs(["Waveform", "Log-mel spectrogram", "MFCC"],
                                     key=f"signal-{digest[:16]}")
     with t_wave:
-        spans = view.evidence_spans(pv.evidence) if pv.has_emotion else []
-        title = "Waveform · shaded: the seconds that drove the answer" if spans else "Waveform"
+        spans, title, note = _evidence(a, pv)
         st.altair_chart(charts.waveform_chart(*a.envelope, spans, title=title),
                         width="stretch")
-        st.caption("True scale: ±1 is digital full scale, so a quiet recording looks small.")
+        st.caption("True scale: ±1 is digital full scale, so a quiet recording looks small."
+                   + note)
     with t_mel:
         st.pyplot(figures.log_mel_figure(a.log_mel, a.frame_seconds))
     with t_mfcc:
@@ -199,7 +219,8 @@ def show_timeline(a: service.Analysis) -> None:
         st.altair_chart(charts.timeline_chart(bands, tl.duration), width="stretch")
         st.caption("Colour: emotion · opacity: confidence · gaps: silence. Hover a band for "
                    "every probability of its window.")
-    st.dataframe(pd.DataFrame(service.timeline_rows(tl)), hide_index=True)
+    with st.expander("Every window (table)"):  # 14 columns: scrolls inside, never the page
+        st.dataframe(pd.DataFrame(service.timeline_rows(tl)), hide_index=True)
     st.download_button("Download the timeline (CSV)", service.timeline_csv(tl),
                        file_name=f"{Path(a.name).stem or 'recording'}-timeline.csv",
                        mime="text/csv", key="timeline_csv")

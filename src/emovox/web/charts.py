@@ -34,6 +34,8 @@ MAX_TIMELINE_BANDS = 1500
 #: Bottom of the level meter's dBFS axis.
 METER_FLOOR_DBFS = -80.0
 _MIN_OPACITY = 0.25  # a band of confidence 0 is still visible
+# Width fits the container; ``height`` is the plot's, axes and legend come on top of it.
+_FIT_X = {"type": "fit-x", "contains": "padding"}
 
 
 def _alt():
@@ -92,13 +94,14 @@ def timeline_chart(bands: Sequence[TimelineBand], duration: float,
     rows = []
     for b in _thin(bands, max_bands):
         row: dict[str, Any] = {
-            "start": b.start, "end": b.end, "emotion": b.label, "confidence": b.confidence,
+            "start": b.start, "end": b.end, "track": "emotion", "emotion": b.label,
+            "confidence": b.confidence,
             "window": f"{b.window_start:.1f}–{b.window_end:.1f} s",
             "opacity": _MIN_OPACITY + (1 - _MIN_OPACITY) * min(1.0, max(0.0, b.confidence)),
         }
         row.update({lab: float(b.probabilities.get(lab, 0.0)) for lab in labels})
         rows.append(row)
-    cols = ["start", "end", "emotion", "confidence", "window", "opacity", *labels]
+    cols = ["start", "end", "track", "emotion", "confidence", "window", "opacity", *labels]
     df = pd.DataFrame(rows, columns=cols)
     x_end = max(float(duration), max((b.end for b in bands), default=0.0), 1e-3)
     tooltip = [alt.Tooltip("window:N", title="window"), alt.Tooltip("emotion:N"),
@@ -109,11 +112,13 @@ def timeline_chart(bands: Sequence[TimelineBand], duration: float,
         x=alt.X("start:Q", title="time (s)", scale=alt.Scale(domain=[0, x_end], nice=False),
                 axis=alt.Axis(tickCount=8, labelOverlap=True)),
         x2="end:Q",
+        y=alt.Y("track:N", axis=None, title=None,  # one track: each band fills the height
+                scale=alt.Scale(paddingInner=0, paddingOuter=0)),
         color=alt.Color("emotion:N", scale=emotion_scale(labels), title=None,
                         legend=alt.Legend(orient="bottom", columns=4, symbolType="square")),
         opacity=alt.Opacity("opacity:Q", scale=None, legend=None),
         tooltip=tooltip,
-    ).properties(height=70)
+    ).properties(height=60, autosize=_FIT_X)
 
 
 def waveform_chart(t: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -151,7 +156,7 @@ def waveform_chart(t: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                      alt.Tooltip("emotion:N"),
                      alt.Tooltip("weight:Q", format=".0%", title="weight")]))
     return alt.layer(*layers, wave, title=alt.Title(title, anchor="start")).properties(
-        height=150)
+        height=150, autosize=_FIT_X)
 
 
 def level_meter_chart(level: SignalLevel):
@@ -177,4 +182,4 @@ def level_meter_chart(level: SignalLevel):
         x2="dBFS:Q", tooltip=[alt.Tooltip("measure:N"), alt.Tooltip("dBFS:Q", format=".1f")])
     rule = alt.Chart(pd.DataFrame({"x": [QUIET_PEAK_DBFS]})).mark_rule(
         color=NO_EMOTION_COLOUR, strokeDash=[4, 3]).encode(x="x:Q")
-    return alt.layer(bars, rule).properties(height=70)
+    return alt.layer(bars, rule).properties(height=44, autosize=_FIT_X)

@@ -31,6 +31,7 @@ __all__ = [
     "prediction_view",
     "signal_level",
     "timeline_bands",
+    "timeline_support",
     "web_error_message",
 ]
 
@@ -251,7 +252,7 @@ def _minus(start: float, end: float, gaps: Sequence[tuple[float, float]]
 
 def timeline_bands(segments: Sequence[Mapping[str, Any]]) -> list[TimelineBand]:
     """One band per speech window, silence left out (a gap). Overlapping windows are cut at
-    the midpoint between neighbouring window centres, so the bands tile the speech without
+    the midpoint between their centres, so the bands tile the speech without
     overlapping and each instant shows the window centred nearest to it; the seconds of a
     silent window (or silence gap) are cut out of its neighbours' bands."""
     speech = sorted((s for s in segments if not _is_silence(s)), key=lambda s: float(s["start"]))
@@ -260,10 +261,11 @@ def timeline_bands(segments: Sequence[Mapping[str, Any]]) -> list[TimelineBand]:
     bands = []
     for i, s in enumerate(speech):
         start, end = float(s["start"]), float(s["end"])
-        if i > 0:
-            start = max(start, (centres[i - 1] + centres[i]) / 2)
-        if i + 1 < len(speech):
-            end = min(end, (centres[i] + centres[i + 1]) / 2)
+        mid = (centres[i - 1] + centres[i]) / 2 if i > 0 else start
+        if i > 0 and float(speech[i - 1]["end"]) > start:  # overlaps the previous window
+            start = min(max(start, mid), float(speech[i - 1]["end"]))
+        if i + 1 < len(speech) and float(speech[i + 1]["start"]) < end:
+            end = max(min(end, (centres[i] + centres[i + 1]) / 2), float(speech[i + 1]["start"]))
         probs = {str(k): float(v) for k, v in (s.get("probabilities") or {}).items()}
         conf = _float(s.get("confidence"))
         for p0, p1 in _minus(start, end, gaps):
@@ -273,6 +275,16 @@ def timeline_bands(segments: Sequence[Mapping[str, Any]]) -> list[TimelineBand]:
                                                                         default=0.0),
                                       probs))
     return bands
+
+
+def timeline_support(bands: Sequence[TimelineBand], label: str) -> list[dict[str, Any]]:
+    """Where the timeline supports ``label``: each band weighted by its seconds times its
+    probability of ``label``, in the shape of :func:`evidence_spans` (shown over the waveform
+    when the prediction carries no ``evidence`` of its own)."""
+    spans = [{"start": b.start, "end": b.end, "label": label,
+              "contribution": (b.end - b.start) * b.probabilities.get(label, 0.0)}
+             for b in bands]
+    return evidence_spans(spans)
 
 
 # --------------------------------------------------------------------------------------------
