@@ -44,10 +44,11 @@ pytest.importorskip("streamlit", reason="streamlit is not installed (pip install
 pytestmark = pytest.mark.slow  # starts `emovox app` and a headless Chromium
 
 
-def write_long_voice(path: Path) -> Path:
-    """24 s: five 3 s voiced stretches of different pitch with 1.5-3 s of silence between."""
+def write_long_voice(path: Path, repeats: int = 1) -> Path:
+    """25.5 s per repeat: five 3 s voiced stretches of different pitch with 1.5-3 s of silence
+    between."""
     parts = []
-    for k, f0 in enumerate((140.0, 260.0, 180.0, 320.0, 200.0)):
+    for k, f0 in enumerate((140.0, 260.0, 180.0, 320.0, 200.0) * repeats):
         parts += [voice(3.0, SR, f0), np.zeros(int((1.5 + 0.75 * (k % 3)) * SR), np.float32)]
     return write_clip(path, np.concatenate(parts))
 
@@ -118,6 +119,22 @@ def _idle(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
 
 
+# Counts DOM changes during which the "Analysing" spinner is shown, and those during which the
+# previous clip's caption ("<old name> · <seconds> s") or the empty page's prompt is still shown.
+_WATCH_SPINNER_JS = """(old) => {
+  window.__emovoxWatch = {spinner: 0, both: 0};
+  const check = () => {
+    const text = document.body.innerText;
+    if (!text.includes('Analysing')) return;
+    window.__emovoxWatch.spinner += 1;
+    if (text.includes(old + ' · ') || text.includes('Upload a recording or record your voice'))
+      window.__emovoxWatch.both += 1;
+  };
+  new MutationObserver(check).observe(document.body,
+                                      {childList: true, subtree: true, characterData: true});
+}"""
+
+
 def test_upload_and_microphone_in_chromium(app_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -148,7 +165,8 @@ def test_upload_and_microphone_in_chromium(app_url, tmp_path):
             expect(page.get_by_text(re.compile(r"^(high|medium|low) confidence$"))).to_be_visible()
             _idle(page)
             page.screenshot(path=shots / "upload.png")
-            expect(page.locator('[data-testid="stFileChipName"]')).to_have_attribute("title", clip.name)
+            chip = page.locator('[data-testid="stFileChipName"]')
+            expect(chip).to_have_attribute("title", clip.name)
             page.get_by_role("tab", name="MFCC").click()  # leave another Signal tab open
 
             # 2. record ~2 s from the fake microphone (fed from mic.wav)
@@ -249,6 +267,19 @@ def test_phone_width_timeline_and_evidence(app_url, tmp_path):
             box = waveform.bounding_box()
             page.screenshot(path=shots / "web-evidence.png", clip={
                 "x": 0, "y": box["y"] - 70, "width": 1000, "height": box["height"] + 110})
+
+            # a second long upload: "Analysing…" (shown after 0.5 s) never sits above the
+            # previous answer, which is gone as soon as the new analysis starts
+            page.evaluate(_WATCH_SPINNER_JS, clip.name)
+            again = (shutil.copyfile(clip, tmp_path / "again.wav")
+                     if os.environ.get("EMOVOX_BROWSER_LONG_CLIP")  # 51 s: analysed > 0.5 s
+                     else write_long_voice(tmp_path / "again.wav", repeats=2))
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(again)
+            page.get_by_text(re.compile(r"again\.wav · \d+\.\d s")).wait_for()
+            _idle(page)
+            watched = page.evaluate("() => window.__emovoxWatch")
+            assert watched["spinner"] > 0, watched  # the analysis was seen running
+            assert watched["both"] == 0, watched  # ...never above the old answer
             assert page.locator('[data-testid="stException"]').count() == 0
         finally:
             browser.close()
