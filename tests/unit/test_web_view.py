@@ -61,6 +61,25 @@ def test_clipping_is_runs_at_full_scale_not_a_clean_peak():
     assert view.signal_level(clean).clipped_samples == 3
 
 
+def test_level_is_computed_in_blocks_with_runs_across_block_edges(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.5, 0.5, 10_000)
+    x[998:1001] = 1.0  # a run of 3 across the edge at 1000
+    x[1999:2001] = -1.0  # a run of 2 across the edge at 2000: not clipping
+    x[2990:3010] = 1.0  # a run of 20 in the middle of a block
+    x[-2:] = 1.0  # a run of 2 at the very end
+    whole = view.signal_level(x)
+    monkeypatch.setattr(view, "_BLOCK", 1000)
+    blocked = view.signal_level(x)
+    assert whole.clipped_samples == blocked.clipped_samples == 3 + 20
+    assert blocked.peak_dbfs == whole.peak_dbfs == 0.0
+    assert blocked.rms_dbfs == pytest.approx(whole.rms_dbfs, abs=1e-9)
+    x[-3:] = 1.0  # now 3 at the very end
+    assert view.signal_level(x).clipped_samples == 26
+    x = np.ones(3500)  # one run through every block
+    assert view.signal_level(x).clipped_samples == 3500
+
+
 def test_quiet_voice_warns_and_normal_voice_does_not():
     loud = view.signal_level(voice(2.0, SR))  # peak 0.3 = -10.5 dBFS
     assert loud.peak_dbfs == pytest.approx(20 * math.log10(0.3), abs=0.05)
@@ -143,6 +162,16 @@ def test_timeline_support_weighs_seconds_by_probability():
     assert [s["contribution"] for s in spans] == pytest.approx([1.8, 0.6, 0.02])
     assert [s["share"] for s in spans] == pytest.approx([1.0, 1 / 3, 0.02 / 1.8])
     assert all(s["label"] == "angry" for s in spans)
+
+
+def test_timeline_summary_line_reads_old_and_new_summaries():
+    old = {"dominant": "angry", "windows": 29, "silent_windows": 0}
+    assert view.timeline_summary_line(old, 3.0, 1.5) == \
+        "Dominant emotion: **angry** · 29 windows of 3 s every 1.5 s · 0 silent"
+    new = {"dominant": "sad", "windows": 4, "speech_seconds": 9.25}
+    assert view.timeline_summary_line(new, None, None) == \
+        "Dominant emotion: **sad** · 4 windows · 9.2 s of speech"
+    assert view.timeline_summary_line({}, 3, 1.5) == "Emotion timeline"
 
 
 def test_ten_minute_timeline_bands_are_fast():

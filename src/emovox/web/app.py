@@ -178,7 +178,7 @@ def _evidence(a: service.Analysis, pv: view.PredictionView) -> tuple[list, str, 
         return spans, "Waveform · why", (" Shaded: the seconds that drove the answer, darker "
                                          "where they weighed more.")
     if a.timeline is not None and pv.label:
-        bands = view.timeline_bands(a.timeline.to_dict()["segments"])
+        bands = view.timeline_bands(a.timeline.to_dict().get("segments") or [])
         spans = view.timeline_support(bands, pv.label)
         if spans:
             return spans, "Waveform · timeline support", (
@@ -209,12 +209,10 @@ def show_timeline(a: service.Analysis) -> None:
 
     tl = a.timeline
     st.subheader("Emotion timeline")
-    summary = tl.summary()
-    st.markdown(
-        f"Dominant emotion: **{summary['dominant']}** · {summary['windows']} windows of "
-        f"{tl.window:g} s every {tl.hop:g} s · {summary['silent_windows']} silent"
-    )
-    bands = view.timeline_bands(tl.to_dict()["segments"])
+    doc = tl.to_dict()
+    st.markdown(view.timeline_summary_line(doc.get("summary") or {}, getattr(tl, "window", None),
+                                           getattr(tl, "hop", None)))
+    bands = view.timeline_bands(doc.get("segments") or [])
     if bands:
         st.altair_chart(charts.timeline_chart(bands, tl.duration), width="stretch")
         st.caption("Colour: emotion · opacity: confidence · gaps: silence. Hover a band for "

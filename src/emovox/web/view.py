@@ -31,6 +31,7 @@ __all__ = [
     "prediction_view",
     "signal_level",
     "timeline_bands",
+    "timeline_summary_line",
     "timeline_support",
     "web_error_message",
 ]
@@ -100,21 +101,39 @@ def fmt_dbfs(x: float) -> str:
     return "-∞ dBFS" if not math.isfinite(x) else f"{x:.1f} dBFS"
 
 
-def _clipped_samples(mag: np.ndarray) -> int:
-    at = np.concatenate([[False], mag >= CLIP_LEVEL, [False]])
-    edges = np.flatnonzero(np.diff(at.astype(np.int8)))
-    runs = edges[1::2] - edges[0::2]
-    return int(runs[runs >= CLIP_RUN].sum())
+_BLOCK = 1 << 20  # samples per block: a 10-minute 48 kHz recording needs ~25 MB of scratch
+
+
+def _runs(at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start indices and lengths of the runs of True in ``at``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], at.astype(np.int8), [0]])))
+    return edges[0::2], edges[1::2] - edges[0::2]
 
 
 def signal_level(wave: np.ndarray) -> SignalLevel:
-    """Peak and RMS level (dBFS) and clipping of a mono waveform at full scale 1.0."""
-    x = np.asarray(wave, np.float64).reshape(-1)
+    """Peak and RMS level (dBFS) and clipping of a mono waveform at full scale 1.0, computed
+    block by block (a run of full-scale samples is followed across blocks)."""
+    x = np.asarray(wave).reshape(-1)
     if x.size == 0:
         return SignalLevel(-math.inf, -math.inf, 0, 0)
-    mag = np.abs(x)
-    rms = math.sqrt(float(np.mean(x * x)))
-    return SignalLevel(_dbfs(float(mag.max())), _dbfs(rms), _clipped_samples(mag), x.size)
+    peak, sumsq, clipped, carry = 0.0, 0.0, 0, 0  # carry: a run still open at the block's end
+    for s in range(0, x.size, _BLOCK):
+        block = x[s : s + _BLOCK].astype(np.float64)
+        mag = np.abs(block)
+        peak = max(peak, float(mag.max()))
+        sumsq += float(np.dot(block, block))
+        starts, lengths = _runs(mag >= CLIP_LEVEL)
+        open_end = len(starts) > 0 and starts[-1] + lengths[-1] == len(block)
+        if len(starts) and starts[0] == 0:
+            lengths[0] += carry  # the open run goes on
+        elif carry >= CLIP_RUN:
+            clipped += carry  # the open run ended at the block's edge
+        carry = 0
+        if open_end:
+            carry, lengths = int(lengths[-1]), lengths[:-1]
+        clipped += int(lengths[lengths >= CLIP_RUN].sum())
+    clipped += carry if carry >= CLIP_RUN else 0
+    return SignalLevel(_dbfs(peak), _dbfs(math.sqrt(sumsq / x.size)), clipped, int(x.size))
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,6 +304,24 @@ def timeline_support(bands: Sequence[TimelineBand], label: str) -> list[dict[str
               "contribution": (b.end - b.start) * b.probabilities.get(label, 0.0)}
              for b in bands]
     return evidence_spans(spans)
+
+
+def timeline_summary_line(summary: Mapping[str, Any], window: float | None,
+                          hop: float | None) -> str:
+    """One Markdown line about a timeline summary (missing fields are left out)."""
+    parts = []
+    if summary.get("dominant"):
+        parts.append(f"Dominant emotion: **{summary['dominant']}**")
+    n = summary.get("windows")
+    if n is not None:
+        size = f" of {window:g} s every {hop:g} s" if window and hop else ""
+        parts.append(f"{n} windows{size}")
+    speech = _float(summary.get("speech_seconds"))
+    if speech is not None:
+        parts.append(f"{speech:.1f} s of speech")
+    if summary.get("silent_windows") is not None:
+        parts.append(f"{summary['silent_windows']} silent")
+    return " · ".join(parts) or "Emotion timeline"
 
 
 # --------------------------------------------------------------------------------------------
