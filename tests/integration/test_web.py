@@ -143,6 +143,7 @@ def test_app_upload_record_and_bad_file(app_env):
     assert "again.wav · 2.0 s" in _texts(at)
 
 
+@pytest.mark.slow
 def test_app_no_speech_quiet_and_clipped(app_env):
     pytest.importorskip("streamlit")
     at = _app().run()
@@ -244,3 +245,59 @@ def test_app_command(tiny_model, monkeypatch, tmp_path):
 
     bad = CliRunner().invoke(app, ["app", "--model", str(tmp_path)])
     assert bad.exit_code == 2 and "no model.json" in " ".join(bad.output.split())
+
+
+class _NewSchemaPrediction:
+    """A prediction in the speech-aware schema (status, reason, evidence, ...)."""
+
+    def __init__(self, doc: dict) -> None:
+        self.doc = doc
+
+    def to_dict(self) -> dict:
+        return dict(self.doc)
+
+
+@pytest.mark.slow
+def test_app_reads_the_speech_aware_schema(app_env):
+    """``status``/``reason``/``evidence`` of the speech-aware prediction drive the page."""
+    pytest.importorskip("streamlit")
+    import dataclasses
+
+    real = logic.analyse
+    docs = [
+        {"status": "ok", "label": "sad", "confidence": 0.61, "arousal": -0.4, "valence": -0.5,
+         "probabilities": {lab: (0.61 if lab == "sad" else 0.39 / 7) for lab in LABELS},
+         "speech_seconds": 5.5, "n_windows": 3,
+         "evidence": [{"start": 0.0, "end": 2.0, "weight": 1.0, "label": "sad",
+                       "contribution": 0.5},
+                      {"start": 2.5, "end": 4.5, "weight": 1.0, "label": "neutral",
+                       "contribution": 0.1}]},
+        {"status": "no_speech", "reason": "only music was heard", "label": None,
+         "confidence": None, "probabilities": None, "arousal": None, "valence": None,
+         "speech_seconds": 0.0, "n_windows": 0},
+    ]
+
+    def analyse(*args, **kwargs):
+        a = real(*args, **kwargs)
+        return dataclasses.replace(a, prediction=_NewSchemaPrediction(docs[0]))
+
+    app_env.setattr(logic, "analyse", analyse)
+    at = _app().run()
+    at.file_uploader[0].upload("talk.wav", wav(4.5), "audio/wav")
+    at.run()
+    _no_traceback(at)
+    texts = _texts(at)
+    assert f'<span style="color:{EMOTION_COLOURS["sad"]}">Sad</span> · 61%' in texts
+    assert "5.5 s of speech in 3 windows" in texts
+    titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
+    assert "Waveform · why" in titles and "the seconds that drove the answer" in texts
+
+    docs[0] = docs[1]
+    at.file_uploader[0].set_value(("music.wav", wav(4.0, f0=300.0), "audio/wav"))
+    at.run()
+    _no_traceback(at)
+    assert at.warning[0].value == "music.wav: only music was heard"
+    assert not any(_is_probability_chart(c) for c in _charts(at))
+    assert [m.label for m in at.metric] == ["Peak level", "RMS level"]
+    titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
+    assert "Waveform" in titles  # no shading without an emotion
