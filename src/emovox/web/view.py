@@ -192,20 +192,20 @@ def prediction_view(d: Mapping[str, Any]) -> PredictionView:
     if status is None:
         status = Status.NO_SPEECH if d.get("silent") else Status.OK
     reason = d.get("reason")
-    n_windows = d.get("n_windows")
-    common = dict(speech_seconds=_float(d.get("speech_seconds")),
-                  n_windows=int(n_windows) if isinstance(n_windows, (int, float)) else None)
+    n = d.get("n_windows")
+    speech_seconds = _float(d.get("speech_seconds"))
+    n_windows = int(n) if isinstance(n, (int, float)) and math.isfinite(n) else None
     if status is Status.NO_SPEECH:
         return PredictionView(status, str(reason or _NO_SPEECH_REASON), None, None, None, None,
-                              None, **common)  # type: ignore[arg-type]
+                              None, speech_seconds, n_windows)
     probs = d.get("probabilities") or {}
     return PredictionView(
         status=status, reason=str(reason) if reason else None, label=d.get("label"),
         confidence=_float(d.get("confidence")),
         probabilities={str(k): float(v) for k, v in probs.items()} or None,
         arousal=_float(d.get("arousal")), valence=_float(d.get("valence")),
+        speech_seconds=speech_seconds, n_windows=n_windows,
         evidence=[dict(e) for e in (d.get("evidence") or []) if isinstance(e, Mapping)],
-        **common,  # type: ignore[arg-type]
     )
 
 
