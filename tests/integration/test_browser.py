@@ -1,6 +1,8 @@
 """End to end in a real browser: Debian's chromium, driven by Playwright, against
 `emovox app` on a free loopback port. Uploads a clip and sees the prediction, then records
-from the microphone, which Chromium's fake capture device feeds from a wav file. Saves
+from the microphone, which Chromium's fake capture device feeds from a wav file. At phone width
+(390 px) uploads a long recording, checks that nothing overflows horizontally and captures the
+page, the timeline (with its hover tooltip) and the waveform's evidence shading. Saves
 screenshots under the test's tmp dir.
 
 Needs /usr/bin/chromium (Debian package ``chromium``) and the ``playwright`` pip package
@@ -10,7 +12,8 @@ By default the app serves a tiny model trained here. To take real screenshots (e
 ``docs/app.png``), point it at a trained model and a real clip::
 
     EMOVOX_BROWSER_MODEL=src/emovox/data/default_model EMOVOX_BROWSER_CLIP=some.wav \
-    EMOVOX_SCREENSHOT_DIR=/tmp/shots .venv/bin/python -m pytest tests/test_browser.py
+    EMOVOX_BROWSER_LONG_CLIP=long.wav EMOVOX_SCREENSHOT_DIR=/tmp/shots \
+    .venv/bin/python -m pytest tests/integration/test_browser.py
 """
 
 from __future__ import annotations
