@@ -1,4 +1,6 @@
-"""Figures of results: confusion matrix, recall per class, training curves.
+"""Figures of results: confusion matrix, recall per class, training curves, and THE emotion
+palette (:data:`EMOTION_COLOURS`) that every chart of emovox colours emotions with (the web
+app's probability bars, timeline, waveform evidence and arousal/valence chart included).
 
 The ``*_figure`` functions build a :class:`matplotlib.figure.Figure` without pyplot (no
 global state: safe in threads and in the web app); the ``plot_*`` functions save one as a
@@ -12,6 +14,31 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from emovox.labels import Emotion
+
+#: One colour per emotion, used by every chart (matplotlib and the web app's Vega-Lite charts).
+#: Distinct hues, each at least 3:1 contrast on white so an emotion's name can be written in
+#: its colour. Confidence is never shown by changing the hue (use text or opacity).
+EMOTION_COLOURS: dict[str, str] = {
+    Emotion.NEUTRAL.value: "#6e6e6e",
+    Emotion.CALM.value: "#2b8cbe",
+    Emotion.HAPPY.value: "#b8860b",
+    Emotion.SAD.value: "#1f4e9c",
+    Emotion.ANGRY.value: "#d62828",
+    Emotion.FEARFUL.value: "#8e44ad",
+    Emotion.DISGUST.value: "#2e8b57",
+    Emotion.SURPRISED.value: "#d95f02",
+}
+#: Colour of anything that is not an emotion (silence, no speech, unknown labels).
+NO_EMOTION_COLOUR = "#b0b0b0"
+
+
+def emotion_colour(label: str | None) -> str:
+    """The palette colour of ``label`` (:data:`NO_EMOTION_COLOUR` for None or an unknown
+    label such as ``silence``)."""
+    return EMOTION_COLOURS.get(str(label), NO_EMOTION_COLOUR) if label is not None \
+        else NO_EMOTION_COLOUR
 
 
 def confusion_figure(
@@ -44,11 +71,12 @@ def recall_figure(
     recall: Mapping[str, float], title: str = "",
     *, figsize: tuple[float, float] = (7, 3.5), dpi: int = 110,
 ) -> Figure:
-    """Per-class recall (%) as a bar chart, with the chance level."""
+    """Per-class recall (%) as a bar chart (each bar in its emotion's colour), with the
+    chance level."""
     fig = Figure(figsize=figsize, dpi=dpi)
     ax = fig.add_subplot()
     names = list(recall)
-    ax.bar(names, [float(recall[k]) for k in names], color="#4472c4")
+    ax.bar(names, [float(recall[k]) for k in names], color=[emotion_colour(k) for k in names])
     if names:
         ax.axhline(100.0 / len(names), color="grey", ls="--", lw=1, label="chance")
         ax.legend(loc="upper right")
@@ -99,6 +127,6 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None
 
 
 __all__ = [
-    "confusion_figure", "curves_figure", "plot_confusion", "plot_curves", "plot_recall",
-    "recall_figure",
+    "EMOTION_COLOURS", "NO_EMOTION_COLOUR", "confusion_figure", "curves_figure", "emotion_colour",
+    "plot_confusion", "plot_curves", "plot_recall", "recall_figure",
 ]

@@ -1,6 +1,8 @@
 """End to end in a real browser: Debian's chromium, driven by Playwright, against
 `emovox app` on a free loopback port. Uploads a clip and sees the prediction, then records
-from the microphone, which Chromium's fake capture device feeds from a wav file. Saves
+from the microphone, which Chromium's fake capture device feeds from a wav file. At phone width
+(390 px) uploads a long recording, checks that nothing overflows horizontally and captures the
+page, the timeline (with its hover tooltip) and the waveform's evidence shading. Saves
 screenshots under the test's tmp dir.
 
 Needs /usr/bin/chromium (Debian package ``chromium``) and the ``playwright`` pip package
@@ -10,7 +12,8 @@ By default the app serves a tiny model trained here. To take real screenshots (e
 ``docs/app.png``), point it at a trained model and a real clip::
 
     EMOVOX_BROWSER_MODEL=src/emovox/data/default_model EMOVOX_BROWSER_CLIP=some.wav \
-    EMOVOX_SCREENSHOT_DIR=/tmp/shots .venv/bin/python -m pytest tests/test_browser.py
+    EMOVOX_BROWSER_LONG_CLIP=long.wav EMOVOX_SCREENSHOT_DIR=/tmp/shots \
+    .venv/bin/python -m pytest tests/integration/test_browser.py
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from emovox.labels import LABELS
@@ -41,6 +45,15 @@ pytest.importorskip("playwright.sync_api",
 pytest.importorskip("streamlit", reason="streamlit is not installed (pip install 'emovox[web]')")
 
 pytestmark = pytest.mark.slow  # starts `emovox app` and a headless Chromium
+
+
+def write_long_voice(path: Path, repeats: int = 1) -> Path:
+    """25.5 s per repeat: five 3 s voiced stretches of different pitch with 1.5-3 s of silence
+    between."""
+    parts = []
+    for k, f0 in enumerate((140.0, 260.0, 180.0, 320.0, 200.0) * repeats):
+        parts += [voice(3.0, SR, f0), np.zeros(int((1.5 + 0.75 * (k % 3)) * SR), np.float32)]
+    return write_clip(path, np.concatenate(parts))
 
 
 def write_voice(path: Path, seconds: float, f0: float, sr: int = 48000) -> Path:
@@ -109,6 +122,22 @@ def _idle(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=30_000)
 
 
+# Counts DOM changes during which the "Analysing" spinner is shown, and those during which the
+# previous clip's caption ("<old name> · <seconds> s") or the empty page's prompt is still shown.
+_WATCH_SPINNER_JS = """(old) => {
+  window.__emovoxWatch = {spinner: 0, both: 0};
+  const check = () => {
+    const text = document.body.innerText;
+    if (!text.includes('Analysing')) return;
+    window.__emovoxWatch.spinner += 1;
+    if (text.includes(old + ' · ') || text.includes('Upload a recording or record your voice'))
+      window.__emovoxWatch.both += 1;
+  };
+  new MutationObserver(check).observe(document.body,
+                                      {childList: true, subtree: true, characterData: true});
+}"""
+
+
 def test_upload_and_microphone_in_chromium(app_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -139,6 +168,9 @@ def test_upload_and_microphone_in_chromium(app_url, tmp_path):
             expect(page.get_by_text(re.compile(r"^(high|medium|low) confidence$"))).to_be_visible()
             _idle(page)
             page.screenshot(path=shots / "upload.png")
+            chip = page.locator('[data-testid="stFileChipName"]')
+            expect(chip).to_have_attribute("title", clip.name)
+            page.get_by_role("tab", name="MFCC").click()  # leave another Signal tab open
 
             # 2. record ~2 s from the fake microphone (fed from mic.wav)
             page.get_by_role("button", name="Record").click()
@@ -148,9 +180,17 @@ def test_upload_and_microphone_in_chromium(app_url, tmp_path):
             stop.click()
             page.get_by_text(re.compile(r"audio\.wav · \d+\.\d s")).wait_for()
             expect(page.get_by_role("heading", name=prediction)).to_be_visible()
-            expect(page.get_by_text("is silent")).to_have_count(0)  # the fake mic had a voice
+            expect(page.get_by_text("no voice")).to_have_count(0)  # the fake mic had a voice
             _idle(page)
             page.screenshot(path=shots / "recording.png")
+            # a new clip: fresh Signal tabs, exactly one selected (Waveform)
+            signal = page.get_by_role("tablist").filter(has=page.get_by_role("tab", name="MFCC"))
+            expect(signal).to_have_count(1)
+            selected = signal.get_by_role("tab", selected=True)
+            expect(selected).to_have_count(1)
+            expect(selected).to_have_text("Waveform")
+            # the uploader no longer shows the uploaded file's name
+            expect(page.locator('[data-testid="stFileChipName"]')).to_have_count(0)
 
             assert page.locator('[data-testid="stException"]').count() == 0
             assert "Traceback" not in page.inner_text("body")
@@ -159,5 +199,95 @@ def test_upload_and_microphone_in_chromium(app_url, tmp_path):
 
     for name in ("upload.png", "recording.png"):
         assert (shots / name).stat().st_size > 20_000
+    if os.environ.get("EMOVOX_SCREENSHOT_DIR"):
+        shutil.copytree(shots, os.environ["EMOVOX_SCREENSHOT_DIR"], dirs_exist_ok=True)
+
+
+# Elements wider than the viewport or reaching past its right edge (hidden ones have no box).
+_OVERFLOW_JS = """() => {
+  const w = window.innerWidth, out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const r = el.getBoundingClientRect();
+    if (r.width > w + 1 || r.right > w + 1) {
+      const id = el.getAttribute('data-testid') || el.className;
+      out.push(`${el.tagName}.${id} ${r.left | 0}..${r.right | 0}`);
+    }
+  }
+  return {scroll: document.documentElement.scrollWidth, inner: w, over: out.slice(0, 15)};
+}"""
+
+
+def test_phone_width_timeline_and_evidence(app_url, tmp_path):
+    """At 390 px (a phone) nothing overflows horizontally; then, wider, the timeline (with a
+    hover tooltip) and the waveform with its shading are captured (docs/web-*.png)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    clip = Path(os.environ.get("EMOVOX_BROWSER_LONG_CLIP") or
+                write_long_voice(tmp_path / "long voice.wav"))
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=["--no-sandbox", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844},
+                                    device_scale_factor=2)
+            page.set_default_timeout(60_000)
+            page.goto(app_url)
+            page.get_by_text("Upload a recording or record your voice").wait_for()
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(clip)
+            page.get_by_text(re.compile(r"Dominant emotion")).wait_for()
+            _idle(page)
+            charts = page.locator('[data-testid="stVegaLiteChart"]')
+            expect(charts).to_have_count(4)  # probabilities, level, waveform, timeline
+            page.wait_for_timeout(1500)  # let Vega lay the charts out at this width
+            found = page.evaluate(_OVERFLOW_JS)
+            assert found["scroll"] <= found["inner"], found
+            assert found["over"] == [], found
+            # the page scrolls inside Streamlit's main section: a tall viewport shows it all
+            height = page.evaluate(
+                "() => document.querySelector('[data-testid=stMain]').scrollHeight")
+            page.set_viewport_size({"width": 390, "height": min(int(height) + 40, 6000)})
+            page.wait_for_timeout(1000)
+            found = page.evaluate(_OVERFLOW_JS)
+            assert found["scroll"] <= found["inner"] and found["over"] == [], found
+            page.screenshot(path=shots / "web-phone.png")
+
+            page.set_viewport_size({"width": 1000, "height": 2400})
+            page.wait_for_timeout(1500)
+            _idle(page)
+            timeline, waveform = charts.nth(3), charts.nth(2)
+            timeline.scroll_into_view_if_needed()
+            box = timeline.bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.35)
+            tip = page.locator("#vg-tooltip-element")
+            tip.wait_for(state="visible", timeout=5000)
+            expect(tip).to_contain_text("confidence")
+            page.screenshot(path=shots / "web-timeline.png", clip={
+                "x": 0, "y": box["y"] - 60, "width": 1000, "height": box["height"] + 260})
+            page.mouse.move(1, 1)
+            waveform.scroll_into_view_if_needed()
+            box = waveform.bounding_box()
+            page.screenshot(path=shots / "web-evidence.png", clip={
+                "x": 0, "y": box["y"] - 70, "width": 1000, "height": box["height"] + 110})
+
+            # a second long upload: "Analysing…" (shown after 0.5 s) never sits above the
+            # previous answer, which is gone as soon as the new analysis starts
+            page.evaluate(_WATCH_SPINNER_JS, clip.name)
+            again = (shutil.copyfile(clip, tmp_path / "again.wav")
+                     if os.environ.get("EMOVOX_BROWSER_LONG_CLIP")  # 51 s: analysed > 0.5 s
+                     else write_long_voice(tmp_path / "again.wav", repeats=2))
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(again)
+            page.get_by_text(re.compile(r"again\.wav · \d+\.\d s")).wait_for()
+            _idle(page)
+            watched = page.evaluate("() => window.__emovoxWatch")
+            assert watched["spinner"] > 0, watched  # the analysis was seen running
+            assert watched["both"] == 0, watched  # ...never above the old answer
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            browser.close()
+
+    for name in ("web-phone.png", "web-timeline.png", "web-evidence.png"):
+        assert (shots / name).stat().st_size > 10_000
     if os.environ.get("EMOVOX_SCREENSHOT_DIR"):
         shutil.copytree(shots, os.environ["EMOVOX_SCREENSHOT_DIR"], dirs_exist_ok=True)

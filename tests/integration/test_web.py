@@ -3,10 +3,14 @@ bad files, limits, no tracebacks), the serving logic it uses and `emovox app`.""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
 from emovox.errors import AudioTooLong, EmptyAudio
 from emovox.labels import LABELS
+from emovox.plots import EMOTION_COLOURS
 from emovox.serving import service as logic
 from signals import clip_bytes, voice
 
@@ -77,6 +81,15 @@ def _no_traceback(at) -> None:
     assert len(at.exception) == 0, [e.value for e in at.exception]
 
 
+def _charts(at) -> list[dict]:
+    """The Vega-Lite specs of the page's Altair charts."""
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def _is_probability_chart(spec: dict) -> bool:
+    return '"probability"' in json.dumps(spec) and "predicted" in json.dumps(spec)
+
+
 @pytest.mark.slow
 def test_app_upload_record_and_bad_file(app_env):
     pytest.importorskip("streamlit")
@@ -94,11 +107,20 @@ def test_app_upload_record_and_bad_file(app_env):
     _no_traceback(at)
     assert not at.error
     texts = _texts(at)
-    assert any(f":{c}[" in texts for c in ("green", "orange", "red"))
-    assert "confidence]" in texts and "long voice.wav · 7.0 s" in texts
-    assert [m.label for m in at.metric] == ["Arousal", "Valence"]
+    heading = next(m.value for m in at.markdown if m.value.startswith("## "))
+    label = heading.split(">")[1].split("<")[0].lower()
+    assert f'<span style="color:{EMOTION_COLOURS[label]}">' in heading  # the emotion's colour
+    assert not any(f":{c}[" in texts for c in ("green", "orange", "red"))  # not confidence's
+    assert ":gray-badge[" in texts and "confidence]" in texts
+    assert "long voice.wav · 7.0 s" in texts
+    assert [m.label for m in at.metric] == ["Arousal", "Valence", "Peak level", "RMS level"]
+    assert at.metric[2].value == "-10.5 dBFS" and not at.warning  # voice(): peak 0.3
     assert "Dominant emotion" in texts  # 7 s > 5 s: the timeline is shown
     assert [b.label for b in at.download_button] == ["Download the timeline (CSV)"]
+    titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
+    # no evidence in this prediction: the waveform is shaded by the timeline's support
+    assert "Emotion over time" in titles and "Waveform · timeline support" in titles
+    assert sum(_is_probability_chart(c) for c in _charts(at)) == 1
 
     at.file_uploader[0].set_value(("notes.wav", b"this is not audio\n" * 30, "audio/wav"))
     at.run()
@@ -110,8 +132,46 @@ def test_app_upload_record_and_bad_file(app_env):
     _no_traceback(at)
     assert not at.error
     texts = _texts(at)
-    assert "recording.wav · 2.0 s" in texts
+    assert "recording.wav · 2.0 s" in texts and "long voice.wav" not in texts
+    assert at.file_uploader[0].value is None  # the uploader no longer names the old file
     assert "Dominant emotion" not in texts and not at.download_button
+
+    at.file_uploader[0].upload("again.wav", wav(2.0, f0=150.0), "audio/wav")
+    at.run()
+    _no_traceback(at)
+    assert at.audio_input[0].value is None  # and a new upload empties the recorder
+    assert "again.wav · 2.0 s" in _texts(at)
+
+
+@pytest.mark.slow
+def test_app_no_speech_quiet_and_clipped(app_env):
+    pytest.importorskip("streamlit")
+    at = _app().run()
+    at.file_uploader[0].upload("silence.wav", clip_bytes(np.zeros(2 * SR, np.float32), SR,
+                                                         "WAV", "PCM_16"), "audio/wav")
+    at.run()
+    _no_traceback(at)
+    assert "silence.wav" in at.warning[0].value and "no voice" in at.warning[0].value
+    assert not any(m.value.startswith("## ") for m in at.markdown)  # no emotion
+    assert not any(_is_probability_chart(c) for c in _charts(at))  # no probability chart
+    assert [m.label for m in at.metric] == ["Peak level", "RMS level"]  # no arousal/valence
+    assert at.metric[0].value == "-∞ dBFS"
+    assert len(at.image) == 2 + 2  # spectrogram + MFCC; no arousal/valence chart
+
+    quiet = clip_bytes(voice(2.0) * 0.05, SR, "WAV", "PCM_16")  # peak -36.5 dBFS
+    at.file_uploader[0].set_value(("quiet.wav", quiet, "audio/wav"))
+    at.run()
+    _no_traceback(at)
+    assert any("very quiet" in w.value for w in at.warning)
+    assert any(m.value.startswith("## ") for m in at.markdown)  # a voice, however quiet
+
+    loud = np.clip(voice(2.0) * 10, -1, 1)
+    at.file_uploader[0].set_value(("loud.wav", clip_bytes(loud, SR, "WAV", "PCM_16"),
+                                   "audio/wav"))
+    at.run()
+    _no_traceback(at)
+    assert [w.value for w in at.warning if "clipped" in w.value]
+    assert not any("very quiet" in w.value for w in at.warning)
 
 
 def test_app_limits_and_failures(app_env, tiny_model):
@@ -120,12 +180,14 @@ def test_app_limits_and_failures(app_env, tiny_model):
     at.file_uploader[0].upload("big.wav", wav(40.0), "audio/wav")  # 1.28 MB > 1 MB
     at.run()
     _no_traceback(at)
-    assert "upload limit" in at.error[0].value
+    assert "1 MB upload limit of this app" in at.error[0].value
+    assert "raise" not in at.error[0].value and "shorter" in at.error[0].value
 
     at.file_uploader[0].set_value(("long.wav", wav(25.0), "audio/wav"))  # 0.8 MB, 25 s > 20 s
     at.run()
     _no_traceback(at)
     assert "longer than the 20 s limit" in at.error[0].value
+    assert "raise" not in at.error[0].value and "Trim it" in at.error[0].value
 
     def boom(*a, **k):
         raise RuntimeError("secret internals")
@@ -183,3 +245,59 @@ def test_app_command(tiny_model, monkeypatch, tmp_path):
 
     bad = CliRunner().invoke(app, ["app", "--model", str(tmp_path)])
     assert bad.exit_code == 2 and "no model.json" in " ".join(bad.output.split())
+
+
+class _NewSchemaPrediction:
+    """A prediction in the speech-aware schema (status, reason, evidence, ...)."""
+
+    def __init__(self, doc: dict) -> None:
+        self.doc = doc
+
+    def to_dict(self) -> dict:
+        return dict(self.doc)
+
+
+@pytest.mark.slow
+def test_app_reads_the_speech_aware_schema(app_env):
+    """``status``/``reason``/``evidence`` of the speech-aware prediction drive the page."""
+    pytest.importorskip("streamlit")
+    import dataclasses
+
+    real = logic.analyse
+    docs = [
+        {"status": "ok", "label": "sad", "confidence": 0.61, "arousal": -0.4, "valence": -0.5,
+         "probabilities": {lab: (0.61 if lab == "sad" else 0.39 / 7) for lab in LABELS},
+         "speech_seconds": 5.5, "n_windows": 3,
+         "evidence": [{"start": 0.0, "end": 2.0, "weight": 1.0, "label": "sad",
+                       "contribution": 0.5},
+                      {"start": 2.5, "end": 4.5, "weight": 1.0, "label": "neutral",
+                       "contribution": 0.1}]},
+        {"status": "no_speech", "reason": "only music was heard", "label": None,
+         "confidence": None, "probabilities": None, "arousal": None, "valence": None,
+         "speech_seconds": 0.0, "n_windows": 0},
+    ]
+
+    def analyse(*args, **kwargs):
+        a = real(*args, **kwargs)
+        return dataclasses.replace(a, prediction=_NewSchemaPrediction(docs[0]))
+
+    app_env.setattr(logic, "analyse", analyse)
+    at = _app().run()
+    at.file_uploader[0].upload("talk.wav", wav(4.5), "audio/wav")
+    at.run()
+    _no_traceback(at)
+    texts = _texts(at)
+    assert f'<span style="color:{EMOTION_COLOURS["sad"]}">Sad</span> · 61%' in texts
+    assert "5.5 s of speech in 3 windows" in texts
+    titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
+    assert "Waveform · why" in titles and "the seconds that drove the answer" in texts
+
+    docs[0] = docs[1]
+    at.file_uploader[0].set_value(("music.wav", wav(4.0, f0=300.0), "audio/wav"))
+    at.run()
+    _no_traceback(at)
+    assert at.warning[0].value == "music.wav: only music was heard"
+    assert not any(_is_probability_chart(c) for c in _charts(at))
+    assert [m.label for m in at.metric] == ["Peak level", "RMS level"]
+    titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
+    assert "Waveform" in titles  # no shading without an emotion

@@ -1,7 +1,9 @@
 """The emovox web app: ``emovox app`` runs the Streamlit script :mod:`emovox.web.app`.
 
-Owns the Streamlit page (:mod:`emovox.web.app`), its figures (:mod:`emovox.web.figures`)
-and the command that starts it. What the app shares with the REST API (settings, analysis
+Owns the Streamlit page (:mod:`emovox.web.app`), what it shows as pure functions without
+Streamlit (:mod:`emovox.web.view`: recording level, prediction status, timeline bands, error
+wording; :mod:`emovox.web.charts`: Altair charts; :mod:`emovox.web.figures`: matplotlib
+figures) and the command that starts it. What the app shares with the REST API (settings, analysis
 of a clip, error wording, the model card) lives in :mod:`emovox.serving.service`.
 
 May import: serving, plots and the floors below (artifact, audio, features, affect, labels,

@@ -3,9 +3,11 @@
 ``EMOVOX_MODEL`` (model folder, default the bundled model), ``EMOVOX_MAX_UPLOAD_MB`` (25),
 ``EMOVOX_MAX_DURATION_S`` (600) and ``EMOVOX_BACKEND`` (auto).
 
-Two tabs: *Analyse a voice* (upload or record a clip: player, waveform, log-mel
-spectrogram, MFCCs, predicted emotion with colour-coded confidence, all probabilities,
-derived arousal/valence, and for longer recordings an emotion timeline with CSV download)
+Two tabs: *Analyse a voice* (upload or record a clip: player, predicted emotion in its
+palette colour with its confidence, all probabilities, derived arousal/valence, peak and RMS
+level in dBFS with quiet/clipped warnings, true-scale waveform with the seconds that drove the
+answer shaded, log-mel spectrogram, MFCCs, and for longer recordings an emotion timeline with
+CSV download; a recording without speech shows the reason only)
 and *Model card* (speaker-independent cross-validation metrics, confusion matrix, per-class
 recall, MODEL_CARD.md). The logic lives in :mod:`emovox.serving.service`; every error is shown as
 a message, never as a traceback.
@@ -14,6 +16,7 @@ a message, never as a traceback.
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import logging
 import math
@@ -22,9 +25,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from emovox.plots import emotion_colour
 from emovox.serving import service
-from emovox.serving.timeline import SILENCE
-from emovox.web import figures
+from emovox.web import charts, figures, view
 
 log = logging.getLogger("emovox.web")
 
@@ -55,90 +58,99 @@ def _png(kind: str, model_id: str, _payload: object) -> bytes:
     return buf.getvalue()
 
 
-def _set_active(which: str) -> None:
-    st.session_state["emovox_active"] = which
+def _clear_other(which: str) -> None:
+    """A new upload empties the recorder and a new recording empties the uploader (a widget is
+    emptied by giving it a fresh key), so the page never names a clip it is not analysing."""
+    other = "record" if which == "upload" else "upload"
+    st.session_state[f"emovox_{other}_n"] = st.session_state.get(f"emovox_{other}_n", 0) + 1
 
 
 def _choose_input(settings: service.Settings):
-    """The uploader and the recorder side by side; the one changed last is analysed."""
+    """The uploader and the recorder side by side; only the one used last holds a clip."""
     left, right = st.columns(2)
     with left:
         upload = st.file_uploader(
             f"Upload a recording ({', '.join(service.AUDIO_TYPES)}; "
             f"up to {settings.max_upload_mb:g} MB, {settings.max_duration_s:g} s)",
-            type=list(service.AUDIO_TYPES), key="upload", on_change=_set_active,
-            args=("upload",), max_upload_size=max(1, math.ceil(settings.max_upload_mb)),
+            type=list(service.AUDIO_TYPES),
+            key=f"upload-{st.session_state.get('emovox_upload_n', 0)}",
+            on_change=_clear_other, args=("upload",),
+            max_upload_size=max(1, math.ceil(settings.max_upload_mb)),
         )
     with right:
-        recording = st.audio_input("…or record from the microphone", key="record",
-                                   on_change=_set_active, args=("record",))
-    active = st.session_state.get("emovox_active")
-    if active == "record" and recording is not None:
-        return recording
-    if active == "upload" and upload is not None:
-        return upload
+        recording = st.audio_input(
+            "…or record from the microphone",
+            key=f"record-{st.session_state.get('emovox_record_n', 0)}",
+            on_change=_clear_other, args=("record",))
     return upload if upload is not None else recording
 
 
-def _analysis(predictor, settings: service.Settings, data: bytes, name: str) -> service.Analysis:
-    """:func:`service.analyse`, remembered per session for the current clip (reruns caused by
-    other widgets do not recompute it)."""
-    key = (hashlib.sha256(data).hexdigest(), name, predictor.model_id)
+def _analysis(predictor, settings: service.Settings, data: bytes, name: str
+              ) -> tuple[service.Analysis, view.SignalLevel, str]:
+    """:func:`service.analyse` and the recording's level (at its own sample rate, so clipping
+    is seen as recorded), remembered per session for the current clip (reruns caused by other
+    widgets do not recompute it). Also returns the clip's digest."""
+    from emovox.audio import load_audio, probe
+
+    digest = hashlib.sha256(data).hexdigest()
+    key = (digest, name, predictor.model_id)
     cached = st.session_state.get("emovox_analysis")
     if cached is not None and cached[0] == key:
         return cached[1]
-    with st.spinner("Analysing…"):
+    with st.spinner(f"Analysing {service.display_name(name)}…", show_time=True):
         result = service.analyse(predictor, data, name, max_bytes=settings.max_bytes,
-                               max_duration=settings.max_duration_s)
-    st.session_state["emovox_analysis"] = (key, result)
-    return result
+                                 max_duration=settings.max_duration_s)
+        native = load_audio(bytes(data), sr=probe(bytes(data), filename=name).sr,
+                            max_duration=settings.max_duration_s, filename=name)
+        level = view.signal_level(native.wave)
+    st.session_state["emovox_analysis"] = (key, (result, level, digest))
+    return result, level, digest
 
 
-def probability_chart(p, level: service.ConfidenceLevel):
-    """Horizontal bars of the eight probabilities on a 0-100 % axis; the predicted emotion
-    in the colour of its confidence level."""
-    import altair as alt
-    import pandas as pd
-
-    df = pd.DataFrame({"emotion": list(p.probabilities),
-                       "probability": [float(v) for v in p.probabilities.values()]})
-    colour = "#9e9e9e" if p.silent else level.hex
-    base = alt.Chart(df).encode(
-        y=alt.Y("emotion:N", sort=list(p.probabilities), title=None),
-        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%", title="probability")),
-        tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
-    )
-    bars = base.mark_bar().encode(color=alt.condition(
-        alt.datum.emotion == p.label, alt.value(colour), alt.value("#a9bfe0")))
-    text = base.mark_text(align="left", dx=3).encode(text=alt.Text("probability:Q",
-                                                                  format=".0%"))
-    return (bars + text).properties(height=260)
+def _prediction_dict(prediction) -> dict:
+    return prediction.to_dict() if hasattr(prediction, "to_dict") else dict(prediction)
 
 
-def show_prediction(a: service.Analysis) -> None:
-    p = a.prediction
-    st.subheader("Predicted emotion")
-    if p.silent:
-        st.warning(f"{a.name} is silent (or nearly so): there is no voice to classify.")
-    else:
-        lvl = a.level
-        st.markdown(f"## :{lvl.colour}[{p.label.capitalize()}] · {p.confidence:.0%}")
-        st.markdown(f":{lvl.colour}-badge[{lvl.name} confidence] "
+def _headline(pv: view.PredictionView) -> None:
+    colour = emotion_colour(pv.label)
+    label = html.escape(str(pv.label).capitalize())
+    conf = f" · {pv.confidence:.0%}" if pv.confidence is not None else ""
+    st.markdown(f'## <span style="color:{colour}">{label}</span>{conf}',
+                unsafe_allow_html=True)
+    if pv.confidence is not None:
+        lvl = service.confidence_level(pv.confidence)
+        st.markdown(f":gray-badge[{lvl.name} confidence] "
                     f"(high ≥ {service.HIGH_CONFIDENCE:.0%}, medium "
                     f"{service.MEDIUM_CONFIDENCE:.0%}–{service.HIGH_CONFIDENCE:.0%}, "
                     f"low < {service.MEDIUM_CONFIDENCE:.0%})")
+    if pv.status is view.Status.UNCERTAIN:
+        st.info(pv.reason or "The model is uncertain about this recording: read the "
+                "probabilities below rather than the top emotion alone.")
+    if pv.speech_seconds is not None and pv.n_windows:
+        st.caption(f"Whole recording: {pv.speech_seconds:.1f} s of speech in "
+                   f"{pv.n_windows} window{'s' if pv.n_windows != 1 else ''}.")
+
+
+def show_prediction(a: service.Analysis, pv: view.PredictionView) -> None:
+    st.subheader("Predicted emotion")
+    if not pv.has_emotion:
+        st.warning(f"{a.name}: {pv.reason}")  # no label, no chart, no arousal/valence point
+        return
+    _headline(pv)
     left, right = st.columns([3, 2])
     with left:
         st.caption("Probability of every emotion (calibrated)")
-        st.altair_chart(probability_chart(p, a.level), width="stretch")
+        if pv.probabilities:
+            st.altair_chart(charts.probability_chart(pv.probabilities, pv.label),
+                            width="stretch")
     with right:
-        c1, c2 = st.columns(2)
-        c1.metric("Arousal", f"{p.arousal:+.2f}")
-        c2.metric("Valence", f"{p.valence:+.2f}")
-        st.pyplot(figures.circumplex_figure(p.arousal, p.valence), width=300)
-        st.caption("Arousal and valence are derived from the class probabilities "
-                   "(circumplex mapping), not predicted by the model.")
+        if pv.arousal is not None and pv.valence is not None:
+            c1, c2 = st.columns(2)
+            c1.metric("Arousal", f"{pv.arousal:+.2f}")
+            c2.metric("Valence", f"{pv.valence:+.2f}")
+            st.pyplot(figures.circumplex_figure(pv.arousal, pv.valence), width=300)
+            st.caption("Arousal and valence are derived from the class probabilities "
+                       "(circumplex mapping), not predicted by the model.")
 
 
 def show_player(a: service.Analysis, data: bytes) -> None:
@@ -146,31 +158,50 @@ def show_player(a: service.Analysis, data: bytes) -> None:
     st.caption(f"{a.name} · {a.duration:.1f} s · model {a.model_id}")
 
 
-def show_signal(a: service.Analysis) -> None:
+def show_level(level: view.SignalLevel) -> None:
+    c1, c2 = st.columns(2)
+    c1.metric("Peak level", view.fmt_dbfs(level.peak_dbfs))
+    c2.metric("RMS level", view.fmt_dbfs(level.rms_dbfs))
+    st.altair_chart(charts.level_meter_chart(level), width="stretch")
+    for warning in level.warnings():
+        st.warning(warning)
+
+
+def _evidence(a: service.Analysis, pv: view.PredictionView) -> tuple[list, str, str]:
+    """``(spans, chart title, caption note)`` of the shading over the waveform: the
+    prediction's own ``evidence`` when it has one, else the timeline's support for the
+    predicted emotion, else nothing."""
+    if not pv.has_emotion:
+        return [], "Waveform", ""
+    spans = view.evidence_spans(pv.evidence)
+    if spans:
+        return spans, "Waveform · why", (" Shaded: the seconds that drove the answer, darker "
+                                         "where they weighed more.")
+    if a.timeline is not None and pv.label:
+        bands = view.timeline_bands(a.timeline.to_dict().get("segments") or [])
+        spans = view.timeline_support(bands, pv.label)
+        if spans:
+            return spans, "Waveform · timeline support", (
+                f" Shaded: where the timeline hears {pv.label}, darker where its windows give "
+                f"{pv.label} more probability.")
+    return [], "Waveform", ""
+
+
+def show_signal(a: service.Analysis, pv: view.PredictionView, digest: str) -> None:
     st.subheader("Signal")
-    t_wave, t_mel, t_mfcc = st.tabs(["Waveform", "Log-mel spectrogram", "MFCC"])
+    # A fresh key per clip: a new upload gets fresh tabs with only "Waveform" selected.
+    t_wave, t_mel, t_mfcc = st.tabs(["Waveform", "Log-mel spectrogram", "MFCC"],
+                                    key=f"signal-{digest[:16]}")
     with t_wave:
-        st.pyplot(figures.waveform_figure(*a.envelope))
+        spans, title, note = _evidence(a, pv)
+        st.altair_chart(charts.waveform_chart(*a.envelope, spans, title=title),
+                        width="stretch")
+        st.caption("True scale: ±1 is digital full scale, so a quiet recording looks small."
+                   + note)
     with t_mel:
         st.pyplot(figures.log_mel_figure(a.log_mel, a.frame_seconds))
     with t_mfcc:
         st.pyplot(figures.mfcc_figure(a.mfcc, a.frame_seconds))
-
-
-def timeline_chart(rows: list[dict], labels: list[str]):
-    """Probability of every emotion at the centre of each voiced window, on a 0-100 % axis."""
-    import altair as alt
-    import pandas as pd
-
-    df = pd.DataFrame([{"time (s)": (r["start"] + r["end"]) / 2, "emotion": lab,
-                        "probability": r[lab], "window": f"{r['start']:g}–{r['end']:g} s"}
-                       for r in rows for lab in labels])
-    return alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("time (s):Q"),
-        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        color=alt.Color("emotion:N", sort=labels),
-        tooltip=["window", "emotion", alt.Tooltip("probability:Q", format=".1%")],
-    ).properties(height=280)
 
 
 def show_timeline(a: service.Analysis) -> None:
@@ -178,42 +209,54 @@ def show_timeline(a: service.Analysis) -> None:
 
     tl = a.timeline
     st.subheader("Emotion timeline")
-    summary = tl.summary()
-    st.markdown(
-        f"Dominant emotion: **{summary['dominant']}** · {summary['windows']} windows of "
-        f"{tl.window:g} s every {tl.hop:g} s · {summary['silent_windows']} silent"
-    )
-    rows = service.timeline_rows(tl)
-    voiced = [r for r in rows if r["label"] != SILENCE]
-    if voiced:
-        st.altair_chart(timeline_chart(voiced, list(a.prediction.probabilities)),
-                        width="stretch")
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    doc = tl.to_dict()
+    st.markdown(view.timeline_summary_line(doc.get("summary") or {}, getattr(tl, "window", None),
+                                           getattr(tl, "hop", None)))
+    bands = view.timeline_bands(doc.get("segments") or [])
+    if bands:
+        st.altair_chart(charts.timeline_chart(bands, tl.duration), width="stretch")
+        st.caption("Colour: emotion · opacity: confidence · gaps: silence. Hover a band for "
+                   "every probability of its window.")
+    with st.expander("Every window (table)"):  # 14 columns: scrolls inside, never the page
+        st.dataframe(pd.DataFrame(service.timeline_rows(tl)), hide_index=True)
     st.download_button("Download the timeline (CSV)", service.timeline_csv(tl),
                        file_name=f"{Path(a.name).stem or 'recording'}-timeline.csv",
                        mime="text/csv", key="timeline_csv")
 
 
-def analyse_tab(predictor, settings: service.Settings) -> None:
-    chosen = _choose_input(settings)
-    if chosen is None:
-        st.info("Upload a recording or record your voice to see which emotion it carries.")
-        return
+def _show_result(predictor, settings: service.Settings, chosen) -> None:
     name = chosen.name or "recording.wav"
+    shown = service.display_name(name)
     try:
-        service.check_size(chosen.size, settings.max_bytes, service.display_name(name))
+        service.check_size(chosen.size, settings.max_bytes, shown)
         data = chosen.getvalue()
-        a = _analysis(predictor, settings, data, name)
+        a, level, digest = _analysis(predictor, settings, data, name)
     except Exception as exc:  # the app never shows a traceback
         if not isinstance(exc, service.EmovoxError):
             log.exception("analysis of %s failed", name)
-        st.error(service.user_message(exc))
+        st.error(view.web_error_message(
+            exc, service.user_message(exc), name=shown, max_duration_s=settings.max_duration_s,
+            max_upload_mb=settings.max_upload_mb))
         return
+    pv = view.prediction_view(_prediction_dict(a.prediction))
     show_player(a, data)
-    show_prediction(a)
-    show_signal(a)
+    show_prediction(a, pv)
+    show_level(level)
+    show_signal(a, pv, digest)
     if a.timeline is not None:
         show_timeline(a)
+
+
+def analyse_tab(predictor, settings: service.Settings) -> None:
+    chosen = _choose_input(settings)
+    # Everything about the clip lives in one placeholder: a new clip replaces the old result
+    # at once, so "Analysing…" never sits above the previous answer.
+    out = st.empty()
+    if chosen is None:
+        out.info("Upload a recording or record your voice to see which emotion it carries.")
+        return
+    with out.container():
+        _show_result(predictor, settings, chosen)
 
 
 def model_card_tab(predictor) -> None:

@@ -1,0 +1,343 @@
+"""What the web app shows, as plain data: recording level, the prediction's status, timeline
+segments and the wording of errors. Pure functions (no Streamlit, no plotting), unit-tested.
+
+The prediction is read as a plain dict (``Prediction.to_dict()``), with ``.get`` for the
+fields of the speech-aware schema (``status``, ``reason``, ``speech_seconds``, ``n_windows``,
+``evidence``), so the page works with both the older ``silent`` flag and the newer ``status``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from emovox.errors import AudioTooLong
+from emovox.serving.uploads import UploadTooLarge
+
+__all__ = [
+    "CLIP_LEVEL",
+    "CLIP_RUN",
+    "QUIET_PEAK_DBFS",
+    "PredictionView",
+    "SignalLevel",
+    "Status",
+    "TimelineBand",
+    "evidence_spans",
+    "prediction_view",
+    "signal_level",
+    "timeline_bands",
+    "timeline_summary_line",
+    "timeline_support",
+    "web_error_message",
+]
+
+#: A recording whose loudest sample is below this (dBFS) is called very quiet.
+QUIET_PEAK_DBFS = -30.0
+#: A sample at or above this magnitude (-0.009 dBFS; 16-bit full scale is 32767/32768) is at
+#: full scale.
+CLIP_LEVEL = 0.999
+#: Full-scale samples count as clipping when at least this many follow each other (a clean
+#: peak touches full scale for one or two samples; a clipped one stays there).
+CLIP_RUN = 3
+
+
+# --------------------------------------------------------------------------------------------
+# Recording level
+# --------------------------------------------------------------------------------------------
+
+
+def _dbfs(x: float) -> float:
+    return 20.0 * math.log10(x) if x > 0 else -math.inf
+
+
+@dataclass(frozen=True)
+class SignalLevel:
+    """Level of a waveform at full scale 1.0 (RMS 1.0 = 0 dBFS, so a full-scale sine has
+    RMS -3 dBFS and peak 0 dBFS).
+
+    Attributes:
+        peak_dbfs: loudest sample, dBFS (``-inf`` for digital silence).
+        rms_dbfs: RMS over the whole recording, dBFS (``-inf`` for digital silence).
+        clipped_samples: samples in runs of at least :data:`CLIP_RUN` at full scale.
+        n_samples: length of the waveform.
+    """
+
+    peak_dbfs: float
+    rms_dbfs: float
+    clipped_samples: int
+    n_samples: int
+
+    @property
+    def quiet(self) -> bool:
+        return self.peak_dbfs < QUIET_PEAK_DBFS
+
+    @property
+    def clipped(self) -> bool:
+        return self.clipped_samples > 0
+
+    def warnings(self) -> list[str]:
+        """What to tell the user about the level (empty when it is fine)."""
+        out = []
+        if self.quiet:
+            out.append(
+                f"The recording is very quiet (peak {fmt_dbfs(self.peak_dbfs)}, below "
+                f"{QUIET_PEAK_DBFS:g} dBFS). Quiet recordings are the most common cause of "
+                "wrong answers: speak closer to the microphone or raise its input level.")
+        if self.clipped:
+            share = self.clipped_samples / max(1, self.n_samples)
+            out.append(
+                f"The recording is clipped: {self.clipped_samples:,} samples "
+                f"({share:.2%}) sit at full scale, so the loudest parts are distorted. "
+                "Record with a lower input level.")
+        return out
+
+
+def fmt_dbfs(x: float) -> str:
+    return "-∞ dBFS" if not math.isfinite(x) else f"{x:.1f} dBFS"
+
+
+_BLOCK = 1 << 20  # samples per block: a 10-minute 48 kHz recording needs ~25 MB of scratch
+
+
+def _runs(at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start indices and lengths of the runs of True in ``at``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], at.astype(np.int8), [0]])))
+    return edges[0::2], edges[1::2] - edges[0::2]
+
+
+def signal_level(wave: np.ndarray) -> SignalLevel:
+    """Peak and RMS level (dBFS) and clipping of a mono waveform at full scale 1.0, computed
+    block by block (a run of full-scale samples is followed across blocks)."""
+    x = np.asarray(wave).reshape(-1)
+    if x.size == 0:
+        return SignalLevel(-math.inf, -math.inf, 0, 0)
+    peak, sumsq, clipped, carry = 0.0, 0.0, 0, 0  # carry: a run still open at the block's end
+    for s in range(0, x.size, _BLOCK):
+        block = x[s : s + _BLOCK].astype(np.float64)
+        mag = np.abs(block)
+        peak = max(peak, float(mag.max()))
+        sumsq += float(np.dot(block, block))
+        starts, lengths = _runs(mag >= CLIP_LEVEL)
+        open_end = len(starts) > 0 and starts[-1] + lengths[-1] == len(block)
+        if len(starts) and starts[0] == 0:
+            lengths[0] += carry  # the open run goes on
+        elif carry >= CLIP_RUN:
+            clipped += carry  # the open run ended at the block's edge
+        carry = 0
+        if open_end:
+            carry, lengths = int(lengths[-1]), lengths[:-1]
+        clipped += int(lengths[lengths >= CLIP_RUN].sum())
+    clipped += carry if carry >= CLIP_RUN else 0
+    return SignalLevel(_dbfs(peak), _dbfs(math.sqrt(sumsq / x.size)), clipped, int(x.size))
+
+
+# --------------------------------------------------------------------------------------------
+# The prediction
+# --------------------------------------------------------------------------------------------
+
+
+class Status(str, Enum):
+    """The prediction's status (the speech-aware schema's ``status``)."""
+
+    OK = "ok"
+    UNCERTAIN = "uncertain"
+    NO_SPEECH = "no_speech"
+
+
+_NO_SPEECH_REASON = "No speech was found in this recording: there is no voice to classify."
+
+
+@dataclass(frozen=True)
+class PredictionView:
+    """What the page shows of a prediction. ``label``, ``probabilities``, ``arousal`` and
+    ``valence`` are None when there is no emotion to show (no speech)."""
+
+    status: Status
+    reason: str | None
+    label: str | None
+    confidence: float | None
+    probabilities: dict[str, float] | None
+    arousal: float | None
+    valence: float | None
+    speech_seconds: float | None = None
+    n_windows: int | None = None
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def has_emotion(self) -> bool:
+        return self.status is not Status.NO_SPEECH and self.label is not None
+
+
+def _float(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def prediction_view(d: Mapping[str, Any]) -> PredictionView:
+    """Read a prediction dict: ``status`` (``ok``/``uncertain``/``no_speech``) when present,
+    else ``silent: true`` means no speech. No speech leaves no label, probability or point."""
+    raw = d.get("status")
+    try:
+        status = Status(raw) if raw is not None else None
+    except ValueError:
+        status = None
+    if status is None:
+        status = Status.NO_SPEECH if d.get("silent") else Status.OK
+    reason = d.get("reason")
+    n = d.get("n_windows")
+    speech_seconds = _float(d.get("speech_seconds"))
+    n_windows = int(n) if isinstance(n, (int, float)) and math.isfinite(n) else None
+    if status is Status.NO_SPEECH:
+        return PredictionView(status, str(reason or _NO_SPEECH_REASON), None, None, None, None,
+                              None, speech_seconds, n_windows)
+    probs = d.get("probabilities") or {}
+    return PredictionView(
+        status=status, reason=str(reason) if reason else None, label=d.get("label"),
+        confidence=_float(d.get("confidence")),
+        probabilities={str(k): float(v) for k, v in probs.items()} or None,
+        arousal=_float(d.get("arousal")), valence=_float(d.get("valence")),
+        speech_seconds=speech_seconds, n_windows=n_windows,
+        evidence=[dict(e) for e in (d.get("evidence") or []) if isinstance(e, Mapping)],
+    )
+
+
+def evidence_spans(evidence: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Evidence windows with a positive contribution as ``{start, end, label, contribution,
+    share}`` where ``share`` is the contribution relative to the largest one (0-1]."""
+    rows = []
+    for e in evidence:
+        start, end = _float(e.get("start")), _float(e.get("end"))
+        c = _float(e.get("contribution"))
+        if c is None:
+            c = _float(e.get("weight"))
+        if start is None or end is None or end <= start or c is None or c <= 0:
+            continue
+        rows.append({"start": start, "end": end, "label": e.get("label"), "contribution": c})
+    top = max((r["contribution"] for r in rows), default=0.0)
+    for r in rows:
+        r["share"] = r["contribution"] / top
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Timeline
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineBand:
+    """One drawn band of the timeline chart: ``[start, end)`` seconds, the window it shows."""
+
+    start: float
+    end: float
+    window_start: float
+    window_end: float
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+def _is_silence(seg: Mapping[str, Any]) -> bool:
+    label = seg.get("label")
+    kind = str(seg.get("kind") or seg.get("status") or "").lower()
+    return (label in (None, "", "silence") or kind in ("silence", "gap", "no_speech")
+            or not seg.get("probabilities"))
+
+
+def _minus(start: float, end: float, gaps: Sequence[tuple[float, float]]
+           ) -> list[tuple[float, float]]:
+    """``[start, end)`` without the intervals ``gaps`` (sorted by start)."""
+    pieces = []
+    for g0, g1 in gaps:
+        if g1 <= start or g0 >= end:
+            continue
+        if g0 > start:
+            pieces.append((start, g0))
+        start = max(start, g1)
+        if start >= end:
+            break
+    if end > start:
+        pieces.append((start, end))
+    return pieces
+
+
+def timeline_bands(segments: Sequence[Mapping[str, Any]]) -> list[TimelineBand]:
+    """One band per speech window, silence left out (a gap). Overlapping windows are cut at
+    the midpoint between their centres, so the bands tile the speech without
+    overlapping and each instant shows the window centred nearest to it; the seconds of a
+    silent window (or silence gap) are cut out of its neighbours' bands."""
+    speech = sorted((s for s in segments if not _is_silence(s)), key=lambda s: float(s["start"]))
+    gaps = sorted((float(s["start"]), float(s["end"])) for s in segments if _is_silence(s))
+    centres = [(float(s["start"]) + float(s["end"])) / 2 for s in speech]
+    bands = []
+    for i, s in enumerate(speech):
+        start, end = float(s["start"]), float(s["end"])
+        mid = (centres[i - 1] + centres[i]) / 2 if i > 0 else start
+        if i > 0 and float(speech[i - 1]["end"]) > start:  # overlaps the previous window
+            start = min(max(start, mid), float(speech[i - 1]["end"]))
+        if i + 1 < len(speech) and float(speech[i + 1]["start"]) < end:
+            end = max(min(end, (centres[i] + centres[i + 1]) / 2), float(speech[i + 1]["start"]))
+        probs = {str(k): float(v) for k, v in (s.get("probabilities") or {}).items()}
+        conf = _float(s.get("confidence"))
+        for p0, p1 in _minus(start, end, gaps):
+            bands.append(TimelineBand(p0, p1, float(s["start"]), float(s["end"]),
+                                      str(s["label"]),
+                                      conf if conf is not None else max(probs.values(),
+                                                                        default=0.0),
+                                      probs))
+    return bands
+
+
+def timeline_support(bands: Sequence[TimelineBand], label: str) -> list[dict[str, Any]]:
+    """Where the timeline supports ``label``: each band weighted by its seconds times its
+    probability of ``label``, in the shape of :func:`evidence_spans` (shown over the waveform
+    when the prediction carries no ``evidence`` of its own)."""
+    spans = [{"start": b.start, "end": b.end, "label": label,
+              "contribution": (b.end - b.start) * b.probabilities.get(label, 0.0)}
+             for b in bands]
+    return evidence_spans(spans)
+
+
+def timeline_summary_line(summary: Mapping[str, Any], window: float | None,
+                          hop: float | None) -> str:
+    """One Markdown line about a timeline summary (missing fields are left out)."""
+    parts = []
+    if summary.get("dominant"):
+        parts.append(f"Dominant emotion: **{summary['dominant']}**")
+    n = summary.get("windows")
+    if n is not None:
+        size = f" of {window:g} s every {hop:g} s" if window and hop else ""
+        parts.append(f"{n} windows{size}")
+    speech = _float(summary.get("speech_seconds"))
+    if speech is not None:
+        parts.append(f"{speech:.1f} s of speech")
+    if summary.get("silent_windows") is not None:
+        parts.append(f"{summary['silent_windows']} silent")
+    return " · ".join(parts) or "Emotion timeline"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+def web_error_message(exc: BaseException, default: str, *, name: str, max_duration_s: float,
+                      max_upload_mb: float) -> str:
+    """The web user's wording of a limit error (the limits are the operator's: a web user
+    can only send a shorter file); ``default`` for every other error."""
+    if isinstance(exc, AudioTooLong):
+        return (f"{name} is longer than the {max_duration_s:g} s limit of this app. Trim it, "
+                f"or upload an excerpt of at most {max_duration_s:g} s.")
+    if isinstance(exc, UploadTooLarge):
+        return (f"{name} is larger than the {max_upload_mb:g} MB upload limit of this app. "
+                "Upload a shorter excerpt, or the same recording compressed (MP3, OGG or "
+                "M4A), or record it with the microphone button.")
+    return default

@@ -1,0 +1,197 @@
+"""The web app's pure view logic (emovox.web.view): recording level in dBFS with quiet and
+clipped warnings, the prediction's status (old ``silent`` flag and new ``status`` schema),
+timeline bands and evidence spans, and the wording of limit errors."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from emovox.errors import AudioTooLong, NotAudio
+from emovox.labels import LABELS
+from emovox.serving.uploads import UploadTooLarge
+from emovox.web import view
+from signals import sine, voice
+
+SR = 16000
+
+
+# ------------------------------------------------------------------------------ level
+
+
+@pytest.mark.parametrize("amp_db", [0.0, -6.0, -20.0, -40.0])
+def test_sine_level_is_known(amp_db):
+    amp = 10 ** (amp_db / 20)
+    x = sine(1000.0, 1.0, SR, amp=amp * 0.9999, dtype=np.float64)  # peak just under the level
+    lv = view.signal_level(x)
+    assert lv.peak_dbfs == pytest.approx(amp_db, abs=0.01)
+    assert lv.rms_dbfs == pytest.approx(amp_db - 3.0103, abs=0.01)  # sine: RMS = peak/sqrt 2
+    assert lv.clipped_samples == 0 and not lv.clipped
+    assert lv.quiet is (amp_db < view.QUIET_PEAK_DBFS)
+
+
+def test_square_wave_rms_equals_peak_and_silence_is_minus_infinity():
+    x = np.full(SR, 0.5)
+    x[::2] = -0.5
+    lv = view.signal_level(x)
+    assert lv.peak_dbfs == pytest.approx(lv.rms_dbfs) == pytest.approx(-6.0206, abs=1e-3)
+    zero = view.signal_level(np.zeros(100))
+    assert zero.peak_dbfs == zero.rms_dbfs == -math.inf and zero.quiet
+    assert view.fmt_dbfs(zero.peak_dbfs) == "-∞ dBFS" and view.fmt_dbfs(-12.34) == "-12.3 dBFS"
+    empty = view.signal_level(np.zeros(0))
+    assert empty.n_samples == 0 and empty.quiet and not empty.clipped
+
+
+def test_clipping_is_runs_at_full_scale_not_a_clean_peak():
+    overdriven = np.clip(sine(200.0, 1.0, SR, amp=2.0, dtype=np.float64), -1, 1)
+    lv = view.signal_level(overdriven)
+    # |sin| >= 0.5 for two thirds of each period: two thirds of the samples sit at +-1
+    assert lv.clipped and lv.clipped_samples / lv.n_samples == pytest.approx(2 / 3, abs=0.02)
+    assert lv.peak_dbfs == pytest.approx(0.0)
+    warnings = lv.warnings()
+    assert len(warnings) == 1 and "clipped" in warnings[0]
+    clean = np.zeros(1000)
+    clean[500] = 1.0  # one full-scale sample (a normalised peak), and a pair
+    clean[700:702] = -1.0
+    assert view.signal_level(clean).clipped_samples == 0
+    clean[100:103] = 1.0  # three in a row: clipped
+    assert view.signal_level(clean).clipped_samples == 3
+
+
+def test_level_is_computed_in_blocks_with_runs_across_block_edges(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.5, 0.5, 10_000)
+    x[998:1001] = 1.0  # a run of 3 across the edge at 1000
+    x[1999:2001] = -1.0  # a run of 2 across the edge at 2000: not clipping
+    x[2990:3010] = 1.0  # a run of 20 in the middle of a block
+    x[-2:] = 1.0  # a run of 2 at the very end
+    whole = view.signal_level(x)
+    monkeypatch.setattr(view, "_BLOCK", 1000)
+    blocked = view.signal_level(x)
+    assert whole.clipped_samples == blocked.clipped_samples == 3 + 20
+    assert blocked.peak_dbfs == whole.peak_dbfs == 0.0
+    assert blocked.rms_dbfs == pytest.approx(whole.rms_dbfs, abs=1e-9)
+    x[-3:] = 1.0  # now 3 at the very end
+    assert view.signal_level(x).clipped_samples == 26
+    x = np.ones(3500)  # one run through every block
+    assert view.signal_level(x).clipped_samples == 3500
+
+
+def test_quiet_voice_warns_and_normal_voice_does_not():
+    loud = view.signal_level(voice(2.0, SR))  # peak 0.3 = -10.5 dBFS
+    assert loud.peak_dbfs == pytest.approx(20 * math.log10(0.3), abs=0.05)
+    assert loud.warnings() == []
+    quiet = view.signal_level(voice(2.0, SR) * 0.05)  # peak -36.5 dBFS
+    assert quiet.quiet and not quiet.clipped
+    assert len(quiet.warnings()) == 1 and "very quiet" in quiet.warnings()[0]
+
+
+# ------------------------------------------------------------------------------ prediction
+
+PROBS = {lab: (0.65 if lab == "angry" else 0.05) for lab in LABELS}
+
+
+def test_old_schema_ok_and_silent():
+    ok = view.prediction_view({"label": "angry", "confidence": 0.65, "probabilities": PROBS,
+                               "arousal": 0.5, "valence": -0.4, "silent": False})
+    assert ok.status is view.Status.OK and ok.has_emotion and ok.label == "angry"
+    assert ok.probabilities == PROBS and ok.arousal == 0.5 and ok.evidence == []
+    silent = view.prediction_view({"label": "sad", "confidence": 0.4, "probabilities": PROBS,
+                                   "arousal": -0.2, "valence": -0.1, "silent": True})
+    assert silent.status is view.Status.NO_SPEECH and not silent.has_emotion
+    assert silent.label is silent.probabilities is silent.arousal is silent.valence is None
+    assert "no voice" in silent.reason
+
+
+def test_new_schema_no_speech_uncertain_and_evidence():
+    ns = view.prediction_view({"status": "no_speech", "reason": "only music was heard",
+                               "label": None, "probabilities": None, "speech_seconds": 0.0,
+                               "n_windows": 0})
+    assert ns.status is view.Status.NO_SPEECH and ns.reason == "only music was heard"
+    assert ns.probabilities is None and ns.arousal is None and not ns.has_emotion
+    ev = [{"start": 0.0, "end": 3.0, "weight": 1.0, "label": "angry", "contribution": 0.2},
+          {"start": 3.0, "end": 6.0, "weight": 1.0, "label": "sad", "contribution": 0.4},
+          {"start": 6.0, "end": 9.0, "weight": 0.5, "label": "sad", "contribution": 0.0}]
+    un = view.prediction_view({"status": "uncertain", "reason": "close call", "label": "sad",
+                               "confidence": 0.31, "probabilities": PROBS, "arousal": 0.1,
+                               "valence": 0.0, "speech_seconds": 8.5, "n_windows": 3,
+                               "evidence": ev})
+    assert un.status is view.Status.UNCERTAIN and un.has_emotion and un.reason == "close call"
+    assert un.speech_seconds == 8.5 and un.n_windows == 3 and len(un.evidence) == 3
+    spans = view.evidence_spans(un.evidence)
+    assert [(s["start"], s["share"]) for s in spans] == [(0.0, 0.5), (3.0, 1.0)]  # 0 dropped
+    assert view.prediction_view({"status": "strange", "label": "sad",
+                                 "probabilities": PROBS}).status is view.Status.OK
+    assert view.evidence_spans([{"start": 2, "end": 1, "contribution": 1}]) == []
+
+
+# ------------------------------------------------------------------------------ timeline
+
+
+def _segment(start, end, label="happy", conf=0.8):
+    if label == "silence":
+        return {"start": start, "end": end, "label": "silence", "confidence": 1.0,
+                "probabilities": {}}
+    return {"start": start, "end": end, "label": label, "confidence": conf,
+            "probabilities": {lab: (conf if lab == label else 0.01) for lab in LABELS}}
+
+
+def test_bands_tile_overlapping_windows_and_leave_silence_as_gaps():
+    segs = [_segment(0, 3), _segment(1.5, 4.5, "sad"), _segment(3, 6, "silence"),
+            _segment(6, 9, "angry"), _segment(7.5, 10.5, "angry", 0.4)]
+    bands = view.timeline_bands(segs)
+    assert [b.label for b in bands] == ["happy", "sad", "angry", "angry"]
+    got = [x for b in bands for x in (b.start, b.end)]
+    # the sad window is cut where the silent window 3-6 s starts
+    assert got == pytest.approx([0, 2.25, 2.25, 3.0, 6, 8.25, 8.25, 10.5])
+    assert all(a.end <= b.start for a, b in zip(bands, bands[1:], strict=False))
+    assert (bands[1].window_start, bands[1].window_end) == (1.5, 4.5)
+    assert bands[3].confidence == 0.4 and bands[3].probabilities["angry"] == 0.4
+    gap = {"start": 4.5, "end": 6.0, "kind": "silence", "label": None, "probabilities": None}
+    assert view.timeline_bands([gap]) == []
+
+
+def test_timeline_support_weighs_seconds_by_probability():
+    segs = [_segment(0, 2, "angry", 0.9), _segment(2, 3, "angry", 0.6), _segment(3, 5, "sad"),
+            _segment(5, 6, "silence")]
+    spans = view.timeline_support(view.timeline_bands(segs), "angry")
+    assert [(s["start"], s["end"]) for s in spans] == [(0, 2), (2, 3), (3, 5)]
+    assert [s["contribution"] for s in spans] == pytest.approx([1.8, 0.6, 0.02])
+    assert [s["share"] for s in spans] == pytest.approx([1.0, 1 / 3, 0.02 / 1.8])
+    assert all(s["label"] == "angry" for s in spans)
+
+
+def test_timeline_summary_line_reads_old_and_new_summaries():
+    old = {"dominant": "angry", "windows": 29, "silent_windows": 0}
+    assert view.timeline_summary_line(old, 3.0, 1.5) == \
+        "Dominant emotion: **angry** · 29 windows of 3 s every 1.5 s · 0 silent"
+    new = {"dominant": "sad", "windows": 4, "speech_seconds": 9.25}
+    assert view.timeline_summary_line(new, None, None) == \
+        "Dominant emotion: **sad** · 4 windows · 9.2 s of speech"
+    assert view.timeline_summary_line({}, 3, 1.5) == "Emotion timeline"
+
+
+def test_ten_minute_timeline_bands_are_fast():
+    segs = [_segment(i * 1.5, i * 1.5 + 3, LABELS[i % 8], 0.3 + 0.6 * (i % 5) / 4)
+            for i in range(400)]
+    t0 = time.perf_counter()
+    bands = view.timeline_bands(segs)
+    assert time.perf_counter() - t0 < 0.5
+    assert len(bands) == 400 and bands[-1].end == pytest.approx(601.5)
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def test_limit_errors_tell_a_web_user_what_they_can_do():
+    kw = dict(name="talk.wav", max_duration_s=600, max_upload_mb=25)
+    long = view.web_error_message(
+        AudioTooLong("talk.wav: is 700 s long, longer than the 600 s limit. Cut it into "
+                     "shorter pieces (or raise the limit)."), "default", **kw)
+    assert "600 s limit" in long and "Trim" in long and "raise" not in long
+    big = view.web_error_message(UploadTooLarge("x (or raise the limit)"), "default", **kw)
+    assert "25 MB upload limit" in big and "shorter" in big and "raise" not in big
+    assert view.web_error_message(NotAudio("talk.wav: not audio"), "default", **kw) == "default"
