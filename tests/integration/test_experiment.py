@@ -128,6 +128,37 @@ def test_fuse_runs_averages_out_of_fold_probabilities(fake_ravdess, fake_cache, 
     assert r.exit_code == 2 and "other test clips" in r.output
 
 
+def test_merged_single_fold_runs_equal_one_run_over_both_folds(fake_ravdess, fake_cache,
+                                                                 tmp_path):
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    def run(folds, name, **params):
+        cfg = cfg_for(fake_ravdess, fake_cache, "egemaps_logreg", **params)
+        cfg.split = SplitConfig(folds=folds, n_val_speakers=1)
+        run_experiment(cfg, tmp_path / name)
+        return tmp_path / name
+
+    both, f0, f1 = run((0, 1), "both"), run((0,), "f0"), run((1,), "f1")
+    r = CliRunner().invoke(app, ["merge", str(f0), str(f1), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    want = json.loads((both / "metrics.json").read_text())
+    got = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert got["summary"] == want["summary"] and got["pooled"] == want["pooled"]
+    assert [f["index"] for f in got["folds"]] == [0, 1]
+    assert got["train_ua_mean"] == pytest.approx(want["train_ua_mean"])
+    assert (tmp_path / "m" / "predictions.csv").read_text().count("\n") == (
+        both / "predictions.csv").read_text().count("\n")
+    # the same fold twice, or another configuration, is refused
+    r = CliRunner().invoke(app, ["merge", str(f0), str(both), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "share folds" in r.output
+    other = run((1,), "f1C", C=0.01)
+    r = CliRunner().invoke(app, ["merge", str(f0), str(other), "--out", str(tmp_path / "y")])
+    assert r.exit_code == 2 and "another configuration" in r.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 def test_validated_c_is_chosen_on_validation_speakers_only():
     from emovox.models.classical import logreg_cv
 

@@ -254,6 +254,24 @@ def fuse(
     render.fusion(res, out)
 
 
+def merge(
+    runs: Annotated[list[Path], typer.Argument(help="Runs of one configuration, other folds.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
+) -> None:
+    """Merge runs of the same configuration over disjoint folds (evaluate --folds K in
+    separate processes) into one run directory."""
+    from emovox.experiment.fuse import merge_runs
+
+    try:
+        res = merge_runs(runs, out)
+    except (*USER_ERRORS, KeyError) as exc:
+        fail(exc)
+    s = res["summary"]["ua"]
+    render.console.print(f"{out}: {res['model']} over folds "
+                         f"{', '.join(str(f['index']) for f in res['folds'])}: "
+                         f"UA {s['mean']:.1f} ± {s['std']:.1f}")
+
+
 def models() -> None:
     """Bundled models (for predict --model) and architectures (for evaluate --model)."""
     from emovox.artifact.paths import DEPRECATED_MODEL_NAMES

@@ -1,8 +1,12 @@
-"""Late fusion of finished cross-validation runs: average the out-of-fold probabilities
-of several run directories clip by clip (fixed weights, never tuned on test speakers).
+"""Combining finished cross-validation runs.
 
-This gives exactly what a fusion model trained fold by fold would give when its members
-are the runs' models (same folds, same seeds), without training anything again.
+* :func:`fuse_runs` -- late fusion: average the out-of-fold probabilities of several run
+  directories clip by clip (fixed weights, never tuned on test speakers). This gives exactly
+  what a fusion model trained fold by fold would give when its members are the runs' models
+  (same folds, same seeds), without training anything again.
+* :func:`merge_runs` -- one run from runs of the same configuration over disjoint folds
+  (``evaluate --folds k`` in separate processes or on separate machines): their predictions
+  and fold records side by side, the summary recomputed over all folds.
 """
 
 from __future__ import annotations
@@ -97,4 +101,70 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     return result
 
 
-__all__ = ["fuse_runs"]
+#: config keys that may differ between the parts of a merged run
+_PART_KEYS = {"folds", "cache_dir", "n_jobs"}
+
+
+def _same_config(configs: list[dict[str, Any]], runs: list[Path]) -> None:
+    def strip(d: Any) -> Any:
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k not in _PART_KEYS}
+        return d
+
+    for r, c in zip(runs[1:], configs[1:], strict=True):
+        if strip(c) != strip(configs[0]):
+            raise ConfigError(f"{r} was run with another configuration than {runs[0]}")
+
+
+def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
+    """Merge runs of one configuration over disjoint folds into the run directory ``out``;
+    returns its metrics.json content (per-fold records kept as they were, summary, pooled
+    metrics and the validation/training UA means over all folds)."""
+    import yaml
+
+    if len(runs) < 2:
+        raise ConfigError("merging needs at least two run directories")
+    check_run_destination(out)
+    records = [read_run(Path(r)) for r in runs]
+    configs = [yaml.safe_load((Path(r) / "config.yaml").read_text()) for r in runs]
+    _same_config(configs, runs)
+    fold_rows = [f for r in records for f in r.metrics["folds"]]
+    indices = [f["index"] for f in fold_rows]
+    if len(set(indices)) != len(indices):
+        raise ConfigError(f"the runs share folds: {sorted(indices)}")
+    rows = [p for r in records for p in _table(r).values()]
+    y = np.array([LABELS.index(p.true) for p in rows])
+    proba = np.array([p.proba for p in rows])
+    folds = np.array([p.fold for p in rows])
+    order = sorted(set(indices))
+    per_fold = [compute_metrics(y[folds == f], proba[folds == f].argmax(1), list(LABELS))
+                for f in order]
+    pooled = compute_metrics(y, proba.argmax(1), list(LABELS))
+    first = records[0].metrics
+
+    def mean_of(key: str) -> float | None:
+        vals = [f.get(key) for f in fold_rows]
+        return float(np.mean(vals)) if all(v is not None for v in vals) else None
+
+    result = {
+        **{k: v for k, v in first.items() if k not in {"folds", "seconds_total"}},
+        "summary": summarize(per_fold), "pooled": pooled.to_dict(),
+        "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
+        "val_ua_mean": mean_of("val_ua"), "train_ua_mean": mean_of("train_ua"),
+        "folds": sorted(fold_rows, key=lambda f: f["index"]),
+        "seconds_total": sum(r.metrics.get("seconds_total", 0.0) for r in records),
+        "merged_runs": [str(r) for r in runs],
+    }
+    config = dict(configs[0])
+    config["split"] = {**config["split"], "folds": order}
+    s = result["summary"]["ua"]
+    with staged_run_dir(Path(out)) as stage:
+        write_run(stage, result, Predictions(list(LABELS), sorted(rows, key=lambda p: (
+            p.fold, p.path))), pooled=pooled,
+                  titles=(f"{first['model']}: UA {s['mean']:.1f} ± {s['std']:.1f}",
+                          f"{first['model']}: recall per class"))
+        (stage / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return result
+
+
+__all__ = ["fuse_runs", "merge_runs"]
