@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -120,6 +121,16 @@ def test_fuse_runs_averages_out_of_fold_probabilities(fake_ravdess, fake_cache, 
     assert set(a) == set(f) and len(f) == 32
     for k in f:
         assert f[k] == pytest.approx(0.75 * a[k] + 0.25 * b[k], abs=2e-6)
+    # the same clips written as other paths (a run started elsewhere) still line up
+    moved = tmp_path / "moved"
+    shutil.copytree(runs[1], moved)
+    text = (moved / "predictions.csv").read_text()
+    (moved / "predictions.csv").write_text(text.replace(str(fake_ravdess), "../elsewhere/rav"))
+    assert "../elsewhere/rav" in (moved / "predictions.csv").read_text()
+    r = CliRunner().invoke(app, ["fuse", str(runs[0]), str(moved), "--out",
+                                 str(tmp_path / "f2"), "--weights", "3,1"])
+    assert r.exit_code == 0, r.output
+    assert probs(tmp_path / "f2") == probs(tmp_path / "f")
     # runs over different clips cannot be fused
     cfg = cfg_for(fake_ravdess, fake_cache, "egemaps_logreg")
     run_experiment(cfg, tmp_path / "one_fold")

@@ -30,13 +30,21 @@ from emovox.experiment.rundir import (
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
 
-Key = tuple[int, str]
+#: a clip across runs: (fold, corpus, speaker, file name) -- not the path as written, which
+#: is relative to wherever each run was started (``../shared/...`` vs ``/work/shared/...``)
+Key = tuple[int, str, str, str]
 
 
 def _table(run: RunRecord) -> dict[Key, Prediction]:
     if run.predictions is None or run.predictions.labels != list(LABELS):
         raise ConfigError(f"{run.path}: probabilities are not over the {len(LABELS)} labels")
-    return {(r.fold if r.fold is not None else -1, r.path): r for r in run.predictions.scored()}
+    table: dict[Key, Prediction] = {}
+    for r in run.predictions.scored():
+        key = (r.fold if r.fold is not None else -1, r.corpus, r.speaker, Path(r.path).name)
+        if key in table:
+            raise ConfigError(f"{run.path}: two test clips named {key[3]} for speaker {key[2]}")
+        table[key] = r
+    return table
 
 
 def _fold_rows(runs: list[RunRecord], per_fold: list[Metrics], folds: list[int]) -> list[dict]:
@@ -89,7 +97,7 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
         "fused_runs": [str(r) for r in runs], "weights": w.tolist(),
     }
     rows = [
-        Prediction(k[1], tables[0][k].speaker, tables[0][k].true, LABELS[pred[i]],
+        Prediction(tables[0][k].path, tables[0][k].speaker, tables[0][k].true, LABELS[pred[i]],
                    tuple(float(v) for v in proba[i]), fold=k[0], corpus=tables[0][k].corpus)
         for i, k in enumerate(order)
     ]
