@@ -147,3 +147,21 @@ def ffmpeg_encode(src: Path, dst: Path, *codec_args: str) -> Path:
     cmd = [FFMPEG or "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src)]
     subprocess.run([*cmd, *codec_args, str(dst)], check=True)
     return dst
+
+
+def _non_speech_set() -> dict[str, np.ndarray]:
+    """The synthetic non-speech inputs that must get no emotion (3 s each at 16 kHz, but the
+    0.1 s clip)."""
+    return {
+        "white noise": noise(3.0, amp=0.1),
+        "pink noise": pink_noise(3.0),
+        "440 Hz tone": sine(440.0, 3.0),
+        "digital silence": silence(3.0),
+        "DC offset": np.full(n_samples(3.0, SR), 0.3, np.float32),
+        "square wave": np.clip(20 * sine(220.0, 3.0, amp=1.0), -0.9, 0.9),
+        "0.1 s clip": voice(0.1),
+    }
+
+
+#: white & pink noise, a 440 Hz tone, silence, DC, a clipped square wave, a 0.1 s clip
+NON_SPEECH_SET = _non_speech_set()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from emovox.cli import app
 from emovox.labels import LABELS
-from signals import harmonic
+from signals import harmonic, syllables
 
 SR = 16000
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -51,7 +51,9 @@ def ok(res, code: int = 0) -> None:
 
 
 def tone(dur: float, sr: int = SR, f0: float = 220.0, seed: int = 0) -> np.ndarray:
-    return harmonic(f0, dur, sr, noise=0.01, rng=np.random.default_rng(seed))
+    """A harmonic tone with 1 % noise in syllable-like bursts (speech to the detector)."""
+    w = harmonic(f0, dur, sr, noise=0.01, rng=np.random.default_rng(seed))
+    return syllables(w, sr)
 
 
 def predict_json(model: Path, files: list[Path], *extra: str) -> list[dict]:

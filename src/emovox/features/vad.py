@@ -31,10 +31,14 @@ from enum import Enum
 import numpy as np
 
 __all__ = [
+    "DEFAULT_PARAMS",
+    "FrameMeasures",
     "NoSpeechReason",
     "SpeechVerdict",
     "VadParams",
+    "frame_flags",
     "frame_measures",
+    "smooth_flags",
     "speech_frames",
     "speech_segments",
     "speech_verdict",
@@ -218,8 +222,9 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
                     strict=True))
 
 
-def _flags(m: FrameMeasures, params: VadParams) -> np.ndarray:
-    """Raw speech flags of the measures (before bridging)."""
+def frame_flags(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Raw per-frame speech flags of the measures (before :func:`smooth_flags`): the
+    noise floor and loud level are percentiles of ``m`` itself."""
     lv = m.level_db
     finite = lv[np.isfinite(lv)]
     if finite.size == 0:
@@ -237,10 +242,11 @@ def speech_frames(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARA
     """Per-frame speech flags, ``(ceil(len(wave) / (hop_s * sr)),)`` bool: frame ``i`` covers
     ``[i * hop_s, i * hop_s + frame_s)`` seconds."""
     m = frame_measures(wave, sr, params=params)
-    return _smooth(_flags(m, params), params)
+    return smooth_flags(frame_flags(m, params), params)
 
 
-def _smooth(raw: np.ndarray, params: VadParams) -> np.ndarray:
+def smooth_flags(raw: np.ndarray, params: VadParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Bridge gaps shorter than ``bridge_s`` and drop runs shorter than ``min_segment_s``."""
     gap = max(1, int(round(params.bridge_s / params.hop_s)))
     return _bridge(raw, gap, max(1, int(round(params.min_segment_s / params.hop_s))))
 
@@ -263,8 +269,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     x = np.asarray(wave, dtype=np.float64).ravel()
     duration = len(x) / sr
     m = frame_measures(x, sr, params=params)
-    raw = _flags(m, params)
-    flags = _smooth(raw, params)
+    raw = frame_flags(m, params)
+    flags = smooth_flags(raw, params)
     segs = speech_segments(flags, params=params, duration=duration)
     speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
     voiced_s = float(np.count_nonzero(flags & (m.voicing >= params.voicing)) * params.hop_s)
