@@ -206,14 +206,12 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
         ranked = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:top]
         uncertain = p.status.value == "uncertain"
         table.add_row(
-            name, f"[bold]{p.label}[/]" + (" [yellow](uncertain)[/]" if uncertain else ""),
+            name, f"[bold]{p.label}[/]" + (" [yellow]?[/]" if uncertain else ""),
             f"{p.confidence:.0%}", "  ".join(f"{k} {v:.0%}" for k, v in ranked),
-            f"{p.arousal:+.2f}", f"{p.valence:+.2f}",
-            f"{p.speech_seconds:.1f} s" + (f" · {p.n_windows} windows" if p.n_windows > 1
-                                           else ""),
+            f"{p.arousal:+.2f}", f"{p.valence:+.2f}", f"{p.speech_seconds:.1f} s",
         )
     console.print(table)
-    console.print(AFFECT_NOTE + " uncertain = top probability below 50 %.")
+    console.print(AFFECT_NOTE + " ? = uncertain: top probability below 50 %.")
 
 
 def batch_summary(s: Any, out: Path) -> None:

@@ -78,15 +78,15 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
             fmt: str = "csv") -> dict[str, Any]:
     """One output row.
 
-    ``jsonl``: the prediction document (schema ``prediction-v1.json``) with ``source`` and
-    ``path`` = the resolved path and ``error`` null, or a failure record
-    ``{"schema_version", "source", "path", "error"}``. ``csv``: flat columns :data:`FIELDS`
-    (label empty for ``no_speech``, ``error`` for a failed file)."""
+    ``jsonl``: the prediction document (schema ``prediction-v1.json``) with ``source`` =
+    the resolved path and ``error`` null, or a failure record ``{"schema_version",
+    "source", "error"}``. ``csv``: flat columns :data:`FIELDS` (``path`` = the resolved
+    path; label empty for ``no_speech``; ``error`` for a failed file)."""
     key = resolved_key(path)
     if fmt == "jsonl":
         if prediction is None:
-            return failure_document(key, printable_path(error or ""), path=key)
-        return {**prediction.to_dict(), "source": key, "path": key, "error": None}
+            return failure_document(key, printable_path(error or ""))
+        return {**prediction.to_dict(), "source": key, "error": None}
     row: dict[str, Any] = {"path": key}
     if prediction is None:
         row |= {k: "" for k in FIELDS if k != "path"}
@@ -151,7 +151,7 @@ def done_paths(out: Path) -> dict[str, str]:
         return {}
     seen: dict[str, str] = {}
     for r in _read_rows(out):
-        path = r.get("path")
+        path = r.get("path") or r.get("source")  # csv / jsonl
         if path:
             key = path if os.path.isabs(path) else resolved_key(path)
             seen[key] = ERROR_LABEL if _is_error(r) else str(r.get("status") or
@@ -170,7 +170,7 @@ def _drop_error_rows(out: Path, paths: set[str]) -> None:
         if w:
             w.writeheader()
         for r in _read_rows(out):
-            p = r.get("path") or ""
+            p = r.get("path") or r.get("source") or ""
             key = p if os.path.isabs(p) else resolved_key(p) if p else ""
             if _is_error(r) and key in paths:
                 continue

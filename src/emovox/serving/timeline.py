@@ -126,8 +126,8 @@ class Timeline:
             "speech_seconds": round(secs, 3),
             "gap_seconds": round(gaps, 3),
             "n_windows": len(speech),
-            "share": {k: share[k] for k in sorted(share)},
-            "mean_probabilities": mean_p,
+            "share": {k: round(min(1.0, share[k]), 6) for k in sorted(share)},
+            "mean_probabilities": {k: round(min(1.0, v), 6) for k, v in mean_p.items()},
         }
 
     def to_dict(self, *, model_id: str | None = None) -> dict[str, Any]:
