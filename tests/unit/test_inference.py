@@ -372,3 +372,64 @@ def test_arousal_valence_mapping():
 def test_prediction_affect_is_weighted_mean(predictors, wav_file):
     pred = predictors["onnx"].predict_file(wav_file)
     assert (pred.arousal, pred.valence) == pytest.approx(arousal_valence(pred.probabilities))
+
+
+# -- whole recordings ---------------------------------------------------------------------
+
+
+def test_long_recording_is_classified_over_its_speech_only(predictors):
+    """Three tones with 2 s of silence between them (7.4 s, > 2 windows of 0.64 s): windows
+    only over the tones, in one network call, mean of the windows' probabilities weighted by
+    their seconds, evidence that sums to 1."""
+    p = predictors["onnx"]
+    rng = np.random.default_rng(7)
+    gap = np.zeros(2 * SR, np.float32)
+    wave = np.concatenate([tone(2, rng, dur=1.0), gap, tone(2, rng, dur=0.5), gap,
+                           tone(2, rng, dur=0.8)])
+    calls = []
+    runner = p.runner
+
+    class Spy:
+        backend = runner.backend
+
+        def __call__(self, x):
+            calls.append(len(x))
+            return runner(x)
+
+    spied = Predictor(labels=p.labels, artifact_meta=p.artifact_meta, temperature=1.0,
+                      model_id="spy", backend=p.backend, path=p.path,
+                      preprocess=p.preprocess, runner=Spy())
+    got = spied.predict_wave(wave, SR)
+    assert got.status in (Status.OK, Status.UNCERTAIN) and got.label in got.probabilities
+    assert calls == [got.n_windows] and got.n_windows >= 3  # one batched network call
+    speech = [(0.1, 1.1), (3.3, 3.8), (6.0, 6.8)]  # where the tones are (s)
+    for e in got.evidence:
+        assert any(a - 0.15 <= e.start and e.end <= b + 0.15 for a, b in speech), e
+    assert sum(e.weight for e in got.evidence) == pytest.approx(1.0)
+    assert sum(e.contribution for e in got.evidence) == pytest.approx(1.0)
+    assert 2.0 < got.speech_seconds < 2.6 and got.duration == pytest.approx(len(wave) / SR)
+    # the answer is the weighted mean of what each window alone gets
+    spans = [(int(round(e.start * SR)), int(round(e.end * SR))) for e in got.evidence]
+    probs = p.window_probabilities([wave[a:b] for a, b in spans])
+    mean = np.average(probs, axis=0, weights=[b - a for a, b in spans])
+    assert np.allclose(list(got.probabilities.values()), mean, atol=1e-5)
+
+
+def test_uncertain_below_half_and_documented_threshold(predictors):
+    from emovox.serving.answer import UNCERTAIN_BELOW
+
+    assert UNCERTAIN_BELOW == 0.5
+    p = predictors["onnx"]
+    got = p.predict_wave(tone(3, np.random.default_rng(3)), SR)
+    assert (got.status is Status.UNCERTAIN) is (got.confidence < UNCERTAIN_BELOW)
+    assert got.to_dict()["confidence_level"] in ("high", "medium", "low")
+
+
+def test_clip_probabilities_skip_the_speech_check(predictors, tmp_path):
+    """Evaluation reads every clip, even one the product would call no_speech."""
+    p = predictors["onnx"]
+    path = tmp_path / "hum.wav"
+    sf.write(path, harmonic(200.0, 1.0), SR)
+    assert p.predict_file(path).status is Status.NO_SPEECH
+    probs = p.clip_probabilities(path)
+    assert probs.shape == (8,) and probs.sum() == pytest.approx(1.0)

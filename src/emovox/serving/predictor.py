@@ -6,9 +6,21 @@ web app.
     from emovox.serving.predictor import Predictor
     pred = Predictor.from_artifact("runs/crnn/model")      # or None: the bundled model
     pred.predict_file("clip.wav").to_dict()
-    # {"label": "angry", "confidence": 0.71, "probabilities": {...}, "arousal": 0.52, ...}
+    # {"schema_version": "1", "status": "ok", "label": "angry", "confidence": 0.71,
+    #  "probabilities": {...}, "speech_seconds": 1.9, "n_windows": 1, "evidence": [...], ...}
 
-What a prediction does, exactly as in training: the artifact's
+First the speech detector (:func:`emovox.features.vad.speech_verdict`) decides whether there is
+speech at all: silence, steady noise, tones, a constant offset, square waves and less than
+0.3 s of speech get ``status="no_speech"`` with a ``reason`` and no emotion (label,
+probabilities, arousal and valence are ``None``). A clip up to two model windows long (5.12 s
+for the bundled default) is then classified whole, as in training; a longer recording is cut
+into model-length windows (hop half a window, the tail covered) over its speech regions only
+(:mod:`emovox.serving.speech`), all windows go through the network in batches of 64, and the
+answer is the duration-weighted mean of their calibrated probabilities, with the windows as
+``evidence`` (:mod:`emovox.serving.answer`). A top probability below
+:data:`~emovox.serving.answer.UNCERTAIN_BELOW` (0.5) makes the status ``uncertain``.
+
+What classifying one window does, exactly as in training: the artifact's
 :class:`~emovox.preprocess.Preprocess` (the same object the training inputs were built with):
 
 1. mono, resampled to 16 kHz with soxr (:func:`emovox.audio.resample`);
@@ -30,10 +42,6 @@ never imports it; a test checks this); without a stored front end it is built wi
 
 ``arousal`` and ``valence`` of a :class:`Prediction` are *derived* from the class
 probabilities with the fixed mapping of :mod:`emovox.affect`; the model does not predict them.
-
-Silent input (the loudest 64 ms frame below -60 dBFS) is not an error: the prediction is
-still computed (on the untrimmed signal, it is meaningless) and flagged ``silent=True`` so
-callers can show "silence" instead of a label.
 
 A :class:`Predictor` is safe to share between threads: ONNX Runtime sessions support
 concurrent ``run`` calls, and the PyTorch backend serialises calls with a lock.
