@@ -157,7 +157,7 @@ def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     """Level, voicing and tonality of every ``hop_s`` frame of a mono float ``wave`` (full
     scale 1.0) at ``sr`` Hz; computed in chunks, so scratch memory does not grow with the
     recording."""
-    x = np.asarray(wave, dtype=np.float64).ravel()
+    x = np.asarray(wave, dtype=np.float32).ravel()  # no copy of a float32 wave
     hop = max(1, int(round(params.hop_s * sr)))
     frame = max(2, int(round(params.frame_s * sr)))
     pframe = max(frame, int(round(params.pitch_frame_s * sr)))
@@ -166,8 +166,6 @@ def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     level = np.empty(n)
     voicing = np.zeros(n)
     tonal = np.zeros(n)
-    # pre-emphasis flattens pink/brown noise so that it does not look periodic
-    emph = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]]) if len(x) else x
     nfft = 1 << (2 * pframe - 1).bit_length()
     tfft = 1 << max(9, (frame - 1).bit_length() + 1)
     win = np.hanning(frame)
@@ -177,7 +175,10 @@ def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     for c0 in range(0, n, _CHUNK):
         starts = np.arange(c0, min(n, c0 + _CHUNK)) * hop
         sl = slice(c0, c0 + len(starts))
-        f = _frames(x, starts, frame)
+        s0 = int(starts[0])
+        seg = x[s0 : int(starts[-1]) + pframe].astype(np.float64)  # this chunk's samples
+        starts = starts - s0
+        f = _frames(seg, starts, frame)
         f = f - f.mean(axis=1, keepdims=True)
         ms = np.mean(f * f, axis=1)
         with np.errstate(divide="ignore"):
@@ -190,6 +191,11 @@ def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         a, b = np.maximum(k - 2, 0), np.minimum(k + 3, spec.shape[1])
         peak = cs[np.arange(len(spec)), b] - cs[np.arange(len(spec)), a]
         tonal[sl] = np.where(total > 0, peak / np.where(total > 0, total, 1.0), 0.0)
+        # pre-emphasis flattens pink/brown noise so that it does not look periodic
+        prev = np.float64(x[s0 - 1]) if s0 > 0 else seg[0]
+        emph = seg - 0.97 * np.concatenate([[prev], seg[:-1]])
+        if s0 == 0:
+            emph[0] = seg[0]
         p = _frames(emph, starts, pframe)
         p = p - p.mean(axis=1, keepdims=True)
         ac = np.fft.irfft(np.abs(np.fft.rfft(p, nfft, axis=1)) ** 2, nfft, axis=1)[:, :pframe]
@@ -266,7 +272,7 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
                    ) -> SpeechVerdict:
     """Does the mono float ``wave`` at ``sr`` Hz hold speech? See :class:`NoSpeechReason`
     for the ways it may not; the segments are in seconds."""
-    x = np.asarray(wave, dtype=np.float64).ravel()
+    x = np.asarray(wave, dtype=np.float32).ravel()
     duration = len(x) / sr
     m = frame_measures(x, sr, params=params)
     raw = frame_flags(m, params)
