@@ -96,6 +96,8 @@ def syllables(wave: np.ndarray, sr: int = SR, *, on: float = 0.3, off: float = 0
     (10 ms ramps) separated by ``off`` s of silence, and ``lead`` s of silence at the end.
     Steady tones are not speech to the detector; bursts of a voiced tone are."""
     n = len(wave)
+    if n <= 2 * n_samples(lead, sr) + n_samples(0.05, sr):  # too short for bursts: as it is
+        return np.asarray(wave, np.float32).copy()
     env = np.zeros(n, np.float32)
     a, ramp = n_samples(lead, sr), n_samples(0.01, sr)
     while a < n - n_samples(lead, sr):

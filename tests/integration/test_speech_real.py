@@ -1,8 +1,10 @@
-"""Speech detection and whole-recording prediction on real RAVDESS speech.
+"""Speech detection and whole-recording prediction on real speech.
 
-The detector's thresholds were set on actors 01 and 02 only (emovox.features.vad); these tests
-check the other actors. The 30 s recording of the done-when test is built from actor 01's
-clips (in the bundled model's training data, like every RAVDESS actor)."""
+The detector's thresholds were set on RAVDESS actors 01 and 02 only (emovox.features.vad);
+these tests check the other actors, EMOVO and URDU (which prompted one change of the voicing
+measure, see the module notes: a check, not an untouched test). The 30 s recording of the
+done-when test is built from actor 01's clips (in the bundled model's training data, like every
+RAVDESS actor)."""
 
 from __future__ import annotations
 
@@ -64,6 +66,21 @@ def test_every_held_out_clip_is_speech(shared_data):
         misses += [(clip.name, lv) for lv in (-35.0, -1.0)
                    if not speech_verdict(_at(w, lv), SR).is_speech]
     assert not misses
+
+
+@pytest.mark.slow
+def test_other_corpora_are_speech(shared_data):
+    """EMOVO (acted, Italian): every clip; URDU (talk shows): at least 99 % (2 of 400 were
+    missed when measured: one 2 s clip of continuous loud speech without any pause, whose
+    adaptive floor is the speech itself, and one mostly unvoiced clip)."""
+    extra = shared_data / "extra"
+    if not (extra / "emovo").is_dir():
+        pytest.skip(f"EMOVO/URDU are not under {extra}")
+    for corpus, need in (("emovo", 1.0), ("urdu", 0.99)):
+        clips = sorted((extra / corpus).glob("*/*.flac"))
+        assert len(clips) >= 400
+        hits = sum(speech_verdict(load_audio(c, sr=SR).wave, SR).is_speech for c in clips)
+        assert hits >= need * len(clips), (corpus, hits, len(clips))
 
 
 def test_a_quarter_second_of_speech_is_too_short(shared_data):
