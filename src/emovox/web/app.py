@@ -23,7 +23,6 @@ from pathlib import Path
 import streamlit as st
 
 from emovox.serving import service
-from emovox.serving.timeline import SILENCE
 from emovox.web import figures
 
 log = logging.getLogger("emovox.web")
@@ -119,8 +118,10 @@ def probability_chart(p, level: service.ConfidenceLevel):
 def show_prediction(a: service.Analysis) -> None:
     p = a.prediction
     st.subheader("Predicted emotion")
-    if p.silent:
-        st.warning(f"{a.name} is silent (or nearly so): there is no voice to classify.")
+    if p.probabilities is None:  # status no_speech: no emotion, no chart, no point
+        st.warning(f"{a.name}: {p.reason_message or 'no speech'} - there is no voice to "
+                   "classify.")
+        return
     else:
         lvl = a.level
         st.markdown(f"## :{lvl.colour}[{p.label.capitalize()}] · {p.confidence:.0%}")
@@ -180,13 +181,14 @@ def show_timeline(a: service.Analysis) -> None:
     st.subheader("Emotion timeline")
     summary = tl.summary()
     st.markdown(
-        f"Dominant emotion: **{summary['dominant']}** · {summary['windows']} windows of "
-        f"{tl.window:g} s every {tl.hop:g} s · {summary['silent_windows']} silent"
+        f"Dominant emotion: **{summary['dominant'] or 'no speech'}** · "
+        f"{summary['n_windows']} windows of {tl.window:g} s every {tl.hop:g} s over "
+        f"{summary['speech_seconds']:.1f} s of speech · {summary['gap_seconds']:.1f} s without"
     )
     rows = service.timeline_rows(tl)
-    voiced = [r for r in rows if r["label"] != SILENCE]
+    voiced = [r for r in rows if r["kind"] == "speech"]
     if voiced:
-        st.altair_chart(timeline_chart(voiced, list(a.prediction.probabilities)),
+        st.altair_chart(timeline_chart(voiced, list(tl.speech[0].probabilities or {})),
                         width="stretch")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.download_button("Download the timeline (CSV)", service.timeline_csv(tl),
