@@ -433,3 +433,20 @@ def test_clip_probabilities_skip_the_speech_check(predictors, tmp_path):
     assert p.predict_file(path).status is Status.NO_SPEECH
     probs = p.clip_probabilities(path)
     assert probs.shape == (8,) and probs.sum() == pytest.approx(1.0)
+
+
+def test_occlusion_names_the_seconds_that_matter(predictors):
+    """Silencing the voiced part changes the answer's probability; silencing the silence
+    around it changes nothing; non-speech has no occlusion map."""
+    p = predictors["onnx"]
+    wave = np.concatenate([np.zeros(SR // 2, np.float32), tone(5, np.random.default_rng(4)),
+                           np.zeros(SR // 2, np.float32)])
+    occ = p.occlusion(wave, SR, segment_s=0.25)
+    assert [o["start"] for o in occ] == pytest.approx([0.25 * k for k in range(len(occ))])
+    assert occ[-1]["end"] == pytest.approx(len(wave) / SR)
+    silent_part = [o for o in occ if o["end"] <= 0.5]
+    assert all(o["drop"] == 0.0 for o in silent_part)  # trimmed away either way
+    assert any(o["drop"] != 0.0 for o in occ)  # the voice matters (tiny model: a little)
+    assert p.occlusion(np.zeros(SR, np.float32), SR) == []
+    with pytest.raises(ValueError):
+        p.occlusion(wave, SR, segment_s=0)

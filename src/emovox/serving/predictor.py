@@ -317,6 +317,42 @@ class Predictor:
         return self.window_probabilities([self.preprocess.replace(trim=False).prepare(
             audio.wave, audio.sr).wave])[0]
 
+    def occlusion(self, wave: np.ndarray, sr: int, *, segment_s: float = 0.25
+                  ) -> list[dict[str, float]]:
+        """Which seconds of a clip drive its answer: the clip is classified again with each
+        ``segment_s`` stretch replaced by silence (all stretches in one batched call); the
+        drop of the answer's probability says how much that stretch mattered.
+
+        Returns ``[{"start", "end", "drop"}, ...]`` (seconds; ``drop`` = probability of the
+        clip's label minus its probability without the stretch, negative when removing it
+        raises it); ``[]`` for non-speech. For clips (up to two model windows); longer
+        recordings have their per-window ``evidence``. Costs one network call of
+        ``duration / segment_s`` items.
+        """
+        if segment_s <= 0:
+            raise ValueError(f"segment_s must be positive, got {segment_s}")
+        x = self.preprocess.replace(trim=False).prepare(wave, sr).wave
+        answer = self.predict_wave(x, self.sr)
+        if answer.label is None or answer.probabilities is None:
+            return []
+        k = self.labels.index(answer.label)
+        step = max(1, int(round(segment_s * self.sr)))
+        spans = [(a, min(len(x), a + step)) for a in range(0, len(x), step)]
+        occluded = []
+        for a, b in spans:
+            y = x.copy()
+            y[a:b] = 0.0
+            occluded.append(y)
+        if len(x) <= LONG_INPUT_WINDOWS * model_window_s(self.preprocess) * self.sr:
+            probs = self.window_probabilities(occluded)  # a clip: one window, as answered
+        else:
+            probs = np.array([[(q.probabilities or {}).get(lab, 0.0) for lab in self.labels]
+                              for q in self.predict_batch(occluded, self.sr)])
+        base = answer.probabilities[answer.label]
+        return [{"start": round(a / self.sr, 3), "end": round(b / self.sr, 3),
+                 "drop": round(float(base - p[k]), 4) + 0.0} for (a, b), p in zip(spans, probs,
+                                                                            strict=True)]
+
     # -- internals ----------------------------------------------------------------------
     def _proba(self, x: np.ndarray) -> np.ndarray:
         logits = np.asarray(self.runner(x), np.float64)
