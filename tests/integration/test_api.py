@@ -251,3 +251,19 @@ def test_docs_are_served_locally(client):
             assert r.status_code == 200 and len(r.content) > 500, u
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
+
+
+def test_a_large_upload_is_named_after_the_upload(tiny_model):
+    """Uploads over 1 MiB are decoded from a private temporary copy: the answer still names
+    the upload, never the temporary path."""
+    import io
+
+    from emovox.serving import service
+    from emovox.serving.predictor import Predictor
+    from signals import clip_bytes, harmonic, syllables
+
+    data = clip_bytes(syllables(harmonic(180.0, 7.0, 48000), 48000), 48000, "WAV", "FLOAT")
+    assert len(data) > 1 << 20
+    p = service.predict_upload(Predictor.from_artifact(tiny_model), io.BytesIO(data),
+                               "dir/talk.wav")
+    assert p.source == "talk.wav" and p.to_dict()["source"] == "talk.wav"

@@ -28,7 +28,7 @@ def predict(
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
     max_duration: Annotated[
-        float, typer.Option(help="Refuse longer files (s); use `timeline` for long ones.")
+        float, typer.Option(help="Refuse longer files (s); long ones are answered as a whole.")
     ] = 600.0,
 ) -> None:
     """Which emotion does each clip carry? Exit code 1 if any file failed."""

@@ -48,7 +48,7 @@ __all__ = [
     "speech_verdict",
 ]
 
-_CHUNK = 2048  # frames per vectorised chunk (bounds scratch memory for long recordings)
+_CHUNK = 256  # frames per vectorised chunk: about 15 MB of scratch, whatever the length
 
 
 class NoSpeechReason(str, Enum):

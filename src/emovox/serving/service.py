@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
@@ -240,7 +241,10 @@ def predict_upload(
         UploadTooLarge, emovox.errors.AudioError: named after the upload.
     """
     with open_upload(data, filename, max_bytes=max_bytes) as up, named_errors(up):
-        return predictor.predict_file(up.source, filename=up.name, max_duration=max_duration)
+        pred = predictor.predict_file(up.source, filename=up.name, max_duration=max_duration)
+    # the upload's name, never the private temporary copy's path
+    return dataclasses.replace(pred, source=up.name) if dataclasses.is_dataclass(pred) \
+        else pred
 
 
 def timeline_from_upload(
