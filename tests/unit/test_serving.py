@@ -193,3 +193,23 @@ def test_timeline_streams_speech_windows_with_bounded_memory(tmp_path, monkeypat
     assert tl.segments[-1].end == pytest.approx(120.0)
     assert all(a.end <= b.start + 1e-9 for a, b in zip(tl.segments, tl.segments[1:],
                                                       strict=False))
+
+
+def test_batch_csv_of_an_older_version_is_upgraded_before_resuming(tmp_path):
+    """A results.csv with the old columns (label `silence`, no status) is rewritten with the
+    current header before new rows are appended, and its rows still count as done."""
+    import csv
+
+    from emovox.serving.batch import FIELDS, RowWriter, done_paths
+
+    out = tmp_path / "r.csv"
+    out.write_text("path,label,confidence,error\n/a.wav,angry,0.9,\n/b.wav,error,,broken\n")
+    w = RowWriter(out)
+    w.write({k: "" for k in FIELDS} | {"path": "/c.wav", "status": "no_speech"})
+    w.close()
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == FIELDS and [r["path"] for r in rows] == ["/a.wav", "/b.wav",
+                                                                      "/c.wav"]
+    assert rows[0]["label"] == "angry" and rows[0]["status"] == ""
+    assert done_paths(out) == {"/a.wav": "angry", "/b.wav": "error", "/c.wav": "no_speech"}

@@ -180,6 +180,23 @@ def _drop_error_rows(out: Path, paths: set[str]) -> None:
                 f.write(json.dumps(r) + "\n")
 
 
+def _upgrade_csv(out: Path) -> None:
+    """Rewrite a CSV written by an older version (other columns) with :data:`FIELDS`, so
+    that resumed rows line up; columns it lacks stay empty (atomically, like
+    :func:`_drop_error_rows`)."""
+    with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
+        header = next(csv.reader(f), [])
+    if header == FIELDS:
+        return
+    log.info("%s was written by an older emovox: rewriting it with the current columns", out)
+    rows = list(_read_rows(out))
+    with atomic_path(out, mode=None) as tmp, \
+            open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore", restval="")
+        w.writeheader()
+        w.writerows(rows)
+
+
 class RowWriter:
     """Appends rows to a CSV (header once) or JSONL file, flushing every row."""
 
@@ -187,6 +204,8 @@ class RowWriter:
         self.fmt = _format(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         new = not out.exists() or out.stat().st_size == 0
+        if self.fmt == "csv" and not new:
+            _upgrade_csv(out)
         self.f = open(out, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.csv = csv.DictWriter(self.f, fieldnames=FIELDS) if self.fmt == "csv" else None
         if self.csv and new:
