@@ -15,7 +15,7 @@ speech at all: silence, steady noise, tones, a constant offset, square waves and
 probabilities, arousal and valence are ``None``). A clip up to two model windows long (5.12 s
 for the bundled default) is then classified whole, as in training; a longer recording is cut
 into model-length windows (hop half a window, the tail covered) over its speech regions only
-(:mod:`emovox.serving.speech`), all windows go through the network in batches of 64, and the
+(:mod:`emovox.serving.speech`), all windows go through the network in batches of 16, and the
 answer is the duration-weighted mean of their calibrated probabilities, with the windows as
 ``evidence`` (:mod:`emovox.serving.answer`). A top probability below
 :data:`~emovox.serving.answer.UNCERTAIN_BELOW` (0.5) makes the status ``uncertain``.
@@ -95,7 +95,10 @@ log = logging.getLogger(__name__)
 __all__ = ["BACKENDS", "UNCERTAIN_BELOW", "Evidence", "Prediction", "Predictor", "Status"]
 
 BACKENDS = ("auto", "onnx", "torch")
-_MAX_BATCH = 64  # items per network call in predict_batch / predict_proba_features
+_MAX_BATCH = 64  # items per network call in predict_proba_features
+#: windows per network call in window_probabilities: the CRNN's activations for 64 windows of
+#: 256 frames take ~200 MB; 16 keep a 10-minute recording under 200 MB
+_WINDOW_BATCH = 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,7 +254,7 @@ class Predictor:
         self, waves: Sequence[np.ndarray], sr: int, *, sources: Sequence[str] | None = None
     ) -> list[Prediction]:
         """The answers for several waveforms at sample rate ``sr``, with one network call per
-        64 windows over all of them.
+        16 windows over all of them.
 
         Each waveform is checked for speech (:func:`emovox.features.vad.speech_verdict`);
         a short one (up to ``LONG_INPUT_WINDOWS`` model windows) is one window, prepared as
@@ -278,11 +281,12 @@ class Predictor:
     def window_probabilities(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """Calibrated probabilities ``(n, n_labels)`` of waveforms already at :attr:`sr`,
         each prepared as one training clip (trimmed, cropped/padded); no speech check. The
-        features are computed 64 windows at a time, so memory does not grow with ``n``."""
+        features are computed and classified 16 windows at a time, so memory does not grow
+        with ``n``."""
         out = [np.zeros((0, len(self.labels)))]
-        for s in range(0, len(windows), _MAX_BATCH):
+        for s in range(0, len(windows), _WINDOW_BATCH):
             feats = [self.preprocess.cropped_features(self.preprocess.prepare(w, self.sr).wave)
-                     for w in windows[s : s + _MAX_BATCH]]
+                     for w in windows[s : s + _WINDOW_BATCH]]
             out.append(self.predict_proba_features(feats))
         return np.concatenate(out)
 
