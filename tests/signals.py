@@ -58,8 +58,9 @@ def harmonic(
 
 
 def voice(seconds: float, sr: int = SR, f0: float = 180.0) -> np.ndarray:
-    """A voice-like harmonic tone with 3 % vibrato, peak 0.3."""
-    return harmonic(f0, seconds, sr, vibrato=0.03)
+    """A voice-like harmonic tone with 3 % vibrato, peak 0.3, in syllable-like bursts
+    (:func:`syllables`) so that the speech detector takes it for speech."""
+    return syllables(harmonic(f0, seconds, sr, vibrato=0.03), sr)
 
 
 def emotion_tone(
@@ -67,15 +68,48 @@ def emotion_tone(
     actor: int = 0, rep: int = 0,
 ) -> np.ndarray:
     """A harmonic tone whose pitch encodes the emotion code (so it is learnable), shifted a
-    little per actor and repetition, with 1 % noise."""
+    little per actor and repetition, with 1 % noise, 0.1 s quieter (noise only) at each end."""
     f0 = 120.0 * 2 ** (emotion / 4) * (1 + 0.02 * (actor % 3)) * (1 + 0.01 * rep)
-    return harmonic(f0, seconds, sr, noise=0.01, rng=rng)
+    w = harmonic(f0, seconds, sr, noise=0.01, rng=rng)
+    return w * syllables(np.ones_like(w), sr, on=seconds, lead=0.1)  # leading/trailing gaps
 
 
 def noise(seconds: float = 1.0, sr: int = SR, amp: float = 0.1, seed: int = 0) -> np.ndarray:
     """Gaussian white noise of standard deviation ``amp``, float32."""
     rng = np.random.default_rng(seed)
     return (amp * rng.standard_normal(n_samples(seconds, sr))).astype(np.float32)
+
+
+def pink_noise(seconds: float = 1.0, sr: int = SR, amp: float = 0.3, seed: int = 0) -> np.ndarray:
+    """Pink (1/f power) noise, peak ``amp``, float32."""
+    n = n_samples(seconds, sr)
+    spec = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    k = np.arange(len(spec), dtype=np.float64)
+    k[0] = 1.0
+    w = np.fft.irfft(spec / np.sqrt(k), n)
+    return (amp * w / np.max(np.abs(w))).astype(np.float32)
+
+
+def syllables(wave: np.ndarray, sr: int = SR, *, on: float = 0.3, off: float = 0.12,
+              lead: float = 0.15) -> np.ndarray:
+    """``wave`` cut into speech-like bursts: ``lead`` s of silence, then ``on`` s bursts
+    (10 ms ramps) separated by ``off`` s of silence, and ``lead`` s of silence at the end.
+    Steady tones are not speech to the detector; bursts of a voiced tone are."""
+    n = len(wave)
+    if n <= 2 * n_samples(lead, sr) + n_samples(0.05, sr):  # too short for bursts: as it is
+        return np.asarray(wave, np.float32).copy()
+    env = np.zeros(n, np.float32)
+    a, ramp = n_samples(lead, sr), n_samples(0.01, sr)
+    while a < n - n_samples(lead, sr):
+        b = min(a + n_samples(on, sr), n - n_samples(lead, sr))
+        seg = np.ones(b - a, np.float32)
+        r = min(ramp, len(seg) // 2)
+        if r:
+            seg[:r] = np.linspace(0, 1, r)
+            seg[-r:] = np.linspace(1, 0, r)
+        env[a:b] = seg
+        a = b + n_samples(off, sr)
+    return (wave * env).astype(np.float32)
 
 
 def silence(seconds: float = 1.0, sr: int = SR) -> np.ndarray:
@@ -115,3 +149,21 @@ def ffmpeg_encode(src: Path, dst: Path, *codec_args: str) -> Path:
     cmd = [FFMPEG or "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src)]
     subprocess.run([*cmd, *codec_args, str(dst)], check=True)
     return dst
+
+
+def _non_speech_set() -> dict[str, np.ndarray]:
+    """The synthetic non-speech inputs that must get no emotion (3 s each at 16 kHz, but the
+    0.1 s clip)."""
+    return {
+        "white noise": noise(3.0, amp=0.1),
+        "pink noise": pink_noise(3.0),
+        "440 Hz tone": sine(440.0, 3.0),
+        "digital silence": silence(3.0),
+        "DC offset": np.full(n_samples(3.0, SR), 0.3, np.float32),
+        "square wave": np.clip(20 * sine(220.0, 3.0, amp=1.0), -0.9, 0.9),
+        "0.1 s clip": voice(0.1),
+    }
+
+
+#: white & pink noise, a 440 Hz tone, silence, DC, a clipped square wave, a 0.1 s clip
+NON_SPEECH_SET = _non_speech_set()

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from emovox.cli import app
 from emovox.labels import LABELS
-from signals import harmonic
+from emovox.serving.schema import validate_document
+from signals import harmonic, syllables
 
 SR = 16000
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -21,13 +22,17 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERRORS = {"empty.wav": "empty", "notaudio.wav": "not audio"}
 DECODABLE = {  # name -> duration (s) of the prediction
     "truncated.wav": 1.0,  # 2 s clip cut mid-sample halfway: the part that is there is read
-    "short.wav": 0.1,  # no minimum length in `predict`: 0.1 s is padded to n_frames
-    "silent.wav": 2.0,
+    "short.wav": 0.1,  # read, but too short to hold speech: no_speech
+    "silent.wav": 2.0,  # no_speech
     "stereo48k.wav": 1.5,
     "rate8k.wav": 1.5,
     "float64.wav": 1.5,
     "aiff_as.wav": 1.5,
 }
+
+
+#: decodable files without speech: status no_speech and no emotion
+NO_SPEECH = {"short.wav": "too_short", "silent.wav": "silence"}
 
 
 def invoke(args: list[str], **kw):
@@ -51,7 +56,9 @@ def ok(res, code: int = 0) -> None:
 
 
 def tone(dur: float, sr: int = SR, f0: float = 220.0, seed: int = 0) -> np.ndarray:
-    return harmonic(f0, dur, sr, noise=0.01, rng=np.random.default_rng(seed))
+    """A harmonic tone with 1 % noise in syllable-like bursts (speech to the detector)."""
+    w = harmonic(f0, dur, sr, noise=0.01, rng=np.random.default_rng(seed))
+    return syllables(w, sr) if dur >= 0.5 else w
 
 
 def predict_json(model: Path, files: list[Path], *extra: str) -> list[dict]:
@@ -62,7 +69,10 @@ def predict_json(model: Path, files: list[Path], *extra: str) -> list[dict]:
 
 
 def check_prediction(r: dict) -> None:
-    assert r["error"] is None
+    """A valid prediction document with an emotion (status ok or uncertain)."""
+    validate_document(r, "prediction")
+    assert r["error"] is None and r["status"] in ("ok", "uncertain")
+    assert (r["status"] == "uncertain") is (r["confidence"] < 0.5)
     p = r["probabilities"]
     assert list(p) == list(LABELS)
     assert abs(sum(p.values()) - 1.0) <= 1e-4
@@ -77,17 +87,32 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def row_key(r: dict) -> str:
+    """The resolved path of a batch row: ``path`` in CSV, ``source`` in JSON lines."""
+    return r.get("path") or r["source"]
+
+
 def check_rows(rows: list[dict], n: int) -> None:
-    assert len(rows) == n and len({r["path"] for r in rows}) == n
-    by_name = {Path(r["path"]).name: r for r in rows}
+    """Batch rows (CSV or JSON lines): errors, no-speech files and predictions as expected;
+    JSON lines are valid prediction documents."""
+    assert len(rows) == n and len({row_key(r) for r in rows}) == n
+    jsonl = "schema_version" in rows[0]
+    by_name = {Path(row_key(r)).name: r for r in rows}
     for name in ERRORS:
-        assert by_name[name]["label"] == "error" and by_name[name]["error"].strip()
-    assert by_name["silent.wav"]["label"] == "silence"
+        assert by_name[name]["error"].strip()
+        assert jsonl or by_name[name]["label"] == "error"
+    for name in NO_SPEECH:
+        assert by_name[name]["status"] == "no_speech" and not by_name[name]["label"]
+        assert by_name[name]["reason"] == NO_SPEECH[name]
     for r in rows:
-        if Path(r["path"]).name in ERRORS:
+        if jsonl:
+            validate_document(r, "prediction")
+        if Path(row_key(r)).name in (*ERRORS, *NO_SPEECH):
             continue
-        assert r["error"] in ("", None) and r["label"] in (*LABELS, "silence")
-        assert abs(sum(float(r[f"p_{lab}"]) for lab in LABELS) - 1.0) <= 1e-4
+        assert r["error"] in ("", None) and r["label"] in LABELS
+        assert r["status"] in ("ok", "uncertain")
+        probs = r["probabilities"] if jsonl else {lab: float(r[f"p_{lab}"]) for lab in LABELS}
+        assert abs(sum(probs.values()) - 1.0) <= 1e-4
 
 
 def read_jsonl(path: Path) -> list[dict]:

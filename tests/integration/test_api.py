@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from api_helpers import MAX_BYTES, MAX_DURATION, SR, assert_error, encode, make_test_client, post
 
+from signals import NON_SPEECH_SET as NON_SPEECH
 from signals import voice
 
 pytest.importorskip("fastapi")
@@ -17,6 +18,7 @@ pytest.importorskip("multipart")
 pytest.importorskip("httpx")
 
 from emovox.labels import LABELS  # noqa: E402
+from emovox.serving.schema import validate_document  # noqa: E402
 
 # ------------------------------------------------------------------------------ success paths
 
@@ -25,7 +27,9 @@ def test_predict(client, wav3):
     r = post(client, "/v1/predict", wav3, "voice.wav")
     assert r.status_code == 200, r.text
     d = r.json()
-    assert d["emotion"] in LABELS and d["model_id"].startswith("crnn-")
+    validate_document(d, "prediction")
+    assert d["label"] in LABELS and d["model_id"].startswith("crnn-")
+    assert d["status"] in ("ok", "uncertain") and d["reason"] is None
     assert list(d["probabilities"]) == list(LABELS)
     assert sum(d["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
     assert d["confidence"] == pytest.approx(max(d["probabilities"].values()))
@@ -34,7 +38,11 @@ def test_predict(client, wav3):
     assert -1 <= d["arousal"] <= 1 and -1 <= d["valence"] <= 1
     assert d["derived"] == ["arousal", "valence"]
     assert d["duration"] == pytest.approx(3.0, abs=0.01)
-    assert d["silent"] is False and d["filename"] == "voice.wav"
+    assert d["source"] == "voice.wav" and d["schema_version"] == "1"
+    # 3 s is longer than two windows of the tiny model (64 frames): windows over the speech
+    assert d["n_windows"] == len(d["evidence"]) > 1 and 2.0 < d["speech_seconds"] <= 3.0
+    assert sum(e["contribution"] for e in d["evidence"]) == pytest.approx(1.0, abs=1e-3)
+    assert sum(e["weight"] for e in d["evidence"]) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_predict_formats_agree(client, wav3, tmp_path):
@@ -58,18 +66,39 @@ def test_timeline(client):
     r = post(client, "/v1/timeline?window=2&hop=1", encode(voice(6.0), "WAV"), "long.wav")
     assert r.status_code == 200, r.text
     d = r.json()
-    assert d["filename"] == "long.wav" and d["window"] == 2 and d["hop"] == 1
+    validate_document(d, "timeline")
+    assert d["source"] == "long.wav" and d["window"] == 2 and d["hop"] == 1
     assert d["duration"] == pytest.approx(6.0, abs=0.01)
-    starts = [s["start"] for s in d["segments"]]
-    assert starts == pytest.approx([0, 1, 2, 3, 4])
-    assert all(s["label"] in LABELS for s in d["segments"])
-    assert d["summary"]["windows"] == 5 and d["summary"]["dominant"] in LABELS
+    speech = [s for s in d["segments"] if s["kind"] == "speech"]
+    assert [s["start"] for s in speech[:4]] == pytest.approx([0.03, 1.03, 2.03, 3.03])
+    assert speech[-1]["end"] == pytest.approx(5.95) == d["segments"][-1]["start"]  # the tail
+    assert all(s["label"] in LABELS for s in speech)
+    assert [s["kind"] for s in d["segments"]] == ["gap", *["speech"] * 5, "gap"]
+    summ = d["summary"]
+    assert summ["n_windows"] == 5 and summ["dominant"] in LABELS
+    assert summ["speech_seconds"] == pytest.approx(5.92, abs=0.01)
+    assert sum(summ["share"].values()) == pytest.approx(1.0)
 
 
 def test_timeline_of_silence(client):
     d = post(client, "/v1/timeline", encode(np.zeros(4 * SR, np.float32), "WAV")).json()
-    assert {s["label"] for s in d["segments"]} == {"silence"}
-    assert d["summary"]["dominant"] == "silence"
+    validate_document(d, "timeline")
+    assert [(s["kind"], s["label"]) for s in d["segments"]] == [("gap", None)]
+    assert d["summary"]["dominant"] is None and d["summary"]["status"] == "no_speech"
+
+
+@pytest.mark.parametrize("name", sorted(NON_SPEECH))
+def test_non_speech_gets_no_emotion(client, name):
+    """White and pink noise, a 440 Hz tone, silence, DC, a square wave, a 0.1 s clip: 0
+    emotions, status no_speech with a reason; the timeline has no speech window."""
+    body = encode(NON_SPEECH[name], "WAV")
+    d = post(client, "/v1/predict", body, f"{name}.wav").json()
+    validate_document(d, "prediction")
+    assert d["status"] == "no_speech" and d["reason"] and d["label"] is None, d
+    assert d["probabilities"] is None and d["arousal"] is None and d["valence"] is None
+    assert d["evidence"] == [] and d["n_windows"] == 0
+    t = post(client, "/v1/timeline", body, f"{name}.wav").json()
+    assert all(s["kind"] == "gap" for s in t["segments"]) and t["summary"]["dominant"] is None
 
 
 def test_model_card(client):
@@ -222,3 +251,19 @@ def test_docs_are_served_locally(client):
             assert r.status_code == 200 and len(r.content) > 500, u
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
+
+
+def test_a_large_upload_is_named_after_the_upload(tiny_model):
+    """Uploads over 1 MiB are decoded from a private temporary copy: the answer still names
+    the upload, never the temporary path."""
+    import io
+
+    from emovox.serving import service
+    from emovox.serving.predictor import Predictor
+    from signals import clip_bytes, harmonic, syllables
+
+    data = clip_bytes(syllables(harmonic(180.0, 7.0, 48000), 48000), 48000, "WAV", "FLOAT")
+    assert len(data) > 1 << 20
+    p = service.predict_upload(Predictor.from_artifact(tiny_model), io.BytesIO(data),
+                               "dir/talk.wav")
+    assert p.source == "talk.wav" and p.to_dict()["source"] == "talk.wav"

@@ -9,9 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import ANSI, DECODABLE, ERRORS, check_prediction, invoke, ok, predict_json, text
+from cli_helpers import (
+    ANSI,
+    DECODABLE,
+    ERRORS,
+    NO_SPEECH,
+    check_prediction,
+    invoke,
+    ok,
+    predict_json,
+    text,
+)
 
 from emovox.labels import LABELS
+from emovox.serving.schema import validate_document
 
 # the session's cli_model is trained with `emovox train`; some tests read real RAVDESS
 pytestmark = pytest.mark.slow
@@ -31,12 +42,13 @@ def test_predict_real_clips(cli_model, real_clips):
     one = invoke(["predict", real_clips[0], "--json", "-m", cli_model])
     ok(one)
     doc = json.loads(one.stdout)
-    assert isinstance(doc, dict) and doc["path"] == str(real_clips[0])  # one file: no list
+    assert isinstance(doc, dict) and doc["source"] == str(real_clips[0])  # one file: no list
     check_prediction(doc)
-    assert doc["silent"] is False and 3.0 < doc["duration"] < 4.0
+    assert "path" not in doc and 3.0 < doc["duration"] < 4.0 and doc["n_windows"] >= 1
+    assert 1.0 < doc["speech_seconds"] < doc["duration"]
 
     both = predict_json(cli_model, real_clips, "--top", "2")
-    assert [r["path"] for r in both] == [str(c) for c in real_clips]
+    assert [r["source"] for r in both] == [str(c) for c in real_clips]
     for r in both:
         check_prediction(r)  # --top only shortens the table; JSON has all 8
     ok(invoke(["predict", real_clips[0], "-m", cli_model, "--top", "9"]), 2)
@@ -46,16 +58,21 @@ def test_predict_bad_inputs(cli_model, bad_dir, good_clips):
     files = [*sorted(bad_dir.iterdir()), good_clips[0]]
     res = invoke(["predict", *files, "--json", "-m", cli_model])
     ok(res, 1)  # some files failed
-    by_name = {Path(r["path"]).name: r for r in json.loads(res.stdout)}
+    by_name = {Path(r["source"]).name: r for r in json.loads(res.stdout)}
     assert len(by_name) == len(files)
     for name, words in ERRORS.items():
-        assert set(by_name[name]) == {"path", "error"}
+        validate_document(by_name[name], "prediction")
+        assert set(by_name[name]) == {"schema_version", "source", "error"}
         assert words in by_name[name]["error"] and name in by_name[name]["error"]
     for name, duration in {**DECODABLE, good_clips[0].name: 0.8}.items():
         r = by_name[name]
-        check_prediction(r)
         assert r["duration"] == pytest.approx(duration, abs=0.01), name
-        assert r["silent"] is (name == "silent.wav"), name
+        if name in NO_SPEECH:
+            validate_document(r, "prediction")
+            assert r["status"] == "no_speech" and r["reason"] == NO_SPEECH[name], r
+            assert r["label"] is None and r["probabilities"] is None
+        else:
+            check_prediction(r)
     assert "silent" in res.stderr  # the warning names the silent file
 
     table = invoke(["predict", *files, "-m", cli_model])
@@ -63,8 +80,8 @@ def test_predict_bad_inputs(cli_model, bad_dir, good_clips):
     rows = {line.split("│")[1].strip(): line for line in ANSI.sub("", table.stdout).splitlines()
             if line.count("│") > 2}
     assert "error" in rows["empty.wav"] and "error" in rows["notaudio.wav"]
-    assert "silence" in rows["silent.wav"]
-    assert "error" not in rows["short.wav"] and "%" in rows["short.wav"]
+    assert "no speech" in rows["silent.wav"] and "%" not in rows["silent.wav"]
+    assert "error" not in rows["short.wav"] and "no speech" in rows["short.wav"]
 
 
 def test_predict_backends_agree(cli_model, good_clips, bad_dir):
@@ -72,10 +89,10 @@ def test_predict_backends_agree(cli_model, good_clips, bad_dir):
     onnx = predict_json(cli_model, files, "--backend", "onnx")
     torch = predict_json(cli_model, files, "--backend", "torch")
     for a, b in zip(onnx, torch, strict=True):
-        assert a["path"] == b["path"]
+        assert a["source"] == b["source"]
         pa, pb = np.array(list(a["probabilities"].values())), np.array(
             list(b["probabilities"].values()))
-        assert np.abs(pa - pb).max() <= 1e-4, a["path"]
+        assert np.abs(pa - pb).max() <= 1e-4, a["source"]
         assert a["label"] == b["label"] or abs(a["confidence"] - b["confidence"]) <= 1e-4
 
 

@@ -13,6 +13,7 @@ import soundfile as sf
 from cli_helpers import SR, check_prediction, invoke, ok, text, tone
 
 from emovox.labels import LABELS
+from emovox.serving.schema import validate_document
 
 pytestmark = pytest.mark.slow  # uses the cli_model trained with `emovox train`
 
@@ -31,47 +32,52 @@ def long_file(tmp_path_factory) -> Path:
 
 
 def test_timeline_json_and_csv(cli_model, long_file):
+    """Windows over the speech only, the 4-8 s silence one explicit gap, the tail covered,
+    the summary by speech time; JSON valid against the timeline schema."""
     args = ["timeline", long_file, "-m", cli_model, "--window", "3", "--hop", "1.5"]
     res = invoke([*args, "--json"])
     ok(res)
     doc = json.loads(res.stdout)
+    validate_document(doc, "timeline")
     segs, summ = doc["segments"], doc["summary"]
-    assert summ["duration_s"] == pytest.approx(20.0, abs=1e-3)
-    assert summ["windows"] == len(segs) == 12
-    starts = [s["start"] for s in segs]
-    assert starts == pytest.approx([1.5 * k for k in range(len(segs))])
-    assert all(s["end"] - s["start"] == pytest.approx(3.0) for s in segs)
-    # covered to the end but for a tail shorter than 1 s (shorter remainders are dropped)
-    assert 19.0 <= segs[-1]["end"] <= 20.0
-    silent = [s for s in segs if s["label"] == "silence"]
-    assert any(4.0 <= s["start"] and s["end"] <= 8.0 for s in silent)
-    assert all(s["end"] > 4.0 and s["start"] < 8.0 for s in silent)  # none in the tones
-    for s in segs:
-        if s["label"] == "silence":
-            assert s["probabilities"] == {} and s["arousal"] is None
-        else:
-            assert s["label"] in LABELS and abs(sum(s["probabilities"].values()) - 1) <= 1e-4
-    assert summ["silent_windows"] == len(silent)
-    assert summ["voiced_windows"] == len(segs) - len(silent)
-    assert summ["dominant"] in LABELS
+    assert doc["duration"] == pytest.approx(20.0, abs=1e-3) and doc["model_id"]
+    speech = [s for s in segs if s["kind"] == "speech"]
+    gaps = [s for s in segs if s["kind"] == "gap"]
+    assert any(s["start"] <= 4.0 and s["end"] >= 8.0 for s in gaps)  # the silence: one gap
+    assert not any(s["start"] < 7.9 and s["end"] > 4.1 for s in speech)  # no window in it
+    assert all(s["end"] - s["start"] <= 3.0 + 1e-6 for s in speech)
+    assert speech[0]["start"] < 0.2 and speech[-1]["end"] >= 19.8  # the tail is covered
+    assert segs[0]["start"] == 0.0 and segs[-1]["end"] == pytest.approx(20.0)
+    assert all(a["end"] <= b["end"] for a, b in zip(segs, segs[1:], strict=False))
+    for s in speech:
+        assert s["label"] in LABELS and abs(sum(s["probabilities"].values()) - 1) <= 1e-4
+    for s in gaps:
+        assert s["label"] is None and s["probabilities"] is None and s["arousal"] is None
+    assert summ["n_windows"] == len(speech) >= 8
+    assert 15.0 <= summ["speech_seconds"] <= 16.5  # 4 + 12 s of tones, less their pauses
+    assert summ["dominant"] in LABELS and summ["status"] in ("ok", "uncertain")
     assert summ["share"] and sum(summ["share"].values()) == pytest.approx(1.0)
 
     res_csv = invoke([*args, "--csv"])
     ok(res_csv)
     rows = list(csv.reader(io.StringIO(res_csv.stdout)))
-    assert rows[0] == ["start", "end", "label", "confidence", *LABELS, "arousal", "valence"]
+    assert rows[0] == ["start", "end", "kind", "label", "confidence", *LABELS, "arousal",
+                       "valence"]
     assert len(rows) == len(segs) + 1
-    assert [r[2] for r in rows[1:]] == [s["label"] for s in segs]
-    assert [float(r[0]) for r in rows[1:]] == pytest.approx(starts)
+    assert [r[2] for r in rows[1:]] == [s["kind"] for s in segs]
+    assert [r[3] for r in rows[1:]] == [s["label"] or "" for s in segs]
+    assert [float(r[0]) for r in rows[1:]] == pytest.approx([s["start"] for s in segs],
+                                                            abs=0.006)
 
     table = invoke(args)
     ok(table)
-    assert f"{len(silent)} silent of {len(segs)}" in text(table)
+    assert f"of speech in {len(speech)} windows" in text(table) and "no speech" in text(table)
 
 
 def test_timeline_windows_past_the_first_block(cli_model, tmp_path):
-    """window 1 s every 1 s over 70 s (silence, then a tone from 63 s): the windows past the
-    first 60 s block read the right samples (63-70 s is the tone), none lies past the end."""
+    """window 1 s every 1 s over 70 s (silence, then a voice from 63 s): the windows past
+    the first 60 s block read the right samples, none lies past the end, the silence is one
+    gap."""
     wave = np.zeros(70 * SR, np.float32)
     wave[63 * SR :] = tone(7.0)
     path = tmp_path / "gap.wav"
@@ -79,8 +85,12 @@ def test_timeline_windows_past_the_first_block(cli_model, tmp_path):
     res = invoke(["timeline", path, "-m", cli_model, "--window", "1", "--hop", "1", "--json"])
     ok(res)
     segs = json.loads(res.stdout)["segments"]
-    assert [s["start"] for s in segs] == [float(k) for k in range(70)]
-    assert [s["label"] == "silence" for s in segs] == [True] * 63 + [False] * 7
+    assert segs[0]["kind"] == "gap" and segs[0]["start"] == 0.0
+    assert segs[0]["end"] == pytest.approx(63.05, abs=0.05)
+    speech = segs[1:-1] if segs[-1]["kind"] == "gap" else segs[1:]
+    assert all(s["kind"] == "speech" and s["label"] in LABELS for s in speech)
+    assert len(speech) == 7 and speech[-1]["end"] == pytest.approx(69.9, abs=0.1)
+    assert all(s["end"] <= 70.0 for s in segs)
 
 
 @pytest.mark.parametrize(("window", "hop", "message"), [
@@ -114,18 +124,20 @@ def test_predict_records_bad_files_and_goes_on(cli_model, good_clips, bad_dir, t
     ok(res, 1)
     assert "4 of 6 files failed" in " ".join(res.stderr.split())
     doc = json.loads(res.stdout)
-    assert [Path(r["path"]) for r in doc] == [good_clips[0], *bad, good_clips[1]]
+    assert [Path(r["source"]) for r in doc] == [good_clips[0], *bad, good_clips[1]]
     check_prediction(doc[0])
     check_prediction(doc[-1])
     assert all(r["error"] for r in doc[1:-1])
 
 
 def test_timeline_of_a_file_shorter_than_a_second(cli_model, good_clips):
-    """A 0.8 s voiced clip is one (short) window, not an empty timeline called silence."""
+    """A 0.8 s voiced clip is one (short) window, not an empty timeline."""
     res = invoke(["timeline", good_clips[0], "-m", cli_model, "--json"])
     ok(res)
     doc = json.loads(res.stdout)
-    assert len(doc["segments"]) == 1
-    seg = doc["segments"][0]
-    assert seg["start"] == 0.0 and seg["end"] == pytest.approx(0.8, abs=1e-3)
+    validate_document(doc, "timeline")
+    speech = [s for s in doc["segments"] if s["kind"] == "speech"]
+    assert len(speech) == 1
+    seg = speech[0]
+    assert seg["start"] < 0.1 and seg["end"] == pytest.approx(0.8, abs=0.05)
     assert seg["label"] in LABELS and doc["summary"]["dominant"] == seg["label"]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from emovox.cli import app
 from emovox.experiment.crosscorpus import shared_label_set
-from signals import sine
+from signals import sine, voice
 
 
 def test_shared_label_sets():
@@ -119,7 +119,7 @@ def test_bundled_models_load_by_name():
         if not (resolve_model_path(name) / "model.json").is_file():
             continue  # a checkout without the trained models
         p = Predictor.from_artifact(name)
-        wave = sine(220, 2.0, amp=0.2)
-        pred = p.predict_wave(wave, 16000)
+        pred = p.predict_wave(voice(2.0), 16000)
         assert abs(sum(pred.probabilities.values()) - 1) < 1e-6
+        assert p.predict_wave(sine(220, 2.0, amp=0.2), 16000).status.value == "no_speech"
         assert p.meta["cross_validation"]["protocol"] == "emobox"

@@ -34,11 +34,16 @@ def test_analyse_and_timeline_csv(tiny_model):
     assert short.mfcc.shape[0] == 20 and short.level.name in ("high", "medium", "low")
     long = logic.analyse(pred, wav(7.0), "dir/long.wav")
     assert long.name == "long.wav"
-    assert [s.start for s in long.timeline.segments] == pytest.approx([0, 1.5, 3.0, 4.5])
+    segs = long.timeline.segments  # gap (0.15 s lead-in), 3 s windows over the speech, gap
+    assert [s.kind.value for s in segs] == ["gap", "speech", "speech", "speech", "speech", "gap"]
+    speech = [s for s in segs if s.kind.value == "speech"]
+    assert [s.start for s in speech] == pytest.approx([0.03, 1.53, 3.03, 3.85])
+    assert all(s.end - s.start == pytest.approx(3.0) for s in speech)
+    assert speech[-1].end == pytest.approx(segs[-1].start) and segs[-1].end == pytest.approx(7.0)
     lines = logic.timeline_csv(long.timeline).splitlines()
-    assert lines[0].split(",") == ["start", "end", "label", "confidence", *LABELS, "arousal",
-                                   "valence"]
-    assert len(lines) == 5 and lines[1].startswith("0.00,3.00,")
+    assert lines[0].split(",") == ["start", "end", "kind", "label", "confidence", *LABELS,
+                                   "arousal", "valence"]
+    assert len(lines) == 7 and lines[1].startswith("0.00,0.03,gap,,,")
     with pytest.raises(AudioTooLong, match="long.wav"):
         logic.analyse(pred, wav(7.0), "long.wav", max_duration=5.0)
     with pytest.raises(logic.UploadTooLarge):

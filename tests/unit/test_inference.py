@@ -34,7 +34,7 @@ from emovox.experiment.rundir import fit_from_predictions_csv
 from emovox.features import extract
 from emovox.features.frontend import LogMelFrontEnd
 from emovox.labels import LABELS, Emotion
-from emovox.serving.predictor import Prediction, Predictor
+from emovox.serving.predictor import Prediction, Predictor, Status
 from emovox.training.export import export_onnx
 from signals import harmonic
 
@@ -192,7 +192,7 @@ def test_predict_wave_matches_training_pipeline(predictors, artifacts):
 
 def test_predict_batch_equals_single(predictors):
     rng = np.random.default_rng(2)
-    waves = [tone(k, rng, dur=0.3 + 0.2 * k) for k in range(3)]
+    waves = [tone(k, rng, dur=0.5 + 0.2 * k) for k in range(3)]
     for p in predictors.values():
         batch = p.predict_batch(waves, SR)
         single = [p.predict_wave(w, SR) for w in waves]
@@ -221,8 +221,9 @@ def test_typed_errors_and_silence(predictors, tmp_path):
     with pytest.raises(NotAudio):
         p.predict_file(text)
     silent = p.predict_wave(np.zeros(SR, np.float32), SR)
-    assert silent.silent and silent.duration == 1.0
-    assert abs(sum(silent.probabilities.values()) - 1) < 1e-9
+    assert silent.status is Status.NO_SPEECH and silent.reason == "silence"
+    assert silent.silent and silent.duration == 1.0 and silent.n_windows == 0
+    assert silent.label is None and silent.probabilities is None and silent.arousal is None
 
 
 def test_default_model_missing_is_a_clear_error():
@@ -371,3 +372,81 @@ def test_arousal_valence_mapping():
 def test_prediction_affect_is_weighted_mean(predictors, wav_file):
     pred = predictors["onnx"].predict_file(wav_file)
     assert (pred.arousal, pred.valence) == pytest.approx(arousal_valence(pred.probabilities))
+
+
+# -- whole recordings ---------------------------------------------------------------------
+
+
+def test_long_recording_is_classified_over_its_speech_only(predictors):
+    """Three tones with 2 s of silence between them (7.4 s, > 2 windows of 0.64 s): windows
+    only over the tones, in one network call, mean of the windows' probabilities weighted by
+    their seconds, evidence that sums to 1."""
+    p = predictors["onnx"]
+    rng = np.random.default_rng(7)
+    gap = np.zeros(2 * SR, np.float32)
+    wave = np.concatenate([tone(2, rng, dur=1.0), gap, tone(2, rng, dur=0.5), gap,
+                           tone(2, rng, dur=0.8)])
+    calls = []
+    runner = p.runner
+
+    class Spy:
+        backend = runner.backend
+
+        def __call__(self, x):
+            calls.append(len(x))
+            return runner(x)
+
+    spied = Predictor(labels=p.labels, artifact_meta=p.artifact_meta, temperature=1.0,
+                      model_id="spy", backend=p.backend, path=p.path,
+                      preprocess=p.preprocess, runner=Spy())
+    got = spied.predict_wave(wave, SR)
+    assert got.status in (Status.OK, Status.UNCERTAIN) and got.label in got.probabilities
+    assert calls == [got.n_windows] and got.n_windows >= 3  # one batched network call
+    speech = [(0.1, 1.1), (3.3, 3.8), (6.0, 6.8)]  # where the tones are (s)
+    for e in got.evidence:
+        assert any(a - 0.15 <= e.start and e.end <= b + 0.15 for a, b in speech), e
+    assert sum(e.weight for e in got.evidence) == pytest.approx(1.0)
+    assert sum(e.contribution for e in got.evidence) == pytest.approx(1.0)
+    assert 2.0 < got.speech_seconds < 2.6 and got.duration == pytest.approx(len(wave) / SR)
+    # the answer is the weighted mean of what each window alone gets
+    spans = [(int(round(e.start * SR)), int(round(e.end * SR))) for e in got.evidence]
+    probs = p.window_probabilities([wave[a:b] for a, b in spans])
+    mean = np.average(probs, axis=0, weights=[b - a for a, b in spans])
+    assert np.allclose(list(got.probabilities.values()), mean, atol=1e-5)
+
+
+def test_uncertain_below_half_and_documented_threshold(predictors):
+    from emovox.serving.answer import UNCERTAIN_BELOW
+
+    assert UNCERTAIN_BELOW == 0.5
+    p = predictors["onnx"]
+    got = p.predict_wave(tone(3, np.random.default_rng(3)), SR)
+    assert (got.status is Status.UNCERTAIN) is (got.confidence < UNCERTAIN_BELOW)
+    assert got.to_dict()["confidence_level"] in ("high", "medium", "low")
+
+
+def test_clip_probabilities_skip_the_speech_check(predictors, tmp_path):
+    """Evaluation reads every clip, even one the product would call no_speech."""
+    p = predictors["onnx"]
+    path = tmp_path / "hum.wav"
+    sf.write(path, harmonic(200.0, 1.0), SR)
+    assert p.predict_file(path).status is Status.NO_SPEECH
+    probs = p.clip_probabilities(path)
+    assert probs.shape == (8,) and probs.sum() == pytest.approx(1.0)
+
+
+def test_occlusion_names_the_seconds_that_matter(predictors):
+    """Silencing the voiced part changes the answer's probability; silencing the silence
+    around it changes nothing; non-speech has no occlusion map."""
+    p = predictors["onnx"]
+    wave = np.concatenate([np.zeros(SR // 2, np.float32), tone(5, np.random.default_rng(4)),
+                           np.zeros(SR // 2, np.float32)])
+    occ = p.occlusion(wave, SR, segment_s=0.25)
+    assert [o["start"] for o in occ] == pytest.approx([0.25 * k for k in range(len(occ))])
+    assert occ[-1]["end"] == pytest.approx(len(wave) / SR)
+    silent_part = [o for o in occ if o["end"] <= 0.5]
+    assert all(o["drop"] == 0.0 for o in silent_part)  # trimmed away either way
+    assert any(o["drop"] != 0.0 for o in occ)  # the voice matters (tiny model: a little)
+    assert p.occlusion(np.zeros(SR, np.float32), SR) == []
+    with pytest.raises(ValueError):
+        p.occlusion(wave, SR, segment_s=0)

@@ -141,3 +141,75 @@ def test_confidence_levels_and_helpers():
     t, lo, hi = logic.waveform_envelope(np.sin(np.arange(50_000)).astype(np.float32), SR, 100)
     assert len(t) == len(lo) == len(hi) <= 100 and (lo <= hi).all()
 
+
+
+class _FakePredictor:
+    """Anything build_timeline needs: labels, window_probabilities, affect."""
+
+    labels = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+    def __init__(self) -> None:
+        self.windows: list[int] = []
+
+    def window_probabilities(self, waves):
+        self.windows += [len(w) for w in waves]
+        p = np.full((len(waves), 8), 0.02)
+        p[:, 4] = 0.86
+        return p
+
+    def affect(self, p):
+        return 0.5, -0.5
+
+
+def test_timeline_streams_speech_windows_with_bounded_memory(tmp_path, monkeypatch):
+    """120 s: 2 s voice bursts with 2 s of silence between, read in 5 s blocks: one gap per
+    pause, windows only over the voice, the tail covered, and the buffer never holds more
+    than a block plus the open speech region."""
+    import soundfile as sf
+
+    from emovox.serving import timeline as tlmod
+    from signals import voice
+
+    unit = np.concatenate([voice(2.0), np.zeros(2 * SR, np.float32)])
+    path = tmp_path / "long.wav"
+    sf.write(path, np.tile(unit, 30), SR, subtype="PCM_16")
+    held: list[int] = []
+    push = tlmod._Stream.push
+
+    def spy(self, block, final=False):
+        push(self, block, final)
+        held.append(len(self.buf))
+
+    monkeypatch.setattr(tlmod._Stream, "push", spy)
+    fake = _FakePredictor()
+    tl = tlmod.build_timeline(fake, path, window=3.0, hop=1.5, block_s=5.0)
+    assert max(held) <= 9 * SR  # a 5 s block + a 2 s region + context, never the file
+    speech, gaps = tl.speech, [s for s in tl.segments if s.silent]
+    assert len(speech) == 30 and len(gaps) in (30, 31)  # one window per burst
+    assert all(s.end - s.start <= 2.3 for s in speech) and max(fake.windows) <= 2.3 * SR
+    summ = tl.summary()
+    assert summ["dominant"] == "angry" and summ["share"] == {"angry": 1.0}
+    assert 55.0 < summ["speech_seconds"] < 65.0 and summ["n_windows"] == 30
+    assert tl.segments[-1].end == pytest.approx(120.0)
+    assert all(a.end <= b.start + 1e-9 for a, b in zip(tl.segments, tl.segments[1:],
+                                                      strict=False))
+
+
+def test_batch_csv_of_an_older_version_is_upgraded_before_resuming(tmp_path):
+    """A results.csv with the old columns (label `silence`, no status) is rewritten with the
+    current header before new rows are appended, and its rows still count as done."""
+    import csv
+
+    from emovox.serving.batch import FIELDS, RowWriter, done_paths
+
+    out = tmp_path / "r.csv"
+    out.write_text("path,label,confidence,error\n/a.wav,angry,0.9,\n/b.wav,error,,broken\n")
+    w = RowWriter(out)
+    w.write({k: "" for k in FIELDS} | {"path": "/c.wav", "status": "no_speech"})
+    w.close()
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == FIELDS and [r["path"] for r in rows] == ["/a.wav", "/b.wav",
+                                                                      "/c.wav"]
+    assert rows[0]["label"] == "angry" and rows[0]["status"] == ""
+    assert done_paths(out) == {"/a.wav": "angry", "/b.wav": "error", "/c.wav": "no_speech"}

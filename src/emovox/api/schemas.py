@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ERRORS", "ErrorBody", "Health", "ModelCard", "PredictResponse", "Segment",
-           "TimelineResponse"]
+__all__ = ["ERRORS", "ErrorBody", "Evidence", "Health", "ModelCard", "PredictResponse",
+           "Segment", "TimelineResponse", "TimelineSummary"]
 
 
 class ErrorBody(BaseModel):
@@ -15,39 +15,81 @@ class ErrorBody(BaseModel):
     detail: str = Field(description="what is wrong and what to do about it")
 
 
+Status = Literal["ok", "uncertain", "no_speech"]
+
+
+class Evidence(BaseModel):
+    start: float = Field(description="seconds")
+    end: float = Field(description="seconds")
+    weight: float = Field(description="share of the duration-weighted mean (weights sum to 1)")
+    label: str = Field(description="the window's own top emotion")
+    confidence: float = Field(description="its calibrated probability")
+    contribution: float = Field(
+        description="share of the final label's probability mass (contributions sum to 1)")
+
+
 class PredictResponse(BaseModel):
-    emotion: str = Field(description="the most probable of the eight emotions")
-    confidence: float = Field(description="its calibrated probability, 0-1")
-    confidence_level: Literal["high", "medium", "low"] = Field(
+    """The prediction document, schema ``emovox/data/schema/prediction-v1.json`` (the same
+    fields as ``emovox predict --json``)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    schema_version: Literal["1"]
+    source: str = Field(description="the upload's file name")
+    status: Status = Field(description=(
+        "ok; uncertain: top calibrated probability below 0.5 (label and probabilities still "
+        "given); no_speech: no emotion (label, probabilities, arousal, valence are null)"))
+    reason: str | None = Field(description="why no_speech: silence, steady_sound, pure_tone, "
+                               "not_voiced, too_short (null otherwise)")
+    reason_message: str | None
+    label: str | None = Field(description="the most probable of the eight emotions")
+    confidence: float | None = Field(description="its calibrated probability, 0-1")
+    confidence_level: Literal["high", "medium", "low"] | None = Field(
         description="high >= 0.70, medium 0.50-0.70, low < 0.50")
-    probabilities: dict[str, float]
-    arousal: float = Field(description="derived from the probabilities, in [-1, 1]")
-    valence: float = Field(description="derived from the probabilities, in [-1, 1]")
+    probabilities: dict[str, float] | None
+    arousal: float | None = Field(description="derived from the probabilities, in [-1, 1]")
+    valence: float | None = Field(description="derived from the probabilities, in [-1, 1]")
     derived: list[str]
     derived_note: str
     duration: float = Field(description="seconds of audio")
-    silent: bool = Field(description="the clip is silent; the emotion is then meaningless")
-    filename: str
-    model_id: str
+    speech_seconds: float = Field(description="seconds of detected speech")
+    n_windows: int = Field(description="windows the model classified (0 for no_speech)")
+    evidence: list[Evidence] = Field(description="the windows behind the answer")
+    model_id: str | None
 
 
 class Segment(BaseModel):
+    kind: Literal["speech", "gap"] = Field(description="a classified window, or a gap")
     start: float
     end: float
-    label: str = Field(description="an emotion, or 'silence'")
-    confidence: float
-    probabilities: dict[str, float]
+    label: str | None = Field(description="an emotion (null for a gap)")
+    confidence: float | None
+    probabilities: dict[str, float] | None
     arousal: float | None
     valence: float | None
 
 
+class TimelineSummary(BaseModel):
+    status: Status
+    reason: str | None
+    dominant: str | None = Field(description="top of the speech-time-weighted mean")
+    speech_seconds: float
+    gap_seconds: float
+    n_windows: int
+    share: dict[str, float] = Field(description="share of speech time per window label")
+    mean_probabilities: dict[str, float]
+
+
 class TimelineResponse(BaseModel):
-    filename: str
-    model_id: str
+    """The timeline document, schema ``emovox/data/schema/timeline-v1.json``."""
+
+    model_config = ConfigDict(protected_namespaces=())
+    schema_version: Literal["1"]
+    source: str
+    model_id: str | None
     duration: float
     window: float
     hop: float
-    summary: dict[str, Any]
+    summary: TimelineSummary
     segments: list[Segment]
 
 

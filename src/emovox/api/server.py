@@ -7,10 +7,12 @@
 
 Endpoints (OpenAPI docs at ``/docs``):
 
-* ``POST /v1/predict``  multipart field ``file``: emotion, confidence, probabilities,
-  derived arousal/valence, duration, model id;
+* ``POST /v1/predict``  multipart field ``file``: the prediction document (schema
+  ``emovox/data/schema/prediction-v1.json``, the same as ``emovox predict --json``): status
+  (``ok``, ``uncertain``, ``no_speech`` with a reason), label, calibrated probabilities, derived
+  arousal/valence, speech seconds, windows and their evidence, model id;
 * ``POST /v1/timeline`` multipart field ``file`` (+ ``window``, ``hop`` query
-  parameters): the emotion of every window of a long recording;
+  parameters): the timeline document (``timeline-v1.json``): speech windows and gaps;
 * ``GET /v1/model``: the model card (speaker-independent cross-validation metrics,
   confusion matrix, per-class recall, MODEL_CARD.md);
 * ``GET /health``: 200 when the model is loaded, 503 when it could not be.
@@ -60,6 +62,7 @@ from emovox.serving.params import (
     MIN_WINDOW_S,
     TimelineParams,
 )
+from emovox.serving.schema import prediction_document, timeline_document
 
 log = logging.getLogger(__name__)
 
@@ -209,15 +212,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
         p = await svc.run("predict", lambda: service.predict_upload(
             predictor, file.file, name, max_bytes=svc.max_bytes,
             max_duration=svc.max_duration))
-        d = p.to_dict()
-        return {
-            "emotion": d["label"], "confidence": d["confidence"],
-            "confidence_level": service.confidence_level(p.confidence).name,
-            "probabilities": d["probabilities"], "arousal": d["arousal"],
-            "valence": d["valence"], "derived": d["derived"], "derived_note": d["derived_note"],
-            "duration": d["duration"], "silent": d["silent"], "filename": name,
-            "model_id": predictor.model_id,
-        }
+        return prediction_document(p)
 
     @app.post("/v1/timeline", response_model=TimelineResponse, responses=ERRORS,
               summary="The emotion of every window of a (long) recording")
@@ -238,10 +233,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
         tl = await svc.run("timeline", lambda: service.timeline_from_upload(
             predictor, file.file, name, params=params, max_bytes=svc.max_bytes,
             max_duration=svc.max_duration))
-        out = tl.to_dict()
-        return {"filename": name, "model_id": predictor.model_id,
-                "duration": round(tl.duration, 3), "window": params.window, "hop": params.hop,
-                "summary": out["summary"], "segments": out["segments"]}
+        return timeline_document(tl, model_id=predictor.model_id)
 
 
 def _add_info_routes(app: FastAPI, svc: _Service) -> None:

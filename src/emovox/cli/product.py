@@ -23,12 +23,13 @@ from emovox.cli.common import (
 
 def predict(
     files: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg, mp3, m4a...).")],
-    json_out: Annotated[bool, typer.Option("--json", help="JSON with all probabilities.")] = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="JSON (schema emovox/data/schema/prediction-v1.json).")] = False,
     top: Annotated[int, typer.Option("--top", "-k", min=1, max=8, help="Probabilities shown.")] = 3,
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
     max_duration: Annotated[
-        float, typer.Option(help="Refuse longer files (s); use `timeline` for long ones.")
+        float, typer.Option(help="Refuse longer files (s); long ones are answered as a whole.")
     ] = 600.0,
     truth: Annotated[
         bool, typer.Option("--truth", help="Also show the true label of RAVDESS-named files "
@@ -131,7 +132,7 @@ def timeline(
     except USER_ERRORS as exc:
         fail(exc)
     if json_out:
-        print(json.dumps(tl.to_dict(), indent=2))
+        print(json.dumps(tl.to_dict(model_id=predictor.model_id), indent=2))
     elif csv_out:
         write_timeline_csv(tl, sys.stdout)
     else:

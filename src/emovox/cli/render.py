@@ -274,23 +274,30 @@ def trained(model: str, b: Any) -> None:
 
 
 def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
-    """One row per file: label (or silence), confidence, top-k, arousal and valence."""
+    """One row per file: the emotion (``no speech`` with the reason when there is none, ``?``
+    after an uncertain one), confidence, top-k, arousal/valence, seconds of speech used."""
     table = _table(f"emovox · {model_id}",
-                   ("file", "emotion", "confidence", f"top {top}", "arousal", "valence"))
+                   ("file", "emotion", "confidence", f"top {top}", "arousal", "valence",
+                    "speech"))
     for o in outcomes:
         name = Path(o.path).name
         if o.error:
-            table.add_row(name, "[red]error[/]", "", o.error, "", "")
+            table.add_row(name, "[red]error[/]", "", o.error, "", "", "")
             continue
         p = o.prediction
+        if p.probabilities is None:  # no_speech: no emotion, no numbers
+            table.add_row(name, "[dim]no speech[/]", "", p.reason_message or "", "", "",
+                          f"{p.speech_seconds:.1f} s")
+            continue
         ranked = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:top]
+        uncertain = p.status.value == "uncertain"
         table.add_row(
-            name, f"[bold]{'silence' if p.silent else p.label}[/]", f"{p.confidence:.0%}",
-            "  ".join(f"{k} {v:.0%}" for k, v in ranked),
-            f"{p.arousal:+.2f}", f"{p.valence:+.2f}",
+            name, f"[bold]{p.label}[/]" + (" [yellow]?[/]" if uncertain else ""),
+            f"{p.confidence:.0%}", "  ".join(f"{k} {v:.0%}" for k, v in ranked),
+            f"{p.arousal:+.2f}", f"{p.valence:+.2f}", f"{p.speech_seconds:.1f} s",
         )
     console.print(table)
-    console.print(AFFECT_NOTE)
+    console.print(AFFECT_NOTE + " ? = uncertain: top probability below 50 %.")
 
 
 def truth(rep: Any) -> None:
@@ -319,25 +326,27 @@ def batch_summary(s: Any, out: Path) -> None:
     labels = ", ".join(f"{k} {v}" for k, v in s.labels.most_common())
     console.print(
         f"{s.found} files: {s.done} predicted now, {s.skipped} already in {out}, "
-        f"{s.errors} errors, {s.silent} silent · {s.seconds:.1f} s"
-        + (f"\n{labels}" if labels else "")
+        f"{s.errors} errors, {s.no_speech} without speech, {s.uncertain} uncertain · "
+        f"{s.seconds:.1f} s" + (f"\n{labels}" if labels else "")
     )
 
 
 def timeline(tl: Any, name: str, window: float, hop: float) -> None:
-    """The segments table and the dominant-emotion line of a timeline."""
+    """The segments table (speech windows and gaps) and the summary line (by speech time)."""
     table = _table(f"{name} · {tl.duration:.1f} s · window {window} s, hop {hop} s",
                    ("start", "end", "emotion", "confidence"), justify="right")
     for s in tl.segments:
         table.add_row(f"{s.start:.1f}", f"{s.end:.1f}",
-                      "[dim]silence[/]" if s.silent else s.label,
+                      "[dim]no speech[/]" if s.silent else s.label,
                       "" if s.silent else f"{s.confidence:.0%}")
     console.print(table)
     summ = tl.summary()
     ranked = sorted(summ["share"].items(), key=lambda kv: -kv[1])
     share = ", ".join(f"{k} {v:.0%}" for k, v in ranked)
-    console.print(f"dominant: [bold]{summ['dominant']}[/] · voiced windows: {share or 'none'} · "
-                  f"{summ['silent_windows']} silent of {summ['windows']}")
+    dominant = summ["dominant"] or "no speech"
+    console.print(f"dominant: [bold]{dominant}[/] ({summ['status']}) · by speech time: "
+                  f"{share or 'none'} · {summ['speech_seconds']:.1f} s of speech in "
+                  f"{summ['n_windows']} windows, {summ['gap_seconds']:.1f} s without")
 
 
 def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float) -> None:

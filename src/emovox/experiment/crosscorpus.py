@@ -84,8 +84,8 @@ def evaluate_artifact(
 
     def one(u: Utterance) -> tuple[np.ndarray | None, str | None]:
         try:
-            p = predictor.predict_file(u.path)
-            return np.array([p.probabilities[predictor.labels[c]] for c in cols]), None
+            p = predictor.clip_probabilities(u.path)  # every clip, as in cross-validation
+            return np.asarray(p)[cols], None
         except EmovoxError as exc:
             return None, str(exc)
 

@@ -4,9 +4,11 @@ Owns the :class:`~emovox.serving.predictor.Predictor` (waveform -> prediction) w
 runner per backend (:mod:`emovox.serving.runners`: onnx, torch, sklearn), the service layer
 (:mod:`emovox.serving.service`: settings, errors -> HTTP status and user wording, uploads,
 timelines of uploads, the model card), batch prediction (:mod:`emovox.serving.batch`),
-emotion timelines (:mod:`emovox.serving.timeline`) and live input
-(:mod:`emovox.serving.live`: raw PCM or microphone streams, a rolling emotion per hop;
-sounddevice imported only when the microphone is opened).
+emotion timelines (:mod:`emovox.serving.timeline`), live input (:mod:`emovox.serving.live`:
+raw PCM or microphone streams, a rolling emotion per hop; sounddevice imported only when the
+microphone is opened), the answer and its status/evidence (:mod:`emovox.serving.answer`), the
+speech windows a recording is read in (:mod:`emovox.serving.speech`) and the versioned JSON
+documents (:mod:`emovox.serving.schema`, schemas in ``emovox/data/schema``).
 
 May import: artifact, preprocess, models (lazily, for the torch runner), features, audio,
 calibration, affect, labels, errors, fileio, corpora (file walking). Never imports training,

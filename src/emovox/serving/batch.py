@@ -28,8 +28,10 @@ from typing import Any
 
 from emovox.fileio import atomic_path
 from emovox.labels import LABELS
+from emovox.serving.answer import Status
 from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
 from emovox.serving.params import check_max_duration
+from emovox.serving.schema import failure_document
 from emovox.serving.timeline import SILENCE as SILENCE_LABEL
 
 log = logging.getLogger(__name__)
@@ -53,9 +55,15 @@ class BatchSummary:
     retried: int = 0  #: error rows of an earlier run tried again
     done: int = 0
     errors: int = 0  #: files that failed in this run
-    silent: int = 0
+    no_speech: int = 0  #: files judged to hold no speech (no emotion given)
+    uncertain: int = 0  #: files answered with status ``uncertain`` (also in ``labels``)
     seconds: float = 0.0
     labels: Counter = field(default_factory=Counter)
+
+    @property
+    def silent(self) -> int:
+        """Deprecated name of :attr:`no_speech`."""
+        return self.no_speech
 
     @property
     def failed(self) -> int:
@@ -66,30 +74,50 @@ class BatchSummary:
         return {**self.__dict__, "labels": dict(self.labels), "failed": self.failed}
 
 
-def row_for(path: Path, prediction: Any | None, error: str | None) -> dict[str, Any]:
-    """One output row: path, label (emotion, ``silence`` or ``error``), confidence, all
-    eight probabilities, derived arousal/valence, duration, error message."""
-    row: dict[str, Any] = {"path": resolved_key(path)}
+def row_for(path: Path, prediction: Any | None, error: str | None, *,
+            fmt: str = "csv") -> dict[str, Any]:
+    """One output row.
+
+    ``jsonl``: the prediction document (schema ``prediction-v1.json``) with ``source`` =
+    the resolved path and ``error`` null, or a failure record ``{"schema_version",
+    "source", "error"}``. ``csv``: flat columns :data:`FIELDS` (``path`` = the resolved
+    path; label empty for ``no_speech``; ``error`` for a failed file)."""
+    key = resolved_key(path)
+    if fmt == "jsonl":
+        if prediction is None:
+            return failure_document(key, printable_path(error or ""))
+        return {**prediction.to_dict(), "source": key, "error": None}
+    row: dict[str, Any] = {"path": key}
     if prediction is None:
-        row |= {"label": ERROR_LABEL, "confidence": "", "arousal": "", "valence": "",
-                "duration": ""} | {f"p_{lab}": "" for lab in LABELS}
-        row["error"] = printable_path(error or "")
+        row |= {k: "" for k in FIELDS if k != "path"}
+        row |= {"label": ERROR_LABEL, "status": ERROR_LABEL,
+                "error": printable_path(error or "")}
         return row
     p = prediction
+    probs = p.probabilities or {}
     row |= {
-        "label": SILENCE_LABEL if p.silent else p.label,
-        "confidence": round(p.confidence, 6),
-        "arousal": round(p.arousal, 4),
-        "valence": round(p.valence, 4),
+        "status": p.status.value,
+        "reason": p.reason or "",
+        "label": p.label or "",
+        "confidence": "" if p.confidence is None else round(p.confidence, 6),
+        "arousal": "" if p.arousal is None else round(p.arousal, 4),
+        "valence": "" if p.valence is None else round(p.valence, 4),
         "duration": round(p.duration, 3),
+        "speech_seconds": round(p.speech_seconds, 3),
+        "n_windows": p.n_windows,
     }
-    row |= {f"p_{lab}": round(p.probabilities[lab], 6) for lab in LABELS}
+    row |= {f"p_{lab}": round(probs[lab], 6) if lab in probs else "" for lab in LABELS}
     row["error"] = ""
     return row
 
 
-FIELDS = ["path", "label", "confidence", *(f"p_{lab}" for lab in LABELS), "arousal", "valence",
-          "duration", "error"]
+FIELDS = ["path", "status", "reason", "label", "confidence", *(f"p_{lab}" for lab in LABELS),
+          "arousal", "valence", "duration", "speech_seconds", "n_windows", "error"]
+
+
+def _is_error(row: dict[str, Any]) -> bool:
+    """A failed file's row, in this version's format or an older one."""
+    return bool(row.get("error")) or row.get("label") == ERROR_LABEL
 
 
 def _format(out: Path) -> str:
@@ -116,16 +144,18 @@ def _read_rows(out: Path) -> Iterator[dict[str, Any]]:
 
 
 def done_paths(out: Path) -> dict[str, str]:
-    """``{resolved path: label}`` of the rows already in an existing output file (the last
-    row of a path wins). Paths written relative by older versions are resolved here."""
+    """``{resolved path: status}`` (``error`` for a failed file) of the rows already in an
+    existing output file (the last row of a path wins). Paths written relative by older
+    versions are resolved here."""
     if not out.exists() or out.stat().st_size == 0:
         return {}
     seen: dict[str, str] = {}
     for r in _read_rows(out):
-        path = r.get("path")
+        path = r.get("path") or r.get("source")  # csv / jsonl
         if path:
             key = path if os.path.isabs(path) else resolved_key(path)
-            seen[key] = str(r.get("label") or "")
+            seen[key] = ERROR_LABEL if _is_error(r) else str(r.get("status") or
+                                                             r.get("label") or "")
     return seen
 
 
@@ -140,14 +170,31 @@ def _drop_error_rows(out: Path, paths: set[str]) -> None:
         if w:
             w.writeheader()
         for r in _read_rows(out):
-            p = r.get("path") or ""
+            p = r.get("path") or r.get("source") or ""
             key = p if os.path.isabs(p) else resolved_key(p) if p else ""
-            if r.get("label") == ERROR_LABEL and key in paths:
+            if _is_error(r) and key in paths:
                 continue
             if w:
                 w.writerow(r)
             else:
                 f.write(json.dumps(r) + "\n")
+
+
+def _upgrade_csv(out: Path) -> None:
+    """Rewrite a CSV written by an older version (other columns) with :data:`FIELDS`, so
+    that resumed rows line up; columns it lacks stay empty (atomically, like
+    :func:`_drop_error_rows`)."""
+    with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
+        header = next(csv.reader(f), [])
+    if header == FIELDS:
+        return
+    log.info("%s was written by an older emovox: rewriting it with the current columns", out)
+    rows = list(_read_rows(out))
+    with atomic_path(out, mode=None) as tmp, \
+            open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore", restval="")
+        w.writeheader()
+        w.writerows(rows)
 
 
 class RowWriter:
@@ -157,6 +204,8 @@ class RowWriter:
         self.fmt = _format(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         new = not out.exists() or out.stat().st_size == 0
+        if self.fmt == "csv" and not new:
+            _upgrade_csv(out)
         self.f = open(out, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.csv = csv.DictWriter(self.f, fieldnames=FIELDS) if self.fmt == "csv" else None
         if self.csv and new:
@@ -180,12 +229,14 @@ def failure_message(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, EmovoxError) else f"{type(exc).__name__}: {exc}"
 
 
-def predict_one(predictor: Any, path: Path, max_duration: float | None) -> dict[str, Any]:
+def predict_one(predictor: Any, path: Path, max_duration: float | None,
+                fmt: str = "csv") -> dict[str, Any]:
     """Never raises: a failure becomes an error row naming what went wrong."""
     try:
-        return row_for(path, predictor.predict_file(path, max_duration=max_duration), None)
+        pred = predictor.predict_file(path, max_duration=max_duration)
     except Exception as exc:  # noqa: BLE001 - one bad file never stops a batch
-        return row_for(path, None, failure_message(exc))
+        return row_for(path, None, failure_message(exc), fmt=fmt)
+    return row_for(path, pred, None, fmt=fmt)
 
 
 @dataclass(frozen=True)
@@ -197,10 +248,11 @@ class FileOutcome:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"path", **prediction.to_dict(), "error": None}`` or ``{"path", "error"}``."""
+        """The prediction document (``source`` = the path as given) with ``error`` null, or
+        a failure record ``{"schema_version", "source", "error"}``."""
         if self.prediction is None:
-            return {"path": str(self.path), "error": self.error}
-        return {"path": str(self.path), **self.prediction.to_dict(), "error": None}
+            return failure_document(str(self.path), self.error or "")
+        return {**self.prediction.to_dict(), "source": str(self.path), "error": None}
 
 
 def predict_files(predictor: Any, files: Iterable[Path], *,
@@ -224,9 +276,9 @@ def _worker_predictor(artifact: str | None, backend: str) -> Any:
 
 
 def _dask_chunk(artifact: str | None, backend: str, paths: list[str],
-                max_duration: float | None) -> list[dict[str, Any]]:
+                max_duration: float | None, fmt: str = "csv") -> list[dict[str, Any]]:
     pred = _worker_predictor(artifact, backend)
-    return [predict_one(pred, Path(p), max_duration) for p in paths]
+    return [predict_one(pred, Path(p), max_duration, fmt) for p in paths]
 
 
 def _chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
@@ -272,7 +324,7 @@ def run_batch(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    _format(out)
+    fmt = _format(out)
     max_duration = check_max_duration(max_duration)
     files = collect_inputs(inputs)
     todo, summary = _plan(files, out, retry_errors)
@@ -281,12 +333,13 @@ def run_batch(
     def record(row: dict[str, Any]) -> None:
         writer.write(row)
         summary.done += 1
-        if row["label"] == ERROR_LABEL:
+        if _is_error(row):
             summary.errors += 1
-        elif row["label"] == SILENCE_LABEL:
-            summary.silent += 1
+        elif row["status"] == Status.NO_SPEECH.value:
+            summary.no_speech += 1
         else:
             summary.labels[row["label"]] += 1
+            summary.uncertain += row["status"] == Status.UNCERTAIN.value
         if progress:
             progress(summary.done, len(todo))
 
@@ -295,13 +348,14 @@ def run_batch(
             pass
         elif engine is Engine.DASK:
             _run_dask(todo, record, artifact, backend, workers, scheduler, max_duration,
-                      dask_processes)
+                      dask_processes, fmt)
         else:
             from emovox.serving.predictor import Predictor
 
             predictor = Predictor.from_artifact(artifact, backend=backend, threads=1)
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-                for row in pool.map(lambda p: predict_one(predictor, p, max_duration), todo):
+                for row in pool.map(lambda p: predict_one(predictor, p, max_duration, fmt),
+                                    todo):
                     record(row)
     finally:
         writer.close()
@@ -311,7 +365,7 @@ def run_batch(
 
 def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
               artifact: str | Path | None, backend: str, workers: int, scheduler: str | None,
-              max_duration: float | None, processes: bool) -> None:
+              max_duration: float | None, processes: bool, fmt: str) -> None:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -327,7 +381,7 @@ def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
     try:
         art = str(artifact) if artifact else None
         futures = [client.submit(_dask_chunk, art, backend, [str(p) for p in chunk],
-                                 max_duration, pure=False)
+                                 max_duration, fmt, pure=False)
                    for chunk in _chunks(todo, 16)]
         for fut in as_completed(futures):
             for row in fut.result():

@@ -6,9 +6,21 @@ web app.
     from emovox.serving.predictor import Predictor
     pred = Predictor.from_artifact("runs/crnn/model")      # or None: the bundled model
     pred.predict_file("clip.wav").to_dict()
-    # {"label": "angry", "confidence": 0.71, "probabilities": {...}, "arousal": 0.52, ...}
+    # {"schema_version": "1", "status": "ok", "label": "angry", "confidence": 0.71,
+    #  "probabilities": {...}, "speech_seconds": 1.9, "n_windows": 1, "evidence": [...], ...}
 
-What a prediction does, exactly as in training: the artifact's
+First the speech detector (:func:`emovox.features.vad.speech_verdict`) decides whether there is
+speech at all: silence, steady noise, tones, a constant offset, square waves and less than
+0.3 s of speech get ``status="no_speech"`` with a ``reason`` and no emotion (label,
+probabilities, arousal and valence are ``None``). A clip up to two model windows long (5.12 s
+for the bundled default) is then classified whole, as in training; a longer recording is cut
+into model-length windows (hop half a window, the tail covered) over its speech regions only
+(:mod:`emovox.serving.speech`), all windows go through the network in batches of 16, and the
+answer is the duration-weighted mean of their calibrated probabilities, with the windows as
+``evidence`` (:mod:`emovox.serving.answer`). A top probability below
+:data:`~emovox.serving.answer.UNCERTAIN_BELOW` (0.5) makes the status ``uncertain``.
+
+What classifying one window does, exactly as in training: the artifact's
 :class:`~emovox.preprocess.Preprocess` (the same object the training inputs were built with):
 
 1. mono, resampled to 16 kHz with soxr (:func:`emovox.audio.resample`);
@@ -30,10 +42,6 @@ never imports it; a test checks this); without a stored front end it is built wi
 
 ``arousal`` and ``valence`` of a :class:`Prediction` are *derived* from the class
 probabilities with the fixed mapping of :mod:`emovox.affect`; the model does not predict them.
-
-Silent input (the loudest 64 ms frame below -60 dBFS) is not an error: the prediction is
-still computed (on the untrimmed signal, it is meaningless) and flagged ``silent=True`` so
-callers can show "silence" instead of a label.
 
 A :class:`Predictor` is safe to share between threads: ONNX Runtime sessions support
 concurrent ``run`` calls, and the PyTorch backend serialises calls with a lock.
@@ -64,60 +72,33 @@ from emovox.artifact import (
 )
 from emovox.audio import AudioSource, load_audio
 from emovox.calibration import softmax
+from emovox.features.vad import SpeechVerdict, speech_verdict
 from emovox.preprocess import Preprocess
+from emovox.serving.answer import (
+    UNCERTAIN_BELOW,
+    Evidence,
+    Prediction,
+    Status,
+    aggregate,
+    evidence_of,
+)
 from emovox.serving.runners import OnnxRunner, Runner, SklearnRunner, TorchRunner
+from emovox.serving.speech import (
+    LONG_INPUT_WINDOWS,
+    model_window_s,
+    region_windows,
+    speech_regions,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BACKENDS", "Prediction", "Predictor"]
+__all__ = ["BACKENDS", "UNCERTAIN_BELOW", "Evidence", "Prediction", "Predictor", "Status"]
 
 BACKENDS = ("auto", "onnx", "torch")
-_MAX_BATCH = 64  # items per network call in predict_batch / predict_proba_features
-
-
-# --------------------------------------------------------------------------------------------
-# Results
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The model's answer for one clip.
-
-    Attributes:
-        label: the most probable emotion.
-        confidence: its (calibrated) probability.
-        probabilities: calibrated probability of every label, in the model's label order.
-        arousal, valence: **derived** from ``probabilities`` (probability-weighted circumplex
-            prototypes, :mod:`emovox.affect`), each in [-1, 1]; not predicted by the model.
-        duration: length of the input in seconds (at 16 kHz, before silence trimming).
-        silent: the input is silent; the label is then meaningless (show "silence").
-        source: file name, ``"<bytes>"`` or ``"<array>"``.
-    """
-
-    label: str
-    confidence: float
-    probabilities: dict[str, float]
-    arousal: float
-    valence: float
-    duration: float
-    silent: bool
-    source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types; ``derived`` names the fields that are not model outputs."""
-        return {
-            "label": self.label,
-            "confidence": self.confidence,
-            "probabilities": dict(self.probabilities),
-            "arousal": self.arousal,
-            "valence": self.valence,
-            "derived": ["arousal", "valence"],
-            "derived_note": DERIVED_NOTE,
-            "duration": self.duration,
-            "silent": self.silent,
-            "source": self.source,
-        }
+_MAX_BATCH = 64  # items per network call in predict_proba_features
+#: windows per network call in window_probabilities: the CRNN's activations for 64 windows of
+#: 256 frames take ~200 MB; 16 keep a 10-minute recording under 200 MB
+_WINDOW_BATCH = 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,24 +245,56 @@ class Predictor:
         return np.concatenate(out)
 
     def predict_wave(self, wave: np.ndarray, sr: int, *, source: str = "<array>") -> Prediction:
-        """Predict one waveform: ``(n_samples,)`` or ``(n_samples, n_channels)``, any rate
-        (resampled to 16 kHz), full scale 1.0."""
+        """The answer for one waveform: ``(n_samples,)`` or ``(n_samples, n_channels)``, any
+        rate (resampled to 16 kHz), full scale 1.0. Non-speech gets ``status="no_speech"``;
+        inputs longer than :data:`~emovox.serving.speech.LONG_INPUT_WINDOWS` model windows are
+        classified window by window over their speech (:meth:`predict_batch`)."""
         return self.predict_batch([wave], sr, sources=[source])[0]
 
     def predict_batch(
         self, waves: Sequence[np.ndarray], sr: int, *, sources: Sequence[str] | None = None
     ) -> list[Prediction]:
-        """Predict several waveforms at sample rate ``sr`` with one network call per
-        64 clips (all clips are padded/cropped to the same length)."""
+        """The answers for several waveforms at sample rate ``sr``, with one network call per
+        16 windows over all of them.
+
+        Each waveform is checked for speech (:func:`emovox.features.vad.speech_verdict`);
+        a short one (up to ``LONG_INPUT_WINDOWS`` model windows) is one window, prepared as
+        in training (trimmed, centre-cropped/padded); a longer one is cut into model-length
+        windows over its speech regions only, and the answer is the duration-weighted mean
+        of the windows' calibrated probabilities (:func:`emovox.serving.answer.aggregate`).
+        """
         if sources is not None and len(sources) != len(waves):
             raise ValueError(f"{len(waves)} waves but {len(sources)} sources")
-        prepared = [self.preprocess.prepare(w, sr) for w in waves]
-        probs = self.predict_proba_features(
-            [self.preprocess.cropped_features(p.wave) for p in prepared])
-        return [
-            self._make_prediction(p, pw.duration, pw.silent, sources[i] if sources else "<array>")
-            for i, (p, pw) in enumerate(zip(probs, prepared, strict=True))
-        ]
+        plans = [self._plan(w, sr) for w in waves]
+        spans = [s for _, _, sp in plans for s in sp]
+        xs = [x for x, _, _ in plans]
+        owner = [i for i, (_, _, sp) in enumerate(plans) for _ in sp]
+        probs = self.window_probabilities(
+            [xs[i][a:b] for i, (a, b) in zip(owner, spans, strict=True)])
+        out = []
+        k = 0
+        for i, (x, verdict, sp) in enumerate(plans):
+            src = sources[i] if sources else "<array>"
+            out.append(self._answer(x, verdict, sp, probs[k : k + len(sp)], src))
+            k += len(sp)
+        return out
+
+    def window_probabilities(self, windows: Sequence[np.ndarray]) -> np.ndarray:
+        """Calibrated probabilities ``(n, n_labels)`` of waveforms already at :attr:`sr`,
+        each prepared as one training clip (trimmed, cropped/padded); no speech check. The
+        features are computed and classified 16 windows at a time, so memory does not grow
+        with ``n``."""
+        out = [np.zeros((0, len(self.labels)))]
+        for s in range(0, len(windows), _WINDOW_BATCH):
+            feats = [self.preprocess.cropped_features(self.preprocess.prepare(w, self.sr).wave)
+                     for w in windows[s : s + _WINDOW_BATCH]]
+            out.append(self.predict_proba_features(feats))
+        return np.concatenate(out)
+
+    def affect(self, p: np.ndarray) -> tuple[float, float]:
+        """Derived ``(arousal, valence)`` of a probability vector (:mod:`emovox.affect`)."""
+        a, v = (p / p.sum()) @ self._protos
+        return float(a), float(v)
 
     def predict_file(
         self,
@@ -300,21 +313,92 @@ class Predictor:
                            filename=filename)
         return self.predict_wave(audio.wave, audio.sr, source=audio.source)
 
+    def clip_probabilities(self, path_or_bytes: AudioSource, *,
+                           max_duration: float | None = None) -> np.ndarray:
+        """Calibrated probabilities ``(n_labels,)`` of a file read as one training clip:
+        no speech check and no windows, exactly the view of cross-validation (what an
+        evaluation on another corpus scores)."""
+        audio = load_audio(path_or_bytes, sr=self.sr, trim=False, max_duration=max_duration)
+        return self.window_probabilities([self.preprocess.replace(trim=False).prepare(
+            audio.wave, audio.sr).wave])[0]
+
+    def occlusion(self, wave: np.ndarray, sr: int, *, segment_s: float = 0.25
+                  ) -> list[dict[str, float]]:
+        """Which seconds of a clip drive its answer: the clip is classified again with each
+        ``segment_s`` stretch replaced by silence (all stretches in one batched call); the
+        drop of the answer's probability says how much that stretch mattered.
+
+        Returns ``[{"start", "end", "drop"}, ...]`` (seconds; ``drop`` = probability of the
+        clip's label minus its probability without the stretch, negative when removing it
+        raises it); ``[]`` for non-speech. For clips (up to two model windows); longer
+        recordings have their per-window ``evidence``. Costs one network call of
+        ``duration / segment_s`` items.
+        """
+        if segment_s <= 0:
+            raise ValueError(f"segment_s must be positive, got {segment_s}")
+        x = self.preprocess.replace(trim=False).prepare(wave, sr).wave
+        answer = self.predict_wave(x, self.sr)
+        if answer.label is None or answer.probabilities is None:
+            return []
+        k = self.labels.index(answer.label)
+        step = max(1, int(round(segment_s * self.sr)))
+        spans = [(a, min(len(x), a + step)) for a in range(0, len(x), step)]
+        occluded = []
+        for a, b in spans:
+            y = x.copy()
+            y[a:b] = 0.0
+            occluded.append(y)
+        if len(x) <= LONG_INPUT_WINDOWS * model_window_s(self.preprocess) * self.sr:
+            probs = self.window_probabilities(occluded)  # a clip: one window, as answered
+        else:
+            probs = np.array([[(q.probabilities or {}).get(lab, 0.0) for lab in self.labels]
+                              for q in self.predict_batch(occluded, self.sr)])
+        base = answer.probabilities[answer.label]
+        return [{"start": round(a / self.sr, 3), "end": round(b / self.sr, 3),
+                 "drop": round(float(base - p[k]), 4) + 0.0} for (a, b), p in zip(spans, probs,
+                                                                            strict=True)]
+
     # -- internals ----------------------------------------------------------------------
     def _proba(self, x: np.ndarray) -> np.ndarray:
         logits = np.asarray(self.runner(x), np.float64)
         return softmax(logits / self.temperature)
 
-    def _make_prediction(self, p: np.ndarray, duration: float, silent: bool,
-                         source: str) -> Prediction:
+    def _plan(self, wave: np.ndarray, sr: int
+              ) -> tuple[np.ndarray, SpeechVerdict, list[tuple[int, int]]]:
+        """``(wave at the model rate, speech verdict, window sample ranges)``."""
+        x = self.preprocess.replace(trim=False).prepare(wave, sr).wave
+        verdict = speech_verdict(x, self.sr)
+        if not verdict.is_speech:
+            return x, verdict, []
+        win_s = model_window_s(self.preprocess)
+        if len(x) <= LONG_INPUT_WINDOWS * win_s * self.sr:
+            return x, verdict, [(0, len(x))]  # a clip: as in training
+        regions = speech_regions(verdict.segments, len(x) / self.sr)
+        return x, verdict, region_windows(regions, self.sr, win_s, win_s / 2)
+
+    def _answer(self, x: np.ndarray, verdict: SpeechVerdict, spans: list[tuple[int, int]],
+                probs: np.ndarray, source: str) -> Prediction:
+        duration = len(x) / self.sr
+        if not spans:
+            reason = verdict.reason
+            return Prediction(
+                label=None, confidence=None, probabilities=None, arousal=None, valence=None,
+                duration=duration, source=source, status=Status.NO_SPEECH,
+                reason=reason.value if reason else None,
+                reason_message=reason.message if reason else None,
+                speech_seconds=verdict.speech_seconds, n_windows=0, model_id=self.model_id)
+        weights = [(b - a) / self.sr for a, b in spans]
+        p = aggregate(probs, weights)
         k = int(np.argmax(p))
-        a, v = (p / p.sum()) @ self._protos
+        a, v = self.affect(p)
+        secs = [(s / self.sr, e / self.sr) for s, e in spans]
         return Prediction(
             label=self.labels[k], confidence=float(p[k]),
             probabilities={lab: float(q) for lab, q in zip(self.labels, p, strict=True)},
-            arousal=float(a), valence=float(v), duration=float(duration), silent=bool(silent),
-            source=source,
-        )
+            arousal=a, valence=v, duration=duration, source=source,
+            status=Status.UNCERTAIN if p[k] < UNCERTAIN_BELOW else Status.OK,
+            speech_seconds=verdict.speech_seconds, n_windows=len(spans),
+            evidence=evidence_of(secs, probs, weights, self.labels, p), model_id=self.model_id)
 
 
 def _serving_preprocess(meta: ArtifactMeta, path: Path) -> Preprocess:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
@@ -33,6 +34,7 @@ from emovox.errors import (
     NotAudio,
     UnsupportedCodec,
 )
+from emovox.serving.answer import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, confidence_band
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 from emovox.serving.predictor import BACKENDS
 from emovox.serving.timeline import Timeline, build_timeline, timeline_rows, write_timeline_csv
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "AUDIO_TYPES",
+    "HIGH_CONFIDENCE",
+    "MEDIUM_CONFIDENCE",
     "BACKENDS",
     "TIMELINE_HOP_S",
     "TIMELINE_WINDOW_S",
@@ -89,9 +93,6 @@ AUDIO_TYPES = ("wav", "mp3", "ogg", "flac", "m4a")
 #: Recordings longer than this (s) also get an emotion timeline.
 TIMELINE_MIN_S = 5.0
 
-#: Confidence bands: high >= 70 %, medium 50-70 %, low < 50 %.
-HIGH_CONFIDENCE = 0.70
-MEDIUM_CONFIDENCE = 0.50
 
 _MAX_PLOT_FRAMES = 3000  # spectrogram columns drawn at most (long files are pooled)
 
@@ -179,13 +180,15 @@ class ConfidenceLevel:
     hex: str
 
 
+_LEVELS = {"high": ConfidenceLevel("high", "green", "#2e7d32"),
+           "medium": ConfidenceLevel("medium", "orange", "#ef6c00"),
+           "low": ConfidenceLevel("low", "red", "#c62828")}
+
+
 def confidence_level(confidence: float) -> ConfidenceLevel:
-    """high >= 70 %, medium 50-70 %, low < 50 %."""
-    if confidence >= HIGH_CONFIDENCE:
-        return ConfidenceLevel("high", "green", "#2e7d32")
-    if confidence >= MEDIUM_CONFIDENCE:
-        return ConfidenceLevel("medium", "orange", "#ef6c00")
-    return ConfidenceLevel("low", "red", "#c62828")
+    """high >= 70 %, medium 50-70 %, low < 50 % (:func:`emovox.serving.answer.confidence_band`:
+    the bands of the JSON field ``confidence_level``)."""
+    return _LEVELS[confidence_band(confidence) or "low"]
 
 
 def user_message(exc: BaseException) -> str:
@@ -238,7 +241,10 @@ def predict_upload(
         UploadTooLarge, emovox.errors.AudioError: named after the upload.
     """
     with open_upload(data, filename, max_bytes=max_bytes) as up, named_errors(up):
-        return predictor.predict_file(up.source, filename=up.name, max_duration=max_duration)
+        pred = predictor.predict_file(up.source, filename=up.name, max_duration=max_duration)
+    # the upload's name, never the private temporary copy's path
+    return dataclasses.replace(pred, source=up.name) if dataclasses.is_dataclass(pred) \
+        else pred
 
 
 def timeline_from_upload(

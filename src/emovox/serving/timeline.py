@@ -1,49 +1,91 @@
-"""Emotion timelines of long recordings: sliding windows over a streamed file.
+"""Emotion timelines of long recordings: windows over the speech of a streamed file.
 
-The file is read in blocks (:func:`emovox.audio.iter_blocks`), so memory stays flat
-for hour-long recordings: at most one block plus one window is held. Each window is
-classified unless it is silent, in which case it is labelled ``silence``.
+The file is read in blocks (:func:`emovox.audio.iter_blocks`), so memory stays flat for
+hour-long recordings: the speech detector (:mod:`emovox.features.vad`) runs on each new
+block and keeps one flag per 10 ms; a speech region is classified once it is closed (no
+speech for :data:`~emovox.serving.speech.REGION_BRIDGE_S` after it), and the samples before
+it are dropped. Only a block plus the open speech region is held.
+
+Windows (``window`` s every ``hop`` s) cover each speech region, the last one aligned to the
+region's end so the tail is never dropped; a region shorter than a window is one shorter
+window. What lies between regions is an explicit **gap** segment (``kind="gap"``, no
+label). The summary is weighted by speech time: each window counts for the seconds from its
+start to the next window's start (its own seconds), so overlapping windows are not counted
+twice.
 """
 
 from __future__ import annotations
 
 import csv
-import logging
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, is_silent, iter_blocks
+from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, iter_blocks
+from emovox.features.vad import (
+    DEFAULT_PARAMS,
+    FrameMeasures,
+    frame_flags,
+    frame_measures,
+    smooth_flags,
+    speech_segments,
+)
 from emovox.labels import LABELS
+from emovox.serving.answer import SCHEMA_VERSION, UNCERTAIN_BELOW, Status
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
+from emovox.serving.speech import (
+    MIN_REGION_S,
+    REGION_BRIDGE_S,
+    REGION_PAD_S,
+    region_windows,
+    speech_regions,
+)
 
-log = logging.getLogger(__name__)
+__all__ = ["CSV_COLUMNS", "SILENCE", "Segment", "SegmentKind", "Timeline", "build_timeline",
+           "iter_windows", "timeline_rows", "write_timeline_csv"]
 
-#: The label of a silent window (and of a silent clip in batch output).
+#: What the text table and older outputs call a gap (and batch used for a silent clip).
 SILENCE = "silence"
 #: Columns of ``emovox timeline --csv`` and of the web app's timeline download.
-CSV_COLUMNS = ("start", "end", "label", "confidence", *LABELS, "arousal", "valence")
+CSV_COLUMNS = ("start", "end", "kind", "label", "confidence", *LABELS, "arousal", "valence")
+
+
+class SegmentKind(str, Enum):
+    SPEECH = "speech"  #: a classified window over speech
+    GAP = "gap"  #: no speech (silence, noise, a tone...): not classified
 
 
 @dataclass(frozen=True)
 class Segment:
-    """One window: ``[start, end)`` seconds, its emotion (or ``silence``) and probabilities."""
+    """``[start, end)`` seconds: a speech window with its emotion and probabilities, or a
+    gap (label, confidence, probabilities, arousal and valence ``None``)."""
 
     start: float
     end: float
-    label: str
-    confidence: float
-    probabilities: dict[str, float]
+    label: str | None
+    confidence: float | None
+    probabilities: dict[str, float] | None
     arousal: float | None
     valence: float | None
+    kind: SegmentKind = SegmentKind.SPEECH
+    own: float = 0.0  #: seconds this window stands for in the summary (0 for gaps)
 
     @property
     def silent(self) -> bool:
-        return self.label == SILENCE
+        """A gap (kept for callers of the old ``silence`` windows)."""
+        return self.kind is SegmentKind.GAP
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "start": round(self.start, 3),
+                "end": round(self.end, 3), "label": self.label,
+                "confidence": self.confidence,
+                "probabilities": None if self.probabilities is None
+                else dict(self.probabilities),
+                "arousal": self.arousal, "valence": self.valence}
 
 
 @dataclass
@@ -54,53 +96,121 @@ class Timeline:
     hop: float
     segments: list[Segment] = field(default_factory=list)
 
+    @property
+    def speech(self) -> list[Segment]:
+        return [s for s in self.segments if s.kind is SegmentKind.SPEECH]
+
     def summary(self) -> dict[str, Any]:
-        """Share of voiced windows per emotion, mean probabilities over voiced windows,
-        the dominant emotion, and how much of the recording was silent."""
-        voiced = [s for s in self.segments if not s.silent]
-        counts: dict[str, int] = defaultdict(int)
-        for s in voiced:
-            counts[s.label] += 1
-        labels = list(voiced[0].probabilities) if voiced else []
-        mean_p = {lab: float(np.mean([s.probabilities[lab] for s in voiced])) for lab in labels}
+        """By speech time: each emotion's share of the speech seconds (by its windows' top
+        label), the speech-time-weighted mean probabilities, the dominant emotion, and the
+        status (``no_speech`` without speech, ``uncertain`` when the dominant emotion's mean
+        probability is below :data:`~emovox.serving.answer.UNCERTAIN_BELOW`)."""
+        speech = self.speech
+        secs = sum(s.own for s in speech)
+        gaps = sum(s.end - s.start for s in self.segments if s.kind is SegmentKind.GAP)
+        share: dict[str, float] = {}
+        mean_p: dict[str, float] = {}
+        if speech and secs > 0:
+            for s in speech:
+                share[s.label or ""] = share.get(s.label or "", 0.0) + s.own / secs
+            labels = list(speech[0].probabilities or {})
+            mean_p = {lab: float(sum(s.own * (s.probabilities or {})[lab] for s in speech)
+                                 / secs) for lab in labels}
+        dominant = max(mean_p, key=mean_p.__getitem__) if mean_p else None
+        status = Status.NO_SPEECH if dominant is None else (
+            Status.UNCERTAIN if mean_p[dominant] < UNCERTAIN_BELOW else Status.OK)
         return {
-            "source": self.source,
-            "duration_s": round(self.duration, 3),
-            "windows": len(self.segments),
-            "voiced_windows": len(voiced),
-            "silent_windows": len(self.segments) - len(voiced),
-            "dominant": max(mean_p, key=mean_p.get) if mean_p else SILENCE,
-            "share": {k: v / len(voiced) for k, v in sorted(counts.items())} if voiced else {},
-            "mean_probabilities": mean_p,
+            "status": status.value,
+            "reason": "no speech was found" if dominant is None else None,
+            "dominant": dominant,
+            "speech_seconds": round(secs, 3),
+            "gap_seconds": round(gaps, 3),
+            "n_windows": len(speech),
+            "share": {k: round(min(1.0, share[k]), 6) for k in sorted(share)},
+            "mean_probabilities": {k: round(min(1.0, v), 6) for k, v in mean_p.items()},
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"summary": self.summary(), "segments": [asdict(s) for s in self.segments]}
+    def to_dict(self, *, model_id: str | None = None) -> dict[str, Any]:
+        """The timeline document (schema ``timeline-v1.json``)."""
+        return {"schema_version": SCHEMA_VERSION, "source": self.source, "model_id": model_id,
+                "duration": round(self.duration, 3), "window": self.window, "hop": self.hop,
+                "summary": self.summary(), "segments": [s.to_dict() for s in self.segments]}
 
 
 def iter_windows(
     blocks: Iterator[tuple[float, np.ndarray]], win: int, hop: int, min_last: int
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(start sample, window) over a stream of blocks; a final shorter window is kept
-    when it holds at least ``min_last`` samples not already covered, or when it is the
-    only window (a file shorter than one window)."""
+    """(start sample, window) of fixed windows over a stream of blocks (kept for callers;
+    :func:`build_timeline` windows the speech only). A final shorter window is kept when it
+    holds at least ``min_last`` new samples, or when it is the only one."""
     buf = np.zeros(0, np.float32)
-    buf_start = 0  # sample index of buf[0]
-    pos = 0  # start of the next window
-    covered = 0  # samples up to which windows already reached
+    buf_start = pos = covered = 0
     for _, block in blocks:
         buf = np.concatenate([buf, block])
         while pos + win <= buf_start + len(buf):
             yield pos, buf[pos - buf_start : pos - buf_start + win]
             covered = pos + win
             pos += hop
-        drop = min(pos - buf_start, len(buf))  # hop > window: pos may lie beyond buf
+        drop = min(pos - buf_start, len(buf))
         if drop > 0:
             buf = buf[drop:]
             buf_start += drop
     end = buf_start + len(buf)
     if pos < end and (end - covered >= min_last or covered == 0):
         yield pos, buf[pos - buf_start :]
+
+
+class _Stream:
+    """The speech detector over a stream: per-frame measures computed block by block (12
+    bytes per 10 ms), and the samples of what is not yet classified."""
+
+    def __init__(self, sr: int) -> None:
+        self.sr = sr
+        self.hop = int(round(DEFAULT_PARAMS.hop_s * sr))
+        self.level: list[np.ndarray] = []  # per-frame measures of everything read so far
+        self.voicing: list[np.ndarray] = []
+        self.tonality: list[np.ndarray] = []
+        self.buf = np.zeros(0, np.float32)
+        self.buf_start = 0  # sample index of buf[0]
+        self.vad_pos = 0  # samples analysed so far (a multiple of hop, except at the end)
+
+    @property
+    def end(self) -> int:
+        return self.buf_start + len(self.buf)
+
+    def push(self, block: np.ndarray, final: bool = False) -> None:
+        self.buf = np.concatenate([self.buf, np.asarray(block, np.float32)])
+        n = self.end - self.vad_pos
+        n = n if final else n - n % self.hop
+        if n <= 0:
+            return
+        x = self.buf[self.vad_pos - self.buf_start : self.vad_pos - self.buf_start + n]
+        m = frame_measures(x, self.sr)
+        self.level.append(m.level_db.astype(np.float32))
+        self.voicing.append(m.voicing.astype(np.float32))
+        self.tonality.append(m.tonality.astype(np.float32))
+        self.vad_pos += n
+
+    def regions(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+        """Speech regions (s) so far, with the per-frame speech and voicing flags; the noise
+        floor is taken over every frame read so far (4 bytes per 10 ms are kept)."""
+        if not self.level:
+            return [], np.zeros(0, bool), np.zeros(0, bool)
+        m = FrameMeasures(*(np.concatenate(a).astype(np.float64)
+                            for a in (self.level, self.voicing, self.tonality)))
+        flags = smooth_flags(frame_flags(m))
+        voiced = m.voicing >= DEFAULT_PARAMS.voicing
+        segs = speech_segments(flags, duration=self.vad_pos / self.sr)
+        return speech_regions(segs, self.vad_pos / self.sr), flags, voiced
+
+    def samples(self, a: int, b: int) -> np.ndarray:
+        return self.buf[a - self.buf_start : b - self.buf_start]
+
+    def drop_before(self, pos: int) -> None:
+        k = min(max(0, pos - self.buf_start), len(self.buf))
+        if k:
+            self.buf = self.buf[k:]
+            self.buf_start += k
 
 
 def build_timeline(
@@ -114,64 +224,102 @@ def build_timeline(
     batch: int = 32,
     progress: Callable[[float], None] | None = None,
 ) -> Timeline:
-    """Classify ``window``-second windows every ``hop`` seconds of ``src``.
+    """Classify ``window``-second windows every ``hop`` seconds over the speech of ``src``.
 
     ``predictor`` is an :class:`emovox.serving.predictor.Predictor` (anything with
-    ``predict_batch(waves, sr)``). Windows whose loudest frame is below ``silence_dbfs``
-    (default :data:`emovox.audio.WINDOW_SILENCE_DBFS`, -45 dBFS) are labelled ``silence``
-    without running the model. ``progress`` gets the seconds
-    processed so far.
+    ``window_probabilities(waves)``, ``affect(p)`` and ``labels``). ``progress`` gets the
+    seconds read so far. ``silence_dbfs`` is no longer used (the speech detector decides)
+    and is kept for callers; ``batch`` is accepted for the same reason (windows go to the
+    network 64 at a time).
 
     Raises:
         emovox.errors.ConfigError: window or hop refused by :class:`TimelineParams`.
     """
+    del silence_dbfs, batch
     params = TimelineParams(window, hop)
     window, hop = params.window, params.hop
     sr = TARGET_SR
-    win, step = int(round(window * sr)), int(round(hop * sr))
     tl = Timeline(str(src) if isinstance(src, (str, Path)) else "<bytes>", 0.0, window, hop)
-    pending: list[tuple[int, np.ndarray]] = []
+    st = _Stream(sr)
+    state = {"done_s": 0.0}  # regions ending before this were classified
 
-    def flush() -> None:
-        voiced = [(s, w) for s, w in pending if not is_silent(w, threshold_dbfs=silence_dbfs)]
-        preds = iter(predictor.predict_batch([w for _, w in voiced], sr) if voiced else [])
-        voiced_starts = {s for s, _ in voiced}
-        for s, w in pending:
-            start, end = s / sr, (s + len(w)) / sr
-            if s in voiced_starts:
-                p = next(preds)
-                tl.segments.append(Segment(start, end, p.label, p.confidence, p.probabilities,
-                                           p.arousal, p.valence))
-            else:
-                tl.segments.append(Segment(start, end, SILENCE, 1.0, {}, None, None))
-        pending.clear()
-        if progress and tl.segments:
-            progress(tl.segments[-1].end)
+    def settle(final: bool) -> None:
+        regions, flags, voiced = st.regions()
+        horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
+        todo = [r for r in regions if r[0] >= state["done_s"] - 1e-9 and r[1] <= horizon]
+        for r in todo:
+            _classify_region(predictor, tl, st, r, flags, voiced, window, hop, state)
+        open_ = [r for r in regions if r[1] > horizon and r[0] >= state["done_s"] - 1e-9]
+        keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
+        st.drop_before(min(st.vad_pos, int(keep_from * sr)))
 
-    seen = [0]  # samples streamed so far
-
-    def counted() -> Iterator[tuple[float, np.ndarray]]:
-        for start, block in iter_blocks(src, block_s=block_s, sr=sr):
-            seen[0] += len(block)
-            yield start, block
-
-    for start, w in iter_windows(counted(), win, step, min_last=sr):
-        pending.append((start, w))
-        if len(pending) >= batch:
-            flush()
-    flush()
-    tl.duration = seen[0] / sr
+    for _, block in iter_blocks(src, block_s=block_s, sr=sr):
+        st.push(block)
+        settle(final=False)
+        if progress:
+            progress(st.end / sr)
+    st.push(np.zeros(0, np.float32), final=True)
+    settle(final=True)
+    tl.duration = st.vad_pos / sr
+    _add_gaps(tl)
     return tl
 
 
+def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[float, float],
+                     flags: np.ndarray, voiced: np.ndarray, window: float, hop: float,
+                     state: dict[str, float]) -> None:
+    """Windows over one speech region -> speech segments (none when it is too short or not
+    voiced: it becomes part of a gap)."""
+    state["done_s"] = region[1]
+    s, e = max(region[0], st.buf_start / st.sr), region[1]  # never before what is held
+    region = (s, e)
+    f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
+    if e - s < MIN_REGION_S or \
+            np.count_nonzero(flags[f0:f1] & voiced[f0:f1]) * DEFAULT_PARAMS.hop_s \
+            < DEFAULT_PARAMS.min_voiced_s:
+        return
+    spans = region_windows([region], st.sr, window, hop)
+    if not spans:
+        return
+    probs = predictor.window_probabilities([st.samples(a, b) for a, b in spans])
+    labels = list(predictor.labels)
+    for i, ((a, b), p) in enumerate(zip(spans, probs, strict=True)):
+        nxt = spans[i + 1][0] if i + 1 < len(spans) else b
+        k = int(np.argmax(p))
+        ar, va = predictor.affect(p)
+        tl.segments.append(Segment(
+            a / st.sr, b / st.sr, labels[k], float(p[k]),
+            {lab: float(q) for lab, q in zip(labels, p, strict=True)}, ar, va,
+            SegmentKind.SPEECH, (min(nxt, b) - a) / st.sr))
+
+
+def _add_gaps(tl: Timeline) -> None:
+    """Explicit gap segments wherever no speech window lies (start, between, end)."""
+    speech = sorted(tl.speech, key=lambda s: s.start)
+    out: list[Segment] = []
+    pos = 0.0
+    for s in speech:
+        if s.start - pos > 1e-6:
+            out.append(Segment(pos, s.start, None, None, None, None, None, SegmentKind.GAP))
+        out.append(s)
+        pos = max(pos, s.end)
+    if tl.duration - pos > 1e-6:
+        out.append(Segment(pos, tl.duration, None, None, None, None, None, SegmentKind.GAP))
+    tl.segments = out
+
+
 def timeline_rows(tl: Timeline) -> list[dict[str, Any]]:
-    """One flat dict per segment, rounded for display (columns :data:`CSV_COLUMNS`)."""
+    """One flat dict per segment, rounded for display (columns :data:`CSV_COLUMNS`; a gap
+    has an empty label and no probabilities)."""
     rows = []
     for s in tl.segments:
+        probs = s.probabilities or {}
         row: dict[str, Any] = {"start": round(s.start, 2), "end": round(s.end, 2),
-                               "label": s.label, "confidence": round(s.confidence, 4)}
+                               "kind": s.kind.value, "label": s.label,
+                               "confidence": None if s.confidence is None
+                               else round(s.confidence, 4)}
         for lab in LABELS:
-            row[lab] = round(float(s.probabilities.get(lab, 0.0)), 4)
+            row[lab] = None if s.probabilities is None else round(float(probs.get(lab, 0)), 4)
         row["arousal"] = None if s.arousal is None else round(s.arousal, 3)
         row["valence"] = None if s.valence is None else round(s.valence, 3)
         rows.append(row)
@@ -179,12 +327,11 @@ def timeline_rows(tl: Timeline) -> list[dict[str, Any]]:
 
 
 def write_timeline_csv(tl: Timeline, out: TextIO) -> None:
-    """The timeline as CSV (header :data:`CSV_COLUMNS`, one row per window, ``\\n`` line
-    ends): what ``emovox timeline --csv`` prints and the web app offers for download."""
+    """The timeline as CSV (header :data:`CSV_COLUMNS`, one row per segment, ``\\n`` line
+    ends; gaps have empty emotion columns): what ``emovox timeline --csv`` prints and the
+    web app offers for download."""
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    for s in tl.segments:
-        w.writerow([f"{s.start:.2f}", f"{s.end:.2f}", s.label, f"{s.confidence:.4f}",
-                    *(f"{float(s.probabilities.get(lab, 0.0)):.4f}" for lab in LABELS),
-                    "" if s.arousal is None else f"{s.arousal:.3f}",
-                    "" if s.valence is None else f"{s.valence:.3f}"])
+    for r in timeline_rows(tl):
+        w.writerow(["" if r[c] is None else (f"{r[c]:.2f}" if c in ("start", "end")
+                                             else r[c]) for c in CSV_COLUMNS])

@@ -1,0 +1,79 @@
+"""Which windows of a recording the model classifies: speech regions -> model-length windows.
+
+Used by :class:`~emovox.serving.predictor.Predictor` (whole-recording prediction) and by
+:mod:`emovox.serving.timeline`, so both read the same seconds of speech.
+
+* :func:`speech_regions`: the detector's speech segments (seconds) merged across pauses
+  shorter than :data:`REGION_BRIDGE_S` and padded by :data:`REGION_PAD_S` each side;
+* :func:`region_windows`: windows of ``window`` seconds every ``hop`` seconds over each region,
+  the last one aligned to the region's end (the tail is always covered); a region shorter
+  than a window is one (shorter) window; regions shorter than :data:`MIN_REGION_S` are left
+  out unless nothing else remains.
+
+All positions are sample indices at the model's rate unless named ``*_s`` (seconds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["LONG_INPUT_WINDOWS", "MIN_REGION_S", "REGION_BRIDGE_S", "REGION_PAD_S",
+           "model_window_s", "region_windows", "speech_regions"]
+
+#: pauses shorter than this (s) stay inside one speech region (natural pauses in a sentence)
+REGION_BRIDGE_S = 0.5
+#: seconds of context added before and after each region (the model was trained on clips
+#: trimmed at -40 dB, which keeps soft onsets)
+REGION_PAD_S = 0.1
+#: regions shorter than this (s) are not classified on their own (unless nothing else remains)
+MIN_REGION_S = 0.3
+#: inputs up to this many model windows long are classified whole, as one clip
+LONG_INPUT_WINDOWS = 2.0
+#: window (s) of models that do not crop to a fixed number of frames (vector features)
+DEFAULT_WINDOW_S = 3.0
+
+
+def model_window_s(preprocess: object) -> float:
+    """Seconds of audio the model reads at once: ``n_frames`` x the front end's hop, or
+    :data:`DEFAULT_WINDOW_S` for models without a fixed input length."""
+    n_frames = int(getattr(preprocess, "n_frames", 0) or 0)
+    sr = int(getattr(preprocess, "sr", 16000))
+    fe = getattr(preprocess, "frontend", None)
+    hop = int(getattr(fe, "hop_length", 0) or 0)
+    if not hop:
+        params = getattr(preprocess, "feature_params", {}) or {}
+        hop = int(params.get("hop_length", 160))
+    return n_frames * hop / sr if n_frames else DEFAULT_WINDOW_S
+
+
+def speech_regions(segments_s: np.ndarray, duration_s: float, *,
+                   bridge_s: float = REGION_BRIDGE_S, pad_s: float = REGION_PAD_S
+                   ) -> list[tuple[float, float]]:
+    """``[(start_s, end_s), ...]`` speech regions of ``(n, 2)`` segments in seconds."""
+    regions: list[list[float]] = []
+    for s, e in np.asarray(segments_s, np.float64).reshape(-1, 2):
+        if regions and s - regions[-1][1] < bridge_s:
+            regions[-1][1] = max(regions[-1][1], float(e))
+        else:
+            regions.append([float(s), float(e)])
+    return [(max(0.0, s - pad_s), min(duration_s, e + pad_s)) for s, e in regions]
+
+
+def region_windows(regions_s: list[tuple[float, float]], sr: int, window_s: float,
+                   hop_s: float, *, min_region_s: float = MIN_REGION_S
+                   ) -> list[tuple[int, int]]:
+    """``[(start, end), ...]`` sample ranges of the windows over ``regions_s``."""
+    win, hop = max(1, int(round(window_s * sr))), max(1, int(round(hop_s * sr)))
+    keep = [r for r in regions_s if r[1] - r[0] >= min_region_s] or regions_s
+    out: list[tuple[int, int]] = []
+    for s, e in keep:
+        a, b = int(round(s * sr)), int(round(e * sr))
+        if b - a <= win:
+            if b > a:
+                out.append((a, b))
+            continue
+        starts = list(range(a, b - win + 1, hop))
+        if starts[-1] + win < b:
+            starts.append(b - win)  # the tail is covered
+        out.extend((x, x + win) for x in starts)
+    return out

@@ -1,0 +1,63 @@
+"""The non-speech set (white and pink noise, a 440 Hz tone, digital silence, DC offset, a
+clipped square wave, a 0.1 s clip) gets 0 emotions from `emovox predict` (table and --json),
+`emovox batch` (CSV and JSON lines) and `emovox timeline`; every JSON output is valid against
+the schema. The API side is in test_api.py (test_non_speech_gets_no_emotion)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import ANSI, invoke, ok, read_csv, read_jsonl
+
+from emovox.labels import LABELS
+from emovox.serving.schema import validate_document
+from signals import NON_SPEECH_SET, SR, voice, write_clip
+
+
+@pytest.fixture(scope="module")
+def non_speech(tmp_path_factory) -> list[Path]:
+    d = tmp_path_factory.mktemp("non-speech")
+    return [write_clip(d / f"{name.replace(' ', '_')}.wav", w, SR, subtype="FLOAT")
+            for name, w in NON_SPEECH_SET.items()]
+
+
+def test_predict_gives_no_emotion(tiny_model, non_speech, tmp_path):
+    res = invoke(["predict", *non_speech, "--json", "-m", tiny_model])
+    ok(res)
+    docs = json.loads(res.stdout)
+    assert len(docs) == len(non_speech) == 7
+    for d in docs:
+        validate_document(d, "prediction")
+        assert d["status"] == "no_speech" and d["reason"], d
+        assert d["label"] is None and d["probabilities"] is None and d["arousal"] is None
+    table = ANSI.sub("", invoke(["predict", *non_speech, "-m", tiny_model]).stdout)
+    rows = [line for line in table.splitlines() if ".wav" in line]
+    assert len(rows) == 7 and all("no speech" in r and "%" not in r for r in rows)
+    assert not any(lab in r for r in rows for lab in LABELS)
+
+
+def test_batch_gives_no_emotion(tiny_model, non_speech, tmp_path):
+    speech = write_clip(tmp_path / "voice.wav", voice(2.0), SR)
+    for out in (tmp_path / "r.jsonl", tmp_path / "r.csv"):
+        ok(invoke(["batch", *non_speech, speech, "--out", out, "-m", tiny_model]))
+        rows = read_jsonl(out) if out.suffix == ".jsonl" else read_csv(out)
+        by = {Path(r.get("path") or r["source"]).name: r for r in rows}
+        for p in non_speech:
+            r = by[p.name]
+            assert r["status"] == "no_speech" and not r["label"] and r["reason"], r
+        assert by["voice.wav"]["label"] in LABELS
+        if out.suffix == ".jsonl":
+            for r in rows:
+                validate_document(r, "prediction")
+
+
+def test_timeline_gives_no_emotion(tiny_model, non_speech):
+    for path in non_speech:
+        res = invoke(["timeline", path, "-m", tiny_model, "--json"])
+        ok(res)
+        doc = json.loads(res.stdout)
+        validate_document(doc, "timeline")
+        assert all(s["kind"] == "gap" for s in doc["segments"]), path.name
+        assert doc["summary"]["status"] == "no_speech" and doc["summary"]["dominant"] is None

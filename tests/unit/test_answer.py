@@ -1,0 +1,92 @@
+"""The answer (emovox.serving.answer) and the speech windows (emovox.serving.speech):
+aggregation, evidence, status, regions and windows with known results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emovox.serving.answer import (
+    Prediction,
+    Status,
+    aggregate,
+    confidence_band,
+    evidence_of,
+)
+from emovox.serving.schema import load_schema, validate_document
+from emovox.serving.speech import model_window_s, region_windows, speech_regions
+
+LABELS = ("a", "b", "c")
+
+
+def test_aggregate_is_the_duration_weighted_mean():
+    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1]])
+    assert aggregate(probs, [3.0, 1.0]) == pytest.approx([0.65, 0.25, 0.1])
+    for bad in ([], [1.0], [-1.0, 2.0], [0.0, 0.0]):
+        with pytest.raises(ValueError):
+            aggregate(probs, bad)
+
+
+def test_evidence_contributions():
+    probs = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1]])
+    final = aggregate(probs, [3.0, 1.0])
+    ev = evidence_of([(0.0, 3.0), (5.0, 6.0)], probs, [3.0, 1.0], LABELS, final)
+    assert [e.label for e in ev] == ["a", "b"]
+    assert [e.weight for e in ev] == pytest.approx([0.75, 0.25])
+    # share of the final label's mass: 0.75*0.8 / 0.65 and 0.25*0.2 / 0.65
+    assert [e.contribution for e in ev] == pytest.approx([0.6 / 0.65, 0.05 / 0.65])
+    assert ev[1].to_dict() == {"start": 5.0, "end": 6.0, "weight": 0.25, "label": "b",
+                               "confidence": 0.7, "contribution": round(0.05 / 0.65, 4)}
+
+
+def test_confidence_bands():
+    assert [confidence_band(c) for c in (0.9, 0.7, 0.69, 0.5, 0.49, None)] == \
+        ["high", "high", "medium", "medium", "low", None]
+
+
+def test_no_speech_document_is_valid_and_has_no_emotion():
+    p = Prediction(None, None, None, None, None, 2.0, "x.wav", Status.NO_SPEECH,
+                   "silence", "the recording is silent", 0.0, 0)
+    d = p.to_dict()
+    validate_document(d, "prediction")
+    assert d["label"] is None and d["probabilities"] is None and d["evidence"] == []
+    assert p.silent and not p.has_emotion
+    bad = {**d, "label": "a"}  # an emotion with no_speech is refused by the schema
+    with pytest.raises(Exception, match="None|null|not of type"):
+        validate_document(bad, "prediction")
+    with pytest.raises(Exception, match="required"):
+        validate_document({k: v for k, v in d.items() if k != "status"}, "prediction")
+
+
+def test_schema_files_ship_and_are_versioned():
+    for kind in ("prediction", "timeline"):
+        s = load_schema(kind)
+        assert s["$schema"].endswith("2020-12/schema") and "v1" in s["$id"]
+    assert load_schema("prediction")["$defs"]["prediction"]["properties"]["schema_version"] \
+        == {"const": "1"}
+
+
+def test_regions_bridge_short_pauses_and_pad():
+    segs = np.array([[1.0, 2.0], [2.3, 3.0], [5.0, 5.2], [9.95, 10.0]])
+    got = np.array(speech_regions(segs, 10.0))
+    assert got == pytest.approx(np.array([(0.9, 3.1), (4.9, 5.3), (9.85, 10.0)]))
+    assert speech_regions(np.zeros((0, 2)), 3.0) == []
+
+
+def test_windows_cover_the_tail_and_skip_blips():
+    sr = 10
+    # a 7 s region: windows 0-3, 1.5-4.5, 3-6, and 4-7 (aligned to the end)
+    assert region_windows([(0.0, 7.0)], sr, 3.0, 1.5) == [(0, 30), (15, 45), (30, 60),
+                                                           (40, 70)]
+    # a short region is one shorter window; a 0.2 s blip is dropped when others exist
+    assert region_windows([(1.0, 2.0), (4.0, 4.2)], sr, 3.0, 1.5) == [(10, 20)]
+    assert region_windows([(4.0, 4.2)], sr, 3.0, 1.5) == [(40, 42)]  # unless it is all
+
+
+def test_model_window():
+    class Pre:
+        n_frames, sr, frontend, feature_params = 256, 16000, None, {"hop_length": 160}
+
+    assert model_window_s(Pre()) == pytest.approx(2.56)
+    Pre.n_frames = 0
+    assert model_window_s(Pre()) == 3.0

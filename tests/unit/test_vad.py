@@ -1,0 +1,101 @@
+"""Speech detection (emovox.features.vad) on synthetic signals with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emovox.features.vad import (
+    NoSpeechReason,
+    VadParams,
+    frame_measures,
+    speech_frames,
+    speech_segments,
+    speech_verdict,
+)
+from signals import SR, harmonic, noise, pink_noise, silence, sine, square, syllables, voice
+
+NON_SPEECH = {
+    "white noise": (noise(3.0, amp=0.1), {NoSpeechReason.STEADY}),
+    "pink noise": (pink_noise(3.0), {NoSpeechReason.STEADY}),
+    "440 Hz tone": (sine(440.0, 3.0), {NoSpeechReason.STEADY}),
+    "digital silence": (silence(3.0), {NoSpeechReason.SILENCE}),
+    "DC offset": (np.full(3 * SR, 0.3, np.float32), {NoSpeechReason.SILENCE}),
+    "DC offset + hiss": (np.full(3 * SR, 0.3, np.float32) + noise(3.0, amp=0.001),
+                         {NoSpeechReason.STEADY}),
+    "clipped square wave": (np.clip(20 * sine(220.0, 3.0, amp=1.0), -0.9, 0.9),
+                            {NoSpeechReason.STEADY}),
+    "square wave": (square(150.0, 3.0), {NoSpeechReason.STEADY}),
+    "steady voiced tone": (harmonic(180.0, 3.0, vibrato=0.03), {NoSpeechReason.STEADY}),
+    "0.1 s of voice": (voice(0.1), {NoSpeechReason.TOO_SHORT}),
+    "0.2 s burst in silence": (np.concatenate([silence(1.0), harmonic(180.0, 0.2),
+                                               silence(1.0)]), {NoSpeechReason.TOO_SHORT}),
+    "tone burst in silence": (np.concatenate([silence(0.5), sine(440.0, 1.0), silence(0.5)]),
+                              {NoSpeechReason.TONE}),
+    "noise burst in silence": (np.concatenate([silence(0.5), noise(1.0, amp=0.1, seed=2),
+                                               silence(0.5)]), {NoSpeechReason.UNVOICED}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NON_SPEECH))
+def test_non_speech_is_judged_non_speech(name):
+    wave, reasons = NON_SPEECH[name]
+    v = speech_verdict(wave, SR)
+    assert not v.is_speech and v.reason in reasons, (name, v)
+    assert v.reason.message  # a sentence for the user
+
+
+@pytest.mark.parametrize("gain_db", [-35.0, -20.0, -1.0])
+def test_speechlike_bursts_are_speech_at_any_level(gain_db):
+    w = voice(3.0)
+    w = w * (10 ** (gain_db / 20) / np.abs(w).max())
+    v = speech_verdict(w, SR)
+    assert v.is_speech and v.reason is None
+    assert 2.0 < v.speech_seconds <= 3.0 and v.voiced_seconds >= 1.0
+
+
+def test_segments_follow_the_speech():
+    """1 s silence, 1 s voice bursts, 1.5 s silence, 1 s voice bursts: two segments in
+    seconds, the gap between them not speech."""
+    w = np.concatenate([silence(1.0), syllables(harmonic(150.0, 1.0), lead=0.0),
+                        silence(1.5), syllables(harmonic(200.0, 1.0), lead=0.0)])
+    segs = speech_verdict(w, SR).segments
+    assert segs.shape == (2, 2)
+    assert abs(segs[0, 0] - 1.0) < 0.05 and abs(segs[0, 1] - 2.0) < 0.05
+    assert abs(segs[1, 0] - 3.5) < 0.05 and abs(segs[1, 1] - 4.5) < 0.05
+
+
+def test_frame_units_and_shapes():
+    w = voice(1.0)
+    flags = speech_frames(w, SR)
+    assert flags.dtype == bool and len(flags) == 100  # one flag per 10 ms
+    m = frame_measures(w, SR)
+    assert len(m.level_db) == len(m.voicing) == len(m.tonality) == 100
+    assert np.all((m.voicing >= 0) & (m.voicing <= 1)) and np.all(m.tonality <= 1 + 1e-9)
+    assert speech_segments(np.array([False, True, True, False]), duration=0.025).tolist() == \
+        [[0.01, 0.025]]
+    empty = frame_measures(np.zeros(0, np.float32), SR)
+    assert len(empty.level_db) == 1 and not speech_verdict(np.zeros(0), SR).is_speech
+
+
+def test_voicing_separates_voice_from_noise():
+    v = frame_measures(harmonic(150.0, 1.0), SR).voicing
+    n = frame_measures(noise(1.0), SR).voicing
+    p = frame_measures(pink_noise(1.0), SR).voicing
+    assert np.median(v) > 0.9 and np.median(n) < 0.3 and np.median(p) < 0.3
+
+
+def test_params_change_the_answer():
+    """A stricter minimum of speech turns a 0.6 s burst into too_short."""
+    w = np.concatenate([silence(0.5), syllables(harmonic(180.0, 0.6), lead=0.0), silence(0.5)])
+    assert speech_verdict(w, SR).is_speech
+    strict = speech_verdict(w, SR, params=VadParams(min_speech_s=1.0))
+    assert strict.reason is NoSpeechReason.TOO_SHORT
+
+
+def test_long_input_memory_is_chunked():
+    """10 minutes of hiss: one level per 10 ms, computed chunk by chunk."""
+    w = noise(600.0, amp=0.01)
+    m = frame_measures(w, SR)
+    assert len(m.level_db) == 60000 and np.isfinite(m.level_db).all()
+    assert not speech_verdict(w, SR).is_speech
