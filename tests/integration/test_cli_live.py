@@ -49,10 +49,10 @@ def test_a_20_s_stream_gives_one_line_per_hop_and_no_speech_in_the_gap():
     for d in lines:
         assert d["end"] - d["start"] == pytest.approx(min(2.56, d["end"]), abs=1e-3)
         if d["status"] == "speech":
-            assert d["emotion"] in LABELS and d["emotion"] == max(d["probabilities"],
+            assert d["label"] in LABELS and d["label"] == max(d["probabilities"],
                                                                    key=d["probabilities"].get)
         else:
-            assert d["emotion"] is None and d["probabilities"] == {}
+            assert d["label"] is None and d["probabilities"] == {}
 
 
 def feed(proc: subprocess.Popen, data: bytes, speed: float) -> tuple[list, dict, float]:

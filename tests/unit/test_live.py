@@ -114,7 +114,7 @@ def test_silent_windows_are_no_speech_without_the_model():
     assert all(u.emotion is None and u.probabilities == {} for u in ups if u.end in quiet)
     assert len(pred.calls) == 7
     d = ups[5].to_dict()
-    assert d["status"] == "no_speech" and d["emotion"] is None and d["level_dbfs"] is None
+    assert d["status"] == "no_speech" and d["label"] is None and d["level_dbfs"] is None
     assert not has_speech(silence(1.0), SR) and has_speech(voice(1.0), SR)
 
 

@@ -46,7 +46,7 @@ def _predicted(outcome: Any) -> str | None:
     p = outcome.prediction
     if outcome.error or p is None:
         return None
-    return "silence" if p.silent else p.label
+    return p.label if p.has_emotion else "no speech"
 
 
 def truth_report(outcomes: Sequence[Any], trained_on: dict[str, Any] | None) -> TruthReport:

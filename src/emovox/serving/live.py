@@ -26,8 +26,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, is_silent, peak_frame_dbfs
+from emovox.audio import TARGET_SR, peak_frame_dbfs
 from emovox.errors import EmovoxError
+from emovox.features.vad import speech_verdict
 from emovox.serving.params import TIMELINE_WINDOW_S, TimelineParams
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class LiveStatus(str, Enum):
 class LiveUpdate:
     """The answer for the window ``[start, end)`` (seconds since the stream began).
 
-    ``emotion``/``confidence``/``probabilities`` are ``None``/empty for ``no_speech``.
+    ``label`` (JSON; the attribute ``emotion``)/``confidence``/``probabilities`` are ``None``/empty for ``no_speech``.
     ``compute_ms`` is the time the check and the model took for this window.
     """
 
@@ -85,18 +86,17 @@ class LiveUpdate:
         """Plain JSON types (``level_dbfs`` of digital silence is ``None``)."""
         level = self.level_dbfs if np.isfinite(self.level_dbfs) else None
         return {"start": round(self.start, 3), "end": round(self.end, 3),
-                "status": self.status.value, "emotion": self.emotion,
+                "status": self.status.value, "label": self.emotion,
                 "confidence": self.confidence, "probabilities": dict(self.probabilities),
                 "level_dbfs": None if level is None else round(level, 1),
                 "compute_ms": round(self.compute_ms, 1)}
 
 
 def has_speech(wave: np.ndarray, sr: int) -> bool:
-    """Whether a window holds speech. Today a loudness gate: its loudest 64 ms frame reaches
-    :data:`emovox.audio.WINDOW_SILENCE_DBFS` (-45 dBFS). The one place to swap for a real
-    voice activity detector."""
-    del sr  # a detector will need it
-    return not is_silent(wave, threshold_dbfs=WINDOW_SILENCE_DBFS)
+    """Whether a window holds speech: the speech detector's verdict
+    (:func:`emovox.features.vad.speech_verdict`, the same one ``predict`` and the timeline
+    use): noise, tones, silence and windows with under 0.3 s of voiced speech are not."""
+    return speech_verdict(wave, sr).is_speech
 
 
 class RingBuffer:
