@@ -69,7 +69,8 @@ class LiveStatus(str, Enum):
 class LiveUpdate:
     """The answer for the window ``[start, end)`` (seconds since the stream began).
 
-    ``label`` (JSON; the attribute ``emotion``)/``confidence``/``probabilities`` are ``None``/empty for ``no_speech``.
+    ``emotion`` (``label`` in JSON), ``confidence`` and ``probabilities`` are ``None``/empty
+    for ``no_speech``.
     ``compute_ms`` is the time the check and the model took for this window.
     """
 
