@@ -26,7 +26,14 @@ from emovox.cli.common import (
     model_params,
     setup_logging,
 )
-from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
+from emovox.config import (
+    Adapt,
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    Protocol,
+    SplitConfig,
+)
 
 AugmentOpt = Annotated[
     int, typer.Option(help="Augmented copies of each TRAINING clip (see --augment-recipe).")
@@ -45,6 +52,11 @@ SourcesOpt = Annotated[
 ]
 ProtocolOpt = Annotated[
     Protocol, typer.Option(help="Speaker split protocol (loco: leave one corpus out).")
+]
+AdaptOpt = Annotated[
+    Adapt, typer.Option(help="speaker: normalise each speaker's features with its own "
+                        "statistics, from its clips without labels (test speakers: their "
+                        "unlabelled test clips). Reported apart from speaker-independent runs.")
 ]
 BalanceOpt = Annotated[
     bool, typer.Option("--balance-corpora",
@@ -102,6 +114,7 @@ def evaluate(
         bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
     ] = False,
     balance_corpora: BalanceOpt = False,
+    adapt: AdaptOpt = Adapt.NONE,
     seed: SeedOpt = 0,
     jobs: JobsOpt = 2,
     cache_dir: Annotated[
@@ -120,6 +133,8 @@ def evaluate(
     """Cross-validate a model under a speaker split and write a run directory; or, with
     --artifact, score a trained model on another corpus."""
     if artifact is not None:
+        if adapt is not Adapt.NONE:
+            fail(ValueError("--adapt applies to cross-validation runs, not to --artifact"))
         _evaluate_artifact(artifact, corpus, data, out, jobs, verbose)
         return
     params = model_params(model, param)
@@ -144,8 +159,10 @@ def evaluate(
             cache_dir=str(cache_dir or ""),
             n_jobs=jobs,
             save_models=save_models,
+            adapt=adapt,
         )
-        out = out or default_run_dir(f"{model}-{protocol.value}")
+        suffix = "" if adapt is Adapt.NONE else "-adapt"
+        out = out or default_run_dir(f"{model}-{protocol.value}{suffix}")
         with render.evaluate_progress() as bar:
             res = run_experiment(cfg, out, progress=bar.features, on_epoch=bar.epoch,
                                  on_fold=bar.fold)
@@ -153,6 +170,9 @@ def evaluate(
         fail(exc)
     render.evaluation(res, model, protocol)
     _per_corpus(res)
+    if adapt is not Adapt.NONE:
+        render.console.print(f"({adapt.label}: not comparable with speaker-independent "
+                             "figures)")
 
 
 def _per_corpus(res: Any) -> None:
