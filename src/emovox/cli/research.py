@@ -133,9 +133,7 @@ def evaluate(
     """Cross-validate a model under a speaker split and write a run directory; or, with
     --artifact, score a trained model on another corpus."""
     if artifact is not None:
-        if adapt is not Adapt.NONE:
-            fail(ValueError("--adapt applies to cross-validation runs, not to --artifact"))
-        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose)
+        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose, adapt)
         return
     params = model_params(model, param)
     from emovox.experiment.rundir import default_run_dir
@@ -161,29 +159,36 @@ def evaluate(
             save_models=save_models,
             adapt=adapt,
         )
-        suffix = "" if adapt is Adapt.NONE else "-adapt"
-        out = out or default_run_dir(f"{model}-{protocol.value}{suffix}")
+        out = out or default_run_dir(f"{model}-{protocol.value}{_run_suffix(adapt)}")
         with render.evaluate_progress() as bar:
             res = run_experiment(cfg, out, progress=bar.features, on_epoch=bar.epoch,
                                  on_fold=bar.fold)
     except USER_ERRORS as exc:
         fail(exc)
     render.evaluation(res, model, protocol)
-    _per_corpus(res)
+    _per_corpus(res, adapt)
+
+
+def _run_suffix(adapt: Adapt) -> str:
+    """What the default run folder name adds for ``adapt``: adapted runs end in ``-adapt``."""
+    return "" if adapt is Adapt.NONE else "-adapt"
+
+
+def _per_corpus(res: Any, adapt: Adapt) -> None:
     if adapt is not Adapt.NONE:
         render.console.print(f"({adapt.label}: not comparable with speaker-independent "
                              "figures)")
-
-
-def _per_corpus(res: Any) -> None:
     if len(res.corpora) > 1:
         render.console.print("per corpus (its classes only): " + " · ".join(
             f"{c} UA {m.ua:.1f} (n={m.n})" for c, m in res.per_corpus.items()))
 
 
 def _evaluate_artifact(
-    artifact: Path, corpus: str, data: list[str], out: Path | None, jobs: int, verbose: bool
+    artifact: Path, corpus: str, data: list[str], out: Path | None, jobs: int, verbose: bool,
+    adapt: Adapt,
 ) -> None:
+    if adapt is not Adapt.NONE:
+        fail(ValueError("--adapt applies to cross-validation runs, not to --artifact"))
     from emovox.experiment.crosscorpus import evaluate_artifact
     from emovox.experiment.rundir import default_run_dir
 
