@@ -31,6 +31,20 @@ class Protocol(str, Enum):
         return self is not Protocol.RANDOM
 
 
+class Adapt(str, Enum):
+    """Which unlabelled statistics normalise the features of an evaluation."""
+
+    NONE = "none"  #: features as extracted (the speaker-independent headline)
+    SPEAKER = "speaker"  #: each speaker's features z-scored with that speaker's own statistics
+
+    @property
+    def label(self) -> str:
+        """What a results row must say about a run with this mode ("" for none)."""
+        if self is Adapt.SPEAKER:
+            return "speaker-adapted: uses unlabelled test-speaker audio"
+        return ""
+
+
 @dataclass
 class DataConfig:
     corpus: str = "ravdess"
@@ -93,6 +107,9 @@ class ExperimentConfig:
     n_jobs: int = 2
     #: save each fold's trained model (safetensors/skops) in the run directory
     save_models: bool = False
+    #: speaker adaptation of the features (``--adapt``): statistics of each speaker's own
+    #: clips, no labels (see :mod:`emovox.experiment.adapt`); reported in separate rows
+    adapt: Adapt = Adapt.NONE
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -114,6 +131,7 @@ class ExperimentConfig:
                 seed=int(d.get("seed", 0)),
                 cache_dir=str(d.get("cache_dir", "")),
                 n_jobs=int(d.get("n_jobs", 2)),
+                adapt=Adapt(d.get("adapt", Adapt.NONE.value)),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid experiment config: {exc}") from exc

@@ -26,7 +26,14 @@ from emovox.cli.common import (
     model_params,
     setup_logging,
 )
-from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
+from emovox.config import (
+    Adapt,
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    Protocol,
+    SplitConfig,
+)
 
 AugmentOpt = Annotated[
     int, typer.Option(help="Augmented copies of each TRAINING clip (see --augment-recipe).")
@@ -45,6 +52,11 @@ SourcesOpt = Annotated[
 ]
 ProtocolOpt = Annotated[
     Protocol, typer.Option(help="Speaker split protocol (loco: leave one corpus out).")
+]
+AdaptOpt = Annotated[
+    Adapt, typer.Option(help="speaker: normalise each speaker's features with its own "
+                        "statistics, from its clips without labels (test speakers: their "
+                        "unlabelled test clips). Reported apart from speaker-independent runs.")
 ]
 BalanceOpt = Annotated[
     bool, typer.Option("--balance-corpora",
@@ -102,6 +114,7 @@ def evaluate(
         bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
     ] = False,
     balance_corpora: BalanceOpt = False,
+    adapt: AdaptOpt = Adapt.NONE,
     seed: SeedOpt = 0,
     jobs: JobsOpt = 2,
     cache_dir: Annotated[
@@ -120,7 +133,7 @@ def evaluate(
     """Cross-validate a model under a speaker split and write a run directory; or, with
     --artifact, score a trained model on another corpus."""
     if artifact is not None:
-        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose)
+        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose, adapt)
         return
     params = model_params(model, param)
     from emovox.experiment.rundir import default_run_dir
@@ -144,26 +157,38 @@ def evaluate(
             cache_dir=str(cache_dir or ""),
             n_jobs=jobs,
             save_models=save_models,
+            adapt=adapt,
         )
-        out = out or default_run_dir(f"{model}-{protocol.value}")
+        out = out or default_run_dir(f"{model}-{protocol.value}{_run_suffix(adapt)}")
         with render.evaluate_progress() as bar:
             res = run_experiment(cfg, out, progress=bar.features, on_epoch=bar.epoch,
                                  on_fold=bar.fold)
     except USER_ERRORS as exc:
         fail(exc)
     render.evaluation(res, model, protocol)
-    _per_corpus(res)
+    _per_corpus(res, adapt)
 
 
-def _per_corpus(res: Any) -> None:
+def _run_suffix(adapt: Adapt) -> str:
+    """What the default run folder name adds for ``adapt``: adapted runs end in ``-adapt``."""
+    return "" if adapt is Adapt.NONE else "-adapt"
+
+
+def _per_corpus(res: Any, adapt: Adapt) -> None:
+    if adapt is not Adapt.NONE:
+        render.console.print(f"({adapt.label}: not comparable with speaker-independent "
+                             "figures)")
     if len(res.corpora) > 1:
         render.console.print("per corpus (its classes only): " + " · ".join(
             f"{c} UA {m.ua:.1f} (n={m.n})" for c, m in res.per_corpus.items()))
 
 
 def _evaluate_artifact(
-    artifact: Path, corpus: str, data: list[str], out: Path | None, jobs: int, verbose: bool
+    artifact: Path, corpus: str, data: list[str], out: Path | None, jobs: int, verbose: bool,
+    adapt: Adapt,
 ) -> None:
+    if adapt is not Adapt.NONE:
+        fail(ValueError("--adapt applies to cross-validation runs, not to --artifact"))
     from emovox.experiment.crosscorpus import evaluate_artifact
     from emovox.experiment.rundir import default_run_dir
 

@@ -4,7 +4,8 @@ Owns: the dataset and its model inputs (:mod:`.dataset`: ``load_dataset``, publi
 ``featurise``, ``gather``), the cross-validation fold runner (:mod:`.runner`), the run
 directory -- its one writer, one reader and the one ``predictions.csv`` schema
 (:mod:`.rundir`) --, several corpora in one experiment: each corpus's classes, corpus
-balancing, per-corpus metrics (:mod:`.multicorpus`), cross-corpus scoring of a trained model
+balancing, per-corpus metrics (:mod:`.multicorpus`), speaker adaptation of the features
+(:mod:`.adapt`, ``--adapt speaker``), cross-corpus scoring of a trained model
 (:mod:`.crosscorpus`), late fusion of finished runs (:mod:`.fuse`) and the results table
 of ``emovox report`` (:mod:`.report`).
 

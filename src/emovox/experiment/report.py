@@ -2,6 +2,9 @@
 
 :func:`collect_report` reads every run (a bad one becomes a :class:`RunProblem`, never an
 exception, so the good runs are still tabulated); :func:`markdown_table` renders the rows.
+Speaker-adapted runs (``--adapt speaker``) are never mixed with the speaker-independent
+ones: they come after them, each labelled
+"(speaker-adapted: uses unlabelled test-speaker audio)".
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emovox.config import Adapt
 from emovox.experiment.rundir import RunDirError, RunRecord, read_run
 
 SCALAR_KEYS: tuple[str, ...] = ("ua", "wa", "macro_f1", "weighted_f1")
@@ -30,6 +34,8 @@ class ReportRow:
     worst_recall: float
     fit_seconds: float
     n_params: int
+    #: ``--adapt`` of the run (runs written before the option: none)
+    adapt: Adapt = Adapt.NONE
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ def report_row(rec: RunRecord) -> ReportRow:
         worst_recall=float(m["worst_class"]["recall"]),
         fit_seconds=float(sum(f["fit_seconds"] for f in folds)),
         n_params=int(max((f.get("n_params", 0) for f in folds), default=0)),
+        adapt=Adapt(m.get("adapt", Adapt.NONE.value)),
     )
 
 
@@ -85,15 +92,20 @@ def collect_report(runs: Iterable[Path]) -> Report:
 
 
 def markdown_table(rows: Iterable[ReportRow]) -> list[str]:
-    """The Markdown lines (header included) of ``rows``."""
+    """The Markdown lines (header included) of ``rows``: the runs without adaptation first,
+    in order, then the speaker-adapted ones, labelled as such."""
     lines = [
         "| model | protocol | folds | UA | WA | macro-F1 | weighted-F1 | worst class (recall) "
         "| fit time | parameters |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    rows = list(rows)
+    for r in [r for r in rows if r.adapt is Adapt.NONE] + [
+            r for r in rows if r.adapt is not Adapt.NONE]:
         cells = [f"{r.scalars[k][0]:.1f} ± {r.scalars[k][1]:.1f}" for k in SCALAR_KEYS]
         proto = r.protocol + ("" if r.speaker_independent else " (speaker-dependent)")
+        if r.adapt is not Adapt.NONE:
+            proto += f" ({r.adapt.label})"
         lines.append(
             f"| `{r.model}` | {proto} | {r.n_folds} | " + " | ".join(cells)
             + f" | {r.worst_label} ({r.worst_recall:.1f}) | {r.fit_seconds / 60:.1f} min"

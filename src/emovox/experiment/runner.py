@@ -4,6 +4,10 @@ Several corpora are scored by the rule of :mod:`emovox.experiment.multicorpus`: 
 clip's probabilities are restricted to its corpus's classes (and renormalised);
 ``metrics.json`` adds the metrics of each corpus (``per_corpus``).
 
+With ``cfg.adapt`` = speaker, every clip's features are normalised with its speaker's own
+statistics (:mod:`emovox.experiment.adapt`: no labels, speakers never straddle a fold), and
+``metrics.json`` records ``adapt``.
+
 The run directory's layout is documented (and written) in :mod:`emovox.experiment.rundir`.
 """
 
@@ -20,9 +24,16 @@ from typing import Any
 import numpy as np
 
 from emovox import __version__
-from emovox.config import ExperimentConfig, Protocol
+from emovox.config import Adapt, ExperimentConfig, Protocol
 from emovox.corpora.base import Utterance
 from emovox.errors import ConfigError
+from emovox.experiment.adapt import (
+    SpeakerAdapter,
+    check_adapt_config,
+    check_speaker_disjoint,
+    fit_speaker_adapter,
+    statistics_clips,
+)
 from emovox.experiment.dataset import featurise, gather, load_dataset
 from emovox.experiment.multicorpus import (
     balance_corpora,
@@ -91,6 +102,7 @@ class ExperimentResult:
             "model": self.config.model.name,
             "protocol": self.config.split.protocol.value,
             "speaker_independent": self.config.split.protocol.speaker_independent,
+            "adapt": self.config.adapt.value,
             "summary": self.summary,
             "val_ua_mean": (
                 float(np.mean([f.val_ua for f in self.folds]))
@@ -130,11 +142,14 @@ def training_set(
     y: np.ndarray,
     content_ids: list[str],
     train_idx: np.ndarray,
+    adapter: SpeakerAdapter | None = None,
 ) -> tuple[Any, np.ndarray]:
     """The training clips of a fold plus, when configured, their augmented variants.
 
     Only ``train_idx`` is ever augmented: validation and test clips never reach
-    :mod:`emovox.augment`.
+    :mod:`emovox.augment`. ``feats`` are used as given (already adapted when adapting);
+    augmented variants are normalised by ``adapter`` with their speaker's statistics from
+    the original clips.
     """
     x = [feats[i] for i in train_idx]
     labels = [y[train_idx]]
@@ -144,7 +159,10 @@ def training_set(
             variant=Variant(cfg.augment, k, cfg.seed),
         )
         good = [j for j in range(len(items)) if j not in errors]
-        x += [items[j] for j in good]
+        if adapter is not None:
+            x += [adapter.apply(items[j], utts[train_idx[j]].speaker) for j in good]
+        else:
+            x += [items[j] for j in good]
         labels.append(y[train_idx][good])
     return gather(x, np.arange(len(x))), np.concatenate(labels)
 
@@ -185,12 +203,16 @@ class PreparedData:
     extraction: dict[str, Any]
     #: corpus name -> the class indices its clips carry (the scoring restriction)
     corpus_classes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: the per-speaker statistics ``feats`` were normalised with (``--adapt speaker``)
+    adapter: SpeakerAdapter | None = None
 
 
 def prepare_data(
     cfg: ExperimentConfig, spec: ModelSpec, progress: ProgressFn | None = None
 ) -> PreparedData:
-    """Load the dataset of ``cfg``, featurise it for ``spec`` and drop failed files."""
+    """Load the dataset of ``cfg``, featurise it for ``spec`` and drop failed files; with
+    ``cfg.adapt`` = speaker, normalise every clip with its speaker's statistics."""
+    check_adapt_config(cfg, [inp.params for inp in spec.inputs])
     ds = load_dataset(cfg.data)
     log.info("%s", ds.report)
 
@@ -209,8 +231,16 @@ def prepare_data(
         "n_cached": n_cached, "n_errors": len(errors), "seconds": ext_seconds,
         "dropped_duplicates": ds.dropped_duplicates,
     }
+    adapter = None
+    if cfg.adapt is Adapt.SPEAKER:
+        speakers = [u.speaker for u in utts]
+        adapter = fit_speaker_adapter(feats, speakers, statistics_clips(speakers, train_only))
+        feats = adapter.apply_all(feats, speakers)
+        extraction["adapt"] = adapter.summary()
+        log.info("speaker adaptation: %d speakers (%d centred only: one clip)",
+                 len(adapter.stats), adapter.n_centred_only)
     return PreparedData(utts, feats, y, train_only, content_ids, errors, extraction,
-                        corpus_classes(utts, y))
+                        corpus_classes(utts, y), adapter)
 
 
 def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
@@ -243,12 +273,15 @@ def run_fold(
     """Train on ``fold``'s training side, score its test side: (result, test probabilities).
     Curves, history and (with ``cfg.save_models``) the model go to ``out_dir``."""
     feats, y = data.feats, data.y
+    if data.adapter is not None:
+        check_speaker_disjoint(fold, data.utts)
     t_fit = time.perf_counter()
     train_idx = fold.train
     if cfg.data.balance_corpora:
         train_idx = balance_corpora(train_idx, data.utts,
                                     np.random.default_rng([cfg.seed, fold.index]))
-    x_train, y_train = training_set(cfg, spec, data.utts, feats, y, data.content_ids, train_idx)
+    x_train, y_train = training_set(cfg, spec, data.utts, feats, y, data.content_ids, train_idx,
+                                    data.adapter)
     extra = {"on_epoch": on_epoch} if on_epoch and spec.family is Family.NEURAL else {}
     model = build_model(spec, n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params,
                         **extra)
@@ -349,6 +382,8 @@ def _write_run_dir(
     errors: list[tuple[Path, str]],
 ) -> None:
     name = f"{result.config.model.name} / {result.config.split.protocol.value}"
+    if result.config.adapt is not Adapt.NONE:
+        name += f" ({result.config.adapt.label})"
     s = result.summary
     write_run(
         stage, result.to_dict(), predictions, pooled=result.pooled, config=result.config,

@@ -27,7 +27,8 @@ compare   vector   ``(6373,)``          openSMILE ComParE_2016 functionals (extr
 (:mod:`emovox.features.reference`); the names are kept as they are part of cache keys.
 
 Owns feature extraction (spectral, reference, smile, the NumPy log-mel front end
-:mod:`~emovox.features.frontend`, the on-disk cache). May import audio, augment, errors, fileio
+:mod:`~emovox.features.frontend`, the on-disk cache) and the per-speaker normalisation maths
+(:mod:`~emovox.features.speaker_norm`). May import audio, augment, errors, fileio
 and the scientific stack; never preprocess, models or anything above (checked by
 import-linter). librosa is imported inside the functions that call it, so importing this
 package (or serving a model with a stored front end) does not load librosa.
