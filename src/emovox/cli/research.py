@@ -297,6 +297,30 @@ def merge(
                          f"UA {s['mean']:.1f} ± {s['std']:.1f}")
 
 
+def ensemble(
+    members: Annotated[list[Path], typer.Argument(help="Trained network model folders.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
+    calibrate: Annotated[
+        Path | None,
+        typer.Option(help="`emovox fuse` run of the members' CV runs: temperature + card."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing model folder.")] = (
+        False
+    ),
+) -> None:
+    """One model from several trained networks that read the same input: the mean of their
+    probabilities, saved and exported to ONNX as one network."""
+    from emovox.experiment.package import ensemble_bundle
+
+    setup_logging(False)
+    try:
+        meta = ensemble_bundle(members, out, calibrate=calibrate, force=force)
+    except (*USER_ERRORS, ImportError) as exc:
+        fail(exc)
+    render.console.print(f"wrote {out}: {meta.name}, {meta.n_params:,} parameters, "
+                         f"temperature {meta.calibration.temperature:.3f}")
+
+
 def models() -> None:
     """Bundled models (for predict --model) and architectures (for evaluate --model)."""
     from emovox.artifact.paths import DEPRECATED_MODEL_NAMES

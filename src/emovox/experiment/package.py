@@ -145,6 +145,86 @@ def calibrate_bundle(path: Path, calibrate: Path) -> dict[str, Any]:
     return calibration
 
 
+def _load_members(members: list[Path]) -> list[tuple[Any, Any]]:
+    """The trained member networks ``(TorchClassifier, ArtifactMeta)``; ConfigError unless
+    every one is a network reading the same input with the same labels."""
+    from emovox.errors import ConfigError
+    from emovox.training.trainer import load_trained
+
+    if len(members) < 2:
+        raise ConfigError("an ensemble needs at least two trained model folders")
+    loaded = [load_trained(Path(m)) for m in members]
+    first = loaded[0][1]
+    for path, (_, meta) in zip(members, loaded, strict=True):
+        if meta.network is None:
+            raise ConfigError(f"{path}: not a network model (only networks are ensembled)")
+        same = (meta.preprocess == first.preprocess and meta.labels == first.labels
+                and tuple(meta.network.input_shape) == tuple(first.network.input_shape))
+        if not same:
+            raise ConfigError(f"{path} reads another input or labels than {members[0]}")
+    return loaded
+
+
+def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = None,
+                    force: bool = False, onnx: bool = True) -> Any:
+    """One artifact ``out`` from trained network folders ``members``: an
+    :class:`~emovox.models.ensemble.Ensemble` averaging their probabilities (equal weights),
+    exported as one ONNX graph. ``calibrate``: the ``emovox fuse`` run of the members' CV runs
+    (temperature and model-card metrics). Returns the written :class:`ArtifactMeta`."""
+    import torch
+
+    from emovox.artifact import attach_inference, check_replaceable, replace_folder, save_model
+    from emovox.models import ensemble
+    from emovox.training.trainer import TorchClassifier
+
+    out = Path(out)
+    check_replaceable(out, force)
+    loaded = _load_members(members)
+    first, meta0 = loaded[0]
+    specs = [{"module": m.network.module, "params": dict(m.network.params)} for _, m in loaded]
+    name = "fusion(" + "+".join(m.name for _, m in loaded) + ")"
+    clf = TorchClassifier(ensemble.build_net, n_classes=first.n_classes, members=specs,
+                          n_frames=first.train_cfg.n_frames, threads=first.train_cfg.threads)
+    clf.input_shape, clf.norm = tuple(meta0.network.input_shape), first.norm
+    clf.net = ensemble.build_net(first.n_classes, clf.input_shape, members=specs)
+    with torch.no_grad():
+        for k, (model, _) in enumerate(loaded):
+            clf.net.members[k].load_state_dict(model.net.state_dict())
+            # member k was trained on (raw - mean_k) / std_k; the ensemble gets
+            # (raw - mean_0) / std_0: x_k = x std_0 / std_k + (mean_0 - mean_k) / std_k
+            n0, nk = first.norm, model.norm
+            clf.net.scale[k] = torch.as_tensor(n0.std / nk.std, dtype=torch.float32)
+            clf.net.shift[k] = torch.as_tensor((n0.mean - nk.mean) / nk.std, dtype=torch.float32)
+    clf.net.eval()
+    cv = read_cv_run(calibrate, name) if calibrate else None
+    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
+                                prefix=f".{out.name}.build"))
+    try:
+        stage = tmp / out.name
+        extra = {"name": name, "trained_on": meta0.trained_on,
+                 "n_params": int(sum(p.numel() for p in clf.net.parameters())),
+                 "cross_validation": cv.metrics if cv else None}
+        config = {"model": {"name": name, "params": {"members": [str(m) for m in members]}}}
+        save_model(clf, stage, config, metrics=cv.metrics if cv else {}, extra=extra,
+                   preprocess=meta0.preprocess)
+        calibration = None
+        if cv:
+            from emovox.experiment.rundir import fit_from_predictions_csv
+
+            calibration = fit_from_predictions_csv(cv.predictions)
+        meta = attach_inference(stage, temperature=calibration["temperature"]
+                                if calibration else None, calibration=calibration)
+        if onnx:
+            from emovox.training.export import export_onnx
+
+            export_onnx(stage)
+        (stage / "MODEL_CARD.md").write_text(model_card(meta.card_view()))
+        replace_folder(stage, out, force=force)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return meta
+
+
 #: licence line of the model card for each corpus a model may be trained on
 CORPUS_LICENCES: dict[str, str] = {
     "ravdess": "RAVDESS (Livingstone & Russo 2018) is CC BY-NC-SA 4.0",

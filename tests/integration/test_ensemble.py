@@ -1,0 +1,55 @@
+"""`emovox ensemble`: trained networks reading the same input become one artifact (one ONNX
+graph) whose probabilities are the mean of the members'."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import invoke, ok, text
+
+from emovox.serving.predictor import Predictor
+from signals import voice, write_clip
+
+pytestmark = pytest.mark.slow
+
+
+def _train(fake_ravdess: Path, root: Path, model: str) -> Path:
+    out = root / model
+    res = invoke(["train", "--data", fake_ravdess, "--out", out, "--model", model,
+                  "-p", "epochs=1", "-p", "n_frames=64", "-j", "1", "--no-onnx"],
+                 env={"EMOVOX_CACHE": str(root / "cache")})
+    ok(res)
+    return out
+
+
+@pytest.fixture(scope="module")
+def members(fake_ravdess, tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("ensemble")
+    return [_train(fake_ravdess, root, m) for m in ("crnn_cmvn", "ecapa_cmvn", "crnn")]
+
+
+def test_ensemble_averages_its_members_in_one_onnx_graph(members, tmp_path):
+    out = tmp_path / "ens"
+    res = invoke(["ensemble", members[0], members[1], "--out", out])
+    ok(res)
+    assert "fusion(crnn_cmvn+ecapa_cmvn)" in text(res)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["network"]["module"] == "emovox.models.ensemble" and meta["onnx"]
+    clip = write_clip(tmp_path / "clip.wav", voice(3.0))
+    probs = [Predictor.from_artifact(p).clip_probabilities(clip) for p in members[:2]]
+    ens = Predictor.from_artifact(out)
+    assert ens.backend == "onnx"
+    got = ens.clip_probabilities(clip)
+    np.testing.assert_allclose(got, (probs[0] + probs[1]) / 2, atol=1e-4)
+
+
+def test_ensemble_refuses_members_that_read_another_input(members, tmp_path):
+    res = invoke(["ensemble", members[0], members[2], "--out", tmp_path / "bad"])
+    ok(res, 2)
+    assert "reads another input" in text(res) and not (tmp_path / "bad").exists()
+    res = invoke(["ensemble", members[0], "--out", tmp_path / "one"])
+    ok(res, 2)
+    assert "at least two" in text(res)
