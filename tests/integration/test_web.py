@@ -96,6 +96,23 @@ def _is_probability_chart(spec: dict) -> bool:
 
 
 @pytest.mark.slow
+def test_answer_download_is_a_schema_valid_prediction_document(tiny_model):
+    """The web app's "Download the answer (JSON)" file validates against the same JSON Schema
+    as the CLI's --json and the API, for speech and for non-speech."""
+    from emovox.serving.predictor import Predictor
+    from emovox.serving.schema import validate_document
+    from emovox.web.view import answer_download
+
+    pred = Predictor.from_artifact(tiny_model)
+    spoken = logic.analyse(pred, wav(2.0), "voice.wav").prediction
+    silent = logic.analyse(pred, clip_bytes(np.zeros(32000, np.float32)), "s.wav").prediction
+    for p, status in ((spoken, {"ok", "uncertain"}), (silent, {"no_speech"})):
+        doc = json.loads(answer_download(p))
+        validate_document(doc, "prediction")
+        assert doc["status"] in status and doc == json.loads(json.dumps(p.to_dict()))
+    assert json.loads(answer_download(silent))["label"] is None
+
+
 def test_app_upload_record_and_bad_file(app_env):
     pytest.importorskip("streamlit")
     at = _app().run()

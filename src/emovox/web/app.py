@@ -241,6 +241,9 @@ def _show_result(predictor, settings: service.Settings, chosen) -> None:
     pv = view.prediction_view(_prediction_dict(a.prediction))
     show_player(a, data)
     show_prediction(a, pv)
+    st.download_button("Download the answer (JSON)", view.answer_download(a.prediction),
+                       file_name=f"{Path(a.name).stem or 'recording'}-emotion.json",
+                       mime="application/json", key="answer_json")
     show_level(level)
     show_signal(a, pv, digest)
     if a.timeline is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from emovox.errors import AudioTooLong
+from emovox.serving.schema import prediction_document
 from emovox.serving.uploads import UploadTooLarge
 
 __all__ = [
@@ -95,6 +96,14 @@ class SignalLevel:
                 f"({share:.2%}) sit at full scale, so the loudest parts are distorted. "
                 "Record with a lower input level.")
         return out
+
+
+def answer_download(prediction: Any) -> bytes:
+    """The "Download the answer" file: the prediction document of the JSON Schema
+    (``emovox/data/schema/prediction-v1.json``), exactly what the CLI and the API write."""
+    import json
+
+    return json.dumps(prediction_document(prediction), indent=2).encode()
 
 
 def fmt_dbfs(x: float) -> str:
