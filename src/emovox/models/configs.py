@@ -15,12 +15,11 @@ from emovox.models.params import Loss, ModelParams, TrainConfig
 
 
 @dataclass(frozen=True)
-class CrnnConfig(TrainConfig):
-    """The CRNN's training recipe and network size (``-p`` keys of ``crnn``)."""
+class LogMelRecipe(TrainConfig):
+    """The training recipe our log-mel networks share (CRNN, ECAPA-TDNN): AdamW, label
+    smoothing, SpecAugment and mixup, early stopping on validation UA."""
 
     # training (overrides of TrainConfig defaults)
-    #: passes over the training clips (upper bound with early stopping)
-    epochs: int = 40
     #: peak learning rate of AdamW
     lr: float = 2e-3
     #: AdamW decoupled weight decay
@@ -33,6 +32,15 @@ class CrnnConfig(TrainConfig):
     specaugment: bool = True
     #: mixup Beta(alpha, alpha) parameter (0 = no mixup)
     mixup_alpha: float = 0.2
+
+
+@dataclass(frozen=True)
+class CrnnConfig(LogMelRecipe):
+    """The CRNN's training recipe and network size (``-p`` keys of ``crnn``)."""
+
+    # training (overrides of TrainConfig defaults)
+    #: passes over the training clips (upper bound with early stopping)
+    epochs: int = 40
     # network
     #: output channels of the 2-D conv blocks (one block each; each halves the mel axis)
     channels: tuple[int, ...] = (16, 32, 64, 128)
@@ -55,25 +63,13 @@ class CrnnConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
-class EcapaConfig(TrainConfig):
+class EcapaConfig(LogMelRecipe):
     """A small ECAPA-TDNN's training recipe and size (``-p`` keys of ``ecapa``); the training
     recipe is the CRNN's so the two compare like for like."""
 
     # training (overrides of TrainConfig defaults)
     #: passes over the training clips (upper bound with early stopping)
     epochs: int = 30
-    #: peak learning rate of AdamW
-    lr: float = 2e-3
-    #: AdamW decoupled weight decay
-    weight_decay: float = 1e-2
-    #: label smoothing of the cross-entropy targets (fraction of mass spread, 0..1)
-    label_smoothing: float = 0.1
-    #: epochs without validation-UA gain before early stopping
-    patience: int = 8
-    #: SpecAugment time/frequency masks on training batches
-    specaugment: bool = True
-    #: mixup Beta(alpha, alpha) parameter (0 = no mixup)
-    mixup_alpha: float = 0.2
     # network
     #: channels of every TDNN / SE-Res2 block
     channels: int = 96
