@@ -201,7 +201,10 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                                 prefix=f".{out.name}.build"))
     try:
         stage = tmp / out.name
-        extra = {"name": name, "trained_on": meta0.trained_on,
+        trained_on = {**meta0.trained_on, "members": [m.name for _, m in loaded],
+                      "seconds": round(sum(float(m.trained_on.get("seconds", 0.0))
+                                           for _, m in loaded), 1)}
+        extra = {"name": name, "trained_on": trained_on,
                  "n_params": int(sum(p.numel() for p in clf.net.parameters())),
                  "cross_validation": cv.metrics if cv else None}
         config = {"model": {"name": name, "params": {"members": [str(m) for m in members]}}}
@@ -260,6 +263,8 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- trained on: {tr.get('clips', '?')} clips of {len(tr.get('speakers', []))} speakers "
         f"({tr.get('corpus', '?')}, {', '.join(tr.get('channels', []))}), "
         f"{tr.get('seconds', '?')} s on CPU",
+        *([f"- members (probabilities averaged, one ONNX graph): {', '.join(tr['members'])}"]
+          if tr.get("members") else []),
         *_corpus_lines(tr),
         "",
         "## Speaker-independent cross-validation (actors never heard)",
@@ -303,8 +308,8 @@ def model_card(meta: dict[str, Any]) -> str:
         "domain and will be less accurate.",
         "- Eight fixed classes; mixed or other emotions are forced onto them.",
         "- Arousal/valence are derived from the class probabilities, not predicted.",
-        "- Input is 16 kHz mono; silence is trimmed and about 2.6 s of speech is used per clip "
-        "(use `emovox timeline` for long recordings).",
+        "- Input is 16 kHz mono; a clip is read as one window of about 2.6 s of speech, a longer "
+        "recording in such windows over its speech, averaged (`emovox timeline` shows them).",
         "",
     ]
     return "\n".join(lines)
