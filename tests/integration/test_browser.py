@@ -59,7 +59,7 @@ def write_long_voice(path: Path, repeats: int = 1) -> Path:
 def write_voice(path: Path, seconds: float, f0: float, sr: int = 48000) -> Path:
     """A voice-like harmonic tone with vibrato, 16-bit PCM (what Chromium's fake capture
     device reads)."""
-    return write_clip(path, voice(seconds, sr, f0))
+    return write_clip(path, voice(seconds, sr, f0), sr)
 
 
 def free_port() -> int:
@@ -259,7 +259,8 @@ def test_phone_width_timeline_and_evidence(app_url, tmp_path):
             timeline, waveform = charts.nth(3), charts.nth(2)
             timeline.scroll_into_view_if_needed()
             box = timeline.bounding_box()
-            page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.35)
+            # 0.45 of the width: inside the third voiced stretch (9.75-12.75 s), not a gap
+            page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.35)
             tip = page.locator("#vg-tooltip-element")
             tip.wait_for(state="visible", timeout=5000)
             expect(tip).to_contain_text("confidence")

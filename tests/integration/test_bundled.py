@@ -1,7 +1,7 @@
 """The bundled models give the pinned probabilities (``tests/data/bundled_reference.json``,
 written before the renovation for `compare`, then called `accurate`, and each time the
-default changed: last when the CRNN + ECAPA ensemble replaced `crnn_cmvn`) on the 8 clips of RAVDESS ``original-48k``;
-and the default's answer does not depend on loudness."""
+default changed: last when the CRNN + ECAPA ensemble replaced `crnn_cmvn`) on the 8 clips of
+RAVDESS ``original-48k``; and the default's answer does not depend on loudness."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import pytest
 from cli_helpers import invoke, text
 
 from emovox.cli.truth import truth_report
+from emovox.serving.answer import Status
 from emovox.serving.batch import FileOutcome
 from emovox.serving.predictor import Prediction
 
@@ -16,8 +17,12 @@ from emovox.serving.predictor import Prediction
 def _outcome(name: str, label: str | None, silent: bool = False) -> FileOutcome:
     if label is None:
         return FileOutcome(Path("/x") / name, error="not audio")
-    p = Prediction(label=label, confidence=0.5, probabilities={label: 0.5}, arousal=0.0,
-                   valence=0.0, duration=3.0, silent=silent, source=name)
+    if silent:
+        p = Prediction(label=None, confidence=None, probabilities=None, arousal=None,
+                       valence=None, duration=3.0, source=name, status=Status.NO_SPEECH)
+    else:
+        p = Prediction(label=label, confidence=0.5, probabilities={label: 0.5}, arousal=0.0,
+                       valence=0.0, duration=3.0, source=name)
     return FileOutcome(Path("/x") / name, p)
 
 
@@ -25,14 +30,14 @@ def test_truth_report_reads_the_label_from_the_name():
     outcomes = [
         _outcome("03-01-05-02-01-01-04.wav", "angry"),  # angry, actor 04: right
         _outcome("03-01-04-02-02-02-13.wav", "happy"),  # sad, actor 13: wrong
-        _outcome("03-01-01-01-01-01-01.wav", "neutral", silent=True),  # shown as silence
+        _outcome("03-01-01-01-01-01-01.wav", "neutral", silent=True),  # no speech
         _outcome("03-01-02-01-01-01-02.wav", None),  # failed: no answer
         _outcome("tts_kids.wav", "sad"),  # not a RAVDESS name
     ]
     rep = truth_report(outcomes, {"speakers": ["ravdess:04", "ravdess:13", "ravdess:20"]})
     got = [(r.truth, r.predicted, r.correct) for r in rep.rows]
     assert got == [("angry", "angry", True), ("sad", "happy", False),
-                   ("neutral", "silence", False), ("calm", None, None), (None, "sad", None)]
+                   ("neutral", "no speech", False), ("calm", None, None), (None, "sad", None)]
     assert rep.training_speakers == ["ravdess:04", "ravdess:13"]
     assert len(rep.scored) == 3
     assert truth_report(outcomes, {"speakers": ["ravdess:20"]}).training_speakers == []

@@ -68,4 +68,4 @@ def test_evaluate_bad_inputs(tmp_path):
     r = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "not found" in r.output
     r = CliRunner().invoke(app, ["evaluate", "--data", str(speech), "--model", "nonsense"])
-    assert r.exit_code == 2 and "unknown model" in r.output
+    assert r.exit_code == 2 and "unknown architecture 'nonsense'" in r.output

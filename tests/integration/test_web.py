@@ -138,10 +138,11 @@ def test_app_upload_record_and_bad_file(app_env):
     assert [m.label for m in at.metric] == ["Arousal", "Valence", "Peak level", "RMS level"]
     assert at.metric[2].value == "-10.5 dBFS" and not at.warning  # voice(): peak 0.3
     assert "Dominant emotion" in texts  # 7 s > 5 s: the timeline is shown
-    assert [b.label for b in at.download_button] == ["Download the timeline (CSV)"]
+    assert [b.label for b in at.download_button] == ["Download the answer (JSON)",
+                                                     "Download the timeline (CSV)"]
     titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
-    # no evidence in this prediction: the waveform is shaded by the timeline's support
-    assert "Emotion over time" in titles and "Waveform · timeline support" in titles
+    # the prediction carries its own evidence: the waveform is shaded by it
+    assert "Emotion over time" in titles and "Waveform · why" in titles  # the answer's own evidence
     assert sum(_is_probability_chart(c) for c in _charts(at)) == 1
 
     at.file_uploader[0].set_value(("notes.wav", b"this is not audio\n" * 30, "audio/wav"))
@@ -156,7 +157,8 @@ def test_app_upload_record_and_bad_file(app_env):
     texts = _texts(at)
     assert "recording.wav · 2.0 s" in texts and "long voice.wav" not in texts
     assert at.file_uploader[0].value is None  # the uploader no longer names the old file
-    assert "Dominant emotion" not in texts and not at.download_button
+    assert "Dominant emotion" not in texts  # no timeline, so only the answer's download
+    assert [b.label for b in at.download_button] == ["Download the answer (JSON)"]
 
     at.file_uploader[0].upload("again.wav", wav(2.0, f0=150.0), "audio/wav")
     at.run()
@@ -318,7 +320,7 @@ def test_app_reads_the_speech_aware_schema(app_env):
     at.file_uploader[0].set_value(("music.wav", wav(4.0, f0=300.0), "audio/wav"))
     at.run()
     _no_traceback(at)
-    assert at.warning[0].value == "music.wav: only music was heard"
+    assert at.warning[0].value == "music.wav: only music was heard: there is no voice to classify."
     assert not any(_is_probability_chart(c) for c in _charts(at))
     assert [m.label for m in at.metric] == ["Peak level", "RMS level"]
     titles = [(c.get("title") or {}).get("text") for c in _charts(at)]

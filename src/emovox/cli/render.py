@@ -239,11 +239,16 @@ def models(bundled: Sequence[Any], specs: Sequence[Any],
     described = {spec.name: spec.description for spec in specs}
     table = _table("bundled models: predict/batch/timeline/listen/serve/app --model NAME",
                    ("name", "architecture", "what it is", "CV UA %", "trained on"))
+    # an ensemble's name is long: keep it whole on one line
+    table.columns[1].min_width = max((len(b.architecture) for b in bundled), default=0)
     for b in bundled:
         ua = "" if b.ua_mean is None else f"{b.ua_mean:.1f} ± {b.ua_std or 0:.1f}"
         params = f" · {b.n_params:,} parameters" if b.n_params else ""
-        table.add_row(b.name, b.architecture,
-                      f"{_short(described.get(b.architecture, b.kind))}{params}",
+        members = b.architecture.removeprefix("fusion(").removesuffix(")").split("+")
+        what = (f"ensemble of {' + '.join(members)}: probabilities averaged"
+                if b.architecture.startswith("fusion(") else
+                _short(described.get(b.architecture, b.kind)))
+        table.add_row(b.name, b.architecture, f"{what}{params}",
                       f"{ua} ({b.protocol})" if ua and b.protocol else ua, b.trained_on)
     console.print(table)
     console.print("CV UA: unweighted accuracy over speakers never heard (cross-validation, "

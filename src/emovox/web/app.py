@@ -134,7 +134,8 @@ def _headline(pv: view.PredictionView) -> None:
 def show_prediction(a: service.Analysis, pv: view.PredictionView) -> None:
     st.subheader("Predicted emotion")
     if not pv.has_emotion:
-        st.warning(f"{a.name}: {pv.reason}")  # no label, no chart, no arousal/valence point
+        # no label, no chart, no arousal/valence point
+        st.warning(f"{a.name}: {pv.reason.rstrip('.')}: there is no voice to classify.")
         return
     _headline(pv)
     left, right = st.columns([3, 2])

@@ -200,7 +200,7 @@ def prediction_view(d: Mapping[str, Any]) -> PredictionView:
         status = None
     if status is None:
         status = Status.NO_SPEECH if d.get("silent") else Status.OK
-    reason = d.get("reason")
+    reason = d.get("reason_message") or d.get("reason")  # the words, else the code
     n = d.get("n_windows")
     speech_seconds = _float(d.get("speech_seconds"))
     n_windows = int(n) if isinstance(n, (int, float)) and math.isfinite(n) else None
