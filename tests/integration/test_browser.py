@@ -220,6 +220,7 @@ _OVERFLOW_JS = """() => {
 def test_phone_width_timeline_and_evidence(app_url, tmp_path):
     """At 390 px (a phone) nothing overflows horizontally; then, wider, the timeline (with a
     hover tooltip) and the waveform with its shading are captured (docs/web-*.png)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     clip = Path(os.environ.get("EMOVOX_BROWSER_LONG_CLIP") or
@@ -259,9 +260,16 @@ def test_phone_width_timeline_and_evidence(app_url, tmp_path):
             timeline, waveform = charts.nth(3), charts.nth(2)
             timeline.scroll_into_view_if_needed()
             box = timeline.bounding_box()
-            # 0.45 of the width: inside the third voiced stretch (9.75-12.75 s), not a gap
-            page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.35)
+            # hover a band, not a silence gap: the synthetic file's third voiced stretch
+            # (9.75-12.75 s) is at about 0.45 of the width; other files may need another spot
             tip = page.locator("#vg-tooltip-element")
+            for frac in (0.45, 0.3, 0.55, 0.2, 0.65, 0.1, 0.75):
+                page.mouse.move(box["x"] + box["width"] * frac, box["y"] + box["height"] * 0.35)
+                try:
+                    tip.wait_for(state="visible", timeout=1500)
+                    break
+                except PlaywrightTimeout:
+                    page.mouse.move(1, 1)
             tip.wait_for(state="visible", timeout=5000)
             expect(tip).to_contain_text("confidence")
             page.screenshot(path=shots / "web-timeline.png", clip={
