@@ -143,3 +143,30 @@ def test_train_on_two_corpora_lists_them_in_the_model_card(fake_ravdess, fake_ca
     card = (out / "MODEL_CARD.md").read_text()
     assert "ravdess (96 clips), emovo (42 clips), balanced per corpus" in card
     assert "CC BY-NC-SA 4.0" in card and "EMOVO (Costantini et al., LREC 2014)" in card
+
+
+def test_loco_calibration_per_corpus_and_fused_run_in_the_card(loco_run, tmp_path):
+    """A loco run's temperature comes with ECE per held-out corpus (and with a temperature
+    fitted without it); fusing loco runs keeps per-corpus metrics; the card shows both."""
+    from emovox.experiment.fuse import fuse_runs
+    from emovox.experiment.package import model_card
+    from emovox.experiment.rundir import fit_from_predictions_csv, read_cv_run
+
+    rep = fit_from_predictions_csv(loco_run / "predictions.csv")
+    pc = rep["per_corpus"]
+    assert list(pc) == ["emovo", "ravdess", "urdu"]
+    assert sum(r["n"] for r in pc.values()) == rep["n"] == 96 + 42 + 32
+    for r in pc.values():
+        assert 0 <= r["ece_without"] <= 1 and r["temperature_without"] > 0
+    fused = fuse_runs([loco_run, loco_run], tmp_path / "fused")
+    m = json.loads((loco_run / "metrics.json").read_text())
+    for c in ("ravdess", "emovo", "urdu"):  # a run fused with itself scores the same
+        assert fused["per_corpus"][c]["ua"] == pytest.approx(m["per_corpus"][c]["ua"], abs=0.1)
+        assert fused["per_corpus"][c]["classes"] == m["per_corpus"][c]["classes"]
+    cv = read_cv_run(loco_run, "egemaps_logreg")
+    card = model_card({"name": "x", "cross_validation": cv.metrics,
+                       "calibration": rep, "trained_on": {"corpora": {"ravdess": 1, "emovo": 1}}})
+    assert "## Leave-one-corpus-out (corpora never heard)" in card
+    assert f"| urdu | 32 | 4 | {m['per_corpus']['urdu']['ua']:.1f} |" in card
+    assert f"| emovo | 42 | {pc['emovo']['ece_before']:.3f} |" in card
+    assert "RAVDESS: 24 North-American actors" not in card

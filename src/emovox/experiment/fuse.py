@@ -18,6 +18,7 @@ import numpy as np
 
 from emovox import __version__
 from emovox.errors import ConfigError
+from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
 from emovox.experiment.rundir import (
     Prediction,
     Predictions,
@@ -59,6 +60,11 @@ def _fold_rows(runs: list[RunRecord], per_fold: list[Metrics], folds: list[int])
     ]
 
 
+def _per_corpus(y: np.ndarray, pred: np.ndarray, corpora: list[str]) -> dict[str, Any]:
+    """``{"per_corpus": ...}``: the metrics of each corpus's clips, as the runner writes."""
+    return {"per_corpus": per_corpus_record(per_corpus_metrics(y, pred, corpora))}
+
+
 def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -> dict[str, Any]:
     """Fuse ``runs`` into the run directory ``out``; returns its metrics.json content."""
     if len(runs) < 2:
@@ -95,6 +101,7 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
         "folds": _fold_rows(records, per_fold, fold_ids),
         "fused_runs": [str(r) for r in runs], "weights": w.tolist(),
+        **_per_corpus(y, pred, [k[1] for k in order]),
     }
     rows = [
         Prediction(tables[0][k].path, tables[0][k].speaker, tables[0][k].true, LABELS[pred[i]],
@@ -155,13 +162,14 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         return float(np.mean(vals)) if all(v is not None for v in vals) else None
 
     result = {
-        **{k: v for k, v in first.items() if k not in {"folds", "seconds_total"}},
+        **{k: v for k, v in first.items() if k not in {"folds", "seconds_total", "per_corpus"}},
         "summary": summarize(per_fold), "pooled": pooled.to_dict(),
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
         "val_ua_mean": mean_of("val_ua"), "train_ua_mean": mean_of("train_ua"),
         "folds": sorted(fold_rows, key=lambda f: f["index"]),
         "seconds_total": sum(r.metrics.get("seconds_total", 0.0) for r in records),
         "merged_runs": [str(r) for r in runs],
+        **_per_corpus(y, proba.argmax(1), [p.corpus for p in rows]),
     }
     config = dict(configs[0])
     config["split"] = {**config["split"], "folds": order}

@@ -13,6 +13,7 @@ and macro-F1 are then taken over the classes present in the test clips
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,16 @@ def balance_corpora(
     return np.sort(np.concatenate(parts))
 
 
+def per_corpus_record(per_corpus: dict[str, Metrics]) -> dict[str, dict[str, Any]]:
+    """``metrics.json``'s ``per_corpus``: each corpus's metrics and the classes its test
+    clips carry."""
+    return {
+        c: {"classes": [lab for lab, row in zip(m.labels, m.confusion, strict=True)
+                        if sum(row)]} | m.to_dict()
+        for c, m in per_corpus.items()
+    }
+
+
 def per_corpus_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, corpora: list[str]
 ) -> dict[str, Metrics]:
@@ -84,5 +95,6 @@ def corpus_counts(utts: list[Utterance]) -> dict[str, int]:
 
 __all__ = [
     "balance_corpora", "corpus_classes", "corpus_counts", "per_corpus_metrics",
+    "per_corpus_record",
     "restrict_to_corpus",
 ]

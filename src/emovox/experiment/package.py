@@ -249,6 +249,59 @@ def _corpus_lines(trained_on: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _per_corpus_lines(per_corpus: dict[str, Any]) -> list[str]:
+    """The card's table of each test corpus's figures (several corpora only)."""
+    if len(per_corpus) < 2:
+        return []
+    return [
+        "Per test corpus (pooled over its folds; UA over the classes it has):",
+        "",
+        "| corpus | clips | classes | UA | WA | macro-F1 | worst class |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {c} | {m['n']} | {len(m['classes'])} | {m['ua']:.1f} | {m['wa']:.1f} | "
+          f"{m['macro_f1']:.1f} | {_worst(m)} |" for c, m in per_corpus.items()),
+        "",
+    ]
+
+
+def _worst(m: dict[str, Any]) -> str:
+    recall = {k: v for k, v in m.get("recall", {}).items() if k in m["classes"]}
+    if not recall:
+        return "?"
+    label = min(recall, key=recall.__getitem__)
+    return f"{label} {recall[label]:.1f}"
+
+
+def _calibration_lines(per_corpus: dict[str, Any]) -> list[str]:
+    """The card's ECE per test corpus, with the temperature fitted without that corpus."""
+    if not per_corpus:
+        return []
+    return [
+        "ECE per test corpus: raw; with the temperature above (fitted on every corpus, this "
+        "one included); and with a temperature fitted on the other corpora only (this corpus "
+        "unseen by the calibration too, the figure to expect on a new corpus):",
+        "",
+        "| corpus | clips | ECE raw | ECE (T above) | T without it | ECE (T without it) |",
+        "|---|---|---|---|---|---|",
+        *(f"| {c} | {r['n']} | {r['ece_before']:.3f} | {r['ece_after']:.3f} | "
+          f"{r.get('temperature_without', float('nan')):.3f} | "
+          f"{r.get('ece_without', float('nan')):.3f} |" for c, r in per_corpus.items()),
+        "",
+    ]
+
+
+def _domain_line(trained_on: dict[str, Any]) -> str:
+    corpora = set(trained_on.get("corpora") or [trained_on.get("corpus", "ravdess")])
+    if corpora <= {"ravdess"}:
+        return ("- Acted, read English speech (RAVDESS: 24 North-American actors, two "
+                "sentences); spontaneous speech, other languages, children, noisy or telephone "
+                "audio are out of domain and will be less accurate.")
+    return (f"- Trained on {', '.join(sorted(corpora))} (acted English and Italian, "
+            "spontaneous Urdu where listed): other languages, children, noisy or telephone "
+            "audio are out of domain; the leave-one-corpus-out figures above are what to "
+            "expect on a corpus never heard.")
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """A human-readable card from an artifact's model.json."""
     cv = meta.get("cross_validation") or {}
@@ -267,7 +320,8 @@ def model_card(meta: dict[str, Any]) -> str:
           if tr.get("members") else []),
         *_corpus_lines(tr),
         "",
-        "## Speaker-independent cross-validation (actors never heard)",
+        "## Leave-one-corpus-out (corpora never heard)" if cv.get("protocol") == "loco"
+        else "## Speaker-independent cross-validation (actors never heard)",
         "",
     ]
     if cv:
@@ -288,6 +342,7 @@ def model_card(meta: dict[str, Any]) -> str:
                              for k in cv["pooled"]["labels"]) + " |",
             "",
         ]
+        lines += _per_corpus_lines(cv.get("per_corpus") or {})
     else:
         lines += ["No cross-validation run was attached.", ""]
     cal = meta.get("calibration")
@@ -299,13 +354,12 @@ def model_card(meta: dict[str, Any]) -> str:
             f"cross-validation. Expected calibration error {cal['ece_before']:.3f} → "
             f"{cal['ece_after']:.3f}; NLL {cal['nll_before']:.3f} → {cal['nll_after']:.3f}.",
             "",
+            *_calibration_lines(cal.get("per_corpus") or {}),
         ]
     lines += [
         "## Known limits",
         "",
-        "- Acted, read English speech (RAVDESS: 24 North-American actors, two sentences); "
-        "spontaneous speech, other languages, children, noisy or telephone audio are out of "
-        "domain and will be less accurate.",
+        _domain_line(tr),
         "- Eight fixed classes; mixed or other emotions are forced onto them.",
         "- Arousal/valence are derived from the class probabilities, not predicted.",
         "- Input is 16 kHz mono; a clip is read as one window of about 2.6 s of speech, a longer "

@@ -320,6 +320,14 @@ def read_probabilities(
     the result follows their order. Probabilities were written with six decimals, so they
     are floored at :data:`PROBA_FLOOR` and renormalised.
     """
+    p, y, _ = read_scored(path, labels)
+    return p, y
+
+
+def read_scored(
+    path: Path, labels: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`read_probabilities` plus the corpus of each row, ``(probs, y, corpora (N,))``."""
     from emovox.labels import LABELS
 
     labels = list(labels or LABELS)
@@ -338,18 +346,22 @@ def read_probabilities(
         raise ValueError(f"{path}: unknown label in column 'true' ({exc})") from None
     cols = [preds.labels.index(lab) for lab in labels]
     p = np.maximum(preds.probabilities()[:, cols], PROBA_FLOOR)
-    return p / p.sum(axis=1, keepdims=True), y
+    corpora = np.array([r.corpus for r in preds.scored()], dtype=str)
+    return p / p.sum(axis=1, keepdims=True), y, corpora
 
 
 def fit_from_predictions_csv(path: Path, n_bins: int = 15) -> dict[str, Any]:
     """Fit the temperature on the out-of-fold predictions in ``predictions.csv`` and report
     ECE/NLL before and after (:func:`emovox.calibration.calibration_report`; adds
     ``"source"``)."""
-    from emovox.calibration import calibration_report, fit_temperature
+    from emovox.calibration import calibration_report, fit_temperature, group_calibration_report
 
-    p, y = read_probabilities(path)
+    p, y, corpora = read_scored(path)
     t = fit_temperature(p, y)
-    return {**calibration_report(p, y, t, n_bins), "source": str(path)}
+    report = {**calibration_report(p, y, t, n_bins), "source": str(path)}
+    if len(set(corpora.tolist())) > 1:
+        report["per_corpus"] = group_calibration_report(p, y, corpora, t, n_bins)
+    return report
 
 
 @dataclass
@@ -373,6 +385,8 @@ def read_cv_run(run: Path, model: str) -> CvRun:
         metrics = {k: m[k] for k in ("protocol", "summary", "pooled", "worst_class")}
     except KeyError as exc:
         raise RunDirError(f"{run / METRICS_FILE}: not a cross-validation run (no {exc})") from None
+    if len(m.get("per_corpus") or {}) > 1:
+        metrics["per_corpus"] = m["per_corpus"]
     return CvRun(metrics, run / PREDICTIONS_FILE)
 
 
@@ -380,5 +394,5 @@ __all__ = [
     "PREDICTION_COLUMNS", "RUNS_DIR", "CvRun", "Prediction", "Predictions", "RunDirError",
     "RunRecord", "check_run_destination", "default_run_dir", "fit_from_predictions_csv",
     "is_run_dir", "read_cv_run", "read_metrics", "read_predictions", "read_probabilities",
-    "read_run", "staged_run_dir", "write_predictions", "write_run",
+    "read_run", "read_scored", "staged_run_dir", "write_predictions", "write_run",
 ]

@@ -40,6 +40,7 @@ from emovox.experiment.multicorpus import (
     corpus_classes,
     corpus_counts,
     per_corpus_metrics,
+    per_corpus_record,
     restrict_to_corpus,
 )
 from emovox.experiment.rundir import (
@@ -124,11 +125,7 @@ class ExperimentResult:
             "balance_corpora": self.config.data.balance_corpora,
             "class_restriction": "each test clip's probabilities restricted to the classes "
                                  "of its corpus, renormalised",
-            "per_corpus": {
-                c: {"classes": [lab for lab, row in zip(m.labels, m.confusion, strict=True)
-                                if sum(row)]} | m.to_dict()
-                for c, m in self.per_corpus.items()
-            },
+            "per_corpus": per_corpus_record(self.per_corpus),
             "extraction": self.extraction,
             "seconds_total": self.seconds,
         }
