@@ -65,6 +65,21 @@ def test_normalised_input_does_not_depend_on_gain(gain: float) -> None:
     np.testing.assert_allclose(scaled, base, atol=2e-3)
 
 
+def test_served_input_does_not_depend_on_gain() -> None:
+    """The model's whole preprocessing (trim at 40 dB below the peak, then the feature)
+    gives the same frames for a clip and the clip x 10 (the trim threshold follows the peak)."""
+    from emovox.artifact.build import preprocess_for_model
+
+    pre = preprocess_for_model("reslstm_cmvn")
+    assert pre.trim and pre.feature == "mfcc_chroma"
+    silence = np.zeros(SR // 4, np.float32)
+    w = np.concatenate([silence, gliding_vowel(seed=3), silence])
+    base = pre.features(pre.prepare_wave(w, SR))
+    loud = pre.features(pre.prepare_wave(10 * w, SR))
+    assert base.shape == loud.shape and base.shape[0] < 1 + len(w) // 160  # trimmed
+    np.testing.assert_allclose(loud, base, atol=2e-3)
+
+
 def test_without_normalisation_gain_moves_c0_only() -> None:
     """The control: 20 dB of gain moves c_0 by 20 dB x sqrt(64 bands) = 160 and nothing
     else (orthonormal DCT; chroma frames are peak-normalised)."""
