@@ -33,6 +33,7 @@ def expected_shape(name: str, n_samples: int) -> tuple[int, ...]:
     return {
         "logmel": (frames_10ms, 64),
         "mfcc": (frames_10ms, 20),
+        "mfcc_chroma": (frames_10ms, 72),
         "seed000": (1 + 48_000 // 512, 60),
         "seed001": (162,),
         "seed002": (45,),
@@ -193,6 +194,7 @@ def test_registry_keys_and_specs() -> None:
     assert set(FEATURES) == {
         "logmel",
         "mfcc",
+        "mfcc_chroma",
         "seed000",
         "seed001",
         "seed002",

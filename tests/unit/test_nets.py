@@ -19,6 +19,7 @@ from emovox.models import (
     crnn,
     ecapa,
     mlp,
+    reslstm,
     resnet_mlp,
 )
 from emovox.models import configs as model_configs
@@ -36,6 +37,7 @@ NETS: dict[ModuleType, tuple[tuple[int, ...], tuple[int, ...], tuple[int, int]]]
     cnn_gru_attention: ((200, 40), (150, 40), (50_000, 500_000)),
     crnn: ((300, 64), (150, 64), (100_000, 1_000_000)),
     ecapa: ((256, 64), (101, 64), (100_000, 1_000_000)),
+    reslstm: ((256, 72), (101, 72), (300_000, 1_500_000)),
 }
 CONFIGS: dict[ModuleType, type[TrainConfig]] = {
     cnn_bilstm: cnn_bilstm.CnnBiLstmConfig,
@@ -45,6 +47,7 @@ CONFIGS: dict[ModuleType, type[TrainConfig]] = {
     cnn_gru_attention: cnn_gru_attention.CnnGruAttentionConfig,
     crnn: crnn.CrnnConfig,
     ecapa: ecapa.EcapaConfig,
+    reslstm: reslstm.ResLstmConfig,
 }
 # registered model -> (input shape, parameter count of its network with default params),
 # recorded on main before the configs were introduced: the refactor must not change a net
@@ -59,6 +62,7 @@ REGISTERED_NET_PARAMS: dict[str, tuple[tuple[int, ...], int]] = {
     "fusion_lrcv": ((256, 64), 356_088),
     "crnn_cmvn": ((256, 64), 356_088),
     "ecapa_cmvn": ((256, 64), 301_840),  # added after the refactor, pinned when introduced
+    "reslstm_cmvn": ((256, 72), 848_264),  # pinned when introduced
 }
 
 
@@ -152,7 +156,7 @@ def test_logits_shape_and_finite(mod, shape, other_shape, param_range) -> None:
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("mod", [cnn_bilstm, cnn_gru_attention, crnn], ids=short_name)
+@pytest.mark.parametrize("mod", [cnn_bilstm, cnn_gru_attention, crnn, reslstm], ids=short_name)
 def test_sequence_net_accepts_other_lengths(mod) -> None:
     """One sequence net takes any T (the trainer may feed T=150 to a net built for T=300)."""
     shape, other_shape, _ = NETS[mod]

@@ -9,19 +9,20 @@ stable cache key for it::
 
 Registered features (16 kHz, ``n`` samples, default parameters):
 
-========  =======  ===================  ===================================================
-name      kind     shape                what
-========  =======  ===================  ===================================================
-logmel    sequence ``(T, 64)``          log-mel dB, 25 ms / 10 ms, ``T = 1 + n // 160``
-mfcc      sequence ``(T, 20)``          MFCC (x3 columns with ``deltas=2``), 10 ms hop
-seed000   sequence ``(94, 60)``         60 MFCC of the clip forced to 3 s
-seed001   vector   ``(162,)``           ZCR, chroma, MFCC, RMS, mel means
-seed002   vector   ``(45,)``            MFCC/chroma/spectral/energy summary
-seed003   vector   ``(340,)``           mean/std/min/max of 85 frame features
-seed004   sequence ``(200, 40)``        40 MFCC, 20 ms hop, fixed 200 frames
-egemaps   vector   ``(88,)``            openSMILE eGeMAPSv02 functionals (extra ``smile``)
-compare   vector   ``(6373,)``          openSMILE ComParE_2016 functionals (extra ``smile``)
-========  =======  ===================  ===================================================
+===========  =======  ===================  ===================================================
+name         kind     shape                what
+===========  =======  ===================  ===================================================
+logmel       sequence ``(T, 64)``          log-mel dB, 25 ms / 10 ms, ``T = 1 + n // 160``
+mfcc         sequence ``(T, 20)``          MFCC (x3 columns with ``deltas=2``), 10 ms hop
+mfcc_chroma  sequence ``(T, 72)``          20 MFCC + Δ + ΔΔ + 12 chroma per 10 ms frame
+seed000      sequence ``(94, 60)``         60 MFCC of the clip forced to 3 s
+seed001      vector   ``(162,)``           ZCR, chroma, MFCC, RMS, mel means
+seed002      vector   ``(45,)``            MFCC/chroma/spectral/energy summary
+seed003      vector   ``(340,)``           mean/std/min/max of 85 frame features
+seed004      sequence ``(200, 40)``        40 MFCC, 20 ms hop, fixed 200 frames
+egemaps      vector   ``(88,)``            openSMILE eGeMAPSv02 functionals (extra ``smile``)
+compare      vector   ``(6373,)``          openSMILE ComParE_2016 functionals (extra ``smile``)
+===========  =======  ===================  ===================================================
 
 ``seed000`` .. ``seed004`` are the feature sets of the five reference projects
 (:mod:`emovox.features.reference`); the names are kept as they are part of cache keys.
@@ -48,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.features import pooling, reference, smile, spectral
+from emovox.features import mfcc_chroma, pooling, reference, smile, spectral
 
 __all__ = [
     "FEATURES",
@@ -56,6 +57,7 @@ __all__ = [
     "FeatureSpec",
     "extract",
     "feature_key",
+    "mfcc_chroma",
     "pooling",
     "reference",
     "smile",
@@ -127,6 +129,13 @@ FEATURES: dict[str, FeatureSpec] = {
             _time_major(spectral.mfcc),
             "sequence",
             "MFCC (+ deltas), (T, n_mfcc * (1 + deltas))",
+        ),
+        _spec(
+            "mfcc_chroma",
+            mfcc_chroma.mfcc_chroma,
+            "sequence",
+            "MFCC + deltas + chroma per frame (optionally normalised per utterance), "
+            "(T, n_mfcc * (1 + deltas) + 12)",
         ),
         _spec(
             "seed000",

@@ -24,7 +24,13 @@ from typing import Any
 
 from emovox.models import configs
 from emovox.models.base import Family, Input, Model, ModelSpec, NetTrainer
-from emovox.models.configs import CrnnConfig, EcapaConfig, FusionConfig, LogregConfig
+from emovox.models.configs import (
+    CrnnConfig,
+    EcapaConfig,
+    FusionConfig,
+    LogregConfig,
+    ResLstmConfig,
+)
 from emovox.models.fusion import FusionModel
 from emovox.models.params import ModelParams, Schedule, TrainConfig
 
@@ -148,6 +154,13 @@ MODELS["ecapa_cmvn"] = ModelSpec(
     "ours: a small ECAPA-TDNN (1-D dilated SE-Res2 blocks, 0.23 s receptive field, attentive "
     "statistics) on per-utterance mean/variance-normalised log-mel",
     EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
+    feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
+)
+MODELS["reslstm_cmvn"] = ModelSpec(
+    "reslstm_cmvn", "mfcc_chroma", partial(_build_torch, "reslstm"), Family.NEURAL,
+    "ours: residual BiLSTM blocks with soft attention pooling on 20 MFCC + deltas + 12 chroma "
+    "frames, each column normalised per utterance (gain-invariant input)",
+    ResLstmConfig(schedule=Schedule.COSINE, n_frames=256),
     feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
 )
 MODELS["fusion_lrcv"] = ModelSpec(

@@ -89,6 +89,29 @@ class EcapaConfig(LogMelRecipe):
     dropout: float = 0.3
 
 
+@dataclass(frozen=True)
+class ResLstmConfig(LogMelRecipe):
+    """The residual-BiLSTM-with-soft-attention network's size (``-p`` keys of ``reslstm``);
+    the training recipe is the CRNN's (AdamW, one-cycle cosine, label smoothing, SpecAugment,
+    mixup, early stopping on validation UA) so the three compare like for like."""
+
+    # training (overrides of TrainConfig defaults)
+    #: passes over the training clips (upper bound with early stopping)
+    epochs: int = 30
+    # network
+    #: frames merged into one LSTM step (their features concatenated; 2 = 20 ms steps at a
+    #: 10 ms hop: half the sequential LSTM work)
+    stack: int = 2
+    #: LSTM units per direction (the residual stream is twice this wide)
+    hidden: int = 128
+    #: residual BiLSTM blocks (each: LayerNorm -> BiLSTM -> dropout, plus its input)
+    blocks: int = 2
+    #: hidden size of the soft-attention scorer (units)
+    attention_dim: int = 64
+    #: dropout probability of the input projection, each block's output and the head (0..1)
+    dropout: float = 0.3
+
+
 class Pooling(str, Enum):
     MEAN = "mean"  #: mean of the BiLSTM outputs over time
     LAST = "last"  #: the BiLSTM output at the last time step
