@@ -215,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         print_table(run, bench_run(run, args.temperature, args.k, args.seeds))
         ts = refit_temperatures(run, adapt_all(calibrate(run, args.temperature), run.speaker,
                                                1.0))
-        print(f"\nT' of 'adapted, all clips' per fold: {min(ts):.2f}-{max(ts):.2f} (> 1: the "
-              "adapted probabilities are over-confident)")
+        how = "under" if max(ts) < 1 else "over" if min(ts) > 1 else "under/over"
+        print(f"\nT' of 'adapted, all clips' per fold: {min(ts):.2f}-{max(ts):.2f}: the "
+              f"adapted probabilities are {how}-confident (T' < 1 sharpens, > 1 softens)")
     return 0
 
 

@@ -38,6 +38,7 @@ import numpy as np
 __all__ = [
     "MIN_REFERENCE_CLIPS",
     "PRIOR_FLOOR",
+    "RECOMMENDED_REFERENCE_CLIPS",
     "AdaptMethod",
     "Adaptation",
     "adapt",
@@ -48,6 +49,11 @@ __all__ = [
 #: computed from; fewer leave the answers unadapted (a mean of 1-2 posteriors is mostly the
 #: emotion of those clips, not the speaker). Fixed a priori, not tuned.
 MIN_REFERENCE_CLIPS = 3
+#: fewer reference clips than this get a warning: on RAVDESS cross-validation predictions
+#: (``bench/adapt.py``, README "Speaker adaptation") 4 random references of the speaker
+#: LOWERED UA by 3.6 points, 8 left it about unchanged (+0.6), 16 raised it by 3.5 and all
+#: of a speaker's ~59 other clips by 4.9. Not used to refuse anything.
+RECOMMENDED_REFERENCE_CLIPS = 16
 #: a prior's entries are floored here before dividing (a class the model never gives to
 #: this speaker would otherwise be inflated without bound)
 PRIOR_FLOOR = 1e-6

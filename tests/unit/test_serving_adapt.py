@@ -180,9 +180,12 @@ def _raw(tmp_path: Path, suffix: str) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
-def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str) -> None:
+def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
+                                        caplog: pytest.LogCaptureFixture) -> None:
     raw, out = _raw(tmp_path, suffix)
-    s = write_adapted(raw, out, SpeakerGrouping.parse("parent"))
+    with caplog.at_level("WARNING"):
+        s = write_adapted(raw, out, SpeakerGrouping.parse("parent"))
+    assert "1 speaker group(s) adapted from fewer than 16" in caplog.text
     assert (s.groups, s.adapted, s.small_groups, s.unadapted, s.ungrouped) == (1, 4, 1, 2, 0)
     if suffix == ".csv":
         import csv
@@ -259,6 +262,7 @@ def test_reference_prior_skips_bad_and_silent_clips(tmp_path: Path,
     assert sp.n == 3 and sp.group == str(d)
     np.testing.assert_allclose(sp.prior, np.mean([_probs(k) for k in range(3)], axis=0))
     assert "silent.wav" in caplog.text and "bad.wav" in caplog.text
+    assert "only 3 usable reference clips" in caplog.text
 
 
 @pytest.mark.parametrize(("names", "match"), [

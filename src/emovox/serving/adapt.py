@@ -37,7 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from emovox.adaptation import MIN_REFERENCE_CLIPS, Adaptation, adapt, speaker_prior
+from emovox.adaptation import (
+    MIN_REFERENCE_CLIPS,
+    RECOMMENDED_REFERENCE_CLIPS,
+    Adaptation,
+    adapt,
+    speaker_prior,
+)
 from emovox.affect import arousal_valence
 from emovox.errors import ConfigError, EmovoxError
 from emovox.serving.answer import UNCERTAIN_BELOW, Prediction, Status, aggregate, evidence_of
@@ -175,6 +181,10 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
         raise AdaptationError(
             f"reference folder {folder}: {len(usable)} usable clip(s) of {len(files)}, at "
             f"least {MIN_REFERENCE_CLIPS} clips with speech are needed{detail}")
+    if sp.n < RECOMMENDED_REFERENCE_CLIPS:
+        log.warning("only %d usable reference clips: with fewer than %d, adaptation was "
+                    "measured to help little or to hurt (README, 'Speaker adaptation')",
+                    sp.n, RECOMMENDED_REFERENCE_CLIPS)
     return sp
 
 

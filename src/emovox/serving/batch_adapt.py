@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +33,21 @@ from typing import Any
 
 import numpy as np
 
-from emovox.adaptation import MIN_REFERENCE_CLIPS, Adaptation, adapt, speaker_prior
+from emovox.adaptation import (
+    MIN_REFERENCE_CLIPS,
+    RECOMMENDED_REFERENCE_CLIPS,
+    Adaptation,
+    adapt,
+    speaker_prior,
+)
 from emovox.affect import arousal_valence
 from emovox.fileio import atomic_path
 from emovox.labels import LABELS
 from emovox.serving.adapt import AdaptationError, SpeakerGrouping, adapted_status
 from emovox.serving.answer import confidence_band
 from emovox.serving.batch import FIELDS, BatchSummary, is_error_row, read_rows, run_batch
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ADAPT_FIELDS", "AdaptSummary", "run_speaker_batch", "unadapted_path",
            "write_adapted"]
@@ -174,6 +183,11 @@ def write_adapted(raw: Path, out: Path, grouping: SpeakerGrouping) -> AdaptSumma
     summary = AdaptSummary(raw=raw)
     summary.groups = sum(p is not None for _, p, _ in priors.values())
     summary.small_groups = len(priors) - summary.groups
+    few = sum(p is not None and n < RECOMMENDED_REFERENCE_CLIPS for _, p, n in priors.values())
+    if few:
+        log.warning("%d speaker group(s) adapted from fewer than %d clips: adaptation was "
+                    "measured to help little or to hurt there (README, 'Speaker adaptation')",
+                    few, RECOMMENDED_REFERENCE_CLIPS)
     new_rows = [_one_row(r, g, fmt, priors, summary) for r, g in zip(rows, groups, strict=True)]
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         if fmt == "csv":
