@@ -156,6 +156,9 @@ def test_timeline_adapts_to_itself(tmp_path: Path) -> None:
     assert f"adapted to speaker ({n} windows of this recording)" in text(human)
     plain = json.loads(invoke(["timeline", long, "--json"]).stdout)
     assert "adaptation" not in plain
+    as_csv = invoke(["timeline", long, "--adapt", "self", "--csv"])
+    ok(as_csv)
+    assert f"adapted to speaker ({n} windows" in text(as_csv)
 
 
 def test_timeline_too_short_to_adapt_and_bad_mode(tmp_path: Path, target: Path) -> None:

@@ -173,6 +173,9 @@ def timeline(
         adapt_timeline(tl, predictor.labels)
         if tl.adaptation is not None and not tl.adaptation.applied:
             render.warn(f"not adapted: {tl.adaptation.reason}")
+        elif csv_out and tl.adaptation is not None:  # the CSV has no column for it
+            render.err_console.print(f"adapted to speaker ({tl.adaptation.reference_clips} "
+                                     "windows of this recording)")
     if json_out:
         print(json.dumps(tl.to_dict(model_id=predictor.model_id), indent=2))
     elif csv_out:
