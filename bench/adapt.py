@@ -19,6 +19,8 @@ with :func:`emovox.adaptation.adapt` (alpha 1, fixed a priori):
 
 ECE is reported for the adapted probabilities as they come (the old temperature) and with a
 temperature re-fitted on adapted predictions of the other folds only (``ECE T'``).
+``warned``: % of clips whose prior is mostly one emotion (top class >= ``DOMINANT_PRIOR``),
+where the product warns that the references may all carry one emotion.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emovox.adaptation import adapt, speaker_prior
+from emovox.adaptation import DOMINANT_PRIOR, adapt, speaker_prior
 from emovox.calibration import apply_temperature, fit_temperature
 from emovox.metrics import expected_calibration_error
 
@@ -59,6 +61,7 @@ class Row:
     recall: np.ndarray  # (C,) pooled recall (%), mean over seeds
     ece: list[float]
     ece_refit: list[float]
+    warned: list[float]  # % of clips whose prior is mostly one emotion (the product warns)
 
 
 def load_run(folder: Path) -> Run:
@@ -110,10 +113,12 @@ def recalls(y: np.ndarray, pred: np.ndarray, c: int) -> np.ndarray:
                      for k in range(c)])
 
 
-def score(setting: str, qs: list[np.ndarray], run: Run) -> Row:
+def score(setting: str, adapted: list[tuple[np.ndarray, np.ndarray]], run: Run) -> Row:
+    """``adapted``: per seed, (probabilities, each clip's prior max)."""
     c = len(run.labels)
-    ua, fua, rec, ece, ece2 = [], [], [], [], []
-    for q in qs:
+    ua, fua, rec, ece, ece2, warned = [], [], [], [], [], []
+    for q, top in adapted:
+        warned.append(100 * float(np.mean(top >= DOMINANT_PRIOR)))
         pred = q.argmax(1)
         r = recalls(run.y, pred, c)
         rec.append(r)
@@ -123,46 +128,51 @@ def score(setting: str, qs: list[np.ndarray], run: Run) -> Row:
                                    for f in np.unique(run.fold)])))
         ece.append(100 * expected_calibration_error(q, run.y))
         ece2.append(100 * expected_calibration_error(refit(q, run.y, run.fold), run.y))
-    return Row(setting, ua, fua, np.mean(rec, axis=0), ece, ece2)
+    return Row(setting, ua, fua, np.mean(rec, axis=0), ece, ece2, warned)
 
 
-def adapt_all(p: np.ndarray, speaker: np.ndarray, alpha: float) -> np.ndarray:
-    q = np.empty_like(p)
+def adapt_all(p: np.ndarray, speaker: np.ndarray, alpha: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    q, top = np.empty_like(p), np.empty(len(p))
     for s in np.unique(speaker):
         m = speaker == s
-        q[m] = adapt(p[m], speaker_prior(p[m]), alpha)
-    return q
+        prior = speaker_prior(p[m])
+        q[m], top[m] = adapt(p[m], prior, alpha), prior.max()
+    return q, top
 
 
-def adapt_loo(p: np.ndarray, speaker: np.ndarray) -> np.ndarray:
+def adapt_loo(p: np.ndarray, speaker: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each clip adapted with all the other clips of its speaker (itself excluded)."""
-    q = np.empty_like(p)
+    q, top = np.empty_like(p), np.empty(len(p))
     for s in np.unique(speaker):
         idx = np.flatnonzero(speaker == s)
         total = p[idx].sum(0)
         for i in idx:
-            q[i] = adapt(p[i], speaker_prior(((total - p[i]) / (len(idx) - 1))[None]))
-    return q
+            prior = speaker_prior(((total - p[i]) / (len(idx) - 1))[None])
+            q[i], top[i] = adapt(p[i], prior), prior.max()
+    return q, top
 
 
-def adapt_k(p: np.ndarray, run: Run, k: int, seed: int, one_emotion: bool) -> np.ndarray:
+def adapt_k(p: np.ndarray, run: Run, k: int, seed: int, one_emotion: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Each clip adapted with k references drawn from the other clips of its speaker (all of
     one randomly drawn emotion when ``one_emotion``)."""
     rng = np.random.default_rng(seed)
-    q = np.empty_like(p)
+    q, top = np.empty_like(p), np.empty(len(p))
     for i in range(len(p)):
         pool = np.flatnonzero((run.speaker == run.speaker[i]) & (np.arange(len(p)) != i))
         if one_emotion:
             emotions = [e for e in np.unique(run.y[pool]) if np.sum(run.y[pool] == e) >= 2]
             pool = pool[run.y[pool] == rng.choice(emotions)]
         refs = rng.choice(pool, size=min(k, len(pool)), replace=False)
-        q[i] = adapt(p[i], speaker_prior(p[refs]))
-    return q
+        prior = speaker_prior(p[refs])
+        q[i], top[i] = adapt(p[i], prior), prior.max()
+    return q, top
 
 
 def bench_run(run: Run, temperature: str, ks: list[int], seeds: int) -> list[Row]:
     p = calibrate(run, temperature)
-    rows = [score("unadapted", [p], run),
+    rows = [score("unadapted", [(p, np.zeros(len(p)))], run),
             score("adapted, all clips of the speaker", [adapt_all(p, run.speaker, 1.0)], run),
             score("adapted, all clips, alpha 0.5 (not chosen)",
                   [adapt_all(p, run.speaker, 0.5)], run),
@@ -189,13 +199,13 @@ def print_table(run: Run, rows: list[Row]) -> None:
     short = [lab[:4] for lab in run.labels]
     print(f"\n### {run.name} ({len(run.y)} clips, {len(np.unique(run.speaker))} speakers, "
           f"{len(np.unique(run.fold))} folds)\n")
-    print("| setting | UA (pooled) | UA (fold mean) | worst class | ECE | ECE T' | "
+    print("| setting | UA (pooled) | UA (fold mean) | worst class | ECE | ECE T' | warned | "
           + " | ".join(short) + " |")
-    print("|---|---|---|---|---|---|" + "---|" * len(short))
+    print("|---|---|---|---|---|---|---|" + "---|" * len(short))
     for r in rows:
         w = int(np.nanargmin(r.recall))
         print(f"| {r.setting} | {_pm(r.ua)} | {_pm(r.fold_ua)} | {run.labels[w]} "
-              f"({r.recall[w]:.1f}) | {_pm(r.ece)} | {_pm(r.ece_refit)} | "
+              f"({r.recall[w]:.1f}) | {_pm(r.ece)} | {_pm(r.ece_refit)} | {_pm(r.warned)} | "
               + " | ".join(f"{x:.1f}" for x in r.recall) + " |")
 
 
@@ -214,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         run = load_run(folder)
         print_table(run, bench_run(run, args.temperature, args.k, args.seeds))
         ts = refit_temperatures(run, adapt_all(calibrate(run, args.temperature), run.speaker,
-                                               1.0))
+                                               1.0)[0])
         how = "under" if max(ts) < 1 else "over" if min(ts) > 1 else "under/over"
         print(f"\nT' of 'adapted, all clips' per fold: {min(ts):.2f}-{max(ts):.2f}: the "
               f"adapted probabilities are {how}-confident (T' < 1 sharpens, > 1 softens)")

@@ -36,12 +36,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DOMINANT_PRIOR",
     "MIN_REFERENCE_CLIPS",
     "PRIOR_FLOOR",
     "RECOMMENDED_REFERENCE_CLIPS",
     "AdaptMethod",
     "Adaptation",
     "adapt",
+    "dominant_class",
     "speaker_prior",
 ]
 
@@ -54,6 +56,11 @@ MIN_REFERENCE_CLIPS = 3
 #: LOWERED UA by 3.6 points, 8 left it about unchanged (+0.6), 16 raised it by 3.5 and all
 #: of a speaker's ~59 other clips by 4.9. Not used to refuse anything.
 RECOMMENDED_REFERENCE_CLIPS = 16
+#: a prior whose top class reaches this says the references sound mostly like one emotion
+#: (more likely than not): if they really all carry it, adaptation removes that emotion from
+#: every answer, so the product warns (:func:`dominant_class`). 0.5 fixed a priori, as the
+#: "uncertain" edge of an answer; not tuned (``bench/adapt.py`` reports how often it fires).
+DOMINANT_PRIOR = 0.5
 #: a prior's entries are floored here before dividing (a class the model never gives to
 #: this speaker would otherwise be inflated without bound)
 PRIOR_FLOOR = 1e-6
@@ -77,6 +84,9 @@ class Adaptation:
             (``predict --reference``) or ``"self"`` (``timeline --adapt self``).
         reason: why not applied (``None`` when applied).
         method: the method (:class:`AdaptMethod`).
+        prior: the speaker's mean answer ``{label: probability}`` the answer was divided
+            by (``None`` when not applied): a prior dominated by one emotion shows references
+            that may all carry it (:func:`dominant_class`).
     """
 
     applied: bool
@@ -84,11 +94,14 @@ class Adaptation:
     group: str | None = None
     reason: str | None = None
     method: AdaptMethod = AdaptMethod.SPEAKER_PRIOR
+    prior: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method.value, "applied": self.applied,
                 "reference_clips": int(self.reference_clips), "group": self.group,
-                "reason": self.reason}
+                "reason": self.reason,
+                "prior": None if self.prior is None
+                else {k: round(float(v), 4) for k, v in self.prior.items()}}
 
 
 def _check_probs(probs: np.ndarray, name: str) -> np.ndarray:
@@ -155,3 +168,15 @@ def adapt(probs: np.ndarray, prior: np.ndarray, alpha: float = 1.0) -> np.ndarra
     m = np.maximum(m / m.sum(), PRIOR_FLOOR)
     q = p / p.sum(axis=-1, keepdims=True) / (m / m.sum()) ** float(alpha)
     return q / q.sum(axis=-1, keepdims=True)
+
+
+def dominant_class(prior: np.ndarray, labels: tuple[str, ...] | list[str]
+                   ) -> tuple[str, float] | None:
+    """``(label, probability)`` of a prior whose top class reaches :data:`DOMINANT_PRIOR`
+    (the references sound mostly like that emotion), else None."""
+    m = _check_probs(prior, "prior")
+    if m.ndim != 1 or len(m) != len(labels):
+        raise ValueError(f"prior must be ({len(labels)},), got shape {m.shape}")
+    m = m / m.sum()
+    k = int(np.argmax(m))
+    return (labels[k], float(m[k])) if m[k] >= DOMINANT_PRIOR else None

@@ -45,8 +45,11 @@ def test_predict_with_reference(tmp_path: Path, target: Path) -> None:
     ok(res)
     doc = json.loads(res.stdout)
     check_prediction(doc)
-    assert doc["adaptation"] == {"method": "speaker_prior", "applied": True,
-                                 "reference_clips": 3, "group": str(ref), "reason": None}
+    ad = doc["adaptation"]
+    assert {k: ad[k] for k in ("method", "applied", "reference_clips", "group", "reason")} \
+        == {"method": "speaker_prior", "applied": True, "reference_clips": 3,
+            "group": str(ref), "reason": None}
+    assert sum(ad["prior"].values()) == pytest.approx(1.0, abs=1e-3)
     plain = invoke(["predict", target, "--json"])
     assert "adaptation" not in json.loads(plain.stdout)
     human = invoke(["predict", target, "--reference", ref])

@@ -11,6 +11,7 @@ from emovox.adaptation import (
     Adaptation,
     AdaptMethod,
     adapt,
+    dominant_class,
     speaker_prior,
 )
 
@@ -122,6 +123,17 @@ def test_alpha_out_of_range_is_refused() -> None:
 
 
 def test_adaptation_record() -> None:
-    d = Adaptation(True, 12, "Actor_03").to_dict()
+    d = Adaptation(True, 12, "Actor_03", prior={"sad": 0.123456, "angry": 0.876544}).to_dict()
     assert d == {"method": AdaptMethod.SPEAKER_PRIOR.value, "applied": True,
-                 "reference_clips": 12, "group": "Actor_03", "reason": None}
+                 "reference_clips": 12, "group": "Actor_03", "reason": None,
+                 "prior": {"sad": 0.1235, "angry": 0.8765}}
+    assert Adaptation(False, 2, "g", "too few").to_dict()["prior"] is None
+
+
+def test_dominant_class() -> None:
+    labels = ("a", "b", "c")
+    assert dominant_class(np.array([0.5, 0.3, 0.2]), labels) == ("a", 0.5)
+    assert dominant_class(np.array([0.49, 0.3, 0.21]), labels) is None
+    assert dominant_class(np.array([1.0, 3.0, 0.0]), labels) == ("b", 0.75)  # renormalised
+    with pytest.raises(ValueError, match="prior must be"):
+        dominant_class(np.array([0.5, 0.5]), labels)

@@ -68,7 +68,8 @@ def test_adapt_prediction_known_answer_and_record() -> None:
     q = adapt(p, prior)
     assert out.label == LABELS[int(np.argmax(q))]
     np.testing.assert_allclose([out.probabilities[lab] for lab in LABELS], q)
-    assert out.adaptation == Adaptation(True, 5, "spk")
+    assert out.adaptation == Adaptation(True, 5, "spk", prior=dict(zip(LABELS, prior,
+                                                                       strict=True)))
     doc = out.to_dict()
     assert doc["adaptation"]["applied"] is True and doc["adaptation"]["reference_clips"] == 5
     validate_document({**doc, "error": None}, "prediction")
@@ -127,7 +128,9 @@ def _timeline(probs: list[np.ndarray]) -> Timeline:
 def test_timeline_adapts_to_itself() -> None:
     probs = [_probs(k % 3, 0.4, bias=5, b=0.4) for k in range(6)]  # all "fearful"
     tl = adapt_timeline(_timeline(probs), LABELS)
-    assert tl.adaptation == Adaptation(True, 6, "self")
+    assert tl.adaptation is not None and tl.adaptation.applied
+    assert (tl.adaptation.reference_clips, tl.adaptation.group) == (6, "self")
+    np.testing.assert_allclose(list(tl.adaptation.prior.values()), np.mean(probs, axis=0))
     assert [s.label for s in tl.speech] == [LABELS[k % 3] for k in range(6)]
     assert tl.segments[0].kind is SegmentKind.GAP and tl.segments[0].probabilities is None
     doc = tl.to_dict(model_id="m")
@@ -205,8 +208,11 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
         for d in docs:
             validate_document(d, "prediction")
         assert [d["label"] for d in docs[:4]] == ["neutral", "calm", "happy", "sad"]
-        assert docs[0]["adaptation"] == {"method": "speaker_prior", "applied": True,
-                                         "reference_clips": 4, "group": "A", "reason": None}
+        prior = np.mean([_probs(k, 0.35, 4, 0.35) for k in range(4)], axis=0)
+        assert docs[0]["adaptation"] == {
+            "method": "speaker_prior", "applied": True, "reference_clips": 4, "group": "A",
+            "reason": None, "prior": {lab: round(float(x), 4) for lab, x in
+                                      zip(LABELS, prior, strict=True)}}
         assert docs[0]["evidence"][0]["label"] == "neutral"
         assert docs[4]["adaptation"]["applied"] is False and docs[4]["label"] == "angry"
         assert "adaptation" not in docs[6] and "adaptation" not in docs[7]
@@ -249,7 +255,7 @@ class _FakePredictor:
 
 def _ref_dir(tmp_path: Path, names: list[str]) -> Path:
     d = tmp_path / "ref"
-    d.mkdir()
+    d.mkdir(parents=True)
     for n in names:
         (d / n).write_bytes(b"RIFF")
     return d
@@ -276,3 +282,23 @@ def test_reference_prior_refusals(tmp_path: Path, names: list[str] | None, match
     d = tmp_path / "missing" if names is None else _ref_dir(tmp_path, names)
     with pytest.raises(AdaptationError, match=match):
         reference_prior(_FakePredictor(), d)
+
+
+def test_references_of_mostly_one_emotion_are_warned_about(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The documented failure is made visible: a prior mostly one emotion -> a warning, and
+    the answer's adaptation.prior shows it."""
+    class OneEmotion(_FakePredictor):
+        def predict_file(self, path: Path, max_duration: float | None = None) -> Prediction:
+            return _pred(_probs(4, 0.8), Path(path).name)  # every reference sounds angry
+
+    d = _ref_dir(tmp_path, ["c0.wav", "c1.wav", "c2.wav"])
+    sp = reference_prior(OneEmotion(), d)
+    assert "sound mostly angry (mean probability 80 %)" in caplog.text
+    out = adapt_prediction(_pred(_probs(4, 0.8)), sp)
+    assert out.to_dict()["adaptation"]["prior"]["angry"] == pytest.approx(0.8)
+    assert out.confidence == pytest.approx(1 / C)  # the angry answer is gone
+    caplog.clear()
+    reference_prior(_FakePredictor(), _ref_dir(tmp_path / "mixed", ["c0.wav", "c1.wav",
+                                                                      "c2.wav"]))
+    assert "sound mostly" not in caplog.text

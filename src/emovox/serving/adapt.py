@@ -42,6 +42,7 @@ from emovox.adaptation import (
     RECOMMENDED_REFERENCE_CLIPS,
     Adaptation,
     adapt,
+    dominant_class,
     speaker_prior,
 )
 from emovox.affect import arousal_valence
@@ -84,7 +85,17 @@ class SpeakerPrior:
     group: str | None = None
 
     def record(self) -> Adaptation:
-        return Adaptation(True, self.n, self.group)
+        return Adaptation(True, self.n, self.group, prior=dict(zip(self.labels,
+                                                                   map(float, self.prior),
+                                                                   strict=True)))
+
+    def warn_if_dominant(self, what: str) -> None:
+        """Log a warning when the prior is mostly one emotion (:func:`dominant_class`)."""
+        top = dominant_class(self.prior, self.labels)
+        if top is not None:
+            log.warning("%s sound mostly %s (mean probability %.0f %%): if they all carry "
+                        "that emotion, adaptation removes it from the answers; use clips "
+                        "of several emotions", what, top[0], 100 * top[1])
 
 
 def adapted_status(confidence: float) -> Status:
@@ -181,6 +192,7 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
         raise AdaptationError(
             f"reference folder {folder}: {len(usable)} usable clip(s) of {len(files)}, at "
             f"least {MIN_REFERENCE_CLIPS} clips with speech are needed{detail}")
+    sp.warn_if_dominant(f"the reference clips in {folder}")
     if sp.n < RECOMMENDED_REFERENCE_CLIPS:
         log.warning("only %d usable reference clips: with fewer than %d, adaptation was "
                     "measured to help little or to hurt (README, 'Speaker adaptation')",
@@ -202,8 +214,10 @@ def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:
     labels = tuple(labels)
     probs = np.array([[s.probabilities[lab] for lab in labels] for s in speech])  # type: ignore[index]
     own = np.array([s.own for s in speech])
-    prior = speaker_prior(probs, own if own.sum() > 0 else None)
-    q = adapt(probs, prior)
+    sp = SpeakerPrior(speaker_prior(probs, own if own.sum() > 0 else None), labels,
+                      len(speech), SELF_GROUP)
+    sp.warn_if_dominant("the recording's speech windows")
+    q = adapt(probs, sp.prior)
     new = {id(s): (s, qi) for s, qi in zip(speech, q, strict=True)}
     segments = []
     for s in tl.segments:
@@ -217,7 +231,7 @@ def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:
             s, label=labels[k], confidence=float(qi[k]), arousal=a, valence=v,
             probabilities={lab: float(x) for lab, x in zip(labels, qi, strict=True)}))
     tl.segments = segments
-    tl.adaptation = Adaptation(True, len(speech), SELF_GROUP)
+    tl.adaptation = sp.record()
     return tl
 
 

@@ -43,7 +43,12 @@ from emovox.adaptation import (
 from emovox.affect import arousal_valence
 from emovox.fileio import atomic_path
 from emovox.labels import LABELS
-from emovox.serving.adapt import AdaptationError, SpeakerGrouping, adapted_status
+from emovox.serving.adapt import (
+    AdaptationError,
+    SpeakerGrouping,
+    SpeakerPrior,
+    adapted_status,
+)
 from emovox.serving.answer import confidence_band
 from emovox.serving.batch import FIELDS, BatchSummary, is_error_row, read_rows, run_batch
 
@@ -165,7 +170,8 @@ def _one_row(row: dict[str, Any], group: str | None, fmt: str,
         labels, prior, n = priors[group]
         if prior is not None:
             summary.adapted += 1
-            return _adapted_row(row, fmt, labels, prior, Adaptation(True, n, group))
+            sp = SpeakerPrior(prior, labels, n, group)
+            return _adapted_row(row, fmt, labels, prior, sp.record())
         record = Adaptation(False, n, group, f"{n} clip(s) with speech in the group; at "
                             f"least {MIN_REFERENCE_CLIPS} needed to adapt")
     summary.unadapted += 1
@@ -183,6 +189,9 @@ def write_adapted(raw: Path, out: Path, grouping: SpeakerGrouping) -> AdaptSumma
     summary = AdaptSummary(raw=raw)
     summary.groups = sum(p is not None for _, p, _ in priors.values())
     summary.small_groups = len(priors) - summary.groups
+    for g, (labels, prior, n) in priors.items():
+        if prior is not None:
+            SpeakerPrior(prior, labels, n, g).warn_if_dominant(f"the clips of group {g!r}")
     few = sum(p is not None and n < RECOMMENDED_REFERENCE_CLIPS for _, p, n in priors.values())
     if few:
         log.warning("%d speaker group(s) adapted from fewer than %d clips: adaptation was "
