@@ -35,6 +35,11 @@ def predict(
         bool, typer.Option("--truth", help="Also show the true label of RAVDESS-named files "
                            "(read from the name) and whether the model heard their actors.")
     ] = False,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="Folder of unlabelled clips of the SAME "
+                                  "speaker, in several emotions (at least 3 with speech): "
+                                  "answers are adapted to that speaker.")
+    ] = None,
 ) -> None:
     """Which emotion does each clip carry? Exit code 1 if any file failed."""
     import json
@@ -50,6 +55,11 @@ def predict(
     try:
         max_duration = check_max_duration(max_duration, "--max-duration")
         predictor = Predictor.from_artifact(model, backend=backend)
+        prior = None
+        if reference is not None:
+            from emovox.serving.adapt import reference_prior
+
+            prior = reference_prior(predictor, reference, max_duration=max_duration)
     except USER_ERRORS as exc:
         fail(exc)
     outcomes = []
@@ -57,11 +67,20 @@ def predict(
         for f in files:
             outcomes += predict_files(predictor, [f], max_duration=max_duration)
             advance()
+    if prior is not None:
+        from emovox.serving.adapt import adapt_outcomes
+
+        try:
+            outcomes = adapt_outcomes(outcomes, prior)
+        except USER_ERRORS as exc:
+            fail(exc)
     if json_out:
         results = [o.to_dict() for o in outcomes]
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     else:
         render.predictions(predictor.model_id, outcomes, top)
+        if prior is not None:
+            render.adapted_note(f"{prior.n} clips in {reference}")
         if truth:
             from emovox.cli.truth import truth_report
 
@@ -86,6 +105,12 @@ def batch(
         bool, typer.Option("--retry-errors/--no-retry-errors",
                            help="Try files again whose row in --out is an error.")
     ] = True,
+    speaker_from: Annotated[
+        str | None, typer.Option("--speaker-from", help="Adapt answers per speaker: 'parent' "
+                                 "(the folder's name is the speaker) or a REGEX whose first "
+                                 "group, searched in the file name, is. Unadapted answers "
+                                 "go to OUT_STEM.unadapted.SUFFIX.")
+    ] = None,
 ) -> None:
     """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows.
     Exit code 1 if any file failed."""
@@ -93,17 +118,24 @@ def batch(
     from emovox.serving.batch import Engine, run_batch
 
     setup_logging(False)
+    adapted = None
     try:
         eng = Engine(engine)
         with render.batch_progress() as progress:
-            s = run_batch(
-                inputs, out, artifact=model, backend=backend, workers=workers, engine=eng,
-                scheduler=scheduler, max_duration=max_duration, retry_errors=retry_errors,
-                progress=progress,
-            )
+            kw = dict(artifact=model, backend=backend, workers=workers, engine=eng,
+                      scheduler=scheduler, max_duration=max_duration,
+                      retry_errors=retry_errors, progress=progress)
+            if speaker_from is None:
+                s = run_batch(inputs, out, **kw)
+            else:
+                from emovox.serving.batch_adapt import run_speaker_batch
+
+                s, adapted = run_speaker_batch(inputs, out, speaker_from=speaker_from, **kw)
     except (*USER_ERRORS, ImportError) as exc:
         fail(exc)
-    render.batch_summary(s, out)
+    render.batch_summary(s, adapted.raw if adapted else out)
+    if adapted is not None:
+        render.batch_adaptation(adapted, out)
     if s.failed:
         exit_failed(f"{s.failed} files failed (error rows in {out})")
 
@@ -116,21 +148,34 @@ def timeline(
     json_out: Annotated[bool, typer.Option("--json", help="Summary + segments as JSON.")] = False,
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
+    adapt: Annotated[
+        str, typer.Option("--adapt", help="self: adapt the windows to the recording's own "
+                          "speaker (its speech windows' mean; assumes several emotions).")
+    ] = "none",
 ) -> None:
     """An emotion timeline of a long recording, streamed so memory stays flat."""
     import json
 
     model = check_model_option(model)
+    from emovox.serving.adapt import AdaptMode, adapt_timeline
     from emovox.serving.predictor import Predictor
     from emovox.serving.timeline import build_timeline, write_timeline_csv
 
     setup_logging(False)
     try:
+        mode = AdaptMode(adapt)
         predictor = Predictor.from_artifact(model, backend=backend)
         with render.seconds_progress(_duration(file)) as progress:
             tl = build_timeline(predictor, file, window=window, hop=hop, progress=progress)
     except USER_ERRORS as exc:
         fail(exc)
+    if mode is AdaptMode.SELF:
+        adapt_timeline(tl, predictor.labels)
+        if tl.adaptation is not None and not tl.adaptation.applied:
+            render.warn(f"not adapted: {tl.adaptation.reason}")
+        elif csv_out and tl.adaptation is not None:  # the CSV has no column for it
+            render.err_console.print(f"adapted to speaker ({tl.adaptation.reference_clips} "
+                                     "windows of this recording)")
     if json_out:
         print(json.dumps(tl.to_dict(model_id=predictor.model_id), indent=2))
     elif csv_out:

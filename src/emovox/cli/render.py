@@ -305,6 +305,20 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
     console.print(AFFECT_NOTE + " ? = uncertain: top probability below 50 %.")
 
 
+def adapted_note(what: str) -> None:
+    """The line under answers adapted to their speaker."""
+    console.print(f"adapted to speaker ({what}): probabilities divided by that speaker's "
+                  "mean answer (assumes the reference clips mix several emotions).")
+
+
+def batch_adaptation(a: Any, out: Path) -> None:
+    """What ``batch --speaker-from`` adapted."""
+    console.print(
+        f"adapted to speaker: {a.adapted} answers in {a.groups} speaker groups "
+        f"(written to {out}); {a.unadapted} left unadapted ({a.small_groups} groups with "
+        f"too few clips, {a.ungrouped} files without a group) · unadapted answers in {a.raw}")
+
+
 def truth(rep: Any) -> None:
     """``predict --truth``: true label (from the RAVDESS file name) beside the prediction,
     and a warning when the model was trained on these actors."""
@@ -352,6 +366,9 @@ def timeline(tl: Any, name: str, window: float, hop: float) -> None:
     console.print(f"dominant: [bold]{dominant}[/] ({summ['status']}) · by speech time: "
                   f"{share or 'none'} · {summ['speech_seconds']:.1f} s of speech in "
                   f"{summ['n_windows']} windows, {summ['gap_seconds']:.1f} s without")
+    ad = getattr(tl, "adaptation", None)
+    if ad is not None and ad.applied:
+        console.print(f"adapted to speaker ({ad.reference_clips} windows of this recording)")
 
 
 def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float) -> None:

@@ -7,12 +7,14 @@ timelines of uploads, the model card), batch prediction (:mod:`emovox.serving.ba
 emotion timelines (:mod:`emovox.serving.timeline`), live input (:mod:`emovox.serving.live`:
 raw PCM or microphone streams, a rolling emotion per hop; sounddevice imported only when the
 microphone is opened), the answer and its status/evidence (:mod:`emovox.serving.answer`), the
-speech windows a recording is read in (:mod:`emovox.serving.speech`) and the versioned JSON
-documents (:mod:`emovox.serving.schema`, schemas in ``emovox/data/schema``).
+speech windows a recording is read in (:mod:`emovox.serving.speech`), the versioned JSON
+documents (:mod:`emovox.serving.schema`, schemas in ``emovox/data/schema``) and speaker
+adaptation of answers (:mod:`emovox.serving.adapt`: reference clips, speaker groups of a
+batch, a recording adapting to itself; the maths in :mod:`emovox.adaptation`).
 
 May import: artifact, preprocess, models (lazily, for the torch runner), features, audio,
-calibration, affect, labels, errors, fileio, corpora (file walking). Never imports training,
-experiment, cli, api or web, and never imports torch or librosa itself (the torch runner
-imports torch when constructed): both are import-linter contracts; a subprocess test checks
-that predicting with the bundled ONNX model loads neither.
+calibration, affect, adaptation, labels, errors, fileio, corpora (file walking). Never
+imports training, experiment, cli, api or web, and never imports torch or librosa itself (the
+torch runner imports torch when constructed): both are import-linter contracts; a subprocess
+test checks that predicting with the bundled ONNX model loads neither.
 """

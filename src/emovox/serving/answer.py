@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from emovox.adaptation import Adaptation
 from emovox.affect import DERIVED_NOTE
 
 __all__ = [
@@ -117,6 +118,11 @@ class Prediction:
         n_windows: windows the model classified (0 for ``no_speech``).
         evidence: the windows and their contributions.
         model_id: the model that answered.
+        adaptation: how the answer was adapted to its speaker (:mod:`emovox.adaptation`;
+            ``None``: not adapted and not asked to be; the key is then left out of the
+            document).
+        window_probs: ``(n_windows, n_labels)`` calibrated probabilities of the windows in
+            ``evidence`` (kept for speaker adaptation; not part of the document).
     """
 
     label: str | None
@@ -133,6 +139,8 @@ class Prediction:
     n_windows: int = 0
     evidence: tuple[Evidence, ...] = field(default=(), repr=False)
     model_id: str | None = None
+    adaptation: Adaptation | None = None
+    window_probs: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def silent(self) -> bool:
@@ -146,7 +154,7 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         """The prediction document of schema version :data:`SCHEMA_VERSION` (plain JSON
         types; ``derived`` names the fields that are not model outputs)."""
-        return {
+        doc = {
             "schema_version": SCHEMA_VERSION,
             "source": self.source,
             "status": self.status.value,
@@ -166,6 +174,9 @@ class Prediction:
             "evidence": [e.to_dict() for e in self.evidence],
             "model_id": self.model_id,
         }
+        if self.adaptation is not None:
+            doc["adaptation"] = self.adaptation.to_dict()
+        return doc
 
 
 def aggregate(probs: np.ndarray, weights: Sequence[float]) -> np.ndarray:

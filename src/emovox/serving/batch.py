@@ -37,7 +37,8 @@ from emovox.serving.timeline import SILENCE as SILENCE_LABEL
 log = logging.getLogger(__name__)
 
 __all__ = ["ERROR_LABEL", "FIELDS", "SILENCE_LABEL", "BatchSummary", "Engine",
-           "collect_inputs", "done_paths", "failure_message", "predict_one", "row_for", "run_batch"]
+           "collect_inputs", "done_paths", "failure_message", "is_error_row", "predict_one",
+           "read_rows", "row_for", "run_batch"]
 
 ERROR_LABEL = "error"
 
@@ -125,6 +126,17 @@ def _format(out: Path) -> str:
     if suffix not in (".csv", ".jsonl"):
         raise ValueError(f"output must end in .csv or .jsonl, got {out.name}")
     return suffix[1:]
+
+
+def read_rows(out: Path) -> Iterator[dict[str, Any]]:
+    """The rows of an output file (.csv: dicts of strings; .jsonl: the documents; unreadable
+    JSON lines are skipped with a warning)."""
+    return _read_rows(out)
+
+
+def is_error_row(row: dict[str, Any]) -> bool:
+    """A failed file's row (this version's format or an older one)."""
+    return _is_error(row)
 
 
 def _read_rows(out: Path) -> Iterator[dict[str, Any]]:

@@ -398,7 +398,8 @@ class Predictor:
             arousal=a, valence=v, duration=duration, source=source,
             status=Status.UNCERTAIN if p[k] < UNCERTAIN_BELOW else Status.OK,
             speech_seconds=verdict.speech_seconds, n_windows=len(spans),
-            evidence=evidence_of(secs, probs, weights, self.labels, p), model_id=self.model_id)
+            evidence=evidence_of(secs, probs, weights, self.labels, p), model_id=self.model_id,
+            window_probs=np.asarray(probs, np.float64))
 
 
 def _serving_preprocess(meta: ArtifactMeta, path: Path) -> Preprocess:

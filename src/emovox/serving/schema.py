@@ -10,6 +10,11 @@ documents built here, described by JSON Schema files shipped in the package
     doc = prediction_document(predictor.predict_file("clip.wav"))
     validate_document(doc, "prediction")            # needs the jsonschema package (dev extra)
 
+Both documents may carry an optional ``adaptation`` object (speaker adaptation:
+``predict --reference``, ``batch --speaker-from``, ``timeline --adapt self``;
+:mod:`emovox.serving.adapt`); documents of answers that were not asked to adapt leave it out,
+so version 1 documents written before it still validate.
+
 :func:`validate_document` imports ``jsonschema`` lazily (it is a development dependency,
 not needed to produce the documents).
 """

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from emovox.adaptation import Adaptation
 from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, iter_blocks
 from emovox.features.vad import (
     DEFAULT_PARAMS,
@@ -95,6 +96,8 @@ class Timeline:
     window: float
     hop: float
     segments: list[Segment] = field(default_factory=list)
+    #: set by :func:`emovox.serving.adapt.adapt_timeline` (``timeline --adapt self``)
+    adaptation: Adaptation | None = None
 
     @property
     def speech(self) -> list[Segment]:
@@ -131,10 +134,14 @@ class Timeline:
         }
 
     def to_dict(self, *, model_id: str | None = None) -> dict[str, Any]:
-        """The timeline document (schema ``timeline-v1.json``)."""
-        return {"schema_version": SCHEMA_VERSION, "source": self.source, "model_id": model_id,
-                "duration": round(self.duration, 3), "window": self.window, "hop": self.hop,
-                "summary": self.summary(), "segments": [s.to_dict() for s in self.segments]}
+        """The timeline document (schema ``timeline-v1.json``; ``adaptation`` only when the
+        timeline was asked to adapt)."""
+        doc = {"schema_version": SCHEMA_VERSION, "source": self.source, "model_id": model_id,
+               "duration": round(self.duration, 3), "window": self.window, "hop": self.hop,
+               "summary": self.summary(), "segments": [s.to_dict() for s in self.segments]}
+        if self.adaptation is not None:
+            doc["adaptation"] = self.adaptation.to_dict()
+        return doc
 
 
 def iter_windows(

@@ -1,0 +1,235 @@
+"""Speaker adaptation by the speaker's mean posterior, measured on a run's cross-validation
+predictions (no audio, no retraining): UA, per-class recall and ECE unadapted vs adapted.
+
+    .venv/bin/python bench/adapt.py runs/fusion_nets-emobox [runs/fusion_3-emobox ...]
+
+Reads ``predictions.csv`` (columns fold, path, speaker, true, p_<label>...): every clip was
+scored by a model that never heard its speaker. The probabilities are first calibrated with a
+temperature fitted, for each fold, on the **other** folds' predictions (``--temperature cv``,
+the default; ``none`` keeps them as stored; a number applies that temperature), then adapted
+with :func:`emovox.adaptation.adapt` (alpha 1, fixed a priori):
+
+* ``all clips``: each speaker's prior is the mean posterior of all of its test clips (the
+  clip itself included): what ``emovox batch --speaker-from`` does;
+* ``k refs``: for each clip, ``k`` reference clips drawn at random from the **other** clips of
+  its speaker (the clip itself excluded): what ``emovox predict --reference`` does with k
+  clips; mean +- std over ``--seeds`` draws;
+* ``k refs, one emotion``: the k references all carry one emotion (drawn at random for each
+  clip): the case the method assumes away (a speaker heard in one emotion only).
+
+ECE is reported for the adapted probabilities as they come (the old temperature) and with a
+temperature re-fitted on adapted predictions of the other folds only (``ECE T'``).
+``warned``: % of clips whose prior is mostly one emotion (top class >= ``DOMINANT_PRIOR``),
+where the product warns that the references may all carry one emotion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emovox.adaptation import DOMINANT_PRIOR, adapt, speaker_prior
+from emovox.calibration import apply_temperature, fit_temperature
+from emovox.metrics import expected_calibration_error
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's out-of-fold predictions."""
+
+    name: str
+    labels: list[str]
+    probs: np.ndarray  # (N, C) as stored
+    y: np.ndarray  # (N,) class indices
+    fold: np.ndarray  # (N,)
+    speaker: np.ndarray  # (N,)
+
+
+@dataclass(frozen=True)
+class Row:
+    setting: str
+    ua: list[float]  # one value per seed (pooled UA, %)
+    fold_ua: list[float]  # mean over folds of the per-fold UA, per seed
+    recall: np.ndarray  # (C,) pooled recall (%), mean over seeds
+    ece: list[float]
+    ece_refit: list[float]
+    warned: list[float]  # % of clips whose prior is mostly one emotion (the product warns)
+
+
+def load_run(folder: Path) -> Run:
+    df = pd.read_csv(folder / "predictions.csv")
+    if "error" in df:
+        df = df[df["error"].isna() | (df["error"] == "")]
+    cols = [c for c in df.columns if c.startswith("p_")]
+    labels = [c[2:] for c in cols]
+    y = df["true"].map({lab: i for i, lab in enumerate(labels)})
+    if y.isna().any():
+        raise SystemExit(f"{folder}: a true label is not among the probability columns")
+    return Run(folder.name, labels, df[cols].to_numpy(np.float64), y.to_numpy(int),
+               df["fold"].to_numpy(), df["speaker"].astype(str).to_numpy())
+
+
+def per_fold(fold: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], out: np.ndarray
+             ) -> np.ndarray:
+    """``out[fold == f] = fn(fold != f)`` for every fold (cross-fitting)."""
+    res = np.empty_like(out)
+    for f in np.unique(fold):
+        res[fold == f] = fn(fold != f)[fold == f]
+    return res
+
+
+def calibrate(run: Run, how: str) -> np.ndarray:
+    if how == "none":
+        return run.probs / run.probs.sum(1, keepdims=True)
+    if how != "cv":
+        return apply_temperature(run.probs, float(how))
+    out = np.empty_like(run.probs)
+    for f in np.unique(run.fold):
+        train = run.fold != f
+        t = fit_temperature(run.probs[train], run.y[train])
+        out[run.fold == f] = apply_temperature(run.probs[run.fold == f], t)
+    return out
+
+
+def refit(q: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """``q`` re-calibrated with a temperature fitted on the other folds' ``q`` only."""
+    out = np.empty_like(q)
+    for f in np.unique(fold):
+        t = fit_temperature(q[fold != f], y[fold != f])
+        out[fold == f] = apply_temperature(q[fold == f], t)
+    return out
+
+
+def recalls(y: np.ndarray, pred: np.ndarray, c: int) -> np.ndarray:
+    return np.array([100 * np.mean(pred[y == k] == k) if np.any(y == k) else np.nan
+                     for k in range(c)])
+
+
+def score(setting: str, adapted: list[tuple[np.ndarray, np.ndarray]], run: Run) -> Row:
+    """``adapted``: per seed, (probabilities, each clip's prior max)."""
+    c = len(run.labels)
+    ua, fua, rec, ece, ece2, warned = [], [], [], [], [], []
+    for q, top in adapted:
+        warned.append(100 * float(np.mean(top >= DOMINANT_PRIOR)))
+        pred = q.argmax(1)
+        r = recalls(run.y, pred, c)
+        rec.append(r)
+        ua.append(float(np.nanmean(r)))
+        fua.append(float(np.mean([np.nanmean(recalls(run.y[run.fold == f],
+                                                       pred[run.fold == f], c))
+                                   for f in np.unique(run.fold)])))
+        ece.append(100 * expected_calibration_error(q, run.y))
+        ece2.append(100 * expected_calibration_error(refit(q, run.y, run.fold), run.y))
+    return Row(setting, ua, fua, np.mean(rec, axis=0), ece, ece2, warned)
+
+
+def adapt_all(p: np.ndarray, speaker: np.ndarray, alpha: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    q, top = np.empty_like(p), np.empty(len(p))
+    for s in np.unique(speaker):
+        m = speaker == s
+        prior = speaker_prior(p[m])
+        q[m], top[m] = adapt(p[m], prior, alpha), prior.max()
+    return q, top
+
+
+def adapt_loo(p: np.ndarray, speaker: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip adapted with all the other clips of its speaker (itself excluded)."""
+    q, top = np.empty_like(p), np.empty(len(p))
+    for s in np.unique(speaker):
+        idx = np.flatnonzero(speaker == s)
+        total = p[idx].sum(0)
+        for i in idx:
+            prior = speaker_prior(((total - p[i]) / (len(idx) - 1))[None])
+            q[i], top[i] = adapt(p[i], prior), prior.max()
+    return q, top
+
+
+def adapt_k(p: np.ndarray, run: Run, k: int, seed: int, one_emotion: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip adapted with k references drawn from the other clips of its speaker (all of
+    one randomly drawn emotion when ``one_emotion``)."""
+    rng = np.random.default_rng(seed)
+    q, top = np.empty_like(p), np.empty(len(p))
+    for i in range(len(p)):
+        pool = np.flatnonzero((run.speaker == run.speaker[i]) & (np.arange(len(p)) != i))
+        if one_emotion:
+            emotions = [e for e in np.unique(run.y[pool]) if np.sum(run.y[pool] == e) >= 2]
+            pool = pool[run.y[pool] == rng.choice(emotions)]
+        refs = rng.choice(pool, size=min(k, len(pool)), replace=False)
+        prior = speaker_prior(p[refs])
+        q[i], top[i] = adapt(p[i], prior), prior.max()
+    return q, top
+
+
+def bench_run(run: Run, temperature: str, ks: list[int], seeds: int) -> list[Row]:
+    p = calibrate(run, temperature)
+    rows = [score("unadapted", [(p, np.zeros(len(p)))], run),
+            score("adapted, all clips of the speaker", [adapt_all(p, run.speaker, 1.0)], run),
+            score("adapted, all clips, alpha 0.5 (not chosen)",
+                  [adapt_all(p, run.speaker, 0.5)], run),
+            score("adapted, all OTHER clips of the speaker", [adapt_loo(p, run.speaker)], run)]
+    for k in ks:
+        rows.append(score(f"adapted, {k} refs (clip excluded)",
+                          [adapt_k(p, run, k, s, False) for s in range(seeds)], run))
+    for k in ks:
+        rows.append(score(f"adapted, {k} refs all of ONE emotion (at most all of it)",
+                          [adapt_k(p, run, k, s, True) for s in range(seeds)], run))
+    return rows
+
+
+def _pm(v: list[float]) -> str:
+    return f"{np.mean(v):.1f}" if len(v) == 1 else f"{np.mean(v):.1f} ± {np.std(v):.1f}"
+
+
+def refit_temperatures(run: Run, q: np.ndarray) -> list[float]:
+    """The temperature ``T'`` fitted on adapted predictions, per fold (other folds only)."""
+    return [fit_temperature(q[run.fold != f], run.y[run.fold != f]) for f in np.unique(run.fold)]
+
+
+def print_table(run: Run, rows: list[Row]) -> None:
+    short = [lab[:4] for lab in run.labels]
+    print(f"\n### {run.name} ({len(run.y)} clips, {len(np.unique(run.speaker))} speakers, "
+          f"{len(np.unique(run.fold))} folds)\n")
+    print("| setting | UA (pooled) | UA (fold mean) | worst class | ECE | ECE T' | warned | "
+          + " | ".join(short) + " |")
+    print("|---|---|---|---|---|---|---|" + "---|" * len(short))
+    for r in rows:
+        w = int(np.nanargmin(r.recall))
+        print(f"| {r.setting} | {_pm(r.ua)} | {_pm(r.fold_ua)} | {run.labels[w]} "
+              f"({r.recall[w]:.1f}) | {_pm(r.ece)} | {_pm(r.ece_refit)} | {_pm(r.warned)} | "
+              + " | ".join(f"{x:.1f}" for x in r.recall) + " |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="run folders with predictions.csv")
+    ap.add_argument("--temperature", default="cv",
+                    help="cv (fitted on the other folds), none, or a number")
+    ap.add_argument("--k", type=int, nargs="+", default=[4, 8, 16], help="reference clips")
+    ap.add_argument("--seeds", type=int, default=5, help="draws of the k references")
+    args = ap.parse_args(argv)
+    print("command: bench/adapt.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    print(f"temperature: {args.temperature}; UA and recall in %, ECE in % (15 bins); "
+          "± = std over seeds of the reference draw")
+    for folder in args.runs:
+        run = load_run(folder)
+        print_table(run, bench_run(run, args.temperature, args.k, args.seeds))
+        ts = refit_temperatures(run, adapt_all(calibrate(run, args.temperature), run.speaker,
+                                               1.0)[0])
+        how = "under" if max(ts) < 1 else "over" if min(ts) > 1 else "under/over"
+        print(f"\nT' of 'adapted, all clips' per fold: {min(ts):.2f}-{max(ts):.2f}: the "
+              f"adapted probabilities are {how}-confident (T' < 1 sharpens, > 1 softens)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

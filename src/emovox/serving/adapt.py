@@ -1,0 +1,286 @@
+"""Speaker adaptation of answers in the product: the speaker's mean posterior, from unlabelled
+clips of the same speaker, corrects each of that speaker's answers (the maths, what it
+assumes and why: :mod:`emovox.adaptation`).
+
+Three ways to get the speaker's clips, one per command:
+
+* :func:`reference_prior` (``emovox predict --reference DIR``): a folder of clips of the same
+  speaker; each usable clip (read, with speech) counts once, its probabilities being the
+  answer :class:`~emovox.serving.predictor.Predictor` gives for it (the duration-weighted
+  mean of its speech windows). Clips that fail or hold no speech are skipped with a
+  warning; fewer than :data:`~emovox.adaptation.MIN_REFERENCE_CLIPS` usable clips is an
+  :class:`AdaptationError`.
+* :class:`SpeakerGrouping` (``emovox batch --speaker-from parent|REGEX``): clips grouped by
+  their parent folder's name, or by the first capture group of a regular expression searched
+  in the file name; each group's prior comes from its own clips' answers
+  (:mod:`emovox.serving.batch_adapt`). A group with fewer usable clips than the minimum is
+  left unadapted and marked (``applied: false`` with a reason).
+* :func:`adapt_timeline` (``emovox timeline --adapt self``): a long recording's speech
+  windows, weighted by the seconds each stands for, are the prior of its own windows.
+
+Every adapted answer carries an :class:`~emovox.adaptation.Adaptation` record (``adaptation``
+in the JSON documents). ``no_speech`` answers are never adapted and never part of a prior.
+The status is recomputed from the adapted confidence (``uncertain`` below
+:data:`~emovox.serving.answer.UNCERTAIN_BELOW`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.adaptation import (
+    MIN_REFERENCE_CLIPS,
+    RECOMMENDED_REFERENCE_CLIPS,
+    Adaptation,
+    adapt,
+    dominant_class,
+    speaker_prior,
+)
+from emovox.affect import arousal_valence
+from emovox.errors import ConfigError, EmovoxError
+from emovox.serving.answer import UNCERTAIN_BELOW, Prediction, Status, aggregate, evidence_of
+from emovox.serving.timeline import SegmentKind, Timeline
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MIN_REFERENCE_CLIPS", "PARENT", "AdaptMode", "AdaptationError", "SpeakerGrouping",
+           "SpeakerPrior", "adapt_outcomes", "adapt_prediction", "adapt_timeline",
+           "adapted_status",
+           "prior_from_predictions", "reference_prior"]
+
+#: ``--speaker-from parent``: the speaker is the name of the clip's folder
+PARENT = "parent"
+#: the group of ``timeline --adapt self``
+SELF_GROUP = "self"
+
+
+class AdaptationError(EmovoxError):
+    """Speaker adaptation was asked for but cannot be done (bad reference folder, too few
+    usable reference clips, a grouping regex without a capture group, other labels)."""
+
+
+@dataclass(frozen=True)
+class SpeakerPrior:
+    """A speaker's mean posterior and what it was computed from.
+
+    Attributes:
+        prior: ``(C,)`` in ``labels`` order, sums to 1.
+        labels: the label order of ``prior``.
+        n: clips (or windows) it was computed from.
+        group: the speaker group, reference folder or ``"self"``.
+    """
+
+    prior: np.ndarray
+    labels: tuple[str, ...]
+    n: int
+    group: str | None = None
+
+    def record(self) -> Adaptation:
+        return Adaptation(True, self.n, self.group, prior=dict(zip(self.labels,
+                                                                   map(float, self.prior),
+                                                                   strict=True)))
+
+    def warn_if_dominant(self, what: str) -> None:
+        """Log a warning when the prior is mostly one emotion (:func:`dominant_class`)."""
+        top = dominant_class(self.prior, self.labels)
+        if top is not None:
+            log.warning("%s sound mostly %s (mean probability %.0f %%): if they all carry "
+                        "that emotion, adaptation removes it from the answers; use clips "
+                        "of several emotions", what, top[0], 100 * top[1])
+
+
+def adapted_status(confidence: float) -> Status:
+    return Status.UNCERTAIN if confidence < UNCERTAIN_BELOW else Status.OK
+
+
+def prior_from_predictions(predictions: Sequence[Prediction], labels: Sequence[str], *,
+                           group: str | None = None) -> SpeakerPrior | None:
+    """The prior of the answers with speech among ``predictions`` (each counts once); None
+    when fewer than :data:`MIN_REFERENCE_CLIPS` of them have speech.
+
+    Raises:
+        AdaptationError: an answer's labels are not ``labels``.
+    """
+    rows = []
+    for p in predictions:
+        if p.probabilities is None:
+            continue
+        if tuple(p.probabilities) != tuple(labels):
+            raise AdaptationError(f"{p.source}: answered with labels {list(p.probabilities)}, "
+                                  f"not the model's {list(labels)}")
+        rows.append([p.probabilities[lab] for lab in labels])
+    if len(rows) < MIN_REFERENCE_CLIPS:
+        return None
+    return SpeakerPrior(speaker_prior(np.array(rows)), tuple(labels), len(rows), group)
+
+
+def adapt_prediction(pred: Prediction, sp: SpeakerPrior) -> Prediction:
+    """``pred`` adapted to the speaker of ``sp``: each speech window's probabilities adapted,
+    then aggregated again (duration-weighted) with new evidence; label, confidence, status,
+    arousal and valence follow. A ``no_speech`` answer is returned unchanged.
+
+    Raises:
+        AdaptationError: the answer's labels are not the prior's.
+    """
+    if pred.probabilities is None:
+        return pred
+    labels = tuple(pred.probabilities)
+    if labels != sp.labels:
+        raise AdaptationError(f"{pred.source}: labels {list(labels)} differ from the "
+                              f"reference's {list(sp.labels)} (another model?)")
+    if pred.window_probs is not None and len(pred.window_probs) == len(pred.evidence) > 0:
+        qw = adapt(pred.window_probs, sp.prior)
+        weights = [e.weight for e in pred.evidence]
+        p = aggregate(qw, weights)
+        evidence = evidence_of([(e.start, e.end) for e in pred.evidence], qw, weights,
+                               labels, p)
+    else:  # an answer without its windows: the answer itself is adapted
+        qw = None
+        p = adapt(np.array([pred.probabilities[lab] for lab in labels]), sp.prior)
+        evidence = pred.evidence
+    k = int(np.argmax(p))
+    a, v = arousal_valence(p, labels)
+    return dataclasses.replace(
+        pred, label=labels[k], confidence=float(p[k]),
+        probabilities={lab: float(x) for lab, x in zip(labels, p, strict=True)},
+        arousal=a, valence=v, status=adapted_status(float(p[k])), evidence=evidence,
+        adaptation=sp.record(), window_probs=qw)
+
+
+def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None = None
+                    ) -> SpeakerPrior:
+    """The prior of the clips in ``folder`` (recursive), predicted by ``predictor``.
+
+    Raises:
+        AdaptationError: ``folder`` is missing or not a folder, holds no audio file, or
+            fewer than :data:`MIN_REFERENCE_CLIPS` of its clips could be read and hold
+            speech (the message names what was skipped).
+    """
+    from emovox.serving.batch import predict_files
+    from emovox.serving.inputs import collect_inputs
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AdaptationError(f"reference folder {folder} does not exist or is not a folder")
+    files = collect_inputs([str(folder)])
+    if not files:
+        raise AdaptationError(f"reference folder {folder} holds no audio file")
+    usable: list[Prediction] = []
+    skipped: list[str] = []
+    for o in predict_files(predictor, files, max_duration=max_duration):
+        if o.error is not None:
+            skipped.append(f"{o.path.name}: {o.error}")
+        elif o.prediction.probabilities is None:
+            skipped.append(f"{o.path.name}: no speech ({o.prediction.reason})")
+        else:
+            usable.append(o.prediction)
+    for why in skipped:
+        log.warning("reference clip skipped: %s", why)
+    sp = prior_from_predictions(usable, predictor.labels, group=str(folder))
+    if sp is None:
+        detail = f" (skipped: {'; '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''})" \
+            if skipped else ""
+        raise AdaptationError(
+            f"reference folder {folder}: {len(usable)} usable clip(s) of {len(files)}, at "
+            f"least {MIN_REFERENCE_CLIPS} clips with speech are needed{detail}")
+    sp.warn_if_dominant(f"the reference clips in {folder}")
+    if sp.n < RECOMMENDED_REFERENCE_CLIPS:
+        log.warning("only %d usable reference clips: with fewer than %d, adaptation was "
+                    "measured to help little or to hurt (README, 'Speaker adaptation')",
+                    sp.n, RECOMMENDED_REFERENCE_CLIPS)
+    return sp
+
+
+def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:
+    """Adapt a timeline's speech windows to the recording's own speaker: the prior is the
+    mean of its windows' probabilities weighted by the seconds each stands for. With fewer
+    than :data:`MIN_REFERENCE_CLIPS` windows nothing changes and ``tl.adaptation`` says why.
+    Returns ``tl`` (changed in place)."""
+    speech = [s for s in tl.segments if s.kind is SegmentKind.SPEECH and s.probabilities]
+    if len(speech) < MIN_REFERENCE_CLIPS:
+        tl.adaptation = Adaptation(False, len(speech), SELF_GROUP,
+                                   f"{len(speech)} speech window(s); at least "
+                                   f"{MIN_REFERENCE_CLIPS} needed to adapt")
+        return tl
+    labels = tuple(labels)
+    probs = np.array([[s.probabilities[lab] for lab in labels] for s in speech])  # type: ignore[index]
+    own = np.array([s.own for s in speech])
+    sp = SpeakerPrior(speaker_prior(probs, own if own.sum() > 0 else None), labels,
+                      len(speech), SELF_GROUP)
+    sp.warn_if_dominant("the recording's speech windows")
+    q = adapt(probs, sp.prior)
+    new = {id(s): (s, qi) for s, qi in zip(speech, q, strict=True)}
+    segments = []
+    for s in tl.segments:
+        if id(s) not in new:
+            segments.append(s)
+            continue
+        qi = new[id(s)][1]
+        k = int(np.argmax(qi))
+        a, v = arousal_valence(qi, labels)
+        segments.append(dataclasses.replace(
+            s, label=labels[k], confidence=float(qi[k]), arousal=a, valence=v,
+            probabilities={lab: float(x) for lab, x in zip(labels, qi, strict=True)}))
+    tl.segments = segments
+    tl.adaptation = sp.record()
+    return tl
+
+
+@dataclass(frozen=True)
+class SpeakerGrouping:
+    """How ``batch --speaker-from`` names a clip's speaker: ``parent`` (the folder's name) or
+    a regular expression whose first capture group, searched in the file name, is the
+    speaker (``"(Actor_\\d+)"``, ``"^(\\w+?)_"``)."""
+
+    spec: str
+    pattern: re.Pattern[str] | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> SpeakerGrouping:
+        """Raises ConfigError: an empty spec, a bad regex or one without a capture group."""
+        if not spec:
+            raise ConfigError("--speaker-from needs 'parent' or a REGEX with a capture group")
+        if spec == PARENT:
+            return cls(spec)
+        try:
+            pattern = re.compile(spec)
+        except re.error as exc:
+            raise ConfigError(f"--speaker-from {spec!r} is not a valid regular expression: "
+                              f"{exc}") from None
+        if pattern.groups < 1:
+            raise ConfigError(f"--speaker-from {spec!r} has no capture group: put the "
+                              "speaker part in parentheses, e.g. '^(\\w+?)_'")
+        return cls(spec, pattern)
+
+    def group_of(self, path: str | Path) -> str | None:
+        """The speaker of ``path``; None when the regex does not match its file name (or
+        the group is empty)."""
+        p = Path(path)
+        if self.pattern is None:
+            return p.parent.name or None
+        m = self.pattern.search(p.name)
+        return (m.group(1) or None) if m else None
+
+
+def adapt_outcomes(outcomes: Sequence[Any], sp: SpeakerPrior) -> list[Any]:
+    """``emovox predict`` outcomes (:class:`~emovox.serving.batch.FileOutcome`) with their
+    answers adapted to ``sp``; failures and ``no_speech`` answers unchanged."""
+    return [o if o.prediction is None else
+            dataclasses.replace(o, prediction=adapt_prediction(o.prediction, sp))
+            for o in outcomes]
+
+
+class AdaptMode(str, Enum):
+    """``timeline --adapt``: ``none`` (default) or ``self`` (the recording's own windows)."""
+
+    NONE = "none"
+    SELF = "self"

@@ -1,0 +1,210 @@
+"""``emovox batch --speaker-from parent|REGEX``: predict every file, then adapt each speaker
+group's answers to the group's own mean posterior -- two passes over the **predictions**,
+not over the audio (:mod:`emovox.serving.adapt` says what the adaptation does).
+
+1. The ordinary resumable batch (:func:`emovox.serving.batch.run_batch`) writes the
+   unadapted answers to ``<out stem>.unadapted<suffix>`` beside ``--out``
+   (:func:`unadapted_path`). That file is what a re-run resumes, so an answer is never
+   adapted twice.
+2. Every row of that file is given its speaker group (:class:`SpeakerGrouping`); each group
+   with at least :data:`~emovox.adaptation.MIN_REFERENCE_CLIPS` answers with speech gets its
+   prior from them (each clip once, the clip itself included); ``--out`` is then rewritten
+   in full, atomically, with the adapted answers.
+
+CSV output gains the columns :data:`ADAPT_FIELDS`: ``speaker_group``, ``adapted``
+(``true``; ``false`` for a speech answer left unadapted: group too small or no group;
+empty for ``no_speech`` and error rows), ``reference_clips`` (usable clips of the group) and
+``adapt_note`` (why not adapted). JSON lines gain ``adaptation`` (schema
+``prediction-v1.json``) on every speech answer. Batch answers are adapted as a whole (the
+windows' own probabilities are not in the rows): the ``evidence`` of a recording answered
+from several windows lists the windows as the model heard them, unadapted; a one-window
+answer's evidence is the adapted answer.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.adaptation import (
+    MIN_REFERENCE_CLIPS,
+    RECOMMENDED_REFERENCE_CLIPS,
+    Adaptation,
+    adapt,
+    speaker_prior,
+)
+from emovox.affect import arousal_valence
+from emovox.fileio import atomic_path
+from emovox.labels import LABELS
+from emovox.serving.adapt import (
+    AdaptationError,
+    SpeakerGrouping,
+    SpeakerPrior,
+    adapted_status,
+)
+from emovox.serving.answer import confidence_band
+from emovox.serving.batch import FIELDS, BatchSummary, is_error_row, read_rows, run_batch
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ADAPT_FIELDS", "AdaptSummary", "run_speaker_batch", "unadapted_path",
+           "write_adapted"]
+
+ADAPT_FIELDS = ["speaker_group", "adapted", "reference_clips", "adapt_note"]
+
+
+@dataclass
+class AdaptSummary:
+    """What the adaptation pass did."""
+
+    raw: Path  #: the unadapted answers (what a re-run resumes)
+    groups: int = 0  #: speaker groups adapted
+    adapted: int = 0  #: answers adapted
+    small_groups: int = 0  #: groups with too few usable clips, left unadapted
+    unadapted: int = 0  #: speech answers left unadapted (small group or no group)
+    ungrouped: int = 0  #: files whose name the regex does not match
+
+
+def unadapted_path(out: Path) -> Path:
+    """``results.csv`` -> ``results.unadapted.csv``."""
+    return out.with_name(f"{out.stem}.unadapted{out.suffix}")
+
+
+def run_speaker_batch(inputs: Any, out: Path, *, speaker_from: str, **kwargs: Any
+                      ) -> tuple[BatchSummary, AdaptSummary]:
+    """:func:`~emovox.serving.batch.run_batch` into :func:`unadapted_path`, then
+    :func:`write_adapted` into ``out``; ``kwargs`` go to ``run_batch``.
+
+    Raises:
+        ConfigError: a bad ``speaker_from`` (checked before anything is predicted).
+        AdaptationError: a group's answers have different labels (another model's rows).
+    """
+    grouping = SpeakerGrouping.parse(speaker_from)
+    out = Path(out)
+    raw = unadapted_path(out)
+    summary = run_batch(inputs, raw, **kwargs)
+    return summary, write_adapted(raw, out, grouping)
+
+
+def _probs(row: dict[str, Any], fmt: str) -> dict[str, float] | None:
+    if is_error_row(row) or row.get("status") == "no_speech":
+        return None
+    if fmt == "jsonl":
+        p = row.get("probabilities")
+        return {k: float(v) for k, v in p.items()} if isinstance(p, dict) else None
+    got = {lab: row.get(f"p_{lab}") for lab in LABELS}
+    probs = {lab: float(v) for lab, v in got.items() if v not in (None, "")}
+    return probs or None
+
+
+def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
+            ) -> dict[str, tuple[tuple[str, ...], np.ndarray | None, int]]:
+    """``{group: (labels, prior or None when too small, usable clips)}``."""
+    members: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for row, g in zip(rows, groups, strict=True):
+        p = _probs(row, fmt)
+        if g is not None and p is not None:
+            members[g].append(p)
+    out = {}
+    for g, ps in members.items():
+        labels = tuple(ps[0])
+        if any(tuple(p) != labels for p in ps):
+            raise AdaptationError(f"speaker group {g!r}: answers with different labels "
+                                  "(rows of another model in the output?)")
+        prior = speaker_prior(np.array([[p[lab] for lab in labels] for p in ps])) \
+            if len(ps) >= MIN_REFERENCE_CLIPS else None
+        out[g] = (labels, prior, len(ps))
+    return out
+
+
+def _adapted_row(row: dict[str, Any], fmt: str, labels: tuple[str, ...], prior: np.ndarray,
+                 record: Adaptation) -> dict[str, Any]:
+    p = _probs(row, fmt) or {}
+    q = adapt(np.array([p[lab] for lab in labels]), prior)
+    k = int(np.argmax(q))
+    a, v = arousal_valence(q, labels)
+    conf = float(q[k])
+    new = dict(row)
+    if fmt == "csv":
+        new |= {"label": labels[k], "confidence": round(conf, 6),
+                "status": adapted_status(conf).value, "arousal": round(a, 4),
+                "valence": round(v, 4)}
+        new |= {f"p_{lab}": round(float(x), 6) for lab, x in zip(labels, q, strict=True)}
+        return new | _csv_mark(record)
+    new |= {"label": labels[k], "confidence": conf, "confidence_level": confidence_band(conf),
+            "status": adapted_status(conf).value, "arousal": a, "valence": v,
+            "probabilities": {lab: float(x) for lab, x in zip(labels, q, strict=True)},
+            "adaptation": record.to_dict()}
+    ev = row.get("evidence") or []
+    if len(ev) == 1:  # one window: its evidence is the answer
+        new["evidence"] = [{**ev[0], "label": labels[k], "confidence": round(conf, 4),
+                            "contribution": 1.0}]
+    return new
+
+
+def _csv_mark(record: Adaptation | None, group: str | None = None) -> dict[str, Any]:
+    if record is None:
+        return {"speaker_group": group or "", "adapted": "", "reference_clips": "",
+                "adapt_note": ""}
+    return {"speaker_group": record.group or "", "adapted": str(record.applied).lower(),
+            "reference_clips": record.reference_clips, "adapt_note": record.reason or ""}
+
+
+def _one_row(row: dict[str, Any], group: str | None, fmt: str,
+             priors: dict[str, tuple[tuple[str, ...], np.ndarray | None, int]],
+             summary: AdaptSummary) -> dict[str, Any]:
+    if _probs(row, fmt) is None:  # no_speech and error rows: untouched
+        return row | _csv_mark(None, group) if fmt == "csv" else row
+    if group is None:
+        summary.ungrouped += 1
+        record = Adaptation(False, 0, None, "no speaker group: the file name does not "
+                            "match --speaker-from")
+    else:
+        labels, prior, n = priors[group]
+        if prior is not None:
+            summary.adapted += 1
+            sp = SpeakerPrior(prior, labels, n, group)
+            return _adapted_row(row, fmt, labels, prior, sp.record())
+        record = Adaptation(False, n, group, f"{n} clip(s) with speech in the group; at "
+                            f"least {MIN_REFERENCE_CLIPS} needed to adapt")
+    summary.unadapted += 1
+    return row | _csv_mark(record) if fmt == "csv" else row | {"adaptation": record.to_dict()}
+
+
+def write_adapted(raw: Path, out: Path, grouping: SpeakerGrouping) -> AdaptSummary:
+    """Rewrite ``out`` (atomically) from the unadapted rows of ``raw``, adapted per group."""
+    fmt = "csv" if out.suffix.lower() == ".csv" else "jsonl"
+    rows = list(read_rows(raw)) if raw.exists() else []
+    groups = [None if is_error_row(r) else grouping.group_of(str(r.get("path") or
+                                                                 r.get("source") or ""))
+              for r in rows]
+    priors = _priors(rows, groups, fmt)
+    summary = AdaptSummary(raw=raw)
+    summary.groups = sum(p is not None for _, p, _ in priors.values())
+    summary.small_groups = len(priors) - summary.groups
+    for g, (labels, prior, n) in priors.items():
+        if prior is not None:
+            SpeakerPrior(prior, labels, n, g).warn_if_dominant(f"the clips of group {g!r}")
+    few = sum(p is not None and n < RECOMMENDED_REFERENCE_CLIPS for _, p, n in priors.values())
+    if few:
+        log.warning("%d speaker group(s) adapted from fewer than %d clips: adaptation was "
+                    "measured to help little or to hurt there (README, 'Speaker adaptation')",
+                    few, RECOMMENDED_REFERENCE_CLIPS)
+    new_rows = [_one_row(r, g, fmt, priors, summary) for r, g in zip(rows, groups, strict=True)]
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        if fmt == "csv":
+            w = csv.DictWriter(f, fieldnames=FIELDS + ADAPT_FIELDS, extrasaction="ignore",
+                               restval="")
+            w.writeheader()
+            w.writerows(new_rows)
+        else:
+            for r in new_rows:
+                f.write(json.dumps(r) + "\n")
+    return summary

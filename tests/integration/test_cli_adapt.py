@@ -1,0 +1,197 @@
+"""Speaker adaptation through the real CLI with the bundled model: ``predict --reference``,
+``batch --speaker-from``, ``timeline --adapt self``, on synthetic voice-like clips in fake
+trees under tmp_path (and one real RAVDESS actor, slow)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from cli_helpers import SR, check_prediction, invoke, ok, read_csv, text, tone
+
+from emovox.serving.schema import validate_document
+from signals import silence
+
+F0S = (140.0, 190.0, 240.0, 300.0)
+
+
+def _write(path: Path, wave: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wave, SR, subtype="PCM_16")
+    return path
+
+
+def _clips(folder: Path, n: int, start: int = 0) -> list[Path]:
+    return [_write(folder / f"c{start + i}.wav", tone(1.5, f0=F0S[(start + i) % 4],
+                                                      seed=start + i)) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory) -> Path:
+    return _write(tmp_path_factory.mktemp("target") / "clip.wav", tone(1.5, f0=210.0, seed=9))
+
+
+@pytest.mark.slow  # several predictions with the bundled ensemble (> 2 s)
+def test_predict_with_reference(tmp_path: Path, target: Path) -> None:
+    ref = tmp_path / "ref"
+    _clips(ref, 3)
+    _write(ref / "silent.wav", silence(1.0))
+    (ref / "empty.wav").write_bytes(b"")
+    res = invoke(["predict", target, "--reference", ref, "--json"])
+    ok(res)
+    doc = json.loads(res.stdout)
+    check_prediction(doc)
+    ad = doc["adaptation"]
+    assert {k: ad[k] for k in ("method", "applied", "reference_clips", "group", "reason")} \
+        == {"method": "speaker_prior", "applied": True, "reference_clips": 3,
+            "group": str(ref), "reason": None}
+    assert sum(ad["prior"].values()) == pytest.approx(1.0, abs=1e-3)
+    plain = invoke(["predict", target, "--json"])
+    assert "adaptation" not in json.loads(plain.stdout)
+    human = invoke(["predict", target, "--reference", ref])
+    ok(human)
+    t = text(human)
+    assert f"adapted to speaker (3 clips in {ref})" in t
+    assert "reference clip skipped: silent.wav" in t and "empty.wav" in t
+    assert "only 3 usable reference clips" in t
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    ("missing", "does not exist"),
+    ("empty", "holds no audio file"),
+    ("silent", "0 usable clip(s) of 3"),
+    ("file", "is not a folder"),
+])
+def test_predict_bad_reference_exits_2(tmp_path: Path, target: Path, setup: str,
+                                       message: str) -> None:
+    ref = tmp_path / "ref"
+    if setup == "empty":
+        ref.mkdir()
+    elif setup == "silent":
+        for i in range(3):
+            _write(ref / f"s{i}.wav", silence(1.0))
+    elif setup == "file":
+        ref = target
+    res = invoke(["predict", target, "--reference", ref])
+    ok(res, 2)
+    assert message in text(res)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+@pytest.mark.slow  # several predictions with the bundled ensemble (> 2 s)
+def test_batch_speaker_from_parent(tmp_path: Path, suffix: str) -> None:
+    tree = tmp_path / "tree"
+    _clips(tree / "spk_a", 3)
+    _clips(tree / "spk_b", 2, start=3)
+    _write(tree / "spk_a" / "quiet.wav", silence(1.0))
+    out = tmp_path / f"res{suffix}"
+    res = invoke(["batch", tree, "--out", out, "--speaker-from", "parent", "--workers", "1"])
+    ok(res)
+    t = text(res)
+    assert "adapted to speaker: 3 answers in 1 speaker groups" in t
+    assert "2 left unadapted (1 groups with too few clips, 0 files without a group)" in t
+    raw = tmp_path / f"res.unadapted{suffix}"
+    assert raw.is_file()
+    rows = read_csv(out) if suffix == ".csv" else \
+        [json.loads(line) for line in out.read_text().splitlines()]
+    by_name = {Path(r.get("path") or r["source"]).name: r for r in rows}
+    if suffix == ".csv":
+        assert [by_name[f"c{i}.wav"]["adapted"] for i in range(5)] == ["true"] * 3 + \
+            ["false"] * 2
+        assert by_name["c0.wav"]["speaker_group"] == "spk_a"
+        assert by_name["quiet.wav"]["status"] == "no_speech"
+    else:
+        for r in rows:
+            validate_document(r, "prediction")
+        assert by_name["c0.wav"]["adaptation"]["reference_clips"] == 3
+        assert by_name["c3.wav"]["adaptation"]["applied"] is False
+        assert "adaptation" not in by_name["quiet.wav"]
+    before = out.read_bytes()
+    again = invoke(["batch", tree, "--out", out, "--speaker-from", "parent"])
+    ok(again)
+    assert "0 predicted now, 6 already in" in text(again)
+    assert out.read_bytes() == before  # resumed from the unadapted answers: not adapted twice
+
+
+def test_batch_speaker_from_regex(tmp_path: Path) -> None:
+    tree = tmp_path / "flat"
+    for i, w in enumerate(_clips(tmp_path / "src", 4)):
+        w.rename(_write(tree / f"{'ann' if i < 3 else 'bob'}_{i}.wav", sf.read(w)[0]))
+    out = tmp_path / "res.csv"
+    res = invoke(["batch", tree, "--out", out, "--speaker-from", r"^([a-z]+)_"])
+    ok(res)
+    rows = {Path(r["path"]).name: r for r in read_csv(out)}
+    assert {r["speaker_group"] for r in rows.values()} == {"ann", "bob"}
+    assert rows["ann_0.wav"]["adapted"] == "true" and rows["bob_3.wav"]["adapted"] == "false"
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    (r"^[a-z]+_", "has no capture group"), ("([", "not a valid regular expression"),
+])
+def test_batch_bad_speaker_from_exits_2(tmp_path: Path, spec: str, message: str) -> None:
+    _clips(tmp_path / "t", 1)
+    out = tmp_path / "res.csv"
+    res = invoke(["batch", tmp_path / "t", "--out", out, "--speaker-from", spec])
+    ok(res, 2)
+    assert message in text(res)
+    assert not out.exists() and not (tmp_path / "res.unadapted.csv").exists()
+
+
+@pytest.mark.slow  # several predictions with the bundled ensemble (> 2 s)
+def test_timeline_adapts_to_itself(tmp_path: Path) -> None:
+    parts = []
+    for i in range(6):
+        parts += [tone(3.0, f0=F0S[i % 4], seed=i), silence(1.0)]
+    long = _write(tmp_path / "long.wav", np.concatenate(parts))
+    res = invoke(["timeline", long, "--adapt", "self", "--json"])
+    ok(res)
+    doc = json.loads(res.stdout)
+    validate_document(doc, "timeline")
+    n = doc["summary"]["n_windows"]
+    assert n >= 3 and doc["adaptation"]["applied"] is True
+    assert doc["adaptation"]["reference_clips"] == n and doc["adaptation"]["group"] == "self"
+    human = invoke(["timeline", long, "--adapt", "self"])
+    ok(human)
+    assert f"adapted to speaker ({n} windows of this recording)" in text(human)
+    plain = json.loads(invoke(["timeline", long, "--json"]).stdout)
+    assert "adaptation" not in plain
+    as_csv = invoke(["timeline", long, "--adapt", "self", "--csv"])
+    ok(as_csv)
+    assert f"adapted to speaker ({n} windows" in text(as_csv)
+
+
+def test_timeline_too_short_to_adapt_and_bad_mode(tmp_path: Path, target: Path) -> None:
+    res = invoke(["timeline", target, "--adapt", "self", "--json"])
+    ok(res)
+    doc = json.loads(res.stdout)
+    assert doc["adaptation"]["applied"] is False
+    assert "not adapted:" in text(res)
+    bad = invoke(["timeline", target, "--adapt", "speaker"])
+    ok(bad, 2)
+    assert "speaker" in text(bad)
+
+
+@pytest.mark.slow
+def test_real_actor_with_sixteen_references(shared_ravdess, tmp_path: Path) -> None:
+    """One actor: 16 of their clips (two of each emotion) as references, two others
+    predicted; the answers are valid adapted documents (the bundled model heard this actor
+    in training, so no accuracy is claimed here)."""
+    actor = shared_ravdess / "Audio_Speech_Actors_01-24" / "Actor_05"
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for e in range(1, 9):
+        for stmt in (1, 2):
+            src = actor / f"03-01-0{e}-01-0{stmt}-01-05.flac"
+            shutil.copy(src, ref / src.name)  # tmp_path only; never into the repo
+    clips = [actor / "03-01-05-02-01-02-05.flac", actor / "03-01-04-02-02-02-05.flac"]
+    res = invoke(["predict", *clips, "--reference", ref, "--json"])
+    ok(res)
+    docs = json.loads(res.stdout)
+    for d in docs:
+        check_prediction(d)
+        assert d["adaptation"]["reference_clips"] == 16
+    assert "usable reference clips" not in text(res)  # no warning with 16 references
