@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emovox.adaptation import DOMINANT_PRIOR, adapt, speaker_prior
+from emovox.adaptation import DOMINANT_PRIOR, adapt, references_mean, speaker_prior
 from emovox.calibration import apply_temperature, fit_temperature
 from emovox.metrics import expected_calibration_error
 
@@ -137,7 +137,7 @@ def adapt_all(p: np.ndarray, speaker: np.ndarray, alpha: float
     for s in np.unique(speaker):
         m = speaker == s
         prior = speaker_prior(p[m])
-        q[m], top[m] = adapt(p[m], prior, alpha), prior.max()
+        q[m], top[m] = adapt(p[m], prior, alpha), references_mean(prior, m.sum()).max()
     return q, top
 
 
@@ -148,8 +148,9 @@ def adapt_loo(p: np.ndarray, speaker: np.ndarray) -> tuple[np.ndarray, np.ndarra
         idx = np.flatnonzero(speaker == s)
         total = p[idx].sum(0)
         for i in idx:
-            prior = speaker_prior(((total - p[i]) / (len(idx) - 1))[None])
-            q[i], top[i] = adapt(p[i], prior), prior.max()
+            prior = speaker_prior(((total - p[i]) / (len(idx) - 1))[None],
+                                  n_clips=len(idx) - 1)
+            q[i], top[i] = adapt(p[i], prior), references_mean(prior, len(idx) - 1).max()
     return q, top
 
 
@@ -166,7 +167,7 @@ def adapt_k(p: np.ndarray, run: Run, k: int, seed: int, one_emotion: bool
             pool = pool[run.y[pool] == rng.choice(emotions)]
         refs = rng.choice(pool, size=min(k, len(pool)), replace=False)
         prior = speaker_prior(p[refs])
-        q[i], top[i] = adapt(p[i], prior), prior.max()
+        q[i], top[i] = adapt(p[i], prior), references_mean(prior, len(refs)).max()
     return q, top
 
 

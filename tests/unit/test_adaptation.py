@@ -40,8 +40,24 @@ def test_a_biased_speakers_argmax_is_corrected() -> None:
 
 def test_the_prior_is_the_mean_posterior() -> None:
     p = np.array([[0.6, 0.4], [0.2, 0.8]])
-    np.testing.assert_allclose(speaker_prior(p), [0.4, 0.6])
-    np.testing.assert_allclose(speaker_prior(p, weights=np.array([3.0, 1.0])), [0.5, 0.5])
+    np.testing.assert_allclose(speaker_prior(p, pseudo_clips=0), [0.4, 0.6])
+    np.testing.assert_allclose(speaker_prior(p, weights=np.array([3.0, 1.0]), pseudo_clips=0),
+                               [0.5, 0.5])
+
+
+def test_a_prior_of_few_clips_is_shrunk_towards_uniform() -> None:
+    p = np.array([[0.6, 0.4], [0.2, 0.8]])  # mean [0.4, 0.6] of 2 clips
+    # (2 * [0.4, 0.6] + 2 * [0.5, 0.5]) / 4 with 2 pseudo-clips
+    np.testing.assert_allclose(speaker_prior(p, pseudo_clips=2), [0.45, 0.55])
+    # default n0 = 4: 2 clips move it a third of the way, 400 clips almost all the way
+    np.testing.assert_allclose(speaker_prior(p), [0.5 - 0.1 / 3, 0.5 + 0.1 / 3])
+    many = np.repeat(p, 200, axis=0)
+    np.testing.assert_allclose(speaker_prior(many), [0.4, 0.6], atol=1e-3)
+    # a mean handed over as one row counts as n_clips clips
+    np.testing.assert_allclose(speaker_prior(p.mean(0)[None], n_clips=2),
+                               speaker_prior(p))
+    with pytest.raises(ValueError, match="pseudo_clips"):
+        speaker_prior(p, pseudo_clips=-1)
 
 
 def test_known_answer_of_one_row() -> None:
@@ -84,8 +100,14 @@ def test_a_zero_prior_entry_is_floored_not_infinite() -> None:
 def test_one_emotion_references_remove_that_emotion() -> None:
     """The documented failure: references of one emotion make that emotion the prior."""
     angry = np.array([[0.1, 0.8, 0.1]] * 5)
-    q = adapt(np.array([0.1, 0.8, 0.1]), speaker_prior(angry))
+    q = adapt(np.array([0.1, 0.8, 0.1]), speaker_prior(angry, pseudo_clips=0))
     np.testing.assert_allclose(q, [1 / 3] * 3)  # the label is gone
+    # shrinkage towards uniform only softens it with 5 references: 0.8 -> 0.58
+    q = adapt(np.array([0.1, 0.8, 0.1]), speaker_prior(angry))
+    assert 0.5 < q[1] < 0.6 and q.argmax() == 1
+    # with many one-emotion references it is gone again
+    q = adapt(np.array([0.1, 0.8, 0.1]), speaker_prior(np.repeat(angry, 100, axis=0)))
+    np.testing.assert_allclose(q, [1 / 3] * 3, atol=0.01)
 
 
 @pytest.mark.parametrize(("probs", "prior", "match"), [

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emovox.adaptation import Adaptation, adapt
+from emovox.adaptation import Adaptation, adapt, speaker_prior
 from emovox.errors import ConfigError
 from emovox.labels import LABELS
 from emovox.serving.adapt import (
@@ -103,7 +103,7 @@ def test_no_speech_is_untouched_and_not_in_a_prior() -> None:
     assert prior_from_predictions(preds, LABELS) is None  # 2 with speech < 3
     sp = prior_from_predictions([*preds, _pred(_probs(2))], LABELS, group="g")
     assert sp is not None and sp.n == 3 and sp.group == "g"
-    np.testing.assert_allclose(sp.prior, np.mean([_probs(k) for k in range(3)], axis=0))
+    np.testing.assert_allclose(sp.prior, speaker_prior(np.array([_probs(k) for k in range(3)])))
 
 
 def test_mismatched_labels_are_refused() -> None:
@@ -126,17 +126,25 @@ def _timeline(probs: list[np.ndarray]) -> Timeline:
 
 
 def test_timeline_adapts_to_itself() -> None:
-    probs = [_probs(k % 3, 0.4, bias=5, b=0.4) for k in range(6)]  # all "fearful"
+    probs = [_probs(k % 3, 0.4, bias=5, b=0.4) for k in range(30)]  # all "fearful"
     tl = adapt_timeline(_timeline(probs), LABELS)
     assert tl.adaptation is not None and tl.adaptation.applied
-    assert (tl.adaptation.reference_clips, tl.adaptation.group) == (6, "self")
-    np.testing.assert_allclose(list(tl.adaptation.prior.values()), np.mean(probs, axis=0))
-    assert [s.label for s in tl.speech] == [LABELS[k % 3] for k in range(6)]
+    assert (tl.adaptation.reference_clips, tl.adaptation.group) == (30, "self")
+    # the windows' mean shrunk by 4 uniform pseudo-windows: (30 m + 4 / 8) / 34
+    np.testing.assert_allclose(list(tl.adaptation.prior.values()),
+                               (30 * speaker_prior(probs, pseudo_clips=0) + 0.5) / 34,
+                               atol=1e-4)
+    assert [s.label for s in tl.speech] == [LABELS[k % 3] for k in range(30)]
     assert tl.segments[0].kind is SegmentKind.GAP and tl.segments[0].probabilities is None
     doc = tl.to_dict(model_id="m")
     validate_document(doc, "timeline")
     assert doc["adaptation"]["group"] == "self"
-    assert doc["summary"]["dominant"] != "fearful"
+    before = _timeline(probs).to_dict(model_id="m")["summary"]
+    assert before["share"] == {"fearful": 1.0}  # every window fearful before
+    third = pytest.approx(1 / 3)
+    assert doc["summary"]["share"] == {"neutral": third, "calm": third, "happy": third}
+    assert (doc["summary"]["mean_probabilities"]["fearful"]
+            < before["mean_probabilities"]["fearful"] - 0.1)
 
 
 def test_a_timeline_too_short_is_left_unadapted_and_says_why() -> None:
@@ -208,7 +216,7 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
         for d in docs:
             validate_document(d, "prediction")
         assert [d["label"] for d in docs[:4]] == ["neutral", "calm", "happy", "sad"]
-        prior = np.mean([_probs(k, 0.35, 4, 0.35) for k in range(4)], axis=0)
+        prior = speaker_prior(np.array([_probs(k, 0.35, 4, 0.35) for k in range(4)]))
         assert docs[0]["adaptation"] == {
             "method": "speaker_prior", "applied": True, "reference_clips": 4, "group": "A",
             "reason": None, "prior": {lab: round(float(x), 4) for lab, x in
@@ -266,7 +274,7 @@ def test_reference_prior_skips_bad_and_silent_clips(tmp_path: Path,
     d = _ref_dir(tmp_path, ["c0.wav", "c1.wav", "c2.wav", "silent.wav", "bad.wav"])
     sp = reference_prior(_FakePredictor(), d)
     assert sp.n == 3 and sp.group == str(d)
-    np.testing.assert_allclose(sp.prior, np.mean([_probs(k) for k in range(3)], axis=0))
+    np.testing.assert_allclose(sp.prior, speaker_prior(np.array([_probs(k) for k in range(3)])))
     assert "silent.wav" in caplog.text and "bad.wav" in caplog.text
     assert "only 3 usable reference clips" in caplog.text
 
@@ -296,8 +304,12 @@ def test_references_of_mostly_one_emotion_are_warned_about(
     sp = reference_prior(OneEmotion(), d)
     assert "sound mostly angry (mean probability 80 %)" in caplog.text
     out = adapt_prediction(_pred(_probs(4, 0.8)), sp)
-    assert out.to_dict()["adaptation"]["prior"]["angry"] == pytest.approx(0.8)
-    assert out.confidence == pytest.approx(1 / C)  # the angry answer is gone
+    # the prior divided by: 3 references at 0.8 shrunk by 4 uniform pseudo-clips
+    assert out.to_dict()["adaptation"]["prior"]["angry"] == pytest.approx(
+        (3 * 0.8 + 4 / 8) / 7, abs=1e-4)
+    # the angry answer is mostly gone: 0.8 -> its adapted value, close to a tie
+    assert out.confidence == pytest.approx(float(adapt(_probs(4, 0.8), sp.prior).max()))
+    assert out.confidence < 0.45
     caplog.clear()
     reference_prior(_FakePredictor(), _ref_dir(tmp_path / "mixed", ["c0.wav", "c1.wav",
                                                                       "c2.wav"]))

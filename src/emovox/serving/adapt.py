@@ -43,6 +43,7 @@ from emovox.adaptation import (
     Adaptation,
     adapt,
     dominant_class,
+    references_mean,
     speaker_prior,
 )
 from emovox.affect import arousal_valence
@@ -91,7 +92,7 @@ class SpeakerPrior:
 
     def warn_if_dominant(self, what: str) -> None:
         """Log a warning when the prior is mostly one emotion (:func:`dominant_class`)."""
-        top = dominant_class(self.prior, self.labels)
+        top = dominant_class(references_mean(self.prior, self.n), self.labels)
         if top is not None:
             log.warning("%s sound mostly %s (mean probability %.0f %%): if they all carry "
                         "that emotion, adaptation removes it from the answers; use clips "
@@ -195,7 +196,7 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
     sp.warn_if_dominant(f"the reference clips in {folder}")
     if sp.n < RECOMMENDED_REFERENCE_CLIPS:
         log.warning("only %d usable reference clips: with fewer than %d, adaptation was "
-                    "measured to help little or to hurt (README, 'Speaker adaptation')",
+                    "measured to help little (README, 'Speaker adaptation')",
                     sp.n, RECOMMENDED_REFERENCE_CLIPS)
     return sp
 
