@@ -170,3 +170,21 @@ def test_loco_calibration_per_corpus_and_fused_run_in_the_card(loco_run, tmp_pat
     assert f"| urdu | 32 | 4 | {m['per_corpus']['urdu']['ua']:.1f} |" in card
     assert f"| emovo | 42 | {pc['emovo']['ece_before']:.3f} |" in card
     assert "RAVDESS: 24 North-American actors" not in card
+
+
+def test_cli_fuse_and_calibrate_print_each_corpus(loco_run, fake_ravdess, fake_cache, tmp_path):
+    r = CliRunner().invoke(app, ["fuse", str(loco_run), str(loco_run), "--out",
+                                 str(tmp_path / "fused")])
+    assert r.exit_code == 0, r.output
+    assert "urdu UA" in r.output and "emovo UA" in r.output
+    model = tmp_path / "m"
+    r = CliRunner().invoke(app, ["train", "--data", str(fake_ravdess), "--model",
+                                 "egemaps_logreg", "--out", str(model), "-j", "1"],
+                           env={"EMOVOX_CACHE": str(fake_cache)})
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["calibrate", str(model), str(loco_run)])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "calibration per test corpus" in out and "urdu" in out
+    card = (model / "MODEL_CARD.md").read_text()
+    assert "| corpus | clips | ECE raw |" in card

@@ -222,7 +222,25 @@ def fusion(res: Mapping[str, Any], out: Path) -> None:
     s = res["summary"]
     console.print(f"{res['model']} · {res['protocol']}: " + " · ".join(
         f"{k} {s[k]['mean']:.1f} ± {s[k]['std']:.1f}" for k in ("ua", "wa", "macro_f1")))
+    per = res.get("per_corpus") or {}
+    if len(per) > 1:
+        console.print("per corpus (its classes only): " + " · ".join(
+            f"{c} UA {m['ua']:.1f} (n={m['n']})" for c, m in per.items()))
     console.print(f"run directory: {out}")
+
+
+def calibration_per_corpus(report: Mapping[str, Any]) -> None:
+    """ECE per test corpus of a calibration fitted on several corpora (loco runs)."""
+    per = report.get("per_corpus") or {}
+    if not per:
+        return
+    t = _table("calibration per test corpus (ECE, 15 bins)",
+               ["corpus", "n", "raw", "T above", "T without it", "ECE, T without it"], "right")
+    for c, r in per.items():
+        t.add_row(c, str(r["n"]), f"{r['ece_before']:.3f}", f"{r['ece_after']:.3f}",
+                  f"{r.get('temperature_without', float('nan')):.3f}",
+                  f"{r.get('ece_without', float('nan')):.3f}")
+    console.print(t)
 
 
 def _short(description: str) -> str:

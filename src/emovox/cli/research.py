@@ -319,6 +319,7 @@ def ensemble(
         fail(exc)
     render.console.print(f"wrote {out}: {meta.name}, {meta.n_params:,} parameters, "
                          f"temperature {meta.calibration.temperature:.3f}")
+    render.calibration_per_corpus(meta.calibration.report or {})
 
 
 def models() -> None:
@@ -393,6 +394,7 @@ def calibrate(
     render.console.print(
         f"{model}: temperature {report['temperature']:.3f}, ECE "
         f"{report['ece_before']:.3f} -> {report['ece_after']:.3f} (out-of-fold)")
+    render.calibration_per_corpus(report)
 
 
 def export(
