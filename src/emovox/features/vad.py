@@ -40,6 +40,7 @@ __all__ = [
     "NoSpeechReason",
     "SpeechVerdict",
     "VadParams",
+    "count_voiced",
     "frame_flags",
     "frame_measures",
     "smooth_flags",
@@ -244,11 +245,12 @@ def _voicing(x: np.ndarray, z: _Sizes, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS
-                   ) -> FrameMeasures:
+def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS,
+                   voicing: bool = True) -> FrameMeasures:
     """Level, voicing and tonality of every ``hop_s`` frame of a mono float ``wave`` (full
     scale 1.0) at ``sr`` Hz; computed in chunks, so scratch memory does not grow with the
-    recording."""
+    recording. ``voicing=False`` leaves the voicing at 0 (for callers that measure it later
+    on the speech frames only, :func:`count_voiced`)."""
     x = np.asarray(wave, dtype=np.float32).ravel()  # no copy of a float32 wave
     z = _Sizes.of(sr, params)
     n = _n_frames(len(x), z.hop)
@@ -256,7 +258,8 @@ def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         return FrameMeasures(np.full(1, -np.inf), np.zeros(1), np.zeros(1))
     x = _padded(x, n, z.hop, z.pframe)
     every = np.arange(n)
-    return FrameMeasures(_levels(x, z, n), _voicing(x, z, every), _tonality(x, z, every))
+    v = _voicing(x, z, every) if voicing else np.zeros(n)
+    return FrameMeasures(_levels(x, z, n), v, _tonality(x, z, every))
 
 
 def _bridge(flags: np.ndarray, gap: int, min_run: int) -> np.ndarray:
@@ -350,7 +353,9 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
     voiced_s = 0.0
     if len(x) and np.any(flags):
-        voiced_s = _voiced_count(x, z, m.level_db, flags, params, exact_voiced) * params.hop_s
+        voiced_s = count_voiced(x, sr, np.flatnonzero(flags), params=params, level=m.level_db,
+                                enough_s=None if exact_voiced else params.min_voiced_s
+                                ) * params.hop_s
     lv = m.level_db
     reason: NoSpeechReason | None = None
     if duration < params.min_speech_s:
@@ -367,19 +372,28 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
 _VOICING_CHUNK = 32  # speech frames whose voicing is measured at a time (loudest first)
 
 
-def _voiced_count(x: np.ndarray, z: _Sizes, level: np.ndarray, flags: np.ndarray,
-                  params: VadParams, exact: bool) -> int:
-    """Voiced frames among the speech ``flags``: all of them (``exact``), or, loudest first,
-    until ``min_voiced_s`` worth are found."""
-    idx = np.flatnonzero(flags)
-    if exact:
+def count_voiced(wave: np.ndarray, sr: int, frames: np.ndarray, *,
+                 params: VadParams = DEFAULT_PARAMS, level: np.ndarray | None = None,
+                 enough_s: float | None = None) -> int:
+    """How many of the ``hop_s`` frames ``frames`` (indices) of ``wave`` are voiced. With
+    ``enough_s``, they are measured loudest first (``level``: the frames' levels, indexed
+    like ``wave``'s frames) a chunk at a time, stopping once ``enough_s`` seconds of voiced
+    frames are found: the count is then a lower bound."""
+    z = _Sizes.of(sr, params)
+    idx = np.asarray(frames, dtype=np.int64)
+    if len(idx) == 0 or len(wave) == 0:
+        return 0
+    x = _padded(np.asarray(wave, dtype=np.float32).ravel(), int(idx.max()) + 1, z.hop,
+                z.pframe)
+    if enough_s is None:
         return int(np.count_nonzero(_voicing(x, z, idx) >= params.voicing))
-    order = idx[np.argsort(-level[idx], kind="stable")]
+    if level is not None:
+        idx = idx[np.argsort(-level[idx], kind="stable")]
     found = 0
-    for c0 in range(0, len(order), _VOICING_CHUNK):
-        ii = np.sort(order[c0 : c0 + _VOICING_CHUNK])
+    for c0 in range(0, len(idx), _VOICING_CHUNK):
+        ii = np.sort(idx[c0 : c0 + _VOICING_CHUNK])
         found += int(np.count_nonzero(_voicing(x, z, ii) >= params.voicing))
-        if found * params.hop_s >= params.min_voiced_s:  # the test speech_verdict makes
+        if found * params.hop_s >= enough_s:  # the test speech_verdict makes
             break
     return found
 
