@@ -369,7 +369,7 @@ class Predictor:
     def _plan(self, wave: np.ndarray, sr: int
               ) -> tuple[np.ndarray, SpeechVerdict, list[tuple[int, int]]]:
         """``(wave at the model rate, speech verdict, window sample ranges)``."""
-        x = self.preprocess.replace(trim=False).prepare(wave, sr).wave
+        x = self.preprocess.at_rate(wave, sr)
         verdict = speech_verdict(x, self.sr)
         if not verdict.is_speech:
             return x, verdict, []
