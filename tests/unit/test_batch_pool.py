@@ -7,16 +7,16 @@ from __future__ import annotations
 import csv
 import multiprocessing as mp
 import os
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from emovox.artifact import ArtifactError
 from emovox.serving import pool
 from emovox.serving.batch import ERROR_LABEL, predict_one, run_batch
 from emovox.serving.predictor import Predictor
-from signals import SR, noise, silence, voice, write_clip
+from signals import noise, silence, voice, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -121,4 +121,13 @@ def test_one_bad_waveform_in_a_chunk_costs_only_its_row(tiny_model, clips, monke
 def test_pool_context_never_forks_a_threaded_process(monkeypatch):
     monkeypatch.setattr(pool.threading, "active_count", lambda: 3)
     assert pool.pool_context().get_start_method() != "fork"
-    assert np.isfinite(SR)
+
+
+def test_pool_context_forks_only_before_a_model_runtime_is_loaded(monkeypatch):
+    monkeypatch.setattr(pool.threading, "active_count", lambda: 1)
+    for name in ("onnxruntime", "torch"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    if sys.platform.startswith("linux"):
+        assert pool.pool_context().get_start_method() == "fork"
+    monkeypatch.setitem(sys.modules, "onnxruntime", object())
+    assert pool.pool_context().get_start_method() != "fork"

@@ -2,9 +2,10 @@
 
 Decoding, resampling and the NumPy front end hold the GIL, so threads sharing one
 :class:`~emovox.serving.predictor.Predictor` do not scale; processes do. :func:`process_rows`
-starts ``workers`` processes (``fork`` on Linux when this process runs no other thread, else
-``forkserver``/``spawn``), each building its own predictor once (ONNX Runtime with 1 thread,
-BLAS limited to 1 thread), and sends them chunks of paths. Each chunk is predicted with
+starts ``workers`` processes (``fork`` on Linux when this process runs no other thread and
+has loaded no ONNX Runtime or PyTorch, else ``forkserver``/``spawn``), each building its
+own predictor once (ONNX Runtime with 1 thread, BLAS limited to 1 thread), and sends them
+chunks of paths. Each chunk is predicted with
 :func:`predict_chunk`: every file decoded, then all of them classified together
 (:meth:`Predictor.predict_batch`: one network call per 16 windows), so the network sees
 batches, not single clips.
@@ -99,13 +100,18 @@ def _run_chunk(paths: list[str], max_duration: float | None, fmt: str
                                fmt)
 
 
+#: libraries whose native thread pools do not survive a fork: once loaded, no fork
+_NO_FORK_AFTER = ("onnxruntime", "torch")
+
+
 def pool_context() -> Any:
-    """``fork`` on Linux when this process runs a single thread (workers start in
-    milliseconds and share the imported modules); otherwise ``forkserver`` (with the
-    predictor module preloaded) or ``spawn``."""
+    """``fork`` on Linux when this process runs a single thread and has not loaded ONNX
+    Runtime or PyTorch (workers start in milliseconds and share the imported modules; the
+    ``emovox batch`` command forks before loading any model); otherwise ``forkserver`` (with
+    the predictor module preloaded) or ``spawn``."""
     methods = mp.get_all_start_methods()
     if sys.platform.startswith("linux") and "fork" in methods and \
-            threading.active_count() == 1:
+            threading.active_count() == 1 and not any(m in sys.modules for m in _NO_FORK_AFTER):
         return mp.get_context("fork")
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
