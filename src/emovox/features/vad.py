@@ -287,15 +287,21 @@ def frame_flags(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS) -> np.ndar
     """Raw per-frame speech flags of the measures (before :func:`smooth_flags`): the
     noise floor and loud level are percentiles of ``m`` itself."""
     lv = m.level_db
-    finite = lv[np.isfinite(lv)]
-    if finite.size == 0:
+    thr = _flag_threshold(lv, params)
+    if thr is None:
         return np.zeros(len(lv), bool)
+    return (lv > thr) & (m.tonality < params.tonal)
+
+
+def _flag_threshold(lv: np.ndarray, params: VadParams) -> float | None:
+    """The level a speech frame must exceed (None: no finite level at all)."""
+    if not np.any(np.isfinite(lv)):
+        return None
     # frames of digital zeros count at the absolute floor for the percentiles
     filled = np.where(np.isfinite(lv), lv, params.abs_floor_dbfs - 40.0)
     floor = float(np.percentile(filled, params.floor_percentile))
     loud = float(np.percentile(filled, 99.0))
-    thr = max(floor + params.margin_db, loud - params.range_db, params.abs_floor_dbfs)
-    return (lv > thr) & (m.tonality < params.tonal)
+    return max(floor + params.margin_db, loud - params.range_db, params.abs_floor_dbfs)
 
 
 def speech_frames(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS
@@ -330,22 +336,25 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
 
     The decisions are those of :func:`frame_measures` + :func:`frame_flags` +
     :func:`smooth_flags`, but only the measures they read are computed: the level of every
-    frame, the tonality of the frames above the noise floor, and the voicing of the speech
-    frames, loudest first, until ``min_voiced_s`` of voiced speech is found (then
+    frame, the tonality of the frames above the speech threshold (and, when there is almost
+    no speech, of every frame above the noise floor, for the reason), and the voicing of the
+    speech frames, loudest first, until ``min_voiced_s`` of voiced speech is found (then
     ``voiced_seconds`` is a lower bound, at least ``min_voiced_s``; ``exact_voiced=True``
     counts every speech frame)."""
     x = np.asarray(wave, dtype=np.float32).ravel()
     duration = len(x) / sr
     z = _Sizes.of(sr, params)
     n = _n_frames(len(x), z.hop)
+    thr: float | None = None
     if len(x) == 0:
         m = FrameMeasures(np.full(1, -np.inf), np.zeros(1), np.zeros(1))
     else:
         x = _padded(x, n, z.hop, z.pframe)
         lv = _levels(x, z, n)
         tonal = np.zeros(n)
-        cand = np.flatnonzero(lv > _floor_threshold(lv, params))  # what the flags can read
-        tonal[cand] = _tonality(x, z, cand)
+        thr = _flag_threshold(lv, params)
+        cand = np.flatnonzero(lv > thr) if thr is not None else np.zeros(0, np.int64)
+        tonal[cand] = _tonality(x, z, cand)  # what frame_flags reads
         m = FrameMeasures(lv, np.zeros(n), tonal)
     raw = frame_flags(m, params)
     flags = smooth_flags(raw, params)
@@ -363,6 +372,10 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     elif not np.any(np.isfinite(lv) & (lv > params.abs_floor_dbfs)):
         reason = NoSpeechReason.SILENCE
     elif speech_s < params.min_speech_s:
+        if len(x):  # _why_none reads the tonality of every frame above the noise floor
+            rest = np.flatnonzero((lv > _floor_threshold(lv, params))
+                                  & ~(lv > (np.inf if thr is None else thr)))
+            m.tonality[rest] = _tonality(x, z, rest)
         reason = _why_none(m, raw, params, speech_s)
     elif voiced_s < params.min_voiced_s:
         reason = NoSpeechReason.UNVOICED
