@@ -11,7 +11,7 @@ Measured, each from the audio file on disk:
    p95, and the median split into decode / speech detector / front end / network;
 2. **seed-style**: ``librosa.load(sr=22050)`` + the seed-001 162-dim feature vector + an
    UNTRAINED conv1d forward in PyTorch (random weights: only the time matters), same clips,
-   interleaved with ours clip by clip so a change of machine load hits both alike; the
+   alternating with ours every 8 clips so a change of machine load hits both alike; the
    speed-up is the ratio of the medians;
 3. **batch**: the real ``emovox batch`` code path (:func:`emovox.serving.batch.run_batch`,
    ``--workers`` worker processes, results written to a CSV) over ``--batch-n`` RAVDESS
@@ -23,7 +23,10 @@ Measured, each from the audio file on disk:
    process (``--cold-runs``: min / median wall) and its peak RSS (``/usr/bin/time -f %M``,
    else ``ru_maxrss``), measured first, while this process is small.
 
-Figures mean something only on an otherwise idle machine: the load average is printed.
+Every pipeline runs on ``--threads`` threads (ONNX Runtime, PyTorch and the BLAS: on the
+shared 2-core machine OpenBLAS's default of one thread per core made librosa's features 5x
+slower, 90 ms instead of 18, and our mel projection 50x). Figures mean something only on an
+otherwise idle machine: the load average is printed.
 """
 
 from __future__ import annotations
@@ -116,15 +119,20 @@ def seed_style(threads: int) -> Callable[[Path], int]:
     return run
 
 
-def interleaved(fns: dict[str, Callable[[Path], object]], clips: list[Path]
+def interleaved(fns: dict[str, Callable[[Path], object]], clips: list[Path], block: int = 8
                 ) -> dict[str, list[float]]:
-    """Seconds of each ``fn(clip)``, the pipelines taking turns clip by clip."""
+    """Seconds of each ``fn(clip)``, the pipelines taking turns every ``block`` clips (a
+    change of machine load hits both alike), with a pause at each turn: the seed-style
+    pipeline leaves PyTorch/OpenMP threads spinning for a while after its calls, which took
+    the second core from ours and slowed it ~1.7x when they alternated without one."""
     out: dict[str, list[float]] = {k: [] for k in fns}
-    for c in clips:
+    for b in range(0, len(clips), block):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn(c)
-            out[k].append(time.perf_counter() - t0)
+            time.sleep(0.5)
+            for c in clips[b : b + block]:
+                t0 = time.perf_counter()
+                fn(c)
+                out[k].append(time.perf_counter() - t0)
     return out
 
 
@@ -261,6 +269,11 @@ def report_cold(a: argparse.Namespace, clip: Path) -> list[str]:
 
 def main() -> None:
     a = parse()
+    from threadpoolctl import threadpool_limits
+
+    # every pipeline on --threads BLAS threads: OpenBLAS's default (all cores) made the
+    # seed-style features 5x slower on the shared 2-core machine (90 ms instead of 18)
+    threadpool_limits(a.threads, user_api="blas")
     base = sorted(p for p in a.clips.iterdir() if p.suffix.lower() in (".wav", ".flac")) \
         if a.clips.is_dir() else []
     if not base:
