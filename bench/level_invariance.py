@@ -1,6 +1,6 @@
 """Does a model's answer depend on how loud the clip is? (issue 10, "level invariance")
 
-    .venv/bin/python bench/level_invariance.py                        # default + compare
+    .venv/bin/python bench/level_invariance.py                        # the bundled default
     .venv/bin/python bench/level_invariance.py --model runs/x/models/fold0 --model default
 
 Each clip is decoded at 16 kHz (as ``emovox predict`` does), rescaled so that its peak sits at
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
-    models = args.model or ["default", "compare"]
+    models = args.model or ["default"]
     levels = np.arange(args.min_db, args.max_db + 1e-9, args.step)
     clips = pick_clips(args.data, args.n_ravdess)
     waves = [load_audio(c).wave for c in clips]

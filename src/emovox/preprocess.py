@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emovox.audio import TARGET_SR, is_silent, resample, to_mono, trim_silence
+from emovox.audio import TARGET_SR, is_silent, resample, silent_and_trimmed, to_mono
 from emovox.errors import EmptyAudio, InvalidSamples
 
 if TYPE_CHECKING:
@@ -175,8 +175,9 @@ class Preprocess:
         return dataclasses.replace(self, **changes)
 
     # -- the steps --------------------------------------------------------------------------
-    def prepare(self, wave: np.ndarray, sr: int) -> PreparedWave:
-        """Mono, finite check, resample to :attr:`sr`, trim (unless silent)."""
+    def at_rate(self, wave: np.ndarray, sr: int) -> np.ndarray:
+        """Mono, finite check, resampled to :attr:`sr`: :meth:`prepare` without the silence
+        check and the trim."""
         x = np.asarray(wave)
         if x.ndim == 2 and x.shape[0] < x.shape[1] and x.shape[0] <= 8:
             x = to_mono(x, channel_axis=0)  # (n_channels, n_samples)
@@ -189,12 +190,17 @@ class Preprocess:
             raise InvalidSamples(f"the waveform contains {bad} non-finite (NaN/inf) samples")
         if int(sr) != self.sr:
             x = resample(x, int(sr), self.sr)
+        return x
+
+    def prepare(self, wave: np.ndarray, sr: int) -> PreparedWave:
+        """Mono, finite check, resample to :attr:`sr`, trim (unless silent)."""
+        x = self.at_rate(wave, sr)
         duration = len(x) / self.sr
-        silent = is_silent(x)
-        if self.trim and not silent:
-            t = trim_silence(x, self.sr, top_db=self.top_db)
-            if 0 < len(t) < len(x):
-                x = np.ascontiguousarray(t)
+        if not self.trim:
+            return PreparedWave(x, duration, bool(is_silent(x)))
+        silent, t = silent_and_trimmed(x, self.sr, top_db=self.top_db)  # one pass for both
+        if not silent and 0 < len(t) < len(x):
+            x = np.ascontiguousarray(t)
         return PreparedWave(x, duration, bool(silent))
 
     def prepare_wave(self, wave: np.ndarray, sr: int) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""The bundled models give the pinned probabilities (``tests/data/bundled_reference.json``,
-written before the renovation for `compare`, then called `accurate`, and each time the
-default changed: last when the CRNN + ECAPA ensemble replaced `crnn_cmvn`) on the 8 clips of
-RAVDESS ``original-48k``; and the default's answer does not depend on loudness."""
+"""The bundled model gives the pinned probabilities (``tests/data/bundled_reference.json``,
+written each time the default changed: last when the CRNN + ECAPA ensemble replaced
+`crnn_cmvn`; its `compare` entry is that of the no longer bundled `compare` model) on the 8
+clips of RAVDESS ``original-48k``; and the default's answer does not depend on loudness."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "data" / "bundled_reference.js
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", ["default", "compare"])
+@pytest.mark.parametrize("name", ["default"])
 def test_bundled_model_probabilities_are_pinned(name, shared_data):
     clips = shared_data / "ravdess" / "original-48k"
     if not clips.is_dir():
@@ -30,27 +30,6 @@ def test_bundled_model_probabilities_are_pinned(name, shared_data):
         assert set(got) == set(expected), clip
         worst = max(abs(got[k] - expected[k]) for k in expected)
         assert worst <= 1e-6, f"{name} {clip}: max |dp| = {worst:.2e}"
-
-
-def test_the_old_name_accurate_loads_the_same_compare_model(shared_data, caplog):
-    """``accurate`` (the old name of ``compare``) still loads the very same model, with one
-    deprecation warning per process."""
-    import emovox.artifact.paths as paths
-
-    clip = shared_data / "ravdess" / "original-48k" / "03-01-01-01-01-01-01.wav"
-    if not clip.is_file():
-        pytest.skip(f"the reference clip is not at {clip} (set EMOVOX_SHARED_DATA)")
-    paths._warned.discard("accurate")
-    with caplog.at_level("WARNING", logger="emovox.artifact.paths"):
-        old = Predictor.from_artifact("accurate")
-        Predictor.from_artifact("accurate")
-    assert [r.getMessage().startswith("model name 'accurate' is deprecated")
-            for r in caplog.records] == [True]
-    new = Predictor.from_artifact("compare")
-    assert old.model_id == new.model_id and old.path == new.path
-    expected = json.loads(REFERENCE.read_text())["compare"][clip.name]
-    got = old.predict_file(clip).probabilities
-    assert max(abs(got[k] - expected[k]) for k in expected) <= 1e-6
 
 
 @pytest.mark.parametrize("peak_dbfs", [-35.0, -25.0, -15.0, -6.0, -1.0])

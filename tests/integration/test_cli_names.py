@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from importlib import resources
@@ -62,21 +61,35 @@ def test_models_lists_bundled_models_then_architectures_without_heavy_imports():
 ])
 def test_unknown_bundled_name_suggests_the_close_one(command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    res = invoke([*command, "--model", "acurate"])
+    res = invoke([*command, "--model", "defualt"])
     assert res.exit_code == 2, res.output
     msg = text(res)
-    assert "unknown model 'acurate'" in msg
-    assert "Did you mean 'compare' (formerly 'accurate')?" in msg
+    assert "unknown model 'defualt'" in msg and "Did you mean 'default'?" in msg
     assert "Traceback" not in msg and not (tmp_path / "r.csv").exists()
-    close_to_new = text(invoke([*command, "--model", "compar"]))
-    assert "Did you mean 'compare'?" in close_to_new and "formerly" not in close_to_new
+
+
+@pytest.mark.parametrize("command", [
+    ["predict", "x.wav"], ["batch", "x.wav", "--out", "r.csv"], ["timeline", "x.wav"],
+    ["serve"], ["app"],
+])
+@pytest.mark.parametrize("name", ["compare", "accurate"])
+def test_the_retired_compare_model_says_how_to_build_it(command, name, tmp_path, monkeypatch):
+    """``compare`` (formerly ``accurate``) is no longer bundled (issue 13: its cold start is
+    over 1.5 s and 400 MB): exit 2 with the recipe, before anything is loaded."""
+    monkeypatch.chdir(tmp_path)
+    res = invoke([*command, "--model", name])
+    assert res.exit_code == 2, res.output
+    msg = text(res)
+    assert f"model '{name}' is no longer bundled" in msg
+    assert "--model compare_lrcv" in msg and "Traceback" not in msg
+    assert not (tmp_path / "r.csv").exists()
 
 
 def test_architecture_name_given_to_predict_is_explained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = invoke(["predict", "x.wav", "--model", "crnn"])
     assert res.exit_code == 2
-    assert "'crnn' is an architecture" in text(res) and "(default, compare)" in text(res)
+    assert "'crnn' is an architecture" in text(res) and "(default)" in text(res)
     nothing_close = invoke(["predict", "x.wav", "--model", "zzzz"])
     assert nothing_close.exit_code == 2 and "Did you mean" not in text(nothing_close)
 
@@ -96,62 +109,34 @@ def test_unknown_architecture_suggests_close_names(command, tmp_path):
     assert res.exit_code == 2
     msg = text(res)
     assert "unknown architecture 'crn'" in msg and "Did you mean 'crnn'" in msg
-    for name in ("default", "compare", "accurate"):
-        bundled = invoke([command, "--data", str(tmp_path), "--model", name, *extra])
-        assert bundled.exit_code == 2 and f"'{name}' is a bundled trained model" in text(bundled)
+    bundled = invoke([command, "--data", str(tmp_path), "--model", "default", *extra])
+    assert bundled.exit_code == 2 and "'default' is a bundled trained model" in text(bundled)
+    for name in ("compare", "accurate"):
+        retired = invoke([command, "--data", str(tmp_path), "--model", name, *extra])
+        assert retired.exit_code == 2 and f"'{name}' was a bundled trained model" in \
+            text(retired)
 
 
-# -- the bundled model formerly called `accurate` ------------------------------------------
-
-DEPRECATED = "warning: model name 'accurate' is deprecated: the same model is now called 'compare'"
+# -- the retired bundled model `compare` (formerly `accurate`) ------------------------------
 
 
-def test_models_lists_compare_and_notes_accurate_as_a_deprecated_alias():
+def test_models_lists_default_and_says_how_to_build_compare():
     res = invoke(["models"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert set(BUNDLED_MODELS) == {"default", "compare"}
-    assert re.search(r"│ compare\s*│ compare_lrcv\s*│", res.output)
-    assert "│ accurate │" not in res.output
-    assert "'accurate' is a deprecated alias of 'compare'" in text(res)
+    assert set(BUNDLED_MODELS) == {"default"}
+    bundled_part = res.output.split("architectures:")[0]
+    assert "│ default " in bundled_part
+    assert "│ compare " not in bundled_part and "│ accurate " not in bundled_part
+    assert "'compare' / 'accurate': no longer bundled" in text(res)
+    assert "--model compare_lrcv" in text(res)
 
 
-@pytest.mark.parametrize("command", [
-    ["predict", "x.wav"], ["timeline", "x.wav"], ["serve"],
-])
-def test_accurate_is_passed_on_as_compare_with_one_warning(command, tmp_path, monkeypatch):
-    """Whatever loads the model gets the current name; the warning is printed once."""
-    from emovox.serving.predictor import Predictor
-
-    def refuse(path, **kw):
-        raise ValueError(f"loading {path}")
-
-    monkeypatch.setattr(Predictor, "from_artifact", staticmethod(refuse))
+def test_a_folder_named_compare_wins_over_the_retired_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "x.wav").write_bytes(b"RIFF")
-    old, new = (text(invoke([*command, "--model", m])) for m in ("accurate", "compare"))
-    assert "error: loading compare" in old and "error: loading compare" in new
-    assert old.count(DEPRECATED) == 1 and "deprecated" not in new
-
-
-@pytest.mark.slow  # 11 s: loads openSMILE twice
-def test_predict_with_accurate_gives_the_answer_of_compare(tmp_path, monkeypatch):
-    import soundfile as sf
-    from cli_helpers import SR, tone
-
-    monkeypatch.chdir(tmp_path)
-    sf.write(tmp_path / "tone.wav", tone(1.0), SR)
-    new, old = (invoke(["predict", "tone.wav", "--json", "--model", m])
-                for m in ("compare", "accurate"))
-    assert new.exit_code == 0 and old.exit_code == 0, old.output
-    assert json.loads(old.stdout) == json.loads(new.stdout)
-    assert text(old).count(DEPRECATED) == 1 and "deprecated" not in text(new)
-
-
-def test_a_folder_named_accurate_wins_over_the_old_name(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "accurate").mkdir()
-    res = invoke(["predict", "x.wav", "--model", "accurate"])
-    assert res.exit_code == 2 and "model.json" in text(res) and "deprecated" not in text(res)
+    (tmp_path / "compare").mkdir()
+    res = invoke(["predict", "x.wav", "--model", "compare"])
+    assert res.exit_code == 2 and "model.json" in text(res)
+    assert "no longer bundled" not in text(res)
 
 
 # -- scan ------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from emovox.training import build_model
 
 SR = 16000
 BUNDLED = default_model_path()  # the crnn (torch + onnx)
-COMPARE = BUNDLED.parent / "compare_model"
 
 
 def _copy_bundled(tmp_path: Path, src: Path = BUNDLED) -> Path:
@@ -123,13 +122,13 @@ def _truncate(f: Path, n: int = 100) -> None:
     ("default", "weights.safetensors", "truncate"),
     ("default", "weights.safetensors", "garbage"),
     ("default", "model.onnx", "garbage"),
-    ("compare", "model.skops", "truncate"),
-    ("compare", "model.skops", "garbage"),
+    ("sklearn", "model.skops", "truncate"),
+    ("sklearn", "model.skops", "garbage"),
     ("default", "model.json", "list"),
     ("default", "model.json", "nested"),
 ])
 def test_corrupt_artifact_is_one_line_error_and_exit_2(tmp_path, src, name, damage):
-    folder = _copy_bundled(tmp_path, BUNDLED if src == "default" else COMPARE)
+    folder = _copy_bundled(tmp_path) if src == "default" else _tiny_logreg(tmp_path)
     f = folder / name
     if damage == "truncate":
         _truncate(f)
@@ -177,7 +176,6 @@ def test_allow_list_is_exactly_what_our_pipelines_contain(tmp_path):
         seen |= skops_types(f)
         load_pipeline(f)  # our own pipelines load
     assert seen == set(ALLOWED_TYPES)
-    assert skops_types(COMPARE / "model.skops") <= ALLOWED_TYPES
 
 
 @pytest.mark.parametrize("fn", ["runstring", "negative"])

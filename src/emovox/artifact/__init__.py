@@ -50,6 +50,7 @@ from emovox.artifact.paths import (
     DEPRECATED_MODEL_NAMES,
     MODEL_JSON,
     ONNX_FILE,
+    RETIRED_MODELS,
     SKOPS_FILE,
     WEIGHTS_FILE,
     bundled_name,
@@ -60,6 +61,7 @@ from emovox.artifact.paths import (
     model_digest,
     model_folder,
     resolve_model_path,
+    retired_model_message,
     weights_digest,
 )
 from emovox.artifact.trust import ALLOWED_TYPES, load_pipeline, skops_types
@@ -71,6 +73,7 @@ __all__ = [
     "DEPRECATED_MODEL_NAMES",
     "MODEL_JSON",
     "ONNX_FILE",
+    "RETIRED_MODELS",
     "SCHEMA",
     "SCHEMA_VERSION",
     "SKOPS_FILE",
@@ -102,6 +105,7 @@ __all__ = [
     "replace_folder",
     "model_folder",
     "resolve_model_path",
+    "retired_model_message",
     "save_model",
     "skops_types",
     "update_artifact",

@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_FILES",
     "MODEL_JSON",
     "ONNX_FILE",
+    "RETIRED_MODELS",
     "SKOPS_FILE",
     "WEIGHTS_FILE",
     "bundled_name",
@@ -33,6 +34,7 @@ __all__ = [
     "model_digest",
     "model_folder",
     "resolve_model_path",
+    "retired_model_message",
     "weights_digest",
 ]
 
@@ -45,17 +47,22 @@ MODEL_FILES: tuple[str, ...] = (WEIGHTS_FILE, ONNX_FILE, SKOPS_FILE)
 
 #: the bundled default model, relative to the ``emovox`` package
 DEFAULT_MODEL_DIR = "data/default_model"
-#: Models shipped inside the package, by name: ``default`` (crnn: numpy front end + ONNX,
-#: fast, level invariant) and ``compare`` (compare_lrcv: openSMILE ComParE functionals +
-#: logistic regression; within noise of ``default`` on unseen RAVDESS actors, ~20x slower
-#: per clip, its answer moves with the recording level).
+#: Models shipped inside the package, by name: ``default`` (the CRNN + ECAPA ensemble: numpy
+#: front end + one ONNX graph, level invariant).
 BUNDLED_MODELS: dict[str, str] = {
     "default": DEFAULT_MODEL_DIR,
-    "compare": "data/compare_model",
 }
 #: Old names of bundled models, still accepted with a warning: old name -> current name.
-#: ``accurate`` was renamed ``compare``: it is not more accurate than ``default``.
-DEPRECATED_MODEL_NAMES: dict[str, str] = {"accurate": "compare"}
+DEPRECATED_MODEL_NAMES: dict[str, str] = {}
+_COMPARE_RECIPE = (
+    "no longer bundled with emovox: its cold start (6 s and 480 MB, openSMILE) is over the "
+    "1.5 s and 400 MB a bundled model may take. Build it from its recipe: emovox train "
+    "--data RAVDESS_FOLDER --model compare_lrcv --val-speakers 2 --out compare_model (needs "
+    "pip install 'emovox[smile]'), then pass --model compare_model")
+#: Names of models that were bundled once and are no longer: name -> why and how to build it.
+#: ``compare`` (``compare_lrcv``: openSMILE ComParE functionals + logistic regression; called
+#: ``accurate`` before that) was retired by issue 13 (speed).
+RETIRED_MODELS: dict[str, str] = {"compare": _COMPARE_RECIPE, "accurate": _COMPARE_RECIPE}
 _warned: set[str] = set()
 
 
@@ -91,6 +98,14 @@ def bundled_name(path: str | Path) -> str | None:
             log.warning(note)
         return DEPRECATED_MODEL_NAMES[name]
     return name
+
+
+def retired_model_message(name: str | Path | None) -> str | None:
+    """Why ``name`` no longer names a model and how to build it, when it is a retired
+    bundled name and no path of that name exists; else None."""
+    if name is None or str(name) not in RETIRED_MODELS or Path(str(name)).exists():
+        return None
+    return f"model '{name}' is {RETIRED_MODELS[str(name)]}"
 
 
 def resolve_model_path(path: str | Path | None) -> Path:

@@ -30,6 +30,7 @@ __all__ = [
     "is_silent",
     "trim_bounds",
     "trim_silence",
+    "silent_and_trimmed",
 ]
 
 #: Sample rate (Hz) every model in emovox expects.
@@ -241,3 +242,40 @@ def trim_silence(wave: np.ndarray, sr: int, *, top_db: float = 40.0) -> np.ndarr
     if end <= start:
         return w
     return w[start:end]
+
+
+def _rms_of_prefix(prefix: np.ndarray, idx: np.ndarray, starts: np.ndarray,
+                   frame: int) -> np.ndarray:
+    lo = prefix[np.searchsorted(idx, starts)]
+    hi = prefix[np.searchsorted(idx, starts + frame)]
+    return np.sqrt(np.maximum((hi - lo) / frame, 0.0))
+
+
+def silent_and_trimmed(wave: np.ndarray, sr: int, *, top_db: float,
+                       threshold_dbfs: float = SILENCE_DBFS) -> tuple[bool, np.ndarray]:
+    """``(is_silent(wave), trim_silence(wave, sr, top_db=top_db))`` of a finite mono 1-D
+    signal, with the same numbers, from one pass over the samples: both read the running
+    energy sum (:func:`_energy_prefix_at`) at their own frame edges, so it is summed once.
+    The trimmed wave is ``wave`` itself when trimming would remove everything."""
+    w = np.asarray(wave, dtype=np.float32)
+    n = len(w)
+    trim_frame, trim_hop = max(1, int(round(0.032 * sr))), max(1, int(round(0.008 * sr)))
+    sil_frame = SILENCE_FRAME
+    if n == 0 or n <= max(trim_frame, sil_frame):  # short: the plain functions
+        return is_silent(w, threshold_dbfs=threshold_dbfs), trim_silence(w, sr, top_db=top_db)
+    s_starts = _frame_starts(n, sil_frame, max(1, sil_frame // 2))
+    t_starts = _frame_starts(n, trim_frame, trim_hop)
+    idx = np.unique(np.concatenate([s_starts, s_starts + sil_frame, t_starts,
+                                    t_starts + trim_frame]))
+    prefix = _energy_prefix_at(w, idx)
+    peak = float(np.max(_rms_of_prefix(prefix, idx, s_starts, sil_frame)))
+    level = 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
+    rms = _rms_of_prefix(prefix, idx, t_starts, trim_frame)
+    top = float(rms.max())
+    if top <= 0.0:
+        return level < threshold_dbfs, w
+    loud = np.flatnonzero(rms > top * 10.0 ** (-top_db / 20.0))
+    if loud.size == 0:
+        return level < threshold_dbfs, w
+    start, end = int(t_starts[loud[0]]), int(min(n, t_starts[loud[-1]] + trim_frame))
+    return level < threshold_dbfs, (w[start:end] if end > start else w)

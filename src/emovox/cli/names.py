@@ -21,8 +21,10 @@ from emovox.artifact.paths import (
     BUNDLED_MODELS,
     DEPRECATED_MODEL_NAMES,
     MODEL_JSON,
+    RETIRED_MODELS,
     deprecated_name_note,
     is_bundled_name,
+    retired_model_message,
 )
 
 #: How far a typo may be from a valid name to be suggested (difflib ratio).
@@ -103,6 +105,8 @@ def renamed_model(model: str) -> tuple[str, str] | None:
 def unknown_artifact_message(model: str) -> str | None:
     """Why ``--model model`` of a prediction command names nothing, or None when it is a
     bundled name (current or old) or an existing path."""
+    if (retired := retired_model_message(model)) is not None:
+        return retired
     if is_bundled_name(model) or Path(model).exists():
         return None
     from emovox.models import MODELS
@@ -125,6 +129,9 @@ def unknown_architecture_message(model: str) -> str | None:
 
     if model in MODELS:
         return None
+    if model in RETIRED_MODELS:
+        return (f"'{model}' was a bundled trained model (no longer bundled, see `emovox "
+                f"models`); --model here takes an architecture: {', '.join(MODELS)}.")
     if is_bundled_name(model):
         return (f"'{model}' is a bundled trained model (what `predict --model` takes); "
                 f"--model here takes an architecture: {', '.join(MODELS)}.")

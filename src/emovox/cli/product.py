@@ -93,7 +93,8 @@ def predict(
 def batch(
     inputs: Annotated[list[str], typer.Argument(help="Folders (recursive), files or globs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="results.csv or results.jsonl")],
-    workers: Annotated[int, typer.Option(help="Parallel workers.")] = 2,
+    workers: Annotated[int, typer.Option(
+        help="Worker processes, each with its own model (1: in this process).")] = 2,
     engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")

@@ -251,9 +251,10 @@ def _short(description: str) -> str:
 
 
 def models(bundled: Sequence[Any], specs: Sequence[Any],
-           old_names: Mapping[str, str] | None = None) -> None:
+           old_names: Mapping[str, str] | None = None,
+           retired: Mapping[str, str] | None = None) -> None:
     """Two tables: the bundled trained models (then their deprecated old names, old ->
-    current), then the architectures."""
+    current, and the retired names with how to build them), then the architectures."""
     described = {spec.name: spec.description for spec in specs}
     table = _table("bundled models: predict/batch/timeline/listen/serve/app --model NAME",
                    ("name", "architecture", "what it is", "CV UA %", "trained on"))
@@ -274,6 +275,11 @@ def models(bundled: Sequence[Any], specs: Sequence[Any],
     for old, new in (old_names or {}).items():
         console.print(f"'{old}' is a deprecated alias of '{new}' (still accepted, with a "
                       "warning).")
+    by_note: dict[str, list[str]] = {}
+    for name, note in (retired or {}).items():
+        by_note.setdefault(note, []).append(f"'{name}'")
+    for note, names in by_note.items():
+        console.print(f"{' / '.join(names)}: {note}")
     table = _table("architectures: evaluate/train --model NAME",
                    ("name", "family", "feature", "origin", "description"))
     for spec in specs:

@@ -324,11 +324,12 @@ def ensemble(
 
 def models() -> None:
     """Bundled models (for predict --model) and architectures (for evaluate --model)."""
-    from emovox.artifact.paths import DEPRECATED_MODEL_NAMES
+    from emovox.artifact.paths import DEPRECATED_MODEL_NAMES, RETIRED_MODELS
     from emovox.cli.names import bundled_models
     from emovox.models import MODELS
 
-    render.models(bundled_models(), list(MODELS.values()), DEPRECATED_MODEL_NAMES)
+    render.models(bundled_models(), list(MODELS.values()), DEPRECATED_MODEL_NAMES,
+                  RETIRED_MODELS)
 
 
 def train(

@@ -1,2 +1,2 @@
-"""Package data: the bundled models (``default_model``, ``compare_model``) and the RAVDESS
-fold file. Owns no code and may import nothing."""
+"""Package data: the bundled model (``default_model``; ``compare_model`` is no longer
+bundled) and the RAVDESS fold file. Owns no code and may import nothing."""

@@ -30,6 +30,7 @@ the front end needs NumPy only.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,4 +255,36 @@ class LogMelFrontEnd:
         frames = np.lib.stride_tricks.sliding_window_view(seg, self.n_fft)[::hop]
         spec = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64)  # (t, n_bins)
         power = np.abs(spec) ** 2  # float32
-        return power @ self._mel_t  # type: ignore[attr-defined]  # (t, n_mels)
+        return _one_thread_matmul(power, self._mel_t)  # type: ignore[attr-defined]
+
+
+_BLAS: dict[str, Any] = {}
+_BLAS_LOCK = threading.Lock()
+
+
+def _one_thread_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` on one BLAS thread. The mel projection is small (a few hundred frames x 257
+    x 64): OpenBLAS splits it over every core anyway, and on a busy 2-core machine waiting
+    for the second thread took 50-60 ms instead of 1 ms (measured). The thread count is
+    restored afterwards; the lock keeps concurrent callers from restoring each other's
+    setting. Without threadpoolctl, a plain ``a @ b``."""
+    if "blas" not in _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:  # noqa: BLE001 - no threadpoolctl, or it cannot read the libraries
+            libs = []
+        _BLAS["blas"] = [c for c in libs if c.num_threads > 1]
+    libs = _BLAS["blas"]
+    if not libs:
+        return a @ b
+    with _BLAS_LOCK:
+        before = [c.get_num_threads() for c in libs]
+        for c in libs:
+            c.set_num_threads(1)
+        try:
+            return a @ b
+        finally:
+            for c, n in zip(libs, before, strict=True):
+                c.set_num_threads(n)

@@ -40,6 +40,7 @@ __all__ = [
     "NoSpeechReason",
     "SpeechVerdict",
     "VadParams",
+    "count_voiced",
     "frame_flags",
     "frame_measures",
     "smooth_flags",
@@ -147,72 +148,118 @@ def _n_frames(n: int, hop: int) -> int:
     return max(1, math.ceil(n / hop))
 
 
-def _frames(x: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
-    """``(len(starts), length)`` frames of ``x`` (its last sample repeated past its end, so
-    that padding never creates a step)."""
-    need = int(starts[-1]) + length
-    if need > len(x):
-        x = np.pad(x, (0, need - len(x)), mode="edge")
-    idx = starts[:, None] + np.arange(length)[None, :]
-    return x[idx]
+def _padded(x: np.ndarray, n: int, hop: int, length: int) -> np.ndarray:
+    """``x`` with its last sample repeated until frame ``n - 1`` (``length`` samples from
+    ``(n - 1) * hop``) fits, so that padding never creates a step."""
+    need = (n - 1) * hop + length
+    return np.pad(x, (0, need - len(x)), mode="edge") if need > len(x) else x
 
 
-def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS
-                   ) -> FrameMeasures:
-    """Level, voicing and tonality of every ``hop_s`` frame of a mono float ``wave`` (full
-    scale 1.0) at ``sr`` Hz; computed in chunks, so scratch memory does not grow with the
-    recording."""
-    x = np.asarray(wave, dtype=np.float32).ravel()  # no copy of a float32 wave
-    hop = max(1, int(round(params.hop_s * sr)))
-    frame = max(2, int(round(params.frame_s * sr)))
-    pframe = max(frame, int(round(params.pitch_frame_s * sr)))
-    lo_lag, hi_lag = max(2, int(sr / 400.0)), min(pframe // 2, int(sr / 62.5))
-    n = _n_frames(len(x), hop)
+def _frame_view(x: np.ndarray, hop: int, length: int, idx: np.ndarray) -> np.ndarray:
+    """``(len(idx), length)`` frames ``[i*hop, i*hop + length)`` of ``x`` (a copy)."""
+    return np.lib.stride_tricks.sliding_window_view(x, length)[::hop][idx]
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    hop: int
+    frame: int
+    pframe: int
+    lo_lag: int
+    hi_lag: int
+    nfft: int
+    tfft: int
+
+    @classmethod
+    def of(cls, sr: int, params: VadParams) -> _Sizes:
+        hop = max(1, int(round(params.hop_s * sr)))
+        frame = max(2, int(round(params.frame_s * sr)))
+        pframe = max(frame, int(round(params.pitch_frame_s * sr)))
+        lo_lag, hi_lag = max(2, int(sr / 400.0)), min(pframe // 2, int(sr / 62.5))
+        # circular autocorrelation of length nfft equals the linear one at every lag k with
+        # k + pframe <= nfft (the wrapped term is beyond the frame): only lags up to
+        # hi_lag + 1 are read, so pframe + hi_lag + 2 points suffice (1024 at 16 kHz)
+        nfft = 1 << (pframe + hi_lag + 1).bit_length()
+        tfft = 1 << max(9, (frame - 1).bit_length() + 1)
+        return cls(hop, frame, pframe, lo_lag, hi_lag, nfft, tfft)
+
+
+def _levels(x: np.ndarray, z: _Sizes, n: int) -> np.ndarray:
+    """Frame RMS in dBFS after removing each frame's mean (``-inf`` for zeros), float64."""
     level = np.empty(n)
-    voicing = np.zeros(n)
-    tonal = np.zeros(n)
-    # circular autocorrelation of length nfft equals the linear one at every lag k with
-    # k + pframe <= nfft (the wrapped term is beyond the frame): only lags up to hi_lag + 1 are
-    # read, so pframe + hi_lag + 2 points suffice (1024 instead of 2048 at 16 kHz)
-    nfft = 1 << (pframe + hi_lag + 1).bit_length()
-    tfft = 1 << max(9, (frame - 1).bit_length() + 1)
-    win = np.hanning(frame)
-    unbias = (pframe - np.arange(pframe)) / pframe
-    if len(x) == 0:
-        return FrameMeasures(np.full(1, -np.inf), voicing[:1], tonal[:1])
     for c0 in range(0, n, _CHUNK):
-        starts = np.arange(c0, min(n, c0 + _CHUNK)) * hop
-        sl = slice(c0, c0 + len(starts))
-        s0 = int(starts[0])
-        seg = x[s0 : int(starts[-1]) + pframe].astype(np.float64)  # this chunk's samples
-        starts = starts - s0
-        f = _frames(seg, starts, frame)
-        f = f - f.mean(axis=1, keepdims=True)
-        ms = np.mean(f * f, axis=1)
+        idx = np.arange(c0, min(n, c0 + _CHUNK))
+        f = _frame_view(x, z.hop, z.frame, idx).astype(np.float64)
+        f -= f.mean(axis=1, keepdims=True)
+        ms = np.einsum("ij,ij->i", f, f) / z.frame
         with np.errstate(divide="ignore"):
-            level[sl] = 10.0 * np.log10(ms)
-        level[sl][ms < 1e-20] = -np.inf
-        spec = np.abs(np.fft.rfft(f * win, tfft, axis=1)) ** 2
-        total = spec.sum(axis=1)
-        k = np.argmax(spec, axis=1)
-        cs = np.concatenate([np.zeros((len(spec), 1)), np.cumsum(spec, axis=1)], axis=1)
-        a, b = np.maximum(k - 2, 0), np.minimum(k + 3, spec.shape[1])
-        peak = cs[np.arange(len(spec)), b] - cs[np.arange(len(spec)), a]
-        tonal[sl] = np.where(total > 0, peak / np.where(total > 0, total, 1.0), 0.0)
-        p = _frames(seg, starts, pframe)
-        p = p - p.mean(axis=1, keepdims=True)
-        ac = np.fft.irfft(np.abs(np.fft.rfft(p, nfft, axis=1)) ** 2, nfft, axis=1)[:, :pframe]
-        r0 = ac[:, 0]
-        norm = ac[:, lo_lag - 1 : hi_lag + 2] / unbias[lo_lag - 1 : hi_lag + 2]
-        # only true peaks count: low-pass noise (pink, brown) decays monotonically from lag 0,
-        # so its largest value in the pitch range sits at the range's edge, not on a peak
+            lv = 10.0 * np.log10(ms)
+        lv[ms < 1e-20] = -np.inf
+        level[idx] = lv
+    return level
+
+
+def _tonality(x: np.ndarray, z: _Sizes, idx: np.ndarray) -> np.ndarray:
+    """Share of each frame's power (Hann window, ``tfft`` points) within +-2 bins of its
+    strongest bin, for the frames ``idx``."""
+    out = np.zeros(len(idx))
+    win = np.hanning(z.frame).astype(np.float32)
+    offs = np.arange(-2, 3)
+    for c0 in range(0, len(idx), _CHUNK):
+        ii = idx[c0 : c0 + _CHUNK]
+        f = _frame_view(x, z.hop, z.frame, ii).astype(np.float64)
+        f -= f.mean(axis=1, keepdims=True)
+        spec = np.fft.rfft(f.astype(np.float32) * win, z.tfft, axis=1)
+        power = spec.real * spec.real + spec.imag * spec.imag  # float32
+        total = power.sum(axis=1, dtype=np.float64)
+        k = np.argmax(power, axis=1)
+        near = k[:, None] + offs[None, :]
+        ok = (near >= 0) & (near < power.shape[1])
+        vals = np.take_along_axis(power, np.clip(near, 0, power.shape[1] - 1), axis=1)
+        peak = np.where(ok, vals, 0.0).sum(axis=1, dtype=np.float64)
+        out[c0 : c0 + len(ii)] = np.where(total > 0, peak / np.where(total > 0, total, 1.0),
+                                          0.0)
+    return out
+
+
+def _voicing(x: np.ndarray, z: _Sizes, idx: np.ndarray) -> np.ndarray:
+    """Normalised autocorrelation peak at pitch lags (true peaks only), for frames ``idx``."""
+    out = np.zeros(len(idx))
+    unbias = ((z.pframe - np.arange(z.pframe)) / z.pframe)[z.lo_lag - 1 : z.hi_lag + 2]
+    for c0 in range(0, len(idx), _CHUNK):
+        ii = idx[c0 : c0 + _CHUNK]
+        p = _frame_view(x, z.hop, z.pframe, ii).astype(np.float64)
+        p -= p.mean(axis=1, keepdims=True)
+        spec = np.fft.rfft(p.astype(np.float32), z.nfft, axis=1)
+        ac = np.fft.irfft(spec.real * spec.real + spec.imag * spec.imag, z.nfft, axis=1)
+        r0 = ac[:, 0].astype(np.float64)
+        norm = ac[:, z.lo_lag - 1 : z.hi_lag + 2] / unbias
+        # only true peaks count: low-pass noise (pink, brown) decays monotonically from lag
+        # 0, so its largest value in the pitch range sits at the range's edge, not on a peak
         mid = norm[:, 1:-1]
         peak = (mid > norm[:, :-2]) & (mid >= norm[:, 2:])
         best = np.where(peak, mid, 0.0).max(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.where(r0 > 1e-20, best / np.where(r0 > 1e-20, r0, 1.0), 0.0)
-        voicing[sl] = np.clip(v, 0.0, 1.0)
-    return FrameMeasures(level, voicing, tonal)
+        out[c0 : c0 + len(ii)] = np.clip(v, 0.0, 1.0)
+    return out
+
+
+def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS,
+                   voicing: bool = True) -> FrameMeasures:
+    """Level, voicing and tonality of every ``hop_s`` frame of a mono float ``wave`` (full
+    scale 1.0) at ``sr`` Hz; computed in chunks, so scratch memory does not grow with the
+    recording. ``voicing=False`` leaves the voicing at 0 (for callers that measure it later
+    on the speech frames only, :func:`count_voiced`)."""
+    x = np.asarray(wave, dtype=np.float32).ravel()  # no copy of a float32 wave
+    z = _Sizes.of(sr, params)
+    n = _n_frames(len(x), z.hop)
+    if len(x) == 0:
+        return FrameMeasures(np.full(1, -np.inf), np.zeros(1), np.zeros(1))
+    x = _padded(x, n, z.hop, z.pframe)
+    every = np.arange(n)
+    v = _voicing(x, z, every) if voicing else np.zeros(n)
+    return FrameMeasures(_levels(x, z, n), v, _tonality(x, z, every))
 
 
 def _bridge(flags: np.ndarray, gap: int, min_run: int) -> np.ndarray:
@@ -240,15 +287,21 @@ def frame_flags(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS) -> np.ndar
     """Raw per-frame speech flags of the measures (before :func:`smooth_flags`): the
     noise floor and loud level are percentiles of ``m`` itself."""
     lv = m.level_db
-    finite = lv[np.isfinite(lv)]
-    if finite.size == 0:
+    thr = _flag_threshold(lv, params)
+    if thr is None:
         return np.zeros(len(lv), bool)
+    return (lv > thr) & (m.tonality < params.tonal)
+
+
+def _flag_threshold(lv: np.ndarray, params: VadParams) -> float | None:
+    """The level a speech frame must exceed (None: no finite level at all)."""
+    if not np.any(np.isfinite(lv)):
+        return None
     # frames of digital zeros count at the absolute floor for the percentiles
     filled = np.where(np.isfinite(lv), lv, params.abs_floor_dbfs - 40.0)
     floor = float(np.percentile(filled, params.floor_percentile))
     loud = float(np.percentile(filled, 99.0))
-    thr = max(floor + params.margin_db, loud - params.range_db, params.abs_floor_dbfs)
-    return (lv > thr) & (m.tonality < params.tonal)
+    return max(floor + params.margin_db, loud - params.range_db, params.abs_floor_dbfs)
 
 
 def speech_frames(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS
@@ -276,18 +329,42 @@ def speech_segments(flags: np.ndarray, *, params: VadParams = DEFAULT_PARAMS,
     return segs
 
 
-def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS
-                   ) -> SpeechVerdict:
+def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS,
+                   exact_voiced: bool = False) -> SpeechVerdict:
     """Does the mono float ``wave`` at ``sr`` Hz hold speech? See :class:`NoSpeechReason`
-    for the ways it may not; the segments are in seconds."""
+    for the ways it may not; the segments are in seconds.
+
+    The decisions are those of :func:`frame_measures` + :func:`frame_flags` +
+    :func:`smooth_flags`, but only the measures they read are computed: the level of every
+    frame, the tonality of the frames above the speech threshold (and, when there is almost
+    no speech, of every frame above the noise floor, for the reason), and the voicing of the
+    speech frames, loudest first, until ``min_voiced_s`` of voiced speech is found (then
+    ``voiced_seconds`` is a lower bound, at least ``min_voiced_s``; ``exact_voiced=True``
+    counts every speech frame)."""
     x = np.asarray(wave, dtype=np.float32).ravel()
     duration = len(x) / sr
-    m = frame_measures(x, sr, params=params)
+    z = _Sizes.of(sr, params)
+    n = _n_frames(len(x), z.hop)
+    thr: float | None = None
+    if len(x) == 0:
+        m = FrameMeasures(np.full(1, -np.inf), np.zeros(1), np.zeros(1))
+    else:
+        x = _padded(x, n, z.hop, z.pframe)
+        lv = _levels(x, z, n)
+        tonal = np.zeros(n)
+        thr = _flag_threshold(lv, params)
+        cand = np.flatnonzero(lv > thr) if thr is not None else np.zeros(0, np.int64)
+        tonal[cand] = _tonality(x, z, cand)  # what frame_flags reads
+        m = FrameMeasures(lv, np.zeros(n), tonal)
     raw = frame_flags(m, params)
     flags = smooth_flags(raw, params)
     segs = speech_segments(flags, params=params, duration=duration)
     speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
-    voiced_s = float(np.count_nonzero(flags & (m.voicing >= params.voicing)) * params.hop_s)
+    voiced_s = 0.0
+    if len(x) and np.any(flags):
+        voiced_s = count_voiced(x, sr, np.flatnonzero(flags), params=params, level=m.level_db,
+                                enough_s=None if exact_voiced else params.min_voiced_s
+                                ) * params.hop_s
     lv = m.level_db
     reason: NoSpeechReason | None = None
     if duration < params.min_speech_s:
@@ -295,19 +372,57 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     elif not np.any(np.isfinite(lv) & (lv > params.abs_floor_dbfs)):
         reason = NoSpeechReason.SILENCE
     elif speech_s < params.min_speech_s:
+        if len(x):  # _why_none reads the tonality of every frame above the noise floor
+            rest = np.flatnonzero((lv > _floor_threshold(lv, params))
+                                  & ~(lv > (np.inf if thr is None else thr)))
+            m.tonality[rest] = _tonality(x, z, rest)
         reason = _why_none(m, raw, params, speech_s)
     elif voiced_s < params.min_voiced_s:
         reason = NoSpeechReason.UNVOICED
     return SpeechVerdict(reason is None, reason, speech_s, voiced_s, segs)
 
 
+_VOICING_CHUNK = 32  # speech frames whose voicing is measured at a time (loudest first)
+
+
+def count_voiced(wave: np.ndarray, sr: int, frames: np.ndarray, *,
+                 params: VadParams = DEFAULT_PARAMS, level: np.ndarray | None = None,
+                 enough_s: float | None = None) -> int:
+    """How many of the ``hop_s`` frames ``frames`` (indices) of ``wave`` are voiced. With
+    ``enough_s``, they are measured loudest first (``level``: the frames' levels, indexed
+    like ``wave``'s frames) a chunk at a time, stopping once ``enough_s`` seconds of voiced
+    frames are found: the count is then a lower bound."""
+    z = _Sizes.of(sr, params)
+    idx = np.asarray(frames, dtype=np.int64)
+    if len(idx) == 0 or len(wave) == 0:
+        return 0
+    x = _padded(np.asarray(wave, dtype=np.float32).ravel(), int(idx.max()) + 1, z.hop,
+                z.pframe)
+    if enough_s is None:
+        return int(np.count_nonzero(_voicing(x, z, idx) >= params.voicing))
+    if level is not None:
+        idx = idx[np.argsort(-level[idx], kind="stable")]
+    found = 0
+    for c0 in range(0, len(idx), _VOICING_CHUNK):
+        ii = np.sort(idx[c0 : c0 + _VOICING_CHUNK])
+        found += int(np.count_nonzero(_voicing(x, z, ii) >= params.voicing))
+        if found * params.hop_s >= enough_s:  # the test speech_verdict makes
+            break
+    return found
+
+
+def _floor_threshold(lv: np.ndarray, params: VadParams) -> float:
+    """The lowest level a speech frame (or a frame :func:`_why_none` reads) can have:
+    ``margin_db`` above the adaptive floor and above the absolute floor."""
+    filled = np.where(np.isfinite(lv), lv, params.abs_floor_dbfs - 40.0)
+    floor = float(np.percentile(filled, params.floor_percentile))
+    return max(floor + params.margin_db, params.abs_floor_dbfs)
+
+
 def _why_none(m: FrameMeasures, raw: np.ndarray, params: VadParams,
               speech_s: float) -> NoSpeechReason:
     """The reason for (almost) no speech frames: a pure tone, a steady sound, or too short."""
-    lv = m.level_db
-    filled = np.where(np.isfinite(lv), lv, params.abs_floor_dbfs - 40.0)
-    floor = float(np.percentile(filled, params.floor_percentile))
-    above = lv > max(floor + params.margin_db, params.abs_floor_dbfs)
+    above = m.level_db > _floor_threshold(m.level_db, params)
     if np.count_nonzero(above) * params.hop_s >= params.min_speech_s and \
             np.median(m.tonality[above]) >= params.tonal:
         return NoSpeechReason.TONE

@@ -6,8 +6,11 @@ is identified by its resolved absolute path, which is what the ``path`` column h
 names that are not valid UTF-8 are written with backslash escapes, ``b\\xff.wav``: see
 :func:`emovox.serving.inputs.printable_path`). Error rows are retried by the next run
 unless ``retry_errors=False``: the old error row is removed, the new result appended.
-Local runs use a thread pool over one shared :class:`~emovox.serving.predictor.Predictor`;
-``engine="dask"`` runs the same work on a Dask distributed cluster.
+Local runs with more than one worker use worker **processes**, each with its own
+single-threaded :class:`~emovox.serving.predictor.Predictor`, fed chunks of files
+(:mod:`emovox.serving.pool`; ``processes=False``: a thread pool over one shared predictor);
+every chunk is classified together (one network call per 16 windows). ``engine="dask"`` runs
+the same chunks on a Dask distributed cluster.
 """
 
 from __future__ import annotations
@@ -289,8 +292,10 @@ def _worker_predictor(artifact: str | None, backend: str) -> Any:
 
 def _dask_chunk(artifact: str | None, backend: str, paths: list[str],
                 max_duration: float | None, fmt: str = "csv") -> list[dict[str, Any]]:
+    from emovox.serving.pool import predict_chunk
+
     pred = _worker_predictor(artifact, backend)
-    return [predict_one(pred, Path(p), max_duration, fmt) for p in paths]
+    return predict_chunk(pred, [Path(p) for p in paths], max_duration, fmt)
 
 
 def _chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
@@ -326,9 +331,11 @@ def run_batch(
     progress: Callable[[int, int], None] | None = None,
     dask_processes: bool = True,
     retry_errors: bool = True,
+    processes: bool | None = None,
 ) -> BatchSummary:
     """Predict every audio file of ``inputs`` into ``out`` (.csv or .jsonl), skipping
-    files already there (error rows too when ``retry_errors`` is False).
+    files already there (error rows too when ``retry_errors`` is False). ``processes``:
+    local workers are processes (default when ``workers > 1``) or threads.
 
     Raises:
         ValueError: ``out`` is not .csv/.jsonl. ConfigError: a bad ``max_duration``.
@@ -361,18 +368,33 @@ def run_batch(
         elif engine is Engine.DASK:
             _run_dask(todo, record, artifact, backend, workers, scheduler, max_duration,
                       dask_processes, fmt)
-        else:
-            from emovox.serving.predictor import Predictor
+        elif (workers > 1) if processes is None else processes:
+            from emovox.serving.pool import process_rows
 
-            predictor = Predictor.from_artifact(artifact, backend=backend, threads=1)
-            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-                for row in pool.map(lambda p: predict_one(predictor, p, max_duration, fmt),
-                                    todo):
-                    record(row)
+            for row in process_rows(todo, artifact=artifact, backend=backend,
+                                    workers=workers, max_duration=max_duration, fmt=fmt):
+                record(row)
+        else:
+            _run_threads(todo, record, artifact, backend, workers, max_duration, fmt)
     finally:
         writer.close()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _run_threads(todo: list[Path], record: Callable[[dict[str, Any]], None],
+                 artifact: str | Path | None, backend: str, workers: int,
+                 max_duration: float | None, fmt: str) -> None:
+    """Chunks of files over a thread pool sharing one predictor (in order)."""
+    from emovox.serving.pool import CHUNK, predict_chunk
+    from emovox.serving.predictor import Predictor
+
+    predictor = Predictor.from_artifact(artifact, backend=backend, threads=1)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for rows in pool.map(lambda c: predict_chunk(predictor, c, max_duration, fmt),
+                             _chunks(todo, CHUNK)):
+            for row in rows:
+                record(row)
 
 
 def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],

@@ -68,6 +68,7 @@ from emovox.artifact import (
     model_digest,
     read_artifact,
     resolve_model_path,
+    retired_model_message,
     weights_digest,
 )
 from emovox.audio import AudioSource, load_audio
@@ -170,8 +171,8 @@ class Predictor:
 
         Args:
             path: folder with ``model.json`` (+ ``weights.safetensors``, ``model.onnx``), or
-                a bundled model name (``default``, ``compare``; the old name ``accurate``
-                of ``compare`` still works, with a deprecation warning).
+                a bundled model name (``default``). ``compare`` (formerly ``accurate``) is
+                no longer bundled: the error says how to build it.
             backend: ``"onnx"`` (needs ``model.onnx``), ``"torch"``, or ``"auto"`` (ONNX when
                 ``model.onnx`` exists, else PyTorch). Classical models use scikit-learn.
             threads: intra-op threads of ONNX Runtime / PyTorch (``None``: library default;
@@ -183,6 +184,8 @@ class Predictor:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if (retired := retired_model_message(path)) is not None:
+            raise ArtifactError(retired)
         if path is None or bundled_name(path) is not None:
             path = resolve_model_path(path)
             if not (path / "model.json").is_file():
@@ -366,7 +369,7 @@ class Predictor:
     def _plan(self, wave: np.ndarray, sr: int
               ) -> tuple[np.ndarray, SpeechVerdict, list[tuple[int, int]]]:
         """``(wave at the model rate, speech verdict, window sample ranges)``."""
-        x = self.preprocess.replace(trim=False).prepare(wave, sr).wave
+        x = self.preprocess.at_rate(wave, sr)
         verdict = speech_verdict(x, self.sr)
         if not verdict.is_speech:
             return x, verdict, []

@@ -30,6 +30,7 @@ from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, iter_block
 from emovox.features.vad import (
     DEFAULT_PARAMS,
     FrameMeasures,
+    count_voiced,
     frame_flags,
     frame_measures,
     smooth_flags,
@@ -168,14 +169,14 @@ def iter_windows(
 
 
 class _Stream:
-    """The speech detector over a stream: per-frame measures computed block by block (12
-    bytes per 10 ms), and the samples of what is not yet classified."""
+    """The speech detector over a stream: per-frame level and tonality computed block by
+    block (8 bytes per 10 ms), and the samples of what is not yet classified (the voicing
+    is measured on a region's speech frames when it is classified, :meth:`voiced_s`)."""
 
     def __init__(self, sr: int) -> None:
         self.sr = sr
         self.hop = int(round(DEFAULT_PARAMS.hop_s * sr))
         self.level: list[np.ndarray] = []  # per-frame measures of everything read so far
-        self.voicing: list[np.ndarray] = []
         self.tonality: list[np.ndarray] = []
         self.buf = np.zeros(0, np.float32)
         self.buf_start = 0  # sample index of buf[0]
@@ -192,23 +193,34 @@ class _Stream:
         if n <= 0:
             return
         x = self.buf[self.vad_pos - self.buf_start : self.vad_pos - self.buf_start + n]
-        m = frame_measures(x, self.sr)
+        m = frame_measures(x, self.sr, voicing=False)
         self.level.append(m.level_db.astype(np.float32))
-        self.voicing.append(m.voicing.astype(np.float32))
         self.tonality.append(m.tonality.astype(np.float32))
         self.vad_pos += n
 
     def regions(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
-        """Speech regions (s) so far, with the per-frame speech and voicing flags; the noise
-        floor is taken over every frame read so far (4 bytes per 10 ms are kept)."""
+        """Speech regions (s) so far, with the per-frame speech flags and levels; the noise
+        floor is taken over every frame read so far."""
         if not self.level:
-            return [], np.zeros(0, bool), np.zeros(0, bool)
-        m = FrameMeasures(*(np.concatenate(a).astype(np.float64)
-                            for a in (self.level, self.voicing, self.tonality)))
+            return [], np.zeros(0, bool), np.zeros(0)
+        level = np.concatenate(self.level).astype(np.float64)
+        m = FrameMeasures(level, np.zeros(len(level)),
+                          np.concatenate(self.tonality).astype(np.float64))
         flags = smooth_flags(frame_flags(m))
-        voiced = m.voicing >= DEFAULT_PARAMS.voicing
         segs = speech_segments(flags, duration=self.vad_pos / self.sr)
-        return speech_regions(segs, self.vad_pos / self.sr), flags, voiced
+        return speech_regions(segs, self.vad_pos / self.sr), flags, level
+
+    def voiced_s(self, frames: np.ndarray, level: np.ndarray) -> float:
+        """Seconds of voiced frames among ``frames`` (indices; those whose samples are still
+        held), counted loudest first until ``min_voiced_s`` is reached."""
+        first = -(-self.buf_start // self.hop)  # the first frame that starts in the buffer
+        frames = frames[frames >= first]
+        if len(frames) == 0:
+            return 0.0
+        off = first * self.hop - self.buf_start
+        n = count_voiced(self.buf[off:], self.sr, frames - first, level=level[first:],
+                         enough_s=DEFAULT_PARAMS.min_voiced_s)
+        return n * DEFAULT_PARAMS.hop_s
 
     def samples(self, a: int, b: int) -> np.ndarray:
         return self.buf[a - self.buf_start : b - self.buf_start]
@@ -251,11 +263,11 @@ def build_timeline(
     state = {"done_s": 0.0}  # regions ending before this were classified
 
     def settle(final: bool) -> None:
-        regions, flags, voiced = st.regions()
+        regions, flags, level = st.regions()
         horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
         todo = [r for r in regions if r[0] >= state["done_s"] - 1e-9 and r[1] <= horizon]
         for r in todo:
-            _classify_region(predictor, tl, st, r, flags, voiced, window, hop, state)
+            _classify_region(predictor, tl, st, r, flags, level, window, hop, state)
         open_ = [r for r in regions if r[1] > horizon and r[0] >= state["done_s"] - 1e-9]
         keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
         st.drop_before(min(st.vad_pos, int(keep_from * sr)))
@@ -273,7 +285,7 @@ def build_timeline(
 
 
 def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[float, float],
-                     flags: np.ndarray, voiced: np.ndarray, window: float, hop: float,
+                     flags: np.ndarray, level: np.ndarray, window: float, hop: float,
                      state: dict[str, float]) -> None:
     """Windows over one speech region -> speech segments (none when it is too short or not
     voiced: it becomes part of a gap)."""
@@ -282,8 +294,7 @@ def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[fl
     region = (s, e)
     f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
     if e - s < MIN_REGION_S or \
-            np.count_nonzero(flags[f0:f1] & voiced[f0:f1]) * DEFAULT_PARAMS.hop_s \
-            < DEFAULT_PARAMS.min_voiced_s:
+            st.voiced_s(f0 + np.flatnonzero(flags[f0:f1]), level) < DEFAULT_PARAMS.min_voiced_s:
         return
     spans = region_windows([region], st.sr, window, hop)
     if not spans:

@@ -1,0 +1,133 @@
+"""`emovox batch` with worker processes (emovox.serving.pool): the same rows as one process,
+bad files as error rows, a worker that dies costs one error row, a model that cannot load
+is reported as its own error."""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from emovox.artifact import ArtifactError
+from emovox.serving import pool
+from emovox.serving.batch import ERROR_LABEL, predict_one, run_batch
+from emovox.serving.predictor import Predictor
+from signals import noise, silence, voice, write_clip
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    d = tmp_path_factory.mktemp("pool-clips")
+    out = []
+    for i in range(7):
+        out.append(write_clip(d / f"v{i}.wav", voice(1.5 + 0.5 * i, f0=140.0 + 20 * i)))
+    out.append(write_clip(d / "long.wav", voice(14.0)))  # several windows
+    out.append(write_clip(d / "silent.wav", silence(1.0)))
+    out.append(write_clip(d / "hiss.wav", noise(2.0, amp=0.05)))
+    (d / "empty.wav").write_bytes(b"")
+    (d / "text.wav").write_text("not audio\n" * 30)
+    out += [d / "empty.wav", d / "text.wav"]
+    return out
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture()
+def forked(monkeypatch):
+    """Worker processes by fork, so a patch made here reaches them."""
+    monkeypatch.setattr(pool, "pool_context", lambda: mp.get_context("fork"))
+
+
+def test_processes_give_the_rows_of_one_process(tiny_model, clips, tmp_path):
+    serial = run_batch([str(c) for c in clips], tmp_path / "one.csv", artifact=tiny_model,
+                       workers=1)
+    procs = run_batch([str(c) for c in clips], tmp_path / "procs.csv", artifact=tiny_model,
+                      workers=2, processes=True)
+    a, b = _rows(tmp_path / "one.csv"), _rows(tmp_path / "procs.csv")
+    assert a == b and len(a) == len(clips)
+    assert serial.errors == procs.errors == 2 and procs.no_speech == serial.no_speech >= 2
+    assert {r["path"].rsplit("/", 1)[-1] for r in a if r["label"] == ERROR_LABEL} == \
+        {"empty.wav", "text.wav"}
+
+
+def test_chunks_are_in_order_and_match_one_file_at_a_time(tiny_model, clips, forked):
+    """Small chunks, more chunks than workers in flight: rows in input order, each the row
+    predict_one gives (the network sees several clips per call: same numbers)."""
+    pred = Predictor.from_artifact(tiny_model, threads=1)
+    one = [predict_one(pred, c, None) for c in clips]
+    rows = list(pool.process_rows(clips, artifact=tiny_model, backend="auto", workers=2,
+                                  max_duration=None, fmt="csv", chunk=3))
+    assert [r["path"] for r in rows] == [r["path"] for r in one]
+    for r, s in zip(rows, one, strict=True):
+        assert {k: v for k, v in r.items() if not k.startswith("p_")} == \
+            {k: v for k, v in s.items() if not k.startswith("p_")}
+        for k in r:
+            if k.startswith("p_") and r[k] != "":
+                assert r[k] == pytest.approx(s[k], abs=2e-6)
+
+
+def test_a_worker_that_dies_costs_one_error_row(tiny_model, clips, forked, monkeypatch):
+    real = pool.predict_chunk
+
+    def dying(predictor, paths, max_duration, fmt="csv"):
+        if any(p.name == "v3.wav" for p in paths):
+            os._exit(3)  # what a segfault in a native library looks like to the pool
+        return real(predictor, paths, max_duration, fmt)
+
+    monkeypatch.setattr(pool, "predict_chunk", dying)
+    rows = list(pool.process_rows(clips, artifact=tiny_model, backend="auto", workers=2,
+                                  max_duration=None, fmt="csv", chunk=2))
+    assert [Path(r["path"]).name for r in rows] == [c.name for c in clips]
+    dead = [r for r in rows if r["error"] == pool.CRASH_MESSAGE]
+    assert [Path(r["path"]).name for r in dead] == ["v3.wav"]
+    assert sum(r["label"] == ERROR_LABEL for r in rows) == 3  # + empty.wav, text.wav
+
+
+def test_a_model_that_cannot_load_is_its_own_error(clips, tmp_path):
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "model.json").write_text("{not json")
+    with pytest.raises(ArtifactError):
+        run_batch([str(clips[0])], tmp_path / "r.csv", artifact=broken, workers=2,
+                  processes=True)
+
+
+def test_one_bad_waveform_in_a_chunk_costs_only_its_row(tiny_model, clips, monkeypatch):
+    """predict_chunk classifies the chunk together; when that fails it goes file by file."""
+    pred = Predictor.from_artifact(tiny_model, threads=1)
+    good = pool.predict_chunk(pred, clips[:3], None)
+    real = pred.predict_batch
+
+    def picky(wave, sr, *, source="<array>"):
+        if source.endswith("v1.wav"):
+            raise ValueError("bad wave")
+        return real([wave], sr, sources=[source])[0]
+
+    monkeypatch.setattr(pred, "predict_batch", lambda *a, **k: (_ for _ in ()).throw(
+        ValueError("bad wave")))
+    monkeypatch.setattr(pred, "predict_wave", picky)
+    rows = pool.predict_chunk(pred, clips[:3], None)
+    assert rows[1]["label"] == ERROR_LABEL and rows[1]["error"] == "ValueError: bad wave"
+    assert rows[0] == good[0] and rows[2] == good[2]
+
+
+def test_pool_context_never_forks_a_threaded_process(monkeypatch):
+    monkeypatch.setattr(pool.threading, "active_count", lambda: 3)
+    assert pool.pool_context().get_start_method() != "fork"
+
+
+def test_pool_context_forks_only_before_a_model_runtime_is_loaded(monkeypatch):
+    monkeypatch.setattr(pool.threading, "active_count", lambda: 1)
+    for name in ("onnxruntime", "torch"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    if sys.platform.startswith("linux"):
+        assert pool.pool_context().get_start_method() == "fork"
+    monkeypatch.setitem(sys.modules, "onnxruntime", object())
+    assert pool.pool_context().get_start_method() != "fork"
