@@ -1,7 +1,7 @@
-"""The bundled model gives the pinned probabilities (``tests/data/bundled_reference.json``,
-written each time the default changed: last when the CRNN + ECAPA ensemble replaced
-`crnn_cmvn`; its `compare` entry is that of the no longer bundled `compare` model) on the 8
-clips of RAVDESS ``original-48k``; and the default's answer does not depend on loudness."""
+"""The bundled models give the pinned probabilities (``tests/data/bundled_reference.json``,
+written each time a bundled model changed: last when the three-corpus ensemble became
+``default`` and the RAVDESS-only one moved, unchanged, to ``ravdess``) on the 8 clips of
+RAVDESS ``original-48k``; and the default's answer does not depend on loudness."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "data" / "bundled_reference.js
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", ["default"])
+@pytest.mark.parametrize("name", ["default", "ravdess"])
 def test_bundled_model_probabilities_are_pinned(name, shared_data):
     clips = shared_data / "ravdess" / "original-48k"
     if not clips.is_dir():

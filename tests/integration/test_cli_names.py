@@ -89,7 +89,7 @@ def test_architecture_name_given_to_predict_is_explained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = invoke(["predict", "x.wav", "--model", "crnn"])
     assert res.exit_code == 2
-    assert "'crnn' is an architecture" in text(res) and "(default)" in text(res)
+    assert "'crnn' is an architecture" in text(res) and "(default, ravdess)" in text(res)
     nothing_close = invoke(["predict", "x.wav", "--model", "zzzz"])
     assert nothing_close.exit_code == 2 and "Did you mean" not in text(nothing_close)
 
@@ -123,12 +123,13 @@ def test_unknown_architecture_suggests_close_names(command, tmp_path):
 def test_models_lists_default_and_says_how_to_build_compare():
     res = invoke(["models"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert set(BUNDLED_MODELS) == {"default"}
+    assert set(BUNDLED_MODELS) == {"default", "ravdess"}
     bundled_part = res.output.split("architectures:")[0]
-    assert "│ default " in bundled_part
+    assert "│ default " in bundled_part and "│ ravdess " in bundled_part
     assert "│ compare " not in bundled_part and "│ accurate " not in bundled_part
     assert "'compare' / 'accurate': no longer bundled" in text(res)
     assert "--model compare_lrcv" in text(res)
+    assert "pip install 'emovox[smile]'" in text(res)  # not eaten as rich markup
 
 
 def test_a_folder_named_compare_wins_over_the_retired_name(tmp_path, monkeypatch):

@@ -21,8 +21,9 @@ from emovox.artifact import (
 from emovox.serving.predictor import Predictor
 
 
-def test_default_is_the_only_bundled_model():
-    assert list(BUNDLED_MODELS) == ["default"]
+def test_default_and_ravdess_are_the_bundled_models():
+    assert list(BUNDLED_MODELS) == ["default", "ravdess"]
+    assert resolve_model_path("ravdess") == default_model_path().parent / "ravdess_model"
     assert DEPRECATED_MODEL_NAMES == {}
     assert set(RETIRED_MODELS) == {"compare", "accurate"}
     assert not (default_model_path().parent / "compare_model").exists()

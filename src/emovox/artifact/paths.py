@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_FILES",
     "MODEL_JSON",
     "ONNX_FILE",
+    "RAVDESS_MODEL_DIR",
     "RETIRED_MODELS",
     "SKOPS_FILE",
     "WEIGHTS_FILE",
@@ -47,10 +48,16 @@ MODEL_FILES: tuple[str, ...] = (WEIGHTS_FILE, ONNX_FILE, SKOPS_FILE)
 
 #: the bundled default model, relative to the ``emovox`` package
 DEFAULT_MODEL_DIR = "data/default_model"
-#: Models shipped inside the package, by name: ``default`` (the CRNN + ECAPA ensemble: numpy
-#: front end + one ONNX graph, level invariant).
+#: the bundled RAVDESS-only model (the default until the three-corpus one), relative to the
+#: ``emovox`` package
+RAVDESS_MODEL_DIR = "data/ravdess_model"
+#: Models shipped inside the package, by name: ``default`` (the CRNN + ECAPA ensemble trained
+#: on RAVDESS + EMOVO + URDU, calibrated on leave-one-corpus-out predictions) and ``ravdess``
+#: (the same recipe on RAVDESS alone: the one with a speaker-independent RAVDESS figure).
+#: Both: numpy front end + one ONNX graph, level invariant.
 BUNDLED_MODELS: dict[str, str] = {
     "default": DEFAULT_MODEL_DIR,
+    "ravdess": RAVDESS_MODEL_DIR,
 }
 #: Old names of bundled models, still accepted with a warning: old name -> current name.
 DEPRECATED_MODEL_NAMES: dict[str, str] = {}

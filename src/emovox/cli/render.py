@@ -279,7 +279,7 @@ def models(bundled: Sequence[Any], specs: Sequence[Any],
     for name, note in (retired or {}).items():
         by_note.setdefault(note, []).append(f"'{name}'")
     for note, names in by_note.items():
-        console.print(f"{' / '.join(names)}: {note}")
+        console.print(f"{' / '.join(names)}: {note}", markup=False)
     table = _table("architectures: evaluate/train --model NAME",
                    ("name", "family", "feature", "origin", "description"))
     for spec in specs:

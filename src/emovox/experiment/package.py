@@ -264,6 +264,17 @@ def _per_corpus_lines(per_corpus: dict[str, Any]) -> list[str]:
     ]
 
 
+def _recall_cell(pooled: dict[str, Any], label: str) -> str:
+    """A class's pooled recall, or "–" when no test clip carries it (e.g. calm outside
+    RAVDESS): 0/0 is not a recall of 0."""
+    confusion = pooled.get("confusion")
+    if confusion is not None:
+        row = confusion[pooled["labels"].index(label)]
+        if not sum(row):
+            return "–"
+    return f"{pooled['recall'][label]:.1f}"
+
+
 def _worst(m: dict[str, Any]) -> str:
     recall = {k: v for k, v in m.get("recall", {}).items() if k in m["classes"]}
     if not recall:
@@ -338,11 +349,16 @@ def model_card(meta: dict[str, Any]) -> str:
             "",
             "| " + " | ".join(cv["pooled"]["labels"]) + " |",
             "|" + "---|" * len(cv["pooled"]["labels"]),
-            "| " + " | ".join(f"{cv['pooled']['recall'][k]:.1f}"
-                             for k in cv["pooled"]["labels"]) + " |",
+            "| " + " | ".join(_recall_cell(cv["pooled"], k) for k in cv["pooled"]["labels"])
+            + " |",
             "",
         ]
         lines += _per_corpus_lines(cv.get("per_corpus") or {})
+        if cv.get("protocol") == "loco":
+            lines += ["Each corpus above was tested by models trained on the other corpora only "
+                      "(never on its speakers or its language). Figures on new speakers of the "
+                      "training corpora (e.g. RAVDESS EmoBox folds) are not part of this card.",
+                      ""]
     else:
         lines += ["No cross-validation run was attached.", ""]
     cal = meta.get("calibration")
