@@ -164,7 +164,8 @@ def adapt_k(p: np.ndarray, run: Run, k: int, seed: int, one_emotion: bool
         pool = np.flatnonzero((run.speaker == run.speaker[i]) & (np.arange(len(p)) != i))
         if one_emotion:
             emotions = [e for e in np.unique(run.y[pool]) if np.sum(run.y[pool] == e) >= 2]
-            pool = pool[run.y[pool] == rng.choice(emotions)]
+            if emotions:  # else (a speaker with 1 clip per emotion) its other clips as they are
+                pool = pool[run.y[pool] == rng.choice(emotions)]
         refs = rng.choice(pool, size=min(k, len(pool)), replace=False)
         prior = speaker_prior(p[refs])
         q[i], top[i] = adapt(p[i], prior), references_mean(prior, len(refs)).max()
