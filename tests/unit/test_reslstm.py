@@ -13,9 +13,11 @@ import torch
 
 from emovox.errors import ConfigError
 from emovox.features import extract, spectral
-from emovox.features.mfcc_chroma import mfcc_chroma, standardise_columns
+from emovox.features.mfcc_chroma import MFCC_CHROMA_MIN_STD, mfcc_chroma
+from emovox.features.spectral import standardise_columns
 from emovox.models import get_model_spec, reslstm
-from emovox.models.reslstm import ResLstmConfig, SoftAttentionPool
+from emovox.models.layers import AdditiveAttentionPool
+from emovox.models.reslstm import ResLstmConfig
 from signals import harmonic, sine, write_clip
 
 SR = 16000
@@ -93,7 +95,7 @@ def test_constant_columns_become_zeros_not_nan() -> None:
     x = np.zeros((50, 3), np.float32)
     x[:, 1] = 7.0
     x[:, 2] = np.linspace(0, 1, 50)
-    z = standardise_columns(x)
+    z = standardise_columns(x, MFCC_CHROMA_MIN_STD)
     assert np.array_equal(z[:, :2], np.zeros((50, 2), np.float32))
     assert abs(float(z[:, 2].std()) - 1.0) < 1e-5
     s = extract("mfcc_chroma", np.zeros(SR, np.float32), SR, utt_norm="cmvn")
@@ -148,7 +150,7 @@ def test_forward_shapes(stack: int, t: int, steps: int) -> None:
 
 def test_attention_weights_sum_to_one_and_pool_is_their_weighted_mean() -> None:
     torch.manual_seed(0)
-    pool = SoftAttentionPool(12, 6)
+    pool = AdditiveAttentionPool(12, 6)
     h = torch.randn(3, 17, 12)
     a = pool.weights(h)
     assert a.shape == (3, 17) and bool((a >= 0).all())

@@ -21,24 +21,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from emovox.features.spectral import UtteranceNorm, chroma, finite_float32, mfcc
+from emovox.features.spectral import (
+    UtteranceNorm,
+    chroma,
+    finite_float32,
+    mfcc,
+    standardise_columns,
+)
 
-__all__ = ["MFCC_CHROMA_MIN_STD", "mfcc_chroma", "standardise_columns"]
+__all__ = ["MFCC_CHROMA_MIN_STD", "mfcc_chroma"]
 
-#: floor of a column's standard deviation in :func:`standardise_columns` (a constant column,
+#: floor of a column's standard deviation in
+#: :func:`~emovox.features.spectral.standardise_columns` (a constant column,
 #: e.g. digital silence, becomes zeros instead of a division by zero). The columns' units
 #: differ (dB-scale cepstra, chroma in [0, 1]), so the floor only guards degenerate columns;
 #: a gain changes no column's spread, so the floor keeps the invariance.
 MFCC_CHROMA_MIN_STD: float = 1e-3
-
-
-def standardise_columns(x: np.ndarray, min_std: float = MFCC_CHROMA_MIN_STD) -> np.ndarray:
-    """``(T, F)`` with every column minus its mean over time, over its std (floored at
-    ``min_std``), computed in float64; float32 out."""
-    z = np.asarray(x, np.float64)
-    mu = z.mean(axis=0, keepdims=True)
-    sd = np.maximum(z.std(axis=0, keepdims=True), min_std)
-    return ((z - mu) / sd).astype(np.float32)
 
 
 def mfcc_chroma(
@@ -68,7 +66,7 @@ def mfcc_chroma(
         tuning: tuning deviation from A440 in fractions of a chroma bin (fixed, so that a
             clip's pitch is not re-centred and the feature stays gain-invariant).
         utt_norm: ``"none"`` or ``"cmvn"`` (every column standardised over the utterance,
-            :func:`standardise_columns`).
+            :func:`~emovox.features.spectral.standardise_columns`).
 
     Returns:
         float32 ``(T, n_mfcc * (1 + deltas) + n_chroma)``: cepstra, deltas, then chroma
@@ -88,5 +86,5 @@ def mfcc_chroma(
                   tuning=tuning)  # (n_chroma, T)
     x = np.concatenate([ceps, chro], axis=0).T  # (T, F)
     if mode is UtteranceNorm.CMVN:
-        x = standardise_columns(x)
+        x = standardise_columns(x, MFCC_CHROMA_MIN_STD)
     return finite_float32(np.ascontiguousarray(x), "mfcc_chroma")

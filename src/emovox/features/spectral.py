@@ -38,6 +38,7 @@ __all__ = [
     "spectral_bandwidth",
     "spectral_centroid",
     "spectral_contrast",
+    "standardise_columns",
     "spectral_flatness",
     "spectral_rolloff",
     "zcr",
@@ -125,10 +126,16 @@ def utterance_normalise(db: np.ndarray, mode: UtteranceNorm | str) -> np.ndarray
     mode = UtteranceNorm(mode)
     if mode is UtteranceNorm.NONE:
         return np.asarray(db, np.float32)
-    x = np.asarray(db, np.float64)
-    mu = x.mean(axis=0, keepdims=True)
-    sd = np.maximum(x.std(axis=0, keepdims=True), CMVN_MIN_STD_DB)
-    return ((x - mu) / sd).astype(np.float32)
+    return standardise_columns(db, CMVN_MIN_STD_DB)
+
+
+def standardise_columns(x: np.ndarray, min_std: float) -> np.ndarray:
+    """``(T, F)`` with every column minus its mean over time, over its std (floored at
+    ``min_std``, in the column's units), computed in float64; float32 out."""
+    z = np.asarray(x, np.float64)
+    mu = z.mean(axis=0, keepdims=True)
+    sd = np.maximum(z.std(axis=0, keepdims=True), min_std)
+    return ((z - mu) / sd).astype(np.float32)
 
 
 

@@ -28,23 +28,9 @@ from torch import nn
 
 from emovox.models.base import sequence_shape
 from emovox.models.configs import CnnGruAttentionConfig
+from emovox.models.layers import AdditiveAttentionPool
 
-__all__ = ["AdditiveAttentionPool", "CnnGruAttention", "CnnGruAttentionConfig", "build_net"]
-
-
-class AdditiveAttentionPool(nn.Module):
-    """Softmax-weighted sum over time with scores ``v^T tanh(W h_t + b)``."""
-
-    def __init__(self, d_in: int, d_att: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(d_in, d_att)
-        self.score = nn.Linear(d_att, 1, bias=False)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """``h``: (B, T, D) -> (B, D)."""
-        e = self.score(torch.tanh(self.proj(h)))  # (B, T, 1)
-        a = torch.softmax(e, dim=1)  # (B, T, 1), sums to 1 over T
-        return (a * h).sum(dim=1)  # (B, D)
+__all__ = ["CnnGruAttention", "CnnGruAttentionConfig", "build_net"]
 
 
 class CnnGruAttention(nn.Module):

@@ -12,7 +12,8 @@ sizes here are ours, chosen small for CPU training, not tuned on any test speake
   ``LayerNorm -> Dropout``;
 * ``blocks`` residual BiLSTM blocks: ``h + Dropout(BiLSTM(LayerNorm(h)))`` (``H`` units per
   direction, so the output is as wide as the residual stream, ``2H``);
-* ``LayerNorm``, soft attention pooling over time (:class:`SoftAttentionPool`:
+* ``LayerNorm``, soft attention pooling over time
+  (:class:`~emovox.models.layers.AdditiveAttentionPool`:
   ``a = softmax_t(v^T tanh(W h_t + b))``, ``c = sum_t a_t h_t``) -> ``(B, 2H)``;
 * ``Dropout -> Linear(2H, n_classes)``.
 
@@ -30,27 +31,9 @@ from torch import nn
 
 from emovox.models.base import sequence_shape
 from emovox.models.configs import ResLstmConfig
+from emovox.models.layers import AdditiveAttentionPool
 
-__all__ = ["ResLstm", "ResLstmConfig", "SoftAttentionPool", "build_net"]
-
-
-class SoftAttentionPool(nn.Module):
-    """Softmax-weighted mean over time with scores ``v^T tanh(W h_t + b)``."""
-
-    def __init__(self, d_in: int, d_att: int) -> None:
-        super().__init__()
-        self.proj = nn.Linear(d_in, d_att)
-        self.score = nn.Linear(d_att, 1, bias=False)
-
-    def weights(self, h: torch.Tensor) -> torch.Tensor:
-        """``h``: (B, T, D) -> attention weights (B, T), each row summing to 1."""
-        e = self.score(torch.tanh(self.proj(h))).squeeze(2)  # (B, T)
-        return torch.softmax(e, dim=1)  # (B, T)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """``h``: (B, T, D) -> (B, D)."""
-        a = self.weights(h).unsqueeze(2)  # (B, T, 1)
-        return (a * h).sum(dim=1)  # (B, D)
+__all__ = ["ResLstm", "ResLstmConfig", "build_net"]
 
 
 class ResLstmBlock(nn.Module):
@@ -80,7 +63,7 @@ class ResLstm(nn.Module):
         self.blocks = nn.ModuleList(ResLstmBlock(cfg.hidden, cfg.dropout)
                                     for _ in range(cfg.blocks))
         self.norm = nn.LayerNorm(d)
-        self.pool = SoftAttentionPool(d, cfg.attention_dim)
+        self.pool = AdditiveAttentionPool(d, cfg.attention_dim)
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(d, n_classes))
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
