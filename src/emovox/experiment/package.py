@@ -307,10 +307,9 @@ def _domain_line(trained_on: dict[str, Any]) -> str:
         return ("- Acted, read English speech (RAVDESS: 24 North-American actors, two "
                 "sentences); spontaneous speech, other languages, children, noisy or telephone "
                 "audio are out of domain and will be less accurate.")
-    return (f"- Trained on {', '.join(sorted(corpora))} (acted English and Italian, "
-            "spontaneous Urdu where listed): other languages, children, noisy or telephone "
-            "audio are out of domain; the leave-one-corpus-out figures above are what to "
-            "expect on a corpus never heard.")
+    return (f"- Trained on {', '.join(sorted(corpora))} only: other languages, speaking "
+            "styles, children, noisy or telephone audio are out of domain; leave-one-corpus-out "
+            "figures, where the card has them, are what to expect on a corpus never heard.")
 
 
 def model_card(meta: dict[str, Any]) -> str:
