@@ -61,6 +61,9 @@ class DataConfig:
     #: oversample the training clips of each fold so that every corpus contributes as many
     #: clips as the largest one (training side only; validation and test are never touched)
     balance_corpora: bool = False
+    #: corpora (reader names) that are tested when held out and never trained on
+    #: (``--protocol loco`` only): the loco figures of a recipe that leaves them out
+    test_only: tuple[str, ...] = ()
 
     def sources(self) -> list[tuple[str, str]]:
         """``(reader name, root)`` of every corpus: ``corpus``/``root`` first, then

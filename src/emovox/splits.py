@@ -34,6 +34,8 @@ class Fold:
     speaker_independent: bool = True
     #: leave-one-corpus-out: the corpus of the test side, absent from train and validation
     held_out_corpus: str = ""
+    #: corpora that are only ever tested (``test_only_corpora``), absent from train and val
+    test_only_corpora: tuple[str, ...] = ()
 
     @property
     def fit(self) -> np.ndarray:
@@ -75,6 +77,11 @@ def check_fold(
         for side in ("train", "val"):
             if any(utts[k].corpus == h for k in sides[side]):
                 raise LeakageError(f"fold {fold.index}: held-out corpus {h} is on the {side} side")
+    for side in ("train", "val"):
+        bad = sorted({utts[k].corpus for k in sides[side]} & set(fold.test_only_corpora))
+        if bad:
+            raise LeakageError(f"fold {fold.index}: test-only corpus {bad[0]} is on the "
+                               f"{side} side")
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             both = np.intersect1d(sides[a], sides[b])
@@ -164,6 +171,21 @@ def _test_sets(
     raise ConfigError(f"unknown protocol {protocol}")  # pragma: no cover - Enum is exhaustive
 
 
+def _check_test_only(
+    utts: list[Utterance], protocol: Protocol, test_only: tuple[str, ...]
+) -> None:
+    """ConfigError unless every test-only corpus is in ``utts`` and the protocol is loco."""
+    if not test_only:
+        return
+    if protocol is not Protocol.LOCO:
+        raise ConfigError(f"test-only corpora need --protocol loco, not {protocol.value}")
+    present = list(dict.fromkeys(u.corpus for u in utts))
+    missing = sorted(set(test_only) - set(present))
+    if missing:
+        raise ConfigError(f"test-only corpora {', '.join(missing)} are not in the data "
+                          f"(corpora: {', '.join(present)})")
+
+
 def make_folds(
     utts: list[Utterance],
     protocol: Protocol,
@@ -173,6 +195,7 @@ def make_folds(
     test_size: float = 0.2,
     train_only: np.ndarray | None = None,
     content_ids: list[str] | None = None,
+    test_only_corpora: tuple[str, ...] = (),
 ) -> list[Fold]:
     """Build and check the folds of ``protocol`` over ``utts`` (one corpus or several).
 
@@ -184,8 +207,12 @@ def make_folds(
     ``train_only`` (bool mask) marks clips that may be used for training but never
     tested (e.g. RAVDESS song clips added to speech training). Their speakers still
     follow the fold: a test speaker's training-only clips are dropped from that fold.
+
+    ``test_only_corpora`` (``loco`` only) are tested when held out and never trained or
+    validated on: the loco figures of a recipe that leaves those corpora out of training.
     """
     n = len(utts)
+    _check_test_only(utts, protocol, test_only_corpora)
     train_only = np.zeros(n, bool) if train_only is None else np.asarray(train_only, bool)
     rng = np.random.default_rng(seed)
     speakers = np.array([u.speaker for u in utts])
@@ -206,14 +233,19 @@ def make_folds(
         for k, (ts, held_out) in enumerate(_test_sets(protocol, speakers, corpora)):
             is_test_spk = np.isin(speakers, ts)
             test = all_idx[is_test_spk & ~train_only]
-            train_spk = sorted(set(speakers[~is_test_spk]))
+            never_train = np.isin(corpora, test_only_corpora)
+            train_spk = sorted(set(speakers[~is_test_spk & ~never_train]))
+            if not train_spk:
+                raise ConfigError(f"fold {k} (held out: {held_out}) has no training corpus left "
+                                  "once the test-only corpora are set aside")
             if protocol is Protocol.EMOBOX:  # validate on the tested corpus, as without extras
                 train_spk = [s for s in train_spk if s.startswith("ravdess:")]
             val_spk = pick_val_speakers(train_spk, utts, n_val_speakers, rng)
             is_val = np.isin(speakers, val_spk)
             val = all_idx[is_val & ~train_only]
-            train = all_idx[~is_test_spk & ~is_val]
-            folds.append(Fold(k, train, val, test, tuple(ts), tuple(val_spk), True, held_out))
+            train = all_idx[~is_test_spk & ~is_val & ~never_train]
+            folds.append(Fold(k, train, val, test, tuple(ts), tuple(val_spk), True, held_out,
+                              tuple(test_only_corpora)))
     for f in folds:
         check_fold(f, utts, content_ids)
         log.info(

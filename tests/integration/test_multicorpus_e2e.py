@@ -110,12 +110,35 @@ def test_cli_loco_prints_each_corpus(fake_ravdess, fake_cache, extra, tmp_path):
     assert "emovo" in r.output
 
 
+def test_cli_loco_test_only_corpus_is_never_trained_on(fake_ravdess, fake_cache, extra,
+                                                        tmp_path):
+    """--test-only urdu: the emovo fold trains and validates on RAVDESS alone; the run
+    records urdu as test-only."""
+    emovo, urdu = extra
+    r = CliRunner().invoke(app, [
+        "evaluate", "--data", str(fake_ravdess), "--data", f"emovo={emovo}", "--data",
+        f"urdu={urdu}", "--protocol", "loco", "--folds", "1", "--val-speakers", "1",
+        "--test-only", "urdu", "--model", "egemaps_logreg", "--cache-dir", str(fake_cache),
+        "--jobs", "1", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["test_only_corpora"] == ["urdu"]
+    (fold,) = m["folds"]
+    assert fold["held_out_corpus"] == "emovo"
+    assert fold["n_train"] + fold["n_val"] == m["corpora"]["ravdess"]
+    assert all(s.startswith("ravdess:") for s in fold["val_speakers"])
+
+
 def test_cli_refuses_bad_multi_corpus_input(fake_ravdess, extra, tmp_path):
     emovo, _ = extra
     cases = [
         (["--data", f"emovo={emovo}", "--data", f"emovo={emovo}"], "twice"),
         (["--data", str(fake_ravdess), "--protocol", "loco"], "at least two corpora"),
         (["--data", f"emovo={emovo}", "--data", f"urdu={tmp_path / 'nope'}"], "not found"),
+        (["--data", str(fake_ravdess), "--data", f"emovo={emovo}", "--test-only", "emovo"],
+         "needs --protocol loco"),
+        (["--data", str(fake_ravdess), "--data", f"emovo={emovo}", "--protocol", "loco",
+          "--test-only", "nosuch"], "unknown corpus"),
         (["--data", f"emovo={emovo}", "--data", str(fake_ravdess), "--artifact", "bundled"],
          "one --data"),
     ]

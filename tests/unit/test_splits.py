@@ -123,3 +123,52 @@ def test_emobox_rejects_non_ravdess_speakers():
 def test_too_many_validation_speakers():
     with pytest.raises(ConfigError, match="validation"):
         make_folds(fake_ravdess(5), Protocol.EMOBOX, n_val_speakers=4)
+
+
+def _three_corpora() -> list[Utterance]:
+    """Fake RAVDESS (6 actors) + two small corpora, ``emovo`` and ``urdu``, 3 speakers each."""
+    utts = fake_ravdess(6)
+    for corpus in ("emovo", "urdu"):
+        for s in range(3):
+            for e, emo in enumerate(EMOTIONS[:4]):
+                gender = Gender.MALE if s % 2 else Gender.FEMALE
+                utts.append(Utterance(Path(f"/{corpus}/{s}-{e}.wav"), corpus, f"{corpus}:{s}",
+                                      emo, "", gender, {}))
+    return utts
+
+
+def test_loco_test_only_corpus_is_tested_but_never_trained_on():
+    utts = _three_corpora()
+    corpus = np.array([u.corpus for u in utts])
+    folds = make_folds(utts, Protocol.LOCO, n_val_speakers=1, test_only_corpora=("urdu",))
+    assert [f.held_out_corpus for f in folds] == ["ravdess", "emovo", "urdu"]
+    for f in folds:
+        assert "urdu" not in set(corpus[f.train]) | set(corpus[f.val])
+        assert set(corpus[f.test]) == {f.held_out_corpus}
+    # the urdu fold trains on the other two; the emovo fold on ravdess alone
+    assert set(corpus[folds[2].train]) == {"ravdess", "emovo"}
+    assert set(corpus[folds[1].train]) == {"ravdess"}
+    # without it, urdu is trained on when another corpus is held out
+    plain = make_folds(utts, Protocol.LOCO, n_val_speakers=1)
+    assert "urdu" in set(corpus[plain[0].train])
+
+
+def test_loco_test_only_refusals():
+    utts = _three_corpora()
+    with pytest.raises(ConfigError, match="not in the data"):
+        make_folds(utts, Protocol.LOCO, test_only_corpora=("savee",))
+    with pytest.raises(ConfigError, match="protocol loco"):
+        make_folds(utts, Protocol.EMOBOX, test_only_corpora=("urdu",))
+    two = [u for u in utts if u.corpus != "emovo"]
+    with pytest.raises(ConfigError, match="no training corpus left"):
+        make_folds(two, Protocol.LOCO, n_val_speakers=1, test_only_corpora=("urdu",))
+
+
+def test_check_fold_catches_a_test_only_corpus_in_training():
+    utts = _three_corpora()
+    (f,) = make_folds(utts, Protocol.LOCO, n_val_speakers=1, test_only_corpora=("urdu",))[:1]
+    urdu = np.array([i for i, u in enumerate(utts) if u.corpus == "urdu"])
+    bad = Fold(f.index, np.concatenate([f.train, urdu]), f.val, f.test, f.test_speakers,
+               f.val_speakers, True, f.held_out_corpus, f.test_only_corpora)
+    with pytest.raises(LeakageError, match="test-only corpus urdu"):
+        check_fold(bad, utts)

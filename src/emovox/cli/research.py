@@ -114,6 +114,11 @@ def evaluate(
         bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
     ] = False,
     balance_corpora: BalanceOpt = False,
+    test_only: Annotated[
+        str, typer.Option("--test-only",
+                          help="Corpora (names, comma-separated) tested when held out but "
+                          "never trained on; --protocol loco only, e.g. 'urdu'.")
+    ] = "",
     adapt: AdaptOpt = Adapt.NONE,
     seed: SeedOpt = 0,
     jobs: JobsOpt = 2,
@@ -145,7 +150,7 @@ def evaluate(
             data=data_config(
                 data, corpus, vocal_channels=csv_list(channels),
                 train_extra=csv_list(train_extra), speakers=csv_list(speakers),
-                balance_corpora=balance_corpora,
+                balance_corpora=balance_corpora, test_only=csv_list(test_only),
             ),
             split=SplitConfig(
                 protocol=protocol, folds=tuple(int(k) for k in csv_list(folds)),

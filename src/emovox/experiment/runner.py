@@ -25,6 +25,7 @@ import numpy as np
 
 from emovox import __version__
 from emovox.config import Adapt, ExperimentConfig, Protocol
+from emovox.corpora import get_reader
 from emovox.corpora.base import Utterance
 from emovox.errors import ConfigError
 from emovox.experiment.adapt import (
@@ -123,6 +124,7 @@ class ExperimentResult:
             ],
             "corpora": self.corpora,
             "balance_corpora": self.config.data.balance_corpora,
+            "test_only_corpora": list(self.config.data.test_only),
             "class_restriction": "each test clip's probabilities restricted to the classes "
                                  "of its corpus, renormalised",
             "per_corpus": per_corpus_record(self.per_corpus),
@@ -240,6 +242,19 @@ def prepare_data(
                         corpus_classes(utts, y), adapter)
 
 
+def test_only_corpora(cfg: ExperimentConfig) -> tuple[str, ...]:
+    """The reader names of ``cfg.data.test_only``; ConfigError for an unknown name or a
+    protocol other than loco (checked before any feature is extracted)."""
+    if not cfg.data.test_only:
+        return ()
+    if cfg.split.protocol is not Protocol.LOCO:
+        raise ConfigError(f"--test-only needs --protocol loco, not {cfg.split.protocol.value}")
+    try:
+        return tuple(get_reader(n).NAME for n in cfg.data.test_only)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
     """The folds of ``cfg.split`` over ``data`` (only ``cfg.split.folds`` when given)."""
     folds: list[Fold] = make_folds(
@@ -250,6 +265,7 @@ def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
         test_size=cfg.split.test_size,
         train_only=data.train_only,
         content_ids=data.content_ids,
+        test_only_corpora=test_only_corpora(cfg),
     )
     if cfg.split.folds:
         bad = [k for k in cfg.split.folds if not 0 <= k < len(folds)]
@@ -344,6 +360,7 @@ def run_experiment(
     cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     out_dir = Path(out_dir)
     check_run_destination(out_dir)
+    test_only_corpora(cfg)
     data = prepare_data(cfg, spec, progress)
     folds = select_folds(cfg, data)
 
