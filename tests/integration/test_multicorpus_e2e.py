@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from emovox.cli import app
 from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
+from emovox.errors import ConfigError
 from emovox.experiment import run_experiment
 from emovox.labels import LABELS
 from extra_trees import make_fake_emovo, make_fake_urdu
@@ -127,6 +129,21 @@ def test_cli_loco_test_only_corpus_is_never_trained_on(fake_ravdess, fake_cache,
     assert fold["held_out_corpus"] == "emovo"
     assert fold["n_train"] + fold["n_val"] == m["corpora"]["ravdess"]
     assert all(s.startswith("ravdess:") for s in fold["val_speakers"])
+    # fusing keeps the record, and the model card says which corpus was only tested
+    from emovox.experiment.fuse import fuse_runs
+    from emovox.experiment.package import model_card
+    from emovox.experiment.rundir import read_cv_run
+
+    fused = fuse_runs([tmp_path / "run", tmp_path / "run"], tmp_path / "fused")
+    assert fused["test_only_corpora"] == ["urdu"]
+    cv = read_cv_run(tmp_path / "run", "egemaps_logreg")
+    card = " ".join(model_card({"name": "x", "cross_validation": cv.metrics}).split())
+    assert "URDU is never trained on" in card
+    shutil.copytree(tmp_path / "run", tmp_path / "run2")  # the same run without the record
+    (tmp_path / "run2" / "metrics.json").write_text(json.dumps(
+        {k: v for k, v in m.items() if k != "test_only_corpora"}))
+    with pytest.raises(ConfigError, match="different test-only"):
+        fuse_runs([tmp_path / "run", tmp_path / "run2"], tmp_path / "fused2")
 
 
 def test_cli_refuses_bad_multi_corpus_input(fake_ravdess, extra, tmp_path):

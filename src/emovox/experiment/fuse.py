@@ -103,6 +103,11 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
         "fused_runs": [str(r) for r in runs], "weights": w.tolist(),
         **_per_corpus(y, pred, [k[1] for k in order]),
     }
+    test_only = {tuple(m.get("test_only_corpora") or ()) for m in metas}
+    if len(test_only) != 1:
+        raise ConfigError(f"runs set aside different test-only corpora: {sorted(test_only)}")
+    if test_only != {()}:
+        result["test_only_corpora"] = list(test_only.pop())
     rows = [
         Prediction(tables[0][k].path, tables[0][k].speaker, tables[0][k].true, LABELS[pred[i]],
                    tuple(float(v) for v in proba[i]), fold=k[0], corpus=tables[0][k].corpus)

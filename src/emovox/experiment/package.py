@@ -312,6 +312,17 @@ def _domain_line(trained_on: dict[str, Any]) -> str:
             "figures, where the card has them, are what to expect on a corpus never heard.")
 
 
+def _loco_lines(cv: dict[str, Any]) -> list[str]:
+    """What a leave-one-corpus-out table means, naming any test-only corpora."""
+    test_only = cv.get("test_only_corpora") or []
+    also = (f" {', '.join(c.upper() for c in test_only)} is never trained on: it was only "
+            "tested, by models trained on all the other corpora, as the recipe leaves it out."
+            if test_only else "")
+    return ["Each corpus above was tested by models trained on the other corpora only "
+            f"(never on its speakers or its language).{also} Figures on new speakers of the "
+            "training corpora (e.g. RAVDESS EmoBox folds) are not part of this card.", ""]
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """A human-readable card from an artifact's model.json."""
     cv = meta.get("cross_validation") or {}
@@ -354,10 +365,7 @@ def model_card(meta: dict[str, Any]) -> str:
         ]
         lines += _per_corpus_lines(cv.get("per_corpus") or {})
         if cv.get("protocol") == "loco":
-            lines += ["Each corpus above was tested by models trained on the other corpora only "
-                      "(never on its speakers or its language). Figures on new speakers of the "
-                      "training corpora (e.g. RAVDESS EmoBox folds) are not part of this card.",
-                      ""]
+            lines += _loco_lines(cv)
     else:
         lines += ["No cross-validation run was attached.", ""]
     cal = meta.get("calibration")

@@ -387,6 +387,8 @@ def read_cv_run(run: Path, model: str) -> CvRun:
         raise RunDirError(f"{run / METRICS_FILE}: not a cross-validation run (no {exc})") from None
     if len(m.get("per_corpus") or {}) > 1:
         metrics["per_corpus"] = m["per_corpus"]
+    if m.get("test_only_corpora"):
+        metrics["test_only_corpora"] = list(m["test_only_corpora"])
     return CvRun(metrics, run / PREDICTIONS_FILE)
 
 
