@@ -41,8 +41,8 @@ from emovox.serving.uploads import UploadTooLarge, display_name, scrub
 log = logging.getLogger(__name__)
 
 __all__ = ["MAX_REFERENCES", "UPLOAD_GROUP", "AdaptedAnswer", "Reference", "TooManyReferences",
-           "adapted_copy", "check_references", "predict_with_references",
-           "prior_from_uploads"]
+           "adapt_to_uploads", "adapted_copy", "check_references",
+           "predict_with_references", "prior_from_uploads"]
 
 #: most reference clips one request may carry (16 are recommended, 3 the minimum)
 MAX_REFERENCES = 32
@@ -174,6 +174,15 @@ def predict_with_references(predictor: Any, data: bytes | BinaryIO, filename: st
                      max_references=max_references)
     plain = predict_upload(predictor, data, filename, max_bytes=max_bytes,
                            max_duration=max_duration)
+    return adapt_to_uploads(predictor, plain, references, max_bytes=max_bytes,
+                            max_duration=max_duration, max_references=max_references)
+
+
+def adapt_to_uploads(predictor: Any, plain: Prediction, references: Sequence[Reference], *,
+                     max_bytes: int | None = None, max_duration: float | None = None,
+                     max_references: int = MAX_REFERENCES) -> AdaptedAnswer:
+    """An answer already given (``plain``) adapted to the speaker of ``references`` (the
+    web app, which has analysed the clip already). Raises as :func:`prior_from_uploads`."""
     sp = prior_from_uploads(predictor, references, max_bytes=max_bytes,
                             max_duration=max_duration, max_references=max_references)
     return AdaptedAnswer(plain, adapt_prediction(plain, sp), sp)
