@@ -147,3 +147,13 @@ def test_bundled_model_adapts_to_uploaded_references():
         validate_document(d, "prediction")
         assert d["adaptation"]["applied"] and d["adaptation"]["reference_clips"] == 4
         assert d["model_id"] and d["label"] in LABELS
+
+
+def test_no_speech_is_never_adapted(client):
+    """As in the CLI: a no_speech answer carries no adaptation, even with good references."""
+    refs = [(f"r{i}.wav", _ref(1.0, i)) for i in range(3)]
+    r = _post_refs(client, encode(np.zeros(2 * SR, np.float32), "WAV"), refs)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    validate_document(d, "prediction")
+    assert d["status"] == "no_speech" and "adaptation" not in d
