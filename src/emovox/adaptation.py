@@ -96,6 +96,9 @@ class Adaptation:
         prior: the speaker's mean answer ``{label: probability}`` the answer was divided
             by (``None`` when not applied): a prior dominated by one emotion shows references
             that may all carry it (:func:`dominant_class`).
+        warnings: what the user should know about the references (clips skipped, fewer
+            than :data:`RECOMMENDED_REFERENCE_CLIPS`, mostly one emotion); in the document
+            only when there are some.
     """
 
     applied: bool
@@ -104,13 +107,18 @@ class Adaptation:
     reason: str | None = None
     method: AdaptMethod = AdaptMethod.SPEAKER_PRIOR
     prior: dict[str, float] | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method.value, "applied": self.applied,
-                "reference_clips": int(self.reference_clips), "group": self.group,
-                "reason": self.reason,
-                "prior": None if self.prior is None
-                else {k: round(float(v), 4) for k, v in self.prior.items()}}
+        doc: dict[str, Any] = {
+            "method": self.method.value, "applied": self.applied,
+            "reference_clips": int(self.reference_clips), "group": self.group,
+            "reason": self.reason,
+            "prior": None if self.prior is None
+            else {k: round(float(v), 4) for k, v in self.prior.items()}}
+        if self.warnings:
+            doc["warnings"] = list(self.warnings)
+        return doc
 
 
 def _check_probs(probs: np.ndarray, name: str) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -91,26 +91,27 @@ class ApiKeyGuard:
 class BodyLimit:
     """Pure ASGI middleware: 413 for request bodies over ``max_body`` bytes, decided from
     ``Content-Length`` before anything is read, or while a chunked body streams in, so an
-    oversized upload is never parsed or spooled."""
+    oversized upload is never parsed or spooled. ``paths`` gives some paths their own
+    ``(max_body, detail)`` (``POST /v1/predict`` also carries reference clips)."""
 
-    def __init__(self, app: ASGIApp, max_body: int, detail: str) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, detail: str,
+                 paths: Mapping[str, tuple[int, str]] | None = None) -> None:
         self.app, self.max_body, self.detail = app, max_body, detail
-
-    async def _reject(self, send: Send) -> None:
-        await _json_error(send, 413, "upload_too_large", self.detail)
+        self.paths = dict(paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        max_body, detail = self.paths.get(scope.get("path", ""), (self.max_body, self.detail))
         for k, v in scope.get("headers") or []:
             if k == b"content-length":
                 try:
-                    too_big = int(v) > self.max_body
+                    too_big = int(v) > max_body
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await self._reject(send)
+                    await _json_error(send, 413, "upload_too_large", detail)
                     return
         state = {"received": 0, "exceeded": False, "started": False}
 
@@ -120,9 +121,9 @@ class BodyLimit:
             msg = await receive()
             if msg.get("type") == "http.request":
                 state["received"] += len(msg.get("body") or b"")
-                if state["received"] > self.max_body:
+                if state["received"] > max_body:
                     state["exceeded"] = True
-                    raise StarletteHTTPException(413, self.detail)
+                    raise StarletteHTTPException(413, detail)
             return msg
 
         async def guarded_send(msg: Message) -> None:
@@ -138,4 +139,4 @@ class BodyLimit:
             if not state["exceeded"]:
                 raise
         if state["exceeded"] and not state["started"]:
-            await self._reject(send)
+            await _json_error(send, 413, "upload_too_large", detail)

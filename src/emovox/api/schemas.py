@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ERRORS", "ErrorBody", "Evidence", "Health", "ModelCard", "PredictResponse",
-           "Segment", "TimelineResponse", "TimelineSummary"]
+__all__ = ["ERRORS", "AdaptationRecord", "ErrorBody", "Evidence", "Health", "ModelCard",
+           "PredictResponse", "Segment", "TimelineResponse", "TimelineSummary"]
 
 
 class ErrorBody(BaseModel):
@@ -26,6 +26,27 @@ class Evidence(BaseModel):
     confidence: float = Field(description="its calibrated probability")
     contribution: float = Field(
         description="share of the final label's probability mass (contributions sum to 1)")
+
+
+class AdaptationRecord(BaseModel):
+    """Speaker adaptation of the answer (only when asked for: ``references`` of
+    ``/v1/predict``, ``adapt=self`` of ``/v1/timeline``; the same record as ``emovox predict
+    --reference`` and ``emovox timeline --adapt self`` write)."""
+
+    method: Literal["speaker_prior"] = Field(
+        description="probabilities divided by the speaker's mean answer, renormalised")
+    applied: bool = Field(description="false: left unadapted, reason says why")
+    reference_clips: int = Field(description="usable reference clips (or speech windows of "
+                                 "the recording itself) the speaker's mean answer is from")
+    group: str | None = Field(description="'uploaded references', or 'self'")
+    reason: str | None = Field(description="why not applied (null when applied)")
+    prior: dict[str, float] | None = Field(
+        description="the speaker's mean answer the probabilities were divided by; one "
+                    "emotion near or above 0.5: the references may all carry it")
+    warnings: list[str] | None = Field(None, description=(
+        "present only when there are some: reference clips skipped (not audio, too long, "
+        "no speech...), fewer than 16 usable references, references that sound mostly "
+        "like one emotion"))
 
 
 class PredictResponse(BaseModel):
@@ -55,6 +76,8 @@ class PredictResponse(BaseModel):
     n_windows: int = Field(description="windows the model classified (0 for no_speech)")
     evidence: list[Evidence] = Field(description="the windows behind the answer")
     model_id: str | None
+    adaptation: AdaptationRecord | None = Field(None, description=(
+        "only when reference clips were sent: the answer is adapted to their speaker"))
 
 
 class Segment(BaseModel):
@@ -91,6 +114,8 @@ class TimelineResponse(BaseModel):
     hop: float
     summary: TimelineSummary
     segments: list[Segment]
+    adaptation: AdaptationRecord | None = Field(None, description=(
+        "only with adapt=self: the windows are adapted to the recording's own speaker"))
 
 
 class ModelCard(BaseModel):
@@ -119,7 +144,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "missing or wrong API key (only when the server has one)"),
         (413, "upload larger than the size limit"),
         (415, "not audio, or an audio format that cannot be decoded here"),
-        (422, "audio too long, empty or damaged; or invalid parameters"),
+        (422, "audio too long, empty or damaged; invalid parameters; speaker adaptation "
+              "impossible (too_many_references, too_few_references)"),
         (503, "the model is not available"),
     )
 }

@@ -10,9 +10,15 @@ Endpoints (OpenAPI docs at ``/docs``):
 * ``POST /v1/predict``  multipart field ``file``: the prediction document (schema
   ``emovox/data/schema/prediction-v1.json``, the same as ``emovox predict --json``): status
   (``ok``, ``uncertain``, ``no_speech`` with a reason), label, calibrated probabilities, derived
-  arousal/valence, speech seconds, windows and their evidence, model id;
-* ``POST /v1/timeline`` multipart field ``file`` (+ ``window``, ``hop`` query
-  parameters): the timeline document (``timeline-v1.json``): speech windows and gaps;
+  arousal/valence, speech seconds, windows and their evidence, model id; with optional
+  extra multipart fields ``references`` (unlabelled clips of the same speaker, at most
+  :data:`~emovox.serving.adapt_uploads.MAX_REFERENCES`, together at most the size and
+  duration limits of one upload; :mod:`emovox.serving.adapt_uploads`) the answer is adapted
+  to that speaker and carries ``adaptation`` (with ``warnings``), as ``emovox predict
+  --reference DIR``;
+* ``POST /v1/timeline`` multipart field ``file`` (+ ``window``, ``hop`` and ``adapt``
+  query parameters; ``adapt=self`` is ``emovox timeline --adapt self``): the timeline
+  document (``timeline-v1.json``): speech windows and gaps;
 * ``GET /v1/model``: the model card (speaker-independent cross-validation metrics,
   confusion matrix, per-class recall, MODEL_CARD.md);
 * ``GET /health``: 200 when the model is loaded, 503 when it could not be.
@@ -21,10 +27,12 @@ Errors are JSON ``{"error": <code>, "detail": <message>}``: 401 missing or wrong
 (only when the server has one: ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``; ``/health``
 and the docs stay open); 413 upload larger than the size
 limit (checked from ``Content-Length`` and while the body streams in, before it is
-parsed); 415 not audio / undecodable format; 422 too long, empty or broken audio, or bad
-parameters; 503 no model. Nothing is written outside a temporary directory: the multipart
-parser spools uploads past 1 MB to anonymous temporary files; a request copies its upload
-in blocks to a private temporary directory only once it holds a concurrency slot, and
+parsed); 415 not audio / undecodable format; 422 too long, empty or broken audio, bad
+parameters, ``too_many_references`` or ``too_few_references`` (fewer than 3 reference clips
+could be read and hold speech; the others are skipped with a warning); 503 no model.
+Nothing is written outside a temporary directory: the multipart parser spools uploads past
+1 MB to anonymous temporary files; a request copies its upload in blocks to a private
+temporary directory only once it holds a concurrency slot, and
 everything is deleted when the request ends. The model is loaded once per process (in the
 lifespan, or on first use, under a lock); the :class:`~emovox.serving.predictor.Predictor` is
 thread-safe, and at most ``max_concurrency`` requests read, decode and predict at a time
@@ -54,7 +62,8 @@ from emovox.api.docs import install_docs
 from emovox.api.middleware import API_KEY_HEADER, ApiKeyGuard, BodyLimit, is_loopback
 from emovox.api.schemas import ERRORS, Health, ModelCard, PredictResponse, TimelineResponse
 from emovox.errors import ConfigError
-from emovox.serving import service
+from emovox.serving import adapt_uploads, service
+from emovox.serving.adapt import AdaptMode, adapt_timeline
 from emovox.serving.params import (
     MAX_HOP_S,
     MAX_WINDOW_S,
@@ -70,6 +79,15 @@ __all__ = ["DEFAULT_MAX_BYTES", "create_app", "create_app_from_env", "is_loopbac
 
 DEFAULT_MAX_BYTES = int(service.DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
 _FILE_HELP = "the audio file (wav, flac, ogg, mp3, m4a)"
+_REFS_HELP = (
+    f"optional: up to {adapt_uploads.MAX_REFERENCES} unlabelled clips of the SAME speaker, in "
+    "several emotions (at least 3 with speech; fewer than 16 were measured to help little): "
+    "the answer is adapted to that speaker (field `adaptation`). Together they may be as "
+    "large and as long as one upload; clips that cannot be read or hold no speech are "
+    "skipped with a warning (`adaptation.warnings`).")
+_ADAPT_HELP = ("self: adapt the windows to the recording's own speaker (the mean of its "
+               "speech windows; assumes the recording holds several emotions), as "
+               "`emovox timeline --adapt self`; none (default): as the model hears them")
 _MULTIPART_SLACK = 64 * 1024  # multipart boundaries and part headers on top of the file
 T = TypeVar("T")
 
@@ -205,16 +223,29 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS,
-              summary="The emotion of one clip")
-    async def predict(file: UploadFile = File(description=_FILE_HELP)) -> dict[str, Any]:
+              response_model_exclude_unset=True, summary="The emotion of one clip")
+    async def predict(
+        file: UploadFile = File(description=_FILE_HELP),
+        references: list[UploadFile] | None = File(None, description=_REFS_HELP),
+    ) -> dict[str, Any]:
         name = svc.check_upload(file)
+        refs = [(r.file, r.filename) for r in references or []]
+        if refs:  # count and total size, before any slot or decoding
+            with _guarded("references"):
+                adapt_uploads.check_references([r.size for r in references or []],
+                                               max_bytes=svc.max_bytes)
         predictor = await svc.holder.aget()
-        p = await svc.run("predict", lambda: service.predict_upload(
-            predictor, file.file, name, max_bytes=svc.max_bytes,
-            max_duration=svc.max_duration))
+        limits = {"max_bytes": svc.max_bytes, "max_duration": svc.max_duration}
+        if not refs:
+            p = await svc.run("predict", lambda: service.predict_upload(
+                predictor, file.file, name, **limits))
+        else:
+            p = await svc.run("predict", lambda: adapt_uploads.predict_with_references(
+                predictor, file.file, name, refs, **limits).adapted)
         return prediction_document(p)
 
     @app.post("/v1/timeline", response_model=TimelineResponse, responses=ERRORS,
+              response_model_exclude_unset=True,
               summary="The emotion of every window of a (long) recording")
     async def timeline(
         file: UploadFile = File(description=_FILE_HELP),
@@ -223,6 +254,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
         hop: float = Query(service.TIMELINE_HOP_S, description=(
             f"hop between windows (s), more than {MIN_HOP_S:g} and at most the window "
             f"(<= {MAX_HOP_S:g})")),
+        adapt: AdaptMode = Query(AdaptMode.NONE, description=_ADAPT_HELP),
     ) -> dict[str, Any]:
         try:
             params = TimelineParams(window, hop)
@@ -230,9 +262,14 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
             raise ApiError(422, "invalid_request", str(exc)) from None
         name = svc.check_upload(file)
         predictor = await svc.holder.aget()
-        tl = await svc.run("timeline", lambda: service.timeline_from_upload(
-            predictor, file.file, name, params=params, max_bytes=svc.max_bytes,
-            max_duration=svc.max_duration))
+
+        def work() -> Any:
+            tl = service.timeline_from_upload(predictor, file.file, name, params=params,
+                                              max_bytes=svc.max_bytes,
+                                              max_duration=svc.max_duration)
+            return adapt_timeline(tl, predictor.labels) if adapt is AdaptMode.SELF else tl
+
+        tl = await svc.run("timeline", work)
         return timeline_document(tl, model_id=predictor.model_id)
 
 
@@ -297,8 +334,10 @@ def _new_app(svc: _Service, max_bytes: int, max_duration: float) -> FastAPI:
         description=(
             f"Upload an audio file (wav, flac, ogg, mp3, m4a; at most "
             f"{max_bytes / 2**20:.3g} MB and {max_duration:g} s) as the multipart field "
-            "`file`. Arousal and valence are derived from the class probabilities, not "
-            "predicted. Errors are JSON `{\"error\": code, \"detail\": message}`."
+            "`file`; optionally, clips of the same speaker as `references` (adapts the "
+            "answer to that speaker). Arousal and valence are derived from the class "
+            "probabilities, not predicted. Errors are JSON `{\"error\": code, \"detail\": "
+            "message}`."
         ),
         lifespan=lifespan, docs_url=None, redoc_url=None,
     )
@@ -340,10 +379,14 @@ def create_app(
     app = _new_app(svc, max_bytes, max_duration)
     app.state.emovox_limits = {"max_bytes": int(max_bytes), "max_duration": float(max_duration)}
     app.state.emovox_model = holder
+    mb = f"{max_bytes / 2**20:.3g} MB"
     app.add_middleware(
         BodyLimit, max_body=int(max_bytes) + _MULTIPART_SLACK,
-        detail=(f"the upload is larger than the {max_bytes / 2**20:.3g} MB limit; send a "
-                "shorter or compressed recording"),
+        detail=f"the upload is larger than the {mb} limit; send a shorter or compressed recording",
+        paths={"/v1/predict": (  # the clip, and reference clips as large together
+            2 * int(max_bytes) + _MULTIPART_SLACK,
+            f"the request is larger than the {mb} limit of the clip plus {mb} of reference "
+            "clips together; send shorter or compressed recordings")},
     )
     if api_key:
         app.add_middleware(ApiKeyGuard, key=api_key)  # outermost: before the body limit

@@ -10,7 +10,8 @@ microphone is opened), the answer and its status/evidence (:mod:`emovox.serving.
 speech windows a recording is read in (:mod:`emovox.serving.speech`), the versioned JSON
 documents (:mod:`emovox.serving.schema`, schemas in ``emovox/data/schema``) and speaker
 adaptation of answers (:mod:`emovox.serving.adapt`: reference clips, speaker groups of a
-batch, a recording adapting to itself; the maths in :mod:`emovox.adaptation`).
+batch, a recording adapting to itself; uploaded reference clips of the API and the web app:
+:mod:`emovox.serving.adapt_uploads`; the maths in :mod:`emovox.adaptation`).
 
 May import: artifact, preprocess, models (lazily, for the torch runner), features, audio,
 calibration, affect, adaptation, labels, errors, fileio, corpora (file walking). Never

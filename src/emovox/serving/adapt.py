@@ -54,9 +54,9 @@ from emovox.serving.timeline import SegmentKind, Timeline
 log = logging.getLogger(__name__)
 
 __all__ = ["MIN_REFERENCE_CLIPS", "PARENT", "AdaptMode", "AdaptationError", "SpeakerGrouping",
-           "SpeakerPrior", "adapt_outcomes", "adapt_prediction", "adapt_timeline",
-           "adapted_status",
-           "prior_from_predictions", "reference_prior"]
+           "SpeakerPrior", "TooFewReferences", "adapt_outcomes", "adapt_prediction",
+           "adapt_timeline", "adapted_status", "prior_from_predictions",
+           "prior_from_references", "reference_prior"]
 
 #: ``--speaker-from parent``: the speaker is the name of the clip's folder
 PARENT = "parent"
@@ -69,6 +69,10 @@ class AdaptationError(EmovoxError):
     usable reference clips, a grouping regex without a capture group, other labels)."""
 
 
+class TooFewReferences(AdaptationError):
+    """Fewer than :data:`MIN_REFERENCE_CLIPS` reference clips could be read and hold speech."""
+
+
 @dataclass(frozen=True)
 class SpeakerPrior:
     """A speaker's mean posterior and what it was computed from.
@@ -78,25 +82,34 @@ class SpeakerPrior:
         labels: the label order of ``prior``.
         n: clips (or windows) it was computed from.
         group: the speaker group, reference folder or ``"self"``.
+        warnings: what the user should know about the references (go into the record).
     """
 
     prior: np.ndarray
     labels: tuple[str, ...]
     n: int
     group: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def record(self) -> Adaptation:
-        return Adaptation(True, self.n, self.group, prior=dict(zip(self.labels,
-                                                                   map(float, self.prior),
-                                                                   strict=True)))
+        return Adaptation(True, self.n, self.group,
+                          prior=dict(zip(self.labels, map(float, self.prior), strict=True)),
+                          warnings=self.warnings)
+
+    def dominant_warning(self, what: str) -> str | None:
+        """The warning for a prior that is mostly one emotion (:func:`dominant_class`)."""
+        top = dominant_class(references_mean(self.prior, self.n), self.labels)
+        if top is None:
+            return None
+        return (f"{what} sound mostly {top[0]} (mean probability {100 * top[1]:.0f} %): if "
+                "they all carry that emotion, adaptation removes it from the answers; use "
+                "clips of several emotions")
 
     def warn_if_dominant(self, what: str) -> None:
-        """Log a warning when the prior is mostly one emotion (:func:`dominant_class`)."""
-        top = dominant_class(references_mean(self.prior, self.n), self.labels)
-        if top is not None:
-            log.warning("%s sound mostly %s (mean probability %.0f %%): if they all carry "
-                        "that emotion, adaptation removes it from the answers; use clips "
-                        "of several emotions", what, top[0], 100 * top[1])
+        """Log :meth:`dominant_warning`, if any."""
+        w = self.dominant_warning(what)
+        if w is not None:
+            log.warning("%s", w)
 
 
 def adapted_status(confidence: float) -> Status:
@@ -157,14 +170,49 @@ def adapt_prediction(pred: Prediction, sp: SpeakerPrior) -> Prediction:
         adaptation=sp.record(), window_probs=qw)
 
 
+def prior_from_references(usable: Sequence[Prediction], skipped: Sequence[str],
+                          labels: Sequence[str], *, group: str, what: str, offered: int
+                          ) -> SpeakerPrior:
+    """The prior of reference clips already predicted (``usable``: answers with speech) and
+    the clips that were not (``skipped``: ``"name: why"``), with its warnings (each skipped
+    clip, fewer than :data:`RECOMMENDED_REFERENCE_CLIPS`, mostly one emotion), logged and
+    kept in the record. ``what`` names the references in messages (``"reference folder
+    X"``); ``offered``: how many clips were given.
+
+    Raises:
+        TooFewReferences: fewer than :data:`MIN_REFERENCE_CLIPS` usable clips (the message
+            names what was skipped).
+        AdaptationError: an answer's labels are not ``labels``.
+    """
+    warnings = [f"reference clip skipped: {why}" for why in skipped]
+    sp = prior_from_predictions(usable, labels, group=group)
+    if sp is None:
+        detail = f" (skipped: {'; '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''})" \
+            if skipped else ""
+        raise TooFewReferences(
+            f"{what}: {len(usable)} usable clip(s) of {offered}, at least "
+            f"{MIN_REFERENCE_CLIPS} clips with speech are needed{detail}")
+    if sp.n < RECOMMENDED_REFERENCE_CLIPS:
+        warnings.append(f"only {sp.n} usable reference clips: with fewer than "
+                        f"{RECOMMENDED_REFERENCE_CLIPS}, adaptation was measured to help "
+                        "little (README, 'Speaker adaptation')")
+    dominant = sp.dominant_warning(f"the reference clips ({what})")
+    if dominant is not None:
+        warnings.append(dominant)
+    for w in warnings:
+        log.warning("%s", w)
+    return dataclasses.replace(sp, warnings=tuple(warnings))
+
+
 def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None = None
                     ) -> SpeakerPrior:
-    """The prior of the clips in ``folder`` (recursive), predicted by ``predictor``.
+    """The prior of the clips in ``folder`` (recursive), predicted by ``predictor``
+    (:func:`prior_from_references`).
 
     Raises:
         AdaptationError: ``folder`` is missing or not a folder, holds no audio file, or
-            fewer than :data:`MIN_REFERENCE_CLIPS` of its clips could be read and hold
-            speech (the message names what was skipped).
+            (:class:`TooFewReferences`) fewer than :data:`MIN_REFERENCE_CLIPS` of its clips
+            could be read and hold speech (the message names what was skipped).
     """
     from emovox.serving.batch import predict_files
     from emovox.serving.inputs import collect_inputs
@@ -184,21 +232,8 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
             skipped.append(f"{o.path.name}: no speech ({o.prediction.reason})")
         else:
             usable.append(o.prediction)
-    for why in skipped:
-        log.warning("reference clip skipped: %s", why)
-    sp = prior_from_predictions(usable, predictor.labels, group=str(folder))
-    if sp is None:
-        detail = f" (skipped: {'; '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''})" \
-            if skipped else ""
-        raise AdaptationError(
-            f"reference folder {folder}: {len(usable)} usable clip(s) of {len(files)}, at "
-            f"least {MIN_REFERENCE_CLIPS} clips with speech are needed{detail}")
-    sp.warn_if_dominant(f"the reference clips in {folder}")
-    if sp.n < RECOMMENDED_REFERENCE_CLIPS:
-        log.warning("only %d usable reference clips: with fewer than %d, adaptation was "
-                    "measured to help little (README, 'Speaker adaptation')",
-                    sp.n, RECOMMENDED_REFERENCE_CLIPS)
-    return sp
+    return prior_from_references(usable, skipped, predictor.labels, group=str(folder),
+                                 what=f"reference folder {folder}", offered=len(files))
 
 
 def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:
@@ -217,7 +252,10 @@ def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:
     own = np.array([s.own for s in speech])
     sp = SpeakerPrior(speaker_prior(probs, own if own.sum() > 0 else None), labels,
                       len(speech), SELF_GROUP)
-    sp.warn_if_dominant("the recording's speech windows")
+    dominant = sp.dominant_warning("the recording's speech windows")
+    if dominant is not None:
+        log.warning("%s", dominant)
+        sp = dataclasses.replace(sp, warnings=(dominant,))
     q = adapt(probs, sp.prior)
     new = {id(s): (s, qi) for s, qi in zip(speech, q, strict=True)}
     segments = []

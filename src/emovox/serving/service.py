@@ -34,6 +34,8 @@ from emovox.errors import (
     NotAudio,
     UnsupportedCodec,
 )
+from emovox.serving.adapt import AdaptationError, TooFewReferences
+from emovox.serving.adapt_uploads import TooManyReferences
 from emovox.serving.answer import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, confidence_band
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 from emovox.serving.predictor import BACKENDS
@@ -211,6 +213,12 @@ def http_status(exc: BaseException) -> tuple[int, str]:
         return 422, "audio_too_long"
     if isinstance(exc, AudioError):
         return 422, "bad_audio"
+    if isinstance(exc, AdaptationError):  # speaker adaptation asked for but impossible
+        for cls, code in ((TooManyReferences, "too_many_references"),
+                          (TooFewReferences, "too_few_references")):
+            if isinstance(exc, cls):
+                return 422, code
+        return 422, "adaptation_failed"
     if isinstance(exc, ConfigError):
         return 422, "bad_request"
     return 500, "internal_error"

@@ -2,9 +2,11 @@
 
 Owns the Streamlit page (:mod:`emovox.web.app`), what it shows as pure functions without
 Streamlit (:mod:`emovox.web.view`: recording level, prediction status, timeline bands, error
-wording; :mod:`emovox.web.charts`: Altair charts; :mod:`emovox.web.figures`: matplotlib
-figures) and the command that starts it. What the app shares with the REST API (settings, analysis
-of a clip, error wording, the model card) lives in :mod:`emovox.serving.service`.
+wording; :mod:`emovox.web.adapted`: speaker adaptation's comparison table and wording;
+:mod:`emovox.web.charts`: Altair charts; :mod:`emovox.web.figures`: matplotlib figures) and
+the command that starts it. What the app shares with the REST API (settings, analysis of a
+clip, error wording, the model card, adaptation to uploaded reference clips) lives in
+:mod:`emovox.serving.service` and :mod:`emovox.serving.adapt_uploads`.
 
 May import: serving, plots and the floors below (artifact, audio, features, affect, labels,
 errors). Never imports api, cli, training or experiment (checked by import-linter).

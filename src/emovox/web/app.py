@@ -7,7 +7,9 @@ Two tabs: *Analyse a voice* (upload or record a clip: player, predicted emotion 
 palette colour with its confidence, all probabilities, derived arousal/valence, peak and RMS
 level in dBFS with quiet/clipped warnings, true-scale waveform with the seconds that drove the
 answer shaded, log-mel spectrogram, MFCCs, and for longer recordings an emotion timeline with
-CSV download; a recording without speech shows the reason only)
+CSV download; a recording without speech shows the reason only; optional reference clips of
+the same speaker show the answer adapted to that speaker next to the one as heard, and a
+checkbox adapts the timeline to the recording's own speaker: :mod:`emovox.serving.adapt_uploads`)
 and *Model card* (speaker-independent cross-validation metrics, confusion matrix, per-class
 recall, MODEL_CARD.md). The logic lives in :mod:`emovox.serving.service`; every error is shown as
 a message, never as a traceback.
@@ -26,8 +28,8 @@ from pathlib import Path
 import streamlit as st
 
 from emovox.plots import emotion_colour
-from emovox.serving import service
-from emovox.web import charts, figures, view
+from emovox.serving import adapt_uploads, service
+from emovox.web import adapted, charts, figures, view
 
 log = logging.getLogger("emovox.web")
 
@@ -83,6 +85,23 @@ def _choose_input(settings: service.Settings):
             key=f"record-{st.session_state.get('emovox_record_n', 0)}",
             on_change=_clear_other, args=("record",))
     return upload if upload is not None else recording
+
+
+def _choose_references(settings: service.Settings) -> list:
+    """The optional uploader of reference clips of the same speaker."""
+    with st.expander("Same speaker's reference clips (optional): adapt the answer to the "
+                     "speaker"):
+        st.caption(
+            "A few unlabelled clips of the SAME speaker, in several emotions: at least 3 with "
+            f"speech, 16 or more recommended, at most {adapt_uploads.MAX_REFERENCES}, "
+            f"together at most {settings.max_upload_mb:g} MB and {settings.max_duration_s:g} "
+            "s. The answer is then also shown adapted to that speaker (its mean answer over "
+            "these clips is divided out).")
+        refs = st.file_uploader(
+            "Same speaker's reference clips", type=list(service.AUDIO_TYPES),
+            accept_multiple_files=True, key="references",
+            max_upload_size=max(1, math.ceil(settings.max_upload_mb)))
+    return list(refs or [])
 
 
 def _analysis(predictor, settings: service.Settings, data: bytes, name: str
@@ -154,6 +173,50 @@ def show_prediction(a: service.Analysis, pv: view.PredictionView) -> None:
                        "(circumplex mapping), not predicted by the model.")
 
 
+def _adapted(predictor, settings: service.Settings, a: service.Analysis, refs: list,
+             digest: str):
+    """:func:`adapt_uploads.adapt_to_uploads` of the analysed clip, or the error it raised;
+    remembered per session for the same clip and references."""
+    key = (digest, tuple((r.name, hashlib.sha256(r.getvalue()).hexdigest()) for r in refs))
+    cached = st.session_state.get("emovox_adapted")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        with st.spinner(f"Adapting to {len(refs)} reference clips…", show_time=True):
+            out = adapt_uploads.adapt_to_uploads(
+                predictor, a.prediction, [(r.getvalue(), r.name) for r in refs],
+                max_bytes=settings.max_bytes, max_duration=settings.max_duration_s)
+    except Exception as exc:  # shown as a message, never a traceback
+        if not isinstance(exc, service.EmovoxError):
+            log.exception("adaptation of %s failed", a.name)
+        out = exc
+    st.session_state["emovox_adapted"] = (key, out)
+    return out
+
+
+def show_adapted(predictor, settings: service.Settings, a: service.Analysis, refs: list,
+                 digest: str) -> None:
+    """The answer adapted to the speaker of ``refs``, next to the answer as heard."""
+    import pandas as pd
+
+    st.subheader("Adapted to this speaker")
+    out = _adapted(predictor, settings, a, refs, digest)
+    if isinstance(out, Exception):
+        st.warning(f"Not adapted: {service.user_message(out)}")
+        return
+    ad = out.adapted
+    st.markdown(adapted.change_line(out.plain.label, out.plain.confidence, ad.label,
+                                    ad.confidence))
+    st.dataframe(pd.DataFrame(adapted.comparison_rows(out.plain.probabilities,
+                                                      ad.probabilities)), hide_index=True)
+    st.caption(adapted.adaptation_caption(ad.adaptation.to_dict()))
+    for warning in ad.adaptation.warnings:
+        st.warning(warning)
+    st.download_button("Download the adapted answer (JSON)", view.answer_download(ad),
+                       file_name=f"{Path(a.name).stem or 'recording'}-emotion-adapted.json",
+                       mime="application/json", key="adapted_json")
+
+
 def show_player(a: service.Analysis, data: bytes) -> None:
     st.audio(data, format=service.mime_type(a.name))
     st.caption(f"{a.name} · {a.duration:.1f} s · model {a.model_id}")
@@ -205,11 +268,20 @@ def show_signal(a: service.Analysis, pv: view.PredictionView, digest: str) -> No
         st.pyplot(figures.mfcc_figure(a.mfcc, a.frame_seconds))
 
 
-def show_timeline(a: service.Analysis) -> None:
+def show_timeline(a: service.Analysis, labels) -> None:
     import pandas as pd
 
     tl = a.timeline
     st.subheader("Emotion timeline")
+    adapt = st.checkbox("Adapt to the recording's own speaker", key="timeline_adapt", help=(
+        "Divide every window's probabilities by the mean of the recording's speech windows "
+        "(as `emovox timeline --adapt self`): assumes the recording holds several emotions."))
+    if adapt:
+        tl = adapt_uploads.adapted_copy(tl, labels)
+        record = tl.adaptation.to_dict()
+        (st.caption if record["applied"] else st.info)(adapted.adaptation_caption(record))
+        for warning in record.get("warnings") or []:
+            st.warning(warning)
     doc = tl.to_dict()
     st.markdown(view.timeline_summary_line(doc.get("summary") or {}, getattr(tl, "window", None),
                                            getattr(tl, "hop", None)))
@@ -221,11 +293,12 @@ def show_timeline(a: service.Analysis) -> None:
     with st.expander("Every window (table)"):  # 14 columns: scrolls inside, never the page
         st.dataframe(pd.DataFrame(service.timeline_rows(tl)), hide_index=True)
     st.download_button("Download the timeline (CSV)", service.timeline_csv(tl),
-                       file_name=f"{Path(a.name).stem or 'recording'}-timeline.csv",
+                       file_name=f"{Path(a.name).stem or 'recording'}-timeline"
+                                 f"{'-adapted' if adapt else ''}.csv",
                        mime="text/csv", key="timeline_csv")
 
 
-def _show_result(predictor, settings: service.Settings, chosen) -> None:
+def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> None:
     name = chosen.name or "recording.wav"
     shown = service.display_name(name)
     try:
@@ -245,14 +318,17 @@ def _show_result(predictor, settings: service.Settings, chosen) -> None:
     st.download_button("Download the answer (JSON)", view.answer_download(a.prediction),
                        file_name=f"{Path(a.name).stem or 'recording'}-emotion.json",
                        mime="application/json", key="answer_json")
+    if refs and pv.has_emotion:
+        show_adapted(predictor, settings, a, refs, digest)
     show_level(level)
     show_signal(a, pv, digest)
     if a.timeline is not None:
-        show_timeline(a)
+        show_timeline(a, predictor.labels)
 
 
 def analyse_tab(predictor, settings: service.Settings) -> None:
     chosen = _choose_input(settings)
+    refs = _choose_references(settings)
     # Everything about the clip lives in one placeholder: a new clip replaces the old result
     # at once, so "Analysing…" never sits above the previous answer.
     out = st.empty()
@@ -260,7 +336,7 @@ def analyse_tab(predictor, settings: service.Settings) -> None:
         out.info("Upload a recording or record your voice to see which emotion it carries.")
         return
     with out.container():
-        _show_result(predictor, settings, chosen)
+        _show_result(predictor, settings, chosen, refs)
 
 
 def model_card_tab(predictor) -> None:

@@ -1,0 +1,49 @@
+"""What the web app shows of speaker adaptation, as plain data (no Streamlit): the answer as
+the model heard it next to the answer adapted to the speaker, and the wording of the
+``adaptation`` record (:mod:`emovox.serving.adapt_uploads` computes both answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["HEARD", "ADAPTED", "adaptation_caption", "change_line", "comparison_rows"]
+
+#: column names of :func:`comparison_rows`
+HEARD = "as heard (%)"
+ADAPTED = "adapted to speaker (%)"
+
+
+def comparison_rows(plain: Mapping[str, float], adapted: Mapping[str, float]
+                    ) -> list[dict[str, Any]]:
+    """One row per emotion, most probable after adaptation first: ``{"emotion", HEARD,
+    ADAPTED, "change (points)"}`` in percent (one decimal)."""
+    order = sorted(adapted, key=lambda lab: -float(adapted[lab]))
+    return [{"emotion": lab, HEARD: round(100 * float(plain[lab]), 1),
+             ADAPTED: round(100 * float(adapted[lab]), 1),
+             "change (points)": round(100 * (float(adapted[lab]) - float(plain[lab])), 1)}
+            for lab in order]
+
+
+def change_line(plain_label: str | None, plain_conf: float | None, adapted_label: str | None,
+                adapted_conf: float | None) -> str:
+    """One sentence: does adaptation change the answer?"""
+    if adapted_label is None or adapted_conf is None:
+        return "No speech: nothing to adapt."
+    if adapted_label == plain_label:
+        return (f"Adapted to this speaker, the answer stays **{adapted_label}** "
+                f"({(plain_conf or 0):.0%} → {adapted_conf:.0%}).")
+    return (f"Adapted to this speaker, the answer changes from **{plain_label}** to "
+            f"**{adapted_label}** ({adapted_conf:.0%}).")
+
+
+def adaptation_caption(record: Mapping[str, Any]) -> str:
+    """What an ``adaptation`` record (``Adaptation.to_dict()``) did, in a sentence."""
+    n = int(record.get("reference_clips") or 0)
+    if not record.get("applied"):
+        return f"Not adapted: {record.get('reason') or 'adaptation was not possible'}."
+    what = (f"the recording's own speaker ({n} speech windows)" if record.get("group") == "self"
+            else f"the speaker of {n} reference clip{'s' if n != 1 else ''}")
+    return (f"Adapted to {what}: every probability divided by that speaker's mean answer, "
+            "then renormalised. This assumes the speaker's clips mix several emotions; "
+            "adapted probabilities are no longer calibrated.")
