@@ -120,6 +120,11 @@ def evaluate(
                           "never trained on; --protocol loco only, e.g. 'urdu'.")
     ] = "",
     adapt: AdaptOpt = Adapt.NONE,
+    teacher: Annotated[
+        list[Path], typer.Option("--teacher", help="Distil: a run directory (evaluate "
+                                 "--save-models, or merged from such parts) whose fold-k model "
+                                 "teaches fold k; repeat to average several teachers.")
+    ] = [],  # noqa: B006 - typer needs a literal default
     seed: SeedOpt = 0,
     jobs: JobsOpt = 2,
     cache_dir: Annotated[
@@ -163,6 +168,7 @@ def evaluate(
             n_jobs=jobs,
             save_models=save_models,
             adapt=adapt,
+            teachers=tuple(str(t) for t in teacher),
         )
         out = out or default_run_dir(f"{model}-{protocol.value}{_run_suffix(adapt)}")
         with render.evaluate_progress() as bar:
