@@ -63,6 +63,24 @@ BalanceOpt = Annotated[
                        help="Oversample each training side so every corpus counts equally.")
 ]
 
+SaveModelsOpt = Annotated[
+    bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
+]
+TestOnlyOpt = Annotated[
+    str, typer.Option("--test-only", help="Corpora (names, comma-separated) tested when held "
+                      "out but never trained on; --protocol loco only, e.g. 'urdu'.")
+]
+TeacherOpt = Annotated[
+    list[Path], typer.Option("--teacher", help="Distil: a run directory (evaluate --save-models, "
+                             "or merged from such parts) whose fold-k model teaches fold k; "
+                             "repeat to average several teachers.")
+]
+ArtifactOpt = Annotated[
+    Path | None,
+    typer.Option(help="Score this trained model folder on --corpus instead of training "
+                 "('bundled' = the shipped model), over the classes both share."),
+]
+
 
 def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
     """``--data`` items -> a :class:`DataConfig`: ``NAME=DIR`` when NAME is a corpus reader,
@@ -110,21 +128,11 @@ def evaluate(
     val_speakers: Annotated[int, typer.Option(help="Validation speakers per fold.")] = 2,
     augment: AugmentOpt = 0,
     augment_recipe: AugmentRecipeOpt = AugmentRecipe.CLASSIC,
-    save_models: Annotated[
-        bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
-    ] = False,
+    save_models: SaveModelsOpt = False,
     balance_corpora: BalanceOpt = False,
-    test_only: Annotated[
-        str, typer.Option("--test-only",
-                          help="Corpora (names, comma-separated) tested when held out but "
-                          "never trained on; --protocol loco only, e.g. 'urdu'.")
-    ] = "",
+    test_only: TestOnlyOpt = "",
     adapt: AdaptOpt = Adapt.NONE,
-    teacher: Annotated[
-        list[Path], typer.Option("--teacher", help="Distil: a run directory (evaluate "
-                                 "--save-models, or merged from such parts) whose fold-k model "
-                                 "teaches fold k; repeat to average several teachers.")
-    ] = [],  # noqa: B006 - typer needs a literal default
+    teacher: TeacherOpt = [],  # noqa: B006 - typer needs a literal default
     seed: SeedOpt = 0,
     jobs: JobsOpt = 2,
     cache_dir: Annotated[
@@ -133,11 +141,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-...).")] = (
         None
     ),
-    artifact: Annotated[
-        Path | None,
-        typer.Option(help="Score this trained model folder on --corpus instead of training "
-                     "('bundled' = the shipped model), over the classes both share."),
-    ] = None,
+    artifact: ArtifactOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Cross-validate a model under a speaker split and write a run directory; or, with
