@@ -233,3 +233,36 @@ def test_merging_distilled_with_plain_parts_is_refused(fake_ravdess, fake_cache,
                 + "\n")
     with pytest.raises(ConfigError, match="distilled from teachers"):
         merge_runs([a, b], tmp_path / "m")
+
+
+# -- the final model: train --teacher MODEL_DIR ---------------------------------------------
+
+def _train_args(root: Path, cache_out: Path, model: str, *teachers: Path) -> list[str]:
+    args = ["train", "--data", str(root), "--model", model, "--out", str(cache_out),
+            "--no-onnx", "--jobs", "1"]
+    for p in TINY:
+        args += ["-p", p]
+    for t in teachers:
+        args += ["--teacher", str(t)]
+    return args
+
+
+@pytest.mark.slow
+def test_train_distils_the_final_model_from_a_trained_model(fake_ravdess, tiny_model, tmp_path):
+    """tiny_model is a crnn (silence-trimmed plain log-mel): it teaches a crnn student."""
+    out = tmp_path / "student"
+    r = CliRunner().invoke(app, _train_args(fake_ravdess, out, "crnn", tiny_model))
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["trained_on"]["teachers"] == [str(tiny_model)]
+    assert meta["experiment_config"]["teachers"] == [str(tiny_model)]
+
+
+def test_train_teacher_reading_another_input_is_refused(fake_ravdess, tiny_model, tmp_path):
+    """crnn_cmvn reads per-utterance normalised log-mel; tiny_model plain log-mel."""
+    _refused(_train_args(fake_ravdess, tmp_path / "s", "crnn_cmvn", tiny_model),
+             f"teacher model {tiny_model} reads another input")
+    (tmp_path / "empty").mkdir()
+    _refused(_train_args(fake_ravdess, tmp_path / "s", "crnn", tmp_path / "empty"),
+             "model.json")
+    assert not (tmp_path / "s").exists()

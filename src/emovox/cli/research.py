@@ -371,6 +371,11 @@ def train(
                           "(0 = train on every speaker for the model's fixed epochs).")
     ] = 0,
     balance_corpora: BalanceOpt = False,
+    teacher: Annotated[
+        list[Path], typer.Option("--teacher", help="Distil from this trained model folder "
+                                 "(e.g. an `emovox ensemble`) reading the same input; repeat "
+                                 "to average several.")
+    ] = [],  # noqa: B006 - typer needs a literal default
     verbose: VerboseOpt = False,
 ) -> None:
     """Train a model on every speaker of one or several corpora and package it for
@@ -386,7 +391,7 @@ def train(
             split=SplitConfig(n_val_speakers=val_speakers),
             model=ModelConfig(name=model, params=params),
             augment=recipe_config(augment_recipe, augment),
-            seed=seed, n_jobs=jobs,
+            seed=seed, n_jobs=jobs, teachers=tuple(str(t) for t in teacher),
         )
         b = train_bundle(cfg, out, calibrate=calibrate, force=force, onnx=not no_onnx)
     except (*USER_ERRORS, ImportError) as exc:

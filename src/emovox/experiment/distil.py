@@ -249,4 +249,55 @@ class Teachers:
         return mean[np.searchsorted(clips, sources)], ua
 
 
-__all__ = ["TeacherRun", "Teachers", "check_student", "open_teacher", "open_teachers"]
+def load_teacher_models(paths: list[Path], spec: ModelSpec) -> list[Any]:
+    """``emovox train --teacher MODEL_DIR``: the trained models in ``paths`` (any artifact,
+    e.g. an ``emovox ensemble``), each loaded without running code from its folder;
+    ConfigError unless each reads the student ``spec``'s input (same feature, parameters,
+    rate and trimming: its probabilities are computed on the student's features)."""
+    from emovox.artifact import preprocess_for_input
+    from emovox.features import feature_key
+    from emovox.training.trainer import load_trained
+
+    want = preprocess_for_input(spec.inputs[0])
+
+    def key(pre: Any) -> tuple[Any, ...]:
+        return (feature_key(pre.feature or "", **pre.feature_params), pre.sr, pre.trim,
+                pre.top_db, pre.loudness)
+
+    models = []
+    for p in paths:
+        model, meta = load_trained(Path(p))
+        if meta.n_classes != len(LABELS) or key(meta.preprocess) != key(want):
+            raise ConfigError(f"teacher model {p} reads another input or labels "
+                              f"({meta.preprocess.feature} {meta.preprocess.feature_params}) "
+                              f"than the student {spec.name} ({want.feature} "
+                              f"{want.feature_params})")
+        models.append(model)
+    return models
+
+
+def open_teacher_models(cfg: ExperimentConfig, spec: ModelSpec) -> list[Any] | None:
+    """The teacher models of ``train --teacher`` (None without ``cfg.teachers``), checked
+    and loaded before any feature is extracted."""
+    if not cfg.teachers:
+        return None
+    check_student(cfg, spec)
+    return load_teacher_models([Path(t) for t in cfg.teachers], spec)
+
+
+def mean_probabilities(models: list[Any], feats: list[Any], sources: np.ndarray,
+                       data_corpora: list[str],
+                       classes: dict[str, tuple[int, ...]]) -> np.ndarray:
+    """The mean of ``models``' probabilities on the clips ``sources`` (indices into
+    ``feats``; repeats allowed), each restricted to its clip's corpus classes."""
+    clips = np.unique(sources)
+    corpora = [data_corpora[i] for i in clips]
+    total = sum(restrict_to_corpus(m.predict_proba(gather(feats, clips)), corpora, classes)
+                for m in models)
+    return (total / len(models))[np.searchsorted(clips, sources)]
+
+
+__all__ = [
+    "TeacherRun", "Teachers", "check_student", "load_teacher_models", "mean_probabilities",
+    "open_teacher", "open_teacher_models", "open_teachers",
+]
