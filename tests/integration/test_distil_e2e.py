@@ -75,6 +75,10 @@ def test_student_learns_from_fold_teachers_and_records_them(fake_ravdess, fake_c
         assert f["teachers"] == [str(crnn / "models" / f"fold{k}"),
                                  str(lr.parent / "parts" / f"lr-f{k}" / "models" / f"fold{k}")]
         assert 0 <= f["teacher_train_ua"] <= 100
+    from emovox.experiment.report import collect_report
+
+    assert [r.model for r in collect_report([out, crnn]).rows] == [
+        "crnn_cmvn (distilled)", "crnn_cmvn"]
     # the student's parts merge like any run; their teachers are kept
     parts = []
     for k in (0, 1):
