@@ -174,15 +174,26 @@ def test_teacher_of_another_protocol_seed_or_data_is_refused(fake_ravdess, fake_
 def test_teacher_with_other_test_speakers_is_refused(fake_ravdess, fake_cache, tmp_path,
                                                      real_fold_speakers):
     folds = [dict(f) for f in real_fold_speakers]
-    folds[1]["test_speakers"] = ["ravdess:03"]
+    folds[0]["test_speakers"] = ["ravdess:03"]
     t = _fake_teacher(fake_ravdess, fake_cache, tmp_path / "t", folds=folds)
     _refused(_student_args(fake_ravdess, fake_cache, tmp_path / "s", t),
-             "fold 1 has other test speakers (ravdess:03)", "never on this fold's test speakers")
+             "fold 0 has other test speakers (ravdess:03)", "never on this fold's test speakers")
     folds = [dict(f) for f in real_fold_speakers]
     folds[0]["val_speakers"] = ["ravdess:05"]
     t2 = _fake_teacher(fake_ravdess, fake_cache, tmp_path / "t2", folds=folds)
     _refused(_student_args(fake_ravdess, fake_cache, tmp_path / "s", t2),
              "fold 0 has other validation speakers")
+
+
+def test_fold_model_from_another_run_is_refused(fake_ravdess, fake_cache, tmp_path,
+                                               real_fold_speakers, tiny_model):
+    """A model folder copied in from elsewhere: its model.json names another training."""
+    t = _fake_teacher(fake_ravdess, fake_cache, tmp_path / "t", folds=real_fold_speakers,
+                      model_folds=())
+    for k in (0, 1):
+        shutil.copytree(tiny_model, t / "models" / f"fold{k}")
+    _refused(_student_args(fake_ravdess, fake_cache, tmp_path / "s", t),
+             "models/fold0 was not trained in fold 0 of")
 
 
 def test_teacher_lacking_a_fold_is_refused(fake_ravdess, fake_cache, tmp_path,

@@ -103,6 +103,20 @@ class TeacherRun:
         return out
 
 
+def _check_fold_model(run: TeacherRun, k: int) -> None:
+    """ConfigError unless the model in fold ``k``'s folder says (its ``model.json``) that it
+    was trained by ``run``'s model on ``run``'s data and split, in fold ``k``."""
+    from emovox.artifact import read_meta
+
+    path = run.model_dir(k)
+    mcfg = ExperimentConfig.from_dict(read_meta(path).experiment_config or {})
+    if (_data_view(mcfg) != _data_view(run.config) or mcfg.model.name != run.config.model.name
+            or (mcfg.split.folds and k not in mcfg.split.folds)):
+        raise ConfigError(f"teacher model {path} was not trained in fold {k} of {run.path} "
+                          f"(its model.json: {mcfg.model.name}, folds "
+                          f"{list(mcfg.split.folds) or 'all'}, other data or split)")
+
+
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -206,7 +220,7 @@ class Teachers:
                             f"({', '.join(rec.get(key) or [])}) than this run's fold "
                             f"({', '.join(mine)}): a teacher must be run on the same "
                             "folds, never on this fold's test speakers")
-                run.model_dir(fold.index)
+                _check_fold_model(run, fold.index)
 
     def records(self, k: int) -> list[str]:
         """The model folders of fold ``k`` (recorded in metrics.json)."""
