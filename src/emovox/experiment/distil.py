@@ -9,8 +9,9 @@ without this fold's test speakers, so a teacher run is refused (:class:`ConfigEr
   channels, speaker filter, test-only corpora) differ from this run's (checked before any
   feature is extracted), or
 * it lacks fold ``k``'s model, or its fold ``k`` had other test (or validation) speakers, or
-  it was run on another number of clips per corpus (checked after the folds are made, before
-  any training).
+  it was run on another number of clips per corpus, or the fold's ``model.json`` names
+  another model, data, split or fold (checked after the folds are made, before any
+  training).
 
 The soft target of a training clip is the mean of the teachers' probabilities (each
 restricted to the classes of the clip's corpus, as test clips are scored); each teacher reads
