@@ -113,6 +113,10 @@ class ExperimentConfig:
     #: speaker adaptation of the features (``--adapt``): statistics of each speaker's own
     #: clips, no labels (see :mod:`emovox.experiment.adapt`); reported in separate rows
     adapt: Adapt = Adapt.NONE
+    #: knowledge distillation (``--teacher``): run directories whose fold ``k`` models
+    #: (saved with ``--save-models``; or a merged run whose parts hold them) give the soft
+    #: targets of fold ``k``'s training clips; see :mod:`emovox.experiment.distil`
+    teachers: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -135,6 +139,7 @@ class ExperimentConfig:
                 cache_dir=str(d.get("cache_dir", "")),
                 n_jobs=int(d.get("n_jobs", 2)),
                 adapt=Adapt(d.get("adapt", Adapt.NONE.value)),
+                teachers=tuple(str(t) for t in d.get("teachers") or ()),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid experiment config: {exc}") from exc

@@ -63,6 +63,24 @@ BalanceOpt = Annotated[
                        help="Oversample each training side so every corpus counts equally.")
 ]
 
+SaveModelsOpt = Annotated[
+    bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
+]
+TestOnlyOpt = Annotated[
+    str, typer.Option("--test-only", help="Corpora (names, comma-separated) tested when held "
+                      "out but never trained on; --protocol loco only, e.g. 'urdu'.")
+]
+TeacherOpt = Annotated[
+    list[Path], typer.Option("--teacher", help="Distil: a run directory (evaluate --save-models, "
+                             "or merged from such parts) whose fold-k model teaches fold k; "
+                             "repeat to average several teachers.")
+]
+ArtifactOpt = Annotated[
+    Path | None,
+    typer.Option(help="Score this trained model folder on --corpus instead of training "
+                 "('bundled' = the shipped model), over the classes both share."),
+]
+
 
 def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
     """``--data`` items -> a :class:`DataConfig`: ``NAME=DIR`` when NAME is a corpus reader,
@@ -110,16 +128,11 @@ def evaluate(
     val_speakers: Annotated[int, typer.Option(help="Validation speakers per fold.")] = 2,
     augment: AugmentOpt = 0,
     augment_recipe: AugmentRecipeOpt = AugmentRecipe.CLASSIC,
-    save_models: Annotated[
-        bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
-    ] = False,
+    save_models: SaveModelsOpt = False,
     balance_corpora: BalanceOpt = False,
-    test_only: Annotated[
-        str, typer.Option("--test-only",
-                          help="Corpora (names, comma-separated) tested when held out but "
-                          "never trained on; --protocol loco only, e.g. 'urdu'.")
-    ] = "",
+    test_only: TestOnlyOpt = "",
     adapt: AdaptOpt = Adapt.NONE,
+    teacher: TeacherOpt = [],  # noqa: B006 - typer needs a literal default
     seed: SeedOpt = 0,
     jobs: JobsOpt = 2,
     cache_dir: Annotated[
@@ -128,11 +141,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-...).")] = (
         None
     ),
-    artifact: Annotated[
-        Path | None,
-        typer.Option(help="Score this trained model folder on --corpus instead of training "
-                     "('bundled' = the shipped model), over the classes both share."),
-    ] = None,
+    artifact: ArtifactOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Cross-validate a model under a speaker split and write a run directory; or, with
@@ -163,6 +172,7 @@ def evaluate(
             n_jobs=jobs,
             save_models=save_models,
             adapt=adapt,
+            teachers=tuple(str(t) for t in teacher),
         )
         out = out or default_run_dir(f"{model}-{protocol.value}{_run_suffix(adapt)}")
         with render.evaluate_progress() as bar:
@@ -361,6 +371,11 @@ def train(
                           "(0 = train on every speaker for the model's fixed epochs).")
     ] = 0,
     balance_corpora: BalanceOpt = False,
+    teacher: Annotated[
+        list[Path], typer.Option("--teacher", help="Distil from this trained model folder "
+                                 "(e.g. an `emovox ensemble`) reading the same input; repeat "
+                                 "to average several.")
+    ] = [],  # noqa: B006 - typer needs a literal default
     verbose: VerboseOpt = False,
 ) -> None:
     """Train a model on every speaker of one or several corpora and package it for
@@ -376,7 +391,7 @@ def train(
             split=SplitConfig(n_val_speakers=val_speakers),
             model=ModelConfig(name=model, params=params),
             augment=recipe_config(augment_recipe, augment),
-            seed=seed, n_jobs=jobs,
+            seed=seed, n_jobs=jobs, teachers=tuple(str(t) for t in teacher),
         )
         b = train_bundle(cfg, out, calibrate=calibrate, force=force, onnx=not no_onnx)
     except (*USER_ERRORS, ImportError) as exc:

@@ -121,8 +121,9 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     return result
 
 
-#: config keys that may differ between the parts of a merged run
-_PART_KEYS = {"folds", "cache_dir", "n_jobs"}
+#: config keys that may differ between the parts of a merged run (``teachers``: each fold's
+#: part may be taught by that fold's teacher parts; all parts distilled or none)
+_PART_KEYS = {"folds", "cache_dir", "n_jobs", "teachers"}
 
 
 def _same_config(configs: list[dict[str, Any]], runs: list[Path]) -> None:
@@ -134,6 +135,14 @@ def _same_config(configs: list[dict[str, Any]], runs: list[Path]) -> None:
     for r, c in zip(runs[1:], configs[1:], strict=True):
         if strip(c) != strip(configs[0]):
             raise ConfigError(f"{r} was run with another configuration than {runs[0]}")
+        if bool(c.get("teachers")) != bool(configs[0].get("teachers")):
+            raise ConfigError(f"{r} and {runs[0]}: one was distilled from teachers, the "
+                              "other not")
+
+
+def _teachers(configs: list[dict[str, Any]]) -> list[str]:
+    """Every part's teacher runs, in order, each once."""
+    return list(dict.fromkeys(t for c in configs for t in c.get("teachers") or []))
 
 
 def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
@@ -174,10 +183,12 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         "folds": sorted(fold_rows, key=lambda f: f["index"]),
         "seconds_total": sum(r.metrics.get("seconds_total", 0.0) for r in records),
         "merged_runs": [str(r) for r in runs],
+        "teachers": _teachers(configs),
         **_per_corpus(y, proba.argmax(1), [p.corpus for p in rows]),
     }
     config = dict(configs[0])
     config["split"] = {**config["split"], "folds": order}
+    config["teachers"] = _teachers(configs)
     s = result["summary"]["ua"]
     with staged_run_dir(Path(out)) as stage:
         write_run(stage, result, Predictions(list(LABELS), sorted(rows, key=lambda p: (

@@ -20,13 +20,14 @@ import numpy as np
 
 from emovox import __version__
 from emovox.config import ExperimentConfig
-from emovox.experiment.dataset import featurise, gather, load_dataset
-from emovox.experiment.multicorpus import balance_corpora, corpus_counts
+from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
+from emovox.experiment.distil import mean_probabilities, open_teacher_models
+from emovox.experiment.multicorpus import balance_corpora, corpus_classes, corpus_counts
 from emovox.experiment.rundir import read_cv_run
-from emovox.experiment.runner import training_set
+from emovox.experiment.runner import training_sources
 from emovox.fileio import atomic_path
 from emovox.labels import LABELS
-from emovox.models import Family, count_parameters, get_model_spec
+from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
 from emovox.splits import pick_val_speakers
 from emovox.training import build_model
 
@@ -49,7 +50,9 @@ def train_bundle(
 ) -> TrainedBundle:
     """Train ``cfg.model`` on all clips of ``cfg.data`` (no held-out speakers; the epoch
     count is the model's fixed setting) and write the artifact folder ``out`` atomically.
-    Refuses to replace an existing ``out`` unless ``force``."""
+    Refuses to replace an existing ``out`` unless ``force``. ``cfg.teachers`` here are
+    trained model folders (``train --teacher``): the student is distilled from the mean of
+    their probabilities on its training clips (:mod:`emovox.experiment.distil`)."""
     from emovox.artifact import (
         attach_inference,
         check_replaceable,
@@ -65,13 +68,13 @@ def train_bundle(
     if len(spec.inputs) != 1:
         raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
     cv = read_cv_run(calibrate, cfg.model.name) if calibrate else None
+    teachers = open_teacher_models(cfg, spec)
 
     t0 = time.perf_counter()
     ds = load_dataset(cfg.data)
     items, errors, _, _ = featurise(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
     keep = np.array([i not in errors for i in range(len(ds.utts))])
     idx = np.flatnonzero(keep)
-    y = ds.y
     # Validation speakers only when asked for (early stopping, or compare_lrcv's choice of
     # C, which then refits on everything); by default every speaker trains.
     val_spk = pick_val_speakers(sorted({ds.utts[i].speaker for i in idx}), ds.utts,
@@ -80,10 +83,7 @@ def train_bundle(
     train_idx = idx[~is_val]
     if cfg.data.balance_corpora:
         train_idx = balance_corpora(train_idx, ds.utts, np.random.default_rng(cfg.seed))
-    model = build_model(spec, n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
-    # + augmented variants of training (never validation) clips
-    x_train, y_train = training_set(cfg, spec, ds.utts, items, y, ds.content_ids, train_idx)
-    model.fit(x_train, y_train, gather(items, idx[is_val]), y[idx[is_val]])
+    model = _fit(cfg, spec, ds, items, train_idx, idx[is_val], teachers)
     seconds = time.perf_counter() - t0
     speakers = sorted({ds.utts[i].speaker for i in idx})
 
@@ -98,6 +98,7 @@ def train_bundle(
                            "corpora": corpus_counts([ds.utts[i] for i in idx]),
                            "balance_corpora": cfg.data.balance_corpora,
                            "channels": list(cfg.data.vocal_channels),
+                           **({"teachers": list(cfg.teachers)} if cfg.teachers else {}),
                            "seconds": round(seconds, 1)},
             "n_params": count_parameters(model),
             "cross_validation": cv.metrics if cv else None,
@@ -123,6 +124,19 @@ def train_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
     return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),
                          calibration)
+
+
+def _fit(cfg: ExperimentConfig, spec: ModelSpec, ds: Dataset, items: list[Any],
+         train_idx: np.ndarray, val_idx: np.ndarray, teachers: list[Any] | None) -> Any:
+    """The model trained on ``train_idx`` (+ augmented variants of those clips, never of
+    validation clips), early-stopped on ``val_idx``; distilled from ``teachers`` if given."""
+    y = ds.y
+    model = build_model(spec, n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params)
+    x_train, y_train, sources = training_sources(cfg, spec, ds.utts, items, y, ds.content_ids,
+                                                 train_idx)
+    fit_kw = {} if teachers is None else {"soft_targets": mean_probabilities(
+        teachers, items, sources, [u.corpus for u in ds.utts], corpus_classes(ds.utts, y))}
+    return model.fit(x_train, y_train, gather(items, val_idx), y[val_idx], **fit_kw)
 
 
 def calibrate_bundle(path: Path, calibrate: Path) -> dict[str, Any]:

@@ -58,7 +58,8 @@ def report_row(rec: RunRecord) -> ReportRow:
     s = m["summary"]
     folds = m["folds"]
     return ReportRow(
-        run=rec.path, model=str(m["model"]), protocol=str(m["protocol"]),
+        run=rec.path, protocol=str(m["protocol"]),
+        model=str(m["model"]) + (" (distilled)" if m.get("teachers") else ""),
         speaker_independent=bool(m["speaker_independent"]), n_folds=len(folds),
         scalars={k: (float(s[k]["mean"]), float(s[k]["std"])) for k in SCALAR_KEYS},
         worst_label=str(m["worst_class"]["label"]),

@@ -36,6 +36,7 @@ from emovox.experiment.adapt import (
     statistics_clips,
 )
 from emovox.experiment.dataset import featurise, gather, load_dataset
+from emovox.experiment.distil import Teachers, open_teachers
 from emovox.experiment.multicorpus import (
     balance_corpora,
     corpus_classes,
@@ -82,6 +83,10 @@ class FoldResult:
     train_ua: float | None = None
     #: leave-one-corpus-out: the held-out (tested) corpus
     held_out_corpus: str = ""
+    #: distillation (``--teacher``): the teachers' model folders used in this fold
+    teachers: list[str] = field(default_factory=list)
+    #: distillation: UA of the soft targets (the teachers' mean) on the fold's training clips
+    teacher_train_ua: float | None = None
 
 
 @dataclass
@@ -128,6 +133,7 @@ class ExperimentResult:
             "class_restriction": "each test clip's probabilities restricted to the classes "
                                  "of its corpus, renormalised",
             "per_corpus": per_corpus_record(self.per_corpus),
+            "teachers": list(self.config.teachers),
             "extraction": self.extraction,
             "seconds_total": self.seconds,
         }
@@ -150,8 +156,26 @@ def training_set(
     augmented variants are normalised by ``adapter`` with their speaker's statistics from
     the original clips.
     """
+    x, labels, _ = training_sources(cfg, spec, utts, feats, y, content_ids, train_idx,
+                                    adapter)
+    return x, labels
+
+
+def training_sources(
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    utts: list[Utterance],
+    feats: list[Any],
+    y: np.ndarray,
+    content_ids: list[str],
+    train_idx: np.ndarray,
+    adapter: SpeakerAdapter | None = None,
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """:func:`training_set` plus, for each training item, the index of its source clip
+    (itself, or the clip an augmented variant was made from)."""
     x = [feats[i] for i in train_idx]
     labels = [y[train_idx]]
+    sources = [np.asarray(train_idx)]
     for k in range(cfg.augment.variants):
         items, errors, _, _ = featurise(
             cfg, spec, [utts[i].path for i in train_idx], [content_ids[i] for i in train_idx],
@@ -163,7 +187,8 @@ def training_set(
         else:
             x += [items[j] for j in good]
         labels.append(y[train_idx][good])
-    return gather(x, np.arange(len(x))), np.concatenate(labels)
+        sources.append(np.asarray(train_idx)[good])
+    return gather(x, np.arange(len(x))), np.concatenate(labels), np.concatenate(sources)
 
 
 def _best_val_ua(model: Any) -> float | None:
@@ -282,9 +307,12 @@ def run_fold(
     fold: Fold,
     out_dir: Path,
     on_epoch: Callable[[int, int, float, float], None] | None = None,
+    teachers: Teachers | None = None,
 ) -> tuple[FoldResult, np.ndarray]:
     """Train on ``fold``'s training side, score its test side: (result, test probabilities).
-    Curves, history and (with ``cfg.save_models``) the model go to ``out_dir``."""
+    Curves, history and (with ``cfg.save_models``) the model go to ``out_dir``. With
+    ``teachers``, fold ``fold.index``'s teacher models give the training clips' soft
+    targets (:mod:`emovox.experiment.distil`)."""
     feats, y = data.feats, data.y
     if data.adapter is not None:
         check_speaker_disjoint(fold, data.utts)
@@ -293,12 +321,18 @@ def run_fold(
     if cfg.data.balance_corpora:
         train_idx = balance_corpora(train_idx, data.utts,
                                     np.random.default_rng([cfg.seed, fold.index]))
-    x_train, y_train = training_set(cfg, spec, data.utts, feats, y, data.content_ids, train_idx,
-                                    data.adapter)
+    x_train, y_train, sources = training_sources(cfg, spec, data.utts, feats, y,
+                                                 data.content_ids, train_idx, data.adapter)
     extra = {"on_epoch": on_epoch} if on_epoch and spec.family is Family.NEURAL else {}
     model = build_model(spec, n_classes=len(LABELS), seed=cfg.seed, **cfg.model.params,
                         **extra)
-    model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val])
+    fit_kw: dict[str, Any] = {}
+    teacher_ua = None
+    if teachers is not None:
+        fit_kw["soft_targets"], teacher_ua = teachers.soft_targets(cfg, spec, data, fold,
+                                                                   sources)
+        log.info("fold %d: teachers' UA on the training clips %.1f", fold.index, teacher_ua)
+    model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val], **fit_kw)
     test_corpora = [data.utts[i].corpus for i in fold.test]
 
     def scored(p: np.ndarray) -> np.ndarray:
@@ -323,6 +357,7 @@ def run_fold(
         fold.index, list(fold.test_speakers), list(fold.val_speakers),
         len(fold.train), len(fold.val), len(fold.test), fit_s, m, count_parameters(model),
         member_ua, _best_val_ua(model), train_ua, fold.held_out_corpus,
+        teachers.records(fold.index) if teachers is not None else [], teacher_ua,
     )
     log.info("fold %d: UA %.1f WA %.1f, training-speaker UA %.1f (%.1f s)", fold.index, m.ua,
              m.wa, train_ua, fit_s)
@@ -361,8 +396,11 @@ def run_experiment(
     out_dir = Path(out_dir)
     check_run_destination(out_dir)
     test_only_corpora(cfg)
+    teachers = open_teachers(cfg, spec)  # refused here, before any feature is extracted
     data = prepare_data(cfg, spec, progress)
     folds = select_folds(cfg, data)
+    if teachers is not None:
+        teachers.check_folds(folds, data)  # every fold, before any training
 
     results: list[FoldResult] = []
     rows: list[Prediction] = []
@@ -371,7 +409,7 @@ def run_experiment(
     all_corpora: list[str] = []
     with staged_run_dir(out_dir) as stage:
         for fold in folds:
-            fr, proba = run_fold(cfg, spec, data, fold, stage, on_epoch)
+            fr, proba = run_fold(cfg, spec, data, fold, stage, on_epoch, teachers)
             results.append(fr)
             if on_fold:
                 on_fold(fr)
@@ -410,4 +448,5 @@ def _write_run_dir(
 __all__ = [
     "ExperimentResult", "FoldResult", "PreparedData", "Protocol", "fold_predictions",
     "prepare_data", "run_experiment", "run_fold", "select_folds", "training_set",
+    "training_sources",
 ]

@@ -220,6 +220,12 @@ class TrainConfig(ModelParams):
     select_k: int = 0
     #: PyTorch CPU threads for training and prediction
     threads: int = 2
+    #: knowledge distillation (``evaluate --teacher``; ignored without teachers): weight of
+    #: the teacher term, ``loss = (1 - a) * hard-label loss + a * T^2 * KL(teacher_T||student_T)``
+    distil_alpha: float = 0.5
+    #: distillation temperature T: the teacher's probabilities become p^(1/T) renormalised
+    #: and the student's softmax(logits / T)
+    distil_temperature: float = 2.0
     #: RNG seed (set from ``--seed``, not a ``-p`` key)
     seed: int = 0
 

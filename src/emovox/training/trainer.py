@@ -28,8 +28,6 @@ from emovox.preprocess import Normaliser, pad_or_crop
 log = logging.getLogger(__name__)
 
 
-
-
 def to_array(x: np.ndarray | list[np.ndarray], n_frames: int) -> np.ndarray:
     """Stack features into (N, D) or (N, T, D); sequences are padded/cropped first."""
     if isinstance(x, np.ndarray):
@@ -144,6 +142,41 @@ def batch_loss(logits: torch.Tensor, yb: torch.Tensor, tc: TrainConfig,
     return -(yb * w * F.log_softmax(logits, -1)).sum(-1).mean()
 
 
+def sharpen(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``p ** (1 / T)`` renormalised per row (zeros stay zero): the teacher's distribution
+    at temperature T, which is ``softmax(logits / T)`` when ``p = softmax(logits)``. # (B, C)"""
+    logp = torch.log(p.clamp_min(0))  # (B, C); -inf where p == 0
+    return torch.softmax(logp / temperature, -1)
+
+
+def distil_kl(logits: torch.Tensor, teacher_t: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(teacher_T || softmax(logits / T))``, the mean over the batch; ``teacher_t``
+    (B, C) is already at temperature T (:func:`sharpen`). Zero when the student's tempered
+    distribution equals it."""
+    log_s = F.log_softmax(logits / temperature, -1)  # (B, C)
+    kl = torch.xlogy(teacher_t, teacher_t) - teacher_t * log_s  # (B, C); 0 log 0 = 0
+    return temperature**2 * kl.sum(-1).mean()
+
+
+def distil_loss(logits: torch.Tensor, yb: torch.Tensor, teacher_t: torch.Tensor,
+                tc: TrainConfig, weight: torch.Tensor | None, n_classes: int) -> torch.Tensor:
+    """``(1 - alpha) * batch_loss(hard labels) + alpha * T^2 * KL(teacher_T || student_T)``
+    (alpha = ``tc.distil_alpha``, T = ``tc.distil_temperature``)."""
+    hard = batch_loss(logits, yb, tc, weight, n_classes)
+    if tc.distil_alpha == 0:
+        return hard
+    soft = distil_kl(logits, teacher_t, tc.distil_temperature)
+    return (1 - tc.distil_alpha) * hard + tc.distil_alpha * soft
+
+
+def check_distil(tc: TrainConfig) -> None:
+    """ValueError unless 0 <= distil_alpha <= 1 and distil_temperature > 0."""
+    if not 0 <= tc.distil_alpha <= 1:
+        raise ValueError(f"distil_alpha must lie in 0..1, got {tc.distil_alpha}")
+    if not tc.distil_temperature > 0:
+        raise ValueError(f"distil_temperature must be > 0, got {tc.distil_temperature}")
+
+
 @dataclass
 class _Step:
     """What one optimisation step needs besides the batch."""
@@ -179,6 +212,8 @@ class TorchClassifier:
         self.norm: Normaliser | None = None
         self.input_shape: tuple[int, ...] = ()
         self.history = History()
+        #: the teacher's tempered probabilities of the training clips, during fit only
+        self._soft: torch.Tensor | None = None
 
     # -- data ---------------------------------------------------------------------------
     def _fit_normaliser(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -190,7 +225,11 @@ class TorchClassifier:
         return torch.from_numpy(self.norm(to_array(x, self.train_cfg.n_frames)))
 
     # -- training -----------------------------------------------------------------------
-    def fit(self, x_train, y_train, x_val, y_val) -> TorchClassifier:
+    def fit(self, x_train, y_train, x_val, y_val,
+            soft_targets: np.ndarray | None = None) -> TorchClassifier:
+        """Train on ``x_train``/``y_train``, stop early on validation UA (true labels).
+        ``soft_targets`` (N, C): a teacher's probabilities for each training clip; the loss
+        then adds their KL term (:func:`distil_loss`), mixed by mixup like the labels."""
         tc = self.train_cfg
         torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)  # the network's initial weights come from this state
@@ -200,6 +239,13 @@ class TorchClassifier:
         self._fit_normaliser(xtr_np, np.asarray(y_train))
         xtr = torch.from_numpy(self.norm(xtr_np))  # type: ignore[misc]
         ytr = torch.as_tensor(np.asarray(y_train), dtype=torch.long)
+        if soft_targets is not None:
+            check_distil(tc)
+            if np.shape(soft_targets) != (len(ytr), self.n_classes):
+                raise ValueError(f"soft targets of shape {np.shape(soft_targets)} for "
+                                 f"{len(ytr)} clips and {self.n_classes} classes")
+            self._soft = sharpen(torch.as_tensor(np.asarray(soft_targets), dtype=torch.float32),
+                                 tc.distil_temperature)
         xva = self.network_input(x_val) if len(y_val) > 0 else None
         self.input_shape = tuple(xtr.shape[1:])
         self.net = self.build_net(self.n_classes, self.input_shape, **self.net_params)
@@ -210,6 +256,7 @@ class TorchClassifier:
         step = _Step(opt, sched if tc.schedule is Schedule.COSINE else None, weight, gen, np_rng)
         self._train(step, xtr, ytr, xva, np.asarray(y_val),
                     sched if tc.schedule is Schedule.PLATEAU else None)
+        self._soft = None
         return self
 
     def _train(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor,
@@ -256,6 +303,7 @@ class TorchClassifier:
                 continue
             xb = xtr[idx]
             yb = F.one_hot(ytr[idx], self.n_classes).float()
+            qb = self._soft[idx] if self._soft is not None else None
             if tc.vtlp > 0 and xb.ndim == 3:
                 xb = freq_warp(xb, step.gen, tc.vtlp)
             if tc.specaugment and xb.ndim == 3:
@@ -265,7 +313,10 @@ class TorchClassifier:
                 j = torch.randperm(len(idx), generator=step.gen)
                 xb = lam * xb + (1 - lam) * xb[j]
                 yb = lam * yb + (1 - lam) * yb[j]
-            loss = batch_loss(net(xb), yb, tc, step.weight, self.n_classes)
+                if qb is not None:
+                    qb = lam * qb + (1 - lam) * qb[j]
+            loss = (batch_loss(net(xb), yb, tc, step.weight, self.n_classes) if qb is None else
+                    distil_loss(net(xb), yb, qb, tc, step.weight, self.n_classes))
             step.opt.zero_grad()
             loss.backward()
             if tc.grad_clip:
