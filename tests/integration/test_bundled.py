@@ -1,6 +1,6 @@
 """The bundled models give the pinned probabilities (``tests/data/bundled_reference.json``,
-written each time a bundled model changed: last when the three-corpus ensemble became
-``default`` and the RAVDESS-only one moved, unchanged, to ``ravdess``) on the 8 clips of
+written each time a bundled model changed: last when the ensemble trained on RAVDESS +
+EMOVO (URDU left out) replaced the three-corpus one as ``default``) on the 8 clips of
 RAVDESS ``original-48k``; and the default's answer does not depend on loudness."""
 
 from __future__ import annotations
