@@ -139,7 +139,7 @@ def calibration_report(
 
 def group_calibration_report(
     probs: np.ndarray, y: np.ndarray, groups: np.ndarray, temperature: float,
-    n_bins: int = 15,
+    n_bins: int = 15, exclude_by: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """ECE per group (e.g. per held-out corpus of a leave-one-corpus-out run).
 
@@ -147,7 +147,10 @@ def group_calibration_report(
     probabilities), ``ece_after`` (the pooled ``temperature``, fitted on every group, ``g``
     included) and the honest figure for a corpus never seen by the calibration either:
     ``temperature_without`` fitted on the *other* groups only and ``ece_without``, the ECE of
-    ``g`` under it. With a single group the last two are absent.
+    ``g`` under it. With a single group the last two are absent. ``exclude_by`` (``(N,)``,
+    e.g. each row's corpus when groups are corpus x protocol) widens "other": the fit
+    without ``g`` also leaves out every row sharing an ``exclude_by`` value with ``g``'s
+    rows (absent when nothing is left).
 
     Returns:
         ``{group: {"n", "ece_before", "ece_after"[, "temperature_without", "ece_without"]}}``
@@ -161,6 +164,9 @@ def group_calibration_report(
     if groups.shape != y.shape:
         raise ValueError(f"groups must have shape {y.shape}, got {groups.shape}")
     names = sorted({str(g) for g in groups})
+    key = groups.astype(str) if exclude_by is None else np.asarray(exclude_by).astype(str)
+    if key.shape != y.shape:
+        raise ValueError(f"exclude_by must have shape {y.shape}, got {key.shape}")
     out: dict[str, dict[str, float]] = {}
     for name in names:
         m = groups.astype(str) == name
@@ -170,8 +176,9 @@ def group_calibration_report(
             "ece_after": expected_calibration_error(apply_temperature(z[m], temperature),
                                                     y[m], n_bins),
         }
-        if len(names) > 1:
-            t_out = fit_temperature(z[~m], y[~m])
+        rest = ~np.isin(key, np.unique(key[m]))
+        if len(names) > 1 and rest.any():
+            t_out = fit_temperature(z[rest], y[rest])
             row["temperature_without"] = t_out
             row["ece_without"] = expected_calibration_error(apply_temperature(z[m], t_out),
                                                             y[m], n_bins)

@@ -53,3 +53,11 @@ def test_ensemble_refuses_members_that_read_another_input(members, tmp_path):
     res = invoke(["ensemble", members[0], "--out", tmp_path / "one"])
     ok(res, 2)
     assert "at least two" in text(res)
+
+
+def test_ensemble_calibrate_also_needs_calibrate(members, tmp_path):
+    res = invoke(["ensemble", members[0], members[1], "--calibrate-also", tmp_path,
+                  "--out", tmp_path / "ens"])
+    ok(res, 2)
+    assert "--calibrate-also needs --calibrate" in text(res)
+    assert not (tmp_path / "ens").exists()

@@ -228,3 +228,23 @@ def test_cli_fuse_and_calibrate_print_each_corpus(loco_run, fake_ravdess, fake_c
     assert "calibration per test corpus" in out and "urdu" in out
     card = (model / "MODEL_CARD.md").read_text()
     assert "| corpus | clips | ECE raw |" in card
+
+
+def test_calibration_pools_further_runs_and_the_card_says_so(loco_run):
+    """``also``: another run's predictions join the temperature fit; its rows are reported
+    as 'corpus (protocol)', and every row of a corpus is left out of its fit "without"."""
+    from emovox.experiment.package import model_card
+    from emovox.experiment.rundir import fit_from_predictions_csv
+
+    csv_path = loco_run / "predictions.csv"
+    one = fit_from_predictions_csv(csv_path)
+    rep = fit_from_predictions_csv(csv_path, also=[csv_path])
+    assert rep["also"] == [str(csv_path)] and rep["n"] == 2 * one["n"]
+    assert list(rep["per_corpus"]) == ["emovo", "emovo (loco)", "ravdess", "ravdess (loco)",
+                                       "urdu", "urdu (loco)"]
+    for c in ("emovo", "ravdess", "urdu"):  # the same rows twice: the same fit without c
+        assert rep["per_corpus"][c]["temperature_without"] == pytest.approx(
+            one["per_corpus"][c]["temperature_without"], rel=1e-3)
+    card = " ".join(model_card({"name": "x", "calibration": rep}).split())
+    assert "pooled with 1 more run of the same recipe" in card
+    assert "| urdu (loco) | 32 |" in card

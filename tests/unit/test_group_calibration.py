@@ -50,3 +50,28 @@ def test_groups_must_match_the_rows():
     p = softmax(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="groups"):
         group_calibration_report(p, np.array([0, 1, 2, 0]), np.array(["a", "b"]), 1.0)
+
+
+def test_exclude_by_leaves_every_row_of_the_corpus_out_of_the_fit_without_it():
+    """Groups corpus x protocol (two runs pooled): the fit "without emovo" leaves out the
+    emovo rows of both runs; a group whose corpus is everything gets no such fit."""
+    rng = np.random.default_rng(2)
+    pa, ya = _overconfident(300, rng, 6.0)  # emovo, loco
+    pb, yb = _overconfident(300, rng, 1.0)  # urdu, loco
+    pc, yc = _overconfident(300, rng, 3.0)  # emovo, another protocol
+    p, y = np.vstack([pa, pb, pc]), np.concatenate([ya, yb, yc])
+    groups = np.array(["emovo"] * 300 + ["urdu"] * 300 + ["emovo (emobox)"] * 300)
+    corpora = np.array(["emovo"] * 300 + ["urdu"] * 300 + ["emovo"] * 300)
+    rep = group_calibration_report(p, y, groups, 1.0, exclude_by=corpora)
+    assert rep["emovo"]["temperature_without"] == pytest.approx(fit_temperature(pb, yb))
+    assert rep["emovo (emobox)"]["temperature_without"] == pytest.approx(fit_temperature(pb, yb))
+    both = fit_temperature(np.vstack([pa, pc]), np.concatenate([ya, yc]))
+    assert rep["urdu"]["temperature_without"] == pytest.approx(both)
+    # without exclude_by, "without emovo" would still see the other run's emovo rows
+    plain = group_calibration_report(p, y, groups, 1.0)
+    assert plain["emovo"]["temperature_without"] != pytest.approx(fit_temperature(pb, yb))
+    one = group_calibration_report(pa, ya, np.array(["x"] * 150 + ["y"] * 150), 1.0,
+                                   exclude_by=np.array(["c"] * 300))
+    assert "temperature_without" not in one["x"]
+    with pytest.raises(ValueError, match="exclude_by"):
+        group_calibration_report(p, y, groups, 1.0, exclude_by=corpora[:5])

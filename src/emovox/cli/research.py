@@ -319,6 +319,12 @@ def ensemble(
         Path | None,
         typer.Option(help="`emovox fuse` run of the members' CV runs: temperature + card."),
     ] = None,
+    calibrate_also: Annotated[
+        list[Path],
+        typer.Option("--calibrate-also",
+                     help="Another fused CV run of the same recipe (e.g. its EmoBox run when "
+                     "--calibrate is the loco one), pooled into the temperature fit."),
+    ] = [],  # noqa: B006 - typer needs a literal default
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model folder.")] = (
         False
     ),
@@ -329,7 +335,8 @@ def ensemble(
 
     setup_logging(False)
     try:
-        meta = ensemble_bundle(members, out, calibrate=calibrate, force=force)
+        meta = ensemble_bundle(members, out, calibrate=calibrate, also=calibrate_also,
+                               force=force)
     except (*USER_ERRORS, ImportError) as exc:
         fail(exc)
     render.console.print(f"wrote {out}: {meta.name}, {meta.n_params:,} parameters, "
@@ -402,6 +409,10 @@ def train(
 def calibrate(
     model: Annotated[Path, typer.Argument(help="A trained model folder (emovox train).")],
     cv: Annotated[Path, typer.Argument(help="CV run directory of the same model.")],
+    also: Annotated[
+        list[Path],
+        typer.Option("--also", help="Another CV run of the same model pooled into the fit."),
+    ] = [],  # noqa: B006 - typer needs a literal default
 ) -> None:
     """Attach a CV run to a trained model afterwards: model-card metrics and the temperature
     fitted on its out-of-fold predictions (what `train --calibrate` does while training)."""
@@ -409,7 +420,7 @@ def calibrate(
 
     setup_logging(False)
     try:
-        report = calibrate_bundle(model, cv)
+        report = calibrate_bundle(model, cv, also)
     except USER_ERRORS as exc:
         fail(exc)
     render.console.print(

@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from emovox import __version__
 from emovox.config import ExperimentConfig
+from emovox.errors import ConfigError
 from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
 from emovox.experiment.distil import mean_probabilities, open_teacher_models
 from emovox.experiment.multicorpus import balance_corpora, corpus_classes, corpus_counts
@@ -139,11 +141,13 @@ def _fit(cfg: ExperimentConfig, spec: ModelSpec, ds: Dataset, items: list[Any],
     return model.fit(x_train, y_train, gather(items, val_idx), y[val_idx], **fit_kw)
 
 
-def calibrate_bundle(path: Path, calibrate: Path) -> dict[str, Any]:
+def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> dict[str, Any]:
     """Attach the CV run ``calibrate`` to the trained model folder ``path`` afterwards: what
     ``train_bundle(..., calibrate=)`` does at training time (the run's metrics for the model
     card, the temperature fitted on its out-of-fold predictions), so a final model can be
-    trained while its cross-validation still runs. Returns the calibration report."""
+    trained while its cross-validation still runs. ``also``: further CV runs pooled into the
+    temperature fit (:func:`~emovox.experiment.rundir.fit_from_predictions_csv`). Returns the
+    calibration report."""
     from emovox.artifact import attach_inference, read_meta, update_artifact
     from emovox.experiment.rundir import fit_from_predictions_csv
 
@@ -151,7 +155,7 @@ def calibrate_bundle(path: Path, calibrate: Path) -> dict[str, Any]:
     meta = read_meta(path)
     cv = read_cv_run(calibrate, meta.name)
     update_artifact(path, meta.replace(metrics=cv.metrics))
-    calibration = fit_from_predictions_csv(cv.predictions)
+    calibration = fit_from_predictions_csv(cv.predictions, also=_also(also, meta.name))
     meta = attach_inference(path, temperature=calibration["temperature"],
                             calibration=calibration)
     with atomic_path(path / "MODEL_CARD.md") as tmp:
@@ -159,10 +163,15 @@ def calibrate_bundle(path: Path, calibrate: Path) -> dict[str, Any]:
     return calibration
 
 
+def _also(runs: Sequence[Path], model: str) -> list[Path]:
+    """The predictions.csv of each further calibration run (each checked like the main one:
+    a speaker-independent CV run of ``model``)."""
+    return [read_cv_run(Path(r), model).predictions for r in runs]
+
+
 def _load_members(members: list[Path]) -> list[tuple[Any, Any]]:
     """The trained member networks ``(TorchClassifier, ArtifactMeta)``; ConfigError unless
     every one is a network reading the same input with the same labels."""
-    from emovox.errors import ConfigError
     from emovox.training.trainer import load_trained
 
     if len(members) < 2:
@@ -180,11 +189,12 @@ def _load_members(members: list[Path]) -> list[tuple[Any, Any]]:
 
 
 def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = None,
-                    force: bool = False, onnx: bool = True) -> Any:
+                    also: Sequence[Path] = (), force: bool = False, onnx: bool = True) -> Any:
     """One artifact ``out`` from trained network folders ``members``: an
     :class:`~emovox.models.ensemble.Ensemble` averaging their probabilities (equal weights),
     exported as one ONNX graph. ``calibrate``: the ``emovox fuse`` run of the members' CV runs
-    (temperature and model-card metrics). Returns the written :class:`ArtifactMeta`."""
+    (temperature and model-card metrics); ``also``: further such runs pooled into the
+    temperature fit only. Returns the written :class:`ArtifactMeta`."""
     import torch
 
     from emovox.artifact import attach_inference, check_replaceable, replace_folder, save_model
@@ -211,6 +221,9 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
             clf.net.shift[k] = torch.as_tensor((n0.mean - nk.mean) / nk.std, dtype=torch.float32)
     clf.net.eval()
     cv = read_cv_run(calibrate, name) if calibrate else None
+    if also and not cv:
+        raise ConfigError("--calibrate-also needs --calibrate")
+    also_csv = _also(also, name)
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
                                 prefix=f".{out.name}.build"))
     try:
@@ -228,7 +241,7 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
         if cv:
             from emovox.experiment.rundir import fit_from_predictions_csv
 
-            calibration = fit_from_predictions_csv(cv.predictions)
+            calibration = fit_from_predictions_csv(cv.predictions, also=also_csv)
         meta = attach_inference(stage, temperature=calibration["temperature"]
                                 if calibration else None, calibration=calibration)
         if onnx:
@@ -326,6 +339,15 @@ def _domain_line(trained_on: dict[str, Any]) -> str:
             "figures, where the card has them, are what to expect on a corpus never heard.")
 
 
+def _also_text(cal: dict[str, Any]) -> str:
+    """How a calibration pooled further runs, for the card ("" when it did not)."""
+    n = len(cal.get("also") or [])
+    if not n:
+        return ""
+    return (f" above pooled with {n} more run{'s' if n > 1 else ''} of the same recipe (rows "
+            "'corpus (protocol)' below; a fit without a corpus leaves out all its rows)")
+
+
 def _loco_lines(cv: dict[str, Any]) -> list[str]:
     """What a leave-one-corpus-out table means, naming any test-only corpora."""
     test_only = cv.get("test_only_corpora") or []
@@ -388,7 +410,8 @@ def model_card(meta: dict[str, Any]) -> str:
             "## Calibration",
             "",
             f"Temperature {cal['temperature']:.3f}, fitted on the out-of-fold predictions of the "
-            f"cross-validation. Expected calibration error {cal['ece_before']:.3f} → "
+            f"cross-validation{_also_text(cal)}. Expected calibration error "
+            f"{cal['ece_before']:.3f} → "
             f"{cal['ece_after']:.3f}; NLL {cal['nll_before']:.3f} → {cal['nll_after']:.3f}.",
             "",
             *_calibration_lines(cal.get("per_corpus") or {}),

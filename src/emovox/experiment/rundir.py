@@ -350,17 +350,34 @@ def read_scored(
     return p / p.sum(axis=1, keepdims=True), y, corpora
 
 
-def fit_from_predictions_csv(path: Path, n_bins: int = 15) -> dict[str, Any]:
+def fit_from_predictions_csv(
+    path: Path, n_bins: int = 15, also: Sequence[Path] = ()
+) -> dict[str, Any]:
     """Fit the temperature on the out-of-fold predictions in ``predictions.csv`` and report
     ECE/NLL before and after (:func:`emovox.calibration.calibration_report`; adds
-    ``"source"``)."""
+    ``"source"``).
+
+    ``also``: predictions.csv files of further CV runs (e.g. the EmoBox run of a recipe
+    whose headline run is leave-one-corpus-out) pooled into the fit. Their rows are
+    reported as ``"corpus (protocol)"`` groups, and a group's fit "without it" leaves out
+    every row of its corpus, whichever run it comes from (``"also"`` lists them)."""
     from emovox.calibration import calibration_report, fit_temperature, group_calibration_report
 
     p, y, corpora = read_scored(path)
+    groups = corpora
+    for extra in also:
+        p2, y2, c2 = read_scored(Path(extra))
+        protocol = read_metrics(Path(extra).parent).get("protocol", "cv")
+        p, y = np.vstack([p, p2]), np.concatenate([y, y2])
+        corpora = np.concatenate([corpora, c2])
+        groups = np.concatenate([groups, np.char.add(c2, f" ({protocol})")])
     t = fit_temperature(p, y)
     report = {**calibration_report(p, y, t, n_bins), "source": str(path)}
-    if len(set(corpora.tolist())) > 1:
-        report["per_corpus"] = group_calibration_report(p, y, corpora, t, n_bins)
+    if also:
+        report["also"] = [str(a) for a in also]
+    if len(set(groups.tolist())) > 1:
+        report["per_corpus"] = group_calibration_report(p, y, groups, t, n_bins,
+                                                        exclude_by=corpora)
     return report
 
 
