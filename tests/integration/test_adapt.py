@@ -14,7 +14,7 @@ import yaml
 
 from emovox.augment import AugmentRecipe, recipe_config
 from emovox.config import Adapt, DataConfig, ExperimentConfig, ModelConfig, SplitConfig
-from emovox.experiment.runner import prepare_data, training_set
+from emovox.experiment.runner import prepare_data, training_sources
 from emovox.models import get_model_spec
 from signals import emotion_tone, write_clip
 
@@ -100,10 +100,10 @@ def test_augmented_copies_use_their_speakers_statistics_from_the_originals(
     data = prepare_data(cfg, spec)
     assert {s[0].n_clips for s in data.adapter.stats.values()} == {16}  # originals only
     idx = np.arange(len(data.utts))
-    x_ad, y_ad = training_set(cfg, spec, data.utts, data.feats, data.y, data.content_ids, idx,
-                              data.adapter)
+    x_ad, y_ad, _ = training_sources(cfg, spec, data.utts, data.feats, data.y,
+                                     data.content_ids, idx, data.adapter)
     raw = prepare_data(_cfg(root, fake_cache, adapt=Adapt.NONE), spec)
-    x_raw, _ = training_set(cfg, spec, raw.utts, raw.feats, raw.y, raw.content_ids, idx)
+    x_raw, _, _ = training_sources(cfg, spec, raw.utts, raw.feats, raw.y, raw.content_ids, idx)
     n = len(idx)
     assert x_ad.shape == x_raw.shape == (2 * n, 88) and len(y_ad) == 2 * n
     np.testing.assert_array_equal(x_ad[:n], np.stack(data.feats))

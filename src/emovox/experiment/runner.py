@@ -139,28 +139,6 @@ class ExperimentResult:
         }
 
 
-def training_set(
-    cfg: ExperimentConfig,
-    spec: ModelSpec,
-    utts: list[Utterance],
-    feats: list[Any],
-    y: np.ndarray,
-    content_ids: list[str],
-    train_idx: np.ndarray,
-    adapter: SpeakerAdapter | None = None,
-) -> tuple[Any, np.ndarray]:
-    """The training clips of a fold plus, when configured, their augmented variants.
-
-    Only ``train_idx`` is ever augmented: validation and test clips never reach
-    :mod:`emovox.augment`. ``feats`` are used as given (already adapted when adapting);
-    augmented variants are normalised by ``adapter`` with their speaker's statistics from
-    the original clips.
-    """
-    x, labels, _ = training_sources(cfg, spec, utts, feats, y, content_ids, train_idx,
-                                    adapter)
-    return x, labels
-
-
 def training_sources(
     cfg: ExperimentConfig,
     spec: ModelSpec,
@@ -171,8 +149,15 @@ def training_sources(
     train_idx: np.ndarray,
     adapter: SpeakerAdapter | None = None,
 ) -> tuple[Any, np.ndarray, np.ndarray]:
-    """:func:`training_set` plus, for each training item, the index of its source clip
-    (itself, or the clip an augmented variant was made from)."""
+    """The training clips of a fold plus, when configured, their augmented variants:
+    ``(x, labels, sources)``, ``sources[i]`` the index of item i's source clip (itself, or
+    the clip an augmented variant was made from).
+
+    Only ``train_idx`` is ever augmented: validation and test clips never reach
+    :mod:`emovox.augment`. ``feats`` are used as given (already adapted when adapting);
+    augmented variants are normalised by ``adapter`` with their speaker's statistics from
+    the original clips.
+    """
     x = [feats[i] for i in train_idx]
     labels = [y[train_idx]]
     sources = [np.asarray(train_idx)]
@@ -447,6 +432,5 @@ def _write_run_dir(
 
 __all__ = [
     "ExperimentResult", "FoldResult", "PreparedData", "Protocol", "fold_predictions",
-    "prepare_data", "run_experiment", "run_fold", "select_folds", "training_set",
-    "training_sources",
+    "prepare_data", "run_experiment", "run_fold", "select_folds", "training_sources",
 ]
