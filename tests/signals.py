@@ -112,6 +112,15 @@ def syllables(wave: np.ndarray, sr: int = SR, *, on: float = 0.3, off: float = 0
     return (wave * env).astype(np.float32)
 
 
+def blobs(n: int = 96, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` feature vectors ``(n, d)`` float32 in 8 separable Gaussian classes (labels
+    ``arange(n) % 8``): a learnable toy problem for the trainers."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 8
+    centres = rng.normal(0, 3, (8, d))
+    return (centres[y] + rng.normal(0, 1, (n, d))).astype(np.float32), y
+
+
 def silence(seconds: float = 1.0, sr: int = SR) -> np.ndarray:
     return np.zeros(n_samples(seconds, sr), np.float32)
 

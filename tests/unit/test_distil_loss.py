@@ -17,13 +17,7 @@ from emovox.training.trainer import (
     distil_loss,
     sharpen,
 )
-
-
-def blobs(n: int = 96, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 8
-    centres = rng.normal(0, 3, (8, d))
-    return (centres[y] + rng.normal(0, 1, (n, d))).astype(np.float32), y
+from signals import blobs
 
 
 def _logits(seed: int = 0) -> torch.Tensor:
