@@ -122,3 +122,13 @@ def build_tiny_model(base: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.getbasetemp() / "emovox-web-tiny-model")
+
+
+@pytest.fixture
+def app_env(tiny_model, monkeypatch):
+    """The web app's environment: the tiny model, a 1 MB / 20 s upload limit."""
+    monkeypatch.setenv("EMOVOX_MODEL", str(tiny_model))
+    monkeypatch.setenv("EMOVOX_MAX_UPLOAD_MB", "1")
+    monkeypatch.setenv("EMOVOX_MAX_DURATION_S", "20")
+    monkeypatch.delenv("EMOVOX_BACKEND", raising=False)
+    return monkeypatch

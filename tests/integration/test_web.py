@@ -58,15 +58,7 @@ def test_analyse_and_timeline_csv(tiny_model):
 
 
 # ------------------------------------------------------------------------------ AppTest
-
-
-@pytest.fixture
-def app_env(tiny_model, monkeypatch):
-    monkeypatch.setenv("EMOVOX_MODEL", str(tiny_model))
-    monkeypatch.setenv("EMOVOX_MAX_UPLOAD_MB", "1")
-    monkeypatch.setenv("EMOVOX_MAX_DURATION_S", "20")
-    monkeypatch.delenv("EMOVOX_BACKEND", raising=False)
-    return monkeypatch
+# (the app_env fixture is in conftest.py)
 
 
 def _app():

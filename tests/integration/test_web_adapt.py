@@ -24,15 +24,11 @@ def wav(seconds: float, **kw) -> bytes:
 
 
 @pytest.fixture
-def at(tiny_model, monkeypatch):
+def at(app_env):
     from streamlit.testing.v1 import AppTest
 
     from emovox.web import APP_SCRIPT
 
-    monkeypatch.setenv("EMOVOX_MODEL", str(tiny_model))
-    monkeypatch.setenv("EMOVOX_MAX_UPLOAD_MB", "1")
-    monkeypatch.setenv("EMOVOX_MAX_DURATION_S", "20")
-    monkeypatch.delenv("EMOVOX_BACKEND", raising=False)
     return AppTest.from_file(str(APP_SCRIPT), default_timeout=90).run()
 
 
