@@ -37,6 +37,8 @@ from signals import voice, write_clip
 
 CHROMIUM = Path("/usr/bin/chromium")
 SR = 16000
+#: the clip uploader (the same-speaker reference uploader beside it takes several files)
+MAIN_UPLOADER = 'input[data-testid="stFileUploaderDropzoneInput"]:not([multiple])'
 
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
@@ -162,7 +164,7 @@ def test_upload_and_microphone_in_chromium(app_url, tmp_path):
             page.get_by_text("Upload a recording or record your voice").wait_for()
 
             # 1. upload a clip: the prediction, its confidence band, the signal plots
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(clip)
+            page.locator(MAIN_UPLOADER).set_input_files(clip)
             page.get_by_text(re.compile(re.escape(clip.name) + r" · \d+\.\d s")).wait_for()
             expect(page.get_by_role("heading", name=prediction)).to_be_visible()
             expect(page.get_by_text(re.compile(r"^(high|medium|low) confidence$"))).to_be_visible()
@@ -236,7 +238,7 @@ def test_phone_width_timeline_and_evidence(app_url, tmp_path):
             page.set_default_timeout(60_000)
             page.goto(app_url)
             page.get_by_text("Upload a recording or record your voice").wait_for()
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(clip)
+            page.locator(MAIN_UPLOADER).set_input_files(clip)
             page.get_by_text(re.compile(r"Dominant emotion")).wait_for()
             _idle(page)
             charts = page.locator('[data-testid="stVegaLiteChart"]')
@@ -286,7 +288,7 @@ def test_phone_width_timeline_and_evidence(app_url, tmp_path):
             # (51 s did not: the spinner was never seen there)
             page.evaluate(_WATCH_SPINNER_JS, clip.name)
             again = write_long_voice(tmp_path / "again.wav", repeats=10)
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(again)
+            page.locator(MAIN_UPLOADER).set_input_files(again)
             page.get_by_text(re.compile(r"again\.wav · \d+\.\d s")).wait_for()
             _idle(page)
             watched = page.evaluate("() => window.__emovoxWatch")
