@@ -163,6 +163,14 @@ MODELS["reslstm_cmvn"] = ModelSpec(
     ResLstmConfig(schedule=Schedule.COSINE, n_frames=256),
     feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
 )
+MODELS["reslstm_logmel"] = ModelSpec(
+    "reslstm_logmel", "logmel", partial(_build_torch, "reslstm"), Family.NEURAL,
+    "ours: the residual BiLSTM with soft attention on per-utterance mean/variance-normalised "
+    "log-mel (the input of crnn_cmvn and ecapa_cmvn, so it can join their ensemble), 4 frames "
+    "(40 ms) per LSTM step",
+    ResLstmConfig(schedule=Schedule.COSINE, n_frames=256, stack=4),
+    feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
+)
 MODELS["fusion_lrcv"] = ModelSpec(
     "fusion_lrcv", "logmel", partial(_build_fusion, validated_c=True), Family.NEURAL,
     "ours: crnn + compare_lrcv (C chosen on validation speakers), probabilities averaged",
