@@ -150,10 +150,14 @@ def test_bundled_model_adapts_to_uploaded_references():
 
 
 def test_no_speech_is_never_adapted(client):
-    """As in the CLI: a no_speech answer carries no adaptation, even with good references."""
+    """As in the CLI: a no_speech answer is not adapted, even with good references; its
+    record says why and keeps the references' warnings."""
     refs = [(f"r{i}.wav", _ref(1.0, i)) for i in range(3)]
     r = _post_refs(client, encode(np.zeros(2 * SR, np.float32), "WAV"), refs)
     assert r.status_code == 200, r.text
     d = r.json()
     validate_document(d, "prediction")
-    assert d["status"] == "no_speech" and "adaptation" not in d
+    assert d["status"] == "no_speech" and d["probabilities"] is None
+    a = d["adaptation"]
+    assert a["applied"] is False and "no speech" in a["reason"] and a["reference_clips"] == 3
+    assert any(w.startswith("only 3 usable reference clips") for w in a["warnings"])

@@ -144,7 +144,10 @@ def test_predict_with_references_gives_both_answers() -> None:
     assert doc["adaptation"]["warnings"] == list(out.prior.warnings)
     silent = predict_with_references(fake, b"RIFF", "silent.wav", _refs("c0.wav", "c1.wav",
                                                                          "c2.wav"))
-    assert silent.adapted is silent.plain  # no speech: never adapted
+    # no speech: never adapted, but the record says why and keeps the references' warnings
+    assert silent.adapted.probabilities is None and silent.plain.adaptation is None
+    assert not silent.adapted.adaptation.applied
+    assert silent.adapted.adaptation.warnings == silent.prior.warnings
     with pytest.raises(NotAudio, match="bad.wav"):  # the main upload's errors are its own
         predict_with_references(fake, b"RIFF", "bad.wav", _refs("c0.wav", "c1.wav", "c2.wav"))
 

@@ -4,6 +4,8 @@ no_speech untouched, groups, refusals."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -98,7 +100,12 @@ def test_status_is_recomputed_from_the_adapted_confidence() -> None:
 
 def test_no_speech_is_untouched_and_not_in_a_prior() -> None:
     silent = _pred(None)
-    assert adapt_prediction(silent, _sp(_probs(0))) is silent
+    sp = dataclasses.replace(_sp(_probs(0)), warnings=("reference clip skipped: x.wav: empty",))
+    kept = adapt_prediction(silent, sp)
+    assert dataclasses.replace(kept, adaptation=None) == silent  # the answer is unchanged
+    assert kept.adaptation is not None and not kept.adaptation.applied
+    assert "no speech" in str(kept.adaptation.reason)
+    assert kept.adaptation.warnings == sp.warnings  # what the user should know is kept
     preds = [_pred(_probs(k)) for k in range(2)] + [silent, silent]
     assert prior_from_predictions(preds, LABELS) is None  # 2 with speech < 3
     sp = prior_from_predictions([*preds, _pred(_probs(2))], LABELS, group="g")
@@ -207,6 +214,7 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
         a = rows[:4]
         assert [r["label"] for r in a] == ["neutral", "calm", "happy", "sad"]  # bias removed
         assert all(r["adapted"] == "true" and r["reference_clips"] == "4" for r in a)
+        assert all(r["adapt_note"].startswith("only 4 usable clips with speech") for r in a)
         assert all(r["adapted"] == "false" and "2 clip(s)" in r["adapt_note"] for r in rows[4:6])
         assert all(r["label"] == "angry" for r in rows[4:6])  # unadapted
         assert rows[6]["status"] == "no_speech" and rows[6]["adapted"] == ""
@@ -220,7 +228,10 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
         assert docs[0]["adaptation"] == {
             "method": "speaker_prior", "applied": True, "reference_clips": 4, "group": "A",
             "reason": None, "prior": {lab: round(float(x), 4) for lab, x in
-                                      zip(LABELS, prior, strict=True)}}
+                                      zip(LABELS, prior, strict=True)},
+            "warnings": ["only 4 usable clips with speech in the group: with fewer than 16, "
+                         "adaptation was measured to help little (README, 'Speaker "
+                         "adaptation')"]}
         assert docs[0]["evidence"][0]["label"] == "neutral"
         assert docs[4]["adaptation"]["applied"] is False and docs[4]["label"] == "angry"
         assert "adaptation" not in docs[6] and "adaptation" not in docs[7]

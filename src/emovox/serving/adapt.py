@@ -96,6 +96,18 @@ class SpeakerPrior:
                           prior=dict(zip(self.labels, map(float, self.prior), strict=True)),
                           warnings=self.warnings)
 
+    def not_applied(self, reason: str) -> Adaptation:
+        """The record of an answer this prior was offered to but not applied to (e.g. a
+        ``no_speech`` answer), keeping the prior's warnings."""
+        return Adaptation(False, self.n, self.group, reason, warnings=self.warnings)
+
+    def few_clips_warning(self, what: str) -> str | None:
+        """The warning for a prior from fewer than :data:`RECOMMENDED_REFERENCE_CLIPS` clips."""
+        if self.n >= RECOMMENDED_REFERENCE_CLIPS:
+            return None
+        return (f"only {self.n} usable {what}: with fewer than {RECOMMENDED_REFERENCE_CLIPS}, "
+                "adaptation was measured to help little (README, 'Speaker adaptation')")
+
     def dominant_warning(self, what: str) -> str | None:
         """The warning for a prior that is mostly one emotion (:func:`dominant_class`)."""
         top = dominant_class(references_mean(self.prior, self.n), self.labels)
@@ -140,13 +152,15 @@ def prior_from_predictions(predictions: Sequence[Prediction], labels: Sequence[s
 def adapt_prediction(pred: Prediction, sp: SpeakerPrior) -> Prediction:
     """``pred`` adapted to the speaker of ``sp``: each speech window's probabilities adapted,
     then aggregated again (duration-weighted) with new evidence; label, confidence, status,
-    arousal and valence follow. A ``no_speech`` answer is returned unchanged.
+    arousal and valence follow. A ``no_speech`` answer is not adapted: it gains a record that
+    says so and keeps the references' warnings (what was skipped, too few, one emotion).
 
     Raises:
         AdaptationError: the answer's labels are not the prior's.
     """
     if pred.probabilities is None:
-        return pred
+        return dataclasses.replace(
+            pred, adaptation=sp.not_applied("the clip holds no speech: nothing to adapt"))
     labels = tuple(pred.probabilities)
     if labels != sp.labels:
         raise AdaptationError(f"{pred.source}: labels {list(labels)} differ from the "
@@ -192,13 +206,10 @@ def prior_from_references(usable: Sequence[Prediction], skipped: Sequence[str],
         raise TooFewReferences(
             f"{what}: {len(usable)} usable clip(s) of {offered}, at least "
             f"{MIN_REFERENCE_CLIPS} clips with speech are needed{detail}")
-    if sp.n < RECOMMENDED_REFERENCE_CLIPS:
-        warnings.append(f"only {sp.n} usable reference clips: with fewer than "
-                        f"{RECOMMENDED_REFERENCE_CLIPS}, adaptation was measured to help "
-                        "little (README, 'Speaker adaptation')")
-    dominant = sp.dominant_warning(f"the reference clips ({what})")
-    if dominant is not None:
-        warnings.append(dominant)
+    for w in (sp.few_clips_warning("reference clips"),
+              sp.dominant_warning(f"the reference clips ({what})")):
+        if w is not None:
+            warnings.append(w)
     for w in warnings:
         log.warning("%s", w)
     return dataclasses.replace(sp, warnings=tuple(warnings))

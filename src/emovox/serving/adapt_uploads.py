@@ -63,8 +63,8 @@ class AdaptedAnswer:
 
     Attributes:
         plain: the unadapted answer.
-        adapted: the adapted answer (with its ``adaptation`` record); ``plain`` itself when
-            it holds no speech (a ``no_speech`` answer is never adapted).
+        adapted: the adapted answer (with its ``adaptation`` record); a ``no_speech`` answer
+            is never adapted: it is ``plain`` with a not-applied record and the warnings.
         prior: the speaker's prior, with its warnings.
     """
 

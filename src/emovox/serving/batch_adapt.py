@@ -14,8 +14,9 @@ not over the audio (:mod:`emovox.serving.adapt` says what the adaptation does).
 CSV output gains the columns :data:`ADAPT_FIELDS`: ``speaker_group``, ``adapted``
 (``true``; ``false`` for a speech answer left unadapted: group too small or no group;
 empty for ``no_speech`` and error rows), ``reference_clips`` (usable clips of the group) and
-``adapt_note`` (why not adapted). JSON lines gain ``adaptation`` (schema
-``prediction-v1.json``) on every speech answer. Batch answers are adapted as a whole (the
+``adapt_note`` (why not adapted, then the group's warnings: fewer than 16 clips, mostly
+one emotion). JSON lines gain ``adaptation`` (schema ``prediction-v1.json``, with the same
+``warnings``) on every speech answer. Batch answers are adapted as a whole (the
 windows' own probabilities are not in the rows): the ``evidence`` of a recording answered
 from several windows lists the windows as the model heard them, unadapted; a one-window
 answer's evidence is the adapted answer.
@@ -24,6 +25,7 @@ answer's evidence is the adapted answer.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 from collections import defaultdict
@@ -105,8 +107,8 @@ def _probs(row: dict[str, Any], fmt: str) -> dict[str, float] | None:
 
 
 def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
-            ) -> dict[str, tuple[tuple[str, ...], np.ndarray | None, int]]:
-    """``{group: (labels, prior or None when too small, usable clips)}``."""
+            ) -> dict[str, SpeakerPrior | int]:
+    """``{group: its prior with its warnings, or its usable clips when too few}``."""
     members: dict[str, list[dict[str, float]]] = defaultdict(list)
     for row, g in zip(rows, groups, strict=True):
         p = _probs(row, fmt)
@@ -118,16 +120,21 @@ def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
         if any(tuple(p) != labels for p in ps):
             raise AdaptationError(f"speaker group {g!r}: answers with different labels "
                                   "(rows of another model in the output?)")
-        prior = speaker_prior(np.array([[p[lab] for lab in labels] for p in ps])) \
-            if len(ps) >= MIN_REFERENCE_CLIPS else None
-        out[g] = (labels, prior, len(ps))
+        if len(ps) < MIN_REFERENCE_CLIPS:
+            out[g] = len(ps)
+            continue
+        sp = SpeakerPrior(speaker_prior(np.array([[p[lab] for lab in labels] for p in ps])),
+                          labels, len(ps), g)
+        warnings = (sp.few_clips_warning("clips with speech in the group"),
+                    sp.dominant_warning(f"the clips of group {g!r}"))
+        out[g] = dataclasses.replace(sp, warnings=tuple(w for w in warnings if w))
     return out
 
 
-def _adapted_row(row: dict[str, Any], fmt: str, labels: tuple[str, ...], prior: np.ndarray,
-                 record: Adaptation) -> dict[str, Any]:
+def _adapted_row(row: dict[str, Any], fmt: str, sp: SpeakerPrior) -> dict[str, Any]:
     p = _probs(row, fmt) or {}
-    q = adapt(np.array([p[lab] for lab in labels]), prior)
+    labels, record = sp.labels, sp.record()
+    q = adapt(np.array([p[lab] for lab in labels]), sp.prior)
     k = int(np.argmax(q))
     a, v = arousal_valence(q, labels)
     conf = float(q[k])
@@ -153,13 +160,13 @@ def _csv_mark(record: Adaptation | None, group: str | None = None) -> dict[str, 
     if record is None:
         return {"speaker_group": group or "", "adapted": "", "reference_clips": "",
                 "adapt_note": ""}
+    note = "; ".join(([record.reason] if record.reason else []) + list(record.warnings))
     return {"speaker_group": record.group or "", "adapted": str(record.applied).lower(),
-            "reference_clips": record.reference_clips, "adapt_note": record.reason or ""}
+            "reference_clips": record.reference_clips, "adapt_note": note}
 
 
 def _one_row(row: dict[str, Any], group: str | None, fmt: str,
-             priors: dict[str, tuple[tuple[str, ...], np.ndarray | None, int]],
-             summary: AdaptSummary) -> dict[str, Any]:
+             priors: dict[str, SpeakerPrior | int], summary: AdaptSummary) -> dict[str, Any]:
     if _probs(row, fmt) is None:  # no_speech and error rows: untouched
         return row | _csv_mark(None, group) if fmt == "csv" else row
     if group is None:
@@ -167,12 +174,11 @@ def _one_row(row: dict[str, Any], group: str | None, fmt: str,
         record = Adaptation(False, 0, None, "no speaker group: the file name does not "
                             "match --speaker-from")
     else:
-        labels, prior, n = priors[group]
-        if prior is not None:
+        sp = priors[group]
+        if isinstance(sp, SpeakerPrior):
             summary.adapted += 1
-            sp = SpeakerPrior(prior, labels, n, group)
-            return _adapted_row(row, fmt, labels, prior, sp.record())
-        record = Adaptation(False, n, group, f"{n} clip(s) with speech in the group; at "
+            return _adapted_row(row, fmt, sp)
+        record = Adaptation(False, sp, group, f"{sp} clip(s) with speech in the group; at "
                             f"least {MIN_REFERENCE_CLIPS} needed to adapt")
     summary.unadapted += 1
     return row | _csv_mark(record) if fmt == "csv" else row | {"adaptation": record.to_dict()}
@@ -187,12 +193,12 @@ def write_adapted(raw: Path, out: Path, grouping: SpeakerGrouping) -> AdaptSumma
               for r in rows]
     priors = _priors(rows, groups, fmt)
     summary = AdaptSummary(raw=raw)
-    summary.groups = sum(p is not None for _, p, _ in priors.values())
+    adapted = [sp for sp in priors.values() if isinstance(sp, SpeakerPrior)]
+    summary.groups = len(adapted)
     summary.small_groups = len(priors) - summary.groups
-    for g, (labels, prior, n) in priors.items():
-        if prior is not None:
-            SpeakerPrior(prior, labels, n, g).warn_if_dominant(f"the clips of group {g!r}")
-    few = sum(p is not None and n < RECOMMENDED_REFERENCE_CLIPS for _, p, n in priors.values())
+    for sp in adapted:
+        sp.warn_if_dominant(f"the clips of group {sp.group!r}")
+    few = sum(sp.n < RECOMMENDED_REFERENCE_CLIPS for sp in adapted)
     if few:
         log.warning("%d speaker group(s) adapted from fewer than %d clips: adaptation was "
                     "measured to help little or to hurt there (README, 'Speaker adaptation')",
