@@ -5,7 +5,6 @@ no_speech untouched, groups, refusals."""
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from pathlib import Path
 
