@@ -109,8 +109,9 @@ def need_module(module: str, extra: str) -> None:
 # Option types shared by several commands.
 ModelOpt = Annotated[
     Path | None,
-    typer.Option("--model", "-m", help="Model folder, or the bundled model: default (CRNN + "
-                 "ECAPA ensemble); see `emovox models`. Default: default."),
+    typer.Option("--model", "-m", help="Model folder, or a bundled model: default (CRNN + "
+                 "ECAPA + ResLSTM ensemble, RAVDESS + EMOVO) or ravdess; see `emovox "
+                 "models`. Default: default."),
 ]
 BackendOpt = Annotated[str, typer.Option(help="Inference engine: auto, onnx or torch.")]
 ParamOpt = Annotated[

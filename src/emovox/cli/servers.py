@@ -20,8 +20,8 @@ from emovox.cli.common import (
 ServeModelOpt = Annotated[
     Path | None,
     typer.Option("--model", "-m", envvar="EMOVOX_MODEL",
-                 help="Model folder, or the bundled model: default (CRNN + ECAPA ensemble); "
-                 "see `emovox models`."),
+                 help="Model folder, or a bundled model: default (CRNN + ECAPA + ResLSTM "
+                 "ensemble, RAVDESS + EMOVO) or ravdess; see `emovox models`."),
 ]
 MaxUploadOpt = Annotated[
     float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", min=0.001, help="Upload limit (MB).")
