@@ -248,3 +248,26 @@ def test_calibration_pools_further_runs_and_the_card_says_so(loco_run):
     card = " ".join(model_card({"name": "x", "calibration": rep}).split())
     assert "pooled with 1 more run of the same recipe" in card
     assert "| urdu (loco) | 32 |" in card
+
+
+def test_calibrate_also_puts_the_further_run_in_the_card(loco_run, fake_ravdess, fake_cache,
+                                                         tmp_path):
+    """``calibrate --also RUN``: the further run's headline metrics are kept in model.json
+    (``metrics.also``) and shown in the card as 'Also measured', beside the main run."""
+    model = tmp_path / "m"
+    r = CliRunner().invoke(app, ["train", "--data", str(fake_ravdess), "--model",
+                                 "egemaps_logreg", "--out", str(model), "-j", "1"],
+                           env={"EMOVOX_CACHE": str(fake_cache)})
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["calibrate", str(model), str(loco_run), "--also",
+                                 str(loco_run)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((model / "model.json").read_text())
+    also = doc["metrics"]["also"]
+    m = json.loads((loco_run / "metrics.json").read_text())
+    assert [a["protocol"] for a in also] == ["loco"]
+    assert also[0]["summary"]["ua"]["mean"] == pytest.approx(m["summary"]["ua"]["mean"])
+    card = (model / "MODEL_CARD.md").read_text()
+    assert card.count("Leave-one-corpus-out (corpora never heard)") == 2
+    assert "## Also measured: Leave-one-corpus-out" in card
+    assert "are in the 'Also measured' section below" in card

@@ -62,3 +62,24 @@ def test_other_strings_are_no_bundled_name(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert not is_bundled_name(name) and bundled_name(name) is None
     assert retired_model_message(name) is None
+
+
+def test_models_table_reads_the_further_cv_runs(tmp_path, monkeypatch):
+    """``metrics.also`` of a bundled model.json (runs pooled into its calibration) is listed
+    beside the main run: e.g. RAVDESS EmoBox beside leave-one-corpus-out."""
+    import json
+
+    from emovox.cli import names
+
+    def run(protocol: str, mean: float, std: float) -> dict:
+        return {"protocol": protocol, "summary": {"ua": {"mean": mean, "std": std}}}
+
+    (tmp_path / "model.json").write_text(json.dumps(
+        {"name": "fusion(a+b)", "kind": "torch", "n_params": 10,
+         "metrics": {**run("loco", 33.4, 10.6), "also": [run("emobox", 61.3, 4.7)]}}))
+    monkeypatch.setattr(names, "_bundled_folder", lambda name: tmp_path)
+    b = names.read_bundled("default")
+    assert b is not None and (b.protocol, b.ua_mean) == ("loco", 33.4)
+    assert b.also == (("emobox", 61.3, 4.7),)
+    (tmp_path / "model.json").write_text(json.dumps({"name": "x", "metrics": run("emobox", 1, 0)}))
+    assert names.read_bundled("default").also == ()

@@ -43,6 +43,8 @@ class BundledModel:
     ua_std: float | None
     protocol: str
     trained_on: str
+    #: further CV runs of the same recipe the model card shows: ``(protocol, UA mean, std)``
+    also: tuple[tuple[str, float, float], ...] = ()
 
 
 def _bundled_folder(name: str) -> Path:
@@ -65,10 +67,16 @@ def read_bundled(name: str) -> BundledModel | None:
     doc = json.loads(path.read_text(encoding="utf-8"))
     metrics = doc.get("metrics") or doc.get("cross_validation") or {}
     ua = (metrics.get("summary") or {}).get("ua") or {}
+    also = []
+    for m in metrics.get("also") or []:
+        a = (m.get("summary") or {}).get("ua") or {}
+        if a.get("mean") is not None:
+            also.append((str(m.get("protocol", "")), float(a["mean"]), float(a.get("std") or 0)))
     return BundledModel(
         name=name, architecture=str(doc.get("name", "?")), kind=str(doc.get("kind", "?")),
         n_params=doc.get("n_params"), ua_mean=ua.get("mean"), ua_std=ua.get("std"),
         protocol=str(metrics.get("protocol", "")), trained_on=_trained_on(doc),
+        also=tuple(also),
     )
 
 

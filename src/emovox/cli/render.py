@@ -267,8 +267,9 @@ def models(bundled: Sequence[Any], specs: Sequence[Any],
         what = (f"ensemble of {' + '.join(members)}: probabilities averaged"
                 if b.architecture.startswith("fusion(") else
                 _short(described.get(b.architecture, b.kind)))
-        table.add_row(b.name, b.architecture, f"{what}{params}",
-                      f"{ua} ({b.protocol})" if ua and b.protocol else ua, b.trained_on)
+        cv = [f"{ua} ({b.protocol})" if ua and b.protocol else ua]
+        cv += [f"{m:.1f} ± {sd:.1f} ({proto})" for proto, m, sd in b.also]
+        table.add_row(b.name, b.architecture, f"{what}{params}", "\n".join(cv), b.trained_on)
     console.print(table)
     console.print("CV UA: unweighted accuracy over speakers never heard (cross-validation, "
                   "from the model's model.json). --model also takes a trained model folder.")

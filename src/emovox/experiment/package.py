@@ -154,8 +154,10 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     path = Path(path)
     meta = read_meta(path)
     cv = read_cv_run(calibrate, meta.name)
-    update_artifact(path, meta.replace(metrics=cv.metrics))
-    calibration = fit_from_predictions_csv(cv.predictions, also=_also(also, meta.name))
+    also_runs = _also(also, meta.name)
+    update_artifact(path, meta.replace(metrics=_with_also(cv.metrics, also_runs)))
+    calibration = fit_from_predictions_csv(cv.predictions,
+                                           also=[a.predictions for a in also_runs])
     meta = attach_inference(path, temperature=calibration["temperature"],
                             calibration=calibration)
     with atomic_path(path / "MODEL_CARD.md") as tmp:
@@ -163,10 +165,16 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     return calibration
 
 
-def _also(runs: Sequence[Path], model: str) -> list[Path]:
-    """The predictions.csv of each further calibration run (each checked like the main one:
-    a speaker-independent CV run of ``model``)."""
-    return [read_cv_run(Path(r), model).predictions for r in runs]
+def _also(runs: Sequence[Path], model: str) -> list[Any]:
+    """Each further calibration run (checked like the main one: a speaker-independent CV run
+    of ``model``), as :class:`~emovox.experiment.rundir.CvRun`."""
+    return [read_cv_run(Path(r), model) for r in runs]
+
+
+def _with_also(metrics: dict[str, Any], also_runs: Sequence[Any]) -> dict[str, Any]:
+    """The main CV run's metrics with the further runs' headline metrics under ``"also"``
+    (the model card and ``emovox models`` show them: e.g. RAVDESS EmoBox beside loco)."""
+    return {**metrics, "also": [a.metrics for a in also_runs]} if also_runs else metrics
 
 
 def _load_members(members: list[Path]) -> list[tuple[Any, Any]]:
@@ -223,7 +231,8 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     cv = read_cv_run(calibrate, name) if calibrate else None
     if also and not cv:
         raise ConfigError("--calibrate-also needs --calibrate")
-    also_csv = _also(also, name)
+    also_runs = _also(also, name)
+    cv_metrics = _with_also(cv.metrics, also_runs) if cv else None
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
                                 prefix=f".{out.name}.build"))
     try:
@@ -233,15 +242,16 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                                            for _, m in loaded), 1)}
         extra = {"name": name, "trained_on": trained_on,
                  "n_params": int(sum(p.numel() for p in clf.net.parameters())),
-                 "cross_validation": cv.metrics if cv else None}
+                 "cross_validation": cv_metrics}
         config = {"model": {"name": name, "params": {"members": [str(m) for m in members]}}}
-        save_model(clf, stage, config, metrics=cv.metrics if cv else {}, extra=extra,
+        save_model(clf, stage, config, metrics=cv_metrics or {}, extra=extra,
                    preprocess=meta0.preprocess)
         calibration = None
         if cv:
             from emovox.experiment.rundir import fit_from_predictions_csv
 
-            calibration = fit_from_predictions_csv(cv.predictions, also=also_csv)
+            calibration = fit_from_predictions_csv(cv.predictions,
+                                                   also=[a.predictions for a in also_runs])
         meta = attach_inference(stage, temperature=calibration["temperature"]
                                 if calibration else None, calibration=calibration)
         if onnx:
@@ -354,9 +364,42 @@ def _loco_lines(cv: dict[str, Any]) -> list[str]:
     also = (f" {', '.join(c.upper() for c in test_only)} is never trained on: it was only "
             "tested, by models trained on all the other corpora, as the recipe leaves it out."
             if test_only else "")
+    where = ("are in the 'Also measured' section below" if cv.get("also")
+             else "are not part of this card")
     return ["Each corpus above was tested by models trained on the other corpora only "
             f"(never on its speakers or its language).{also} Figures on new speakers of the "
-            "training corpora (e.g. RAVDESS EmoBox folds) are not part of this card.", ""]
+            f"training corpora (e.g. RAVDESS EmoBox folds) {where}.", ""]
+
+
+def _cv_lines(cv: dict[str, Any], *, also: bool = False) -> list[str]:
+    """A CV run's section of the card: headline metrics, per-class recall, per corpus.
+    ``also``: a further run of the same recipe (pooled into the calibration)."""
+    loco = cv.get("protocol") == "loco"
+    title = ("Leave-one-corpus-out (corpora never heard)" if loco
+             else "Speaker-independent cross-validation (actors never heard)")
+    lines = [f"## {'Also measured: ' if also else ''}{title}", ""]
+    if not cv:
+        return [*lines, "No cross-validation run was attached.", ""]
+    s, pooled = cv["summary"], cv["pooled"]
+    lines += [
+        f"Protocol `{cv['protocol']}`; mean ± std over folds:",
+        "",
+        "| UA | WA | macro-F1 | weighted-F1 |",
+        "|---|---|---|---|",
+        "| " + " | ".join(f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}"
+                         for k in ("ua", "wa", "macro_f1", "weighted_f1")) + " |",
+        "",
+        "Per-class recall (pooled over folds):",
+        "",
+        "| " + " | ".join(pooled["labels"]) + " |",
+        "|" + "---|" * len(pooled["labels"]),
+        "| " + " | ".join(_recall_cell(pooled, k) for k in pooled["labels"]) + " |",
+        "",
+    ]
+    lines += _per_corpus_lines(cv.get("per_corpus") or {})
+    if loco:
+        lines += _loco_lines(cv)
+    return lines
 
 
 def model_card(meta: dict[str, Any]) -> str:
@@ -377,33 +420,10 @@ def model_card(meta: dict[str, Any]) -> str:
           if tr.get("members") else []),
         *_corpus_lines(tr),
         "",
-        "## Leave-one-corpus-out (corpora never heard)" if cv.get("protocol") == "loco"
-        else "## Speaker-independent cross-validation (actors never heard)",
-        "",
+        *_cv_lines(cv),
     ]
-    if cv:
-        s = cv["summary"]
-        lines += [
-            f"Protocol `{cv['protocol']}`; mean ± std over folds:",
-            "",
-            "| UA | WA | macro-F1 | weighted-F1 |",
-            "|---|---|---|---|",
-            "| " + " | ".join(f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}"
-                             for k in ("ua", "wa", "macro_f1", "weighted_f1")) + " |",
-            "",
-            "Per-class recall (pooled over folds):",
-            "",
-            "| " + " | ".join(cv["pooled"]["labels"]) + " |",
-            "|" + "---|" * len(cv["pooled"]["labels"]),
-            "| " + " | ".join(_recall_cell(cv["pooled"], k) for k in cv["pooled"]["labels"])
-            + " |",
-            "",
-        ]
-        lines += _per_corpus_lines(cv.get("per_corpus") or {})
-        if cv.get("protocol") == "loco":
-            lines += _loco_lines(cv)
-    else:
-        lines += ["No cross-validation run was attached.", ""]
+    for extra in cv.get("also") or []:
+        lines += _cv_lines(extra, also=True)
     cal = meta.get("calibration")
     if cal:
         lines += [
