@@ -28,7 +28,8 @@ def _train(fake_ravdess: Path, root: Path, model: str) -> Path:
 @pytest.fixture(scope="module")
 def members(fake_ravdess, tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("ensemble")
-    return [_train(fake_ravdess, root, m) for m in ("crnn_cmvn", "ecapa_cmvn", "crnn")]
+    return [_train(fake_ravdess, root, m)
+            for m in ("crnn_cmvn", "ecapa_cmvn", "crnn", "reslstm_logmel")]
 
 
 def test_ensemble_averages_its_members_in_one_onnx_graph(members, tmp_path):
@@ -44,6 +45,23 @@ def test_ensemble_averages_its_members_in_one_onnx_graph(members, tmp_path):
     assert ens.backend == "onnx"
     got = ens.clip_probabilities(clip)
     np.testing.assert_allclose(got, (probs[0] + probs[1]) / 2, atol=1e-4)
+
+
+def test_the_default_recipe_of_three_networks_exports_as_one_graph(members, tmp_path):
+    """CRNN + ECAPA + the ResLSTM on the same log-mel (the bundled default's members): the
+    LSTM exports inside the ensemble's ONNX graph and the graph averages the three."""
+    out = tmp_path / "ens3"
+    trio = [members[0], members[1], members[3]]
+    ok(invoke(["ensemble", *trio, "--out", out]))
+    clip = write_clip(tmp_path / "clip.wav", voice(3.5, f0=180.0))
+    probs = [Predictor.from_artifact(p).clip_probabilities(clip) for p in trio]
+    ens = Predictor.from_artifact(out)
+    assert ens.backend == "onnx"
+    assert ens.artifact_meta.name == "fusion(crnn_cmvn+ecapa_cmvn+reslstm_logmel)"
+    np.testing.assert_allclose(ens.clip_probabilities(clip), sum(probs) / 3, atol=1e-4)
+    torch_ens = Predictor.from_artifact(out, backend="torch")
+    np.testing.assert_allclose(torch_ens.clip_probabilities(clip),
+                               ens.clip_probabilities(clip), atol=1e-4)
 
 
 def test_ensemble_refuses_members_that_read_another_input(members, tmp_path):
