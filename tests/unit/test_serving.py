@@ -213,3 +213,18 @@ def test_batch_csv_of_an_older_version_is_upgraded_before_resuming(tmp_path):
                                                                       "/c.wav"]
     assert rows[0]["label"] == "angry" and rows[0]["status"] == ""
     assert done_paths(out) == {"/a.wav": "angry", "/b.wav": "error", "/c.wav": "no_speech"}
+
+
+def test_the_model_page_names_each_cv_run_and_lists_the_further_ones():
+    """A loco result is called leave-one-corpus-out, not 'test actors never heard'; the runs
+    pooled into the calibration (``also``) are listed after it, ones without figures dropped."""
+    emobox = {"protocol": "emobox", "summary": {"ua": {"mean": 61.3, "std": 4.7}}}
+    cv = {"protocol": "loco", "summary": {"ua": {"mean": 33.4, "std": 10.6}},
+          "also": [emobox, {"protocol": "emobox"}, "not a run"]}
+    assert logic.cv_title(cv).startswith("Leave-one-corpus-out")
+    assert logic.cv_title(emobox).startswith("Speaker-independent cross-validation (protocol "
+                                             "`emobox`")
+    assert logic.further_cv(cv) == [emobox]
+    assert logic.further_cv(emobox) == []
+    assert logic.card_summary_rows(logic.further_cv(cv)[0]) == [
+        {"metric": "UA (balanced accuracy)", "mean": 61.3, "std": 4.7}]

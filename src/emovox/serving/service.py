@@ -67,6 +67,8 @@ __all__ = [
     "UploadTooLarge",
     "analyse",
     "card_summary_rows",
+    "cv_title",
+    "further_cv",
     "check_size",
     "confidence_level",
     "display_name",
@@ -432,6 +434,22 @@ def card_summary_rows(cv: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"metric": names.get(k, k), "mean": round(float(v["mean"]), 1),
              "std": round(float(v["std"]), 1)}
             for k, v in summary.items() if isinstance(v, Mapping) and "mean" in v]
+
+
+def cv_title(cv: Mapping[str, Any]) -> str:
+    """What a CV result measures, in words (leave-one-corpus-out or new speakers)."""
+    protocol = cv.get("protocol", "?")
+    if protocol == "loco":
+        return ("Leave-one-corpus-out (protocol `loco`: each test corpus is never heard in "
+                "training)")
+    return (f"Speaker-independent cross-validation (protocol `{protocol}`: test actors are "
+            "never heard in training)")
+
+
+def further_cv(cv: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The further CV runs of the same recipe a model carries (``metrics.also``: runs pooled
+    into its calibration, e.g. RAVDESS EmoBox beside leave-one-corpus-out)."""
+    return [a for a in cv.get("also") or [] if isinstance(a, Mapping) and a.get("summary")]
 
 
 def confusion_of(cv: Mapping[str, Any]) -> tuple[list[str], np.ndarray] | None:

@@ -358,9 +358,11 @@ def model_card_tab(predictor) -> None:
         st.info("This model carries no cross-validation results (train it with "
                 "`emovox train --calibrate RUN_DIR` to attach them).")
     else:
-        st.markdown(f"#### Speaker-independent cross-validation (protocol "
-                    f"`{cv.get('protocol', '?')}`: test actors are never heard in training)")
+        st.markdown(f"#### {service.cv_title(cv)}")
         st.dataframe(pd.DataFrame(service.card_summary_rows(cv)), hide_index=True)
+        for more in service.further_cv(cv):
+            st.markdown(f"#### Also measured: {service.cv_title(more)}")
+            st.dataframe(pd.DataFrame(service.card_summary_rows(more)), hide_index=True)
         worst = cv.get("worst_class") or {}
         if worst:
             st.caption(f"Weakest class: {worst.get('label')} "
