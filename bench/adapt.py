@@ -51,6 +51,7 @@ class Run:
     y: np.ndarray  # (N,) class indices
     fold: np.ndarray  # (N,)
     speaker: np.ndarray  # (N,)
+    corpus: np.ndarray  # (N,) corpus of each clip ("" when the run has no corpus column)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Row:
     setting: str
     ua: list[float]  # one value per seed (pooled UA, %)
     fold_ua: list[float]  # mean over folds of the per-fold UA, per seed
+    each_fold: list[float]  # per-fold UA (first seed), in np.unique(fold) order
     recall: np.ndarray  # (C,) pooled recall (%), mean over seeds
     ece: list[float]
     ece_refit: list[float]
@@ -73,8 +75,10 @@ def load_run(folder: Path) -> Run:
     y = df["true"].map({lab: i for i, lab in enumerate(labels)})
     if y.isna().any():
         raise SystemExit(f"{folder}: a true label is not among the probability columns")
+    corpus = (df["corpus"].fillna("").astype(str) if "corpus" in df
+              else pd.Series([""] * len(df))).to_numpy()
     return Run(folder.name, labels, df[cols].to_numpy(np.float64), y.to_numpy(int),
-               df["fold"].to_numpy(), df["speaker"].astype(str).to_numpy())
+               df["fold"].to_numpy(), df["speaker"].astype(str).to_numpy(), corpus)
 
 
 def per_fold(fold: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], out: np.ndarray
@@ -116,19 +120,20 @@ def recalls(y: np.ndarray, pred: np.ndarray, c: int) -> np.ndarray:
 def score(setting: str, adapted: list[tuple[np.ndarray, np.ndarray]], run: Run) -> Row:
     """``adapted``: per seed, (probabilities, each clip's prior max)."""
     c = len(run.labels)
-    ua, fua, rec, ece, ece2, warned = [], [], [], [], [], []
+    ua, fua, rec, ece, ece2, warned, each = [], [], [], [], [], [], []
     for q, top in adapted:
         warned.append(100 * float(np.mean(top >= DOMINANT_PRIOR)))
         pred = q.argmax(1)
         r = recalls(run.y, pred, c)
         rec.append(r)
         ua.append(float(np.nanmean(r)))
-        fua.append(float(np.mean([np.nanmean(recalls(run.y[run.fold == f],
-                                                       pred[run.fold == f], c))
-                                   for f in np.unique(run.fold)])))
+        folds = [float(np.nanmean(recalls(run.y[run.fold == f], pred[run.fold == f], c)))
+                 for f in np.unique(run.fold)]
+        each = each or folds
+        fua.append(float(np.mean(folds)))
         ece.append(100 * expected_calibration_error(q, run.y))
         ece2.append(100 * expected_calibration_error(refit(q, run.y, run.fold), run.y))
-    return Row(setting, ua, fua, np.mean(rec, axis=0), ece, ece2, warned)
+    return Row(setting, ua, fua, each, np.mean(rec, axis=0), ece, ece2, warned)
 
 
 def adapt_all(p: np.ndarray, speaker: np.ndarray, alpha: float
@@ -209,6 +214,14 @@ def print_table(run: Run, rows: list[Row]) -> None:
         print(f"| {r.setting} | {_pm(r.ua)} | {_pm(r.fold_ua)} | {run.labels[w]} "
               f"({r.recall[w]:.1f}) | {_pm(r.ece)} | {_pm(r.ece_refit)} | {_pm(r.warned)} | "
               + " | ".join(f"{x:.1f}" for x in r.recall) + " |")
+    names = []
+    for f in np.unique(run.fold):  # a fold of one corpus (leave-one-corpus-out) is named by it
+        corpora = np.unique(run.corpus[run.fold == f])
+        names.append(f"fold {f}" + (f" ({corpora[0]})" if len(corpora) == 1 and corpora[0]
+                                    else ""))
+    print("\nUA per fold: " + ", ".join(names))
+    for r in rows[:2]:
+        print(f"  {r.setting}: " + " / ".join(f"{x:.1f}" for x in r.each_fold))
 
 
 def main(argv: list[str] | None = None) -> int:
