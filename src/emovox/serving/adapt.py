@@ -117,12 +117,6 @@ class SpeakerPrior:
                 "they all carry that emotion, adaptation removes it from the answers; use "
                 "clips of several emotions")
 
-    def warn_if_dominant(self, what: str) -> None:
-        """Log :meth:`dominant_warning`, if any."""
-        w = self.dominant_warning(what)
-        if w is not None:
-            log.warning("%s", w)
-
 
 def adapted_status(confidence: float) -> Status:
     return Status.UNCERTAIN if confidence < UNCERTAIN_BELOW else Status.OK

@@ -125,8 +125,10 @@ def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
             continue
         sp = SpeakerPrior(speaker_prior(np.array([[p[lab] for lab in labels] for p in ps])),
                           labels, len(ps), g)
-        warnings = (sp.few_clips_warning("clips with speech in the group"),
-                    sp.dominant_warning(f"the clips of group {g!r}"))
+        dominant = sp.dominant_warning(f"the clips of group {g!r}")
+        if dominant is not None:
+            log.warning("%s", dominant)
+        warnings = (sp.few_clips_warning("clips with speech in the group"), dominant)
         out[g] = dataclasses.replace(sp, warnings=tuple(w for w in warnings if w))
     return out
 
@@ -196,8 +198,6 @@ def write_adapted(raw: Path, out: Path, grouping: SpeakerGrouping) -> AdaptSumma
     adapted = [sp for sp in priors.values() if isinstance(sp, SpeakerPrior)]
     summary.groups = len(adapted)
     summary.small_groups = len(priors) - summary.groups
-    for sp in adapted:
-        sp.warn_if_dominant(f"the clips of group {sp.group!r}")
     few = sum(sp.n < RECOMMENDED_REFERENCE_CLIPS for sp in adapted)
     if few:
         log.warning("%d speaker group(s) adapted from fewer than %d clips: adaptation was "
