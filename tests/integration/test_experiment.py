@@ -170,6 +170,30 @@ def test_merged_single_fold_runs_equal_one_run_over_both_folds(fake_ravdess, fak
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+def test_merged_runs_without_validation_speakers_report_no_validation_ua(
+        fake_ravdess, fake_cache, tmp_path):
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    parts = []
+    for k in (0, 1):
+        cfg = cfg_for(fake_ravdess, fake_cache, "egemaps_logreg")
+        cfg.split = SplitConfig(folds=(k,), n_val_speakers=0)
+        run_experiment(cfg, tmp_path / f"f{k}")
+        parts.append(tmp_path / f"f{k}")
+    # a part written before the trainer kept an empty validation history stored the last
+    # epoch's index as its "validation UA"
+    m = json.loads((parts[0] / "metrics.json").read_text())
+    m["folds"][0]["val_ua"] = 29.0
+    (parts[0] / "metrics.json").write_text(json.dumps(m))
+    r = CliRunner().invoke(app, ["merge", *map(str, parts), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    got = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert got["val_ua_mean"] is None and all(f["val_ua"] is None for f in got["folds"])
+    assert got["train_ua_mean"] is not None
+
+
 def test_validated_c_is_chosen_on_validation_speakers_only():
     from emovox.models.classical import logreg_cv
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 
 import numpy as np
 import pytest
@@ -132,3 +134,21 @@ def test_artifact_errors(tmp_path):
                                                     "net_module": "os.path"}))
     with pytest.raises(ArtifactError, match="refusing"):
         load_model(tmp_path)
+
+
+@pytest.mark.slow
+def test_without_validation_every_epoch_runs_and_the_last_is_kept():
+    x, y = blobs(seed=2)
+    seen: list[tuple[float, dict]] = []
+    m = TorchClassifier(mlp.build_net, n_classes=8, seed=0,
+                        on_epoch=lambda e, n, loss, ua: seen.append(
+                            (ua, copy.deepcopy(m.net.state_dict()))),
+                        **mlp.MlpConfig(epochs=4, patience=1).to_params())
+    m.fit(x[:64], y[:64], x[:0], y[:0])
+    h = m.history
+    assert len(h.train_loss) == 4 and h.best_epoch == 3  # no early stop: patience is moot
+    assert h.val_ua == [] and h.val_loss == []  # no made-up validation figures
+    assert all(math.isnan(ua) for ua, _ in seen)  # the progress callback is told "none"
+    final = m.net.state_dict()
+    assert all(torch.equal(final[k], seen[-1][1][k]) for k in final)  # the last epoch's
+    assert not all(torch.equal(final[k], seen[0][1][k]) for k in final)

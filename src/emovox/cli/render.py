@@ -7,6 +7,7 @@ duck-typed or imported lazily, so ``emovox --help`` stays light.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -57,8 +58,9 @@ class EvaluateProgress:
         self.bar.update(self.feat_task, completed=done, total=total)
 
     def epoch(self, epoch: int, epochs: int, loss: float, val_ua: float) -> None:
+        val = "–" if math.isnan(val_ua) else f"{val_ua:.1f}"  # nan: no validation speakers
         self.bar.update(self.epoch_task, visible=True, completed=epoch + 1, total=epochs,
-                        info=f"fold {self.folds_done} · loss {loss:.3f} · val UA {val_ua:.1f}")
+                        info=f"fold {self.folds_done} · loss {loss:.3f} · val UA {val}")
 
     def fold(self, fr: Any) -> None:
         self.folds_done += 1

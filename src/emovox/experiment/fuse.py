@@ -158,6 +158,10 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     configs = [yaml.safe_load((Path(r) / "config.yaml").read_text()) for r in runs]
     _same_config(configs, runs)
     fold_rows = [f for r in records for f in r.metrics["folds"]]
+    if int(configs[0].get("split", {}).get("n_val_speakers", 1)) == 0:
+        # no validation speakers, no validation UA (parts written before the trainer kept
+        # an empty validation history stored the last epoch's index here)
+        fold_rows = [{**f, "val_ua": None} for f in fold_rows]
     indices = [f["index"] for f in fold_rows]
     if len(set(indices)) != len(indices):
         raise ConfigError(f"the runs share folds: {sorted(indices)}")

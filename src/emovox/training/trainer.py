@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -261,7 +262,11 @@ class TorchClassifier:
 
     def _train(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor,
                xva: torch.Tensor | None, yva: np.ndarray, plateau: Any) -> None:
-        """Epochs with early stopping on validation UA; leaves the best epoch's weights."""
+        """Epochs with early stopping on validation UA; leaves the best epoch's weights.
+
+        Without validation speakers (``xva is None``) every epoch runs, the last epoch's
+        weights are kept, the history has no validation entries and a plateau schedule
+        never steps (its LR stays at ``lr``)."""
         tc, net = self.train_cfg, self.net
         assert net is not None
         best_ua, best_state, bad_epochs = -1.0, copy.deepcopy(net.state_dict()), 0
@@ -270,7 +275,12 @@ class TorchClassifier:
             train_loss = self._train_epoch(step, xtr, ytr)
             self.history.train_loss.append(train_loss)
             self.history.lr.append(step.opt.param_groups[0]["lr"])
-            ua, vloss = self._validate(xva, yva, epoch)
+            if xva is None:
+                self.history.best_epoch = epoch
+                if self.on_epoch:
+                    self.on_epoch(epoch, tc.epochs, train_loss, math.nan)
+                continue
+            ua, vloss = self._validate(xva, yva)
             self.history.val_ua.append(ua)
             self.history.val_loss.append(vloss)
             if plateau is not None:
@@ -283,10 +293,11 @@ class TorchClassifier:
                 self.history.best_epoch = epoch
             else:
                 bad_epochs += 1
-                if xva is not None and bad_epochs >= tc.patience:
+                if bad_epochs >= tc.patience:
                     log.info("early stop at epoch %d (best %d)", epoch, self.history.best_epoch)
                     break
-        net.load_state_dict(best_state)
+        if xva is not None:
+            net.load_state_dict(best_state)
         net.eval()
         self.history.seconds = time.perf_counter() - t0
 
@@ -328,12 +339,8 @@ class TorchClassifier:
             count += len(idx)
         return total / max(count, 1)
 
-    def _validate(self, xva: torch.Tensor | None, yva: np.ndarray,
-                  epoch: int) -> tuple[float, float]:
-        """(UA in %, cross-entropy) on the validation speakers; without them
-        ``(epoch, nan)``, so the last epoch is kept."""
-        if xva is None:
-            return float(epoch), float("nan")
+    def _validate(self, xva: torch.Tensor, yva: np.ndarray) -> tuple[float, float]:
+        """(UA in %, cross-entropy) on the validation speakers."""
         logits_va = self._logits(xva)
         ua = 100 * balanced_accuracy_score(yva, logits_va.argmax(1).numpy())
         return ua, float(F.cross_entropy(logits_va, torch.as_tensor(yva)))
