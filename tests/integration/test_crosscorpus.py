@@ -90,7 +90,8 @@ def test_classical_model_serves_through_the_predictor(fake_ravdess, fake_cache, 
 @pytest.mark.slow
 def test_calibrate_attaches_a_cv_run_afterwards(fake_ravdess, fake_cache, tmp_path, cv):
     """`emovox train` without --calibrate, then `emovox calibrate MODEL RUN`: the same
-    temperature and model-card metrics as `train --calibrate RUN` gives."""
+    temperature and model-card metrics as `train --calibrate RUN` gives. The CV run held
+    out 1 validation speaker per fold and the model none: it is said, in the log and card."""
     from emovox.artifact import read_meta
     from emovox.experiment.rundir import fit_from_predictions_csv
 
@@ -106,7 +107,10 @@ def test_calibrate_attaches_a_cv_run_afterwards(fake_ravdess, fake_cache, tmp_pa
     assert meta.temperature == pytest.approx(
         fit_from_predictions_csv(cv / "predictions.csv")["temperature"])
     assert meta.metrics["protocol"] == "emobox"
-    assert "Protocol `emobox`" in (out / "MODEL_CARD.md").read_text()
+    assert ("Protocol `emobox`, 1 training speaker(s) per fold held out for validation"
+            in (out / "MODEL_CARD.md").read_text())
+    said = " ".join(r.output.split())  # rich wraps the warning to the terminal's width
+    assert "held out 1 validation speaker(s) per fold but egemaps_logreg was trained" in said
     r = CliRunner().invoke(app, ["calibrate", str(out), str(tmp_path / "nope")], env=env)
     assert r.exit_code == 2
 

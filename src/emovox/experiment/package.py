@@ -70,6 +70,8 @@ def train_bundle(
     if len(spec.inputs) != 1:
         raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
     cv = read_cv_run(calibrate, cfg.model.name) if calibrate else None
+    if cv:
+        check_recipe(calibrate, cv, cfg.split.n_val_speakers, cfg.model.name)
     teachers = open_teacher_models(cfg, spec)
 
     t0 = time.perf_counter()
@@ -155,6 +157,9 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     meta = read_meta(path)
     cv = read_cv_run(calibrate, meta.name)
     also_runs = _also(also, meta.name)
+    trained_val = _trained_val(meta.experiment_config)
+    for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
+        check_recipe(Path(run), c, trained_val, meta.name)
     update_artifact(path, meta.replace(metrics=_with_also(cv.metrics, also_runs)))
     calibration = fit_from_predictions_csv(cv.predictions,
                                            also=[a.predictions for a in also_runs])
@@ -232,6 +237,11 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     if also and not cv:
         raise ConfigError("--calibrate-also needs --calibrate")
     also_runs = _also(also, name)
+    if cv:
+        vals = {_trained_val(m.experiment_config) for _, m in loaded}
+        member_val = next(iter(vals)) if len(vals) == 1 else None
+        for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
+            check_recipe(Path(run), c, member_val, name)
     cv_metrics = _with_also(cv.metrics, also_runs) if cv else None
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
                                 prefix=f".{out.name}.build"))
@@ -371,6 +381,37 @@ def _loco_lines(cv: dict[str, Any]) -> list[str]:
             f"training corpora (e.g. RAVDESS EmoBox folds) {where}.", ""]
 
 
+def _val_text(val_speakers: int | None) -> str:
+    """How the CV run's folds used their training speakers (empty when not recorded)."""
+    if val_speakers is None:
+        return ""
+    if val_speakers == 0:
+        return ", every training speaker trained (no validation speakers)"
+    return f", {val_speakers} training speaker(s) per fold held out for validation"
+
+
+def check_recipe(run: Path, cv: Any, trained_val: int | None, model: str) -> bool:
+    """Log a warning when the CV run ``run`` (a :class:`~emovox.experiment.rundir.CvRun`)
+    held out another number of validation speakers per fold than the model ``model`` was
+    trained with (``trained_val``): early stopping on 2 speakers and fixed epochs on all
+    are different recipes, so the card's figures would not measure the model. Returns
+    whether the two agree (or cannot be told apart)."""
+    ran = cv.metrics.get("val_speakers")
+    if ran is None or trained_val is None or int(ran) == int(trained_val):
+        return True
+    log.warning("%s held out %d validation speaker(s) per fold but %s was trained with %d: "
+                "its figures measure another recipe (evaluate with --val-speakers %d to "
+                "match)", run, ran, model, trained_val, trained_val)
+    return False
+
+
+def _trained_val(config: dict[str, Any]) -> int | None:
+    """``split.n_val_speakers`` of a model's experiment config (None when absent)."""
+    split = config.get("split") if isinstance(config, dict) else None
+    value = split.get("n_val_speakers") if isinstance(split, dict) else None
+    return int(value) if isinstance(value, int) else None
+
+
 def _cv_lines(cv: dict[str, Any], *, also: bool = False) -> list[str]:
     """A CV run's section of the card: headline metrics, per-class recall, per corpus.
     ``also``: a further run of the same recipe (pooled into the calibration)."""
@@ -382,7 +423,7 @@ def _cv_lines(cv: dict[str, Any], *, also: bool = False) -> list[str]:
         return [*lines, "No cross-validation run was attached.", ""]
     s, pooled = cv["summary"], cv["pooled"]
     lines += [
-        f"Protocol `{cv['protocol']}`; mean ± std over folds:",
+        f"Protocol `{cv['protocol']}`{_val_text(cv.get('val_speakers'))}; mean ± std over folds:",
         "",
         "| UA | WA | macro-F1 | weighted-F1 |",
         "|---|---|---|---|",

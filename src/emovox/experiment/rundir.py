@@ -389,6 +389,29 @@ class CvRun:
     predictions: Path
 
 
+def run_val_speakers(run: Path) -> int | None:
+    """Validation speakers held out per fold by the CV run ``run`` (``split.n_val_speakers``
+    of its config.yaml); for an ``emovox fuse`` run, that of the runs it fused when they all
+    agree (their paths as recorded, relative to the working directory). ``None`` when it
+    cannot be told (no config, fused runs moved or disagreeing)."""
+    import yaml
+
+    run = Path(run)
+    config = run / "config.yaml"
+    if config.is_file():
+        try:
+            split = (yaml.safe_load(config.read_text()) or {}).get("split") or {}
+            return int(split["n_val_speakers"])
+        except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError):
+            return None
+    try:
+        fused = read_metrics(run).get("fused_runs") or []
+    except RunDirError:
+        return None
+    values = {run_val_speakers(Path(r)) for r in fused if Path(r) != run}
+    return values.pop() if len(values) == 1 else None
+
+
 def read_cv_run(run: Path, model: str) -> CvRun:
     """The speaker-independent CV run of ``model`` at ``run``: its headline metrics
     (protocol, summary, pooled, worst class) and the path of its predictions.csv."""
@@ -406,6 +429,9 @@ def read_cv_run(run: Path, model: str) -> CvRun:
         metrics["per_corpus"] = m["per_corpus"]
     if m.get("test_only_corpora"):
         metrics["test_only_corpora"] = list(m["test_only_corpora"])
+    val_speakers = run_val_speakers(run)
+    if val_speakers is not None:
+        metrics["val_speakers"] = val_speakers
     return CvRun(metrics, run / PREDICTIONS_FILE)
 
 
@@ -413,5 +439,6 @@ __all__ = [
     "PREDICTION_COLUMNS", "RUNS_DIR", "CvRun", "Prediction", "Predictions", "RunDirError",
     "RunRecord", "check_run_destination", "default_run_dir", "fit_from_predictions_csv",
     "is_run_dir", "read_cv_run", "read_metrics", "read_predictions", "read_probabilities",
-    "read_run", "read_scored", "staged_run_dir", "write_predictions", "write_run",
+    "read_run", "read_scored", "run_val_speakers", "staged_run_dir", "write_predictions",
+    "write_run",
 ]
