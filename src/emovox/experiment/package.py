@@ -69,9 +69,7 @@ def train_bundle(
     cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     if len(spec.inputs) != 1:
         raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
-    cv = read_cv_run(calibrate, cfg.model.name) if calibrate else None
-    if cv:
-        check_recipe(calibrate, cv, cfg.split.n_val_speakers, cfg.model.name)
+    cv = _checked_cv_run(calibrate, cfg.model.name, cfg.split.n_val_speakers)
     teachers = open_teacher_models(cfg, spec)
 
     t0 = time.perf_counter()
@@ -403,6 +401,16 @@ def check_recipe(run: Path, cv: Any, trained_val: int | None, model: str) -> boo
                 "its figures measure another recipe (evaluate with --val-speakers %d to "
                 "match)", run, ran, model, trained_val, trained_val)
     return False
+
+
+def _checked_cv_run(run: Path | None, model: str, trained_val: int | None) -> Any:
+    """The CV run ``run`` of ``model`` (None without one), its validation hold-out checked
+    against the model's (:func:`check_recipe`)."""
+    if not run:
+        return None
+    cv = read_cv_run(run, model)
+    check_recipe(Path(run), cv, trained_val, model)
+    return cv
 
 
 def _trained_val(config: dict[str, Any]) -> int | None:
