@@ -156,6 +156,12 @@ MODELS["ecapa_cmvn"] = ModelSpec(
     EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
     feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
 )
+MODELS["ecapa"] = ModelSpec(
+    "ecapa", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
+    "ours: ecapa_cmvn's network on the raw log-mel (no per-utterance normalisation: level and "
+    "spectral tilt kept), for --adapt speaker, which normalises per speaker instead",
+    EcapaConfig(schedule=Schedule.COSINE, n_frames=256), origin="ours", trim=True,
+)
 MODELS["reslstm_cmvn"] = ModelSpec(
     "reslstm_cmvn", "mfcc_chroma", partial(_build_torch, "reslstm"), Family.NEURAL,
     "ours: residual BiLSTM blocks with soft attention pooling on 20 MFCC + deltas + 12 chroma "
