@@ -328,3 +328,25 @@ def test_predictions_csv_round_trip_and_old_layouts(tmp_path):
     assert row.fold == 2 and row.corpus == "" and row.error == "" and row.true == "angry"
     with pytest.raises(ValueError, match="missing column.*p_unknown_label"):
         read_probabilities(old, labels=["sad", "unknown_label"])
+
+
+def test_fusing_a_speaker_adapted_run_makes_an_adapted_run(fake_ravdess, fake_cache, tmp_path):
+    """A fusion with one speaker-adapted member used unlabelled test-speaker audio: it must
+    be recorded (and reported) as adapted, never as a speaker-independent headline."""
+    from emovox.experiment.fuse import fuse_runs
+    from emovox.experiment.report import collect_report, markdown_table
+
+    plain = tmp_path / "plain"
+    run_experiment(cfg_for(fake_ravdess, fake_cache, "egemaps_logreg"), plain)
+    adapted = tmp_path / "adapted"
+    shutil.copytree(plain, adapted)
+    meta = json.loads((adapted / "metrics.json").read_text())
+    meta["adapt"] = "speaker"
+    (adapted / "metrics.json").write_text(json.dumps(meta))
+
+    assert fuse_runs([plain, plain], tmp_path / "f0")["adapt"] == "none"
+    assert fuse_runs([plain, adapted], tmp_path / "f1")["adapt"] == "speaker"
+    rep = collect_report([tmp_path / "f1", tmp_path / "f0"])
+    assert [r.adapt.value for r in rep.rows] == ["speaker", "none"] and not rep.problems
+    table = markdown_table(rep.rows)
+    assert "speaker-adapted" not in table[2] and "speaker-adapted" in table[3]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from emovox import __version__
+from emovox.config import Adapt
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
 from emovox.experiment.rundir import (
@@ -65,6 +66,15 @@ def _per_corpus(y: np.ndarray, pred: np.ndarray, corpora: list[str]) -> dict[str
     return {"per_corpus": per_corpus_record(per_corpus_metrics(y, pred, corpora))}
 
 
+def _fused_adapt(metas: list[dict[str, Any]]) -> Adapt:
+    """A fusion uses unlabelled test-speaker audio as soon as one member does: it is then a
+    speaker-adapted run, reported apart from the speaker-independent ones."""
+    used = {Adapt(m.get("adapt", Adapt.NONE.value)) for m in metas} - {Adapt.NONE}
+    if len(used) > 1:
+        raise ConfigError(f"runs adapted in different ways: {sorted(a.value for a in used)}")
+    return used.pop() if used else Adapt.NONE
+
+
 def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -> dict[str, Any]:
     """Fuse ``runs`` into the run directory ``out``; returns its metrics.json content."""
     if len(runs) < 2:
@@ -97,6 +107,7 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
         "package_version": __version__, "model": f"fusion({name})",
         "protocol": metas[0]["protocol"],
         "speaker_independent": all(m["speaker_independent"] for m in metas),
+        "adapt": _fused_adapt(metas).value,
         "summary": summarize(per_fold), "pooled": pooled.to_dict(),
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
         "folds": _fold_rows(records, per_fold, fold_ids),
