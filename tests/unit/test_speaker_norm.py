@@ -212,3 +212,17 @@ def test_adapt_round_trips_through_the_config():
     assert ExperimentConfig.from_dict({}).adapt is Adapt.NONE
     with pytest.raises(ConfigError, match="invalid experiment config"):
         ExperimentConfig.from_dict({"adapt": "corpus"})
+
+
+def test_raw_log_mel_models_adapt_without_the_per_utterance_warning(caplog):
+    """`ecapa` / `crnn` read the raw log-mel, which --adapt speaker normalises per speaker;
+    their *_cmvn twins normalise per utterance already, and adapting them warns."""
+    from emovox.models import get_model_spec
+
+    cfg = ExperimentConfig(adapt=Adapt.SPEAKER)
+    for name, warns in (("ecapa", False), ("crnn", False), ("ecapa_cmvn", True),
+                        ("crnn_cmvn", True)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            check_adapt_config(cfg, [inp.params for inp in get_model_spec(name).inputs])
+        assert ("normalised per utterance" in caplog.text) is warns, name

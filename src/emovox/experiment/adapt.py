@@ -141,7 +141,7 @@ def check_adapt_config(cfg: ExperimentConfig, stream_params: Sequence[dict[str, 
                           "its training and test clips")
     if any(p.get("utt_norm") == "cmvn" for p in stream_params):
         log.warning("--adapt %s on a feature normalised per utterance (utt_norm=cmvn): little "
-                    "left to adapt; use the plain model (e.g. crnn, raw log-mel)",
+                    "left to adapt; use the plain model (crnn or ecapa: raw log-mel)",
                     cfg.adapt.value)
 
 
