@@ -201,6 +201,20 @@ def test_predict_batch_equals_single(predictors):
                                atol=1e-5)
 
 
+def test_wave_probabilities_read_a_wave_as_clip_probabilities_read_its_file(
+        predictors, wav_file):
+    """A decoded waveform scores as its file does (the channel bench degrades waves), at the
+    file's own rate and resampled from another one."""
+    from emovox.audio import load_audio
+
+    p = predictors["onnx"]
+    audio = load_audio(wav_file, sr=p.sr, trim=False)
+    from_file = p.clip_probabilities(wav_file)
+    assert np.array_equal(p.wave_probabilities(audio.wave, audio.sr), from_file)
+    twice = load_audio(wav_file, sr=2 * p.sr, trim=False)
+    assert np.abs(p.wave_probabilities(twice.wave, twice.sr) - from_file).max() < 0.05
+
+
 def test_missing_frontend_falls_back_to_librosa(artifacts, predictors, caplog, wav_file):
     with caplog.at_level(logging.WARNING, logger="emovox.serving.predictor"):
         p = Predictor.from_artifact(artifacts["raw"])  # auto: no model.onnx -> torch

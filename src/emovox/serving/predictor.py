@@ -322,8 +322,13 @@ class Predictor:
         no speech check and no windows, exactly the view of cross-validation (what an
         evaluation on another corpus scores)."""
         audio = load_audio(path_or_bytes, sr=self.sr, trim=False, max_duration=max_duration)
+        return self.wave_probabilities(audio.wave, audio.sr)
+
+    def wave_probabilities(self, wave: np.ndarray, sr: int) -> np.ndarray:
+        """Calibrated probabilities ``(n_labels,)`` of a waveform (any rate, full scale 1.0)
+        read as one training clip, as :meth:`clip_probabilities` reads a file."""
         return self.window_probabilities([self.preprocess.replace(trim=False).prepare(
-            audio.wave, audio.sr).wave])[0]
+            wave, sr).wave])[0]
 
     def occlusion(self, wave: np.ndarray, sr: int, *, segment_s: float = 0.25
                   ) -> list[dict[str, float]]:
