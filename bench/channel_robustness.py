@@ -3,6 +3,13 @@
     .venv/bin/python bench/channel_robustness.py                      # bundled default, URDU
     .venv/bin/python bench/channel_robustness.py --data emovo=../shared/data/extra/emovo \
         --model default --model ravdess
+    .venv/bin/python bench/channel_robustness.py --cv runs/parts/ch-ecapa_cmvn-emobox-f?
+
+``--cv PART ...``: cross-validation parts run with ``--save-models`` (one fold each): every
+fold's own model scores that fold's test clips (listed in the part's ``predictions.csv``),
+clean and degraded, so the figures are on speakers the model never heard; UA over the
+corpus's classes, pooled over the folds. Fold models carry no temperature, so there
+``uncertain`` reads uncalibrated probabilities.
 
 Every labelled clip of the corpus is decoded at the model's rate (as ``emovox predict``
 does), degraded in each of the conditions below, and read as one training clip
@@ -49,6 +56,7 @@ from emovox.audio import load_audio
 from emovox.corpora import scan_corpus
 from emovox.errors import EmovoxError
 from emovox.experiment.crosscorpus import shared_label_set
+from emovox.experiment.rundir import read_run
 from emovox.metrics import compute_metrics
 from emovox.serving.answer import UNCERTAIN_BELOW
 from emovox.serving.predictor import Predictor
@@ -75,6 +83,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--max-clips", type=int, default=0,
                     help="N labelled clips spread evenly over the sorted list (0: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cv", nargs="+", type=Path, metavar="PART",
+                    help="CV part runs with saved fold models (instead of --data/--model)")
     return ap.parse_args()
 
 
@@ -95,47 +105,84 @@ def load_clips(corpus: str, root: Path, max_clips: int, sr: int
     return waves, labels
 
 
-def score(pred: Predictor, waves: list[np.ndarray], labels: list[str], corpus: str,
-          seed: int) -> list[dict[str, object]]:
-    """One row per condition: UA on the shared classes, kept %, uncertain %, top answer."""
-    classes = [c for c in shared_label_set(corpus) if c in pred.labels and c in set(labels)]
-    cols = [pred.labels.index(c) for c in classes]
+def probabilities(pred: Predictor, waves: list[np.ndarray], seed: int, first: int = 0
+                  ) -> dict[str, np.ndarray]:
+    """``(n, n_labels)`` calibrated probabilities of ``waves`` in every condition; clip i
+    is degraded with the generator ``[seed, first + i]``."""
+    return {name: np.stack([pred.wave_probabilities(
+        degrade(w, pred.sr, np.random.default_rng([seed, first + i])), pred.sr)
+        for i, w in enumerate(waves)]) for name, degrade in CONDITIONS.items()}
+
+
+def rows_of(probs: dict[str, np.ndarray], labels: list[str], model_labels: list[str],
+            classes: list[str]) -> list[dict[str, object]]:
+    """One row per condition: UA on ``classes`` (probabilities restricted to them), kept %,
+    uncertain %, top answer."""
+    cols = [model_labels.index(c) for c in classes]
     keep = [i for i, lab in enumerate(labels) if lab in classes]
     y = np.array([classes.index(labels[i]) for i in keep])
-    rows, clean_top = [], None
-    for name, degrade in CONDITIONS.items():
-        t0 = time.perf_counter()
-        p = np.stack([pred.wave_probabilities(
-            degrade(w, pred.sr, np.random.default_rng([seed, i])), pred.sr)
-            for i, w in enumerate(waves)])
+    clean_top = probs["clean"].argmax(1)
+    rows = []
+    for name, p in probs.items():
         top = p.argmax(1)
-        clean_top = top if clean_top is None else clean_top
-        shared = p[keep][:, cols]
-        ua = compute_metrics(y, shared.argmax(1), classes).ua
-        label, n = Counter(pred.labels[t] for t in top).most_common(1)[0]
+        ua = compute_metrics(y, p[keep][:, cols].argmax(1), classes).ua
+        label, n = Counter(model_labels[t] for t in top).most_common(1)[0]
         rows.append({"condition": name, "ua": ua, "kept": 100 * np.mean(top == clean_top),
                      "uncertain": 100 * np.mean(p.max(1) < UNCERTAIN_BELOW),
-                     "top": f"{label} {100 * n / len(top):.0f} %",
-                     "seconds": time.perf_counter() - t0})
+                     "top": f"{label} {100 * n / len(top):.0f} %"})
     return rows
+
+
+def cv_rows(parts: list[Path], seed: int) -> tuple[str, int, list[dict[str, object]]]:
+    """Every part's fold model on that fold's test clips (its predictions.csv), pooled."""
+    probs: dict[str, list[np.ndarray]] = {c: [] for c in CONDITIONS}
+    labels: list[str] = []
+    model_labels: list[str] = []
+    name = ""
+    for part in parts:
+        folds = sorted((part / "models").glob("fold*"))
+        if len(folds) != 1:
+            raise SystemExit(f"{part}: expected one saved fold model (--save-models), "
+                             f"found {len(folds)}")
+        pred = Predictor.from_artifact(folds[0], threads=1)
+        model_labels, name = list(pred.labels), pred.model_id
+        rows = read_run(part).predictions.scored()
+        waves = [load_audio(r.path, sr=pred.sr, trim=False).wave for r in rows]
+        for c, p in probabilities(pred, waves, seed, first=len(labels)).items():
+            probs[c].append(p)
+        labels += [r.true for r in rows]
+    classes = [c for c in model_labels if c in set(labels)]
+    pooled = {c: np.concatenate(v) for c, v in probs.items()}
+    return name, len(labels), rows_of(pooled, labels, model_labels, classes)
+
+
+def print_rows(title: str, rows: list[dict[str, object]]) -> None:
+    print(f"\n{title}")
+    print("| condition | UA | kept % | uncertain % | top answer |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['condition']} | {r['ua']:.1f} | {r['kept']:.1f} | {r['uncertain']:.1f} | "
+              f"{r['top']} |")
 
 
 def main() -> None:
     a = parse()
-    corpus, _, root = a.data.partition("=")
-    models = a.model or ["default"]
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    for m in models:
+    t0 = time.perf_counter()
+    if a.cv:
+        name, n, rows = cv_rows(a.cv, a.seed)
+        print_rows(f"{name} and its sibling folds, each on its own test speakers "
+                   f"({len(a.cv)} folds, {n} clips)", rows)
+    corpus, _, root = a.data.partition("=")
+    for m in [] if a.cv else (a.model or ["default"]):
         pred = Predictor.from_artifact(m, backend="onnx", threads=1)
         waves, labels = load_clips(corpus, Path(root), a.max_clips, pred.sr)
-        print(f"\n{pred.model_id} on {corpus}: {len(waves)} clips, "
-              f"chance UA {100 / len(set(labels) & set(pred.labels)):.1f}")
-        print("| condition | UA | kept % | uncertain % | top answer | s |")
-        print("|---|---|---|---|---|---|")
-        for r in score(pred, waves, labels, corpus, a.seed):
-            print(f"| {r['condition']} | {r['ua']:.1f} | {r['kept']:.1f} | "
-                  f"{r['uncertain']:.1f} | {r['top']} | {r['seconds']:.0f} |")
-    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+        classes = [c for c in shared_label_set(corpus)
+                   if c in pred.labels and c in set(labels)]
+        rows = rows_of(probabilities(pred, waves, a.seed), labels, list(pred.labels), classes)
+        print_rows(f"{pred.model_id} on {corpus}: {len(waves)} clips, "
+                   f"chance UA {100 / len(classes):.1f}", rows)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}; {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
