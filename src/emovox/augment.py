@@ -75,6 +75,32 @@ def recipe_config(recipe: AugmentRecipe, variants: int) -> AugmentConfig:
     return cfg
 
 
+#: the transforms of :class:`AugmentConfig` by their probability field, in the order applied
+_TRANSFORMS: tuple[tuple[str, str], ...] = (
+    ("p_reverb", "reverb"), ("p_band", "band-limit"), ("p_eq", "EQ"), ("p_speed", "speed"),
+    ("p_pitch", "pitch"), ("p_stretch", "stretch"), ("p_shift", "shift"), ("p_gain", "gain"),
+    ("p_noise", "noise"),
+)
+
+
+def augment_summary(config: dict[str, object] | None) -> str:
+    """One line on a model's training augmentation, from its saved ``augment`` config dict
+    (``AugmentConfig`` fields): "" without augmentation, else e.g. "2 augmented copies of
+    each clip: reverb, band-limit, EQ, speed, shift, gain, noise (SNR 5-30 dB)"."""
+    cfg = config or {}
+    n = int(cfg.get("variants", 0) or 0)  # type: ignore[call-overload]
+    if n <= 0:
+        return ""
+    names = [name for field, name in _TRANSFORMS if float(cfg.get(field, 0) or 0) > 0]  # type: ignore[arg-type]
+    if "noise" in names and cfg.get("snr_db"):
+        lo, hi = cfg["snr_db"]  # type: ignore[misc]
+        names[names.index("noise")] = f"noise (SNR {lo:g}-{hi:g} dB)"
+    if "gain" in names and cfg.get("gain_db"):
+        lo, hi = cfg["gain_db"]  # type: ignore[misc]
+        names[names.index("gain")] = f"gain ({lo:+g} to {hi:+g} dB)"
+    return f"{n} augmented cop{'y' if n == 1 else 'ies'} of each clip: {', '.join(names)}"
+
+
 def coloured_noise(n: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
     """``n`` samples of zero-mean noise with power spectrum ~ 1/f**exponent (0 white, 1 pink,
     2 brown): unit variance exactly when coloured, in expectation when white (the white

@@ -47,6 +47,25 @@ def test_ensemble_averages_its_members_in_one_onnx_graph(members, tmp_path):
     np.testing.assert_allclose(got, (probs[0] + probs[1]) / 2, atol=1e-4)
 
 
+def test_the_card_names_each_member_s_training_augmentation(members, tmp_path):
+    """A member trained with augmentation (its saved config says so) is named with it."""
+    import shutil
+
+    aug_member = tmp_path / "ecapa_aug"
+    shutil.copytree(members[1], aug_member)
+    meta = json.loads((aug_member / "model.json").read_text())
+    meta["experiment_config"]["augment"].update(variants=2, p_reverb=0.4)
+    (aug_member / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "ens"
+    ok(invoke(["ensemble", members[0], aug_member, "--out", out]))
+    card = (out / "MODEL_CARD.md").read_text()
+    line = next(x for x in card.splitlines() if x.startswith("- members"))
+    assert line.startswith("- members (probabilities averaged, one ONNX graph): crnn_cmvn, "
+                           "ecapa_cmvn (2 augmented copies of each clip: reverb")
+    trained_on = json.loads((out / "model.json").read_text())["trained_on"]
+    assert trained_on["member_augment"][0] == "" and "reverb" in trained_on["member_augment"][1]
+
+
 def test_the_default_recipe_of_three_networks_exports_as_one_graph(members, tmp_path):
     """CRNN + ECAPA + the ResLSTM on the same log-mel (the bundled default's members): the
     LSTM exports inside the ensemble's ONNX graph and the graph averages the three."""

@@ -169,3 +169,16 @@ def test_augmentation_touches_training_clips_only(fake_ravdess, tmp_path, monkey
     assert len(seen) == fold.n_train == 64  # 4 training actors x 16 clips, once each
     assert set(seen) == train_hashes
     assert not set(seen) & protected
+
+
+def test_augment_summary_names_the_recipe_s_transforms():
+    from dataclasses import asdict
+
+    assert aug.augment_summary(None) == ""
+    assert aug.augment_summary(asdict(aug.AugmentConfig())) == ""  # 0 variants: none
+    chan = aug.augment_summary(asdict(aug.recipe_config(aug.AugmentRecipe.CHANNEL, 2)))
+    assert chan == ("2 augmented copies of each clip: reverb, band-limit, EQ, speed, shift, "
+                    "gain (-30 to +30 dB), noise (SNR 5-30 dB)")
+    classic = aug.augment_summary(asdict(aug.recipe_config(aug.AugmentRecipe.CLASSIC, 1)))
+    assert classic.startswith("1 augmented copy of each clip: pitch, stretch, shift")
+    assert "reverb" not in classic and "speed" not in classic

@@ -61,3 +61,11 @@ def test_the_card_says_how_the_folds_used_their_speakers():
     assert "every training speaker trained (no validation speakers)" in card
     card = model_card({"cross_validation": {**cv, "val_speakers": 2}})
     assert "2 training speaker(s) per fold held out for validation" in card
+
+
+def test_the_card_states_training_augmentation_when_there_was_some():
+    plain = model_card({"trained_on": {"clips": 10, "speakers": ["a"]}})
+    assert "augment" not in plain
+    card = model_card({"trained_on": {"clips": 10, "speakers": ["a"],
+                                      "augment": "2 augmented copies of each clip: noise"}})
+    assert "- training augmentation: 2 augmented copies of each clip: noise" in card

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from emovox import __version__
+from emovox.augment import augment_summary
 from emovox.config import ExperimentConfig
 from emovox.errors import ConfigError
 from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
@@ -101,6 +102,8 @@ def train_bundle(
                            "balance_corpora": cfg.data.balance_corpora,
                            "channels": list(cfg.data.vocal_channels),
                            **({"teachers": list(cfg.teachers)} if cfg.teachers else {}),
+                           **({"augment": aug} if (aug := augment_summary(
+                               cfg.to_dict().get("augment"))) else {}),
                            "seconds": round(seconds, 1)},
             "n_params": count_parameters(model),
             "cross_validation": cv.metrics if cv else None,
@@ -245,7 +248,10 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                                 prefix=f".{out.name}.build"))
     try:
         stage = tmp / out.name
-        trained_on = {**meta0.trained_on, "members": [m.name for _, m in loaded],
+        augs = [augment_summary((m.experiment_config or {}).get("augment")) for _, m in loaded]
+        trained_on = {**{k: v for k, v in meta0.trained_on.items() if k != "augment"},
+                      "members": [m.name for _, m in loaded],
+                      **({"member_augment": augs} if any(augs) else {}),
                       "seconds": round(sum(float(m.trained_on.get("seconds", 0.0))
                                            for _, m in loaded), 1)}
         extra = {"name": name, "trained_on": trained_on,
@@ -451,6 +457,13 @@ def _cv_lines(cv: dict[str, Any], *, also: bool = False) -> list[str]:
     return lines
 
 
+def _members_text(trained_on: dict[str, Any]) -> str:
+    """An ensemble's members for its card, each with its training augmentation if any."""
+    augs = trained_on.get("member_augment") or [""] * len(trained_on["members"])
+    return ", ".join(f"{name} ({aug})" if aug else name
+                     for name, aug in zip(trained_on["members"], augs, strict=False))
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """A human-readable card from an artifact's model.json."""
     cv = meta.get("cross_validation") or {}
@@ -465,8 +478,9 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- trained on: {tr.get('clips', '?')} clips of {len(tr.get('speakers', []))} speakers "
         f"({tr.get('corpus', '?')}, {', '.join(tr.get('channels', []))}), "
         f"{tr.get('seconds', '?')} s on CPU",
-        *([f"- members (probabilities averaged, one ONNX graph): {', '.join(tr['members'])}"]
+        *([f"- members (probabilities averaged, one ONNX graph): {_members_text(tr)}"]
           if tr.get("members") else []),
+        *([f"- training augmentation: {tr['augment']}"] if tr.get("augment") else []),
         *_corpus_lines(tr),
         "",
         *_cv_lines(cv),
