@@ -91,6 +91,10 @@ class SplitConfig:
     #: validation speakers drawn from each fold's training side (never from its test side)
     n_val_speakers: int = 2
     test_size: float = 0.2  # random protocol only
+    #: the split's own seed (the random protocol's clips, the validation speakers drawn);
+    #: None = the experiment's ``seed``. Fixing it while ``seed`` varies gives seed
+    #: ensembles over the same test clips (``emovox fuse`` needs them).
+    seed: int | None = None
 
 
 @dataclass

@@ -85,6 +85,62 @@ def test_random_protocol_marks_results_speaker_dependent(fake_ravdess, fake_cach
     assert d["speaker_independent"] is False and res.folds[0].n_test == 20  # 20 % of 96
 
 
+def test_split_seed_keeps_the_random_protocol_s_test_clips_across_model_seeds(
+        fake_ravdess, fake_cache, tmp_path):
+    """`--seed` alone also redraws the random protocol's test clips (runs then cannot be
+    fused); `--split-seed` fixes the split while the model's seed varies."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    def run(name: str, *args: str):
+        r = CliRunner().invoke(app, ["evaluate", "--data", str(fake_ravdess), "--protocol",
+                                     "random", "--model", "egemaps_logreg", "-j", "1",
+                                     "--out", str(tmp_path / name), *args],
+                               env={"EMOVOX_CACHE": str(fake_cache)})
+        assert r.exit_code == 0, r.output
+        with open(tmp_path / name / "predictions.csv") as f:
+            return {row["path"] for row in csv.DictReader(f)}
+
+    base, same, other = run("s0"), run("s1", "--seed", "1", "--split-seed", "0"), run(
+        "s1_alone", "--seed", "1")
+    assert base == same and base != other and len(base) == len(other) == 20
+    fuse = ["fuse", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "f")]
+    r = CliRunner().invoke(app, fuse)
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, [*fuse[:2], str(tmp_path / "s1_alone"), "--out",
+                                 str(tmp_path / "bad")])
+    assert r.exit_code == 2 and "other test clips" in r.output
+
+
+def test_merge_takes_parts_written_before_a_config_key_existed(fake_ravdess, fake_cache,
+                                                              tmp_path):
+    """A part written before ``split.seed`` existed (no key) merges with one that has it
+    unset (None): the same recipe; a part with another split seed is refused."""
+    import yaml
+
+    from emovox.experiment.fuse import merge_runs
+
+    parts = []
+    for k in (0, 1):
+        cfg = cfg_for(fake_ravdess, fake_cache, "egemaps_logreg")
+        cfg.split = SplitConfig(folds=(k,), n_val_speakers=1)
+        run_experiment(cfg, tmp_path / f"p{k}")
+        parts.append(tmp_path / f"p{k}")
+    path = parts[0] / "config.yaml"
+    old = yaml.safe_load(path.read_text())
+    assert "seed" in old["split"] and old["split"]["seed"] is None
+    del old["split"]["seed"]
+    path.write_text(yaml.safe_dump(old))
+    merge_runs(parts, tmp_path / "merged")
+    old["split"]["seed"] = 3
+    path.write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match="another configuration"):
+        merge_runs(parts, tmp_path / "refused")
+
+
 def test_corpus_assembled_from_symlinked_folders(tmp_path, ravdess_maker):
     real = ravdess_maker(tmp_path / "real", actors=(3,))
     (tmp_path / "view").mkdir()

@@ -134,6 +134,10 @@ def evaluate(
     adapt: AdaptOpt = Adapt.NONE,
     teacher: TeacherOpt = [],  # noqa: B006 - typer needs a literal default
     seed: SeedOpt = 0,
+    split_seed: Annotated[int | None, typer.Option(
+        help="Seed of the split alone (random protocol's test clips, validation speakers); "
+             "default --seed. Fix it and vary --seed for seed ensembles `emovox fuse` takes.")
+    ] = None,
     jobs: JobsOpt = 2,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Feature cache (default $EMOVOX_CACHE or ~/.cache/emovox).")
@@ -163,7 +167,7 @@ def evaluate(
             ),
             split=SplitConfig(
                 protocol=protocol, folds=tuple(int(k) for k in csv_list(folds)),
-                n_val_speakers=val_speakers,
+                n_val_speakers=val_speakers, seed=split_seed,
             ),
             model=ModelConfig(name=model, params=params),
             augment=recipe_config(augment_recipe, augment),

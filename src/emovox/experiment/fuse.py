@@ -138,9 +138,9 @@ _PART_KEYS = {"folds", "cache_dir", "n_jobs", "teachers"}
 
 
 def _same_config(configs: list[dict[str, Any]], runs: list[Path]) -> None:
-    def strip(d: Any) -> Any:
+    def strip(d: Any) -> Any:  # a key set to None is the same as its absence (older runs)
         if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if k not in _PART_KEYS}
+            return {k: strip(v) for k, v in d.items() if k not in _PART_KEYS and v is not None}
         return d
 
     for r, c in zip(runs[1:], configs[1:], strict=True):

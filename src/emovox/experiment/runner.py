@@ -270,7 +270,7 @@ def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
     folds: list[Fold] = make_folds(
         data.utts,
         cfg.split.protocol,
-        seed=cfg.seed,
+        seed=cfg.seed if cfg.split.seed is None else cfg.split.seed,
         n_val_speakers=cfg.split.n_val_speakers,
         test_size=cfg.split.test_size,
         train_only=data.train_only,

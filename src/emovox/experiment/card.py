@@ -1,0 +1,209 @@
+"""The model card: a human-readable ``MODEL_CARD.md`` from an artifact's model.json (data and
+licence, protocol, cross-validation metrics, per-class recall, calibration, known limits)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emovox import __version__
+from emovox.labels import LABELS
+
+#: licence line of the model card for each corpus a model may be trained on
+CORPUS_LICENCES: dict[str, str] = {
+    "ravdess": "RAVDESS (Livingstone & Russo 2018) is CC BY-NC-SA 4.0",
+    "emovo": "EMOVO (Costantini et al., LREC 2014) is for research use",
+    "urdu": "URDU (Latif et al., FIT 2018) is for research use only",
+}
+
+
+def _corpus_lines(trained_on: dict[str, Any]) -> list[str]:
+    """The card's lines on the training corpora: clips per corpus and their licences."""
+    corpora = trained_on.get("corpora") or {trained_on.get("corpus", "ravdess"): None}
+    lines = []
+    if len(corpora) > 1:
+        lines.append("- corpora: " + ", ".join(f"{c} ({n} clips)" for c, n in corpora.items())
+                     + (", balanced per corpus" if trained_on.get("balance_corpora") else ""))
+    licences = [CORPUS_LICENCES.get(c, f"{c}: see its licence") for c in corpora]
+    lines.append(f"- training data licence: {'; '.join(licences)}; this model is for research "
+                 "and non-commercial use.")
+    return lines
+
+
+def _per_corpus_lines(per_corpus: dict[str, Any]) -> list[str]:
+    """The card's table of each test corpus's figures (several corpora only)."""
+    if len(per_corpus) < 2:
+        return []
+    return [
+        "Per test corpus (pooled over its folds; UA over the classes it has):",
+        "",
+        "| corpus | clips | classes | UA | WA | macro-F1 | worst class |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {c} | {m['n']} | {len(m['classes'])} | {m['ua']:.1f} | {m['wa']:.1f} | "
+          f"{m['macro_f1']:.1f} | {_worst(m)} |" for c, m in per_corpus.items()),
+        "",
+    ]
+
+
+def _recall_cell(pooled: dict[str, Any], label: str) -> str:
+    """A class's pooled recall, or "–" when no test clip carries it (e.g. calm outside
+    RAVDESS): 0/0 is not a recall of 0."""
+    confusion = pooled.get("confusion")
+    if confusion is not None:
+        row = confusion[pooled["labels"].index(label)]
+        if not sum(row):
+            return "–"
+    return f"{pooled['recall'][label]:.1f}"
+
+
+def _worst(m: dict[str, Any]) -> str:
+    recall = {k: v for k, v in m.get("recall", {}).items() if k in m["classes"]}
+    if not recall:
+        return "?"
+    label = min(recall, key=recall.__getitem__)
+    return f"{label} {recall[label]:.1f}"
+
+
+def _calibration_lines(per_corpus: dict[str, Any]) -> list[str]:
+    """The card's ECE per test corpus, with the temperature fitted without that corpus."""
+    if not per_corpus:
+        return []
+    return [
+        "ECE per test corpus: raw; with the temperature above (fitted on every corpus, this "
+        "one included); and with a temperature fitted on the other corpora only (this corpus "
+        "unseen by the calibration too, the figure to expect on a new corpus):",
+        "",
+        "| corpus | clips | ECE raw | ECE (T above) | T without it | ECE (T without it) |",
+        "|---|---|---|---|---|---|",
+        *(f"| {c} | {r['n']} | {r['ece_before']:.3f} | {r['ece_after']:.3f} | "
+          f"{r.get('temperature_without', float('nan')):.3f} | "
+          f"{r.get('ece_without', float('nan')):.3f} |" for c, r in per_corpus.items()),
+        "",
+    ]
+
+
+def _domain_line(trained_on: dict[str, Any]) -> str:
+    corpora = set(trained_on.get("corpora") or [trained_on.get("corpus", "ravdess")])
+    if corpora <= {"ravdess"}:
+        return ("- Acted, read English speech (RAVDESS: 24 North-American actors, two "
+                "sentences); spontaneous speech, other languages, children, noisy or telephone "
+                "audio are out of domain and will be less accurate.")
+    return (f"- Trained on {', '.join(sorted(corpora))} only: other languages, speaking "
+            "styles, children, noisy or telephone audio are out of domain; leave-one-corpus-out "
+            "figures, where the card has them, are what to expect on a corpus never heard.")
+
+
+def _also_text(cal: dict[str, Any]) -> str:
+    """How a calibration pooled further runs, for the card ("" when it did not)."""
+    n = len(cal.get("also") or [])
+    if not n:
+        return ""
+    return (f" above pooled with {n} more run{'s' if n > 1 else ''} of the same recipe (rows "
+            "'corpus (protocol)' below; a fit without a corpus leaves out all its rows)")
+
+
+def _loco_lines(cv: dict[str, Any]) -> list[str]:
+    """What a leave-one-corpus-out table means, naming any test-only corpora."""
+    test_only = cv.get("test_only_corpora") or []
+    also = (f" {', '.join(c.upper() for c in test_only)} is never trained on: it was only "
+            "tested, by models trained on all the other corpora, as the recipe leaves it out."
+            if test_only else "")
+    where = ("are in the 'Also measured' section below" if cv.get("also")
+             else "are not part of this card")
+    return ["Each corpus above was tested by models trained on the other corpora only "
+            f"(never on its speakers or its language).{also} Figures on new speakers of the "
+            f"training corpora (e.g. RAVDESS EmoBox folds) {where}.", ""]
+
+
+def _val_text(val_speakers: int | None) -> str:
+    """How the CV run's folds used their training speakers (empty when not recorded)."""
+    if val_speakers is None:
+        return ""
+    if val_speakers == 0:
+        return ", every training speaker trained (no validation speakers)"
+    return f", {val_speakers} training speaker(s) per fold held out for validation"
+
+
+def _cv_lines(cv: dict[str, Any], *, also: bool = False) -> list[str]:
+    """A CV run's section of the card: headline metrics, per-class recall, per corpus.
+    ``also``: a further run of the same recipe (pooled into the calibration)."""
+    loco = cv.get("protocol") == "loco"
+    title = ("Leave-one-corpus-out (corpora never heard)" if loco
+             else "Speaker-independent cross-validation (actors never heard)")
+    lines = [f"## {'Also measured: ' if also else ''}{title}", ""]
+    if not cv:
+        return [*lines, "No cross-validation run was attached.", ""]
+    s, pooled = cv["summary"], cv["pooled"]
+    lines += [
+        f"Protocol `{cv['protocol']}`{_val_text(cv.get('val_speakers'))}; mean ± std over folds:",
+        "",
+        "| UA | WA | macro-F1 | weighted-F1 |",
+        "|---|---|---|---|",
+        "| " + " | ".join(f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}"
+                         for k in ("ua", "wa", "macro_f1", "weighted_f1")) + " |",
+        "",
+        "Per-class recall (pooled over folds):",
+        "",
+        "| " + " | ".join(pooled["labels"]) + " |",
+        "|" + "---|" * len(pooled["labels"]),
+        "| " + " | ".join(_recall_cell(pooled, k) for k in pooled["labels"]) + " |",
+        "",
+    ]
+    lines += _per_corpus_lines(cv.get("per_corpus") or {})
+    if loco:
+        lines += _loco_lines(cv)
+    return lines
+
+
+def _members_text(trained_on: dict[str, Any]) -> str:
+    """An ensemble's members for its card, each with its training augmentation if any."""
+    augs = trained_on.get("member_augment") or [""] * len(trained_on["members"])
+    return ", ".join(f"{name} ({aug})" if aug else name
+                     for name, aug in zip(trained_on["members"], augs, strict=False))
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    """A human-readable card from an artifact's model.json."""
+    cv = meta.get("cross_validation") or {}
+    tr = meta.get("trained_on") or {}
+    lines = [
+        f"# emovox model card: {meta.get('name', '?')}",
+        "",
+        f"- package version: {meta.get('package_version', __version__)}",
+        f"- parameters: {meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int)
+        else "- parameters: ?",
+        f"- labels (order): {', '.join(meta.get('labels', LABELS))}",
+        f"- trained on: {tr.get('clips', '?')} clips of {len(tr.get('speakers', []))} speakers "
+        f"({tr.get('corpus', '?')}, {', '.join(tr.get('channels', []))}), "
+        f"{tr.get('seconds', '?')} s on CPU",
+        *([f"- members (probabilities averaged, one ONNX graph): {_members_text(tr)}"]
+          if tr.get("members") else []),
+        *([f"- training augmentation: {tr['augment']}"] if tr.get("augment") else []),
+        *_corpus_lines(tr),
+        "",
+        *_cv_lines(cv),
+    ]
+    for extra in cv.get("also") or []:
+        lines += _cv_lines(extra, also=True)
+    cal = meta.get("calibration")
+    if cal:
+        lines += [
+            "## Calibration",
+            "",
+            f"Temperature {cal['temperature']:.3f}, fitted on the out-of-fold predictions of the "
+            f"cross-validation{_also_text(cal)}. Expected calibration error "
+            f"{cal['ece_before']:.3f} → "
+            f"{cal['ece_after']:.3f}; NLL {cal['nll_before']:.3f} → {cal['nll_after']:.3f}.",
+            "",
+            *_calibration_lines(cal.get("per_corpus") or {}),
+        ]
+    lines += [
+        "## Known limits",
+        "",
+        _domain_line(tr),
+        "- Eight fixed classes; mixed or other emotions are forced onto them.",
+        "- Arousal/valence are derived from the class probabilities, not predicted.",
+        "- Input is 16 kHz mono; a clip is read as one window of about 2.6 s of speech, a longer "
+        "recording in such windows over its speech, averaged (`emovox timeline` shows them).",
+        "",
+    ]
+    return "\n".join(lines)
