@@ -4,12 +4,16 @@
     .venv/bin/python bench/channel_robustness.py --data emovo=../shared/data/extra/emovo \
         --model default --model ravdess
     .venv/bin/python bench/channel_robustness.py --cv runs/parts/ch-ecapa_cmvn-emobox-f?
+    .venv/bin/python bench/channel_robustness.py --cv runs/parts/ch-crnn_cmvn-emobox-f? \
+        --cv runs/parts/ch-ecapa_cmvn-emobox-f? --cv runs/parts/ch-reslstm_logmel-emobox-f?
 
 ``--cv PART ...``: cross-validation parts run with ``--save-models`` (one fold each): every
 fold's own model scores that fold's test clips (listed in the part's ``predictions.csv``),
 clean and degraded, so the figures are on speakers the model never heard; UA over the
 corpus's classes, pooled over the folds. Fold models carry no temperature, so there
-``uncertain`` reads uncalibrated probabilities.
+``uncertain`` reads uncalibrated probabilities. ``--cv`` given several times (one list of
+parts per network, the same folds in the same order): each fold's networks are averaged,
+as ``emovox fuse`` and ``emovox ensemble`` average them.
 
 Every labelled clip of the corpus is decoded at the model's rate (as ``emovox predict``
 does), degraded in each of the conditions below, and read as one training clip
@@ -83,8 +87,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--max-clips", type=int, default=0,
                     help="N labelled clips spread evenly over the sorted list (0: all)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cv", nargs="+", type=Path, metavar="PART",
-                    help="CV part runs with saved fold models (instead of --data/--model)")
+    ap.add_argument("--cv", nargs="+", type=Path, metavar="PART", action="append",
+                    help="CV part runs with saved fold models (instead of --data/--model); "
+                         "repeat for an ensemble: one list per network, same folds")
     return ap.parse_args()
 
 
@@ -133,27 +138,43 @@ def rows_of(probs: dict[str, np.ndarray], labels: list[str], model_labels: list[
     return rows
 
 
-def cv_rows(parts: list[Path], seed: int) -> tuple[str, int, list[dict[str, object]]]:
-    """Every part's fold model on that fold's test clips (its predictions.csv), pooled."""
+def fold_predictor(part: Path) -> Predictor:
+    """The one fold model a ``--save-models`` part holds."""
+    folds = sorted((part / "models").glob("fold*"))
+    if len(folds) != 1:
+        raise SystemExit(f"{part}: expected one saved fold model (--save-models), "
+                         f"found {len(folds)}")
+    return Predictor.from_artifact(folds[0], threads=1)
+
+
+def cv_rows(groups: list[list[Path]], seed: int) -> tuple[str, int, list[dict[str, object]]]:
+    """Every fold's model (the mean of its networks' probabilities: one part list per
+    network) on that fold's test clips (its predictions.csv), pooled over the folds."""
+    if len({len(g) for g in groups}) != 1:
+        raise SystemExit("every --cv list needs the same folds")
     probs: dict[str, list[np.ndarray]] = {c: [] for c in CONDITIONS}
     labels: list[str] = []
     model_labels: list[str] = []
-    name = ""
-    for part in parts:
-        folds = sorted((part / "models").glob("fold*"))
-        if len(folds) != 1:
-            raise SystemExit(f"{part}: expected one saved fold model (--save-models), "
-                             f"found {len(folds)}")
-        pred = Predictor.from_artifact(folds[0], threads=1)
-        model_labels, name = list(pred.labels), pred.model_id
-        rows = read_run(part).predictions.scored()
-        waves = [load_audio(r.path, sr=pred.sr, trim=False).wave for r in rows]
-        for c, p in probabilities(pred, waves, seed, first=len(labels)).items():
-            probs[c].append(p)
+    names: list[str] = []
+    for parts in zip(*groups, strict=True):
+        tests = [[r.path for r in read_run(p).predictions.scored()] for p in parts]
+        if any(t != tests[0] for t in tests):
+            raise SystemExit(f"{', '.join(map(str, parts))}: other test clips (not one fold)")
+        rows = read_run(parts[0]).predictions.scored()
+        per_net = []
+        for part in parts:
+            pred = fold_predictor(part)
+            model_labels = list(pred.labels)
+            if not labels:  # the first fold names the networks
+                names.append(pred.model_id)
+            waves = [load_audio(r.path, sr=pred.sr, trim=False).wave for r in rows]
+            per_net.append(probabilities(pred, waves, seed, first=len(labels)))
+        for c in CONDITIONS:
+            probs[c].append(np.mean([p[c] for p in per_net], axis=0))
         labels += [r.true for r in rows]
     classes = [c for c in model_labels if c in set(labels)]
     pooled = {c: np.concatenate(v) for c, v in probs.items()}
-    return name, len(labels), rows_of(pooled, labels, model_labels, classes)
+    return " + ".join(names), len(labels), rows_of(pooled, labels, model_labels, classes)
 
 
 def print_rows(title: str, rows: list[dict[str, object]]) -> None:
@@ -172,7 +193,7 @@ def main() -> None:
     if a.cv:
         name, n, rows = cv_rows(a.cv, a.seed)
         print_rows(f"{name} and its sibling folds, each on its own test speakers "
-                   f"({len(a.cv)} folds, {n} clips)", rows)
+                   f"({len(a.cv[0])} folds, {n} clips)", rows)
     corpus, _, root = a.data.partition("=")
     for m in [] if a.cv else (a.model or ["default"]):
         pred = Predictor.from_artifact(m, backend="onnx", threads=1)
