@@ -85,6 +85,17 @@ def test_random_protocol_marks_results_speaker_dependent(fake_ravdess, fake_cach
     assert d["speaker_independent"] is False and res.folds[0].n_test == 20  # 20 % of 96
 
 
+def fold_parts(root, cache, out, *, n_val_speakers: int) -> list:
+    """Folds 0 and 1 of ``egemaps_logreg`` as two part runs ``out/f0``, ``out/f1``."""
+    parts = []
+    for k in (0, 1):
+        cfg = cfg_for(root, cache, "egemaps_logreg")
+        cfg.split = SplitConfig(folds=(k,), n_val_speakers=n_val_speakers)
+        run_experiment(cfg, out / f"f{k}")
+        parts.append(out / f"f{k}")
+    return parts
+
+
 def test_split_seed_keeps_the_random_protocol_s_test_clips_across_model_seeds(
         fake_ravdess, fake_cache, tmp_path):
     """`--seed` alone also redraws the random protocol's test clips (runs then cannot be
@@ -123,12 +134,7 @@ def test_merge_takes_parts_written_before_a_config_key_existed(fake_ravdess, fak
 
     from emovox.experiment.fuse import merge_runs
 
-    parts = []
-    for k in (0, 1):
-        cfg = cfg_for(fake_ravdess, fake_cache, "egemaps_logreg")
-        cfg.split = SplitConfig(folds=(k,), n_val_speakers=1)
-        run_experiment(cfg, tmp_path / f"p{k}")
-        parts.append(tmp_path / f"p{k}")
+    parts = fold_parts(fake_ravdess, fake_cache, tmp_path, n_val_speakers=1)
     path = parts[0] / "config.yaml"
     old = yaml.safe_load(path.read_text())
     assert "seed" in old["split"] and old["split"]["seed"] is None
@@ -232,12 +238,7 @@ def test_merged_runs_without_validation_speakers_report_no_validation_ua(
 
     from emovox.cli import app
 
-    parts = []
-    for k in (0, 1):
-        cfg = cfg_for(fake_ravdess, fake_cache, "egemaps_logreg")
-        cfg.split = SplitConfig(folds=(k,), n_val_speakers=0)
-        run_experiment(cfg, tmp_path / f"f{k}")
-        parts.append(tmp_path / f"f{k}")
+    parts = fold_parts(fake_ravdess, fake_cache, tmp_path, n_val_speakers=0)
     # a part written before the trainer kept an empty validation history stored the last
     # epoch's index as its "validation UA"
     m = json.loads((parts[0] / "metrics.json").read_text())
