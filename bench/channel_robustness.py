@@ -39,6 +39,16 @@ functions, each with a fixed random generator per clip so reruns agree):
 | pink noise 10 dB | pink noise at 10 dB SNR |
 | reverb 0.5 s | a synthetic room impulse response, RT60 0.5 s |
 
+and three real codecs (:mod:`emovox.audio.codec`: an ffmpeg encode + decode round trip; not
+drawn from the augmenter's distribution, which has no codec; ``--skip-codecs`` leaves them
+out):
+
+| name | what |
+|---|---|
+| GSM phone | GSM 06.10 full rate, 13 kbit/s at 8 kHz (the 2G mobile phone codec) |
+| Opus 12k VoIP | Opus at 12 kbit/s in VoIP mode (calls and messengers) |
+| MP3 32k | MP3 at 32 kbit/s (LAME) |
+
 Which corpus says what: URDU was never trained on by either bundled model, so its UA is an
 unseen-corpus figure; EMOVO and RAVDESS are in the bundled models' training data, so there
 only ``kept`` and ``uncertain`` say something (how stable the answers are), not ``UA``.
@@ -57,6 +67,7 @@ import numpy as np
 
 from emovox import augment as aug
 from emovox.audio import load_audio
+from emovox.audio.codec import Codec, codec_round_trips
 from emovox.corpora import scan_corpus
 from emovox.errors import EmovoxError
 from emovox.experiment.crosscorpus import shared_label_set
@@ -64,6 +75,11 @@ from emovox.experiment.rundir import read_run
 from emovox.metrics import compute_metrics
 from emovox.serving.answer import UNCERTAIN_BELOW
 from emovox.serving.predictor import Predictor
+
+#: the codec conditions (real codecs, outside the augmenter's distribution)
+CODECS: dict[str, Codec] = {
+    "GSM phone": Codec.GSM, "Opus 12k VoIP": Codec.OPUS_VOIP, "MP3 32k": Codec.MP3_32K,
+}
 
 Degrade = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
@@ -87,6 +103,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--max-clips", type=int, default=0,
                     help="N labelled clips spread evenly over the sorted list (0: all)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-codecs", action="store_true",
+                    help="leave out the codec conditions (ffmpeg round trips)")
     ap.add_argument("--cv", nargs="+", type=Path, metavar="PART", action="append",
                     help="CV part runs with saved fold models (instead of --data/--model); "
                          "repeat for an ensemble: one list per network, same folds")
@@ -110,13 +128,18 @@ def load_clips(corpus: str, root: Path, max_clips: int, sr: int
     return waves, labels
 
 
-def probabilities(pred: Predictor, waves: list[np.ndarray], seed: int, first: int = 0
-                  ) -> dict[str, np.ndarray]:
+def probabilities(pred: Predictor, waves: list[np.ndarray], seed: int, first: int = 0,
+                  codecs: bool = True) -> dict[str, np.ndarray]:
     """``(n, n_labels)`` calibrated probabilities of ``waves`` in every condition; clip i
-    is degraded with the generator ``[seed, first + i]``."""
-    return {name: np.stack([pred.wave_probabilities(
+    is degraded with the generator ``[seed, first + i]``; each codec takes all clips in
+    one ffmpeg round trip."""
+    out = {name: np.stack([pred.wave_probabilities(
         degrade(w, pred.sr, np.random.default_rng([seed, first + i])), pred.sr)
         for i, w in enumerate(waves)]) for name, degrade in CONDITIONS.items()}
+    for name, codec in CODECS.items() if codecs else ():
+        out[name] = np.stack([pred.wave_probabilities(w, pred.sr)
+                              for w in codec_round_trips(waves, pred.sr, codec)])
+    return out
 
 
 def rows_of(probs: dict[str, np.ndarray], labels: list[str], model_labels: list[str],
@@ -147,12 +170,13 @@ def fold_predictor(part: Path) -> Predictor:
     return Predictor.from_artifact(folds[0], threads=1)
 
 
-def cv_rows(groups: list[list[Path]], seed: int) -> tuple[str, int, list[dict[str, object]]]:
+def cv_rows(groups: list[list[Path]], seed: int, codecs: bool
+            ) -> tuple[str, int, list[dict[str, object]]]:
     """Every fold's model (the mean of its networks' probabilities: one part list per
     network) on that fold's test clips (its predictions.csv), pooled over the folds."""
     if len({len(g) for g in groups}) != 1:
         raise SystemExit("every --cv list needs the same folds")
-    probs: dict[str, list[np.ndarray]] = {c: [] for c in CONDITIONS}
+    probs: dict[str, list[np.ndarray]] = {}
     labels: list[str] = []
     model_labels: list[str] = []
     names: list[str] = []
@@ -168,9 +192,9 @@ def cv_rows(groups: list[list[Path]], seed: int) -> tuple[str, int, list[dict[st
             if not labels:  # the first fold names the networks
                 names.append(pred.model_id)
             waves = [load_audio(r.path, sr=pred.sr, trim=False).wave for r in rows]
-            per_net.append(probabilities(pred, waves, seed, first=len(labels)))
-        for c in CONDITIONS:
-            probs[c].append(np.mean([p[c] for p in per_net], axis=0))
+            per_net.append(probabilities(pred, waves, seed, first=len(labels), codecs=codecs))
+        for c in per_net[0]:
+            probs.setdefault(c, []).append(np.mean([p[c] for p in per_net], axis=0))
         labels += [r.true for r in rows]
     classes = [c for c in model_labels if c in set(labels)]
     pooled = {c: np.concatenate(v) for c, v in probs.items()}
@@ -191,7 +215,7 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     t0 = time.perf_counter()
     if a.cv:
-        name, n, rows = cv_rows(a.cv, a.seed)
+        name, n, rows = cv_rows(a.cv, a.seed, not a.skip_codecs)
         print_rows(f"{name} and its sibling folds, each on its own test speakers "
                    f"({len(a.cv[0])} folds, {n} clips)", rows)
     corpus, _, root = a.data.partition("=")
@@ -200,7 +224,8 @@ def main() -> None:
         waves, labels = load_clips(corpus, Path(root), a.max_clips, pred.sr)
         classes = [c for c in shared_label_set(corpus)
                    if c in pred.labels and c in set(labels)]
-        rows = rows_of(probabilities(pred, waves, a.seed), labels, list(pred.labels), classes)
+        probs = probabilities(pred, waves, a.seed, codecs=not a.skip_codecs)
+        rows = rows_of(probs, labels, list(pred.labels), classes)
         print_rows(f"{pred.model_id} on {corpus}: {len(waves)} clips, "
                    f"chance UA {100 / len(classes):.1f}", rows)
     print(f"load average at end: {os.getloadavg()[0]:.2f}; {time.perf_counter() - t0:.0f} s")
