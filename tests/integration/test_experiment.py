@@ -128,8 +128,8 @@ def test_split_seed_keeps_the_random_protocol_s_test_clips_across_model_seeds(
 
 def test_merge_takes_parts_written_before_a_config_key_existed(fake_ravdess, fake_cache,
                                                               tmp_path):
-    """A part written before ``split.seed`` existed (no key) merges with one that has it
-    unset (None): the same recipe; a part with another split seed is refused."""
+    """A part written before ``split.seed`` (or ``augment.p_eq``) existed merges with one that
+    has it at its default: the same recipe; a part with another split seed is refused."""
     import yaml
 
     from emovox.experiment.fuse import merge_runs
@@ -139,6 +139,7 @@ def test_merge_takes_parts_written_before_a_config_key_existed(fake_ravdess, fak
     old = yaml.safe_load(path.read_text())
     assert "seed" in old["split"] and old["split"]["seed"] is None
     del old["split"]["seed"]
+    del old["augment"]["p_eq"]  # at its default (0.0): a part from before the setting
     path.write_text(yaml.safe_dump(old))
     merge_runs(parts, tmp_path / "merged")
     old["split"]["seed"] = 3

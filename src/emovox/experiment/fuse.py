@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from emovox import __version__
-from emovox.config import Adapt
+from emovox.config import Adapt, ExperimentConfig
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
 from emovox.experiment.rundir import (
@@ -137,11 +137,22 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
 _PART_KEYS = {"folds", "cache_dir", "n_jobs", "teachers"}
 
 
+def _normal(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every setting it does not name at its default: a part written before
+    a setting existed ran with that default, so it is the same recipe."""
+    try:
+        return ExperimentConfig.from_dict(config).to_dict()
+    except ConfigError:  # a config of another version: compared as written
+        return config
+
+
 def _same_config(configs: list[dict[str, Any]], runs: list[Path]) -> None:
-    def strip(d: Any) -> Any:  # a key set to None is the same as its absence (older runs)
+    def strip(d: Any) -> Any:
         if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if k not in _PART_KEYS and v is not None}
+            return {k: strip(v) for k, v in d.items() if k not in _PART_KEYS}
         return d
+
+    configs = [_normal(c) for c in configs]
 
     for r, c in zip(runs[1:], configs[1:], strict=True):
         if strip(c) != strip(configs[0]):
