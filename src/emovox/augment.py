@@ -11,12 +11,17 @@ Two recipes (:class:`AugmentRecipe`, ``evaluate --augment-recipe``):
   microphones, rooms and voices — speed perturbation 0.9/1.0/1.1 (tempo and formants move
   together, the classic remedy for few speakers), synthetic reverberation, telephone or
   random band-limiting, random peaking EQ, coloured (white, pink, brown) noise at 5-30 dB SNR
-  and gain over +-30 dB.
+  and gain over +-30 dB;
+* ``channel_codec``: ``channel`` and, last, a lossy codec round trip on 30 % of the copies
+  (GSM phone, Opus 12 kbit/s VoIP or MP3 32 kbit/s). The codec itself lives in
+  :mod:`emovox.audio.codec` (ffmpeg); :func:`augment` takes it as its ``codec`` argument,
+  which the feature cache passes.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -26,6 +31,7 @@ import numpy as np
 class AugmentRecipe(str, Enum):
     CLASSIC = "classic"  #: noise, pitch, stretch, gain, shift (the reference projects')
     CHANNEL = "channel"  #: speed, reverb, band-limit, EQ, coloured noise, wide gain
+    CHANNEL_CODEC = "channel_codec"  #: channel + a lossy codec round trip (ffmpeg)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class AugmentConfig:
     #: random peaking EQ: up to 3 bands of +- ``eq_db``
     p_eq: float = 0.0
     eq_db: float = 10.0
+    #: a lossy codec round trip, the last step (names of :class:`emovox.audio.codec.Codec`)
+    p_codec: float = 0.0
+    codecs: tuple[str, ...] = ("gsm", "opus_voip", "mp3_32k")
 
 
 #: the ``channel`` recipe's probabilities and ranges (over :class:`AugmentConfig` defaults)
@@ -70,8 +79,11 @@ CHANNEL_RECIPE: dict[str, object] = {
 def recipe_config(recipe: AugmentRecipe, variants: int) -> AugmentConfig:
     """The :class:`AugmentConfig` of a named recipe with ``variants`` copies per clip."""
     cfg = AugmentConfig(variants=variants)
-    if AugmentRecipe(recipe) is AugmentRecipe.CHANNEL:
+    recipe = AugmentRecipe(recipe)
+    if recipe in (AugmentRecipe.CHANNEL, AugmentRecipe.CHANNEL_CODEC):
         cfg = replace(cfg, **CHANNEL_RECIPE)  # type: ignore[arg-type]
+    if recipe is AugmentRecipe.CHANNEL_CODEC:
+        cfg = replace(cfg, p_codec=0.3)
     return cfg
 
 
@@ -79,7 +91,7 @@ def recipe_config(recipe: AugmentRecipe, variants: int) -> AugmentConfig:
 _TRANSFORMS: tuple[tuple[str, str], ...] = (
     ("p_reverb", "reverb"), ("p_band", "band-limit"), ("p_eq", "EQ"), ("p_speed", "speed"),
     ("p_pitch", "pitch"), ("p_stretch", "stretch"), ("p_shift", "shift"), ("p_gain", "gain"),
-    ("p_noise", "noise"),
+    ("p_noise", "noise"), ("p_codec", "codec"),
 )
 
 
@@ -222,10 +234,16 @@ def _channel(out: np.ndarray, sr: int, cfg: AugmentConfig,
     return out
 
 
-def augment(wave: np.ndarray, sr: int, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+#: a codec round trip: (wave, sr, codec name) -> wave of the same length
+CodecFn = Callable[[np.ndarray, int, str], np.ndarray]
+
+
+def augment(wave: np.ndarray, sr: int, cfg: AugmentConfig, rng: np.random.Generator,
+            codec: CodecFn | None = None) -> np.ndarray:
     """One random augmentation of ``wave`` (n,) float32; returns a new array (its length
     changes with stretch or speed). A transform whose probability is 0 draws nothing from
-    ``rng``, so adding one leaves the other recipes' variants unchanged."""
+    ``rng``, so adding one leaves the other recipes' variants unchanged. ``codec`` performs
+    the codec round trip of ``p_codec`` (required when ``p_codec`` > 0)."""
     out = wave.astype(np.float32, copy=True)
     if cfg.p_speed > 0 and rng.random() < cfg.p_speed:
         out = speed(out, sr, float(rng.choice(cfg.speeds)))
@@ -244,6 +262,10 @@ def augment(wave: np.ndarray, sr: int, cfg: AugmentConfig, rng: np.random.Genera
         colours = cfg.noise_colours
         colour = float(rng.choice(colours)) if len(colours) > 1 else colours[0]
         out = add_noise(out, rng, snr, colour)
+    if cfg.p_codec > 0 and rng.random() < cfg.p_codec:
+        if codec is None:
+            raise ValueError("p_codec > 0 needs a codec function (emovox.audio.codec)")
+        out = np.asarray(codec(out, sr, str(rng.choice(cfg.codecs))), np.float32)
     return out
 
 

@@ -145,8 +145,8 @@ def test_train_with_channel_augmentation_records_the_recipe(fake_ravdess, tmp_pa
 
     calls: list[int] = []
     real = aug.augment
-    monkeypatch.setattr(aug, "augment", lambda w, sr, cfg, rng: calls.append(1) or real(
-        w, sr, cfg, rng))
+    monkeypatch.setattr(aug, "augment", lambda w, sr, cfg, rng, **kw: calls.append(1) or real(
+        w, sr, cfg, rng, **kw))
     out = tmp_path / "model"
     res = invoke(["train", "--data", fake_ravdess, "--out", out, "-p", "epochs=1",
                   "-p", "n_frames=64", "-j", "1", "--augment", "1", "--augment-recipe",

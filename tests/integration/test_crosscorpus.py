@@ -133,17 +133,21 @@ def test_bundled_models_load_by_name():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["channel", "channel_codec"])
 def test_train_records_its_augmentation_in_the_model_and_card(fake_ravdess, fake_cache,
-                                                              tmp_path):
-    """`train --augment 1 --augment-recipe channel`: model.json and the card say so."""
+                                                              tmp_path, recipe):
+    """`train --augment 1 --augment-recipe channel[_codec]`: model.json and the card say so
+    (channel_codec: ffmpeg codec round trips inside the extraction workers; the codec
+    features themselves: tests/unit/test_cache.py)."""
     from emovox.artifact import read_meta
 
     out = tmp_path / "m"
     r = CliRunner().invoke(app, ["train", "--data", str(fake_ravdess), "--model",
                                  "egemaps_logreg", "--augment", "1", "--augment-recipe",
-                                 "channel", "--out", str(out)],
+                                 recipe, "--out", str(out)],
                            env={"EMOVOX_CACHE": str(fake_cache)})
     assert r.exit_code == 0, r.output
     said = read_meta(out).trained_on["augment"]
     assert said.startswith("1 augmented copy of each clip: reverb, band-limit, EQ, speed")
+    assert said.endswith("codec") == (recipe == "channel_codec")
     assert f"- training augmentation: {said}" in (out / "MODEL_CARD.md").read_text()

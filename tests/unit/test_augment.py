@@ -12,7 +12,7 @@ from emovox import augment as aug
 from emovox.audio import load_audio
 from emovox.config import DataConfig, ExperimentConfig, ModelConfig, SplitConfig
 from emovox.experiment import run_experiment
-from signals import peak_hz, sine
+from signals import peak_hz, sine, voice
 
 SR = 16000
 
@@ -140,9 +140,9 @@ def test_augmentation_touches_training_clips_only(fake_ravdess, tmp_path, monkey
     seen: list[str] = []
     real = aug.augment
 
-    def spy(wave, sr, cfg, rng):
+    def spy(wave, sr, cfg, rng, **kw):
         seen.append(hashlib.sha256(wave.tobytes()).hexdigest())
-        return real(wave, sr, cfg, rng)
+        return real(wave, sr, cfg, rng, **kw)
 
     monkeypatch.setattr(aug, "augment", spy)
     cfg = ExperimentConfig(
@@ -182,3 +182,28 @@ def test_augment_summary_names_the_recipe_s_transforms():
     classic = aug.augment_summary(asdict(aug.recipe_config(aug.AugmentRecipe.CLASSIC, 1)))
     assert classic.startswith("1 augmented copy of each clip: pitch, stretch, shift")
     assert "reverb" not in classic and "speed" not in classic
+
+
+def test_the_codec_step_comes_last_and_only_with_a_codec_function():
+    from dataclasses import replace
+
+    x = voice(1.0).astype(np.float32)
+    cfg = replace(aug.recipe_config(aug.AugmentRecipe.CHANNEL_CODEC, 1), p_codec=1.0)
+    seen: list[str] = []
+
+    def fake_codec(w, sr, name):
+        seen.append(name)
+        return w * 0.5
+
+    plain = aug.augment(x, SR, replace(cfg, p_codec=0.0), aug.variant_rng(0, "abc", 0))
+    coded = aug.augment(x, SR, cfg, aug.variant_rng(0, "abc", 0), codec=fake_codec)
+    np.testing.assert_allclose(coded, plain * 0.5, rtol=1e-6)  # the same draws, then the codec
+    assert len(seen) == 1 and seen[0] in cfg.codecs
+    with pytest.raises(ValueError, match="codec function"):
+        aug.augment(x, SR, cfg, aug.variant_rng(0, "abc", 0))
+    assert aug.recipe_config(aug.AugmentRecipe.CHANNEL_CODEC, 2).p_codec == 0.3
+    assert aug.recipe_config(aug.AugmentRecipe.CHANNEL, 2).p_codec == 0.0
+    from dataclasses import asdict
+
+    assert aug.augment_summary(asdict(aug.recipe_config(aug.AugmentRecipe.CHANNEL_CODEC, 2))
+                               ).endswith("noise (SNR 5-30 dB), codec")

@@ -129,3 +129,30 @@ def test_extraction_workers_die_with_their_parent(tmp_path, how):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="needs ffmpeg")
+def test_unused_codec_settings_keep_earlier_augmented_caches(tmp_path):
+    """The codec step's settings enter the cache key only when it is used: the channel
+    recipe's variants keep their cache; channel_codec's copies are other features."""
+    from dataclasses import replace
+
+    from emovox.augment import AugmentRecipe, recipe_config
+    from emovox.features.cache import Variant
+    from signals import syllables, voice
+
+    wav = write_clip(tmp_path / "v.wav", syllables(voice(1.5)), subtype=None)
+    cache = tmp_path / "cache"
+    chan = recipe_config(AugmentRecipe.CHANNEL, 1)
+
+    def run(cfg):
+        return extract_files([wav], "logmel", {}, cache_dir=cache, n_jobs=1,
+                             variant=Variant(cfg, 0))
+
+    first = run(chan)
+    again = run(replace(chan, codecs=("gsm",)))  # the codec step unused: the same copy
+    assert first.n_cached == 0 and again.n_cached == 1
+    np.testing.assert_array_equal(first.features[0], again.features[0])
+    coded = run(replace(recipe_config(AugmentRecipe.CHANNEL_CODEC, 1), p_codec=1.0))
+    assert coded.n_cached == 0 and coded.features[0].shape == first.features[0].shape
+    assert not np.allclose(coded.features[0], first.features[0])

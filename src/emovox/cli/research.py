@@ -40,7 +40,8 @@ AugmentOpt = Annotated[
 ]
 AugmentRecipeOpt = Annotated[
     AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
-                                "stretch) or channel (speed, reverb, band, EQ, noise, gain).")
+                                "stretch), channel (speed, reverb, band, EQ, noise, gain) or "
+                                "channel_codec (channel + GSM/Opus/MP3 round trips, ffmpeg).")
 ]
 
 #: ``--data`` of evaluate/train: one corpus folder (read with ``--corpus``), or several

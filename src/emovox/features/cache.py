@@ -169,11 +169,25 @@ def _extract_one(
     audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db)
     wave = audio.wave
     if variant is not None:
+        from emovox.audio.codec import Codec, codec_round_trip
         from emovox.augment import augment, variant_rng
 
         rng = variant_rng(variant.seed, chash, variant.index)
-        wave = augment(wave, audio.sr, variant.config, rng)
+        wave = augment(wave, audio.sr, variant.config, rng,
+                       codec=lambda w, sr, c: codec_round_trip(w, sr, Codec(c)))
     return extract(name, wave, audio.sr, **params)
+
+
+#: augmentation settings added after caches existed: left out of the cache key while the
+#: codec step is unused, so the variants of earlier recipes keep their cached features
+_LATER_AUGMENT = ("p_codec", "codecs")
+
+
+def _augment_key(config: dict[str, Any]) -> dict[str, Any]:
+    """The cache key's view of an augmentation config (see :data:`_LATER_AUGMENT`)."""
+    if config.get("p_codec"):
+        return config
+    return {k: v for k, v in config.items() if k not in _LATER_AUGMENT}
 
 
 #: Linux prctl option: signal this process when its parent dies
@@ -268,7 +282,7 @@ def extract_files(
     key_parts: dict[str, Any] = {"feature": feature_key(name, **params), "audio": fe.__dict__}
     if variant is not None:
         key_parts["augment"] = {
-            "config": dataclasses.asdict(variant.config), "index": variant.index,
+            "config": _augment_key(dataclasses.asdict(variant.config)), "index": variant.index,
             "seed": variant.seed,
         }
     key = json.dumps(key_parts, sort_keys=True)
