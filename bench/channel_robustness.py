@@ -186,12 +186,16 @@ def cv_rows(groups: list[list[Path]], seed: int, codecs: bool
             raise SystemExit(f"{', '.join(map(str, parts))}: other test clips (not one fold)")
         rows = read_run(parts[0]).predictions.scored()
         per_net = []
+        decoded: dict[int, list[np.ndarray]] = {}  # the fold's clips, once per sample rate
         for part in parts:
             pred = fold_predictor(part)
             model_labels = list(pred.labels)
             if not labels:  # the first fold names the networks
                 names.append(pred.model_id)
-            waves = [load_audio(r.path, sr=pred.sr, trim=False).wave for r in rows]
+            if pred.sr not in decoded:
+                decoded[pred.sr] = [load_audio(r.path, sr=pred.sr, trim=False).wave
+                                    for r in rows]
+            waves = decoded[pred.sr]
             per_net.append(probabilities(pred, waves, seed, first=len(labels), codecs=codecs))
         for c in per_net[0]:
             probs.setdefault(c, []).append(np.mean([p[c] for p in per_net], axis=0))

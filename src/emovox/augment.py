@@ -4,7 +4,7 @@
 The experiment runner asks for augmented variants of the training side of a fold
 only; validation and test clips are never passed through this module.
 
-Two recipes (:class:`AugmentRecipe`, ``evaluate --augment-recipe``):
+Three recipes (:class:`AugmentRecipe`, ``evaluate --augment-recipe``):
 
 * ``classic``: the reference projects' noise, pitch shift, time stretch, gain, time shift;
 * ``channel``: channel and speaker variation for a model that must hold up on other

@@ -10,8 +10,8 @@ Modules: :mod:`~emovox.audio.signal` (mono, resampling, trimming, silence, level
 :mod:`~emovox.audio.sniff` (content sniffing, validated sources),
 :mod:`~emovox.audio.ffmpeg` (the ffmpeg fallback), :mod:`~emovox.audio.header` (opening a
 decoder, header limits, ``probe``), :mod:`~emovox.audio.decode` (``load_audio``,
-``iter_blocks``), :mod:`~emovox.audio.codec` (lossy codec round trips through ffmpeg, for
-benchmarks of other channels).
+``iter_blocks``), :mod:`~emovox.audio.codec` (lossy codec round trips through ffmpeg: the
+channel benchmark and the ``channel_codec`` augmentation).
 
 May import: :mod:`emovox.errors`, :mod:`emovox.labels`; numpy, soundfile, soxr and an ffmpeg
 subprocess. Never features, models, artifact, serving or anything above them.

@@ -1,8 +1,9 @@
 """Lossy codec round trips through ffmpeg: what a phone line or a voice app does to a voice.
 
 :func:`codec_round_trip` encodes a mono float waveform with a real speech or music codec and
-decodes it back at the original rate, so a model can be scored (``bench/channel_robustness.py``)
-on degradations that are not drawn from the training augmenter's own distribution:
+decodes it back at the original rate: ``bench/channel_robustness.py`` scores models on it
+(a degradation the ``channel`` augmentation does not imitate), and the ``channel_codec``
+augmentation trains on it (the feature cache passes it to :func:`emovox.augment.augment`):
 
 * ``gsm``: GSM 06.10 full rate (13 kbit/s at 8 kHz, the 2G mobile phone codec; libgsm);
 * ``opus_voip``: Opus at 12 kbit/s in its VoIP mode (video calls, messengers);
