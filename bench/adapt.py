@@ -177,7 +177,23 @@ def adapt_k(p: np.ndarray, run: Run, k: int, seed: int, one_emotion: bool
     return q, top
 
 
-def bench_run(run: Run, temperature: str, ks: list[int], seeds: int) -> list[Row]:
+def source_rows(p: np.ndarray, run: Run) -> list[Row]:
+    """The correction with one prior per source: the held-out corpus when the run has one
+    corpus per fold (leave one corpus out), else the test fold (what one batch of unseen
+    speakers would give); alone, and followed by the per-speaker correction."""
+    folds = np.unique(run.fold)
+    by_corpus = (len(np.unique(run.corpus)) == len(folds) > 1
+                 and all(len(np.unique(run.corpus[run.fold == f])) == 1 for f in folds))
+    source = run.corpus if by_corpus else run.fold.astype(str)
+    q, top = adapt_all(p, source, 1.0)
+    name = "corpus" if source is run.corpus else "test fold"
+    return [score(f"adapted, all clips of the {name} (not chosen)", [(q, top)], run),
+            score(f"adapted, all clips of the {name}, then of the speaker (not chosen)",
+                  [adapt_all(q, run.speaker, 1.0)], run)]
+
+
+def bench_run(run: Run, temperature: str, ks: list[int], seeds: int, source: bool = False
+              ) -> list[Row]:
     p = calibrate(run, temperature)
     rows = [score("unadapted", [(p, np.zeros(len(p)))], run),
             score("adapted, all clips of the speaker", [adapt_all(p, run.speaker, 1.0)], run),
@@ -190,7 +206,7 @@ def bench_run(run: Run, temperature: str, ks: list[int], seeds: int) -> list[Row
     for k in ks:
         rows.append(score(f"adapted, {k} refs all of ONE emotion (at most all of it)",
                           [adapt_k(p, run, k, s, True) for s in range(seeds)], run))
-    return rows
+    return rows + (source_rows(p, run) if source else [])
 
 
 def _pm(v: list[float]) -> str:
@@ -220,8 +236,9 @@ def print_table(run: Run, rows: list[Row]) -> None:
         names.append(f"fold {f}" + (f" ({corpora[0]})" if len(corpora) == 1 and corpora[0]
                                     else ""))
     print("\nUA per fold: " + ", ".join(names))
-    for r in rows[:2]:
-        print(f"  {r.setting}: " + " / ".join(f"{x:.1f}" for x in r.each_fold))
+    for r in rows:
+        if len(r.ua) == 1:  # the settings without random reference draws
+            print(f"  {r.setting}: " + " / ".join(f"{x:.1f}" for x in r.each_fold))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,13 +248,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="cv (fitted on the other folds), none, or a number")
     ap.add_argument("--k", type=int, nargs="+", default=[4, 8, 16], help="reference clips")
     ap.add_argument("--seeds", type=int, default=5, help="draws of the k references")
+    ap.add_argument("--source", action="store_true",
+                    help="also the correction over all clips of a corpus / test fold")
     args = ap.parse_args(argv)
     print("command: bench/adapt.py " + " ".join(sys.argv[1:] if argv is None else argv))
     print(f"temperature: {args.temperature}; UA and recall in %, ECE in % (15 bins); "
           "± = std over seeds of the reference draw")
     for folder in args.runs:
         run = load_run(folder)
-        print_table(run, bench_run(run, args.temperature, args.k, args.seeds))
+        print_table(run, bench_run(run, args.temperature, args.k, args.seeds, args.source))
         ts = refit_temperatures(run, adapt_all(calibrate(run, args.temperature), run.speaker,
                                                1.0)[0])
         how = "under" if max(ts) < 1 else "over" if min(ts) > 1 else "under/over"
