@@ -186,7 +186,7 @@ def source_rows(p: np.ndarray, run: Run) -> list[Row]:
                  and all(len(np.unique(run.corpus[run.fold == f])) == 1 for f in folds))
     source = run.corpus if by_corpus else run.fold.astype(str)
     q, top = adapt_all(p, source, 1.0)
-    name = "corpus" if source is run.corpus else "test fold"
+    name = "corpus" if by_corpus else "test fold"
     return [score(f"adapted, all clips of the {name} (not chosen)", [(q, top)], run),
             score(f"adapted, all clips of the {name}, then of the speaker (not chosen)",
                   [adapt_all(q, run.speaker, 1.0)], run)]
