@@ -325,3 +325,36 @@ def test_to_mono_and_resample_helpers() -> None:
     y = resample(sine(440.0, 1.0, 48000, dtype=F64), 48000, 16000)
     assert y.dtype == np.float32 and abs(len(y) - 16000) <= 1
     assert resample(np.zeros(10, dtype=F64), 16000, 16000).dtype == np.float32
+
+
+def test_single_channel_to_mono_is_a_copy_in_either_layout() -> None:
+    x = np.arange(6, dtype=np.float32)
+    for arr, axis in ((x[:, None].copy(), -1), (x[None, :].copy(), 0), (x[:, None].copy(), 1)):
+        m = to_mono(arr, channel_axis=axis)
+        np.testing.assert_array_equal(m, x)
+        assert m.flags.c_contiguous and not np.shares_memory(m, arr)
+
+
+@pytest.mark.parametrize("rate,channels,seconds", [(48000, 1, 3.3), (44100, 2, 1.01),
+                                                    (22050, 1, 0.37), (8000, 3, 2.0),
+                                                    (96000, 1, 2.5), (16000, 2, 1.5)])
+def test_one_block_decode_equals_the_streaming_decode(tmp_path: Path, rate: int,
+                                                      channels: int, seconds: float) -> None:
+    # a file within one read block is resampled in one soxr call: the samples must be the
+    # streaming resampler's, bit for bit (what every longer file gets, and training saw)
+    import soxr
+
+    rng = np.random.default_rng(rate + channels)
+    native = (0.3 * rng.standard_normal((int(rate * seconds), channels))).astype(np.float32)
+    path = tmp_path / "clip.wav"
+    sf.write(path, native, rate, subtype="FLOAT")
+    mono = native.mean(axis=1, dtype=np.float32) if channels > 1 else native[:, 0]
+    if rate == TARGET_SR:
+        ref = mono
+    else:
+        st = soxr.ResampleStream(rate, TARGET_SR, 1, dtype="float32", quality="HQ")
+        ref = np.concatenate([st.resample_chunk(mono, last=False),
+                              st.resample_chunk(np.zeros(0, np.float32), last=True)])
+    got = load_audio(path).wave
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)

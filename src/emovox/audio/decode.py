@@ -13,9 +13,10 @@ Decoding strategy
    :class:`~emovox.errors.AudioOutOfLimits`; with ``max_duration`` a header stating a longer
    file raises :class:`~emovox.errors.AudioTooLong`.
 4. Samples are read in blocks of ``READ_FRAMES`` native frames, mixed to mono and resampled
-   with a streaming soxr resampler (bit-identical to resampling the whole signal at once),
-   so peak memory is one native block plus the 16 kHz mono output; decoding stops as soon
-   as ``max_duration`` is passed, so no more than the limit is ever held.
+   with a streaming soxr resampler (bit-identical to resampling the whole signal at once; a
+   file that fits in one block is resampled in one call, which is faster), so peak memory is
+   one native block plus the 16 kHz mono output; decoding stops as soon as ``max_duration``
+   is passed, so no more than the limit is ever held.
 
 Every failure is raised as a subclass of :class:`emovox.errors.AudioError` whose message names
 the file and says what to do about it; raw ``soundfile``/``RuntimeError`` exceptions never leak.
@@ -23,6 +24,7 @@ the file and says what to do about it; raw ``soundfile``/``RuntimeError`` except
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import weakref
@@ -44,6 +46,7 @@ from emovox.audio.signal import (
     SILENCE_DBFS,
     TARGET_SR,
     is_silent,
+    resample,
     to_mono,
     trim_silence,
 )
@@ -135,6 +138,18 @@ class _Output:
         return self.buf[: self.n]
 
 
+def _mono_blocks(dec: Decoder, name: str, max_frames: int | None,
+                 max_duration: float | None) -> Iterator[np.ndarray]:
+    """The decoder's blocks, checked (finite, within ``max_frames``) and mixed to mono."""
+    n = 0
+    for block in dec.blocks(READ_FRAMES):
+        check_finite(block, name, n / dec.sr, dec.sr)
+        n += block.shape[0]
+        if max_frames is not None and n > max_frames:
+            raise _too_long(name, None, max_duration)  # type: ignore[arg-type]
+        yield to_mono(block)
+
+
 def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray, int, int]:
     """Decode ``s`` block by block to mono at ``sr`` -> (wave, orig_sr, orig_channels)."""
     with open_decoder(s) as dec:
@@ -142,6 +157,12 @@ def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray,
         max_frames = None
         if max_duration is not None:
             max_frames = math.ceil((max_duration + _DURATION_SLACK) * orig_sr)
+        blocks = _mono_blocks(dec, s.name, max_frames, max_duration)
+        head: list[np.ndarray] = []
+        if dec.frames is not None and dec.frames <= READ_FRAMES:  # one block, says the header
+            head = list(itertools.islice(blocks, 2))
+            if len(head) == 1:  # ... and it was: one soxr call, the streaming call's samples
+                return resample(head[0], orig_sr, sr), orig_sr, dec.channels
         expected = dec.frames if dec.frames is not None else READ_FRAMES
         if max_frames is not None:
             expected = min(expected, max_frames)
@@ -156,12 +177,8 @@ def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray,
             else None
         )
         n = 0
-        for block in dec.blocks(READ_FRAMES):
-            check_finite(block, s.name, n / orig_sr, orig_sr)
-            n += block.shape[0]
-            if max_frames is not None and n > max_frames:
-                raise _too_long(s.name, None, max_duration)  # type: ignore[arg-type]
-            mono = to_mono(block)
+        for mono in itertools.chain(head, blocks):
+            n += len(mono)
             out.add(stream.resample_chunk(mono, last=False) if stream is not None else mono)
         if n == 0:
             raise EmptyAudio(
