@@ -286,11 +286,14 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 def frame_flags(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS) -> np.ndarray:
     """Raw per-frame speech flags of the measures (before :func:`smooth_flags`): the
     noise floor and loud level are percentiles of ``m`` itself."""
-    lv = m.level_db
-    thr = _flag_threshold(lv, params)
+    return _flags_above(m, _flag_threshold(m.level_db, params), params)
+
+
+def _flags_above(m: FrameMeasures, thr: float | None, params: VadParams) -> np.ndarray:
+    """:func:`frame_flags` with the threshold already computed."""
     if thr is None:
-        return np.zeros(len(lv), bool)
-    return (lv > thr) & (m.tonality < params.tonal)
+        return np.zeros(len(m.level_db), bool)
+    return (m.level_db > thr) & (m.tonality < params.tonal)
 
 
 def _flag_threshold(lv: np.ndarray, params: VadParams) -> float | None:
@@ -299,8 +302,7 @@ def _flag_threshold(lv: np.ndarray, params: VadParams) -> float | None:
         return None
     # frames of digital zeros count at the absolute floor for the percentiles
     filled = np.where(np.isfinite(lv), lv, params.abs_floor_dbfs - 40.0)
-    floor = float(np.percentile(filled, params.floor_percentile))
-    loud = float(np.percentile(filled, 99.0))
+    floor, loud = (float(q) for q in np.percentile(filled, [params.floor_percentile, 99.0]))
     return max(floor + params.margin_db, loud - params.range_db, params.abs_floor_dbfs)
 
 
@@ -356,7 +358,7 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         cand = np.flatnonzero(lv > thr) if thr is not None else np.zeros(0, np.int64)
         tonal[cand] = _tonality(x, z, cand)  # what frame_flags reads
         m = FrameMeasures(lv, np.zeros(n), tonal)
-    raw = frame_flags(m, params)
+    raw = _flags_above(m, thr, params)  # = frame_flags(m, params), threshold computed once
     flags = smooth_flags(raw, params)
     segs = speech_segments(flags, params=params, duration=duration)
     speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
