@@ -220,8 +220,12 @@ class LogMelFrontEnd:
                   for i in range(0, total, _FRAMES_PER_BLOCK)]
 
         def block_db(i: int, j: int) -> np.ndarray:
+            if single is not None:  # one block: its spectrogram serves both passes
+                return single
             return 10.0 * np.log10(np.maximum(np.float32(AMIN), self._block_power(x, i, j)))
 
+        single = None
+        single = block_db(*blocks[0]) if len(blocks) == 1 else None
         floor = None
         if self.top_db is not None:
             peak = max(float(block_db(i, j).max()) for i, j in blocks)
@@ -253,8 +257,8 @@ class LogMelFrontEnd:
         if b > a:
             seg[a - lo : b - lo] = x[a:b]
         frames = np.lib.stride_tricks.sliding_window_view(seg, self.n_fft)[::hop]
-        spec = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64)  # (t, n_bins)
-        power = np.abs(spec) ** 2  # float32
+        spec = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64, copy=False)
+        power = np.abs(spec) ** 2  # (t, n_bins) float32
         return _one_thread_matmul(power, self._mel_t)  # type: ignore[attr-defined]
 
 
