@@ -219,13 +219,14 @@ class LogMelFrontEnd:
         blocks = [(i, min(i + _FRAMES_PER_BLOCK, total))
                   for i in range(0, total, _FRAMES_PER_BLOCK)]
 
-        def block_db(i: int, j: int) -> np.ndarray:
-            if single is not None:  # one block: its spectrogram serves both passes
-                return single
+        def computed_db(i: int, j: int) -> np.ndarray:
             return 10.0 * np.log10(np.maximum(np.float32(AMIN), self._block_power(x, i, j)))
 
-        single = None
-        single = block_db(*blocks[0]) if len(blocks) == 1 else None
+        single = computed_db(*blocks[0]) if len(blocks) == 1 else None
+
+        def block_db(i: int, j: int) -> np.ndarray:  # one block: one spectrogram, both passes
+            return single if single is not None else computed_db(i, j)
+
         floor = None
         if self.top_db is not None:
             peak = max(float(block_db(i, j).max()) for i, j in blocks)
