@@ -16,7 +16,9 @@ Measured, each from the audio file on disk:
 3. **batch**: the real ``emovox batch`` code path (:func:`emovox.serving.batch.run_batch`,
    ``--workers`` worker processes, results written to a CSV) over ``--batch-n`` RAVDESS
    speech clips (16 kHz FLAC) from disk, model loading and process start included;
-   ``--batch-threads`` also times the thread pool for comparison;
+   ``--batch-threads`` also times the thread pool for comparison; then the floor: each stage
+   a worker runs, per clip, on 160 of those clips (the network with 16 windows per call) and
+   the rate ``--workers`` processes could reach if nothing else cost anything;
 4. **timeline**: ``build_timeline`` over a 10-minute recording (RAVDESS clips of actors 01-24
    with 0.5 s pauses, written to a temporary WAV), warm predictor;
 5. **cold start** of each bundled model: ``emovox predict CLIP --model NAME`` as a new
@@ -96,6 +98,27 @@ def stages(pred, clips: list[Path]) -> dict[str, float]:
         for k, d in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             t[k].append(d)
     return {k: float(np.median(v) * 1e3) for k, v in t.items()}
+
+
+def batch_floor(pred, files: list[Path], batch: int = 16) -> dict[str, float]:
+    """Per-clip ms of what one batch worker does, stage by stage, on ``files`` (the batch's
+    16 kHz clips): decode, speech detector, trim + front end (medians), and the network per
+    clip when it classifies ``batch`` windows per call (total / clips)."""
+    st = stages(pred, files)
+    feats = [pred.preprocess.cropped_features(pred.preprocess.prepare(
+        load_audio_16k(pred, f), pred.sr).wave) for f in files]
+    pred.predict_proba_features(feats[:batch])  # warm
+    t0 = time.perf_counter()
+    for i in range(0, len(feats), batch):
+        pred.predict_proba_features(feats[i : i + batch])
+    st["network"] = (time.perf_counter() - t0) * 1e3 / len(feats)
+    return st
+
+
+def load_audio_16k(pred, path: Path) -> np.ndarray:
+    from emovox.audio import load_audio
+
+    return load_audio(path, sr=pred.sr, trim=False).wave
 
 
 def seed_style(threads: int) -> Callable[[Path], int]:
@@ -311,6 +334,12 @@ def main() -> None:
         print(f"emovox batch, {a.workers} worker processes, {len(files)} RAVDESS clips from "
               f"disk, CSV written: {rate:.0f} clips/s, {errors} errors (target >= "
               f"{T_BATCH:g} clips/s {mark(rate >= T_BATCH)})")
+        fl = batch_floor(pred, files[:160])
+        per = sum(fl.values())
+        print("  per clip in a worker (ms; network: batches of 16): " + " · ".join(
+            f"{k} {v:.2f}" for k, v in fl.items()) + f" = {per:.1f} -> at most "
+            f"{a.workers * 1e3 / per:.0f} clips/s with {a.workers} processes and no other "
+            f"cost; the network alone caps it at {a.workers * 1e3 / fl['network']:.0f}")
         if a.batch_threads:
             rate_t, _ = batch_rate(a.model, files, a.workers, False)
             print(f"  same with a {a.workers}-thread pool (one shared predictor): "
