@@ -99,3 +99,41 @@ def test_cropped_cmvn_frames_use_whole_utterance_statistics(top_db):
     full = fe(w)
     for lo, hi in [(100, 356), (4000, 4256), (full.shape[0] - 256, full.shape[0])]:
         np.testing.assert_allclose(fe(w, frames=(lo, hi)), full[lo:hi], atol=1e-4)
+
+
+@pytest.mark.parametrize("peak_dbfs", [-35.0, -1.0])
+def test_gain_mode_removes_the_gain_and_keeps_the_spectral_shape(peak_dbfs):
+    fe = LogMelFrontEnd.from_params(SR, utt_norm="gain")
+    plain = LogMelFrontEnd.from_params(SR)
+    w = vowel()
+    scaled = (w * (10 ** (peak_dbfs / 20) / np.abs(w).max())).astype(np.float32)
+    out = fe(scaled)
+    np.testing.assert_allclose(out, fe(w), atol=1e-3)  # dB units: 1e-3 dB
+    assert abs(float(out.mean())) < 1e-3
+    # one number removed: the input minus its overall mean, band differences in dB kept
+    raw = plain(w).astype(np.float64)
+    np.testing.assert_allclose(fe(w), raw - raw.mean(), atol=1e-3)
+    assert float(np.ptp(out.mean(axis=0))) > 10.0  # a harmonic tone is far from flat
+
+
+def test_gain_mode_function_subtracts_one_mean():
+    x = np.array([[0.0, 10.0], [2.0, 12.0]])
+    np.testing.assert_allclose(utterance_normalise(x, "gain"), x - 6.0)
+    np.testing.assert_allclose(utterance_normalise(x + 37.5, UtteranceNorm.GAIN), x - 6.0)
+
+
+@pytest.mark.parametrize("top_db", [80.0, None])
+def test_cropped_gain_frames_use_whole_utterance_statistics(top_db):
+    fe = LogMelFrontEnd.from_params(SR, utt_norm="gain", top_db=top_db)
+    w = np.concatenate([vowel(20.0, seed=1), 0.3 * vowel(30.0, f0=120.0, seed=2)])  # > 1 block
+    full = fe(w)
+    for lo, hi in [(100, 356), (full.shape[0] - 256, full.shape[0])]:
+        np.testing.assert_allclose(fe(w, frames=(lo, hi)), full[lo:hi], atol=1e-3)
+
+
+def test_ecapa_gain_is_registered_with_the_gain_input_and_mfcc_refuses_it():
+    spec = get_model_spec("ecapa_gain")
+    assert spec.feature == "logmel" and spec.feature_params == {"utt_norm": "gain"}
+    assert spec.param_keys == get_model_spec("ecapa_cmvn").param_keys
+    with pytest.raises(ValueError, match="utt_norm"):
+        extract("mfcc_chroma", vowel(0.5), SR, utt_norm="gain")

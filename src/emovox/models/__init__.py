@@ -156,6 +156,13 @@ MODELS["ecapa_cmvn"] = ModelSpec(
     EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
     feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
 )
+MODELS["ecapa_gain"] = ModelSpec(
+    "ecapa_gain", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
+    "ours: ecapa_cmvn's network on the log-mel minus its mean over all bands and frames "
+    "(gain-invariant; spectral tilt and each band's level kept)",
+    EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
+    feature_params={"utt_norm": "gain"}, origin="ours", trim=True,
+)
 MODELS["ecapa"] = ModelSpec(
     "ecapa", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
     "ours: ecapa_cmvn's network on the raw log-mel (no per-utterance normalisation: level and "
