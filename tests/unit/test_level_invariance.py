@@ -137,3 +137,19 @@ def test_ecapa_gain_is_registered_with_the_gain_input_and_mfcc_refuses_it():
     assert spec.param_keys == get_model_spec("ecapa_cmvn").param_keys
     with pytest.raises(ValueError, match="utt_norm"):
         extract("mfcc_chroma", vowel(0.5), SR, utt_norm="gain")
+
+
+def test_cmn_mode_removes_each_band_mean_and_keeps_its_range():
+    fe = LogMelFrontEnd.from_params(SR, utt_norm="cmn")
+    plain = LogMelFrontEnd.from_params(SR)
+    w = vowel()
+    raw = plain(w).astype(np.float64)
+    out = fe(w)
+    np.testing.assert_allclose(out, raw - raw.mean(axis=0), atol=1e-3)
+    np.testing.assert_allclose(out.std(axis=0), raw.std(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(fe((0.05 * w).astype(np.float32)), out, atol=1e-3)
+    x = np.array([[0.0, 10.0], [2.0, 14.0]])
+    np.testing.assert_allclose(utterance_normalise(x, "cmn"), [[-1.0, -2.0], [1.0, 2.0]])
+    lo, hi = 50, 150
+    np.testing.assert_allclose(fe(w, frames=(lo, hi)), out[lo:hi], atol=1e-3)
+    assert get_model_spec("ecapa_cmn").feature_params == {"utt_norm": "cmn"}

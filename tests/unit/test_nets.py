@@ -64,6 +64,7 @@ REGISTERED_NET_PARAMS: dict[str, tuple[tuple[int, ...], int]] = {
     "ecapa_cmvn": ((256, 64), 301_840),  # added after the refactor, pinned when introduced
     "ecapa": ((256, 64), 301_840),  # ecapa_cmvn's network on the raw log-mel
     "ecapa_gain": ((256, 64), 301_840),  # the same network, gain-normalised log-mel
+    "ecapa_cmn": ((256, 64), 301_840),  # the same network, mean-normalised bands
     "reslstm_cmvn": ((256, 72), 848_264),  # pinned when introduced
     "reslstm_logmel": ((256, 64), 876_936),  # pinned when introduced
 }

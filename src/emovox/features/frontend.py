@@ -21,9 +21,9 @@ The computation follows librosa step by step (``center=True, pad_mode="constant"
 5. ``10 log10(max(amin, S))`` with ``amin = 1e-10`` (``ref = 1.0``: dB re full scale), then
    values more than ``top_db`` below the utterance maximum are raised to that floor;
 6. optionally (``utt_norm``, :func:`utterance_normalise`) each band's mean over time is
-   subtracted and its standard deviation divided out (``cmvn``), or one mean over all bands
-   and frames is subtracted (``gain``), so a constant gain (a quiet or loud recording, a
-   microphone's level) cancels by construction.
+   subtracted and its standard deviation divided out (``cmvn``), or only the mean subtracted
+   (``cmn``), or one mean over all bands and frames is subtracted (``gain``), so a constant
+   gain (a quiet or loud recording, a microphone's level) cancels by construction.
 
 Only :meth:`LogMelFrontEnd.from_params` imports librosa (to build the two arrays); calling
 the front end needs NumPy only.
@@ -248,6 +248,8 @@ class LogMelFrontEnd:
             mean = s1.sum() / (total * self.n_mels)
             return np.ascontiguousarray((out.astype(np.float64) - mean).astype(np.float32))
         mu = s1 / total
+        if self.utt_norm is UtteranceNorm.CMN:  # each band's mean, no scaling
+            return np.ascontiguousarray((out.astype(np.float64) - mu).astype(np.float32))
         sd = np.maximum(np.sqrt(np.maximum(s2 / total - mu * mu, 0.0)), CMVN_MIN_STD_DB)
         return np.ascontiguousarray(((out.astype(np.float64) - mu) / sd).astype(np.float32))
 

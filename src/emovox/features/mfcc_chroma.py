@@ -75,7 +75,7 @@ def mfcc_chroma(
     Raises:
         ValueError: ``deltas`` not in 0..2 or an unknown ``utt_norm``.
     """
-    modes = (UtteranceNorm.NONE, UtteranceNorm.CMVN)  # "gain" is a log-mel mode
+    modes = (UtteranceNorm.NONE, UtteranceNorm.CMVN)  # "gain" and "cmn" are log-mel modes
     if utt_norm not in {m.value for m in modes}:
         valid = ", ".join(m.value for m in modes)
         raise ValueError(f"utt_norm must be one of {valid}, got {utt_norm!r}")

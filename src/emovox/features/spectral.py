@@ -108,6 +108,9 @@ class UtteranceNorm(str, Enum):
 
     NONE = "none"  #: dB re full scale, as computed (loudness is part of the input)
     CMVN = "cmvn"  #: per band: minus the mean over time, divided by the std over time
+    #: per band: minus the mean over time only (gain and a fixed EQ cancel; each band's
+    #: dynamic range is kept, in dB)
+    CMN = "cmn"
     #: minus one number, the mean over all bands and frames: the gain is removed, the
     #: spectral shape (tilt, formant balance) and each band's movement are kept
     GAIN = "gain"
@@ -123,16 +126,18 @@ def utterance_normalise(db: np.ndarray, mode: UtteranceNorm | str) -> np.ndarray
     Returns:
         float32 ``(T, n_mels)``: unchanged for ``NONE``; for ``CMVN`` each band has zero mean
         over time and unit standard deviation (std floored at :data:`CMVN_MIN_STD_DB`); for
-        ``GAIN`` the mean over all bins is subtracted (zero overall mean, dB kept). A gain
+        ``GAIN`` the mean over all bins is subtracted (zero overall mean, dB kept); for
+        ``CMN`` each band's mean over time is subtracted (dB kept). A gain
         ``g`` adds ``20 log10 g`` dB to every bin, which either mean removes exactly (except
         where the -100 dB power floor binds, i.e. digital silence).
     """
     mode = UtteranceNorm(mode)
     if mode is UtteranceNorm.NONE:
         return np.asarray(db, np.float32)
-    if mode is UtteranceNorm.GAIN:
+    if mode in (UtteranceNorm.GAIN, UtteranceNorm.CMN):
         z = np.asarray(db, np.float64)
-        return (z - z.mean()).astype(np.float32)
+        mean = z.mean() if mode is UtteranceNorm.GAIN else z.mean(axis=0, keepdims=True)
+        return (z - mean).astype(np.float32)
     return standardise_columns(db, CMVN_MIN_STD_DB)
 
 

@@ -163,6 +163,13 @@ MODELS["ecapa_gain"] = ModelSpec(
     EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
     feature_params={"utt_norm": "gain"}, origin="ours", trim=True,
 )
+MODELS["ecapa_cmn"] = ModelSpec(
+    "ecapa_cmn", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
+    "ours: ecapa_cmvn's network on the log-mel with each band's mean over time removed, not "
+    "its scale (gain-invariant; each band's dynamic range kept)",
+    EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
+    feature_params={"utt_norm": "cmn"}, origin="ours", trim=True,
+)
 MODELS["ecapa"] = ModelSpec(
     "ecapa", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
     "ours: ecapa_cmvn's network on the raw log-mel (no per-utterance normalisation: level and "
