@@ -149,33 +149,30 @@ MODELS["crnn_cmvn"] = ModelSpec(
     "mean over time, over its std): gain-invariant input", CrnnConfig(**CRNN_REGISTRY),
     feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
 )
-MODELS["ecapa_cmvn"] = ModelSpec(
-    "ecapa_cmvn", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
-    "ours: a small ECAPA-TDNN (1-D dilated SE-Res2 blocks, 0.23 s receptive field, attentive "
-    "statistics) on per-utterance mean/variance-normalised log-mel",
-    EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
-    feature_params={"utt_norm": "cmvn"}, origin="ours", trim=True,
-)
-MODELS["ecapa_gain"] = ModelSpec(
-    "ecapa_gain", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
-    "ours: ecapa_cmvn's network on the log-mel minus its mean over all bands and frames "
-    "(gain-invariant; spectral tilt and each band's level kept)",
-    EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
-    feature_params={"utt_norm": "gain"}, origin="ours", trim=True,
-)
-MODELS["ecapa_cmn"] = ModelSpec(
-    "ecapa_cmn", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
-    "ours: ecapa_cmvn's network on the log-mel with each band's mean over time removed, not "
-    "its scale (gain-invariant; each band's dynamic range kept)",
-    EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
-    feature_params={"utt_norm": "cmn"}, origin="ours", trim=True,
-)
-MODELS["ecapa"] = ModelSpec(
-    "ecapa", "logmel", partial(_build_torch, "ecapa"), Family.NEURAL,
-    "ours: ecapa_cmvn's network on the raw log-mel (no per-utterance normalisation: level and "
-    "spectral tilt kept), for --adapt speaker, which normalises per speaker instead",
-    EcapaConfig(schedule=Schedule.COSINE, n_frames=256), origin="ours", trim=True,
-)
+
+
+def _ecapa_on(name: str, utt_norm: str | None, input_text: str) -> ModelSpec:
+    """The small ECAPA-TDNN with the cosine recipe on the log-mel normalised per utterance by
+    ``utt_norm`` (``None``: the raw log-mel)."""
+    return ModelSpec(
+        name, "logmel", partial(_build_torch, "ecapa"), Family.NEURAL, f"ours: {input_text}",
+        EcapaConfig(schedule=Schedule.COSINE, n_frames=256),
+        feature_params={"utt_norm": utt_norm} if utt_norm else {}, origin="ours", trim=True,
+    )
+
+
+MODELS["ecapa_cmvn"] = _ecapa_on(
+    "ecapa_cmvn", "cmvn", "a small ECAPA-TDNN (1-D dilated SE-Res2 blocks, 0.23 s receptive "
+    "field, attentive statistics) on per-utterance mean/variance-normalised log-mel")
+MODELS["ecapa_gain"] = _ecapa_on(
+    "ecapa_gain", "gain", "ecapa_cmvn's network on the log-mel minus its mean over all bands "
+    "and frames (gain-invariant; spectral tilt and each band's level kept)")
+MODELS["ecapa_cmn"] = _ecapa_on(
+    "ecapa_cmn", "cmn", "ecapa_cmvn's network on the log-mel with each band's mean over time "
+    "removed, not its scale (gain-invariant; each band's dynamic range kept)")
+MODELS["ecapa"] = _ecapa_on(
+    "ecapa", None, "ecapa_cmvn's network on the raw log-mel (no per-utterance normalisation: "
+    "level and spectral tilt kept), for --adapt speaker, which normalises per speaker instead")
 MODELS["reslstm_cmvn"] = ModelSpec(
     "reslstm_cmvn", "mfcc_chroma", partial(_build_torch, "reslstm"), Family.NEURAL,
     "ours: residual BiLSTM blocks with soft attention pooling on 20 MFCC + deltas + 12 chroma "
