@@ -90,6 +90,49 @@ def test_a_worker_that_dies_costs_one_error_row(tiny_model, clips, forked, monke
     assert sum(r["label"] == ERROR_LABEL for r in rows) == 3  # + empty.wav, text.wav
 
 
+class _BreakingExecutor:
+    """Runs tasks in this process; the ``fail_at``-th submit of the whole test raises
+    ``BrokenProcessPool``, as ``ProcessPoolExecutor.submit`` does once a worker has died
+    between two submits."""
+
+    submits = 0
+    fail_at = 0
+
+    def __init__(self, *_: object, **__: object) -> None:
+        pass
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN202
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        type(self).submits += 1
+        if type(self).submits == type(self).fail_at:
+            raise BrokenProcessPool("a child process terminated abruptly")
+        fut: Future = Future()
+        fut.set_result(fn(*args))
+        return fut
+
+    def shutdown(self, *_: object, **__: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 5, 6])
+def test_a_pool_found_broken_at_submit_loses_no_file(monkeypatch, fail_at):
+    """A worker can die between two submits: the next ``submit`` then raises, not a result.
+    The chunks in flight are re-run one file at a time and the rest go on: every path once,
+    in order, none reported as a crash (no file was being read when the pool broke here)."""
+    monkeypatch.setattr(_BreakingExecutor, "submits", 0)
+    monkeypatch.setattr(_BreakingExecutor, "fail_at", fail_at)
+    monkeypatch.setattr(pool._Pool, "_new", lambda self: _BreakingExecutor())
+    monkeypatch.setattr(pool, "_run_chunk", lambda paths, max_duration, fmt: (
+        None, [{"path": p, "error": "", "label": "calm"} for p in paths]))
+    todo = [Path(f"clip{i:02d}.wav") for i in range(11)]
+    rows = list(pool.process_rows(todo, artifact=None, backend="auto", workers=2,
+                                  max_duration=None, fmt="csv", chunk=2))
+    assert [r["path"] for r in rows] == [str(p) for p in todo]
+    assert not any(r["error"] for r in rows)
+
+
 def test_a_model_that_cannot_load_is_its_own_error(clips, tmp_path):
     broken = tmp_path / "model"
     broken.mkdir()

@@ -157,18 +157,18 @@ def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: 
     nxt = 0
     try:
         while nxt < len(chunks) or inflight:
-            while nxt < len(chunks) and len(inflight) < 2 * max(1, workers):
-                inflight.append((chunks[nxt], pool.ex.submit(_run_chunk, chunks[nxt],
-                                                             max_duration, fmt)))
-                nxt += 1
-            paths, fut = inflight.popleft()
-            try:
-                error, rows = fut.result()
+            try:  # a dead worker breaks the pool: seen by result() or by the next submit()
+                while nxt < len(chunks) and len(inflight) < 2 * max(1, workers):
+                    inflight.append((chunks[nxt], pool.ex.submit(_run_chunk, chunks[nxt],
+                                                                 max_duration, fmt)))
+                    nxt += 1
+                error, rows = inflight[0][1].result()
             except BrokenProcessPool:
-                pending = [paths, *(p for p, _ in inflight)]
-                inflight.clear()
+                pending = [p for p, _ in inflight]  # a chunk whose submit failed is not in
+                inflight.clear()                    # it: the new pool takes it later
                 yield from _after_crash(pool, pending, max_duration, fmt, art, backend)
                 continue
+            inflight.popleft()
             if error is not None:
                 _raise_load_error(art, backend, error)
             yield from rows
