@@ -76,10 +76,13 @@ def mfcc_chroma(
         ValueError: ``deltas`` not in 0..2 or an unknown ``utt_norm``.
     """
     modes = (UtteranceNorm.NONE, UtteranceNorm.CMVN)  # "gain" and "cmn" are log-mel modes
-    if utt_norm not in {m.value for m in modes}:
+    try:
+        mode: UtteranceNorm | None = UtteranceNorm(utt_norm)
+    except ValueError:
+        mode = None
+    if mode not in modes:
         valid = ", ".join(m.value for m in modes)
         raise ValueError(f"utt_norm must be one of {valid}, got {utt_norm!r}")
-    mode = UtteranceNorm(utt_norm)
     ceps = mfcc(wave, sr, n_mfcc=n_mfcc, n_mels=n_mels, n_fft=n_fft, hop_length=hop_length,
                 deltas=deltas)  # (n_mfcc * (1 + deltas), T)
     chro = chroma(wave, sr, n_fft=n_fft, hop_length=hop_length, n_chroma=n_chroma,
