@@ -104,21 +104,18 @@ def batch_floor(pred, files: list[Path], batch: int = 16) -> dict[str, float]:
     """Per-clip ms of what one batch worker does, stage by stage, on ``files`` (the batch's
     16 kHz clips): decode, speech detector, trim + front end (medians), and the network per
     clip when it classifies ``batch`` windows per call (total / clips)."""
+    from emovox.audio import load_audio
+
     st = stages(pred, files)
-    feats = [pred.preprocess.cropped_features(pred.preprocess.prepare(
-        load_audio_16k(pred, f), pred.sr).wave) for f in files]
+    pp = pred.preprocess
+    feats = [pp.cropped_features(pp.prepare(load_audio(f, sr=pred.sr, trim=False).wave,
+                                            pred.sr).wave) for f in files]
     pred.predict_proba_features(feats[:batch])  # warm
     t0 = time.perf_counter()
     for i in range(0, len(feats), batch):
         pred.predict_proba_features(feats[i : i + batch])
     st["network"] = (time.perf_counter() - t0) * 1e3 / len(feats)
     return st
-
-
-def load_audio_16k(pred, path: Path) -> np.ndarray:
-    from emovox.audio import load_audio
-
-    return load_audio(path, sr=pred.sr, trim=False).wave
 
 
 def seed_style(threads: int) -> Callable[[Path], int]:
