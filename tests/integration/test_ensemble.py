@@ -29,7 +29,7 @@ def _train(fake_ravdess: Path, root: Path, model: str) -> Path:
 def members(fake_ravdess, tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("ensemble")
     return [_train(fake_ravdess, root, m)
-            for m in ("crnn_cmvn", "ecapa_cmvn", "crnn", "reslstm_logmel")]
+            for m in ("crnn_cmvn", "ecapa_cmvn", "ecapa_gain", "reslstm_logmel")]
 
 
 def test_ensemble_averages_its_members_in_one_onnx_graph(members, tmp_path):
@@ -83,8 +83,39 @@ def test_the_default_recipe_of_three_networks_exports_as_one_graph(members, tmp_
                                ens.clip_probabilities(clip), atol=1e-4)
 
 
+def test_members_on_different_normalisations_read_their_own_block(members, tmp_path):
+    """CMVN CRNN + gain-only ECAPA + CMVN ResLSTM: one Preprocess computes both
+    normalisations side by side (``cmvn+gain``), each member reads the block it was trained
+    on, and the ensemble's probabilities are still the mean of the members' own."""
+    out = tmp_path / "mixed"
+    trio = [members[0], members[2], members[3]]
+    ok(invoke(["ensemble", *trio, "--out", out]))
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["preprocess"]["feature_params"] == {"utt_norm": "cmvn+gain"}
+    assert meta["network"]["params"]["inputs"] == [0, 1, 0]
+    assert meta["network"]["input_shape"][1] == 128
+    clip = write_clip(tmp_path / "clip.wav", voice(3.5, f0=160.0))
+    probs = [Predictor.from_artifact(p).clip_probabilities(clip) for p in trio]
+    ens = Predictor.from_artifact(out)
+    assert ens.backend == "onnx"
+    np.testing.assert_allclose(ens.clip_probabilities(clip), sum(probs) / 3, atol=1e-4)
+    torch_ens = Predictor.from_artifact(out, backend="torch")
+    np.testing.assert_allclose(torch_ens.clip_probabilities(clip), sum(probs) / 3, atol=1e-4)
+    # a longer recording: every block normalised over the whole utterance, as in training
+    long_clip = write_clip(tmp_path / "long.wav", voice(9.0, f0=140.0))
+    probs = [Predictor.from_artifact(p).clip_probabilities(long_clip) for p in trio]
+    np.testing.assert_allclose(ens.clip_probabilities(long_clip), sum(probs) / 3, atol=1e-4)
+
+
 def test_ensemble_refuses_members_that_read_another_input(members, tmp_path):
-    res = invoke(["ensemble", members[0], members[2], "--out", tmp_path / "bad"])
+    import shutil
+
+    untrimmed = tmp_path / "untrimmed"  # the same network, told it reads untrimmed audio
+    shutil.copytree(members[1], untrimmed)
+    meta = json.loads((untrimmed / "model.json").read_text())
+    meta["preprocess"]["trim"] = False
+    (untrimmed / "model.json").write_text(json.dumps(meta))
+    res = invoke(["ensemble", members[0], untrimmed, "--out", tmp_path / "bad"])
     ok(res, 2)
     assert "reads another input" in text(res) and not (tmp_path / "bad").exists()
     res = invoke(["ensemble", members[0], "--out", tmp_path / "one"])

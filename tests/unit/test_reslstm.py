@@ -14,7 +14,7 @@ import torch
 from emovox.errors import ConfigError
 from emovox.features import extract, spectral
 from emovox.features.mfcc_chroma import MFCC_CHROMA_MIN_STD, mfcc_chroma
-from emovox.features.spectral import standardise_columns
+from emovox.features.uttnorm import standardise_columns
 from emovox.models import get_model_spec, reslstm
 from emovox.models.layers import AdditiveAttentionPool
 from emovox.models.reslstm import ResLstmConfig

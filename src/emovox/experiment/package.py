@@ -188,9 +188,21 @@ def _with_also(metrics: dict[str, Any], also_runs: Sequence[Any]) -> dict[str, A
     return {**metrics, "also": [a.metrics for a in also_runs]} if also_runs else metrics
 
 
+def _utt_norm(pre: Any) -> str:
+    """A preprocessing's per-utterance normalisation (``"none"`` when it has none)."""
+    return str(pre.feature_params.get("utt_norm", "none"))
+
+
+def _but_utt_norm(pre: Any) -> Any:
+    """``pre`` with its ``utt_norm`` taken out (what members must share)."""
+    return pre.replace(feature_params={k: v for k, v in pre.feature_params.items()
+                                       if k != "utt_norm"})
+
+
 def _load_members(members: list[Path]) -> list[tuple[Any, Any]]:
     """The trained member networks ``(TorchClassifier, ArtifactMeta)``; ConfigError unless
-    every one is a network reading the same input with the same labels."""
+    every one is a network reading the same input with the same labels (a log-mel's
+    per-utterance normalisation may differ: the ensemble then computes each, side by side)."""
     from emovox.training.trainer import load_trained
 
     if len(members) < 2:
@@ -200,11 +212,59 @@ def _load_members(members: list[Path]) -> list[tuple[Any, Any]]:
     for path, (_, meta) in zip(members, loaded, strict=True):
         if meta.network is None:
             raise ConfigError(f"{path}: not a network model (only networks are ensembled)")
-        same = (meta.preprocess == first.preprocess and meta.labels == first.labels
+        pre, pre0 = meta.preprocess, first.preprocess
+        same_input = pre == pre0 or (pre.feature == "logmel" and _but_utt_norm(pre)
+                                     == _but_utt_norm(pre0) and "+" not in _utt_norm(pre))
+        same = (same_input and meta.labels == first.labels
                 and tuple(meta.network.input_shape) == tuple(first.network.input_shape))
         if not same:
             raise ConfigError(f"{path} reads another input or labels than {members[0]}")
     return loaded
+
+
+@dataclass(frozen=True)
+class MemberInputs:
+    """How an ensemble's one input feeds its members.
+
+    Attributes:
+        preprocess: the ensemble's :class:`~emovox.preprocess.Preprocess` (every
+            normalisation the members read, side by side, without a normaliser).
+        blocks: the column block each member reads.
+        norms: each block's standardisation (its first reader's normaliser).
+    """
+
+    preprocess: Any
+    blocks: tuple[int, ...]
+    norms: tuple[Any, ...]
+
+    @property
+    def normaliser(self) -> Any:
+        """The ensemble's normaliser: the blocks' standardisations side by side."""
+        from emovox.preprocess import Normaliser
+
+        if len(self.norms) == 1:
+            return self.norms[0]
+        return Normaliser(np.concatenate([n.mean for n in self.norms]),
+                          np.concatenate([n.std for n in self.norms]))
+
+
+def member_inputs(loaded: Sequence[tuple[Any, Any]]) -> MemberInputs:
+    """The blocks of the ensemble's input: one per distinct ``utt_norm`` of the members, in
+    the order they first appear (one block, and the first member's preprocessing unchanged,
+    when all read the same)."""
+    modes: list[str] = []
+    blocks, norms = [], []
+    for model, meta in loaded:
+        mode = _utt_norm(meta.preprocess)
+        if mode not in modes:
+            modes.append(mode)
+            norms.append(model.norm)
+        blocks.append(modes.index(mode))
+    pre = loaded[0][1].preprocess
+    if len(modes) > 1:
+        pre = pre.replace(feature_params={**pre.feature_params, "utt_norm": "+".join(modes)},
+                          frontend=None, frontend_params=None)
+    return MemberInputs(pre, tuple(blocks), tuple(norms))
 
 
 def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = None,
@@ -224,18 +284,22 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     check_replaceable(out, force)
     loaded = _load_members(members)
     first, meta0 = loaded[0]
+    inputs = member_inputs(loaded)
     specs = [{"module": m.network.module, "params": dict(m.network.params)} for _, m in loaded]
     name = "fusion(" + "+".join(m.name for _, m in loaded) + ")"
+    several = {"inputs": list(inputs.blocks)} if len(inputs.norms) > 1 else {}
     clf = TorchClassifier(ensemble.build_net, n_classes=first.n_classes, members=specs,
-                          n_frames=first.train_cfg.n_frames, threads=first.train_cfg.threads)
-    clf.input_shape, clf.norm = tuple(meta0.network.input_shape), first.norm
-    clf.net = ensemble.build_net(first.n_classes, clf.input_shape, members=specs)
+                          n_frames=first.train_cfg.n_frames, threads=first.train_cfg.threads,
+                          **several)
+    t, width = tuple(meta0.network.input_shape)
+    clf.input_shape, clf.norm = (t, width * len(inputs.norms)), inputs.normaliser
+    clf.net = ensemble.build_net(first.n_classes, clf.input_shape, members=specs, **several)
     with torch.no_grad():
         for k, (model, _) in enumerate(loaded):
             clf.net.members[k].load_state_dict(model.net.state_dict())
-            # member k was trained on (raw - mean_k) / std_k; the ensemble gets
-            # (raw - mean_0) / std_0: x_k = x std_0 / std_k + (mean_0 - mean_k) / std_k
-            n0, nk = first.norm, model.norm
+            # member k was trained on (raw - mean_k) / std_k; the ensemble gets its block
+            # as (raw - mean_0) / std_0: x_k = x std_0 / std_k + (mean_0 - mean_k) / std_k
+            n0, nk = inputs.norms[inputs.blocks[k]], model.norm
             clf.net.scale[k] = torch.as_tensor(n0.std / nk.std, dtype=torch.float32)
             clf.net.shift[k] = torch.as_tensor((n0.mean - nk.mean) / nk.std, dtype=torch.float32)
     clf.net.eval()
@@ -264,7 +328,7 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                  "cross_validation": cv_metrics}
         config = {"model": {"name": name, "params": {"members": [str(m) for m in members]}}}
         save_model(clf, stage, config, metrics=cv_metrics or {}, extra=extra,
-                   preprocess=meta0.preprocess)
+                   preprocess=inputs.preprocess)
         calibration = None
         if cv:
             from emovox.experiment.rundir import fit_from_predictions_csv

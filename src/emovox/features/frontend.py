@@ -23,7 +23,9 @@ The computation follows librosa step by step (``center=True, pad_mode="constant"
 6. optionally (``utt_norm``, :func:`utterance_normalise`) each band's mean over time is
    subtracted and its standard deviation divided out (``cmvn``), or only the mean subtracted
    (``cmn``), or one mean over all bands and frames is subtracted (``gain``), so a constant
-   gain (a quiet or loud recording, a microphone's level) cancels by construction.
+   gain (a quiet or loud recording, a microphone's level) cancels by construction; several
+   modes (``cmvn+gain``) give each in turn side by side, ``(T, K n_mels)``, the input of an
+   ensemble whose members were trained on different normalisations of this log-mel.
 
 Only :meth:`LogMelFrontEnd.from_params` imports librosa (to build the two arrays); calling
 the front end needs NumPy only.
@@ -37,10 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from emovox.features.spectral import (
+from emovox.features.spectral import as_mono_padded
+from emovox.features.uttnorm import (
     CMVN_MIN_STD_DB,
     UtteranceNorm,
-    as_mono_padded,
+    UttNormValue,
+    utt_norm_modes,
+    utt_norm_value,
     utterance_normalise,
 )
 
@@ -69,7 +74,8 @@ class LogMelFrontEnd:
         fmin: lowest band edge in Hz.
         fmax: highest band edge in Hz (``None`` = ``sr / 2``).
         top_db: dynamic range kept below the maximum, dB (``None`` = no clipping).
-        utt_norm: per-utterance normalisation applied last (:class:`UtteranceNorm`).
+        utt_norm: per-utterance normalisation applied last (:class:`UtteranceNorm`), or a
+            tuple of them (each in turn, side by side: ``(T, len(utt_norm) * n_mels)``).
         mel_basis: ``(n_mels, 1 + n_fft // 2)`` float32 filterbank.
         window: ``(n_fft,)`` float64 analysis window.
     """
@@ -84,7 +90,7 @@ class LogMelFrontEnd:
     top_db: float | None
     mel_basis: np.ndarray = field(repr=False)
     window: np.ndarray = field(repr=False)
-    utt_norm: UtteranceNorm = UtteranceNorm.NONE
+    utt_norm: UtteranceNorm | tuple[UtteranceNorm, ...] = UtteranceNorm.NONE
 
     def __post_init__(self) -> None:
         n_bins = 1 + self.n_fft // 2
@@ -96,7 +102,7 @@ class LogMelFrontEnd:
             raise ValueError(f"window must be ({self.n_fft},), got {win.shape}")
         if self.hop_length <= 0:
             raise ValueError(f"hop_length must be positive, got {self.hop_length}")
-        object.__setattr__(self, "utt_norm", UtteranceNorm(self.utt_norm))
+        object.__setattr__(self, "utt_norm", _one_or_several(self.utt_norm))
         object.__setattr__(self, "mel_basis", mb)
         object.__setattr__(self, "window", win)
         object.__setattr__(self, "_mel_t", np.ascontiguousarray(mb.T))  # (n_bins, n_mels)
@@ -114,7 +120,7 @@ class LogMelFrontEnd:
         fmin: float = 20.0,
         fmax: float | None = None,
         top_db: float | None = 80.0,
-        utt_norm: UtteranceNorm | str = UtteranceNorm.NONE,
+        utt_norm: UttNormValue = UtteranceNorm.NONE,
     ) -> LogMelFrontEnd:
         """Build the filterbank and window with librosa (the only librosa use here).
 
@@ -135,14 +141,20 @@ class LogMelFrontEnd:
             n_mels=int(n_mels), fmin=float(fmin), fmax=None if fmax is None else float(fmax),
             top_db=None if top_db is None else float(top_db),
             mel_basis=np.asarray(mel_basis, np.float32), window=np.asarray(window, np.float64),
-            utt_norm=UtteranceNorm(utt_norm),
+            utt_norm=_one_or_several(utt_norm),
         )
+
+    @property
+    def width(self) -> int:
+        """Columns of the output: ``n_mels`` per normalisation mode."""
+        return self.n_mels * len(utt_norm_modes(self.utt_norm))
 
     # -- (de)serialisation --------------------------------------------------------------
     def params(self) -> dict[str, Any]:
         """The JSON part (for ``model.json["frontend"]``; ``utt_norm`` only when set, so
         artifacts written before it existed read back unchanged)."""
-        extra = {} if self.utt_norm is UtteranceNorm.NONE else {"utt_norm": self.utt_norm.value}
+        extra = ({} if self.utt_norm is UtteranceNorm.NONE
+                 else {"utt_norm": utt_norm_value(self.utt_norm)})
         return {"type": "logmel", **{k: getattr(self, k) for k in _PARAMS}, "amin": AMIN,
                 **extra}
 
@@ -160,7 +172,7 @@ class LogMelFrontEnd:
         return cls(
             **{k: params[k] for k in _PARAMS},
             mel_basis=arrays[f"{prefix}mel_basis"], window=arrays[f"{prefix}window"],
-            utt_norm=UtteranceNorm(params.get("utt_norm", UtteranceNorm.NONE.value)),
+            utt_norm=_one_or_several(params.get("utt_norm", UtteranceNorm.NONE.value)),
         )
 
     # -- the computation ----------------------------------------------------------------
@@ -244,14 +256,9 @@ class LogMelFrontEnd:
             if i < hi and j > lo:
                 kept.append(db[max(lo, i) - i : min(hi, j) - i])
         out = kept[0] if len(kept) == 1 else np.concatenate(kept)
-        if self.utt_norm is UtteranceNorm.GAIN:  # one mean over every band and frame
-            mean = s1.sum() / (total * self.n_mels)
-            return np.ascontiguousarray((out.astype(np.float64) - mean).astype(np.float32))
-        mu = s1 / total
-        if self.utt_norm is UtteranceNorm.CMN:  # each band's mean, no scaling
-            return np.ascontiguousarray((out.astype(np.float64) - mu).astype(np.float32))
-        sd = np.maximum(np.sqrt(np.maximum(s2 / total - mu * mu, 0.0)), CMVN_MIN_STD_DB)
-        return np.ascontiguousarray(((out.astype(np.float64) - mu) / sd).astype(np.float32))
+        parts = [_normalised(out, mode, s1, s2, total)
+                 for mode in utt_norm_modes(self.utt_norm)]
+        return np.ascontiguousarray(parts[0] if len(parts) == 1 else np.concatenate(parts, 1))
 
     def _block_power(self, x: np.ndarray, start: int, stop: int) -> np.ndarray:
         """Mel power ``(stop - start, n_mels)`` of frames ``start..stop-1`` of ``x`` (``x``
@@ -267,6 +274,28 @@ class LogMelFrontEnd:
         spec = np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64, copy=False)
         power = np.abs(spec) ** 2  # (t, n_bins) float32
         return _one_thread_matmul(power, self._mel_t)  # type: ignore[attr-defined]
+
+
+def _one_or_several(value: UttNormValue) -> UtteranceNorm | tuple[UtteranceNorm, ...]:
+    """One mode as itself, several as a tuple (the field's two forms)."""
+    modes = utt_norm_modes(value)
+    return modes[0] if len(modes) == 1 else modes
+
+
+def _normalised(db: np.ndarray, mode: UtteranceNorm, s1: np.ndarray, s2: np.ndarray,
+                total: int) -> np.ndarray:
+    """``db`` ``(t, n_mels)`` normalised by ``mode`` with the utterance's per-band sums
+    ``s1`` (of dB) and ``s2`` (of dB squared) over its ``total`` frames (float64)."""
+    if mode is UtteranceNorm.NONE:
+        return np.asarray(db, np.float32)
+    d = db.astype(np.float64)
+    if mode is UtteranceNorm.GAIN:  # one mean over every band and frame
+        return (d - s1.sum() / (total * db.shape[1])).astype(np.float32)
+    mu = s1 / total
+    if mode is UtteranceNorm.CMN:  # each band's mean, no scaling
+        return (d - mu).astype(np.float32)
+    sd = np.maximum(np.sqrt(np.maximum(s2 / total - mu * mu, 0.0)), CMVN_MIN_STD_DB)
+    return ((d - mu) / sd).astype(np.float32)
 
 
 _BLAS: dict[str, Any] = {}

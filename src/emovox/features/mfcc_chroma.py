@@ -21,18 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from emovox.features.spectral import (
-    UtteranceNorm,
-    chroma,
-    finite_float32,
-    mfcc,
-    standardise_columns,
-)
+from emovox.features.spectral import chroma, finite_float32, mfcc
+from emovox.features.uttnorm import UtteranceNorm, standardise_columns
 
 __all__ = ["MFCC_CHROMA_MIN_STD", "mfcc_chroma"]
 
 #: floor of a column's standard deviation in
-#: :func:`~emovox.features.spectral.standardise_columns` (a constant column,
+#: :func:`~emovox.features.uttnorm.standardise_columns` (a constant column,
 #: e.g. digital silence, becomes zeros instead of a division by zero). The columns' units
 #: differ (dB-scale cepstra, chroma in [0, 1]), so the floor only guards degenerate columns;
 #: a gain changes no column's spread, so the floor keeps the invariance.
@@ -66,7 +61,7 @@ def mfcc_chroma(
         tuning: tuning deviation from A440 in fractions of a chroma bin (fixed, so that a
             clip's pitch is not re-centred and the feature stays gain-invariant).
         utt_norm: ``"none"`` or ``"cmvn"`` (every column standardised over the utterance,
-            :func:`~emovox.features.spectral.standardise_columns`).
+            :func:`~emovox.features.uttnorm.standardise_columns`).
 
     Returns:
         float32 ``(T, n_mfcc * (1 + deltas) + n_chroma)``: cepstra, deltas, then chroma

@@ -21,11 +21,11 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 import logging
-from enum import Enum
 
 import numpy as np
 
 from emovox.errors import InvalidSamples
+from emovox.features.uttnorm import utterance_normalise
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ __all__ = [
     "spectral_bandwidth",
     "spectral_centroid",
     "spectral_contrast",
-    "standardise_columns",
     "spectral_flatness",
     "spectral_rolloff",
     "zcr",
@@ -98,59 +97,6 @@ def _window(win_length: int | None, n_fft: int) -> int | None:
 # --------------------------------------------------------------------------- spectrograms
 
 
-#: floor of the per-band standard deviation in :func:`utterance_normalise`, dB (a band that
-#: barely moves, e.g. one pinned at the ``top_db`` floor, is not blown up to unit variance)
-CMVN_MIN_STD_DB: float = 1.0
-
-
-class UtteranceNorm(str, Enum):
-    """Per-utterance normalisation of a log-mel (the ``utt_norm`` feature parameter)."""
-
-    NONE = "none"  #: dB re full scale, as computed (loudness is part of the input)
-    CMVN = "cmvn"  #: per band: minus the mean over time, divided by the std over time
-    #: per band: minus the mean over time only (gain and a fixed EQ cancel; each band's
-    #: dynamic range is kept, in dB)
-    CMN = "cmn"
-    #: minus one number, the mean over all bands and frames: the gain is removed, the
-    #: spectral shape (tilt, formant balance) and each band's movement are kept
-    GAIN = "gain"
-
-
-def utterance_normalise(db: np.ndarray, mode: UtteranceNorm | str) -> np.ndarray:
-    """Per-utterance normalisation of a time-major log-mel.
-
-    Args:
-        db: ``(T, n_mels)`` log-mel in dB.
-        mode: :class:`UtteranceNorm` (or its value).
-
-    Returns:
-        float32 ``(T, n_mels)``: unchanged for ``NONE``; for ``CMVN`` each band has zero mean
-        over time and unit standard deviation (std floored at :data:`CMVN_MIN_STD_DB`); for
-        ``GAIN`` the mean over all bins is subtracted (zero overall mean, dB kept); for
-        ``CMN`` each band's mean over time is subtracted (dB kept). A gain
-        ``g`` adds ``20 log10 g`` dB to every bin, which either mean removes exactly (except
-        where the -100 dB power floor binds, i.e. digital silence).
-    """
-    mode = UtteranceNorm(mode)
-    if mode is UtteranceNorm.NONE:
-        return np.asarray(db, np.float32)
-    if mode in (UtteranceNorm.GAIN, UtteranceNorm.CMN):
-        z = np.asarray(db, np.float64)
-        mean = z.mean() if mode is UtteranceNorm.GAIN else z.mean(axis=0, keepdims=True)
-        return (z - mean).astype(np.float32)
-    return standardise_columns(db, CMVN_MIN_STD_DB)
-
-
-def standardise_columns(x: np.ndarray, min_std: float) -> np.ndarray:
-    """``(T, F)`` with every column minus its mean over time, over its std (floored at
-    ``min_std``, in the column's units), computed in float64; float32 out."""
-    z = np.asarray(x, np.float64)
-    mu = z.mean(axis=0, keepdims=True)
-    sd = np.maximum(z.std(axis=0, keepdims=True), min_std)
-    return ((z - mu) / sd).astype(np.float32)
-
-
-
 def log_mel(
     wave: np.ndarray,
     sr: int,
@@ -181,12 +127,13 @@ def log_mel(
         fmin: lowest band edge in Hz.
         fmax: highest band edge in Hz (``None`` = ``sr / 2``).
         top_db: dynamic range kept below the maximum, in dB (``None`` = no clipping).
-        utt_norm: ``"none"`` (dB as computed) or ``"cmvn"`` (per band: minus its mean over
-            time, divided by its std; gain-invariant), see
-            :func:`emovox.features.frontend.utterance_normalise`.
+        utt_norm: ``"none"`` (dB as computed), ``"cmvn"`` (per band: minus its mean over
+            time, divided by its std; gain-invariant), ``"cmn"``, ``"gain"``, or several
+            joined by ``"+"``, see :func:`emovox.features.uttnorm.utterance_normalise`.
 
     Returns:
-        float32 array ``(n_mels, T)``: dB, or normalised dB with ``utt_norm="cmvn"``.
+        float32 array ``(n_mels, T)``: dB, or normalised dB with ``utt_norm``;
+        ``(K * n_mels, T)`` for ``K`` modes joined by ``"+"``.
     """
     import librosa
 

@@ -11,6 +11,13 @@ The output is ``log(mean_k softmax(logits_k))``: the serving path's softmax turn
 the averaged probabilities (late fusion with equal weights, as ``emovox fuse`` computes from
 cross-validation runs).
 
+Members trained on different per-utterance normalisations of the same log-mel (e.g. per-band
+CMVN and gain-only, :func:`emovox.features.uttnorm.utt_norm_modes`) read different column
+blocks of one input: the ensemble's ``Preprocess`` computes every normalisation the members
+need, side by side (``utt_norm="cmvn+gain"``: ``(T, 2 n_mels)``), and ``inputs[k]`` says which
+block member ``k`` reads; each block's standardisation is the first reader's, the affine map
+above bridges the others.
+
 Members are rebuilt from ``emovox.models.<name>`` modules only (the artifact reader's rule for
 a network module, applied to each member).
 """
@@ -30,38 +37,61 @@ _PREFIX = "emovox.models."
 
 
 class Ensemble(nn.Module):
-    """Equal-weight probability average of member networks over one input."""
+    """Equal-weight probability average of member networks over one input.
 
-    def __init__(self, members: Sequence[nn.Module], n_mels: int) -> None:
+    Args:
+        members: the member networks, each reading ``(B, T, n_mels)``.
+        n_mels: columns of one block of the input.
+        inputs: the block each member reads (``None``: all block 0, a one-block input).
+    """
+
+    def __init__(self, members: Sequence[nn.Module], n_mels: int,
+                 inputs: Sequence[int] | None = None) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         k = len(members)
+        self.inputs = tuple(int(i) for i in (inputs or [0] * k))
+        if len(self.inputs) != k or min(self.inputs) < 0:
+            raise ValueError(f"inputs must give one block (>= 0) per member, got {inputs}")
+        self.n_mels = int(n_mels)
         self.register_buffer("scale", torch.ones(k, n_mels))
         self.register_buffer("shift", torch.zeros(k, n_mels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (B, T, M) -> (B, n_classes) log of the mean probability."""
+        """``x``: (B, T, n_blocks * M) -> (B, n_classes) log of the mean probability."""
+        m = self.n_mels
         probs = [
-            torch.softmax(net(x * self.scale[k] + self.shift[k]), dim=-1)  # (B, C)
-            for k, net in enumerate(self.members)
+            torch.softmax(net(x[..., b * m : (b + 1) * m] * self.scale[k]  # (B, T, M)
+                              + self.shift[k]), dim=-1)  # (B, C)
+            for k, (net, b) in enumerate(zip(self.members, self.inputs, strict=True))
         ]
         return torch.log(torch.stack(probs).mean(dim=0).clamp_min(1e-12))  # (B, C)
 
 
 def build_net(n_classes: int, input_shape: tuple[int, ...],
-              members: Sequence[dict[str, Any]] = (), **train_keys: Any) -> Ensemble:
+              members: Sequence[dict[str, Any]] = (), inputs: Sequence[int] | None = None,
+              **train_keys: Any) -> Ensemble:
     """An (untrained) ensemble of ``members`` (each ``{"module": "emovox.models.X",
-    "params": {...}}``) for ``input_shape == (T, M)``; training keys are ignored."""
+    "params": {...}}``) for ``input_shape == (T, n_blocks * M)``, member ``k`` reading block
+    ``inputs[k]`` (default: every member block 0 of a one-block input); training keys are
+    ignored."""
     del train_keys
     if len(members) < 2:
         raise ValueError("an ensemble needs at least two members")
     if len(input_shape) != 2:
         raise ValueError(f"ensemble expects input_shape (T, M), got {input_shape}")
+    blocks = list(inputs) if inputs is not None else [0] * len(members)
+    n_blocks = max(blocks) + 1 if blocks else 1
+    if len(blocks) != len(members) or input_shape[1] % n_blocks or set(blocks) != set(
+            range(n_blocks)):
+        raise ValueError(f"inputs {blocks} do not split input_shape {input_shape} into "
+                         "blocks every one of which is read")
+    width = input_shape[1] // n_blocks
     nets = []
     for m in members:
         module = str(m.get("module", ""))
         if not module.startswith(_PREFIX) or module == __name__:
             raise ValueError(f"refusing to build ensemble member from module {module!r}")
         nets.append(importlib.import_module(module).build_net(
-            n_classes, tuple(input_shape), **dict(m.get("params", {}))))
-    return Ensemble(nets, input_shape[1])
+            n_classes, (input_shape[0], width), **dict(m.get("params", {}))))
+    return Ensemble(nets, width, blocks)
