@@ -4,6 +4,7 @@ graph) whose probabilities are the mean of the members'."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,15 @@ def test_members_on_different_normalisations_read_their_own_block(members, tmp_p
     long_clip = write_clip(tmp_path / "long.wav", voice(9.0, f0=140.0))
     probs = [Predictor.from_artifact(p).clip_probabilities(long_clip) for p in trio]
     np.testing.assert_allclose(ens.clip_probabilities(long_clip), sum(probs) / 3, atol=1e-4)
+    # bench/split_ensemble.py gives each member back with its own normalisation
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import split_ensemble
+
+    parts = split_ensemble.split(out, tmp_path / "split")
+    norms = [json.loads((p / "model.json").read_text())["preprocess"]["feature_params"]
+             for p in parts]
+    assert norms == [{"utt_norm": "cmvn"}, {"utt_norm": "gain"}, {"utt_norm": "cmvn"}]
+    assert split_ensemble.check(out, parts) < 1e-5
 
 
 def test_ensemble_refuses_members_that_read_another_input(members, tmp_path):
