@@ -65,6 +65,9 @@ def test_the_card_names_each_member_s_training_augmentation(members, tmp_path):
                            "ecapa_cmvn (2 augmented copies of each clip: reverb")
     trained_on = json.loads((out / "model.json").read_text())["trained_on"]
     assert trained_on["member_augment"][0] == "" and "reverb" in trained_on["member_augment"][1]
+    # and where each member was trained (package versions, CPU)
+    assert len(trained_on["member_environment"]) == 2 and "environment" not in trained_on
+    assert "- crnn_cmvn trained with: torch " in card
 
 
 def test_the_default_recipe_of_three_networks_exports_as_one_graph(members, tmp_path):

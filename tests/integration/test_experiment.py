@@ -222,6 +222,10 @@ def test_merged_single_fold_runs_equal_one_run_over_both_folds(fake_ravdess, fak
     assert got["summary"] == want["summary"] and got["pooled"] == want["pooled"]
     assert [f["index"] for f in got["folds"]] == [0, 1]
     assert got["train_ua_mean"] == pytest.approx(want["train_ua_mean"])
+    # where it was computed is recorded, and kept by the merge (the same machine here)
+    from emovox.provenance import environment
+
+    assert want["environment"] == got["environment"] == environment()
     assert (tmp_path / "m" / "predictions.csv").read_text().count("\n") == (
         both / "predictions.csv").read_text().count("\n")
     # the same fold twice, or another configuration, is refused

@@ -161,6 +161,23 @@ def _members_text(trained_on: dict[str, Any]) -> str:
                      for name, aug in zip(trained_on["members"], augs, strict=False))
 
 
+def _environment_text(env: dict[str, Any]) -> str:
+    """``torch 2.13.0, numpy 2.4.6, ... (Python 3.11.7, <cpu>)``."""
+    packages = ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items())
+    cpu = " ".join([str(env.get("cpu", "?")), *(env.get("cpu_features") or [])])
+    return f"{packages} (Python {env.get('python', '?')}, {cpu})"
+
+
+def _environment_lines(trained_on: dict[str, Any]) -> list[str]:
+    """Where the model (or each member) was trained: package versions and CPU."""
+    if isinstance(trained_on.get("environment"), dict):
+        return [f"- trained with: {_environment_text(trained_on['environment'])}"]
+    envs = trained_on.get("member_environment") or []
+    names = trained_on.get("members") or []
+    return [f"- {name} trained with: {_environment_text(env)}"
+            for name, env in zip(names, envs, strict=False) if isinstance(env, dict)]
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """A human-readable card from an artifact's model.json."""
     cv = meta.get("cross_validation") or {}
@@ -178,6 +195,7 @@ def model_card(meta: dict[str, Any]) -> str:
         *([f"- members (probabilities averaged, one ONNX graph): {_members_text(tr)}"]
           if tr.get("members") else []),
         *([f"- training augmentation: {tr['augment']}"] if tr.get("augment") else []),
+        *_environment_lines(tr),
         *_corpus_lines(tr),
         "",
         *_cv_lines(cv),

@@ -112,6 +112,7 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
         "folds": _fold_rows(records, per_fold, fold_ids),
         "fused_runs": [str(r) for r in runs], "weights": w.tolist(),
+        **environments(metas),
         **_per_corpus(y, pred, [k[1] for k in order]),
     }
     test_only = {tuple(m.get("test_only_corpora") or ()) for m in metas}
@@ -167,6 +168,20 @@ def _teachers(configs: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(t for c in configs for t in c.get("teachers") or []))
 
 
+def environments(metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``environment`` record of runs combined into one: ``{"environment": E}`` when every
+    run that recorded one recorded the same, ``{"environments": [E1, E2, ...]}`` (distinct, in
+    order) when they differ, ``{}`` when none did (runs written before it was recorded)."""
+    seen: list[Any] = []
+    for m in metrics:
+        for env in [m.get("environment"), *(m.get("environments") or [])]:
+            if env is not None and env not in seen:
+                seen.append(env)
+    if not seen:
+        return {}
+    return {"environment": seen[0]} if len(seen) == 1 else {"environments": seen}
+
+
 def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     """Merge runs of one configuration over disjoint folds into the run directory ``out``;
     returns its metrics.json content (per-fold records kept as they were, summary, pooled
@@ -202,12 +217,14 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         return float(np.mean(vals)) if all(v is not None for v in vals) else None
 
     result = {
-        **{k: v for k, v in first.items() if k not in {"folds", "seconds_total", "per_corpus"}},
+        **{k: v for k, v in first.items()
+           if k not in {"folds", "seconds_total", "per_corpus", "environment", "environments"}},
         "summary": summarize(per_fold), "pooled": pooled.to_dict(),
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
         "val_ua_mean": mean_of("val_ua"), "train_ua_mean": mean_of("train_ua"),
         "folds": sorted(fold_rows, key=lambda f: f["index"]),
         "seconds_total": sum(r.metrics.get("seconds_total", 0.0) for r in records),
+        **environments([r.metrics for r in records]),
         "merged_runs": [str(r) for r in runs],
         "teachers": _teachers(configs),
         **_per_corpus(y, proba.argmax(1), [p.corpus for p in rows]),

@@ -31,6 +31,7 @@ from emovox.experiment.runner import training_sources
 from emovox.fileio import atomic_path
 from emovox.labels import LABELS
 from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
+from emovox.provenance import environment
 from emovox.splits import pick_val_speakers
 from emovox.training import build_model
 
@@ -133,7 +134,7 @@ def _trained_on(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray, speakers: l
             "channels": list(cfg.data.vocal_channels),
             **({"teachers": list(cfg.teachers)} if cfg.teachers else {}),
             **({"augment": aug} if aug else {}),
-            "seconds": round(seconds, 1)}
+            "seconds": round(seconds, 1), "environment": environment()}
 
 
 def _fit(cfg: ExperimentConfig, spec: ModelSpec, ds: Dataset, items: list[Any],
@@ -318,9 +319,12 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     try:
         stage = tmp / out.name
         augs = [augment_summary((m.experiment_config or {}).get("augment")) for _, m in loaded]
-        trained_on = {**{k: v for k, v in meta0.trained_on.items() if k != "augment"},
+        envs = [m.trained_on.get("environment") for _, m in loaded]
+        trained_on = {**{k: v for k, v in meta0.trained_on.items()
+                         if k not in ("augment", "environment")},
                       "members": [m.name for _, m in loaded],
                       **({"member_augment": augs} if any(augs) else {}),
+                      **({"member_environment": envs} if any(envs) else {}),
                       "seconds": round(sum(float(m.trained_on.get("seconds", 0.0))
                                            for _, m in loaded), 1)}
         extra = {"name": name, "trained_on": trained_on,

@@ -56,6 +56,7 @@ from emovox.features.cache import ProgressFn, Variant
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
 from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
+from emovox.provenance import environment
 from emovox.splits import Fold, make_folds
 from emovox.training import build_model
 
@@ -136,6 +137,7 @@ class ExperimentResult:
             "teachers": list(self.config.teachers),
             "extraction": self.extraction,
             "seconds_total": self.seconds,
+            "environment": environment(),
         }
 
 
