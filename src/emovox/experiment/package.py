@@ -268,6 +268,20 @@ def member_inputs(loaded: Sequence[tuple[Any, Any]]) -> MemberInputs:
     return MemberInputs(pre, tuple(blocks), tuple(norms))
 
 
+def _ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
+    """An ensemble's ``trained_on``: its first member's data, every member's name, training
+    augmentation and environment, and their training seconds summed."""
+    augs = [augment_summary((m.experiment_config or {}).get("augment")) for _, m in loaded]
+    envs = [m.trained_on.get("environment") for _, m in loaded]
+    return {**{k: v for k, v in loaded[0][1].trained_on.items()
+               if k not in ("augment", "environment")},
+            "members": [m.name for _, m in loaded],
+            **({"member_augment": augs} if any(augs) else {}),
+            **({"member_environment": envs} if any(envs) else {}),
+            "seconds": round(sum(float(m.trained_on.get("seconds", 0.0)) for _, m in loaded),
+                             1)}
+
+
 def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = None,
                     also: Sequence[Path] = (), force: bool = False, onnx: bool = True) -> Any:
     """One artifact ``out`` from trained network folders ``members``: an
@@ -318,16 +332,7 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                                 prefix=f".{out.name}.build"))
     try:
         stage = tmp / out.name
-        augs = [augment_summary((m.experiment_config or {}).get("augment")) for _, m in loaded]
-        envs = [m.trained_on.get("environment") for _, m in loaded]
-        trained_on = {**{k: v for k, v in meta0.trained_on.items()
-                         if k not in ("augment", "environment")},
-                      "members": [m.name for _, m in loaded],
-                      **({"member_augment": augs} if any(augs) else {}),
-                      **({"member_environment": envs} if any(envs) else {}),
-                      "seconds": round(sum(float(m.trained_on.get("seconds", 0.0))
-                                           for _, m in loaded), 1)}
-        extra = {"name": name, "trained_on": trained_on,
+        extra = {"name": name, "trained_on": _ensemble_trained_on(loaded),
                  "n_params": int(sum(p.numel() for p in clf.net.parameters())),
                  "cross_validation": cv_metrics}
         config = {"model": {"name": name, "params": {"members": [str(m) for m in members]}}}
