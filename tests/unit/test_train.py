@@ -18,6 +18,7 @@ from emovox.training import build_model
 from emovox.training.trainer import (
     TorchClassifier,
     focal_loss,
+    freq_mixstyle,
     freq_warp,
     spec_augment,
     warp_bands,
@@ -56,6 +57,39 @@ def test_freq_warp_draws_factors_within_the_range():
     y = freq_warp(ramp, torch.Generator().manual_seed(0), 0.1)
     a = y[:, 0, 10] / 10  # below the knee, band 10 reads band 10 a
     assert a.min() >= 0.9 - 1e-5 and a.max() <= 1.1 + 1e-5 and a.std() > 0.04
+
+
+def test_freq_mixstyle_swaps_spectral_envelopes_and_keeps_the_content():
+    g = torch.Generator().manual_seed(0)
+    content = torch.randn(2, 200, 16, generator=g)
+    content = (content - content.mean(1, keepdim=True)) / content.std(1, keepdim=True,
+                                                                      unbiased=False)
+    env_mu = torch.stack([torch.linspace(-2, 2, 16), torch.linspace(3, 1, 16)])  # (2, F)
+    env_sd = torch.stack([torch.full((16,), 0.5), torch.full((16,), 2.0)])
+    x = content * env_sd[:, None] + env_mu[:, None]  # (2, T, F): two "speakers"
+    perm = torch.tensor([1, 0])
+    same = freq_mixstyle(x, torch.ones(2), perm)  # weight 1 on itself: unchanged
+    torch.testing.assert_close(same, x, atol=1e-4, rtol=0)
+    swapped = freq_mixstyle(x, torch.zeros(2), perm)  # all the other clip's envelope
+    torch.testing.assert_close(swapped.mean(1), env_mu[[1, 0]], atol=1e-4, rtol=0)
+    torch.testing.assert_close(swapped.std(1, unbiased=False), env_sd[[1, 0]], atol=1e-3,
+                               rtol=0)
+    # the content (each clip's normalised pattern over time) is its own
+    z = (swapped - swapped.mean(1, keepdim=True)) / swapped.std(1, keepdim=True,
+                                                                unbiased=False)
+    torch.testing.assert_close(z, content, atol=1e-3, rtol=0)
+    half = freq_mixstyle(x, torch.full((2,), 0.5), perm)
+    torch.testing.assert_close(half.mean(1), env_mu.mean(0).expand(2, -1), atol=1e-4, rtol=0)
+
+
+def test_mixstyle_settings_are_checked():
+    from emovox.errors import ConfigError
+    from emovox.models.params import TrainConfig
+
+    assert TrainConfig.split({"mixstyle": "0.5"})[0].mixstyle == 0.5
+    for bad in ({"mixstyle": 1.5}, {"mixstyle": -0.1}, {"mixstyle_alpha": 0}):
+        with pytest.raises(ConfigError, match="mixstyle"):
+            TrainConfig.split(bad)
 
 
 def test_spec_augment_masks_without_touching_input():
@@ -152,3 +186,19 @@ def test_without_validation_every_epoch_runs_and_the_last_is_kept():
     final = m.net.state_dict()
     assert all(torch.equal(final[k], seen[-1][1][k]) for k in final)  # the last epoch's
     assert not all(torch.equal(final[k], seen[0][1][k]) for k in final)
+
+
+@pytest.mark.slow
+def test_training_with_mixstyle_is_deterministic_and_changes_the_model():
+    rng = np.random.default_rng(0)
+    y = np.arange(32) % 8
+    x = (rng.normal(size=(32, 40, 16)) + y[:, None, None] * 0.3).astype(np.float32)
+
+    def fit(p: float) -> np.ndarray:
+        model = build_model(MODELS["ecapa_gain"], n_classes=8, seed=1, epochs=2,
+                            channels=16, n_frames=40, mixstyle=p, threads=1)
+        return model.fit(x, y, x[:0], y[:0]).predict_proba(x)
+
+    a, b = fit(1.0), fit(1.0)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, fit(0.0))

@@ -212,6 +212,11 @@ class TrainConfig(ModelParams):
     #: vocal-tract-length perturbation: warp each training clip's frequency axis by a factor
     #: in 1 +- vtlp (0 = off; 0.1 is usual), on sequence training batches
     vtlp: float = 0.0
+    #: Freq-MixStyle: probability that a sequence training batch has each clip's per-band
+    #: statistics mixed with another clip's (0 = off; 0.4-0.8 in the papers)
+    mixstyle: float = 0.0
+    #: Freq-MixStyle's Beta(alpha, alpha) mixing weights
+    mixstyle_alpha: float = 0.3
     #: mixup Beta(alpha, alpha) parameter (0 = no mixup)
     mixup_alpha: float = 0.0
     #: sequences padded/cropped to this many frames (0 = keep the feature's own length)
@@ -228,6 +233,12 @@ class TrainConfig(ModelParams):
     distil_temperature: float = 2.0
     #: RNG seed (set from ``--seed``, not a ``-p`` key)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mixstyle <= 1.0:
+            raise ConfigError(f"mixstyle is a probability (0..1), got {self.mixstyle}")
+        if not self.mixstyle_alpha > 0:
+            raise ConfigError(f"mixstyle_alpha must be positive, got {self.mixstyle_alpha}")
 
     @classmethod
     def split(cls, params: typing.Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Training PyTorch classifiers: normalisation fitted on training data, AdamW, a
 learning-rate schedule, class-weighted CE or focal loss, SpecAugment and mixup on
-training batches only, gradient clipping, early stopping on validation speakers.
+training batches only (optionally VTLP and Freq-MixStyle too), gradient clipping, early
+stopping on validation speakers.
 
 :class:`TorchClassifier` implements the :class:`emovox.models.base.Model` protocol so
 the experiment runner treats it like any scikit-learn pipeline.
@@ -94,6 +95,20 @@ def freq_warp(x: torch.Tensor, gen: torch.Generator, max_warp: float) -> torch.T
     uniformly from ``1 +- max_warp`` per clip. # (B, T, F)"""
     a = 1 + (torch.rand(x.shape[0], generator=gen) * 2 - 1) * max_warp  # (B,)
     return warp_bands(x, a)
+
+
+def freq_mixstyle(x: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor,
+                  eps: float = 1e-6) -> torch.Tensor:
+    """Freq-MixStyle (Kim et al. 2022; Schmid et al. 2022): each clip's per-band mean and std
+    over time (its spectral envelope: speaker, microphone, room) are replaced by a mix of its
+    own and those of clip ``perm[i]``, weights ``lam`` (B,); the normalised content is kept.
+    A train-time analogue of per-speaker normalisation. # (B, T, F)"""
+    mu = x.mean(dim=1, keepdim=True)  # (B, 1, F)
+    sig = (x.var(dim=1, keepdim=True) + eps).sqrt()  # (B, 1, F)
+    w = lam.to(x.dtype).view(-1, 1, 1)  # (B, 1, 1)
+    mu_mix = w * mu + (1 - w) * mu[perm]
+    sig_mix = w * sig + (1 - w) * sig[perm]
+    return (x - mu) / sig * sig_mix + mu_mix  # (B, T, F)
 
 
 @dataclass
@@ -317,6 +332,10 @@ class TorchClassifier:
             qb = self._soft[idx] if self._soft is not None else None
             if tc.vtlp > 0 and xb.ndim == 3:
                 xb = freq_warp(xb, step.gen, tc.vtlp)
+            if tc.mixstyle > 0 and xb.ndim == 3 and step.np_rng.random() < tc.mixstyle:
+                lam = torch.from_numpy(step.np_rng.beta(tc.mixstyle_alpha, tc.mixstyle_alpha,
+                                                        len(idx)))
+                xb = freq_mixstyle(xb, lam, torch.randperm(len(idx), generator=step.gen))
             if tc.specaugment and xb.ndim == 3:
                 xb = spec_augment(xb, step.gen)
             if tc.mixup_alpha > 0:
