@@ -306,8 +306,8 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     clf = TorchClassifier(ensemble.build_net, n_classes=first.n_classes, members=specs,
                           n_frames=first.train_cfg.n_frames, threads=first.train_cfg.threads,
                           **several)
-    t, width = tuple(meta0.network.input_shape)
-    clf.input_shape, clf.norm = (t, width * len(inputs.norms)), inputs.normaliser
+    *lead, width = tuple(meta0.network.input_shape)  # (T, M): the blocks side by side
+    clf.input_shape, clf.norm = (*lead, width * len(inputs.norms)), inputs.normaliser
     clf.net = ensemble.build_net(first.n_classes, clf.input_shape, members=specs, **several)
     with torch.no_grad():
         for k, (model, _) in enumerate(loaded):
