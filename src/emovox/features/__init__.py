@@ -22,6 +22,7 @@ seed003      vector   ``(340,)``           mean/std/min/max of 85 frame features
 seed004      sequence ``(200, 40)``        40 MFCC, 20 ms hop, fixed 200 frames
 egemaps      vector   ``(88,)``            openSMILE eGeMAPSv02 functionals (extra ``smile``)
 compare      vector   ``(6373,)``          openSMILE ComParE_2016 functionals (extra ``smile``)
+prosody      vector   ``(47,)``            eGeMAPS-like pitch/loudness/voice/spectral functionals
 ===========  =======  ===================  ===================================================
 
 ``seed000`` .. ``seed004`` are the feature sets of the five reference projects
@@ -49,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.features import mfcc_chroma, pooling, reference, smile, spectral
+from emovox.features import mfcc_chroma, pooling, prosody, reference, smile, spectral
 
 __all__ = [
     "FEATURES",
@@ -59,6 +60,7 @@ __all__ = [
     "feature_key",
     "mfcc_chroma",
     "pooling",
+    "prosody",
     "reference",
     "smile",
     "spectral",
@@ -170,6 +172,9 @@ FEATURES: dict[str, FeatureSpec] = {
         ),
         _spec("egemaps", smile.egemaps, "vector", "openSMILE eGeMAPSv02 functionals, (88,)"),
         _spec("compare", smile.compare, "vector", "openSMILE ComParE_2016 functionals, (6373,)"),
+        _spec("prosody", prosody.prosody, "vector",
+              "eGeMAPS-like pitch, loudness, voice-quality, spectral-balance and timing "
+              f"functionals in NumPy, gain-invariant, ({len(prosody.FEATURE_NAMES)},)"),
     )
 }
 

@@ -75,6 +75,11 @@ MODELS: dict[str, ModelSpec] = {
         "egemaps_svm", "svm", configs.SvmConfig(), "egemaps",
         "eGeMAPSv02 functionals (88) + standardisation + RBF SVM", "baseline",
     ),
+    "prosody_logreg": _classical(
+        "prosody_logreg", "logreg", LogregConfig(), "prosody",
+        "eGeMAPS-like functionals in NumPy (47: pitch, loudness, HNR, spectral balance, "
+        "MFCC 1-4, timing) + standardisation + logistic regression", "ours",
+    ),
     "compare_logreg": _classical(
         "compare_logreg", "logreg", LogregConfig(), "compare",
         "ComParE_2016 functionals (6373) + standardisation + logistic regression", "baseline",

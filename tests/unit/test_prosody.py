@@ -1,0 +1,100 @@
+"""Known-answer tests of the eGeMAPS-like functionals (``emovox.features.prosody``) on
+synthetic signals: pitch of harmonic tones, voicing of noise, loudness steps, spectral
+balance, timing of bursts, gain invariance, tiny and silent inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emovox.features import FEATURES, extract
+from emovox.features.prosody import FEATURE_NAMES, prosody
+from emovox.models import MODELS
+from signals import SR, harmonic, noise, silence, sine
+
+
+def _named(wave: np.ndarray, sr: int = SR) -> dict[str, float]:
+    return dict(zip(FEATURE_NAMES, prosody(wave, sr).tolist(), strict=True))
+
+
+def _semitones(f0: float) -> float:
+    return 12 * np.log2(f0 / 27.5)
+
+
+def test_shape_names_and_registry_agree() -> None:
+    x = extract("prosody", harmonic(150.0, 1.0), SR)
+    assert x.shape == (len(FEATURE_NAMES),) == (47,)
+    assert x.dtype == np.float32
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
+    assert FEATURES["prosody"].kind == "vector"
+    assert MODELS["prosody_logreg"].feature == "prosody"
+
+
+@pytest.mark.parametrize("f0", [70.0, 110.0, 200.0, 320.0, 450.0])
+def test_pitch_of_a_harmonic_tone_without_octave_errors(f0: float) -> None:
+    d = _named(harmonic(f0, 1.0, vibrato=0.0))
+    assert d["f0_semitone_p50"] == pytest.approx(_semitones(f0), abs=0.3)
+    assert d["f0_semitone_range2080"] < 0.3
+    assert d["voiced_fraction"] == pytest.approx(1.0)
+    assert d["hnr_mean"] > 15.0
+
+
+def test_pitch_follows_a_glide_up_and_reports_rising_steps() -> None:
+    t = np.arange(SR) / SR
+    f = np.linspace(120.0, 240.0, SR)  # one octave up in 1 s
+    wave = 0.3 * np.sin(2 * np.pi * np.cumsum(f) / SR)
+    d = _named(wave.astype(np.float32))
+    assert d["f0_semitone_range2080"] == pytest.approx(0.6 * 12, abs=1.0)  # p80 - p20
+    assert d["f0_rise_mean"] > 0.05 > d["f0_fall_mean"]
+    assert t.shape == f.shape
+
+
+def test_white_noise_is_mostly_unvoiced() -> None:
+    d = _named(noise(1.0, amp=0.1, seed=3))
+    assert d["voiced_fraction"] < 0.2
+
+
+def test_a_20_db_step_gives_a_20_db_loudness_range() -> None:
+    quiet, loud = harmonic(150.0, 1.0, amp=0.03), harmonic(150.0, 1.0, amp=0.3)
+    d = _named(np.concatenate([quiet, loud]))
+    assert d["loudness_range2080"] == pytest.approx(20.0, abs=1.0)
+    assert d["loudness_p80"] == pytest.approx(0.0, abs=0.5)
+
+
+def test_alpha_ratio_is_high_for_low_sounds_and_low_for_high_ones() -> None:
+    low = _named(sine(300.0, 1.0, amp=0.3) + 0.001 * noise(1.0, amp=1.0, seed=1))
+    high = _named(sine(3000.0, 1.0, amp=0.3) + 0.001 * noise(1.0, amp=1.0, seed=1))
+    alpha_low = low["voiced_alpha_ratio_mean"] or low["unvoiced_alpha_ratio_mean"]
+    alpha_high = high["voiced_alpha_ratio_mean"] or high["unvoiced_alpha_ratio_mean"]
+    assert alpha_low > 20.0
+    assert alpha_high < -20.0
+
+
+def test_timing_of_three_voiced_bursts() -> None:
+    burst, gap = harmonic(180.0, 0.3), silence(0.2)
+    d = _named(np.concatenate([gap, burst, gap, burst, gap, burst, gap]))
+    assert d["voiced_segment_mean_s"] == pytest.approx(0.3, abs=0.05)
+    assert d["voiced_segments_per_s"] == pytest.approx(3 / 0.9, rel=0.15)
+    assert d["voiced_fraction"] > 0.85
+
+
+@pytest.mark.parametrize("gain", [0.01, 0.3, 30.0])
+def test_gain_does_not_change_the_functionals(gain: float) -> None:
+    rng = np.random.default_rng(0)
+    wave = harmonic(160.0, 1.5, vibrato=0.03, noise=0.01, rng=rng)
+    np.testing.assert_allclose(prosody(wave * gain, SR), prosody(wave, SR), rtol=1e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("wave", [np.zeros(0, np.float32), np.zeros(100, np.float32),
+                                  silence(1.0), np.full(SR, 0.2, np.float32)],
+                         ids=["empty", "tiny", "silence", "dc"])
+def test_degenerate_inputs_give_finite_values(wave: np.ndarray) -> None:
+    x = prosody(wave, SR)
+    assert x.shape == (47,)
+    assert np.isfinite(x).all()
+
+
+def test_other_sampling_rates_give_the_same_pitch() -> None:
+    for sr in (8000, 22050, 48000):
+        d = _named(harmonic(150.0, 1.0, sr=sr), sr)
+        assert d["f0_semitone_p50"] == pytest.approx(_semitones(150.0), abs=0.3), sr
