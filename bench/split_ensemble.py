@@ -78,6 +78,9 @@ def split(path: Path, out: Path) -> list[Path]:
     ens, meta = load_trained(path)
     if meta.network.module != "emovox.models.ensemble":
         raise SystemExit(f"{path}: not an ensemble ({meta.network.module})")
+    if meta.network.params.get("functional"):
+        raise SystemExit(f"{path}: has a functional (linear) member; splitting writes "
+                         "networks only: keep that member's own folder")
     modes = utt_norm_modes(meta.preprocess.feature_params.get("utt_norm", "none"))
     names = list(meta.trained_on.get("members") or [])
     augs = list(meta.trained_on.get("member_augment") or [""] * len(names))

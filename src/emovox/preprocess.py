@@ -120,6 +120,8 @@ class PreparedWave:
     wave: np.ndarray
     duration: float  #: seconds at :attr:`Preprocess.sr`, before trimming
     silent: bool  #: loudest frame below -60 dBFS (then never trimmed)
+    #: the wave before trimming (the same array when nothing was trimmed), at the same rate
+    untrimmed: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,10 @@ class Preprocess:
             scale inside).
         frontend: stored NumPy log-mel front end (``feature == "logmel"`` only); without it
             the feature is computed by :func:`emovox.features.extract` (librosa).
+        functional: a registered *vector* feature (e.g. ``"prosody"``) of the whole wave
+            before trimming, appended to every frame of the sequence as further columns,
+            ``(T, F + D)`` (:meth:`window_features`): how an ensemble feeds a linear member
+            on utterance functionals through the one network input (``None``: nothing).
     """
 
     sr: int = TARGET_SR
@@ -154,6 +160,7 @@ class Preprocess:
     frontend: LogMelFrontEnd | None = field(default=None, compare=False, repr=False)
     #: the stored front end's parameters as read from model.json (arrays attached on read)
     frontend_params: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    functional: str | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.sr, int) and self.sr > 0):
@@ -165,6 +172,9 @@ class Preprocess:
             raise ValueError(f"n_frames must be a non-negative integer, got {self.n_frames!r}")
         if not isinstance(self.feature_params, dict):
             raise ValueError(f"feature_params must be a mapping, got {self.feature_params!r}")
+        if self.functional is not None and not (isinstance(self.functional, str)
+                                                and self.functional):
+            raise ValueError(f"functional must be a feature name, got {self.functional!r}")
         object.__setattr__(self, "loudness", Loudness(self.loudness))
         object.__setattr__(self, "top_db", float(self.top_db))
         object.__setattr__(self, "trim", bool(self.trim))
@@ -197,18 +207,20 @@ class Preprocess:
         x = self.at_rate(wave, sr)
         duration = len(x) / self.sr
         if not self.trim:
-            return PreparedWave(x, duration, bool(is_silent(x)))
+            return PreparedWave(x, duration, bool(is_silent(x)), x)
         silent, t = silent_and_trimmed(x, self.sr, top_db=self.top_db)  # one pass for both
+        untrimmed = x
         if not silent and 0 < len(t) < len(x):
             x = np.ascontiguousarray(t)
-        return PreparedWave(x, duration, bool(silent))
+        return PreparedWave(x, duration, bool(silent), untrimmed)
 
     def prepare_wave(self, wave: np.ndarray, sr: int) -> np.ndarray:
         """The waveform the features see (see :meth:`prepare`)."""
         return self.prepare(wave, sr).wave
 
     def features(self, wave: np.ndarray) -> np.ndarray:
-        """Feature of a prepared waveform: ``(T, F)`` for sequences, ``(F,)`` for vectors."""
+        """Feature of a prepared waveform: ``(T, F)`` for sequences, ``(F,)`` for vectors
+        (without the :attr:`functional` columns: :meth:`window_features` adds them)."""
         if self.frontend is not None:
             return self.frontend(wave)
         if self.feature is None:
@@ -216,6 +228,25 @@ class Preprocess:
         from emovox.features import extract
 
         return extract(self.feature, wave, self.sr, **self.feature_params)
+
+    def window_features(self, prepared: PreparedWave) -> np.ndarray:
+        """The model's input features of one prepared item: :meth:`cropped_features` of its
+        (trimmed) wave, with the :attr:`functional` of the wave *before* trimming appended to
+        every frame (``(T, F + D)``; a functional member is trained on untrimmed clips)."""
+        seq = self.cropped_features(prepared.wave)
+        whole = prepared.untrimmed if prepared.untrimmed is not None else prepared.wave
+        return self.with_functional(seq, whole)
+
+    def with_functional(self, seq: np.ndarray, wave: np.ndarray) -> np.ndarray:
+        """``seq`` ``(T, F)`` with the :attr:`functional` vector of ``wave`` appended to every
+        frame, ``(T, F + D)``; unchanged without one."""
+        if self.functional is None:
+            return seq
+        from emovox.features import extract
+
+        vec = np.asarray(extract(self.functional, wave, self.sr), np.float32)
+        seq = np.asarray(seq, np.float32)
+        return np.concatenate([seq, np.broadcast_to(vec, (seq.shape[0], vec.shape[0]))], axis=1)
 
     def with_logmel_frontend(self) -> Preprocess:
         """This preprocessing with its NumPy log-mel front end built (with librosa) from
@@ -275,6 +306,7 @@ class Preprocess:
             "frontend": self.frontend.params() if self.frontend is not None
             else self.frontend_params,
             "normaliser": self.norm is not None,
+            **({"functional": self.functional} if self.functional is not None else {}),
         }
 
     @classmethod
@@ -282,7 +314,7 @@ class Preprocess:
         """Scalars of :meth:`to_params` (arrays are attached by the artifact reader).
         Raises ``ValueError``/``TypeError`` naming the bad field."""
         known = {"sr", "trim", "top_db", "loudness", "feature", "feature_params", "n_frames",
-                 "frontend", "normaliser"}
+                 "frontend", "normaliser", "functional"}
         unknown = set(params) - known
         if unknown:
             raise ValueError(f"unknown field(s) {sorted(unknown)}")
@@ -300,5 +332,5 @@ class Preprocess:
             top_db=params.get("top_db", TRIM_TOP_DB),
             loudness=Loudness(params.get("loudness", Loudness.NONE.value)), feature=feature,
             feature_params=params.get("feature_params") or {},
-            n_frames=params.get("n_frames", 0) or 0,
+            n_frames=params.get("n_frames", 0) or 0, functional=params.get("functional"),
         )

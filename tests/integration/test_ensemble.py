@@ -120,6 +120,51 @@ def test_members_on_different_normalisations_read_their_own_block(members, tmp_p
     assert split_ensemble.check(out, parts) < 1e-5
 
 
+@pytest.fixture(scope="module")
+def functional(fake_ravdess, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("functional") / "prosody_logreg"
+    ok(invoke(["train", "--data", fake_ravdess, "--out", out, "--model", "prosody_logreg",
+               "-p", "C=0.001", "-j", "1"],  # strongly regularised: no saturated answers
+              env={"EMOVOX_CACHE": str(out.parent / "cache")}))
+    return out
+
+
+def test_a_functional_member_joins_the_networks_in_one_graph(members, functional, tmp_path):
+    """CRNN + ECAPA + prosody_logreg: the linear model on the untrimmed clip's functionals
+    is one more member of the mean, inside the one ONNX graph, for short and long inputs."""
+    out = tmp_path / "with-functional"
+    trio = [members[0], members[1], functional]
+    res = invoke(["ensemble", *trio, "--out", out])
+    ok(res)
+    assert "fusion(crnn_cmvn+ecapa_cmvn+prosody_logreg)" in text(res)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["preprocess"]["functional"] == "prosody"
+    assert meta["network"]["params"]["functional"] == {"dim": 47}
+    assert meta["network"]["input_shape"][1] == 64 + 47
+    assert meta["trained_on"]["members"] == ["crnn_cmvn", "ecapa_cmvn", "prosody_logreg"]
+    ens, torch_ens = Predictor.from_artifact(out), Predictor.from_artifact(out, backend="torch")
+    assert ens.backend == "onnx"
+    clip = write_clip(tmp_path / "clip.wav", voice(3.5, f0=170.0))
+    probs = [Predictor.from_artifact(p).clip_probabilities(clip) for p in trio]
+    assert probs[2].max() < 0.9  # the linear member's answer is not saturated
+    np.testing.assert_allclose(ens.clip_probabilities(clip), sum(probs) / 3, atol=1e-4)
+    np.testing.assert_allclose(torch_ens.clip_probabilities(clip), sum(probs) / 3, atol=1e-4)
+    # a long recording is answered window by window: the functional of each window's wave
+    long_clip = write_clip(tmp_path / "long.wav", voice(9.0, f0=150.0))
+    pred = ens.predict_file(long_clip)
+    assert pred.n_windows > 1
+    np.testing.assert_allclose(ens.clip_probabilities(long_clip),
+                               torch_ens.clip_probabilities(long_clip), atol=1e-4)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import split_ensemble
+
+    with pytest.raises(SystemExit, match="functional"):
+        split_ensemble.split(out, tmp_path / "split")
+    res = invoke(["ensemble", members[0], functional, functional, "--out", tmp_path / "two"])
+    ok(res, 2)
+    assert "at most one functional" in text(res) and not (tmp_path / "two").exists()
+
+
 def test_ensemble_refuses_members_that_read_another_input(members, tmp_path):
     import shutil
 

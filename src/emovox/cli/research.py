@@ -318,7 +318,9 @@ def merge(
 
 
 def ensemble(
-    members: Annotated[list[Path], typer.Argument(help="Trained network model folders.")],
+    members: Annotated[list[Path], typer.Argument(
+        help="Trained network model folders, and at most one linear model on utterance "
+        "functionals (prosody_logreg) trained with the networks' trimming.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
     calibrate: Annotated[
         Path | None,
@@ -334,8 +336,9 @@ def ensemble(
         False
     ),
 ) -> None:
-    """One model from several trained networks that read the same input: the mean of their
-    probabilities, saved and exported to ONNX as one network."""
+    """One model from several trained networks that read the same input (and optionally one
+    linear model on utterance functionals): the mean of their probabilities, saved and
+    exported to ONNX as one network."""
     from emovox.experiment.package import ensemble_bundle
 
     setup_logging(False)

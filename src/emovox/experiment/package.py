@@ -25,6 +25,7 @@ from emovox.errors import ConfigError
 from emovox.experiment.card import model_card
 from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
 from emovox.experiment.distil import mean_probabilities, open_teacher_models
+from emovox.experiment.functional import functional_member, is_functional_folder
 from emovox.experiment.multicorpus import balance_corpora, corpus_classes, corpus_counts
 from emovox.experiment.rundir import read_cv_run
 from emovox.experiment.runner import training_sources
@@ -200,13 +201,14 @@ def _but_utt_norm(pre: Any) -> Any:
                                        if k != "utt_norm"})
 
 
-def _load_members(members: list[Path]) -> list[tuple[Any, Any]]:
+def _load_members(members: list[Path], allow_one: bool = False) -> list[tuple[Any, Any]]:
     """The trained member networks ``(TorchClassifier, ArtifactMeta)``; ConfigError unless
     every one is a network reading the same input with the same labels (a log-mel's
-    per-utterance normalisation may differ: the ensemble then computes each, side by side)."""
+    per-utterance normalisation may differ: the ensemble then computes each, side by side).
+    ``allow_one``: one network is enough (a functional member joins it)."""
     from emovox.training.trainer import load_trained
 
-    if len(members) < 2:
+    if len(members) < (1 if allow_one else 2):
         raise ConfigError("an ensemble needs at least two trained model folders")
     loaded = [load_trained(Path(m)) for m in members]
     first = loaded[0][1]
@@ -268,6 +270,17 @@ def member_inputs(loaded: Sequence[tuple[Any, Any]]) -> MemberInputs:
     return MemberInputs(pre, tuple(blocks), tuple(norms))
 
 
+def with_identity_columns(norm: Any, dim: int) -> Any:
+    """``norm`` (a :class:`~emovox.preprocess.Normaliser` or ``None``) leaving ``dim`` more
+    columns as they are (the functional member standardises its own)."""
+    if norm is None or dim == 0:
+        return norm
+    from emovox.preprocess import Normaliser
+
+    return Normaliser(np.concatenate([norm.mean, np.zeros(dim, norm.mean.dtype)]),
+                      np.concatenate([norm.std, np.ones(dim, norm.std.dtype)]))
+
+
 def _ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
     """An ensemble's ``trained_on``: its first member's data, every member's name, training
     augmentation and environment, and their training seconds summed."""
@@ -282,33 +295,38 @@ def _ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
                              1)}
 
 
-def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = None,
-                    also: Sequence[Path] = (), force: bool = False, onnx: bool = True) -> Any:
-    """One artifact ``out`` from trained network folders ``members``: an
-    :class:`~emovox.models.ensemble.Ensemble` averaging their probabilities (equal weights),
-    exported as one ONNX graph. ``calibrate``: the ``emovox fuse`` run of the members' CV runs
-    (temperature and model-card metrics); ``also``: further such runs pooled into the
-    temperature fit only. Returns the written :class:`ArtifactMeta`."""
+def _assemble(members: list[Path]) -> tuple[Any, list[tuple[Any, Any]], Any, MemberInputs, str]:
+    """The ensemble classifier of trained folders ``members`` (networks and at most one
+    functional member), weights loaded: ``(classifier, networks, functional, inputs, name)``."""
     import torch
 
-    from emovox.artifact import attach_inference, check_replaceable, replace_folder, save_model
     from emovox.models import ensemble
     from emovox.training.trainer import TorchClassifier
 
-    out = Path(out)
-    check_replaceable(out, force)
-    loaded = _load_members(members)
+    nets = [m for m in members if not is_functional_folder(m)]
+    funcs = [m for m in members if m not in nets]
+    if len(funcs) > 1:
+        raise ConfigError("an ensemble takes at most one functional (scikit-learn) member")
+    loaded = _load_members(nets, allow_one=bool(funcs))
     first, meta0 = loaded[0]
+    func = functional_member(funcs[0], meta0) if funcs else None
     inputs = member_inputs(loaded)
     specs = [{"module": m.network.module, "params": dict(m.network.params)} for _, m in loaded]
-    name = "fusion(" + "+".join(m.name for _, m in loaded) + ")"
-    several = {"inputs": list(inputs.blocks)} if len(inputs.norms) > 1 else {}
+    names = [m.name for _, m in loaded] + ([func.meta.name] if func else [])
+    name = "fusion(" + "+".join(names) + ")"
+    several: dict[str, Any] = {"inputs": list(inputs.blocks)} if len(inputs.norms) > 1 else {}
+    if func:
+        several["functional"] = {"dim": func.dim}
     clf = TorchClassifier(ensemble.build_net, n_classes=first.n_classes, members=specs,
                           n_frames=first.train_cfg.n_frames, threads=first.train_cfg.threads,
                           **several)
     *lead, width = tuple(meta0.network.input_shape)  # (T, M): the blocks side by side
-    clf.input_shape, clf.norm = (*lead, width * len(inputs.norms)), inputs.normaliser
+    clf.input_shape = (*lead, width * len(inputs.norms) + (func.dim if func else 0))
+    clf.norm = with_identity_columns(inputs.normaliser, func.dim if func else 0)
     clf.net = ensemble.build_net(first.n_classes, clf.input_shape, members=specs, **several)
+    if func:
+        clf.net.functional.load_state_dict(
+            {k: torch.from_numpy(v) for k, v in func.state.items()}, strict=True)
     with torch.no_grad():
         for k, (model, _) in enumerate(loaded):
             clf.net.members[k].load_state_dict(model.net.state_dict())
@@ -318,6 +336,23 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
             clf.net.scale[k] = torch.as_tensor(n0.std / nk.std, dtype=torch.float32)
             clf.net.shift[k] = torch.as_tensor((n0.mean - nk.mean) / nk.std, dtype=torch.float32)
     clf.net.eval()
+    return clf, loaded, func, inputs, name
+
+
+def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = None,
+                    also: Sequence[Path] = (), force: bool = False, onnx: bool = True) -> Any:
+    """One artifact ``out`` from trained network folders ``members``: an
+    :class:`~emovox.models.ensemble.Ensemble` averaging their probabilities (equal weights),
+    exported as one ONNX graph. ``calibrate``: the ``emovox fuse`` run of the members' CV runs
+    (temperature and model-card metrics); ``also``: further such runs pooled into the
+    temperature fit only. ``members`` may include one linear model on utterance
+    functionals (:mod:`emovox.experiment.functional`). Returns the written
+    :class:`ArtifactMeta`."""
+    from emovox.artifact import attach_inference, check_replaceable, replace_folder, save_model
+
+    out = Path(out)
+    check_replaceable(out, force)
+    clf, loaded, func, inputs, name = _assemble(members)
     cv = read_cv_run(calibrate, name) if calibrate else None
     if also and not cv:
         raise ConfigError("--calibrate-also needs --calibrate")
@@ -332,12 +367,13 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                                 prefix=f".{out.name}.build"))
     try:
         stage = tmp / out.name
-        extra = {"name": name, "trained_on": _ensemble_trained_on(loaded),
+        everyone = [*loaded, *([(None, func.meta)] if func else [])]
+        extra = {"name": name, "trained_on": _ensemble_trained_on(everyone),
                  "n_params": int(sum(p.numel() for p in clf.net.parameters())),
                  "cross_validation": cv_metrics}
         config = {"model": {"name": name, "params": {"members": [str(m) for m in members]}}}
-        save_model(clf, stage, config, metrics=cv_metrics or {}, extra=extra,
-                   preprocess=inputs.preprocess)
+        pre = inputs.preprocess.replace(functional=func.feature) if func else inputs.preprocess
+        save_model(clf, stage, config, metrics=cv_metrics or {}, extra=extra, preprocess=pre)
         calibration = None
         if cv:
             from emovox.experiment.rundir import fit_from_predictions_csv

@@ -61,9 +61,9 @@ def _neural(name: str, defaults: TrainConfig, feature: str, description: str, or
 
 
 def _classical(name: str, builder: str, defaults: ModelParams, feature: str, description: str,
-               origin: str) -> ModelSpec:
+               origin: str, trim: bool = False) -> ModelSpec:
     return ModelSpec(name, feature, partial(_build_classical, builder), Family.CLASSICAL,
-                     description, defaults, origin=origin)
+                     description, defaults, origin=origin, trim=trim)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -78,7 +78,8 @@ MODELS: dict[str, ModelSpec] = {
     "prosody_logreg": _classical(
         "prosody_logreg", "logreg", LogregConfig(), "prosody",
         "eGeMAPS-like functionals in NumPy (47: pitch, loudness, HNR, spectral balance, "
-        "MFCC 1-4, timing) + standardisation + logistic regression", "ours",
+        "MFCC 1-4, timing) + standardisation + logistic regression (can join an ensemble of "
+        "log-mel networks)", "ours",
     ),
     "compare_logreg": _classical(
         "compare_logreg", "logreg", LogregConfig(), "compare",

@@ -18,6 +18,12 @@ need, side by side (``utt_norm="cmvn+gain"``: ``(T, 2 n_mels)``), and ``inputs[k
 block member ``k`` reads; each block's standardisation is the first reader's, the affine map
 above bridges the others.
 
+A linear model on utterance functionals (``prosody_logreg``: standardisation + multinomial
+logistic regression) can join as one more member (``functional``): the ensemble's
+``Preprocess`` appends the functional vector of the whole wave to every frame
+(:attr:`emovox.preprocess.Preprocess.functional`), and :class:`FunctionalMember` reads it from
+the first frame, after the log-mel blocks. It counts as one member in the equal-weight mean.
+
 Members are rebuilt from ``emovox.models.<name>`` modules only (the artifact reader's rule for
 a network module, applied to each member).
 """
@@ -31,9 +37,26 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Ensemble", "build_net"]
+__all__ = ["Ensemble", "FunctionalMember", "build_net"]
 
 _PREFIX = "emovox.models."
+
+
+class FunctionalMember(nn.Module):
+    """``softmax(W (v - mean) / std + b)``: a fitted standardiser and multinomial logistic
+    regression on a functional vector ``v`` ``(B, D)``, as a module (weights from the
+    scikit-learn pipeline: :func:`emovox.experiment.functional.functional_state`)."""
+
+    def __init__(self, dim: int, n_classes: int) -> None:
+        super().__init__()
+        self.dim = int(dim)
+        self.register_buffer("mean", torch.zeros(self.dim))
+        self.register_buffer("std", torch.ones(self.dim))
+        self.linear = nn.Linear(self.dim, n_classes)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        """``v``: (B, D) -> (B, C) logits."""
+        return self.linear((v - self.mean) / self.std)
 
 
 class Ensemble(nn.Module):
@@ -43,11 +66,14 @@ class Ensemble(nn.Module):
         members: the member networks, each reading ``(B, T, n_mels)``.
         n_mels: columns of one block of the input.
         inputs: the block each member reads (``None``: all block 0, a one-block input).
+        functional: a linear member on the functional columns that follow the blocks.
     """
 
     def __init__(self, members: Sequence[nn.Module], n_mels: int,
-                 inputs: Sequence[int] | None = None) -> None:
+                 inputs: Sequence[int] | None = None,
+                 functional: FunctionalMember | None = None) -> None:
         super().__init__()
+        self.functional = functional
         self.members = nn.ModuleList(members)
         k = len(members)
         self.inputs = tuple(int(i) for i in (inputs or [0] * k))
@@ -58,35 +84,42 @@ class Ensemble(nn.Module):
         self.register_buffer("shift", torch.zeros(k, n_mels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (B, T, n_blocks * M) -> (B, n_classes) log of the mean probability."""
+        """``x``: (B, T, n_blocks * M [+ D]) -> (B, n_classes) log of the mean probability."""
         m = self.n_mels
         probs = [
             torch.softmax(net(x[..., b * m : (b + 1) * m] * self.scale[k]  # (B, T, M)
                               + self.shift[k]), dim=-1)  # (B, C)
             for k, (net, b) in enumerate(zip(self.members, self.inputs, strict=True))
         ]
+        if self.functional is not None:
+            start = (max(self.inputs) + 1) * m
+            v = x[:, 0, start : start + self.functional.dim]  # (B, D): the same on every frame
+            probs.append(torch.softmax(self.functional(v), dim=-1))  # (B, C)
         return torch.log(torch.stack(probs).mean(dim=0).clamp_min(1e-12))  # (B, C)
 
 
 def build_net(n_classes: int, input_shape: tuple[int, ...],
               members: Sequence[dict[str, Any]] = (), inputs: Sequence[int] | None = None,
-              **train_keys: Any) -> Ensemble:
+              functional: dict[str, Any] | None = None, **train_keys: Any) -> Ensemble:
     """An (untrained) ensemble of ``members`` (each ``{"module": "emovox.models.X",
-    "params": {...}}``) for ``input_shape == (T, n_blocks * M)``, member ``k`` reading block
-    ``inputs[k]`` (default: every member block 0 of a one-block input); training keys are
-    ignored."""
+    "params": {...}}``) for ``input_shape == (T, n_blocks * M [+ D])``, member ``k`` reading
+    block ``inputs[k]`` (default: every member block 0 of a one-block input), plus a
+    :class:`FunctionalMember` on the last ``D`` columns when ``functional == {"dim": D}``;
+    training keys are ignored."""
     del train_keys
-    if len(members) < 2:
+    dim = _functional_dim(functional)
+    if len(members) + (dim > 0) < 2:
         raise ValueError("an ensemble needs at least two members")
     if len(input_shape) != 2:
         raise ValueError(f"ensemble expects input_shape (T, M), got {input_shape}")
     blocks = list(inputs) if inputs is not None else [0] * len(members)
     n_blocks = max(blocks) + 1 if blocks else 1
-    if len(blocks) != len(members) or input_shape[1] % n_blocks or set(blocks) != set(
-            range(n_blocks)):
+    cols = input_shape[1] - dim
+    if (not members or len(blocks) != len(members) or cols <= 0 or cols % n_blocks
+            or set(blocks) != set(range(n_blocks))):
         raise ValueError(f"inputs {blocks} do not split input_shape {input_shape} into "
                          "blocks every one of which is read")
-    width = input_shape[1] // n_blocks
+    width = cols // n_blocks
     nets = []
     for m in members:
         module = str(m.get("module", ""))
@@ -94,4 +127,15 @@ def build_net(n_classes: int, input_shape: tuple[int, ...],
             raise ValueError(f"refusing to build ensemble member from module {module!r}")
         nets.append(importlib.import_module(module).build_net(
             n_classes, (input_shape[0], width), **dict(m.get("params", {}))))
-    return Ensemble(nets, width, blocks)
+    return Ensemble(nets, width, blocks,
+                    FunctionalMember(dim, n_classes) if dim else None)
+
+
+def _functional_dim(functional: dict[str, Any] | None) -> int:
+    """``functional["dim"]`` checked (0 without a functional member)."""
+    if functional is None:
+        return 0
+    if set(functional) != {"dim"} or not isinstance(functional["dim"], int) or isinstance(
+            functional["dim"], bool) or functional["dim"] < 1:
+        raise ValueError(f"functional must be {{'dim': D}} with D >= 1, got {functional!r}")
+    return functional["dim"]

@@ -289,7 +289,7 @@ class Predictor:
         with ``n``."""
         out = [np.zeros((0, len(self.labels)))]
         for s in range(0, len(windows), _WINDOW_BATCH):
-            feats = [self.preprocess.cropped_features(self.preprocess.prepare(w, self.sr).wave)
+            feats = [self.preprocess.window_features(self.preprocess.prepare(w, self.sr))
                      for w in windows[s : s + _WINDOW_BATCH]]
             out.append(self.predict_proba_features(feats))
         return np.concatenate(out)

@@ -1,0 +1,114 @@
+"""A linear model on utterance functionals inside a network ensemble: the member equals the
+scikit-learn pipeline it comes from, the ensemble averages it with the networks, and the
+one Preprocess feeds it the functional of the untrimmed wave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emovox.errors import ConfigError
+from emovox.experiment.functional import ABSENT_LOGIT, functional_state
+from emovox.features.prosody import prosody
+from emovox.models.classical import logreg
+from emovox.models.ensemble import Ensemble, FunctionalMember, build_net
+from emovox.preprocess import Preprocess
+from signals import SR, blobs, harmonic, silence
+
+
+def _fitted(n_classes: int = 8, present: tuple[int, ...] = (0, 2, 3, 5, 7)):
+    x, y = blobs(n=120, d=6, seed=1)
+    y = np.asarray(present)[np.asarray(y) % len(present)]
+    model = logreg(n_classes=n_classes).fit(x, y, x[:0], y[:0])
+    return model, x
+
+
+def test_the_member_equals_the_pipeline_and_absent_classes_stay_near_zero() -> None:
+    model, x = _fitted()
+    member = FunctionalMember(6, 8)
+    member.load_state_dict({k: torch.from_numpy(v) for k, v in
+                            functional_state(model.pipeline, 8).items()})
+    with torch.no_grad():
+        got = torch.softmax(member(torch.from_numpy(x.astype(np.float32))), -1).numpy()
+    np.testing.assert_allclose(got, model.predict_proba(x), atol=1e-5)
+    assert got[:, [1, 4, 6]].max() < 1e-9
+    assert functional_state(model.pipeline, 8)["linear.bias"][1] == ABSENT_LOGIT
+
+
+def test_only_scaler_plus_softmax_regression_is_accepted() -> None:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    with pytest.raises(ConfigError, match="StandardScaler \\+ LogisticRegression"):
+        functional_state(Pipeline([("scale", StandardScaler()), ("clf", SVC())]), 8)
+    two, x = _fitted(present=(1, 4))
+    with pytest.raises(ConfigError, match="3 or more classes"):
+        functional_state(two.pipeline, 8)
+
+
+class _Const(torch.nn.Module):
+    """A 'network' whose logits are fixed, whatever the input (for the averaging test)."""
+
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__()
+        self.register_buffer("logits", torch.tensor(logits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(x.shape[0], -1) + 0 * x.sum()
+
+
+def test_the_ensemble_averages_networks_and_the_functional_member() -> None:
+    c = 3
+    member = FunctionalMember(2, c)
+    with torch.no_grad():
+        member.linear.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        member.linear.bias.zero_()
+    ens = Ensemble([_Const([2.0, 0.0, 0.0]), _Const([0.0, 0.0, 2.0])], n_mels=4,
+                   functional=member)
+    x = torch.zeros(2, 5, 4 + 2)
+    x[:, :, 4:] = torch.tensor([3.0, -1.0])  # the functional columns, on every frame
+    got = torch.exp(ens(x))
+    want = sum(torch.softmax(torch.tensor(v), 0)
+               for v in ([2.0, 0, 0], [0, 0, 2.0], [3.0, -1.0, 0.0])) / 3
+    torch.testing.assert_close(got, want.expand(2, -1))
+
+
+@pytest.mark.parametrize("functional", [{"dim": 0}, {"dim": "47"}, {"dim": 3, "x": 1},
+                                        {"dim": True}])
+def test_build_net_refuses_a_bad_functional(functional) -> None:
+    with pytest.raises(ValueError, match="functional"):
+        build_net(3, (64, 67), members=[], functional=functional)
+
+
+def test_one_network_and_a_functional_member_are_two_members() -> None:
+    spec = {"module": "emovox.models.ecapa", "params": {"channels": 16, "dilations": [2],
+                                                          "embedding": 16}}
+    net = build_net(8, (64, 64 + 47), members=[spec], functional={"dim": 47})
+    assert net.functional is not None and net.functional.dim == 47
+    with pytest.raises(ValueError, match="do not split"):
+        build_net(8, (64, 47), members=[spec], functional={"dim": 47})
+
+
+def test_preprocess_appends_the_functional_of_the_untrimmed_wave() -> None:
+    pre = Preprocess(trim=True, n_frames=100, functional="prosody").with_logmel_frontend()
+    wave = np.concatenate([silence(0.5), harmonic(160.0, 1.2, vibrato=0.03), silence(0.5)])
+    prepared = pre.prepare(wave, SR)
+    assert len(prepared.wave) < len(wave) and prepared.untrimmed is not None
+    x = pre.window_features(prepared)
+    assert x.shape == (100, 64 + 47)
+    np.testing.assert_allclose(x[:, :64], pre.cropped_features(prepared.wave))
+    np.testing.assert_allclose(x[0, 64:], prosody(wave, SR), rtol=1e-6)
+    np.testing.assert_array_equal(x[-1, 64:], x[0, 64:])
+
+
+def test_preprocess_functional_round_trips_and_old_params_have_none() -> None:
+    pre = Preprocess(trim=True, functional="prosody")
+    params = pre.to_params()
+    assert params["functional"] == "prosody"
+    assert Preprocess.from_params(params).functional == "prosody"
+    assert "functional" not in Preprocess(trim=True).to_params()
+    assert Preprocess.from_params(Preprocess(trim=True).to_params()).functional is None
+    with pytest.raises(ValueError, match="functional"):
+        Preprocess(functional="")
