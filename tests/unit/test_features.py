@@ -41,6 +41,7 @@ def expected_shape(name: str, n_samples: int) -> tuple[int, ...]:
         "seed004": (200, 40),
         "egemaps": (88,),
         "compare": (6373,),
+        "prosody": (47,),
     }[name]
 
 
@@ -202,6 +203,7 @@ def test_registry_keys_and_specs() -> None:
         "seed004",
         "egemaps",
         "compare",
+        "prosody",
     }
     for name, spec in FEATURES.items():
         assert isinstance(spec, FeatureSpec)

@@ -35,6 +35,8 @@ synchronous analysis that a 10 ms framing cannot give. A statistic over an empty
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from emovox.features.spectral import as_mono_padded, finite_float32
@@ -65,23 +67,38 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=8)
+def _hann(length: int) -> np.ndarray:
+    """The Hann window ``(L,)``, float32."""
+    return np.hanning(length).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _hann_ac(length: int, n_fft: int) -> np.ndarray:
+    """The Hann window's own autocorrelation ``(L,)`` over lag, 1 at lag 0 (floored)."""
+    win = np.hanning(length)
+    ac = np.fft.irfft(np.abs(np.fft.rfft(win, n=n_fft)) ** 2)[:length]
+    return np.maximum(ac / ac[0], _EPS).astype(np.float32)
+
+
 def _frames(x: np.ndarray, sr: int) -> tuple[np.ndarray, int, int]:
-    """Hann-windowed frames ``(T, L)``, the frame length ``L`` and the hop, in samples."""
+    """Hann-windowed frames ``(T, L)`` (float32), the frame length ``L`` and the hop, in
+    samples (strided views of ``x``, one copy: the windowed frames)."""
     length = int(round(_FRAME_S * sr))
     hop = int(round(_HOP_S * sr))
-    n = 1 + max(0, len(x) - length) // hop
-    idx = np.arange(length)[None, :] + hop * np.arange(n)[:, None]
-    return x[idx] * np.hanning(length)[None, :], length, hop
+    view = np.lib.stride_tricks.sliding_window_view(x, length)[::hop]  # (T, L), no copy
+    return view * _hann(length), length, hop
 
 
 def _pitch(power: np.ndarray, length: int, n_fft: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """F0 (Hz) and the window-corrected autocorrelation peak ``r`` of each frame ``(T,)``."""
-    ac = np.fft.irfft(power, n=n_fft, axis=1)[:, :length]  # (T, L)
-    win_ac = np.fft.irfft(np.abs(np.fft.rfft(np.hanning(length), n=n_fft)) ** 2)[:length]
-    norm = ac / np.maximum(ac[:, :1], _EPS) / np.maximum(win_ac / win_ac[0], _EPS)
+    """F0 (Hz) and the window-corrected autocorrelation peak ``r`` of each frame ``(N,)`` of
+    ``power`` ``(N, F)``."""
     lo = int(np.floor(sr / _FMAX))
     hi = min(int(np.ceil(sr / _FMIN)), length // 2)
-    seg = norm[:, lo:hi + 1]
+    ac = np.fft.irfft(power, n=n_fft, axis=1)  # (T, n_fft)
+    win_ac = _hann_ac(length, n_fft)
+    norm0 = np.maximum(ac[:, :1], _EPS)
+    seg = ac[:, lo:hi + 1] / norm0 / win_ac[lo:hi + 1]  # only the lags searched
     # the shortest lag whose local peak is within 10 % of the best: a periodic frame peaks at
     # every multiple of its period about equally, and the highest would be an octave too low
     peak = np.zeros_like(seg, dtype=bool)
@@ -184,7 +201,7 @@ def prosody(wave: np.ndarray, sr: int) -> np.ndarray:
         spectral balance in dB and dB/kHz, durations in seconds. Scaling ``wave`` by any
         positive factor leaves the result unchanged (up to float rounding).
     """
-    x = as_mono_padded(wave, int(round(_FRAME_S * sr))).astype(np.float64)
+    x = as_mono_padded(wave, int(round(_FRAME_S * sr)))  # float32
     frames, length, _ = _frames(x, sr)
     # zero-padding past frame + longest lag: the autocorrelation does not wrap around
     n_fft = 1 << int(np.ceil(np.log2(length + np.ceil(sr / _FMIN))))
@@ -193,7 +210,8 @@ def prosody(wave: np.ndarray, sr: int) -> np.ndarray:
     energy_db = 10 * np.log10(power.sum(1) + _EPS)
     loud = energy_db - np.percentile(energy_db, 95)
     speech = loud >= -SPEECH_RANGE_DB
-    f0, r = _pitch(power, length, n_fft, sr)
+    f0, r = np.full(len(power), _FMIN), np.zeros(len(power))
+    f0[speech], r[speech] = _pitch(power[speech], length, n_fft, sr)  # only speech is read
     voiced = speech & (r >= VOICED_R)
     semitone = 12 * np.log2(f0 / 27.5)
     hnr = 10 * np.log10(r / (1 - r) + _EPS)
