@@ -91,7 +91,7 @@ def stages(pred, clips: list[Path]) -> dict[str, float]:
         t1 = time.perf_counter()
         speech_verdict(a.wave, pred.sr)
         t2 = time.perf_counter()
-        f = pred.features(pred.preprocess.prepare_wave(a.wave, a.sr))
+        f = pred.preprocess.window_features(pred.preprocess.prepare(a.wave, a.sr))
         t3 = time.perf_counter()
         pred.predict_proba_features([f])
         t4 = time.perf_counter()
@@ -108,8 +108,8 @@ def batch_floor(pred, files: list[Path], batch: int = 16) -> dict[str, float]:
 
     st = stages(pred, files)
     pp = pred.preprocess
-    feats = [pp.cropped_features(pp.prepare(load_audio(f, sr=pred.sr, trim=False).wave,
-                                            pred.sr).wave) for f in files]
+    feats = [pp.window_features(pp.prepare(load_audio(f, sr=pred.sr, trim=False).wave,
+                                           pred.sr)) for f in files]
     pred.predict_proba_features(feats[:batch])  # warm
     t0 = time.perf_counter()
     for i in range(0, len(feats), batch):

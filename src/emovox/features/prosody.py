@@ -67,6 +67,14 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
+def scipy_fft():
+    """``scipy.fft`` (imported on first use: about 0.25 s, paid only by models that read
+    these functionals; 4-5x faster than ``numpy.fft`` on these frame batches)."""
+    import scipy.fft
+
+    return scipy.fft
+
+
 @functools.lru_cache(maxsize=8)
 def _hann(length: int) -> np.ndarray:
     """The Hann window ``(L,)``, float32."""
@@ -95,7 +103,7 @@ def _pitch(power: np.ndarray, length: int, n_fft: int, sr: int) -> tuple[np.ndar
     ``power`` ``(N, F)``."""
     lo = int(np.floor(sr / _FMAX))
     hi = min(int(np.ceil(sr / _FMIN)), length // 2)
-    ac = np.fft.irfft(power, n=n_fft, axis=1)  # (T, n_fft)
+    ac = scipy_fft().irfft(power, n=n_fft, axis=1, workers=1)  # (T, n_fft)
     win_ac = _hann_ac(length, n_fft)
     norm0 = np.maximum(ac[:, :1], _EPS)
     seg = ac[:, lo:hi + 1] / norm0 / win_ac[lo:hi + 1]  # only the lags searched
@@ -154,21 +162,28 @@ def _band_measures(power: np.ndarray, db: np.ndarray, freqs: np.ndarray) -> np.n
                      slope(0, 500), slope(500, 1500)], axis=1)
 
 
-def _mfcc14(power: np.ndarray, freqs: np.ndarray, sr: int) -> np.ndarray:
-    """MFCC 1-4 of each frame from a 26-band triangular mel filter bank, (T, 4)."""
+@functools.lru_cache(maxsize=8)
+def _mfcc_matrix(sr: int, n_fft: int) -> np.ndarray:
+    """The 26-band triangular mel filter bank up to 8 kHz as ``(F, 26)`` float32, for power
+    spectra of ``n_fft`` points at ``sr`` (:data:`_DCT14` then gives MFCC 1-4)."""
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+
     def mel(f):
         return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
 
     edges_mel = np.linspace(mel(0.0), mel(min(sr / 2, 8000.0)), 28)
     edges = 700.0 * (10 ** (edges_mel / 2595.0) - 1.0)
-    fb = np.zeros((26, len(freqs)))
-    for b in range(26):
-        lo, mid, hi = edges[b], edges[b + 1], edges[b + 2]
-        fb[b] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
-    logmel = np.log(power @ fb.T + _EPS)  # (T, 26)
-    n = np.arange(26)
-    dct = np.cos(np.pi / 26 * (n[None, :] + 0.5) * np.arange(1, 5)[:, None])  # (4, 26)
-    return logmel @ dct.T
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    fb = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
+    return fb.T.astype(np.float32)  # (F, 26)
+
+
+_DCT14 = np.cos(np.pi / 26 * (np.arange(26)[:, None] + 0.5) * np.arange(1, 5)[None, :])  # (26, 4)
+
+
+def _mfcc14(power: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
+    """MFCC 1-4 of each frame from a 26-band triangular mel filter bank, (T, 4)."""
+    return np.log(power @ _mfcc_matrix(sr, n_fft) + _EPS) @ _DCT14
 
 
 def _runs(flags: np.ndarray) -> np.ndarray:
@@ -205,7 +220,8 @@ def prosody(wave: np.ndarray, sr: int) -> np.ndarray:
     frames, length, _ = _frames(x, sr)
     # zero-padding past frame + longest lag: the autocorrelation does not wrap around
     n_fft = 1 << int(np.ceil(np.log2(length + np.ceil(sr / _FMIN))))
-    power = np.abs(np.fft.rfft(frames, n=n_fft, axis=1)) ** 2  # (T, F)
+    z = scipy_fft().rfft(frames, n=n_fft, axis=1, workers=1)
+    power = z.real ** 2 + z.imag ** 2  # (T, F)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     energy_db = 10 * np.log10(power.sum(1) + _EPS)
     loud = energy_db - np.percentile(energy_db, 95)
@@ -220,7 +236,7 @@ def prosody(wave: np.ndarray, sr: int) -> np.ndarray:
     bands = _band_measures(power, db, freqs)
     spec = power / (power.sum(1, keepdims=True) + _EPS)
     flux = np.concatenate([[0.0], np.sqrt((np.diff(spec, axis=0) ** 2).sum(1))])
-    mf = _mfcc14(power, freqs, sr)
+    mf = _mfcc14(power, sr, n_fft)
     unvoiced = speech & ~voiced
     out = [*_stats6(loud[speech]), *_rise_fall(loud, speech),
            *_stats6(semitone[voiced]), *_rise_fall(semitone, voiced),

@@ -159,7 +159,8 @@ class Predictor:
         return self.preprocess.top_db
 
     def features(self, wave: np.ndarray) -> np.ndarray:
-        """The model's feature of a prepared waveform (see :meth:`Preprocess.features`)."""
+        """The model's feature of a prepared waveform (see :meth:`Preprocess.features`;
+        without an ensemble's functional columns: :meth:`Preprocess.window_features`)."""
         return self.preprocess.features(wave)
 
     # -- loading ------------------------------------------------------------------------
