@@ -118,6 +118,12 @@ def test_members_on_different_normalisations_read_their_own_block(members, tmp_p
              for p in parts]
     assert norms == [{"utt_norm": "cmvn"}, {"utt_norm": "gain"}, {"utt_norm": "cmvn"}]
     assert split_ensemble.check(out, parts) < 1e-5
+    # split members do not know their training time: the re-joined card does not invent one
+    assert "seconds" in json.loads((out / "model.json").read_text())["trained_on"]
+    ok(invoke(["ensemble", *parts, "--out", tmp_path / "rejoined"]))
+    assert "seconds" not in json.loads((tmp_path / "rejoined" / "model.json").read_text())[
+        "trained_on"]
+    assert "? s on CPU" in (tmp_path / "rejoined" / "MODEL_CARD.md").read_text()
 
 
 @pytest.fixture(scope="module")

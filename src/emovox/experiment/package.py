@@ -291,8 +291,10 @@ def _ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
             "members": [m.name for _, m in loaded],
             **({"member_augment": augs} if any(augs) else {}),
             **({"member_environment": envs} if any(envs) else {}),
-            "seconds": round(sum(float(m.trained_on.get("seconds", 0.0)) for _, m in loaded),
-                             1)}
+            # the sum only when every member says how long it took (a member split back out
+            # of an ensemble does not): a partial sum would understate the training time
+            **({"seconds": round(sum(float(m.trained_on["seconds"]) for _, m in loaded), 1)}
+               if all("seconds" in m.trained_on for _, m in loaded) else {})}
 
 
 def _assemble(members: list[Path]) -> tuple[Any, list[tuple[Any, Any]], Any, MemberInputs, str]:
