@@ -245,6 +245,9 @@ class Preprocess:
         from emovox.features import extract
 
         vec = np.asarray(extract(self.functional, wave, self.sr), np.float32)
+        if vec.ndim != 1:
+            raise ValueError(f"functional {self.functional!r} is not a vector feature "
+                             f"(shape {vec.shape})")
         seq = np.asarray(seq, np.float32)
         return np.concatenate([seq, np.broadcast_to(vec, (seq.shape[0], vec.shape[0]))], axis=1)
 

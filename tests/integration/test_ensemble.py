@@ -166,6 +166,9 @@ def test_a_functional_member_joins_the_networks_in_one_graph(members, functional
 
     with pytest.raises(SystemExit, match="functional"):
         split_ensemble.split(out, tmp_path / "split")
+    # log-mel columns alone (without the functionals) are refused with the way to build them
+    with pytest.raises(ValueError, match="window_features"):
+        ens.predict_proba_features([np.zeros((64, 64), np.float32)])
     res = invoke(["ensemble", members[0], functional, functional, "--out", tmp_path / "two"])
     ok(res, 2)
     assert "at most one functional" in text(res) and not (tmp_path / "two").exists()

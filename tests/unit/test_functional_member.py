@@ -112,3 +112,9 @@ def test_preprocess_functional_round_trips_and_old_params_have_none() -> None:
     assert Preprocess.from_params(Preprocess(trim=True).to_params()).functional is None
     with pytest.raises(ValueError, match="functional"):
         Preprocess(functional="")
+
+
+def test_a_sequence_feature_is_refused_as_a_functional() -> None:
+    pre = Preprocess(functional="mfcc")
+    with pytest.raises(ValueError, match="not a vector feature"):
+        pre.with_functional(np.zeros((10, 64), np.float32), harmonic(150.0, 0.5))

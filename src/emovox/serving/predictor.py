@@ -235,6 +235,13 @@ class Predictor:
         items = list(feats) if not isinstance(feats, np.ndarray) else feats
         if len(items) == 0:
             return np.zeros((0, len(self.labels)))
+        net = self.artifact_meta.network
+        width = (net.input_shape[-1] if self.preprocess.functional is not None
+                 and net is not None else None)  # an ensemble with a functional member
+        if width is not None and any(np.shape(f)[-1] != width for f in items):
+            raise ValueError(f"this model reads {width} feature columns, got "
+                             f"{sorted({np.shape(f)[-1] for f in items})}: build them with "
+                             "Preprocess.window_features (it adds an ensemble's functionals)")
         if self.n_frames:
             items = [self.preprocess.fit_length(f) for f in items]
         shapes = {np.shape(f) for f in items}
