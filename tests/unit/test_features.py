@@ -42,6 +42,7 @@ def expected_shape(name: str, n_samples: int) -> tuple[int, ...]:
         "egemaps": (88,),
         "compare": (6373,),
         "prosody": (47,),
+        "prosody_band": (47,),
     }[name]
 
 
@@ -204,6 +205,7 @@ def test_registry_keys_and_specs() -> None:
         "egemaps",
         "compare",
         "prosody",
+        "prosody_band",
     }
     for name, spec in FEATURES.items():
         assert isinstance(spec, FeatureSpec)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from emovox.features import FEATURES, extract
-from emovox.features.prosody import FEATURE_NAMES, prosody
+from emovox.features.prosody import FEATURE_NAMES, prosody, prosody_band
 from emovox.models import MODELS
 from signals import SR, harmonic, noise, silence, sine
 
@@ -98,3 +98,32 @@ def test_other_sampling_rates_give_the_same_pitch() -> None:
     for sr in (8000, 22050, 48000):
         d = _named(harmonic(150.0, 1.0, sr=sr), sr)
         assert d["f0_semitone_p50"] == pytest.approx(_semitones(150.0), abs=0.3), sr
+
+
+def _telephone(wave: np.ndarray) -> np.ndarray:
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(8, [300, 3400], btype="bandpass", fs=SR, output="sos")
+    return sosfiltfilt(sos, wave).astype(np.float32)
+
+
+def test_the_band_variant_reads_a_phone_line_as_the_studio_clip() -> None:
+    """Through a 300-3400 Hz band-pass, ``prosody`` moves (its 1-5 kHz balance, its MFCCs
+    up to 8 kHz) and ``prosody_band`` hardly does."""
+    rng = np.random.default_rng(2)
+    wave = harmonic(140.0, 1.5, n_harmonics=40, vibrato=0.02, noise=0.002, rng=rng)
+    full, band = prosody(wave, SR), prosody_band(wave, SR)
+    full_tel, band_tel = prosody(_telephone(wave), SR), prosody_band(_telephone(wave), SR)
+    names = ["voiced_alpha_ratio_mean", "voiced_hammarberg_mean", "mfcc1_mean"]
+    idx = [FEATURE_NAMES.index(n) for n in names]
+    assert np.abs(full_tel[idx] - full[idx]).max() > 10.0
+    assert np.abs(band_tel[idx] - band[idx]).max() < 2.0
+    pitch = FEATURE_NAMES.index("f0_semitone_p50")
+    assert band_tel[pitch] == pytest.approx(_semitones(140.0), abs=0.3)  # the missing fundamental
+
+
+def test_the_band_variant_keeps_the_pitch_of_tones() -> None:
+    d = dict(zip(FEATURE_NAMES, prosody_band(harmonic(200.0, 1.0, n_harmonics=12), SR).tolist(),
+                 strict=True))
+    assert d["f0_semitone_p50"] == pytest.approx(_semitones(200.0), abs=0.3)
+    assert d["voiced_fraction"] > 0.9

@@ -23,6 +23,7 @@ seed004      sequence ``(200, 40)``        40 MFCC, 20 ms hop, fixed 200 frames
 egemaps      vector   ``(88,)``            openSMILE eGeMAPSv02 functionals (extra ``smile``)
 compare      vector   ``(6373,)``          openSMILE ComParE_2016 functionals (extra ``smile``)
 prosody      vector   ``(47,)``            eGeMAPS-like pitch/loudness/voice/spectral functionals
+prosody_band vector   ``(47,)``            the same over the telephone band, 300-3400 Hz
 ===========  =======  ===================  ===================================================
 
 ``seed000`` .. ``seed004`` are the feature sets of the five reference projects
@@ -175,6 +176,9 @@ FEATURES: dict[str, FeatureSpec] = {
         _spec("prosody", prosody.prosody, "vector",
               "eGeMAPS-like pitch, loudness, voice-quality, spectral-balance and timing "
               f"functionals in NumPy, gain-invariant, ({len(prosody.FEATURE_NAMES)},)"),
+        _spec("prosody_band", prosody.prosody_band, "vector",
+              "the prosody functionals with every spectral computation in the telephone "
+              f"band, 300-3400 Hz, ({len(prosody.FEATURE_NAMES)},)"),
     )
 }
 

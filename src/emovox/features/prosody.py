@@ -36,12 +36,14 @@ synchronous analysis that a 10 ms framing cannot give. A statistic over an empty
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
 from emovox.features.spectral import as_mono_padded, finite_float32
 
-__all__ = ["FEATURE_NAMES", "SPEECH_RANGE_DB", "VOICED_R", "prosody"]
+__all__ = ["FEATURE_NAMES", "FULL_BAND", "SPEECH_RANGE_DB", "TELEPHONE_BAND", "VOICED_R", "Bands",
+           "prosody", "prosody_band"]
 
 #: speech frames: energy within this many dB of the utterance's 95th-percentile frame
 SPEECH_RANGE_DB: float = 35.0
@@ -50,6 +52,36 @@ VOICED_R: float = 0.5
 _FMIN, _FMAX = 60.0, 500.0  # Hz: the pitch search range
 _FRAME_S, _HOP_S = 0.040, 0.010
 _EPS = 1e-10
+
+
+
+@dataclass(frozen=True)
+class Bands:
+    """The frequency ranges (Hz) the spectral functionals read.
+
+    Attributes:
+        limit: every spectral computation (energy, pitch, flux, ...) sees only this band
+            (``None``: the whole spectrum).
+        alpha: the alpha ratio's low and high bands.
+        hammarberg: the Hammarberg index's low and high bands (strongest bin of each).
+        slopes: the two spectral-slope ranges.
+        mel: the range of the 26-band mel filter bank behind MFCC 1-4.
+    """
+
+    limit: tuple[float, float] | None
+    alpha: tuple[tuple[float, float], tuple[float, float]]
+    hammarberg: tuple[tuple[float, float], tuple[float, float]]
+    slopes: tuple[tuple[float, float], tuple[float, float]]
+    mel: tuple[float, float]
+
+
+#: eGeMAPS's bands: :func:`prosody`
+FULL_BAND = Bands(None, ((50, 1000), (1000, 5000)), ((0, 2000), (2000, 5000)),
+                  ((0, 500), (500, 1500)), (0, 8000))
+#: the telephone band, 300-3400 Hz, for everything: :func:`prosody_band` (what a clip keeps
+#: over the narrowest line a user sends; fixed from the band alone, not tuned)
+TELEPHONE_BAND = Bands((300, 3400), ((300, 1000), (1000, 3400)), ((300, 2000), (2000, 3400)),
+                       ((300, 1000), (1000, 3000)), (300, 3400))
 
 _STATS6 = ("mean", "std", "p20", "p50", "p80", "range2080")
 FEATURE_NAMES: tuple[str, ...] = (
@@ -142,9 +174,10 @@ def _rise_fall(v: np.ndarray, mask: np.ndarray) -> list[float]:
     return [float(up.mean()) if len(up) else 0.0, float(-down.mean()) if len(down) else 0.0]
 
 
-def _band_measures(power: np.ndarray, db: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """Alpha ratio, Hammarberg index and the 0-500 / 500-1500 Hz slopes of each frame, (T, 4),
-    from its power spectrum and the same in dB."""
+def _band_measures(power: np.ndarray, db: np.ndarray, freqs: np.ndarray,
+                   b: Bands) -> np.ndarray:
+    """Alpha ratio, Hammarberg index and the two spectral slopes of each frame, (T, 4), from
+    its power spectrum and the same in dB, over the bands ``b``."""
 
     def band_db(lo: float, hi: float) -> np.ndarray:
         sel = (freqs >= lo) & (freqs < hi)
@@ -156,22 +189,24 @@ def _band_measures(power: np.ndarray, db: np.ndarray, freqs: np.ndarray) -> np.n
         fc = f - f.mean()
         return (db[:, sel] - db[:, sel].mean(1, keepdims=True)) @ fc / (fc @ fc)
 
-    low, high = freqs < 2000, (freqs >= 2000) & (freqs < 5000)
+    (l0, l1), (h0, h1) = b.hammarberg
+    low, high = (freqs >= l0) & (freqs < l1), (freqs >= h0) & (freqs < h1)
     hammarberg = db[:, low].max(1) - db[:, high].max(1)
-    return np.stack([band_db(50, 1000) - band_db(1000, 5000), hammarberg,
-                     slope(0, 500), slope(500, 1500)], axis=1)
+    return np.stack([band_db(*b.alpha[0]) - band_db(*b.alpha[1]), hammarberg,
+                     slope(*b.slopes[0]), slope(*b.slopes[1])], axis=1)
 
 
 @functools.lru_cache(maxsize=8)
-def _mfcc_matrix(sr: int, n_fft: int) -> np.ndarray:
-    """The 26-band triangular mel filter bank up to 8 kHz as ``(F, 26)`` float32, for power
-    spectra of ``n_fft`` points at ``sr`` (:data:`_DCT14` then gives MFCC 1-4)."""
+def _mfcc_matrix(sr: int, n_fft: int, fmin: float = 0.0, fmax: float = 8000.0) -> np.ndarray:
+    """The 26-band triangular mel filter bank over ``fmin``-``fmax`` Hz as ``(F, 26)``
+    float32, for power spectra of ``n_fft`` points at ``sr`` (:data:`_DCT14` then gives
+    MFCC 1-4)."""
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
 
     def mel(f):
         return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
 
-    edges_mel = np.linspace(mel(0.0), mel(min(sr / 2, 8000.0)), 28)
+    edges_mel = np.linspace(mel(fmin), mel(min(sr / 2, fmax)), 28)
     edges = 700.0 * (10 ** (edges_mel / 2595.0) - 1.0)
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     fb = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
@@ -181,9 +216,10 @@ def _mfcc_matrix(sr: int, n_fft: int) -> np.ndarray:
 _DCT14 = np.cos(np.pi / 26 * (np.arange(26)[:, None] + 0.5) * np.arange(1, 5)[None, :])  # (26, 4)
 
 
-def _mfcc14(power: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
-    """MFCC 1-4 of each frame from a 26-band triangular mel filter bank, (T, 4)."""
-    return np.log(power @ _mfcc_matrix(sr, n_fft) + _EPS) @ _DCT14
+def _mfcc14(power: np.ndarray, sr: int, n_fft: int, mel: tuple[float, float]) -> np.ndarray:
+    """MFCC 1-4 of each frame from a 26-band triangular mel filter bank over ``mel`` Hz,
+    (T, 4)."""
+    return np.log(power @ _mfcc_matrix(sr, n_fft, *map(float, mel)) + _EPS) @ _DCT14
 
 
 def _runs(flags: np.ndarray) -> np.ndarray:
@@ -203,6 +239,13 @@ def _timing(speech: np.ndarray, voiced: np.ndarray) -> list[float]:
             *(_mean_std(vruns)), float(uruns.mean()) if len(uruns) else 0.0]
 
 
+def prosody_band(wave: np.ndarray, sr: int) -> np.ndarray:
+    """:func:`prosody` with every spectral computation restricted to the telephone band,
+    300-3400 Hz (:data:`TELEPHONE_BAND`): the same 47 names, what a clip keeps over a phone
+    line, so that a model trained on studio clips reads a phone call's the same way."""
+    return _prosody(wave, sr, TELEPHONE_BAND)
+
+
 def prosody(wave: np.ndarray, sr: int) -> np.ndarray:
     """eGeMAPS-like functionals of one utterance (see the module docstring).
 
@@ -216,6 +259,10 @@ def prosody(wave: np.ndarray, sr: int) -> np.ndarray:
         spectral balance in dB and dB/kHz, durations in seconds. Scaling ``wave`` by any
         positive factor leaves the result unchanged (up to float rounding).
     """
+    return _prosody(wave, sr, FULL_BAND)
+
+
+def _prosody(wave: np.ndarray, sr: int, b: Bands) -> np.ndarray:
     x = as_mono_padded(wave, int(round(_FRAME_S * sr)))  # float32
     frames, length, _ = _frames(x, sr)
     # zero-padding past frame + longest lag: the autocorrelation does not wrap around
@@ -223,6 +270,8 @@ def prosody(wave: np.ndarray, sr: int) -> np.ndarray:
     z = scipy_fft().rfft(frames, n=n_fft, axis=1, workers=1)
     power = z.real ** 2 + z.imag ** 2  # (T, F)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    if b.limit is not None:
+        power[:, (freqs < b.limit[0]) | (freqs > b.limit[1])] = 0.0
     energy_db = 10 * np.log10(power.sum(1) + _EPS)
     loud = energy_db - np.percentile(energy_db, 95)
     speech = loud >= -SPEECH_RANGE_DB
@@ -233,10 +282,10 @@ def prosody(wave: np.ndarray, sr: int) -> np.ndarray:
     hnr = 10 * np.log10(r / (1 - r) + _EPS)
     # a floor relative to each frame's energy (an absolute one would make gain matter)
     db = 10 * np.log10(power + _EPS * power.sum(1, keepdims=True) + 1e-30)
-    bands = _band_measures(power, db, freqs)
+    bands = _band_measures(power, db, freqs, b)
     spec = power / (power.sum(1, keepdims=True) + _EPS)
     flux = np.concatenate([[0.0], np.sqrt((np.diff(spec, axis=0) ** 2).sum(1))])
-    mf = _mfcc14(power, sr, n_fft)
+    mf = _mfcc14(power, sr, n_fft, b.mel)
     unvoiced = speech & ~voiced
     out = [*_stats6(loud[speech]), *_rise_fall(loud, speech),
            *_stats6(semitone[voiced]), *_rise_fall(semitone, voiced),

@@ -81,6 +81,11 @@ MODELS: dict[str, ModelSpec] = {
         "MFCC 1-4, timing) + standardisation + logistic regression (can join an ensemble of "
         "log-mel networks)", "ours",
     ),
+    "prosody_band_logreg": _classical(
+        "prosody_band_logreg", "logreg", LogregConfig(), "prosody_band",
+        "prosody_logreg on the telephone band (300-3400 Hz) only: reads a phone call as it "
+        "reads a studio clip", "ours",
+    ),
     "compare_logreg": _classical(
         "compare_logreg", "logreg", LogregConfig(), "compare",
         "ComParE_2016 functionals (6373) + standardisation + logistic regression", "baseline",
