@@ -166,6 +166,13 @@ def test_a_functional_member_joins_the_networks_in_one_graph(members, functional
 
     with pytest.raises(SystemExit, match="functional"):
         split_ensemble.split(out, tmp_path / "split")
+    # such an ensemble cannot teach a network: it reads more than the student's input
+    from emovox.errors import ConfigError
+    from emovox.experiment.distil import load_teacher_models
+    from emovox.models import get_model_spec
+
+    with pytest.raises(ConfigError, match="reads another input"):
+        load_teacher_models([out], get_model_spec("crnn_cmvn"))
     # log-mel columns alone (without the functionals) are refused with the way to build them
     with pytest.raises(ValueError, match="window_features"):
         ens.predict_proba_features([np.zeros((64, 64), np.float32)])

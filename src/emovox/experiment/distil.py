@@ -277,7 +277,7 @@ def load_teacher_models(paths: list[Path], spec: ModelSpec) -> list[Any]:
 
     def key(pre: Any) -> tuple[Any, ...]:
         return (feature_key(pre.feature or "", **pre.feature_params), pre.sr, pre.trim,
-                pre.top_db, pre.loudness)
+                pre.top_db, pre.loudness, pre.functional)
 
     models = []
     for p in paths:
