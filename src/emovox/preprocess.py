@@ -330,10 +330,18 @@ class Preprocess:
         fe = params.get("frontend")
         if fe is not None and not isinstance(fe, dict):
             raise ValueError(f"frontend must be an object, got {fe!r}")
+        functional = params.get("functional")
+        if functional is not None:
+            from emovox.features import FEATURES
+
+            spec = FEATURES.get(functional) if isinstance(functional, str) else None
+            if spec is None or spec.kind != "vector":
+                raise ValueError(f"functional must name a registered vector feature, got "
+                                 f"{functional!r}")
         return cls(
             frontend_params=fe, sr=params.get("sr", TARGET_SR), trim=trim,
             top_db=params.get("top_db", TRIM_TOP_DB),
             loudness=Loudness(params.get("loudness", Loudness.NONE.value)), feature=feature,
             feature_params=params.get("feature_params") or {},
-            n_frames=params.get("n_frames", 0) or 0, functional=params.get("functional"),
+            n_frames=params.get("n_frames", 0) or 0, functional=functional,
         )

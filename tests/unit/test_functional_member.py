@@ -112,6 +112,9 @@ def test_preprocess_functional_round_trips_and_old_params_have_none() -> None:
     assert Preprocess.from_params(Preprocess(trim=True).to_params()).functional is None
     with pytest.raises(ValueError, match="functional"):
         Preprocess(functional="")
+    for bad in ("no_such_feature", "mfcc", 3):  # unknown, a sequence, not a name
+        with pytest.raises(ValueError, match="registered vector feature"):
+            Preprocess.from_params({**params, "functional": bad})
 
 
 def test_a_sequence_feature_is_refused_as_a_functional() -> None:
