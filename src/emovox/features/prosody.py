@@ -3,7 +3,8 @@
 eGeMAPS (Eyben et al., "The Geneva Minimalistic Acoustic Parameter Set", IEEE TAC 7(2), 2016)
 is a small expert set chosen to carry emotion across corpora: pitch, loudness, voice quality,
 spectral balance and timing, summarised over the utterance. On leave-one-corpus-out runs a
-linear model on it is as good as any of emovox's networks (README, "A functional member"), but
+linear model on it is as good as any of emovox's networks (README, "A linear member on
+eGeMAPS-like functionals"), but
 openSMILE takes about 75 ms per 3 s clip. This module computes a set of the same families
 (``(47,)``, fixed a priori from the paper's list, nothing chosen on emovox's test corpora) from
 one framing of the wave in a few milliseconds:
@@ -27,6 +28,9 @@ one framing of the wave in a few milliseconds:
 * **MFCC 1-4** (DCT-II of a 26-band log-mel) over voiced frames;
 * **timing**: voiced fraction, voiced segments per second, mean/std voiced segment and mean
   unvoiced segment length.
+
+:func:`prosody_band` computes the same 47 values with every spectral measure restricted to the
+telephone band, 300-3400 Hz (:data:`TELEPHONE_BAND`; :func:`prosody` uses :data:`FULL_BAND`).
 
 Formants, jitter and shimmer (period-level measures) are left out: they need a pitch-
 synchronous analysis that a 10 ms framing cannot give. A statistic over an empty set of frames
@@ -52,7 +56,6 @@ VOICED_R: float = 0.5
 _FMIN, _FMAX = 60.0, 500.0  # Hz: the pitch search range
 _FRAME_S, _HOP_S = 0.040, 0.010
 _EPS = 1e-10
-
 
 
 @dataclass(frozen=True)
