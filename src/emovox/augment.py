@@ -4,7 +4,7 @@
 The experiment runner asks for augmented variants of the training side of a fold
 only; validation and test clips are never passed through this module.
 
-Three recipes (:class:`AugmentRecipe`, ``evaluate --augment-recipe``):
+Four recipes (:class:`AugmentRecipe`, ``evaluate --augment-recipe``):
 
 * ``classic``: the reference projects' noise, pitch shift, time stretch, gain, time shift;
 * ``channel``: channel and speaker variation for a model that must hold up on other
@@ -15,7 +15,9 @@ Three recipes (:class:`AugmentRecipe`, ``evaluate --augment-recipe``):
 * ``channel_codec``: ``channel`` and, last, a lossy codec round trip on 30 % of the copies
   (GSM phone, Opus 12 kbit/s VoIP or MP3 32 kbit/s). The codec itself lives in
   :mod:`emovox.audio.codec` (ffmpeg); :func:`augment` takes it as its ``codec`` argument,
-  which the feature cache passes.
+  which the feature cache passes;
+* ``telephone``: only the telephone line, every copy band-passed to 300-3400 Hz and nothing
+  else (for a linear model on spectral-balance functionals, which the wider recipe blurs).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class AugmentRecipe(str, Enum):
     CLASSIC = "classic"  #: noise, pitch, stretch, gain, shift (the reference projects')
     CHANNEL = "channel"  #: speed, reverb, band-limit, EQ, coloured noise, wide gain
     CHANNEL_CODEC = "channel_codec"  #: channel + a lossy codec round trip (ffmpeg)
+    TELEPHONE = "telephone"  #: every copy band-passed to 300-3400 Hz, nothing else
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class AugmentConfig:
     rt60_s: tuple[float, float] = (0.15, 0.8)
     #: band-limiting: telephone 300-3400 Hz, or a random low/high cut
     p_band: float = 0.0
+    #: share of the band-limited copies that get the telephone band (the rest a random cut)
+    telephone_share: float = 0.5
     #: random peaking EQ: up to 3 bands of +- ``eq_db``
     p_eq: float = 0.0
     eq_db: float = 10.0
@@ -75,6 +80,12 @@ CHANNEL_RECIPE: dict[str, object] = {
     "p_gain": 0.8, "gain_db": (-30.0, 30.0),
 }
 
+#: the ``telephone`` recipe: every other transform off
+TELEPHONE_RECIPE: dict[str, object] = {
+    "p_noise": 0.0, "p_pitch": 0.0, "p_stretch": 0.0, "p_gain": 0.0, "p_shift": 0.0,
+    "p_band": 1.0, "telephone_share": 1.0,
+}
+
 
 def recipe_config(recipe: AugmentRecipe, variants: int) -> AugmentConfig:
     """The :class:`AugmentConfig` of a named recipe with ``variants`` copies per clip."""
@@ -84,6 +95,8 @@ def recipe_config(recipe: AugmentRecipe, variants: int) -> AugmentConfig:
         cfg = replace(cfg, **CHANNEL_RECIPE)  # type: ignore[arg-type]
     if recipe is AugmentRecipe.CHANNEL_CODEC:
         cfg = replace(cfg, p_codec=0.3)
+    if recipe is AugmentRecipe.TELEPHONE:
+        cfg = replace(cfg, **TELEPHONE_RECIPE)  # type: ignore[arg-type]
     return cfg
 
 
@@ -107,6 +120,8 @@ def augment_summary(config: dict[str, object] | None) -> str:
     if "noise" in names and cfg.get("snr_db"):
         lo, hi = cfg["snr_db"]  # type: ignore[misc]
         names[names.index("noise")] = f"noise (SNR {lo:g}-{hi:g} dB)"
+    if "band-limit" in names and float(cfg.get("telephone_share", 0.5)) >= 1.0:  # type: ignore[arg-type]
+        names[names.index("band-limit")] = "telephone band (300-3400 Hz)"
     if "gain" in names and cfg.get("gain_db"):
         lo, hi = cfg["gain_db"]  # type: ignore[misc]
         names[names.index("gain")] = f"gain ({lo:+g} to {hi:+g} dB)"
@@ -222,7 +237,7 @@ def _channel(out: np.ndarray, sr: int, cfg: AugmentConfig,
     if cfg.p_reverb > 0 and rng.random() < cfg.p_reverb:
         out = reverb(out, sr, rng, rng.uniform(*cfg.rt60_s))
     if cfg.p_band > 0 and rng.random() < cfg.p_band:
-        if rng.random() < 0.5:
+        if rng.random() < cfg.telephone_share:
             out = band_limit(out, sr, 300.0, 3400.0)
         else:
             out = band_limit(out, sr, rng.uniform(50, 400), rng.uniform(3000, 7600))

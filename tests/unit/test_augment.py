@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -207,3 +208,25 @@ def test_the_codec_step_comes_last_and_only_with_a_codec_function():
 
     assert aug.augment_summary(asdict(aug.recipe_config(aug.AugmentRecipe.CHANNEL_CODEC, 2))
                                ).endswith("noise (SNR 5-30 dB), codec")
+
+
+def test_telephone_recipe_band_passes_every_copy_and_does_nothing_else():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(SR).astype(np.float32) * 0.1
+    tel = aug.recipe_config(aug.AugmentRecipe.TELEPHONE, 1)
+    want = aug.band_limit(x, SR, 300.0, 3400.0)
+    for k in range(4):  # no gain, noise, shift or random cut: the same output every time
+        np.testing.assert_allclose(aug.augment(x, SR, tel, aug.variant_rng(0, "c", k)), want,
+                                   atol=1e-6)
+    assert "telephone band (300-3400 Hz)" in aug.augment_summary(asdict(tel))
+    assert "noise" not in aug.augment_summary(asdict(tel))
+
+
+def test_channel_recipe_still_splits_band_limits_between_telephone_and_random_cuts():
+    ch = replace(aug.recipe_config(aug.AugmentRecipe.CHANNEL, 1), p_reverb=0, p_eq=0,
+                 p_speed=0, p_shift=0, p_gain=0, p_noise=0, p_band=1.0)
+    x = np.random.default_rng(6).standard_normal(SR).astype(np.float32) * 0.1
+    tel = aug.band_limit(x, SR, 300.0, 3400.0)
+    same = [np.allclose(aug.augment(x, SR, ch, aug.variant_rng(0, "c", k)), tel, atol=1e-6)
+            for k in range(40)]
+    assert 5 < sum(same) < 35  # about half the copies

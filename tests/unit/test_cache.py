@@ -156,3 +156,25 @@ def test_unused_codec_settings_keep_earlier_augmented_caches(tmp_path):
     coded = run(replace(recipe_config(AugmentRecipe.CHANNEL_CODEC, 1), p_codec=1.0))
     assert coded.n_cached == 0 and coded.features[0].shape == first.features[0].shape
     assert not np.allclose(coded.features[0], first.features[0])
+
+
+def test_telephone_share_enters_the_cache_key_only_away_from_its_first_value(tmp_path):
+    """Caches of recipes made before ``telephone_share`` existed stay valid (0.5 was the
+    hard-wired share); another share is another copy."""
+    from dataclasses import asdict, replace
+
+    from emovox.augment import AugmentRecipe, recipe_config
+    from emovox.features.cache import Variant
+    from signals import syllables, voice
+
+    wav = write_clip(tmp_path / "v.wav", syllables(voice(1.5)), subtype=None)
+    cache = tmp_path / "cache"
+    chan = replace(recipe_config(AugmentRecipe.CHANNEL, 1), p_band=1.0)
+    assert asdict(chan)["telephone_share"] == 0.5
+
+    def run(cfg):
+        return extract_files([wav], "logmel", {}, cache_dir=cache, n_jobs=1,
+                             variant=Variant(cfg, 0))
+
+    assert run(chan).n_cached == 0 and run(chan).n_cached == 1
+    assert run(replace(chan, telephone_share=1.0)).n_cached == 0

@@ -41,7 +41,8 @@ AugmentOpt = Annotated[
 AugmentRecipeOpt = Annotated[
     AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
                                 "stretch), channel (speed, reverb, band, EQ, noise, gain) or "
-                                "channel_codec (channel + GSM/Opus/MP3 round trips, ffmpeg).")
+                                "channel_codec (channel + GSM/Opus/MP3 round trips, ffmpeg) or "
+                                "telephone (300-3400 Hz band-pass only).")
 ]
 
 #: ``--data`` of evaluate/train: one corpus folder (read with ``--corpus``), or several

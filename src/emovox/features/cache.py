@@ -181,13 +181,17 @@ def _extract_one(
 #: augmentation settings added after caches existed: left out of the cache key while the
 #: codec step is unused, so the variants of earlier recipes keep their cached features
 _LATER_AUGMENT = ("p_codec", "codecs")
+#: the same for the telephone share of band-limiting, left out at its first value
+_LATER_DEFAULTS: dict[str, Any] = {"telephone_share": 0.5}
 
 
 def _augment_key(config: dict[str, Any]) -> dict[str, Any]:
     """The cache key's view of an augmentation config (see :data:`_LATER_AUGMENT`)."""
+    key = {k: v for k, v in config.items()
+           if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
     if config.get("p_codec"):
-        return config
-    return {k: v for k, v in config.items() if k not in _LATER_AUGMENT}
+        return key
+    return {k: v for k, v in key.items() if k not in _LATER_AUGMENT}
 
 
 #: Linux prctl option: signal this process when its parent dies
