@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from emovox.features import FEATURES, extract
-from emovox.features.prosody import FEATURE_NAMES, prosody, prosody_band
+from emovox.features.prosody import (
+    FEATURE_NAMES,
+    ROBUST_NAMES,
+    prosody,
+    prosody_band,
+    prosody_robust,
+)
 from emovox.models import MODELS
 from signals import SR, harmonic, noise, silence, sine
 
@@ -127,3 +133,30 @@ def test_the_band_variant_keeps_the_pitch_of_tones() -> None:
                  strict=True))
     assert d["f0_semitone_p50"] == pytest.approx(_semitones(200.0), abs=0.3)
     assert d["voiced_fraction"] > 0.9
+
+
+def test_the_robust_variant_is_prosody_without_the_low_band_columns() -> None:
+    wave = harmonic(170.0, 1.2, n_harmonics=30, vibrato=0.02, noise=0.002,
+                    rng=np.random.default_rng(3))
+    full, rob = prosody(wave, SR), prosody_robust(wave, SR)
+    assert rob.shape == (41,) and rob.dtype == np.float32
+    assert extract("prosody_robust", wave, SR).shape == (41,)
+    assert FEATURES["prosody_robust"].kind == "vector"
+    assert MODELS["prosody_robust_logreg"].feature == "prosody_robust"
+    np.testing.assert_array_equal(rob, full[[FEATURE_NAMES.index(n) for n in ROBUST_NAMES]])
+    dropped = set(FEATURE_NAMES) - set(ROBUST_NAMES)
+    assert dropped == {"mfcc1_mean", "mfcc2_mean", "mfcc3_mean", "mfcc4_mean",
+                       "voiced_slope0_500_mean", "unvoiced_slope0_500_mean"}
+
+
+def test_the_robust_variant_moves_less_over_a_phone_line_than_prosody() -> None:
+    """On a harmonic voice, the largest band-pass shift among the kept columns is below the
+    largest among the dropped ones (the MFCC means and 0-500 Hz slopes)."""
+    wave = harmonic(120.0, 1.5, n_harmonics=50, vibrato=0.02, noise=0.002,
+                    rng=np.random.default_rng(4))
+    moved = np.abs(prosody(_telephone(wave), SR) - prosody(wave, SR))
+    keep = np.array([n in ROBUST_NAMES for n in FEATURE_NAMES])
+    mfcc = [FEATURE_NAMES.index(f"mfcc{k}_mean") for k in (1, 2)]
+    assert moved[mfcc].max() > 5.0
+    assert moved[keep & np.array([n.startswith(("f0_semitone_p", "loudness_p"))
+                                  for n in FEATURE_NAMES])].max() < 1.0

@@ -9,22 +9,23 @@ stable cache key for it::
 
 Registered features (16 kHz, ``n`` samples, default parameters):
 
-===========  =======  ===================  ===================================================
-name         kind     shape                what
-===========  =======  ===================  ===================================================
-logmel       sequence ``(T, 64)``          log-mel dB, 25 ms / 10 ms, ``T = 1 + n // 160``
-mfcc         sequence ``(T, 20)``          MFCC (x3 columns with ``deltas=2``), 10 ms hop
-mfcc_chroma  sequence ``(T, 72)``          20 MFCC + Δ + ΔΔ + 12 chroma per 10 ms frame
-seed000      sequence ``(94, 60)``         60 MFCC of the clip forced to 3 s
-seed001      vector   ``(162,)``           ZCR, chroma, MFCC, RMS, mel means
-seed002      vector   ``(45,)``            MFCC/chroma/spectral/energy summary
-seed003      vector   ``(340,)``           mean/std/min/max of 85 frame features
-seed004      sequence ``(200, 40)``        40 MFCC, 20 ms hop, fixed 200 frames
-egemaps      vector   ``(88,)``            openSMILE eGeMAPSv02 functionals (extra ``smile``)
-compare      vector   ``(6373,)``          openSMILE ComParE_2016 functionals (extra ``smile``)
-prosody      vector   ``(47,)``            eGeMAPS-like pitch/loudness/voice/spectral functionals
-prosody_band vector   ``(47,)``            the same over the telephone band, 300-3400 Hz
-===========  =======  ===================  ===================================================
+==============  =======  ===================  ===================================================
+name            kind     shape                what
+==============  =======  ===================  ===================================================
+logmel          sequence ``(T, 64)``          log-mel dB, 25 ms / 10 ms, ``T = 1 + n // 160``
+mfcc            sequence ``(T, 20)``          MFCC (x3 columns with ``deltas=2``), 10 ms hop
+mfcc_chroma     sequence ``(T, 72)``          20 MFCC + Δ + ΔΔ + 12 chroma per 10 ms frame
+seed000         sequence ``(94, 60)``         60 MFCC of the clip forced to 3 s
+seed001         vector   ``(162,)``           ZCR, chroma, MFCC, RMS, mel means
+seed002         vector   ``(45,)``            MFCC/chroma/spectral/energy summary
+seed003         vector   ``(340,)``           mean/std/min/max of 85 frame features
+seed004         sequence ``(200, 40)``        40 MFCC, 20 ms hop, fixed 200 frames
+egemaps         vector   ``(88,)``            openSMILE eGeMAPSv02 functionals (extra ``smile``)
+compare         vector   ``(6373,)``          openSMILE ComParE_2016 functionals (extra ``smile``)
+prosody         vector   ``(47,)``            eGeMAPS-like pitch/loudness/voice/spectral functionals
+prosody_band    vector   ``(47,)``            the same over the telephone band, 300-3400 Hz
+prosody_robust  vector   ``(41,)``            the 41 of them a telephone band moves least
+==============  =======  ===================  ===================================================
 
 ``seed000`` .. ``seed004`` are the feature sets of the five reference projects
 (:mod:`emovox.features.reference`); the names are kept as they are part of cache keys.
@@ -179,6 +180,9 @@ FEATURES: dict[str, FeatureSpec] = {
         _spec("prosody_band", prosody.prosody_band, "vector",
               "the prosody functionals with every spectral computation in the telephone "
               f"band, 300-3400 Hz, ({len(prosody.FEATURE_NAMES)},)"),
+        _spec("prosody_robust", prosody.prosody_robust, "vector",
+              "the prosody functionals a telephone band-pass moves by at most 2 standard "
+              f"deviations, ({len(prosody.ROBUST_NAMES)},)"),
     )
 }
 

@@ -31,6 +31,10 @@ one framing of the wave in a few milliseconds:
 
 :func:`prosody_band` computes the same 47 values with every spectral measure restricted to the
 telephone band, 300-3400 Hz (:data:`TELEPHONE_BAND`; :func:`prosody` uses :data:`FULL_BAND`).
+:func:`prosody_robust` keeps the 41 of the 47 that a telephone band-pass moves by at most 2
+clean standard deviations on the training corpora (:data:`ROBUST_NAMES`, from
+``bench/feature_shift.py --limit 2.0``): it drops the four MFCC means and the two 0-500 Hz
+slopes, which read the band below 300 Hz.
 
 Formants, jitter and shimmer (period-level measures) are left out: they need a pitch-
 synchronous analysis that a 10 ms framing cannot give. A statistic over an empty set of frames
@@ -46,8 +50,8 @@ import numpy as np
 
 from emovox.features.spectral import as_mono_padded, finite_float32
 
-__all__ = ["FEATURE_NAMES", "FULL_BAND", "SPEECH_RANGE_DB", "TELEPHONE_BAND", "VOICED_R", "Bands",
-           "prosody", "prosody_band"]
+__all__ = ["FEATURE_NAMES", "FULL_BAND", "ROBUST_NAMES", "SPEECH_RANGE_DB", "TELEPHONE_BAND",
+           "VOICED_R", "Bands", "prosody", "prosody_band", "prosody_robust"]
 
 #: speech frames: energy within this many dB of the utterance's 95th-percentile frame
 SPEECH_RANGE_DB: float = 35.0
@@ -247,6 +251,21 @@ def prosody_band(wave: np.ndarray, sr: int) -> np.ndarray:
     300-3400 Hz (:data:`TELEPHONE_BAND`): the same 47 names, what a clip keeps over a phone
     line, so that a model trained on studio clips reads a phone call's the same way."""
     return _prosody(wave, sr, TELEPHONE_BAND)
+
+
+#: the columns of :func:`prosody` that a 300-3400 Hz band-pass moves by at most 2 clean
+#: standard deviations over RAVDESS + EMOVO's 2,028 clips (``bench/feature_shift.py --limit
+#: 2.0``; the six left out moved by 2.2-6.7)
+ROBUST_NAMES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n not in (
+    "mfcc1_mean", "mfcc2_mean", "mfcc3_mean", "mfcc4_mean",
+    "voiced_slope0_500_mean", "unvoiced_slope0_500_mean"))
+_ROBUST_COLUMNS = np.array([FEATURE_NAMES.index(n) for n in ROBUST_NAMES])
+
+
+def prosody_robust(wave: np.ndarray, sr: int) -> np.ndarray:
+    """:func:`prosody` without the columns a telephone line moves most: ``(41,)`` float32
+    in the order of :data:`ROBUST_NAMES`."""
+    return prosody(wave, sr)[_ROBUST_COLUMNS]
 
 
 def prosody(wave: np.ndarray, sr: int) -> np.ndarray:

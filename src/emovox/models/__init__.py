@@ -86,6 +86,11 @@ MODELS: dict[str, ModelSpec] = {
         "prosody_logreg on the telephone band (300-3400 Hz) only: reads a phone call as it "
         "reads a studio clip", "ours",
     ),
+    "prosody_robust_logreg": _classical(
+        "prosody_robust_logreg", "logreg", LogregConfig(), "prosody_robust",
+        "prosody_logreg without the 6 functionals a telephone line moves most (41: no MFCC "
+        "means, no 0-500 Hz slopes)", "ours",
+    ),
     "compare_logreg": _classical(
         "compare_logreg", "logreg", LogregConfig(), "compare",
         "ComParE_2016 functionals (6373) + standardisation + logistic regression", "baseline",
