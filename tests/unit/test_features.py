@@ -43,6 +43,7 @@ def expected_shape(name: str, n_samples: int) -> tuple[int, ...]:
         "compare": (6373,),
         "prosody": (47,),
         "prosody_band": (47,),
+        "prosody_robust": (41,),
     }[name]
 
 
@@ -206,6 +207,7 @@ def test_registry_keys_and_specs() -> None:
         "compare",
         "prosody",
         "prosody_band",
+        "prosody_robust",
     }
     for name, spec in FEATURES.items():
         assert isinstance(spec, FeatureSpec)
