@@ -147,6 +147,11 @@ class Preprocess:
             before trimming, appended to every frame of the sequence as further columns,
             ``(T, F + D)`` (:meth:`window_features`): how an ensemble feeds a linear member
             on utterance functionals through the one network input (``None``: nothing).
+        band_floor_db: with a ``functional``, one more column after it: 1.0 when the wave's
+            band ratio (:func:`emovox.features.bandwidth.band_ratio_db`, 4.5-7 kHz against
+            0.3-3.4 kHz) reaches this floor, 0.0 below it (narrow band: a telephone line),
+            read by an ensemble whose functional member has a narrow-band alternative
+            (``None``: no such column).
     """
 
     sr: int = TARGET_SR
@@ -161,6 +166,7 @@ class Preprocess:
     #: the stored front end's parameters as read from model.json (arrays attached on read)
     frontend_params: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     functional: str | None = None
+    band_floor_db: float | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.sr, int) and self.sr > 0):
@@ -175,6 +181,13 @@ class Preprocess:
         if self.functional is not None and not (isinstance(self.functional, str)
                                                 and self.functional):
             raise ValueError(f"functional must be a feature name, got {self.functional!r}")
+        if self.band_floor_db is not None:
+            floor = self.band_floor_db
+            if (self.functional is None or isinstance(floor, bool)
+                    or not isinstance(floor, (int, float)) or not math.isfinite(floor)):
+                raise ValueError(f"band_floor_db must be a finite number (dB) next to a "
+                                 f"functional, got {floor!r}")
+            object.__setattr__(self, "band_floor_db", float(floor))
         object.__setattr__(self, "loudness", Loudness(self.loudness))
         object.__setattr__(self, "top_db", float(self.top_db))
         object.__setattr__(self, "trim", bool(self.trim))
@@ -239,7 +252,8 @@ class Preprocess:
 
     def with_functional(self, seq: np.ndarray, wave: np.ndarray) -> np.ndarray:
         """``seq`` ``(T, F)`` with the :attr:`functional` vector of ``wave`` appended to every
-        frame, ``(T, F + D)``; unchanged without one."""
+        frame, ``(T, F + D)`` (``(T, F + D + 1)`` with the band column of
+        :attr:`band_floor_db`); unchanged without one."""
         if self.functional is None:
             return seq
         from emovox.features import extract
@@ -248,6 +262,11 @@ class Preprocess:
         if vec.ndim != 1:
             raise ValueError(f"functional {self.functional!r} is not a vector feature "
                              f"(shape {vec.shape})")
+        if self.band_floor_db is not None:
+            from emovox.features.bandwidth import band_ratio_db
+
+            full = band_ratio_db(wave, self.sr) >= self.band_floor_db
+            vec = np.append(vec, np.float32(1.0 if full else 0.0))
         seq = np.asarray(seq, np.float32)
         return np.concatenate([seq, np.broadcast_to(vec, (seq.shape[0], vec.shape[0]))], axis=1)
 
@@ -310,6 +329,8 @@ class Preprocess:
             else self.frontend_params,
             "normaliser": self.norm is not None,
             **({"functional": self.functional} if self.functional is not None else {}),
+            **({"band_floor_db": self.band_floor_db} if self.band_floor_db is not None
+               else {}),
         }
 
     @classmethod
@@ -317,7 +338,7 @@ class Preprocess:
         """Scalars of :meth:`to_params` (arrays are attached by the artifact reader).
         Raises ``ValueError``/``TypeError`` naming the bad field."""
         known = {"sr", "trim", "top_db", "loudness", "feature", "feature_params", "n_frames",
-                 "frontend", "normaliser", "functional"}
+                 "frontend", "normaliser", "functional", "band_floor_db"}
         unknown = set(params) - known
         if unknown:
             raise ValueError(f"unknown field(s) {sorted(unknown)}")
@@ -344,4 +365,5 @@ class Preprocess:
             loudness=Loudness(params.get("loudness", Loudness.NONE.value)), feature=feature,
             feature_params=params.get("feature_params") or {},
             n_frames=params.get("n_frames", 0) or 0, functional=functional,
+            band_floor_db=params.get("band_floor_db"),
         )

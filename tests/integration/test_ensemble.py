@@ -181,6 +181,54 @@ def test_a_functional_member_joins_the_networks_in_one_graph(members, functional
     assert "at most one functional" in text(res) and not (tmp_path / "two").exists()
 
 
+@pytest.fixture(scope="module")
+def robust(fake_ravdess, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("robust") / "prosody_robust_logreg"
+    ok(invoke(["train", "--data", fake_ravdess, "--out", out, "--model",
+               "prosody_robust_logreg", "-p", "C=0.001", "-j", "1"],
+              env={"EMOVOX_CACHE": str(out.parent / "cache")}))
+    return out
+
+
+def test_a_narrow_band_member_answers_for_a_phone_line(members, functional, robust, tmp_path):
+    """CRNN + ECAPA + prosody_logreg with prosody_robust_logreg as its narrow-band
+    alternative: a full-band clip gets the mean with prosody_logreg, its telephone copy the
+    mean with prosody_robust_logreg, in ONNX and torch alike."""
+    from emovox import augment as aug
+
+    out = tmp_path / "switch"
+    res = invoke(["ensemble", members[0], members[1], functional, "--narrow-band", robust,
+                  "--out", out])
+    ok(res)
+    assert "fusion(crnn_cmvn+ecapa_cmvn+prosody_logreg|prosody_robust_logreg)" in text(res)
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["preprocess"]["band_floor_db"] == -35.3
+    assert meta["network"]["params"]["functional"]["dim"] == 47
+    assert len(meta["network"]["params"]["functional"]["narrow"]) == 41
+    assert meta["network"]["input_shape"][1] == 64 + 47 + 1
+    card = (out / "MODEL_CARD.md").read_text()
+    assert ("prosody_logreg (for narrow-band input, a band ratio below -35.3 dB: "
+            "prosody_robust_logreg)") in card
+    ens, torch_ens = Predictor.from_artifact(out), Predictor.from_artifact(out, backend="torch")
+    assert ens.backend == "onnx"
+    rng = np.random.default_rng(0)
+    wave = voice(3.5, f0=170.0) + rng.normal(0, 0.01, 56000).astype(np.float32)  # -21 dB
+    for name, w, linear in (("full", wave, functional),
+                            ("phone", aug.band_limit(wave, 16000, 300.0, 3400.0), robust)):
+        clip = write_clip(tmp_path / f"{name}.wav", w)
+        probs = [Predictor.from_artifact(p).clip_probabilities(clip)
+                 for p in (members[0], members[1], linear)]
+        np.testing.assert_allclose(ens.clip_probabilities(clip), sum(probs) / 3, atol=1e-4)
+        np.testing.assert_allclose(torch_ens.clip_probabilities(clip), sum(probs) / 3,
+                                   atol=1e-4)
+    for args, message in (
+            ([members[0], members[1], "--narrow-band", robust], "needs a functional"),
+            ([members[0], functional, "--narrow-band", functional], "columns of")):
+        res = invoke(["ensemble", *args, "--out", tmp_path / "bad"])
+        ok(res, 2)
+        assert message in text(res) and not (tmp_path / "bad").exists()
+
+
 def test_ensemble_refuses_members_that_read_another_input(members, tmp_path):
     import shutil
 

@@ -121,3 +121,79 @@ def test_a_sequence_feature_is_refused_as_a_functional() -> None:
     pre = Preprocess(functional="mfcc")
     with pytest.raises(ValueError, match="not a vector feature"):
         pre.with_functional(np.zeros((10, 64), np.float32), harmonic(150.0, 0.5))
+
+
+def _member(weight: list[list[float]]) -> FunctionalMember:
+    w = torch.tensor(weight)
+    member = FunctionalMember(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        member.linear.weight.copy_(w)
+        member.linear.bias.zero_()
+    return member
+
+
+def test_the_band_column_picks_the_full_band_or_the_narrow_band_member() -> None:
+    """One network + a functional member on 3 columns, whose narrow-band alternative reads
+    columns 2 and 0: the band column (1 full, 0 narrow) says which of the two is the
+    ensemble's second member."""
+    full = _member([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    narrow = _member([[0.0, 0.0], [0.0, 0.0], [1.0, 2.0]])
+    ens = Ensemble([_Const([2.0, 0.0, 0.0])], n_mels=4, functional=full, narrow=narrow,
+                   narrow_columns=[2, 0])
+    x = torch.zeros(2, 5, 4 + 3 + 1)
+    x[:, :, 4:7] = torch.tensor([3.0, -1.0, 0.5])
+    x[0, :, 7], x[1, :, 7] = 1.0, 0.0  # clip 0 full band, clip 1 narrow band
+    got = torch.exp(ens(x))
+    net = torch.softmax(torch.tensor([2.0, 0, 0]), 0)
+    wide = torch.softmax(torch.tensor([3.0, -1.0, 0.0]), 0)
+    alt = torch.softmax(torch.tensor([0.0, 0.0, 0.5 + 2 * 3.0]), 0)
+    torch.testing.assert_close(got[0], (net + wide) / 2)
+    torch.testing.assert_close(got[1], (net + alt) / 2)
+    plain = Ensemble([_Const([2.0, 0.0, 0.0])], n_mels=4, functional=full)
+    assert "narrow_columns" not in plain.state_dict()  # earlier ensembles keep their keys
+
+
+@pytest.mark.parametrize("functional", [{"dim": 3, "narrow": []}, {"dim": 3, "narrow": [3]},
+                                        {"dim": 3, "narrow": [1, 1]},
+                                        {"dim": 3, "narrow": [True]}, {"dim": 3, "narrow": 2}])
+def test_build_net_refuses_bad_narrow_columns(functional) -> None:
+    with pytest.raises(ValueError, match="narrow"):
+        build_net(3, (64, 64 + 4), members=[{"module": "emovox.models.ecapa", "params": {}}],
+                  functional=functional)
+
+
+def test_build_net_reserves_the_band_column_after_the_functional() -> None:
+    spec = {"module": "emovox.models.ecapa", "params": {"channels": 16, "dilations": [2],
+                                                          "embedding": 16}}
+    net = build_net(8, (64, 64 + 47 + 1), members=[spec],
+                    functional={"dim": 47, "narrow": list(range(41))})
+    assert net.narrow is not None and net.narrow.dim == 41
+    assert net.narrow_columns.tolist() == list(range(41))
+    with pytest.raises(ValueError, match="do not split"):
+        build_net(8, (64, 47 + 1), members=[spec], functional={"dim": 47, "narrow": [0]})
+
+
+def test_preprocess_appends_the_band_column_one_for_full_band_zero_for_a_phone_line() -> None:
+    from emovox import augment as aug
+
+    pre = Preprocess(trim=True, n_frames=50, functional="prosody",
+                     band_floor_db=-35.3).with_logmel_frontend()
+    rng = np.random.default_rng(0)
+    wave = harmonic(150.0, 1.5, n_harmonics=50, vibrato=0.02, noise=0.01, rng=rng)
+    for w, band in ((wave, 1.0), (aug.band_limit(wave, SR, 300.0, 3400.0), 0.0)):
+        x = pre.window_features(pre.prepare(w, SR))
+        assert x.shape == (50, 64 + 47 + 1)
+        assert np.all(x[:, -1] == band)
+        np.testing.assert_allclose(x[0, 64:-1], prosody(w, SR), rtol=1e-6)
+
+
+def test_band_floor_round_trips_needs_a_functional_and_a_finite_number() -> None:
+    pre = Preprocess(trim=True, functional="prosody", band_floor_db=-35)
+    assert pre.band_floor_db == -35.0 and isinstance(pre.band_floor_db, float)
+    assert Preprocess.from_params(pre.to_params()) == pre
+    assert "band_floor_db" not in Preprocess(functional="prosody").to_params()
+    for bad in ({"band_floor_db": -35.0}, {"functional": "prosody", "band_floor_db": "low"},
+                {"functional": "prosody", "band_floor_db": float("nan")},
+                {"functional": "prosody", "band_floor_db": True}):
+        with pytest.raises(ValueError, match="band_floor_db"):
+            Preprocess(**bad)

@@ -336,6 +336,19 @@ def ensemble(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model folder.")] = (
         False
     ),
+    narrow_band: Annotated[
+        Path | None,
+        typer.Option("--narrow-band",
+                     help="A linear model on columns of the functional member's feature "
+                     "(prosody_robust_logreg) that answers instead of it for narrow-band "
+                     "input (a telephone line)."),
+    ] = None,
+    band_floor_db: Annotated[
+        float | None,
+        typer.Option(help="Band ratio (dB, 4.5-7 kHz against 0.3-3.4 kHz) below which "
+                     "input counts as narrow-band (with --narrow-band; default -35.3, "
+                     "emovox.features.bandwidth.NARROW_BAND_FLOOR_DB)."),
+    ] = None,
 ) -> None:
     """One model from several trained networks that read the same input (and optionally one
     linear model on utterance functionals): the mean of their probabilities, saved and
@@ -345,7 +358,9 @@ def ensemble(
     setup_logging(False)
     try:
         meta = ensemble_bundle(members, out, calibrate=calibrate, also=calibrate_also,
-                               force=force)
+                               force=force, narrow=narrow_band,
+                               **({"band_floor_db": band_floor_db}
+                                  if band_floor_db is not None else {}))
     except (*USER_ERRORS, ImportError) as exc:
         fail(exc)
     render.console.print(f"wrote {out}: {meta.name}, {meta.n_params:,} parameters, "

@@ -155,10 +155,17 @@ def _cv_lines(cv: dict[str, Any], *, also: bool = False) -> list[str]:
 
 
 def _members_text(trained_on: dict[str, Any]) -> str:
-    """An ensemble's members for its card, each with its training augmentation if any."""
-    augs = trained_on.get("member_augment") or [""] * len(trained_on["members"])
-    return ", ".join(f"{name} ({aug})" if aug else name
-                     for name, aug in zip(trained_on["members"], augs, strict=False))
+    """An ensemble's members for its card, each with its training augmentation if any; a
+    functional member's narrow-band alternative (the last name) is shown with it."""
+    names = list(trained_on["members"])
+    augs = trained_on.get("member_augment") or [""] * len(names)
+    texts = [f"{name} ({aug})" if aug else name
+             for name, aug in zip(names, augs, strict=False)]
+    narrow = trained_on.get("narrow_band")
+    if isinstance(narrow, dict) and len(texts) >= 2 and names[-1] == narrow.get("member"):
+        texts[-2:] = [f"{texts[-2]} (for narrow-band input, a band ratio below "
+                      f"{narrow.get('floor_db', '?')} dB: {texts[-1]})"]
+    return ", ".join(texts)
 
 
 def _environment_text(env: dict[str, Any]) -> str:

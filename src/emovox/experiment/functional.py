@@ -11,6 +11,11 @@ graph; the ensemble's ``Preprocess`` appends the feature to every frame
 The member reads the wave *before* silence trimming (as ``prosody_logreg`` is trained), at the
 networks' sample rate and loudness handling: the vector it sees at serving time is then the
 one it was trained on.
+
+``emovox ensemble ... --narrow-band FOLDER`` adds the member's narrow-band alternative: a
+second such pipeline on a feature registered as columns of the first's (``prosody_robust``
+of ``prosody``), which answers instead of it when the wave is narrow-band
+(:attr:`emovox.preprocess.Preprocess.band_floor_db`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 from emovox.errors import ConfigError
 
 __all__ = ["ABSENT_LOGIT", "FunctionalMemberSpec", "functional_member", "functional_state",
-           "is_functional_folder"]
+           "is_functional_folder", "narrow_member"]
 
 #: logit of a class the logistic regression never saw in training (probability ~1e-13
 #: against the others): it then never wins, as in the pipeline's own ``predict_proba``
@@ -93,15 +98,11 @@ def functional_member(path: Path, network_meta: Any) -> FunctionalMemberSpec:
         ConfigError: not a scikit-learn model on a vector feature, other labels, or prepared
             otherwise than the networks (sample rate, trimming, loudness).
     """
-    from emovox.features import FEATURES
     from emovox.training.trainer import load_trained
 
     model, meta = load_trained(Path(path))
     pre, net = meta.preprocess, network_meta.preprocess
-    spec = FEATURES.get(pre.feature or "")
-    if spec is None or spec.kind != "vector" or pre.feature_params:
-        raise ConfigError(f"{path}: a functional member must read a registered vector feature "
-                          f"with its default parameters, not {pre.feature!r}")
+    spec = _vector_spec(path, pre)
     if meta.labels != network_meta.labels:
         raise ConfigError(f"{path}: other labels than the networks")
     if pre.trim or (pre.sr, pre.loudness) != (net.sr, net.loudness):
@@ -110,4 +111,35 @@ def functional_member(path: Path, network_meta: Any) -> FunctionalMemberSpec:
                           f"{pre.trim}, sample rate {pre.sr} / {net.sr}, loudness "
                           f"{pre.loudness.value} / {net.loudness.value})")
     state = functional_state(model.pipeline, meta.n_classes)
-    return FunctionalMemberSpec(pre.feature, int(state["mean"].shape[0]), state, meta)
+    return FunctionalMemberSpec(spec.name, int(state["mean"].shape[0]), state, meta)
+
+
+def narrow_member(path: Path, network_meta: Any,
+                  wide: FunctionalMemberSpec) -> tuple[FunctionalMemberSpec, list[int]]:
+    """The narrow-band alternative at ``path`` of the functional member ``wide``, and the
+    columns of ``wide``'s feature it reads (its feature must be registered as columns of
+    ``wide``'s: ``prosody_robust`` of ``prosody``).
+
+    Raises:
+        ConfigError: as :func:`functional_member`, or a feature that is not columns of
+            ``wide``'s.
+    """
+    from emovox.features import FEATURES
+
+    narrow = functional_member(path, network_meta)
+    of = FEATURES[narrow.feature].columns_of
+    if of is None or of[0] != wide.feature or len(of[1]) != narrow.dim:
+        raise ConfigError(f"{path}: a narrow-band member must read columns of the functional "
+                          f"member's feature {wide.feature!r}, not {narrow.feature!r}")
+    return narrow, list(of[1])
+
+
+def _vector_spec(path: Path, pre: Any) -> Any:
+    """The registered vector feature ``pre`` reads with its default parameters."""
+    from emovox.features import FEATURES
+
+    spec = FEATURES.get(pre.feature or "")
+    if spec is None or spec.kind != "vector" or pre.feature_params:
+        raise ConfigError(f"{path}: a functional member must read a registered vector feature "
+                          f"with its default parameters, not {pre.feature!r}")
+    return spec

@@ -25,10 +25,11 @@ from emovox.errors import ConfigError
 from emovox.experiment.card import model_card
 from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
 from emovox.experiment.distil import mean_probabilities, open_teacher_models
-from emovox.experiment.functional import functional_member, is_functional_folder
+from emovox.experiment.functional import functional_member, is_functional_folder, narrow_member
 from emovox.experiment.multicorpus import balance_corpora, corpus_classes, corpus_counts
 from emovox.experiment.rundir import read_cv_run
 from emovox.experiment.runner import training_sources
+from emovox.features.bandwidth import NARROW_BAND_FLOOR_DB
 from emovox.fileio import atomic_path
 from emovox.labels import LABELS
 from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
@@ -297,9 +298,11 @@ def _ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
                if all("seconds" in m.trained_on for _, m in loaded) else {})}
 
 
-def _assemble(members: list[Path]) -> tuple[Any, list[tuple[Any, Any]], Any, MemberInputs, str]:
+def _assemble(members: list[Path], narrow: Path | None = None
+              ) -> tuple[Any, list[tuple[Any, Any]], list[Any], MemberInputs, str]:
     """The ensemble classifier of trained folders ``members`` (networks and at most one
-    functional member), weights loaded: ``(classifier, networks, functional, inputs, name)``."""
+    functional member, which may have the narrow-band alternative ``narrow``), weights
+    loaded: ``(classifier, networks, functional members, inputs, name)``."""
     import torch
 
     from emovox.models import ensemble
@@ -309,26 +312,33 @@ def _assemble(members: list[Path]) -> tuple[Any, list[tuple[Any, Any]], Any, Mem
     funcs = [m for m in members if m not in nets]
     if len(funcs) > 1:
         raise ConfigError("an ensemble takes at most one functional (scikit-learn) member")
+    if narrow is not None and not funcs:
+        raise ConfigError("a narrow-band member needs a functional member to stand in for")
     loaded = _load_members(nets, allow_one=bool(funcs))
     first, meta0 = loaded[0]
     func = functional_member(funcs[0], meta0) if funcs else None
+    alt, columns = narrow_member(narrow, meta0, func) if narrow and func else (None, [])
     inputs = member_inputs(loaded)
     specs = [{"module": m.network.module, "params": dict(m.network.params)} for _, m in loaded]
     names = [m.name for _, m in loaded] + ([func.meta.name] if func else [])
+    if alt:
+        names[-1] += f"|{alt.meta.name}"
     name = "fusion(" + "+".join(names) + ")"
     several: dict[str, Any] = {"inputs": list(inputs.blocks)} if len(inputs.norms) > 1 else {}
+    extra_cols = (func.dim + (1 if alt else 0)) if func else 0
     if func:
-        several["functional"] = {"dim": func.dim}
+        several["functional"] = {"dim": func.dim, **({"narrow": columns} if alt else {})}
     clf = TorchClassifier(ensemble.build_net, n_classes=first.n_classes, members=specs,
                           n_frames=first.train_cfg.n_frames, threads=first.train_cfg.threads,
                           **several)
     *lead, width = tuple(meta0.network.input_shape)  # (T, M): the blocks side by side
-    clf.input_shape = (*lead, width * len(inputs.norms) + (func.dim if func else 0))
-    clf.norm = with_identity_columns(inputs.normaliser, func.dim if func else 0)
+    clf.input_shape = (*lead, width * len(inputs.norms) + extra_cols)
+    clf.norm = with_identity_columns(inputs.normaliser, extra_cols)
     clf.net = ensemble.build_net(first.n_classes, clf.input_shape, members=specs, **several)
-    if func:
-        clf.net.functional.load_state_dict(
-            {k: torch.from_numpy(v) for k, v in func.state.items()}, strict=True)
+    for spec, module in ((func, clf.net.functional), (alt, clf.net.narrow)):
+        if spec:
+            module.load_state_dict({k: torch.from_numpy(v) for k, v in spec.state.items()},
+                                   strict=True)
     with torch.no_grad():
         for k, (model, _) in enumerate(loaded):
             clf.net.members[k].load_state_dict(model.net.state_dict())
@@ -338,23 +348,26 @@ def _assemble(members: list[Path]) -> tuple[Any, list[tuple[Any, Any]], Any, Mem
             clf.net.scale[k] = torch.as_tensor(n0.std / nk.std, dtype=torch.float32)
             clf.net.shift[k] = torch.as_tensor((n0.mean - nk.mean) / nk.std, dtype=torch.float32)
     clf.net.eval()
-    return clf, loaded, func, inputs, name
+    return clf, loaded, [f for f in (func, alt) if f], inputs, name
 
 
 def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = None,
-                    also: Sequence[Path] = (), force: bool = False, onnx: bool = True) -> Any:
+                    also: Sequence[Path] = (), force: bool = False, onnx: bool = True,
+                    narrow: Path | None = None,
+                    band_floor_db: float = NARROW_BAND_FLOOR_DB) -> Any:
     """One artifact ``out`` from trained network folders ``members``: an
     :class:`~emovox.models.ensemble.Ensemble` averaging their probabilities (equal weights),
     exported as one ONNX graph. ``calibrate``: the ``emovox fuse`` run of the members' CV runs
     (temperature and model-card metrics); ``also``: further such runs pooled into the
     temperature fit only. ``members`` may include one linear model on utterance
-    functionals (:mod:`emovox.experiment.functional`). Returns the written
-    :class:`ArtifactMeta`."""
+    functionals (:mod:`emovox.experiment.functional`), and ``narrow`` its narrow-band
+    alternative, which answers for waves whose band ratio is below ``band_floor_db``.
+    Returns the written :class:`ArtifactMeta`."""
     from emovox.artifact import attach_inference, check_replaceable, replace_folder, save_model
 
     out = Path(out)
     check_replaceable(out, force)
-    clf, loaded, func, inputs, name = _assemble(members)
+    clf, loaded, funcs, inputs, name = _assemble(members, narrow)
     cv = read_cv_run(calibrate, name) if calibrate else None
     if also and not cv:
         raise ConfigError("--calibrate-also needs --calibrate")
@@ -369,12 +382,18 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                                 prefix=f".{out.name}.build"))
     try:
         stage = tmp / out.name
-        everyone = [*loaded, *([(None, func.meta)] if func else [])]
-        extra = {"name": name, "trained_on": _ensemble_trained_on(everyone),
+        everyone = [*loaded, *[(None, f.meta) for f in funcs]]
+        trained_on = _ensemble_trained_on(everyone)
+        if len(funcs) > 1:
+            trained_on["narrow_band"] = {"member": funcs[1].meta.name, "floor_db": band_floor_db}
+        extra = {"name": name, "trained_on": trained_on,
                  "n_params": int(sum(p.numel() for p in clf.net.parameters())),
                  "cross_validation": cv_metrics}
         config = {"model": {"name": name, "params": {"members": [str(m) for m in members]}}}
-        pre = inputs.preprocess.replace(functional=func.feature) if func else inputs.preprocess
+        pre = inputs.preprocess
+        if funcs:
+            pre = pre.replace(functional=funcs[0].feature,
+                              band_floor_db=band_floor_db if len(funcs) > 1 else None)
         save_model(clf, stage, config, metrics=cv_metrics or {}, extra=extra, preprocess=pre)
         calibration = None
         if cv:

@@ -83,6 +83,8 @@ class FeatureSpec:
         params: default keyword parameters (JSON-serialisable); overrides must use these keys.
         kind: ``"vector"`` for ``(D,)`` or ``"sequence"`` for time-major ``(T, D)``.
         description: one line for humans.
+        columns_of: ``(other, columns)`` when this vector is those columns of the registered
+            vector feature ``other`` (with default parameters), e.g. ``prosody_robust``.
     """
 
     name: str
@@ -90,6 +92,7 @@ class FeatureSpec:
     params: dict[str, Any] = field(default_factory=dict)
     kind: str = "vector"
     description: str = ""
+    columns_of: tuple[str, tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("vector", "sequence"):
@@ -115,8 +118,10 @@ def _defaults(fn: Callable[..., np.ndarray]) -> dict[str, Any]:
     }
 
 
-def _spec(name: str, fn: Callable[..., np.ndarray], kind: str, description: str) -> FeatureSpec:
-    return FeatureSpec(name=name, fn=fn, params=_defaults(fn), kind=kind, description=description)
+def _spec(name: str, fn: Callable[..., np.ndarray], kind: str, description: str,
+          columns_of: tuple[str, tuple[int, ...]] | None = None) -> FeatureSpec:
+    return FeatureSpec(name=name, fn=fn, params=_defaults(fn), kind=kind,
+                       description=description, columns_of=columns_of)
 
 
 FEATURES: dict[str, FeatureSpec] = {
@@ -182,7 +187,8 @@ FEATURES: dict[str, FeatureSpec] = {
               f"band, 300-3400 Hz, ({len(prosody.FEATURE_NAMES)},)"),
         _spec("prosody_robust", prosody.prosody_robust, "vector",
               "the prosody functionals a telephone band-pass moves by at most 2 standard "
-              f"deviations, ({len(prosody.ROBUST_NAMES)},)"),
+              f"deviations, ({len(prosody.ROBUST_NAMES)},)",
+              ("prosody", prosody.ROBUST_COLUMNS)),
     )
 }
 

@@ -50,8 +50,8 @@ import numpy as np
 
 from emovox.features.spectral import as_mono_padded, finite_float32
 
-__all__ = ["FEATURE_NAMES", "FULL_BAND", "ROBUST_NAMES", "SPEECH_RANGE_DB", "TELEPHONE_BAND",
-           "VOICED_R", "Bands", "prosody", "prosody_band", "prosody_robust"]
+__all__ = ["FEATURE_NAMES", "FULL_BAND", "ROBUST_COLUMNS", "ROBUST_NAMES", "SPEECH_RANGE_DB",
+           "TELEPHONE_BAND", "VOICED_R", "Bands", "prosody", "prosody_band", "prosody_robust"]
 
 #: speech frames: energy within this many dB of the utterance's 95th-percentile frame
 SPEECH_RANGE_DB: float = 35.0
@@ -259,13 +259,14 @@ def prosody_band(wave: np.ndarray, sr: int) -> np.ndarray:
 ROBUST_NAMES: tuple[str, ...] = tuple(n for n in FEATURE_NAMES if n not in (
     "mfcc1_mean", "mfcc2_mean", "mfcc3_mean", "mfcc4_mean",
     "voiced_slope0_500_mean", "unvoiced_slope0_500_mean"))
-_ROBUST_COLUMNS = np.array([FEATURE_NAMES.index(n) for n in ROBUST_NAMES])
+#: their positions in :data:`FEATURE_NAMES`
+ROBUST_COLUMNS: tuple[int, ...] = tuple(FEATURE_NAMES.index(n) for n in ROBUST_NAMES)
 
 
 def prosody_robust(wave: np.ndarray, sr: int) -> np.ndarray:
     """:func:`prosody` without the columns a telephone line moves most: ``(41,)`` float32
     in the order of :data:`ROBUST_NAMES`."""
-    return prosody(wave, sr)[_ROBUST_COLUMNS]
+    return prosody(wave, sr)[list(ROBUST_COLUMNS)]
 
 
 def prosody(wave: np.ndarray, sr: int) -> np.ndarray:

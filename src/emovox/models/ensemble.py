@@ -24,6 +24,14 @@ logistic regression) can join as one more member (``functional``): the ensemble'
 (:attr:`emovox.preprocess.Preprocess.functional`), and :class:`FunctionalMember` reads it from
 the first frame, after the log-mel blocks. It counts as one member in the equal-weight mean.
 
+That member may have a narrow-band alternative (``functional={"dim": D, "narrow": [...]}``):
+a second linear model on some of the functional's columns (``prosody_robust_logreg`` reads
+the 41 of ``prosody``'s 47 that a telephone line moves least). The ``Preprocess`` then appends
+one more column, 1.0 for a full-band wave and 0.0 for a narrow-band one
+(:attr:`emovox.preprocess.Preprocess.band_floor_db`), and the functional member's
+probabilities are the full-band model's or the narrow-band model's accordingly: still one
+member of the mean.
+
 Members are rebuilt from ``emovox.models.<name>`` modules only (the artifact reader's rule for
 a network module, applied to each member).
 """
@@ -67,13 +75,25 @@ class Ensemble(nn.Module):
         n_mels: columns of one block of the input.
         inputs: the block each member reads (``None``: all block 0, a one-block input).
         functional: a linear member on the functional columns that follow the blocks.
+        narrow: its narrow-band alternative, reading ``narrow_columns`` of those columns;
+            the column after them says which of the two answers (1 full band, 0 narrow).
     """
 
     def __init__(self, members: Sequence[nn.Module], n_mels: int,
                  inputs: Sequence[int] | None = None,
-                 functional: FunctionalMember | None = None) -> None:
+                 functional: FunctionalMember | None = None,
+                 narrow: FunctionalMember | None = None,
+                 narrow_columns: Sequence[int] = ()) -> None:
         super().__init__()
+        if narrow is not None and (functional is None or len(narrow_columns) != narrow.dim):
+            raise ValueError("a narrow-band member needs a functional member and one column "
+                             "of it per input")
         self.functional = functional
+        self.narrow = narrow
+        # no buffer without a narrow member: earlier ensembles' weights keep their keys
+        self.register_buffer("narrow_columns", torch.as_tensor(list(narrow_columns),
+                                                               dtype=torch.long)
+                             if narrow is not None else None)
         self.members = nn.ModuleList(members)
         k = len(members)
         self.inputs = tuple(int(i) for i in (inputs or [0] * k))
@@ -84,7 +104,8 @@ class Ensemble(nn.Module):
         self.register_buffer("shift", torch.zeros(k, n_mels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (B, T, n_blocks * M [+ D]) -> (B, n_classes) log of the mean probability."""
+        """``x``: (B, T, n_blocks * M [+ D [+ 1]]) -> (B, n_classes) log of the mean
+        probability."""
         m = self.n_mels
         probs = [
             torch.softmax(net(x[..., b * m : (b + 1) * m] * self.scale[k]  # (B, T, M)
@@ -93,8 +114,14 @@ class Ensemble(nn.Module):
         ]
         if self.functional is not None:
             start = (max(self.inputs) + 1) * m
-            v = x[:, 0, start : start + self.functional.dim]  # (B, D): the same on every frame
-            probs.append(torch.softmax(self.functional(v), dim=-1))  # (B, C)
+            dim = self.functional.dim
+            v = x[:, 0, start : start + dim]  # (B, D): the same on every frame
+            p = torch.softmax(self.functional(v), dim=-1)  # (B, C)
+            if self.narrow is not None:
+                full = x[:, 0, start + dim : start + dim + 1]  # (B, 1): 1 full band, 0 narrow
+                q = torch.softmax(self.narrow(v[:, self.narrow_columns]), dim=-1)  # (B, C)
+                p = full * p + (1.0 - full) * q
+            probs.append(p)
         return torch.log(torch.stack(probs).mean(dim=0).clamp_min(1e-12))  # (B, C)
 
 
@@ -104,17 +131,18 @@ def build_net(n_classes: int, input_shape: tuple[int, ...],
     """An (untrained) ensemble of ``members`` (each ``{"module": "emovox.models.X",
     "params": {...}}``) for ``input_shape == (T, n_blocks * M [+ D])``, member ``k`` reading
     block ``inputs[k]`` (default: every member block 0 of a one-block input), plus a
-    :class:`FunctionalMember` on the last ``D`` columns when ``functional == {"dim": D}``;
-    training keys are ignored."""
+    :class:`FunctionalMember` on the last ``D`` columns when ``functional == {"dim": D}``
+    (with ``"narrow": [columns]``: and its narrow-band alternative on those of the ``D``
+    columns, the input then ending with the band column); training keys are ignored."""
     del train_keys
-    dim = _functional_dim(functional)
+    dim, narrow = _functional_dim(functional)
     if len(members) + (dim > 0) < 2:
         raise ValueError("an ensemble needs at least two members")
     if len(input_shape) != 2:
         raise ValueError(f"ensemble expects input_shape (T, M), got {input_shape}")
     blocks = list(inputs) if inputs is not None else [0] * len(members)
     n_blocks = max(blocks) + 1 if blocks else 1
-    cols = input_shape[1] - dim
+    cols = input_shape[1] - dim - (1 if narrow else 0)
     if (not members or len(blocks) != len(members) or cols <= 0 or cols % n_blocks
             or set(blocks) != set(range(n_blocks))):
         raise ValueError(f"inputs {blocks} do not split input_shape {input_shape} into "
@@ -128,14 +156,25 @@ def build_net(n_classes: int, input_shape: tuple[int, ...],
         nets.append(importlib.import_module(module).build_net(
             n_classes, (input_shape[0], width), **dict(m.get("params", {}))))
     return Ensemble(nets, width, blocks,
-                    FunctionalMember(dim, n_classes) if dim else None)
+                    FunctionalMember(dim, n_classes) if dim else None,
+                    FunctionalMember(len(narrow), n_classes) if narrow else None, narrow)
 
 
-def _functional_dim(functional: dict[str, Any] | None) -> int:
-    """``functional["dim"]`` checked (0 without a functional member)."""
+def _functional_dim(functional: dict[str, Any] | None) -> tuple[int, list[int]]:
+    """``functional["dim"]`` and ``functional.get("narrow", [])`` checked (``(0, [])``
+    without a functional member)."""
     if functional is None:
-        return 0
-    if set(functional) != {"dim"} or not isinstance(functional["dim"], int) or isinstance(
-            functional["dim"], bool) or functional["dim"] < 1:
-        raise ValueError(f"functional must be {{'dim': D}} with D >= 1, got {functional!r}")
-    return functional["dim"]
+        return 0, []
+    dim, narrow = functional.get("dim"), functional.get("narrow", [])
+    if (not set(functional) <= {"dim", "narrow"} or not isinstance(dim, int)
+            or isinstance(dim, bool) or dim < 1):
+        raise ValueError(f"functional must be {{'dim': D[, 'narrow': columns]}} with D >= 1, "
+                         f"got {functional!r}")
+    ok = (isinstance(narrow, list) and len(set(narrow)) == len(narrow)
+          and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < dim
+                  for c in narrow)
+          and ("narrow" not in functional or narrow))
+    if not ok:
+        raise ValueError(f"functional 'narrow' must list distinct columns of 0..{dim - 1}, "
+                         f"got {narrow!r}")
+    return dim, list(narrow)
