@@ -4,6 +4,9 @@
   directories clip by clip (fixed weights, never tuned on test speakers). This gives exactly
   what a fusion model trained fold by fold would give when its members are the runs' models
   (same folds, same seeds), without training anything again.
+* :func:`switch_runs` -- a member that reads each clip with one of two models by a property
+  of the input (``emovox ensemble --narrow-band``): per clip, one run's probabilities or the
+  other's.
 * :func:`merge_runs` -- one run from runs of the same configuration over disjoint folds
   (``evaluate --folds k`` in separate processes or on separate machines): their predictions
   and fold records side by side, the summary recomputed over all folds.
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,22 +100,62 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
             raise ConfigError(f"{r} has other test clips or folds than {runs[0]}")
     order = sorted(keys)
     proba = sum(wi * np.array([t[k].proba for k in order]) for wi, t in zip(w, tables, strict=True))
-    y = np.array([LABELS.index(tables[0][k].true) for k in order])
+    name = "fusion(" + "+".join(m["model"] for m in metas) + ")"
+    return _write_combined(out, records, tables[0], order, proba, name,
+                           {"fused_runs": [str(r) for r in runs], "weights": w.tolist()})
+
+
+def switch_runs(wide: Path, narrow: Path, out: Path,
+                is_narrow: Callable[[Prediction], bool]) -> dict[str, Any]:
+    """One run whose every clip takes ``narrow``'s probabilities where ``is_narrow(clip)``
+    and ``wide``'s elsewhere: the cross-validation record of an ensemble member that switches
+    between two models by a property of the input (``emovox ensemble --narrow-band``), built
+    from the two runs' out-of-fold predictions (same folds, same clips). Returns its
+    metrics.json content; ``switched_clips`` counts the clips that took ``narrow``'s, per
+    corpus."""
+    runs = [Path(wide), Path(narrow)]
+    check_run_destination(out)
+    records = [read_run(r) for r in runs]
+    if len({r.metrics["protocol"] for r in records}) != 1:
+        raise ConfigError(f"{narrow} uses another protocol than {wide}")
+    tables = [_table(r) for r in records]
+    if set(tables[1]) != set(tables[0]):
+        raise ConfigError(f"{narrow} has other test clips or folds than {wide}")
+    order = sorted(tables[0])
+    chosen = [bool(is_narrow(tables[0][k])) for k in order]
+    proba = np.array([tables[int(c)][k].proba for k, c in zip(order, chosen, strict=True)])
+    counts: dict[str, list[int]] = {}
+    for k, c in zip(order, chosen, strict=True):
+        counts.setdefault(k[1], [0, 0])[0] += int(c)
+        counts[k[1]][1] += 1
+    name = "|".join(r.metrics["model"] for r in records)  # as `emovox ensemble` names it
+    return _write_combined(out, records, tables[0], order, proba, name, {
+        "switched_runs": {"wide": str(wide), "narrow": str(narrow)},
+        "switched_clips": {c: {"narrow": n, "of": m} for c, (n, m) in sorted(counts.items())}})
+
+
+def _write_combined(out: Path, records: list[RunRecord], first: dict[Key, Prediction],
+                    order: list[Key], proba: np.ndarray, name: str,
+                    how: dict[str, Any]) -> dict[str, Any]:
+    """Write the run directory of clip-by-clip combined probabilities ``proba`` (rows in
+    ``order``; clips' truth and paths from ``first``), with ``how`` they were combined."""
+    metas = [r.metrics for r in records]
+    y = np.array([LABELS.index(first[k].true) for k in order])
     folds = np.array([k[0] for k in order])
     pred = proba.argmax(1)
     fold_ids = sorted(set(folds.tolist()))
     per_fold = [compute_metrics(y[folds == f], pred[folds == f], list(LABELS)) for f in fold_ids]
     pooled = compute_metrics(y, pred, list(LABELS))
-    name = "+".join(m["model"] for m in metas)
     result = {
-        "package_version": __version__, "model": f"fusion({name})",
+        "package_version": __version__,
+        "model": name,
         "protocol": metas[0]["protocol"],
         "speaker_independent": all(m["speaker_independent"] for m in metas),
         "adapt": _fused_adapt(metas).value,
         "summary": summarize(per_fold), "pooled": pooled.to_dict(),
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
         "folds": _fold_rows(records, per_fold, fold_ids),
-        "fused_runs": [str(r) for r in runs], "weights": w.tolist(),
+        **how,
         **environments(metas),
         **_per_corpus(y, pred, [k[1] for k in order]),
     }
@@ -121,15 +165,15 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     if test_only != {()}:
         result["test_only_corpora"] = list(test_only.pop())
     rows = [
-        Prediction(tables[0][k].path, tables[0][k].speaker, tables[0][k].true, LABELS[pred[i]],
-                   tuple(float(v) for v in proba[i]), fold=k[0], corpus=tables[0][k].corpus)
+        Prediction(first[k].path, first[k].speaker, first[k].true, LABELS[pred[i]],
+                   tuple(float(v) for v in proba[i]), fold=k[0], corpus=first[k].corpus)
         for i, k in enumerate(order)
     ]
     s = result["summary"]["ua"]
     with staged_run_dir(Path(out)) as stage:
         write_run(stage, result, Predictions(list(LABELS), rows), pooled=pooled,
-                  titles=(f"fusion({name}): UA {s['mean']:.1f} ± {s['std']:.1f}",
-                          f"fusion({name}): recall per class"))
+                  titles=(f"{name}: UA {s['mean']:.1f} ± {s['std']:.1f}",
+                          f"{name}: recall per class"))
     return result
 
 
@@ -242,4 +286,4 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     return result
 
 
-__all__ = ["fuse_runs", "merge_runs"]
+__all__ = ["fuse_runs", "merge_runs", "switch_runs"]
