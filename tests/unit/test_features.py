@@ -44,6 +44,7 @@ def expected_shape(name: str, n_samples: int) -> tuple[int, ...]:
         "prosody": (47,),
         "prosody_band": (47,),
         "prosody_robust": (41,),
+        "prosody_vq": (75,),
     }[name]
 
 
@@ -208,6 +209,7 @@ def test_registry_keys_and_specs() -> None:
         "prosody",
         "prosody_band",
         "prosody_robust",
+        "prosody_vq",
     }
     for name, spec in FEATURES.items():
         assert isinstance(spec, FeatureSpec)

@@ -25,6 +25,7 @@ compare         vector   ``(6373,)``          openSMILE ComParE_2016 functionals
 prosody         vector   ``(47,)``            eGeMAPS-like pitch/loudness/voice/spectral functionals
 prosody_band    vector   ``(47,)``            the same over the telephone band, 300-3400 Hz
 prosody_robust  vector   ``(41,)``            the 41 of them a telephone band moves least
+prosody_vq      vector   ``(75,)``            prosody + jitter, shimmer, H1-H2, H1-A3, F1-F3
 ==============  =======  ===================  ===================================================
 
 ``seed000`` .. ``seed004`` are the feature sets of the five reference projects
@@ -52,7 +53,15 @@ from typing import Any
 
 import numpy as np
 
-from emovox.features import mfcc_chroma, pooling, prosody, reference, smile, spectral
+from emovox.features import (
+    mfcc_chroma,
+    pooling,
+    prosody,
+    reference,
+    smile,
+    spectral,
+    voice_quality,
+)
 
 __all__ = [
     "FEATURES",
@@ -66,6 +75,7 @@ __all__ = [
     "reference",
     "smile",
     "spectral",
+    "voice_quality",
 ]
 
 #: Bump whenever any registered feature's numbers change for the same name and params, so that
@@ -189,6 +199,10 @@ FEATURES: dict[str, FeatureSpec] = {
               "the prosody functionals a telephone band-pass moves by at most 2 standard "
               f"deviations, ({len(prosody.ROBUST_NAMES)},)",
               ("prosody", prosody.ROBUST_COLUMNS)),
+        _spec("prosody_vq", voice_quality.prosody_vq, "vector",
+              "the prosody functionals + eGeMAPS's period perturbation (jitter, shimmer), "
+              "harmonic differences (H1-H2, H1-A3) and formants F1-F3 (frequency, bandwidth, "
+              f"amplitude), gain-invariant, ({len(voice_quality.FEATURE_NAMES)},)"),
     )
 }
 

@@ -50,14 +50,17 @@ import numpy as np
 
 from emovox.features.spectral import as_mono_padded, finite_float32
 
-__all__ = ["FEATURE_NAMES", "FULL_BAND", "ROBUST_COLUMNS", "ROBUST_NAMES", "SPEECH_RANGE_DB",
-           "TELEPHONE_BAND", "VOICED_R", "Bands", "prosody", "prosody_band", "prosody_robust"]
+__all__ = ["F0_RANGE", "FEATURE_NAMES", "FULL_BAND", "ROBUST_COLUMNS", "ROBUST_NAMES",
+           "SPEECH_RANGE_DB", "TELEPHONE_BAND", "VOICED_R", "Analysis", "Bands", "analyse",
+           "functionals", "prosody", "prosody_band", "prosody_robust", "run_lengths"]
 
 #: speech frames: energy within this many dB of the utterance's 95th-percentile frame
 SPEECH_RANGE_DB: float = 35.0
 #: a speech frame is voiced when its window-corrected autocorrelation peak reaches this
 VOICED_R: float = 0.5
-_FMIN, _FMAX = 60.0, 500.0  # Hz: the pitch search range
+#: the pitch search range (Hz)
+F0_RANGE: tuple[float, float] = (60.0, 500.0)
+_FMIN, _FMAX = F0_RANGE
 _FRAME_S, _HOP_S = 0.040, 0.010
 _EPS = 1e-10
 
@@ -229,7 +232,7 @@ def _mfcc14(power: np.ndarray, sr: int, n_fft: int, mel: tuple[float, float]) ->
     return np.log(power @ _mfcc_matrix(sr, n_fft, *map(float, mel)) + _EPS) @ _DCT14
 
 
-def _runs(flags: np.ndarray) -> np.ndarray:
+def run_lengths(flags: np.ndarray) -> np.ndarray:
     """Lengths (frames) of the runs of True in ``flags``."""
     padded = np.concatenate([[False], flags, [False]]).astype(np.int8)
     d = np.diff(padded)
@@ -240,8 +243,8 @@ def _timing(speech: np.ndarray, voiced: np.ndarray) -> list[float]:
     n_speech = int(speech.sum())
     if n_speech == 0:
         return [0.0] * 5
-    vruns = _runs(voiced) * _HOP_S
-    uruns = _runs(speech & ~voiced) * _HOP_S
+    vruns = run_lengths(voiced) * _HOP_S
+    uruns = run_lengths(speech & ~voiced) * _HOP_S
     return [float(voiced.sum() / n_speech), float(len(vruns) / (n_speech * _HOP_S)),
             *(_mean_std(vruns)), float(uruns.mean()) if len(uruns) else 0.0]
 
@@ -285,9 +288,43 @@ def prosody(wave: np.ndarray, sr: int) -> np.ndarray:
     return _prosody(wave, sr, FULL_BAND)
 
 
-def _prosody(wave: np.ndarray, sr: int, b: Bands) -> np.ndarray:
+@dataclass(frozen=True)
+class Analysis:
+    """The frame-level analysis behind the functionals, for measures built on it
+    (:mod:`emovox.features.voice_quality`). ``T`` frames of ``length`` samples every ``hop``.
+
+    Attributes:
+        x: the mono float32 wave ``(n,)`` (padded to one frame at least).
+        sr: its rate (Hz).
+        length, hop: frame length and hop (samples).
+        n_fft: FFT size of ``power`` (zero-padded past frame + longest pitch period).
+        power: power spectra of the Hann-windowed frames ``(T, n_fft // 2 + 1)``.
+        freqs: their bin frequencies (Hz).
+        loud: frame energy in dB relative to the utterance's 95th percentile ``(T,)``.
+        speech, voiced: frame masks ``(T,)``.
+        f0: pitch (Hz) of each frame ``(T,)`` (meaningful on voiced frames).
+        r: its window-corrected autocorrelation peak ``(T,)``.
+    """
+
+    x: np.ndarray
+    sr: int
+    length: int
+    hop: int
+    n_fft: int
+    power: np.ndarray
+    freqs: np.ndarray
+    loud: np.ndarray
+    speech: np.ndarray
+    voiced: np.ndarray
+    f0: np.ndarray
+    r: np.ndarray
+
+
+def analyse(wave: np.ndarray, sr: int, b: Bands = FULL_BAND) -> Analysis:
+    """Frame, transform and voice ``wave`` as :func:`prosody` does (see the module
+    docstring); ``b.limit`` zeroes the power outside that band first."""
     x = as_mono_padded(wave, int(round(_FRAME_S * sr)))  # float32
-    frames, length, _ = _frames(x, sr)
+    frames, length, hop = _frames(x, sr)
     # zero-padding past frame + longest lag: the autocorrelation does not wrap around
     n_fft = 1 << int(np.ceil(np.log2(length + np.ceil(sr / _FMIN))))
     z = scipy_fft().rfft(frames, n=n_fft, axis=1, workers=1)
@@ -301,14 +338,24 @@ def _prosody(wave: np.ndarray, sr: int, b: Bands) -> np.ndarray:
     f0, r = np.full(len(power), _FMIN), np.zeros(len(power))
     f0[speech], r[speech] = _pitch(power[speech], length, n_fft, sr)  # only speech is read
     voiced = speech & (r >= VOICED_R)
-    semitone = 12 * np.log2(f0 / 27.5)
-    hnr = 10 * np.log10(r / (1 - r) + _EPS)
+    return Analysis(x, sr, length, hop, n_fft, power, freqs, loud, speech, voiced, f0, r)
+
+
+def _prosody(wave: np.ndarray, sr: int, b: Bands) -> np.ndarray:
+    return functionals(analyse(wave, sr, b), b)
+
+
+def functionals(a: Analysis, b: Bands = FULL_BAND) -> np.ndarray:
+    """The 47 functionals (:data:`FEATURE_NAMES`) of an :func:`analyse` result."""
+    power, freqs, loud, speech, voiced = a.power, a.freqs, a.loud, a.speech, a.voiced
+    semitone = 12 * np.log2(a.f0 / 27.5)
+    hnr = 10 * np.log10(a.r / (1 - a.r) + _EPS)
     # a floor relative to each frame's energy (an absolute one would make gain matter)
     db = 10 * np.log10(power + _EPS * power.sum(1, keepdims=True) + 1e-30)
     bands = _band_measures(power, db, freqs, b)
     spec = power / (power.sum(1, keepdims=True) + _EPS)
     flux = np.concatenate([[0.0], np.sqrt((np.diff(spec, axis=0) ** 2).sum(1))])
-    mf = _mfcc14(power, sr, n_fft, b.mel)
+    mf = _mfcc14(power, a.sr, a.n_fft, b.mel)
     unvoiced = speech & ~voiced
     out = [*_stats6(loud[speech]), *_rise_fall(loud, speech),
            *_stats6(semitone[voiced]), *_rise_fall(semitone, voiced),

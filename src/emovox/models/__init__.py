@@ -91,6 +91,11 @@ MODELS: dict[str, ModelSpec] = {
         "prosody_logreg without the 6 functionals a telephone line moves most (41: no MFCC "
         "means, no 0-500 Hz slopes)", "ours",
     ),
+    "prosody_vq_logreg": _classical(
+        "prosody_vq_logreg", "logreg", LogregConfig(), "prosody_vq",
+        "prosody_logreg + eGeMAPS's voice-quality and formant functionals (75: jitter, "
+        "shimmer, H1-H2, H1-A3, F1-F3)", "ours",
+    ),
     "compare_logreg": _classical(
         "compare_logreg", "logreg", LogregConfig(), "compare",
         "ComParE_2016 functionals (6373) + standardisation + logistic regression", "baseline",
