@@ -47,6 +47,8 @@ _PRE_EMPHASIS = 0.97
 #: root finding, the same statistics of a contour that moves slowly)
 FORMANT_STRIDE = 2
 _MIN_PERIODS = 3
+#: frames handled at once where a (frames, bins) temporary is needed
+_CHUNK = 1024
 _EPS = 1e-10
 
 VQ_NAMES: tuple[str, ...] = (
@@ -167,8 +169,11 @@ def harmonic_peak_db(power: np.ndarray, freqs: np.ndarray, centre: np.ndarray,
                      f0: np.ndarray) -> np.ndarray:
     """dB of the largest power within half an F0 of ``centre`` in each frame: ``power``
     ``(N, F)``, ``centre`` and ``f0`` ``(N,)`` in Hz; NaN where ``centre`` is NaN."""
-    near = np.abs(freqs[None, :] - centre[:, None]) <= (f0[:, None] / 2)
-    peak = np.where(near, power, 0.0).max(1)
+    peak = np.zeros(len(power))
+    for i in range(0, len(power), _CHUNK):  # bounded memory on long input
+        c, h = centre[i:i + _CHUNK, None], f0[i:i + _CHUNK, None] / 2
+        near = np.abs(freqs[None, :] - c) <= h
+        peak[i:i + _CHUNK] = np.where(near, power[i:i + _CHUNK], 0.0).max(1)
     return np.where(np.isfinite(centre), 10 * np.log10(peak + _EPS), np.nan)
 
 
@@ -184,8 +189,10 @@ def voice_quality(a: pr.Analysis) -> np.ndarray:
     f0 = a.f0[v]
     raw = np.lib.stride_tricks.sliding_window_view(a.x, a.length)[:: a.hop][v]  # (N, L)
     fq, bw = np.full((len(v), 3), np.nan), np.full((len(v), 3), np.nan)
-    every = slice(None, None, FORMANT_STRIDE)
-    fq[every], bw[every] = formants(raw[every].astype(np.float64), a.sr)
+    picked = np.arange(len(v))[::FORMANT_STRIDE]
+    for i in range(0, len(picked), _CHUNK):  # bounded memory on long input
+        rows = picked[i:i + _CHUNK]
+        fq[rows], bw[rows] = formants(raw[rows].astype(np.float64), a.sr)
     power = a.power[v]
     h1 = harmonic_peak_db(power, a.freqs, f0, f0)
     h2 = harmonic_peak_db(power, a.freqs, 2 * f0, f0)
