@@ -33,6 +33,12 @@ from emovox.fileio import atomic_path
 from emovox.labels import LABELS
 from emovox.serving.answer import Status
 from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
+from emovox.serving.outfile import (
+    CSV_HEADERS,
+    check_ours,
+    check_same_model,
+    drop_partial_last_line,
+)
 from emovox.serving.params import check_max_duration
 from emovox.serving.schema import failure_document
 from emovox.serving.timeline import SILENCE as SILENCE_LABEL
@@ -109,14 +115,15 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
         "duration": round(p.duration, 3),
         "speech_seconds": round(p.speech_seconds, 3),
         "n_windows": p.n_windows,
+        "model_id": p.model_id or "",
     }
     row |= {f"p_{lab}": round(probs[lab], 6) if lab in probs else "" for lab in LABELS}
     row["error"] = ""
     return row
 
 
-FIELDS = ["path", "status", "reason", "label", "confidence", *(f"p_{lab}" for lab in LABELS),
-          "arousal", "valence", "duration", "speech_seconds", "n_windows", "error"]
+#: the CSV columns (:data:`emovox.serving.outfile.CSV_HEADERS`' current one)
+FIELDS = list(CSV_HEADERS[-1])
 
 
 def _is_error(row: dict[str, Any]) -> bool:
@@ -196,9 +203,10 @@ def _drop_error_rows(out: Path, paths: set[str]) -> None:
 
 
 def _upgrade_csv(out: Path) -> None:
-    """Rewrite a CSV written by an older version (other columns) with :data:`FIELDS`, so
-    that resumed rows line up; columns it lacks stay empty (atomically, like
-    :func:`_drop_error_rows`)."""
+    """Rewrite a CSV written by an older version (an older header of
+    :data:`~emovox.serving.outfile.CSV_HEADERS`: :func:`check_ours` has refused any other)
+    with :data:`FIELDS`, so that resumed rows line up; columns it lacks stay empty
+    (atomically, like :func:`_drop_error_rows`)."""
     with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
         header = next(csv.reader(f), [])
     if header == FIELDS:
@@ -303,6 +311,17 @@ def _chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
         yield items[i : i + n]
 
 
+def _check_output(out: Path, artifact: str | Path | None) -> None:
+    """Refuse an ``out`` emovox did not write or that holds another model's answers; remove
+    a last row cut short (:mod:`emovox.serving.outfile`)."""
+    check_ours(out)
+    drop_partial_last_line(out)
+    if out.exists() and out.stat().st_size:
+        from emovox.serving.predictor import model_id_of
+
+        check_same_model(out, list(_read_rows(out)), model_id_of(artifact))
+
+
 def _plan(files: list[Path], out: Path, retry_errors: bool
           ) -> tuple[list[Path], BatchSummary]:
     """The files still to predict, and the summary of what the output already holds."""
@@ -338,7 +357,8 @@ def run_batch(
     local workers are processes (default when ``workers > 1``) or threads.
 
     Raises:
-        ValueError: ``out`` is not .csv/.jsonl. ConfigError: a bad ``max_duration``.
+        ValueError: ``out`` is not .csv/.jsonl. ConfigError: a bad ``max_duration``; an
+        ``out`` emovox did not write, or that holds another model's answers.
         FileNotFoundError: an input that matches nothing.
     """
     t0 = time.perf_counter()
@@ -346,6 +366,7 @@ def run_batch(
     fmt = _format(out)
     max_duration = check_max_duration(max_duration)
     files = collect_inputs(inputs)
+    _check_output(out, artifact)
     todo, summary = _plan(files, out, retry_errors)
     writer = RowWriter(out)
 

@@ -53,6 +53,7 @@ from emovox.serving.adapt import (
 )
 from emovox.serving.answer import confidence_band
 from emovox.serving.batch import FIELDS, BatchSummary, is_error_row, read_rows, run_batch
+from emovox.serving.outfile import check_ours
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,13 @@ def run_speaker_batch(inputs: Any, out: Path, *, speaker_from: str, **kwargs: An
     :func:`write_adapted` into ``out``; ``kwargs`` go to ``run_batch``.
 
     Raises:
-        ConfigError: a bad ``speaker_from`` (checked before anything is predicted).
+        ConfigError: a bad ``speaker_from``; an ``out`` or unadapted file emovox did not
+        write (checked before anything is predicted).
         AdaptationError: a group's answers have different labels (another model's rows).
     """
     grouping = SpeakerGrouping.parse(speaker_from)
     out = Path(out)
+    check_ours(out, ADAPT_FIELDS)  # rewritten in full below: it must be ours (raw: run_batch)
     raw = unadapted_path(out)
     summary = run_batch(inputs, raw, **kwargs)
     return summary, write_adapted(raw, out, grouping)

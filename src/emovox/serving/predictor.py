@@ -93,7 +93,8 @@ from emovox.serving.speech import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BACKENDS", "UNCERTAIN_BELOW", "Evidence", "Prediction", "Predictor", "Status"]
+__all__ = ["BACKENDS", "UNCERTAIN_BELOW", "Evidence", "Prediction", "Predictor", "Status",
+           "model_id_of"]
 
 BACKENDS = ("auto", "onnx", "torch")
 _MAX_BATCH = 64  # items per network call in predict_proba_features
@@ -185,23 +186,11 @@ class Predictor:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if (retired := retired_model_message(path)) is not None:
-            raise ArtifactError(retired)
-        if path is None or bundled_name(path) is not None:
-            path = resolve_model_path(path)
-            if not (path / "model.json").is_file():
-                raise ArtifactError(
-                    "no bundled default model is installed with this version of emovox "
-                    f"(expected {path}); pass the folder of a trained model instead (an "
-                    "artifact saved by 'emovox evaluate --save-models' or save_model)"
-                )
-        path = Path(path)
-        if not path.exists():
-            raise ArtifactError(f"model folder {path} does not exist")
+        path = _model_folder(path)
         art = read_artifact(path)
         meta = art.meta
         pre = _serving_preprocess(meta, path)
-        model_id = f"{meta.name}-{model_digest(path, meta)[:12]}"
+        model_id = _model_id(path, meta)
         if meta.kind is ModelKind.SKLEARN:
             runner: Runner = SklearnRunner(art.pipeline, meta.n_classes)
         else:
@@ -467,3 +456,33 @@ def _network_runner(art: Artifact, backend: str, threads: int | None) -> Runner:
     if chosen == "onnx":
         return OnnxRunner(onnx_file, threads)
     return TorchRunner(art, threads)
+
+
+def _model_folder(path: str | Path | None) -> Path:
+    """The folder of the model ``path`` names (a bundled name, ``None`` for the default, or
+    a folder); :class:`ArtifactError` when there is none."""
+    if (retired := retired_model_message(path)) is not None:
+        raise ArtifactError(retired)
+    if path is None or bundled_name(path) is not None:
+        path = resolve_model_path(path)
+        if not (path / "model.json").is_file():
+            raise ArtifactError(
+                "no bundled default model is installed with this version of emovox "
+                f"(expected {path}); pass the folder of a trained model instead (an "
+                "artifact saved by 'emovox evaluate --save-models' or save_model)"
+            )
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"model folder {path} does not exist")
+    return path
+
+
+def model_id_of(path: str | Path | None) -> str:
+    """The :attr:`Predictor.model_id` the model ``path`` would answer with, without loading
+    it into a runner (what ``emovox batch`` compares with an output's rows)."""
+    path = _model_folder(path)
+    return _model_id(path, read_artifact(path).meta)
+
+
+def _model_id(path: Path, meta: Any) -> str:
+    return f"{meta.name}-{model_digest(path, meta)[:12]}"

@@ -1,0 +1,123 @@
+"""What a batch output file already holds, checked before a run appends to it or rewrites it.
+
+``emovox batch`` resumes: it appends to ``--out``, and rewrites it to retry error rows, to
+bring an older CSV header up to date or to write adapted answers. It may do so only to a
+file emovox wrote:
+
+* a CSV whose header is one that emovox has written (:data:`CSV_HEADERS`, with or without
+  the adaptation columns);
+* a JSON-lines file whose every line is an emovox record: an object with
+  ``schema_version`` and ``source``.
+
+Anything else is refused with :class:`~emovox.errors.ConfigError` before a file is
+predicted, and is left as it was.
+
+Two more checks guard a resumed run. A last line cut short (a run killed mid-write, a full
+disk) is removed, so that its file is predicted again rather than counted as done. A file
+whose answers came from another model is refused: resuming it would mix two models'
+answers in one table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from emovox.errors import ConfigError
+from emovox.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CSV_HEADERS", "check_ours", "check_same_model", "drop_partial_last_line",
+           "models_in"]
+
+_P = [f"p_{lab}" for lab in LABELS]
+#: every CSV header emovox has written, oldest first (the last is the current one)
+CSV_HEADERS: tuple[tuple[str, ...], ...] = (
+    ("path", "label", "confidence", *_P, "arousal", "valence", "duration", "error"),
+    ("path", "status", "reason", "label", "confidence", *_P, "arousal", "valence", "duration",
+     "speech_seconds", "n_windows", "error"),
+    ("path", "status", "reason", "label", "confidence", *_P, "arousal", "valence", "duration",
+     "speech_seconds", "n_windows", "model_id", "error"),
+)
+#: how much of a file is read to find its last line
+_TAIL = 1 << 16
+
+
+def _refuse(out: Path, why: str) -> ConfigError:
+    return ConfigError(f"{out} {why}: emovox appends to and rewrites only files it wrote; "
+                       "choose another --out (the file was left as it was)")
+
+
+def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
+    """Raise :class:`ConfigError` unless ``out`` is missing, empty or an emovox batch output
+    (a known header, optionally followed by ``extra_columns``; or emovox JSON lines)."""
+    out = Path(out)
+    if not out.exists() or out.stat().st_size == 0:
+        return
+    if not out.is_file():
+        raise _refuse(out, "is not a regular file")
+    if out.suffix.lower() == ".csv":
+        with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
+            header = tuple(next(csv.reader(f), []))
+        known = {h for base in CSV_HEADERS for h in (base, (*base, *extra_columns))}
+        if header not in known:
+            raise _refuse(out, f"has a header emovox never wrote ({', '.join(header[:4])}...)")
+        return
+    with open(out, encoding="utf-8", errors="backslashreplace") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError:
+                doc = None
+            if not (isinstance(doc, dict) and "schema_version" in doc and "source" in doc):
+                if n > 1 and not line.endswith("\n"):
+                    continue  # a last line cut short: drop_partial_last_line removes it
+                raise _refuse(out, f"line {n} is not an emovox record")
+
+
+def drop_partial_last_line(out: Path) -> bool:
+    """Remove a last line without its newline (a write cut short) from ``out``, in place;
+    ``True`` if there was one. Call only on a file :func:`check_ours` accepted."""
+    out = Path(out)
+    if not out.exists() or out.stat().st_size == 0:
+        return False
+    size = out.stat().st_size
+    with open(out, "rb+") as f:
+        f.seek(max(0, size - _TAIL))
+        tail = f.read()
+        if tail.endswith(b"\n"):
+            return False
+        cut = tail.rfind(b"\n")
+        if cut < 0 and size > _TAIL:
+            raise ConfigError(f"{out}: its last line is over {_TAIL} bytes and unfinished")
+        keep = max(0, size - len(tail)) + cut + 1
+        f.truncate(keep)
+    log.warning("%s ended in a line cut short (an interrupted run?): it was removed, and its "
+                "file will be predicted again", out)
+    return True
+
+
+def models_in(rows: Sequence[dict]) -> set[str]:
+    """The ``model_id`` values of answered rows (error rows and older rows without one are
+    not counted)."""
+    return {str(r["model_id"]) for r in rows if r.get("model_id") and not r.get("error")}
+
+
+def check_same_model(out: Path, rows: Sequence[dict], model_id: str | None) -> None:
+    """Raise :class:`ConfigError` when ``rows`` (of ``out``) hold another model's answers
+    than ``model_id``'s."""
+    if model_id is None:
+        return
+    others = models_in(rows) - {model_id}
+    if others:
+        raise ConfigError(
+            f"{out} holds answers of {', '.join(sorted(others))}; this run uses {model_id}: "
+            "resuming would mix two models' answers. Choose another --out, or delete the "
+            "file to start over")
+

@@ -1,0 +1,89 @@
+"""emovox.serving.outfile: which files a batch run may append to or rewrite."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from emovox.errors import ConfigError
+from emovox.serving.outfile import (
+    CSV_HEADERS,
+    check_ours,
+    check_same_model,
+    drop_partial_last_line,
+    models_in,
+)
+
+
+def write_csv(path, header, rows=()):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+@pytest.mark.parametrize("header", CSV_HEADERS)
+def test_every_header_emovox_wrote_is_accepted(tmp_path, header):
+    out = tmp_path / "r.csv"
+    write_csv(out, header, [["/a.wav", *[""] * (len(header) - 1)]])
+    check_ours(out)
+    write_csv(out, (*header, "speaker_group", "adapted"))
+    check_ours(out, ["speaker_group", "adapted"])
+    with pytest.raises(ConfigError, match="never wrote"):
+        check_ours(out)  # the adaptation columns only where they are expected
+
+
+def test_missing_empty_and_emovox_jsonl_are_accepted(tmp_path):
+    check_ours(tmp_path / "none.csv")
+    (tmp_path / "empty.jsonl").write_text("")
+    check_ours(tmp_path / "empty.jsonl")
+    doc = {"schema_version": "1.0", "source": "/a.wav", "error": "empty"}
+    (tmp_path / "r.jsonl").write_text(json.dumps(doc) + "\n\n" + json.dumps(doc)[:20])
+    check_ours(tmp_path / "r.jsonl")  # a last line cut short is not a foreign line
+
+
+@pytest.mark.parametrize("name,content,why", [
+    ("a.csv", "name,age\nalice,30\n", "never wrote"),
+    ("b.csv", "path,label\n/a.wav,happy\n", "never wrote"),
+    ("c.jsonl", "notes\n", "line 1"),
+    ("d.jsonl", '{"schema_version": "1.0", "source": "/a"}\n{"name": 1}\n', "line 2"),
+    ("e.jsonl", '[1, 2]\n', "line 1"),
+])
+def test_anything_else_is_refused(tmp_path, name, content, why):
+    out = tmp_path / name
+    out.write_text(content)
+    with pytest.raises(ConfigError, match=why):
+        check_ours(out)
+    assert out.read_text() == content
+
+
+def test_a_folder_named_like_an_output_is_refused(tmp_path):
+    (tmp_path / "x.csv").mkdir()
+    (tmp_path / "x.csv" / "f").write_text("x")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        check_ours(tmp_path / "x.csv")
+
+
+def test_a_last_line_cut_short_is_removed(tmp_path):
+    out = tmp_path / "r.csv"
+    out.write_bytes(b"h1,h2\r\n/a.wav,1\r\n/b.wav,0.")
+    assert drop_partial_last_line(out)
+    assert out.read_bytes() == b"h1,h2\r\n/a.wav,1\r\n"
+    assert not drop_partial_last_line(out)  # complete: untouched
+    out.write_bytes(b"h1,h2\r\n/a.wav,1\r")  # cut between \r and \n
+    assert drop_partial_last_line(out) and out.read_bytes() == b"h1,h2\r\n"
+    out.write_bytes(b"no newline at all")
+    assert drop_partial_last_line(out) and out.read_bytes() == b""
+    assert not drop_partial_last_line(tmp_path / "missing.csv")
+
+
+def test_another_models_rows_are_refused():
+    rows = [{"model_id": "a-1", "error": ""}, {"model_id": "", "error": ""},
+            {"model_id": "b-2", "error": "empty"}, {"error": ""}]
+    assert models_in(rows) == {"a-1"}  # error rows and rows without an id do not count
+    check_same_model("r.csv", rows, "a-1")
+    check_same_model("r.csv", rows, None)
+    with pytest.raises(ConfigError, match="a-1; this run uses c-3"):
+        check_same_model("r.csv", rows, "c-3")
