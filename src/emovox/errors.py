@@ -27,6 +27,11 @@ class UnsupportedCodec(AudioError):
     """The container is audio but its codec cannot be decoded here (e.g. m4a without ffmpeg)."""
 
 
+class DamagedAudio(AudioError):
+    """The format is known but decoding failed part-way through: a damaged or truncated
+    file (what was read before the damage is not used)."""
+
+
 class InvalidSamples(AudioError):
     """The decoded signal contains NaN or infinite samples."""
 

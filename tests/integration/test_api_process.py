@@ -209,6 +209,11 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
     assert "WARNING" not in r.output
     bad = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "none")])
     assert bad.exit_code == 2 and "does not exist" in " ".join(bad.output.split())
+    assert captured["log_level"] == "info"
+    for args in (["--port", "70000"], ["--port", "-1"], ["--log-level", "bogus"]):
+        usage = CliRunner().invoke(app, ["serve", *args], env={"EMOVOX_MODEL": str(tiny_model)})
+        assert usage.exit_code == 2 and "Invalid value" in usage.output, args
+        assert "Traceback" not in usage.output
 
     open_net = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"],
                                   env={"EMOVOX_MODEL": str(tiny_model)})

@@ -23,6 +23,7 @@ from emovox.errors import (
     AudioFileNotFound,
     AudioTooLong,
     AudioTooShort,
+    DamagedAudio,
     EmptyAudio,
     InvalidSamples,
     NotAudio,
@@ -83,6 +84,16 @@ def test_random_bytes(tmp_path: Path, as_bytes: bool) -> None:
     path.write_bytes(data)
     with pytest.raises(NotAudio, match="not a recognisable audio file"):
         load_audio(data if as_bytes else path)
+
+
+def test_a_flac_cut_short_is_damaged_audio(tmp_path: Path) -> None:
+    src = tmp_path / "clip.flac"
+    rng = np.random.default_rng(0)
+    sf.write(src, (0.1 * rng.standard_normal(32000)).astype(np.float32), 16000)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(src.read_bytes()[:3000])  # a download or copy cut short
+    with pytest.raises(DamagedAudio, match="cut.flac: decoding failed part-way through"):
+        load_audio(cut, sr=16000)
 
 
 def test_truncated_wav_decodes_what_is_there(tmp_path: Path) -> None:

@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emovox.errors import AudioTooLong, ConfigError, EmptyAudio, NotAudio, UnsupportedCodec
+from emovox.errors import (
+    AudioTooLong,
+    ConfigError,
+    DamagedAudio,
+    EmptyAudio,
+    NotAudio,
+    UnsupportedCodec,
+)
 from emovox.serving import service as logic
 
 SR = 16000
@@ -135,6 +142,7 @@ def test_confidence_levels_and_helpers():
     assert logic.http_status(UnsupportedCodec("x"))[0] == 415
     assert logic.http_status(AudioTooLong("x")) == (422, "audio_too_long")
     assert logic.http_status(EmptyAudio("x")) == (422, "bad_audio")
+    assert logic.http_status(DamagedAudio("x")) == (422, "bad_audio")  # not a codec problem
     assert logic.http_status(KeyError("x")) == (500, "internal_error")
     assert "Traceback" not in logic.user_message(KeyError("secret"))
     assert "secret" not in logic.user_message(KeyError("secret"))

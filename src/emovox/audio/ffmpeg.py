@@ -27,7 +27,7 @@ from typing import IO
 import numpy as np
 
 from emovox.audio.sniff import AudioInfo, Source
-from emovox.errors import UnsupportedCodec
+from emovox.errors import DamagedAudio
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ class FFmpegDecoder:
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
         """float32 blocks of shape ``(<= frames, channels)`` until ffmpeg's output ends.
 
-        Raises UnsupportedCodec at the end when ffmpeg failed part-way through.
+        Raises DamagedAudio at the end when ffmpeg failed part-way through.
         """
         frame_bytes = 4 * self.channels
         want = frame_bytes * min(max(1, frames), max(1, PIPE_BYTES // frame_bytes) * 8)
@@ -224,7 +224,7 @@ class FFmpegDecoder:
                 pending = pending[usable:]
                 yield block.astype(np.float32)
         if self._proc.wait() != 0:
-            raise UnsupportedCodec(
+            raise DamagedAudio(
                 f"{self.name}: ffmpeg failed part-way through decoding ({self.stderr_text()}). "
                 "The file is probably damaged or truncated; re-export or re-encode it."
             )

@@ -17,7 +17,14 @@ import soundfile as sf
 
 from emovox.audio import ffmpeg as ffm
 from emovox.audio.sniff import SOUNDFILE_KINDS, AudioInfo, AudioSource, Source, looks_like_text
-from emovox.errors import AudioError, AudioOutOfLimits, InvalidSamples, NotAudio, UnsupportedCodec
+from emovox.errors import (
+    AudioError,
+    AudioOutOfLimits,
+    DamagedAudio,
+    InvalidSamples,
+    NotAudio,
+    UnsupportedCodec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +115,7 @@ def _open_soundfile(s: Source) -> Decoder:
             try:
                 block = f.read(frames, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as e:
-                raise UnsupportedCodec(
+                raise DamagedAudio(
                     f"{s.name}: decoding failed part-way through ({e}). The file is probably "
                     "damaged or truncated; re-export or re-encode it."
                 ) from e

@@ -3,6 +3,7 @@ FastAPI and uvicorn are checked for and imported only when the command runs."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,18 @@ from emovox.cli.common import (
     need_module,
     setup_logging,
 )
+
+
+class LogLevel(str, Enum):
+    """uvicorn's log levels."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
+
 
 ServeModelOpt = Annotated[
     Path | None,
@@ -77,7 +90,7 @@ def web_app(
 def serve(
     model: ServeModelOpt = None,
     host: HostOpt = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
     max_upload_mb: MaxUploadOpt = 25.0,
     max_duration: MaxDurationOpt = 600.0,
     backend: ServeBackendOpt = "auto",
@@ -89,7 +102,7 @@ def serve(
     threads: Annotated[
         int | None, typer.Option(min=1, help="Inference threads (default: the engine's).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = LogLevel.INFO,
     api_key: Annotated[
         str | None,
         typer.Option(envvar="EMOVOX_API_KEY", show_default=False,
@@ -117,4 +130,4 @@ def serve(
         fail(exc)
     render.api_banner(host, port, predictor.model_id, predictor.backend, api_key=bool(api_key),
                       exposed=not api_key and not is_loopback(host))
-    uvicorn.run(api, host=host, port=port, log_level=log_level)
+    uvicorn.run(api, host=host, port=port, log_level=log_level.value)
