@@ -43,6 +43,7 @@ def test_batch_csv_resume(cli_model, bad_dir, good_clips, tmp_path):
     kept = invoke([*args, "--no-retry-errors"])
     ok(kept, 1)  # the error rows kept still count as failures
     assert f"{n} files: 0 predicted now, {n} already in" in text(kept)
+    assert f"0 errors (+ {len(ERRORS)} error rows kept from before)" in text(kept)
     assert f"{len(ERRORS)} files failed" in text(kept)
     assert len(read_csv(out)) == n
 

@@ -94,7 +94,7 @@ def batch(
     inputs: Annotated[list[str], typer.Argument(help="Folders (recursive), files or globs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="results.csv or results.jsonl")],
     workers: Annotated[int, typer.Option(
-        help="Worker processes, each with its own model (1: in this process).")] = 2,
+        min=1, help="Worker processes, each with its own model (1: in this process).")] = 2,
     engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
@@ -122,6 +122,8 @@ def batch(
     adapted = None
     try:
         eng = Engine(engine)
+        if scheduler is not None and eng is not Engine.DASK:
+            raise ValueError("--scheduler is a Dask scheduler address: it needs --engine dask")
         with render.batch_progress() as progress:
             kw = dict(artifact=model, backend=backend, workers=workers, engine=eng,
                       scheduler=scheduler, max_duration=max_duration,
@@ -134,6 +136,11 @@ def batch(
                 s, adapted = run_speaker_batch(inputs, out, speaker_from=speaker_from, **kw)
     except (*USER_ERRORS, ImportError) as exc:
         fail(exc)
+    if s.found == 0:
+        from emovox.corpora.base import AUDIO_EXTENSIONS
+
+        render.warn("no audio files found in the inputs (audio: "
+                    f"{', '.join(sorted(AUDIO_EXTENSIONS))})")
     render.batch_summary(s, adapted.raw if adapted else out)
     if adapted is not None:
         render.batch_adaptation(adapted, out)
@@ -158,6 +165,8 @@ def timeline(
     import json
 
     model = check_model_option(model)
+    if csv_out and json_out:
+        fail(ValueError("--csv and --json: choose one"))
     from emovox.serving.adapt import AdaptMode, adapt_timeline
     from emovox.serving.predictor import Predictor
     from emovox.serving.timeline import build_timeline, write_timeline_csv

@@ -372,7 +372,9 @@ def batch_summary(s: Any, out: Path) -> None:
     labels = ", ".join(f"{k} {v}" for k, v in s.labels.most_common())
     console.print(
         f"{s.found} files: {s.done} predicted now, {s.skipped} already in {out}, "
-        f"{s.errors} errors, {s.no_speech} without speech, {s.uncertain} uncertain · "
+        f"{s.errors} errors"
+        + (f" (+ {s.skipped_errors} error rows kept from before)" if s.skipped_errors else "")
+        + f", {s.no_speech} without speech, {s.uncertain} uncertain · "
         f"{s.seconds:.1f} s" + (f"\n{labels}" if labels else "")
     )
 

@@ -1,0 +1,32 @@
+"""Options that make no sense together, or no sense at all, are usage errors (exit 2) before
+anything is loaded; a batch that finds no audio says so."""
+
+from __future__ import annotations
+
+from cli_helpers import invoke, ok, text
+
+
+def test_batch_option_checks(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for bad in ("0", "-3"):
+        res = invoke(["batch", empty, "--out", tmp_path / "w.csv", "--workers", bad])
+        ok(res, 2)
+        assert "--workers" in text(res)
+    res = invoke(["batch", empty, "--out", tmp_path / "s.csv", "--scheduler", "tcp://x:1"])
+    ok(res, 2)
+    assert "needs --engine dask" in text(res)
+    assert not (tmp_path / "w.csv").exists() and not (tmp_path / "s.csv").exists()
+
+
+def test_a_batch_that_finds_no_audio_warns(tmp_path):
+    (tmp_path / "notes.txt").write_text("not audio")
+    res = invoke(["batch", tmp_path, "--out", tmp_path / "e.csv"])
+    ok(res)
+    assert "no audio files found" in text(res) and "0 files" in text(res)
+
+
+def test_timeline_csv_and_json_together_are_refused(tmp_path):
+    res = invoke(["timeline", tmp_path / "x.wav", "--csv", "--json"])
+    ok(res, 2)
+    assert "choose one" in text(res)
