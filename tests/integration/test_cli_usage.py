@@ -30,3 +30,14 @@ def test_timeline_csv_and_json_together_are_refused(tmp_path):
     res = invoke(["timeline", tmp_path / "x.wav", "--csv", "--json"])
     ok(res, 2)
     assert "choose one" in text(res)
+
+
+def test_a_folder_scan_takes_what_predict_decodes(tmp_path):
+    from emovox.serving.inputs import collect_inputs
+
+    for name in ("a.wav", "b.WEBM", "c.mp4", "d.flac", "notes.txt", ".hidden.wav"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in collect_inputs([str(tmp_path)])] == ["a.wav", "b.WEBM", "c.mp4",
+                                                                  "d.flac"]
+    assert [p.name for p in collect_inputs([str(tmp_path / "*")])] == [
+        "a.wav", "b.WEBM", "c.mp4", "d.flac"]

@@ -137,10 +137,10 @@ def batch(
     except (*USER_ERRORS, ImportError) as exc:
         fail(exc)
     if s.found == 0:
-        from emovox.corpora.base import AUDIO_EXTENSIONS
+        from emovox.serving.inputs import INPUT_EXTENSIONS
 
         render.warn("no audio files found in the inputs (audio: "
-                    f"{', '.join(sorted(AUDIO_EXTENSIONS))})")
+                    f"{', '.join(sorted(INPUT_EXTENSIONS))})")
     render.batch_summary(s, adapted.raw if adapted else out)
     if adapted is not None:
         render.batch_adaptation(adapted, out)

@@ -121,8 +121,10 @@ def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
         yield dirpath, dirnames, filenames
 
 
-def iter_audio_files(root: Path) -> Iterator[Path]:
-    """Every audio file below ``root`` (any nesting), sorted, by extension."""
+def iter_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS
+                     ) -> Iterator[Path]:
+    """Every audio file below ``root`` (any nesting), sorted, by extension (lower case, with
+    the dot: :data:`AUDIO_EXTENSIONS` by default)."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"corpus directory not found: {root}")
@@ -133,7 +135,7 @@ def iter_audio_files(root: Path) -> Iterator[Path]:
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             p = Path(dirpath) / name
-            if p.suffix.lower() in AUDIO_EXTENSIONS and not name.startswith(".") and p.is_file():
+            if p.suffix.lower() in extensions and not name.startswith(".") and p.is_file():
                 found.append(p)
     yield from sorted(found)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from emovox.corpora.base import AUDIO_EXTENSIONS, iter_audio_files, walk_once
 
-__all__ = ["collect_inputs", "iter_glob", "printable_path", "resolved_key"]
+__all__ = ["INPUT_EXTENSIONS", "collect_inputs", "iter_glob", "printable_path", "resolved_key"]
 
 
 def printable_path(path: str | os.PathLike[str]) -> str:
@@ -77,6 +77,11 @@ def iter_glob(pattern: str) -> Iterator[Path]:
     yield from sorted(found)
 
 
+#: what a folder scan of ``batch`` picks up: the corpora's audio extensions and the
+#: containers ``predict`` decodes through ffmpeg (video files: their audio track)
+INPUT_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | {".webm", ".mp4"}
+
+
 def collect_inputs(inputs: Iterable[str]) -> list[Path]:
     """Audio files from paths: folders are walked recursively, globs expanded (``**``
     allowed), files taken as given. Order is stable; the same file reached twice (another
@@ -89,7 +94,7 @@ def collect_inputs(inputs: Iterable[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths = list(iter_audio_files(p))
+            paths = list(iter_audio_files(p, INPUT_EXTENSIONS))
         elif p.is_file():
             paths = [p]
         else:
@@ -99,8 +104,8 @@ def collect_inputs(inputs: Iterable[str]) -> list[Path]:
             paths = []
             for mp in matches:
                 if mp.is_dir():
-                    paths += list(iter_audio_files(mp))
-                elif mp.suffix.lower() in AUDIO_EXTENSIONS:
+                    paths += list(iter_audio_files(mp, INPUT_EXTENSIONS))
+                elif mp.suffix.lower() in INPUT_EXTENSIONS:
                     paths.append(mp)
         for q in paths:
             out.setdefault(resolved_key(q), q)
