@@ -186,6 +186,10 @@ def test_bad_requests_are_422(client, wav3):
     assert_error(post(client, "/v1/timeline?window=1&hop=2", wav3), 422, "invalid_request")
     assert_error(post(client, "/v1/timeline?window=0", wav3), 422, "invalid_request")
     assert_error(client.get("/nowhere"), 404, "not_found")
+    text_field = assert_error(client.post("/v1/predict", data={"file": "hello"}), 422,
+                              "invalid_request")
+    assert "expected an uploaded file" in text_field["detail"]
+    assert "UploadFile" not in text_field["detail"] and "class" not in text_field["detail"]
 
 
 def test_unexpected_error_is_500_without_details(tiny_model, wav3, monkeypatch):

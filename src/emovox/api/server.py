@@ -210,7 +210,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         parts = []
         for e in exc.errors():
             loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
-            parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
+            msg = str(e.get("msg"))
+            if "UploadFile" in msg:  # a plain form field where a file part was expected
+                msg = "expected an uploaded file (a multipart file part), got a text field"
+            parts.append(f"{loc}: {msg}" if loc else msg)
         detail = service.scrub("; ".join(parts) or "invalid request")
         return _error_response(422, "invalid_request", detail)
 
