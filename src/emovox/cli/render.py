@@ -392,7 +392,8 @@ def timeline(tl: Any, name: str, window: float, hop: float) -> None:
     ranked = sorted(summ["share"].items(), key=lambda kv: -kv[1])
     share = ", ".join(f"{k} {v:.0%}" for k, v in ranked)
     dominant = summ["dominant"] or "no speech"
-    console.print(f"dominant: [bold]{dominant}[/] ({summ['status']}) · by speech time: "
+    console.print(f"overall (mean probability over speech time): [bold]{dominant}[/] "
+                  f"({summ['status']}) · top label by speech time: "
                   f"{share or 'none'} · {summ['speech_seconds']:.1f} s of speech in "
                   f"{summ['n_windows']} windows, {summ['gap_seconds']:.1f} s without")
     ad = getattr(tl, "adaptation", None)
