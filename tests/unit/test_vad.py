@@ -45,6 +45,27 @@ def test_non_speech_is_judged_non_speech(name):
     assert v.reason.message  # a sentence for the user
 
 
+def continuous_voice(seconds: float = 2.0, depth: float = 0.35) -> np.ndarray:
+    """A voice-like tone with no pause at all, its level rising and falling by about
+    ``20 log10((1 + depth) / (1 - depth))`` dB at a syllable rate (4 Hz): speech cut tightly
+    out of compressed broadcast audio, whose 10th-percentile level is speech itself."""
+    t = np.arange(int(seconds * SR)) / SR
+    env = 1.0 + depth * np.sin(2 * np.pi * 4.0 * t)
+    return (harmonic(160.0, seconds, vibrato=0.05) * env).astype(np.float32)
+
+
+@pytest.mark.parametrize("gain_db", [-35.0, -1.0])
+def test_speech_without_any_pause_is_speech(gain_db):
+    w = continuous_voice()
+    w = w * (10 ** (gain_db / 20) / np.abs(w).max())
+    v = speech_verdict(w, SR)
+    assert v.is_speech and v.reason is None, v
+    assert v.speech_seconds > 1.8 and v.voiced_seconds > 1.0
+    # without the syllabic rise and fall it is a steady voiced tone, as before
+    flat = speech_verdict(continuous_voice(depth=0.0), SR)
+    assert not flat.is_speech and flat.reason is NoSpeechReason.STEADY
+
+
 @pytest.mark.parametrize("gain_db", [-35.0, -20.0, -1.0])
 def test_speechlike_bursts_are_speech_at_any_level(gain_db):
     w = voice(3.0)

@@ -35,11 +35,14 @@ from enum import Enum
 import numpy as np
 
 __all__ = [
+    "CONTINUOUS_MIN_SPREAD_DB",
+    "CONTINUOUS_VOICED_SHARE",
     "DEFAULT_PARAMS",
     "FrameMeasures",
     "NoSpeechReason",
     "SpeechVerdict",
     "VadParams",
+    "continuous_speech",
     "count_voiced",
     "frame_flags",
     "frame_measures",
@@ -368,6 +371,13 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
                                 enough_s=None if exact_voiced else params.min_voiced_s
                                 ) * params.hop_s
     lv = m.level_db
+    if len(x) and duration >= params.min_speech_s and speech_s < params.min_speech_s:
+        fallback = continuous_speech(x, sr, lv, params=params)
+        if fallback is not None:  # speech without a pause: the floor was speech itself
+            flags = fallback
+            segs = speech_segments(flags, params=params, duration=duration)
+            speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
+            voiced_s = count_voiced(x, sr, np.flatnonzero(flags), params=params) * params.hop_s
     reason: NoSpeechReason | None = None
     if duration < params.min_speech_s:
         reason = NoSpeechReason.TOO_SHORT
@@ -382,6 +392,49 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     elif voiced_s < params.min_voiced_s:
         reason = NoSpeechReason.UNVOICED
     return SpeechVerdict(reason is None, reason, speech_s, voiced_s, segs)
+
+
+#: :func:`continuous_speech`: the share of the candidate frames that must be voiced
+CONTINUOUS_VOICED_SHARE: float = 0.5
+#: ... and the least spread (dB, 90th - 10th percentile) of their levels: speech rises and
+#: falls with its syllables, a synthetic steady sound (square or sawtooth wave) does not
+CONTINUOUS_MIN_SPREAD_DB: float = 3.0
+
+
+def continuous_speech(wave: np.ndarray, sr: int, level_db: np.ndarray, *,
+                      params: VadParams = DEFAULT_PARAMS) -> np.ndarray | None:
+    """Smoothed speech flags of an input that is speech from end to end, or ``None``.
+
+    The adaptive floor assumes some pause: the ``floor_percentile`` of a clip cut tightly
+    around loud, compressed speech (broadcast audio) is speech itself, and no frame rises
+    ``margin_db`` above it. When the frame levels (``level_db``, of the padded ``wave``)
+    span less than ``margin_db`` between that percentile and the 99th, the frames above the
+    absolute floor and within ``range_db`` of the loud ones that are not pure tones are
+    taken as speech, if their levels rise and fall by :data:`CONTINUOUS_MIN_SPREAD_DB` and
+    at least :data:`CONTINUOUS_VOICED_SHARE` of them are voiced. A steady noise is not
+    voiced, a pure tone is tonal, and a square or sawtooth wave does not rise and fall: none
+    passes."""
+    if not np.any(np.isfinite(level_db)):
+        return None
+    filled = np.where(np.isfinite(level_db), level_db, params.abs_floor_dbfs - 40.0)
+    floor, loud = (float(q) for q in np.percentile(filled, [params.floor_percentile, 99.0]))
+    if loud - floor >= params.margin_db:
+        return None  # the floor was a real floor: the input has little speech
+    z = _Sizes.of(sr, params)
+    cand = np.flatnonzero(level_db > max(loud - params.range_db, params.abs_floor_dbfs))
+    if len(cand) == 0:
+        return None
+    cand = cand[_tonality(wave, z, cand) < params.tonal]
+    if len(cand) == 0 or float(np.subtract(*np.percentile(level_db[cand], [90, 10]))) < \
+            CONTINUOUS_MIN_SPREAD_DB:
+        return None
+    voiced = count_voiced(wave, sr, cand, params=params)
+    if voiced < CONTINUOUS_VOICED_SHARE * len(cand) or voiced * params.hop_s < \
+            params.min_voiced_s:
+        return None
+    raw = np.zeros(len(level_db), bool)
+    raw[cand] = True
+    return smooth_flags(raw, params)
 
 
 _VOICING_CHUNK = 32  # speech frames whose voicing is measured at a time (loudest first)
