@@ -48,11 +48,13 @@ def test_a_20_s_stream_gives_one_line_per_hop_and_no_speech_in_the_gap():
     assert quiet == [9.0, 10.0, 11.0, 12.0]
     for d in lines:
         assert d["end"] - d["start"] == pytest.approx(min(2.56, d["end"]), abs=1e-3)
-        if d["status"] == "speech":
+        if d["status"] in ("ok", "uncertain"):  # predict's statuses
             assert d["label"] in LABELS and d["label"] == max(d["probabilities"],
                                                                    key=d["probabilities"].get)
+            assert (d["status"] == "uncertain") == (d["confidence"] < 0.5)
         else:
-            assert d["label"] is None and d["probabilities"] == {}
+            assert d["status"] == "no_speech"
+            assert d["label"] is None and d["probabilities"] is None
 
 
 def feed(proc: subprocess.Popen, data: bytes, speed: float) -> tuple[list, dict, float]:

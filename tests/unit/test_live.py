@@ -37,7 +37,7 @@ class FakePredictor:
             self.warm_ups += 1
         else:
             self.calls.append(len(wave))
-        return SimpleNamespace(label="angry", confidence=0.9,
+        return SimpleNamespace(label="angry", confidence=0.9, status="ok",
                                probabilities={"angry": 0.9, "sad": 0.1})
 
 
@@ -96,7 +96,7 @@ def test_one_update_per_hop_whatever_the_block_sizes():
         pred = FakePredictor()
         ups = list(listen(pred, chunks(wave, np.random.default_rng(seed)), window=2.5, hop=1.0))
         ends[seed] = [u.end for u in ups]
-        assert all(u.status is LiveStatus.SPEECH and u.emotion == "angry" for u in ups)
+        assert all(u.status is LiveStatus.OK and u.emotion == "angry" for u in ups)
         assert max(pred.calls) == int(2.5 * SR) and pred.calls[0] == SR  # one hop at first
         assert pred.warm_ups == 1  # before the stream: the first hop pays no set-up
         assert ups[0].start == 0.0 and ups[-1].start == pytest.approx(10.0 - 2.5)
@@ -111,10 +111,11 @@ def test_silent_windows_are_no_speech_without_the_model():
     ups = list(listen(pred, [wave], window=2.0, hop=1.0))
     quiet = [u.end for u in ups if u.status is LiveStatus.NO_SPEECH]
     assert quiet == [5.0, 6.0, 7.0]  # windows [3,5], [4,6], [5,7] lie in the silence
-    assert all(u.emotion is None and u.probabilities == {} for u in ups if u.end in quiet)
+    assert all(u.emotion is None and u.probabilities is None for u in ups if u.end in quiet)
     assert len(pred.calls) == 7
     d = ups[5].to_dict()
     assert d["status"] == "no_speech" and d["label"] is None and d["level_dbfs"] is None
+    assert d["probabilities"] is None  # as in predict's documents
     assert not has_speech(silence(1.0), SR) and has_speech(voice(1.0), SR)
 
 

@@ -419,8 +419,9 @@ def live_line(update: Any, json_out: bool) -> None:
     if update.emotion is None:
         print(f"{update.end:8.1f} s  {'no speech':<10} {'':>5}  {level}", flush=True)
     else:
-        print(f"{update.end:8.1f} s  {update.emotion:<10} {update.confidence:5.0%}  {level}",
-              flush=True)
+        mark = " ?" if update.status.value == "uncertain" else "  "
+        print(f"{update.end:8.1f} s  {update.emotion:<10}{mark}{update.confidence:5.0%}  "
+              f"{level}", flush=True)
 
 
 # --------------------------------------------------------------------------------------------

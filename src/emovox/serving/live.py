@@ -20,8 +20,7 @@ import logging
 import queue
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -29,6 +28,7 @@ import numpy as np
 from emovox.audio import TARGET_SR, peak_frame_dbfs
 from emovox.errors import EmovoxError
 from emovox.features.vad import speech_verdict
+from emovox.serving.answer import Status
 from emovox.serving.params import TIMELINE_WINDOW_S, TimelineParams
 
 log = logging.getLogger(__name__)
@@ -60,17 +60,18 @@ class LiveInputError(EmovoxError):
     """The live source cannot be opened (no sounddevice/PortAudio, no input device...)."""
 
 
-class LiveStatus(str, Enum):
-    SPEECH = "speech"  #: the window holds speech: ``emotion`` is the model's answer
-    NO_SPEECH = "no_speech"  #: no speech in the window: no emotion
+#: the status of a live line: the same answers as ``predict`` (:class:`Status`: ``ok``,
+#: ``uncertain`` below :data:`~emovox.serving.answer.UNCERTAIN_BELOW`, ``no_speech``)
+LiveStatus = Status
 
 
 @dataclass(frozen=True)
 class LiveUpdate:
     """The answer for the window ``[start, end)`` (seconds since the stream began).
 
-    ``emotion`` (``label`` in JSON), ``confidence`` and ``probabilities`` are ``None``/empty
-    for ``no_speech``.
+    ``status`` is ``predict``'s: ``ok``, ``uncertain`` (calibrated confidence below
+    :data:`~emovox.serving.answer.UNCERTAIN_BELOW`) or ``no_speech``; ``emotion`` (``label``
+    in JSON), ``confidence`` and ``probabilities`` are ``None`` for ``no_speech``.
     ``compute_ms`` is the time the check and the model took for this window.
     """
 
@@ -81,14 +82,15 @@ class LiveUpdate:
     compute_ms: float
     emotion: str | None = None
     confidence: float | None = None
-    probabilities: dict[str, float] = field(default_factory=dict)
+    probabilities: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (``level_dbfs`` of digital silence is ``None``)."""
         level = self.level_dbfs if np.isfinite(self.level_dbfs) else None
         return {"start": round(self.start, 3), "end": round(self.end, 3),
                 "status": self.status.value, "label": self.emotion,
-                "confidence": self.confidence, "probabilities": dict(self.probabilities),
+                "confidence": self.confidence,
+                "probabilities": None if self.probabilities is None else dict(self.probabilities),
                 "level_dbfs": None if level is None else round(level, 1),
                 "compute_ms": round(self.compute_ms, 1)}
 
@@ -244,9 +246,12 @@ def _update(predictor: Any, wave: np.ndarray, end: int, sr: int) -> LiveUpdate:
     start, stop = (end - len(wave)) / sr, end / sr
     level = peak_frame_dbfs(wave)
     if not has_speech(wave, sr):
-        return LiveUpdate(start, stop, LiveStatus.NO_SPEECH, level,
+        return LiveUpdate(start, stop, Status.NO_SPEECH, level,
                           (time.perf_counter() - t0) * 1000)
     p = predictor.predict_wave(wave, sr, source="<live>")
-    return LiveUpdate(start, stop, LiveStatus.SPEECH, level, (time.perf_counter() - t0) * 1000,
+    if p.label is None:  # the predictor's own speech check (the same detector) said no
+        return LiveUpdate(start, stop, Status.NO_SPEECH, level,
+                          (time.perf_counter() - t0) * 1000)
+    return LiveUpdate(start, stop, Status(p.status), level, (time.perf_counter() - t0) * 1000,
                       emotion=p.label, confidence=p.confidence,
                       probabilities=dict(p.probabilities))
