@@ -83,7 +83,7 @@ def pitch_marks(x: np.ndarray, voiced: np.ndarray, f0: np.ndarray, hop: int, len
             continue
         sign = 1.0 if seg.max() >= -seg.min() else -1.0
         s = seg * sign
-        p = float(np.median(sr / f0[a:b]))  # samples: the run's typical period (>= 8)
+        p = float(np.median(sr / f0[a:b]))  # samples: the run's typical period
         t = int(np.argmax(s[: int(1.25 * p) + 1]))
         while True:
             marks.append(start + t)
