@@ -58,6 +58,9 @@ def test_predict_with_reference(tmp_path: Path, target: Path) -> None:
     assert f"adapted to speaker (3 clips in {ref})" in t
     assert "reference clip skipped: silent.wav" in t and "empty.wav" in t
     assert "only 3 usable reference clips" in t
+    warnings = json.loads(res.stdout)["adaptation"]["warnings"]
+    empty = [w for w in warnings if "empty.wav" in w]
+    assert len(empty) == 1 and empty[0].count("empty.wav") == 1, empty  # named once
 
 
 @pytest.mark.parametrize(("setup", "message"), [

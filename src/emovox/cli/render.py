@@ -372,7 +372,7 @@ def batch_summary(s: Any, out: Path) -> None:
     labels = ", ".join(f"{k} {v}" for k, v in s.labels.most_common())
     console.print(
         f"{s.found} files: {s.done} predicted now, {s.skipped} already in {out}, "
-        f"{s.errors} errors"
+        f"{s.errors} error{'' if s.errors == 1 else 's'}"
         + (f" (+ {s.skipped_errors} error rows kept from before)" if s.skipped_errors else "")
         + f", {s.no_speech} without speech, {s.uncertain} uncertain · "
         f"{s.seconds:.1f} s" + (f"\n{labels}" if labels else "")
@@ -395,7 +395,8 @@ def timeline(tl: Any, name: str, window: float, hop: float) -> None:
     console.print(f"overall (mean probability over speech time): [bold]{dominant}[/] "
                   f"({summ['status']}) · top label by speech time: "
                   f"{share or 'none'} · {summ['speech_seconds']:.1f} s of speech in "
-                  f"{summ['n_windows']} windows, {summ['gap_seconds']:.1f} s without")
+                  f"{summ['n_windows']} window{'' if summ['n_windows'] == 1 else 's'}, "
+                  f"{summ['gap_seconds']:.1f} s without")
     ad = getattr(tl, "adaptation", None)
     if ad is not None and ad.applied:
         console.print(f"adapted to speaker ({ad.reference_clips} windows of this recording)")

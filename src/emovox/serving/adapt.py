@@ -232,7 +232,9 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
     skipped: list[str] = []
     for o in predict_files(predictor, files, max_duration=max_duration):
         if o.error is not None:
-            skipped.append(f"{o.path.name}: {o.error}")
+            head, _, rest = o.error.partition(": ")  # audio errors start with the path
+            why = rest if rest and Path(head).name == o.path.name else o.error
+            skipped.append(f"{o.path.name}: {why}")
         elif o.prediction.probabilities is None:
             skipped.append(f"{o.path.name}: no speech ({o.prediction.reason})")
         else:
