@@ -239,7 +239,7 @@ def test_phone_width_timeline_and_evidence(app_url, tmp_path):
             page.goto(app_url)
             page.get_by_text("Upload a recording or record your voice").wait_for()
             page.locator(MAIN_UPLOADER).set_input_files(clip)
-            page.get_by_text(re.compile(r"Dominant emotion")).wait_for()
+            page.get_by_text(re.compile(r"Overall \(mean probability")).wait_for()
             _idle(page)
             charts = page.locator('[data-testid="stVegaLiteChart"]')
             expect(charts).to_have_count(4)  # probabilities, level, waveform, timeline

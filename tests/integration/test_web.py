@@ -129,7 +129,8 @@ def test_app_upload_record_and_bad_file(app_env):
     assert "long voice.wav · 7.0 s" in texts
     assert [m.label for m in at.metric] == ["Arousal", "Valence", "Peak level", "RMS level"]
     assert at.metric[2].value == "-10.5 dBFS" and not at.warning  # voice(): peak 0.3
-    assert "Dominant emotion" in texts  # 7 s > 5 s: the timeline is shown
+    assert "Overall (mean probability over speech time)" in texts  # 7 s > 5 s: a timeline
+    assert " windows of " in texts  # its window count and size (QA pass: never shown)
     assert [b.label for b in at.download_button] == ["Download the answer (JSON)",
                                                      "Download the timeline (CSV)"]
     titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
@@ -149,7 +150,7 @@ def test_app_upload_record_and_bad_file(app_env):
     texts = _texts(at)
     assert "recording.wav · 2.0 s" in texts and "long voice.wav" not in texts
     assert at.file_uploader[0].value is None  # the uploader no longer names the old file
-    assert "Dominant emotion" not in texts  # no timeline, so only the answer's download
+    assert "Overall (mean probability" not in texts  # no timeline, so only the answer's download
     assert [b.label for b in at.download_button] == ["Download the answer (JSON)"]
 
     at.file_uploader[0].upload("again.wav", wav(2.0, f0=150.0), "audio/wav")

@@ -147,3 +147,18 @@ def test_answer_downloads_validate(tiny_model):
     doc = json.loads(answer_download(out.adapted))
     validate_document(doc, "prediction")
     assert doc["adaptation"]["reference_clips"] == 4
+
+
+def test_a_recording_without_speech_shows_its_reason_only(at):
+    """No timeline section, no adaptation checkbox, and references said unused (QA pass)."""
+    from signals import silence
+
+    _refs(at).set_value([(f"r{i}.wav", wav(1.5, f0=F0S[i]), "audio/wav") for i in range(3)])
+    at.file_uploader[0].upload("quiet12.wav", clip_bytes(silence(12.0), SR, "WAV", "PCM_16"),
+                               "audio/wav")
+    at.run()
+    _no_traceback(at)
+    subheaders = [s.value for s in at.subheader]
+    assert "Emotion timeline" not in subheaders and "Adapted to this speaker" not in subheaders
+    assert not [c for c in at.checkbox if c.key == "timeline_adapt"]
+    assert any("reference clip(s) were not used" in i.value for i in at.info)

@@ -164,13 +164,20 @@ def test_timeline_support_weighs_seconds_by_probability():
     assert all(s["label"] == "angry" for s in spans)
 
 
-def test_timeline_summary_line_reads_old_and_new_summaries():
-    old = {"dominant": "angry", "windows": 29, "silent_windows": 0}
-    assert view.timeline_summary_line(old, 3.0, 1.5) == \
-        "Dominant emotion: **angry** · 29 windows of 3 s every 1.5 s · 0 silent"
-    new = {"dominant": "sad", "windows": 4, "speech_seconds": 9.25}
-    assert view.timeline_summary_line(new, None, None) == \
-        "Dominant emotion: **sad** · 4 windows · 9.2 s of speech"
+def test_timeline_summary_line_reads_the_real_summary():
+    from emovox.serving.timeline import Segment, SegmentKind, Timeline
+
+    p = {"angry": 0.4, "sad": 0.35, "calm": 0.25}
+    segs = [Segment(0.0, 1.0, None, None, None, None, None, kind=SegmentKind.GAP),
+            Segment(1.0, 4.0, "angry", 0.4, p, 0.5, -0.3, own=3.0),
+            Segment(2.5, 5.5, "angry", 0.4, p, 0.5, -0.3, own=1.5)]
+    summary = Timeline("x.wav", 5.5, 3.0, 1.5, segs).summary()  # what the app is given
+    assert view.timeline_summary_line(summary, 3.0, 1.5) == (
+        "Overall (mean probability over speech time): **angry** (uncertain) · "
+        "2 windows of 3 s every 1.5 s · 4.5 s of speech · 1.0 s without")
+    one = {"dominant": "sad", "status": "ok", "n_windows": 1, "speech_seconds": 9.25}
+    assert view.timeline_summary_line(one, None, None) == (
+        "Overall (mean probability over speech time): **sad** · 1 window · 9.2 s of speech")
     assert view.timeline_summary_line({}, 3, 1.5) == "Emotion timeline"
 
 

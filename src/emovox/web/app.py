@@ -207,6 +207,9 @@ def show_adapted(predictor, settings: service.Settings, a: service.Analysis, ref
     ad = out.adapted
     st.markdown(adapted.change_line(out.plain.label, out.plain.confidence, ad.label,
                                     ad.confidence))
+    if ad.status.value == "uncertain":
+        st.info("Uncertain after adaptation: the adapted top probability is below 50 %; "
+                "read the whole distribution, not only the top emotion.")
     st.dataframe(pd.DataFrame(adapted.comparison_rows(out.plain.probabilities,
                                                       ad.probabilities)), hide_index=True)
     st.caption(adapted.adaptation_caption(ad.adaptation.to_dict()))
@@ -320,9 +323,12 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> N
                        mime="application/json", key="answer_json")
     if refs and pv.has_emotion:
         show_adapted(predictor, settings, a, refs, digest)
+    elif refs:
+        st.info(f"The {len(refs)} reference clip(s) were not used: there is no answer to "
+                "adapt without speech.")
     show_level(level)
     show_signal(a, pv, digest)
-    if a.timeline is not None:
+    if a.timeline is not None and pv.has_emotion:  # no speech: its reason only
         show_timeline(a, predictor.labels)
 
 
@@ -363,20 +369,22 @@ def model_card_tab(predictor) -> None:
         for more in service.further_cv(cv):
             st.markdown(f"#### Also measured: {service.cv_title(more)}")
             st.dataframe(pd.DataFrame(service.card_summary_rows(more)), hide_index=True)
+        of = f" · protocol `{cv.get('protocol', '?')}`, the first table's"
         worst = cv.get("worst_class") or {}
         if worst:
             st.caption(f"Weakest class: {worst.get('label')} "
-                       f"({float(worst.get('recall', 0)):.1f} % recall)")
+                       f"({float(worst.get('recall', 0)):.1f} % recall){of}")
         cm = service.confusion_of(cv)
         left, right = st.columns(2)
         if cm is not None:
             with left:
-                st.caption("Confusion matrix (pooled over folds; colour = share of true class)")
+                st.caption("Confusion matrix (pooled over folds; colour = share of true "
+                           f"class){of}")
                 st.image(_png("confusion", card["model_id"], cm))
         recall = (cv.get("pooled") or {}).get("recall")
         if recall:
             with right:
-                st.caption("Recall per class (%)")
+                st.caption(f"Recall per class (%){of}")
                 st.image(_png("recall", card["model_id"], dict(recall)))
     if card.get("model_card_markdown"):
         with st.expander("MODEL_CARD.md", expanded=not cv):

@@ -317,19 +317,24 @@ def timeline_support(bands: Sequence[TimelineBand], label: str) -> list[dict[str
 
 def timeline_summary_line(summary: Mapping[str, Any], window: float | None,
                           hop: float | None) -> str:
-    """One Markdown line about a timeline summary (missing fields are left out)."""
+    """One Markdown line about a timeline summary (:meth:`Timeline.summary`'s fields:
+    ``dominant``, ``status``, ``n_windows``, ``speech_seconds``, ``gap_seconds``; missing
+    ones are left out)."""
     parts = []
     if summary.get("dominant"):
-        parts.append(f"Dominant emotion: **{summary['dominant']}**")
-    n = summary.get("windows")
+        mark = " (uncertain)" if summary.get("status") == "uncertain" else ""
+        parts.append(f"Overall (mean probability over speech time): "
+                     f"**{summary['dominant']}**{mark}")
+    n = summary.get("n_windows")
     if n is not None:
         size = f" of {window:g} s every {hop:g} s" if window and hop else ""
-        parts.append(f"{n} windows{size}")
+        parts.append(f"{n} window{'' if n == 1 else 's'}{size}")
     speech = _float(summary.get("speech_seconds"))
     if speech is not None:
         parts.append(f"{speech:.1f} s of speech")
-    if summary.get("silent_windows") is not None:
-        parts.append(f"{summary['silent_windows']} silent")
+    gaps = _float(summary.get("gap_seconds"))
+    if gaps:
+        parts.append(f"{gaps:.1f} s without")
     return " · ".join(parts) or "Emotion timeline"
 
 
