@@ -78,6 +78,15 @@ def test_service_scrubs_reprs():
 
     exc = UnsupportedCodec("a.wav: (libsndfile: Error opening <_io.BytesIO object at 0x7f00ab>: x)")
     assert service.user_message(exc) == "a.wav: (libsndfile: Error opening the upload: x)"
+    import tempfile
+
+    tmp = f"{tempfile.gettempdir()}/emovox-qm4o7r2k/input.m4a"  # ffmpeg's own copy (QA pass)
+    exc = UnsupportedCodec(f"a.m4a: not decoded (ffmpeg: moov atom not found; file:{tmp}: "
+                           f"Invalid data; {tmp}, again)")
+    msg = service.user_message(exc)
+    assert "emovox-" not in msg and tempfile.gettempdir() not in msg
+    assert msg == ("a.m4a: not decoded (ffmpeg: moov atom not found; the upload: Invalid data; "
+                   "the upload, again)")
 
 
 def test_is_loopback():

@@ -41,6 +41,10 @@ _COPY_BLOCK = 1024 * 1024
 _MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac",
          "m4a": "audio/mp4"}
 _REPR = re.compile(r"<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>")
+#: a decoder's private temporary copy (``file:/tmp/emovox-abc123/input.m4a``), which ffmpeg
+#: names in its messages
+_TEMP_COPY = re.compile(r"(?:file:)?" + re.escape(tempfile.gettempdir())
+                        + r"/emovox-\w+(?:/[^\s:;,)'\"]*)?")
 
 
 class UploadTooLarge(EmovoxError):
@@ -79,9 +83,10 @@ def mime_type(filename: str | None) -> str:
 
 
 def scrub(message: str, name: str = "the upload") -> str:
-    """``message`` with every object repr (``<_io.BytesIO object at 0x7f...>``) replaced
-    by ``name``: addresses and internal types are not for users."""
-    return _REPR.sub(name, message)
+    """``message`` with every object repr (``<_io.BytesIO object at 0x7f...>``) and every
+    path of a decoder's temporary copy replaced by ``name``: addresses, internal types and
+    server paths are not for users."""
+    return _TEMP_COPY.sub(name, _REPR.sub(name, message))
 
 
 @dataclass(frozen=True)
