@@ -321,6 +321,9 @@ class Analysis:
     log_mel: np.ndarray = field(repr=False)  # (n_mels, T) dB, pooled to <= 3000 frames
     mfcc: np.ndarray = field(repr=False)  # (20, T), pooled likewise
     frame_seconds: float = 0.01  # seconds per (pooled) spectrogram column
+    #: the decoder judged it silent or nearly so (its loudest frame below -60 dBFS): an
+    #: answer on it is meaningless (``emovox predict`` logs the same warning)
+    silent: bool = False
 
     @property
     def level(self) -> ConfidenceLevel:
@@ -392,7 +395,7 @@ def analyse(
     return Analysis(
         name=name, model_id=predictor.model_id, duration=duration, prediction=prediction,
         timeline=tl, envelope=waveform_envelope(audio.wave, audio.sr), log_mel=mel, mfcc=cep,
-        frame_seconds=k * hop_length / audio.sr,
+        frame_seconds=k * hop_length / audio.sr, silent=bool(audio.silent),
     )
 
 
