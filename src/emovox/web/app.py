@@ -292,7 +292,9 @@ def show_timeline(a: service.Analysis, labels) -> None:
     if bands:
         st.altair_chart(charts.timeline_chart(bands, tl.duration), width="stretch")
         st.caption("Colour: emotion · opacity: confidence · gaps: silence. Hover a band for "
-                   "every probability of its window.")
+                   "every probability of its window. The timeline finds speech window by "
+                   "window as it streams the recording, so its seconds of speech can differ "
+                   "by a few from the whole-recording answer's above.")
     with st.expander("Every window (table)"):  # 14 columns: scrolls inside, never the page
         st.dataframe(pd.DataFrame(service.timeline_rows(tl)), hide_index=True)
     st.download_button("Download the timeline (CSV)", service.timeline_csv(tl),
