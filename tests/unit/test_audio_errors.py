@@ -186,3 +186,22 @@ def test_broken_m4a_with_ffmpeg_is_unsupported_codec(tmp_path: Path) -> None:
         load_audio(path)
     with pytest.raises(UnsupportedCodec, match="clip.m4a"):
         load_audio(data, filename="clip.m4a")
+
+
+@needs_ffmpeg
+def test_a_cut_mp3_whose_header_claims_more_is_said_to_declare_it(tmp_path: Path) -> None:
+    """An MP3 header (Xing) states the length before decoding; a file cut short keeps the
+    full length in its header: the error says the header declares it (QA pass)."""
+    import subprocess
+
+    from emovox.audio.ffmpeg import ffmpeg_exe
+
+    wav = tmp_path / "long.wav"
+    sf.write(wav, sine(220.0, 30.0), 16000)
+    mp3 = tmp_path / "long.mp3"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(wav), "-b:a", "32k", str(mp3)],
+                   check=True)
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(mp3.read_bytes()[:20000])  # about 5 s of the 30 s
+    with pytest.raises(AudioTooLong, match="cut.mp3: declares 30.* in its header"):
+        load_audio(cut, sr=16000, max_duration=10.0)

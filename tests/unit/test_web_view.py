@@ -199,6 +199,11 @@ def test_limit_errors_tell_a_web_user_what_they_can_do():
         AudioTooLong("talk.wav: is 700 s long, longer than the 600 s limit. Cut it into "
                      "shorter pieces (or raise the limit)."), "default", **kw)
     assert "600 s limit" in long and "Trim" in long and "raise" not in long
+    assert "damaged" not in long
+    cut = view.web_error_message(  # a cut MP3 whose header still claims 720 s (QA pass)
+        AudioTooLong("cut.mp3: declares 720.00 s in its header (a damaged or cut file can "
+                     "declare more than it holds), longer than the 600 s limit."), "d", **kw)
+    assert "600 s limit" in cut and "cut or damaged, re-export it" in cut
     big = view.web_error_message(UploadTooLarge("x (or raise the limit)"), "default", **kw)
     assert "25 MB upload limit" in big and "shorter" in big and "raise" not in big
     assert view.web_error_message(NotAudio("talk.wav: not audio"), "default", **kw) == "default"

@@ -91,8 +91,15 @@ class Audio:
         return len(self.wave) / float(self.sr)
 
 
-def _too_long(name: str, duration: float | None, max_duration: float) -> AudioTooLong:
-    length = f"is {duration:.2f} s long, " if duration is not None else "is "
+def _too_long(name: str, duration: float | None, max_duration: float, *,
+              estimate: bool = False) -> AudioTooLong:
+    if duration is None:
+        length = "is "
+    elif estimate:  # a compressed stream's header: a damaged file can claim any length
+        length = (f"declares {duration:.2f} s in its header (a damaged or cut file can "
+                  "declare more than it holds), ")
+    else:
+        length = f"is {duration:.2f} s long, "
     return AudioTooLong(
         f"{name}: {length}longer than the {max_duration:g} s limit. Cut it into shorter pieces "
         "(or raise the limit)."
@@ -113,7 +120,7 @@ def _check_header(s: Source, max_duration: float) -> None:
     exact = info.backend == "soundfile" and s.kind in EXACT_LENGTH_KINDS
     slack = _DURATION_SLACK if exact else 0.5 + 0.02 * max_duration
     if info.duration > max_duration + slack:
-        raise _too_long(s.name, info.duration, max_duration)
+        raise _too_long(s.name, info.duration, max_duration, estimate=not exact)
 
 
 class _Output:

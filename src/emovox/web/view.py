@@ -348,8 +348,10 @@ def web_error_message(exc: BaseException, default: str, *, name: str, max_durati
     """The web user's wording of a limit error (the limits are the operator's: a web user
     can only send a shorter file); ``default`` for every other error."""
     if isinstance(exc, AudioTooLong):
+        damaged = (" Its header says so before decoding: if it is a shorter file that was "
+                   "cut or damaged, re-export it.") if "declares" in str(exc) else ""
         return (f"{name} is longer than the {max_duration_s:g} s limit of this app. Trim it, "
-                f"or upload an excerpt of at most {max_duration_s:g} s.")
+                f"or upload an excerpt of at most {max_duration_s:g} s.{damaged}")
     if isinstance(exc, UploadTooLarge):
         return (f"{name} is larger than the {max_upload_mb:g} MB upload limit of this app. "
                 "Upload a shorter excerpt, or the same recording compressed (MP3, OGG or "
