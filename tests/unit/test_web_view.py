@@ -80,6 +80,31 @@ def test_level_is_computed_in_blocks_with_runs_across_block_edges(monkeypatch):
     assert view.signal_level(x).clipped_samples == 3500
 
 
+def test_a_clipped_channel_is_not_hidden_by_a_quiet_one(tmp_path):
+    """Per channel, as recorded (QA pass: a stereo file with one clipped channel and one
+    silent showed peak -6 dBFS and no clipping after the mix-down)."""
+    import soundfile as sf
+
+    from emovox.audio import iter_native_blocks
+
+    rng = np.random.default_rng(1)
+    left = np.clip(rng.uniform(-2.0, 2.0, 48_000), -1.0, 1.0)  # heavily clipped
+    stereo = np.stack([left, np.zeros_like(left)], axis=1)
+    mono_mix = view.signal_level(stereo.mean(1))
+    assert mono_mix.clipped_samples == 0 and mono_mix.peak_dbfs == pytest.approx(-6.02, abs=0.01)
+    level = view.signal_level(stereo)
+    assert level.peak_dbfs == 0.0 and level.clipped and level.n_samples == 96_000
+    want = view.signal_level(left).clipped_samples
+    assert level.clipped_samples == want > 1000
+    path = tmp_path / "stereo.wav"
+    sf.write(path, stereo.astype(np.float32), 48_000, subtype="FLOAT")
+    blocks = list(iter_native_blocks(path))
+    assert all(b.shape[1] == 2 for b in blocks) and sum(len(b) for b in blocks) == 48_000
+    from_file = view.signal_level(iter(blocks))
+    assert from_file.clipped_samples == want and from_file.peak_dbfs == 0.0
+    assert view.signal_level(iter([])).n_samples == 0
+
+
 def test_quiet_voice_warns_and_normal_voice_does_not():
     loud = view.signal_level(voice(2.0, SR))  # peak 0.3 = -10.5 dBFS
     assert loud.peak_dbfs == pytest.approx(20 * math.log10(0.3), abs=0.05)

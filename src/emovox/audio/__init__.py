@@ -19,7 +19,7 @@ subprocess. Never features, models, artifact, serving or anything above them.
 
 from __future__ import annotations
 
-from emovox.audio.decode import READ_FRAMES, Audio, iter_blocks, load_audio
+from emovox.audio.decode import READ_FRAMES, Audio, iter_blocks, iter_native_blocks, load_audio
 from emovox.audio.ffmpeg import ffmpeg_available
 from emovox.audio.header import (
     MAX_CHANNELS,
@@ -60,6 +60,7 @@ __all__ = [
     "load_audio",
     "probe",
     "iter_blocks",
+    "iter_native_blocks",
     "check_limits",
     "is_silent",
     "peak_frame_dbfs",

@@ -55,7 +55,7 @@ from emovox.errors import AudioError, AudioTooLong, AudioTooShort, EmptyAudio
 
 log = logging.getLogger(__name__)
 
-__all__ = ["READ_FRAMES", "Audio", "load_audio", "iter_blocks"]
+__all__ = ["READ_FRAMES", "Audio", "iter_blocks", "iter_native_blocks", "load_audio"]
 
 #: Native frames read per block (with MAX_CHANNELS float32 channels: 64 MB at most).
 READ_FRAMES: int = 1 << 18
@@ -145,16 +145,37 @@ class _Output:
         return self.buf[: self.n]
 
 
-def _mono_blocks(dec: Decoder, name: str, max_frames: int | None,
-                 max_duration: float | None) -> Iterator[np.ndarray]:
-    """The decoder's blocks, checked (finite, within ``max_frames``) and mixed to mono."""
+def _checked_blocks(dec: Decoder, name: str, max_frames: int | None,
+                    max_duration: float | None) -> Iterator[np.ndarray]:
+    """The decoder's ``(n, channels)`` blocks, checked (finite, within ``max_frames``)."""
     n = 0
     for block in dec.blocks(READ_FRAMES):
         check_finite(block, name, n / dec.sr, dec.sr)
         n += block.shape[0]
         if max_frames is not None and n > max_frames:
             raise _too_long(name, None, max_duration)  # type: ignore[arg-type]
+        yield block
+
+
+def _mono_blocks(dec: Decoder, name: str, max_frames: int | None,
+                 max_duration: float | None) -> Iterator[np.ndarray]:
+    """:func:`_checked_blocks` mixed to mono."""
+    for block in _checked_blocks(dec, name, max_frames, max_duration):
         yield to_mono(block)
+
+
+def iter_native_blocks(src: AudioSource, *, filename: str | None = None,
+                       max_duration: float | None = None) -> Iterator[np.ndarray]:
+    """The file as recorded: float32 ``(n, channels)`` blocks at its own rate, neither mixed
+    nor resampled (for level and clipping measured per channel), with :func:`load_audio`'s
+    checks and errors; memory is one block."""
+    s = Source(src, filename)
+    if max_duration is not None:
+        _check_header(s, max_duration)
+    with open_decoder(s) as dec:
+        max_frames = (None if max_duration is None
+                      else math.ceil((max_duration + _DURATION_SLACK) * dec.sr))
+        yield from _checked_blocks(dec, s.name, max_frames, max_duration)
 
 
 def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray, int, int]:

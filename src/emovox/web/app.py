@@ -109,7 +109,7 @@ def _analysis(predictor, settings: service.Settings, data: bytes, name: str
     """:func:`service.analyse` and the recording's level (at its own sample rate, so clipping
     is seen as recorded), remembered per session for the current clip (reruns caused by other
     widgets do not recompute it). Also returns the clip's digest."""
-    from emovox.audio import load_audio, probe
+    from emovox.audio import iter_native_blocks
 
     digest = hashlib.sha256(data).hexdigest()
     key = (digest, name, predictor.model_id)
@@ -119,9 +119,8 @@ def _analysis(predictor, settings: service.Settings, data: bytes, name: str
     with st.spinner(f"Analysing {service.display_name(name)}…", show_time=True):
         result = service.analyse(predictor, data, name, max_bytes=settings.max_bytes,
                                  max_duration=settings.max_duration_s)
-        native = load_audio(bytes(data), sr=probe(bytes(data), filename=name).sr,
-                            max_duration=settings.max_duration_s, filename=name)
-        level = view.signal_level(native.wave)
+        level = view.signal_level(iter_native_blocks(  # as recorded: rate and channels
+            bytes(data), filename=name, max_duration=settings.max_duration_s))
     st.session_state["emovox_analysis"] = (key, (result, level, digest))
     return result, level, digest
 

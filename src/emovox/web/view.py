@@ -9,7 +9,7 @@ fields of the speech-aware schema (``status``, ``reason``, ``speech_seconds``, `
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -119,30 +119,52 @@ def _runs(at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges[0::2], edges[1::2] - edges[0::2]
 
 
-def signal_level(wave: np.ndarray) -> SignalLevel:
-    """Peak and RMS level (dBFS) and clipping of a mono waveform at full scale 1.0, computed
-    block by block (a run of full-scale samples is followed across blocks)."""
-    x = np.asarray(wave).reshape(-1)
-    if x.size == 0:
+def _clipped_runs(at_full: np.ndarray, carry: int) -> tuple[int, int]:
+    """Samples in finished runs of at least :data:`CLIP_RUN` full-scale samples in one
+    channel's block ``at_full`` (bool), given the run ``carry`` left open by the block
+    before; returns ``(clipped, the run left open at this block's end)``."""
+    starts, lengths = _runs(at_full)
+    clipped = 0
+    open_end = len(starts) > 0 and starts[-1] + lengths[-1] == len(at_full)
+    if len(starts) and starts[0] == 0:
+        lengths[0] += carry  # the open run goes on
+    elif carry >= CLIP_RUN:
+        clipped += carry  # the open run ended at the block's edge
+    carry = 0
+    if open_end:
+        carry, lengths = int(lengths[-1]), lengths[:-1]
+    return clipped + int(lengths[lengths >= CLIP_RUN].sum()), carry
+
+
+def signal_level(wave: np.ndarray | Iterable[np.ndarray]) -> SignalLevel:
+    """Peak and RMS level (dBFS) and clipping of a recording at full scale 1.0: a mono
+    ``(n,)`` array, an ``(n, channels)`` one, or an iterable of ``(n, channels)`` blocks (the
+    file as recorded: :func:`emovox.audio.iter_native_blocks`). Peak and clipping are per
+    channel (a channel clipped beside a quiet one is not hidden by a mix-down; a run of
+    full-scale samples is followed across blocks); RMS is over every channel's samples;
+    ``n_samples`` counts them too."""
+    blocks = [wave] if isinstance(wave, np.ndarray) else wave
+    peak, sumsq, n, clipped = 0.0, 0.0, 0, 0
+    carry: list[int] = []  # per channel: a run still open at the last block's end
+    for blk in blocks:
+        b = np.asarray(blk)
+        b = b[:, None] if b.ndim == 1 else b.reshape(len(b), -1)
+        carry = carry or [0] * b.shape[1]
+        for s in range(0, len(b), _BLOCK):
+            chunk = b[s : s + _BLOCK].astype(np.float64)
+            if chunk.size == 0:
+                continue
+            mag = np.abs(chunk)
+            peak = max(peak, float(mag.max()))
+            sumsq += float(np.einsum("ij,ij->", chunk, chunk))
+            n += chunk.size
+            for c in range(chunk.shape[1]):
+                got, carry[c] = _clipped_runs(mag[:, c] >= CLIP_LEVEL, carry[c])
+                clipped += got
+    if n == 0:
         return SignalLevel(-math.inf, -math.inf, 0, 0)
-    peak, sumsq, clipped, carry = 0.0, 0.0, 0, 0  # carry: a run still open at the block's end
-    for s in range(0, x.size, _BLOCK):
-        block = x[s : s + _BLOCK].astype(np.float64)
-        mag = np.abs(block)
-        peak = max(peak, float(mag.max()))
-        sumsq += float(np.dot(block, block))
-        starts, lengths = _runs(mag >= CLIP_LEVEL)
-        open_end = len(starts) > 0 and starts[-1] + lengths[-1] == len(block)
-        if len(starts) and starts[0] == 0:
-            lengths[0] += carry  # the open run goes on
-        elif carry >= CLIP_RUN:
-            clipped += carry  # the open run ended at the block's edge
-        carry = 0
-        if open_end:
-            carry, lengths = int(lengths[-1]), lengths[:-1]
-        clipped += int(lengths[lengths >= CLIP_RUN].sum())
-    clipped += carry if carry >= CLIP_RUN else 0
-    return SignalLevel(_dbfs(peak), _dbfs(math.sqrt(sumsq / x.size)), clipped, int(x.size))
+    clipped += sum(c for c in carry if c >= CLIP_RUN)
+    return SignalLevel(_dbfs(peak), _dbfs(math.sqrt(sumsq / n)), clipped, n)
 
 
 # --------------------------------------------------------------------------------------------
