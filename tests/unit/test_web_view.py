@@ -112,6 +112,9 @@ def test_quiet_voice_warns_and_normal_voice_does_not():
     quiet = view.signal_level(voice(2.0, SR) * 0.05)  # peak -36.5 dBFS
     assert quiet.quiet and not quiet.clipped
     assert len(quiet.warnings()) == 1 and "very quiet" in quiet.warnings()[0]
+    assert "wrong answers" in quiet.warnings()[0]
+    unanswered = quiet.warnings(answered=False)  # no emotion was given: no "wrong answers"
+    assert "very quiet" in unanswered[0] and "wrong answers" not in unanswered[0]
 
 
 # ------------------------------------------------------------------------------ prediction

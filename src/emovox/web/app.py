@@ -224,12 +224,12 @@ def show_player(a: service.Analysis, data: bytes) -> None:
     st.caption(f"{a.name} · {a.duration:.1f} s · model {a.model_id}")
 
 
-def show_level(level: view.SignalLevel) -> None:
+def show_level(level: view.SignalLevel, answered: bool = True) -> None:
     c1, c2 = st.columns(2)
     c1.metric("Peak level", view.fmt_dbfs(level.peak_dbfs))
     c2.metric("RMS level", view.fmt_dbfs(level.rms_dbfs))
     st.altair_chart(charts.level_meter_chart(level), width="stretch")
-    for warning in level.warnings():
+    for warning in level.warnings(answered=answered):
         st.warning(warning)
 
 
@@ -331,7 +331,7 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> N
     elif refs:
         st.info(f"The {len(refs)} reference clip(s) were not used: there is no answer to "
                 "adapt without speech.")
-    show_level(level)
+    show_level(level, answered=pv.has_emotion)
     show_signal(a, pv, digest)
     if a.timeline is not None and pv.has_emotion:  # no speech: its reason only
         show_timeline(a, predictor.labels)

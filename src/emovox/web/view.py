@@ -81,14 +81,17 @@ class SignalLevel:
     def clipped(self) -> bool:
         return self.clipped_samples > 0
 
-    def warnings(self) -> list[str]:
-        """What to tell the user about the level (empty when it is fine)."""
+    def warnings(self, *, answered: bool = True) -> list[str]:
+        """What to tell the user about the level (empty when it is fine); ``answered``: an
+        emotion was given (else the quiet warning does not speak of wrong answers)."""
         out = []
         if self.quiet:
+            why = ("Quiet recordings are the most common cause of wrong answers"
+                   if answered else "Quiet recordings often hide the voice")
             out.append(
                 f"The recording is very quiet (peak {fmt_dbfs(self.peak_dbfs)}, below "
-                f"{QUIET_PEAK_DBFS:g} dBFS). Quiet recordings are the most common cause of "
-                "wrong answers: speak closer to the microphone or raise its input level.")
+                f"{QUIET_PEAK_DBFS:g} dBFS). {why}: speak closer to the microphone or raise "
+                "its input level.")
         if self.clipped:
             share = self.clipped_samples / max(1, self.n_samples)
             out.append(
