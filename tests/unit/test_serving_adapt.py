@@ -229,8 +229,8 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
             "reason": None, "prior": {lab: round(float(x), 4) for lab, x in
                                       zip(LABELS, prior, strict=True)},
             "warnings": ["only 4 usable clips with speech in the group: with fewer than 16, "
-                         "adaptation was measured to help little (README, 'Speaker "
-                         "adaptation')"]}
+                         "adaptation was measured to help little (emovox's "
+                         "speaker-adaptation measurements on RAVDESS actors)"]}
         assert docs[0]["evidence"][0]["label"] == "neutral"
         assert docs[4]["adaptation"]["applied"] is False and docs[4]["label"] == "angry"
         assert "adaptation" not in docs[6] and "adaptation" not in docs[7]
