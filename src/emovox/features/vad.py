@@ -422,11 +422,15 @@ def continuous_speech(wave: np.ndarray, sr: int, level_db: np.ndarray, *,
         return None  # the floor was a real floor: the input has little speech
     z = _Sizes.of(sr, params)
     cand = np.flatnonzero(level_db > max(loud - params.range_db, params.abs_floor_dbfs))
-    if len(cand) == 0:
+
+    def steady(idx: np.ndarray) -> bool:
+        return len(idx) == 0 or float(np.subtract(*np.percentile(level_db[idx], [90, 10]))) \
+            < CONTINUOUS_MIN_SPREAD_DB
+
+    if steady(cand):  # first on the levels alone: steady noise stops here, cheaply
         return None
     cand = cand[_tonality(wave, z, cand) < params.tonal]
-    if len(cand) == 0 or float(np.subtract(*np.percentile(level_db[cand], [90, 10]))) < \
-            CONTINUOUS_MIN_SPREAD_DB:
+    if steady(cand):
         return None
     voiced = count_voiced(wave, sr, cand, params=params)
     if voiced < CONTINUOUS_VOICED_SHARE * len(cand) or voiced * params.hop_s < \
