@@ -41,3 +41,13 @@ def test_a_folder_scan_takes_what_predict_decodes(tmp_path):
                                                                   "d.flac"]
     assert [p.name for p in collect_inputs([str(tmp_path / "*")])] == [
         "a.wav", "b.WEBM", "c.mp4", "d.flac"]
+
+
+def test_research_option_checks(tmp_path):
+    res = invoke(["export", tmp_path / "m", "--opset", "3"])
+    ok(res, 2)
+    assert "--opset" in text(res) and "Traceback" not in res.output
+    res = invoke(["fuse", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "f",
+                  "--weights", "a,b"])
+    ok(res, 2)
+    assert "--weights: numbers separated by commas" in text(res)

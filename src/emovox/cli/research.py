@@ -293,7 +293,11 @@ def fuse(
     from emovox.experiment.fuse import fuse_runs
 
     try:
-        w = [float(x) for x in csv_list(weights)] or None
+        try:
+            w = [float(x) for x in csv_list(weights)] or None
+        except ValueError:
+            raise ValueError(f"--weights: numbers separated by commas (e.g. 3,1), got "
+                             f"{weights!r}") from None
         res = fuse_runs(runs, out, w)
     except (*USER_ERRORS, KeyError) as exc:
         fail(exc)
@@ -455,7 +459,7 @@ def calibrate(
 
 def export(
     model: Annotated[Path, typer.Argument(help="A trained neural model folder.")],
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    opset: Annotated[int, typer.Option(min=9, max=20, help="ONNX opset.")] = 17,
 ) -> None:
     """Export a neural model to ONNX (model.onnx beside its weights), verified against torch."""
     from emovox.training.export import export_onnx
@@ -465,4 +469,8 @@ def export(
         path = export_onnx(model, opset=opset)
     except (*USER_ERRORS, ImportError) as exc:
         fail(exc)
+    except RuntimeError as exc:  # torch.onnx: an operator this opset cannot express
+        first = (str(exc).strip().splitlines() or ["no detail"])[0]
+        fail(RuntimeError(f"{model}: ONNX export at opset {opset} failed ({first}); try the "
+                          "default, 17"))
     render.console.print(f"wrote {path}")

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,23 @@ from emovox.metrics import Metrics, compute_metrics, summarize
 Key = tuple[int, str, str, str]
 
 
+def _not_an_input(out: Path, runs: list[Path]) -> None:
+    """Refuse an ``out`` that is one of the runs being combined (it would be replaced)."""
+    target = Path(out).resolve()
+    if any(Path(r).resolve() == target for r in runs):
+        raise ConfigError(f"--out {out} is one of the runs being combined; write the result "
+                          "to another folder")
+
+
 def _table(run: RunRecord) -> dict[Key, Prediction]:
     if run.predictions is None or run.predictions.labels != list(LABELS):
         raise ConfigError(f"{run.path}: probabilities are not over the {len(LABELS)} labels")
+    if not isinstance(run.metrics.get("folds"), list):
+        raise ConfigError(f"{run.path}: its metrics.json has no fold records")
     table: dict[Key, Prediction] = {}
     for r in run.predictions.scored():
+        if r.true not in LABELS:
+            raise ConfigError(f"{run.path}: unknown label {r.true!r} in column 'true'")
         key = (r.fold if r.fold is not None else -1, r.corpus, r.speaker, Path(r.path).name)
         if key in table:
             raise ConfigError(f"{run.path}: two test clips named {key[3]} for speaker {key[2]}")
@@ -84,9 +97,10 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     if len(runs) < 2:
         raise ConfigError("fusion needs at least two run directories")
     w = np.asarray(weights or [1.0] * len(runs), float)
-    if len(w) != len(runs) or np.any(w < 0) or w.sum() <= 0:
-        raise ConfigError("one non-negative weight per run")
+    if len(w) != len(runs) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ConfigError("one finite, non-negative weight per run")
     w = w / w.sum()
+    _not_an_input(out, runs)
     check_run_destination(out)
     records = [read_run(Path(r)) for r in runs]
     metas = [r.metrics for r in records]
@@ -114,6 +128,7 @@ def switch_runs(wide: Path, narrow: Path, out: Path,
     metrics.json content; ``switched_clips`` counts the clips that took ``narrow``'s, per
     corpus."""
     runs = [Path(wide), Path(narrow)]
+    _not_an_input(out, runs)
     check_run_destination(out)
     records = [read_run(r) for r in runs]
     if len({r.metrics["protocol"] for r in records}) != 1:
@@ -234,6 +249,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
 
     if len(runs) < 2:
         raise ConfigError("merging needs at least two run directories")
+    _not_an_input(out, runs)
     check_run_destination(out)
     records = [read_run(Path(r)) for r in runs]
     configs = [yaml.safe_load((Path(r) / "config.yaml").read_text()) for r in runs]
@@ -283,6 +299,9 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
                   titles=(f"{first['model']}: UA {s['mean']:.1f} ± {s['std']:.1f}",
                           f"{first['model']}: recall per class"))
         (stage / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        for r in runs:  # each part's training curves stay with its folds
+            for f in (*Path(r).glob("history_fold*.json"), *Path(r).glob("curves_fold*.png")):
+                shutil.copy2(f, stage / f.name)
     return result
 
 

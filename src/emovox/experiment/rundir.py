@@ -30,6 +30,7 @@ never leaves half a run; a destination that is not an emovox run folder is never
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 import logging
 import os
@@ -180,6 +181,25 @@ def check_run_destination(out: Path) -> None:
             f"{out} exists and is not an emovox run folder; refusing to overwrite it "
             "(choose another --out or remove it yourself)"
         )
+    foreign = sorted(p.name for p in out.iterdir() if not _written_by_runs(p))
+    if foreign:
+        raise RunDirError(
+            f"{out} is an emovox run folder but also holds {', '.join(foreign[:5])}"
+            f"{' ...' if len(foreign) > 5 else ''}, which emovox did not write; refusing to "
+            "replace it (choose another --out, or move those files first)"
+        )
+
+
+#: what a run folder holds: every file and folder :func:`write_run`, the runner and
+#: :func:`~emovox.experiment.fuse.merge_runs` write (``models/``: ``--save-models``)
+RUN_ENTRIES: tuple[str, ...] = (METRICS_FILE, PREDICTIONS_FILE, CONFIG_FILE, ERRORS_FILE,
+                                "confusion.png", "recall.png", "curves_fold*.png",
+                                "history_fold*.json", "models")
+
+
+def _written_by_runs(entry: Path) -> bool:
+    return any(fnmatch.fnmatchcase(entry.name, pat) for pat in RUN_ENTRIES) and (
+        entry.is_dir() == (entry.name == "models"))
 
 
 @contextmanager
@@ -262,7 +282,7 @@ def read_metrics(run: Path) -> dict[str, Any]:
         meta = json.loads(f.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RunDirError(f"{f}: unreadable ({exc})") from None
-    if not isinstance(meta, dict) or "protocol" not in meta:
+    if not isinstance(meta, dict) or not isinstance(meta.get("protocol"), str):
         raise RunDirError(f"{f}: not the metrics of an emovox run")
     return meta
 
