@@ -51,3 +51,10 @@ def test_research_option_checks(tmp_path):
                   "--weights", "a,b"])
     ok(res, 2)
     assert "--weights: numbers separated by commas" in text(res)
+
+
+def test_negative_counts_are_usage_errors(tmp_path):
+    for args in (["--val-speakers", "-1"], ["--augment", "-2"], ["-j", "0"]):
+        res = invoke(["evaluate", "--data", tmp_path, *args])
+        ok(res, 2)
+        assert "Invalid value" in res.output, args

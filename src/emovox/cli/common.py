@@ -118,7 +118,7 @@ ParamOpt = Annotated[
     list[str], typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable).")
 ]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Extraction processes.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Extraction processes.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v")]
 CorpusOpt = Annotated[str, typer.Option(help="Corpus reader.")]
 DataOpt = Annotated[Path, typer.Option("--data", help="Corpus root directory.")]

@@ -36,7 +36,8 @@ from emovox.config import (
 )
 
 AugmentOpt = Annotated[
-    int, typer.Option(help="Augmented copies of each TRAINING clip (see --augment-recipe).")
+    int, typer.Option(min=0, help="Augmented copies of each TRAINING clip (see "
+                      "--augment-recipe).")
 ]
 AugmentRecipeOpt = Annotated[
     AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
@@ -127,7 +128,7 @@ def evaluate(
         str, typer.Option(help="Extra RAVDESS channels for training only, e.g. 'song'.")
     ] = "",
     param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
-    val_speakers: Annotated[int, typer.Option(help="Validation speakers per fold.")] = 2,
+    val_speakers: Annotated[int, typer.Option(min=0, help="Validation speakers per fold.")] = 2,
     augment: AugmentOpt = 0,
     augment_recipe: AugmentRecipeOpt = AugmentRecipe.CLASSIC,
     save_models: SaveModelsOpt = False,
@@ -402,7 +403,7 @@ def train(
     ),
     no_onnx: Annotated[bool, typer.Option("--no-onnx", help="Skip the ONNX export.")] = False,
     val_speakers: Annotated[
-        int, typer.Option(help="Hold out N speakers for early stopping / compare_lrcv's C "
+        int, typer.Option(min=0, help="Hold out N speakers for early stopping / compare_lrcv's C "
                           "(0 = train on every speaker for the model's fixed epochs).")
     ] = 0,
     balance_corpora: BalanceOpt = False,
