@@ -214,6 +214,9 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
         usage = CliRunner().invoke(app, ["serve", *args], env={"EMOVOX_MODEL": str(tiny_model)})
         assert usage.exit_code == 2 and "Invalid value" in usage.output, args
         assert "Traceback" not in usage.output
+    for port in ("70000", "-1", "0"):  # the web app's port too (streamlit tracebacked)
+        usage = CliRunner().invoke(app, ["app", "--port", port])
+        assert usage.exit_code == 2 and "Invalid value" in usage.output, port
 
     open_net = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"],
                                   env={"EMOVOX_MODEL": str(tiny_model)})

@@ -353,6 +353,18 @@ def test_report_skips_a_truncated_run_and_tabulates_the_rest(fake_ravdess, fake_
     assert "missing: no metrics.json" in r.output
 
 
+def test_report_of_nothing_readable_fails_instead_of_printing_an_empty_table(tmp_path):
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    (tmp_path / "notes").mkdir()
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "notes"), str(tmp_path / "missing")])
+    assert r.exit_code == 1, r.output
+    assert "no run directory could be read (2 skipped)" in r.output
+    assert "| model |" not in r.output and "Traceback" not in r.output
+
+
 def test_predictions_csv_round_trip_and_old_layouts(tmp_path):
     import csv
 

@@ -44,7 +44,7 @@ def test_reader_hint_names_the_reader_that_matches(tmp_path):
     emodb_tree(tmp_path)
     assert reader_hint(tmp_path, "ravdess") == (
         "the ravdess reader labels no file there, but the emodb reader labels 6 files of 5 "
-        "speakers: use --corpus emodb")
+        f"speakers: use --corpus emodb (or --data emodb={tmp_path})")
 
 
 def test_reader_hint_lists_the_other_matching_readers(tmp_path):
@@ -52,7 +52,7 @@ def test_reader_hint_lists_the_other_matching_readers(tmp_path):
     make(tmp_path, "sad/03a01Fa.wav")
     hint = reader_hint(tmp_path, "ravdess")
     assert hint.endswith("the folder reader labels 2 files of 1 speaker: use --corpus folder "
-                         "(also: emodb (1))")
+                         f"(or --data folder={tmp_path}) (also: emodb (1))")
 
 
 def test_reader_hint_without_a_matching_reader_says_how_to_read_the_tree(tmp_path):

@@ -242,7 +242,7 @@ def test_data_config_sources_and_round_trip(tmp_path):
             DataConfig(root="/r", corpora=(bad,)).sources()
 
 
-def test_cli_data_items_parse_into_one_config():
+def test_cli_data_items_parse_into_one_config(tmp_path, monkeypatch):
     from emovox.cli.research import data_config
 
     one = data_config(["/data/rav"], "ravdess")
@@ -259,6 +259,16 @@ def test_cli_data_items_parse_into_one_config():
         data_config(["/a"], "iemocap")
     with pytest.raises(ValueError, match="no data directory"):
         data_config([], "ravdess")
+    # a bare name before '=' that is no reader, or nothing after it, is named as such
+    with pytest.raises(ValueError, match=r"'bogus' is not a corpus reader \(known: .*ravdess"):
+        data_config(["bogus=/tmp"], "ravdess")
+    with pytest.raises(ValueError, match="no directory after '='"):
+        data_config(["ravdess="], "ravdess")
+    here = tmp_path / "take=2"
+    here.mkdir()  # an existing folder named like NAME=DIR is still a folder
+    assert data_config([str(here)], "ravdess").root == str(here)
+    monkeypatch.chdir(tmp_path)
+    assert data_config(["take=2"], "ravdess").root == "take=2"
 
 
 # --------------------------------------------------------------------------- load_dataset

@@ -5,6 +5,7 @@ training) and hands the result to :mod:`emovox.cli.render`; heavy imports stay i
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from emovox.cli.common import (
     SeedOpt,
     VerboseOpt,
     csv_list,
+    exit_failed,
     fail,
     model_params,
     setup_logging,
@@ -91,14 +93,23 @@ def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
     ``corpora``. ValueError for no item or the same corpus twice."""
     from emovox.corpora import get_reader
 
+    from emovox.corpora import CORPORA
+
     sources: list[tuple[str, str]] = []
     for item in items:
         name, sep, root = item.partition("=")
         try:
-            named = bool(sep) and bool(root) and get_reader(name) is not None
+            named = bool(sep) and get_reader(name) is not None
         except ValueError:
             named = False
-        sources.append((name, root) if named else (corpus, item))
+        # NAME=DIR (a bare name before '='), not a folder whose path holds '='
+        if sep and re.fullmatch(r"[\w-]*", name) and not Path(item).exists():
+            if not named:
+                raise ValueError(f"--data {item}: {name!r} is not a corpus reader (known: "
+                                 f"{', '.join(sorted(CORPORA))}); give NAME=DIR or a folder")
+            if not root.strip():
+                raise ValueError(f"--data {item}: no directory after '='")
+        sources.append((name, root) if named and root.strip() else (corpus, item))
     if not sources:
         raise ValueError("no data directory given (--data DIR)")
     names = [get_reader(n).NAME for n, _ in sources]
@@ -282,6 +293,9 @@ def report(
     from emovox.experiment.report import collect_report, markdown_table
 
     rep = collect_report(runs)
+    if not rep.rows:  # every directory skipped: say so and fail, not an empty table
+        render.report(rep.problems, [])
+        exit_failed(f"no run directory could be read ({len(rep.problems)} skipped)")
     render.report(rep.problems, markdown_table(rep.rows))
 
 

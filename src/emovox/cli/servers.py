@@ -52,7 +52,7 @@ ServeBackendOpt = Annotated[
 def web_app(
     model: ServeModelOpt = None,
     host: HostOpt = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8501,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8501,
     max_upload_mb: MaxUploadOpt = 25.0,
     max_duration: MaxDurationOpt = 600.0,
     backend: ServeBackendOpt = "auto",

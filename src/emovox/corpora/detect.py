@@ -69,5 +69,5 @@ def reader_hint(root: str | Path, corpus: str) -> str:
     others = ", ".join(f"{m.name} ({m.labelled})" for m in matches[1:])
     return (f"the {name} reader labels no file there, but the {best.name} reader labels "
             f"{count_noun(best.labelled, 'file')} of {count_noun(best.speakers, 'speaker')}: "
-            f"use --corpus {best.name}"
+            f"use --corpus {best.name} (or --data {best.name}={root})"
             + (f" (also: {others})" if others else ""))
