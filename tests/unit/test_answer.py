@@ -81,6 +81,14 @@ def test_windows_cover_the_tail_and_skip_blips():
     # a short region is one shorter window; a 0.2 s blip is dropped when others exist
     assert region_windows([(1.0, 2.0), (4.0, 4.2)], sr, 3.0, 1.5) == [(10, 20)]
     assert region_windows([(4.0, 4.2)], sr, 3.0, 1.5) == [(40, 42)]  # unless it is all
+    # a 6.1 s region: the end-aligned window would start 0.1 s after the last one (3-6),
+    # so that one moves to the end instead of being nearly repeated
+    assert region_windows([(0.0, 6.1)], sr, 3.0, 1.5) == [(0, 30), (15, 45), (31, 61)]
+    assert region_windows([(0.0, 5.6)], sr, 3.0, 2.5) == [(0, 30), (26, 56)]
+    # ... unless moving it would leave a hole (hop 2.8 of a 3 s window: 0-3 and 3.2-6.2)
+    assert region_windows([(0.0, 6.2)], sr, 3.0, 2.8) == [(0, 30), (28, 58), (32, 62)]
+    # a region one window + a little long keeps both windows (nothing to move)
+    assert region_windows([(0.0, 3.1)], sr, 3.0, 1.5) == [(0, 30), (1, 31)]
 
 
 def test_model_window():

@@ -91,9 +91,7 @@ def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
     """``--data`` items -> a :class:`DataConfig`: ``NAME=DIR`` when NAME is a corpus reader,
     else a folder read with ``corpus``; the first is ``corpus``/``root``, the others go to
     ``corpora``. ValueError for no item or the same corpus twice."""
-    from emovox.corpora import get_reader
-
-    from emovox.corpora import CORPORA
+    from emovox.corpora import CORPORA, get_reader
 
     sources: list[tuple[str, str]] = []
     for item in items:

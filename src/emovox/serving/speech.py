@@ -6,7 +6,8 @@ Used by :class:`~emovox.serving.predictor.Predictor` (whole-recording prediction
 * :func:`speech_regions`: the detector's speech segments (seconds) merged across pauses
   shorter than :data:`REGION_BRIDGE_S` and padded by :data:`REGION_PAD_S` each side;
 * :func:`region_windows`: windows of ``window`` seconds every ``hop`` seconds over each region,
-  the last one aligned to the region's end (the tail is always covered); a region shorter
+  the last one aligned to the region's end (the tail is always covered; it replaces the one
+  before it when it would start less than half a hop after it); a region shorter
   than a window is one (shorter) window; regions shorter than :data:`MIN_REGION_S` are left
   out unless nothing else remains.
 
@@ -73,7 +74,11 @@ def region_windows(regions_s: list[tuple[float, float]], sr: int, window_s: floa
                 out.append((a, b))
             continue
         starts = list(range(a, b - win + 1, hop))
-        if starts[-1] + win < b:
-            starts.append(b - win)  # the tail is covered
+        if starts[-1] + win < b:  # the tail is covered by a window aligned to the end;
+            if (len(starts) > 1 and b - win - starts[-1] < hop / 2
+                    and b - win - starts[-2] <= win):  # (no hole left behind it)
+                starts[-1] = b - win  # moved there when it would nearly repeat the last one
+            else:
+                starts.append(b - win)
         out.extend((x, x + win) for x in starts)
     return out

@@ -7,7 +7,8 @@ speech for :data:`~emovox.serving.speech.REGION_BRIDGE_S` after it), and the sam
 it are dropped. Only a block plus the open speech region is held.
 
 Windows (``window`` s every ``hop`` s) cover each speech region, the last one aligned to the
-region's end so the tail is never dropped; a region shorter than a window is one shorter
+region's end so the tail is never dropped (it replaces the one before it when it would start
+less than half a hop after it); a region shorter than a window is one shorter
 window. What lies between regions is an explicit **gap** segment (``kind="gap"``, no
 label). The summary is weighted by speech time: each window counts for the seconds from its
 start to the next window's start (its own seconds), so overlapping windows are not counted
