@@ -91,6 +91,20 @@ def test_windows_cover_the_tail_and_skip_blips():
     assert region_windows([(0.0, 3.1)], sr, 3.0, 1.5) == [(0, 30), (1, 31)]
 
 
+def test_own_seconds_count_each_second_of_speech_once():
+    from emovox.serving.speech import own_seconds
+
+    sr = 10
+    # overlapping windows of one region: each up to the next start, the last whole
+    assert own_seconds([(0, 30), (15, 45), (30, 60), (40, 70)], sr) == pytest.approx(
+        [1.5, 1.5, 1.0, 3.0])
+    # a region just over one window: the end-aligned window no longer doubles its weight
+    assert own_seconds([(0, 26), (2, 28)], sr) == pytest.approx([0.2, 2.6])
+    # windows of separate regions keep their whole length
+    assert own_seconds([(0, 26), (50, 60)], sr) == pytest.approx([2.6, 1.0])
+    assert own_seconds([], sr) == []
+
+
 def test_model_window():
     class Pre:
         n_frames, sr, frontend, feature_params = 256, 16000, None, {"hop_length": 160}

@@ -18,8 +18,10 @@ answer is more likely wrong than right. It is also the lower edge of the "medium
 band below.
 
 Whole recordings: the answer is the **duration-weighted mean** of the calibrated probabilities
-of the speech windows (:func:`aggregate`); each window's :class:`Evidence` says how much of
-the final label's probability mass it contributed.
+of the speech windows (:func:`aggregate`), each window weighted by its own seconds
+(:func:`emovox.serving.speech.own_seconds`: overlapping windows count each second once);
+each window's :class:`Evidence` says how much of the final label's probability mass it
+contributed.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ probabilities, arousal and valence are ``None``). A clip up to two model windows
 for the bundled default) is then classified whole, as in training; a longer recording is cut
 into model-length windows (hop half a window, the tail covered) over its speech regions only
 (:mod:`emovox.serving.speech`), all windows go through the network in batches of 16, and the
-answer is the duration-weighted mean of their calibrated probabilities, with the windows as
+answer is the mean of their calibrated probabilities weighted by each window's own seconds
+(each second of speech once), with the windows as
 ``evidence`` (:mod:`emovox.serving.answer`). A top probability below
 :data:`~emovox.serving.answer.UNCERTAIN_BELOW` (0.5) makes the status ``uncertain``.
 
@@ -87,6 +88,7 @@ from emovox.serving.runners import OnnxRunner, Runner, SklearnRunner, TorchRunne
 from emovox.serving.speech import (
     LONG_INPUT_WINDOWS,
     model_window_s,
+    own_seconds,
     region_windows,
     speech_regions,
 )
@@ -392,7 +394,7 @@ class Predictor:
                 reason=reason.value if reason else None,
                 reason_message=reason.message if reason else None,
                 speech_seconds=verdict.speech_seconds, n_windows=0, model_id=self.model_id)
-        weights = [(b - a) / self.sr for a, b in spans]
+        weights = own_seconds(spans, self.sr)  # overlapping windows: each second once
         p = aggregate(probs, weights)
         k = int(np.argmax(p))
         a, v = self.affect(p)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["LONG_INPUT_WINDOWS", "MIN_REGION_S", "REGION_BRIDGE_S", "REGION_PAD_S",
-           "model_window_s", "region_windows", "speech_regions"]
+           "model_window_s", "own_seconds", "region_windows", "speech_regions"]
 
 #: pauses shorter than this (s) stay inside one speech region (natural pauses in a sentence)
 REGION_BRIDGE_S = 0.5
@@ -58,6 +58,16 @@ def speech_regions(segments_s: np.ndarray, duration_s: float, *,
         else:
             regions.append([float(s), float(e)])
     return [(max(0.0, s - pad_s), min(duration_s, e + pad_s)) for s, e in regions]
+
+
+def own_seconds(spans: list[tuple[int, int]], sr: int) -> list[float]:
+    """Each window's own seconds: from its start to the next window's start, or to its end
+    when that comes first (the last window of a region keeps its whole length), so that
+    overlapping windows count each second of speech once (sum = the seconds covered)."""
+    if not spans:
+        return []
+    nxt = [a for a, _ in spans[1:]] + [spans[-1][1]]
+    return [(min(b, n) - a) / sr for (a, b), n in zip(spans, nxt, strict=True)]
 
 
 def region_windows(regions_s: list[tuple[float, float]], sr: int, window_s: float,

@@ -44,6 +44,7 @@ from emovox.serving.speech import (
     MIN_REGION_S,
     REGION_BRIDGE_S,
     REGION_PAD_S,
+    own_seconds,
     region_windows,
     speech_regions,
 )
@@ -302,14 +303,13 @@ def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[fl
         return
     probs = predictor.window_probabilities([st.samples(a, b) for a, b in spans])
     labels = list(predictor.labels)
-    for i, ((a, b), p) in enumerate(zip(spans, probs, strict=True)):
-        nxt = spans[i + 1][0] if i + 1 < len(spans) else b
+    for (a, b), p, own in zip(spans, probs, own_seconds(spans, st.sr), strict=True):
         k = int(np.argmax(p))
         ar, va = predictor.affect(p)
         tl.segments.append(Segment(
             a / st.sr, b / st.sr, labels[k], float(p[k]),
             {lab: float(q) for lab, q in zip(labels, p, strict=True)}, ar, va,
-            SegmentKind.SPEECH, (min(nxt, b) - a) / st.sr))
+            SegmentKind.SPEECH, own))
 
 
 def _add_gaps(tl: Timeline) -> None:
