@@ -25,13 +25,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emovox.audio import TARGET_SR, is_silent, resample, silent_and_trimmed, to_mono
+from emovox.audio import (
+    MAX_ABS_SAMPLE,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    TARGET_SR,
+    is_silent,
+    resample,
+    silent_and_trimmed,
+    to_mono,
+)
 from emovox.errors import EmptyAudio, InvalidSamples
 
 if TYPE_CHECKING:
     from emovox.features.frontend import LogMelFrontEnd
 
 __all__ = [
+    "MAX_FRAMES",
     "TRIM_TOP_DB",
     "Loudness",
     "Normaliser",
@@ -44,6 +54,9 @@ __all__ = [
 TRIM_TOP_DB: float = 40.0
 #: the feature read by models that do not say otherwise
 DEFAULT_FEATURE: str = "logmel"
+#: the longest network input a model may declare (frames): 1,000 s at a 10 ms hop. A bound
+#: on what a model.json can make the process allocate, far above any real model (256).
+MAX_FRAMES: int = 100_000
 
 
 class Loudness(str, Enum):
@@ -169,13 +182,15 @@ class Preprocess:
     band_floor_db: float | None = None
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.sr, int) and self.sr > 0):
-            raise ValueError(f"sr must be a positive integer, got {self.sr!r}")
+        if not (isinstance(self.sr, int) and MIN_SAMPLE_RATE <= self.sr <= MAX_SAMPLE_RATE):
+            raise ValueError(f"sr must be an integer from {MIN_SAMPLE_RATE} to "
+                             f"{MAX_SAMPLE_RATE} Hz, got {self.sr!r}")
         if not (isinstance(self.top_db, (int, float)) and math.isfinite(self.top_db)
                 and self.top_db > 0):
             raise ValueError(f"top_db must be a positive number, got {self.top_db!r}")
-        if not (isinstance(self.n_frames, int) and self.n_frames >= 0):
-            raise ValueError(f"n_frames must be a non-negative integer, got {self.n_frames!r}")
+        if not (isinstance(self.n_frames, int) and 0 <= self.n_frames <= MAX_FRAMES):
+            raise ValueError(f"n_frames must be an integer from 0 to {MAX_FRAMES}, got "
+                             f"{self.n_frames!r}")
         if not isinstance(self.feature_params, dict):
             raise ValueError(f"feature_params must be a mapping, got {self.feature_params!r}")
         if self.functional is not None and not (isinstance(self.functional, str)
@@ -211,6 +226,9 @@ class Preprocess:
         if not np.all(np.isfinite(x)):
             bad = int(np.count_nonzero(~np.isfinite(x)))
             raise InvalidSamples(f"the waveform contains {bad} non-finite (NaN/inf) samples")
+        if np.abs(x).max() > MAX_ABS_SAMPLE:
+            raise InvalidSamples(f"the waveform has samples beyond +-{MAX_ABS_SAMPLE:g} (full "
+                                 "scale is 1.0)")
         if int(sr) != self.sr:
             x = resample(x, int(sr), self.sr)
         return x
@@ -343,8 +361,11 @@ class Preprocess:
         if unknown:
             raise ValueError(f"unknown field(s) {sorted(unknown)}")
         feature = params.get("feature", DEFAULT_FEATURE)
-        if feature is not None and not isinstance(feature, str):
-            raise ValueError(f"feature must be a string, got {feature!r}")
+        if feature is not None:
+            from emovox.features import FEATURES
+
+            if not isinstance(feature, str) or feature not in FEATURES:
+                raise ValueError(f"feature must name a registered feature, got {feature!r}")
         trim = params.get("trim", False)
         if not isinstance(trim, bool):
             raise ValueError(f"trim must be true or false, got {trim!r}")

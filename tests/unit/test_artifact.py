@@ -40,8 +40,8 @@ def _tiny_logreg(tmp_path: Path, name: str = "sk") -> Path:
     from emovox.models.classical import logreg
 
     rng = np.random.default_rng(0)
-    m = logreg(n_classes=8).fit(rng.standard_normal((16, 4)), np.arange(16) % 8, [], [])
-    return save_model(m, tmp_path / name, {"model": {"name": "egemaps_logreg"}})
+    m = logreg(n_classes=8).fit(rng.standard_normal((16, 47)), np.arange(16) % 8, [], [])
+    return save_model(m, tmp_path / name, {"model": {"name": "prosody_logreg"}})
 
 
 # -- model.json validation ----------------------------------------------------------------
@@ -67,6 +67,14 @@ def _write_json(folder: Path, doc) -> Path:
      "network.input_shape"),
     ({"format_version": 99}, "format_version"),
     ({"format": "other"}, "format"),
+    # stop 29 QA: each of these loaded and then failed (or answered NaN) on every clip
+    ({"calibration": {"temperature": 10 ** 400}}, "calibration.temperature"),
+    ({"calibration": {"temperature": 5e-324}}, "calibration.temperature"),
+    ({"network": {"module": "emovox.models.nothere", "params": {}, "input_shape": [4]}},
+     "network.module"),
+    ({"preprocess": {"feature": "os.system"}}, "preprocess"),
+    ({"preprocess": {"n_frames": 10 ** 12}}, "preprocess"),
+    ({"preprocess": {"sr": 10 ** 12}}, "preprocess"),
 ])
 def test_malformed_fields_name_file_and_field(tmp_path, change, field):
     doc = read_meta(BUNDLED).to_json() | change
@@ -152,6 +160,28 @@ def test_corrupt_artifact_is_one_line_error_and_exit_2(tmp_path, src, name, dama
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output and name in res.output.replace("\n", "")
+
+
+@pytest.mark.parametrize("damage", ["labels", "params"])
+def test_a_model_whose_parts_disagree_is_refused_at_load(tmp_path, damage):
+    """3 labels for an 8-output network, or network sizes its weights do not have (which
+    would allocate terabytes when built for real): one line at load, never per clip."""
+    folder = _copy_bundled(tmp_path)
+    doc = json.loads((folder / "model.json").read_text())
+    if damage == "labels":
+        doc["labels"] = ["angry", "happy", "sad"]
+        want = "does not (run|fit)"  # ONNX: at the test window; torch: before building
+    else:
+        crnn = doc["network"]["params"]["members"][0]["params"]  # the ensemble's CRNN
+        crnn["channels"] = [*crnn["channels"][:-1], 10 ** 9]
+        want = "does not fit"
+    (folder / "model.json").write_text(json.dumps(doc))
+    for backend in ("torch", "auto"):
+        if damage == "params" and backend == "auto":
+            continue  # ONNX never builds the torch network from params
+        with pytest.raises(ArtifactError, match=want) as err:
+            Predictor.from_artifact(folder, backend=backend)
+        assert "\n" not in str(err.value) and str(folder) in str(err.value)
 
 
 # -- skops allow-list -----------------------------------------------------------------------
@@ -263,8 +293,8 @@ def test_model_id_covers_skops_and_labels(tmp_path):
     from emovox.models.classical import logreg
 
     rng = np.random.default_rng(1)
-    m = logreg(n_classes=8).fit(rng.standard_normal((16, 4)), np.arange(16) % 8, [], [])
-    save_model(m, other, {"model": {"name": "egemaps_logreg"}}, force=True)
+    m = logreg(n_classes=8).fit(rng.standard_normal((16, 47)), np.arange(16) % 8, [], [])
+    save_model(m, other, {"model": {"name": "prosody_logreg"}}, force=True)
     assert Predictor.from_artifact(other).model_id != first
 
 

@@ -128,6 +128,24 @@ def test_nan_samples(tmp_path: Path, bad: float) -> None:
         load_audio(path)
 
 
+def test_samples_far_beyond_full_scale_are_refused(tmp_path: Path) -> None:
+    """A float WAV scaled by 1e19 is finite but overflows float32 power spectra: it gave
+    NaN probabilities marked "ok" (stop 29 QA). An integer-scale float file (x 32768) and a
+    hot one (x 10) still decode."""
+    x = sine(440.0, 1.0, 16000, dtype=F64)
+    for scale in (10.0, 32768.0):
+        sf.write(tmp_path / "ok.wav", x * scale, 16000, subtype="FLOAT")
+        assert np.abs(load_audio(tmp_path / "ok.wav").wave).max() >= 4.9
+    y = x * 1e19
+    sf.write(tmp_path / "huge.wav", y, 16000, subtype="FLOAT")
+    with pytest.raises(InvalidSamples, match=r"huge.wav.*beyond \+-1e\+06.*0\.000 s"):
+        load_audio(tmp_path / "huge.wav")
+    from emovox.preprocess import Preprocess
+
+    with pytest.raises(InvalidSamples, match="beyond"):
+        Preprocess().at_rate(y.astype(np.float32), 16000)
+
+
 def test_too_short(tmp_path: Path) -> None:
     path = tmp_path / "short.wav"
     sf.write(path, sine(440.0, 0.1, 16000, dtype=F64), 16000)

@@ -37,6 +37,9 @@ __all__ = [
 
 SCHEMA = "emovox-model"
 SCHEMA_VERSION = 2
+#: the calibration temperatures a model.json may carry: any real fit lies far inside (the
+#: bundled models' are 1.2-1.5); outside it, softmax(z / T) overflows or means nothing
+TEMPERATURE_RANGE: tuple[float, float] = (1e-3, 1e3)
 
 
 class ArtifactError(EmovoxError):
@@ -231,9 +234,20 @@ def _calibration(raw: Any) -> Calibration:
     if not isinstance(raw, dict):
         raise _Bad("calibration", f"must be an object, got {type(raw).__name__}")
     t = _get(raw, "temperature", (int, float), 1.0, "calibration.")
-    if not (math.isfinite(t) and t > 0):
-        raise _Bad("calibration.temperature", f"must be a positive finite number, got {t!r}")
-    return Calibration(float(t), _get(raw, "report", dict, None, "calibration."))
+    try:
+        t = float(t)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        t = math.inf
+    lo, hi = TEMPERATURE_RANGE
+    if not (math.isfinite(t) and lo <= t <= hi):
+        raise _Bad("calibration.temperature", f"must be a number from {lo:g} to {hi:g}, "
+                   f"got {_short_repr(raw.get('temperature'))}")
+    return Calibration(t, _get(raw, "report", dict, None, "calibration."))
+
+
+def _short_repr(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def _network(raw: Any) -> NetworkState:
@@ -242,6 +256,10 @@ def _network(raw: Any) -> NetworkState:
     module = _get(raw, "module", str, where="network.")
     if not module.startswith("emovox.models."):
         raise _Bad("network.module", f"refusing to import network module {module!r}")
+    import importlib.util
+
+    if "." in module[len("emovox.models."):] or importlib.util.find_spec(module) is None:
+        raise _Bad("network.module", f"no such emovox network module: {module!r}")
     shape = _get(raw, "input_shape", list, where="network.")
     if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
                             for s in shape):
@@ -256,10 +274,11 @@ def _onnx(raw: Any) -> OnnxInfo | None:
         return None
     if not isinstance(raw, dict):
         raise _Bad("onnx", f"must be an object, got {type(raw).__name__}")
-    try:
-        info = OnnxInfo(**raw)
-    except TypeError as exc:
-        raise _Bad("onnx", str(exc)) from None
+    fields = {f.name for f in dataclasses.fields(OnnxInfo)}
+    needed = {f.name for f in dataclasses.fields(OnnxInfo) if f.default is dataclasses.MISSING}
+    if set(raw) - fields or not needed <= set(raw):
+        raise _Bad("onnx", f"must have the keys {sorted(fields)}, got {sorted(raw)}")
+    info = OnnxInfo(**raw)
     if not isinstance(info.weights_sha256, str) or not isinstance(info.opset, int):
         raise _Bad("onnx", "weights_sha256 must be a string and opset an integer")
     return info

@@ -22,6 +22,7 @@ from __future__ import annotations
 from emovox.audio.decode import READ_FRAMES, Audio, iter_blocks, iter_native_blocks, load_audio
 from emovox.audio.ffmpeg import ffmpeg_available
 from emovox.audio.header import (
+    MAX_ABS_SAMPLE,
     MAX_CHANNELS,
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
@@ -50,6 +51,7 @@ __all__ = [
     "WINDOW_SILENCE_DBFS",
     "RESAMPLE_QUALITY",
     "silent_and_trimmed",
+    "MAX_ABS_SAMPLE",
     "MAX_SAMPLE_RATE",
     "MIN_SAMPLE_RATE",
     "MAX_CHANNELS",

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_CHANNELS",
     "Decoder",
     "check_limits",
+    "MAX_ABS_SAMPLE",
     "check_finite",
     "open_decoder",
     "probe",
@@ -207,15 +208,26 @@ def open_decoder(s: Source) -> Decoder:
     return dec
 
 
+#: the largest sample magnitude accepted (full scale is 1.0): 120 dB over full scale, far
+#: above any float file written on an integer scale (32768); beyond it the power spectra of
+#: a float32 pipeline overflow and every probability becomes NaN
+MAX_ABS_SAMPLE: float = 1e6
+
+
 def check_finite(block: np.ndarray, name: str, offset_s: float, sr: int) -> None:
-    """Raise InvalidSamples when a native ``(frames, channels)`` block has NaN/inf samples."""
-    if np.isfinite(block).all():
+    """Raise InvalidSamples when a native ``(frames, channels)`` block has NaN/inf samples or
+    samples beyond :data:`MAX_ABS_SAMPLE`."""
+    if block.dtype.kind != "f" or (np.isfinite(block).all()
+                                   and not (np.abs(block) > MAX_ABS_SAMPLE).any()):
         return
-    bad_frames = np.flatnonzero(~np.isfinite(block).all(axis=-1))
+    bad = ~np.isfinite(block).all(axis=-1)
+    what = "NaN or infinite sample values"
+    if not bad.any():
+        bad, what = (np.abs(block) > MAX_ABS_SAMPLE).any(axis=-1), (
+            f"sample values beyond +-{MAX_ABS_SAMPLE:g} (full scale is 1.0)")
     raise InvalidSamples(
-        f"{name}: contains NaN or infinite sample values (first at "
-        f"{offset_s + bad_frames[0] / sr:.3f} s). The file is corrupt or was written from a "
-        "broken computation; re-export it."
+        f"{name}: contains {what} (first at {offset_s + np.flatnonzero(bad)[0] / sr:.3f} s). "
+        "The file is corrupt or was written from a broken computation; re-export it."
     )
 
 

@@ -17,9 +17,9 @@ for the bundled default) is then classified whole, as in training; a longer reco
 into model-length windows (hop half a window, the tail covered) over its speech regions only
 (:mod:`emovox.serving.speech`), all windows go through the network in batches of 16, and the
 answer is the mean of their calibrated probabilities weighted by each window's own seconds
-(each second of speech once), with the windows as
-``evidence`` (:mod:`emovox.serving.answer`). A top probability below
-:data:`~emovox.serving.answer.UNCERTAIN_BELOW` (0.5) makes the status ``uncertain``.
+(each second of speech once), with the windows as ``evidence`` (:mod:`emovox.serving.answer`).
+A top probability below :data:`~emovox.serving.answer.UNCERTAIN_BELOW` (0.5) makes the status
+``uncertain``. A model folder that does not run is refused at load (:meth:`check_runs`).
 
 What classifying one window does, exactly as in training: the artifact's
 :class:`~emovox.preprocess.Preprocess` (the same object the training inputs were built with):
@@ -35,11 +35,9 @@ What classifying one window does, exactly as in training: the artifact's
    out-of-fold predictions (:mod:`emovox.calibration`) and stored in the artifact
    (``T = 1`` when the artifact has none).
 
-Importing this module imports neither torch nor librosa. PyTorch is imported by the
-``"torch"`` backend only. The stored NumPy front end needs no librosa (:mod:`emovox.features`
-imports librosa inside the functions that call it, so the ONNX path with a stored front end
-never imports it; a test checks this); without a stored front end it is built with librosa
-(a warning says so).
+Importing this module imports neither torch nor librosa; PyTorch is imported by the
+``"torch"`` backend only, librosa only without a stored front end (a warning says so; a test
+checks the ONNX path never imports it).
 
 ``arousal`` and ``valence`` of a :class:`Prediction` are *derived* from the class
 probabilities with the fixed mapping of :mod:`emovox.affect`; the model does not predict them.
@@ -60,8 +58,6 @@ import numpy as np
 
 from emovox.affect import DERIVED_NOTE, prototype_matrix
 from emovox.artifact import (
-    ONNX_FILE,
-    Artifact,
     ArtifactError,
     ArtifactMeta,
     ModelKind,
@@ -70,7 +66,6 @@ from emovox.artifact import (
     read_artifact,
     resolve_model_path,
     retired_model_message,
-    weights_digest,
 )
 from emovox.audio import AudioSource, load_audio
 from emovox.calibration import softmax
@@ -84,7 +79,7 @@ from emovox.serving.answer import (
     aggregate,
     evidence_of,
 )
-from emovox.serving.runners import OnnxRunner, Runner, SklearnRunner, TorchRunner
+from emovox.serving.runners import Runner, SklearnRunner, network_runner
 from emovox.serving.speech import (
     LONG_INPUT_WINDOWS,
     model_window_s,
@@ -196,10 +191,25 @@ class Predictor:
         if meta.kind is ModelKind.SKLEARN:
             runner: Runner = SklearnRunner(art.pipeline, meta.n_classes)
         else:
-            runner = _network_runner(art, backend, threads)
-        return cls(labels=meta.labels, artifact_meta=meta, temperature=meta.temperature,
+            runner = network_runner(art, backend, threads)
+        pred = cls(labels=meta.labels, artifact_meta=meta, temperature=meta.temperature,
                    model_id=model_id, backend=runner.backend, path=path, preprocess=pre,
                    runner=runner)
+        pred.check_runs()
+        return pred
+
+    def check_runs(self) -> None:
+        """1 s of seeded quiet noise through the whole pipeline at load (a few ms): a model
+        whose parts disagree (labels vs outputs, front end vs input) or that answers
+        non-finite numbers is refused here in one line, not on every clip later."""
+        wave = (0.01 * np.random.default_rng(0).standard_normal(self.sr)).astype(np.float32)
+        try:
+            p = self.window_probabilities([wave])
+            if p.shape != (1, len(self.labels)) or not np.isfinite(p).all():
+                raise ValueError(f"{p.shape[-1]} outputs for {len(self.labels)} labels or NaN")
+        except Exception as exc:  # noqa: BLE001 - anything a model folder makes fail here
+            raise ArtifactError(f"{self.path}: the model does not run: "
+                                f"{' '.join(str(exc).split())[:200]}") from None
 
     def describe(self) -> dict[str, Any]:
         """What the API/web app show about the model (plain JSON types)."""
@@ -430,34 +440,6 @@ def _serving_preprocess(meta: ArtifactMeta, path: Path) -> Preprocess:
     if pre.frontend is None:
         log.info("%s: feature %r is computed with emovox.features", path, pre.feature)
     return pre
-
-
-def _network_runner(art: Artifact, backend: str, threads: int | None) -> Runner:
-    """ONNX when asked for (or ``auto`` and ``model.onnx`` exists and matches the weights),
-    else PyTorch."""
-    path = art.path
-    onnx_file = path / ONNX_FILE
-    chosen = backend
-    if backend == "auto":
-        chosen = "onnx" if onnx_file.is_file() else "torch"
-    if chosen == "onnx":
-        problem = None
-        norm = art.meta.preprocess.norm
-        digest = weights_digest({**art.tensors, **(norm.arrays() if norm else {})})
-        recorded = art.meta.onnx.weights_sha256 if art.meta.onnx else None
-        if not onnx_file.is_file():
-            problem = f"{path}: {ONNX_FILE} is missing; run 'emovox export {path}' first"
-        elif recorded not in (None, digest):
-            problem = (f"{path}: {ONNX_FILE} was exported from other weights; re-run "
-                       f"'emovox export {path}'")
-        if problem:
-            if backend == "onnx":
-                raise ArtifactError(problem)
-            log.warning("%s; using PyTorch instead", problem)
-            chosen = "torch"
-    if chosen == "onnx":
-        return OnnxRunner(onnx_file, threads)
-    return TorchRunner(art, threads)
 
 
 def _model_folder(path: str | Path | None) -> Path:

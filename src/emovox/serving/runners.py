@@ -10,18 +10,22 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from emovox.artifact import Artifact, ArtifactError
+from emovox.artifact import ONNX_FILE, Artifact, ArtifactError, weights_digest
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["OnnxRunner", "Runner", "SklearnRunner", "TorchRunner", "build_network"]
+log = logging.getLogger(__name__)
+
+__all__ = ["OnnxRunner", "Runner", "SklearnRunner", "TorchRunner", "build_network",
+           "network_runner"]
 
 
 class Runner(Protocol):
@@ -66,8 +70,28 @@ def build_network(artifact: Artifact) -> nn.Module:
     meta = artifact.meta
     if meta.network is None:
         raise ArtifactError(f"{artifact.path}: not a network artifact")
-    module = importlib.import_module(meta.network.module)  # prefix checked by the reader
-    net = module.build_net(meta.n_classes, meta.network.input_shape, **meta.network.params)
+    module = importlib.import_module(meta.network.module)  # checked by the reader
+    build = getattr(module, "build_net", None)
+    where = artifact.path / "model.json"
+    if not callable(build):
+        raise ArtifactError(f"{where}: network.module {meta.network.module!r} builds no network")
+    args = (meta.n_classes, meta.network.input_shape)
+    try:  # first on the meta device: no memory, so absurd sizes cannot allocate anything
+        with torch.device("meta"):
+            probe = build(*args, **meta.network.params)
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise ArtifactError(f"{where}: network.params do not build the network: "
+                            f"{' '.join(str(exc).split())[:200]}") from None
+    # sizes, not shapes: a scalar buffer may be stored as (1,) (BatchNorm's counter)
+    want = {k: int(np.prod(v.shape)) for k, v in probe.state_dict().items()}
+    have = {k[4:]: int(np.size(v)) for k, v in artifact.tensors.items()}
+    if want != have:
+        diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        raise ArtifactError(f"{artifact.path / 'weights.safetensors'}: does not fit the "
+                            f"network of model.json ({len(diff)} tensors differ, e.g. "
+                            f"{diff[0]}: {have.get(diff[0])} values against "
+                            f"{want.get(diff[0])})")
+    net = build(*args, **meta.network.params)
     state = {k[4:]: torch.from_numpy(np.array(v)) for k, v in artifact.tensors.items()}
     try:
         net.load_state_dict(state, strict=True)
@@ -114,3 +138,31 @@ class SklearnRunner:
         out = np.zeros((len(p), self.n_classes))
         out[:, self.pipeline.classes_] = p
         return np.log(np.clip(out, 1e-12, 1.0))
+
+
+def network_runner(art: Artifact, backend: str, threads: int | None) -> Runner:
+    """ONNX when asked for (or ``auto`` and ``model.onnx`` exists and matches the weights),
+    else PyTorch."""
+    path = art.path
+    onnx_file = path / ONNX_FILE
+    chosen = backend
+    if backend == "auto":
+        chosen = "onnx" if onnx_file.is_file() else "torch"
+    if chosen == "onnx":
+        problem = None
+        norm = art.meta.preprocess.norm
+        digest = weights_digest({**art.tensors, **(norm.arrays() if norm else {})})
+        recorded = art.meta.onnx.weights_sha256 if art.meta.onnx else None
+        if not onnx_file.is_file():
+            problem = f"{path}: {ONNX_FILE} is missing; run 'emovox export {path}' first"
+        elif recorded not in (None, digest):
+            problem = (f"{path}: {ONNX_FILE} was exported from other weights; re-run "
+                       f"'emovox export {path}'")
+        if problem:
+            if backend == "onnx":
+                raise ArtifactError(problem)
+            log.warning("%s; using PyTorch instead", problem)
+            chosen = "torch"
+    if chosen == "onnx":
+        return OnnxRunner(onnx_file, threads)
+    return TorchRunner(art, threads)
