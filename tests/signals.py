@@ -40,14 +40,19 @@ def square(freq: float, seconds: float = 1.0, sr: int = SR, amp: float = 0.5) ->
 def harmonic(
     f0: float, seconds: float = 1.0, sr: int = SR, *, amp: float = 0.3, n_harmonics: int = 3,
     vibrato: float = 0.0, noise: float = 0.0, rng: np.random.Generator | None = None,
+    glide: float = 0.0,
 ) -> np.ndarray:
     """Harmonics 1..n of ``f0`` with 1/k amplitudes, peak-normalised to ``amp``; ``vibrato``
-    is the relative depth of a 5 Hz pitch wobble (voice-like); ``noise`` adds white noise of
-    that standard deviation drawn from ``rng`` after normalising. float32."""
+    is the relative depth of a 5 Hz pitch wobble (voice-like), ``glide`` that of a slower
+    1.7 Hz rise and fall (intonation: with it the spectrum never holds still, as a voice's
+    does not, so :mod:`emovox.features.steady` does not take it for a beep); ``noise`` adds
+    white noise of that standard deviation drawn from ``rng`` after normalising. float32."""
     t = np.arange(n_samples(seconds, sr)) / sr
     ks = range(1, n_harmonics + 1)
-    if vibrato:
-        phase = 2 * np.pi * np.cumsum(f0 * (1 + vibrato * np.sin(2 * np.pi * 5 * t))) / sr
+    if vibrato or glide:
+        f = f0 * (1 + vibrato * np.sin(2 * np.pi * 5 * t)) \
+            * (1 + glide * np.sin(2 * np.pi * 1.7 * t))
+        phase = 2 * np.pi * np.cumsum(f) / sr
         w = sum(np.sin(k * phase) / k for k in ks)
     else:
         w = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in ks)

@@ -56,8 +56,10 @@ def ok(res, code: int = 0) -> None:
 
 
 def tone(dur: float, sr: int = SR, f0: float = 220.0, seed: int = 0) -> np.ndarray:
-    """A harmonic tone with 1 % noise in syllable-like bursts (speech to the detector)."""
-    w = harmonic(f0, dur, sr, noise=0.01, rng=np.random.default_rng(seed))
+    """A voice-like harmonic tone (pitch moving, as a voice's does: a steady one is a beep
+    to the detector) with 1 % noise in syllable-like bursts (speech to the detector)."""
+    w = harmonic(f0, dur, sr, noise=0.01, rng=np.random.default_rng(seed), vibrato=0.08,
+                 glide=0.15)
     return syllables(w, sr) if dur >= 0.5 else w
 
 

@@ -43,9 +43,10 @@ N_FRAMES = 64
 
 
 def tone(emotion: int, rng: np.random.Generator, dur: float = 0.6, sr: int = SR) -> np.ndarray:
-    """A harmonic tone whose pitch encodes the class, with 0.1 s of near-silence each side."""
+    """A voice-like harmonic tone whose pitch encodes the class (a steady one would be a beep
+    to the speech detector), with 0.1 s of near-silence each side."""
     f0 = 120.0 * 2 ** (emotion / 4) * (1 + 0.02 * rng.standard_normal())
-    w = harmonic(f0, dur, sr, noise=0.01, rng=rng)
+    w = harmonic(f0, dur, sr, noise=0.01, rng=rng, vibrato=0.08, glide=0.15)
     pad = 1e-4 * rng.standard_normal(int(0.1 * sr))
     return np.concatenate([pad, w, pad]).astype(np.float32)
 

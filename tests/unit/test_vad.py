@@ -79,8 +79,10 @@ def test_speechlike_bursts_are_speech_at_any_level(gain_db):
 def test_segments_follow_the_speech():
     """1 s silence, 1 s voice bursts, 1.5 s silence, 1 s voice bursts: two segments in
     seconds, the gap between them not speech."""
-    w = np.concatenate([silence(1.0), syllables(harmonic(150.0, 1.0), lead=0.0),
-                        silence(1.5), syllables(harmonic(200.0, 1.0), lead=0.0)])
+    w = np.concatenate([silence(1.0), syllables(harmonic(150.0, 1.0, vibrato=0.08, glide=0.15),
+                                                lead=0.0),
+                        silence(1.5), syllables(harmonic(200.0, 1.0, vibrato=0.08, glide=0.15),
+                                                lead=0.0)])
     segs = speech_verdict(w, SR).segments
     assert segs.shape == (2, 2)
     assert abs(segs[0, 0] - 1.0) < 0.05 and abs(segs[0, 1] - 2.0) < 0.05
@@ -109,7 +111,8 @@ def test_voicing_separates_voice_from_noise():
 
 def test_params_change_the_answer():
     """A stricter minimum of speech turns a 0.6 s burst into too_short."""
-    w = np.concatenate([silence(0.5), syllables(harmonic(180.0, 0.6), lead=0.0), silence(0.5)])
+    w = np.concatenate([silence(0.5), syllables(harmonic(180.0, 0.6, vibrato=0.08, glide=0.15),
+                                                lead=0.0), silence(0.5)])
     assert speech_verdict(w, SR).is_speech
     strict = speech_verdict(w, SR, params=VadParams(min_speech_s=1.0))
     assert strict.reason is NoSpeechReason.TOO_SHORT

@@ -34,6 +34,8 @@ from enum import Enum
 
 import numpy as np
 
+from emovox.features.steady import STEADY_SHARE, steady_share
+
 __all__ = [
     "CONTINUOUS_MIN_SPREAD_DB",
     "CONTINUOUS_VOICED_SHARE",
@@ -59,7 +61,9 @@ class NoSpeechReason(str, Enum):
     """Why an input was judged to hold no speech."""
 
     SILENCE = "silence"  #: digital silence or nearly so (no frame above the absolute floor)
-    STEADY = "steady_sound"  #: nothing rises above the sound's own floor: noise, hum, tone, DC
+    #: nothing rises above the sound's own floor (noise, hum, tone, DC), or what does holds
+    #: its spectrum still like no voice (beeps, phone tones: :mod:`emovox.features.steady`)
+    STEADY = "steady_sound"
     TONE = "pure_tone"  #: what rises above the floor is a pure tone
     UNVOICED = "not_voiced"  #: louder stretches without voicing (noise bursts, clicks)
     TOO_SHORT = "too_short"  #: less than ``min_speech_s`` seconds of speech
@@ -71,8 +75,8 @@ class NoSpeechReason(str, Enum):
 
 _MESSAGES = {
     NoSpeechReason.SILENCE: "the recording is silent (or a constant offset)",
-    NoSpeechReason.STEADY: ("no speech: a steady sound (noise, hum, a tone or a constant "
-                            "offset) with nothing rising above it"),
+    NoSpeechReason.STEADY: ("no speech: a steady sound (noise, hum, tones or beeps, a "
+                            "constant offset)"),
     NoSpeechReason.TONE: "no speech: the sound is a pure tone",
     NoSpeechReason.UNVOICED: "no speech: the louder parts are not voiced (noise or clicks)",
     NoSpeechReason.TOO_SHORT: "too little speech to judge (less than 0.3 s)",
@@ -391,6 +395,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         reason = _why_none(m, raw, params, speech_s)
     elif voiced_s < params.min_voiced_s:
         reason = NoSpeechReason.UNVOICED
+    elif steady_share(np.asarray(wave, np.float32).ravel(), sr, segs) >= STEADY_SHARE:
+        reason = NoSpeechReason.STEADY  # beeps, phone tones, gated square waves
     return SpeechVerdict(reason is None, reason, speech_s, voiced_s, segs)
 
 
