@@ -73,9 +73,11 @@ def emotion_tone(
     actor: int = 0, rep: int = 0,
 ) -> np.ndarray:
     """A harmonic tone whose pitch encodes the emotion code (so it is learnable), shifted a
-    little per actor and repetition, with 1 % noise, 0.1 s quieter (noise only) at each end."""
+    little per actor and repetition, moving like a voice (8 % vibrato, 15 % glide: a steady
+    tone is a beep to the speech detector), with 1 % noise, 0.1 s quieter (noise only) at
+    each end."""
     f0 = 120.0 * 2 ** (emotion / 4) * (1 + 0.02 * (actor % 3)) * (1 + 0.01 * rep)
-    w = harmonic(f0, seconds, sr, noise=0.01, rng=rng)
+    w = harmonic(f0, seconds, sr, noise=0.01, rng=rng, vibrato=0.08, glide=0.15)
     return w * syllables(np.ones_like(w), sr, on=seconds, lead=0.1)  # leading/trailing gaps
 
 

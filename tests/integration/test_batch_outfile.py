@@ -77,3 +77,17 @@ def test_another_models_rows_are_refused(cli_model, good_clips, tmp_path):
     csv_out = tmp_path / "m.csv"
     ok(invoke(["batch", good_clips[0], "--out", csv_out, "-m", cli_model]))
     assert read_csv(csv_out)[0]["model_id"] == mine
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_plain_run_never_mixes_into_adapted_answers(cli_model, good_clips, tmp_path, suffix):
+    """A `--speaker-from` output re-run without it: refused with what to do, left as it was
+    (before stop 29 JSON lines got unadapted rows appended, and a CSV was called foreign)."""
+    out = tmp_path / f"a{suffix}"
+    ok(invoke(["batch", *good_clips[:-1], "--speaker-from", "parent", "--out", out,
+               "-m", cli_model]))
+    before = out.read_bytes()
+    res = invoke(["batch", *good_clips, "--out", out, "-m", cli_model])
+    ok(res, 2)
+    assert "holds answers adapted per speaker" in text(res) and "--speaker-from" in text(res)
+    assert out.read_bytes() == before

@@ -25,7 +25,8 @@ from emovox.serving.adapt import (
 )
 from emovox.serving.answer import Prediction, Status, evidence_of
 from emovox.serving.batch import FIELDS, RowWriter, row_for
-from emovox.serving.batch_adapt import ADAPT_FIELDS, unadapted_path, write_adapted
+from emovox.serving.batch_adapt import unadapted_path, write_adapted
+from emovox.serving.outfile import ADAPT_FIELDS
 from emovox.serving.schema import validate_document
 from emovox.serving.timeline import Segment, SegmentKind, Timeline
 

@@ -53,14 +53,13 @@ from emovox.serving.adapt import (
 )
 from emovox.serving.answer import confidence_band
 from emovox.serving.batch import FIELDS, BatchSummary, is_error_row, read_rows, run_batch
-from emovox.serving.outfile import check_ours
+from emovox.serving.outfile import ADAPT_FIELDS, check_ours
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ADAPT_FIELDS", "AdaptSummary", "run_speaker_batch", "unadapted_path",
+__all__ = ["AdaptSummary", "run_speaker_batch", "unadapted_path",
            "write_adapted"]
 
-ADAPT_FIELDS = ["speaker_group", "adapted", "reference_clips", "adapt_note"]
 
 
 @dataclass

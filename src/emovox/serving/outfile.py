@@ -31,8 +31,8 @@ from emovox.labels import LABELS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CSV_HEADERS", "check_ours", "check_same_model", "drop_partial_last_line",
-           "models_in"]
+__all__ = ["ADAPT_FIELDS", "CSV_HEADERS", "check_ours", "check_same_model",
+           "drop_partial_last_line", "models_in"]
 
 _P = [f"p_{lab}" for lab in LABELS]
 #: every CSV header emovox has written, oldest first (the last is the current one)
@@ -43,6 +43,8 @@ CSV_HEADERS: tuple[tuple[str, ...], ...] = (
     ("path", "status", "reason", "label", "confidence", *_P, "arousal", "valence", "duration",
      "speech_seconds", "n_windows", "model_id", "error"),
 )
+#: the columns ``batch --speaker-from`` adds to a CSV (:mod:`emovox.serving.batch_adapt`)
+ADAPT_FIELDS: list[str] = ["speaker_group", "adapted", "reference_clips", "adapt_note"]
 #: how much of a file is read to find its last line
 _TAIL = 1 << 16
 
@@ -52,9 +54,18 @@ def _refuse(out: Path, why: str) -> ConfigError:
                        "choose another --out (the file was left as it was)")
 
 
+def _adapted_here(out: Path) -> ConfigError:
+    return ConfigError(f"{out} holds answers adapted per speaker (batch --speaker-from): a "
+                       "run without it would mix unadapted answers into them; re-run with the "
+                       "same --speaker-from (it resumes from the .unadapted file beside it), "
+                       "or choose another --out (the file was left as it was)")
+
+
 def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
     """Raise :class:`ConfigError` unless ``out`` is missing, empty or an emovox batch output
-    (a known header, optionally followed by ``extra_columns``; or emovox JSON lines)."""
+    (a known header, optionally followed by ``extra_columns``; or emovox JSON lines). A run
+    without ``extra_columns`` (unadapted answers) also refuses a file of adapted answers
+    (:data:`ADAPT_FIELDS` in its header, or records with ``adaptation``)."""
     out = Path(out)
     if not out.exists() or out.stat().st_size == 0:
         return
@@ -64,6 +75,8 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
         with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
             header = tuple(next(csv.reader(f), []))
         known = {h for base in CSV_HEADERS for h in (base, (*base, *extra_columns))}
+        if not extra_columns and header in {(*b, *ADAPT_FIELDS) for b in CSV_HEADERS}:
+            raise _adapted_here(out)
         if header not in known:
             raise _refuse(out, f"has a header emovox never wrote ({', '.join(header[:4])}...)")
         return
@@ -79,6 +92,8 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
                 if n > 1 and not line.endswith("\n"):
                     continue  # a last line cut short: drop_partial_last_line removes it
                 raise _refuse(out, f"line {n} is not an emovox record")
+            if not extra_columns and isinstance(doc, dict) and doc.get("adaptation"):
+                raise _adapted_here(out)
 
 
 def drop_partial_last_line(out: Path) -> bool:
