@@ -183,3 +183,40 @@ def _non_speech_set() -> dict[str, np.ndarray]:
 
 #: white & pink noise, a 440 Hz tone, silence, DC, a clipped square wave, a 0.1 s clip
 NON_SPEECH_SET = _non_speech_set()
+
+
+def gated(wave: np.ndarray, on: float, off: float, sr: int = SR) -> np.ndarray:
+    """``wave`` switched on for ``on`` s and off for ``off`` s, from the start."""
+    t = np.arange(len(wave)) / sr
+    return (wave * ((t % (on + off)) < on)).astype(np.float32)
+
+
+def _dtmf(seconds: float, sr: int = SR) -> np.ndarray:
+    """Touch-tone digits (two sines each) as a hand dials them: 200 ms on, 100 ms off
+    (machine dialling, 50-100 ms digits, is too quick for the steadiness test: README)."""
+    pairs = [(697, 1209), (770, 1336), (852, 1477), (941, 1336), (697, 1477), (770, 1209)]
+    out = np.zeros(n_samples(seconds, sr), np.float32)
+    step = n_samples(0.3, sr)
+    for i, a in enumerate(range(0, len(out) - step + 1, step)):
+        lo, hi = pairs[i % len(pairs)]
+        t = np.arange(n_samples(0.2, sr)) / sr
+        out[a : a + len(t)] = 0.2 * (np.sin(2 * np.pi * lo * t) + np.sin(2 * np.pi * hi * t))
+    return out
+
+
+def _phone_tones() -> dict[str, np.ndarray]:
+    """What a phone line plays that is not a voice (3 s each): level and voicing alone
+    take these for speech (README, stop 29)."""
+    saw = ((np.arange(n_samples(3.0, SR)) * 150 / SR) % 1.0 - 0.5).astype(np.float32)
+    return {
+        "busy tone": gated(sine(480.0, 3.0, amp=0.2) + sine(620.0, 3.0, amp=0.2), 0.5, 0.5),
+        "ring-back tone": gated(sine(440.0, 3.0, amp=0.2) + sine(480.0, 3.0, amp=0.2), 1.0,
+                                0.5),
+        "touch-tone digits": _dtmf(3.0),
+        "gated square wave": gated(square(150.0, 3.0), 0.25, 0.25),
+        "gated sawtooth": gated(saw, 0.25, 0.25),
+    }
+
+
+#: busy and ring-back tones, touch-tone digits, gated square and sawtooth waves
+PHONE_TONES = _phone_tones()

@@ -85,6 +85,7 @@ def test_timeline_of_silence(client):
     validate_document(d, "timeline")
     assert [(s["kind"], s["label"]) for s in d["segments"]] == [("gap", None)]
     assert d["summary"]["dominant"] is None and d["summary"]["status"] == "no_speech"
+    assert d["summary"]["reason"] == "silence"  # a code, as predict's (text before stop 29)
 
 
 @pytest.mark.parametrize("name", sorted(NON_SPEECH))
@@ -190,6 +191,10 @@ def test_bad_requests_are_422(client, wav3):
                               "invalid_request")
     assert "expected an uploaded file" in text_field["detail"]
     assert "UploadFile" not in text_field["detail"] and "class" not in text_field["detail"]
+    for route in ("/v1/predict", "/v1/timeline"):  # two 'file' parts: one was dropped
+        two = [("file", ("a.wav", wav3, "audio/wav")), ("file", ("b.wav", wav3, "audio/wav"))]
+        err = assert_error(client.post(route, files=two), 422, "invalid_request")
+        assert "one file per request" in err["detail"]
 
 
 def test_unexpected_error_is_500_without_details(tiny_model, wav3, monkeypatch):

@@ -101,6 +101,8 @@ def test_batch_speaker_from_parent(tmp_path: Path, suffix: str) -> None:
     assert raw.is_file()
     rows = read_csv(out) if suffix == ".csv" else \
         [json.loads(line) for line in out.read_text().splitlines()]
+    uncertain = sum(r["status"] == "uncertain" for r in rows)  # what the adapted file holds
+    assert f"{uncertain} uncertain after adaptation" in t
     by_name = {Path(r.get("path") or r["source"]).name: r for r in rows}
     if suffix == ".csv":
         assert [by_name[f"c{i}.wav"]["adapted"] for i in range(5)] == ["true"] * 3 + \

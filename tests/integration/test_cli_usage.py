@@ -58,3 +58,17 @@ def test_negative_counts_are_usage_errors(tmp_path):
         res = invoke(["evaluate", "--data", tmp_path, *args])
         ok(res, 2)
         assert "Invalid value" in res.output, args
+
+
+def test_the_duration_limit_is_read_from_the_environment_too(tmp_path, tiny_model):
+    """README: the limit is `--max-duration` or EMOVOX_MAX_DURATION_S (predict read only the
+    option before stop 29)."""
+    from signals import SR, voice, write_clip
+
+    clip = write_clip(tmp_path / "three_s.wav", voice(3.0), SR)
+    env = {"EMOVOX_MAX_DURATION_S": "2"}
+    for args in (["predict", clip], ["batch", clip, "--out", tmp_path / "r.csv"]):
+        res = invoke([*args, "-m", tiny_model], env=env)
+        ok(res, 1)
+        assert "2 s limit" in text(res) or "limit" in text(res), text(res)
+    ok(invoke(["predict", clip, "-m", tiny_model, "--max-duration", "5"], env=env))

@@ -13,7 +13,7 @@ from cli_helpers import ANSI, invoke, ok, read_csv, read_jsonl
 
 from emovox.labels import LABELS
 from emovox.serving.schema import validate_document
-from signals import NON_SPEECH_SET, SR, voice, write_clip
+from signals import NON_SPEECH_SET, PHONE_TONES, SR, silence, voice, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +61,23 @@ def test_timeline_gives_no_emotion(tiny_model, non_speech):
         validate_document(doc, "timeline")
         assert all(s["kind"] == "gap" for s in doc["segments"]), path.name
         assert doc["summary"]["status"] == "no_speech" and doc["summary"]["dominant"] is None
+
+
+def test_phone_tones_get_no_emotion_and_reason_codes(tiny_model, tmp_path):
+    """Busy and ring-back tones, touch-tone digits, gated square and sawtooth waves: level
+    and voicing took them for speech before stop 29 (a user's QA pass). predict and the
+    timeline answer no_speech with the reason code steady_sound; the timeline's reason is a
+    code too (it was free text), silence for a silent file."""
+    tones = [write_clip(tmp_path / f"{k.replace(' ', '_')}.wav", w, SR)
+             for k, w in PHONE_TONES.items()]
+    res = invoke(["predict", *tones, "--json", "-m", tiny_model])
+    ok(res)
+    for d in json.loads(res.stdout):
+        assert (d["status"], d["reason"], d["label"]) == ("no_speech", "steady_sound", None), d
+    quiet = write_clip(tmp_path / "quiet.wav", silence(3.0), SR)
+    for path, reason in [(tones[0], "steady_sound"), (tones[2], "steady_sound"),
+                         (quiet, "silence")]:
+        doc = json.loads(invoke(["timeline", path, "-m", tiny_model, "--json"]).stdout)
+        validate_document(doc, "timeline")
+        assert doc["summary"]["status"] == "no_speech", path.name
+        assert doc["summary"]["reason"] == reason, (path.name, doc["summary"])

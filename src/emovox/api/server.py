@@ -174,6 +174,15 @@ class _Service:
         self.slots = asyncio.Semaphore(max_concurrency)  # FIFO: waiters are served in order
         self.max_bytes, self.max_duration = max_bytes, max_duration
 
+    @staticmethod
+    async def check_one_file(request: Request) -> None:
+        """422 when the request holds several ``file`` parts (the last one was answered and
+        the others dropped without a word before stop 29). The form is parsed once and
+        cached by Starlette: this reads it again for free."""
+        if len((await request.form()).getlist("file")) > 1:
+            raise ApiError(422, "invalid_request", "file: send one file per request (several "
+                           "'file' parts were sent; use 'references' for a speaker's clips)")
+
     def check_upload(self, file: UploadFile) -> str:
         """The upload's display name; 413/422 from its spooled size, before any slot."""
         name = service.display_name(file.filename)
@@ -228,9 +237,11 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS,
               response_model_exclude_unset=True, summary="The emotion of one clip")
     async def predict(
+        request: Request,
         file: UploadFile = File(description=_FILE_HELP),
         references: list[UploadFile] | None = File(None, description=_REFS_HELP),
     ) -> dict[str, Any]:
+        await svc.check_one_file(request)
         name = svc.check_upload(file)
         refs = [(r.file, r.filename) for r in references or []]
         if refs:  # count and total size, before any slot or decoding
@@ -251,6 +262,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
               response_model_exclude_unset=True,
               summary="The emotion of every window of a (long) recording")
     async def timeline(
+        request: Request,
         file: UploadFile = File(description=_FILE_HELP),
         window: float = Query(service.TIMELINE_WINDOW_S, description=(
             f"window length (s), more than {MIN_WINDOW_S:g} and at most {MAX_WINDOW_S:g}")),
@@ -263,6 +275,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
             params = TimelineParams(window, hop)
         except ConfigError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from None
+        await svc.check_one_file(request)
         name = svc.check_upload(file)
         predictor = await svc.holder.aget()
 

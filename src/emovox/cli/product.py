@@ -29,7 +29,8 @@ def predict(
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
     max_duration: Annotated[
-        float, typer.Option(help="Refuse longer files (s); long ones are answered as a whole.")
+        float, typer.Option(envvar="EMOVOX_MAX_DURATION_S",
+                            help="Refuse longer files (s); long ones are answered as a whole.")
     ] = 600.0,
     truth: Annotated[
         bool, typer.Option("--truth", help="Also show the true label of RAVDESS-named files "
@@ -101,7 +102,8 @@ def batch(
     ] = None,
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
-    max_duration: Annotated[float, typer.Option(help="Refuse longer files (s).")] = 600.0,
+    max_duration: Annotated[float, typer.Option(envvar="EMOVOX_MAX_DURATION_S",
+                                                help="Refuse longer files (s).")] = 600.0,
     retry_errors: Annotated[
         bool, typer.Option("--retry-errors/--no-retry-errors",
                            help="Try files again whose row in --out is an error.")

@@ -342,7 +342,8 @@ def batch_adaptation(a: Any, out: Path) -> None:
     """What ``batch --speaker-from`` adapted."""
     console.print(
         f"adapted to speaker: {a.adapted} answers in {a.groups} speaker groups "
-        f"(written to {out}); {a.unadapted} left unadapted ({a.small_groups} groups with "
+        f"(written to {out}, {a.uncertain} uncertain after adaptation; the line above counts "
+        f"the unadapted answers); {a.unadapted} left unadapted ({a.small_groups} groups with "
         f"too few clips, {a.ungrouped} files without a group) · unadapted answers in {a.raw}")
 
 

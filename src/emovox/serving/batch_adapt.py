@@ -72,6 +72,7 @@ class AdaptSummary:
     small_groups: int = 0  #: groups with too few usable clips, left unadapted
     unadapted: int = 0  #: speech answers left unadapted (small group or no group)
     ungrouped: int = 0  #: files whose name the regex does not match
+    uncertain: int = 0  #: answers of ``out`` that are ``uncertain`` (after adaptation)
 
 
 def unadapted_path(out: Path) -> Path:
@@ -206,6 +207,7 @@ def write_adapted(raw: Path, out: Path, grouping: SpeakerGrouping) -> AdaptSumma
                     "measured to help little or to hurt there (README, 'Speaker adaptation')",
                     few, RECOMMENDED_REFERENCE_CLIPS)
     new_rows = [_one_row(r, g, fmt, priors, summary) for r, g in zip(rows, groups, strict=True)]
+    summary.uncertain = sum(r.get("status") == "uncertain" for r in new_rows)
     with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         if fmt == "csv":
             w = csv.DictWriter(f, fieldnames=FIELDS + ADAPT_FIELDS, extrasaction="ignore",

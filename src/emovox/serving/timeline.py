@@ -28,9 +28,11 @@ import numpy as np
 
 from emovox.adaptation import Adaptation
 from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, iter_blocks
+from emovox.features.steady import STEADY_SHARE, steady_share
 from emovox.features.vad import (
     DEFAULT_PARAMS,
     FrameMeasures,
+    NoSpeechReason,
     count_voiced,
     frame_flags,
     frame_measures,
@@ -99,12 +101,26 @@ class Timeline:
     window: float
     hop: float
     segments: list[Segment] = field(default_factory=list)
+    #: why candidate speech regions were left as gaps: reason code -> regions
+    #: (:class:`~emovox.features.vad.NoSpeechReason` values); the summary's ``reason``
+    dropped: dict[str, int] = field(default_factory=dict)
+    #: the loudest frame read (dBFS): without any candidate region, silence or a steady sound
+    loudest_db: float = -np.inf
     #: set by :func:`emovox.serving.adapt.adapt_timeline` (``timeline --adapt self``)
     adaptation: Adaptation | None = None
 
     @property
     def speech(self) -> list[Segment]:
         return [s for s in self.segments if s.kind is SegmentKind.SPEECH]
+
+    def no_speech_reason(self) -> NoSpeechReason:
+        """Why no window was classified: the reason most regions were dropped for, else
+        silence (nothing above the detector's absolute floor) or a steady sound."""
+        if self.dropped:
+            return NoSpeechReason(max(sorted(self.dropped), key=self.dropped.__getitem__))
+        if not self.loudest_db > DEFAULT_PARAMS.abs_floor_dbfs:
+            return NoSpeechReason.SILENCE
+        return NoSpeechReason.STEADY
 
     def summary(self) -> dict[str, Any]:
         """By speech time: each emotion's share of the speech seconds (by its windows' top
@@ -127,7 +143,7 @@ class Timeline:
             Status.UNCERTAIN if mean_p[dominant] < UNCERTAIN_BELOW else Status.OK)
         return {
             "status": status.value,
-            "reason": "no speech was found" if dominant is None else None,
+            "reason": self.no_speech_reason().value if dominant is None else None,
             "dominant": dominant,
             "speech_seconds": round(secs, 3),
             "gap_seconds": round(gaps, 3),
@@ -266,6 +282,8 @@ def build_timeline(
 
     def settle(final: bool) -> None:
         regions, flags, level = st.regions()
+        if len(level):
+            tl.loudest_db = max(tl.loudest_db, float(np.max(level)))
         horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
         todo = [r for r in regions if r[0] >= state["done_s"] - 1e-9 and r[1] <= horizon]
         for r in todo:
@@ -295,8 +313,16 @@ def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[fl
     s, e = max(region[0], st.buf_start / st.sr), region[1]  # never before what is held
     region = (s, e)
     f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
-    if e - s < MIN_REGION_S or \
-            st.voiced_s(f0 + np.flatnonzero(flags[f0:f1]), level) < DEFAULT_PARAMS.min_voiced_s:
+    why = None
+    if e - s < MIN_REGION_S:
+        why = NoSpeechReason.TOO_SHORT
+    elif st.voiced_s(f0 + np.flatnonzero(flags[f0:f1]), level) < DEFAULT_PARAMS.min_voiced_s:
+        why = NoSpeechReason.UNVOICED
+    elif steady_share(st.samples(int(s * st.sr), int(e * st.sr)), st.sr,
+                      np.array([[0.0, e - s]])) >= STEADY_SHARE:
+        why = NoSpeechReason.STEADY  # beeps, phone tones (features.steady)
+    if why is not None:
+        tl.dropped[why.value] = tl.dropped.get(why.value, 0) + 1
         return
     spans = region_windows([region], st.sr, window, hop)
     if not spans:
