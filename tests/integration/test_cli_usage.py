@@ -17,6 +17,17 @@ def test_batch_option_checks(tmp_path):
     ok(res, 2)
     assert "needs --engine dask" in text(res)
     assert not (tmp_path / "w.csv").exists() and not (tmp_path / "s.csv").exists()
+    # a value out of its set names the set, and no output file is left behind (stop 29)
+    for args, option, choices in (
+            (["batch", empty, "--out", tmp_path / "b.csv", "--backend", "foo"], "--backend",
+             ("'auto'", "'onnx'", "'torch'")),
+            (["batch", empty, "--out", tmp_path / "e.jsonl", "--engine", "foo"], "--engine",
+             ("'local'", "'dask'")),
+            (["timeline", tmp_path / "x.wav", "--adapt", "foo"], "--adapt", ("'none'", "'self'"))):
+        res = invoke(args)
+        ok(res, 2)
+        assert option in text(res) and all(c in text(res) for c in choices), text(res)
+    assert not (tmp_path / "b.csv").exists() and not (tmp_path / "e.jsonl").exists()
 
 
 def test_a_batch_that_finds_no_audio_warns(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.logging import RichHandler
@@ -113,7 +113,8 @@ ModelOpt = Annotated[
                  "ECAPA + ResLSTM ensemble, RAVDESS + EMOVO) or ravdess; see `emovox "
                  "models`. Default: default."),
 ]
-BackendOpt = Annotated[str, typer.Option(help="Inference engine: auto, onnx or torch.")]
+BackendOpt = Annotated[Literal["auto", "onnx", "torch"],
+                       typer.Option(help="Inference engine: auto, onnx or torch.")]
 ParamOpt = Annotated[
     list[str], typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable).")
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -96,7 +96,7 @@ def batch(
     out: Annotated[Path, typer.Option("--out", "-o", help="results.csv or results.jsonl")],
     workers: Annotated[int, typer.Option(
         min=1, help="Worker processes, each with its own model (1: in this process).")] = 2,
-    engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    engine: Annotated[Literal["local", "dask"], typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
     ] = None,
@@ -159,7 +159,8 @@ def timeline(
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
     adapt: Annotated[
-        str, typer.Option("--adapt", help="self: adapt the windows to the recording's own "
+        Literal["none", "self"], typer.Option(
+                          "--adapt", help="self: adapt the windows to the recording's own "
                           "speaker (its speech windows' mean; assumes several emotions).")
     ] = "none",
 ) -> None:
