@@ -200,6 +200,19 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
 
     captured = {}
     monkeypatch.setattr(uvicorn, "run", lambda api, **kw: captured.update(api=api, **kw))
+    import socket
+
+    from emovox.cli import servers
+
+    with socket.socket() as held:  # a port in use: a usage error naming it (uvicorn: exit 3)
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        busy = held.getsockname()[1]
+        r = CliRunner().invoke(app, ["serve", "--port", str(busy)],
+                               env={"EMOVOX_MODEL": str(tiny_model)})
+        assert r.exit_code == 2 and "Address already in use" in " ".join(r.output.split())
+        assert not captured
+    monkeypatch.setattr(servers, "check_port_free", lambda host, port: None)  # 8765 may be taken
     r = CliRunner().invoke(app, ["serve", "--port", "8765", "--max-upload-mb", "2",
                                  "--max-duration", "30"], env={"EMOVOX_MODEL": str(tiny_model)})
     assert r.exit_code == 0, r.output

@@ -207,6 +207,22 @@ def test_broken_m4a_with_ffmpeg_is_unsupported_codec(tmp_path: Path) -> None:
 
 
 @needs_ffmpeg
+def test_a_video_without_sound_says_it_has_no_audio_track(tmp_path: Path) -> None:
+    """ffmpeg's own hint ("Stream map '0:a:0' matches no streams; add a trailing '?'") was
+    passed on to the user (stop 29 QA); the error now says what is wrong."""
+    import subprocess
+
+    from emovox.audio.ffmpeg import ffmpeg_exe
+
+    path = tmp_path / "silent_film.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "color=c=black:s=16x16:d=1", "-c:v", "mpeg4", str(path)], check=True)
+    with pytest.raises(NotAudio, match="silent_film.mp4.*no audio track") as err:
+        load_audio(path)
+    assert "trailing" not in str(err.value)
+
+
+@needs_ffmpeg
 def test_a_cut_mp3_whose_header_claims_more_is_said_to_declare_it(tmp_path: Path) -> None:
     """An MP3 header (Xing) states the length before decoding; a file cut short keeps the
     full length in its header: the error says the header declares it (QA pass)."""

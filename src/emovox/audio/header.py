@@ -167,6 +167,11 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
             f"{s.name}: looks like {s.kind_name}, which cannot be decoded without ffmpeg"
             f"{detail}. To read it, {ffm.install_ffmpeg_hint()}."
         )
+    if "matches no streams" in str(ff_error):  # ffmpeg's answer to -map 0:a:0
+        return NotAudio(
+            f"{s.name}: a {s.kind_name} file with no audio track (a video without sound?); "
+            "there is nothing to listen to. Pass a recording with sound."
+        )
     detail = f"libsndfile: {sf_error}; " if sf_error else ""
     return UnsupportedCodec(
         f"{s.name}: looks like {s.kind_name} but could not be decoded ({detail}ffmpeg: "

@@ -126,8 +126,30 @@ def serve(
         api = create_app(predictor=predictor, max_bytes=int(max_upload_mb * 1024 * 1024),
                          max_duration=max_duration, max_concurrency=concurrency,
                          api_key=api_key or None)
+        check_port_free(host, port)
     except USER_ERRORS as exc:
         fail(exc)
     render.api_banner(host, port, predictor.model_id, predictor.backend, api_key=bool(api_key),
                       exposed=not api_key and not is_loopback(host))
     uvicorn.run(api, host=host, port=port, log_level=log_level.value)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """ValueError (a usage error, exit 2) when ``host:port`` cannot be listened on, before
+    the banner: uvicorn would log it and exit with 3, a code emovox does not document."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                             "choose another --port (or stop what holds it)") from None
