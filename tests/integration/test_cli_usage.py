@@ -83,3 +83,18 @@ def test_the_duration_limit_is_read_from_the_environment_too(tmp_path, tiny_mode
         ok(res, 1)
         assert "2 s limit" in text(res) or "limit" in text(res), text(res)
     ok(invoke(["predict", clip, "-m", tiny_model, "--max-duration", "5"], env=env))
+
+
+def test_a_batch_that_fails_before_any_answer_leaves_no_file(tmp_path):
+    """A model folder that does not load (or an unreachable Dask scheduler) failed the run
+    after --out was created: an empty file (JSON lines) or a bare header (CSV) was left."""
+    from signals import SR, voice, write_clip
+
+    clip = write_clip(tmp_path / "c.wav", voice(1.0), SR)
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "model.json").write_text("{not json")
+    for out in (tmp_path / "r.csv", tmp_path / "r.jsonl"):
+        res = invoke(["batch", clip, "--out", out, "-m", broken, "--workers", "1"])
+        assert res.exit_code != 0 and "model.json" in text(res)
+        assert not out.exists()

@@ -101,7 +101,9 @@ def check_references(sizes: Sequence[int | None], *, max_bytes: int | None = Non
                                 "are accepted (16 are enough)")
     total = sum(s for s in sizes if s)
     if max_bytes is not None and total > max_bytes:
-        raise UploadTooLarge(f"the {len(sizes)} reference clips together are {_mb(total)}, "
+        what = "the reference clip is" if len(sizes) == 1 else \
+            f"the {len(sizes)} reference clips together are"
+        raise UploadTooLarge(f"{what} {_mb(total)}, "
                              f"larger than the {_mb(max_bytes)} upload limit (the limit of "
                              "one upload holds for all references together): send fewer, "
                              "shorter or compressed clips")

@@ -368,6 +368,7 @@ def run_batch(
     files = collect_inputs(inputs)
     _check_output(out, artifact)
     todo, summary = _plan(files, out, retry_errors)
+    created = not out.exists()
     writer = RowWriter(out)
 
     def record(row: dict[str, Any]) -> None:
@@ -383,6 +384,7 @@ def run_batch(
         if progress:
             progress(summary.done, len(todo))
 
+    finished = False
     try:
         if not todo:
             pass
@@ -397,8 +399,11 @@ def run_batch(
                 record(row)
         else:
             _run_threads(todo, record, artifact, backend, workers, max_duration, fmt)
+        finished = True
     finally:
         writer.close()
+        if not finished and created and summary.done == 0:
+            out.unlink(missing_ok=True)  # failed before any answer: no empty file left behind
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -426,14 +431,18 @@ def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError("the dask engine needs: pip install 'emovox[dask]'") from exc
     cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                               processes=processes, dashboard_address=None,
-                               silence_logs=logging.WARNING)
-        client = Client(cluster)
+    quiet = logging.getLogger("distributed")  # its INFO lines (40 per run) drown the summary
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    client = None
     try:
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                                   processes=processes, dashboard_address=None,
+                                   silence_logs=logging.WARNING)
+            client = Client(cluster)
         art = str(artifact) if artifact else None
         futures = [client.submit(_dask_chunk, art, backend, [str(p) for p in chunk],
                                  max_duration, fmt, pure=False)
@@ -442,6 +451,8 @@ def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
             for row in fut.result():
                 record(row)
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
+        quiet.setLevel(level)
