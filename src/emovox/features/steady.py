@@ -11,14 +11,15 @@ its pitch from one 50 ms to the next. :func:`steady_share` measures that:
   the cosine similarity of their magnitude spectra;
 * the share of pairs at least :data:`SIMILAR` alike is returned.
 
-Tones and beeps give 0.5-1.0 (a DTMF string 0.48: its digits change every 100 ms; busy and
-ring-back tones 0.94-0.99; gated square and sawtooth waves 0.73-1.0); speech gives at most
-0.04 on RAVDESS actors 01 and 02 and 0.08 on 150 sung RAVDESS clips. :data:`STEADY_SHARE`
-(0.3) was set from those synthetic signals and those two actors only, like the detector's
-other thresholds (:class:`emovox.features.vad.VadParams`); the other actors, EMOVO and URDU
-are a check (tests/integration/test_speech_real.py).
+Tones and beeps give 0.5-1.0 (touch-tone digits 0.49: they change every 100-200 ms; busy
+and ring-back tones 0.93-0.99; gated square and sawtooth waves 0.74-0.89); speech gives at
+most 0.04 on RAVDESS actors 01 and 02, 0.11 on all 1440 RAVDESS clips and 0.21 on the 1009
+sung ones. :data:`STEADY_SHARE` (0.3) was set from those synthetic signals and actors 01-02
+only, like the detector's other thresholds (:class:`emovox.features.vad.VadParams`); the
+other actors, the song set, EMOVO and URDU are a check (tests/integration/test_speech_real.py).
 
-Pure NumPy, ``(wave, sr, segments) -> float``; about 0.4 ms for a 3 s clip.
+Pure NumPy, ``(wave, sr, segments) -> float``; about 1 ms for a clip of speech (200 FFTs of
+512 points), so speech answers take that much longer (README, "Beeps and phone tones").
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["FRAME_S", "LAG_S", "MAX_FRAMES", "SIMILAR", "STEADY_SHARE", "steady_
 FRAME_S: float = 0.025
 LAG_S: float = 0.050
 #: frames compared at most (evenly spread): bounds the cost on long inputs
-MAX_FRAMES: int = 200
+MAX_FRAMES: int = 100
 #: two frames this alike (cosine of magnitude spectra) count as unchanged
 SIMILAR: float = 0.99
 #: an input whose speech frames are unchanged 50 ms later this often is a steady sound
@@ -69,7 +70,7 @@ def steady_share(wave: np.ndarray, sr: int, segments: np.ndarray) -> float:
     def spectra(starts: np.ndarray) -> np.ndarray:  # (k, nfft // 2 + 1) magnitudes
         f = x[starts[:, None] * hop + np.arange(frame)[None, :]].astype(np.float64)
         f -= f.mean(axis=1, keepdims=True)
-        return np.abs(np.fft.rfft(f * win, nfft, axis=1))
+        return np.abs(np.fft.rfft(f * win, nfft, axis=1))  # float64: NumPy's fastest here
 
     a, b = spectra(idx), spectra(idx + lag)
     norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
