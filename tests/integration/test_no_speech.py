@@ -81,3 +81,29 @@ def test_phone_tones_get_no_emotion_and_reason_codes(tiny_model, tmp_path):
         validate_document(doc, "timeline")
         assert doc["summary"]["status"] == "no_speech", path.name
         assert doc["summary"]["reason"] == reason, (path.name, doc["summary"])
+
+
+def test_speech_beside_a_phone_tone_is_still_answered(tiny_model, tmp_path):
+    """A call that starts with ringing, and speech followed by a busy tone: the first
+    version of the beep check made these whole recordings `no_speech` (stop 29 QA re-check);
+    the tone is left out, the speech answered, in predict and in the timeline."""
+    import numpy as np
+
+    from signals import harmonic, syllables
+
+    speech = syllables(harmonic(200.0, 3.0, vibrato=0.08, glide=0.15))
+    gap = silence(0.4)
+    calls = {
+        "ring_then_speech.wav": np.concatenate([PHONE_TONES["ring-back tone"], gap, speech]),
+        "speech_then_busy.wav": np.concatenate([speech, gap, PHONE_TONES["busy tone"]]),
+    }
+    for name, w in calls.items():
+        path = write_clip(tmp_path / name, w, SR)
+        d = json.loads(invoke(["predict", path, "--json", "-m", tiny_model]).stdout)
+        assert d["status"] in ("ok", "uncertain") and d["label"] in LABELS, (name, d)
+        tone = (0.0, 3.0) if name.startswith("ring") else (3.4, 6.4)
+        for e in d.get("evidence") or []:  # no window lies inside the tone
+            assert not (e["start"] >= tone[0] + 0.2 and e["end"] <= tone[1] - 0.2), (name, e)
+        tl = json.loads(invoke(["timeline", path, "-m", tiny_model, "--json"]).stdout)
+        assert tl["summary"]["status"] in ("ok", "uncertain"), (name, tl["summary"])
+        assert 1.5 < tl["summary"]["speech_seconds"] < 4.0, (name, tl["summary"])

@@ -1,46 +1,72 @@
-"""emovox.features.steady: a spectrum that holds still is a beep or a phone tone, not a voice
-(synthetic signals with known answers; real corpora are checked in test_speech_real.py)."""
+"""emovox.features.steady: stretches whose spectrum holds still are beeps or phone tones, not
+a voice (synthetic signals with known answers; real corpora are checked in
+test_speech_real.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from emovox.features.steady import STEADY_SHARE, steady_share
+from emovox.features.steady import MIN_RUN_S, steady_frames, without_steady
 from emovox.features.vad import NoSpeechReason, speech_verdict
-from signals import PHONE_TONES, SR, harmonic, syllables, voice
+from signals import PHONE_TONES, SR, harmonic, silence, syllables, voice
+
+
+def _all(w: np.ndarray) -> np.ndarray:
+    return np.ones(len(w) // 160, dtype=bool)
 
 
 @pytest.mark.parametrize("name", sorted(PHONE_TONES))
 def test_phone_tones_are_steady_and_not_speech(name):
     w = PHONE_TONES[name]
-    whole = np.array([[0.0, len(w) / SR]])
-    assert steady_share(w, SR, whole) >= STEADY_SHARE, name
+    assert steady_frames(w, SR, _all(w)).mean() >= 0.3, name
     v = speech_verdict(w, SR)
     assert not v.is_speech and v.reason is NoSpeechReason.STEADY, (name, v)
 
 
 @pytest.mark.parametrize("f0", [100.0, 150.0, 220.0, 300.0])
-def test_a_voice_whose_pitch_moves_is_not_steady(f0):
+def test_a_voice_whose_pitch_moves_has_no_steady_stretch(f0):
     w = syllables(harmonic(f0, 3.0, vibrato=0.08, glide=0.15))
-    v = speech_verdict(w, SR)
-    assert v.is_speech, v
-    assert steady_share(w, SR, v.segments) < STEADY_SHARE
+    assert not steady_frames(w, SR, _all(w)).any()
+    assert speech_verdict(w, SR).is_speech
 
 
 def test_the_same_tone_without_movement_is_steady():
     w = syllables(harmonic(150.0, 3.0))  # bursts of a fixed harmonic tone: a beep
-    assert steady_share(w, SR, np.array([[0.0, 3.0]])) >= STEADY_SHARE
+    assert steady_frames(w, SR, _all(w)).mean() > 0.5
     assert speech_verdict(w, SR).reason is NoSpeechReason.STEADY
+
+
+def test_speech_next_to_a_tone_keeps_its_own_frames():
+    """A ring-back tone, a pause, then speech: the tone is taken out, the speech stays (the
+    first version called the whole recording steady: stop 29 QA)."""
+    speech = syllables(harmonic(180.0, 2.0, vibrato=0.08, glide=0.15))
+    w = np.concatenate([PHONE_TONES["ring-back tone"][: 2 * SR], silence(0.3), speech])
+    v = speech_verdict(w, SR)
+    assert v.is_speech, v
+    assert v.segments[0, 0] > 2.0  # the speech starts after the tone: the tone is left out
+    flags = np.array([np.abs(w[i * 160 : i * 160 + 400]).max() > 1e-3  # not silent
+                      for i in range(len(w) // 160)])
+    kept, n = without_steady(w, SR, flags, 8)
+    assert n > 100 and not kept[:200].any() and (kept[240:] == flags[240:]).mean() > 0.95
+
+
+def test_short_unchanged_stretches_are_not_taken_out():
+    w = voice(1.0)
+    flags = _all(w)
+    steady = steady_frames(w, SR, flags)
+    runs = np.diff(np.concatenate([[0], steady.astype(int), [0]]))
+    lengths = np.flatnonzero(runs == -1) - np.flatnonzero(runs == 1)
+    assert (lengths >= MIN_RUN_S / 0.01).all()  # only runs of >= 0.1 s, if any
 
 
 def test_edge_cases():
     w = voice(1.0)
-    assert steady_share(w, SR, np.zeros((0, 2))) == 0.0  # no speech segment
-    assert steady_share(w[:100], SR, np.array([[0.0, 1.0]])) == 0.0  # shorter than a frame
-    assert steady_share(np.zeros(SR, np.float32), SR, np.array([[0.0, 1.0]])) == 0.0
-    # segments past the end of the wave are clipped, not an error
-    assert 0.0 <= steady_share(w, SR, np.array([[0.5, 9.0]])) <= 1.0
-    # the rate is honoured: the same tone at 8 kHz is as steady
-    beep = PHONE_TONES["busy tone"][::2]
-    assert steady_share(beep, SR // 2, np.array([[0.0, 3.0]])) >= STEADY_SHARE
+    assert not steady_frames(w, SR, np.zeros(100, bool)).any()  # no speech frame
+    assert not steady_frames(w[:100], SR, np.ones(5, bool)).any()  # shorter than a frame
+    assert not steady_frames(np.zeros(SR, np.float32), SR, np.ones(100, bool)).any()
+    assert len(steady_frames(w, SR, np.ones(500, bool))) == 500  # flags past the end
+    kept, n = without_steady(w, SR, np.zeros(100, bool), 8)
+    assert n == 0 and not kept.any()
+    beep = PHONE_TONES["busy tone"][::2]  # the rate is honoured: the same tone at 8 kHz
+    assert steady_frames(beep, SR // 2, np.ones(300, bool)).mean() >= 0.3

@@ -1,78 +1,121 @@
-"""Is a sound that rises and falls like speech really speech, or a synthetic steady sound?
+"""Which stretches of what the speech detector calls speech hold their spectrum still, as a
+beep, a phone tone or a gated square wave does and no voice does?
 
 The speech detector (:mod:`emovox.features.vad`) finds speech by level and voicing. A beep,
 a telephone tone (busy signal, ring-back, DTMF digits) or a square wave switched on and off
 rises above its own floor and is periodic, so level and voicing alone call it speech. What no
 voice does is hold its spectrum still: even a sustained sung vowel moves its harmonics with
-its pitch from one 50 ms to the next. :func:`steady_share` measures that:
+its pitch from one 50 ms to the next. :func:`steady_frames` marks, among the frames flagged
+as speech, those whose magnitude spectrum (25 ms, Hann window) is at least :data:`SIMILAR`
+alike (cosine) to the flagged frame :data:`LAG_S` before or after it, in runs of at least
+:data:`MIN_RUN_S`. :func:`without_steady` takes them out of the speech flags, so that a tone
+before, between or after speech is left out and the speech around it stays, and a recording
+of tones alone has no speech left (``steady_sound``).
 
-* up to :data:`MAX_FRAMES` speech frames (25 ms, Hann window, evenly spread over the speech
-  segments) are compared with the frame :data:`LAG_S` later (when that one is speech too) by
-  the cosine similarity of their magnitude spectra;
-* the share of pairs at least :data:`SIMILAR` alike is returned.
+Frame by frame (stop 29's second version): the first compared a whole input's frames and
+called the input ``steady_sound`` when 30 % of them were unchanged, which silenced speech
+that shared a recording with a ring-back tone (a QA pass found it the same day).
 
-Tones and beeps give 0.5-1.0 (touch-tone digits 0.49: they change every 100-200 ms; busy
-and ring-back tones 0.93-0.99; gated square and sawtooth waves 0.74-0.89); speech gives at
-most 0.04 on RAVDESS actors 01 and 02, 0.11 on all 1440 RAVDESS clips and 0.21 on the 1009
-sung ones. :data:`STEADY_SHARE` (0.3) was set from those synthetic signals and actors 01-02
-only, like the detector's other thresholds (:class:`emovox.features.vad.VadParams`); the
+Unchanged runs of 0.1 s: tones and beeps are 49-99 % unchanged frames (touch-tone digits
+49 %: each lasts 100-200 ms), speech at most 11 % of RAVDESS's frames, 21 % of sung ones,
+mostly single frames. :data:`SIMILAR`, :data:`LAG_S` and :data:`MIN_RUN_S` were set from
+synthetic tones and RAVDESS actors 01 and 02 only, like the detector's other thresholds; the
 other actors, the song set, EMOVO and URDU are a check (tests/integration/test_speech_real.py).
 
-Pure NumPy, ``(wave, sr, segments) -> float``; about 1 ms for a clip of speech (200 FFTs of
-512 points), so speech answers take that much longer (README, "Beeps and phone tones").
+Pure NumPy; one FFT (25 ms) per speech frame, about 1.5 ms for a 4 s clip; memory bounded
+by chunks of :data:`_CHUNK` frames.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FRAME_S", "LAG_S", "MAX_FRAMES", "SIMILAR", "STEADY_SHARE", "steady_share"]
+__all__ = ["EDGE_S", "FRAME_S", "LAG_S", "MIN_RUN_S", "SIMILAR", "steady_frames",
+           "without_steady"]
 
 #: analysis frame (s) and the distance (s) between the two frames compared
 FRAME_S: float = 0.025
 LAG_S: float = 0.050
-#: frames compared at most (evenly spread): bounds the cost on long inputs
-MAX_FRAMES: int = 100
 #: two frames this alike (cosine of magnitude spectra) count as unchanged
 SIMILAR: float = 0.99
-#: an input whose speech frames are unchanged 50 ms later this often is a steady sound
-STEADY_SHARE: float = 0.3
+#: unchanged frames count only in runs at least this long (s): a voice holds still for a
+#: frame or two, a beep for its whole length
+MIN_RUN_S: float = 0.1
+#: what is left between or beside steady runs counts as speech only when at least this long
+#: (s); a word is longer, a beep's edges and the pauses between digits are shorter
+EDGE_S: float = 0.25
 _HOP_S = 0.010
+_CHUNK = 512
 
 
-def steady_share(wave: np.ndarray, sr: int, segments: np.ndarray) -> float:
-    """Share (0-1) of the speech frames of ``wave`` (mono, ``sr`` Hz) whose magnitude
-    spectrum is at least :data:`SIMILAR` alike (cosine) to the one :data:`LAG_S` later.
+def _unit_spectra(x: np.ndarray, frames: np.ndarray, hop: int, frame: int,
+                  win: np.ndarray) -> np.ndarray:
+    """``(k, frame // 2 + 1)`` magnitude spectra of ``frames`` scaled to unit norm (zeros
+    for a silent frame)."""
+    f = x[frames[:, None] * hop + np.arange(frame)[None, :]].astype(np.float64)
+    f -= f.mean(axis=1, keepdims=True)
+    mag = np.abs(np.fft.rfft(f * win, axis=1))
+    norm = np.linalg.norm(mag, axis=1, keepdims=True)
+    return mag / np.where(norm > 0, norm, np.inf)
+
+
+def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray) -> np.ndarray:
+    """Per-frame (10 ms hop) ``(len(flags),)`` bool: the ``flags`` frames whose spectrum is
+    unchanged :data:`LAG_S` before or after, in runs of at least :data:`MIN_RUN_S`.
 
     Args:
-        wave: ``(n_samples,)`` float.
+        wave: ``(n_samples,)`` float, mono.
         sr: sample rate (Hz).
-        segments: ``(n, 2)`` start/end seconds of the speech (the detector's segments).
-
-    Returns:
-        The share; 0.0 when no frame has a speech frame :data:`LAG_S` after it.
+        flags: ``(n_frames,)`` bool speech flags of ``wave`` at a 10 ms hop.
     """
     x = np.asarray(wave, dtype=np.float32).ravel()
     hop, frame = max(1, int(round(_HOP_S * sr))), max(2, int(round(FRAME_S * sr)))
     lag = max(1, int(round(LAG_S / _HOP_S)))
-    n = max(0, (len(x) - frame) // hop + 1)  # whole frames only
-    flags = np.zeros(n + lag, bool)
-    for s, e in np.asarray(segments, dtype=np.float64).reshape(-1, 2):
-        flags[max(0, int(s / _HOP_S)) : max(0, min(n, int(e / _HOP_S)))] = True
-    idx = np.flatnonzero(flags[:n] & flags[lag : n + lag])
-    if len(idx) == 0:
-        return 0.0
-    if len(idx) > MAX_FRAMES:
-        idx = idx[np.linspace(0, len(idx) - 1, MAX_FRAMES).astype(np.int64)]
+    ok = np.asarray(flags, dtype=bool).copy()
+    ok[max(0, (len(x) - frame) // hop + 1) :] = False  # only frames that fit in the wave
+    out = np.zeros(len(ok), dtype=bool)
+    idx = np.flatnonzero(ok)
     win = np.hanning(frame)
-    nfft = 1 << max(9, (frame - 1).bit_length())
+    for c0 in range(0, len(idx), _CHUNK):
+        a = idx[c0 : c0 + _CHUNK]
+        a = a[(a + lag < len(ok)) & ok[np.minimum(a + lag, len(ok) - 1)]]
+        if len(a) == 0:
+            continue
+        need = np.union1d(a, a + lag)  # each frame's spectrum once
+        spec = _unit_spectra(x, need, hop, frame, win)
+        sim = np.einsum("ij,ij->i", spec[np.searchsorted(need, a)],
+                        spec[np.searchsorted(need, a + lag)])
+        same = a[sim >= SIMILAR]
+        out[same] = True  # unchanged after ...
+        out[same + lag] = True  # ... and before
+    return _long_runs(out, max(1, int(round(MIN_RUN_S / _HOP_S))))
 
-    def spectra(starts: np.ndarray) -> np.ndarray:  # (k, nfft // 2 + 1) magnitudes
-        f = x[starts[:, None] * hop + np.arange(frame)[None, :]].astype(np.float64)
-        f -= f.mean(axis=1, keepdims=True)
-        return np.abs(np.fft.rfft(f * win, nfft, axis=1))  # float64: NumPy's fastest here
 
-    a, b = spectra(idx), spectra(idx + lag)
-    norm = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    sim = np.einsum("ij,ij->i", a, b) / np.where(norm > 0, norm, 1.0)
-    return float(np.mean((sim >= SIMILAR) & (norm > 0)))
+def _long_runs(flags: np.ndarray, n: int) -> np.ndarray:
+    """``flags`` without its ``True`` runs shorter than ``n`` frames."""
+    d = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    out = np.zeros_like(flags)
+    for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True):
+        if e - s >= n:
+            out[s:e] = True
+    return out
+
+
+def without_steady(wave: np.ndarray, sr: int, flags: np.ndarray, min_run: int
+                   ) -> tuple[np.ndarray, int]:
+    """``(flags without their steady frames, number of steady frames taken out)``. Of what
+    remains, pieces shorter than ``min_run`` frames are dropped, and so are pieces shorter
+    than :data:`EDGE_S` within :data:`EDGE_S` of a steady run: a beep's onset and decay,
+    and the silence between touch-tone digits bridged by the detector, are not speech."""
+    steady = steady_frames(wave, sr, flags)
+    n = int(np.count_nonzero(steady))
+    if n == 0:
+        return flags, 0
+    edge = max(1, int(round(EDGE_S / _HOP_S)))
+    near = np.convolve(steady.astype(np.int32), np.ones(2 * edge + 1, np.int32), "same") > 0
+    out = _long_runs(flags & ~steady, min_run)
+    d = np.diff(np.concatenate([[0], out.astype(np.int8), [0]]))
+    for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True):
+        if b - a < edge and near[a:b].any():
+            out[a:b] = False
+    return out, n

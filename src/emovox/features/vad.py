@@ -34,7 +34,7 @@ from enum import Enum
 
 import numpy as np
 
-from emovox.features.steady import STEADY_SHARE, steady_share
+from emovox.features.steady import without_steady
 
 __all__ = [
     "CONTINUOUS_MIN_SPREAD_DB",
@@ -366,7 +366,9 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         tonal[cand] = _tonality(x, z, cand)  # what frame_flags reads
         m = FrameMeasures(lv, np.zeros(n), tonal)
     raw = _flags_above(m, thr, params)  # = frame_flags(m, params), threshold computed once
-    flags = smooth_flags(raw, params)
+    blip = max(1, int(round(params.min_segment_s / params.hop_s)))
+    # beeps and phone tones out (features.steady): what was speech only for them is steady
+    flags, n_steady = without_steady(wave, sr, smooth_flags(raw, params), blip)
     segs = speech_segments(flags, params=params, duration=duration)
     speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
     voiced_s = 0.0
@@ -378,7 +380,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     if len(x) and duration >= params.min_speech_s and speech_s < params.min_speech_s:
         fallback = continuous_speech(x, sr, lv, params=params)
         if fallback is not None:  # speech without a pause: the floor was speech itself
-            flags = fallback
+            flags, more = without_steady(wave, sr, fallback, blip)
+            n_steady += more
             segs = speech_segments(flags, params=params, duration=duration)
             speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
             voiced_s = count_voiced(x, sr, np.flatnonzero(flags), params=params) * params.hop_s
@@ -387,6 +390,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         reason = NoSpeechReason.TOO_SHORT
     elif not np.any(np.isfinite(lv) & (lv > params.abs_floor_dbfs)):
         reason = NoSpeechReason.SILENCE
+    elif speech_s < params.min_speech_s and n_steady * params.hop_s >= params.min_speech_s:
+        reason = NoSpeechReason.STEADY  # what rose above the floor held its spectrum still
     elif speech_s < params.min_speech_s:
         if len(x):  # _why_none reads the tonality of every frame above the noise floor
             rest = np.flatnonzero((lv > _floor_threshold(lv, params))
@@ -395,8 +400,6 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         reason = _why_none(m, raw, params, speech_s)
     elif voiced_s < params.min_voiced_s:
         reason = NoSpeechReason.UNVOICED
-    elif steady_share(np.asarray(wave, np.float32).ravel(), sr, segs) >= STEADY_SHARE:
-        reason = NoSpeechReason.STEADY  # beeps, phone tones, gated square waves
     return SpeechVerdict(reason is None, reason, speech_s, voiced_s, segs)
 
 

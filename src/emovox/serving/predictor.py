@@ -69,7 +69,6 @@ from emovox.artifact import (
 )
 from emovox.audio import AudioSource, load_audio
 from emovox.calibration import softmax
-from emovox.features.steady import STEADY_SHARE, steady_share
 from emovox.features.vad import SpeechVerdict, speech_verdict
 from emovox.preprocess import Preprocess
 from emovox.serving.answer import (
@@ -391,11 +390,8 @@ class Predictor:
         win_s = model_window_s(self.preprocess)
         if len(x) <= LONG_INPUT_WINDOWS * win_s * self.sr:
             return x, verdict, [(0, len(x))]  # a clip: as in training
-        regions = speech_regions(verdict.segments, len(x) / self.sr)
-        voices = [(a, b) for a, b in regions  # a beep or phone tone between the speech
-                  if steady_share(x[int(a * self.sr) : int(b * self.sr)], self.sr,
-                                  np.array([[0.0, b - a]])) < STEADY_SHARE]
-        return x, verdict, region_windows(voices or regions, self.sr, win_s, win_s / 2)
+        regions = speech_regions(verdict.segments, len(x) / self.sr)  # beeps left out
+        return x, verdict, region_windows(regions, self.sr, win_s, win_s / 2)
 
     def _answer(self, x: np.ndarray, verdict: SpeechVerdict, spans: list[tuple[int, int]],
                 probs: np.ndarray, source: str) -> Prediction:

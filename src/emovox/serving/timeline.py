@@ -28,7 +28,7 @@ import numpy as np
 
 from emovox.adaptation import Adaptation
 from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, iter_blocks
-from emovox.features.steady import STEADY_SHARE, steady_share
+from emovox.features.steady import without_steady
 from emovox.features.vad import (
     DEFAULT_PARAMS,
     FrameMeasures,
@@ -114,8 +114,12 @@ class Timeline:
         return [s for s in self.segments if s.kind is SegmentKind.SPEECH]
 
     def no_speech_reason(self) -> NoSpeechReason:
-        """Why no window was classified: the reason most regions were dropped for, else
-        silence (nothing above the detector's absolute floor) or a steady sound."""
+        """Why no window was classified: too short a recording, else the reason most
+        regions were dropped for, else silence (nothing above the detector's absolute floor)
+        or a steady sound. The timeline judges regions as it streams, so for the same file
+        its code can differ from ``predict``'s (a pure tone is ``steady_sound`` here)."""
+        if self.duration < DEFAULT_PARAMS.min_speech_s:
+            return NoSpeechReason.TOO_SHORT
         if self.dropped:
             return NoSpeechReason(max(sorted(self.dropped), key=self.dropped.__getitem__))
         if not self.loudest_db > DEFAULT_PARAMS.abs_floor_dbfs:
@@ -307,24 +311,42 @@ def build_timeline(
 def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[float, float],
                      flags: np.ndarray, level: np.ndarray, window: float, hop: float,
                      state: dict[str, float]) -> None:
-    """Windows over one speech region -> speech segments (none when it is too short or not
-    voiced: it becomes part of a gap)."""
+    """Windows over one speech region -> speech segments. Its steady stretches (beeps, phone
+    tones: :mod:`emovox.features.steady`) are taken out first and the speech around them
+    kept; a part too short or not voiced becomes part of a gap."""
     state["done_s"] = region[1]
     s, e = max(region[0], st.buf_start / st.sr), region[1]  # never before what is held
-    region = (s, e)
+    hop_s, step = DEFAULT_PARAMS.hop_s, int(round(DEFAULT_PARAMS.hop_s * st.sr))
+    f0, f1 = int(np.ceil(s / hop_s - 1e-9)), int(np.ceil(e / hop_s))
+    blip = max(1, int(round(DEFAULT_PARAMS.min_segment_s / hop_s)))
+    kept, n_steady = without_steady(st.samples(f0 * step, f1 * step), st.sr, flags[f0:f1], blip)
+    parts = [(s, e)]
+    if n_steady:
+        segs = speech_segments(kept) + f0 * hop_s
+        parts = [(max(s, a), min(e, b)) for a, b in speech_regions(segs, e)]
+        if not parts:
+            tl.dropped[NoSpeechReason.STEADY.value] = tl.dropped.get(
+                NoSpeechReason.STEADY.value, 0) + 1
+            return
+    full = np.zeros(len(flags), dtype=bool)
+    full[f0 : f0 + len(kept)] = kept
+    for part in parts:
+        _classify_part(predictor, tl, st, part, full, level, window, hop)
+
+
+def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float, float],
+                   flags: np.ndarray, level: np.ndarray, window: float, hop: float) -> None:
+    s, e = part
     f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
     why = None
     if e - s < MIN_REGION_S:
         why = NoSpeechReason.TOO_SHORT
     elif st.voiced_s(f0 + np.flatnonzero(flags[f0:f1]), level) < DEFAULT_PARAMS.min_voiced_s:
         why = NoSpeechReason.UNVOICED
-    elif steady_share(st.samples(int(s * st.sr), int(e * st.sr)), st.sr,
-                      np.array([[0.0, e - s]])) >= STEADY_SHARE:
-        why = NoSpeechReason.STEADY  # beeps, phone tones (features.steady)
     if why is not None:
         tl.dropped[why.value] = tl.dropped.get(why.value, 0) + 1
         return
-    spans = region_windows([region], st.sr, window, hop)
+    spans = region_windows([part], st.sr, window, hop)
     if not spans:
         return
     probs = predictor.window_probabilities([st.samples(a, b) for a, b in spans])
