@@ -63,9 +63,11 @@ def harmonic(
 
 
 def voice(seconds: float, sr: int = SR, f0: float = 180.0) -> np.ndarray:
-    """A voice-like harmonic tone with 3 % vibrato, peak 0.3, in syllable-like bursts
-    (:func:`syllables`) so that the speech detector takes it for speech."""
-    return syllables(harmonic(f0, seconds, sr, vibrato=0.03), sr)
+    """A voice-like harmonic tone with 10 % vibrato and a 20 % glide (its spectrum never
+    holds still, as a voice's does not: a steadier one is a beep to
+    :mod:`emovox.features.steady`), peak 0.3, in syllable-like bursts (:func:`syllables`)
+    so that the speech detector takes it for speech."""
+    return syllables(harmonic(f0, seconds, sr, vibrato=0.1, glide=0.2), sr)
 
 
 def emotion_tone(
@@ -191,32 +193,24 @@ def gated(wave: np.ndarray, on: float, off: float, sr: int = SR) -> np.ndarray:
     return (wave * ((t % (on + off)) < on)).astype(np.float32)
 
 
-def _dtmf(seconds: float, sr: int = SR) -> np.ndarray:
-    """Touch-tone digits (two sines each) as a hand dials them: 200 ms on, 100 ms off
-    (machine dialling, 50-100 ms digits, is too quick for the steadiness test: README)."""
-    pairs = [(697, 1209), (770, 1336), (852, 1477), (941, 1336), (697, 1477), (770, 1209)]
-    out = np.zeros(n_samples(seconds, sr), np.float32)
-    step = n_samples(0.3, sr)
-    for i, a in enumerate(range(0, len(out) - step + 1, step)):
-        lo, hi = pairs[i % len(pairs)]
-        t = np.arange(n_samples(0.2, sr)) / sr
-        out[a : a + len(t)] = 0.2 * (np.sin(2 * np.pi * lo * t) + np.sin(2 * np.pi * hi * t))
-    return out
-
-
 def _phone_tones() -> dict[str, np.ndarray]:
     """What a phone line plays that is not a voice (3 s each): level and voicing alone
     take these for speech (README, stop 29)."""
     saw = ((np.arange(n_samples(3.0, SR)) * 150 / SR) % 1.0 - 0.5).astype(np.float32)
+    t = np.arange(n_samples(3.0, SR)) / SR
+    uk_cadence = (t < 0.4) | ((t >= 0.6) & (t < 1.0)) | (t >= 2.6)  # 0.4 on 0.2 off 0.4 on
     return {
         "busy tone": gated(sine(480.0, 3.0, amp=0.2) + sine(620.0, 3.0, amp=0.2), 0.5, 0.5),
         "ring-back tone": gated(sine(440.0, 3.0, amp=0.2) + sine(480.0, 3.0, amp=0.2), 1.0,
                                 0.5),
-        "touch-tone digits": _dtmf(3.0),
+        "UK ring tone": ((sine(400.0, 3.0, amp=0.2) + sine(450.0, 3.0, amp=0.2))
+                         * uk_cadence).astype(np.float32),
+        "Japanese ring-back": gated(sine(400.0, 3.0, amp=0.3)
+                                    * (1 + 0.5 * np.sin(2 * np.pi * 16 * t)), 1.0, 1.0),
         "gated square wave": gated(square(150.0, 3.0), 0.25, 0.25),
         "gated sawtooth": gated(saw, 0.25, 0.25),
     }
 
 
-#: busy and ring-back tones, touch-tone digits, gated square and sawtooth waves
+#: busy and ring-back tones (US, UK, Japan), gated square and sawtooth waves
 PHONE_TONES = _phone_tones()

@@ -64,10 +64,10 @@ def test_timeline_gives_no_emotion(tiny_model, non_speech):
 
 
 def test_phone_tones_get_no_emotion_and_reason_codes(tiny_model, tmp_path):
-    """Busy and ring-back tones, touch-tone digits, gated square and sawtooth waves: level
-    and voicing took them for speech before stop 29 (a user's QA pass). predict and the
-    timeline answer no_speech with the reason code steady_sound; the timeline's reason is a
-    code too (it was free text), silence for a silent file."""
+    """Busy and ring-back tones (US, UK, Japan), gated square and sawtooth waves: level and
+    voicing took them for speech before stop 29 (a user's QA pass). predict answers
+    no_speech with the reason code steady_sound; the timeline's reason is a code too (it
+    was free text): what its regions were dropped for, silence for a silent file."""
     tones = [write_clip(tmp_path / f"{k.replace(' ', '_')}.wav", w, SR)
              for k, w in PHONE_TONES.items()]
     res = invoke(["predict", *tones, "--json", "-m", tiny_model])
@@ -75,12 +75,12 @@ def test_phone_tones_get_no_emotion_and_reason_codes(tiny_model, tmp_path):
     for d in json.loads(res.stdout):
         assert (d["status"], d["reason"], d["label"]) == ("no_speech", "steady_sound", None), d
     quiet = write_clip(tmp_path / "quiet.wav", silence(3.0), SR)
-    for path, reason in [(tones[0], "steady_sound"), (tones[2], "steady_sound"),
-                         (quiet, "silence")]:
+    steady = ("steady_sound", "not_voiced")  # a tone's edges may be left, unvoiced
+    for path, reasons in [*((t, steady) for t in tones), (quiet, ("silence",))]:
         doc = json.loads(invoke(["timeline", path, "-m", tiny_model, "--json"]).stdout)
         validate_document(doc, "timeline")
         assert doc["summary"]["status"] == "no_speech", path.name
-        assert doc["summary"]["reason"] == reason, (path.name, doc["summary"])
+        assert doc["summary"]["reason"] in reasons, (path.name, doc["summary"])
 
 
 def test_speech_beside_a_phone_tone_is_still_answered(tiny_model, tmp_path):

@@ -32,20 +32,22 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EDGE_S", "FRAME_S", "LAG_S", "MIN_RUN_S", "SIMILAR", "steady_frames",
+__all__ = ["EDGE_S", "FRAME_S", "LAGS_S", "MIN_RUN_S", "SIMILAR", "steady_frames",
            "without_steady"]
 
-#: analysis frame (s) and the distance (s) between the two frames compared
+#: analysis frame (s) and the distances (s) between the frames compared: a tone of two
+#: frequencies, or one switched on and off, repeats its short-time spectrum with its beat,
+#: so several lags (20-125 ms periods) catch what one would miss
 FRAME_S: float = 0.025
-LAG_S: float = 0.050
+LAGS_S: tuple[float, ...] = (0.04, 0.05, 0.06, 0.08, 0.1, 0.125)
 #: two frames this alike (cosine of magnitude spectra) count as unchanged
 SIMILAR: float = 0.99
 #: unchanged frames count only in runs at least this long (s): a voice holds still for a
 #: frame or two, a beep for its whole length
-MIN_RUN_S: float = 0.1
+MIN_RUN_S: float = 0.2
 #: what is left between or beside steady runs counts as speech only when at least this long
 #: (s); a word is longer, a beep's edges and the pauses between digits are shorter
-EDGE_S: float = 0.25
+EDGE_S: float = 0.12
 _HOP_S = 0.010
 _CHUNK = 512
 
@@ -72,7 +74,7 @@ def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(wave, dtype=np.float32).ravel()
     hop, frame = max(1, int(round(_HOP_S * sr))), max(2, int(round(FRAME_S * sr)))
-    lag = max(1, int(round(LAG_S / _HOP_S)))
+    lags = sorted({max(1, int(round(t / _HOP_S))) for t in LAGS_S})
     ok = np.asarray(flags, dtype=bool).copy()
     ok[max(0, (len(x) - frame) // hop + 1) :] = False  # only frames that fit in the wave
     out = np.zeros(len(ok), dtype=bool)
@@ -80,16 +82,17 @@ def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray) -> np.ndarray:
     win = np.hanning(frame)
     for c0 in range(0, len(idx), _CHUNK):
         a = idx[c0 : c0 + _CHUNK]
-        a = a[(a + lag < len(ok)) & ok[np.minimum(a + lag, len(ok) - 1)]]
-        if len(a) == 0:
+        pairs = [(a[m], a[m] + lag) for lag in lags
+                 if (m := (a + lag < len(ok)) & ok[np.minimum(a + lag, len(ok) - 1)]).any()]
+        if not pairs:
             continue
-        need = np.union1d(a, a + lag)  # each frame's spectrum once
-        spec = _unit_spectra(x, need, hop, frame, win)
-        sim = np.einsum("ij,ij->i", spec[np.searchsorted(need, a)],
-                        spec[np.searchsorted(need, a + lag)])
-        same = a[sim >= SIMILAR]
-        out[same] = True  # unchanged after ...
-        out[same + lag] = True  # ... and before
+        need = np.unique(np.concatenate([np.concatenate(p) for p in pairs]))
+        spec = _unit_spectra(x, need, hop, frame, win)  # each frame's spectrum once
+        for i, j in pairs:
+            sim = np.einsum("ij,ij->i", spec[np.searchsorted(need, i)],
+                            spec[np.searchsorted(need, j)])
+            out[i[sim >= SIMILAR]] = True  # unchanged some lag after ...
+            out[j[sim >= SIMILAR]] = True  # ... and before
     return _long_runs(out, max(1, int(round(MIN_RUN_S / _HOP_S))))
 
 
