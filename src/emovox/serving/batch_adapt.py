@@ -57,9 +57,7 @@ from emovox.serving.outfile import ADAPT_FIELDS, check_ours
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AdaptSummary", "run_speaker_batch", "unadapted_path",
-           "write_adapted"]
-
+__all__ = ["AdaptSummary", "run_speaker_batch", "unadapted_path", "write_adapted"]
 
 
 @dataclass
