@@ -70,3 +70,13 @@ def test_edge_cases():
     assert n == 0 and not kept.any()
     beep = PHONE_TONES["busy tone"][::2]  # the rate is honoured: the same tone at 8 kHz
     assert steady_frames(beep, SR // 2, np.ones(300, bool)).mean() >= 0.3
+
+
+def test_the_pause_inside_a_ring_cadence_is_not_speech():
+    """UK ringing: 0.4 s on, 0.2 s off, 0.4 s on. The detector bridges the pause, and the
+    piece left between the two steady runs (tone tail, pause, onset: 0.22 s) stayed speech
+    and got a window before its own rule (stop 29 QA re-check 3)."""
+    ring = PHONE_TONES["UK ring tone"][:SR]  # one double ring
+    speech = syllables(harmonic(180.0, 2.0, vibrato=0.1, glide=0.2))
+    v = speech_verdict(np.concatenate([ring, silence(0.5), speech]), SR)
+    assert v.is_speech and v.segments[0, 0] > 1.0, v  # nothing of the ring is speech
