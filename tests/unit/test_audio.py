@@ -15,6 +15,7 @@ import soundfile as sf
 from emovox.audio import (
     TARGET_SR,
     Audio,
+    channel_weights,
     is_silent,
     iter_blocks,
     load_audio,
@@ -30,7 +31,7 @@ from emovox.errors import (
     AudioTooShort,
     InvalidSamples,
 )
-from signals import ffmpeg_encode, needs_ffmpeg, peak_hz, sine
+from signals import SR, ffmpeg_encode, needs_ffmpeg, noise, peak_hz, sine, voice, write_clip
 
 F64 = np.float64  # the signals these tests were written with
 
@@ -325,6 +326,47 @@ def test_to_mono_and_resample_helpers() -> None:
     y = resample(sine(440.0, 1.0, 48000, dtype=F64), 48000, 16000)
     assert y.dtype == np.float32 and abs(len(y) - 16000) <= 1
     assert resample(np.zeros(10, dtype=F64), 16000, 16000).dtype == np.float32
+
+
+def test_opposite_polarity_channels_do_not_cancel(tmp_path: Path) -> None:
+    # QA stop 30: a pair wired in opposite polarity (left = -right) averaged to silence and
+    # the speech was called "silence"; the right channel is now flipped before mixing
+    v = voice(3.0)
+    w = channel_weights(np.stack([v, -v], axis=1))
+    np.testing.assert_array_equal(w, [1.0, -1.0])
+    np.testing.assert_allclose(to_mono(np.stack([v, -v], axis=1)), v, atol=1e-7)
+    np.testing.assert_allclose(to_mono(np.stack([v, -v]), channel_axis=0), v, atol=1e-7)
+    path = write_clip(tmp_path / "inverted.wav", np.stack([v, -v], axis=1), subtype="FLOAT")
+    a = load_audio(path)
+    assert not a.silent
+    np.testing.assert_allclose(a.wave, v, atol=1e-6)
+
+
+@pytest.mark.parametrize("other", ["hiss", "hum", "silence"])
+def test_a_channel_of_steady_sound_is_left_out_of_the_mix(other: str) -> None:
+    # speech on the left; on the right hiss or hum about as loud as the speech (averaged,
+    # they buried it: "too_short" / "steady_sound"), or digital silence
+    v = voice(3.0)
+    rms = float(np.sqrt(np.mean(np.square(v))))
+    right = {"hiss": noise(3.0, amp=rms, seed=3),
+             "hum": (rms * np.sqrt(2) * sine(50.0, 3.0, SR, dtype=F64)).astype(np.float32),
+             "silence": np.zeros_like(v)}[other]
+    x = np.stack([v, right], axis=1)
+    np.testing.assert_array_equal(channel_weights(x), [1.0, 0.0])
+    np.testing.assert_array_equal(to_mono(x), v)
+    np.testing.assert_array_equal(channel_weights(x[:, ::-1]), [0.0, 1.0])
+
+
+def test_channels_alike_are_averaged_as_before() -> None:
+    v = voice(3.0)
+    speakers = np.stack([v, np.roll(voice(3.0, f0=120.0), SR // 5)], axis=1)  # two voices
+    noises = np.stack([noise(3.0, seed=1), noise(3.0, seed=2)], axis=1)
+    same = np.stack([v, v, 0.5 * v], axis=1)
+    for x in (speakers, noises, same):
+        np.testing.assert_array_equal(channel_weights(x), np.ones(x.shape[1]))
+        np.testing.assert_array_equal(to_mono(x), x.mean(axis=1, dtype=np.float32))
+    short = np.stack([v[:4000], -v[:4000]], axis=1)  # under 8 frames: the plain average
+    np.testing.assert_array_equal(channel_weights(short), [1.0, 1.0])
 
 
 def test_single_channel_to_mono_is_a_copy_in_either_layout() -> None:

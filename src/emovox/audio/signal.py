@@ -23,6 +23,7 @@ __all__ = [
     "WINDOW_SILENCE_DBFS",
     "RESAMPLE_QUALITY",
     "to_float32",
+    "channel_weights",
     "to_mono",
     "resample",
     "frame_rms",
@@ -51,6 +52,15 @@ RESAMPLE_QUALITY: str = "HQ"
 #: Frame length (samples) of the silence decision: 64 ms at 16 kHz.
 SILENCE_FRAME: int = 1024
 
+#: Frame (samples) over which :func:`channel_weights` measures each channel's level.
+MIX_FRAME: int = 1024
+#: A channel whose frame levels spread (95th - 10th percentile) less than this many dB, or
+#: than the widest channel's spread minus MARGIN_DB, whichever is less, is left out of the mix.
+DYNAMIC_DB: float = 15.0
+MARGIN_DB: float = 6.0
+#: A kept channel correlated below this with the widest-spread one is flipped before mixing.
+ANTI_PHASE: float = -0.5
+
 # Samples squared and summed per block by the level functions (2 MB of float64 scratch).
 _LEVEL_BLOCK = 1 << 18
 
@@ -77,8 +87,56 @@ def to_float32(x: np.ndarray) -> np.ndarray:
     raise TypeError(f"cannot convert samples of dtype {x.dtype} to float32 audio")
 
 
+def channel_weights(x: np.ndarray) -> np.ndarray:
+    """How :func:`to_mono` mixes the channels of ``x`` ``(n_samples, n_channels)``: a weight of
+    1, -1 (polarity flipped) or 0 (left out) per channel, shape ``(n_channels,)``.
+
+    Averaging every channel loses speech in two common recordings: a pair wired in opposite
+    polarity (left = -right) cancels to silence, and a channel holding only hiss, hum or a
+    tone buries the speech of the other. So each channel's dynamics is measured: the spread
+    (95th minus 10th percentile, dB, floor -100 dBFS) of its :data:`MIX_FRAME`-sample frame
+    levels; speech, with its pauses, spreads over tens of dB, steady noise over a few. A
+    channel spreading less than ``min(DYNAMIC_DB, best - MARGIN_DB)`` (``best`` the widest
+    spread) is left out, and a kept channel correlated below :data:`ANTI_PHASE` with the
+    widest is flipped. Identical channels, independent noises, or two voices on two channels
+    all keep weight 1: the plain average. Signals shorter than 8 frames are averaged.
+    """
+    x = np.asarray(x)
+    n, c = x.shape
+    w = np.ones(c, dtype=np.float32)
+    if c < 2 or n < 8 * MIX_FRAME:
+        return w
+    spread = np.empty(c)
+    m = n // MIX_FRAME
+    for k in range(c):
+        f = x[: m * MIX_FRAME, k].reshape(m, MIX_FRAME)  # a strided view, no copy
+        power = np.einsum("ij,ij->i", f, f, dtype=np.float64) / MIX_FRAME
+        db = 10.0 * np.log10(np.maximum(power, 1e-10))
+        p10, p95 = np.percentile(db, [10.0, 95.0])
+        spread[k] = p95 - p10
+    best = int(np.argmax(spread))
+    w[spread < min(DYNAMIC_DB, spread[best] - MARGIN_DB)] = 0.0
+    for k in np.flatnonzero(w):
+        if k != best and _correlation(x[:, best], x[:, k]) < ANTI_PHASE:
+            w[k] = -1.0
+    return w
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two equal-length 1-D signals (0.0 when one is all zeros), accumulated in
+    float64 over chunks of ``_LEVEL_BLOCK // 4`` samples (1 MB of scratch space)."""
+    ab = aa = bb = 0.0
+    for lo in range(0, len(a), _LEVEL_BLOCK // 4):
+        u = a[lo : lo + _LEVEL_BLOCK // 4].astype(np.float64)
+        v = b[lo : lo + _LEVEL_BLOCK // 4].astype(np.float64)
+        ab, aa, bb = ab + float(u @ v), aa + float(u @ u), bb + float(v @ v)
+    return ab / math.sqrt(aa * bb) if aa > 0.0 and bb > 0.0 else 0.0
+
+
 def to_mono(x: np.ndarray, *, channel_axis: int = -1) -> np.ndarray:
-    """Mix a signal down to mono by averaging its channels.
+    """Mix a signal down to mono: the average of its channels, weighted by
+    :func:`channel_weights` (a channel of steady noise left out, one in opposite polarity
+    flipped; the plain average whenever all channels carry a signal alike).
 
     Args:
         x: shape ``(n_samples,)`` (returned as float32) or ``(n_samples, n_channels)``
@@ -96,7 +154,11 @@ def to_mono(x: np.ndarray, *, channel_axis: int = -1) -> np.ndarray:
         raise ValueError(f"expected a 1-D or 2-D signal, got shape {x.shape}")
     if x.shape[channel_axis] == 1:  # a slice copy: ``np.take`` took ~12x longer (0.27 ms)
         return (x[0] if channel_axis % 2 == 0 else x[:, 0]).copy()
-    return x.mean(axis=channel_axis, dtype=np.float32)
+    xs = x.T if channel_axis % 2 == 0 else x  # (n_samples, n_channels)
+    w = channel_weights(xs)
+    if np.all(w == 1.0):
+        return xs.mean(axis=1, dtype=np.float32)
+    return (xs @ w / np.float32(np.count_nonzero(w))).astype(np.float32)
 
 
 def resample(
