@@ -107,3 +107,21 @@ def test_speech_beside_a_phone_tone_is_still_answered(tiny_model, tmp_path):
         tl = json.loads(invoke(["timeline", path, "-m", tiny_model, "--json"]).stdout)
         assert tl["summary"]["status"] in ("ok", "uncertain"), (name, tl["summary"])
         assert 1.5 < tl["summary"]["speech_seconds"] < 4.0, (name, tl["summary"])
+
+
+def test_a_short_burst_is_too_short_in_the_timeline_as_in_predict(tiny_model, tmp_path):
+    """A 0.2 s voiced burst between two 2 s silences: predict said too_short, the timeline
+    labelled it, judging the region by its length with 0.1 s of padding each side (QA stop
+    30). Both now judge the speech it holds."""
+    import numpy as np
+
+    from signals import harmonic
+
+    burst = harmonic(200.0, 0.2, vibrato=0.1, glide=0.2)
+    path = write_clip(tmp_path / "burst.wav", np.concatenate([silence(2.0), burst,
+                                                              silence(2.0)]), SR)
+    d = json.loads(invoke(["predict", path, "--json", "-m", tiny_model]).stdout)
+    assert (d["status"], d["reason"]) == ("no_speech", "too_short"), d
+    tl = json.loads(invoke(["timeline", path, "-m", tiny_model, "--json"]).stdout)
+    assert tl["summary"]["status"] == "no_speech", tl["summary"]
+    assert tl["summary"]["reason"] == "too_short", tl["summary"]

@@ -43,7 +43,6 @@ from emovox.labels import LABELS
 from emovox.serving.answer import SCHEMA_VERSION, UNCERTAIN_BELOW, Status
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 from emovox.serving.speech import (
-    MIN_REGION_S,
     REGION_BRIDGE_S,
     REGION_PAD_S,
     own_seconds,
@@ -339,7 +338,8 @@ def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float,
     s, e = part
     f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
     why = None
-    if e - s < MIN_REGION_S:
+    # the speech it holds, not its padded length (a 0.2 s burst was labelled: QA stop 30)
+    if np.count_nonzero(flags[f0:f1]) * DEFAULT_PARAMS.hop_s < DEFAULT_PARAMS.min_speech_s:
         why = NoSpeechReason.TOO_SHORT
     elif st.voiced_s(f0 + np.flatnonzero(flags[f0:f1]), level) < DEFAULT_PARAMS.min_voiced_s:
         why = NoSpeechReason.UNVOICED
