@@ -107,7 +107,7 @@ def test_batch_speaker_from_parent(tmp_path: Path, suffix: str) -> None:
     if suffix == ".csv":
         assert [by_name[f"c{i}.wav"]["adapted"] for i in range(5)] == ["true"] * 3 + \
             ["false"] * 2
-        assert by_name["c0.wav"]["speaker_group"] == "spk_a"
+        assert Path(by_name["c0.wav"]["speaker_group"]) == tree / "spk_a"  # the folder
         assert by_name["quiet.wav"]["status"] == "no_speech"
     else:
         for r in rows:
@@ -132,6 +132,10 @@ def test_batch_speaker_from_regex(tmp_path: Path) -> None:
     rows = {Path(r["path"]).name: r for r in read_csv(out)}
     assert {r["speaker_group"] for r in rows.values()} == {"ann", "bob"}
     assert rows["ann_0.wav"]["adapted"] == "true" and rows["bob_3.wav"]["adapted"] == "false"
+    none = invoke(["batch", tree, "--out", tmp_path / "none.csv", "--speaker-from",
+                   r"^(zzz)_"])
+    ok(none)  # a regex that names no speaker says so (it only printed the counts)
+    assert "named no speaker in any of the 4 file(s)" in text(none)
 
 
 @pytest.mark.parametrize(("spec", "message"), [

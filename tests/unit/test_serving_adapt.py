@@ -164,10 +164,18 @@ def test_a_timeline_too_short_is_left_unadapted_and_says_why() -> None:
 
 
 def test_speaker_grouping() -> None:
-    assert SpeakerGrouping.parse("parent").group_of("/x/Actor_03/a.wav") == "Actor_03"
+    parent = SpeakerGrouping.parse("parent")
+    assert parent.group_of("/x/Actor_03/a.wav") == "/x/Actor_03"
+    # two speakers' folders of the same name are two groups (QA stop 30: both "session1")
+    assert parent.group_of("nest/spkA/session1/a.wav") == "nest/spkA/session1"
+    assert parent.group_of("nest/spkB/session1/a.wav") == "nest/spkB/session1"
+    assert parent.group_of("a.wav") is None and parent.where == "folder"
     g = SpeakerGrouping.parse(r"^(\w+?)_")
-    assert g.group_of("/x/y/bob_happy_1.wav") == "bob"
+    assert g.group_of("/x/y/bob_happy_1.wav") == "bob" and g.where == "file name"
     assert g.group_of("/x/y/nounderscore.wav") is None
+    assert SpeakerGrouping.parse("()").group_of("/x/y/bob.wav") is None  # an empty group
+    up = SpeakerGrouping.parse(r"nest/(\w+)/")  # a "/": searched in the whole path
+    assert up.where == "path" and up.group_of("nest/spkA/session1/a.wav") == "spkA"
 
 
 @pytest.mark.parametrize(("spec", "match"), [
@@ -226,7 +234,8 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
         assert [d["label"] for d in docs[:4]] == ["neutral", "calm", "happy", "sad"]
         prior = speaker_prior(np.array([_probs(k, 0.35, 4, 0.35) for k in range(4)]))
         assert docs[0]["adaptation"] == {
-            "method": "speaker_prior", "applied": True, "reference_clips": 4, "group": "A",
+            "method": "speaker_prior", "applied": True, "reference_clips": 4,
+            "group": (tmp_path / "A").as_posix(),
             "reason": None, "prior": {lab: round(float(x), 4) for lab, x in
                                       zip(LABELS, prior, strict=True)},
             "warnings": ["only 4 usable clips with speech in the group: with fewer than 16, "

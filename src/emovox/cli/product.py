@@ -110,9 +110,10 @@ def batch(
     ] = True,
     speaker_from: Annotated[
         str | None, typer.Option("--speaker-from", help="Adapt answers per speaker: 'parent' "
-                                 "(the folder's name is the speaker) or a REGEX whose first "
-                                 "group, searched in the file name, is. Unadapted answers "
-                                 "go to OUT_STEM.unadapted.SUFFIX.")
+                                 "(each folder is a speaker) or a REGEX whose first group, "
+                                 "searched in the file name (in the whole path when the "
+                                 "REGEX holds a '/'), is. Unadapted answers go to "
+                                 "OUT_STEM.unadapted.SUFFIX.")
     ] = None,
 ) -> None:
     """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows.

@@ -58,7 +58,7 @@ __all__ = ["MIN_REFERENCE_CLIPS", "PARENT", "AdaptMode", "AdaptationError", "Spe
            "adapt_timeline", "adapted_status", "prior_from_predictions",
            "prior_from_references", "reference_prior"]
 
-#: ``--speaker-from parent``: the speaker is the name of the clip's folder
+#: ``--speaker-from parent``: the speaker is the clip's folder (its path as given)
 PARENT = "parent"
 #: the group of ``timeline --adapt self``
 SELF_GROUP = "self"
@@ -284,9 +284,10 @@ def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:
 
 @dataclass(frozen=True)
 class SpeakerGrouping:
-    """How ``batch --speaker-from`` names a clip's speaker: ``parent`` (the folder's name) or
-    a regular expression whose first capture group, searched in the file name, is the
-    speaker (``"(Actor_\\d+)"``, ``"^(\\w+?)_"``)."""
+    """How ``batch --speaker-from`` names a clip's speaker: ``parent`` (the clip's folder) or
+    a regular expression whose first capture group, searched in the file name (in the whole
+    path when it holds a ``/``), is the speaker (``"(Actor_\\d+)"``, ``"^(\\w+?)_"``,
+    ``"speakers/(\\w+)/"``)."""
 
     spec: str
     pattern: re.Pattern[str] | None = None
@@ -308,13 +309,23 @@ class SpeakerGrouping:
                               "speaker part in parentheses, e.g. '^(\\w+?)_'")
         return cls(spec, pattern)
 
+    @property
+    def where(self) -> str:
+        """What the speaker is read from: ``"folder"``, ``"path"`` (a regex with a ``/``
+        is searched in the whole path as given) or ``"file name"``."""
+        if self.pattern is None:
+            return "folder"
+        return "path" if "/" in self.spec else "file name"
+
     def group_of(self, path: str | Path) -> str | None:
-        """The speaker of ``path``; None when the regex does not match its file name (or
-        the group is empty)."""
+        """The speaker of ``path``: its folder as given (``spkA/session1``, not the bare
+        ``session1``, which two speakers' folders may share), or the regex's first capture
+        group searched in the file name (in the whole path when the regex holds a ``/``);
+        None when there is no folder, no match, or an empty group."""
         p = Path(path)
         if self.pattern is None:
-            return p.parent.name or None
-        m = self.pattern.search(p.name)
+            return p.parent.as_posix() if p.parent.name else None
+        m = self.pattern.search(p.as_posix() if self.where == "path" else p.name)
         return (m.group(1) or None) if m else None
 
 

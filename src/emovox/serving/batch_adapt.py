@@ -174,8 +174,8 @@ def _one_row(row: dict[str, Any], group: str | None, fmt: str,
         return row | _csv_mark(None, group) if fmt == "csv" else row
     if group is None:
         summary.ungrouped += 1
-        record = Adaptation(False, 0, None, "no speaker group: the file name does not "
-                            "match --speaker-from")
+        record = Adaptation(False, 0, None, "no speaker group: --speaker-from found no "
+                            "speaker in the file's name or path")
     else:
         sp = priors[group]
         if isinstance(sp, SpeakerPrior):
@@ -194,6 +194,11 @@ def write_adapted(raw: Path, out: Path, grouping: SpeakerGrouping) -> AdaptSumma
     groups = [None if is_error_row(r) else grouping.group_of(str(r.get("path") or
                                                                  r.get("source") or ""))
               for r in rows]
+    n_files = sum(not is_error_row(r) for r in rows)
+    if n_files and all(g is None for g in groups):
+        log.warning("--speaker-from %r named no speaker in any of the %d file(s) (it is "
+                    "searched in the %s): no answer was adapted", grouping.spec, n_files,
+                    grouping.where)
     priors = _priors(rows, groups, fmt)
     summary = AdaptSummary(raw=raw)
     adapted = [sp for sp in priors.values() if isinstance(sp, SpeakerPrior)]
