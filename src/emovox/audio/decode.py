@@ -273,7 +273,7 @@ def load_audio(
     if silent:
         log.warning(
             "%s: the audio is silent or nearly so (loudest frame below %.0f dBFS); "
-            "predictions on it are meaningless.",
+            "an emotion found in it is unreliable: record closer to the microphone.",
             s.name,
             silence_dbfs,
         )

@@ -155,16 +155,24 @@ def _n_frames(n: int, hop: int) -> int:
     return max(1, math.ceil(n / hop))
 
 
-def _padded(x: np.ndarray, n: int, hop: int, length: int) -> np.ndarray:
-    """``x`` with its last sample repeated until frame ``n - 1`` (``length`` samples from
-    ``(n - 1) * hop``) fits, so that padding never creates a step."""
-    need = (n - 1) * hop + length
-    return np.pad(x, (0, need - len(x)), mode="edge") if need > len(x) else x
-
-
 def _frame_view(x: np.ndarray, hop: int, length: int, idx: np.ndarray) -> np.ndarray:
-    """``(len(idx), length)`` frames ``[i*hop, i*hop + length)`` of ``x`` (a copy)."""
-    return np.lib.stride_tricks.sliding_window_view(x, length)[::hop][idx]
+    """``(len(idx), length)`` frames ``[i*hop, i*hop + length)`` of ``x`` (a copy). A frame
+    running past the end is completed with ``x``'s last sample, so that padding never
+    creates a step; ``x`` itself is never copied whole (it was, padded, for every call: a
+    second copy of an hour-long recording, QA stop 30)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    n_in = (len(x) - length) // hop + 1 if len(x) >= length else 0
+    inside = idx < n_in
+    if inside.all():
+        return np.lib.stride_tricks.sliding_window_view(x, length)[::hop][idx]
+    out = np.empty((len(idx), length), dtype=x.dtype)
+    if inside.any():
+        out[inside] = np.lib.stride_tricks.sliding_window_view(x, length)[::hop][idx[inside]]
+    for j in np.flatnonzero(~inside):  # the last few frames
+        seg = x[int(idx[j]) * hop : int(idx[j]) * hop + length]
+        out[j, : len(seg)] = seg
+        out[j, len(seg) :] = x[-1]
+    return out
 
 
 @dataclass(frozen=True)
@@ -263,7 +271,6 @@ def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     n = _n_frames(len(x), z.hop)
     if len(x) == 0:
         return FrameMeasures(np.full(1, -np.inf), np.zeros(1), np.zeros(1))
-    x = _padded(x, n, z.hop, z.pframe)
     every = np.arange(n)
     v = _voicing(x, z, every) if voicing else np.zeros(n)
     return FrameMeasures(_levels(x, z, n), v, _tonality(x, z, every))
@@ -358,7 +365,6 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     if len(x) == 0:
         m = FrameMeasures(np.full(1, -np.inf), np.zeros(1), np.zeros(1))
     else:
-        x = _padded(x, n, z.hop, z.pframe)
         lv = _levels(x, z, n)
         tonal = np.zeros(n)
         thr = _flag_threshold(lv, params)
@@ -416,7 +422,7 @@ def continuous_speech(wave: np.ndarray, sr: int, level_db: np.ndarray, *,
 
     The adaptive floor assumes some pause: the ``floor_percentile`` of a clip cut tightly
     around loud, compressed speech (broadcast audio) is speech itself, and no frame rises
-    ``margin_db`` above it. When the frame levels (``level_db``, of the padded ``wave``)
+    ``margin_db`` above it. When the frame levels (``level_db``, of ``wave``)
     span less than ``margin_db`` between that percentile and the 99th, the frames above the
     absolute floor and within ``range_db`` of the loud ones that are not pure tones are
     taken as speech, if their levels rise and fall by :data:`CONTINUOUS_MIN_SPREAD_DB` and
@@ -464,8 +470,7 @@ def count_voiced(wave: np.ndarray, sr: int, frames: np.ndarray, *,
     idx = np.asarray(frames, dtype=np.int64)
     if len(idx) == 0 or len(wave) == 0:
         return 0
-    x = _padded(np.asarray(wave, dtype=np.float32).ravel(), int(idx.max()) + 1, z.hop,
-                z.pframe)
+    x = np.asarray(wave, dtype=np.float32).ravel()
     if enough_s is None:
         return int(np.count_nonzero(_voicing(x, z, idx) >= params.voicing))
     if level is not None:

@@ -322,7 +322,7 @@ class Analysis:
     mfcc: np.ndarray = field(repr=False)  # (20, T), pooled likewise
     frame_seconds: float = 0.01  # seconds per (pooled) spectrogram column
     #: the decoder judged it silent or nearly so (its loudest frame below -60 dBFS): an
-    #: answer on it is meaningless (``emovox predict`` logs the same warning)
+    #: answer on it is unreliable (``emovox predict`` logs the same warning)
     silent: bool = False
 
     @property

@@ -321,8 +321,8 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> N
     show_prediction(a, pv)
     if a.silent and pv.has_emotion:
         st.error("The audio is silent or nearly so (its loudest frame is below -60 dBFS): "
-                 "an emotion answer on it is meaningless. Record again, closer to the "
-                 "microphone.")
+                 "an emotion answer on it is unreliable (noise can outweigh so faint a "
+                 "voice). Record again, closer to the microphone.")
     st.download_button("Download the answer (JSON)", view.answer_download(a.prediction),
                        file_name=f"{Path(a.name).stem or 'recording'}-emotion.json",
                        mime="application/json", key="answer_json")
