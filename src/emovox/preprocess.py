@@ -31,6 +31,7 @@ from emovox.audio import (
     MIN_SAMPLE_RATE,
     TARGET_SR,
     is_silent,
+    remove_dc,
     resample,
     silent_and_trimmed,
     to_mono,
@@ -214,8 +215,8 @@ class Preprocess:
 
     # -- the steps --------------------------------------------------------------------------
     def at_rate(self, wave: np.ndarray, sr: int) -> np.ndarray:
-        """Mono, finite check, resampled to :attr:`sr`: :meth:`prepare` without the silence
-        check and the trim."""
+        """Mono, finite check, resampled to :attr:`sr`, constant offset removed:
+        :meth:`prepare` without the silence check and the trim."""
         x = np.asarray(wave)
         if x.ndim == 2 and x.shape[0] < x.shape[1] and x.shape[0] <= 8:
             x = to_mono(x, channel_axis=0)  # (n_channels, n_samples)
@@ -232,7 +233,7 @@ class Preprocess:
                                  "scale is 1.0)")
         if int(sr) != self.sr:
             x = resample(x, int(sr), self.sr)
-        return x
+        return remove_dc(x)  # as load_audio does: a constant offset is no sound
 
     def prepare(self, wave: np.ndarray, sr: int) -> PreparedWave:
         """Mono, finite check, resample to :attr:`sr`, trim (unless silent)."""

@@ -401,8 +401,9 @@ def create_app(
         detail=f"the upload is larger than the {mb} limit; send a shorter or compressed recording",
         paths={"/v1/predict": (  # the clip, and reference clips as large together
             2 * int(max_bytes) + _MULTIPART_SLACK,
-            f"the request is larger than the {mb} limit of the clip plus {mb} of reference "
-            "clips together; send shorter or compressed recordings")},
+            f"the request is larger than {2 * max_bytes / 2**20:.3g} MB: at most {mb} for "
+            f"the clip (and {mb} more for reference clips, if any); send shorter or "
+            "compressed recordings")},
     )
     if api_key:
         app.add_middleware(ApiKeyGuard, key=api_key)  # outermost: before the body limit

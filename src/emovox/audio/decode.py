@@ -46,6 +46,7 @@ from emovox.audio.signal import (
     SILENCE_DBFS,
     TARGET_SR,
     is_silent,
+    remove_dc,
     resample,
     to_mono,
     trim_silence,
@@ -229,7 +230,8 @@ def load_audio(
     filename: str | None = None,
     silence_dbfs: float = SILENCE_DBFS,
 ) -> Audio:
-    """Decode an audio file (or its bytes) to a mono ``float32`` waveform at ``sr`` Hz.
+    """Decode an audio file (or its bytes) to a mono ``float32`` waveform at ``sr`` Hz,
+    its constant offset removed (:func:`~emovox.audio.signal.remove_dc`).
 
     Args:
         src: path to a file, or the file's contents as bytes.
@@ -268,6 +270,7 @@ def load_audio(
     if max_duration is not None:
         _check_header(s, max_duration)
     wave, orig_sr, orig_channels = _decode(s, sr, max_duration)
+    wave = remove_dc(wave, in_place=True)  # a constant offset is no sound (our own buffer)
 
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)
     if silent:

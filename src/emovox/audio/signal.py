@@ -25,6 +25,7 @@ __all__ = [
     "to_float32",
     "channel_weights",
     "to_mono",
+    "remove_dc",
     "resample",
     "frame_rms",
     "peak_frame_dbfs",
@@ -52,6 +53,8 @@ RESAMPLE_QUALITY: str = "HQ"
 #: Frame length (samples) of the silence decision: 64 ms at 16 kHz.
 SILENCE_FRAME: int = 1024
 
+#: :func:`remove_dc` leaves a mean below this (full scale 1.0: -120 dBFS) as it is
+DC_NEGLIGIBLE: float = 1e-6
 #: Frame (samples) over which :func:`channel_weights` measures each channel's level.
 MIX_FRAME: int = 1024
 #: A channel whose frame levels spread (95th - 10th percentile) less than this many dB, or
@@ -159,6 +162,21 @@ def to_mono(x: np.ndarray, *, channel_axis: int = -1) -> np.ndarray:
     if np.all(w == 1.0):
         return xs.mean(axis=1, dtype=np.float32)
     return (xs @ w / np.float32(np.count_nonzero(w))).astype(np.float32)
+
+
+def remove_dc(wave: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """``wave`` (1-D float32) minus its mean: a constant offset (a cheap sound card's, a
+    talk show's line) carries no sound, but it fills the lowest bands of a spectrogram and
+    changed answers (QA, stop 30). Offsets under :data:`DC_NEGLIGIBLE` are left alone, so
+    a wave already centred is returned as it is (no copy); ``in_place`` subtracts into
+    ``wave`` itself (for a wave the caller owns)."""
+    m = float(np.mean(wave, dtype=np.float64)) if wave.size else 0.0
+    if abs(m) < DC_NEGLIGIBLE:
+        return wave
+    if in_place:
+        wave -= np.float32(m)
+        return wave
+    return (wave - np.float32(m)).astype(np.float32, copy=False)
 
 
 def resample(

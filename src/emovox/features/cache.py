@@ -138,6 +138,9 @@ class AudioFrontEnd:
     sr: int = 16000
     trim: bool = False
     top_db: float = 40.0
+    #: the decoder removes a constant offset since stop 30 (in the cache key: features
+    #: computed before it are not mixed with those computed after)
+    dc_removed: bool = True
 
 
 @dataclass

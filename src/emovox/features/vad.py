@@ -156,22 +156,17 @@ def _n_frames(n: int, hop: int) -> int:
 
 
 def _frame_view(x: np.ndarray, hop: int, length: int, idx: np.ndarray) -> np.ndarray:
-    """``(len(idx), length)`` frames ``[i*hop, i*hop + length)`` of ``x`` (a copy). A frame
-    running past the end is completed with ``x``'s last sample, so that padding never
-    creates a step; ``x`` itself is never copied whole (it was, padded, for every call: a
-    second copy of an hour-long recording, QA stop 30)."""
+    """``(len(idx), length)`` frames ``[i*hop, i*hop + length)`` of ``x`` (a copy); one
+    running past the end is completed with the last sample (no step). ``x`` is never copied
+    whole (a padded copy of an hour-long recording was, QA stop 30)."""
     idx = np.asarray(idx, dtype=np.int64)
-    n_in = (len(x) - length) // hop + 1 if len(x) >= length else 0
-    inside = idx < n_in
-    if inside.all():
-        return np.lib.stride_tricks.sliding_window_view(x, length)[::hop][idx]
+    inside = idx < ((len(x) - length) // hop + 1 if len(x) >= length else 0)
     out = np.empty((len(idx), length), dtype=x.dtype)
     if inside.any():
         out[inside] = np.lib.stride_tricks.sliding_window_view(x, length)[::hop][idx[inside]]
     for j in np.flatnonzero(~inside):  # the last few frames
         seg = x[int(idx[j]) * hop : int(idx[j]) * hop + length]
-        out[j, : len(seg)] = seg
-        out[j, len(seg) :] = x[-1]
+        out[j] = np.concatenate([seg, np.full(length - len(seg), x[-1], x.dtype)])
     return out
 
 
