@@ -19,8 +19,9 @@ from emovox.serving.live import (
     iter_microphone,
     iter_pcm,
     listen,
+    pcm_format_hint,
 )
-from signals import SR, silence, voice
+from signals import SR, noise, silence, voice
 
 
 class FakePredictor:
@@ -136,3 +137,23 @@ def test_model_window_is_the_bundled_models_input_span():
     from emovox.serving.predictor import Predictor
 
     assert model_window_s(Predictor.from_artifact(None)) == pytest.approx(2.56)
+
+
+def test_a_stream_in_another_sample_format_is_warned_about(caplog):
+    """float32 or big-endian samples read as s16le sound like noise and got emotions (QA,
+    stop 30): the first 3 s are checked once and a warning says how to convert."""
+    v = np.concatenate([voice(1.5), 0.3 * voice(1.5, f0=120.0)])
+    s16 = (v * 32767).astype("<i2")
+    assert pcm_format_hint(s16) is None
+    assert pcm_format_hint(np.zeros(20000, np.int16)) is None  # silence says nothing
+    assert pcm_format_hint((noise(2.0, amp=0.3) * 32767).astype("<i2")) is None
+    as_s16 = np.frombuffer(v.astype("<f4").tobytes(), "<i2")
+    assert pcm_format_hint(as_s16) == "32-bit float"
+    assert pcm_format_hint(s16.byteswap()) == "big-endian"
+    with caplog.at_level("WARNING"):
+        list(iter_pcm(io.BytesIO(v.astype("<f4").tobytes()), block_s=0.1))
+    assert caplog.text.count("looks like 32-bit float samples") == 1 and "f32le" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        list(iter_pcm(io.BytesIO(s16.tobytes()), block_s=0.1))
+    assert "looks like" not in caplog.text

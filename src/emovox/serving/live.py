@@ -44,6 +44,7 @@ __all__ = [
     "iter_pcm",
     "listen",
     "model_window_s",
+    "pcm_format_hint",
 ]
 
 #: Seconds between two updates of ``emovox listen``.
@@ -134,13 +135,50 @@ class RingBuffer:
         return ordered[len(ordered) - self._filled :]
 
 
+def _lag1(x: np.ndarray) -> float:
+    """Lag-1 autocorrelation of ``x`` (0.0 for a constant): sound sampled at 8 kHz or more
+    is smooth (speech 0.8-0.99), samples read in the wrong format are rough (about 0)."""
+    x = np.asarray(x, np.float64)
+    x = x - x.mean()
+    energy = float(x @ x)
+    return float(x[1:] @ x[:-1]) / energy if energy > 0.0 else 0.0
+
+
+def pcm_format_hint(samples: np.ndarray) -> str | None:
+    """What the int16 ``samples`` of a stream read as s16le are instead, if they are rough
+    as s16le (lag-1 autocorrelation < 0.3) but smooth (> 0.6) read as 32-bit little-endian
+    floats (``"32-bit float"``) or byte-swapped (``"big-endian"``); None when they look
+    right, are noise whichever way they are read, or are too few to say (< 2,000)."""
+    v = np.asarray(samples, np.int16)
+    if len(v) < 2000 or _lag1(v) >= 0.3:
+        return None
+    f = np.frombuffer(v[: len(v) // 2 * 2].astype("<i2").tobytes(), "<f4")
+    with np.errstate(all="ignore"):
+        plausible = bool(np.all(np.isfinite(f)) and np.abs(f).max() <= 1e3)
+    if plausible and _lag1(f) > 0.6:
+        return "32-bit float"
+    if _lag1(v.astype("<i2").byteswap()) > 0.6:
+        return "big-endian"
+    return None
+
+
+#: seconds of a stream's start that :func:`pcm_format_hint` looks at (at 1 s, the
+#: near-silent start of 2 of 306 RAVDESS and URDU clips looked byte-swapped; at 3 s none did)
+FORMAT_CHECK_S = 3.0
+_FFMPEG_FORMAT = {"32-bit float": "f32le", "big-endian": "s16be"}
+
+
 def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S,
              sr: int = TARGET_SR) -> Iterator[np.ndarray]:
     """float32 blocks (full scale 1.0) of raw PCM s16le mono read from ``stream``, each
-    yielded as soon as it is read (``read1``: what has arrived, at most ``block_s``)."""
+    yielded as soon as it is read (``read1``: what has arrived, at most ``block_s``). The
+    stream's first :data:`FORMAT_CHECK_S` seconds are checked once
+    (:func:`pcm_format_hint`): 32-bit float or big-endian samples read as s16le sound like
+    noise and got emotions (QA, stop 30), so a warning says how to convert."""
     read = getattr(stream, "read1", stream.read)
     size = max(S16_BYTES, int(block_s * sr) * S16_BYTES)
-    carry = b""
+    carry, head = b"", b""
+    check = int(FORMAT_CHECK_S * sr) * S16_BYTES
     while True:
         data = read(size)
         if not data:
@@ -151,6 +189,15 @@ def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S,
         usable = len(data) - len(data) % S16_BYTES
         carry = data[usable:]
         if usable:
+            if len(head) < check <= len(head) + usable:
+                hint = pcm_format_hint(np.frombuffer(head + data[:usable], "<i2"))
+                if hint:
+                    log.warning("the input looks like %s samples, not 16-bit little-endian "
+                                "PCM: answers on it are noise. Convert it, e.g. ffmpeg -f %s "
+                                "-ar %d -ac 1 -i - -f s16le - | emovox listen -", hint,
+                                _FFMPEG_FORMAT[hint], sr)
+            if len(head) < check:
+                head += data[:usable]
             yield np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0
 
 
