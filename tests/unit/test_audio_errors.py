@@ -29,7 +29,7 @@ from emovox.errors import (
     NotAudio,
     UnsupportedCodec,
 )
-from signals import needs_ffmpeg, sine
+from signals import needs_ffmpeg, sine, voice, write_clip
 
 F64 = np.float64  # the signals these tests were written with
 
@@ -239,3 +239,35 @@ def test_a_cut_mp3_whose_header_claims_more_is_said_to_declare_it(tmp_path: Path
     cut.write_bytes(mp3.read_bytes()[:20000])  # about 5 s of the 30 s
     with pytest.raises(AudioTooLong, match="cut.mp3: declares 30.* in its header"):
         load_audio(cut, sr=16000, max_duration=10.0)
+
+
+def _with_data_size(path: Path, size: int | None, cut: int = 0) -> Path:
+    """``path`` (a 16-bit WAV written by soundfile) with its data chunk's size field set to
+    ``size`` (unchanged when None) and its last ``cut`` bytes removed."""
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"data") + 4
+    if size is not None:
+        raw[at : at + 4] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(raw[: len(raw) - cut]))
+    return path
+
+
+def test_a_wav_cut_short_is_answered_with_a_warning(tmp_path, caplog):
+    # QA stop 30: a WAV cut at half was answered on what was left, and nothing said so
+    path = _with_data_size(write_clip(tmp_path / "cut.wav", voice(2.0)), None, cut=32000)
+    with caplog.at_level("WARNING"):
+        a = load_audio(path)
+    assert abs(a.duration - 1.0) < 0.01
+    assert "holds 1.00 s of the 2.00 s of audio its header declares" in caplog.text
+    caplog.clear()
+    whole = write_clip(tmp_path / "whole.wav", voice(2.0))
+    stream = _with_data_size(write_clip(tmp_path / "stream.wav", voice(2.0)), 0xFFFFFFFF)
+    with caplog.at_level("WARNING"):
+        load_audio(whole), load_audio(stream)  # a stream writer's placeholder size is fine
+    assert "header declares" not in caplog.text
+
+
+def test_a_wav_whose_header_declares_no_audio_says_how_to_repair_it(tmp_path):
+    path = _with_data_size(write_clip(tmp_path / "unfinished.wav", voice(2.0)), 0)
+    with pytest.raises(EmptyAudio, match=r"declares no audio, yet 2.00 s of data follow.*ffmpeg"):
+        load_audio(path)

@@ -40,6 +40,7 @@ from emovox.audio.header import (
     check_limits,
     open_decoder,
     probe_source,
+    wav_length_note,
 )
 from emovox.audio.signal import (
     RESAMPLE_QUALITY,
@@ -210,10 +211,9 @@ def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray,
             n += len(mono)
             out.add(stream.resample_chunk(mono, last=False) if stream is not None else mono)
         if n == 0:
-            raise EmptyAudio(
+            raise EmptyAudio(wav_length_note(s) or (
                 f"{s.name}: contains no audio samples (the header is there but the data is "
-                "empty). Re-export the recording."
-            )
+                "empty). Re-export the recording."))
         if stream is not None:
             out.add(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         return out.result(), orig_sr, dec.channels
@@ -271,6 +271,9 @@ def load_audio(
         _check_header(s, max_duration)
     wave, orig_sr, orig_channels = _decode(s, sr, max_duration)
     wave = remove_dc(wave, in_place=True)  # a constant offset is no sound (our own buffer)
+    note = wav_length_note(s)
+    if note:  # a WAV cut short: said, not silent (QA stop 30)
+        log.warning("%s", note)
 
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)
     if silent:
