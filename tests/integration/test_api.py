@@ -154,6 +154,20 @@ def test_too_long_is_422(client):
     assert_error(post(client, "/v1/timeline", long_flac, "long.flac"), 422, "audio_too_long")
 
 
+def test_a_raw_audio_body_is_415_and_says_how_to_upload(client):
+    """A recording sent as the raw body (not multipart) was a 422 "file: Field required"
+    (QA stop 30)."""
+    wav = encode(voice(1.0), "WAV")
+    for path in ("/v1/predict", "/v1/timeline"):
+        r = client.post(path, content=wav, headers={"content-type": "audio/wav"})
+        body = assert_error(r, 415, "unsupported_media_type")
+        assert "multipart/form-data" in body["detail"] and "'file'" in body["detail"]
+    r = client.post("/v1/predict", data={"x": "1"})  # a form without the file part: still 422
+    assert_error(r, 422, "invalid_request")
+    r = client.post("/v1/predict", content=b"{}", headers={"content-type": "application/json"})
+    assert_error(r, 415, "unsupported_media_type")
+
+
 def test_too_large_is_413(client):
     big = b"RIFF" + b"\0" * (MAX_BYTES + 200_000)
     body = assert_error(post(client, "/v1/predict", big), 413, "upload_too_large")

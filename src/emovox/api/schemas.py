@@ -143,7 +143,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (401, "missing or wrong API key (only when the server has one)"),
         (413, "upload larger than the size limit"),
-        (415, "not audio, or an audio format that cannot be decoded here"),
+        (415, "not audio, or an audio format that cannot be decoded here; a raw (not "
+              "multipart) request body (unsupported_media_type)"),
         (422, "audio too long, empty or damaged; invalid parameters; speaker adaptation "
               "impossible (too_many_references, too_few_references)"),
         (503, "the model is not available"),

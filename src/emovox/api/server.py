@@ -215,7 +215,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error_response(exc.status, exc.code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method == "POST" and ctype and not ctype.startswith(
+                ("multipart/", "application/x-www-form-urlencoded")):
+            return _error_response(  # a raw audio body (QA stop 30: it was "field required")
+                415, "unsupported_media_type", f"the request body is {ctype}: send the "
+                "recording as a multipart/form-data upload in the field 'file' (curl -F "
+                "\"file=@clip.wav\" URL)")
         parts = []
         for e in exc.errors():
             loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
