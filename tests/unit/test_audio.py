@@ -366,8 +366,36 @@ def test_channels_alike_are_averaged_as_before() -> None:
     for x in (speakers, noises, same):
         np.testing.assert_array_equal(channel_weights(x), np.ones(x.shape[1]))
         np.testing.assert_array_equal(to_mono(x), x.mean(axis=1, dtype=np.float32))
-    short = np.stack([v[:4000], -v[:4000]], axis=1)  # under 8 frames: the plain average
+    short = np.stack([v[:4000], v[:4000]], axis=1)  # under 8 frames: no channel left out
     np.testing.assert_array_equal(channel_weights(short), [1.0, 1.0])
+
+
+def test_channel_mixing_keeps_every_speaker(tmp_path: Path) -> None:
+    """QA re-check, stop 30: the first rules (spread 95th - 10th percentile, relative to the
+    widest channel, measured with each channel's offset) dropped a caller whose channel had
+    an offset, flipped and cancelled a speech pair with opposite offsets, dropped speech at
+    5 dB SNR beside music or another voice and a one-word reply, and left a short clip wired
+    left = -right cancelling."""
+    a, b = voice(3.0), voice(3.0, f0=120.0)
+    call = np.zeros((16000 * 8, 2), np.float32)  # A talks, then B
+    call[:48000, 0], call[64000:112000, 1] = a, b
+    offset = call.copy()
+    offset[:, 0] += 0.05  # the caller's line has an offset
+    np.testing.assert_array_equal(channel_weights(offset), [1.0, 1.0])
+    same = np.stack([a + 0.035, a - 0.035], axis=1)  # one voice, opposite offsets
+    np.testing.assert_array_equal(channel_weights(same), [1.0, 1.0])
+    rms = float(np.sqrt(np.mean(np.square(a))))
+    noisy = a + noise(3.0, amp=rms * 10 ** (-5 / 20), seed=4)  # 5 dB SNR
+    np.testing.assert_array_equal(channel_weights(np.stack([noisy, b], axis=1)), [1.0, 1.0])
+    reply = np.zeros((16000 * 14, 2), np.float32)  # B says one 0.5 s word in 14 s
+    reply[:, 0] = np.tile(a, 5)[: 16000 * 14]
+    reply[100000:108000, 1] = voice(0.5, f0=120.0)
+    np.testing.assert_array_equal(channel_weights(reply), [1.0, 1.0])
+    word = voice(0.3)  # under 8 frames: still flipped
+    np.testing.assert_array_equal(channel_weights(np.stack([word, -word], axis=1)), [1.0, -1.0])
+    path = write_clip(tmp_path / "call.wav", offset, subtype="FLOAT")
+    mixed = load_audio(path).wave  # both speakers in the mix, the offset removed
+    assert np.abs(mixed[:48000]).max() > 0.1 and np.abs(mixed[64000:112000]).max() > 0.1
 
 
 def test_single_channel_to_mono_is_a_copy_in_either_layout() -> None:

@@ -175,7 +175,7 @@ def test_speaker_grouping() -> None:
     assert g.group_of("/x/y/nounderscore.wav") is None
     assert SpeakerGrouping.parse("()").group_of("/x/y/bob.wav") is None  # an empty group
     up = SpeakerGrouping.parse(r"nest/(\w+)/")  # a "/": searched in the whole path
-    assert up.where == "path" and up.group_of("nest/spkA/session1/a.wav") == "spkA"
+    assert up.where == "resolved path" and up.group_of("/x/nest/spkA/s1/a.wav") == "spkA"
 
 
 @pytest.mark.parametrize(("spec", "match"), [

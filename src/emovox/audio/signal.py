@@ -57,12 +57,14 @@ SILENCE_FRAME: int = 1024
 DC_NEGLIGIBLE: float = 1e-6
 #: Frame (samples) over which :func:`channel_weights` measures each channel's level.
 MIX_FRAME: int = 1024
-#: A channel whose frame levels spread (95th - 10th percentile) less than this many dB, or
-#: than the widest channel's spread minus MARGIN_DB, whichever is less, is left out of the mix.
-DYNAMIC_DB: float = 15.0
-MARGIN_DB: float = 6.0
-#: A kept channel correlated below this with the widest-spread one is flipped before mixing.
-ANTI_PHASE: float = -0.5
+#: A channel whose frame levels never rise this many dB above their 10th percentile is
+#: steady (hiss, hum, digital silence) and left out of the mix (speech at 0 dB SNR rises more).
+STEADY_DB: float = 6.0
+#: A kept channel correlated below this with the reference channel is flipped before mixing
+#: (left = -right gives -1; a copy delayed by half a millisecond can reach -0.5).
+ANTI_PHASE: float = -0.8
+#: Fewer samples than this are averaged as they are.
+MIN_MIX_SAMPLES: int = 256
 
 # Samples squared and summed per block by the level functions (2 MB of float64 scratch).
 _LEVEL_BLOCK = 1 << 18
@@ -95,45 +97,55 @@ def channel_weights(x: np.ndarray) -> np.ndarray:
     1, -1 (polarity flipped) or 0 (left out) per channel, shape ``(n_channels,)``.
 
     Averaging every channel loses speech in two common recordings: a pair wired in opposite
-    polarity (left = -right) cancels to silence, and a channel holding only hiss, hum or a
-    tone buries the speech of the other. So each channel's dynamics is measured: the spread
-    (95th minus 10th percentile, dB, floor -100 dBFS) of its :data:`MIX_FRAME`-sample frame
-    levels; speech, with its pauses, spreads over tens of dB, steady noise over a few. A
-    channel spreading less than ``min(DYNAMIC_DB, best - MARGIN_DB)`` (``best`` the widest
-    spread) is left out, and a kept channel correlated below :data:`ANTI_PHASE` with the
-    widest is flipped. Identical channels, independent noises, or two voices on two channels
-    all keep weight 1: the plain average. Signals shorter than 8 frames are averaged.
+    polarity (left = -right) cancels to silence, and a channel holding only hiss, hum or
+    digital silence buries the speech of another. Each channel's offset is left out of every
+    measure. A channel whose :data:`MIX_FRAME`-sample frame levels never rise :data:`STEADY_DB`
+    above their 10th percentile (loudest minus 10th percentile, dB) is steady and left out,
+    unless every channel is; a word, music or another voice rises far more. A channel
+    correlated below :data:`ANTI_PHASE` with the reference (the most dynamic channel, or the
+    loudest in a block of under 8 frames) is flipped. Otherwise the plain average.
     """
     x = np.asarray(x)
     n, c = x.shape
     w = np.ones(c, dtype=np.float32)
-    if c < 2 or n < 8 * MIX_FRAME:
+    if c < 2 or n < MIN_MIX_SAMPLES:
         return w
-    spread = np.empty(c)
-    m = n // MIX_FRAME
-    for k in range(c):
-        f = x[: m * MIX_FRAME, k].reshape(m, MIX_FRAME)  # a strided view, no copy
-        power = np.einsum("ij,ij->i", f, f, dtype=np.float64) / MIX_FRAME
-        db = 10.0 * np.log10(np.maximum(power, 1e-10))
-        p10, p95 = np.percentile(db, [10.0, 95.0])
-        spread[k] = p95 - p10
-    best = int(np.argmax(spread))
-    w[spread < min(DYNAMIC_DB, spread[best] - MARGIN_DB)] = 0.0
+    means = x.mean(axis=0, dtype=np.float64)
+    if n >= 8 * MIX_FRAME:
+        m = n // MIX_FRAME
+        spread = np.empty(c)
+        for k in range(c):
+            f = x[: m * MIX_FRAME, k].reshape(m, MIX_FRAME)  # a strided view, no copy
+            s1 = f.sum(axis=1, dtype=np.float64)
+            s2 = np.einsum("ij,ij->i", f, f, dtype=np.float64)
+            power = np.maximum(s2 / MIX_FRAME - 2 * means[k] * s1 / MIX_FRAME + means[k] ** 2,
+                               1e-10)  # about each channel's own mean
+            db = 10.0 * np.log10(power)
+            spread[k] = float(db.max() - np.percentile(db, 10.0))
+        steady = spread < STEADY_DB
+        if not steady.all():
+            w[steady] = 0.0
+        ref = int(np.argmax(spread))
+    else:
+        ref = int(np.argmax([_moments(x[:, k], x[:, k], means[k], means[k])[2]
+                             for k in range(c)]))
     for k in np.flatnonzero(w):
-        if k != best and _correlation(x[:, best], x[:, k]) < ANTI_PHASE:
-            w[k] = -1.0
+        if k != ref:
+            ab, aa, bb = _moments(x[:, ref], x[:, k], means[ref], means[k])
+            if aa > 0.0 and bb > 0.0 and ab / math.sqrt(aa * bb) < ANTI_PHASE:
+                w[k] = -1.0
     return w
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine of two equal-length 1-D signals (0.0 when one is all zeros), accumulated in
-    float64 over chunks of ``_LEVEL_BLOCK // 4`` samples (1 MB of scratch space)."""
+def _moments(a: np.ndarray, b: np.ndarray, ma: float, mb: float) -> tuple[float, float, float]:
+    """``(sum (a-ma)(b-mb), sum (a-ma)^2, sum (b-mb)^2)`` over two equal-length 1-D signals,
+    in float64 over chunks of ``_LEVEL_BLOCK // 4`` samples (1 MB of scratch space)."""
     ab = aa = bb = 0.0
     for lo in range(0, len(a), _LEVEL_BLOCK // 4):
-        u = a[lo : lo + _LEVEL_BLOCK // 4].astype(np.float64)
-        v = b[lo : lo + _LEVEL_BLOCK // 4].astype(np.float64)
+        u = a[lo : lo + _LEVEL_BLOCK // 4].astype(np.float64) - ma
+        v = b[lo : lo + _LEVEL_BLOCK // 4].astype(np.float64) - mb
         ab, aa, bb = ab + float(u @ v), aa + float(u @ u), bb + float(v @ v)
-    return ab / math.sqrt(aa * bb) if aa > 0.0 and bb > 0.0 else 0.0
+    return ab, aa, bb
 
 
 def to_mono(x: np.ndarray, *, channel_axis: int = -1) -> np.ndarray:

@@ -111,7 +111,7 @@ def batch(
     speaker_from: Annotated[
         str | None, typer.Option("--speaker-from", help="Adapt answers per speaker: 'parent' "
                                  "(each folder is a speaker) or a REGEX whose first group, "
-                                 "searched in the file name (in the whole path when the "
+                                 "searched in the file name (in the absolute path when the "
                                  "REGEX holds a '/'), is. Unadapted answers go to "
                                  "OUT_STEM.unadapted.SUFFIX.")
     ] = None,

@@ -311,21 +311,23 @@ class SpeakerGrouping:
 
     @property
     def where(self) -> str:
-        """What the speaker is read from: ``"folder"``, ``"path"`` (a regex with a ``/``
-        is searched in the whole path as given) or ``"file name"``."""
+        """What the speaker is read from: ``"folder"``, ``"resolved path"`` (a regex with a
+        ``/`` is searched in the file's absolute path, symbolic links followed: the path
+        batch output records) or ``"file name"``."""
         if self.pattern is None:
             return "folder"
-        return "path" if "/" in self.spec else "file name"
+        return "resolved path" if "/" in self.spec else "file name"
 
     def group_of(self, path: str | Path) -> str | None:
-        """The speaker of ``path``: its folder as given (``spkA/session1``, not the bare
-        ``session1``, which two speakers' folders may share), or the regex's first capture
-        group searched in the file name (in the whole path when the regex holds a ``/``);
-        None when there is no folder, no match, or an empty group."""
+        """The speaker of ``path`` (batch output's resolved absolute path): its folder
+        (``/data/spkA/session1``, not the bare ``session1``, which two speakers' folders may
+        share), or the regex's first capture group searched in the file name (in the whole
+        path when the regex holds a ``/``); None when there is no folder, no match, or an
+        empty group."""
         p = Path(path)
         if self.pattern is None:
             return p.parent.as_posix() if p.parent.name else None
-        m = self.pattern.search(p.as_posix() if self.where == "path" else p.name)
+        m = self.pattern.search(p.as_posix() if self.where == "resolved path" else p.name)
         return (m.group(1) or None) if m else None
 
 

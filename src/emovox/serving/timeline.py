@@ -43,6 +43,7 @@ from emovox.labels import LABELS
 from emovox.serving.answer import SCHEMA_VERSION, UNCERTAIN_BELOW, Status
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 from emovox.serving.speech import (
+    MIN_REGION_S,
     REGION_BRIDGE_S,
     REGION_PAD_S,
     own_seconds,
@@ -281,7 +282,7 @@ def build_timeline(
     sr = TARGET_SR
     tl = Timeline(str(src) if isinstance(src, (str, Path)) else "<bytes>", 0.0, window, hop)
     st = _Stream(sr)
-    state = {"done_s": 0.0}  # regions ending before this were classified
+    state = {"done_s": 0.0, "speech_s": 0.0}  # classified up to; flagged speech in it
 
     def settle(final: bool) -> None:
         regions, flags, level = st.regions()
@@ -302,6 +303,7 @@ def build_timeline(
             progress(st.end / sr)
     st.push(np.zeros(0, np.float32), final=True)
     settle(final=True)
+    _too_little_speech(tl, state["speech_s"])
     tl.duration = st.vad_pos / sr
     _add_gaps(tl)
     return tl
@@ -330,25 +332,26 @@ def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[fl
     full = np.zeros(len(flags), dtype=bool)
     full[f0 : f0 + len(kept)] = kept
     for part in parts:
-        _classify_part(predictor, tl, st, part, full, level, window, hop)
+        state["speech_s"] += _classify_part(predictor, tl, st, part, full, level, window, hop)
 
 
 def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float, float],
-                   flags: np.ndarray, level: np.ndarray, window: float, hop: float) -> None:
+                   flags: np.ndarray, level: np.ndarray, window: float, hop: float) -> float:
+    """Windows over one part of a region -> speech segments; returns the seconds of speech
+    the detector flagged in it (0.0 when it was dropped)."""
     s, e = part
     f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
     why = None
-    # the speech it holds, not its padded length (a 0.2 s burst was labelled: QA stop 30)
-    if np.count_nonzero(flags[f0:f1]) * DEFAULT_PARAMS.hop_s < DEFAULT_PARAMS.min_speech_s:
+    if e - s < MIN_REGION_S:
         why = NoSpeechReason.TOO_SHORT
     elif st.voiced_s(f0 + np.flatnonzero(flags[f0:f1]), level) < DEFAULT_PARAMS.min_voiced_s:
         why = NoSpeechReason.UNVOICED
     if why is not None:
         tl.dropped[why.value] = tl.dropped.get(why.value, 0) + 1
-        return
+        return 0.0
     spans = region_windows([part], st.sr, window, hop)
     if not spans:
-        return
+        return 0.0
     probs = predictor.window_probabilities([st.samples(a, b) for a, b in spans])
     labels = list(predictor.labels)
     for (a, b), p, own in zip(spans, probs, own_seconds(spans, st.sr), strict=True):
@@ -358,6 +361,19 @@ def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float,
             a / st.sr, b / st.sr, labels[k], float(p[k]),
             {lab: float(q) for lab, q in zip(labels, p, strict=True)}, ar, va,
             SegmentKind.SPEECH, own))
+    return float(np.count_nonzero(flags[f0:f1])) * DEFAULT_PARAMS.hop_s
+
+
+def _too_little_speech(tl: Timeline, speech_s: float) -> None:
+    """A recording with less than ``min_speech_s`` of speech in all is ``too_short``, as in
+    ``predict``: a lone 0.2 s burst (a region of 0.4 s with its padding) was labelled in the
+    timeline and refused by predict (QA stop 30). Short regions among others stay labelled,
+    as predict's windows use them too."""
+    if 0.0 < speech_s < DEFAULT_PARAMS.min_speech_s:
+        n = sum(s.kind is SegmentKind.SPEECH for s in tl.segments)
+        tl.segments = [s for s in tl.segments if s.kind is not SegmentKind.SPEECH]
+        key = NoSpeechReason.TOO_SHORT.value
+        tl.dropped[key] = tl.dropped.get(key, 0) + n
 
 
 def _add_gaps(tl: Timeline) -> None:
