@@ -127,8 +127,7 @@ def test_a_short_burst_is_too_short_in_the_timeline_as_in_predict(tiny_model, tm
     assert tl["summary"]["status"] == "no_speech", tl["summary"]
     assert tl["summary"]["reason"] == "too_short", tl["summary"]
     words = [harmonic(200.0 + 20 * k, 0.2, vibrato=0.1, glide=0.2) for k in range(4)]
-    gaps = [silence(0.8)] * 4
-    seq = np.concatenate([silence(1.0), *[x for pair in zip(words, gaps) for x in pair]])
+    seq = np.concatenate([silence(1.0), *[x for w in words for x in (w, silence(0.8))]])
     path = write_clip(tmp_path / "words.wav", seq, SR)
     d = json.loads(invoke(["predict", path, "--json", "-m", tiny_model]).stdout)
     tl = json.loads(invoke(["timeline", path, "-m", tiny_model, "--json"]).stdout)
