@@ -398,6 +398,42 @@ def test_channel_mixing_keeps_every_speaker(tmp_path: Path) -> None:
     assert np.abs(mixed[:48000]).max() > 0.1 and np.abs(mixed[64000:112000]).max() > 0.1
 
 
+def test_polarity_is_judged_per_pair_and_only_where_the_sum_cancels() -> None:
+    """QA re-check 2, stop 30: speech in phase over a louder bed in opposite phase (a
+    matrix-surround soundtrack: L = S + M, R = S - M) was flipped to the bed; with three
+    channels a pair in opposite polarity to each other cancelled when neither was the
+    reference; and an equal-level left = -right pair flipped sides from block to block."""
+    v, bed = voice(3.0), noise(3.0, amp=0.3, seed=7)  # the bed 10+ dB over the speech
+    np.testing.assert_array_equal(channel_weights(np.stack([v + bed, v - bed], axis=1)),
+                                  [1.0, 1.0])
+    b = voice(3.0, f0=120.0)
+    for x, want in ((np.stack([v, -v, b], axis=1), [1.0, -1.0, 1.0]),
+                    (np.stack([b, v, -v], axis=1), [1.0, 1.0, -1.0]),
+                    (np.stack([v, -v, -v], axis=1), [1.0, -1.0, -1.0])):
+        np.testing.assert_array_equal(channel_weights(x), want)
+    for seed in range(4):  # equal levels: always the second channel flipped
+        u = noise(0.1, seed=seed) + voice(3.0)[: 1600]
+        long = np.tile(voice(3.0), 2) * (1 + 0.01 * seed)
+        assert channel_weights(np.stack([long, -long], axis=1))[1] == -1.0
+        assert channel_weights(np.stack([u, -u], axis=1))[1] == -1.0
+
+
+def test_load_audio_and_iter_blocks_mix_a_file_alike(tmp_path: Path) -> None:
+    """The timeline (iter_blocks, 60 s blocks) and predict (load_audio) mixed a stereo file
+    over different spans, so one word on a hiss channel kept the hiss in the timeline's
+    whole minute and not in predict's 16 s: they disagreed (QA re-check 2). Both now mix
+    over the same read-block pieces."""
+    a = np.tile(voice(3.0), 12)  # 36 s of speaker A
+    right = noise(36.0, amp=0.05, seed=5)
+    right[int(30.0 * SR) : int(30.5 * SR)] += voice(0.5, f0=120.0)  # one word at 30 s
+    path = write_clip(tmp_path / "hiss_word.wav", np.stack([a, right], axis=1),
+                      subtype="FLOAT")
+    whole = load_audio(path).wave
+    streamed = np.concatenate([blk for _, blk in iter_blocks(path, block_s=60.0)])
+    assert len(streamed) == len(whole)
+    np.testing.assert_allclose(streamed, whole, atol=1e-3)  # (load_audio also removes DC)
+
+
 def test_single_channel_to_mono_is_a_copy_in_either_layout() -> None:
     x = np.arange(6, dtype=np.float32)
     for arr, axis in ((x[:, None].copy(), -1), (x[None, :].copy(), 0), (x[:, None].copy(), 1)):

@@ -156,7 +156,8 @@ def test_long_48k_file_is_decoded_in_blocks(tmp_path: Path) -> None:
     out_bytes = whole.nbytes  # 3.8 MB
     peak = traced_peak(lambda: load_audio(path, max_duration=600.0))
     # output + one native block (2 MB) + its mono mix and resampled piece + level scratch
-    assert peak < out_bytes + 6_000_000 < native_bytes
+    # + the channel weights' scratch (stop 30: under 1 MB)
+    assert peak < out_bytes + 7_000_000 < native_bytes
 
 
 def test_levels_are_blockwise_but_identical() -> None:

@@ -60,8 +60,8 @@ MIX_FRAME: int = 1024
 #: A channel whose frame levels never rise this many dB above their 10th percentile is
 #: steady (hiss, hum, digital silence) and left out of the mix (speech at 0 dB SNR rises more).
 STEADY_DB: float = 6.0
-#: A kept channel correlated below this with the reference channel is flipped before mixing
-#: (left = -right gives -1; a copy delayed by half a millisecond can reach -0.5).
+#: Two kept channels correlated below this are tested for opposite polarity (left = -right
+#: gives -1; a copy of speech delayed by up to 2 ms reached -0.67 in a QA pass).
 ANTI_PHASE: float = -0.8
 #: Fewer samples than this are averaged as they are.
 MIN_MIX_SAMPLES: int = 256
@@ -99,11 +99,13 @@ def channel_weights(x: np.ndarray) -> np.ndarray:
     Averaging every channel loses speech in two common recordings: a pair wired in opposite
     polarity (left = -right) cancels to silence, and a channel holding only hiss, hum or
     digital silence buries the speech of another. Each channel's offset is left out of every
-    measure. A channel whose :data:`MIX_FRAME`-sample frame levels never rise :data:`STEADY_DB`
-    above their 10th percentile (loudest minus 10th percentile, dB) is steady and left out,
-    unless every channel is; a word, music or another voice rises far more. A channel
-    correlated below :data:`ANTI_PHASE` with the reference (the most dynamic channel, or the
-    loudest in a block of under 8 frames) is flipped. Otherwise the plain average.
+    measure, and levels are those of :data:`MIX_FRAME`-sample frames. A channel whose loudest
+    frame is less than :data:`STEADY_DB` above its 10th percentile is steady and left out,
+    unless every channel is. Of two kept channels correlated below :data:`ANTI_PHASE`, the
+    later one is flipped only when their sum is steady and their difference is not (in a
+    block under 8 frames: when the sum holds under 1 % of the difference's energy): so a
+    left = -right pair is flipped, but speech in phase over a louder bed in opposite phase
+    (a matrix-surround soundtrack) is not. Otherwise the plain average.
     """
     x = np.asarray(x)
     n, c = x.shape
@@ -111,39 +113,51 @@ def channel_weights(x: np.ndarray) -> np.ndarray:
     if c < 2 or n < MIN_MIX_SAMPLES:
         return w
     means = x.mean(axis=0, dtype=np.float64)
-    if n >= 8 * MIX_FRAME:
-        m = n // MIX_FRAME
-        spread = np.empty(c)
-        for k in range(c):
-            f = x[: m * MIX_FRAME, k].reshape(m, MIX_FRAME)  # a strided view, no copy
-            s1 = f.sum(axis=1, dtype=np.float64)
-            s2 = np.einsum("ij,ij->i", f, f, dtype=np.float64)
-            power = np.maximum(s2 / MIX_FRAME - 2 * means[k] * s1 / MIX_FRAME + means[k] ** 2,
-                               1e-10)  # about each channel's own mean
-            db = 10.0 * np.log10(power)
-            spread[k] = float(db.max() - np.percentile(db, 10.0))
-        steady = spread < STEADY_DB
+    long = n >= 8 * MIX_FRAME
+    if long:
+        steady = np.array([_spread_db(x, [k], [1.0], means) < STEADY_DB for k in range(c)])
         if not steady.all():
             w[steady] = 0.0
-        ref = int(np.argmax(spread))
-    else:
-        ref = int(np.argmax([_moments(x[:, k], x[:, k], means[k], means[k])[2]
-                             for k in range(c)]))
-    for k in np.flatnonzero(w):
-        if k != ref:
-            ab, aa, bb = _moments(x[:, ref], x[:, k], means[ref], means[k])
-            if aa > 0.0 and bb > 0.0 and ab / math.sqrt(aa * bb) < ANTI_PHASE:
-                w[k] = -1.0
+    kept = [int(k) for k in np.flatnonzero(w)]
+    for i, k in enumerate(kept):
+        for j in kept[i + 1 :]:
+            ab, aa, bb = _moments(x[:, k], x[:, j], means[k], means[j])
+            if not (aa > 0.0 and bb > 0.0 and ab / math.sqrt(aa * bb) < ANTI_PHASE):
+                continue
+            if long:
+                flip = (_spread_db(x, [k, j], [1.0, 1.0], means) < STEADY_DB
+                        <= _spread_db(x, [k, j], [1.0, -1.0], means))
+            else:
+                flip = aa + bb + 2 * ab < 0.01 * (aa + bb - 2 * ab)
+            if flip:
+                w[j] = -w[k]
     return w
+
+
+def _spread_db(x: np.ndarray, chans: list[int], signs: list[float],
+               means: np.ndarray) -> float:
+    """How far the loudest :data:`MIX_FRAME`-sample frame of ``sum(sign * channel)`` (each
+    channel without its mean) rises above the 10th percentile of its frame levels, in dB;
+    16 frames at a time (a few hundred kB of scratch space)."""
+    m = len(x) // MIX_FRAME
+    power = np.zeros(m)
+    for r0 in range(0, m, 16):
+        r1 = min(m, r0 + 16)
+        f = [x[r0 * MIX_FRAME : r1 * MIX_FRAME, k].astype(np.float64).reshape(-1, MIX_FRAME)
+             - means[k] for k in chans]
+        mix = sum(sk * fk for sk, fk in zip(signs, f, strict=True))
+        power[r0:r1] = np.einsum("ij,ij->i", mix, mix) / MIX_FRAME
+    db = 10.0 * np.log10(np.maximum(power, 1e-10))
+    return float(db.max() - np.percentile(db, 10.0))
 
 
 def _moments(a: np.ndarray, b: np.ndarray, ma: float, mb: float) -> tuple[float, float, float]:
     """``(sum (a-ma)(b-mb), sum (a-ma)^2, sum (b-mb)^2)`` over two equal-length 1-D signals,
-    in float64 over chunks of ``_LEVEL_BLOCK // 4`` samples (1 MB of scratch space)."""
+    in float64 over chunks of ``_LEVEL_BLOCK // 16`` samples (256 kB of scratch space)."""
     ab = aa = bb = 0.0
-    for lo in range(0, len(a), _LEVEL_BLOCK // 4):
-        u = a[lo : lo + _LEVEL_BLOCK // 4].astype(np.float64) - ma
-        v = b[lo : lo + _LEVEL_BLOCK // 4].astype(np.float64) - mb
+    for lo in range(0, len(a), _LEVEL_BLOCK // 16):
+        u = a[lo : lo + _LEVEL_BLOCK // 16].astype(np.float64) - ma
+        v = b[lo : lo + _LEVEL_BLOCK // 16].astype(np.float64) - mb
         ab, aa, bb = ab + float(u @ v), aa + float(u @ u), bb + float(v @ v)
     return ab, aa, bb
 

@@ -338,20 +338,25 @@ def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[fl
 def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float, float],
                    flags: np.ndarray, level: np.ndarray, window: float, hop: float) -> float:
     """Windows over one part of a region -> speech segments; returns the seconds of speech
-    the detector flagged in it (0.0 when it was dropped)."""
+    the detector flagged in it, whether it was classified or dropped. A part is voiced when
+    ``min_voiced_s`` of it, or half of its speech, is (a word of 0.18 s among others was
+    dropped as not voiced, and predict, which asks ``min_voiced_s`` of the whole input,
+    labelled the recording: QA stop 30)."""
     s, e = part
     f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
+    frames = f0 + np.flatnonzero(flags[f0:f1])
+    speech_s = len(frames) * DEFAULT_PARAMS.hop_s
     why = None
     if e - s < MIN_REGION_S:
         why = NoSpeechReason.TOO_SHORT
-    elif st.voiced_s(f0 + np.flatnonzero(flags[f0:f1]), level) < DEFAULT_PARAMS.min_voiced_s:
+    elif st.voiced_s(frames, level) < min(DEFAULT_PARAMS.min_voiced_s, speech_s / 2):
         why = NoSpeechReason.UNVOICED
     if why is not None:
         tl.dropped[why.value] = tl.dropped.get(why.value, 0) + 1
-        return 0.0
+        return speech_s
     spans = region_windows([part], st.sr, window, hop)
     if not spans:
-        return 0.0
+        return speech_s
     probs = predictor.window_probabilities([st.samples(a, b) for a, b in spans])
     labels = list(predictor.labels)
     for (a, b), p, own in zip(spans, probs, own_seconds(spans, st.sr), strict=True):
@@ -361,19 +366,21 @@ def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float,
             a / st.sr, b / st.sr, labels[k], float(p[k]),
             {lab: float(q) for lab, q in zip(labels, p, strict=True)}, ar, va,
             SegmentKind.SPEECH, own))
-    return float(np.count_nonzero(flags[f0:f1])) * DEFAULT_PARAMS.hop_s
+    return speech_s
 
 
 def _too_little_speech(tl: Timeline, speech_s: float) -> None:
-    """A recording with less than ``min_speech_s`` of speech in all is ``too_short``, as in
-    ``predict``: a lone 0.2 s burst (a region of 0.4 s with its padding) was labelled in the
-    timeline and refused by predict (QA stop 30). Short regions among others stay labelled,
-    as predict's windows use them too."""
+    """A recording with less than ``min_speech_s`` of speech in all (``speech_s``: what the
+    detector flagged in every part, classified or not) is ``too_short``, as in ``predict``:
+    a lone 0.2 s burst (a region of 0.4 s with its padding) was labelled in the timeline
+    and refused by predict (QA stop 30). Short regions among others stay labelled, as
+    predict's windows use them too. Beeps and tones taken out keep their own reason."""
     if 0.0 < speech_s < DEFAULT_PARAMS.min_speech_s:
         n = sum(s.kind is SegmentKind.SPEECH for s in tl.segments)
         tl.segments = [s for s in tl.segments if s.kind is not SegmentKind.SPEECH]
-        key = NoSpeechReason.TOO_SHORT.value
-        tl.dropped[key] = tl.dropped.get(key, 0) + n
+        steady = NoSpeechReason.STEADY.value
+        tl.dropped = {k: v for k, v in tl.dropped.items() if k == steady}
+        tl.dropped[NoSpeechReason.TOO_SHORT.value] = max(1, n)
 
 
 def _add_gaps(tl: Timeline) -> None:
