@@ -411,6 +411,15 @@ def test_polarity_is_judged_per_pair_and_only_where_the_sum_cancels() -> None:
                     (np.stack([b, v, -v], axis=1), [1.0, 1.0, -1.0]),
                     (np.stack([v, -v, -v], axis=1), [1.0, -1.0, -1.0])):
         np.testing.assert_array_equal(channel_weights(x), want)
+    # QA re-check 3: a codec's residue in L + R follows the speech (AAC, Vorbis, Opus), a
+    # 10 % gain mismatch, and noise as loud as the speech on each side (correlation -0.7)
+    codec = np.stack([v, -v + 0.003 * voice(3.0, f0=190.0)], axis=1)
+    mismatch = np.stack([v, -0.9 * v], axis=1)
+    rms = float(np.sqrt(np.mean(np.square(v))))
+    noisy = np.stack([v + noise(3.0, amp=rms / 2, seed=1), -v + noise(3.0, amp=rms / 2, seed=2)],
+                     axis=1)
+    for x in (codec, mismatch, noisy):
+        np.testing.assert_array_equal(channel_weights(x), [1.0, -1.0])
     for seed in range(4):  # equal levels: always the second channel flipped
         u = noise(0.1, seed=seed) + voice(3.0)[: 1600]
         long = np.tile(voice(3.0), 2) * (1 + 0.01 * seed)

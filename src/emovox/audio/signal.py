@@ -60,9 +60,11 @@ MIX_FRAME: int = 1024
 #: A channel whose frame levels never rise this many dB above their 10th percentile is
 #: steady (hiss, hum, digital silence) and left out of the mix (speech at 0 dB SNR rises more).
 STEADY_DB: float = 6.0
-#: Two kept channels correlated below this are tested for opposite polarity (left = -right
-#: gives -1; a copy of speech delayed by up to 2 ms reached -0.67 in a QA pass).
-ANTI_PHASE: float = -0.8
+#: Two kept channels whose sum holds less than this share of their difference's energy
+#: (-20 dB) are in opposite polarity: the later one is flipped (QA: left = -right through
+#: AAC, Vorbis or Opus, or with a 10 % gain mismatch, sat at -25 to -80 dB; matrix-surround
+#: soundtracks, speech in phase over a bed in opposite phase, at -12 to -14 dB).
+CANCELLED: float = 0.01
 #: Fewer samples than this are averaged as they are.
 MIN_MIX_SAMPLES: int = 256
 
@@ -101,11 +103,13 @@ def channel_weights(x: np.ndarray) -> np.ndarray:
     digital silence buries the speech of another. Each channel's offset is left out of every
     measure, and levels are those of :data:`MIX_FRAME`-sample frames. A channel whose loudest
     frame is less than :data:`STEADY_DB` above its 10th percentile is steady and left out,
-    unless every channel is. Of two kept channels correlated below :data:`ANTI_PHASE`, the
-    later one is flipped only when their sum is steady and their difference is not (in a
-    block under 8 frames: when the sum holds under 1 % of the difference's energy): so a
-    left = -right pair is flipped, but speech in phase over a louder bed in opposite phase
-    (a matrix-surround soundtrack) is not. Otherwise the plain average.
+    unless every channel is. Of two kept channels in opposite phase (negative covariance),
+    the later one is flipped when their sum holds under :data:`CANCELLED` of their
+    difference's energy (left = -right, also through a lossy codec, a 1 dB gain mismatch or
+    a one-sample delay), or, in a block of 8 frames or more, when their sum is steady and
+    their difference is not (left = -right under noise as loud as the speech): speech in
+    phase over a bed in opposite phase up to 20 dB louder (a matrix-surround soundtrack) is
+    not flipped. Otherwise the plain average.
     """
     x = np.asarray(x)
     n, c = x.shape
@@ -122,13 +126,12 @@ def channel_weights(x: np.ndarray) -> np.ndarray:
     for i, k in enumerate(kept):
         for j in kept[i + 1 :]:
             ab, aa, bb = _moments(x[:, k], x[:, j], means[k], means[j])
-            if not (aa > 0.0 and bb > 0.0 and ab / math.sqrt(aa * bb) < ANTI_PHASE):
-                continue
-            if long:
+            if ab >= 0.0:
+                continue  # not in opposite phase at all
+            flip = aa + bb + 2 * ab < CANCELLED * (aa + bb - 2 * ab)
+            if long and not flip:
                 flip = (_spread_db(x, [k, j], [1.0, 1.0], means) < STEADY_DB
                         <= _spread_db(x, [k, j], [1.0, -1.0], means))
-            else:
-                flip = aa + bb + 2 * ab < 0.01 * (aa + bb - 2 * ab)
             if flip:
                 w[j] = -w[k]
     return w
@@ -158,7 +161,9 @@ def _moments(a: np.ndarray, b: np.ndarray, ma: float, mb: float) -> tuple[float,
     for lo in range(0, len(a), _LEVEL_BLOCK // 16):
         u = a[lo : lo + _LEVEL_BLOCK // 16].astype(np.float64) - ma
         v = b[lo : lo + _LEVEL_BLOCK // 16].astype(np.float64) - mb
-        ab, aa, bb = ab + float(u @ v), aa + float(u @ u), bb + float(v @ v)
+        ab += float(np.einsum("i,i->", u, v))  # not u @ v: BLAS threads stalled the
+        aa += float(np.einsum("i,i->", u, u))  # loaded 2-core machine (stereo decoding
+        bb += float(np.einsum("i,i->", v, v))  # 10x slower than mono: QA stop 30)
     return ab, aa, bb
 
 
@@ -187,7 +192,8 @@ def to_mono(x: np.ndarray, *, channel_axis: int = -1) -> np.ndarray:
     w = channel_weights(xs)
     if np.all(w == 1.0):
         return xs.mean(axis=1, dtype=np.float32)
-    return (xs @ w / np.float32(np.count_nonzero(w))).astype(np.float32)
+    mixed = np.einsum("ij,j->i", xs, w)  # not xs @ w: no BLAS threads (see _moments)
+    return (mixed / np.float32(np.count_nonzero(w))).astype(np.float32)
 
 
 def remove_dc(wave: np.ndarray, *, in_place: bool = False) -> np.ndarray:
