@@ -163,7 +163,7 @@ def test_a_raw_audio_body_is_415_and_says_how_to_upload(client):
         body = assert_error(r, 415, "unsupported_media_type")
         assert "multipart/form-data" in body["detail"] and "'file'" in body["detail"]
     r = client.post("/v1/predict", data={"x": "1"})  # a form without the file part: still 422
-    assert_error(r, 422, "invalid_request")
+    assert "curl -F" in assert_error(r, 422, "invalid_request")["detail"]  # curl --data-binary
     r = client.post("/v1/predict", content=b"{}", headers={"content-type": "application/json"})
     assert_error(r, 415, "unsupported_media_type")
 

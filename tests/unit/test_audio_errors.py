@@ -29,7 +29,7 @@ from emovox.errors import (
     NotAudio,
     UnsupportedCodec,
 )
-from signals import needs_ffmpeg, sine, voice, write_clip
+from signals import ffmpeg_encode, needs_ffmpeg, sine, voice, write_clip
 
 F64 = np.float64  # the signals these tests were written with
 
@@ -271,3 +271,17 @@ def test_a_wav_whose_header_declares_no_audio_says_how_to_repair_it(tmp_path):
     path = _with_data_size(write_clip(tmp_path / "unfinished.wav", voice(2.0)), 0)
     with pytest.raises(EmptyAudio, match=r"declares no audio, yet 2.00 s of data follow.*ffmpeg"):
         load_audio(path)
+
+
+@needs_ffmpeg
+def test_a_long_m4a_decodes_from_bytes_as_from_its_path(tmp_path):
+    """An M4A with its index at the end (ffmpeg's default) over ~64 KB, sent as bytes (API,
+    web app): piped into ffmpeg it decoded to nothing with exit status 0 and was refused as
+    empty, while `emovox predict` read the path (QA stop 30)."""
+    wav = write_clip(tmp_path / "long.wav", np.tile(voice(3.0), 9))  # 27 s
+    m4a = ffmpeg_encode(wav, tmp_path / "long.m4a", "-c:a", "aac", "-b:a", "64k")
+    assert m4a.stat().st_size > 100_000
+    from_path = load_audio(m4a)
+    from_bytes = load_audio(m4a.read_bytes(), filename="upload.m4a")
+    assert abs(from_bytes.duration - 27.0) < 0.1
+    np.testing.assert_array_equal(from_bytes.wave, from_path.wave)

@@ -235,3 +235,14 @@ def test_limit_errors_tell_a_web_user_what_they_can_do():
     big = view.web_error_message(UploadTooLarge("x (or raise the limit)"), "default", **kw)
     assert "25 MB upload limit" in big and "shorter" in big and "raise" not in big
     assert view.web_error_message(NotAudio("talk.wav: not audio"), "default", **kw) == "default"
+
+
+def test_a_constant_offset_is_not_loudness():
+    """Faint speech (-50 dBFS) on a 0.1 offset showed peak and RMS near -20 dBFS and no
+    'very quiet' warning (QA stop 30): the meter now measures about each channel's mean."""
+    rng = np.random.default_rng(3)
+    faint = 0.003 * rng.standard_normal(16_000)
+    centred, offset = view.signal_level(faint), view.signal_level(faint + 0.1)
+    assert offset.rms_dbfs == pytest.approx(centred.rms_dbfs, abs=0.01)
+    assert offset.peak_dbfs == pytest.approx(centred.peak_dbfs, abs=0.1)
+    assert offset.peak_dbfs < -35.0

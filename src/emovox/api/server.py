@@ -231,6 +231,9 @@ def _install_error_handlers(app: FastAPI) -> None:
                 msg = "expected an uploaded file (a multipart file part), got a text field"
             parts.append(f"{loc}: {msg}" if loc else msg)
         detail = service.scrub("; ".join(parts) or "invalid request")
+        if any(e.get("type") == "missing" and "file" in e.get("loc", ()) for e in exc.errors()):
+            detail += (" (upload the recording as the multipart/form-data field 'file': curl "
+                       "-F \"file=@clip.wav\" URL; --data-binary sends it as a form body)")
         return _error_response(422, "invalid_request", detail)
 
     @app.exception_handler(StarletteHTTPException)

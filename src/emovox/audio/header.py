@@ -134,8 +134,11 @@ def _open_soundfile(s: Source) -> Decoder:
 def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
     """(decoder, None) when ffmpeg decodes ``s``; (None, why not) otherwise."""
     ff_error: str | None = None
-    attempts = [False] + ([True] if s.data is not None and s.kind in _SEEKABLE_KINDS else [])
-    for via_tempfile in attempts:  # from bytes, these may need a seekable file (a temp file)
+    # from bytes, MP4/M4A (index at the end, ffmpeg's default), WavPack and APE need a
+    # seekable file: piped, a long M4A upload decoded to nothing with exit status 0, so the
+    # API and the web app refused what `emovox predict` read (QA stop 30)
+    attempts = [s.data is not None and s.kind in _SEEKABLE_KINDS]
+    for via_tempfile in attempts:
         try:
             ff = ffm.FFmpegDecoder(s, via_tempfile=via_tempfile)
             log.debug("%s: decoding %s with ffmpeg", s.name, s.kind_name)

@@ -145,19 +145,20 @@ def _lag1(x: np.ndarray) -> float:
 
 
 def pcm_format_hint(samples: np.ndarray) -> str | None:
-    """What the int16 ``samples`` of a stream read as s16le are instead, if they are rough
-    as s16le (lag-1 autocorrelation < 0.3) but smooth (> 0.6) read as 32-bit little-endian
-    floats (``"32-bit float"``) or byte-swapped (``"big-endian"``); None when they look
-    right, are noise whichever way they are read, or are too few to say (< 2,000)."""
+    """What the int16 ``samples`` of a stream read as s16le are instead, if they are much
+    smoother (lag-1 autocorrelation over 0.6, and 0.3 more than as s16le) read as 32-bit
+    little-endian floats (``"32-bit float"``) or byte-swapped (``"big-endian"``); None
+    when they look right, are noise whichever way they are read, or are too few to say."""
     v = np.asarray(samples, np.int16)
-    if len(v) < 2000 or _lag1(v) >= 0.3:
+    if len(v) < 2000:
         return None
+    bar = max(0.6, _lag1(v) + 0.3)
     f = np.frombuffer(v[: len(v) // 2 * 2].astype("<i2").tobytes(), "<f4")
     with np.errstate(all="ignore"):
         plausible = bool(np.all(np.isfinite(f)) and np.abs(f).max() <= 1e3)
-    if plausible and _lag1(f) > 0.6:
+    if plausible and _lag1(f) > bar:
         return "32-bit float"
-    if _lag1(v.astype("<i2").byteswap()) > 0.6:
+    if _lag1(v.astype("<i2").byteswap()) > bar:
         return "big-endian"
     return None
 

@@ -145,29 +145,43 @@ def signal_level(wave: np.ndarray | Iterable[np.ndarray]) -> SignalLevel:
     file as recorded: :func:`emovox.audio.iter_native_blocks`). Peak and clipping are per
     channel (a channel clipped beside a quiet one is not hidden by a mix-down; a run of
     full-scale samples is followed across blocks); RMS is over every channel's samples;
-    ``n_samples`` counts them too."""
+    ``n_samples`` counts them too. RMS is measured about each channel's mean, and the peak
+    is the swing about it (at most the sample peak): a constant offset is no sound (faint
+    speech on a 0.1 offset read -20 dBFS: QA stop 30); clipping counts the samples as
+    recorded."""
     blocks = [wave] if isinstance(wave, np.ndarray) else wave
-    peak, sumsq, n, clipped = 0.0, 0.0, 0, 0
+    n, clipped = 0, 0
     carry: list[int] = []  # per channel: a run still open at the last block's end
+    acc = np.zeros((4, 0))  # per channel: sum, sum of squares, min, max
     for blk in blocks:
         b = np.asarray(blk)
         b = b[:, None] if b.ndim == 1 else b.reshape(len(b), -1)
-        carry = carry or [0] * b.shape[1]
+        if not carry:
+            carry = [0] * b.shape[1]
+            acc = np.array([[0.0] * b.shape[1], [0.0] * b.shape[1],
+                            [math.inf] * b.shape[1], [-math.inf] * b.shape[1]])
         for s in range(0, len(b), _BLOCK):
             chunk = b[s : s + _BLOCK].astype(np.float64)
             if chunk.size == 0:
                 continue
-            mag = np.abs(chunk)
-            peak = max(peak, float(mag.max()))
-            sumsq += float(np.einsum("ij,ij->", chunk, chunk))
+            acc[0] += chunk.sum(axis=0)
+            acc[1] += np.einsum("ij,ij->j", chunk, chunk)
+            acc[2] = np.minimum(acc[2], chunk.min(axis=0))
+            acc[3] = np.maximum(acc[3], chunk.max(axis=0))
             n += chunk.size
+            mag = np.abs(chunk)
             for c in range(chunk.shape[1]):
                 got, carry[c] = _clipped_runs(mag[:, c] >= CLIP_LEVEL, carry[c])
                 clipped += got
     if n == 0:
         return SignalLevel(-math.inf, -math.inf, 0, 0)
     clipped += sum(c for c in carry if c >= CLIP_RUN)
-    return SignalLevel(_dbfs(peak), _dbfs(math.sqrt(sumsq / n)), clipped, n)
+    per = n / len(carry)  # samples per channel
+    mean = acc[0] / per
+    swing = float(np.max(np.maximum(acc[3] - mean, mean - acc[2])))  # about the mean
+    peak = min(swing, float(np.max(np.maximum(acc[3], -acc[2]))))  # at most the sample peak
+    var = float(np.sum(np.maximum(acc[1] - per * mean * mean, 0.0)))
+    return SignalLevel(_dbfs(peak), _dbfs(math.sqrt(var / n)), clipped, n)
 
 
 # --------------------------------------------------------------------------------------------
