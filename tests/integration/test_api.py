@@ -168,6 +168,22 @@ def test_a_raw_audio_body_is_415_and_says_how_to_upload(client):
     assert_error(r, 415, "unsupported_media_type")
 
 
+def test_a_cut_short_wav_says_so_in_the_answer(client, tmp_path):
+    """The decoder's notes reach the API's answer as ``warnings`` (QA stop 30: the cut-short
+    warning went to the server log only); absent when there are none."""
+    from signals import write_clip
+
+    path = write_clip(tmp_path / "cut.wav", voice(2.0), SR)
+    whole = path.read_bytes()
+    cut = whole[: len(whole) - 32000]  # the header still declares 2 s
+    r = post(client, "/v1/predict", cut, name="cut.wav")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    validate_document(doc, "prediction")
+    assert any("holds 1.00 s of the 2.00 s" in w for w in doc["warnings"])
+    assert "warnings" not in post(client, "/v1/predict", whole, name="whole.wav").json()
+
+
 def test_too_large_is_413(client):
     big = b"RIFF" + b"\0" * (MAX_BYTES + 200_000)
     body = assert_error(post(client, "/v1/predict", big), 413, "upload_too_large")

@@ -134,3 +134,17 @@ def test_a_short_burst_is_too_short_in_the_timeline_as_in_predict(tiny_model, tm
     assert d["status"] in ("ok", "uncertain") and d["n_windows"] == 4, d
     assert tl["summary"]["status"] in ("ok", "uncertain"), tl["summary"]
     assert sum(s["kind"] == "speech" for s in tl["segments"]) == 4
+
+
+def test_batch_rows_carry_the_decoders_warnings(tiny_model, tmp_path):
+    """A WAV cut short is answered with a warning in `predict --json` and in batch JSON
+    lines (it was only logged: QA stop 30)."""
+    path = write_clip(tmp_path / "cut.wav", voice(2.0), SR)
+    path.write_bytes(path.read_bytes()[:-32000])
+    d = json.loads(invoke(["predict", path, "--json", "-m", tiny_model]).stdout)
+    assert any("cut short" in w for w in d["warnings"]), d
+    out = tmp_path / "rows.jsonl"
+    ok(invoke(["batch", path, "--out", out, "-m", tiny_model, "--workers", "1"]))
+    (row,) = read_jsonl(out)
+    validate_document(row, "prediction")
+    assert any("cut short" in w for w in row["warnings"]), row

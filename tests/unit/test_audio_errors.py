@@ -259,6 +259,7 @@ def test_a_wav_cut_short_is_answered_with_a_warning(tmp_path, caplog):
         a = load_audio(path)
     assert abs(a.duration - 1.0) < 0.01
     assert "holds 1.00 s of the 2.00 s of audio its header declares" in caplog.text
+    assert len(a.notes) == 1 and "holds 1.00 s of the 2.00 s" in a.notes[0]  # -> answers
     caplog.clear()
     whole = write_clip(tmp_path / "whole.wav", voice(2.0))
     stream = _with_data_size(write_clip(tmp_path / "stream.wav", voice(2.0)), 0xFFFFFFFF)

@@ -78,6 +78,9 @@ class PredictResponse(BaseModel):
     model_id: str | None
     adaptation: AdaptationRecord | None = Field(None, description=(
         "only when reference clips were sent: the answer is adapted to their speaker"))
+    warnings: list[str] | None = Field(None, description=(
+        "only when there are some: what the decoder noticed about the upload (a WAV cut "
+        "short, near-silence)"))
 
 
 class Segment(BaseModel):

@@ -79,6 +79,8 @@ class Audio:
         orig_sr: sample rate of the file before resampling, in Hz.
         orig_channels: channel count of the file before mixing to mono.
         silent: True when the whole signal is below the silence threshold (see :func:`is_silent`).
+        notes: what a user should know about the input (a WAV cut short, near-silence), the
+            warnings also logged; carried into answers as ``warnings``.
     """
 
     wave: np.ndarray
@@ -87,6 +89,7 @@ class Audio:
     orig_sr: int
     orig_channels: int
     silent: bool
+    notes: tuple[str, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -298,14 +301,13 @@ def load_audio(
     if note:  # a WAV cut short: said, not silent (QA stop 30)
         log.warning("%s", note)
 
+    notes = [note] if note else []
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)
     if silent:
-        log.warning(
-            "%s: the audio is silent or nearly so (loudest frame below %.0f dBFS); "
-            "an emotion found in it is unreliable: record closer to the microphone.",
-            s.name,
-            silence_dbfs,
-        )
+        notes.append(f"{s.name}: the audio is silent or nearly so (loudest frame below "
+                     f"{silence_dbfs:.0f} dBFS); an emotion found in it is unreliable: "
+                     "record closer to the microphone.")
+        log.warning("%s", notes[-1])
     elif trim:
         trimmed = trim_silence(wave, sr, top_db=top_db)
         if 0 < len(trimmed) < len(wave):
@@ -320,7 +322,7 @@ def load_audio(
             f"{min_duration:g} s minimum. Use a longer recording."
         )
     return Audio(wave=wave, sr=int(sr), source=s.name, orig_sr=int(orig_sr),
-                 orig_channels=int(orig_channels), silent=bool(silent))
+                 orig_channels=int(orig_channels), silent=bool(silent), notes=tuple(notes))
 
 
 def iter_blocks(

@@ -125,6 +125,8 @@ class Prediction:
             document).
         window_probs: ``(n_windows, n_labels)`` calibrated probabilities of the windows in
             ``evidence`` (kept for speaker adaptation; not part of the document).
+        warnings: what the decoder noticed about the input (a WAV cut short, near-silence:
+            :attr:`emovox.audio.Audio.notes`); the key is left out when there are none.
     """
 
     label: str | None
@@ -143,6 +145,7 @@ class Prediction:
     model_id: str | None = None
     adaptation: Adaptation | None = None
     window_probs: np.ndarray | None = field(default=None, repr=False, compare=False)
+    warnings: tuple[str, ...] = ()
 
     @property
     def silent(self) -> bool:
@@ -178,6 +181,8 @@ class Prediction:
         }
         if self.adaptation is not None:
             doc["adaptation"] = self.adaptation.to_dict()
+        if self.warnings:
+            doc["warnings"] = list(self.warnings)
         return doc
 
 

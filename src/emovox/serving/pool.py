@@ -20,6 +20,7 @@ error row saying so; the batch goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import sys
@@ -63,16 +64,22 @@ def predict_chunk(predictor: Any, paths: Sequence[Path], max_duration: float | N
     try:
         preds = predictor.predict_batch([a.wave for _, a in audios], predictor.sr,
                                         sources=[a.source for _, a in audios])
-        for (i, _), pred in zip(audios, preds, strict=True):
-            rows[i] = row_for(paths[i], pred, None, fmt=fmt)
+        for (i, a), pred in zip(audios, preds, strict=True):
+            rows[i] = row_for(paths[i], _noted(pred, a), None, fmt=fmt)
     except Exception:  # noqa: BLE001 - find the file that failed: one at a time
         for i, a in audios:
             try:
                 pred = predictor.predict_wave(a.wave, a.sr, source=a.source)
-                rows[i] = row_for(paths[i], pred, None, fmt=fmt)
+                rows[i] = row_for(paths[i], _noted(pred, a), None, fmt=fmt)
             except Exception as exc:  # noqa: BLE001
                 rows[i] = row_for(paths[i], None, failure_message(exc), fmt=fmt)
     return [r for r in rows if r is not None]
+
+
+def _noted(pred: Any, audio: Any) -> Any:
+    """``pred`` with the decoder's notes on ``audio`` as its warnings (as predict_file)."""
+    notes = getattr(audio, "notes", ())
+    return dataclasses.replace(pred, warnings=notes) if notes else pred
 
 
 def _init_worker(artifact: str | None, backend: str) -> None:

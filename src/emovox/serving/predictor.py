@@ -48,6 +48,7 @@ concurrent ``run`` calls, and the PyTorch backend serialises calls with a lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -323,7 +324,8 @@ class Predictor:
         """
         audio = load_audio(path_or_bytes, sr=self.sr, trim=False, max_duration=max_duration,
                            filename=filename)
-        return self.predict_wave(audio.wave, audio.sr, source=audio.source)
+        pred = self.predict_wave(audio.wave, audio.sr, source=audio.source)
+        return dataclasses.replace(pred, warnings=audio.notes) if audio.notes else pred
 
     def clip_probabilities(self, path_or_bytes: AudioSource, *,
                            max_duration: float | None = None) -> np.ndarray:

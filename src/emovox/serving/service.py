@@ -384,6 +384,8 @@ def analyse(
     audio = load_audio(bytes(data), sr=predictor.sr, trim=False, max_duration=max_duration,
                        filename=name)
     prediction = predictor.predict_wave(audio.wave, audio.sr, source=name)
+    if audio.notes and dataclasses.is_dataclass(prediction):
+        prediction = dataclasses.replace(prediction, warnings=audio.notes)
     duration = len(audio.wave) / audio.sr
     tl = None
     if duration > timeline_min_s:
