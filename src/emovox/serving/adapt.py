@@ -58,7 +58,7 @@ __all__ = ["MIN_REFERENCE_CLIPS", "PARENT", "AdaptMode", "AdaptationError", "Spe
            "adapt_timeline", "adapted_status", "prior_from_predictions",
            "prior_from_references", "reference_prior"]
 
-#: ``--speaker-from parent``: the speaker is the clip's folder (its path as given)
+#: ``--speaker-from parent``: the speaker is the clip's folder (of its resolved path)
 PARENT = "parent"
 #: the group of ``timeline --adapt self``
 SELF_GROUP = "self"
