@@ -299,6 +299,23 @@ def test_reference_prior_skips_bad_and_silent_clips(tmp_path: Path,
     assert "only 3 usable reference clips" in caplog.text
 
 
+def test_a_reference_clips_decoder_notes_are_in_the_adaptation_warnings(
+        tmp_path: Path) -> None:
+    """A cut-short or nearly silent reference clip is used, but the answer says so (QA stop
+    30: its note went to the log only)."""
+    class CutOne(_FakePredictor):
+        def predict_file(self, path: Path, max_duration: float | None = None) -> Prediction:
+            pred = super().predict_file(path, max_duration)
+            note = f"{Path(path).name}: the file holds 1.00 s of the 2.00 s of audio"
+            return dataclasses.replace(pred, warnings=(note,)) if "c1" in str(path) else pred
+
+    sp = reference_prior(CutOne(), _ref_dir(tmp_path, ["c0.wav", "c1.wav", "c2.wav"]))
+    assert any(w.startswith("reference clip used despite: c1.wav: the file holds 1.00 s")
+               for w in sp.warnings)
+    out = adapt_prediction(_pred(_probs(4, 0.8)), sp).to_dict()["adaptation"]
+    assert any("c1.wav: the file holds" in w for w in out["warnings"])
+
+
 @pytest.mark.parametrize(("names", "match"), [
     (None, "does not exist"),
     ([], "holds no audio"),

@@ -184,9 +184,9 @@ def prior_from_references(usable: Sequence[Prediction], skipped: Sequence[str],
                           ) -> SpeakerPrior:
     """The prior of reference clips already predicted (``usable``: answers with speech) and
     the clips that were not (``skipped``: ``"name: why"``), with its warnings (each skipped
-    clip, fewer than :data:`RECOMMENDED_REFERENCE_CLIPS`, mostly one emotion), logged and
-    kept in the record. ``what`` names the references in messages (``"reference folder
-    X"``); ``offered``: how many clips were given.
+    clip, each used clip's decoder notes, fewer than :data:`RECOMMENDED_REFERENCE_CLIPS`,
+    mostly one emotion), logged and kept in the record. ``what`` names the references in
+    messages (``"reference folder X"``); ``offered``: how many clips were given.
 
     Raises:
         TooFewReferences: fewer than :data:`MIN_REFERENCE_CLIPS` usable clips (the message
@@ -194,6 +194,8 @@ def prior_from_references(usable: Sequence[Prediction], skipped: Sequence[str],
         AdaptationError: an answer's labels are not ``labels``.
     """
     warnings = [f"reference clip skipped: {why}" for why in skipped]
+    warnings += [f"reference clip used despite: {note}"  # cut short, nearly silent (the
+                 for p in usable for note in getattr(p, "warnings", ())]  # decoder's notes)
     sp = prior_from_predictions(usable, labels, group=group)
     if sp is None:
         detail = f" (skipped: {'; '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''})" \
