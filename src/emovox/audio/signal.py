@@ -105,8 +105,8 @@ def channel_weights(x: np.ndarray) -> np.ndarray:
     frame is less than :data:`STEADY_DB` above its 10th percentile is steady and left out,
     unless every channel is. Of two kept channels in opposite phase (negative covariance),
     the later one is flipped when their sum holds under :data:`CANCELLED` of their
-    difference's energy (left = -right, also through a lossy codec, a 1 dB gain mismatch or
-    a one-sample delay), or, in a block of 8 frames or more, when their sum is steady and
+    difference's energy (left = -right, also through a lossy codec, a 10 % gain mismatch or
+    a one-sample delay at 48 kHz), or, in a block of 8 frames or more, when their sum is steady and
     their difference is not (left = -right under noise as loud as the speech): speech in
     phase over a bed in opposite phase up to 20 dB louder (a matrix-surround soundtrack) is
     not flipped. Otherwise the plain average.
