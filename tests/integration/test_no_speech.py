@@ -148,3 +148,12 @@ def test_batch_rows_carry_the_decoders_warnings(tiny_model, tmp_path):
     (row,) = read_jsonl(out)
     validate_document(row, "prediction")
     assert any("cut short" in w for w in row["warnings"]), row
+    # ... and in the CSV, which had no column for them (stop 31)
+    out = tmp_path / "rows.csv"
+    ok(invoke(["batch", path, "--out", out, "-m", tiny_model, "--workers", "1"]))
+    (row,) = read_csv(out)
+    assert "cut short" in row["warnings"] and row["error"] == "", row
+    clean = write_clip(tmp_path / "clean" / "whole.wav", voice(2.0), SR)
+    ok(invoke(["batch", clean, "--out", out, "-m", tiny_model, "--workers", "1"]))
+    rows = {Path(r["path"]).name: r for r in read_csv(out)}
+    assert rows["whole.wav"]["warnings"] == "" and "cut short" in rows["cut.wav"]["warnings"]

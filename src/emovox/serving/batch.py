@@ -91,7 +91,8 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
     ``jsonl``: the prediction document (schema ``prediction-v1.json``) with ``source`` =
     the resolved path and ``error`` null, or a failure record ``{"schema_version",
     "source", "error"}``. ``csv``: flat columns :data:`FIELDS` (``path`` = the resolved
-    path; label empty for ``no_speech``; ``error`` for a failed file)."""
+    path; label empty for ``no_speech``; ``warnings`` the decoder's, joined by ``; ``;
+    ``error`` for a failed file)."""
     key = resolved_key(path)
     if fmt == "jsonl":
         if prediction is None:
@@ -116,6 +117,8 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
         "speech_seconds": round(p.speech_seconds, 3),
         "n_windows": p.n_windows,
         "model_id": p.model_id or "",
+        # the decoder's warnings (a WAV cut short, near-silence), as in the JSON lines
+        "warnings": printable_path("; ".join(p.warnings)),
     }
     row |= {f"p_{lab}": round(probs[lab], 6) if lab in probs else "" for lab in LABELS}
     row["error"] = ""

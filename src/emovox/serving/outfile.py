@@ -42,6 +42,8 @@ CSV_HEADERS: tuple[tuple[str, ...], ...] = (
      "speech_seconds", "n_windows", "error"),
     ("path", "status", "reason", "label", "confidence", *_P, "arousal", "valence", "duration",
      "speech_seconds", "n_windows", "model_id", "error"),
+    ("path", "status", "reason", "label", "confidence", *_P, "arousal", "valence", "duration",
+     "speech_seconds", "n_windows", "model_id", "warnings", "error"),
 )
 #: the columns ``batch --speaker-from`` adds to a CSV (:mod:`emovox.serving.batch_adapt`)
 ADAPT_FIELDS: list[str] = ["speaker_group", "adapted", "reference_clips", "adapt_note"]
