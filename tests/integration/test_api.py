@@ -182,6 +182,11 @@ def test_a_cut_short_wav_says_so_in_the_answer(client, tmp_path):
     validate_document(doc, "prediction")
     assert any("holds 1.00 s of the 2.00 s" in w for w in doc["warnings"])
     assert "warnings" not in post(client, "/v1/predict", whole, name="whole.wav").json()
+    # the timeline too (stop 31), named after the upload
+    tl = post(client, "/v1/timeline", cut, name="cut.wav").json()
+    validate_document(tl, "timeline")
+    assert any(w.startswith("cut.wav: the file holds 1.00 s") for w in tl["warnings"]), tl
+    assert "warnings" not in post(client, "/v1/timeline", whole, name="whole.wav").json()
 
 
 def test_too_large_is_413(client):

@@ -148,6 +148,9 @@ def test_batch_rows_carry_the_decoders_warnings(tiny_model, tmp_path):
     (row,) = read_jsonl(out)
     validate_document(row, "prediction")
     assert any("cut short" in w for w in row["warnings"]), row
+    tl = json.loads(invoke(["timeline", path, "--json", "-m", tiny_model]).stdout)
+    validate_document(tl, "timeline")
+    assert any("cut short" in w for w in tl["warnings"]), tl  # the timeline too (stop 31)
     # ... and in the CSV, which had no column for them (stop 31)
     out = tmp_path / "rows.csv"
     ok(invoke(["batch", path, "--out", out, "-m", tiny_model, "--workers", "1"]))

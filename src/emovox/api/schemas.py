@@ -80,7 +80,7 @@ class PredictResponse(BaseModel):
         "only when reference clips were sent: the answer is adapted to their speaker"))
     warnings: list[str] | None = Field(None, description=(
         "only when there are some: what the decoder noticed about the upload (a WAV cut "
-        "short, near-silence)"))
+        "short, near-silence, several audio tracks)"))
 
 
 class Segment(BaseModel):
@@ -119,6 +119,9 @@ class TimelineResponse(BaseModel):
     segments: list[Segment]
     adaptation: AdaptationRecord | None = Field(None, description=(
         "only with adapt=self: the windows are adapted to the recording's own speaker"))
+    warnings: list[str] | None = Field(None, description=(
+        "only when there are some: what the container says about the upload (a WAV cut "
+        "short, several audio tracks of which only the first was read)"))
 
 
 class ModelCard(BaseModel):

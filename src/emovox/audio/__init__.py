@@ -19,7 +19,14 @@ subprocess. Never features, models, artifact, serving or anything above them.
 
 from __future__ import annotations
 
-from emovox.audio.decode import READ_FRAMES, Audio, iter_blocks, iter_native_blocks, load_audio
+from emovox.audio.decode import (
+    READ_FRAMES,
+    Audio,
+    file_notes,
+    iter_blocks,
+    iter_native_blocks,
+    load_audio,
+)
 from emovox.audio.ffmpeg import ffmpeg_available
 from emovox.audio.header import (
     MAX_ABS_SAMPLE,
@@ -58,6 +65,7 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "MAX_CHANNELS",
     "READ_FRAMES",
+    "file_notes",
     "Audio",
     "AudioInfo",
     "AudioSource",

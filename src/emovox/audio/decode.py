@@ -40,6 +40,7 @@ from emovox.audio.header import (
     check_limits,
     open_decoder,
     probe_source,
+    tracks_note,
     wav_length_note,
 )
 from emovox.audio.signal import (
@@ -57,7 +58,8 @@ from emovox.errors import AudioError, AudioTooLong, AudioTooShort, EmptyAudio
 
 log = logging.getLogger(__name__)
 
-__all__ = ["READ_FRAMES", "Audio", "iter_blocks", "iter_native_blocks", "load_audio",
+__all__ = ["READ_FRAMES", "Audio", "file_notes", "header_notes", "iter_blocks",
+           "iter_native_blocks", "load_audio",
            "mono_aligned"]
 
 #: Native frames read per block (with MAX_CHANNELS float32 channels: 64 MB at most).
@@ -245,6 +247,22 @@ def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray,
         return out.result(), orig_sr, dec.channels
 
 
+def header_notes(s: Source) -> list[str]:
+    """What the container says that the user should know, each also logged: a WAV cut
+    short or never finished (QA stop 30), several audio tracks of which only the first is
+    read (stop 31)."""
+    notes = [n for n in (wav_length_note(s), tracks_note(s)) if n]
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
+def file_notes(src: AudioSource, *, filename: str | None = None) -> tuple[str, ...]:
+    """:func:`header_notes` of a file or its bytes, for readers that stream it
+    (:func:`iter_blocks` has no place for them; ``emovox timeline`` asks here)."""
+    return tuple(header_notes(Source(src, filename)))
+
+
 def load_audio(
     src: AudioSource,
     *,
@@ -297,11 +315,7 @@ def load_audio(
         _check_header(s, max_duration)
     wave, orig_sr, orig_channels = _decode(s, sr, max_duration)
     wave = remove_dc(wave, in_place=True)  # a constant offset is no sound (our own buffer)
-    note = wav_length_note(s)
-    if note:  # a WAV cut short: said, not silent (QA stop 30)
-        log.warning("%s", note)
-
-    notes = [note] if note else []
+    notes = header_notes(s)
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)
     if silent:
         notes.append(f"{s.name}: the audio is silent or nearly so (loudest frame below "

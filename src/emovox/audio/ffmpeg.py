@@ -300,6 +300,32 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
     return parse_ffmpeg_banner(r.stderr.decode("utf-8", "replace"), s)
 
 
+def audio_track_count(s: Source) -> int | None:
+    """How many audio tracks (streams) the container holds, by ffprobe (or the stream list
+    ``ffmpeg -i`` prints); None when neither can tell."""
+    inp = "pipe:0" if s.path is None else "file:" + str(s.path.resolve())
+    exe = ffprobe_exe()
+    if exe is not None:
+        cmd = [exe, "-v", "error", "-select_streams", "a", "-show_entries", "stream=index",
+               "-of", "csv=p=0", "-i", inp]
+    elif (ff := ffmpeg_exe()) is not None:
+        cmd = [ff, "-hide_banner", "-i", inp]
+    else:
+        return None
+    try:
+        r = subprocess.run(cmd, input=s.data, capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        log.debug("%s: cannot count audio tracks: %s", s.name, e)
+        return None
+    if exe is None:  # ffmpeg -i exits 1 (no output named): read its stream list
+        text = r.stderr.decode("utf-8", "replace")
+        return len(re.findall(r"^\s*Stream #\d+:\d+\S*: Audio:", text, flags=re.M)) or None
+    if r.returncode != 0:
+        return None
+    lines = [ln for ln in r.stdout.decode("utf-8", "replace").split() if ln.strip()]
+    return len(lines) or None
+
+
 CHANNEL_LAYOUTS = {
     "mono": 1, "stereo": 2, "downmix": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "4.0": 4,
     "quad": 4, "quad(side)": 4, "3.1": 4, "5.0": 5, "5.0(side)": 5, "4.1": 5, "5.1": 6,

@@ -329,3 +329,20 @@ def wav_length_note(s: Source) -> str | None:
                 "follow (a recording that was never finished?). Repair it, e.g. "
                 f"`ffmpeg -i {s.name} fixed.wav`, and try again.")
     return None
+
+
+#: containers that may hold several audio tracks (only the first is decoded)
+_MULTITRACK_KINDS = frozenset({"mp4", "matroska", "asf"})
+
+
+def tracks_note(s: Source) -> str | None:
+    """A note when ``s`` (an MP4/MOV, WebM/Matroska or ASF container) holds more than one
+    audio track: only the first is read (a screen recording may keep the microphone on the
+    second; QA stop 30). Costs one ffprobe run for those containers, nothing for others."""
+    if s.kind not in _MULTITRACK_KINDS:
+        return None
+    n = ffm.audio_track_count(s)
+    if n is None or n < 2:
+        return None
+    return (f"{s.name}: holds {n} audio tracks; only the first was read. To analyse "
+            f"another, extract it first, e.g. `ffmpeg -i {s.name} -map 0:a:1 track2.wav`.")

@@ -49,6 +49,7 @@ from emovox.serving.uploads import (
     open_upload,
     safe_suffix,
     scrub,
+    upload_message,
 )
 
 log = logging.getLogger(__name__)
@@ -289,8 +290,9 @@ def timeline_from_upload(
                 raise AudioTooLong(f"{name}: longer than the {max_duration:g} s limit.")
 
         tl = build_timeline(predictor, up.source, window=params.window, hop=params.hop,
-                            progress=guard)
+                            progress=guard, filename=name)
     tl.source = name
+    tl.warnings = [upload_message(up, w) for w in tl.warnings]
     if max_duration is not None and tl.duration > max_duration + 0.05:
         raise _too_long(name, tl.duration, max_duration)
     return tl

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from emovox.adaptation import Adaptation
-from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, iter_blocks
+from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, file_notes, iter_blocks
 from emovox.features.steady import without_steady
 from emovox.features.vad import (
     DEFAULT_PARAMS,
@@ -108,6 +108,9 @@ class Timeline:
     loudest_db: float = -np.inf
     #: set by :func:`emovox.serving.adapt.adapt_timeline` (``timeline --adapt self``)
     adaptation: Adaptation | None = None
+    #: what the container says that the user should know (a WAV cut short, several audio
+    #: tracks: :func:`emovox.audio.file_notes`), as a prediction's ``warnings``
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def speech(self) -> list[Segment]:
@@ -164,6 +167,8 @@ class Timeline:
                "summary": self.summary(), "segments": [s.to_dict() for s in self.segments]}
         if self.adaptation is not None:
             doc["adaptation"] = self.adaptation.to_dict()
+        if self.warnings:
+            doc["warnings"] = list(self.warnings)
         return doc
 
 
@@ -264,14 +269,15 @@ def build_timeline(
     silence_dbfs: float = WINDOW_SILENCE_DBFS,
     batch: int = 32,
     progress: Callable[[float], None] | None = None,
+    filename: str | None = None,
 ) -> Timeline:
     """Classify ``window``-second windows every ``hop`` seconds over the speech of ``src``.
 
     ``predictor`` is an :class:`emovox.serving.predictor.Predictor` (anything with
     ``window_probabilities(waves)``, ``affect(p)`` and ``labels``). ``progress`` gets the
-    seconds read so far. ``silence_dbfs`` is no longer used (the speech detector decides)
-    and is kept for callers; ``batch`` is accepted for the same reason (windows go to the
-    network 64 at a time).
+    seconds read so far; ``filename`` names bytes input in messages. ``silence_dbfs`` is no
+    longer used (the speech detector decides) and is kept for callers; ``batch`` is
+    accepted for the same reason (windows go to the network 64 at a time).
 
     Raises:
         emovox.errors.ConfigError: window or hop refused by :class:`TimelineParams`.
@@ -296,7 +302,9 @@ def build_timeline(
         keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
         st.drop_before(min(st.vad_pos, int(keep_from * sr)))
 
-    for _, block in iter_blocks(src, block_s=block_s, sr=sr):
+    blocks = iter_blocks(src, block_s=block_s, sr=sr, filename=filename)  # bad input: here
+    tl.warnings = list(file_notes(src, filename=filename))
+    for _, block in blocks:
         st.push(block)
         settle(final=False)
         if progress:

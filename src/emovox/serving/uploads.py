@@ -28,6 +28,7 @@ __all__ = [
     "UploadTooLarge",
     "check_size",
     "display_name",
+    "upload_message",
     "mime_type",
     "named_errors",
     "open_upload",
@@ -147,7 +148,11 @@ def named_errors(upload: Upload) -> Iterator[None]:
     try:
         yield
     except AudioError as exc:
-        msg = str(exc)
-        if isinstance(upload.source, Path):
-            msg = msg.replace(str(upload.source), upload.name)
-        raise type(exc)(scrub(msg, upload.name)) from None
+        raise type(exc)(upload_message(upload, str(exc))) from None
+
+
+def upload_message(upload: Upload, msg: str) -> str:
+    """``msg`` (an error or a decoder's note) naming the upload, not its temporary copy."""
+    if isinstance(upload.source, Path):
+        msg = msg.replace(str(upload.source), upload.name)
+    return scrub(msg, upload.name)
