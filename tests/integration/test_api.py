@@ -138,6 +138,21 @@ def test_not_audio_is_415(client):
                   415, "not_audio")
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_an_uploaded_playlist_reads_no_server_file(client, tmp_path):
+    """An HLS playlist listing a file on the server, uploaded as a recording (stop 31: the
+    timeline, which spools uploads to disk, answered for the listed file)."""
+    from signals import ffmpeg_encode, write_clip
+
+    seg = ffmpeg_encode(write_clip(tmp_path / "s.wav", voice(2.0), SR), tmp_path / "s.aac",
+                        "-c:a", "aac")
+    body = (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{seg}\n#EXT-X-ENDLIST\n"
+            ).encode() + b"\x00\x01"
+    for route in ("/v1/predict", "/v1/timeline"):
+        body_ = assert_error(post(client, route, body, "call.wav"), 415, "not_audio")
+        assert str(tmp_path) not in body_["detail"]
+
+
 def test_empty_and_broken_are_422(client, wav3):
     assert_error(post(client, "/v1/predict", b"", "empty.wav"), 422, "bad_audio")
     header_only = wav3[:44]

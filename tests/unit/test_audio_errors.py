@@ -286,3 +286,32 @@ def test_a_long_m4a_decodes_from_bytes_as_from_its_path(tmp_path):
     from_bytes = load_audio(m4a.read_bytes(), filename="upload.m4a")
     assert abs(from_bytes.duration - 27.0) < 0.1
     np.testing.assert_array_equal(from_bytes.wave, from_path.wave)
+
+
+def _playlist(tmp_path: Path) -> tuple[Path, bytes]:
+    """An HLS playlist listing another audio file of the machine, with one binary byte (so
+    it is not refused as text): ``(the listed file, the playlist's bytes)``."""
+    segment = ffmpeg_encode(write_clip(tmp_path / "secret.wav", voice(2.0), 16000),
+                            tmp_path / "secret.aac", "-c:a", "aac")
+    body = (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{segment}\n"
+            "#EXT-X-ENDLIST\n").encode() + b"\x00\x01"
+    return segment, body
+
+
+@needs_ffmpeg
+def test_a_playlist_is_never_followed(tmp_path: Path) -> None:
+    """ffmpeg followed an HLS playlist named call.wav to the file it lists, and emovox
+    answered that file's emotion (stop 31): a request could read the server's files. Only
+    audio containers are demuxed now, from the named file or pipe only."""
+    segment, body = _playlist(tmp_path)
+    assert load_audio(segment).duration > 1.5  # the listed file is audio: the refusal is
+    playlist = tmp_path / "call.wav"           # the playlist's
+    playlist.write_bytes(body)
+    for src in (playlist, body):
+        with pytest.raises(NotAudio, match="not a recognisable audio file"):
+            load_audio(src, filename="call.wav")
+    with pytest.raises(NotAudio):
+        list(audio.iter_blocks(playlist))
+    with pytest.raises(NotAudio):
+        audio.probe(playlist)
+    assert "hls" not in ffm.SAFE_DEMUXERS and "concat" not in ffm.SAFE_DEMUXERS

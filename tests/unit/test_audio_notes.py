@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from signals import FFMPEG, SR, needs_ffmpeg, silence, voice, write_clip
 
 from emovox.audio import ffmpeg as ffm
 from emovox.audio import file_notes, iter_blocks, load_audio
+from signals import FFMPEG, SR, needs_ffmpeg, silence, voice, write_clip
 
 
 def _two_tracks(tmp_path: Path, name: str, codec: str) -> Path:

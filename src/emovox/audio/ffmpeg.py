@@ -117,6 +117,25 @@ def parse_wav_stream_header(stream: IO[bytes]) -> tuple[int, int]:
                 raise ValueError(f"unexpected ffmpeg sample format (tag={fmt_tag}, bits={bits})")
 
 
+#: The demuxers ffmpeg may use on input (``-format_whitelist``): audio and audio-visual
+#: containers. Left out on purpose: playlists and manifests that open other files or URLs
+#: (hls, dash, concat, imf, image2, sdp, rtp/rtsp, ...): a "recording" that is an HLS
+#: playlist with one binary byte (so not refused as text) made ffmpeg read another file on
+#: the server and emovox answer its emotion (stop 31).
+SAFE_DEMUXERS: tuple[str, ...] = (
+    "wav", "w64", "aiff", "flac", "ogg", "mp3", "caf", "au", "mov", "matroska", "asf",
+    "aac", "loas", "amr", "amrnb", "amrwb", "wv", "ape", "ac3", "eac3", "dts", "dtshd",
+    "truehd", "mlp", "tta", "tak", "mpc", "mpc8", "shn", "voc", "oma", "rm", "xwma",
+    "nistsphere", "ircam", "sox", "dsf", "gsm", "mpegts", "mpeg", "avi", "flv", "live_flv",
+    "nut",
+)  # fmt: skip
+#: Put before every ``-i`` of an input that is not ours: only those demuxers, and only
+#: the local file or pipe named (no network protocol, whatever a container says).
+INPUT_GUARD: tuple[str, ...] = (
+    "-protocol_whitelist", "file,pipe", "-format_whitelist", ",".join(SAFE_DEMUXERS),
+)
+
+
 class FFmpegError(Exception):
     """ffmpeg ran but could not decode; ``str()`` is the gist of its stderr."""
 
@@ -140,7 +159,7 @@ class FFmpegDecoder:
         self._err = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can never deadlock us
         inp, stdin_data = self._input(s)
         cmd = [
-            exe, "-nostdin", "-hide_banner", "-v", "error", "-i", inp,
+            exe, "-nostdin", "-hide_banner", "-v", "error", *INPUT_GUARD, "-i", inp,
             "-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "pcm_f32le",
             "-f", "wav", "-fflags", "+bitexact", "-map_metadata", "-1", "pipe:1",
         ]  # fmt: skip
@@ -256,7 +275,7 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
         cmd = [
             exe, "-v", "error", "-select_streams", "a:0", "-show_entries",
             "stream=codec_name,sample_rate,channels,duration:format=format_name,duration",
-            "-of", "json", "-i", inp,
+            "-of", "json", *INPUT_GUARD, "-i", inp,
         ]  # fmt: skip
         try:
             r = subprocess.run(cmd, input=s.data, capture_output=True, timeout=120)
@@ -293,7 +312,8 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
         return None
     try:
         r = subprocess.run(
-            [ff, "-hide_banner", "-i", inp], input=s.data, capture_output=True, timeout=120
+            [ff, "-hide_banner", *INPUT_GUARD, "-i", inp], input=s.data, capture_output=True,
+            timeout=120,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -307,9 +327,9 @@ def audio_track_count(s: Source) -> int | None:
     exe = ffprobe_exe()
     if exe is not None:
         cmd = [exe, "-v", "error", "-select_streams", "a", "-show_entries", "stream=index",
-               "-of", "csv=p=0", "-i", inp]
+               "-of", "csv=p=0", *INPUT_GUARD, "-i", inp]
     elif (ff := ffmpeg_exe()) is not None:
-        cmd = [ff, "-hide_banner", "-i", inp]
+        cmd = [ff, "-hide_banner", *INPUT_GUARD, "-i", inp]
     else:
         return None
     try:
