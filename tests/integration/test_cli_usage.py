@@ -54,6 +54,25 @@ def test_a_folder_scan_takes_what_predict_decodes(tmp_path):
         "a.wav", "b.WEBM", "c.mp4", "d.flac"]
 
 
+def test_a_file_reached_twice_is_listed_once_and_said(tmp_path, caplog):
+    """A link to a file already in the batch gave no row and no word (QA stop 30)."""
+    from emovox.serving.inputs import collect_inputs
+
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "a.wav").write_bytes(b"x")
+    (tmp_path / "store" / "b.wav").write_bytes(b"x")
+    (tmp_path / "store" / "link.wav").symlink_to(tmp_path / "store" / "a.wav")
+    with caplog.at_level("WARNING", logger="emovox.serving.inputs"):
+        got = collect_inputs([str(tmp_path / "store")])
+    assert [p.name for p in got] == ["a.wav", "b.wav"]
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith("1 input reach") and "link.wav" in msg and "answered once" in msg
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="emovox.serving.inputs"):
+        assert len(collect_inputs([str(tmp_path / "store" / "b.wav")])) == 1
+    assert not caplog.records
+
+
 def test_research_option_checks(tmp_path):
     res = invoke(["export", tmp_path / "m", "--opset", "3"])
     ok(res, 2)

@@ -10,6 +10,7 @@ resolved path (:func:`resolved_key`), so ``bad`` and ``/abs/bad`` are one file.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from fnmatch import fnmatchcase
@@ -17,6 +18,8 @@ from functools import cache
 from pathlib import Path
 
 from emovox.corpora.base import AUDIO_EXTENSIONS, iter_audio_files, walk_once
+
+log = logging.getLogger(__name__)
 
 __all__ = ["INPUT_EXTENSIONS", "collect_inputs", "iter_glob", "printable_path", "resolved_key"]
 
@@ -91,6 +94,7 @@ def collect_inputs(inputs: Iterable[str]) -> list[Path]:
         FileNotFoundError: an input that is no file, no folder and matches nothing.
     """
     out: dict[str, Path] = {}
+    twice: dict[str, list[Path]] = {}  # resolved path -> the other ways it was reached
     for item in inputs:
         p = Path(item)
         if p.is_dir():
@@ -108,5 +112,15 @@ def collect_inputs(inputs: Iterable[str]) -> list[Path]:
                 elif mp.suffix.lower() in INPUT_EXTENSIONS:
                     paths.append(mp)
         for q in paths:
-            out.setdefault(resolved_key(q), q)
+            key = resolved_key(q)
+            if key in out:
+                twice.setdefault(key, []).append(q)
+            out.setdefault(key, q)
+    if twice:  # a user counting rows should not wonder where a file went (QA stop 30)
+        n = sum(len(v) for v in twice.values())
+        key, (other, *_) = next(iter(twice.items()))
+        log.warning("%d %s a file already listed (the same path, a link or another "
+                    "spelling; e.g. %s is %s): each file is answered once, under its "
+                    "resolved path",
+                    n, "input reaches" if n == 1 else "inputs reach", printable_path(other), key)
     return list(out.values())
