@@ -188,6 +188,23 @@ def test_ravdess_duplicates_and_warning(tmp_path, caplog):
     assert ravdess.scan(tmp_path, detect_duplicates=False).duplicates == []
 
 
+def test_ravdess_one_name_is_one_recording(tmp_path, caplog):
+    """The distribution's layout: 16 kHz FLAC clips and, in ``original-48k``, 48 kHz WAV
+    copies of some of them. Read as more clips, a random split put one copy in training
+    and the other in the test set (audit, stop 31); now each name is read once."""
+    flac = make(tmp_path, "Audio_Speech_Actors_01-24/Actor_01/03-01-01-01-01-01-01.flac", b"a")
+    make(tmp_path, "Audio_Speech_Actors_01-24/Actor_01/03-01-02-01-01-01-01.flac", b"b")
+    make(tmp_path, "original-48k/03-01-01-01-01-01-01.wav", b"a 48 kHz copy")
+    with caplog.at_level(logging.WARNING, logger="emovox.corpora"):
+        scan = ravdess.scan(tmp_path)
+    assert sorted(u.path.name for u in scan.utterances) == [
+        "03-01-01-01-01-01-01.flac", "03-01-02-01-01-01-01.flac"]
+    assert [u.path for u in scan.utterances if u.path.stem.startswith("03-01-01")] == [flac]
+    ((path, why),) = scan.skipped
+    assert path.parent.name == "original-48k" and "another copy of Actor_01/" in why
+    assert "skipped 1" in caplog.text
+
+
 def test_ravdess_clean_scan_does_not_warn(tmp_path, caplog):
     make(tmp_path, "03-01-03-01-02-01-07.wav")
     with caplog.at_level(logging.WARNING, logger="emovox.corpora"):
