@@ -163,6 +163,9 @@ def test_teacher_without_saved_fold_model_is_refused(fake_ravdess, fake_cache, t
     ({"data__speakers": ["01", "02", "03"]}, "differs from this run in speakers"),
     ({"data__root": "/elsewhere"}, "differs from this run in corpora"),
     ({"split__n_val_speakers": 2}, "differs from this run in validation speakers"),
+    # the random protocol's folds name no test speakers: its split must match (stop 31)
+    ({"split__seed": 1}, "differs from this run in split seed"),
+    ({"split__test_size": 0.3}, "differs from this run in test size"),
 ])
 def test_teacher_of_another_protocol_seed_or_data_is_refused(fake_ravdess, fake_cache, tmp_path,
                                                              change, needle):

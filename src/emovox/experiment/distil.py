@@ -134,6 +134,11 @@ def _data_view(cfg: ExperimentConfig) -> dict[str, Any]:
         raise ConfigError(str(exc)) from None
     return {
         "protocol": cfg.split.protocol.value, "seed": cfg.seed,
+        # the random protocol's clips come from these (its folds name no test speakers, so
+        # the per-fold speaker check below cannot see a teacher split otherwise; audit,
+        # stop 31: a teacher on split seed 1 had trained on 22 of 24 of the student's tests)
+        "split seed": cfg.seed if cfg.split.seed is None else cfg.split.seed,
+        "test size": cfg.split.test_size,
         "validation speakers": cfg.split.n_val_speakers, "adapt": cfg.adapt.value,
         "corpora": sources, "vocal channels": list(d.vocal_channels),
         "training-only channels": list(d.train_extra), "speakers": list(d.speakers),
