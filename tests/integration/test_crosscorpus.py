@@ -52,6 +52,31 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     assert (out / "confusion.png").exists()
 
 
+def test_an_artifact_scored_on_its_own_training_speakers_is_not_speaker_independent(
+        cli_model, fake_ravdess, tmp_path):
+    """`evaluate --artifact` called every result speaker-independent: the bundled model
+    scored 100 % UA on one of its own training actors under that name (audit, stop 31)."""
+    out = tmp_path / "own"
+    r = CliRunner().invoke(app, ["evaluate", "--artifact", str(cli_model), "--corpus",
+                                 "ravdess", "--data", str(fake_ravdess), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["speaker_independent"] is False
+    assert m["speakers_heard_in_training"] == sorted(
+        json.loads((cli_model / "model.json").read_text())["trained_on"]["speakers"])
+    # a corpus it never heard is (test above: tiny_model on fake TESS)
+    tess = tmp_path / "tess" / "OAF_mixed"
+    tess.mkdir(parents=True)
+    for emo in ("angry", "happy", "sad"):
+        sf.write(tess / f"OAF_back_{emo}.wav", sine(180, 0.5, amp=0.2), 16000)
+    out2 = tmp_path / "tess-run"
+    r = CliRunner().invoke(app, ["evaluate", "--artifact", str(cli_model), "--corpus", "tess",
+                                 "--data", str(tmp_path / "tess"), "--out", str(out2)])
+    assert r.exit_code == 0, r.output
+    m2 = json.loads((out2 / "metrics.json").read_text())
+    assert m2["speaker_independent"] is True and "speakers_heard_in_training" not in m2
+
+
 @pytest.fixture(scope="module")
 def cv(fake_ravdess, fake_cache, tmp_path_factory):
     """A 6-fold egemaps_logreg CV run on the fake corpus, shared by the packaging tests."""
