@@ -215,7 +215,8 @@ def model_card(meta: dict[str, Any]) -> str:
             "## Calibration",
             "",
             f"Temperature {cal['temperature']:.3f}, fitted on the out-of-fold predictions of the "
-            f"cross-validation{_also_text(cal)}. Expected calibration error "
+            f"cross-validation{_also_text(cal)}. Expected calibration error on those same "
+            "predictions (in-sample) "
             f"{cal['ece_before']:.3f} → "
             f"{cal['ece_after']:.3f}; NLL {cal['nll_before']:.3f} → {cal['nll_after']:.3f}.",
             "",
