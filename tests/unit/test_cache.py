@@ -178,3 +178,18 @@ def test_telephone_share_enters_the_cache_key_only_away_from_its_first_value(tmp
 
     assert run(chan).n_cached == 0 and run(chan).n_cached == 1
     assert run(replace(chan, telephone_share=1.0)).n_cached == 0
+
+
+def test_the_code_that_makes_the_numbers_is_in_the_key(one_wav, tmp_path, monkeypatch):
+    """Cached features of older code were reused: `prosody` changed three times without a
+    version bump (audit, stop 31). The key now holds a digest of the features' and the
+    decoder's source (and the augmentation's for augmented copies)."""
+    from emovox.features import cache as cache_mod
+
+    plain, aug = cache_mod.code_digest(), cache_mod.code_digest(augmented=True)
+    assert len(plain) == 16 and int(plain, 16) >= 0 and plain != aug
+    cache = tmp_path / "cache"
+    assert _extract(one_wav, cache).n_cached == 0
+    assert _extract(one_wav, cache).n_cached == 1
+    monkeypatch.setattr(cache_mod, "code_digest", lambda augmented=False: "0" * 16)
+    assert _extract(one_wav, cache).n_cached == 0  # other code: computed afresh

@@ -4,13 +4,19 @@ extraction over a list of files.
 A corpus is decoded and featurised once: the key is the SHA-256 of the file's bytes
 plus :func:`emovox.features.feature_key` of the feature name, its parameters and the
 audio front-end settings, so renaming or moving files keeps the cache, and changing
-any parameter misses it.
+any parameter misses it. The key also holds a digest of the source of the code that makes
+the numbers (:func:`code_digest`: ``emovox.features`` and ``emovox.audio``, plus
+``emovox.augment`` for augmented copies): an audit (stop 31) found ``prosody`` changed three
+times without :data:`~emovox.features.FEATURE_VERSION` being bumped, its cached values no
+longer what the code computes. Any edit there now misses the cache (a cache is only a
+cache).
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -129,6 +135,26 @@ class FeatureCache:
                 f.write_text(json.dumps({"ndim": self.ndim, "dim": dim}))
             except OSError as exc:  # a read-only cache still works
                 log.debug("cannot write %s: %s", f, exc)
+
+
+@functools.cache
+def code_digest(*, augmented: bool = False) -> str:
+    """SHA-256 (16 hex digits) of the source files that make a cached feature's numbers:
+    every module of ``emovox.features`` and ``emovox.audio`` (and ``emovox.augment`` when
+    ``augmented``), in path order."""
+    import emovox.audio
+    import emovox.features
+
+    files = sorted(Path(emovox.features.__file__).parent.glob("*.py"))
+    files += sorted(Path(emovox.audio.__file__).parent.glob("*.py"))
+    if augmented:
+        import emovox.augment
+
+        files.append(Path(emovox.augment.__file__))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -286,7 +312,8 @@ def extract_files(
 
     params = dict(params or {})
     fe = frontend or AudioFrontEnd()
-    key_parts: dict[str, Any] = {"feature": feature_key(name, **params), "audio": fe.__dict__}
+    key_parts: dict[str, Any] = {"feature": feature_key(name, **params), "audio": fe.__dict__,
+                                 "code": code_digest(augmented=variant is not None)}
     if variant is not None:
         key_parts["augment"] = {
             "config": _augment_key(dataclasses.asdict(variant.config)), "index": variant.index,
