@@ -365,3 +365,37 @@ def test_importing_artifact_and_serving_is_light():
             "bad = [m for m in ('torch', 'librosa', 'emovox.training') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# -- files leading out of the folder (security QA, stop 31) ---------------------------------
+
+
+def test_a_card_linked_out_of_the_folder_is_not_served(tmp_path, caplog):
+    """``GET /v1/model`` served a MODEL_CARD.md linked to /proc/self/environ or /etc/passwd."""
+    from emovox.serving.service import model_card
+
+    folder = _copy_bundled(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("API_KEY=do-not-serve")
+    card = folder / "MODEL_CARD.md"
+    card.unlink(missing_ok=True)
+    card.symlink_to(secret)
+    with caplog.at_level("WARNING"):
+        doc = model_card(Predictor.from_artifact(folder))
+    assert doc["model_card_markdown"] is None and "do-not-serve" not in json.dumps(doc)
+    assert "leads outside the model folder" in caplog.text
+    card.unlink()
+    (folder / "notes.md").write_text("# our card")
+    card.symlink_to("notes.md")  # a link inside the folder is fine
+    assert model_card(Predictor.from_artifact(folder))["model_card_markdown"] == "# our card"
+
+
+@pytest.mark.parametrize("name", ["model.json", "weights.safetensors", "model.onnx"])
+def test_model_files_linked_out_of_the_folder_are_refused(tmp_path, name):
+    folder = _copy_bundled(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (folder / name).rename(outside / name)
+    (folder / name).symlink_to(outside / name)
+    with pytest.raises(ArtifactError, match="leads outside the model folder"):
+        Predictor.from_artifact(folder, backend="onnx" if name == "model.onnx" else "auto")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emovox.artifact.meta import ArtifactMeta, json_default
+from emovox.artifact.meta import ArtifactError, ArtifactMeta, json_default
 from emovox.fileio import file_sha256
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ __all__ = [
     "SKOPS_FILE",
     "WEIGHTS_FILE",
     "bundled_name",
+    "contained_file",
     "default_model_path",
     "deprecated_name_note",
     "file_digest",
@@ -71,6 +72,26 @@ _COMPARE_RECIPE = (
 #: ``accurate`` before that) was retired by issue 13 (speed).
 RETIRED_MODELS: dict[str, str] = {"compare": _COMPARE_RECIPE, "accurate": _COMPARE_RECIPE}
 _warned: set[str] = set()
+
+
+def contained_file(folder: str | Path, name: str) -> Path:
+    """``folder / name``, refused when it is a link leading out of the folder or anything but
+    a regular file (a FIFO, a device): a model folder's files are read, and the card is
+    served to API clients as it is (security QA, stop 31: a ``MODEL_CARD.md`` linked to
+    ``/proc/self/environ`` sent the server's environment to ``GET /v1/model``). A missing
+    file is returned as it is (callers say what is missing).
+
+    Raises:
+        ArtifactError: the file leads outside ``folder`` or is not a regular file.
+    """
+    f = Path(folder) / name
+    if not (f.is_symlink() or f.exists()):
+        return f
+    real = f.resolve()
+    if not real.is_relative_to(Path(folder).resolve()) or not real.is_file():
+        raise ArtifactError(f"{f}: leads outside the model folder or is not a regular file; "
+                            "copy the file itself into the folder")
+    return f
 
 
 def default_model_path() -> Path:

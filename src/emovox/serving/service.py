@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from emovox.artifact import ArtifactError, contained_file
 from emovox.errors import (
     AudioError,
     AudioTooLong,
@@ -408,6 +409,10 @@ def analyse(
 # --------------------------------------------------------------------------------------------
 
 
+#: A model folder's MODEL_CARD.md larger than this is not served (ours are a few KB).
+MAX_CARD_BYTES = 256 * 1024
+
+
 def model_card(predictor: Any) -> dict[str, Any]:
     """What the model-card page and ``GET /v1/model`` show: :meth:`Predictor.describe`,
     the speaker-independent cross-validation stored in ``model.json``
@@ -424,12 +429,14 @@ def model_card(predictor: Any) -> dict[str, Any]:
         "cross_validation": cv,
         "model_card_markdown": None,
     })
-    md = Path(predictor.path) / "MODEL_CARD.md"
     try:
+        md = contained_file(predictor.path, "MODEL_CARD.md")  # served as it is: ours only
         if md.is_file():
-            card["model_card_markdown"] = md.read_text(encoding="utf-8")
-    except OSError as exc:  # pragma: no cover - unreadable card
-        log.warning("cannot read %s: %s", md, exc)
+            if md.stat().st_size > MAX_CARD_BYTES:
+                raise ArtifactError(f"{md}: over {MAX_CARD_BYTES // 1024} KB")
+            card["model_card_markdown"] = md.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ArtifactError) as exc:
+        log.warning("model card left out: %s", exc)
     return card
 
 
