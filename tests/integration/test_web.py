@@ -244,7 +244,7 @@ def test_app_command(tiny_model, monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     from emovox.cli import app
-    from emovox.web import APP_SCRIPT
+    from emovox.web import APP_SCRIPT, LAUNCH
 
     captured = {}
 
@@ -257,7 +257,8 @@ def test_app_command(tiny_model, monkeypatch, tmp_path):
                                  "--max-upload-mb", "2.5", "--max-duration", "90"])
     assert r.exit_code == 0, r.output
     argv = captured["argv"]
-    assert argv[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
+    assert argv[1:5] == ["-c", LAUNCH, "run", str(APP_SCRIPT)]
+    assert captured["env"]["PYTHONSAFEPATH"] == "1"
     opts = dict(zip(argv[5::2], argv[6::2], strict=True))
     assert opts["--server.port"] == "8599" and opts["--server.address"] == "127.0.0.1"
     assert opts["--server.maxUploadSize"] == "3" and opts["--server.headless"] == "true"
@@ -270,6 +271,23 @@ def test_app_command(tiny_model, monkeypatch, tmp_path):
 
     bad = CliRunner().invoke(app, ["app", "--model", str(tmp_path)])
     assert bad.exit_code == 2 and "no model.json" in " ".join(bad.output.split())
+
+
+def test_the_app_never_imports_from_the_folder_it_is_started_in(tmp_path):
+    """`python -m streamlit` put the current folder first on the import path: a
+    streamlit.py there ran when a user typed `emovox app` (security QA, stop 31)."""
+    import subprocess
+    import sys
+
+    from emovox.web import LAUNCH
+
+    marker = tmp_path / "ran"
+    for name in ("streamlit.py", "click.py"):
+        (tmp_path / name).write_text(f"open({str(marker)!r}, 'w').write('{name}')\n")
+    r = subprocess.run([sys.executable, "-c", LAUNCH, "version"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "Streamlit" in r.stdout, r.stdout + r.stderr
+    assert not marker.exists()
 
 
 class _NewSchemaPrediction:

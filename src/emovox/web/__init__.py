@@ -23,7 +23,16 @@ if TYPE_CHECKING:
 #: The Streamlit script that ``emovox app`` hands to ``streamlit run``.
 APP_SCRIPT = Path(__file__).with_name("app.py")
 
-__all__ = ["APP_SCRIPT", "streamlit_command"]
+__all__ = ["APP_SCRIPT", "LAUNCH", "streamlit_command"]
+
+
+#: How the app's process starts streamlit: as ``python -m streamlit`` would, but with the
+#: current folder off the import path first (``-m`` and ``-c`` put it first: a
+#: ``streamlit.py``, ``pandas.py``... in the folder where ``emovox app`` was started ran
+#: instead of the library; security QA, stop 31). ``PYTHONSAFEPATH`` does the same on
+#: Python 3.11+ for anything the app starts in turn.
+LAUNCH = ("import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
+          "sys.argv[0] = 'streamlit'; from streamlit.web.cli import main; sys.exit(main())")
 
 
 def streamlit_command(
@@ -45,7 +54,7 @@ def streamlit_command(
 
     max_mb = max(1, math.ceil(settings.max_upload_mb))
     argv = [
-        python or sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+        python or sys.executable, "-c", LAUNCH, "run", str(APP_SCRIPT),
         "--server.address", host,
         "--server.port", str(int(port)),
         "--server.headless", "true" if headless else "false",
@@ -57,4 +66,4 @@ def streamlit_command(
         "--client.toolbarMode", "viewer",
         "--global.developmentMode", "false",
     ]  # fmt: skip
-    return argv, settings.to_env()
+    return argv, {**settings.to_env(), "PYTHONSAFEPATH": "1"}
