@@ -194,3 +194,38 @@ def test_ffmpeg_path_is_bounded_by_the_sample_cap(
     cap = int((2.0 + 0.05) * 48000)
     assert cap < sum(read) <= cap + audio.READ_FRAMES  # stopped within one block of the cap
     assert max(read) <= audio.READ_FRAMES
+
+
+def test_channel_mixing_cost_grows_with_channels_not_their_pairs(monkeypatch) -> None:
+    """The polarity tests ran over every pair of channels: a 13 KB 64-channel upload cost
+    40 s of CPU per 5 s of audio (security QA, stop 31). Now only the first 8 kept channels
+    are paired (28 pairs at most); a pair in opposite polarity among them is still found."""
+    from emovox.audio import signal
+
+    calls = []
+    real = signal._moments
+    monkeypatch.setattr(signal, "_moments", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4096, 64)).astype(np.float32) * 0.1
+    x[:, 1] = -x[:, 0]
+    w = signal.channel_weights(x)
+    assert len(calls) <= 28 and w[1] == -w[0] and np.all(w[2:] == 1)
+
+
+def test_the_streaming_reader_reads_at_most_64_mb_per_read(tmp_path, monkeypatch) -> None:
+    """``iter_blocks`` read a block's worth of native frames times the channels: 1 GB for a
+    27 KB 16-channel upload to the timeline (security QA, stop 31)."""
+    from emovox.audio import header
+    from emovox.audio.decode import READ_FRAMES
+
+    asked = []
+    real = header.Decoder.blocks
+    monkeypatch.setattr(header.Decoder, "blocks",
+                        lambda self, frames: asked.append((frames, self.channels))
+                        or real(self, frames))
+    path = tmp_path / "many.wav"
+    sf.write(path, np.zeros((48000, 32), np.float32), 48000, subtype="PCM_16")
+    blocks = list(audio.iter_blocks(path, block_s=60.0))
+    assert sum(len(b) for _, b in blocks) == 16000
+    ((frames, channels),) = asked
+    assert channels == 32 and frames * channels * 4 <= READ_FRAMES * header.MAX_CHANNELS * 4

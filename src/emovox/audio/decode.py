@@ -35,6 +35,7 @@ import numpy as np
 import soxr
 
 from emovox.audio.header import (
+    MAX_CHANNELS,
     Decoder,
     check_finite,
     check_limits,
@@ -399,7 +400,11 @@ def _iter_blocks(
     limit: tuple[int | None, float | None],
 ) -> Iterator[tuple[float, np.ndarray]]:
     max_frames, max_duration = limit
-    native = max(1024, min(int(round(block_len * dec.sr / sr)), 1 << 22))
+    # native frames per read: a block's worth, at most 4 Mi frames and at most what
+    # READ_FRAMES frames of MAX_CHANNELS take (64 MB): a 27 KB 16-channel file made a 1 GB
+    # read here (security QA, stop 31)
+    native = max(1024, min(int(round(block_len * dec.sr / sr)), 1 << 22,
+                           max(READ_FRAMES, READ_FRAMES * MAX_CHANNELS // max(1, dec.channels))))
     stream = (
         soxr.ResampleStream(dec.sr, sr, 1, dtype="float32", quality=quality)
         if dec.sr != sr
