@@ -315,3 +315,30 @@ def test_a_playlist_is_never_followed(tmp_path: Path) -> None:
     with pytest.raises(NotAudio):
         audio.probe(playlist)
     assert "hls" not in ffm.SAFE_DEMUXERS and "concat" not in ffm.SAFE_DEMUXERS
+
+
+def test_unknown_content_never_makes_libsndfile_open_a_file_beside_it(tmp_path: Path) -> None:
+    """libsndfile guesses unknown content as Sound Designer II and opens its "resource fork"
+    beside it (``._NAME``): a FIFO there hung a batch for ever (security QA, stop 31). Only
+    sniffed kinds go to libsndfile now; the rest to ffmpeg, which reads only the file."""
+    import os
+    import subprocess
+    import sys
+
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(bytes(range(256)) * 8)
+    os.mkfifo(tmp_path / "._junk.wav")
+    code = ("import sys; from emovox.audio import load_audio\n"
+            "try: load_audio(sys.argv[1])\n"
+            "except Exception as e: print(type(e).__name__)")
+    r = subprocess.run([sys.executable, "-c", code, str(junk)], capture_output=True,
+                       text=True, timeout=60, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.stdout.strip() in ("NotAudio", "UnsupportedCodec"), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("fmt", ["NIST", "VOC", "IRCAM", "SVX", "PAF", "PVF", "AVR", "MAT5"])
+def test_formats_libsndfile_reads_by_signature_still_load(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"clip.{fmt.lower()}"
+    sf.write(path, voice(1.0), 16000, format=fmt, subtype="PCM_16")
+    assert load_audio(path).duration == pytest.approx(1.0, abs=0.01)

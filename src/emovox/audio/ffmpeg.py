@@ -119,15 +119,16 @@ def parse_wav_stream_header(stream: IO[bytes]) -> tuple[int, int]:
 
 #: The demuxers ffmpeg may use on input (``-format_whitelist``): audio and audio-visual
 #: containers. Left out on purpose: playlists and manifests that open other files or URLs
-#: (hls, dash, concat, imf, image2, sdp, rtp/rtsp, ...): a "recording" that is an HLS
+#: (hls, dash, concat, imf, image2, sdp, rtp/rtsp, ...), and headerless demuxers that take
+#: any bytes for audio (amrnb, amrwb: a MATLAB file decoded to 160 s of noise): an HLS
 #: playlist with one binary byte (so not refused as text) made ffmpeg read another file on
 #: the server and emovox answer its emotion (stop 31).
 SAFE_DEMUXERS: tuple[str, ...] = (
     "wav", "w64", "aiff", "flac", "ogg", "mp3", "caf", "au", "mov", "matroska", "asf",
-    "aac", "loas", "amr", "amrnb", "amrwb", "wv", "ape", "ac3", "eac3", "dts", "dtshd",
+    "aac", "loas", "amr", "wv", "ape", "ac3", "eac3", "dts", "dtshd",
     "truehd", "mlp", "tta", "tak", "mpc", "mpc8", "shn", "voc", "oma", "rm", "xwma",
-    "nistsphere", "ircam", "sox", "dsf", "gsm", "mpegts", "mpeg", "avi", "flv", "live_flv",
-    "nut",
+    "nistsphere", "ircam", "sox", "dsf", "mpegts", "mpeg", "avi", "flv", "live_flv",
+    "nut", "iff",
 )  # fmt: skip
 #: Put before every ``-i`` of an input that is not ours: only those demuxers, and only
 #: the local file or pipe named (no network protocol, whatever a container says).

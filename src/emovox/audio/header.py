@@ -194,7 +194,11 @@ def _open_any(s: Source) -> Decoder:
             "Pass a WAV, FLAC, MP3, OGG or M4A recording."
         )
     sf_error: Exception | None = None
-    if s.kind is None or s.kind in SOUNDFILE_KINDS:
+    # only what the sniffer recognised goes to libsndfile: given content it does not know,
+    # it guesses Sound Designer II and opens a "resource fork" beside the file (or in the
+    # current folder for bytes), `._NAME` or `.AppleDouble/NAME`, and a FIFO there hung a
+    # batch or an API request for ever (security QA, stop 31); ffmpeg (guarded) tries it
+    if s.kind in SOUNDFILE_KINDS:
         try:
             return _open_soundfile(s)
         except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
@@ -262,7 +266,7 @@ def probe_source(s: Source) -> AudioInfo:
     """:func:`probe` for an already validated source."""
     if s.kind is None and looks_like_text(s.head):
         raise NotAudio(f"{s.name}: this is a text file, not audio.")
-    if s.kind is None or s.kind in SOUNDFILE_KINDS:
+    if s.kind in SOUNDFILE_KINDS:  # not unknown content: see _open_any
         try:
             with s.open_soundfile() as f:
                 if f.samplerate <= 0 or f.channels <= 0:
