@@ -342,3 +342,19 @@ def test_formats_libsndfile_reads_by_signature_still_load(tmp_path: Path, fmt: s
     path = tmp_path / f"clip.{fmt.lower()}"
     sf.write(path, voice(1.0), 16000, format=fmt, subtype="PCM_16")
     assert load_audio(path).duration == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_folder_named_tilde_is_not_the_home_folder(tmp_path: Path, monkeypatch) -> None:
+    """`emovox batch .` over a tree with a folder named `~` read $HOME/x.wav instead of
+    ./~/x.wav (pathlib drops the `./`; security QA, stop 31)."""
+    from emovox.serving.inputs import collect_inputs, resolved_key
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    write_clip(home / "x.wav", sine(440, 1.0), 16000)
+    write_clip(work / "~" / "x.wav", sine(220, 0.5), 16000)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    (found,) = collect_inputs(["."])
+    assert resolved_key(found) == str(work / "~" / "x.wav")
+    assert load_audio(found).duration == pytest.approx(0.5, abs=0.01)
+    assert load_audio(Path("./~/x.wav")).duration == pytest.approx(0.5, abs=0.01)

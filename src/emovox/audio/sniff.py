@@ -185,7 +185,9 @@ class Source:
             self.head = self.data[:1024]
             self.size = len(self.data)
         elif isinstance(src, (str, os.PathLike)):
-            path = Path(os.fspath(src)).expanduser()
+            # no expanduser: `~` is the shell's to expand; a folder named `~` in a scanned
+            # tree made `./~/x.wav` read $HOME/x.wav (security QA, stop 31)
+            path = Path(os.fspath(src))
             self.name = str(src)
             if not path.exists():
                 raise AudioFileNotFound(f"{self.name}: no such file. Check the path and try again.")

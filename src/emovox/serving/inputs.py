@@ -32,7 +32,7 @@ def printable_path(path: str | os.PathLike[str]) -> str:
 
 def resolved_key(path: str | os.PathLike[str]) -> str:
     """The identity of a file in batch output: its resolved absolute path, printable."""
-    return printable_path(Path(path).expanduser().resolve())
+    return printable_path(Path(path).resolve())  # no expanduser: see emovox.audio.sniff
 
 
 def _split(pattern: str) -> tuple[Path, list[str]]:
