@@ -87,3 +87,22 @@ def test_another_models_rows_are_refused():
     check_same_model("r.csv", rows, None)
     with pytest.raises(ConfigError, match="a-1; this run uses c-3"):
         check_same_model("r.csv", rows, "c-3")
+
+
+@pytest.mark.parametrize("kind", ["link to an empty file", "dangling link", "fifo"])
+def test_links_and_fifos_are_never_ours(tmp_path, kind):
+    """A size-0 check came first: rows went into a foreign empty file through a link, a
+    dangling link created its target, a FIFO hung the batch (security QA, stop 31)."""
+    import os
+
+    out = tmp_path / "rows.csv"
+    target = tmp_path / "foreign.csv"
+    if kind == "fifo":
+        os.mkfifo(out)
+    else:
+        if kind == "link to an empty file":
+            target.write_bytes(b"")
+        out.symlink_to(target)
+    with pytest.raises(ConfigError, match="symbolic link|not a regular file"):
+        check_ours(out)
+    assert not target.exists() or target.read_bytes() == b""

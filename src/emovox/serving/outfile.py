@@ -69,10 +69,16 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
     without ``extra_columns`` (unadapted answers) also refuses a file of adapted answers
     (:data:`ADAPT_FIELDS` in its header, or records with ``adaptation``)."""
     out = Path(out)
-    if not out.exists() or out.stat().st_size == 0:
+    # a link is never ours, nor a FIFO or a device (which report size 0): a link to an empty
+    # foreign file got rows, a dangling one created its target, a FIFO hung (QA, stop 31)
+    if out.is_symlink():
+        raise _refuse(out, "is a symbolic link")
+    if not out.exists():
         return
     if not out.is_file():
         raise _refuse(out, "is not a regular file")
+    if out.stat().st_size == 0:
+        return
     if out.suffix.lower() == ".csv":
         with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
             header = tuple(next(csv.reader(f), []))
