@@ -106,3 +106,14 @@ def test_links_and_fifos_are_never_ours(tmp_path, kind):
     with pytest.raises(ConfigError, match="symbolic link|not a regular file"):
         check_ours(out)
     assert not target.exists() or target.read_bytes() == b""
+
+
+def test_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
+    """A file named =1+2*3.wav made its error cell a formula (security QA, stop 31)."""
+    from emovox.serving.batch import row_for
+    from emovox.serving.outfile import spreadsheet_safe
+
+    assert [spreadsheet_safe(t) for t in ("=1+2", "+x", "-x", "@x", "\tx", "ok", "")] == [
+        "'=1+2", "'+x", "'-x", "'@x", "'\tx", "ok", ""]
+    row = row_for(tmp_path / "=1+2*3.wav", None, "=1+2*3.wav: not a recognisable audio file")
+    assert row["error"].startswith("'=1+2*3.wav")

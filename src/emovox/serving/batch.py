@@ -38,6 +38,7 @@ from emovox.serving.outfile import (
     check_ours,
     check_same_model,
     drop_partial_last_line,
+    spreadsheet_safe,
 )
 from emovox.serving.params import check_max_duration
 from emovox.serving.schema import failure_document
@@ -102,7 +103,7 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
     if prediction is None:
         row |= {k: "" for k in FIELDS if k != "path"}
         row |= {"label": ERROR_LABEL, "status": ERROR_LABEL,
-                "error": printable_path(error or "")}
+                "error": spreadsheet_safe(printable_path(error or ""))}
         return row
     p = prediction
     probs = p.probabilities or {}
@@ -118,7 +119,7 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
         "n_windows": p.n_windows,
         "model_id": p.model_id or "",
         # the decoder's warnings (a WAV cut short, near-silence), as in the JSON lines
-        "warnings": printable_path("; ".join(p.warnings)),
+        "warnings": spreadsheet_safe(printable_path("; ".join(p.warnings))),
     }
     row |= {f"p_{lab}": round(probs[lab], 6) if lab in probs else "" for lab in LABELS}
     row["error"] = ""

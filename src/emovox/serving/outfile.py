@@ -31,7 +31,7 @@ from emovox.labels import LABELS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ADAPT_FIELDS", "CSV_HEADERS", "check_ours", "check_same_model",
+__all__ = ["ADAPT_FIELDS", "CSV_HEADERS", "check_ours", "check_same_model", "spreadsheet_safe",
            "drop_partial_last_line", "models_in"]
 
 _P = [f"p_{lab}" for lab in LABELS]
@@ -49,6 +49,14 @@ CSV_HEADERS: tuple[tuple[str, ...], ...] = (
 ADAPT_FIELDS: list[str] = ["speaker_group", "adapted", "reference_clips", "adapt_note"]
 #: how much of a file is read to find its last line
 _TAIL = 1 << 16
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` for a CSV cell a spreadsheet will not run: one that starts with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (OWASP's advice).
+    Messages start with the file's name, and a file named ``=1+2*3.wav`` made its error
+    cell a formula (security QA, stop 31)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _refuse(out: Path, why: str) -> ConfigError:
