@@ -224,3 +224,20 @@ def test_root_must_be_a_directory(tmp_path):
     f = make(tmp_path, "03-01-03-01-02-01-07.wav")
     with pytest.raises(NotADirectoryError):
         ravdess.scan(f)
+
+
+def test_a_very_deep_tree_is_walked_without_recursion(tmp_path):
+    """os.walk recursed: 1500 nested folders ended a batch with RecursionError (QA, stop 31)."""
+    import os
+
+    from emovox.corpora.base import iter_audio_files
+
+    deep = str(tmp_path)
+    for _ in range(1500):
+        deep = os.path.join(deep, "d")
+        os.mkdir(deep)  # os.makedirs recurses too
+    with open(os.path.join(deep, "x.wav"), "wb") as f:
+        f.write(b"x")
+    (tmp_path / "top.wav").write_bytes(b"x")
+    (tmp_path / "d" / "loop").symlink_to(tmp_path)  # a cycle ends too
+    assert sorted(p.name for p in iter_audio_files(tmp_path)) == ["top.wav", "x.wav"]

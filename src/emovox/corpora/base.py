@@ -109,16 +109,36 @@ def count_noun(count: int, noun: str) -> str:
 
 def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk(root, followlinks=True)`` visiting each real folder once: a tree assembled
-    from symlinked folders is read, and symlink cycles end (the realpath set). Callers may
+    from symlinked folders is read, and symlink cycles end (the set of real folders). Callers may
     prune ``dirnames`` in place, as with ``os.walk``."""
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
+    # iterative, not os.walk: Python 3.11's os.walk recurses, and a tree 1500 folders deep
+    # ended a batch with RecursionError (security QA, stop 31)
+    seen: set[tuple[int, int]] = set()
+    stack = [os.fspath(root)]
+    while stack:
+        dirpath = stack.pop()
+        try:
+            st = os.stat(dirpath)  # the real folder: (device, inode), links followed
+        except OSError:
             continue
-        seen.add(real)
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            with os.scandir(dirpath) as it:
+                entries = list(it)
+        except OSError:
+            continue  # unreadable: skipped, as os.walk does
+        dirnames: list[str] = []
+        filenames: list[str] = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()  # follows links, as os.walk(followlinks=True)
+            except OSError:
+                is_dir = False
+            (dirnames if is_dir else filenames).append(e.name)
         yield dirpath, dirnames, filenames
+        stack.extend(os.path.join(dirpath, d) for d in reversed(dirnames))
 
 
 def iter_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS
