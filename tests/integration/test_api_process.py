@@ -51,6 +51,25 @@ def test_api_key(tiny_model, wav3):
         assert spec["paths"]["/v1/predict"]["post"]["security"]
 
 
+def test_health_keeps_server_paths_behind_the_key(tmp_path):
+    """/health is open without the key; it said "no model: /srv/.../weights.safetensors: is
+    missing" to anyone (security QA, stop 31). With a key it says the model failed, no more;
+    the keyed routes keep the detail."""
+    from emovox.api.server import create_app
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.json").write_text("{}")
+    for key in (None, "s3cret-key"):
+        app = create_app(tmp_path / "broken", max_bytes=MAX_BYTES, api_key=key)
+        with make_test_client(app) as c:
+            r = c.get("/health")
+            assert r.status_code == 503 and r.json()["model_loaded"] is False
+            assert (str(tmp_path) in r.json()["detail"]) is (key is None), r.json()
+            if key:
+                d = c.get("/v1/model", headers={"X-API-Key": key}).json()["detail"]
+                assert str(tmp_path) in d
+
+
 # ------------------------------------------------------------------------------ process hygiene
 
 

@@ -233,11 +233,19 @@ def test_a_very_deep_tree_is_walked_without_recursion(tmp_path):
     from emovox.corpora.base import iter_audio_files
 
     deep = str(tmp_path)
+    levels = []
     for _ in range(1500):
         deep = os.path.join(deep, "d")
         os.mkdir(deep)  # os.makedirs recurses too
-    with open(os.path.join(deep, "x.wav"), "wb") as f:
-        f.write(b"x")
-    (tmp_path / "top.wav").write_bytes(b"x")
-    (tmp_path / "d" / "loop").symlink_to(tmp_path)  # a cycle ends too
-    assert sorted(p.name for p in iter_audio_files(tmp_path)) == ["top.wav", "x.wav"]
+        levels.append(deep)
+    try:
+        with open(os.path.join(deep, "x.wav"), "wb") as f:
+            f.write(b"x")
+        (tmp_path / "top.wav").write_bytes(b"x")
+        (tmp_path / "d" / "loop").symlink_to(tmp_path)  # a cycle ends too
+        assert sorted(p.name for p in iter_audio_files(tmp_path)) == ["top.wav", "x.wav"]
+    finally:  # pytest's own clean-up (shutil.rmtree) recurses: take the tree down here
+        os.remove(os.path.join(deep, "x.wav"))
+        (tmp_path / "d" / "loop").unlink(missing_ok=True)
+        for d in reversed(levels):
+            os.rmdir(d)

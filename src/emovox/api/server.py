@@ -173,6 +173,9 @@ class _Service:
         self.holder = holder
         self.slots = asyncio.Semaphore(max_concurrency)  # FIFO: waiters are served in order
         self.max_bytes, self.max_duration = max_bytes, max_duration
+        #: /health is open without the API key: with a key it keeps why the model failed
+        #: to itself (server paths; security QA, stop 31)
+        self.keyed = False
 
     @staticmethod
     async def check_one_file(request: Request) -> None:
@@ -316,9 +319,11 @@ def _add_info_routes(app: FastAPI, svc: _Service) -> None:
         try:
             predictor = await svc.holder.aget()
         except ApiError as exc:
+            detail = ("no model: it could not be loaded (the server's log says why)"
+                      if svc.keyed else exc.detail)
             return JSONResponse(
                 Health(status="unavailable", model_loaded=False, version=__version__,
-                       detail=exc.detail).model_dump(), status_code=503)
+                       detail=detail).model_dump(), status_code=503)
         return Health(status="ok", model_loaded=True, model_id=predictor.model_id,
                       version=__version__)
 
@@ -416,6 +421,7 @@ def create_app(
             "compressed recordings")},
     )
     if api_key:
+        svc.keyed = True
         app.add_middleware(ApiKeyGuard, key=api_key)  # outermost: before the body limit
         _document_api_key(app)
     _install_error_handlers(app)
