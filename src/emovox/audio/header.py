@@ -156,11 +156,12 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
     if s.kind is None:
         if ff_error is None:
             tried = (
-                "libsndfile cannot open it. If it is audio in an unusual format, installing "
+                "without ffmpeg nothing here reads unknown content. If it is audio in an "
+                "unusual format, installing "
                 "ffmpeg may let emovox read it"
             )
         else:
-            tried = "neither libsndfile nor ffmpeg can read it"
+            tried = "ffmpeg cannot read it either"
         return NotAudio(
             f"{s.name}: not a recognisable audio file (its first bytes match no known audio "
             f"format and {tried}). Check that it is really an audio recording and not damaged; "
