@@ -117,3 +117,26 @@ def test_a_batch_that_fails_before_any_answer_leaves_no_file(tmp_path):
         res = invoke(["batch", clip, "--out", out, "-m", broken, "--workers", "1"])
         assert res.exit_code != 0 and "model.json" in text(res)
         assert not out.exists()
+
+
+def test_a_double_star_glob_over_a_very_deep_tree(tmp_path):
+    """`**` matching recursed once per folder: RecursionError at 1,500 levels (QA, stop 31)."""
+    import os
+
+    from emovox.serving.inputs import collect_inputs
+
+    deep, levels = str(tmp_path / "t"), []
+    os.mkdir(deep)
+    for _ in range(1200):
+        deep = os.path.join(deep, "d")
+        os.mkdir(deep)
+        levels.append(deep)
+    try:
+        with open(os.path.join(deep, "x.wav"), "wb") as f:
+            f.write(b"x")
+        (found,) = collect_inputs([str(tmp_path / "t" / "**" / "*.wav")])
+        assert found.name == "x.wav"
+    finally:  # pytest's clean-up recurses: take the tree down here
+        os.remove(os.path.join(deep, "x.wav"))
+        for d in reversed(levels):
+            os.rmdir(d)

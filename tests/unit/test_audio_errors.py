@@ -317,16 +317,20 @@ def test_a_playlist_is_never_followed(tmp_path: Path) -> None:
     assert "hls" not in ffm.SAFE_DEMUXERS and "concat" not in ffm.SAFE_DEMUXERS
 
 
-def test_unknown_content_never_makes_libsndfile_open_a_file_beside_it(tmp_path: Path) -> None:
-    """libsndfile guesses unknown content as Sound Designer II and opens its "resource fork"
-    beside it (``._NAME``): a FIFO there hung a batch for ever (security QA, stop 31). Only
-    sniffed kinds go to libsndfile now; the rest to ffmpeg, which reads only the file."""
+@pytest.mark.parametrize("head", [b"", b"ID3\x04\x00\x00\x00\x00\x00\x10", b"\xff\xfb",
+                                  b"caff", b"BW64\xff\xff\xff\xffWAVE"])
+def test_unknown_content_never_makes_libsndfile_open_a_file_beside_it(
+        tmp_path: Path, head: bytes) -> None:
+    """libsndfile, failing to recognise content (unknown, or junk behind a signature it
+    knows), looks for a Sound Designer II "resource fork" beside the file (``._NAME``): a
+    FIFO there hung a batch for ever (security QA and its re-check, stop 31). Unknown
+    content goes to ffmpeg only, and libsndfile is not asked while such a fork is there."""
     import os
     import subprocess
     import sys
 
     junk = tmp_path / "junk.wav"
-    junk.write_bytes(bytes(range(256)) * 8)
+    junk.write_bytes(head + bytes(range(256)) * 8)
     os.mkfifo(tmp_path / "._junk.wav")
     code = ("import sys; from emovox.audio import load_audio\n"
             "try: load_audio(sys.argv[1])\n"
@@ -358,3 +362,19 @@ def test_a_folder_named_tilde_is_not_the_home_folder(tmp_path: Path, monkeypatch
     assert resolved_key(found) == str(work / "~" / "x.wav")
     assert load_audio(found).duration == pytest.approx(0.5, abs=0.01)
     assert load_audio(Path("./~/x.wav")).duration == pytest.approx(0.5, abs=0.01)
+
+
+def test_bytes_input_never_waits_on_a_fork_in_the_current_folder(tmp_path: Path) -> None:
+    """For bytes (API uploads) libsndfile looks for ``._`` in the current folder."""
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "._")
+    code = ("from emovox.audio import load_audio\n"
+            "try: load_audio(b'ID3\\x04' + bytes(range(256)) * 8, filename='x.mp3')\n"
+            "except Exception as e: print(type(e).__name__)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.stdout.strip() in ("NotAudio", "UnsupportedCodec"), r.stdout + r.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Union
@@ -216,9 +217,31 @@ class Source:
         self.suffix = Path(filename or (self.name if self.path else "")).suffix.lower()
 
     def open_soundfile(self) -> sf.SoundFile:
-        """Open with libsndfile; raises ``sf.LibsndfileError``/``RuntimeError`` on failure."""
+        """Open with libsndfile; raises ``sf.LibsndfileError``/``RuntimeError`` on failure.
+
+        libsndfile, failing to recognise the content (even behind a known signature: an ID3
+        tag or ``caff`` followed by junk), looks for a Sound Designer II resource fork:
+        ``._NAME`` and ``.AppleDouble/NAME`` beside the file, or ``._`` in the current
+        folder for bytes. A FIFO or a device there blocked the open for ever (security QA,
+        stop 31): libsndfile is not asked when one is there (``OSError``: ffmpeg tries)."""
+        for fork in self._fork_paths():
+            try:
+                mode = os.stat(fork).st_mode
+            except OSError:
+                continue
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise OSError(f"{fork}: not a regular file beside the audio; libsndfile "
+                              "would wait on it")
         target: str | IO[bytes] = str(self.path) if self.path else io.BytesIO(self.data or b"")
         return sf.SoundFile(target)
+
+    def _fork_paths(self) -> list[str]:
+        """Where libsndfile looks for a resource fork (sfendian / file_io.c, psf_open_rsrc)."""
+        if self.path is None:
+            return ["._", os.path.join(".AppleDouble", "")]
+        d, name = os.path.split(str(self.path))
+        return [os.path.join(d, "._" + name), os.path.join(d, ".AppleDouble", name),
+                os.path.join(str(self.path), "..namedfork", "rsrc")]
 
     @property
     def kind_name(self) -> str:
