@@ -390,12 +390,28 @@ def test_a_card_linked_out_of_the_folder_is_not_served(tmp_path, caplog):
     assert model_card(Predictor.from_artifact(folder))["model_card_markdown"] == "# our card"
 
 
-@pytest.mark.parametrize("name", ["model.json", "weights.safetensors", "model.onnx"])
-def test_model_files_linked_out_of_the_folder_are_refused(tmp_path, name):
+def test_a_hard_linked_card_is_not_served(tmp_path):
+    """A hard link has no "outside" to see: a card with other names is refused (re-check)."""
+    import os
+
+    from emovox.serving.service import model_card
+
     folder = _copy_bundled(tmp_path)
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    (folder / name).rename(outside / name)
-    (folder / name).symlink_to(outside / name)
-    with pytest.raises(ArtifactError, match="leads outside the model folder"):
-        Predictor.from_artifact(folder, backend="onnx" if name == "model.onnx" else "auto")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("API_KEY=do-not-serve")
+    (folder / "MODEL_CARD.md").unlink(missing_ok=True)
+    os.link(secret, folder / "MODEL_CARD.md")
+    assert model_card(Predictor.from_artifact(folder))["model_card_markdown"] is None
+
+
+@pytest.mark.parametrize("name", ["model.json", "weights.safetensors", "model.onnx"])
+def test_model_files_may_be_links_into_a_store(tmp_path, name):
+    """Parsed files (never echoed) may live elsewhere (a Hugging Face cache, git-annex): only
+    the served card must be the folder's own (re-check, stop 31)."""
+    folder = _copy_bundled(tmp_path)
+    store = tmp_path / "blobs"
+    store.mkdir()
+    (folder / name).rename(store / name)
+    (folder / name).symlink_to(store / name)
+    pred = Predictor.from_artifact(folder, backend="onnx" if name == "model.onnx" else "auto")
+    assert pred.labels

@@ -378,3 +378,21 @@ def test_bytes_input_never_waits_on_a_fork_in_the_current_folder(tmp_path: Path)
                        timeout=60, cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert r.stdout.strip() in ("NotAudio", "UnsupportedCodec"), r.stdout + r.stderr
+
+
+def test_little_endian_au_and_camcorder_video_still_load(tmp_path: Path) -> None:
+    """The re-check of the decoder whitelists found little-endian AU (`dns.`) and DV, MXF
+    and WTV refused; the old decoder read them."""
+    le = tmp_path / "le.au"
+    sf.write(le, voice(1.0), 16000, format="AU", subtype="PCM_16", endian="LITTLE")
+    assert le.read_bytes()[:4] == b"dns." and load_audio(le).duration == pytest.approx(1.0)
+    if not ffm.ffmpeg_available():
+        return
+    import subprocess
+
+    dv = tmp_path / "cam.dv"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "sine=f=300:d=2", "-f", "lavfi", "-i", "color=c=black:s=720x576:d=2",
+                    "-ar", "48000", "-shortest", "-target", "pal-dv", str(dv)], check=True)
+    assert load_audio(dv).duration == pytest.approx(2.0, abs=0.1)
+    assert {"dv", "mxf", "wtv"} <= set(ffm.SAFE_DEMUXERS)

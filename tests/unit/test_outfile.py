@@ -89,7 +89,8 @@ def test_another_models_rows_are_refused():
         check_same_model("r.csv", rows, "c-3")
 
 
-@pytest.mark.parametrize("kind", ["link to an empty file", "dangling link", "fifo"])
+@pytest.mark.parametrize("kind", ["link to an empty file", "dangling link", "fifo",
+                                  "hard link"])
 def test_links_and_fifos_are_never_ours(tmp_path, kind):
     """A size-0 check came first: rows went into a foreign empty file through a link, a
     dangling link created its target, a FIFO hung the batch (security QA, stop 31)."""
@@ -99,11 +100,14 @@ def test_links_and_fifos_are_never_ours(tmp_path, kind):
     target = tmp_path / "foreign.csv"
     if kind == "fifo":
         os.mkfifo(out)
+    elif kind == "hard link":
+        target.write_bytes(b"")
+        os.link(target, out)
     else:
         if kind == "link to an empty file":
             target.write_bytes(b"")
         out.symlink_to(target)
-    with pytest.raises(ConfigError, match="symbolic link|not a regular file"):
+    with pytest.raises(ConfigError, match="symbolic link|not a regular file|hard link"):
         check_ours(out)
     assert not target.exists() or target.read_bytes() == b""
 
@@ -115,5 +119,8 @@ def test_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
 
     assert [spreadsheet_safe(t) for t in ("=1+2", "+x", "-x", "@x", "\tx", "ok", "")] == [
         "'=1+2", "'+x", "'-x", "'@x", "'\tx", "ok", ""]
+    # after spaces, and look-alikes (re-check, stop 31)
+    assert [spreadsheet_safe(t) for t in (" =x", "\u00a0=x", "\uff1dx", "\u2212x", "a=b")] == [
+        "' =x", "'\u00a0=x", "'\uff1dx", "'\u2212x", "a=b"]
     row = row_for(tmp_path / "=1+2*3.wav", None, "=1+2*3.wav: not a recognisable audio file")
     assert row["error"].startswith("'=1+2*3.wav")

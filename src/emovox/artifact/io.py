@@ -37,7 +37,6 @@ from emovox.artifact.paths import (
     ONNX_FILE,
     SKOPS_FILE,
     WEIGHTS_FILE,
-    contained_file,
     file_digest,
 )
 from emovox.fileio import atomic_path
@@ -78,7 +77,7 @@ class Artifact:
 def read_meta(path: str | Path) -> ArtifactMeta:
     """Validated ``model.json`` of the folder ``path`` (arrays not attached)."""
     path = Path(path)
-    f = contained_file(path, MODEL_JSON)
+    f = path / MODEL_JSON
     if not f.is_file():
         raise ArtifactError(f"{path} is not an emovox model folder (no {MODEL_JSON})")
     try:
@@ -95,7 +94,7 @@ def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    f = contained_file(path, WEIGHTS_FILE)
+    f = Path(path) / WEIGHTS_FILE
     if not f.is_file():
         raise ArtifactError(f"{f}: is missing")
     try:
@@ -111,7 +110,7 @@ def read_artifact(path: str | Path) -> Artifact:
     path = Path(path)
     meta = read_meta(path)
     if meta.kind is ModelKind.SKLEARN:
-        return Artifact(path, meta, {}, load_pipeline(contained_file(path, SKOPS_FILE)))
+        return Artifact(path, meta, {}, load_pipeline(path / SKOPS_FILE))
     tensors = read_tensors(path)
     f = path / WEIGHTS_FILE
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import stat
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +31,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "bundled_name",
     "contained_file",
+    "read_contained_text",
     "default_model_path",
     "deprecated_name_note",
     "file_digest",
@@ -75,11 +78,13 @@ _warned: set[str] = set()
 
 
 def contained_file(folder: str | Path, name: str) -> Path:
-    """``folder / name``, refused when it is a link leading out of the folder or anything but
-    a regular file (a FIFO, a device): a model folder's files are read, and the card is
-    served to API clients as it is (security QA, stop 31: a ``MODEL_CARD.md`` linked to
-    ``/proc/self/environ`` sent the server's environment to ``GET /v1/model``). A missing
-    file is returned as it is (callers say what is missing).
+    """``folder / name``, refused when it leads out of the folder or is not a regular file.
+
+    For files served to clients as they are (``MODEL_CARD.md``: linked to
+    ``/proc/self/environ`` it sent the server's environment to ``GET /v1/model``; security
+    QA, stop 31). The weights, graph and ``model.json`` are parsed, never echoed, and may
+    be links into a shared store (a Hugging Face cache, git-annex). A missing file is
+    returned as it is (callers say what is missing).
 
     Raises:
         ArtifactError: the file leads outside ``folder`` or is not a regular file.
@@ -92,6 +97,31 @@ def contained_file(folder: str | Path, name: str) -> Path:
         raise ArtifactError(f"{f}: leads outside the model folder or is not a regular file; "
                             "copy the file itself into the folder")
     return f
+
+
+def read_contained_text(folder: str | Path, name: str, max_bytes: int) -> str | None:
+    """The text of ``folder / name`` (None when missing), read from the very file that was
+    checked: :func:`contained_file`, then opened once, and that open file must be the one
+    checked, unshared (one link: a hard link to a file elsewhere is refused) and under
+    ``max_bytes`` (a link swapped between check and read was served in a re-check).
+
+    Raises:
+        ArtifactError: outside the folder, not regular, hard-linked, swapped or too large.
+    """
+    f = contained_file(folder, name)
+    if not f.exists():
+        return None
+    real = f.resolve()
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st, want = os.fstat(fh.fileno()), os.stat(real)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (want.st_dev, want.st_ino):
+            raise ArtifactError(f"{f}: changed while it was read")
+        if st.st_nlink != 1:
+            raise ArtifactError(f"{f}: has other names (a hard link); copy the file itself")
+        if st.st_size > max_bytes:
+            raise ArtifactError(f"{f}: over {max_bytes // 1024} KB")
+        return fh.read(max_bytes + 1)[:max_bytes].decode("utf-8", "replace")
 
 
 def default_model_path() -> Path:

@@ -128,7 +128,7 @@ SAFE_DEMUXERS: tuple[str, ...] = (
     "aac", "loas", "amr", "wv", "ape", "ac3", "eac3", "dts", "dtshd",
     "truehd", "mlp", "tta", "tak", "mpc", "mpc8", "shn", "voc", "oma", "rm", "xwma",
     "nistsphere", "ircam", "sox", "dsf", "mpegts", "mpeg", "avi", "flv", "live_flv",
-    "nut", "iff",
+    "nut", "iff", "dv", "mxf", "wtv", "dss", "act", "qcp",
 )  # fmt: skip
 #: Put before every ``-i`` of an input that is not ours: only those demuxers, and only
 #: the local file or pipe named (no network protocol, whatever a container says).

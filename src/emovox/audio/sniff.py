@@ -133,7 +133,7 @@ def sniff_format(head: bytes) -> str | None:
         return "ogg"
     if h[:4] == b"caff":
         return "caf"
-    if h[:4] == b".snd":
+    if h[:4] in (b".snd", b"dns."):  # big- and little-endian AU
         return "au"
     if h[4:8] == b"ftyp":
         return "mp4"

@@ -53,10 +53,20 @@ _TAIL = 1 << 16
 
 def spreadsheet_safe(text: str) -> str:
     """``text`` for a CSV cell a spreadsheet will not run: one that starts with ``=``,
-    ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (OWASP's advice).
+    ``+``, ``-``, ``@`` (or their full-width and minus-sign look-alikes, after any leading
+    spaces), a tab or a carriage return gets a leading ``'`` (OWASP's advice).
     Messages start with the file's name, and a file named ``=1+2*3.wav`` made its error
     cell a formula (security QA, stop 31)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    if not text:
+        return text
+    head = text.lstrip(" \n\u00a0\ufeff")[:1]  # a space first is trimmed by some imports
+    if text[0] in "\t\r" or (head and head in _FORMULA_START):
+        return "'" + text
+    return text
+
+
+#: first characters a spreadsheet may read as a formula (ASCII and their look-alikes)
+_FORMULA_START = "=+-@\uff1d\uff0b\uff0d\uff20\u2212"
 
 
 def _refuse(out: Path, why: str) -> ConfigError:
@@ -85,6 +95,8 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
         return
     if not out.is_file():
         raise _refuse(out, "is not a regular file")
+    if out.stat().st_nlink > 1:  # a hard link: its other name is not ours (re-check, stop 31)
+        raise _refuse(out, "has other names (a hard link)")
     if out.stat().st_size == 0:
         return
     if out.suffix.lower() == ".csv":

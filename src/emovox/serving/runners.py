@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from emovox.artifact import ONNX_FILE, Artifact, ArtifactError, contained_file, weights_digest
+from emovox.artifact import ONNX_FILE, Artifact, ArtifactError, weights_digest
 
 if TYPE_CHECKING:
     from torch import nn
@@ -144,7 +144,7 @@ def network_runner(art: Artifact, backend: str, threads: int | None) -> Runner:
     """ONNX when asked for (or ``auto`` and ``model.onnx`` exists and matches the weights),
     else PyTorch."""
     path = art.path
-    onnx_file = contained_file(path, ONNX_FILE)
+    onnx_file = path / ONNX_FILE
     chosen = backend
     if backend == "auto":
         chosen = "onnx" if onnx_file.is_file() else "torch"

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from emovox.artifact import ArtifactError, contained_file
+from emovox.artifact import ArtifactError, read_contained_text
 from emovox.errors import (
     AudioError,
     AudioTooLong,
@@ -429,12 +429,9 @@ def model_card(predictor: Any) -> dict[str, Any]:
         "cross_validation": cv,
         "model_card_markdown": None,
     })
-    try:
-        md = contained_file(predictor.path, "MODEL_CARD.md")  # served as it is: ours only
-        if md.is_file():
-            if md.stat().st_size > MAX_CARD_BYTES:
-                raise ArtifactError(f"{md}: over {MAX_CARD_BYTES // 1024} KB")
-            card["model_card_markdown"] = md.read_text(encoding="utf-8", errors="replace")
+    try:  # served as it is: the folder's own file only
+        card["model_card_markdown"] = read_contained_text(predictor.path, "MODEL_CARD.md",
+                                                          MAX_CARD_BYTES)
     except (OSError, ArtifactError) as exc:
         log.warning("model card left out: %s", exc)
     return card
