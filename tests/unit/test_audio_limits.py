@@ -229,3 +229,25 @@ def test_the_streaming_reader_reads_at_most_64_mb_per_read(tmp_path, monkeypatch
     assert sum(len(b) for _, b in blocks) == 16000
     ((frames, channels),) = asked
     assert channels == 32 and frames * channels * 4 <= READ_FRAMES * header.MAX_CHANNELS * 4
+
+
+def test_a_duration_limit_also_bounds_the_decoding_work(tmp_path) -> None:
+    """A 1.3 MB 64-channel 192 kHz upload of 600 s fit every limit and cost over an hour of
+    CPU (security QA, stop 31): a limit now allows stereo-at-96-kHz work per second, so
+    files of more channels or a higher rate get proportionally less time."""
+    from emovox.audio import BUDGET_RATE, scaled_limit
+    from emovox.errors import AudioTooLong
+    from emovox.serving.service import timeline_from_upload
+
+    assert BUDGET_RATE == 192_000 and scaled_limit(600, 48000, 2) == 600
+    assert scaled_limit(600, 96000, 2) == 600 and scaled_limit(600, 192000, 64) == 9.375
+    path = tmp_path / "eight.wav"
+    sf.write(path, np.zeros((96000, 8), np.float32) + 0.01, 48000, subtype="PCM_16")
+    assert audio.load_audio(path, max_duration=5.0).duration == pytest.approx(2.0)
+    for call in (lambda: audio.load_audio(path, max_duration=1.0),
+                 lambda: list(audio.iter_blocks(path, max_duration=1.0)),
+                 lambda: list(audio.iter_native_blocks(path, max_duration=1.0)),
+                 lambda: timeline_from_upload(None, path.read_bytes(), "eight.wav",
+                                              max_duration=1.0)):
+        with pytest.raises(AudioTooLong, match="8 channels at 48000 Hz"):
+            call()

@@ -20,12 +20,14 @@ subprocess. Never features, models, artifact, serving or anything above them.
 from __future__ import annotations
 
 from emovox.audio.decode import (
+    BUDGET_RATE,
     READ_FRAMES,
     Audio,
     file_notes,
     iter_blocks,
     iter_native_blocks,
     load_audio,
+    scaled_limit,
 )
 from emovox.audio.ffmpeg import ffmpeg_available
 from emovox.audio.header import (
@@ -65,6 +67,8 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "MAX_CHANNELS",
     "READ_FRAMES",
+    "BUDGET_RATE",
+    "scaled_limit",
     "file_notes",
     "Audio",
     "AudioInfo",

@@ -59,14 +59,26 @@ from emovox.errors import AudioError, AudioTooLong, AudioTooShort, EmptyAudio
 
 log = logging.getLogger(__name__)
 
-__all__ = ["READ_FRAMES", "Audio", "file_notes", "header_notes", "iter_blocks",
+__all__ = ["BUDGET_RATE", "READ_FRAMES", "Audio", "file_notes", "header_notes", "iter_blocks",
            "iter_native_blocks", "load_audio",
-           "mono_aligned"]
+           "mono_aligned", "scaled_limit"]
 
 #: Native frames read per block (with MAX_CHANNELS float32 channels: 64 MB at most).
 READ_FRAMES: int = 1 << 18
 # Tolerance (s) on durations reported by headers when enforcing max_duration early.
 _DURATION_SLACK = 0.05
+#: Decoding work a duration limit allows per second, in native samples of all channels
+#: together: stereo at 96 kHz. A file with more channels or a higher rate gets a shorter
+#: limit (:func:`scaled_limit`), so ``max_duration`` bounds the CPU a file costs, not only
+#: its length (security QA, stop 31: a 1.3 MB 64-channel 192 kHz upload of 600 s would have
+#: cost over an hour of CPU).
+BUDGET_RATE: int = 192_000
+
+
+def scaled_limit(max_duration: float, sr: int, channels: int) -> float:
+    """``max_duration`` for a file of ``channels`` at ``sr`` Hz: scaled down when one of its
+    seconds holds more than :data:`BUDGET_RATE` samples."""
+    return max_duration * min(1.0, BUDGET_RATE / max(1, sr * channels))
 # Largest output buffer allocated up front from a header's frame count (it grows past that).
 _MAX_PREALLOC = 1 << 24
 
@@ -101,7 +113,10 @@ class Audio:
 
 
 def _too_long(name: str, duration: float | None, max_duration: float, *,
-              estimate: bool = False) -> AudioTooLong:
+              estimate: bool = False, scaled: tuple[float, int, int] | None = None
+              ) -> AudioTooLong:
+    """``scaled``: ``(the limit asked for, rate, channels)`` when :func:`scaled_limit` made
+    ``max_duration`` shorter."""
     if duration is None:
         length = "is "
     elif estimate:  # a compressed stream's header: a damaged file can claim any length
@@ -109,9 +124,14 @@ def _too_long(name: str, duration: float | None, max_duration: float, *,
                   "declare more than it holds), ")
     else:
         length = f"is {duration:.2f} s long, "
+    why = ""
+    if scaled is not None and max_duration < scaled[0]:
+        why = (f" ({scaled[2]} channels at {scaled[1]} Hz: the {scaled[0]:g} s limit holds "
+               f"{max_duration:.1f} s of them, as decoding work is counted as stereo at "
+               f"{BUDGET_RATE // 2000} kHz; mix it down to mono or stereo first)")
     return AudioTooLong(
-        f"{name}: {length}longer than the {max_duration:g} s limit. Cut it into shorter pieces "
-        "(or raise the limit)."
+        f"{name}: {length}longer than the {max_duration:.3g} s limit{why}. Cut it into shorter "
+        "pieces (or raise the limit)."
     )
 
 
@@ -124,12 +144,14 @@ def _check_header(s: Source, max_duration: float) -> None:
     check_limits(s.name, info.sr, info.channels)
     if info.duration is None:
         return
+    asked, max_duration = max_duration, scaled_limit(max_duration, info.sr, info.channels)
     # Headers of WAV/FLAC/AIFF are exact; MP3/AAC/Opus durations can be estimates, so only
     # reject those early when clearly too long (decoding enforces the exact limit).
     exact = info.backend == "soundfile" and s.kind in EXACT_LENGTH_KINDS
     slack = _DURATION_SLACK if exact else 0.5 + 0.02 * max_duration
     if info.duration > max_duration + slack:
-        raise _too_long(s.name, info.duration, max_duration, estimate=not exact)
+        raise _too_long(s.name, info.duration, max_duration, estimate=not exact,
+                        scaled=(asked, info.sr, info.channels))
 
 
 class _Output:
@@ -154,22 +176,33 @@ class _Output:
         return self.buf[: self.n]
 
 
+def _frame_limit(dec: Decoder, name: str, max_duration: float | None
+                 ) -> tuple[int | None, AudioTooLong | None]:
+    """``(most native frames to read, the error when more come)`` under ``max_duration``
+    (:func:`scaled_limit` for the decoder's rate and channels); ``(None, None)`` without."""
+    if max_duration is None:
+        return None, None
+    limit = scaled_limit(max_duration, dec.sr, dec.channels)
+    err = _too_long(name, None, limit, scaled=(max_duration, dec.sr, dec.channels))
+    return math.ceil((limit + _DURATION_SLACK) * dec.sr), err
+
+
 def _checked_blocks(dec: Decoder, name: str, max_frames: int | None,
-                    max_duration: float | None) -> Iterator[np.ndarray]:
+                    too_long: AudioTooLong | None) -> Iterator[np.ndarray]:
     """The decoder's ``(n, channels)`` blocks, checked (finite, within ``max_frames``)."""
     n = 0
     for block in dec.blocks(READ_FRAMES):
         check_finite(block, name, n / dec.sr, dec.sr)
         n += block.shape[0]
         if max_frames is not None and n > max_frames:
-            raise _too_long(name, None, max_duration)  # type: ignore[arg-type]
+            raise too_long  # type: ignore[misc]
         yield block
 
 
 def _mono_blocks(dec: Decoder, name: str, max_frames: int | None,
-                 max_duration: float | None) -> Iterator[np.ndarray]:
+                 too_long: AudioTooLong | None) -> Iterator[np.ndarray]:
     """:func:`_checked_blocks` mixed to mono (:func:`mono_aligned`)."""
-    yield from mono_aligned(_checked_blocks(dec, name, max_frames, max_duration))
+    yield from mono_aligned(_checked_blocks(dec, name, max_frames, too_long))
 
 
 def mono_aligned(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -204,19 +237,15 @@ def iter_native_blocks(src: AudioSource, *, filename: str | None = None,
     if max_duration is not None:
         _check_header(s, max_duration)
     with open_decoder(s) as dec:
-        max_frames = (None if max_duration is None
-                      else math.ceil((max_duration + _DURATION_SLACK) * dec.sr))
-        yield from _checked_blocks(dec, s.name, max_frames, max_duration)
+        yield from _checked_blocks(dec, s.name, *_frame_limit(dec, s.name, max_duration))
 
 
 def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray, int, int]:
     """Decode ``s`` block by block to mono at ``sr`` -> (wave, orig_sr, orig_channels)."""
     with open_decoder(s) as dec:
         orig_sr = dec.sr
-        max_frames = None
-        if max_duration is not None:
-            max_frames = math.ceil((max_duration + _DURATION_SLACK) * orig_sr)
-        blocks = _mono_blocks(dec, s.name, max_frames, max_duration)
+        max_frames, too_long = _frame_limit(dec, s.name, max_duration)
+        blocks = _mono_blocks(dec, s.name, max_frames, too_long)
         head: list[np.ndarray] = []
         if dec.frames is not None and dec.frames <= READ_FRAMES:  # one block, says the header
             head = list(itertools.islice(blocks, 2))
@@ -383,10 +412,7 @@ def iter_blocks(
         raise ValueError(f"block_s={block_s} s is shorter than one sample at {sr} Hz")
     s = Source(src, filename)
     dec = open_decoder(s)
-    max_frames = None
-    if max_duration is not None:
-        max_frames = math.ceil((max_duration + _DURATION_SLACK) * dec.sr)
-    gen = _iter_blocks(s, dec, block_len, sr, quality, (max_frames, max_duration))
+    gen = _iter_blocks(s, dec, block_len, sr, quality, _frame_limit(dec, s.name, max_duration))
     weakref.finalize(gen, dec.close)  # release the file / ffmpeg even if never iterated
     return gen
 
@@ -397,9 +423,9 @@ def _iter_blocks(
     block_len: int,
     sr: int,
     quality: str,
-    limit: tuple[int | None, float | None],
+    limit: tuple[int | None, AudioTooLong | None],
 ) -> Iterator[tuple[float, np.ndarray]]:
-    max_frames, max_duration = limit
+    max_frames, too_long = limit
     # native frames per read: a block's worth, at most 4 Mi frames and at most what
     # READ_FRAMES frames of MAX_CHANNELS take (64 MB): a 27 KB 16-channel file made a 1 GB
     # read here (security QA, stop 31)
@@ -429,7 +455,7 @@ def _iter_blocks(
             check_finite(block, s.name, n_in / dec.sr, dec.sr)
             n_in += block.shape[0]
             if max_frames is not None and n_in > max_frames:
-                raise _too_long(s.name, None, max_duration)  # type: ignore[arg-type]
+                raise too_long  # type: ignore[misc]
             yield block
 
     with dec:

@@ -30,7 +30,8 @@ def predict(
     backend: BackendOpt = "auto",
     max_duration: Annotated[
         float, typer.Option(envvar="EMOVOX_MAX_DURATION_S",
-                            help="Refuse longer files (s); long ones are answered as a whole.")
+                            help="Refuse longer files (s; less for more than stereo at 96 "
+                                 "kHz); long ones are answered as a whole.")
     ] = 600.0,
     truth: Annotated[
         bool, typer.Option("--truth", help="Also show the true label of RAVDESS-named files "
@@ -103,7 +104,8 @@ def batch(
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
     max_duration: Annotated[float, typer.Option(envvar="EMOVOX_MAX_DURATION_S",
-                                                help="Refuse longer files (s).")] = 600.0,
+                                                help="Refuse longer files (s; less for "
+                                                     "more than stereo at 96 kHz).")] = 600.0,
     retry_errors: Annotated[
         bool, typer.Option("--retry-errors/--no-retry-errors",
                            help="Try files again whose row in --out is an error.")

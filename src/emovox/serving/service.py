@@ -233,9 +233,9 @@ def http_status(exc: BaseException) -> tuple[int, str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _too_long(name: str, seconds: float, max_duration: float) -> AudioTooLong:
-    return AudioTooLong(f"{name}: is {seconds:.2f} s long, longer than the {max_duration:g} s "
-                        "limit. Cut it into shorter pieces (or raise the limit).")
+def _too_long(name: str, seconds: float, max_duration: float, why: str = "") -> AudioTooLong:
+    return AudioTooLong(f"{name}: is {seconds:.2f} s long, longer than the {max_duration:.3g} s "
+                        f"limit{why}. Cut it into shorter pieces (or raise the limit).")
 
 
 def predict_upload(
@@ -275,27 +275,34 @@ def timeline_from_upload(
     The file is probed first, so non-audio is rejected with the client's file name in the
     message, and ``max_duration`` is enforced from the header and again while streaming.
     """
-    from emovox.audio import probe
+    from emovox.audio import probe, scaled_limit
 
     params = params or TimelineParams()
     with open_upload(data, filename, max_bytes=max_bytes, spool_bytes=0) as up, \
             named_errors(up):
         name = up.name
         info = probe(up.source, filename=name)  # typed errors, named after the upload
+        why = ""
+        if max_duration is not None:  # many channels or a high rate: less of it (CPU)
+            asked, max_duration = max_duration, scaled_limit(max_duration, info.sr,
+                                                             info.channels)
+            if max_duration < asked:
+                why = (f" for {info.channels} channels at {info.sr} Hz (the {asked:g} s limit "
+                       "counts decoding work as stereo at 96 kHz; mix it down first)")
         if max_duration is not None and info.duration is not None:
             if info.duration > max_duration + 0.05:
-                raise _too_long(name, info.duration, max_duration)
+                raise _too_long(name, info.duration, max_duration, why)
 
         def guard(seconds: float) -> None:
             if max_duration is not None and seconds > max_duration + params.hop + 0.05:
-                raise AudioTooLong(f"{name}: longer than the {max_duration:g} s limit.")
+                raise AudioTooLong(f"{name}: longer than the {max_duration:.3g} s limit{why}.")
 
         tl = build_timeline(predictor, up.source, window=params.window, hop=params.hop,
                             progress=guard, filename=name)
     tl.source = name
     tl.warnings = [upload_message(up, w) for w in tl.warnings]
     if max_duration is not None and tl.duration > max_duration + 0.05:
-        raise _too_long(name, tl.duration, max_duration)
+        raise _too_long(name, tl.duration, max_duration, why)
     return tl
 
 
