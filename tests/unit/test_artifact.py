@@ -390,18 +390,46 @@ def test_a_card_linked_out_of_the_folder_is_not_served(tmp_path, caplog):
     assert model_card(Predictor.from_artifact(folder))["model_card_markdown"] == "# our card"
 
 
-def test_a_hard_linked_card_is_not_served(tmp_path):
-    """A hard link has no "outside" to see: a card with other names is refused (re-check)."""
+def test_a_hard_linked_card_is_served(tmp_path):
+    """Installers hard-link package files from their caches (uv, conda): a card with other
+    names is the folder's own (a first re-check fix refused it and the card vanished)."""
     import os
 
     from emovox.serving.service import model_card
 
     folder = _copy_bundled(tmp_path)
+    cache = tmp_path / "cache-copy.md"
+    cache.write_text("# card from the installer's cache")
+    (folder / "MODEL_CARD.md").unlink(missing_ok=True)
+    os.link(cache, folder / "MODEL_CARD.md")
+    assert model_card(Predictor.from_artifact(folder))["model_card_markdown"].startswith("# card")
+
+
+def test_a_card_swapped_for_a_link_out_while_read_is_not_served(tmp_path, monkeypatch):
+    """The check and the open are two steps: a link swapped in between was served (second
+    re-check, stop 31). The open file itself is checked (Linux: /proc/self/fd)."""
+    import os
+
+    from emovox.artifact import paths
+
+    folder = _copy_bundled(tmp_path)
     secret = tmp_path / "secret.txt"
     secret.write_text("API_KEY=do-not-serve")
-    (folder / "MODEL_CARD.md").unlink(missing_ok=True)
-    os.link(secret, folder / "MODEL_CARD.md")
-    assert model_card(Predictor.from_artifact(folder))["model_card_markdown"] is None
+    card = folder / "MODEL_CARD.md"
+    card.write_text("# ours")
+    real_open = os.open
+
+    def swap_then_open(path, flags, *a):  # the attacker wins the race every time
+        if Path(path) == card:
+            card.unlink()
+            card.symlink_to(secret)
+        return real_open(path, flags, *a)
+
+    monkeypatch.setattr(paths.os, "open", swap_then_open)
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc")
+    with pytest.raises(ArtifactError, match="changed while it was read"):
+        paths.read_contained_text(folder, "MODEL_CARD.md", 1 << 18)
 
 
 @pytest.mark.parametrize("name", ["model.json", "weights.safetensors", "model.onnx"])

@@ -396,3 +396,21 @@ def test_little_endian_au_and_camcorder_video_still_load(tmp_path: Path) -> None
                     "-ar", "48000", "-shortest", "-target", "pal-dv", str(dv)], check=True)
     assert load_audio(dv).duration == pytest.approx(2.0, abs=0.1)
     assert {"dv", "mxf", "wtv"} <= set(ffm.SAFE_DEMUXERS)
+
+
+def test_a_backslash_in_a_relative_name_does_not_move_the_fork(tmp_path: Path) -> None:
+    """Given a relative name without '/', libsndfile split it at a backslash and looked for
+    `a\\._b.mp3`, which the fork check did not (second re-check, stop 31)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "a\\b.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x10" + bytes(4000))
+    os.mkfifo(tmp_path / "a\\._b.mp3")
+    code = ("from emovox.audio import load_audio\n"
+            "try: load_audio('a\\\\b.mp3')\n"
+            "except Exception as e: print(type(e).__name__)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.stdout.strip() in ("NotAudio", "UnsupportedCodec"), r.stdout + r.stderr

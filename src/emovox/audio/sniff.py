@@ -232,16 +232,22 @@ class Source:
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise OSError(f"{fork}: not a regular file beside the audio; libsndfile "
                               "would wait on it")
-        target: str | IO[bytes] = str(self.path) if self.path else io.BytesIO(self.data or b"")
+        target: str | IO[bytes] = self._sf_path() if self.path else io.BytesIO(self.data or b"")
         return sf.SoundFile(target)
 
+    def _sf_path(self) -> str:
+        """The path handed to libsndfile: absolute, so that it splits folder and name at the
+        last ``/`` as :meth:`_fork_paths` does (given a relative name with no ``/`` it split
+        at a ``\\``: ``a\\b.mp3`` made it open ``a\\._b.mp3``; second re-check, stop 31)."""
+        return os.path.abspath(str(self.path))
+
     def _fork_paths(self) -> list[str]:
-        """Where libsndfile looks for a resource fork (sfendian / file_io.c, psf_open_rsrc)."""
+        """Where libsndfile looks for a resource fork (file_io.c, psf_open_rsrc)."""
         if self.path is None:
             return ["._", os.path.join(".AppleDouble", "")]
-        d, name = os.path.split(str(self.path))
+        d, name = os.path.split(self._sf_path())
         return [os.path.join(d, "._" + name), os.path.join(d, ".AppleDouble", name),
-                os.path.join(str(self.path), "..namedfork", "rsrc")]
+                os.path.join(self._sf_path(), "..namedfork", "rsrc")]
 
     @property
     def kind_name(self) -> str:

@@ -38,6 +38,7 @@ from emovox.serving.outfile import (
     check_ours,
     check_same_model,
     drop_partial_last_line,
+    open_ours_for_append,
     spreadsheet_safe,
 )
 from emovox.serving.params import check_max_duration
@@ -117,7 +118,7 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
         "duration": round(p.duration, 3),
         "speech_seconds": round(p.speech_seconds, 3),
         "n_windows": p.n_windows,
-        "model_id": p.model_id or "",
+        "model_id": spreadsheet_safe(p.model_id or ""),  # a model's name is any text
         # the decoder's warnings (a WAV cut short, near-silence), as in the JSON lines
         "warnings": spreadsheet_safe(printable_path("; ".join(p.warnings))),
     }
@@ -233,7 +234,7 @@ class RowWriter:
         new = not out.exists() or out.stat().st_size == 0
         if self.fmt == "csv" and not new:
             _upgrade_csv(out)
-        self.f = open(out, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.f = open_ours_for_append(out)
         self.csv = csv.DictWriter(self.f, fieldnames=FIELDS) if self.fmt == "csv" else None
         if self.csv and new:
             self.csv.writeheader()

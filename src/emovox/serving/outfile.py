@@ -23,16 +23,20 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from emovox.errors import ConfigError
 from emovox.labels import LABELS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ADAPT_FIELDS", "CSV_HEADERS", "check_ours", "check_same_model", "spreadsheet_safe",
-           "drop_partial_last_line", "models_in"]
+__all__ = ["ADAPT_FIELDS", "CSV_HEADERS", "check_ours", "check_same_model",
+           "drop_partial_last_line", "models_in", "open_ours_for_append", "spreadsheet_safe",
+           "unquoted"]
 
 _P = [f"p_{lab}" for lab in LABELS]
 #: every CSV header emovox has written, oldest first (the last is the current one)
@@ -124,6 +128,22 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
                 raise _adapted_here(out)
 
 
+def open_ours_for_append(out: Path) -> TextIO:
+    """``out`` opened for appending text, never through a link and only as a regular file
+    with one name: :func:`check_ours` ran earlier, and a link swapped in since (a re-check
+    appended a row to another file that way, stop 31) is refused here, on the open file."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(out, flags | getattr(os, "O_NONBLOCK", 0), 0o666)
+    except OSError as exc:
+        raise _refuse(Path(out), f"cannot be opened as a plain file ({exc.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise _refuse(Path(out), "is not a regular file with one name")
+    return os.fdopen(fd, "a", newline="", encoding="utf-8")
+
+
 def drop_partial_last_line(out: Path) -> bool:
     """Remove a last line without its newline (a write cut short) from ``out``, in place;
     ``True`` if there was one. Call only on a file :func:`check_ours` accepted."""
@@ -131,7 +151,8 @@ def drop_partial_last_line(out: Path) -> bool:
     if not out.exists() or out.stat().st_size == 0:
         return False
     size = out.stat().st_size
-    with open(out, "rb+") as f:
+    fd = os.open(out, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb+") as f:  # not through a link swapped in since check_ours
         f.seek(max(0, size - _TAIL))
         tail = f.read()
         if tail.endswith(b"\n"):
@@ -149,7 +170,12 @@ def drop_partial_last_line(out: Path) -> bool:
 def models_in(rows: Sequence[dict]) -> set[str]:
     """The ``model_id`` values of answered rows (error rows and older rows without one are
     not counted)."""
-    return {str(r["model_id"]) for r in rows if r.get("model_id") and not r.get("error")}
+    return {unquoted(str(r["model_id"])) for r in rows if r.get("model_id") and not r.get("error")}
+
+
+def unquoted(text: str) -> str:
+    """A cell as it was before :func:`spreadsheet_safe` (CSV cells read back)."""
+    return text[1:] if text.startswith("'") and spreadsheet_safe(text[1:]) == text else text
 
 
 def check_same_model(out: Path, rows: Sequence[dict], model_id: str | None) -> None:
