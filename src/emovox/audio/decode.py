@@ -127,11 +127,11 @@ def _too_long(name: str, duration: float | None, max_duration: float, *,
     why = ""
     if scaled is not None and max_duration < scaled[0]:
         why = (f" ({scaled[2]} channels at {scaled[1]} Hz: the {scaled[0]:g} s limit holds "
-               f"{max_duration:.1f} s of them, as decoding work is counted as stereo at "
+               f"{round(max_duration, 1):g} s of them, as decoding work is counted as stereo at "
                f"{BUDGET_RATE // 2000} kHz; mix it down to mono or stereo first)")
     return AudioTooLong(
-        f"{name}: {length}longer than the {max_duration:.3g} s limit{why}. Cut it into shorter "
-        "pieces (or raise the limit)."
+        f"{name}: {length}longer than the {round(max_duration, 1):g} s limit{why}. Cut it into "
+        "shorter pieces (or raise the limit)."
     )
 
 

@@ -236,10 +236,13 @@ class Source:
         return sf.SoundFile(target)
 
     def _sf_path(self) -> str:
-        """The path handed to libsndfile: absolute, so that it splits folder and name at the
-        last ``/`` as :meth:`_fork_paths` does (given a relative name with no ``/`` it split
-        at a ``\\``: ``a\\b.mp3`` made it open ``a\\._b.mp3``; second re-check, stop 31)."""
-        return os.path.abspath(str(self.path))
+        """The path handed to libsndfile: as given, with ``./`` before a name without ``/``,
+        so that it splits folder and name at a ``/`` as :meth:`_fork_paths` does (given
+        ``a\\b.mp3`` it split at the backslash and opened ``a\\._b.mp3``; second re-check).
+        Not made absolute: that drops ``..`` after a link and read another file (third
+        re-check, stop 31)."""
+        p = str(self.path)
+        return p if "/" in p else "./" + p
 
     def _fork_paths(self) -> list[str]:
         """Where libsndfile looks for a resource fork (file_io.c, psf_open_rsrc)."""

@@ -58,13 +58,14 @@ _TAIL = 1 << 16
 def spreadsheet_safe(text: str) -> str:
     """``text`` for a CSV cell a spreadsheet will not run: one that starts with ``=``,
     ``+``, ``-``, ``@`` (or their full-width and minus-sign look-alikes, after any leading
-    spaces), a tab or a carriage return gets a leading ``'`` (OWASP's advice).
+    spaces), a tab or a carriage return gets a leading ``'`` (OWASP's advice), and so does
+    text that starts with ``'`` itself, so that :func:`unquoted` can undo it exactly.
     Messages start with the file's name, and a file named ``=1+2*3.wav`` made its error
     cell a formula (security QA, stop 31)."""
     if not text:
         return text
     head = text.lstrip(" \n\u00a0\ufeff")[:1]  # a space first is trimmed by some imports
-    if text[0] in "\t\r" or (head and head in _FORMULA_START):
+    if text[0] in "\t\r'" or (head and head in _FORMULA_START):
         return "'" + text
     return text
 
@@ -128,19 +129,26 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
                 raise _adapted_here(out)
 
 
-def open_ours_for_append(out: Path) -> TextIO:
-    """``out`` opened for appending text, never through a link and only as a regular file
-    with one name: :func:`check_ours` ran earlier, and a link swapped in since (a re-check
-    appended a row to another file that way, stop 31) is refused here, on the open file."""
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+def _open_ours(out: Path, flags: int) -> int:
+    """A descriptor of ``out`` opened with ``flags``, never through a link, and only when
+    the open file is a regular file with one name: :func:`check_ours` ran earlier, and a
+    link swapped in since (a re-check appended a row to another file that way, stop 31) is
+    refused here, on the open file."""
     try:
-        fd = os.open(out, flags | getattr(os, "O_NONBLOCK", 0), 0o666)
+        fd = os.open(out, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0),
+                     0o666)
     except OSError as exc:
         raise _refuse(Path(out), f"cannot be opened as a plain file ({exc.strerror})") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
         raise _refuse(Path(out), "is not a regular file with one name")
+    return fd
+
+
+def open_ours_for_append(out: Path) -> TextIO:
+    """``out`` opened for appending text (see :func:`_open_ours`)."""
+    fd = _open_ours(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     return os.fdopen(fd, "a", newline="", encoding="utf-8")
 
 
@@ -151,8 +159,7 @@ def drop_partial_last_line(out: Path) -> bool:
     if not out.exists() or out.stat().st_size == 0:
         return False
     size = out.stat().st_size
-    fd = os.open(out, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb+") as f:  # not through a link swapped in since check_ours
+    with os.fdopen(_open_ours(out, os.O_RDWR), "rb+") as f:  # not through a swapped link
         f.seek(max(0, size - _TAIL))
         tail = f.read()
         if tail.endswith(b"\n"):
@@ -167,15 +174,17 @@ def drop_partial_last_line(out: Path) -> bool:
     return True
 
 
-def models_in(rows: Sequence[dict]) -> set[str]:
+def models_in(rows: Sequence[dict], *, from_csv: bool = False) -> set[str]:
     """The ``model_id`` values of answered rows (error rows and older rows without one are
-    not counted)."""
-    return {unquoted(str(r["model_id"])) for r in rows if r.get("model_id") and not r.get("error")}
+    not counted); ``from_csv``: cells as written by :func:`spreadsheet_safe`."""
+    ids = (str(r["model_id"]) for r in rows if r.get("model_id") and not r.get("error"))
+    return {unquoted(i) if from_csv else i for i in ids}
 
 
 def unquoted(text: str) -> str:
-    """A cell as it was before :func:`spreadsheet_safe` (CSV cells read back)."""
-    return text[1:] if text.startswith("'") and spreadsheet_safe(text[1:]) == text else text
+    """A cell as it was before :func:`spreadsheet_safe` (CSV cells read back): one leading
+    ``'`` less (every text starting with one was given another)."""
+    return text[1:] if text.startswith("'") else text
 
 
 def check_same_model(out: Path, rows: Sequence[dict], model_id: str | None) -> None:
@@ -183,7 +192,7 @@ def check_same_model(out: Path, rows: Sequence[dict], model_id: str | None) -> N
     than ``model_id``'s."""
     if model_id is None:
         return
-    others = models_in(rows) - {model_id}
+    others = models_in(rows, from_csv=Path(out).suffix.lower() == ".csv") - {model_id}
     if others:
         raise ConfigError(
             f"{out} holds answers of {', '.join(sorted(others))}; this run uses {model_id}: "

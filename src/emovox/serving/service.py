@@ -234,8 +234,9 @@ def http_status(exc: BaseException) -> tuple[int, str]:
 
 
 def _too_long(name: str, seconds: float, max_duration: float, why: str = "") -> AudioTooLong:
-    return AudioTooLong(f"{name}: is {seconds:.2f} s long, longer than the {max_duration:.3g} s "
-                        f"limit{why}. Cut it into shorter pieces (or raise the limit).")
+    limit = f"{round(max_duration, 1):g}"
+    return AudioTooLong(f"{name}: is {seconds:.2f} s long, longer than the {limit} s limit{why}. "
+                        "Cut it into shorter pieces (or raise the limit).")
 
 
 def predict_upload(
@@ -295,7 +296,9 @@ def timeline_from_upload(
 
         def guard(seconds: float) -> None:
             if max_duration is not None and seconds > max_duration + params.hop + 0.05:
-                raise AudioTooLong(f"{name}: longer than the {max_duration:.3g} s limit{why}.")
+                raise AudioTooLong(f"{name}: longer than the {round(max_duration, 1):g} s "
+                                   f"limit{why}. Cut it into shorter pieces (or raise the "
+                                   "limit).")
 
         tl = build_timeline(predictor, up.source, window=params.window, hop=params.hop,
                             progress=guard, filename=name)
