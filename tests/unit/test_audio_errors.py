@@ -317,6 +317,22 @@ def test_a_playlist_is_never_followed(tmp_path: Path) -> None:
     assert "hls" not in ffm.SAFE_DEMUXERS and "concat" not in ffm.SAFE_DEMUXERS
 
 
+def _refused_in_a_child(cwd: Path, arg: str) -> None:
+    """``load_audio(arg)`` (``arg`` a Python expression) in a child process run in ``cwd``:
+    it must end with a clear refusal within a minute, never wait on a FIFO."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from emovox.audio import load_audio\n"
+            f"try: load_audio({arg})\n"
+            "except Exception as e: print(type(e).__name__)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, cwd=cwd,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.stdout.strip() in ("NotAudio", "UnsupportedCodec"), r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("head", [b"", b"ID3\x04\x00\x00\x00\x00\x00\x10", b"\xff\xfb",
                                   b"caff", b"BW64\xff\xff\xff\xffWAVE"])
 def test_unknown_content_never_makes_libsndfile_open_a_file_beside_it(
@@ -326,19 +342,11 @@ def test_unknown_content_never_makes_libsndfile_open_a_file_beside_it(
     FIFO there hung a batch for ever (security QA and its re-check, stop 31). Unknown
     content goes to ffmpeg only, and libsndfile is not asked while such a fork is there."""
     import os
-    import subprocess
-    import sys
 
     junk = tmp_path / "junk.wav"
     junk.write_bytes(head + bytes(range(256)) * 8)
     os.mkfifo(tmp_path / "._junk.wav")
-    code = ("import sys; from emovox.audio import load_audio\n"
-            "try: load_audio(sys.argv[1])\n"
-            "except Exception as e: print(type(e).__name__)")
-    r = subprocess.run([sys.executable, "-c", code, str(junk)], capture_output=True,
-                       text=True, timeout=60, cwd=tmp_path,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert r.stdout.strip() in ("NotAudio", "UnsupportedCodec"), r.stdout + r.stderr
+    _refused_in_a_child(tmp_path, repr(str(junk)))
 
 
 @pytest.mark.parametrize("fmt", ["NIST", "VOC", "IRCAM", "SVX", "PAF", "PVF", "AVR", "MAT5"])
@@ -367,17 +375,9 @@ def test_a_folder_named_tilde_is_not_the_home_folder(tmp_path: Path, monkeypatch
 def test_bytes_input_never_waits_on_a_fork_in_the_current_folder(tmp_path: Path) -> None:
     """For bytes (API uploads) libsndfile looks for ``._`` in the current folder."""
     import os
-    import subprocess
-    import sys
 
     os.mkfifo(tmp_path / "._")
-    code = ("from emovox.audio import load_audio\n"
-            "try: load_audio(b'ID3\\x04' + bytes(range(256)) * 8, filename='x.mp3')\n"
-            "except Exception as e: print(type(e).__name__)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60, cwd=tmp_path,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert r.stdout.strip() in ("NotAudio", "UnsupportedCodec"), r.stdout + r.stderr
+    _refused_in_a_child(tmp_path, "b'ID3\\x04' + bytes(range(256)) * 8, filename='x.mp3'")
 
 
 def test_little_endian_au_and_camcorder_video_still_load(tmp_path: Path) -> None:
@@ -402,18 +402,10 @@ def test_a_backslash_in_a_relative_name_does_not_move_the_fork(tmp_path: Path) -
     """Given a relative name without '/', libsndfile split it at a backslash and looked for
     `a\\._b.mp3`, which the fork check did not (second re-check, stop 31)."""
     import os
-    import subprocess
-    import sys
 
     (tmp_path / "a\\b.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x10" + bytes(4000))
     os.mkfifo(tmp_path / "a\\._b.mp3")
-    code = ("from emovox.audio import load_audio\n"
-            "try: load_audio('a\\\\b.mp3')\n"
-            "except Exception as e: print(type(e).__name__)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60, cwd=tmp_path,
-                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert r.stdout.strip() in ("NotAudio", "UnsupportedCodec"), r.stdout + r.stderr
+    _refused_in_a_child(tmp_path, repr("a\\b.mp3"))
 
 
 def test_a_path_with_dotdot_after_a_link_reads_the_file_the_kernel_means(tmp_path: Path,
