@@ -252,3 +252,11 @@ def test_a_duration_limit_also_bounds_the_decoding_work(tmp_path) -> None:
         with pytest.raises(AudioTooLong, match="8 channels at 48000 Hz") as err:
             call()
         assert "e+" not in str(err.value) and "0.5 s" in str(err.value), err.value
+
+
+def test_limits_are_printed_plainly() -> None:
+    """`:g` printed 1.2e+03 and `round(x, 1)` printed a 0.04 s limit as 0 (re-checks)."""
+    from emovox.audio import seconds_text
+
+    assert [seconds_text(x) for x in (1200, 999.5, 0.5, 0.04, 9.375, 1234567, 600.0)] == [
+        "1200", "999.5", "0.5", "0.04", "9.38", "1234567", "600"]

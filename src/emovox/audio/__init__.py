@@ -28,6 +28,7 @@ from emovox.audio.decode import (
     iter_native_blocks,
     load_audio,
     scaled_limit,
+    seconds_text,
 )
 from emovox.audio.ffmpeg import ffmpeg_available
 from emovox.audio.header import (
@@ -69,6 +70,7 @@ __all__ = [
     "READ_FRAMES",
     "BUDGET_RATE",
     "scaled_limit",
+    "seconds_text",
     "file_notes",
     "Audio",
     "AudioInfo",

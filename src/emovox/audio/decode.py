@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BUDGET_RATE", "READ_FRAMES", "Audio", "file_notes", "header_notes", "iter_blocks",
            "iter_native_blocks", "load_audio",
-           "mono_aligned", "scaled_limit"]
+           "mono_aligned", "scaled_limit", "seconds_text"]
 
 #: Native frames read per block (with MAX_CHANNELS float32 channels: 64 MB at most).
 READ_FRAMES: int = 1 << 18
@@ -73,6 +73,12 @@ _DURATION_SLACK = 0.05
 #: its length (security QA, stop 31: a 1.3 MB 64-channel 192 kHz upload of 600 s would have
 #: cost over an hour of CPU).
 BUDGET_RATE: int = 192_000
+
+
+def seconds_text(x: float) -> str:
+    """A duration for messages: up to two decimals, no exponent (``1200``, ``9.38``,
+    ``0.04``; ``:g`` printed 1.2e+03, ``round(x, 1)`` printed 0)."""
+    return f"{x:.2f}".rstrip("0").rstrip(".") or "0"
 
 
 def scaled_limit(max_duration: float, sr: int, channels: int) -> float:
@@ -126,11 +132,12 @@ def _too_long(name: str, duration: float | None, max_duration: float, *,
         length = f"is {duration:.2f} s long, "
     why = ""
     if scaled is not None and max_duration < scaled[0]:
-        why = (f" ({scaled[2]} channels at {scaled[1]} Hz: the {scaled[0]:g} s limit holds "
-               f"{round(max_duration, 1):g} s of them, as decoding work is counted as stereo at "
+        why = (f" ({scaled[2]} channels at {scaled[1]} Hz: the {seconds_text(scaled[0])} s "
+               f"limit holds {seconds_text(max_duration)} s of them, as decoding work is "
+               "counted as stereo at "
                f"{BUDGET_RATE // 2000} kHz; mix it down to mono or stereo first)")
     return AudioTooLong(
-        f"{name}: {length}longer than the {round(max_duration, 1):g} s limit{why}. Cut it into "
+        f"{name}: {length}longer than the {seconds_text(max_duration)} s limit{why}. Cut it into "
         "shorter pieces (or raise the limit)."
     )
 

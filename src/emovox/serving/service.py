@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from emovox.artifact import ArtifactError, read_contained_text
+from emovox.audio import seconds_text
 from emovox.errors import (
     AudioError,
     AudioTooLong,
@@ -234,7 +235,7 @@ def http_status(exc: BaseException) -> tuple[int, str]:
 
 
 def _too_long(name: str, seconds: float, max_duration: float, why: str = "") -> AudioTooLong:
-    limit = f"{round(max_duration, 1):g}"
+    limit = seconds_text(max_duration)
     return AudioTooLong(f"{name}: is {seconds:.2f} s long, longer than the {limit} s limit{why}. "
                         "Cut it into shorter pieces (or raise the limit).")
 
@@ -296,7 +297,7 @@ def timeline_from_upload(
 
         def guard(seconds: float) -> None:
             if max_duration is not None and seconds > max_duration + params.hop + 0.05:
-                raise AudioTooLong(f"{name}: longer than the {round(max_duration, 1):g} s "
+                raise AudioTooLong(f"{name}: longer than the {seconds_text(max_duration)} s "
                                    f"limit{why}. Cut it into shorter pieces (or raise the "
                                    "limit).")
 
