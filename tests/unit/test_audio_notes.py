@@ -67,3 +67,15 @@ def test_a_cut_wav_is_noted_for_streaming_readers(tmp_path):
     blocks = list(iter_blocks(path, block_s=1.0))  # still read as far as it goes
     assert sum(len(b) for _, b in blocks) == pytest.approx(1.5 * SR, abs=2)
     assert np.isfinite(np.concatenate([b for _, b in blocks])).all()
+
+
+@needs_ffmpeg
+def test_the_track_count_comes_from_the_header_probe_already_made(tmp_path, monkeypatch):
+    """With a duration limit the header is probed before decoding; the track count is read
+    from that probe, not from a second ffprobe run."""
+    path = _two_tracks(tmp_path, "screen.mkv", "flac")
+    calls = []
+    real = ffm.ffprobe_info
+    monkeypatch.setattr(ffm, "ffprobe_info", lambda s: calls.append(s.name) or real(s))
+    a = load_audio(path, max_duration=60)
+    assert any("2 audio tracks" in n for n in a.notes) and len(calls) == 1

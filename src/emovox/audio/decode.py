@@ -54,7 +54,7 @@ from emovox.audio.signal import (
     to_mono,
     trim_silence,
 )
-from emovox.audio.sniff import EXACT_LENGTH_KINDS, AudioSource, Source
+from emovox.audio.sniff import EXACT_LENGTH_KINDS, AudioInfo, AudioSource, Source
 from emovox.errors import AudioError, AudioTooLong, AudioTooShort, EmptyAudio
 
 log = logging.getLogger(__name__)
@@ -142,15 +142,16 @@ def _too_long(name: str, duration: float | None, max_duration: float, *,
     )
 
 
-def _check_header(s: Source, max_duration: float) -> None:
-    """Refuse from the header alone (rate, channels, stated duration), before decoding."""
+def _check_header(s: Source, max_duration: float) -> AudioInfo | None:
+    """Refuse from the header alone (rate, channels, stated duration), before decoding;
+    the header read (None when no reader could), for :func:`header_notes`."""
     try:
         info = probe_source(s)
     except AudioError:
-        return  # the decoder raises the properly worded error
+        return None  # the decoder raises the properly worded error
     check_limits(s.name, info.sr, info.channels)
     if info.duration is None:
-        return
+        return info
     asked, max_duration = max_duration, scaled_limit(max_duration, info.sr, info.channels)
     # Headers of WAV/FLAC/AIFF are exact; MP3/AAC/Opus durations can be estimates, so only
     # reject those early when clearly too long (decoding enforces the exact limit).
@@ -159,6 +160,7 @@ def _check_header(s: Source, max_duration: float) -> None:
     if info.duration > max_duration + slack:
         raise _too_long(s.name, info.duration, max_duration, estimate=not exact,
                         scaled=(asked, info.sr, info.channels))
+    return info
 
 
 class _Output:
@@ -284,11 +286,11 @@ def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray,
         return out.result(), orig_sr, dec.channels
 
 
-def header_notes(s: Source) -> list[str]:
+def header_notes(s: Source, info: AudioInfo | None = None) -> list[str]:
     """What the container says that the user should know, each also logged: a WAV cut
     short or never finished (QA stop 30), several audio tracks of which only the first is
-    read (stop 31)."""
-    notes = [n for n in (wav_length_note(s), tracks_note(s)) if n]
+    read (stop 31). ``info``: the header already probed, if it was."""
+    notes = [n for n in (wav_length_note(s), tracks_note(s, info)) if n]
     for note in notes:
         log.warning("%s", note)
     return notes
@@ -348,11 +350,10 @@ def load_audio(
     if sr <= 0:
         raise ValueError(f"sr must be a positive sample rate in Hz, got {sr}")
     s = Source(src, filename)
-    if max_duration is not None:
-        _check_header(s, max_duration)
+    info = _check_header(s, max_duration) if max_duration is not None else None
     wave, orig_sr, orig_channels = _decode(s, sr, max_duration)
     wave = remove_dc(wave, in_place=True)  # a constant offset is no sound (our own buffer)
-    notes = header_notes(s)
+    notes = header_notes(s, info)
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)
     if silent:
         notes.append(f"{s.name}: the audio is silent or nearly so (loudest frame below "

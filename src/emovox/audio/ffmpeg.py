@@ -274,7 +274,7 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
     exe = ffprobe_exe()
     if exe is not None:
         cmd = [
-            exe, "-v", "error", "-select_streams", "a:0", "-show_entries",
+            exe, "-v", "error", "-select_streams", "a", "-show_entries",
             "stream=codec_name,sample_rate,channels,duration:format=format_name,duration",
             "-of", "json", *INPUT_GUARD, "-i", inp,
         ]  # fmt: skip
@@ -288,7 +288,8 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
             return None
         try:
             doc = json.loads(r.stdout or b"{}")
-            st = doc["streams"][0]
+            streams = doc["streams"]  # every audio track: the first is the one decoded
+            st = streams[0]
             sr, channels = int(st["sample_rate"]), int(st["channels"])
             fmt = doc.get("format", {})
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
@@ -307,6 +308,7 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
             frames=int(round(duration * sr)) if duration is not None else None,
             duration=duration,
             backend="ffprobe",
+            audio_tracks=len(streams),
         )
     ff = ffmpeg_exe()
     if ff is None:
@@ -319,32 +321,6 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return parse_ffmpeg_banner(r.stderr.decode("utf-8", "replace"), s)
-
-
-def audio_track_count(s: Source) -> int | None:
-    """How many audio tracks (streams) the container holds, by ffprobe (or the stream list
-    ``ffmpeg -i`` prints); None when neither can tell."""
-    inp = "pipe:0" if s.path is None else "file:" + str(s.path.resolve())
-    exe = ffprobe_exe()
-    if exe is not None:
-        cmd = [exe, "-v", "error", "-select_streams", "a", "-show_entries", "stream=index",
-               "-of", "csv=p=0", *INPUT_GUARD, "-i", inp]
-    elif (ff := ffmpeg_exe()) is not None:
-        cmd = [ff, "-hide_banner", *INPUT_GUARD, "-i", inp]
-    else:
-        return None
-    try:
-        r = subprocess.run(cmd, input=s.data, capture_output=True, timeout=120)
-    except (OSError, subprocess.SubprocessError) as e:
-        log.debug("%s: cannot count audio tracks: %s", s.name, e)
-        return None
-    if exe is None:  # ffmpeg -i exits 1 (no output named): read its stream list
-        text = r.stderr.decode("utf-8", "replace")
-        return len(re.findall(r"^\s*Stream #\d+:\d+\S*: Audio:", text, flags=re.M)) or None
-    if r.returncode != 0:
-        return None
-    lines = [ln for ln in r.stdout.decode("utf-8", "replace").split() if ln.strip()]
-    return len(lines) or None
 
 
 CHANNEL_LAYOUTS = {
@@ -379,6 +355,7 @@ def parse_ffmpeg_banner(text: str, s: Source) -> AudioInfo | None:
         frames=int(round(duration * sr)) if duration is not None else None,
         duration=duration,
         backend="ffmpeg",
+        audio_tracks=len(re.findall(r"^\s*Stream #\d+:\d+\S*: Audio:", text, flags=re.M)),
     )
 
 

@@ -340,13 +340,16 @@ def wav_length_note(s: Source) -> str | None:
 _MULTITRACK_KINDS = frozenset({"mp4", "matroska", "asf"})
 
 
-def tracks_note(s: Source) -> str | None:
+def tracks_note(s: Source, info: AudioInfo | None = None) -> str | None:
     """A note when ``s`` (an MP4/MOV, WebM/Matroska or ASF container) holds more than one
     audio track: only the first is read (a screen recording may keep the microphone on the
-    second; QA stop 30). Costs one ffprobe run for those containers, nothing for others."""
+    second; QA stop 30). ``info``: a probe of ``s`` already made (its track count is
+    reused); else one ffprobe run for those containers, nothing for others."""
     if s.kind not in _MULTITRACK_KINDS:
         return None
-    n = ffm.audio_track_count(s)
+    if info is None or info.audio_tracks is None:
+        info = ffm.ffprobe_info(s)
+    n = info.audio_tracks if info is not None else None
     if n is None or n < 2:
         return None
     return (f"{s.name}: holds {n} audio tracks; only the first was read. To analyse "

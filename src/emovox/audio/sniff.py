@@ -104,6 +104,8 @@ class AudioInfo:
     frames: int | None
     duration: float | None
     backend: str
+    #: how many audio tracks the container holds, when the reader says (ffprobe, ffmpeg)
+    audio_tracks: int | None = None
 
 
 
