@@ -7,6 +7,7 @@ helpers every other module must use instead of re-implementing them: :func:`to_m
 :func:`trim_silence`, levels (:func:`peak_frame_dbfs`).
 
 Modules: :mod:`~emovox.audio.signal` (mono, resampling, trimming, silence, levels),
+:mod:`~emovox.audio.hum` (mains hum found and warned about),
 :mod:`~emovox.audio.sniff` (content sniffing, validated sources),
 :mod:`~emovox.audio.ffmpeg` (the ffmpeg fallback), :mod:`~emovox.audio.header` (opening a
 decoder, header limits, ``probe``), :mod:`~emovox.audio.decode` (``load_audio``,
@@ -39,6 +40,7 @@ from emovox.audio.header import (
     check_limits,
     probe,
 )
+from emovox.audio.hum import Hum, detect_hum, hum_note
 from emovox.audio.signal import (
     RESAMPLE_QUALITY,
     SILENCE_DBFS,
@@ -68,6 +70,9 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "MAX_CHANNELS",
     "READ_FRAMES",
+    "Hum",
+    "detect_hum",
+    "hum_note",
     "BUDGET_RATE",
     "scaled_limit",
     "seconds_text",

@@ -44,6 +44,7 @@ from emovox.audio.header import (
     tracks_note,
     wav_length_note,
 )
+from emovox.audio.hum import hum_note
 from emovox.audio.signal import (
     RESAMPLE_QUALITY,
     SILENCE_DBFS,
@@ -360,7 +361,10 @@ def load_audio(
                      f"{silence_dbfs:.0f} dBFS); an emotion found in it is unreliable: "
                      "record closer to the microphone.")
         log.warning("%s", notes[-1])
-    elif trim:
+    elif hum := hum_note(s.name, wave, sr):  # said, never removed (stop 32)
+        notes.append(hum)
+        log.warning("%s", hum)
+    if trim and not silent:
         trimmed = trim_silence(wave, sr, top_db=top_db)
         if 0 < len(trimmed) < len(wave):
             log.debug("%s: trimmed %.3f s of silence", s.name, (len(wave) - len(trimmed)) / sr)

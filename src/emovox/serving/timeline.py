@@ -27,7 +27,14 @@ from typing import Any, TextIO
 import numpy as np
 
 from emovox.adaptation import Adaptation
-from emovox.audio import TARGET_SR, WINDOW_SILENCE_DBFS, AudioSource, file_notes, iter_blocks
+from emovox.audio import (
+    TARGET_SR,
+    WINDOW_SILENCE_DBFS,
+    AudioSource,
+    file_notes,
+    hum_note,
+    iter_blocks,
+)
 from emovox.features.steady import without_steady
 from emovox.features.vad import (
     DEFAULT_PARAMS,
@@ -304,7 +311,10 @@ def build_timeline(
 
     blocks = iter_blocks(src, block_s=block_s, sr=sr, filename=filename)  # bad input: here
     tl.warnings = list(file_notes(src, filename=filename))
+    name, hum = (filename or "<bytes>") if isinstance(src, bytes) else str(src), None
     for _, block in blocks:
+        if hum is None and (hum := hum_note(name, block, sr)):
+            tl.warnings.append(hum)  # the first block with hum says it, once (stop 32)
         st.push(block)
         settle(final=False)
         if progress:
