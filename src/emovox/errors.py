@@ -41,7 +41,15 @@ class AudioTooShort(AudioError):
 
 
 class AudioTooLong(AudioError):
-    """Longer than the maximum duration a caller asked for."""
+    """Longer than the maximum duration a caller asked for. ``limit_s``: the limit that
+    applied (shorter than the one asked for when ``mixdown`` = ``(channels, rate)`` says the
+    file's many channels or high rate made it so), when the raiser knows it."""
+
+    def __init__(self, message: str, *, limit_s: float | None = None,
+                 mixdown: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.limit_s = limit_s
+        self.mixdown = mixdown
 
 
 class LeakageError(EmovoxError):

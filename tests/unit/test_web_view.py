@@ -237,6 +237,23 @@ def test_limit_errors_tell_a_web_user_what_they_can_do():
     assert view.web_error_message(NotAudio("talk.wav: not audio"), "default", **kw) == "default"
 
 
+def test_a_limit_made_shorter_by_many_channels_says_so_on_the_web(tmp_path):
+    """QA stop 32: a 200 s 8-channel 96 kHz upload was told it was longer than 600 s."""
+    from emovox.audio import load_audio
+    from signals import write_clip
+
+    path = write_clip(tmp_path / "ch8.wav", np.full((48000, 8), 0.1, np.float32), sr=96000)
+    with pytest.raises(AudioTooLong) as info:
+        load_audio(path, max_duration=1.0)
+    assert info.value.mixdown == (8, 96000) and info.value.limit_s == pytest.approx(0.25)
+    msg = view.web_error_message(info.value, "d", name="ch8.wav", max_duration_s=1.0,
+                                 max_upload_mb=25)
+    assert "8 channels at 96000 Hz: 0.25 s" in msg and "Mix it down" in msg
+    plain = AudioTooLong("x: is 700 s long, longer than the 600 s limit.")
+    assert plain.mixdown is None and "600 s limit of this app" in view.web_error_message(
+        plain, "d", name="x", max_duration_s=600, max_upload_mb=25)
+
+
 def test_a_constant_offset_is_not_loudness():
     """Faint speech (-50 dBFS) on a 0.1 offset showed peak and RMS near -20 dBFS and no
     'very quiet' warning (QA stop 30): the meter now measures about each channel's mean."""

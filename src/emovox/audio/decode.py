@@ -139,8 +139,8 @@ def _too_long(name: str, duration: float | None, max_duration: float, *,
                f"{BUDGET_RATE // 2000} kHz; mix it down to mono or stereo first)")
     return AudioTooLong(
         f"{name}: {length}longer than the {seconds_text(max_duration)} s limit{why}. Cut it into "
-        "shorter pieces (or raise the limit)."
-    )
+        "shorter pieces (or raise the limit).", limit_s=max_duration,
+        mixdown=(scaled[2], scaled[1]) if why and scaled is not None else None)
 
 
 def _check_header(s: Source, max_duration: float) -> AudioInfo | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from emovox.audio import seconds_text
 from emovox.errors import AudioTooLong
 from emovox.serving.schema import prediction_document
 from emovox.serving.uploads import UploadTooLarge
@@ -389,6 +390,13 @@ def web_error_message(exc: BaseException, default: str, *, name: str, max_durati
     if isinstance(exc, AudioTooLong):
         damaged = (" Its header says so before decoding: if it is a shorter file that was "
                    "cut or damaged, re-export it.") if "declares" in str(exc) else ""
+        if exc.mixdown is not None and exc.limit_s is not None:  # QA stop 32
+            channels, rate = exc.mixdown
+            return (f"{name} is longer than this app allows for {channels} channels at "
+                    f"{rate} Hz: {seconds_text(exc.limit_s)} s (the {max_duration_s:g} s "
+                    "limit counts decoding work, and so many channels or so high a rate "
+                    "cost more). Mix it down to mono or stereo, or upload an excerpt of at "
+                    f"most {seconds_text(exc.limit_s)} s.{damaged}")
         return (f"{name} is longer than the {max_duration_s:g} s limit of this app. Trim it, "
                 f"or upload an excerpt of at most {max_duration_s:g} s.{damaged}")
     if isinstance(exc, UploadTooLarge):
