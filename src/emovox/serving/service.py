@@ -101,7 +101,6 @@ AUDIO_TYPES = ("wav", "mp3", "ogg", "flac", "m4a")
 TIMELINE_MIN_S = 5.0
 
 
-_MAX_PLOT_FRAMES = 3000  # spectrogram columns drawn at most (long files are pooled)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,16 +357,6 @@ def waveform_envelope(wave: np.ndarray, sr: int, points: int = 2000
     return t, padded.min(axis=1), padded.max(axis=1)
 
 
-def _pool_frames(x: np.ndarray, max_frames: int = _MAX_PLOT_FRAMES) -> tuple[np.ndarray, int]:
-    t = x.shape[1]
-    k = max(1, math.ceil(t / max_frames))
-    if k == 1:
-        return x, 1
-    m = t // k
-    pooled = x[:, : m * k].reshape(x.shape[0], m, k).mean(axis=2)
-    return pooled, k
-
-
 def analyse(
     predictor: Any,
     data: bytes,
@@ -386,7 +375,7 @@ def analyse(
         emovox.errors.AudioError: not audio, empty, undecodable, longer than ``max_duration``.
     """
     from emovox.audio import load_audio
-    from emovox.features.spectral import log_mel, mfcc
+    from emovox.serving.display import display_spectrograms
 
     name = display_name(filename)
     if max_bytes is not None:
@@ -406,8 +395,7 @@ def analyse(
         tl = timeline_from_upload(predictor, data, name, params=params,
                                   max_duration=max_duration)
     hop_length = 160
-    mel, k = _pool_frames(log_mel(audio.wave, audio.sr, hop_length=hop_length))
-    cep, _ = _pool_frames(mfcc(audio.wave, audio.sr, hop_length=hop_length))
+    mel, cep, k = display_spectrograms(audio.wave, audio.sr, hop_length=hop_length)
     return Analysis(
         name=name, model_id=predictor.model_id, duration=duration, prediction=prediction,
         timeline=tl, envelope=waveform_envelope(audio.wave, audio.sr), log_mel=mel, mfcc=cep,
