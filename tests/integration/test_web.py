@@ -189,6 +189,8 @@ def test_app_no_speech_quiet_and_clipped(app_env):
     _no_traceback(at)
     assert any(m.value.startswith("## ") for m in at.markdown)  # the detector hears a voice
     assert any("unreliable" in e.value for e in at.error)  # but the answer is flagged
+    badges = [m.value for m in at.markdown if "badge[" in m.value]
+    assert badges == [":red-badge[unreliable: too faint]"]  # not "medium confidence"
 
     loud = np.clip(voice(2.0) * 10, -1, 1)
     at.file_uploader[0].set_value(("loud.wav", clip_bytes(loud, SR, "WAV", "PCM_16"),
@@ -226,13 +228,16 @@ def test_app_limits_and_failures(app_env, tiny_model):
     app_env.setenv("EMOVOX_MODEL", str(tiny_model.parent / "missing"))
     at = _app().run()
     _no_traceback(at)
-    assert "could not be loaded" in at.error[0].value and "does not exist" in at.error[0].value
+    # the path and the reason are the operator's (the log), not every visitor's (QA stop 32)
+    assert "could not be loaded" in at.error[0].value and "log" in at.error[0].value
+    assert "missing" not in at.error[0].value and str(tiny_model.parent) not in at.error[0].value
 
     app_env.setenv("EMOVOX_MODEL", str(tiny_model))
     app_env.setenv("EMOVOX_MAX_UPLOAD_MB", "many")
     at = _app().run()
     _no_traceback(at)
     assert "EMOVOX_MAX_UPLOAD_MB='many' is not a number" in at.error[0].value
+    assert "misconfigured" in at.error[0].value and "model" not in at.error[0].value
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -99,8 +99,9 @@ def test_load_audio_says_hum_and_leaves_the_samples_alone(tmp_path):
 
 
 def test_a_timeline_says_hum_once(tmp_path):
-    from emovox.serving import timeline as tlmod
     from test_serving import _FakePredictor
+
+    from emovox.serving import timeline as tlmod
 
     w = np.tile(_with_line(_speech(), 60.01, -20.0), 5)  # 20 s, 5 s blocks: hum in each
     write_clip(tmp_path / "long.wav", w, subtype="FLOAT")

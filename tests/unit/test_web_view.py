@@ -41,6 +41,10 @@ def test_square_wave_rms_equals_peak_and_silence_is_minus_infinity():
     zero = view.signal_level(np.zeros(100))
     assert zero.peak_dbfs == zero.rms_dbfs == -math.inf and zero.quiet
     assert view.fmt_dbfs(zero.peak_dbfs) == "-∞ dBFS" and view.fmt_dbfs(-12.34) == "-12.3 dBFS"
+    assert view.fmt_dbfs(-0.0) == view.fmt_dbfs(-0.04) == "0.0 dBFS"  # not "-0.0" (QA)
+    assert view.fmt_seconds(0.03) == "0.03 s" and view.fmt_seconds(41.72) == "41.7 s"
+    assert view.timeline_csv_name("talk.m4a", True) == "talk-timeline-adapted.csv"
+    assert view.timeline_csv_name("talk.m4a", False) == "talk-timeline.csv"
     empty = view.signal_level(np.zeros(0))
     assert empty.n_samples == 0 and empty.quiet and not empty.clipped
 

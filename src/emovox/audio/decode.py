@@ -358,8 +358,8 @@ def load_audio(
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)
     if silent:
         notes.append(f"{s.name}: the audio is silent or nearly so (loudest frame below "
-                     f"{silence_dbfs:.0f} dBFS); an emotion found in it is unreliable: "
-                     "record closer to the microphone.")
+                     f"{silence_dbfs:.0f} dBFS): too faint to judge reliably; record closer to "
+                     "the microphone.")
         log.warning("%s", notes[-1])
     elif hum := hum_note(s.name, wave, sr):  # said, never removed (stop 32)
         notes.append(hum)

@@ -30,6 +30,8 @@ __all__ = [
     "Status",
     "TimelineBand",
     "evidence_spans",
+    "fmt_seconds",
+    "timeline_csv_name",
     "prediction_view",
     "signal_level",
     "timeline_bands",
@@ -111,7 +113,21 @@ def answer_download(prediction: Any) -> bytes:
 
 
 def fmt_dbfs(x: float) -> str:
-    return "-∞ dBFS" if not math.isfinite(x) else f"{x:.1f} dBFS"
+    """``-12.3 dBFS``; ``0.0``, never ``-0.0`` (a full-scale peak); ``-∞`` for no signal."""
+    return "-∞ dBFS" if not math.isfinite(x) else f"{x + 0.0:.1f} dBFS".replace("-0.0 ", "0.0 ")
+
+
+def timeline_csv_name(name: str, adapted: bool) -> str:
+    """The timeline download's file name; ``-adapted`` only when adaptation was applied
+    (a checkbox ticked on too little speech changes nothing: QA stop 32)."""
+    from pathlib import Path
+
+    return f"{Path(name).stem or 'recording'}-timeline{'-adapted' if adapted else ''}.csv"
+
+
+def fmt_seconds(x: float) -> str:
+    """A clip's length: ``12.3 s``, with two decimals under 1 s (a 30 ms clip is not 0.0 s)."""
+    return f"{x:.2f} s" if x < 1 else f"{x:.1f} s"
 
 
 _BLOCK = 1 << 20  # samples per block: a 10-minute 48 kHz recording needs ~25 MB of scratch
