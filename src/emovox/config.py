@@ -45,6 +45,10 @@ class Adapt(str, Enum):
         return ""
 
 
+#: RAVDESS's vocal channels (the only corpus with two); other corpora are speech
+VOCAL_CHANNELS: tuple[str, ...] = ("speech", "song")
+
+
 @dataclass
 class DataConfig:
     corpus: str = "ravdess"
@@ -64,6 +68,13 @@ class DataConfig:
     #: corpora (reader names) that are tested when held out and never trained on
     #: (``--protocol loco`` only): the loco figures of a recipe that leaves them out
     test_only: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for what, values in (("--channels", self.vocal_channels),
+                             ("--train-extra", self.train_extra)):
+            if bad := sorted(set(values) - set(VOCAL_CHANNELS)):  # research QA, stop 32
+                raise ConfigError(f"{what}: unknown vocal channel(s) {', '.join(bad)} "
+                                  f"(known: {', '.join(VOCAL_CHANNELS)})")
 
     def sources(self) -> list[tuple[str, str]]:
         """``(reader name, root)`` of every corpus: ``corpus``/``root`` first, then

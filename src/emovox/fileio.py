@@ -1,7 +1,8 @@
 """Files written whole or not at all, and file digests: the one implementation used by the
 feature cache, the artifact writer, ONNX export and batch output.
 
-Owns :func:`atomic_path` and :func:`file_sha256`. May import only the standard library (it
+Owns :func:`atomic_path`, :func:`file_sha256` and :func:`remove_stale` (what a killed
+writer left behind). May import only the standard library (it
 is on the lowest floor, beside labels and errors).
 """
 
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 
-__all__ = ["atomic_path", "file_sha256"]
+__all__ = ["atomic_path", "file_sha256", "remove_stale"]
 
 
 @contextmanager
@@ -48,3 +52,30 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale(parent: Path, name: str, kinds: Sequence[str] = ("staging", "old", "build")
+                 ) -> list[Path]:
+    """Remove the ``.NAME.<kind>-PID-...`` folders next to ``parent / name`` that a process
+    no longer running left behind (killed while it wrote a run or a model: research QA,
+    stop 32). Ours by their name; a live process's, a file or a link is never touched.
+    Returns what was removed."""
+    gone = []
+    for kind in kinds:
+        for p in Path(parent).glob(f".{glob_escape(name)}.{kind}-*"):
+            m = re.fullmatch(rf"\.{re.escape(name)}\.{kind}-(\d+)-[0-9a-z_]+", p.name)
+            if m and p.is_dir() and not p.is_symlink() and not _alive(int(m.group(1))):
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p)
+    return gone
+

@@ -235,6 +235,12 @@ def make_folds(
             test = all_idx[is_test_spk & ~train_only]
             never_train = np.isin(corpora, test_only_corpora)
             train_spk = sorted(set(speakers[~is_test_spk & ~never_train]))
+            if not train_spk and not test_only_corpora:  # research QA, stop 32
+                what = held_out or ", ".join(map(str, ts))
+                raise ConfigError(f"fold {k} (held out: {what}) has no training "
+                                  "speaker left: the data hold "
+                                  f"{len(set(speakers))} speaker(s); speaker-independent "
+                                  "folds need at least two")
             if not train_spk:
                 raise ConfigError(f"fold {k} (held out: {held_out}) has no training corpus left "
                                   "once the test-only corpora are set aside")

@@ -230,7 +230,7 @@ def test_merged_single_fold_runs_equal_one_run_over_both_folds(fake_ravdess, fak
         both / "predictions.csv").read_text().count("\n")
     # the same fold twice, or another configuration, is refused
     r = CliRunner().invoke(app, ["merge", str(f0), str(both), "--out", str(tmp_path / "x")])
-    assert r.exit_code == 2 and "share folds" in r.output
+    assert r.exit_code == 2 and "share fold(s) " in r.output
     other = run((1,), "f1C", C=0.01)
     r = CliRunner().invoke(app, ["merge", str(f0), str(other), "--out", str(tmp_path / "y")])
     assert r.exit_code == 2 and "another configuration" in r.output

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from emovox.experiment.package import check_recipe, model_card
+from emovox.experiment.package import model_card
+from emovox.experiment.recipe import check_recipe
 from emovox.experiment.rundir import CvRun, run_val_speakers
 
 
@@ -42,7 +43,7 @@ def test_val_speakers_of_a_run_and_of_a_fused_run(tmp_path):
 
 def test_a_different_hold_out_is_warned_about(tmp_path, caplog):
     cv = CvRun({"val_speakers": 2}, tmp_path / "predictions.csv")
-    with caplog.at_level(logging.WARNING, logger="emovox.experiment.package"):
+    with caplog.at_level(logging.WARNING, logger="emovox.experiment.recipe"):
         assert check_recipe(tmp_path, cv, 2, "crnn_cmvn")
         assert check_recipe(tmp_path, cv, None, "crnn_cmvn")  # cannot be told
         assert not caplog.records

@@ -158,7 +158,7 @@ def evaluation(res: Any, model: str, protocol: Any) -> None:
     s = res.summary
     table.add_section()
     table.add_row(
-        "mean ± std", "", str(sum(f.n_test for f in res.folds)),
+        "mean ± std", "(n, fit s: totals)", str(sum(f.n_test for f in res.folds)),
         *(f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}" for k in SCALARS),
         f"{sum(f.fit_seconds for f in res.folds):.1f}",
     )
@@ -292,7 +292,9 @@ def models(bundled: Sequence[Any], specs: Sequence[Any],
 
 def trained(model: str, b: Any) -> None:
     """What ``emovox train`` packaged, and the calibration it fitted."""
-    console.print(f"trained {model} on {b.n_clips} clips of {b.n_speakers} speakers in "
+    val = (f" ({b.n_val_clips} clips of {b.n_val_speakers} of them for early stopping only)"
+           if getattr(b, "n_val_speakers", 0) else "")
+    console.print(f"trained {model} on {b.n_clips} clips of {b.n_speakers} speakers{val} in "
                   f"{b.seconds:.0f} s ({b.n_params:,} parameters) -> {b.path}")
     if b.calibration:
         c = b.calibration

@@ -95,6 +95,9 @@ def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
 
     sources: list[tuple[str, str]] = []
     for item in items:
+        if "=" in item and Path(item).exists():  # a folder whose name holds '=' (QA stop 32)
+            sources.append((corpus, item))
+            continue
         name, sep, root = item.partition("=")
         try:
             named = bool(sep) and get_reader(name) is not None

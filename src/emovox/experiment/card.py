@@ -23,6 +23,11 @@ def _corpus_lines(trained_on: dict[str, Any]) -> list[str]:
     if len(corpora) > 1:
         lines.append("- corpora: " + ", ".join(f"{c} ({n} clips)" for c, n in corpora.items())
                      + (", balanced per corpus" if trained_on.get("balance_corpora") else ""))
+    if trained_on.get("validation_speakers"):
+        lines.append(f"- of those, {trained_on.get('validation_clips', '?')} clips of "
+                     f"{len(trained_on['validation_speakers'])} speakers "
+                     f"({', '.join(trained_on['validation_speakers'])}) were used only to "
+                     "choose the epoch (early stopping), not to fit the weights")
     licences = [CORPUS_LICENCES.get(c, f"{c}: see its licence") for c in corpora]
     lines.append(f"- training data licence: {'; '.join(licences)}; this model is for research "
                  "and non-commercial use.")

@@ -96,6 +96,12 @@ def _read_corpus(
     if not scan.labelled:
         raise ConfigError(f"no labelled clips found under {root}: {reader_hint(root, name)}")
     keep = set(cfg.vocal_channels) | set(cfg.train_extra)
+    ids = wanted.get(get_reader(name).NAME)
+    if ids is not None:  # a typo would silently run another experiment (QA, stop 32)
+        have = {u.speaker.split(":", 1)[1].lstrip("0") or "0" for u in scan.labelled}
+        if missing := sorted(ids - have):
+            raise ConfigError(f"--speakers names {name} speaker(s) not in {root}: "
+                              f"{', '.join(missing)} (it has {', '.join(sorted(have))})")
     utts: list[Utterance] = []
     train_only: list[bool] = []
     for u in scan.labelled:
@@ -147,6 +153,10 @@ def load_dataset(cfg: DataConfig) -> Dataset:
             kept.append(i)
     if dropped:
         log.warning("dropped %d byte-identical duplicate(s): %s", len(dropped), "; ".join(dropped))
+    emotions = {utts[i].emotion for i in kept if utts[i].emotion is not None}
+    if len(emotions) == 1:  # research QA, stop 32: a network "trained" on one class
+        raise ConfigError(f"the data hold one emotion only ({next(iter(emotions)).value}): "
+                          "a classifier needs clips of at least two")
     return Dataset(
         [utts[i] for i in kept],
         np.array([train_only[i] for i in kept], bool),

@@ -261,7 +261,9 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         fold_rows = [{**f, "val_ua": None} for f in fold_rows]
     indices = [f["index"] for f in fold_rows]
     if len(set(indices)) != len(indices):
-        raise ConfigError(f"the runs share folds: {sorted(indices)}")
+        shared = sorted({i for i in indices if indices.count(i) > 1})
+        raise ConfigError(f"the runs share fold(s) {', '.join(map(str, shared))}: merge parts "
+                          "that each hold other folds")
     rows = [p for r in records for p in _table(r).values()]
     y = np.array([LABELS.index(p.true) for p in rows])
     proba = np.array([p.proba for p in rows])

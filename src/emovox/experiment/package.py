@@ -9,6 +9,7 @@ the card reports that run's speaker-independent metrics.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -27,10 +28,16 @@ from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
 from emovox.experiment.distil import mean_probabilities, open_teacher_models
 from emovox.experiment.functional import functional_member, is_functional_folder, narrow_member
 from emovox.experiment.multicorpus import balance_corpora, corpus_classes, corpus_counts
+from emovox.experiment.recipe import (
+    check_recipe,
+    checked_cv_run,
+    recipe_differences,
+    trained_val_speakers,
+)
 from emovox.experiment.rundir import read_cv_run
 from emovox.experiment.runner import training_sources
 from emovox.features.bandwidth import NARROW_BAND_FLOOR_DB
-from emovox.fileio import atomic_path
+from emovox.fileio import atomic_path, remove_stale
 from emovox.labels import LABELS
 from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
 from emovox.provenance import environment
@@ -48,6 +55,9 @@ class TrainedBundle:
     seconds: float
     n_params: int
     calibration: dict[str, Any] | None
+    #: of ``n_speakers`` / ``n_clips``, those used only for early stopping
+    n_val_speakers: int = 0
+    n_val_clips: int = 0
 
 
 def train_bundle(
@@ -73,7 +83,7 @@ def train_bundle(
     cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     if len(spec.inputs) != 1:
         raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
-    cv = _checked_cv_run(calibrate, cfg.model.name, cfg.split.n_val_speakers)
+    cv = checked_cv_run(calibrate, cfg.model.name, cfg.split.n_val_speakers, cfg.to_dict())
     teachers = open_teacher_models(cfg, spec)
 
     t0 = time.perf_counter()
@@ -93,13 +103,16 @@ def train_bundle(
     seconds = time.perf_counter() - t0
     speakers = sorted({ds.utts[i].speaker for i in idx})
 
+    if out.parent.exists():
+        remove_stale(out.parent, out.name)  # a killed build's folder (research QA, stop 32)
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
-                                prefix=f".{out.name}.build"))
+                                prefix=f".{out.name}.build-{os.getpid()}-"))
     try:
         stage = tmp / out.name
         extra = {
             "name": cfg.model.name,
-            "trained_on": _trained_on(cfg, ds, idx, speakers, seconds),
+            "trained_on": _trained_on(cfg, ds, idx, speakers, seconds,
+                                      (sorted(val_spk), int(is_val.sum()))),
             "n_params": count_parameters(model),
             "cross_validation": cv.metrics if cv else None,
         }
@@ -123,14 +136,18 @@ def train_bundle(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),
-                         calibration)
+                         calibration, len(val_spk), int(is_val.sum()))
 
 
 def _trained_on(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray, speakers: list[str],
-                seconds: float) -> dict[str, Any]:
-    """What a model folder says it was trained on (model.json ``trained_on``, the card)."""
+                seconds: float, val: tuple[list[str], int]) -> dict[str, Any]:
+    """What a model folder says it was trained on (model.json ``trained_on``, the card).
+    ``clips`` and ``speakers`` count every clip the fit saw; ``val``: the speakers (and
+    their clips) of those used only for early stopping (research QA, stop 32)."""
     aug = augment_summary(cfg.to_dict().get("augment"))
-    return {"clips": int(len(idx)), "speakers": speakers, "corpus": "+".join(ds.corpora),
+    held = ({"validation_speakers": val[0], "validation_clips": val[1]} if val[0] else {})
+    return {"clips": int(len(idx)), "speakers": speakers, **held,
+            "corpus": "+".join(ds.corpora),
             "corpora": corpus_counts([ds.utts[i] for i in idx]),
             "balance_corpora": cfg.data.balance_corpora,
             "channels": list(cfg.data.vocal_channels),
@@ -166,9 +183,12 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     meta = read_meta(path)
     cv = read_cv_run(calibrate, meta.name)
     also_runs = _also(also, meta.name)
-    trained_val = _trained_val(meta.experiment_config)
+    trained_val = trained_val_speakers(meta.experiment_config)
     for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
         check_recipe(Path(run), c, trained_val, meta.name)
+    if diffs := recipe_differences(Path(calibrate), meta.experiment_config):
+        log.warning("%s was run with another recipe than %s (%s)", calibrate, path,
+                    "; ".join(diffs))
     update_artifact(path, meta.replace(metrics=_with_also(cv.metrics, also_runs)))
     calibration = fit_from_predictions_csv(cv.predictions,
                                            also=[a.predictions for a in also_runs])
@@ -351,6 +371,20 @@ def _assemble(members: list[Path], narrow: Path | None = None
     return clf, loaded, [f for f in (func, alt) if f], inputs, name
 
 
+def _distinct_members(members: list[Path], out: Path, narrow: Path | None) -> None:
+    """Refuse a member given twice (it would be counted, and weighted, twice) and an ``out``
+    that is one of the members (``--force`` would replace it while it is read; research QA,
+    stop 32)."""
+    paths = [Path(m).resolve() for m in [*members, *([narrow] if narrow else [])]]
+    twice = sorted({str(m) for m, p in zip(members, paths, strict=False) if paths.count(p) > 1})
+    if twice:
+        raise ConfigError(f"a member is given twice: {', '.join(twice)}; give each model once "
+                          "(seeds of one recipe are separate folders)")
+    if Path(out).resolve() in paths:
+        raise ConfigError(f"--out {out} is one of the members; write the ensemble to another "
+                          "folder")
+
+
 def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = None,
                     also: Sequence[Path] = (), force: bool = False, onnx: bool = True,
                     narrow: Path | None = None,
@@ -366,6 +400,7 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     from emovox.artifact import attach_inference, check_replaceable, replace_folder, save_model
 
     out = Path(out)
+    _distinct_members(members, out, narrow)
     check_replaceable(out, force)
     clf, loaded, funcs, inputs, name = _assemble(members, narrow)
     cv = read_cv_run(calibrate, name) if calibrate else None
@@ -373,13 +408,15 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
         raise ConfigError("--calibrate-also needs --calibrate")
     also_runs = _also(also, name)
     if cv:
-        vals = {_trained_val(m.experiment_config) for _, m in loaded}
+        vals = {trained_val_speakers(m.experiment_config) for _, m in loaded}
         member_val = next(iter(vals)) if len(vals) == 1 else None
         for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
             check_recipe(Path(run), c, member_val, name)
     cv_metrics = _with_also(cv.metrics, also_runs) if cv else None
+    if out.parent.exists():
+        remove_stale(out.parent, out.name)  # a killed build's folder (research QA, stop 32)
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
-                                prefix=f".{out.name}.build"))
+                                prefix=f".{out.name}.build-{os.getpid()}-"))
     try:
         stage = tmp / out.name
         everyone = [*loaded, *[(None, f.meta) for f in funcs]]
@@ -412,37 +449,3 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return meta
-
-
-def check_recipe(run: Path, cv: Any, trained_val: int | None, model: str) -> bool:
-    """Log a warning when the CV run ``run`` (a :class:`~emovox.experiment.rundir.CvRun`)
-    held out another number of validation speakers per fold than the model ``model`` was
-    trained with (``trained_val``): early stopping on 2 speakers and fixed epochs on all
-    are different recipes, so the card's figures would not measure the model. Returns
-    whether the two agree (or cannot be told apart)."""
-    ran = cv.metrics.get("val_speakers")
-    if ran is None or trained_val is None or int(ran) == int(trained_val):
-        return True
-    log.warning("%s held out %d validation speaker(s) per fold but %s was trained with %d: "
-                "its figures measure another recipe (evaluate with --val-speakers %d to "
-                "match)", run, ran, model, trained_val, trained_val)
-    return False
-
-
-def _checked_cv_run(run: Path | None, model: str, trained_val: int | None) -> Any:
-    """The CV run ``run`` of ``model`` (None without one), its validation hold-out checked
-    against the model's (:func:`check_recipe`)."""
-    if not run:
-        return None
-    cv = read_cv_run(run, model)
-    check_recipe(Path(run), cv, trained_val, model)
-    return cv
-
-
-def _trained_val(config: dict[str, Any]) -> int | None:
-    """``split.n_val_speakers`` of a model's experiment config (None when absent)."""
-    split = config.get("split") if isinstance(config, dict) else None
-    value = split.get("n_val_speakers") if isinstance(split, dict) else None
-    return int(value) if isinstance(value, int) else None
-
-

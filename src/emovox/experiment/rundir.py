@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emovox.errors import ConfigError
+from emovox.fileio import remove_stale
 
 if TYPE_CHECKING:
     from emovox.config import ExperimentConfig
@@ -209,6 +210,7 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     out = Path(out)
     check_run_destination(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out.parent, out.name)
     stage = out.parent / f".{out.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
     stage.mkdir()
     try:
@@ -441,6 +443,11 @@ def read_cv_run(run: Path, model: str) -> CvRun:
         raise RunDirError(f"{run} is a CV run of {m.get('model')!r}, not {model!r}")
     if not m.get("speaker_independent"):
         raise RunDirError(f"{run} is not speaker-independent; calibrate on held-out speakers")
+    if m.get("adapt", "none") != "none":  # research QA, stop 32: shown as the headline
+        raise RunDirError(
+            f"{run} was run with --adapt {m['adapt']} (test speakers' unlabelled audio used): "
+            "its figures are not what a model answers on one clip of a new speaker, and a "
+            "temperature fitted on them would be too. Calibrate on a run without --adapt.")
     try:
         metrics = {k: m[k] for k in ("protocol", "summary", "pooled", "worst_class")}
     except KeyError as exc:

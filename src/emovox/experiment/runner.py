@@ -382,6 +382,9 @@ def run_experiment(
     cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     out_dir = Path(out_dir)
     check_run_destination(out_dir)
+    if any(Path(t).resolve() == Path(out_dir).resolve() for t in cfg.teachers):
+        raise ConfigError(f"--out {out_dir} is the teacher run; the new run would replace it "
+                          "and its fold models. Write the student's run to another folder.")
     test_only_corpora(cfg)
     teachers = open_teachers(cfg, spec)  # refused here, before any feature is extracted
     data = prepare_data(cfg, spec, progress)

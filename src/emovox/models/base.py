@@ -98,7 +98,9 @@ class ModelSpec:
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """``params`` typed (CLI strings coerced to each field's type); ConfigError naming
         the valid keys for an unknown key or a value that does not parse."""
-        return self.defaults.coerce(params, model=self.name)
+        typed = self.defaults.coerce(params, model=self.name)
+        self.defaults.with_params(typed, model=self.name)  # ranges checked at construction
+        return typed
 
     def configure(self, params: Mapping[str, Any]) -> ModelParams:
         """The full config: :attr:`defaults` with ``params`` (validated) applied."""

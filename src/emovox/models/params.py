@@ -173,6 +173,19 @@ class ModelParams:
         return {k: getattr(self, k) for k in self.keys()}
 
 
+# (key, (lowest value, whether it is excluded), highest or None) of TrainConfig's numbers
+_TRAIN_RANGES: tuple[tuple[str, tuple[float, bool], float | None], ...] = (
+    ("epochs", (1, False), None), ("batch_size", (1, False), None), ("lr", (0, True), None),
+    ("weight_decay", (0, False), None), ("focal_gamma", (0, False), None),
+    ("label_smoothing", (0, False), 0.99), ("patience", (0, False), None),
+    ("lr_plateau_factor", (0, True), 1.0), ("lr_plateau_patience", (0, False), None),
+    ("grad_clip", (0, False), None), ("vtlp", (0, False), 0.5),
+    ("mixup_alpha", (0, False), None), ("n_frames", (0, False), None),
+    ("select_k", (0, False), None), ("threads", (1, False), None),
+    ("distil_alpha", (0, False), 1.0), ("distil_temperature", (0, True), None),
+)
+
+
 @dataclass(frozen=True)
 class TrainConfig(ModelParams):
     """Hyper-parameters of the PyTorch training loop (:mod:`emovox.training.trainer`).
@@ -239,6 +252,13 @@ class TrainConfig(ModelParams):
             raise ConfigError(f"mixstyle is a probability (0..1), got {self.mixstyle}")
         if not self.mixstyle_alpha > 0:
             raise ConfigError(f"mixstyle_alpha must be positive, got {self.mixstyle_alpha}")
+        # research QA, stop 32: batch_size=0 or threads=0 failed after feature extraction
+        for key, low, high in _TRAIN_RANGES:
+            v = getattr(self, key)
+            if not (low[0] < v if low[1] else low[0] <= v) or (high is not None and v > high):
+                where = f"{'>' if low[1] else '>='} {low[0]:g}" + (
+                    f" and <= {high:g}" if high is not None else "")
+                raise ConfigError(f"{key} must be {where}, got {v}")
 
     @classmethod
     def split(cls, params: typing.Mapping[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:

@@ -425,6 +425,11 @@ def _serving_preprocess(meta: ArtifactMeta, path: Path) -> Preprocess:
     """The artifact's preprocessing; a log-mel network without its stored front end gets one
     built with librosa (a warning says so)."""
     pre = meta.preprocess
+    adapt = (meta.experiment_config or {}).get("adapt", "none")
+    if adapt not in (None, "none"):  # research QA, stop 32: answered raw input silently
+        raise ArtifactError(
+            f"{path}: was trained on features normalised per speaker (evaluate --adapt "
+            f"{adapt}), which a single clip cannot give; serve a model trained without --adapt")
     if pre.feature is None:
         raise ArtifactError(
             f"{path / 'model.json'}: field preprocess.feature is missing (and the model is "

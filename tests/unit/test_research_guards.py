@@ -1,0 +1,165 @@
+"""Researcher paths refuse what would mislead or destroy (research QA, stop 32): an adapted
+run attached as a model's speaker-independent figures, another recipe's run, a teacher run
+overwritten by its student, fold models of an adapted run served, absent classes scored
+0 %, training parameters that fail after feature extraction, one emotion or one speaker,
+typos in filters, a member given twice, folders left by killed runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from corpus_trees import make
+
+from emovox.artifact import ArtifactError
+from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol
+from emovox.corpora.base import Gender, Utterance
+from emovox.errors import ConfigError
+from emovox.fileio import remove_stale
+from emovox.labels import LABELS, Emotion
+from emovox.metrics import compute_metrics
+from emovox.models import validate_params
+
+
+def _cv_run(path: Path, **metrics) -> Path:
+    path.mkdir(parents=True)
+    summary = {k: {"mean": 50.0, "std": 1.0} for k in ("ua", "wa", "macro_f1", "weighted_f1")}
+    (path / "metrics.json").write_text(json.dumps({
+        "model": "prosody_logreg", "speaker_independent": True, "protocol": "emobox",
+        "summary": summary, "pooled": {}, "worst_class": {"label": "sad", "recall": 1.0},
+        **metrics}))
+    return path
+
+
+def test_an_adapted_run_cannot_calibrate_a_model(tmp_path):
+    from emovox.experiment.rundir import RunDirError, read_cv_run
+
+    assert read_cv_run(_cv_run(tmp_path / "plain", adapt="none"), "prosody_logreg")
+    with pytest.raises(RunDirError, match="--adapt speaker .* Calibrate on a run without"):
+        read_cv_run(_cv_run(tmp_path / "a", adapt="speaker"), "prosody_logreg")
+
+
+def test_another_recipe_is_named(tmp_path):
+    from emovox.experiment.recipe import recipe_differences
+
+    ours = ExperimentConfig(data=DataConfig(root="/r", corpora=("emovo=/e",)),
+                            model=ModelConfig("crnn_cmvn", {"epochs": 3, "threads": 1}))
+    run = tmp_path / "run"
+    run.mkdir()
+    same = ExperimentConfig(data=DataConfig(root="/elsewhere", corpora=("EMOVO=/x",)),
+                            model=ModelConfig("crnn_cmvn", {"epochs": 3, "threads": 2}))
+    same.save_yaml(run / "config.yaml")
+    assert recipe_differences(run, ours.to_dict()) == []  # paths and threads do not matter
+    ExperimentConfig(data=DataConfig(root="/r"), model=ModelConfig(
+        "crnn_cmvn", {"epochs": 1})).save_yaml(run / "config.yaml")
+    diffs = recipe_differences(run, ours.to_dict())
+    assert diffs[0] == "corpora ravdess vs emovo+ravdess" and "model parameters" in diffs[1]
+    assert recipe_differences(tmp_path / "fused", ours.to_dict()) == []  # no config: unknown
+
+
+def test_a_student_run_may_not_replace_its_teacher(tmp_path):
+    from emovox.experiment.runner import run_experiment
+
+    teacher = tmp_path / "teacher"
+    cfg = ExperimentConfig(data=DataConfig(root=str(tmp_path)), teachers=(str(teacher),))
+    with pytest.raises(ConfigError, match="is the teacher run"):
+        run_experiment(cfg, tmp_path / "." / "teacher")
+
+
+def test_fold_models_of_an_adapted_run_are_not_served(tiny_model, tmp_path):
+    from emovox.serving.predictor import Predictor
+
+    folder = tmp_path / "fold0"
+    shutil.copytree(tiny_model, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["experiment_config"] = {**meta.get("experiment_config", {}), "adapt": "speaker"}
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="normalised per speaker .* without --adapt"):
+        Predictor.from_artifact(folder)
+
+
+def test_a_class_the_test_clips_lack_has_no_recall():
+    m = compute_metrics(np.array([0, 0, 2, 2]), np.array([0, 3, 2, 2]), list(LABELS))
+    assert set(m.recall) == {"neutral", "happy"} and m.recall["neutral"] == 50.0
+    assert set(m.precision) == {"neutral", "happy", "sad"}  # sad was predicted: 0 %
+    assert m.precision["sad"] == 0.0 and m.ua == 75.0
+    assert m.worst_recall == ("neutral", 50.0)
+
+
+@pytest.mark.parametrize(("key", "value", "why"), [
+    ("batch_size", 0, ">= 1"), ("threads", 0, ">= 1"), ("epochs", 0, ">= 1"),
+    ("lr", 0.0, "> 0"), ("label_smoothing", 1.5, ">= 0 and <= 0.99"), ("patience", -1, ">= 0"),
+])
+def test_training_parameters_out_of_range_fail_before_any_work(key, value, why):
+    with pytest.raises(ConfigError, match=f"{key} must be {why}"):
+        validate_params("crnn_cmvn", {key: value})
+    assert validate_params("crnn_cmvn", {"epochs": 1, "threads": 1}) == {"epochs": 1,
+                                                                           "threads": 1}
+
+
+def test_one_emotion_or_one_speaker_is_refused_with_its_reason(tmp_path):
+    from emovox.experiment.dataset import load_dataset
+    from emovox.splits import make_folds
+
+    root = tmp_path / "urdu"
+    for spk in ("SM1", "SM2"):
+        make(root, f"Angry/{spk}_F1_A01.wav")
+    with pytest.raises(ConfigError, match=r"one emotion only \(angry\)"):
+        load_dataset(DataConfig(corpus="urdu", root=str(root)))
+    one = [Utterance(Path(f"/x/{i}.wav"), "ravdess", "ravdess:01", e, "", Gender.MALE, {})
+           for i, e in enumerate((Emotion.SAD, Emotion.ANGRY))]
+    with pytest.raises(ConfigError, match=r"no training speaker left: the data hold 1 speaker"):
+        make_folds(one, Protocol.LOSO, n_val_speakers=0)
+
+
+def test_unknown_vocal_channels_are_refused():
+    with pytest.raises(ConfigError, match="--train-extra: unknown vocal channel"):
+        DataConfig(train_extra=("foo",))
+    with pytest.raises(ConfigError, match="--channels: unknown vocal channel"):
+        DataConfig(vocal_channels=("speach",))
+    assert DataConfig(vocal_channels=("speech", "song")).train_extra == ()
+
+
+def test_an_ensemble_member_given_twice_or_as_out_is_refused(tmp_path):
+    from emovox.experiment.package import ensemble_bundle
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    with pytest.raises(ConfigError, match="a member is given twice"):
+        ensemble_bundle([a, b, tmp_path / "." / "a"], tmp_path / "out")
+    with pytest.raises(ConfigError, match="--out .* is one of the members"):
+        ensemble_bundle([a, b], b, force=True)
+
+
+def test_folders_left_by_killed_runs_are_removed_and_nothing_else(tmp_path):
+    dead = 2 ** 22 + 12345  # above Linux's default pid_max
+    stale = [tmp_path / f".run.staging-{dead}-ab12cd34", tmp_path / f".run.old-{dead}-00ff",
+             tmp_path / f".run.build-{dead}-x_y9"]
+    live = tmp_path / f".run.staging-{os.getpid()}-ab12cd34"
+    other = tmp_path / f".runs.staging-{dead}-ab12cd34"  # another run's name
+    for p in [*stale, live, other]:
+        p.mkdir()
+        (p / "x").write_text("1")
+    afile = tmp_path / f".run.staging-{dead}-eeee"
+    afile.write_text("not a folder")
+    target = tmp_path / "keep"
+    target.mkdir()
+    link = tmp_path / f".run.staging-{dead}-1111"
+    link.symlink_to(target)
+    assert sorted(remove_stale(tmp_path, "run")) == sorted(stale)
+    assert live.is_dir() and other.is_dir() and afile.is_file() and link.is_symlink()
+    assert target.is_dir()
+
+
+def test_the_card_and_the_record_say_which_speakers_only_validated(tmp_path):
+    from emovox.experiment.card import model_card
+
+    card = model_card({"trained_on": {"clips": 90, "speakers": ["a", "b", "c"],
+                                      "validation_speakers": ["b", "c"],
+                                      "validation_clips": 30, "corpus": "ravdess"}})
+    assert "30 clips of 2 speakers (b, c) were used only to choose the epoch" in card
+    assert yaml.safe_dump({"ok": 1})  # (yaml used by the config round trips above)
