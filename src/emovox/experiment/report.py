@@ -36,6 +36,9 @@ class ReportRow:
     n_params: int
     #: ``--adapt`` of the run (runs written before the option: none)
     adapt: Adapt = Adapt.NONE
+    #: what tells runs of one model and protocol apart: the folder, corpora, test-only
+    #: corpora, corpus balance (research QA, stop 32: identical rows, different numbers)
+    recipe: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,20 @@ def report_row(rec: RunRecord) -> ReportRow:
         worst_recall=float(m["worst_class"]["recall"]),
         fit_seconds=float(sum(f["fit_seconds"] for f in folds)),
         n_params=int(max((f.get("n_params", 0) for f in folds), default=0)),
-        adapt=Adapt(m.get("adapt", Adapt.NONE.value)),
+        adapt=Adapt(m.get("adapt", Adapt.NONE.value)), recipe=_recipe(rec.path, m),
     )
+
+
+def _recipe(path: Path, m: dict) -> str:
+    """The row's last column: ``run-folder · ravdess+emovo · test-only urdu · balanced``."""
+    parts = [f"`{path.name}`"]
+    if isinstance(m.get("corpora"), dict) and m["corpora"]:
+        parts.append("+".join(m["corpora"]))
+    if m.get("test_only_corpora"):
+        parts.append("test-only " + "+".join(map(str, m["test_only_corpora"])))
+    if m.get("balance_corpora"):
+        parts.append("balanced")
+    return " · ".join(parts)
 
 
 def collect_report(runs: Iterable[Path]) -> Report:
@@ -97,8 +112,8 @@ def markdown_table(rows: Iterable[ReportRow]) -> list[str]:
     in order, then the speaker-adapted ones, labelled as such."""
     lines = [
         "| model | protocol | folds | UA | WA | macro-F1 | weighted-F1 | worst class (recall) "
-        "| fit time | parameters |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| fit time | parameters | run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = list(rows)
     for r in [r for r in rows if r.adapt is Adapt.NONE] + [
@@ -110,7 +125,7 @@ def markdown_table(rows: Iterable[ReportRow]) -> list[str]:
         lines.append(
             f"| `{r.model}` | {proto} | {r.n_folds} | " + " | ".join(cells)
             + f" | {r.worst_label} ({r.worst_recall:.1f}) | {r.fit_seconds / 60:.1f} min"
-            f" | {r.n_params:,} |"
+            f" | {r.n_params:,} | {r.recipe} |"
         )
     return lines
 
