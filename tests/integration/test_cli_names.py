@@ -194,7 +194,9 @@ def test_evaluate_whose_filters_leave_nothing_keeps_the_filter_message(tmp_path)
     tree = _emodb_tree(tmp_path / "EmoDB")
     res = invoke(["evaluate", "--data", tree, "--corpus", "emodb", "--speakers", "99"])
     assert res.exit_code == 2
-    assert "with these filters" in text(res) and "use --corpus" not in text(res)
+    # the filter is named (since stop 32: the speaker the corpus lacks), not the reader
+    assert "--speakers names emodb speaker(s) not in" in text(res) and ": 99 (it has" in text(res)
+    assert "use --corpus" not in text(res)
 
 
 def test_scan_prints_its_summary_once(fake_ravdess, tmp_path):

@@ -220,7 +220,7 @@ def test_merged_teacher_whose_part_saved_no_model_is_refused(fake_ravdess, fake_
 
 @pytest.mark.parametrize(("args", "needle"), [
     (("--model", "egemaps_logreg"), "needs a single neural student model"),
-    (("-p", "distil_alpha=1.5"), "distil_alpha must lie in 0..1"),
+    (("-p", "distil_alpha=1.5"), "distil_alpha must be >= 0 and <= 1"),
     (("-p", "distil_temperature=0"), "distil_temperature must be > 0"),
     (("--adapt", "speaker"), "cannot be combined with --adapt"),
 ])

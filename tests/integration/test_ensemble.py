@@ -4,6 +4,7 @@ graph) whose probabilities are the mean of the members'."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -176,7 +177,9 @@ def test_a_functional_member_joins_the_networks_in_one_graph(members, functional
     # log-mel columns alone (without the functionals) are refused with the way to build them
     with pytest.raises(ValueError, match="window_features"):
         ens.predict_proba_features([np.zeros((64, 64), np.float32)])
-    res = invoke(["ensemble", members[0], functional, functional, "--out", tmp_path / "two"])
+    again = tmp_path / "functional-copy"  # the same folder twice is its own error
+    shutil.copytree(functional, again)
+    res = invoke(["ensemble", members[0], functional, again, "--out", tmp_path / "two"])
     ok(res, 2)
     assert "at most one functional" in text(res) and not (tmp_path / "two").exists()
 
@@ -221,9 +224,12 @@ def test_a_narrow_band_member_answers_for_a_phone_line(members, functional, robu
         np.testing.assert_allclose(ens.clip_probabilities(clip), sum(probs) / 3, atol=1e-4)
         np.testing.assert_allclose(torch_ens.clip_probabilities(clip), sum(probs) / 3,
                                    atol=1e-4)
+    again = tmp_path / "functional-copy"
+    shutil.copytree(functional, again)
     for args, message in (
             ([members[0], members[1], "--narrow-band", robust], "needs a functional"),
-            ([members[0], functional, "--narrow-band", functional], "columns of")):
+            ([members[0], functional, "--narrow-band", functional], "given twice"),
+            ([members[0], functional, "--narrow-band", again], "columns of")):
         res = invoke(["ensemble", *args, "--out", tmp_path / "bad"])
         ok(res, 2)
         assert message in text(res) and not (tmp_path / "bad").exists()
