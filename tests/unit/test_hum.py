@@ -84,6 +84,9 @@ def test_only_a_hum_loud_enough_to_matter_is_warned_about():
     note = hum_note("x.wav", _with_line(w, 50.02, -20.0), SR)
     assert note is not None and note.startswith("x.wav: mains hum at 50 Hz, 20 dB under")
     assert "cables" in note
+    pure = (0.5 * np.sin(2 * np.pi * 50.0 * np.arange(4 * SR) / SR)).astype(np.float32)
+    tone = hum_note("tone.wav", pure, SR)  # nothing but hum (QA stop 32: "-0 dB under")
+    assert tone is not None and "as loud as the audio itself" in tone and "-0" not in tone
 
 
 def test_load_audio_says_hum_and_leaves_the_samples_alone(tmp_path):

@@ -80,7 +80,7 @@ class PredictResponse(BaseModel):
         "only when reference clips were sent: the answer is adapted to their speaker"))
     warnings: list[str] | None = Field(None, description=(
         "only when there are some: what the decoder noticed about the upload (a WAV cut "
-        "short, near-silence, several audio tracks)"))
+        "short, near-silence, several audio tracks, mains hum)"))
 
 
 class Segment(BaseModel):
@@ -121,7 +121,7 @@ class TimelineResponse(BaseModel):
         "only with adapt=self: the windows are adapted to the recording's own speaker"))
     warnings: list[str] | None = Field(None, description=(
         "only when there are some: what the container says about the upload (a WAV cut "
-        "short, several audio tracks of which only the first was read)"))
+        "short, several audio tracks of which only the first was read) and mains hum"))
 
 
 class ModelCard(BaseModel):

@@ -28,6 +28,7 @@ from emovox.audio.decode import (
     iter_blocks,
     iter_native_blocks,
     load_audio,
+    mixdown_advice,
     scaled_limit,
     seconds_text,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "detect_hum",
     "hum_note",
     "BUDGET_RATE",
+    "mixdown_advice",
     "scaled_limit",
     "seconds_text",
     "file_notes",

@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BUDGET_RATE", "READ_FRAMES", "Audio", "file_notes", "header_notes", "iter_blocks",
            "iter_native_blocks", "load_audio",
-           "mono_aligned", "scaled_limit", "seconds_text"]
+           "mixdown_advice", "mono_aligned", "scaled_limit", "seconds_text"]
 
 #: Native frames read per block (with MAX_CHANNELS float32 channels: 64 MB at most).
 READ_FRAMES: int = 1 << 18
@@ -86,6 +86,12 @@ def scaled_limit(max_duration: float, sr: int, channels: int) -> float:
     """``max_duration`` for a file of ``channels`` at ``sr`` Hz: scaled down when one of its
     seconds holds more than :data:`BUDGET_RATE` samples."""
     return max_duration * min(1.0, BUDGET_RATE / max(1, sr * channels))
+
+
+def mixdown_advice(channels: int) -> str:
+    """What shortens the work of a file whose channels or rate shortened its limit."""
+    return ("mix it down to mono or stereo" if channels > 2
+            else "resample it to 48 kHz or less (or mix it to mono)")
 # Largest output buffer allocated up front from a header's frame count (it grows past that).
 _MAX_PREALLOC = 1 << 24
 
@@ -136,7 +142,7 @@ def _too_long(name: str, duration: float | None, max_duration: float, *,
         why = (f" ({scaled[2]} channels at {scaled[1]} Hz: the {seconds_text(scaled[0])} s "
                f"limit holds {seconds_text(max_duration)} s of them, as decoding work is "
                "counted as stereo at "
-               f"{BUDGET_RATE // 2000} kHz; mix it down to mono or stereo first)")
+               f"{BUDGET_RATE // 2000} kHz; {mixdown_advice(scaled[2])} first)")
     return AudioTooLong(
         f"{name}: {length}longer than the {seconds_text(max_duration)} s limit{why}. Cut it into "
         "shorter pieces (or raise the limit).", limit_s=max_duration,

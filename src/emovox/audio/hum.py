@@ -215,6 +215,8 @@ def hum_note(name: str, wave: np.ndarray, sr: int) -> str | None:
     hum = detect_hum(wave, sr)
     if hum is None or hum.level_db < WARN_DB:
         return None
-    return (f"{name}: mains hum at {hum.mains_hz:g} Hz, {-hum.level_db:.0f} dB under the "
-            "audio's level: answers may be affected (a hum 20 dB under the speech changed "
-            "30 of 72 answers in our tests). Check the recording's cables and power supply.")
+    under = round(-hum.level_db)
+    level = f"{under} dB under the audio's level" if under > 0 else "as loud as the audio itself"
+    return (f"{name}: mains hum at {hum.mains_hz:g} Hz, {level}: answers may be affected (a "
+            "hum 20 dB under the speech changed 30 of 72 answers in our tests). Check the "
+            "recording's cables and power supply.")

@@ -323,9 +323,9 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> N
     pv = view.prediction_view(_prediction_dict(a.prediction))
     show_player(a, data)
     show_prediction(a, pv)
-    for note in getattr(a.prediction, "warnings", ()):  # a WAV cut short (the silent one
-        if "silent or nearly so" not in note:           # has its own box below)
-            st.warning(note)
+    for note in view.page_warnings(getattr(a.prediction, "warnings", ()),
+                                   a.timeline.warnings if a.timeline is not None else ()):
+        st.warning(note)
     if a.silent and pv.has_emotion:
         st.error("The audio is silent or nearly so (its loudest frame is below -60 dBFS): "
                  "an emotion answer on it is unreliable (noise can outweigh so faint a "

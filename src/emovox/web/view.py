@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.audio import seconds_text
+from emovox.audio import mixdown_advice, seconds_text
 from emovox.errors import AudioTooLong
 from emovox.serving.schema import prediction_document
 from emovox.serving.uploads import UploadTooLarge
@@ -31,6 +31,7 @@ __all__ = [
     "TimelineBand",
     "evidence_spans",
     "fmt_seconds",
+    "page_warnings",
     "timeline_csv_name",
     "prediction_view",
     "signal_level",
@@ -115,6 +116,19 @@ def answer_download(prediction: Any) -> bytes:
 def fmt_dbfs(x: float) -> str:
     """``-12.3 dBFS``; ``0.0``, never ``-0.0`` (a full-scale peak); ``-∞`` for no signal."""
     return "-∞ dBFS" if not math.isfinite(x) else f"{x + 0.0:.1f} dBFS".replace("-0.0 ", "0.0 ")
+
+
+def page_warnings(answer: Sequence[str], timeline: Sequence[str] = ()) -> list[str]:
+    """The warnings the page shows above the answer: the answer's (a WAV cut short, several
+    tracks, mains hum; near-silence has its own box), then the timeline's that say something
+    new: a hum only part of a long recording holds is found by the timeline's 60 s blocks,
+    not by the whole-recording answer (web QA, stop 32), and is said once."""
+    out = [n for n in answer if "silent or nearly so" not in n]
+    hum = any("mains hum" in n for n in answer)
+    for note in timeline:
+        if note not in answer and not (hum and "mains hum" in note):
+            out.append(note)
+    return out
 
 
 def timeline_csv_name(name: str, adapted: bool) -> str:
@@ -399,6 +413,11 @@ def timeline_summary_line(summary: Mapping[str, Any], window: float | None,
 # --------------------------------------------------------------------------------------------
 
 
+def _sentence(text: str) -> str:
+    """``text`` with its first letter capitalised (and nothing else: ``kHz`` stays)."""
+    return text[:1].upper() + text[1:]
+
+
 def web_error_message(exc: BaseException, default: str, *, name: str, max_duration_s: float,
                       max_upload_mb: float) -> str:
     """The web user's wording of a limit error (the limits are the operator's: a web user
@@ -411,8 +430,8 @@ def web_error_message(exc: BaseException, default: str, *, name: str, max_durati
             return (f"{name} is longer than this app allows for {channels} channels at "
                     f"{rate} Hz: {seconds_text(exc.limit_s)} s (the {max_duration_s:g} s "
                     "limit counts decoding work, and so many channels or so high a rate "
-                    "cost more). Mix it down to mono or stereo, or upload an excerpt of at "
-                    f"most {seconds_text(exc.limit_s)} s.{damaged}")
+                    f"cost more). {_sentence(mixdown_advice(channels))}, or upload an "
+                    f"excerpt of at most {seconds_text(exc.limit_s)} s.{damaged}")
         return (f"{name} is longer than the {max_duration_s:g} s limit of this app. Trim it, "
                 f"or upload an excerpt of at most {max_duration_s:g} s.{damaged}")
     if isinstance(exc, UploadTooLarge):
