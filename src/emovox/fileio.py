@@ -64,7 +64,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(parent: Path, name: str, kinds: Sequence[str] = ("staging", "old", "build")
+def remove_stale(parent: Path, name: str,
+                 kinds: Sequence[str] = ("staging", "old", "build", "tmp")
                  ) -> list[Path]:
     """Remove the ``.NAME.<kind>-PID-...`` folders next to ``parent / name`` that a process
     no longer running left behind (killed while it wrote a run or a model: research QA,

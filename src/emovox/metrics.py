@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,6 +43,15 @@ class Metrics:
         return asdict(self)
 
 
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """scikit-learn's balanced accuracy, without its warning that a class was predicted that
+    the clips lack (the usual case for a corpus with fewer classes: the console of ``fuse``
+    and ``merge`` filled with it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(y_true, y_pred))
+
+
 def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Metrics:
     """Metrics of integer predictions ``y_pred`` against ``y_true`` (indices into ``labels``).
 
@@ -59,7 +69,7 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -
     )
     return Metrics(
         n=int(len(y_true)),
-        ua=100.0 * balanced_accuracy_score(y_true, y_pred),
+        ua=100.0 * _balanced_accuracy(y_true, y_pred),
         wa=100.0 * accuracy_score(y_true, y_pred),
         macro_f1=100.0 * f1_score(y_true, y_pred, labels=sorted(present), average="macro",
                                   zero_division=0),

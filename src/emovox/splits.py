@@ -237,10 +237,12 @@ def make_folds(
             train_spk = sorted(set(speakers[~is_test_spk & ~never_train]))
             if not train_spk and not test_only_corpora:  # research QA, stop 32
                 what = held_out or ", ".join(map(str, ts))
-                raise ConfigError(f"fold {k} (held out: {what}) has no training "
-                                  "speaker left: the data hold "
-                                  f"{len(set(speakers))} speaker(s); speaker-independent "
-                                  "folds need at least two")
+                n_spk = len(set(speakers))
+                why = ("the data hold 1 speaker; speaker-independent folds need at least two"
+                       if n_spk == 1 else f"all {n_spk} speakers of the data are on its test "
+                       "side; add speakers of the other folds")
+                raise ConfigError(f"fold {k} (held out: {what}) has no training speaker "
+                                  f"left: {why}")
             if not train_spk:
                 raise ConfigError(f"fold {k} (held out: {held_out}) has no training corpus left "
                                   "once the test-only corpora are set aside")

@@ -65,7 +65,7 @@ def test_song_clips_train_only_and_filters(tmp_path, ravdess_maker):
     only_speech = load_dataset(DataConfig(root=str(root)))
     assert len(only_speech.utts) == 32 and not only_speech.train_only.any()
     assert len(load_dataset(DataConfig(root=str(root), speakers=("1",))).utts) == 16
-    with pytest.raises(ConfigError, match=r"speaker\(s\) not in .*: 9 \(it has 1, 2\)"):
+    with pytest.raises(ConfigError, match=r"speaker\(s\) not in .*: 9 \(it has 01, 02\)"):
         load_dataset(DataConfig(root=str(root), speakers=("9",)))
 
 
@@ -349,7 +349,7 @@ def test_report_skips_a_truncated_run_and_tabulates_the_rest(fake_ravdess, fake_
     assert "| model | protocol | folds |" in r.output
     rows = [ln for ln in r.output.splitlines() if ln.startswith("| `egemaps_logreg`")]
     assert len(rows) == 1 and rows[0].startswith("| `egemaps_logreg` | emobox | 2 |")
-    assert rows[0].endswith("| `good` · ravdess |")  # which run (research QA, stop 32)
+    assert rows[0].endswith(f"| `{good}` · ravdess |")  # which run (research QA, stop 32)
     assert f"skipping {bad / 'metrics.json'}: unreadable" in r.output
     assert "missing: no metrics.json" in r.output
 

@@ -271,6 +271,12 @@ def test_cli_data_items_parse_into_one_config(tmp_path, monkeypatch):
     assert data_config(["take=2"], "ravdess").root == "take=2"
     (tmp_path / "ravdess=v2").mkdir()  # even when NAME is a reader (research QA, stop 32)
     assert data_config(["ravdess=v2"], "ravdess").root == "ravdess=v2"
+    (tmp_path / "v2").mkdir()  # ... unless the corpus's folder exists too: ambiguous
+    with pytest.raises(ValueError, match=r"both a folder and the corpus ravdess at v2: write "
+                                         r"\./ravdess=v2 for the folder, or ravdess=\./v2"):
+        data_config(["ravdess=v2"], "ravdess")
+    assert data_config(["./ravdess=v2"], "ravdess").root == "./ravdess=v2"
+    assert data_config(["ravdess=./v2"], "ravdess").root == "./v2"
 
 
 # --------------------------------------------------------------------------- load_dataset
@@ -316,7 +322,7 @@ def test_load_dataset_speaker_filter_names_corpora(tmp_path):
     with pytest.raises(ConfigError, match=r"names emovo speaker\(s\) not in .*emo: f3 \(it "
                                           r"has f1, m1\)"):
         load_dataset(DataConfig(root=str(rav), corpora=more, speakers=("emovo:f3",)))
-    with pytest.raises(ConfigError, match=r"ravdess speaker\(s\) not in .*: 3 \(it has 1, 2"):
+    with pytest.raises(ConfigError, match=r"ravdess speaker\(s\) not in .*: 3 \(it has 01, 02"):
         load_dataset(DataConfig(root=str(rav), speakers=("01", "03")))
 
 

@@ -58,8 +58,16 @@ def test_another_recipe_is_named(tmp_path):
     ExperimentConfig(data=DataConfig(root="/r"), model=ModelConfig(
         "crnn_cmvn", {"epochs": 1})).save_yaml(run / "config.yaml")
     diffs = recipe_differences(run, ours.to_dict())
-    assert diffs[0] == "corpora ravdess vs emovo+ravdess" and "model parameters" in diffs[1]
+    assert diffs == ["corpora ravdess vs emovo+ravdess", "model parameters epochs 1 vs 3"]
     assert recipe_differences(tmp_path / "fused", ours.to_dict()) == []  # no config: unknown
+    # defaults written out, augmentation settings without copies, a test-only corpus: alike
+    ExperimentConfig(data=DataConfig(root="/r", corpora=("emovo=/e", "urdu=/u"),
+                                     test_only=("urdu",)),
+                     model=ModelConfig("crnn_cmvn", {"epochs": 3, "batch_size": 32}),
+                     ).save_yaml(run / "config.yaml")
+    assert recipe_differences(run, ours.to_dict()) == []
+    (run / "config.yaml").write_text("data: [")
+    assert "cannot be compared" in recipe_differences(run, ours.to_dict())[0]
 
 
 def test_a_student_run_may_not_replace_its_teacher(tmp_path):
@@ -67,7 +75,7 @@ def test_a_student_run_may_not_replace_its_teacher(tmp_path):
 
     teacher = tmp_path / "teacher"
     cfg = ExperimentConfig(data=DataConfig(root=str(tmp_path)), teachers=(str(teacher),))
-    with pytest.raises(ConfigError, match="is the teacher run"):
+    with pytest.raises(ConfigError, match="is a teacher run"):
         run_experiment(cfg, tmp_path / "." / "teacher")
 
 
@@ -115,6 +123,10 @@ def test_one_emotion_or_one_speaker_is_refused_with_its_reason(tmp_path):
            for i, e in enumerate((Emotion.SAD, Emotion.ANGRY))]
     with pytest.raises(ConfigError, match=r"no training speaker left: the data hold 1 speaker"):
         make_folds(one, Protocol.LOSO, n_val_speakers=0)
+    two = [Utterance(Path(f"/x/{a}{i}.wav"), "ravdess", f"ravdess:{a}", e, "", Gender.MALE, {})
+           for a in ("01", "11") for i, e in enumerate((Emotion.SAD, Emotion.ANGRY))]
+    with pytest.raises(ConfigError, match=r"all 2 speakers of the data are on its test side"):
+        make_folds(two, Protocol.EMOBOX, n_val_speakers=0)  # 01 and 11 share EmoBox fold 0
 
 
 def test_unknown_vocal_channels_are_refused():
@@ -163,3 +175,29 @@ def test_the_card_and_the_record_say_which_speakers_only_validated(tmp_path):
                                       "validation_clips": 30, "corpus": "ravdess"}})
     assert "30 clips of 2 speakers (b, c) were used only to choose the epoch" in card
     assert yaml.safe_dump({"ok": 1})  # (yaml used by the config round trips above)
+
+
+@pytest.mark.parametrize(("model", "params", "why"), [
+    ("prosody_logreg", {"C": 0}, "C must be > 0"),
+    ("prosody_logreg", {"max_iter": 0}, "max_iter must be > 0"),
+    ("egemaps_svm", {"gamma": -1.0}, "gamma must be > 0, scale or auto"),
+    ("compare_lrcv", {"grid": "0,1"}, "grid must hold values of C > 0"),
+    ("fusion", {"C": -1.0}, "C must be > 0"),
+])
+def test_classical_parameters_out_of_range_fail_before_any_work(model, params, why):
+    with pytest.raises(ConfigError, match=why):  # re-check, stop 32: failed in sklearn
+        validate_params(model, params)
+
+
+def test_an_ensemble_of_fold_models_keeps_no_member_validation_speakers():
+    from types import SimpleNamespace
+
+    from emovox.experiment.package import ensemble_trained_on
+
+    fold = SimpleNamespace(name="crnn_cmvn", experiment_config={}, trained_on=None)
+    final = SimpleNamespace(name="ecapa_cmvn", experiment_config={}, trained_on={
+        "clips": 9, "validation_speakers": ["a"], "validation_clips": 3, "seconds": 2.0})
+    for order in ([(None, fold), (None, final)], [(None, final), (None, fold)]):
+        got = ensemble_trained_on(order)  # a fold model records no trained_on (was a crash)
+        assert "validation_speakers" not in got and got["members"] == [
+            m.name for _, m in order]

@@ -39,7 +39,7 @@ from emovox.artifact.paths import (
     WEIGHTS_FILE,
     file_digest,
 )
-from emovox.fileio import atomic_path
+from emovox.fileio import atomic_path, remove_stale
 from emovox.preprocess import Normaliser
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ def replace_folder(stage: Path, out: Path, *, force: bool) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     make_readable(stage)
     if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old"))
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-{os.getpid()}-"))
         out.rename(old / out.name)
         stage.rename(out)
         shutil.rmtree(old, ignore_errors=True)
@@ -182,7 +182,8 @@ def write_artifact(
     out = Path(out)
     check_replaceable(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp"))
+    remove_stale(out.parent, out.name)  # what a killed writer left (stop 32)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
     try:
         stage = tmp / out.name
         stage.mkdir()

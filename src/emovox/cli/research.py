@@ -96,6 +96,11 @@ def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
     sources: list[tuple[str, str]] = []
     for item in items:
         if "=" in item and Path(item).exists():  # a folder whose name holds '=' (QA stop 32)
+            name, _, root = item.partition("=")
+            if name in CORPORA and root and Path(root).exists():  # re-check, stop 32
+                raise ValueError(f"--data {item} is both a folder and the corpus {name} at "
+                                 f"{root}: write ./{item} for the folder, or {name}=./{root} "
+                                 "for the corpus")
             sources.append((corpus, item))
             continue
         name, sep, root = item.partition("=")

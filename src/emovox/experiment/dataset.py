@@ -87,6 +87,11 @@ def speaker_filter(cfg: DataConfig, primary: str) -> dict[str, set[str]]:
     return wanted
 
 
+def _natural(speaker: str) -> tuple[int, str]:
+    """Sort key: numeric ids by value (2 before 10), then the others by name."""
+    return (int(speaker), "") if speaker.isdigit() else (1 << 30, speaker)
+
+
 def _read_corpus(
     cfg: DataConfig, name: str, root: str, wanted: dict[str, set[str]]
 ) -> tuple[list[Utterance], list[bool], str]:
@@ -98,10 +103,12 @@ def _read_corpus(
     keep = set(cfg.vocal_channels) | set(cfg.train_extra)
     ids = wanted.get(get_reader(name).NAME)
     if ids is not None:  # a typo would silently run another experiment (QA, stop 32)
-        have = {u.speaker.split(":", 1)[1].lstrip("0") or "0" for u in scan.labelled}
-        if missing := sorted(ids - have):
+        have = {(local := u.speaker.split(":", 1)[1]).lstrip("0") or "0": local
+                for u in scan.labelled}
+        if missing := sorted(ids - set(have), key=_natural):
             raise ConfigError(f"--speakers names {name} speaker(s) not in {root}: "
-                              f"{', '.join(missing)} (it has {', '.join(sorted(have))})")
+                              f"{', '.join(missing)} (it has "
+                              f"{', '.join(sorted(have.values(), key=_natural))})")
     utts: list[Utterance] = []
     train_only: list[bool] = []
     for u in scan.labelled:

@@ -60,6 +60,21 @@ class TrainedBundle:
     n_val_clips: int = 0
 
 
+def _checked_destination_and_spec(cfg: ExperimentConfig, out: Path, force: bool) -> ModelSpec:
+    """``cfg``'s model spec, its parameters typed, once ``out`` may be written: not one of
+    the teachers (re-check, stop 32), not someone else's folder. Before any extraction."""
+    from emovox.artifact import check_replaceable
+
+    if any(Path(t).resolve() == out.resolve() for t in cfg.teachers):
+        raise ConfigError(f"--out {out} is the teacher; write the student to another folder")
+    check_replaceable(out, force)
+    spec = get_model_spec(cfg.model.name)
+    cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
+    if len(spec.inputs) != 1:
+        raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
+    return spec
+
+
 def train_bundle(
     cfg: ExperimentConfig, out: Path, *, calibrate: Path | None = None, force: bool = False,
     onnx: bool = True,
@@ -69,20 +84,10 @@ def train_bundle(
     Refuses to replace an existing ``out`` unless ``force``. ``cfg.teachers`` here are
     trained model folders (``train --teacher``): the student is distilled from the mean of
     their probabilities on its training clips (:mod:`emovox.experiment.distil`)."""
-    from emovox.artifact import (
-        attach_inference,
-        check_replaceable,
-        preprocess_for_input,
-        replace_folder,
-        save_model,
-    )
+    from emovox.artifact import attach_inference, preprocess_for_input, replace_folder, save_model
 
     out = Path(out)
-    check_replaceable(out, force)
-    spec = get_model_spec(cfg.model.name)
-    cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
-    if len(spec.inputs) != 1:
-        raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
+    spec = _checked_destination_and_spec(cfg, out, force)
     cv = checked_cv_run(calibrate, cfg.model.name, cfg.split.n_val_speakers, cfg.to_dict())
     teachers = open_teacher_models(cfg, spec)
 
@@ -102,6 +107,10 @@ def train_bundle(
     model = _fit(cfg, spec, ds, items, train_idx, idx[is_val], teachers)
     seconds = time.perf_counter() - t0
     speakers = sorted({ds.utts[i].speaker for i in idx})
+    # a network only early-stops on the validation clips; a classical model (compare_lrcv)
+    # chooses C on them and is then refitted on them too (re-check, stop 32)
+    val_only = ((sorted(val_spk), int(is_val.sum())) if spec.family is Family.NEURAL
+                else ([], 0))
 
     if out.parent.exists():
         remove_stale(out.parent, out.name)  # a killed build's folder (research QA, stop 32)
@@ -111,8 +120,7 @@ def train_bundle(
         stage = tmp / out.name
         extra = {
             "name": cfg.model.name,
-            "trained_on": _trained_on(cfg, ds, idx, speakers, seconds,
-                                      (sorted(val_spk), int(is_val.sum()))),
+            "trained_on": _trained_on(cfg, ds, idx, speakers, seconds, val_only),
             "n_params": count_parameters(model),
             "cross_validation": cv.metrics if cv else None,
         }
@@ -136,7 +144,7 @@ def train_bundle(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),
-                         calibration, len(val_spk), int(is_val.sum()))
+                         calibration, len(val_only[0]), val_only[1])
 
 
 def _trained_on(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray, speakers: list[str],
@@ -186,9 +194,10 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     trained_val = trained_val_speakers(meta.experiment_config)
     for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
         check_recipe(Path(run), c, trained_val, meta.name)
-    if diffs := recipe_differences(Path(calibrate), meta.experiment_config):
-        log.warning("%s was run with another recipe than %s (%s)", calibrate, path,
-                    "; ".join(diffs))
+    for run in [calibrate, *also]:  # the --also runs too (re-check, stop 32)
+        if diffs := recipe_differences(Path(run), meta.experiment_config):
+            log.warning("%s was run with another recipe than %s (%s)", run, path,
+                        "; ".join(diffs))
     update_artifact(path, meta.replace(metrics=_with_also(cv.metrics, also_runs)))
     calibration = fit_from_predictions_csv(cv.predictions,
                                            also=[a.predictions for a in also_runs])
@@ -302,20 +311,22 @@ def with_identity_columns(norm: Any, dim: int) -> Any:
                       np.concatenate([norm.std, np.ones(dim, norm.std.dtype)]))
 
 
-def _ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
+def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
     """An ensemble's ``trained_on``: its first member's data, every member's name, training
     augmentation and environment, and their training seconds summed."""
     augs = [augment_summary((m.experiment_config or {}).get("augment")) for _, m in loaded]
-    envs = [m.trained_on.get("environment") for _, m in loaded]
-    return {**{k: v for k, v in loaded[0][1].trained_on.items()
-               if k not in ("augment", "environment")},
+    ons = [m.trained_on or {} for _, m in loaded]  # a CV fold model records none
+    envs = [t.get("environment") for t in ons]
+    # each member early-stopped on its own validation speakers: not one list (stop 32)
+    private = ("augment", "environment", "validation_speakers", "validation_clips")
+    return {**{k: v for k, v in ons[0].items() if k not in private},
             "members": [m.name for _, m in loaded],
             **({"member_augment": augs} if any(augs) else {}),
             **({"member_environment": envs} if any(envs) else {}),
             # the sum only when every member says how long it took (a member split back out
             # of an ensemble does not): a partial sum would understate the training time
-            **({"seconds": round(sum(float(m.trained_on["seconds"]) for _, m in loaded), 1)}
-               if all("seconds" in m.trained_on for _, m in loaded) else {})}
+            **({"seconds": round(sum(float(t["seconds"]) for t in ons), 1)}
+               if all("seconds" in t for t in ons) else {})}
 
 
 def _assemble(members: list[Path], narrow: Path | None = None
@@ -420,7 +431,7 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     try:
         stage = tmp / out.name
         everyone = [*loaded, *[(None, f.meta) for f in funcs]]
-        trained_on = _ensemble_trained_on(everyone)
+        trained_on = ensemble_trained_on(everyone)
         if len(funcs) > 1:
             trained_on["narrow_band"] = {"member": funcs[1].meta.name, "floor_db": band_floor_db}
         extra = {"name": name, "trained_on": trained_on,

@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from emovox.config import ExperimentConfig
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import CONFIG_FILE, read_cv_run
@@ -52,33 +54,55 @@ def checked_cv_run(run: Path | None, model: str, trained_val: int | None,
 
 def recipe_differences(run: Path, config: dict[str, Any]) -> list[str]:
     """What the CV run ``run`` (its ``config.yaml``) did otherwise than the experiment
-    config ``config`` of a model: corpora, vocal channels, corpus balance, model parameters
-    (``threads`` aside), augmentation (research QA, stop 32: a RAVDESS-only 1-epoch run
-    calibrated a 3-corpus model silently). Empty when they agree or the run has no config
-    (a fused run)."""
-    try:
-        ran = ExperimentConfig.load_yaml(run / CONFIG_FILE).to_dict()
-        ours = ExperimentConfig.from_dict(config).to_dict()
-    except (OSError, ValueError, ConfigError):
+    config ``config`` of a model: corpora trained on (a test-only corpus is not), vocal
+    channels, corpus balance, model parameters (defaults filled in, ``threads`` aside),
+    augmentation (when either side made copies) -- research QA, stop 32: a RAVDESS-only
+    1-epoch run calibrated a 3-corpus model silently. Empty when they agree or the run has
+    no config (a fused run); an unreadable config is said."""
+    path = run / CONFIG_FILE
+    if not path.is_file():
         return []
+    try:
+        ran = ExperimentConfig.load_yaml(path).to_dict()
+        ours = ExperimentConfig.from_dict(config).to_dict()
+    except (OSError, ValueError, ConfigError, yaml.YAMLError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [f"its {CONFIG_FILE} cannot be compared ({why})"]
 
     def corpora(d: dict[str, Any]) -> list[str]:
         data = d["data"]
-        return sorted([str(data["corpus"]).lower(), *(str(c).partition("=")[0].strip().lower()
-                                                      for c in data.get("corpora") or ())])
+        names = [str(data["corpus"]), *(str(c).partition("=")[0] for c in data.get("corpora")
+                                        or ())]
+        test_only = {str(t).strip().lower() for t in data.get("test_only") or ()}
+        return sorted({n.strip().lower() for n in names} - test_only)
 
     diffs = [] if corpora(ran) == corpora(ours) else [
         f"corpora {'+'.join(corpora(ran))} vs {'+'.join(corpora(ours))}"]
     for key in ("vocal_channels", "train_extra", "balance_corpora"):
         if ran["data"].get(key) != ours["data"].get(key):
             diffs.append(f"{key} {ran['data'].get(key)} vs {ours['data'].get(key)}")
-    params = [{k: v for k, v in d["model"].get("params", {}).items() if k != "threads"}
-              for d in (ran, ours)]
-    if params[0] != params[1]:
-        diffs.append(f"model parameters {params[0]} vs {params[1]}")
-    if ran.get("augment") != ours.get("augment"):
+    params = [_full_params(d["model"]) for d in (ran, ours)]
+    changed = sorted(k for k in set(params[0]) | set(params[1])
+                     if params[0].get(k) != params[1].get(k))
+    if changed:
+        diffs.append("model parameters " + ", ".join(
+            f"{k} {params[0].get(k)} vs {params[1].get(k)}" for k in changed))
+    copies = [int((d.get("augment") or {}).get("variants", 0)) for d in (ran, ours)]
+    if any(copies) and ran.get("augment") != ours.get("augment"):
         diffs.append("augmentation")
     return diffs
+
+
+def _full_params(model: dict[str, Any]) -> dict[str, Any]:
+    """A model's ``-p`` parameters with its defaults filled in (``threads`` left out)."""
+    from emovox.models import get_model_spec
+
+    params = dict(model.get("params") or {})
+    try:
+        params = get_model_spec(str(model.get("name"))).configure(params).to_params()
+    except (ValueError, ConfigError):
+        pass
+    return {k: v for k, v in params.items() if k != "threads"}
 
 
 def trained_val_speakers(config: dict[str, Any]) -> int | None:

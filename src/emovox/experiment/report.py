@@ -74,10 +74,13 @@ def report_row(rec: RunRecord) -> ReportRow:
 
 
 def _recipe(path: Path, m: dict) -> str:
-    """The row's last column: ``run-folder · ravdess+emovo · test-only urdu · balanced``."""
-    parts = [f"`{path.name}`"]
-    if isinstance(m.get("corpora"), dict) and m["corpora"]:
-        parts.append("+".join(m["corpora"]))
+    """The row's last column: ``runs/x · ravdess+emovo · test-only urdu · balanced`` (the
+    folder as given; the corpora of a fused run from its per-corpus figures)."""
+    parts = [f"`{str(path).replace('|', '%7C')}`"]  # as given: a | would end the cell
+    corpora = m.get("corpora") if isinstance(m.get("corpora"), dict) else None
+    corpora = corpora or (m.get("per_corpus") if isinstance(m.get("per_corpus"), dict) else None)
+    if corpora:
+        parts.append("+".join(map(str, corpora)))
     if m.get("test_only_corpora"):
         parts.append("test-only " + "+".join(map(str, m["test_only_corpora"])))
     if m.get("balance_corpora"):

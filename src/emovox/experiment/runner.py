@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,6 +364,15 @@ def fold_predictions(data: PreparedData, fold: Fold, proba: np.ndarray) -> list[
     ]
 
 
+def _not_a_teacher(out_dir: Path, teachers: Sequence[str | Path]) -> None:
+    """Refuse an ``out_dir`` that is a teacher run (or a part of one): the new run would
+    replace it and its fold models (research QA, stop 32)."""
+    if any(Path(t).resolve() == Path(out_dir).resolve() for t in teachers):
+        raise ConfigError(f"--out {out_dir} is a teacher run (or a part of one); the new run "
+                          "would replace it and its fold models. Write the student's run to "
+                          "another folder.")
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     out_dir: Path,
@@ -382,11 +391,11 @@ def run_experiment(
     cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     out_dir = Path(out_dir)
     check_run_destination(out_dir)
-    if any(Path(t).resolve() == Path(out_dir).resolve() for t in cfg.teachers):
-        raise ConfigError(f"--out {out_dir} is the teacher run; the new run would replace it "
-                          "and its fold models. Write the student's run to another folder.")
+    _not_a_teacher(out_dir, cfg.teachers)
     test_only_corpora(cfg)
     teachers = open_teachers(cfg, spec)  # refused here, before any feature is extracted
+    if teachers is not None:  # nor one part of a merged teacher (re-check, stop 32)
+        _not_a_teacher(out_dir, [p for run in teachers.runs for p in run.parts()])
     data = prepare_data(cfg, spec, progress)
     folds = select_folds(cfg, data)
     if teachers is not None:

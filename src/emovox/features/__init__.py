@@ -33,7 +33,8 @@ prosody_vq      vector   ``(75,)``            prosody + jitter, shimmer, H1-H2, 
 
 Owns feature extraction (spectral, reference, smile, the NumPy log-mel front end
 :mod:`~emovox.features.frontend`, the on-disk cache) and the per-speaker normalisation maths
-(:mod:`~emovox.features.speaker_norm`). May import audio, augment, errors, fileio
+(:mod:`~emovox.features.speaker_norm`), and the spectrograms the web app draws of a whole
+recording (:mod:`~emovox.features.display`). May import audio, augment, errors, fileio
 and the scientific stack; never preprocess, models or anything above (checked by
 import-linter). librosa is imported inside the functions that call it, so importing this
 package (or serving a model with a stored front end) does not load librosa.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from enum import Enum
 
+from emovox.errors import ConfigError
 from emovox.models.params import Loss, ModelParams, TrainConfig
 
 
@@ -244,9 +245,21 @@ class FusionConfig(CrnnConfig):
     #: inverse L2 strength of the ComParE logistic-regression member (dimensionless, > 0)
     C: float = 1.0  # noqa: N815 - scikit-learn's name
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "C")
+
     def crnn(self) -> CrnnConfig:
         """The CRNN member's config (every field but ``C``)."""
         return CrnnConfig(**{k: getattr(self, k) for k in (f.name for f in fields(CrnnConfig))})
+
+
+def _positive(cfg: ModelParams, *keys: str) -> None:
+    """ConfigError unless every field ``keys`` of ``cfg`` is > 0 (research re-check, stop
+    32: ``C=0`` failed in scikit-learn after the features were extracted)."""
+    for key in keys:
+        if not getattr(cfg, key) > 0:
+            raise ConfigError(f"{key} must be > 0, got {getattr(cfg, key)}")
 
 
 @dataclass(frozen=True)
@@ -258,6 +271,9 @@ class LogregConfig(ModelParams):
     #: maximum L-BFGS iterations
     max_iter: int = 3000
 
+    def __post_init__(self) -> None:
+        _positive(self, "C", "max_iter")
+
 
 @dataclass(frozen=True)
 class LogregCvConfig(ModelParams):
@@ -267,6 +283,11 @@ class LogregCvConfig(ModelParams):
     grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
     #: maximum L-BFGS iterations of each fit
     max_iter: int = 3000
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_iter")
+        if not self.grid or min(self.grid) <= 0:
+            raise ConfigError(f"grid must hold values of C > 0, got {self.grid}")
 
 
 class Gamma(str, Enum):
@@ -284,3 +305,8 @@ class SvmConfig(ModelParams):
     C: float = 10.0  # noqa: N815 - scikit-learn's name
     #: RBF kernel coefficient (1 / feature-space distance squared), or scale / auto
     gamma: float | Gamma = Gamma.SCALE
+
+    def __post_init__(self) -> None:
+        _positive(self, "C")
+        if not isinstance(self.gamma, Gamma) and not self.gamma > 0:
+            raise ConfigError(f"gamma must be > 0, scale or auto, got {self.gamma}")

@@ -375,7 +375,7 @@ def analyse(
         emovox.errors.AudioError: not audio, empty, undecodable, longer than ``max_duration``.
     """
     from emovox.audio import load_audio
-    from emovox.serving.display import display_spectrograms
+    from emovox.features.display import display_spectrograms
 
     name = display_name(filename)
     if max_bytes is not None:
