@@ -204,6 +204,23 @@ def test_a_cut_short_wav_says_so_in_the_answer(client, tmp_path):
     assert "warnings" not in post(client, "/v1/timeline", whole, name="whole.wav").json()
 
 
+def test_warnings_of_a_large_upload_name_the_upload_not_its_copy(tiny_model, tmp_path):
+    """Uploads over 1 MB are decoded from a private temporary copy, whose path the
+    decoder's notes (here: mains hum) named in the API's answer (re-check 2, stop 32)."""
+    from emovox.api.server import create_app
+    from signals import write_clip
+
+    t = np.arange(22 * SR) / SR
+    w = (np.resize(voice(3.0), len(t)) + 0.02 * np.sin(2 * np.pi * 50.02 * t)).astype(np.float32)
+    data = write_clip(tmp_path / "big.wav", w, SR, subtype="FLOAT").read_bytes()
+    assert len(data) > 1 << 20
+    with make_test_client(create_app(tiny_model, max_bytes=4_000_000, max_duration=60)) as c:
+        doc = post(c, "/v1/predict", data, name="big hum.wav").json()
+    notes = [n for n in doc["warnings"] if "mains hum at 50 Hz" in n]
+    assert notes and all(n.startswith("big hum.wav: ") for n in notes), doc["warnings"]
+    assert "emovox-upload" not in str(doc) and str(tmp_path) not in str(doc)
+
+
 def test_too_large_is_413(client):
     big = b"RIFF" + b"\0" * (MAX_BYTES + 200_000)
     body = assert_error(post(client, "/v1/predict", big), 413, "upload_too_large")

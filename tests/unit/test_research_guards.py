@@ -45,7 +45,7 @@ def test_an_adapted_run_cannot_calibrate_a_model(tmp_path):
 
 
 def test_another_recipe_is_named(tmp_path):
-    from emovox.experiment.recipe import recipe_differences
+    from emovox.experiment.recipe import UNREADABLE, recipe_differences
 
     ours = ExperimentConfig(data=DataConfig(root="/r", corpora=("emovo=/e",)),
                             model=ModelConfig("crnn_cmvn", {"epochs": 3, "threads": 1}))
@@ -66,8 +66,12 @@ def test_another_recipe_is_named(tmp_path):
                      model=ModelConfig("crnn_cmvn", {"epochs": 3, "batch_size": 32}),
                      ).save_yaml(run / "config.yaml")
     assert recipe_differences(run, ours.to_dict()) == []
-    (run / "config.yaml").write_text("data: [")
-    assert "cannot be compared" in recipe_differences(run, ours.to_dict())[0]
+    for bad in ("data: [", "data: 5", "- a", "model: {name: prosody_logreg, params: 7}"):
+        (run / "config.yaml").write_text(bad)  # unreadable or of another shape: said
+        assert recipe_differences(run, ours.to_dict())[0].startswith(UNREADABLE), bad
+    ExperimentConfig(data=DataConfig(root="/r", corpora=("emovo=/e",), speakers=("01",)),
+                     model=ModelConfig("crnn_cmvn", {"epochs": 3})).save_yaml(run / "config.yaml")
+    assert recipe_differences(run, ours.to_dict()) == ["speakers ['01'] vs []"]
 
 
 def test_a_student_run_may_not_replace_its_teacher(tmp_path):

@@ -44,11 +44,13 @@ def test_square_wave_rms_equals_peak_and_silence_is_minus_infinity():
     assert view.fmt_dbfs(-0.0) == view.fmt_dbfs(-0.04) == "0.0 dBFS"  # not "-0.0" (QA)
     assert view.fmt_seconds(0.03) == "0.03 s" and view.fmt_seconds(41.72) == "41.7 s"
     assert view.timeline_csv_name("talk.m4a", True) == "talk-timeline-adapted.csv"
-    cut, hum = "x: holds 3 s of the 9 s", "x: mains hum at 50 Hz, 20 dB"
+    cut, hum = "mains hum.wav: holds 3 s of the 9 s", "x: mains hum at 50 Hz, 20 dB"
     hum2 = "x: mains hum at 50 Hz, 2 dB"
-    faint = "x: the audio is silent or nearly so"
-    assert view.page_warnings([cut, faint, hum], [cut, hum2]) == [cut, hum]  # said once
-    assert view.page_warnings([cut], [cut, hum2]) == [cut, hum2]  # hum in part of it
+    faint = "x: the audio is silent or nearly so (loudest frame below -60 dBFS)"
+    assert view.page_warnings([cut, hum], [cut, hum2]) == [cut, hum]  # said once
+    # hum in part of it, found by the timeline only (a file name saying "mains hum" aside)
+    assert view.page_warnings([cut], [cut, hum2]) == [cut, f"The timeline found: {hum2}"]
+    assert view.page_warnings([cut, faint], [cut, hum2]) == [cut]  # near-silence says it
     assert view.timeline_csv_name("talk.m4a", False) == "talk-timeline.csv"
     empty = view.signal_level(np.zeros(0))
     assert empty.n_samples == 0 and empty.quiet and not empty.clipped
@@ -265,6 +267,11 @@ def test_a_limit_made_shorter_by_many_channels_says_so_on_the_web(tmp_path):
     msg = view.web_error_message(info.value, "d", name="hi.wav", max_duration_s=1.0,
                                  max_upload_mb=25)
     assert "2 channels at 192000 Hz: 0.5 s" in msg and "Resample it to 48 kHz" in msg
+    from emovox.audio import mixdown_advice
+
+    assert mixdown_advice(8, 96000) == "mix it down to mono or stereo"
+    assert "resample it to 48 kHz" in mixdown_advice(4, 192000)  # stereo at 192k: still long
+    assert mixdown_advice(2, 192000).startswith("resample it to 48 kHz or less")
     plain = AudioTooLong("x: is 700 s long, longer than the 600 s limit.")
     assert plain.mixdown is None and "600 s limit of this app" in view.web_error_message(
         plain, "d", name="x", max_duration_s=600, max_upload_mb=25)

@@ -88,10 +88,12 @@ def scaled_limit(max_duration: float, sr: int, channels: int) -> float:
     return max_duration * min(1.0, BUDGET_RATE / max(1, sr * channels))
 
 
-def mixdown_advice(channels: int) -> str:
+def mixdown_advice(channels: int, sr: int) -> str:
     """What shortens the work of a file whose channels or rate shortened its limit."""
-    return ("mix it down to mono or stereo" if channels > 2
-            else "resample it to 48 kHz or less (or mix it to mono)")
+    if channels > 2:
+        return ("mix it down to mono or stereo" if sr <= 96000 else
+                "mix it down to mono (or to stereo and resample it to 48 kHz or less)")
+    return "resample it to 48 kHz or less (or mix it to mono)"
 # Largest output buffer allocated up front from a header's frame count (it grows past that).
 _MAX_PREALLOC = 1 << 24
 
@@ -142,7 +144,7 @@ def _too_long(name: str, duration: float | None, max_duration: float, *,
         why = (f" ({scaled[2]} channels at {scaled[1]} Hz: the {seconds_text(scaled[0])} s "
                f"limit holds {seconds_text(max_duration)} s of them, as decoding work is "
                "counted as stereo at "
-               f"{BUDGET_RATE // 2000} kHz; {mixdown_advice(scaled[2])} first)")
+               f"{BUDGET_RATE // 2000} kHz; {mixdown_advice(scaled[2], scaled[1])} first)")
     return AudioTooLong(
         f"{name}: {length}longer than the {seconds_text(max_duration)} s limit{why}. Cut it into "
         "shorter pieces (or raise the limit).", limit_s=max_duration,

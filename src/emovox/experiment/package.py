@@ -33,6 +33,7 @@ from emovox.experiment.recipe import (
     checked_cv_run,
     recipe_differences,
     trained_val_speakers,
+    warn_recipe,
 )
 from emovox.experiment.rundir import read_cv_run
 from emovox.experiment.runner import training_sources
@@ -72,6 +73,9 @@ def _checked_destination_and_spec(cfg: ExperimentConfig, out: Path, force: bool)
     cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     if len(spec.inputs) != 1:
         raise ValueError(f"{spec.name} has several inputs; only single-input models are bundled")
+    if spec.needs_validation and cfg.split.n_val_speakers < 1:  # re-check 2, stop 32
+        raise ConfigError(f"{spec.name} chooses C on validation speakers: give "
+                          "--val-speakers 1 or more")
     return spec
 
 
@@ -195,9 +199,7 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
         check_recipe(Path(run), c, trained_val, meta.name)
     for run in [calibrate, *also]:  # the --also runs too (re-check, stop 32)
-        if diffs := recipe_differences(Path(run), meta.experiment_config):
-            log.warning("%s was run with another recipe than %s (%s)", run, path,
-                        "; ".join(diffs))
+        warn_recipe(Path(run), path, recipe_differences(Path(run), meta.experiment_config))
     update_artifact(path, meta.replace(metrics=_with_also(cv.metrics, also_runs)))
     calibration = fit_from_predictions_csv(cv.predictions,
                                            also=[a.predictions for a in also_runs])
@@ -317,9 +319,11 @@ def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
     augs = [augment_summary((m.experiment_config or {}).get("augment")) for _, m in loaded]
     ons = [m.trained_on or {} for _, m in loaded]  # a CV fold model records none
     envs = [t.get("environment") for t in ons]
-    # each member early-stopped on its own validation speakers: not one list (stop 32)
-    private = ("augment", "environment", "validation_speakers", "validation_clips")
-    return {**{k: v for k, v in ons[0].items() if k not in private},
+    # each member early-stopped on its own validation speakers: not one list (stop 32);
+    # the data only when every member says (a fold model's first place gave "0 speakers")
+    private = ("augment", "environment", "validation_speakers", "validation_clips", "seconds")
+    data = ons[0] if all(t.get("clips") is not None for t in ons) else {}
+    return {**{k: v for k, v in data.items() if k not in private},
             "members": [m.name for _, m in loaded],
             **({"member_augment": augs} if any(augs) else {}),
             **({"member_environment": envs} if any(envs) else {}),
@@ -327,6 +331,18 @@ def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
             # of an ensemble does not): a partial sum would understate the training time
             **({"seconds": round(sum(float(t["seconds"]) for t in ons), 1)}
                if all("seconds" in t for t in ons) else {})}
+
+
+def _not_adapted(folder: Path) -> None:
+    """Refuse a member trained on per-speaker normalised features (``evaluate --adapt
+    speaker`` fold models): served alone it is refused, inside an ensemble it would not be."""
+    from emovox.artifact import read_meta
+
+    adapt = (read_meta(folder).experiment_config or {}).get("adapt", "none")
+    if adapt not in (None, "none"):
+        raise ConfigError(f"{folder} was trained on features normalised per speaker "
+                          f"(--adapt {adapt}), which a single clip cannot give; use members "
+                          "trained without --adapt")
 
 
 def _assemble(members: list[Path], narrow: Path | None = None
@@ -339,6 +355,8 @@ def _assemble(members: list[Path], narrow: Path | None = None
     from emovox.models import ensemble
     from emovox.training.trainer import TorchClassifier
 
+    for m in [*members, *([narrow] if narrow else [])]:  # re-check 2, stop 32
+        _not_adapted(Path(m))
     nets = [m for m in members if not is_functional_folder(m)]
     funcs = [m for m in members if m not in nets]
     if len(funcs) > 1:

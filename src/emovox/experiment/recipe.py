@@ -18,7 +18,11 @@ from emovox.experiment.rundir import CONFIG_FILE, read_cv_run
 
 log = logging.getLogger(__name__)
 
-__all__ = ["check_recipe", "checked_cv_run", "recipe_differences", "trained_val_speakers"]
+#: how :func:`recipe_differences` says a run's config could not be read
+UNREADABLE = "its config.yaml could not be read, so the recipes could not be compared"
+
+__all__ = ["UNREADABLE", "check_recipe", "checked_cv_run", "recipe_differences",
+           "trained_val_speakers", "warn_recipe"]
 
 
 def check_recipe(run: Path, cv: Any, trained_val: int | None, model: str) -> bool:
@@ -46,10 +50,18 @@ def checked_cv_run(run: Path | None, model: str, trained_val: int | None,
     cv = read_cv_run(run, model)
     check_recipe(Path(run), cv, trained_val, model)
     if config and (diffs := recipe_differences(Path(run), config)):
+        warn_recipe(Path(run), model, diffs)
+    return cv
+
+
+def warn_recipe(run: Path, model: object, diffs: list[str]) -> None:
+    """Log what :func:`recipe_differences` found about ``run`` and ``model``."""
+    if diffs and diffs[0].startswith(UNREADABLE):
+        log.warning("%s: %s (%s)", run, UNREADABLE, diffs[0][len(UNREADABLE) + 2:])
+    elif diffs:
         log.warning("%s was run with another recipe than %s (%s): the model card would show "
                     "figures and a temperature of that recipe, not of this model", run, model,
                     "; ".join(diffs))
-    return cv
 
 
 def recipe_differences(run: Path, config: dict[str, Any]) -> list[str]:
@@ -63,11 +75,16 @@ def recipe_differences(run: Path, config: dict[str, Any]) -> list[str]:
     if not path.is_file():
         return []
     try:
-        ran = ExperimentConfig.load_yaml(path).to_dict()
-        ours = ExperimentConfig.from_dict(config).to_dict()
-    except (OSError, ValueError, ConfigError, yaml.YAMLError) as exc:
+        return _compare(ExperimentConfig.load_yaml(path).to_dict(),
+                        ExperimentConfig.from_dict(config).to_dict())
+    except (OSError, ValueError, ConfigError, yaml.YAMLError, AttributeError, TypeError,
+            KeyError) as exc:  # a config of another shape (re-check 2, stop 32)
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return [f"its {CONFIG_FILE} cannot be compared ({why})"]
+        return [f"{UNREADABLE}: {why}"]
+
+
+def _compare(ran: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """The differences :func:`recipe_differences` names, between two config dicts."""
 
     def corpora(d: dict[str, Any]) -> list[str]:
         data = d["data"]
@@ -78,10 +95,10 @@ def recipe_differences(run: Path, config: dict[str, Any]) -> list[str]:
 
     diffs = [] if corpora(ran) == corpora(ours) else [
         f"corpora {'+'.join(corpora(ran))} vs {'+'.join(corpora(ours))}"]
-    for key in ("vocal_channels", "train_extra", "balance_corpora"):
+    for key in ("vocal_channels", "train_extra", "balance_corpora", "speakers"):
         if ran["data"].get(key) != ours["data"].get(key):
             diffs.append(f"{key} {ran['data'].get(key)} vs {ours['data'].get(key)}")
-    params = [_full_params(d["model"]) for d in (ran, ours)]
+    params = _full_params(ran["model"], ours["model"])
     changed = sorted(k for k in set(params[0]) | set(params[1])
                      if params[0].get(k) != params[1].get(k))
     if changed:
@@ -93,16 +110,19 @@ def recipe_differences(run: Path, config: dict[str, Any]) -> list[str]:
     return diffs
 
 
-def _full_params(model: dict[str, Any]) -> dict[str, Any]:
-    """A model's ``-p`` parameters with its defaults filled in (``threads`` left out)."""
+def _full_params(*models: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each model's ``-p`` parameters with its defaults filled in (``threads`` left out);
+    as written for both when either does not validate (no false difference from a default
+    filled in on one side only: re-check 2, stop 32)."""
     from emovox.models import get_model_spec
 
-    params = dict(model.get("params") or {})
+    raw = [dict(m.get("params") or {}) for m in models]
     try:
-        params = get_model_spec(str(model.get("name"))).configure(params).to_params()
-    except (ValueError, ConfigError):
-        pass
-    return {k: v for k, v in params.items() if k != "threads"}
+        full = [get_model_spec(str(m.get("name"))).configure(p).to_params()
+                for m, p in zip(models, raw, strict=True)]
+    except (ValueError, ConfigError, TypeError):
+        full = raw
+    return [{k: v for k, v in p.items() if k != "threads"} for p in full]
 
 
 def trained_val_speakers(config: dict[str, Any]) -> int | None:

@@ -391,6 +391,10 @@ def run_experiment(
     cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
     out_dir = Path(out_dir)
     check_run_destination(out_dir)
+    if (spec.needs_validation and cfg.split.n_val_speakers < 1
+            and cfg.split.protocol is not Protocol.RANDOM):
+        raise ConfigError(f"{spec.name} chooses C on validation speakers: give "
+                          "--val-speakers 1 or more")
     _not_a_teacher(out_dir, cfg.teachers)
     test_only_corpora(cfg)
     teachers = open_teachers(cfg, spec)  # refused here, before any feature is extracted

@@ -85,6 +85,8 @@ class ModelSpec:
     trim: bool = False
     #: further feature streams for multi-input (fusion) models
     extra_inputs: tuple[Input, ...] = ()
+    #: chooses something on validation speakers, so needs ``--val-speakers`` >= 1
+    needs_validation: bool = False
 
     @property
     def inputs(self) -> tuple[Input, ...]:

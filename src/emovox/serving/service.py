@@ -255,9 +255,12 @@ def predict_upload(
     """
     with open_upload(data, filename, max_bytes=max_bytes) as up, named_errors(up):
         pred = predictor.predict_file(up.source, filename=up.name, max_duration=max_duration)
-    # the upload's name, never the private temporary copy's path
-    return dataclasses.replace(pred, source=up.name) if dataclasses.is_dataclass(pred) \
-        else pred
+    # the upload's name, never the private temporary copy's path (its warnings too: a copy
+    # over 1 MB named itself in them, re-check 2, stop 32)
+    if not dataclasses.is_dataclass(pred):
+        return pred
+    return dataclasses.replace(pred, source=up.name, warnings=tuple(
+        upload_message(up, w) for w in getattr(pred, "warnings", ()) or ()))
 
 
 def timeline_from_upload(
@@ -276,7 +279,7 @@ def timeline_from_upload(
     The file is probed first, so non-audio is rejected with the client's file name in the
     message, and ``max_duration`` is enforced from the header and again while streaming.
     """
-    from emovox.audio import probe, scaled_limit
+    from emovox.audio import mixdown_advice, probe, scaled_limit
 
     params = params or TimelineParams()
     with open_upload(data, filename, max_bytes=max_bytes, spool_bytes=0) as up, \
@@ -289,7 +292,8 @@ def timeline_from_upload(
                                                              info.channels)
             if max_duration < asked:
                 why = (f" for {info.channels} channels at {info.sr} Hz (the {asked:g} s limit "
-                       "counts decoding work as stereo at 96 kHz; mix it down first)")
+                       "counts decoding work as stereo at 96 kHz; "
+                       f"{mixdown_advice(info.channels, info.sr)} first)")
         if max_duration is not None and info.duration is not None:
             if info.duration > max_duration + 0.05:
                 raise _too_long(name, info.duration, max_duration, why)

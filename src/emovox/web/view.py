@@ -120,15 +120,20 @@ def fmt_dbfs(x: float) -> str:
 
 def page_warnings(answer: Sequence[str], timeline: Sequence[str] = ()) -> list[str]:
     """The warnings the page shows above the answer: the answer's (a WAV cut short, several
-    tracks, mains hum; near-silence has its own box), then the timeline's that say something
-    new: a hum only part of a long recording holds is found by the timeline's 60 s blocks,
-    not by the whole-recording answer (web QA, stop 32), and is said once."""
-    out = [n for n in answer if "silent or nearly so" not in n]
-    hum = any("mains hum" in n for n in answer)
-    for note in timeline:
-        if note not in answer and not (hum and "mains hum" in note):
-            out.append(note)
+    tracks, mains hum; near-silence has its own box), then a mains hum only the timeline's
+    60 s blocks found (in part of a long recording: web QA, stop 32), marked as the
+    timeline's since the answer's download does not carry it; none of it on near-silent
+    audio, where the answer says near-silence instead (re-check 2)."""
+    out = [n for n in answer if _SILENT not in n]
+    if any(_SILENT in n for n in answer) or any(_HUM in n for n in answer):
+        return out
+    out += [f"The timeline found: {n}" for n in timeline if _HUM in n]
     return out
+
+
+# what marks the decoder's notes (after the file's name)
+_SILENT = ": the audio is silent or nearly so"
+_HUM = ": mains hum at "
 
 
 def timeline_csv_name(name: str, adapted: bool) -> str:
@@ -430,7 +435,7 @@ def web_error_message(exc: BaseException, default: str, *, name: str, max_durati
             return (f"{name} is longer than this app allows for {channels} channels at "
                     f"{rate} Hz: {seconds_text(exc.limit_s)} s (the {max_duration_s:g} s "
                     "limit counts decoding work, and so many channels or so high a rate "
-                    f"cost more). {_sentence(mixdown_advice(channels))}, or upload an "
+                    f"cost more). {_sentence(mixdown_advice(channels, rate))}, or upload an "
                     f"excerpt of at most {seconds_text(exc.limit_s)} s.{damaged}")
         return (f"{name} is longer than the {max_duration_s:g} s limit of this app. Trim it, "
                 f"or upload an excerpt of at most {max_duration_s:g} s.{damaged}")
