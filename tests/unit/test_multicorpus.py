@@ -276,6 +276,9 @@ def test_cli_data_items_parse_into_one_config(tmp_path, monkeypatch):
                                          r"\./ravdess=v2 for the folder, or ravdess=\./v2"):
         data_config(["ravdess=v2"], "ravdess")
     assert data_config(["./ravdess=v2"], "ravdess").root == "./ravdess=v2"
+    (tmp_path / "RAVDESS=v2").mkdir()  # any spelling a reader accepts (re-check 2)
+    with pytest.raises(ValueError, match="both a folder and the corpus RAVDESS at v2"):
+        data_config(["RAVDESS=v2"], "ravdess")
     assert data_config(["ravdess=./v2"], "ravdess").root == "./v2"
 
 

@@ -205,3 +205,13 @@ def test_an_ensemble_of_fold_models_keeps_no_member_validation_speakers():
         got = ensemble_trained_on(order)  # a fold model records no trained_on (was a crash)
         assert "validation_speakers" not in got and got["members"] == [
             m.name for _, m in order]
+
+
+def test_a_one_value_grid_and_alphanumeric_speaker_order():
+    from emovox.experiment.dataset import _natural
+
+    assert validate_params("compare_lrcv", {"grid": 0.5}) == {"grid": (0.5,)}
+    with pytest.raises(ConfigError, match="grid must hold values of C > 0"):
+        validate_params("compare_lrcv", {"grid": -1})
+    ids = ["SM23", "SF10", "SM3", "SF9", "10", "2"]
+    assert sorted(ids, key=_natural) == ["2", "10", "SF9", "SF10", "SM3", "SM23"]

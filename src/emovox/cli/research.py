@@ -87,6 +87,16 @@ ArtifactOpt = Annotated[
 ]
 
 
+def _is_reader(name: str) -> bool:
+    """Is ``name`` a corpus reader, in any spelling the readers accept (``RAVDESS``)?"""
+    from emovox.corpora import get_reader
+
+    try:
+        return get_reader(name) is not None
+    except ValueError:
+        return False
+
+
 def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
     """``--data`` items -> a :class:`DataConfig`: ``NAME=DIR`` when NAME is a corpus reader,
     else a folder read with ``corpus``; the first is ``corpus``/``root``, the others go to
@@ -97,7 +107,7 @@ def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
     for item in items:
         if "=" in item and Path(item).exists():  # a folder whose name holds '=' (QA stop 32)
             name, _, root = item.partition("=")
-            if name in CORPORA and root and Path(root).exists():  # re-check, stop 32
+            if _is_reader(name) and root and Path(root).exists():  # re-check, stop 32
                 raise ValueError(f"--data {item} is both a folder and the corpus {name} at "
                                  f"{root}: write ./{item} for the folder, or {name}=./{root} "
                                  "for the corpus")

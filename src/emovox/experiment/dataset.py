@@ -8,6 +8,7 @@ files; :func:`gather` stacks the features of some clips into a batch.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,10 @@ def speaker_filter(cfg: DataConfig, primary: str) -> dict[str, set[str]]:
     return wanted
 
 
-def _natural(speaker: str) -> tuple[int, str]:
-    """Sort key: numeric ids by value (2 before 10), then the others by name."""
-    return (int(speaker), "") if speaker.isdigit() else (1 << 30, speaker)
+def _natural(speaker: str) -> list[tuple[int, int | str]]:
+    """Sort key: runs of digits by value, the rest by text (2 before 10, SF9 before SF10;
+    numbers before letters)."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", speaker) if p]
 
 
 def _read_corpus(

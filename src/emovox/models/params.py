@@ -103,6 +103,8 @@ def coerce_value(value: Any, tp: Any) -> Any:
         args = typing.get_args(tp)
         if isinstance(value, str):
             value = [v for v in value.strip().strip("()[]").split(",") if v.strip()]
+        elif isinstance(value, int | float) and len(args) == 2 and args[1] is Ellipsis:
+            value = [value]  # `-p grid=0.5`, already parsed as a number: one value
         if not isinstance(value, list | tuple):
             raise ValueError(f"expected a {_type_name(tp)}, e.g. 1,2,3")
         if len(args) == 2 and args[1] is Ellipsis:
