@@ -243,7 +243,7 @@ def test_data_config_sources_and_round_trip(tmp_path):
 
 
 def test_cli_data_items_parse_into_one_config(tmp_path, monkeypatch):
-    from emovox.cli.research import data_config
+    from emovox.cli.data_args import data_config
 
     one = data_config(["/data/rav"], "ravdess")
     assert (one.corpus, one.root, one.corpora) == ("ravdess", "/data/rav", ())

@@ -29,6 +29,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
     ("focal", Loss, Loss.FOCAL), ("cosine", Schedule, Schedule.COSINE),
     ("8,16", tuple[int, ...], (8, 16)), ([8, 16], tuple[int, ...], (8, 16)),
     ("[0.5, 0.25]", tuple[float, ...], (0.5, 0.25)),
+    (5, tuple[int, ...], (5,)), (0.5, tuple[float, ...], (0.5,)),  # one value (stop 32)
     ("0.1", float | Gamma, 0.1), ("auto", float | Gamma, Gamma.AUTO),
 ])
 def test_values_are_coerced_to_the_field_type(value, tp, expected) -> None:
@@ -38,7 +39,7 @@ def test_values_are_coerced_to_the_field_type(value, tp, expected) -> None:
 
 @pytest.mark.parametrize(("value", "tp"), [
     ("eight", int), (2.5, int), (True, int), ("fast", float), ("nan", float),
-    ("maybe", bool), (1, bool), ("mse", Loss), ("8,x", tuple[int, ...]), (5, tuple[int, ...]),
+    ("maybe", bool), (1, bool), ("mse", Loss), ("8,x", tuple[int, ...]), (5, tuple[int, int]),
     ("huge", float | Gamma), (3, str),
 ])
 def test_values_that_do_not_parse_are_refused(value, tp) -> None:

@@ -5,7 +5,6 @@ training) and hands the result to :mod:`emovox.cli.render`; heavy imports stay i
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,9 +27,9 @@ from emovox.cli.common import (
     model_params,
     setup_logging,
 )
+from emovox.cli.data_args import data_config
 from emovox.config import (
     Adapt,
-    DataConfig,
     ExperimentConfig,
     ModelConfig,
     Protocol,
@@ -85,55 +84,6 @@ ArtifactOpt = Annotated[
     typer.Option(help="Score this trained model folder on --corpus instead of training "
                  "('bundled' = the shipped model), over the classes both share."),
 ]
-
-
-def _is_reader(name: str) -> bool:
-    """Is ``name`` a corpus reader, in any spelling the readers accept (``RAVDESS``)?"""
-    from emovox.corpora import get_reader
-
-    try:
-        return get_reader(name) is not None
-    except ValueError:
-        return False
-
-
-def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
-    """``--data`` items -> a :class:`DataConfig`: ``NAME=DIR`` when NAME is a corpus reader,
-    else a folder read with ``corpus``; the first is ``corpus``/``root``, the others go to
-    ``corpora``. ValueError for no item or the same corpus twice."""
-    from emovox.corpora import CORPORA, get_reader
-
-    sources: list[tuple[str, str]] = []
-    for item in items:
-        if "=" in item and Path(item).exists():  # a folder whose name holds '=' (QA stop 32)
-            name, _, root = item.partition("=")
-            if _is_reader(name) and root and Path(root).exists():  # re-check, stop 32
-                raise ValueError(f"--data {item} is both a folder and the corpus {name} at "
-                                 f"{root}: write ./{item} for the folder, or {name}=./{root} "
-                                 "for the corpus")
-            sources.append((corpus, item))
-            continue
-        name, sep, root = item.partition("=")
-        try:
-            named = bool(sep) and get_reader(name) is not None
-        except ValueError:
-            named = False
-        # NAME=DIR (a bare name before '='), not a folder whose path holds '='
-        if sep and re.fullmatch(r"[\w-]*", name) and not Path(item).exists():
-            if not named:
-                raise ValueError(f"--data {item}: {name!r} is not a corpus reader (known: "
-                                 f"{', '.join(sorted(CORPORA))}); give NAME=DIR or a folder")
-            if not root.strip():
-                raise ValueError(f"--data {item}: no directory after '='")
-        sources.append((name, root) if named and root.strip() else (corpus, item))
-    if not sources:
-        raise ValueError("no data directory given (--data DIR)")
-    names = [get_reader(n).NAME for n, _ in sources]
-    if len(set(names)) < len(names):
-        raise ValueError(f"the same corpus is given twice in --data: {', '.join(names)}")
-    (first, root), rest = sources[0], sources[1:]
-    return DataConfig(corpus=first, root=root, corpora=tuple(f"{n}={r}" for n, r in rest),
-                      **kw)
 
 
 def evaluate(
