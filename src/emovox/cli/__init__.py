@@ -2,8 +2,8 @@
 
 Owns the command line: :mod:`.app` (the Typer app, ``--version``, command registration,
 ``main``), :mod:`.common` (exit codes, error -> exit code mapping, logging set-up, shared
-option types), :mod:`.research` (evaluate, scan, report, fuse, models, train, export; their ``--data``
-items: :mod:`.data_args`),
+option types), :mod:`.research` (evaluate, scan, report, fuse, models, train, export;
+their ``--data`` items: :mod:`.data_args`),
 :mod:`.product` (predict, batch, timeline), :mod:`.live` (listen), :mod:`.servers` (app,
 serve), :mod:`.names` (bundled model and architecture names, "did you mean"),
 :mod:`.truth` (``predict --truth``: the label of RAVDESS-named files) and :mod:`.render`
