@@ -66,12 +66,16 @@ def test_another_recipe_is_named(tmp_path):
                      model=ModelConfig("crnn_cmvn", {"epochs": 3, "batch_size": 32}),
                      ).save_yaml(run / "config.yaml")
     assert recipe_differences(run, ours.to_dict()) == []
-    for bad in ("data: [", "data: 5", "- a", "model: {name: prosody_logreg, params: 7}"):
+    for bad in ("data: [", "data: 5", "- a", "model: {name: prosody_logreg, params: 7}", " "):
         (run / "config.yaml").write_text(bad)  # unreadable or of another shape: said
         assert recipe_differences(run, ours.to_dict())[0].startswith(UNREADABLE), bad
     ExperimentConfig(data=DataConfig(root="/r", corpora=("emovo=/e",), speakers=("01",)),
                      model=ModelConfig("crnn_cmvn", {"epochs": 3})).save_yaml(run / "config.yaml")
     assert recipe_differences(run, ours.to_dict()) == ["speakers ['01'] vs []"]
+    ExperimentConfig(data=DataConfig(root="/r", corpora=("emovo=/e",)), model=ModelConfig(
+        "crnn_cmvn", {"epochs": 3, "batch_size": 32, "bogus": 1})).save_yaml(run / "config.yaml")
+    assert recipe_differences(run, ours.to_dict()) == [  # only what differs (re-check 3)
+        "model parameters bogus 1 vs None"]
 
 
 def test_a_student_run_may_not_replace_its_teacher(tmp_path):
@@ -205,6 +209,13 @@ def test_an_ensemble_of_fold_models_keeps_no_member_validation_speakers():
         got = ensemble_trained_on(order)  # a fold model records no trained_on (was a crash)
         assert "validation_speakers" not in got and got["members"] == [
             m.name for _, m in order]
+        assert "clips" not in got and "seconds" not in got  # unknown, never partial
+    other = SimpleNamespace(name="reslstm", experiment_config={}, trained_on={
+        "clips": 5, "speakers": ["b"], "corpus": "emovo", "seconds": 1.0})
+    a = ensemble_trained_on([(None, final), (None, other)])
+    b = ensemble_trained_on([(None, other), (None, final)])
+    assert "clips" not in a and sorted(a["member_data"]) == sorted(b["member_data"]) == [
+        "ecapa_cmvn: 9 clips of 0 speakers (?)", "reslstm: 5 clips of 1 speakers (emovo)"]
 
 
 def test_a_one_value_grid_and_alphanumeric_speaker_order():

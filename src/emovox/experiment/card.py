@@ -204,6 +204,8 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- trained on: {tr.get('clips', '?')} clips of {len(tr.get('speakers', []))} speakers "
         f"({tr.get('corpus', '?')}, {', '.join(tr.get('channels', []))}), "
         f"{tr.get('seconds', '?')} s on CPU" if tr.get("clips") is not None else
+        "- trained on (members on different data): " + "; ".join(tr["member_data"])
+        if tr.get("member_data") else
         "- trained on: not recorded (a member was a cross-validation fold model)",
         *([f"- members (probabilities averaged, one ONNX graph): {_members_text(tr)}"]
           if tr.get("members") else []),

@@ -313,6 +313,12 @@ def with_identity_columns(norm: Any, dim: int) -> Any:
                       np.concatenate([norm.std, np.ones(dim, norm.std.dtype)]))
 
 
+def _data_of(trained_on: dict[str, Any]) -> tuple[Any, ...]:
+    """What a member was trained on, for comparing members: clips, speakers, corpora."""
+    return (trained_on.get("clips"), tuple(trained_on.get("speakers") or ()),
+            trained_on.get("corpus"), tuple(trained_on.get("channels") or ()))
+
+
 def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
     """An ensemble's ``trained_on``: its first member's data, every member's name, training
     augmentation and environment, and their training seconds summed."""
@@ -322,8 +328,13 @@ def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
     # each member early-stopped on its own validation speakers: not one list (stop 32);
     # the data only when every member says (a fold model's first place gave "0 speakers")
     private = ("augment", "environment", "validation_speakers", "validation_clips", "seconds")
-    data = ons[0] if all(t.get("clips") is not None for t in ons) else {}
-    return {**{k: v for k, v in data.items() if k not in private},
+    known = all(t.get("clips") is not None for t in ons)
+    same = known and all(_data_of(t) == _data_of(ons[0]) for t in ons)
+    data = ons[0] if same else {}  # members on other data: each said (re-check 3, stop 32)
+    differ = ({"member_data": [f"{m.name}: {t['clips']} clips of {len(t.get('speakers') or [])} "
+                               f"speakers ({t.get('corpus', '?')})" for (_, m), t in
+                               zip(loaded, ons, strict=True)]} if known and not same else {})
+    return {**{k: v for k, v in data.items() if k not in private}, **differ,
             "members": [m.name for _, m in loaded],
             **({"member_augment": augs} if any(augs) else {}),
             **({"member_environment": envs} if any(envs) else {}),

@@ -75,6 +75,8 @@ def recipe_differences(run: Path, config: dict[str, Any]) -> list[str]:
     if not path.is_file():
         return []
     try:
+        if not path.read_text().strip():  # an empty file read as all defaults (re-check 3)
+            return [f"{UNREADABLE}: the file is empty"]
         return _compare(ExperimentConfig.load_yaml(path).to_dict(),
                         ExperimentConfig.from_dict(config).to_dict())
     except (OSError, ValueError, ConfigError, yaml.YAMLError, AttributeError, TypeError,
@@ -111,18 +113,25 @@ def _compare(ran: dict[str, Any], ours: dict[str, Any]) -> list[str]:
 
 
 def _full_params(*models: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each model's ``-p`` parameters with its defaults filled in (``threads`` left out);
-    as written for both when either does not validate (no false difference from a default
-    filled in on one side only: re-check 2, stop 32)."""
+    """Each model's ``-p`` parameters with its defaults filled in (``threads`` left out); a
+    side that does not validate gets the defaults under what it wrote, so only what it
+    changed is named (re-checks 2 and 3, stop 32)."""
     from emovox.models import get_model_spec
 
-    raw = [dict(m.get("params") or {}) for m in models]
-    try:
-        full = [get_model_spec(str(m.get("name"))).configure(p).to_params()
-                for m, p in zip(models, raw, strict=True)]
-    except (ValueError, ConfigError, TypeError):
-        full = raw
-    return [{k: v for k, v in p.items() if k != "threads"} for p in full]
+    out = []
+    for m in models:
+        raw = dict(m.get("params") or {})
+        try:
+            spec = get_model_spec(str(m.get("name")))
+        except (ValueError, ConfigError):
+            out.append(raw)
+            continue
+        try:
+            full = spec.configure(raw).to_params()
+        except (ValueError, ConfigError, TypeError):
+            full = {**spec.defaults.to_params(), **raw}
+        out.append(full)
+    return [{k: v for k, v in p.items() if k != "threads"} for p in out]
 
 
 def trained_val_speakers(config: dict[str, Any]) -> int | None:
