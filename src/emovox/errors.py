@@ -29,7 +29,12 @@ class UnsupportedCodec(AudioError):
 
 class DamagedAudio(AudioError):
     """The format is known but decoding failed part-way through: a damaged or truncated
-    file (what was read before the damage is not used)."""
+    file. ``detail``: the decoder's own words. Raised when nothing could be read; after some
+    audio, the decoders answer on what was read with a warning instead (stop 33)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class InvalidSamples(AudioError):

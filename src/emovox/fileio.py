@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
 
-__all__ = ["atomic_path", "file_sha256", "remove_stale"]
+__all__ = ["atomic_path", "file_sha256", "live_writers", "remove_stale"]
 
 
 @contextmanager
@@ -64,6 +64,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _writers(parent: Path, name: str, kinds: Sequence[str]) -> Iterator[tuple[Path, int]]:
+    """The ``.NAME.<kind>-PID-...`` folders next to ``parent / name``, with their PIDs (not
+    links, not files)."""
+    for kind in kinds:
+        for p in Path(parent).glob(f".{glob_escape(name)}.{kind}-*"):
+            m = re.fullmatch(rf"\.{re.escape(name)}\.{kind}-(\d+)-[0-9a-z_]+", p.name)
+            if m and p.is_dir() and not p.is_symlink():
+                yield p, int(m.group(1))
+
+
 def remove_stale(parent: Path, name: str,
                  kinds: Sequence[str] = ("staging", "old", "build", "tmp")
                  ) -> list[Path]:
@@ -72,11 +82,16 @@ def remove_stale(parent: Path, name: str,
     stop 32). Ours by their name; a live process's, a file or a link is never touched.
     Returns what was removed."""
     gone = []
-    for kind in kinds:
-        for p in Path(parent).glob(f".{glob_escape(name)}.{kind}-*"):
-            m = re.fullmatch(rf"\.{re.escape(name)}\.{kind}-(\d+)-[0-9a-z_]+", p.name)
-            if m and p.is_dir() and not p.is_symlink() and not _alive(int(m.group(1))):
-                shutil.rmtree(p, ignore_errors=True)
-                gone.append(p)
+    for p, pid in _writers(parent, name, kinds):
+        if not _alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
     return gone
+
+
+def live_writers(parent: Path, name: str, kinds: Sequence[str] = ("staging",)) -> list[int]:
+    """PIDs of the other running processes whose ``.NAME.<kind>-PID-...`` folder sits next
+    to ``parent / name``: another emovox process is writing ``name`` now (stop 33)."""
+    return sorted({pid for _, pid in _writers(parent, name, kinds)
+                   if pid != os.getpid() and _alive(pid)})
 

@@ -103,6 +103,12 @@ def check_fold(
                     )
 
 
+#: why a run without RAVDESS cannot use the EmoBox folds, and what to use instead
+EMOBOX_NEEDS_RAVDESS = ("the emobox protocol needs RAVDESS actors (ravdess:01..24); for other "
+                        "data use --protocol loso (leave one speaker out), or loco with "
+                        "several corpora")
+
+
 def pick_val_speakers(
     speakers: list[str], utts: list[Utterance], n: int, rng: np.random.Generator
 ) -> list[str]:
@@ -112,7 +118,10 @@ def pick_val_speakers(
     if n <= 0:
         return []
     if n >= len(speakers):
-        raise ConfigError(f"cannot hold out {n} validation speakers from {len(speakers)}")
+        raise ConfigError(
+            f"cannot hold out {n} validation speakers from {len(speakers)} (a fold's training "
+            f"side): give --val-speakers {max(0, len(speakers) - 1)} or fewer (0: train on "
+            "every training speaker for the model's fixed epochs)")
     gender = {u.speaker: u.gender.value for u in utts}
     by_corpus: dict[str, list[str]] = {}
     for s in sorted(speakers):
@@ -158,7 +167,7 @@ def _test_sets(
         test_sets = emobox_test_speakers()
         unknown = {s for ts in test_sets for s in ts} - present
         if unknown == {s for ts in test_sets for s in ts}:
-            raise ConfigError("the emobox protocol needs RAVDESS actors (ravdess:01..24)")
+            raise ConfigError(EMOBOX_NEEDS_RAVDESS)
         kept = [tuple(s for s in ts if s in present) for ts in test_sets]
         return [(ts, "") for ts in kept if ts]
     if protocol is Protocol.LOSO:

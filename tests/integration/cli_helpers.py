@@ -102,7 +102,7 @@ def check_rows(rows: list[dict], n: int) -> None:
     by_name = {Path(row_key(r)).name: r for r in rows}
     for name in ERRORS:
         assert by_name[name]["error"].strip()
-        assert jsonl or by_name[name]["label"] == "error"
+        assert jsonl or by_name[name]["status"] == "error"
     for name in NO_SPEECH:
         assert by_name[name]["status"] == "no_speech" and not by_name[name]["label"]
         assert by_name[name]["reason"] == NO_SPEECH[name]

@@ -204,9 +204,14 @@ def test_a_cut_short_wav_says_so_in_the_answer(client, tmp_path):
     assert "warnings" not in post(client, "/v1/timeline", whole, name="whole.wav").json()
 
 
-def test_warnings_of_a_large_upload_name_the_upload_not_its_copy(tiny_model, tmp_path):
+def test_warnings_of_a_large_upload_name_the_upload_not_its_copy(tiny_model, tmp_path,
+                                                                 caplog):
     """Uploads over 1 MB are decoded from a private temporary copy, whose path the
-    decoder's notes (here: mains hum) named in the API's answer (re-check 2, stop 32)."""
+    decoder's notes (here: mains hum) named in the API's answer (re-check 2, stop 32) and
+    in the server's log (stop 33)."""
+    import logging
+    import tempfile
+
     from emovox.api.server import create_app
     from signals import write_clip
 
@@ -214,11 +219,15 @@ def test_warnings_of_a_large_upload_name_the_upload_not_its_copy(tiny_model, tmp
     w = (np.resize(voice(3.0), len(t)) + 0.02 * np.sin(2 * np.pi * 50.02 * t)).astype(np.float32)
     data = write_clip(tmp_path / "big.wav", w, SR, subtype="FLOAT").read_bytes()
     assert len(data) > 1 << 20
-    with make_test_client(create_app(tiny_model, max_bytes=4_000_000, max_duration=60)) as c:
+    with caplog.at_level(logging.WARNING, logger="emovox"), \
+            make_test_client(create_app(tiny_model, max_bytes=4_000_000, max_duration=60)) as c:
         doc = post(c, "/v1/predict", data, name="big hum.wav").json()
     notes = [n for n in doc["warnings"] if "mains hum at 50 Hz" in n]
     assert notes and all(n.startswith("big hum.wav: ") for n in notes), doc["warnings"]
     assert "emovox-upload" not in str(doc) and str(tmp_path) not in str(doc)
+    logged = [r.getMessage() for r in caplog.records if "mains hum" in r.getMessage()]
+    assert logged and all(m.startswith("big hum.wav: ") for m in logged), logged
+    assert not any(tempfile.gettempdir() in r.getMessage() for r in caplog.records), logged
 
 
 def test_too_large_is_413(client):

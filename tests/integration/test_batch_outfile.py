@@ -91,3 +91,30 @@ def test_a_plain_run_never_mixes_into_adapted_answers(cli_model, good_clips, tmp
     ok(res, 2)
     assert "holds answers adapted per speaker" in text(res) and "--speaker-from" in text(res)
     assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_speaker_from_keeps_the_answers_of_a_plain_run_in_its_out(cli_model, good_clips,
+                                                                  tmp_path, suffix):
+    """A plain run's --out, re-run with --speaker-from, was rewritten from the (new)
+    .unadapted file: the rows of files not given again were lost (CLI QA, stop 33)."""
+    out, raw = tmp_path / f"r{suffix}", tmp_path / f"r.unadapted{suffix}"
+    ok(invoke(["batch", *good_clips, "--out", out, "-m", cli_model]))
+    before = out.read_text()
+    res = invoke(["batch", good_clips[0], "--speaker-from", "parent", "--out", out,
+                  "-m", cli_model])
+    ok(res)
+    assert "answer(s) of a run without --speaker-from: they were moved to" in text(res)
+    assert raw.read_text() == before  # moved whole, then resumed (nothing new to predict)
+    read = read_csv if suffix == ".csv" else read_jsonl
+    assert len(read(out)) == len(read(raw)) == len(good_clips)
+    ok(invoke(["batch", good_clips[0], "--speaker-from", "parent", "--out", out,
+               "-m", cli_model]))  # a re-run of the adapted run: as before
+    assert len(read(out)) == len(good_clips)
+    raw.write_text(before.splitlines(keepends=True)[0] + (
+        before.splitlines(keepends=True)[1] if suffix == ".csv" else ""))
+    out.write_text(before)  # plain answers beside an unadapted file lacking some: refused
+    res = invoke(["batch", *good_clips, "--speaker-from", "parent", "--out", out,
+                  "-m", cli_model])
+    ok(res, 2)
+    assert "exists too" in text(res) and out.read_text() == before

@@ -53,7 +53,7 @@ def test_batch_csv_resume(cli_model, bad_dir, good_clips, tmp_path):
     check_rows(read_csv(out), n)
 
     rows = read_csv(out)
-    good = [r for r in rows if r["label"] != "error"]
+    good = [r for r in rows if r["status"] != "error"]
     dropped = {good[0]["path"], good[-1]["path"]}  # an AIFF-as-wav and a good clip
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -72,6 +72,18 @@ def test_timeline_json_and_csv(cli_model, long_file):
     table = invoke(args)
     ok(table)
     assert f"of speech in {len(speech)} windows" in text(table) and "no speech" in text(table)
+    # an uncertain window is marked "?" as predict marks an answer (CLI QA, stop 33)
+    unsure = [s for s in speech if s["confidence"] < 0.5]
+    assert text(table).count(" ? ") == len(unsure)
+
+
+def test_a_timeline_without_speech_says_why(cli_model, tmp_path):
+    path = tmp_path / "hum.wav"
+    t = np.arange(4 * SR) / SR
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), SR)
+    res = invoke(["timeline", path, "-m", cli_model])
+    ok(res)  # was "no speech (no_speech)": the status, not the reason
+    assert "overall: no speech (steady_sound: a steady sound (noise, hum," in text(res)
 
 
 def test_timeline_windows_past_the_first_block(cli_model, tmp_path):

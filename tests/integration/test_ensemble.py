@@ -257,3 +257,24 @@ def test_ensemble_calibrate_also_needs_calibrate(members, tmp_path):
     ok(res, 2)
     assert "--calibrate-also needs --calibrate" in text(res)
     assert not (tmp_path / "ens").exists()
+
+
+def test_ensemble_calibrate_checks_each_fused_run_against_its_member(members, fake_ravdess,
+                                                                     tmp_path):
+    """A fused run has no config of its own: each run it fused is compared with the member of
+    the same model (stop 33: a fused run of other recipes calibrated an ensemble silently)."""
+    runs = []
+    for model, epochs in (("crnn_cmvn", 2), ("ecapa_cmvn", 1)):  # the members: 1 epoch
+        runs.append(tmp_path / model)
+        ok(invoke(["evaluate", "--data", fake_ravdess, "--model", model, "--folds", "0",
+                   "--val-speakers", "0", "-p", f"epochs={epochs}", "-p", "n_frames=64",
+                   "-j", "1", "--out", runs[-1]],
+                  env={"EMOVOX_CACHE": str(tmp_path / "cache")}))
+    ok(invoke(["fuse", *runs, "--out", tmp_path / "fused"]))
+    res = invoke(["ensemble", members[0], members[1], "--calibrate", tmp_path / "fused",
+                  "--out", tmp_path / "ens"])
+    ok(res)
+    said = text(res)
+    assert said.count("another recipe") == 1, said
+    assert ("crnn_cmvn was run with another recipe than the members of "  # the run's path
+            "fusion(crnn_cmvn+ecapa_cmvn) (model parameters epochs 2 vs 1") in said, said

@@ -96,6 +96,37 @@ def test_a_flac_cut_short_is_damaged_audio(tmp_path: Path) -> None:
         load_audio(cut, sr=16000)
 
 
+def _half_flac(tmp_path: Path, seconds: float = 6.0) -> tuple[Path, np.ndarray]:
+    """A FLAC of noise cut at half its bytes (an interrupted copy), and its samples."""
+    src = tmp_path / "clip.flac"
+    x = (0.1 * np.random.default_rng(0).standard_normal(int(seconds * 16000))).astype(
+        np.float32)
+    sf.write(src, x, 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.flac"
+    data = src.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+    return cut, sf.read(src, dtype="float32")[0]
+
+
+def test_a_flac_cut_in_half_is_answered_on_what_decodes_with_a_note(tmp_path: Path) -> None:
+    cut, x = _half_flac(tmp_path)  # stop 33: refused whole, as if nothing were there
+    a = load_audio(cut, sr=16000)
+    assert 2.5 < a.duration < 3.0  # up to the last whole FLAC frame of the first half
+    np.testing.assert_allclose(a.wave, x[:len(a.wave)] - x[:len(a.wave)].mean(), atol=1e-6)
+    assert len(a.notes) == 1 and a.notes[0].startswith(
+        f"{cut}: decoding stopped at {audio.seconds_text(a.duration)} s (")
+    assert "flac decoder lost sync" in a.notes[0] and "damaged or cut short" in a.notes[0]
+
+
+def test_a_stream_of_a_cut_flac_ends_at_the_damage_with_the_note(tmp_path: Path) -> None:
+    cut, _ = _half_flac(tmp_path, seconds=40.0)
+    notes: list[str] = []
+    blocks = [b for _, b in audio.iter_blocks(cut, block_s=5.0, notes=notes)]
+    n = sum(len(b) for b in blocks)
+    assert len(blocks) == 4 and 18 * 16000 < n < 20 * 16000  # its timeline is not lost
+    assert len(notes) == 1 and notes[0].startswith(f"{cut}: decoding stopped at ")
+
+
 def test_truncated_wav_decodes_what_is_there(tmp_path: Path) -> None:
     path = tmp_path / "full.wav"
     sf.write(path, sine(440.0, 1.0, 16000, dtype=F64), 16000, subtype="PCM_16")

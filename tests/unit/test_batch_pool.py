@@ -53,7 +53,7 @@ def test_processes_give_the_rows_of_one_process(tiny_model, clips, tmp_path):
     a, b = _rows(tmp_path / "one.csv"), _rows(tmp_path / "procs.csv")
     assert a == b and len(a) == len(clips)
     assert serial.errors == procs.errors == 2 and procs.no_speech == serial.no_speech >= 2
-    assert {r["path"].rsplit("/", 1)[-1] for r in a if r["label"] == ERROR_LABEL} == \
+    assert {r["path"].rsplit("/", 1)[-1] for r in a if r["status"] == ERROR_LABEL} == \
         {"empty.wav", "text.wav"}
 
 
@@ -87,7 +87,7 @@ def test_a_worker_that_dies_costs_one_error_row(tiny_model, clips, forked, monke
     assert [Path(r["path"]).name for r in rows] == [c.name for c in clips]
     dead = [r for r in rows if r["error"] == pool.CRASH_MESSAGE]
     assert [Path(r["path"]).name for r in dead] == ["v3.wav"]
-    assert sum(r["label"] == ERROR_LABEL for r in rows) == 3  # + empty.wav, text.wav
+    assert sum(r["status"] == ERROR_LABEL for r in rows) == 3  # + empty.wav, text.wav
 
 
 class _BreakingExecutor:
@@ -157,7 +157,7 @@ def test_one_bad_waveform_in_a_chunk_costs_only_its_row(tiny_model, clips, monke
         ValueError("bad wave")))
     monkeypatch.setattr(pred, "predict_wave", picky)
     rows = pool.predict_chunk(pred, clips[:3], None)
-    assert rows[1]["label"] == ERROR_LABEL and rows[1]["error"] == "ValueError: bad wave"
+    assert rows[1]["status"] == ERROR_LABEL and rows[1]["error"] == "ValueError: bad wave"
     assert rows[0] == good[0] and rows[2] == good[2]
 
 

@@ -348,4 +348,28 @@ def test_duplicate_audio_across_corpora_is_dropped(tmp_path):
     same = (rav / "Actor_01" / "03-01-05-01-01-01-01.wav").read_bytes()
     make(emo, "m1/rab-m1-b2.wav", same)
     ds = load_dataset(DataConfig(root=str(rav), corpora=(f"emovo={emo}",)))
-    assert ds.dropped_duplicates == ["rab-m1-b2.wav == 03-01-05-01-01-01-01.wav"]
+    assert ds.dropped_duplicates == ["rab-m1-b2.wav == 03-01-05-01-01-01-01.wav (listed as "
+                                     "speakers emovo:m1 and ravdess:01: check them)"]
+
+
+def test_load_dataset_says_what_it_leaves_out_and_conflicting_copies(tmp_path, caplog):
+    """Labels outside the eight emotions were dropped without a word outside `scan`, and a
+    copy listed under another speaker or label was dropped as a plain duplicate (own-data
+    QA, stop 33)."""
+    import logging
+
+    from emovox.experiment.dataset import load_dataset
+
+    for name in ("a1.wav", "a2.wav", "b1.wav", "b2.wav", "c1.wav"):
+        make(tmp_path, name)
+    make(tmp_path, "copy.wav", (tmp_path / "a1.wav").read_bytes())
+    (tmp_path / "m.csv").write_text(
+        "path,label,speaker\na1.wav,angry,A\na2.wav,sad,A\nb1.wav,angry,B\nb2.wav,sad,B\n"
+        "c1.wav,boredom,B\ncopy.wav,sad,B\n")
+    with caplog.at_level(logging.WARNING, logger="emovox.experiment.dataset"):
+        ds = load_dataset(DataConfig(root=str(tmp_path / "m.csv"), corpus="csv"))
+    assert len(ds.utts) == 4
+    assert "1 clip(s) with labels outside the eight emotions were left out: boredom (1)" in (
+        caplog.text)
+    assert ("copy.wav == a1.wav (listed as speakers csv:B and csv:A; labels sad and angry: "
+            "check them)") in caplog.text

@@ -215,7 +215,7 @@ def test_an_ensemble_of_fold_models_keeps_no_member_validation_speakers():
     a = ensemble_trained_on([(None, final), (None, other)])
     b = ensemble_trained_on([(None, other), (None, final)])
     assert "clips" not in a and sorted(a["member_data"]) == sorted(b["member_data"]) == [
-        "ecapa_cmvn: 9 clips of 0 speakers (?)", "reslstm: 5 clips of 1 speakers (emovo)"]
+        "ecapa_cmvn: 9 clips of 0 speakers (?)", "reslstm: 5 clips of 1 speaker (emovo)"]
 
 
 def test_a_one_value_grid_and_alphanumeric_speaker_order():
@@ -226,3 +226,147 @@ def test_a_one_value_grid_and_alphanumeric_speaker_order():
         validate_params("compare_lrcv", {"grid": -1})
     ids = ["SM23", "SF10", "SM3", "SF9", "10", "2"]
     assert sorted(ids, key=_natural) == ["2", "10", "SF9", "SF10", "SM3", "SM23"]
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_path):
+    import subprocess
+    import sys
+
+    from emovox.experiment.rundir import RunDirError, staged_run_dir
+
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        theirs = tmp_path / f".run.staging-{first.pid}-ab12cd34"
+        theirs.mkdir()
+        with pytest.raises(RunDirError, match=rf"another emovox process \(PID {first.pid}\) "
+                           "is writing .*run now"):
+            with staged_run_dir(tmp_path / "run"):
+                pytest.fail("the second run must not start")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [theirs.name]  # ours removed
+    finally:
+        first.kill()
+        first.wait()
+    with staged_run_dir(tmp_path / "run") as stage:  # the writer died: its folder is stale
+        (stage / "metrics.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_run_is_staged_before_its_features_are_extracted(tmp_path, monkeypatch):
+    from emovox.experiment import runner
+
+    seen = []
+
+    def extraction(*_args, **_kwargs):
+        seen.extend(p.name for p in tmp_path.iterdir())
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(runner, "prepare_data", extraction)
+    cfg = ExperimentConfig(data=DataConfig(root=str(tmp_path / "corpus")),
+                           model=ModelConfig(name="prosody_logreg"))
+    with pytest.raises(ConfigError, match="stop here"):
+        runner.run_experiment(cfg, tmp_path / "run")
+    assert len(seen) == 1 and seen[0].startswith(".run.staging-"), seen
+    assert list(tmp_path.iterdir()) == []  # the staging folder went with the error
+
+
+def test_a_fused_run_is_checked_run_by_run_against_the_members(tmp_path):
+    from emovox.experiment.recipe import UNREADABLE, fused_differences
+
+    def run(name, model, params, corpora=("emovo=/e",)):
+        d = tmp_path / name
+        d.mkdir()
+        ExperimentConfig(data=DataConfig(root="/r", corpora=corpora),
+                         model=ModelConfig(model, params)).save_yaml(d / "config.yaml")
+        (d / "metrics.json").write_text(json.dumps({"protocol": "emobox", "model": model}))
+        return d
+
+    members = [ExperimentConfig(data=DataConfig(root="/r", corpora=("emovo=/e",)),
+                                model=ModelConfig(m, {"epochs": 3})).to_dict()
+               for m in ("crnn_cmvn", "ecapa_cmvn")]
+    same, short = run("a", "crnn_cmvn", {"epochs": 3}), run("b", "ecapa_cmvn", {"epochs": 1})
+    other, gone = run("c", "reslstm_logmel", {}), tmp_path / "moved"
+    fused = tmp_path / "fused"
+    fused.mkdir()
+    (fused / "metrics.json").write_text(json.dumps({
+        "protocol": "emobox", "model": "fusion(crnn_cmvn+ecapa_cmvn)",
+        "fused_runs": [str(same), str(short), str(other), str(gone)]}))
+    found = dict(fused_differences(fused, members))
+    assert set(found) == {short, other, gone}  # the run of the same recipe passes
+    assert found[short] == ["model parameters epochs 1 vs 3"]
+    assert found[other] == ["its model reslstm_logmel is none of the members' "
+                            "(crnn_cmvn, ecapa_cmvn)"]
+    assert found[gone][0].startswith(UNREADABLE) and "no metrics.json" in found[gone][0]
+    assert fused_differences(same, members) == []  # not a fused run
+    assert fused_differences(tmp_path / "nothing", members) == []
+
+
+def test_a_classical_models_validation_speakers_are_no_other_recipe(tmp_path):
+    """A classical model trains on its validation speakers too (own-data QA, stop 33): its
+    CV run's hold-out is not recorded for the card or the recipe check; a network's is, and
+    so is compare_lrcv's, which chooses C on them."""
+    from emovox.experiment.rundir import read_cv_run
+
+    def run(name, model):
+        path = _cv_run(tmp_path / name, model=model)
+        ExperimentConfig(data=DataConfig(root="/r"), model=ModelConfig(model)).save_yaml(
+            path / "config.yaml")  # n_val_speakers 2 by default
+        return read_cv_run(path, model).metrics
+
+    assert "val_speakers" not in run("lin", "prosody_logreg")
+    assert run("net", "crnn_cmvn")["val_speakers"] == 2
+    assert run("lrcv", "compare_lrcv")["val_speakers"] == 2
+
+
+def test_emobox_without_ravdess_is_refused_before_extraction(tmp_path, monkeypatch):
+    from emovox.experiment import runner
+    from emovox.splits import pick_val_speakers
+
+    monkeypatch.setattr(runner, "prepare_data", lambda *a, **k: pytest.fail("extracted"))
+    cfg = ExperimentConfig(data=DataConfig(root=str(tmp_path / "own.csv"), corpus="csv"),
+                           model=ModelConfig(name="prosody_logreg"))
+    with pytest.raises(ConfigError, match="needs RAVDESS actors .* use --protocol loso"):
+        runner.run_experiment(cfg, tmp_path / "run")
+    with pytest.raises(ConfigError, match="from 2 .* give --val-speakers 1 or fewer"):
+        pick_val_speakers(["csv:a", "csv:b"], [], 2, np.random.default_rng(0))
+
+
+def test_a_manifest_given_as_a_corpus_folder_names_the_csv_reader(tmp_path):
+    from emovox.corpora.base import iter_audio_files
+
+    (tmp_path / "own.csv").write_text("path,label\n")
+    with pytest.raises(NotADirectoryError, match=r"got a file: .*own\.csv \(a CSV manifest "
+                       r"reads with --corpus csv\)"):
+        list(iter_audio_files(tmp_path / "own.csv"))
+    (tmp_path / "clip.wav").write_bytes(b"RIFF")
+    with pytest.raises(NotADirectoryError, match=r"clip\.wav$"):
+        list(iter_audio_files(tmp_path / "clip.wav"))
+
+
+def test_unknown_speakers_are_said_not_counted():
+    from emovox.corpora.base import speakers_text
+    from emovox.experiment.card import model_card
+
+    assert speakers_text(["csv:a", "csv:b"]) == "2 speakers"
+    assert speakers_text(["csv:a"]) == "1 speaker"
+    assert speakers_text(["folder:unknown"]) == "speakers unknown"
+    assert speakers_text(["csv:a", "csv:unknown"]) == "1 speaker and clips of unknown speakers"
+    card = model_card({"trained_on": {"clips": 172, "speakers": ["folder:unknown"],
+                                      "corpus": "folder", "channels": ["speech"]}})
+    assert "- trained on: 172 clips of speakers unknown (folder" in card
+
+
+def test_a_cv_run_on_another_manifest_is_another_recipe(tmp_path):
+    from emovox.experiment.recipe import recipe_differences
+
+    def cfg(root, corpus="csv"):
+        return ExperimentConfig(data=DataConfig(root=root, corpus=corpus),
+                                model=ModelConfig("prosody_logreg"))
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg("two_speakers.csv").save_yaml(run / "config.yaml")
+    assert recipe_differences(run, cfg("data/good.csv").to_dict()) == [
+        "data csv=two_speakers.csv vs csv=good.csv"]
+    assert recipe_differences(run, cfg("/elsewhere/two_speakers.csv").to_dict()) == []
+    cfg("/a/RAVDESS", "ravdess").save_yaml(run / "config.yaml")  # public corpora: anywhere
+    assert recipe_differences(run, cfg("/b/ravdess-copy", "ravdess").to_dict()) == []

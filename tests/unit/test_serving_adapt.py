@@ -226,7 +226,7 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
         assert all(r["adapted"] == "false" and "2 clip(s)" in r["adapt_note"] for r in rows[4:6])
         assert all(r["label"] == "angry" for r in rows[4:6])  # unadapted
         assert rows[6]["status"] == "no_speech" and rows[6]["adapted"] == ""
-        assert rows[7]["label"] == "error" and rows[7]["adapted"] == ""
+        assert rows[7]["status"] == "error" and rows[7]["adapted"] == ""
     else:
         docs = [json.loads(line) for line in out.read_text().splitlines()]
         for d in docs:

@@ -21,25 +21,25 @@ subprocess. Never features, models, artifact, serving or anything above them.
 from __future__ import annotations
 
 from emovox.audio.decode import (
-    BUDGET_RATE,
     READ_FRAMES,
     Audio,
     file_notes,
     iter_blocks,
     iter_native_blocks,
     load_audio,
-    mixdown_advice,
-    scaled_limit,
-    seconds_text,
 )
 from emovox.audio.ffmpeg import ffmpeg_available
 from emovox.audio.header import (
+    BUDGET_RATE,
     MAX_ABS_SAMPLE,
     MAX_CHANNELS,
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
     check_limits,
+    mixdown_advice,
     probe,
+    scaled_limit,
+    seconds_text,
 )
 from emovox.audio.hum import Hum, detect_hum, hum_note
 from emovox.audio.signal import (

@@ -35,12 +35,16 @@ import numpy as np
 import soxr
 
 from emovox.audio.header import (
+    BUDGET_RATE,
     MAX_CHANNELS,
     Decoder,
     check_finite,
     check_limits,
+    mixdown_advice,
     open_decoder,
     probe_source,
+    scaled_limit,
+    seconds_text,
     tracks_note,
     wav_length_note,
 )
@@ -60,40 +64,13 @@ from emovox.errors import AudioError, AudioTooLong, AudioTooShort, EmptyAudio
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BUDGET_RATE", "READ_FRAMES", "Audio", "file_notes", "header_notes", "iter_blocks",
-           "iter_native_blocks", "load_audio",
-           "mixdown_advice", "mono_aligned", "scaled_limit", "seconds_text"]
+__all__ = ["READ_FRAMES", "Audio", "file_notes", "header_notes", "iter_blocks",
+           "iter_native_blocks", "load_audio", "mono_aligned"]
 
 #: Native frames read per block (with MAX_CHANNELS float32 channels: 64 MB at most).
 READ_FRAMES: int = 1 << 18
 # Tolerance (s) on durations reported by headers when enforcing max_duration early.
 _DURATION_SLACK = 0.05
-#: Decoding work a duration limit allows per second, in native samples of all channels
-#: together: stereo at 96 kHz. A file with more channels or a higher rate gets a shorter
-#: limit (:func:`scaled_limit`), so ``max_duration`` bounds the CPU a file costs, not only
-#: its length (security QA, stop 31: a 1.3 MB 64-channel 192 kHz upload of 600 s would have
-#: cost over an hour of CPU).
-BUDGET_RATE: int = 192_000
-
-
-def seconds_text(x: float) -> str:
-    """A duration for messages: up to two decimals, no exponent (``1200``, ``9.38``,
-    ``0.04``; ``:g`` printed 1.2e+03, ``round(x, 1)`` printed 0)."""
-    return f"{x:.2f}".rstrip("0").rstrip(".") or "0"
-
-
-def scaled_limit(max_duration: float, sr: int, channels: int) -> float:
-    """``max_duration`` for a file of ``channels`` at ``sr`` Hz: scaled down when one of its
-    seconds holds more than :data:`BUDGET_RATE` samples."""
-    return max_duration * min(1.0, BUDGET_RATE / max(1, sr * channels))
-
-
-def mixdown_advice(channels: int, sr: int) -> str:
-    """What shortens the work of a file whose channels or rate shortened its limit."""
-    if channels > 2:
-        return ("mix it down to mono or stereo" if sr <= 96000 else
-                "mix it down to mono (or to stereo and resample it to 48 kHz or less)")
-    return "resample it to 48 kHz or less (or mix it to mono)"
 # Largest output buffer allocated up front from a header's frame count (it grows past that).
 _MAX_PREALLOC = 1 << 24
 
@@ -258,8 +235,10 @@ def iter_native_blocks(src: AudioSource, *, filename: str | None = None,
         yield from _checked_blocks(dec, s.name, *_frame_limit(dec, s.name, max_duration))
 
 
-def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray, int, int]:
-    """Decode ``s`` block by block to mono at ``sr`` -> (wave, orig_sr, orig_channels)."""
+def _decode(s: Source, sr: int, max_duration: float | None
+            ) -> tuple[np.ndarray, int, int, list[str]]:
+    """Decode ``s`` block by block to mono at ``sr`` -> (wave, orig_sr, orig_channels,
+    notes: a file cut short or damaged part-way, :class:`Decoder`)."""
     with open_decoder(s) as dec:
         orig_sr = dec.sr
         max_frames, too_long = _frame_limit(dec, s.name, max_duration)
@@ -268,7 +247,9 @@ def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray,
         if dec.frames is not None and dec.frames <= READ_FRAMES:  # one block, says the header
             head = list(itertools.islice(blocks, 2))
             if len(head) == 1:  # ... and it was: one soxr call, the streaming call's samples
-                return resample(head[0], orig_sr, sr), orig_sr, dec.channels
+                note = dec.length_note(len(head[0]), s.kind)
+                return (resample(head[0], orig_sr, sr), orig_sr, dec.channels,
+                        [*dec.notes, *([note] if note else [])])
         expected = dec.frames if dec.frames is not None else READ_FRAMES
         if max_frames is not None:
             expected = min(expected, max_frames)
@@ -292,7 +273,8 @@ def _decode(s: Source, sr: int, max_duration: float | None) -> tuple[np.ndarray,
                 "empty). Re-export the recording."))
         if stream is not None:
             out.add(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-        return out.result(), orig_sr, dec.channels
+        note = dec.length_note(n, s.kind)
+        return out.result(), orig_sr, dec.channels, [*dec.notes, *([note] if note else [])]
 
 
 def header_notes(s: Source, info: AudioInfo | None = None) -> list[str]:
@@ -336,8 +318,8 @@ def load_audio(
             tolerance for codec padding); checked from the header before decoding whenever the
             header states a duration, and decoding stops as soon as the limit is passed, so
             memory never exceeds what the limit allows.
-        filename: for bytes input, the original file name (used in messages and as an
-            extension hint for ffmpeg).
+        filename: the original file's name, used in messages and the log (and for bytes
+            as an extension hint for ffmpeg); for a path, a copy's (an upload's) own name.
         silence_dbfs: silence threshold for :attr:`Audio.silent` (see ``is_silent``).
 
     Returns:
@@ -360,9 +342,9 @@ def load_audio(
         raise ValueError(f"sr must be a positive sample rate in Hz, got {sr}")
     s = Source(src, filename)
     info = _check_header(s, max_duration) if max_duration is not None else None
-    wave, orig_sr, orig_channels = _decode(s, sr, max_duration)
+    wave, orig_sr, orig_channels, cut = _decode(s, sr, max_duration)
     wave = remove_dc(wave, in_place=True)  # a constant offset is no sound (our own buffer)
-    notes = header_notes(s, info)
+    notes = header_notes(s, info) + cut
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)
     if silent:
         notes.append(f"{s.name}: the audio is silent or nearly so (loudest frame below "
@@ -397,6 +379,7 @@ def iter_blocks(
     filename: str | None = None,
     quality: str = RESAMPLE_QUALITY,
     max_duration: float | None = None,
+    notes: list[str] | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Stream a long file as consecutive mono blocks, keeping memory flat.
 
@@ -415,6 +398,8 @@ def iter_blocks(
         quality: soxr quality.
         max_duration: raise :class:`AudioTooLong` (when reached) once more than this many
             seconds (+50 ms) have been read; None: no limit (memory stays flat anyway).
+        notes: given, it receives (once the blocks are read) what the decoder found: a
+            file cut short or damaged part-way ends there with a note, not an error.
 
     Yields:
         ``(start_s, block)``: the block's start time in seconds (``k * block_len / sr``) and
@@ -432,7 +417,8 @@ def iter_blocks(
         raise ValueError(f"block_s={block_s} s is shorter than one sample at {sr} Hz")
     s = Source(src, filename)
     dec = open_decoder(s)
-    gen = _iter_blocks(s, dec, block_len, sr, quality, _frame_limit(dec, s.name, max_duration))
+    gen = _iter_blocks(s, dec, block_len, sr, quality, _frame_limit(dec, s.name, max_duration),
+                       notes)
     weakref.finalize(gen, dec.close)  # release the file / ffmpeg even if never iterated
     return gen
 
@@ -444,6 +430,7 @@ def _iter_blocks(
     sr: int,
     quality: str,
     limit: tuple[int | None, AudioTooLong | None],
+    notes: list[str] | None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     max_frames, too_long = limit
     # native frames per read: a block's worth, at most 4 Mi frames and at most what
@@ -492,6 +479,8 @@ def _iter_blocks(
             if tail.size:
                 pending.append(np.asarray(tail, dtype=np.float32))
                 n_pending += int(tail.size)
+    if notes is not None:
+        notes += [*dec.notes, *filter(None, [dec.length_note(n_in, s.kind)])]
     while n_pending > 0:
         n = min(block_len, n_pending)
         yield emitted / sr, take(n)

@@ -246,8 +246,8 @@ class FFmpegDecoder:
         if self._proc.wait() != 0:
             raise DamagedAudio(
                 f"{self.name}: ffmpeg failed part-way through decoding ({self.stderr_text()}). "
-                "The file is probably damaged or truncated; re-export or re-encode it."
-            )
+                "The file is probably damaged or truncated; re-export or re-encode it.",
+                detail=f"ffmpeg: {self.stderr_text()}")
 
     def close(self) -> None:
         """Stop ffmpeg (killed when still running) and remove temporary files; idempotent."""

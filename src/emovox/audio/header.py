@@ -17,7 +17,14 @@ import numpy as np
 import soundfile as sf
 
 from emovox.audio import ffmpeg as ffm
-from emovox.audio.sniff import SOUNDFILE_KINDS, AudioInfo, AudioSource, Source, looks_like_text
+from emovox.audio.sniff import (
+    EXACT_LENGTH_KINDS,
+    SOUNDFILE_KINDS,
+    AudioInfo,
+    AudioSource,
+    Source,
+    looks_like_text,
+)
 from emovox.errors import (
     AudioError,
     AudioOutOfLimits,
@@ -34,7 +41,11 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "MAX_CHANNELS",
     "Decoder",
+    "BUDGET_RATE",
     "check_limits",
+    "mixdown_advice",
+    "scaled_limit",
+    "seconds_text",
     "MAX_ABS_SAMPLE",
     "check_finite",
     "open_decoder",
@@ -54,6 +65,34 @@ MIN_SAMPLE_RATE: int = 1_000
 #: Most channels accepted (each native block holds READ_FRAMES * channels samples).
 MAX_CHANNELS: int = 64
 
+#: Decoding work a duration limit allows per second, in native samples of all channels
+#: together: stereo at 96 kHz. A file with more channels or a higher rate gets a shorter
+#: limit (:func:`scaled_limit`), so ``max_duration`` bounds the CPU a file costs, not only
+#: its length (security QA, stop 31: a 1.3 MB 64-channel 192 kHz upload of 600 s would have
+#: cost over an hour of CPU).
+BUDGET_RATE: int = 192_000
+
+
+def seconds_text(x: float) -> str:
+    """A duration for messages: up to two decimals, no exponent (``1200``, ``9.38``,
+    ``0.04``; ``:g`` printed 1.2e+03, ``round(x, 1)`` printed 0)."""
+    return f"{x:.2f}".rstrip("0").rstrip(".") or "0"
+
+
+def scaled_limit(max_duration: float, sr: int, channels: int) -> float:
+    """``max_duration`` for a file of ``channels`` at ``sr`` Hz: scaled down when one of its
+    seconds holds more than :data:`BUDGET_RATE` samples."""
+    return max_duration * min(1.0, BUDGET_RATE / max(1, sr * channels))
+
+
+def mixdown_advice(channels: int, sr: int) -> str:
+    """What shortens the work of a file whose channels or rate shortened its limit."""
+    if channels > 2:
+        return ("mix it down to mono or stereo" if sr <= 96000 else
+                "mix it down to mono (or to stereo and resample it to 48 kHz or less)")
+    return "resample it to 48 kHz or less (or mix it to mono)"
+
+
 class Decoder:
     """An opened decoder: ``sr``/``channels`` (and ``frames`` when the header says) known,
     samples pulled with :meth:`blocks`. Always :meth:`close` it (idempotent).
@@ -67,18 +106,53 @@ class Decoder:
         read: Callable[[int], Iterator[np.ndarray]],
         close: Callable[[], None],
         frames: int | None = None,
+        name: str = "<audio>",
     ) -> None:
         self.sr = int(sr)
         self.channels = int(channels)
         self.backend = backend
         self.frames = frames
+        self.name = name
+        #: what a user should know about the samples read (a file that stops decoding
+        #: part-way), each also logged; complete once :meth:`blocks` is exhausted
+        self.notes: list[str] = []
         self._read = read
         self._close = close
         self._closed = False
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
-        """float32 blocks of shape ``(<= frames, channels)`` until the real end of the data."""
-        return self._read(max(1, int(frames)))
+        """float32 blocks of shape ``(<= frames, channels)`` until the real end of the data.
+
+        A file whose decoding fails part-way (cut short, damaged) ends where it failed, with
+        a note (:attr:`notes`): what was read is answered, as a WAV cut short is; a long
+        recording's timeline is not lost for its last seconds (stop 33). Nothing read: the
+        :class:`DamagedAudio` error."""
+        n = 0
+        try:
+            for block in self._read(max(1, int(frames))):
+                n += block.shape[0]
+                yield block
+        except DamagedAudio as exc:
+            if n == 0:
+                raise
+            at = seconds_text(n / self.sr)
+            self.notes.append(
+                f"{self.name}: decoding stopped at {at} s ({exc.detail or exc}): the file is "
+                f"damaged or cut short; answered on the {at} s before that.")
+            log.warning("%s", self.notes[-1])
+
+    def length_note(self, n: int, kind: str | None) -> str | None:
+        """After ``n`` frames were read to the end: a note when a header that states the
+        length exactly (FLAC, AIFF, CAF, AU; WAV has :func:`wav_length_note`) declared more
+        than 10 ms more (a file cut short that decoded cleanly up to its end)."""
+        if (self.frames is None or kind not in EXACT_LENGTH_KINDS or kind == "wav"
+                or self.notes or n >= self.frames - self.sr // 100):
+            return None
+        note = (f"{self.name}: the file holds {n / self.sr:.2f} s of the "
+                f"{self.frames / self.sr:.2f} s of audio its header declares (cut short, or a "
+                "damaged header); answered on what is there.")
+        log.warning("%s", note)
+        return note
 
     def close(self) -> None:
         if not self._closed:
@@ -106,6 +180,18 @@ def check_limits(name: str, sr: int, channels: int) -> None:
         )
 
 
+#: frames re-read at a time up to the damage of a file that fails part-way (stop 33)
+_SALVAGE_FRAMES = 4096
+
+
+def _seek(f: sf.SoundFile, pos: int) -> bool:
+    """Seek ``f`` to frame ``pos``; False when it cannot."""
+    try:
+        return f.seekable() and f.seek(pos) == pos
+    except (sf.LibsndfileError, RuntimeError, ValueError):
+        return False
+
+
 def _open_soundfile(s: Source) -> Decoder:
     """Open with libsndfile; raises ``sf.LibsndfileError``/``RuntimeError`` when it cannot."""
     f = s.open_soundfile()
@@ -115,20 +201,26 @@ def _open_soundfile(s: Source) -> Decoder:
 
     def read(frames: int) -> Iterator[np.ndarray]:
         # Read to the real end: headers of truncated files overstate the length.
+        pos, step, first = 0, frames, None
         while True:
             try:
-                block = f.read(frames, dtype="float32", always_2d=True)
+                block = f.read(step, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as e:
+                first = first or e  # the damage itself, not a later failed seek
+                if step > _SALVAGE_FRAMES and _seek(f, pos):  # a failed read returns nothing:
+                    step = _SALVAGE_FRAMES  # re-read up to the damage in small steps
+                    continue
                 raise DamagedAudio(
-                    f"{s.name}: decoding failed part-way through ({e}). The file is probably "
-                    "damaged or truncated; re-export or re-encode it."
-                ) from e
+                    f"{s.name}: decoding failed part-way through ({first}). The file is "
+                    "probably damaged or truncated; re-export or re-encode it.",
+                    detail=str(first).strip()) from first
             if block.shape[0] == 0:
                 return
+            pos += block.shape[0]
             yield block
 
     frames = int(f.frames) if 0 <= f.frames < 1 << 62 else None
-    return Decoder(f.samplerate, f.channels, "soundfile", read, f.close, frames)
+    return Decoder(f.samplerate, f.channels, "soundfile", read, f.close, frames, s.name)
 
 
 def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
@@ -142,7 +234,7 @@ def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
         try:
             ff = ffm.FFmpegDecoder(s, via_tempfile=via_tempfile)
             log.debug("%s: decoding %s with ffmpeg", s.name, s.kind_name)
-            return Decoder(ff.sr, ff.channels, "ffmpeg", ff.blocks, ff.close), None
+            return Decoder(ff.sr, ff.channels, "ffmpeg", ff.blocks, ff.close, name=s.name), None
         except ffm.FFmpegError as e:
             ff_error = str(e)
         except OSError as e:

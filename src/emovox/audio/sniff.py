@@ -191,7 +191,9 @@ class Source:
             # no expanduser: `~` is the shell's to expand; a folder named `~` in a scanned
             # tree made `./~/x.wav` read $HOME/x.wav (security QA, stop 31)
             path = Path(os.fspath(src))
-            self.name = str(src)
+            # a caller's copy of someone's file (an upload) is named after that file in
+            # messages and in the log, never by the copy's path (stop 33)
+            self.name = filename or str(src)
             if not path.exists():
                 raise AudioFileNotFound(f"{self.name}: no such file. Check the path and try again.")
             if path.is_dir():

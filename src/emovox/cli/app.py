@@ -3,7 +3,9 @@ in the order ``emovox --help`` lists them, and the console-script entry point.""
 
 from __future__ import annotations
 
+import inspect
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -35,23 +37,23 @@ def _main(
     """emovox: which of eight emotions does a voice carry?"""
 
 
+def _help(command: Callable[..., None]) -> str:
+    """The command's docstring with its source line breaks removed (rich shows them as they
+    are, which broke sentences in the middle in ``emovox --help``); paragraphs are kept."""
+    doc = inspect.getdoc(command) or ""
+    return "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n"))
+
+
 # Registration order is the order of `emovox --help`.
-app.command()(research.evaluate)
-app.command()(research.scan)
-app.command()(research.report)
-app.command()(research.fuse)
-app.command()(research.merge)
-app.command()(research.ensemble)
-app.command()(research.models)
-app.command()(product.predict)
-app.command()(product.batch)
-app.command()(product.timeline)
-app.command()(live.listen)
-app.command()(research.train)
-app.command()(research.calibrate)
-app.command()(research.export)
-app.command("app")(servers.web_app)
-app.command()(servers.serve)
+for _name, _command in (
+    ("evaluate", research.evaluate), ("scan", research.scan), ("report", research.report),
+    ("fuse", research.fuse), ("merge", research.merge), ("ensemble", research.ensemble),
+    ("models", research.models), ("predict", product.predict), ("batch", product.batch),
+    ("timeline", product.timeline), ("listen", live.listen), ("train", research.train),
+    ("calibrate", research.calibrate), ("export", research.export), ("app", servers.web_app),
+    ("serve", servers.serve),
+):
+    app.command(_name, help=_help(_command))(_command)
 
 
 def main() -> None:  # console-script entry point

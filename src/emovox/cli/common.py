@@ -4,6 +4,7 @@ set-up, option parsing helpers and the option types used by several commands."""
 from __future__ import annotations
 
 import logging
+import sys
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
@@ -36,17 +37,21 @@ def fail(exc: BaseException) -> NoReturn:
 
 def exit_failed(message: str) -> NoReturn:
     """Some inputs failed: say so on stderr and exit with :attr:`ExitCode.FAILED`."""
-    err_console.print(message)
+    err_console.print(message, soft_wrap=True)
     raise typer.Exit(int(ExitCode.FAILED))
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
-        force=True,
-    )
+    """Log records on stderr: rich's layout on a terminal; one line each otherwise (rich
+    wrapped them at 80 columns into a file or a pipe: CLI QA, stop 33)."""
+    handler: logging.Handler
+    if err_console.is_terminal:
+        handler = RichHandler(console=err_console, show_path=False, show_time=False)
+        fmt = "%(message)s"
+    else:
+        handler, fmt = logging.StreamHandler(sys.stderr), "%(levelname)-8s %(message)s"
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=fmt,
+                        handlers=[handler], force=True)
 
 
 def csv_list(value: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ duck-typed or imported lazily, so ``emovox --help`` stays light.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,9 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-# Tables keep a readable width when piped or captured (rich falls back to 80 columns).
-console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True)
+# Tables keep a readable width when piped or captured (rich falls back to 80 columns; a
+# COLUMNS the user set wins); text lines are not wrapped there (CLI QA, stop 33: an error
+# or a legend hard-wrapped at 80 or 120 columns into a file or a pipe).
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120,
+                  soft_wrap=not sys.stdout.isatty())
+err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 AFFECT_NOTE = ("arousal/valence are derived from the class probabilities "
                "(circumplex mapping, emovox.affect), not predicted directly.")
@@ -30,7 +34,7 @@ def error(message: object) -> None:
     """The one-line ``error:`` message of a usage or input error, on stderr."""
     from rich.markup import escape
 
-    err_console.print(f"[bold red]error:[/] {escape(str(message))}")
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
 
 
 def warn(message: object) -> None:
@@ -386,16 +390,24 @@ def timeline(tl: Any, name: str, window: float, hop: float) -> None:
     """The segments table (speech windows and gaps) and the summary line (by speech time)."""
     table = _table(f"{name} · {tl.duration:.1f} s · window {window} s, hop {hop} s",
                    ("start", "end", "emotion", "confidence"), justify="right")
-    for s in tl.segments:
+    from rich.markup import escape
+
+    from emovox.serving.answer import UNCERTAIN_BELOW
+
+    for s in tl.segments:  # "?": an uncertain window, as predict marks an answer (stop 33)
         table.add_row(f"{s.start:.1f}", f"{s.end:.1f}",
-                      "[dim]no speech[/]" if s.silent else s.label,
+                      "[dim]no speech[/]" if s.silent else
+                      s.label + (" ?" if s.confidence < UNCERTAIN_BELOW else ""),
                       "" if s.silent else f"{s.confidence:.0%}")
     console.print(table)
     summ = tl.summary()
     ranked = sorted(summ["share"].items(), key=lambda kv: -kv[1])
     share = ", ".join(f"{k} {v:.0%}" for k, v in ranked)
-    dominant = summ["dominant"] or "no speech"
-    console.print(f"overall (mean probability over speech time): [bold]{dominant}[/] "
+    if summ["dominant"] is None:  # the reason in words, as predict says it (CLI QA, stop 33)
+        why = tl.no_speech_reason().message.removeprefix("no speech: ")
+        console.print(f"overall: [bold]no speech[/] ({summ['reason']}: {escape(why)})")
+        return
+    console.print(f"overall (mean probability over speech time): [bold]{summ['dominant']}[/] "
                   f"({summ['status']}) · top label by speech time: "
                   f"{share or 'none'} · {summ['speech_seconds']:.1f} s of speech in "
                   f"{summ['n_windows']} window{'' if summ['n_windows'] == 1 else 's'}, "

@@ -29,6 +29,15 @@ class Gender(str, Enum):
     UNKNOWN = "unknown"
 
 
+#: the speaker id of a clip whose corpus does not say who speaks (``"csv:unknown"``)
+UNKNOWN_SPEAKER = "unknown"
+
+
+def is_unknown_speaker(speaker: str) -> bool:
+    """Is ``speaker`` (``"corpus:id"`` or a bare id) the placeholder of an unknown speaker?"""
+    return str(speaker).rsplit(":", 1)[-1] == UNKNOWN_SPEAKER
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One audio file and what its corpus says about it.
@@ -85,7 +94,7 @@ class CorpusScan:
         lines = [
             f"{self.corpus}: {count_noun(len(self.utterances), 'file')} "
             f"({len(self.labelled)} labelled, {len(self.unmapped)} without a canonical class), "
-            f"{count_noun(len({u.speaker for u in self.utterances}), 'speaker')}"
+            f"{speakers_text(u.speaker for u in self.utterances)}"
         ]
         if self.skipped:
             ex = "; ".join(f"{p.name} ({why})" for p, why in self.skipped[:examples])
@@ -105,6 +114,19 @@ class CorpusScan:
 def count_noun(count: int, noun: str) -> str:
     """``"1 file"``, ``"2 files"``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def speakers_text(speakers: Iterable[str]) -> str:
+    """``"8 speakers"``; ``"speakers unknown"`` when no clip says who speaks, ``"3 speakers
+    and clips of unknown speakers"`` when some do not (own-data QA, stop 33: a folder of 8
+    voices without speaker names was "1 speakers")."""
+    ids = set(speakers)
+    known = sum(not is_unknown_speaker(s) for s in ids)
+    if known == len(ids):
+        return count_noun(known, "speaker")
+    if not known:
+        return "speakers unknown"
+    return f"{count_noun(known, 'speaker')} and clips of unknown speakers"
 
 
 def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -149,7 +171,9 @@ def iter_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS
     if not root.exists():
         raise FileNotFoundError(f"corpus directory not found: {root}")
     if root.is_file():
-        raise NotADirectoryError(f"expected a corpus directory, got a file: {root}")
+        hint = (" (a CSV manifest reads with --corpus csv)" if root.suffix.lower() in
+                (".csv", ".tsv", ".txt") else "")
+        raise NotADirectoryError(f"expected a corpus directory, got a file: {root}{hint}")
     found: list[Path] = []
     for dirpath, dirnames, filenames in walk_once(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]

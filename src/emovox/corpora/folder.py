@@ -17,7 +17,13 @@ import logging
 import re
 from pathlib import Path
 
-from emovox.corpora.base import CorpusScan, ParseResult, Utterance, scan_files
+from emovox.corpora.base import (
+    UNKNOWN_SPEAKER,
+    CorpusScan,
+    ParseResult,
+    Utterance,
+    scan_files,
+)
 from emovox.labels import Emotion
 
 log = logging.getLogger(__name__)
@@ -104,7 +110,7 @@ def scan(
             return "not inside a label folder"
         label = parts[0]
         if pattern is None:
-            speaker = "unknown"
+            speaker = UNKNOWN_SPEAKER
         else:
             found = extract_speaker(pattern, path.stem)
             if found is None:

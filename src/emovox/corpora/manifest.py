@@ -15,7 +15,13 @@ import logging
 import os
 from pathlib import Path
 
-from emovox.corpora.base import AUDIO_EXTENSIONS, CorpusScan, Utterance, finish_scan
+from emovox.corpora.base import (
+    AUDIO_EXTENSIONS,
+    UNKNOWN_SPEAKER,
+    CorpusScan,
+    Utterance,
+    finish_scan,
+)
 from emovox.corpora.folder import LABEL_MAP as _FOLDER_LABEL_MAP
 from emovox.corpora.folder import label_to_emotion
 from emovox.labels import Emotion
@@ -94,7 +100,7 @@ def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> C
             scan_.skipped.append((path, f"row {rowno}: already listed in row {seen[key]}"))
             continue
         seen[key] = rowno
-        speaker = row.get("speaker") or "unknown"
+        speaker = row.get("speaker") or UNKNOWN_SPEAKER
         known = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
         meta = {k: v for k, v in row.items() if k and k not in known}
         meta["manifest_row"] = str(rowno)

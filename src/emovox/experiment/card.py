@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from emovox import __version__
+from emovox.corpora.base import speakers_text
 from emovox.labels import LABELS
 
 #: licence line of the model card for each corpus a model may be trained on
@@ -201,7 +202,7 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- parameters: {meta.get('n_params', '?'):,}" if isinstance(meta.get("n_params"), int)
         else "- parameters: ?",
         f"- labels (order): {', '.join(meta.get('labels', LABELS))}",
-        f"- trained on: {tr.get('clips', '?')} clips of {len(tr.get('speakers', []))} speakers "
+        f"- trained on: {tr.get('clips', '?')} clips of {speakers_text(tr.get('speakers', []))} "
         f"({tr.get('corpus', '?')}, {', '.join(tr.get('channels', []))}), "
         f"{tr.get('seconds', '?')} s on CPU" if tr.get("clips") is not None else
         "- trained on (members on different data): " + "; ".join(tr["member_data"])

@@ -22,6 +22,7 @@ import numpy as np
 
 from emovox.augment import augment_summary
 from emovox.config import ExperimentConfig
+from emovox.corpora.base import speakers_text
 from emovox.errors import ConfigError
 from emovox.experiment.card import model_card
 from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
@@ -31,6 +32,7 @@ from emovox.experiment.multicorpus import balance_corpora, corpus_classes, corpu
 from emovox.experiment.recipe import (
     check_recipe,
     checked_cv_run,
+    fused_differences,
     recipe_differences,
     trained_val_speakers,
     warn_recipe,
@@ -331,8 +333,9 @@ def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
     known = all(t.get("clips") is not None for t in ons)
     same = known and all(_data_of(t) == _data_of(ons[0]) for t in ons)
     data = ons[0] if same else {}  # members on other data: each said (re-check 3, stop 32)
-    differ = ({"member_data": [f"{m.name}: {t['clips']} clips of {len(t.get('speakers') or [])} "
-                               f"speakers ({t.get('corpus', '?')})" for (_, m), t in
+    differ = ({"member_data": [f"{m.name}: {t['clips']} clips of "
+                               f"{speakers_text(t.get('speakers') or [])} "
+                               f"({t.get('corpus', '?')})" for (_, m), t in
                                zip(loaded, ons, strict=True)]} if known and not same else {})
     return {**{k: v for k, v in data.items() if k not in private}, **differ,
             "members": [m.name for _, m in loaded],
@@ -450,8 +453,13 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     if cv:
         vals = {trained_val_speakers(m.experiment_config) for _, m in loaded}
         member_val = next(iter(vals)) if len(vals) == 1 else None
+        configs = [c for c in (m.experiment_config for m in [*(m for _, m in loaded),
+                                                             *(f.meta for f in funcs)])
+                   if isinstance(c, dict)]
         for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
             check_recipe(Path(run), c, member_val, name)
+            for fused, diffs in fused_differences(Path(run), configs):  # stop 33
+                warn_recipe(fused, f"the members of {name}", diffs)
     cv_metrics = _with_also(cv.metrics, also_runs) if cv else None
     if out.parent.exists():
         remove_stale(out.parent, out.name)  # a killed build's folder (research QA, stop 32)

@@ -7,6 +7,7 @@ logged, since the card would show another recipe's figures and temperature.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,15 @@ import yaml
 
 from emovox.config import ExperimentConfig
 from emovox.errors import ConfigError
-from emovox.experiment.rundir import CONFIG_FILE, read_cv_run
+from emovox.experiment.rundir import CONFIG_FILE, RunDirError, read_cv_run, read_metrics
 
 log = logging.getLogger(__name__)
 
 #: how :func:`recipe_differences` says a run's config could not be read
 UNREADABLE = "its config.yaml could not be read, so the recipes could not be compared"
 
-__all__ = ["UNREADABLE", "check_recipe", "checked_cv_run", "recipe_differences",
-           "trained_val_speakers", "warn_recipe"]
+__all__ = ["UNREADABLE", "check_recipe", "checked_cv_run", "fused_differences",
+           "recipe_differences", "trained_val_speakers", "warn_recipe"]
 
 
 def check_recipe(run: Path, cv: Any, trained_val: int | None, model: str) -> bool:
@@ -85,6 +86,50 @@ def recipe_differences(run: Path, config: dict[str, Any]) -> list[str]:
         return [f"{UNREADABLE}: {why}"]
 
 
+def fused_differences(run: Path, configs: Sequence[dict[str, Any]]
+                      ) -> list[tuple[Path, list[str]]]:
+    """For an ``emovox fuse`` run (no config of its own): each run it fused, compared
+    (:func:`recipe_differences`) with the experiment config in ``configs`` (an ensemble's
+    members) of the same model; ``(fused run, differences)`` for each that differs, is not
+    there any more, or is of a model no member is (stop 33: a fused run was not
+    checked). Empty for a run that fused nothing."""
+    try:
+        fused = [Path(r) for r in read_metrics(run).get("fused_runs") or []]
+    except RunDirError:
+        return []
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for c in configs:
+        by_model.setdefault(str((c.get("model") or {}).get("name")), []).append(c)
+    found = []
+    for r in fused:
+        try:
+            name = str(read_metrics(r).get("model"))
+        except RunDirError as exc:
+            found.append((r, [f"{UNREADABLE}: {exc}"]))
+            continue
+        if name not in by_model:
+            found.append((r, [f"its model {name} is none of the members' "
+                              f"({', '.join(sorted(by_model))})"]))
+        elif diffs := min((recipe_differences(r, c) for c in by_model[name]), key=len):
+            found.append((r, diffs))
+    return found
+
+
+#: readers of a user's own data: the folder or manifest they read is what the data is
+OWN_DATA_READERS = frozenset({"folder", "csv", "manifest"})
+
+
+def own_data(config: dict[str, Any]) -> list[str]:
+    """``READER=NAME`` of each folder or manifest a config reads with a reader of
+    :data:`OWN_DATA_READERS` (the name only: the same data may sit elsewhere). Own-data QA,
+    stop 33: a CV run on another manifest calibrated a model silently."""
+    data = config["data"]
+    sources = [(data.get("corpus"), data.get("root")), *(
+        str(c).partition("=")[::2] for c in data.get("corpora") or ())]
+    return sorted(f"{str(n).strip().lower()}={Path(str(r).strip()).name}" for n, r in sources
+                  if str(n).strip().lower() in OWN_DATA_READERS)
+
+
 def _compare(ran: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     """The differences :func:`recipe_differences` names, between two config dicts."""
 
@@ -97,6 +142,8 @@ def _compare(ran: dict[str, Any], ours: dict[str, Any]) -> list[str]:
 
     diffs = [] if corpora(ran) == corpora(ours) else [
         f"corpora {'+'.join(corpora(ran))} vs {'+'.join(corpora(ours))}"]
+    if own_data(ran) != own_data(ours):  # a public corpus lives anywhere; a user's own data
+        diffs.append(f"data {', '.join(own_data(ran))} vs {', '.join(own_data(ours))}")
     for key in ("vocal_channels", "train_extra", "balance_corpora", "speakers"):
         if ran["data"].get(key) != ours["data"].get(key):
             diffs.append(f"{key} {ran['data'].get(key)} vs {ours['data'].get(key)}")

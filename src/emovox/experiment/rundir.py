@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emovox.errors import ConfigError
-from emovox.fileio import remove_stale
+from emovox.fileio import live_writers, remove_stale
 
 if TYPE_CHECKING:
     from emovox.config import ExperimentConfig
@@ -206,13 +206,21 @@ def _written_by_runs(entry: Path) -> bool:
 @contextmanager
 def staged_run_dir(out: Path) -> Iterator[Path]:
     """Yield a fresh staging folder next to ``out``; on success it replaces ``out`` whole
-    (old files never linger), on error it is removed and ``out`` is left as it was."""
+    (old files never linger), on error it is removed and ``out`` is left as it was.
+    Refused (:class:`RunDirError`) while another live process stages ``out``."""
     out = Path(out)
     check_run_destination(out)
+    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out.parent, out.name)
     stage = out.parent / f".{out.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
     stage.mkdir()
+    others = live_writers(out.parent, out.name)  # after our mkdir: two at once both see
+    if others:
+        _unstage(stage, made)
+        raise RunDirError(
+            f"another emovox process (PID {others[0]}) is writing {out} now; the run that "
+            "finished last would replace the other's. Wait for it, or choose another --out")
     try:
         yield stage
         check_run_destination(out)  # nothing foreign appeared there while we worked
@@ -225,7 +233,18 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
+            _unstage(stage, made if not out.exists() else [])
+
+
+def _unstage(stage: Path, made: list[Path]) -> None:
+    """Remove ``stage`` and the folders ``made`` for it (innermost first) while empty: a
+    run refused before it wrote anything leaves no ``runs/`` behind."""
+    shutil.rmtree(stage, ignore_errors=True)
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def write_predictions(path: Path, predictions: Predictions) -> None:
@@ -457,9 +476,12 @@ def read_cv_run(run: Path, model: str) -> CvRun:
     if m.get("test_only_corpora"):
         metrics["test_only_corpora"] = list(m["test_only_corpora"])
     val_speakers = run_val_speakers(run)
-    if val_speakers is not None:
+    from emovox.models import validation_matters
+
+    if val_speakers is not None and validation_matters(model):
         metrics["val_speakers"] = val_speakers
     return CvRun(metrics, run / PREDICTIONS_FILE)
+
 
 
 __all__ = [

@@ -57,7 +57,7 @@ from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
 from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
 from emovox.provenance import environment
-from emovox.splits import Fold, make_folds
+from emovox.splits import EMOBOX_NEEDS_RAVDESS, Fold, make_folds
 from emovox.training import build_model
 
 log = logging.getLogger(__name__)
@@ -397,20 +397,26 @@ def run_experiment(
                           "--val-speakers 1 or more")
     _not_a_teacher(out_dir, cfg.teachers)
     test_only_corpora(cfg)
+    if cfg.split.protocol is Protocol.EMOBOX and "ravdess" not in {
+            n.lower() for n, _ in cfg.data.sources()}:
+        missing = [root for _, root in cfg.data.sources() if not Path(root).exists()]
+        if missing:  # a typo in a path is the first thing to say
+            raise FileNotFoundError(f"corpus directory not found: {missing[0]}")
+        raise ConfigError(EMOBOX_NEEDS_RAVDESS)  # before extraction (own-data QA, stop 33)
     teachers = open_teachers(cfg, spec)  # refused here, before any feature is extracted
     if teachers is not None:  # nor one part of a merged teacher (re-check, stop 32)
         _not_a_teacher(out_dir, [p for run in teachers.runs for p in run.parts()])
-    data = prepare_data(cfg, spec, progress)
-    folds = select_folds(cfg, data)
-    if teachers is not None:
-        teachers.check_folds(folds, data)  # every fold, before any training
-
     results: list[FoldResult] = []
     rows: list[Prediction] = []
     all_true: list[np.ndarray] = []
     all_pred: list[np.ndarray] = []
     all_corpora: list[str] = []
+    # staged from before extraction: a second run into the same --out is refused at once
     with staged_run_dir(out_dir) as stage:
+        data = prepare_data(cfg, spec, progress)
+        folds = select_folds(cfg, data)
+        if teachers is not None:
+            teachers.check_folds(folds, data)  # every fold, before any training
         for fold in folds:
             fr, proba = run_fold(cfg, spec, data, fold, stage, on_epoch, teachers)
             results.append(fr)

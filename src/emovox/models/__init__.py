@@ -249,6 +249,15 @@ def get_model_spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
 
 
+def validation_matters(name: str) -> bool:
+    """Does holding out validation speakers change what model ``name`` learns? Not for a
+    classical model, which trains on them too (only ``compare_lrcv`` chooses C on them
+    first): its CV runs with and without them are one recipe, and were called two (own-data
+    QA, stop 33). Unknown names (fusions, ensembles): yes."""
+    spec = MODELS.get(name)
+    return spec is None or spec.family is Family.NEURAL or spec.needs_validation
+
+
 def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` for model ``name``, typed; ConfigError for an unknown key or a bad value
     (and ValueError for an unknown model). Call it before extracting any feature."""

@@ -93,8 +93,8 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
     ``jsonl``: the prediction document (schema ``prediction-v1.json``) with ``source`` =
     the resolved path and ``error`` null, or a failure record ``{"schema_version",
     "source", "error"}``. ``csv``: flat columns :data:`FIELDS` (``path`` = the resolved
-    path; label empty for ``no_speech``; ``warnings`` the decoder's, joined by ``; ``;
-    ``error`` for a failed file)."""
+    path; label empty for ``no_speech`` and for a failed file, whose ``status`` is
+    ``error`` and ``error`` the reason; ``warnings`` the decoder's, joined by ``; ``)."""
     key = resolved_key(path)
     if fmt == "jsonl":
         if prediction is None:
@@ -103,8 +103,9 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
     row: dict[str, Any] = {"path": key}
     if prediction is None:
         row |= {k: "" for k in FIELDS if k != "path"}
-        row |= {"label": ERROR_LABEL, "status": ERROR_LABEL,
-                "error": spreadsheet_safe(printable_path(error or ""))}
+        # the label column holds emotions only: "error" there was counted as one by a
+        # spreadsheet (CLI QA, stop 33); rows written before say it, and still count as errors
+        row |= {"status": ERROR_LABEL, "error": spreadsheet_safe(printable_path(error or ""))}
         return row
     p = prediction
     probs = p.probabilities or {}
@@ -133,7 +134,7 @@ FIELDS = list(CSV_HEADERS[-1])
 
 def _is_error(row: dict[str, Any]) -> bool:
     """A failed file's row, in this version's format or an older one."""
-    return bool(row.get("error")) or row.get("label") == ERROR_LABEL
+    return bool(row.get("error")) or ERROR_LABEL in (row.get("label"), row.get("status"))
 
 
 def _format(out: Path) -> str:

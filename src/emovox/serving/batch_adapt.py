@@ -43,6 +43,7 @@ from emovox.adaptation import (
     speaker_prior,
 )
 from emovox.affect import arousal_valence
+from emovox.errors import ConfigError
 from emovox.fileio import atomic_path
 from emovox.labels import LABELS
 from emovox.serving.adapt import (
@@ -92,8 +93,40 @@ def run_speaker_batch(inputs: Any, out: Path, *, speaker_from: str, **kwargs: An
     out = Path(out)
     check_ours(out, ADAPT_FIELDS)  # rewritten in full below: it must be ours (raw: run_batch)
     raw = unadapted_path(out)
+    _keep_plain_answers(out, raw)
     summary = run_batch(inputs, raw, **kwargs)
     return summary, write_adapted(raw, out, grouping)
+
+
+def _source(row: dict[str, Any]) -> str:
+    return str(row.get("path") or row.get("source") or "")
+
+
+def _keep_plain_answers(out: Path, raw: Path) -> None:
+    """``out`` holding the answers of a run without ``--speaker-from`` becomes ``raw``, which
+    this run resumes and adapts: rewriting ``out`` from ``raw`` lost them (CLI QA, stop 33).
+    Refused when ``raw`` holds answers too (which to keep is the user's call)."""
+    if not out.is_file() or out.stat().st_size == 0:
+        return
+    try:
+        check_ours(out)  # without the adaptation columns: refuses a file of adapted answers
+    except ConfigError:
+        return  # adapted answers: rewritten from raw as before
+    mine = {_source(r) for r in read_rows(out)}
+    n = len(mine)
+    if not n:
+        return
+    if raw.exists() and raw.stat().st_size:
+        if mine <= {_source(r) for r in read_rows(raw)}:
+            return  # the adapted file of a run whose rows all stayed as they were
+        raise ConfigError(
+            f"{out} holds {n} answer(s) of a run without --speaker-from, and {raw} exists too: "
+            f"adapting would replace {out}'s rows with {raw}'s. Choose another --out, or move "
+            "one of the two away (the files were left as they were).")
+    check_ours(raw)  # not a link, a FIFO, a hard link
+    out.replace(raw)
+    log.warning("%s held %d answer(s) of a run without --speaker-from: they were moved to %s, "
+                "which this run resumes, and are adapted into %s", out, n, raw, out)
 
 
 def _probs(row: dict[str, Any], fmt: str) -> dict[str, float] | None:

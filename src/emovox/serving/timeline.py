@@ -309,9 +309,11 @@ def build_timeline(
         keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
         st.drop_before(min(st.vad_pos, int(keep_from * sr)))
 
-    blocks = iter_blocks(src, block_s=block_s, sr=sr, filename=filename)  # bad input: here
+    cut: list[str] = []  # a file that stops decoding part-way: its timeline up to there
+    blocks = iter_blocks(src, block_s=block_s, sr=sr, filename=filename,  # bad input: here
+                         notes=cut)
     tl.warnings = list(file_notes(src, filename=filename))
-    name, hum = (filename or "<bytes>") if isinstance(src, bytes) else str(src), None
+    name, hum = filename or (str(src) if isinstance(src, (str, Path)) else "<bytes>"), None
     for _, block in blocks:
         if hum is None and (hum := hum_note(name, block, sr)):
             tl.warnings.append(hum)  # the first block with hum says it, once (stop 32)
@@ -319,6 +321,7 @@ def build_timeline(
         settle(final=False)
         if progress:
             progress(st.end / sr)
+    tl.warnings += cut
     st.push(np.zeros(0, np.float32), final=True)
     settle(final=True)
     _too_little_speech(tl, state["speech_s"])

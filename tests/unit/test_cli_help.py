@@ -1,0 +1,21 @@
+"""``emovox --help``: each command's description is one flowing paragraph (the docstrings'
+source line breaks broke sentences in the middle of rich's command list)."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from emovox.cli import app
+
+
+def test_command_help_has_no_source_line_breaks():
+    names = [c.name for c in app.registered_commands]
+    assert names[:3] == ["evaluate", "scan", "report"] and "app" in names and "serve" in names
+    for command in app.registered_commands:
+        assert command.help and "\n" not in command.help, command.name
+
+
+def test_help_lists_each_description_unbroken_on_a_wide_terminal():
+    out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert "write a run directory; or, with --artifact, score a trained model" in out
+    assert "resumable, bad files become error rows. Exit code 1 if any file failed." in out
