@@ -17,6 +17,10 @@ import pytest
 from emovox.labels import LABELS
 from signals import SR, emotion_tone, write_clip
 
+# Tables are checked at the width a pipe gets (120 columns); pytest-xdist workers inherit the
+# controller terminal's COLUMNS (often 80), which wraps table cells mid-phrase.
+os.environ["COLUMNS"] = "120"
+
 SHARED_DATA_ENV = "EMOVOX_SHARED_DATA"
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -33,7 +33,7 @@ def test_batch_csv_resume(cli_model, bad_dir, good_clips, tmp_path):
     n = len(ERRORS) + len(DECODABLE) + len(good_clips)
     res = invoke(args)
     ok(res, 1)  # files failed: exit 1, with their count
-    assert f"{n} files: {n} predicted now, 0 already in" in text(res)
+    assert f"{n} files: {n - len(ERRORS)} predicted now, 0 already in" in text(res)
     assert f"{len(ERRORS)} errors, {len(NO_SPEECH)} without speech" in text(res)
     assert f"{len(ERRORS)} files failed" in text(res)
     rows = read_csv(out)
@@ -49,7 +49,7 @@ def test_batch_csv_resume(cli_model, bad_dir, good_clips, tmp_path):
 
     again = invoke(args)  # error rows are retried by default; the old ones are replaced
     ok(again, 1)
-    assert f"{n} files: {len(ERRORS)} predicted now, {n - len(ERRORS)} already in" in text(again)
+    assert f"{n} files: 0 predicted now, {n - len(ERRORS)} already in" in text(again)
     check_rows(read_csv(out), n)
 
     rows = read_csv(out)
@@ -101,7 +101,8 @@ def test_batch_jsonl_and_usage_errors(cli_model, bad_dir, good_clips, tmp_path):
     assert "0 predicted now" in text(again)
     retried = invoke(args)
     ok(retried, 1)
-    assert f"{len(ERRORS)} predicted now" in text(retried)
+    assert f"0 predicted now, {len(DECODABLE) + 1} already in" in text(retried)
+    assert f"{len(ERRORS)} errors" in text(retried)
     check_rows(read_jsonl(out), len(ERRORS) + len(DECODABLE) + 1)
 
     bad_out = invoke(["batch", bad_dir, "--out", tmp_path / "x.txt", "-m", cli_model])

@@ -140,3 +140,36 @@ def test_a_double_star_glob_over_a_very_deep_tree(tmp_path):
         os.remove(os.path.join(deep, "x.wav"))
         for d in reversed(levels):
             os.rmdir(d)
+
+
+def test_the_model_is_read_from_the_environment_too(tmp_path, tiny_model):
+    """`EMOVOX_MODEL` chose the model of `serve` and `app` only; predict, batch and timeline
+    ignored it (CLI QA, stop 33). `--model` still wins over it."""
+    from signals import SR, voice, write_clip
+
+    clip = write_clip(tmp_path / "three_s.wav", voice(3.0), SR)
+    env = {"EMOVOX_MODEL": str(tmp_path / "no_such_model")}
+    for args in (["predict", clip], ["batch", clip, "--out", tmp_path / "r.csv"],
+                 ["timeline", clip]):
+        res = invoke(args, env=env)
+        ok(res, 2)
+        assert "no_such_model" in text(res), text(res)
+        ok(invoke([*args, "-m", tiny_model], env=env))
+        (tmp_path / "r.csv").unlink(missing_ok=True)
+
+
+def test_predict_tells_files_of_the_same_name_apart(tmp_path, tiny_model, monkeypatch):
+    """Two `a.wav` of two folders were two rows named `a.wav` (CLI QA, stop 33)."""
+    from signals import SR, voice, write_clip
+
+    monkeypatch.chdir(tmp_path)
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        write_clip(tmp_path / d / "a.wav", voice(2.0), SR)
+    write_clip(tmp_path / "b.wav", voice(2.0), SR)
+    res = invoke(["predict", "x/a.wav", "y/a.wav", "b.wav", "-m", tiny_model])
+    ok(res)
+    from cli_helpers import ANSI
+
+    rows = [line for line in ANSI.sub("", res.stdout).splitlines() if ".wav" in line]
+    assert [r.split()[1] for r in rows] == ["x/a.wav", "y/a.wav", "b.wav"], rows

@@ -174,3 +174,56 @@ def test_pool_context_forks_only_before_a_model_runtime_is_loaded(monkeypatch):
         assert pool.pool_context().get_start_method() == "fork"
     monkeypatch.setitem(sys.modules, "onnxruntime", object())
     assert pool.pool_context().get_start_method() != "fork"
+
+
+@pytest.mark.parametrize("processes", [True, False])
+def test_ctrl_c_keeps_what_was_written_and_the_next_run_goes_on(tiny_model, tmp_path,
+                                                                 processes):
+    """Ctrl-C (KeyboardInterrupt, here raised after the 20th row) stopped a batch with no
+    count of what it wrote; a thread pool first ran every queued chunk (CLI QA, stop 33)."""
+    from emovox.serving.batch import BatchInterrupted
+
+    d = tmp_path / "clips"
+    files = [str(write_clip(d / f"c{i:02d}.wav", voice(1.0, f0=120.0 + 5 * i)))
+             for i in range(40)]  # 3 chunks
+
+    def stop_at_20(done: int, total: int) -> None:
+        if done == 20:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "r.csv"
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(files, out, artifact=tiny_model, workers=2, processes=processes,
+                  progress=stop_at_20)
+    assert info.value.summary.done == 20 and len(_rows(out)) == 20
+    rest = run_batch(files, out, artifact=tiny_model, workers=2, processes=processes)
+    assert (rest.skipped, rest.done) == (20, 20)
+    rows = _rows(out)
+    assert sorted(r["path"] for r in rows) == sorted(str(Path(f).resolve()) for f in files)
+
+
+@pytest.mark.slow
+def test_sigint_to_a_batch_and_its_workers_says_what_is_kept(tiny_model, tmp_path):
+    """A real Ctrl-C reaches the whole process group: the workers ignore it (no traceback
+    from each), the batch says how many answers it kept and exits 130."""
+    import signal
+    import subprocess
+    import time
+
+    d = tmp_path / "clips"
+    for i in range(600):
+        write_clip(d / f"c{i:03d}.wav", voice(0.5, f0=120.0 + (i % 40)))
+    out = tmp_path / "r.csv"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "emovox.cli", "batch", str(d), "--out", str(out),
+                             "-m", str(tiny_model), "--workers", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not out.exists() or len(_rows(out)) < 1):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    kept = len(_rows(out))
+    assert proc.returncode == 130 and 0 < kept < 600, (proc.returncode, kept, err)
+    assert "Traceback" not in err and f"the {kept} answers of this run are kept" in err, err

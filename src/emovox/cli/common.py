@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # some inputs failed (the others were processed)
     USAGE = 2  # usage or input error: nothing was done
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); what was written is kept
 
 
 #: Errors a user can cause (bad option, missing file, unreadable corpus...): a one-line
@@ -39,6 +40,12 @@ def exit_failed(message: str) -> NoReturn:
     """Some inputs failed: say so on stderr and exit with :attr:`ExitCode.FAILED`."""
     err_console.print(message, soft_wrap=True)
     raise typer.Exit(int(ExitCode.FAILED))
+
+
+def exit_interrupted(message: str) -> NoReturn:
+    """Ctrl-C: say what was kept on stderr and exit 130 (128 + SIGINT), as a shell would."""
+    err_console.print(message, soft_wrap=True)
+    raise typer.Exit(int(ExitCode.INTERRUPTED))
 
 
 def setup_logging(verbose: bool) -> None:
@@ -114,9 +121,10 @@ def need_module(module: str, extra: str) -> None:
 # Option types shared by several commands.
 ModelOpt = Annotated[
     Path | None,
-    typer.Option("--model", "-m", help="Model folder, or a bundled model: default (CRNN + "
+    typer.Option("--model", "-m", envvar="EMOVOX_MODEL", show_envvar=False,
+                 help="Model folder, or a bundled model: default (CRNN + "
                  "ECAPA + ResLSTM ensemble, RAVDESS + EMOVO) or ravdess; see `emovox "
-                 "models`. Default: default."),
+                 "models`. Default: $EMOVOX_MODEL, else default."),
 ]
 BackendOpt = Annotated[Literal["auto", "onnx", "torch"],
                        typer.Option(help="Inference engine: auto, onnx or torch.")]

@@ -16,6 +16,7 @@ from emovox.cli.common import (
     ModelOpt,
     check_model_option,
     exit_failed,
+    exit_interrupted,
     fail,
     setup_logging,
 )
@@ -121,7 +122,7 @@ def batch(
     """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows.
     Exit code 1 if any file failed."""
     model = check_model_option(model)
-    from emovox.serving.batch import Engine, run_batch
+    from emovox.serving.batch import BatchInterrupted, Engine, run_batch
 
     setup_logging(False)
     adapted = None
@@ -141,6 +142,14 @@ def batch(
                 s, adapted = run_speaker_batch(inputs, out, speaker_from=speaker_from, **kw)
     except (*USER_ERRORS, ImportError) as exc:
         fail(exc)
+    except BatchInterrupted as stop:  # Ctrl-C: what was written stays (CLI QA, stop 33)
+        if speaker_from is not None:
+            from emovox.serving.batch_adapt import unadapted_path
+
+            out = unadapted_path(out)
+        render.batch_summary(stop.summary, out)
+        exit_interrupted(f"interrupted: the {stop.summary.done} answers of this run are kept "
+                         f"in {out}; the same command goes on from there")
     if s.found == 0:
         from emovox.serving.inputs import INPUT_EXTENSIONS
 

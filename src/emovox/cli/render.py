@@ -317,8 +317,11 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
     table = _table(f"emovox · {model_id}",
                    ("file", "emotion", "confidence", f"top {top}", "arousal", "valence",
                     "speech"))
-    for o in outcomes:
-        name = Path(o.path).name
+    table.columns[0].overflow = "fold"  # a narrow terminal folds a name, never cuts it
+    names = [Path(o.path).name for o in outcomes]
+    for o, name in zip(outcomes, names, strict=True):
+        if names.count(name) > 1:  # a.wav of two folders: the paths as given (CLI QA, stop 33)
+            name = str(o.path)
         if o.error:
             table.add_row(name, "[red]error[/]", "", o.error, "", "", "")
             continue
@@ -378,7 +381,8 @@ def truth(rep: Any) -> None:
 def batch_summary(s: Any, out: Path) -> None:
     labels = ", ".join(f"{k} {v}" for k, v in s.labels.most_common())
     console.print(
-        f"{s.found} files: {s.done} predicted now, {s.skipped} already in {out}, "
+        # failed files are counted once, as errors, not also as predicted (CLI QA, stop 33)
+        f"{s.found} files: {s.done - s.errors} predicted now, {s.skipped} already in {out}, "
         f"{s.errors} error{'' if s.errors == 1 else 's'}"
         + (f" (+ {s.skipped_errors} error rows kept from before)" if s.skipped_errors else "")
         + f", {s.no_speech} without speech, {s.uncertain} uncertain · "

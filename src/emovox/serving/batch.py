@@ -47,7 +47,7 @@ from emovox.serving.timeline import SILENCE as SILENCE_LABEL
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ERROR_LABEL", "FIELDS", "SILENCE_LABEL", "BatchSummary", "Engine",
+__all__ = ["ERROR_LABEL", "FIELDS", "SILENCE_LABEL", "BatchInterrupted", "BatchSummary", "Engine",
            "collect_inputs", "done_paths", "failure_message", "is_error_row", "predict_one",
            "read_rows", "row_for", "run_batch"]
 
@@ -84,6 +84,15 @@ class BatchSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "labels": dict(self.labels), "failed": self.failed}
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a batch; :attr:`summary` counts the rows written before it (all kept
+    in the output: the same call resumes after them)."""
+
+    def __init__(self, summary: BatchSummary) -> None:
+        super().__init__("interrupted")
+        self.summary = summary
 
 
 def row_for(path: Path, prediction: Any | None, error: str | None, *,
@@ -406,6 +415,9 @@ def run_batch(
         else:
             _run_threads(todo, record, artifact, backend, workers, max_duration, fmt)
         finished = True
+    except KeyboardInterrupt as exc:
+        summary.seconds = time.perf_counter() - t0
+        raise BatchInterrupted(summary) from exc
     finally:
         writer.close()
         if not finished and created and summary.done == 0:
@@ -417,16 +429,20 @@ def run_batch(
 def _run_threads(todo: list[Path], record: Callable[[dict[str, Any]], None],
                  artifact: str | Path | None, backend: str, workers: int,
                  max_duration: float | None, fmt: str) -> None:
-    """Chunks of files over a thread pool sharing one predictor (in order)."""
+    """Chunks of files over a thread pool sharing one predictor (in order). Ctrl-C cancels
+    the chunks not started (a plain ``with`` would have run them all first)."""
     from emovox.serving.pool import CHUNK, predict_chunk
     from emovox.serving.predictor import Predictor
 
     predictor = Predictor.from_artifact(artifact, backend=backend, threads=1)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         for rows in pool.map(lambda c: predict_chunk(predictor, c, max_duration, fmt),
                              _chunks(todo, CHUNK)):
             for row in rows:
                 record(row)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],

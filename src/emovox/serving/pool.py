@@ -16,6 +16,11 @@ so memory does not grow with the number of files. A file that fails is an error 
 the out-of-memory killer) breaks the pool: a new pool is started, the chunks that were in
 flight are re-run one file at a time, and a file that kills its worker again becomes an
 error row saying so; the batch goes on.
+
+Ctrl-C (SIGINT) reaches only this process: workers ignore it (no traceback from each of
+them). The chunks already finished are still given out, in order, then the workers are
+killed and :class:`KeyboardInterrupt` goes on up; what was in flight is predicted again by
+the next run (at most ``2 * workers`` chunks).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing as mp
+import signal
 import sys
 import threading
 from collections import deque
@@ -84,6 +90,7 @@ def _noted(pred: Any, audio: Any) -> Any:
 
 def _init_worker(artifact: str | None, backend: str) -> None:
     """Build this worker's predictor (errors are kept and reported by the first task)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         from threadpoolctl import threadpool_limits
 
@@ -146,6 +153,16 @@ class _Pool:
     def close(self) -> None:
         self.ex.shutdown(wait=True, cancel_futures=True)
 
+    def kill(self) -> None:
+        """Stop now: queued chunks cancelled, running ones killed with their processes
+        (they ignore SIGINT, so a shutdown alone would wait for their chunks)."""
+        procs = list((getattr(self.ex, "_processes", None) or {}).values())  # stdlib's own
+        self.ex.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(5)
+
 
 def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: str,
                  workers: int, max_duration: float | None, fmt: str,
@@ -179,8 +196,27 @@ def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: 
             if error is not None:
                 _raise_load_error(art, backend, error)
             yield from rows
+    except KeyboardInterrupt:
+        yield from _finished_rows(inflight)
+        pool.kill()
+        raise
+    except GeneratorExit:  # the caller stopped reading (its own error): no waiting
+        pool.kill()
+        raise
     finally:
         pool.close()
+
+
+def _finished_rows(inflight: deque[tuple[list[str], Future]]) -> Iterator[dict[str, Any]]:
+    """The rows of the chunks at the head of ``inflight`` that have finished (in order, up
+    to the first that has not): an interrupted batch keeps them."""
+    for _, fut in inflight:
+        if not fut.done() or fut.cancelled() or fut.exception() is not None:
+            return
+        error, rows = fut.result()
+        if error is not None:
+            return
+        yield from rows
 
 
 def _after_crash(pool: _Pool, pending: list[list[str]], max_duration: float | None,
