@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -154,7 +155,7 @@ def _emodb_tree(root: Path) -> Path:
 def test_scan_of_an_emodb_tree_with_the_default_reader_suggests_emodb(tmp_path):
     tree = _emodb_tree(tmp_path / "EmoDB")
     res = invoke(["scan", tree])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # nothing labelled (0 before stop 34)
     msg = text(res)
     assert "ravdess: 0 files" in msg
     assert f"emodb reader labels 5 files of 4 speakers: emovox scan {tree} --corpus emodb" in msg
@@ -201,8 +202,6 @@ def test_evaluate_whose_filters_leave_nothing_keeps_the_filter_message(tmp_path)
 
 
 def test_scan_prints_its_summary_once(fake_ravdess, tmp_path):
-    import shutil
-
     tree = tmp_path / "tree"
     shutil.copytree(fake_ravdess / "Actor_01", tree / "Actor_01")
     clip = tree / "Actor_01" / "03-01-01-01-01-01-01.wav"
@@ -238,7 +237,7 @@ def test_scan_of_a_tree_no_reader_knows_says_how_to_read_it(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"RIFF" + name.encode())
     res = invoke(["scan", tmp_path])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output
     msg = text(res)
     assert "No corpus reader labels a file here" in msg and "--corpus csv" in msg
     assert "--corpus folder" in msg and "(path,label[,speaker])" in msg
@@ -250,3 +249,25 @@ def test_a_missing_model_path_is_reported_as_a_folder(tmp_path):
     assert res.exit_code == 2
     assert f"model folder {tmp_path / 'acurate'} does not exist" in text(res)
     assert "Did you mean" not in text(res)
+
+
+def test_models_of_a_model_shows_its_card(tmp_path):
+    """`emovox models DIR` was "Got unexpected extra argument" (own-data QA, stop 33)."""
+    from emovox.artifact.paths import default_model_path
+
+    res = invoke(["models", "default"])
+    assert res.exit_code == 0, res.output
+    card = (default_model_path() / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert res.stdout.strip() == card.strip()  # as it is into a pipe
+    folder = tmp_path / "m"
+    shutil.copytree(default_model_path(), folder)
+    (folder / "MODEL_CARD.md").unlink()
+    res = invoke(["models", folder])
+    assert res.exit_code == 2 and "has no MODEL_CARD.md" in text(res)
+    (folder / "MODEL_CARD.md").symlink_to("/etc/passwd")  # the API's rule: the folder's own
+    res = invoke(["models", folder])
+    assert res.exit_code == 2 and "outside the model folder" in text(res), text(res)
+    for bad in (tmp_path, "defualt"):
+        res = invoke(["models", bad])
+        assert res.exit_code == 2, res.output
+    assert "Did you mean 'default'" in text(res)

@@ -42,6 +42,20 @@ def test_truth_report_reads_the_label_from_the_name():
     assert len(rep.scored) == 3
     assert truth_report(outcomes, {"speakers": ["ravdess:20"]}).training_speakers == []
     assert truth_report(outcomes, None).training_speakers == []
+    assert rep.speakers_known and not truth_report(outcomes, None).speakers_known
+
+
+def test_truth_of_a_model_without_its_training_speakers_says_so(capsys):
+    """A model that records no training speakers (a CV fold model) got no note at all, as if
+    its score were on new voices (own-data QA, stop 33)."""
+    from emovox.cli import render
+
+    outcomes = [_outcome("03-01-05-02-01-01-04.wav", "angry")]
+    render.truth(truth_report(outcomes, {"clips": 12}))
+    out = capsys.readouterr().out
+    assert "1 of 1 right" in out and "does not record which speakers" in " ".join(out.split())
+    render.truth(truth_report(outcomes, {"speakers": ["ravdess:05"]}))
+    assert "does not record" not in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")

@@ -19,3 +19,10 @@ def test_help_lists_each_description_unbroken_on_a_wide_terminal():
     out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
     assert "write a run directory; or, with --artifact, score a trained model" in out
     assert "resumable, bad files become error rows. Exit code 1 if any file failed." in out
+
+
+def test_dash_h_is_help_everywhere():
+    """`emovox predict -h` was "No such option: -h" (CLI QA, stop 33)."""
+    for args in (["-h"], ["predict", "-h"], ["batch", "-h"], ["evaluate", "-h"]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0 and "Usage:" in res.output, (args, res.output)

@@ -116,3 +116,25 @@ def test_a_timeline_says_hum_once(tmp_path):
     tl = tlmod.build_timeline(_FakePredictor(), tmp_path / "clean.wav", window=3.0, hop=1.5,
                               block_s=5.0)
     assert tl.warnings == []
+
+
+def test_a_timeline_says_near_silence_as_predict_does(tmp_path, caplog):
+    """predict warned of a recording too faint to judge; a timeline of the same file said
+    nothing (CLI QA, stop 33). Near-silence is said instead of a hum, as predict does."""
+    from test_serving import _FakePredictor
+
+    from emovox.audio import SILENCE_DBFS, faint_note
+    from emovox.serving import timeline as tlmod
+
+    faint = _with_line(_speech(), 50.02, -20.0) * 10 ** ((SILENCE_DBFS - 10) / 20) / 0.3
+    write_clip(tmp_path / "faint.wav", np.tile(faint, 3), subtype="FLOAT")
+    path = str(tmp_path / "faint.wav")
+    assert load_audio(path).notes == (faint_note(path),)
+    tl = tlmod.build_timeline(_FakePredictor(), tmp_path / "faint.wav", window=3.0, hop=1.5,
+                              filename="faint.wav")
+    assert tl.warnings == [faint_note("faint.wav")]
+    assert faint_note("faint.wav") in caplog.text
+    loud = np.tile(_speech(), 3) * 0.5  # well above the line
+    write_clip(tmp_path / "loud.wav", loud, subtype="FLOAT")
+    assert tlmod.build_timeline(_FakePredictor(), tmp_path / "loud.wav", window=3.0,
+                                hop=1.5).warnings == []

@@ -53,6 +53,7 @@ from emovox.audio.signal import (
     RESAMPLE_QUALITY,
     SILENCE_DBFS,
     TARGET_SR,
+    faint_note,
     is_silent,
     remove_dc,
     resample,
@@ -347,9 +348,7 @@ def load_audio(
     notes = header_notes(s, info) + cut
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)
     if silent:
-        notes.append(f"{s.name}: the audio is silent or nearly so (loudest frame below "
-                     f"{silence_dbfs:.0f} dBFS): too faint to judge reliably; record closer to "
-                     "the microphone.")
+        notes.append(faint_note(s.name, silence_dbfs))
         log.warning("%s", notes[-1])
     elif hum := hum_note(s.name, wave, sr):  # said, never removed (stop 32)
         notes.append(hum)

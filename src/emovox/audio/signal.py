@@ -320,6 +320,14 @@ def is_silent(
     return level < threshold_dbfs
 
 
+def faint_note(name: str, threshold_dbfs: float = SILENCE_DBFS) -> str:
+    """The warning of an input whose loudest frame is below ``threshold_dbfs`` (:func:`is_silent`),
+    in the words of a prediction and of a timeline alike."""
+    return (f"{name}: the audio is silent or nearly so (loudest frame below "
+            f"{threshold_dbfs:.0f} dBFS): too faint to judge reliably; record closer to the "
+            "microphone.")
+
+
 def trim_bounds(wave: np.ndarray, sr: int, top_db: float) -> tuple[int, int]:
     """Sample range ``[start, end)`` whose 32 ms frames are within ``top_db`` of the loudest.
 

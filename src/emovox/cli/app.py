@@ -19,6 +19,7 @@ app = typer.Typer(
     help="Speech emotion recognition, evaluated honestly on speakers never heard.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # -h too (CLI QA, stop 33)
 )
 
 

@@ -376,6 +376,22 @@ def truth(rep: Any) -> None:
             f"[bold yellow]note:[/] actor(s) {actors} are among the speakers this model was "
             "trained on: these clips were heard in training, so this is NOT the accuracy on "
             "new voices (that is the cross-validated UA of `emovox models`).")
+    elif scored and not rep.speakers_known:  # said nothing before (own-data QA, stop 33)
+        console.print(
+            "[bold yellow]note:[/] this model does not record which speakers it was trained "
+            "on: these actors may have been heard in training, so this need not be the "
+            "accuracy on new voices.")
+
+
+def markdown(text: str) -> None:
+    """A Markdown document (a model card) on stdout: rendered on a terminal, as it is into
+    a file or pipe."""
+    if console.is_terminal:
+        from rich.markdown import Markdown
+
+        console.print(Markdown(text))
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def batch_summary(s: Any, out: Path) -> None:

@@ -17,10 +17,12 @@ from emovox.cli import render
 from emovox.cli.common import (
     USER_ERRORS,
     CorpusOpt,
+    ExitCode,
     JobsOpt,
     ParamOpt,
     SeedOpt,
     VerboseOpt,
+    check_model_option,
     csv_list,
     exit_failed,
     fail,
@@ -209,7 +211,8 @@ def scan(
     data: Annotated[Path, typer.Argument(help="Corpus root directory.")],
     corpus: CorpusOpt = "ravdess",
 ) -> None:
-    """Read a corpus tree and report what it holds (or which reader matches it)."""
+    """Read a corpus tree and report what it holds (or which reader matches it). Exit code 1
+    if the reader labels no file there."""
     from emovox.corpora import get_reader, scan_corpus
 
     setup_logging(False)
@@ -230,6 +233,8 @@ def scan(
         matches = matching_readers(data, exclude=(name,))
     render.scan(corpus, summary, sc.label_counts(), matches, data,
                 nothing_labelled=not sc.labelled)
+    if not sc.labelled:  # exit 0 let `scan DIR && evaluate --data DIR` go on (QA, stop 33)
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 @contextmanager
@@ -353,14 +358,41 @@ def ensemble(
     render.calibration_per_corpus(meta.calibration.report or {})
 
 
-def models() -> None:
-    """Bundled models (for predict --model) and architectures (for evaluate --model)."""
+def models(
+    model: Annotated[Path | None, typer.Argument(
+        help="A model folder or bundled name: show its model card instead.")] = None,
+) -> None:
+    """Bundled models (for predict --model) and architectures (for evaluate --model); with
+    a MODEL, its model card (MODEL_CARD.md)."""
     from emovox.artifact.paths import DEPRECATED_MODEL_NAMES, RETIRED_MODELS
     from emovox.cli.names import bundled_models
     from emovox.models import MODELS
 
+    if model is not None:  # `emovox models DIR` was an error (own-data QA, stop 33)
+        _show_card(model)
+        return
     render.models(bundled_models(), list(MODELS.values()), DEPRECATED_MODEL_NAMES,
                   RETIRED_MODELS)
+
+
+#: A MODEL_CARD.md larger than this is not shown (ours are a few KB; the API's limit).
+MAX_CARD_BYTES = 256 * 1024
+
+
+def _show_card(model: Path) -> None:
+    """Print a model folder's MODEL_CARD.md (read as the API reads it: the folder's own
+    regular file, at most 256 KB); exit 2 for what is no model folder or has no card."""
+    from emovox.artifact.paths import model_folder, read_contained_text
+
+    model = check_model_option(model)
+    try:
+        folder = model_folder(model)
+        card = read_contained_text(folder, "MODEL_CARD.md", MAX_CARD_BYTES)
+    except USER_ERRORS as exc:  # ArtifactError is an EmovoxError
+        fail(exc)
+    if card is None:
+        fail(FileNotFoundError(f"{folder} has no MODEL_CARD.md (its model.json describes it)"))
+    render.markdown(card)
 
 
 def train(

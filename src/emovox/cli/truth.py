@@ -35,6 +35,9 @@ class TruthReport:
     rows: list[TruthRow]
     #: actors (``ravdess:NN``) of these files that the model was trained on
     training_speakers: list[str]
+    #: False when the model does not record its training speakers (a CV fold model, an
+    #: ensemble of such): nothing can be said of whether these actors were heard
+    speakers_known: bool = True
 
     @property
     def scored(self) -> list[TruthRow]:
@@ -62,4 +65,4 @@ def truth_report(outcomes: Sequence[Any], trained_on: dict[str, Any] | None) -> 
         ))
     heard = set((trained_on or {}).get("speakers") or ())
     seen = sorted({r.speaker for r in rows if r.speaker in heard})
-    return TruthReport(rows, seen)
+    return TruthReport(rows, seen, speakers_known=bool(heard))

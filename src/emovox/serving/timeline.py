@@ -18,6 +18,7 @@ twice.
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -28,12 +29,15 @@ import numpy as np
 
 from emovox.adaptation import Adaptation
 from emovox.audio import (
+    SILENCE_DBFS,
     TARGET_SR,
     WINDOW_SILENCE_DBFS,
     AudioSource,
+    faint_note,
     file_notes,
     hum_note,
     iter_blocks,
+    peak_frame_dbfs,
 )
 from emovox.features.steady import without_steady
 from emovox.features.vad import (
@@ -57,6 +61,8 @@ from emovox.serving.speech import (
     region_windows,
     speech_regions,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CSV_COLUMNS", "SILENCE", "Segment", "SegmentKind", "Timeline", "build_timeline",
            "iter_windows", "timeline_rows", "write_timeline_csv"]
@@ -314,14 +320,20 @@ def build_timeline(
                          notes=cut)
     tl.warnings = list(file_notes(src, filename=filename))
     name, hum = filename or (str(src) if isinstance(src, (str, Path)) else "<bytes>"), None
+    peak = -np.inf  # loudest 64 ms frame, as predict's near-silence check measures it
     for _, block in blocks:
+        peak = max(peak, peak_frame_dbfs(block))
         if hum is None and (hum := hum_note(name, block, sr)):
             tl.warnings.append(hum)  # the first block with hum says it, once (stop 32)
+            log.warning("%s", hum)  # logged as the decoder's notes are (CLI QA, stop 33)
         st.push(block)
         settle(final=False)
         if progress:
             progress(st.end / sr)
     tl.warnings += cut
+    if not peak >= SILENCE_DBFS:  # said by predict, not by a timeline before (CLI QA, stop 33);
+        tl.warnings = [w for w in tl.warnings if w != hum] + [faint_note(name)]  # not hum
+        log.warning("%s", tl.warnings[-1])
     st.push(np.zeros(0, np.float32), final=True)
     settle(final=True)
     _too_little_speech(tl, state["speech_s"])
