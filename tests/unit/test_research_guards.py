@@ -137,6 +137,21 @@ def test_one_emotion_or_one_speaker_is_refused_with_its_reason(tmp_path):
         make_folds(two, Protocol.EMOBOX, n_val_speakers=0)  # 01 and 11 share EmoBox fold 0
 
 
+def test_an_emotion_with_few_clips_is_warned_about(tmp_path, caplog):
+    """One sad clip among many angry and happy ones went unremarked (own-data QA, stop 33)."""
+    from emovox.experiment.dataset import FEW_CLIPS, load_dataset
+
+    root = tmp_path / "urdu"
+    for spk in ("SM1", "SM2", "SM3"):
+        for i in range(FEW_CLIPS):
+            make(root, f"Angry/{spk}_F{i}_A01.wav")
+            make(root, f"Happy/{spk}_F{i}_H01.wav")
+    make(root, "Sad/SM1_F9_S01.wav")
+    load_dataset(DataConfig(corpus="urdu", root=str(root)))
+    assert "few clips of sad (1): a model learns little of them" in caplog.text
+    assert "angry" not in caplog.text and "happy" not in caplog.text
+
+
 def test_unknown_vocal_channels_are_refused():
     with pytest.raises(ConfigError, match="--train-extra: unknown vocal channel"):
         DataConfig(train_extra=("foo",))

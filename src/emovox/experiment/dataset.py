@@ -34,6 +34,9 @@ from emovox.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
+#: an emotion with fewer clips than this in the data is warned about
+FEW_CLIPS = 5
+
 
 @dataclass
 class Dataset:
@@ -177,6 +180,11 @@ def load_dataset(cfg: DataConfig) -> Dataset:
             kept.append(i)
     if dropped:
         log.warning("dropped %d byte-identical duplicate(s): %s", len(dropped), "; ".join(dropped))
+    counts = Counter(utts[i].emotion.value for i in kept if utts[i].emotion is not None)
+    if few := {e: n for e, n in sorted(counts.items()) if n < FEW_CLIPS}:  # QA, stop 33
+        log.warning("few clips of %s: a model learns little of them, and their recall is "
+                    "measured on a handful of clips", ", ".join(f"{e} ({n})" for e, n in
+                                                            few.items()))
     emotions = {utts[i].emotion for i in kept if utts[i].emotion is not None}
     if len(emotions) == 1:  # research QA, stop 32: a network "trained" on one class
         raise ConfigError(f"the data hold one emotion only ({next(iter(emotions)).value}): "
