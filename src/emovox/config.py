@@ -68,8 +68,20 @@ class DataConfig:
     #: corpora (reader names) that are tested when held out and never trained on
     #: (``--protocol loco`` only): the loco figures of a recipe that leaves them out
     test_only: tuple[str, ...] = ()
+    #: the ``folder`` reader's speaker regex, searched in each file name (its ``speaker``
+    #: group, else group 1, else the match): own data in one folder per emotion can then be
+    #: split by speaker (own-data QA, stop 33); None: speakers unknown
+    speaker_pattern: str | None = None
 
     def __post_init__(self) -> None:
+        if self.speaker_pattern is not None:
+            import re
+
+            try:
+                re.compile(self.speaker_pattern)
+            except re.error as exc:
+                raise ConfigError(f"--speaker-pattern {self.speaker_pattern!r} is no regular "
+                                  f"expression: {exc}") from exc
         for what, values in (("--channels", self.vocal_channels),
                              ("--train-extra", self.train_extra)):
             if bad := sorted(set(values) - set(VOCAL_CHANNELS)):  # research QA, stop 32

@@ -186,3 +186,34 @@ def test_train_records_its_augmentation_in_the_model_and_card(fake_ravdess, fake
     assert said.startswith("1 augmented copy of each clip: reverb, band-limit, EQ, speed")
     assert said.endswith("codec") == (recipe == "channel_codec")
     assert f"- training augmentation: {said}" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_folder_tree_with_speakers_in_its_names_is_split_by_speaker(fake_ravdess,
+                                                                      fake_cache, tmp_path):
+    """Own data in one folder per emotion could only be scored with speakers unknown: the
+    folder reader's speaker_pattern was Python only (own-data QA, stop 33)."""
+    import shutil
+
+    names = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    tree = tmp_path / "mine"
+    for f in sorted(fake_ravdess.glob("Actor_*/*.wav")):
+        parts = f.stem.split("-")
+        (tree / names[int(parts[2]) - 1]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, tree / names[int(parts[2]) - 1] / f"spk{parts[6]}_{f.name}")
+    scan = CliRunner().invoke(app, ["scan", str(tree), "--corpus", "folder",
+                                    "--speaker-pattern", r"^spk(\d+)_"])
+    assert scan.exit_code == 0 and "96 labelled" in scan.output and "6 speakers" in scan.output
+    out = tmp_path / "run"
+    args = ["evaluate", "--data", str(tree), "--corpus", "folder", "--protocol", "loso",
+            "--model", "egemaps_logreg", "--val-speakers", "0", "--folds", "0,1",
+            "--cache-dir", str(fake_cache), "--jobs", "1", "--out", str(out)]
+    r = CliRunner().invoke(app, [*args, "--speaker-pattern", r"^spk(\d+)_"])
+    assert r.exit_code == 0, r.output
+    preds = list(csv.DictReader(open(out / "predictions.csv", newline="")))
+    assert {p["speaker"] for p in preds} == {"folder:01", "folder:02"}  # one tested per fold
+    unknown = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run2")])
+    assert unknown.exit_code == 2, unknown.output  # speakers unknown: no speaker split
+    for bad, why in ((["--speaker-pattern", "spk("], "is no regular expression"),
+                     (["--speaker-pattern", "x", "--corpus", "ravdess"], "--corpus folder")):
+        r = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run3"), *bad])
+        assert r.exit_code == 2 and why in " ".join(r.output.split()), r.output

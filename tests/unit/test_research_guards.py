@@ -339,6 +339,9 @@ def test_emobox_without_ravdess_is_refused_before_extraction(tmp_path, monkeypat
     monkeypatch.setattr(runner, "prepare_data", lambda *a, **k: pytest.fail("extracted"))
     cfg = ExperimentConfig(data=DataConfig(root=str(tmp_path / "own.csv"), corpus="csv"),
                            model=ModelConfig(name="prosody_logreg"))
+    with pytest.raises(FileNotFoundError, match="corpus path not found: .*own.csv"):
+        runner.run_experiment(cfg, tmp_path / "run")  # a typo in the path is said first
+    (tmp_path / "own.csv").write_text("path,label\n")
     with pytest.raises(ConfigError, match="needs RAVDESS actors .* use --protocol loso"):
         runner.run_experiment(cfg, tmp_path / "run")
     with pytest.raises(ConfigError, match="from 2 .* give --val-speakers 1 or fewer"):

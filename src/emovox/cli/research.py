@@ -21,6 +21,7 @@ from emovox.cli.common import (
     JobsOpt,
     ParamOpt,
     SeedOpt,
+    SpeakerPatternOpt,
     VerboseOpt,
     check_model_option,
     csv_list,
@@ -95,6 +96,7 @@ def evaluate(
     ),
     protocol: ProtocolOpt = Protocol.EMOBOX,
     corpus: CorpusOpt = "ravdess",
+    speaker_pattern: SpeakerPatternOpt = None,
     folds: Annotated[str, typer.Option(help="Run only these folds, e.g. '0,1'.")] = "",
     speakers: Annotated[
         str, typer.Option(help="Use only these speakers (corpus ids), e.g. '01,02,11' or "
@@ -133,7 +135,7 @@ def evaluate(
     """Cross-validate a model under a speaker split and write a run directory; or, with
     --artifact, score a trained model on another corpus."""
     if artifact is not None:
-        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose, adapt)
+        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose, adapt, speaker_pattern)
         return
     params = model_params(model, param)
     from emovox.experiment.rundir import default_run_dir
@@ -146,6 +148,7 @@ def evaluate(
                 data, corpus, vocal_channels=csv_list(channels),
                 train_extra=csv_list(train_extra), speakers=csv_list(speakers),
                 balance_corpora=balance_corpora, test_only=csv_list(test_only),
+                speaker_pattern=speaker_pattern,
             ),
             split=SplitConfig(
                 protocol=protocol, folds=tuple(int(k) for k in csv_list(folds)),
@@ -186,7 +189,7 @@ def _per_corpus(res: Any, adapt: Adapt) -> None:
 
 def _evaluate_artifact(
     artifact: Path, corpus: str, data: list[str], out: Path | None, jobs: int, verbose: bool,
-    adapt: Adapt,
+    adapt: Adapt, speaker_pattern: str | None,
 ) -> None:
     if adapt is not Adapt.NONE:
         fail(ValueError("--adapt applies to cross-validation runs, not to --artifact"))
@@ -196,12 +199,13 @@ def _evaluate_artifact(
     setup_logging(verbose)
     art = None if str(artifact) == "bundled" else artifact
     try:
-        one = data_config(data, corpus)
+        one = data_config(data, corpus, speaker_pattern=speaker_pattern)
         if one.corpora:
             raise ValueError("--artifact scores one corpus: give one --data")
         corpus = one.corpus
         out = out or default_run_dir(f"crosscorpus-{corpus}")
-        res = evaluate_artifact(art, corpus, Path(one.root), out, workers=jobs)
+        res = evaluate_artifact(art, corpus, Path(one.root), out, workers=jobs,
+                                speaker_pattern=speaker_pattern)
     except USER_ERRORS as exc:
         fail(exc)
     render.crosscorpus(res, corpus, out)
@@ -210,16 +214,19 @@ def _evaluate_artifact(
 def scan(
     data: Annotated[Path, typer.Argument(help="Corpus root directory.")],
     corpus: CorpusOpt = "ravdess",
+    speaker_pattern: SpeakerPatternOpt = None,
 ) -> None:
     """Read a corpus tree and report what it holds (or which reader matches it). Exit code 1
     if the reader labels no file there."""
-    from emovox.corpora import get_reader, scan_corpus
+    from emovox.corpora import get_reader, reader_options, scan_corpus
 
     setup_logging(False)
     try:
         name = get_reader(corpus).NAME
+        if speaker_pattern is not None and name != "folder":
+            raise ValueError("--speaker-pattern is for --corpus folder")
         with _held_logs("emovox.corpora") as held:
-            sc = scan_corpus(corpus, data)
+            sc = scan_corpus(corpus, data, **reader_options(name, speaker_pattern))
     except USER_ERRORS as exc:
         fail(exc)
     summary = sc.summary()
@@ -400,6 +407,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
     model: Annotated[str, typer.Option("--model", help="Registered model name.")] = "crnn",
     corpus: CorpusOpt = "ravdess",
+    speaker_pattern: SpeakerPatternOpt = None,
     channels: Annotated[str, typer.Option(help="RAVDESS vocal channels.")] = "speech",
     calibrate: Annotated[
         Path | None,
@@ -435,7 +443,7 @@ def train(
     try:
         cfg = ExperimentConfig(
             data=data_config(data, corpus, vocal_channels=csv_list(channels),
-                             balance_corpora=balance_corpora),
+                             balance_corpora=balance_corpora, speaker_pattern=speaker_pattern),
             split=SplitConfig(n_val_speakers=val_speakers),
             model=ModelConfig(name=model, params=params),
             augment=recipe_config(augment_recipe, augment),

@@ -72,6 +72,14 @@ def scan_corpus(name: str, root: str | Path, **kw: Any) -> CorpusScan:
     return get_reader(name).scan(Path(root), **kw)
 
 
+def reader_options(name: str, speaker_pattern: str | None) -> dict[str, Any]:
+    """The options of reader ``name``'s ``scan`` that a config sets: ``speaker_pattern`` for
+    the ``folder`` reader (the only one that takes it)."""
+    if speaker_pattern is not None and get_reader(name).NAME == "folder":
+        return {"speaker_pattern": speaker_pattern}
+    return {}
+
+
 def corpus_label_map(name: str) -> dict[str, Emotion | None]:
     """A copy of the raw-label -> canonical-emotion map of the reader called ``name``."""
     return dict(get_reader(name).LABEL_MAP)
@@ -84,6 +92,7 @@ __all__ = [
     "Gender",
     "Utterance",
     "corpus_label_map",
+    "reader_options",
     "find_duplicates",
     "get_reader",
     "iter_audio_files",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.corpora import corpus_label_map, scan_corpus
+from emovox.corpora import corpus_label_map, reader_options, scan_corpus
 from emovox.corpora.base import Utterance, is_unknown_speaker
 from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError, EmovoxError
@@ -60,9 +60,11 @@ def evaluate_artifact(
     workers: int = 2,
     backend: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    speaker_pattern: str | None = None,
 ) -> CrossCorpusResult:
     """Predict every labelled clip of ``corpus`` under ``root`` with the model at
-    ``artifact`` (None = bundled) and score it on the shared classes."""
+    ``artifact`` (None = bundled) and score it on the shared classes. ``speaker_pattern``:
+    the ``folder`` reader's speaker regex (:class:`~emovox.config.DataConfig`)."""
     from emovox.serving.predictor import Predictor
 
     t0 = time.perf_counter()
@@ -71,7 +73,8 @@ def evaluate_artifact(
     classes = [c for c in shared_label_set(corpus) if c in predictor.labels]
     if len(classes) < 2:
         raise ConfigError(f"{corpus} shares fewer than two classes with the model")
-    scan = scan_corpus(corpus, root, detect_duplicates=False)
+    scan = scan_corpus(corpus, root, detect_duplicates=False,
+                       **reader_options(corpus, speaker_pattern))
     if not scan.labelled:
         raise ConfigError(f"no labelled clips found under {root}: {reader_hint(root, corpus)}")
     present = {u.emotion.value for u in scan.labelled}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from emovox.config import DataConfig, ExperimentConfig
-from emovox.corpora import get_reader, scan_corpus
+from emovox.corpora import get_reader, reader_options, scan_corpus
 from emovox.corpora.base import Utterance
 from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError
@@ -103,7 +103,8 @@ def _read_corpus(
 ) -> tuple[list[Utterance], list[bool], str]:
     """The labelled clips of one corpus that pass the config's filters, their train-only
     flags and the scan summary."""
-    scan = scan_corpus(name, Path(root), detect_duplicates=False)
+    scan = scan_corpus(name, Path(root), detect_duplicates=False,
+                       **reader_options(name, cfg.speaker_pattern))
     if not scan.labelled:
         raise ConfigError(f"no labelled clips found under {root}: {reader_hint(root, name)}")
     keep = set(cfg.vocal_channels) | set(cfg.train_extra)
@@ -155,6 +156,9 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ConfigError(f"corpus given twice: {', '.join(twice)} (one --data per corpus)")
+    if cfg.speaker_pattern is not None and "folder" not in names:
+        raise ConfigError("--speaker-pattern names the speakers of a folder-per-emotion tree "
+                          "(--corpus folder); the other readers know their speakers")
     wanted = speaker_filter(cfg, names[0])
     unknown = sorted(set(wanted) - set(names))
     if unknown:

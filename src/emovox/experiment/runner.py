@@ -401,7 +401,7 @@ def run_experiment(
             n.lower() for n, _ in cfg.data.sources()}:
         missing = [root for _, root in cfg.data.sources() if not Path(root).exists()]
         if missing:  # a typo in a path is the first thing to say
-            raise FileNotFoundError(f"corpus directory not found: {missing[0]}")
+            raise FileNotFoundError(f"corpus path not found: {missing[0]}")
         raise ConfigError(EMOBOX_NEEDS_RAVDESS)  # before extraction (own-data QA, stop 33)
     teachers = open_teachers(cfg, spec)  # refused here, before any feature is extracted
     if teachers is not None:  # nor one part of a merged teacher (re-check, stop 32)
