@@ -211,6 +211,12 @@ def test_a_folder_tree_with_speakers_in_its_names_is_split_by_speaker(fake_ravde
     assert r.exit_code == 0, r.output
     preds = list(csv.DictReader(open(out / "predictions.csv", newline="")))
     assert {p["speaker"] for p in preds} == {"folder:01", "folder:02"}  # one tested per fold
+    from emovox.experiment.card import model_card  # 2 of 6 folds: said, not "over folds"
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol_folds"] == 6
+    card = " ".join(model_card({"cross_validation": metrics}).split())
+    assert "mean ± std over 2 of the protocol's 6 folds only (0, 1):" in card
     unknown = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run2")])
     assert unknown.exit_code == 2, unknown.output  # speakers unknown: no speaker split
     for bad, why in ((["--speaker-pattern", "spk("], "is no regular expression"),

@@ -129,6 +129,17 @@ def _val_text(val_speakers: int | None) -> str:
     return f", {val_speakers} training speaker(s) per fold held out for validation"
 
 
+def _folds_text(cv: dict[str, Any]) -> str:
+    """``folds``, or which folds when the run had only some of its protocol's (``--folds``:
+    the card said "over folds" as if all were run: own-data QA, stop 33)."""
+    run = [f.get("index") for f in cv.get("folds") or []]
+    total = cv.get("protocol_folds")
+    if not isinstance(total, int) or not 0 < len(run) < total:
+        return "folds"
+    return (f"{len(run)} of the protocol's {total} folds only "
+            f"({', '.join(str(i) for i in run)})")
+
+
 def _cv_lines(cv: dict[str, Any], *, also: bool = False) -> list[str]:
     """A CV run's section of the card: headline metrics, per-class recall, per corpus.
     ``also``: a further run of the same recipe (pooled into the calibration)."""
@@ -140,7 +151,8 @@ def _cv_lines(cv: dict[str, Any], *, also: bool = False) -> list[str]:
         return [*lines, "No cross-validation run was attached.", ""]
     s, pooled = cv["summary"], cv["pooled"]
     lines += [
-        f"Protocol `{cv['protocol']}`{_val_text(cv.get('val_speakers'))}; mean ± std over folds:",
+        f"Protocol `{cv['protocol']}`{_val_text(cv.get('val_speakers'))}; mean ± std over "
+        f"{_folds_text(cv)}:",
         "",
         "| UA | WA | macro-F1 | weighted-F1 |",
         "|---|---|---|---|",

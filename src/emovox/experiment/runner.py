@@ -103,6 +103,8 @@ class ExperimentResult:
     per_corpus: dict[str, Metrics] = field(default_factory=dict)
     #: clips per corpus in the experiment (after extraction failures)
     corpora: dict[str, int] = field(default_factory=dict)
+    #: how many folds the protocol has over the data (more than ``folds`` with ``--folds``)
+    protocol_folds: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +130,7 @@ class ExperimentResult:
                 }
                 for f in self.folds
             ],
+            "protocol_folds": self.protocol_folds,
             "corpora": self.corpora,
             "balance_corpora": self.config.data.balance_corpora,
             "test_only_corpora": list(self.config.data.test_only),
@@ -269,7 +272,12 @@ def test_only_corpora(cfg: ExperimentConfig) -> tuple[str, ...]:
 
 def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
     """The folds of ``cfg.split`` over ``data`` (only ``cfg.split.folds`` when given)."""
-    folds: list[Fold] = make_folds(
+    return chosen_folds(cfg, protocol_folds(cfg, data))
+
+
+def protocol_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
+    """Every fold of ``cfg.split``'s protocol over ``data``."""
+    return make_folds(
         data.utts,
         cfg.split.protocol,
         seed=cfg.seed if cfg.split.seed is None else cfg.split.seed,
@@ -279,6 +287,11 @@ def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
         content_ids=data.content_ids,
         test_only_corpora=test_only_corpora(cfg),
     )
+
+
+def chosen_folds(cfg: ExperimentConfig, folds: list[Fold]) -> list[Fold]:
+    """``folds`` restricted to ``cfg.split.folds`` when given (ConfigError when out of
+    range)."""
     if cfg.split.folds:
         bad = [k for k in cfg.split.folds if not 0 <= k < len(folds)]
         if bad:
@@ -414,7 +427,8 @@ def run_experiment(
     # staged from before extraction: a second run into the same --out is refused at once
     with staged_run_dir(out_dir) as stage:
         data = prepare_data(cfg, spec, progress)
-        folds = select_folds(cfg, data)
+        every = protocol_folds(cfg, data)
+        folds = chosen_folds(cfg, every)
         if teachers is not None:
             teachers.check_folds(folds, data)  # every fold, before any training
         for fold in folds:
@@ -433,6 +447,7 @@ def run_experiment(
             cfg, results, pooled, summarize([r.metrics for r in results]), out_dir,
             data.extraction, time.perf_counter() - t0,
             per_corpus_metrics(y_true, y_pred, all_corpora), corpus_counts(data.utts),
+            protocol_folds=len(every),
         )
         _write_run_dir(result, stage, Predictions(list(LABELS), rows), data.errors)
     return result
@@ -456,5 +471,6 @@ def _write_run_dir(
 
 __all__ = [
     "ExperimentResult", "FoldResult", "PreparedData", "Protocol", "fold_predictions",
-    "prepare_data", "run_experiment", "run_fold", "select_folds", "training_sources",
+    "chosen_folds", "prepare_data", "protocol_folds", "run_experiment", "run_fold",
+    "select_folds", "training_sources",
 ]
