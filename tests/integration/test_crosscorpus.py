@@ -217,6 +217,12 @@ def test_a_folder_tree_with_speakers_in_its_names_is_split_by_speaker(fake_ravde
     assert metrics["protocol_folds"] == 6
     card = " ".join(model_card({"cross_validation": metrics}).split())
     assert "mean ± std over 2 of the protocol's 6 folds only (0, 1):" in card
+    rep = CliRunner().invoke(app, ["report", str(out)])  # which own data: named
+    assert rep.exit_code == 0 and "· folder · folder=mine" in rep.output, rep.output
+    cfg = {"data": {"corpus": "folder", "root": str(tree), "corpora": ["csv=/x/own.csv"]}}
+    card = model_card({"cross_validation": metrics, "experiment_config": cfg})
+    assert "- own data (reader=name): csv=own.csv, folder=mine" in card
+    assert "own data" not in model_card({"experiment_config": None})
     unknown = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run2")])
     assert unknown.exit_code == 2, unknown.output  # speakers unknown: no speaker split
     for bad, why in ((["--speaker-pattern", "spk("], "is no regular expression"),

@@ -129,6 +129,18 @@ def _val_text(val_speakers: int | None) -> str:
     return f", {val_speakers} training speaker(s) per fold held out for validation"
 
 
+def _own_data_lines(config: Any) -> list[str]:
+    """Which manifest or folder of one's own data the model was trained on, by name (the
+    card said only "csv": own-data QA, stop 33)."""
+    from emovox.experiment.recipe import own_data
+
+    try:
+        own = own_data(config)
+    except (KeyError, TypeError, AttributeError):  # no config, or one of another shape
+        return []
+    return [f"- own data (reader=name): {', '.join(own)}"] if own else []
+
+
 def _folds_text(cv: dict[str, Any]) -> str:
     """``folds``, or which folds when the run had only some of its protocol's (``--folds``:
     the card said "over folds" as if all were run: own-data QA, stop 33)."""
@@ -225,6 +237,7 @@ def model_card(meta: dict[str, Any]) -> str:
         *([f"- training augmentation: {tr['augment']}"] if tr.get("augment") else []),
         *_environment_lines(tr),
         *_corpus_lines(tr),
+        *_own_data_lines(meta.get("experiment_config")),
         "",
         *_cv_lines(cv),
     ]

@@ -13,8 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emovox.config import Adapt
-from emovox.experiment.rundir import RunDirError, RunRecord, read_run
+import yaml
+
+from emovox.config import Adapt, ExperimentConfig
+from emovox.errors import ConfigError
+from emovox.experiment.rundir import CONFIG_FILE, RunDirError, RunRecord, read_run
 
 SCALAR_KEYS: tuple[str, ...] = ("ua", "wa", "macro_f1", "weighted_f1")
 
@@ -81,11 +84,25 @@ def _recipe(path: Path, m: dict) -> str:
     corpora = corpora or (m.get("per_corpus") if isinstance(m.get("per_corpus"), dict) else None)
     if corpora:
         parts.append("+".join(map(str, corpora)))
+    parts += _own_data(path)  # which manifest or folder of one's own (own-data QA, stop 33)
     if m.get("test_only_corpora"):
         parts.append("test-only " + "+".join(map(str, m["test_only_corpora"])))
     if m.get("balance_corpora"):
         parts.append("balanced")
     return " · ".join(parts)
+
+
+def _own_data(run: Path) -> list[str]:
+    """``csv=own.csv`` for each manifest or folder of one's own data the run's
+    ``config.yaml`` read (:func:`~emovox.experiment.recipe.own_data`); nothing when it has
+    none or cannot be read (the row is still shown)."""
+    from emovox.experiment.recipe import own_data
+
+    try:
+        return own_data(ExperimentConfig.load_yaml(run / CONFIG_FILE).to_dict())
+    except (OSError, ValueError, ConfigError, yaml.YAMLError, AttributeError, TypeError,
+            KeyError):
+        return []
 
 
 def collect_report(runs: Iterable[Path]) -> Report:
