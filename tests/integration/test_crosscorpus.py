@@ -220,9 +220,24 @@ def test_a_folder_tree_with_speakers_in_its_names_is_split_by_speaker(fake_ravde
     rep = CliRunner().invoke(app, ["report", str(out)])  # which own data: named
     assert rep.exit_code == 0 and "· folder · folder=mine" in rep.output, rep.output
     cfg = {"data": {"corpus": "folder", "root": str(tree), "corpora": ["csv=/x/own.csv"]}}
-    card = model_card({"cross_validation": metrics, "experiment_config": cfg})
+    card = model_card({"cross_validation": metrics, "config": cfg})
     assert "- own data (reader=name): csv=own.csv, folder=mine" in card
-    assert "own data" not in model_card({"experiment_config": None})
+    assert "own data" not in model_card({"config": None})
+    three = tmp_path / "three"  # a model of 3 emotions answers 8: its card says which not
+    for emo in ("angry", "happy", "sad"):
+        shutil.copytree(tree / emo, three / emo)
+    m = tmp_path / "m3"
+    r = CliRunner().invoke(app, ["train", "--data", str(three), "--corpus", "folder",
+                                 "--speaker-pattern", r"^spk(\d+)_", "--model",
+                                 "egemaps_logreg", "--jobs", "1", "--out", str(m)])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((m / "model.json").read_text())
+    assert meta["trained_on"]["emotions"] == {
+        e: (12 if e in ("angry", "happy", "sad") else 0) for e in names}
+    card = " ".join((m / "MODEL_CARD.md").read_text().split())
+    assert ("never seen in training: neutral, calm, fearful, disgust, surprised (the model "
+            "still answers all eight") in card
+    assert "- own data (reader=name): folder=three" in card
     unknown = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run2")])
     assert unknown.exit_code == 2, unknown.output  # speakers unknown: no speaker split
     for bad, why in ((["--speaker-pattern", "spk("], "is no regular expression"),

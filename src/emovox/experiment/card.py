@@ -29,6 +29,9 @@ def _corpus_lines(trained_on: dict[str, Any]) -> list[str]:
                      f"{len(trained_on['validation_speakers'])} speakers "
                      f"({', '.join(trained_on['validation_speakers'])}) were used only to "
                      "choose the epoch (early stopping), not to fit the weights")
+    if (never := [e for e, n in (trained_on.get("emotions") or {}).items() if not n]):
+        lines.append(f"- never seen in training: {', '.join(never)} (the model still answers "
+                     "all eight; these get near-zero probability, whatever the voice)")
     licences = [CORPUS_LICENCES.get(c, f"{c}: see its licence") for c in corpora]
     lines.append(f"- training data licence: {'; '.join(licences)}; this model is for research "
                  "and non-commercial use.")
@@ -237,7 +240,7 @@ def model_card(meta: dict[str, Any]) -> str:
         *([f"- training augmentation: {tr['augment']}"] if tr.get("augment") else []),
         *_environment_lines(tr),
         *_corpus_lines(tr),
-        *_own_data_lines(meta.get("experiment_config")),
+        *_own_data_lines(meta.get("config")),
         "",
         *_cv_lines(cv),
     ]

@@ -29,7 +29,7 @@ from emovox.features.cache import (
     content_hash,
     extract_files,
 )
-from emovox.labels import emotion_index
+from emovox.labels import LABELS, emotion_index
 from emovox.models import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,11 @@ class Dataset:
     def corpora(self) -> list[str]:
         """The corpus names of the clips, in order of first appearance."""
         return list(dict.fromkeys(u.corpus for u in self.utts))
+
+    def emotion_counts(self, idx: np.ndarray) -> dict[str, int]:
+        """Clips of each of the eight emotions among ``idx`` (0 for one never seen)."""
+        counts = np.bincount(self.y[idx], minlength=len(LABELS))
+        return {e: int(n) for e, n in zip(LABELS, counts, strict=True)}
 
 
 @dataclass

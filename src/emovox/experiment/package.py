@@ -160,7 +160,8 @@ def _trained_on(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray, speakers: l
     their clips) of those used only for early stopping (research QA, stop 32)."""
     aug = augment_summary(cfg.to_dict().get("augment"))
     held = ({"validation_speakers": val[0], "validation_clips": val[1]} if val[0] else {})
-    return {"clips": int(len(idx)), "speakers": speakers, **held,
+    return {"clips": int(len(idx)), "speakers": speakers, **held,  # emotions: QA, stop 33
+            "emotions": ds.emotion_counts(idx),
             "corpus": "+".join(ds.corpora),
             "corpora": corpus_counts([ds.utts[i] for i in idx]),
             "balance_corpora": cfg.data.balance_corpora,
