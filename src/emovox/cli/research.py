@@ -126,9 +126,8 @@ def evaluate(
     cache_dir: Annotated[
         Path | None, typer.Option(help="Feature cache (default $EMOVOX_CACHE or ~/.cache/emovox).")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-...).")] = (
-        None
-    ),
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-...).")
+                   ] = None,
     artifact: ArtifactOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -150,10 +149,8 @@ def evaluate(
                 balance_corpora=balance_corpora, test_only=csv_list(test_only),
                 speaker_pattern=speaker_pattern,
             ),
-            split=SplitConfig(
-                protocol=protocol, folds=tuple(int(k) for k in csv_list(folds)),
-                n_val_speakers=val_speakers, seed=split_seed,
-            ),
+            split=SplitConfig(protocol=protocol, folds=tuple(int(k) for k in csv_list(folds)),
+                              n_val_speakers=val_speakers, seed=split_seed),
             model=ModelConfig(name=model, params=params),
             augment=recipe_config(augment_recipe, augment),
             seed=seed,
