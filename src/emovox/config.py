@@ -49,6 +49,22 @@ class Adapt(str, Enum):
 VOCAL_CHANNELS: tuple[str, ...] = ("speech", "song")
 
 
+def check_speaker_pattern(pattern: str | None) -> None:
+    """ConfigError when ``pattern`` (``--speaker-pattern``) is no regular expression or
+    cannot find a speaker (empty)."""
+    if pattern is None:
+        return
+    import re
+
+    if not pattern:
+        raise ConfigError("--speaker-pattern is empty: it would find no speaker")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"--speaker-pattern '{pattern}' is no regular expression: {exc}"
+                          ) from exc
+
+
 @dataclass
 class DataConfig:
     corpus: str = "ravdess"
@@ -74,14 +90,7 @@ class DataConfig:
     speaker_pattern: str | None = None
 
     def __post_init__(self) -> None:
-        if self.speaker_pattern is not None:
-            import re
-
-            try:
-                re.compile(self.speaker_pattern)
-            except re.error as exc:
-                raise ConfigError(f"--speaker-pattern {self.speaker_pattern!r} is no regular "
-                                  f"expression: {exc}") from exc
+        check_speaker_pattern(self.speaker_pattern)
         for what, values in (("--channels", self.vocal_channels),
                              ("--train-extra", self.train_extra)):
             if bad := sorted(set(values) - set(VOCAL_CHANNELS)):  # research QA, stop 32

@@ -109,6 +109,11 @@ EMOBOX_NEEDS_RAVDESS = ("the emobox protocol needs RAVDESS actors (ravdess:01..2
                         "several corpora")
 
 
+class TooFewForValidation(ConfigError):
+    """A fold's training side has too few speakers to hold out the validation speakers
+    asked for (a model that trains on them anyway can do without: own-data QA, stop 33)."""
+
+
 def pick_val_speakers(
     speakers: list[str], utts: list[Utterance], n: int, rng: np.random.Generator
 ) -> list[str]:
@@ -118,7 +123,7 @@ def pick_val_speakers(
     if n <= 0:
         return []
     if n >= len(speakers):
-        raise ConfigError(
+        raise TooFewForValidation(
             f"cannot hold out {n} validation speakers from {len(speakers)} (a fold's training "
             f"side): give --val-speakers {max(0, len(speakers) - 1)} or fewer (0: train on "
             "every training speaker for the model's fixed epochs)")
@@ -136,8 +141,8 @@ def pick_val_speakers(
             if order and len(out) < n:
                 out.append(order.pop(0))
     if len(out) < n:
-        raise ConfigError(f"cannot hold out {n} validation speakers and keep every training "
-                          "corpus on the training side")
+        raise TooFewForValidation(f"cannot hold out {n} validation speakers and keep every "
+                                  "training corpus on the training side")
     return out
 
 

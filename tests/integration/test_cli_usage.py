@@ -173,3 +173,29 @@ def test_predict_tells_files_of_the_same_name_apart(tmp_path, tiny_model, monkey
 
     rows = [line for line in ANSI.sub("", res.stdout).splitlines() if ".wav" in line]
     assert [r.split()[1] for r in rows] == ["x/a.wav", "y/a.wav", "b.wav"], rows
+    res = invoke(["predict", "x/a.wav", "y/a.wav", "-m", tiny_model, "--truth"])
+    ok(res)
+    truth = ANSI.sub("", res.stdout).split("true label")[1]  # the --truth table too
+    rows = [line for line in truth.splitlines() if ".wav" in line]
+    assert [r.split()[1] for r in rows] == ["x/a.wav", "y/a.wav"], rows
+
+
+def test_a_batch_interrupted_before_its_first_answer_says_nothing_was_written(
+        tmp_path, tiny_model, monkeypatch):
+    """It said "the 0 answers of this run are kept in OUT" of a file it had removed, and a
+    Ctrl-C while the model loaded exited 130 without a word (QA re-check, stop 34)."""
+    from signals import SR, voice, write_clip
+
+    from emovox.serving import batch as batch_mod
+
+    clip = write_clip(tmp_path / "a.wav", voice(2.0), SR)
+    for stop in (batch_mod.BatchInterrupted(batch_mod.BatchSummary(found=1)),
+                 KeyboardInterrupt()):
+        def interrupted(*a, stop=stop, **k):
+            raise stop
+
+        monkeypatch.setattr(batch_mod, "run_batch", interrupted)
+        res = invoke(["batch", clip, "--out", tmp_path / "r.csv", "-m", tiny_model])
+        ok(res, 130)
+        assert "interrupted before the first answer: nothing was written" in text(res)
+        assert "kept in" not in text(res) and not (tmp_path / "r.csv").exists()

@@ -215,10 +215,19 @@ def test_a_folder_tree_with_speakers_in_its_names_is_split_by_speaker(fake_ravde
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["protocol_folds"] == 6
-    card = " ".join(model_card({"cross_validation": metrics}).split())
+    m8 = tmp_path / "m8"  # the card of a model calibrated on that run (QA re-check, stop 34)
+    r = CliRunner().invoke(app, ["train", "--data", str(tree), "--corpus", "folder",
+                                 "--speaker-pattern", r"^spk(\d+)_", "--model",
+                                 "egemaps_logreg", "--jobs", "1", "--calibrate", str(out),
+                                 "--out", str(m8)])
+    assert r.exit_code == 0, r.output
+    card = " ".join((m8 / "MODEL_CARD.md").read_text().split())
     assert "mean ± std over 2 of the protocol's 6 folds only (0, 1):" in card
+    shown = CliRunner().invoke(app, ["models", str(m8 / "model.json")])  # the file: its folder
+    assert shown.exit_code == 0 and "emovox model card" in shown.output, shown.output
     rep = CliRunner().invoke(app, ["report", str(out)])  # which own data: named
     assert rep.exit_code == 0 and "· folder · folder=mine" in rep.output, rep.output
+    assert "| loso | 2 of 6 |" in rep.output  # some folds only (QA re-check, stop 34)
     cfg = {"data": {"corpus": "folder", "root": str(tree), "corpora": ["csv=/x/own.csv"]}}
     card = model_card({"cross_validation": metrics, "config": cfg})
     assert "- own data (reader=name): csv=own.csv, folder=mine" in card
@@ -228,9 +237,8 @@ def test_a_folder_tree_with_speakers_in_its_names_is_split_by_speaker(fake_ravde
         shutil.copytree(tree / emo, three / emo)
     m = tmp_path / "m3"
     r = CliRunner().invoke(app, ["train", "--data", str(three), "--corpus", "folder",
-                                 "--speaker-pattern", r"^spk(\d+)_", "--model",
-                                 "egemaps_logreg", "--jobs", "1", "--out", str(m)])
-    assert r.exit_code == 0, r.output
+                                 "--model", "egemaps_logreg", "--jobs", "1", "--out", str(m)])
+    assert r.exit_code == 0 and "on 36 clips of speakers unknown" in r.output, r.output
     meta = json.loads((m / "model.json").read_text())
     assert meta["trained_on"]["emotions"] == {
         e: (12 if e in ("angry", "happy", "sad") else 0) for e in names}
@@ -241,6 +249,34 @@ def test_a_folder_tree_with_speakers_in_its_names_is_split_by_speaker(fake_ravde
     unknown = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run2")])
     assert unknown.exit_code == 2, unknown.output  # speakers unknown: no speaker split
     for bad, why in ((["--speaker-pattern", "spk("], "is no regular expression"),
+                     (["--speaker-pattern", ""], "--speaker-pattern is empty"),
                      (["--speaker-pattern", "x", "--corpus", "ravdess"], "--corpus folder")):
         r = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run3"), *bad])
         assert r.exit_code == 2 and why in " ".join(r.output.split()), r.output
+        if "ravdess" not in bad:  # scan says it in the same words (QA re-check, stop 34)
+            r = CliRunner().invoke(app, ["scan", str(tree), "--corpus", "folder", *bad])
+            assert r.exit_code == 2 and why in " ".join(r.output.split()), r.output
+    r = CliRunner().invoke(app, ["scan", str(tree), "--corpus", "folder",
+                                 "--speaker-pattern", r"(\w+)\.wav$"])  # no extension
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and "finds no speaker in the file name (searched without" in said
+    assert "Read it with a CSV manifest" in said and "reads with --corpus folder" not in said
+    r = CliRunner().invoke(app, ["evaluate", "--artifact", "bundled", "--corpus", "ravdess",
+                                 "--data", str(fake_ravdess), "--speaker-pattern", "x",
+                                 "--out", str(tmp_path / "art")])  # was silently ignored
+    assert r.exit_code == 2 and "(--corpus folder)" in " ".join(r.output.split()), r.output
+
+
+def test_a_classical_model_needs_no_validation_speakers(fake_ravdess, fake_cache, tmp_path):
+    """Two speakers, leave one out: no room for --val-speakers 2 (the default). A classical
+    model trains on its validation speakers anyway, so it holds none out instead of being
+    refused; a network still is (own-data QA, stop 33)."""
+    args = ["evaluate", "--data", str(fake_ravdess), "--speakers", "01,02", "--protocol",
+            "loso", "--cache-dir", str(fake_cache), "--jobs", "1"]
+    r = CliRunner().invoke(app, [*args, "--model", "egemaps_logreg", "--out",
+                                 str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    folds = json.loads((tmp_path / "a" / "metrics.json").read_text())["folds"]
+    assert [f["val_speakers"] for f in folds] == [[], []] and folds[0]["n_train"] == 16
+    r = CliRunner().invoke(app, [*args, "--model", "crnn", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "cannot hold out 2 validation speakers" in r.output

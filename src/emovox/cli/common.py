@@ -136,7 +136,8 @@ JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Extraction pr
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v")]
 CorpusOpt = Annotated[str, typer.Option(help="Corpus reader.")]
 SpeakerPatternOpt = Annotated[str | None, typer.Option(
-    "--speaker-pattern", help="--corpus folder: a REGEX searched in each file name whose "
-    "first group (or 'speaker' group) is the speaker, e.g. '^(\\w+?)_'; files it does not "
-    "match are skipped. Without it a folder tree's speakers are unknown.")]
+    "--speaker-pattern", help="--corpus folder: a REGEX searched in each file name (without "
+    "its extension) whose first group (or 'speaker' group) is the speaker, e.g. '^(\\w+?)_'; "
+    "files it finds no speaker in are skipped. Without it a folder tree's speakers are "
+    "unknown.")]
 DataOpt = Annotated[Path, typer.Option("--data", help="Corpus root directory.")]

@@ -147,9 +147,13 @@ def batch(
             from emovox.serving.batch_adapt import unadapted_path
 
             out = unadapted_path(out)
+        if not out.exists():  # nothing was answered, and the file it created is gone
+            exit_interrupted("interrupted before the first answer: nothing was written")
         render.batch_summary(stop.summary, out)
         exit_interrupted(f"interrupted: the {stop.summary.done} answers of this run are kept "
                          f"in {out}; the same command goes on from there")
+    except KeyboardInterrupt:  # while the model loaded or the inputs were listed
+        exit_interrupted("interrupted before the first answer: nothing was written")
     if s.found == 0:
         from emovox.serving.inputs import INPUT_EXTENSIONS
 

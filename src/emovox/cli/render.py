@@ -201,10 +201,11 @@ def scan(corpus: str, summary: str, counts: Mapping[str, int], matches: Sequence
             table.add_row(k, str(v))
         console.print(table)
     if nothing_labelled and not matches:
-        console.print("No corpus reader labels a file here. A tree with one folder per "
-                      "emotion reads with --corpus folder; any other with a CSV manifest "
-                      "(path,label[,speaker]): emovox scan MANIFEST.csv --corpus csv",
-                      soft_wrap=True, markup=False)
+        folder = ("" if corpus == "folder" else  # it was the folder reader (QA re-check)
+                  "A tree with one folder per emotion reads with --corpus folder; any other with ")
+        console.print("No corpus reader labels a file here. " + (folder or "Read it with ")
+                      + "a CSV manifest (path,label[,speaker]): emovox scan MANIFEST.csv "
+                      "--corpus csv", soft_wrap=True, markup=False)
     if matches:
         best = matches[0]
         others = ", ".join(f"{m.name} ({m.labelled})" for m in matches[1:])
@@ -298,7 +299,8 @@ def trained(model: str, b: Any) -> None:
     """What ``emovox train`` packaged, and the calibration it fitted."""
     val = (f" ({b.n_val_clips} clips of {b.n_val_speakers} of them for early stopping only)"
            if getattr(b, "n_val_speakers", 0) else "")
-    console.print(f"trained {model} on {b.n_clips} clips of {b.n_speakers} speakers{val} in "
+    said = getattr(b, "speakers", "") or f"{b.n_speakers} speakers"  # "speakers unknown"
+    console.print(f"trained {model} on {b.n_clips} clips of {said}{val} in "
                   f"{b.seconds:.0f} s ({b.n_params:,} parameters) -> {b.path}")
     if b.calibration:
         c = b.calibration
@@ -311,6 +313,13 @@ def trained(model: str, b: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def shown_names(paths: Sequence[Any]) -> list[str]:
+    """File names for a table: the name alone, or the path as given when two share a name
+    (a.wav of two folders: CLI QA, stop 33)."""
+    names = [Path(p).name for p in paths]
+    return [str(p) if names.count(n) > 1 else n for p, n in zip(paths, names, strict=True)]
+
+
 def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
     """One row per file: the emotion (``no speech`` with the reason when there is none, ``?``
     after an uncertain one), confidence, top-k, arousal/valence, seconds of speech used."""
@@ -318,10 +327,7 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
                    ("file", "emotion", "confidence", f"top {top}", "arousal", "valence",
                     "speech"))
     table.columns[0].overflow = "fold"  # a narrow terminal folds a name, never cuts it
-    names = [Path(o.path).name for o in outcomes]
-    for o, name in zip(outcomes, names, strict=True):
-        if names.count(name) > 1:  # a.wav of two folders: the paths as given (CLI QA, stop 33)
-            name = str(o.path)
+    for o, name in zip(outcomes, shown_names([o.path for o in outcomes]), strict=True):
         if o.error:
             table.add_row(name, "[red]error[/]", "", o.error, "", "", "")
             continue
@@ -361,9 +367,11 @@ def truth(rep: Any) -> None:
     and a warning when the model was trained on these actors."""
     table = _table("true label (from the RAVDESS file name) vs prediction",
                    ("file", "true", "predicted", ""))
-    for r in rep.rows:
+    table.columns[0].overflow = "fold"
+    for r, name in zip(rep.rows, shown_names([r.path or r.name for r in rep.rows]),
+                       strict=True):
         mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: ""}[r.correct]
-        table.add_row(r.name, r.truth or "[dim]not a RAVDESS name[/]",
+        table.add_row(name, r.truth or "[dim]not a RAVDESS name[/]",
                       r.predicted or "[red]error[/]", mark)
     console.print(table)
     scored = rep.scored
@@ -378,9 +386,9 @@ def truth(rep: Any) -> None:
             "new voices (that is the cross-validated UA of `emovox models`).")
     elif scored and not rep.speakers_known:  # said nothing before (own-data QA, stop 33)
         console.print(
-            "[bold yellow]note:[/] this model does not record which speakers it was trained "
-            "on: these actors may have been heard in training, so this need not be the "
-            "accuracy on new voices.")
+            "[bold yellow]note:[/] which speakers this model was trained on is not known "
+            "(not recorded, or unknown in its data): these actors may have been heard in "
+            "training, so this need not be the accuracy on new voices.")
 
 
 def markdown(text: str) -> None:

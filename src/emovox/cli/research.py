@@ -37,6 +37,7 @@ from emovox.config import (
     ModelConfig,
     Protocol,
     SplitConfig,
+    check_speaker_pattern,
 )
 
 AugmentOpt = Annotated[
@@ -222,6 +223,7 @@ def scan(
         name = get_reader(corpus).NAME
         if speaker_pattern is not None and name != "folder":
             raise ValueError("--speaker-pattern is for --corpus folder")
+        check_speaker_pattern(speaker_pattern)
         with _held_logs("emovox.corpora") as held:
             sc = scan_corpus(corpus, data, **reader_options(name, speaker_pattern))
     except USER_ERRORS as exc:
@@ -389,6 +391,8 @@ def _show_card(model: Path) -> None:
     from emovox.artifact.paths import model_folder, read_contained_text
 
     model = check_model_option(model)
+    if model is not None and model.name == "model.json" and model.is_file():
+        model = model.parent  # the folder's own model.json names the folder
     try:
         folder = model_folder(model)
         card = read_contained_text(folder, "MODEL_CARD.md", MAX_CARD_BYTES)

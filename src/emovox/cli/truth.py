@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emovox.corpora.base import Utterance
+from emovox.corpora.base import Utterance, is_unknown_speaker
 from emovox.corpora.ravdess import parse_name
 
 
@@ -22,6 +22,8 @@ class TruthRow:
     truth: str | None
     predicted: str | None
     speaker: str | None
+    #: the path as given (tells two files of one name apart)
+    path: str = ""
 
     @property
     def correct(self) -> bool | None:
@@ -61,8 +63,9 @@ def truth_report(outcomes: Sequence[Any], trained_on: dict[str, Any] | None) -> 
         ok = isinstance(utt, Utterance)
         rows.append(TruthRow(
             name=Path(o.path).name, truth=str(utt.emotion) if ok else None,
-            predicted=_predicted(o), speaker=utt.speaker if ok else None,
+            predicted=_predicted(o), speaker=utt.speaker if ok else None, path=str(o.path),
         ))
     heard = set((trained_on or {}).get("speakers") or ())
     seen = sorted({r.speaker for r in rows if r.speaker in heard})
-    return TruthReport(rows, seen, speakers_known=bool(heard))
+    known = bool(heard) and not any(is_unknown_speaker(s) for s in heard)  # folder:unknown
+    return TruthReport(rows, seen, speakers_known=known)

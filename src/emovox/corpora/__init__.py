@@ -72,6 +72,11 @@ def scan_corpus(name: str, root: str | Path, **kw: Any) -> CorpusScan:
     return get_reader(name).scan(Path(root), **kw)
 
 
+#: why ``--speaker-pattern`` is refused for a reader other than ``folder``
+SPEAKER_PATTERN_FOLDER_ONLY = ("--speaker-pattern names the speakers of a folder-per-emotion "
+                               "tree (--corpus folder); the other readers know their speakers")
+
+
 def reader_options(name: str, speaker_pattern: str | None) -> dict[str, Any]:
     """The options of reader ``name``'s ``scan`` that a config sets: ``speaker_pattern`` for
     the ``folder`` reader (the only one that takes it)."""
@@ -89,6 +94,7 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "CORPORA",
     "CorpusScan",
+    "SPEAKER_PATTERN_FOLDER_ONLY",
     "Gender",
     "Utterance",
     "corpus_label_map",

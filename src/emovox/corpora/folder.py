@@ -71,7 +71,8 @@ def compile_speaker_pattern(pattern: str | re.Pattern[str] | None) -> re.Pattern
     try:
         return re.compile(pattern) if isinstance(pattern, str) else pattern
     except re.error as exc:
-        raise ValueError(f"invalid speaker_pattern {pattern!r}: {exc}") from exc
+        raise ValueError(f"--speaker-pattern '{pattern}' is no regular expression: {exc}"
+                         ) from exc
 
 
 def extract_speaker(pattern: re.Pattern[str], stem: str) -> str | None:
@@ -114,7 +115,8 @@ def scan(
         else:
             found = extract_speaker(pattern, path.stem)
             if found is None:
-                return f"speaker_pattern {pattern.pattern!r} does not match the file name"
+                return (f"--speaker-pattern '{pattern.pattern}' finds no speaker in the file "
+                        "name (searched without its extension)")
             speaker = found
         return Utterance(
             path=path,

@@ -147,7 +147,7 @@ def _own_data_lines(config: Any) -> list[str]:
 def _folds_text(cv: dict[str, Any]) -> str:
     """``folds``, or which folds when the run had only some of its protocol's (``--folds``:
     the card said "over folds" as if all were run: own-data QA, stop 33)."""
-    run = [f.get("index") for f in cv.get("folds") or []]
+    run = cv.get("fold_indices") or [f.get("index") for f in cv.get("folds") or []]
     total = cv.get("protocol_folds")
     if not isinstance(total, int) or not 0 < len(run) < total:
         return "folds"

@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from emovox.corpora import corpus_label_map, reader_options, scan_corpus
+from emovox.corpora import (
+    SPEAKER_PATTERN_FOLDER_ONLY,
+    corpus_label_map,
+    reader_options,
+    scan_corpus,
+)
 from emovox.corpora.base import Utterance, is_unknown_speaker
 from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError, EmovoxError
@@ -69,6 +74,8 @@ def evaluate_artifact(
 
     t0 = time.perf_counter()
     check_run_destination(out_dir)
+    if speaker_pattern is not None and not reader_options(corpus, speaker_pattern):
+        raise ConfigError(SPEAKER_PATTERN_FOLDER_ONLY)
     predictor = Predictor.from_artifact(artifact, backend=backend)
     classes = [c for c in shared_label_set(corpus) if c in predictor.labels]
     if len(classes) < 2:

@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from emovox.config import DataConfig, ExperimentConfig
-from emovox.corpora import get_reader, reader_options, scan_corpus
+from emovox.corpora import (
+    SPEAKER_PATTERN_FOLDER_ONLY,
+    get_reader,
+    reader_options,
+    scan_corpus,
+)
 from emovox.corpora.base import Utterance
 from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError
@@ -162,8 +167,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     if twice:
         raise ConfigError(f"corpus given twice: {', '.join(twice)} (one --data per corpus)")
     if cfg.speaker_pattern is not None and "folder" not in names:
-        raise ConfigError("--speaker-pattern names the speakers of a folder-per-emotion tree "
-                          "(--corpus folder); the other readers know their speakers")
+        raise ConfigError(SPEAKER_PATTERN_FOLDER_ONLY)
     wanted = speaker_filter(cfg, names[0])
     unknown = sorted(set(wanted) - set(names))
     if unknown:
@@ -191,9 +195,9 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         log.warning("dropped %d byte-identical duplicate(s): %s", len(dropped), "; ".join(dropped))
     counts = Counter(utts[i].emotion.value for i in kept if utts[i].emotion is not None)
     if few := {e: n for e, n in sorted(counts.items()) if n < FEW_CLIPS}:  # QA, stop 33
-        log.warning("few clips of %s: a model learns little of them, and their recall is "
-                    "measured on a handful of clips", ", ".join(f"{e} ({n})" for e, n in
-                                                            few.items()))
+        log.warning("few clips of %s: a model learns little of them (and a cross-validation "
+                    "measures their recall on a handful of clips)",
+                    ", ".join(f"{e} ({n})" for e, n in few.items()))
     emotions = {utts[i].emotion for i in kept if utts[i].emotion is not None}
     if len(emotions) == 1:  # research QA, stop 32: a network "trained" on one class
         raise ConfigError(f"the data hold one emotion only ({next(iter(emotions)).value}): "

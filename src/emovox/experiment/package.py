@@ -61,6 +61,8 @@ class TrainedBundle:
     #: of ``n_speakers`` / ``n_clips``, those used only for early stopping
     n_val_speakers: int = 0
     n_val_clips: int = 0
+    #: the speakers in words: "8 speakers", "speakers unknown" (QA re-check, stop 34)
+    speakers: str = ""
 
 
 def _checked_destination_and_spec(cfg: ExperimentConfig, out: Path, force: bool) -> ModelSpec:
@@ -137,10 +139,8 @@ def train_bundle(
             from emovox.experiment.rundir import fit_from_predictions_csv
 
             calibration = fit_from_predictions_csv(cv.predictions)
-        meta = attach_inference(
-            stage, temperature=calibration["temperature"] if calibration else None,
-            calibration=calibration,
-        )
+        meta = attach_inference(stage, calibration=calibration,
+                                temperature=calibration["temperature"] if calibration else None)
         if onnx and spec.family is Family.NEURAL:
             from emovox.training.export import export_onnx
 
@@ -150,7 +150,7 @@ def train_bundle(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),
-                         calibration, len(val_only[0]), val_only[1])
+                         calibration, len(val_only[0]), val_only[1], speakers_text(speakers))
 
 
 def _trained_on(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray, speakers: list[str],

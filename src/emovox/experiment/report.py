@@ -42,6 +42,8 @@ class ReportRow:
     #: what tells runs of one model and protocol apart: the folder, corpora, test-only
     #: corpora, corpus balance (research QA, stop 32: identical rows, different numbers)
     recipe: str = ""
+    #: the protocol's folds when the run had only some of them (``--folds``), else None
+    protocol_folds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ def report_row(rec: RunRecord) -> ReportRow:
         fit_seconds=float(sum(f["fit_seconds"] for f in folds)),
         n_params=int(max((f.get("n_params", 0) for f in folds), default=0)),
         adapt=Adapt(m.get("adapt", Adapt.NONE.value)), recipe=_recipe(rec.path, m),
+        protocol_folds=(m["protocol_folds"] if isinstance(m.get("protocol_folds"), int)
+                        and m["protocol_folds"] > len(folds) else None),
     )
 
 
@@ -143,7 +147,8 @@ def markdown_table(rows: Iterable[ReportRow]) -> list[str]:
         if r.adapt is not Adapt.NONE:
             proto += f" ({r.adapt.label})"
         lines.append(
-            f"| `{r.model}` | {proto} | {r.n_folds} | " + " | ".join(cells)
+            f"| `{r.model}` | {proto} | {r.n_folds}"
+            + (f" of {r.protocol_folds}" if r.protocol_folds else "") + " | " + " | ".join(cells)
             + f" | {r.worst_label} ({r.worst_recall:.1f}) | {r.fit_seconds / 60:.1f} min"
             f" | {r.n_params:,} | {r.recipe} |"
         )

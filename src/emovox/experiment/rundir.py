@@ -475,6 +475,9 @@ def read_cv_run(run: Path, model: str) -> CvRun:
         metrics["per_corpus"] = m["per_corpus"]
     if m.get("test_only_corpora"):
         metrics["test_only_corpora"] = list(m["test_only_corpora"])
+    ran = [f.get("index") for f in m.get("folds") or []]  # some folds only: the card says
+    if isinstance(m.get("protocol_folds"), int) and 0 < len(ran) < m["protocol_folds"]:
+        metrics.update(protocol_folds=m["protocol_folds"], fold_indices=ran)
     val_speakers = run_val_speakers(run)
     from emovox.models import validation_matters
 

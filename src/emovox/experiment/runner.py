@@ -55,9 +55,15 @@ from emovox.experiment.rundir import (
 from emovox.features.cache import ProgressFn, Variant
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
-from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
+from emovox.models import (
+    Family,
+    ModelSpec,
+    count_parameters,
+    get_model_spec,
+    validation_matters,
+)
 from emovox.provenance import environment
-from emovox.splits import EMOBOX_NEEDS_RAVDESS, Fold, make_folds
+from emovox.splits import EMOBOX_NEEDS_RAVDESS, Fold, TooFewForValidation, make_folds
 from emovox.training import build_model
 
 log = logging.getLogger(__name__)
@@ -276,17 +282,26 @@ def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
 
 
 def protocol_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
-    """Every fold of ``cfg.split``'s protocol over ``data``."""
-    return make_folds(
-        data.utts,
-        cfg.split.protocol,
-        seed=cfg.seed if cfg.split.seed is None else cfg.split.seed,
-        n_val_speakers=cfg.split.n_val_speakers,
-        test_size=cfg.split.test_size,
-        train_only=data.train_only,
-        content_ids=data.content_ids,
-        test_only_corpora=test_only_corpora(cfg),
-    )
+    """Every fold of ``cfg.split``'s protocol over ``data``. A model that trains on its
+    validation speakers anyway (:func:`~emovox.models.validation_matters`) holds none out
+    when a fold has too few (it was refused: own-data QA, stop 33)."""
+
+    def folds(n_val: int) -> list[Fold]:
+        return make_folds(
+            data.utts, cfg.split.protocol,
+            seed=cfg.seed if cfg.split.seed is None else cfg.split.seed,
+            n_val_speakers=n_val, test_size=cfg.split.test_size, train_only=data.train_only,
+            content_ids=data.content_ids, test_only_corpora=test_only_corpora(cfg),
+        )
+
+    try:
+        return folds(cfg.split.n_val_speakers)
+    except TooFewForValidation as exc:
+        if validation_matters(cfg.model.name):
+            raise
+        log.info("%s: no validation speakers held out (%s); it trains on every training "
+                 "speaker either way", cfg.model.name, exc)
+        return folds(0)
 
 
 def chosen_folds(cfg: ExperimentConfig, folds: list[Fold]) -> list[Fold]:

@@ -325,7 +325,6 @@ def build_timeline(
         peak = max(peak, peak_frame_dbfs(block))
         if hum is None and (hum := hum_note(name, block, sr)):
             tl.warnings.append(hum)  # the first block with hum says it, once (stop 32)
-            log.warning("%s", hum)  # logged as the decoder's notes are (CLI QA, stop 33)
         st.push(block)
         settle(final=False)
         if progress:
@@ -334,6 +333,8 @@ def build_timeline(
     if not peak >= SILENCE_DBFS:  # said by predict, not by a timeline before (CLI QA, stop 33);
         tl.warnings = [w for w in tl.warnings if w != hum] + [faint_note(name)]  # not hum
         log.warning("%s", tl.warnings[-1])
+    elif hum:  # logged as the decoder's notes are (CLI QA, stop 33), once the level is known
+        log.warning("%s", hum)
     st.push(np.zeros(0, np.float32), final=True)
     settle(final=True)
     _too_little_speech(tl, state["speech_s"])
