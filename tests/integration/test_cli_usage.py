@@ -184,9 +184,8 @@ def test_a_batch_interrupted_before_its_first_answer_says_nothing_was_written(
         tmp_path, tiny_model, monkeypatch):
     """It said "the 0 answers of this run are kept in OUT" of a file it had removed, and a
     Ctrl-C while the model loaded exited 130 without a word (QA re-check, stop 34)."""
-    from signals import SR, voice, write_clip
-
     from emovox.serving import batch as batch_mod
+    from signals import SR, voice, write_clip
 
     clip = write_clip(tmp_path / "a.wav", voice(2.0), SR)
     for stop in (batch_mod.BatchInterrupted(batch_mod.BatchSummary(found=1)),

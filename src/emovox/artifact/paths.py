@@ -99,6 +99,10 @@ def contained_file(folder: str | Path, name: str) -> Path:
     return f
 
 
+#: A model folder's MODEL_CARD.md larger than this is not served or shown (ours are a few KB).
+MAX_CARD_BYTES = 256 * 1024
+
+
 def read_contained_text(folder: str | Path, name: str, max_bytes: int) -> str | None:
     """The text of ``folder / name`` (None when missing), read only when the file actually
     opened is a regular file inside ``folder`` (on Linux, the open file's own path is checked

@@ -216,13 +216,18 @@ def scan(
 ) -> None:
     """Read a corpus tree and report what it holds (or which reader matches it). Exit code 1
     if the reader labels no file there."""
-    from emovox.corpora import get_reader, reader_options, scan_corpus
+    from emovox.corpora import (
+        SPEAKER_PATTERN_FOLDER_ONLY,
+        get_reader,
+        reader_options,
+        scan_corpus,
+    )
 
     setup_logging(False)
     try:
         name = get_reader(corpus).NAME
         if speaker_pattern is not None and name != "folder":
-            raise ValueError("--speaker-pattern is for --corpus folder")
+            raise ValueError(SPEAKER_PATTERN_FOLDER_ONLY)
         check_speaker_pattern(speaker_pattern)
         with _held_logs("emovox.corpora") as held:
             sc = scan_corpus(corpus, data, **reader_options(name, speaker_pattern))
@@ -381,14 +386,10 @@ def models(
                   RETIRED_MODELS)
 
 
-#: A MODEL_CARD.md larger than this is not shown (ours are a few KB; the API's limit).
-MAX_CARD_BYTES = 256 * 1024
-
-
 def _show_card(model: Path) -> None:
     """Print a model folder's MODEL_CARD.md (read as the API reads it: the folder's own
     regular file, at most 256 KB); exit 2 for what is no model folder or has no card."""
-    from emovox.artifact.paths import model_folder, read_contained_text
+    from emovox.artifact.paths import MAX_CARD_BYTES, model_folder, read_contained_text
 
     model = check_model_option(model)
     if model is not None and model.name == "model.json" and model.is_file():

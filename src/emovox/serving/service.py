@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from emovox.artifact import ArtifactError, read_contained_text
+from emovox.artifact import MAX_CARD_BYTES, ArtifactError, read_contained_text
 from emovox.audio import seconds_text
 from emovox.errors import (
     AudioError,
@@ -412,8 +412,6 @@ def analyse(
 # --------------------------------------------------------------------------------------------
 
 
-#: A model folder's MODEL_CARD.md larger than this is not served (ours are a few KB).
-MAX_CARD_BYTES = 256 * 1024
 
 
 def model_card(predictor: Any) -> dict[str, Any]:
