@@ -59,10 +59,10 @@ def test_folder_speaker_pattern_and_corpus_name(tmp_path):
         "spk07_take2.wav": "mine:07",
     }
     assert {u.corpus for u in scan.utterances} == {"mine"}
-    assert "does not match" in skipped_names(scan)["nospeaker.wav"]
+    assert "finds no speaker in the file name" in skipped_names(scan)["nospeaker.wav"]
     plain = folder.scan(tmp_path, speaker_pattern=r"^spk(\d+)_")
     assert sorted(u.speaker for u in plain.utterances) == ["folder:07", "folder:12"]
-    with pytest.raises(ValueError, match="speaker_pattern"):
+    with pytest.raises(ValueError, match="speaker-pattern .* is no regular expression"):
         folder.scan(tmp_path, speaker_pattern="(")
 
 
