@@ -192,35 +192,63 @@ def _seek(f: sf.SoundFile, pos: int) -> bool:
         return False
 
 
+def _reopened(s: Source, pos: int) -> sf.SoundFile | None:
+    """A fresh libsndfile handle on ``s`` at frame ``pos``, or None. A handle whose read
+    failed cannot seek any more (a FLAC decoder that lost sync: ``psf_fseek() failed``), so
+    what lay between its last good block and the damage was lost, and a file damaged in its
+    first block was refused whole (QA re-check, stop 34)."""
+    try:
+        h = s.open_soundfile()
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return None
+    if _seek(h, pos):
+        return h
+    h.close()
+    return None
+
+
+def _detail(e: Exception) -> str:
+    """libsndfile's message without its decoration: ``flac decoder lost sync``; a failed
+    internal seek (a FLAC cut at a frame boundary) in words."""
+    text = str(e).strip().removeprefix("Error : ").rstrip(".")
+    return "the data end early" if "psf_fseek" in text else text
+
+
 def _open_soundfile(s: Source) -> Decoder:
     """Open with libsndfile; raises ``sf.LibsndfileError``/``RuntimeError`` when it cannot."""
     f = s.open_soundfile()
     if f.samplerate <= 0 or f.channels <= 0:
         f.close()
         raise sf.LibsndfileError(0, f"invalid header (sr={f.samplerate}, channels={f.channels})")
+    handles = [f]  # a fresh handle is opened to re-read up to the damage
 
     def read(frames: int) -> Iterator[np.ndarray]:
         # Read to the real end: headers of truncated files overstate the length.
         pos, step, first = 0, frames, None
         while True:
             try:
-                block = f.read(step, dtype="float32", always_2d=True)
+                block = handles[-1].read(step, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as e:
                 first = first or e  # the damage itself, not a later failed seek
-                if step > _SALVAGE_FRAMES and _seek(f, pos):  # a failed read returns nothing:
-                    step = _SALVAGE_FRAMES  # re-read up to the damage in small steps
+                if step > _SALVAGE_FRAMES and (h := _reopened(s, pos)) is not None:
+                    handles.append(h)  # a failed read returns nothing: re-read up to the
+                    step = _SALVAGE_FRAMES  # damage in small steps
                     continue
                 raise DamagedAudio(
-                    f"{s.name}: decoding failed part-way through ({first}). The file is "
-                    "probably damaged or truncated; re-export or re-encode it.",
-                    detail=str(first).strip()) from first
+                    f"{s.name}: decoding failed part-way through ({_detail(first)}). The file "
+                    "is probably damaged or truncated; re-export or re-encode it.",
+                    detail=_detail(first)) from first
             if block.shape[0] == 0:
                 return
             pos += block.shape[0]
             yield block
 
+    def close() -> None:
+        for h in handles:
+            h.close()
+
     frames = int(f.frames) if 0 <= f.frames < 1 << 62 else None
-    return Decoder(f.samplerate, f.channels, "soundfile", read, f.close, frames, s.name)
+    return Decoder(f.samplerate, f.channels, "soundfile", read, close, frames, s.name)
 
 
 def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
