@@ -55,13 +55,20 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Is ``pid`` a running process that can be an emovox writer? On Linux its command line
+    must name Python or emovox: a folder left by a killed run whose PID a system process
+    took later blocked the run for ever (QA re-check, stop 34)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # another user's process: alive
         return True
-    return True
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().lower()
+    except OSError:  # not Linux, or not ours to read: alive
+        return True
+    return b"python" in cmdline or b"emovox" in cmdline
 
 
 def _writers(parent: Path, name: str, kinds: Sequence[str]) -> Iterator[tuple[Path, int]]:

@@ -264,6 +264,17 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_pa
     with staged_run_dir(tmp_path / "run") as stage:  # the writer died: its folder is stale
         (stage / "metrics.json").write_text("{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    # a killed run's PID taken by a process that is no emovox writer (a shell's sleep):
+    # its folder is stale, not "another emovox process" (QA re-check, stop 34)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / f".run2.staging-{other.pid}-ab12cd34").mkdir()
+        with staged_run_dir(tmp_path / "run2") as stage:
+            (stage / "metrics.json").write_text("{}")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run2"]
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_a_run_is_staged_before_its_features_are_extracted(tmp_path, monkeypatch):
@@ -310,9 +321,20 @@ def test_a_fused_run_is_checked_run_by_run_against_the_members(tmp_path):
     assert found[short] == ["model parameters epochs 1 vs 3"]
     assert found[other] == ["its model reslstm_logmel is none of the members' "
                             "(crnn_cmvn, ecapa_cmvn)"]
-    assert found[gone][0].startswith(UNREADABLE) and "no metrics.json" in found[gone][0]
+    assert found[gone] == ["this run is not there any more"]  # was "could not be read"
     assert fused_differences(same, members) == []  # not a fused run
     assert fused_differences(tmp_path / "nothing", members) == []
+    # runs fused as given from the folder `fuse` ran in, checked from another (re-check)
+    (fused / "metrics.json").write_text(json.dumps({
+        "protocol": "emobox", "model": "fusion(crnn_cmvn+ecapa_cmvn)",
+        "fused_runs": ["a", "b"]}))
+    assert Path.cwd() != tmp_path and not Path("b").exists()
+    assert dict(fused_differences(fused, members)) == {short: ["model parameters epochs 1 vs 3"]}
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "metrics.json").write_text("{")
+    (fused / "metrics.json").write_text(json.dumps({
+        "protocol": "emobox", "model": "fusion(crnn_cmvn+ecapa_cmvn)", "fused_runs": ["bad"]}))
+    assert dict(fused_differences(fused, members))[tmp_path / "bad"][0].startswith(UNREADABLE)
 
 
 def test_a_classical_models_validation_speakers_are_no_other_recipe(tmp_path):

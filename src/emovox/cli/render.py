@@ -68,8 +68,8 @@ class EvaluateProgress:
 
     def fold(self, fr: Any) -> None:
         self.folds_done += 1
-        err_console.log(f"fold {fr.index}: UA {fr.metrics.ua:.1f} "
-                        f"WA {fr.metrics.wa:.1f} ({fr.fit_seconds:.0f} s)")
+        err_console.print(f"fold {fr.index}: UA {fr.metrics.ua:.1f} WA {fr.metrics.wa:.1f} "
+                          f"({fr.fit_seconds:.0f} s)", soft_wrap=True)  # no "render.py:71"
 
 
 @contextmanager
@@ -133,12 +133,11 @@ def seconds_progress(duration: float | None) -> Iterator[Any]:
 
 
 def _table(title: str, columns: Sequence[str], justify: str | None = None) -> Table:
+    """A table whose cells fold a word too long for a narrow terminal, never cut it with
+    "…" (a model's name or a file name was unreadable at 60-80 columns: QA, stops 33-34)."""
     table = Table(title=title)
     for col in columns:
-        if justify:
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        else:
-            table.add_column(col)
+        table.add_column(col, justify=justify or "left", overflow="fold")  # type: ignore[arg-type]
     return table
 
 
@@ -265,8 +264,7 @@ def models(bundled: Sequence[Any], specs: Sequence[Any],
     described = {spec.name: spec.description for spec in specs}
     table = _table("bundled models: predict/batch/timeline/listen/serve/app --model NAME",
                    ("name", "architecture", "what it is", "CV UA %", "trained on"))
-    # an ensemble's name is long: keep it whole on one line
-    table.columns[1].min_width = max((len(b.architecture) for b in bundled), default=0)
+    table.columns[0].min_width = max((len(b.name) for b in bundled), default=0)
     for b in bundled:
         ua = "" if b.ua_mean is None else f"{b.ua_mean:.1f} ± {b.ua_std or 0:.1f}"
         params = f" · {b.n_params:,} parameters" if b.n_params else ""
@@ -290,6 +288,7 @@ def models(bundled: Sequence[Any], specs: Sequence[Any],
         console.print(f"{' / '.join(names)}: {note}", markup=False)
     table = _table("architectures: evaluate/train --model NAME",
                    ("name", "family", "feature", "origin", "description"))
+    table.columns[0].min_width = max((len(spec.name) for spec in specs), default=0)
     for spec in specs:
         table.add_row(spec.name, spec.family.value, spec.feature, spec.origin, spec.description)
     console.print(table)
@@ -326,7 +325,6 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
     table = _table(f"emovox · {model_id}",
                    ("file", "emotion", "confidence", f"top {top}", "arousal", "valence",
                     "speech"))
-    table.columns[0].overflow = "fold"  # a narrow terminal folds a name, never cuts it
     for o, name in zip(outcomes, shown_names([o.path for o in outcomes]), strict=True):
         if o.error:
             table.add_row(name, "[red]error[/]", "", o.error, "", "", "")
@@ -367,7 +365,6 @@ def truth(rep: Any) -> None:
     and a warning when the model was trained on these actors."""
     table = _table("true label (from the RAVDESS file name) vs prediction",
                    ("file", "true", "predicted", ""))
-    table.columns[0].overflow = "fold"
     for r, name in zip(rep.rows, shown_names([r.path or r.name for r in rep.rows]),
                        strict=True):
         mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: ""}[r.correct]

@@ -94,7 +94,7 @@ def fused_differences(run: Path, configs: Sequence[dict[str, Any]]
     there any more, or is of a model no member is (stop 33: a fused run was not
     checked). Empty for a run that fused nothing."""
     try:
-        fused = [Path(r) for r in read_metrics(run).get("fused_runs") or []]
+        fused = [_fused_run(run, r) for r in read_metrics(run).get("fused_runs") or []]
     except RunDirError:
         return []
     by_model: dict[str, list[dict[str, Any]]] = {}
@@ -105,7 +105,9 @@ def fused_differences(run: Path, configs: Sequence[dict[str, Any]]
         try:
             name = str(read_metrics(r).get("model"))
         except RunDirError as exc:
-            found.append((r, [f"{UNREADABLE}: {exc}"]))
+            gone = not r.exists()  # deleted since: said so (QA re-check, stop 34)
+            found.append((r, ["this run is not there any more" if gone else
+                              f"{UNREADABLE}: {exc}"]))
             continue
         if name not in by_model:
             found.append((r, [f"its model {name} is none of the members' "
@@ -113,6 +115,17 @@ def fused_differences(run: Path, configs: Sequence[dict[str, Any]]
         elif diffs := min((recipe_differences(r, c) for c in by_model[name]), key=len):
             found.append((r, diffs))
     return found
+
+
+def _fused_run(fused: Path, member: str) -> Path:
+    """A run ``fuse`` recorded (as given on its command line, so relative to the folder it
+    was run from): there, else beside the fused run (``ensemble`` run from another folder
+    found neither and compared nothing: QA re-check, stop 34)."""
+    p = Path(member)
+    if p.is_absolute() or p.exists():
+        return p
+    beside = Path(fused).parent / p
+    return beside if beside.exists() else p
 
 
 #: readers of a user's own data: the folder or manifest they read is what the data is

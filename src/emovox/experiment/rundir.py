@@ -220,7 +220,9 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
         _unstage(stage, made)
         raise RunDirError(
             f"another emovox process (PID {others[0]}) is writing {out} now; the run that "
-            "finished last would replace the other's. Wait for it, or choose another --out")
+            "finished last would replace the other's. Wait for it, or choose another --out "
+            f"(if no run is going on, remove {out.parent / f'.{out.name}.staging-'}"
+            f"{others[0]}-*)")
     try:
         yield stage
         check_run_destination(out)  # nothing foreign appeared there while we worked
