@@ -68,7 +68,8 @@ def _alive(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().lower()
     except OSError:  # not Linux, or not ours to read: alive
         return True
-    return b"python" in cmdline or b"emovox" in cmdline
+    # empty while a process starts (between fork and exec) or for a kernel thread: alive
+    return not cmdline or b"python" in cmdline or b"emovox" in cmdline
 
 
 def _writers(parent: Path, name: str, kinds: Sequence[str]) -> Iterator[tuple[Path, int]]:

@@ -266,8 +266,16 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     # a killed run's PID taken by a process that is no emovox writer (a shell's sleep):
     # its folder is stale, not "another emovox process" (QA re-check, stop 34)
+    if not Path("/proc/self/cmdline").exists():
+        return  # the command line is read on Linux only
     other = subprocess.Popen(["sleep", "60"])
     try:
+        import time
+
+        for _ in range(500):  # until it has become `sleep` (a fork still shows pytest's line)
+            if Path(f"/proc/{other.pid}/cmdline").read_bytes().startswith(b"sleep"):
+                break
+            time.sleep(0.01)
         (tmp_path / f".run2.staging-{other.pid}-ab12cd34").mkdir()
         with staged_run_dir(tmp_path / "run2") as stage:
             (stage / "metrics.json").write_text("{}")
