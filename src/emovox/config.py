@@ -54,15 +54,14 @@ def check_speaker_pattern(pattern: str | None) -> None:
     cannot find a speaker (empty)."""
     if pattern is None:
         return
-    import re
-
     if not pattern:
         raise ConfigError("--speaker-pattern is empty: it would find no speaker")
+    from emovox.corpora.folder import compile_speaker_pattern  # the reader's own check
+
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(f"--speaker-pattern '{pattern}' is no regular expression: {exc}"
-                          ) from exc
+        compile_speaker_pattern(pattern)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 @dataclass
