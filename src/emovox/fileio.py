@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
 
-__all__ = ["atomic_path", "file_sha256", "live_writers", "remove_stale"]
+__all__ = ["atomic_path", "claimed_folder", "file_sha256", "live_writers", "remove_stale"]
 
 
 @contextmanager
@@ -103,3 +103,26 @@ def live_writers(parent: Path, name: str, kinds: Sequence[str] = ("staging",)) -
     return sorted({pid for _, pid in _writers(parent, name, kinds)
                    if pid != os.getpid() and _alive(pid)})
 
+
+
+@contextmanager
+def claimed_folder(out: Path, kind: str = "build") -> Iterator[tuple[Path, list[int]]]:
+    """A fresh ``.NAME.<kind>-PID-...`` folder beside ``out`` (its parents made; stale
+    ones of dead processes removed first) and the PIDs of the other live processes holding
+    one for ``out``: the caller refuses to go on when there are any (two ``train --out``
+    into one folder both trained: stop 35). The folder, and the parents made for it while
+    ``out`` does not exist, are removed when the block ends."""
+    out = Path(out)
+    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out.parent, out.name)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{kind}-{os.getpid()}-"))
+    try:
+        yield tmp, live_writers(out.parent, out.name, (kind,))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for p in made if not out.exists() else []:
+            try:
+                p.rmdir()
+            except OSError:
+                break

@@ -153,3 +153,19 @@ def test_timeline_of_a_file_shorter_than_a_second(cli_model, good_clips):
     seg = speech[0]
     assert seg["start"] < 0.1 and seg["end"] == pytest.approx(0.8, abs=0.05)
     assert seg["label"] in LABELS and doc["summary"]["dominant"] == seg["label"]
+
+
+@pytest.mark.parametrize("json_out", [True, False])
+def test_timeline_of_a_refused_file(cli_model, bad_dir, json_out):
+    """A file that is not audio: exit 2 with the reason; with --json stdout holds the
+    failure document predict --json writes (it held nothing before stop 35)."""
+    path = bad_dir / "notaudio.wav"
+    res = invoke(["timeline", path, "-m", cli_model, *(["--json"] if json_out else [])])
+    ok(res, 2)
+    assert "not audio" in " ".join(res.stderr.split())
+    if json_out:
+        doc = json.loads(res.stdout)
+        assert doc["source"] == str(path) and "not audio" in doc["error"]
+        assert doc["schema_version"] == "1"
+    else:
+        assert res.stdout == ""

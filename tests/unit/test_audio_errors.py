@@ -294,6 +294,28 @@ def test_a_cut_mp3_whose_header_claims_more_is_said_to_declare_it(tmp_path: Path
         load_audio(cut, sr=16000, max_duration=10.0)
 
 
+@needs_ffmpeg
+@pytest.mark.parametrize(("name", "codec", "said"), [
+    ("clip.m4a", ("-c:a", "aac", "-movflags", "+faststart"), "partial file"),
+    ("clip.webm", ("-c:a", "libopus"), "File ended prematurely"),
+])
+def test_an_m4a_or_webm_cut_short_is_answered_with_a_note(tmp_path: Path, name: str,
+                                                          codec: tuple[str, ...],
+                                                          said: str) -> None:
+    """ffmpeg decodes these up to the cut and exits 0, saying so on stderr only: they were
+    answered without a warning (QA re-check, stop 34). The whole file gets no note."""
+    wav = write_clip(tmp_path / "src.wav", voice(4.0))
+    whole = ffmpeg_encode(wav, tmp_path / name, *codec)
+    cut = tmp_path / f"cut-{name}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    assert not load_audio(whole, sr=16000).notes
+    a = load_audio(cut, sr=16000)
+    assert 1.0 < a.duration < 3.5
+    assert len(a.notes) == 1 and a.notes[0].startswith(
+        f"{cut}: decoding stopped at {audio.seconds_text(a.duration)} s (ffmpeg: ")
+    assert said in a.notes[0] and "damaged or cut short" in a.notes[0]
+
+
 def _with_data_size(path: Path, size: int | None, cut: int = 0) -> Path:
     """``path`` (a 16-bit WAV written by soundfile) with its data chunk's size field set to
     ``size`` (unchanged when None) and its last ``cut`` bytes removed."""

@@ -418,3 +418,37 @@ def test_a_cv_run_on_another_manifest_is_another_recipe(tmp_path):
     assert recipe_differences(run, cfg("/elsewhere/two_speakers.csv").to_dict()) == []
     cfg("/a/RAVDESS", "ravdess").save_yaml(run / "config.yaml")  # public corpora: anywhere
     assert recipe_differences(run, cfg("/b/ravdess-copy", "ravdess").to_dict()) == []
+
+
+def test_a_second_train_into_the_same_out_is_refused_before_any_work(tmp_path, monkeypatch):
+    """Two `train --out X` at once both trained, the last to finish replacing the other's
+    model (stop 35): the second is refused before reading its data; a dead build's folder
+    does not block, and the folders made for the claim go when the train fails."""
+    import subprocess
+    import sys
+
+    from emovox.experiment import package
+
+    def no_data(_cfg):
+        raise ConfigError("data read")
+
+    monkeypatch.setattr(package, "load_dataset", no_data)
+    cfg = ExperimentConfig(data=DataConfig(root=str(tmp_path / "corpus")),
+                           model=ModelConfig(name="prosody_logreg"))
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        theirs = tmp_path / f".model.build-{first.pid}-ab12cd34"
+        theirs.mkdir()
+        with pytest.raises(ConfigError, match=rf"another emovox process \(PID {first.pid}\) "
+                           "is training into .*model now"):
+            package.train_bundle(cfg, tmp_path / "model")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [theirs.name]
+    finally:
+        first.kill()
+        first.wait()
+    with pytest.raises(ConfigError, match="data read"):  # the first died: stale, removed
+        package.train_bundle(cfg, tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match="data read"):
+        package.train_bundle(cfg, tmp_path / "new" / "deep" / "model")
+    assert list(tmp_path.iterdir()) == []  # the parents made for the claim are gone

@@ -137,6 +137,11 @@ INPUT_GUARD: tuple[str, ...] = (
 )
 
 
+#: ffmpeg's words for a container that ends before its data (it still exits 0): MP4/M4A
+#: ("stream 0, offset 0x4499: partial file"), Matroska/WebM ("File ended prematurely")
+CUT_SHORT = re.compile(r": partial file$|File ended prematurely")
+
+
 class FFmpegError(Exception):
     """ffmpeg ran but could not decode; ``str()`` is the gist of its stderr."""
 
@@ -248,6 +253,21 @@ class FFmpegDecoder:
                 f"{self.name}: ffmpeg failed part-way through decoding ({self.stderr_text()}). "
                 "The file is probably damaged or truncated; re-export or re-encode it.",
                 detail=f"ffmpeg: {self.stderr_text()}")
+        if cut := self.cut_short():  # ffmpeg exits 0 on these (stop 35)
+            raise DamagedAudio(f"{self.name}: the file ends part-way through its audio "
+                               f"(ffmpeg: {cut}); re-export or re-encode it.",
+                               detail=f"ffmpeg: {cut}")
+
+    def cut_short(self) -> str | None:
+        """ffmpeg's line saying the container ended before its data did (an M4A with its
+        index at the front, a WebM or Matroska, cut short), or None. ffmpeg decodes such a
+        file up to the cut and exits 0; only its stderr tells."""
+        self._err.seek(0)
+        text = self._err.read().decode("utf-8", "replace")
+        for line in text.splitlines():
+            if CUT_SHORT.search(line):
+                return re.sub(r"^\[[^]]*\]\s*", "", line.strip())
+        return None
 
     def close(self) -> None:
         """Stop ffmpeg (killed when still running) and remove temporary files; idempotent."""

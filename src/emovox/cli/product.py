@@ -188,15 +188,21 @@ def timeline(
         fail(ValueError("--csv and --json: choose one"))
     from emovox.serving.adapt import AdaptMode, adapt_timeline
     from emovox.serving.predictor import Predictor
+    from emovox.serving.schema import failure_document
     from emovox.serving.timeline import build_timeline, write_timeline_csv
 
     setup_logging(False)
     try:
         mode = AdaptMode(adapt)
         predictor = Predictor.from_artifact(model, backend=backend)
+    except USER_ERRORS as exc:
+        fail(exc)
+    try:
         with render.seconds_progress(_duration(file)) as progress:
             tl = build_timeline(predictor, file, window=window, hop=hop, progress=progress)
     except USER_ERRORS as exc:
+        if json_out:  # a script reads stdout: the refusal as predict --json writes it (stop 35)
+            print(json.dumps(failure_document(str(file), str(exc)), indent=2))
         fail(exc)
     if mode is AdaptMode.SELF:
         adapt_timeline(tl, predictor.labels)

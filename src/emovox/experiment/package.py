@@ -40,7 +40,7 @@ from emovox.experiment.recipe import (
 from emovox.experiment.rundir import read_cv_run
 from emovox.experiment.runner import training_sources
 from emovox.features.bandwidth import NARROW_BAND_FLOOR_DB
-from emovox.fileio import atomic_path, remove_stale
+from emovox.fileio import atomic_path, claimed_folder, remove_stale
 from emovox.labels import LABELS
 from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
 from emovox.provenance import environment
@@ -92,65 +92,65 @@ def train_bundle(
     Refuses to replace an existing ``out`` unless ``force``. ``cfg.teachers`` here are
     trained model folders (``train --teacher``): the student is distilled from the mean of
     their probabilities on its training clips (:mod:`emovox.experiment.distil`)."""
-    from emovox.artifact import attach_inference, preprocess_for_input, replace_folder, save_model
-
     out = Path(out)
     spec = _checked_destination_and_spec(cfg, out, force)
     cv = checked_cv_run(calibrate, cfg.model.name, cfg.split.n_val_speakers, cfg.to_dict())
     teachers = open_teacher_models(cfg, spec)
-
-    t0 = time.perf_counter()
-    ds = load_dataset(cfg.data)
-    items, errors, _, _ = featurise(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
-    keep = np.array([i not in errors for i in range(len(ds.utts))])
-    idx = np.flatnonzero(keep)
-    # Validation speakers only when asked for (early stopping, or compare_lrcv's choice of
-    # C, which then refits on everything); by default every speaker trains.
-    val_spk = pick_val_speakers(sorted({ds.utts[i].speaker for i in idx}), ds.utts,
-                                 cfg.split.n_val_speakers, np.random.default_rng(cfg.seed))
-    is_val = np.array([ds.utts[i].speaker in val_spk for i in idx], bool)
-    train_idx = idx[~is_val]
-    if cfg.data.balance_corpora:
-        train_idx = balance_corpora(train_idx, ds.utts, np.random.default_rng(cfg.seed))
-    model = _fit(cfg, spec, ds, items, train_idx, idx[is_val], teachers)
-    seconds = time.perf_counter() - t0
-    speakers = sorted({ds.utts[i].speaker for i in idx})
-    # a network only early-stops on the validation clips; a classical model (compare_lrcv)
-    # chooses C on them and is then refitted on them too (re-check, stop 32)
-    val_only = ((sorted(val_spk), int(is_val.sum())) if spec.family is Family.NEURAL
-                else ([], 0))
-
-    if out.parent.exists():
-        remove_stale(out.parent, out.name)  # a killed build's folder (research QA, stop 32)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
-                                prefix=f".{out.name}.build-{os.getpid()}-"))
-    try:
-        stage = tmp / out.name
-        extra = {
-            "name": cfg.model.name,
-            "trained_on": _trained_on(cfg, ds, idx, speakers, seconds, val_only),
-            "n_params": count_parameters(model),
-            "cross_validation": cv.metrics if cv else None,
-        }
-        save_model(model, stage, cfg.to_dict(), metrics=cv.metrics if cv else {},
-                   extra=extra, preprocess=preprocess_for_input(spec.inputs[0]))
-        calibration = None
-        if cv:
-            from emovox.experiment.rundir import fit_from_predictions_csv
-
-            calibration = fit_from_predictions_csv(cv.predictions)
-        meta = attach_inference(stage, calibration=calibration,
-                                temperature=calibration["temperature"] if calibration else None)
-        if onnx and spec.family is Family.NEURAL:
-            from emovox.training.export import export_onnx
-
-            export_onnx(stage)
-        (stage / "MODEL_CARD.md").write_text(model_card(meta.card_view()))
-        replace_folder(stage, out, force=force)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with claimed_folder(out) as (tmp, others):
+        if others:  # both trained, the last to finish replacing the other (stop 35)
+            raise ConfigError(f"another emovox process (PID {others[0]}) is training into "
+                              f"{out} now; wait for it, or choose another --out")
+        t0 = time.perf_counter()
+        ds = load_dataset(cfg.data)
+        items, errors, _, _ = featurise(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
+        idx = np.array([i for i in range(len(ds.utts)) if i not in errors], int)
+        # Validation speakers only when asked for (early stopping, or compare_lrcv's choice
+        # of C, which then refits on everything); by default every speaker trains.
+        val_spk = pick_val_speakers(sorted({ds.utts[i].speaker for i in idx}), ds.utts,
+                                     cfg.split.n_val_speakers, np.random.default_rng(cfg.seed))
+        is_val = np.array([ds.utts[i].speaker in val_spk for i in idx], bool)
+        train_idx = idx[~is_val]
+        if cfg.data.balance_corpora:
+            train_idx = balance_corpora(train_idx, ds.utts, np.random.default_rng(cfg.seed))
+        model = _fit(cfg, spec, ds, items, train_idx, idx[is_val], teachers)
+        seconds = time.perf_counter() - t0
+        speakers = sorted({ds.utts[i].speaker for i in idx})
+        # a network only early-stops on the validation clips; a classical model
+        # (compare_lrcv) chooses C on them and is then refitted on them too (stop 32)
+        val_only = ((sorted(val_spk), int(is_val.sum())) if spec.family is Family.NEURAL
+                    else ([], 0))
+        cv_metrics = cv.metrics if cv else None
+        extra = {"name": cfg.model.name,
+                 "trained_on": _trained_on(cfg, ds, idx, speakers, seconds, val_only),
+                 "n_params": count_parameters(model), "cross_validation": cv_metrics}
+        calibration = _write_bundle(model, tmp / out.name, out, cfg, spec, extra, cv, force,
+                                    onnx)
     return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),
                          calibration, len(val_only[0]), val_only[1], speakers_text(speakers))
+
+
+def _write_bundle(model: Any, stage: Path, out: Path, cfg: ExperimentConfig, spec: ModelSpec,
+                  extra: dict[str, Any], cv: Any, force: bool, onnx: bool
+                  ) -> dict[str, Any] | None:
+    """``model`` saved to ``stage`` (calibrated on ``cv``, ONNX, card), moved to ``out``."""
+    from emovox.artifact import attach_inference, preprocess_for_input, replace_folder, save_model
+
+    save_model(model, stage, cfg.to_dict(), metrics=cv.metrics if cv else {},
+               extra=extra, preprocess=preprocess_for_input(spec.inputs[0]))
+    calibration = None
+    if cv:
+        from emovox.experiment.rundir import fit_from_predictions_csv
+
+        calibration = fit_from_predictions_csv(cv.predictions)
+    meta = attach_inference(stage, calibration=calibration,
+                            temperature=calibration["temperature"] if calibration else None)
+    if onnx and spec.family is Family.NEURAL:
+        from emovox.training.export import export_onnx
+
+        export_onnx(stage)
+    (stage / "MODEL_CARD.md").write_text(model_card(meta.card_view()))
+    replace_folder(stage, out, force=force)
+    return calibration
 
 
 def _trained_on(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray, speakers: list[str],
