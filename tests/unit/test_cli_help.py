@@ -26,3 +26,32 @@ def test_dash_h_is_help_everywhere():
     for args in (["-h"], ["predict", "-h"], ["batch", "-h"], ["evaluate", "-h"]):
         res = CliRunner().invoke(app, args)
         assert res.exit_code == 0 and "Usage:" in res.output, (args, res.output)
+
+
+def test_help_and_usage_errors_into_a_pipe_are_plain_and_whole(capsys, monkeypatch):
+    """Into a pipe or a file (pytest's capture is neither a terminal) rich boxed help and
+    usage errors at 80 columns, cut long words with "…" and showed <bool> beside flags:
+    the console script now lets click write them (stop 35)."""
+    import sys
+
+    import pytest
+    import typer.core
+
+    from emovox.cli.app import main
+
+    monkeypatch.setattr(typer.core, "HAS_RICH", typer.core.HAS_RICH)  # restored after
+    for argv, code in ((["predict", "--bogus"], 2), (["predict", "--help"], 0),
+                       (["--help"], 0)):
+        monkeypatch.setattr(sys, "argv", ["emovox", *argv])
+        with pytest.raises(SystemExit) as done:
+            main()
+        assert done.value.code == code, argv
+        res = capsys.readouterr()
+        text = res.out + res.err
+        assert "╭" not in text and "…" not in text and "<bool>" not in text, text
+        if code:
+            assert "Error: No such option: --bogus" in res.err
+        elif argv == ["--help"]:  # each command's whole description, wrapped
+            assert "directory; or, with --artifact, score a trained model on another" in text
+        else:
+            assert "emovox/data/schema/prediction-v1.json" in res.out

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
+import typer.core
 
 from emovox import __version__
 from emovox.cli import live, product, research, servers
@@ -54,10 +55,15 @@ for _name, _command in (
     ("calibrate", research.calibrate), ("export", research.export), ("app", servers.web_app),
     ("serve", servers.serve),
 ):
-    app.command(_name, help=_help(_command))(_command)
+    _text = _help(_command)  # short_help: click's plain list would cut it at 80 columns
+    app.command(_name, help=_text, short_help=_text.split("\n\n")[0])(_command)
 
 
 def main() -> None:  # console-script entry point
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        # help and usage errors into a file or a pipe as click writes them: rich boxed them
+        # at 80 columns, cut long words with "…" and showed <bool> beside flags (stop 35)
+        typer.core.HAS_RICH = False
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover
