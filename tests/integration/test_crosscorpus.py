@@ -88,6 +88,34 @@ def test_an_artifact_scored_on_its_own_training_speakers_is_not_speaker_independ
     assert "speakers are unknown (folder:unknown)" in " ".join(r.output.split())
 
 
+def test_its_own_clips_under_other_speaker_ids_are_found_by_content(cli_model, fake_ravdess,
+                                                                    tmp_path):
+    """The model's training clips listed in a CSV manifest with other speaker ids were
+    called speaker-independent (stop 34's known limit): the model records its clips'
+    digests, and the same bytes are found whatever the path or speaker (stop 35)."""
+    from emovox.artifact import read_meta
+    from emovox.artifact.clips import trained_digests
+
+    assert len(trained_digests(read_meta(cli_model).trained_on)) == 96
+    clips = sorted(fake_ravdess.rglob("*.wav"))
+    names = {"03": "happy", "04": "sad", "05": "angry"}
+    rows = [(c, names[c.name.split("-")[2]]) for c in clips if c.name.split("-")[2] in names]
+    other = tmp_path / "other.wav"  # a clip it never heard: the same voice, other bytes
+    sf.write(other, sine(170, 0.6, amp=0.2), 16000)
+    manifest = tmp_path / "own.csv"
+    manifest.write_text("path,label,speaker\n" + "".join(
+        f"{c},{label},spk{i % 3}\n" for i, (c, label) in enumerate(rows))
+        + f"{other},sad,spk9\n")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["evaluate", "--artifact", str(cli_model), "--corpus", "csv",
+                                 "--data", str(manifest), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["speaker_independent"] is False and m["clips_heard_in_training"] == len(rows)
+    assert f"{len(rows)} of the {len(rows) + 1} evaluated clips are byte for byte clips the " \
+        "model was trained on" in " ".join(r.output.split())
+
+
 @pytest.fixture(scope="module")
 def cv(fake_ravdess, fake_cache, tmp_path_factory):
     """A 6-fold egemaps_logreg CV run on the fake corpus, shared by the packaging tests."""

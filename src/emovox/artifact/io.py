@@ -33,6 +33,7 @@ from emovox.artifact.meta import (
     parse_meta,
 )
 from emovox.artifact.paths import (
+    MAX_META_BYTES,
     MODEL_JSON,
     ONNX_FILE,
     SKOPS_FILE,
@@ -81,7 +82,12 @@ def read_meta(path: str | Path) -> ArtifactMeta:
     if not f.is_file():
         raise ArtifactError(f"{path} is not an emovox model folder (no {MODEL_JSON})")
     try:
-        doc = json.loads(f.read_text(encoding="utf-8"))
+        with f.open("rb") as fh:  # read bounded: a huge file is refused, not loaded (stop 35)
+            raw = fh.read(MAX_META_BYTES + 1)
+        if len(raw) > MAX_META_BYTES:
+            raise ArtifactError(f"{f}: larger than {MAX_META_BYTES:,} bytes: not a "
+                                "model.json this package wrote")
+        doc = json.loads(raw.decode("utf-8"))
     except RecursionError:
         raise ArtifactError(f"{f}: JSON nested too deeply") from None
     except (ValueError, OSError) as exc:

@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 MODEL_JSON = "model.json"
+#: a model.json larger than this is refused unread (ours: 7-44 KB; stop 35)
+MAX_META_BYTES = 16 * 2**20
 WEIGHTS_FILE = "weights.safetensors"
 ONNX_FILE = "model.onnx"
 SKOPS_FILE = "model.skops"
@@ -55,10 +57,10 @@ DEFAULT_MODEL_DIR = "data/default_model"
 #: the bundled RAVDESS-only model (the default until the three-corpus one), relative to the
 #: ``emovox`` package
 RAVDESS_MODEL_DIR = "data/ravdess_model"
-#: Models shipped inside the package, by name: ``default`` (the CRNN + ECAPA ensemble trained
-#: on RAVDESS + EMOVO + URDU, calibrated on leave-one-corpus-out predictions) and ``ravdess``
-#: (the same recipe on RAVDESS alone: the one with a speaker-independent RAVDESS figure).
-#: Both: numpy front end + one ONNX graph, level invariant.
+#: Models shipped inside the package, by name: ``default`` (the CRNN + ECAPA + ResLSTM
+#: ensemble trained on RAVDESS + EMOVO, calibrated on leave-one-corpus-out predictions) and
+#: ``ravdess`` (CRNN + ECAPA on RAVDESS alone: the one with a speaker-independent RAVDESS
+#: figure). Both: numpy front end + one ONNX graph, level invariant.
 BUNDLED_MODELS: dict[str, str] = {
     "default": DEFAULT_MODEL_DIR,
     "ravdess": RAVDESS_MODEL_DIR,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from emovox.artifact.clips import heard_clips
 from emovox.corpora import (
     SPEAKER_PATTERN_FOLDER_ONLY,
     corpus_label_map,
@@ -93,6 +94,12 @@ def evaluate_artifact(
         raise ConfigError(f"no clips of the shared classes {classes} under {root}")
     cols = [predictor.labels.index(c) for c in classes]
     independent, heard = _speakers_unheard(predictor, utts)
+    same = heard_clips(predictor.artifact_meta.trained_on, [u.path for u in utts]) or []
+    if same:  # the model's own clips under other speaker ids: a manifest, a folder (stop 35)
+        log.warning("%d of the %d evaluated clips are byte for byte clips the model was "
+                    "trained on (e.g. %s): the result is not a test on unheard data",
+                    len(same), len(utts), utts[same[0]].path.name)
+        independent = False
 
     def one(u: Utterance) -> tuple[np.ndarray | None, str | None]:
         try:
@@ -121,6 +128,7 @@ def evaluate_artifact(
         "protocol": f"cross-corpus:{corpus}", "model_id": predictor.model_id,
         "speaker_independent": independent, "classes": classes, "pooled": m.to_dict(),
         **({"speakers_heard_in_training": heard} if heard else {}),
+        **({"clips_heard_in_training": len(same)} if same else {}),
         "n_files": res.n_files, "n_errors": res.n_errors, "seconds": res.seconds,
     }
     title = f"{predictor.model_id} on {corpus}"

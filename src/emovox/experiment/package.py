@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from emovox.artifact.clips import clip_digests
 from emovox.augment import augment_summary
 from emovox.config import ExperimentConfig
 from emovox.corpora.base import speakers_text
@@ -161,14 +162,13 @@ def _trained_on(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray, speakers: l
     aug = augment_summary(cfg.to_dict().get("augment"))
     held = ({"validation_speakers": val[0], "validation_clips": val[1]} if val[0] else {})
     return {"clips": int(len(idx)), "speakers": speakers, **held,  # emotions: QA, stop 33
-            "emotions": ds.emotion_counts(idx),
-            "corpus": "+".join(ds.corpora),
+            "emotions": ds.emotion_counts(idx), "corpus": "+".join(ds.corpora),
             "corpora": corpus_counts([ds.utts[i] for i in idx]),
-            "balance_corpora": cfg.data.balance_corpora,
-            "channels": list(cfg.data.vocal_channels),
+            "balance_corpora": cfg.data.balance_corpora, "channels": list(cfg.data.vocal_channels),
             **({"teachers": list(cfg.teachers)} if cfg.teachers else {}),
             **({"augment": aug} if aug else {}),
-            "seconds": round(seconds, 1), "environment": environment()}
+            "seconds": round(seconds, 1), "environment": environment(),
+            **clip_digests(ds.content_ids[i] for i in idx)}  # by content (stop 35)
 
 
 def _fit(cfg: ExperimentConfig, spec: ModelSpec, ds: Dataset, items: list[Any],

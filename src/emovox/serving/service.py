@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from emovox.artifact import MAX_CARD_BYTES, ArtifactError, read_contained_text
+from emovox.artifact.clips import public_trained_on
 from emovox.audio import seconds_text
 from emovox.errors import (
     AudioError,
@@ -426,7 +427,7 @@ def model_card(predictor: Any) -> dict[str, Any]:
     card.update({
         "name": meta.get("name") or (meta.get("config") or {}).get("model", {}).get("name"),
         "n_params": meta.get("n_params"),
-        "trained_on": meta.get("trained_on"),
+        "trained_on": public_trained_on(meta.get("trained_on")),  # no digests (stop 35)
         "cross_validation": cv,
         "model_card_markdown": None,
     })

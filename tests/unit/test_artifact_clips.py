@@ -1,0 +1,82 @@
+"""``trained_on.clip_digests``: which recordings a model was trained on, by content (stop 35),
+and a model.json read bounded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from emovox.artifact import BUNDLED_MODELS, read_meta, resolve_model_path
+from emovox.artifact.clips import (
+    CLIP_DIGESTS,
+    clip_digests,
+    heard_clips,
+    public_trained_on,
+    trained_digests,
+)
+from emovox.artifact.meta import ArtifactError
+
+
+def _files(tmp_path: Path, n: int) -> list[Path]:
+    out = []
+    for i in range(n):
+        p = tmp_path / f"clip{i}.wav"
+        p.write_bytes(f"bytes of clip {i}".encode())
+        out.append(p)
+    return out
+
+
+def test_digests_round_trip_and_find_the_same_bytes_under_any_name(tmp_path):
+    files = _files(tmp_path, 5)
+    ids = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files[:3]]
+    rec = clip_digests([*ids, ids[0]])  # a clip twice is one digest
+    text = rec[CLIP_DIGESTS]["digests"]
+    assert len(text) == 3 * 12 and rec[CLIP_DIGESTS]["algorithm"] == "sha256"
+    assert trained_digests(rec) == {i[:12] for i in ids}
+    copy = tmp_path / "sub" / "renamed.flac"
+    copy.parent.mkdir()
+    shutil.copy(files[1], copy)
+    assert heard_clips(rec, [files[3], copy, files[0], tmp_path / "missing.wav"]) == [1, 2]
+    assert heard_clips({"clips": 3}, files) is None  # a model that records none
+    assert public_trained_on({"clips": 3, **rec}) == {"clips": 3}
+
+
+@pytest.mark.parametrize("bad", [
+    "not a dict", {"algorithm": "md5", "hex": 12, "digests": "a" * 12},
+    {"algorithm": "sha256", "hex": 12, "digests": "a" * 13},
+    {"algorithm": "sha256", "hex": 12, "digests": "G" * 12},
+    {"algorithm": "sha256", "hex": 4, "digests": "a" * 12},
+    {"algorithm": "sha256", "hex": "12", "digests": "a" * 12},
+])
+def test_malformed_digests_are_ignored_with_a_warning(bad, caplog):
+    with caplog.at_level("WARNING"):
+        assert trained_digests({CLIP_DIGESTS: bad}) is None
+    assert "malformed" in caplog.text
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED_MODELS))
+def test_every_bundled_model_records_one_digest_per_training_clip(name):
+    meta = read_meta(resolve_model_path(name))
+    assert len(trained_digests(meta.trained_on)) == meta.trained_on["clips"] > 1000
+
+
+def test_the_api_card_leaves_the_digests_out():
+    from emovox.serving.predictor import Predictor
+    from emovox.serving.service import model_card
+
+    doc = model_card(Predictor.from_artifact(resolve_model_path("default")))
+    assert doc["trained_on"]["clips"] == 2027 and CLIP_DIGESTS not in json.dumps(doc)
+
+
+def test_a_huge_model_json_is_refused_unread(tmp_path, monkeypatch):
+    from emovox.artifact import io
+
+    folder = tmp_path / "m"
+    shutil.copytree(resolve_model_path("ravdess"), folder)
+    monkeypatch.setattr(io, "MAX_META_BYTES", 1000)
+    with pytest.raises(ArtifactError, match=r"model.json: larger than 1,000 bytes: not a model.json this package wrote"):
+        read_meta(folder)
