@@ -78,5 +78,6 @@ def test_a_huge_model_json_is_refused_unread(tmp_path, monkeypatch):
     folder = tmp_path / "m"
     shutil.copytree(resolve_model_path("ravdess"), folder)
     monkeypatch.setattr(io, "MAX_META_BYTES", 1000)
-    with pytest.raises(ArtifactError, match=r"model.json: larger than 1,000 bytes: not a model.json this package wrote"):
+    with pytest.raises(ArtifactError, match=r"model.json: larger than 1,000 bytes: not a "
+                       "model.json this package wrote"):
         read_meta(folder)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -243,24 +245,34 @@ def test_a_one_value_grid_and_alphanumeric_speaker_order():
     assert sorted(ids, key=_natural) == ["2", "10", "SF9", "SF10", "SM3", "SM23"]
 
 
-def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_path):
+@contextmanager
+def _live_writer(prefix: Path) -> Iterator[tuple[int, Path]]:
+    """A live Python process and its ``PREFIX-PID-ab12cd34`` folder (another emovox writer,
+    as :func:`emovox.fileio.live_writers` sees one); killed when the block ends."""
     import subprocess
     import sys
 
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folder = prefix.parent / f"{prefix.name}-{proc.pid}-ab12cd34"
+        folder.mkdir()
+        yield proc.pid, folder
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_path):
+    import subprocess
+
     from emovox.experiment.rundir import RunDirError, staged_run_dir
 
-    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        theirs = tmp_path / f".run.staging-{first.pid}-ab12cd34"
-        theirs.mkdir()
-        with pytest.raises(RunDirError, match=rf"another emovox process \(PID {first.pid}\) "
+    with _live_writer(tmp_path / ".run.staging") as (pid, theirs):
+        with pytest.raises(RunDirError, match=rf"another emovox process \(PID {pid}\) "
                            "is writing .*run now"):
             with staged_run_dir(tmp_path / "run"):
                 pytest.fail("the second run must not start")
         assert sorted(p.name for p in tmp_path.iterdir()) == [theirs.name]  # ours removed
-    finally:
-        first.kill()
-        first.wait()
     with staged_run_dir(tmp_path / "run") as stage:  # the writer died: its folder is stale
         (stage / "metrics.json").write_text("{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
@@ -424,8 +436,6 @@ def test_a_second_train_into_the_same_out_is_refused_before_any_work(tmp_path, m
     """Two `train --out X` at once both trained, the last to finish replacing the other's
     model (stop 35): the second is refused before reading its data; a dead build's folder
     does not block, and the folders made for the claim go when the train fails."""
-    import subprocess
-    import sys
 
     from emovox.experiment import package
 
@@ -435,17 +445,11 @@ def test_a_second_train_into_the_same_out_is_refused_before_any_work(tmp_path, m
     monkeypatch.setattr(package, "load_dataset", no_data)
     cfg = ExperimentConfig(data=DataConfig(root=str(tmp_path / "corpus")),
                            model=ModelConfig(name="prosody_logreg"))
-    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        theirs = tmp_path / f".model.build-{first.pid}-ab12cd34"
-        theirs.mkdir()
-        with pytest.raises(ConfigError, match=rf"another emovox process \(PID {first.pid}\) "
+    with _live_writer(tmp_path / ".model.build") as (pid, theirs):
+        with pytest.raises(ConfigError, match=rf"another emovox process \(PID {pid}\) "
                            "is training into .*model now"):
             package.train_bundle(cfg, tmp_path / "model")
         assert sorted(p.name for p in tmp_path.iterdir()) == [theirs.name]
-    finally:
-        first.kill()
-        first.wait()
     with pytest.raises(ConfigError, match="data read"):  # the first died: stale, removed
         package.train_bundle(cfg, tmp_path / "model")
     assert list(tmp_path.iterdir()) == []
