@@ -122,6 +122,8 @@ def test_health_docs_openapi(client):
     spec = client.get("/openapi.json").json()
     assert {"/v1/predict", "/v1/timeline", "/v1/model", "/health"} <= set(spec["paths"])
     assert "413" in spec["paths"]["/v1/predict"]["post"]["responses"]
+    card = spec["components"]["schemas"]["ModelCard"]["properties"]  # all 17 (stop 35)
+    assert set(client.get("/v1/model").json()) <= set(card) and "limits" in card
 
 
 # ------------------------------------------------------------------------------ error paths
@@ -271,6 +273,27 @@ def test_bad_requests_are_422(client, wav3):
         two = [("file", ("a.wav", wav3, "audio/wav")), ("file", ("b.wav", wav3, "audio/wav"))]
         err = assert_error(client.post(route, files=two), 422, "invalid_request")
         assert "one file per request" in err["detail"]
+
+
+def test_form_fields_an_endpoint_does_not_read_are_422(client, wav3):
+    """`-F window=10` on /v1/timeline and a misspelt `-F reference=@...` were ignored: the
+    client got the defaults, unadapted, with HTTP 200 (API QA, stop 35)."""
+    err = assert_error(client.post("/v1/timeline", files={"file": ("a.wav", wav3)},
+                                   data={"window": "10", "adapt": "self"}),
+                       422, "invalid_request")
+    assert err["detail"].startswith("adapt, window: a query parameter (POST /v1/timeline?"
+                                    "adapt=...&window=...), not a form field; unknown form")
+    refs = [("file", ("a.wav", wav3, "audio/wav")), ("reference", ("r.wav", wav3, "audio/wav"))]
+    err = assert_error(client.post("/v1/predict", files=refs), 422, "invalid_request")
+    assert err["detail"] == ("unknown form field(s) 'reference': this endpoint reads 'file' "
+                             "and 'references'")
+    assert post(client, "/v1/timeline?window=2&hop=1", wav3).json()["window"] == 2.0
+
+
+def test_health_answers_head_requests(client):
+    """Uptime monitors send HEAD (it was 405)."""
+    r = client.head("/health")
+    assert r.status_code == 200 and r.content == b""
 
 
 def test_unexpected_error_is_500_without_details(tiny_model, wav3, monkeypatch):

@@ -249,6 +249,18 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
     for port in ("70000", "-1", "0"):  # the web app's port too (streamlit tracebacked)
         usage = CliRunner().invoke(app, ["app", "--port", port])
         assert usage.exit_code == 2 and "Invalid value" in usage.output, port
+    # limits: inf was a traceback (exit 1), nan "should be >= 0.001" (API QA, stop 35)
+    for env in ({"EMOVOX_MAX_UPLOAD_MB": "inf"}, {"EMOVOX_MAX_UPLOAD_MB": "1e400"},
+                {"EMOVOX_MAX_DURATION_S": "nan"}, {"EMOVOX_MAX_UPLOAD_MB": "0"}):
+        for command in ("serve", "app"):
+            usage = CliRunner().invoke(app, [command], env={"EMOVOX_MODEL": str(tiny_model),
+                                                            **env})
+            said = " ".join(usage.output.split())
+            assert usage.exit_code == 2 and "must be a finite number > 0" in said, (env, said)
+            assert "Traceback" not in usage.output
+    blank = CliRunner().invoke(app, ["serve"], env={"EMOVOX_MODEL": str(tiny_model),
+                                                    "EMOVOX_API_KEY": "  "})
+    assert blank.exit_code == 2 and "is blank (only whitespace)" in blank.output
 
     open_net = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"],
                                   env={"EMOVOX_MODEL": str(tiny_model)})

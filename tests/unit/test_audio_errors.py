@@ -316,6 +316,19 @@ def test_an_m4a_or_webm_cut_short_is_answered_with_a_note(tmp_path: Path, name: 
     assert said in a.notes[0] and "damaged or cut short" in a.notes[0]
 
 
+@needs_ffmpeg
+def test_an_undecodable_mp3_is_not_said_not_to_exist(tmp_path: Path) -> None:
+    """libsndfile says "File does not exist or is not a regular file (possibly a pipe?)" of
+    an MP3 it cannot decode; the error said it too (API QA, stop 35)."""
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"ID3\x03\0\0\0\0\0\0" + np.random.default_rng(0).bytes(200_000))
+    with pytest.raises(AudioError) as err:
+        load_audio(junk)
+    said = str(err.value)
+    assert "does not exist" not in said and "possibly a pipe" not in said
+    assert said.startswith(f"{junk}: looks like MP3 but could not be decoded (")
+
+
 def _with_data_size(path: Path, size: int | None, cut: int = 0) -> Path:
     """``path`` (a 16-bit WAV written by soundfile) with its data chunk's size field set to
     ``size`` (unchanged when None) and its last ``cut`` bytes removed."""

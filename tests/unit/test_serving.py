@@ -128,6 +128,40 @@ def test_settings_api_key_is_read_but_never_passed_on():
     assert s.api_key == "k3y" and "k3y" not in repr(s)
     assert "EMOVOX_API_KEY" not in s.to_env() and "k3y" not in s.to_env().values()
     assert logic.Settings.from_env({}).api_key is None
+    assert logic.Settings.from_env({"EMOVOX_API_KEY": ""}).api_key is None
+    with pytest.raises(ConfigError, match="EMOVOX_API_KEY is blank"):  # API QA, stop 35:
+        logic.Settings.from_env({"EMOVOX_API_KEY": "  "})  # it locked every client out
+
+
+def test_a_size_just_over_the_limit_is_not_said_to_equal_it():
+    """"is 25 MB, larger than the 25 MB upload limit" (API QA, stop 35): bytes then."""
+    limit = 25 * 2**20
+    with pytest.raises(logic.UploadTooLarge, match=r"x.wav: is 26,214,402 bytes, larger than "
+                       r"the 25 MB \(26,214,400 bytes\) upload limit"):
+        logic.check_size(limit + 2, limit, "x.wav")
+
+
+def test_a_request_whose_client_has_gone_is_not_computed():
+    """Abandoned uploads were decoded and predicted in turn, delaying everyone behind them
+    (six 10-minute uploads: a 4 s clip waited 11.7 s; API QA, stop 35)."""
+    import asyncio
+
+    from emovox.api.server import ApiError, _Service
+
+    class Gone:
+        async def is_disconnected(self) -> bool:
+            return True
+
+    class There(Gone):
+        async def is_disconnected(self) -> bool:
+            return False
+
+    svc = _Service(None, 1, 1000, 10.0)
+    ran = []
+    with pytest.raises(ApiError) as err:
+        asyncio.run(svc.run(Gone(), "predict", lambda: ran.append(1)))
+    assert err.value.status == 499 and ran == []
+    assert asyncio.run(svc.run(There(), "predict", lambda: 42)) == 42
 
 
 def test_confidence_levels_and_helpers():

@@ -124,15 +124,35 @@ class TimelineResponse(BaseModel):
         "short, several audio tracks of which only the first was read) and mains hum"))
 
 
+class Limits(BaseModel):
+    max_upload_bytes: int = Field(description="largest accepted upload (413 above)")
+    max_duration_s: float = Field(description="longest accepted recording (422 above)")
+
+
 class ModelCard(BaseModel):
+    """Every field ``GET /v1/model`` sends (6 of its 17 were declared: API QA, stop 35)."""
+
     model_config = ConfigDict(extra="allow", protected_namespaces=())
     model_id: str
-    backend: str
+    name: str | None = Field(None, description="the architecture or ensemble")
+    backend: str = Field(description="the inference engine in use: onnx or torch")
     labels: list[str]
-    temperature: float
+    temperature: float = Field(description="the calibration temperature")
+    calibration: dict[str, Any] | None = Field(
+        None, description="how the temperature was fitted (source runs, ECE per corpus)")
+    sr: int = Field(description="the sample rate the model reads (Hz)")
+    n_frames: int | None = Field(None, description="frames per window")
+    trim: bool | None = Field(None, description="whether silence is trimmed first")
+    package_version: str | None = None
+    n_params: int | None = Field(None, description="learned numbers")
+    trained_on: dict[str, Any] | None = Field(
+        None, description="clips, speakers, corpora and emotions of the training data")
+    metrics: dict[str, Any] | None = None
+    derived_note: str | None = Field(None, description="how arousal/valence are derived")
     cross_validation: dict[str, Any] | None = Field(
         description="speaker-independent CV: protocol, summary, pooled (confusion, recall)")
     model_card_markdown: str | None
+    limits: Limits
 
 
 class Health(BaseModel):

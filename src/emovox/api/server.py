@@ -78,7 +78,9 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_MAX_BYTES", "create_app", "create_app_from_env", "is_loopback"]
 
 DEFAULT_MAX_BYTES = int(service.DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
-_FILE_HELP = "the audio file (wav, flac, ogg, mp3, m4a)"
+_FILE_HELP = "the audio file (wav, flac, ogg, opus, mp3, m4a, webm)"
+#: the timeline's settings: query parameters, never form fields
+QUERY_PARAMETERS = ("window", "hop", "adapt")
 _REFS_HELP = (
     f"optional: up to {adapt_uploads.MAX_REFERENCES} unlabelled clips of the SAME speaker, in "
     "several emotions (at least 3 with speech; fewer than 16 were measured to help little): "
@@ -178,13 +180,24 @@ class _Service:
         self.keyed = False
 
     @staticmethod
-    async def check_one_file(request: Request) -> None:
+    async def check_form(request: Request, fields: tuple[str, ...]) -> None:
         """422 when the request holds several ``file`` parts (the last one was answered and
-        the others dropped without a word before stop 29). The form is parsed once and
-        cached by Starlette: this reads it again for free."""
-        if len((await request.form()).getlist("file")) > 1:
+        the others dropped without a word before stop 29) or a form field the endpoint does
+        not read (``-F window=10`` or a misspelt ``reference`` were ignored: the client got
+        an answer it did not ask for; API QA, stop 35). The form is parsed once and cached
+        by Starlette: this reads it again for free."""
+        form = await request.form()
+        if len(form.getlist("file")) > 1:
             raise ApiError(422, "invalid_request", "file: send one file per request (several "
                            "'file' parts were sent; use 'references' for a speaker's clips)")
+        if unknown := sorted(set(form.keys()) - set(fields)):
+            query = [k for k in unknown if k in QUERY_PARAMETERS]
+            hint = (f"{', '.join(query)}: a query parameter (POST {request.url.path}?"
+                    f"{'&'.join(f'{k}=...' for k in query)}), not a form field; " if query
+                    else "")
+            raise ApiError(422, "invalid_request", f"{hint}unknown form field(s) "
+                           f"{', '.join(map(repr, unknown))}: this endpoint reads "
+                           f"{' and '.join(map(repr, fields))}")
 
     def check_upload(self, file: UploadFile) -> str:
         """The upload's display name; 413/422 from its spooled size, before any slot."""
@@ -197,14 +210,27 @@ class _Service:
                 raise ApiError(422, "bad_audio", f"{name}: the upload is empty (0 bytes).")
         return name
 
-    async def run(self, what: str, work: Callable[[], T]) -> T:
-        """``work`` in a worker thread once a slot is free (waiting holds no thread)."""
+    async def run(self, request: Request, what: str, work: Callable[[], T]) -> T:
+        """``work`` in a worker thread once a slot is free (waiting holds no thread); not at
+        all when the client has gone by then (six abandoned 10-minute uploads delayed the
+        next client's 4 s clip by 11.7 s: API QA, stop 35)."""
+        await _still_there(request, what)
         async with self.slots:
+            await _still_there(request, what)
             def guarded_work() -> T:
                 with _guarded(what):
                     return work()
 
             return await run_in_threadpool(guarded_work)
+
+
+async def _still_there(request: Request, what: str) -> None:
+    """:class:`ApiError` 499 when the client closed its connection (nobody would read the
+    answer)."""
+    if await request.is_disconnected():
+        log.info("%s: the client closed the connection before its turn; nothing computed",
+                 what)
+        raise ApiError(499, "client_closed_request", "the client closed the connection")
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +257,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
             msg = str(e.get("msg"))
             if "UploadFile" in msg:  # a plain form field where a file part was expected
-                msg = "expected an uploaded file (a multipart file part), got a text field"
+                msg = ("expected an uploaded file, got a text field (a multipart part is a file "
+                       "only with filename=\"...\" in its Content-Disposition)")
             parts.append(f"{loc}: {msg}" if loc else msg)
         detail = service.scrub("; ".join(parts) or "invalid request")
         if any(e.get("type") == "missing" and "file" in e.get("loc", ()) for e in exc.errors()):
@@ -254,7 +281,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
         file: UploadFile = File(description=_FILE_HELP),
         references: list[UploadFile] | None = File(None, description=_REFS_HELP),
     ) -> dict[str, Any]:
-        await svc.check_one_file(request)
+        await svc.check_form(request, ("file", "references"))
         name = svc.check_upload(file)
         refs = [(r.file, r.filename) for r in references or []]
         if refs:  # count and total size, before any slot or decoding
@@ -264,10 +291,10 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
         predictor = await svc.holder.aget()
         limits = {"max_bytes": svc.max_bytes, "max_duration": svc.max_duration}
         if not refs:
-            p = await svc.run("predict", lambda: service.predict_upload(
+            p = await svc.run(request, "predict", lambda: service.predict_upload(
                 predictor, file.file, name, **limits))
         else:
-            p = await svc.run("predict", lambda: adapt_uploads.predict_with_references(
+            p = await svc.run(request, "predict", lambda: adapt_uploads.predict_with_references(
                 predictor, file.file, name, refs, **limits).adapted)
         return prediction_document(p)
 
@@ -288,7 +315,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
             params = TimelineParams(window, hop)
         except ConfigError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from None
-        await svc.check_one_file(request)
+        await svc.check_form(request, ("file",))
         name = svc.check_upload(file)
         predictor = await svc.holder.aget()
 
@@ -298,7 +325,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
                                               max_duration=svc.max_duration)
             return adapt_timeline(tl, predictor.labels) if adapt is AdaptMode.SELF else tl
 
-        tl = await svc.run("timeline", work)
+        tl = await svc.run(request, "timeline", work)
         return timeline_document(tl, model_id=predictor.model_id)
 
 
@@ -312,6 +339,7 @@ def _add_info_routes(app: FastAPI, svc: _Service) -> None:
         card["limits"] = {"max_upload_bytes": svc.max_bytes, "max_duration_s": svc.max_duration}
         return card
 
+    @app.head("/health", include_in_schema=False)  # uptime monitors (API QA, stop 35)
     @app.get("/health", response_model=Health, responses={503: {"model": Health}},
              summary="Liveness and model status")
     async def health() -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -214,6 +215,14 @@ def _detail(e: Exception) -> str:
     return "the data end early" if "psf_fseek" in text else text
 
 
+def _sf_words(sf_error: object) -> str:
+    """libsndfile's refusal without its "Error opening 'PATH': " prefix; its "File does not
+    exist or is not a regular file (possibly a pipe?)", said of an existing MP3 it cannot
+    decode, in words that are true (API QA, stop 35)."""
+    text = re.sub(r"^Error opening .*?: ", "", str(sf_error or "")).strip()
+    return "cannot decode it" if "File does not exist or is not a regular file" in text else text
+
+
 def _open_soundfile(s: Source) -> Decoder:
     """Open with libsndfile; raises ``sf.LibsndfileError``/``RuntimeError`` when it cannot."""
     f = s.open_soundfile()
@@ -287,6 +296,7 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
             f"format and {tried}). Check that it is really an audio recording and not damaged; "
             "WAV, FLAC, MP3, OGG and M4A are supported."
         )
+    sf_error = _sf_words(sf_error)
     if ff_error is None:
         detail = f" (libsndfile: {sf_error})" if sf_error else ""
         return UnsupportedCodec(
@@ -295,8 +305,8 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
         )
     if "matches no streams" in str(ff_error):  # ffmpeg's answer to -map 0:a:0
         return NotAudio(
-            f"{s.name}: a {s.kind_name} file with no audio track (a video without sound?); "
-            "there is nothing to listen to. Pass a recording with sound."
+            f"{s.name}: a {s.kind_name} file with no audio track (a video without sound, or "
+            "a damaged file); there is nothing to listen to. Pass a recording with sound."
         )
     detail = f"libsndfile: {sf_error}; " if sf_error else ""
     return UnsupportedCodec(

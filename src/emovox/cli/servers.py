@@ -3,6 +3,7 @@ FastAPI and uvicorn are checked for and imported only when the command runs."""
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -36,11 +37,20 @@ ServeModelOpt = Annotated[
                  help="Model folder, or a bundled model: default (CRNN + ECAPA + ResLSTM "
                  "ensemble, RAVDESS + EMOVO) or ravdess; see `emovox models`."),
 ]
+def _finite_positive(value: float) -> float:
+    """A limit: a finite number > 0 (``inf`` was a traceback, ``nan`` "should be >= 0.001":
+    API QA, stop 35)."""
+    if not (value > 0 and math.isfinite(value)):
+        raise typer.BadParameter(f"must be a finite number > 0, got {value}")
+    return value
+
+
 MaxUploadOpt = Annotated[
-    float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", min=0.001, help="Upload limit (MB).")
+    float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", callback=_finite_positive,
+                        help="Upload limit (MB of 2^20 bytes).")
 ]
 MaxDurationOpt = Annotated[
-    float, typer.Option(envvar="EMOVOX_MAX_DURATION_S", min=0.001,
+    float, typer.Option(envvar="EMOVOX_MAX_DURATION_S", callback=_finite_positive,
                         help="Longest accepted recording (s).")
 ]
 HostOpt = Annotated[str, typer.Option(help="Address to listen on (loopback by default).")]
@@ -119,13 +129,14 @@ def serve(
 
     from emovox.api.server import create_app, is_loopback
     from emovox.serving.predictor import Predictor
+    from emovox.serving.service import api_key_setting
 
     setup_logging(False)
     try:
         predictor = Predictor.from_artifact(model, backend=backend, threads=threads)
         api = create_app(predictor=predictor, max_bytes=int(max_upload_mb * 1024 * 1024),
                          max_duration=max_duration, max_concurrency=concurrency,
-                         api_key=api_key or None)
+                         api_key=api_key_setting(api_key, "--api-key (EMOVOX_API_KEY)"))
         check_port_free(host, port)
     except USER_ERRORS as exc:
         fail(exc)

@@ -122,6 +122,18 @@ def _positive(env: Mapping[str, str], key: str, default: float) -> float:
     return value
 
 
+def api_key_setting(raw: str | None, what: str) -> str | None:
+    """The API key as the server compares it: unset or empty -> None (no key); spaces
+    around it removed (clients' header values are trimmed, so a key " k" locked every
+    client out); only whitespace -> :class:`ConfigError` (API QA, stop 35)."""
+    if not raw:
+        return None
+    if not raw.strip():
+        raise ConfigError(f"{what} is blank (only whitespace): no client could present it; "
+                          "set a key, or unset it to run without one")
+    return raw.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration of the web app and the API.
@@ -161,7 +173,7 @@ class Settings:
             max_upload_mb=_positive(env, ENV_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB),
             max_duration_s=_positive(env, ENV_MAX_DURATION_S, DEFAULT_MAX_DURATION_S),
             backend=backend,
-            api_key=env.get(ENV_API_KEY, "").strip() or None,
+            api_key=api_key_setting(env.get(ENV_API_KEY), ENV_API_KEY),
         )
 
     def to_env(self) -> dict[str, str]:

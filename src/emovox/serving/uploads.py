@@ -59,8 +59,11 @@ def _mb(n: float) -> str:
 def check_size(n_bytes: int, max_bytes: int, name: str = "the file") -> None:
     """Raise :class:`UploadTooLarge` when ``n_bytes > max_bytes``."""
     if n_bytes > max_bytes:
+        size, limit = _mb(n_bytes), _mb(max_bytes)
+        if size == limit:  # "is 25 MB, larger than the 25 MB limit" (API QA, stop 35)
+            size, limit = f"{n_bytes:,} bytes", f"{limit} ({max_bytes:,} bytes)"
         raise UploadTooLarge(
-            f"{name}: is {_mb(n_bytes)}, larger than the {_mb(max_bytes)} upload limit. "
+            f"{name}: is {size}, larger than the {limit} upload limit. "
             "Upload a shorter or compressed recording (or raise the limit)."
         )
 
