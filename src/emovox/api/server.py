@@ -213,7 +213,7 @@ class _Service:
     async def run(self, request: Request, what: str, work: Callable[[], T]) -> T:
         """``work`` in a worker thread once a slot is free (waiting holds no thread); not at
         all when the client has gone by then (six abandoned 10-minute uploads delayed the
-        next client's 4 s clip by 11.7 s: API QA, stop 35)."""
+        next client's 3.6 s clip by 10 s: API QA, stop 35; bench/abandoned_uploads.py)."""
         await _still_there(request, what)
         async with self.slots:
             await _still_there(request, what)

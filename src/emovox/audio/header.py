@@ -296,9 +296,9 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
             f"format and {tried}). Check that it is really an audio recording and not damaged; "
             "WAV, FLAC, MP3, OGG and M4A are supported."
         )
-    sf_error = _sf_words(sf_error)
+    sf_text = _sf_words(sf_error)
     if ff_error is None:
-        detail = f" (libsndfile: {sf_error})" if sf_error else ""
+        detail = f" (libsndfile: {sf_text})" if sf_text else ""
         return UnsupportedCodec(
             f"{s.name}: looks like {s.kind_name}, which cannot be decoded without ffmpeg"
             f"{detail}. To read it, {ffm.install_ffmpeg_hint()}."
@@ -308,7 +308,7 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
             f"{s.name}: a {s.kind_name} file with no audio track (a video without sound, or "
             "a damaged file); there is nothing to listen to. Pass a recording with sound."
         )
-    detail = f"libsndfile: {sf_error}; " if sf_error else ""
+    detail = f"libsndfile: {sf_text}; " if sf_text else ""
     return UnsupportedCodec(
         f"{s.name}: looks like {s.kind_name} but could not be decoded ({detail}ffmpeg: "
         f"{ff_error}). The file may be damaged or truncated, or use a codec this ffmpeg build "

@@ -37,6 +37,8 @@ ServeModelOpt = Annotated[
                  help="Model folder, or a bundled model: default (CRNN + ECAPA + ResLSTM "
                  "ensemble, RAVDESS + EMOVO) or ravdess; see `emovox models`."),
 ]
+
+
 def _finite_positive(value: float) -> float:
     """A limit: a finite number > 0 (``inf`` was a traceback, ``nan`` "should be >= 0.001":
     API QA, stop 35)."""
