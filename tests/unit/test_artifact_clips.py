@@ -81,3 +81,27 @@ def test_a_huge_model_json_is_refused_unread(tmp_path, monkeypatch):
     with pytest.raises(ArtifactError, match=r"model.json: larger than 1,000 bytes: not a "
                        "model.json this package wrote"):
         read_meta(folder)
+
+
+def test_a_calibration_run_on_other_own_data_of_the_same_name_is_said(tmp_path, caplog):
+    """The recipe check compares own data by name (`csv=own.csv`): a run on another
+    own.csv passed. Its clips are now compared with the model's by content (stop 35)."""
+    from types import SimpleNamespace
+
+    from emovox.experiment.recipe import warn_other_clips
+
+    files = _files(tmp_path, 4)
+    preds = tmp_path / "predictions.csv"
+    rows = [f"0,{files[0]},csv:a,csv", f"0,{files[1]},csv:a,csv", f"0,{files[2]},csv:b,csv",
+            f"0,{files[3]},ravdess:01,ravdess", f"0,{tmp_path / 'gone.wav'},csv:b,csv"]
+    preds.write_text("fold,path,speaker,corpus\n" + "\n".join(rows) + "\n")
+    cv = SimpleNamespace(predictions=preds)
+    ids = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files[:2]]
+    with caplog.at_level("WARNING"):
+        assert warn_other_clips(Path("run"), cv, ids) == 1  # files[2]; ravdess, gone: not
+    assert "run tested 1 clip(s) of one's own data that the model was not trained on (of 3)" \
+        in caplog.text
+    caplog.clear()
+    assert warn_other_clips(Path("run"), cv, [*ids, hashlib.sha256(
+        files[2].read_bytes()).hexdigest()[:12]]) == 0 and not caplog.text
+    assert warn_other_clips(Path("run"), cv, None) == 0  # a model without digests

@@ -9,9 +9,6 @@ the card reports that run's speaker-independent metrics.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.artifact.clips import clip_digests
+from emovox.artifact.clips import clip_digests, trained_digests
 from emovox.augment import augment_summary
 from emovox.config import ExperimentConfig
 from emovox.corpora.base import speakers_text
@@ -34,14 +31,17 @@ from emovox.experiment.recipe import (
     check_recipe,
     checked_cv_run,
     fused_differences,
+    metrics_with_also,
+    read_also_runs,
     recipe_differences,
     trained_val_speakers,
+    warn_other_clips,
     warn_recipe,
 )
 from emovox.experiment.rundir import read_cv_run
 from emovox.experiment.runner import training_sources
 from emovox.features.bandwidth import NARROW_BAND_FLOOR_DB
-from emovox.fileio import atomic_path, claimed_folder, remove_stale
+from emovox.fileio import atomic_path, claimed_folder
 from emovox.labels import LABELS
 from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
 from emovox.provenance import environment
@@ -104,6 +104,8 @@ def train_bundle(
         t0 = time.perf_counter()
         ds = load_dataset(cfg.data)
         items, errors, _, _ = featurise(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
+        if cv:  # another own.csv of the same name (stop 35)
+            warn_other_clips(Path(str(calibrate)), cv, ds.content_ids)
         idx = np.array([i for i in range(len(ds.utts)) if i not in errors], int)
         # Validation speakers only when asked for (early stopping, or compare_lrcv's choice
         # of C, which then refits on everything); by default every speaker trains.
@@ -197,13 +199,14 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     path = Path(path)
     meta = read_meta(path)
     cv = read_cv_run(calibrate, meta.name)
-    also_runs = _also(also, meta.name)
+    also_runs = read_also_runs(also, meta.name)
     trained_val = trained_val_speakers(meta.experiment_config)
     for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
         check_recipe(Path(run), c, trained_val, meta.name)
+        warn_other_clips(Path(run), c, trained_digests(meta.trained_on))  # stop 35
     for run in [calibrate, *also]:  # the --also runs too (re-check, stop 32)
         warn_recipe(Path(run), path, recipe_differences(Path(run), meta.experiment_config))
-    update_artifact(path, meta.replace(metrics=_with_also(cv.metrics, also_runs)))
+    update_artifact(path, meta.replace(metrics=metrics_with_also(cv.metrics, also_runs)))
     calibration = fit_from_predictions_csv(cv.predictions,
                                            also=[a.predictions for a in also_runs])
     meta = attach_inference(path, temperature=calibration["temperature"],
@@ -211,18 +214,6 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     with atomic_path(path / "MODEL_CARD.md") as tmp:
         tmp.write_text(model_card(meta.card_view()))
     return calibration
-
-
-def _also(runs: Sequence[Path], model: str) -> list[Any]:
-    """Each further calibration run (checked like the main one: a speaker-independent CV run
-    of ``model``), as :class:`~emovox.experiment.rundir.CvRun`."""
-    return [read_cv_run(Path(r), model) for r in runs]
-
-
-def _with_also(metrics: dict[str, Any], also_runs: Sequence[Any]) -> dict[str, Any]:
-    """The main CV run's metrics with the further runs' headline metrics under ``"also"``
-    (the model card and ``emovox models`` show them: e.g. RAVDESS EmoBox beside loco)."""
-    return {**metrics, "also": [a.metrics for a in also_runs]} if also_runs else metrics
 
 
 def _utt_norm(pre: Any) -> str:
@@ -450,7 +441,9 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     cv = read_cv_run(calibrate, name) if calibrate else None
     if also and not cv:
         raise ConfigError("--calibrate-also needs --calibrate")
-    also_runs = _also(also, name)
+    also_runs = read_also_runs(also, name)
+    everyone = [*loaded, *[(None, f.meta) for f in funcs]]
+    trained_on = ensemble_trained_on(everyone)
     if cv:
         vals = {trained_val_speakers(m.experiment_config) for _, m in loaded}
         member_val = next(iter(vals)) if len(vals) == 1 else None
@@ -459,17 +452,16 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                    if isinstance(c, dict)]
         for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
             check_recipe(Path(run), c, member_val, name)
+            warn_other_clips(Path(run), c, trained_digests(trained_on))  # stop 35
             for fused, diffs in fused_differences(Path(run), configs):  # stop 33
                 warn_recipe(fused, f"the members of {name}", diffs)
-    cv_metrics = _with_also(cv.metrics, also_runs) if cv else None
-    if out.parent.exists():
-        remove_stale(out.parent, out.name)  # a killed build's folder (research QA, stop 32)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None,
-                                prefix=f".{out.name}.build-{os.getpid()}-"))
-    try:
+    cv_metrics = metrics_with_also(cv.metrics, also_runs) if cv else None
+    # beside out, never in /tmp (a rename across file systems fails); one build at a time
+    with claimed_folder(out) as (tmp, others):
+        if others:
+            raise ConfigError(f"another emovox process (PID {others[0]}) is building {out} "
+                              "now; wait for it, or choose another --out")
         stage = tmp / out.name
-        everyone = [*loaded, *[(None, f.meta) for f in funcs]]
-        trained_on = ensemble_trained_on(everyone)
         if len(funcs) > 1:
             trained_on["narrow_band"] = {"member": funcs[1].meta.name, "floor_db": band_floor_db}
         extra = {"name": name, "trained_on": trained_on,
@@ -495,6 +487,4 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
             export_onnx(stage)
         (stage / "MODEL_CARD.md").write_text(model_card(meta.card_view()))
         replace_folder(stage, out, force=force)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return meta

@@ -6,13 +6,15 @@ logged, since the card would show another recipe's figures and temperature.
 
 from __future__ import annotations
 
+import csv
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from emovox.artifact.clips import DIGEST_HEX
 from emovox.config import ExperimentConfig
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import CONFIG_FILE, RunDirError, read_cv_run, read_metrics
@@ -23,7 +25,8 @@ log = logging.getLogger(__name__)
 UNREADABLE = "its config.yaml could not be read, so the recipes could not be compared"
 
 __all__ = ["UNREADABLE", "check_recipe", "checked_cv_run", "fused_differences",
-           "recipe_differences", "trained_val_speakers", "warn_recipe"]
+           "metrics_with_also", "read_also_runs", "recipe_differences", "trained_val_speakers",
+           "warn_other_clips", "warn_recipe"]
 
 
 def check_recipe(run: Path, cv: Any, trained_val: int | None, model: str) -> bool:
@@ -199,3 +202,43 @@ def trained_val_speakers(config: dict[str, Any]) -> int | None:
     split = config.get("split") if isinstance(config, dict) else None
     value = split.get("n_val_speakers") if isinstance(split, dict) else None
     return int(value) if isinstance(value, int) else None
+
+
+def read_also_runs(runs: Sequence[Path], model: str) -> list[Any]:
+    """Each further calibration run (checked like the main one: a speaker-independent CV run
+    of ``model``), as :class:`~emovox.experiment.rundir.CvRun`."""
+    return [read_cv_run(Path(r), model) for r in runs]
+
+
+def metrics_with_also(metrics: dict[str, Any], also_runs: Sequence[Any]) -> dict[str, Any]:
+    """The main CV run's metrics with the further runs' headline metrics under ``"also"``
+    (the model card and ``emovox models`` show them: e.g. RAVDESS EmoBox beside loco)."""
+    return {**metrics, "also": [a.metrics for a in also_runs]} if also_runs else metrics
+
+
+def warn_other_clips(run: Path, cv: Any, trained: Iterable[str] | None) -> int:
+    """Log when clips of one's own data (a manifest or folder) that the CV run ``run``
+    tested are not among the model's training clips (``trained``: their SHA-256 digests,
+    whole or cut): the run read another ``own.csv`` of the same name, or an edited one, and
+    the recipe check, which compares names only, could not tell (stop 35). Returns how many
+    (files gone since are not counted)."""
+    from emovox.fileio import file_sha256
+
+    if trained is None:
+        return 0
+    known = {d[:DIGEST_HEX] for d in trained}
+    with open(cv.predictions, newline="", encoding="utf-8") as fh:
+        own = [r["path"] for r in csv.DictReader(fh)
+               if r.get("corpus", "").lower() in OWN_DATA_READERS and r.get("path")]
+    other = read = 0
+    for path in dict.fromkeys(own):
+        try:
+            other += file_sha256(path)[:DIGEST_HEX] not in known
+            read += 1
+        except OSError:
+            continue
+    if other:
+        log.warning("%s tested %d clip(s) of one's own data that the model was not trained "
+                    "on (of %d): it read other data under the same name, so its figures and "
+                    "temperature are not this model's", run, other, read)
+    return other
