@@ -114,7 +114,11 @@ def claimed_folder(out: Path, kind: str = "build") -> Iterator[tuple[Path, list[
     ``out`` does not exist, are removed when the block ends."""
     out = Path(out)
     made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder must be (re-check, stop 35)
+        raise NotADirectoryError(f"cannot make the folder {out.parent}: a file of that name "
+                                 "(or of one of its parents) is in the way") from None
     remove_stale(out.parent, out.name)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{kind}-{os.getpid()}-"))
     try:

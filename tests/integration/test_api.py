@@ -288,6 +288,13 @@ def test_form_fields_an_endpoint_does_not_read_are_422(client, wav3):
     assert err["detail"] == ("unknown form field(s) 'reference': this endpoint reads 'file' "
                              "and 'references'")
     assert post(client, "/v1/timeline?window=2&hop=1", wav3).json()["window"] == 2.0
+    # query parameters an endpoint does not read too (re-check, stop 35); names cut
+    err = assert_error(post(client, "/v1/predict?window=2", wav3), 422, "invalid_request")
+    assert err["detail"] == "unknown query parameter(s) 'window': this endpoint reads none"
+    err = assert_error(post(client, f"/v1/timeline?hop=1&{'x' * 3000}=1", wav3), 422,
+                       "invalid_request")
+    assert err["detail"] == (f"unknown query parameter(s) '{'x' * 40}...': this endpoint "
+                             "reads 'window' and 'hop' and 'adapt'")
 
 
 def test_health_answers_head_requests(client):

@@ -258,6 +258,9 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
             said = " ".join(usage.output.split())
             assert usage.exit_code == 2 and "must be a finite number > 0" in said, (env, said)
             assert "Traceback" not in usage.output
+    tiny = CliRunner().invoke(app, ["serve", "--max-upload-mb", "1e-9"],
+                              env={"EMOVOX_MODEL": str(tiny_model)})  # a 0-byte limit
+    assert tiny.exit_code == 2 and "must be at least 0.001 (MB)" in tiny.output
     blank = CliRunner().invoke(app, ["serve"], env={"EMOVOX_MODEL": str(tiny_model),
                                                     "EMOVOX_API_KEY": "  "})
     assert blank.exit_code == 2 and "is blank (only whitespace)" in blank.output

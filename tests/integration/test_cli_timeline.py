@@ -169,3 +169,7 @@ def test_timeline_of_a_refused_file(cli_model, bad_dir, json_out):
         assert doc["schema_version"] == "1"
     else:
         assert res.stdout == ""
+    # a bad option is no failure of the file: no document blames it (re-check, stop 35)
+    res = invoke(["timeline", path, "-m", cli_model, "--window", "0", "--json"])
+    ok(res, 2)
+    assert res.stdout == "" and "window must be" in " ".join(res.stderr.split())

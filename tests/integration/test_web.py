@@ -273,6 +273,12 @@ def test_app_command(tiny_model, monkeypatch, tmp_path):
     assert env["EMOVOX_MODEL"] == str(tiny_model.resolve())
     assert env["EMOVOX_MAX_UPLOAD_MB"] == "2.5" and env["EMOVOX_MAX_DURATION_S"] == "90"
     assert logic.Settings.from_env(env).max_duration_s == 90.0
+    # the API's key never reaches the web app's process, and a blank one there does not
+    # break its pages (re-check, stop 35: "The app is misconfigured" on every page)
+    monkeypatch.setenv("EMOVOX_API_KEY", "   ")
+    r = CliRunner().invoke(app, ["app", "--model", str(tiny_model)])
+    assert r.exit_code == 0 and "EMOVOX_API_KEY" not in captured["env"], r.output
+    assert logic.Settings.from_env({"EMOVOX_API_KEY": " "}, api_key=False).api_key is None
 
     bad = CliRunner().invoke(app, ["app", "--model", str(tmp_path)])
     assert bad.exit_code == 2 and "no model.json" in " ".join(bad.output.split())

@@ -329,6 +329,24 @@ def test_an_undecodable_mp3_is_not_said_not_to_exist(tmp_path: Path) -> None:
     assert said.startswith(f"{junk}: looks like MP3 but could not be decoded (")
 
 
+@needs_ffmpeg
+def test_a_cut_mp3_whose_header_states_its_length_is_noted_and_vbr_without_one_is_not(
+        tmp_path: Path) -> None:
+    """A cut MP3 was answered on half its length without a word; its Xing header states the
+    whole length. A VBR MP3 without one has a length libsndfile guesses (8.8 s for 3.8 s):
+    no note there (re-check, stop 35)."""
+    wav = write_clip(tmp_path / "src.wav", voice(12.0))
+    whole = ffmpeg_encode(wav, tmp_path / "whole.mp3", "-b:a", "32k")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert not load_audio(whole, sr=16000).notes
+    a = load_audio(cut, sr=16000)
+    assert len(a.notes) == 1 and a.notes[0].startswith(f"{cut}: the file holds ")
+    assert "of the 12.0" in a.notes[0]
+    vbr = ffmpeg_encode(wav, tmp_path / "vbr.mp3", "-q:a", "7", "-write_xing", "0")
+    assert not load_audio(vbr, sr=16000).notes
+
+
 def _with_data_size(path: Path, size: int | None, cut: int = 0) -> Path:
     """``path`` (a 16-bit WAV written by soundfile) with its data chunk's size field set to
     ``size`` (unchanged when None) and its last ``cut`` bytes removed."""

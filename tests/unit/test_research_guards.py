@@ -231,6 +231,13 @@ def test_an_ensemble_of_fold_models_keeps_no_member_validation_speakers():
         "clips": 5, "speakers": ["b"], "corpus": "emovo", "seconds": 1.0})
     a = ensemble_trained_on([(None, final), (None, other)])
     b = ensemble_trained_on([(None, other), (None, final)])
+    assert "clip_digests" not in a  # one member records none: no union
+    from emovox.artifact.clips import clip_digests, trained_digests
+
+    final.trained_on.update(clip_digests(["a" * 64, "b" * 64]))
+    other.trained_on.update(clip_digests(["c" * 64]))  # members on other data: every clip any
+    assert trained_digests(ensemble_trained_on([(None, final), (None, other)])) == {
+        "a" * 12, "b" * 12, "c" * 12}  # member heard (re-check, stop 35)
     assert "clips" not in a and sorted(a["member_data"]) == sorted(b["member_data"]) == [
         "ecapa_cmvn: 9 clips of 0 speakers (?)", "reslstm: 5 clips of 1 speaker (emovo)"]
 
@@ -456,3 +463,6 @@ def test_a_second_train_into_the_same_out_is_refused_before_any_work(tmp_path, m
     with pytest.raises(ConfigError, match="data read"):
         package.train_bundle(cfg, tmp_path / "new" / "deep" / "model")
     assert list(tmp_path.iterdir()) == []  # the parents made for the claim are gone
+    (tmp_path / "afile").write_text("x")  # a file where a folder must be: said in words
+    with pytest.raises(NotADirectoryError, match="cannot make the folder .*afile: a file"):
+        package.train_bundle(cfg, tmp_path / "afile" / "model")

@@ -141,6 +141,14 @@ def test_a_size_just_over_the_limit_is_not_said_to_equal_it():
         logic.check_size(limit + 2, limit, "x.wav")
 
 
+def test_references_just_over_the_limit_are_said_in_bytes():
+    from emovox.serving.adapt_uploads import check_references
+
+    with pytest.raises(logic.UploadTooLarge, match=r"the 2 reference clips together are "
+                       r"1,048,578 bytes, larger than the 1 MB \(1,048,576 bytes\)"):
+        check_references([524_289, 524_289], max_bytes=2**20)
+
+
 def test_a_request_whose_client_has_gone_is_not_computed():
     """Abandoned uploads were decoded and predicted in turn, delaying everyone behind them
     (six 10-minute uploads: a 4 s clip waited 11.7 s; API QA, stop 35)."""

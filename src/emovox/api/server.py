@@ -180,24 +180,28 @@ class _Service:
         self.keyed = False
 
     @staticmethod
-    async def check_form(request: Request, fields: tuple[str, ...]) -> None:
+    async def check_form(request: Request, fields: tuple[str, ...],
+                         query: tuple[str, ...] = ()) -> None:
         """422 when the request holds several ``file`` parts (the last one was answered and
         the others dropped without a word before stop 29) or a form field the endpoint does
         not read (``-F window=10`` or a misspelt ``reference`` were ignored: the client got
         an answer it did not ask for; API QA, stop 35). The form is parsed once and cached
         by Starlette: this reads it again for free."""
+        if unread := sorted(set(request.query_params.keys()) - set(query)):  # re-check
+            raise ApiError(422, "invalid_request", f"unknown query parameter(s) "
+                           f"{_names(unread)}: this endpoint reads "
+                           f"{_names(list(query)) if query else 'none'}")
         form = await request.form()
         if len(form.getlist("file")) > 1:
             raise ApiError(422, "invalid_request", "file: send one file per request (several "
                            "'file' parts were sent; use 'references' for a speaker's clips)")
         if unknown := sorted(set(form.keys()) - set(fields)):
-            query = [k for k in unknown if k in QUERY_PARAMETERS]
-            hint = (f"{', '.join(query)}: a query parameter (POST {request.url.path}?"
-                    f"{'&'.join(f'{k}=...' for k in query)}), not a form field; " if query
+            moved = [k for k in unknown if k in QUERY_PARAMETERS]
+            hint = (f"{', '.join(moved)}: a query parameter (POST {request.url.path}?"
+                    f"{'&'.join(f'{k}=...' for k in moved)}), not a form field; " if moved
                     else "")
             raise ApiError(422, "invalid_request", f"{hint}unknown form field(s) "
-                           f"{', '.join(map(repr, unknown))}: this endpoint reads "
-                           f"{' and '.join(map(repr, fields))}")
+                           f"{_names(unknown)}: this endpoint reads {_names(list(fields))}")
 
     def check_upload(self, file: UploadFile) -> str:
         """The upload's display name; 413/422 from its spooled size, before any slot."""
@@ -224,12 +228,18 @@ class _Service:
             return await run_in_threadpool(guarded_work)
 
 
+def _names(names: list[str]) -> str:
+    """``'a' and 'b'``, each cut to 40 characters, at most 5 (a client's names are echoed)."""
+    shown = [repr(n if len(n) <= 40 else n[:40] + "...") for n in names[:5]]
+    return " and ".join(shown) + (f" (and {len(names) - 5} more)" if len(names) > 5 else "")
+
+
 async def _still_there(request: Request, what: str) -> None:
     """:class:`ApiError` 499 when the client closed its connection (nobody would read the
     answer)."""
     if await request.is_disconnected():
-        log.info("%s: the client closed the connection before its turn; nothing computed",
-                 what)
+        log.warning("%s: the client closed the connection before its turn: not computed",
+                    what)  # WARNING: seen under `emovox serve` (re-check, stop 35)
         raise ApiError(499, "client_closed_request", "the client closed the connection")
 
 
@@ -315,7 +325,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
             params = TimelineParams(window, hop)
         except ConfigError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from None
-        await svc.check_form(request, ("file",))
+        await svc.check_form(request, ("file",), QUERY_PARAMETERS)
         name = svc.check_upload(file)
         predictor = await svc.holder.aget()
 

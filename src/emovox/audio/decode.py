@@ -248,7 +248,7 @@ def _decode(s: Source, sr: int, max_duration: float | None
         if dec.frames is not None and dec.frames <= READ_FRAMES:  # one block, says the header
             head = list(itertools.islice(blocks, 2))
             if len(head) == 1:  # ... and it was: one soxr call, the streaming call's samples
-                note = dec.length_note(len(head[0]), s.kind)
+                note = dec.length_note(len(head[0]), s)
                 return (resample(head[0], orig_sr, sr), orig_sr, dec.channels,
                         [*dec.notes, *([note] if note else [])])
         expected = dec.frames if dec.frames is not None else READ_FRAMES
@@ -274,7 +274,7 @@ def _decode(s: Source, sr: int, max_duration: float | None
                 "empty). Re-export the recording."))
         if stream is not None:
             out.add(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-        note = dec.length_note(n, s.kind)
+        note = dec.length_note(n, s)
         return out.result(), orig_sr, dec.channels, [*dec.notes, *([note] if note else [])]
 
 
@@ -479,7 +479,7 @@ def _iter_blocks(
                 pending.append(np.asarray(tail, dtype=np.float32))
                 n_pending += int(tail.size)
     if notes is not None:
-        notes += [*dec.notes, *filter(None, [dec.length_note(n_in, s.kind)])]
+        notes += [*dec.notes, *filter(None, [dec.length_note(n_in, s)])]
     while n_pending > 0:
         n = min(block_len, n_pending)
         yield emitted / sr, take(n)

@@ -142,12 +142,19 @@ class Decoder:
                 f"damaged or cut short; answered on the {at} s before that.")
             log.warning("%s", self.notes[-1])
 
-    def length_note(self, n: int, kind: str | None) -> str | None:
+    def length_note(self, n: int, s: Source) -> str | None:
         """After ``n`` frames were read to the end: a note when a header that states the
         length exactly (FLAC, AIFF, CAF, AU; WAV has :func:`wav_length_note`) declared more
-        than 10 ms more (a file cut short that decoded cleanly up to its end)."""
-        if (self.frames is None or kind not in EXACT_LENGTH_KINDS or kind == "wav"
-                or self.notes or n >= self.frames - self.sr // 100):
+        than 10 ms more, or an MP3's Xing header 0.5 s more (a file cut short that decoded
+        cleanly up to its end)."""
+        # an MP3's Xing header states its length to a frame or two: 0.5 s of slack there
+        # (a cut MP3 was answered on half its length without a word: re-check, stop 35)
+        # (only when its first frame states it: a VBR file without one is guessed far off)
+        kind = s.kind
+        slack = (self.sr // 100 if kind in EXACT_LENGTH_KINDS else
+                 self.sr // 2 if kind == "mp3" else None)
+        if (self.frames is None or slack is None or kind == "wav" or self.notes
+                or n >= self.frames - slack or (kind == "mp3" and not s.mp3_length_stated())):
             return None
         note = (f"{self.name}: the file holds {n / self.sr:.2f} s of the "
                 f"{self.frames / self.sr:.2f} s of audio its header declares (cut short, or a "

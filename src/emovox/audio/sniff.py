@@ -220,6 +220,33 @@ class Source:
         self.kind = sniff_format(self.head)
         self.suffix = Path(filename or (self.name if self.path else "")).suffix.lower()
 
+    def read_range(self, start: int, n: int) -> bytes:
+        """Up to ``n`` bytes from byte ``start`` (b"" past the end or when unreadable)."""
+        if self.data is not None:
+            return self.data[start:start + n]
+        try:
+            with open(self.path, "rb") as fh:  # type: ignore[arg-type]
+                fh.seek(start)
+                return fh.read(n)
+        except OSError:
+            return b""
+
+    def mp3_length_stated(self) -> bool:
+        """Does this MP3's first frame carry a Xing, Info or VBRI header (the stream's
+        length, which libsndfile reports; without one its length is a guess from the file
+        size and the first frame's bit rate, far off for VBR)? After an ID3v2 tag."""
+        start = 0
+        tag = self.read_range(0, 10)
+        if tag[:3] == b"ID3" and len(tag) == 10:  # its size: 4 syncsafe bytes
+            start = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(tag[6:10]))
+        frame = self.read_range(start, 4096)
+        sync = next((i for i in range(len(frame) - 1)
+                     if frame[i] == 0xFF and frame[i + 1] & 0xE0 == 0xE0), None)
+        if sync is None:
+            return False
+        first = frame[sync:sync + 200]  # Xing/Info at 13-36, VBRI at 36
+        return any(t in first for t in (b"Xing", b"Info", b"VBRI"))
+
     def open_soundfile(self) -> sf.SoundFile:
         """Open with libsndfile; raises ``sf.LibsndfileError``/``RuntimeError`` on failure.
 

@@ -187,6 +187,7 @@ def timeline(
     if csv_out and json_out:
         fail(ValueError("--csv and --json: choose one"))
     from emovox.serving.adapt import AdaptMode, adapt_timeline
+    from emovox.serving.params import TimelineParams
     from emovox.serving.predictor import Predictor
     from emovox.serving.schema import failure_document
     from emovox.serving.timeline import build_timeline, write_timeline_csv
@@ -194,6 +195,7 @@ def timeline(
     setup_logging(False)
     try:
         mode = AdaptMode(adapt)
+        TimelineParams(window, hop)  # an option error is no failure of the file (re-check)
         predictor = Predictor.from_artifact(model, backend=backend)
     except USER_ERRORS as exc:
         fail(exc)

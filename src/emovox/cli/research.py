@@ -348,7 +348,7 @@ def ensemble(
         float | None,
         typer.Option(help="Band ratio (dB, 4.5-7 kHz against 0.3-3.4 kHz) below which "
                      "input counts as narrow-band (with --narrow-band; default -35.3, "
-                     "emovox.features.bandwidth.NARROW_BAND_FLOOR_DB)."),
+                     "see the README's \"The bandwidth switch\")."),
     ] = None,
 ) -> None:
     """One model from several trained networks that read the same input (and optionally one

@@ -47,8 +47,15 @@ def _finite_positive(value: float) -> float:
     return value
 
 
+def _upload_limit(value: float) -> float:
+    """:func:`_finite_positive`, and at least 0.001 MB (1e-9 became a 0-byte limit)."""
+    if _finite_positive(value) < 0.001:
+        raise typer.BadParameter(f"must be at least 0.001 (MB), got {value}")
+    return value
+
+
 MaxUploadOpt = Annotated[
-    float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", callback=_finite_positive,
+    float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", callback=_upload_limit,
                         help="Upload limit (MB of 2^20 bytes).")
 ]
 MaxDurationOpt = Annotated[
@@ -77,7 +84,7 @@ def web_app(
     import os
     import subprocess
 
-    from emovox.serving.service import BACKENDS, Settings
+    from emovox.serving.service import BACKENDS, ENV_API_KEY, Settings
     from emovox.web import streamlit_command
 
     need_module("streamlit", "web")
@@ -92,7 +99,8 @@ def web_app(
     settings = Settings(model=folder, max_upload_mb=max_upload_mb,
                         max_duration_s=max_duration, backend=backend)
     argv, env = streamlit_command(settings, host=host, port=port, headless=not open_browser)
-    env = {**os.environ, **env}
+    # the API's key is the API's: the web app's process never sees it (stop 35)
+    env = {**{k: v for k, v in os.environ.items() if k != ENV_API_KEY}, **env}
     render.err_console.print(f"emovox web app on http://{host}:{port} (Ctrl-C to stop)")
     if os.name == "posix":
         os.execve(argv[0], argv, env)  # the app replaces this process

@@ -329,6 +329,9 @@ def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
                                f"{speakers_text(t.get('speakers') or [])} "
                                f"({t.get('corpus', '?')})" for (_, m), t in
                                zip(loaded, ons, strict=True)]} if known and not same else {})
+    heard = [trained_digests(t) for t in ons]  # members on other data: every clip any heard
+    if differ and all(d is not None for d in heard):  # (re-check, stop 35)
+        differ.update(clip_digests(set().union(*(d for d in heard if d))))
     return {**{k: v for k, v in data.items() if k not in private}, **differ,
             "members": [m.name for _, m in loaded],
             **({"member_augment": augs} if any(augs) else {}),

@@ -36,7 +36,7 @@ from emovox.serving.adapt import (
 )
 from emovox.serving.answer import Prediction
 from emovox.serving.timeline import Timeline
-from emovox.serving.uploads import UploadTooLarge, display_name, scrub
+from emovox.serving.uploads import UploadTooLarge, display_name, over_limit, scrub
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,6 @@ def _size(data: bytes | BinaryIO) -> int:
     return size
 
 
-def _mb(n: float) -> str:
-    return f"{n / (1024 * 1024):.3g} MB"
-
-
 def check_references(sizes: Sequence[int | None], *, max_bytes: int | None = None,
                      max_references: int = MAX_REFERENCES) -> None:
     """The checks made before any reference is read.
@@ -103,8 +99,8 @@ def check_references(sizes: Sequence[int | None], *, max_bytes: int | None = Non
     if max_bytes is not None and total > max_bytes:
         what = "the reference clip is" if len(sizes) == 1 else \
             f"the {len(sizes)} reference clips together are"
-        raise UploadTooLarge(f"{what} {_mb(total)}, "
-                             f"larger than the {_mb(max_bytes)} upload limit (the limit of "
+        size, limit = over_limit(total, max_bytes)
+        raise UploadTooLarge(f"{what} {size}, larger than the {limit} upload limit (the limit of "
                              "one upload holds for all references together): send fewer, "
                              "shorter or compressed clips")
 

@@ -157,11 +157,14 @@ class Settings:
         return int(self.max_upload_mb * 1024 * 1024)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read ``EMOVOX_*`` variables (unset or empty ones take the defaults).
+    def from_env(cls, env: Mapping[str, str] | None = None, *,
+                 api_key: bool = True) -> Settings:
+        """Read ``EMOVOX_*`` variables (unset or empty ones take the defaults); the API key
+        only with ``api_key`` (the web app reads none).
 
         Raises:
-            ConfigError: a limit that is not a positive number, or an unknown backend.
+            ConfigError: a limit that is not a positive number, an unknown backend, or a
+                blank API key.
         """
         env = os.environ if env is None else env
         model = env.get(ENV_MODEL, "").strip()
@@ -173,7 +176,8 @@ class Settings:
             max_upload_mb=_positive(env, ENV_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB),
             max_duration_s=_positive(env, ENV_MAX_DURATION_S, DEFAULT_MAX_DURATION_S),
             backend=backend,
-            api_key=api_key_setting(env.get(ENV_API_KEY), ENV_API_KEY),
+            # the web app reads no key: a blank one must not break its pages (stop 35)
+            api_key=api_key_setting(env.get(ENV_API_KEY), ENV_API_KEY) if api_key else None,
         )
 
     def to_env(self) -> dict[str, str]:

@@ -56,12 +56,20 @@ def _mb(n: float) -> str:
     return f"{n / (1024 * 1024):.3g} MB"
 
 
+def over_limit(n_bytes: int, max_bytes: int) -> tuple[str, str]:
+    """``(size, limit)`` in words for a size over the limit: in MB (of 2^20 bytes), in bytes
+    when both round alike ("is 25 MB, larger than the 25 MB upload limit": API QA, stop
+    35)."""
+    size, limit = _mb(n_bytes), _mb(max_bytes)
+    if size == limit:
+        size, limit = f"{n_bytes:,} bytes", f"{limit} ({max_bytes:,} bytes)"
+    return size, limit
+
+
 def check_size(n_bytes: int, max_bytes: int, name: str = "the file") -> None:
     """Raise :class:`UploadTooLarge` when ``n_bytes > max_bytes``."""
     if n_bytes > max_bytes:
-        size, limit = _mb(n_bytes), _mb(max_bytes)
-        if size == limit:  # "is 25 MB, larger than the 25 MB limit" (API QA, stop 35)
-            size, limit = f"{n_bytes:,} bytes", f"{limit} ({max_bytes:,} bytes)"
+        size, limit = over_limit(n_bytes, max_bytes)
         raise UploadTooLarge(
             f"{name}: is {size}, larger than the {limit} upload limit. "
             "Upload a shorter or compressed recording (or raise the limit)."

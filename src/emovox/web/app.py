@@ -411,7 +411,7 @@ def main() -> None:
     st.title("emovox")
     st.caption("Which of eight emotions does a voice carry? Evaluated on speakers never heard.")
     try:
-        settings = service.Settings.from_env()
+        settings = service.Settings.from_env(api_key=False)
     except Exception as exc:
         log.error("the app's settings: %s", exc)
         st.error(f"The app is misconfigured: {service.user_message(exc)}")
