@@ -198,3 +198,21 @@ def test_a_batch_interrupted_before_its_first_answer_says_nothing_was_written(
         ok(res, 130)
         assert "interrupted before the first answer: nothing was written" in text(res)
         assert "kept in" not in text(res) and not (tmp_path / "r.csv").exists()
+
+
+def test_a_corpus_where_no_clip_decodes_is_said(tmp_path):
+    """`train` ended in scikit-learn's "Expected 2D array", `evaluate` in NumPy's "need at
+    least one array to concatenate" (re-check, stop 35); no run folder is left."""
+    for actor in ("01", "02"):
+        folder = tmp_path / "junk" / f"Actor_{actor}"
+        folder.mkdir(parents=True)
+        for emo in ("01", "03", "04"):
+            (folder / f"03-01-{emo}-01-01-01-{actor}.wav").write_text(f"not audio {actor}{emo}\n")
+    for args in (["train", "--out", tmp_path / "model"],
+                 ["evaluate", "--protocol", "loso", "--out", tmp_path / "run"]):
+        res = invoke([*args[:1], "--data", tmp_path / "junk", "--model", "prosody_logreg",
+                      *args[1:]])
+        ok(res, 2)
+        assert "none of the 6 clips could be read (the first: " in text(res), args
+        assert "Traceback" not in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk"]

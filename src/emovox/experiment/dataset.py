@@ -252,6 +252,9 @@ def featurise(
     for part in parts:
         for i, msg in part.errors.items():
             errors.setdefault(i, msg)
+    if paths and len(errors) == len(paths):  # was scikit-learn's "Expected 2D array" (stop 35)
+        raise ConfigError(f"none of the {len(paths)} clips could be read (the first: "
+                          f"{errors[min(errors)]})")
     if len(parts) == 1:
         items: list[Any] = list(parts[0].features)
     else:
