@@ -185,8 +185,9 @@ class _Service:
         """422 when the request holds several ``file`` parts (the last one was answered and
         the others dropped without a word before stop 29) or a form field the endpoint does
         not read (``-F window=10`` or a misspelt ``reference`` were ignored: the client got
-        an answer it did not ask for; API QA, stop 35). The form is parsed once and cached
-        by Starlette: this reads it again for free."""
+        an answer it did not ask for; API QA, stop 35), or a query parameter outside
+        ``query``. The form is parsed once and cached by Starlette: this reads it again for
+        free."""
         if unread := sorted(set(request.query_params.keys()) - set(query)):  # re-check
             raise ApiError(422, "invalid_request", f"unknown query parameter(s) "
                            f"{_names(unread)}: this endpoint reads "
