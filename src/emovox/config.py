@@ -36,12 +36,15 @@ class Adapt(str, Enum):
 
     NONE = "none"  #: features as extracted (the speaker-independent headline)
     SPEAKER = "speaker"  #: each speaker's features z-scored with that speaker's own statistics
+    CORPUS = "corpus"  #: each corpus's features z-scored with that corpus's own statistics
 
     @property
     def label(self) -> str:
         """What a results row must say about a run with this mode ("" for none)."""
         if self is Adapt.SPEAKER:
             return "speaker-adapted: uses unlabelled test-speaker audio"
+        if self is Adapt.CORPUS:
+            return "corpus-adapted: uses unlabelled audio of the test corpus"
         return ""
 
 

@@ -160,7 +160,7 @@ def test_report_reads_runs_written_before_the_option(fake_ravdess, fake_cache, t
     rep = collect_report([tmp_path / "old"])
     assert not rep.problems and rep.rows[0].adapt is Adapt.NONE
     assert LABEL not in markdown_table(rep.rows)[2]
-    m["adapt"] = "corpus"
+    m["adapt"] = "dialect"
     (tmp_path / "old" / "metrics.json").write_text(json.dumps(m))
     assert "malformed" in collect_report([tmp_path / "old"]).problems[0].reason
 
@@ -168,7 +168,8 @@ def test_report_reads_runs_written_before_the_option(fake_ravdess, fake_cache, t
 @pytest.mark.parametrize("extra, message", [
     (("--adapt", "speaker", "--protocol", "random"), "needs a speaker-independent protocol"),
     (("--adapt", "speaker", "--artifact", "bundled"), "not to --artifact"),
-    (("--adapt", "corpus"), "'corpus' is not one of"),
+    (("--adapt", "corpus"), "--adapt corpus needs --protocol loco, not emobox"),
+    (("--adapt", "dialect"), "'dialect' is not one of"),
 ])
 def test_evaluate_adapt_refusals(fake_ravdess, fake_cache, tmp_path, extra, message):
     r = _evaluate(fake_ravdess, fake_cache, "--out", str(tmp_path / "r"), *extra)

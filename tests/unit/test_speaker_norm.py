@@ -210,8 +210,9 @@ def test_adapt_round_trips_through_the_config():
     assert cfg.to_dict()["adapt"] == "speaker"
     assert ExperimentConfig.from_dict(cfg.to_dict()).adapt is Adapt.SPEAKER
     assert ExperimentConfig.from_dict({}).adapt is Adapt.NONE
+    assert ExperimentConfig.from_dict({"adapt": "corpus"}).adapt is Adapt.CORPUS
     with pytest.raises(ConfigError, match="invalid experiment config"):
-        ExperimentConfig.from_dict({"adapt": "corpus"})
+        ExperimentConfig.from_dict({"adapt": "dialect"})
 
 
 def test_raw_log_mel_models_adapt_without_the_per_utterance_warning(caplog):

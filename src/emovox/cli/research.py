@@ -64,7 +64,9 @@ ProtocolOpt = Annotated[
 AdaptOpt = Annotated[
     Adapt, typer.Option(help="speaker: normalise each speaker's features with its own "
                         "statistics, from its clips without labels (test speakers: their "
-                        "unlabelled test clips). Reported apart from speaker-independent runs.")
+                        "unlabelled test clips). corpus: the same per corpus (--protocol loco "
+                        "only: the held-out corpus from its unlabelled clips). Reported apart "
+                        "from speaker-independent runs.")
 ]
 BalanceOpt = Annotated[
     bool, typer.Option("--balance-corpora",

@@ -1,4 +1,5 @@
-"""Speaker adaptation of an experiment's features (``emovox evaluate --adapt speaker``).
+"""Speaker (or corpus) adaptation of an experiment's features (``emovox evaluate --adapt
+speaker|corpus``).
 
 Every speaker's features are normalised with that speaker's own statistics
 (:mod:`emovox.features.speaker_norm`: z-score per dimension for utterance vectors, per band
@@ -23,6 +24,13 @@ speaker-independent setting, so adapted runs are reported in their own rows.
 Which clips feed a speaker's statistics: its clips that are tested in this experiment (the
 evaluated vocal channels); a speaker with only training-only clips (e.g. RAVDESS song) uses
 those.
+
+``--adapt corpus`` is the same with the corpus as the group: every corpus's features are
+z-scored with the statistics of all its clips (the classic remedy of cross-corpus emotion
+recognition). It needs ``--protocol loco``, where every fold puts each corpus wholly on one
+side, so the held-out corpus's statistics come from its unlabelled test clips only; it
+assumes a batch of unlabelled recordings from the new source (a corpus, a call centre's
+line), not one clip, and is reported apart like speaker adaptation.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.config import Adapt, ExperimentConfig
+from emovox.config import Adapt, ExperimentConfig, Protocol
 from emovox.corpora.base import Utterance
 from emovox.errors import ConfigError
 from emovox.features.speaker_norm import SpeakerStats, normalise, stats_for
@@ -52,6 +60,12 @@ class SpeakerAdapter:
     """
 
     stats: dict[str, tuple[SpeakerStats, ...]]
+    #: what a group is: a speaker (``Adapt.SPEAKER``) or a corpus (``Adapt.CORPUS``)
+    mode: Adapt = Adapt.SPEAKER
+
+    def group(self, utt: Utterance) -> str:
+        """The group whose statistics normalise ``utt``: its speaker or its corpus."""
+        return group_of(utt, self.mode)
 
     @property
     def n_centred_only(self) -> int:
@@ -75,9 +89,17 @@ class SpeakerAdapter:
 
     def summary(self) -> dict[str, Any]:
         """What metrics.json records about the adaptation."""
-        return {"mode": Adapt.SPEAKER.value, "n_speakers": len(self.stats),
+        if self.mode is Adapt.CORPUS:
+            return {"mode": self.mode.value, "n_corpora": len(self.stats),
+                    "clips_per_corpus": {c: st[0].n_clips for c, st in sorted(self.stats.items())}}
+        return {"mode": self.mode.value, "n_speakers": len(self.stats),
                 "n_centred_only": self.n_centred_only,
                 "clips_per_speaker": {s: st[0].n_clips for s, st in sorted(self.stats.items())}}
+
+
+def group_of(utt: Utterance, mode: Adapt) -> str:
+    """``utt``'s speaker (``Adapt.SPEAKER``) or corpus (``Adapt.CORPUS``)."""
+    return utt.corpus if mode is Adapt.CORPUS else utt.speaker
 
 
 def statistics_clips(speakers: Sequence[str], train_only: np.ndarray) -> np.ndarray:
@@ -91,13 +113,16 @@ def statistics_clips(speakers: Sequence[str], train_only: np.ndarray) -> np.ndar
 
 
 def fit_speaker_adapter(items: Sequence[Any], speakers: Sequence[str],
-                        use: np.ndarray | None = None) -> SpeakerAdapter:
+                        use: np.ndarray | None = None,
+                        mode: Adapt = Adapt.SPEAKER) -> SpeakerAdapter:
     """Statistics of each speaker from its own items (where ``use`` is True, default all).
 
     Args:
         items: one per clip: an array ``(D,)`` / ``(T, F)`` or a tuple of them.
-        speakers: the speaker id of each item (corpus-qualified, e.g. ``ravdess:01``).
+        speakers: the group of each item: its speaker id (corpus-qualified, e.g.
+            ``ravdess:01``), or its corpus name with ``mode=Adapt.CORPUS``.
         use: ``(N,)`` bool mask of the items that feed statistics.
+        mode: what the groups are (recorded by the adapter).
 
     No labels are taken: nothing about a clip's emotion can reach any statistic.
     """
@@ -112,21 +137,23 @@ def fit_speaker_adapter(items: Sequence[Any], speakers: Sequence[str],
     for spk, its in by_speaker.items():
         streams = list(zip(*its, strict=True)) if isinstance(its[0], tuple) else [its]
         stats[spk] = tuple(stats_for(list(s)) for s in streams)
-    return SpeakerAdapter(stats)
+    return SpeakerAdapter(stats, mode)
 
 
-def check_speaker_disjoint(fold: Fold, utts: Sequence[Utterance]) -> None:
-    """Refuse a fold where a test speaker also trains or validates: its statistics (from
-    its test clips) would then reach the training side.
+def check_speaker_disjoint(fold: Fold, utts: Sequence[Utterance],
+                           mode: Adapt = Adapt.SPEAKER) -> None:
+    """Refuse a fold where a test speaker (or corpus, with ``mode=Adapt.CORPUS``) also
+    trains or validates: its statistics (from its test clips) would then reach the
+    training side.
 
     Raises:
-        ConfigError: a speaker on both sides of ``fold``.
+        ConfigError: a speaker (corpus) on both sides of ``fold``.
     """
-    test = {utts[i].speaker for i in fold.test}
-    both = sorted(test & {utts[i].speaker for i in fold.fit})
+    test = {group_of(utts[i], mode) for i in fold.test}
+    both = sorted(test & {group_of(utts[i], mode) for i in fold.fit})
     if both:
-        raise ConfigError(f"--adapt speaker needs speaker-disjoint folds; fold {fold.index} "
-                          f"has {', '.join(both)} on both sides")
+        raise ConfigError(f"--adapt {mode.value} needs {mode.value}-disjoint folds; fold "
+                          f"{fold.index} has {', '.join(both)} on both sides")
 
 
 def check_adapt_config(cfg: ExperimentConfig, stream_params: Sequence[dict[str, Any]]) -> None:
@@ -135,6 +162,10 @@ def check_adapt_config(cfg: ExperimentConfig, stream_params: Sequence[dict[str, 
     little, see the README)."""
     if cfg.adapt is Adapt.NONE:
         return
+    if cfg.adapt is Adapt.CORPUS and cfg.split.protocol is not Protocol.LOCO:
+        raise ConfigError(f"--adapt corpus needs --protocol loco, not "
+                          f"{cfg.split.protocol.value}: a corpus's statistics would mix its "
+                          "training and test clips")
     if not cfg.split.protocol.speaker_independent:
         raise ConfigError(f"--adapt {cfg.adapt.value} needs a speaker-independent protocol, "
                           f"not {cfg.split.protocol.value}: a speaker's statistics would mix "
@@ -147,5 +178,5 @@ def check_adapt_config(cfg: ExperimentConfig, stream_params: Sequence[dict[str, 
 
 __all__ = [
     "SpeakerAdapter", "check_adapt_config", "check_speaker_disjoint", "fit_speaker_adapter",
-    "statistics_clips",
+    "group_of", "statistics_clips",
 ]

@@ -349,7 +349,7 @@ def _not_adapted(folder: Path) -> None:
 
     adapt = (read_meta(folder).experiment_config or {}).get("adapt", "none")
     if adapt not in (None, "none"):
-        raise ConfigError(f"{folder} was trained on features normalised per speaker "
+        raise ConfigError(f"{folder} was trained on features normalised per {adapt} "
                           f"(--adapt {adapt}), which a single clip cannot give; use members "
                           "trained without --adapt")
 

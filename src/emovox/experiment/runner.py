@@ -4,8 +4,9 @@ Several corpora are scored by the rule of :mod:`emovox.experiment.multicorpus`: 
 clip's probabilities are restricted to its corpus's classes (and renormalised);
 ``metrics.json`` adds the metrics of each corpus (``per_corpus``).
 
-With ``cfg.adapt`` = speaker, every clip's features are normalised with its speaker's own
-statistics (:mod:`emovox.experiment.adapt`: no labels, speakers never straddle a fold), and
+With ``cfg.adapt`` = speaker (corpus), every clip's features are normalised with its
+speaker's (corpus's) own statistics (:mod:`emovox.experiment.adapt`: no labels, speakers
+(corpora) never straddle a fold), and
 ``metrics.json`` records ``adapt``.
 
 The run directory's layout is documented (and written) in :mod:`emovox.experiment.rundir`.
@@ -33,6 +34,7 @@ from emovox.experiment.adapt import (
     check_adapt_config,
     check_speaker_disjoint,
     fit_speaker_adapter,
+    group_of,
     statistics_clips,
 )
 from emovox.experiment.dataset import featurise, gather, load_dataset
@@ -179,7 +181,7 @@ def training_sources(
         )
         good = [j for j in range(len(items)) if j not in errors]
         if adapter is not None:
-            x += [adapter.apply(items[j], utts[train_idx[j]].speaker) for j in good]
+            x += [adapter.apply(items[j], adapter.group(utts[train_idx[j]])) for j in good]
         else:
             x += [items[j] for j in good]
         labels.append(y[train_idx][good])
@@ -252,12 +254,13 @@ def prepare_data(
         "dropped_duplicates": ds.dropped_duplicates,
     }
     adapter = None
-    if cfg.adapt is Adapt.SPEAKER:
-        speakers = [u.speaker for u in utts]
-        adapter = fit_speaker_adapter(feats, speakers, statistics_clips(speakers, train_only))
-        feats = adapter.apply_all(feats, speakers)
+    if cfg.adapt is not Adapt.NONE:
+        groups = [group_of(u, cfg.adapt) for u in utts]
+        adapter = fit_speaker_adapter(feats, groups, statistics_clips(groups, train_only),
+                                      cfg.adapt)
+        feats = adapter.apply_all(feats, groups)
         extraction["adapt"] = adapter.summary()
-        log.info("speaker adaptation: %d speakers (%d centred only: one clip)",
+        log.info("%s adaptation: %d groups (%d centred only: one clip)", cfg.adapt.value,
                  len(adapter.stats), adapter.n_centred_only)
     return PreparedData(utts, feats, y, train_only, content_ids, errors, extraction,
                         corpus_classes(utts, y), adapter)
@@ -330,7 +333,7 @@ def run_fold(
     targets (:mod:`emovox.experiment.distil`)."""
     feats, y = data.feats, data.y
     if data.adapter is not None:
-        check_speaker_disjoint(fold, data.utts)
+        check_speaker_disjoint(fold, data.utts, data.adapter.mode)
     t_fit = time.perf_counter()
     train_idx = fold.train
     if cfg.data.balance_corpora:

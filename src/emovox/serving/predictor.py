@@ -428,7 +428,7 @@ def _serving_preprocess(meta: ArtifactMeta, path: Path) -> Preprocess:
     adapt = (meta.experiment_config or {}).get("adapt", "none")
     if adapt not in (None, "none"):  # research QA, stop 32: answered raw input silently
         raise ArtifactError(
-            f"{path}: was trained on features normalised per speaker (evaluate --adapt "
+            f"{path}: was trained on features normalised per {adapt} (evaluate --adapt "
             f"{adapt}), which a single clip cannot give; serve a model trained without --adapt")
     if pre.feature is None:
         raise ArtifactError(

@@ -1,0 +1,92 @@
+"""``--adapt corpus`` on fake RAVDESS, EMOVO and URDU trees: every corpus's features are
+z-scored with that corpus's own statistics (the held-out corpus's from its unlabelled clips),
+labels and other corpora's audio never reach them, every fold is corpus-disjoint, runs are
+labelled apart, and protocols other than ``loco`` are refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from emovox.cli import app
+from emovox.config import Adapt, DataConfig, ExperimentConfig, ModelConfig, Protocol, SplitConfig
+from emovox.corpora.base import Utterance
+from emovox.errors import ConfigError
+from emovox.experiment.adapt import check_speaker_disjoint, group_of
+from emovox.experiment.runner import prepare_data
+from emovox.features.speaker_norm import normalise, vector_stats
+from emovox.labels import Emotion
+from emovox.models import get_model_spec
+from emovox.splits import Fold
+from extra_trees import make_fake_emovo, make_fake_urdu
+
+LABEL = "corpus-adapted: uses unlabelled audio of the test corpus"
+
+
+@pytest.fixture(scope="module")
+def extra(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("extra")
+    return make_fake_emovo(root / "emovo"), make_fake_urdu(root / "urdu")
+
+
+def _cfg(rav, extra, cache, adapt=Adapt.CORPUS) -> ExperimentConfig:
+    emovo, urdu = extra
+    return ExperimentConfig(
+        data=DataConfig(root=str(rav), corpora=(f"emovo={emovo}", f"urdu={urdu}")),
+        split=SplitConfig(protocol=Protocol.LOCO, n_val_speakers=1),
+        model=ModelConfig("egemaps_logreg"), cache_dir=str(cache), n_jobs=1, adapt=adapt)
+
+
+def test_features_are_zscored_per_corpus_from_that_corpus_alone(fake_ravdess, extra,
+                                                                 fake_cache):
+    spec = get_model_spec("egemaps_logreg")
+    data = prepare_data(_cfg(fake_ravdess, extra, fake_cache), spec)
+    corpus = np.array([u.corpus for u in data.utts])
+    assert set(corpus) == {"ravdess", "emovo", "urdu"}
+    x = np.stack(data.feats)
+    for c in set(corpus):
+        z = x[corpus == c]
+        np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-4)
+        assert np.all((np.abs(z.std(0) - 1.0) < 1e-3) | (z.std(0) < 1e-3))
+    summary = data.extraction["adapt"]
+    assert summary["mode"] == "corpus" and summary["n_corpora"] == 3
+    assert summary["clips_per_corpus"]["ravdess"] == int((corpus == "ravdess").sum())
+    # a corpus's normalised features depend on its own audio only: the same corpus alone
+    # (the other two left out) gives the same numbers
+    alone = ExperimentConfig(data=DataConfig(root=str(fake_ravdess)),
+                             split=SplitConfig(protocol=Protocol.EMOBOX), model=ModelConfig(
+                                 "egemaps_logreg"), cache_dir=str(fake_cache), n_jobs=1)
+    raw = np.stack(prepare_data(alone, spec).feats)
+    np.testing.assert_allclose(x[corpus == "ravdess"], normalise(raw, vector_stats(raw)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_group_of_and_the_fold_check():
+    a = Utterance(Path("a.wav"), "ravdess", "ravdess:01", Emotion.SAD, "04")
+    b = Utterance(Path("b.wav"), "emovo", "emovo:f1", Emotion.SAD, "tri")
+    assert group_of(a, Adapt.CORPUS) == "ravdess" and group_of(a, Adapt.SPEAKER) == "ravdess:01"
+    ok = Fold(0, np.array([0]), np.array([], int), np.array([1]), ("emovo:f1",), ())
+    check_speaker_disjoint(ok, [a, b], Adapt.CORPUS)
+    mixed = Fold(3, np.array([0]), np.array([], int), np.array([1]), ("ravdess:02",), ())
+    with pytest.raises(ConfigError, match="corpus-disjoint folds; fold 3 has ravdess"):
+        check_speaker_disjoint(mixed, [a, a], Adapt.CORPUS)
+
+
+def test_evaluate_corpus_adapted_loco_is_labelled_apart(fake_ravdess, extra, fake_cache,
+                                                        tmp_path):
+    emovo, urdu = extra
+    r = CliRunner().invoke(app, [
+        "evaluate", "--data", str(fake_ravdess), "--data", f"emovo={emovo}",
+        "--data", f"urdu={urdu}", "--protocol", "loco", "--folds", "1",
+        "--val-speakers", "1", "--model", "egemaps_logreg", "--cache-dir", str(fake_cache),
+        "--jobs", "1", "--adapt", "corpus", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    assert LABEL in " ".join(r.output.split())
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["adapt"] == "corpus" and m["extraction"]["adapt"]["n_corpora"] == 3
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert r.exit_code == 0 and f"({LABEL})" in r.output
