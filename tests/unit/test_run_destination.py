@@ -64,3 +64,15 @@ def test_malformed_records_are_named_not_crashed_on(tmp_path):
     (b / "predictions.csv").write_text(text.replace(",sad,sad,", ",bogus,sad,", 1))
     with pytest.raises(ConfigError, match="unknown label 'bogus'"):
         fuse_runs([a, b], tmp_path / "f2")
+
+
+def test_a_fusion_is_adapted_as_its_adapted_member_and_two_modes_are_refused(tmp_path):
+    runs = [one_hot_run(tmp_path, n, ["angry"] * 4, "m") for n in ("a", "b", "c")]
+    for run, mode in zip(runs, ("none", "corpus", "speaker"), strict=True):
+        meta = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps({**meta, "adapt": mode}))
+    fuse_runs(runs[:2], tmp_path / "f")
+    assert json.loads((tmp_path / "f" / "metrics.json").read_text())["adapt"] == "corpus"
+    with pytest.raises(ConfigError, match=r"adapted in different ways: \['corpus', 'speaker'\]"):
+        fuse_runs(runs, tmp_path / "g")
+    assert not (tmp_path / "g").exists()

@@ -84,8 +84,9 @@ def _per_corpus(y: np.ndarray, pred: np.ndarray, corpora: list[str]) -> dict[str
 
 
 def _fused_adapt(metas: list[dict[str, Any]]) -> Adapt:
-    """A fusion uses unlabelled test-speaker audio as soon as one member does: it is then a
-    speaker-adapted run, reported apart from the speaker-independent ones."""
+    """A fusion uses unlabelled test audio as soon as one member does: it is then an adapted
+    run of that member's mode (speaker or corpus), reported apart from the
+    speaker-independent ones; members adapted in two modes are refused."""
     used = {Adapt(m.get("adapt", Adapt.NONE.value)) for m in metas} - {Adapt.NONE}
     if len(used) > 1:
         raise ConfigError(f"runs adapted in different ways: {sorted(a.value for a in used)}")
