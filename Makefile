@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.emovox-installed
 DATA ?= ../shared/data/ravdess
 APT_PACKAGES := ffmpeg chromium
+# PyTorch's CPU wheel index where plain pip would fetch the CUDA build (README, Quick start)
+TORCH_INDEX ?=
 
 .PHONY: setup demo demo-eval test lint bench clean
 
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[dev]"
 	@echo "warming librosa's numba cache"
 	$(PY) -c "import numpy as np; from emovox.features import FEATURES, extract; \

@@ -55,3 +55,23 @@ def test_help_and_usage_errors_into_a_pipe_are_plain_and_whole(capsys, monkeypat
             assert "directory; or, with --artifact, score a trained model on another" in text
         else:
             assert "emovox/data/schema/prediction-v1.json" in res.out
+
+
+def test_plain_help_shows_no_rich_markup_escapes(capsys, monkeypatch):
+    """`emovox listen --help | cat` printed `emovox\\[live]` (README audit, stop 36): in a
+    pipe click prints help as written, so no help text may hold rich's escapes."""
+    import sys
+
+    import pytest
+    import typer.core
+
+    from emovox.cli.app import main
+
+    monkeypatch.setattr(typer.core, "HAS_RICH", typer.core.HAS_RICH)  # restored after
+    for command in [c.name for c in app.registered_commands]:
+        monkeypatch.setattr(sys, "argv", ["emovox", command, "--help"])
+        with pytest.raises(SystemExit) as done:
+            main()
+        assert done.value.code == 0, command
+        out = capsys.readouterr().out
+        assert "\\[" not in out and "[/" not in out and "[bold" not in out, (command, out)

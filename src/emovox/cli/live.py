@@ -20,7 +20,8 @@ def listen(
         str | None,
         typer.Argument(help="'-': raw PCM s16le mono on stdin, e.g. `ffmpeg -i URL -f s16le "
                        "-ar 16000 -ac 1 - | emovox listen -`. Omitted: the microphone "
-                       "(pip install 'emovox\\[live]').", show_default=False),
+                       "(needs sounddevice and PortAudio: pip install sounddevice).",
+                       show_default=False),
     ] = None,
     model: ModelOpt = None,
     backend: BackendOpt = "auto",

@@ -205,12 +205,19 @@ class Predictor:
         non-finite numbers is refused here in one line, not on every clip later."""
         wave = (0.01 * np.random.default_rng(0).standard_normal(self.sr)).astype(np.float32)
         try:
-            p = self.window_probabilities([wave])
-            if p.shape != (1, len(self.labels)) or not np.isfinite(p).all():
-                raise ValueError(f"{p.shape[-1]} outputs for {len(self.labels)} labels or NaN")
+            feats = self.preprocess.window_features(self.preprocess.prepare(wave, self.sr))
+            p = np.asarray(self.predict_proba_features([feats]))
         except Exception as exc:  # noqa: BLE001 - anything a model folder makes fail here
             raise ArtifactError(f"{self.path}: the model does not run: "
                                 f"{' '.join(str(exc).split())[:200]}") from None
+        if p.ndim != 2 or p.shape != (1, len(self.labels)):
+            raise ArtifactError(  # README audit, stop 36: was NumPy's concatenation message
+                f"{self.path}: the model does not run: the network gives "
+                f"{p.shape[-1] if p.ndim else 0} outputs but model.json's \"labels\" lists "
+                f"{len(self.labels)}")
+        if not np.isfinite(p).all():
+            raise ArtifactError(f"{self.path}: the model does not run: it answers non-finite "
+                                "probabilities (NaN or infinity)")
 
     def describe(self) -> dict[str, Any]:
         """What the API/web app show about the model (plain JSON types)."""
