@@ -37,19 +37,24 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from emovox.corpora import scan_corpus
+from emovox.corpora.base import is_unknown_speaker
 
-FRAME = 400  # 25 ms at 16 kHz
+FRAME_S = 0.025  # frame length of the level percentiles (s), at the file's own rate
 VIEWS = {"absolute level": [0, 1], "level spread": [2], "DC offset": [3],
          "absolute level + DC offset": [0, 1, 3]}
 
 
 def clip_numbers(path: str) -> list[float]:
-    """``[rms dBFS, p95 frame dBFS, p95 - p10 frame dB, |mean| dBFS]`` of one file (mono mix)."""
-    x, _ = sf.read(path, dtype="float64", always_2d=True)
+    """``[rms dBFS, p95 frame dBFS, p95 - p10 frame dB, |mean| dBFS]`` of one file (mono mix;
+    25 ms frames at the file's own sample rate)."""
+    x, sr = sf.read(path, dtype="float64", always_2d=True)
     x = x.mean(1)
     m = float(x.mean())
     xc = x - m
-    fr = xc[: len(xc) // FRAME * FRAME].reshape(-1, FRAME)
+    frame = max(1, round(FRAME_S * sr))
+    if len(xc) < frame:
+        raise ValueError(f"{path}: shorter than one 25 ms frame")
+    fr = xc[: len(xc) // frame * frame].reshape(-1, frame)
     lv = 20 * np.log10(np.sqrt((fr**2).mean(1)) + 1e-9)
     rms = 20 * np.log10(np.sqrt(np.mean(xc**2)) + 1e-9)
     p95, p10 = np.percentile(lv, 95), np.percentile(lv, 10)
@@ -61,11 +66,16 @@ def unweighted_accuracy(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def corpus_report(name: str, root: str) -> None:
-    utts = scan_corpus(name, root, detect_duplicates=False).labelled
-    x = np.array([clip_numbers(str(u.path)) for u in utts])
-    y = np.array([u.emotion.value for u in utts])
+    utts = [u for u in scan_corpus(name, root, detect_duplicates=False).labelled
+            if not is_unknown_speaker(u.speaker)]
     groups = np.array([u.speaker for u in utts])
     n_folds = min(6, len(set(groups)))
+    if n_folds < 2 or len({u.emotion for u in utts}) < 2:
+        print(f"{name}: skipped: {len(utts)} labelled clips with known speakers, "
+              f"{len(set(groups))} speakers (needs two emotions and two speakers)")
+        return
+    x = np.array([clip_numbers(str(u.path)) for u in utts])
+    y = np.array([u.emotion.value for u in utts])
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000,
                                                              class_weight="balanced"))
     classes = sorted(set(y))
@@ -85,8 +95,13 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     for spec in args.data:
-        name, _, root = spec.partition("=")
-        corpus_report(name, root)
+        name, sep, root = spec.partition("=")
+        if not sep:
+            ap.error(f"--data {spec}: READER=DIR (e.g. urdu=../shared/data/extra/urdu)")
+        try:
+            corpus_report(name, root)
+        except (ValueError, OSError, RuntimeError) as exc:  # a reader, a folder, a file
+            print(f"{name}: skipped: {exc}")
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

@@ -77,16 +77,22 @@ def test_group_of_and_the_fold_check():
 
 
 def test_evaluate_corpus_adapted_loco_is_labelled_apart(fake_ravdess, extra, fake_cache,
-                                                        tmp_path):
+                                                        tmp_path, monkeypatch):
     emovo, urdu = extra
+    monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(app, [
         "evaluate", "--data", str(fake_ravdess), "--data", f"emovo={emovo}",
         "--data", f"urdu={urdu}", "--protocol", "loco", "--folds", "1",
         "--val-speakers", "1", "--model", "egemaps_logreg", "--cache-dir", str(fake_cache),
-        "--jobs", "1", "--adapt", "corpus", "--out", str(tmp_path / "run")])
+        "--jobs", "1", "--adapt", "corpus"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    assert LABEL in " ".join(r.output.split())
-    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    said = " ".join(r.output.split())
+    assert f"loco ({LABEL})" in said and "speaker-independent)" not in said  # the title
+    (run,) = (tmp_path / "runs").iterdir()  # named apart from speaker-adapted runs
+    assert run.name.startswith("egemaps_logreg-loco-corpus-adapt-"), run.name
+    m = json.loads((run / "metrics.json").read_text())
     assert m["adapt"] == "corpus" and m["extraction"]["adapt"]["n_corpora"] == 3
-    r = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    r = CliRunner().invoke(app, ["report", str(run)])
     assert r.exit_code == 0 and f"({LABEL})" in r.output
+    r = CliRunner().invoke(app, ["fuse", str(run), str(run), "--out", str(tmp_path / "f")])
+    assert r.exit_code == 0 and f"({LABEL}: not comparable" in " ".join(r.output.split())

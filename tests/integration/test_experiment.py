@@ -25,8 +25,11 @@ def cfg_for(root, cache, model: str, **params) -> ExperimentConfig:
 
 
 @pytest.mark.slow
-def test_fusion_runs_two_feature_streams(fake_ravdess, fake_cache, tmp_path):
-    res = run_experiment(cfg_for(fake_ravdess, fake_cache, "fusion", epochs=2), tmp_path / "r")
+@pytest.mark.parametrize("n_val", [1, 0])  # 0: an IndexError on the empty validation set
+def test_fusion_runs_two_feature_streams(fake_ravdess, fake_cache, tmp_path, n_val):
+    cfg = cfg_for(fake_ravdess, fake_cache, "fusion", epochs=2)
+    cfg.split = SplitConfig(folds=(0,), n_val_speakers=n_val)
+    res = run_experiment(cfg, tmp_path / "r")
     assert res.extraction["feature"] == "logmel+compare"
     assert res.folds[0].n_test == 16
     assert (tmp_path / "r" / "curves_fold0.png").exists()  # the CRNN member's curves
@@ -65,6 +68,22 @@ def test_song_clips_train_only_and_filters(tmp_path, ravdess_maker):
     only_speech = load_dataset(DataConfig(root=str(root)))
     assert len(only_speech.utts) == 32 and not only_speech.train_only.any()
     assert len(load_dataset(DataConfig(root=str(root), speakers=("1",))).utts) == 16
+
+
+def test_train_extra_song_without_song_clips_is_said(tmp_path, ravdess_maker, caplog):
+    """QA, stop 36: `--train-extra song` on a speech-only folder trained on speech alone,
+    without a word."""
+    root = ravdess_maker(tmp_path / "rav", actors=(1, 2))
+    with caplog.at_level("WARNING"):
+        ds = load_dataset(DataConfig(root=str(root), train_extra=("song",)))
+    assert not ds.train_only.any()
+    assert "--train-extra song: the data hold no song clips" in caplog.text
+    caplog.clear()
+    (root / "Actor_02" / "03-02-01-01-01-01-02.wav").write_bytes(
+        (root / "Actor_02" / "03-01-01-01-01-01-02.wav").read_bytes()[:-2] + b"\x01\x00")
+    with caplog.at_level("WARNING"):
+        load_dataset(DataConfig(root=str(root), train_extra=("song",)))
+    assert "hold no song clips" not in caplog.text
     with pytest.raises(ConfigError, match=r"speaker\(s\) not in .*: 9 \(it has 01, 02\)"):
         load_dataset(DataConfig(root=str(root), speakers=("9",)))
 
@@ -75,6 +94,8 @@ def test_gather_handles_sequences_and_tuples():
     assert gather([np.zeros(4), np.ones(4)], np.array([1])).shape == (1, 4)
     t = gather([(np.zeros(2), np.ones(3)), (np.zeros(2), np.ones(3))], np.array([0, 1]))
     assert t[0].shape == (2, 2) and t[1].shape == (2, 3)
+    # no item of a two-input model: one empty batch per input, not an empty list (QA, stop 36)
+    assert gather([(np.zeros(2), np.ones(3))], np.array([], int)) == ([], [])
 
 
 def test_random_protocol_marks_results_speaker_dependent(fake_ravdess, fake_cache, tmp_path):
@@ -143,9 +164,10 @@ def test_merge_takes_parts_written_before_a_config_key_existed(fake_ravdess, fak
     path.write_text(yaml.safe_dump(old))
     merge_runs(parts, tmp_path / "merged")
     old["split"]["seed"] = 3
+    old["adapt"] = "corpus"
     path.write_text(yaml.safe_dump(old))
-    with pytest.raises(ConfigError, match="another configuration"):
-        merge_runs(parts, tmp_path / "refused")
+    with pytest.raises(ConfigError, match=r"another configuration than .* \(adapt, split.seed\)"):
+        merge_runs(parts, tmp_path / "refused")  # the settings that differ are named (stop 36)
 
 
 def test_corpus_assembled_from_symlinked_folders(tmp_path, ravdess_maker):

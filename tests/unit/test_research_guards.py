@@ -466,3 +466,17 @@ def test_a_second_train_into_the_same_out_is_refused_before_any_work(tmp_path, m
     (tmp_path / "afile").write_text("x")  # a file where a folder must be: said in words
     with pytest.raises(NotADirectoryError, match="cannot make the folder .*afile: a file"):
         package.train_bundle(cfg, tmp_path / "afile" / "model")
+
+
+@pytest.mark.parametrize("mode, whose", [("speaker", "speakers"), ("corpus", "corpus")])
+def test_an_adapted_run_calibrates_nothing_and_says_whose_audio(tmp_path, mode, whose):
+    from test_switch_member import one_hot_run
+
+    from emovox.experiment.rundir import RunDirError, read_cv_run
+
+    run = one_hot_run(tmp_path, "r", ["angry"] * 4, "m")
+    meta = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**meta, "adapt": mode}))
+    with pytest.raises(RunDirError, match=f"--adapt {mode} \\(the unlabelled audio of its "
+                                          f"test {whose} used\\)"):
+        read_cv_run(run, "m")

@@ -141,13 +141,14 @@ def _table(title: str, columns: Sequence[str], justify: str | None = None) -> Ta
     return table
 
 
-def evaluation(res: Any, model: str, protocol: Any) -> None:
-    """Per-fold table, mean ± std row and the pooled line of a cross-validation."""
+def evaluation(res: Any, model: str, protocol: Any, adapted: str = "") -> None:
+    """Per-fold table, mean ± std row and the pooled line of a cross-validation; ``adapted``:
+    the adaptation's label (``Adapt.label``), which then replaces "speaker-independent"."""
     from emovox.metrics import SCALARS
 
-    kind = "speaker-independent" if protocol.speaker_independent else (
+    kind = adapted or ("speaker-independent" if protocol.speaker_independent else (
         "SPEAKER-DEPENDENT (same speakers in train and test; not comparable)"
-    )
+    ))
     table = _table(f"{model} · {protocol.value} ({kind})",
                    ("fold", "test speakers", "n", "UA", "WA", "macro-F1", "weighted-F1",
                     "fit s"), justify="right")
@@ -224,10 +225,20 @@ def report(problems: Sequence[Any], lines: Sequence[str]) -> None:
         print(line)
 
 
+def adaptation_caveat(adapt: str | None) -> None:
+    """The line that keeps an adapted run's figures apart (``adapt``: ``Adapt`` value)."""
+    from emovox.config import Adapt
+
+    mode = Adapt(adapt or Adapt.NONE.value)
+    if mode is not Adapt.NONE:
+        console.print(f"({mode.label}: not comparable with speaker-independent figures)")
+
+
 def fusion(res: Mapping[str, Any], out: Path) -> None:
     s = res["summary"]
     console.print(f"{res['model']} · {res['protocol']}: " + " · ".join(
         f"{k} {s[k]['mean']:.1f} ± {s[k]['std']:.1f}" for k in ("ua", "wa", "macro_f1")))
+    adaptation_caveat(res.get("adapt"))
     per = res.get("per_corpus") or {}
     if len(per) > 1:
         console.print("per corpus (its classes only): " + " · ".join(

@@ -169,19 +169,18 @@ def evaluate(
                                  on_fold=bar.fold)
     except USER_ERRORS as exc:
         fail(exc)
-    render.evaluation(res, model, protocol)
+    render.evaluation(res, model, protocol, adapt.label)
     _per_corpus(res, adapt)
 
 
 def _run_suffix(adapt: Adapt) -> str:
-    """What the default run folder name adds for ``adapt``: adapted runs end in ``-adapt``."""
-    return "" if adapt is Adapt.NONE else "-adapt"
+    """What the default run folder name adds for ``adapt``: speaker-adapted runs end in
+    ``-adapt``, corpus-adapted ones in ``-corpus-adapt``."""
+    return {Adapt.NONE: "", Adapt.SPEAKER: "-adapt"}.get(adapt, f"-{adapt.value}-adapt")
 
 
 def _per_corpus(res: Any, adapt: Adapt) -> None:
-    if adapt is not Adapt.NONE:
-        render.console.print(f"({adapt.label}: not comparable with speaker-independent "
-                             "figures)")
+    render.adaptation_caveat(adapt.value)
     if len(res.corpora) > 1:
         render.console.print("per corpus (its classes only): " + " · ".join(
             f"{c} UA {m.ua:.1f} (n={m.n})" for c, m in res.per_corpus.items()))
@@ -319,6 +318,7 @@ def merge(
     render.console.print(f"{out}: {res['model']} over folds "
                          f"{', '.join(str(f['index']) for f in res['folds'])}: "
                          f"UA {s['mean']:.1f} ± {s['std']:.1f}")
+    render.adaptation_caveat(res.get("adapt"))
 
 
 def ensemble(

@@ -180,6 +180,10 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         utts += u
         train_only += t
         reports.append(rep)
+    channels = {u.meta.get("vocal_channel") for u in utts}
+    for c in sorted(set(cfg.train_extra) - channels):  # QA, stop 36: silently none
+        log.warning("--train-extra %s: the data hold no %s clips (RAVDESS song is in "
+                    "Audio_Song_Actors_01-24: give the folder that holds both)", c, c)
     hashes = [content_hash(u.path) for u in utts]
     seen: dict[str, int] = {}
     kept: list[int] = []
@@ -218,9 +222,10 @@ def gather(feats: list[Any], idx: np.ndarray) -> Any:
     with one gathered batch per input.
     """
     items = [feats[i] for i in idx]
-    if items and isinstance(items[0], tuple):
+    first = items[0] if items else (feats[0] if len(feats) else None)
+    if isinstance(first, tuple):  # also for no item: one empty batch per input (QA, stop 36)
         return tuple(gather([it[k] for it in items], np.arange(len(items)))
-                     for k in range(len(items[0])))
+                     for k in range(len(first)))
     if items and all(a.shape == items[0].shape for a in items):
         return np.stack(items)
     return items

@@ -217,10 +217,21 @@ def _same_config(configs: list[dict[str, Any]], runs: list[Path]) -> None:
 
     for r, c in zip(runs[1:], configs[1:], strict=True):
         if strip(c) != strip(configs[0]):
-            raise ConfigError(f"{r} was run with another configuration than {runs[0]}")
+            keys = _differing_keys(strip(c), strip(configs[0]))
+            raise ConfigError(f"{r} was run with another configuration than {runs[0]} "
+                              f"({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})")
         if bool(c.get("teachers")) != bool(configs[0].get("teachers")):
             raise ConfigError(f"{r} and {runs[0]}: one was distilled from teachers, the "
                               "other not")
+
+
+def _differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the settings that differ between configs ``a`` and ``b``
+    (``adapt``, ``model.params.epochs``, ...)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b), key=str)
+                for k in _differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".") or "config"]
 
 
 def _teachers(configs: list[dict[str, Any]]) -> list[str]:

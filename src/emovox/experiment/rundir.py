@@ -466,7 +466,8 @@ def read_cv_run(run: Path, model: str) -> CvRun:
         raise RunDirError(f"{run} is not speaker-independent; calibrate on held-out speakers")
     if m.get("adapt", "none") != "none":  # research QA, stop 32: shown as the headline
         raise RunDirError(
-            f"{run} was run with --adapt {m['adapt']} (test speakers' unlabelled audio used): "
+            f"{run} was run with --adapt {m['adapt']} (the unlabelled audio of its test "
+            f"{'corpus' if m['adapt'] == 'corpus' else 'speakers'} used): "
             "its figures are not what a model answers on one clip of a new speaker, and a "
             "temperature fitted on them would be too. Calibrate on a run without --adapt.")
     try:
