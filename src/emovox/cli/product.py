@@ -122,7 +122,7 @@ def batch(
     """Predict every audio file into a CSV/JSONL; resumable, bad files become error rows.
     Exit code 1 if any file failed."""
     model = check_model_option(model)
-    from emovox.serving.batch import BatchInterrupted, Engine, run_batch
+    from emovox.serving.batch import BatchInterrupted, BatchStopped, Engine, run_batch
 
     setup_logging(False)
     adapted = None
@@ -140,13 +140,15 @@ def batch(
                 from emovox.serving.batch_adapt import run_speaker_batch
 
                 s, adapted = run_speaker_batch(inputs, out, speaker_from=speaker_from, **kw)
+    except BatchStopped as stop:  # e.g. the Dask cluster lost part-way (QA, stop 36)
+        out = _written(out, speaker_from)
+        render.batch_summary(stop.summary, out)
+        fail(ValueError(f"{stop.reason}: the {stop.summary.done} answers of this run are "
+                        f"kept in {out}; the same command goes on from there"))
     except (*USER_ERRORS, ImportError) as exc:
         fail(exc)
     except BatchInterrupted as stop:  # Ctrl-C: what was written stays (CLI QA, stop 33)
-        if speaker_from is not None:
-            from emovox.serving.batch_adapt import unadapted_path
-
-            out = unadapted_path(out)
+        out = _written(out, speaker_from)
         if not out.exists():  # nothing was answered, and the file it created is gone
             exit_interrupted("interrupted before the first answer: nothing was written")
         render.batch_summary(stop.summary, out)
@@ -164,6 +166,15 @@ def batch(
         render.batch_adaptation(adapted, out)
     if s.failed:
         exit_failed(f"{s.failed} files failed (error rows in {out})")
+
+
+def _written(out: Path, speaker_from: str | None) -> Path:
+    """The file a stopped batch wrote its answers to (unadapted ones with --speaker-from)."""
+    if speaker_from is None:
+        return out
+    from emovox.serving.batch_adapt import unadapted_path
+
+    return unadapted_path(out)
 
 
 def timeline(

@@ -174,8 +174,7 @@ def evaluate(
 
 
 def _run_suffix(adapt: Adapt) -> str:
-    """What the default run folder name adds for ``adapt``: speaker-adapted runs end in
-    ``-adapt``, corpus-adapted ones in ``-corpus-adapt``."""
+    """What the default run folder name adds for ``adapt`` (``-adapt``, ``-corpus-adapt``)."""
     return {Adapt.NONE: "", Adapt.SPEAKER: "-adapt"}.get(adapt, f"-{adapt.value}-adapt")
 
 

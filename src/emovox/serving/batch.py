@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from emovox.errors import EmovoxError
 from emovox.fileio import atomic_path
 from emovox.labels import LABELS
 from emovox.serving.answer import Status
@@ -84,6 +84,17 @@ class BatchSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "labels": dict(self.labels), "failed": self.failed}
+
+
+class BatchStopped(EmovoxError):
+    """A batch stopped part-way for a reason other than Ctrl-C (:attr:`reason`, e.g. a Dask
+    cluster that stopped answering); :attr:`summary` counts the rows written before it (kept:
+    the same call resumes after them)."""
+
+    def __init__(self, summary: BatchSummary, reason: str) -> None:
+        super().__init__(reason)
+        self.summary = summary
+        self.reason = reason
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -262,8 +273,6 @@ class RowWriter:
 
 def failure_message(exc: BaseException) -> str:
     """What an error row (of ``batch`` or ``predict``) says about a file that failed."""
-    from emovox.errors import EmovoxError
-
     return str(exc) if isinstance(exc, EmovoxError) else f"{type(exc).__name__}: {exc}"
 
 
@@ -304,21 +313,6 @@ def predict_files(predictor: Any, files: Iterable[Path], *,
         except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
             out.append(FileOutcome(f, error=failure_message(exc)))
     return out
-
-
-@lru_cache(maxsize=4)
-def _worker_predictor(artifact: str | None, backend: str) -> Any:
-    from emovox.serving.predictor import Predictor
-
-    return Predictor.from_artifact(artifact or None, backend=backend, threads=1)
-
-
-def _dask_chunk(artifact: str | None, backend: str, paths: list[str],
-                max_duration: float | None, fmt: str = "csv") -> list[dict[str, Any]]:
-    from emovox.serving.pool import predict_chunk
-
-    pred = _worker_predictor(artifact, backend)
-    return predict_chunk(pred, [Path(p) for p in paths], max_duration, fmt)
 
 
 def _chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
@@ -404,8 +398,10 @@ def run_batch(
         if not todo:
             pass
         elif engine is Engine.DASK:
-            _run_dask(todo, record, artifact, backend, workers, scheduler, max_duration,
-                      dask_processes, fmt)
+            from emovox.serving.dask_engine import run_dask
+
+            run_dask(todo, record, artifact, backend, workers, scheduler, max_duration,
+                     dask_processes, fmt)
         elif (workers > 1) if processes is None else processes:
             from emovox.serving.pool import process_rows
 
@@ -418,6 +414,11 @@ def run_batch(
     except KeyboardInterrupt as exc:
         summary.seconds = time.perf_counter() - t0
         raise BatchInterrupted(summary) from exc
+    except EmovoxError as exc:  # e.g. the Dask cluster lost part-way: say what was kept
+        if summary.done == 0:
+            raise
+        summary.seconds = time.perf_counter() - t0
+        raise BatchStopped(summary, str(exc)) from exc
     finally:
         writer.close()
         if not finished and created and summary.done == 0:
@@ -443,38 +444,3 @@ def _run_threads(todo: list[Path], record: Callable[[dict[str, Any]], None],
                 record(row)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
-              artifact: str | Path | None, backend: str, workers: int, scheduler: str | None,
-              max_duration: float | None, processes: bool, fmt: str) -> None:
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("the dask engine needs: pip install 'emovox[dask]'") from exc
-    cluster = None
-    quiet = logging.getLogger("distributed")  # its INFO lines (40 per run) drown the summary
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    client = None
-    try:
-        if scheduler:
-            client = Client(scheduler)
-        else:
-            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                                   processes=processes, dashboard_address=None,
-                                   silence_logs=logging.WARNING)
-            client = Client(cluster)
-        art = str(artifact) if artifact else None
-        futures = [client.submit(_dask_chunk, art, backend, [str(p) for p in chunk],
-                                 max_duration, fmt, pure=False)
-                   for chunk in _chunks(todo, 16)]
-        for fut in as_completed(futures):
-            for row in fut.result():
-                record(row)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-        quiet.setLevel(level)

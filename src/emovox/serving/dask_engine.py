@@ -1,0 +1,211 @@
+"""The Dask engine of ``emovox batch`` (``--engine dask``, optionally ``--scheduler ADDR``).
+
+Chunks of 16 files go to Dask workers, each of which builds one single-threaded predictor
+(kept between chunks) and answers a chunk as the local engine does
+(:func:`emovox.serving.pool.predict_chunk`). What this module makes sure of (QA, stop 36):
+
+- **Paths mean what they mean here.** A worker of a remote scheduler runs in its own folder:
+  relative inputs and a relative ``--model`` folder were looked up there (every file an
+  error row, or another file or model answered without a sign). Inputs and model folders
+  are sent as absolute paths (bundled model names as names); the workers must see the same
+  file system under the same paths.
+- **Workers that cannot answer are said before any work**: a scheduler without workers
+  (waited :data:`WAIT_FOR_WORKERS_S`), a worker that cannot import emovox or runs another
+  version of it (the batch hung with no word; the cause was only in the worker's log).
+- **A cluster that goes away mid-run** (scheduler killed, connection lost) raises
+  :class:`ClusterLost`; the rows written so far stay and the same command resumes.
+- **Rows are written in the order of the files** (they came in the order chunks finished).
+- **Ctrl-C** reaches this process only: a local cluster's processes are started with SIGINT
+  ignored (each printed a traceback).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from emovox.errors import ConfigError, EmovoxError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CHUNK", "ClusterLost", "WAIT_FOR_WORKERS_S", "check_workers", "connect", "run_dask",
+           "worker_artifact"]
+
+#: how long a scheduler may take to have its first worker
+WAIT_FOR_WORKERS_S: float = 30.0
+#: files per task
+CHUNK: int = 16
+
+
+class ClusterLost(EmovoxError):
+    """The Dask cluster stopped answering part-way (scheduler gone, connection lost), or a
+    worker failed a task (files never fail a task: e.g. the model folder missing there)."""
+
+
+def worker_artifact(artifact: str | Path | None) -> str | None:
+    """What a worker is told to load: a bundled name (or None) as it is, a folder as an
+    absolute path (a relative one would be looked up in the worker's own folder)."""
+    from emovox.artifact.paths import bundled_name
+
+    if artifact is None or bundled_name(artifact) is not None:
+        return None if artifact is None else str(artifact)
+    return str(Path(artifact).absolute())
+
+
+@lru_cache(maxsize=4)
+def _worker_predictor(artifact: str | None, backend: str) -> Any:
+    from emovox.serving.predictor import Predictor
+
+    return Predictor.from_artifact(artifact or None, backend=backend, threads=1)
+
+
+def _dask_chunk(artifact: str | None, backend: str, paths: list[str],
+                max_duration: float | None, fmt: str = "csv") -> list[dict[str, Any]]:
+    from emovox.serving.pool import predict_chunk
+
+    pred = _worker_predictor(artifact, backend)
+    return predict_chunk(pred, [Path(p) for p in paths], max_duration, fmt)
+
+
+def check_workers(client: Any, where: str) -> None:
+    """Refuse a cluster that has no worker, or one that cannot run emovox as this process
+    does (ConfigError naming the worker and the fix)."""
+    try:
+        client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+    except TimeoutError:
+        raise ConfigError(f"the Dask scheduler at {where} has no workers (waited "
+                          f"{WAIT_FOR_WORKERS_S:g} s): start some with `dask worker "
+                          f"{where}`") from None
+    ours = importlib.metadata.version("emovox")
+    found = client.run(importlib.metadata.version, "emovox", on_error="return")
+    for worker, version in sorted(found.items()):
+        if isinstance(version, BaseException):
+            raise ConfigError(f"Dask worker {worker} cannot import emovox "
+                              f"({type(version).__name__}): install emovox {ours} there")
+        if version != ours:
+            raise ConfigError(f"Dask worker {worker} runs emovox {version}, this is {ours}: "
+                              "install the same version on every worker")
+
+
+def _said(exc: BaseException) -> str:
+    """``exc`` in one short line (Dask's own messages span lines and name task keys)."""
+    text = " ".join(str(exc).split()).split(". ")[0]
+    if "reason: " in text:  # "<task key> cancelled for reason: scheduler-connection-lost"
+        text = text.split("reason: ", 1)[1]
+    text = " ".join(text.split())[:200]
+    return text if isinstance(exc, EmovoxError) else f"{type(exc).__name__}: {text}"
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while a local cluster starts its processes, which inherit it (Python
+    keeps an ignored SIGINT ignored), so Ctrl-C reaches this process alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
+    """``(client, local cluster or None)``: a client of ``scheduler`` (its workers checked:
+    :func:`check_workers`), else of a new local cluster of ``workers`` (processes or
+    threads) started with SIGINT ignored."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        try:
+            check_workers(client, scheduler)
+        except BaseException:
+            client.close()
+            raise
+        return client, None
+    with _sigint_ignored():
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                               processes=processes, dashboard_address=None,
+                               silence_logs=logging.WARNING)
+    return Client(cluster), cluster
+
+
+class _FromDask(logging.Filter):
+    """Drops the records Dask logs itself (40 INFO lines per run drowned the summary; a lost
+    scheduler printed tracebacks, some under loggers named after a bare module): what goes
+    wrong is raised and said by :func:`run_dask` in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("distributed")
+                    or "distributed" in Path(record.pathname).parts)
+
+
+@contextmanager
+def _dask_quiet() -> Iterator[None]:
+    """:class:`_FromDask` on every handler of the root and ``distributed`` loggers."""
+    quiet = _FromDask()
+    handlers = [*logging.getLogger().handlers, *logging.getLogger("distributed").handlers]
+    for h in handlers:
+        h.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(quiet)
+
+
+def run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
+             artifact: str | Path | None, backend: str, workers: int, scheduler: str | None,
+             max_duration: float | None, processes: bool, fmt: str) -> None:
+    """See :func:`_run_dask`; Dask's own log records are dropped meanwhile."""
+    with _dask_quiet():
+        _run_dask(todo, record, artifact, backend, workers, scheduler, max_duration,
+                  processes, fmt)
+
+
+def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
+              artifact: str | Path | None, backend: str, workers: int, scheduler: str | None,
+              max_duration: float | None, processes: bool, fmt: str) -> None:
+    """Answer ``todo`` on a Dask cluster (``scheduler``, else a local one of ``workers``),
+    giving each row to ``record`` in the order of ``todo``.
+
+    Raises:
+        ImportError: dask is not installed. ConfigError: the cluster has no worker or a
+        worker cannot run emovox. ClusterLost: the cluster stopped answering part-way.
+    """
+    try:
+        from distributed import CancelledError
+        from distributed.comm import CommClosedError
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("the dask engine needs: pip install 'emovox[dask]'") from exc
+    client = cluster = None
+    try:
+        client, cluster = connect(scheduler, workers, processes)
+        art = worker_artifact(artifact)
+        futures = [client.submit(_dask_chunk, art, backend,
+                                 [str(p.absolute()) for p in todo[i : i + CHUNK]],
+                                 max_duration, fmt, pure=False)
+                   for i in range(0, len(todo), CHUNK)]
+        for fut in futures:  # in order: a resumed file's row is where it was
+            try:
+                rows = fut.result()
+            except (CancelledError, CommClosedError, OSError) as exc:
+                raise ClusterLost(f"the Dask cluster stopped answering ({_said(exc)})"
+                                  ) from None
+            except Exception as exc:  # noqa: BLE001 - files never raise: the worker did
+                raise ClusterLost(f"a Dask worker failed: {_said(exc)}") from None
+            for row in rows:
+                record(row)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()

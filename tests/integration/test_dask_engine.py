@@ -1,0 +1,197 @@
+"""``emovox batch --engine dask`` (QA, stop 36): relative inputs and model folders mean the
+caller's, a cluster without usable workers is said before any work, a cluster lost part-way
+keeps what was written and says so in one line, rows come in the order of the files, a
+local cluster's processes ignore Ctrl-C, and local worker processes end with their parent."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import invoke, read_csv, text
+
+from emovox.errors import ConfigError
+from emovox.serving.batch import BatchStopped, Engine, row_for, run_batch
+
+pytest.importorskip("dask.distributed")
+
+from emovox.serving import dask_engine  # noqa: E402 - after the skip
+
+
+def test_worker_artifact_sends_folders_absolute_and_names_as_they_are(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert dask_engine.worker_artifact(None) is None
+    assert dask_engine.worker_artifact("default") == "default"
+    assert dask_engine.worker_artifact("ravdess") == "ravdess"
+    assert dask_engine.worker_artifact("mymodel") == str(tmp_path / "mymodel")
+    assert dask_engine.worker_artifact(Path("a/b")) == str(tmp_path / "a" / "b")
+
+
+class _FakeClient:
+    def __init__(self, versions, workers=True):
+        self.versions, self.workers = versions, workers
+
+    def wait_for_workers(self, n, timeout):
+        if not self.workers:
+            raise TimeoutError
+
+    def run(self, fn, *args, on_error):
+        assert fn is importlib.metadata.version and args == ("emovox",)
+        return self.versions
+
+
+def test_workers_that_cannot_run_emovox_are_refused_naming_them():
+    ours = importlib.metadata.version("emovox")
+    dask_engine.check_workers(_FakeClient({"tcp://a:1": ours}), "tcp://s:8786")
+    with pytest.raises(ConfigError, match=r"worker tcp://b:2 cannot import emovox "
+                                          r"\(PackageNotFoundError\): install emovox"):
+        dask_engine.check_workers(_FakeClient({
+            "tcp://a:1": ours, "tcp://b:2": importlib.metadata.PackageNotFoundError("emovox")}),
+            "tcp://s:8786")
+    with pytest.raises(ConfigError, match=f"runs emovox 0.0.1, this is {ours}"):
+        dask_engine.check_workers(_FakeClient({"tcp://a:1": "0.0.1"}), "tcp://s:8786")
+    with pytest.raises(ConfigError, match="tcp://s:8786 has no workers .*dask worker"):
+        dask_engine.check_workers(_FakeClient({}, workers=False), "tcp://s:8786")
+
+
+def test_a_scheduler_without_workers_is_said_and_nothing_written(good_clips, tmp_path,
+                                                                 monkeypatch):
+    from dask.distributed import LocalCluster
+
+    monkeypatch.setattr(dask_engine, "WAIT_FOR_WORKERS_S", 0.5)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        with pytest.raises(ConfigError, match="has no workers"):
+            run_batch([str(p) for p in good_clips], tmp_path / "r.csv", engine=Engine.DASK,
+                      scheduler=cluster.scheduler_address)
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_cluster_lost_part_way_keeps_the_rows_and_says_so(good_clips, tmp_path,
+                                                            monkeypatch):
+    def lost(todo, record, *args):
+        record(row_for(todo[0], None, "some error"))
+        raise dask_engine.ClusterLost("the Dask cluster stopped answering (x)")
+
+    monkeypatch.setattr(dask_engine, "run_dask", lost)
+    with pytest.raises(BatchStopped) as stop:
+        run_batch([str(p) for p in good_clips], tmp_path / "r.csv", engine=Engine.DASK)
+    assert stop.value.summary.done == 1 and len(read_csv(tmp_path / "r.csv")) == 1
+    res = invoke(["batch", *good_clips, "--out", tmp_path / "c.csv", "--engine", "dask"])
+    assert res.exit_code == 2 and "Traceback" not in text(res)
+    assert ("the Dask cluster stopped answering (x): the 1 answers of this run are kept in"
+            in text(res))
+
+
+def test_rows_come_in_the_order_of_the_files(good_clips, tmp_path, monkeypatch):
+    """The first chunk finishes last; its rows are still written first."""
+    from dask.distributed import LocalCluster
+
+    real = dask_engine._dask_chunk
+
+    def slow_first(artifact, backend, paths, *args):
+        if paths[0].endswith(good_clips[0].name):
+            time.sleep(1.0)
+        return real(artifact, backend, paths, *args)
+
+    monkeypatch.setattr(dask_engine, "_dask_chunk", slow_first)
+    monkeypatch.setattr(dask_engine, "CHUNK", 1)
+    with LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
+                      dashboard_address=None) as cluster:
+        run_batch([str(p) for p in good_clips], tmp_path / "r.csv", engine=Engine.DASK,
+                  scheduler=cluster.scheduler_address)
+    assert [Path(r["path"]).name for r in read_csv(tmp_path / "r.csv")] == [
+        p.name for p in good_clips]
+
+
+def test_a_local_clusters_processes_ignore_ctrl_c():
+    def handler() -> str:
+        import signal as s
+
+        return str(s.getsignal(s.SIGINT))
+
+    before = signal.getsignal(signal.SIGINT)
+    client, cluster = dask_engine.connect(None, 1, processes=True)
+    try:
+        assert set(client.run(handler).values()) == {str(signal.SIG_IGN)}
+    finally:
+        client.close()
+        cluster.close()
+    assert signal.getsignal(signal.SIGINT) is before  # ours is back
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_relative_inputs_and_model_are_the_callers_on_a_remote_worker(cli_model, good_clips,
+                                                                      tmp_path, monkeypatch):
+    """A scheduler and a worker started in another folder: relative paths were looked up
+    there (every file an error row, or another file answered without a sign)."""
+    import shutil
+
+    wd, user = tmp_path / "worker-folder", tmp_path / "user"
+    (user / "data").mkdir(parents=True)
+    wd.mkdir()
+    for p in good_clips:
+        shutil.copy(p, user / "data" / p.name)
+    shutil.copytree(cli_model, user / "mymodel")
+    port = _free_port()
+    dask = str(Path(sys.executable).with_name("dask"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [subprocess.Popen([dask, "scheduler", "--port", str(port), "--no-dashboard"],
+                              cwd=wd, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(2.0)
+        procs.append(subprocess.Popen(
+            [dask, "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1", "--no-dashboard"],
+            cwd=wd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        monkeypatch.chdir(user)
+        res = invoke(["batch", "data", "--out", "r.csv", "--engine", "dask", "--scheduler",
+                      f"tcp://127.0.0.1:{port}", "--model", "mymodel"])
+        assert res.exit_code == 0, text(res)
+        rows = read_csv(user / "r.csv")
+        assert sorted(r["path"] for r in rows) == sorted(
+            str((user / "data" / p.name).resolve()) for p in good_clips)
+        assert all(r["status"] in ("ok", "uncertain", "no_speech") for r in rows), rows
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=10)
+
+
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
+    """Local batch workers outlived a killed `emovox batch` (QA, stop 36)."""
+    child = (
+        "import subprocess, sys, time\n"
+        "g = subprocess.Popen([sys.executable, '-c', 'import os, time\\n"
+        "from emovox.serving.pool import watch_parent\\n"
+        "watch_parent(os.getppid(), 0.05)\\n"
+        "print(os.getpid(), flush=True)\\n"
+        "time.sleep(60)'], stdout=subprocess.PIPE, text=True)\n"
+        "print(g.stdout.readline().strip(), flush=True)\n"
+        "time.sleep(60)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    parent = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True,
+                              env=env)
+    grandchild = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait(timeout=10)
+    for _ in range(100):
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            return  # gone
+        time.sleep(0.05)
+    os.kill(grandchild, signal.SIGKILL)
+    pytest.fail("the worker outlived its parent")
