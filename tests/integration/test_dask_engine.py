@@ -195,3 +195,17 @@ def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
         time.sleep(0.05)
     os.kill(grandchild, signal.SIGKILL)
     pytest.fail("the worker outlived its parent")
+
+
+def test_a_local_cluster_listens_on_the_loopback_only():
+    """Its dashboard was served on every interface at 8787 (`dashboard_address=None`)."""
+    from urllib.parse import urlparse
+
+    client, cluster = dask_engine.connect(None, 1, processes=True)
+    try:
+        assert urlparse(cluster.scheduler_address).hostname == "127.0.0.1"
+        assert urlparse(cluster.dashboard_link).hostname == "127.0.0.1"
+        assert all(urlparse(w).hostname == "127.0.0.1" for w in cluster.scheduler_info["workers"])
+    finally:
+        client.close()
+        cluster.close()

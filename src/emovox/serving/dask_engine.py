@@ -17,6 +17,8 @@ Chunks of 16 files go to Dask workers, each of which builds one single-threaded 
 - **Rows are written in the order of the files** (they came in the order chunks finished).
 - **Ctrl-C** reaches this process only: a local cluster's processes are started with SIGINT
   ignored (each printed a traceback).
+- **A local cluster listens on the loopback only** (its dashboard was served on every
+  interface at port 8787).
 """
 
 from __future__ import annotations
@@ -132,9 +134,13 @@ def connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, 
             raise
         return client, None
     with _sigint_ignored():
+        # on the loopback only, the HTTP server on a free port: `dashboard_address=None`
+        # still served Dask's dashboard on every interface, at 8787 (QA, stop 36)
+        # (threads talk in-process: no host to give)
+        where = {"host": "127.0.0.1"} if processes else {}
         cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                               processes=processes, dashboard_address=None,
-                               silence_logs=logging.WARNING)
+                               processes=processes, dashboard_address="127.0.0.1:0",
+                               silence_logs=logging.WARNING, **where)
     return Client(cluster), cluster
 
 
