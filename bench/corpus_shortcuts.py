@@ -65,7 +65,7 @@ def unweighted_accuracy(y: np.ndarray, p: np.ndarray) -> float:
     return 100 * float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
 
 
-def corpus_report(name: str, root: str) -> None:
+def corpus_report(name: str, root: str) -> bool:
     utts = [u for u in scan_corpus(name, root, detect_duplicates=False).labelled
             if not is_unknown_speaker(u.speaker)]
     groups = np.array([u.speaker for u in utts])
@@ -73,8 +73,16 @@ def corpus_report(name: str, root: str) -> None:
     if n_folds < 2 or len({u.emotion for u in utts}) < 2:
         print(f"{name}: skipped: {len(utts)} labelled clips with known speakers, "
               f"{len(set(groups))} speakers (needs two emotions and two speakers)")
-        return
-    x = np.array([clip_numbers(str(u.path)) for u in utts])
+        return False
+    rows, kept = [], []
+    for u in utts:
+        try:
+            rows.append(clip_numbers(str(u.path)))
+            kept.append(u)
+        except (ValueError, RuntimeError) as exc:  # one bad clip, not the corpus
+            print(f"  skipped: {exc}")
+    utts, x = kept, np.array(rows)
+    groups = np.array([u.speaker for u in utts])
     y = np.array([u.emotion.value for u in utts])
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000,
                                                              class_weight="balanced"))
@@ -87,6 +95,7 @@ def corpus_report(name: str, root: str) -> None:
     med = {c: np.median(x[y == c], axis=0) for c in classes}
     print("  median per class: " + "; ".join(
         f"{c} rms {m[0]:.1f} dBFS, offset {m[3]:.1f} dBFS" for c, m in med.items()))
+    return True
 
 
 def main() -> None:
@@ -94,15 +103,18 @@ def main() -> None:
     ap.add_argument("--data", action="append", required=True, metavar="READER=DIR")
     args = ap.parse_args()
     t0 = time.perf_counter()
+    reported = 0
     for spec in args.data:
         name, sep, root = spec.partition("=")
         if not sep:
             ap.error(f"--data {spec}: READER=DIR (e.g. urdu=../shared/data/extra/urdu)")
         try:
-            corpus_report(name, root)
+            reported += corpus_report(name, root)
         except (ValueError, OSError, RuntimeError) as exc:  # a reader, a folder, a file
             print(f"{name}: skipped: {exc}")
     print(f"({time.perf_counter() - t0:.0f} s)")
+    if not reported:
+        raise SystemExit("no corpus could be reported")
 
 
 if __name__ == "__main__":

@@ -25,13 +25,41 @@ pytest.importorskip("dask.distributed")
 from emovox.serving import dask_engine  # noqa: E402 - after the skip
 
 
-def test_worker_artifact_sends_folders_absolute_and_names_as_they_are(tmp_path, monkeypatch):
+def test_worker_artifact_sends_folders_absolute_and_names_as_bundled(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert dask_engine.worker_artifact(None) is None
-    assert dask_engine.worker_artifact("default") == "default"
-    assert dask_engine.worker_artifact("ravdess") == "ravdess"
-    assert dask_engine.worker_artifact("mymodel") == str(tmp_path / "mymodel")
-    assert dask_engine.worker_artifact(Path("a/b")) == str(tmp_path / "a" / "b")
+    assert dask_engine.worker_artifact(None) == ("bundled", None)
+    assert dask_engine.worker_artifact("default") == ("bundled", "default")
+    assert dask_engine.worker_artifact("ravdess") == ("bundled", "ravdess")
+    assert dask_engine.worker_artifact("mymodel") == ("folder", str(tmp_path / "mymodel"))
+    assert dask_engine.worker_artifact(Path("a/b")) == ("folder", str(tmp_path / "a" / "b"))
+
+
+def test_a_worker_loads_a_bundled_name_from_its_package_not_its_folder(tmp_path, monkeypatch):
+    """A worker started in a folder holding `ravdess/` loaded that folder for --model
+    ravdess (re-check, stop 36)."""
+    from emovox.serving.predictor import model_id_of
+
+    (tmp_path / "ravdess").mkdir()  # not even a model: it must not be looked at
+    monkeypatch.chdir(tmp_path)
+    pred = dask_engine._worker_predictor(("bundled", "ravdess"), "auto")
+    monkeypatch.chdir(tmp_path.parent)
+    assert pred.model_id == model_id_of("ravdess")
+
+
+def test_rows_of_another_model_are_refused(good_clips, tmp_path, monkeypatch):
+    from dask.distributed import LocalCluster
+
+    real = dask_engine._dask_chunk
+
+    def stranger(*args):
+        return [{**row, "model_id": "someone-else"} for row in real(*args)]
+
+    monkeypatch.setattr(dask_engine, "_dask_chunk", stranger)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        with pytest.raises(dask_engine.ClusterLost, match="answered with model someone-else"):
+            run_batch([str(p) for p in good_clips], tmp_path / "r.csv", engine=Engine.DASK,
+                      scheduler=cluster.scheduler_address)
+    assert not (tmp_path / "r.csv").exists()
 
 
 class _FakeClient:

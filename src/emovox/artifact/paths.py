@@ -31,6 +31,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "bundled_name",
     "contained_file",
+    "packaged_model_path",
     "read_contained_text",
     "default_model_path",
     "deprecated_name_note",
@@ -179,13 +180,19 @@ def retired_model_message(name: str | Path | None) -> str | None:
     return f"model '{name}' is {RETIRED_MODELS[str(name)]}"
 
 
+def packaged_model_path(name: str) -> Path:
+    """The packaged folder of the current bundled model ``name``, whatever the current
+    folder holds (a Dask worker must not take a folder of that name in its own folder)."""
+    return Path(str(resources.files("emovox"))) / BUNDLED_MODELS[name]
+
+
 def resolve_model_path(path: str | Path | None) -> Path:
     """``None`` or a bundled name (an old one included) -> the packaged folder; anything
     else is a path."""
     if path is None:
         return default_model_path()
     if (name := bundled_name(path)) is not None:
-        return Path(str(resources.files("emovox"))) / BUNDLED_MODELS[name]
+        return packaged_model_path(name)
     return Path(path)
 
 

@@ -16,7 +16,8 @@ Chunks of 16 files go to Dask workers, each of which builds one single-threaded 
   :class:`ClusterLost`; the rows written so far stay and the same command resumes.
 - **Rows are written in the order of the files** (they came in the order chunks finished).
 - **Ctrl-C** reaches this process only: a local cluster's processes are started with SIGINT
-  ignored (each printed a traceback).
+  ignored (each printed a traceback), and their log lines are silenced. A Ctrl-C in the
+  seconds the cluster takes to start is lost; the next one stops the batch.
 - **A local cluster listens on the loopback only** (its dashboard was served on every
   interface at port 8787).
 """
@@ -34,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from emovox.errors import ConfigError, EmovoxError
+from emovox.serving.predictor import model_id_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHUNK", "ClusterLost", "WAIT_FOR_WORKERS_S", "check_workers", "connect", "run_dask",
-           "worker_artifact"]
+__all__ = ["CHUNK", "ClusterLost", "WAIT_FOR_WORKERS_S", "check_workers", "connect",
+           "run_dask", "worker_artifact"]
 
 #: how long a scheduler may take to have its first worker
 WAIT_FOR_WORKERS_S: float = 30.0
@@ -51,24 +53,30 @@ class ClusterLost(EmovoxError):
     worker failed a task (files never fail a task: e.g. the model folder missing there)."""
 
 
-def worker_artifact(artifact: str | Path | None) -> str | None:
-    """What a worker is told to load: a bundled name (or None) as it is, a folder as an
-    absolute path (a relative one would be looked up in the worker's own folder)."""
+def worker_artifact(artifact: str | Path | None) -> tuple[str, str | None]:
+    """What a worker is told to load, decided here: ``("bundled", name)`` (None: the
+    default), loaded from the worker's installed package whatever its folder holds, or
+    ``("folder", absolute path)`` (a relative one was looked up in the worker's folder)."""
     from emovox.artifact.paths import bundled_name
 
-    if artifact is None or bundled_name(artifact) is not None:
-        return None if artifact is None else str(artifact)
-    return str(Path(artifact).absolute())
+    if artifact is None:
+        return ("bundled", None)
+    if (name := bundled_name(artifact)) is not None:
+        return ("bundled", name)
+    return ("folder", str(Path(artifact).absolute()))
 
 
 @lru_cache(maxsize=4)
-def _worker_predictor(artifact: str | None, backend: str) -> Any:
+def _worker_predictor(artifact: tuple[str, str | None], backend: str) -> Any:
+    from emovox.artifact.paths import packaged_model_path
     from emovox.serving.predictor import Predictor
 
-    return Predictor.from_artifact(artifact or None, backend=backend, threads=1)
+    kind, value = artifact
+    path = value if kind == "folder" or value is None else packaged_model_path(value)
+    return Predictor.from_artifact(path, backend=backend, threads=1)
 
 
-def _dask_chunk(artifact: str | None, backend: str, paths: list[str],
+def _dask_chunk(artifact: tuple[str, str | None], backend: str, paths: list[str],
                 max_duration: float | None, fmt: str = "csv") -> list[dict[str, Any]]:
     from emovox.serving.pool import predict_chunk
 
@@ -108,7 +116,9 @@ def _said(exc: BaseException) -> str:
 @contextmanager
 def _sigint_ignored() -> Iterator[None]:
     """SIGINT ignored while a local cluster starts its processes, which inherit it (Python
-    keeps an ignored SIGINT ignored), so Ctrl-C reaches this process alone."""
+    keeps an ignored SIGINT ignored), so Ctrl-C reaches this process alone (each of them
+    printed a traceback). A Ctrl-C in those seconds is lost: the next one stops the batch
+    (holding it blocked instead did not reach the processes: they printed tracebacks)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -119,28 +129,40 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
+def _remote_client(scheduler: str) -> Any:
+    """A client of ``scheduler``; ConfigError when what answers there is no scheduler (a
+    nanny's port ended in a TypeError traceback: QA, stop 36)."""
+    from dask.distributed import Client
+
+    try:
+        return Client(scheduler, timeout=WAIT_FOR_WORKERS_S)
+    except Exception as exc:  # noqa: BLE001 - whatever answers there, it is no scheduler
+        raise ConfigError(f"no Dask scheduler answers at {scheduler} ({_said(exc)})"
+                          ) from None
+
+
 def connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
     """``(client, local cluster or None)``: a client of ``scheduler`` (its workers checked:
     :func:`check_workers`), else of a new local cluster of ``workers`` (processes or
-    threads) started with SIGINT ignored."""
+    threads) whose processes ignore SIGINT."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        client = Client(scheduler)
+        client = _remote_client(scheduler)
         try:
             check_workers(client, scheduler)
         except BaseException:
             client.close()
             raise
         return client, None
+    # on the loopback only, the HTTP server on a free port: `dashboard_address=None` still
+    # served Dask's dashboard on every interface, at 8787 (QA, stop 36); threads talk
+    # in-process (no host to give, no process to keep from Ctrl-C)
+    where = {"host": "127.0.0.1"} if processes else {}
     with _sigint_ignored():
-        # on the loopback only, the HTTP server on a free port: `dashboard_address=None`
-        # still served Dask's dashboard on every interface, at 8787 (QA, stop 36)
-        # (threads talk in-process: no host to give)
-        where = {"host": "127.0.0.1"} if processes else {}
         cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
                                processes=processes, dashboard_address="127.0.0.1:0",
-                               silence_logs=logging.WARNING, **where)
+                               silence_logs=logging.CRITICAL, **where)
     return Client(cluster), cluster
 
 
@@ -196,6 +218,7 @@ def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
     try:
         client, cluster = connect(scheduler, workers, processes)
         art = worker_artifact(artifact)
+        expected = model_id_of(artifact)
         futures = [client.submit(_dask_chunk, art, backend,
                                  [str(p.absolute()) for p in todo[i : i + CHUNK]],
                                  max_duration, fmt, pure=False)
@@ -209,6 +232,9 @@ def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
             except Exception as exc:  # noqa: BLE001 - files never raise: the worker did
                 raise ClusterLost(f"a Dask worker failed: {_said(exc)}") from None
             for row in rows:
+                if row.get("model_id") not in (None, "", expected):  # never a stranger's
+                    raise ClusterLost(f"a Dask worker answered with model {row['model_id']}, "
+                                      f"not {expected}: its model folder is another")
                 record(row)
     finally:
         if client is not None:
