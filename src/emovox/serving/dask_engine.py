@@ -7,8 +7,9 @@ Chunks of 16 files go to Dask workers, each of which builds one single-threaded 
 - **Paths mean what they mean here.** A worker of a remote scheduler runs in its own folder:
   relative inputs and a relative ``--model`` folder were looked up there (every file an
   error row, or another file or model answered without a sign). Inputs and model folders
-  are sent as absolute paths (bundled model names as names); the workers must see the same
-  file system under the same paths.
+  are sent as absolute paths, bundled model names as names loaded from the worker's
+  installed package; the workers must see the same file system under the same paths. A row
+  answered by another model than the one asked for stops the batch.
 - **Workers that cannot answer are said before any work**: a scheduler without workers
   (waited :data:`WAIT_FOR_WORKERS_S`), a worker that cannot import emovox or runs another
   version of it (the batch hung with no word; the cause was only in the worker's log).
