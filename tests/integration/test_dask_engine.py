@@ -198,13 +198,14 @@ def test_relative_inputs_and_model_are_the_callers_on_a_remote_worker(cli_model,
             p.wait(timeout=10)
 
 
-def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
-    """Local batch workers outlived a killed `emovox batch` (QA, stop 36)."""
+def test_a_batch_worker_ends_when_its_parent_is_killed(tmp_path):
+    """Local batch workers outlived a killed `emovox batch` (QA, stop 36): a worker set up
+    as the pool sets it up dies with its parent."""
     child = (
         "import subprocess, sys, time\n"
         "g = subprocess.Popen([sys.executable, '-c', 'import os, time\\n"
-        "from emovox.serving.pool import watch_parent\\n"
-        "watch_parent(os.getppid(), 0.05)\\n"
+        "from emovox.serving.pool import _init_worker\\n"
+        "_init_worker(None, \\'auto\\')\\n"
         "print(os.getpid(), flush=True)\\n"
         "time.sleep(60)'], stdout=subprocess.PIPE, text=True)\n"
         "print(g.stdout.readline().strip(), flush=True)\n"

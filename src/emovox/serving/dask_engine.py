@@ -36,17 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from emovox.errors import ConfigError, EmovoxError
+from emovox.serving.pool import CHUNK as POOL_CHUNK
 from emovox.serving.predictor import model_id_of
-
-log = logging.getLogger(__name__)
 
 __all__ = ["CHUNK", "ClusterLost", "WAIT_FOR_WORKERS_S", "check_workers", "connect",
            "run_dask", "worker_artifact"]
 
 #: how long a scheduler may take to have its first worker
 WAIT_FOR_WORKERS_S: float = 30.0
-#: files per task
-CHUNK: int = 16
+#: files per task (the local engine's chunk)
+CHUNK: int = POOL_CHUNK
 
 
 class ClusterLost(EmovoxError):

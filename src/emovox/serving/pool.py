@@ -32,7 +32,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -42,8 +41,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHUNK", "CRASH_MESSAGE", "pool_context", "predict_chunk", "process_rows",
-           "watch_parent"]
+__all__ = ["CHUNK", "CRASH_MESSAGE", "pool_context", "predict_chunk", "process_rows"]
 
 #: files per task sent to a worker
 CHUNK = 16
@@ -91,23 +89,12 @@ def _noted(pred: Any, audio: Any) -> Any:
     return dataclasses.replace(pred, warnings=notes) if notes else pred
 
 
-def watch_parent(ppid: int, every_s: float = 1.0) -> threading.Thread:
-    """A daemon thread that ends this process when its parent ``ppid`` is gone (a killed
-    ``emovox batch`` left its workers running, holding its stdout open: QA, stop 36)."""
-    def watch() -> None:
-        while os.getppid() == ppid:
-            time.sleep(every_s)
-        os._exit(1)
-
-    t = threading.Thread(target=watch, name="emovox-parent-watch", daemon=True)
-    t.start()
-    return t
-
-
 def _init_worker(artifact: str | None, backend: str) -> None:
     """Build this worker's predictor (errors are kept and reported by the first task)."""
+    from emovox.features.cache import die_with_parent
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    watch_parent(os.getppid())
+    die_with_parent(os.getppid())  # a killed batch left its workers running (QA, stop 36)
     try:
         from threadpoolctl import threadpool_limits
 
