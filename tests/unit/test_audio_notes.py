@@ -1,6 +1,7 @@
 """What a container says that the user should know (``emovox.audio.file_notes``): a file
-with several audio tracks (only the first is read: QA stop 30, said since stop 31). Every
-file is made with ffmpeg in ``tmp_path``; the tests skip without it."""
+with several audio tracks (only the first is read: QA stop 30, said since stop 31); an AIFF
+or Ogg file cut short (stop 37: they decoded cleanly up to the cut without a word). Files
+with several tracks are made with ffmpeg in ``tmp_path``; those tests skip without it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 
 from emovox.audio import ffmpeg as ffm
 from emovox.audio import file_notes, iter_blocks, load_audio
+from emovox.audio.length import ogg_end_note
+from emovox.audio.sniff import Source
 from signals import FFMPEG, SR, needs_ffmpeg, silence, voice, write_clip
 
 
@@ -79,3 +82,55 @@ def test_the_track_count_comes_from_the_header_probe_already_made(tmp_path, monk
     monkeypatch.setattr(ffm, "ffprobe_info", lambda s: calls.append(s.name) or real(s))
     a = load_audio(path, max_duration=60)
     assert any("2 audio tracks" in n for n in a.notes) and len(calls) == 1
+
+
+@pytest.mark.parametrize(("name", "subtype"), [("clip.aiff", "PCM_16"), ("clip.aifc", "ULAW")])
+def test_an_aiff_cut_short_is_noted(tmp_path, name, subtype):
+    """libsndfile reports the frames an AIFF holds, not those its SSND chunk declares: a
+    file cut at 60 % decoded cleanly up to the cut and nothing said so (stop 36's list)."""
+    kw = {"format": "AIFF"}
+    whole = write_clip(tmp_path / name, voice(2.0), SR, subtype=subtype, **kw)
+    assert load_audio(whole).notes == () and file_notes(whole) == ()
+    raw = whole.read_bytes()
+    cut = tmp_path / ("cut" + Path(name).suffix)
+    header = len(raw) - (2 * SR * (1 if subtype == "ULAW" else 2))  # bytes before the samples
+    cut.write_bytes(raw[: header + (len(raw) - header) * 6 // 10])
+    (note,) = file_notes(cut)
+    assert "holds 1.20 s of the 2.00 s of audio its header declares" in note
+    a = load_audio(cut)
+    assert a.notes == (note,) and abs(a.duration - 1.2) < 0.01
+    from_bytes = load_audio(cut.read_bytes(), filename="upload.aiff")
+    assert from_bytes.notes == (note.replace(str(cut), "upload.aiff"),)
+    cut.write_bytes(raw[:-2])  # one frame short: under 10 ms, a rounding, not a cut
+    assert file_notes(cut) == ()
+
+
+@pytest.mark.parametrize("subtype", ["VORBIS", "OPUS"])
+def test_an_ogg_cut_short_is_noted(tmp_path, subtype):
+    """An Ogg stream ends with a page flagged end-of-stream; a copy cut short has an
+    incomplete last page or one without the flag (stop 36's list: not detected before)."""
+    sr = 48000 if subtype == "OPUS" else SR
+    whole = write_clip(tmp_path / "clip.ogg", voice(4.0, sr), sr, subtype=subtype,
+                       format="OGG")
+    assert load_audio(whole).notes == () and file_notes(whole) == ()
+    raw = whole.read_bytes()
+    cut = tmp_path / "cut.ogg"
+    for keep in (len(raw) * 6 // 10, len(raw) - 1, 40):
+        cut.write_bytes(raw[:keep])
+        assert "the Ogg stream stops before its end" in ogg_end_note(Source(cut)), keep
+    # complete pages up to a page boundary, but the last is not flagged as the end
+    last = raw.rindex(b"OggS")
+    cut.write_bytes(raw[:last])
+    note = ogg_end_note(Source(cut))
+    assert note is not None and "not marked as the end" in note
+    a = load_audio(cut)
+    assert note in a.notes and a.duration < 4.0
+
+
+def test_ogg_pages_found_from_the_tail_alone(tmp_path):
+    """A long Ogg file: only its last 64 KiB are read, and a page that starts before
+    them is still judged by the one that starts after (no false alarm on a whole file)."""
+    whole = write_clip(tmp_path / "long.ogg", voice(60.0), SR, subtype="VORBIS", format="OGG")
+    assert whole.stat().st_size > 70_000
+    assert ogg_end_note(Source(whole)) is None
+    assert ogg_end_note(Source(whole.read_bytes())) is None

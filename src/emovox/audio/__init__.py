@@ -10,7 +10,8 @@ Modules: :mod:`~emovox.audio.signal` (mono, resampling, trimming, silence, level
 :mod:`~emovox.audio.hum` (mains hum found and warned about),
 :mod:`~emovox.audio.sniff` (content sniffing, validated sources),
 :mod:`~emovox.audio.ffmpeg` (the ffmpeg fallback), :mod:`~emovox.audio.header` (opening a
-decoder, header limits, ``probe``), :mod:`~emovox.audio.decode` (``load_audio``,
+decoder, header limits, ``probe``), :mod:`~emovox.audio.length` (a container's declared length
+against what the file holds: WAV, AIFF, Ogg cut short), :mod:`~emovox.audio.decode` (``load_audio``,
 ``iter_blocks``), :mod:`~emovox.audio.codec` (lossy codec round trips through ffmpeg: the
 channel benchmark and the ``channel_codec`` augmentation).
 

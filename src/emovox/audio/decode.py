@@ -46,9 +46,9 @@ from emovox.audio.header import (
     scaled_limit,
     seconds_text,
     tracks_note,
-    wav_length_note,
 )
 from emovox.audio.hum import hum_note
+from emovox.audio.length import container_length_note
 from emovox.audio.signal import (
     RESAMPLE_QUALITY,
     SILENCE_DBFS,
@@ -269,7 +269,7 @@ def _decode(s: Source, sr: int, max_duration: float | None
             n += len(mono)
             out.add(stream.resample_chunk(mono, last=False) if stream is not None else mono)
         if n == 0:
-            raise EmptyAudio(wav_length_note(s) or (
+            raise EmptyAudio(container_length_note(s) or (
                 f"{s.name}: contains no audio samples (the header is there but the data is "
                 "empty). Re-export the recording."))
         if stream is not None:
@@ -280,9 +280,10 @@ def _decode(s: Source, sr: int, max_duration: float | None
 
 def header_notes(s: Source, info: AudioInfo | None = None) -> list[str]:
     """What the container says that the user should know, each also logged: a WAV cut
-    short or never finished (QA stop 30), several audio tracks of which only the first is
+    short or never finished (QA stop 30), an AIFF or Ogg cut short (stop 37,
+    :mod:`emovox.audio.length`), several audio tracks of which only the first is
     read (stop 31). ``info``: the header already probed, if it was."""
-    notes = [n for n in (wav_length_note(s), tracks_note(s, info)) if n]
+    notes = [n for n in (container_length_note(s), tracks_note(s, info)) if n]
     for note in notes:
         log.warning("%s", note)
     return notes

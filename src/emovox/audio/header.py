@@ -52,8 +52,6 @@ __all__ = [
     "open_decoder",
     "probe",
     "probe_source",
-    "wav_data_sizes",
-    "wav_length_note",
 ]
 
 # Containers ffmpeg may fail to read from a pipe (MP4 with its index at the end; WavPack and
@@ -144,7 +142,7 @@ class Decoder:
 
     def length_note(self, n: int, s: Source) -> str | None:
         """After ``n`` frames were read to the end: a note when a header that states the
-        length exactly (FLAC, AIFF, CAF, AU; WAV has :func:`wav_length_note`) declared more
+        length exactly (FLAC, CAF, AU; WAV, AIFF and Ogg: :mod:`emovox.audio.length`) declared more
         than 10 ms more, or an MP3's Xing header 0.5 s more (a file cut short that decoded
         cleanly up to its end)."""
         # an MP3's Xing header states its length to a frame or two: 0.5 s of slack there
@@ -428,49 +426,6 @@ def probe_source(s: Source) -> AudioInfo:
     # No header reader worked: open a decoder, which either works or raises the right error.
     with _open_any(s) as dec:
         return AudioInfo(s.name, s.kind_name, None, dec.sr, dec.channels, None, None, dec.backend)
-
-
-#: a WAV data chunk's size written by a recorder that could not seek back (a stream)
-_UNKNOWN_SIZES = (0xFFFFFFFF, 0x7FFFFFFF)
-
-
-def wav_data_sizes(s: Source) -> tuple[int, int, int] | None:
-    """``(declared bytes, bytes after the chunk header, byte rate)`` of a RIFF WAV's data
-    chunk, read from the first KiB; None for anything else (another format, RF64, a data
-    chunk beyond the first KiB, a size a stream writer leaves as a placeholder)."""
-    h = s.head
-    if s.kind != "wav" or h[:4] != b"RIFF" or h[8:12] != b"WAVE":
-        return None
-    pos, rate = 12, 0
-    while pos + 8 <= len(h):
-        cid, size = h[pos : pos + 4], int.from_bytes(h[pos + 4 : pos + 8], "little")
-        if cid == b"fmt " and pos + 20 <= len(h):
-            rate = int.from_bytes(h[pos + 16 : pos + 20], "little")  # bytes per second
-        if cid == b"data":
-            if size in _UNKNOWN_SIZES or rate <= 0:
-                return None
-            return size, s.size - (pos + 8), rate
-        pos += 8 + size + (size & 1)
-    return None
-
-
-def wav_length_note(s: Source) -> str | None:
-    """What a WAV header's data size says against the file's size, when it should be
-    said: a file cut short (the header declares more audio than follows) or a header that
-    declares no audio although audio follows (a recorder that never finished the file)."""
-    sizes = wav_data_sizes(s)
-    if sizes is None:
-        return None
-    declared, held, rate = sizes
-    if declared > held + rate // 100:  # more than 10 ms missing
-        return (f"{s.name}: the file holds {held / rate:.2f} s of the {declared / rate:.2f} s "
-                "of audio its header declares (cut short, or a damaged header); answered on "
-                "what is there.")
-    if declared == 0 and held >= rate // 10:
-        return (f"{s.name}: its header declares no audio, yet {held / rate:.2f} s of data "
-                "follow (a recording that was never finished?). Repair it, e.g. "
-                f"`ffmpeg -i {s.name} fixed.wav`, and try again.")
-    return None
 
 
 #: containers that may hold several audio tracks (only the first is decoded)
