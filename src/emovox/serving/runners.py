@@ -62,6 +62,27 @@ class OnnxRunner:
         return self._sess.run([self._out], {self._in: x})[0]  # session.run is thread-safe
 
 
+def _outputs_that_fit(build: Any, args: tuple[Any, ...], params: dict[str, Any],
+                      have: dict[str, int], want: dict[str, int], key: str) -> int | None:
+    """The number of classes the stored weights were trained for, when they fit the
+    network built for that number and only the class count differs; else None."""
+    import torch
+
+    n_classes = args[0]
+    if key not in have or not want.get(key) or (have[key] * n_classes) % want[key]:
+        return None
+    outputs = have[key] * n_classes // want[key]
+    if outputs == n_classes or not 1 <= outputs <= 10 * n_classes:
+        return None
+    try:
+        with torch.device("meta"):
+            other = build(outputs, *args[1:], **params)
+    except (TypeError, ValueError, RuntimeError, KeyError):
+        return None
+    sizes = {k: int(np.prod(v.shape)) for k, v in other.state_dict().items()}
+    return outputs if sizes == have else None
+
+
 def build_network(artifact: Artifact) -> nn.Module:
     """The torch network of a network artifact, weights loaded, in eval mode (imports torch
     and the network's ``emovox.models`` module)."""
@@ -87,6 +108,11 @@ def build_network(artifact: Artifact) -> nn.Module:
     have = {k[4:]: int(np.size(v)) for k, v in artifact.tensors.items()}
     if want != have:
         diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        outputs = _outputs_that_fit(build, args, meta.network.params, have, want, diff[0])
+        if outputs is not None:  # re-check, stop 36: was "N tensors differ" for a labels slip
+            raise ArtifactError(f"{artifact.path}: the model does not run: the network's "
+                                f"weights give {outputs} outputs but model.json's \"labels\" "
+                                f"lists {meta.n_classes}")
         raise ArtifactError(f"{artifact.path / 'weights.safetensors'}: does not fit the "
                             f"network of model.json ({len(diff)} tensors differ, e.g. "
                             f"{diff[0]}: {have.get(diff[0])} values against "
