@@ -238,3 +238,35 @@ def test_a_local_cluster_listens_on_the_loopback_only():
     finally:
         client.close()
         cluster.close()
+
+
+def test_a_cluster_that_loses_every_worker_is_said(good_clips, tmp_path, monkeypatch):
+    """The scheduler stays, its only worker goes: the batch stops with the rows it has
+    and says so (stop 37; it waited for a worker without a word)."""
+    from dask.distributed import LocalCluster
+
+    monkeypatch.setattr(dask_engine, "WAIT_FOR_WORKERS_S", 1.0)
+    monkeypatch.setattr(dask_engine, "POLL_S", 0.2)
+    monkeypatch.setattr(dask_engine, "CHUNK", 1)
+    real = dask_engine._dask_chunk
+    first = good_clips[0].name
+
+    def leave_after_first(artifact, backend, paths, *args):
+        from distributed import get_worker
+
+        if not paths[0].endswith(first):  # the second chunk: its worker goes, and the task
+            w = get_worker()               # with it; no other worker joins
+            w.loop.add_callback(w.close)
+            time.sleep(0.5)
+        return real(artifact, backend, paths, *args)
+
+    monkeypatch.setattr(dask_engine, "_dask_chunk", leave_after_first)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        with pytest.raises(BatchStopped) as stop:
+            run_batch([str(p) for p in good_clips], tmp_path / "r.csv", engine=Engine.DASK,
+                      scheduler=cluster.scheduler_address)
+        where = cluster.scheduler_address
+    assert str(stop.value) == (f"the Dask scheduler at {where} has had no worker for 1 s (they "
+                               f"stopped or were lost): start some with `dask worker {where}`")
+    assert stop.value.summary.done == 1 and len(read_csv(tmp_path / "r.csv")) == 1

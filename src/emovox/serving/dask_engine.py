@@ -14,7 +14,9 @@ Chunks of 16 files go to Dask workers, each of which builds one single-threaded 
   (waited :data:`WAIT_FOR_WORKERS_S`), a worker that cannot import emovox or runs another
   version of it (the batch hung with no word; the cause was only in the worker's log).
 - **A cluster that goes away mid-run** (scheduler killed, connection lost) raises
-  :class:`ClusterLost`; the rows written so far stay and the same command resumes.
+  :class:`ClusterLost`; the rows written so far stay and the same command resumes. So does
+  one whose scheduler stays but has had no worker for :data:`WAIT_FOR_WORKERS_S` (stop 37:
+  it waited for one without a word).
 - **Rows are written in the order of the files** (they came in the order chunks finished).
 - **Ctrl-C** reaches this process only: a local cluster's processes are started with SIGINT
   ignored (each printed a traceback), and their log lines are silenced. A Ctrl-C in the
@@ -29,6 +31,7 @@ import importlib.metadata
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -42,8 +45,10 @@ from emovox.serving.predictor import model_id_of
 __all__ = ["CHUNK", "ClusterLost", "WAIT_FOR_WORKERS_S", "check_workers", "connect",
            "run_dask", "worker_artifact"]
 
-#: how long a scheduler may take to have its first worker
+#: how long a scheduler may be without a worker (before the first, or after losing all)
 WAIT_FOR_WORKERS_S: float = 30.0
+#: how often (s) the scheduler is asked whether it still has a worker while a chunk runs
+POLL_S: float = 2.0
 #: files per task (the local engine's chunk)
 CHUNK: int = POOL_CHUNK
 
@@ -102,6 +107,28 @@ def check_workers(client: Any, where: str) -> None:
         if version != ours:
             raise ConfigError(f"Dask worker {worker} runs emovox {version}, this is {ours}: "
                               "install the same version on every worker")
+
+
+def _result(client: Any, fut: Any, scheduler: str | None) -> Any:
+    """``fut``'s result, watching the cluster meanwhile: ClusterLost once it has had no
+    worker for :data:`WAIT_FOR_WORKERS_S` (a remote cluster that lost every worker waited
+    for one without a word: stop 36's list)."""
+    since: float | None = None
+    while True:
+        try:
+            return fut.result(timeout=POLL_S)
+        except TimeoutError:
+            if client.scheduler_info(n_workers=1).get("workers"):
+                since = None
+            elif since is None:
+                since = time.monotonic()
+            elif time.monotonic() - since >= WAIT_FOR_WORKERS_S:
+                wait = f"{WAIT_FOR_WORKERS_S:g} s"
+                raise ClusterLost(
+                    f"the Dask scheduler at {scheduler} has had no worker for {wait} (they "
+                    f"stopped or were lost): start some with `dask worker {scheduler}`"
+                    if scheduler else f"the local Dask cluster has had no worker for {wait} "
+                    "(its processes stopped or were killed)") from None
 
 
 def _said(exc: BaseException) -> str:
@@ -225,7 +252,9 @@ def _run_dask(todo: list[Path], record: Callable[[dict[str, Any]], None],
                    for i in range(0, len(todo), CHUNK)]
         for fut in futures:  # in order: a resumed file's row is where it was
             try:
-                rows = fut.result()
+                rows = _result(client, fut, scheduler)
+            except ClusterLost:
+                raise
             except (CancelledError, CommClosedError, OSError) as exc:
                 raise ClusterLost(f"the Dask cluster stopped answering ({_said(exc)})"
                                   ) from None
