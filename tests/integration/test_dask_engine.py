@@ -270,3 +270,59 @@ def test_a_cluster_that_loses_every_worker_is_said(good_clips, tmp_path, monkeyp
     assert str(stop.value) == (f"the Dask scheduler at {where} has had no worker for 1 s (they "
                                f"stopped or were lost): start some with `dask worker {where}`")
     assert stop.value.summary.done == 1 and len(read_csv(tmp_path / "r.csv")) == 1
+
+
+def _listener(greeting: bytes | None):
+    """A loopback TCP port that accepts connections and then sends ``greeting`` (None:
+    nothing, as an HTTP server waiting for a request; b"": closes at once)."""
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            if greeting is not None:
+                conn.sendall(greeting)
+                conn.close()
+            else:
+                held.append(conn)
+
+    held: list[socket.socket] = []
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(("greeting", "said"), [(None, "sent nothing within 0.3 s"),
+                                                 (b"", "closed the connection")])
+def test_a_port_that_does_not_greet_as_dask_is_refused_at_once(greeting, said, monkeypatch):
+    """An HTTP port given as --scheduler hung until Ctrl-C (Dask's connect timeout does not
+    cover its handshake; stop 36's list): its silence is now read in PROBE_S."""
+    monkeypatch.setattr(dask_engine, "PROBE_S", 0.3)
+    srv, where = _listener(greeting)
+    try:
+        with pytest.raises(ConfigError, match=f"no Dask scheduler answers at {where}: .*{said}"):
+            dask_engine._probe_scheduler(where)
+    finally:
+        srv.close()
+    srv, where = _listener(b"\x01" * 16)  # greets: left to Dask's client
+    try:
+        dask_engine._probe_scheduler(where)
+        dask_engine._probe_scheduler(where.removeprefix("tcp://"))
+    finally:
+        srv.close()
+    assert dask_engine._tcp_endpoint("tls://h:1") is None
+    assert dask_engine._tcp_endpoint("tcp://[::1]:8786") == ("::1", 8786)
+
+
+def test_a_real_scheduler_greets_the_probe():
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp",
+                      dashboard_address=None) as cluster:
+        dask_engine._probe_scheduler(cluster.scheduler_address)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,8 @@ __all__ = ["CHUNK", "ClusterLost", "WAIT_FOR_WORKERS_S", "check_workers", "conne
 
 #: how long a scheduler may be without a worker (before the first, or after losing all)
 WAIT_FOR_WORKERS_S: float = 30.0
+#: how long (s) a scheduler's port may take to greet a new connection
+PROBE_S: float = 5.0
 #: how often (s) the scheduler is asked whether it still has a worker while a chunk runs
 POLL_S: float = 2.0
 #: files per task (the local engine's chunk)
@@ -156,11 +159,49 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
+def _tcp_endpoint(scheduler: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``tcp://`` (or scheme-less) scheduler address, else None."""
+    scheme, _, rest = scheduler.rpartition("://")
+    if scheme not in ("", "tcp"):
+        return None
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    return (host, int(port)) if host and port.isdigit() else None
+
+
+def _probe_scheduler(scheduler: str) -> None:
+    """ConfigError when something at ``scheduler`` accepts a TCP connection but does not
+    greet as a Dask scheduler does at once (its handshake): an HTTP port made the client
+    wait forever, Dask's connect timeout not covering the handshake (stop 36's list).
+    Anything else (refused, unreachable, other schemes) is left to Dask's client."""
+    endpoint = _tcp_endpoint(scheduler)
+    if endpoint is None:
+        return
+    try:
+        sock = socket.create_connection(endpoint, timeout=PROBE_S)
+    except OSError:
+        return  # Dask says it, in its words
+    try:
+        sock.settimeout(PROBE_S)
+        first = sock.recv(16)
+    except OSError:  # timeout included
+        first = None
+    finally:
+        sock.close()
+    if not first:
+        said = ("sent nothing" if first is None else "closed the connection")
+        raise ConfigError(f"no Dask scheduler answers at {scheduler}: something accepts "
+                          f"connections there but {said} within {PROBE_S:g} s, where a "
+                          "scheduler greets at once (another service's port, e.g. a web "
+                          "server's or the dashboard's?)")
+
+
 def _remote_client(scheduler: str) -> Any:
     """A client of ``scheduler``; ConfigError when what answers there is no scheduler (a
-    nanny's port ended in a TypeError traceback: QA, stop 36)."""
+    nanny's port ended in a TypeError traceback: QA, stop 36; an HTTP port hung: stop 37)."""
     from dask.distributed import Client
 
+    _probe_scheduler(scheduler)
     try:
         return Client(scheduler, timeout=WAIT_FOR_WORKERS_S)
     except Exception as exc:  # noqa: BLE001 - whatever answers there, it is no scheduler
