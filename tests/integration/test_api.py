@@ -185,6 +185,27 @@ def test_a_raw_audio_body_is_415_and_says_how_to_upload(client):
     assert_error(r, 415, "unsupported_media_type")
 
 
+def test_a_multipart_body_cut_before_its_closing_boundary_says_so(client, wav3):
+    """A body cut short on the way was "file: Field required" (stop 36's list): the closing
+    boundary is looked for in the body's last bytes."""
+    b = "XyZ123"
+    head = (f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.wav\"\r\n"
+            "Content-Type: audio/wav\r\n\r\n").encode()
+    body = head + wav3 + f"\r\n--{b}--\r\n".encode()
+    for path in ("/v1/predict", "/v1/timeline"):
+        for ctype in (f"multipart/form-data; boundary={b}", f'multipart/form-data; boundary="{b}"'):
+            assert client.post(path, content=body, headers={"content-type": ctype}
+                               ).status_code == 200
+            for cut in (len(body) - 4, len(body) // 2, len(head) - 3):
+                r = client.post(path, content=body[:cut], headers={"content-type": ctype})
+                detail = assert_error(r, 422, "incomplete_upload")["detail"]
+                assert "ends before its closing boundary" in detail and "curl -F" in detail
+    other = (f"--{b}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--{b}--\r\n")
+    r = client.post("/v1/predict", content=other.encode(),  # complete, but no file part
+                    headers={"content-type": f"multipart/form-data; boundary={b}"})
+    assert "file: Field required" in assert_error(r, 422, "invalid_request")["detail"]
+
+
 def test_a_cut_short_wav_says_so_in_the_answer(client, tmp_path):
     """The decoder's notes reach the API's answer as ``warnings`` (QA stop 30: the cut-short
     warning went to the server log only); absent when there are none."""

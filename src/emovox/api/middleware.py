@@ -14,8 +14,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["API_KEY_HEADER", "OPEN_PATHS", "ApiKeyGuard", "BodyLimit", "is_loopback",
-           "request_key"]
+__all__ = ["API_KEY_HEADER", "BODY_TAIL", "OPEN_PATHS", "ApiKeyGuard", "BodyLimit",
+           "is_loopback", "multipart_unclosed", "request_key"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -88,11 +88,26 @@ class ApiKeyGuard:
         await self.app(scope, receive, send)
 
 
+#: ``request.state`` key: the last bytes of the request body received (:class:`BodyLimit`)
+BODY_TAIL = "emovox_body_tail"
+_TAIL_BYTES = 128
+
+
+def multipart_unclosed(tail: bytes | None, content_type: str) -> bool:
+    """Does a multipart body whose last bytes were ``tail`` (:data:`BODY_TAIL`) lack its
+    closing ``--BOUNDARY--``? False when either is unknown."""
+    boundary = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")[1:]
+                     if p.strip().lower().startswith("boundary=")), "")
+    return tail is not None and bool(boundary) and f"--{boundary}--".encode() not in tail
+
+
 class BodyLimit:
     """Pure ASGI middleware: 413 for request bodies over ``max_body`` bytes, decided from
     ``Content-Length`` before anything is read, or while a chunked body streams in, so an
     oversized upload is never parsed or spooled. ``paths`` gives some paths their own
-    ``(max_body, detail)`` (``POST /v1/predict`` also carries reference clips)."""
+    ``(max_body, detail)`` (``POST /v1/predict`` also carries reference clips). The body's
+    last 128 bytes are kept in ``request.state`` (:data:`BODY_TAIL`): a multipart body cut
+    before its closing boundary is told apart from one without a ``file`` part."""
 
     def __init__(self, app: ASGIApp, max_body: int, detail: str,
                  paths: Mapping[str, tuple[int, str]] | None = None) -> None:
@@ -114,13 +129,17 @@ class BodyLimit:
                     await _json_error(send, 413, "upload_too_large", detail)
                     return
         state = {"received": 0, "exceeded": False, "started": False}
+        shared = scope.setdefault("state", {})  # request.state of the app's handlers
+        shared[BODY_TAIL] = b""
 
         async def limited_receive() -> Message:
             if state["exceeded"]:
                 return {"type": "http.disconnect"}
             msg = await receive()
             if msg.get("type") == "http.request":
-                state["received"] += len(msg.get("body") or b"")
+                body = msg.get("body") or b""
+                shared[BODY_TAIL] = (shared[BODY_TAIL] + body[-_TAIL_BYTES:])[-_TAIL_BYTES:]
+                state["received"] += len(body)
                 if state["received"] > max_body:
                     state["exceeded"] = True
                     raise StarletteHTTPException(413, detail)

@@ -172,7 +172,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (415, "not audio, or an audio format that cannot be decoded here; a raw (not "
               "multipart) request body (unsupported_media_type)"),
         (422, "audio too long, empty or damaged; invalid parameters; speaker adaptation "
-              "impossible (too_many_references, too_few_references)"),
+              "impossible (too_many_references, too_few_references); a multipart body cut "
+              "before its closing boundary (incomplete_upload)"),
         (503, "the model is not available"),
     )
 }

@@ -59,7 +59,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox import __version__
 from emovox.api.docs import install_docs
-from emovox.api.middleware import API_KEY_HEADER, ApiKeyGuard, BodyLimit, is_loopback
+from emovox.api.middleware import (
+    API_KEY_HEADER,
+    BODY_TAIL,
+    ApiKeyGuard,
+    BodyLimit,
+    is_loopback,
+    multipart_unclosed,
+)
 from emovox.api.schemas import ERRORS, Health, ModelCard, PredictResponse, TimelineResponse
 from emovox.errors import ConfigError
 from emovox.serving import adapt_uploads, service
@@ -273,6 +280,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             parts.append(f"{loc}: {msg}" if loc else msg)
         detail = service.scrub("; ".join(parts) or "invalid request")
         if any(e.get("type") == "missing" and "file" in e.get("loc", ()) for e in exc.errors()):
+            if ctype == "multipart/form-data" and multipart_unclosed(
+                    getattr(request.state, BODY_TAIL, None), request.headers["content-type"]):
+                return _error_response(  # was "file: Field required" (stop 36's list)
+                    422, "incomplete_upload", "the multipart/form-data body ends before its "
+                    "closing boundary (cut short on the way, or written without it): no "
+                    "complete 'file' part arrived. Send the request again (curl -F "
+                    "\"file=@clip.wav\" URL)")
             detail += (" (upload the recording as the multipart/form-data field 'file': curl "
                        "-F \"file=@clip.wav\" URL; --data-binary sends it as a form body)")
         return _error_response(422, "invalid_request", detail)
