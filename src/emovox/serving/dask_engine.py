@@ -12,7 +12,9 @@ Chunks of 16 files go to Dask workers, each of which builds one single-threaded 
   answered by another model than the one asked for stops the batch.
 - **Workers that cannot answer are said before any work**: a scheduler without workers
   (waited :data:`WAIT_FOR_WORKERS_S`), a worker that cannot import emovox or runs another
-  version of it (the batch hung with no word; the cause was only in the worker's log).
+  version of it (the batch hung with no word; the cause was only in the worker's log); a
+  ``tcp://`` address that accepts a connection but does not greet as a scheduler does at
+  once (an HTTP port hung until Ctrl-C: stop 37).
 - **A cluster that goes away mid-run** (scheduler killed, connection lost) raises
   :class:`ClusterLost`; the rows written so far stay and the same command resumes. So does
   one whose scheduler stays but has had no worker for :data:`WAIT_FOR_WORKERS_S` (stop 37:
