@@ -124,3 +124,34 @@ def test_long_input_memory_is_chunked():
     m = frame_measures(w, SR)
     assert len(m.level_db) == 60000 and np.isfinite(m.level_db).all()
     assert not speech_verdict(w, SR).is_speech
+
+
+def test_padding_with_digital_silence_changes_no_speech_seconds():
+    """A recording with its own room tone, padded by an editor with minutes of digital
+    silence: the room tone stays below the speech threshold (QA, stop 37: counted at 40 dB
+    under the absolute floor, 240 s of zeros lowered the floor and the room tone became
+    speech, 4.43 s against 2.53 s)."""
+    room = noise(4.0, amp=0.0005, seed=3)  # about -72 dBFS of hiss, as a quiet studio
+    clip = room.copy()
+    clip[SR : 3 * SR] += 0.1 * voice(2.0)  # 2 s of voice in the middle, near -30 dBFS
+    plain = speech_verdict(clip, SR)
+    for lead, tail in ((120.0, 120.0), (3.0, 0.0), (0.0, 30.0)):
+        padded = np.concatenate([silence(lead), clip, silence(tail)])
+        v = speech_verdict(padded, SR)
+        assert v.is_speech and v.speech_seconds == pytest.approx(plain.speech_seconds, abs=0.05)
+        assert v.segments[0, 0] == pytest.approx(lead + plain.segments[0, 0], abs=0.05)
+
+
+def test_a_little_voicing_in_a_lot_of_noise_is_not_speech():
+    """0.3 s of voice among 8 s of unvoiced noise bursts: more than ``min_voiced_s`` voiced,
+    but under ``min_voiced_share`` of the speech (16 s of vocoded noise passed where 5 s did
+    not: QA, stop 37; real speech is 0.23 voiced at least)."""
+    bursts = syllables(noise(8.0, amp=0.1, seed=4))
+    wave = np.concatenate([0.3 * voice(0.3) / np.abs(voice(0.3)).max(), silence(0.3), bursts])
+    v = speech_verdict(wave, SR, exact_voiced=True)
+    assert v.speech_seconds > 5.0 and 0.15 <= v.voiced_seconds < 0.1 * v.speech_seconds
+    assert not v.is_speech and v.reason is NoSpeechReason.UNVOICED
+    fast = speech_verdict(wave, SR)  # the early stop asks for the share, not for 0.15 s
+    assert (fast.is_speech, fast.reason) == (False, NoSpeechReason.UNVOICED)
+    speech = speech_verdict(voice(3.0), SR)
+    assert speech.is_speech

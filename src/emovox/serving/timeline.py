@@ -49,6 +49,7 @@ from emovox.features.vad import (
     frame_measures,
     smooth_flags,
     speech_segments,
+    voiced_needed_s,
 )
 from emovox.labels import LABELS
 from emovox.serving.answer import SCHEMA_VERSION, UNCERTAIN_BELOW, Status
@@ -250,16 +251,16 @@ class _Stream:
         segs = speech_segments(flags, duration=self.vad_pos / self.sr)
         return speech_regions(segs, self.vad_pos / self.sr), flags, level
 
-    def voiced_s(self, frames: np.ndarray, level: np.ndarray) -> float:
+    def voiced_s(self, frames: np.ndarray, level: np.ndarray, enough_s: float) -> float:
         """Seconds of voiced frames among ``frames`` (indices; those whose samples are still
-        held), counted loudest first until ``min_voiced_s`` is reached."""
+        held), counted loudest first until ``enough_s`` is reached."""
         first = -(-self.buf_start // self.hop)  # the first frame that starts in the buffer
         frames = frames[frames >= first]
         if len(frames) == 0:
             return 0.0
         off = first * self.hop - self.buf_start
         n = count_voiced(self.buf[off:], self.sr, frames - first, level=level[first:],
-                         enough_s=DEFAULT_PARAMS.min_voiced_s)
+                         enough_s=enough_s)
         return n * DEFAULT_PARAMS.hop_s
 
     def samples(self, a: int, b: int) -> np.ndarray:
@@ -375,7 +376,8 @@ def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float,
     the detector flagged in it, whether it was classified or dropped. A part is voiced when
     ``min_voiced_s`` of it, or half of its speech, is (a word of 0.18 s among others was
     dropped as not voiced, and predict, which asks ``min_voiced_s`` of the whole input,
-    labelled the recording: QA stop 30)."""
+    labelled the recording: QA stop 30), and at least ``min_voiced_share`` of its speech
+    (:func:`~emovox.features.vad.voiced_needed_s`)."""
     s, e = part
     f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
     frames = f0 + np.flatnonzero(flags[f0:f1])
@@ -383,7 +385,7 @@ def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float,
     why = None
     if e - s < MIN_REGION_S:
         why = NoSpeechReason.TOO_SHORT
-    elif st.voiced_s(frames, level) < min(DEFAULT_PARAMS.min_voiced_s, speech_s / 2):
+    elif st.voiced_s(frames, level, need := voiced_needed_s(speech_s, part=True)) < need - 1e-9:
         why = NoSpeechReason.UNVOICED
     if why is not None:
         tl.dropped[why.value] = tl.dropped.get(why.value, 0) + 1
