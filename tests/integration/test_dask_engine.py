@@ -298,8 +298,10 @@ def _listener(greeting: bytes | None):
     return srv, f"tcp://127.0.0.1:{srv.getsockname()[1]}"
 
 
-@pytest.mark.parametrize(("greeting", "said"), [(None, "sent nothing within 0.3 s"),
-                                                 (b"", "closed the connection")])
+@pytest.mark.parametrize(("greeting", "said"), [
+    (None, "sent nothing within 0.3 s"), (b"", "sent nothing within 0.3 s"),
+    (b"SSH-2.0-OpenSSH_9.2p1\r\n", "greets in another protocol"),
+    (b"\x01" + bytes(7), "greets in another protocol")])
 def test_a_port_that_does_not_greet_as_dask_is_refused_at_once(greeting, said, monkeypatch):
     """An HTTP port given as --scheduler hung until Ctrl-C (Dask's connect timeout does not
     cover its handshake; stop 36's list): its silence is now read in PROBE_S."""
@@ -310,12 +312,20 @@ def test_a_port_that_does_not_greet_as_dask_is_refused_at_once(greeting, said, m
             dask_engine._probe_scheduler(where)
     finally:
         srv.close()
-    srv, where = _listener(b"\x01" * 16)  # greets: left to Dask's client
+    srv, where = _listener(b":" + bytes(15) + b"*\x83\xabcompression\xc0\xa6python\x93"
+                           b"\x03\x0b\x07\xafpickle-protocol\x05")  # as Dask: left to Dask
     try:
         dask_engine._probe_scheduler(where)
         dask_engine._probe_scheduler(where.removeprefix("tcp://"))
     finally:
         srv.close()
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))  # a port nothing listens on
+    with pytest.raises(ConfigError, match="nothing listens there .connection refused"):
+        dask_engine._probe_scheduler(f"tcp://127.0.0.1:{free.getsockname()[1]}")
+    free.close()
+    with pytest.raises(ConfigError, match="host name 'no-such-host.invalid' does not resolve"):
+        dask_engine._probe_scheduler("tcp://no-such-host.invalid:8786")
     assert dask_engine._tcp_endpoint("tls://h:1") is None
     assert dask_engine._tcp_endpoint("tcp://[::1]:8786") == ("::1", 8786)
 

@@ -186,6 +186,18 @@ def test_a_model_whose_parts_disagree_is_refused_at_load(tmp_path, damage):
         assert "\n" not in str(err.value) and str(folder) in str(err.value)
 
 
+def test_a_tensor_missing_from_the_weights_is_named(tmp_path):
+    """A network that needs tensors the weights lack said "None values against 2"
+    (QA, stop 37): the tensor is named as missing."""
+    folder = _copy_bundled(tmp_path)
+    doc = json.loads((folder / "model.json").read_text())
+    doc["network"]["params"]["members"][0]["params"]["n_aux"] = 2  # adds an aux input's norm
+    (folder / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match=r"e\.g\. members\.0\.aux\S* is not in "
+                                            r"weights\.safetensors\)$"):
+        Predictor.from_artifact(folder, backend="torch")
+
+
 # -- skops allow-list -----------------------------------------------------------------------
 
 

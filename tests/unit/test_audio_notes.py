@@ -115,9 +115,11 @@ def test_an_ogg_cut_short_is_noted(tmp_path, subtype):
     assert load_audio(whole).notes == () and file_notes(whole) == ()
     raw = whole.read_bytes()
     cut = tmp_path / "cut.ogg"
-    for keep in (len(raw) * 6 // 10, len(raw) - 1, 40):
+    for keep in (len(raw) * 6 // 10, len(raw) - 1):
         cut.write_bytes(raw[:keep])
         assert "the Ogg stream stops before its end" in ogg_end_note(Source(cut)), keep
+    cut.write_bytes(raw[:40])  # inside the first page: no whole page to judge by (and no
+    assert ogg_end_note(Source(cut)) is None  # audio: decoding says so)
     # complete pages up to a page boundary, but the last is not flagged as the end
     last = raw.rindex(b"OggS")
     cut.write_bytes(raw[:last])
@@ -134,3 +136,75 @@ def test_ogg_pages_found_from_the_tail_alone(tmp_path):
     assert whole.stat().st_size > 70_000
     assert ogg_end_note(Source(whole)) is None
     assert ogg_end_note(Source(whole.read_bytes())) is None
+
+
+def _page(serial: int, seq: int, flags: int, body: bytes) -> bytes:
+    """One Ogg page (RFC 3533) holding ``body``, its checksum filled in."""
+    from emovox.audio.length import _ogg_crc
+
+    lacing = bytes([255] * (len(body) // 255) + [len(body) % 255])
+    head = (b"OggS\0" + bytes([flags]) + (1000 * seq).to_bytes(8, "little")
+            + serial.to_bytes(4, "little") + seq.to_bytes(4, "little") + bytes(4)
+            + bytes([len(lacing)]) + lacing)
+    page = head + body
+    return page[:22] + _ogg_crc(page).to_bytes(4, "little") + page[26:]
+
+
+def _ogg_note(data: bytes) -> str | None:
+    return ogg_end_note(Source(data, filename="x.ogg"))
+
+
+def test_ogg_pages_are_told_by_their_checksum():
+    """Pages are walked from the tail and checked by their CRC: "OggS" inside a page's data
+    is not a page (QA, stop 37: a complete FLAC-in-Ogg file was called cut), a stream whose
+    last page lacks the end flag is cut even when another stream ended (a video's), a page
+    cut in its first bytes is cut, and trailing tags are not pages."""
+    data = [bytes(range(200)) * 3, b"x" * 4000 + b"OggS\0\4" + bytes(40), bytes(300)]
+    whole = (_page(7, 0, 2, data[0]) + _page(7, 1, 0, data[1]) + _page(7, 2, 4, data[2]))
+    assert _ogg_note(whole) is None
+    assert _ogg_note(whole[: -len(_page(7, 2, 4, data[2]))]) is not None  # at a boundary
+    tricky = _page(7, 0, 2, data[0]) + _page(7, 1, 4, data[1])  # "OggS" in the last page
+    assert _ogg_note(tricky) is None and _ogg_note(whole + b"TAG" + bytes(125)) is None
+    for extra in (b"O", b"OggS", _page(7, 3, 0, bytes(100))[:30]):
+        assert "incomplete" in _ogg_note(tricky + extra), extra
+    video_audio = (_page(1, 0, 2, bytes(50)) + _page(2, 0, 2, bytes(50))
+                   + _page(1, 1, 0, bytes(500)) + _page(2, 1, 0, bytes(500))
+                   + _page(1, 2, 4, bytes(100)))  # the video ended, the audio did not
+    assert "not marked as the end" in _ogg_note(video_audio)
+    assert _ogg_note(video_audio + _page(2, 2, 4, bytes(100))) is None
+    assert _ogg_note(b"OggS" + bytes(60)) is None  # no whole page: nothing to judge
+
+
+def _aiff(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    body = b"AIFF" + b"".join(cid + len(d).to_bytes(4, "big") + d + b"\0" * (len(d) & 1)
+                              for cid, d in chunks)
+    return b"FORM" + len(body).to_bytes(4, "big") + body
+
+
+def _comm(frames: int, rate_exponent: int = 16396, mantissa: int = 0xFA00 << 48,
+          compression: bytes = b"") -> bytes:
+    """A COMM chunk: mono, 16-bit, ``frames``; the default rate is 16000 Hz."""
+    return (b"\0\1" + frames.to_bytes(4, "big") + b"\0\x10" + rate_exponent.to_bytes(2, "big")
+            + mantissa.to_bytes(8, "big") + compression)
+
+
+def test_aiff_headers_that_are_odd_or_hostile():
+    """The last COMM counts (as for libsndfile) and a rate that overflows a float is no
+    rate (QA, stop 37: OverflowError, a traceback in the timeline and a 500 in the API);
+    AIFF-C ima4 counts packets of 64 frames (its note said 0.05 s for a 3.3 s file); more
+    than 64 chunks before the sound are walked."""
+    from emovox.audio.length import aiff_length_note
+
+    ssnd = (b"SSND", bytes(8) + bytes(2 * 16000))  # 1 s of 16-bit mono at 16 kHz
+    whole = _aiff([(b"COMM", _comm(16000, rate_exponent=0x7FFF)), ssnd,
+                   (b"COMM", _comm(16000))])
+    assert aiff_length_note(Source(whole, filename="a.aiff")) is None
+    cut = _aiff([(b"COMM", _comm(16000, rate_exponent=0x7FFF)), ssnd])[:-16000]
+    assert aiff_length_note(Source(cut, filename="a.aiff")) is None  # no rate: no judgement
+    many = _aiff([(b"NAME", b"x" * 10)] * 70 + [(b"COMM", _comm(16000)), ssnd])
+    assert aiff_length_note(Source(many, filename="a.aiff")) is None
+    note = aiff_length_note(Source(many[:-16000], filename="a.aiff"))
+    assert note is not None and "holds 0.50 s of the 1.00 s" in note
+    ima = _aiff([(b"COMM", _comm(250, compression=b"ima4")), (b"SSND", bytes(8) + bytes(8500))])
+    note = aiff_length_note(Source(ima[:-4250], filename="a.aiff"))
+    assert note is not None and "holds 0.50 s of the 1.00 s" in note

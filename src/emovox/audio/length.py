@@ -18,6 +18,9 @@ their frame count, which the decoder compares itself (``Decoder.length_note``).
 
 from __future__ import annotations
 
+import math
+import zlib
+
 from emovox.audio.sniff import Source
 
 __all__ = ["aiff_length_note", "container_length_note", "ogg_end_note", "wav_data_sizes",
@@ -25,10 +28,15 @@ __all__ = ["aiff_length_note", "container_length_note", "ogg_end_note", "wav_dat
 
 #: a WAV data chunk's size written by a recorder that could not seek back (a stream)
 _UNKNOWN_SIZES = (0xFFFFFFFF, 0x7FFFFFFF)
-#: chunks walked at most before giving up on an AIFF (each costs one small read)
-_MAX_CHUNKS = 64
-#: an Ogg page is at most 27 + 255 + 255 * 255 bytes: the last one starts within this tail
-_OGG_TAIL = 27 + 255 + 255 * 255
+#: chunks walked at most before giving up on an AIFF
+_MAX_CHUNKS = 4096
+#: bytes read at once from an AIFF's start to walk its chunks in
+_AIFF_HEAD = 64 * 1024
+#: an Ogg page is at most 27 + 255 + 255 * 255 bytes: twice that holds the last whole page
+#: and the start of any page cut after it
+_OGG_TAIL = 2 * (27 + 255 + 255 * 255)
+#: byte -> the byte with its bits reversed (for :func:`_ogg_crc`)
+_BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 #: Ogg page header flag: the last page of a logical stream
 _OGG_EOS = 0x04
 
@@ -76,32 +84,46 @@ def wav_length_note(s: Source) -> str | None:
 
 
 def _extended(b: bytes) -> float:
-    """An 80-bit IEEE 754 extended float (big-endian), as AIFF's ``COMM`` states its rate."""
+    """An 80-bit IEEE 754 extended float (big-endian), as AIFF's ``COMM`` states its rate;
+    0.0 for zero, infinities, NaNs and numbers too large for a float."""
     exponent = int.from_bytes(b[:2], "big") & 0x7FFF
     mantissa = int.from_bytes(b[2:10], "big")
-    return 0.0 if exponent == 0 and mantissa == 0 else mantissa * 2.0 ** (exponent - 16383 - 63)
+    if exponent == 0x7FFF or exponent - 16383 > 1000:  # QA: 2.0 ** huge overflowed
+        return 0.0
+    return math.ldexp(mantissa, exponent - 16383 - 63)
 
 
 def _aiff_chunks(s: Source) -> tuple[bytes | None, tuple[int, int] | None]:
     """``(COMM chunk body, (SSND declared sample bytes, sample bytes held))``, each None
-    where the file has none (read chunk by chunk: metadata may push them past the head)."""
+    where the file has none. Chunks are walked in the file's first :data:`_AIFF_HEAD`
+    bytes read once (metadata may come before the sound), then a small read each; the last
+    ``COMM`` counts, as for libsndfile."""
+    head = s.read_range(0, _AIFF_HEAD)
+
+    def read(pos: int, n: int) -> bytes:
+        return head[pos : pos + n] if pos + n <= len(head) else s.read_range(pos, n)
+
     comm, ssnd = None, None
     pos = 12
     for _ in range(_MAX_CHUNKS):
-        head = s.read_range(pos, 8)
-        if len(head) < 8:
+        chunk = read(pos, 8)
+        if len(chunk) < 8:
             break
-        cid, size = head[:4], int.from_bytes(head[4:8], "big")
+        cid, size = chunk[:4], int.from_bytes(chunk[4:8], "big")
         if cid == b"COMM":
-            comm = s.read_range(pos + 8, min(size, 64))
+            comm = read(pos + 8, min(size, 64))
         elif cid == b"SSND" and size >= 8:
-            offset = int.from_bytes(s.read_range(pos + 8, 4), "big")
+            offset = int.from_bytes(read(pos + 8, 4), "big")
             start = pos + 16 + offset
             ssnd = (size - 8 - offset, max(0, s.size - start))
-        if comm is not None and ssnd is not None:
-            break
         pos += 8 + size + (size & 1)
     return comm, ssnd
+
+
+def _aiff_frames(comm: bytes) -> int:
+    """The frames a ``COMM`` chunk declares: AIFF-C's ``ima4`` counts packets of 64."""
+    frames = int.from_bytes(comm[2:6], "big")
+    return frames * 64 if comm[18:22] == b"ima4" else frames
 
 
 def aiff_length_note(s: Source) -> str | None:
@@ -113,8 +135,7 @@ def aiff_length_note(s: Source) -> str | None:
     comm, ssnd = _aiff_chunks(s)
     if comm is None or ssnd is None or len(comm) < 18:
         return None
-    frames = int.from_bytes(comm[2:6], "big")
-    rate = _extended(comm[8:18])
+    frames, rate = _aiff_frames(comm), _extended(comm[8:18])
     declared, held = ssnd
     if frames <= 0 or declared <= 0 or not 0 < rate < 10_000_000:
         return None
@@ -123,37 +144,65 @@ def aiff_length_note(s: Source) -> str | None:
     return _cut_note(s.name, held_s, declared_s) if declared_s - held_s > 0.01 else None
 
 
-def _last_ogg_page(tail: bytes, tail_start: int, size: int) -> tuple[int, bool] | None:
-    """``(header flags, complete)`` of the last Ogg page that starts in ``tail`` (which
-    begins at byte ``tail_start`` of a ``size``-byte file); None when no page starts there."""
-    at = len(tail)
-    while (at := tail.rfind(b"OggS", 0, at)) >= 0:
-        if at + 27 <= len(tail) and tail[at + 4] == 0:  # stream structure version 0
-            n_seg = tail[at + 26]
-            seg_end = at + 27 + n_seg
-            if seg_end <= len(tail):
-                body = sum(tail[at + 27 : seg_end])
-                return tail[at + 5], tail_start + seg_end + body <= size
-            return tail[at + 5], False
-        if at + 27 > len(tail):  # a page header cut inside its first 27 bytes
-            return 0, False
-    return None
+def _ogg_crc(page: bytes) -> int:
+    """Ogg's page checksum (CRC-32, polynomial 0x04C11DB7, not reflected, initial value and
+    final XOR 0; the checksum field read as zeros), through zlib's reflected CRC-32: the
+    bytes' bits reversed in, the result's reversed out, its initial value cancelled by the
+    CRC of as many zero bytes."""
+    data = page[:22] + b"\0\0\0\0" + page[26:]
+    r = zlib.crc32(data.translate(_BIT_REVERSED)) ^ zlib.crc32(bytes(len(data)))
+    return int(f"{r:032b}"[::-1], 2)
+
+
+def _ogg_page(buf: bytes, at: int) -> tuple[int, int, int] | None:
+    """``(end, serial, flags)`` of a whole page at ``at`` of ``buf`` whose checksum holds;
+    None otherwise (cut, or "OggS" inside another page's data)."""
+    if buf[at : at + 4] != b"OggS" or at + 27 > len(buf) or buf[at + 4] != 0:
+        return None
+    seg_end = at + 27 + buf[at + 26]
+    if seg_end > len(buf):
+        return None
+    end = seg_end + sum(buf[at + 27 : seg_end])
+    if end > len(buf) or _ogg_crc(buf[at:end]) != int.from_bytes(buf[at + 22 : at + 26],
+                                                                  "little"):
+        return None
+    return end, int.from_bytes(buf[at + 14 : at + 18], "little"), buf[at + 5]
+
+
+def _ogg_tail_state(tail: bytes) -> tuple[dict[int, int], bool] | None:
+    """Walk the whole pages of ``tail`` (the file's last bytes) from the first one whose
+    checksum holds: ``({serial: flags of its last page}, cut)``, ``cut`` when what follows
+    the last whole page begins as a page would ("OggS", or a prefix of it: trailing tags
+    are not pages). None when no whole page is found."""
+    at = tail.find(b"OggS")
+    while at >= 0 and _ogg_page(tail, at) is None:
+        at = tail.find(b"OggS", at + 1)
+    if at < 0:
+        return None
+    last: dict[int, int] = {}
+    while (page := _ogg_page(tail, at)) is not None:
+        at, serial, flags = page
+        last[serial] = flags
+    rest = tail[at : at + 4]
+    return last, bool(rest) and b"OggS".startswith(rest)
 
 
 def ogg_end_note(s: Source) -> str | None:
-    """A note when an Ogg file's last page is incomplete or lacks the end-of-stream flag:
-    the file stops before its stream ends (cut short, or a recorder that never finished it)."""
+    """A note when an Ogg file stops before its streams end: the data after its last whole
+    page begins a page that is not all there, or a stream's last page lacks the
+    end-of-stream flag (a file cut short, or a recorder that never finished it). Only the
+    file's last :data:`_OGG_TAIL` bytes are read; pages are told by their checksum."""
     if s.kind != "ogg" or s.head[:4] != b"OggS":
         return None
     start = max(0, s.size - _OGG_TAIL)
-    last = _last_ogg_page(s.read_range(start, _OGG_TAIL), start, s.size)
-    if last is None:
+    state = _ogg_tail_state(s.read_range(start, _OGG_TAIL))
+    if state is None:
         return None
-    flags, complete = last
-    if complete and flags & _OGG_EOS:
+    last, cut = state
+    if not cut and all(flags & _OGG_EOS for flags in last.values()):
         return None
     return (f"{s.name}: the Ogg stream stops before its end (its last page is "
-            f"{'not marked as the end' if complete else 'incomplete'}): the file is cut short, "
+            f"{'incomplete' if cut else 'not marked as the end'}): the file is cut short, "
             "or its recorder never finished it; answered on what is there.")
 
 

@@ -52,6 +52,8 @@ __all__ = ["CHUNK", "ClusterLost", "WAIT_FOR_WORKERS_S", "check_workers", "conne
 WAIT_FOR_WORKERS_S: float = 30.0
 #: how long (s) a scheduler's port may take to greet a new connection
 PROBE_S: float = 5.0
+#: a field of the handshake every Dask server sends first on a new connection
+_DASK_GREETING = b"pickle-protocol"
 #: how often (s) the scheduler is asked whether it still has a worker while a chunk runs
 POLL_S: float = 2.0
 #: files per task (the local engine's chunk)
@@ -171,31 +173,56 @@ def _tcp_endpoint(scheduler: str) -> tuple[str, int] | None:
     return (host, int(port)) if host and port.isdigit() else None
 
 
+def _greeting(sock: socket.socket) -> bytes | None:
+    """What the peer sends of itself within :data:`PROBE_S` (at most 1 KiB, until Dask's
+    handshake is recognised); None when it sent nothing at all in that time."""
+    deadline = time.monotonic() + PROBE_S
+    got = b""
+    while len(got) < 1024 and _DASK_GREETING not in got:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            more = sock.recv(1024)
+        except OSError:  # timeout included
+            break
+        if not more:
+            break
+        got += more
+    return got or None
+
+
 def _probe_scheduler(scheduler: str) -> None:
-    """ConfigError when something at ``scheduler`` accepts a TCP connection but does not
-    greet as a Dask scheduler does at once (its handshake): an HTTP port made the client
-    wait forever, Dask's connect timeout not covering the handshake (stop 36's list).
-    Anything else (refused, unreachable, other schemes) is left to Dask's client."""
+    """ConfigError when nothing listens at a ``tcp://`` ``scheduler`` or its host name does
+    not resolve (Dask retried for 30 s, then said "Timed out"), or when what answers there
+    does not greet as Dask does at once (its handshake): an HTTP port made the client wait
+    forever, Dask's connect timeout not covering the handshake (stop 36's list); a banner
+    of another protocol ended in a MemoryError message. Other schemes and failures (an
+    unreachable network) are left to Dask's client."""
     endpoint = _tcp_endpoint(scheduler)
     if endpoint is None:
         return
     try:
         sock = socket.create_connection(endpoint, timeout=PROBE_S)
+    except socket.gaierror:
+        raise ConfigError(f"no Dask scheduler at {scheduler}: the host name {endpoint[0]!r} "
+                          "does not resolve") from None
+    except ConnectionRefusedError:
+        raise ConfigError(f"no Dask scheduler at {scheduler}: nothing listens there "
+                          "(connection refused); start one with `dask scheduler`") from None
     except OSError:
         return  # Dask says it, in its words
     try:
-        sock.settimeout(PROBE_S)
-        first = sock.recv(16)
-    except OSError:  # timeout included
-        first = None
+        first = _greeting(sock)
     finally:
         sock.close()
-    if not first:
-        said = ("sent nothing" if first is None else "closed the connection")
+    if first is None or _DASK_GREETING not in first:
+        said = ("sent nothing within " f"{PROBE_S:g} s" if first is None else
+                "greets in another protocol")
         raise ConfigError(f"no Dask scheduler answers at {scheduler}: something accepts "
-                          f"connections there but {said} within {PROBE_S:g} s, where a "
-                          "scheduler greets at once (another service's port, e.g. a web "
-                          "server's or the dashboard's?)")
+                          f"connections there but {said}, where a scheduler greets at once "
+                          "(another service's port, e.g. a web server's or the dashboard's?)")
 
 
 def _remote_client(scheduler: str) -> Any:

@@ -113,10 +113,13 @@ def build_network(artifact: Artifact) -> nn.Module:
             raise ArtifactError(f"{artifact.path}: the model does not run: the network's "
                                 f"weights give {outputs} outputs but model.json's \"labels\" "
                                 f"lists {meta.n_classes}")
+        k = diff[0]
+        example = (f"{k} is not in weights.safetensors" if k not in have else
+                   f"{k} is not in the network" if k not in want else
+                   f"{k}: {have[k]} values against {want[k]}")
         raise ArtifactError(f"{artifact.path / 'weights.safetensors'}: does not fit the "
                             f"network of model.json ({len(diff)} tensors differ, e.g. "
-                            f"{diff[0]}: {have.get(diff[0])} values against "
-                            f"{want.get(diff[0])})")
+                            f"{example})")
     net = build(*args, **meta.network.params)
     state = {k[4:]: torch.from_numpy(np.array(v)) for k, v in artifact.tensors.items()}
     try:
