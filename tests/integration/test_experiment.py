@@ -224,6 +224,43 @@ def test_fuse_runs_averages_out_of_fold_probabilities(fake_ravdess, fake_cache, 
     assert r.exit_code == 2 and "other test clips" in r.output
 
 
+def test_fuse_and_merge_tell_clips_apart_by_their_folders(fake_ravdess, fake_cache, tmp_path):
+    """A folder per emotion holds ``angry/anna_1.wav`` and ``sad/anna_1.wav``: fuse and merge
+    refused such runs, "two test clips named anna_1.wav" (QA, stop 37)."""
+    import csv
+    from pathlib import Path
+
+    from emovox.experiment.fuse import fuse_runs, merge_runs
+
+    def as_emotion_folders(run: Path) -> None:
+        with open(run / "predictions.csv") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:  # 03-01-EE-II-SS-RR-AA -> EE/AA_SSRRII.wav: names repeat across EE
+            m, c, e, i, s, rep, a = Path(r["path"]).stem.split("-")
+            r["path"] = f"/data/mine/{e}/{a}_{s}{rep}{i}.wav"
+        with open(run / "predictions.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        assert len({Path(r["path"]).name for r in rows}) < len(rows)
+
+    runs = []
+    for k, model in enumerate(("egemaps_logreg", "egemaps_svm", "egemaps_logreg")):
+        cfg = cfg_for(fake_ravdess, fake_cache, model)
+        cfg.split = SplitConfig(folds=(0, 1) if k < 2 else (0,), n_val_speakers=1)
+        run_experiment(cfg, tmp_path / f"r{k}")
+        as_emotion_folders(tmp_path / f"r{k}")
+        runs.append(tmp_path / f"r{k}")
+    fused = fuse_runs(runs[:2], tmp_path / "f")
+    assert fused["pooled"]["n"] == 32
+    cfg = cfg_for(fake_ravdess, fake_cache, "egemaps_logreg")
+    cfg.split = SplitConfig(folds=(1,), n_val_speakers=1)
+    run_experiment(cfg, tmp_path / "r3")
+    as_emotion_folders(tmp_path / "r3")
+    merged = merge_runs([runs[2], tmp_path / "r3"], tmp_path / "m")
+    assert merged["pooled"] == json.loads((runs[0] / "metrics.json").read_text())["pooled"]
+
+
 def test_merged_single_fold_runs_equal_one_run_over_both_folds(fake_ravdess, fake_cache,
                                                                  tmp_path):
     from typer.testing import CliRunner

@@ -217,7 +217,7 @@ def test_classical_parameters_out_of_range_fail_before_any_work(model, params, w
 def test_an_ensemble_of_fold_models_keeps_no_member_validation_speakers():
     from types import SimpleNamespace
 
-    from emovox.experiment.package import ensemble_trained_on
+    from emovox.experiment.members import ensemble_trained_on
 
     fold = SimpleNamespace(name="crnn_cmvn", experiment_config={}, trained_on=None)
     final = SimpleNamespace(name="ecapa_cmvn", experiment_config={}, trained_on={
@@ -240,6 +240,36 @@ def test_an_ensemble_of_fold_models_keeps_no_member_validation_speakers():
         "a" * 12, "b" * 12, "c" * 12}  # member heard (re-check, stop 35)
     assert "clips" not in a and sorted(a["member_data"]) == sorted(b["member_data"]) == [
         "ecapa_cmvn: 9 clips of 0 speakers (?)", "reslstm: 5 clips of 1 speaker (emovo)"]
+
+
+def test_an_ensemble_of_members_on_other_data_names_their_corpora_and_unseen_emotions():
+    """Members trained on two manifests of one's own data: the card said "RAVDESS ... CC
+    BY-NC-SA", no "never seen in training" and no own-data line (QA, stop 37)."""
+    from types import SimpleNamespace
+
+    from emovox.experiment.card import model_card
+    from emovox.experiment.members import ensemble_trained_on
+
+    def member(name, reader, folder, emotions, clips):
+        cfg = {"data": {"corpus": reader, "root": f"/data/{folder}", "corpora": []}}
+        return None, SimpleNamespace(name=name, experiment_config=cfg, trained_on={
+            "clips": clips, "speakers": ["a", "b"], "corpus": reader, "emotions": emotions})
+
+    zero = dict.fromkeys(("calm", "fearful", "disgust", "surprised"), 0)
+    a = member("crnn_cmvn", "csv", "own.csv", {"angry": 10, "sad": 5, "neutral": 5,
+                                               "happy": 0, **zero}, 20)
+    b = member("egemaps_logreg", "folder", "mine", {"angry": 3, "sad": 3, "neutral": 3,
+                                                     "happy": 3, **zero}, 12)
+    tr = ensemble_trained_on([a, b])
+    assert tr["corpora"] == {"csv": 20, "folder": 12} and tr["emotions"]["happy"] == 3
+    assert tr["own_data"] == ["csv=own.csv", "folder=mine"]
+    card = model_card({"name": "fusion", "trained_on": tr, "labels": ["angry"]})
+    assert "RAVDESS" not in card and "csv: see its licence; folder: see its licence" in card
+    assert "never seen in training: calm, fearful, disgust, surprised" in card
+    assert "own data (reader=name): csv=own.csv, folder=mine" in card
+    assert "Trained on csv, folder only" in card
+    b[1].trained_on.pop("emotions")  # a member that did not count: no "never seen"
+    assert "emotions" not in ensemble_trained_on([a, b])
 
 
 def test_a_one_value_grid_and_alphanumeric_speaker_order():
@@ -480,3 +510,39 @@ def test_an_adapted_run_calibrates_nothing_and_says_whose_audio(tmp_path, mode, 
     with pytest.raises(RunDirError, match=f"--adapt {mode} \\(the unlabelled audio of its "
                                           f"test {whose} used\\)"):
         read_cv_run(run, "m")
+
+
+def test_emotions_a_model_never_heard_get_no_probability(tiny_model, tmp_path):
+    """A model trained without some emotions gave them up to 0.13 and, once adapted to a
+    speaker, answered them (QA, stop 37): the Predictor gives them 0, in every answer."""
+    import shutil
+
+    from emovox.adaptation import adapt, speaker_prior
+    from emovox.labels import LABELS
+    from emovox.serving.predictor import Predictor
+    from signals import SR, voice
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    doc = json.loads((folder / "model.json").read_text())
+    heard = {"angry", "sad", "neutral", "happy"}
+    doc["trained_on"] = {**(doc.get("trained_on") or {}),
+                         "emotions": {lab: 5 if lab in heard else 0 for lab in LABELS}}
+    (folder / "model.json").write_text(json.dumps(doc))
+    plain = Predictor.from_artifact(tiny_model)
+    masked = Predictor.from_artifact(folder)
+    assert masked.artifact_meta.unseen_labels() == tuple(
+        i for i, lab in enumerate(LABELS) if lab not in heard)
+    for wave in (voice(1.0), voice(6.0, f0=240.0)):  # one window, and several
+        a, b = plain.predict_wave(wave, SR), masked.predict_wave(wave, SR)
+        assert b.label in heard and sum(b.probabilities.values()) == pytest.approx(1.0)
+        assert all(b.probabilities[lab] == 0.0 for lab in LABELS if lab not in heard)
+        p = np.array([a.probabilities[lab] for lab in LABELS])
+        p[[LABELS.index(lab) for lab in LABELS if lab not in heard]] = 0
+        assert [b.probabilities[lab] for lab in LABELS] == pytest.approx(p / p.sum())
+    q = np.array([[b.probabilities[lab] for lab in LABELS]] * 3)
+    adapted = adapt(q[0], speaker_prior(q))
+    assert all(adapted[LABELS.index(lab)] == 0 for lab in LABELS if lab not in heard)
+    doc["trained_on"]["emotions"].pop("calm")  # counts not recorded for every label: as before
+    (folder / "model.json").write_text(json.dumps(doc))
+    assert Predictor.from_artifact(folder).artifact_meta.unseen_labels() == ()

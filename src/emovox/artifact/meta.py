@@ -132,6 +132,19 @@ class ArtifactMeta:
     def temperature(self) -> float:
         return self.calibration.temperature
 
+    def unseen_labels(self) -> tuple[int, ...]:
+        """Indices of :attr:`labels` that the training data held no clip of
+        (``trained_on.emotions``, counted since stop 34): a network's output for them is
+        whatever training left it, not evidence (a model trained for one epoch without calm
+        gave calm 0.13, and answered "surprised" for 18 clips once adapted: QA, stop 37), so
+        the Predictor gives them none. Empty when the counts are not recorded for every
+        label, or none was seen."""
+        counts = (self.trained_on or {}).get("emotions")
+        if not isinstance(counts, dict) or any(lab not in counts for lab in self.labels):
+            return ()
+        unseen = tuple(i for i, lab in enumerate(self.labels) if not counts[lab])
+        return unseen if len(unseen) < len(self.labels) else ()
+
     def replace(self, **changes: Any) -> ArtifactMeta:
         return dataclasses.replace(self, **changes)
 

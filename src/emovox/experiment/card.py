@@ -30,8 +30,8 @@ def _corpus_lines(trained_on: dict[str, Any]) -> list[str]:
                      f"({', '.join(trained_on['validation_speakers'])}) were used only to "
                      "choose the epoch (early stopping), not to fit the weights")
     if (never := [e for e, n in (trained_on.get("emotions") or {}).items() if not n]):
-        lines.append(f"- never seen in training: {', '.join(never)} (the model still answers "
-                     "all eight; these get near-zero probability, whatever the voice)")
+        lines.append(f"- never seen in training: {', '.join(never)} (the model answers only "
+                     "the emotions it was trained on: these get probability 0)")
     licences = [CORPUS_LICENCES.get(c, f"{c}: see its licence") for c in corpora]
     lines.append(f"- training data licence: {'; '.join(licences)}; this model is for research "
                  "and non-commercial use.")
@@ -132,15 +132,17 @@ def _val_text(val_speakers: int | None) -> str:
     return f", {val_speakers} training speaker(s) per fold held out for validation"
 
 
-def _own_data_lines(config: Any) -> list[str]:
+def _own_data_lines(config: Any, members_own: list[str] | None = None) -> list[str]:
     """Which manifest or folder of one's own data the model was trained on, by name (the
-    card said only "csv": own-data QA, stop 33)."""
+    card said only "csv": own-data QA, stop 33); an ensemble's, from its members'
+    (``trained_on.own_data``: its own config reads no data; QA, stop 37)."""
     from emovox.experiment.recipe import own_data
 
     try:
         own = own_data(config)
     except (KeyError, TypeError, AttributeError):  # no config, or one of another shape
-        return []
+        own = []
+    own = own or list(members_own or [])
     return [f"- own data (reader=name): {', '.join(own)}"] if own else []
 
 
@@ -240,7 +242,7 @@ def model_card(meta: dict[str, Any]) -> str:
         *([f"- training augmentation: {tr['augment']}"] if tr.get("augment") else []),
         *_environment_lines(tr),
         *_corpus_lines(tr),
-        *_own_data_lines(meta.get("config")),
+        *_own_data_lines(meta.get("config"), tr.get("own_data")),
         "",
         *_cv_lines(cv),
     ]

@@ -37,8 +37,9 @@ from emovox.experiment.rundir import (
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
 
-#: a clip across runs: (fold, corpus, speaker, file name) -- not the path as written, which
-#: is relative to wherever each run was started (``../shared/...`` vs ``/work/shared/...``)
+#: a clip across runs: (fold, corpus, speaker, file name with as many of its folders as
+#: tell clips apart) -- not the path as written, which is relative to wherever each run was
+#: started (``../shared/...`` vs ``/work/shared/...``)
 Key = tuple[int, str, str, str]
 
 
@@ -50,20 +51,38 @@ def _not_an_input(out: Path, runs: list[Path]) -> None:
                           "to another folder")
 
 
-def _table(run: RunRecord) -> dict[Key, Prediction]:
+def _checked(run: RunRecord) -> list[Prediction]:
+    """The scored rows of ``run``, refused when they cannot be combined."""
     if run.predictions is None or run.predictions.labels != list(LABELS):
         raise ConfigError(f"{run.path}: probabilities are not over the {len(LABELS)} labels")
     if not isinstance(run.metrics.get("folds"), list):
         raise ConfigError(f"{run.path}: its metrics.json has no fold records")
-    table: dict[Key, Prediction] = {}
-    for r in run.predictions.scored():
+    rows = list(run.predictions.scored())
+    for r in rows:
         if r.true not in LABELS:
             raise ConfigError(f"{run.path}: unknown label {r.true!r} in column 'true'")
-        key = (r.fold if r.fold is not None else -1, r.corpus, r.speaker, Path(r.path).name)
-        if key in table:
-            raise ConfigError(f"{run.path}: two test clips named {key[3]} for speaker {key[2]}")
-        table[key] = r
-    return table
+    return rows
+
+
+def _key(r: Prediction, depth: int) -> Key:
+    parts = Path(r.path).parts
+    return (r.fold if r.fold is not None else -1, r.corpus, r.speaker,
+            "/".join(parts[-depth:]))
+
+
+def _tables(runs: list[RunRecord]) -> list[dict[Key, Prediction]]:
+    """Each run's clips by :data:`Key`, the file named by as many trailing path parts as
+    make every clip of every run distinct: a folder per emotion holds ``angry/anna_1.wav``
+    and ``sad/anna_1.wav``, which the file name alone made "two test clips named
+    anna_1.wav" (QA, stop 37), while the same clips read from another folder still match."""
+    rows = [_checked(r) for r in runs]
+    longest = max((len(Path(p.path).parts) for rs in rows for p in rs), default=1)
+    for depth in range(1, longest + 1):
+        tables = [{_key(p, depth): p for p in rs} for rs in rows]
+        if all(len(t) == len(rs) for t, rs in zip(tables, rows, strict=True)):
+            return tables
+    bad = next(r for r, t, rs in zip(runs, tables, rows, strict=True) if len(t) < len(rs))
+    raise ConfigError(f"{bad.path}: the same test clip is listed twice")
 
 
 def _fold_rows(runs: list[RunRecord], per_fold: list[Metrics], folds: list[int]) -> list[dict]:
@@ -105,7 +124,7 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     check_run_destination(out)
     records = [read_run(Path(r)) for r in runs]
     metas = [r.metrics for r in records]
-    tables = [_table(r) for r in records]
+    tables = _tables(records)
     protocols = {m["protocol"] for m in metas}
     if len(protocols) != 1:
         raise ConfigError(f"runs use different protocols: {sorted(protocols)}")
@@ -134,7 +153,7 @@ def switch_runs(wide: Path, narrow: Path, out: Path,
     records = [read_run(r) for r in runs]
     if len({r.metrics["protocol"] for r in records}) != 1:
         raise ConfigError(f"{narrow} uses another protocol than {wide}")
-    tables = [_table(r) for r in records]
+    tables = _tables(records)
     if set(tables[1]) != set(tables[0]):
         raise ConfigError(f"{narrow} has other test clips or folds than {wide}")
     order = sorted(tables[0])
@@ -276,7 +295,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         shared = sorted({i for i in indices if indices.count(i) > 1})
         raise ConfigError(f"the runs share fold(s) {', '.join(map(str, shared))}: merge parts "
                           "that each hold other folds")
-    rows = [p for r in records for p in _table(r).values()]
+    rows = [p for table in _tables(records) for p in table.values()]
     y = np.array([LABELS.index(p.true) for p in rows])
     proba = np.array([p.proba for p in rows])
     folds = np.array([p.fold for p in rows])

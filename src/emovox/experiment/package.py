@@ -26,6 +26,7 @@ from emovox.experiment.card import model_card
 from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
 from emovox.experiment.distil import mean_probabilities, open_teacher_models
 from emovox.experiment.functional import functional_member, is_functional_folder, narrow_member
+from emovox.experiment.members import ensemble_trained_on
 from emovox.experiment.multicorpus import balance_corpora, corpus_classes, corpus_counts
 from emovox.experiment.recipe import (
     check_recipe,
@@ -305,41 +306,6 @@ def with_identity_columns(norm: Any, dim: int) -> Any:
 
     return Normaliser(np.concatenate([norm.mean, np.zeros(dim, norm.mean.dtype)]),
                       np.concatenate([norm.std, np.ones(dim, norm.std.dtype)]))
-
-
-def _data_of(trained_on: dict[str, Any]) -> tuple[Any, ...]:
-    """What a member was trained on, for comparing members: clips, speakers, corpora."""
-    return (trained_on.get("clips"), tuple(trained_on.get("speakers") or ()),
-            trained_on.get("corpus"), tuple(trained_on.get("channels") or ()))
-
-
-def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
-    """An ensemble's ``trained_on``: its first member's data, every member's name, training
-    augmentation and environment, and their training seconds summed."""
-    augs = [augment_summary((m.experiment_config or {}).get("augment")) for _, m in loaded]
-    ons = [m.trained_on or {} for _, m in loaded]  # a CV fold model records none
-    envs = [t.get("environment") for t in ons]
-    # each member early-stopped on its own validation speakers: not one list (stop 32);
-    # the data only when every member says (a fold model's first place gave "0 speakers")
-    private = ("augment", "environment", "validation_speakers", "validation_clips", "seconds")
-    known = all(t.get("clips") is not None for t in ons)
-    same = known and all(_data_of(t) == _data_of(ons[0]) for t in ons)
-    data = ons[0] if same else {}  # members on other data: each said (re-check 3, stop 32)
-    differ = ({"member_data": [f"{m.name}: {t['clips']} clips of "
-                               f"{speakers_text(t.get('speakers') or [])} "
-                               f"({t.get('corpus', '?')})" for (_, m), t in
-                               zip(loaded, ons, strict=True)]} if known and not same else {})
-    heard = [trained_digests(t) for t in ons]  # members on other data: every clip any heard
-    if differ and all(d is not None for d in heard):  # (re-check, stop 35)
-        differ.update(clip_digests(set().union(*(d for d in heard if d))))
-    return {**{k: v for k, v in data.items() if k not in private}, **differ,
-            "members": [m.name for _, m in loaded],
-            **({"member_augment": augs} if any(augs) else {}),
-            **({"member_environment": envs} if any(envs) else {}),
-            # the sum only when every member says how long it took (a member split back out
-            # of an ensemble does not): a partial sum would understate the training time
-            **({"seconds": round(sum(float(t["seconds"]) for t in ons), 1)}
-               if all("seconds" in t for t in ons) else {})}
 
 
 def _not_adapted(folder: Path) -> None:

@@ -131,9 +131,11 @@ class Predictor:
     preprocess: Preprocess = field(repr=False)
     runner: Runner = field(repr=False)
     _protos: np.ndarray = field(init=False, repr=False)
+    _unseen: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._protos = prototype_matrix(self.labels)
+        self._unseen = np.array(self.artifact_meta.unseen_labels(), np.int64)
 
     # -- views kept for callers ---------------------------------------------------------
     @property
@@ -387,7 +389,11 @@ class Predictor:
     # -- internals ----------------------------------------------------------------------
     def _proba(self, x: np.ndarray) -> np.ndarray:
         logits = np.asarray(self.runner(x), np.float64)
-        return softmax(logits / self.temperature)
+        p = softmax(logits / self.temperature)
+        if len(self._unseen):  # emotions the model never heard get none (QA, stop 37)
+            p[:, self._unseen] = 0.0
+            p /= p.sum(axis=1, keepdims=True)
+        return p
 
     def _plan(self, wave: np.ndarray, sr: int
               ) -> tuple[np.ndarray, SpeechVerdict, list[tuple[int, int]]]:
