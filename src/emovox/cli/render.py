@@ -333,6 +333,8 @@ def shown_names(paths: Sequence[Any]) -> list[str]:
 def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
     """One row per file: the emotion (``no speech`` with the reason when there is none, ``?``
     after an uncertain one), confidence, top-k, arousal/valence, seconds of speech used."""
+    from emovox.serving.answer import percent_text
+
     table = _table(f"emovox · {model_id}",
                    ("file", "emotion", "confidence", f"top {top}", "arousal", "valence",
                     "speech"))
@@ -349,7 +351,7 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
         uncertain = p.status.value == "uncertain"
         table.add_row(
             name, f"[bold]{p.label}[/]" + (" [yellow]?[/]" if uncertain else ""),
-            f"{p.confidence:.0%}", "  ".join(f"{k} {v:.0%}" for k, v in ranked),
+            percent_text(p.confidence), "  ".join(f"{k} {percent_text(v)}" for k, v in ranked),
             f"{p.arousal:+.2f}", f"{p.valence:+.2f}", f"{p.speech_seconds:.1f} s",
         )
     console.print(table)
@@ -428,13 +430,13 @@ def timeline(tl: Any, name: str, window: float, hop: float) -> None:
                    ("start", "end", "emotion", "confidence"), justify="right")
     from rich.markup import escape
 
-    from emovox.serving.answer import UNCERTAIN_BELOW
+    from emovox.serving.answer import UNCERTAIN_BELOW, percent_text
 
     for s in tl.segments:  # "?": an uncertain window, as predict marks an answer (stop 33)
         table.add_row(f"{s.start:.1f}", f"{s.end:.1f}",
                       "[dim]no speech[/]" if s.silent else
                       s.label + (" ?" if s.confidence < UNCERTAIN_BELOW else ""),
-                      "" if s.silent else f"{s.confidence:.0%}")
+                      "" if s.silent else percent_text(s.confidence))
     console.print(table)
     summ = tl.summary()
     ranked = sorted(summ["share"].items(), key=lambda kv: -kv[1])

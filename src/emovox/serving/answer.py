@@ -26,6 +26,7 @@ contributed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -46,6 +47,7 @@ __all__ = [
     "Status",
     "aggregate",
     "confidence_band",
+    "percent_text",
 ]
 
 #: version of the JSON documents (prediction, timeline): ``emovox/data/schema/*-v1.json``
@@ -55,6 +57,19 @@ UNCERTAIN_BELOW = 0.5
 #: confidence bands: high >= 70 %, medium 50-70 %, low < 50 %
 HIGH_CONFIDENCE = 0.70
 MEDIUM_CONFIDENCE = 0.50
+
+
+def percent_text(p: float) -> str:
+    """A probability as people read it: a whole percent, unless rounding would carry it
+    across the ``uncertain`` line or a confidence band's edge (0.4957 was "50%" beside
+    "? = uncertain: top probability below 50 %": QA, stop 37); then one decimal, rounded
+    down if need be (49.6%, 49.9%)."""
+    lines = (UNCERTAIN_BELOW, MEDIUM_CONFIDENCE, HIGH_CONFIDENCE)
+    if not any(p < line <= round(p, 2) for line in lines):
+        return f"{p:.0%}"
+    if not any(p < line <= round(p, 3) for line in lines):
+        return f"{p:.1%}"
+    return f"{math.floor(p * 1000) / 10:.1f}%"
 
 
 class Status(str, Enum):

@@ -39,7 +39,12 @@ from emovox.errors import (
 )
 from emovox.serving.adapt import AdaptationError, TooFewReferences
 from emovox.serving.adapt_uploads import TooManyReferences
-from emovox.serving.answer import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, confidence_band
+from emovox.serving.answer import (
+    HIGH_CONFIDENCE,
+    MEDIUM_CONFIDENCE,
+    confidence_band,
+    percent_text,
+)
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 from emovox.serving.predictor import BACKENDS
 from emovox.serving.timeline import Timeline, build_timeline, timeline_rows, write_timeline_csv
@@ -79,6 +84,7 @@ __all__ = [
     "http_status",
     "mime_type",
     "model_card",
+    "percent_text",
     "predict_upload",
     "safe_suffix",
     "timeline_csv",

@@ -132,7 +132,7 @@ def _prediction_dict(prediction) -> dict:
 def _headline(pv: view.PredictionView, faint: bool = False) -> None:
     colour = emotion_colour(pv.label)
     label = html.escape(str(pv.label).capitalize())
-    conf = f" · {pv.confidence:.0%}" if pv.confidence is not None else ""
+    conf = f" · {service.percent_text(pv.confidence)}" if pv.confidence is not None else ""
     st.markdown(f'## <span style="color:{colour}">{label}</span>{conf}',
                 unsafe_allow_html=True)
     if pv.confidence is not None and faint:  # the red box below says why (QA stop 32)
