@@ -46,12 +46,12 @@ def test_timeline_csv_and_json_together_are_refused(tmp_path):
 def test_a_folder_scan_takes_what_predict_decodes(tmp_path):
     from emovox.serving.inputs import collect_inputs
 
-    for name in ("a.wav", "b.WEBM", "c.mp4", "d.flac", "notes.txt", ".hidden.wav"):
+    # WMA and Matroska were skipped without a word (QA, stop 37)
+    names = ["a.wav", "b.WEBM", "c.mp4", "d.flac", "e.wma", "f.mkv", "g.mov", "h.caf"]
+    for name in (*names, "notes.txt", ".hidden.wav", "cover.jpg"):
         (tmp_path / name).write_bytes(b"x")
-    assert [p.name for p in collect_inputs([str(tmp_path)])] == ["a.wav", "b.WEBM", "c.mp4",
-                                                                  "d.flac"]
-    assert [p.name for p in collect_inputs([str(tmp_path / "*")])] == [
-        "a.wav", "b.WEBM", "c.mp4", "d.flac"]
+    assert [p.name for p in collect_inputs([str(tmp_path)])] == names
+    assert [p.name for p in collect_inputs([str(tmp_path / "*")])] == names
 
 
 def test_a_file_reached_twice_is_listed_once_and_said(tmp_path, caplog):

@@ -81,8 +81,11 @@ def iter_glob(pattern: str) -> Iterator[Path]:
 
 
 #: what a folder scan of ``batch`` picks up: the corpora's audio extensions and the
-#: containers ``predict`` decodes through ffmpeg (video files: their audio track)
-INPUT_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | {".webm", ".mp4"}
+#: containers ``predict`` decodes through ffmpeg (video files: their audio track); WMA,
+#: Matroska, QuickTime and the rest were skipped without a word (QA, stop 37)
+INPUT_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | {
+    ".webm", ".mp4", ".m4v", ".mkv", ".mka", ".mov", ".avi", ".wma", ".asf", ".caf", ".au",
+    ".snd", ".w64", ".ac3", ".mp2", ".amr", ".3gp", ".wv", ".tta", ".spx", ".aifc"}
 
 
 def collect_inputs(inputs: Iterable[str]) -> list[Path]:
