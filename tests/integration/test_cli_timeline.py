@@ -173,3 +173,35 @@ def test_timeline_of_a_refused_file(cli_model, bad_dir, json_out):
     res = invoke(["timeline", path, "-m", cli_model, "--window", "0", "--json"])
     ok(res, 2)
     assert res.stdout == "" and "window must be" in " ".join(res.stderr.split())
+
+
+def test_an_interrupted_timeline_shows_what_was_read(cli_model, long_file, monkeypatch):
+    """Ctrl-C after the first block printed nothing and exited 130 (QA, stop 37): the
+    timeline of what was read is finished, printed, and the interruption said."""
+    from emovox.serving import timeline as tl_mod
+    from emovox.serving.predictor import Predictor
+
+    real = tl_mod.build_timeline
+
+    def ctrl_c_after_first_block(*args, **kwargs):
+        calls = []
+
+        def progress(s):
+            calls.append(s)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+        return real(*args, **{**kwargs, "block_s": 8.0, "progress": progress})
+
+    with pytest.raises(tl_mod.TimelineInterrupted) as stop:
+        ctrl_c_after_first_block(Predictor.from_artifact(cli_model), long_file)
+    part = stop.value.timeline
+    assert part.duration == pytest.approx(16.0, abs=0.01)  # two 8 s blocks were read
+    assert part.warnings[-1].endswith("interrupted at 16.0 s: the timeline covers the audio "
+                                      "read before that")
+    assert part.segments and part.segments[-1].end == pytest.approx(16.0, abs=0.01)
+    monkeypatch.setattr(tl_mod, "build_timeline", ctrl_c_after_first_block)
+    res = invoke(["timeline", long_file, "-m", cli_model, "--csv"])
+    assert res.exit_code == 130, text(res)
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert rows and float(rows[-1]["end"]) == pytest.approx(16.0, abs=0.01)
+    assert "interrupted at 16.0 s" in text(res)

@@ -201,7 +201,7 @@ def timeline(
     from emovox.serving.params import TimelineParams
     from emovox.serving.predictor import Predictor
     from emovox.serving.schema import failure_document
-    from emovox.serving.timeline import build_timeline, write_timeline_csv
+    from emovox.serving.timeline import TimelineInterrupted, build_timeline, write_timeline_csv
 
     setup_logging(False)
     try:
@@ -210,9 +210,12 @@ def timeline(
         predictor = Predictor.from_artifact(model, backend=backend)
     except USER_ERRORS as exc:
         fail(exc)
+    stopped = None
     try:
         with render.seconds_progress(_duration(file)) as progress:
             tl = build_timeline(predictor, file, window=window, hop=hop, progress=progress)
+    except TimelineInterrupted as stop:  # Ctrl-C: what was read is shown (QA, stop 37)
+        tl, stopped = stop.timeline, stop.timeline.warnings[-1]
     except USER_ERRORS as exc:
         if json_out:  # a script reads stdout: the refusal as predict --json writes it (stop 35)
             print(json.dumps(failure_document(str(file), str(exc)), indent=2))
@@ -230,6 +233,8 @@ def timeline(
         write_timeline_csv(tl, sys.stdout)
     else:
         render.timeline(tl, file.name, window, hop)
+    if stopped:
+        exit_interrupted(stopped)
 
 
 def _duration(file: Path) -> float | None:

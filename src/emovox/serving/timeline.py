@@ -65,8 +65,8 @@ from emovox.serving.speech import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CSV_COLUMNS", "SILENCE", "Segment", "SegmentKind", "Timeline", "build_timeline",
-           "iter_windows", "timeline_rows", "write_timeline_csv"]
+__all__ = ["CSV_COLUMNS", "SILENCE", "Segment", "SegmentKind", "Timeline", "TimelineInterrupted",
+           "build_timeline", "iter_windows", "timeline_rows", "write_timeline_csv"]
 
 #: What the text table and older outputs call a gap (and batch used for a silent clip).
 SILENCE = "silence"
@@ -273,6 +273,16 @@ class _Stream:
             self.buf_start += k
 
 
+class TimelineInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`build_timeline`; :attr:`timeline` is the timeline of what was
+    read before it, finished as the whole would be (an interrupted ``emovox timeline``
+    printed nothing, after minutes of work: QA, stop 37)."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        super().__init__("interrupted")
+        self.timeline = timeline
+
+
 def build_timeline(
     predictor: Any,
     src: AudioSource,
@@ -322,14 +332,20 @@ def build_timeline(
     tl.warnings = list(file_notes(src, filename=filename))
     name, hum = filename or (str(src) if isinstance(src, (str, Path)) else "<bytes>"), None
     peak = -np.inf  # loudest 64 ms frame, as predict's near-silence check measures it
-    for _, block in blocks:
-        peak = max(peak, peak_frame_dbfs(block))
-        if hum is None and (hum := hum_note(name, block, sr)):
-            tl.warnings.append(hum)  # the first block with hum says it, once (stop 32)
-        st.push(block)
-        settle(final=False)
-        if progress:
-            progress(st.end / sr)
+    interrupted = False
+    try:
+        for _, block in blocks:
+            peak = max(peak, peak_frame_dbfs(block))
+            if hum is None and (hum := hum_note(name, block, sr)):
+                tl.warnings.append(hum)  # the first block with hum says it, once (stop 32)
+            st.push(block)
+            settle(final=False)
+            if progress:
+                progress(st.end / sr)
+    except KeyboardInterrupt:  # Ctrl-C: what was read is finished and handed over (stop 37)
+        interrupted = True
+        cut.append(f"{name}: interrupted at {st.end / sr:.1f} s: the timeline covers the "
+                   "audio read before that")
     tl.warnings += cut
     if not peak >= SILENCE_DBFS:  # said by predict, not by a timeline before (CLI QA, stop 33);
         tl.warnings = [w for w in tl.warnings if w != hum] + [faint_note(name)]  # not hum
@@ -341,6 +357,8 @@ def build_timeline(
     _too_little_speech(tl, state["speech_s"])
     tl.duration = st.vad_pos / sr
     _add_gaps(tl)
+    if interrupted:
+        raise TimelineInterrupted(tl)
     return tl
 
 
