@@ -525,3 +525,18 @@ def test_a_path_with_dotdot_after_a_link_reads_the_file_the_kernel_means(tmp_pat
     monkeypatch.chdir(tmp_path)
     assert load_audio("lnk/../a.wav").duration == pytest.approx(1.0, abs=0.01)
     assert load_audio("a.wav").duration == pytest.approx(0.5, abs=0.01)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize(("name", "fmt"), [("call.gsm", "-f gsm"), ("dump.raw", "-f s16le")])
+def test_headerless_audio_is_refused_with_the_command_that_converts_it(tmp_path, name, fmt):
+    """A .gsm file was refused with "ffmpeg cannot read it either", which it can, told the
+    format; emovox keeps headerless formats off ffmpeg's list on purpose (QA, stop 37)."""
+    from emovox.errors import NotAudio
+
+    path = tmp_path / name
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 3300, np.uint8).tobytes())
+    with pytest.raises(NotAudio) as err:
+        load_audio(path)
+    said = str(err.value)
+    assert "headerless" in said and f"`ffmpeg {fmt}" in said and "cannot read it" not in said

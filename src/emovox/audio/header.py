@@ -285,6 +285,13 @@ def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
     return None, ff_error
 
 
+#: headerless audio by extension -> the ffmpeg format that reads it (left off ffmpeg's
+#: input whitelist on purpose: it takes any bytes for audio)
+_HEADERLESS = {".gsm": "gsm", ".raw": "s16le -ar 16000 -ac 1", ".pcm": "s16le -ar 16000 -ac 1",
+               ".sln": "s16le -ar 8000 -ac 1", ".ul": "mulaw -ar 8000 -ac 1",
+               ".al": "alaw -ar 8000 -ac 1", ".g722": "g722", ".vox": "vox"}
+
+
 def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) -> AudioError:
     """The typed error explaining why neither libsndfile nor ffmpeg decodes ``s``."""
     if s.kind is None:
@@ -294,6 +301,12 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
                 "unusual format, installing "
                 "ffmpeg may let emovox read it"
             )
+        elif s.suffix in _HEADERLESS:  # ffmpeg reads it when told the format (QA, stop 37)
+            return NotAudio(
+                f"{s.name}: headerless {s.suffix[1:].upper()} data: emovox reads only audio "
+                "files whose format announces itself, so that no bytes are taken for sound "
+                "on a guess. Convert it with ffmpeg, naming its format, e.g. `ffmpeg -f "
+                f"{_HEADERLESS[s.suffix]} -i {s.name} out.wav`.")
         else:
             tried = "ffmpeg cannot read it either"
         return NotAudio(
