@@ -532,8 +532,6 @@ def test_a_path_with_dotdot_after_a_link_reads_the_file_the_kernel_means(tmp_pat
 def test_headerless_audio_is_refused_with_the_command_that_converts_it(tmp_path, name, fmt):
     """A .gsm file was refused with "ffmpeg cannot read it either", which it can, told the
     format; emovox keeps headerless formats off ffmpeg's list on purpose (QA, stop 37)."""
-    from emovox.errors import NotAudio
-
     path = tmp_path / name
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 3300, np.uint8).tobytes())
     with pytest.raises(NotAudio) as err:
