@@ -193,3 +193,16 @@ def test_the_code_that_makes_the_numbers_is_in_the_key(one_wav, tmp_path, monkey
     assert _extract(one_wav, cache).n_cached == 1
     monkeypatch.setattr(cache_mod, "code_digest", lambda augmented=False: "0" * 16)
     assert _extract(one_wav, cache).n_cached == 0  # other code: computed afresh
+
+
+def test_a_silent_clip_is_an_extraction_error_on_every_run(tmp_path):
+    """A silent clip labelled neutral was trained and scored as neutral (p 0.999) where
+    predict answers no_speech, and said only on the first, uncached run (QA, stop 37)."""
+    good = write_clip(tmp_path / "good.wav", sine(220.0, 1.0, amp=0.3))
+    silent = write_clip(tmp_path / "silent.wav", np.zeros(16000, np.float32))
+    quiet = write_clip(tmp_path / "quiet.wav", sine(220.0, 1.0, amp=0.0005))  # -69 dBFS
+    for _ in range(2):  # cached or not: the same errors
+        ex = extract_files([good, silent, quiet], "mfcc", cache_dir=tmp_path / "c", n_jobs=1)
+        assert sorted(ex.errors) == [1, 2] and ex.features[0] is not None
+        assert all("silent (its loudest frame is below -60 dBFS)" in m
+                   for m in ex.errors.values())

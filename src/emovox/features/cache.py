@@ -193,9 +193,13 @@ def _extract_one(
     variant: Variant | None,
 ) -> np.ndarray:
     from emovox.audio import load_audio
+    from emovox.errors import EmptyAudio
     from emovox.features import extract
 
     audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db)
+    if audio.silent:  # the product answers no_speech; a model learnt it as, say, neutral,
+        raise EmptyAudio(f"{path}: silent (its loudest frame is below -60 dBFS): nothing "
+                         "to learn from or to score; left out (QA, stop 37)")  # (an error)
     wave = audio.wave
     if variant is not None:
         from emovox.audio.codec import Codec, codec_round_trip
