@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from emovox.config import Protocol
-from emovox.corpora.base import Utterance
+from emovox.corpora.base import Utterance, is_unknown_speaker
 from emovox.errors import ConfigError, LeakageError
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,24 @@ def _test_sets(
             raise ConfigError(f"the loco protocol needs at least two corpora, got {names}")
         return [(tuple(sorted(set(speakers[corpora == c]))), c) for c in names]
     raise ConfigError(f"unknown protocol {protocol}")  # pragma: no cover - Enum is exhaustive
+
+
+def check_speakers(utts: list[Utterance], protocol: Protocol) -> None:
+    """ConfigError, before any feature is extracted, when ``loso`` cannot hold a speaker
+    out: fewer than two speakers, e.g. a folder tree without ``--speaker-pattern`` whose
+    speakers are all unknown (it was refused only after extraction, as "fold 0 (held out:
+    folder:unknown) has no training speaker left": QA, stop 37)."""
+    if protocol is not Protocol.LOSO:
+        return
+    speakers = {u.speaker for u in utts}
+    if len(speakers) >= 2:
+        return
+    if all(is_unknown_speaker(s) for s in speakers):
+        raise ConfigError("the loso protocol holds out one speaker at a time, and the data's "
+                          "speakers are unknown: name them with --speaker-pattern (a folder "
+                          "tree) or a speaker column (a CSV manifest)")
+    raise ConfigError(f"the loso protocol needs two speakers or more; the data hold "
+                      f"{len(speakers)}")
 
 
 def _check_test_only(

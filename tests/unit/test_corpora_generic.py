@@ -66,6 +66,21 @@ def test_folder_speaker_pattern_and_corpus_name(tmp_path):
         folder.scan(tmp_path, speaker_pattern="(")
 
 
+def test_folder_speaker_pattern_with_a_slash_reads_the_speaker_folder(tmp_path):
+    """EMOTION/SPEAKER/take.wav: a pattern was searched in the file name only, so such a
+    tree could not get its speakers (QA, stop 37); one holding '/' reads the path below the
+    label folder, as batch --speaker-from does."""
+    make(tmp_path, "angry/anna/take1.wav", b"a")
+    make(tmp_path, "sad/anna/take1.wav", b"b")
+    make(tmp_path, "sad/ben/take2.wav", b"c")
+    make(tmp_path, "sad/loose.wav", b"d")
+    scan = folder.scan(tmp_path, speaker_pattern=r"^([^/]+)/")
+    assert sorted((u.raw_label, u.speaker) for u in scan.utterances) == [
+        ("angry", "folder:anna"), ("sad", "folder:anna"), ("sad", "folder:ben")]
+    assert "finds no speaker in the path below the label folder" in skipped_names(
+        scan)["loose.wav"]
+
+
 def test_folder_duplicates(tmp_path):
     a = make(tmp_path, "happy/a.wav", b"xyz")
     b = make(tmp_path, "sad/b.wav", b"xyz")

@@ -133,6 +133,16 @@ def test_one_emotion_or_one_speaker_is_refused_with_its_reason(tmp_path):
            for i, e in enumerate((Emotion.SAD, Emotion.ANGRY))]
     with pytest.raises(ConfigError, match=r"no training speaker left: the data hold 1 speaker"):
         make_folds(one, Protocol.LOSO, n_val_speakers=0)
+    from emovox.splits import check_speakers  # the same, before extraction (QA, stop 37)
+
+    with pytest.raises(ConfigError, match=r"loso protocol needs two speakers .* hold 1"):
+        check_speakers(one, Protocol.LOSO)
+    unknown = [Utterance(Path(f"/x/{i}.wav"), "folder", "folder:unknown", e, "", Gender.MALE,
+                         {}) for i, e in enumerate((Emotion.SAD, Emotion.ANGRY))]
+    with pytest.raises(ConfigError, match=r"speakers are unknown: name them with "
+                                          r"--speaker-pattern"):
+        check_speakers(unknown, Protocol.LOSO)
+    check_speakers(unknown, Protocol.LOCO)  # not its business
     two = [Utterance(Path(f"/x/{a}{i}.wav"), "ravdess", f"ravdess:{a}", e, "", Gender.MALE, {})
            for a in ("01", "11") for i, e in enumerate((Emotion.SAD, Emotion.ANGRY))]
     with pytest.raises(ConfigError, match=r"all 2 speakers of the data are on its test side"):

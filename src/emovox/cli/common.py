@@ -137,7 +137,8 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v")]
 CorpusOpt = Annotated[str, typer.Option(help="Corpus reader.")]
 SpeakerPatternOpt = Annotated[str | None, typer.Option(
     "--speaker-pattern", help="--corpus folder: a REGEX searched in each file name (without "
-    "its extension) whose first group (or 'speaker' group) is the speaker, e.g. '^(\\w+?)_'; "
-    "files it finds no speaker in are skipped. Without it a folder tree's speakers are "
-    "unknown.")]
+    "its extension; in its path below the emotion folder when the REGEX holds a '/') whose "
+    "first group (or 'speaker' group) is the speaker, e.g. '^(\\w+?)_', or '^([^/]+)/' for "
+    "EMOTION/SPEAKER/take.wav; files it finds no speaker in are skipped. Without it a folder "
+    "tree's speakers are unknown.")]
 DataOpt = Annotated[Path, typer.Option("--data", help="Corpus root directory.")]

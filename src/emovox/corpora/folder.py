@@ -100,7 +100,9 @@ def scan(
 
     ``corpus`` names the corpus in every :class:`Utterance` (and prefixes speakers);
     ``speaker_pattern`` is a regex searched in each file's stem (see
-    :func:`extract_speaker`), e.g. ``r"^(\\d+)_"`` for ``12_take3.wav``.
+    :func:`extract_speaker`), e.g. ``r"^(\d+)_"`` for ``12_take3.wav``; one holding a ``/``
+    is searched in the path below the label folder, without the extension, e.g.
+    ``r"^([^/]+)/"`` for ``angry/anna/take1.wav``.
     """
     root = Path(root)
     pattern = compile_speaker_pattern(speaker_pattern)
@@ -112,11 +114,14 @@ def scan(
         label = parts[0]
         if pattern is None:
             speaker = UNKNOWN_SPEAKER
-        else:
-            found = extract_speaker(pattern, path.stem)
+        else:  # a '/' in the pattern: the path below the label folder (QA, stop 37: as
+            in_path = "/" in pattern.pattern  # batch --speaker-from searches the path)
+            where = Path(*parts[1:]).with_suffix("").as_posix() if in_path else path.stem
+            found = extract_speaker(pattern, where)
             if found is None:
-                return (f"--speaker-pattern '{pattern.pattern}' finds no speaker in the file "
-                        "name (searched without its extension)")
+                return (f"--speaker-pattern '{pattern.pattern}' finds no speaker in the "
+                        + ("path below the label folder" if in_path else "file name")
+                        + " (searched without its extension)")
             speaker = found
         return Utterance(
             path=path,

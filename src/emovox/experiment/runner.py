@@ -65,7 +65,13 @@ from emovox.models import (
     validation_matters,
 )
 from emovox.provenance import environment
-from emovox.splits import EMOBOX_NEEDS_RAVDESS, Fold, TooFewForValidation, make_folds
+from emovox.splits import (
+    EMOBOX_NEEDS_RAVDESS,
+    Fold,
+    TooFewForValidation,
+    check_speakers,
+    make_folds,
+)
 from emovox.training import build_model
 
 log = logging.getLogger(__name__)
@@ -237,10 +243,9 @@ def prepare_data(
     check_adapt_config(cfg, [inp.params for inp in spec.inputs])
     ds = load_dataset(cfg.data)
     log.info("%s", ds.report)
-
+    check_speakers(ds.utts, cfg.split.protocol)  # before extraction (QA, stop 37)
     items, ext_errors, n_cached, ext_seconds = featurise(
-        cfg, spec, [u.path for u in ds.utts], ds.content_ids, progress
-    )
+        cfg, spec, [u.path for u in ds.utts], ds.content_ids, progress)
     ok = np.array([i not in ext_errors for i in range(len(ds.utts))])
     feats = [f for i, f in enumerate(items) if ok[i]]
     errors = [(ds.utts[i].path, msg) for i, msg in sorted(ext_errors.items())]
