@@ -160,3 +160,23 @@ def test_batch_rows_carry_the_decoders_warnings(tiny_model, tmp_path):
     ok(invoke(["batch", clean, "--out", out, "-m", tiny_model, "--workers", "1"]))
     rows = {Path(r["path"]).name: r for r in read_csv(out)}
     assert rows["whole.wav"]["warnings"] == "" and "cut short" in rows["cut.wav"]["warnings"]
+
+
+def test_the_speech_column_of_a_no_speech_row_counts_only_too_little_speech(tiny_model,
+                                                                            tmp_path):
+    """Noise bursts, "no speech: the louder parts are not voiced", showed "2.5 s" of speech
+    in the table (QA, stop 37); a too-short answer still shows its seconds."""
+    import numpy as np
+
+    from signals import harmonic, noise
+
+    burst = np.concatenate([silence(0.5), noise(1.0, amp=0.1, seed=2), silence(0.5)])
+    short = np.concatenate([silence(2.0), harmonic(200.0, 0.2, vibrato=0.1, glide=0.2),
+                            silence(2.0)])
+    files = [write_clip(tmp_path / "noise.wav", burst, SR),
+             write_clip(tmp_path / "short.wav", short, SR)]
+    res = invoke(["predict", *files, "-m", tiny_model])
+    ok(res)
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip()
+            for line in ANSI.sub("", res.stdout).splitlines() if line.count("│") > 2}
+    assert rows["noise.wav"] == "" and rows["short.wav"].endswith(" s")

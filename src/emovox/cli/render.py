@@ -343,10 +343,11 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
             table.add_row(name, "[red]error[/]", "", o.error, "", "", "")
             continue
         p = o.prediction
-        if p.probabilities is None:  # no_speech: no emotion, no numbers
+        if p.probabilities is None:  # no_speech: no emotion, no numbers; seconds of speech
+            short = getattr(p.reason, "value", p.reason) == "too_short"  # only when too few
             table.add_row(name, "[dim]no speech[/]", "", p.reason_message or "", "", "",
-                          f"{p.speech_seconds:.1f} s")
-            continue
+                          f"{p.speech_seconds:.1f} s" if short else "")  # (QA, stop 37: not
+            continue  # voiced noise showed "2.5 s" of speech beside "no speech")
         ranked = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:top]
         uncertain = p.status.value == "uncertain"
         table.add_row(
