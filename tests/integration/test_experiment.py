@@ -251,13 +251,20 @@ def test_fuse_and_merge_tell_clips_apart_by_their_folders(fake_ravdess, fake_cac
         run_experiment(cfg, tmp_path / f"r{k}")
         as_emotion_folders(tmp_path / f"r{k}")
         runs.append(tmp_path / f"r{k}")
+    for k, run in enumerate(runs):  # the files a part could not read stay listed (stop 37)
+        (run / "errors.csv").write_text(f"path,error\n/data/mine/bad{k % 2}.wav,not audio\n")
     fused = fuse_runs(runs[:2], tmp_path / "f")
     assert fused["pooled"]["n"] == 32
+    assert (tmp_path / "f" / "errors.csv").read_text().splitlines() == [
+        "path,error", "/data/mine/bad0.wav,not audio", "/data/mine/bad1.wav,not audio"]
     cfg = cfg_for(fake_ravdess, fake_cache, "egemaps_logreg")
     cfg.split = SplitConfig(folds=(1,), n_val_speakers=1)
     run_experiment(cfg, tmp_path / "r3")
     as_emotion_folders(tmp_path / "r3")
+    (tmp_path / "r3" / "errors.csv").write_text("path,error\n/data/mine/bad0.wav,not audio\n")
     merged = merge_runs([runs[2], tmp_path / "r3"], tmp_path / "m")
+    assert (tmp_path / "m" / "errors.csv").read_text().splitlines() == [
+        "path,error", "/data/mine/bad0.wav,not audio"]
     assert merged["pooled"] == json.loads((runs[0] / "metrics.json").read_text())["pooled"]
 
 

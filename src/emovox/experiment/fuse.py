@@ -14,8 +14,9 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from emovox.config import Adapt, ExperimentConfig
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
 from emovox.experiment.rundir import (
+    ERRORS_FILE,
     Prediction,
     Predictions,
     RunRecord,
@@ -83,6 +85,20 @@ def _tables(runs: list[RunRecord]) -> list[dict[Key, Prediction]]:
             return tables
     bad = next(r for r, t, rs in zip(runs, tables, rows, strict=True) if len(t) < len(rs))
     raise ConfigError(f"{bad.path}: the same test clip is listed twice")
+
+
+def _errors_of(runs: Sequence[Path]) -> list[tuple[Path, str]]:
+    """The files the runs could not read (their ``errors.csv``), each once: a merged or
+    fused run lost them (QA, stop 37), though its metrics still counted them."""
+    seen: dict[str, str] = {}
+    for run in runs:
+        try:
+            with open(Path(run) / ERRORS_FILE, newline="") as f:
+                for row in csv.DictReader(f):
+                    seen.setdefault(row.get("path") or "", row.get("error") or "")
+        except (OSError, csv.Error, UnicodeDecodeError):
+            continue  # none, or unreadable: nothing to carry over
+    return [(Path(p), msg) for p, msg in seen.items() if p]
 
 
 def _fold_rows(runs: list[RunRecord], per_fold: list[Metrics], folds: list[int]) -> list[dict]:
@@ -208,7 +224,8 @@ def _write_combined(out: Path, records: list[RunRecord], first: dict[Key, Predic
     with staged_run_dir(Path(out)) as stage:
         write_run(stage, result, Predictions(list(LABELS), rows), pooled=pooled,
                   titles=(f"{name}: UA {s['mean']:.1f} ± {s['std']:.1f}",
-                          f"{name}: recall per class"))
+                          f"{name}: recall per class"),
+                  errors=_errors_of([r.path for r in records]))
     return result
 
 
@@ -328,7 +345,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     s = result["summary"]["ua"]
     with staged_run_dir(Path(out)) as stage:
         write_run(stage, result, Predictions(list(LABELS), sorted(rows, key=lambda p: (
-            p.fold, p.path))), pooled=pooled,
+            p.fold, p.path))), pooled=pooled, errors=_errors_of(runs),
                   titles=(f"{first['model']}: UA {s['mean']:.1f} ± {s['std']:.1f}",
                           f"{first['model']}: recall per class"))
         (stage / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
