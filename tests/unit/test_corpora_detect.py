@@ -33,6 +33,9 @@ def test_a_labelled_folder_tree_matches_the_folder_reader(tmp_path):
     make(tmp_path, "sad/03a01Fa.wav")  # an EmoDB name inside: both readers label something
     matches = matching_readers(tmp_path)
     assert [(m.name, m.labelled) for m in matches] == [("folder", 3), ("emodb", 1)]
+    # the folder reader knows no speaker here: not "3 files of 1 speakers" (QA, stop 37)
+    assert matches[0].files_text == "3 files of unknown speakers"
+    assert matches[1].files_text == "1 file of 1 speaker"
 
 
 def test_nothing_matches_an_empty_or_missing_tree(tmp_path):

@@ -211,7 +211,7 @@ def scan(corpus: str, summary: str, counts: Mapping[str, int], matches: Sequence
         others = ", ".join(f"{m.name} ({m.labelled})" for m in matches[1:])
         console.print(
             f"The {corpus} reader labels no file here, but the [bold]{best.name}[/] reader "
-            f"labels {best.labelled} files of {best.speakers} speakers: "
+            f"labels {best.files_text}: "
             f"emovox scan {root} --corpus {best.name}"
             + (f" (also: {others})" if others else ""), soft_wrap=True)
 

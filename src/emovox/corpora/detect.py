@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emovox.corpora import CORPORA, get_reader
-from emovox.corpora.base import count_noun
+from emovox.corpora.base import count_noun, is_unknown_speaker
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +21,18 @@ __all__ = ["ReaderMatch", "matching_readers", "reader_hint"]
 
 @dataclass(frozen=True)
 class ReaderMatch:
-    """What reader ``name`` makes of a tree: files it labels, and speakers."""
+    """What reader ``name`` makes of a tree: files it labels, and known speakers."""
 
     name: str
     labelled: int
-    speakers: int
+    speakers: int  #: speakers it names (0: unknown, e.g. the folder reader without a pattern)
+
+    @property
+    def files_text(self) -> str:
+        """``"99 files of 6 speakers"``, ``"99 files of unknown speakers"`` (QA, stop 37:
+        "99 files of 1 speakers" for a tree whose speakers the reader does not know)."""
+        of = count_noun(self.speakers, "speaker") if self.speakers else "unknown speakers"
+        return f"{count_noun(self.labelled, 'file')} of {of}"
 
 
 def matching_readers(root: str | Path, *, exclude: tuple[str, ...] = ()) -> list[ReaderMatch]:
@@ -49,7 +56,8 @@ def matching_readers(root: str | Path, *, exclude: tuple[str, ...] = ()) -> list
                 continue
             labelled = scan.labelled
             if labelled:
-                found.append(ReaderMatch(name, len(labelled), len({u.speaker for u in labelled})))
+                known = {u.speaker for u in labelled if not is_unknown_speaker(u.speaker)}
+                found.append(ReaderMatch(name, len(labelled), len(known)))
     finally:
         corpora_log.setLevel(level)
     return sorted(found, key=lambda m: -m.labelled)
@@ -68,6 +76,6 @@ def reader_hint(root: str | Path, corpus: str) -> str:
     best = matches[0]
     others = ", ".join(f"{m.name} ({m.labelled})" for m in matches[1:])
     return (f"the {name} reader labels no file there, but the {best.name} reader labels "
-            f"{count_noun(best.labelled, 'file')} of {count_noun(best.speakers, 'speaker')}: "
+            f"{best.files_text}: "
             f"use --corpus {best.name} (or --data {best.name}={root})"
             + (f" (also: {others})" if others else ""))
