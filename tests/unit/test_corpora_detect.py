@@ -54,8 +54,8 @@ def test_reader_hint_lists_the_other_matching_readers(tmp_path):
     make(tmp_path, "angry/a.wav")
     make(tmp_path, "sad/03a01Fa.wav")
     hint = reader_hint(tmp_path, "ravdess")
-    assert hint.endswith("the folder reader labels 2 files of 1 speaker: use --corpus folder "
-                         f"(or --data folder={tmp_path}) (also: emodb (1))")
+    assert hint.endswith("the folder reader labels 2 files of unknown speakers: use --corpus "
+                         f"folder (or --data folder={tmp_path}) (also: emodb (1))")
 
 
 def test_reader_hint_without_a_matching_reader_says_how_to_read_the_tree(tmp_path):
