@@ -272,7 +272,7 @@ def test_a_folder_tree_with_speakers_in_its_names_is_split_by_speaker(fake_ravde
         e: (12 if e in ("angry", "happy", "sad") else 0) for e in names}
     card = " ".join((m / "MODEL_CARD.md").read_text().split())
     assert ("never seen in training: neutral, calm, fearful, disgust, surprised (the model "
-            "still answers all eight") in card
+            "answers only the emotions it was trained on: these get probability 0)") in card
     assert "- own data (reader=name): folder=three" in card
     unknown = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run2")])
     assert unknown.exit_code == 2, unknown.output  # speakers unknown: no speaker split
