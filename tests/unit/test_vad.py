@@ -142,16 +142,12 @@ def test_padding_with_digital_silence_changes_no_speech_seconds():
         assert v.segments[0, 0] == pytest.approx(lead + plain.segments[0, 0], abs=0.05)
 
 
-def test_a_little_voicing_in_a_lot_of_noise_is_not_speech():
-    """0.3 s of voice among 8 s of unvoiced noise bursts: more than ``min_voiced_s`` voiced,
-    but under ``min_voiced_share`` of the speech (16 s of vocoded noise passed where 5 s did
-    not: QA, stop 37; real speech is 0.23 voiced at least)."""
-    bursts = syllables(noise(8.0, amp=0.1, seed=4))
-    wave = np.concatenate([0.3 * voice(0.3) / np.abs(voice(0.3)).max(), silence(0.3), bursts])
+def test_speech_followed_by_long_noise_bursts_is_speech():
+    """1.9 s of clear speech, then 30 s of noise bursts at speech level: a rule asking a
+    tenth of the detected speech to be voiced called it "not voiced" while the timeline
+    answered it (QA re-check, stop 37); the input holds speech, and is answered."""
+    bursts = syllables(noise(30.0, amp=0.1, seed=4))
+    wave = np.concatenate([0.3 * voice(1.9) / np.abs(voice(1.9)).max(), silence(0.3), bursts])
     v = speech_verdict(wave, SR, exact_voiced=True)
-    assert v.speech_seconds > 5.0 and 0.15 <= v.voiced_seconds < 0.1 * v.speech_seconds
-    assert not v.is_speech and v.reason is NoSpeechReason.UNVOICED
-    fast = speech_verdict(wave, SR)  # the early stop asks for the share, not for 0.15 s
-    assert (fast.is_speech, fast.reason) == (False, NoSpeechReason.UNVOICED)
-    speech = speech_verdict(voice(3.0), SR)
-    assert speech.is_speech
+    assert v.speech_seconds > 15.0 and v.voiced_seconds < 0.1 * v.speech_seconds
+    assert v.is_speech and speech_verdict(wave, SR).is_speech

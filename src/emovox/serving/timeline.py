@@ -394,8 +394,7 @@ def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float,
     the detector flagged in it, whether it was classified or dropped. A part is voiced when
     ``min_voiced_s`` of it, or half of its speech, is (a word of 0.18 s among others was
     dropped as not voiced, and predict, which asks ``min_voiced_s`` of the whole input,
-    labelled the recording: QA stop 30), and at least ``min_voiced_share`` of its speech
-    (:func:`~emovox.features.vad.voiced_needed_s`)."""
+    labelled the recording: QA stop 30) (:func:`~emovox.features.vad.voiced_needed_s`)."""
     s, e = part
     f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
     frames = f0 + np.flatnonzero(flags[f0:f1])
