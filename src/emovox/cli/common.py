@@ -4,7 +4,9 @@ set-up, option parsing helpers and the option types used by several commands."""
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
@@ -46,6 +48,32 @@ def exit_interrupted(message: str) -> NoReturn:
     """Ctrl-C: say what was kept on stderr and exit 130 (128 + SIGINT), as a shell would."""
     err_console.print(message, soft_wrap=True)
     raise typer.Exit(int(ExitCode.INTERRUPTED))
+
+
+class DeferredCtrlC:
+    """Ctrl-C held until a safe point (QA re-check, stop 37: in `timeline` it landed inside
+    onnxruntime's import, an 83-line traceback and exit 1, or inside a region being
+    classified, which then showed as a gap). The first SIGINT sets :attr:`pending`; the
+    caller checks it where stopping is clean; a second one interrupts at once. Main thread
+    only (elsewhere it does nothing)."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._before: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def __enter__(self) -> DeferredCtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._before = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._before is not None:
+            signal.signal(signal.SIGINT, self._before)
 
 
 def setup_logging(verbose: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -13,6 +13,7 @@ from emovox.cli import render
 from emovox.cli.common import (
     USER_ERRORS,
     BackendOpt,
+    DeferredCtrlC,
     ModelOpt,
     check_model_option,
     exit_failed,
@@ -201,25 +202,24 @@ def timeline(
     from emovox.serving.params import TimelineParams
     from emovox.serving.predictor import Predictor
     from emovox.serving.schema import failure_document
-    from emovox.serving.timeline import TimelineInterrupted, build_timeline, write_timeline_csv
+    from emovox.serving.timeline import write_timeline_csv
 
     setup_logging(False)
-    try:
-        mode = AdaptMode(adapt)
-        TimelineParams(window, hop)  # an option error is no failure of the file (re-check)
-        predictor = Predictor.from_artifact(model, backend=backend)
-    except USER_ERRORS as exc:
-        fail(exc)
-    stopped = None
-    try:
-        with render.seconds_progress(_duration(file)) as progress:
-            tl = build_timeline(predictor, file, window=window, hop=hop, progress=progress)
-    except TimelineInterrupted as stop:  # Ctrl-C: what was read is shown (QA, stop 37)
-        tl, stopped = stop.timeline, stop.timeline.warnings[-1]
-    except USER_ERRORS as exc:
-        if json_out:  # a script reads stdout: the refusal as predict --json writes it (stop 35)
-            print(json.dumps(failure_document(str(file), str(exc)), indent=2))
-        fail(exc)
+    with DeferredCtrlC() as ctrl_c:  # Ctrl-C stops between blocks only (re-check, stop 37)
+        try:
+            mode = AdaptMode(adapt)
+            TimelineParams(window, hop)  # an option error is no failure of the file
+            predictor = Predictor.from_artifact(model, backend=backend)
+        except USER_ERRORS as exc:
+            fail(exc)
+        if ctrl_c.pending:
+            exit_interrupted("interrupted before the first answer: nothing was computed")
+        try:
+            tl, stopped = _run_timeline(predictor, file, window, hop, ctrl_c)
+        except USER_ERRORS as exc:
+            if json_out:  # a script reads stdout: the refusal as predict --json writes it
+                print(json.dumps(failure_document(str(file), str(exc)), indent=2))
+            fail(exc)
     if mode is AdaptMode.SELF:
         adapt_timeline(tl, predictor.labels)
         if tl.adaptation is not None and not tl.adaptation.applied:
@@ -235,6 +235,27 @@ def timeline(
         render.timeline(tl, file.name, window, hop)
     if stopped:
         exit_interrupted(stopped)
+
+
+def _run_timeline(predictor: Any, file: Path, window: float, hop: float,
+                  ctrl_c: DeferredCtrlC) -> tuple[Any, str | None]:
+    """``(timeline, None)``, or after a Ctrl-C ``(the timeline of what was read, the
+    warning saying where it stopped)``: the Ctrl-C is acted on between blocks, where the
+    regions read so far are whole (QA, stop 37)."""
+    from emovox.serving.timeline import TimelineInterrupted, build_timeline
+
+    try:
+        with render.seconds_progress(_duration(file)) as bar:
+
+            def progress(seconds: float) -> None:
+                bar(seconds)
+                if ctrl_c.pending:
+                    raise KeyboardInterrupt  # a clean point: after a block was settled
+
+            return build_timeline(predictor, file, window=window, hop=hop,
+                                  progress=progress), None
+    except TimelineInterrupted as stop:
+        return stop.timeline, stop.timeline.warnings[-1]
 
 
 def _duration(file: Path) -> float | None:
