@@ -528,13 +528,24 @@ def test_a_path_with_dotdot_after_a_link_reads_the_file_the_kernel_means(tmp_pat
 
 
 @needs_ffmpeg
-@pytest.mark.parametrize(("name", "fmt"), [("call.gsm", "-f gsm"), ("dump.raw", "-f s16le")])
+@pytest.mark.parametrize(("name", "fmt"), [("call.gsm", "-f gsm"), ("dump.raw", "-f s16le"),
+                                           ("my take.PCM", "-f s16le")])
 def test_headerless_audio_is_refused_with_the_command_that_converts_it(tmp_path, name, fmt):
     """A .gsm file was refused with "ffmpeg cannot read it either", which it can, told the
-    format; emovox keeps headerless formats off ffmpeg's list on purpose (QA, stop 37)."""
-    path = tmp_path / name
-    path.write_bytes(np.random.default_rng(0).integers(0, 256, 3300, np.uint8).tobytes())
-    with pytest.raises(NotAudio) as err:
-        load_audio(path)
-    said = str(err.value)
-    assert "headerless" in said and f"`ffmpeg {fmt}" in said and "cannot read it" not in said
+    format; emovox keeps headerless formats off ffmpeg's list on purpose (QA, stop 37). Real
+    PCM whose first bytes look like an MP3 frame ended in libsndfile's "samplerate must be
+    specified" (re-check)."""
+    from emovox.audio import probe
+
+    noise = np.random.default_rng(0).integers(0, 256, 3300, np.uint8).tobytes()
+    pcm = (np.concatenate([[-1, -2], voice(1.0)[2:]]) * 32767).astype("<i2").tobytes()
+    for data in (noise, pcm):
+        path = tmp_path / name
+        path.write_bytes(data)
+        for read in (load_audio, probe):
+            with pytest.raises(NotAudio) as err:
+                read(path)
+            said = str(err.value)
+            assert "headerless" in said and f"`ffmpeg {fmt}" in said, said
+            assert "cannot read it" not in said and "samplerate" not in said
+            assert (f"-i '{path}' out.wav`" if " " in name else f"-i {path} out.wav`") in said

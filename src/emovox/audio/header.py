@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shlex
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -289,7 +290,19 @@ def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
 #: input whitelist on purpose: it takes any bytes for audio)
 _HEADERLESS = {".gsm": "gsm", ".raw": "s16le -ar 16000 -ac 1", ".pcm": "s16le -ar 16000 -ac 1",
                ".sln": "s16le -ar 8000 -ac 1", ".ul": "mulaw -ar 8000 -ac 1",
-               ".al": "alaw -ar 8000 -ac 1", ".g722": "g722", ".vox": "vox"}
+               ".al": "alaw -ar 8000 -ac 1", ".g722": "g722"}
+
+
+def _headerless(s: Source) -> NotAudio:
+    """Headerless audio refused as such, with the ffmpeg command that converts it: it was
+    "ffmpeg cannot read it either", which ffmpeg can, told the format, or, for PCM whose
+    first bytes look like an MP3 frame, libsndfile's "samplerate must be specified" (QA and
+    its re-check, stop 37)."""
+    return NotAudio(
+        f"{s.name}: headerless {s.suffix[1:].upper()} data: emovox reads only audio files "
+        "whose format announces itself, so that no bytes are taken for sound on a guess. "
+        f"Convert it with ffmpeg, naming its format, e.g. `ffmpeg -f {_HEADERLESS[s.suffix]} "
+        f"-i {shlex.quote(s.name)} out.wav`.")
 
 
 def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) -> AudioError:
@@ -301,12 +314,6 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
                 "unusual format, installing "
                 "ffmpeg may let emovox read it"
             )
-        elif s.suffix in _HEADERLESS:  # ffmpeg reads it when told the format (QA, stop 37)
-            return NotAudio(
-                f"{s.name}: headerless {s.suffix[1:].upper()} data: emovox reads only audio "
-                "files whose format announces itself, so that no bytes are taken for sound "
-                "on a guess. Convert it with ffmpeg, naming its format, e.g. `ffmpeg -f "
-                f"{_HEADERLESS[s.suffix]} -i {s.name} out.wav`.")
         else:
             tried = "ffmpeg cannot read it either"
         return NotAudio(
@@ -342,6 +349,8 @@ def _open_any(s: Source) -> Decoder:
             f"{s.name}: this is a text file, not audio (it starts with {start!r}). "
             "Pass a WAV, FLAC, MP3, OGG or M4A recording."
         )
+    if s.suffix in _HEADERLESS and s.kind in (None, "mp3"):  # PCM may start like an MP3 frame
+        raise _headerless(s)
     sf_error: Exception | None = None
     # only what the sniffer recognised goes to libsndfile: given content it does not know,
     # it guesses Sound Designer II and opens a "resource fork" beside the file (or in the
@@ -415,6 +424,8 @@ def probe_source(s: Source) -> AudioInfo:
     """:func:`probe` for an already validated source."""
     if s.kind is None and looks_like_text(s.head):
         raise NotAudio(f"{s.name}: this is a text file, not audio.")
+    if s.suffix in _HEADERLESS and s.kind in (None, "mp3"):  # as _open_any refuses it
+        raise _headerless(s)
     if s.kind in SOUNDFILE_KINDS:  # not unknown content: see _open_any
         try:
             with s.open_soundfile() as f:
