@@ -200,7 +200,14 @@ def test_a_multipart_body_cut_before_its_closing_boundary_says_so(client, wav3):
                 r = client.post(path, content=body[:cut], headers={"content-type": ctype})
                 detail = assert_error(r, 422, "incomplete_upload")["detail"]
                 assert "ends before its closing boundary" in detail and "curl -F" in detail
-    other = (f"--{b}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--{b}--\r\n")
+    refs = (f"\r\n--{b}\r\nContent-Disposition: form-data; name=\"references\"; "
+            "filename=\"r.wav\"\r\nContent-Type: audio/wav\r\n\r\n").encode() + wav3
+    cut_ref = head + wav3 + refs  # the file whole, a reference cut: not answered without
+    r = client.post("/v1/predict", content=cut_ref[:-1000],  # it (re-check, stop 37: 200)
+                    headers={"content-type": f"multipart/form-data; boundary={b}"})
+    assert_error(r, 422, "incomplete_upload")
+    other = (f"--{b}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--{b}--\r\n"
+             + "epilogue " * 40)  # an epilogue beyond 128 bytes: still complete
     r = client.post("/v1/predict", content=other.encode(),  # complete, but no file part
                     headers={"content-type": f"multipart/form-data; boundary={b}"})
     assert "file: Field required" in assert_error(r, 422, "invalid_request")["detail"]

@@ -14,8 +14,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["API_KEY_HEADER", "BODY_TAIL", "OPEN_PATHS", "ApiKeyGuard", "BodyLimit",
-           "is_loopback", "multipart_unclosed", "request_key"]
+__all__ = ["API_KEY_HEADER", "BODY_TAIL", "INCOMPLETE_UPLOAD", "OPEN_PATHS", "ApiKeyGuard",
+           "BodyLimit", "is_loopback", "multipart_unclosed", "request_key"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -90,7 +90,13 @@ class ApiKeyGuard:
 
 #: ``request.state`` key: the last bytes of the request body received (:class:`BodyLimit`)
 BODY_TAIL = "emovox_body_tail"
-_TAIL_BYTES = 128
+_TAIL_BYTES = 1024
+
+
+#: the detail of a 422 ``incomplete_upload``
+INCOMPLETE_UPLOAD = ("the multipart/form-data body ends before its closing boundary (cut "
+                     "short on the way, or written without it): the upload is incomplete. "
+                     "Send the request again (curl -F \"file=@clip.wav\" URL)")
 
 
 def multipart_unclosed(tail: bytes | None, content_type: str) -> bool:
@@ -106,7 +112,7 @@ class BodyLimit:
     ``Content-Length`` before anything is read, or while a chunked body streams in, so an
     oversized upload is never parsed or spooled. ``paths`` gives some paths their own
     ``(max_body, detail)`` (``POST /v1/predict`` also carries reference clips). The body's
-    last 128 bytes are kept in ``request.state`` (:data:`BODY_TAIL`): a multipart body cut
+    last KiB is kept in ``request.state`` (:data:`BODY_TAIL`): a multipart body cut
     before its closing boundary is told apart from one without a ``file`` part."""
 
     def __init__(self, app: ASGIApp, max_body: int, detail: str,

@@ -62,6 +62,7 @@ from emovox.api.docs import install_docs
 from emovox.api.middleware import (
     API_KEY_HEADER,
     BODY_TAIL,
+    INCOMPLETE_UPLOAD,
     ApiKeyGuard,
     BodyLimit,
     is_loopback,
@@ -200,7 +201,10 @@ class _Service:
                            f"{_names(unread)}: this endpoint reads "
                            f"{_names(list(query)) if query else 'none'}")
         form = await request.form()
-        if len(form.getlist("file")) > 1:
+        if multipart_unclosed(getattr(request.state, BODY_TAIL, None),
+                              request.headers.get("content-type", "")):
+            raise ApiError(422, "incomplete_upload", INCOMPLETE_UPLOAD)  # a later part was
+        if len(form.getlist("file")) > 1:  # cut short, the file answered (re-check, stop 37)
             raise ApiError(422, "invalid_request", "file: send one file per request (several "
                            "'file' parts were sent; use 'references' for a speaker's clips)")
         if unknown := sorted(set(form.keys()) - set(fields)):
@@ -283,10 +287,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             if ctype == "multipart/form-data" and multipart_unclosed(
                     getattr(request.state, BODY_TAIL, None), request.headers["content-type"]):
                 return _error_response(  # was "file: Field required" (stop 36's list)
-                    422, "incomplete_upload", "the multipart/form-data body ends before its "
-                    "closing boundary (cut short on the way, or written without it): no "
-                    "complete 'file' part arrived. Send the request again (curl -F "
-                    "\"file=@clip.wav\" URL)")
+                    422, "incomplete_upload", INCOMPLETE_UPLOAD)
             detail += (" (upload the recording as the multipart/form-data field 'file': curl "
                        "-F \"file=@clip.wav\" URL; --data-binary sends it as a form body)")
         return _error_response(422, "invalid_request", detail)
