@@ -115,7 +115,8 @@ def test_model_window():
 
 
 @pytest.mark.parametrize(("p", "text"), [
-    (0.4957, "49.6%"), (0.4996, "49.9%"), (0.4949, "49%"), (0.5, "50%"), (0.6951, "69.5%"),
+    (0.4957, "49.6%"), (0.4996, "49.9%"), (0.4995, "49.9%"), (0.4949, "49%"), (0.5, "50%"),
+    (0.6951, "69.5%"),
     (0.6999, "69.9%"), (0.7, "70%"), (0.83, "83%"), (0.004, "0%"), (1.0, "100%")])
 def test_a_percentage_never_rounds_across_the_uncertain_line_or_a_band(p, text):
     """0.4957 was shown "angry ? 50%" beside "? = uncertain: top probability below 50 %"

@@ -553,6 +553,7 @@ def test_emotions_a_model_never_heard_get_no_probability(tiny_model, tmp_path):
     q = np.array([[b.probabilities[lab] for lab in LABELS]] * 3)
     adapted = adapt(q[0], speaker_prior(q))
     assert all(adapted[LABELS.index(lab)] == 0 for lab in LABELS if lab not in heard)
-    doc["trained_on"]["emotions"].pop("calm")  # counts not recorded for every label: as before
-    (folder / "model.json").write_text(json.dumps(doc))
-    assert Predictor.from_artifact(folder).artifact_meta.unseen_labels() == ()
+    doc["trained_on"]["emotions"].pop("calm")  # a label not counted is not known unseen:
+    (folder / "model.json").write_text(json.dumps(doc))  # the zero-counted ones are, as the
+    assert Predictor.from_artifact(folder).artifact_meta.unseen_labels() == tuple(  # card says
+        i for i, lab in enumerate(LABELS) if lab not in heard | {"calm"})

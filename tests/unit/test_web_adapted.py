@@ -42,3 +42,11 @@ def test_adaptation_caption_reads_the_record() -> None:
     no = Adaptation(False, 2, "self", "2 speech window(s); at least 3 needed to adapt")
     assert adaptation_caption(no.to_dict()) == (
         "Not adapted: 2 speech window(s); at least 3 needed to adapt.")
+
+
+def test_the_change_line_never_rounds_across_the_uncertain_line():
+    """ "(50% → 70%)" for 0.4957 → 0.6996 (QA re-check, stop 37)."""
+    from emovox.web.adapted import change_line
+
+    line = change_line("sad", 0.4957, "sad", 0.6996)
+    assert "49.6%" in line and "69.9%" in line and "50%" not in line

@@ -137,12 +137,13 @@ class ArtifactMeta:
         (``trained_on.emotions``, counted since stop 34): a network's output for them is
         whatever training left it, not evidence (a model trained for one epoch without calm
         gave calm 0.13, and answered "surprised" for 18 clips once adapted: QA, stop 37), so
-        the Predictor gives them none. Empty when the counts are not recorded for every
-        label, or none was seen."""
+        the Predictor gives them none: the labels counted 0, as the card lists them. Empty
+        when no counts are recorded, or none was seen."""
         counts = (self.trained_on or {}).get("emotions")
-        if not isinstance(counts, dict) or any(lab not in counts for lab in self.labels):
+        if not isinstance(counts, dict):
             return ()
-        unseen = tuple(i for i, lab in enumerate(self.labels) if not counts[lab])
+        unseen = tuple(i for i, lab in enumerate(self.labels)  # a label not counted is not
+                       if lab in counts and not counts[lab])  # known unseen (the card agrees)
         return unseen if len(unseen) < len(self.labels) else ()
 
     def replace(self, **changes: Any) -> ArtifactMeta:

@@ -48,7 +48,7 @@ from emovox.audio.header import (
     tracks_note,
 )
 from emovox.audio.hum import hum_note
-from emovox.audio.length import container_length_note
+from emovox.audio.length import container_length_note, wav_length_note
 from emovox.audio.signal import (
     RESAMPLE_QUALITY,
     SILENCE_DBFS,
@@ -269,7 +269,7 @@ def _decode(s: Source, sr: int, max_duration: float | None
             n += len(mono)
             out.add(stream.resample_chunk(mono, last=False) if stream is not None else mono)
         if n == 0:
-            raise EmptyAudio(container_length_note(s) or (
+            raise EmptyAudio(wav_length_note(s) or (
                 f"{s.name}: contains no audio samples (the header is there but the data is "
                 "empty). Re-export the recording."))
         if stream is not None:

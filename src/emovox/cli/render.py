@@ -475,8 +475,10 @@ def live_line(update: Any, json_out: bool) -> None:
         print(f"{update.end:8.1f} s  {'no speech':<10} {'':>5}  {level}", flush=True)
     else:
         mark = " ?" if update.status.value == "uncertain" else "  "
-        print(f"{update.end:8.1f} s  {update.emotion:<10}{mark}{update.confidence:5.0%}  "
-              f"{level}", flush=True)
+        from emovox.serving.answer import percent_text
+
+        print(f"{update.end:8.1f} s  {update.emotion:<10}{mark}"
+              f"{percent_text(update.confidence):>5}  {level}", flush=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,10 +65,10 @@ def percent_text(p: float) -> str:
     "? = uncertain: top probability below 50 %": QA, stop 37); then one decimal, rounded
     down if need be (49.6%, 49.9%)."""
     lines = (UNCERTAIN_BELOW, MEDIUM_CONFIDENCE, HIGH_CONFIDENCE)
-    if not any(p < line <= round(p, 2) for line in lines):
-        return f"{p:.0%}"
-    if not any(p < line <= round(p, 3) for line in lines):
-        return f"{p:.1%}"
+    for text in (f"{p:.0%}", f"{p:.1%}"):
+        shown = float(text[:-1]) / 100  # what a reader takes it for
+        if not any(p < line <= shown + 1e-12 for line in lines):
+            return text
     return f"{math.floor(p * 1000) / 10:.1f}%"
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from emovox.serving.service import percent_text
+
 __all__ = ["HEARD", "ADAPTED", "adaptation_caption", "change_line", "comparison_rows"]
 
 #: column names of :func:`comparison_rows`
@@ -32,9 +34,9 @@ def change_line(plain_label: str | None, plain_conf: float | None, adapted_label
         return "No speech: nothing to adapt."
     if adapted_label == plain_label:
         return (f"Adapted to this speaker, the answer stays **{adapted_label}** "
-                f"({(plain_conf or 0):.0%} → {adapted_conf:.0%}).")
+                f"({percent_text(plain_conf or 0)} → {percent_text(adapted_conf)}).")
     return (f"Adapted to this speaker, the answer changes from **{plain_label}** to "
-            f"**{adapted_label}** ({adapted_conf:.0%}).")
+            f"**{adapted_label}** ({percent_text(adapted_conf)}).")
 
 
 def adaptation_caption(record: Mapping[str, Any]) -> str:
