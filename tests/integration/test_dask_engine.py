@@ -326,6 +326,8 @@ def test_a_port_that_does_not_greet_as_dask_is_refused_at_once(greeting, said, m
     free.close()
     with pytest.raises(ConfigError, match="host name 'no-such-host.invalid' does not resolve"):
         dask_engine._probe_scheduler("tcp://no-such-host.invalid:8786")
+    with pytest.raises(ConfigError, match="port 99999 is out of range"):
+        dask_engine._probe_scheduler("tcp://127.0.0.1:99999")
     assert dask_engine._tcp_endpoint("tls://h:1") is None
     assert dask_engine._tcp_endpoint("tcp://[::1]:8786") == ("::1", 8786)
 

@@ -307,6 +307,11 @@ def _headerless(s: Source) -> NotAudio:
 
 def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) -> AudioError:
     """The typed error explaining why neither libsndfile nor ffmpeg decodes ``s``."""
+    if "matches no streams" in str(ff_error):  # ffmpeg's answer to -map 0:a:0 (an AVI,
+        what = s.kind_name if s.kind else "video"  # unknown to the sniffer, too: re-check)
+        return NotAudio(
+            f"{s.name}: a {what} file with no audio track (a video without sound, or "
+            "a damaged file); there is nothing to listen to. Pass a recording with sound.")
     if s.kind is None:
         if ff_error is None:
             tried = (
@@ -327,11 +332,6 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
         return UnsupportedCodec(
             f"{s.name}: looks like {s.kind_name}, which cannot be decoded without ffmpeg"
             f"{detail}. To read it, {ffm.install_ffmpeg_hint()}."
-        )
-    if "matches no streams" in str(ff_error):  # ffmpeg's answer to -map 0:a:0
-        return NotAudio(
-            f"{s.name}: a {s.kind_name} file with no audio track (a video without sound, or "
-            "a damaged file); there is nothing to listen to. Pass a recording with sound."
         )
     detail = f"libsndfile: {sf_text}; " if sf_text else ""
     return UnsupportedCodec(

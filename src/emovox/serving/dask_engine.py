@@ -170,7 +170,11 @@ def _tcp_endpoint(scheduler: str) -> tuple[str, int] | None:
         return None
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")
-    return (host, int(port)) if host and port.isdigit() else None
+    if not (host and port.isdigit()):
+        return None
+    if not 0 < int(port) < 65536:  # was "connection refused" (re-check, stop 37)
+        raise ConfigError(f"--scheduler {scheduler}: port {port} is out of range (1-65535)")
+    return host, int(port)
 
 
 def _greeting(sock: socket.socket) -> bytes | None:
