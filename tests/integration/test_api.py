@@ -288,6 +288,13 @@ def test_too_large_chunked_body_is_413(client):
     assert_error(r, 413, "upload_too_large")
 
 
+def test_a_405_names_the_allowed_methods(client):
+    """RFC 9110: a 405 carries Allow (the error handler dropped it: API QA, stop 37)."""
+    r = client.put("/v1/predict")
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"
+
+
 def test_bad_requests_are_422(client, wav3):
     assert_error(client.post("/v1/predict"), 422, "invalid_request")
     assert_error(post(client, "/v1/timeline?window=1&hop=2", wav3), 422, "invalid_request")

@@ -68,6 +68,21 @@ def test_header_without_samples_is_empty(tmp_path: Path) -> None:
         load_audio(path)
 
 
+def test_a_header_declaring_audio_with_none_after_it_is_refused_without_saying_answered(
+        tmp_path: Path) -> None:
+    """A WAV header declaring 2 s, no data: the refusal said "answered on what is there"
+    (API QA, stop 37)."""
+    path = tmp_path / "hdr.wav"
+    sf.write(path, voice(2.0), 16000, subtype="PCM_16")
+    raw = path.read_bytes()
+    path.write_bytes(raw[: raw.index(b"data") + 8])
+    with pytest.raises(EmptyAudio) as err:
+        load_audio(path)
+    said = str(err.value)
+    assert "holds 0.00 s of the 2.00 s" in said and "there is no audio to answer" in said
+    assert "answered" not in said
+
+
 def test_text_file_named_wav(tmp_path: Path) -> None:
     path = tmp_path / "notes.wav"
     path.write_text("these are my meeting notes, not a recording\n" * 10)

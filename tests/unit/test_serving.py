@@ -128,7 +128,8 @@ def test_settings_api_key_is_read_but_never_passed_on():
     assert s.api_key == "k3y" and "k3y" not in repr(s)
     assert "EMOVOX_API_KEY" not in s.to_env() and "k3y" not in s.to_env().values()
     assert logic.Settings.from_env({}).api_key is None
-    assert logic.Settings.from_env({"EMOVOX_API_KEY": ""}).api_key is None
+    with pytest.raises(ConfigError, match="EMOVOX_API_KEY is empty"):  # stop 37: it served
+        logic.Settings.from_env({"EMOVOX_API_KEY": ""})  # without a key, without a word
     with pytest.raises(ConfigError, match="EMOVOX_API_KEY is blank"):  # API QA, stop 35:
         logic.Settings.from_env({"EMOVOX_API_KEY": "  "})  # it locked every client out
 

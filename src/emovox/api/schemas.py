@@ -167,6 +167,8 @@ class Health(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in (
+        (400, "a malformed request body (http_error): multipart data the parser refuses, "
+              "e.g. no boundary, a compressed body, more than 1000 parts"),
         (401, "missing or wrong API key (only when the server has one)"),
         (413, "upload larger than the size limit"),
         (415, "not audio, or an audio format that cannot be decoded here; a raw (not "

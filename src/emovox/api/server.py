@@ -295,8 +295,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
-        return _error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
-                               service.scrub(str(exc.detail)))
+        response = _error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
+                                   service.scrub(str(exc.detail)))
+        response.headers.update(exc.headers or {})  # 405's Allow (API QA, stop 37)
+        return response
 
 
 def _add_predict_routes(app: FastAPI, svc: _Service) -> None:

@@ -269,13 +269,21 @@ def _decode(s: Source, sr: int, max_duration: float | None
             n += len(mono)
             out.add(stream.resample_chunk(mono, last=False) if stream is not None else mono)
         if n == 0:
-            raise EmptyAudio(wav_length_note(s) or (
+            raise EmptyAudio(_as_refusal(wav_length_note(s)) or (
                 f"{s.name}: contains no audio samples (the header is there but the data is "
                 "empty). Re-export the recording."))
         if stream is not None:
             out.add(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
         note = dec.length_note(n, s)
         return out.result(), orig_sr, dec.channels, [*dec.notes, *([note] if note else [])]
+
+
+def _as_refusal(note: str | None) -> str | None:
+    """A length note as the reason a file is refused: it must not say it was answered (a WAV
+    header with no data after it: "...; answered on what is there", in a 422: API QA,
+    stop 37)."""
+    return note.replace("; answered on what is there.", ": there is no audio to answer.") \
+        if note else None
 
 
 def header_notes(s: Source, info: AudioInfo | None = None) -> list[str]:

@@ -129,14 +129,17 @@ def _positive(env: Mapping[str, str], key: str, default: float) -> float:
 
 
 def api_key_setting(raw: str | None, what: str) -> str | None:
-    """The API key as the server compares it: unset or empty -> None (no key); spaces
-    around it removed (clients' header values are trimmed, so a key " k" locked every
-    client out); only whitespace -> :class:`ConfigError` (API QA, stop 35)."""
-    if not raw:
+    """The API key as the server compares it: unset -> None (no key); spaces around it
+    removed (clients' header values are trimmed, so a key " k" locked every client out);
+    only whitespace -> :class:`ConfigError` (API QA, stop 35); empty -> ConfigError too
+    (``--api-key "$KEY"`` with ``KEY`` unset served without a key, without a word: API QA,
+    stop 37)."""
+    if raw is None:
         return None
     if not raw.strip():
-        raise ConfigError(f"{what} is blank (only whitespace): no client could present it; "
-                          "set a key, or unset it to run without one")
+        said = "empty" if not raw else "blank (only whitespace)"
+        raise ConfigError(f"{what} is {said}: no client could present it; set a key, or "
+                          "unset it to run without one")
     return raw.strip()
 
 
