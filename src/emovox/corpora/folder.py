@@ -100,7 +100,7 @@ def scan(
 
     ``corpus`` names the corpus in every :class:`Utterance` (and prefixes speakers);
     ``speaker_pattern`` is a regex searched in each file's stem (see
-    :func:`extract_speaker`), e.g. ``r"^(\d+)_"`` for ``12_take3.wav``; one holding a ``/``
+    :func:`extract_speaker`), e.g. ``r"^(\\d+)_"`` for ``12_take3.wav``; one holding a ``/``
     is searched in the path below the label folder, without the extension, e.g.
     ``r"^([^/]+)/"`` for ``angry/anna/take1.wav``.
     """
