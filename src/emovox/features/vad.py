@@ -1,7 +1,8 @@
 """Voice activity detection: which 10 ms frames of a recording hold speech, and whether a
 whole input holds any speech at all.
 
-Pure NumPy functions ``(wave, sr, *, params) -> ndarray`` (no librosa, no downloaded weights):
+Pure NumPy functions ``(wave, sr, *, params) -> ndarray`` (no librosa, no downloaded weights;
+the per-frame level, tonality and voicing are computed in :mod:`emovox.features.frames`):
 
 * :func:`frame_measures`: per-frame level (dBFS, DC removed), voicing (normalised
   autocorrelation peak at pitch lags 2.5-16 ms, i.e. 62-400 Hz) and tonality (share of the
