@@ -417,3 +417,17 @@ def test_a_large_upload_is_named_after_the_upload(tiny_model):
     p = service.predict_upload(Predictor.from_artifact(tiny_model), io.BytesIO(data),
                                "dir/talk.wav")
     assert p.source == "talk.wav" and p.to_dict()["source"] == "talk.wav"
+
+
+def test_the_factory_refuses_a_malformed_setting_in_one_line(monkeypatch):
+    """`uvicorn --factory` printed a traceback for EMOVOX_MAX_UPLOAD_MB=abc (API QA, stop
+    37), and took a limit `emovox serve` refuses."""
+    from emovox.api.server import create_app_from_env
+
+    for name, value, said in (("EMOVOX_MAX_UPLOAD_MB", "abc", "is not a number"),
+                              ("EMOVOX_MAX_UPLOAD_MB", "0.0001", "must be at least 0.001"),
+                              ("EMOVOX_API_KEY", "", "EMOVOX_API_KEY is empty")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SystemExit, match=f"^emovox: .*{said}"):
+            create_app_from_env()
+        monkeypatch.delenv(name)

@@ -118,7 +118,8 @@ def test_settings_from_env():
     assert logic.Settings.from_env(s.to_env()) == s
     assert logic.Settings.from_env(logic.Settings().to_env()) == logic.Settings()
     for bad in ({"EMOVOX_MAX_UPLOAD_MB": "lots"}, {"EMOVOX_MAX_DURATION_S": "-1"},
-                {"EMOVOX_MAX_UPLOAD_MB": "nan"}, {"EMOVOX_BACKEND": "tpu"}):
+                {"EMOVOX_MAX_UPLOAD_MB": "nan"}, {"EMOVOX_BACKEND": "tpu"},
+                {"EMOVOX_MAX_UPLOAD_MB": "0.0001"}):  # under serve's floor (stop 37)
         with pytest.raises(ConfigError):
             logic.Settings.from_env(bad)
 

@@ -490,7 +490,11 @@ def create_app(
 def create_app_from_env() -> FastAPI:
     """:func:`create_app` configured by ``EMOVOX_MODEL``, ``EMOVOX_MAX_UPLOAD_MB``,
     ``EMOVOX_MAX_DURATION_S``, ``EMOVOX_BACKEND`` and ``EMOVOX_API_KEY`` (for
-    ``uvicorn --factory``)."""
-    s = service.Settings.from_env()
+    ``uvicorn --factory``). A malformed setting ends the process with one line (uvicorn
+    printed a traceback: API QA, stop 37)."""
+    try:
+        s = service.Settings.from_env()
+    except ConfigError as exc:
+        raise SystemExit(f"emovox: {exc}") from None
     return create_app(s.model, max_bytes=s.max_bytes, max_duration=s.max_duration_s,
                       backend=s.backend, api_key=s.api_key)

@@ -115,7 +115,9 @@ TIMELINE_MIN_S = 5.0
 # --------------------------------------------------------------------------------------------
 
 
-def _positive(env: Mapping[str, str], key: str, default: float) -> float:
+def _positive(env: Mapping[str, str], key: str, default: float, least: float = 0.0) -> float:
+    """A positive, finite setting ``key`` of ``env`` (at least ``least``), else ``default``
+    when unset or empty; ConfigError otherwise."""
     raw = env.get(key, "").strip()
     if not raw:
         return default
@@ -125,6 +127,8 @@ def _positive(env: Mapping[str, str], key: str, default: float) -> float:
         raise ConfigError(f"{key}={raw!r} is not a number") from None
     if not (value > 0 and math.isfinite(value)):
         raise ConfigError(f"{key}={raw!r} must be a positive number")
+    if value < least:  # as `emovox serve` refuses it (API QA, stop 37: a 104-byte limit)
+        raise ConfigError(f"{key}={raw!r} must be at least {least:g}")
     return value
 
 
@@ -168,8 +172,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *,
                  api_key: bool = True) -> Settings:
-        """Read ``EMOVOX_*`` variables (unset or empty ones take the defaults); the API key
-        only with ``api_key`` (the web app reads none).
+        """Read ``EMOVOX_*`` variables (unset or empty ones take the defaults, but an empty
+        API key is refused); the API key only with ``api_key`` (the web app reads none).
 
         Raises:
             ConfigError: a limit that is not a positive number, an unknown backend, or a
@@ -182,7 +186,7 @@ class Settings:
             raise ConfigError(f"{ENV_BACKEND}={backend!r} must be one of {', '.join(BACKENDS)}")
         return cls(
             model=Path(model).expanduser() if model else None,
-            max_upload_mb=_positive(env, ENV_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB),
+            max_upload_mb=_positive(env, ENV_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB, 0.001),
             max_duration_s=_positive(env, ENV_MAX_DURATION_S, DEFAULT_MAX_DURATION_S),
             backend=backend,
             # the web app reads no key: a blank one must not break its pages (stop 35)
