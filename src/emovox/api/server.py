@@ -8,14 +8,11 @@
 Endpoints (OpenAPI docs at ``/docs``):
 
 * ``POST /v1/predict``  multipart field ``file``: the prediction document (schema
-  ``emovox/data/schema/prediction-v1.json``, the same as ``emovox predict --json``): status
-  (``ok``, ``uncertain``, ``no_speech`` with a reason), label, calibrated probabilities, derived
-  arousal/valence, speech seconds, windows and their evidence, model id; with optional
-  extra multipart fields ``references`` (unlabelled clips of the same speaker, at most
-  :data:`~emovox.serving.adapt_uploads.MAX_REFERENCES`, together at most the size and
-  duration limits of one upload; :mod:`emovox.serving.adapt_uploads`) the answer is adapted
-  to that speaker and carries ``adaptation`` (with ``warnings``), as ``emovox predict
-  --reference DIR``;
+  ``emovox/data/schema/prediction-v1.json``, as ``emovox predict --json``): status, label,
+  calibrated probabilities, derived arousal/valence, speech seconds, windows and their
+  evidence, model id; with ``references`` (unlabelled clips of the same speaker, at most
+  :data:`~emovox.serving.adapt_uploads.MAX_REFERENCES`, together within one upload's
+  limits) the answer is adapted to that speaker, as ``emovox predict --reference DIR``;
 * ``POST /v1/timeline`` multipart field ``file`` (+ ``window``, ``hop`` and ``adapt``
   query parameters; ``adapt=self`` is ``emovox timeline --adapt self``): the timeline
   document (``timeline-v1.json``): speech windows and gaps;
@@ -23,21 +20,19 @@ Endpoints (OpenAPI docs at ``/docs``):
   confusion matrix, per-class recall, MODEL_CARD.md);
 * ``GET /health``: 200 when the model is loaded, 503 when it could not be.
 
-Errors are JSON ``{"error": <code>, "detail": <message>}``: 401 missing or wrong API key
-(only when the server has one: ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``; ``/health``
-and the docs stay open); 413 upload larger than the size
-limit (checked from ``Content-Length`` and while the body streams in, before it is
-parsed); 415 not audio / undecodable format; 422 too long, empty or broken audio, bad
-parameters, ``too_many_references`` or ``too_few_references`` (fewer than 3 reference clips
-could be read and hold speech; the others are skipped with a warning); 503 no model.
-Nothing is written outside a temporary directory: the multipart parser spools uploads past
-1 MB to anonymous temporary files; a request copies its upload in blocks to a private
-temporary directory only once it holds a concurrency slot, and
-everything is deleted when the request ends. The model is loaded once per process (in the
-lifespan, or on first use, under a lock); the :class:`~emovox.serving.predictor.Predictor` is
-thread-safe, and at most ``max_concurrency`` requests read, decode and predict at a time
-(the others wait without holding a thread, so ``/health`` always answers). The docs'
-Swagger UI is served locally (:mod:`emovox.api.docs`).
+Errors are JSON ``{"error": <code>, "detail": <message>}`` (:data:`~emovox.api.schemas.ERRORS`
+lists the statuses): 401 missing or wrong API key (``X-API-Key: KEY`` or ``Authorization:
+Bearer KEY``, when the server has one); 413 upload over the size limit (from
+``Content-Length`` and while the body streams in, before it is parsed); 415 not audio; 422
+too long, empty or broken audio, bad parameters, too many or too few references; 503 no model.
+Nothing is written outside a temporary directory. At most ``2 x max_concurrency`` uploads are
+read at a time (:class:`~emovox.api.middleware.UploadSlots`; the others wait unread), each
+part past 64 KiB spooled to an anonymous temporary file; a request copies its upload to a
+private temporary directory once it holds one of ``max_concurrency`` slots to decode and
+predict (waiting holds no thread: ``/health`` always answers); all is deleted when it ends.
+The model is loaded once per process (lifespan, or first use, under a lock); the
+:class:`~emovox.serving.predictor.Predictor` is thread-safe. The docs' Swagger UI is served
+locally (:mod:`emovox.api.docs`).
 """
 
 from __future__ import annotations
@@ -65,6 +60,8 @@ from emovox.api.middleware import (
     INCOMPLETE_UPLOAD,
     ApiKeyGuard,
     BodyLimit,
+    UploadSlots,
+    bound_multipart_memory,
     is_loopback,
     multipart_unclosed,
 )
@@ -467,6 +464,9 @@ def create_app(
     app.state.emovox_limits = {"max_bytes": int(max_bytes), "max_duration": float(max_duration)}
     app.state.emovox_model = holder
     mb = f"{max_bytes / 2**20:.3g} MB"
+    bound_multipart_memory()  # bodies read in a slot only, each part in memory <= 64 KiB
+    app.add_middleware(UploadSlots, slots=2 * max_concurrency,
+                       paths=("/v1/predict", "/v1/timeline"))
     app.add_middleware(
         BodyLimit, max_body=int(max_bytes) + _MULTIPART_SLACK,
         detail=f"the upload is larger than the {mb} limit; send a shorter or compressed recording",

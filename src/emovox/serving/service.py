@@ -39,12 +39,7 @@ from emovox.errors import (
 )
 from emovox.serving.adapt import AdaptationError, TooFewReferences
 from emovox.serving.adapt_uploads import TooManyReferences
-from emovox.serving.answer import (
-    HIGH_CONFIDENCE,
-    MEDIUM_CONFIDENCE,
-    confidence_band,
-    percent_text,
-)
+from emovox.serving.answer import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, confidence_band, percent_text
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 from emovox.serving.predictor import BACKENDS
 from emovox.serving.timeline import Timeline, build_timeline, timeline_rows, write_timeline_csv
@@ -116,8 +111,7 @@ TIMELINE_MIN_S = 5.0
 
 
 def _positive(env: Mapping[str, str], key: str, default: float, least: float = 0.0) -> float:
-    """A positive, finite setting ``key`` of ``env`` (at least ``least``), else ``default``
-    when unset or empty; ConfigError otherwise."""
+    """Setting ``key``: positive, finite, >= ``least``; ``default`` when unset or empty."""
     raw = env.get(key, "").strip()
     if not raw:
         return default
