@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from emovox.audio import ffmpeg as ffm
+from emovox.audio.length import cut_note
 from emovox.audio.sniff import (
     EXACT_LENGTH_KINDS,
     SOUNDFILE_KINDS,
@@ -155,9 +156,7 @@ class Decoder:
         if (self.frames is None or slack is None or kind == "wav" or self.notes
                 or n >= self.frames - slack or (kind == "mp3" and not s.mp3_length_stated())):
             return None
-        note = (f"{self.name}: the file holds {n / self.sr:.2f} s of the "
-                f"{self.frames / self.sr:.2f} s of audio its header declares (cut short, or a "
-                "damaged header); answered on what is there.")
+        note = cut_note(self.name, n / self.sr, self.frames / self.sr)
         log.warning("%s", note)
         return note
 

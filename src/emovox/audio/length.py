@@ -9,8 +9,9 @@ without a word. These functions read only the container's own structure (no samp
 * AIFF / AIFF-C: the ``SSND`` chunk's declared size against the bytes that follow it, read
   in seconds through the ``COMM`` chunk's frame count and rate (:func:`aiff_length_note`;
   libsndfile reports the frames that are there, not the declared ones);
-* Ogg (Vorbis, Opus, FLAC in Ogg): the last page must be complete and carry the
-  end-of-stream flag (RFC 3533, section 6) (:func:`ogg_end_note`).
+* Ogg (Vorbis, Opus, FLAC in Ogg): the pages in the file's last 128 KiB, told by their
+  checksum, must end whole, each stream's last one with the end-of-stream flag (RFC 3533,
+  section 6) (:func:`ogg_end_note`).
 
 :func:`container_length_note` asks the one that fits the file's kind. FLAC, CAF and AU state
 their frame count, which the decoder compares itself (``Decoder.length_note``).
@@ -23,8 +24,8 @@ import zlib
 
 from emovox.audio.sniff import Source
 
-__all__ = ["aiff_length_note", "container_length_note", "ogg_end_note", "wav_data_sizes",
-           "wav_length_note"]
+__all__ = ["aiff_length_note", "container_length_note", "cut_note", "ogg_end_note",
+           "wav_data_sizes", "wav_length_note"]
 
 #: a WAV data chunk's size written by a recorder that could not seek back (a stream)
 _UNKNOWN_SIZES = (0xFFFFFFFF, 0x7FFFFFFF)
@@ -41,7 +42,9 @@ _BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 _OGG_EOS = 0x04
 
 
-def _cut_note(name: str, held_s: float, declared_s: float) -> str:
+def cut_note(name: str, held_s: float, declared_s: float) -> str:
+    """The warning of a file that holds ``held_s`` of the ``declared_s`` seconds its header
+    declares (every container's, and the decoder's for FLAC, CAF, AU and MP3)."""
     return (f"{name}: the file holds {held_s:.2f} s of the {declared_s:.2f} s of audio its "
             "header declares (cut short, or a damaged header); answered on what is there.")
 
@@ -75,7 +78,7 @@ def wav_length_note(s: Source) -> str | None:
         return None
     declared, held, rate = sizes
     if declared > held + rate // 100:  # more than 10 ms missing
-        return _cut_note(s.name, held / rate, declared / rate)
+        return cut_note(s.name, held / rate, declared / rate)
     if declared == 0 and held >= rate // 10:
         return (f"{s.name}: its header declares no audio, yet {held / rate:.2f} s of data "
                 "follow (a recording that was never finished?). Repair it, e.g. "
@@ -141,7 +144,7 @@ def aiff_length_note(s: Source) -> str | None:
         return None
     declared_s = frames / rate
     held_s = declared_s * min(held, declared) / declared
-    return _cut_note(s.name, held_s, declared_s) if declared_s - held_s > 0.01 else None
+    return cut_note(s.name, held_s, declared_s) if declared_s - held_s > 0.01 else None
 
 
 def _ogg_crc(page: bytes) -> int:
