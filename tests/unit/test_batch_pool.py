@@ -227,3 +227,24 @@ def test_sigint_to_a_batch_and_its_workers_says_what_is_kept(tiny_model, tmp_pat
     kept = len(_rows(out))
     assert proc.returncode == 130 and 0 < kept < 600, (proc.returncode, kept, err)
     assert "Traceback" not in err and f"the {kept} answers of this run are kept" in err, err
+
+
+def test_kill_leaves_no_executor_thread_to_race_the_exit_hook():
+    """kill() returned while the executor's manager thread was still closing its wake-up
+    pipe: the interpreter's exit hook then wrote to it and printed a traceback after a
+    Ctrl-C ("Bad file descriptor", a clean-clone CI of stop 37)."""
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    p = object.__new__(pool._Pool)
+    p.ex = ProcessPoolExecutor(max_workers=1, mp_context=pool.pool_context())
+    running = p.ex.submit(time.sleep, 30)
+    p.ex.submit(time.sleep, 30)
+    deadline = time.monotonic() + 30
+    while not running.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    manager = p.ex._executor_manager_thread
+    started = time.monotonic()
+    p.kill()
+    assert manager is not None and not manager.is_alive()
+    assert time.monotonic() - started < 10  # the sleeping worker was killed, not awaited

@@ -161,11 +161,17 @@ class _Pool:
         """Stop now: queued chunks cancelled, running ones killed with their processes
         (they ignore SIGINT, so a shutdown alone would wait for their chunks)."""
         procs = list((getattr(self.ex, "_processes", None) or {}).values())  # stdlib's own
+        manager = getattr(self.ex, "_executor_manager_thread", None)  # shutdown forgets it
         self.ex.shutdown(wait=False, cancel_futures=True)
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.join(5)
+        # the executor's manager thread closes its wake-up pipe when it sees the dead
+        # workers; left running, it raced the interpreter's exit hook that writes to that
+        # pipe ("Exception ignored ... Bad file descriptor" after a Ctrl-C, CI of stop 37)
+        if manager is not None:
+            manager.join(5)
 
 
 def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: str,
