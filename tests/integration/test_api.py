@@ -332,10 +332,22 @@ def test_form_fields_an_endpoint_does_not_read_are_422(client, wav3):
                              "reads 'window' and 'hop' and 'adapt'")
 
 
-def test_health_answers_head_requests(client):
-    """Uptime monitors send HEAD (it was 405)."""
-    r = client.head("/health")
-    assert r.status_code == 200 and r.content == b""
+def test_every_get_route_answers_head_requests(client):
+    """Uptime monitors and link checkers send HEAD: /health's was added by hand (it was
+    405) and /docs, /v1/model stayed 405 (stop 37's list). Same status and headers as GET,
+    no body; a 405 names HEAD wherever GET is allowed."""
+    for path in ("/health", "/docs", "/v1/model", "/openapi.json"):
+        get, head = client.get(path), client.head(path)
+        assert (head.status_code, head.content) == (200, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+        assert head.headers["content-length"] == get.headers["content-length"], path
+    r = client.head("/v1/nothing")
+    assert (r.status_code, r.content) == (404, b"")
+    r = client.head("/v1/predict")
+    assert r.status_code == 405 and r.content == b"" and r.headers["allow"] == "POST"
+    r = client.delete("/v1/model")
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, HEAD"
 
 
 def test_unexpected_error_is_500_without_details(tiny_model, wav3, monkeypatch):

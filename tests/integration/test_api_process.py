@@ -212,16 +212,20 @@ def test_uploads_stay_in_temp_and_are_deleted(tiny_model, monkeypatch, tmp_path)
 
 
 def test_serve_command(tiny_model, monkeypatch, tmp_path):
-    import uvicorn
-    from typer.testing import CliRunner
-
-    from emovox.cli import app
-
-    captured = {}
-    monkeypatch.setattr(uvicorn, "run", lambda api, **kw: captured.update(api=api, **kw))
     import socket
 
-    from emovox.cli import servers
+    from typer.testing import CliRunner
+
+    from emovox.cli import app, servers
+
+    captured = {}
+
+    def run_server(api, sock, log_level):
+        captured.update(api=api, host=sock.getsockname()[0], port=sock.getsockname()[1],
+                        log_level=log_level)
+        sock.close()
+
+    monkeypatch.setattr(servers, "run_server", run_server)
 
     with socket.socket() as held:  # a port in use: a usage error naming it (uvicorn: exit 3)
         held.bind(("127.0.0.1", 0))
@@ -231,11 +235,12 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
                                env={"EMOVOX_MODEL": str(tiny_model)})
         assert r.exit_code == 2 and "Address already in use" in " ".join(r.output.split())
         assert not captured
-    monkeypatch.setattr(servers, "check_port_free", lambda host, port: None)  # 8765 may be taken
-    r = CliRunner().invoke(app, ["serve", "--port", "8765", "--max-upload-mb", "2",
+    # --port 0: the banner names the port the system picked, the server listens on it
+    r = CliRunner().invoke(app, ["serve", "--port", "0", "--max-upload-mb", "2",
                                  "--max-duration", "30"], env={"EMOVOX_MODEL": str(tiny_model)})
     assert r.exit_code == 0, r.output
-    assert captured["host"] == "127.0.0.1" and captured["port"] == 8765
+    assert captured["host"] == "127.0.0.1" and captured["port"] > 0
+    assert f"docs at http://127.0.0.1:{captured['port']}/docs" in r.output
     assert captured["api"].state.emovox_limits == {"max_bytes": 2 * 1024 * 1024,
                                                    "max_duration": 30.0}
     assert "WARNING" not in r.output

@@ -1,5 +1,5 @@
-"""ASGI middleware of the REST API: the request-body limit, the upload slots and the
-optional API key.
+"""ASGI middleware of the REST API: the request-body limit, the upload slots, the optional
+API key and HEAD for every GET route.
 
 All run before the body is read, so an oversized or unauthenticated upload is never parsed
 or spooled, and no more uploads are read at once than there are slots.
@@ -17,8 +17,8 @@ from typing import Any
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = ["API_KEY_HEADER", "BODY_TAIL", "INCOMPLETE_UPLOAD", "OPEN_PATHS", "SPOOL_BYTES",
-           "ApiKeyGuard", "BodyLimit", "UploadSlots", "bound_multipart_memory", "is_loopback",
-           "multipart_unclosed", "request_key"]
+           "ApiKeyGuard", "BodyLimit", "HeadAsGet", "UploadSlots", "bound_multipart_memory",
+           "is_loopback", "multipart_unclosed", "request_key"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -89,6 +89,29 @@ class ApiKeyGuard:
                               [(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
+
+
+class HeadAsGet:
+    """Answer ``HEAD`` wherever ``GET`` is answered: the same status and headers, no body.
+
+    FastAPI's routes take only the methods they name, so ``HEAD /docs`` or ``/v1/model``
+    (uptime monitors, link checkers) was a 405 (stop 37's list)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(msg: Message) -> None:
+            if msg["type"] != "http.response.body":
+                await send(msg)
+            elif not msg.get("more_body", False):
+                await send({"type": "http.response.body", "body": b""})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class UploadSlots:

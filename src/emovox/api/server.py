@@ -60,6 +60,7 @@ from emovox.api.middleware import (
     INCOMPLETE_UPLOAD,
     ApiKeyGuard,
     BodyLimit,
+    HeadAsGet,
     UploadSlots,
     bound_multipart_memory,
     is_loopback,
@@ -68,14 +69,8 @@ from emovox.api.middleware import (
 from emovox.api.schemas import ERRORS, Health, ModelCard, PredictResponse, TimelineResponse
 from emovox.errors import ConfigError
 from emovox.serving import adapt_uploads, service
+from emovox.serving import params as tp
 from emovox.serving.adapt import AdaptMode, adapt_timeline
-from emovox.serving.params import (
-    MAX_HOP_S,
-    MAX_WINDOW_S,
-    MIN_HOP_S,
-    MIN_WINDOW_S,
-    TimelineParams,
-)
 from emovox.serving.schema import prediction_document, timeline_document
 
 log = logging.getLogger(__name__)
@@ -295,6 +290,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         response = _error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
                                    service.scrub(str(exc.detail)))
         response.headers.update(exc.headers or {})  # 405's Allow (API QA, stop 37)
+        if "GET" in response.headers.get("allow", "").split(", "):
+            response.headers["allow"] += ", HEAD"  # every GET route answers HEAD
         return response
 
 
@@ -330,14 +327,14 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
         request: Request,
         file: UploadFile = File(description=_FILE_HELP),
         window: float = Query(service.TIMELINE_WINDOW_S, description=(
-            f"window length (s), more than {MIN_WINDOW_S:g} and at most {MAX_WINDOW_S:g}")),
+            f"window length (s), more than {tp.MIN_WINDOW_S:g} and at most {tp.MAX_WINDOW_S:g}")),
         hop: float = Query(service.TIMELINE_HOP_S, description=(
-            f"hop between windows (s), more than {MIN_HOP_S:g} and at most the window "
-            f"(<= {MAX_HOP_S:g})")),
+            f"hop between windows (s), more than {tp.MIN_HOP_S:g} and at most the window "
+            f"(<= {tp.MAX_HOP_S:g})")),
         adapt: AdaptMode = Query(AdaptMode.NONE, description=_ADAPT_HELP),
     ) -> dict[str, Any]:
         try:
-            params = TimelineParams(window, hop)
+            params = tp.TimelineParams(window, hop)
         except ConfigError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from None
         await svc.check_form(request, ("file",), QUERY_PARAMETERS)
@@ -364,7 +361,6 @@ def _add_info_routes(app: FastAPI, svc: _Service) -> None:
         card["limits"] = {"max_upload_bytes": svc.max_bytes, "max_duration_s": svc.max_duration}
         return card
 
-    @app.head("/health", include_in_schema=False)  # uptime monitors (API QA, stop 35)
     @app.get("/health", response_model=Health, responses={503: {"model": Health}},
              summary="Liveness and model status")
     async def health() -> Any:
@@ -480,6 +476,7 @@ def create_app(
         svc.keyed = True
         app.add_middleware(ApiKeyGuard, key=api_key)  # outermost: before the body limit
         _document_api_key(app)
+    app.add_middleware(HeadAsGet)  # outermost: HEAD is GET to everything below
     _install_error_handlers(app)
     install_docs(app)
     _add_predict_routes(app, svc)

@@ -4,6 +4,7 @@ FastAPI and uvicorn are checked for and imported only when the command runs."""
 from __future__ import annotations
 
 import math
+import socket
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -135,8 +136,6 @@ def serve(
     need_module("fastapi", "api")
     need_module("uvicorn", "api")
     need_module("multipart", "api")
-    import uvicorn
-
     from emovox.api.server import create_app, is_loopback
     from emovox.serving.predictor import Predictor
     from emovox.serving.service import api_key_setting
@@ -147,30 +146,41 @@ def serve(
         api = create_app(predictor=predictor, max_bytes=int(max_upload_mb * 1024 * 1024),
                          max_duration=max_duration, max_concurrency=concurrency,
                          api_key=api_key_setting(api_key, "--api-key (EMOVOX_API_KEY)"))
-        check_port_free(host, port)
+        sock = listen_socket(host, port)
     except USER_ERRORS as exc:
         fail(exc)
-    render.api_banner(host, port, predictor.model_id, predictor.backend, api_key=bool(api_key),
-                      exposed=not api_key and not is_loopback(host))
-    uvicorn.run(api, host=host, port=port, log_level=log_level.value)
+    render.api_banner(host, sock.getsockname()[1], predictor.model_id, predictor.backend,
+                      api_key=bool(api_key), exposed=not api_key and not is_loopback(host))
+    run_server(api, sock, log_level.value)
 
 
-def check_port_free(host: str, port: int) -> None:
-    """ValueError (a usage error, exit 2) when ``host:port`` cannot be listened on, before
-    the banner: uvicorn would log it and exit with 3, a code emovox does not document."""
-    import socket
-
-    if port == 0:
-        return
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (``port`` 0: one the system picks, so the banner can
+    name it: it said ":0" before, stop 37's list). ValueError (a usage error, exit 2) when
+    it cannot be bound, before the banner: uvicorn would log it and exit with 3, a code
+    emovox does not document."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     family, kind, proto, _, addr = infos[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            sock.bind(addr)
-        except OSError as exc:
-            raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                             "choose another --port (or stop what holds it)") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                         "choose another --port (or stop what holds it)") from None
+    return sock
+
+
+def run_server(api: object, sock: socket.socket, log_level: str) -> None:
+    """Serve ``api`` with uvicorn on the bound ``sock`` until Ctrl-C (exit 0, as
+    ``uvicorn.run`` did)."""
+    import uvicorn
+
+    try:
+        uvicorn.Server(uvicorn.Config(api, log_level=log_level)).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
