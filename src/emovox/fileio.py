@@ -17,8 +17,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["atomic_path", "claimed_folder", "file_sha256", "live_writers", "remove_stale"]
+__all__ = ["atomic_path", "claimed_folder", "file_sha256", "live_writers", "remove_stale",
+           "stream_sha256"]
 
 
 @contextmanager
@@ -51,6 +53,20 @@ def file_sha256(path: str | Path) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
+    return h.hexdigest()
+
+
+def stream_sha256(data: bytes | BinaryIO) -> str:
+    """SHA-256 (hex) of bytes, or of a file object's bytes from its start (read in 1 MiB
+    blocks; its position is put back)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(data).hexdigest()
+    pos = data.tell()
+    data.seek(0)
+    h = hashlib.sha256()
+    for block in iter(lambda: data.read(1 << 20), b""):
+        h.update(block)
+    data.seek(pos)
     return h.hexdigest()
 
 

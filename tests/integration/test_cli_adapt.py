@@ -171,6 +171,8 @@ def test_timeline_adapts_to_itself(tmp_path: Path) -> None:
     as_csv = invoke(["timeline", long, "--adapt", "self", "--csv"])
     ok(as_csv)
     assert f"adapted to speaker ({n} windows" in text(as_csv)
+    header, *rows = as_csv.stdout.splitlines()
+    assert header.endswith(",adapted") and sum(r.endswith(",true") for r in rows) == n
 
 
 def test_timeline_too_short_to_adapt_and_bad_mode(tmp_path: Path, target: Path) -> None:

@@ -4,6 +4,8 @@ silent clips skipped with warnings, the duration budget, the error codes of the 
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import io
 
 import numpy as np
@@ -13,7 +15,12 @@ from emovox.adaptation import Adaptation, speaker_prior
 from emovox.errors import AudioTooLong, NotAudio
 from emovox.labels import LABELS
 from emovox.serving import service
-from emovox.serving.adapt import AdaptationError, TooFewReferences, adapt_prediction
+from emovox.serving.adapt import (
+    OWN_REFERENCE,
+    AdaptationError,
+    TooFewReferences,
+    adapt_prediction,
+)
 from emovox.serving.adapt_uploads import (
     MAX_REFERENCES,
     UPLOAD_GROUP,
@@ -25,7 +32,7 @@ from emovox.serving.adapt_uploads import (
 )
 from emovox.serving.answer import Prediction, Status, evidence_of
 from emovox.serving.schema import validate_document
-from emovox.serving.timeline import Segment, Timeline
+from emovox.serving.timeline import CSV_COLUMNS, Segment, SegmentKind, Timeline, write_timeline_csv
 from emovox.serving.uploads import UploadTooLarge
 
 C = len(LABELS)
@@ -71,7 +78,7 @@ class FakePredictor:
 
 
 def _refs(*names: str) -> list[tuple[bytes, str]]:
-    return [(b"RIFF....", n) for n in names]
+    return [(b"RIFF...." + n.encode(), n) for n in names]  # each clip's own bytes
 
 
 def test_prior_of_uploads_skips_bad_empty_and_silent_clips_with_warnings() -> None:
@@ -91,7 +98,8 @@ def test_prior_of_uploads_skips_bad_empty_and_silent_clips_with_warnings() -> No
 
 
 def test_file_objects_are_read_like_bytes() -> None:
-    refs = [(io.BytesIO(b"RIFF...."), f"c{i}.wav") for i in range(3)]
+    refs = [(io.BytesIO(b"RIFF...." + bytes([i])), f"c{i}.wav") for i in range(3)]
+    refs[1][0].seek(3)  # hashing reads from the start and puts the position back
     assert prior_from_uploads(FakePredictor(), refs).n == 3
 
 
@@ -167,3 +175,34 @@ def test_adapted_copy_leaves_the_timeline_alone() -> None:
     assert tl.to_dict() == before and tl.adaptation is None
     assert out.adaptation.applied and out.adaptation.reference_clips == 4
     validate_document(out.to_dict(), "timeline")
+    # the CSV of an adapted timeline says so on each speech row (QA, stop 38); a gap's is empty
+    out.segments.append(Segment(4.0, 5.0, None, None, None, None, None, kind=SegmentKind.GAP))
+    for timeline, header, cells in ((tl, list(CSV_COLUMNS), None),
+                                    (out, [*CSV_COLUMNS, "adapted"], ["true"] * 4 + [""])):
+        buf = io.StringIO()
+        write_timeline_csv(timeline, buf)
+        rows = list(csv.reader(io.StringIO(buf.getvalue())))
+        assert rows[0] == header
+        assert cells is None or [r[-1] for r in rows[1:]] == cells
+    out.adaptation = dataclasses.replace(out.adaptation, applied=False)
+    buf = io.StringIO()
+    write_timeline_csv(out, buf)
+    assert buf.getvalue().splitlines()[1].endswith(",false")
+
+
+def test_repeated_reference_bytes_count_once_and_the_clip_itself_is_named() -> None:
+    """16 byte-identical copies of one clip passed for 16 clips of the speaker (no
+    few-clips warning), and the clip being adapted among its own references went unsaid
+    (QA, stop 38)."""
+    fake = FakePredictor()
+    refs = [(b"RIFF-same", f"copy{i}.wav") for i in range(16)]
+    with pytest.raises(TooFewReferences, match="1 usable clip"):
+        prior_from_uploads(fake, [(d, "c1.wav") for d, _ in refs])
+    refs = _refs("c0.wav", "c1.wav", "c2.wav") + [(b"RIFF....c1.wav", "again.wav")]
+    sp = prior_from_uploads(fake, refs)
+    assert sp.n == 3 and "again.wav: the same bytes as c1.wav, counted once" in " ".join(
+        sp.warnings)
+    own = predict_with_references(fake, b"RIFF....c2.wav", "c2.wav", refs)
+    assert OWN_REFERENCE in own.adapted.adaptation.warnings
+    other = predict_with_references(fake, b"RIFF....c4.wav", "c4.wav", refs)
+    assert OWN_REFERENCE not in other.adapted.adaptation.warnings

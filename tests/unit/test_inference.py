@@ -430,6 +430,31 @@ def test_long_recording_is_classified_over_its_speech_only(predictors):
     assert np.allclose(list(got.probabilities.values()), mean, atol=1e-5)
 
 
+def test_unvoiced_bursts_between_utterances_are_not_windows(predictors):
+    """White-noise bursts between utterances were windows of predict's answer while the
+    timeline called them gaps (QA, stop 38): a region whose speech is not voiced is left
+    out by the timeline's rule; none voiced: no_speech (unvoiced)."""
+    from emovox.features.vad import NoSpeechReason
+    from emovox.serving.timeline import SegmentKind, build_timeline
+    from signals import clip_bytes, noise, voice
+
+    p = predictors["onnx"]
+    gap = np.zeros(SR, np.float32)
+    burst = [noise(1.2, amp=0.05, seed=1), noise(1.2, amp=0.05, seed=2)]
+    wave = np.concatenate([voice(1.2), gap, burst[0], gap, voice(1.2, f0=150), gap, burst[1],
+                           gap, voice(1.2, f0=210)]).astype(np.float32)
+    got = p.predict_wave(wave, SR)
+    assert got.status in (Status.OK, Status.UNCERTAIN) and got.n_windows >= 3
+    for e in got.evidence:  # the bursts: 2.2-3.4 s and 6.6-7.8 s
+        assert e.end <= 2.2 or 3.4 <= e.start <= 6.6 or e.start >= 7.8, e
+    tl = build_timeline(p, clip_bytes(wave, SR))  # the timeline agrees: gaps there
+    speech = [(s.start, s.end) for s in tl.segments if s.kind is SegmentKind.SPEECH]
+    assert speech and all(b <= 2.2 or 3.4 <= a <= 6.6 or a >= 7.8 for a, b in speech), speech
+    only = np.concatenate([gap, burst[0], gap, burst[1], gap, burst[0], gap]).astype(np.float32)
+    none = p.predict_wave(only, SR)
+    assert none.status is Status.NO_SPEECH and none.reason == NoSpeechReason.UNVOICED.value
+
+
 def test_uncertain_below_half_and_documented_threshold(predictors):
     from emovox.serving.answer import UNCERTAIN_BELOW
 

@@ -285,7 +285,7 @@ def _ref_dir(tmp_path: Path, names: list[str]) -> Path:
     d = tmp_path / "ref"
     d.mkdir(parents=True)
     for n in names:
-        (d / n).write_bytes(b"RIFF")
+        (d / n).write_bytes(b"RIFF" + n.encode())  # each clip's own bytes
     return d
 
 
@@ -314,6 +314,33 @@ def test_a_reference_clips_decoder_notes_are_in_the_adaptation_warnings(
                for w in sp.warnings)
     out = adapt_prediction(_pred(_probs(4, 0.8)), sp).to_dict()["adaptation"]
     assert any("c1.wav: the file holds" in w for w in out["warnings"])
+
+
+def test_reference_prior_counts_repeated_bytes_once_and_reports(tmp_path: Path) -> None:
+    """Byte-identical references count once (16 copies passed for 16 clips: QA, stop 38);
+    progress(done, total) follows every file; a predicted clip that is one of the
+    references says so."""
+    from emovox.serving.adapt import OWN_REFERENCE, adapt_outcomes
+    from emovox.serving.batch import predict_files
+
+    d = _ref_dir(tmp_path, ["c0.wav", "c1.wav", "c2.wav"])
+    (d / "c9.wav").write_bytes((d / "c1.wav").read_bytes())  # c1 again, under another name
+    seen: list[tuple[int, int]] = []
+    sp = reference_prior(_FakePredictor(), d, progress=lambda i, n: seen.append((i, n)))
+    assert sp.n == 3 and seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert any(w.endswith("c9.wav: the same bytes as c1.wav, counted once")
+               for w in sp.warnings)
+    for name, own in (("c1.wav", True), ("c5.wav", False)):
+        clip = tmp_path / name
+        clip.write_bytes(b"RIFF" + name.encode())  # c1.wav: a reference's bytes
+        [out] = adapt_outcomes(predict_files(_FakePredictor(), [clip], max_duration=None), sp)
+        assert (OWN_REFERENCE in out.prediction.adaptation.warnings) is own
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for i in range(16):
+        (copies / f"c{i % 8}{i}.wav").write_bytes(b"RIFF-one-clip")
+    with pytest.raises(AdaptationError, match="1 usable clip"):
+        reference_prior(_FakePredictor(), copies)
 
 
 @pytest.mark.parametrize(("names", "match"), [

@@ -63,7 +63,9 @@ def predict(
         if reference is not None:
             from emovox.serving.adapt import reference_prior
 
-            prior = reference_prior(predictor, reference, max_duration=max_duration)
+            with render.references_progress() as progress:
+                prior = reference_prior(predictor, reference, max_duration=max_duration,
+                                        progress=progress)
     except USER_ERRORS as exc:
         fail(exc)
     outcomes = []
@@ -224,7 +226,7 @@ def timeline(
         adapt_timeline(tl, predictor.labels)
         if tl.adaptation is not None and not tl.adaptation.applied:
             render.warn(f"not adapted: {tl.adaptation.reason}")
-        elif csv_out and tl.adaptation is not None:  # the CSV has no column for it
+        elif csv_out and tl.adaptation is not None:  # its rows say "adapted"; how, here
             render.err_console.print(f"adapted to speaker ({tl.adaptation.reference_clips} "
                                      "windows of this recording)")
     if json_out:

@@ -113,6 +113,19 @@ def files_progress(total: int) -> Iterator[Any]:
 
 
 @contextmanager
+def references_progress() -> Iterator[Any]:
+    """A ``progress(done, total)`` callback drawing ``predict --reference``'s bar on stderr
+    (only on a terminal): a folder of 500 clips took a minute without a word (QA, stop 38)."""
+    with Progress(
+        TextColumn("[bold]reference clips"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err_console, transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task("references", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@contextmanager
 def seconds_progress(duration: float | None) -> Iterator[Any]:
     """A ``progress(seconds_done)`` callback drawing ``timeline``'s bar on stderr: only on a
     terminal and for recordings longer than :data:`PROGRESS_MIN_SECONDS`."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -48,15 +48,17 @@ from emovox.adaptation import (
 )
 from emovox.affect import arousal_valence
 from emovox.errors import ConfigError, EmovoxError
+from emovox.fileio import file_sha256
 from emovox.serving.answer import UNCERTAIN_BELOW, Prediction, Status, aggregate, evidence_of
 from emovox.serving.timeline import SegmentKind, Timeline
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MIN_REFERENCE_CLIPS", "PARENT", "AdaptMode", "AdaptationError", "SpeakerGrouping",
-           "SpeakerPrior", "TooFewReferences", "adapt_outcomes", "adapt_prediction",
-           "adapt_timeline", "adapted_status", "prior_from_predictions",
-           "prior_from_references", "reference_prior"]
+__all__ = ["MIN_REFERENCE_CLIPS", "OWN_REFERENCE", "PARENT", "AdaptMode", "AdaptationError",
+           "RepeatedClips", "SpeakerGrouping", "SpeakerPrior", "TooFewReferences",
+           "adapt_outcomes", "adapt_prediction", "adapt_timeline", "adapted_status",
+           "mark_own_reference", "prior_from_predictions", "prior_from_references",
+           "reference_prior"]
 
 #: ``--speaker-from parent``: the speaker is the clip's folder (of its resolved path)
 PARENT = "parent"
@@ -83,6 +85,8 @@ class SpeakerPrior:
         n: clips (or windows) it was computed from.
         group: the speaker group, reference folder or ``"self"``.
         warnings: what the user should know about the references (go into the record).
+        digests: SHA-256 of the reference clips' bytes (``predict --reference`` and
+            uploaded references; empty otherwise), to tell a clip that is one of them.
     """
 
     prior: np.ndarray
@@ -90,6 +94,7 @@ class SpeakerPrior:
     n: int
     group: str | None = None
     warnings: tuple[str, ...] = ()
+    digests: frozenset[str] = frozenset()
 
     def record(self) -> Adaptation:
         return Adaptation(True, self.n, self.group,
@@ -117,6 +122,41 @@ class SpeakerPrior:
         return (f"{what} sound mostly {top[0]} (mean probability {100 * top[1]:.0f} %): if "
                 "they all carry that emotion, adaptation removes it from the answers; use "
                 "clips of several emotions")
+
+
+#: the warning of an answer whose clip is also one of its reference clips
+OWN_REFERENCE = ("this clip is also one of the reference clips: its own answer is part of "
+                 "the speaker's baseline, which pulls the adapted answer away from it")
+
+
+class RepeatedClips:
+    """Byte-identical reference clips counted once: 16 copies of one clip passed for 16
+    clips of the speaker, silencing the few-clips warning (QA, stop 38)."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+
+    def repeat_of(self, name: str, digest: str) -> str | None:
+        """The skip reason when a clip with these bytes came before, else None (and the
+        clip is remembered)."""
+        if digest not in self.first:
+            self.first[digest] = name
+            return None
+        return f"{name}: the same bytes as {self.first[digest]}, counted once"
+
+    @property
+    def digests(self) -> frozenset[str]:
+        return frozenset(self.first)
+
+
+def mark_own_reference(pred: Prediction, digest: str, sp: SpeakerPrior) -> Prediction:
+    """``pred`` with :data:`OWN_REFERENCE` among its adaptation warnings when its clip's
+    bytes (``digest``) are one of the reference clips' (``sp.digests``)."""
+    if digest not in sp.digests or pred.adaptation is None:
+        return pred
+    record = dataclasses.replace(pred.adaptation,
+                                 warnings=(*pred.adaptation.warnings, OWN_REFERENCE))
+    return dataclasses.replace(pred, adaptation=record)
 
 
 def adapted_status(confidence: float) -> Status:
@@ -180,13 +220,14 @@ def adapt_prediction(pred: Prediction, sp: SpeakerPrior) -> Prediction:
 
 
 def prior_from_references(usable: Sequence[Prediction], skipped: Sequence[str],
-                          labels: Sequence[str], *, group: str, what: str, offered: int
-                          ) -> SpeakerPrior:
+                          labels: Sequence[str], *, group: str, what: str, offered: int,
+                          digests: frozenset[str] = frozenset()) -> SpeakerPrior:
     """The prior of reference clips already predicted (``usable``: answers with speech) and
     the clips that were not (``skipped``: ``"name: why"``), with its warnings (each skipped
     clip, each used clip's decoder notes, fewer than :data:`RECOMMENDED_REFERENCE_CLIPS`,
     mostly one emotion), logged and kept in the record. ``what`` names the references in
-    messages (``"reference folder X"``); ``offered``: how many clips were given.
+    messages (``"reference folder X"``); ``offered``: how many clips were given; ``digests``:
+    their bytes' SHA-256 (:func:`mark_own_reference`).
 
     Raises:
         TooFewReferences: fewer than :data:`MIN_REFERENCE_CLIPS` usable clips (the message
@@ -209,13 +250,14 @@ def prior_from_references(usable: Sequence[Prediction], skipped: Sequence[str],
             warnings.append(w)
     for w in warnings:
         log.warning("%s", w)
-    return dataclasses.replace(sp, warnings=tuple(warnings))
+    return dataclasses.replace(sp, warnings=tuple(warnings), digests=digests)
 
 
-def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None = None
-                    ) -> SpeakerPrior:
+def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> SpeakerPrior:
     """The prior of the clips in ``folder`` (recursive), predicted by ``predictor``
-    (:func:`prior_from_references`).
+    (:func:`prior_from_references`); byte-identical clips count once (the others are
+    skipped, named). ``progress(done, total)`` is called after each clip.
 
     Raises:
         AdaptationError: ``folder`` is missing or not a folder, holds no audio file, or
@@ -233,17 +275,28 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
         raise AdaptationError(f"reference folder {folder} holds no audio file")
     usable: list[Prediction] = []
     skipped: list[str] = []
-    for o in predict_files(predictor, files, max_duration=max_duration):
-        if o.error is not None:
-            head, _, rest = o.error.partition(": ")  # audio errors start with the path
-            why = rest if rest and Path(head).name == o.path.name else o.error
-            skipped.append(f"{o.path.name}: {why}")
-        elif o.prediction.probabilities is None:
-            skipped.append(f"{o.path.name}: no speech ({o.prediction.reason})")
-        else:
-            usable.append(o.prediction)
+    repeated = RepeatedClips()
+    for i, f in enumerate(files):
+        try:
+            repeat = repeated.repeat_of(f.name, file_sha256(f))
+        except OSError:
+            repeat = None  # unreadable: predict_files says why
+        if repeat is not None:
+            skipped.append(repeat)
+        for o in ([] if repeat else predict_files(predictor, [f], max_duration=max_duration)):
+            if o.error is not None:
+                head, _, rest = o.error.partition(": ")  # audio errors start with the path
+                why = rest if rest and Path(head).name == o.path.name else o.error
+                skipped.append(f"{o.path.name}: {why}")
+            elif o.prediction.probabilities is None:
+                skipped.append(f"{o.path.name}: no speech ({o.prediction.reason})")
+            else:
+                usable.append(o.prediction)
+        if progress is not None:
+            progress(i + 1, len(files))
     return prior_from_references(usable, skipped, predictor.labels, group=str(folder),
-                                 what=f"reference folder {folder}", offered=len(files))
+                                 what=f"reference folder {folder}", offered=len(files),
+                                 digests=repeated.digests)
 
 
 def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:
@@ -335,10 +388,19 @@ class SpeakerGrouping:
 
 def adapt_outcomes(outcomes: Sequence[Any], sp: SpeakerPrior) -> list[Any]:
     """``emovox predict`` outcomes (:class:`~emovox.serving.batch.FileOutcome`) with their
-    answers adapted to ``sp``; failures and ``no_speech`` answers unchanged."""
-    return [o if o.prediction is None else
-            dataclasses.replace(o, prediction=adapt_prediction(o.prediction, sp))
-            for o in outcomes]
+    answers adapted to ``sp`` (marked when the clip is one of the reference clips:
+    :func:`mark_own_reference`); failures and ``no_speech`` answers unchanged."""
+    out = []
+    for o in outcomes:
+        if o.prediction is not None:
+            p = adapt_prediction(o.prediction, sp)
+            try:
+                p = mark_own_reference(p, file_sha256(o.path), sp) if sp.digests else p
+            except OSError:  # gone since it was read: nothing to compare
+                pass
+            o = dataclasses.replace(o, prediction=p)
+        out.append(o)
+    return out
 
 
 class AdaptMode(str, Enum):

@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from emovox.errors import AudioTooLong, EmovoxError
+from emovox.fileio import stream_sha256
 from emovox.serving.adapt import (
     AdaptationError,
+    RepeatedClips,
     SpeakerPrior,
     adapt_prediction,
     adapt_timeline,
+    mark_own_reference,
     prior_from_references,
 )
 from emovox.serving.answer import Prediction
@@ -127,8 +130,13 @@ def prior_from_uploads(predictor: Any, references: Sequence[Reference], *,
     left = max_duration  # seconds of audio the references may still use
     usable: list[Prediction] = []
     skipped: list[str] = []
+    repeated = RepeatedClips()
     for data, filename in references:
         name = display_name(filename)
+        repeat = repeated.repeat_of(name, stream_sha256(data))
+        if repeat is not None:
+            skipped.append(repeat)
+            continue
         try:
             p = predict_upload(predictor, data, filename, max_bytes=max_bytes,
                                max_duration=left)
@@ -151,7 +159,8 @@ def prior_from_uploads(predictor: Any, references: Sequence[Reference], *,
         else:
             usable.append(p)
     return prior_from_references(usable, skipped, predictor.labels, group=UPLOAD_GROUP,
-                                 what="uploaded references", offered=len(references))
+                                 what="uploaded references", offered=len(references),
+                                 digests=repeated.digests)
 
 
 def predict_with_references(predictor: Any, data: bytes | BinaryIO, filename: str | None,
@@ -173,17 +182,23 @@ def predict_with_references(predictor: Any, data: bytes | BinaryIO, filename: st
     plain = predict_upload(predictor, data, filename, max_bytes=max_bytes,
                            max_duration=max_duration)
     return adapt_to_uploads(predictor, plain, references, max_bytes=max_bytes,
-                            max_duration=max_duration, max_references=max_references)
+                            max_duration=max_duration, max_references=max_references,
+                            digest=stream_sha256(data))
 
 
 def adapt_to_uploads(predictor: Any, plain: Prediction, references: Sequence[Reference], *,
                      max_bytes: int | None = None, max_duration: float | None = None,
-                     max_references: int = MAX_REFERENCES) -> AdaptedAnswer:
+                     max_references: int = MAX_REFERENCES, digest: str | None = None
+                     ) -> AdaptedAnswer:
     """An answer already given (``plain``) adapted to the speaker of ``references`` (the
-    web app, which has analysed the clip already). Raises as :func:`prior_from_uploads`."""
+    web app, which has analysed the clip already); ``digest``: the SHA-256 of the clip's
+    bytes, to warn when it is one of the references. Raises as :func:`prior_from_uploads`."""
     sp = prior_from_uploads(predictor, references, max_bytes=max_bytes,
                             max_duration=max_duration, max_references=max_references)
-    return AdaptedAnswer(plain, adapt_prediction(plain, sp), sp)
+    adapted = adapt_prediction(plain, sp)
+    if digest is not None:
+        adapted = mark_own_reference(adapted, digest, sp)
+    return AdaptedAnswer(plain, adapted, sp)
 
 
 def adapted_copy(tl: Timeline, labels: Sequence[str]) -> Timeline:

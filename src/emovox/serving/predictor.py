@@ -70,7 +70,7 @@ from emovox.artifact import (
 )
 from emovox.audio import AudioSource, load_audio
 from emovox.calibration import softmax
-from emovox.features.vad import SpeechVerdict, speech_verdict
+from emovox.features.vad import NoSpeechReason, SpeechVerdict, speech_verdict
 from emovox.preprocess import Preprocess
 from emovox.serving.answer import (
     UNCERTAIN_BELOW,
@@ -87,6 +87,7 @@ from emovox.serving.speech import (
     own_seconds,
     region_windows,
     speech_regions,
+    voiced_regions,
 )
 
 log = logging.getLogger(__name__)
@@ -405,7 +406,11 @@ class Predictor:
         win_s = model_window_s(self.preprocess)
         if len(x) <= LONG_INPUT_WINDOWS * win_s * self.sr:
             return x, verdict, [(0, len(x))]  # a clip: as in training
-        regions = speech_regions(verdict.segments, len(x) / self.sr)  # beeps left out
+        regions = voiced_regions(x, self.sr, speech_regions(verdict.segments, len(x) / self.sr),
+                                 verdict.segments)  # beeps and unvoiced bursts left out
+        if not regions:  # as the timeline would have it: every part a gap
+            return x, dataclasses.replace(verdict, is_speech=False,
+                                          reason=NoSpeechReason.UNVOICED), []
         return x, verdict, region_windows(regions, self.sr, win_s, win_s / 2)
 
     def _answer(self, x: np.ndarray, verdict: SpeechVerdict, spans: list[tuple[int, int]],

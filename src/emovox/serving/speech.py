@@ -5,6 +5,8 @@ Used by :class:`~emovox.serving.predictor.Predictor` (whole-recording prediction
 
 * :func:`speech_regions`: the detector's speech segments (seconds) merged across pauses
   shorter than :data:`REGION_BRIDGE_S` and padded by :data:`REGION_PAD_S` each side;
+* :func:`voiced_regions`: the regions whose speech is voiced, by the timeline's rule for a
+  part of a recording;
 * :func:`region_windows`: windows of ``window`` seconds every ``hop`` seconds over each region,
   the last one aligned to the region's end (the tail is always covered; it replaces the one
   before it when it would start less than half a hop after it); a region shorter
@@ -18,8 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from emovox.features.vad import DEFAULT_PARAMS, count_voiced, voiced_needed_s
+
 __all__ = ["LONG_INPUT_WINDOWS", "MIN_REGION_S", "REGION_BRIDGE_S", "REGION_PAD_S",
-           "model_window_s", "own_seconds", "region_windows", "speech_regions"]
+           "model_window_s", "own_seconds", "region_windows", "speech_regions",
+           "voiced_regions"]
 
 #: pauses shorter than this (s) stay inside one speech region (natural pauses in a sentence)
 REGION_BRIDGE_S = 0.5
@@ -58,6 +63,28 @@ def speech_regions(segments_s: np.ndarray, duration_s: float, *,
         else:
             regions.append([float(s), float(e)])
     return [(max(0.0, s - pad_s), min(duration_s, e + pad_s)) for s, e in regions]
+
+
+def voiced_regions(wave: np.ndarray, sr: int, regions_s: list[tuple[float, float]],
+                   segments_s: np.ndarray) -> list[tuple[float, float]]:
+    """The regions of ``regions_s`` (seconds) of the mono ``wave`` at ``sr`` Hz whose
+    speech frames (those of the detector's ``segments_s`` inside each) are voiced, by the
+    rule the timeline applies to each part of a recording
+    (:func:`~emovox.features.vad.voiced_needed_s` with ``part=True``): a burst of noise
+    between utterances was a window of ``predict``'s answer and a gap in the timeline (QA,
+    stop 38)."""
+    hop = DEFAULT_PARAMS.hop_s
+    segs = np.asarray(segments_s, np.float64).reshape(-1, 2)
+    out = []
+    for s, e in regions_s:
+        inside = segs[(segs[:, 0] < e) & (segs[:, 1] > s)]
+        frames = np.unique(np.concatenate(
+            [np.arange(int(a / hop), int(np.ceil(b / hop))) for a, b in inside]
+            or [np.zeros(0, np.int64)]))
+        need = voiced_needed_s(len(frames) * hop, part=True)
+        if count_voiced(wave, sr, frames, enough_s=need) * hop >= need - 1e-9:
+            out.append((s, e))
+    return out
 
 
 def own_seconds(spans: list[tuple[int, int]], sr: int) -> list[float]:

@@ -472,9 +472,15 @@ def timeline_rows(tl: Timeline) -> list[dict[str, Any]]:
 def write_timeline_csv(tl: Timeline, out: TextIO) -> None:
     """The timeline as CSV (header :data:`CSV_COLUMNS`, one row per segment, ``\\n`` line
     ends; gaps have empty emotion columns): what ``emovox timeline --csv`` prints and the
-    web app offers for download."""
+    web app offers for download. A timeline adapted to its speaker (``tl.adaptation``) has
+    one more column, ``adapted`` (``true``/``false`` on speech rows, as ``batch``'s): a
+    saved adapted CSV could not be told from an unadapted one (QA, stop 38)."""
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    adapted = None if tl.adaptation is None else str(tl.adaptation.applied).lower()
+    w.writerow([*CSV_COLUMNS, *(["adapted"] if adapted else [])])
     for r in timeline_rows(tl):
-        w.writerow(["" if r[c] is None else (f"{r[c]:.2f}" if c in ("start", "end")
-                                             else r[c]) for c in CSV_COLUMNS])
+        cells = ["" if r[c] is None else (f"{r[c]:.2f}" if c in ("start", "end") else r[c])
+                 for c in CSV_COLUMNS]
+        if adapted:
+            cells.append(adapted if r["kind"] == SegmentKind.SPEECH.value else "")
+        w.writerow(cells)

@@ -186,7 +186,8 @@ def _adapted(predictor, settings: service.Settings, a: service.Analysis, refs: l
         with st.spinner(f"Adapting to {len(refs)} reference clips…", show_time=True):
             out = adapt_uploads.adapt_to_uploads(
                 predictor, a.prediction, [(r.getvalue(), r.name) for r in refs],
-                max_bytes=settings.max_bytes, max_duration=settings.max_duration_s)
+                max_bytes=settings.max_bytes, max_duration=settings.max_duration_s,
+                digest=digest)
     except Exception as exc:  # shown as a message, never a traceback
         if not isinstance(exc, service.EmovoxError):
             log.exception("adaptation of %s failed", a.name)
