@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,16 @@ def _tiny_logreg(tmp_path: Path, name: str = "sk") -> Path:
     rng = np.random.default_rng(0)
     m = logreg(n_classes=8).fit(rng.standard_normal((16, 47)), np.arange(16) % 8, [], [])
     return save_model(m, tmp_path / name, {"model": {"name": "prosody_logreg"}})
+
+
+def _record_digests(folder: Path) -> None:
+    """model.json's digests made those of the files now in ``folder``."""
+    from emovox.fileio import file_sha256
+
+    doc = json.loads((folder / "model.json").read_text())
+    doc["digests"] = {f.name: file_sha256(f) for f in folder.iterdir()
+                      if f.name in ("weights.safetensors", "model.onnx", "model.skops")}
+    (folder / "model.json").write_text(json.dumps(doc))
 
 
 # -- model.json validation ----------------------------------------------------------------
@@ -240,6 +251,7 @@ def test_skops_with_a_function_transformer_is_refused(tmp_path, fn):
                      ("clf", lr)])
     folder = _tiny_logreg(tmp_path)
     sio.dump(pipe, folder / "model.skops")
+    _record_digests(folder)  # as an attacker would: the allow-list must hold on its own
     with pytest.raises(ArtifactError, match="refusing to load types") as err:
         Predictor.from_artifact(folder)
     assert "FunctionTransformer" in str(err.value)
@@ -267,9 +279,19 @@ def test_force_refuses_anything_but_a_model_folder(tmp_path):
     assert (thesis / "thesis.tex").read_bytes() == b"\\documentclass{book} precious"
     assert plain.read_bytes() == b"keep me"
     model = save_model(m, tmp_path / "model", {"model": {"name": "egemaps_logreg"}})
-    (model / "stale.txt").write_text("old")
+    (model / "MODEL_CARD.md").write_text("a card")  # emovox's own files are replaced
     save_model(m, model, {"model": {"name": "egemaps_logreg"}}, force=True)
-    assert not (model / "stale.txt").exists() and read_meta(model).name == "egemaps_logreg"
+    assert not (model / "MODEL_CARD.md").exists() and read_meta(model).name == "egemaps_logreg"
+    # a user's files kept inside a model folder were deleted with it (QA, stop 38)
+    (model / "notes.txt").write_text("mine")
+    (model / "recordings").mkdir()
+    (model / "recordings" / "clip.flac").write_bytes(b"fLaC")
+    before = sorted(p.name for p in model.rglob("*"))
+    with pytest.raises(FileExistsError, match="also holds notes.txt, recordings, which "
+                                              "emovox did not write"):
+        save_model(m, model, {"model": {"name": "prosody_logreg"}}, force=True)
+    assert sorted(p.name for p in model.rglob("*")) == before
+    assert read_meta(model).name == "egemaps_logreg"
 
 
 def test_cli_train_force_refuses_a_foreign_folder(tmp_path, fake_ravdess):
@@ -287,17 +309,59 @@ def test_cli_train_force_refuses_a_foreign_folder(tmp_path, fake_ravdess):
 # -- model_id covers every file -------------------------------------------------------------
 
 
-def test_model_id_changes_with_a_substituted_onnx_file(tmp_path):
+def test_a_model_file_other_than_the_one_recorded_is_refused(tmp_path):
+    """Another model's model.onnx copied in answered under this folder's name, labels and
+    calibration; only the model_id's suffix changed (QA, stop 38): every model file must
+    be the one model.json records (digests)."""
     folder = _copy_bundled(tmp_path)
     genuine = Predictor.from_artifact(folder, backend="onnx").model_id
     assert Predictor.from_artifact(folder, backend="torch").model_id == genuine
-    with open(folder / "model.onnx", "ab") as fh:  # still a loadable model, other bytes
-        fh.write(b"\x00")
-    try:
-        substituted = Predictor.from_artifact(folder, backend="torch").model_id
-    except ArtifactError:  # pragma: no cover - depends on onnx tolerance
-        pytest.skip("onnxruntime rejects the appended byte")
-    assert substituted != genuine
+    shutil.copy(default_model_path().parent / "ravdess_model" / "model.onnx", folder)
+    for backend in ("onnx", "torch", "auto"):
+        with pytest.raises(ArtifactError, match=r"model\.onnx: not the file this model\.json "
+                                                r"was written with") as err:
+            Predictor.from_artifact(folder, backend=backend)
+        assert "\n" not in str(err.value)
+    doc = json.loads((folder / "model.json").read_text())
+    del doc["digests"]  # a folder that records none (older writers) still loads
+    (folder / "model.json").write_text(json.dumps(doc))
+    assert Predictor.from_artifact(folder, backend="torch").model_id != genuine
+
+
+def test_oversized_model_files_are_refused_before_they_are_read(tmp_path, monkeypatch):
+    """A sparse weights file of a few KB on disk declaring a 6 GiB tensor took 12.6 GB of
+    memory, a 3 MB skops zip bomb 6.7 GB (QA, stop 38): sizes are checked first."""
+    from emovox.artifact import paths
+
+    folder = _copy_bundled(tmp_path)
+    with open(folder / "weights.safetensors", "r+b") as fh:
+        fh.truncate(paths.MAX_MODEL_FILE_BYTES + 1)  # sparse: nothing written
+    with pytest.raises(ArtifactError, match=r"weights\.safetensors: 512 MB, more than the "
+                                            r"512 MB a model file may hold"):
+        Predictor.from_artifact(folder, backend="torch")
+    bomb = tmp_path / "model.skops"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("schema.json", b" " * (2 * 2**20) + b"{}")
+    assert bomb.stat().st_size < 2**20
+    monkeypatch.setattr(paths, "MAX_MODEL_FILE_BYTES", 2**20)  # the archive fits
+    with pytest.raises(ArtifactError, match=r"model\.skops: 2 MB, more than the 1 MB"):
+        load_pipeline(bomb)  # what it unpacks to does not
+
+
+def test_weights_of_another_type_are_refused(tmp_path):
+    """int8 weights were cast by load_state_dict and answered 12 % for every class, exit 0
+    (QA, stop 38)."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = _copy_bundled(tmp_path)
+    w = folder / "weights.safetensors"
+    tensors = load_file(str(w))
+    save_file({k: v.astype(np.int8) if k.startswith("net.") and v.dtype == np.float32 else v
+               for k, v in tensors.items()}, str(w))
+    _record_digests(folder)  # consistent, but int8
+    with pytest.raises(ArtifactError, match=r"weights\.safetensors: net\.\S+ is int8, the "
+                                            r"network expects float32 \(\d+ tensor"):
+        Predictor.from_artifact(folder, backend="torch")
 
 
 def test_model_id_covers_skops_and_labels(tmp_path):
@@ -457,3 +521,22 @@ def test_model_files_may_be_links_into_a_store(tmp_path, name):
     (folder / name).symlink_to(store / name)
     pred = Predictor.from_artifact(folder, backend="onnx" if name == "model.onnx" else "auto")
     assert pred.labels
+
+
+def test_a_model_name_with_markup_or_escapes_is_printed_as_it_is(tmp_path):
+    """A model named "[/bold] ..." crashed predict and serve with rich's MarkupError; ESC
+    sequences in a name or card reached the terminal (QA, stop 38)."""
+    from emovox.cli import app, render
+
+    folder = _copy_bundled(tmp_path)
+    doc = json.loads((folder / "model.json").read_text())
+    doc["name"] = "[/bold] [red]x\x1b]0;TITLE\x1b\\"
+    (folder / "model.json").write_text(json.dumps(doc))
+    clip = tmp_path / "[blink]clip.wav"
+    sf.write(clip, 0.1 * np.sin(np.arange(SR) / 10), SR)
+    res = CliRunner().invoke(app, ["predict", "--model", str(folder), str(clip)])
+    out = "".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "[/bold][red]x\\x1b]0;TITLE\\x1b\\" in out and "[blink]clip.wav" in out
+    assert "\x1b" not in res.output
+    assert render.shown("a\x07b[i]\n") == "a\\x07b\\[i]\n"

@@ -33,11 +33,14 @@ from emovox.artifact.meta import (
     parse_meta,
 )
 from emovox.artifact.paths import (
+    FOLDER_FILES,
     MAX_META_BYTES,
+    MODEL_FILES,
     MODEL_JSON,
     ONNX_FILE,
     SKOPS_FILE,
     WEIGHTS_FILE,
+    check_model_file_size,
     file_digest,
 )
 from emovox.fileio import atomic_path, remove_stale
@@ -104,9 +107,25 @@ def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
     if not f.is_file():
         raise ArtifactError(f"{f}: is missing")
     try:
+        check_model_file_size(f)
         return load_file(str(f))
     except (SafetensorError, ValueError, OSError) as exc:
         raise ArtifactError(f"{f}: unreadable ({_one_line(exc)})") from None
+
+
+def check_digests(path: Path, meta: ArtifactMeta) -> None:
+    """Raise :class:`ArtifactError` when a model file differs from the one ``model.json``
+    was written with (``digests``): another model's ``model.onnx`` copied in answered under
+    this one's name, labels and calibration (QA, stop 38)."""
+    for name, recorded in meta.digests.items():
+        f = path / name
+        if name not in MODEL_FILES or not f.is_file():
+            continue
+        check_model_file_size(f)
+        if file_digest(f) != recorded:
+            raise ArtifactError(f"{f}: not the file this {MODEL_JSON} was written with (its "
+                                f"SHA-256 differs from the one {MODEL_JSON} records); "
+                                "re-train or re-export the model")
 
 
 def read_artifact(path: str | Path) -> Artifact:
@@ -115,6 +134,7 @@ def read_artifact(path: str | Path) -> Artifact:
 
     path = Path(path)
     meta = read_meta(path)
+    check_digests(path, meta)
     if meta.kind is ModelKind.SKLEARN:
         return Artifact(path, meta, {}, load_pipeline(path / SKOPS_FILE))
     tensors = read_tensors(path)
@@ -160,6 +180,13 @@ def check_replaceable(out: Path, force: bool) -> None:
     except ArtifactError as exc:
         raise FileExistsError(f"{out} exists and is not an emovox model folder ({exc}); "
                               "--force only replaces model folders") from None
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in FOLDER_FILES or not p.is_file())
+    if foreign:
+        raise FileExistsError(
+            f"{out} is an emovox model folder but also holds {', '.join(foreign[:5])}"
+            f"{' ...' if len(foreign) > 5 else ''}, which emovox did not write; refusing to "
+            "replace it (choose another --out, or move those files first)")
 
 
 def replace_folder(stage: Path, out: Path, *, force: bool) -> Path:

@@ -104,7 +104,8 @@ class ArtifactMeta:
         experiment_config: the ``ExperimentConfig`` dict it was trained with.
         package_version: emovox version that wrote it.
         onnx: the ONNX export record, if any.
-        digests: SHA-256 of each model file at writing time (informative).
+        digests: SHA-256 of each model file at writing time (checked when the folder is
+            read: a file that differs is refused).
         schema_version: :data:`SCHEMA_VERSION`.
     """
 

@@ -20,8 +20,11 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "BUNDLED_MODELS",
+    "CARD_FILE",
     "DEFAULT_MODEL_DIR",
     "DEPRECATED_MODEL_NAMES",
+    "FOLDER_FILES",
+    "MAX_MODEL_FILE_BYTES",
     "MODEL_FILES",
     "MODEL_JSON",
     "ONNX_FILE",
@@ -30,6 +33,7 @@ __all__ = [
     "SKOPS_FILE",
     "WEIGHTS_FILE",
     "bundled_name",
+    "check_model_file_size",
     "contained_file",
     "packaged_model_path",
     "read_contained_text",
@@ -52,6 +56,15 @@ ONNX_FILE = "model.onnx"
 SKOPS_FILE = "model.skops"
 #: every file a predictor may read besides model.json
 MODEL_FILES: tuple[str, ...] = (WEIGHTS_FILE, ONNX_FILE, SKOPS_FILE)
+#: a weights, ONNX or skops file larger than this (a skops archive: whose members unpack to
+#: more) is refused before it is read (ours: 2.7-6.3 MB; a sparse file of 4 KB on disk
+#: declaring a 6 GiB tensor took 12.6 GB of memory, a 3 MB zip bomb 6.7 GB: QA, stop 38)
+MAX_MODEL_FILE_BYTES = 512 * 2**20
+#: the model card emovox writes beside ``model.json``
+CARD_FILE = "MODEL_CARD.md"
+#: every file emovox writes in a model folder: ``--force`` replaces a folder holding only
+#: these (a user's notes and recordings kept inside one were deleted: QA, stop 38)
+FOLDER_FILES: tuple[str, ...] = (MODEL_JSON, *MODEL_FILES, CARD_FILE)
 
 #: the bundled default model, relative to the ``emovox`` package
 DEFAULT_MODEL_DIR = "data/default_model"
@@ -220,6 +233,16 @@ def weights_digest(tensors: dict[str, np.ndarray]) -> str:
         h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def check_model_file_size(file: Path, size: int | None = None) -> None:
+    """Raise :class:`ArtifactError` when ``file`` (or what it unpacks to: ``size``) is
+    larger than :data:`MAX_MODEL_FILE_BYTES`."""
+    size = Path(file).stat().st_size if size is None else size
+    if size > MAX_MODEL_FILE_BYTES:
+        raise ArtifactError(f"{file}: {size / 2**20:,.0f} MB, more than the "
+                            f"{MAX_MODEL_FILE_BYTES // 2**20} MB a model file may hold: not a "
+                            "file this package wrote")
 
 
 def file_digest(file: Path) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from emovox.artifact.meta import ArtifactError
+from emovox.artifact.paths import check_model_file_size
 
 __all__ = ["ALLOWED_TYPES", "load_pipeline", "skops_types"]
 
@@ -56,7 +57,9 @@ def skops_types(file: Path) -> set[str]:
         ArtifactError: not a readable skops archive (truncated, garbage, no schema).
     """
     try:
-        with zipfile.ZipFile(file) as z:
+        check_model_file_size(file)
+        with zipfile.ZipFile(file) as z:  # unpacked sizes checked before anything is read
+            check_model_file_size(file, sum(i.file_size for i in z.infolist()))
             schema = json.loads(z.read("schema.json"))
     except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, OSError) as exc:
         raise ArtifactError(f"{file}: not a readable skops file ({type(exc).__name__}: "
@@ -75,11 +78,11 @@ def load_pipeline(file: Path) -> Any:
     Raises:
         ArtifactError: unreadable file, or a type outside :data:`ALLOWED_TYPES`.
     """
+    file = Path(file)
+    if not file.is_file():  # before importing skops and scikit-learn (6-12 s: QA, stop 38)
+        raise ArtifactError(f"{file}: is missing")
     import skops.io as sio
 
-    file = Path(file)
-    if not file.is_file():
-        raise ArtifactError(f"{file}: is missing")
     bad = sorted(skops_types(file) - ALLOWED_TYPES)
     if bad:
         raise ArtifactError(f"{file}: refusing to load types that emovox pipelines never "

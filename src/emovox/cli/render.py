@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,18 +31,27 @@ AFFECT_NOTE = ("arousal/valence are derived from the class probabilities "
                "(circumplex mapping, emovox.affect), not predicted directly.")
 
 
-def error(message: object) -> None:
-    """The one-line ``error:`` message of a usage or input error, on stderr."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(text: object) -> str:
+    """``text`` from outside (a file name, a model's name or card, an error naming them) as
+    rich prints it literally: markup escaped, control characters written ``\\x1b`` (a
+    model named ``[/bold]`` crashed ``predict`` and ``serve``; ESC sequences in a name
+    reached the terminal: QA, stop 38)."""
     from rich.markup import escape
 
-    err_console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
+    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text)))
+
+
+def error(message: object) -> None:
+    """The one-line ``error:`` message of a usage or input error, on stderr."""
+    err_console.print(f"[bold red]error:[/] {shown(message)}", soft_wrap=True)
 
 
 def warn(message: object) -> None:
     """A one-line ``warning:`` on stderr (the command goes on)."""
-    from rich.markup import escape
-
-    err_console.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
+    err_console.print(f"[bold yellow]warning:[/] {shown(message)}", soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,7 +197,7 @@ def evaluation(res: Any, model: str, protocol: Any, adapted: str = "") -> None:
         f"features: {ext['n_files']} files ({ext['n_cached']} cached, {ext['n_errors']} errors) "
         f"in {ext['seconds']:.1f} s · total {res.seconds:.1f} s"
     )
-    console.print(f"run directory: {res.out_dir}")
+    console.print(f"run directory: {shown(res.out_dir)}")
 
 
 def crosscorpus(res: Any, corpus: str, out: Path) -> None:
@@ -199,7 +209,8 @@ def crosscorpus(res: Any, corpus: str, out: Path) -> None:
     table.add_row(str(m.n), f"{m.ua:.1f}", f"{m.wa:.1f}", f"{m.macro_f1:.1f}",
                   f"{m.weighted_f1:.1f}", f"{worst} ({rec:.1f})")
     console.print(table)
-    console.print(f"{res.n_errors} unreadable files · {res.seconds:.1f} s · run directory: {out}")
+    console.print(f"{res.n_errors} unreadable files · {res.seconds:.1f} s · run directory: "
+                  f"{shown(out)}")
 
 
 def scan(corpus: str, summary: str, counts: Mapping[str, int], matches: Sequence[Any] = (),
@@ -256,7 +267,7 @@ def fusion(res: Mapping[str, Any], out: Path) -> None:
     if len(per) > 1:
         console.print("per corpus (its classes only): " + " · ".join(
             f"{c} UA {m['ua']:.1f} (n={m['n']})" for c, m in per.items()))
-    console.print(f"run directory: {out}")
+    console.print(f"run directory: {shown(out)}")
 
 
 def calibration_per_corpus(report: Mapping[str, Any]) -> None:
@@ -298,7 +309,8 @@ def models(bundled: Sequence[Any], specs: Sequence[Any],
                 _short(described.get(b.architecture, b.kind)))
         cv = [f"{ua} ({b.protocol})" if ua and b.protocol else ua]
         cv += [f"{m:.1f} ± {sd:.1f} ({proto})" for proto, m, sd in b.also]
-        table.add_row(b.name, b.architecture, f"{what}{params}", "\n".join(cv), b.trained_on)
+        table.add_row(shown(b.name), shown(b.architecture), shown(f"{what}{params}"),
+                      "\n".join(cv), shown(b.trained_on))
     console.print(table)
     console.print("CV UA: unweighted accuracy over speakers never heard (cross-validation, "
                   "from the model's model.json). --model also takes a trained model folder.")
@@ -348,23 +360,23 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
     after an uncertain one), confidence, top-k, arousal/valence, seconds of speech used."""
     from emovox.serving.answer import percent_text
 
-    table = _table(f"emovox · {model_id}",
+    table = _table(f"emovox · {shown(model_id)}",
                    ("file", "emotion", "confidence", f"top {top}", "arousal", "valence",
                     "speech"))
     for o, name in zip(outcomes, shown_names([o.path for o in outcomes]), strict=True):
         if o.error:
-            table.add_row(name, "[red]error[/]", "", o.error, "", "", "")
+            table.add_row(shown(name), "[red]error[/]", "", shown(o.error), "", "", "")
             continue
         p = o.prediction
         if p.probabilities is None:  # no_speech: no emotion, no numbers; seconds of speech
             short = getattr(p.reason, "value", p.reason) == "too_short"  # only when too few
-            table.add_row(name, "[dim]no speech[/]", "", p.reason_message or "", "", "",
+            table.add_row(shown(name), "[dim]no speech[/]", "", p.reason_message or "", "", "",
                           f"{p.speech_seconds:.1f} s" if short else "")  # (QA, stop 37: not
             continue  # voiced noise showed "2.5 s" of speech beside "no speech")
         ranked = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:top]
         uncertain = p.status.value == "uncertain"
         table.add_row(
-            name, f"[bold]{p.label}[/]" + (" [yellow]?[/]" if uncertain else ""),
+            shown(name), f"[bold]{p.label}[/]" + (" [yellow]?[/]" if uncertain else ""),
             percent_text(p.confidence), "  ".join(f"{k} {percent_text(v)}" for k, v in ranked),
             f"{p.arousal:+.2f}", f"{p.valence:+.2f}", f"{p.speech_seconds:.1f} s",
         )
@@ -374,7 +386,7 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
 
 def adapted_note(what: str) -> None:
     """The line under answers adapted to their speaker."""
-    console.print(f"adapted to speaker ({what}): probabilities divided by that speaker's "
+    console.print(f"adapted to speaker ({shown(what)}): probabilities divided by that speaker's "
                   "mean answer (assumes the reference clips mix several emotions).")
 
 
@@ -395,7 +407,7 @@ def truth(rep: Any) -> None:
     for r, name in zip(rep.rows, shown_names([r.path or r.name for r in rep.rows]),
                        strict=True):
         mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: ""}[r.correct]
-        table.add_row(name, r.truth or "[dim]not a RAVDESS name[/]",
+        table.add_row(shown(name), r.truth or "[dim]not a RAVDESS name[/]",
                       r.predicted or "[red]error[/]", mark)
     console.print(table)
     scored = rep.scored
@@ -418,6 +430,7 @@ def truth(rep: Any) -> None:
 def markdown(text: str) -> None:
     """A Markdown document (a model card) on stdout: rendered on a terminal, as it is into
     a file or pipe."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)  # no ESC sequences
     if console.is_terminal:
         from rich.markdown import Markdown
 
@@ -430,7 +443,8 @@ def batch_summary(s: Any, out: Path) -> None:
     labels = ", ".join(f"{k} {v}" for k, v in s.labels.most_common())
     console.print(
         # failed files are counted once, as errors, not also as predicted (CLI QA, stop 33)
-        f"{s.found} files: {s.done - s.errors} predicted now, {s.skipped} already in {out}, "
+        f"{s.found} files: {s.done - s.errors} predicted now, {s.skipped} already in "
+        f"{shown(out)}, "
         f"{s.errors} error{'' if s.errors == 1 else 's'}"
         + (f" (+ {s.skipped_errors} error rows kept from before)" if s.skipped_errors else "")
         + f", {s.no_speech} without speech, {s.uncertain} uncertain · "
@@ -440,7 +454,7 @@ def batch_summary(s: Any, out: Path) -> None:
 
 def timeline(tl: Any, name: str, window: float, hop: float) -> None:
     """The segments table (speech windows and gaps) and the summary line (by speech time)."""
-    table = _table(f"{name} · {tl.duration:.1f} s · window {window} s, hop {hop} s",
+    table = _table(f"{shown(name)} · {tl.duration:.1f} s · window {window} s, hop {hop} s",
                    ("start", "end", "emotion", "confidence"), justify="right")
     from rich.markup import escape
 
@@ -472,7 +486,7 @@ def timeline(tl: Any, name: str, window: float, hop: float) -> None:
 def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float) -> None:
     """The first line of ``emovox listen`` (on stderr): the stream is being read."""
     src = f"stdin (raw PCM s16le mono, {sr} Hz)" if stdin else f"the microphone ({sr} Hz)"
-    err_console.print(f"listening to {src} · model {model_id} · {window:g} s windows, a "
+    err_console.print(f"listening to {src} · model {shown(model_id)} · {window:g} s windows, a "
                       f"line every {hop:g} s (Ctrl-C to stop)", highlight=False)
 
 
@@ -507,6 +521,6 @@ def api_banner(host: str, port: int, model_id: str, backend: str, api_key: bool,
             f"[bold red]WARNING:[/] listening on {host}, reachable from other machines, "
             "WITHOUT an API key: anyone who can reach it can use it. Set --api-key (or "
             "EMOVOX_API_KEY), or bind 127.0.0.1 behind a reverse proxy.")
-    err_console.print(f"emovox API · model {model_id} ({backend})"
+    err_console.print(f"emovox API · model {shown(model_id)} ({backend})"
                       + (" · API key required" if api_key else ""))
     err_console.print(f"docs at http://{host}:{port}/docs")

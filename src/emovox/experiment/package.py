@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from emovox.artifact.clips import clip_digests, trained_digests
+from emovox.artifact.paths import CARD_FILE
 from emovox.augment import augment_summary
 from emovox.config import ExperimentConfig
 from emovox.corpora.base import speakers_text
@@ -152,7 +153,7 @@ def _write_bundle(model: Any, stage: Path, out: Path, cfg: ExperimentConfig, spe
         from emovox.training.export import export_onnx
 
         export_onnx(stage)
-    (stage / "MODEL_CARD.md").write_text(model_card(meta.card_view()))
+    (stage / CARD_FILE).write_text(model_card(meta.card_view()))
     replace_folder(stage, out, force=force)
     return calibration
 
@@ -212,7 +213,7 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
                                            also=[a.predictions for a in also_runs])
     meta = attach_inference(path, temperature=calibration["temperature"],
                             calibration=calibration)
-    with atomic_path(path / "MODEL_CARD.md") as tmp:
+    with atomic_path(path / CARD_FILE) as tmp:
         tmp.write_text(model_card(meta.card_view()))
     return calibration
 
@@ -454,6 +455,6 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
             from emovox.training.export import export_onnx
 
             export_onnx(stage)
-        (stage / "MODEL_CARD.md").write_text(model_card(meta.card_view()))
+        (stage / CARD_FILE).write_text(model_card(meta.card_view()))
         replace_folder(stage, out, force=force)
     return meta
