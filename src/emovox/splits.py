@@ -164,9 +164,11 @@ def _gender_order(
 
 def _test_sets(
     protocol: Protocol, speakers: np.ndarray, corpora: np.ndarray
-) -> list[tuple[tuple[str, ...], str]]:
-    """The test speakers of each fold of a speaker-independent ``protocol``, with the
-    held-out corpus of a leave-one-corpus-out fold (else ``""``)."""
+) -> list[tuple[int, tuple[str, ...], str]]:
+    """``(fold index, test speakers, held-out corpus or "")`` of each fold of a
+    speaker-independent ``protocol``. An EmoBox fold keeps its number when folds without a
+    speaker in the data are left out (``--speakers 01,02,11`` ran EmoBox folds 0 and 4 as
+    "0" and "1": README QA, stop 38)."""
     present = set(speakers)
     if protocol is Protocol.EMOBOX:
         test_sets = emobox_test_speakers()
@@ -174,14 +176,15 @@ def _test_sets(
         if unknown == {s for ts in test_sets for s in ts}:
             raise ConfigError(EMOBOX_NEEDS_RAVDESS)
         kept = [tuple(s for s in ts if s in present) for ts in test_sets]
-        return [(ts, "") for ts in kept if ts]
+        return [(k, ts, "") for k, ts in enumerate(kept) if ts]
     if protocol is Protocol.LOSO:
-        return [((s,), "") for s in sorted(present)]
+        return [(k, (s,), "") for k, s in enumerate(sorted(present))]
     if protocol is Protocol.LOCO:
         names = list(dict.fromkeys(corpora.tolist()))
         if len(names) < 2:
             raise ConfigError(f"the loco protocol needs at least two corpora, got {names}")
-        return [(tuple(sorted(set(speakers[corpora == c]))), c) for c in names]
+        return [(k, tuple(sorted(set(speakers[corpora == c]))), c)
+                for k, c in enumerate(names)]
     raise ConfigError(f"unknown protocol {protocol}")  # pragma: no cover - Enum is exhaustive
 
 
@@ -262,7 +265,7 @@ def make_folds(
         folds.append(Fold(0, np.sort(tr), np.sort(va), np.sort(te), (), (), False))
     else:
         corpora = np.array([u.corpus for u in utts])
-        for k, (ts, held_out) in enumerate(_test_sets(protocol, speakers, corpora)):
+        for k, ts, held_out in _test_sets(protocol, speakers, corpora):
             is_test_spk = np.isin(speakers, ts)
             test = all_idx[is_test_spk & ~train_only]
             never_train = np.isin(corpora, test_only_corpora)

@@ -269,6 +269,9 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
     blank = CliRunner().invoke(app, ["serve"], env={"EMOVOX_MODEL": str(tiny_model),
                                                     "EMOVOX_API_KEY": "  "})
     assert blank.exit_code == 2 and "is blank (only whitespace)" in blank.output
+    empty = CliRunner().invoke(app, ["serve"], env={"EMOVOX_MODEL": str(tiny_model),
+                                                    "EMOVOX_API_KEY": ""})  # served keyless
+    assert empty.exit_code == 2 and "(EMOVOX_API_KEY) is empty" in empty.output, empty.output
 
     open_net = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"],
                                   env={"EMOVOX_MODEL": str(tiny_model)})

@@ -557,3 +557,32 @@ def test_emotions_a_model_never_heard_get_no_probability(tiny_model, tmp_path):
     (folder / "model.json").write_text(json.dumps(doc))  # the zero-counted ones are, as the
     assert Predictor.from_artifact(folder).artifact_meta.unseen_labels() == tuple(  # card says
         i for i, lab in enumerate(LABELS) if lab not in heard | {"calm"})
+
+
+@pytest.mark.parametrize("bad", ["nan", "negative", "unnormalised"])
+def test_calibrate_refuses_bad_probabilities_and_writes_nothing(tmp_path, bad):
+    """Every probability -0.5 was fitted (T = 20: every answer uncertain after), and a NaN
+    was refused without naming the file after the run's metrics had been written into the
+    model (QA, stop 38)."""
+    from emovox.artifact import save_model
+    from emovox.experiment.package import calibrate_bundle
+    from emovox.experiment.rundir import Prediction, Predictions, write_predictions
+    from emovox.models.classical import logreg
+
+    rng = np.random.default_rng(0)
+    m = logreg(n_classes=8).fit(rng.standard_normal((16, 47)), np.arange(16) % 8, [], [])
+    model = save_model(m, tmp_path / "model", {"model": {"name": "prosody_logreg"}})
+    before = (model / "model.json").read_bytes()
+    run = _cv_run(tmp_path / "run")
+    p = np.full(len(LABELS), 1 / len(LABELS))
+    rows = [Prediction(f"/d/c{i}.wav", "ravdess:01", LABELS[i % 8], LABELS[0], tuple(p), 0,
+                       "ravdess") for i in range(16)]
+    wrong = {"nan": np.where(np.arange(8) == 0, np.nan, p), "negative": np.full(8, -0.5),
+             "unnormalised": p * 2}[bad]
+    rows[3] = Prediction("/d/odd.wav", "ravdess:01", "sad", "sad", tuple(wrong), 0, "ravdess")
+    write_predictions(run / "predictions.csv", Predictions(list(LABELS), rows))
+    with pytest.raises(ValueError, match=r"predictions\.csv: 1 row\(s\) whose probabilities "
+                                         r"are not finite numbers in \[0, 1\] summing to 1 "
+                                         r"\(first: scored row 4, /d/odd\.wav\)"):
+        calibrate_bundle(model, run)
+    assert (model / "model.json").read_bytes() == before

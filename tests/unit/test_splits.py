@@ -57,6 +57,32 @@ def test_emobox_folds_are_speaker_disjoint_and_val_from_train_side():
     assert sorted(tested) == list(range(len(utts)))
 
 
+def test_an_emobox_fold_keeps_its_number_when_others_have_no_speaker():
+    """``--speakers 01,02,11``: EmoBox folds 0 and 4 ran as "0" and "1", and ``--folds 4``
+    was "out of range" (README QA, stop 38)."""
+    from emovox.config import DataConfig, ExperimentConfig, ModelConfig, SplitConfig
+    from emovox.experiment.runner import chosen_folds
+
+    keep = {"ravdess:01", "ravdess:02", "ravdess:11"}
+    utts = [u for u in fake_ravdess() if u.speaker in keep]
+    folds = make_folds(utts, Protocol.EMOBOX, n_val_speakers=0)
+    sets = emobox_test_speakers()
+    assert [f.index for f in folds] == [k for k, ts in enumerate(sets) if keep & set(ts)]
+    for f in folds:
+        assert set(f.test_speakers) == keep & set(sets[f.index])
+
+    def cfg(folds_: tuple[int, ...]) -> ExperimentConfig:
+        return ExperimentConfig(data=DataConfig(root="/r"), model=ModelConfig("egemaps_logreg"),
+                                split=SplitConfig(protocol=Protocol.EMOBOX, folds=folds_))
+
+    last = folds[-1].index
+    assert [f.index for f in chosen_folds(cfg((last,)), folds)] == [last]
+    missing = next(k for k in range(6) if k not in {f.index for f in folds})
+    with pytest.raises(ConfigError, match=rf"fold indices \[{missing}\]: this run's folds "
+                                          rf"are {', '.join(str(f.index) for f in folds)}"):
+        chosen_folds(cfg((missing,)), folds)
+
+
 def test_loso_has_one_fold_per_speaker():
     utts = fake_ravdess(6)
     folds = make_folds(utts, Protocol.LOSO, n_val_speakers=1)

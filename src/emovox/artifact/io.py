@@ -93,7 +93,9 @@ def read_meta(path: str | Path) -> ArtifactMeta:
         doc = json.loads(raw.decode("utf-8"))
     except RecursionError:
         raise ArtifactError(f"{f}: JSON nested too deeply") from None
-    except (ValueError, OSError) as exc:
+    except OSError as exc:  # was "not valid JSON ([Errno 13] ...)" (QA, stop 38)
+        raise ArtifactError(f"{f}: cannot be read ({exc.strerror or _one_line(exc)})") from None
+    except ValueError as exc:
         raise ArtifactError(f"{f}: not valid JSON ({_one_line(exc)})") from None
     return parse_meta(doc, f)
 
@@ -108,8 +110,12 @@ def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
         raise ArtifactError(f"{f}: is missing")
     try:
         check_model_file_size(f)
+        with open(f, "rb"):  # permissions: safetensors says "No such file" (QA, stop 38)
+            pass
         return load_file(str(f))
-    except (SafetensorError, ValueError, OSError) as exc:
+    except OSError as exc:
+        raise ArtifactError(f"{f}: cannot be read ({exc.strerror or _one_line(exc)})") from None
+    except (SafetensorError, ValueError) as exc:
         raise ArtifactError(f"{f}: unreadable ({_one_line(exc)})") from None
 
 
@@ -122,7 +128,12 @@ def check_digests(path: Path, meta: ArtifactMeta) -> None:
         if name not in MODEL_FILES or not f.is_file():
             continue
         check_model_file_size(f)
-        if file_digest(f) != recorded:
+        try:
+            digest = file_digest(f)
+        except OSError as exc:
+            raise ArtifactError(f"{f}: cannot be read ({exc.strerror or _one_line(exc)})"
+                                ) from None
+        if digest != recorded:
             raise ArtifactError(f"{f}: not the file this {MODEL_JSON} was written with (its "
                                 f"SHA-256 differs from the one {MODEL_JSON} records); "
                                 "re-train or re-export the model")

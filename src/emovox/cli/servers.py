@@ -136,10 +136,14 @@ def serve(
     need_module("fastapi", "api")
     need_module("uvicorn", "api")
     need_module("multipart", "api")
+    import os
+
     from emovox.api.server import create_app, is_loopback
     from emovox.serving.predictor import Predictor
-    from emovox.serving.service import api_key_setting
+    from emovox.serving.service import ENV_API_KEY, api_key_setting
 
+    if api_key is None and os.environ.get(ENV_API_KEY) == "":  # click reads "" as unset:
+        api_key = ""  # an empty EMOVOX_API_KEY served without a key (README QA, stop 38)
     setup_logging(False)
     try:
         predictor = Predictor.from_artifact(model, backend=backend, threads=threads)

@@ -208,9 +208,9 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
         warn_other_clips(Path(run), c, trained_digests(meta.trained_on))  # stop 35
     for run in [calibrate, *also]:  # the --also runs too (re-check, stop 32)
         warn_recipe(Path(run), path, recipe_differences(Path(run), meta.experiment_config))
+    calibration = fit_from_predictions_csv(cv.predictions,  # first: a failed fit writes
+                                           also=[a.predictions for a in also_runs])  # nothing
     update_artifact(path, meta.replace(metrics=metrics_with_also(cv.metrics, also_runs)))
-    calibration = fit_from_predictions_csv(cv.predictions,
-                                           also=[a.predictions for a in also_runs])
     meta = attach_inference(path, temperature=calibration["temperature"],
                             calibration=calibration)
     with atomic_path(path / CARD_FILE) as tmp:

@@ -387,8 +387,16 @@ def read_scored(
         y = np.array([labels.index(r.true) for r in preds.scored()])
     except ValueError as exc:
         raise ValueError(f"{path}: unknown label in column 'true' ({exc})") from None
+    full = preds.probabilities()
+    bad = ~np.isfinite(full).all(axis=1) | (full < -1e-6).any(axis=1) | (full > 1 + 1e-6).any(
+        axis=1) | (np.abs(full.sum(axis=1) - 1) > 1e-3)
+    if bad.any():  # every probability -0.5 fitted T = 20 and made every answer uncertain
+        row = int(np.argmax(bad))  # (QA, stop 38)
+        raise ValueError(f"{path}: {int(bad.sum())} row(s) whose probabilities are not "
+                         f"finite numbers in [0, 1] summing to 1 (first: scored row {row + 1}, "
+                         f"{preds.scored()[row].path or 'no path'})")
     cols = [preds.labels.index(lab) for lab in labels]
-    p = np.maximum(preds.probabilities()[:, cols], PROBA_FLOOR)
+    p = np.maximum(full[:, cols], PROBA_FLOOR)
     corpora = np.array([r.corpus for r in preds.scored()], dtype=str)
     return p / p.sum(axis=1, keepdims=True), y, corpora
 

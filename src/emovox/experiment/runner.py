@@ -6,8 +6,7 @@ clip's probabilities are restricted to its corpus's classes (and renormalised);
 
 With ``cfg.adapt`` = speaker (corpus), every clip's features are normalised with its
 speaker's (corpus's) own statistics (:mod:`emovox.experiment.adapt`: no labels, speakers
-(corpora) never straddle a fold), and
-``metrics.json`` records ``adapt``.
+(corpora) never straddle a fold), and ``metrics.json`` records ``adapt``.
 
 The run directory's layout is documented (and written) in :mod:`emovox.experiment.rundir`.
 """
@@ -313,13 +312,15 @@ def protocol_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
 
 
 def chosen_folds(cfg: ExperimentConfig, folds: list[Fold]) -> list[Fold]:
-    """``folds`` restricted to ``cfg.split.folds`` when given (ConfigError when out of
-    range)."""
+    """``folds`` restricted to the fold numbers ``cfg.split.folds`` when given
+    (ConfigError naming the folds there are otherwise)."""
     if cfg.split.folds:
-        bad = [k for k in cfg.split.folds if not 0 <= k < len(folds)]
-        if bad:
-            raise ConfigError(f"fold indices {bad} out of range 0..{len(folds) - 1}")
-        folds = [folds[k] for k in cfg.split.folds]
+        by_index = {f.index: f for f in folds}
+        bad = [k for k in cfg.split.folds if k not in by_index]
+        if bad:  # EmoBox folds without a test speaker in the data are left out
+            raise ConfigError(f"fold indices {bad}: this run's folds are "
+                              f"{', '.join(map(str, by_index))}")
+        folds = [by_index[k] for k in cfg.split.folds]
     return folds
 
 
