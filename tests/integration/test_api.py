@@ -322,6 +322,12 @@ def test_form_fields_an_endpoint_does_not_read_are_422(client, wav3):
     err = assert_error(client.post("/v1/predict", files=refs), 422, "invalid_request")
     assert err["detail"] == ("unknown form field(s) 'reference': this endpoint reads 'file' "
                              "and 'references'")
+    # /v1/predict reads no query parameter: no hint sending the client to one (README QA,
+    # stop 38: the hint's advice was then refused as an unknown query parameter)
+    err = assert_error(client.post("/v1/predict", files={"file": ("a.wav", wav3)},
+                                   data={"window": "10"}), 422, "invalid_request")
+    assert err["detail"] == ("unknown form field(s) 'window': this endpoint reads 'file' and "
+                             "'references'")
     assert post(client, "/v1/timeline?window=2&hop=1", wav3).json()["window"] == 2.0
     # query parameters an endpoint does not read too (re-check, stop 35); names cut
     err = assert_error(post(client, "/v1/predict?window=2", wav3), 422, "invalid_request")

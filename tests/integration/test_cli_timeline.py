@@ -167,6 +167,7 @@ def test_timeline_of_a_refused_file(cli_model, bad_dir, json_out):
         doc = json.loads(res.stdout)
         assert doc["source"] == str(path) and "not audio" in doc["error"]
         assert doc["schema_version"] == "1"
+        validate_document(doc, "timeline")  # the timeline schema knows it (README QA, stop 38)
     else:
         assert res.stdout == ""
     # a bad option is no failure of the file: no document blames it (re-check, stop 35)

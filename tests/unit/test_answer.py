@@ -62,8 +62,9 @@ def test_schema_files_ship_and_are_versioned():
     for kind in ("prediction", "timeline"):
         s = load_schema(kind)
         assert s["$schema"].endswith("2020-12/schema") and "v1" in s["$id"]
-    assert load_schema("prediction")["$defs"]["prediction"]["properties"]["schema_version"] \
-        == {"const": "1"}
+    for kind in ("prediction", "timeline"):
+        assert load_schema(kind)["$defs"][kind]["properties"]["schema_version"] == {"const": "1"}
+        validate_document({"schema_version": "1", "source": "x.wav", "error": "not audio"}, kind)
 
 
 def test_regions_bridge_short_pauses_and_pad():

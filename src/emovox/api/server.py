@@ -200,7 +200,7 @@ class _Service:
             raise ApiError(422, "invalid_request", "file: send one file per request (several "
                            "'file' parts were sent; use 'references' for a speaker's clips)")
         if unknown := sorted(set(form.keys()) - set(fields)):
-            moved = [k for k in unknown if k in QUERY_PARAMETERS]
+            moved = [k for k in unknown if k in query]  # only where it is one (README QA)
             hint = (f"{', '.join(moved)}: a query parameter (POST {request.url.path}?"
                     f"{'&'.join(f'{k}=...' for k in moved)}), not a form field; " if moved
                     else "")

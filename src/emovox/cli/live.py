@@ -20,7 +20,7 @@ def listen(
         str | None,
         typer.Argument(help="'-': raw PCM s16le mono on stdin, e.g. `ffmpeg -i URL -f s16le "
                        "-ar 16000 -ac 1 - | emovox listen -`. Omitted: the microphone "
-                       "(needs sounddevice and PortAudio: pip install sounddevice).",
+                       "(needs PortAudio and pip install 'emovox[live]').",
                        show_default=False),
     ] = None,
     model: ModelOpt = None,
