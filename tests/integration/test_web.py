@@ -116,6 +116,10 @@ def test_app_upload_record_and_bad_file(app_env):
     assert "Weakest class: neutral" in texts
     assert len(at.image) == 2  # confusion matrix + recall per class
 
+    # every type batch reads is taken: an .opus was refused by the widget (web QA, stop 38)
+    for uploader in at.file_uploader:
+        assert {"opus", "webm", "wav", "aiff", "mp4"} <= {t.lstrip(".") for t in
+                                                          uploader.allowed_type}
     at.file_uploader[0].upload("long voice.wav", wav(7.0), "audio/wav")
     at.run()
     _no_traceback(at)
@@ -345,6 +349,12 @@ def test_app_reads_the_speech_aware_schema(app_env):
     assert "5.5 s of speech in 3 windows" in texts
     titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
     assert "Waveform · why" in titles and "the seconds that drove the answer" in texts
+    # a clip of one window is shaded whole, silences too: the caption says why (web QA, 38)
+    docs[0] = {**docs[0], "n_windows": 1, "evidence": [
+        {"start": 0.0, "end": 4.5, "weight": 1.0, "label": "sad", "contribution": 1.0}]}
+    at.file_uploader[0].set_value(("short.wav", wav(4.4), "audio/wav"))
+    at.run()
+    assert "a clip this short is judged as a whole, pauses included" in _texts(at)
 
     docs[0] = docs[1]
     at.file_uploader[0].set_value(("music.wav", wav(4.0, f0=300.0), "audio/wav"))

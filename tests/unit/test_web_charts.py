@@ -157,6 +157,11 @@ def test_waveform_chart_is_true_scale_with_evidence_shading():
     ev = [r for r in _rows(shaded) if "colour" in r]
     assert [r["colour"] for r in ev] == [EMOTION_COLOURS["angry"]] * 2
     assert ev[0]["opacity"] < ev[1]["opacity"]  # the heavier span is darker
+    # the tooltip shows the answer's own "contribution", named so (it said "weight" for the
+    # share of the top window: web QA, stop 38)
+    assert [r["contribution"] for r in ev] == [0.1, 0.3]
+    tips = json.dumps(shaded["layer"][0]["encoding"]["tooltip"])
+    assert '"title": "contribution"' in tips and '"weight"' not in tips
 
 
 def test_level_meter_marks_quiet_and_clipped():

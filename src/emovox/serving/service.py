@@ -58,7 +58,6 @@ from emovox.serving.uploads import (
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "AUDIO_TYPES",
     "HIGH_CONFIDENCE",
     "MEDIUM_CONFIDENCE",
     "BACKENDS",
@@ -96,8 +95,6 @@ ENV_API_KEY = "EMOVOX_API_KEY"
 DEFAULT_MAX_UPLOAD_MB = 25.0
 DEFAULT_MAX_DURATION_S = 600.0
 
-#: File types offered by the uploader (the content is sniffed anyway, never trusted).
-AUDIO_TYPES = ("wav", "mp3", "ogg", "flac", "m4a")
 
 #: Recordings longer than this (s) also get an emotion timeline.
 TIMELINE_MIN_S = 5.0

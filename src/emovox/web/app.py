@@ -29,6 +29,7 @@ import streamlit as st
 
 from emovox.plots import emotion_colour
 from emovox.serving import adapt_uploads, service
+from emovox.serving.inputs import AUDIO_TYPES, AUDIO_TYPES_SHOWN
 from emovox.web import adapted, charts, figures, view
 
 log = logging.getLogger("emovox.web")
@@ -72,9 +73,9 @@ def _choose_input(settings: service.Settings):
     left, right = st.columns(2)
     with left:
         upload = st.file_uploader(
-            f"Upload a recording ({', '.join(service.AUDIO_TYPES)}; "
+            f"Upload a recording ({', '.join(AUDIO_TYPES_SHOWN)} and more; "
             f"up to {settings.max_upload_mb:g} MB, {settings.max_duration_s:g} s)",
-            type=list(service.AUDIO_TYPES),
+            type=list(AUDIO_TYPES),
             key=f"upload-{st.session_state.get('emovox_upload_n', 0)}",
             on_change=_clear_other, args=("upload",),
             max_upload_size=max(1, math.ceil(settings.max_upload_mb)),
@@ -98,7 +99,7 @@ def _choose_references(settings: service.Settings) -> list:
             "s. The answer is then also shown adapted to that speaker (its mean answer over "
             "these clips is divided out).")
         refs = st.file_uploader(
-            "Same speaker's reference clips", type=list(service.AUDIO_TYPES),
+            "Same speaker's reference clips", type=list(AUDIO_TYPES),
             accept_multiple_files=True, key="references",
             max_upload_size=max(1, math.ceil(settings.max_upload_mb)))
     return list(refs or [])
@@ -243,6 +244,9 @@ def _evidence(a: service.Analysis, pv: view.PredictionView) -> tuple[list, str, 
     if not pv.has_emotion:
         return [], "Waveform", ""
     spans = view.evidence_spans(pv.evidence)
+    if len(spans) == 1 and pv.n_windows == 1:  # a short clip: its silences shaded too
+        return spans, "Waveform · why", (" Shaded: the part the model heard; a clip this "
+                                         "short is judged as a whole, pauses included.")
     if spans:
         return spans, "Waveform · why", (" Shaded: the seconds that drove the answer, darker "
                                          "where they weighed more.")

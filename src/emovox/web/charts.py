@@ -144,7 +144,7 @@ def waveform_chart(t: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     if evidence:
         ev = pd.DataFrame([{"start": float(e["start"]), "end": float(e["end"]),
                             "emotion": str(e.get("label") or ""),
-                            "weight": float(e.get("share", 1.0)),
+                            "contribution": float(e.get("contribution", 1.0)),
                             "opacity": 0.08 + 0.42 * float(e.get("share", 1.0)),
                             "colour": emotion_colour(e.get("label"))} for e in evidence])
         layers.append(alt.Chart(ev).mark_rect().encode(
@@ -154,7 +154,8 @@ def waveform_chart(t: np.ndarray, lo: np.ndarray, hi: np.ndarray,
             tooltip=[alt.Tooltip("start:Q", format=".1f", title="from (s)"),
                      alt.Tooltip("end:Q", format=".1f", title="to (s)"),
                      alt.Tooltip("emotion:N"),
-                     alt.Tooltip("weight:Q", format=".0%", title="weight")]))
+                     alt.Tooltip("contribution:Q", format=".1%",  # the JSON's field: it
+                                 title="contribution")]))  # said "weight" (web QA, stop 38)
     return alt.layer(*layers, wave, title=alt.Title(title, anchor="start")).properties(
         height=150, autosize=_FIT_X)
 
