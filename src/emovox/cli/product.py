@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from emovox.cli import render
+from emovox.cli import bars, render
 from emovox.cli.common import (
     USER_ERRORS,
     BackendOpt,
@@ -63,13 +63,13 @@ def predict(
         if reference is not None:
             from emovox.serving.adapt import reference_prior
 
-            with render.references_progress() as progress:
+            with bars.references_progress() as progress:
                 prior = reference_prior(predictor, reference, max_duration=max_duration,
                                         progress=progress)
     except USER_ERRORS as exc:
         fail(exc)
     outcomes = []
-    with render.files_progress(len(files)) as advance:
+    with bars.files_progress(len(files)) as advance:
         for f in files:
             outcomes += predict_files(predictor, [f], max_duration=max_duration)
             advance()
@@ -133,7 +133,7 @@ def batch(
         eng = Engine(engine)
         if scheduler is not None and eng is not Engine.DASK:
             raise ValueError("--scheduler is a Dask scheduler address: it needs --engine dask")
-        with render.batch_progress() as progress:
+        with bars.batch_progress() as progress:
             kw = dict(artifact=model, backend=backend, workers=workers, engine=eng,
                       scheduler=scheduler, max_duration=max_duration,
                       retry_errors=retry_errors, progress=progress)
@@ -247,7 +247,7 @@ def _run_timeline(predictor: Any, file: Path, window: float, hop: float,
     from emovox.serving.timeline import TimelineInterrupted, build_timeline
 
     try:
-        with render.seconds_progress(_duration(file)) as bar:
+        with bars.seconds_progress(_duration(file)) as bar:
 
             def progress(seconds: float) -> None:
                 bar(seconds)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from emovox.augment import AugmentRecipe, recipe_config
-from emovox.cli import render
+from emovox.cli import bars, render
 from emovox.cli.common import (
     USER_ERRORS,
     CorpusOpt,
@@ -164,7 +164,7 @@ def evaluate(
             teachers=tuple(str(t) for t in teacher),
         )
         out = out or default_run_dir(f"{model}-{protocol.value}{_run_suffix(adapt)}")
-        with render.evaluate_progress() as bar:
+        with bars.evaluate_progress() as bar:
             res = run_experiment(cfg, out, progress=bar.features, on_epoch=bar.epoch,
                                  on_fold=bar.fold)
     except USER_ERRORS as exc:

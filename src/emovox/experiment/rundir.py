@@ -19,12 +19,11 @@ A run directory holds:
   error     why the clip could not be scored; empty otherwise
   ========  =============================================================================
 
-- ``config.yaml`` (cross-validation), ``errors.csv`` (``path,error``) when files failed
-  at feature extraction, and the plots ``confusion.png`` and ``recall.png``.
+- ``config.yaml`` (cross-validation), ``errors.csv`` (``path,error``: files that failed at
+  feature extraction), the plots ``confusion.png`` and ``recall.png``.
 
-Runs are written into a staging folder next to the destination and swapped in whole
-(:func:`staged_run_dir`), so a re-run never leaves stale files and an interrupted one
-never leaves half a run; a destination that is not an emovox run folder is never touched.
+Runs are staged next to the destination and swapped in whole (:func:`staged_run_dir`): no
+stale files, no half runs; a destination that is not an emovox run folder is never touched.
 """
 
 from __future__ import annotations
@@ -271,10 +270,8 @@ def write_run(
     config: ExperimentConfig | None = None,
     errors: Sequence[tuple[Path, str]] = (),
 ) -> None:
-    """Write a run directory into ``out`` (normally a :func:`staged_run_dir` folder).
-
-    ``titles`` are those of the confusion and the recall plot of ``pooled``.
-    """
+    """Write a run directory into ``out`` (normally a :func:`staged_run_dir` folder);
+    ``titles``: those of the confusion and the recall plot of ``pooled``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if config is not None:
@@ -354,22 +351,20 @@ def read_run(run: Path, *, predictions: bool = True) -> RunRecord:
     return RunRecord(run, meta, read_predictions(run) if predictions else None)
 
 
-def read_probabilities(
-    path: Path, labels: Sequence[str] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def read_probabilities(path: Path, labels: Sequence[str] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """``(probs (N, C), y (N,))`` of the scored rows of a predictions.csv, for calibration.
 
     ``labels`` (default :data:`emovox.labels.LABELS`) must all have a probability column;
     the result follows their order. Probabilities were written with six decimals, so they
-    are floored at :data:`PROBA_FLOOR` and renormalised.
-    """
+    are floored at :data:`PROBA_FLOOR` and renormalised. ValueError for probabilities that
+    are not finite numbers in [0, 1] summing to 1."""
     p, y, _ = read_scored(path, labels)
     return p, y
 
 
-def read_scored(
-    path: Path, labels: Sequence[str] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_scored(path: Path, labels: Sequence[str] | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`read_probabilities` plus the corpus of each row, ``(probs, y, corpora (N,))``."""
     from emovox.labels import LABELS
 
@@ -387,23 +382,21 @@ def read_scored(
         y = np.array([labels.index(r.true) for r in preds.scored()])
     except ValueError as exc:
         raise ValueError(f"{path}: unknown label in column 'true' ({exc})") from None
-    full = preds.probabilities()
-    bad = ~np.isfinite(full).all(axis=1) | (full < -1e-6).any(axis=1) | (full > 1 + 1e-6).any(
-        axis=1) | (np.abs(full.sum(axis=1) - 1) > 1e-3)
-    if bad.any():  # every probability -0.5 fitted T = 20 and made every answer uncertain
-        row = int(np.argmax(bad))  # (QA, stop 38)
-        raise ValueError(f"{path}: {int(bad.sum())} row(s) whose probabilities are not "
-                         f"finite numbers in [0, 1] summing to 1 (first: scored row {row + 1}, "
-                         f"{preds.scored()[row].path or 'no path'})")
+    full = preds.probabilities()  # all -0.5 fitted T = 20: every answer uncertain (QA, 38)
+    bad = ~(np.isfinite(full) & (full > -1e-6) & (full < 1 + 1e-6)).all(1) | (
+        np.abs(full.sum(1) - 1) > 1e-3)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} row(s) whose probabilities are not finite "
+                         f"numbers in [0, 1] summing to 1 (first: scored row "
+                         f"{np.argmax(bad) + 1}, {preds.scored()[np.argmax(bad)].path})")
     cols = [preds.labels.index(lab) for lab in labels]
     p = np.maximum(full[:, cols], PROBA_FLOOR)
     corpora = np.array([r.corpus for r in preds.scored()], dtype=str)
     return p / p.sum(axis=1, keepdims=True), y, corpora
 
 
-def fit_from_predictions_csv(
-    path: Path, n_bins: int = 15, also: Sequence[Path] = ()
-) -> dict[str, Any]:
+def fit_from_predictions_csv(path: Path, n_bins: int = 15, also: Sequence[Path] = ()
+                             ) -> dict[str, Any]:
     """Fit the temperature on the out-of-fold predictions in ``predictions.csv`` and report
     ECE/NLL before and after (:func:`emovox.calibration.calibration_report`; adds
     ``"source"``).
