@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -49,6 +50,21 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     probs = [float(rows[0][f"p_{c}"]) for c in m["classes"]]
     assert abs(sum(probs) - 1) < 1e-4  # restricted to the shared classes and renormalised
     assert not any(k.startswith("p_") and k[2:] not in m["classes"] for k in rows[0])
+
+    # a class the model never heard answers 0 by construction: left out of the score, said
+    # (it was scored, recall 0, without a word: stop 37's list)
+    unheard = tmp_path / "unheard"
+    shutil.copytree(tiny_model, unheard)
+    doc = json.loads((unheard / "model.json").read_text())
+    doc["trained_on"] = {**(doc.get("trained_on") or {}),
+                         "emotions": {lab: 0 if lab == "surprised" else 5 for lab in doc["labels"]}}
+    (unheard / "model.json").write_text(json.dumps(doc))
+    r = CliRunner().invoke(app, ["evaluate", "--artifact", str(unheard), "--corpus", "tess",
+                                 "--data", str(root), "--out", str(tmp_path / "run2")])
+    assert r.exit_code == 0, r.output
+    assert "never heard surprised" in " ".join(r.output.split())
+    m = json.loads((tmp_path / "run2" / "metrics.json").read_text())
+    assert m["classes"] == ["neutral", "happy", "sad", "angry"]
     assert (out / "confusion.png").exists()
 
 

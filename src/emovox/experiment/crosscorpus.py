@@ -79,6 +79,12 @@ def evaluate_artifact(
         raise ConfigError(SPEAKER_PATTERN_FOLDER_ONLY)
     predictor = Predictor.from_artifact(artifact, backend=backend)
     classes = [c for c in shared_label_set(corpus) if c in predictor.labels]
+    meta = predictor.artifact_meta
+    unheard = [meta.labels[i] for i in meta.unseen_labels() if meta.labels[i] in classes]
+    if unheard:  # probability 0 by construction: recall 0 was scored without a word (stop 37)
+        log.warning("the model never heard %s (its training data held no such clip): left "
+                    "out of the score", ", ".join(unheard))
+        classes = [c for c in classes if c not in unheard]
     if len(classes) < 2:
         raise ConfigError(f"{corpus} shares fewer than two classes with the model")
     scan = scan_corpus(corpus, root, detect_duplicates=False,
