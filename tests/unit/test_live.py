@@ -20,6 +20,7 @@ from emovox.serving.live import (
     iter_pcm,
     listen,
     pcm_format_hint,
+    stream_checked,
 )
 from signals import SR, noise, silence, voice
 
@@ -157,3 +158,25 @@ def test_a_stream_in_another_sample_format_is_warned_about(caplog):
     with caplog.at_level("WARNING"):
         list(iter_pcm(io.BytesIO(s16.tobytes()), block_s=0.1))
     assert "looks like" not in caplog.text
+
+
+def test_a_faint_or_humming_stream_is_warned_about_once(caplog):
+    """listen gave none of predict's faint and mains-hum warnings (stop 37's list): the
+    stream's first 10 s are checked once, passing every block on unchanged."""
+    t = np.arange(12 * SR) / SR
+    speech = np.tile(voice(1.0), 12)
+    hum = (speech + 0.05 * np.sin(2 * np.pi * 50 * t)).astype(np.float32)
+    faint = (speech * 10 ** (-70 / 20)).astype(np.float32)
+    for wave, said in ((speech, None), (hum, "mains hum at 50 Hz"),
+                       (faint, "silent or nearly so")):
+        blocks = [wave[i : i + 1600] for i in range(0, len(wave), 1600)]
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            out = list(stream_checked(iter(blocks), SR, "stdin"))
+        assert all(a is b for a, b in zip(out, blocks, strict=True))
+        assert caplog.text.count("stdin: ") == (0 if said is None else 1)
+        assert said is None or said in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a stream that ends before 10 s: checked at its end
+        list(stream_checked(iter([faint[: 3 * SR]]), SR, "stdin"))
+    assert "stdin: the audio is silent or nearly so" in caplog.text

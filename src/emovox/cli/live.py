@@ -62,7 +62,8 @@ def listen(
             dev = int(device) if device is not None and device.isdigit() else device
             blocks = iter_microphone(sr=sr, device=dev)
         window = model_window_s(predictor) if window is None else window
-        updates = run_live(predictor, blocks, sr=sr, window=window, hop=hop)
+        updates = run_live(predictor, blocks, sr=sr, window=window, hop=hop,
+                           name="stdin" if source == STDIN else "the microphone")
         render.live_banner(source == STDIN, sr, predictor.model_id, window, hop)
         for update in updates:
             render.live_line(update, json_out)

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from emovox.audio import TARGET_SR, peak_frame_dbfs
+from emovox.audio import TARGET_SR, faint_note, hum_note, is_silent, peak_frame_dbfs
 from emovox.errors import EmovoxError
 from emovox.features.vad import speech_verdict
 from emovox.serving.answer import Status
@@ -45,6 +45,7 @@ __all__ = [
     "listen",
     "model_window_s",
     "pcm_format_hint",
+    "stream_checked",
 ]
 
 #: Seconds between two updates of ``emovox listen``.
@@ -254,11 +255,43 @@ def model_window_s(predictor: Any) -> float:
     return TIMELINE_WINDOW_S
 
 
+#: seconds of a live stream checked once for faintness and mains hum (:func:`stream_checked`)
+STREAM_CHECK_S = 10.0
+
+
+def stream_checked(blocks: Iterable[np.ndarray], sr: int, name: str
+                   ) -> Iterator[np.ndarray]:
+    """``blocks`` passed through as they come; once :data:`STREAM_CHECK_S` seconds have
+    arrived (or the stream ended before, after at least one second), the warnings
+    ``predict`` gives a file are logged once: nearly silent
+    (:func:`~emovox.audio.faint_note`), mains hum (:func:`~emovox.audio.hum_note`).
+    ``listen`` gave neither (stop 37's list). ``name`` starts the messages."""
+    need, head, held = int(STREAM_CHECK_S * sr), [], 0
+    for block in blocks:
+        if held < need:
+            head.append(np.asarray(block, np.float32).reshape(-1))
+            held += len(head[-1])
+            if held >= need:
+                _warn_stream(np.concatenate(head)[:need], sr, name)
+                head = []
+        yield block
+    if head and held >= sr:
+        _warn_stream(np.concatenate(head), sr, name)
+
+
+def _warn_stream(wave: np.ndarray, sr: int, name: str) -> None:
+    for note in (faint_note(name) if is_silent(wave) else None, hum_note(name, wave, sr)):
+        if note:
+            log.warning("%s", note)
+
+
 def listen(predictor: Any, blocks: Iterable[np.ndarray], *, sr: int = TARGET_SR,
-           window: float | None = None, hop: float = DEFAULT_HOP_S) -> Iterator[LiveUpdate]:
+           window: float | None = None, hop: float = DEFAULT_HOP_S,
+           name: str = "the stream") -> Iterator[LiveUpdate]:
     """One :class:`LiveUpdate` per ``hop`` seconds of ``blocks`` (``sr`` Hz mono), for the
     ``window`` seconds ending there (fewer at the start), as soon as the hop is complete;
-    a last update for a final part of at least half a hop.
+    a last update for a final part of at least half a hop. The stream's start is checked
+    for faintness and hum (:func:`stream_checked`; ``name`` starts those warnings).
 
     Raises:
         emovox.errors.ConfigError: (at once) window or hop out of range, or hop > window.
@@ -269,7 +302,8 @@ def listen(predictor: Any, blocks: Iterable[np.ndarray], *, sr: int = TARGET_SR,
     # happens now, not on the first hop of the stream
     noise = np.random.default_rng(0).standard_normal(ring.size) * 0.01
     predictor.predict_wave(noise.astype(np.float32), sr, source="<warm-up>")
-    return _updates(predictor, blocks, ring, int(round(params.hop * sr)), sr)
+    return _updates(predictor, stream_checked(blocks, sr, name), ring,
+                    int(round(params.hop * sr)), sr)
 
 
 def _updates(predictor: Any, blocks: Iterable[np.ndarray], ring: RingBuffer, step: int,
