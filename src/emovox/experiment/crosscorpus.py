@@ -57,6 +57,22 @@ def shared_label_set(corpus: str, labels: tuple[str, ...] = LABELS) -> list[str]
     return [lab for lab in labels if lab in mapped]
 
 
+def _model_classes(predictor: Any, corpus: str) -> list[str]:
+    """The classes of ``corpus`` the model knows and heard in training (a class it never
+    heard answers 0 by construction: it was scored, recall 0, without a word; stop 37's
+    list); ConfigError when fewer than two are left."""
+    classes = [c for c in shared_label_set(corpus) if c in predictor.labels]
+    meta = predictor.artifact_meta
+    unheard = [meta.labels[i] for i in meta.unseen_labels() if meta.labels[i] in classes]
+    if unheard:
+        log.warning("the model never heard %s (its training data held no such clip): left "
+                    "out of the score", ", ".join(unheard))
+        classes = [c for c in classes if c not in unheard]
+    if len(classes) < 2:
+        raise ConfigError(f"{corpus} shares fewer than two classes with the model")
+    return classes
+
+
 def evaluate_artifact(
     artifact: Path | None,
     corpus: str,
@@ -78,15 +94,7 @@ def evaluate_artifact(
     if speaker_pattern is not None and not reader_options(corpus, speaker_pattern):
         raise ConfigError(SPEAKER_PATTERN_FOLDER_ONLY)
     predictor = Predictor.from_artifact(artifact, backend=backend)
-    classes = [c for c in shared_label_set(corpus) if c in predictor.labels]
-    meta = predictor.artifact_meta
-    unheard = [meta.labels[i] for i in meta.unseen_labels() if meta.labels[i] in classes]
-    if unheard:  # probability 0 by construction: recall 0 was scored without a word (stop 37)
-        log.warning("the model never heard %s (its training data held no such clip): left "
-                    "out of the score", ", ".join(unheard))
-        classes = [c for c in classes if c not in unheard]
-    if len(classes) < 2:
-        raise ConfigError(f"{corpus} shares fewer than two classes with the model")
+    classes = _model_classes(predictor, corpus)
     scan = scan_corpus(corpus, root, detect_duplicates=False,
                        **reader_options(corpus, speaker_pattern))
     if not scan.labelled:
