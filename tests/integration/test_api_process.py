@@ -240,7 +240,7 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
                                  "--max-duration", "30"], env={"EMOVOX_MODEL": str(tiny_model)})
     assert r.exit_code == 0, r.output
     assert captured["host"] == "127.0.0.1" and captured["port"] > 0
-    assert f"docs at http://127.0.0.1:{captured['port']}/docs" in r.output
+    assert f"docs at http://127.0.0.1:{captured['port']}/docs (Ctrl-C to stop)" in r.output
     assert captured["api"].state.emovox_limits == {"max_bytes": 2 * 1024 * 1024,
                                                    "max_duration": 30.0}
     assert "WARNING" not in r.output
@@ -284,6 +284,14 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
     with make_test_client(captured["api"]) as c:
         assert c.get("/v1/model").status_code == 401
         assert c.get("/v1/model", headers={"X-API-Key": "k"}).status_code == 200
+    try:  # an IPv6 host in a URL one can open (it printed http://::1:PORT/docs)
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return  # no IPv6 loopback on this machine
+    six = CliRunner().invoke(app, ["serve", "--host", "::1", "--port", "0"],
+                             env={"EMOVOX_MODEL": str(tiny_model)})
+    assert six.exit_code == 0 and f"docs at http://[::1]:{captured['port']}/docs" in six.output
 
 
 @pytest.mark.slow  # a real `emovox serve` on loopback under load

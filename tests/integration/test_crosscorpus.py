@@ -65,6 +65,14 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     assert "never heard surprised" in " ".join(r.output.split())
     m = json.loads((tmp_path / "run2" / "metrics.json").read_text())
     assert m["classes"] == ["neutral", "happy", "sad", "angry"]
+    # options of cross-validation runs are refused, not ignored (--speakers scored every
+    # speaker without a word: QA re-check, stop 38)
+    for extra, said in ((["--speakers", "OAF"], "--speakers applies"),
+                        (["--adapt", "speaker", "--folds", "0"], "--adapt, --folds apply")):
+        r = CliRunner().invoke(app, ["evaluate", "--artifact", str(tiny_model), "--corpus",
+                                     "tess", "--data", str(root), *extra])
+        assert r.exit_code == 2 and f"{said} to cross-validation runs, not to --artifact" in \
+            " ".join(r.output.split()), r.output
     assert (out / "confusion.png").exists()
 
 

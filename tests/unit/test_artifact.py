@@ -279,7 +279,9 @@ def test_force_refuses_anything_but_a_model_folder(tmp_path):
     assert (thesis / "thesis.tex").read_bytes() == b"\\documentclass{book} precious"
     assert plain.read_bytes() == b"keep me"
     model = save_model(m, tmp_path / "model", {"model": {"name": "egemaps_logreg"}})
-    (model / "MODEL_CARD.md").write_text("a card")  # emovox's own files are replaced
+    (model / "MODEL_CARD.md").write_text("a card")  # emovox's own files are replaced, and
+    (model / ".model.json.x1y2.tmp").write_text("{")  # the leftovers of its killed writes,
+    (model / ".DS_Store").write_bytes(b"\0")  # or a file manager's (QA re-check, stop 38)
     save_model(m, model, {"model": {"name": "egemaps_logreg"}}, force=True)
     assert not (model / "MODEL_CARD.md").exists() and read_meta(model).name == "egemaps_logreg"
     # a user's files kept inside a model folder were deleted with it (QA, stop 38)

@@ -447,6 +447,7 @@ def test_unvoiced_bursts_between_utterances_are_not_windows(predictors):
     assert got.status in (Status.OK, Status.UNCERTAIN) and got.n_windows >= 3
     for e in got.evidence:  # the bursts: 2.2-3.4 s and 6.6-7.8 s
         assert e.end <= 2.2 or 3.4 <= e.start <= 6.6 or e.start >= 7.8, e
+    assert 2.5 < got.speech_seconds < 3.7  # the seconds judged: 3 x 1.2 s of voice at most
     tl = build_timeline(p, clip_bytes(wave, SR))  # the timeline agrees: gaps there
     speech = [(s.start, s.end) for s in tl.segments if s.kind is SegmentKind.SPEECH]
     assert speech and all(b <= 2.2 or 3.4 <= a <= 6.6 or a >= 7.8 for a, b in speech), speech

@@ -559,7 +559,7 @@ def test_emotions_a_model_never_heard_get_no_probability(tiny_model, tmp_path):
         i for i, lab in enumerate(LABELS) if lab not in heard | {"calm"})
 
 
-@pytest.mark.parametrize("bad", ["nan", "negative", "unnormalised"])
+@pytest.mark.parametrize("bad", ["nan", "negative", "unnormalised", "blank"])
 def test_calibrate_refuses_bad_probabilities_and_writes_nothing(tmp_path, bad):
     """Every probability -0.5 was fitted (T = 20: every answer uncertain after), and a NaN
     was refused without naming the file after the run's metrics had been written into the
@@ -578,11 +578,18 @@ def test_calibrate_refuses_bad_probabilities_and_writes_nothing(tmp_path, bad):
     rows = [Prediction(f"/d/c{i}.wav", "ravdess:01", LABELS[i % 8], LABELS[0], tuple(p), 0,
                        "ravdess") for i in range(16)]
     wrong = {"nan": np.where(np.arange(8) == 0, np.nan, p), "negative": np.full(8, -0.5),
-             "unnormalised": p * 2}[bad]
+             "unnormalised": p * 2, "blank": p}[bad]
     rows[3] = Prediction("/d/odd.wav", "ravdess:01", "sad", "sad", tuple(wrong), 0, "ravdess")
     write_predictions(run / "predictions.csv", Predictions(list(LABELS), rows))
-    with pytest.raises(ValueError, match=r"predictions\.csv: 1 row\(s\) whose probabilities "
-                                         r"are not finite numbers in \[0, 1\] summing to 1 "
-                                         r"\(first: scored row 4, /d/odd\.wav\)"):
+    want = (r"predictions\.csv: 1 row\(s\) whose probabilities are not finite numbers in "
+            r"\[0, 1\] summing to 1 \(first: scored row 4, /d/odd\.wav\)")
+    if bad == "blank":  # one cell emptied, no error: the row was dropped as a failed clip
+        text = (run / "predictions.csv").read_text().splitlines()
+        cells = text[4].split(",")
+        cells[7] = ""  # p_happy (after fold, path, speaker, corpus, true, pred, p_neutral)
+        text[4] = ",".join(cells)
+        (run / "predictions.csv").write_text("\n".join(text) + "\n")
+        want = r"predictions\.csv: malformed \(could not convert string to float: ''\)"
+    with pytest.raises(ValueError, match=want):
         calibrate_bundle(model, run)
     assert (model / "model.json").read_bytes() == before

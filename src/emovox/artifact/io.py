@@ -191,13 +191,22 @@ def check_replaceable(out: Path, force: bool) -> None:
     except ArtifactError as exc:
         raise FileExistsError(f"{out} exists and is not an emovox model folder ({exc}); "
                               "--force only replaces model folders") from None
-    foreign = sorted(p.name for p in out.iterdir()
-                     if p.name not in FOLDER_FILES or not p.is_file())
+    foreign = sorted(p.name for p in out.iterdir() if not _ours(p))
     if foreign:
         raise FileExistsError(
             f"{out} is an emovox model folder but also holds {', '.join(foreign[:5])}"
             f"{' ...' if len(foreign) > 5 else ''}, which emovox did not write; refusing to "
             "replace it (choose another --out, or move those files first)")
+
+
+def _ours(p: Path) -> bool:
+    """A file emovox writes in a model folder (:data:`FOLDER_FILES`), the temporary file
+    of an interrupted write of one (``.model.json.abc123.tmp``), or a file manager's
+    ``.DS_Store``: what ``--force`` may replace (QA re-check, stop 38)."""
+    if not p.is_file() or p.is_symlink() and p.name not in FOLDER_FILES:
+        return False
+    return p.name in FOLDER_FILES or p.name == ".DS_Store" or any(
+        p.name.startswith(f".{f}.") and p.name.endswith(".tmp") for f in FOLDER_FILES)
 
 
 def replace_folder(stage: Path, out: Path, *, force: bool) -> Path:

@@ -74,12 +74,16 @@ def predict(
             outcomes += predict_files(predictor, [f], max_duration=max_duration)
             advance()
     if prior is not None:
-        from emovox.serving.adapt import adapt_outcomes
+        from emovox.serving.adapt import OWN_REFERENCE, adapt_outcomes
 
         try:
             outcomes = adapt_outcomes(outcomes, prior)
         except USER_ERRORS as exc:
             fail(exc)
+        for o in outcomes:  # said in the JSON only (QA re-check, stop 38)
+            if o.prediction is not None and o.prediction.adaptation is not None and \
+                    OWN_REFERENCE in o.prediction.adaptation.warnings:
+                render.warn(f"{o.path.name}: {OWN_REFERENCE}")
     if json_out:
         results = [o.to_dict() for o in outcomes]
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))

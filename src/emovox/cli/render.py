@@ -29,7 +29,10 @@ AFFECT_NOTE = ("arousal/valence are derived from the class probabilities "
                "(circumplex mapping, emovox.affect), not predicted directly.")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: control characters, and the invisible format characters that reorder or hide text
+#: (U+202E turned the rest of a line around: QA re-check, stop 38)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e"
+                      "\u2060-\u2069\ufeff]")
 
 
 def shown(text: object) -> str:
@@ -39,7 +42,12 @@ def shown(text: object) -> str:
     reached the terminal: QA, stop 38)."""
     from rich.markup import escape
 
-    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text)))
+    return escape(_CONTROL.sub(_escaped, str(text)))
+
+
+def _escaped(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
 
 def error(message: object) -> None:
@@ -80,7 +88,8 @@ def evaluation(res: Any, model: str, protocol: Any, adapted: str = "") -> None:
     for f in res.folds:
         m = f.metrics
         table.add_row(
-            str(f.index), ",".join(s.split(":")[-1] for s in f.test_speakers) or "random",
+            str(f.index), shown(",".join(s.split(":", 1)[-1] for s in f.test_speakers))
+            or "random",
             str(f.n_test), f"{m.ua:.1f}", f"{m.wa:.1f}", f"{m.macro_f1:.1f}",
             f"{m.weighted_f1:.1f}", f"{f.fit_seconds:.1f}",
         )
@@ -317,7 +326,7 @@ def truth(rep: Any) -> None:
         right = sum(bool(r.correct) for r in scored)
         console.print(f"{right} of {len(scored)} right")
     if rep.training_speakers:
-        actors = ", ".join(s.split(":")[-1] for s in rep.training_speakers)
+        actors = shown(", ".join(s.split(":", 1)[-1] for s in rep.training_speakers))
         console.print(
             f"[bold yellow]note:[/] actor(s) {actors} are among the speakers this model was "
             "trained on: these clips were heard in training, so this is NOT the accuracy on "
@@ -332,7 +341,7 @@ def truth(rep: Any) -> None:
 def markdown(text: str) -> None:
     """A Markdown document (a model card) on stdout: rendered on a terminal, as it is into
     a file or pipe."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)  # no ESC sequences
+    text = _CONTROL.sub(_escaped, text)  # no ESC sequences
     if console.is_terminal:
         from rich.markdown import Markdown
 
@@ -425,4 +434,5 @@ def api_banner(host: str, port: int, model_id: str, backend: str, api_key: bool,
             "EMOVOX_API_KEY), or bind 127.0.0.1 behind a reverse proxy.")
     err_console.print(f"emovox API · model {shown(model_id)} ({backend})"
                       + (" · API key required" if api_key else ""))
-    err_console.print(f"docs at http://{host}:{port}/docs")
+    where = f"[{host}]" if ":" in host and not host.startswith("[") else host  # IPv6 URL
+    err_console.print(f"docs at http://{shown(where)}:{port}/docs (Ctrl-C to stop)")

@@ -31,6 +31,22 @@ from emovox.cli.common import (
     setup_logging,
 )
 from emovox.cli.data_args import data_config
+from emovox.cli.research_opts import (
+    AdaptOpt,
+    ArtifactOpt,
+    AugmentOpt,
+    AugmentRecipeOpt,
+    BalanceOpt,
+    CacheDirOpt,
+    FoldsOpt,
+    ProtocolOpt,
+    SaveModelsOpt,
+    SourcesOpt,
+    SpeakersOpt,
+    SplitSeedOpt,
+    TeacherOpt,
+    TestOnlyOpt,
+)
 from emovox.config import (
     Adapt,
     ExperimentConfig,
@@ -39,57 +55,6 @@ from emovox.config import (
     SplitConfig,
     check_speaker_pattern,
 )
-
-AugmentOpt = Annotated[
-    int, typer.Option(min=0, help="Augmented copies of each TRAINING clip (see "
-                      "--augment-recipe).")
-]
-AugmentRecipeOpt = Annotated[
-    AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
-                                "stretch), channel (speed, reverb, band, EQ, noise, gain) or "
-                                "channel_codec (channel + GSM/Opus/MP3 round trips, ffmpeg) or "
-                                "telephone (300-3400 Hz band-pass only).")
-]
-
-#: ``--data`` of evaluate/train: one corpus folder (read with ``--corpus``), or several
-#: ``NAME=DIR`` (repeat the option)
-SourcesOpt = Annotated[
-    list[str],
-    typer.Option("--data", help="Corpus root directory (read with --corpus), or NAME=DIR; "
-                 "repeat for several corpora: --data ravdess=DIR --data emovo=DIR."),
-]
-ProtocolOpt = Annotated[
-    Protocol, typer.Option(help="Speaker split protocol (loco: leave one corpus out).")
-]
-AdaptOpt = Annotated[
-    Adapt, typer.Option(help="speaker: normalise each speaker's features with its own "
-                        "statistics, from its clips without labels (test speakers: their "
-                        "unlabelled test clips). corpus: the same per corpus (--protocol loco "
-                        "only: the held-out corpus from its unlabelled clips). Reported apart "
-                        "from speaker-independent runs.")
-]
-BalanceOpt = Annotated[
-    bool, typer.Option("--balance-corpora",
-                       help="Oversample each training side so every corpus counts equally.")
-]
-
-SaveModelsOpt = Annotated[
-    bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
-]
-TestOnlyOpt = Annotated[
-    str, typer.Option("--test-only", help="Corpora (names, comma-separated) tested when held "
-                      "out but never trained on; --protocol loco only, e.g. 'urdu'.")
-]
-TeacherOpt = Annotated[
-    list[Path], typer.Option("--teacher", help="Distil: a run directory (evaluate --save-models, "
-                             "or merged from such parts) whose fold-k model teaches fold k; "
-                             "repeat to average several teachers.")
-]
-ArtifactOpt = Annotated[
-    Path | None,
-    typer.Option(help="Score this trained model folder on --corpus instead of training "
-                 "('bundled' = the shipped model), over the classes both share."),
-]
 
 
 def evaluate(
@@ -100,11 +65,8 @@ def evaluate(
     protocol: ProtocolOpt = Protocol.EMOBOX,
     corpus: CorpusOpt = "ravdess",
     speaker_pattern: SpeakerPatternOpt = None,
-    folds: Annotated[str, typer.Option(help="Run only these folds, e.g. '0,1'.")] = "",
-    speakers: Annotated[
-        str, typer.Option(help="Use only these speakers (corpus ids), e.g. '01,02,11' or "
-                          "'emovo:f1'; corpora not named are kept whole.")
-    ] = "",
+    folds: FoldsOpt = "",
+    speakers: SpeakersOpt = "",
     channels: Annotated[
         str, typer.Option(help="RAVDESS vocal channels to evaluate on: speech, song.")
     ] = "speech",
@@ -121,14 +83,9 @@ def evaluate(
     adapt: AdaptOpt = Adapt.NONE,
     teacher: TeacherOpt = [],  # noqa: B006 - typer needs a literal default
     seed: SeedOpt = 0,
-    split_seed: Annotated[int | None, typer.Option(
-        help="Seed of the split alone (random protocol's test clips, validation speakers); "
-             "default --seed. Fix it and vary --seed for seed ensembles `emovox fuse` takes.")
-    ] = None,
+    split_seed: SplitSeedOpt = None,
     jobs: JobsOpt = 2,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="Feature cache (default $EMOVOX_CACHE or ~/.cache/emovox).")
-    ] = None,
+    cache_dir: CacheDirOpt = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<model>-...).")
                    ] = None,
     artifact: ArtifactOpt = None,
@@ -136,8 +93,12 @@ def evaluate(
 ) -> None:
     """Cross-validate a model under a speaker split and write a run directory; or, with
     --artifact, score a trained model on another corpus."""
-    if artifact is not None:
-        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose, adapt, speaker_pattern)
+    if artifact is not None:  # options of cross-validation runs: refused, not ignored
+        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose, speaker_pattern, {
+            "--adapt": adapt is not Adapt.NONE, "--folds": bool(folds), "--teacher": bool(teacher),
+            "--speakers": bool(speakers), "--train-extra": bool(train_extra),
+            "--param": bool(param), "--augment": bool(augment), "--test-only": bool(test_only),
+            "--save-models": save_models, "--balance-corpora": balance_corpora})
         return
     params = model_params(model, param)
     from emovox.experiment.rundir import default_run_dir
@@ -187,10 +148,13 @@ def _per_corpus(res: Any, adapt: Adapt) -> None:
 
 def _evaluate_artifact(
     artifact: Path, corpus: str, data: list[str], out: Path | None, jobs: int, verbose: bool,
-    adapt: Adapt, speaker_pattern: str | None,
+    speaker_pattern: str | None, cv_only: dict[str, bool],
 ) -> None:
-    if adapt is not Adapt.NONE:
-        fail(ValueError("--adapt applies to cross-validation runs, not to --artifact"))
+    """``evaluate --artifact``; ``cv_only``: the cross-validation options given (refused:
+    ``--speakers`` was ignored without a word and every speaker scored, QA re-check, 38)."""
+    if given := [k for k, v in cv_only.items() if v]:
+        fail(ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+                        "cross-validation runs, not to --artifact"))
     from emovox.experiment.crosscorpus import evaluate_artifact
     from emovox.experiment.rundir import default_run_dir
 

@@ -309,8 +309,8 @@ def read_metrics(run: Path) -> dict[str, Any]:
 
 def _float_or_none(cells: Iterable[str]) -> tuple[float, ...] | None:
     cells = list(cells)
-    if not cells or any(c == "" for c in cells):
-        return None
+    if not cells or all(c == "" for c in cells):
+        return None  # a failed clip; some cells empty: ValueError, not a failed clip (stop 38)
     return tuple(float(c) for c in cells)
 
 

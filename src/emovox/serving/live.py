@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from emovox.audio import TARGET_SR, faint_note, hum_note, is_silent, peak_frame_dbfs
+from emovox.audio import SILENCE_DBFS, TARGET_SR, hum_note, is_silent, peak_frame_dbfs
 from emovox.errors import EmovoxError
 from emovox.features.vad import speech_verdict
 from emovox.serving.answer import Status
@@ -263,8 +263,9 @@ def stream_checked(blocks: Iterable[np.ndarray], sr: int, name: str
                    ) -> Iterator[np.ndarray]:
     """``blocks`` passed through as they come; once :data:`STREAM_CHECK_S` seconds have
     arrived (or the stream ended before, after at least one second), the warnings
-    ``predict`` gives a file are logged once: nearly silent
-    (:func:`~emovox.audio.faint_note`), mains hum (:func:`~emovox.audio.hum_note`).
+    ``predict`` gives a file are logged once: nothing above the silence threshold (worded
+    for a stream, where nobody may have spoken yet), mains hum
+    (:func:`~emovox.audio.hum_note`).
     ``listen`` gave neither (stop 37's list). ``name`` starts the messages."""
     need, head, held = int(STREAM_CHECK_S * sr), [], 0
     for block in blocks:
@@ -280,7 +281,12 @@ def stream_checked(blocks: Iterable[np.ndarray], sr: int, name: str
 
 
 def _warn_stream(wave: np.ndarray, sr: int, name: str) -> None:
-    for note in (faint_note(name) if is_silent(wave) else None, hum_note(name, wave, sr)):
+    faint = None
+    if is_silent(wave, threshold_dbfs=SILENCE_DBFS):  # worded for a stream: nobody may have
+        faint = (f"{name}: nothing louder than {SILENCE_DBFS:.0f} dBFS in its first "  # spoken
+                 f"{len(wave) / sr:.0f} s: if someone spoke, the input is too faint to judge "
+                 "(move closer to the microphone or raise the input gain)")  # yet (stop 38)
+    for note in (faint, hum_note(name, wave, sr)):
         if note:
             log.warning("%s", note)
 

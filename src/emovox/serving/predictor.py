@@ -14,8 +14,8 @@ speech at all: silence, steady noise, tones, a constant offset, square waves and
 0.3 s of speech get ``status="no_speech"`` with a ``reason`` and no emotion (label,
 probabilities, arousal and valence are ``None``). A clip up to two model windows long (5.12 s
 for the bundled default) is then classified whole, as in training; a longer recording is cut
-into model-length windows (hop half a window, the tail covered) over its speech regions only
-(:mod:`emovox.serving.speech`), all windows go through the network in batches of 16, and the
+into model-length windows (hop half a window, the tail covered) over its voiced speech
+regions only (:mod:`emovox.serving.speech`, the timeline's rule), in batches of 16, and the
 answer is the mean of their calibrated probabilities weighted by each window's own seconds
 (each second of speech once), with the windows as ``evidence`` (:mod:`emovox.serving.answer`).
 A top probability below :data:`~emovox.serving.answer.UNCERTAIN_BELOW` (0.5) makes the status
@@ -36,8 +36,7 @@ What classifying one window does, exactly as in training: the artifact's
    (``T = 1`` when the artifact has none).
 
 Importing this module imports neither torch nor librosa; PyTorch is imported by the
-``"torch"`` backend only, librosa only without a stored front end (a warning says so; a test
-checks the ONNX path never imports it).
+``"torch"`` backend only, librosa only without a stored front end (a warning says so).
 
 ``arousal`` and ``valence`` of a :class:`Prediction` are *derived* from the class
 probabilities with the fixed mapping of :mod:`emovox.affect`; the model does not predict them.
@@ -406,11 +405,15 @@ class Predictor:
         win_s = model_window_s(self.preprocess)
         if len(x) <= LONG_INPUT_WINDOWS * win_s * self.sr:
             return x, verdict, [(0, len(x))]  # a clip: as in training
-        regions = voiced_regions(x, self.sr, speech_regions(verdict.segments, len(x) / self.sr),
-                                 verdict.segments)  # beeps and unvoiced bursts left out
+        every = speech_regions(verdict.segments, len(x) / self.sr)  # beeps left out
+        regions = voiced_regions(x, self.sr, every, verdict.segments)  # unvoiced bursts too
         if not regions:  # as the timeline would have it: every part a gap
             return x, dataclasses.replace(verdict, is_speech=False,
                                           reason=NoSpeechReason.UNVOICED), []
+        if len(regions) < len(every):  # the seconds judged, as the timeline counts them
+            verdict = dataclasses.replace(verdict, speech_seconds=float(sum(
+                max(0.0, min(e, b) - max(s, a)) for s, e in verdict.segments
+                for a, b in regions)))
         return x, verdict, region_windows(regions, self.sr, win_s, win_s / 2)
 
     def _answer(self, x: np.ndarray, verdict: SpeechVerdict, spans: list[tuple[int, int]],

@@ -1,0 +1,76 @@
+"""The options of the research commands (``evaluate``, ``train``, ...), as typer
+annotations: one home for their names and help texts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emovox.augment import AugmentRecipe
+from emovox.config import Adapt, Protocol
+
+AugmentOpt = Annotated[
+    int, typer.Option(min=0, help="Augmented copies of each TRAINING clip (see "
+                      "--augment-recipe).")
+]
+AugmentRecipeOpt = Annotated[
+    AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
+                                "stretch), channel (speed, reverb, band, EQ, noise, gain) or "
+                                "channel_codec (channel + GSM/Opus/MP3 round trips, ffmpeg) or "
+                                "telephone (300-3400 Hz band-pass only).")
+]
+
+#: ``--data`` of evaluate/train: one corpus folder (read with ``--corpus``), or several
+#: ``NAME=DIR`` (repeat the option)
+SourcesOpt = Annotated[
+    list[str],
+    typer.Option("--data", help="Corpus root directory (read with --corpus), or NAME=DIR; "
+                 "repeat for several corpora: --data ravdess=DIR --data emovo=DIR."),
+]
+ProtocolOpt = Annotated[
+    Protocol, typer.Option(help="Speaker split protocol (loco: leave one corpus out).")
+]
+AdaptOpt = Annotated[
+    Adapt, typer.Option(help="speaker: normalise each speaker's features with its own "
+                        "statistics, from its clips without labels (test speakers: their "
+                        "unlabelled test clips). corpus: the same per corpus (--protocol loco "
+                        "only: the held-out corpus from its unlabelled clips). Reported apart "
+                        "from speaker-independent runs.")
+]
+BalanceOpt = Annotated[
+    bool, typer.Option("--balance-corpora",
+                       help="Oversample each training side so every corpus counts equally.")
+]
+
+SaveModelsOpt = Annotated[
+    bool, typer.Option("--save-models", help="Save each fold's model in the run directory.")
+]
+TestOnlyOpt = Annotated[
+    str, typer.Option("--test-only", help="Corpora (names, comma-separated) tested when held "
+                      "out but never trained on; --protocol loco only, e.g. 'urdu'.")
+]
+TeacherOpt = Annotated[
+    list[Path], typer.Option("--teacher", help="Distil: a run directory (evaluate --save-models, "
+                             "or merged from such parts) whose fold-k model teaches fold k; "
+                             "repeat to average several teachers.")
+]
+ArtifactOpt = Annotated[
+    Path | None,
+    typer.Option(help="Score this trained model folder on --corpus instead of training "
+                 "('bundled' = the shipped model), over the classes both share."),
+]
+
+FoldsOpt = Annotated[str, typer.Option(help="Run only these folds, e.g. '0,1' (with --protocol "
+                                        "emobox, EmoBox's fold numbers).")]
+SpeakersOpt = Annotated[
+    str, typer.Option(help="Use only these speakers (corpus ids), e.g. '01,02,11' or "
+                      "'emovo:f1'; corpora not named are kept whole.")
+]
+SplitSeedOpt = Annotated[int | None, typer.Option(
+    help="Seed of the split alone (random protocol's test clips, validation speakers); "
+         "default --seed. Fix it and vary --seed for seed ensembles `emovox fuse` takes.")]
+CacheDirOpt = Annotated[
+    Path | None, typer.Option(help="Feature cache (default $EMOVOX_CACHE or ~/.cache/emovox).")
+]
