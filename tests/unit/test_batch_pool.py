@@ -248,3 +248,53 @@ def test_kill_leaves_no_executor_thread_to_race_the_exit_hook():
     p.kill()
     assert manager is not None and not manager.is_alive()
     assert time.monotonic() - started < 10  # the sleeping worker was killed, not awaited
+
+
+def test_one_batch_per_output_and_what_a_shared_output_keeps(tiny_model, tmp_path,
+                                                             monkeypatch):
+    """Two batches on one --out: the second removed rows of the first without a word; a
+    retry made a shared results file 0600; a full disk ended in a bare errno; a link loop
+    in a folder killed the whole batch, and FIFOs and dangling links vanished without a
+    row (QA, stop 38)."""
+    import stat
+
+    from emovox.fileio import locked_beside
+    from emovox.serving import batch as batch_mod
+    from emovox.serving.batch import BatchStopped
+
+    d = tmp_path / "clips"
+    for i in range(4):
+        write_clip(d / f"c{i}.wav", voice(0.6, f0=130.0 + 10 * i))
+    (d / "bad.wav").write_text("not audio")
+    (d / "l1.wav").symlink_to(d / "l2.wav")
+    (d / "l2.wav").symlink_to(d / "l1.wav")
+    (d / "gone.wav").symlink_to(d / "nothing.wav")
+    os.mkfifo(d / "pipe.wav")
+    out = tmp_path / "r.csv"
+    with locked_beside(out, "the batch output"), pytest.raises(
+            BlockingIOError, match="another emovox process is writing the batch output"):
+        run_batch([str(d)], out, artifact=tiny_model, workers=1, processes=False)
+    assert not out.exists()
+    s = run_batch([str(d)], out, artifact=tiny_model, workers=1, processes=False)
+    rows = {Path(r["path"]).name: r for r in _rows(out)}
+    assert s.found == 9 and len(rows) == 9  # every entry a row: 4 answers, 5 error rows
+    assert {n for n, r in rows.items() if r["error"]} == {"bad.wav", "l1.wav", "l2.wav",
+                                                          "nothing.wav", "pipe.wav"}
+    out.chmod(0o664)
+    run_batch([str(d)], out, artifact=tiny_model, workers=1, processes=False)  # retries
+    assert stat.S_IMODE(out.stat().st_mode) == 0o664 and len(_rows(out)) == 9
+
+    def full_disk(self, row):
+        if self.n_written >= 2:
+            raise OSError(28, "No space left on device")
+        self.n_written += 1
+        real(self, row)
+
+    real = batch_mod.RowWriter.write
+    monkeypatch.setattr(batch_mod.RowWriter, "n_written", 0, raising=False)
+    monkeypatch.setattr(batch_mod.RowWriter, "write", full_disk)
+    with pytest.raises(BatchStopped) as info:
+        run_batch([str(d)], tmp_path / "full.csv", artifact=tiny_model, workers=1,
+                  processes=False)
+    assert info.value.summary.done == 2
+    assert info.value.reason.endswith("full.csv failed (No space left on device)")

@@ -78,6 +78,17 @@ def test_a_last_line_cut_short_is_removed(tmp_path):
     out.write_bytes(b"no newline at all")
     assert drop_partial_last_line(out) and out.read_bytes() == b""
     assert not drop_partial_last_line(tmp_path / "missing.csv")
+    # cut just after a line end inside a quoted file name: the open quote tells (it stayed
+    # as a phantom row "/new" with every column empty: QA, stop 38)
+    rows = b'path,s\r\n"/a,b.wav",1\r\n"/x/new\nline.wav",1\r\n'
+    out.write_bytes(rows + b'"/x/new\n')
+    assert drop_partial_last_line(out) and out.read_bytes() == rows
+    assert not drop_partial_last_line(out)  # quotes balanced, complete: untouched
+    out.write_bytes(rows + b'"/y/two\nline\nbreaks.wav",0.5')  # cut later in that row
+    assert drop_partial_last_line(out) and out.read_bytes() == rows
+    jsonl = tmp_path / "r.jsonl"  # JSON lines escape their newlines: a line is a row
+    jsonl.write_bytes(b'{"path": "a\\"b"}\n')
+    assert not drop_partial_last_line(jsonl)
 
 
 def test_another_models_rows_are_refused():

@@ -19,6 +19,7 @@ import csv
 import json
 import logging
 import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from emovox.errors import EmovoxError
-from emovox.fileio import atomic_path
+from emovox.fileio import atomic_path, locked_beside
 from emovox.labels import LABELS
 from emovox.serving.answer import Status
 from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
@@ -207,11 +208,17 @@ def done_paths(out: Path) -> dict[str, str]:
     return seen
 
 
+def _mode(out: Path) -> int:
+    """``out``'s permission bits, kept when it is rewritten (mkstemp's 0600 made a shared
+    results file private: QA, stop 38)."""
+    return stat.S_IMODE(out.stat().st_mode)
+
+
 def _drop_error_rows(out: Path, paths: set[str]) -> None:
     """Rewrite ``out`` without the error rows of ``paths`` (atomically: a temp file in the
     same folder, then a rename), so a retried file ends up with one row."""
     fmt = _format(out)
-    with atomic_path(out, mode=None) as tmp, \
+    with atomic_path(out, mode=_mode(out)) as tmp, \
             open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore") if fmt == "csv" \
             else None
@@ -239,7 +246,7 @@ def _upgrade_csv(out: Path) -> None:
         return
     log.info("%s was written by an older emovox: rewriting it with the current columns", out)
     rows = list(_read_rows(out))
-    with atomic_path(out, mode=None) as tmp, \
+    with atomic_path(out, mode=_mode(out)) as tmp, \
             open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore", restval="")
         w.writeheader()
@@ -320,10 +327,14 @@ def _chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
         yield items[i : i + n]
 
 
-def _check_output(out: Path, artifact: str | Path | None) -> None:
+def _check_output(out: Path, artifact: str | Path | None, *, checked_only: bool = False
+                  ) -> None:
     """Refuse an ``out`` emovox did not write or that holds another model's answers; remove
-    a last row cut short (:mod:`emovox.serving.outfile`)."""
+    a last row cut short (:mod:`emovox.serving.outfile`). ``checked_only``: only whether it
+    is ours (before its lock is taken: nothing is written beside a foreign file)."""
     check_ours(out)
+    if checked_only:
+        return
     drop_partial_last_line(out)
     if out.exists() and out.stat().st_size:
         from emovox.serving.predictor import model_id_of
@@ -370,11 +381,24 @@ def run_batch(
         ``out`` emovox did not write, or that holds another model's answers.
         FileNotFoundError: an input that matches nothing.
     """
-    t0 = time.perf_counter()
     out = Path(out)
-    fmt = _format(out)
+    _format(out)
     max_duration = check_max_duration(max_duration)
     files = collect_inputs(inputs)
+    _check_output(out, artifact, checked_only=True)
+    with locked_beside(out, "the batch output"):  # one batch per output at a time
+        return _run_locked(files, out, artifact, backend, workers, engine, scheduler,
+                           max_duration, progress, dask_processes, retry_errors, processes)
+
+
+def _run_locked(files: list[Path], out: Path, artifact: str | Path | None, backend: str,
+                workers: int, engine: Engine, scheduler: str | None,
+                max_duration: float | None, progress: Callable[[int, int], None] | None,
+                dask_processes: bool, retry_errors: bool, processes: bool | None
+                ) -> BatchSummary:
+    """:func:`run_batch` once ``out`` is locked for this process."""
+    t0 = time.perf_counter()
+    fmt = _format(out)
     _check_output(out, artifact)
     todo, summary = _plan(files, out, retry_errors)
     created = not out.exists()
@@ -414,11 +438,13 @@ def run_batch(
     except KeyboardInterrupt as exc:
         summary.seconds = time.perf_counter() - t0
         raise BatchInterrupted(summary) from exc
-    except EmovoxError as exc:  # e.g. the Dask cluster lost part-way: say what was kept
-        if summary.done == 0:
+    except (EmovoxError, OSError) as exc:  # a Dask cluster lost, a full disk: say what
+        if summary.done == 0:  # was kept (a full disk said only "[Errno 28] ...": QA 38)
             raise
         summary.seconds = time.perf_counter() - t0
-        raise BatchStopped(summary, str(exc)) from exc
+        why = str(exc) if isinstance(exc, EmovoxError) else \
+            f"writing {out} failed ({exc.strerror or exc})"
+        raise BatchStopped(summary, why) from exc
     finally:
         writer.close()
         if not finished and created and summary.done == 0:

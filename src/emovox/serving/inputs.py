@@ -31,8 +31,12 @@ def printable_path(path: str | os.PathLike[str]) -> str:
 
 
 def resolved_key(path: str | os.PathLike[str]) -> str:
-    """The identity of a file in batch output: its resolved absolute path, printable."""
-    return printable_path(Path(path).resolve())  # no expanduser: see emovox.audio.sniff
+    """The identity of a file in batch output: its resolved absolute path, printable (a
+    link that loops: its absolute path; the loop crashed the whole batch: QA, stop 38)."""
+    try:
+        return printable_path(Path(path).resolve())  # no expanduser: see emovox.audio.sniff
+    except (RuntimeError, OSError):
+        return printable_path(os.path.abspath(path))
 
 
 def _split(pattern: str) -> tuple[Path, list[str]]:
@@ -109,7 +113,7 @@ def collect_inputs(inputs: Iterable[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths = list(iter_audio_files(p, INPUT_EXTENSIONS))
+            paths = list(iter_audio_files(p, INPUT_EXTENSIONS, regular_only=False))
         elif p.is_file():
             paths = [p]
         else:
@@ -119,7 +123,7 @@ def collect_inputs(inputs: Iterable[str]) -> list[Path]:
             paths = []
             for mp in matches:
                 if mp.is_dir():
-                    paths += list(iter_audio_files(mp, INPUT_EXTENSIONS))
+                    paths += list(iter_audio_files(mp, INPUT_EXTENSIONS, regular_only=False))
                 elif mp.suffix.lower() in INPUT_EXTENSIONS:
                     paths.append(mp)
         for q in paths:

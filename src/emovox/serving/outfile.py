@@ -24,10 +24,11 @@ import csv
 import json
 import logging
 import os
+import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from emovox.errors import ConfigError
 from emovox.labels import LABELS
@@ -154,7 +155,10 @@ def open_ours_for_append(out: Path) -> TextIO:
 
 def drop_partial_last_line(out: Path) -> bool:
     """Remove a last line without its newline (a write cut short) from ``out``, in place;
-    ``True`` if there was one. Call only on a file :func:`check_ours` accepted."""
+    ``True`` if there was one. In a CSV the cut may fall just after a line end inside a
+    quoted file name (``"new\\nline.wav"``): the open quote marks it, and the row is
+    removed from its start (it stayed as a phantom row: QA, stop 38). Call only on a file
+    :func:`check_ours` accepted."""
     out = Path(out)
     if not out.exists() or out.stat().st_size == 0:
         return False
@@ -162,16 +166,47 @@ def drop_partial_last_line(out: Path) -> bool:
     with os.fdopen(_open_ours(out, os.O_RDWR), "rb+") as f:  # not through a swapped link
         f.seek(max(0, size - _TAIL))
         tail = f.read()
-        if tail.endswith(b"\n"):
+        keep = size
+        if not tail.endswith(b"\n"):
+            cut = tail.rfind(b"\n")
+            if cut < 0 and size > _TAIL:
+                raise ConfigError(f"{out}: its last line is over {_TAIL} bytes and unfinished")
+            keep = max(0, size - len(tail)) + cut + 1
+        if out.suffix.lower() == ".csv":
+            keep = _csv_rows_end(f, keep)
+        if keep == size:
             return False
-        cut = tail.rfind(b"\n")
-        if cut < 0 and size > _TAIL:
-            raise ConfigError(f"{out}: its last line is over {_TAIL} bytes and unfinished")
-        keep = max(0, size - len(tail)) + cut + 1
         f.truncate(keep)
     log.warning("%s ended in a line cut short (an interrupted run?): it was removed, and its "
                 "file will be predicted again", out)
     return True
+
+
+def _csv_rows_end(f: BinaryIO, end: int) -> int:
+    """The offset after the last complete CSV row within the first ``end`` bytes of ``f``:
+    ``end`` when its quotes are balanced (the usual case, found by counting), else just
+    after the last line end outside a quoted field."""
+    f.seek(0)
+    if sum(b.count(b'"') for b in _blocks(f, end)) % 2 == 0:
+        return end
+    f.seek(0)
+    inside, last, pos = False, 0, 0
+    for block in _blocks(f, end):
+        for m in re.finditer(b'["\n]', block):
+            if m.group() == b'"':
+                inside = not inside
+            elif not inside:
+                last = pos + m.start() + 1
+        pos += len(block)
+    return last
+
+
+def _blocks(f: BinaryIO, end: int) -> Iterator[bytes]:
+    """``f``'s bytes up to ``end`` (from where it is) in blocks of 1 MiB."""
+    left = end - f.tell()
+    while left > 0 and (block := f.read(min(1 << 20, left))):
+        left -= len(block)
+        yield block
 
 
 def models_in(rows: Sequence[dict], *, from_csv: bool = False) -> set[str]:
