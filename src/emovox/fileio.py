@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["atomic_path", "claimed_folder", "file_sha256", "live_writers", "locked_beside",
-           "remove_stale", "stream_sha256"]
+           "mode_of", "remove_stale", "stream_sha256"]
 
 
 @contextmanager
@@ -60,21 +61,29 @@ def file_sha256(path: str | Path) -> str:
 def locked_beside(path: str | Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock for ``path`` during the block: an ``flock`` on the file
     ``.NAME.lock`` beside it (created if need be, left in place: removing it would let a
-    third process lock another file of that name). ``BlockingIOError`` naming ``what``
-    when another process holds it (two batches on one output: one removed the other's
-    rows without a word; QA, stop 38)."""
+    third process lock another file of that name; opened read-only when another user made
+    it, never through a link). ``BlockingIOError`` naming ``what`` when another process
+    holds it (two batches on one output: one removed the other's rows without a word; QA,
+    stop 38)."""
     import fcntl
 
     path = Path(path)
     lock = path.parent / f".{path.name}.lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except (FileExistsError, NotADirectoryError):  # was "[Errno 17] File exists" (QA, 38)
         raise NotADirectoryError(f"cannot write {path}: a part of {path.parent} is a file, "
                                  "not a folder") from None
-    except PermissionError as exc:
-        raise PermissionError(f"cannot write in {path.parent} ({exc.strerror})") from None
+    flags = os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        try:  # 0o666 under the umask: a group sharing the folder shares the lock
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | flags, 0o666)
+        except PermissionError:  # another user's lock file: flock needs no write access
+            fd = os.open(lock, os.O_RDONLY | flags)
+    except FileNotFoundError:
+        raise PermissionError(f"cannot write in {path.parent}") from None
+    except OSError as exc:  # a folder or a link of that name, no permission at all
+        raise OSError(f"cannot use the lock file {lock} ({exc.strerror})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -84,6 +93,15 @@ def locked_beside(path: str | Path, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def mode_of(path: str | Path, default: int = 0o644) -> int:
+    """``path``'s permission bits (``default`` when it does not exist): a rewritten file
+    keeps them (mkstemp's 0600 made a shared results file private: QA, stop 38)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return default
 
 
 def stream_sha256(data: bytes | BinaryIO) -> str:

@@ -275,6 +275,15 @@ def test_one_batch_per_output_and_what_a_shared_output_keeps(tiny_model, tmp_pat
             BlockingIOError, match="another emovox process is writing the batch output"):
         run_batch([str(d)], out, artifact=tiny_model, workers=1, processes=False)
     assert not out.exists()
+    from emovox.serving.batch_adapt import run_speaker_batch  # its --out too (re-check, 38)
+
+    with locked_beside(out, "the batch output"), pytest.raises(BlockingIOError):
+        run_speaker_batch([str(d)], out, speaker_from="parent", artifact=tiny_model,
+                          workers=1, processes=False)
+    (tmp_path / ".odd.csv.lock").symlink_to(tmp_path / "victim")  # never followed
+    with pytest.raises(OSError, match=r"cannot use the lock file .*\.odd\.csv\.lock"):
+        run_batch([str(d)], tmp_path / "odd.csv", artifact=tiny_model, workers=1)
+    assert not (tmp_path / "victim").exists()
     s = run_batch([str(d)], out, artifact=tiny_model, workers=1, processes=False)
     rows = {Path(r["path"]).name: r for r in _rows(out)}
     assert s.found == 9 and len(rows) == 9  # every entry a row: 4 answers, 5 error rows
@@ -283,6 +292,13 @@ def test_one_batch_per_output_and_what_a_shared_output_keeps(tiny_model, tmp_pat
     out.chmod(0o664)
     run_batch([str(d)], out, artifact=tiny_model, workers=1, processes=False)  # retries
     assert stat.S_IMODE(out.stat().st_mode) == 0o664 and len(_rows(out)) == 9
+    adapted = tmp_path / "a.csv"
+    run_speaker_batch([str(d)], adapted, speaker_from="parent", artifact=tiny_model,
+                      workers=1, processes=False)
+    adapted.chmod(0o600)  # the adapted rewrite keeps it too (it became 0644)
+    run_speaker_batch([str(d)], adapted, speaker_from="parent", artifact=tiny_model,
+                      workers=1, processes=False)
+    assert stat.S_IMODE(adapted.stat().st_mode) == 0o600
 
     def full_disk(self, row):
         if self.n_written >= 2:
@@ -290,9 +306,14 @@ def test_one_batch_per_output_and_what_a_shared_output_keeps(tiny_model, tmp_pat
         self.n_written += 1
         real(self, row)
 
+    def close_full(self):  # the buffered rows fail again at close (a real full disk)
+        self.f.close()
+        raise OSError(28, "No space left on device")
+
     real = batch_mod.RowWriter.write
     monkeypatch.setattr(batch_mod.RowWriter, "n_written", 0, raising=False)
     monkeypatch.setattr(batch_mod.RowWriter, "write", full_disk)
+    monkeypatch.setattr(batch_mod.RowWriter, "close", close_full)
     with pytest.raises(BatchStopped) as info:
         run_batch([str(d)], tmp_path / "full.csv", artifact=tiny_model, workers=1,
                   processes=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -335,6 +336,9 @@ def test_reference_prior_counts_repeated_bytes_once_and_reports(tmp_path: Path) 
         clip.write_bytes(b"RIFF" + name.encode())  # c1.wav: a reference's bytes
         [out] = adapt_outcomes(predict_files(_FakePredictor(), [clip], max_duration=None), sp)
         assert (OWN_REFERENCE in out.prediction.adaptation.warnings) is own
+    os.mkfifo(d / "pipe.wav")  # hashing it blocked for ever (QA re-check, stop 38)
+    sp = reference_prior(_FakePredictor(), d)
+    assert any(w.startswith("reference clip skipped: pipe.wav") for w in sp.warnings)
     copies = tmp_path / "copies"
     copies.mkdir()
     for i in range(16):

@@ -98,7 +98,11 @@ def evaluate(
             "--adapt": adapt is not Adapt.NONE, "--folds": bool(folds), "--teacher": bool(teacher),
             "--speakers": bool(speakers), "--train-extra": bool(train_extra),
             "--param": bool(param), "--augment": bool(augment), "--test-only": bool(test_only),
-            "--save-models": save_models, "--balance-corpora": balance_corpora})
+            "--save-models": save_models, "--balance-corpora": balance_corpora,
+            "--channels": channels != "speech", "--protocol": protocol is not Protocol.EMOBOX,
+            "--model": model != "egemaps_logreg", "--seed": seed != 0, "--split-seed":
+            split_seed is not None, "--val-speakers": val_speakers != 2, "--cache-dir": bool(
+                cache_dir), "--augment-recipe": augment_recipe is not AugmentRecipe.CLASSIC})
         return
     params = model_params(model, param)
     from emovox.experiment.rundir import default_run_dir

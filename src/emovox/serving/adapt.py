@@ -277,8 +277,8 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
     skipped: list[str] = []
     repeated = RepeatedClips()
     for i, f in enumerate(files):
-        try:
-            repeat = repeated.repeat_of(f.name, file_sha256(f))
+        try:  # a FIFO would block: predict_files refuses it (QA re-check, stop 38)
+            repeat = repeated.repeat_of(f.name, file_sha256(f)) if f.is_file() else None
         except OSError:
             repeat = None  # unreadable: predict_files says why
         if repeat is not None:

@@ -15,11 +15,11 @@ the same chunks on a Dask distributed cluster.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import os
-import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from emovox.errors import EmovoxError
-from emovox.fileio import atomic_path, locked_beside
+from emovox.fileio import atomic_path, locked_beside, mode_of
 from emovox.labels import LABELS
 from emovox.serving.answer import Status
 from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
@@ -208,17 +208,11 @@ def done_paths(out: Path) -> dict[str, str]:
     return seen
 
 
-def _mode(out: Path) -> int:
-    """``out``'s permission bits, kept when it is rewritten (mkstemp's 0600 made a shared
-    results file private: QA, stop 38)."""
-    return stat.S_IMODE(out.stat().st_mode)
-
-
 def _drop_error_rows(out: Path, paths: set[str]) -> None:
     """Rewrite ``out`` without the error rows of ``paths`` (atomically: a temp file in the
     same folder, then a rename), so a retried file ends up with one row."""
     fmt = _format(out)
-    with atomic_path(out, mode=_mode(out)) as tmp, \
+    with atomic_path(out, mode=mode_of(out)) as tmp, \
             open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore") if fmt == "csv" \
             else None
@@ -246,7 +240,7 @@ def _upgrade_csv(out: Path) -> None:
         return
     log.info("%s was written by an older emovox: rewriting it with the current columns", out)
     rows = list(_read_rows(out))
-    with atomic_path(out, mode=_mode(out)) as tmp, \
+    with atomic_path(out, mode=mode_of(out)) as tmp, \
             open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore", restval="")
         w.writeheader()
@@ -434,6 +428,7 @@ def _run_locked(files: list[Path], out: Path, artifact: str | Path | None, backe
                 record(row)
         else:
             _run_threads(todo, record, artifact, backend, workers, max_duration, fmt)
+        writer.close()  # its last flush may fail too: the run's failure, with its summary
         finished = True
     except KeyboardInterrupt as exc:
         summary.seconds = time.perf_counter() - t0
@@ -446,7 +441,9 @@ def _run_locked(files: list[Path], out: Path, artifact: str | Path | None, backe
             f"writing {out} failed ({exc.strerror or exc})"
         raise BatchStopped(summary, why) from exc
     finally:
-        writer.close()
+        if not finished:  # the first error is the one to report (a full disk raised again
+            with contextlib.suppress(OSError):  # here and hid the summary: QA re-check, 38)
+                writer.close()
         if not finished and created and summary.done == 0:
             out.unlink(missing_ok=True)  # failed before any answer: no empty file left behind
     summary.seconds = time.perf_counter() - t0

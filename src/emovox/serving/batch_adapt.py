@@ -44,7 +44,7 @@ from emovox.adaptation import (
 )
 from emovox.affect import arousal_valence
 from emovox.errors import ConfigError
-from emovox.fileio import atomic_path
+from emovox.fileio import atomic_path, locked_beside, mode_of
 from emovox.labels import LABELS
 from emovox.serving.adapt import (
     AdaptationError,
@@ -93,9 +93,10 @@ def run_speaker_batch(inputs: Any, out: Path, *, speaker_from: str, **kwargs: An
     out = Path(out)
     check_ours(out, ADAPT_FIELDS)  # rewritten in full below: it must be ours (raw: run_batch)
     raw = unadapted_path(out)
-    _keep_plain_answers(out, raw)
-    summary = run_batch(inputs, raw, **kwargs)
-    return summary, write_adapted(raw, out, grouping)
+    with locked_beside(out, "the batch output"):  # a plain batch on it lost its answers
+        _keep_plain_answers(out, raw)  # (QA re-check, stop 38); raw: locked by run_batch
+        summary = run_batch(inputs, raw, **kwargs)
+        return summary, write_adapted(raw, out, grouping)
 
 
 def _source(row: dict[str, Any]) -> str:
@@ -246,7 +247,8 @@ def write_adapted(raw: Path, out: Path, grouping: SpeakerGrouping) -> AdaptSumma
                     few, RECOMMENDED_REFERENCE_CLIPS)
     new_rows = [_one_row(r, g, fmt, priors, summary) for r, g in zip(rows, groups, strict=True)]
     summary.uncertain = sum(r.get("status") == "uncertain" for r in new_rows)
-    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(out, mode=mode_of(out)) as tmp, \
+            open(tmp, "w", newline="", encoding="utf-8") as f:
         if fmt == "csv":
             w = csv.DictWriter(f, fieldnames=FIELDS + ADAPT_FIELDS, extrasaction="ignore",
                                restval="")

@@ -410,7 +410,7 @@ class Predictor:
         if not regions:  # as the timeline would have it: every part a gap
             return x, dataclasses.replace(verdict, is_speech=False,
                                           reason=NoSpeechReason.UNVOICED), []
-        if len(regions) < len(every):  # the seconds judged, as the timeline counts them
+        if len(regions) < len(every):  # the detected seconds of the regions judged
             verdict = dataclasses.replace(verdict, speech_seconds=float(sum(
                 max(0.0, min(e, b) - max(s, a)) for s, e in verdict.segments
                 for a, b in regions)))
