@@ -20,7 +20,13 @@ the contracts are in pyproject.toml; ``|`` separates siblings that never import 
 Each package's ``__init__`` docstring says what it owns and what it may import.
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# ONNX Runtime queues a record of each process (executable, OS, CPU, a device id) under
+# $HOME/.cache/Microsoft for upload, creating $HOME if need be, from its import on; emovox
+# sends nothing anywhere (odd-environment QA, stop 38). A user may still set it to 0.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 try:
     __version__ = version("emovox")

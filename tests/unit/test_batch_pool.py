@@ -319,3 +319,22 @@ def test_one_batch_per_output_and_what_a_shared_output_keeps(tiny_model, tmp_pat
                   processes=False)
     assert info.value.summary.done == 2
     assert info.value.reason.endswith("full.csv failed (No space left on device)")
+
+
+def test_a_pool_that_fails_to_start_a_worker_is_stopped_not_awaited(monkeypatch):
+    """"Too many open files" while a worker started: the pool was shut down waiting for
+    its workers, one of which waited for ever (a hung batch: odd-environment QA, stop 38)."""
+    calls: list[str] = []
+
+    class NoFds:
+        def submit(self, *a, **k):
+            raise OSError(24, "Too many open files")
+
+        def shutdown(self, wait=True, cancel_futures=False):
+            calls.append(f"shutdown(wait={wait})")
+
+    monkeypatch.setattr(pool._Pool, "_new", lambda self: NoFds())
+    with pytest.raises(OSError, match="Too many open files"):
+        list(pool.process_rows([Path("a.wav")], artifact=None, backend="auto", workers=2,
+                               max_duration=None, fmt="csv"))
+    assert calls[0] == "shutdown(wait=False)"  # killed first: nothing waited for

@@ -71,6 +71,26 @@ def test_cache_put_fsyncs_before_rename(tmp_path, monkeypatch):
     assert cache.get("ab" * 32) is not None
 
 
+def test_a_cache_that_cannot_be_written_is_used_without_writing(tmp_path, monkeypatch,
+                                                                 caplog):
+    """A read-only feature cache made every clip not yet cached an extraction error: whole
+    speakers left out of an evaluate run that exited 0 (odd-environment QA, stop 38)."""
+    from emovox.features import cache as cache_mod
+
+    def refused(path, **kw):
+        raise PermissionError(13, "Permission denied")
+
+    cache = FeatureCache(tmp_path, "k", ndim=1)
+    cache.put("ab" * 32, np.ones(4, np.float32))  # cached before the folder became read-only
+    monkeypatch.setattr(cache_mod, "atomic_path", refused)
+    with caplog.at_level(logging.WARNING):
+        for i in range(3):
+            cache.put(f"{i:02d}" * 32, np.ones(4, np.float32))  # no exception
+    assert caplog.text.count("cannot write the feature cache") == 1
+    assert "going on without caching" in caplog.text and cache.unwritable
+    assert cache.get("ab" * 32) is not None and cache.get("00" * 32) is None
+
+
 def test_non_finite_features_are_not_cached(tmp_path):
     cache = FeatureCache(tmp_path, "k", ndim=1)
     cache.put("cd" * 32, np.array([1.0, np.nan], np.float32))

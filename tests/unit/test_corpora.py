@@ -249,3 +249,28 @@ def test_a_very_deep_tree_is_walked_without_recursion(tmp_path):
         (tmp_path / "d" / "loop").unlink(missing_ok=True)
         for d in reversed(levels):
             os.rmdir(d)
+
+
+def test_a_folder_that_cannot_be_read_is_said(tmp_path, monkeypatch, caplog):
+    """A folder the user may not read was skipped without a word: its files vanished from
+    a batch (odd-environment QA, stop 38). Root reads anything: scandir is made to fail."""
+    import os
+
+    from emovox.corpora import base
+
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "a.wav").write_bytes(b"x")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "b.wav").write_bytes(b"x")
+    real = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(base.os, "scandir", scandir)
+    with caplog.at_level("WARNING"):
+        found = list(base.iter_audio_files(tmp_path))
+    assert [p.name for p in found] == ["a.wav"]
+    assert f"cannot read the folder {tmp_path / 'locked'} (Permission denied)" in caplog.text

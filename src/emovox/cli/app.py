@@ -3,7 +3,10 @@ in the order ``emovox --help`` lists them, and the console-script entry point.""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated
@@ -13,7 +16,7 @@ import typer.core
 
 from emovox import __version__
 from emovox.cli import live, product, research, servers
-from emovox.cli.render import console, err_console
+from emovox.cli.render import console, err_console, is_tty
 
 app = typer.Typer(
     name="emovox",
@@ -60,7 +63,7 @@ for _name, _command in (
 
 
 def main() -> None:  # console-script entry point
-    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+    if not (is_tty(sys.stdout) and is_tty(sys.stderr)):
         # help and usage errors into a file or a pipe as click writes them: rich boxed them
         # at 80 columns, cut long words with "…" and showed <bool> beside flags (stop 35)
         typer.core.HAS_RICH = False
@@ -69,3 +72,20 @@ def main() -> None:  # console-script entry point
     except KeyboardInterrupt:  # pragma: no cover
         err_console.print("interrupted")
         sys.exit(130)
+    except OSError as exc:  # an output that takes nothing (> /dev/full): one line, exit 1
+        if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EPIPE):  # (a traceback, exit 120:
+            raise  # QA, stop 38)
+        _drop_output()
+        with contextlib.suppress(OSError, AttributeError):
+            sys.stderr.write(f"error: cannot write the output ({exc.strerror})\n")
+            sys.stderr.flush()
+        sys.exit(1)
+
+
+def _drop_output() -> None:
+    """Point stdout at the null device, so the interpreter's last flush of what could not
+    be written raises nothing more ("Exception ignored in ... <stdout>")."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)

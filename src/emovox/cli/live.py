@@ -48,6 +48,9 @@ def listen(
         fail(ValueError(f"listen reads '-' (raw PCM on stdin) or the microphone, got "
                         f"{source!r}; for a file use `emovox timeline {source}`, or pipe it: "
                         f"ffmpeg -i {source} -f s16le -ar 16000 -ac 1 - | emovox listen -"))
+    if source == STDIN and sys.stdin is None:  # `<&-` (a traceback: QA, stop 38)
+        fail(ValueError("stdin is closed: pipe raw PCM into it, e.g. ffmpeg -i URL -f s16le "
+                        "-ar 16000 -ac 1 - | emovox listen -"))
     if source == STDIN and sys.stdin.isatty():
         fail(ValueError("stdin is a terminal: pipe raw PCM into it, e.g. ffmpeg -i URL "
                         "-f s16le -ar 16000 -ac 1 - | emovox listen -"))

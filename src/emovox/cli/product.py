@@ -24,7 +24,8 @@ from emovox.cli.common import (
 
 
 def predict(
-    files: Annotated[list[Path], typer.Argument(help="Audio files (wav, flac, ogg, mp3, m4a...).")],
+    files: Annotated[list[Path], typer.Argument(  # readable: each file's own error row, the
+        help="Audio files (wav, flac, ogg, mp3, m4a...).", readable=False)],  # others answered
     json_out: Annotated[bool, typer.Option(
         "--json", help="JSON (schema emovox/data/schema/prediction-v1.json).")] = False,
     top: Annotated[int, typer.Option("--top", "-k", min=1, max=8, help="Probabilities shown.")] = 3,

@@ -18,12 +18,25 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+
+def is_tty(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal; a closed one (``>&-``) is ``None`` and is not (it
+    crashed every command at import: QA, stop 38)."""
+    return stream is not None and stream.isatty()
+
+
 # Tables keep a readable width when piped or captured (rich falls back to 80 columns; a
 # COLUMNS the user set wins); text lines are not wrapped there (CLI QA, stop 33: an error
 # or a legend hard-wrapped at 80 or 120 columns into a file or a pipe).
-console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120,
-                  soft_wrap=not sys.stdout.isatty())
-err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+console = Console(width=None if is_tty(sys.stdout) or os.environ.get("COLUMNS") else 120,
+                  soft_wrap=not is_tty(sys.stdout),
+                  file=None if sys.stdout is not None else open(os.devnull, "w"))  # noqa: SIM115
+err_console = Console(stderr=True, soft_wrap=not is_tty(sys.stderr),
+                      file=None if sys.stderr is not None else open(os.devnull, "w"))  # noqa: SIM115
+#: tables narrower than this are drawn at this width (COLUMNS=20 drew every cell empty)
+MIN_TABLE_WIDTH = 60
+if console.width < MIN_TABLE_WIDTH:
+    console.width = MIN_TABLE_WIDTH
 
 AFFECT_NOTE = ("arousal/valence are derived from the class probabilities "
                "(circumplex mapping, emovox.affect), not predicted directly.")

@@ -149,8 +149,10 @@ def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
         try:
             with os.scandir(dirpath) as it:
                 entries = list(it)
-        except OSError:
-            continue  # unreadable: skipped, as os.walk does
+        except OSError as exc:  # skipped, as os.walk does, but said (its files vanished
+            log.warning("cannot read the folder %s (%s): its files are left out", dirpath,
+                        exc.strerror or exc)  # without a word: QA, stop 38)
+            continue
         dirnames: list[str] = []
         filenames: list[str] = []
         for e in entries:

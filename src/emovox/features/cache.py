@@ -59,11 +59,15 @@ class FeatureCache:
         self.key = key
         self.ndim = ndim
         self.dim: int | None = None
+        self.unwritable = False  #: a write failed: the features are used uncached
         self.dir = Path(root) / "features" / hashlib.sha256(key.encode()).hexdigest()[:16]
-        self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "key.json"
-        if not meta.exists():
-            meta.write_text(key)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not meta.exists():
+                meta.write_text(key)
+        except OSError as exc:  # read what is there; put() says it cannot write
+            log.debug("cannot write %s: %s", meta, exc)
         self._read_shape()
 
     def _read_shape(self) -> None:
@@ -121,9 +125,16 @@ class FeatureCache:
         if self.dim is None and arr.ndim:
             self._learn_dim(int(arr.shape[-1]))
         p = self.path(chash)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(p, mode=None) as tmp, open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(p, mode=None) as tmp, open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
+        except OSError as exc:  # a read-only or full cache: the features are used uncached
+            if not self.unwritable:  # (each clip became an extraction error, and a whole
+                log.warning("cannot write the feature cache %s (%s): going on without "  # 38
+                            "caching; set --cache-dir or EMOVOX_CACHE", self.dir,
+                            exc.strerror or exc)
+            self.unwritable = True
 
     def _learn_dim(self, dim: int) -> None:
         """Remember the feature's last dimension (``shape.json``) so that entries of

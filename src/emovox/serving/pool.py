@@ -210,9 +210,9 @@ def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: 
         yield from _finished_rows(inflight)
         pool.kill()
         raise
-    except GeneratorExit:  # the caller stopped reading (its own error): no waiting
-        pool.kill()
-        raise
+    except (GeneratorExit, Exception):  # the caller stopped reading (its own error), or a
+        pool.kill()  # failure here ("Too many open files" starting a worker, which then
+        raise  # hung the batch in a wait for ever: QA, stop 38): no waiting
     finally:
         pool.close()
 

@@ -1,0 +1,58 @@
+"""The command line when its standard streams are odd (odd-environment QA, stop 38): an
+output that takes nothing, a closed stdout, stderr or stdin, a 20-column terminal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emovox.cli", *args], env=kw.pop("env", ENV),
+                          capture_output="stdout" not in kw and "stderr" not in kw, text=True,
+                          timeout=120, **kw)
+
+
+def test_an_output_that_takes_nothing_is_one_line_and_exit_1():
+    """`> /dev/full`: an 86-line traceback and exit 120."""
+    with open("/dev/full", "w") as full:
+        r = _run(["models"], stdout=full, stderr=subprocess.PIPE)
+    assert r.returncode == 1
+    assert r.stderr.strip() == "error: cannot write the output (No space left on device)"
+
+
+def test_closed_streams_and_a_narrow_terminal(tmp_path: Path):
+    """A closed stdout crashed every command at import ('NoneType' has no isatty), even
+    `batch --out FILE`; a closed stdin crashed `listen -`; COLUMNS=20 drew empty cells."""
+    clip = tmp_path / "a.wav"
+    sf.write(clip, (0.1 * np.sin(np.arange(16000) / 5)).astype("float32"), 16000)
+    out = tmp_path / "r.csv"
+    r = _run(["batch", str(clip), "--out", str(out), "--workers", "1"],
+             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+             preexec_fn=lambda: os.close(1))
+    assert r.returncode == 0 and out.exists() and "Traceback" not in r.stderr, r.stderr
+    r = _run(["listen", "-"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+             preexec_fn=lambda: os.close(0))
+    assert r.returncode == 2 and "error: stdin is closed" in r.stderr, r.stderr
+    r = _run(["models"], env={**ENV, "COLUMNS": "20"})
+    assert r.returncode == 0 and "default" in r.stdout and "ravdess" in r.stdout
+
+
+def test_nothing_is_written_under_home(tmp_path: Path):
+    """ONNX Runtime queued a record of every run (executable, OS, CPU, a device id) under
+    $HOME/.cache/Microsoft for upload, creating $HOME if need be (QA, stop 38)."""
+    clip = tmp_path / "a.wav"
+    sf.write(clip, (0.1 * np.sin(np.arange(16000) / 5)).astype("float32"), 16000)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in ENV.items() if k != "ORT_DISABLE_TELEMETRY"}
+    r = _run(["predict", str(clip), "--json"], env={**env, "HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    assert list(home.rglob("*")) == []
