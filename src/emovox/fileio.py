@@ -95,13 +95,16 @@ def locked_beside(path: str | Path, what: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def mode_of(path: str | Path, default: int = 0o644) -> int:
-    """``path``'s permission bits (``default`` when it does not exist): a rewritten file
-    keeps them (mkstemp's 0600 made a shared results file private: QA, stop 38)."""
+def mode_of(path: str | Path) -> int:
+    """``path``'s permission bits, or those a new file gets under the umask when it does
+    not exist: a rewritten file keeps them (mkstemp's 0600 made a shared results file
+    private), a new one follows the umask (it was made 0644 under umask 077: QA, stop 38)."""
     try:
         return stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
-        return default
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def stream_sha256(data: bytes | BinaryIO) -> str:

@@ -247,6 +247,9 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
     bad = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "none")])
     assert bad.exit_code == 2 and "does not exist" in " ".join(bad.output.split())
     assert captured["log_level"] == "info"
+    v4 = CliRunner().invoke(app, ["serve", "--host", "[127.0.0.1]"],  # brackets: IPv6 only
+                            env={"EMOVOX_MODEL": str(tiny_model)})
+    assert v4.exit_code == 2 and "cannot listen on [127.0.0.1]" in v4.output
     for args in (["--port", "70000"], ["--port", "-1"], ["--log-level", "bogus"]):
         usage = CliRunner().invoke(app, ["serve", *args], env={"EMOVOX_MODEL": str(tiny_model)})
         assert usage.exit_code == 2 and "Invalid value" in usage.output, args

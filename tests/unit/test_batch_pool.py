@@ -299,6 +299,13 @@ def test_one_batch_per_output_and_what_a_shared_output_keeps(tiny_model, tmp_pat
     run_speaker_batch([str(d)], adapted, speaker_from="parent", artifact=tiny_model,
                       workers=1, processes=False)
     assert stat.S_IMODE(adapted.stat().st_mode) == 0o600
+    old = os.umask(0o077)  # a new adapted output follows the umask (it was made 0644)
+    try:
+        run_speaker_batch([str(d)], tmp_path / "u.csv", speaker_from="parent",
+                          artifact=tiny_model, workers=1, processes=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "u.csv").stat().st_mode) == 0o600
 
     def full_disk(self, row):
         if self.n_written >= 2:

@@ -163,8 +163,9 @@ def listen_socket(host: str, port: int) -> socket.socket:
     name it: it said ":0" before, stop 37's list). ValueError (a usage error, exit 2) when
     it cannot be bound, before the banner: uvicorn would log it and exit with 3, a code
     emovox does not document."""
-    try:  # "[::1]" as URLs (and the banner) write it
-        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    bare = host[1:-1] if host[:1] == "[" and host[-1:] == "]" and ":" in host else host
+    try:  # "[::1]": an IPv6 address as URLs (and the banner) write it
+        infos = socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     family, kind, proto, _, addr = infos[0]
