@@ -7,8 +7,9 @@ their ``--data`` items: :mod:`.data_args`; their options: :mod:`.research_opts`)
 :mod:`.product` (predict, batch, timeline), :mod:`.live` (listen), :mod:`.servers` (app,
 serve), :mod:`.names` (bundled model and architecture names, "did you mean"),
 :mod:`.truth` (``predict --truth``: the label of RAVDESS-named files), :mod:`.render`
-(every console, table and summary) and :mod:`.bars` (every progress bar). Commands parse options, call the library
-and hand its results to :mod:`.render`; domain logic lives in the layers below.
+(every console, table and summary) and :mod:`.bars` (every progress bar). Commands parse
+options, call the library and hand its results to :mod:`.render`; domain logic lives in
+the layers below.
 
 May import every lower layer (serving, experiment, training, artifact, models, corpora,
 config, errors, ...) and api/web (to start them), but heavy libraries (torch, librosa,
