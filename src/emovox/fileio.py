@@ -50,11 +50,8 @@ def atomic_path(path: str | Path, *, mode: int | None = 0o644) -> Iterator[Path]
 
 def file_sha256(path: str | Path) -> str:
     """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return stream_sha256(fh)
 
 
 @contextmanager

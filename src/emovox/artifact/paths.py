@@ -253,12 +253,14 @@ def file_digest(file: Path) -> str:
 def model_digest(folder: Path, meta: ArtifactMeta) -> str:
     """SHA-256 over everything a predictor uses: the prediction-relevant part of
     ``model.json`` (kind, labels, preprocessing, network, calibration) and the bytes of
-    every model file present (weights, ``model.onnx``, ``model.skops``)."""
+    every model file present (weights, ``model.onnx``, ``model.skops``): the digest
+    ``model.json`` records for it (``read_artifact`` has checked it against the bytes: not
+    hashed twice), hashed when it records none."""
     h = hashlib.sha256()
     doc = json.dumps(meta.prediction_fields(), sort_keys=True, default=json_default)
     h.update(b"model.json|" + doc.encode())
     for name in MODEL_FILES:
         f = Path(folder) / name
         if f.is_file():
-            h.update(f"|{name}|{file_digest(f)}".encode())
+            h.update(f"|{name}|{meta.digests.get(name) or file_digest(f)}".encode())
     return h.hexdigest()
