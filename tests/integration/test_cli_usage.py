@@ -81,6 +81,11 @@ def test_research_option_checks(tmp_path):
                   "--weights", "a,b"])
     ok(res, 2)
     assert "--weights: numbers separated by commas" in text(res)
+    (tmp_path / "afile").write_text("mine")  # a file given as the cache folder (stop 39)
+    res = invoke(["evaluate", "--data", tmp_path, "--cache-dir", tmp_path / "afile"])
+    ok(res, 2)
+    assert "'--cache-dir'" in text(res) and "is a file" in text(res)
+    assert (tmp_path / "afile").read_text() == "mine"
 
 
 def test_negative_counts_are_usage_errors(tmp_path):

@@ -67,8 +67,10 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     assert m["classes"] == ["neutral", "happy", "sad", "angry"]
     # options of cross-validation runs are refused, not ignored (--speakers scored every
     # speaker without a word: QA re-check, stop 38)
+    # ... also at their default value (an explicit --seed 0 passed: stop 39)
     for extra, said in ((["--speakers", "OAF"], "--speakers applies"),
-                        (["--adapt", "speaker", "--folds", "0"], "--adapt, --folds apply")):
+                        (["--adapt", "speaker", "--folds", "0"], "--folds, --adapt apply"),
+                        (["--seed", "0", "--model", "egemaps_logreg"], "--model, --seed apply")):
         r = CliRunner().invoke(app, ["evaluate", "--artifact", str(tiny_model), "--corpus",
                                      "tess", "--data", str(root), *extra])
         assert r.exit_code == 2 and f"{said} to cross-validation runs, not to --artifact" in \

@@ -589,7 +589,8 @@ def test_calibrate_refuses_bad_probabilities_and_writes_nothing(tmp_path, bad):
         cells[7] = ""  # p_happy (after fold, path, speaker, corpus, true, pred, p_neutral)
         text[4] = ",".join(cells)
         (run / "predictions.csv").write_text("\n".join(text) + "\n")
-        want = r"predictions\.csv: malformed \(could not convert string to float: ''\)"
+        want = (r"predictions\.csv, line 5: malformed \(could not convert string to float: "
+                r"''\)")  # named by its line (stop 39)
     with pytest.raises(ValueError, match=want):
         calibrate_bundle(model, run)
     assert (model / "model.json").read_bytes() == before

@@ -58,6 +58,7 @@ from emovox.config import (
 
 
 def evaluate(
+    ctx: typer.Context,
     data: SourcesOpt,
     model: Annotated[str, typer.Option("--model", help="Model name (see `emovox models`).")] = (
         "egemaps_logreg"
@@ -94,15 +95,8 @@ def evaluate(
     """Cross-validate a model under a speaker split and write a run directory; or, with
     --artifact, score a trained model on another corpus."""
     if artifact is not None:  # options of cross-validation runs: refused, not ignored
-        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose, speaker_pattern, {
-            "--adapt": adapt is not Adapt.NONE, "--folds": bool(folds), "--teacher": bool(teacher),
-            "--speakers": bool(speakers), "--train-extra": bool(train_extra),
-            "--param": bool(param), "--augment": bool(augment), "--test-only": bool(test_only),
-            "--save-models": save_models, "--balance-corpora": balance_corpora,
-            "--channels": channels != "speech", "--protocol": protocol is not Protocol.EMOBOX,
-            "--model": model != "egemaps_logreg", "--seed": seed != 0, "--split-seed":
-            split_seed is not None, "--val-speakers": val_speakers != 2, "--cache-dir": bool(
-                cache_dir), "--augment-recipe": augment_recipe is not AugmentRecipe.CLASSIC})
+        _evaluate_artifact(artifact, corpus, data, out, jobs, verbose, speaker_pattern,
+                           _given(ctx, _CV_ONLY))
         return
     params = model_params(model, param)
     from emovox.experiment.rundir import default_run_dir
@@ -138,6 +132,20 @@ def evaluate(
     _per_corpus(res, adapt)
 
 
+#: evaluate's options that only cross-validation runs read (refused with --artifact)
+_CV_ONLY = ("adapt", "folds", "teacher", "speakers", "train_extra", "param", "augment",
+            "test_only", "save_models", "balance_corpora", "channels", "protocol", "model",
+            "seed", "split_seed", "val_speakers", "cache_dir", "augment_recipe")
+
+
+def _given(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
+    """The options among ``names`` that the user gave (command line or environment), even
+    at their default value (an explicit ``--seed 0`` passed as unset, stop 38). Sources
+    are compared by name: typer carries its own copy of click's ``ParameterSource``."""
+    return [max(p.opts, key=len) for p in ctx.command.params if p.name in names and getattr(
+        ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"]
+
+
 def _run_suffix(adapt: Adapt) -> str:
     """What the default run folder name adds for ``adapt`` (``-adapt``, ``-corpus-adapt``)."""
     return {Adapt.NONE: "", Adapt.SPEAKER: "-adapt"}.get(adapt, f"-{adapt.value}-adapt")
@@ -152,11 +160,11 @@ def _per_corpus(res: Any, adapt: Adapt) -> None:
 
 def _evaluate_artifact(
     artifact: Path, corpus: str, data: list[str], out: Path | None, jobs: int, verbose: bool,
-    speaker_pattern: str | None, cv_only: dict[str, bool],
+    speaker_pattern: str | None, given: list[str],
 ) -> None:
-    """``evaluate --artifact``; ``cv_only``: the cross-validation options given (refused:
+    """``evaluate --artifact``; ``given``: the cross-validation options given (refused:
     ``--speakers`` was ignored without a word and every speaker scored, QA re-check, 38)."""
-    if given := [k for k, v in cv_only.items() if v]:
+    if given:
         fail(ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
                         "cross-validation runs, not to --artifact"))
     from emovox.experiment.crosscorpus import evaluate_artifact

@@ -72,5 +72,6 @@ SplitSeedOpt = Annotated[int | None, typer.Option(
     help="Seed of the split alone (random protocol's test clips, validation speakers); "
          "default --seed. Fix it and vary --seed for seed ensembles `emovox fuse` takes.")]
 CacheDirOpt = Annotated[
-    Path | None, typer.Option(help="Feature cache (default $EMOVOX_CACHE or ~/.cache/emovox).")
+    Path | None, typer.Option(file_okay=False, help="Feature cache folder (default "
+                              "$EMOVOX_CACHE or ~/.cache/emovox).")
 ]

@@ -36,7 +36,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,8 +95,7 @@ class Predictions:
 
     def probabilities(self) -> np.ndarray:
         """``(N, C)`` probabilities of the scored rows."""
-        rows = self.scored()
-        return np.array([r.proba for r in rows], float).reshape(len(rows), len(self.labels))
+        return np.array([r.proba for r in self.scored()], float).reshape(-1, len(self.labels))
 
     def true_indices(self) -> np.ndarray:
         """``(N,)`` index into ``labels`` of each scored row's true label."""
@@ -307,8 +306,7 @@ def read_metrics(run: Path) -> dict[str, Any]:
     return meta
 
 
-def _float_or_none(cells: Iterable[str]) -> tuple[float, ...] | None:
-    cells = list(cells)
+def _float_or_none(cells: list[str]) -> tuple[float, ...] | None:
     if not cells or all(c == "" for c in cells):
         return None  # a failed clip; some cells empty: ValueError, not a failed clip (stop 38)
     return tuple(float(c) for c in cells)
@@ -328,18 +326,21 @@ def read_predictions(path: Path) -> Predictions:
             missing = [c for c in ("true",) if c not in names] or ([] if probas else ["p_*"])
             if missing:
                 raise RunDirError(f"{path}: missing column(s) {', '.join(missing)}")
-            rows = [
-                Prediction(
-                    path=r.get("path") or "", speaker=r.get("speaker") or "", true=r["true"],
-                    pred=r.get("pred") or "", proba=_float_or_none(r[c] for c in probas),
-                    fold=int(r["fold"]) if r.get("fold") else None,
-                    corpus=r.get("corpus") or "", error=r.get("error") or "",
-                )
-                for r in reader
-            ]
+            rows = []
+            for r in reader:  # a malformed row is named by its line (stop 39)
+                try:
+                    rows.append(Prediction(
+                        path=r.get("path") or "", speaker=r.get("speaker") or "",
+                        true=r["true"], pred=r.get("pred") or "",
+                        proba=_float_or_none([r[c] for c in probas]),
+                        fold=int(r["fold"]) if r.get("fold") else None,
+                        corpus=r.get("corpus") or "", error=r.get("error") or ""))
+                except (ValueError, TypeError) as exc:
+                    raise RunDirError(f"{path}, line {reader.line_num}: malformed ({exc})"
+                                      ) from None
     except OSError as exc:
         raise RunDirError(f"{path}: unreadable ({exc})") from None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, csv.Error) as exc:  # NUL bytes, an unreadable encoding
         raise RunDirError(f"{path}: malformed ({exc})") from None
     return Predictions([c[len(PROBA_PREFIX):] for c in probas], rows)
 
@@ -359,8 +360,7 @@ def read_probabilities(path: Path, labels: Sequence[str] | None = None
     the result follows their order. Probabilities were written with six decimals, so they
     are floored at :data:`PROBA_FLOOR` and renormalised. ValueError for probabilities that
     are not finite numbers in [0, 1] summing to 1."""
-    p, y, _ = read_scored(path, labels)
-    return p, y
+    return read_scored(path, labels)[:2]
 
 
 def read_scored(path: Path, labels: Sequence[str] | None = None
