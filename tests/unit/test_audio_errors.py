@@ -47,6 +47,18 @@ def test_missing_file(tmp_path: Path) -> None:
         probe(path)
 
 
+def test_broken_links_say_what_they_are(tmp_path: Path) -> None:
+    """A link loop and a dangling link were both "no such file" (QA, stop 38)."""
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    (tmp_path / "dangling.wav").symlink_to("gone.flac")
+    with pytest.raises(AudioFileNotFound, match=r"a\.wav: a loop of symbolic links"):
+        load_audio(tmp_path / "a.wav")
+    with pytest.raises(AudioFileNotFound, match=r"dangling\.wav: a symbolic link to 'gone"
+                       r"\.flac', which does not exist"):
+        load_audio(tmp_path / "dangling.wav")
+
+
 def test_directory(tmp_path: Path) -> None:
     with pytest.raises(AudioFileNotFound, match="directory"):
         load_audio(tmp_path)

@@ -6,6 +6,7 @@ Owns :class:`Source` (a validated path or byte string, with its first 1 KiB and 
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -174,6 +175,22 @@ def looks_like_text(head: bytes) -> bool:
     return control <= 0.02 * len(h)
 
 
+def _missing(path: Path) -> str:
+    """Why ``path``, which does not exist as far as ``stat`` can tell, is not there: a link
+    loop and a dangling link were both "no such file" (QA, stop 38)."""
+    if not path.is_symlink():
+        return "no such file. Check the path and try again."
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a loop of symbolic links, not a file."
+    try:
+        return f"a symbolic link to {os.readlink(path)!r}, which does not exist."
+    except OSError:  # removed meanwhile
+        return "no such file. Check the path and try again."
+
+
 class Source:
     """A validated audio source: a readable regular file or an in-memory byte string."""
 
@@ -195,7 +212,7 @@ class Source:
             # messages and in the log, never by the copy's path (stop 33)
             self.name = filename or str(src)
             if not path.exists():
-                raise AudioFileNotFound(f"{self.name}: no such file. Check the path and try again.")
+                raise AudioFileNotFound(f"{self.name}: {_missing(path)}")
             if path.is_dir():
                 raise AudioFileNotFound(
                     f"{self.name}: is a directory, not an audio file. Pass the path of one file."
