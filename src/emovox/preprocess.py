@@ -133,7 +133,7 @@ class PreparedWave:
 
     wave: np.ndarray
     duration: float  #: seconds at :attr:`Preprocess.sr`, before trimming
-    silent: bool  #: loudest frame below -60 dBFS (then never trimmed)
+    silent: bool  #: loudest frame below -60 dBFS
     #: the wave before trimming (the same array when nothing was trimmed), at the same rate
     untrimmed: np.ndarray | None = None
 
@@ -145,7 +145,7 @@ class Preprocess:
     Attributes:
         sr: sample rate the features read, Hz.
         trim: cut leading/trailing silence more than ``top_db`` below the loudest frame
-            (never on silent input).
+            (faint input too: the cut is relative, so it does not depend on the level).
         top_db: the trimming threshold, dB.
         loudness: loudness handling before the features.
         feature: registered feature name (:mod:`emovox.features`); ``None`` when an old
@@ -236,15 +236,15 @@ class Preprocess:
         return remove_dc(x)  # as load_audio does: a constant offset is no sound
 
     def prepare(self, wave: np.ndarray, sr: int) -> PreparedWave:
-        """Mono, finite check, resample to :attr:`sr`, trim (unless silent)."""
+        """Mono, finite check, resample to :attr:`sr`, trim."""
         x = self.at_rate(wave, sr)
         duration = len(x) / self.sr
         if not self.trim:
             return PreparedWave(x, duration, bool(is_silent(x)), x)
         silent, t = silent_and_trimmed(x, self.sr, top_db=self.top_db)  # one pass for both
         untrimmed = x
-        if not silent and 0 < len(t) < len(x):
-            x = np.ascontiguousarray(t)
+        if 0 < len(t) < len(x):  # faint input too: trimming is relative to its loudest frame
+            x = np.ascontiguousarray(t)  # (a faint clip's answer flipped: QA, stop 39)
         return PreparedWave(x, duration, bool(silent), untrimmed)
 
     def prepare_wave(self, wave: np.ndarray, sr: int) -> np.ndarray:

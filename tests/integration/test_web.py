@@ -183,7 +183,7 @@ def test_app_no_speech_quiet_and_clipped(app_env):
     at.file_uploader[0].set_value(("quiet.wav", quiet, "audio/wav"))
     at.run()
     _no_traceback(at)
-    assert any("very quiet" in w.value for w in at.warning)
+    assert not any("very quiet" in w.value for w in at.warning)  # models are level-invariant
     assert any(m.value.startswith("## ") for m in at.markdown)  # a voice, however quiet
     assert not any("unreliable" in e.value for e in at.error)
 
@@ -201,8 +201,7 @@ def test_app_no_speech_quiet_and_clipped(app_env):
                                    "audio/wav"))
     at.run()
     _no_traceback(at)
-    assert [w.value for w in at.warning if "clipped" in w.value]
-    assert not any("very quiet" in w.value for w in at.warning)
+    assert len([w.value for w in at.warning if "the recording is clipped" in w.value]) == 1
 
 
 def test_app_limits_and_failures(app_env, tiny_model):

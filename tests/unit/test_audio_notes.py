@@ -208,3 +208,17 @@ def test_aiff_headers_that_are_odd_or_hostile():
     ima = _aiff([(b"COMM", _comm(250, compression=b"ima4")), (b"SSND", bytes(8) + bytes(8500))])
     note = aiff_length_note(Source(ima[:-4250], filename="a.aiff"))
     assert note is not None and "holds 0.50 s of the 1.00 s" in note
+
+
+def test_near_silence_and_a_muted_input_are_told_apart(tmp_path):
+    """Exact zeros were told to "record closer to the microphone" (QA, stop 39): a muted
+    input says to check the input instead; a faint voice keeps the old advice."""
+    import soundfile as sf
+
+    sf.write(tmp_path / "zeros.wav", np.zeros(2 * SR, np.float32), SR, subtype="PCM_16")
+    sf.write(tmp_path / "faint.wav", 0.0005 * voice(2.0), SR, subtype="FLOAT")
+    (muted,) = load_audio(tmp_path / "zeros.wav").notes
+    (faint,) = load_audio(tmp_path / "faint.wav").notes
+    assert "silent or nearly so (no sound at all" in muted and "not muted" in muted
+    assert "record closer" not in muted
+    assert "loudest frame below -60 dBFS" in faint and "record closer" in faint

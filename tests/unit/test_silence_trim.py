@@ -49,6 +49,6 @@ def test_prepare_matches_the_two_step_definition():
         got = pre.prepare(x, SR)
         silent = is_silent(x)
         t = trim_silence(x, SR, top_db=40.0)
-        want = t if not silent and 0 < len(t) < len(x) else x
+        want = t if 0 < len(t) < len(x) else x  # faint input trimmed too (stop 39)
         assert got.silent == silent and np.array_equal(got.wave, want), name
         assert np.array_equal(pre.at_rate(x, SR), x)

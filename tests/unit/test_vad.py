@@ -142,6 +142,23 @@ def test_padding_with_digital_silence_changes_no_speech_seconds():
         assert v.segments[0, 0] == pytest.approx(lead + plain.segments[0, 0], abs=0.05)
 
 
+def test_a_muted_stretch_inside_a_recording_changes_no_speech_seconds():
+    """60 s of digital silence between two halves of a recording with a fan made the fan
+    speech for the rest of the file (QA, stop 39: only leading and trailing zeros were left
+    out of the noise floor); short inner zeros (a noise gate's pauses) still count."""
+    fan = noise(4.0, amp=0.005, seed=5)  # about -52 dBFS of steady noise
+    clip = fan.copy()
+    clip[SR : 3 * SR] += 0.3 * voice(2.0)
+    plain = speech_verdict(clip, SR)
+    muted = speech_verdict(np.concatenate([clip, silence(60.0), clip]), SR)
+    assert muted.speech_seconds == pytest.approx(2 * plain.speech_seconds, abs=0.1)
+    gated = 0.3 * voice(2.0)
+    gated[np.abs(gated) < 0.01] = 0.0  # a gate: exact zeros between the voice's bursts
+    gated = np.concatenate([gated, silence(0.5), gated])
+    alone = speech_verdict(gated, SR)
+    assert alone.is_speech and alone.speech_seconds > 3.0
+
+
 def test_speech_followed_by_long_noise_bursts_is_speech():
     """1.9 s of clear speech, then 30 s of noise bursts at speech level: a rule asking a
     tenth of the detected speech to be voiced called it "not voiced" while the timeline

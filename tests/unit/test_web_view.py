@@ -30,7 +30,6 @@ def test_sine_level_is_known(amp_db):
     assert lv.peak_dbfs == pytest.approx(amp_db, abs=0.01)
     assert lv.rms_dbfs == pytest.approx(amp_db - 3.0103, abs=0.01)  # sine: RMS = peak/sqrt 2
     assert lv.clipped_samples == 0 and not lv.clipped
-    assert lv.quiet is (amp_db < view.QUIET_PEAK_DBFS)
 
 
 def test_square_wave_rms_equals_peak_and_silence_is_minus_infinity():
@@ -39,7 +38,7 @@ def test_square_wave_rms_equals_peak_and_silence_is_minus_infinity():
     lv = view.signal_level(x)
     assert lv.peak_dbfs == pytest.approx(lv.rms_dbfs) == pytest.approx(-6.0206, abs=1e-3)
     zero = view.signal_level(np.zeros(100))
-    assert zero.peak_dbfs == zero.rms_dbfs == -math.inf and zero.quiet
+    assert zero.peak_dbfs == zero.rms_dbfs == -math.inf
     assert view.fmt_dbfs(zero.peak_dbfs) == "-∞ dBFS" and view.fmt_dbfs(-12.34) == "-12.3 dBFS"
     assert view.fmt_dbfs(-0.0) == view.fmt_dbfs(-0.04) == "0.0 dBFS"  # not "-0.0" (QA)
     assert view.fmt_seconds(0.03) == "0.03 s" and view.fmt_seconds(41.72) == "41.7 s"
@@ -53,7 +52,7 @@ def test_square_wave_rms_equals_peak_and_silence_is_minus_infinity():
     assert view.page_warnings([cut, faint], [cut, hum2]) == [cut]  # near-silence says it
     assert view.timeline_csv_name("talk.m4a", False) == "talk-timeline.csv"
     empty = view.signal_level(np.zeros(0))
-    assert empty.n_samples == 0 and empty.quiet and not empty.clipped
+    assert empty.n_samples == 0 and not empty.clipped
 
 
 def test_clipping_is_runs_at_full_scale_not_a_clean_peak():
@@ -62,8 +61,6 @@ def test_clipping_is_runs_at_full_scale_not_a_clean_peak():
     # |sin| >= 0.5 for two thirds of each period: two thirds of the samples sit at +-1
     assert lv.clipped and lv.clipped_samples / lv.n_samples == pytest.approx(2 / 3, abs=0.02)
     assert lv.peak_dbfs == pytest.approx(0.0)
-    warnings = lv.warnings()
-    assert len(warnings) == 1 and "clipped" in warnings[0]
     clean = np.zeros(1000)
     clean[500] = 1.0  # one full-scale sample (a normalised peak), and a pair
     clean[700:702] = -1.0
@@ -116,16 +113,28 @@ def test_a_clipped_channel_is_not_hidden_by_a_quiet_one(tmp_path):
     assert view.signal_level(iter([])).n_samples == 0
 
 
-def test_quiet_voice_warns_and_normal_voice_does_not():
-    loud = view.signal_level(voice(2.0, SR))  # peak 0.3 = -10.5 dBFS
-    assert loud.peak_dbfs == pytest.approx(20 * math.log10(0.3), abs=0.05)
-    assert loud.warnings() == []
-    quiet = view.signal_level(voice(2.0, SR) * 0.05)  # peak -36.5 dBFS
-    assert quiet.quiet and not quiet.clipped
-    assert len(quiet.warnings()) == 1 and "very quiet" in quiet.warnings()[0]
-    assert "wrong answers" in quiet.warnings()[0]
-    unanswered = quiet.warnings(answered=False)  # no emotion was given: no "wrong answers"
-    assert "very quiet" in unanswered[0] and "wrong answers" not in unanswered[0]
+def test_clipping_is_said_in_every_answer_and_quiet_is_not_a_warning(tmp_path):
+    """The web page alone said a recording was clipped, and warned "very quiet" below
+    -30 dBFS on untouched corpus clips answered right (QA, stop 39): clipping is now a
+    note of the decoder (so of every answer), counted on the samples as recorded."""
+    import soundfile as sf
+
+    from emovox.audio import ClipCounter, clip_note, load_audio
+
+    v = voice(2.0, SR)
+    sf.write(tmp_path / "clean.wav", v, SR, subtype="PCM_16")
+    sf.write(tmp_path / "quiet.wav", v * 0.05, SR, subtype="PCM_16")  # peak -36.5 dBFS
+    loud = np.clip(v * 10, -1, 1)
+    sf.write(tmp_path / "loud.wav", np.stack([loud, v], 1), 48_000, subtype="PCM_16")
+    assert load_audio(tmp_path / "clean.wav").notes == ()
+    assert load_audio(tmp_path / "quiet.wav").notes == ()
+    notes = load_audio(tmp_path / "loud.wav").notes
+    n = ClipCounter()
+    n.add(np.stack([loud, v], 1))
+    assert notes == (clip_note(str(tmp_path / "loud.wav"), n.clipped, 2 * len(v)),)
+    assert "the recording is clipped" in notes[0] and f"{n.clipped:,} samples" in notes[0]
+    assert n.clipped == view.signal_level(np.stack([loud, v], 1)).clipped_samples > 0
+    assert "(under 0.01%)" in clip_note("x", 3, 10**6)
 
 
 # ------------------------------------------------------------------------------ prediction

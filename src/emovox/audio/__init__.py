@@ -21,6 +21,7 @@ subprocess. Never features, models, artifact, serving or anything above them.
 
 from __future__ import annotations
 
+from emovox.audio.clipping import CLIP_LEVEL, ClipCounter, clip_note
 from emovox.audio.decode import (
     READ_FRAMES,
     Audio,
@@ -91,6 +92,9 @@ __all__ = [
     "check_limits",
     "is_silent",
     "faint_note",
+    "CLIP_LEVEL",
+    "ClipCounter",
+    "clip_note",
     "peak_frame_dbfs",
     "frame_rms",
     "trim_silence",

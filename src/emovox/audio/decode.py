@@ -321,7 +321,7 @@ def load_audio(
         src: path to a file, or the file's contents as bytes.
         sr: output sample rate in Hz (default 16 kHz).
         trim: cut leading/trailing silence (``top_db`` below the loudest frame, see
-            :func:`~emovox.audio.signal.trim_silence`). Silent input is never trimmed.
+            :func:`~emovox.audio.signal.trim_silence`; relative, so faint input too).
         top_db: trimming threshold in dB below the peak frame RMS.
         min_duration: raise :class:`AudioTooShort` when the (trimmed) result is shorter, in s.
         max_duration: raise :class:`AudioTooLong` when the file is longer, in s (50 ms
@@ -357,12 +357,12 @@ def load_audio(
     notes = header_notes(s, info) + cut
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)
     if silent:
-        notes.append(faint_note(s.name, silence_dbfs))
+        notes.append(faint_note(s.name, silence_dbfs, digital=not wave.any()))
         log.warning("%s", notes[-1])
     elif hum := hum_note(s.name, wave, sr):  # said, never removed (stop 32)
         notes.append(hum)
         log.warning("%s", hum)
-    if trim and not silent:
+    if trim:  # relative to the loudest frame: faint input too (stop 39)
         trimmed = trim_silence(wave, sr, top_db=top_db)
         if 0 < len(trimmed) < len(wave):
             log.debug("%s: trimmed %.3f s of silence", s.name, (len(wave) - len(trimmed)) / sr)
@@ -370,7 +370,7 @@ def load_audio(
 
     duration = len(wave) / sr
     if min_duration is not None and duration < min_duration:
-        after = " after trimming silence" if trim and not silent else ""
+        after = " after trimming silence" if trim else ""
         raise AudioTooShort(
             f"{s.name}: is only {duration:.2f} s long{after}, shorter than the "
             f"{min_duration:g} s minimum. Use a longer recording."

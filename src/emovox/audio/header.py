@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from emovox.audio import ffmpeg as ffm
+from emovox.audio.clipping import ClipCounter, clip_note
 from emovox.audio.length import cut_note
 from emovox.audio.sniff import (
     EXACT_LENGTH_KINDS,
@@ -117,6 +118,7 @@ class Decoder:
         #: what a user should know about the samples read (a file that stops decoding
         #: part-way), each also logged; complete once :meth:`blocks` is exhausted
         self.notes: list[str] = []
+        self.stopped = False  #: decoding failed part-way (a note says so)
         self._read = read
         self._close = close
         self._closed = False
@@ -129,17 +131,23 @@ class Decoder:
         recording's timeline is not lost for its last seconds (stop 33). Nothing read: the
         :class:`DamagedAudio` error."""
         n = 0
+        clips = ClipCounter()  # on the samples as recorded (stop 39: the web page alone said)
         try:
             for block in self._read(max(1, int(frames))):
                 n += block.shape[0]
+                clips.add(block)
                 yield block
         except DamagedAudio as exc:
             if n == 0:
                 raise
             at = seconds_text(n / self.sr)
+            self.stopped = True
             self.notes.append(
                 f"{self.name}: decoding stopped at {at} s ({exc.detail or exc}): the file is "
                 f"damaged or cut short; answered on the {at} s before that.")
+            log.warning("%s", self.notes[-1])
+        if clips.clipped:
+            self.notes.append(clip_note(self.name, clips.clipped, clips.n_samples))
             log.warning("%s", self.notes[-1])
 
     def length_note(self, n: int, s: Source) -> str | None:
@@ -153,7 +161,7 @@ class Decoder:
         kind = s.kind
         slack = (self.sr // 100 if kind in EXACT_LENGTH_KINDS else
                  self.sr // 2 if kind == "mp3" else None)
-        if (self.frames is None or slack is None or kind == "wav" or self.notes
+        if (self.frames is None or slack is None or kind == "wav" or self.stopped
                 or n >= self.frames - slack or (kind == "mp3" and not s.mp3_length_stated())):
             return None
         note = cut_note(self.name, n / self.sr, self.frames / self.sr)

@@ -320,9 +320,15 @@ def is_silent(
     return level < threshold_dbfs
 
 
-def faint_note(name: str, threshold_dbfs: float = SILENCE_DBFS) -> str:
+def faint_note(name: str, threshold_dbfs: float = SILENCE_DBFS, *, digital: bool = False
+               ) -> str:
     """The warning of an input whose loudest frame is below ``threshold_dbfs`` (:func:`is_silent`),
-    in the words of a prediction and of a timeline alike."""
+    in the words of a prediction and of a timeline alike; ``digital``: every sample has one
+    value (a muted input: moving closer to the microphone does not help, QA stop 39)."""
+    if digital:
+        return (f"{name}: the audio is silent or nearly so (no sound at all: every sample "
+                "has the same value): check that the microphone is not muted and that the "
+                "right input device is chosen.")
     return (f"{name}: the audio is silent or nearly so (loudest frame below "
             f"{threshold_dbfs:.0f} dBFS): too faint to judge reliably; record closer to the "
             "microphone.")

@@ -206,23 +206,46 @@ def _flags_above(m: FrameMeasures, thr: float | None, params: VadParams) -> np.n
     return (m.level_db > thr) & (m.tonality < params.tonal)
 
 
+#: a run of digital silence at least this long (s) inside a recording is a muted or cut
+#: stretch, left out of the noise floor like leading and trailing padding (stop 39)
+MUTED_RUN_S = 2.0
+
+
 def _floor_and_loud(lv: np.ndarray, params: VadParams) -> tuple[float, float]:
     """``(noise floor, loud level)`` in dB: the ``floor_percentile`` and the 99th percentile
     of the frame levels, frames of digital silence (``-inf``) counted at 40 dB under the
-    absolute floor; leading and trailing digital silence (an editor's padding) left out when
-    what remains has a floor of its own, ``margin_db`` under its loud level (240 s of zeros
-    around a clip made its room tone speech: QA, stop 37). A burst in digital silence has
-    none, and is measured against the silence, as before."""
+    absolute floor; leading and trailing digital silence (an editor's padding) and inner
+    runs of it of :data:`MUTED_RUN_S` or more (a muted stretch) left out when what remains
+    has a floor of its own, ``margin_db`` under its loud level (240 s of zeros around a
+    clip made its room tone speech: QA, stop 37; 60 s of zeros between two halves of a
+    recording with a fan made the fan speech for the rest of the file: QA, stop 39). Short
+    inner zeros (a noise gate's pauses) still count. A burst in digital silence has no floor
+    of its own, and is measured against the silence, as before."""
     silent = params.abs_floor_dbfs - 40.0
     filled = np.where(np.isfinite(lv), lv, silent)
-    ok = np.flatnonzero(np.isfinite(lv))
-    if len(ok) and (ok[0] > 0 or ok[-1] < len(lv) - 1):
-        inner = filled[ok[0] : ok[-1] + 1]
-        floor, loud = np.percentile(inner, [params.floor_percentile, 99.0])
+    kept = _without_muted_runs(np.isfinite(lv), max(1, int(round(MUTED_RUN_S / params.hop_s))))
+    if kept is not None and kept.any():
+        floor, loud = np.percentile(filled[kept], [params.floor_percentile, 99.0])
         if loud - floor >= params.margin_db:
             return float(floor), float(loud)
     floor, loud = np.percentile(filled, [params.floor_percentile, 99.0])
     return float(floor), float(loud)
+
+
+def _without_muted_runs(finite: np.ndarray, long_run: int) -> np.ndarray | None:
+    """Frames to measure the floor over: all but leading and trailing digital silence and
+    inner runs of it of ``long_run`` frames or more; None when nothing is left out."""
+    keep = finite.copy()
+    zero_runs = _runs(~finite)
+    if not zero_runs:
+        return None
+    left_out = False
+    for s, e in zero_runs:
+        if s == 0 or e == len(finite) or e - s >= long_run:
+            left_out = True
+        else:
+            keep[s:e] = True  # a short inner pause: counted, at the silence level
+    return keep if left_out else None
 
 
 def _flag_threshold(lv: np.ndarray, params: VadParams) -> float | None:

@@ -348,7 +348,8 @@ def build_timeline(
                    "audio read before that")
     tl.warnings += cut
     if not peak >= SILENCE_DBFS:  # said by predict, not by a timeline before (CLI QA, stop 33);
-        tl.warnings = [w for w in tl.warnings if w != hum] + [faint_note(name)]  # not hum
+        tl.warnings = [w for w in tl.warnings if w != hum] + [  # not hum
+            faint_note(name, digital=peak == -np.inf)]
         log.warning("%s", tl.warnings[-1])
     elif hum:  # logged as the decoder's notes are (CLI QA, stop 33), once the level is known
         log.warning("%s", hum)

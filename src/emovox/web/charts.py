@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from emovox.labels import LABELS
-from emovox.plots import NO_EMOTION_COLOUR, emotion_colour
-from emovox.web.view import QUIET_PEAK_DBFS, SignalLevel, TimelineBand
+from emovox.plots import emotion_colour
+from emovox.web.view import SignalLevel, TimelineBand
 
 __all__ = [
     "MAX_TIMELINE_BANDS",
@@ -161,9 +161,10 @@ def waveform_chart(t: np.ndarray, lo: np.ndarray, hi: np.ndarray,
 
 
 def level_meter_chart(level: SignalLevel):
-    """Peak and RMS level as bars on a dBFS axis (:data:`METER_FLOOR_DBFS` to 0), with the
-    very-quiet threshold marked; the bars turn red when the recording is clipped or very
-    quiet."""
+    """Peak and RMS level as bars on a dBFS axis (:data:`METER_FLOOR_DBFS` to 0); the bars
+    turn red when the recording is clipped. No "very quiet" mark: the bundled models are
+    level-invariant (a -30 dBFS line warned on untouched corpus clips that were answered
+    right: QA, stop 39), and near-silence is the answer's own warning."""
     import pandas as pd
 
     alt = _alt()
@@ -172,15 +173,13 @@ def level_meter_chart(level: SignalLevel):
     def clamp(v: float) -> float:
         return float(min(0.0, max(floor, v))) if np.isfinite(v) else floor
 
-    bad = level.clipped or level.quiet
     df = pd.DataFrame({"measure": ["peak", "RMS"],
                        "dBFS": [clamp(level.peak_dbfs), clamp(level.rms_dbfs)],
                        "start": [floor, floor]})
-    bars = alt.Chart(df).mark_bar(color="#c62828" if bad else "#455a64", size=14).encode(
+    bars = alt.Chart(df).mark_bar(color="#c62828" if level.clipped else "#455a64", size=14
+                                  ).encode(
         y=alt.Y("measure:N", sort=["peak", "RMS"], title=None),
         x=alt.X("start:Q", scale=alt.Scale(domain=[floor, 0], nice=False),
                 axis=alt.Axis(title="level (dBFS)", values=list(range(int(floor), 1, 10)))),
         x2="dBFS:Q", tooltip=[alt.Tooltip("measure:N"), alt.Tooltip("dBFS:Q", format=".1f")])
-    rule = alt.Chart(pd.DataFrame({"x": [QUIET_PEAK_DBFS]})).mark_rule(
-        color=NO_EMOTION_COLOUR, strokeDash=[4, 3]).encode(x="x:Q")
-    return alt.layer(bars, rule).properties(height=44, autosize=_FIT_X)
+    return bars.properties(height=44, autosize=_FIT_X)

@@ -16,15 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from emovox.audio import mixdown_advice, seconds_text
+from emovox.audio import ClipCounter, mixdown_advice, seconds_text
 from emovox.errors import AudioTooLong
 from emovox.serving.schema import prediction_document
 from emovox.serving.uploads import UploadTooLarge
 
 __all__ = [
-    "CLIP_LEVEL",
-    "CLIP_RUN",
-    "QUIET_PEAK_DBFS",
     "PredictionView",
     "SignalLevel",
     "Status",
@@ -40,16 +37,6 @@ __all__ = [
     "timeline_support",
     "web_error_message",
 ]
-
-#: A recording whose loudest sample is below this (dBFS) is called very quiet.
-QUIET_PEAK_DBFS = -30.0
-#: A sample at or above this magnitude (-0.009 dBFS; 16-bit full scale is 32767/32768) is at
-#: full scale.
-CLIP_LEVEL = 0.999
-#: Full-scale samples count as clipping when at least this many follow each other (a clean
-#: peak touches full scale for one or two samples; a clipped one stays there).
-CLIP_RUN = 3
-
 
 # --------------------------------------------------------------------------------------------
 # Recording level
@@ -68,7 +55,7 @@ class SignalLevel:
     Attributes:
         peak_dbfs: loudest sample, dBFS (``-inf`` for digital silence).
         rms_dbfs: RMS over the whole recording, dBFS (``-inf`` for digital silence).
-        clipped_samples: samples in runs of at least :data:`CLIP_RUN` at full scale.
+        clipped_samples: samples in runs at full scale (:class:`emovox.audio.ClipCounter`).
         n_samples: length of the waveform.
     """
 
@@ -78,31 +65,8 @@ class SignalLevel:
     n_samples: int
 
     @property
-    def quiet(self) -> bool:
-        return self.peak_dbfs < QUIET_PEAK_DBFS
-
-    @property
     def clipped(self) -> bool:
         return self.clipped_samples > 0
-
-    def warnings(self, *, answered: bool = True) -> list[str]:
-        """What to tell the user about the level (empty when it is fine); ``answered``: an
-        emotion was given (else the quiet warning does not speak of wrong answers)."""
-        out = []
-        if self.quiet:
-            why = ("Quiet recordings are the most common cause of wrong answers"
-                   if answered else "Quiet recordings often hide the voice")
-            out.append(
-                f"The recording is very quiet (peak {fmt_dbfs(self.peak_dbfs)}, below "
-                f"{QUIET_PEAK_DBFS:g} dBFS). {why}: speak closer to the microphone or raise "
-                "its input level.")
-        if self.clipped:
-            share = self.clipped_samples / max(1, self.n_samples)
-            out.append(
-                f"The recording is clipped: {self.clipped_samples:,} samples "
-                f"({share:.2%}) sit at full scale, so the loudest parts are distorted. "
-                "Record with a lower input level.")
-        return out
 
 
 def answer_download(prediction: Any) -> bytes:
@@ -152,29 +116,6 @@ def fmt_seconds(x: float) -> str:
 _BLOCK = 1 << 20  # samples per block: a 10-minute 48 kHz recording needs ~25 MB of scratch
 
 
-def _runs(at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start indices and lengths of the runs of True in ``at``."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], at.astype(np.int8), [0]])))
-    return edges[0::2], edges[1::2] - edges[0::2]
-
-
-def _clipped_runs(at_full: np.ndarray, carry: int) -> tuple[int, int]:
-    """Samples in finished runs of at least :data:`CLIP_RUN` full-scale samples in one
-    channel's block ``at_full`` (bool), given the run ``carry`` left open by the block
-    before; returns ``(clipped, the run left open at this block's end)``."""
-    starts, lengths = _runs(at_full)
-    clipped = 0
-    open_end = len(starts) > 0 and starts[-1] + lengths[-1] == len(at_full)
-    if len(starts) and starts[0] == 0:
-        lengths[0] += carry  # the open run goes on
-    elif carry >= CLIP_RUN:
-        clipped += carry  # the open run ended at the block's edge
-    carry = 0
-    if open_end:
-        carry, lengths = int(lengths[-1]), lengths[:-1]
-    return clipped + int(lengths[lengths >= CLIP_RUN].sum()), carry
-
-
 def signal_level(wave: np.ndarray | Iterable[np.ndarray]) -> SignalLevel:
     """Peak and RMS level (dBFS) and clipping of a recording at full scale 1.0: a mono
     ``(n,)`` array, an ``(n, channels)`` one, or an iterable of ``(n, channels)`` blocks (the
@@ -186,16 +127,15 @@ def signal_level(wave: np.ndarray | Iterable[np.ndarray]) -> SignalLevel:
     speech on a 0.1 offset read -20 dBFS: QA stop 30); clipping counts the samples as
     recorded."""
     blocks = [wave] if isinstance(wave, np.ndarray) else wave
-    n, clipped = 0, 0
-    carry: list[int] = []  # per channel: a run still open at the last block's end
+    n, clips, channels = 0, ClipCounter(), 0
     acc = np.zeros((4, 0))  # per channel: sum, sum of squares, min, max
     for blk in blocks:
         b = np.asarray(blk)
         b = b[:, None] if b.ndim == 1 else b.reshape(len(b), -1)
-        if not carry:
-            carry = [0] * b.shape[1]
-            acc = np.array([[0.0] * b.shape[1], [0.0] * b.shape[1],
-                            [math.inf] * b.shape[1], [-math.inf] * b.shape[1]])
+        if not channels:
+            channels = b.shape[1]
+            acc = np.array([[0.0] * channels, [0.0] * channels,
+                            [math.inf] * channels, [-math.inf] * channels])
         for s in range(0, len(b), _BLOCK):
             chunk = b[s : s + _BLOCK].astype(np.float64)
             if chunk.size == 0:
@@ -205,14 +145,11 @@ def signal_level(wave: np.ndarray | Iterable[np.ndarray]) -> SignalLevel:
             acc[2] = np.minimum(acc[2], chunk.min(axis=0))
             acc[3] = np.maximum(acc[3], chunk.max(axis=0))
             n += chunk.size
-            mag = np.abs(chunk)
-            for c in range(chunk.shape[1]):
-                got, carry[c] = _clipped_runs(mag[:, c] >= CLIP_LEVEL, carry[c])
-                clipped += got
+            clips.add(chunk)
     if n == 0:
         return SignalLevel(-math.inf, -math.inf, 0, 0)
-    clipped += sum(c for c in carry if c >= CLIP_RUN)
-    per = n / len(carry)  # samples per channel
+    clipped = clips.clipped
+    per = n / channels  # samples per channel
     mean = acc[0] / per
     swing = float(np.max(np.maximum(acc[3] - mean, mean - acc[2])))  # about the mean
     peak = min(swing, float(np.max(np.maximum(acc[3], -acc[2]))))  # at most the sample peak
