@@ -124,3 +124,29 @@ def test_listen_bad_sources(monkeypatch):
     assert file_arg.exit_code == 2 and "emovox timeline clip.wav" in text(file_arg)
     hop = invoke(["listen", "-", "--hop", "5"], input=b"")
     assert hop.exit_code == 2 and "must not exceed window (2.56 s)" in text(hop)
+
+
+def test_a_piped_file_or_an_empty_stream_is_said(tmp_path):
+    """A FLAC or WAV file piped in got emotions on its bytes as samples, and an empty stream
+    printed the banner alone (QA, stop 39)."""
+    import io
+
+    import soundfile as sf
+
+    from emovox.serving.live import container_hint
+
+    buf = io.BytesIO()
+    sf.write(buf, voice(1.0), 48_000, format="WAV", subtype="PCM_16")
+    assert container_hint(buf.getvalue()) == "a WAV file (48000 Hz, 1 channel, 16-bit)"
+    flac = io.BytesIO()
+    sf.write(flac, voice(1.0), SR, format="FLAC")
+    assert container_hint(flac.getvalue()) == "a FLAC file"
+    assert container_hint(pcm(voice(1.0))) is None
+    assert container_hint(b"\xff\xfb" + pcm(voice(1.0))) is None  # a frame sync alone
+    proc = start_listen()
+    out, err = proc.communicate(flac.getvalue(), timeout=120)
+    assert "starts like a FLAC file, not raw PCM" in err.decode() and "ffmpeg -i -" in err.decode()
+    proc = start_listen()
+    out, err = proc.communicate(b"", timeout=120)
+    assert proc.returncode == 0 and out == b""
+    assert "no audio to judge" in err.decode()

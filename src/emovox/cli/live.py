@@ -68,8 +68,11 @@ def listen(
         updates = run_live(predictor, blocks, sr=sr, window=window, hop=hop,
                            name="stdin" if source == STDIN else "the microphone")
         render.live_banner(source == STDIN, sr, predictor.model_id, window, hop)
-        for update in updates:
+        lines = 0
+        for lines, update in enumerate(updates, start=1):  # noqa: B007 - counted after
             render.live_line(update, json_out)
+        if not lines:  # an empty stream printed the banner alone (QA, stop 39)
+            render.warn("the input ended with no audio to judge: nothing was answered")
     except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except USER_ERRORS as exc:

@@ -275,8 +275,9 @@ def trained(model: str, b: Any) -> None:
 def shown_names(paths: Sequence[Any]) -> list[str]:
     """File names for a table: the name alone, or the path as given when two share a name
     (a.wav of two folders: CLI QA, stop 33)."""
-    names = [Path(p).name for p in paths]
-    return [str(p) if names.count(n) > 1 else n for p, n in zip(paths, names, strict=True)]
+    names = [Path(p).name for p in paths]  # "." and ".." have none: as given (QA, stop 39)
+    return [str(p) if names.count(n) > 1 or not n else n
+            for p, n in zip(paths, names, strict=True)]
 
 
 def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
@@ -295,7 +296,7 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
         if p.probabilities is None:  # no_speech: no emotion, no numbers; seconds of speech
             short = getattr(p.reason, "value", p.reason) == "too_short"  # only when too few
             table.add_row(shown(name), "[dim]no speech[/]", "", p.reason_message or "", "", "",
-                          f"{p.speech_seconds:.1f} s" if short else "")  # (QA, stop 37: not
+                          f"{p.speech_seconds:.2f} s" if short else "")  # (QA, stop 37: not
             continue  # voiced noise showed "2.5 s" of speech beside "no speech")
         ranked = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:top]
         uncertain = p.status.value == "uncertain"
@@ -423,13 +424,13 @@ def live_line(update: Any, json_out: bool) -> None:
         return
     level = f"{update.level_dbfs:6.1f} dBFS" if update.level_dbfs > -999 else "  silent"
     if update.emotion is None:
-        print(f"{update.end:8.1f} s  {'no speech':<10} {'':>5}  {level}", flush=True)
-    else:
+        print(f"{update.end:8.1f} s  {'no speech':<10}{'':>8}  {level}", flush=True)
+    else:  # the mark stands apart from a one-decimal "49.8%" (QA, stop 39: "?49.8%")
         mark = " ?" if update.status.value == "uncertain" else "  "
         from emovox.serving.answer import percent_text
 
         print(f"{update.end:8.1f} s  {update.emotion:<10}{mark}"
-              f"{percent_text(update.confidence):>5}  {level}", flush=True)
+              f"{percent_text(update.confidence):>6}  {level}", flush=True)
 
 
 # --------------------------------------------------------------------------------------------

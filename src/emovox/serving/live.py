@@ -25,7 +25,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from emovox.audio import SILENCE_DBFS, TARGET_SR, hum_note, is_silent, peak_frame_dbfs
+from emovox.audio import (
+    SILENCE_DBFS,
+    TARGET_SR,
+    hum_note,
+    is_silent,
+    peak_frame_dbfs,
+    sniff_format,
+)
 from emovox.errors import EmovoxError
 from emovox.features.vad import speech_verdict
 from emovox.serving.answer import Status
@@ -45,6 +52,7 @@ __all__ = [
     "listen",
     "model_window_s",
     "pcm_format_hint",
+    "container_hint",
     "stream_checked",
 ]
 
@@ -164,6 +172,22 @@ def pcm_format_hint(samples: np.ndarray) -> str | None:
     return None
 
 
+def container_hint(head: bytes) -> str | None:
+    """What a stream that should be raw PCM starts like instead: ``"a FLAC file"``, ``"a WAV
+    file (48000 Hz, 2 channels, 16-bit)"``, ...; None for none (an MPEG frame sync alone is
+    not trusted: raw samples can start with those two bytes). Piped files got emotions on
+    their bytes as samples without a word (QA, stop 39)."""
+    h = bytes(head[:64])
+    kind = sniff_format(h) if len(h) >= 12 else None
+    if kind is None or (kind in ("mp3", "aac") and h[:1] == b"\xff"):
+        return None
+    if kind == "wav" and h[12:16] == b"fmt " and len(h) >= 36:
+        ch, rate = int.from_bytes(h[22:24], "little"), int.from_bytes(h[24:28], "little")
+        bits = int.from_bytes(h[34:36], "little")
+        return f"a WAV file ({rate} Hz, {ch} channel{'s' if ch != 1 else ''}, {bits}-bit)"
+    return f"{'an' if kind[0] in 'aeio' else 'a'} {kind.upper()} file"
+
+
 #: seconds of a stream's start that :func:`pcm_format_hint` looks at (at 1 s, the
 #: near-silent start of 2 of 306 RAVDESS and URDU clips looked byte-swapped; at 3 s none did)
 FORMAT_CHECK_S = 3.0
@@ -187,6 +211,10 @@ def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S,
             if carry:
                 log.warning("the stream ended in the middle of a sample (1 byte dropped)")
             return
+        if not head and not carry and (kind := container_hint(data)):
+            log.warning("the input starts like %s, not raw PCM: answers on it are noise. "
+                        "Decode it first, e.g. ffmpeg -i - -f s16le -ar %d -ac 1 - | emovox "
+                        "listen -", kind, sr)
         data = carry + data
         usable = len(data) - len(data) % S16_BYTES
         carry = data[usable:]
