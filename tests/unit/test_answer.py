@@ -88,8 +88,10 @@ def test_windows_cover_the_tail_and_skip_blips():
     assert region_windows([(0.0, 5.6)], sr, 3.0, 2.5) == [(0, 30), (26, 56)]
     # ... unless moving it would leave a hole (hop 2.8 of a 3 s window: 0-3 and 3.2-6.2)
     assert region_windows([(0.0, 6.2)], sr, 3.0, 2.8) == [(0, 30), (28, 58), (32, 62)]
-    # a region one window + a little long keeps both windows (nothing to move)
-    assert region_windows([(0.0, 3.1)], sr, 3.0, 1.5) == [(0, 30), (1, 31)]
+    # a region one window + under half a hop long is one window, the region whole (two
+    # nearly repeating each other before: QA, stop 39); from half a hop on, two
+    assert region_windows([(0.0, 3.1)], sr, 3.0, 1.5) == [(0, 31)]
+    assert region_windows([(0.0, 3.8)], sr, 3.0, 1.5) == [(0, 30), (8, 38)]
 
 
 def test_own_seconds_count_each_second_of_speech_once():

@@ -98,10 +98,12 @@ def test_a_header_declaring_audio_with_none_after_it_is_refused_without_saying_a
 def test_text_file_named_wav(tmp_path: Path) -> None:
     path = tmp_path / "notes.wav"
     path.write_text("these are my meeting notes, not a recording\n" * 10)
-    with pytest.raises(NotAudio, match="notes.wav.*text file"):
+    with pytest.raises(NotAudio, match="notes.wav.*text file") as decoding:
         load_audio(path)
-    with pytest.raises(NotAudio):
+    with pytest.raises(NotAudio) as probing:  # in the same words (QA, stop 39)
         probe(path)
+    assert str(probing.value) == str(decoding.value)
+    assert "it starts with 'these are my meeting n" in str(decoding.value)
 
 
 @pytest.mark.parametrize("as_bytes", [False, True])

@@ -149,8 +149,8 @@ class Timeline:
         status (``no_speech`` without speech, ``uncertain`` when the dominant emotion's mean
         probability is below :data:`~emovox.serving.answer.UNCERTAIN_BELOW`)."""
         speech = self.speech
-        secs = sum(s.own for s in speech)
-        gaps = sum(s.end - s.start for s in self.segments if s.kind is SegmentKind.GAP)
+        secs = float(sum(s.own for s in speech))  # 0.0, never an int 0 (the API wrote 0.0)
+        gaps = float(sum(s.end - s.start for s in self.segments if s.kind is SegmentKind.GAP))
         share: dict[str, float] = {}
         mean_p: dict[str, float] = {}
         if speech and secs > 0:
