@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_helpers import ANSI, invoke, ok, read_csv, read_jsonl
 
@@ -156,6 +157,14 @@ def test_batch_rows_carry_the_decoders_warnings(tiny_model, tmp_path):
     ok(invoke(["batch", path, "--out", out, "-m", tiny_model, "--workers", "1"]))
     (row,) = read_csv(out)
     assert "cut short" in row["warnings"] and row["error"] == "", row
+    # two warnings, each holding "; ": split back on " | " (QA, stop 39)
+    loud = write_clip(tmp_path / "loud" / "cut.wav", np.clip(voice(2.0) * 10, -1, 1), SR)
+    loud.write_bytes(loud.read_bytes()[:-32000])
+    two = json.loads(invoke(["predict", loud, "--json", "-m", tiny_model]).stdout)["warnings"]
+    assert len(two) == 2 and all("; " in w for w in two), two
+    ok(invoke(["batch", loud, "--out", tmp_path / "two.csv", "-m", tiny_model, "--workers",
+               "1"]))
+    assert read_csv(tmp_path / "two.csv")[0]["warnings"].split(" | ") == two
     clean = write_clip(tmp_path / "clean" / "whole.wav", voice(2.0), SR)
     ok(invoke(["batch", clean, "--out", out, "-m", tiny_model, "--workers", "1"]))
     rows = {Path(r["path"]).name: r for r in read_csv(out)}

@@ -38,6 +38,7 @@ from emovox.serving.outfile import (
     CSV_HEADERS,
     check_ours,
     check_same_model,
+    csv_sentences,
     drop_partial_last_line,
     open_ours_for_append,
     spreadsheet_safe,
@@ -142,7 +143,7 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
         "n_windows": p.n_windows,
         "model_id": spreadsheet_safe(p.model_id or ""),  # a model's name is any text
         # the decoder's warnings (a WAV cut short, near-silence), as in the JSON lines
-        "warnings": spreadsheet_safe(printable_path("; ".join(p.warnings))),
+        "warnings": csv_sentences([printable_path(w) for w in p.warnings]),
     }
     row |= {f"p_{lab}": round(probs[lab], 6) if lab in probs else "" for lab in LABELS}
     row["error"] = ""

@@ -54,7 +54,7 @@ from emovox.serving.adapt import (
 )
 from emovox.serving.answer import confidence_band
 from emovox.serving.batch import FIELDS, BatchSummary, is_error_row, read_rows, run_batch
-from emovox.serving.outfile import ADAPT_FIELDS, check_ours, spreadsheet_safe
+from emovox.serving.outfile import ADAPT_FIELDS, check_ours, csv_sentences, spreadsheet_safe
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +198,10 @@ def _csv_mark(record: Adaptation | None, group: str | None = None) -> dict[str, 
         return {"speaker_group": spreadsheet_safe(group or ""), "adapted": "",
                 "reference_clips": "",
                 "adapt_note": ""}
-    note = "; ".join(([record.reason] if record.reason else []) + list(record.warnings))
+    note = csv_sentences(([record.reason] if record.reason else []) + list(record.warnings))
     return {"speaker_group": spreadsheet_safe(record.group or ""),
             "adapted": str(record.applied).lower(),
-            "reference_clips": record.reference_clips, "adapt_note": spreadsheet_safe(note)}
+            "reference_clips": record.reference_clips, "adapt_note": note}
 
 
 def _one_row(row: dict[str, Any], group: str | None, fmt: str,

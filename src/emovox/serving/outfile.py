@@ -56,6 +56,16 @@ ADAPT_FIELDS: list[str] = ["speaker_group", "adapted", "reference_clips", "adapt
 _TAIL = 1 << 16
 
 
+#: what joins a CSV cell's list of sentences (``warnings``, ``adapt_note``): warnings hold
+#: "; " themselves, so the list could not be split back (QA, stop 39)
+CSV_LIST_SEP = " | "
+
+
+def csv_sentences(items: list[str] | tuple[str, ...]) -> str:
+    """Sentences for one CSV cell, joined by :data:`CSV_LIST_SEP` and spreadsheet-safe."""
+    return spreadsheet_safe(CSV_LIST_SEP.join(i.replace(CSV_LIST_SEP, " / ") for i in items))
+
+
 def spreadsheet_safe(text: str) -> str:
     """``text`` for a CSV cell a spreadsheet will not run: one that starts with ``=``,
     ``+``, ``-``, ``@`` (or their full-width and minus-sign look-alikes, after any leading
