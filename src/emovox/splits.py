@@ -53,6 +53,22 @@ def speakers_of(utts: list[Utterance], idx: np.ndarray) -> set[str]:
     return {utts[i].speaker for i in idx}
 
 
+def warn_unheard_test_classes(folds: list[Fold], y: np.ndarray, utts: list[Utterance],
+                              labels: tuple[str, ...] | list[str]) -> list[str]:
+    """Warn (and return the warnings) for every fold whose test side holds a class its
+    training side has no clip of: every such clip is scored as a miss (a class only one
+    speaker had scored 0 in that speaker's fold without a word: own-data QA, stop 39)."""
+    out = []
+    for f in folds:
+        for k in sorted(set(y[f.test].tolist()) - set(y[f.train].tolist())):
+            idx = f.test[y[f.test] == k]
+            out.append(f"fold {f.index}: {labels[k]} ({len(idx)} test clip(s), speaker(s) "
+                       f"{', '.join(sorted(speakers_of(utts, idx)))}) has no training clip in "
+                       "this fold: every one is scored as a miss")
+            log.warning("%s", out[-1])
+    return out
+
+
 def check_fold(
     fold: Fold, utts: list[Utterance], content_ids: list[str] | None = None
 ) -> None:

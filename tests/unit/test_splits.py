@@ -198,3 +198,22 @@ def test_check_fold_catches_a_test_only_corpus_in_training():
                f.val_speakers, True, f.held_out_corpus, f.test_only_corpora)
     with pytest.raises(LeakageError, match="test-only corpus urdu"):
         check_fold(bad, utts)
+
+
+def test_a_test_class_the_training_side_lacks_is_warned_about(caplog):
+    """A class only one speaker had scored 0 in that speaker's fold without a word
+    (own-data QA, stop 39)."""
+    from emovox.splits import warn_unheard_test_classes
+
+    utts = [Utterance(Path(f"/x/{s}{i}.wav"), "csv", f"csv:{s}", EMOTIONS[i % 2], "x")
+            for s in "ab" for i in range(4)]
+    utts.append(Utterance(Path("/x/c.wav"), "csv", "csv:c", EMOTIONS[5], "x"))
+    y = np.array([EMOTIONS.index(u.emotion) for u in utts])
+    folds = [Fold(k, np.array(tr), np.array([], int), np.array(te), (sp,), ())
+             for k, (tr, te, sp) in enumerate([(range(4, 9), range(4), "csv:a"),
+                                               (range(0, 8), [8], "csv:c")])]
+    names = [e.value for e in EMOTIONS]
+    said = warn_unheard_test_classes(folds, y, utts, names)
+    assert said == [f"fold 1: {names[5]} (1 test clip(s), speaker(s) csv:c) has no training "
+                    "clip in this fold: every one is scored as a miss"]
+    assert said[0] in caplog.text

@@ -70,6 +70,7 @@ from emovox.splits import (
     TooFewForValidation,
     check_speakers,
     make_folds,
+    warn_unheard_test_classes,
 )
 from emovox.training import build_model
 
@@ -312,8 +313,7 @@ def protocol_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
 
 
 def chosen_folds(cfg: ExperimentConfig, folds: list[Fold]) -> list[Fold]:
-    """``folds`` restricted to the fold numbers ``cfg.split.folds`` when given
-    (ConfigError naming the folds there are otherwise)."""
+    """``folds`` restricted to ``cfg.split.folds`` when given (else ConfigError naming them)."""
     if cfg.split.folds:
         by_index = {f.index: f for f in folds}
         bad = [k for k in cfg.split.folds if k not in by_index]
@@ -453,6 +453,7 @@ def run_experiment(
         data = prepare_data(cfg, spec, progress)
         every = protocol_folds(cfg, data)
         folds = chosen_folds(cfg, every)
+        warn_unheard_test_classes(folds, data.y, data.utts, LABELS)  # own-data QA, stop 39
         if teachers is not None:
             teachers.check_folds(folds, data)  # every fold, before any training
         for fold in folds:
@@ -493,8 +494,6 @@ def _write_run_dir(
     )
 
 
-__all__ = [
-    "ExperimentResult", "FoldResult", "PreparedData", "Protocol", "fold_predictions",
-    "chosen_folds", "prepare_data", "protocol_folds", "run_experiment", "run_fold",
-    "select_folds", "training_sources",
-]
+__all__ = ["ExperimentResult", "FoldResult", "PreparedData", "Protocol", "fold_predictions",
+           "chosen_folds", "prepare_data", "protocol_folds", "run_experiment", "run_fold",
+           "select_folds", "training_sources"]
