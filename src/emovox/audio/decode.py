@@ -37,6 +37,7 @@ import soxr
 from emovox.audio.header import (
     BUDGET_RATE,
     MAX_CHANNELS,
+    TOO_LONG_ADVICE,
     Decoder,
     check_finite,
     check_limits,
@@ -124,8 +125,8 @@ def _too_long(name: str, duration: float | None, max_duration: float, *,
                "counted as stereo at "
                f"{BUDGET_RATE // 2000} kHz; {mixdown_advice(scaled[2], scaled[1])} first)")
     return AudioTooLong(
-        f"{name}: {length}longer than the {seconds_text(max_duration)} s limit{why}. Cut it into "
-        "shorter pieces (or raise the limit).", limit_s=max_duration,
+        f"{name}: {length}longer than the {seconds_text(max_duration)} s limit{why}. "
+        f"{TOO_LONG_ADVICE}", limit_s=max_duration,
         mixdown=(scaled[2], scaled[1]) if why and scaled is not None else None)
 
 

@@ -81,6 +81,13 @@ def seconds_text(x: float) -> str:
     return f"{x:.2f}".rstrip("0").rstrip(".") or "0"
 
 
+#: what a recording over the duration limit is told to do (the timeline was not named:
+#: QA, stop 39)
+TOO_LONG_ADVICE = ("Read a long recording window by window with `emovox timeline` (the API's "
+                   "/v1/timeline), cut it into shorter pieces, or raise the limit "
+                   "(--max-duration).")
+
+
 def scaled_limit(max_duration: float, sr: int, channels: int) -> float:
     """``max_duration`` for a file of ``channels`` at ``sr`` Hz: scaled down when one of its
     seconds holds more than :data:`BUDGET_RATE` samples."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from emovox.artifact import MAX_CARD_BYTES, ArtifactError, read_contained_text
 from emovox.artifact.clips import public_trained_on
-from emovox.audio import seconds_text
+from emovox.audio import TOO_LONG_ADVICE, seconds_text
 from emovox.errors import (
     AudioError,
     AudioTooLong,
@@ -257,7 +257,7 @@ def http_status(exc: BaseException) -> tuple[int, str]:
 def _too_long(name: str, seconds: float, max_duration: float, why: str = "") -> AudioTooLong:
     limit = seconds_text(max_duration)
     return AudioTooLong(f"{name}: is {seconds:.2f} s long, longer than the {limit} s limit{why}. "
-                        "Cut it into shorter pieces (or raise the limit).")
+                        f"{TOO_LONG_ADVICE}")
 
 
 def predict_upload(
