@@ -138,7 +138,8 @@ def test_absurd_header_values_are_typed_errors(tmp_path: Path) -> None:
 def test_duration_limit_from_flac_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_blocks(tmp_path / "long.flac", 48000, 20.0, format="FLAC")
     monkeypatch.setattr(decode, "open_decoder", lambda s: pytest.fail("decoder opened"))
-    with pytest.raises(AudioTooLong, match=r"long.flac.*20.00 s.*10 s limit. Read a long recording window by window with `emovox timeline`"):
+    with pytest.raises(AudioTooLong, match=r"long.flac.*20.00 s.*10 s limit. Read a long "
+                       r"recording window by window with `emovox timeline`"):
         load_audio(path, max_duration=10.0)
 
 
