@@ -122,11 +122,14 @@ def test_manifest_happy_path_and_problems(tmp_path):
     assert by_name(scan)["a.wav"].path == a  # ".." normalised away
     assert [u.raw_label for u in scan.unmapped] == ["boredom"]
     reasons = [why for _, why in scan.skipped]
-    assert reasons == [
-        "row 5: file not found",
+    assert reasons == [  # where a missing row was looked for; a row that disagrees with
+        # the one it repeats is said (own-data QA, stop 39)
+        f"row 5: file not found at {tmp_path / 'audio' / 'missing.wav'} (paths are relative "
+        "to the CSV's folder)",
         "row 6: not an audio file extension",
         "row 7: empty file (0 bytes)",
-        "row 8: already listed in row 2",
+        "row 8: already listed in row 2 as 'anger' of speaker 's1', here 'sad' of 's1': "
+        "check them",
         "row 9: empty label",
     ]
     assert scan.duplicates == [[a, b]]
@@ -145,6 +148,11 @@ def test_manifest_header_required(tmp_path):
         manifest.scan(tmp_path)
     sheet.write_text("\ufeffpath,label\na.wav,happy\n", encoding="utf-8")  # BOM is fine
     assert [u.emotion for u in manifest.scan(sheet).utterances] == [Emotion.HAPPY]
+    sheet.write_text("path,label\na.wav,happy\n", encoding="utf-16")  # Excel, PowerShell
+    assert [u.emotion for u in manifest.scan(sheet).utterances] == [Emotion.HAPPY]
+    sheet.write_bytes("path,label\nä.wav,happy\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"m\.csv: not UTF-8 text .* save it as a UTF-8 CSV"):
+        manifest.scan(sheet)
 
 
 def test_manifest_and_folder_readers_map_the_same_labels_alike(tmp_path):

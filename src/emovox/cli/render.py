@@ -148,7 +148,9 @@ def scan(corpus: str, summary: str, counts: Mapping[str, int], matches: Sequence
         for k, v in sorted(counts.items()):
             table.add_row(k, str(v))
         console.print(table)
-    if nothing_labelled and not matches:
+    if nothing_labelled and not matches and corpus == "csv":  # the rows said why (stop 39)
+        console.print("No row of the manifest names a readable audio file with a label.")
+    elif nothing_labelled and not matches:
         folder = ("" if corpus == "folder" else  # it was the folder reader (QA re-check)
                   "A tree with one folder per emotion reads with --corpus folder; any other with ")
         console.print("No corpus reader labels a file here. " + (folder or "Read it with ")

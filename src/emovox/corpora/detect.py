@@ -68,6 +68,9 @@ def reader_hint(root: str | Path, corpus: str) -> str:
     reader that labels most files there (``--corpus NAME``), or, when none does, how to read
     the tree (``--corpus folder`` or a CSV manifest with ``--corpus csv``)."""
     name = get_reader(corpus).NAME
+    if name == "csv":  # it was read as a manifest: the rows' notes say why (QA, stop 39)
+        return ("no row of the manifest names a readable audio file with a label (see the "
+                "skipped rows above; paths are relative to the CSV's folder)")
     matches = matching_readers(root, exclude=(name,))
     if not matches:
         return (f"the {name} reader labels no file there, nor does any other reader; a tree "

@@ -11,6 +11,7 @@ Rows whose file is missing, empty, not audio, or listed twice are reported in
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from pathlib import Path
@@ -39,8 +40,16 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("speaker",)
 
 def _open_manifest(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header (lower-cased, trimmed) and data rows of ``path``; checks the header."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.reader(fh))
+    raw = path.read_bytes()
+    # UTF-16 with its BOM is what Excel's "Unicode text" and PowerShell write (a bare codec
+    # error before: own-data QA, stop 39)
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save "
+                         "it as a UTF-8 CSV") from None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
         raise ValueError(f"{path}: empty manifest, expected a header row path,label[,speaker]")
     header = [c.strip().lower() for c in rows[0]]
@@ -70,7 +79,7 @@ def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> C
     header, rows = _open_manifest(csv_path)
     base = csv_path.parent
     scan_ = CorpusScan(corpus=corpus, root=csv_path)
-    seen: dict[Path, int] = {}
+    seen: dict[Path, tuple[int, tuple[str, str]]] = {}
     for rowno, values in enumerate(rows, start=2):  # row 1 is the header
         if not any(v.strip() for v in values):
             continue
@@ -86,8 +95,9 @@ def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> C
         if not row["label"]:
             scan_.skipped.append((path, f"row {rowno}: empty label"))
             continue
-        if not path.is_file():
-            scan_.skipped.append((path, f"row {rowno}: file not found"))
+        if not path.is_file():  # the resolved path: a path written relative to the current
+            scan_.skipped.append((path, f"row {rowno}: file not found at {path} (paths are "
+                                  "relative to the CSV's folder)"))  # folder (QA, stop 39)
             continue
         if path.suffix.lower() not in AUDIO_EXTENSIONS:
             scan_.skipped.append((path, f"row {rowno}: not an audio file extension"))
@@ -96,11 +106,15 @@ def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> C
             scan_.skipped.append((path, f"row {rowno}: empty file (0 bytes)"))
             continue
         key = path.resolve()
-        if key in seen:
-            scan_.skipped.append((path, f"row {rowno}: already listed in row {seen[key]}"))
-            continue
-        seen[key] = rowno
         speaker = row.get("speaker") or UNKNOWN_SPEAKER
+        if key in seen:  # rows that disagree are said (the first won silently: QA, stop 39)
+            first, was = seen[key]
+            differ = "" if was == (row["label"], speaker) else (
+                f" as {was[0]!r} of speaker {was[1]!r}, here {row['label']!r} of "
+                f"{speaker!r}: check them")
+            scan_.skipped.append((path, f"row {rowno}: already listed in row {first}{differ}"))
+            continue
+        seen[key] = rowno, (row["label"], speaker)
         known = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
         meta = {k: v for k, v in row.items() if k and k not in known}
         meta["manifest_row"] = str(rowno)
