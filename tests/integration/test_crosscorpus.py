@@ -300,6 +300,17 @@ def test_a_folder_tree_with_speakers_in_its_names_is_split_by_speaker(fake_ravde
     assert ("never seen in training: neutral, calm, fearful, disgust, surprised (the model "
             "answers only the emotions it was trained on: these get probability 0)") in card
     assert "- own data (reader=name): folder=three" in card
+    # ... and its known limits name the 3 classes, not "Eight fixed classes" (QA, stop 39)
+    assert "- 3 classes (happy, sad, angry); mixed or other emotions are forced" in card
+    assert "Eight fixed classes" not in card and "the data's labels read as" not in card
+    tr = {"clips": 9, "emotions": {"angry": 5, "happy": 4}, "labels_left_out": {
+        "frustrated": 4, "meh": 1}, "labels_read_as": {"anger": "angry", "joy": "happy"}}
+    card = model_card({"trained_on": tr, "config": {"model": {"params": {
+        "epochs": 2, "threads": 1}}}})
+    assert "- the data's labels read as: anger → angry, joy → happy" in card
+    assert "- left out (labels outside the eight emotions): frustrated (4 clips), meh (1 clip)" \
+        in card
+    assert "- training parameters (the rest at their defaults): epochs=2" in card
     unknown = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "run2")])
     assert unknown.exit_code == 2, unknown.output  # speakers unknown: no speaker split
     for bad, why in ((["--speaker-pattern", "spk("], "is no regular expression"),

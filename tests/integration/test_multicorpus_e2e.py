@@ -159,9 +159,9 @@ def test_cli_refuses_bad_multi_corpus_input(fake_ravdess, extra, tmp_path):
         (["--data", f"emovo={emovo}", "--data", str(fake_ravdess), "--artifact", "bundled"],
          "one --data"),
     ]
-    for args, expect in cases:
-        r = CliRunner().invoke(app, ["evaluate", *args, "--model", "egemaps_logreg",
-                                     "--out", str(tmp_path / "run")])
+    for args, expect in cases:  # --model is refused beside --artifact, even at its default
+        model = [] if "--artifact" in args else ["--model", "egemaps_logreg"]
+        r = CliRunner().invoke(app, ["evaluate", *args, *model, "--out", str(tmp_path / "run")])
         assert r.exit_code == 2, (args, r.output)
         assert expect in " ".join(r.output.split()), (args, r.output)
     assert not (tmp_path / "run").exists()

@@ -5,6 +5,7 @@ giving identical network input at training and at serving time."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import zipfile
@@ -304,8 +305,18 @@ def test_cli_train_force_refuses_a_foreign_folder(tmp_path, fake_ravdess):
     (thesis / "thesis.tex").write_bytes(b"chapter 1")
     res = CliRunner().invoke(app, ["train", "--data", str(fake_ravdess), "--out", str(thesis),
                                    "--model", "egemaps_logreg", "--force", "--no-onnx"])
-    assert res.exit_code == 2 and "not an emovox model folder" in res.output.replace("\n", "")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "not an emovox model folder" in said
+    assert said.count("not an emovox model folder") == 1, said  # said twice (QA, stop 39)
     assert (thesis / "thesis.tex").read_bytes() == b"chapter 1"
+    from emovox.models.classical import logreg
+
+    model = save_model(logreg(n_classes=8).fit(np.random.default_rng(0).standard_normal(
+        (16, 4)), np.arange(16) % 8, [], []), tmp_path / "m", {"model": {"name": "x"}})
+    for given, want in ((model / "model.json", f"a file: give the folder that holds it, "
+                                               f"{model}"), (tmp_path / "nope", "no such folder")):
+        with pytest.raises(ArtifactError, match=re.escape(f"({want})")):
+            read_meta(given)
 
 
 # -- model_id covers every file -------------------------------------------------------------

@@ -174,3 +174,22 @@ def test_manifest_and_folder_readers_map_the_same_labels_alike(tmp_path):
         Emotion.ANGRY, Emotion.HAPPY, Emotion.SURPRISED, Emotion.FEARFUL, Emotion.SAD,
         Emotion.CALM, Emotion.NEUTRAL, Emotion.DISGUST, None,
     ]
+
+
+def test_a_dataset_keeps_the_users_label_names_and_what_it_left_out(tmp_path):
+    """Own-data QA, stop 39: "anger" answered as "angry" and a "frustrated" class dropped
+    left no trace in the model folder."""
+    import numpy as np
+
+    from emovox.config import DataConfig
+    from emovox.experiment.dataset import load_dataset
+
+    rows = ["path,label,speaker"]
+    for i in range(4):
+        for label in ("anger", "joy", "frustrated", "sad"):
+            make(tmp_path, f"clips/{label}{i}.wav")
+            rows.append(f"clips/{label}{i}.wav,{label},s{i % 2}")
+    (tmp_path / "own.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(DataConfig(corpus="csv", root=str(tmp_path / "own.csv")))
+    assert ds.labels_read_as(np.arange(len(ds.utts))) == {"anger": "angry", "joy": "happy"}
+    assert ds.left_out == {"frustrated": 4}

@@ -164,7 +164,7 @@ def test_waveform_chart_is_true_scale_with_evidence_shading():
     assert '"title": "contribution"' in tips and '"weight"' not in tips
 
 
-def test_level_meter_marks_quiet_and_clipped():
+def test_level_meter_marks_clipping_only():
     ok = view.SignalLevel(-6.0, -18.0, 0, 16000)
     spec = _spec(charts.level_meter_chart(ok))
     bars = [r for r in _rows(spec) if "measure" in r]
@@ -172,6 +172,6 @@ def test_level_meter_marks_quiet_and_clipped():
     assert "#455a64" in json.dumps(spec) and "#c62828" not in json.dumps(spec)
     silent = _spec(charts.level_meter_chart(view.SignalLevel(-np.inf, -np.inf, 0, 10)))
     assert [r["dBFS"] for r in _rows(silent) if "measure" in r] == [charts.METER_FLOOR_DBFS] * 2
-    assert "#c62828" in json.dumps(silent)
+    assert "#c62828" not in json.dumps(silent)  # no "very quiet" mark since stop 39
     clipped = _spec(charts.level_meter_chart(view.SignalLevel(0.0, -3.0, 30, 16000)))
     assert "#c62828" in json.dumps(clipped)

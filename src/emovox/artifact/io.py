@@ -82,8 +82,12 @@ def read_meta(path: str | Path) -> ArtifactMeta:
     """Validated ``model.json`` of the folder ``path`` (arrays not attached)."""
     path = Path(path)
     f = path / MODEL_JSON
-    if not f.is_file():
-        raise ArtifactError(f"{path} is not an emovox model folder (no {MODEL_JSON})")
+    if not f.is_file():  # what was given instead, said (own-data QA, stop 39)
+        what = ("no such folder" if not path.exists() else
+                f"a file: give the folder that holds it, {path.parent}" if path.name ==
+                MODEL_JSON else "a file, not a folder" if not path.is_dir() else
+                f"no {MODEL_JSON}")
+        raise ArtifactError(f"{path} is not an emovox model folder ({what})")
     try:
         with f.open("rb") as fh:  # read bounded: a huge file is refused, not loaded (stop 35)
             raw = fh.read(MAX_META_BYTES + 1)
@@ -188,9 +192,8 @@ def check_replaceable(out: Path, force: bool) -> None:
                               "--force only replaces model folders")
     try:
         read_meta(out)
-    except ArtifactError as exc:
-        raise FileExistsError(f"{out} exists and is not an emovox model folder ({exc}); "
-                              "--force only replaces model folders") from None
+    except ArtifactError as exc:  # its message names the folder once (said twice: QA, 39)
+        raise FileExistsError(f"{exc}; --force only replaces model folders") from None
     foreign = sorted(p.name for p in out.iterdir() if not _ours(p))
     if foreign:
         raise FileExistsError(

@@ -266,7 +266,8 @@ def trained(model: str, b: Any) -> None:
     if b.calibration:
         c = b.calibration
         console.print(f"temperature {c['temperature']:.3f}: ECE {c['ece_before']:.3f} -> "
-                      f"{c['ece_after']:.3f} on the cross-validation's out-of-fold predictions")
+                      f"{c['ece_after']:.3f} on the cross-validation's out-of-fold predictions "
+                      "(in-sample: the temperature was fitted on them)")
 
 
 # --------------------------------------------------------------------------------------------

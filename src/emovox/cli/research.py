@@ -453,7 +453,8 @@ def calibrate(
         fail(exc)
     render.console.print(
         f"{model}: temperature {report['temperature']:.3f}, ECE "
-        f"{report['ece_before']:.3f} -> {report['ece_after']:.3f} (out-of-fold)")
+        f"{report['ece_before']:.3f} -> {report['ece_after']:.3f} on the run's out-of-fold "
+        "predictions (in-sample: the temperature was fitted on them)")
     render.calibration_per_corpus(report)
 
 

@@ -32,6 +32,14 @@ def _corpus_lines(trained_on: dict[str, Any]) -> list[str]:
     if (never := [e for e, n in (trained_on.get("emotions") or {}).items() if not n]):
         lines.append(f"- never seen in training: {', '.join(never)} (the model answers only "
                      "the emotions it was trained on: these get probability 0)")
+    if read_as := trained_on.get("labels_read_as"):  # own-data QA, stop 39: renamed and
+        pairs = list(read_as.items())  # dropped labels left no trace
+        lines.append("- the data's labels read as: " + ", ".join(
+            f"{raw} → {emo}" for raw, emo in pairs[:12]) + (
+            f" and {len(pairs) - 12} more" if len(pairs) > 12 else ""))
+    if left := trained_on.get("labels_left_out"):
+        lines.append("- left out (labels outside the eight emotions): " + ", ".join(
+            f"{raw} ({n} clip{'s' if n != 1 else ''})" for raw, n in left.items()))
     licences = [CORPUS_LICENCES.get(c, f"{c}: see its licence") for c in corpora]
     lines.append(f"- training data licence: {'; '.join(licences)}; this model is for research "
                  "and non-commercial use.")
@@ -130,6 +138,28 @@ def _val_text(val_speakers: int | None) -> str:
     if val_speakers == 0:
         return ", every training speaker trained (no validation speakers)"
     return f", {val_speakers} training speaker(s) per fold held out for validation"
+
+
+def _params_lines(config: Any) -> list[str]:
+    """The training parameters given (``-p``), threads aside: a 2-epoch model read like
+    the standard recipe (own-data QA, stop 39)."""
+    try:
+        params = dict(config["model"]["params"])
+    except (KeyError, TypeError, ValueError):
+        return []
+    params.pop("threads", None)
+    return ([f"- training parameters (the rest at their defaults): "
+             f"{', '.join(f'{k}={v}' for k, v in sorted(params.items()))}"] if params else [])
+
+
+def _classes_line(trained_on: dict[str, Any]) -> str:
+    """The known limit on classes: the eight, or the ones a model heard (a 3-class model's
+    card said "Eight fixed classes": own-data QA, stop 39)."""
+    heard = [e for e, n in (trained_on.get("emotions") or {}).items() if n]
+    if heard and len(heard) < len(LABELS):
+        return (f"- {len(heard)} classes ({', '.join(heard)}); mixed or other emotions are "
+                "forced onto them.")
+    return "- Eight fixed classes; mixed or other emotions are forced onto them."
 
 
 def _own_data_lines(config: Any, members_own: list[str] | None = None) -> list[str]:
@@ -240,6 +270,7 @@ def model_card(meta: dict[str, Any]) -> str:
         *([f"- members (probabilities averaged, one ONNX graph): {_members_text(tr)}"]
           if tr.get("members") else []),
         *([f"- training augmentation: {tr['augment']}"] if tr.get("augment") else []),
+        *_params_lines(meta.get("config")),
         *_environment_lines(tr),
         *_corpus_lines(tr),
         *_own_data_lines(meta.get("config"), tr.get("own_data")),
@@ -265,7 +296,7 @@ def model_card(meta: dict[str, Any]) -> str:
         "## Known limits",
         "",
         _domain_line(tr),
-        "- Eight fixed classes; mixed or other emotions are forced onto them.",
+        _classes_line(tr),
         "- Arousal/valence are derived from the class probabilities, not predicted.",
         "- Input is 16 kHz mono; a clip is read as one window of about 2.6 s of speech, a longer "
         "recording in such windows over its speech, averaged (`emovox timeline` shows them).",

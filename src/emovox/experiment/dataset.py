@@ -57,6 +57,8 @@ class Dataset:
     content_ids: list[str]
     report: str
     dropped_duplicates: list[str] = field(default_factory=list)
+    #: labels outside the eight emotions and their clips, left out (the card says them)
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def y(self) -> np.ndarray:
@@ -66,6 +68,14 @@ class Dataset:
     def corpora(self) -> list[str]:
         """The corpus names of the clips, in order of first appearance."""
         return list(dict.fromkeys(u.corpus for u in self.utts))
+
+    def labels_read_as(self, idx: np.ndarray) -> dict[str, str]:
+        """The data's own label names among ``idx`` that are not the emotion they were
+        read as (``{"anger": "angry"}``), for the card: a user's names were renamed in
+        every answer without a trace (own-data QA, stop 39)."""
+        pairs = {(self.utts[i].raw_label, self.utts[i].emotion.value) for i in idx
+                 if self.utts[i].raw_label and self.utts[i].emotion is not None}
+        return {raw: emo for raw, emo in sorted(pairs) if raw.strip().lower() != emo}
 
     def emotion_counts(self, idx: np.ndarray) -> dict[str, int]:
         """Clips of each of the eight emotions among ``idx`` (0 for one never seen)."""
@@ -110,9 +120,9 @@ def _natural(speaker: str) -> list[tuple[int, int | str]]:
 
 def _read_corpus(
     cfg: DataConfig, name: str, root: str, wanted: dict[str, set[str]]
-) -> tuple[list[Utterance], list[bool], str]:
+) -> tuple[list[Utterance], list[bool], str, Counter[str]]:
     """The labelled clips of one corpus that pass the config's filters, their train-only
-    flags and the scan summary."""
+    flags, the scan summary and the labels left out (outside the eight emotions)."""
     scan = scan_corpus(name, Path(root), detect_duplicates=False,
                        **reader_options(name, cfg.speaker_pattern))
     if not scan.labelled:
@@ -144,7 +154,7 @@ def _read_corpus(
         log.warning("%s: %d clip(s) with labels outside the eight emotions were left out: %s",
                     root, len(scan.unmapped), ", ".join(f"{r} ({n})" for r, n in
                                                         sorted(raws.items())))
-    return utts, train_only, scan.summary()
+    return utts, train_only, scan.summary(), Counter(u.raw_label for u in scan.unmapped)
 
 
 def _conflict(a: Utterance, b: Utterance) -> str:
@@ -175,8 +185,10 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     utts: list[Utterance] = []
     train_only: list[bool] = []
     reports: list[str] = []
+    left_out: Counter[str] = Counter()
     for name, root in sources:
-        u, t, rep = _read_corpus(cfg, name, root, wanted)
+        u, t, rep, out = _read_corpus(cfg, name, root, wanted)
+        left_out += out
         utts += u
         train_only += t
         reports.append(rep)
@@ -212,6 +224,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         [hashes[i] for i in kept],
         "\n".join(reports),
         dropped,
+        dict(sorted(left_out.items())),
     )
 
 

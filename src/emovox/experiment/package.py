@@ -167,6 +167,8 @@ def _trained_on(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray, speakers: l
     held = ({"validation_speakers": val[0], "validation_clips": val[1]} if val[0] else {})
     return {"clips": int(len(idx)), "speakers": speakers, **held,  # emotions: QA, stop 33
             "emotions": ds.emotion_counts(idx), "corpus": "+".join(ds.corpora),
+            **({"labels_read_as": m} if (m := ds.labels_read_as(idx)) else {}),  # stop 39
+            **({"labels_left_out": ds.left_out} if ds.left_out else {}),
             "corpora": corpus_counts([ds.utts[i] for i in idx]),
             "balance_corpora": cfg.data.balance_corpora, "channels": list(cfg.data.vocal_channels),
             **({"teachers": list(cfg.teachers)} if cfg.teachers else {}),

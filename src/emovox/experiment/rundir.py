@@ -295,8 +295,8 @@ def read_metrics(run: Path) -> dict[str, Any]:
     """``metrics.json`` of ``run``; :class:`RunDirError` naming the file if it is missing,
     truncated or not a run's metrics."""
     f = Path(run) / METRICS_FILE
-    if not f.is_file():
-        raise RunDirError(f"{run}: no {METRICS_FILE}")
+    if not f.is_file():  # a missing folder said so (it said "no metrics.json": QA, 39)
+        raise RunDirError(f"{run}: no {'such folder' if not Path(run).exists() else METRICS_FILE}")
     try:
         meta = json.loads(f.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -307,9 +307,8 @@ def read_metrics(run: Path) -> dict[str, Any]:
 
 
 def _float_or_none(cells: list[str]) -> tuple[float, ...] | None:
-    if not cells or all(c == "" for c in cells):
-        return None  # a failed clip; some cells empty: ValueError, not a failed clip (stop 38)
-    return tuple(float(c) for c in cells)
+    """None for a failed clip (all empty); some cells empty: ValueError (stop 38)."""
+    return None if all(c == "" for c in cells) else tuple(float(c) for c in cells)
 
 
 def read_predictions(path: Path) -> Predictions:
@@ -461,8 +460,9 @@ def read_cv_run(run: Path, model: str) -> CvRun:
     (protocol, summary, pooled, worst class) and the path of its predictions.csv."""
     run = Path(run)
     m = read_metrics(run)
-    if m.get("model") != model:
-        raise RunDirError(f"{run} is a CV run of {m.get('model')!r}, not {model!r}")
+    if m.get("model") != model:  # an evaluate --artifact run has no model (QA, stop 39)
+        raise RunDirError(f"{run} is a CV run of {m.get('model')!r}, not {model!r}" if m.get(
+            "model") else f"{run} is not a cross-validation run (protocol {m['protocol']})")
     if not m.get("speaker_independent"):
         raise RunDirError(f"{run} is not speaker-independent; calibrate on held-out speakers")
     if m.get("adapt", "none") != "none":  # research QA, stop 32: shown as the headline
