@@ -43,15 +43,20 @@ def test_timeline_csv_and_json_together_are_refused(tmp_path):
     assert "choose one" in text(res)
 
 
-def test_a_folder_scan_takes_what_predict_decodes(tmp_path):
+def test_a_folder_scan_takes_what_predict_decodes(tmp_path, caplog):
     from emovox.serving.inputs import collect_inputs
 
-    # WMA and Matroska were skipped without a word (QA, stop 37)
-    names = ["a.wav", "b.WEBM", "c.mp4", "d.flac", "e.wma", "f.mkv", "g.mov", "h.caf"]
+    # WMA and Matroska were skipped without a word (QA, stop 37), Android's .3ga (stop 39)
+    names = ["a.wav", "b.WEBM", "c.mp4", "d.flac", "e.wma", "f.mkv", "g.mov", "h.caf",
+             "i.3ga"]
     for name in (*names, "notes.txt", ".hidden.wav", "cover.jpg"):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in collect_inputs([str(tmp_path)])] == names
+    # ... and the files of other names are counted, not skipped without a word (stop 39)
+    assert "2 other file(s) not read, by their names (e.g. cover.jpg, notes.txt)" in caplog.text
+    caplog.clear()
     assert [p.name for p in collect_inputs([str(tmp_path / "*")])] == names
+    assert "2 other file(s) not read" in caplog.text
 
 
 def test_a_file_reached_twice_is_listed_once_and_said(tmp_path, caplog):

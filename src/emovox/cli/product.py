@@ -102,7 +102,9 @@ def predict(
 
 
 def batch(
-    inputs: Annotated[list[str], typer.Argument(help="Folders (recursive), files or globs.")],
+    inputs: Annotated[list[str], typer.Argument(
+        help="Folders (recursive) and globs, whose files are taken by an audio extension "
+             "(.wav, .flac, .mp3, .m4a, .ogg, .opus, ...), or files (any name).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="results.csv or results.jsonl")],
     workers: Annotated[int, typer.Option(
         min=1, help="Worker processes, each with its own model (1: in this process).")] = 2,

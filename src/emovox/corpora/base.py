@@ -166,11 +166,14 @@ def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
 
 
 def iter_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS, *,
-                     regular_only: bool = True) -> Iterator[Path]:
+                     regular_only: bool = True, others: list[Path] | None = None
+                     ) -> Iterator[Path]:
     """Every audio file below ``root`` (any nesting), sorted, by extension (lower case, with
     the dot: :data:`AUDIO_EXTENSIONS` by default). ``regular_only=False``: also entries of
     those names that are no regular file (a FIFO, a dangling or looping link), for a
-    caller that reports each (``batch``: they vanished without a word; QA, stop 38)."""
+    caller that reports each (``batch``: they vanished without a word; QA, stop 38).
+    ``others``: receives the visible files of other names (``batch`` counts them: an
+    Android ``.3ga`` recording vanished without a word, QA stop 39)."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"corpus directory not found: {root}")
@@ -186,6 +189,8 @@ def iter_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS, 
             if p.suffix.lower() in extensions and not name.startswith(".") and (
                     not regular_only or p.is_file()):
                 found.append(p)
+            elif others is not None and not name.startswith("."):
+                others.append(p)
     yield from sorted(found)
 
 

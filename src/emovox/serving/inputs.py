@@ -90,7 +90,8 @@ def iter_glob(pattern: str) -> Iterator[Path]:
 #: Matroska, QuickTime and the rest were skipped without a word (QA, stop 37)
 INPUT_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | {
     ".webm", ".mp4", ".m4v", ".mkv", ".mka", ".mov", ".avi", ".wma", ".asf", ".caf", ".au",
-    ".snd", ".w64", ".ac3", ".mp2", ".amr", ".3gp", ".wv", ".tta", ".spx", ".aifc"}
+    ".snd", ".w64", ".ac3", ".mp2", ".amr", ".3gp", ".wv", ".tta", ".spx", ".aifc",
+    ".3ga", ".3g2", ".m4b", ".mpga"}  # Android recorders, audiobooks (QA, stop 39)
 
 #: File types the uploader takes: every one ``batch`` reads (the content is sniffed anyway,
 #: never trusted); it took five, and an ``.opus`` was refused by the widget as "audio/ogg
@@ -110,10 +111,12 @@ def collect_inputs(inputs: Iterable[str]) -> list[Path]:
     """
     out: dict[str, Path] = {}
     twice: dict[str, list[Path]] = {}  # resolved path -> the other ways it was reached
+    others: list[Path] = []  # files of other names in folders and glob matches: counted
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths = list(iter_audio_files(p, INPUT_EXTENSIONS, regular_only=False))
+            paths = list(iter_audio_files(p, INPUT_EXTENSIONS, regular_only=False,
+                                          others=others))
         elif p.is_file():
             paths = [p]
         else:
@@ -123,14 +126,22 @@ def collect_inputs(inputs: Iterable[str]) -> list[Path]:
             paths = []
             for mp in matches:
                 if mp.is_dir():
-                    paths += list(iter_audio_files(mp, INPUT_EXTENSIONS, regular_only=False))
+                    paths += list(iter_audio_files(mp, INPUT_EXTENSIONS, regular_only=False,
+                                                   others=others))
                 elif mp.suffix.lower() in INPUT_EXTENSIONS:
                     paths.append(mp)
+                else:
+                    others.append(mp)
         for q in paths:
             key = resolved_key(q)
             if key in out:
                 twice.setdefault(key, []).append(q)
             out.setdefault(key, q)
+    if others:  # skipped without a word (QA, stop 39)
+        log.warning("%d other file(s) not read, by their names (e.g. %s): a folder or glob "
+                    "takes files with an audio extension (.wav, .flac, .mp3, .m4a, .ogg, "
+                    ".opus, ...); a file given by name is read whatever its name", len(others),
+                    ", ".join(printable_path(Path(o.name)) for o in others[:3]))
     if twice:  # a user counting rows should not wonder where a file went (QA stop 30)
         n = sum(len(v) for v in twice.values())
         key, (other, *_) = next(iter(twice.items()))
