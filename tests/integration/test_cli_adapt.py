@@ -109,12 +109,17 @@ def test_batch_speaker_from_parent(tmp_path: Path, suffix: str) -> None:
             ["false"] * 2
         assert Path(by_name["c0.wav"]["speaker_group"]) == tree / "spk_a"  # the folder
         assert by_name["quiet.wav"]["status"] == "no_speech"
+        # a no_speech answer of a group says why it is not adapted (QA, stop 39)
+        assert by_name["quiet.wav"]["adapted"] == "false"
+        assert by_name["quiet.wav"]["adapt_note"].startswith(
+            "the clip holds no speech: nothing to adapt")
     else:
         for r in rows:
             validate_document(r, "prediction")
         assert by_name["c0.wav"]["adaptation"]["reference_clips"] == 3
         assert by_name["c3.wav"]["adaptation"]["applied"] is False
-        assert "adaptation" not in by_name["quiet.wav"]
+        quiet = by_name["quiet.wav"]["adaptation"]  # as predict --reference (QA, stop 39)
+        assert quiet["applied"] is False and quiet["reason"].startswith("the clip holds no")
     before = out.read_bytes()
     again = invoke(["batch", tree, "--out", out, "--speaker-from", "parent"])
     ok(again)

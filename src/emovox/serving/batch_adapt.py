@@ -12,11 +12,12 @@ not over the audio (:mod:`emovox.serving.adapt` says what the adaptation does).
    in full, atomically, with the adapted answers.
 
 CSV output gains the columns :data:`ADAPT_FIELDS`: ``speaker_group``, ``adapted``
-(``true``; ``false`` for a speech answer left unadapted: group too small or no group;
-empty for ``no_speech`` and error rows), ``reference_clips`` (usable clips of the group) and
-``adapt_note`` (why not adapted, then the group's warnings: fewer than 16 clips, mostly
-one emotion). JSON lines gain ``adaptation`` (schema ``prediction-v1.json``, with the same
-``warnings``) on every speech answer. Batch answers are adapted as a whole (the
+(``true``; ``false`` for a speech answer left unadapted: group too small or no group, and
+for a ``no_speech`` answer of a group; empty for error rows and ungrouped ``no_speech``
+rows), ``reference_clips`` (usable clips of the group) and ``adapt_note`` (why not adapted,
+then the group's warnings: fewer than 16 clips, mostly one emotion). JSON lines gain
+``adaptation`` (schema ``prediction-v1.json``, with the same ``warnings``) on every answer
+of a group and every speech answer. Batch answers are adapted as a whole (the
 windows' own probabilities are not in the rows): the ``evidence`` of a recording answered
 from several windows lists the windows as the model heard them, unadapted; a one-window
 answer's evidence is the adapted answer.
@@ -206,8 +207,13 @@ def _csv_mark(record: Adaptation | None, group: str | None = None) -> dict[str, 
 
 def _one_row(row: dict[str, Any], group: str | None, fmt: str,
              priors: dict[str, SpeakerPrior | int], summary: AdaptSummary) -> dict[str, Any]:
-    if _probs(row, fmt) is None:  # no_speech and error rows: untouched
-        return row | _csv_mark(None, group) if fmt == "csv" else row
+    if _probs(row, fmt) is None:  # error rows untouched; a no_speech row of a group says
+        if is_error_row(row) or group is None:  # why it is not adapted, as predict
+            return row | _csv_mark(None, group) if fmt == "csv" else row  # --reference
+        sp, why = priors[group], "the clip holds no speech: nothing to adapt"  # does (QA, 39)
+        record = (sp.not_applied(why) if isinstance(sp, SpeakerPrior)
+                  else Adaptation(False, sp, group, why))
+        return row | _csv_mark(record) if fmt == "csv" else row | {"adaptation": record.to_dict()}
     if group is None:
         summary.ungrouped += 1
         record = Adaptation(False, 0, None, "no speaker group: --speaker-from found no "
