@@ -222,3 +222,27 @@ def test_near_silence_and_a_muted_input_are_told_apart(tmp_path):
     assert "silent or nearly so (no sound at all" in muted and "not muted" in muted
     assert "record closer" not in muted
     assert "loudest frame below -60 dBFS" in faint and "record closer" in faint
+
+
+def test_a_coarse_integer_recording_is_said(tmp_path):
+    """16-bit audio at -50 dBFS (a few steps of resolution in the quiet parts of the voice)
+    changed answers that float samples at the same level kept; 8-bit audio is always
+    coarse (QA, stop 39). Float samples and louder 16-bit audio are not."""
+    import soundfile as sf
+
+    v = voice(2.0) / np.abs(voice(2.0)).max()
+    for name, level_db, subtype, coarse in (("c50.wav", -50, "PCM_16", True),
+                                            ("c40.wav", -40, "PCM_16", False),
+                                            ("f50.wav", -50, "FLOAT", False),
+                                            ("u8.wav", -1, "PCM_U8", True),
+                                            ("c50.flac", -50, "PCM_16", True)):
+        sf.write(tmp_path / name, v * 10 ** (level_db / 20), SR, subtype=subtype)
+        notes = [n for n in load_audio(tmp_path / name).notes if "coarse" in n]
+        assert bool(notes) is coarse, (name, notes)
+        if coarse:
+            bits = 8 if subtype == "PCM_U8" else 16
+            said_db = float(notes[0].split(f"steps of its {bits}-bit scale (")[1].split()[0])
+            assert said_db == pytest.approx(level_db, abs=0.15)  # 8 bits round the peak
+            said = []
+            list(iter_blocks(tmp_path / name, notes=said))  # the timeline's reader too
+            assert notes[0] in said

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from emovox.audio import ffmpeg as ffm
-from emovox.audio.clipping import ClipCounter, clip_note
+from emovox.audio.clipping import PCM_BITS, ClipCounter
 from emovox.audio.length import cut_note
 from emovox.audio.sniff import (
     EXACT_LENGTH_KINDS,
@@ -116,12 +116,14 @@ class Decoder:
         close: Callable[[], None],
         frames: int | None = None,
         name: str = "<audio>",
+        bits: int | None = None,
     ) -> None:
         self.sr = int(sr)
         self.channels = int(channels)
         self.backend = backend
         self.frames = frames
         self.name = name
+        self.bits = bits  #: of an integer PCM format (None: float, companded, lossy)
         #: what a user should know about the samples read (a file that stops decoding
         #: part-way), each also logged; complete once :meth:`blocks` is exhausted
         self.notes: list[str] = []
@@ -153,9 +155,9 @@ class Decoder:
                 f"{self.name}: decoding stopped at {at} s ({exc.detail or exc}): the file is "
                 f"damaged or cut short; answered on the {at} s before that.")
             log.warning("%s", self.notes[-1])
-        if clips.clipped:
-            self.notes.append(clip_note(self.name, clips.clipped, clips.n_samples))
-            log.warning("%s", self.notes[-1])
+        for note in clips.notes(self.name, self.bits):  # clipped, coarse (stop 39)
+            self.notes.append(note)
+            log.warning("%s", note)
 
     def length_note(self, n: int, s: Source) -> str | None:
         """After ``n`` frames were read to the end: a note when a header that states the
@@ -277,7 +279,8 @@ def _open_soundfile(s: Source) -> Decoder:
             h.close()
 
     frames = int(f.frames) if 0 <= f.frames < 1 << 62 else None
-    return Decoder(f.samplerate, f.channels, "soundfile", read, close, frames, s.name)
+    return Decoder(f.samplerate, f.channels, "soundfile", read, close, frames, s.name,
+                   PCM_BITS.get(str(f.subtype)))
 
 
 def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
