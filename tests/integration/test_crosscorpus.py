@@ -200,8 +200,19 @@ def test_calibrate_attaches_a_cv_run_afterwards(fake_ravdess, fake_cache, tmp_pa
     # a classical model trains on its validation speakers too: no other recipe (stop 33)
     assert "Protocol `emobox`; mean" in (out / "MODEL_CARD.md").read_text()
     assert "validation speaker" not in " ".join(r.output.split())
+    assert "Not this model's figures" not in (out / "MODEL_CARD.md").read_text()
     r = CliRunner().invoke(app, ["calibrate", str(out), str(tmp_path / "nope")], env=env)
-    assert r.exit_code == 2
+    assert r.exit_code == 2 and "no such folder" in r.output
+    # a run of another recipe: warned, and since stop 39 said in the card too (QA)
+    other = tmp_path / "m2"
+    r = CliRunner().invoke(app, ["train", "--data", str(fake_ravdess), "--model",
+                                 "egemaps_logreg", "-p", "C=0.5", "--out", str(other)], env=env)
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["calibrate", str(other), str(cv)], env=env)
+    assert r.exit_code == 0, r.output
+    card = " ".join((other / "MODEL_CARD.md").read_text().split())
+    assert f"**Not this model's figures**: {cv.name} was run with another recipe" in card
+    assert "- training parameters (the rest at their defaults): C=0.5" in card
 
 
 def test_bundled_models_load_by_name():

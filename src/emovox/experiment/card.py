@@ -140,6 +140,17 @@ def _val_text(val_speakers: int | None) -> str:
     return f", {val_speakers} training speaker(s) per fold held out for validation"
 
 
+def _caveat_lines(cal: dict[str, Any]) -> list[str]:
+    """What ``calibrate`` warned about the run it attached: the figures below and the
+    temperature are then not this model's (own-data QA, stop 39: said once, on the
+    terminal, while the card showed the figures as the model's)."""
+    if not cal.get("caveats"):
+        return []
+    return [f"**Not this model's figures**: {'; '.join(cal['caveats'])}. The cross-validation "
+            "figures and the temperature below come from that run, not from this model's "
+            "recipe and data.", ""]
+
+
 def _params_lines(config: Any) -> list[str]:
     """The training parameters given (``-p``), threads aside: a 2-epoch model read like
     the standard recipe (own-data QA, stop 39)."""
@@ -275,6 +286,7 @@ def model_card(meta: dict[str, Any]) -> str:
         *_corpus_lines(tr),
         *_own_data_lines(meta.get("config"), tr.get("own_data")),
         "",
+        *_caveat_lines(meta.get("calibration") or {}),
         *_cv_lines(cv),
     ]
     for extra in cv.get("also") or []:

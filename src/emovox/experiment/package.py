@@ -205,13 +205,19 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     cv = read_cv_run(calibrate, meta.name)
     also_runs = read_also_runs(also, meta.name)
     trained_val = trained_val_speakers(meta.experiment_config)
+    caveats = []  # what was warned goes into the card too (it was said once: QA, stop 39)
     for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
         check_recipe(Path(run), c, trained_val, meta.name)
-        warn_other_clips(Path(run), c, trained_digests(meta.trained_on))  # stop 35
+        if n := warn_other_clips(Path(run), c, trained_digests(meta.trained_on)):  # stop 35
+            caveats.append(f"{Path(run).name} tested {n} clip(s) of other data")
     for run in [calibrate, *also]:  # the --also runs too (re-check, stop 32)
-        warn_recipe(Path(run), path, recipe_differences(Path(run), meta.experiment_config))
+        warn_recipe(Path(run), path, diffs := recipe_differences(Path(run),
+                                                                  meta.experiment_config))
+        if diffs:
+            caveats.append(f"{Path(run).name} was run with another recipe ({'; '.join(diffs)})")
     calibration = fit_from_predictions_csv(cv.predictions,  # first: a failed fit writes
                                            also=[a.predictions for a in also_runs])  # nothing
+    calibration |= {"caveats": caveats} if caveats else {}
     update_artifact(path, meta.replace(metrics=metrics_with_also(cv.metrics, also_runs)))
     meta = attach_inference(path, temperature=calibration["temperature"],
                             calibration=calibration)

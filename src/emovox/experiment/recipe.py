@@ -239,6 +239,6 @@ def warn_other_clips(run: Path, cv: Any, trained: Iterable[str] | None) -> int:
             continue
     if other:
         log.warning("%s tested %d clip(s) of one's own data that the model was not trained "
-                    "on (of %d): it read other data under the same name, so its figures and "
-                    "temperature are not this model's", run, other, read)
+                    "on (of %d): it read other data (another or an edited manifest or folder), "
+                    "so its figures and temperature are not this model's", run, other, read)
     return other
