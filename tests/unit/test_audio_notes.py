@@ -246,3 +246,18 @@ def test_a_coarse_integer_recording_is_said(tmp_path):
             said = []
             list(iter_blocks(tmp_path / name, notes=said))  # the timeline's reader too
             assert notes[0] in said
+
+
+@needs_ffmpeg
+def test_clipping_survives_a_lossy_codec(tmp_path):
+    """A clipped WAV encoded to MP3 lost its clipping warning: the codec's ringing breaks
+    the flat tops into single samples over full scale (re-check, stop 39). A clean file
+    normalised to full scale stays unwarned."""
+    v = voice(3.0) / np.abs(voice(3.0)).max()
+    for name, wave, clipped in (("clip", np.clip(3 * v, -1, 1), True), ("clean", v, False)):
+        src = write_clip(tmp_path / f"{name}.wav", wave, SR)
+        mp3 = tmp_path / f"{name}.mp3"
+        subprocess.run([FFMPEG, "-loglevel", "error", "-y", "-i", str(src), str(mp3)],
+                       check=True)
+        notes = [n for n in load_audio(mp3).notes if "clipped" in n]
+        assert bool(notes) is clipped, (name, notes)

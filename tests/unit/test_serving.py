@@ -156,7 +156,8 @@ def test_a_request_whose_client_has_gone_is_not_computed():
     (six 10-minute uploads: a 4 s clip waited 11.7 s; API QA, stop 35)."""
     import asyncio
 
-    from emovox.api.server import ApiError, _Service
+    from emovox.api.errors import ApiError
+    from emovox.api.server import _Service
 
     class Gone:
         async def is_disconnected(self) -> bool:

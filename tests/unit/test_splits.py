@@ -217,3 +217,9 @@ def test_a_test_class_the_training_side_lacks_is_warned_about(caplog):
     assert said == [f"fold 1: {names[5]} (1 test clip(s), speaker(s) csv:c) has no training "
                     "clip in this fold: every one is scored as a miss"]
     assert said[0] in caplog.text
+    # the class on the validation side only: unheard by a network, heard by a classical
+    # model, which fits on the validation clips too (re-check, stop 39)
+    val = [Fold(0, np.arange(4, 8), np.array([8]), np.arange(0, 4), ("csv:a",), ("csv:c",))]
+    assert len(warn_unheard_test_classes(val, np.r_[y[:3], 5, y[4:]], utts, names)) == 1
+    assert warn_unheard_test_classes(val, np.r_[y[:3], 5, y[4:]], utts, names,
+                                     fits_validation=True) == []

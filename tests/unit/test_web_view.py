@@ -50,6 +50,8 @@ def test_square_wave_rms_equals_peak_and_silence_is_minus_infinity():
     # hum in part of it, found by the timeline only (a file name saying "mains hum" aside)
     assert view.page_warnings([cut], [cut, hum2]) == [cut, f"The timeline found: {hum2}"]
     assert view.page_warnings([cut, faint], [cut, hum2]) == [cut]  # near-silence says it
+    muted = "x: the audio is silent or nearly so (no sound at all: ...): check that the"
+    assert view.page_warnings([muted]) == [muted]  # a muted input's advice (stop 39)
     assert view.timeline_csv_name("talk.m4a", False) == "talk-timeline.csv"
     empty = view.signal_level(np.zeros(0))
     assert empty.n_samples == 0 and not empty.clipped
@@ -131,10 +133,22 @@ def test_clipping_is_said_in_every_answer_and_quiet_is_not_a_warning(tmp_path):
     notes = load_audio(tmp_path / "loud.wav").notes
     n = ClipCounter()
     n.add(np.stack([loud, v], 1))
-    assert notes == (clip_note(str(tmp_path / "loud.wav"), n.clipped, 2 * len(v)),)
+    assert n.share() == pytest.approx(n.clipped / len(v))  # the clipped channel's share,
+    assert notes == (clip_note(str(tmp_path / "loud.wav"), n.clipped, n.share(), 2),)  # not
+    assert "of its most clipped channel" in notes[0]  # half of it (re-check, stop 39)
     assert "the recording is clipped" in notes[0] and f"{n.clipped:,} samples" in notes[0]
     assert n.clipped == view.signal_level(np.stack([loud, v], 1)).clipped_samples > 0
-    assert "(under 0.01%)" in clip_note("x", 3, 10**6)
+    assert "(under 0.01%)" in clip_note("x", 3, 3e-6)
+    # a float file over full scale is not clipped in the file (its answer was the
+    # unclipped one); 8-bit audio's positive full scale is 127/128 (re-check, stop 39)
+    sf.write(tmp_path / "over.wav", v * 4, SR, subtype="FLOAT")
+    assert load_audio(tmp_path / "over.wav").notes == ()
+    sf.write(tmp_path / "u8.wav", loud, SR, subtype="PCM_U8")
+    sf.write(tmp_path / "s16.wav", loud, SR, subtype="PCM_16")
+    said = [next(x for x in load_audio(tmp_path / f).notes if "clipped" in x)
+            for f in ("u8.wav", "s16.wav")]
+    counts = [int(x.split("clipped: ")[1].split()[0].replace(",", "")) for x in said]
+    assert counts[0] == pytest.approx(counts[1], rel=0.02)  # about the same (8 bits round)
 
 
 # ------------------------------------------------------------------------------ prediction

@@ -41,8 +41,8 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox import __version__
 from emovox.api.docs import install_docs
+from emovox.api.errors import ApiError, error_response, guarded
 from emovox.api.middleware import (
     API_KEY_HEADER,
     BODY_TAIL,
@@ -95,32 +96,8 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------
-# Errors and the model holder
+# The model holder
 # --------------------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
-
-
-def _error_response(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status)
-
-
-@contextmanager
-def _guarded(what: str) -> Iterator[None]:
-    """Typed emovox errors -> their status; anything else -> 500 without a traceback."""
-    try:
-        yield
-    except ApiError:
-        raise
-    except Exception as exc:
-        status, code = service.http_status(exc)
-        if status >= 500:
-            log.exception("%s failed", what)
-        raise ApiError(status, code, service.user_message(exc)) from None
 
 
 class _ModelHolder:
@@ -212,7 +189,7 @@ class _Service:
         name = service.display_name(file.filename)
         size = file.size
         if size is not None:
-            with _guarded("upload"):
+            with guarded("upload"):
                 service.check_size(size, self.max_bytes, name)
             if size == 0:
                 raise ApiError(422, "bad_audio", f"{name}: the upload is empty (0 bytes).")
@@ -226,7 +203,7 @@ class _Service:
         async with self.slots:
             await _still_there(request, what)
             def guarded_work() -> T:
-                with _guarded(what):
+                with guarded(what):
                     return work()
 
             return await run_in_threadpool(guarded_work)
@@ -255,14 +232,14 @@ async def _still_there(request: Request, what: str) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error_response(exc.status, exc.code, exc.detail)
+        return error_response(exc.status, exc.code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if request.method == "POST" and ctype and not ctype.startswith(
                 ("multipart/", "application/x-www-form-urlencoded")):
-            return _error_response(  # a raw audio body (QA stop 30: it was "field required")
+            return error_response(  # a raw audio body (QA stop 30: it was "field required")
                 415, "unsupported_media_type", f"the request body is {ctype}: send the "
                 "recording as a multipart/form-data upload in the field 'file' (curl -F "
                 "\"file=@clip.wav\" URL)")
@@ -278,16 +255,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         if any(e.get("type") == "missing" and "file" in e.get("loc", ()) for e in exc.errors()):
             if ctype == "multipart/form-data" and multipart_unclosed(
                     getattr(request.state, BODY_TAIL, None), request.headers["content-type"]):
-                return _error_response(  # was "file: Field required" (stop 36's list)
+                return error_response(  # was "file: Field required" (stop 36's list)
                     422, "incomplete_upload", INCOMPLETE_UPLOAD)
             detail += (" (upload the recording as the multipart/form-data field 'file': curl "
                        "-F \"file=@clip.wav\" URL; --data-binary sends it as a form body)")
-        return _error_response(422, "invalid_request", detail)
+        return error_response(422, "invalid_request", detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
-        response = _error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
+        response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
                                    service.scrub(str(exc.detail)))
         response.headers.update(exc.headers or {})  # 405's Allow (API QA, stop 37)
         if "GET" in response.headers.get("allow", "").split(", "):
@@ -307,7 +284,7 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
         name = svc.check_upload(file)
         refs = [(r.file, r.filename) for r in references or []]
         if refs:  # count and total size, before any slot or decoding
-            with _guarded("references"):
+            with guarded("references"):
                 adapt_uploads.check_references([r.size for r in references or []],
                                                max_bytes=svc.max_bytes)
         predictor = await svc.holder.aget()
@@ -356,7 +333,7 @@ def _add_info_routes(app: FastAPI, svc: _Service) -> None:
              summary="The model card")
     async def model() -> dict[str, Any]:
         predictor = await svc.holder.aget()
-        with _guarded("model card"):
+        with guarded("model card"):
             card = await run_in_threadpool(service.model_card, predictor)
         card["limits"] = {"max_upload_bytes": svc.max_bytes, "max_duration_s": svc.max_duration}
         return card

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from emovox.audio import ffmpeg as ffm
-from emovox.audio.clipping import PCM_BITS, ClipCounter
+from emovox.audio.clipping import LOSSY_SUBTYPES, PCM_BITS, ClipCounter
 from emovox.audio.length import cut_note
 from emovox.audio.sniff import (
     EXACT_LENGTH_KINDS,
@@ -117,6 +117,7 @@ class Decoder:
         frames: int | None = None,
         name: str = "<audio>",
         bits: int | None = None,
+        lossy: bool = False,
     ) -> None:
         self.sr = int(sr)
         self.channels = int(channels)
@@ -124,6 +125,7 @@ class Decoder:
         self.frames = frames
         self.name = name
         self.bits = bits  #: of an integer PCM format (None: float, companded, lossy)
+        self.lossy = lossy  #: a lossy codec (clipping counted sample by sample)
         #: what a user should know about the samples read (a file that stops decoding
         #: part-way), each also logged; complete once :meth:`blocks` is exhausted
         self.notes: list[str] = []
@@ -140,7 +142,8 @@ class Decoder:
         recording's timeline is not lost for its last seconds (stop 33). Nothing read: the
         :class:`DamagedAudio` error."""
         n = 0
-        clips = ClipCounter()  # on the samples as recorded (stop 39: the web page alone said)
+        clips = ClipCounter(self.bits, lossy=self.lossy)  # on the samples as recorded (stop
+        # 39: the web page alone said)
         try:
             for block in self._read(max(1, int(frames))):
                 n += block.shape[0]
@@ -155,7 +158,7 @@ class Decoder:
                 f"{self.name}: decoding stopped at {at} s ({exc.detail or exc}): the file is "
                 f"damaged or cut short; answered on the {at} s before that.")
             log.warning("%s", self.notes[-1])
-        for note in clips.notes(self.name, self.bits):  # clipped, coarse (stop 39)
+        for note in clips.notes(self.name):  # clipped, coarse (stop 39)
             self.notes.append(note)
             log.warning("%s", note)
 
@@ -280,7 +283,7 @@ def _open_soundfile(s: Source) -> Decoder:
 
     frames = int(f.frames) if 0 <= f.frames < 1 << 62 else None
     return Decoder(f.samplerate, f.channels, "soundfile", read, close, frames, s.name,
-                   PCM_BITS.get(str(f.subtype)))
+                   PCM_BITS.get(str(f.subtype)), lossy=str(f.subtype) in LOSSY_SUBTYPES)
 
 
 def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
@@ -294,7 +297,8 @@ def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
         try:
             ff = ffm.FFmpegDecoder(s, via_tempfile=via_tempfile)
             log.debug("%s: decoding %s with ffmpeg", s.name, s.kind_name)
-            return Decoder(ff.sr, ff.channels, "ffmpeg", ff.blocks, ff.close, name=s.name), None
+            return Decoder(ff.sr, ff.channels, "ffmpeg", ff.blocks, ff.close, name=s.name,
+                           lossy=True), None
         except ffm.FFmpegError as e:
             ff_error = str(e)
         except OSError as e:

@@ -453,7 +453,8 @@ def run_experiment(
         data = prepare_data(cfg, spec, progress)
         every = protocol_folds(cfg, data)
         folds = chosen_folds(cfg, every)
-        warn_unheard_test_classes(folds, data.y, data.utts, LABELS)  # own-data QA, stop 39
+        warn_unheard_test_classes(folds, data.y, data.utts, LABELS,  # own-data QA, stop 39
+                                  fits_validation=spec.family is not Family.NEURAL)
         if teachers is not None:
             teachers.check_folds(folds, data)  # every fold, before any training
         for fold in folds:

@@ -322,8 +322,7 @@ def timeline_from_upload(
         def guard(seconds: float) -> None:
             if max_duration is not None and seconds > max_duration + params.hop + 0.05:
                 raise AudioTooLong(f"{name}: longer than the {seconds_text(max_duration)} s "
-                                   f"limit{why}. Cut it into shorter pieces (or raise the "
-                                   "limit).")
+                                   f"limit{why}. {TOO_LONG_ADVICE}")
 
         tl = build_timeline(predictor, up.source, window=params.window, hop=params.hop,
                             progress=guard, filename=name)

@@ -1,0 +1,59 @@
+"""The REST API's errors: :class:`ApiError` (status, code, detail), the JSON body
+``{"error": code, "detail": message}`` every error gets, and :func:`guarded`, which turns
+emovox's typed errors into their status (anything else into a 500 without a traceback), in
+an API client's words (:func:`api_detail`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi.responses import JSONResponse
+
+from emovox.audio import TOO_LONG_ADVICE
+from emovox.serving import service
+
+log = logging.getLogger("emovox.api.server")  # the server's log, as before this module
+
+__all__ = ["ApiError", "api_detail", "error_response", "guarded"]
+
+
+class ApiError(Exception):
+    """An error answered with ``status`` and the body ``{"error": code, "detail": ...}``."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def error_response(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+@contextmanager
+def guarded(what: str) -> Iterator[None]:
+    """Typed emovox errors -> their status; anything else -> 500 without a traceback.
+    ``what``: the work (``"predict"``, ``"timeline"``, ``"upload"``, ...), for the log and
+    :func:`api_detail`."""
+    try:
+        yield
+    except ApiError:
+        raise
+    except Exception as exc:
+        status, code = service.http_status(exc)
+        if status >= 500:
+            log.exception("%s failed", what)
+        raise ApiError(status, code, api_detail(service.user_message(exc), what)) from None
+
+
+def api_detail(detail: str, what: str) -> str:
+    """An error message in an API client's words: a recording over the duration limit is
+    sent to ``/v1/timeline`` (never by ``/v1/timeline`` itself), and the limit is the
+    server's (the CLI's advice named `emovox timeline` and --max-duration: re-check, 39)."""
+    if TOO_LONG_ADVICE not in detail:
+        return detail
+    to_timeline = ("" if what == "timeline" else "Send a long recording to /v1/timeline, "
+                   "which reads it window by window, or cut it into shorter pieces")
+    return detail.replace(TOO_LONG_ADVICE, (to_timeline or "Cut it into shorter pieces")
+                          + ": the limit is the server's (emovox serve --max-duration).")
