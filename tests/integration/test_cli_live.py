@@ -149,4 +149,7 @@ def test_a_piped_file_or_an_empty_stream_is_said(tmp_path):
     proc = start_listen()
     out, err = proc.communicate(b"", timeout=120)
     assert proc.returncode == 0 and out == b""
-    assert "no audio to judge" in err.decode()
+    assert "the input ended with no audio" in err.decode()
+    proc = start_listen()  # 0.2 s: said how long (re-check, stop 39)
+    out, err = proc.communicate(pcm(voice(0.2)), timeout=120)
+    assert "ended after 0.20 s of audio, too short to judge" in err.decode()

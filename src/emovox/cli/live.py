@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 
@@ -65,6 +66,8 @@ def listen(
             dev = int(device) if device is not None and device.isdigit() else device
             blocks = iter_microphone(sr=sr, device=dev)
         window = model_window_s(predictor) if window is None else window
+        got = [0]  # samples read: how short an unanswered stream was (re-check, stop 39)
+        blocks = _counted(blocks, got)
         updates = run_live(predictor, blocks, sr=sr, window=window, hop=hop,
                            name="stdin" if source == STDIN else "the microphone")
         render.live_banner(source == STDIN, sr, predictor.model_id, window, hop)
@@ -72,8 +75,17 @@ def listen(
         for lines, update in enumerate(updates, start=1):  # noqa: B007 - counted after
             render.live_line(update, json_out)
         if not lines:  # an empty stream printed the banner alone (QA, stop 39)
-            render.warn("the input ended with no audio to judge: nothing was answered")
+            render.warn(f"the input ended after {got[0] / sr:.2f} s of audio, too short to "
+                        "judge: nothing was answered" if got[0] else
+                        "the input ended with no audio: nothing was answered")
     except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except USER_ERRORS as exc:
         fail(exc)
+
+
+def _counted(blocks: Iterator[Any], got: list[int]) -> Iterator[Any]:
+    """``blocks``, adding their samples to ``got[0]`` as they pass."""
+    for b in blocks:
+        got[0] += len(b)
+        yield b
