@@ -153,6 +153,29 @@ def test_manifest_header_required(tmp_path):
     sheet.write_bytes("path,label\nä.wav,happy\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"m\.csv: not UTF-8 text .* save it as a UTF-8 CSV"):
         manifest.scan(sheet)
+    sheet.write_bytes("path,label\na.wav,happy\n".encode("utf-16-le"))  # no BOM (stop 39)
+    with pytest.raises(ValueError, match="UTF-16 text without a byte-order mark"):
+        manifest.scan(sheet)
+    sheet.write_bytes("path,label\na.wav,happy\n".encode("utf-16") + b"x")  # odd length
+    with pytest.raises(ValueError, match="not UTF-16 text"):
+        manifest.scan(sheet)
+
+
+def test_a_manifests_skipped_rows_are_rows_and_each_kind_is_shown(tmp_path):
+    """Re-check, stop 39: "skipped 5 unrecognised files" showed three repeated rows and hid
+    the "file not found at ..." one; rows repeating a file with the same emotion in other
+    words ("Angry", "anger") are not said to disagree."""
+    make(tmp_path, "a.wav")
+    sheet = tmp_path / "m.csv"
+    sheet.write_text("path,label\na.wav,angry\na.wav,Angry\na.wav,anger\na.wav,ANGRY\n"
+                     "gone.wav,sad\n")
+    scan = manifest.scan(sheet)
+    assert [why for _, why in scan.skipped][:3] == [
+        "row 3: already listed in row 2", "row 4: already listed in row 2",
+        "row 5: already listed in row 2"]
+    summary = scan.summary()
+    assert "skipped 4 rows, e.g. a.wav (row 3: already listed in row 2); gone.wav (row 6: " \
+           "file not found at" in summary
 
 
 def test_manifest_and_folder_readers_map_the_same_labels_alike(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,6 +61,18 @@ class Utterance:
         return f"{self.corpus}:{self.path.stem}"
 
 
+def _varied(skipped: list[tuple[Path, str]], n: int) -> list[tuple[Path, str]]:
+    """Up to ``n`` of ``skipped``, one of each kind of reason first (the kind: the reason
+    without its row number and what follows its first colon or parenthesis; a manifest's
+    "file not found at ..." was hidden behind three repeated rows: re-check, stop 39)."""
+    first: dict[str, tuple[Path, str]] = {}
+    for p, why in skipped:
+        first.setdefault(re.split(r"[:(]| at | in row", re.sub(r"^row \d+: ", "", why))[0],
+                         (p, why))
+    chosen = list(first.values())[:n]
+    return chosen + [s for s in skipped if s not in chosen][: n - len(chosen)]
+
+
 @dataclass
 class CorpusScan:
     """The result of reading a corpus tree.
@@ -96,9 +109,10 @@ class CorpusScan:
             f"({len(self.labelled)} labelled, {len(self.unmapped)} without a canonical class), "
             f"{speakers_text(u.speaker for u in self.utterances)}"
         ]
-        if self.skipped:
-            ex = "; ".join(f"{p.name} ({why})" for p, why in self.skipped[:examples])
-            skipped = count_noun(len(self.skipped), "unrecognised file")
+        if self.skipped:  # a manifest's skipped rows are rows, one example of each kind of
+            rows = all(why.startswith("row ") for _, why in self.skipped)  # reason first
+            ex = "; ".join(f"{p.name} ({why})" for p, why in _varied(self.skipped, examples))
+            skipped = count_noun(len(self.skipped), "row" if rows else "unrecognised file")
             lines.append(f"  skipped {skipped}, e.g. {ex}")
         if self.unmapped:
             raws = sorted({u.raw_label for u in self.unmapped})

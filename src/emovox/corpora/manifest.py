@@ -42,13 +42,16 @@ def _open_manifest(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header (lower-cased, trimmed) and data rows of ``path``; checks the header."""
     raw = path.read_bytes()
     # UTF-16 with its BOM is what Excel's "Unicode text" and PowerShell write (a bare codec
-    # error before: own-data QA, stop 39)
-    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    # error before: own-data QA, stop 39); without one, its NUL bytes give it away
+    encoding = "UTF-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "UTF-8"
+    if encoding == "UTF-8" and b"\x00" in raw[:64]:
+        raise ValueError(f"{path}: looks like UTF-16 text without a byte-order mark; save it "
+                         "as a UTF-8 CSV")
     try:
-        text = raw.decode(encoding)
+        text = raw.decode("utf-16" if encoding == "UTF-16" else "utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save "
-                         "it as a UTF-8 CSV") from None
+        raise ValueError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start}); "
+                         "save it as a UTF-8 CSV") from None
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
         raise ValueError(f"{path}: empty manifest, expected a header row path,label[,speaker]")
@@ -79,7 +82,7 @@ def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> C
     header, rows = _open_manifest(csv_path)
     base = csv_path.parent
     scan_ = CorpusScan(corpus=corpus, root=csv_path)
-    seen: dict[Path, tuple[int, tuple[str, str]]] = {}
+    seen: dict[Path, tuple[int, tuple[str, object, str]]] = {}
     for rowno, values in enumerate(rows, start=2):  # row 1 is the header
         if not any(v.strip() for v in values):
             continue
@@ -107,14 +110,15 @@ def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> C
             continue
         key = path.resolve()
         speaker = row.get("speaker") or UNKNOWN_SPEAKER
-        if key in seen:  # rows that disagree are said (the first won silently: QA, stop 39)
-            first, was = seen[key]
-            differ = "" if was == (row["label"], speaker) else (
-                f" as {was[0]!r} of speaker {was[1]!r}, here {row['label']!r} of "
+        emotion = label_to_emotion(row["label"])
+        if key in seen:  # rows that disagree are said (the first won silently: QA, stop 39),
+            first, was = seen[key]  # by the emotion read, not the text ("Angry" = "angry")
+            differ = "" if was[1:] == (emotion or row["label"], speaker) else (
+                f" as {was[0]!r} of speaker {was[2]!r}, here {row['label']!r} of "
                 f"{speaker!r}: check them")
             scan_.skipped.append((path, f"row {rowno}: already listed in row {first}{differ}"))
             continue
-        seen[key] = rowno, (row["label"], speaker)
+        seen[key] = rowno, (row["label"], emotion or row["label"], speaker)
         known = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
         meta = {k: v for k, v in row.items() if k and k not in known}
         meta["manifest_row"] = str(rowno)
@@ -123,7 +127,7 @@ def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> C
                 path=path,
                 corpus=corpus,
                 speaker=f"{corpus}:{speaker}",
-                emotion=label_to_emotion(row["label"]),
+                emotion=emotion,
                 raw_label=row["label"],
                 meta=meta,
             )
