@@ -56,3 +56,16 @@ def test_nothing_is_written_under_home(tmp_path: Path):
     r = _run(["predict", str(clip), "--json"], env={**env, "HOME": str(home)})
     assert r.returncode == 0, r.stderr
     assert list(home.rglob("*")) == []
+
+
+def test_an_output_that_cannot_show_every_character_loses_no_result():
+    """ASCII or Latin-1 output (LC_ALL=C without UTF-8 mode, PYTHONIOENCODING): every table
+    command ended in a UnicodeEncodeError traceback, its results lost (QA, stop 39);
+    `python -m emovox` was refused."""
+    for env in ({"PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C"}, {"PYTHONIOENCODING": "latin-1"}):
+        r = _run(["models"], env={**ENV, **env}, encoding="latin-1")
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        assert "default" in r.stdout and "UA" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "emovox", "--version"], env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("emovox "), r.stderr

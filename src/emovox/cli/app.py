@@ -63,6 +63,7 @@ for _name, _command in (
 
 
 def main() -> None:  # console-script entry point
+    _replace_unencodable()
     if not (is_tty(sys.stdout) and is_tty(sys.stderr)):
         # help and usage errors into a file or a pipe as click writes them: rich boxed them
         # at 80 columns, cut long words with "…" and showed <bool> beside flags (stop 35)
@@ -80,6 +81,18 @@ def main() -> None:  # console-script entry point
             sys.stderr.write(f"error: cannot write the output ({exc.strerror})\n")
             sys.stderr.flush()
         sys.exit(1)
+
+
+def _replace_unencodable() -> None:
+    """Characters the output's encoding cannot show are replaced (``?``), never an error:
+    with an ASCII or Latin-1 output (``LC_ALL=C PYTHONUTF8=0``, ``PYTHONIOENCODING``)
+    every table command ended in a UnicodeEncodeError traceback, its results lost (QA,
+    stop 39)."""
+    for stream in (sys.stdout, sys.stderr):
+        enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if enc and not enc.startswith("utf") and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="replace")
 
 
 def _drop_output() -> None:
