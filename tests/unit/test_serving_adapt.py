@@ -226,7 +226,9 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
         assert all(r["adapt_note"].startswith("only 4 usable clips with speech") for r in a)
         assert all(r["adapted"] == "false" and "2 clip(s)" in r["adapt_note"] for r in rows[4:6])
         assert all(r["label"] == "angry" for r in rows[4:6])  # unadapted
-        assert rows[6]["status"] == "no_speech" and rows[6]["adapted"] == ""
+        # a no_speech answer of a group says why it is not adapted (QA, stop 39)
+        assert rows[6]["status"] == "no_speech" and rows[6]["adapted"] == "false"
+        assert rows[6]["adapt_note"].startswith("the clip holds no speech: nothing to adapt")
         assert rows[7]["status"] == "error" and rows[7]["adapted"] == ""
     else:
         docs = [json.loads(line) for line in out.read_text().splitlines()]
@@ -244,7 +246,10 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
                          "speaker-adaptation measurements on RAVDESS actors)"]}
         assert docs[0]["evidence"][0]["label"] == "neutral"
         assert docs[4]["adaptation"]["applied"] is False and docs[4]["label"] == "angry"
-        assert "adaptation" not in docs[6] and "adaptation" not in docs[7]
+        assert docs[6]["adaptation"]["applied"] is False and docs[6]["adaptation"][
+            "reason"] == "the clip holds no speech: nothing to adapt"  # (QA, stop 39)
+        assert docs[6]["adaptation"]["warnings"] == docs[0]["adaptation"]["warnings"]
+        assert "adaptation" not in docs[7]
     # the unadapted file is untouched: adapting twice gives the same output
     before = out.read_bytes()
     write_adapted(raw, out, SpeakerGrouping.parse("parent"))
