@@ -26,7 +26,8 @@ endef
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make demo       the bundled model answers 8 RAVDESS clips (creates .venv first)"
+	@echo "make demo       the bundled model answers 8 RAVDESS clips, or without $(DATA)"
+	@echo "                the 2 synthetic clips of examples/ (creates .venv first)"
 	@echo "make test       lint, import contracts and the test suite"
 	@echo "make demo-eval  a 2-fold speaker-independent baseline on RAVDESS"
 	@echo "make setup      only create .venv and install; make clean removes it"
@@ -57,15 +58,17 @@ $(STAMP): pyproject.toml Makefile $(PY)
 # (or, without ../shared, the clips shipped in the repo), offline; --truth shows the label
 # of each RAVDESS name beside the answer (these actors are training actors of the model).
 DEMO_CLIPS := $(wildcard $(DATA)/original-48k/*.wav)
+DEMO_TRUTH := --truth
 ifeq ($(DEMO_CLIPS),)
 DEMO_CLIPS := $(wildcard examples/*.wav)
+DEMO_TRUTH :=
 endif
 
 demo: $(STAMP)
 ifeq ($(wildcard $(DATA)/original-48k/*.wav),)
 	@echo "note: $(DATA)/original-48k/ not found: the demo answers the two synthetic clips in examples/ (machine speech: see examples/README.md); make demo DATA=/path/to/ravdess uses the RAVDESS originals"
 endif
-	$(VENV)/bin/emovox predict $(DEMO_CLIPS) --top 3 --truth
+	$(VENV)/bin/emovox predict $(DEMO_CLIPS) --top 3 $(DEMO_TRUTH)
 
 # Cross-validated baseline on two speaker-independent folds (the former demo).
 demo-eval: $(STAMP)

@@ -237,7 +237,7 @@ def test_a_coarse_integer_recording_is_said(tmp_path):
                                             ("u8.wav", -1, "PCM_U8", True),
                                             ("c50.flac", -50, "PCM_16", True)):
         sf.write(tmp_path / name, v * 10 ** (level_db / 20), SR, subtype=subtype)
-        notes = [n for n in load_audio(tmp_path / name).notes if "coarse" in n]
+        notes = [n for n in load_audio(tmp_path / name).notes if "is coarse" in n]
         assert bool(notes) is coarse, (name, notes)
         if coarse:
             bits = 8 if subtype == "PCM_U8" else 16
@@ -259,5 +259,27 @@ def test_clipping_survives_a_lossy_codec(tmp_path):
         mp3 = tmp_path / f"{name}.mp3"
         subprocess.run([FFMPEG, "-loglevel", "error", "-y", "-i", str(src), str(mp3)],
                        check=True)
-        notes = [n for n in load_audio(mp3).notes if "clipped" in n]
+        notes = [n for n in load_audio(mp3).notes if "is clipped" in n]
         assert bool(notes) is clipped, (name, notes)
+
+
+def test_clipping_and_coarseness_at_each_formats_own_scale(tmp_path):
+    """Re-check, stop 39: clipped mu-law and A-law files (whose largest value is 0.980 and
+    0.984) were never warned; a 1-step dither file was told that the quiet parts of its
+    voice were lost; an 8-bit file peaking at -0.1 dBFS was told to record louder, and one
+    reaching -128 was not coarse."""
+    import soundfile as sf
+
+    v = voice(2.0) / np.abs(voice(2.0)).max()
+    for subtype in ("ULAW", "ALAW"):
+        sf.write(tmp_path / f"c_{subtype}.wav", np.clip(3 * v, -1, 1), SR, subtype=subtype)
+        sf.write(tmp_path / f"n_{subtype}.wav", 0.9 * v, SR, subtype=subtype)
+        assert any("is clipped" in n for n in load_audio(tmp_path / f"c_{subtype}.wav").notes)
+        assert load_audio(tmp_path / f"n_{subtype}.wav").notes == ()
+    dither = np.random.default_rng(0).integers(-1, 2, 2 * SR) / 32768
+    sf.write(tmp_path / "dither.wav", dither, SR, subtype="PCM_16")
+    assert not any("is coarse" in n for n in load_audio(tmp_path / "dither.wav").notes)
+    sf.write(tmp_path / "u8.wav", np.clip(1.5 * v, -1, 1), SR, subtype="PCM_U8")
+    (coarse,) = [n for n in load_audio(tmp_path / "u8.wav").notes if "is coarse" in n]
+    assert "128 steps of its 8-bit scale" in coarse and "record with more bits" in coarse
+    assert "higher level" not in coarse

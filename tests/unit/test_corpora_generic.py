@@ -168,14 +168,16 @@ def test_a_manifests_skipped_rows_are_rows_and_each_kind_is_shown(tmp_path):
     make(tmp_path, "a.wav")
     sheet = tmp_path / "m.csv"
     sheet.write_text("path,label\na.wav,angry\na.wav,Angry\na.wav,anger\na.wav,ANGRY\n"
-                     "gone.wav,sad\n")
+                     "gone.wav,sad\na.wav,sad\n")
     scan = manifest.scan(sheet)
     assert [why for _, why in scan.skipped][:3] == [
         "row 3: already listed in row 2", "row 4: already listed in row 2",
         "row 5: already listed in row 2"]
-    summary = scan.summary()
-    assert "skipped 4 rows, e.g. a.wav (row 3: already listed in row 2); gone.wav (row 6: " \
+    summary = scan.summary()  # a disagreeing repeat shown beside the agreeing ones (re-check)
+    assert "skipped 5 rows, e.g. a.wav (row 3: already listed in row 2); gone.wav (row 6: " \
            "file not found at" in summary
+    assert "a.wav (row 7: already listed in row 2 as 'angry' of speaker 'unknown', here " \
+           "'sad' of 'unknown': check them)" in summary
 
 
 def test_manifest_and_folder_readers_map_the_same_labels_alike(tmp_path):

@@ -173,5 +173,9 @@ def test_level_meter_marks_clipping_only():
     silent = _spec(charts.level_meter_chart(view.SignalLevel(-np.inf, -np.inf, 0, 10)))
     assert [r["dBFS"] for r in _rows(silent) if "measure" in r] == [charts.METER_FLOOR_DBFS] * 2
     assert "#c62828" not in json.dumps(silent)  # no "very quiet" mark since stop 39
+    # red as the answer says it (a clipped MP3: its own count of flat runs found none)
+    assert "#c62828" in json.dumps(_spec(charts.level_meter_chart(ok, clipped=True)))
+    assert view.says_clipped(["x.mp3: the recording is clipped: 130 samples (0.20%) sit"])
+    assert not view.says_clipped(["x.mp3: mains hum at 50 Hz"])
     clipped = _spec(charts.level_meter_chart(view.SignalLevel(0.0, -3.0, 30, 16000)))
     assert "#c62828" in json.dumps(clipped)

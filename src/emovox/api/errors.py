@@ -48,12 +48,12 @@ def guarded(what: str) -> Iterator[None]:
 
 
 def api_detail(detail: str, what: str) -> str:
-    """An error message in an API client's words: a recording over the duration limit is
-    sent to ``/v1/timeline`` (never by ``/v1/timeline`` itself), and the limit is the
-    server's (the CLI's advice named `emovox timeline` and --max-duration: re-check, 39)."""
+    """An error message in an API client's words: the duration limit is the server's, and
+    the advice is to cut the recording (``/v1/timeline`` keeps the same limit: sending a
+    too-long file there was refused in turn; the CLI's advice named `emovox timeline` and
+    --max-duration: re-checks, stop 39). ``what``: the work that failed (unused for now:
+    every endpoint says the same)."""
     if TOO_LONG_ADVICE not in detail:
         return detail
-    to_timeline = ("" if what == "timeline" else "Send a long recording to /v1/timeline, "
-                   "which reads it window by window, or cut it into shorter pieces")
-    return detail.replace(TOO_LONG_ADVICE, (to_timeline or "Cut it into shorter pieces")
-                          + ": the limit is the server's (emovox serve --max-duration).")
+    return detail.replace(TOO_LONG_ADVICE, "Cut it into shorter pieces: the limit is the "
+                          "server's (emovox serve --max-duration).")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLIP_LEVEL", "CLIP_RUN", "COARSE_STEPS", "LOSSY_CLIP_SHARE", "LOSSY_SUBTYPES",
-           "PCM_BITS", "ClipCounter", "clip_note", "coarse_note"]
+__all__ = ["CLIP_LEVEL", "CLIP_RUN", "COARSE_MIN_STEPS", "COARSE_STEPS", "FULL_SCALE",
+           "LOSSY_CLIP_SHARE", "LOSSY_SUBTYPES", "PCM_BITS", "ClipCounter", "clip_note",
+           "coarse_note"]
 
 #: A sample at or above this magnitude (-0.009 dBFS; 16-bit full scale is 32767/32768) is at
 #: full scale.
@@ -34,6 +35,13 @@ COARSE_STEPS = 128
 PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32,
             "DPCM_8": 8, "DPCM_16": 16, "ALAC_16": 16, "ALAC_20": 20, "ALAC_24": 24,
             "ALAC_32": 32}
+#: the largest magnitude of companded G.711 telephone audio (it never reaches 0.999: clipped
+#: mu-law and A-law files were never warned, re-check, stop 39)
+FULL_SCALE = {"ULAW": 32124 / 32768, "ALAW": 32256 / 32768}
+#: a coarse note needs at least this many steps (16-bit: -60.2 dBFS): below, near-silence,
+#: dither or room tone is said by the near-silence note (a 1-step dither file was told the
+#: quiet parts of its voice were lost: re-check, stop 39)
+COARSE_MIN_STEPS = 32
 #: libsndfile's lossy subtypes (ffmpeg's output is treated alike: it decodes MP3, AAC, ...)
 LOSSY_SUBTYPES = frozenset({"MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "VORBIS",
                             "OPUS"})
@@ -74,19 +82,22 @@ class ClipCounter:
     order: runs of at least :data:`CLIP_RUN` samples at full scale, a run followed across
     blocks (``lossy``: every sample at full scale, see :data:`LOSSY_CLIP_SHARE`). Full scale
     is :data:`CLIP_LEVEL` up to 1.0 (a float file's samples over 1.0 are not clipped in the
-    file: its answer was the unclipped one, QA stop 39), or 127/128 for 8-bit audio (its
-    positive half was never counted).
+    file: its answer was the unclipped one, QA stop 39), or the format's own largest value:
+    127/128 for 8-bit audio (its positive half was never counted), :data:`FULL_SCALE` for
+    G.711. ``subtype``: libsndfile's (``"PCM_16"``, ``"ULAW"``, ...; None: unknown).
 
     Attributes:
         n_samples: samples seen (every channel's).
         peak: the largest magnitude seen.
     """
 
-    def __init__(self, bits: int | None = None, *, lossy: bool = False) -> None:
+    def __init__(self, subtype: str | None = None, *, lossy: bool = False) -> None:
         self.n_samples = 0
         self.peak = 0.0
-        self.bits, self.lossy = bits, lossy
-        self.level = min(CLIP_LEVEL, 1.0 - 2.0 ** (1 - bits) - 1e-9) if bits else CLIP_LEVEL
+        self.bits = PCM_BITS.get(subtype or "")
+        self.lossy = lossy or subtype in LOSSY_SUBTYPES
+        top = FULL_SCALE.get(subtype or "", 1.0 - 2.0 ** (1 - self.bits) if self.bits else 1.0)
+        self.level = min(CLIP_LEVEL, top - 1e-6)
         self._done: list[int] = []  # per channel
         self._carry: list[int] = []
 
@@ -140,7 +151,7 @@ class ClipCounter:
         out = ([clip_note(name, clipped, share, len(self._done))] if clipped and (
             not self.lossy or share >= LOSSY_CLIP_SHARE) else [])
         steps = self.peak * 2 ** (self.bits - 1) if self.bits else 0.0
-        if 0.5 <= steps < COARSE_STEPS:  # (digital silence has its own note)
+        if steps >= COARSE_MIN_STEPS and (steps < COARSE_STEPS or (self.bits or 99) <= 8):
             out.append(coarse_note(name, int(round(steps)), self.bits or 0, self.peak))
         return out
 
@@ -158,7 +169,8 @@ def clip_note(name: str, clipped: int, share: float, channels: int = 1) -> str:
 def coarse_note(name: str, steps: int, bits: int, peak: float) -> str:
     """The warning of an integer PCM recording whose loudest sample is ``steps`` steps of
     its ``bits``-bit scale (peak ``peak`` at full scale 1.0)."""
+    advice = ("record with more bits (16 or 24)" if bits <= 8 else
+              "record at a higher level or with more bits")
     return (f"{name}: the recording is coarse: its loudest sample is {steps} steps of its "
             f"{bits}-bit scale ({20 * np.log10(peak):.1f} dBFS), so the quiet parts of the "
-            "voice are lost to rounding and the answer is less reliable; record at a higher "
-            "level or with more bits.")
+            f"voice are lost to rounding and the answer is less reliable; {advice}.")

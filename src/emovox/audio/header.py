@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from emovox.audio import ffmpeg as ffm
-from emovox.audio.clipping import LOSSY_SUBTYPES, PCM_BITS, ClipCounter
+from emovox.audio.clipping import ClipCounter
 from emovox.audio.length import cut_note
 from emovox.audio.sniff import (
     EXACT_LENGTH_KINDS,
@@ -83,9 +83,8 @@ def seconds_text(x: float) -> str:
 
 #: what a recording over the duration limit is told to do (the timeline was not named:
 #: QA, stop 39)
-TOO_LONG_ADVICE = ("Read a long recording window by window with `emovox timeline` (the API's "
-                   "/v1/timeline), cut it into shorter pieces, or raise the limit "
-                   "(--max-duration).")
+TOO_LONG_ADVICE = ("Read a long recording window by window with `emovox timeline`, cut it "
+                   "into shorter pieces, or raise the limit (--max-duration).")
 
 
 def scaled_limit(max_duration: float, sr: int, channels: int) -> float:
@@ -116,7 +115,7 @@ class Decoder:
         close: Callable[[], None],
         frames: int | None = None,
         name: str = "<audio>",
-        bits: int | None = None,
+        subtype: str | None = None,
         lossy: bool = False,
     ) -> None:
         self.sr = int(sr)
@@ -124,7 +123,7 @@ class Decoder:
         self.backend = backend
         self.frames = frames
         self.name = name
-        self.bits = bits  #: of an integer PCM format (None: float, companded, lossy)
+        self.subtype = subtype  #: libsndfile's sample format (None: ffmpeg's output)
         self.lossy = lossy  #: a lossy codec (clipping counted sample by sample)
         #: what a user should know about the samples read (a file that stops decoding
         #: part-way), each also logged; complete once :meth:`blocks` is exhausted
@@ -142,8 +141,8 @@ class Decoder:
         recording's timeline is not lost for its last seconds (stop 33). Nothing read: the
         :class:`DamagedAudio` error."""
         n = 0
-        clips = ClipCounter(self.bits, lossy=self.lossy)  # on the samples as recorded (stop
-        # 39: the web page alone said)
+        clips = ClipCounter(self.subtype, lossy=self.lossy)  # on the samples as recorded
+        # (stop 39: the web page alone said)
         try:
             for block in self._read(max(1, int(frames))):
                 n += block.shape[0]
@@ -283,7 +282,7 @@ def _open_soundfile(s: Source) -> Decoder:
 
     frames = int(f.frames) if 0 <= f.frames < 1 << 62 else None
     return Decoder(f.samplerate, f.channels, "soundfile", read, close, frames, s.name,
-                   PCM_BITS.get(str(f.subtype)), lossy=str(f.subtype) in LOSSY_SUBTYPES)
+                   str(f.subtype))
 
 
 def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:

@@ -280,7 +280,10 @@ class Source:
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise OSError(f"{fork}: not a regular file beside the audio; libsndfile "
                               "would wait on it")
-        target: str | IO[bytes] = self._sf_path() if self.path else io.BytesIO(self.data or b"")
+        # the path as bytes (os.fsencode): a name the locale cannot encode (LC_ALL=C) failed
+        # in libsndfile and went to ffmpeg, which treats every file as lossy (re-check, 39)
+        target: bytes | IO[bytes] = (os.fsencode(self._sf_path()) if self.path
+                                     else io.BytesIO(self.data or b""))
         return sf.SoundFile(target)
 
     def _sf_path(self) -> str:

@@ -75,8 +75,10 @@ def listen(
         for lines, update in enumerate(updates, start=1):  # noqa: B007 - counted after
             render.live_line(update, json_out)
         if not lines:  # an empty stream printed the banner alone (QA, stop 39)
-            render.warn(f"the input ended after {got[0] / sr:.2f} s of audio, too short to "
-                        "judge: nothing was answered" if got[0] else
+            length = (f"{got[0] / sr:.2f} s" if got[0] >= sr / 100 else  # "0.00 s" for
+                      f"{got[0]} sample{'s' if got[0] != 1 else ''}")  # 50 samples (stop 39)
+            render.warn(f"the input ended after {length} of audio, too short to judge: "
+                        "nothing was answered" if got[0] else
                         "the input ended with no audio: nothing was answered")
     except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -65,10 +65,10 @@ def _varied(skipped: list[tuple[Path, str]], n: int) -> list[tuple[Path, str]]:
     """Up to ``n`` of ``skipped``, one of each kind of reason first (the kind: the reason
     without its row number and what follows its first colon or parenthesis; a manifest's
     "file not found at ..." was hidden behind three repeated rows: re-check, stop 39)."""
-    first: dict[str, tuple[Path, str]] = {}
-    for p, why in skipped:
-        first.setdefault(re.split(r"[:(]| at | in row", re.sub(r"^row \d+: ", "", why))[0],
-                         (p, why))
+    first: dict[tuple[str, bool], tuple[Path, str]] = {}
+    for p, why in skipped:  # a repeat that disagrees ("check them") is a kind of its own
+        kind = re.split(r"[:(]| at | in row", re.sub(r"^row \d+: ", "", why))[0]
+        first.setdefault((kind, why.endswith("check them")), (p, why))
     chosen = list(first.values())[:n]
     return chosen + [s for s in skipped if s not in chosen][: n - len(chosen)]
 

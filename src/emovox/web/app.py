@@ -228,12 +228,14 @@ def show_player(a: service.Analysis, data: bytes) -> None:
     st.caption(f"{a.name} · {view.fmt_seconds(a.duration)} · model {a.model_id}")
 
 
-def show_level(level: view.SignalLevel) -> None:
-    """The level meter; clipping is said among the answer's warnings, as everywhere."""
+def show_level(level: view.SignalLevel, warnings: tuple[str, ...] = ()) -> None:
+    """The level meter, red when the answer's ``warnings`` say the recording is clipped
+    (said there, as on every surface)."""
     c1, c2 = st.columns(2)
     c1.metric("Peak level", view.fmt_dbfs(level.peak_dbfs))
     c2.metric("RMS level", view.fmt_dbfs(level.rms_dbfs))
-    st.altair_chart(charts.level_meter_chart(level), width="stretch")
+    st.altair_chart(charts.level_meter_chart(level, clipped=view.says_clipped(warnings)),
+                    width="stretch")
 
 
 def _evidence(a: service.Analysis, pv: view.PredictionView) -> tuple[list, str, str]:
@@ -342,7 +344,7 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> N
     elif refs:
         st.info(f"The {len(refs)} reference clip(s) were not used: there is no answer to "
                 "adapt without speech.")
-    show_level(level)
+    show_level(level, tuple(getattr(a.prediction, "warnings", ()) or ()))
     show_signal(a, pv, digest)
     if a.timeline is not None and pv.has_emotion:  # no speech: its reason only
         show_timeline(a, predictor.labels)

@@ -160,11 +160,13 @@ def waveform_chart(t: np.ndarray, lo: np.ndarray, hi: np.ndarray,
         height=150, autosize=_FIT_X)
 
 
-def level_meter_chart(level: SignalLevel):
+def level_meter_chart(level: SignalLevel, clipped: bool | None = None):
     """Peak and RMS level as bars on a dBFS axis (:data:`METER_FLOOR_DBFS` to 0); the bars
-    turn red when the recording is clipped. No "very quiet" mark: the bundled models are
-    level-invariant (a -30 dBFS line warned on untouched corpus clips that were answered
-    right: QA, stop 39), and near-silence is the answer's own warning."""
+    turn red when the recording is clipped (``clipped``: as the answer says it, which
+    counts clipping per codec; default ``level.clipped``: the meter was not red for a
+    clipped MP3 whose answer said so, re-check, stop 39). No "very quiet" mark: the
+    bundled models are level-invariant (a -30 dBFS line warned on untouched corpus clips
+    that were answered right: QA, stop 39), and near-silence is the answer's own warning."""
     import pandas as pd
 
     alt = _alt()
@@ -176,7 +178,8 @@ def level_meter_chart(level: SignalLevel):
     df = pd.DataFrame({"measure": ["peak", "RMS"],
                        "dBFS": [clamp(level.peak_dbfs), clamp(level.rms_dbfs)],
                        "start": [floor, floor]})
-    bars = alt.Chart(df).mark_bar(color="#c62828" if level.clipped else "#455a64", size=14
+    red = level.clipped if clipped is None else clipped
+    bars = alt.Chart(df).mark_bar(color="#c62828" if red else "#455a64", size=14
                                   ).encode(
         y=alt.Y("measure:N", sort=["peak", "RMS"], title=None),
         x=alt.X("start:Q", scale=alt.Scale(domain=[floor, 0], nice=False),

@@ -34,6 +34,7 @@ __all__ = [
     "signal_level",
     "timeline_bands",
     "timeline_summary_line",
+    "says_clipped",
     "timeline_support",
     "web_error_message",
 ]
@@ -96,9 +97,15 @@ def page_warnings(answer: Sequence[str], timeline: Sequence[str] = ()) -> list[s
     return out
 
 
+def says_clipped(warnings: Sequence[str]) -> bool:
+    """Whether an answer's warnings say its recording is clipped (the meter follows them)."""
+    return any(_CLIPPED in w for w in warnings)
+
+
 # what marks the decoder's notes (after the file's name)
 _SILENT = ": the audio is silent or nearly so"
 _MUTED = "(no sound at all"
+_CLIPPED = ": the recording is clipped: "
 _HUM = ": mains hum at "
 
 
