@@ -29,7 +29,7 @@ CLIP_RUN = 3
 #: A recording whose loudest sample is fewer steps of its integer format than this is coarse
 #: (16-bit: below -48.2 dBFS; 8-bit: always). RAVDESS clips requantised to 16 bits kept the
 #: answer they had as float samples on 36/40 clips at -48 dBFS, 34/40 at -50, 32/40 at -55
-#: (40/40 at -45; float samples: 40/40 at every level; stop 39).
+#: (38/40 at -40, 40/40 at -45; float samples: 40/40 at every level; bench/resolution.py).
 COARSE_STEPS = 128
 #: bits of libsndfile's integer PCM subtypes (companded, ADPCM and lossy formats: none)
 PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32,
@@ -73,7 +73,8 @@ def _clipped_runs(at_full: np.ndarray, carry: int) -> tuple[int, int]:
 #: a lossy codec's ringing breaks a clipped flat top into single samples over full scale:
 #: in lossy-decoded audio samples at full scale are counted one by one, and said from this
 #: share on (24 RAVDESS clips peak-normalised, no clipping: at most 0.005 % in MP3, AAC or
-#: Opus; clipped x3: MP3 0.22-0.95 %, Opus 0.56-4.8 %, AAC 0-0.04 %: mostly missed; stop 39)
+#: Opus; clipped x3: MP3 0.22-0.95 %, Opus 0.56-4.8 %, AAC 0-0.04 %: mostly missed;
+#: bench/resolution.py, stop 39)
 LOSSY_CLIP_SHARE = 2e-4
 
 
