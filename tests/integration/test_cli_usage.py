@@ -57,6 +57,9 @@ def test_a_folder_scan_takes_what_predict_decodes(tmp_path, caplog):
     caplog.clear()
     assert [p.name for p in collect_inputs([str(tmp_path / "*")])] == names
     assert "2 other file(s) not read" in caplog.text
+    caplog.clear()  # a batch's own output in the folder is not one of them
+    collect_inputs([str(tmp_path)], ours=[tmp_path / "notes.txt"])
+    assert "1 other file(s) not read, by their names (e.g. cover.jpg)" in caplog.text
 
 
 def test_a_file_reached_twice_is_listed_once_and_said(tmp_path, caplog):

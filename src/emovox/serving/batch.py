@@ -366,10 +366,12 @@ def run_batch(
     dask_processes: bool = True,
     retry_errors: bool = True,
     processes: bool | None = None,
+    also_ours: tuple[Path, ...] = (),
 ) -> BatchSummary:
     """Predict every audio file of ``inputs`` into ``out`` (.csv or .jsonl), skipping
     files already there (error rows too when ``retry_errors`` is False). ``processes``:
-    local workers are processes (default when ``workers > 1``) or threads.
+    local workers are processes (default when ``workers > 1``) or threads. ``also_ours``:
+    further outputs of this batch, never counted among an input folder's other files.
 
     Raises:
         ValueError: ``out`` is not .csv/.jsonl. ConfigError: a bad ``max_duration``; an
@@ -379,7 +381,7 @@ def run_batch(
     out = Path(out)
     _format(out)
     max_duration = check_max_duration(max_duration)
-    files = collect_inputs(inputs)
+    files = collect_inputs(inputs, ours=(out, *also_ours))
     _check_output(out, artifact, checked_only=True)
     with locked_beside(out, "the batch output"):  # one batch per output at a time
         return _run_locked(files, out, artifact, backend, workers, engine, scheduler,

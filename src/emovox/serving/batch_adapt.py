@@ -96,7 +96,7 @@ def run_speaker_batch(inputs: Any, out: Path, *, speaker_from: str, **kwargs: An
     raw = unadapted_path(out)
     with locked_beside(out, "the batch output"):  # a plain batch on it lost its answers
         _keep_plain_answers(out, raw)  # (QA re-check, stop 38); raw: locked by run_batch
-        summary = run_batch(inputs, raw, **kwargs)
+        summary = run_batch(inputs, raw, also_ours=(out,), **kwargs)
         return summary, write_adapted(raw, out, grouping)
 
 

@@ -101,10 +101,11 @@ AUDIO_TYPES = tuple(sorted(ext.lstrip(".") for ext in INPUT_EXTENSIONS))
 AUDIO_TYPES_SHOWN = ("wav", "mp3", "m4a", "ogg", "opus", "flac", "webm")
 
 
-def collect_inputs(inputs: Iterable[str]) -> list[Path]:
+def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Path]:
     """Audio files from paths: folders are walked recursively, globs expanded (``**``
     allowed), files taken as given. Order is stable; the same file reached twice (another
-    spelling, a symlinked folder) is listed once.
+    spelling, a symlinked folder) is listed once. Files of other names are counted in a
+    warning, ``ours`` (a batch's own outputs, in an input folder) aside.
 
     Raises:
         FileNotFoundError: an input that is no file, no folder and matches nothing.
@@ -137,6 +138,8 @@ def collect_inputs(inputs: Iterable[str]) -> list[Path]:
             if key in out:
                 twice.setdefault(key, []).append(q)
             out.setdefault(key, q)
+    mine = {resolved_key(Path(p)) for p in ours}
+    others = [o for o in others if resolved_key(o) not in mine]
     if others:  # skipped without a word (QA, stop 39)
         log.warning("%d other file(s) not read, by their names (e.g. %s): a folder or glob "
                     "takes files with an audio extension (.wav, .flac, .mp3, .m4a, .ogg, "
