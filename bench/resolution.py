@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/resolution.py                  # both parts, about 1-2 min
     .venv/bin/python bench/resolution.py --skip codecs    # the 16-bit part only
+    .venv/bin/python bench/resolution.py --levels=-30,-50 # with "=" (negative values)
 
 1. **Coarse 16-bit audio**: every 36th RAVDESS speech clip (40), peak-normalised, scaled so
    that its peak sits at each level of ``--levels`` and written as 16-bit WAV and as float
@@ -91,7 +92,8 @@ def codecs() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--levels", default="-30,-40,-45,-48,-50,-55",
-                    help="peak levels (dBFS), the first the reference")
+                    help="peak levels (dBFS), the first the reference; give them with "
+                         "'=': --levels=-30,-50")
     ap.add_argument("--skip", default="", help="coarse and/or codecs, comma-separated")
     args = ap.parse_args()
     logging.disable(logging.WARNING)  # every coarse clip logs its warning

@@ -283,3 +283,5 @@ def test_clipping_and_coarseness_at_each_formats_own_scale(tmp_path):
     (coarse,) = [n for n in load_audio(tmp_path / "u8.wav").notes if "is coarse" in n]
     assert "128 steps of its 8-bit scale" in coarse and "record with more bits" in coarse
     assert "higher level" not in coarse
+    sf.write(tmp_path / "u8q.wav", 0.1 * v, SR, subtype="PCM_U8")  # -20 dBFS: 13 steps
+    assert any("is coarse" in n for n in load_audio(tmp_path / "u8q.wav").notes)

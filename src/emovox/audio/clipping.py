@@ -38,9 +38,9 @@ PCM_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32,
 #: the largest magnitude of companded G.711 telephone audio (it never reaches 0.999: clipped
 #: mu-law and A-law files were never warned, re-check, stop 39)
 FULL_SCALE = {"ULAW": 32124 / 32768, "ALAW": 32256 / 32768}
-#: a coarse note needs at least this many steps (16-bit: -60.2 dBFS): below, near-silence,
-#: dither or room tone is said by the near-silence note (a 1-step dither file was told the
-#: quiet parts of its voice were lost: re-check, stop 39)
+#: a coarse note needs at least this many steps (16-bit: -60.2 dBFS; 8-bit files always get
+#: it): below, near-silence, dither or room tone is said by the near-silence note (a 1-step
+#: dither file was told the quiet parts of its voice were lost: re-check, stop 39)
 COARSE_MIN_STEPS = 32
 #: libsndfile's lossy subtypes (ffmpeg's output is treated alike: it decodes MP3, AAC, ...)
 LOSSY_SUBTYPES = frozenset({"MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "VORBIS",
@@ -152,7 +152,8 @@ class ClipCounter:
         out = ([clip_note(name, clipped, share, len(self._done))] if clipped and (
             not self.lossy or share >= LOSSY_CLIP_SHARE) else [])
         steps = self.peak * 2 ** (self.bits - 1) if self.bits else 0.0
-        if steps >= COARSE_MIN_STEPS and (steps < COARSE_STEPS or (self.bits or 99) <= 8):
+        eight = (self.bits or 99) <= 8  # every 8-bit file with a signal (truth check, 39)
+        if (eight and steps >= 0.5) or COARSE_MIN_STEPS <= steps < COARSE_STEPS:
             out.append(coarse_note(name, int(round(steps)), self.bits or 0, self.peak))
         return out
 
