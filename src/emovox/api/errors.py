@@ -34,8 +34,7 @@ def error_response(status: int, code: str, detail: str) -> JSONResponse:
 @contextmanager
 def guarded(what: str) -> Iterator[None]:
     """Typed emovox errors -> their status; anything else -> 500 without a traceback.
-    ``what``: the work (``"predict"``, ``"timeline"``, ``"upload"``, ...), for the log and
-    :func:`api_detail`."""
+    ``what``: the work (``"predict"``, ``"timeline"``, ``"upload"``, ...), for the log."""
     try:
         yield
     except ApiError:
@@ -44,15 +43,14 @@ def guarded(what: str) -> Iterator[None]:
         status, code = service.http_status(exc)
         if status >= 500:
             log.exception("%s failed", what)
-        raise ApiError(status, code, api_detail(service.user_message(exc), what)) from None
+        raise ApiError(status, code, api_detail(service.user_message(exc))) from None
 
 
-def api_detail(detail: str, what: str) -> str:
+def api_detail(detail: str) -> str:
     """An error message in an API client's words: the duration limit is the server's, and
-    the advice is to cut the recording (``/v1/timeline`` keeps the same limit: sending a
-    too-long file there was refused in turn; the CLI's advice named `emovox timeline` and
-    --max-duration: re-checks, stop 39). ``what``: the work that failed (unused for now:
-    every endpoint says the same)."""
+    the advice is to cut the recording (the CLI's advice names `emovox timeline` and
+    --max-duration; ``/v1/timeline`` keeps the same limit, so a first version that sent
+    clients there had them refused in turn: re-checks, stop 39)."""
     if TOO_LONG_ADVICE not in detail:
         return detail
     return detail.replace(TOO_LONG_ADVICE, "Cut it into shorter pieces: the limit is the "
