@@ -594,3 +594,52 @@ def test_calibrate_refuses_bad_probabilities_and_writes_nothing(tmp_path, bad):
     with pytest.raises(ValueError, match=want):
         calibrate_bundle(model, run)
     assert (model / "model.json").read_bytes() == before
+
+
+def _logreg_model(tmp_path: Path, name: str = "model") -> Path:
+    from emovox.artifact import save_model
+    from emovox.models.classical import logreg
+
+    rng = np.random.default_rng(0)
+    m = logreg(n_classes=8).fit(rng.standard_normal((16, 47)), np.arange(16) % 8, [], [])
+    return save_model(m, tmp_path / name, {"model": {"name": "prosody_logreg"}})
+
+
+def test_calibrate_checks_the_model_files_before_writing(tmp_path):
+    """Another model's `model.skops` copied in was refused by `predict`, then `calibrate`
+    re-recorded its digest and the folder answered as the other model (QA, stop 40)."""
+    from emovox.artifact import ArtifactError, update_artifact
+    from emovox.experiment.package import calibrate_bundle
+
+    model = _logreg_model(tmp_path)
+    other = tmp_path / "other.skops"
+    other.write_bytes((model / "model.skops").read_bytes() + b"\0")
+    (model / "model.skops").write_bytes(other.read_bytes())
+    before = (model / "model.json").read_bytes()
+    with pytest.raises(ArtifactError, match=r"model\.skops: not the file this model\.json was "
+                       "written with"):
+        calibrate_bundle(model, _cv_run(tmp_path / "run"))
+    assert (model / "model.json").read_bytes() == before
+    from emovox.artifact import read_meta
+
+    with pytest.raises(ArtifactError, match="not the file"):  # the one writer checks too
+        update_artifact(model, read_meta(model))
+    assert (model / "model.json").read_bytes() == before
+    update_artifact(model, read_meta(model), written=("model.skops",))  # one just written
+    assert (model / "model.json").read_bytes() != before
+
+
+def test_a_calibration_run_given_twice_is_refused(tmp_path):
+    """`calibrate M RUN --also RUN` counted its predictions twice and the card printed
+    `nan` for the temperature without it (QA, stop 40)."""
+    from emovox.experiment.package import calibrate_bundle
+    from emovox.experiment.recipe import read_also_runs
+
+    model, run = _logreg_model(tmp_path), _cv_run(tmp_path / "run")
+    before = (model / "model.json").read_bytes()
+    with pytest.raises(ConfigError, match=r"the run .*run is given twice: give each "
+                       "calibration run once"):
+        calibrate_bundle(model, run, also=[Path(f"{run}/")])
+    assert (model / "model.json").read_bytes() == before
+    with pytest.raises(ConfigError, match="given twice"):
+        read_also_runs([run, tmp_path / "x" / ".." / "run"], "prosody_logreg")

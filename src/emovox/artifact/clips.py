@@ -79,4 +79,12 @@ def public_trained_on(trained_on: Any) -> Any:
 
 
 __all__ = ["CLIP_DIGESTS", "DIGEST_HEX", "clip_digests", "heard_clips", "public_trained_on",
-           "trained_digests"]
+           "trained_corpora", "trained_digests"]
+
+
+def trained_corpora(trained_on: Any) -> frozenset[str]:
+    """The corpus names a model's ``trained_on`` records (its ``corpora`` counts), lower
+    case; empty when none is recorded in that shape."""
+    corpora = trained_on.get("corpora") if isinstance(trained_on, dict) else None
+    return frozenset(str(c).lower() for c in corpora) if isinstance(corpora, dict) \
+        else frozenset()

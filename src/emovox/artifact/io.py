@@ -257,11 +257,21 @@ def write_artifact(
 
 
 def update_artifact(path: str | Path, meta: ArtifactMeta, *,
-                    tensors: dict[str, np.ndarray] | None = None) -> Path:
+                    tensors: dict[str, np.ndarray] | None = None,
+                    written: tuple[str, ...] = ()) -> Path:
     """Rewrite ``model.json`` of an existing folder from ``meta`` (and, with ``tensors``,
     ``weights.safetensors`` with those ``net.*`` arrays and the arrays of
-    ``meta.preprocess``), each atomically, the weights first."""
+    ``meta.preprocess``), each atomically, the weights first.
+
+    The model files not rewritten here (nor named in ``written``: just written by the
+    caller) must still be those the folder's ``model.json`` records: their digests are
+    recomputed, and a swapped or damaged file would otherwise be recorded as the model's
+    (``calibrate`` did so: QA, stop 40)."""
     path = Path(path)
+    kept = dict(read_meta(path).digests)
+    for name in (*written, *((WEIGHTS_FILE,) if tensors is not None else ())):
+        kept.pop(name, None)
+    check_digests(path, meta.replace(digests=kept))
     if tensors is not None:
         with atomic_path(path / WEIGHTS_FILE) as tmp:
             _save_tensors(tmp, _all_tensors(meta, tensors))

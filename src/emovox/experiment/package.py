@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.artifact.clips import clip_digests, trained_digests
+from emovox.artifact.clips import clip_digests, trained_corpora, trained_digests
 from emovox.artifact.paths import CARD_FILE
 from emovox.augment import augment_summary
 from emovox.config import ExperimentConfig
@@ -107,7 +107,8 @@ def train_bundle(
         ds = load_dataset(cfg.data)
         items, errors, _, _ = featurise(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
         if cv:  # another own.csv of the same name (stop 35)
-            warn_other_clips(Path(str(calibrate)), cv, ds.content_ids)
+            warn_other_clips(Path(str(calibrate)), cv, ds.content_ids,
+                             {u.corpus for u in ds.utts})
         idx = np.array([i for i in range(len(ds.utts)) if i not in errors], int)
         # Validation speakers only when asked for (early stopping, or compare_lrcv's choice
         # of C, which then refits on everything); by default every speaker trains.
@@ -197,18 +198,19 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     trained while its cross-validation still runs. ``also``: further CV runs pooled into the
     temperature fit (:func:`~emovox.experiment.rundir.fit_from_predictions_csv`). Returns the
     calibration report."""
-    from emovox.artifact import attach_inference, read_meta, update_artifact
+    from emovox.artifact import attach_inference, read_artifact, update_artifact
     from emovox.experiment.rundir import fit_from_predictions_csv
 
     path = Path(path)
-    meta = read_meta(path)
+    meta = read_artifact(path).meta  # its files checked before anything is written (QA, 40)
     cv = read_cv_run(calibrate, meta.name)
-    also_runs = read_also_runs(also, meta.name)
+    also_runs = read_also_runs(also, meta.name, calibrate)
     trained_val = trained_val_speakers(meta.experiment_config)
     caveats = []  # what was warned goes into the card too (it was said once: QA, stop 39)
     for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
         check_recipe(Path(run), c, trained_val, meta.name)
-        if n := warn_other_clips(Path(run), c, trained_digests(meta.trained_on)):  # stop 35
+        if n := warn_other_clips(Path(run), c, trained_digests(meta.trained_on),
+                                 trained_corpora(meta.trained_on)):  # stops 35, 40
             caveats.append(f"{Path(run).name} tested {n} clip(s) of other data")
     for run in [calibrate, *also]:  # the --also runs too (re-check, stop 32)
         warn_recipe(Path(run), path, diffs := recipe_differences(Path(run),
@@ -419,7 +421,7 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     cv = read_cv_run(calibrate, name) if calibrate else None
     if also and not cv:
         raise ConfigError("--calibrate-also needs --calibrate")
-    also_runs = read_also_runs(also, name)
+    also_runs = read_also_runs(also, name, calibrate)
     everyone = [*loaded, *[(None, f.meta) for f in funcs]]
     trained_on = ensemble_trained_on(everyone)
     if cv:
@@ -430,7 +432,8 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                    if isinstance(c, dict)]
         for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
             check_recipe(Path(run), c, member_val, name)
-            warn_other_clips(Path(run), c, trained_digests(trained_on))  # stop 35
+            warn_other_clips(Path(run), c, trained_digests(trained_on),
+                             trained_corpora(trained_on))  # stops 35, 40
             for fused, diffs in fused_differences(Path(run), configs):  # stop 33
                 warn_recipe(fused, f"the members of {name}", diffs)
     cv_metrics = metrics_with_also(cv.metrics, also_runs) if cv else None

@@ -204,9 +204,17 @@ def trained_val_speakers(config: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def read_also_runs(runs: Sequence[Path], model: str) -> list[Any]:
+def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -> list[Any]:
     """Each further calibration run (checked like the main one: a speaker-independent CV run
-    of ``model``), as :class:`~emovox.experiment.rundir.CvRun`."""
+    of ``model``), as :class:`~emovox.experiment.rundir.CvRun`. A run given twice, or the
+    ``main`` run again, is refused: its predictions would count twice (QA, stop 40)."""
+    seen: dict[Path, str] = {}
+    for r in [*([main] if main is not None else []), *runs]:
+        key = Path(r).resolve()
+        if key in seen:
+            raise ConfigError(f"the run {seen[key]} is given twice: give each calibration "
+                              "run once")
+        seen[key] = str(r)
     return [read_cv_run(Path(r), model) for r in runs]
 
 
@@ -216,29 +224,34 @@ def metrics_with_also(metrics: dict[str, Any], also_runs: Sequence[Any]) -> dict
     return {**metrics, "also": [a.metrics for a in also_runs]} if also_runs else metrics
 
 
-def warn_other_clips(run: Path, cv: Any, trained: Iterable[str] | None) -> int:
-    """Log when clips of one's own data (a manifest or folder) that the CV run ``run``
-    tested are not among the model's training clips (``trained``: their SHA-256 digests,
-    whole or cut): the run read another ``own.csv`` of the same name, or an edited one, and
-    the recipe check, which compares names only, could not tell (stop 35). Returns how many
-    (files gone since are not counted)."""
+def warn_other_clips(run: Path, cv: Any, trained: Iterable[str] | None,
+                     corpora: Iterable[str] = ()) -> int:
+    """Log when clips that the CV run ``run`` tested are not among the model's training
+    clips (``trained``: their SHA-256 digests, whole or cut): clips of one's own data (a
+    manifest or folder: the run read another ``own.csv`` of the same name, or an edited
+    one, stop 35) and clips of the model's own ``corpora`` (a run on other actors of
+    RAVDESS, QA stop 40; a corpus the model was never trained on, held out by a ``loco``
+    run, is not counted). The recipe check compares names only and could not tell.
+    Returns how many (files gone since are not counted)."""
     from emovox.fileio import file_sha256
 
     if trained is None:
         return 0
     known = {d[:DIGEST_HEX] for d in trained}
+    counted = OWN_DATA_READERS | {str(c).lower() for c in corpora}
     with open(cv.predictions, newline="", encoding="utf-8") as fh:
-        own = [r["path"] for r in csv.DictReader(fh)
-               if r.get("corpus", "").lower() in OWN_DATA_READERS and r.get("path")]
+        rows = [r["path"] for r in csv.DictReader(fh)
+                if (r.get("corpus") or "").lower() in counted and r.get("path")]
     other = read = 0
-    for path in dict.fromkeys(own):
+    for path in dict.fromkeys(rows):
         try:
             other += file_sha256(path)[:DIGEST_HEX] not in known
             read += 1
         except OSError:
             continue
     if other:
-        log.warning("%s tested %d clip(s) of one's own data that the model was not trained "
-                    "on (of %d): it read other data (another or an edited manifest or folder), "
-                    "so its figures and temperature are not this model's", run, other, read)
+        log.warning("%s tested %d clip(s) that the model was not trained on (of %d): it read "
+                    "other data (other speakers or files, another or an edited manifest or "
+                    "folder), so its figures and temperature are not this model's", run,
+                    other, read)
     return other

@@ -102,7 +102,7 @@ def export_onnx(
     norm = art.meta.preprocess.norm
     digest = weights_digest({**art.tensors, **(norm.arrays() if norm else {})})
     update_artifact(path, read_meta(path).replace(
-        onnx=_onnx_record(opset, dynamic_time, worst, digest)))
+        onnx=_onnx_record(opset, dynamic_time, worst, digest)), written=(ONNX_FILE,))
     log.info("exported %s (opset %d, max |dp| %.1e)", out, opset, worst)
     return out
 
