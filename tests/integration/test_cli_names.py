@@ -271,3 +271,11 @@ def test_models_of_a_model_shows_its_card(tmp_path):
         res = invoke(["models", bad])
         assert res.exit_code == 2, res.output
     assert "Did you mean 'default'" in text(res)
+    (folder / "MODEL_CARD.md").unlink()  # a folder every answering command refuses: its card
+    shutil.copy(default_model_path() / "MODEL_CARD.md", folder)  # was shown (QA, stop 40)
+    assert invoke(["models", folder]).exit_code == 0
+    doc = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**doc, "format_version": 99}))
+    res = invoke(["models", folder])
+    assert res.exit_code == 2 and "format_version" in text(res) and "# emovox" not in \
+        res.stdout, res.output

@@ -4,6 +4,9 @@ give an error that says how to build it; a path that exists wins over a name."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from emovox.artifact import (
@@ -55,6 +58,22 @@ def test_an_existing_folder_of_that_name_wins(name, tmp_path, monkeypatch):
     with pytest.raises(ArtifactError) as err:
         Predictor.from_artifact(name)
     assert "no longer bundled" not in str(err.value)
+
+
+def test_a_data_folder_named_like_a_bundled_model_does_not_hide_it(tmp_path, monkeypatch,
+                                                                  caplog):
+    """`predict --model ravdess` beside a data folder `ravdess` said "ravdess is not an emovox
+    model folder" (QA, stop 40): a model folder of that name still wins."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ravdess").mkdir()
+    with caplog.at_level("WARNING"):
+        assert bundled_name("ravdess") == "ravdess"
+        assert resolve_model_path("ravdess") == default_model_path().parent / "ravdess_model"
+    assert "'ravdess' here is not a model folder (no model.json): the bundled model " \
+        "'ravdess' answers" in caplog.text
+    shutil.copytree(default_model_path().parent / "ravdess_model", tmp_path / "default")
+    assert bundled_name("default") is None
+    assert resolve_model_path("default") == Path("default")
 
 
 @pytest.mark.parametrize("name", ["Accurate", "accurate_model", "compare_lrcv", "", "x/compare"])

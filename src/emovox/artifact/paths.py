@@ -172,11 +172,17 @@ def deprecated_name_note(name: str | Path) -> str | None:
 
 def bundled_name(path: str | Path) -> str | None:
     """The current bundled model name ``path`` stands for, or None (not a bundled name, or
-    an existing path of that name, which wins). An old name is mapped to its new one and
-    logged as deprecated once per process."""
+    a model folder of that name here, which wins). An old name is mapped to its new one and
+    logged as deprecated once per process. A path of that name that is no model folder (a
+    data folder called ``ravdess``) no longer hides the bundled model: it is said, once
+    (it was "ravdess is not an emovox model folder": QA, stop 40)."""
     name = str(path)
-    if not is_bundled_name(name) or Path(name).exists():
+    if not is_bundled_name(name) or (Path(name) / MODEL_JSON).is_file():
         return None
+    if Path(name).exists() and f"shadow:{name}" not in _warned:
+        _warned.add(f"shadow:{name}")
+        log.warning("'%s' here is not a model folder (no %s): the bundled model '%s' "
+                    "answers", name, MODEL_JSON, name)
     if (note := deprecated_name_note(name)) is not None:
         if name not in _warned:
             _warned.add(name)
