@@ -122,6 +122,11 @@ def test_health_docs_openapi(client):
     spec = client.get("/openapi.json").json()
     assert {"/v1/predict", "/v1/timeline", "/v1/model", "/health"} <= set(spec["paths"])
     assert "413" in spec["paths"]["/v1/predict"]["post"]["responses"]
+    for path, method in (("/v1/predict", "post"), ("/v1/timeline", "post"),
+                         ("/v1/model", "get")):  # every status sent is declared (API QA, 40)
+        declared = set(spec["paths"][path][method]["responses"])
+        assert {"401", "500", "503"} <= declared, (path, declared)
+        assert path == "/v1/model" or "408" in declared
     card = spec["components"]["schemas"]["ModelCard"]["properties"]  # all 17 (stop 35)
     assert set(client.get("/v1/model").json()) <= set(card) and "limits" in card
 
@@ -343,6 +348,11 @@ def test_form_fields_an_endpoint_does_not_read_are_422(client, wav3):
                        "invalid_request")
     assert err["detail"] == (f"unknown query parameter(s) '{'x' * 40}...': this endpoint "
                              "reads 'window' and 'hop' and 'adapt'")
+    # a repeated one: the last won without a word (API QA, stop 40)
+    err = assert_error(post(client, "/v1/timeline?adapt=self&adapt=none&window=3&window=2",
+                            wav3), 422, "invalid_request")
+    assert err["detail"] == ("query parameter(s) 'adapt' and 'window' given more than once: "
+                             "give each once")
 
 
 def test_every_get_route_answers_head_requests(client):

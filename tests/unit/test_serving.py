@@ -4,6 +4,7 @@ import."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -190,6 +191,9 @@ def test_confidence_levels_and_helpers():
     assert logic.display_name("C:\\Users\\me\\x.m4a") == "x.m4a"
     assert logic.display_name("../../etc/passwd") == "passwd"
     assert logic.display_name("") == "upload"
+    assert logic.display_name("Tom's take #2 & 100% (final)!.wav") == \
+        "Tom's take #2 & 100% (final)!.wav"  # kept since stop 40 (API QA)
+    assert logic.display_name('my "best" [x](y) <b>*.wav') == "my _best_ _x_(y) _b__.wav"
     assert logic.mime_type("a.mp3") == "audio/mpeg" and logic.mime_type("a.m4a") == "audio/mp4"
     assert logic.http_status(logic.UploadTooLarge("x")) == (413, "upload_too_large")
     assert logic.http_status(NotAudio("x"))[0] == 415
@@ -323,3 +327,56 @@ def test_upload_slots_bound_the_uploads_read_at_once():
 
     bound_multipart_memory()
     assert MultiPartParser.spool_max_size == SPOOL_BYTES == 64 * 1024
+
+
+def test_a_stalled_upload_loses_its_slot_with_a_408():
+    """Four clients that sent part of a body and then nothing held every slot, and every
+    prediction waited for as long as they stayed (API QA, stop 40). A body that arrives
+    in time, and a wait for a disconnect once it is in, are not cut."""
+    import asyncio
+
+    from starlette.exceptions import HTTPException
+
+    from emovox.api.middleware import UploadSlots
+
+    async def app(scope, receive, send):  # reads the whole body, then answers
+        try:
+            while (await receive()).get("more_body"):
+                pass
+        except HTTPException:  # what a handler's form parser would let through
+            raise
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        await receive()  # then waits for the client to go (a disconnect check)
+
+    def client(chunks, stall: bool):
+        msgs = [{"type": "http.request", "body": b"x", "more_body": stall or i < chunks - 1}
+                for i in range(chunks)]
+
+        async def receive():
+            if msgs:
+                await asyncio.sleep(0.01)
+                return msgs.pop(0)
+            await asyncio.sleep(3600 if stall else 0.2)  # the rest never comes / a goodbye
+            return {"type": "http.disconnect"}
+
+        return receive
+
+    async def run(stall: bool) -> list:
+        sent: list = []
+
+        async def send(msg):
+            sent.append(msg)
+
+        mw = UploadSlots(app, slots=1, paths=("/v1/predict",), idle_s=0.1)
+        post = {"type": "http", "method": "POST", "path": "/v1/predict"}
+        await asyncio.wait_for(mw(post, client(3, stall), send), 5)
+        return sent
+
+    stalled = asyncio.run(run(stall=True))
+    assert stalled[0]["status"] == 408
+    body = json.loads(b"".join(m.get("body", b"") for m in stalled[1:]))
+    assert body == {"error": "upload_stalled", "detail": "the upload stalled: nothing of its "
+                    "body arrived for 0.1 s; send the request again"}
+    fine = asyncio.run(run(stall=False))
+    assert fine[0]["status"] == 200 and fine[1]["body"] == b"ok"

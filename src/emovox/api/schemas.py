@@ -176,6 +176,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "audio too long, empty or damaged; invalid parameters; speaker adaptation "
               "impossible (too_many_references, too_few_references); a multipart body cut "
               "before its closing boundary (incomplete_upload)"),
+        (408, "the upload stalled: nothing of its body arrived for 30 s (upload_stalled)"),
+        (500, "an unexpected error while analysing the recording (internal_error)"),
         (503, "the model is not available"),
     )
 }

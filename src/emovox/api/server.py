@@ -24,7 +24,8 @@ Errors are JSON ``{"error": <code>, "detail": <message>}`` (:data:`~emovox.api.s
 lists the statuses): 401 missing or wrong API key (``X-API-Key: KEY`` or ``Authorization:
 Bearer KEY``, when the server has one); 413 upload over the size limit (from
 ``Content-Length`` and while the body streams in, before it is parsed); 415 not audio; 422
-too long, empty or broken audio, bad parameters, too many or too few references; 503 no model.
+too long, empty or broken audio, bad parameters, too many or too few references; 408 an
+upload that stalled 30 s; 500 an unexpected error; 503 no model.
 Nothing is written outside a temporary directory. At most ``2 x max_concurrency`` uploads are
 read at a time (:class:`~emovox.api.middleware.UploadSlots`; the others wait unread), each
 part past 64 KiB spooled to an anonymous temporary file; a request copies its upload to a
@@ -169,6 +170,9 @@ class _Service:
             raise ApiError(422, "invalid_request", f"unknown query parameter(s) "
                            f"{_names(unread)}: this endpoint reads "
                            f"{_names(list(query)) if query else 'none'}")
+        if twice := sorted({k for k in query if len(request.query_params.getlist(k)) > 1}):
+            raise ApiError(422, "invalid_request", f"query parameter(s) {_names(twice)} given "
+                           "more than once: give each once")  # the last won (API QA, 40)
         form = await request.form()
         if multipart_unclosed(getattr(request.state, BODY_TAIL, None),
                               request.headers.get("content-type", "")):
@@ -329,7 +333,8 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
 
 
 def _add_info_routes(app: FastAPI, svc: _Service) -> None:
-    @app.get("/v1/model", response_model=ModelCard, responses={503: ERRORS[503]},
+    @app.get("/v1/model", response_model=ModelCard,
+             responses={k: ERRORS[k] for k in (401, 500, 503)},
              summary="The model card")
     async def model() -> dict[str, Any]:
         predictor = await svc.holder.aget()

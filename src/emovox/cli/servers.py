@@ -180,12 +180,18 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: seconds a stopping server waits for open requests (a stalled upload kept one alive after
+#: SIGTERM for as long as its client stayed: API QA, stop 40)
+GRACEFUL_SHUTDOWN_S = 10.0
+
+
 def run_server(api: object, sock: socket.socket, log_level: str) -> None:
-    """Serve ``api`` with uvicorn on the bound ``sock`` until Ctrl-C (exit 0, as
-    ``uvicorn.run`` did)."""
+    """Serve ``api`` with uvicorn on the bound ``sock`` until Ctrl-C or SIGTERM (exit 0, as
+    ``uvicorn.run`` did), open requests given :data:`GRACEFUL_SHUTDOWN_S` to finish."""
     import uvicorn
 
     try:
-        uvicorn.Server(uvicorn.Config(api, log_level=log_level)).run(sockets=[sock])
+        uvicorn.Server(uvicorn.Config(api, log_level=log_level, timeout_graceful_shutdown=
+                                      GRACEFUL_SHUTDOWN_S)).run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
