@@ -189,3 +189,10 @@ def test_the_speech_column_of_a_no_speech_row_counts_only_too_little_speech(tiny
     rows = {line.split("│")[1].strip(): line.split("│")[-2].strip()
             for line in ANSI.sub("", res.stdout).splitlines() if line.count("│") > 2}
     assert rows["noise.wav"] == "" and rows["short.wav"].endswith(" s")
+    # ... and in the JSON answer too: "speech_seconds": 4.17 for typing noise (QA, stop 40)
+    res = invoke(["predict", *files, "-m", tiny_model, "--json"])
+    ok(res)
+    docs = {Path(d["source"]).name: d for d in json.loads(res.stdout)}
+    assert (docs["noise.wav"]["reason"], docs["noise.wav"]["speech_seconds"]) == \
+        ("not_voiced", 0.0)
+    assert docs["short.wav"]["reason"] == "too_short" and docs["short.wav"]["speech_seconds"] > 0

@@ -12,14 +12,14 @@ web app.
 First the speech detector (:func:`emovox.features.vad.speech_verdict`) decides whether there is
 speech at all: silence, steady noise, tones, a constant offset, square waves and less than
 0.3 s of speech get ``status="no_speech"`` with a ``reason`` and no emotion (label,
-probabilities, arousal and valence are ``None``). A clip up to two model windows long (5.12 s
-for the bundled default) is then classified whole, as in training; a longer recording is cut
-into model-length windows (hop half a window, the tail covered) over its voiced speech
-regions only (:mod:`emovox.serving.speech`, the timeline's rule), in batches of 16, and the
-answer is the mean of their calibrated probabilities weighted by each window's own seconds
-(each second of speech once), with the windows as ``evidence`` (:mod:`emovox.serving.answer`).
-A top probability below :data:`~emovox.serving.answer.UNCERTAIN_BELOW` (0.5) makes the status
-``uncertain``. A model folder that does not run is refused at load (:meth:`check_runs`).
+probabilities, arousal and valence are ``None``; ``speech_seconds`` 0 unless too short). A
+clip up to two model windows long (5.12 s for the bundled default) is then classified whole,
+as in training; a longer recording is cut into model-length windows (hop half a window, the
+tail covered) over its voiced speech regions (:mod:`emovox.serving.speech`, the timeline's
+rule), in batches of 16, and the answer is the mean of their calibrated probabilities weighted
+by each window's own seconds (each second of speech once), with the windows as ``evidence``
+(:mod:`emovox.serving.answer`). A top probability below 0.5 (``UNCERTAIN_BELOW``) makes the
+status ``uncertain``. A model folder that does not run is refused at load (:meth:`check_runs`).
 
 What classifying one window does, exactly as in training: the artifact's
 :class:`~emovox.preprocess.Preprocess` (the same object the training inputs were built with):
@@ -37,7 +37,6 @@ What classifying one window does, exactly as in training: the artifact's
 
 Importing this module imports neither torch nor librosa; PyTorch is imported by the
 ``"torch"`` backend only, librosa only without a stored front end (a warning says so).
-
 ``arousal`` and ``valence`` of a :class:`Prediction` are *derived* from the class
 probabilities with the fixed mapping of :mod:`emovox.affect`; the model does not predict them.
 
@@ -424,9 +423,10 @@ class Predictor:
             return Prediction(
                 label=None, confidence=None, probabilities=None, arousal=None, valence=None,
                 duration=duration, source=source, status=Status.NO_SPEECH,
-                reason=reason.value if reason else None,
+                reason=reason.value if reason else None, n_windows=0,
                 reason_message=reason.message if reason else None,
-                speech_seconds=verdict.speech_seconds, n_windows=0, model_id=self.model_id)
+                speech_seconds=verdict.speech_seconds if reason is NoSpeechReason.TOO_SHORT
+                else 0.0, model_id=self.model_id)  # unvoiced noise is no speech (QA, 40)
         weights = own_seconds(spans, self.sr)  # overlapping windows: each second once
         p = aggregate(probs, weights)
         k = int(np.argmax(p))
