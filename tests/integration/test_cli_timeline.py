@@ -69,9 +69,11 @@ def test_timeline_json_and_csv(cli_model, long_file):
     assert [float(r[0]) for r in rows[1:]] == pytest.approx([s["start"] for s in segs],
                                                             abs=0.006)
 
+    assert f"model {doc['model_id']}" in res_csv.stderr  # said nowhere before (QA, stop 40)
     table = invoke(args)
     ok(table)
     assert f"of speech in {len(speech)} windows" in text(table) and "no speech" in text(table)
+    assert f"· model {doc['model_id']}" in text(table)
     # an uncertain window is marked "?" as predict marks an answer (CLI QA, stop 33)
     unsure = [s for s in speech if s["confidence"] < 0.5]
     assert text(table).count(" ? ") == len(unsure)

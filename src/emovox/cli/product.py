@@ -238,10 +238,11 @@ def timeline(
                                      "windows of this recording)")
     if json_out:
         print(json.dumps(tl.to_dict(model_id=predictor.model_id), indent=2))
-    elif csv_out:
+    elif csv_out:  # which model answered, beside the CSV (it was said nowhere: QA, stop 40)
+        render.err_console.print(f"model {render.shown(predictor.model_id)}")
         write_timeline_csv(tl, sys.stdout)
     else:
-        render.timeline(tl, file.name, window, hop)
+        render.timeline(tl, file.name, window, hop, predictor.model_id)
     if stopped:
         exit_interrupted(stopped)
 

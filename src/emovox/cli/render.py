@@ -380,9 +380,11 @@ def batch_summary(s: Any, out: Path) -> None:
     )
 
 
-def timeline(tl: Any, name: str, window: float, hop: float) -> None:
-    """The segments table (speech windows and gaps) and the summary line (by speech time)."""
-    table = _table(f"{shown(name)} · {tl.duration:.1f} s · window {window} s, hop {hop} s",
+def timeline(tl: Any, name: str, window: float, hop: float, model_id: str) -> None:
+    """The segments table (speech windows and gaps) and the summary line (by speech time);
+    its title names the model, as predict's does."""
+    table = _table(f"{shown(name)} · {tl.duration:.1f} s · window {window} s, hop {hop} s · "
+                   f"model {shown(model_id)}",
                    ("start", "end", "emotion", "confidence"), justify="right")
     from rich.markup import escape
 
