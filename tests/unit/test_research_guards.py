@@ -643,3 +643,29 @@ def test_a_calibration_run_given_twice_is_refused(tmp_path):
     assert (model / "model.json").read_bytes() == before
     with pytest.raises(ConfigError, match="given twice"):
         read_also_runs([run, tmp_path / "x" / ".." / "run"], "prosody_logreg")
+
+
+def test_the_card_names_what_augmentation_simulated_and_not_member_folders():
+    """The channel-augmented `default`'s card called noisy and telephone audio out of domain,
+    and a rebuilt ensemble card listed its member folders as training parameters (QA, 40)."""
+    from emovox.artifact import read_meta
+    from emovox.artifact.paths import default_model_path
+    from emovox.experiment.card import model_card
+
+    chan = ("2 augmented copies of each clip: reverb, band-limit, EQ, speed, shift, gain "
+            "(-30 to +30 dB), noise (SNR 5-30 dB)")
+    from emovox.experiment.card import _domain_line
+
+    plain = _domain_line({"corpora": {"ravdess": 10}})
+    assert "children, noisy or telephone audio are out of domain" in plain
+    assert "simulated" not in plain
+    both = _domain_line({"corpora": {"ravdess": 1, "emovo": 1}, "member_augment": [chan, chan]})
+    assert "children are out of domain; noisy, reverberant and telephone audio was " \
+        "simulated in training (augmented copies)" in both
+    one = _domain_line({"corpora": {"ravdess": 1, "emovo": 1}, "member_augment": [chan, ""]})
+    assert "noisy or telephone audio are out of domain" in one and "simulated" not in one
+    noise = _domain_line({"corpora": {"ravdess": 1}, "augment": "2 copies: noise (SNR 5-30 dB)"})
+    assert "children, telephone audio are out of domain" in noise and "noisy audio was" in noise
+    card = model_card(read_meta(default_model_path()).card_view())
+    assert card == (default_model_path() / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "training parameters" not in card and "/work/" not in card

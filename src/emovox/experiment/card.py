@@ -99,14 +99,33 @@ def _calibration_lines(per_corpus: dict[str, Any]) -> list[str]:
 
 
 def _domain_line(trained_on: dict[str, Any]) -> str:
+    """The card's out-of-domain line; conditions every network's training augmentation
+    simulated (noise, rooms, band limits) are named as simulated, not out of domain (the
+    channel-augmented `default`'s card called them out of domain: QA, stop 40)."""
     corpora = set(trained_on.get("corpora") or [trained_on.get("corpus", "ravdess")])
+    augs = trained_on.get("member_augment") or [trained_on.get("augment") or ""]
+    simulated = [word for word, marks in (("noisy", ("noise",)), ("reverberant", ("reverb",)),
+                                          ("telephone", ("band-limit", "telephone band")))
+                 if all(any(m in str(a) for m in marks) for a in augs)]
+    unseen = [w for w in ("noisy", "telephone") if w not in simulated]
+    rest = f"{_joined(unseen, 'or')} audio" if unseen else ""
+    seen = (f"; {_joined(simulated, 'and')} audio was simulated in training (augmented "
+            "copies): real recordings of that kind may still be less accurate" if simulated
+            else "")
     if corpora <= {"ravdess"}:
         return ("- Acted, read English speech (RAVDESS: 24 North-American actors, two "
-                "sentences); spontaneous speech, other languages, children, noisy or telephone "
-                "audio are out of domain and will be less accurate.")
+                "sentences); spontaneous speech, other languages, children"
+                f"{', ' + rest if rest else ''} are out of domain and will be less accurate"
+                f"{seen}.")
     return (f"- Trained on {', '.join(sorted(corpora))} only: other languages, speaking "
-            "styles, children, noisy or telephone audio are out of domain; leave-one-corpus-out "
-            "figures, where the card has them, are what to expect on a corpus never heard.")
+            f"styles, children{', ' + rest if rest else ''} are out of domain{seen}; "
+            "leave-one-corpus-out figures, where the card has them, are what to expect on a "
+            "corpus never heard.")
+
+
+def _joined(words: list[str], last: str) -> str:
+    """``a, b and c`` (``last``: "and" or "or")."""
+    return f"{', '.join(words[:-1])} {last} {words[-1]}" if len(words) > 1 else words[0]
 
 
 def _also_text(cal: dict[str, Any]) -> str:
@@ -159,6 +178,7 @@ def _params_lines(config: Any) -> list[str]:
     except (KeyError, TypeError, ValueError):
         return []
     params.pop("threads", None)
+    params.pop("members", None)  # an ensemble's member folders: its members line says them
     return ([f"- training parameters (the rest at their defaults): "
              f"{', '.join(f'{k}={v}' for k, v in sorted(params.items()))}"] if params else [])
 
