@@ -229,3 +229,19 @@ def test_a_corpus_where_no_clip_decodes_is_said(tmp_path):
         assert "none of the 6 clips could be read (the first: " in text(res), args
         assert "Traceback" not in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk"]
+
+
+def test_a_failed_export_suggests_the_default_opset_only_when_another_was_used(monkeypatch,
+                                                                              tmp_path):
+    """At opset 17 the advice was "try the default, 17" (QA, stop 40)."""
+    import emovox.training.export as export
+
+    def fails(model, opset):
+        raise RuntimeError("cannot allocate 512000000000 bytes\nmore")
+
+    monkeypatch.setattr(export, "export_onnx", fails)
+    res = invoke(["export", tmp_path / "m"])
+    assert res.exit_code == 2 and "failed (cannot allocate 512000000000 bytes)" in text(res)
+    assert "try the default" not in text(res)
+    res = invoke(["export", tmp_path / "m", "--opset", "12"])
+    assert "at opset 12 failed" in text(res) and "try the default, 17" in text(res)

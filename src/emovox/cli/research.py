@@ -474,6 +474,6 @@ def export(
         fail(exc)
     except RuntimeError as exc:  # torch.onnx: an operator this opset cannot express
         first = (str(exc).strip().splitlines() or ["no detail"])[0]
-        fail(RuntimeError(f"{model}: ONNX export at opset {opset} failed ({first}); try the "
-                          "default, 17"))
+        hint = "; try the default, 17" if opset != 17 else ""  # not when it was (QA, 40)
+        fail(RuntimeError(f"{model}: ONNX export at opset {opset} failed ({first}){hint}"))
     render.console.print(f"wrote {path}")
