@@ -259,8 +259,10 @@ def test_calibrate_also_puts_the_further_run_in_the_card(loco_run, fake_ravdess,
                                  "egemaps_logreg", "--out", str(model), "-j", "1"],
                            env={"EMOVOX_CACHE": str(fake_cache)})
     assert r.exit_code == 0, r.output
+    again = tmp_path / "again"  # the same run given twice is refused (QA, stop 40)
+    shutil.copytree(loco_run, again)
     r = CliRunner().invoke(app, ["calibrate", str(model), str(loco_run), "--also",
-                                 str(loco_run)])
+                                 str(again)])
     assert r.exit_code == 0, r.output
     doc = json.loads((model / "model.json").read_text())
     also = doc["metrics"]["also"]
