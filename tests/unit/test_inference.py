@@ -149,6 +149,26 @@ def test_onnx_matches_torch(artifacts):
         assert np.abs(p_onnx - p_torch).max() <= 1e-4
 
 
+@pytest.mark.parametrize("shape", [[N_FRAMES, 99], [N_FRAMES], [N_FRAMES, 64, 2]])
+def test_a_network_section_the_onnx_graph_does_not_fit_is_refused_by_both_backends(
+        artifacts, tmp_path, shape):
+    """model.json's network.input_shape edited: PyTorch refused the folder, ONNX answered
+    with it (QA, stop 40); the graph's free time dimension matches any length."""
+    folder = tmp_path / "m"
+    shutil.copytree(artifacts["full"], folder)
+    doc = json.loads((folder / "model.json").read_text())
+    doc["network"]["input_shape"] = shape
+    (folder / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match=r"model.onnx: takes input \(batch, time, 64\), "
+                       r"model.json's network says \(batch, "):
+        Predictor.from_artifact(folder, backend="onnx")
+    with pytest.raises(ArtifactError):
+        Predictor.from_artifact(folder, backend="torch")
+    doc["network"]["input_shape"] = [N_FRAMES + 7, 64]  # another length: the graph takes any
+    (folder / "model.json").write_text(json.dumps(doc))
+    assert Predictor.from_artifact(folder, backend="onnx").labels
+
+
 def test_export_rejects_sklearn(tmp_path):
     from emovox.models.classical import logreg
 

@@ -57,6 +57,9 @@ class OnnxRunner:
             raise ArtifactError(f"{onnx_file}: cannot be loaded by onnxruntime: {msg}") from None
         self._in = self._sess.get_inputs()[0].name
         self._out = self._sess.get_outputs()[0].name
+        #: the graph's input and output shapes, a name (str) for a dimension left free
+        self.io_shapes = (tuple(self._sess.get_inputs()[0].shape),
+                          tuple(self._sess.get_outputs()[0].shape))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self._sess.run([self._out], {self._in: x})[0]  # session.run is thread-safe
@@ -200,5 +203,33 @@ def network_runner(art: Artifact, backend: str, threads: int | None) -> Runner:
             log.warning("%s; using PyTorch instead", problem)
             chosen = "torch"
     if chosen == "onnx":
-        return OnnxRunner(onnx_file, threads)
+        runner = OnnxRunner(onnx_file, threads)
+        _check_onnx_io(runner.io_shapes, art, onnx_file)
+        return runner
     return TorchRunner(art, threads)
+
+
+def _check_onnx_io(io: tuple[tuple[Any, ...], tuple[Any, ...]], art: Artifact,
+                   onnx_file: Path) -> None:
+    """``model.onnx`` takes ``(batch, *network.input_shape)`` and gives ``(batch,
+    n_classes)``, as ``model.json`` says (a dimension the graph leaves free matches any):
+    the PyTorch backend refused a ``network`` section the graph did not fit, ONNX answered
+    with it (QA, stop 40)."""
+    meta = art.meta
+    if meta.network is None:
+        return
+    (got_in, got_out), want_in = io, (None, *meta.network.input_shape)
+
+    def fits(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:
+        return len(got) == len(want) and all(
+            not isinstance(g, int) or w is None or g == w for g, w in zip(got, want, strict=True))
+
+    def said(shape: tuple[Any, ...]) -> str:
+        return "(" + ", ".join("batch" if s is None else str(s) for s in shape) + ")"
+
+    if not fits(got_in, want_in):
+        raise ArtifactError(f"{onnx_file}: takes input {said(got_in)}, model.json's network "
+                            f"says {said(want_in)}; re-run 'emovox export {art.path}'")
+    if not fits(got_out, (None, meta.n_classes)):
+        raise ArtifactError(f"{onnx_file}: gives {got_out[-1]} outputs but model.json's "
+                            f"\"labels\" lists {meta.n_classes}")
