@@ -42,6 +42,30 @@ async def _json_error(send: Send, status: int, code: str, detail: str,
     await send({"type": "http.response.body", "body": body})
 
 
+async def _app_or_error(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
+                        aborted: Callable[[], bool], status: int, code: str,
+                        detail: str) -> None:
+    """``app`` with ``receive``; once ``aborted()`` (``receive`` gave up on the body), what
+    the app answers is dropped and, if no response has started, a JSON ``status`` error
+    goes out instead."""
+    started = False
+
+    async def guarded_send(msg: Message) -> None:
+        nonlocal started
+        if aborted():
+            return
+        started |= msg.get("type") == "http.response.start"
+        await send(msg)
+
+    try:
+        await app(scope, receive, guarded_send)
+    except Exception:
+        if not aborted():
+            raise
+    if aborted() and not started:
+        await _json_error(send, status, code, detail)
+
+
 def is_loopback(host: str) -> bool:
     """True when ``host`` only listens on this machine (``localhost``, 127.0.0.0/8, ::1)."""
     h = host.strip().strip("[]").lower()
@@ -144,7 +168,7 @@ class UploadSlots:
                 scope.get("path") not in self.paths:
             await self.app(scope, receive, send)
             return
-        state = {"stalled": False, "started": False, "read": False}
+        state = {"stalled": False, "read": False}
 
         async def timed_receive() -> Message:
             if state["stalled"]:
@@ -159,20 +183,9 @@ class UploadSlots:
                 state["stalled"] = True
                 raise StarletteHTTPException(408, self.stalled) from None
 
-        async def guarded_send(msg: Message) -> None:
-            if state["stalled"]:
-                return  # whatever the app answers to the aborted body is replaced below
-            state["started"] |= msg.get("type") == "http.response.start"
-            await send(msg)
-
         async with self.slots:
-            try:
-                await self.app(scope, timed_receive, guarded_send)
-            except Exception:
-                if not state["stalled"]:
-                    raise
-        if state["stalled"] and not state["started"]:
-            await _json_error(send, 408, "upload_stalled", self.stalled)
+            await _app_or_error(self.app, scope, timed_receive, send,
+                                lambda: state["stalled"], 408, "upload_stalled", self.stalled)
 
 
 #: the bytes of one multipart part the parser keeps in memory before spooling it to a
@@ -234,7 +247,7 @@ class BodyLimit:
                 if too_big:
                     await _json_error(send, 413, "upload_too_large", detail)
                     return
-        state = {"received": 0, "exceeded": False, "started": False}
+        state = {"received": 0, "exceeded": False}
         shared = scope.setdefault("state", {})  # request.state of the app's handlers
         shared[BODY_TAIL] = b""
 
@@ -251,17 +264,5 @@ class BodyLimit:
                     raise StarletteHTTPException(413, detail)
             return msg
 
-        async def guarded_send(msg: Message) -> None:
-            if state["exceeded"]:
-                return  # whatever the app answers to the aborted body is replaced below
-            if msg.get("type") == "http.response.start":
-                state["started"] = True
-            await send(msg)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except Exception:
-            if not state["exceeded"]:
-                raise
-        if state["exceeded"] and not state["started"]:
-            await _json_error(send, 413, "upload_too_large", detail)
+        await _app_or_error(self.app, scope, limited_receive, send,
+                            lambda: state["exceeded"], 413, "upload_too_large", detail)
