@@ -70,11 +70,11 @@ def test_every_held_out_clip_is_speech(shared_data):
     assert not hum  # no false hum warning (emovox.audio.hum; 0 of 1,440 measured)
 
 
-def test_speech_in_loud_white_noise_is_speech(shared_data):
-    """Two clips of every actor but 01 and 02 under white noise as loud as the clip (0 dB
-    whole-clip SNR, the training augmentation's definition): the margin above the noise floor
-    is lowered to half the level spread when speech barely rises above its noise (stop 40:
-    3 of these 44 were speech before, 43 since); the noise alone stays non-speech."""
+def test_speech_in_white_noise_at_5_db_is_speech(shared_data):
+    """Two clips of every actor but 01 and 02 under white noise at 5 dB whole-clip SNR (the
+    training augmentation's definition): all 44 are speech. At 0 dB 3 of 44 are: a lower
+    margin above the noise floor found 43 (stop 40) and took car, wind and fan noise alone
+    for speech, so it was not kept (README)."""
     from emovox.augment import add_noise
 
     root = _speech_dir(shared_data)
@@ -83,10 +83,8 @@ def test_speech_in_loud_white_noise_is_speech(shared_data):
     judged = []
     for i, clip in enumerate(clips):
         w = load_audio(clip, sr=SR).wave
-        judged.append(speech_verdict(add_noise(w, np.random.default_rng(i), 0.0), SR).is_speech)
-    assert len(clips) == 44 and sum(judged) >= 40, sum(judged)
-    noise = (0.03 * np.random.default_rng(0).standard_normal(3 * SR)).astype(np.float32)
-    assert not speech_verdict(noise, SR).is_speech
+        judged.append(speech_verdict(add_noise(w, np.random.default_rng(i), 5.0), SR).is_speech)
+    assert len(clips) == 44 and sum(judged) >= 42, sum(judged)
 
 
 def test_a_talk_show_recorded_with_hum_is_warned_about(shared_data):

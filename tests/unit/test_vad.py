@@ -37,6 +37,34 @@ NON_SPEECH = {
 }
 
 
+def _rumble(seconds: float, seed: int, swell: float) -> np.ndarray:
+    """A car interior: low-passed noise (one pole at 0.99) swelling by ``swell`` at 0.2 Hz,
+    with a little pink noise, peak 0.3 (a QA pass's recipe, stop 40)."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    low = lfilter([0.01], [1.0, -0.99], rng.standard_normal(len(t)))
+    spec = np.fft.rfft(rng.standard_normal(len(t)))
+    k = np.arange(len(spec), dtype=np.float64)
+    k[0] = 1.0
+    x = low * (1 + swell * np.sin(2 * np.pi * 0.2 * t)) + 0.1 * np.fft.irfft(
+        spec / np.sqrt(k), len(t))
+    return (0.3 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+@pytest.mark.parametrize("swell", [0.1, 0.3])
+def test_everyday_noise_alone_is_not_speech(swell):
+    """A car interior, and a fan with a 113 Hz blade tone over brown noise: a margin of 6 dB
+    above the noise floor in noisy recordings (tried at stop 40) took them for speech; the
+    noise's own swells rise that far."""
+    car = _rumble(20.0, 3, swell)
+    hvac = _rumble(20.0, 5, 0.0) + (0.015 * sine(113.0, 20.0, amp=1.0)).astype(np.float32)
+    for wave in (car, hvac):
+        v = speech_verdict(wave, SR)
+        assert not v.is_speech, v
+
+
 @pytest.mark.parametrize("name", sorted(NON_SPEECH))
 def test_non_speech_is_judged_non_speech(name):
     wave, reasons = NON_SPEECH[name]

@@ -8,10 +8,9 @@ the per-frame level, tonality and voicing are computed in :mod:`emovox.features.
   autocorrelation peak at pitch lags 2.5-16 ms, i.e. 62-400 Hz) and tonality (share of the
   frame's power in its strongest spectral peak);
 * :func:`speech_frames`: per-frame speech flags. A frame is speech when its level rises
-  ``margin_db`` (in a noisy recording less, down to ``low_margin_db``) above an **adaptive
-  noise floor** (a low percentile of the recording's own frame levels), lies within
-  ``range_db`` of the loud frames, is above an absolute floor, and is not a pure tone; short
-  gaps are bridged and blips dropped;
+  ``margin_db`` above an **adaptive noise floor** (a low percentile of the recording's own frame
+  levels), lies within ``range_db`` of the loud frames, is above an absolute floor, and is not
+  a pure tone; short gaps are bridged and blips dropped;
 * :func:`speech_segments`: ``(n, 2)`` start/end **seconds** of the speech stretches;
 * :func:`speech_verdict`: is this input speech at all? Stationary sounds (white or pink noise,
   hum, pure tones, DC offset, square waves) never rise above their own floor; digital silence
@@ -98,10 +97,7 @@ class VadParams:
         pitch_frame_s: longer frame for the voicing measure (40 ms: two periods at 50 Hz).
         hop_s: frame hop (10 ms): one flag per hop.
         floor_percentile: the adaptive noise floor is this percentile of the frame levels.
-        margin_db: a speech frame is at least this much above the noise floor ...
-        low_margin_db: ... or half the recording's level spread (99th percentile minus the
-            floor) when that is less, down to this: speech that barely rises above its
-            noise (white noise at 5 dB SNR, a song over its accompaniment) was missed.
+        margin_db: a speech frame is at least this much above the noise floor.
         range_db: ... and at most this far below the loud frames (99th percentile).
         abs_floor_dbfs: ... and above this absolute level (frame RMS, dBFS).
         voicing: normalised autocorrelation peak above which a frame is voiced.
@@ -119,7 +115,6 @@ class VadParams:
     hop_s: float = 0.010
     floor_percentile: float = 10.0
     margin_db: float = 10.0
-    low_margin_db: float = 6.0
     range_db: float = 45.0
     abs_floor_dbfs: float = -85.0
     voicing: float = 0.5
@@ -258,15 +253,7 @@ def _flag_threshold(lv: np.ndarray, params: VadParams) -> float | None:
     if not np.any(np.isfinite(lv)):
         return None
     floor, loud = _floor_and_loud(lv, params)
-    return max(floor + _margin(floor, loud, params), loud - params.range_db,
-               params.abs_floor_dbfs)
-
-
-def _margin(floor: float, loud: float, params: VadParams) -> float:
-    """How far above the noise floor a speech frame must be: ``margin_db``, lowered to half
-    the recording's level spread (loud - floor), down to ``low_margin_db``, when speech
-    barely rises above its noise (stop 40)."""
-    return min(params.margin_db, max(params.low_margin_db, (loud - floor) / 2))
+    return max(floor + params.margin_db, loud - params.range_db, params.abs_floor_dbfs)
 
 
 def speech_frames(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS
@@ -344,17 +331,13 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
                                                                                    params)
                                 ) * params.hop_s
     lv = m.level_db
-    # speech without a pause: the floor was speech itself. Tried for too little speech, and
-    # since stop 40 for any input whose levels span less than margin_db (the lowered margin
-    # found part of such speech, where the fallback had found it all)
-    fallback = continuous_speech(x, sr, lv, params=params) if len(x) and \
-        duration >= params.min_speech_s else None
-    if fallback is not None:
-        more_flags, more = without_steady(wave, sr, fallback, blip)
-        more_segs = speech_segments(more_flags, params=params, duration=duration)
-        more_s = float(np.sum(more_segs[:, 1] - more_segs[:, 0])) if len(more_segs) else 0.0
-        if speech_s < params.min_speech_s or more_s > speech_s:
-            flags, segs, speech_s, n_steady = more_flags, more_segs, more_s, n_steady + more
+    if len(x) and duration >= params.min_speech_s and speech_s < params.min_speech_s:
+        fallback = continuous_speech(x, sr, lv, params=params)
+        if fallback is not None:  # speech without a pause: the floor was speech itself
+            flags, more = without_steady(wave, sr, fallback, blip)
+            n_steady += more
+            segs = speech_segments(flags, params=params, duration=duration)
+            speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
             voiced_s = count_voiced(x, sr, np.flatnonzero(flags), params=params) * params.hop_s
     reason: NoSpeechReason | None = None
     if duration < params.min_speech_s:
@@ -451,8 +434,7 @@ def count_voiced(wave: np.ndarray, sr: int, frames: np.ndarray, *,
 def _floor_threshold(lv: np.ndarray, params: VadParams) -> float:
     """The lowest level a speech frame (or a frame :func:`_why_none` reads) can have:
     ``margin_db`` above the adaptive floor and above the absolute floor."""
-    floor, loud = _floor_and_loud(lv, params)
-    return max(floor + _margin(floor, loud, params), params.abs_floor_dbfs)
+    return max(_floor_and_loud(lv, params)[0] + params.margin_db, params.abs_floor_dbfs)
 
 
 def _why_none(m: FrameMeasures, raw: np.ndarray, params: VadParams,
