@@ -643,6 +643,12 @@ def test_a_calibration_run_given_twice_is_refused(tmp_path):
     assert (model / "model.json").read_bytes() == before
     with pytest.raises(ConfigError, match="given twice"):
         read_also_runs([run, tmp_path / "x" / ".." / "run"], "prosody_logreg")
+    (run / "predictions.csv").write_text("path,speaker,true\na.wav,01,sad\n")
+    copy = tmp_path / "copy"  # a copy of the run got through (re-check, stop 40)
+    shutil.copytree(run, copy)
+    with pytest.raises(ConfigError, match=r"the runs .*run and .*copy hold the same "
+                       r"predictions \(copies of one run\)"):
+        read_also_runs([copy], "prosody_logreg", run)
 
 
 def test_the_card_names_what_augmentation_simulated_and_not_member_folders():

@@ -17,7 +17,13 @@ import yaml
 from emovox.artifact.clips import DIGEST_HEX
 from emovox.config import ExperimentConfig
 from emovox.errors import ConfigError
-from emovox.experiment.rundir import CONFIG_FILE, RunDirError, read_cv_run, read_metrics
+from emovox.experiment.rundir import (
+    CONFIG_FILE,
+    PREDICTIONS_FILE,
+    RunDirError,
+    read_cv_run,
+    read_metrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +213,10 @@ def trained_val_speakers(config: dict[str, Any]) -> int | None:
 def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -> list[Any]:
     """Each further calibration run (checked like the main one: a speaker-independent CV run
     of ``model``), as :class:`~emovox.experiment.rundir.CvRun`. A run given twice, or the
-    ``main`` run again, is refused: its predictions would count twice (QA, stop 40)."""
+    ``main`` run again, is refused: its predictions would count twice (QA, stop 40); so is
+    a copy of one (the same ``predictions.csv``, byte for byte: a re-check, stop 40)."""
+    from emovox.fileio import file_sha256
+
     seen: dict[Path, str] = {}
     for r in [*([main] if main is not None else []), *runs]:
         key = Path(r).resolve()
@@ -215,7 +224,17 @@ def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -
             raise ConfigError(f"the run {seen[key]} is given twice: give each calibration "
                               "run once")
         seen[key] = str(r)
-    return [read_cv_run(Path(r), model) for r in runs]
+    also = [read_cv_run(Path(r), model) for r in runs]
+    held: dict[str, str] = {}
+    for r in [*([main] if main is not None else []), *runs]:
+        pred = Path(r) / PREDICTIONS_FILE
+        digest = file_sha256(pred) if pred.is_file() else None
+        if digest in held:
+            raise ConfigError(f"the runs {held[digest]} and {r} hold the same predictions "
+                              "(copies of one run): give each calibration run once")
+        if digest is not None:
+            held[digest] = str(r)
+    return also
 
 
 def metrics_with_also(metrics: dict[str, Any], also_runs: Sequence[Any]) -> dict[str, Any]:
