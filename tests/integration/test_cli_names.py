@@ -279,3 +279,7 @@ def test_models_of_a_model_shows_its_card(tmp_path):
     res = invoke(["models", folder])
     assert res.exit_code == 2 and "format_version" in text(res) and "# emovox" not in \
         res.stdout, res.output
+    (folder / "model.json").write_text(json.dumps({**doc, "labels": doc["labels"][:7]}))
+    res = invoke(["models", folder])  # 7 labels for 8 outputs: loaded as predict loads it
+    assert res.exit_code == 2 and "lists 7" in text(res) and "# emovox" not in res.stdout, \
+        res.output  # (its card was shown: re-check, stop 40)

@@ -366,15 +366,16 @@ def models(
 def _show_card(model: Path) -> None:
     """Print a model folder's MODEL_CARD.md (read as the API reads it: the folder's own
     regular file, at most 256 KB); exit 2 for what is no model folder or has no card."""
-    from emovox.artifact import read_artifact
     from emovox.artifact.paths import MAX_CARD_BYTES, model_folder, read_contained_text
+    from emovox.serving.predictor import Predictor
 
     model = check_model_option(model)
     if model is not None and model.name == "model.json" and model.is_file():
         model = model.parent  # the folder's own model.json names the folder
     try:
         folder = model_folder(model)
-        read_artifact(folder)  # a folder every answering command refuses is refused (QA, 40)
+        # a folder every answering command refuses is refused (QA, 40): loaded as they load
+        Predictor.from_artifact(folder)  # it (labels or shapes the network does not fit)
         card = read_contained_text(folder, "MODEL_CARD.md", MAX_CARD_BYTES)
     except USER_ERRORS as exc:  # ArtifactError is an EmovoxError
         fail(exc)
