@@ -47,7 +47,7 @@ async def _app_or_error(app: ASGIApp, scope: Scope, receive: Receive, send: Send
                         detail: str) -> None:
     """``app`` with ``receive``; once ``aborted()`` (``receive`` gave up on the body), what
     the app answers is dropped and, if no response has started, a JSON ``status`` error
-    goes out instead."""
+    goes out instead. Cancelled before answering (a server stopping), a JSON 503."""
     started = False
 
     async def guarded_send(msg: Message) -> None:
@@ -62,6 +62,12 @@ async def _app_or_error(app: ASGIApp, scope: Scope, receive: Receive, send: Send
     except Exception:
         if not aborted():
             raise
+    except asyncio.CancelledError:  # a stopping server's grace period is over: uvicorn
+        if started:  # cancels what is still open, answered with a text 500 and a traceback
+            raise  # in the log for each (API re-check, stop 40)
+        await _json_error(send, 503, "shutting_down", "the server stopped before this "
+                          "request was answered; send it again")
+        return
     if aborted() and not started:
         await _json_error(send, status, code, detail)
 
