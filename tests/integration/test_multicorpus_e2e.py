@@ -260,9 +260,17 @@ def test_calibrate_also_puts_the_further_run_in_the_card(loco_run, fake_ravdess,
                            env={"EMOVOX_CACHE": str(fake_cache)})
     assert r.exit_code == 0, r.output
     again = tmp_path / "again"  # the same run, or a copy, given twice is refused (stop 40):
-    shutil.copytree(loco_run, again)  # a run of one clip fewer stands for another run
-    lines = (again / "predictions.csv").read_text(encoding="utf-8").splitlines(keepends=True)
-    (again / "predictions.csv").write_text("".join(lines[:-1]), encoding="utf-8")
+    shutil.copytree(loco_run, again)  # other probabilities stand for another model's run
+    with open(again / "predictions.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    probas = [c for c in rows[0] if c.startswith("p_")]
+    for row in rows:
+        for c in probas:
+            row[c] = f"{0.9 * float(row[c]) + 0.1 / len(probas):.6f}"
+    with open(again / "predictions.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
     r = CliRunner().invoke(app, ["calibrate", str(model), str(loco_run), "--also",
                                  str(again)])
     assert r.exit_code == 0, r.output

@@ -643,12 +643,27 @@ def test_a_calibration_run_given_twice_is_refused(tmp_path):
     assert (model / "model.json").read_bytes() == before
     with pytest.raises(ConfigError, match="given twice"):
         read_also_runs([run, tmp_path / "x" / ".." / "run"], "prosody_logreg")
-    (run / "predictions.csv").write_text("path,speaker,true\na.wav,01,sad\n")
-    copy = tmp_path / "copy"  # a copy of the run got through (re-check, stop 40)
-    shutil.copytree(run, copy)
-    with pytest.raises(ConfigError, match=r"the runs .*run and .*copy hold the same "
-                       r"predictions \(copies of one run\)"):
+    rows = ["path,speaker,true,p_sad,p_happy", "a.wav,01,sad,0.700000,0.300000",
+            "b.wav,02,happy,0.250000,0.750000"]
+    (run / "predictions.csv").write_text("\n".join(rows) + "\n")
+    copy = tmp_path / "copy"  # a copy of the run got through (re-checks, stop 40), also
+    shutil.copytree(run, copy)  # saved with CRLF, rows reordered, columns swapped, ./a.wav
+    with pytest.raises(ConfigError, match=r"the runs .*run and .*copy hold 2 identical "
+                       r"prediction\(s\) \(the same clip with the same probabilities"):
         read_also_runs([copy], "prosody_logreg", run)
+    resaved = ["path,speaker,true,p_happy,p_sad", "b.wav,02,happy,0.75,0.25",
+               "./a.wav,01,sad,0.3,0.7"]
+    (copy / "predictions.csv").write_text("\r\n".join(resaved))
+    with pytest.raises(ConfigError, match="hold 2 identical"):
+        read_also_runs([copy], "prosody_logreg", run)
+    other = ["path,speaker,true,p_sad,p_happy", "a.wav,01,sad,0.600000,0.400000",
+             "b.wav,02,happy,0.250000,0.750000"]  # another model's run: one clip alike
+    (copy / "predictions.csv").write_text("\n".join(other) + "\n")
+    with pytest.raises(ConfigError, match="hold 1 identical"):
+        read_also_runs([copy], "prosody_logreg", run)
+    other[2] = "b.wav,02,happy,0.260000,0.740000"
+    (copy / "predictions.csv").write_text("\n".join(other) + "\n")
+    assert len(read_also_runs([copy], "prosody_logreg", run)) == 1
 
 
 def test_the_card_names_what_augmentation_simulated_and_not_member_folders():

@@ -23,6 +23,7 @@ from emovox.experiment.rundir import (
     RunDirError,
     read_cv_run,
     read_metrics,
+    read_predictions,
 )
 
 log = logging.getLogger(__name__)
@@ -214,9 +215,9 @@ def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -
     """Each further calibration run (checked like the main one: a speaker-independent CV run
     of ``model``), as :class:`~emovox.experiment.rundir.CvRun`. A run given twice, or the
     ``main`` run again, is refused: its predictions would count twice (QA, stop 40); so is
-    a copy of one (the same ``predictions.csv``, byte for byte: a re-check, stop 40)."""
-    from emovox.fileio import file_sha256
-
+    a copy of one, however saved: two runs holding the same clip with the same
+    probabilities (re-checks, stop 40: a copy with other line endings or rows in another
+    order was pooled twice)."""
     seen: dict[Path, str] = {}
     for r in [*([main] if main is not None else []), *runs]:
         key = Path(r).resolve()
@@ -225,16 +226,28 @@ def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -
                               "run once")
         seen[key] = str(r)
     also = [read_cv_run(Path(r), model) for r in runs]
-    held: dict[str, str] = {}
-    for r in [*([main] if main is not None else []), *runs]:
+    held: dict[tuple[str, ...], str] = {}
+    for r in [*([main] if main is not None and runs else []), *runs]:
         pred = Path(r) / PREDICTIONS_FILE
-        digest = file_sha256(pred) if pred.is_file() else None
-        if digest in held:
-            raise ConfigError(f"the runs {held[digest]} and {r} hold the same predictions "
-                              "(copies of one run): give each calibration run once")
-        if digest is not None:
-            held[digest] = str(r)
+        rows = _prediction_keys(pred) if pred.is_file() else set()
+        for other in {held[k] for k in rows if k in held}:
+            n = sum(held.get(k) == other for k in rows)
+            raise ConfigError(f"the runs {other} and {r} hold {n} identical prediction(s) "
+                              "(the same clip with the same probabilities: copies of one "
+                              "run?): give each calibration run once")
+        held.update(dict.fromkeys(rows, str(r)))
     return also
+
+
+def _prediction_keys(path: Path) -> set[tuple[str, ...]]:
+    """A key per scored row of a predictions.csv: the clip (its path normalised) and its
+    probabilities to 4 decimals, by label: the same answer however the file was saved."""
+    import os
+
+    pred = read_predictions(path)
+    order = sorted(range(len(pred.labels)), key=lambda i: pred.labels[i])
+    return {(os.path.normpath(r.path), *(f"{pred.labels[i]}={r.proba[i]:.4f}" for i in order))
+            for r in pred.scored() if r.path}
 
 
 def metrics_with_also(metrics: dict[str, Any], also_runs: Sequence[Any]) -> dict[str, Any]:
