@@ -65,6 +65,24 @@ def test_everyday_noise_alone_is_not_speech(swell):
         assert not v.is_speech, v
 
 
+def test_noise_with_lone_frames_over_its_floor_is_steady_and_a_short_sound_too_short():
+    """Rain or car noise with a frame or two over its floor now and then was `too_short` in
+    `predict` (with 0 s of speech) and a steady sound in the timeline (QA re-check, stop
+    40); a 60 ms sound in the same noise is too short to be speech."""
+    base = noise(4.0, amp=0.02, seed=3)
+    hop = SR // 100
+    ticks = base.copy()
+    for k in range(5):  # 2 ms ticks (seen by 2-3 frames), 0.6 s apart
+        a = (50 + 60 * k) * hop
+        ticks[a : a + SR // 500] *= 20.0
+    v = speech_verdict(ticks, SR)
+    assert not v.is_speech and v.reason is NoSpeechReason.STEADY, v
+    burst = base.copy()
+    burst[2 * SR : 2 * SR + 6 * hop] += harmonic(180.0, 0.06)[: 6 * hop]
+    v = speech_verdict(burst, SR)
+    assert not v.is_speech and v.reason is NoSpeechReason.TOO_SHORT, v
+
+
 @pytest.mark.parametrize("name", sorted(NON_SPEECH))
 def test_non_speech_is_judged_non_speech(name):
     wave, reasons = NON_SPEECH[name]

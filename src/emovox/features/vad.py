@@ -444,6 +444,12 @@ def _why_none(m: FrameMeasures, raw: np.ndarray, params: VadParams,
     if np.count_nonzero(above) * params.hop_s >= params.min_speech_s and \
             np.median(m.tonality[above]) >= params.tonal:
         return NoSpeechReason.TONE
-    if speech_s > 0 or np.count_nonzero(raw) > 0:
-        return NoSpeechReason.TOO_SHORT
-    return NoSpeechReason.STEADY
+    if speech_s > 0 or max((b - a for a, b in _runs(raw)), default=0) >= _SOUND_FRAMES:
+        return NoSpeechReason.TOO_SHORT  # a sound too short to be speech
+    return NoSpeechReason.STEADY  # at most a frame or two of noise over its floor at a time
+
+
+#: :func:`_why_none`: a run of this many frames over the floor is a (short) sound; one or
+#: two at a time are a noise's own fluctuations: 20 minutes of car noise was "too short"
+#: in ``predict`` and a steady sound in the timeline (QA re-check, stop 40)
+_SOUND_FRAMES = 4
