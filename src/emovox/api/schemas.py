@@ -178,6 +178,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
               "before its closing boundary (incomplete_upload)"),
         (408, "the upload stalled: nothing of its body arrived for 30 s (upload_stalled)"),
         (500, "an unexpected error while analysing the recording (internal_error)"),
-        (503, "the model is not available"),
+        (503, "the model is not available; on the upload routes also a server that stopped "
+              "before answering (shutting_down)"),
     )
 }
