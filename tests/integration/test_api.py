@@ -112,6 +112,10 @@ def test_model_card(client):
     assert len(cv["pooled"]["confusion"]) == 8 and set(cv["pooled"]["recall"]) == set(LABELS)
     assert "Speaker-independent cross-validation" in d["model_card_markdown"]
     assert d["limits"] == {"max_upload_bytes": MAX_BYTES, "max_duration_s": MAX_DURATION}
+    r = client.get("/v1/model?x=1&x=2")  # answered as if none were given (re-check, stop 40)
+    assert r.status_code == 422 and r.json() == {
+        "error": "invalid_request",
+        "detail": "unknown query parameter(s) 'x': this endpoint reads none"}
 
 
 def test_health_docs_openapi(client):

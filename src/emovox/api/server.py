@@ -334,9 +334,12 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
 
 def _add_info_routes(app: FastAPI, svc: _Service) -> None:
     @app.get("/v1/model", response_model=ModelCard,
-             responses={k: ERRORS[k] for k in (401, 500, 503)},
+             responses={k: ERRORS[k] for k in (401, 422, 500, 503)},
              summary="The model card")
-    async def model() -> dict[str, Any]:
+    async def model(request: Request) -> dict[str, Any]:
+        if keys := sorted(set(request.query_params.keys())):  # ignored before (re-check, 40)
+            raise ApiError(422, "invalid_request", f"unknown query parameter(s) "
+                           f"{_names(keys)}: this endpoint reads none")
         predictor = await svc.holder.aget()
         with guarded("model card"):
             card = await run_in_threadpool(service.model_card, predictor)
