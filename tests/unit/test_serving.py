@@ -382,6 +382,50 @@ def test_a_stalled_upload_loses_its_slot_with_a_408():
     assert fine[0]["status"] == 200 and fine[1]["body"] == b"ok"
 
 
+def test_a_wrong_query_parameter_is_refused_before_a_slot_and_the_body():
+    """A wrong parameter was a 422 only once the request had its slot and its whole body
+    was read (API QA, stop 40): now at once, nothing read, the app never called."""
+    import asyncio
+
+    from emovox.api.middleware import UploadSlots
+    from emovox.api.query import upload_query_problem
+
+    called, read = [], []
+
+    async def app(scope, receive, send):
+        called.append(scope["query_string"])
+
+    async def receive():
+        read.append(1)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def run(path: str, query: bytes) -> list:
+        sent: list = []
+
+        async def send(msg):
+            sent.append(msg)
+
+        mw = UploadSlots(app, slots=1, paths=("/v1/predict", "/v1/timeline"),
+                         precheck=upload_query_problem)
+        await mw({"type": "http", "method": "POST", "path": path, "query_string": query},
+                 receive, send)
+        return sent
+
+    for path, query, detail in (
+            ("/v1/predict", b"window=3", "unknown query parameter(s) 'window': this endpoint "
+             "reads none"),
+            ("/v1/timeline", b"hop=1&hop=2", "query parameter(s) 'hop' given more than once: "
+             "give each once"),
+            ("/v1/timeline", b"window=0.01", None)):
+        sent = asyncio.run(run(path, query))
+        assert sent[0]["status"] == 422, (path, query)
+        body = json.loads(sent[1]["body"])
+        assert body["error"] == "invalid_request" and (detail is None or
+                                                       body["detail"] == detail), body
+    assert not called and not read
+    assert asyncio.run(run("/v1/timeline", b"window=4&hop=1&adapt=self")) == [] and called
+
+
 def test_a_request_cut_by_a_stopping_server_gets_a_json_503():
     """uvicorn cancels what is still open when a stopping server's grace period is over: the
     client got a text/plain 500 and the log a 70-line traceback for each (API re-check,

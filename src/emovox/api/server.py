@@ -68,6 +68,13 @@ from emovox.api.middleware import (
     is_loopback,
     multipart_unclosed,
 )
+from emovox.api.query import (
+    QUERY_PARAMETERS,
+    ROUTE_QUERY,
+    query_problem,
+    quoted_names,
+    upload_query_problem,
+)
 from emovox.api.schemas import ERRORS, Health, ModelCard, PredictResponse, TimelineResponse
 from emovox.errors import ConfigError
 from emovox.serving import adapt_uploads, service
@@ -82,7 +89,6 @@ __all__ = ["DEFAULT_MAX_BYTES", "create_app", "create_app_from_env", "is_loopbac
 DEFAULT_MAX_BYTES = int(service.DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
 _FILE_HELP = "the audio file (wav, flac, ogg, opus, mp3, m4a, webm)"
 #: the timeline's settings: query parameters, never form fields
-QUERY_PARAMETERS = ("window", "hop", "adapt")
 _REFS_HELP = (
     f"optional: up to {adapt_uploads.MAX_REFERENCES} unlabelled clips of the SAME speaker, in "
     "several emotions (at least 3 with speech; fewer than 16 were measured to help little): "
@@ -166,13 +172,9 @@ class _Service:
         an answer it did not ask for; API QA, stop 35), or a query parameter outside
         ``query``. The form is parsed once and cached by Starlette: this reads it again for
         free."""
-        if unread := sorted(set(request.query_params.keys()) - set(query)):  # re-check
-            raise ApiError(422, "invalid_request", f"unknown query parameter(s) "
-                           f"{_names(unread)}: this endpoint reads "
-                           f"{_names(list(query)) if query else 'none'}")
-        if twice := sorted({k for k in query if len(request.query_params.getlist(k)) > 1}):
-            raise ApiError(422, "invalid_request", f"query parameter(s) {_names(twice)} given "
-                           "more than once: give each once")  # the last won (API QA, 40)
+        if problem := query_problem([k for k, _ in request.query_params.multi_items()],
+                                    query):  # re-check (the middleware did, for uploads)
+            raise ApiError(422, "invalid_request", problem)
         form = await request.form()
         if multipart_unclosed(getattr(request.state, BODY_TAIL, None),
                               request.headers.get("content-type", "")):
@@ -186,7 +188,8 @@ class _Service:
                     f"{'&'.join(f'{k}=...' for k in moved)}), not a form field; " if moved
                     else "")
             raise ApiError(422, "invalid_request", f"{hint}unknown form field(s) "
-                           f"{_names(unknown)}: this endpoint reads {_names(list(fields))}")
+                           f"{quoted_names(unknown)}: this endpoint reads "
+                           f"{quoted_names(list(fields))}")
 
     def check_upload(self, file: UploadFile) -> str:
         """The upload's display name; 413/422 from its spooled size, before any slot."""
@@ -211,12 +214,6 @@ class _Service:
                     return work()
 
             return await run_in_threadpool(guarded_work)
-
-
-def _names(names: list[str]) -> str:
-    """``'a' and 'b'``, each cut to 40 characters, at most 5 (a client's names are echoed)."""
-    shown = [repr(n if len(n) <= 40 else n[:40] + "...") for n in names[:5]]
-    return " and ".join(shown) + (f" (and {len(names) - 5} more)" if len(names) > 5 else "")
 
 
 async def _still_there(request: Request, what: str) -> None:
@@ -339,7 +336,7 @@ def _add_info_routes(app: FastAPI, svc: _Service) -> None:
     async def model(request: Request) -> dict[str, Any]:
         if keys := sorted(set(request.query_params.keys())):  # ignored before (re-check, 40)
             raise ApiError(422, "invalid_request", f"unknown query parameter(s) "
-                           f"{_names(keys)}: this endpoint reads none")
+                           f"{quoted_names(keys)}: this endpoint reads none")
         predictor = await svc.holder.aget()
         with guarded("model card"):
             card = await run_in_threadpool(service.model_card, predictor)
@@ -446,8 +443,8 @@ def create_app(
     app.state.emovox_model = holder
     mb = f"{max_bytes / 2**20:.3g} MB"
     bound_multipart_memory()  # bodies read in a slot only, each part in memory <= 64 KiB
-    app.add_middleware(UploadSlots, slots=2 * max_concurrency,
-                       paths=("/v1/predict", "/v1/timeline"))
+    app.add_middleware(UploadSlots, slots=2 * max_concurrency, paths=tuple(ROUTE_QUERY),
+                       precheck=upload_query_problem)
     app.add_middleware(
         BodyLimit, max_body=int(max_bytes) + _MULTIPART_SLACK,
         detail=f"the upload is larger than the {mb} limit; send a shorter or compressed recording",
