@@ -202,6 +202,32 @@ def test_ctrl_c_keeps_what_was_written_and_the_next_run_goes_on(tiny_model, tmp_
     assert sorted(r["path"] for r in rows) == sorted(str(Path(f).resolve()) for f in files)
 
 
+def test_ctrl_c_right_after_a_row_is_written_counts_that_row(tiny_model, tmp_path,
+                                                              monkeypatch):
+    """A Ctrl-C between a row's write and its count: "the 27 answers of this run are kept"
+    with 28 rows in the file (clean-clone CI, stop 40). The count is read from the file."""
+    from emovox.serving import batch as batch_mod
+    from emovox.serving.batch import BatchInterrupted
+
+    d = tmp_path / "clips"
+    files = [str(write_clip(d / f"c{i:02d}.wav", voice(1.0, f0=120.0 + 5 * i)))
+             for i in range(8)]
+    real = batch_mod.RowWriter.write
+    n = {"rows": 0}
+
+    def write_then_stop(self, row):
+        real(self, row)
+        n["rows"] += 1
+        if n["rows"] == 5:
+            raise KeyboardInterrupt  # written, not yet counted
+
+    monkeypatch.setattr(batch_mod.RowWriter, "write", write_then_stop)
+    out = tmp_path / "r.csv"
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(files, out, artifact=tiny_model, workers=1, processes=False)
+    assert info.value.summary.done == 5 == len(_rows(out))
+
+
 def _default_sigint() -> None:
     """In the child, before it starts: Ctrl-C's default action. A shell script's background
     job (a CI runner's, say) inherits SIGINT ignored, and Python then never turns it into

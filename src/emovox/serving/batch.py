@@ -435,6 +435,9 @@ def _run_locked(files: list[Path], out: Path, artifact: str | Path | None, backe
         finished = True
     except KeyboardInterrupt as exc:
         summary.seconds = time.perf_counter() - t0
+        with contextlib.suppress(OSError):
+            writer.close()  # counted from the file: a Ctrl-C between a row's write and its
+        summary.done = _kept(out, todo)  # count said one fewer (clean-clone CI, stop 40)
         raise BatchInterrupted(summary) from exc
     except (EmovoxError, OSError) as exc:  # a Dask cluster lost, a full disk: say what
         if summary.done == 0:  # was kept (a full disk said only "[Errno 28] ...": QA 38)
@@ -451,6 +454,13 @@ def _run_locked(files: list[Path], out: Path, artifact: str | Path | None, backe
             out.unlink(missing_ok=True)  # failed before any answer: no empty file left behind
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _kept(out: Path, todo: list[Path]) -> int:
+    """How many of ``todo`` have a row in ``out`` (this run's rows: what it skipped was not
+    in ``todo``, and old error rows of retried files were dropped first)."""
+    seen = done_paths(out)
+    return sum(resolved_key(p) in seen for p in todo)
 
 
 def _run_threads(todo: list[Path], record: Callable[[dict[str, Any]], None],
