@@ -4,6 +4,7 @@ sends its body (:class:`~emovox.api.middleware.UploadSlots`) and again by the ro
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from emovox.errors import ConfigError
 from emovox.serving import params as tp
@@ -42,8 +43,6 @@ def upload_query_problem(scope: dict[str, Any]) -> str | None:
     """:func:`query_problem` of an upload route's request, and a timeline's window and hop
     out of range, from its scope: checked before it waits for a slot and sends its body
     (a wrong parameter was refused only after both: API QA, stop 40)."""
-    from urllib.parse import parse_qsl
-
     pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     path = scope.get("path", "")
     if problem := query_problem([k for k, _ in pairs], ROUTE_QUERY.get(path, ())):

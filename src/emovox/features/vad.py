@@ -437,6 +437,12 @@ def _floor_threshold(lv: np.ndarray, params: VadParams) -> float:
     return max(_floor_and_loud(lv, params)[0] + params.margin_db, params.abs_floor_dbfs)
 
 
+#: :func:`_why_none`: a run of this many frames over the floor is a (short) sound; one or
+#: two at a time are a noise's own fluctuations: 20 minutes of car noise was "too short"
+#: in ``predict`` and a steady sound in the timeline (QA re-check, stop 40)
+_SOUND_FRAMES = 4
+
+
 def _why_none(m: FrameMeasures, raw: np.ndarray, params: VadParams,
               speech_s: float) -> NoSpeechReason:
     """The reason for (almost) no speech frames: a pure tone, a steady sound, or too short."""
@@ -447,9 +453,3 @@ def _why_none(m: FrameMeasures, raw: np.ndarray, params: VadParams,
     if speech_s > 0 or max((b - a for a, b in _runs(raw)), default=0) >= _SOUND_FRAMES:
         return NoSpeechReason.TOO_SHORT  # a sound too short to be speech
     return NoSpeechReason.STEADY  # at most a frame or two of noise over its floor at a time
-
-
-#: :func:`_why_none`: a run of this many frames over the floor is a (short) sound; one or
-#: two at a time are a noise's own fluctuations: 20 minutes of car noise was "too short"
-#: in ``predict`` and a steady sound in the timeline (QA re-check, stop 40)
-_SOUND_FRAMES = 4
