@@ -70,21 +70,24 @@ def test_every_held_out_clip_is_speech(shared_data):
     assert not hum  # no false hum warning (emovox.audio.hum; 0 of 1,440 measured)
 
 
-def test_speech_in_white_noise_at_5_db_is_speech(shared_data):
-    """Two clips of every actor but 01 and 02 under white noise at 5 dB whole-clip SNR (the
-    training augmentation's definition): all 44 are speech. At 0 dB 3 of 44 are: a lower
-    margin above the noise floor found 43 (stop 40) and took car, wind and fan noise alone
-    for speech, so it was not kept (README)."""
+def test_speech_in_white_noise_at_5_and_0_db_is_speech(shared_data):
+    """Two clips of every actor but 01 and 02 under white noise at 5 and 0 dB whole-clip SNR
+    (the training augmentation's definition): all 44 are speech at 5 dB; at 0 dB 38 are
+    (measured; 3 by the level alone: a lower margin above the noise floor found 43 at stop
+    40 and took car, wind and fan noise alone for speech, so it was not kept; since stop 41
+    speech is also found by its pitch, ``emovox.features.voice``)."""
     from emovox.augment import add_noise
 
     root = _speech_dir(shared_data)
     clips = [c for a in range(3, 25)
              for c in sorted((root / f"Actor_{a:02d}").glob("*.*"))[7::30][:2]]
-    judged = []
+    judged: dict[float, int] = {5.0: 0, 0.0: 0}
     for i, clip in enumerate(clips):
         w = load_audio(clip, sr=SR).wave
-        judged.append(speech_verdict(add_noise(w, np.random.default_rng(i), 5.0), SR).is_speech)
-    assert len(clips) == 44 and sum(judged) >= 42, sum(judged)
+        for snr in judged:
+            judged[snr] += speech_verdict(add_noise(w, np.random.default_rng(i), snr),
+                                          SR).is_speech
+    assert len(clips) == 44 and judged[5.0] >= 42 and judged[0.0] >= 34, judged
 
 
 def test_a_talk_show_recorded_with_hum_is_warned_about(shared_data):

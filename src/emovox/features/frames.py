@@ -17,8 +17,8 @@ import numpy as np
 if TYPE_CHECKING:
     from emovox.features.vad import VadParams
 
-__all__ = ["CHUNK", "FrameSizes", "frame_levels", "frame_tonality", "frame_view",
-           "frame_voicing", "n_frames"]
+__all__ = ["CHUNK", "FrameSizes", "frame_levels", "frame_pitch", "frame_tonality",
+           "frame_view", "frame_voicing", "n_frames"]
 
 CHUNK = 256  # frames per vectorised chunk: about 15 MB of scratch, whatever the length
 
@@ -110,7 +110,15 @@ def frame_tonality(x: np.ndarray, z: FrameSizes, idx: np.ndarray) -> np.ndarray:
 
 def frame_voicing(x: np.ndarray, z: FrameSizes, idx: np.ndarray) -> np.ndarray:
     """Normalised autocorrelation peak at pitch lags (true peaks only), for frames ``idx``."""
-    out = np.zeros(len(idx))
+    return frame_pitch(x, z, idx)[0]
+
+
+def frame_pitch(x: np.ndarray, z: FrameSizes, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(voicing, period)`` of the frames ``idx``, each ``(len(idx),)`` float64: the
+    normalised autocorrelation's highest true peak at pitch lags (0-1, as
+    :func:`frame_voicing`) and its lag in samples, refined by a parabola through the peak
+    and its neighbours (0 where the frame has no peak in the pitch range)."""
+    out, period = np.zeros(len(idx)), np.zeros(len(idx))
     unbias = ((z.pframe - np.arange(z.pframe)) / z.pframe)[z.lo_lag - 1 : z.hi_lag + 2]
     for c0 in range(0, len(idx), CHUNK):
         ii = idx[c0 : c0 + CHUNK]
@@ -124,8 +132,16 @@ def frame_voicing(x: np.ndarray, z: FrameSizes, idx: np.ndarray) -> np.ndarray:
         # 0, so its largest value in the pitch range sits at the range's edge, not on a peak
         mid = norm[:, 1:-1]
         peak = (mid > norm[:, :-2]) & (mid >= norm[:, 2:])
-        best = np.where(peak, mid, 0.0).max(axis=1)
+        vals = np.where(peak, mid, 0.0)
+        k = np.argmax(vals, axis=1)
+        best = vals[np.arange(len(k)), k]
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.where(r0 > 1e-20, best / np.where(r0 > 1e-20, r0, 1.0), 0.0)
+        rows = np.arange(len(k))
+        a, b, c = norm[rows, k], norm[rows, k + 1], norm[rows, k + 2]
+        den = a - 2.0 * b + c
+        shift = np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
+        lag = z.lo_lag + k + np.clip(shift, -0.5, 0.5)
         out[c0 : c0 + len(ii)] = np.clip(v, 0.0, 1.0)
-    return out
+        period[c0 : c0 + len(ii)] = np.where(best > 0, lag, 0.0)
+    return out, period

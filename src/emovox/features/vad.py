@@ -42,6 +42,7 @@ from emovox.features.frames import (
     n_frames,
 )
 from emovox.features.steady import without_steady
+from emovox.features.voice import voice_frames
 
 __all__ = [
     "CONTINUOUS_MIN_SPREAD_DB",
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_PARAMS",
     "FrameMeasures",
     "NoSpeechReason",
+    "PITCH_WHEN_UNDER_S",
     "SpeechVerdict",
     "VadParams",
     "continuous_speech",
@@ -59,6 +61,7 @@ __all__ = [
     "speech_frames",
     "speech_segments",
     "speech_verdict",
+    "voice_flags",
     "voiced_needed_s",
 ]
 
@@ -292,8 +295,14 @@ def voiced_needed_s(speech_s: float, params: VadParams = DEFAULT_PARAMS, *,
     return min(params.min_voiced_s, speech_s / 2) if part else params.min_voiced_s
 
 
+#: :func:`speech_verdict` looks for speech by its pitch (:func:`voice_flags`) when the
+#: level finds less than this (s), or when asked (``by_pitch``): a short clip with more is
+#: speech by its level, and is classified whole (about 10 ms saved per 4 s clip)
+PITCH_WHEN_UNDER_S: float = 1.0
+
+
 def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS,
-                   exact_voiced: bool = False) -> SpeechVerdict:
+                   exact_voiced: bool = False, by_pitch: bool = False) -> SpeechVerdict:
     """Does the mono float ``wave`` at ``sr`` Hz hold speech? See :class:`NoSpeechReason`
     for the ways it may not; the segments are in seconds.
 
@@ -303,7 +312,9 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     no speech, of every frame above the noise floor, for the reason), and the voicing of the
     speech frames, loudest first, until ``min_voiced_s`` of voiced speech is found (then
     ``voiced_seconds`` is a lower bound, at least ``min_voiced_s``; ``exact_voiced=True``
-    counts every speech frame)."""
+    counts every speech frame). Speech under noise as loud as itself is found by its pitch
+    (:func:`voice_flags`) when the level finds less than :data:`PITCH_WHEN_UNDER_S`, and
+    always with ``by_pitch`` (a long input windowed by its segments, as the timeline does)."""
     x = np.asarray(wave, dtype=np.float32).ravel()
     duration = len(x) / sr
     z = FrameSizes.of(sr, params)
@@ -319,6 +330,9 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         tonal[cand] = frame_tonality(x, z, cand)  # what frame_flags reads
         m = FrameMeasures(lv, np.zeros(n), tonal)
     raw = _flags_above(m, thr, params)  # = frame_flags(m, params), threshold computed once
+    level_s = np.count_nonzero(smooth_flags(raw, params)) * params.hop_s  # by level alone
+    if len(x) and thr is not None and (by_pitch or level_s < PITCH_WHEN_UNDER_S):
+        raw = raw | voice_flags(x, sr, m.level_db, params)  # speech under loud noise
     blip = max(1, int(round(params.min_segment_s / params.hop_s)))
     # beeps and phone tones out (features.steady): what was speech only for them is steady
     flags, n_steady = without_steady(wave, sr, smooth_flags(raw, params), blip)
@@ -331,10 +345,11 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
                                                                                    params)
                                 ) * params.hop_s
     lv = m.level_db
-    if len(x) and duration >= params.min_speech_s and speech_s < params.min_speech_s:
+    if len(x) and duration >= params.min_speech_s and min(speech_s, level_s) < \
+            params.min_speech_s:
         fallback = continuous_speech(x, sr, lv, params=params)
         if fallback is not None:  # speech without a pause: the floor was speech itself
-            flags, more = without_steady(wave, sr, fallback, blip)
+            flags, more = without_steady(wave, sr, fallback | smooth_flags(raw, params), blip)
             n_steady += more
             segs = speech_segments(flags, params=params, duration=duration)
             speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
@@ -429,6 +444,22 @@ def count_voiced(wave: np.ndarray, sr: int, frames: np.ndarray, *,
         if found * params.hop_s >= enough_s:  # the test speech_verdict makes
             break
     return found
+
+
+def voice_flags(wave: np.ndarray, sr: int, level_db: np.ndarray,
+                params: VadParams = DEFAULT_PARAMS, *, skip: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Per-frame flags of speech found by its pitch (:func:`emovox.features.voice.voice_frames`)
+    with the detector's settings: frames above the noise floor of ``level_db`` (the frames'
+    levels), within ``range_db`` of the loud ones and above the absolute floor; ``skip``:
+    frames already flagged by their level, not measured again."""
+    if not np.any(np.isfinite(level_db)):
+        return np.zeros(len(level_db), bool)
+    floor, loud = _floor_and_loud(level_db, params)
+    return voice_frames(wave, sr, level_db, floor, z=FrameSizes.of(sr, params),
+                        voicing=params.voicing, tonal=params.tonal, hop_s=params.hop_s,
+                        least_db=max(loud - params.range_db, params.abs_floor_dbfs),
+                        skip=skip)
 
 
 def _floor_threshold(lv: np.ndarray, params: VadParams) -> float:

@@ -397,12 +397,12 @@ class Predictor:
     def _plan(self, wave: np.ndarray, sr: int
               ) -> tuple[np.ndarray, SpeechVerdict, list[tuple[int, int]]]:
         """``(wave at the model rate, speech verdict, window sample ranges)``."""
-        x = self.preprocess.at_rate(wave, sr)
-        verdict = speech_verdict(x, self.sr)
+        x, win_s = self.preprocess.at_rate(wave, sr), model_window_s(self.preprocess)
+        long_input = len(x) > LONG_INPUT_WINDOWS * win_s * self.sr  # windowed by its regions
+        verdict = speech_verdict(x, self.sr, by_pitch=long_input)  # pitch: as the timeline
         if not verdict.is_speech:
             return x, verdict, []
-        win_s = model_window_s(self.preprocess)
-        if len(x) <= LONG_INPUT_WINDOWS * win_s * self.sr:
+        if not long_input:
             return x, verdict, [(0, len(x))]  # a clip: as in training
         every = speech_regions(verdict.segments, len(x) / self.sr)  # beeps left out
         regions = voiced_regions(x, self.sr, every, verdict.segments)  # unvoiced bursts too

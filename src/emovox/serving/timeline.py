@@ -49,6 +49,7 @@ from emovox.features.vad import (
     frame_measures,
     smooth_flags,
     speech_segments,
+    voice_flags,
     voiced_needed_s,
 )
 from emovox.labels import LABELS
@@ -210,15 +211,18 @@ def iter_windows(
 
 
 class _Stream:
-    """The speech detector over a stream: per-frame level and tonality computed block by
-    block (8 bytes per 10 ms), and the samples of what is not yet classified (the voicing
-    is measured on a region's speech frames when it is classified, :meth:`voiced_s`)."""
+    """The speech detector over a stream: per-frame level, tonality and speech found by its
+    pitch (:func:`~emovox.features.vad.voice_flags`, against each block's own floor)
+    computed block by block (9 bytes per 10 ms), and the samples of what is not yet
+    classified (the voicing is measured on a region's speech frames when it is classified,
+    :meth:`voiced_s`)."""
 
     def __init__(self, sr: int) -> None:
         self.sr = sr
         self.hop = int(round(DEFAULT_PARAMS.hop_s * sr))
         self.level: list[np.ndarray] = []  # per-frame measures of everything read so far
         self.tonality: list[np.ndarray] = []
+        self.voice: list[np.ndarray] = []
         self.buf = np.zeros(0, np.float32)
         self.buf_start = 0  # sample index of buf[0]
         self.vad_pos = 0  # samples analysed so far (a multiple of hop, except at the end)
@@ -237,6 +241,7 @@ class _Stream:
         m = frame_measures(x, self.sr, voicing=False)
         self.level.append(m.level_db.astype(np.float32))
         self.tonality.append(m.tonality.astype(np.float32))
+        self.voice.append(voice_flags(x, self.sr, m.level_db))
         self.vad_pos += n
 
     def regions(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
@@ -247,7 +252,7 @@ class _Stream:
         level = np.concatenate(self.level).astype(np.float64)
         m = FrameMeasures(level, np.zeros(len(level)),
                           np.concatenate(self.tonality).astype(np.float64))
-        flags = smooth_flags(frame_flags(m))
+        flags = smooth_flags(frame_flags(m) | np.concatenate(self.voice))
         segs = speech_segments(flags, duration=self.vad_pos / self.sr)
         return speech_regions(segs, self.vad_pos / self.sr), flags, level
 

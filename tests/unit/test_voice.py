@@ -1,0 +1,119 @@
+"""Speech found by its pitch under loud noise (emovox.features.voice), on synthetic signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emovox.augment import add_noise
+from emovox.features import vad
+from emovox.features.frames import FrameSizes, frame_pitch, frame_voicing
+from emovox.features.vad import DEFAULT_PARAMS, NoSpeechReason, speech_verdict, voice_flags
+from emovox.features.voice import pitch_runs
+from signals import SR, harmonic, noise, syllables, talk
+
+HOP = DEFAULT_PARAMS.hop_s
+
+
+def _noisy(wave: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    """``wave`` with white noise at ``snr_db`` whole-clip SNR, as the training augmentation
+    and ``bench/speech_in_noise.py`` define it."""
+    return add_noise(wave, np.random.default_rng(seed), snr_db)
+
+
+def _levels(wave: np.ndarray) -> np.ndarray:
+    return vad.frame_measures(wave, SR, voicing=False).level_db
+
+
+def test_frame_pitch_gives_the_period_and_the_same_voicing():
+    w = harmonic(200.0, 1.0)
+    z = FrameSizes.of(SR, DEFAULT_PARAMS)
+    idx = np.arange(10, 80)
+    v, period = frame_pitch(w, z, idx)
+    assert np.allclose(v, frame_voicing(w, z, idx))  # one measure, two callers
+    assert np.all(v > 0.9)
+    assert np.allclose(period, SR / 200.0, atol=0.3)  # 80 samples, refined below a sample
+    v0, p0 = frame_pitch(noise(1.0, seed=3), z, idx)
+    assert np.median(v0) < 0.3  # white noise has no pitch
+
+
+def _track(*pieces: tuple[int, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Voiced flags and F0 from ``(frames, f0 start, f0 end)`` pieces (f0 0: unvoiced)."""
+    voiced = np.concatenate([np.full(k, a > 0) for k, a, _ in pieces])
+    f0 = np.concatenate([np.linspace(a, b, k) for k, a, b in pieces])
+    return voiced, f0
+
+
+def test_pitch_runs_keep_syllables_whose_pitch_moves():
+    voiced, f0 = _track((10, 0, 0), (20, 120, 132), (10, 0, 0),  # a syllable: kept
+                        (20, 150, 150), (10, 0, 0),  # a held note: dropped
+                        (3, 120, 130), (10, 0, 0),  # a click of voicing: too short
+                        (120, 100, 140), (10, 0, 0))  # 1.2 s without a break: not a syllable
+    assert pitch_runs(voiced, f0, HOP).tolist() == [[10, 30]]
+
+
+def test_pitch_runs_need_the_voicing_to_start_or_stop():
+    """A glide broken only by pitch jumps (a siren tracked at its subharmonics) is not
+    voice; a syllable that jumps an octave keeps the piece that ends in unvoiced frames."""
+    siren = _track((20, 100, 110), (20, 220, 240), (20, 100, 110))
+    assert pitch_runs(*siren, HOP).tolist() == [[0, 20], [40, 60]]  # the ends touch silence
+    inner = _track((5, 0, 0), (20, 100, 110), (20, 220, 240), (20, 100, 110), (5, 0, 0))
+    assert [25, 45] not in pitch_runs(*inner, HOP).tolist()
+
+
+def test_syllables_under_white_noise_at_0_db_are_speech(monkeypatch):
+    """Noise as loud as the voice (0 dB whole-clip SNR): 4 of 5 recordings are speech by
+    their pitch (measured: the fifth has no syllable-long run), none by their level alone."""
+    waves = [_noisy(talk(3.0, seed=k), 0.0, seed=k) for k in range(5)]
+    verdicts = [speech_verdict(w, SR) for w in waves]
+    assert sum(v.is_speech for v in verdicts) >= 4, verdicts
+    assert all(0.3 <= v.speech_seconds <= 3.0 for v in verdicts if v.is_speech)
+    monkeypatch.setattr(vad, "voice_flags", lambda *a, **k: np.zeros(len(a[2]), bool))
+    assert not any(speech_verdict(w, SR).is_speech for w in waves)
+
+
+def test_the_voice_frames_lie_on_the_syllables():
+    clean = talk(3.0, seed=3)
+    w = _noisy(clean, 0.0, seed=3)
+    flags = voice_flags(w, SR, _levels(w))
+    on = _levels(clean) > -40.0  # the syllables' frames
+    assert flags.sum() * HOP > 0.5
+    assert np.mean(on[: len(flags)][flags]) > 0.9
+
+
+def test_a_clip_with_speech_by_its_level_is_not_measured_unless_asked(monkeypatch):
+    """A clip with over 1 s of speech by its level is classified whole: its pitch is not
+    measured (the time of a 4 s clip's answer); a long input asks for it (``by_pitch``)."""
+    calls = []
+    real = vad.voice_flags
+    monkeypatch.setattr(vad, "voice_flags", lambda *a, **k: calls.append(1) or real(*a, **k))
+    w = talk(3.0)
+    assert speech_verdict(w, SR).is_speech and not calls
+    assert speech_verdict(w, SR, by_pitch=True).is_speech and calls
+
+
+@pytest.mark.parametrize("name", ["held notes", "siren", "lone syllables", "white noise"])
+def test_sounds_without_a_voice_pitch_give_no_voice_frames(name):
+    t = np.arange(8 * SR) / SR
+    if name == "held notes":  # syllable-like bursts of a tone that holds its pitch
+        w = syllables(harmonic(180.0, 8.0))
+    elif name == "siren":  # a continuous glide of 2.5 s periods, 550-1250 Hz
+        f = 900 + 350 * np.sin(2 * np.pi * t / 2.5)
+        ph = 2 * np.pi * np.cumsum(f) / SR
+        w = (0.1 * sum(np.sin(k * ph) / k for k in range(1, 8))).astype(np.float32)
+    elif name == "lone syllables":  # one 0.25 s syllable every 2 s: no group
+        w = np.zeros(len(t), np.float32)
+        for s in range(SR // 2, len(t) - SR, 2 * SR):
+            w[s : s + SR // 4] = harmonic(150.0, 0.25, glide=0.3)
+    else:
+        w = noise(8.0, seed=5)
+    w = _noisy(w, 0.0, seed=1) if name != "white noise" else w
+    assert not voice_flags(w, SR, _levels(w)).any()
+
+
+def test_a_steady_voiced_tone_in_noise_stays_steady():
+    """A continuous harmonic tone with a little vibrato (no syllables) under noise: no run is
+    syllable-long, so it is no speech, as without the noise."""
+    w = _noisy(harmonic(180.0, 3.0, vibrato=0.03), 0.0)
+    v = speech_verdict(w, SR)
+    assert not v.is_speech and v.reason is NoSpeechReason.STEADY, v
