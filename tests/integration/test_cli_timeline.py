@@ -51,8 +51,10 @@ def test_timeline_json_and_csv(cli_model, long_file):
     assert all(a["end"] <= b["end"] for a, b in zip(segs, segs[1:], strict=False))
     for s in speech:
         assert s["label"] in LABELS and abs(sum(s["probabilities"].values()) - 1) <= 1e-4
+        assert s["status"] == ("uncertain" if s["confidence"] < 0.5 else "ok")  # QA, stop 41
     for s in gaps:
         assert s["label"] is None and s["probabilities"] is None and s["arousal"] is None
+        assert s["status"] is None
     assert summ["n_windows"] == len(speech) >= 8
     assert 15.0 <= summ["speech_seconds"] <= 16.5  # 4 + 12 s of tones, less their pauses
     assert summ["dominant"] in LABELS and summ["status"] in ("ok", "uncertain")
@@ -62,8 +64,9 @@ def test_timeline_json_and_csv(cli_model, long_file):
     ok(res_csv)
     rows = list(csv.reader(io.StringIO(res_csv.stdout)))
     assert rows[0] == ["start", "end", "kind", "label", "confidence", *LABELS, "arousal",
-                       "valence"]
+                       "valence", "status"]
     assert len(rows) == len(segs) + 1
+    assert [r[-1] for r in rows[1:]] == [s["status"] or "" for s in segs]
     assert [r[2] for r in rows[1:]] == [s["kind"] for s in segs]
     assert [r[3] for r in rows[1:]] == [s["label"] or "" for s in segs]
     assert [float(r[0]) for r in rows[1:]] == pytest.approx([s["start"] for s in segs],

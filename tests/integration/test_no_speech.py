@@ -127,6 +127,9 @@ def test_a_short_burst_is_too_short_in_the_timeline_as_in_predict(tiny_model, tm
     tl = json.loads(invoke(["timeline", path, "-m", tiny_model, "--json"]).stdout)
     assert tl["summary"]["status"] == "no_speech", tl["summary"]
     assert tl["summary"]["reason"] == "too_short", tl["summary"]
+    # how little speech, as predict says it (the timeline said 0.0: QA, stop 41)
+    assert 0.0 < tl["summary"]["speech_seconds"] < 0.3
+    assert tl["summary"]["speech_seconds"] == pytest.approx(d["speech_seconds"], abs=0.05)
     words = [harmonic(200.0 + 20 * k, 0.2, vibrato=0.1, glide=0.2) for k in range(4)]
     seq = np.concatenate([silence(1.0), *[x for w in words for x in (w, silence(0.8))]])
     path = write_clip(tmp_path / "words.wav", seq, SR)

@@ -466,3 +466,25 @@ def test_a_request_cut_by_a_stopping_server_gets_a_json_503():
         "error": "shutting_down",
         "detail": "the server stopped before this request was answered; send it again"}
     assert asyncio.run(run(half))[-1] == "cancelled"
+
+
+def test_timeline_table_hides_a_gap_that_rounds_to_nothing_and_marks_uncertain_windows(
+        capsys, monkeypatch):
+    """A 0.03 s gap showed as "0.0 0.0 no speech"; every speech window's status says what
+    the table's "?" says (QA, stop 41)."""
+    from rich.console import Console
+
+    from emovox.cli import render
+    from emovox.serving.timeline import Segment, SegmentKind, Timeline
+
+    probs = dict.fromkeys(_FakePredictor.labels, 0.1)
+    tl = Timeline("x.wav", 3.0, 3.0, 1.5, segments=[
+        Segment(0.0, 0.03, None, None, None, None, None, SegmentKind.GAP),
+        Segment(0.03, 1.5, "angry", 0.62, probs, 0.5, -0.4, SegmentKind.SPEECH, 1.47),
+        Segment(1.5, 3.0, "sad", 0.41, probs, -0.2, -0.5, SegmentKind.SPEECH, 1.5)])
+    assert [s.to_dict()["status"] for s in tl.segments] == [None, "ok", "uncertain"]
+    monkeypatch.setattr(render, "console", Console(width=200, force_terminal=False))
+    render.timeline(tl, "x.wav", 3.0, 1.5, "m")
+    out = capsys.readouterr().out
+    assert "no speech" not in out and "angry" in out and "sad ?" in out
+    assert "0.0 s without" in out  # the summary still counts it

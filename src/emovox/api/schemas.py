@@ -92,6 +92,9 @@ class Segment(BaseModel):
     probabilities: dict[str, float] | None
     arousal: float | None
     valence: float | None
+    status: Literal["ok", "uncertain"] | None = Field(None, description=(
+        "ok, or uncertain when the confidence is under 0.5 (the CLI table's '?'); null for "
+        "a gap"))
 
 
 class TimelineSummary(BaseModel):

@@ -388,12 +388,14 @@ def timeline(tl: Any, name: str, window: float, hop: float, model_id: str) -> No
                    ("start", "end", "emotion", "confidence"), justify="right")
     from rich.markup import escape
 
-    from emovox.serving.answer import UNCERTAIN_BELOW, percent_text
+    from emovox.serving.answer import Status, percent_text
 
     for s in tl.segments:  # "?": an uncertain window, as predict marks an answer (stop 33)
+        if s.silent and s.end - s.start < 0.05:
+            continue  # a gap that shows as "0.0 0.0 no speech" (QA, stop 41); kept in --json
         table.add_row(f"{s.start:.1f}", f"{s.end:.1f}",
                       "[dim]no speech[/]" if s.silent else
-                      s.label + (" ?" if s.confidence < UNCERTAIN_BELOW else ""),
+                      s.label + (" ?" if s.status is Status.UNCERTAIN else ""),
                       "" if s.silent else percent_text(s.confidence))
     console.print(table)
     summ = tl.summary()

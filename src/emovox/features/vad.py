@@ -15,6 +15,8 @@ the per-frame level, tonality and voicing are computed in :mod:`emovox.features.
 * :func:`speech_verdict`: is this input speech at all? Stationary sounds (white or pink noise,
   hum, pure tones, DC offset, square waves) never rise above their own floor; digital silence
   has no level; noise bursts are not voiced; less than ``min_speech_s`` of speech is too short.
+  Speech under noise as loud as itself does not rise ``margin_db`` either: it is found by its
+  pitch (:func:`voice_flags`, :mod:`emovox.features.voice`), which noise does not carry.
 
 The thresholds of :class:`VadParams` were set on synthetic signals and on RAVDESS actors 01
 and 02 only (both in the bundled models' training data). History, for honesty: a first version
@@ -42,7 +44,7 @@ from emovox.features.frames import (
     n_frames,
 )
 from emovox.features.steady import without_steady
-from emovox.features.voice import voice_frames
+from emovox.features.voice import pitch_runs, pitch_track, voice_frames
 
 __all__ = [
     "CONTINUOUS_MIN_SPREAD_DB",
@@ -388,9 +390,11 @@ def continuous_speech(wave: np.ndarray, sr: int, level_db: np.ndarray, *,
     ``margin_db`` above it. When the frame levels (``level_db``, of ``wave``)
     span less than ``margin_db`` between that percentile and the 99th, the frames above the
     absolute floor and within ``range_db`` of the loud ones that are not pure tones are
-    taken as speech, if their levels rise and fall by :data:`CONTINUOUS_MIN_SPREAD_DB` and
-    at least :data:`CONTINUOUS_VOICED_SHARE` of them are voiced. A steady noise is not
-    voiced, a pure tone is tonal, and a square or sawtooth wave does not rise and fall: none
+    taken as speech, if their levels rise and fall by :data:`CONTINUOUS_MIN_SPREAD_DB`, at
+    least :data:`CONTINUOUS_VOICED_SHARE` of them are voiced, and one syllable-long stretch
+    moves its pitch as a voice does (:func:`emovox.features.voice.pitch_runs`). A steady
+    noise is not voiced, a pure tone is tonal, a square or sawtooth wave does not rise and
+    fall, and music holds its notes (a violin, a melody with vibrato: stop 41): none
     passes."""
     if not np.any(np.isfinite(level_db)):
         return None
@@ -413,6 +417,10 @@ def continuous_speech(wave: np.ndarray, sr: int, level_db: np.ndarray, *,
     if voiced < CONTINUOUS_VOICED_SHARE * len(cand) or voiced * params.hop_s < \
             params.min_voiced_s:
         return None
+    track = pitch_track(wave, sr, cand, len(level_db), z=z, voicing=params.voicing,
+                        tonal=params.tonal)
+    if not len(pitch_runs(*track, params.hop_s)):
+        return None  # music: voiced, rising and falling, but no syllable moves its pitch
     raw = np.zeros(len(level_db), bool)
     raw[cand] = True
     return smooth_flags(raw, params)
@@ -447,19 +455,16 @@ def count_voiced(wave: np.ndarray, sr: int, frames: np.ndarray, *,
 
 
 def voice_flags(wave: np.ndarray, sr: int, level_db: np.ndarray,
-                params: VadParams = DEFAULT_PARAMS, *, skip: np.ndarray | None = None
-                ) -> np.ndarray:
+                params: VadParams = DEFAULT_PARAMS) -> np.ndarray:
     """Per-frame flags of speech found by its pitch (:func:`emovox.features.voice.voice_frames`)
     with the detector's settings: frames above the noise floor of ``level_db`` (the frames'
-    levels), within ``range_db`` of the loud ones and above the absolute floor; ``skip``:
-    frames already flagged by their level, not measured again."""
+    levels), within ``range_db`` of the loud ones and above the absolute floor."""
     if not np.any(np.isfinite(level_db)):
         return np.zeros(len(level_db), bool)
     floor, loud = _floor_and_loud(level_db, params)
     return voice_frames(wave, sr, level_db, floor, z=FrameSizes.of(sr, params),
                         voicing=params.voicing, tonal=params.tonal, hop_s=params.hop_s,
-                        least_db=max(loud - params.range_db, params.abs_floor_dbfs),
-                        skip=skip)
+                        least_db=max(loud - params.range_db, params.abs_floor_dbfs))
 
 
 def _floor_threshold(lv: np.ndarray, params: VadParams) -> float:

@@ -11,8 +11,9 @@ What noise does not do is carry a voice's pitch. :func:`voice_frames` marks the 
 ``voicing`` >= :attr:`~emovox.features.vad.VadParams.voicing`), not a pure tone, and whose
 pitch moves smoothly (less than :data:`PITCH_STEP` per 10 ms), for a syllable's length
 (:data:`MIN_RUN_S` to :data:`MAX_RUN_S`), moving by at least :data:`MIN_MOVE` over the run
-(a held note, an engine or a fan's blade tone do not), and ending or starting where the
-voicing does (a siren's glide only breaks where its pitch tracking jumps). A voice says
+(a held note, an engine or a fan's blade tone do not), and ending or starting at an
+unvoiced frame (a siren's glide only breaks where its pitch tracking jumps, a note where the
+input is cut). A voice says
 several such syllables close together: only runs in **groups** of at least
 :data:`GROUP_RUNS` syllables (runs apart by an unvoiced frame), each within
 :data:`GROUP_GAP_S` of the next, with
@@ -32,7 +33,7 @@ import numpy as np
 from emovox.features.frames import FrameSizes, frame_pitch, frame_tonality
 
 __all__ = ["GROUP_GAP_S", "GROUP_RUNS", "GROUP_VOICED_S", "MAX_RUN_S", "MIN_MOVE", "MIN_RUN_S",
-           "PITCH_STEP", "VOICE_MARGIN_DB", "pitch_runs", "voice_frames"]
+           "PITCH_STEP", "VOICE_MARGIN_DB", "pitch_runs", "pitch_track", "voice_frames"]
 
 #: frames measured: at least this far (dB) above the noise floor
 VOICE_MARGIN_DB: float = 1.5
@@ -70,8 +71,9 @@ def pitch_runs(voiced: np.ndarray, f0: np.ndarray, hop_s: float) -> np.ndarray:
     edges = np.ravel(np.stack([starts, ends], axis=1))  # [s0, e0, s1, e1, ...]
     padded = np.append(lf, 0.0)  # reduceat needs every edge < len
     move = (np.maximum.reduceat(padded, edges) - np.minimum.reduceat(padded, edges))[::2]
-    bounded = (starts == 0) | ~voiced[np.maximum(starts - 1, 0)] | (ends == n) | \
-        ~voiced[np.minimum(ends, n - 1)]
+    # an unvoiced frame next to it, not the edge of the input (a clip cut in a note)
+    bounded = ((starts > 0) & ~voiced[np.maximum(starts - 1, 0)]) | \
+        ((ends < n) & ~voiced[np.minimum(ends, n - 1)])
     keep = (move >= MIN_MOVE) & bounded
     return np.stack([starts[keep], ends[keep]], axis=1).astype(np.int64)
 
@@ -98,7 +100,7 @@ def _grouped(runs: np.ndarray, voiced: np.ndarray, hop_s: float) -> np.ndarray:
 
 def voice_frames(wave: np.ndarray, sr: int, level_db: np.ndarray, floor_db: float,
                  *, z: FrameSizes, voicing: float, tonal: float, hop_s: float,
-                 least_db: float = -np.inf, skip: np.ndarray | None = None) -> np.ndarray:
+                 least_db: float = -np.inf) -> np.ndarray:
     """``(len(level_db),)`` bool: the frames of ``wave`` (mono float at ``sr`` Hz, frames
     of :class:`~emovox.features.frames.FrameSizes` ``z``) in grouped pitch runs.
 
@@ -108,29 +110,33 @@ def voice_frames(wave: np.ndarray, sr: int, level_db: np.ndarray, floor_db: floa
             above ``least_db``, are measured.
         voicing: autocorrelation peak from which a frame is voiced.
         tonal: tonality from which a frame is a pure tone (never voice).
-        skip: ``(len(level_db),)`` bool, frames not measured (already speech by their
-            level: they cost the time, not the answer); they count as unvoiced here.
     """
     n = len(level_db)
     out = np.zeros(n, bool)
-    x = np.asarray(wave, dtype=np.float32).ravel()
-    if n == 0 or len(x) == 0:
-        return out
     measured = np.isfinite(level_db) & (level_db > max(floor_db + VOICE_MARGIN_DB, least_db))
-    idx = np.flatnonzero(measured if skip is None else measured & ~skip)
-    if len(idx) == 0:
-        return out
-    v, period = frame_pitch(x, z, idx)
-    ok = (v >= voicing) & (period > 0)
-    idx, period = idx[ok], period[ok]
-    if len(idx) == 0:
-        return out
-    keep = frame_tonality(x, z, idx) < tonal
-    idx, period = idx[keep], period[keep]
-    voiced = np.zeros(n, bool)
-    voiced[idx] = True
-    f0 = np.zeros(n)
-    f0[idx] = sr / period
+    voiced, f0 = pitch_track(wave, sr, np.flatnonzero(measured), n, z=z, voicing=voicing,
+                             tonal=tonal)
     for a, b in _grouped(pitch_runs(voiced, f0, hop_s), voiced, hop_s):
         out[a:b] = True
     return out
+
+
+def pitch_track(wave: np.ndarray, sr: int, frames: np.ndarray, n: int, *, z: FrameSizes,
+                voicing: float, tonal: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(voiced, f0)``, each ``(n,)``: which of the ``frames`` (indices among ``n``) of
+    ``wave`` are voiced and not pure tones, and their pitch (Hz; 0 elsewhere)."""
+    voiced, f0 = np.zeros(n, bool), np.zeros(n)
+    x = np.asarray(wave, dtype=np.float32).ravel()
+    idx = np.asarray(frames, dtype=np.int64)
+    idx = idx[idx * z.hop + z.pframe <= len(x)]  # whole frames only: no padded tail
+    if n == 0 or len(x) == 0 or len(idx) == 0:
+        return voiced, f0
+    v, period = frame_pitch(x, z, idx)
+    ok = (v >= voicing) & (period > 0)
+    idx, period = idx[ok], period[ok]
+    if len(idx):
+        keep = frame_tonality(x, z, idx) < tonal
+        idx, period = idx[keep], period[keep]
+    voiced[idx] = True
+    f0[idx] = sr / period
+    return voiced, f0

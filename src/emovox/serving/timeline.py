@@ -72,7 +72,8 @@ __all__ = ["CSV_COLUMNS", "SILENCE", "Segment", "SegmentKind", "Timeline", "Time
 #: What the text table and older outputs call a gap (and batch used for a silent clip).
 SILENCE = "silence"
 #: Columns of ``emovox timeline --csv`` and of the web app's timeline download.
-CSV_COLUMNS = ("start", "end", "kind", "label", "confidence", *LABELS, "arousal", "valence")
+CSV_COLUMNS = ("start", "end", "kind", "label", "confidence", *LABELS, "arousal", "valence",
+               "status")
 
 
 class SegmentKind(str, Enum):
@@ -96,6 +97,14 @@ class Segment:
     own: float = 0.0  #: seconds this window stands for in the summary (0 for gaps)
 
     @property
+    def status(self) -> Status | None:
+        """``ok`` or ``uncertain`` (top probability under
+        :data:`~emovox.serving.answer.UNCERTAIN_BELOW`) for a speech window; None for a gap."""
+        if self.kind is SegmentKind.GAP or self.confidence is None:
+            return None
+        return Status.UNCERTAIN if self.confidence < UNCERTAIN_BELOW else Status.OK
+
+    @property
     def silent(self) -> bool:
         """A gap (kept for callers of the old ``silence`` windows)."""
         return self.kind is SegmentKind.GAP
@@ -106,7 +115,8 @@ class Segment:
                 "confidence": self.confidence,
                 "probabilities": None if self.probabilities is None
                 else dict(self.probabilities),
-                "arousal": self.arousal, "valence": self.valence}
+                "arousal": self.arousal, "valence": self.valence,
+                "status": None if self.status is None else self.status.value}
 
 
 @dataclass
@@ -121,6 +131,9 @@ class Timeline:
     dropped: dict[str, int] = field(default_factory=dict)
     #: the loudest frame read (dBFS): without any candidate region, silence or a steady sound
     loudest_db: float = -np.inf
+    #: seconds the detector flagged as speech, classified or not: a ``too_short`` summary's
+    #: ``speech_seconds``, as in ``predict`` (it said 0.0 where predict said 0.26: QA, stop 41)
+    detected_s: float = 0.0
     #: set by :func:`emovox.serving.adapt.adapt_timeline` (``timeline --adapt self``)
     adaptation: Adaptation | None = None
     #: what the container says that the user should know (a WAV cut short, several audio
@@ -161,11 +174,14 @@ class Timeline:
             mean_p = {lab: float(sum(s.own * (s.probabilities or {})[lab] for s in speech)
                                  / secs) for lab in labels}
         dominant = max(mean_p, key=mean_p.__getitem__) if mean_p else None
+        reason = self.no_speech_reason() if dominant is None else None
+        if reason is NoSpeechReason.TOO_SHORT:
+            secs = float(self.detected_s)  # how little there was
         status = Status.NO_SPEECH if dominant is None else (
             Status.UNCERTAIN if mean_p[dominant] < UNCERTAIN_BELOW else Status.OK)
         return {
             "status": status.value,
-            "reason": self.no_speech_reason().value if dominant is None else None,
+            "reason": reason.value if reason else None,
             "dominant": dominant,
             "speech_seconds": round(secs, 3),
             "gap_seconds": round(gaps, 3),
@@ -361,7 +377,7 @@ def build_timeline(
     st.push(np.zeros(0, np.float32), final=True)
     settle(final=True)
     _too_little_speech(tl, state["speech_s"])
-    tl.duration = st.vad_pos / sr
+    tl.duration, tl.detected_s = st.vad_pos / sr, state["speech_s"]
     _add_gaps(tl)
     if interrupted:
         raise TimelineInterrupted(tl)
@@ -471,6 +487,7 @@ def timeline_rows(tl: Timeline) -> list[dict[str, Any]]:
             row[lab] = None if s.probabilities is None else round(float(probs.get(lab, 0)), 4)
         row["arousal"] = None if s.arousal is None else round(s.arousal, 3)
         row["valence"] = None if s.valence is None else round(s.valence, 3)
+        row["status"] = None if s.status is None else s.status.value  # the table's "?" (QA, 41)
         rows.append(row)
     return rows
 
