@@ -117,3 +117,32 @@ def test_a_steady_voiced_tone_in_noise_stays_steady():
     w = _noisy(harmonic(180.0, 3.0, vibrato=0.03), 0.0)
     v = speech_verdict(w, SR)
     assert not v.is_speech and v.reason is NoSpeechReason.STEADY, v
+
+
+class _Fake:
+    """What build_timeline needs of a predictor."""
+
+    labels = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+    def window_probabilities(self, waves):
+        p = np.full((len(waves), 8), 0.02)
+        p[:, 4] = 0.86
+        return p
+
+    def affect(self, p):
+        return 0.5, -0.5
+
+
+def test_the_timeline_finds_speech_under_loud_noise_by_its_pitch_and_not_in_noise(tmp_path):
+    """12 s of syllables under white noise at 0 dB, read in 5 s blocks: speech windows over
+    the syllables; 12 s of the noise alone: none."""
+    from emovox.serving.timeline import build_timeline
+    from signals import write_clip
+
+    speech = talk(12.0, seed=3)
+    noisy = _noisy(speech, 0.0, seed=3)
+    tl = build_timeline(_Fake(), write_clip(tmp_path / "noisy.wav", noisy), block_s=5.0)
+    assert tl.summary()["speech_seconds"] > 3.0, tl.summary()
+    plain = _noisy(speech, 0.0, seed=3) - speech  # the same noise, no voice
+    tl = build_timeline(_Fake(), write_clip(tmp_path / "noise.wav", plain), block_s=5.0)
+    assert tl.summary()["status"] == "no_speech", tl.summary()
