@@ -42,7 +42,7 @@ def test_analyse_and_timeline_csv(tiny_model):
     assert speech[-1].end == pytest.approx(segs[-1].start) and segs[-1].end == pytest.approx(7.0)
     lines = logic.timeline_csv(long.timeline).splitlines()
     assert lines[0].split(",") == ["start", "end", "kind", "label", "confidence", *LABELS,
-                                   "arousal", "valence"]
+                                   "arousal", "valence", "status"]
     assert len(lines) == 7 and lines[1].startswith("0.00,0.03,gap,,,")
     with pytest.raises(AudioTooLong, match="long.wav"):
         logic.analyse(pred, wav(7.0), "long.wav", max_duration=5.0)

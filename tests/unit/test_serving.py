@@ -234,19 +234,20 @@ def test_timeline_streams_speech_windows_with_bounded_memory(tmp_path, monkeypat
     import soundfile as sf
 
     from emovox.serving import timeline as tlmod
+    from emovox.serving.stream import SpeechStream
     from signals import voice
 
     unit = np.concatenate([voice(2.0), np.zeros(2 * SR, np.float32)])
     path = tmp_path / "long.wav"
     sf.write(path, np.tile(unit, 30), SR, subtype="PCM_16")
     held: list[int] = []
-    push = tlmod._Stream.push
+    push = SpeechStream.push
 
     def spy(self, block, final=False):
         push(self, block, final)
         held.append(len(self.buf))
 
-    monkeypatch.setattr(tlmod._Stream, "push", spy)
+    monkeypatch.setattr(SpeechStream, "push", spy)
     fake = _FakePredictor()
     tl = tlmod.build_timeline(fake, path, window=3.0, hop=1.5, block_s=5.0)
     assert max(held) <= 9 * SR  # a 5 s block + a 2 s region + context, never the file

@@ -42,14 +42,8 @@ from emovox.audio import (
 from emovox.features.steady import without_steady
 from emovox.features.vad import (
     DEFAULT_PARAMS,
-    FrameMeasures,
     NoSpeechReason,
-    count_voiced,
-    frame_flags,
-    frame_measures,
-    smooth_flags,
     speech_segments,
-    voice_flags,
     voiced_needed_s,
 )
 from emovox.labels import LABELS
@@ -63,6 +57,7 @@ from emovox.serving.speech import (
     region_windows,
     speech_regions,
 )
+from emovox.serving.stream import SpeechStream
 
 log = logging.getLogger(__name__)
 
@@ -226,74 +221,6 @@ def iter_windows(
         yield pos, buf[pos - buf_start :]
 
 
-class _Stream:
-    """The speech detector over a stream: per-frame level, tonality and speech found by its
-    pitch (:func:`~emovox.features.vad.voice_flags`, against each block's own floor)
-    computed block by block (9 bytes per 10 ms), and the samples of what is not yet
-    classified (the voicing is measured on a region's speech frames when it is classified,
-    :meth:`voiced_s`)."""
-
-    def __init__(self, sr: int) -> None:
-        self.sr = sr
-        self.hop = int(round(DEFAULT_PARAMS.hop_s * sr))
-        self.level: list[np.ndarray] = []  # per-frame measures of everything read so far
-        self.tonality: list[np.ndarray] = []
-        self.voice: list[np.ndarray] = []
-        self.buf = np.zeros(0, np.float32)
-        self.buf_start = 0  # sample index of buf[0]
-        self.vad_pos = 0  # samples analysed so far (a multiple of hop, except at the end)
-
-    @property
-    def end(self) -> int:
-        return self.buf_start + len(self.buf)
-
-    def push(self, block: np.ndarray, final: bool = False) -> None:
-        self.buf = np.concatenate([self.buf, np.asarray(block, np.float32)])
-        n = self.end - self.vad_pos
-        n = n if final else n - n % self.hop
-        if n <= 0:
-            return
-        x = self.buf[self.vad_pos - self.buf_start : self.vad_pos - self.buf_start + n]
-        m = frame_measures(x, self.sr, voicing=False)
-        self.level.append(m.level_db.astype(np.float32))
-        self.tonality.append(m.tonality.astype(np.float32))
-        self.voice.append(voice_flags(x, self.sr, m.level_db))
-        self.vad_pos += n
-
-    def regions(self) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
-        """Speech regions (s) so far, with the per-frame speech flags and levels; the noise
-        floor is taken over every frame read so far."""
-        if not self.level:
-            return [], np.zeros(0, bool), np.zeros(0)
-        level = np.concatenate(self.level).astype(np.float64)
-        m = FrameMeasures(level, np.zeros(len(level)),
-                          np.concatenate(self.tonality).astype(np.float64))
-        flags = smooth_flags(frame_flags(m) | np.concatenate(self.voice))
-        segs = speech_segments(flags, duration=self.vad_pos / self.sr)
-        return speech_regions(segs, self.vad_pos / self.sr), flags, level
-
-    def voiced_s(self, frames: np.ndarray, level: np.ndarray, enough_s: float) -> float:
-        """Seconds of voiced frames among ``frames`` (indices; those whose samples are still
-        held), counted loudest first until ``enough_s`` is reached."""
-        first = -(-self.buf_start // self.hop)  # the first frame that starts in the buffer
-        frames = frames[frames >= first]
-        if len(frames) == 0:
-            return 0.0
-        off = first * self.hop - self.buf_start
-        n = count_voiced(self.buf[off:], self.sr, frames - first, level=level[first:],
-                         enough_s=enough_s)
-        return n * DEFAULT_PARAMS.hop_s
-
-    def samples(self, a: int, b: int) -> np.ndarray:
-        return self.buf[a - self.buf_start : b - self.buf_start]
-
-    def drop_before(self, pos: int) -> None:
-        k = min(max(0, pos - self.buf_start), len(self.buf))
-        if k:
-            self.buf = self.buf[k:]
-            self.buf_start += k
-
-
 class TimelineInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped :func:`build_timeline`; :attr:`timeline` is the timeline of what was
     read before it, finished as the whole would be (an interrupted ``emovox timeline``
@@ -332,7 +259,7 @@ def build_timeline(
     window, hop = params.window, params.hop
     sr = TARGET_SR
     tl = Timeline(str(src) if isinstance(src, (str, Path)) else "<bytes>", 0.0, window, hop)
-    st = _Stream(sr)
+    st = SpeechStream(sr)
     state = {"done_s": 0.0, "speech_s": 0.0}  # classified up to; flagged speech in it
 
     def settle(final: bool) -> None:
@@ -384,7 +311,8 @@ def build_timeline(
     return tl
 
 
-def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[float, float],
+def _classify_region(predictor: Any, tl: Timeline, st: SpeechStream,
+                     region: tuple[float, float],
                      flags: np.ndarray, level: np.ndarray, window: float, hop: float,
                      state: dict[str, float]) -> None:
     """Windows over one speech region -> speech segments. Its steady stretches (beeps, phone
@@ -410,7 +338,8 @@ def _classify_region(predictor: Any, tl: Timeline, st: _Stream, region: tuple[fl
         state["speech_s"] += _classify_part(predictor, tl, st, part, full, level, window, hop)
 
 
-def _classify_part(predictor: Any, tl: Timeline, st: _Stream, part: tuple[float, float],
+def _classify_part(predictor: Any, tl: Timeline, st: SpeechStream,
+                   part: tuple[float, float],
                    flags: np.ndarray, level: np.ndarray, window: float, hop: float) -> float:
     """Windows over one part of a region -> speech segments; returns the seconds of speech
     the detector flagged in it, whether it was classified or dropped. A part is voiced when
