@@ -146,3 +146,38 @@ def test_the_timeline_finds_speech_under_loud_noise_by_its_pitch_and_not_in_nois
     plain = _noisy(speech, 0.0, seed=3) - speech  # the same noise, no voice
     tl = build_timeline(_Fake(), write_clip(tmp_path / "noise.wav", plain), block_s=5.0)
     assert tl.summary()["status"] == "no_speech", tl.summary()
+
+
+def _struck(partials: tuple[float, ...], rate: float, seconds: float = 6.0) -> np.ndarray:
+    """A bell struck ``rate`` times a second for 2 s in every 4 (inharmonic ``partials``,
+    each strike decaying), over a faint hiss: the QA's phone and school bells (stop 40)."""
+    n = int(seconds * SR)
+    out = np.zeros(n)
+    for on in np.arange(0.2, seconds - 2.0, 4.0):
+        for k in range(int(2.0 * rate)):
+            i, length = int((on + k / rate) * SR), int(0.8 / rate * SR)
+            t = np.arange(min(length, n - i)) / SR
+            out[i : i + len(t)] += sum(np.sin(2 * np.pi * f * t) for f in partials) \
+                * np.exp(-t * 25)
+    out = 0.3 * out / np.max(np.abs(out))
+    return (out + 0.001 * np.random.default_rng(0).standard_normal(n)).astype(np.float32)
+
+
+@pytest.mark.parametrize("partials, rate", [((1100, 2650, 4100, 5000), 20.0),
+                                            ((520, 1320, 2450, 3800), 15.0)])
+def test_struck_bells_hold_their_notes_and_are_no_speech(partials, rate):
+    """Struck bells were `ok sad` at 0.56-0.67 (QA, stop 40): voiced throughout, and no
+    stretch of their voicing moves its pitch."""
+    v = speech_verdict(_struck(partials, rate), SR)
+    assert not v.is_speech and v.reason is NoSpeechReason.STEADY, v
+
+
+def test_held_notes_are_held_and_syllables_are_not():
+    """A harmonic tone held still, in bursts, is voiced throughout and moves no pitch: held
+    (no speech); speech-like syllables whose pitch falls are not."""
+    flat = syllables(harmonic(220.0, 3.0), on=1.2, off=0.3)
+    scan = vad.voicing_scan(flat, SR, np.flatnonzero(_levels(flat) > -40.0))
+    assert scan.held and not scan.moving, scan
+    speech = talk(3.0)
+    scan = vad.voicing_scan(speech, SR, np.flatnonzero(_levels(speech) > -40.0))
+    assert scan.moving and not scan.held, scan

@@ -44,7 +44,13 @@ from emovox.features.frames import (
     n_frames,
 )
 from emovox.features.steady import without_steady
-from emovox.features.voice import pitch_runs, pitch_track, voice_frames
+from emovox.features.voice import (
+    VoicingScan,
+    pitch_runs,
+    pitch_track,
+    scan_voicing,
+    voice_frames,
+)
 
 __all__ = [
     "CONTINUOUS_MIN_SPREAD_DB",
@@ -64,6 +70,7 @@ __all__ = [
     "speech_segments",
     "speech_verdict",
     "voice_flags",
+    "voicing_scan",
     "voiced_needed_s",
 ]
 
@@ -340,12 +347,6 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     flags, n_steady = without_steady(wave, sr, smooth_flags(raw, params), blip)
     segs = speech_segments(flags, params=params, duration=duration)
     speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
-    voiced_s = 0.0
-    if len(x) and np.any(flags):
-        voiced_s = count_voiced(x, sr, np.flatnonzero(flags), params=params, level=m.level_db,
-                                enough_s=None if exact_voiced else voiced_needed_s(speech_s,
-                                                                                   params)
-                                ) * params.hop_s
     lv = m.level_db
     if len(x) and duration >= params.min_speech_s and min(speech_s, level_s) < \
             params.min_speech_s:
@@ -355,7 +356,9 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
             n_steady += more
             segs = speech_segments(flags, params=params, duration=duration)
             speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
-            voiced_s = count_voiced(x, sr, np.flatnonzero(flags), params=params) * params.hop_s
+    scan = voicing_scan(x, sr, np.flatnonzero(flags), params, enough_s=None if exact_voiced
+                        else voiced_needed_s(speech_s, params))
+    voiced_s = scan.voiced * params.hop_s
     reason: NoSpeechReason | None = None
     if duration < params.min_speech_s:
         reason = NoSpeechReason.TOO_SHORT
@@ -371,6 +374,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         reason = _why_none(m, raw, params, speech_s)
     elif voiced_s < voiced_needed_s(speech_s, params) - 1e-9:
         reason = NoSpeechReason.UNVOICED
+    elif scan.held:  # voiced throughout, no pitch moving: bells, plucked strings (stop 41)
+        reason = NoSpeechReason.STEADY
     return SpeechVerdict(reason is None, reason, speech_s, voiced_s, segs)
 
 
@@ -424,6 +429,22 @@ def continuous_speech(wave: np.ndarray, sr: int, level_db: np.ndarray, *,
     raw = np.zeros(len(level_db), bool)
     raw[cand] = True
     return smooth_flags(raw, params)
+
+
+def voicing_scan(wave: np.ndarray, sr: int, frames: np.ndarray,
+                 params: VadParams = DEFAULT_PARAMS, *, enough_s: float | None = None
+                 ) -> VoicingScan:
+    """Voicing and pitch movement of the speech ``frames`` (indices) of ``wave``, measured
+    in time order until ``enough_s`` seconds are voiced and a stretch moves its pitch, or to
+    the end (``enough_s`` None: every frame, an exact count); ``.held`` marks a sound that
+    holds its notes (:func:`emovox.features.voice.scan_voicing`): no speech, as
+    :func:`speech_verdict`, ``predict``'s regions and the timeline's parts judge it."""
+    idx = np.asarray(frames, dtype=np.int64)
+    if len(idx) == 0 or len(wave) == 0:
+        return VoicingScan(0, False, 0, 0)
+    enough = len(idx) if enough_s is None else int(np.ceil(enough_s / params.hop_s - 1e-9))
+    return scan_voicing(wave, sr, idx, z=FrameSizes.of(sr, params), voicing=params.voicing,
+                        hop_s=params.hop_s, enough=enough)
 
 
 _VOICING_CHUNK = 32  # speech frames whose voicing is measured at a time (loudest first)

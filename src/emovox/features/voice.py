@@ -28,12 +28,15 @@ frame (about 1.8 ms per second of audio when every frame is measured).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from emovox.features.frames import FrameSizes, frame_pitch, frame_tonality
 
-__all__ = ["GROUP_GAP_S", "GROUP_RUNS", "GROUP_VOICED_S", "MAX_RUN_S", "MIN_MOVE", "MIN_RUN_S",
-           "PITCH_STEP", "VOICE_MARGIN_DB", "pitch_runs", "pitch_track", "voice_frames"]
+__all__ = ["GROUP_GAP_S", "GROUP_RUNS", "GROUP_VOICED_S", "HELD_VOICED_SHARE", "MAX_RUN_S",
+           "MIN_MOVE", "MIN_RUN_S", "PITCH_STEP", "VOICE_MARGIN_DB", "VoicingScan",
+           "moves_pitch", "pitch_runs", "pitch_track", "scan_voicing", "voice_frames"]
 
 #: frames measured: at least this far (dB) above the noise floor
 VOICE_MARGIN_DB: float = 1.5
@@ -68,9 +71,7 @@ def pitch_runs(voiced: np.ndarray, f0: np.ndarray, hop_s: float) -> np.ndarray:
     starts, ends = starts[ok], ends[ok]
     if len(starts) == 0:
         return np.zeros((0, 2), np.int64)
-    edges = np.ravel(np.stack([starts, ends], axis=1))  # [s0, e0, s1, e1, ...]
-    padded = np.append(lf, 0.0)  # reduceat needs every edge < len
-    move = (np.maximum.reduceat(padded, edges) - np.minimum.reduceat(padded, edges))[::2]
+    move = _moves(lf, starts, ends)
     # an unvoiced frame next to it, not the edge of the input (a clip cut in a note)
     bounded = ((starts > 0) & ~voiced[np.maximum(starts - 1, 0)]) | \
         ((ends < n) & ~voiced[np.minimum(ends, n - 1)])
@@ -140,3 +141,88 @@ def pitch_track(wave: np.ndarray, sr: int, frames: np.ndarray, n: int, *, z: Fra
     voiced[idx] = True
     f0[idx] = sr / period
     return voiced, f0
+
+
+#: a sound whose speech frames are at least this share voiced, with no stretch of voiced
+#: frames that moves its pitch (:func:`moves_pitch`), holds its notes: bells, a plucked
+#: string, a ring tone (speech has unvoiced sounds and pauses; singing moves its pitch)
+HELD_VOICED_SHARE: float = 0.8
+_SCAN_CHUNK = 64  # frames measured at a time by :func:`scan_voicing`
+
+
+def moves_pitch(voiced: np.ndarray, f0: np.ndarray, hop_s: float) -> bool:
+    """Does any stretch of consecutive voiced frames whose pitch moves smoothly (under
+    :data:`PITCH_STEP` per frame), :data:`MIN_RUN_S` or longer, move by :data:`MIN_MOVE`?
+    (A pitch run without its length cap and its unvoiced edges: a sung note with vibrato
+    moves; a bell's partials, a plucked string and a synthetic ring tone do not.)"""
+    n = len(voiced)
+    if n == 0 or not voiced.any():
+        return False
+    lf = np.log(np.where(voiced, np.maximum(f0, 1.0), 1.0))
+    joined = np.zeros(n, bool)
+    joined[1:] = voiced[1:] & voiced[:-1] & (np.abs(np.diff(lf)) < PITCH_STEP)
+    starts = np.flatnonzero(voiced & ~joined)
+    breaks = np.append(np.flatnonzero(~joined), n)
+    ends = breaks[np.searchsorted(breaks, starts, side="right")]
+    ok = ends - starts >= max(1, round(MIN_RUN_S / hop_s))
+    if not ok.any():
+        return False
+    return bool(np.any(_moves(lf, starts[ok], ends[ok]) >= MIN_MOVE))
+
+
+def _moves(lf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Range of ``lf`` (ln F0) over each ``[start, end)`` run."""
+    edges = np.ravel(np.stack([starts, ends], axis=1))  # [s0, e0, s1, e1, ...]
+    padded = np.append(lf, 0.0)  # reduceat needs every edge < len
+    return (np.maximum.reduceat(padded, edges) - np.minimum.reduceat(padded, edges))[::2]
+
+
+@dataclass(frozen=True)
+class VoicingScan:
+    """What :func:`scan_voicing` found among some frames of a recording.
+
+    Attributes:
+        voiced: voiced frames found (a lower bound when the scan stopped early).
+        moving: a stretch of them moved its pitch (:func:`moves_pitch`).
+        scanned: frames measured; ``total``: frames asked about.
+    """
+
+    voiced: int
+    moving: bool
+    scanned: int
+    total: int
+
+    @property
+    def held(self) -> bool:
+        """Every frame measured, :data:`HELD_VOICED_SHARE` of them voiced, none moving."""
+        return (not self.moving and self.scanned == self.total > 0
+                and self.voiced >= HELD_VOICED_SHARE * self.total)
+
+
+def scan_voicing(wave: np.ndarray, sr: int, frames: np.ndarray, *, z: FrameSizes,
+                 voicing: float, hop_s: float, enough: int) -> VoicingScan:
+    """Measure the voicing and pitch of ``frames`` (indices of ``wave``'s frames) in time
+    order, :data:`_SCAN_CHUNK` at a time, until ``enough`` are voiced and a stretch moves
+    its pitch (speech: the first chunk or two), else to the end (a held sound)."""
+    x = np.asarray(wave, dtype=np.float32).ravel()
+    idx = np.unique(np.asarray(frames, dtype=np.int64))
+    if len(idx) == 0 or len(x) == 0:
+        return VoicingScan(0, False, len(idx), len(idx))
+    span = idx[-1] - idx[0] + 1
+    voiced, f0 = np.zeros(span, bool), np.zeros(span)
+    found, moving, done = 0, False, 0
+    for c0 in range(0, len(idx), _SCAN_CHUNK):
+        ii = idx[c0 : c0 + _SCAN_CHUNK]
+        v, period = frame_pitch(x, z, ii)
+        found += int(np.count_nonzero(v >= voicing))  # as count_voiced counts
+        ok = (v >= voicing) & (period > 0) & (ii * z.hop + z.pframe <= len(x))  # no padded tail
+        voiced[ii[ok] - idx[0]] = True
+        f0[ii[ok] - idx[0]] = sr / period[ok]
+        done += len(ii)
+        if not moving:  # the new chunk and a reach back into the one before
+            a = max(0, ii[0] - idx[0] - _SCAN_CHUNK)
+            b = ii[-1] - idx[0] + 1
+            moving = moves_pitch(voiced[a:b], f0[a:b], hop_s)
+        if moving and found >= enough:
+            break
+    return VoicingScan(found, moving, done, len(idx))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emovox.features.vad import DEFAULT_PARAMS, count_voiced, voiced_needed_s
+from emovox.features.vad import DEFAULT_PARAMS, voiced_needed_s, voicing_scan
 
 __all__ = ["LONG_INPUT_WINDOWS", "MIN_REGION_S", "REGION_BRIDGE_S", "REGION_PAD_S",
            "model_window_s", "own_seconds", "region_windows", "speech_regions",
@@ -72,7 +72,7 @@ def voiced_regions(wave: np.ndarray, sr: int, regions_s: list[tuple[float, float
     rule the timeline applies to each part of a recording
     (:func:`~emovox.features.vad.voiced_needed_s` with ``part=True``): a burst of noise
     between utterances was a window of ``predict``'s answer and a gap in the timeline (QA,
-    stop 38)."""
+    stop 38), and that do not hold their notes throughout (``held``: bells, stop 41)."""
     hop = DEFAULT_PARAMS.hop_s
     segs = np.asarray(segments_s, np.float64).reshape(-1, 2)
     out = []
@@ -82,7 +82,8 @@ def voiced_regions(wave: np.ndarray, sr: int, regions_s: list[tuple[float, float
             [np.arange(int(a / hop), int(np.ceil(b / hop))) for a, b in inside]
             or [np.zeros(0, np.int64)]))
         need = voiced_needed_s(len(frames) * hop, part=True)
-        if count_voiced(wave, sr, frames, enough_s=need) * hop >= need - 1e-9:
+        scan = voicing_scan(wave, sr, frames, enough_s=need)
+        if scan.voiced * hop >= need - 1e-9 and not scan.held:
             out.append((s, e))
     return out
 

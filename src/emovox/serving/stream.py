@@ -8,13 +8,14 @@ import numpy as np
 from emovox.features.vad import (
     DEFAULT_PARAMS,
     FrameMeasures,
-    count_voiced,
     frame_flags,
     frame_measures,
     smooth_flags,
     speech_segments,
     voice_flags,
+    voicing_scan,
 )
+from emovox.features.voice import VoicingScan
 from emovox.serving.speech import speech_regions
 
 __all__ = ["SpeechStream"]
@@ -25,7 +26,7 @@ class SpeechStream:
     pitch (:func:`~emovox.features.vad.voice_flags`, against each block's own floor)
     computed block by block (9 bytes per 10 ms), and the samples of what is not yet
     classified (the voicing is measured on a region's speech frames when it is classified,
-    :meth:`voiced_s`)."""
+    :meth:`voicing`)."""
 
     def __init__(self, sr: int) -> None:
         self.sr = sr
@@ -66,17 +67,14 @@ class SpeechStream:
         segs = speech_segments(flags, duration=self.vad_pos / self.sr)
         return speech_regions(segs, self.vad_pos / self.sr), flags, level
 
-    def voiced_s(self, frames: np.ndarray, level: np.ndarray, enough_s: float) -> float:
-        """Seconds of voiced frames among ``frames`` (indices; those whose samples are still
-        held), counted loudest first until ``enough_s`` is reached."""
+    def voicing(self, frames: np.ndarray, enough_s: float) -> VoicingScan:
+        """The voicing of ``frames`` (indices; those whose samples are still held), measured
+        in time order until ``enough_s`` seconds are voiced and a stretch moves its pitch
+        (:func:`~emovox.features.vad.voicing_scan`)."""
         first = -(-self.buf_start // self.hop)  # the first frame that starts in the buffer
         frames = frames[frames >= first]
-        if len(frames) == 0:
-            return 0.0
         off = first * self.hop - self.buf_start
-        n = count_voiced(self.buf[off:], self.sr, frames - first, level=level[first:],
-                         enough_s=enough_s)
-        return n * DEFAULT_PARAMS.hop_s
+        return voicing_scan(self.buf[off:], self.sr, frames - first, enough_s=enough_s)
 
     def samples(self, a: int, b: int) -> np.ndarray:
         return self.buf[a - self.buf_start : b - self.buf_start]

@@ -269,7 +269,7 @@ def build_timeline(
         horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
         todo = [r for r in regions if r[0] >= state["done_s"] - 1e-9 and r[1] <= horizon]
         for r in todo:
-            _classify_region(predictor, tl, st, r, flags, level, window, hop, state)
+            _classify_region(predictor, tl, st, r, flags, window, hop, state)
         open_ = [r for r in regions if r[1] > horizon and r[0] >= state["done_s"] - 1e-9]
         keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
         st.drop_before(min(st.vad_pos, int(keep_from * sr)))
@@ -312,9 +312,8 @@ def build_timeline(
 
 
 def _classify_region(predictor: Any, tl: Timeline, st: SpeechStream,
-                     region: tuple[float, float],
-                     flags: np.ndarray, level: np.ndarray, window: float, hop: float,
-                     state: dict[str, float]) -> None:
+                     region: tuple[float, float], flags: np.ndarray, window: float,
+                     hop: float, state: dict[str, float]) -> None:
     """Windows over one speech region -> speech segments. Its steady stretches (beeps, phone
     tones: :mod:`emovox.features.steady`) are taken out first and the speech around them
     kept; a part too short or not voiced becomes part of a gap."""
@@ -335,12 +334,12 @@ def _classify_region(predictor: Any, tl: Timeline, st: SpeechStream,
     full = np.zeros(len(flags), dtype=bool)
     full[f0 : f0 + len(kept)] = kept
     for part in parts:
-        state["speech_s"] += _classify_part(predictor, tl, st, part, full, level, window, hop)
+        state["speech_s"] += _classify_part(predictor, tl, st, part, full, window, hop)
 
 
 def _classify_part(predictor: Any, tl: Timeline, st: SpeechStream,
                    part: tuple[float, float],
-                   flags: np.ndarray, level: np.ndarray, window: float, hop: float) -> float:
+                   flags: np.ndarray, window: float, hop: float) -> float:
     """Windows over one part of a region -> speech segments; returns the seconds of speech
     the detector flagged in it, whether it was classified or dropped. A part is voiced when
     ``min_voiced_s`` of it, or half of its speech, is (a word of 0.18 s among others was
@@ -353,8 +352,11 @@ def _classify_part(predictor: Any, tl: Timeline, st: SpeechStream,
     why = None
     if e - s < MIN_REGION_S:
         why = NoSpeechReason.TOO_SHORT
-    elif st.voiced_s(frames, level, need := voiced_needed_s(speech_s, part=True)) < need - 1e-9:
+    elif (scan := st.voicing(frames, need := voiced_needed_s(speech_s, part=True))).voiced \
+            * DEFAULT_PARAMS.hop_s < need - 1e-9:
         why = NoSpeechReason.UNVOICED
+    elif scan.held:  # voiced throughout, no pitch moving: a bell, a plucked string (stop 41)
+        why = NoSpeechReason.STEADY
     if why is not None:
         tl.dropped[why.value] = tl.dropped.get(why.value, 0) + 1
         return speech_s
