@@ -80,6 +80,7 @@ class NoSpeechReason(str, Enum):
     SILENCE = "silence"  #: digital silence or nearly so (no frame above the absolute floor)
     #: nothing rises above the sound's own floor (noise, hum, tone, DC), or what does holds
     #: its spectrum still like no voice (beeps, phone tones: :mod:`emovox.features.steady`)
+    #: or its notes (bells, plucked strings: :func:`voicing_scan`)
     STEADY = "steady_sound"
     TONE = "pure_tone"  #: what rises above the floor is a pure tone
     UNVOICED = "not_voiced"  #: louder stretches without voicing (noise bursts, clicks)
@@ -92,8 +93,8 @@ class NoSpeechReason(str, Enum):
 
 _MESSAGES = {
     NoSpeechReason.SILENCE: "the recording is silent (or a constant offset)",
-    NoSpeechReason.STEADY: ("no speech: a steady sound (noise, hum, tones or beeps, a "
-                            "constant offset)"),
+    NoSpeechReason.STEADY: ("no speech: a steady sound (noise, hum, tones, beeps or bells, "
+                            "a constant offset)"),
     NoSpeechReason.TONE: "no speech: the sound is a pure tone",
     NoSpeechReason.UNVOICED: "no speech: the louder parts are not voiced (noise or clicks)",
     NoSpeechReason.TOO_SHORT: "too little speech to judge (less than 0.3 s)",
@@ -319,9 +320,10 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     :func:`smooth_flags`, but only the measures they read are computed: the level of every
     frame, the tonality of the frames above the speech threshold (and, when there is almost
     no speech, of every frame above the noise floor, for the reason), and the voicing of the
-    speech frames, loudest first, until ``min_voiced_s`` of voiced speech is found (then
-    ``voiced_seconds`` is a lower bound, at least ``min_voiced_s``; ``exact_voiced=True``
-    counts every speech frame). Speech under noise as loud as itself is found by its pitch
+    speech frames, in time order, until ``min_voiced_s`` of voiced speech is found and a
+    stretch has moved its pitch (then ``voiced_seconds`` is a lower bound, at least
+    ``min_voiced_s``; ``exact_voiced=True`` counts every speech frame). Speech that holds
+    its notes (voiced throughout, no pitch moving: :func:`voicing_scan`) is a steady sound. Speech under noise as loud as itself is found by its pitch
     (:func:`voice_flags`) when the level finds less than :data:`PITCH_WHEN_UNDER_S`, and
     always with ``by_pitch`` (a long input windowed by its segments, as the timeline does)."""
     x = np.asarray(wave, dtype=np.float32).ravel()
@@ -447,32 +449,16 @@ def voicing_scan(wave: np.ndarray, sr: int, frames: np.ndarray,
                         hop_s=params.hop_s, enough=enough)
 
 
-_VOICING_CHUNK = 32  # speech frames whose voicing is measured at a time (loudest first)
-
-
 def count_voiced(wave: np.ndarray, sr: int, frames: np.ndarray, *,
-                 params: VadParams = DEFAULT_PARAMS, level: np.ndarray | None = None,
-                 enough_s: float | None = None) -> int:
-    """How many of the ``hop_s`` frames ``frames`` (indices) of ``wave`` are voiced. With
-    ``enough_s``, they are measured loudest first (``level``: the frames' levels, indexed
-    like ``wave``'s frames) a chunk at a time, stopping once ``enough_s`` seconds of voiced
-    frames are found: the count is then a lower bound."""
-    z = FrameSizes.of(sr, params)
+                 params: VadParams = DEFAULT_PARAMS) -> int:
+    """How many of the ``hop_s`` frames ``frames`` (indices) of ``wave`` are voiced (every
+    one measured; :func:`voicing_scan` stops once it has seen enough)."""
     idx = np.asarray(frames, dtype=np.int64)
     if len(idx) == 0 or len(wave) == 0:
         return 0
     x = np.asarray(wave, dtype=np.float32).ravel()
-    if enough_s is None:
-        return int(np.count_nonzero(frame_voicing(x, z, idx) >= params.voicing))
-    if level is not None:
-        idx = idx[np.argsort(-level[idx], kind="stable")]
-    found = 0
-    for c0 in range(0, len(idx), _VOICING_CHUNK):
-        ii = np.sort(idx[c0 : c0 + _VOICING_CHUNK])
-        found += int(np.count_nonzero(frame_voicing(x, z, ii) >= params.voicing))
-        if found * params.hop_s >= enough_s:  # the test speech_verdict makes
-            break
-    return found
+    return int(np.count_nonzero(frame_voicing(x, FrameSizes.of(sr, params), idx)
+                                >= params.voicing))
 
 
 def voice_flags(wave: np.ndarray, sr: int, level_db: np.ndarray,
