@@ -323,9 +323,10 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     speech frames, in time order, until ``min_voiced_s`` of voiced speech is found and a
     stretch has moved its pitch (then ``voiced_seconds`` is a lower bound, at least
     ``min_voiced_s``; ``exact_voiced=True`` counts every speech frame). Speech that holds
-    its notes (voiced throughout, no pitch moving: :func:`voicing_scan`) is a steady sound. Speech under noise as loud as itself is found by its pitch
-    (:func:`voice_flags`) when the level finds less than :data:`PITCH_WHEN_UNDER_S`, and
-    always with ``by_pitch`` (a long input windowed by its segments, as the timeline does)."""
+    its notes (voiced throughout, no pitch moving: :func:`voicing_scan`) is a steady sound.
+    Speech under noise as loud as itself is found by its pitch (:func:`voice_flags`) when
+    the level finds less than :data:`PITCH_WHEN_UNDER_S`, and always with ``by_pitch`` (a
+    long input windowed by its segments, as the timeline does)."""
     x = np.asarray(wave, dtype=np.float32).ravel()
     duration = len(x) / sr
     z = FrameSizes.of(sr, params)
