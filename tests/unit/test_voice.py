@@ -181,3 +181,19 @@ def test_held_notes_are_held_and_syllables_are_not():
     speech = talk(3.0)
     scan = vad.voicing_scan(speech, SR, np.flatnonzero(_levels(speech) > -40.0))
     assert scan.moving and not scan.held, scan
+
+
+def test_pink_noise_swelling_20_db_is_not_voiced(monkeypatch):
+    """Pink noise swelling by 20 dB every 4 s rises over its floor like speech and, over
+    20 s, has 0.15 s of frames that look voiced by chance; no stretch moves a pitch and
+    under 10 % is voiced: not voiced (a QA file was `uncertain` speech until stop 41)."""
+    from emovox.features import voice as voice_mod
+    from signals import pink_noise
+
+    t = np.arange(20 * SR) / SR
+    swell = 10 ** (20 * (0.5 + 0.5 * np.sin(2 * np.pi * t / 4.0)) / 20) / 10
+    w = (pink_noise(20.0, amp=0.3, seed=4) * swell).astype(np.float32)
+    v = speech_verdict(w, SR)
+    assert not v.is_speech and v.reason is NoSpeechReason.UNVOICED, v
+    monkeypatch.setattr(voice_mod, "UNVOICED_SHARE", 0.0)  # without the share: speech
+    assert speech_verdict(w, SR).is_speech

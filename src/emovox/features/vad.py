@@ -375,7 +375,7 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
                                   & ~(lv > (np.inf if thr is None else thr)))
             m.tonality[rest] = frame_tonality(x, z, rest)
         reason = _why_none(m, raw, params, speech_s)
-    elif voiced_s < voiced_needed_s(speech_s, params) - 1e-9:
+    elif voiced_s < voiced_needed_s(speech_s, params) - 1e-9 or scan.unvoiced:
         reason = NoSpeechReason.UNVOICED
     elif scan.held:  # voiced throughout, no pitch moving: bells, plucked strings (stop 41)
         reason = NoSpeechReason.STEADY

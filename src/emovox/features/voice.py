@@ -35,7 +35,8 @@ import numpy as np
 from emovox.features.frames import FrameSizes, frame_pitch, frame_tonality
 
 __all__ = ["GROUP_GAP_S", "GROUP_RUNS", "GROUP_VOICED_S", "HELD_VOICED_SHARE", "MAX_RUN_S",
-           "MIN_MOVE", "MIN_RUN_S", "PITCH_STEP", "VOICE_MARGIN_DB", "VoicingScan",
+           "MIN_MOVE", "MIN_RUN_S", "PITCH_STEP", "UNVOICED_SHARE", "VOICE_MARGIN_DB",
+           "VoicingScan",
            "moves_pitch", "pitch_runs", "pitch_track", "scan_voicing", "voice_frames"]
 
 #: frames measured: at least this far (dB) above the noise floor
@@ -147,6 +148,9 @@ def pitch_track(wave: np.ndarray, sr: int, frames: np.ndarray, n: int, *, z: Fra
 #: frames that moves its pitch (:func:`moves_pitch`), holds its notes: bells, a plucked
 #: string, a ring tone (speech has unvoiced sounds and pauses; singing moves its pitch)
 HELD_VOICED_SHARE: float = 0.8
+#: ... and one under this share voiced, with no such stretch, is noise that swells (pink
+#: noise rising 12-20 dB had 1-2 % of its frames look voiced by chance, enough seconds)
+UNVOICED_SHARE: float = 0.1
 _SCAN_CHUNK = 64  # frames measured at a time by :func:`scan_voicing`
 
 
@@ -197,6 +201,12 @@ class VoicingScan:
         """Every frame measured, :data:`HELD_VOICED_SHARE` of them voiced, none moving."""
         return (not self.moving and self.scanned == self.total > 0
                 and self.voiced >= HELD_VOICED_SHARE * self.total)
+
+    @property
+    def unvoiced(self) -> bool:
+        """Every frame measured, under :data:`UNVOICED_SHARE` of them voiced, none moving."""
+        return (not self.moving and self.scanned == self.total > 0
+                and self.voiced < UNVOICED_SHARE * self.total)
 
 
 def scan_voicing(wave: np.ndarray, sr: int, frames: np.ndarray, *, z: FrameSizes,

@@ -83,7 +83,7 @@ def voiced_regions(wave: np.ndarray, sr: int, regions_s: list[tuple[float, float
             or [np.zeros(0, np.int64)]))
         need = voiced_needed_s(len(frames) * hop, part=True)
         scan = voicing_scan(wave, sr, frames, enough_s=need)
-        if scan.voiced * hop >= need - 1e-9 and not scan.held:
+        if scan.voiced * hop >= need - 1e-9 and not (scan.held or scan.unvoiced):
             out.append((s, e))
     return out
 

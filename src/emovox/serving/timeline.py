@@ -353,7 +353,7 @@ def _classify_part(predictor: Any, tl: Timeline, st: SpeechStream,
     if e - s < MIN_REGION_S:
         why = NoSpeechReason.TOO_SHORT
     elif (scan := st.voicing(frames, need := voiced_needed_s(speech_s, part=True))).voiced \
-            * DEFAULT_PARAMS.hop_s < need - 1e-9:
+            * DEFAULT_PARAMS.hop_s < need - 1e-9 or scan.unvoiced:
         why = NoSpeechReason.UNVOICED
     elif scan.held:  # voiced throughout, no pitch moving: a bell, a plucked string (stop 41)
         why = NoSpeechReason.STEADY
