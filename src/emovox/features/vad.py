@@ -62,7 +62,6 @@ __all__ = [
     "SpeechVerdict",
     "VadParams",
     "continuous_speech",
-    "count_voiced",
     "frame_flags",
     "frame_measures",
     "smooth_flags",
@@ -174,7 +173,7 @@ def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     """Level, voicing and tonality of every ``hop_s`` frame of a mono float ``wave`` (full
     scale 1.0) at ``sr`` Hz; computed in chunks, so scratch memory does not grow with the
     recording. ``voicing=False`` leaves the voicing at 0 (for callers that measure it later
-    on the speech frames only, :func:`count_voiced`)."""
+    on the speech frames only, :func:`voicing_scan`)."""
     x = np.asarray(wave, dtype=np.float32).ravel()  # no copy of a float32 wave
     z = FrameSizes.of(sr, params)
     n = n_frames(len(x), z.hop)
@@ -306,9 +305,16 @@ def voiced_needed_s(speech_s: float, params: VadParams = DEFAULT_PARAMS, *,
 
 
 #: :func:`speech_verdict` looks for speech by its pitch (:func:`voice_flags`) when the
-#: level finds less than this (s), or when asked (``by_pitch``): a short clip with more is
-#: speech by its level, and is classified whole (about 10 ms saved per 4 s clip)
+#: level finds less than this (s), when asked (``by_pitch``), or when what the level found
+#: is no speech after all: a short clip with more is speech by its level, and is classified
+#: whole (about 10 ms saved per 4 s clip)
 PITCH_WHEN_UNDER_S: float = 1.0
+
+
+#: ... the reasons for which a verdict made without the pitch is made again with it (speech
+#: under a dishwasher's sloshing was `not_voiced` in predict, speech in the timeline: QA)
+_RETRY_BY_PITCH = frozenset({NoSpeechReason.UNVOICED, NoSpeechReason.STEADY,
+                             NoSpeechReason.TOO_SHORT})
 
 
 def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARAMS,
@@ -343,7 +349,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         m = FrameMeasures(lv, np.zeros(n), tonal)
     raw = _flags_above(m, thr, params)  # = frame_flags(m, params), threshold computed once
     level_s = np.count_nonzero(smooth_flags(raw, params)) * params.hop_s  # by level alone
-    if len(x) and thr is not None and (by_pitch or level_s < PITCH_WHEN_UNDER_S):
+    pitch = bool(len(x)) and thr is not None and (by_pitch or level_s < PITCH_WHEN_UNDER_S)
+    if pitch:
         raw = raw | voice_flags(x, sr, m.level_db, params)  # speech under loud noise
     blip = max(1, int(round(params.min_segment_s / params.hop_s)))
     # beeps and phone tones out (features.steady): what was speech only for them is steady
@@ -379,6 +386,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         reason = NoSpeechReason.UNVOICED
     elif scan.held:  # voiced throughout, no pitch moving: bells, plucked strings (stop 41)
         reason = NoSpeechReason.STEADY
+    if reason in _RETRY_BY_PITCH and not pitch and thr is not None:  # as the timeline
+        return speech_verdict(wave, sr, params=params, exact_voiced=exact_voiced, by_pitch=True)
     return SpeechVerdict(reason is None, reason, speech_s, voiced_s, segs)
 
 
@@ -421,7 +430,7 @@ def continuous_speech(wave: np.ndarray, sr: int, level_db: np.ndarray, *,
     cand = cand[frame_tonality(wave, z, cand) < params.tonal]
     if steady(cand):
         return None
-    voiced = count_voiced(wave, sr, cand, params=params)
+    voiced = voicing_scan(wave, sr, cand, params).voiced  # every frame: an exact count
     if voiced < CONTINUOUS_VOICED_SHARE * len(cand) or voiced * params.hop_s < \
             params.min_voiced_s:
         return None
@@ -448,18 +457,6 @@ def voicing_scan(wave: np.ndarray, sr: int, frames: np.ndarray,
     enough = len(idx) if enough_s is None else int(np.ceil(enough_s / params.hop_s - 1e-9))
     return scan_voicing(wave, sr, idx, z=FrameSizes.of(sr, params), voicing=params.voicing,
                         hop_s=params.hop_s, enough=enough)
-
-
-def count_voiced(wave: np.ndarray, sr: int, frames: np.ndarray, *,
-                 params: VadParams = DEFAULT_PARAMS) -> int:
-    """How many of the ``hop_s`` frames ``frames`` (indices) of ``wave`` are voiced (every
-    one measured; :func:`voicing_scan` stops once it has seen enough)."""
-    idx = np.asarray(frames, dtype=np.int64)
-    if len(idx) == 0 or len(wave) == 0:
-        return 0
-    x = np.asarray(wave, dtype=np.float32).ravel()
-    return int(np.count_nonzero(frame_voicing(x, FrameSizes.of(sr, params), idx)
-                                >= params.voicing))
 
 
 def voice_flags(wave: np.ndarray, sr: int, level_db: np.ndarray,

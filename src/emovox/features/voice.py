@@ -35,7 +35,8 @@ import numpy as np
 from emovox.features.frames import FrameSizes, frame_pitch, frame_tonality
 
 __all__ = ["GROUP_GAP_S", "GROUP_RUNS", "GROUP_VOICED_S", "HELD_VOICED_SHARE", "MAX_RUN_S",
-           "MIN_MOVE", "MIN_RUN_S", "PITCH_STEP", "UNVOICED_SHARE", "VOICE_MARGIN_DB",
+           "MIN_MOVE", "MIN_RUN_S", "MIN_SPREAD", "PITCH_STEP", "UNVOICED_SHARE",
+           "VOICE_MARGIN_DB",
            "VoicingScan",
            "moves_pitch", "pitch_runs", "pitch_track", "scan_voicing", "voice_frames"]
 
@@ -48,6 +49,11 @@ MIN_RUN_S: float = 0.05
 MAX_RUN_S: float = 0.8
 #: ... and its ln(F0) spans at least this much (3 %): held notes and machines do not move
 MIN_MOVE: float = 0.03
+#: the grouped runs' pitch must spread this much over the input (ln F0, 10th to 90th
+#: percentile, about 10 %): a voice's syllables sit at different pitches, while a fan's
+#: blade tone or a compressor, tracked under noise, wobbles by a few percent around one
+#: (QA re-check, stop 41: they gave runs under a fan or in pink noise)
+MIN_SPREAD: float = 0.1
 #: runs closer than this (s) form a group; a group needs this many runs and voiced seconds
 GROUP_GAP_S: float = 0.5
 GROUP_RUNS: int = 2
@@ -120,6 +126,8 @@ def voice_frames(wave: np.ndarray, sr: int, level_db: np.ndarray, floor_db: floa
                              tonal=tonal)
     for a, b in _grouped(pitch_runs(voiced, f0, hop_s), voiced, hop_s):
         out[a:b] = True
+    if out.any() and np.subtract(*np.percentile(np.log(f0[out]), [90, 10])) < MIN_SPREAD:
+        out[:] = False  # one pitch throughout, wobbling: a fan's or a machine's tone
     return out
 
 
@@ -224,7 +232,7 @@ def scan_voicing(wave: np.ndarray, sr: int, frames: np.ndarray, *, z: FrameSizes
     for c0 in range(0, len(idx), _SCAN_CHUNK):
         ii = idx[c0 : c0 + _SCAN_CHUNK]
         v, period = frame_pitch(x, z, ii)
-        found += int(np.count_nonzero(v >= voicing))  # as count_voiced counts
+        found += int(np.count_nonzero(v >= voicing))  # every frame, padded tail too
         ok = (v >= voicing) & (period > 0) & (ii * z.hop + z.pframe <= len(x))  # no padded tail
         voiced[ii[ok] - idx[0]] = True
         f0[ii[ok] - idx[0]] = sr / period[ok]
