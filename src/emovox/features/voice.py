@@ -13,16 +13,21 @@ pitch moves smoothly (less than :data:`PITCH_STEP` per 10 ms), for a syllable's 
 (:data:`MIN_RUN_S` to :data:`MAX_RUN_S`), moving by at least :data:`MIN_MOVE` over the run
 (a held note, an engine or a fan's blade tone do not), and ending or starting at an
 unvoiced frame (a siren's glide only breaks where its pitch tracking jumps, a note where the
-input is cut). A voice says
-several such syllables close together: only runs in **groups** of at least
-:data:`GROUP_RUNS` syllables (runs apart by an unvoiced frame), each within
-:data:`GROUP_GAP_S` of the next, with
-:data:`GROUP_VOICED_S` of run frames in all, count. Only frames
-:data:`VOICE_MARGIN_DB` above the noise floor are measured (steady noise sits on its floor).
+input is cut). A voice says several such syllables close together: only runs in **groups**
+of at least :data:`GROUP_RUNS` syllables (runs apart by an unvoiced frame), each within
+:data:`GROUP_GAP_S` of the next, with :data:`GROUP_VOICED_S` of run frames in all, count,
+and only when their pitch spreads by :data:`MIN_SPREAD` over the input (a machine's tone
+tracked under noise wobbles around one pitch). Only frames :data:`VOICE_MARGIN_DB` above
+the noise floor are measured (steady noise sits on its floor).
+
+:func:`scan_voicing` measures the voicing of a recording's speech frames in time order and
+says whether a stretch of them moves its pitch (:func:`moves_pitch`): speech whose frames
+are voiced throughout with none moving holds its notes (bells, plucked strings), and speech
+barely voiced with none moving is noise that swells (:class:`VoicingScan`).
 
 Settings were chosen on the QA's noise and music files and the speech-in-noise bench (every
 18th clip of RAVDESS speech, EMOVO and URDU): checks of that choice, not untouched tests.
-Measured (README, "Speech under loud noise"). Pure NumPy; one 1024-point FFT per measured
+Measured in the README ("What an answer says"). Pure NumPy; one 1024-point FFT per measured
 frame (about 1.8 ms per second of audio when every frame is measured).
 """
 
@@ -36,9 +41,8 @@ from emovox.features.frames import FrameSizes, frame_pitch, frame_tonality
 
 __all__ = ["GROUP_GAP_S", "GROUP_RUNS", "GROUP_VOICED_S", "HELD_VOICED_SHARE", "MAX_RUN_S",
            "MIN_MOVE", "MIN_RUN_S", "MIN_SPREAD", "PITCH_STEP", "UNVOICED_SHARE",
-           "VOICE_MARGIN_DB",
-           "VoicingScan",
-           "moves_pitch", "pitch_runs", "pitch_track", "scan_voicing", "voice_frames"]
+           "VOICE_MARGIN_DB", "VoicingScan", "moves_pitch", "pitch_runs", "pitch_track",
+           "scan_voicing", "voice_frames"]
 
 #: frames measured: at least this far (dB) above the noise floor
 VOICE_MARGIN_DB: float = 1.5
