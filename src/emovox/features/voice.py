@@ -71,12 +71,7 @@ def pitch_runs(voiced: np.ndarray, f0: np.ndarray, hop_s: float) -> np.ndarray:
     n = len(voiced)
     if n == 0 or not voiced.any():
         return np.zeros((0, 2), np.int64)
-    lf = np.log(np.where(voiced, np.maximum(f0, 1.0), 1.0))
-    joined = np.zeros(n, bool)  # frame i continues the run of frame i - 1
-    joined[1:] = voiced[1:] & voiced[:-1] & (np.abs(np.diff(lf)) < PITCH_STEP)
-    starts = np.flatnonzero(voiced & ~joined)
-    breaks = np.append(np.flatnonzero(~joined), n)  # a run ends at the next frame not joined
-    ends = breaks[np.searchsorted(breaks, starts, side="right")]
+    lf, starts, ends = _stretches(voiced, f0)
     length = ends - starts
     ok = (length >= max(1, round(MIN_RUN_S / hop_s))) & (length <= round(MAX_RUN_S / hop_s))
     starts, ends = starts[ok], ends[ok]
@@ -171,19 +166,26 @@ def moves_pitch(voiced: np.ndarray, f0: np.ndarray, hop_s: float) -> bool:
     :data:`PITCH_STEP` per frame), :data:`MIN_RUN_S` or longer, move by :data:`MIN_MOVE`?
     (A pitch run without its length cap and its unvoiced edges: a sung note with vibrato
     moves; a bell's partials, a plucked string and a synthetic ring tone do not.)"""
-    n = len(voiced)
-    if n == 0 or not voiced.any():
+    if len(voiced) == 0 or not voiced.any():
         return False
-    lf = np.log(np.where(voiced, np.maximum(f0, 1.0), 1.0))
-    joined = np.zeros(n, bool)
-    joined[1:] = voiced[1:] & voiced[:-1] & (np.abs(np.diff(lf)) < PITCH_STEP)
-    starts = np.flatnonzero(voiced & ~joined)
-    breaks = np.append(np.flatnonzero(~joined), n)
-    ends = breaks[np.searchsorted(breaks, starts, side="right")]
+    lf, starts, ends = _stretches(voiced, f0)
     ok = ends - starts >= max(1, round(MIN_RUN_S / hop_s))
     if not ok.any():
         return False
     return bool(np.any(_moves(lf, starts[ok], ends[ok]) >= MIN_MOVE))
+
+
+def _stretches(voiced: np.ndarray, f0: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ln F0, starts, ends)``: the ``[start, end)`` stretches of consecutive voiced
+    frames whose pitch changes by under :data:`PITCH_STEP` from one frame to the next."""
+    n = len(voiced)
+    lf = np.log(np.where(voiced, np.maximum(f0, 1.0), 1.0))
+    joined = np.zeros(n, bool)  # frame i continues the stretch of frame i - 1
+    joined[1:] = voiced[1:] & voiced[:-1] & (np.abs(np.diff(lf)) < PITCH_STEP)
+    starts = np.flatnonzero(voiced & ~joined)
+    breaks = np.append(np.flatnonzero(~joined), n)  # it ends at the next frame not joined
+    return lf, starts, breaks[np.searchsorted(breaks, starts, side="right")]
 
 
 def _moves(lf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
