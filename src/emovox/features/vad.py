@@ -430,12 +430,12 @@ def continuous_speech(wave: np.ndarray, sr: int, level_db: np.ndarray, *,
     cand = cand[frame_tonality(wave, z, cand) < params.tonal]
     if steady(cand):
         return None
-    voiced = voicing_scan(wave, sr, cand, params).voiced  # every frame: an exact count
+    track = pitch_track(wave, sr, cand, len(level_db), z=z, voicing=params.voicing,
+                        tonal=params.tonal)  # each frame measured once, for both checks
+    voiced = int(np.count_nonzero(track[0]))
     if voiced < CONTINUOUS_VOICED_SHARE * len(cand) or voiced * params.hop_s < \
             params.min_voiced_s:
         return None
-    track = pitch_track(wave, sr, cand, len(level_db), z=z, voicing=params.voicing,
-                        tonal=params.tonal)
     if not len(pitch_runs(*track, params.hop_s)):
         return None  # music: voiced, rising and falling, but no syllable moves its pitch
     raw = np.zeros(len(level_db), bool)
