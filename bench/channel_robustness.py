@@ -38,6 +38,8 @@ functions, each with a fixed random generator per clip so reruns agree):
 | white noise 20 dB | white noise at 20 dB SNR |
 | pink noise 10 dB | pink noise at 10 dB SNR |
 | reverb 0.5 s | a synthetic room impulse response, RT60 0.5 s |
+| hum 50 Hz -20 dB | a pure 50 Hz mains line 20 dB under the clip's mean power (stop 42) |
+| buzz 60 Hz -20 dB | a 60 Hz buzz (every harmonic to 1 kHz, amplitude 1/k), 20 dB under |
 
 and three real codecs (:mod:`emovox.audio.codec`: an ffmpeg encode + decode round trip; not
 drawn from the augmenter's distribution, which has no codec; ``--skip-codecs`` leaves them
@@ -91,6 +93,10 @@ CONDITIONS: dict[str, Degrade] = {
     "white noise 20 dB": lambda w, sr, rng: aug.add_noise(w, rng, 20.0, 0.0),
     "pink noise 10 dB": lambda w, sr, rng: aug.add_noise(w, rng, 10.0, 1.0),
     "reverb 0.5 s": lambda w, sr, rng: aug.reverb(w, sr, rng, 0.5),
+    "hum 50 Hz -20 dB": lambda w, sr, rng: aug.add_hum(w, sr, rng, -20.0, mains_hz=50.0,
+                                                       buzz=False),
+    "buzz 60 Hz -20 dB": lambda w, sr, rng: aug.add_hum(w, sr, rng, -20.0, mains_hz=60.0,
+                                                        buzz=True),
 }
 
 

@@ -16,6 +16,9 @@ Four recipes (:class:`AugmentRecipe`, ``evaluate --augment-recipe``):
   (GSM phone, Opus 12 kbit/s VoIP or MP3 32 kbit/s). The codec itself lives in
   :mod:`emovox.audio.codec` (ffmpeg); :func:`augment` takes it as its ``codec`` argument,
   which the feature cache passes;
+* ``channel_hum``: ``channel`` and mains hum on 30 % of the copies (:func:`add_hum`: 50 or
+  60 Hz, a pure line or a buzz with its harmonics, 35 to 10 dB under the clip's power), which
+  the networks read in their lowest mel bands (README, "Mains hum");
 * ``telephone``: only the telephone line, every copy band-passed to 300-3400 Hz and nothing
   else (for a linear model on spectral-balance functionals, which the wider recipe blurs).
 """
@@ -34,6 +37,7 @@ class AugmentRecipe(str, Enum):
     CLASSIC = "classic"  #: noise, pitch, stretch, gain, shift (the reference projects')
     CHANNEL = "channel"  #: speed, reverb, band-limit, EQ, coloured noise, wide gain
     CHANNEL_CODEC = "channel_codec"  #: channel + a lossy codec round trip (ffmpeg)
+    CHANNEL_HUM = "channel_hum"  #: channel + mains hum (50/60 Hz, pure or buzz)
     TELEPHONE = "telephone"  #: every copy band-passed to 300-3400 Hz, nothing else
 
 
@@ -70,6 +74,9 @@ class AugmentConfig:
     #: a lossy codec round trip, the last step (names of :class:`emovox.audio.codec.Codec`)
     p_codec: float = 0.0
     codecs: tuple[str, ...] = ("gsm", "opus_voip", "mp3_32k")
+    #: mains hum (:func:`add_hum`), its level in dB relative to the signal's mean power
+    p_hum: float = 0.0
+    hum_db: tuple[float, float] = (-35.0, -10.0)
 
 
 #: the ``channel`` recipe's probabilities and ranges (over :class:`AugmentConfig` defaults)
@@ -93,6 +100,8 @@ def recipe_config(recipe: AugmentRecipe, variants: int) -> AugmentConfig:
     recipe = AugmentRecipe(recipe)
     if recipe in (AugmentRecipe.CHANNEL, AugmentRecipe.CHANNEL_CODEC):
         cfg = replace(cfg, **CHANNEL_RECIPE)  # type: ignore[arg-type]
+    if recipe is AugmentRecipe.CHANNEL_HUM:
+        cfg = replace(cfg, **CHANNEL_RECIPE, p_hum=0.3)  # type: ignore[arg-type]
     if recipe is AugmentRecipe.CHANNEL_CODEC:
         cfg = replace(cfg, p_codec=0.3)
     if recipe is AugmentRecipe.TELEPHONE:
@@ -104,7 +113,7 @@ def recipe_config(recipe: AugmentRecipe, variants: int) -> AugmentConfig:
 _TRANSFORMS: tuple[tuple[str, str], ...] = (
     ("p_reverb", "reverb"), ("p_band", "band-limit"), ("p_eq", "EQ"), ("p_speed", "speed"),
     ("p_pitch", "pitch"), ("p_stretch", "stretch"), ("p_shift", "shift"), ("p_gain", "gain"),
-    ("p_noise", "noise"), ("p_codec", "codec"),
+    ("p_hum", "hum"), ("p_noise", "noise"), ("p_codec", "codec"),
 )
 
 
@@ -152,6 +161,37 @@ def add_noise(wave: np.ndarray, rng: np.random.Generator, snr_db: float,
         return wave
     noise = coloured_noise(len(wave), rng, exponent) * np.sqrt(power / 10 ** (snr_db / 10))
     return (wave + noise).astype(np.float32)
+
+
+#: mains frequencies (Hz) :func:`add_hum` draws from
+MAINS_HZ: tuple[float, float] = (50.0, 60.0)
+#: a buzz's harmonics reach up to this frequency (Hz)
+BUZZ_TOP_HZ: float = 1000.0
+
+
+def add_hum(wave: np.ndarray, sr: int, rng: np.random.Generator, level_db: float, *,
+            mains_hz: float | None = None, buzz: bool | None = None) -> np.ndarray:
+    """Mains hum at ``level_db`` relative to the signal's mean power: 50 or 60 Hz (drawn
+    unless ``mains_hz`` is given), off by up to 0.2 Hz, either a pure line or (half the time,
+    unless ``buzz`` is given) a buzz, every harmonic up to :data:`BUZZ_TOP_HZ` with
+    amplitude 1/k and a random phase (a ground loop or a rectifier's hum: its lines at
+    100-180 Hz sit among a voice's lowest harmonics). Same length."""
+    power = float(np.mean(wave.astype(np.float64) ** 2))
+    if power <= 0 or len(wave) == 0:
+        return wave
+    mains = (float(rng.choice(MAINS_HZ)) if mains_hz is None else mains_hz) \
+        + rng.uniform(-0.2, 0.2)
+    if buzz is None:
+        buzz = bool(rng.random() < 0.5)
+    top = int(min(BUZZ_TOP_HZ, 0.45 * sr) // mains) if buzz else 1
+    k = np.arange(1, max(1, top) + 1)
+    phases = rng.uniform(0, 2 * np.pi, len(k))
+    t = np.arange(len(wave)) / sr
+    line = np.zeros(len(wave))
+    for kk, ph in zip(k, phases, strict=True):
+        line += np.sin(2 * np.pi * kk * mains * t + ph) / kk
+    line *= np.sqrt(power * 10 ** (level_db / 10) / max(float(np.mean(line**2)), 1e-20))
+    return (wave + line).astype(np.float32)
 
 
 def pitch_shift(wave: np.ndarray, sr: int, semitones: float) -> np.ndarray:
@@ -270,6 +310,8 @@ def augment(wave: np.ndarray, sr: int, cfg: AugmentConfig, rng: np.random.Genera
         m = int(cfg.max_shift_s * sr)
         out = time_shift(out, int(rng.integers(-m, m + 1)))
     out = _channel(out, sr, cfg, rng)
+    if cfg.p_hum > 0 and rng.random() < cfg.p_hum:  # on the line, before the gain
+        out = add_hum(out, sr, rng, rng.uniform(*cfg.hum_db))
     if rng.random() < cfg.p_gain:
         out = gain(out, rng.uniform(*cfg.gain_db))
     if rng.random() < cfg.p_noise:

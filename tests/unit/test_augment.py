@@ -230,3 +230,41 @@ def test_channel_recipe_still_splits_band_limits_between_telephone_and_random_cu
     same = [np.allclose(aug.augment(x, SR, ch, aug.variant_rng(0, "c", k)), tel, atol=1e-6)
             for k in range(40)]
     assert 5 < sum(same) < 35  # about half the copies
+
+
+def test_hum_is_a_mains_line_or_buzz_at_the_asked_level():
+    x = voice(1.0).astype(np.float32)
+    p_x = float(np.mean(x.astype(np.float64) ** 2))
+    kinds = set()
+    for k in range(12):
+        y = aug.add_hum(x, SR, np.random.default_rng(k), -20.0)
+        hum = (y - x).astype(np.float64)
+        assert len(y) == len(x) and y.dtype == np.float32
+        assert 10 * np.log10(np.mean(hum**2) / p_x) == pytest.approx(-20.0, abs=0.01)
+        spec = np.abs(np.fft.rfft(hum * np.hanning(len(hum))))
+        freqs = np.fft.rfftfreq(len(hum), 1 / SR)
+        peak = freqs[np.argmax(spec)]
+        assert min(abs(peak - 50), abs(peak - 60)) <= 1.0  # the fundamental is the loudest
+        harmonics = spec[(freqs > 90) & (freqs < 1000)].max() / spec.max()
+        kinds.add("buzz" if harmonics > 0.2 else "line")
+    assert kinds == {"buzz", "line"}
+    silent = np.zeros(SR, np.float32)
+    assert np.array_equal(aug.add_hum(silent, SR, np.random.default_rng(0), -20.0), silent)
+
+
+def test_channel_hum_recipe_adds_hum_to_the_channel_recipe_and_leaves_others_alone():
+    from dataclasses import asdict, replace
+
+    hum = aug.recipe_config(aug.AugmentRecipe.CHANNEL_HUM, 2)
+    chan = aug.recipe_config(aug.AugmentRecipe.CHANNEL, 2)
+    assert hum.p_hum == 0.3 and chan.p_hum == 0.0
+    assert replace(hum, p_hum=0.0) == chan
+    assert "hum, noise (SNR 5-30 dB)" in aug.augment_summary(asdict(hum))
+    x = voice(1.0).astype(np.float32)
+    # p_hum = 0 draws nothing: the channel recipe's copies are those it always made
+    only_hum = replace(chan, p_reverb=0, p_band=0, p_eq=0, p_speed=0, p_shift=0, p_gain=0,
+                       p_noise=0, p_hum=1.0)
+    y = aug.augment(x, SR, only_hum, aug.variant_rng(0, "c", 0))
+    assert not np.allclose(y, x)
+    z = aug.augment(x, SR, replace(only_hum, p_hum=0.0), aug.variant_rng(0, "c", 0))
+    np.testing.assert_array_equal(z, x)

@@ -226,3 +226,25 @@ def test_a_silent_clip_is_an_extraction_error_on_every_run(tmp_path):
         assert sorted(ex.errors) == [1, 2] and ex.features[0] is not None
         assert all("silent (its loudest frame is below -60 dBFS)" in m
                    for m in ex.errors.values())
+
+
+def test_the_hum_step_enters_the_cache_key_only_when_used(tmp_path):
+    """Caches of the channel recipe made before the hum step existed stay valid."""
+    from dataclasses import replace
+
+    from emovox.augment import AugmentRecipe, recipe_config
+    from emovox.features.cache import Variant
+    from signals import syllables, voice
+
+    wav = write_clip(tmp_path / "v.wav", syllables(voice(1.5)), subtype=None)
+    cache = tmp_path / "cache"
+    chan = recipe_config(AugmentRecipe.CHANNEL, 1)
+
+    def run(cfg):
+        return extract_files([wav], "logmel", {}, cache_dir=cache, n_jobs=1,
+                             variant=Variant(cfg, 0))
+
+    assert run(chan).n_cached == 0
+    assert run(replace(chan, hum_db=(-20.0, -5.0))).n_cached == 1  # unused: the same copy
+    hummed = run(replace(recipe_config(AugmentRecipe.CHANNEL_HUM, 1), p_hum=1.0))
+    assert hummed.n_cached == 0

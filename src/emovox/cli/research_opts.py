@@ -18,7 +18,8 @@ AugmentOpt = Annotated[
 AugmentRecipeOpt = Annotated[
     AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
                                 "stretch), channel (speed, reverb, band, EQ, noise, gain) or "
-                                "channel_codec (channel + GSM/Opus/MP3 round trips, ffmpeg) or "
+                                "channel_codec (channel + GSM/Opus/MP3 round trips, ffmpeg), "
+                                "channel_hum (channel + 50/60 Hz mains hum) or "
                                 "telephone (300-3400 Hz band-pass only).")
 ]
 

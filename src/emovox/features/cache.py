@@ -229,10 +229,16 @@ _LATER_AUGMENT = ("p_codec", "codecs")
 _LATER_DEFAULTS: dict[str, Any] = {"telephone_share": 0.5}
 
 
+#: ... and the hum step (stop 42), left out while unused
+_LATER_HUM = ("p_hum", "hum_db")
+
+
 def _augment_key(config: dict[str, Any]) -> dict[str, Any]:
     """The cache key's view of an augmentation config (see :data:`_LATER_AUGMENT`)."""
     key = {k: v for k, v in config.items()
            if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
+    if not config.get("p_hum"):
+        key = {k: v for k, v in key.items() if k not in _LATER_HUM}
     if config.get("p_codec"):
         return key
     return {k: v for k, v in key.items() if k not in _LATER_AUGMENT}
