@@ -262,6 +262,33 @@ def test_timeline_streams_speech_windows_with_bounded_memory(tmp_path, monkeypat
                                                       strict=False))
 
 
+def test_timeline_keeps_speech_whose_region_reaches_back_when_the_floor_falls():
+    """A loud machine for 62 s (loud talk at 30 s over it), then quieter talk from 61.3 s:
+    once the machine stops, the floor over everything read falls and the talk's region
+    starts inside the machine's stretch, before what was already classified or dropped.
+    That region was skipped whole (no window after 33 s: a QA review, stop 42)."""
+    import io
+
+    import soundfile as sf
+
+    from emovox.serving import timeline as tlmod
+    from signals import talk
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(130 * SR).astype(np.float32) * 3e-4
+    x[: 62 * SR] = rng.standard_normal(62 * SR).astype(np.float32) * 0.05
+    x[30 * SR : 33 * SR] += 3 * talk(3.0, seed=1)
+    late = 0.5 * talk(4.0, seed=2)
+    x[int(61.3 * SR) : int(61.3 * SR) + len(late)] += late
+    buf = io.BytesIO()
+    sf.write(buf, x, SR, format="WAV", subtype="FLOAT")
+    tl = tlmod.build_timeline(_FakePredictor(), buf.getvalue())
+    assert any(s.start < 31.0 and s.end > 32.0 for s in tl.speech)  # the loud talk
+    assert any(s.start < 63.0 and s.end > 64.0 for s in tl.speech)  # the late talk
+    starts = [s.start for s in tl.segments]
+    assert starts == sorted(starts) and tl.dropped == {}
+
+
 def test_batch_csv_of_an_older_version_is_upgraded_before_resuming(tmp_path):
     """A results.csv with the old columns (label `silence`, no status) is rewritten with the
     current header before new rows are appended, and its rows still count as done."""

@@ -12,6 +12,7 @@ from emovox.features.vad import (
     speech_frames,
     speech_segments,
     speech_verdict,
+    total_s,
 )
 from signals import SR, harmonic, noise, pink_noise, silence, sine, square, syllables, voice
 
@@ -134,6 +135,35 @@ def test_segments_follow_the_speech():
     assert segs.shape == (2, 2)
     assert abs(segs[0, 0] - 1.0) < 0.05 and abs(segs[0, 1] - 2.0) < 0.05
     assert abs(segs[1, 0] - 3.5) < 0.05 and abs(segs[1, 1] - 4.5) < 0.05
+
+
+@pytest.mark.parametrize("sr", [11025, 22050, 16000])
+def test_segments_are_in_seconds_at_rates_whose_hop_is_not_10_ms(sr):
+    """At 11025 and 22050 Hz a frame's hop is 110 / 220 samples (9.977 ms): segments were
+    counted at 10 ms a frame, 0.22 s late after 100 s (a QA review, stop 42)."""
+    from emovox.audio import resample
+
+    burst = resample(syllables(harmonic(150.0, 1.0, vibrato=0.08, glide=0.15), lead=0.0),
+                     SR, sr)
+    x = np.random.default_rng(1).standard_normal(60 * sr).astype(np.float32) * 1e-4
+    x[50 * sr : 50 * sr + len(burst)] += burst
+    segs = speech_verdict(x, sr).segments
+    assert abs(segs[0, 0] - 50.0) < 0.03
+
+
+def test_thirty_frames_of_speech_are_the_shortest_speech_not_too_short():
+    """30 frames of 10 ms summed to 0.29999999999999993 s: "too short" in predict, a
+    labelled window in the timeline, for the same burst (a QA review, stop 42)."""
+    flags = np.zeros(70, bool)
+    flags[28:58] = True
+    assert total_s(speech_segments(flags)) == 0.3
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(2 * SR).astype(np.float32) * 1e-4
+    ph = 2 * np.pi * np.cumsum(120 + 60 * np.arange(4480) / 4480) / SR  # 120 -> 180 Hz
+    x[4720 : 4720 + 4480] += (0.2 * sum(np.sin(k * ph) / k for k in range(1, 8))).astype(
+        np.float32)
+    v = speech_verdict(x, SR)
+    assert v.speech_seconds == pytest.approx(0.3) and v.is_speech, v.reason
 
 
 def test_frame_units_and_shapes():

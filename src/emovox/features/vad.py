@@ -25,8 +25,7 @@ measured voicing on pre-emphasised frames and judged 4 of 1320 clips of actors 0
 autocorrelation's true peaks: low-pass noise has none in the pitch range), thresholds
 unchanged. Actors 03-24, EMOVO and URDU have therefore been looked at and are a check of this
 version, not an untouched test (figures in the README, tests/integration/test_speech_real.py).
-Frame counts are ``ceil(n / hop)`` frames of ``hop_s``;
-frame ``i`` covers samples ``[i*hop, i*hop + frame)``.
+Frames: ``ceil(n / hop)`` of ``hop_s``; frame ``i`` covers samples ``[i*hop, i*hop + frame)``.
 """
 
 from __future__ import annotations
@@ -68,6 +67,7 @@ __all__ = [
     "speech_frames",
     "speech_segments",
     "speech_verdict",
+    "total_s",
     "voice_flags",
     "voicing_scan",
     "voiced_needed_s",
@@ -283,24 +283,28 @@ def smooth_flags(raw: np.ndarray, params: VadParams = DEFAULT_PARAMS) -> np.ndar
 
 
 def speech_segments(flags: np.ndarray, *, params: VadParams = DEFAULT_PARAMS,
-                    duration: float | None = None) -> np.ndarray:
+                    duration: float | None = None, hop_s: float | None = None) -> np.ndarray:
     """``(n, 2)`` float64 start/end seconds of the ``True`` runs of per-frame ``flags``; the
-    last end is clipped to ``duration`` (seconds) when given."""
-    segs = np.array([(s * params.hop_s, e * params.hop_s) for s, e in _runs(flags)],
-                    dtype=np.float64).reshape(-1, 2)
+    last end is clipped to ``duration`` (seconds) when given. ``hop_s``: the frames' true
+    hop (``params.hop_s`` rounded to whole samples: 110 samples = 9.977 ms at 11025 Hz)."""
+    h = params.hop_s if hop_s is None else hop_s
+    segs = np.array([(s * h, e * h) for s, e in _runs(flags)], np.float64).reshape(-1, 2)
     if duration is not None and len(segs):
         segs[:, 1] = np.minimum(segs[:, 1], duration)
     return segs
+
+
+def total_s(segs: np.ndarray) -> float:
+    """Seconds covered by ``(n, 2)`` segments, to the us (30 frames: 0.3, not 0.2999...)."""
+    return round(float(np.sum(segs[:, 1] - segs[:, 0])), 6) if len(segs) else 0.0
 
 
 def voiced_needed_s(speech_s: float, params: VadParams = DEFAULT_PARAMS, *,
                     part: bool = False) -> float:
     """Seconds of voiced frames ``speech_s`` seconds of detected speech need to count as
     speech: ``min_voiced_s``; for a region of a timeline (``part``) at most half its speech
-    (a word of 0.18 s among others: QA stop 30). A share of the speech was asked too for a
-    while (stop 37: noise shaped like speech is about 2 % voiced), and dropped the same day:
-    1.9 s of clear speech followed by 30 s of noise bursts became "not voiced" (QA
-    re-check); see the README."""
+    (a word of 0.18 s among others: QA stop 30). A share of the speech, asked for a while
+    at stop 37, made clear speech before noise bursts "not voiced" (README)."""
     return min(params.min_voiced_s, speech_s / 2) if part else params.min_voiced_s
 
 
@@ -355,8 +359,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     blip = max(1, int(round(params.min_segment_s / params.hop_s)))
     # beeps and phone tones out (features.steady): what was speech only for them is steady
     flags, n_steady = without_steady(wave, sr, smooth_flags(raw, params), blip)
-    segs = speech_segments(flags, params=params, duration=duration)
-    speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
+    segs = speech_segments(flags, params=params, duration=duration, hop_s=z.hop / sr)
+    speech_s = total_s(segs)
     lv = m.level_db
     if len(x) and duration >= params.min_speech_s and min(speech_s, level_s) < \
             params.min_speech_s:
@@ -364,8 +368,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         if fallback is not None:  # speech without a pause: the floor was speech itself
             flags, more = without_steady(wave, sr, fallback | smooth_flags(raw, params), blip)
             n_steady += more
-            segs = speech_segments(flags, params=params, duration=duration)
-            speech_s = float(np.sum(segs[:, 1] - segs[:, 0])) if len(segs) else 0.0
+            segs = speech_segments(flags, params=params, duration=duration, hop_s=z.hop / sr)
+            speech_s = total_s(segs)
     scan = voicing_scan(x, sr, np.flatnonzero(flags), params, enough_s=None if exact_voiced
                         else voiced_needed_s(speech_s, params))
     voiced_s = scan.voiced * params.hop_s

@@ -267,10 +267,15 @@ def build_timeline(
         if len(level):
             tl.loudest_db = max(tl.loudest_db, float(np.max(level)))
         horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
-        todo = [r for r in regions if r[0] >= state["done_s"] - 1e-9 and r[1] <= horizon]
+        # the floor is taken over all read so far: when it falls (a loud machine stops), a
+        # region may now reach back before what was classified or dropped; its new part is
+        # kept (it was skipped whole: a QA review, stop 42)
+        start = max(state["done_s"], st.buf_start / sr)
+        regions = [(max(a, start), b) for a, b in regions if b > start + 1e-9]
+        todo = [r for r in regions if r[1] <= horizon]
         for r in todo:
             _classify_region(predictor, tl, st, r, flags, window, hop, state)
-        open_ = [r for r in regions if r[1] > horizon and r[0] >= state["done_s"] - 1e-9]
+        open_ = [r for r in regions if r[1] > horizon]
         keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
         st.drop_before(min(st.vad_pos, int(keep_from * sr)))
 
