@@ -72,10 +72,11 @@ def test_every_held_out_clip_is_speech(shared_data):
 
 def test_speech_in_white_noise_at_5_and_0_db_is_speech(shared_data):
     """Two clips of every actor but 01 and 02 under white noise at 5 and 0 dB whole-clip SNR
-    (the training augmentation's definition): all 44 are speech at 5 dB; at 0 dB 34 are
+    (the training augmentation's definition): all 44 are speech at 5 dB; at 0 dB 41 are
     (measured; 3 by the level alone: a lower margin above the noise floor found 43 at stop
     40 and took car, wind and fan noise alone for speech, so it was not kept; since stop 41
-    speech is also found by its pitch, ``emovox.features.voice``)."""
+    speech is also found by its pitch, ``emovox.features.voice``: 34; since stop 42 the
+    pitch tracker no longer reads 1/2 or 1/3 of the pitch: 41)."""
     from emovox.augment import add_noise
 
     root = _speech_dir(shared_data)
@@ -87,7 +88,7 @@ def test_speech_in_white_noise_at_5_and_0_db_is_speech(shared_data):
         for snr in judged:
             judged[snr] += speech_verdict(add_noise(w, np.random.default_rng(i), snr),
                                           SR).is_speech
-    assert len(clips) == 44 and judged[5.0] >= 42 and judged[0.0] >= 30, judged
+    assert len(clips) == 44 and judged[5.0] >= 42 and judged[0.0] >= 38, judged
 
 
 def test_sung_clips_without_a_pitch_run_move_their_pitch_and_stay_speech(shared_data):
