@@ -138,3 +138,23 @@ def test_a_timeline_says_near_silence_as_predict_does(tmp_path, caplog):
     write_clip(tmp_path / "loud.wav", loud, subtype="FLOAT")
     assert tlmod.build_timeline(_FakePredictor(), tmp_path / "loud.wav", window=3.0,
                                 hop=1.5).warnings == []
+
+
+def test_training_extraction_says_hum_once_per_clip_not_per_augmented_copy(tmp_path, caplog):
+    """``evaluate --augment 2`` decoded a clip three times and warned of its hum three times
+    (stop 42): an augmented copy's decode says nothing the clean copy's has not said."""
+    import logging
+
+    from emovox.augment import AugmentRecipe, recipe_config
+    from emovox.features.cache import Variant, extract_files
+
+    path = write_clip(tmp_path / "hum.wav", _with_line(_speech(), 50.02, -20.0),
+                      subtype="FLOAT")
+    chan = recipe_config(AugmentRecipe.CHANNEL, 2)
+    with caplog.at_level(logging.WARNING):
+        for variant in (None, Variant(chan, 0), Variant(chan, 1)):
+            got = extract_files([path], "logmel", {}, n_jobs=1, variant=variant)
+            assert not got.errors
+    said = [r for r in caplog.records if "mains hum" in r.getMessage()]
+    assert len(said) == 1
+    assert logging.getLogger("emovox.audio").level == logging.NOTSET  # put back

@@ -207,7 +207,14 @@ def _extract_one(
     from emovox.errors import EmptyAudio
     from emovox.features import extract
 
-    audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db)
+    quiet = logging.getLogger("emovox.audio")  # an augmented copy's decode: the clean
+    level = quiet.level  # copy's said it already (3 hum warnings a clip: stop 42)
+    if variant is not None:
+        quiet.setLevel(logging.ERROR)
+    try:
+        audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db)
+    finally:
+        quiet.setLevel(level)
     if audio.silent:  # the product answers no_speech; a model learnt it as, say, neutral,
         raise EmptyAudio(f"{path}: silent (its loudest frame is below -60 dBFS): nothing "
                          "to learn from or to score; left out (QA, stop 37)")  # (an error)
