@@ -152,6 +152,29 @@ def test_the_timeline_finds_speech_under_loud_noise_by_its_pitch_and_not_in_nois
     assert tl.summary()["status"] == "no_speech", tl.summary()
 
 
+def test_quiet_speech_after_minutes_of_a_machine_is_found_as_the_timeline_finds_it():
+    """155 s of a loud machine (white noise), then quiet syllables: against the whole
+    input's floor the syllables were under it (``steady_sound`` in ``predict``) while the
+    timeline, whose floor is its 60 s block's, found them (a QA review, stop 42). The
+    pitch path now takes each 60 s stretch's floor in both."""
+    from emovox.serving.stream import SpeechStream
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(170 * SR).astype(np.float32) * 0.05
+    x[155 * SR :] = rng.standard_normal(15 * SR).astype(np.float32) * 3e-4
+    quiet = 0.1 * talk(14.0, seed=4)
+    x[155 * SR + 8000 : 155 * SR + 8000 + len(quiet)] += quiet
+    v = speech_verdict(x, SR, by_pitch=True)
+    st = SpeechStream(SR)
+    for a in range(0, len(x), 60 * SR):
+        st.push(x[a : a + 60 * SR])
+    st.push(np.zeros(0, np.float32), final=True)
+    regions, flags, _ = st.regions()
+    assert v.is_speech and v.speech_seconds > 3.0, v
+    assert regions and all(a > 155.0 for a, _ in regions)
+    assert abs(v.speech_seconds - np.count_nonzero(flags) * DEFAULT_PARAMS.hop_s) < 0.5
+
+
 def _struck(partials: tuple[float, ...], rate: float, seconds: float = 6.0) -> np.ndarray:
     """A bell struck ``rate`` times a second for 2 s in every 4 (inharmonic ``partials``,
     each strike decaying), over a faint hiss: the QA's phone and school bells (stop 40)."""

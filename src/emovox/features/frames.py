@@ -17,8 +17,8 @@ import numpy as np
 if TYPE_CHECKING:
     from emovox.features.vad import VadParams
 
-__all__ = ["CHUNK", "FrameSizes", "frame_levels", "frame_pitch", "frame_tonality",
-           "frame_view", "frame_voicing", "n_frames"]
+__all__ = ["CHUNK", "FrameSizes", "bridge_runs", "frame_levels", "frame_pitch",
+           "frame_tonality", "frame_view", "frame_voicing", "n_frames", "true_runs"]
 
 CHUNK = 256  # frames per vectorised chunk: about 15 MB of scratch, whatever the length
 
@@ -26,6 +26,27 @@ CHUNK = 256  # frames per vectorised chunk: about 15 MB of scratch, whatever the
 def n_frames(n: int, hop: int) -> int:
     """Frames of ``hop`` samples that ``n`` samples make (the last one partial), at least 1."""
     return max(1, math.ceil(n / hop))
+
+
+def true_runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` index ranges of the ``True`` runs of per-frame ``flags``."""
+    d = np.diff(np.concatenate([[0], np.asarray(flags).astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(),
+                    strict=True))
+
+
+def bridge_runs(flags: np.ndarray, gap: int, min_run: int) -> np.ndarray:
+    """``flags`` with ``False`` runs shorter than ``gap`` between ``True`` runs filled, then
+    ``True`` runs shorter than ``min_run`` dropped (a copy)."""
+    out = np.asarray(flags, dtype=bool).copy()
+    runs = true_runs(out)
+    for (_, e), (s2, _) in zip(runs[:-1], runs[1:], strict=False):
+        if s2 - e < gap:
+            out[e:s2] = True
+    for s, e in true_runs(out):
+        if e - s < min_run:
+            out[s:e] = False
+    return out
 
 
 def frame_view(x: np.ndarray, hop: int, length: int, idx: np.ndarray) -> np.ndarray:

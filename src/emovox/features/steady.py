@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from emovox.features.frames import bridge_runs, true_runs
+
 __all__ = ["BETWEEN_S", "EDGE_S", "FRAME_S", "LAGS_S", "MIN_RUN_S", "SIMILAR",
            "steady_frames", "without_steady"]
 
@@ -82,8 +84,7 @@ def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray) -> np.ndarray:
     ok[max(0, (len(x) - frame) // hop + 1) :] = False  # only frames that fit in the wave
     out = np.zeros(len(ok), dtype=bool)
     win, reach = np.hanning(frame), max(lags)
-    d = np.diff(np.concatenate([[0], ok.astype(np.int8), [0]]))
-    for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True):
+    for s, e in true_runs(ok):
         for c0 in range(s, e, _CHUNK):  # contiguous speech, a chunk (+ the lags) at a time
             c1 = min(e, c0 + _CHUNK + reach)
             spec = _unit_spectra(x, np.arange(c0, c1), hop, frame, win)  # once per frame
@@ -94,17 +95,7 @@ def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray) -> np.ndarray:
                 pos = c0 + np.flatnonzero(sim >= SIMILAR)
                 out[pos] = True  # unchanged some lag after ...
                 out[pos + lag] = True  # ... and before
-    return _long_runs(out, max(1, int(round(MIN_RUN_S / _HOP_S))))
-
-
-def _long_runs(flags: np.ndarray, n: int) -> np.ndarray:
-    """``flags`` without its ``True`` runs shorter than ``n`` frames."""
-    d = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
-    out = np.zeros_like(flags)
-    for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True):
-        if e - s >= n:
-            out[s:e] = True
-    return out
+    return bridge_runs(out, 0, max(1, int(round(MIN_RUN_S / _HOP_S))))
 
 
 def without_steady(wave: np.ndarray, sr: int, flags: np.ndarray, min_run: int
@@ -119,9 +110,8 @@ def without_steady(wave: np.ndarray, sr: int, flags: np.ndarray, min_run: int
         return flags, 0
     edge = max(1, int(round(EDGE_S / _HOP_S)))
     between = max(1, int(round(BETWEEN_S / _HOP_S)))
-    out = _long_runs(flags & ~steady, min_run)
-    d = np.diff(np.concatenate([[0], out.astype(np.int8), [0]]))
-    for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1), strict=True):
+    out = bridge_runs(flags & ~steady, 0, min_run)
+    for a, b in true_runs(out):
         before, after = steady[max(0, a - edge) : a].any(), steady[b : b + edge].any()
         if (b - a < edge and (before or after)) or (b - a < between and before and after):
             out[a:b] = False  # a beep's edges; the pause inside a ring's cadence

@@ -19,12 +19,11 @@ the per-frame level, tonality and voicing are computed in :mod:`emovox.features.
   pitch (:func:`voice_flags`, :mod:`emovox.features.voice`), which noise does not carry.
 
 The thresholds of :class:`VadParams` were set on synthetic signals and on RAVDESS actors 01
-and 02 only (both in the bundled models' training data). History, for honesty: a first version
-measured voicing on pre-emphasised frames and judged 4 of 1320 clips of actors 03-24 and 29 of
-588 EMOVO clips "not voiced"; the voicing measure was then changed on principle (the raw
-autocorrelation's true peaks: low-pass noise has none in the pitch range), thresholds
-unchanged. Actors 03-24, EMOVO and URDU have therefore been looked at and are a check of this
-version, not an untouched test (figures in the README, tests/integration/test_speech_real.py).
+and 02 only (both in the bundled models' training data). A first voicing measure (on
+pre-emphasised frames) judged 4 of 1320 clips of actors 03-24 and 29 of 588 EMOVO clips
+"not voiced"; it was changed on principle (low-pass noise has no true autocorrelation peak
+in the pitch range), thresholds unchanged: actors 03-24, EMOVO and URDU are a check of this
+version, not an untouched test (README, tests/integration/test_speech_real.py).
 Frames: ``ceil(n / hop)`` of ``hop_s``; frame ``i`` covers samples ``[i*hop, i*hop + frame)``.
 """
 
@@ -37,10 +36,12 @@ import numpy as np
 
 from emovox.features.frames import (
     FrameSizes,
+    bridge_runs,
     frame_levels,
     frame_tonality,
     frame_voicing,
     n_frames,
+    true_runs,
 )
 from emovox.features.steady import without_steady
 from emovox.features.voice import (
@@ -184,27 +185,6 @@ def frame_measures(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     return FrameMeasures(frame_levels(x, z, n), v, frame_tonality(x, z, every))
 
 
-def _bridge(flags: np.ndarray, gap: int, min_run: int) -> np.ndarray:
-    """Fill ``False`` runs shorter than ``gap`` between ``True`` runs, then drop ``True`` runs
-    shorter than ``min_run``."""
-    out = flags.copy()
-    runs = _runs(out)
-    for (_, e), (s2, _) in zip(runs[:-1], runs[1:], strict=False):
-        if s2 - e < gap:
-            out[e:s2] = True
-    for s, e in _runs(out):
-        if e - s < min_run:
-            out[s:e] = False
-    return out
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, end)`` index ranges of the ``True`` runs."""
-    d = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(),
-                    strict=True))
-
-
 def frame_flags(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS) -> np.ndarray:
     """Raw per-frame speech flags of the measures (before :func:`smooth_flags`): the
     noise floor and loud level are percentiles of ``m`` itself."""
@@ -248,7 +228,7 @@ def _without_muted_runs(finite: np.ndarray, long_run: int) -> np.ndarray | None:
     """Frames to measure the floor over: all but leading and trailing digital silence and
     inner runs of it of ``long_run`` frames or more; None when nothing is left out."""
     keep = finite.copy()
-    zero_runs = _runs(~finite)
+    zero_runs = true_runs(~finite)
     if not zero_runs:
         return None
     left_out = False
@@ -279,7 +259,7 @@ def speech_frames(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PARA
 def smooth_flags(raw: np.ndarray, params: VadParams = DEFAULT_PARAMS) -> np.ndarray:
     """Bridge gaps shorter than ``bridge_s`` and drop runs shorter than ``min_segment_s``."""
     gap = max(1, int(round(params.bridge_s / params.hop_s)))
-    return _bridge(raw, gap, max(1, int(round(params.min_segment_s / params.hop_s))))
+    return bridge_runs(raw, gap, max(1, int(round(params.min_segment_s / params.hop_s))))
 
 
 def speech_segments(flags: np.ndarray, *, params: VadParams = DEFAULT_PARAMS,
@@ -288,7 +268,7 @@ def speech_segments(flags: np.ndarray, *, params: VadParams = DEFAULT_PARAMS,
     last end is clipped to ``duration`` (seconds) when given. ``hop_s``: the frames' true
     hop (``params.hop_s`` rounded to whole samples: 110 samples = 9.977 ms at 11025 Hz)."""
     h = params.hop_s if hop_s is None else hop_s
-    segs = np.array([(s * h, e * h) for s, e in _runs(flags)], np.float64).reshape(-1, 2)
+    segs = np.array([(s * h, e * h) for s, e in true_runs(flags)], np.float64).reshape(-1, 2)
     if duration is not None and len(segs):
         segs[:, 1] = np.minimum(segs[:, 1], duration)
     return segs
@@ -463,17 +443,28 @@ def voicing_scan(wave: np.ndarray, sr: int, frames: np.ndarray,
                         hop_s=params.hop_s, enough=enough)
 
 
+#: :func:`voice_flags` takes the floor of each stretch this long (s), as the timeline reads
+#: a recording in blocks (quiet speech after minutes of a machine: QA review, stop 42)
+PITCH_BLOCK_S: float = 60.0
+
+
 def voice_flags(wave: np.ndarray, sr: int, level_db: np.ndarray,
                 params: VadParams = DEFAULT_PARAMS) -> np.ndarray:
     """Per-frame flags of speech found by its pitch (:func:`emovox.features.voice.voice_frames`)
     with the detector's settings: frames above the noise floor of ``level_db`` (the frames'
-    levels), within ``range_db`` of the loud ones and above the absolute floor."""
-    if not np.any(np.isfinite(level_db)):
-        return np.zeros(len(level_db), bool)
-    floor, loud = _floor_and_loud(level_db, params)
-    return voice_frames(wave, sr, level_db, floor, z=FrameSizes.of(sr, params),
-                        voicing=params.voicing, tonal=params.tonal, hop_s=params.hop_s,
-                        least_db=max(loud - params.range_db, params.abs_floor_dbfs))
+    levels) over each :data:`PITCH_BLOCK_S`, within ``range_db`` of its loud ones and above
+    the absolute floor."""
+    z = FrameSizes.of(sr, params)
+    out, step = np.zeros(len(level_db), bool), max(1, int(round(PITCH_BLOCK_S * sr / z.hop)))
+    for a in range(0, len(level_db), step):
+        lv = level_db[a : a + step]
+        if np.any(np.isfinite(lv)):
+            floor, loud = _floor_and_loud(lv, params)
+            out[a : a + step] = voice_frames(
+                wave[a * z.hop : (a + step) * z.hop], sr, lv, floor, z=z, voicing=params.voicing,
+                tonal=params.tonal, hop_s=params.hop_s,
+                least_db=max(loud - params.range_db, params.abs_floor_dbfs))
+    return out
 
 
 def _floor_threshold(lv: np.ndarray, params: VadParams) -> float:
@@ -495,6 +486,6 @@ def _why_none(m: FrameMeasures, raw: np.ndarray, params: VadParams,
     if np.count_nonzero(above) * params.hop_s >= params.min_speech_s and \
             np.median(m.tonality[above]) >= params.tonal:
         return NoSpeechReason.TONE
-    if speech_s > 0 or max((b - a for a, b in _runs(raw)), default=0) >= _SOUND_FRAMES:
+    if speech_s > 0 or max((b - a for a, b in true_runs(raw)), default=0) >= _SOUND_FRAMES:
         return NoSpeechReason.TOO_SHORT  # a sound too short to be speech
     return NoSpeechReason.STEADY  # at most a frame or two of noise over its floor at a time
