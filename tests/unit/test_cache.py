@@ -151,6 +151,20 @@ def test_extraction_workers_die_with_their_parent(tmp_path, how):
                 pass
 
 
+def _copy_runner(tmp_path):
+    """``run(cfg)``: variant 0 of a voice clip under augmentation ``cfg``, through one cache."""
+    from emovox.features.cache import Variant
+    from signals import syllables, voice
+
+    wav = write_clip(tmp_path / "v.wav", syllables(voice(1.5)), subtype=None)
+
+    def run(cfg):
+        return extract_files([wav], "logmel", {}, cache_dir=tmp_path / "cache", n_jobs=1,
+                             variant=Variant(cfg, 0))
+
+    return run
+
+
 @pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="needs ffmpeg")
 def test_unused_codec_settings_keep_earlier_augmented_caches(tmp_path):
     """The codec step's settings enter the cache key only when it is used: the channel
@@ -158,17 +172,8 @@ def test_unused_codec_settings_keep_earlier_augmented_caches(tmp_path):
     from dataclasses import replace
 
     from emovox.augment import AugmentRecipe, recipe_config
-    from emovox.features.cache import Variant
-    from signals import syllables, voice
 
-    wav = write_clip(tmp_path / "v.wav", syllables(voice(1.5)), subtype=None)
-    cache = tmp_path / "cache"
-    chan = recipe_config(AugmentRecipe.CHANNEL, 1)
-
-    def run(cfg):
-        return extract_files([wav], "logmel", {}, cache_dir=cache, n_jobs=1,
-                             variant=Variant(cfg, 0))
-
+    run, chan = _copy_runner(tmp_path), recipe_config(AugmentRecipe.CHANNEL, 1)
     first = run(chan)
     again = run(replace(chan, codecs=("gsm",)))  # the codec step unused: the same copy
     assert first.n_cached == 0 and again.n_cached == 1
@@ -184,18 +189,10 @@ def test_telephone_share_enters_the_cache_key_only_away_from_its_first_value(tmp
     from dataclasses import asdict, replace
 
     from emovox.augment import AugmentRecipe, recipe_config
-    from emovox.features.cache import Variant
-    from signals import syllables, voice
 
-    wav = write_clip(tmp_path / "v.wav", syllables(voice(1.5)), subtype=None)
-    cache = tmp_path / "cache"
+    run = _copy_runner(tmp_path)
     chan = replace(recipe_config(AugmentRecipe.CHANNEL, 1), p_band=1.0)
     assert asdict(chan)["telephone_share"] == 0.5
-
-    def run(cfg):
-        return extract_files([wav], "logmel", {}, cache_dir=cache, n_jobs=1,
-                             variant=Variant(cfg, 0))
-
     assert run(chan).n_cached == 0 and run(chan).n_cached == 1
     assert run(replace(chan, telephone_share=1.0)).n_cached == 0
 
@@ -233,17 +230,8 @@ def test_the_hum_step_enters_the_cache_key_only_when_used(tmp_path):
     from dataclasses import replace
 
     from emovox.augment import AugmentRecipe, recipe_config
-    from emovox.features.cache import Variant
-    from signals import syllables, voice
 
-    wav = write_clip(tmp_path / "v.wav", syllables(voice(1.5)), subtype=None)
-    cache = tmp_path / "cache"
-    chan = recipe_config(AugmentRecipe.CHANNEL, 1)
-
-    def run(cfg):
-        return extract_files([wav], "logmel", {}, cache_dir=cache, n_jobs=1,
-                             variant=Variant(cfg, 0))
-
+    run, chan = _copy_runner(tmp_path), recipe_config(AugmentRecipe.CHANNEL, 1)
     assert run(chan).n_cached == 0
     assert run(replace(chan, hum_db=(-20.0, -5.0))).n_cached == 1  # unused: the same copy
     hummed = run(replace(recipe_config(AugmentRecipe.CHANNEL_HUM, 1), p_hum=1.0))
