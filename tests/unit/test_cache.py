@@ -226,7 +226,8 @@ def test_a_silent_clip_is_an_extraction_error_on_every_run(tmp_path):
 
 
 def test_the_hum_step_enters_the_cache_key_only_when_used(tmp_path):
-    """Caches of the channel recipe made before the hum step existed stay valid."""
+    """The hum settings enter the key only when the step is used: with ``p_hum`` 0 another
+    ``hum_db`` names the same copy (across code versions every key changes anyway)."""
     from dataclasses import replace
 
     from emovox.augment import AugmentRecipe, recipe_config

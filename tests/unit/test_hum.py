@@ -148,13 +148,16 @@ def test_training_extraction_says_hum_once_per_clip_not_per_augmented_copy(tmp_p
     from emovox.augment import AugmentRecipe, recipe_config
     from emovox.features.cache import Variant, extract_files
 
-    path = write_clip(tmp_path / "hum.wav", _with_line(_speech(), 50.02, -20.0),
-                      subtype="FLOAT")
+    hummed = _with_line(_speech(), 50.02, -20.0)
     chan = recipe_config(AugmentRecipe.CHANNEL, 2)
-    with caplog.at_level(logging.WARNING):
-        for variant in (None, Variant(chan, 0), Variant(chan, 1)):
-            got = extract_files([path], "logmel", {}, n_jobs=1, variant=variant)
-            assert not got.errors
-    said = [r for r in caplog.records if "mains hum" in r.getMessage()]
-    assert len(said) == 1
-    assert logging.getLogger("emovox.audio").level == logging.NOTSET  # put back
+    for name, variants in (("hum.wav", (None, Variant(chan, 0), Variant(chan, 1))),
+                           ("copies.wav", (Variant(chan, 0), Variant(chan, 1)))):
+        path = write_clip(tmp_path / name, hummed, subtype="FLOAT")  # copies: clean cached
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            for variant in variants:
+                got = extract_files([path], "logmel", {}, n_jobs=1, variant=variant)
+                assert not got.errors
+        said = [r for r in caplog.records if "mains hum" in r.getMessage()]
+        assert len(said) == 1, name
+        assert logging.getLogger("emovox.audio").level == logging.NOTSET  # put back

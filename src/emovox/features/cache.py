@@ -199,6 +199,11 @@ class Variant:
     seed: int = 0
 
 
+#: the files this process has decoded for features: a second decode (an augmented copy)
+#: logs nothing the first did not (the first may be a copy: its clean features cached)
+_DECODED: set[str] = set()
+
+
 def _extract_one(
     path: str, name: str, params: dict[str, Any], fe: AudioFrontEnd, chash: str,
     variant: Variant | None,
@@ -207,14 +212,15 @@ def _extract_one(
     from emovox.errors import EmptyAudio
     from emovox.features import extract
 
-    quiet = logging.getLogger("emovox.audio")  # an augmented copy's decode: the clean
-    level = quiet.level  # copy's said it already (3 hum warnings a clip: stop 42)
-    if variant is not None:
+    quiet = logging.getLogger("emovox.audio")  # a clip decoded again (its augmented
+    level = quiet.level  # copies): its notes were said the first time (3 hum warnings)
+    if path in _DECODED:
         quiet.setLevel(logging.ERROR)
     try:
         audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db)
     finally:
         quiet.setLevel(level)
+    _DECODED.add(path)
     if audio.silent:  # the product answers no_speech; a model learnt it as, say, neutral,
         raise EmptyAudio(f"{path}: silent (its loudest frame is below -60 dBFS): nothing "
                          "to learn from or to score; left out (QA, stop 37)")  # (an error)

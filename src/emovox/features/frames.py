@@ -141,8 +141,9 @@ OCTAVE_SHARE: float = 0.9
 def frame_pitch(x: np.ndarray, z: FrameSizes, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(voicing, period)`` of the frames ``idx``, each ``(len(idx),)`` float64: the
     normalised autocorrelation's highest true peak at pitch lags (0-1, as
-    :func:`frame_voicing`) and its lag in samples, refined by a parabola through the peak
-    and its neighbours (0 where the frame has no peak in the pitch range)."""
+    :func:`frame_voicing`) and the period: the shortest lag whose true peak reaches
+    :data:`OCTAVE_SHARE` of the highest, in samples, refined by a parabola through that
+    peak and its neighbours (0 where the frame has no peak in the pitch range)."""
     out, period = np.zeros(len(idx)), np.zeros(len(idx))
     unbias = ((z.pframe - np.arange(z.pframe)) / z.pframe)[z.lo_lag - 1 : z.hi_lag + 2]
     for c0 in range(0, len(idx), CHUNK):

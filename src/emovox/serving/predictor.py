@@ -399,7 +399,7 @@ class Predictor:
         """``(wave at the model rate, speech verdict, window sample ranges)``."""
         x, win_s = self.preprocess.at_rate(wave, sr), model_window_s(self.preprocess)
         long_input = len(x) > LONG_INPUT_WINDOWS * win_s * self.sr  # windowed by its regions
-        verdict = speech_verdict(x, self.sr, by_pitch=long_input)  # pitch floor: whole input
+        verdict = speech_verdict(x, self.sr, by_pitch=long_input)  # pitch: as the timeline
         if not verdict.is_speech:
             return x, verdict, []
         if not long_input:
