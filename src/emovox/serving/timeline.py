@@ -269,10 +269,10 @@ def build_timeline(
         horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
         # the floor is taken over all read so far: when it falls (a loud machine stops), a
         # region may now reach back before what was classified or dropped; its new part is
-        # kept when a region's worth (it was skipped whole: a QA review, stop 42)
+        # kept when a region's worth or still open (it was skipped whole: reviews, stop 42)
         start = max(state["done_s"], st.buf_start / sr)
         regions = [(max(a, start), b) for a, b in regions
-                   if a >= start - 1e-9 or b - start >= MIN_REGION_S]
+                   if a >= start - 1e-9 or b - start >= MIN_REGION_S or b > horizon]
         todo = [r for r in regions if r[1] <= horizon]
         for r in todo:
             _classify_region(predictor, tl, st, r, flags, window, hop, state)
