@@ -47,8 +47,9 @@ def invoke(args: list[str], **kw):
 
 
 def text(res) -> str:
-    """stdout + stderr without colour codes, whitespace collapsed (rich wraps long lines)."""
-    return " ".join(ANSI.sub("", res.output).split())
+    """stdout + stderr without colour codes and the error box's side borders, whitespace
+    collapsed (rich wraps long lines: "is │ │ a file" read apart with a longer tmp path)."""
+    return " ".join(ANSI.sub("", res.output).replace("│", " ").split())
 
 
 def ok(res, code: int = 0) -> None:

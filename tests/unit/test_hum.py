@@ -156,7 +156,8 @@ def test_training_extraction_says_hum_once_per_clip_not_per_augmented_copy(tmp_p
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             for variant in variants:
-                got = extract_files([path], "logmel", {}, n_jobs=1, variant=variant)
+                got = extract_files([path], "logmel", {}, n_jobs=1, variant=variant,
+                                    cache_dir=tmp_path / f"cache-{name}")  # nothing cached
                 assert not got.errors
         said = [r for r in caplog.records if "mains hum" in r.getMessage()]
         assert len(said) == 1, name

@@ -267,12 +267,7 @@ def build_timeline(
         if len(level):
             tl.loudest_db = max(tl.loudest_db, float(np.max(level)))
         horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
-        # the floor is taken over all read so far: when it falls (a loud machine stops), a
-        # region may now reach back before what was classified or dropped; its new part is
-        # kept when a region's worth or still open (it was skipped whole: reviews, stop 42)
-        start = max(state["done_s"], st.buf_start / sr)
-        regions = [(max(a, start), b) for a, b in regions
-                   if a >= start - 1e-9 or b - start >= MIN_REGION_S or b > horizon]
+        regions = _not_done(regions, max(state["done_s"], st.buf_start / sr), horizon)
         todo = [r for r in regions if r[1] <= horizon]
         for r in todo:
             _classify_region(predictor, tl, st, r, flags, window, hop, state)
@@ -315,6 +310,17 @@ def build_timeline(
     if interrupted:
         raise TimelineInterrupted(tl)
     return tl
+
+
+def _not_done(regions: list[tuple[float, float]], start: float, horizon: float
+              ) -> list[tuple[float, float]]:
+    """The ``regions`` (s) from ``start`` on (what is classified, or no longer held, ends
+    there). The floor is taken over all read so far: when it falls (a loud machine stops),
+    a region may reach back before ``start``; its part after ``start`` is kept when a
+    region's worth or still open (ending after ``horizon``); it was skipped whole (code
+    reviews, stop 42)."""
+    return [(max(a, start), b) for a, b in regions
+            if a >= start - 1e-9 or b - start >= MIN_REGION_S or b > horizon]
 
 
 def _classify_region(predictor: Any, tl: Timeline, st: SpeechStream,
