@@ -2,13 +2,12 @@
 
 Several corpora are scored by the rule of :mod:`emovox.experiment.multicorpus`: each test
 clip's probabilities are restricted to its corpus's classes (and renormalised);
-``metrics.json`` adds the metrics of each corpus (``per_corpus``).
-
-With ``cfg.adapt`` = speaker (corpus), every clip's features are normalised with its
-speaker's (corpus's) own statistics (:mod:`emovox.experiment.adapt`: no labels, speakers
-(corpora) never straddle a fold), and ``metrics.json`` records ``adapt``.
-
-The run directory's layout is documented (and written) in :mod:`emovox.experiment.rundir`.
+``metrics.json`` adds the metrics of each corpus (``per_corpus``). With ``cfg.adapt`` =
+speaker (corpus), every clip's features are normalised with its speaker's (corpus's) own
+statistics (:mod:`emovox.experiment.adapt`: no labels, speakers (corpora) never straddle a
+fold), and ``metrics.json`` records ``adapt``. ``-p adversary=W``: the training clips'
+speakers go to the trainer (:mod:`emovox.training.adversary`). The run directory's layout
+is documented (and written) in :mod:`emovox.experiment.rundir`.
 """
 
 from __future__ import annotations
@@ -335,8 +334,7 @@ def run_fold(
 ) -> tuple[FoldResult, np.ndarray]:
     """Train on ``fold``'s training side, score its test side: (result, test probabilities).
     Curves, history and (with ``cfg.save_models``) the model go to ``out_dir``. With
-    ``teachers``, fold ``fold.index``'s teacher models give the training clips' soft
-    targets (:mod:`emovox.experiment.distil`)."""
+    ``teachers``, fold ``fold.index``'s teachers give the training clips' soft targets."""
     feats, y = data.feats, data.y
     if data.adapter is not None:
         check_speaker_disjoint(fold, data.utts, data.adapter.mode)
@@ -356,6 +354,8 @@ def run_fold(
         fit_kw["soft_targets"], teacher_ua = teachers.soft_targets(cfg, spec, data, fold,
                                                                    sources)
         log.info("fold %d: teachers' UA on the training clips %.1f", fold.index, teacher_ua)
+    if getattr(getattr(model, "train_cfg", None), "adversary", 0) > 0:
+        fit_kw["speakers"] = np.array([data.utts[i].speaker for i in sources])
     model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val], **fit_kw)
     test_corpora = [data.utts[i].corpus for i in fold.test]
 

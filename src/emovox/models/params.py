@@ -185,6 +185,7 @@ _TRAIN_RANGES: tuple[tuple[str, tuple[float, bool], float | None], ...] = (
     ("mixup_alpha", (0, False), None), ("n_frames", (0, False), None),
     ("select_k", (0, False), None), ("threads", (1, False), None),
     ("distil_alpha", (0, False), 1.0), ("distil_temperature", (0, True), None),
+    ("adversary", (0, False), 10.0),
 )
 
 
@@ -246,6 +247,10 @@ class TrainConfig(ModelParams):
     #: distillation temperature T: the teacher's probabilities become p^(1/T) renormalised
     #: and the student's softmax(logits / T)
     distil_temperature: float = 2.0
+    #: speaker-adversarial training (:mod:`emovox.training.adversary`): final weight of the
+    #: gradient reversal from a classifier of the training clips' speakers into the
+    #: network's embedding (0 = off; DANN's ramp from 0; ``evaluate`` only)
+    adversary: float = 0.0
     #: RNG seed (set from ``--seed``, not a ``-p`` key)
     seed: int = 0
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from emovox.models.params import Loss, Schedule, TrainConfig
 from emovox.preprocess import Normaliser, pad_or_crop
+from emovox.training.adversary import SpeakerAdversary, reversal_weight, speaker_codes
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,9 @@ class _Step:
     weight: torch.Tensor | None  #: class weights, or None
     gen: torch.Generator  #: shuffling, SpecAugment and mixup permutations
     np_rng: np.random.Generator  #: mixup coefficients
+    #: the speaker adversary and each training clip's one-hot speaker (N, S), or None
+    adversary: SpeakerAdversary | None = None
+    speakers: torch.Tensor | None = None
 
 
 EpochFn = Callable[[int, int, float, float], None]  # epoch, epochs, train loss, val UA
@@ -242,10 +246,13 @@ class TorchClassifier:
 
     # -- training -----------------------------------------------------------------------
     def fit(self, x_train, y_train, x_val, y_val,
-            soft_targets: np.ndarray | None = None) -> TorchClassifier:
+            soft_targets: np.ndarray | None = None,
+            speakers: np.ndarray | None = None) -> TorchClassifier:
         """Train on ``x_train``/``y_train``, stop early on validation UA (true labels).
         ``soft_targets`` (N, C): a teacher's probabilities for each training clip; the loss
-        then adds their KL term (:func:`distil_loss`), mixed by mixup like the labels."""
+        then adds their KL term (:func:`distil_loss`), mixed by mixup like the labels.
+        ``speakers`` (N,): each training clip's speaker, needed by ``adversary > 0``
+        (:mod:`emovox.training.adversary`) and ignored otherwise."""
         tc = self.train_cfg
         torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)  # the network's initial weights come from this state
@@ -270,10 +277,29 @@ class TorchClassifier:
         steps_per_epoch = max(1, int(np.ceil(len(ytr) / tc.batch_size)))
         sched = make_scheduler(opt, tc, steps_per_epoch)
         step = _Step(opt, sched if tc.schedule is Schedule.COSINE else None, weight, gen, np_rng)
-        self._train(step, xtr, ytr, xva, np.asarray(y_val),
-                    sched if tc.schedule is Schedule.PLATEAU else None)
+        if tc.adversary > 0:
+            self._add_adversary(step, speakers, len(ytr))
+        try:
+            self._train(step, xtr, ytr, xva, np.asarray(y_val),
+                        sched if tc.schedule is Schedule.PLATEAU else None)
+        finally:
+            if step.adversary is not None:
+                step.adversary.detach()
         self._soft = None
         return self
+
+    def _add_adversary(self, step: _Step, speakers: np.ndarray | None, n: int) -> None:
+        """A speaker adversary on the network's embedding, its parameters in the optimiser."""
+        if speakers is None or len(speakers) != n:
+            raise ValueError(f"adversary={self.train_cfg.adversary} needs each of the {n} "
+                             "training clips' speakers")
+        codes, n_spk = speaker_codes(speakers)
+        assert self.net is not None
+        step.adversary = SpeakerAdversary(self.net, n_spk)
+        step.speakers = F.one_hot(torch.from_numpy(codes), n_spk).float()
+        step.opt.add_param_group({"params": list(step.adversary.parameters())})
+        log.info("speaker adversary: %d training speakers, final weight %g", n_spk,
+                 self.train_cfg.adversary)
 
     def _train(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor,
                xva: torch.Tensor | None, yva: np.ndarray, plateau: Any) -> None:
@@ -287,7 +313,7 @@ class TorchClassifier:
         best_ua, best_state, bad_epochs = -1.0, copy.deepcopy(net.state_dict()), 0
         t0 = time.perf_counter()
         for epoch in range(tc.epochs):
-            train_loss = self._train_epoch(step, xtr, ytr)
+            train_loss = self._train_epoch(step, xtr, ytr, epoch / max(tc.epochs - 1, 1))
             self.history.train_loss.append(train_loss)
             self.history.lr.append(step.opt.param_groups[0]["lr"])
             if xva is None:
@@ -316,8 +342,10 @@ class TorchClassifier:
         net.eval()
         self.history.seconds = time.perf_counter() - t0
 
-    def _train_epoch(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor) -> float:
-        """One pass over the shuffled training clips; returns the mean training loss."""
+    def _train_epoch(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor,
+                     progress: float = 1.0) -> float:
+        """One pass over the shuffled training clips; returns the mean training loss
+        (``progress``, 0..1: how far training is, for the adversary's ramp)."""
         tc, net = self.train_cfg, self.net
         assert net is not None
         net.train()
@@ -330,6 +358,7 @@ class TorchClassifier:
             xb = xtr[idx]
             yb = F.one_hot(ytr[idx], self.n_classes).float()
             qb = self._soft[idx] if self._soft is not None else None
+            sb = step.speakers[idx] if step.speakers is not None else None
             if tc.vtlp > 0 and xb.ndim == 3:
                 xb = freq_warp(xb, step.gen, tc.vtlp)
             if tc.mixstyle > 0 and xb.ndim == 3 and step.np_rng.random() < tc.mixstyle:
@@ -345,8 +374,12 @@ class TorchClassifier:
                 yb = lam * yb + (1 - lam) * yb[j]
                 if qb is not None:
                     qb = lam * qb + (1 - lam) * qb[j]
+                if sb is not None:
+                    sb = lam * sb + (1 - lam) * sb[j]
             loss = (batch_loss(net(xb), yb, tc, step.weight, self.n_classes) if qb is None else
                     distil_loss(net(xb), yb, qb, tc, step.weight, self.n_classes))
+            if step.adversary is not None and sb is not None:
+                loss = loss + step.adversary.loss(sb, reversal_weight(tc.adversary, progress))
             step.opt.zero_grad()
             loss.backward()
             if tc.grad_clip:

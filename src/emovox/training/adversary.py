@@ -1,0 +1,115 @@
+"""Speaker-adversarial training (``-p adversary=W``): a classifier of the training clips'
+speakers reads the network's utterance embedding through a gradient-reversal layer
+(Ganin and Lempitsky's DANN, 2015; for emotion, Li et al.'s speaker-invariant affective
+representations, 2019), so the network is pushed to drop what tells the training speakers
+apart while it learns the emotions.
+
+The embedding is what the network's ``head`` reads (the input of its classifier, caught by a
+forward pre-hook), so any network with a ``head`` module whose last layer is ``nn.Linear``
+can take part. The adversary exists during training only: it is not part of the network's
+state, its artifact or what serving runs.
+
+The reversal's weight rises from 0 to ``W`` over training with DANN's schedule
+``W * (2 / (1 + exp(-10 p)) - 1)`` (``p``: the fraction of epochs done), so the emotion
+classifier gets going before the adversary pushes back.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+__all__ = ["SpeakerAdversary", "grad_reverse", "reversal_weight"]
+
+
+class _GradReverse(torch.autograd.Function):
+    """Identity forward; the gradient times ``-weight`` backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.weight * grad, None
+
+
+def grad_reverse(x: torch.Tensor, weight: float) -> torch.Tensor:
+    """``x`` unchanged; gradients flowing back through it are multiplied by ``-weight``."""
+    return _GradReverse.apply(x, weight)
+
+
+def reversal_weight(weight: float, progress: float) -> float:
+    """DANN's schedule: ``weight * (2 / (1 + exp(-10 progress)) - 1)``, 0 at the start
+    (``progress`` 0) and about ``weight`` at the end (``progress`` 1)."""
+    p = min(max(progress, 0.0), 1.0)
+    return weight * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
+
+
+def _last_linear(head: nn.Module) -> nn.Linear:
+    if isinstance(head, nn.Linear):
+        return head
+    layers = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    if not layers:
+        raise ValueError("the network's head has no nn.Linear layer to read an embedding from")
+    return layers[-1]
+
+
+class SpeakerAdversary(nn.Module):
+    """A 2-layer classifier of ``n_speakers`` on the input of ``net.head``.
+
+    Use: build it after the network, add its parameters to the optimiser, run the network
+    forward as usual, then add :meth:`loss` to the training loss; :meth:`detach` before the
+    network is saved or used for prediction.
+
+    Raises:
+        ValueError: the network has no ``head`` with a linear layer, or fewer than 2 speakers.
+    """
+
+    def __init__(self, net: nn.Module, n_speakers: int, hidden: int = 128) -> None:
+        super().__init__()
+        head = getattr(net, "head", None)
+        if not isinstance(head, nn.Module):
+            raise ValueError(f"{type(net).__name__} has no head module: no speaker adversary")
+        if n_speakers < 2:
+            raise ValueError(f"a speaker adversary needs >= 2 training speakers, got {n_speakers}")
+        # the embedding the head reads, as wide as the input of its last linear layer when
+        # the head is Dropout -> Linear (every network here); checked on the first batch
+        width = _last_linear(head).in_features
+        self.classifier = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, n_speakers))
+        self._embedding: torch.Tensor | None = None
+        self._hook = head.register_forward_pre_hook(self._catch)
+
+    def _catch(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        self._embedding = args[0]
+
+    def loss(self, targets: torch.Tensor, weight: float) -> torch.Tensor:
+        """Cross-entropy of the speaker classifier on the last forward's embedding, through
+        a reversal of ``weight``. ``targets``: (B, S) speaker probabilities (one-hot, or
+        mixed like the labels under mixup)."""
+        z = self._embedding  # (B, D)
+        if z is None:
+            raise RuntimeError("run the network forward before the adversary's loss")
+        if z.ndim != 2:
+            raise ValueError(f"the head's input is not an embedding (B, D): {tuple(z.shape)}")
+        logits = self.classifier(grad_reverse(z, weight))  # (B, S)
+        self._embedding = None
+        return -(targets * F.log_softmax(logits, -1)).sum(-1).mean()
+
+    def detach(self) -> None:
+        """Remove the hook from the network (after training)."""
+        self._hook.remove()
+        self._embedding = None
+
+
+def speaker_codes(speakers: np.ndarray | list[str]) -> tuple[np.ndarray, int]:
+    """Speaker names -> (codes 0..S-1 per clip, S)."""
+    names, codes = np.unique(np.asarray(speakers, dtype=str), return_inverse=True)
+    return codes.astype(np.int64), len(names)
