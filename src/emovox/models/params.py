@@ -248,8 +248,8 @@ class TrainConfig(ModelParams):
     #: and the student's softmax(logits / T)
     distil_temperature: float = 2.0
     #: speaker-adversarial training (:mod:`emovox.training.adversary`): final weight of the
-    #: gradient reversal from a classifier of the training clips' speakers into the
-    #: network's embedding (0 = off; DANN's ramp from 0; ``evaluate`` only)
+    #: term that trains the network's embedding to leave a classifier of the training
+    #: clips' speakers guessing (0 = off; ramped up from 0; ``evaluate`` only)
     adversary: float = 0.0
     #: RNG seed (set from ``--seed``, not a ``-p`` key)
     seed: int = 0

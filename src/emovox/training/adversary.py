@@ -1,52 +1,42 @@
 """Speaker-adversarial training (``-p adversary=W``): a classifier of the training clips'
-speakers reads the network's utterance embedding through a gradient-reversal layer
-(Ganin and Lempitsky's DANN, 2015; for emotion, Li et al.'s speaker-invariant affective
-representations, 2019), so the network is pushed to drop what tells the training speakers
-apart while it learns the emotions.
+speakers learns to tell them apart from the network's utterance embedding, while the network
+is trained to leave it guessing (the cross-entropy of its answer against the uniform
+distribution: the "confusion" loss of Tzeng et al. 2015 and Alvi et al.'s "Turning a blind
+eye", 2018), so the embedding drops what tells the training speakers apart while it learns
+the emotions. Gradient reversal (DANN) was tried first and did the opposite on the test's
+toy problem: a probe read the speakers better from its embedding than without it (a network
+can maximise the adversary's loss by making it confidently wrong, keeping the speaker).
 
 The embedding is what the network's ``head`` reads (the input of its classifier, caught by a
-forward pre-hook), so any network with a ``head`` module whose last layer is ``nn.Linear``
-can take part. The adversary exists during training only: it is not part of the network's
-state, its artifact or what serving runs.
+forward pre-hook), so any network with a ``head`` module ending in ``nn.Linear`` can take
+part. The adversary exists during training only: it is not part of the network's state, its
+artifact or what serving runs.
 
-The reversal's weight rises from 0 to ``W`` over training with DANN's schedule
+The confusion term's weight rises from 0 to ``W`` over training with DANN's ramp
 ``W * (2 / (1 + exp(-10 p)) - 1)`` (``p``: the fraction of epochs done), so the emotion
-classifier gets going before the adversary pushes back.
+classifier gets going before the network is pushed to forget the speakers.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-__all__ = ["SpeakerAdversary", "grad_reverse", "reversal_weight"]
+__all__ = ["SpeakerAdversary", "confusion", "confusion_weight", "speaker_codes"]
 
 
-class _GradReverse(torch.autograd.Function):
-    """Identity forward; the gradient times ``-weight`` backward."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: float) -> torch.Tensor:
-        ctx.weight = weight
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.weight * grad, None
+def confusion(logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``logits`` (B, S) against the uniform distribution, the batch mean:
+    ``log S`` at its minimum, when every speaker is equally likely. # (B, S) -> ()"""
+    return -F.log_softmax(logits, -1).mean(-1).mean()
 
 
-def grad_reverse(x: torch.Tensor, weight: float) -> torch.Tensor:
-    """``x`` unchanged; gradients flowing back through it are multiplied by ``-weight``."""
-    return _GradReverse.apply(x, weight)
-
-
-def reversal_weight(weight: float, progress: float) -> float:
-    """DANN's schedule: ``weight * (2 / (1 + exp(-10 progress)) - 1)``, 0 at the start
+def confusion_weight(weight: float, progress: float) -> float:
+    """DANN's ramp: ``weight * (2 / (1 + exp(-10 progress)) - 1)``, 0 at the start
     (``progress`` 0) and about ``weight`` at the end (``progress`` 1)."""
     p = min(max(progress, 0.0), 1.0)
     return weight * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
@@ -91,17 +81,26 @@ class SpeakerAdversary(nn.Module):
         self._embedding = args[0]
 
     def loss(self, targets: torch.Tensor, weight: float) -> torch.Tensor:
-        """Cross-entropy of the speaker classifier on the last forward's embedding, through
-        a reversal of ``weight``. ``targets``: (B, S) speaker probabilities (one-hot, or
-        mixed like the labels under mixup)."""
+        """The adversary's cross-entropy on the last forward's embedding (it learns, the
+        network does not) plus ``weight`` times the network's confusion term (the network
+        learns, the adversary does not). ``targets``: (B, S) speaker probabilities (one-hot,
+        or mixed like the labels under mixup)."""
         z = self._embedding  # (B, D)
         if z is None:
             raise RuntimeError("run the network forward before the adversary's loss")
         if z.ndim != 2:
             raise ValueError(f"the head's input is not an embedding (B, D): {tuple(z.shape)}")
-        logits = self.classifier(grad_reverse(z, weight))  # (B, S)
         self._embedding = None
-        return -(targets * F.log_softmax(logits, -1)).sum(-1).mean()
+        learn = -(targets * F.log_softmax(self.classifier(z.detach()), -1)).sum(-1).mean()
+        return learn + weight * confusion(self._frozen(z))
+
+    def _frozen(self, z: torch.Tensor) -> torch.Tensor:
+        """The classifier's logits with its weights held fixed (gradients reach ``z`` only)."""
+        h = z  # (B, D)
+        for layer in self.classifier:
+            h = (F.linear(h, layer.weight.detach(), layer.bias.detach())
+                 if isinstance(layer, nn.Linear) else layer(h))
+        return h  # (B, S)
 
     def detach(self) -> None:
         """Remove the hook from the network (after training)."""

@@ -26,7 +26,7 @@ from torch import nn
 
 from emovox.models.params import Loss, Schedule, TrainConfig
 from emovox.preprocess import Normaliser, pad_or_crop
-from emovox.training.adversary import SpeakerAdversary, reversal_weight, speaker_codes
+from emovox.training.adversary import SpeakerAdversary, confusion_weight, speaker_codes
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ class TorchClassifier:
             loss = (batch_loss(net(xb), yb, tc, step.weight, self.n_classes) if qb is None else
                     distil_loss(net(xb), yb, qb, tc, step.weight, self.n_classes))
             if step.adversary is not None and sb is not None:
-                loss = loss + step.adversary.loss(sb, reversal_weight(tc.adversary, progress))
+                loss = loss + step.adversary.loss(sb, confusion_weight(tc.adversary, progress))
             step.opt.zero_grad()
             loss.backward()
             if tc.grad_clip:
