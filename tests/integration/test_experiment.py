@@ -492,3 +492,28 @@ def test_fusing_a_speaker_adapted_run_makes_an_adapted_run(fake_ravdess, fake_ca
     assert [r.adapt.value for r in rep.rows] == ["speaker", "none"] and not rep.problems
     table = markdown_table(rep.rows)
     assert "speaker-adapted" not in table[2] and "speaker-adapted" in table[3]
+
+
+@pytest.mark.slow
+def test_the_adversary_gets_each_training_clip_s_speaker(fake_ravdess, fake_cache, tmp_path,
+                                                         monkeypatch):
+    from emovox.training.trainer import TorchClassifier
+
+    seen: list = []
+    real = TorchClassifier.fit
+
+    def spy(self, x, y, xv, yv, soft_targets=None, speakers=None):
+        seen.append((len(y), speakers))
+        return real(self, x, y, xv, yv, soft_targets, speakers)
+
+    monkeypatch.setattr(TorchClassifier, "fit", spy)
+    for w in (1.0, 0.0):
+        res = run_experiment(cfg_for(fake_ravdess, fake_cache, "ecapa_cmvn", epochs=1,
+                                     channels=16, adversary=w), tmp_path / f"r{w}")
+    fold = res.folds[0]
+    data = cfg_for(fake_ravdess, fake_cache, "crnn").data
+    everyone = {u.speaker for u in load_dataset(data).utts}
+    training = everyone - set(fold.test_speakers) - set(fold.val_speakers)
+    (n, speakers), (_, none) = seen
+    assert len(speakers) == n == fold.n_train and set(speakers) == training
+    assert none is None  # without an adversary the trainer is not given them

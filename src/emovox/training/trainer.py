@@ -273,33 +273,34 @@ class TorchClassifier:
         self.input_shape = tuple(xtr.shape[1:])
         self.net = self.build_net(self.n_classes, self.input_shape, **self.net_params)
         weight = class_weights(np.asarray(y_train), self.n_classes) if tc.class_weights else None
-        opt = torch.optim.AdamW(self.net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        adversary, spk = self._adversary(speakers, len(ytr)) if tc.adversary > 0 else (None, None)
+        trained = [*self.net.parameters(), *(adversary.parameters() if adversary else [])]
+        opt = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
         steps_per_epoch = max(1, int(np.ceil(len(ytr) / tc.batch_size)))
         sched = make_scheduler(opt, tc, steps_per_epoch)
-        step = _Step(opt, sched if tc.schedule is Schedule.COSINE else None, weight, gen, np_rng)
-        if tc.adversary > 0:
-            self._add_adversary(step, speakers, len(ytr))
+        step = _Step(opt, sched if tc.schedule is Schedule.COSINE else None, weight, gen, np_rng,
+                     adversary, spk)
         try:
             self._train(step, xtr, ytr, xva, np.asarray(y_val),
                         sched if tc.schedule is Schedule.PLATEAU else None)
         finally:
-            if step.adversary is not None:
-                step.adversary.detach()
+            if adversary is not None:
+                adversary.detach()
         self._soft = None
         return self
 
-    def _add_adversary(self, step: _Step, speakers: np.ndarray | None, n: int) -> None:
-        """A speaker adversary on the network's embedding, its parameters in the optimiser."""
+    def _adversary(self, speakers: np.ndarray | None,
+                   n: int) -> tuple[SpeakerAdversary, torch.Tensor]:
+        """A speaker adversary on the network's embedding and the clips' one-hot speakers
+        (N, S)."""
         if speakers is None or len(speakers) != n:
             raise ValueError(f"adversary={self.train_cfg.adversary} needs each of the {n} "
                              "training clips' speakers")
         codes, n_spk = speaker_codes(speakers)
         assert self.net is not None
-        step.adversary = SpeakerAdversary(self.net, n_spk)
-        step.speakers = F.one_hot(torch.from_numpy(codes), n_spk).float()
-        step.opt.add_param_group({"params": list(step.adversary.parameters())})
         log.info("speaker adversary: %d training speakers, final weight %g", n_spk,
                  self.train_cfg.adversary)
+        return SpeakerAdversary(self.net, n_spk), F.one_hot(torch.from_numpy(codes), n_spk).float()
 
     def _train(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor,
                xva: torch.Tensor | None, yva: np.ndarray, plateau: Any) -> None:
