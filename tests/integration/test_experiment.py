@@ -517,3 +517,32 @@ def test_the_adversary_gets_each_training_clip_s_speaker(fake_ravdess, fake_cach
     (n, speakers), (_, none) = seen
     assert len(speakers) == n == fold.n_train and set(speakers) == training
     assert none is None  # without an adversary the trainer is not given them
+
+
+@pytest.mark.slow
+def test_train_gives_the_adversary_the_speakers_of_its_clips(fake_ravdess, fake_cache, tmp_path,
+                                                             monkeypatch):
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+    from emovox.training.trainer import TorchClassifier
+
+    seen: list = []
+    real = TorchClassifier.fit
+
+    def spy(self, x, y, xv, yv, soft_targets=None, speakers=None):
+        seen.append((len(y), speakers))
+        return real(self, x, y, xv, yv, soft_targets, speakers)
+
+    monkeypatch.setattr(TorchClassifier, "fit", spy)
+    monkeypatch.setenv("EMOVOX_CACHE", str(fake_cache))
+    out = tmp_path / "model"
+    args = ["train", "--data", str(fake_ravdess), "--model", "ecapa_cmvn", "--out", str(out),
+            "--no-onnx", "--jobs", "1", "--val-speakers", "1"]
+    for p in ("epochs=1", "channels=16", "adversary=0.5", "threads=1"):
+        args += ["-p", p]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    (n, speakers), = seen
+    assert len(speakers) == n and len(set(speakers)) == 5  # 6 actors, 1 for validation
+    assert json.loads((out / "model.json").read_text())["network"]["train"]["adversary"] == 0.5

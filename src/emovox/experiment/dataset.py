@@ -228,6 +228,15 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     )
 
 
+def adversary_speakers(model: Any, utts: list[Utterance], sources: np.ndarray) -> dict[str, Any]:
+    """``{"speakers": (N,)}``, each training item's speaker (an augmented copy's is its source
+    clip's), for ``model.fit`` when it trains with a speaker adversary (``-p adversary``,
+    :mod:`emovox.training.adversary`); ``{}`` for any other model."""
+    if getattr(getattr(model, "train_cfg", None), "adversary", 0) > 0:
+        return {"speakers": np.array([utts[i].speaker for i in sources])}
+    return {}
+
+
 def gather(feats: list[Any], idx: np.ndarray) -> Any:
     """Stack the features at ``idx`` into (N, ...) when shapes agree, else a list.
 

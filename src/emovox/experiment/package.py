@@ -24,7 +24,13 @@ from emovox.config import ExperimentConfig
 from emovox.corpora.base import speakers_text
 from emovox.errors import ConfigError
 from emovox.experiment.card import model_card
-from emovox.experiment.dataset import Dataset, featurise, gather, load_dataset
+from emovox.experiment.dataset import (
+    Dataset,
+    adversary_speakers,
+    featurise,
+    gather,
+    load_dataset,
+)
 from emovox.experiment.distil import mean_probabilities, open_teacher_models
 from emovox.experiment.functional import functional_member, is_functional_folder, narrow_member
 from emovox.experiment.members import ensemble_trained_on
@@ -188,6 +194,7 @@ def _fit(cfg: ExperimentConfig, spec: ModelSpec, ds: Dataset, items: list[Any],
                                                  train_idx)
     fit_kw = {} if teachers is None else {"soft_targets": mean_probabilities(
         teachers, items, sources, [u.corpus for u in ds.utts], corpus_classes(ds.utts, y))}
+    fit_kw.update(adversary_speakers(model, ds.utts, sources))
     return model.fit(x_train, y_train, gather(items, val_idx), y[val_idx], **fit_kw)
 
 

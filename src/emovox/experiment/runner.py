@@ -35,7 +35,7 @@ from emovox.experiment.adapt import (
     group_of,
     statistics_clips,
 )
-from emovox.experiment.dataset import featurise, gather, load_dataset
+from emovox.experiment.dataset import adversary_speakers, featurise, gather, load_dataset
 from emovox.experiment.distil import Teachers, open_teachers
 from emovox.experiment.multicorpus import (
     balance_corpora,
@@ -354,8 +354,7 @@ def run_fold(
         fit_kw["soft_targets"], teacher_ua = teachers.soft_targets(cfg, spec, data, fold,
                                                                    sources)
         log.info("fold %d: teachers' UA on the training clips %.1f", fold.index, teacher_ua)
-    if getattr(getattr(model, "train_cfg", None), "adversary", 0) > 0:
-        fit_kw["speakers"] = np.array([data.utts[i].speaker for i in sources])
+    fit_kw.update(adversary_speakers(model, data.utts, sources))
     model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val], **fit_kw)
     test_corpora = [data.utts[i].corpus for i in fold.test]
 

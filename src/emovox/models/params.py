@@ -249,7 +249,7 @@ class TrainConfig(ModelParams):
     distil_temperature: float = 2.0
     #: speaker-adversarial training (:mod:`emovox.training.adversary`): final weight of the
     #: term that trains the network's embedding to leave a classifier of the training
-    #: clips' speakers guessing (0 = off; ramped up from 0; ``evaluate`` only)
+    #: clips' speakers guessing (0 = off; ramped up from 0)
     adversary: float = 0.0
     #: RNG seed (set from ``--seed``, not a ``-p`` key)
     seed: int = 0
