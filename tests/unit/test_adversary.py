@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from emovox.errors import ConfigError
-from emovox.models import ecapa, mlp
+from emovox.models import ecapa, mlp, validate_params
 from emovox.models.params import TrainConfig
 from emovox.training.adversary import (
     SpeakerAdversary,
@@ -92,6 +92,10 @@ def test_adversary_misuse_is_refused():
     for bad in (-0.1, 11.0):
         with pytest.raises(ConfigError, match="adversary"):
             TrainConfig(adversary=bad)
+    for fusion in ("fusion", "fusion_lrcv"):  # refused before any feature is extracted
+        with pytest.raises(ConfigError, match="inside a fusion"):
+            validate_params(fusion, {"adversary": "1"})
+    assert validate_params("crnn_cmvn", {"adversary": "1"}) == {"adversary": 1.0}
 
 
 def _toy(n: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ import importlib
 from functools import partial
 from typing import Any
 
+from emovox.errors import ConfigError
 from emovox.models import configs
 from emovox.models.base import Family, Input, Model, ModelSpec, NetTrainer
 from emovox.models.configs import (
@@ -261,7 +262,13 @@ def validation_matters(name: str) -> bool:
 def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` for model ``name``, typed; ConfigError for an unknown key or a bad value
     (and ValueError for an unknown model). Call it before extracting any feature."""
-    return get_model_spec(name).validate(params)
+    spec = get_model_spec(name)
+    typed = spec.validate(params)
+    if typed.get("adversary", 0) and getattr(spec.builder, "func", spec.builder) is _build_fusion:
+        raise ConfigError(f"adversary trains one network on its own; '{name}' trains its "
+                          "network inside a fusion (use the network's own model, e.g. "
+                          "crnn_cmvn, then `emovox fuse`)")
+    return typed
 
 
 __all__ = [
