@@ -345,3 +345,18 @@ def test_ecapa_convolutions_see_a_bounded_window_and_se_adds_global_context() ->
     changed = changed_frames()
     assert changed.min() <= 20 <= changed.max()
     assert changed.max() <= 20 + 28 and changed.min() >= 20 - 28
+
+
+@pytest.mark.parametrize(("mod", "shape", "other_shape", "param_range"), PARAMS)
+def test_every_network_takes_a_speaker_adversary(mod, shape, other_shape, param_range) -> None:
+    """The adversary reads what each network's head reads (a CRNN's head begins with a
+    dense layer of its own, conv1d's with a flatten)."""
+    from emovox.training.adversary import SpeakerAdversary
+
+    net = build(mod, shape)
+    adversary = SpeakerAdversary(net, 3)
+    net(torch.randn(4, *shape))
+    loss = adversary.loss(torch.eye(3)[[0, 1, 2, 0]], 1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None for p in net.parameters())
+    adversary.detach()

@@ -8,8 +8,8 @@ toy problem: a probe read the speakers better from its embedding than without it
 can maximise the adversary's loss by making it confidently wrong, keeping the speaker).
 
 The embedding is what the network's ``head`` reads (the input of its classifier, caught by a
-forward pre-hook), so any network with a ``head`` module ending in ``nn.Linear`` can take
-part. The adversary exists during training only: it is not part of the network's state, its
+forward pre-hook, flattened), so any network with a ``head`` module holding an ``nn.Linear``
+can take part. The adversary exists during training only: it is not part of the network's state, its
 artifact or what serving runs.
 
 The confusion term's weight rises from 0 to ``W`` over training with DANN's ramp
@@ -42,13 +42,13 @@ def confusion_weight(weight: float, progress: float) -> float:
     return weight * (2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0)
 
 
-def _last_linear(head: nn.Module) -> nn.Linear:
-    if isinstance(head, nn.Linear):
-        return head
-    layers = [m for m in head.modules() if isinstance(m, nn.Linear)]
-    if not layers:
-        raise ValueError("the network's head has no nn.Linear layer to read an embedding from")
-    return layers[-1]
+def _head_width(head: nn.Module) -> int:
+    """The width of what ``head`` reads: its first linear layer's input (after an optional
+    dropout or flatten, as in every network here)."""
+    for layer in head.modules():
+        if isinstance(layer, nn.Linear):
+            return layer.in_features
+    raise ValueError("the network's head has no nn.Linear layer to read an embedding from")
 
 
 class SpeakerAdversary(nn.Module):
@@ -69,9 +69,7 @@ class SpeakerAdversary(nn.Module):
             raise ValueError(f"{type(net).__name__} has no head module: no speaker adversary")
         if n_speakers < 2:
             raise ValueError(f"a speaker adversary needs >= 2 training speakers, got {n_speakers}")
-        # the embedding the head reads, as wide as the input of its last linear layer when
-        # the head is Dropout -> Linear (every network here); checked on the first batch
-        width = _last_linear(head).in_features
+        width = _head_width(head)
         self.classifier = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(),
                                         nn.Linear(hidden, n_speakers))
         self._embedding: torch.Tensor | None = None
@@ -88,8 +86,7 @@ class SpeakerAdversary(nn.Module):
         z = self._embedding  # (B, D)
         if z is None:
             raise RuntimeError("run the network forward before the adversary's loss")
-        if z.ndim != 2:
-            raise ValueError(f"the head's input is not an embedding (B, D): {tuple(z.shape)}")
+        z = z.flatten(1)  # (B, D): a head that flattens reads (B, C, L)
         self._embedding = None
         learn = -(targets * F.log_softmax(self.classifier(z.detach()), -1)).sum(-1).mean()
         return learn + weight * confusion(self._frozen(z))
