@@ -138,6 +138,12 @@ def test_the_embedding_tells_speakers_apart_less_and_emotions_as_well():
         assert emotion >= 0.9
         assert not any("classifier" in k for k in model.state()["tensors"])
         assert not model.net.head._forward_pre_hooks
+        history = model.history.as_dict()
+        if w:  # the adversary's accuracy on the training batches, one figure per epoch
+            assert len(history["adversary_acc"]) == 30
+            assert all(0 <= a <= 100 for a in history["adversary_acc"])
+        else:
+            assert "adversary_acc" not in history
     assert probe[3.0] <= probe[0.0] - 0.1
 
 

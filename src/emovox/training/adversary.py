@@ -73,6 +73,9 @@ class SpeakerAdversary(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(),
                                         nn.Linear(hidden, n_speakers))
         self._embedding: torch.Tensor | None = None
+        #: clips of the last batch whose main speaker the adversary named (under mixup, the
+        #: speaker with the larger share)
+        self.hits = 0.0
         self._hook = head.register_forward_pre_hook(self._catch)
 
     def _catch(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
@@ -88,7 +91,9 @@ class SpeakerAdversary(nn.Module):
             raise RuntimeError("run the network forward before the adversary's loss")
         z = z.flatten(1)  # (B, D): a head that flattens reads (B, C, L)
         self._embedding = None
-        learn = -(targets * F.log_softmax(self.classifier(z.detach()), -1)).sum(-1).mean()
+        logits = self.classifier(z.detach())  # (B, S)
+        self.hits = float((logits.argmax(-1) == targets.argmax(-1)).sum())
+        learn = -(targets * F.log_softmax(logits, -1)).sum(-1).mean()
         return learn + weight * confusion(self._frozen(z))
 
     def _frozen(self, z: torch.Tensor) -> torch.Tensor:

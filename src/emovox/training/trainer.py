@@ -120,9 +120,14 @@ class History:
     lr: list[float] = field(default_factory=list)
     best_epoch: int = -1
     seconds: float = 0.0
+    #: with a speaker adversary: its accuracy (%) on each epoch's training batches
+    adversary_acc: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        if not self.adversary_acc:
+            del d["adversary_acc"]
+        return d
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -351,7 +356,7 @@ class TorchClassifier:
         assert net is not None
         net.train()
         perm = torch.randperm(len(ytr), generator=step.gen)
-        total, count = 0.0, 0
+        total, count, hits = 0.0, 0, 0.0
         for s in range(0, len(perm), tc.batch_size):
             idx = perm[s : s + tc.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
@@ -381,6 +386,7 @@ class TorchClassifier:
                     distil_loss(net(xb), yb, qb, tc, step.weight, self.n_classes))
             if step.adversary is not None and sb is not None:
                 loss = loss + step.adversary.loss(sb, confusion_weight(tc.adversary, progress))
+                hits += step.adversary.hits
             step.opt.zero_grad()
             loss.backward()
             if tc.grad_clip:
@@ -390,6 +396,8 @@ class TorchClassifier:
                 step.per_step_sched.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
+        if step.adversary is not None:
+            self.history.adversary_acc.append(100 * hits / max(count, 1))
         return total / max(count, 1)
 
     def _validate(self, xva: torch.Tensor, yva: np.ndarray) -> tuple[float, float]:
