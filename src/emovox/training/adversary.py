@@ -9,8 +9,9 @@ can maximise the adversary's loss by making it confidently wrong, keeping the sp
 
 The embedding is what the network's ``head`` reads (the input of its classifier, caught by a
 forward pre-hook, flattened), so any network with a ``head`` module holding an ``nn.Linear``
-can take part. The adversary exists during training only: it is not part of the network's state, its
-artifact or what serving runs.
+can take part. The adversary exists during training only: it is not part of the network's
+state, its artifact or what serving runs. The training loss the trainer records (its
+``train_loss``) then includes the adversary's two terms.
 
 The confusion term's weight rises from 0 to ``W`` over training with DANN's ramp
 ``W * (2 / (1 + exp(-10 p)) - 1)`` (``p``: the fraction of epochs done), so the emotion
