@@ -83,3 +83,20 @@ def client(tiny_model):
     app = create_app(tiny_model, max_bytes=MAX_BYTES, max_duration=MAX_DURATION)
     with make_test_client(app) as c:
         yield c
+
+
+@pytest.fixture
+def fits(monkeypatch) -> list:
+    """``(n training items, speakers given, unlabelled given)`` of every TorchClassifier.fit,
+    as it trains."""
+    from emovox.training.trainer import TorchClassifier
+
+    seen: list = []
+    real = TorchClassifier.fit
+
+    def spy(self, x, y, xv, yv, soft_targets=None, speakers=None, unlabelled=None):
+        seen.append((len(y), speakers, unlabelled))
+        return real(self, x, y, xv, yv, soft_targets, speakers, unlabelled)
+
+    monkeypatch.setattr(TorchClassifier, "fit", spy)
+    return seen

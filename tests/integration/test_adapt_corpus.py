@@ -96,3 +96,27 @@ def test_evaluate_corpus_adapted_loco_is_labelled_apart(fake_ravdess, extra, fak
     assert r.exit_code == 0 and f"({LABEL})" in r.output
     r = CliRunner().invoke(app, ["fuse", str(run), str(run), "--out", str(tmp_path / "f")])
     assert r.exit_code == 0 and f"({LABEL}: not comparable" in " ".join(r.output.split())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adapt", [Adapt.CORPUS, Adapt.NONE])
+def test_a_corpus_adversary_sees_the_held_out_corpus_unlabelled_only_when_adapting(
+        fake_ravdess, extra, fake_cache, tmp_path, fits, adapt):
+    """``-p adversary_on=corpus``: the adversary names each training clip's corpus; in a
+    corpus-adapted run the held-out corpus's test clips join it, features without labels
+    (domain-adversarial adaptation); in a speaker-independent run no test clip does."""
+    from emovox.experiment import run_experiment
+
+    cfg = _cfg(fake_ravdess, extra, fake_cache, adapt)
+    cfg.split = SplitConfig(protocol=Protocol.LOCO, folds=(2,), n_val_speakers=1)
+    cfg.model = ModelConfig("ecapa_cmvn", {"epochs": 1, "channels": 16, "adversary": 1.0,
+                                           "adversary_on": "corpus", "threads": 1})
+    res = run_experiment(cfg, tmp_path / "run")
+    (fold,) = res.folds
+    (n, groups, unlabelled), = fits
+    assert len(groups) == n == fold.n_train and set(groups) == {"ravdess", "emovo"}
+    if adapt is Adapt.NONE:
+        assert unlabelled is None
+        return
+    x, corpora = unlabelled
+    assert len(x) == len(corpora) == fold.n_test and set(corpora) == {"urdu"}

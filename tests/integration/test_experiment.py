@@ -494,22 +494,6 @@ def test_fusing_a_speaker_adapted_run_makes_an_adapted_run(fake_ravdess, fake_ca
     assert "speaker-adapted" not in table[2] and "speaker-adapted" in table[3]
 
 
-@pytest.fixture
-def fits(monkeypatch) -> list:
-    """``(n training items, speakers given)`` of every TorchClassifier.fit, as it trains."""
-    from emovox.training.trainer import TorchClassifier
-
-    seen: list = []
-    real = TorchClassifier.fit
-
-    def spy(self, x, y, xv, yv, soft_targets=None, speakers=None):
-        seen.append((len(y), speakers))
-        return real(self, x, y, xv, yv, soft_targets, speakers)
-
-    monkeypatch.setattr(TorchClassifier, "fit", spy)
-    return seen
-
-
 @pytest.mark.slow
 def test_the_adversary_gets_each_training_clip_s_speaker(fake_ravdess, fake_cache, tmp_path,
                                                          fits):
@@ -520,8 +504,9 @@ def test_the_adversary_gets_each_training_clip_s_speaker(fake_ravdess, fake_cach
     data = cfg_for(fake_ravdess, fake_cache, "crnn").data
     everyone = {u.speaker for u in load_dataset(data).utts}
     training = everyone - set(fold.test_speakers) - set(fold.val_speakers)
-    (n, speakers), (_, none) = fits
+    (n, speakers, unlabelled), (_, none, _) = fits
     assert len(speakers) == n == fold.n_train and set(speakers) == training
+    assert unlabelled is None  # not an adapted run: no test clip reaches training
     assert none is None  # without an adversary the trainer is not given them
 
 
@@ -540,6 +525,6 @@ def test_train_gives_the_adversary_the_speakers_of_its_clips(fake_ravdess, fake_
         args += ["-p", p]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
-    (n, speakers), = fits
+    (n, speakers, _), = fits
     assert len(speakers) == n and len(set(speakers)) == 5  # 6 actors, 1 for validation
     assert json.loads((out / "model.json").read_text())["network"]["train"]["adversary"] == 0.5

@@ -13,7 +13,7 @@ from torch import nn
 
 from emovox.errors import ConfigError
 from emovox.models import ecapa, mlp, validate_params
-from emovox.models.params import TrainConfig
+from emovox.models.params import AdversaryOn, TrainConfig
 from emovox.training.adversary import (
     SpeakerAdversary,
     confusion,
@@ -155,3 +155,56 @@ def test_adversarial_training_is_deterministic_and_needs_the_speakers():
     params = mlp.MlpConfig(epochs=1, adversary=1.0).to_params()
     with pytest.raises(ValueError, match="speakers"):
         TorchClassifier(mlp.build_net, n_classes=4, **params).fit(x, y, x[:0], y[:0])
+
+
+def test_unlabelled_clips_reach_the_adversary_only(monkeypatch):
+    """``adversary_on=corpus`` with unlabelled clips of another corpus (an adapted run's test
+    clips): each batch adds as many of them for the adversary, which then names both corpora;
+    their labels are never asked for, and without an adversary they are not used at all."""
+    x, y, _ = _toy(128)
+    rng = np.random.default_rng(1)
+    target = (x[:64] + rng.normal(3, 1, (64, x.shape[1]))).astype(np.float32)
+    corpora = np.array(["ravdess"] * 96)
+    unlabelled = (target, np.array(["emovo"] * 64))
+
+    def fit(weight: float, **kw) -> TorchClassifier:
+        params = mlp.MlpConfig(epochs=5, hidden=(32, 16), dropouts=(0.0, 0.0),
+                               adversary=weight, adversary_on="corpus").to_params()
+        model = TorchClassifier(mlp.build_net, n_classes=4, seed=0, **params)
+        return model.fit(x[:96], y[:96], x[:0], y[:0], **kw)
+
+    batches: list[torch.Tensor] = []
+    real = SpeakerAdversary.loss
+
+    def spy(self, targets, weight):
+        batches.append(targets.clone())
+        return real(self, targets, weight)
+
+    with monkeypatch.context() as m:
+        m.setattr(SpeakerAdversary, "loss", spy)
+        with_target = fit(1.0, speakers=corpora, unlabelled=unlabelled)
+    assert len(batches) == 5 * 3  # 96 clips in batches of 32, 5 epochs
+    for t in batches:  # 32 training clips, then 32 unlabelled ones: codes emovo 0, ravdess 1
+        assert t.shape == (64, 2)
+        assert torch.equal(t[:32, 1], torch.ones(32)) and torch.equal(t[32:, 0], torch.ones(32))
+    alone = fit(1.0, speakers=np.array(["ravdess"] * 48 + ["emovo"] * 48))
+    assert not np.allclose(with_target.predict_proba(x), alone.predict_proba(x))
+    plain = mlp.MlpConfig(epochs=5, hidden=(32, 16), dropouts=(0.0, 0.0)).to_params()
+    a = TorchClassifier(mlp.build_net, n_classes=4, seed=0, **plain).fit(
+        x[:96], y[:96], x[:0], y[:0], speakers=corpora, unlabelled=unlabelled)
+    b = TorchClassifier(mlp.build_net, n_classes=4, seed=0, **plain).fit(x[:96], y[:96], x[:0],
+                                                                         y[:0])
+    assert np.array_equal(a.predict_proba(x), b.predict_proba(x))
+    with pytest.raises(ValueError, match=">= 2 groups"):  # one corpus and nothing else
+        fit(1.0, speakers=corpora)
+    with pytest.raises(ValueError, match="training clips' corpora"):
+        fit(1.0)
+
+
+def test_adversary_on_is_checked():
+    assert validate_params("ecapa_cmvn", {"adversary": "1", "adversary_on": "corpus"}) == {
+        "adversary": 1.0, "adversary_on": AdversaryOn.CORPUS}
+    with pytest.raises(ConfigError, match="needs adversary=W"):
+        validate_params("ecapa_cmvn", {"adversary_on": "corpus"})
+    with pytest.raises(ConfigError, match="adversary_on"):
+        validate_params("ecapa_cmvn", {"adversary": "1", "adversary_on": "gender"})

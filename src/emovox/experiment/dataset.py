@@ -36,6 +36,7 @@ from emovox.features.cache import (
 )
 from emovox.labels import LABELS, emotion_index
 from emovox.models import ModelSpec
+from emovox.models.params import AdversaryOn
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +229,24 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     )
 
 
-def adversary_speakers(model: Any, utts: list[Utterance], sources: np.ndarray) -> dict[str, Any]:
-    """``{"speakers": (N,)}``, each training item's speaker (an augmented copy's is its source
-    clip's), for ``model.fit`` when it trains with a speaker adversary (``-p adversary``,
-    :mod:`emovox.training.adversary`); ``{}`` for any other model."""
-    if getattr(getattr(model, "train_cfg", None), "adversary", 0) > 0:
-        return {"speakers": np.array([utts[i].speaker for i in sources])}
-    return {}
+def adversary_speakers(model: Any, utts: list[Utterance], sources: np.ndarray,
+                       unlabelled: tuple[Any, np.ndarray] | None = None) -> dict[str, Any]:
+    """``{"speakers": (N,)}``, each training item's group the adversary names (its speaker or
+    its corpus, by ``adversary_on``; an augmented copy's is its source clip's), for
+    ``model.fit`` when it trains with an adversary (``-p adversary``,
+    :mod:`emovox.training.adversary`); ``{}`` for any other model. ``unlabelled``:
+    (features, indices into ``utts``) of clips the adversary also sees without their labels
+    (an ``--adapt`` run's test clips), passed on with their groups."""
+    tc = getattr(model, "train_cfg", None)
+    if getattr(tc, "adversary", 0) <= 0:
+        return {}
+    def group(u: Utterance) -> str:
+        return u.corpus if tc.adversary_on is AdversaryOn.CORPUS else u.speaker
+
+    kw: dict[str, Any] = {"speakers": np.array([group(utts[i]) for i in sources])}
+    if unlabelled is not None and len(unlabelled[1]):
+        kw["unlabelled"] = (unlabelled[0], np.array([group(utts[i]) for i in unlabelled[1]]))
+    return kw
 
 
 def gather(feats: list[Any], idx: np.ndarray) -> Any:

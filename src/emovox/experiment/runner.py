@@ -6,8 +6,8 @@ clip's probabilities are restricted to its corpus's classes (and renormalised);
 speaker (corpus), every clip's features are normalised with its speaker's (corpus's) own
 statistics (:mod:`emovox.experiment.adapt`: no labels, speakers (corpora) never straddle a
 fold), and ``metrics.json`` records ``adapt``. ``-p adversary=W``: the training clips'
-speakers go to the trainer (:mod:`emovox.training.adversary`). The run directory's layout
-is documented (and written) in :mod:`emovox.experiment.rundir`.
+speakers (corpora) go to the trainer (:mod:`emovox.training.adversary`), and an adapted
+run's unlabelled test clips. The run directory is :mod:`emovox.experiment.rundir`'s.
 """
 
 from __future__ import annotations
@@ -354,7 +354,8 @@ def run_fold(
         fit_kw["soft_targets"], teacher_ua = teachers.soft_targets(cfg, spec, data, fold,
                                                                    sources)
         log.info("fold %d: teachers' UA on the training clips %.1f", fold.index, teacher_ua)
-    fit_kw.update(adversary_speakers(model, data.utts, sources))
+    fit_kw.update(adversary_speakers(model, data.utts, sources, None if data.adapter is None
+                                     else (gather(feats, fold.test), fold.test)))
     model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val], **fit_kw)
     test_corpora = [data.utts[i].corpus for i in fold.test]
 

@@ -268,6 +268,9 @@ def validate_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"adversary trains one network on its own; '{name}' trains its "
                           "network inside a fusion (use the network's own model, e.g. "
                           "crnn_cmvn, then `emovox fuse`)")
+    if "adversary_on" in typed and not typed.get("adversary", 0):
+        raise ConfigError("adversary_on says what the adversary names; it needs adversary=W "
+                          "> 0 to train one")
     return typed
 
 

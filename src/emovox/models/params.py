@@ -34,6 +34,11 @@ class Loss(str, Enum):
     FOCAL = "focal"  #: categorical focal loss (Lin et al., 2017)
 
 
+class AdversaryOn(str, Enum):
+    SPEAKER = "speaker"  #: the adversary names each clip's speaker
+    CORPUS = "corpus"  #: the adversary names each clip's corpus
+
+
 class Schedule(str, Enum):
     PLATEAU = "plateau"  #: reduce LR when validation UA stalls (reference 000 style)
     COSINE = "cosine"  #: one-cycle cosine with warm-up
@@ -251,6 +256,10 @@ class TrainConfig(ModelParams):
     #: term that trains the network's embedding to leave a classifier of the training
     #: clips' speakers guessing (0 = off; ramped up from 0)
     adversary: float = 0.0
+    #: what the adversary learns to name: each clip's speaker or its corpus; under
+    #: ``evaluate --adapt``, the fold's unlabelled test clips join its batches with theirs
+    #: (domain-adversarial adaptation: the network learns to hide which side a clip is from)
+    adversary_on: AdversaryOn = AdversaryOn.SPEAKER
     #: RNG seed (set from ``--seed``, not a ``-p`` key)
     seed: int = 0
 
@@ -289,4 +298,4 @@ class TrainConfig(ModelParams):
         return {k: getattr(self, k) for k in self.net_keys()}
 
 
-__all__ = ["Loss", "ModelParams", "Schedule", "TrainConfig", "coerce_value"]
+__all__ = ["AdversaryOn", "Loss", "ModelParams", "Schedule", "TrainConfig", "coerce_value"]

@@ -24,7 +24,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
-from emovox.models.params import Loss, Schedule, TrainConfig
+from emovox.models.params import AdversaryOn, Loss, Schedule, TrainConfig
 from emovox.preprocess import Normaliser, pad_or_crop
 from emovox.training.adversary import SpeakerAdversary, confusion_weight, speaker_codes
 
@@ -208,9 +208,11 @@ class _Step:
     weight: torch.Tensor | None  #: class weights, or None
     gen: torch.Generator  #: shuffling, SpecAugment and mixup permutations
     np_rng: np.random.Generator  #: mixup coefficients
-    #: the speaker adversary and each training clip's one-hot speaker (N, S), or None
+    #: the adversary and each training clip's one-hot group (speaker or corpus) (N, S)
     adversary: SpeakerAdversary | None = None
     speakers: torch.Tensor | None = None
+    #: unlabelled clips the adversary also sees (M, ...) and their one-hot groups (M, S)
+    unlabelled: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 EpochFn = Callable[[int, int, float, float], None]  # epoch, epochs, train loss, val UA
@@ -252,12 +254,16 @@ class TorchClassifier:
     # -- training -----------------------------------------------------------------------
     def fit(self, x_train, y_train, x_val, y_val,
             soft_targets: np.ndarray | None = None,
-            speakers: np.ndarray | None = None) -> TorchClassifier:
+            speakers: np.ndarray | None = None,
+            unlabelled: tuple[Any, np.ndarray] | None = None) -> TorchClassifier:
         """Train on ``x_train``/``y_train``, stop early on validation UA (true labels).
         ``soft_targets`` (N, C): a teacher's probabilities for each training clip; the loss
         then adds their KL term (:func:`distil_loss`), mixed by mixup like the labels.
-        ``speakers`` (N,): each training clip's speaker, needed by ``adversary > 0``
-        (:mod:`emovox.training.adversary`) and ignored otherwise."""
+        ``speakers`` (N,): each training clip's group the adversary names (its speaker or
+        corpus: ``adversary_on``), needed by ``adversary > 0``
+        (:mod:`emovox.training.adversary`) and ignored otherwise. ``unlabelled``: (features
+        (M, ...), groups (M,)) of clips without labels (an ``--adapt`` run's test clips):
+        each batch adds as many of them, drawn at random, for the adversary only."""
         tc = self.train_cfg
         torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)  # the network's initial weights come from this state
@@ -278,13 +284,14 @@ class TorchClassifier:
         self.input_shape = tuple(xtr.shape[1:])
         self.net = self.build_net(self.n_classes, self.input_shape, **self.net_params)
         weight = class_weights(np.asarray(y_train), self.n_classes) if tc.class_weights else None
-        adversary, spk = self._adversary(speakers, len(ytr)) if tc.adversary > 0 else (None, None)
+        adversary, spk, unl = (self._adversary(speakers, len(ytr), unlabelled)
+                               if tc.adversary > 0 else (None, None, None))
         trained = [*self.net.parameters(), *(adversary.parameters() if adversary else [])]
         opt = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
         steps_per_epoch = max(1, int(np.ceil(len(ytr) / tc.batch_size)))
         sched = make_scheduler(opt, tc, steps_per_epoch)
         step = _Step(opt, sched if tc.schedule is Schedule.COSINE else None, weight, gen, np_rng,
-                     adversary, spk)
+                     adversary, spk, unl)
         try:
             self._train(step, xtr, ytr, xva, np.asarray(y_val),
                         sched if tc.schedule is Schedule.PLATEAU else None)
@@ -294,18 +301,34 @@ class TorchClassifier:
         self._soft = None
         return self
 
-    def _adversary(self, speakers: np.ndarray | None,
-                   n: int) -> tuple[SpeakerAdversary, torch.Tensor]:
-        """A speaker adversary on the network's embedding and the clips' one-hot speakers
-        (N, S)."""
+    def _adversary(self, speakers: np.ndarray | None, n: int,
+                   unlabelled: tuple[Any, np.ndarray] | None = None,
+                   ) -> tuple[SpeakerAdversary, torch.Tensor, Any]:
+        """The adversary on the network's embedding, the training clips' one-hot groups
+        (N, S) and the unlabelled clips' (network input (M, ...), one-hot groups (M, S)) or
+        None."""
+        tc = self.train_cfg
         if speakers is None or len(speakers) != n:
-            raise ValueError(f"adversary={self.train_cfg.adversary} needs each of the {n} "
-                             "training clips' speakers")
-        codes, n_spk = speaker_codes(speakers)
+            what = "speakers" if tc.adversary_on is AdversaryOn.SPEAKER else "corpora"
+            raise ValueError(f"adversary={tc.adversary} needs each of the {n} training "
+                             f"clips' {what}")
+        extra = np.asarray([] if unlabelled is None else unlabelled[1], dtype=str)
+        codes, n_spk = speaker_codes(np.concatenate([np.asarray(speakers, dtype=str), extra]))
+        if n_spk < 2:
+            raise ValueError(f"adversary_on={tc.adversary_on.value} needs clips of >= 2 "
+                             f"groups to tell apart; these clips have one ({speakers[0]})")
         assert self.net is not None
-        log.info("speaker adversary: %d training speakers, final weight %g", n_spk,
-                 self.train_cfg.adversary)
-        return SpeakerAdversary(self.net, n_spk), F.one_hot(torch.from_numpy(codes), n_spk).float()
+        log.info("%s adversary: %d groups (%d unlabelled clips), final weight %g",
+                 tc.adversary_on.value, n_spk, len(extra), tc.adversary)
+        hot = F.one_hot(torch.from_numpy(codes), n_spk).float()  # (N + M, S)
+        unl = None
+        if unlabelled is not None and len(extra):
+            xu = self.network_input(unlabelled[0])  # (M, ...)
+            if tuple(xu.shape[1:]) != self.input_shape:
+                raise ValueError(f"unlabelled clips of shape {tuple(xu.shape[1:])}, training "
+                                 f"clips {self.input_shape}: set n_frames")
+            unl = (xu, hot[n:])
+        return SpeakerAdversary(self.net, n_spk), hot[:n], unl
 
     def _train(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor,
                xva: torch.Tensor | None, yva: np.ndarray, plateau: Any) -> None:
@@ -356,7 +379,7 @@ class TorchClassifier:
         assert net is not None
         net.train()
         perm = torch.randperm(len(ytr), generator=step.gen)
-        total, count, hits = 0.0, 0, 0.0
+        total, count, hits, seen = 0.0, 0, 0.0, 0
         for s in range(0, len(perm), tc.batch_size):
             idx = perm[s : s + tc.batch_size]
             if len(idx) < 2:  # BatchNorm needs two samples
@@ -382,11 +405,18 @@ class TorchClassifier:
                     qb = lam * qb + (1 - lam) * qb[j]
                 if sb is not None:
                     sb = lam * sb + (1 - lam) * sb[j]
-            loss = (batch_loss(net(xb), yb, tc, step.weight, self.n_classes) if qb is None else
-                    distil_loss(net(xb), yb, qb, tc, step.weight, self.n_classes))
+            if step.unlabelled is not None:  # as many unlabelled clips, for the adversary
+                j = torch.randint(len(step.unlabelled[0]), (len(idx),), generator=step.gen)
+                out = net(torch.cat([xb, step.unlabelled[0][j]]))[: len(idx)]  # (B, C)
+                sb = torch.cat([sb, step.unlabelled[1][j]])  # (2B, S)
+            else:
+                out = net(xb)  # (B, C)
+            loss = (batch_loss(out, yb, tc, step.weight, self.n_classes) if qb is None else
+                    distil_loss(out, yb, qb, tc, step.weight, self.n_classes))
             if step.adversary is not None and sb is not None:
                 loss = loss + step.adversary.loss(sb, confusion_weight(tc.adversary, progress))
                 hits += step.adversary.hits
+                seen += len(sb)
             step.opt.zero_grad()
             loss.backward()
             if tc.grad_clip:
@@ -397,7 +427,7 @@ class TorchClassifier:
             total += float(loss.detach()) * len(idx)
             count += len(idx)
         if step.adversary is not None:
-            self.history.adversary_acc.append(100 * hits / max(count, 1))
+            self.history.adversary_acc.append(100 * hits / max(seen, 1))
         return total / max(count, 1)
 
     def _validate(self, xva: torch.Tensor, yva: np.ndarray) -> tuple[float, float]:
