@@ -13,6 +13,10 @@ can take part. The adversary exists during training only: it is not part of the 
 state, its artifact or what serving runs. The training loss the trainer records (its
 ``train_loss``) then includes the adversary's two terms.
 
+``adversary_on=corpus`` makes the groups corpora instead of speakers; the trainer may add
+unlabelled clips (an ``--adapt`` run's test clips) to each batch for the adversary alone:
+domain-adversarial adaptation, the network learning to hide which side a clip comes from.
+
 The confusion term's weight rises from 0 to ``W`` over training with DANN's ramp
 ``W * (2 / (1 + exp(-10 p)) - 1)`` (``p``: the fraction of epochs done), so the emotion
 classifier gets going before the network is pushed to forget the speakers.
