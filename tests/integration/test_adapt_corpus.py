@@ -120,3 +120,37 @@ def test_a_corpus_adversary_sees_the_held_out_corpus_unlabelled_only_when_adapti
         return
     x, corpora = unlabelled
     assert len(x) == len(corpora) == fold.n_test and set(corpora) == {"urdu"}
+
+
+def test_a_corpus_adversary_with_one_corpus_to_name_is_refused_before_extraction(
+        fake_ravdess, extra, fake_cache, tmp_path, monkeypatch):
+    """Refused before any feature is extracted: RAVDESS alone (EmoBox, or `train`), and loco
+    over two corpora without --adapt (each fold trains on one); loco over two corpora with
+    --adapt corpus is accepted (the held-out corpus joins unlabelled)."""
+    from emovox.experiment import dataset
+
+    def extracted(*_a, **_k):
+        raise AssertionError("features were extracted")
+
+    monkeypatch.setattr("emovox.experiment.runner.featurise", extracted)
+    monkeypatch.setattr("emovox.experiment.package.featurise", extracted)
+    monkeypatch.chdir(tmp_path)
+    emovo, _ = extra
+    monkeypatch.setenv("EMOVOX_CACHE", str(fake_cache))
+    params = ["-p", "adversary=1", "-p", "adversary_on=corpus"]
+    for args in (["evaluate", "--data", str(fake_ravdess), "--model", "ecapa_cmvn"],
+                 ["train", "--data", str(fake_ravdess), "--model", "ecapa_cmvn", "--out",
+                  str(tmp_path / "m")],
+                 ["evaluate", "--data", str(fake_ravdess), "--data", f"emovo={emovo}",
+                  "--protocol", "loco", "--model", "ecapa_cmvn"]):
+        r = CliRunner().invoke(app, args + params, env={"COLUMNS": "200"})
+        assert r.exit_code != 0 and "would train on one" in " ".join(r.output.split()), (
+            args, r.output)
+    cfg = ExperimentConfig(
+        data=DataConfig(root=str(fake_ravdess), corpora=(f"emovo={emovo}",)),
+        split=SplitConfig(protocol=Protocol.LOCO), adapt=Adapt.CORPUS,
+        model=ModelConfig("ecapa_cmvn", {"adversary": "1", "adversary_on": "corpus"}))
+    utts = dataset.load_dataset(cfg.data).utts
+    dataset.check_adversary_corpora(cfg, utts)  # accepted
+    with pytest.raises(ConfigError, match="would train on one"):  # emovo only trains
+        dataset.check_adversary_corpora(cfg, utts, ("ravdess",))

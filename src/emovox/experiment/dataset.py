@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.config import DataConfig, ExperimentConfig
+from emovox.config import Adapt, DataConfig, ExperimentConfig, Protocol
 from emovox.corpora import (
     SPEAKER_PATTERN_FOLDER_ONLY,
     get_reader,
@@ -36,7 +36,7 @@ from emovox.features.cache import (
 )
 from emovox.labels import LABELS, emotion_index
 from emovox.models import ModelSpec
-from emovox.models.params import AdversaryOn
+from emovox.models.params import AdversaryOn, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +247,39 @@ def adversary_speakers(model: Any, utts: list[Utterance], sources: np.ndarray,
     if unlabelled is not None and len(unlabelled[1]):
         kw["unlabelled"] = (unlabelled[0], np.array([group(utts[i]) for i in unlabelled[1]]))
     return kw
+
+
+def test_only_corpora(cfg: ExperimentConfig) -> tuple[str, ...]:
+    """The reader names of ``cfg.data.test_only``; ConfigError for an unknown name or a
+    protocol other than loco (checked before any feature is extracted)."""
+    if not cfg.data.test_only:
+        return ()
+    if cfg.split.protocol is not Protocol.LOCO:
+        raise ConfigError(f"--test-only needs --protocol loco, not {cfg.split.protocol.value}")
+    try:
+        return tuple(get_reader(n).NAME for n in cfg.data.test_only)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def check_adversary_corpora(cfg: ExperimentConfig, utts: list[Utterance],
+                            test_only: tuple[str, ...] = ()) -> None:
+    """ConfigError, before any feature is extracted, when ``-p adversary_on=corpus`` would
+    find one corpus to name in some fold: ``train`` and every protocol but ``loco`` need two
+    trained corpora; ``loco`` trains without the held-out one, and an ``--adapt`` run adds
+    it (unlabelled)."""
+    tc, _ = TrainConfig.split(cfg.model.params)
+    if tc.adversary <= 0 or tc.adversary_on is not AdversaryOn.CORPUS:
+        return
+    trained = sorted({u.corpus for u in utts} - set(test_only))
+    fewest = len(trained)
+    if cfg.split.protocol is Protocol.LOCO:
+        fewest += (cfg.adapt is not Adapt.NONE) - 1
+    if fewest < 2:
+        raise ConfigError(f"adversary_on=corpus names each clip's corpus, and a fold here would "
+                          f"train on one ({', '.join(trained) or 'none'}"
+                          f"{'; loco holds one out' if cfg.split.protocol is Protocol.LOCO else ''}"
+                          "): give more corpora (--data NAME=DIR), or --adapt corpus under loco")
 
 
 def gather(feats: list[Any], idx: np.ndarray) -> Any:

@@ -24,7 +24,6 @@ import numpy as np
 
 from emovox import __version__
 from emovox.config import Adapt, ExperimentConfig, Protocol
-from emovox.corpora import get_reader
 from emovox.corpora.base import Utterance
 from emovox.errors import ConfigError
 from emovox.experiment.adapt import (
@@ -35,7 +34,14 @@ from emovox.experiment.adapt import (
     group_of,
     statistics_clips,
 )
-from emovox.experiment.dataset import adversary_speakers, featurise, gather, load_dataset
+from emovox.experiment.dataset import (
+    adversary_speakers,
+    check_adversary_corpora,
+    featurise,
+    gather,
+    load_dataset,
+    test_only_corpora,
+)
 from emovox.experiment.distil import Teachers, open_teachers
 from emovox.experiment.multicorpus import (
     balance_corpora,
@@ -242,7 +248,8 @@ def prepare_data(
     check_adapt_config(cfg, [inp.params for inp in spec.inputs])
     ds = load_dataset(cfg.data)
     log.info("%s", ds.report)
-    check_speakers(ds.utts, cfg.split.protocol)  # before extraction (QA, stop 37)
+    check_speakers(ds.utts, cfg.split.protocol)  # before extraction (QA, stop 37), and:
+    check_adversary_corpora(cfg, ds.utts, test_only_corpora(cfg))
     items, ext_errors, n_cached, ext_seconds = featurise(
         cfg, spec, [u.path for u in ds.utts], ds.content_ids, progress)
     ok = np.array([i not in ext_errors for i in range(len(ds.utts))])
@@ -268,19 +275,6 @@ def prepare_data(
                  len(adapter.stats), adapter.n_centred_only)
     return PreparedData(utts, feats, y, train_only, content_ids, errors, extraction,
                         corpus_classes(utts, y), adapter)
-
-
-def test_only_corpora(cfg: ExperimentConfig) -> tuple[str, ...]:
-    """The reader names of ``cfg.data.test_only``; ConfigError for an unknown name or a
-    protocol other than loco (checked before any feature is extracted)."""
-    if not cfg.data.test_only:
-        return ()
-    if cfg.split.protocol is not Protocol.LOCO:
-        raise ConfigError(f"--test-only needs --protocol loco, not {cfg.split.protocol.value}")
-    try:
-        return tuple(get_reader(n).NAME for n in cfg.data.test_only)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
