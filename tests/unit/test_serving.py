@@ -262,6 +262,62 @@ def test_timeline_streams_speech_windows_with_bounded_memory(tmp_path, monkeypat
                                                       strict=False))
 
 
+def test_talk_without_a_pause_is_classified_in_bounded_chunks(monkeypatch):
+    """150 s of talk whose syllables never pause for 0.5 s: one speech region as long as
+    the recording. It was held whole until it closed (64 kB a second, without limit); now
+    every :data:`MAX_OPEN_REGION_S` of it is classified and dropped, each chunk ending at
+    the end of a window and the next starting there: no hole, nothing classified twice."""
+    import io
+
+    import soundfile as sf
+
+    from emovox.serving import timeline as tlmod
+    from emovox.serving.stream import SpeechStream
+    from signals import talk
+
+    x = talk(150.0, seed=3)
+    buf = io.BytesIO()
+    sf.write(buf, x, SR, format="WAV", subtype="FLOAT")
+    held: list[int] = []
+    push = SpeechStream.push
+
+    def spy(self, block, final=False):
+        push(self, block, final)
+        held.append(len(self.buf))
+
+    monkeypatch.setattr(SpeechStream, "push", spy)
+    fake = _FakePredictor()
+    tl = tlmod.build_timeline(fake, buf.getvalue(), window=3.0, hop=1.5, block_s=10.0)
+    limit = tlmod.MAX_OPEN_REGION_S + 10.0 + 3.0  # a chunk, a block, a window's margin
+    assert max(held) <= limit * SR < 0.6 * len(x)
+    speech = tl.speech
+    assert speech[0].start < 0.5 and speech[-1].end > 149.0
+    for a, b in zip(speech, speech[1:-1], strict=False):  # hop on, or a chunk edge; the last
+        # window is aligned to the region's end
+        assert b.start - a.start == pytest.approx(1.5, abs=1e-3) or b.start == pytest.approx(
+            a.end, abs=1e-3), (a.start, a.end, b.start)
+    edges = [b.start for a, b in zip(speech, speech[1:], strict=False)
+             if b.start == pytest.approx(a.end, abs=1e-3)]
+    assert len(edges) == 2  # two chunks cut at 60-70 s and 120-130 s, the third closed
+    assert all(s.end - s.start == pytest.approx(3.0, abs=1e-3) for s in speech)
+    assert all(g.end < 0.5 or g.start > 149.0 for g in tl.segments if g.silent)  # no hole
+    assert tl.summary()["speech_seconds"] == pytest.approx(speech[-1].end - speech[0].start,
+                                                           abs=0.01)
+
+
+def test_a_region_is_cut_at_the_end_of_a_window_on_its_grid():
+    assert tlmod_chunk_end(10.0, 69.0) is None  # open for 59 s: held
+    cut = tlmod_chunk_end(10.0, 75.2)  # windows 3 s every 1.5 s from 10 s: the last whole
+    assert cut == pytest.approx(10.0 + 41 * 1.5 + 3.0)  # one ends at 74.5 s
+    assert tlmod_chunk_end(0.01, 61.0) == pytest.approx(0.01 + 38 * 1.5 + 3.0)
+
+
+def tlmod_chunk_end(start: float, horizon: float) -> float | None:
+    from emovox.serving.timeline import _chunk_end
+
+    return _chunk_end(start, horizon, 3.0, 1.5, SR)
+
+
 def test_timeline_keeps_speech_whose_region_reaches_back_when_the_floor_falls():
     """A loud machine for 62 s (loud talk at 30 s over it), then quieter talk from 61.3 s:
     once the machine stops, the floor over everything read falls and the talk's region

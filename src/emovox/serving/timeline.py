@@ -4,7 +4,9 @@ The file is read in blocks (:func:`emovox.audio.iter_blocks`), so memory stays f
 hour-long recordings: the speech detector (:mod:`emovox.features.vad`) runs on each new
 block and keeps one flag per 10 ms; a speech region is classified once it is closed (no
 speech for :data:`~emovox.serving.speech.REGION_BRIDGE_S` after it), and the samples before
-it are dropped. Only a block plus the open speech region is held.
+it are dropped. Only a block plus the open speech region is held, and a region that runs on
+without a pause is classified in chunks of :data:`MAX_OPEN_REGION_S` (cut at the end of a
+window, the next chunk's windows starting there), so what is held stays bounded.
 
 Windows (``window`` s every ``hop`` s) cover each speech region, the last one aligned to the
 region's end so the tail is never dropped (it replaces the one before it when it would start
@@ -255,8 +257,7 @@ def build_timeline(
         emovox.errors.ConfigError: window or hop refused by :class:`TimelineParams`.
     """
     del silence_dbfs, batch
-    params = TimelineParams(window, hop)
-    window, hop = params.window, params.hop
+    window, hop = (p := TimelineParams(window, hop)).window, p.hop
     sr = TARGET_SR
     tl = Timeline(str(src) if isinstance(src, (str, Path)) else "<bytes>", 0.0, window, hop)
     st = SpeechStream(sr)
@@ -268,10 +269,12 @@ def build_timeline(
             tl.loudest_db = max(tl.loudest_db, float(np.max(level)))
         horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
         regions = _not_done(regions, max(state["done_s"], st.buf_start / sr), horizon)
-        todo = [r for r in regions if r[1] <= horizon]
+        todo, open_ = ([r for r in regions if r[1] <= horizon],
+                       [r for r in regions if r[1] > horizon])
+        if open_ and (cut := _chunk_end(open_[0][0], horizon, window, hop, sr)) is not None:
+            todo, open_[0] = [*todo, (open_[0][0], cut)], (cut, open_[0][1])  # no pause yet
         for r in todo:
             _classify_region(predictor, tl, st, r, flags, window, hop, state)
-        open_ = [r for r in regions if r[1] > horizon]
         keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
         st.drop_before(min(st.vad_pos, int(keep_from * sr)))
 
@@ -310,6 +313,23 @@ def build_timeline(
     if interrupted:
         raise TimelineInterrupted(tl)
     return tl
+
+
+#: seconds of a speech region still open (no pause yet) after which its windows so far are
+#: classified and its samples dropped: talk or sound without a 0.5 s pause was held whole,
+#: as long as the recording (64 kB a second; a code review, stop 44)
+MAX_OPEN_REGION_S = 60.0
+
+
+def _chunk_end(start: float, horizon: float, window: float, hop: float, sr: int
+               ) -> float | None:
+    """Where to cut a region open since ``start`` (s) once it has run past
+    :data:`MAX_OPEN_REGION_S` before ``horizon``: the end of its last whole window (on the
+    grid of windows from ``start``) before ``horizon``; None while it is shorter."""
+    if horizon - start <= MAX_OPEN_REGION_S:
+        return None
+    a, win, step = round(start * sr), max(1, round(window * sr)), max(1, round(hop * sr))
+    return (a + (int(horizon * sr) - a - win) // step * step + win) / sr
 
 
 def _not_done(regions: list[tuple[float, float]], start: float, horizon: float
