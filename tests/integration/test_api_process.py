@@ -311,3 +311,49 @@ def test_bench_load_script(tiny_model):
     assert res["ok"] == 24 and res["errors"] == 0 and res["clients"] == 8
     assert res["latency_ms"]["p50"] <= res["latency_ms"]["p99"]
     assert res["throughput_rps"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_stopped_server_answers_a_stalled_upload_503_and_exits_0(sig):
+    """``emovox serve`` stopped by SIGTERM (what a service manager or container runtime
+    sends) as by Ctrl-C: the open upload gets the JSON 503 ``shutting_down`` once the grace
+    period (shortened here to 0.5 s) is over, and the server exits 0. Under SIGTERM the
+    process died at once after uvicorn's shutdown and the client saw its connection close
+    with no answer (API QA, stop 40)."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    boot = ("import emovox.cli.servers as s; s.GRACEFUL_SHUTDOWN_S = 0.5; "
+            f"from emovox.cli import app; app(['serve', '--port', '{port}'])")
+    proc = subprocess.Popen([sys.executable, "-c", boot], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(
+                                ROOT / "src")})
+    try:
+        for _ in range(150):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        client = socket.create_connection(("127.0.0.1", port))
+        part = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+                + b"\0" * 1000)
+        client.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/"
+                       b"form-data; boundary=b\r\nContent-Length: 500000\r\n\r\n" + part)
+        time.sleep(1.0)  # the upload is open, its body unfinished
+        proc.send_signal(getattr(signal, sig))
+        client.settimeout(30)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+        client.close()
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "shutting_down"

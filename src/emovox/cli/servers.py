@@ -4,7 +4,9 @@ FastAPI and uvicorn are checked for and imported only when the command runs."""
 from __future__ import annotations
 
 import math
+import signal
 import socket
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -185,13 +187,32 @@ def listen_socket(host: str, port: int) -> socket.socket:
 GRACEFUL_SHUTDOWN_S = 10.0
 
 
+class _Terminated(Exception):
+    """SIGTERM, raised where uvicorn re-raises it after its shutdown."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise _Terminated
+
+
 def run_server(api: object, sock: socket.socket, log_level: str) -> None:
-    """Serve ``api`` with uvicorn on the bound ``sock`` until Ctrl-C or SIGTERM (exit 0, as
-    ``uvicorn.run`` did), open requests given :data:`GRACEFUL_SHUTDOWN_S` to finish."""
+    """Serve ``api`` with uvicorn on the bound ``sock`` until Ctrl-C or SIGTERM (exit 0),
+    open requests given :data:`GRACEFUL_SHUTDOWN_S` to finish, then answered 503.
+
+    uvicorn re-raises the signal it handled once it has shut down, inside its event loop:
+    Ctrl-C became a KeyboardInterrupt, and the requests it had cancelled sent their 503 as
+    the loop closed; SIGTERM's default action killed the process there, and those clients
+    saw their connection close with no answer (API QA, stop 40). SIGTERM now raises as
+    Ctrl-C does."""
     import uvicorn
 
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     try:
         uvicorn.Server(uvicorn.Config(api, log_level=log_level, timeout_graceful_shutdown=
                                       GRACEFUL_SHUTDOWN_S)).run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
+    except (KeyboardInterrupt, _Terminated):
+        pass  # re-raised by uvicorn after a clean shutdown
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, before)
