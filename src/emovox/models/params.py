@@ -254,7 +254,7 @@ class TrainConfig(ModelParams):
     distil_temperature: float = 2.0
     #: speaker-adversarial training (:mod:`emovox.training.adversary`): final weight of the
     #: term that trains the network's embedding to leave a classifier of the training
-    #: clips' speakers guessing (0 = off; ramped up from 0)
+    #: clips' speakers (or corpora: ``adversary_on``) guessing (0 = off; ramped up from 0)
     adversary: float = 0.0
     #: what the adversary learns to name: each clip's speaker or its corpus; under
     #: ``evaluate --adapt``, the fold's unlabelled test clips join its batches with theirs
