@@ -227,27 +227,34 @@ class _FakePredictor:
         return 0.5, -0.5
 
 
-def test_timeline_streams_speech_windows_with_bounded_memory(tmp_path, monkeypatch):
+@pytest.fixture
+def held(monkeypatch) -> list[int]:
+    """The samples the timeline's speech stream holds after each block it reads."""
+    from emovox.serving.stream import SpeechStream
+
+    seen: list[int] = []
+    push = SpeechStream.push
+
+    def spy(self, block, final=False):
+        push(self, block, final)
+        seen.append(len(self.buf))
+
+    monkeypatch.setattr(SpeechStream, "push", spy)
+    return seen
+
+
+def test_timeline_streams_speech_windows_with_bounded_memory(tmp_path, held):
     """120 s: 2 s voice bursts with 2 s of silence between, read in 5 s blocks: one gap per
     pause, windows only over the voice, the tail covered, and the buffer never holds more
     than a block plus the open speech region."""
     import soundfile as sf
 
     from emovox.serving import timeline as tlmod
-    from emovox.serving.stream import SpeechStream
     from signals import voice
 
     unit = np.concatenate([voice(2.0), np.zeros(2 * SR, np.float32)])
     path = tmp_path / "long.wav"
     sf.write(path, np.tile(unit, 30), SR, subtype="PCM_16")
-    held: list[int] = []
-    push = SpeechStream.push
-
-    def spy(self, block, final=False):
-        push(self, block, final)
-        held.append(len(self.buf))
-
-    monkeypatch.setattr(SpeechStream, "push", spy)
     fake = _FakePredictor()
     tl = tlmod.build_timeline(fake, path, window=3.0, hop=1.5, block_s=5.0)
     assert max(held) <= 9 * SR  # a 5 s block + a 2 s region + context, never the file
@@ -262,7 +269,7 @@ def test_timeline_streams_speech_windows_with_bounded_memory(tmp_path, monkeypat
                                                       strict=False))
 
 
-def test_talk_without_a_pause_is_classified_in_bounded_chunks(monkeypatch):
+def test_talk_without_a_pause_is_classified_in_bounded_chunks(held):
     """150 s of talk whose syllables never pause for 0.5 s: one speech region as long as
     the recording. It was held whole until it closed (64 kB a second, without limit); now
     every :data:`MAX_OPEN_REGION_S` of it is classified and dropped, each chunk ending at
@@ -272,20 +279,11 @@ def test_talk_without_a_pause_is_classified_in_bounded_chunks(monkeypatch):
     import soundfile as sf
 
     from emovox.serving import timeline as tlmod
-    from emovox.serving.stream import SpeechStream
     from signals import talk
 
     x = talk(150.0, seed=3)
     buf = io.BytesIO()
     sf.write(buf, x, SR, format="WAV", subtype="FLOAT")
-    held: list[int] = []
-    push = SpeechStream.push
-
-    def spy(self, block, final=False):
-        push(self, block, final)
-        held.append(len(self.buf))
-
-    monkeypatch.setattr(SpeechStream, "push", spy)
     fake = _FakePredictor()
     tl = tlmod.build_timeline(fake, buf.getvalue(), window=3.0, hop=1.5, block_s=10.0)
     limit = tlmod.MAX_OPEN_REGION_S + 10.0 + 3.0  # a chunk, a block, a window's margin
