@@ -154,3 +154,10 @@ def test_a_corpus_adversary_with_one_corpus_to_name_is_refused_before_extraction
     dataset.check_adversary_corpora(cfg, utts)  # accepted
     with pytest.raises(ConfigError, match="would train on one"):  # emovo only trains
         dataset.check_adversary_corpora(cfg, utts, ("ravdess",))
+    cfg.adapt = Adapt.NONE  # loco over RAVDESS + EMOVO + test-only URDU: its fold trains on two
+    three = dataset.load_dataset(DataConfig(root=str(fake_ravdess), corpora=(
+        f"emovo={emovo}", f"urdu={extra[1]}"))).utts
+    with pytest.raises(ConfigError, match="would train on one"):  # all folds: some on one
+        dataset.check_adversary_corpora(cfg, three, ("urdu",))
+    cfg.split = SplitConfig(protocol=Protocol.LOCO, folds=(2,))  # the fold chosen may be
+    dataset.check_adversary_corpora(cfg, three, ("urdu",))  # URDU's: left to the trainer

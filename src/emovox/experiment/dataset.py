@@ -267,14 +267,16 @@ def check_adversary_corpora(cfg: ExperimentConfig, utts: list[Utterance],
     """ConfigError, before any feature is extracted, when ``-p adversary_on=corpus`` would
     find one corpus to name in some fold: ``train`` and every protocol but ``loco`` need two
     trained corpora; ``loco`` trains without the held-out one, and an ``--adapt`` run adds
-    it (unlabelled)."""
+    it (unlabelled). A ``--test-only`` corpus's fold trains on every other: with ``--folds``
+    chosen, the fold a run holds is not known here, and the trainer refuses later."""
     tc, _ = TrainConfig.split(cfg.model.params)
     if tc.adversary <= 0 or tc.adversary_on is not AdversaryOn.CORPUS:
         return
     trained = sorted({u.corpus for u in utts} - set(test_only))
     fewest = len(trained)
     if cfg.split.protocol is Protocol.LOCO:
-        fewest += (cfg.adapt is not Adapt.NONE) - 1
+        held_out = not (test_only and cfg.split.folds)  # some fold holds a trained corpus out
+        fewest += (cfg.adapt is not Adapt.NONE) - held_out
     if fewest < 2:
         raise ConfigError(f"adversary_on=corpus names each clip's corpus, and a fold here would "
                           f"train on one ({', '.join(trained) or 'none'}"
