@@ -235,8 +235,9 @@ def adversary_speakers(model: Any, utts: list[Utterance], sources: np.ndarray,
     its corpus, by ``adversary_on``; an augmented copy's is its source clip's), for
     ``model.fit`` when it trains with an adversary (``-p adversary``,
     :mod:`emovox.training.adversary`); ``{}`` for any other model. ``unlabelled``:
-    (features, indices into ``utts``) of clips the adversary also sees without their labels
-    (an ``--adapt`` run's test clips), passed on with their groups."""
+    (every clip's features, indices into ``utts``) of clips the adversary also sees without
+    their labels (an ``--adapt`` run's test clips), gathered and passed on with their groups
+    only when there is an adversary."""
     tc = getattr(model, "train_cfg", None)
     if getattr(tc, "adversary", 0) <= 0:
         return {}
@@ -245,7 +246,8 @@ def adversary_speakers(model: Any, utts: list[Utterance], sources: np.ndarray,
 
     kw: dict[str, Any] = {"speakers": np.array([group(utts[i]) for i in sources])}
     if unlabelled is not None and len(unlabelled[1]):
-        kw["unlabelled"] = (unlabelled[0], np.array([group(utts[i]) for i in unlabelled[1]]))
+        feats, idx = unlabelled
+        kw["unlabelled"] = (gather(feats, idx), np.array([group(utts[i]) for i in idx]))
     return kw
 
 

@@ -349,7 +349,7 @@ def run_fold(
                                                                    sources)
         log.info("fold %d: teachers' UA on the training clips %.1f", fold.index, teacher_ua)
     fit_kw.update(adversary_speakers(model, data.utts, sources, None if data.adapter is None
-                                     else (gather(feats, fold.test), fold.test)))
+                                     else (feats, fold.test)))
     model.fit(x_train, y_train, gather(feats, fold.val), y[fold.val], **fit_kw)
     test_corpora = [data.utts[i].corpus for i in fold.test]
 
