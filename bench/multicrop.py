@@ -28,10 +28,13 @@ import numpy as np
 from target_stats import fold_predictor, restrict, ua, write_predictions
 
 from emovox.audio import load_audio
+from emovox.augment import speed
 from emovox.experiment.rundir import read_run
 from emovox.serving.predictor import Predictor
 
-SETTINGS = ("centre", "crops")
+SETTINGS = ("centre", "crops", "speeds")
+#: playback speeds averaged by the ``speeds`` setting (the channel recipe's speed range)
+TTA_SPEEDS = (0.9, 1.0, 1.1)
 
 
 def window_starts(total: int, n: int) -> list[int]:
@@ -43,12 +46,17 @@ def window_starts(total: int, n: int) -> list[int]:
     return starts if starts[-1] == total - n else [*starts, total - n]
 
 
-def clip_probabilities(pred: Predictor, feats: np.ndarray) -> dict[str, np.ndarray]:
-    """``{setting: (n_labels,)}`` softmax of one clip's full ``(T, F)`` features."""
+def clip_probabilities(pred: Predictor, wave: np.ndarray, feats: np.ndarray
+                       ) -> dict[str, np.ndarray]:
+    """``{setting: (n_labels,)}`` softmax of one trimmed clip at the model's rate, given its
+    full ``(T, F)`` features."""
     pp, n = pred.preprocess, pred.preprocess.n_frames
     windows = [feats[s : s + n] for s in window_starts(len(feats), n)]
+    played = [feats if f == 1.0 else pp.features(speed(wave, pred.sr, f)) for f in TTA_SPEEDS]
     return {"centre": pred.predict_proba_features([pp.fit_length(feats)])[0],
-            "crops": pred.predict_proba_features(windows).mean(axis=0)}
+            "crops": pred.predict_proba_features(windows).mean(axis=0),
+            "speeds": pred.predict_proba_features([pp.fit_length(f) for f in played]
+                                                  ).mean(axis=0)}
 
 
 def fold_probabilities(parts: list[Path]) -> tuple[list, list[str], dict[str, np.ndarray],
@@ -73,7 +81,7 @@ def fold_probabilities(parts: list[Path]) -> tuple[list, list[str], dict[str, np
             wave = pp.prepare(load_audio(r.path, sr=pred.sr, trim=False).wave, pred.sr).wave
             feats = pp.features(wave)
             wins.append(len(window_starts(len(feats), pp.n_frames)))
-            for s, p in clip_probabilities(pred, feats).items():
+            for s, p in clip_probabilities(pred, wave, feats).items():
                 got[s].append(p)
         n_win = float(np.mean(wins))
         for s in SETTINGS:
