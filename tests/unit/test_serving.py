@@ -306,8 +306,40 @@ def test_talk_without_a_pause_is_classified_in_bounded_chunks(held):
 def test_a_region_is_cut_at_the_end_of_a_window_on_its_grid():
     assert tlmod_chunk_end(10.0, 69.0) is None  # open for 59 s: held
     cut = tlmod_chunk_end(10.0, 75.2)  # windows 3 s every 1.5 s from 10 s: the last whole
-    assert cut == pytest.approx(10.0 + 41 * 1.5 + 3.0)  # one ends at 74.5 s
-    assert tlmod_chunk_end(0.01, 61.0) == pytest.approx(0.01 + 38 * 1.5 + 3.0)
+    assert cut == pytest.approx(10.0 + 38 * 1.5 + 3.0)  # one ending by 75.2 - 3.75 s: 70 s
+    assert tlmod_chunk_end(0.01, 61.0) == pytest.approx(0.01 + 36 * 1.5 + 3.0)
+    for horizon in np.arange(70.01, 80.0, 0.07):  # a window and a half-hop stay held
+        assert horizon - tlmod_chunk_end(10.0, horizon) >= 3.0 + 0.75 - 1e-9
+
+
+@pytest.mark.parametrize("end_s", [69.27, 70.0])
+def test_talk_closing_just_after_a_cut_keeps_whole_windows(monkeypatch, end_s):
+    """Talk without a pause that stops just after where a cut would fall (at 69.09 s with 10 s
+    blocks, the grid from the talk's start at 0.09 s): the piece after the cut was 0.2-0.9 s,
+    dropped as too short (69.27 s: the timeline's speech ended at 69.09) or classified alone
+    as one short window (70 s: 69.09-69.98). Now the timeline is what it is when the region
+    is classified whole, but for the grid restarting at the cut: every window 3 s, the last
+    ending where the talk does, the same seconds of speech (code review, stop 45)."""
+    import io
+
+    import soundfile as sf
+
+    from emovox.serving import timeline as tlmod
+    from signals import talk
+
+    buf = io.BytesIO()
+    sf.write(buf, talk(end_s, seed=3), SR, format="WAV", subtype="FLOAT")
+    runs = {}
+    for limit in (tlmod.MAX_OPEN_REGION_S, 1e9):  # chunked, and held whole
+        monkeypatch.setattr(tlmod, "MAX_OPEN_REGION_S", limit)
+        runs[limit] = tlmod.build_timeline(_FakePredictor(), buf.getvalue(), window=3.0,
+                                           hop=1.5, block_s=10.0)
+    chunked, whole = runs.values()
+    assert [s.end - s.start for s in chunked.speech] == pytest.approx(
+        [3.0] * len(chunked.speech), abs=1e-3)
+    assert chunked.speech[-1].end == pytest.approx(whole.speech[-1].end, abs=1e-3)
+    assert chunked.summary()["speech_seconds"] == pytest.approx(
+        whole.summary()["speech_seconds"], abs=0.01)
 
 
 def tlmod_chunk_end(start: float, horizon: float) -> float | None:

@@ -317,7 +317,8 @@ def build_timeline(
 
 #: seconds of a speech region still open (no pause yet) after which its windows so far are
 #: classified and its samples dropped: talk or sound without a 0.5 s pause was held whole,
-#: as long as the recording (64 kB a second; a code review, stop 44)
+#: as long as the recording (64 kB a second; a code review, stop 44). Checked once a block,
+#: so such a region holds up to this plus a block (120 s in the command's 60 s blocks)
 MAX_OPEN_REGION_S = 60.0
 
 
@@ -325,11 +326,17 @@ def _chunk_end(start: float, horizon: float, window: float, hop: float, sr: int
                ) -> float | None:
     """Where to cut a region open since ``start`` (s) once it has run past
     :data:`MAX_OPEN_REGION_S` before ``horizon``: the end of its last whole window (on the
-    grid of windows from ``start``) before ``horizon``; None while it is shorter."""
+    grid of windows from ``start``) ending at least ``window + hop / 2`` before ``horizon``;
+    None while it is shorter. What stays held after the cut is then at least that long,
+    so the piece left when the region closes gets whole windows, the last one ending at
+    the region's end, as without a cut (cut at the last window before ``horizon``, a region
+    closing just after it left a piece of 0-1.5 s: one short window, or dropped under
+    0.3 s; a code review, stop 45)."""
     if horizon - start <= MAX_OPEN_REGION_S:
         return None
     a, win, step = round(start * sr), max(1, round(window * sr)), max(1, round(hop * sr))
-    return (a + (int(horizon * sr) - a - win) // step * step + win) / sr
+    limit = int((horizon - window - hop / 2) * sr)
+    return (a + (limit - a - win) // step * step + win) / sr
 
 
 def _not_done(regions: list[tuple[float, float]], start: float, horizon: float
