@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import logging
 import time
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def main() -> None:
     ap.add_argument("--cv", action="append", required=True)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    logging.getLogger("emovox").setLevel(logging.ERROR)  # each clip's hum / clipping note
     groups = [sorted(Path(p) for p in glob.glob(g)) for g in args.cv]
     if not groups[0] or len({len(g) for g in groups}) != 1:
         raise SystemExit("every --cv pattern must match the same, non-zero number of parts")
