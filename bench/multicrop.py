@@ -20,6 +20,7 @@ networks (as ``emovox fuse``); each setting is written as a run's ``predictions.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import logging
 import time
@@ -29,7 +30,6 @@ import numpy as np
 from target_stats import fold_predictor, restrict, ua, write_predictions
 
 from emovox.audio import load_audio
-from emovox.augment import speed
 from emovox.experiment.rundir import read_run
 from emovox.serving.predictor import Predictor
 
@@ -47,17 +47,16 @@ def window_starts(total: int, n: int) -> list[int]:
     return starts if starts[-1] == total - n else [*starts, total - n]
 
 
-def clip_probabilities(pred: Predictor, wave: np.ndarray, feats: np.ndarray
-                       ) -> dict[str, np.ndarray]:
-    """``{setting: (n_labels,)}`` softmax of one trimmed clip at the model's rate, given its
-    full ``(T, F)`` features."""
+def clip_probabilities(pred: Predictor, tta: Predictor, decoded: np.ndarray,
+                       feats: np.ndarray) -> dict[str, np.ndarray]:
+    """``{setting: (n_labels,)}`` softmax of one clip decoded at the model's rate, given its
+    trimmed full ``(T, F)`` features; ``tta`` is ``pred`` reading at :data:`TTA_SPEEDS` (the
+    product's own path, :meth:`Predictor.wave_probabilities`)."""
     pp, n = pred.preprocess, pred.preprocess.n_frames
     windows = [feats[s : s + n] for s in window_starts(len(feats), n)]
-    played = [feats if f == 1.0 else pp.features(speed(wave, pred.sr, f)) for f in TTA_SPEEDS]
     return {"centre": pred.predict_proba_features([pp.fit_length(feats)])[0],
             "crops": pred.predict_proba_features(windows).mean(axis=0),
-            "speeds": pred.predict_proba_features([pp.fit_length(f) for f in played]
-                                                  ).mean(axis=0)}
+            "speeds": tta.wave_probabilities(decoded, pred.sr)}
 
 
 def fold_probabilities(parts: list[Path]) -> tuple[list, list[str], dict[str, np.ndarray],
@@ -76,13 +75,14 @@ def fold_probabilities(parts: list[Path]) -> tuple[list, list[str], dict[str, np
         pred = fold_predictor(part)
         labels = list(pred.labels)
         pp = pred.preprocess
+        tta = dataclasses.replace(pred, preprocess=pp.replace(speeds=TTA_SPEEDS))
         got: dict[str, list[np.ndarray]] = {s: [] for s in SETTINGS}
         wins = []
         for r in rows:
-            wave = pp.prepare(load_audio(r.path, sr=pred.sr, trim=False).wave, pred.sr).wave
-            feats = pp.features(wave)
+            decoded = load_audio(r.path, sr=pred.sr, trim=False).wave
+            feats = pp.features(pp.prepare(decoded, pred.sr).wave)
             wins.append(len(window_starts(len(feats), pp.n_frames)))
-            for s, p in clip_probabilities(pred, wave, feats).items():
+            for s, p in clip_probabilities(pred, tta, decoded, feats).items():
                 got[s].append(p)
         n_win = float(np.mean(wins))
         for s in SETTINGS:

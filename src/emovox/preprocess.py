@@ -12,7 +12,7 @@ input building (:mod:`emovox.experiment`, :mod:`emovox.training.trainer`) and by
 Importing this module imports neither torch nor librosa (feature extraction imports
 :mod:`emovox.features` lazily; a stored log-mel front end needs NumPy only).
 
-May import: numpy, emovox.audio, emovox.errors, emovox.features (lazily).
+May import: numpy, emovox.audio, emovox.errors, emovox.features and emovox.augment (lazily).
 """
 
 from __future__ import annotations
@@ -166,6 +166,10 @@ class Preprocess:
             0.3-3.4 kHz) reaches this floor, 0.0 below it (narrow band: a telephone line),
             read by an ensemble whose functional member has a narrow-band alternative
             (``None``: no such column).
+        speeds: playback speeds at which each window is also read, its answers averaged
+            (test-time augmentation, stop 45: :meth:`views`; ``()``: read once as recorded).
+            Only for networks trained on speed-perturbed copies (the channel recipe's
+            0.9-1.1): the README's "Test-time speed augmentation".
     """
 
     sr: int = TARGET_SR
@@ -181,6 +185,7 @@ class Preprocess:
     frontend_params: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     functional: str | None = None
     band_floor_db: float | None = None
+    speeds: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not (isinstance(self.sr, int) and MIN_SAMPLE_RATE <= self.sr <= MAX_SAMPLE_RATE):
@@ -204,6 +209,7 @@ class Preprocess:
                 raise ValueError(f"band_floor_db must be a finite number (dB) next to a "
                                  f"functional, got {floor!r}")
             object.__setattr__(self, "band_floor_db", float(floor))
+        object.__setattr__(self, "speeds", _checked_speeds(self.speeds))
         object.__setattr__(self, "loudness", Loudness(self.loudness))
         object.__setattr__(self, "top_db", float(self.top_db))
         object.__setattr__(self, "trim", bool(self.trim))
@@ -246,6 +252,21 @@ class Preprocess:
         if 0 < len(t) < len(x):  # faint input too: trimming is relative to its loudest frame
             x = np.ascontiguousarray(t)  # (a faint clip's answer flipped: QA, stop 39)
         return PreparedWave(x, duration, bool(silent), untrimmed)
+
+    def views(self, prepared: PreparedWave) -> list[PreparedWave]:
+        """The prepared wave as the network reads it: itself, or with :attr:`speeds` one
+        copy per speed (``emovox.augment.speed``: tempo, pitch and formants scale together,
+        length ``n / speed``; the untrimmed wave, which a functional member reads, likewise)."""
+        if not self.speeds:
+            return [prepared]
+        from emovox.augment import speed
+
+        def at(x: np.ndarray | None, f: float) -> np.ndarray | None:
+            return None if x is None else speed(x, self.sr, f)
+
+        return [prepared if f == 1.0 else dataclasses.replace(
+            prepared, wave=at(prepared.wave, f), untrimmed=at(prepared.untrimmed, f))
+            for f in self.speeds]
 
     def prepare_wave(self, wave: np.ndarray, sr: int) -> np.ndarray:
         """The waveform the features see (see :meth:`prepare`)."""
@@ -351,6 +372,7 @@ class Preprocess:
             **({"functional": self.functional} if self.functional is not None else {}),
             **({"band_floor_db": self.band_floor_db} if self.band_floor_db is not None
                else {}),
+            **({"speeds": list(self.speeds)} if self.speeds else {}),
         }
 
     @classmethod
@@ -358,7 +380,7 @@ class Preprocess:
         """Scalars of :meth:`to_params` (arrays are attached by the artifact reader).
         Raises ``ValueError``/``TypeError`` naming the bad field."""
         known = {"sr", "trim", "top_db", "loudness", "feature", "feature_params", "n_frames",
-                 "frontend", "normaliser", "functional", "band_floor_db"}
+                 "frontend", "normaliser", "functional", "band_floor_db", "speeds"}
         unknown = set(params) - known
         if unknown:
             raise ValueError(f"unknown field(s) {sorted(unknown)}")
@@ -388,5 +410,22 @@ class Preprocess:
             loudness=Loudness(params.get("loudness", Loudness.NONE.value)), feature=feature,
             feature_params=params.get("feature_params") or {},
             n_frames=params.get("n_frames", 0) or 0, functional=functional,
-            band_floor_db=params.get("band_floor_db"),
+            band_floor_db=params.get("band_floor_db"), speeds=params.get("speeds", ()),
         )
+
+
+#: the most speeds a model may read each window at, and their range
+MAX_SPEEDS, SPEED_RANGE = 5, (0.5, 2.0)
+
+
+def _checked_speeds(speeds: Any) -> tuple[float, ...]:
+    """``speeds`` as a tuple of distinct floats in :data:`SPEED_RANGE`, at most
+    :data:`MAX_SPEEDS` of them; ValueError naming the field otherwise."""
+    lo, hi = SPEED_RANGE
+    ok = isinstance(speeds, (list, tuple)) and len(speeds) <= MAX_SPEEDS and all(
+        isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f)
+        and lo <= f <= hi for f in speeds) and len(set(speeds)) == len(speeds)
+    if not ok:
+        raise ValueError(f"speeds must be up to {MAX_SPEEDS} distinct numbers from {lo:g} to "
+                         f"{hi:g}, got {speeds!r}")
+    return tuple(float(f) for f in speeds)

@@ -236,6 +236,30 @@ def test_wave_probabilities_read_a_wave_as_clip_probabilities_read_its_file(
     assert np.abs(p.wave_probabilities(twice.wave, twice.sr) - from_file).max() < 0.05
 
 
+def test_reading_at_three_speeds_averages_the_views_before_the_temperature(predictors):
+    """``Preprocess.speeds`` (stop 45): each window is read at every speed and the views'
+    softmax averaged, then the temperature applied to its log: the known answer built from
+    three predictors that each read at one speed, with temperature 1."""
+    import dataclasses
+
+    p = dataclasses.replace(predictors["onnx"], temperature=1.0)
+    rng = np.random.default_rng(4)
+    waves = [tone(k, rng, dur=0.5 + 0.3 * k) for k in (1, 5)]
+    at = {f: dataclasses.replace(p, preprocess=p.preprocess.replace(speeds=(f,)))
+          for f in (0.9, 1.0, 1.1)}
+    assert np.array_equal(at[1.0].window_probabilities(waves), p.window_probabilities(waves))
+    views = np.stack([q.window_probabilities(waves) for q in at.values()])  # (3, 2, C)
+    assert np.abs(views[0] - views[2]).max() > 1e-5  # the speeds are heard (a 2-epoch net)
+    tta = dataclasses.replace(p, preprocess=p.preprocess.replace(speeds=(0.9, 1.0, 1.1)))
+    mean = views.mean(axis=0)
+    assert tta.window_probabilities(waves) == pytest.approx(mean, abs=1e-6)
+    hot = dataclasses.replace(tta, temperature=2.0)
+    assert hot.window_probabilities(waves) == pytest.approx(softmax(np.log(mean) / 2.0),
+                                                            abs=1e-6)
+    with pytest.raises(ValueError, match="not 3 views"):
+        p.predict_proba_features([np.zeros((N_FRAMES, 64), np.float32)] * 4, views=3)
+
+
 def test_missing_frontend_falls_back_to_librosa(artifacts, predictors, caplog, wav_file):
     with caplog.at_level(logging.WARNING, logger="emovox.serving.predictor"):
         p = Predictor.from_artifact(artifacts["raw"])  # auto: no model.onnx -> torch

@@ -33,7 +33,9 @@ What classifying one window does, exactly as in training: the artifact's
    :func:`emovox.training.export.export_onnx`) or PyTorch (same probabilities within 1e-4);
 6. ``softmax(logits / T)`` with the temperature ``T`` fitted on the cross-validation's
    out-of-fold predictions (:mod:`emovox.calibration`) and stored in the artifact
-   (``T = 1`` when the artifact has none).
+   (``T = 1`` when the artifact has none). With the preprocessing's ``speeds`` (test-time
+   augmentation; no bundled model has them), steps 3-5 run once per speed on the window
+   played at it, and ``T`` divides the log of the views' mean softmax.
 
 Importing this module imports neither torch nor librosa; PyTorch is imported by the
 ``"torch"`` backend only, librosa only without a stored front end (a warning says so).
@@ -56,16 +58,7 @@ from typing import Any
 import numpy as np
 
 from emovox.affect import DERIVED_NOTE, prototype_matrix
-from emovox.artifact import (
-    ArtifactError,
-    ArtifactMeta,
-    ModelKind,
-    bundled_name,
-    model_digest,
-    read_artifact,
-    resolve_model_path,
-    retired_model_message,
-)
+from emovox.artifact import ArtifactError, ArtifactMeta, ModelKind, read_artifact
 from emovox.audio import AudioSource, load_audio
 from emovox.calibration import softmax
 from emovox.features.vad import NoSpeechReason, SpeechVerdict, speech_verdict
@@ -78,6 +71,7 @@ from emovox.serving.answer import (
     aggregate,
     evidence_of,
 )
+from emovox.serving.folders import model_folder, model_id, model_id_of
 from emovox.serving.runners import Runner, SklearnRunner, network_runner
 from emovox.serving.speech import (
     LONG_INPUT_WINDOWS,
@@ -185,17 +179,16 @@ class Predictor:
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        path = _model_folder(path)
+        path = model_folder(path)
         art = read_artifact(path)
         meta = art.meta
         pre = _serving_preprocess(meta, path)
-        model_id = _model_id(path, meta)
         if meta.kind is ModelKind.SKLEARN:
             runner: Runner = SklearnRunner(art.pipeline, meta.n_classes)
         else:
             runner = network_runner(art, backend, threads)
         pred = cls(labels=meta.labels, artifact_meta=meta, temperature=meta.temperature,
-                   model_id=model_id, backend=runner.backend, path=path, preprocess=pre,
+                   model_id=model_id(path, meta), backend=runner.backend, path=path, preprocess=pre,
                    runner=runner)
         pred.check_runs()
         return pred
@@ -238,11 +231,16 @@ class Predictor:
         }
 
     # -- prediction ---------------------------------------------------------------------
-    def predict_proba_features(self, feats: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    def predict_proba_features(self, feats: np.ndarray | Sequence[np.ndarray], *,
+                               views: int = 1) -> np.ndarray:
         """Calibrated probabilities ``(B, n_labels)`` (float64) of raw (un-normalised)
         features: ``(B, T, D)`` log-mel dB, or a list of ``(T, D)`` arrays. Each item is
-        padded/cropped to :attr:`n_frames` first."""
+        padded/cropped to :attr:`n_frames` first. With ``views`` > 1, every ``views``
+        consecutive items are one input read several ways (:meth:`Preprocess.views`): their
+        softmax is averaged before the temperature, ``(B / views, n_labels)``."""
         items = list(feats) if not isinstance(feats, np.ndarray) else feats
+        if len(items) % views:
+            raise ValueError(f"{len(items)} items are not {views} views of each input")
         if len(items) == 0:
             return np.zeros((0, len(self.labels)))
         net = self.artifact_meta.network
@@ -259,11 +257,13 @@ class Predictor:
             groups = [np.asarray(items, np.float32)]
         else:  # variable-length input to a model without n_frames: one at a time
             groups = [np.asarray(f, np.float32)[None] for f in items]
-        out = []
-        for g in groups:
-            for s in range(0, len(g), _MAX_BATCH):
-                out.append(self._proba(self.preprocess.normalise(g[s : s + _MAX_BATCH])))
-        return np.concatenate(out)
+        z = np.concatenate([np.asarray(self.runner(self.preprocess.normalise(
+            g[s : s + _MAX_BATCH])), np.float64) for g in groups
+            for s in range(0, len(g), _MAX_BATCH)])  # (B, C) logits
+        if views > 1:  # the views' mean probability, as its log: what T was fitted on
+            z = np.log(np.maximum(softmax(z).reshape(-1, views, z.shape[-1]).mean(axis=1),
+                                  1e-300))
+        return self._proba(z)
 
     def predict_wave(self, wave: np.ndarray, sr: int, *, source: str = "<array>") -> Prediction:
         """The answer for one waveform: ``(n_samples,)`` or ``(n_samples, n_channels)``, any
@@ -302,14 +302,15 @@ class Predictor:
 
     def window_probabilities(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """Calibrated probabilities ``(n, n_labels)`` of waveforms already at :attr:`sr`,
-        each prepared as one training clip (trimmed, cropped/padded); no speech check. The
-        features are computed and classified 16 windows at a time, so memory does not grow
-        with ``n``."""
-        out = [np.zeros((0, len(self.labels)))]
+        each prepared as one training clip (trimmed, cropped/padded), and read at each of the
+        preprocessing's ``speeds`` when it has them (their answers averaged); no speech
+        check. The features are computed and classified 16 windows at a time, so memory does
+        not grow with ``n``."""
+        pp, out = self.preprocess, [np.zeros((0, len(self.labels)))]
         for s in range(0, len(windows), _WINDOW_BATCH):
-            feats = [self.preprocess.window_features(self.preprocess.prepare(w, self.sr))
-                     for w in windows[s : s + _WINDOW_BATCH]]
-            out.append(self.predict_proba_features(feats))
+            feats = [pp.window_features(v) for w in windows[s : s + _WINDOW_BATCH]
+                     for v in pp.views(pp.prepare(w, self.sr))]
+            out.append(self.predict_proba_features(feats, views=max(1, len(pp.speeds))))
         return np.concatenate(out)
 
     def affect(self, p: np.ndarray) -> tuple[float, float]:
@@ -386,8 +387,8 @@ class Predictor:
                                                                             strict=True)]
 
     # -- internals ----------------------------------------------------------------------
-    def _proba(self, x: np.ndarray) -> np.ndarray:
-        logits = np.asarray(self.runner(x), np.float64)
+    def _proba(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of ``(B, C)`` logits; unheard emotions get none."""
         p = softmax(logits / self.temperature)
         if len(self._unseen):  # emotions the model never heard get none (QA, stop 37)
             p[:, self._unseen] = 0.0
@@ -468,33 +469,3 @@ def _serving_preprocess(meta: ArtifactMeta, path: Path) -> Preprocess:
     if pre.frontend is None:
         log.info("%s: feature %r is computed with emovox.features", path, pre.feature)
     return pre
-
-
-def _model_folder(path: str | Path | None) -> Path:
-    """The folder of the model ``path`` names (a bundled name, ``None`` for the default, or
-    a folder); :class:`ArtifactError` when there is none."""
-    if (retired := retired_model_message(path)) is not None:
-        raise ArtifactError(retired)
-    if path is None or bundled_name(path) is not None:
-        path = resolve_model_path(path)
-        if not (path / "model.json").is_file():
-            raise ArtifactError(
-                "no bundled default model is installed with this version of emovox "
-                f"(expected {path}); pass the folder of a trained model instead (an "
-                "artifact saved by 'emovox evaluate --save-models' or save_model)"
-            )
-    path = Path(path)
-    if not path.exists():
-        raise ArtifactError(f"model folder {path} does not exist")
-    return path
-
-
-def model_id_of(path: str | Path | None) -> str:
-    """The :attr:`Predictor.model_id` the model ``path`` would answer with, without loading
-    it into a runner (what ``emovox batch`` compares with an output's rows)."""
-    path = _model_folder(path)
-    return _model_id(path, read_artifact(path).meta)
-
-
-def _model_id(path: Path, meta: Any) -> str:
-    return f"{meta.name}-{model_digest(path, meta)[:12]}"
