@@ -303,6 +303,44 @@ def test_talk_without_a_pause_is_classified_in_bounded_chunks(held):
                                                            abs=0.01)
 
 
+def test_a_beep_at_a_chunk_cut_is_bridged_as_inside_a_region(monkeypatch):
+    """A 0.36 s beep centred where non-stop talk is cut into chunks: the steady stretch is
+    taken out and bridged to the talk on both sides, as anywhere inside a region; it left a
+    gap of up to 0.27 s before the cut, and the last windows moved off the grid (code
+    review, stop 45)."""
+    import io
+
+    import soundfile as sf
+
+    from emovox.serving import timeline as tlmod
+    from signals import sine, talk
+
+    cuts: list[float] = []
+    chunk_end = tlmod._chunk_end
+
+    def spy(*args):
+        cut = chunk_end(*args)
+        if cut is not None:
+            cuts.append(cut)
+        return cut
+
+    monkeypatch.setattr(tlmod, "_chunk_end", spy)
+
+    def run(x):
+        buf = io.BytesIO()
+        sf.write(buf, x, SR, format="WAV", subtype="FLOAT")
+        return tlmod.build_timeline(_FakePredictor(), buf.getvalue(), window=3.0, hop=1.5,
+                                    block_s=10.0)
+
+    x = talk(80.0, seed=3)
+    run(x)
+    a, b = int((cuts[0] - 0.18) * SR), int((cuts[0] + 0.18) * SR)
+    x[a:b] = sine(1000.0, (b - a) / SR, amp=0.3)
+    tl = run(x)
+    assert [(g.start, g.end) for g in tl.segments if g.silent and 1.0 < g.end < 79.0] == []
+    assert [s.end for s in tl.speech if s.end <= cuts[0] + 1e-6][-1] == pytest.approx(cuts[0])
+
+
 def test_a_region_is_cut_at_the_end_of_a_window_on_its_grid():
     assert tlmod_chunk_end(10.0, 69.0) is None  # open for 59 s: held
     cut = tlmod_chunk_end(10.0, 75.2)  # windows 3 s every 1.5 s from 10 s: the last whole

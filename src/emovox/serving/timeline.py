@@ -264,19 +264,7 @@ def build_timeline(
     state = {"done_s": 0.0, "speech_s": 0.0}  # classified up to; flagged speech in it
 
     def settle(final: bool) -> None:
-        regions, flags, level = st.regions()
-        if len(level):
-            tl.loudest_db = max(tl.loudest_db, float(np.max(level)))
-        horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
-        regions = _not_done(regions, max(state["done_s"], st.buf_start / sr), horizon)
-        todo, open_ = ([r for r in regions if r[1] <= horizon],
-                       [r for r in regions if r[1] > horizon])
-        if open_ and (cut := _chunk_end(open_[0][0], horizon, window, hop, sr)) is not None:
-            todo, open_[0] = [*todo, (open_[0][0], cut)], (cut, open_[0][1])  # no pause yet
-        for r in todo:
-            _classify_region(predictor, tl, st, r, flags, window, hop, state)
-        keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
-        st.drop_before(min(st.vad_pos, int(keep_from * sr)))
+        _settle(predictor, tl, st, state, window, hop, final=final)
 
     cut: list[str] = []  # a file that stops decoding part-way: its timeline up to there
     blocks = iter_blocks(src, block_s=block_s, sr=sr, filename=filename,  # bad input: here
@@ -313,6 +301,29 @@ def build_timeline(
     if interrupted:
         raise TimelineInterrupted(tl)
     return tl
+
+
+def _settle(predictor: Any, tl: Timeline, st: SpeechStream, state: dict[str, float],
+            window: float, hop: float, *, final: bool) -> None:
+    """Classify what the stream has settled (regions closed before the horizon, and a chunk
+    of a region open too long), and drop the samples no longer needed."""
+    sr = st.sr
+    regions, flags, level = st.regions()
+    if len(level):
+        tl.loudest_db = max(tl.loudest_db, float(np.max(level)))
+    horizon = st.vad_pos / sr - (0 if final else REGION_BRIDGE_S + REGION_PAD_S + 0.05)
+    regions = _not_done(regions, max(state["done_s"], st.buf_start / sr), horizon)
+    todo, open_ = ([r for r in regions if r[1] <= horizon],
+                   [r for r in regions if r[1] > horizon])
+    chunk = None
+    if open_ and (cut := _chunk_end(open_[0][0], horizon, window, hop, sr)) is not None:
+        chunk = (open_[0][0], cut)  # no pause yet: the talk goes on after the cut
+        todo, open_[0] = [*todo, chunk], (cut, open_[0][1])
+    for r in todo:
+        _classify_region(predictor, tl, st, r, flags, window, hop, state,
+                         goes_on=r is chunk)
+    keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
+    st.drop_before(min(st.vad_pos, int(keep_from * sr)))
 
 
 #: seconds of a speech region still open (no pause yet) after which its windows so far are
@@ -352,10 +363,13 @@ def _not_done(regions: list[tuple[float, float]], start: float, horizon: float
 
 def _classify_region(predictor: Any, tl: Timeline, st: SpeechStream,
                      region: tuple[float, float], flags: np.ndarray, window: float,
-                     hop: float, state: dict[str, float]) -> None:
+                     hop: float, state: dict[str, float], *, goes_on: bool = False) -> None:
     """Windows over one speech region -> speech segments. Its steady stretches (beeps, phone
     tones: :mod:`emovox.features.steady`) are taken out first and the speech around them
-    kept; a part too short or not voiced becomes part of a gap."""
+    kept; a part too short or not voiced becomes part of a gap. ``goes_on``: the region is
+    a chunk cut from talk that continues, so a steady stretch shorter than a bridge at its
+    end is bridged to the talk after it, as it is when the region is classified whole (it
+    left a gap of up to a bridge before the cut and moved the windows: code review, 45)."""
     state["done_s"] = region[1]
     s, e = max(region[0], st.buf_start / st.sr), region[1]  # never before what is held
     hop_s, step = DEFAULT_PARAMS.hop_s, int(round(DEFAULT_PARAMS.hop_s * st.sr))
@@ -366,6 +380,8 @@ def _classify_region(predictor: Any, tl: Timeline, st: SpeechStream,
     if n_steady:
         segs = speech_segments(kept) + f0 * hop_s
         parts = [(max(s, a), min(e, b)) for a, b in speech_regions(segs, e)]
+        if goes_on and parts and e - parts[-1][1] < REGION_BRIDGE_S:
+            parts[-1] = (parts[-1][0], e)
         if not parts:
             tl.dropped[NoSpeechReason.STEADY.value] = tl.dropped.get(
                 NoSpeechReason.STEADY.value, 0) + 1
