@@ -206,3 +206,17 @@ def test_repeated_reference_bytes_count_once_and_the_clip_itself_is_named() -> N
     assert OWN_REFERENCE in own.adapted.adaptation.warnings
     other = predict_with_references(fake, b"RIFF....c4.wav", "c4.wav", refs)
     assert OWN_REFERENCE not in other.adapted.adaptation.warnings
+
+
+def test_a_reference_left_out_of_the_baseline_is_not_called_part_of_it() -> None:
+    """The upload is also the 4th reference, which the duration budget left out: its
+    answer said it was part of the speaker's baseline (code review, stop 45)."""
+    fake = FakePredictor(duration=4.0)
+    refs = _refs("c0.wav", "c1.wav", "c2.wav", "c3.wav")
+    out = predict_with_references(fake, b"RIFF....c3.wav", "c3.wav", refs, max_duration=12.0)
+    assert out.adapted.adaptation.applied and out.adapted.adaptation.reference_clips == 3
+    assert any("c3.wav: the reference clips together are longer" in w
+               for w in out.adapted.adaptation.warnings)
+    assert OWN_REFERENCE not in out.adapted.adaptation.warnings
+    own = predict_with_references(fake, b"RIFF....c1.wav", "c1.wav", refs, max_duration=12.0)
+    assert OWN_REFERENCE in own.adapted.adaptation.warnings

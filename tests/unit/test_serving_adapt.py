@@ -256,6 +256,35 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
     assert out.read_bytes() == before
 
 
+def test_a_group_without_speech_and_copied_files_are_handled(tmp_path: Path) -> None:
+    """Code review, stop 45: a speaker group whose every clip holds no speech crashed the
+    adaptation pass (KeyError: its rows say why they are not adapted now), and files of a
+    group with the same bytes counted as distinct clips (16 copies adapted as 16 clips;
+    ``predict --reference`` counts them once, and now so does ``batch``)."""
+    import csv
+
+    out = tmp_path / "results.csv"
+    raw = unadapted_path(out)
+    w = RowWriter(raw)
+    for name in ("s0.wav", "s1.wav"):
+        w.write(row_for(tmp_path / "C" / name, _pred(None), None, fmt="csv"))
+    (tmp_path / "D").mkdir()
+    for i in range(5):  # d0-d2 distinct, d3 and d4 copies of d0
+        (tmp_path / "D" / f"d{i}.wav").write_bytes(b"RIFF" + bytes([i if i < 3 else 0]))
+        w.write(row_for(tmp_path / "D" / f"d{i}.wav", _pred(_probs(i % 3, 0.35, 4, 0.35)),
+                        None, fmt="csv"))
+    w.close()
+    s = write_adapted(raw, out, SpeakerGrouping.parse("parent"))
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["adapted"], r["adapt_note"][:42]) for r in rows[:2]] == [
+        ("false", "the clip holds no speech: nothing to adapt")] * 2
+    assert all(r["reference_clips"] == "3" for r in rows[2:])  # d3, d4: adapted, not counted
+    assert all(r["adapt_note"].startswith("2 file(s) with the same bytes as another of the "
+                                          "group, counted once") for r in rows[2:])
+    assert (s.groups, s.adapted) == (1, 5)
+
+
 def test_write_adapted_by_regex_marks_ungrouped(tmp_path: Path) -> None:
     raw, out = _raw(tmp_path, ".csv")
     s = write_adapted(raw, out, SpeakerGrouping.parse(r"^(a)\d"))
@@ -344,6 +373,14 @@ def test_reference_prior_counts_repeated_bytes_once_and_reports(tmp_path: Path) 
     os.mkfifo(d / "pipe.wav")  # hashing it blocked for ever (QA re-check, stop 38)
     sp = reference_prior(_FakePredictor(), d)
     assert any(w.startswith("reference clip skipped: pipe.wav") for w in sp.warnings)
+    (d / "pipe.wav").unlink()
+    (d / "silent.wav").write_bytes(b"RIFF-silent")  # left out of the baseline (no speech):
+    sp = reference_prior(_FakePredictor(), d)  # its answer is not "part of the baseline"
+    clip = tmp_path / "silent.wav"  # (code review, stop 45)
+    clip.write_bytes(b"RIFF-silent")
+    [out] = adapt_outcomes(predict_files(_FakePredictor(), [clip], max_duration=None), sp)
+    assert out.prediction.adaptation.applied is False
+    assert OWN_REFERENCE not in out.prediction.adaptation.warnings
     copies = tmp_path / "copies"
     copies.mkdir()
     for i in range(16):

@@ -144,16 +144,13 @@ class RepeatedClips:
             return None
         return f"{name}: the same bytes as {self.first[digest]}, counted once"
 
-    @property
-    def digests(self) -> frozenset[str]:
-        return frozenset(self.first)
-
 
 def mark_own_reference(pred: Prediction, digest: str, sp: SpeakerPrior) -> Prediction:
-    """``pred`` with :data:`OWN_REFERENCE` among its adaptation warnings when its clip's
-    bytes (``digest``) are one of the reference clips' (``sp.digests``)."""
-    if digest not in sp.digests or pred.adaptation is None:
-        return pred
+    """``pred`` with :data:`OWN_REFERENCE` among its adaptation warnings when it was adapted
+    and its clip's bytes (``digest``) are one of the clips the prior was built from
+    (``sp.digests``)."""
+    if digest not in sp.digests or pred.adaptation is None or not pred.adaptation.applied:
+        return pred  # a clip left out of the baseline, or an answer not adapted (review, 45)
     record = dataclasses.replace(pred.adaptation,
                                  warnings=(*pred.adaptation.warnings, OWN_REFERENCE))
     return dataclasses.replace(pred, adaptation=record)
@@ -227,7 +224,7 @@ def prior_from_references(usable: Sequence[Prediction], skipped: Sequence[str],
     clip, each used clip's decoder notes, fewer than :data:`RECOMMENDED_REFERENCE_CLIPS`,
     mostly one emotion), logged and kept in the record. ``what`` names the references in
     messages (``"reference folder X"``); ``offered``: how many clips were given; ``digests``:
-    their bytes' SHA-256 (:func:`mark_own_reference`).
+    the SHA-256 of the bytes of the ``usable`` ones (:func:`mark_own_reference`).
 
     Raises:
         TooFewReferences: fewer than :data:`MIN_REFERENCE_CLIPS` usable clips (the message
@@ -275,12 +272,14 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
         raise AdaptationError(f"reference folder {folder} holds no audio file")
     usable: list[Prediction] = []
     skipped: list[str] = []
-    repeated = RepeatedClips()
+    repeated, used = RepeatedClips(), set()
     for i, f in enumerate(files):
+        digest = None
         try:  # a FIFO would block: predict_files refuses it (QA re-check, stop 38)
-            repeat = repeated.repeat_of(f.name, file_sha256(f)) if f.is_file() else None
+            digest = file_sha256(f) if f.is_file() else None
         except OSError:
-            repeat = None  # unreadable: predict_files says why
+            pass  # unreadable: predict_files says why
+        repeat = repeated.repeat_of(f.name, digest) if digest is not None else None
         if repeat is not None:
             skipped.append(repeat)
         for o in ([] if repeat else predict_files(predictor, [f], max_duration=max_duration)):
@@ -292,11 +291,12 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
                 skipped.append(f"{o.path.name}: no speech ({o.prediction.reason})")
             else:
                 usable.append(o.prediction)
+                used.add(digest)
         if progress is not None:
             progress(i + 1, len(files))
     return prior_from_references(usable, skipped, predictor.labels, group=str(folder),
                                  what=f"reference folder {folder}", offered=len(files),
-                                 digests=repeated.digests)
+                                 digests=frozenset(used - {None}))
 
 
 def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:

@@ -130,10 +130,10 @@ def prior_from_uploads(predictor: Any, references: Sequence[Reference], *,
     left = max_duration  # seconds of audio the references may still use
     usable: list[Prediction] = []
     skipped: list[str] = []
-    repeated = RepeatedClips()
+    repeated, used = RepeatedClips(), set()
     for data, filename in references:
         name = display_name(filename)
-        repeat = repeated.repeat_of(name, stream_sha256(data))
+        repeat = repeated.repeat_of(name, digest := stream_sha256(data))
         if repeat is not None:
             skipped.append(repeat)
             continue
@@ -158,9 +158,10 @@ def prior_from_uploads(predictor: Any, references: Sequence[Reference], *,
             skipped.append(f"{name}: no speech ({p.reason})")
         else:
             usable.append(p)
+            used.add(digest)
     return prior_from_references(usable, skipped, predictor.labels, group=UPLOAD_GROUP,
                                  what="uploaded references", offered=len(references),
-                                 digests=repeated.digests)
+                                 digests=frozenset(used))
 
 
 def predict_with_references(predictor: Any, data: bytes | BinaryIO, filename: str | None,

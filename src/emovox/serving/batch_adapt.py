@@ -45,7 +45,7 @@ from emovox.adaptation import (
 )
 from emovox.affect import arousal_valence
 from emovox.errors import ConfigError
-from emovox.fileio import atomic_path, locked_beside, mode_of
+from emovox.fileio import atomic_path, file_sha256, locked_beside, mode_of
 from emovox.labels import LABELS
 from emovox.serving.adapt import (
     AdaptationError,
@@ -144,13 +144,26 @@ def _probs(row: dict[str, Any], fmt: str) -> dict[str, float] | None:
 
 def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
             ) -> dict[str, SpeakerPrior | int]:
-    """``{group: its prior with its warnings, or its usable clips when too few}``."""
+    """``{group: its prior with its warnings, or its usable clips when too few}``. Files of a
+    group with the same bytes count once, as ``predict --reference`` counts them: 16 copies
+    of one clip were a baseline of 16 clips (code review, stop 45)."""
     members: dict[str, list[dict[str, float]]] = defaultdict(list)
+    seen: dict[str, set[str]] = defaultdict(set)
+    copies: dict[str, int] = defaultdict(int)
     for row, g in zip(rows, groups, strict=True):
         p = _probs(row, fmt)
-        if g is not None and p is not None:
-            members[g].append(p)
-    out = {}
+        if g is None or p is None:
+            continue
+        if (digest := _content(row)) is not None and digest in seen[g]:
+            copies[g] += 1
+            continue
+        seen[g].add(digest or f"?{len(seen[g])}")
+        members[g].append(p)
+    out: dict[str, SpeakerPrior | int] = {}
+    repeats = {g: f"{n} file(s) with the same bytes as another of the group, counted once"
+               for g, n in copies.items()}
+    for g, note in repeats.items():
+        log.warning("speaker group %r: %s", g, note)
     for g, ps in members.items():
         labels = tuple(ps[0])
         if any(tuple(p) != labels for p in ps):
@@ -164,9 +177,19 @@ def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
         dominant = sp.dominant_warning(f"the clips of group {g!r}")
         if dominant is not None:
             log.warning("%s", dominant)
-        warnings = (sp.few_clips_warning("clips with speech in the group"), dominant)
+        warnings = (repeats.get(g), sp.few_clips_warning("clips with speech in the group"),
+                    dominant)
         out[g] = dataclasses.replace(sp, warnings=tuple(w for w in warnings if w))
     return out
+
+
+def _content(row: dict[str, Any]) -> str | None:
+    """SHA-256 of a row's file, or None when it cannot be read (it then counts as itself)."""
+    try:
+        path = Path(_source(row))
+        return file_sha256(path) if path.is_file() else None
+    except OSError:
+        return None
 
 
 def _adapted_row(row: dict[str, Any], fmt: str, sp: SpeakerPrior) -> dict[str, Any]:
@@ -210,7 +233,7 @@ def _one_row(row: dict[str, Any], group: str | None, fmt: str,
     if _probs(row, fmt) is None:  # error rows untouched; a no_speech row of a group says
         if is_error_row(row) or group is None:  # why it is not adapted, as predict
             return row | _csv_mark(None, group) if fmt == "csv" else row  # --reference
-        sp, why = priors[group], "the clip holds no speech: nothing to adapt"  # does (QA, 39)
+        sp, why = priors.get(group, 0), "the clip holds no speech: nothing to adapt"  # (QA, 39)
         record = (sp.not_applied(why) if isinstance(sp, SpeakerPrior)
                   else Adaptation(False, sp, group, why))
         return row | _csv_mark(record) if fmt == "csv" else row | {"adaptation": record.to_dict()}
