@@ -151,13 +151,38 @@ def test_a_corpus_adversary_with_one_corpus_to_name_is_refused_before_extraction
         split=SplitConfig(protocol=Protocol.LOCO), adapt=Adapt.CORPUS,
         model=ModelConfig("ecapa_cmvn", {"adversary": "1", "adversary_on": "corpus"}))
     utts = dataset.load_dataset(cfg.data).utts
-    dataset.check_adversary_corpora(cfg, utts)  # accepted
+    dataset.check_adversary(cfg, utts)  # accepted
     with pytest.raises(ConfigError, match="would train on one"):  # emovo only trains
-        dataset.check_adversary_corpora(cfg, utts, ("ravdess",))
+        dataset.check_adversary(cfg, utts, ("ravdess",))
     cfg.adapt = Adapt.NONE  # loco over RAVDESS + EMOVO + test-only URDU: its fold trains on two
     three = dataset.load_dataset(DataConfig(root=str(fake_ravdess), corpora=(
         f"emovo={emovo}", f"urdu={extra[1]}"))).utts
     with pytest.raises(ConfigError, match="would train on one"):  # all folds: some on one
-        dataset.check_adversary_corpora(cfg, three, ("urdu",))
+        dataset.check_adversary(cfg, three, ("urdu",))
     cfg.split = SplitConfig(protocol=Protocol.LOCO, folds=(2,))  # the fold chosen may be
-    dataset.check_adversary_corpora(cfg, three, ("urdu",))  # URDU's: left to the trainer
+    dataset.check_adversary(cfg, three, ("urdu",))  # URDU's: left to the trainer
+
+
+def test_a_speaker_adversary_refuses_clips_without_a_speaker() -> None:
+    """A folder corpus read without --speaker-pattern gives every clip the speaker
+    'folder:unknown': the speaker adversary named them all one speaker, silently (code
+    review, stop 45). Refused before any feature is extracted; a test-only corpus the
+    adversary never reads (no --adapt) is left alone."""
+    from emovox.experiment import dataset
+
+    def clip(corpus: str, speaker: str) -> Utterance:
+        return Utterance(Path(f"/x/{corpus}-{speaker}.wav"), corpus, f"{corpus}:{speaker}",
+                         Emotion.ANGRY, "angry")
+
+    utts = [clip("ravdess", "01"), clip("ravdess", "02"), clip("folder", "unknown")]
+    cfg = ExperimentConfig(data=DataConfig(root="/x"), model=ModelConfig(
+        "ecapa_cmvn", {"adversary": "1"}))
+    with pytest.raises(ConfigError, match="clips of folder have none"):
+        dataset.check_adversary(cfg, utts)
+    cfg.split = SplitConfig(protocol=Protocol.LOCO)
+    dataset.check_adversary(cfg, utts, ("folder",))  # never read by the adversary
+    cfg.adapt = Adapt.SPEAKER
+    with pytest.raises(ConfigError, match="clips of folder have none"):
+        dataset.check_adversary(cfg, utts, ("folder",))
+    cfg.model = ModelConfig("ecapa_cmvn", {})  # no adversary: nothing to check
+    dataset.check_adversary(cfg, utts)

@@ -208,3 +208,36 @@ def test_adversary_on_is_checked():
         validate_params("ecapa_cmvn", {"adversary_on": "corpus"})
     with pytest.raises(ConfigError, match="adversary_on"):
         validate_params("ecapa_cmvn", {"adversary": "1", "adversary_on": "gender"})
+
+
+def test_the_batch_augmentations_treat_both_halves_alike_and_mix_within_each():
+    """Code review, stop 45: SpecAugment and mixup reached the labelled half only, so the
+    adversary could tell the halves apart by their augmentation alone (82-88 % on copies of
+    the training clips). Now every row is masked alike and mixup pairs rows of one half."""
+    from emovox.training.batch_augment import augment_batch
+
+    tc = TrainConfig(specaugment=True, mixup_alpha=0.4)
+    x = torch.arange(8, dtype=torch.float32).view(8, 1, 1).expand(8, 64, 32).contiguous()
+    y = torch.eye(4)[torch.arange(4)]
+    s = torch.eye(8)  # each row its own group: the mix shows who its partner was
+    xb, yb, _, sb = augment_batch(tc, torch.Generator().manual_seed(0),
+                                  np.random.default_rng(0), x, y, None, s, [4, 4])
+    masked = (xb == 0).float().mean(dim=(1, 2))
+    assert (masked[4:] > 0).all()  # the unlabelled rows are masked too (row 0 holds zeros)
+    assert sb[:4, 4:].sum() == 0 and sb[4:, :4].sum() == 0  # partners within each half
+    assert yb.shape == (4, 4) and torch.allclose(yb.sum(1), torch.ones(4))
+
+
+def test_building_the_adversary_does_not_reseed_the_network():
+    """Code review, stop 45: building the adversary drew from the generator dropout uses, so
+    W = 0 and W > 0 differed even where the confusion term is still 0 (one epoch: its ramp
+    starts at 0). With dropout, one epoch: the same network either way."""
+    x, y, spk = _toy(64)
+
+    def fit(weight: float) -> np.ndarray:
+        params = mlp.MlpConfig(epochs=1, hidden=(32, 16), dropouts=(0.3, 0.3),
+                               adversary=weight).to_params()
+        model = TorchClassifier(mlp.build_net, n_classes=4, seed=0, **params)
+        return model.fit(x, y, x[:0], y[:0], speakers=spk.astype(str)).predict_proba(x)
+
+    assert np.array_equal(fit(0.0), fit(1.0))

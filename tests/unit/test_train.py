@@ -15,14 +15,8 @@ from emovox.artifact import ArtifactError, save_model
 from emovox.models import MODELS, classical, mlp, resnet_mlp
 from emovox.preprocess import pad_or_crop
 from emovox.training import build_model
-from emovox.training.trainer import (
-    TorchClassifier,
-    focal_loss,
-    freq_mixstyle,
-    freq_warp,
-    spec_augment,
-    warp_bands,
-)
+from emovox.training.batch_augment import freq_mixstyle, freq_warp, spec_augment, warp_bands
+from emovox.training.trainer import TorchClassifier, focal_loss
 from emovox.training.trainer import load_trained as load_model
 from signals import blobs
 

@@ -23,7 +23,7 @@ from emovox.corpora import (
     reader_options,
     scan_corpus,
 )
-from emovox.corpora.base import Utterance
+from emovox.corpora.base import Utterance, is_unknown_speaker
 from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError
 from emovox.features.cache import (
@@ -264,15 +264,27 @@ def test_only_corpora(cfg: ExperimentConfig) -> tuple[str, ...]:
         raise ConfigError(str(exc)) from exc
 
 
-def check_adversary_corpora(cfg: ExperimentConfig, utts: list[Utterance],
-                            test_only: tuple[str, ...] = ()) -> None:
-    """ConfigError, before any feature is extracted, when ``-p adversary_on=corpus`` would
-    find one corpus to name in some fold: ``train`` and every protocol but ``loco`` need two
-    trained corpora; ``loco`` trains without the held-out one, and an ``--adapt`` run adds
-    it (unlabelled). A ``--test-only`` corpus's fold trains on every other: with ``--folds``
+def check_adversary(cfg: ExperimentConfig, utts: list[Utterance],
+                    test_only: tuple[str, ...] = ()) -> None:
+    """ConfigError, before any feature is extracted, when the adversary (``-p adversary``)
+    would name groups that are not there. ``adversary_on=speaker``: a corpus it reads whose
+    clips have no speaker id (a folder corpus without ``--speaker-pattern``: all its clips
+    were one speaker, silently; a code review, stop 45). ``adversary_on=corpus``: one corpus
+    to name in some fold: ``train`` and every protocol but ``loco`` need two trained
+    corpora; ``loco`` trains without the held-out one, and an ``--adapt`` run adds it
+    (unlabelled). A ``--test-only`` corpus's fold trains on every other: with ``--folds``
     chosen, the fold a run holds is not known here, and the trainer refuses later."""
     tc, _ = TrainConfig.split(cfg.model.params)
-    if tc.adversary <= 0 or tc.adversary_on is not AdversaryOn.CORPUS:
+    if tc.adversary <= 0:
+        return
+    if tc.adversary_on is AdversaryOn.SPEAKER:
+        read = set(test_only) if cfg.adapt is Adapt.NONE else set()
+        unknown = sorted({u.corpus for u in utts if u.corpus not in read
+                          and is_unknown_speaker(u.speaker)})
+        if unknown:
+            raise ConfigError(f"adversary_on=speaker names each clip's speaker, and clips of "
+                              f"{', '.join(unknown)} have none: give --speaker-pattern, or "
+                              "train without -p adversary")
         return
     trained = sorted({u.corpus for u in utts} - set(test_only))
     fewest = len(trained)

@@ -27,7 +27,7 @@ from emovox.experiment.card import model_card
 from emovox.experiment.dataset import (
     Dataset,
     adversary_speakers,
-    check_adversary_corpora,
+    check_adversary,
     featurise,
     gather,
     load_dataset,
@@ -112,7 +112,7 @@ def train_bundle(
                               f"{out} now; wait for it, or choose another --out")
         t0 = time.perf_counter()
         ds = load_dataset(cfg.data)
-        check_adversary_corpora(cfg, ds.utts)
+        check_adversary(cfg, ds.utts)
         items, errors, _, _ = featurise(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
         if cv:  # another own.csv of the same name (stop 35)
             warn_other_clips(Path(str(calibrate)), cv, ds.content_ids,

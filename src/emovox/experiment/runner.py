@@ -36,7 +36,7 @@ from emovox.experiment.adapt import (
 )
 from emovox.experiment.dataset import (
     adversary_speakers,
-    check_adversary_corpora,
+    check_adversary,
     featurise,
     gather,
     load_dataset,
@@ -249,7 +249,7 @@ def prepare_data(
     ds = load_dataset(cfg.data)
     log.info("%s", ds.report)
     check_speakers(ds.utts, cfg.split.protocol)  # before extraction (QA, stop 37), and:
-    check_adversary_corpora(cfg, ds.utts, test_only_corpora(cfg))
+    check_adversary(cfg, ds.utts, test_only_corpora(cfg))
     items, ext_errors, n_cached, ext_seconds = featurise(
         cfg, spec, [u.path for u in ds.utts], ds.content_ids, progress)
     ok = np.array([i not in ext_errors for i in range(len(ds.utts))])

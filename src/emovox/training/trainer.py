@@ -27,6 +27,7 @@ from torch import nn
 from emovox.models.params import AdversaryOn, Loss, Schedule, TrainConfig
 from emovox.preprocess import Normaliser, pad_or_crop
 from emovox.training.adversary import SpeakerAdversary, confusion_weight, speaker_codes
+from emovox.training.batch_augment import augment_batch
 
 log = logging.getLogger(__name__)
 
@@ -52,64 +53,6 @@ def focal_loss(
     p = logp.exp()
     w = weight if weight is not None else torch.ones(logits.shape[-1])
     return -(target * w * (1 - p) ** gamma * logp).sum(-1).mean()
-
-
-def spec_augment(
-    x: torch.Tensor, gen: torch.Generator, n_time: int = 2, max_t: int = 30, n_freq: int = 2,
-    max_f: int = 8,
-) -> torch.Tensor:
-    """SpecAugment masks (time and frequency) on a normalised batch. # (B, T, F)"""
-    x = x.clone()
-    b, t, f = x.shape
-    for i in range(b):
-        for _ in range(n_time):
-            w = int(torch.randint(0, max_t + 1, (1,), generator=gen))
-            s = int(torch.randint(0, max(1, t - w), (1,), generator=gen))
-            x[i, s : s + w, :] = 0.0
-        for _ in range(n_freq):
-            w = int(torch.randint(0, max_f + 1, (1,), generator=gen))
-            s = int(torch.randint(0, max(1, f - w), (1,), generator=gen))
-            x[i, :, s : s + w] = 0.0
-    return x
-
-
-def warp_bands(x: torch.Tensor, a: torch.Tensor, cut: float = 0.8) -> torch.Tensor:
-    """Warp each clip's frequency axis by its factor ``a`` (B,) (piecewise linear, Jaitly and
-    Hinton 2013): band ``f`` takes the value at ``f * a`` below ``cut`` of the axis, and the
-    rest is stretched so the top band stays the top band. # (B, T, F)"""
-    f = x.shape[2]
-    bands = torch.arange(f, dtype=x.dtype).unsqueeze(0)  # (1, F)
-    a = a.to(x.dtype).unsqueeze(1)  # (B, 1)
-    knee, top = cut * (f - 1), f - 1
-    low = bands * a  # (B, F): below the knee
-    high = knee * a + (bands - knee) * (top - knee * a) / (top - knee)  # (B, F): above
-    src = torch.where(bands <= knee, low, high).clamp(0, top)  # (B, F) source positions
-    lo = src.floor().long().clamp(max=f - 2)  # (B, F)
-    w = (src - lo).unsqueeze(1)  # (B, 1, F)
-    g_lo = torch.gather(x, 2, lo.unsqueeze(1).expand(-1, x.shape[1], -1))  # (B, T, F)
-    g_hi = torch.gather(x, 2, (lo + 1).unsqueeze(1).expand(-1, x.shape[1], -1))  # (B, T, F)
-    return g_lo * (1 - w) + g_hi * w  # (B, T, F)
-
-
-def freq_warp(x: torch.Tensor, gen: torch.Generator, max_warp: float) -> torch.Tensor:
-    """Vocal-tract-length perturbation of a batch: :func:`warp_bands` with a factor drawn
-    uniformly from ``1 +- max_warp`` per clip. # (B, T, F)"""
-    a = 1 + (torch.rand(x.shape[0], generator=gen) * 2 - 1) * max_warp  # (B,)
-    return warp_bands(x, a)
-
-
-def freq_mixstyle(x: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor,
-                  eps: float = 1e-6) -> torch.Tensor:
-    """Freq-MixStyle (Kim et al. 2022; Schmid et al. 2022): each clip's per-band mean and std
-    over time (its spectral envelope: speaker, microphone, room) are replaced by a mix of its
-    own and those of clip ``perm[i]``, weights ``lam`` (B,); the normalised content is kept.
-    A train-time analogue of per-speaker normalisation. # (B, T, F)"""
-    mu = x.mean(dim=1, keepdim=True)  # (B, 1, F)
-    sig = (x.var(dim=1, keepdim=True) + eps).sqrt()  # (B, 1, F)
-    w = lam.to(x.dtype).view(-1, 1, 1)  # (B, 1, 1)
-    mu_mix = w * mu + (1 - w) * mu[perm]
-    sig_mix = w * sig + (1 - w) * sig[perm]
-    return (x - mu) / sig * sig_mix + mu_mix  # (B, T, F)
 
 
 @dataclass
@@ -213,6 +156,8 @@ class _Step:
     speakers: torch.Tensor | None = None
     #: unlabelled clips the adversary also sees (M, ...) and their one-hot groups (M, S)
     unlabelled: tuple[torch.Tensor, torch.Tensor] | None = None
+    #: which unlabelled clips join each batch (its own: the other draws stay as without)
+    unl_gen: torch.Generator | None = None
 
 
 EpochFn = Callable[[int, int, float, float], None]  # epoch, epochs, train loss, val UA
@@ -263,7 +208,9 @@ class TorchClassifier:
         corpus: ``adversary_on``), needed by ``adversary > 0``
         (:mod:`emovox.training.adversary`) and ignored otherwise. ``unlabelled``: (features
         (M, ...), groups (M,)) of clips without labels (an ``--adapt`` run's test clips):
-        each batch adds as many of them, drawn at random, for the adversary only."""
+        each batch adds as many of them, drawn at random, augmented as the labelled ones,
+        for the adversary's loss; they pass through the network in the same batch, so they
+        also enter its BatchNorm statistics (batch and running)."""
         tc = self.train_cfg
         torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)  # the network's initial weights come from this state
@@ -284,14 +231,15 @@ class TorchClassifier:
         self.input_shape = tuple(xtr.shape[1:])
         self.net = self.build_net(self.n_classes, self.input_shape, **self.net_params)
         weight = class_weights(np.asarray(y_train), self.n_classes) if tc.class_weights else None
-        adversary, spk, unl = (self._adversary(speakers, len(ytr), unlabelled)
-                               if tc.adversary > 0 else (None, None, None))
+        with torch.random.fork_rng():  # building it draws nothing the network's dropout
+            adversary, spk, unl = (self._adversary(speakers, len(ytr), unlabelled)  # would
+                                   if tc.adversary > 0 else (None, None, None))  # (review 45)
         trained = [*self.net.parameters(), *(adversary.parameters() if adversary else [])]
         opt = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
         steps_per_epoch = max(1, int(np.ceil(len(ytr) / tc.batch_size)))
         sched = make_scheduler(opt, tc, steps_per_epoch)
         step = _Step(opt, sched if tc.schedule is Schedule.COSINE else None, weight, gen, np_rng,
-                     adversary, spk, unl)
+                     adversary, spk, unl, torch.Generator().manual_seed(tc.seed + 1))
         try:
             self._train(step, xtr, ytr, xva, np.asarray(y_val),
                         sched if tc.schedule is Schedule.PLATEAU else None)
@@ -388,29 +336,16 @@ class TorchClassifier:
             yb = F.one_hot(ytr[idx], self.n_classes).float()
             qb = self._soft[idx] if self._soft is not None else None
             sb = step.speakers[idx] if step.speakers is not None else None
-            if tc.vtlp > 0 and xb.ndim == 3:
-                xb = freq_warp(xb, step.gen, tc.vtlp)
-            if tc.mixstyle > 0 and xb.ndim == 3 and step.np_rng.random() < tc.mixstyle:
-                lam = torch.from_numpy(step.np_rng.beta(tc.mixstyle_alpha, tc.mixstyle_alpha,
-                                                        len(idx)))
-                xb = freq_mixstyle(xb, lam, torch.randperm(len(idx), generator=step.gen))
-            if tc.specaugment and xb.ndim == 3:
-                xb = spec_augment(xb, step.gen)
-            if tc.mixup_alpha > 0:
-                lam = float(step.np_rng.beta(tc.mixup_alpha, tc.mixup_alpha))
-                j = torch.randperm(len(idx), generator=step.gen)
-                xb = lam * xb + (1 - lam) * xb[j]
-                yb = lam * yb + (1 - lam) * yb[j]
-                if qb is not None:
-                    qb = lam * qb + (1 - lam) * qb[j]
-                if sb is not None:
-                    sb = lam * sb + (1 - lam) * sb[j]
+            halves = [len(idx)]
             if step.unlabelled is not None:  # as many unlabelled clips, for the adversary
-                j = torch.randint(len(step.unlabelled[0]), (len(idx),), generator=step.gen)
-                out = net(torch.cat([xb, step.unlabelled[0][j]]))[: len(idx)]  # (B, C)
+                assert step.unl_gen is not None and sb is not None
+                j = torch.randint(len(step.unlabelled[0]), (len(idx),), generator=step.unl_gen)
+                xb = torch.cat([xb, step.unlabelled[0][j]])  # (2B, ...)
                 sb = torch.cat([sb, step.unlabelled[1][j]])  # (2B, S)
-            else:
-                out = net(xb)  # (B, C)
+                halves.append(len(idx))
+            xb, yb, qb, sb = augment_batch(tc, step.gen, step.np_rng, xb, yb, qb, sb,
+                                           halves)
+            out = net(xb)[: len(idx)]  # (B, C): the emotion loss reads the labelled half
             loss = (batch_loss(out, yb, tc, step.weight, self.n_classes) if qb is None else
                     distil_loss(out, yb, qb, tc, step.weight, self.n_classes))
             if step.adversary is not None and sb is not None:
