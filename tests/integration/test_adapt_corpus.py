@@ -159,8 +159,11 @@ def test_a_corpus_adversary_with_one_corpus_to_name_is_refused_before_extraction
         f"emovo={emovo}", f"urdu={extra[1]}"))).utts
     with pytest.raises(ConfigError, match="would train on one"):  # all folds: some on one
         dataset.check_adversary(cfg, three, ("urdu",))
-    cfg.split = SplitConfig(protocol=Protocol.LOCO, folds=(2,))  # the fold chosen may be
-    dataset.check_adversary(cfg, three, ("urdu",))  # URDU's: left to the trainer
+    cfg.split = SplitConfig(protocol=Protocol.LOCO, folds=(2,))  # URDU's fold: RAVDESS +
+    dataset.check_adversary(cfg, three, ("urdu",))  # EMOVO train: accepted
+    cfg.split = SplitConfig(protocol=Protocol.LOCO, folds=(0,))  # RAVDESS's: EMOVO alone
+    with pytest.raises(ConfigError, match="would train on one"):  # (refused by the trainer
+        dataset.check_adversary(cfg, three, ("urdu",))  # after extraction: review, 45)
 
 
 def test_a_speaker_adversary_refuses_clips_without_a_speaker() -> None:

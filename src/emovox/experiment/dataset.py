@@ -272,8 +272,9 @@ def check_adversary(cfg: ExperimentConfig, utts: list[Utterance],
     were one speaker, silently; a code review, stop 45). ``adversary_on=corpus``: one corpus
     to name in some fold: ``train`` and every protocol but ``loco`` need two trained
     corpora; ``loco`` trains without the held-out one, and an ``--adapt`` run adds it
-    (unlabelled). A ``--test-only`` corpus's fold trains on every other: with ``--folds``
-    chosen, the fold a run holds is not known here, and the trainer refuses later."""
+    (unlabelled); with ``--folds``, the folds chosen (a ``--test-only`` corpus's fold
+    trains on every other; the trainer refused the others only after extraction: code
+    review, stop 45)."""
     tc, _ = TrainConfig.split(cfg.model.params)
     if tc.adversary <= 0:
         return
@@ -288,9 +289,12 @@ def check_adversary(cfg: ExperimentConfig, utts: list[Utterance],
         return
     trained = sorted({u.corpus for u in utts} - set(test_only))
     fewest = len(trained)
-    if cfg.split.protocol is Protocol.LOCO:
-        held_out = not (test_only and cfg.split.folds)  # some fold holds a trained corpus out
-        fewest += (cfg.adapt is not Adapt.NONE) - held_out
+    if cfg.split.protocol is Protocol.LOCO:  # fold k holds out the k-th corpus to appear
+        names = list(dict.fromkeys(u.corpus for u in utts))  # (emovox.splits)
+        adds = cfg.adapt is not Adapt.NONE  # the held-out corpus, unlabelled
+        fewest = min((len(set(trained) - {names[k]}) + adds
+                      for k in (cfg.split.folds or range(len(names))) if k < len(names)),
+                     default=fewest)
     if fewest < 2:
         raise ConfigError(f"adversary_on=corpus names each clip's corpus, and a fold here would "
                           f"train on one ({', '.join(trained) or 'none'}"
