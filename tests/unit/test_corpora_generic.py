@@ -116,14 +116,15 @@ def test_manifest_happy_path_and_problems(tmp_path):
     assert got == {
         "a.wav": (Emotion.ANGRY, "anger", "csv:s1"),
         "b.flac": (Emotion.HAPPY, "Happiness", "csv:s2"),
-        "c.wav": (None, "boredom", "csv:unknown"),
     }
     assert by_name(scan)["a.wav"].meta["session"] == "morning"
     assert by_name(scan)["a.wav"].path == a  # ".." normalised away
-    assert [u.raw_label for u in scan.unmapped] == ["boredom"]
     reasons = [why for _, why in scan.skipped]
     assert reasons == [  # where a missing row was looked for; a row that disagrees with
-        # the one it repeats is said (own-data QA, stop 39)
+        # the one it repeats is said (own-data QA, stop 39); an empty speaker cell in a
+        # manifest that names speakers was one anonymous speaker (code review, stop 45)
+        "row 4: empty speaker (the manifest names speakers; a clip without one cannot be "
+        "kept out of its speaker's test fold)",
         f"row 5: file not found at {tmp_path / 'audio' / 'missing.wav'} (paths are relative "
         "to the CSV's folder)",
         "row 6: not an audio file extension",
@@ -133,6 +134,10 @@ def test_manifest_happy_path_and_problems(tmp_path):
         "row 9: empty label",
     ]
     assert scan.duplicates == [[a, b]]
+    bare = tmp_path / "lists" / "bare.csv"  # no speaker column: every clip's is unknown
+    bare.write_text(f"path,label\n{c},boredom\n", encoding="utf-8")
+    scan = scan_corpus("csv", bare)
+    assert [(u.speaker, u.raw_label) for u in scan.unmapped] == [("csv:unknown", "boredom")]
 
 
 def test_manifest_header_required(tmp_path):
@@ -218,3 +223,40 @@ def test_a_dataset_keeps_the_users_label_names_and_what_it_left_out(tmp_path):
     ds = load_dataset(DataConfig(corpus="csv", root=str(tmp_path / "own.csv")))
     assert ds.labels_read_as(np.arange(len(ds.utts))) == {"anger": "angry", "joy": "happy"}
     assert ds.left_out == {"frustrated": 4}
+
+
+def test_a_manifests_own_columns_filter_nothing_and_speaker_0_is_kept(tmp_path):
+    """Code review, stop 45: a manifest column named like RAVDESS's ``vocal_channel``
+    ("Speech", "1") dropped two thirds of the rows silently, and ``--speakers 0,1`` dropped
+    speaker 0's clips after finding it."""
+    from emovox.config import DataConfig
+    from emovox.experiment.dataset import load_dataset
+
+    rows = ["path,label,speaker,vocal_channel"]
+    for i in range(6):
+        make(tmp_path, f"clips/c{i}.wav")
+        rows.append(f"clips/c{i}.wav,{('angry', 'sad')[i % 2]},{i % 2},"
+                    f"{('speech', 'Speech', '1')[i % 3]}")
+    (tmp_path / "own.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(DataConfig(corpus="csv", root=str(tmp_path / "own.csv")))
+    assert len(ds.utts) == 6
+    ds = load_dataset(DataConfig(corpus="csv", root=str(tmp_path / "own.csv"),
+                                 speakers=("0", "1")))
+    assert sorted({u.speaker for u in ds.utts}) == ["csv:0", "csv:1"]
+
+
+def test_a_folder_corpus_lists_the_containers_it_does_not_read(tmp_path):
+    """Code review, stop 45: a speaker recorded as .webm / .mp4 (which predict and batch
+    read) vanished from a folder corpus without a word; they are listed as skipped, with
+    what to do. Other files (notes, pictures) stay out of the list."""
+    make(tmp_path, "angry/anna_1.wav")
+    make(tmp_path, "angry/bob_1.webm")
+    make(tmp_path, "sad/bob_2.MP4")
+    make(tmp_path, "sad/notes.txt")
+    scan = scan_corpus("folder", tmp_path)
+    assert [u.path.name for u in scan.utterances] == ["anna_1.wav"]
+    assert skipped_names(scan) == {
+        "bob_1.webm": ".webm is not read for training (predict and batch read it): convert "
+                      "it to WAV or FLAC",
+        "bob_2.MP4": ".mp4 is not read for training (predict and batch read it): convert it "
+                     "to WAV or FLAC"}

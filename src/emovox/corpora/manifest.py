@@ -71,8 +71,10 @@ def _open_manifest(path: Path) -> tuple[list[str], list[list[str]]]:
 def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> CorpusScan:
     """Read the manifest CSV at ``root`` (a file, not a folder).
 
-    ``corpus`` names the corpus in every :class:`Utterance` and prefixes speakers; rows
-    without a speaker get ``"<corpus>:unknown"``.
+    ``corpus`` names the corpus in every :class:`Utterance` and prefixes speakers; rows of
+    a manifest without a speaker column get ``"<corpus>:unknown"``, and in one with it a row
+    with an empty speaker cell is skipped (it was that anonymous speaker, split as a person
+    beside the others).
     """
     csv_path = Path(root)
     if not csv_path.exists():
@@ -109,6 +111,11 @@ def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> C
             scan_.skipped.append((path, f"row {rowno}: empty file (0 bytes)"))
             continue
         key = path.resolve()
+        if "speaker" in row and not row["speaker"]:  # one anonymous "speaker" on both sides
+            scan_.skipped.append((path, f"row {rowno}: empty speaker (the manifest names "  # of
+                                  "speakers; a clip without one cannot be kept out of its "  # a
+                                  "speaker's test fold)"))  # split: code review, stop 45
+            continue
         speaker = row.get("speaker") or UNKNOWN_SPEAKER
         emotion = label_to_emotion(row["label"])
         if key in seen:  # rows that disagree are said (the first won silently: QA, stop 39),

@@ -139,12 +139,13 @@ def _read_corpus(
                               f"{', '.join(sorted(have.values(), key=_natural))})")
     utts: list[Utterance] = []
     train_only: list[bool] = []
-    for u in scan.labelled:
-        channel = u.meta.get("vocal_channel")
+    channels = hasattr(get_reader(name), "VOCAL_CHANNELS")  # a manifest's own column of
+    for u in scan.labelled:  # that name dropped rows silently (code review, stop 45)
+        channel = u.meta.get("vocal_channel") if channels else None
         if channel is not None and channel not in keep:
             continue
-        ids = wanted.get(u.corpus)
-        if ids is not None and u.speaker.split(":", 1)[1].lstrip("0") not in ids:
+        ids = wanted.get(u.corpus)  # "0" is speaker 0 (its clips were dropped: review, 45)
+        if ids is not None and (u.speaker.split(":", 1)[1].lstrip("0") or "0") not in ids:
             continue
         utts.append(u)
         train_only.append(channel is not None and channel not in cfg.vocal_channels)

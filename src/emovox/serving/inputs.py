@@ -16,7 +16,12 @@ from collections.abc import Iterable, Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from emovox.corpora.base import AUDIO_EXTENSIONS, iter_audio_files, walk_once
+from emovox.corpora.base import (
+    AUDIO_EXTENSIONS,
+    CONTAINER_EXTENSIONS,
+    iter_audio_files,
+    walk_once,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +93,8 @@ def iter_glob(pattern: str) -> Iterator[Path]:
 #: what a folder scan of ``batch`` picks up: the corpora's audio extensions and the
 #: containers ``predict`` decodes through ffmpeg (video files: their audio track); WMA,
 #: Matroska, QuickTime and the rest were skipped without a word (QA, stop 37)
-INPUT_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | {
-    ".webm", ".mp4", ".m4v", ".mkv", ".mka", ".mov", ".avi", ".wma", ".asf", ".caf", ".au",
-    ".snd", ".w64", ".ac3", ".mp2", ".amr", ".3gp", ".wv", ".tta", ".spx", ".aifc",
-    ".3ga", ".3g2", ".m4b", ".mpga"}  # Android recorders, audiobooks (QA, stop 39)
+INPUT_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | CONTAINER_EXTENSIONS  # Android
+# recorders, audiobooks (QA, stop 39)
 
 #: File types the uploader takes: every one ``batch`` reads (the content is sniffed anyway,
 #: never trusted); it took five, and an ``.opus`` was refused by the widget as "audio/ogg
