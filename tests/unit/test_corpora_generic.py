@@ -260,3 +260,30 @@ def test_a_folder_corpus_lists_the_containers_it_does_not_read(tmp_path):
                       "it to WAV or FLAC",
         "bob_2.MP4": ".mp4 is not read for training (predict and batch read it): convert it "
                      "to WAV or FLAC"}
+
+
+@pytest.mark.parametrize("sep", ["\t", ";"])
+def test_a_manifest_separated_by_tabs_or_semicolons_reads(tmp_path, sep):
+    """Code review, stop 45: a TSV (which the folder reader's hint sends to --corpus csv)
+    and the ";" CSV Excel writes in many locales were refused as "missing path, label"."""
+    make(tmp_path, "c/a.wav")
+    (tmp_path / "m.csv").write_text(sep.join(["path", "label", "speaker"]) + "\n"
+                                    + sep.join(["c/a.wav", "angry", "s1"]) + "\n")
+    scan = scan_corpus("csv", tmp_path / "m.csv")
+    assert [(u.path.name, u.emotion, u.speaker) for u in scan.utterances] == [
+        ("a.wav", Emotion.ANGRY, "csv:s1")]
+
+
+def test_labels_that_name_no_emotion_are_named_in_the_error(tmp_path):
+    """Code review, stop 45: numeric labels gave "see the skipped rows above" with no row
+    skipped; the error now names the labels read and the emotions it knows."""
+    from emovox.config import DataConfig
+    from emovox.errors import ConfigError
+    from emovox.experiment.dataset import load_dataset
+
+    make(tmp_path, "c/a.wav")
+    make(tmp_path, "c/b.wav")
+    (tmp_path / "m.csv").write_text("path,label,speaker\nc/a.wav,0,s1\nc/b.wav,1,s2\n")
+    with pytest.raises(ConfigError, match=r"the labels read \(0, 1\) name none of the "
+                                          r"emotions \(neutral, calm"):
+        load_dataset(DataConfig(corpus="csv", root=str(tmp_path / "m.csv")))

@@ -52,7 +52,9 @@ def _open_manifest(path: Path) -> tuple[list[str], list[list[str]]]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not {encoding} text ({exc.reason} at byte {exc.start}); "
                          "save it as a UTF-8 CSV") from None
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    first = text.split("\n", 1)[0]  # a TSV, or the ";" CSV of Excel in many locales, was
+    delimiter = next((d for d in ("\t", ";") if d in first and "," not in first), ",")  # (45)
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     if not rows:
         raise ValueError(f"{path}: empty manifest, expected a header row path,label[,speaker]")
     header = [c.strip().lower() for c in rows[0]]

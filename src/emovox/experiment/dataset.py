@@ -127,7 +127,12 @@ def _read_corpus(
     scan = scan_corpus(name, Path(root), detect_duplicates=False,
                        **reader_options(name, cfg.speaker_pattern))
     if not scan.labelled:
-        raise ConfigError(f"no labelled clips found under {root}: {reader_hint(root, name)}")
+        raws = sorted({u.raw_label for u in scan.unmapped})  # the labels read say why (45)
+        read = (f"the labels read ({', '.join(raws[:8])}{' ...' if len(raws) > 8 else ''}) "
+                f"name none of the emotions ({', '.join(LABELS)}, or a synonym such as "
+                "anger, joy)" if raws else "")
+        raise ConfigError(f"no labelled clips found under {root}: "
+                          f"{read or reader_hint(root, name)}")
     keep = set(cfg.vocal_channels) | set(cfg.train_extra)
     ids = wanted.get(get_reader(name).NAME)
     if ids is not None:  # a typo would silently run another experiment (QA, stop 32)
