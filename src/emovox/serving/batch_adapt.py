@@ -154,10 +154,12 @@ def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
         p = _probs(row, fmt)
         if g is None or p is None:
             continue
-        if (digest := _content(row)) is not None and digest in seen[g]:
+        digest = _content(row)  # None: unreadable now, counted as itself
+        if digest in seen[g]:
             copies[g] += 1
             continue
-        seen[g].add(digest or f"?{len(seen[g])}")
+        if digest is not None:
+            seen[g].add(digest)
         members[g].append(p)
     out: dict[str, SpeakerPrior | int] = {}
     repeats = {g: f"{n} file(s) with the same bytes as another of the group, counted once"
