@@ -113,10 +113,11 @@ def scan(root: Path, *, detect_duplicates: bool = True, corpus: str = NAME) -> C
             scan_.skipped.append((path, f"row {rowno}: empty file (0 bytes)"))
             continue
         key = path.resolve()
-        if "speaker" in row and not row["speaker"]:  # one anonymous "speaker" on both sides
-            scan_.skipped.append((path, f"row {rowno}: empty speaker (the manifest names "  # of
-                                  "speakers; a clip without one cannot be kept out of its "  # a
-                                  "speaker's test fold)"))  # split: code review, stop 45
+        # an empty speaker cell was one anonymous "speaker" on both sides of a speaker split
+        if "speaker" in row and not row["speaker"]:  # (code review, stop 45)
+            scan_.skipped.append((path, f"row {rowno}: empty speaker (the manifest names "
+                                  "speakers; a clip without one cannot be kept out of its "
+                                  "speaker's test fold)"))
             continue
         speaker = row.get("speaker") or UNKNOWN_SPEAKER
         emotion = label_to_emotion(row["label"])
