@@ -70,7 +70,8 @@ def fold_probabilities(parts: list[Path]) -> tuple[list, list[str], dict[str, np
     corpora = [r.corpus for r in rows]
     for part in parts:
         preds = read_run(part).predictions
-        if [r.path for r in preds.scored()] != [r.path for r in rows]:
+        if [Path(r.path).resolve() for r in preds.scored()] != [Path(r.path).resolve()
+                                                                 for r in rows]:
             raise SystemExit(f"{part}: other test clips than {parts[0]} (not one fold)")
         pred = fold_predictor(part)
         labels = list(pred.labels)

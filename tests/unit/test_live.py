@@ -15,6 +15,7 @@ from emovox.serving.live import (
     LiveInputError,
     LiveStatus,
     RingBuffer,
+    Skipped,
     has_speech,
     iter_microphone,
     iter_pcm,
@@ -30,15 +31,11 @@ class FakePredictor:
 
     def __init__(self) -> None:
         self.calls: list[int] = []
-        self.warm_ups = 0
 
     def predict_wave(self, wave, sr, *, source="<array>"):
         from types import SimpleNamespace
 
-        if source == "<warm-up>":
-            self.warm_ups += 1
-        else:
-            self.calls.append(len(wave))
+        self.calls.append(len(wave))
         return SimpleNamespace(label="angry", confidence=0.9, status="ok",
                                probabilities={"angry": 0.9, "sad": 0.1})
 
@@ -100,7 +97,6 @@ def test_one_update_per_hop_whatever_the_block_sizes():
         ends[seed] = [u.end for u in ups]
         assert all(u.status is LiveStatus.OK and u.emotion == "angry" for u in ups)
         assert max(pred.calls) == int(2.5 * SR) and pred.calls[0] == SR  # one hop at first
-        assert pred.warm_ups == 1  # before the stream: the first hop pays no set-up
         assert ups[0].start == 0.0 and ups[-1].start == pytest.approx(10.0 - 2.5)
     assert ends[0] == ends[1] == [float(k) for k in range(1, 11)]  # 0.3 s tail: no line
     tail = list(listen(FakePredictor(), [voice(10.6)], window=2.5, hop=1.0))
@@ -181,3 +177,87 @@ def test_a_faint_or_humming_stream_is_warned_about_once(caplog):
     with caplog.at_level("WARNING"):  # a stream that ends before 10 s: checked at its end
         list(stream_checked(iter([faint[: 3 * SR]]), SR, "stdin"))
     assert "stdin: nothing louder than -60 dBFS in its first 3 s" in caplog.text
+
+
+def test_a_gap_moves_the_clock_on_and_starts_the_window_afresh(caplog):
+    pred = FakePredictor()
+    ups = list(listen(pred, [voice(3.0), Skipped(2 * SR), voice(3.0)], window=2.5, hop=1.0))
+    assert [u.end for u in ups] == [1.0, 2.0, 3.0, 6.0, 7.0, 8.0]
+    assert ups[3].start == 5.0 and pred.calls[3] == SR  # nothing from before the gap
+    assert "2.0 s of audio skipped before 5.0 s" in caplog.text
+
+
+class FakeStream:
+    """sounddevice.InputStream whose callback the test drives by hand."""
+
+    last: FakeStream | None = None
+    fail_start = False
+
+    def __init__(self, *, samplerate, channels, dtype, device, blocksize, callback):
+        self.callback, self.blocksize, self.closed = callback, blocksize, False
+        FakeStream.last = self
+
+    def start(self):
+        if FakeStream.fail_start:
+            raise RuntimeError("Error starting stream: Device unavailable")
+
+    def stop(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+    def deliver(self, k: int) -> None:
+        self.callback(np.full((self.blocksize, 1), k, np.float32), self.blocksize, None, None)
+
+
+@pytest.fixture
+def fake_sounddevice(monkeypatch):
+    from types import SimpleNamespace
+
+    FakeStream.fail_start = False
+    monkeypatch.setitem(sys.modules, "sounddevice", SimpleNamespace(InputStream=FakeStream))
+    return FakeStream
+
+
+def test_a_microphone_behind_skips_its_oldest_audio_and_says_where(fake_sounddevice):
+    blocks = iter_microphone(sr=SR, block_s=0.1, keep_s=0.35, timeout_s=0.05)
+    for k in range(120):  # 12 s queued while nothing was read: the queue holds 10 s
+        fake_sounddevice.last.deliver(k)
+    got = [next(blocks) for _ in range(5)]
+    assert got[0] == Skipped(116 * 1600)  # the newest 0.35 s kept: blocks 116-119
+    assert [int(b[0]) for b in got[1:]] == [116, 117, 118, 119]
+    fake_sounddevice.last.deliver(120)
+    assert int(next(blocks)[0]) == 120  # no gap: no Skipped
+    with pytest.raises(LiveInputError, match="no audio for 0.05 s"):
+        next(blocks)
+    assert fake_sounddevice.last.closed
+
+
+def test_a_microphone_that_cannot_start_is_a_clear_error(fake_sounddevice):
+    fake_sounddevice.fail_start = True
+    with pytest.raises(LiveInputError, match="cannot open the microphone: .*unavailable"):
+        iter_microphone()
+
+
+def test_stereo_pcm_is_mixed_down_or_warned_about(caplog):
+    left, right = voice(3.5), voice(3.5, f0=220.0)
+    pcm = (np.stack([left, right], 1) * 16000).astype("<i2")
+    mixed = np.concatenate(list(iter_pcm(io.BytesIO(pcm.tobytes()), channels=2)))
+    np.testing.assert_allclose(mixed, pcm.astype(np.float32).mean(1) / 32768.0)
+    assert "stereo" not in caplog.text
+    assert pcm_format_hint(pcm.reshape(-1)) == "2-channel"  # two voices read as one
+    dual = np.repeat((left * 16000).astype("<i2"), 2)
+    assert pcm_format_hint(dual) == "2-channel"  # the same voice on both channels
+    assert pcm_format_hint((left * 16000).astype("<i2")) is None  # mono
+    list(iter_pcm(io.BytesIO(dual.tobytes())))
+    assert "2 interleaved channels (stereo)" in caplog.text and "--channels 2" in caplog.text
+
+
+def test_a_file_piped_in_small_reads_is_still_recognised(caplog):
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, voice(1.0), SR, format="FLAC")
+    list(iter_pcm(Trickle(buf.getvalue(), [1, 3, 8]), block_s=0.01))
+    assert "starts like a FLAC file" in caplog.text

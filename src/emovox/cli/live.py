@@ -35,6 +35,10 @@ def listen(
     rate: Annotated[
         int, typer.Option(min=8000, max=192000, help="Sample rate of the PCM on stdin (Hz).")
     ] = 16000,
+    channels: Annotated[
+        int, typer.Option(min=1, max=8, help="Interleaved channels of the PCM on stdin "
+                          "(averaged into one).")
+    ] = 1,
     device: Annotated[
         str | None, typer.Option(help="Microphone: input device name or number.")
     ] = None,
@@ -60,20 +64,20 @@ def listen(
     try:
         predictor = Predictor.from_artifact(model, backend=backend)
         sr = rate if source == STDIN else predictor.sr
+        window = model_window_s(predictor) if window is None else window
         if source == STDIN:
-            blocks = iter_pcm(sys.stdin.buffer, sr=sr)
+            blocks = iter_pcm(sys.stdin.buffer, sr=sr, channels=channels)
         else:
             dev = int(device) if device is not None and device.isdigit() else device
-            blocks = iter_microphone(sr=sr, device=dev)
-        window = model_window_s(predictor) if window is None else window
+            blocks = iter_microphone(sr=sr, device=dev, keep_s=window + hop)
         got = [0]  # samples read: how short an unanswered stream was (re-check, stop 39)
         blocks = _counted(blocks, got)
         updates = run_live(predictor, blocks, sr=sr, window=window, hop=hop,
                            name="stdin" if source == STDIN else "the microphone")
-        render.live_banner(source == STDIN, sr, predictor.model_id, window, hop)
+        render.live_banner(source == STDIN, sr, predictor.model_id, window, hop, channels)
         lines = 0
         for lines, update in enumerate(updates, start=1):  # noqa: B007 - counted after
-            render.live_line(update, json_out)
+            render.live_line(update, json_out, hop)
         if not lines:  # an empty stream printed the banner alone (QA, stop 39)
             length = (f"{got[0] / sr:.2f} s" if got[0] >= sr / 100 else  # "0.00 s" for
                       f"{got[0]} sample{'s' if got[0] != 1 else ''}")  # 50 samples (stop 39)
@@ -87,7 +91,10 @@ def listen(
 
 
 def _counted(blocks: Iterator[Any], got: list[int]) -> Iterator[Any]:
-    """``blocks``, adding their samples to ``got[0]`` as they pass."""
+    """``blocks``, adding their samples to ``got[0]`` as they pass (a gap, ``Skipped``,
+    adds its samples too: they arrived)."""
+    from emovox.serving.live import Skipped
+
     for b in blocks:
-        got[0] += len(b)
+        got[0] += b.samples if isinstance(b, Skipped) else len(b)
         yield b

@@ -415,28 +415,34 @@ def timeline(tl: Any, name: str, window: float, hop: float, model_id: str) -> No
         console.print(f"adapted to speaker ({ad.reference_clips} windows of this recording)")
 
 
-def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float) -> None:
+def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float,
+                channels: int = 1) -> None:
     """The first line of ``emovox listen`` (on stderr): the stream is being read."""
-    src = f"stdin (raw PCM s16le mono, {sr} Hz)" if stdin else f"the microphone ({sr} Hz)"
+    layout = "mono" if channels == 1 else f"{channels} channels mixed to mono"
+    src = f"stdin (raw PCM s16le {layout}, {sr} Hz)" if stdin else f"the microphone ({sr} Hz)"
     err_console.print(f"listening to {src} · model {shown(model_id)} · {window:g} s windows, a "
                       f"line every {hop:g} s (Ctrl-C to stop)", highlight=False)
 
 
-def live_line(update: Any, json_out: bool) -> None:
-    """One line of ``emovox listen``, flushed at once (stdout is often a pipe)."""
+def live_line(update: Any, json_out: bool, hop: float = 1.0) -> None:
+    """One line of ``emovox listen``, flushed at once (stdout is often a pipe); its time has
+    as many decimals as the hop needs (up to 3): at one, a 0.25 s hop printed 0.2, 0.5, 0.8
+    (code review, stop 46)."""
     import json
 
     if json_out:
         print(json.dumps(update.to_dict()), flush=True)
         return
     level = f"{update.level_dbfs:6.1f} dBFS" if update.level_dbfs > -999 else "  silent"
+    places = next((d for d in (1, 2) if abs(round(hop, d) - hop) < 1e-9), 3)
+    end = f"{update.end:8.{places}f}"
     if update.emotion is None:
-        print(f"{update.end:8.1f} s  {'no speech':<10}{'':>8}  {level}", flush=True)
+        print(f"{end} s  {'no speech':<10}{'':>8}  {level}", flush=True)
     else:  # the mark stands apart from a one-decimal "49.8%" (QA, stop 39: "?49.8%")
         mark = " ?" if update.status.value == "uncertain" else "  "
         from emovox.serving.answer import percent_text
 
-        print(f"{update.end:8.1f} s  {update.emotion:<10}{mark}"
+        print(f"{end} s  {update.emotion:<10}{mark}"
               f"{percent_text(update.confidence):>6}  {level}", flush=True)
 
 

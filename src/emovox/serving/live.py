@@ -46,6 +46,7 @@ __all__ = [
     "LiveStatus",
     "LiveUpdate",
     "RingBuffer",
+    "Skipped",
     "has_speech",
     "iter_microphone",
     "iter_pcm",
@@ -64,10 +65,25 @@ READ_BLOCK_S = 0.1
 S16_BYTES = 2
 #: Blocks the microphone queue holds before it drops the oldest (about 10 s at 0.1 s).
 MIC_QUEUE_BLOCKS = 100
+#: Seconds of queued microphone audio kept when the answers fall behind (the newest; the
+#: rest is skipped, :class:`Skipped`): an answer then still comes about this long after
+#: its speech, not up to the queue's 10 s later (code review, stop 46)
+MIC_KEEP_S = 3.5
+#: Seconds without a block from the microphone before it is taken as gone (unplugged)
+MIC_TIMEOUT_S = 5.0
 
 
 class LiveInputError(EmovoxError):
     """The live source cannot be opened (no sounddevice/PortAudio, no input device...)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """``samples`` of a live source that arrived but were never read, in a source's block
+    stream where they were: the answers fell behind and the source dropped its oldest audio.
+    :func:`listen` moves its clock on by them and starts its window afresh after them."""
+
+    samples: int
 
 
 #: the status of a live line: the same answers as ``predict`` (:class:`Status`: ``ok``,
@@ -138,6 +154,10 @@ class RingBuffer:
             self._pos = (self._pos + n) % size
         self._filled = min(size, self._filled + n)
 
+    def clear(self) -> None:
+        """Forget the samples held (after a gap in the stream)."""
+        self._pos = self._filled = 0
+
     def latest(self) -> np.ndarray:
         """A copy of the samples held, oldest first (fewer than ``size`` at the start)."""
         ordered = np.concatenate([self._buf[self._pos :], self._buf[: self._pos]])
@@ -156,8 +176,10 @@ def _lag1(x: np.ndarray) -> float:
 def pcm_format_hint(samples: np.ndarray) -> str | None:
     """What the int16 ``samples`` of a stream read as s16le are instead, if they are much
     smoother (lag-1 autocorrelation over 0.6, and 0.3 more than as s16le) read as 32-bit
-    little-endian floats (``"32-bit float"``) or byte-swapped (``"big-endian"``); None
-    when they look right, are noise whichever way they are read, or are too few to say."""
+    little-endian floats (``"32-bit float"``) or byte-swapped (``"big-endian"``), or look
+    like two interleaved channels (``"2-channel"``, :func:`_interleaved`; a stereo stream
+    read as mono doubled every time without a word: code review, stop 46); None when they
+    look right, are noise whichever way they are read, or are too few to say."""
     v = np.asarray(samples, np.int16)
     if len(v) < 2000:
         return None
@@ -169,7 +191,23 @@ def pcm_format_hint(samples: np.ndarray) -> str | None:
         return "32-bit float"
     if _lag1(v.astype("<i2").byteswap()) > bar:
         return "big-endian"
-    return None
+    return "2-channel" if _interleaved(v) else None
+
+
+def _interleaved(v: np.ndarray) -> bool:
+    """Whether the int16 ``v`` look like two channels read as one: the steps inside each
+    (even, odd) pair much smaller than the steps between pairs (both channels nearly the same
+    signal), or samples two apart much more alike than neighbours (two different ones).
+    Mono sound steps alike inside and between pairs, at any rate."""
+    x = np.asarray(v[: len(v) // 2 * 2], np.float64)
+    inside = float(np.abs(x[1::2] - x[0::2]).mean())
+    between = float(np.abs(x[2::2] - x[1:-1:2]).mean())
+    if between > 0.0 and inside < 0.3 * between:
+        return True
+    x = x - x.mean()
+    energy = float(x @ x)
+    lag2 = float(x[2:] @ x[:-2]) / energy if energy > 0.0 else 0.0
+    return lag2 > max(0.6, _lag1(x) + 0.3)
 
 
 def container_hint(head: bytes) -> str | None:
@@ -194,51 +232,82 @@ FORMAT_CHECK_S = 3.0
 _FFMPEG_FORMAT = {"32-bit float": "f32le", "big-endian": "s16be"}
 
 
-def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S,
-             sr: int = TARGET_SR) -> Iterator[np.ndarray]:
-    """float32 blocks (full scale 1.0) of raw PCM s16le mono read from ``stream``, each
-    yielded as soon as it is read (``read1``: what has arrived, at most ``block_s``). The
-    stream's first :data:`FORMAT_CHECK_S` seconds are checked once
-    (:func:`pcm_format_hint`): 32-bit float or big-endian samples read as s16le sound like
-    noise and got emotions (QA, stop 30), so a warning says how to convert."""
+#: bytes of a stream's start that :func:`container_hint` looks at (gathered across reads: a
+#: first read of a few bytes skipped the check, code review, stop 46)
+SNIFF_BYTES = 64
+
+
+def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S, sr: int = TARGET_SR,
+             channels: int = 1) -> Iterator[np.ndarray]:
+    """float32 mono blocks (full scale 1.0) of raw PCM s16le read from ``stream``, its
+    ``channels`` interleaved channels averaged, each yielded as soon as it is read
+    (``read1``: what has arrived, at most ``block_s``). The stream's first
+    :data:`SNIFF_BYTES` are checked for a file's header (:func:`container_hint`) and a mono
+    stream's first :data:`FORMAT_CHECK_S` seconds for samples of another format
+    (:func:`pcm_format_hint`): either got emotions on noise (QA, stops 30 and 39), so a
+    warning says how to convert."""
+    if channels < 1:
+        raise ValueError(f"channels must be 1 or more, got {channels}")
     read = getattr(stream, "read1", stream.read)
-    size = max(S16_BYTES, int(block_s * sr) * S16_BYTES)
-    carry, head = b"", b""
-    check = int(FORMAT_CHECK_S * sr) * S16_BYTES
+    frame = S16_BYTES * channels
+    size = max(frame, int(block_s * sr) * frame)
+    carry, head, sniff = b"", b"", b""
+    check = int(FORMAT_CHECK_S * sr) * S16_BYTES if channels == 1 else 0
     while True:
         data = read(size)
+        if sniff is not None and (not data or len(sniff) + len(data) >= SNIFF_BYTES):
+            _warn_container(sniff + data, sr)
+            sniff = None
+        elif sniff is not None:
+            sniff += data
         if not data:
             if carry:
-                log.warning("the stream ended in the middle of a sample (1 byte dropped)")
+                log.warning("the stream ended in the middle of a sample (%d byte%s dropped)",
+                            len(carry), "s" if len(carry) != 1 else "")
             return
-        if not head and not carry and (kind := container_hint(data)):
-            log.warning("the input starts like %s, not raw PCM: answers on it are noise. "
-                        "Decode it first, e.g. ffmpeg -i - -f s16le -ar %d -ac 1 - | emovox "
-                        "listen -", kind, sr)
         data = carry + data
-        usable = len(data) - len(data) % S16_BYTES
+        usable = len(data) - len(data) % frame
         carry = data[usable:]
         if usable:
             if len(head) < check <= len(head) + usable:
-                hint = pcm_format_hint(np.frombuffer(head + data[:usable], "<i2"))
-                if hint:
-                    log.warning("the input looks like %s samples, not 16-bit little-endian "
-                                "PCM: answers on it are noise. Convert it, e.g. ffmpeg -f %s "
-                                "-ar %d -ac 1 -i - -f s16le - | emovox listen -", hint,
-                                _FFMPEG_FORMAT[hint], sr)
+                _warn_format(np.frombuffer(head + data[:usable], "<i2"), sr)
             if len(head) < check:
                 head += data[:usable]
-            yield np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0
+            x = np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0
+            yield x if channels == 1 else x.reshape(-1, channels).mean(axis=1)
+
+
+def _warn_container(head: bytes, sr: int) -> None:
+    if kind := container_hint(head):
+        log.warning("the input starts like %s, not raw PCM: answers on it are noise. "
+                    "Decode it first, e.g. ffmpeg -i - -f s16le -ar %d -ac 1 - | emovox "
+                    "listen -", kind, sr)
+
+
+def _warn_format(samples: np.ndarray, sr: int) -> None:
+    hint = pcm_format_hint(samples)
+    if hint == "2-channel":
+        log.warning("the input looks like 2 interleaved channels (stereo), not mono: every "
+                    "time would be doubled. Pass --channels 2, or mix it down, e.g. ffmpeg "
+                    "-i URL -f s16le -ar %d -ac 1 - | emovox listen -", sr)
+    elif hint:
+        log.warning("the input looks like %s samples, not 16-bit little-endian PCM: answers "
+                    "on it are noise. Convert it, e.g. ffmpeg -f %s -ar %d -ac 1 -i - -f "
+                    "s16le - | emovox listen -", hint, _FFMPEG_FORMAT[hint], sr)
 
 
 def iter_microphone(*, sr: int = TARGET_SR, block_s: float = READ_BLOCK_S,
-                    device: int | str | None = None) -> Iterator[np.ndarray]:
+                    device: int | str | None = None, keep_s: float = MIC_KEEP_S,
+                    timeout_s: float = MIC_TIMEOUT_S) -> Iterator[np.ndarray | Skipped]:
     """float32 mono blocks from an input device (sounddevice, PortAudio) until interrupted.
-    The device is opened here, before the first block is asked for.
+    The device is opened and started here, before the first block is asked for. When the
+    reader falls behind, the audio queued beyond the newest ``keep_s`` seconds is dropped
+    and a :class:`Skipped` stands in its place (it went unsaid and the clock slipped: code
+    review, stop 46).
 
     Raises:
         LiveInputError: sounddevice or the PortAudio library is missing, or the device
-            cannot be opened.
+            cannot be opened or started; while reading, no block came for ``timeout_s``.
     """
     try:
         import sounddevice as sd
@@ -247,31 +316,63 @@ def iter_microphone(*, sr: int = TARGET_SR, block_s: float = READ_BLOCK_S,
             f"the microphone needs sounddevice and PortAudio ({exc}); install them with "
             "pip install 'emovox[live]' and e.g. apt install libportaudio2, or pipe audio "
             "in: ffmpeg -i URL -f s16le -ar 16000 -ac 1 - | emovox listen -") from None
-    blocks: queue.Queue[np.ndarray] = queue.Queue(maxsize=MIC_QUEUE_BLOCKS)
+    blocks: queue.Queue[tuple[int, np.ndarray]] = queue.Queue(maxsize=MIC_QUEUE_BLOCKS)
+    delivered = [0]  # samples the device has delivered (the callback's clock)
 
     def on_block(indata: np.ndarray, frames: int, when: Any, status: Any) -> None:
         del frames, when
         if status:
             log.warning("microphone: %s", status)
+        start, delivered[0] = delivered[0], delivered[0] + len(indata)
         try:
             if blocks.full():  # the consumer fell behind: drop the oldest block
                 blocks.get_nowait()
-            blocks.put_nowait(indata[:, 0].copy())
+            blocks.put_nowait((start, indata[:, 0].copy()))
         except (queue.Empty, queue.Full):  # pragma: no cover - a race with the consumer
             pass
 
     try:
         stream = sd.InputStream(samplerate=sr, channels=1, dtype="float32", device=device,
                                 blocksize=int(block_s * sr), callback=on_block)
+        stream.start()  # failing lazily, it was a traceback after the banner (stop 46)
     except Exception as exc:  # noqa: BLE001 - PortAudio raises its own error types
         raise LiveInputError(f"cannot open the microphone: {exc}") from None
-    return _mic_blocks(stream, blocks)
+    return _mic_blocks(stream, blocks, int(keep_s * sr), timeout_s)
 
 
-def _mic_blocks(stream: Any, blocks: queue.Queue[np.ndarray]) -> Iterator[np.ndarray]:
-    with stream:
+def _mic_blocks(stream: Any, blocks: queue.Queue[tuple[int, np.ndarray]], keep: int,
+                timeout_s: float) -> Iterator[np.ndarray | Skipped]:
+    """Every block queued so far, each time: a :class:`Skipped` wherever the stamps jump
+    (blocks dropped), and only the newest ``keep`` samples' blocks when more were waiting."""
+    expected = 0
+    try:
         while True:
-            yield blocks.get()
+            try:
+                got = [blocks.get(timeout=timeout_s)]
+            except queue.Empty:
+                raise LiveInputError(f"the microphone sent no audio for {timeout_s:g} s "
+                                     "(unplugged, or taken by another program?)") from None
+            got += _drained(blocks)
+            while len(got) > 1 and sum(len(b) for _, b in got[1:]) >= keep:
+                got.pop(0)  # behind: the newest keep samples are enough
+            for start, block in got:
+                if start > expected:
+                    yield Skipped(start - expected)
+                expected = start + len(block)
+                yield block
+    finally:
+        stream.stop()
+        stream.close()
+
+
+def _drained(blocks: queue.Queue[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+    """Everything ``blocks`` holds now, oldest first."""
+    out = []
+    while True:
+        try:
+            out.append(blocks.get_nowait())
+        except queue.Empty:
+            return out
 
 
 def model_window_s(predictor: Any) -> float:
@@ -287,8 +388,8 @@ def model_window_s(predictor: Any) -> float:
 STREAM_CHECK_S = 10.0
 
 
-def stream_checked(blocks: Iterable[np.ndarray], sr: int, name: str
-                   ) -> Iterator[np.ndarray]:
+def stream_checked(blocks: Iterable[np.ndarray | Skipped], sr: int, name: str
+                   ) -> Iterator[np.ndarray | Skipped]:
     """``blocks`` passed through as they come; once :data:`STREAM_CHECK_S` seconds have
     arrived (or the stream ended before, after at least one second), the warnings
     ``predict`` gives a file are logged once: nothing above the silence threshold (worded
@@ -297,7 +398,7 @@ def stream_checked(blocks: Iterable[np.ndarray], sr: int, name: str
     ``listen`` gave neither (stop 37's list). ``name`` starts the messages."""
     need, head, held = int(STREAM_CHECK_S * sr), [], 0
     for block in blocks:
-        if held < need:
+        if held < need and not isinstance(block, Skipped):
             head.append(np.asarray(block, np.float32).reshape(-1))
             held += len(head[-1])
             if held >= need:
@@ -319,32 +420,38 @@ def _warn_stream(wave: np.ndarray, sr: int, name: str) -> None:
             log.warning("%s", note)
 
 
-def listen(predictor: Any, blocks: Iterable[np.ndarray], *, sr: int = TARGET_SR,
+def listen(predictor: Any, blocks: Iterable[np.ndarray | Skipped], *, sr: int = TARGET_SR,
            window: float | None = None, hop: float = DEFAULT_HOP_S,
            name: str = "the stream") -> Iterator[LiveUpdate]:
     """One :class:`LiveUpdate` per ``hop`` seconds of ``blocks`` (``sr`` Hz mono), for the
     ``window`` seconds ending there (fewer at the start), as soon as the hop is complete;
     a last update for a final part of at least half a hop. The stream's start is checked
-    for faintness and hum (:func:`stream_checked`; ``name`` starts those warnings).
+    for faintness and hum (:func:`stream_checked`; ``name`` starts those warnings). After a
+    :class:`Skipped` gap the clock moves on by it, the window starts afresh, and a warning
+    says so (at most one a minute). The model's lazy set-up is done when the predictor
+    loads (:meth:`~emovox.serving.predictor.Predictor.check_runs`), so the first hop pays
+    none (a warm-up window here was noise the speech check refused: it never ran the model).
 
     Raises:
         emovox.errors.ConfigError: (at once) window or hop out of range, or hop > window.
     """
     params = TimelineParams(model_window_s(predictor) if window is None else window, hop)
     ring = RingBuffer(int(round(params.window * sr)))
-    # one throw-away window first: lazy initialisation (feature extractors, ONNX Runtime)
-    # happens now, not on the first hop of the stream
-    noise = np.random.default_rng(0).standard_normal(ring.size) * 0.01
-    predictor.predict_wave(noise.astype(np.float32), sr, source="<warm-up>")
     return _updates(predictor, stream_checked(blocks, sr, name), ring,
                     int(round(params.hop * sr)), sr)
 
 
-def _updates(predictor: Any, blocks: Iterable[np.ndarray], ring: RingBuffer, step: int,
-             sr: int) -> Iterator[LiveUpdate]:
-    seen = 0  # samples received
+def _updates(predictor: Any, blocks: Iterable[np.ndarray | Skipped], ring: RingBuffer,
+             step: int, sr: int) -> Iterator[LiveUpdate]:
+    seen = 0  # samples received (or skipped)
     since = 0  # samples since the last update
+    gaps = _Gaps(sr)
     for block in blocks:
+        if isinstance(block, Skipped):
+            gaps.skip(block.samples, seen)
+            seen, since = seen + block.samples, 0
+            ring.clear()
+            continue
         block = np.asarray(block, np.float32).reshape(-1)
         while len(block):
             take = min(len(block), step - since)
@@ -355,6 +462,22 @@ def _updates(predictor: Any, blocks: Iterable[np.ndarray], ring: RingBuffer, ste
                 since = 0
     if since and since * 2 >= step:
         yield _update(predictor, ring.latest(), seen, sr)
+
+
+class _Gaps:
+    """The warnings about skipped audio: the first at once, then at most one a minute of
+    stream time, each with what was skipped since the last."""
+
+    def __init__(self, sr: int) -> None:
+        self.sr, self.untold, self.told_at = sr, 0, None
+
+    def skip(self, samples: int, at: int) -> None:
+        self.untold += samples
+        if self.told_at is None or at - self.told_at >= 60 * self.sr:
+            log.warning("the answers fell behind the input: %.1f s of audio skipped before "
+                        "%.1f s (a longer --hop asks for fewer answers)",
+                        self.untold / self.sr, (at + samples) / self.sr)
+            self.untold, self.told_at = 0, at
 
 
 def _update(predictor: Any, wave: np.ndarray, end: int, sr: int) -> LiveUpdate:
