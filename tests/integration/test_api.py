@@ -222,6 +222,10 @@ def test_a_multipart_body_cut_before_its_closing_boundary_says_so(client, wav3):
     r = client.post("/v1/predict", content=cut_ref[:-1000],  # it (re-check, stop 37: 200)
                     headers={"content-type": f"multipart/form-data; boundary={b}"})
     assert_error(r, 422, "incomplete_upload")
+    epilogue = ("epilogue " * 400).encode()  # 3.6 KB after the closing boundary (RFC 2046):
+    r = client.post("/v1/predict", content=body + epilogue,  # a 422 past 1 KiB until stop 46
+                    headers={"content-type": f"multipart/form-data; boundary={b}"})
+    assert r.status_code == 200, r.text
     other = (f"--{b}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--{b}--\r\n"
              + "epilogue " * 40)  # an epilogue beyond 128 bytes: still complete
     r = client.post("/v1/predict", content=other.encode(),  # complete, but no file part

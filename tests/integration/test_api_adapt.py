@@ -84,6 +84,15 @@ def test_too_many_references_is_422(client, wav3):
     refs = [(f"r{i}.wav", b"RIFF") for i in range(33)]
     body = assert_error(_post_refs(client, wav3, refs), 422, "too_many_references")
     assert "at most 32" in body["detail"]
+    # refused by the parser at the 34th part (Starlette's 1,000 parts were all kept first:
+    # code review, stop 46), as are many or large text fields
+    assert "too many file parts" in body["detail"]
+    r = client.post("/v1/predict", files=[("file", ("main.wav", wav3, "audio/wav"))],
+                    data={f"x{i}": "1" for i in range(9)})
+    assert "Too many fields" in assert_error(r, 422, "invalid_request")["detail"]
+    r = client.post("/v1/predict", files=[("file", ("main.wav", wav3, "audio/wav"))],
+                    data={"x": "1" * 70_000})
+    assert "exceeded maximum size" in assert_error(r, 422, "invalid_request")["detail"]
 
 
 def test_too_few_usable_references_is_422(client, wav3):

@@ -529,9 +529,55 @@ def test_a_stalled_upload_loses_its_slot_with_a_408():
     assert stalled[0]["status"] == 408
     body = json.loads(b"".join(m.get("body", b"") for m in stalled[1:]))
     assert body == {"error": "upload_stalled", "detail": "the upload stalled: nothing of its "
-                    "body arrived for 0.1 s; send the request again"}
+                    "body arrived for 0.1 s, or it came slower than 32 KiB/s; send the "
+                    "request again"}
     fine = asyncio.run(run(stall=False))
     assert fine[0]["status"] == 200 and fine[1]["body"] == b"ok"
+
+
+def test_a_trickled_upload_loses_its_slot_and_a_root_path_changes_nothing():
+    """A byte every 29 s never left 30 s of silence, so it kept its slot for ever (code
+    review, stop 46); and behind ``--root-path`` the slots were off (the path compared
+    whole). An upload at the average rate or faster keeps its slot."""
+    import asyncio
+
+    from emovox.api.middleware import UploadSlots, route_path
+
+    async def app(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def client(gap: float, chunks: int):
+        left = [chunks]
+
+        async def receive():
+            await asyncio.sleep(gap)
+            left[0] -= 1
+            return {"type": "http.request", "body": b"x", "more_body": left[0] > 0}
+
+        return receive
+
+    async def run(gap: float, chunks: int, scope: dict) -> tuple[int, float]:
+        sent: list = []
+
+        async def send(msg):
+            sent.append(msg)
+
+        mw = UploadSlots(app, slots=1, paths=("/v1/predict",), idle_s=0.1, min_rate=100)
+        t0 = asyncio.get_running_loop().time()
+        await asyncio.wait_for(mw({"type": "http", "method": "POST", **scope},
+                                  client(gap, chunks), send), 5)
+        return sent[0]["status"], asyncio.get_running_loop().time() - t0
+
+    for scope in ({"path": "/v1/predict"}, {"path": "/api/v1/predict", "root_path": "/api"}):
+        status, took = asyncio.run(run(0.05, 1000, scope))  # 20 B/s, never idle 0.1 s
+        assert status == 408 and took < 0.5
+        assert asyncio.run(run(0.005, 60, scope))[0] == 200  # 200 B/s: in time
+    assert route_path({"path": "/api/health", "root_path": "/api/"}) == "/health"
+    assert route_path({"path": "/apix/health", "root_path": "/api"}) == "/apix/health"
+    assert route_path({"path": "/api", "root_path": "/api"}) == "/"
 
 
 def test_a_wrong_query_parameter_is_refused_before_a_slot_and_the_body():

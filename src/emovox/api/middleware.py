@@ -16,9 +16,10 @@ from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["API_KEY_HEADER", "BODY_TAIL", "INCOMPLETE_UPLOAD", "OPEN_PATHS", "SPOOL_BYTES",
-           "ApiKeyGuard", "BodyLimit", "HeadAsGet", "UploadSlots", "bound_multipart_memory",
-           "is_loopback", "multipart_unclosed", "request_key"]
+__all__ = ["API_KEY_HEADER", "INCOMPLETE_UPLOAD", "MULTIPART_CLOSED", "OPEN_PATHS",
+           "SPOOL_BYTES", "ApiKeyGuard", "BodyLimit", "HeadAsGet", "UploadSlots",
+           "bound_multipart_memory", "is_loopback", "multipart_boundary", "request_key",
+           "route_path"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,6 +31,17 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 API_KEY_HEADER = "X-API-Key"
 #: Paths open without a key: liveness and the documentation (which holds no data).
 OPEN_PATHS = ("/health", "/docs", "/docs-assets/", "/openapi.json")
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path as the routes see it: ``scope["path"]`` without the server's
+    ``root_path`` (``uvicorn --root-path /api`` puts it in front: every path compared with
+    a route's missed, and the upload slots, limits and open paths were off; code review,
+    stop 46)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and (path == root or path.startswith(root.rstrip("/") + "/")):
+        return path[len(root.rstrip("/")):] or "/"
+    return path
 
 
 async def _json_error(send: Send, status: int, code: str, detail: str,
@@ -105,7 +117,7 @@ class ApiKeyGuard:
         self.app, self.key = app, key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
+        path = route_path(scope)
         if scope["type"] != "http" or any(
                 path == p or (p.endswith("/") and path.startswith(p)) for p in OPEN_PATHS):
             await self.app(scope, receive, send)
@@ -146,6 +158,10 @@ class HeadAsGet:
 
 #: seconds a client in an upload slot may send nothing of its body (:class:`UploadSlots`)
 BODY_IDLE_S = 30.0
+#: bytes per second an upload in a slot must average after its first :data:`BODY_IDLE_S`
+#: (256 kbit/s: a 25 MB upload may take 13 minutes; a client trickling a byte every 29 s
+#: held its slot for ever: code review, stop 46)
+MIN_UPLOAD_RATE = 32 * 1024
 
 
 class UploadSlots:
@@ -157,37 +173,48 @@ class UploadSlots:
     clients uploading at once took the server from 327 to 907 MB, 40 to 1,347 MB; API QA,
     stop 37). ``/health`` and the docs never wait.
 
-    A client in a slot that sends nothing of its body for ``idle_s`` seconds gets a 408
-    ``upload_stalled`` and loses its slot: four stalled uploads held every slot of a 2-core
-    server, and every prediction waited, for as long as they stayed open (API QA, stop
-    40). ``precheck(scope)``, when given, names what is wrong with a request before it
-    waits: a 422 ``invalid_request`` at once."""
+    A client in a slot that sends nothing of its body for ``idle_s`` seconds, or whose body
+    arrives slower than ``min_rate`` bytes per second on average after its first ``idle_s``,
+    gets a 408 ``upload_stalled`` and loses its slot: four stalled uploads held every slot
+    of a 2-core server, and every prediction waited, for as long as they stayed open (API
+    QA, stop 40; trickled bytes, code review, stop 46). ``precheck(scope)``, when given,
+    names what is wrong with a request before it waits: a 422 ``invalid_request`` at once."""
 
     def __init__(self, app: ASGIApp, slots: int, paths: tuple[str, ...],
-                 idle_s: float = BODY_IDLE_S,
+                 idle_s: float = BODY_IDLE_S, min_rate: float = MIN_UPLOAD_RATE,
                  precheck: Callable[[Scope], str | None] | None = None) -> None:
         self.app, self.paths, self.idle_s, self.precheck = app, paths, idle_s, precheck
-        self.stalled = (f"the upload stalled: nothing of its body arrived for {idle_s:g} s; "
-                        "send the request again")
+        self.min_rate = min_rate
+        self.stalled = (f"the upload stalled: nothing of its body arrived for {idle_s:g} s, "
+                        f"or it came slower than {min_rate / 1024:g} KiB/s; send the request "
+                        "again")
         self.slots = asyncio.Semaphore(slots)  # created in the server's loop on first use
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST" or \
-                scope.get("path") not in self.paths:
+                route_path(scope) not in self.paths:
             await self.app(scope, receive, send)
             return
         if self.precheck is not None and (problem := self.precheck(scope)):
             await _json_error(send, 422, "invalid_request", problem)  # before a slot and
             return  # the body: a wrong parameter waited for both (API QA, stop 40)
         state = {"stalled": False, "read": False}
+        loop = asyncio.get_running_loop()
+        got, began = [0], [0.0]
 
         async def timed_receive() -> Message:
             if state["stalled"]:
                 return {"type": "http.disconnect"}
             if state["read"]:  # the body is in: what follows waits for a disconnect
                 return await receive()
+            # the deadline of the next bytes: idle_s from now, and no later than the
+            # average rate allows for what has arrived
+            due = began[0] + self.idle_s + got[0] / self.min_rate - loop.time()
             try:
-                msg = await asyncio.wait_for(receive(), self.idle_s)
+                if due <= 0:
+                    raise TimeoutError
+                msg = await asyncio.wait_for(receive(), min(self.idle_s, due))
+                got[0] += len(msg.get("body") or b"")
                 state["read"] = msg.get("type") != "http.request" or not msg.get("more_body")
                 return msg
             except TimeoutError:
@@ -195,6 +222,7 @@ class UploadSlots:
                 raise StarletteHTTPException(408, self.stalled) from None
 
         async with self.slots:
+            began[0] = loop.time()
             await _app_or_error(self.app, scope, timed_receive, send,
                                 lambda: state["stalled"], 408, "upload_stalled", self.stalled)
 
@@ -212,9 +240,9 @@ def bound_multipart_memory() -> None:
     MultiPartParser.spool_max_size = SPOOL_BYTES
 
 
-#: ``request.state`` key: the last bytes of the request body received (:class:`BodyLimit`)
-BODY_TAIL = "emovox_body_tail"
-_TAIL_BYTES = 1024
+#: ``request.state`` key: whether a multipart body's closing ``--BOUNDARY--`` went by
+#: (:class:`BodyLimit`; absent for other bodies)
+MULTIPART_CLOSED = "emovox_multipart_closed"
 
 
 #: the detail of a 422 ``incomplete_upload``
@@ -223,21 +251,25 @@ INCOMPLETE_UPLOAD = ("the multipart/form-data body ends before its closing bound
                      "Send the request again (curl -F \"file=@clip.wav\" URL)")
 
 
-def multipart_unclosed(tail: bytes | None, content_type: str) -> bool:
-    """Does a multipart body whose last bytes were ``tail`` (:data:`BODY_TAIL`) lack its
-    closing ``--BOUNDARY--``? False when either is unknown."""
+def multipart_boundary(content_type: str) -> bytes | None:
+    """The closing delimiter ``--BOUNDARY--`` of a ``multipart/*`` content type (None for
+    another type, or one without a boundary)."""
+    if not content_type.strip().lower().startswith("multipart/"):
+        return None
     boundary = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")[1:]
                      if p.strip().lower().startswith("boundary=")), "")
-    return tail is not None and bool(boundary) and f"--{boundary}--".encode() not in tail
+    return f"--{boundary}--".encode("latin-1", "replace") if boundary else None
 
 
 class BodyLimit:
     """Pure ASGI middleware: 413 for request bodies over ``max_body`` bytes, decided from
     ``Content-Length`` before anything is read, or while a chunked body streams in, so an
     oversized upload is never parsed or spooled. ``paths`` gives some paths their own
-    ``(max_body, detail)`` (``POST /v1/predict`` also carries reference clips). The body's
-    last KiB is kept in ``request.state`` (:data:`BODY_TAIL`): a multipart body cut
-    before its closing boundary is told apart from one without a ``file`` part."""
+    ``(max_body, detail)`` (``POST /v1/predict`` also carries reference clips). Whether a
+    multipart body's closing boundary went by is kept in ``request.state``
+    (:data:`MULTIPART_CLOSED`): a body cut before it is told apart from one without a
+    ``file`` part. It is looked for in the whole stream: RFC 2046 allows an epilogue after
+    it, and a body whose last KiB lacked it was refused (code review, stop 46)."""
 
     def __init__(self, app: ASGIApp, max_body: int, detail: str,
                  paths: Mapping[str, tuple[int, str]] | None = None) -> None:
@@ -248,8 +280,11 @@ class BodyLimit:
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        max_body, detail = self.paths.get(scope.get("path", ""), (self.max_body, self.detail))
+        max_body, detail = self.paths.get(route_path(scope), (self.max_body, self.detail))
+        delim = None
         for k, v in scope.get("headers") or []:
+            if k == b"content-type":
+                delim = multipart_boundary(v.decode("latin-1"))
             if k == b"content-length":
                 try:
                     too_big = int(v) > max_body
@@ -260,7 +295,9 @@ class BodyLimit:
                     return
         state = {"received": 0, "exceeded": False}
         shared = scope.setdefault("state", {})  # request.state of the app's handlers
-        shared[BODY_TAIL] = b""
+        if delim:
+            shared[MULTIPART_CLOSED] = False
+        overlap = [b""]  # the last bytes before this message: a delimiter split in two
 
         async def limited_receive() -> Message:
             if state["exceeded"]:
@@ -268,7 +305,10 @@ class BodyLimit:
             msg = await receive()
             if msg.get("type") == "http.request":
                 body = msg.get("body") or b""
-                shared[BODY_TAIL] = (shared[BODY_TAIL] + body[-_TAIL_BYTES:])[-_TAIL_BYTES:]
+                if delim and not shared[MULTIPART_CLOSED]:
+                    seen = overlap[0] + body
+                    shared[MULTIPART_CLOSED] = delim in seen
+                    overlap[0] = seen[-(len(delim) - 1):]
                 state["received"] += len(body)
                 if state["received"] > max_body:
                     state["exceeded"] = True

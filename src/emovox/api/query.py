@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+from emovox.api.middleware import route_path
 from emovox.errors import ConfigError
 from emovox.serving import params as tp
 from emovox.serving import service
@@ -44,7 +45,7 @@ def upload_query_problem(scope: dict[str, Any]) -> str | None:
     out of range, from its scope: checked before it waits for a slot and sends its body
     (a wrong parameter was refused only after both: API QA, stop 40)."""
     pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-    path = scope.get("path", "")
+    path = route_path(scope)
     if problem := query_problem([k for k, _ in pairs], ROUTE_QUERY.get(path, ())):
         return problem
     if path == "/v1/timeline":
