@@ -131,6 +131,9 @@ def test_health_docs_openapi(client):
         declared = set(spec["paths"][path][method]["responses"])
         assert {"401", "500", "503"} <= declared, (path, declared)
         assert path == "/v1/model" or "408" in declared
+    params = {p["name"]: p["schema"] for p in spec["paths"]["/v1/timeline"]["post"]["parameters"]}
+    assert params["window"]["exclusiveMinimum"] == 0.25 and params["window"]["maximum"] == 30
+    assert params["hop"]["exclusiveMinimum"] == 0.05  # ranges a client can read (stop 46)
     card = spec["components"]["schemas"]["ModelCard"]["properties"]  # all 17 (stop 35)
     assert set(client.get("/v1/model").json()) <= set(card) and "limits" in card
 

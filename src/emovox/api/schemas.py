@@ -171,15 +171,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in (
         (400, "a malformed request body (http_error): multipart data the parser refuses, "
-              "e.g. no boundary, a compressed body, more than 1000 parts"),
+              "e.g. no boundary, a compressed body"),
         (401, "missing or wrong API key (only when the server has one)"),
         (413, "upload larger than the size limit"),
         (415, "not audio, or an audio format that cannot be decoded here; a raw (not "
               "multipart) request body (unsupported_media_type)"),
         (422, "audio too long, empty or damaged; invalid parameters; speaker adaptation "
-              "impossible (too_many_references, too_few_references); a multipart body cut "
-              "before its closing boundary (incomplete_upload)"),
-        (408, "the upload stalled: nothing of its body arrived for 30 s (upload_stalled)"),
+              "impossible (too_many_references, also for more file parts than the clip and "
+              "32 references; too_few_references); more than 8 form text fields or one "
+              "over 64 KiB; a multipart body cut before its closing boundary "
+              "(incomplete_upload)"),
+        (408, "the upload stalled: nothing of its body arrived for 30 s, or it averaged "
+              "under 32 KiB/s after its first 30 s (upload_stalled)"),
         (500, "an unexpected error while analysing the recording (internal_error)"),
         (503, "the model is not available; on the upload routes also a server that stopped "
               "before answering (shutting_down)"),

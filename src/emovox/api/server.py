@@ -56,7 +56,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox import __version__
 from emovox.api.docs import install_docs
-from emovox.api.errors import ApiError, error_response, guarded
+from emovox.api.errors import FORM_LIMITS, ApiError, error_response, form_limit_error, guarded
 from emovox.api.middleware import (
     API_KEY_HEADER,
     INCOMPLETE_UPLOAD,
@@ -263,7 +263,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and (limit := _form_limit_error(str(exc.detail))):
+        if exc.status_code == 400 and (limit := form_limit_error(str(exc.detail))):
             return limit
         codes = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
         response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
@@ -272,19 +272,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         if "GET" in response.headers.get("allow", "").split(", "):
             response.headers["allow"] += ", HEAD"  # every GET route answers HEAD
         return response
-
-
-def _form_limit_error(detail: str) -> JSONResponse | None:
-    """The 422 of a form past :data:`FORM_LIMITS` (Starlette's parser says 400), or None."""
-    if detail.startswith("Too many files"):
-        return error_response(422, "too_many_references", f"too many file parts: one 'file' "
-                              f"and at most {adapt_uploads.MAX_REFERENCES} 'references' "
-                              "(16 are enough)")
-    if detail.startswith(("Too many fields", "Part exceeded", "Field exceeded")):
-        return error_response(422, "invalid_request", f"{detail} This endpoint reads the file "
-                              "parts 'file' (and 'references') only; send the recording as "
-                              "a file: curl -F \"file=@clip.wav\" URL")
-    return None
 
 
 def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
@@ -318,9 +305,11 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
     async def timeline(
         request: Request,
         file: UploadFile = File(description=_FILE_HELP),
-        window: float = Query(service.TIMELINE_WINDOW_S, description=(
+        window: float = Query(service.TIMELINE_WINDOW_S, gt=tp.MIN_WINDOW_S,
+                              le=tp.MAX_WINDOW_S, description=(
             f"window length (s), more than {tp.MIN_WINDOW_S:g} and at most {tp.MAX_WINDOW_S:g}")),
-        hop: float = Query(service.TIMELINE_HOP_S, description=(
+        hop: float = Query(service.TIMELINE_HOP_S, gt=tp.MIN_HOP_S, le=tp.MAX_HOP_S,
+                           description=(
             f"hop between windows (s), more than {tp.MIN_HOP_S:g} and at most the window "
             f"(<= {tp.MAX_HOP_S:g})")),
         adapt: AdaptMode = Query(AdaptMode.NONE, description=_ADAPT_HELP),
@@ -417,13 +406,6 @@ def _new_app(svc: _Service, max_bytes: int, max_duration: float) -> FastAPI:
         ),
         lifespan=lifespan, docs_url=None, redoc_url=None, form_limits=FORM_LIMITS,
     )
-
-
-#: what one upload's form may hold: the clip, its references, a few text fields (to say
-#: they are not read; Starlette's defaults let 850 parts of 60 KB sit in memory, 48.7
-#: MiB, before the reference count was checked: code review, stop 46)
-FORM_LIMITS = {"max_files": 1 + adapt_uploads.MAX_REFERENCES, "max_fields": 8,
-               "max_part_size": 64 * 1024}
 
 
 def create_app(
