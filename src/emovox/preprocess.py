@@ -48,6 +48,7 @@ __all__ = [
     "Normaliser",
     "PreparedWave",
     "Preprocess",
+    "checked_speeds",
     "pad_or_crop",
 ]
 
@@ -209,7 +210,7 @@ class Preprocess:
                 raise ValueError(f"band_floor_db must be a finite number (dB) next to a "
                                  f"functional, got {floor!r}")
             object.__setattr__(self, "band_floor_db", float(floor))
-        object.__setattr__(self, "speeds", _checked_speeds(self.speeds))
+        object.__setattr__(self, "speeds", checked_speeds(self.speeds))
         object.__setattr__(self, "loudness", Loudness(self.loudness))
         object.__setattr__(self, "top_db", float(self.top_db))
         object.__setattr__(self, "trim", bool(self.trim))
@@ -418,7 +419,7 @@ class Preprocess:
 MAX_SPEEDS, SPEED_RANGE = 5, (0.5, 2.0)
 
 
-def _checked_speeds(speeds: Any) -> tuple[float, ...]:
+def checked_speeds(speeds: Any) -> tuple[float, ...]:
     """``speeds`` as a tuple of distinct floats in :data:`SPEED_RANGE`, at most
     :data:`MAX_SPEEDS` of them; ValueError naming the field otherwise."""
     lo, hi = SPEED_RANGE

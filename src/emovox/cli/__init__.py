@@ -4,8 +4,9 @@ Owns the command line: :mod:`.app` (the Typer app, ``--version``, command regist
 ``main``), :mod:`.common` (exit codes, error -> exit code mapping, logging set-up, shared
 option types), :mod:`.research` (evaluate, scan, report, fuse, models, train, export;
 their ``--data`` items: :mod:`.data_args`; their options: :mod:`.research_opts`),
-:mod:`.product` (predict, batch, timeline), :mod:`.live` (listen), :mod:`.servers` (app,
-serve), :mod:`.names` (bundled model and architecture names, "did you mean"),
+:mod:`.rescore` (rescore), :mod:`.product` (predict, batch, timeline), :mod:`.live`
+(listen), :mod:`.servers` (app, serve), :mod:`.names` (bundled model and architecture
+names, "did you mean"),
 :mod:`.truth` (``predict --truth``: the label of RAVDESS-named files), :mod:`.render`
 (every console, table and summary) and :mod:`.bars` (every progress bar). Commands parse
 options, call the library and hand its results to :mod:`.render`; domain logic lives in

@@ -15,7 +15,7 @@ import typer
 import typer.core
 
 from emovox import __version__
-from emovox.cli import live, product, research, servers
+from emovox.cli import live, product, rescore, research, servers
 from emovox.cli.render import console, err_console, is_tty
 
 app = typer.Typer(
@@ -52,7 +52,8 @@ def _help(command: Callable[..., None]) -> str:
 # Registration order is the order of `emovox --help`.
 for _name, _command in (
     ("evaluate", research.evaluate), ("scan", research.scan), ("report", research.report),
-    ("fuse", research.fuse), ("merge", research.merge), ("ensemble", research.ensemble),
+    ("fuse", research.fuse), ("merge", research.merge), ("rescore", rescore.rescore),
+    ("ensemble", research.ensemble),
     ("models", research.models), ("predict", product.predict), ("batch", product.batch),
     ("timeline", product.timeline), ("listen", live.listen), ("train", research.train),
     ("calibrate", research.calibrate), ("export", research.export), ("app", servers.web_app),

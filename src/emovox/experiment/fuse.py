@@ -26,6 +26,7 @@ from emovox import __version__
 from emovox.config import Adapt, ExperimentConfig
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
+from emovox.experiment.rescore import run_speeds
 from emovox.experiment.rundir import (
     ERRORS_FILE,
     Prediction,
@@ -151,8 +152,10 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     order = sorted(keys)
     proba = sum(wi * np.array([t[k].proba for k in order]) for wi, t in zip(w, tables, strict=True))
     name = "fusion(" + "+".join(m["model"] for m in metas) + ")"
+    speeds = run_speeds(metas, runs)  # a fusion reads its members one way (stop 46)
     return _write_combined(out, records, tables[0], order, proba, name,
-                           {"fused_runs": [str(r) for r in runs], "weights": w.tolist()})
+                           {"fused_runs": [str(r) for r in runs], "weights": w.tolist(),
+                            **({"speeds": list(speeds)} if speeds else {})})
 
 
 def switch_runs(wide: Path, narrow: Path, out: Path,
@@ -302,6 +305,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     records = [read_run(Path(r)) for r in runs]
     configs = [yaml.safe_load((Path(r) / "config.yaml").read_text()) for r in runs]
     _same_config(configs, runs)
+    run_speeds([r.metrics for r in records], runs)  # parts read alike (stop 46)
     fold_rows = [f for r in records for f in r.metrics["folds"]]
     if int(configs[0].get("split", {}).get("n_val_speakers", 1)) == 0:
         # no validation speakers, no validation UA (parts written before the trainer kept
@@ -328,7 +332,8 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
 
     result = {
         **{k: v for k, v in first.items()
-           if k not in {"folds", "seconds_total", "per_corpus", "environment", "environments"}},
+           if k not in {"folds", "seconds_total", "per_corpus", "environment", "environments",
+                        "rescored_from"}},
         "summary": summarize(per_fold), "pooled": pooled.to_dict(),
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
         "val_ua_mean": mean_of("val_ua"), "train_ua_mean": mean_of("train_ua"),

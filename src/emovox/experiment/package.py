@@ -47,6 +47,7 @@ from emovox.experiment.recipe import (
     warn_other_clips,
     warn_recipe,
 )
+from emovox.experiment.rescore import run_speeds
 from emovox.experiment.rundir import read_cv_run
 from emovox.experiment.runner import training_sources
 from emovox.features.bandwidth import NARROW_BAND_FLOOR_DB
@@ -205,8 +206,10 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     ``train_bundle(..., calibrate=)`` does at training time (the run's metrics for the model
     card, the temperature fitted on its out-of-fold predictions), so a final model can be
     trained while its cross-validation still runs. ``also``: further CV runs pooled into the
-    temperature fit (:func:`~emovox.experiment.rundir.fit_from_predictions_csv`). Returns the
-    calibration report."""
+    temperature fit (:func:`~emovox.experiment.rundir.fit_from_predictions_csv`). The model
+    then reads each clip at the ``speeds`` the runs were read at (:mod:`.rescore`; once
+    when they were not), so its temperature fits what it answers. Returns the calibration
+    report."""
     from emovox.artifact import attach_inference, read_artifact, update_artifact
     from emovox.experiment.rundir import fit_from_predictions_csv
 
@@ -226,10 +229,13 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
                                                                   meta.experiment_config))
         if diffs:
             caveats.append(f"{Path(run).name} was run with another recipe ({'; '.join(diffs)})")
+    speeds = run_speeds([c.metrics for c in [cv, *also_runs]], [calibrate, *also])
     calibration = fit_from_predictions_csv(cv.predictions,  # first: a failed fit writes
                                            also=[a.predictions for a in also_runs])  # nothing
     calibration |= {"caveats": caveats} if caveats else {}
-    update_artifact(path, meta.replace(metrics=metrics_with_also(cv.metrics, also_runs)))
+    update_artifact(path, meta.replace(  # read as the runs were read (emovox rescore)
+        metrics=metrics_with_also(cv.metrics, also_runs),
+        preprocess=meta.preprocess.replace(speeds=speeds)))
     meta = attach_inference(path, temperature=calibration["temperature"],
                             calibration=calibration)
     with atomic_path(path / CARD_FILE) as tmp:
@@ -458,7 +464,8 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
                  "n_params": int(sum(p.numel() for p in clf.net.parameters())),
                  "cross_validation": cv_metrics}
         config = {"model": {"name": name, "params": {"members": [str(m) for m in members]}}}
-        pre = inputs.preprocess
+        pre = inputs.preprocess.replace(speeds=run_speeds(  # read as its runs were (stop 46)
+            [c.metrics for c in [cv, *also_runs]], [calibrate, *also]) if cv else ())
         if funcs:
             pre = pre.replace(functional=funcs[0].feature,
                               band_floor_db=band_floor_db if len(funcs) > 1 else None)

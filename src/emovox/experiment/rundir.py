@@ -479,6 +479,7 @@ def read_cv_run(run: Path, model: str) -> CvRun:
         metrics["per_corpus"] = m["per_corpus"]
     if m.get("test_only_corpora"):
         metrics["test_only_corpora"] = list(m["test_only_corpora"])
+    metrics |= {"speeds": list(m["speeds"])} if m.get("speeds") else {}  # emovox rescore
     ran = [f.get("index") for f in m.get("folds") or []]  # some folds only: the card says
     if isinstance(m.get("protocol_folds"), int) and 0 < len(ran) < m["protocol_folds"]:
         metrics.update(protocol_folds=m["protocol_folds"], fold_indices=ran)
@@ -488,7 +489,6 @@ def read_cv_run(run: Path, model: str) -> CvRun:
     if val_speakers is not None and validation_matters(model):
         metrics["val_speakers"] = val_speakers
     return CvRun(metrics, run / PREDICTIONS_FILE)
-
 
 
 __all__ = [

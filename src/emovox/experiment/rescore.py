@@ -1,0 +1,206 @@
+"""Scoring a finished cross-validation run again, each test clip read at several playback
+speeds (test-time speed augmentation): ``emovox rescore RUN --speeds 0.9,1,1.1``.
+
+A run written with ``--save-models`` keeps each fold's model (``models/foldK``). Every
+scored test clip of fold K is decoded again and read by that fold's model exactly as a
+model folder whose ``preprocess.speeds`` is set reads it
+(:meth:`~emovox.serving.predictor.Predictor.wave_probabilities`: each window also played at
+each speed, the softmax averaged), restricted to its corpus's classes as ``evaluate``
+stores it. The result is a run directory like any other (``config.yaml`` copied, metrics
+recomputed) whose ``metrics.json`` records ``speeds``: ``emovox fuse`` and ``merge`` keep
+it (and refuse runs read at other speeds), and ``emovox calibrate`` / ``ensemble
+--calibrate`` give the model the speeds its calibration run was read at, so a model's
+temperature is always fitted on answers read the way it reads. Before the speeds, a few
+clips of each fold are read once and must give the stored probabilities (the fold models
+are the run's). No test-speaker information is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.errors import ConfigError
+from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
+from emovox.experiment.rundir import (
+    ERRORS_FILE,
+    Prediction,
+    Predictions,
+    check_run_destination,
+    read_run,
+    staged_run_dir,
+    write_run,
+)
+from emovox.labels import LABELS
+from emovox.metrics import compute_metrics, summarize
+from emovox.preprocess import checked_speeds
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CHECK_CLIPS", "CHECK_TOLERANCE", "rescore_run", "run_speeds"]
+
+#: clips of each fold read once and compared with the stored probabilities
+CHECK_CLIPS = 4
+#: the largest difference from a stored probability (6 decimals in predictions.csv) allowed
+CHECK_TOLERANCE = 1e-3
+
+
+def run_speeds(metrics: Sequence[dict[str, Any]], names: Sequence[Any]) -> tuple[float, ...]:
+    """The ``speeds`` the runs (their metrics.json contents) were read at, ``()`` for once;
+    ConfigError when they differ (a fusion or merge of runs read in different ways, or a
+    temperature fitted on both, would match no model)."""
+    seen = {tuple(m.get("speeds") or ()) for m in metrics}
+    if len(seen) > 1:
+        said = ", ".join(f"{n}: {list(m.get('speeds') or []) or 'once'}"
+                         for n, m in zip(names, metrics, strict=True))
+        raise ConfigError(f"the runs were read at different speeds ({said}); rescore them "
+                          "alike (emovox rescore --speeds)")
+    return seen.pop() if seen else ()
+
+
+def _fold_model(run: Path, fold: int) -> Path:
+    path = run / "models" / f"fold{fold}"
+    if not (path / "model.json").is_file():
+        raise ConfigError(f"{run}: no saved model for fold {fold} ({path}); rescoring needs "
+                          "a run written with evaluate --save-models")
+    return path
+
+
+def _corpus_columns(rows: list[Prediction]) -> dict[str, list[int]]:
+    """Each corpus's label columns as the run stored them: the labels its clips carry and
+    every column its stored rows give any probability."""
+    cols: dict[str, set[int]] = {}
+    for r in rows:
+        mine = cols.setdefault(r.corpus, set())
+        mine.add(LABELS.index(r.true))
+        mine.update(i for i, v in enumerate(r.proba or ()) if v > 0)
+    return {c: sorted(v) for c, v in cols.items()}
+
+
+def _restricted(p: np.ndarray, labels: Sequence[str], cols: list[int]) -> np.ndarray:
+    """A model's probabilities over ``labels`` as a row over :data:`LABELS`, restricted to
+    ``cols`` and renormalised (uniform over them when the model gives them nothing)."""
+    row = np.zeros(len(LABELS))
+    for lab, v in zip(labels, p, strict=True):
+        row[LABELS.index(lab)] = v
+    out = np.zeros_like(row)
+    out[cols] = row[cols]
+    total = out.sum()
+    if total <= 0:
+        out[cols] = 1.0 / len(cols)
+        return out
+    return out / total
+
+
+def _read(path: str) -> Path:
+    clip = Path(path)
+    if not clip.is_file():
+        raise ConfigError(f"test clip {path} not found (a relative path is read from the "
+                          "current folder: rescore from where the run was evaluated)")
+    return clip
+
+
+def _fold_probabilities(run: Path, fold: int, rows: list[Prediction],
+                        cols: dict[str, list[int]], speeds: tuple[float, ...]
+                        ) -> tuple[np.ndarray, float]:
+    """``(N, 8)`` probabilities of fold ``fold``'s ``rows`` read at ``speeds``, and the
+    largest difference of the first :data:`CHECK_CLIPS` read once from the stored ones."""
+    from emovox.audio import load_audio
+    from emovox.serving.predictor import Predictor
+
+    once = Predictor.from_artifact(_fold_model(run, fold), backend="torch")
+    views = dataclasses.replace(once, preprocess=once.preprocess.replace(speeds=speeds))
+    out, worst = [], 0.0
+    for k, r in enumerate(rows):
+        wave = load_audio(_read(r.path), sr=once.sr, trim=False).wave
+        if k < CHECK_CLIPS:
+            again = _restricted(once.wave_probabilities(wave, once.sr), once.labels,
+                                cols[r.corpus])
+            worst = max(worst, float(np.abs(again - np.asarray(r.proba)).max()))
+        out.append(_restricted(views.wave_probabilities(wave, once.sr), once.labels,
+                               cols[r.corpus]))
+    return np.array(out), worst
+
+
+def rescore_run(run: Path, out: Path, *, speeds: Sequence[float]) -> dict[str, Any]:
+    """Write the run directory ``out``: the CV run ``run`` scored again by its saved fold
+    models, each test clip read at ``speeds``. Returns its metrics.json content.
+
+    Raises:
+        ConfigError: ``out`` is ``run`` or not replaceable; the run was adapted to its test
+            speakers, is already rescored, lacks a fold's saved model or a test clip; a fold
+            model read once does not give the stored answers; bad ``speeds``.
+    """
+    run, out = Path(run), Path(out)
+    try:
+        speeds = checked_speeds(list(speeds))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if len(speeds) < 2:
+        raise ConfigError("rescore needs two or more speeds (one reading is what the run has)")
+    if out.resolve() == run.resolve():
+        raise ConfigError(f"--out {out} is the run being rescored; write to another folder")
+    check_run_destination(out)
+    record = read_run(run)
+    m = record.metrics
+    if m.get("adapt", "none") != "none":
+        raise ConfigError(f"{run} was run with --adapt {m['adapt']}: its answers used the "
+                          "test speakers' audio, which rescoring would drop")
+    if m.get("speeds"):
+        raise ConfigError(f"{run} is already read at speeds {m['speeds']}; rescore the run "
+                          f"it came from ({m.get('rescored_from', '?')})")
+    if record.predictions is None or record.predictions.labels != list(LABELS):
+        raise ConfigError(f"{run}: probabilities are not over the {len(LABELS)} labels")
+    rows = record.predictions.scored()
+    cols = _corpus_columns(rows)
+    folds = sorted({r.fold for r in rows})
+    proba = np.zeros((len(rows), len(LABELS)))
+    for fold in folds:
+        idx = [i for i, r in enumerate(rows) if r.fold == fold]
+        p, worst = _fold_probabilities(run, fold, [rows[i] for i in idx], cols, speeds)
+        if worst > CHECK_TOLERANCE:
+            raise ConfigError(f"{run}: fold {fold}'s saved model read once differs from the "
+                              f"stored probabilities by {worst:.3g}: they are not this run's")
+        proba[idx] = p
+        log.info("fold %s: %d clips read at %s", fold, len(idx), list(speeds))
+    return _write(run, out, record, rows, proba, speeds)
+
+
+def _write(run: Path, out: Path, record: Any, rows: list[Prediction], proba: np.ndarray,
+           speeds: tuple[float, ...]) -> dict[str, Any]:
+    m = record.metrics
+    y = np.array([LABELS.index(r.true) for r in rows])
+    pred = proba.argmax(1)
+    folds = np.array([r.fold for r in rows])
+    order = sorted(set(folds.tolist()))
+    per_fold = {f: compute_metrics(y[folds == f], pred[folds == f], list(LABELS)) for f in order}
+    pooled = compute_metrics(y, pred, list(LABELS))
+    result = {
+        **{k: v for k, v in m.items()
+           if k not in {"summary", "pooled", "worst_class", "folds", "per_corpus"}},
+        "summary": summarize([per_fold[f] for f in order]), "pooled": pooled.to_dict(),
+        "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
+        "folds": [{**f, "metrics": per_fold[f["index"]].to_dict(),
+                   "n_test": per_fold[f["index"]].n}
+                  for f in m.get("folds") or [] if f.get("index") in per_fold],
+        "per_corpus": per_corpus_record(per_corpus_metrics(y, pred, [r.corpus for r in rows])),
+        "speeds": list(speeds), "rescored_from": str(run),
+    }
+    scored = [dataclasses.replace(r, pred=LABELS[pred[i]], proba=tuple(map(float, proba[i])))
+              for i, r in enumerate(rows)]
+    kept = [r for r in record.predictions.rows if r.proba is None]  # unreadable clips
+    name, s = m.get("model", "?"), result["summary"]["ua"]
+    with staged_run_dir(out) as stage:
+        write_run(stage, result, Predictions(list(LABELS), [*scored, *kept]), pooled=pooled,
+                  titles=(f"{name} at speeds {list(speeds)}: UA {s['mean']:.1f} ± "
+                          f"{s['std']:.1f}", f"{name}: recall per class"))
+        for extra in ("config.yaml", ERRORS_FILE):
+            if (run / extra).is_file():
+                shutil.copy2(run / extra, stage / extra)
+    return result
