@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,7 +162,9 @@ def test_merge_takes_parts_written_before_a_config_key_existed(fake_ravdess, fak
     assert "seed" in old["split"] and old["split"]["seed"] is None
     del old["split"]["seed"]
     del old["augment"]["p_eq"]  # at its default (0.0): a part from before the setting
-    path.write_text(yaml.safe_dump(old))
+    old["save_models"] = True  # and one that kept its models, its data read from another
+    old["data"]["root"] = "../elsewhere/" + "/".join(Path(old["data"]["root"]).parts[-2:])
+    path.write_text(yaml.safe_dump(old))  # mount point (both refused until stop 46)
     merge_runs(parts, tmp_path / "merged")
     old["split"]["seed"] = 3
     old["adapt"] = "corpus"
@@ -195,7 +198,8 @@ def test_fuse_runs_averages_out_of_fold_probabilities(fake_ravdess, fake_cache, 
                                  "--weights", "3,1"])
     assert r.exit_code == 0, r.output
     fused = json.loads((tmp_path / "f" / "metrics.json").read_text())
-    assert fused["model"] == "fusion(egemaps_logreg+egemaps_svm)" and fused["weights"] == [.75, .25]
+    assert fused["weights"] == [.75, .25]  # weighted: not the equal-weight ensemble (46)
+    assert fused["model"] == "fusion(egemaps_logreg*0.75+egemaps_svm*0.25)"
     import csv
 
     def probs(run):
@@ -222,6 +226,20 @@ def test_fuse_runs_averages_out_of_fold_probabilities(fake_ravdess, fake_cache, 
     r = CliRunner().invoke(app, ["fuse", str(runs[0]), str(tmp_path / "one_fold"),
                                  "--out", str(tmp_path / "bad")])
     assert r.exit_code == 2 and "other test clips" in r.output
+    # the same clips labelled otherwise (an edited manifest): the figures depended on the
+    # order the runs were given in; a run of two folds of three kept its protocol size
+    relabelled = tmp_path / "relabelled"  # (code review, stop 46)
+    shutil.copytree(runs[1], relabelled)
+    rows = (relabelled / "predictions.csv").read_text().splitlines()
+    cells = rows[1].split(",")
+    cells[4] = "calm" if cells[4] != "calm" else "sad"
+    (relabelled / "predictions.csv").write_text("\n".join([rows[0], ",".join(cells),
+                                                           *rows[2:]]) + "\n")
+    r = CliRunner().invoke(app, ["fuse", str(runs[0]), str(relabelled), "--out",
+                                 str(tmp_path / "bad2")])
+    assert r.exit_code == 2 and "label" in r.output and "differently" in r.output
+    assert json.loads((tmp_path / "f" / "metrics.json").read_text())["protocol_folds"] == \
+        json.loads((runs[0] / "metrics.json").read_text())["protocol_folds"] == 5
 
 
 def test_fuse_and_merge_tell_clips_apart_by_their_folders(fake_ravdess, fake_cache, tmp_path):

@@ -690,3 +690,38 @@ def test_the_card_names_what_augmentation_simulated_and_not_member_folders():
     card = model_card(read_meta(default_model_path()).card_view())
     assert card == (default_model_path() / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "training parameters" not in card and "/work/" not in card
+
+
+def test_calibrate_writes_the_model_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Metrics, temperature and card were three writes: a failure after the first left a
+    model with the new metrics and the old temperature, and no card (code review, 46)."""
+    import emovox.artifact
+    from emovox.experiment.package import calibrate_bundle
+    from emovox.experiment.rundir import Prediction, Predictions, write_predictions
+
+    from emovox.metrics import compute_metrics
+
+    pooled = compute_metrics(np.arange(16) % 8, np.arange(16) % 8, list(LABELS)).to_dict()
+    model, run = _logreg_model(tmp_path), _cv_run(tmp_path / "run", pooled=pooled)
+    p = np.full(len(LABELS), 0.05)
+    rows = []
+    for i in range(16):
+        q = p.copy()
+        q[i % 8] = 0.65
+        rows.append(Prediction(f"/d/c{i}.wav", "ravdess:01", LABELS[i % 8], LABELS[i % 8],
+                               tuple(q), 0, "ravdess"))
+    write_predictions(run / "predictions.csv", Predictions(list(LABELS), rows))
+    before = {f.name: f.read_bytes() for f in model.iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(emovox.artifact, "attach_inference", full_disk)
+        with pytest.raises(OSError, match="No space"):
+            calibrate_bundle(model, run)
+    assert {f.name: f.read_bytes() for f in model.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".model")] == []
+    calibrate_bundle(model, run)
+    assert (model / "MODEL_CARD.md").is_file() and (model / "model.json").read_bytes() != \
+        before["model.json"]

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,6 +89,17 @@ def _tables(runs: list[RunRecord]) -> list[dict[Key, Prediction]]:
     raise ConfigError(f"{bad.path}: the same test clip is listed twice")
 
 
+def _same_truth(first: dict[Key, Prediction], other: dict[Key, Prediction], a: Path,
+                b: Path) -> None:
+    """Refuse runs that label a clip differently (an edited manifest, a file moved between
+    emotion folders): the fusion took the first run's label, its figures depending on the
+    order the runs were given in (code review, stop 46)."""
+    for k, p in first.items():
+        if other[k].true != p.true:
+            raise ConfigError(f"{a} and {b} label {p.path} differently ({p.true!r} vs "
+                              f"{other[k].true!r}): they were not run on the same data")
+
+
 def _errors_of(runs: Sequence[Path]) -> list[tuple[Path, str]]:
     """The files the runs could not read (their ``errors.csv``), each once: a merged or
     fused run lost them (QA, stop 37), though its metrics still counted them."""
@@ -104,6 +116,11 @@ def _errors_of(runs: Sequence[Path]) -> list[tuple[Path, str]]:
 
 def _fold_rows(runs: list[RunRecord], per_fold: list[Metrics], folds: list[int]) -> list[dict]:
     metas = [r.metrics for r in runs]
+    for r in runs:  # predictions without a fold column were a StopIteration traceback
+        if missing := sorted(set(folds) - {f.get("index") for f in r.metrics["folds"]}):
+            raise ConfigError(f"{r.path}: its predictions name fold(s) {missing} that its "
+                              "metrics.json has no record of (a predictions.csv without "
+                              "its fold column?)")
     return [
         {"index": int(f), "metrics": m.to_dict(), "n_test": m.n,
          "fit_seconds": sum(next(x["fit_seconds"] for x in mt["folds"] if x["index"] == f)
@@ -149,9 +166,14 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     for r, t in zip(runs[1:], tables[1:], strict=True):
         if set(t) != keys:
             raise ConfigError(f"{r} has other test clips or folds than {runs[0]}")
+        _same_truth(tables[0], t, runs[0], r)
     order = sorted(keys)
     proba = sum(wi * np.array([t[k].proba for k in order]) for wi, t in zip(w, tables, strict=True))
-    name = "fusion(" + "+".join(m["model"] for m in metas) + ")"
+    # weighted: named so (it is not the equal-weight ensemble `ensemble --calibrate` builds,
+    # which took it as its own: code review, stop 46)
+    parts = [m["model"] if np.allclose(w, w[0]) else f"{m['model']}*{wi:.3g}"
+             for m, wi in zip(metas, w, strict=True)]
+    name = "fusion(" + "+".join(parts) + ")"
     speeds = run_speeds(metas, runs)  # a fusion reads its members one way (stop 46)
     return _write_combined(out, records, tables[0], order, proba, name,
                            {"fused_runs": [str(r) for r in runs], "weights": w.tolist(),
@@ -210,6 +232,7 @@ def _write_combined(out: Path, records: list[RunRecord], first: dict[Key, Predic
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
         "folds": _fold_rows(records, per_fold, fold_ids),
         **how,
+        **_shared(metas),
         **environments(metas),
         **_per_corpus(y, pred, [k[1] for k in order]),
     }
@@ -234,7 +257,26 @@ def _write_combined(out: Path, records: list[RunRecord], first: dict[Key, Predic
 
 #: config keys that may differ between the parts of a merged run (``teachers``: each fold's
 #: part may be taught by that fold's teacher parts; all parts distilled or none)
-_PART_KEYS = {"folds", "cache_dir", "n_jobs", "teachers"}
+_PART_KEYS = {"folds", "cache_dir", "n_jobs", "teachers", "save_models"}
+
+
+#: run facts a combination keeps when every run agrees on them (a fused loco fold looked
+#: like the whole protocol without ``protocol_folds``: code review, stop 46)
+_SHARED_KEYS = ("protocol_folds", "balance_corpora", "teachers")
+
+
+def _shared(metas: list[dict[str, Any]]) -> dict[str, Any]:
+    """The :data:`_SHARED_KEYS` every run records alike; ``protocol_folds`` differing is
+    refused (runs of another protocol size)."""
+    out = {}
+    for k in _SHARED_KEYS:
+        values = [m.get(k) for m in metas]
+        if k == "protocol_folds" and len({json.dumps(v) for v in values}) > 1:
+            raise ConfigError(f"the runs come from protocols of different sizes "
+                              f"(protocol_folds {values})")
+        if values[0] is not None and all(v == values[0] for v in values):
+            out[k] = values[0]
+    return out
 
 
 def _normal(config: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +294,7 @@ def _same_config(configs: list[dict[str, Any]], runs: list[Path]) -> None:
             return {k: strip(v) for k, v in d.items() if k not in _PART_KEYS}
         return d
 
-    configs = [_normal(c) for c in configs]
+    configs = [_data_named(_normal(c)) for c in configs]
 
     for r, c in zip(runs[1:], configs[1:], strict=True):
         if strip(c) != strip(configs[0]):
@@ -262,6 +304,24 @@ def _same_config(configs: list[dict[str, Any]], runs: list[Path]) -> None:
         if bool(c.get("teachers")) != bool(configs[0].get("teachers")):
             raise ConfigError(f"{r} and {runs[0]}: one was distilled from teachers, the "
                               "other not")
+
+
+def _data_named(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its data folders named by their last two parts: the same corpus read
+    from ``../shared/...`` on one machine and ``/work/shared/...`` on another was "another
+    configuration" (code review, stop 46)."""
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return config
+
+    def tail(path: Any) -> Any:
+        return "/".join(Path(path).parts[-2:]) if isinstance(path, str) else path
+
+    named = {**data, "root": tail(data.get("root"))}
+    if isinstance(data.get("corpora"), list):
+        named["corpora"] = [f"{c.split('=', 1)[0]}={tail(c.split('=', 1)[1])}"
+                            if isinstance(c, str) and "=" in c else c for c in data["corpora"]]
+    return {**config, "data": named}
 
 
 def _differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -9,6 +9,7 @@ the card reports that run's speaker-independent metrics.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from emovox.experiment.rescore import run_speeds
 from emovox.experiment.rundir import read_cv_run
 from emovox.experiment.runner import training_sources
 from emovox.features.bandwidth import NARROW_BAND_FLOOR_DB
-from emovox.fileio import atomic_path, claimed_folder
+from emovox.fileio import claimed_folder
 from emovox.labels import LABELS
 from emovox.models import Family, ModelSpec, count_parameters, get_model_spec
 from emovox.provenance import environment
@@ -210,7 +211,7 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     then reads each clip at the ``speeds`` the runs were read at (:mod:`.rescore`; once
     when they were not), so its temperature fits what it answers. Returns the calibration
     report."""
-    from emovox.artifact import attach_inference, read_artifact, update_artifact
+    from emovox.artifact import attach_inference, read_artifact, replace_folder, update_artifact
     from emovox.experiment.rundir import fit_from_predictions_csv
 
     path = Path(path)
@@ -233,13 +234,20 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     calibration = fit_from_predictions_csv(cv.predictions,  # first: a failed fit writes
                                            also=[a.predictions for a in also_runs])  # nothing
     calibration |= {"caveats": caveats} if caveats else {}
-    update_artifact(path, meta.replace(  # read as the runs were read (emovox rescore)
-        metrics=metrics_with_also(cv.metrics, also_runs),
-        preprocess=meta.preprocess.replace(speeds=speeds)))
-    meta = attach_inference(path, temperature=calibration["temperature"],
-                            calibration=calibration)
-    with atomic_path(path / CARD_FILE) as tmp:
-        tmp.write_text(model_card(meta.card_view()))
+    # written in a copy swapped in whole: metrics, temperature and card were three writes,
+    # a failure between them leaving a model with new metrics and the old temperature
+    with claimed_folder(path, "calibrate") as (tmp, others):  # (code review, stop 46)
+        if others:
+            raise ConfigError(f"another emovox process (PID {others[0]}) is writing {path}")
+        stage = tmp / path.name
+        shutil.copytree(path, stage)
+        update_artifact(stage, meta.replace(  # read as the runs were read (emovox rescore)
+            metrics=metrics_with_also(cv.metrics, also_runs),
+            preprocess=meta.preprocess.replace(speeds=speeds)))
+        meta = attach_inference(stage, temperature=calibration["temperature"],
+                                calibration=calibration)
+        (stage / CARD_FILE).write_text(model_card(meta.card_view()))
+        replace_folder(stage, path, force=True)
     return calibration
 
 

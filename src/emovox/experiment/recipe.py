@@ -240,13 +240,15 @@ def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -
 
 
 def _prediction_keys(path: Path) -> set[tuple[str, ...]]:
-    """A key per scored row of a predictions.csv: the clip (its path normalised) and its
-    probabilities to 4 decimals, by label: the same answer however the file was saved."""
+    """A key per scored row of a predictions.csv: the clip (its path made absolute, from the
+    working folder: ``../data/a.wav`` and ``/work/data/a.wav`` are one clip, code review,
+    stop 46) and its probabilities to 4 decimals, by label: the same answer however the
+    file was saved."""
     import os
 
     pred = read_predictions(path)
     order = sorted(range(len(pred.labels)), key=lambda i: pred.labels[i])
-    return {(os.path.normpath(r.path), *(f"{pred.labels[i]}={r.proba[i]:.4f}" for i in order))
+    return {(os.path.abspath(r.path), *(f"{pred.labels[i]}={r.proba[i]:.4f}" for i in order))
             for r in pred.scored() if r.path}
 
 

@@ -435,8 +435,8 @@ class CvRun:
 def run_val_speakers(run: Path) -> int | None:
     """Validation speakers held out per fold by the CV run ``run`` (``split.n_val_speakers``
     of its config.yaml); for an ``emovox fuse`` run, that of the runs it fused when they all
-    agree (their paths as recorded, relative to the working directory). ``None`` when it
-    cannot be told (no config, fused runs moved or disagreeing)."""
+    agree (their paths as recorded: from here, else beside the fused run, as ``ensemble``
+    finds them). ``None`` when it cannot be told (no config, runs moved or disagreeing)."""
     import yaml
 
     run = Path(run)
@@ -451,7 +451,8 @@ def run_val_speakers(run: Path) -> int | None:
         fused = read_metrics(run).get("fused_runs") or []
     except RunDirError:
         return None
-    values = {run_val_speakers(Path(r)) for r in fused if Path(r) != run}
+    values = {run_val_speakers(p if (p := Path(r)).is_absolute() or p.exists() else
+                               run.parent / p) for r in fused if Path(r) != run}
     return values.pop() if len(values) == 1 else None
 
 
@@ -491,10 +492,8 @@ def read_cv_run(run: Path, model: str) -> CvRun:
     return CvRun(metrics, run / PREDICTIONS_FILE)
 
 
-__all__ = [
-    "PREDICTION_COLUMNS", "RUNS_DIR", "CvRun", "Prediction", "Predictions", "RunDirError",
-    "RunRecord", "check_run_destination", "default_run_dir", "fit_from_predictions_csv",
-    "is_run_dir", "read_cv_run", "read_metrics", "read_predictions", "read_probabilities",
-    "read_run", "read_scored", "run_val_speakers", "staged_run_dir", "write_predictions",
-    "write_run",
-]
+__all__ = ["PREDICTION_COLUMNS", "RUNS_DIR", "CvRun", "Prediction", "Predictions", "RunDirError",
+           "RunRecord", "check_run_destination", "default_run_dir", "fit_from_predictions_csv",
+           "is_run_dir", "read_cv_run", "read_metrics", "read_predictions", "read_probabilities",
+           "read_run", "read_scored", "run_val_speakers", "staged_run_dir", "write_predictions",
+           "write_run"]
