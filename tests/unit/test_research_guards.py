@@ -698,7 +698,6 @@ def test_calibrate_writes_the_model_whole_or_not_at_all(tmp_path, monkeypatch):
     import emovox.artifact
     from emovox.experiment.package import calibrate_bundle
     from emovox.experiment.rundir import Prediction, Predictions, write_predictions
-
     from emovox.metrics import compute_metrics
 
     pooled = compute_metrics(np.arange(16) % 8, np.arange(16) % 8, list(LABELS)).to_dict()
