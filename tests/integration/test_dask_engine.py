@@ -117,6 +117,37 @@ def test_a_cluster_lost_part_way_keeps_the_rows_and_says_so(good_clips, tmp_path
             in text(res))
 
 
+def test_a_file_that_kills_its_worker_is_an_error_row_and_the_batch_goes_on(
+        fake_ravdess, tmp_path, monkeypatch):
+    """Dask gave up on the chunk (KilledWorker) and the batch stopped there, every re-run at
+    the same chunk (code review, stop 46): its files are read again one at a time."""
+    from types import SimpleNamespace
+
+    from dask.distributed import KilledWorker, LocalCluster
+
+    from emovox.serving.pool import CRASH_MESSAGE
+
+    clips = sorted(fake_ravdess.glob("Actor_01/*.wav"))[:5]
+    poison = clips[2]
+    real = dask_engine._dask_chunk
+    def chunk(artifact, backend, paths, *args):
+        if any(p.endswith(poison.name) for p in paths):
+            raise KilledWorker("task", SimpleNamespace(address="tcp://w"), 3)  # as the
+            # scheduler says after the third worker died on it
+        return real(artifact, backend, paths, *args)
+
+    monkeypatch.setattr(dask_engine, "_dask_chunk", chunk)
+    monkeypatch.setattr(dask_engine, "CHUNK", 2)
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=1,
+                      dashboard_address=None) as cluster:
+        run_batch([str(p) for p in clips], tmp_path / "r.csv", engine=Engine.DASK,
+                  scheduler=cluster.scheduler_address)
+    rows = read_csv(tmp_path / "r.csv")
+    assert [Path(r["path"]).name for r in rows] == [p.name for p in clips]
+    assert [r["error"] for r in rows if r["error"]] == [CRASH_MESSAGE]
+    assert rows[2]["error"] and rows[3]["label"] and not rows[3]["error"]  # its neighbour
+
+
 def test_rows_come_in_the_order_of_the_files(good_clips, tmp_path, monkeypatch):
     """The first chunk finishes last; its rows are still written first."""
     from dask.distributed import LocalCluster

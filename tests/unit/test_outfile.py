@@ -91,6 +91,33 @@ def test_a_last_line_cut_short_is_removed(tmp_path):
     assert not drop_partial_last_line(jsonl)
 
 
+def test_a_long_or_only_cut_short_jsonl_row_is_removed_and_a_foreign_line_kept(tmp_path):
+    """A cut-short row over 64 KiB (a long recording's) stopped every resume, and a cut-short
+    only row was "not an emovox record" (code review, stop 46)."""
+    from emovox.serving.outfile import RECORD_START
+
+    out = tmp_path / "r.jsonl"
+    first = (RECORD_START + '"1", "source": "/a.wav", "label": "sad"}\n').encode()
+    out.write_bytes(first + (RECORD_START + '"1", "windows": [' + "0.1, " * 20_000).encode())
+    check_ours(out)
+    assert drop_partial_last_line(out) and out.read_bytes() == first
+    out.write_bytes((RECORD_START + '"1", "source": "/a.w').encode())  # the only line
+    check_ours(out)
+    assert drop_partial_last_line(out) and out.read_bytes() == b""
+    foreign = tmp_path / "notes.jsonl"
+    foreign.write_bytes(b"my own notes, no newline")
+    with pytest.raises(ConfigError, match="line 1 is not an emovox record"):
+        check_ours(foreign)
+
+
+def test_every_jsonl_record_starts_as_outfile_expects(tmp_path):
+    from emovox.serving.batch import row_for
+    from emovox.serving.outfile import RECORD_START
+
+    row = row_for(tmp_path / "x.wav", None, "not audio", fmt="jsonl")
+    assert json.dumps(row).startswith(RECORD_START)
+
+
 def test_another_models_rows_are_refused():
     rows = [{"model_id": "a-1", "error": ""}, {"model_id": "", "error": ""},
             {"model_id": "b-2", "error": "empty"}, {"error": ""}]

@@ -26,7 +26,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -54,6 +54,8 @@ CSV_HEADERS: tuple[tuple[str, ...], ...] = (
 ADAPT_FIELDS: list[str] = ["speaker_group", "adapted", "reference_clips", "adapt_note"]
 #: how much of a file is read to find its last line
 _TAIL = 1 << 16
+#: how every JSONL record emovox writes starts (a prediction document or a failure record)
+RECORD_START = '{"schema_version": '
 
 
 #: what joins a CSV cell's list of sentences (``warnings``, ``adapt_note``): warnings hold
@@ -133,8 +135,9 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
             except json.JSONDecodeError:
                 doc = None
             if not (isinstance(doc, dict) and "schema_version" in doc and "source" in doc):
-                if n > 1 and not line.endswith("\n"):
+                if not line.endswith("\n") and (n > 1 or line.startswith(RECORD_START)):
                     continue  # a last line cut short: drop_partial_last_line removes it
+                    # (the only line too, when it starts as ours: refused until stop 46)
                 raise _refuse(out, f"line {n} is not an emovox record")
             if not extra_columns and isinstance(doc, dict) and doc.get("adaptation"):
                 raise _adapted_here(out)
@@ -174,14 +177,7 @@ def drop_partial_last_line(out: Path) -> bool:
         return False
     size = out.stat().st_size
     with os.fdopen(_open_ours(out, os.O_RDWR), "rb+") as f:  # not through a swapped link
-        f.seek(max(0, size - _TAIL))
-        tail = f.read()
-        keep = size
-        if not tail.endswith(b"\n"):
-            cut = tail.rfind(b"\n")
-            if cut < 0 and size > _TAIL:
-                raise ConfigError(f"{out}: its last line is over {_TAIL} bytes and unfinished")
-            keep = max(0, size - len(tail)) + cut + 1
+        keep = _after_last_newline(f, size)
         if out.suffix.lower() == ".csv":
             keep = _csv_rows_end(f, keep)
         if keep == size:
@@ -190,6 +186,25 @@ def drop_partial_last_line(out: Path) -> bool:
     log.warning("%s ended in a line cut short (an interrupted run?): it was removed, and its "
                 "file will be predicted again", out)
     return True
+
+
+def _after_last_newline(f: BinaryIO, size: int) -> int:
+    """The offset just after the last newline of ``f`` (``size`` bytes), read backwards in
+    blocks of :data:`_TAIL` (a cut-short row over 64 KiB, a long recording's JSONL row,
+    stopped every resume: code review, stop 46); ``size`` when ``f`` ends with one, 0 when
+    it has none."""
+    f.seek(size - 1)
+    if f.read(1) == b"\n":
+        return size
+    end = size
+    while end > 0:
+        start = max(0, end - _TAIL)
+        f.seek(start)
+        cut = f.read(end - start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
 
 
 def _csv_rows_end(f: BinaryIO, end: int) -> int:
@@ -219,7 +234,7 @@ def _blocks(f: BinaryIO, end: int) -> Iterator[bytes]:
         yield block
 
 
-def models_in(rows: Sequence[dict], *, from_csv: bool = False) -> set[str]:
+def models_in(rows: Iterable[dict], *, from_csv: bool = False) -> set[str]:
     """The ``model_id`` values of answered rows (error rows and older rows without one are
     not counted); ``from_csv``: cells as written by :func:`spreadsheet_safe`."""
     ids = (str(r["model_id"]) for r in rows if r.get("model_id") and not r.get("error"))
@@ -232,7 +247,7 @@ def unquoted(text: str) -> str:
     return text[1:] if text.startswith("'") else text
 
 
-def check_same_model(out: Path, rows: Sequence[dict], model_id: str | None) -> None:
+def check_same_model(out: Path, rows: Iterable[dict], model_id: str | None) -> None:
     """Raise :class:`ConfigError` when ``rows`` (of ``out``) hold another model's answers
     than ``model_id``'s."""
     if model_id is None:
