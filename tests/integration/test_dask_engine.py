@@ -117,13 +117,23 @@ def test_a_cluster_lost_part_way_keeps_the_rows_and_says_so(good_clips, tmp_path
             in text(res))
 
 
+def _batch_on_a_local_cluster(clips: list[Path], out: Path, workers: int) -> None:
+    """``run_batch`` of ``clips`` into ``out`` on an in-process cluster of ``workers``."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, processes=False, threads_per_worker=1,
+                      dashboard_address=None) as cluster:
+        run_batch([str(p) for p in clips], out, engine=Engine.DASK,
+                  scheduler=cluster.scheduler_address)
+
+
 def test_a_file_that_kills_its_worker_is_an_error_row_and_the_batch_goes_on(
         fake_ravdess, tmp_path, monkeypatch):
     """Dask gave up on the chunk (KilledWorker) and the batch stopped there, every re-run at
     the same chunk (code review, stop 46): its files are read again one at a time."""
     from types import SimpleNamespace
 
-    from dask.distributed import KilledWorker, LocalCluster
+    from dask.distributed import KilledWorker
 
     from emovox.serving.pool import CRASH_MESSAGE
 
@@ -138,10 +148,7 @@ def test_a_file_that_kills_its_worker_is_an_error_row_and_the_batch_goes_on(
 
     monkeypatch.setattr(dask_engine, "_dask_chunk", chunk)
     monkeypatch.setattr(dask_engine, "CHUNK", 2)
-    with LocalCluster(n_workers=1, processes=False, threads_per_worker=1,
-                      dashboard_address=None) as cluster:
-        run_batch([str(p) for p in clips], tmp_path / "r.csv", engine=Engine.DASK,
-                  scheduler=cluster.scheduler_address)
+    _batch_on_a_local_cluster(clips, tmp_path / "r.csv", workers=1)
     rows = read_csv(tmp_path / "r.csv")
     assert [Path(r["path"]).name for r in rows] == [p.name for p in clips]
     assert [r["error"] for r in rows if r["error"]] == [CRASH_MESSAGE]
@@ -150,8 +157,6 @@ def test_a_file_that_kills_its_worker_is_an_error_row_and_the_batch_goes_on(
 
 def test_rows_come_in_the_order_of_the_files(good_clips, tmp_path, monkeypatch):
     """The first chunk finishes last; its rows are still written first."""
-    from dask.distributed import LocalCluster
-
     real = dask_engine._dask_chunk
 
     def slow_first(artifact, backend, paths, *args):
@@ -161,10 +166,7 @@ def test_rows_come_in_the_order_of_the_files(good_clips, tmp_path, monkeypatch):
 
     monkeypatch.setattr(dask_engine, "_dask_chunk", slow_first)
     monkeypatch.setattr(dask_engine, "CHUNK", 1)
-    with LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
-                      dashboard_address=None) as cluster:
-        run_batch([str(p) for p in good_clips], tmp_path / "r.csv", engine=Engine.DASK,
-                  scheduler=cluster.scheduler_address)
+    _batch_on_a_local_cluster(good_clips, tmp_path / "r.csv", workers=2)
     assert [Path(r["path"]).name for r in read_csv(tmp_path / "r.csv")] == [
         p.name for p in good_clips]
 

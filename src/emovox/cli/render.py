@@ -415,6 +415,14 @@ def timeline(tl: Any, name: str, window: float, hop: float, model_id: str) -> No
         console.print(f"adapted to speaker ({ad.reference_clips} windows of this recording)")
 
 
+def run_line(out: Any, res: dict[str, Any], how: str, tail: str = "") -> None:
+    """One line for a run directory written by ``merge`` or ``rescore``: where, which
+    model, ``how`` it was made, its UA over folds."""
+    s = res["summary"]["ua"]
+    console.print(f"{out}: {res.get('model', '?')} {how}: UA {s['mean']:.1f} ± "
+                  f"{s['std']:.1f}{tail}")
+
+
 def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float,
                 channels: int = 1) -> None:
     """The first line of ``emovox listen`` (on stderr): the stream is being read."""

@@ -36,7 +36,5 @@ def rescore(
         res = rescore_run(run, out, speeds=factors)
     except (*USER_ERRORS, KeyError) as exc:
         fail(exc)
-    s = res["summary"]["ua"]
-    render.console.print(f"{out}: {res.get('model', '?')} read at speeds {res['speeds']}: "
-                         f"UA {s['mean']:.1f} ± {s['std']:.1f} (pooled "
-                         f"{res['pooled']['ua']:.1f})")
+    render.run_line(out, res, f"read at speeds {res['speeds']}",
+                    f" (pooled {res['pooled']['ua']:.1f})")

@@ -289,10 +289,7 @@ def merge(
         res = merge_runs(runs, out)
     except (*USER_ERRORS, KeyError) as exc:
         fail(exc)
-    s = res["summary"]["ua"]
-    render.console.print(f"{out}: {res['model']} over folds "
-                         f"{', '.join(str(f['index']) for f in res['folds'])}: "
-                         f"UA {s['mean']:.1f} ± {s['std']:.1f}")
+    render.run_line(out, res, "over folds " + ", ".join(str(f["index"]) for f in res["folds"]))
     render.adaptation_caveat(res.get("adapt"))
 
 
