@@ -162,3 +162,56 @@ def test_a_recording_without_speech_shows_its_reason_only(at):
     assert "Emotion timeline" not in subheaders and "Adapted to this speaker" not in subheaders
     assert not [c for c in at.checkbox if c.key == "timeline_adapt"]
     assert any("reference clip(s) were not used" in i.value for i in at.info)
+
+
+def test_a_new_clip_starts_without_the_last_ones_references_or_adapt_box(at):
+    """The references and the timeline's "adapt" box carried over to the next clip, perhaps
+    another speaker's, and a failed adaptation kept every reference clip's audio in the
+    session through its error's traceback (code review, stop 46)."""
+    refs = [(f"r{i}.wav", wav(1.5, f0=F0S[i % 4]), "audio/wav") for i in range(33)]
+    _refs(at).set_value(refs)  # chosen before the first clip: they stay for it
+    at.file_uploader[0].upload("long.wav", wav(7.0), "audio/wav")
+    at.run()
+    _no_traceback(at)
+    assert any(w.value.startswith("Not adapted:") and "at most 32" in w.value
+               for w in at.warning)
+    kept = at.session_state["emovox_adapted"][1]
+    assert isinstance(kept, str) and "at most 32" in kept  # a message, not the error
+    at.checkbox(key="timeline_adapt").check()
+    at.run()
+    at.file_uploader[0].upload("other.wav", wav(7.0, f0=260.0), "audio/wav")
+    at.run()
+    _no_traceback(at)
+    assert _refs(at).value in (None, [])
+    assert "Adapted to this speaker" not in [s.value for s in at.subheader]
+    assert at.checkbox(key="timeline_adapt").value is False
+
+
+def test_bar_labels_read_as_the_headline():
+    from emovox.web.charts import probability_chart
+
+    chart = probability_chart({"sad": 0.4957, "happy": 0.3043, "calm": 0.2}, "sad")
+    data = chart.to_dict()["datasets"]
+    rows = next(iter(data.values()))
+    assert {r["emotion"]: r["shown"] for r in rows}["sad"] == "49.6%"  # ".0%" said 50%
+
+
+def test_the_timeline_of_an_analysed_clip_is_not_refused_by_its_header(tiny_model,
+                                                                      monkeypatch):
+    """An MP3 whose header over-estimated its length passed decoding (its exact length
+    within the limit), then the timeline's stricter header check refused it and the page
+    lost the whole answer (code review, stop 46): the clip decoded whole is not limited
+    twice."""
+    from emovox.serving import service
+    from emovox.serving.predictor import Predictor
+
+    real, asked = service.timeline_from_upload, []
+
+    def spy(predictor, data, name, *, params=None, max_duration=None):
+        asked.append(max_duration)
+        return real(predictor, data, name, params=params, max_duration=max_duration)
+
+    monkeypatch.setattr(service, "timeline_from_upload", spy)
+    a = service.analyse(Predictor.from_artifact(tiny_model), wav(7.0), "long.wav",
+                        max_duration=20.0)
+    assert a.timeline is not None and asked == [None]

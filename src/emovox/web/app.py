@@ -66,6 +66,13 @@ def _clear_other(which: str) -> None:
     emptied by giving it a fresh key), so the page never names a clip it is not analysing."""
     other = "record" if which == "upload" else "upload"
     st.session_state[f"emovox_{other}_n"] = st.session_state.get(f"emovox_{other}_n", 0) + 1
+    # a clip after another may be another speaker's: the references and the timeline's
+    # "adapt" box start empty (both carried over, the answer adapted to the last clip's
+    # speaker without a word on the page: code review, stop 46); references chosen before
+    # the first clip stay
+    if st.session_state.get("emovox_analysis") is not None:
+        st.session_state["emovox_refs_n"] = st.session_state.get("emovox_refs_n", 0) + 1
+    st.session_state.pop("timeline_adapt", None)
 
 
 def _choose_input(settings: service.Settings):
@@ -100,7 +107,8 @@ def _choose_references(settings: service.Settings) -> list:
             "these clips is divided out).")
         refs = st.file_uploader(
             "Same speaker's reference clips", type=list(AUDIO_TYPES),
-            accept_multiple_files=True, key="references",
+            accept_multiple_files=True,
+            key=f"references-{st.session_state.get('emovox_refs_n', 0)}",
             max_upload_size=max(1, math.ceil(settings.max_upload_mb)))
     return list(refs or [])
 
@@ -177,8 +185,10 @@ def show_prediction(a: service.Analysis, pv: view.PredictionView) -> None:
 
 def _adapted(predictor, settings: service.Settings, a: service.Analysis, refs: list,
              digest: str):
-    """:func:`adapt_uploads.adapt_to_uploads` of the analysed clip, or the error it raised;
-    remembered per session for the same clip and references."""
+    """:func:`adapt_uploads.adapt_to_uploads` of the analysed clip, or the message of the error
+    it raised (the error itself kept, through its traceback, a copy of every reference clip
+    for the rest of the session: code review, stop 46); remembered per session for the same
+    clip and references."""
     key = (digest, tuple((r.name, hashlib.sha256(r.getvalue()).hexdigest()) for r in refs))
     cached = st.session_state.get("emovox_adapted")
     if cached is not None and cached[0] == key:
@@ -192,7 +202,7 @@ def _adapted(predictor, settings: service.Settings, a: service.Analysis, refs: l
     except Exception as exc:  # shown as a message, never a traceback
         if not isinstance(exc, service.EmovoxError):
             log.exception("adaptation of %s failed", a.name)
-        out = exc
+        out = service.user_message(exc)
     st.session_state["emovox_adapted"] = (key, out)
     return out
 
@@ -204,8 +214,8 @@ def show_adapted(predictor, settings: service.Settings, a: service.Analysis, ref
 
     st.subheader("Adapted to this speaker")
     out = _adapted(predictor, settings, a, refs, digest)
-    if isinstance(out, Exception):
-        st.warning(f"Not adapted: {service.user_message(out)}")
+    if isinstance(out, str):
+        st.warning(f"Not adapted: {out}")
         return
     ad = out.adapted
     st.markdown(adapted.change_line(out.plain.label, out.plain.confidence, ad.label,

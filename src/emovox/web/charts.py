@@ -17,6 +17,7 @@ import numpy as np
 
 from emovox.labels import LABELS
 from emovox.plots import emotion_colour
+from emovox.serving.answer import percent_text
 from emovox.web.view import SignalLevel, TimelineBand
 
 __all__ = [
@@ -60,9 +61,10 @@ def probability_chart(probabilities: Mapping[str, float], label: str | None):
     names = list(probabilities)
     df = pd.DataFrame({"emotion": names,
                        "probability": [float(probabilities[k]) for k in names],
+                       "shown": [percent_text(float(probabilities[k])) for k in names],
                        "predicted": [k == label for k in names]})
-    base = alt.Chart(df).encode(
-        y=alt.Y("emotion:N", sort=names, title=None),
+    base = alt.Chart(df).encode(  # labels as the headline writes them: ".0%" made 0.4957
+        y=alt.Y("emotion:N", sort=names, title=None),  # "50%" beside its "uncertain" (46)
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%", title="probability", tickCount=5)),
         tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
@@ -70,8 +72,7 @@ def probability_chart(probabilities: Mapping[str, float], label: str | None):
     bars = base.mark_bar().encode(
         color=alt.Color("emotion:N", scale=emotion_scale(names), legend=None),
         opacity=alt.condition(alt.datum.predicted, alt.value(1.0), alt.value(0.45)))
-    text = base.mark_text(align="left", dx=3).encode(
-        text=alt.Text("probability:Q", format=".0%"))
+    text = base.mark_text(align="left", dx=3).encode(text=alt.Text("shown:N"))
     return (bars + text).properties(height=240)
 
 
@@ -95,17 +96,18 @@ def timeline_chart(bands: Sequence[TimelineBand], duration: float,
     for b in _thin(bands, max_bands):
         row: dict[str, Any] = {
             "start": b.start, "end": b.end, "track": "emotion", "emotion": b.label,
-            "confidence": b.confidence,
+            "confidence": b.confidence, "confidence_shown": percent_text(b.confidence),
             "window": f"{b.window_start:.1f}–{b.window_end:.1f} s",
             "opacity": _MIN_OPACITY + (1 - _MIN_OPACITY) * min(1.0, max(0.0, b.confidence)),
         }
         row.update({lab: float(b.probabilities.get(lab, 0.0)) for lab in labels})
         rows.append(row)
-    cols = ["start", "end", "track", "emotion", "confidence", "window", "opacity", *labels]
+    cols = ["start", "end", "track", "emotion", "confidence", "confidence_shown", "window",
+            "opacity", *labels]
     df = pd.DataFrame(rows, columns=cols)
     x_end = max(float(duration), max((b.end for b in bands), default=0.0), 1e-3)
     tooltip = [alt.Tooltip("window:N", title="window"), alt.Tooltip("emotion:N"),
-               alt.Tooltip("confidence:Q", format=".0%")]
+               alt.Tooltip("confidence_shown:N", title="confidence")]
     tooltip += [alt.Tooltip(f"{lab}:Q", format=".0%") for lab in labels]
     return alt.Chart(df, title=alt.Title("Emotion over time", anchor="start")).mark_rect(
     ).encode(
