@@ -249,6 +249,16 @@ def test_ensemble_refuses_members_that_read_another_input(members, tmp_path):
     res = invoke(["ensemble", members[0], "--out", tmp_path / "one"])
     ok(res, 2)
     assert "at least two" in text(res)
+    flipped = []  # both members' labels reversed by hand: the ensemble was written with
+    for i, m in enumerate(members[:2]):  # emovox's order, its answers mirrored (stop 46)
+        shutil.copytree(m, tmp_path / f"flip{i}")
+        meta = json.loads((tmp_path / f"flip{i}" / "model.json").read_text())
+        meta["labels"] = meta["labels"][::-1]
+        (tmp_path / f"flip{i}" / "model.json").write_text(json.dumps(meta))
+        flipped.append(tmp_path / f"flip{i}")
+    res = invoke(["ensemble", *flipped, "--out", tmp_path / "flipped"])
+    ok(res, 2)
+    assert "labels are not emovox's eight in their order" in text(res)
 
 
 def test_ensemble_calibrate_also_needs_calibrate(members, tmp_path):

@@ -553,3 +553,45 @@ def test_a_model_name_with_markup_or_escapes_is_printed_as_it_is(tmp_path):
     assert "[/bold][red]x\\x1b]0;TITLE\\x1b\\" in out and "[blink]clip.wav" in out
     assert "\x1b" not in res.output
     assert render.shown("a\x07b[i]\n") == "a\\x07b\\[i]\n"
+
+
+def test_a_graph_model_json_does_not_record_is_not_used_nor_recorded(tmp_path):
+    """A folder without an exported graph (`train --no-onnx`) answered with another model's
+    `model.onnx` copied in, under its own name, and `calibrate` then recorded that graph's
+    digest as the model's (code review, stop 46)."""
+    from emovox.artifact import update_artifact
+
+    folder = _copy_bundled(tmp_path)
+    (folder / "model.onnx").unlink()
+    update_artifact(folder, read_meta(folder).replace(onnx=None))  # as --no-onnx writes it
+    shutil.copy(default_model_path().parent / "ravdess_model" / "model.onnx", folder)
+    assert Predictor.from_artifact(folder).backend == "torch"  # auto: not that graph
+    with pytest.raises(ArtifactError, match=r"model\.onnx was not exported for this model"):
+        Predictor.from_artifact(folder, backend="onnx")
+    update_artifact(folder, read_meta(folder))  # what calibrate writes
+    assert set(read_meta(folder).digests) == {"weights.safetensors"}
+
+
+def test_export_replaces_a_damaged_graph(tiny_model, tmp_path):
+    """`export` refused to repair the graph its own error told to re-export (code review,
+    stop 46)."""
+    from emovox.training.export import export_onnx
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    with open(folder / "model.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ArtifactError, match="not the file this model.json was written with"):
+        Predictor.from_artifact(folder, backend="onnx")
+    export_onnx(folder)
+    assert Predictor.from_artifact(folder, backend="onnx").backend == "onnx"
+
+
+def test_the_card_says_what_the_model_reads():
+    from emovox.experiment.card import model_card
+
+    card = model_card({"input": {"sr": 16000, "window_s": 5.12, "speeds": [0.9, 1.0, 1.1]}})
+    line = next(x for x in card.splitlines() if x.startswith("- Input is"))
+    assert "about 5.1 s" in line and "played at 0.9 and 1.1 times its speed" in line
+    bundled = model_card(read_meta(BUNDLED).card_view())
+    assert "one window of about 2.6 s of speech" in bundled and "times its speed" not in bundled

@@ -565,7 +565,7 @@ def test_calibrate_refuses_bad_probabilities_and_writes_nothing(tmp_path, bad):
     was refused without naming the file after the run's metrics had been written into the
     model (QA, stop 38)."""
     from emovox.artifact import save_model
-    from emovox.experiment.package import calibrate_bundle
+    from emovox.experiment.calibrate import calibrate_bundle
     from emovox.experiment.rundir import Prediction, Predictions, write_predictions
     from emovox.models.classical import logreg
 
@@ -609,7 +609,7 @@ def test_calibrate_checks_the_model_files_before_writing(tmp_path):
     """Another model's `model.skops` copied in was refused by `predict`, then `calibrate`
     re-recorded its digest and the folder answered as the other model (QA, stop 40)."""
     from emovox.artifact import ArtifactError, update_artifact
-    from emovox.experiment.package import calibrate_bundle
+    from emovox.experiment.calibrate import calibrate_bundle
 
     model = _logreg_model(tmp_path)
     other = tmp_path / "other.skops"
@@ -632,7 +632,7 @@ def test_calibrate_checks_the_model_files_before_writing(tmp_path):
 def test_a_calibration_run_given_twice_is_refused(tmp_path):
     """`calibrate M RUN --also RUN` counted its predictions twice and the card printed
     `nan` for the temperature without it (QA, stop 40)."""
-    from emovox.experiment.package import calibrate_bundle
+    from emovox.experiment.calibrate import calibrate_bundle
     from emovox.experiment.recipe import read_also_runs
 
     model, run = _logreg_model(tmp_path), _cv_run(tmp_path / "run")
@@ -696,7 +696,7 @@ def test_calibrate_writes_the_model_whole_or_not_at_all(tmp_path, monkeypatch):
     """Metrics, temperature and card were three writes: a failure after the first left a
     model with the new metrics and the old temperature, and no card (code review, 46)."""
     import emovox.artifact
-    from emovox.experiment.package import calibrate_bundle
+    from emovox.experiment.calibrate import calibrate_bundle
     from emovox.experiment.rundir import Prediction, Predictions, write_predictions
     from emovox.metrics import compute_metrics
 
@@ -724,3 +724,17 @@ def test_calibrate_writes_the_model_whole_or_not_at_all(tmp_path, monkeypatch):
     calibrate_bundle(model, run)
     assert (model / "MODEL_CARD.md").is_file() and (model / "model.json").read_bytes() != \
         before["model.json"]
+
+
+def test_calibrate_refuses_a_folder_holding_a_users_file_before_the_fit(tmp_path):
+    """It fitted, then failed "choose another --out", an option calibrate has not (code
+    review, stop 46)."""
+    from emovox.experiment.calibrate import calibrate_bundle
+
+    model, run = _logreg_model(tmp_path), _cv_run(tmp_path / "run")
+    (model / "notes.txt").write_text("mine")
+    before = (model / "model.json").read_bytes()
+    with pytest.raises(ConfigError, match=r"also holds notes\.txt, which emovox did not "
+                       "write; calibrate rewrites the model folder whole: move them out"):
+        calibrate_bundle(model, run)
+    assert (model / "model.json").read_bytes() == before

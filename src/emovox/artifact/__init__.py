@@ -23,6 +23,7 @@ from emovox.artifact.build import (
 from emovox.artifact.io import (
     Artifact,
     check_replaceable,
+    foreign_files,
     make_readable,
     read_artifact,
     read_meta,
@@ -94,6 +95,7 @@ __all__ = [
     "MAX_CARD_BYTES",
     "read_contained_text",
     "check_replaceable",
+    "foreign_files",
     "default_model_path",
     "deprecated_name_note",
     "file_digest",

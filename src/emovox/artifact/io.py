@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Artifact",
     "check_replaceable",
+    "foreign_files",
     "make_readable",
     "read_artifact",
     "read_meta",
@@ -123,13 +124,14 @@ def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
         raise ArtifactError(f"{f}: unreadable ({_one_line(exc)})") from None
 
 
-def check_digests(path: Path, meta: ArtifactMeta) -> None:
+def check_digests(path: Path, meta: ArtifactMeta, skip: tuple[str, ...] = ()) -> None:
     """Raise :class:`ArtifactError` when a model file differs from the one ``model.json``
     was written with (``digests``): another model's ``model.onnx`` copied in answered under
-    this one's name, labels and calibration (QA, stop 38)."""
+    this one's name, labels and calibration (QA, stop 38). ``skip``: files about to be
+    replaced (``export`` rewrites a stale graph)."""
     for name, recorded in meta.digests.items():
         f = path / name
-        if name not in MODEL_FILES or not f.is_file():
+        if name not in MODEL_FILES or name in skip or not f.is_file():
             continue
         check_model_file_size(f)
         try:
@@ -143,13 +145,14 @@ def check_digests(path: Path, meta: ArtifactMeta) -> None:
                                 "re-train or re-export the model")
 
 
-def read_artifact(path: str | Path) -> Artifact:
-    """Read and validate the model folder ``path``."""
+def read_artifact(path: str | Path, *, skip: tuple[str, ...] = ()) -> Artifact:
+    """Read and validate the model folder ``path`` (``skip``: model files not checked, as
+    :func:`check_digests`)."""
     from emovox.artifact.trust import load_pipeline
 
     path = Path(path)
     meta = read_meta(path)
-    check_digests(path, meta)
+    check_digests(path, meta, skip)
     if meta.kind is ModelKind.SKLEARN:
         return Artifact(path, meta, {}, load_pipeline(path / SKOPS_FILE))
     tensors = read_tensors(path)
@@ -194,12 +197,17 @@ def check_replaceable(out: Path, force: bool) -> None:
         read_meta(out)
     except ArtifactError as exc:  # its message names the folder once (said twice: QA, 39)
         raise FileExistsError(f"{exc}; --force only replaces model folders") from None
-    foreign = sorted(p.name for p in out.iterdir() if not _ours(p))
+    foreign = foreign_files(out)
     if foreign:
         raise FileExistsError(
             f"{out} is an emovox model folder but also holds {', '.join(foreign[:5])}"
             f"{' ...' if len(foreign) > 5 else ''}, which emovox did not write; refusing to "
             "replace it (choose another --out, or move those files first)")
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """The names in the model folder ``folder`` that emovox did not write, sorted."""
+    return sorted(p.name for p in Path(folder).iterdir() if not _ours(p))
 
 
 def _ours(p: Path) -> bool:
@@ -297,9 +305,12 @@ def _save_tensors(file: Path, tensors: dict[str, np.ndarray]) -> None:
 
 
 def _write_meta(folder: Path, meta: ArtifactMeta) -> None:
-    """The one writer of ``model.json``: digests of the model files, then the document."""
-    digests = {name: file_digest(folder / name) for name in (WEIGHTS_FILE, ONNX_FILE, SKOPS_FILE)
-               if (folder / name).is_file()}
+    """The one writer of ``model.json``: digests of the model files, then the document. A
+    ``model.onnx`` is the model's only once exported for it (``meta.onnx``): another
+    model's graph copied into a folder without one was recorded as its own by
+    ``calibrate`` (code review, stop 46)."""
+    files = (WEIGHTS_FILE, SKOPS_FILE, *((ONNX_FILE,) if meta.onnx is not None else ()))
+    digests = {name: file_digest(folder / name) for name in files if (folder / name).is_file()}
     write_json_atomic(folder / MODEL_JSON, meta.replace(digests=digests).to_json())
 
 

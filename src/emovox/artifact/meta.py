@@ -175,7 +175,16 @@ class ArtifactMeta:
             "cross_validation": self.metrics or None,
             "calibration": self.calibration.report, "temperature": self.temperature,
             "config": self.experiment_config, "kind": self.kind.value,
+            "input": self._input(),
         }
+
+    def _input(self) -> dict[str, Any]:
+        """What the card says a clip is read as: rate, window (None: the model's own way)
+        and the playback speeds each window is also read at."""
+        pre = self.preprocess
+        hop = int((pre.frontend_params or {}).get("hop_length", 160))
+        return {"sr": pre.sr, "window_s": pre.n_frames * hop / pre.sr if pre.n_frames else None,
+                "speeds": list(pre.speeds)}
 
     def prediction_fields(self) -> dict[str, Any]:
         """The part of ``model.json`` that changes predictions (hashed into ``model_id``)."""

@@ -444,7 +444,7 @@ def calibrate(
 ) -> None:
     """Attach a CV run to a trained model afterwards: model-card metrics and the temperature
     fitted on its out-of-fold predictions (what `train --calibrate` does while training)."""
-    from emovox.experiment.package import calibrate_bundle
+    from emovox.experiment.calibrate import calibrate_bundle
 
     setup_logging(False)
     try:

@@ -7,8 +7,10 @@ directory -- its one writer, one reader and the one ``predictions.csv`` schema
 balancing, per-corpus metrics (:mod:`.multicorpus`), speaker adaptation of the features
 (:mod:`.adapt`, ``--adapt speaker``), cross-corpus scoring of a trained model
 (:mod:`.crosscorpus`), late fusion of finished runs (:mod:`.fuse`), the results table
-of ``emovox report`` (:mod:`.report`), packaging trained models (:mod:`.package`) and the
-check that a CV run attached to a model measures its recipe (:mod:`.recipe`).
+of ``emovox report`` (:mod:`.report`), packaging trained models (:mod:`.package`),
+calibrating one afterwards (:mod:`.calibrate`), a run scored again at several playback
+speeds (:mod:`.rescore`) and the check that a CV run attached to a model measures its
+recipe (:mod:`.recipe`).
 
 May import: training, serving, artifact, models, preprocess, features, augment, splits,
 metrics, calibration, plots, affect, audio, corpora, config, labels, errors, fileio. Never

@@ -281,6 +281,19 @@ def _environment_lines(trained_on: dict[str, Any]) -> list[str]:
             for name, env in zip(names, envs, strict=False) if isinstance(env, dict)]
 
 
+def _input_line(inp: dict[str, Any]) -> str:
+    """The card's line on the input, from ``model.json``'s preprocessing (it said "about 2.6
+    s" whatever the model read: code review, stop 46)."""
+    window = inp.get("window_s") or 2.56
+    line = (f"- Input is {inp.get('sr', 16000) / 1000:g} kHz mono; a clip is read as one "
+            f"window of about {window:.1f} s of speech, a longer recording in such windows "
+            "over its speech, averaged (`emovox timeline` shows them)")
+    if speeds := [s for s in inp.get("speeds") or [] if s != 1.0]:
+        line += (f"; each window is also read played at {' and '.join(f'{s:g}' for s in speeds)}"
+                 " times its speed, the answers averaged")
+    return line + "."
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """A human-readable card from an artifact's model.json."""
     cv = meta.get("cross_validation") or {}
@@ -330,8 +343,7 @@ def model_card(meta: dict[str, Any]) -> str:
         _domain_line(tr),
         _classes_line(tr),
         "- Arousal/valence are derived from the class probabilities, not predicted.",
-        "- Input is 16 kHz mono; a clip is read as one window of about 2.6 s of speech, a longer "
-        "recording in such windows over its speech, averaged (`emovox timeline` shows them).",
+        _input_line(meta.get("input") or {}),
         "",
     ]
     return "\n".join(lines)

@@ -154,9 +154,6 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     if len(w) != len(runs) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ConfigError("one finite, non-negative weight per run")
     w = w / w.sum()
-    if len({Path(r).resolve() for r in runs}) < len(runs):  # its answers would count twice
-        raise ConfigError("a run is given twice: give each run once (use --weights to "
-                          "weigh one more)")
     _not_an_input(out, runs)
     check_run_destination(out)
     records = [read_run(Path(r)) for r in runs]

@@ -9,7 +9,6 @@ the card reports that run's speaker-independent metrics.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,7 +42,6 @@ from emovox.experiment.recipe import (
     fused_differences,
     metrics_with_also,
     read_also_runs,
-    recipe_differences,
     trained_val_speakers,
     warn_other_clips,
     warn_recipe,
@@ -202,55 +200,6 @@ def _fit(cfg: ExperimentConfig, spec: ModelSpec, ds: Dataset, items: list[Any],
     return model.fit(x_train, y_train, gather(items, val_idx), y[val_idx], **fit_kw)
 
 
-def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> dict[str, Any]:
-    """Attach the CV run ``calibrate`` to the trained model folder ``path`` afterwards: what
-    ``train_bundle(..., calibrate=)`` does at training time (the run's metrics for the model
-    card, the temperature fitted on its out-of-fold predictions), so a final model can be
-    trained while its cross-validation still runs. ``also``: further CV runs pooled into the
-    temperature fit (:func:`~emovox.experiment.rundir.fit_from_predictions_csv`). The model
-    then reads each clip at the ``speeds`` the runs were read at (:mod:`.rescore`; once
-    when they were not), so its temperature fits what it answers. Returns the calibration
-    report."""
-    from emovox.artifact import attach_inference, read_artifact, replace_folder, update_artifact
-    from emovox.experiment.rundir import fit_from_predictions_csv
-
-    path = Path(path)
-    meta = read_artifact(path).meta  # its files checked before anything is written (QA, 40)
-    cv = read_cv_run(calibrate, meta.name)
-    also_runs = read_also_runs(also, meta.name, calibrate)
-    trained_val = trained_val_speakers(meta.experiment_config)
-    caveats = []  # what was warned goes into the card too (it was said once: QA, stop 39)
-    for run, c in zip([calibrate, *also], [cv, *also_runs], strict=True):
-        check_recipe(Path(run), c, trained_val, meta.name)
-        if n := warn_other_clips(Path(run), c, trained_digests(meta.trained_on),
-                                 trained_corpora(meta.trained_on)):  # stops 35, 40
-            caveats.append(f"{Path(run).name} tested {n} clip(s) of other data")
-    for run in [calibrate, *also]:  # the --also runs too (re-check, stop 32)
-        warn_recipe(Path(run), path, diffs := recipe_differences(Path(run),
-                                                                  meta.experiment_config))
-        if diffs:
-            caveats.append(f"{Path(run).name} was run with another recipe ({'; '.join(diffs)})")
-    speeds = run_speeds([c.metrics for c in [cv, *also_runs]], [calibrate, *also])
-    calibration = fit_from_predictions_csv(cv.predictions,  # first: a failed fit writes
-                                           also=[a.predictions for a in also_runs])  # nothing
-    calibration |= {"caveats": caveats} if caveats else {}
-    # written in a copy swapped in whole: metrics, temperature and card were three writes,
-    # a failure between them leaving a model with new metrics and the old temperature
-    with claimed_folder(path, "calibrate") as (tmp, others):  # (code review, stop 46)
-        if others:
-            raise ConfigError(f"another emovox process (PID {others[0]}) is writing {path}")
-        stage = tmp / path.name
-        shutil.copytree(path, stage)
-        update_artifact(stage, meta.replace(  # read as the runs were read (emovox rescore)
-            metrics=metrics_with_also(cv.metrics, also_runs),
-            preprocess=meta.preprocess.replace(speeds=speeds)))
-        meta = attach_inference(stage, temperature=calibration["temperature"],
-                                calibration=calibration)
-        (stage / CARD_FILE).write_text(model_card(meta.card_view()))
-        replace_folder(stage, path, force=True)
-    return calibration
-
-
 def _utt_norm(pre: Any) -> str:
     """A preprocessing's per-utterance normalisation (``"none"`` when it has none)."""
     return str(pre.feature_params.get("utt_norm", "none"))
@@ -276,6 +225,10 @@ def _load_members(members: list[Path], allow_one: bool = False) -> list[tuple[An
     for path, (_, meta) in zip(members, loaded, strict=True):
         if meta.network is None:
             raise ConfigError(f"{path}: not a network model (only networks are ensembled)")
+        if tuple(meta.labels) != tuple(LABELS):  # the ensemble is written with emovox's
+            raise ConfigError(f"{path}: its labels are not emovox's eight in their order "  # own
+                              f"({', '.join(LABELS)}); its answers would be read as others "
+                              "(code review, stop 46)")
         pre, pre0 = meta.preprocess, first.preprocess
         same_input = pre == pre0 or (pre.feature == "logmel" and _but_utt_norm(pre)
                                      == _but_utt_norm(pre0) and "+" not in _utt_norm(pre))

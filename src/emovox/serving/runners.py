@@ -194,6 +194,9 @@ def network_runner(art: Artifact, backend: str, threads: int | None) -> Runner:
         recorded = art.meta.onnx.weights_sha256 if art.meta.onnx else None
         if not onnx_file.is_file():
             problem = f"{path}: {ONNX_FILE} is missing; run 'emovox export {path}' first"
+        elif art.meta.onnx is None:  # a graph model.json does not record: someone else's
+            problem = (f"{path}: {ONNX_FILE} was not exported for this model (model.json "  # (46)
+                       f"does not record it); run 'emovox export {path}'")
         elif recorded not in (None, digest):
             problem = (f"{path}: {ONNX_FILE} was exported from other weights; re-run "
                        f"'emovox export {path}'")

@@ -87,8 +87,8 @@ def export_onnx(
 
     from emovox.serving.runners import build_network
 
-    art = read_artifact(path)
-    net = build_network(art)
+    art = read_artifact(path, skip=(ONNX_FILE,))  # the graph it replaces may be stale or
+    net = build_network(art)  # damaged: export refused to repair it (code review, stop 46)
     shape = tuple(int(s) for s in art.meta.network.input_shape)  # type: ignore[union-attr]
     out = path / ONNX_FILE
     with atomic_path(out) as tmp:  # renamed into place only when verified
