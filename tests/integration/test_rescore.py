@@ -152,8 +152,8 @@ def test_rescore_refuses_what_it_cannot_read_honestly(cv_run, tmp_path):
 
 def test_fuse_merge_and_calibrate_keep_the_speeds(cv_run, tta, fold_model, tmp_path):
     from emovox.artifact import read_meta
-    from emovox.experiment.fuse import fuse_runs, merge_runs
     from emovox.experiment.calibrate import calibrate_bundle
+    from emovox.experiment.fuse import fuse_runs, merge_runs
     from emovox.experiment.rescore import rescore_run
 
     with pytest.raises(ConfigError, match="already read at speeds"):
