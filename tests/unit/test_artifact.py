@@ -595,3 +595,18 @@ def test_the_card_says_what_the_model_reads():
     assert "about 5.1 s" in line and "played at 0.9 and 1.1 times its speed" in line
     bundled = model_card(read_meta(BUNDLED).card_view())
     assert "one window of about 2.6 s of speech" in bundled and "times its speed" not in bundled
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("speakers", 5, "a list of strs"), ("emotions", [1], "an object of ints"),
+    ("corpora", [1], "an object of ints")])
+def test_a_hand_edited_trained_on_is_refused_in_one_line(tmp_path, field, value, said):
+    """`trained_on.speakers: 5` loaded, then `ensemble` and `calibrate` ended in a traceback
+    (code review, stop 46)."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    doc = json.loads((BUNDLED / "model.json").read_text())
+    doc["trained_on"][field] = value
+    (folder / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match=rf"trained_on\.{field} must be {said}"):
+        read_meta(folder)

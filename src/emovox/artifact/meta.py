@@ -317,6 +317,26 @@ def _preprocess(raw: Any) -> Preprocess:
         raise _Bad("preprocess", str(exc)) from None
 
 
+#: the shape of ``trained_on``'s fields that model cards and ensembles read: a hand-edited
+#: one (``speakers: 5``) was a traceback in ``ensemble`` and ``calibrate`` (code review, 46)
+_TRAINED_ON_SHAPES: dict[str, tuple[type, type | None]] = {
+    "speakers": (list, str), "channels": (list, str), "members": (list, str),
+    "corpora": (dict, int), "emotions": (dict, int), "clip_digests": (dict, None)}
+
+
+def _trained_on(d: dict[str, Any]) -> dict[str, Any] | None:
+    raw = _get(d, "trained_on", dict, None)
+    for key, (outer, inner) in _TRAINED_ON_SHAPES.items():
+        v = (raw or {}).get(key)
+        items = v.values() if isinstance(v, dict) else v
+        if v is not None and (not isinstance(v, outer) or inner is not None and not all(
+                isinstance(x, inner) and not isinstance(x, bool) for x in items)):
+            want = f"a list of {inner.__name__}s" if outer is list else (
+                f"an object of {inner.__name__}s" if inner else "an object")
+            raise _Bad(f"trained_on.{key}", f"must be {want}, got {v!r:.60}")
+    return raw
+
+
 def _parse_v2(d: dict[str, Any]) -> ArtifactMeta:
     try:
         kind = ModelKind(_get(d, "kind", str))
@@ -328,7 +348,7 @@ def _parse_v2(d: dict[str, Any]) -> ArtifactMeta:
         kind=kind, labels=_labels(d.get("labels")), preprocess=_preprocess(d.get("preprocess")),
         name=_get(d, "name", str, "model"), params=_get(d, "params", dict, {}),
         calibration=_calibration(d.get("calibration") or {}), network=network,
-        trained_on=_get(d, "trained_on", dict, None), metrics=_get(d, "metrics", dict, {}),
+        trained_on=_trained_on(d), metrics=_get(d, "metrics", dict, {}),
         n_params=n_params, experiment_config=_get(d, "experiment_config", dict, {}),
         package_version=_get(d, "package_version", str, ""), onnx=_onnx(d.get("onnx")),
         digests=_get(d, "digests", dict, {}),
