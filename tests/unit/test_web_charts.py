@@ -117,7 +117,7 @@ def test_timeline_chart_one_band_per_window_gaps_and_hover():
     assert spec["mark"]["type"] == "rect" and spec["encoding"]["x2"]["field"] == "end"
     assert spec["encoding"]["color"]["scale"]["range"] == list(EMOTION_COLOURS.values())
     tips = [t["field"] for t in spec["encoding"]["tooltip"]]
-    assert tips[:3] == ["window", "emotion", "confidence"] and tips[3:] == list(LABELS)
+    assert tips[:3] == ["window", "emotion", "confidence_shown"] and tips[3:] == list(LABELS)
     assert all(0.25 <= r["opacity"] <= 1.0 for r in rows)
     assert rows[0]["opacity"] < rows[3]["opacity"]  # confidence 0.3 vs 0.9
     gap_start = bands[9].end
