@@ -266,12 +266,13 @@ _SHARED_KEYS = ("protocol_folds", "balance_corpora", "teachers")
 
 
 def _shared(metas: list[dict[str, Any]]) -> dict[str, Any]:
-    """The :data:`_SHARED_KEYS` every run records alike; ``protocol_folds`` differing is
-    refused (runs of another protocol size)."""
+    """The :data:`_SHARED_KEYS` every run records alike; ``protocol_folds`` recorded
+    differently is refused (runs of another protocol size; runs written before it was
+    recorded have none)."""
     out = {}
     for k in _SHARED_KEYS:
         values = [m.get(k) for m in metas]
-        if k == "protocol_folds" and len({json.dumps(v) for v in values}) > 1:
+        if k == "protocol_folds" and len({json.dumps(v) for v in values if v is not None}) > 1:
             raise ConfigError(f"the runs come from protocols of different sizes "
                               f"(protocol_folds {values})")
         if values[0] is not None and all(v == values[0] for v in values):
