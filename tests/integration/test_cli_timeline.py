@@ -211,3 +211,24 @@ def test_an_interrupted_timeline_shows_what_was_read(cli_model, long_file, monke
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert rows and float(rows[-1]["end"]) == pytest.approx(16.0, abs=0.01)
     assert "interrupted at 16.0 s" in text(res)
+
+
+def test_times_show_the_hops_steps_and_a_newline_in_a_name_keeps_one_row(tmp_path):
+    """`--hop 0.25` printed starts 0.1, 0.3, 0.6, 0.8 and the CSV 2 decimals where --json
+    has 3; a file name's newline split its table row (code review, stop 46)."""
+    from cli_helpers import invoke, text
+
+    from signals import talk, write_clip
+
+    clip = write_clip(tmp_path / "t\nx.wav", talk(4.0))
+    res = invoke(["timeline", str(clip), "--window", "1", "--hop", "0.25"])
+    assert res.exit_code == 0, text(res)
+    assert "t\\x0ax.wav" in res.stdout and "t\nx.wav" not in res.stdout
+    starts = [line.split()[1] for line in res.stdout.splitlines()
+              if line.startswith("│") and line.split()[1][:1].isdigit()]
+    steps = {round(float(b) - float(a), 2) for a, b in zip(starts, starts[1:], strict=False)}
+    assert len(starts) > 4 and all(len(s.split(".")[1]) == 2 for s in starts)
+    assert 0.25 in steps and not steps & {0.2, 0.3}
+    csv_out = invoke(["timeline", str(clip), "--window", "1", "--hop", "0.125", "--csv"])
+    assert all(len(row.split(",")[0].split(".")[1]) == 3
+               for row in csv_out.stdout.splitlines()[1:])

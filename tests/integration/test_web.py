@@ -43,7 +43,7 @@ def test_analyse_and_timeline_csv(tiny_model):
     lines = logic.timeline_csv(long.timeline).splitlines()
     assert lines[0].split(",") == ["start", "end", "kind", "label", "confidence", *LABELS,
                                    "arousal", "valence", "status"]
-    assert len(lines) == 7 and lines[1].startswith("0.00,0.03,gap,,,")
+    assert len(lines) == 7 and lines[1].startswith("0.000,0.030,gap,,,")  # ms, as --json (46)
     with pytest.raises(AudioTooLong, match="long.wav"):
         logic.analyse(pred, wav(7.0), "long.wav", max_duration=5.0)
     with pytest.raises(logic.UploadTooLarge):

@@ -44,8 +44,8 @@ AFFECT_NOTE = ("arousal/valence are derived from the class probabilities "
 
 #: control characters, and the invisible format characters that reorder or hide text
 #: (U+202E turned the rest of a line around: QA re-check, stop 38)
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e"
-                      "\u2060-\u2069\ufeff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e"  # \t and \n too: a
+                      "\u2060-\u2069\ufeff]")  # name's newline split a table row (stop 46)
 
 
 def shown(text: object) -> str:
@@ -390,10 +390,11 @@ def timeline(tl: Any, name: str, window: float, hop: float, model_id: str) -> No
 
     from emovox.serving.answer import Status, percent_text
 
+    places = hop_places(hop)  # the hop's steps, as listen prints them (stop 46)
     for s in tl.segments:  # "?": an uncertain window, as predict marks an answer (stop 33)
         if s.silent and s.end - s.start < 0.05:
             continue  # a gap that shows as "0.0 0.0 no speech" (QA, stop 41); kept in --json
-        table.add_row(f"{s.start:.1f}", f"{s.end:.1f}",
+        table.add_row(f"{s.start:.{places}f}", f"{s.end:.{places}f}",
                       "[dim]no speech[/]" if s.silent else
                       s.label + (" ?" if s.status is Status.UNCERTAIN else ""),
                       "" if s.silent else percent_text(s.confidence))
@@ -432,6 +433,14 @@ def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float,
                       f"line every {hop:g} s (Ctrl-C to stop)", highlight=False)
 
 
+def hop_places(hop: float | None) -> int:
+    """Decimals a time needs to show steps of ``hop`` seconds (1 to 3): at one, a 0.25 s hop
+    printed 0.2, 0.5, 0.8 (code review, stop 46)."""
+    if not hop:
+        return 1
+    return next((d for d in (1, 2) if abs(round(hop, d) - hop) < 1e-9), 3)
+
+
 def live_line(update: Any, json_out: bool, hop: float = 1.0) -> None:
     """One line of ``emovox listen``, flushed at once (stdout is often a pipe); its time has
     as many decimals as the hop needs (up to 3): at one, a 0.25 s hop printed 0.2, 0.5, 0.8
@@ -442,8 +451,7 @@ def live_line(update: Any, json_out: bool, hop: float = 1.0) -> None:
         print(json.dumps(update.to_dict()), flush=True)
         return
     level = f"{update.level_dbfs:6.1f} dBFS" if update.level_dbfs > -999 else "  silent"
-    places = next((d for d in (1, 2) if abs(round(hop, d) - hop) < 1e-9), 3)
-    end = f"{update.end:8.{places}f}"
+    end = f"{update.end:8.{hop_places(hop)}f}"
     if update.emotion is None:
         print(f"{end} s  {'no speech':<10}{'':>8}  {level}", flush=True)
     else:  # the mark stands apart from a one-decimal "49.8%" (QA, stop 39: "?49.8%")

@@ -465,7 +465,7 @@ def timeline_rows(tl: Timeline) -> list[dict[str, Any]]:
     rows = []
     for s in tl.segments:
         probs = s.probabilities or {}
-        row: dict[str, Any] = {"start": round(s.start, 2), "end": round(s.end, 2),
+        row: dict[str, Any] = {"start": round(s.start, 3), "end": round(s.end, 3),
                                "kind": s.kind.value, "label": s.label,
                                "confidence": None if s.confidence is None
                                else round(s.confidence, 4)}
@@ -488,7 +488,7 @@ def write_timeline_csv(tl: Timeline, out: TextIO) -> None:
     adapted = None if tl.adaptation is None else str(tl.adaptation.applied).lower()
     w.writerow([*CSV_COLUMNS, *(["adapted"] if adapted else [])])
     for r in timeline_rows(tl):
-        cells = ["" if r[c] is None else (f"{r[c]:.2f}" if c in ("start", "end") else r[c])
+        cells = ["" if r[c] is None else (f"{r[c]:.3f}" if c in ("start", "end") else r[c])
                  for c in CSV_COLUMNS]
         if adapted:
             cells.append(adapted if r["kind"] == SegmentKind.SPEECH.value else "")
