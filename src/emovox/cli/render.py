@@ -44,18 +44,22 @@ AFFECT_NOTE = ("arousal/valence are derived from the class probabilities "
 
 #: control characters, and the invisible format characters that reorder or hide text
 #: (U+202E turned the rest of a line around: QA re-check, stop 38)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e"  # \t and \n too: a
-                      "\u2060-\u2069\ufeff]")  # name's newline split a table row (stop 46)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e"
+                      "\u2060-\u2069\ufeff]")
+#: the same and tabs and line ends, for what must stay on one line (a file name's newline
+#: split its table row in two: code review, stop 46)
+_CONTROL_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
-def shown(text: object) -> str:
+def shown(text: object, *, line: bool = False) -> str:
     """``text`` from outside (a file name, a model's name or card, an error naming them) as
     rich prints it literally: markup escaped, control characters written ``\\x1b`` (a
     model named ``[/bold]`` crashed ``predict`` and ``serve``; ESC sequences in a name
-    reached the terminal: QA, stop 38)."""
+    reached the terminal: QA, stop 38); ``line``: tabs and line ends too (a file name in a
+    table row or title)."""
     from rich.markup import escape
 
-    return escape(_CONTROL.sub(_escaped, str(text)))
+    return escape((_CONTROL_LINE if line else _CONTROL).sub(_escaped, str(text)))
 
 
 def _escaped(m: re.Match[str]) -> str:
@@ -293,18 +297,19 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
                     "speech"))
     for o, name in zip(outcomes, shown_names([o.path for o in outcomes]), strict=True):
         if o.error:
-            table.add_row(shown(name), "[red]error[/]", "", shown(o.error), "", "", "")
+            table.add_row(shown(name, line=True), "[red]error[/]", "", shown(o.error), "", "", "")
             continue
         p = o.prediction
         if p.probabilities is None:  # no_speech: no emotion, no numbers; seconds of speech
             short = getattr(p.reason, "value", p.reason) == "too_short"  # only when too few
-            table.add_row(shown(name), "[dim]no speech[/]", "", p.reason_message or "", "", "",
+            table.add_row(shown(name, line=True), "[dim]no speech[/]", "",
+                          p.reason_message or "", "", "",
                           f"{p.speech_seconds:.2f} s" if short else "")  # (QA, stop 37: not
             continue  # voiced noise showed "2.5 s" of speech beside "no speech")
         ranked = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:top]
         uncertain = p.status.value == "uncertain"
         table.add_row(
-            shown(name), f"[bold]{p.label}[/]" + (" [yellow]?[/]" if uncertain else ""),
+            shown(name, line=True), f"[bold]{p.label}[/]" + (" [yellow]?[/]" if uncertain else ""),
             percent_text(p.confidence), "  ".join(f"{k} {percent_text(v)}" for k, v in ranked),
             f"{p.arousal:+.2f}", f"{p.valence:+.2f}", f"{p.speech_seconds:.1f} s",
         )
@@ -335,7 +340,7 @@ def truth(rep: Any) -> None:
     for r, name in zip(rep.rows, shown_names([r.path or r.name for r in rep.rows]),
                        strict=True):
         mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: ""}[r.correct]
-        table.add_row(shown(name), r.truth or "[dim]not a RAVDESS name[/]",
+        table.add_row(shown(name, line=True), r.truth or "[dim]not a RAVDESS name[/]",
                       r.predicted or "[red]error[/]", mark)
     console.print(table)
     scored = rep.scored
@@ -383,8 +388,8 @@ def batch_summary(s: Any, out: Path) -> None:
 def timeline(tl: Any, name: str, window: float, hop: float, model_id: str) -> None:
     """The segments table (speech windows and gaps) and the summary line (by speech time);
     its title names the model, as predict's does."""
-    table = _table(f"{shown(name)} · {tl.duration:.1f} s · window {window} s, hop {hop} s · "
-                   f"model {shown(model_id)}",
+    table = _table(f"{shown(name, line=True)} · {tl.duration:.1f} s · window {window} s, "
+                   f"hop {hop} s · model {shown(model_id)}",
                    ("start", "end", "emotion", "confidence"), justify="right")
     from rich.markup import escape
 
