@@ -27,7 +27,11 @@ from typing import Any
 import numpy as np
 
 from emovox.errors import ConfigError
-from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
+from emovox.experiment.multicorpus import (
+    per_corpus_metrics,
+    per_corpus_record,
+    restrict_to_corpus,
+)
 from emovox.experiment.rundir import (
     ERRORS_FILE,
     Prediction,
@@ -72,7 +76,7 @@ def _fold_model(run: Path, fold: int) -> Path:
     return path
 
 
-def _corpus_columns(rows: list[Prediction]) -> dict[str, list[int]]:
+def _corpus_columns(rows: list[Prediction]) -> dict[str, tuple[int, ...]]:
     """Each corpus's label columns as the run stored them: the labels its clips carry and
     every column its stored rows give any probability."""
     cols: dict[str, set[int]] = {}
@@ -80,22 +84,14 @@ def _corpus_columns(rows: list[Prediction]) -> dict[str, list[int]]:
         mine = cols.setdefault(r.corpus, set())
         mine.add(LABELS.index(r.true))
         mine.update(i for i, v in enumerate(r.proba or ()) if v > 0)
-    return {c: sorted(v) for c, v in cols.items()}
+    return {c: tuple(sorted(v)) for c, v in cols.items()}
 
 
-def _restricted(p: np.ndarray, labels: Sequence[str], cols: list[int]) -> np.ndarray:
-    """A model's probabilities over ``labels`` as a row over :data:`LABELS`, restricted to
-    ``cols`` and renormalised (uniform over them when the model gives them nothing)."""
+def _over_labels(p: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """A model's probabilities over its ``labels`` as a row over :data:`LABELS`."""
     row = np.zeros(len(LABELS))
-    for lab, v in zip(labels, p, strict=True):
-        row[LABELS.index(lab)] = v
-    out = np.zeros_like(row)
-    out[cols] = row[cols]
-    total = out.sum()
-    if total <= 0:
-        out[cols] = 1.0 / len(cols)
-        return out
-    return out / total
+    row[[LABELS.index(lab) for lab in labels]] = p
+    return row
 
 
 def _read(path: str) -> Path:
@@ -107,25 +103,27 @@ def _read(path: str) -> Path:
 
 
 def _fold_probabilities(run: Path, fold: int, rows: list[Prediction],
-                        cols: dict[str, list[int]], speeds: tuple[float, ...]
+                        cols: dict[str, tuple[int, ...]], speeds: tuple[float, ...]
                         ) -> tuple[np.ndarray, float]:
-    """``(N, 8)`` probabilities of fold ``fold``'s ``rows`` read at ``speeds``, and the
-    largest difference of the first :data:`CHECK_CLIPS` read once from the stored ones."""
+    """``(N, 8)`` probabilities of fold ``fold``'s ``rows`` read at ``speeds``, each
+    restricted to its corpus's columns as ``evaluate`` stores them, and the largest
+    difference of the first :data:`CHECK_CLIPS` read once from the stored ones."""
     from emovox.audio import load_audio
     from emovox.serving.predictor import Predictor
 
     once = Predictor.from_artifact(_fold_model(run, fold), backend="torch")
     views = dataclasses.replace(once, preprocess=once.preprocess.replace(speeds=speeds))
-    out, worst = [], 0.0
+    out, first = [], []
     for k, r in enumerate(rows):
         wave = load_audio(_read(r.path), sr=once.sr, trim=False).wave
         if k < CHECK_CLIPS:
-            again = _restricted(once.wave_probabilities(wave, once.sr), once.labels,
-                                cols[r.corpus])
-            worst = max(worst, float(np.abs(again - np.asarray(r.proba)).max()))
-        out.append(_restricted(views.wave_probabilities(wave, once.sr), once.labels,
-                               cols[r.corpus]))
-    return np.array(out), worst
+            first.append(_over_labels(once.wave_probabilities(wave, once.sr), once.labels))
+        out.append(_over_labels(views.wave_probabilities(wave, once.sr), once.labels))
+    corpora = [r.corpus for r in rows]
+    again = restrict_to_corpus(np.array(first), corpora[:len(first)], cols)
+    stored = np.array([r.proba for r in rows[:len(first)]])
+    worst = float(np.abs(again - stored).max()) if len(first) else 0.0
+    return restrict_to_corpus(np.array(out), corpora, cols), worst
 
 
 def rescore_run(run: Path, out: Path, *, speeds: Sequence[float]) -> dict[str, Any]:
