@@ -424,6 +424,20 @@ def test_a_long_m4a_decodes_from_bytes_as_from_its_path(tmp_path):
     np.testing.assert_array_equal(from_bytes.wave, from_path.wave)
 
 
+@needs_ffmpeg
+@pytest.mark.parametrize("codec", ["alac", "libopus"])
+def test_a_caf_of_alac_or_opus_decodes_from_bytes_as_from_its_path(tmp_path, codec):
+    """A CAF holding ALAC or Opus (iPhone recordings) cannot be read from a pipe ("Missing
+    packet table"): `emovox predict` read its path while the API and the web app refused the
+    same file uploaded (code review, stop 47)."""
+    wav = write_clip(tmp_path / "memo.wav", voice(2.0, 48000), 48000)
+    caf = ffmpeg_encode(wav, tmp_path / "memo.caf", "-c:a", codec)
+    from_path = load_audio(caf)
+    from_bytes = load_audio(caf.read_bytes(), filename="memo.caf")
+    assert abs(from_bytes.duration - 2.0) < 0.05
+    np.testing.assert_array_equal(from_bytes.wave, from_path.wave)
+
+
 def _playlist(tmp_path: Path) -> tuple[Path, bytes]:
     """An HLS playlist listing another audio file of the machine, with one binary byte (so
     it is not refused as text): ``(the listed file, the playlist's bytes)``."""

@@ -58,8 +58,10 @@ __all__ = [
 ]
 
 # Containers ffmpeg may fail to read from a pipe (MP4 with its index at the end; WavPack and
-# Monkey's Audio at unusual rates: "Cannot determine additional parameters").
-_SEEKABLE_KINDS = frozenset({"mp4", "wavpack", "ape"})
+# Monkey's Audio at unusual rates: "Cannot determine additional parameters"; CAF holding ALAC
+# or Opus: "Missing packet table"). Other bytes that fail piped are tried once more from a
+# temporary file.
+_SEEKABLE_KINDS = frozenset({"mp4", "wavpack", "ape", "caf"})
 #: Highest sample rate (Hz) accepted; higher rates are refused from the header, unread.
 MAX_SAMPLE_RATE: int = 192_000
 #: Lowest sample rate (Hz) accepted (resampling up to 16 kHz multiplies the samples by sr/16k).
@@ -291,7 +293,12 @@ def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
     # from bytes, MP4/M4A (index at the end, ffmpeg's default), WavPack and APE need a
     # seekable file: piped, a long M4A upload decoded to nothing with exit status 0, so the
     # API and the web app refused what `emovox predict` read (QA stop 30)
-    attempts = [s.data is not None and s.kind in _SEEKABLE_KINDS]
+    # and any other bytes piped in get a second try from a file (a CAF of ALAC read from its
+    # path but was refused uploaded: code review, stop 47)
+    if s.data is None:
+        attempts = [False]
+    else:
+        attempts = [True] if s.kind in _SEEKABLE_KINDS else [False, True]
     for via_tempfile in attempts:
         try:
             ff = ffm.FFmpegDecoder(s, via_tempfile=via_tempfile)
