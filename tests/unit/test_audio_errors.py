@@ -29,7 +29,7 @@ from emovox.errors import (
     NotAudio,
     UnsupportedCodec,
 )
-from signals import ffmpeg_encode, needs_ffmpeg, sine, voice, write_clip
+from signals import SR, ffmpeg_encode, needs_ffmpeg, sine, voice, write_clip
 
 F64 = np.float64  # the signals these tests were written with
 
@@ -436,6 +436,21 @@ def test_a_caf_of_alac_or_opus_decodes_from_bytes_as_from_its_path(tmp_path, cod
     from_bytes = load_audio(caf.read_bytes(), filename="memo.caf")
     assert abs(from_bytes.duration - 2.0) < 0.05
     np.testing.assert_array_equal(from_bytes.wave, from_path.wave)
+
+
+@needs_ffmpeg
+def test_an_mp3_without_a_stated_length_is_not_refused_on_a_guessed_one(tmp_path):
+    """A VBR MP3 without a Xing header whose first second is silent: libsndfile guessed its
+    length from the first frame's bit rate (143.8 s for 25 s) and a 60 s limit refused it
+    unread (code review, stop 47). Its length is now unknown until decoded."""
+    wave = np.concatenate([np.zeros(SR, np.float32), np.tile(voice(3.0), 8)])  # 25 s
+    wav = write_clip(tmp_path / "memo.wav", wave)
+    mp3 = ffmpeg_encode(wav, tmp_path / "memo.mp3", "-c:a", "libmp3lame", "-q:a", "0",
+                        "-write_xing", "0")
+    assert audio.probe(mp3).duration is None
+    assert abs(load_audio(mp3, max_duration=60).duration - 25.0) < 0.1
+    with pytest.raises(AudioTooLong):
+        load_audio(mp3, max_duration=20)  # decoding still enforces the limit
 
 
 def _playlist(tmp_path: Path) -> tuple[Path, bytes]:
