@@ -238,8 +238,8 @@ class Preprocess:
         if max(hi, -lo) > MAX_ABS_SAMPLE:
             raise InvalidSamples(f"the waveform has samples beyond +-{MAX_ABS_SAMPLE:g} (full "
                                  "scale is 1.0)")
-        if int(sr) != self.sr:
-            x = resample(x, int(sr), self.sr)
+        if int(sr) != self.sr:  # the offset off first: resampling its edges rings (stop 47)
+            x = resample(remove_dc(x), int(sr), self.sr)
         return remove_dc(x)  # as load_audio does: a constant offset is no sound
 
     def prepare(self, wave: np.ndarray, sr: int) -> PreparedWave:

@@ -468,9 +468,29 @@ def test_one_block_decode_equals_the_streaming_decode(tmp_path: Path, rate: int,
     if rate == TARGET_SR:
         ref = mono
     else:
+        mono = remove_dc(mono)  # the offset off before resampling, on either path (stop 47)
         st = soxr.ResampleStream(rate, TARGET_SR, 1, dtype="float32", quality="HQ")
         ref = np.concatenate([st.resample_chunk(mono, last=False),
                               st.resample_chunk(np.zeros(0, np.float32), last=True)])
     got = load_audio(path).wave
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, remove_dc(ref.copy()))  # the offset removed likewise
+
+
+@pytest.mark.parametrize("seconds", [2.0, 8.0])  # one read block; several (a stream)
+def test_a_constant_offset_leaves_no_trace_at_another_rate(tmp_path: Path, seconds) -> None:
+    """An offset was removed only after resampling to 16 kHz: the resampler rang at the step
+    where it starts and stops, a burst of about -23 dBFS in the first and last 10 ms of a
+    48 kHz file that changed its answer (code review, stop 47). Now it is taken off first."""
+    from emovox.preprocess import Preprocess
+
+    wave = voice(seconds, 48000)
+    clean = write_clip(tmp_path / "clean.wav", wave, 48000, subtype="FLOAT")
+    offset = write_clip(tmp_path / "offset.wav", wave + np.float32(0.2), 48000,
+                        subtype="FLOAT")
+    ref = load_audio(clean).wave
+    np.testing.assert_allclose(load_audio(offset).wave, ref, atol=1e-4)
+    streamed = np.concatenate([b for _, b in iter_blocks(offset, block_s=3.0)])
+    np.testing.assert_allclose(streamed[:len(ref)], ref, atol=1e-4)
+    at_rate = Preprocess().at_rate(wave + np.float32(0.2), 48000)
+    np.testing.assert_allclose(at_rate, Preprocess().at_rate(wave, 48000), atol=1e-4)
