@@ -559,6 +559,34 @@ def test_emotions_a_model_never_heard_get_no_probability(tiny_model, tmp_path):
         i for i, lab in enumerate(LABELS) if lab not in heard | {"calm"})
 
 
+def test_an_unheard_emotion_that_takes_all_the_mass_leaves_no_nan(tmp_path):
+    """Unheard emotions were zeroed after the softmax: at a small temperature one that took
+    all the mass left 0 / 0 and the answer was NaN, "ok", exit 0 (code review, stop 47)."""
+    import shutil
+
+    from emovox.labels import LABELS
+    from emovox.serving.predictor import Predictor
+    from signals import SR, voice
+
+    from emovox.artifact.paths import packaged_model_path
+
+    bundled = packaged_model_path("ravdess")  # a trained network: its logits far apart
+    folder = tmp_path / "m"
+    shutil.copytree(bundled, folder)
+    doc = json.loads((folder / "model.json").read_text())
+    plain = Predictor.from_artifact(bundled).predict_wave(voice(2.0), SR)
+    top = max(plain.probabilities, key=plain.probabilities.get)
+    heard = [lab for lab in LABELS if lab != top][-2:]  # the top one never heard
+    doc["trained_on"] = {**(doc.get("trained_on") or {}),
+                         "emotions": {lab: 5 if lab in heard else 0 for lab in LABELS}}
+    doc["calibration"] = {**(doc.get("calibration") or {}), "temperature": 0.001}
+    (folder / "model.json").write_text(json.dumps(doc))
+    a = Predictor.from_artifact(folder).predict_wave(voice(2.0), SR)
+    probs = np.array(list(a.probabilities.values()))
+    assert np.isfinite(probs).all() and probs.sum() == pytest.approx(1.0)
+    assert a.label in heard and np.isfinite(a.confidence)
+
+
 @pytest.mark.parametrize("bad", ["nan", "negative", "unnormalised", "blank"])
 def test_calibrate_refuses_bad_probabilities_and_writes_nothing(tmp_path, bad):
     """Every probability -0.5 was fitted (T = 20: every answer uncertain after), and a NaN

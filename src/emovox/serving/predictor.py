@@ -389,11 +389,11 @@ class Predictor:
     # -- internals ----------------------------------------------------------------------
     def _proba(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of ``(B, C)`` logits; unheard emotions get none."""
-        p = softmax(logits / self.temperature)
-        if len(self._unseen):  # emotions the model never heard get none (QA, stop 37)
-            p[:, self._unseen] = 0.0
-            p /= p.sum(axis=1, keepdims=True)
-        return p
+        z = np.asarray(logits, dtype=np.float64) / self.temperature
+        if len(self._unseen):  # emotions the model never heard get none (QA, stop 37),
+            z = z.copy()  # taken out before the softmax: zeroed after it, an unheard
+            z[:, self._unseen] = -np.inf  # emotion that took all the mass left 0 / 0 =
+        return softmax(z)  # NaN answered "ok" (code review, stop 47)
 
     def _plan(self, wave: np.ndarray, sr: int
               ) -> tuple[np.ndarray, SpeechVerdict, list[tuple[int, int]]]:
