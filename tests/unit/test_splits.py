@@ -99,6 +99,19 @@ def test_training_only_clips_never_tested_and_follow_the_fold():
         assert not {utts[i].speaker for i in f.train if train_only[i]} & set(f.test_speakers)
 
 
+def test_a_speaker_with_only_training_clips_gets_no_empty_fold(caplog):
+    """`--channels song --train-extra speech`: RAVDESS actor 18 sang nothing, so its loso
+    fold had no test clip and the run failed after every fold before it had trained (code
+    review, stop 47). Such a fold is left out, with a warning."""
+    utts = fake_ravdess(6, song_actors=(1, 2, 3, 4, 5))
+    train_only = np.array([u.meta["vocal_channel"] == "speech" for u in utts])
+    with caplog.at_level("WARNING"):
+        folds = make_folds(utts, Protocol.LOSO, n_val_speakers=1, train_only=train_only)
+    assert [f.test_speakers for f in folds] == [(f"ravdess:{a:02d}",) for a in range(1, 6)]
+    assert all(len(f.test) for f in folds)
+    assert "fold 5 (ravdess:06) has no clip to test" in caplog.text
+
+
 def test_random_protocol_is_stratified_and_marked_speaker_dependent():
     utts = fake_ravdess(24)
     (f,) = make_folds(utts, Protocol.RANDOM, seed=1)
