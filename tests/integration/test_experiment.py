@@ -401,7 +401,7 @@ def test_evaluate_out_refuses_a_folder_that_is_not_a_run(fake_ravdess, fake_cach
 
 
 def test_failed_run_leaves_the_earlier_run_untouched(tmp_path):
-    from emovox.experiment.rundir import staged_run_dir
+    from emovox.experiment.rundest import staged_run_dir
 
     out = tmp_path / "run"
     out.mkdir()

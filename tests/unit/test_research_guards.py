@@ -312,7 +312,8 @@ def _live_writer(prefix: Path) -> Iterator[tuple[int, Path]]:
 def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_path):
     import subprocess
 
-    from emovox.experiment.rundir import RunDirError, staged_run_dir
+    from emovox.experiment.rundest import staged_run_dir
+    from emovox.experiment.rundir import RunDirError
 
     with _live_writer(tmp_path / ".run.staging") as (pid, theirs):
         with pytest.raises(RunDirError, match=rf"another emovox process \(PID {pid}\) "
@@ -564,11 +565,10 @@ def test_an_unheard_emotion_that_takes_all_the_mass_leaves_no_nan(tmp_path):
     all the mass left 0 / 0 and the answer was NaN, "ok", exit 0 (code review, stop 47)."""
     import shutil
 
+    from emovox.artifact.paths import packaged_model_path
     from emovox.labels import LABELS
     from emovox.serving.predictor import Predictor
     from signals import SR, voice
-
-    from emovox.artifact.paths import packaged_model_path
 
     bundled = packaged_model_path("ravdess")  # a trained network: its logits far apart
     folder = tmp_path / "m"

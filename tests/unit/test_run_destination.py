@@ -11,7 +11,8 @@ from test_switch_member import one_hot_run
 
 from emovox.errors import ConfigError
 from emovox.experiment.fuse import fuse_runs, merge_runs
-from emovox.experiment.rundir import RunDirError, check_run_destination, read_run
+from emovox.experiment.rundest import check_run_destination
+from emovox.experiment.rundir import RunDirError, read_run
 
 
 def test_a_run_folder_with_foreign_files_is_not_replaced(tmp_path):
@@ -76,3 +77,24 @@ def test_a_fusion_is_adapted_as_its_adapted_member_and_two_modes_are_refused(tmp
     with pytest.raises(ConfigError, match=r"adapted in different ways: \['corpus', 'speaker'\]"):
         fuse_runs(runs, tmp_path / "g")
     assert not (tmp_path / "g").exists()
+
+
+def test_a_project_folder_with_its_own_config_and_models_is_not_a_run(tmp_path):
+    """A folder holding a config.yaml with data/model/split sections (not emovox's) and a
+    models/ folder of its own was taken for an old run folder and replaced whole by
+    `evaluate --out` (code review, stop 47)."""
+    own = tmp_path / "project"
+    (own / "models").mkdir(parents=True)
+    (own / "config.yaml").write_text("data:\n  path: /data\nmodel:\n  arch: resnet50\n"
+                                     "split:\n  val: 0.1\n")
+    (own / "models" / "best.ckpt").write_text("weights")
+    with pytest.raises(RunDirError, match="not an emovox run folder"):
+        check_run_destination(own)
+    run = tmp_path / "old_run"  # an emovox config.yaml (an interrupted older run) is one
+    (run / "models" / "fold0").mkdir(parents=True)
+    (run / "config.yaml").write_text("data:\n  corpus: ravdess\nmodel:\n  name: mlp\n"
+                                     "split:\n  protocol: loso\n")
+    check_run_destination(run)
+    (run / "models" / "best.ckpt").write_text("weights")  # but not with a file of the user's
+    with pytest.raises(RunDirError, match="also holds models"):
+        check_run_destination(run)

@@ -99,7 +99,7 @@ def evaluate(
                            _given(ctx, _CV_ONLY))
         return
     params = model_params(model, param)
-    from emovox.experiment.rundir import default_run_dir
+    from emovox.experiment.rundest import default_run_dir
     from emovox.experiment.runner import run_experiment
 
     setup_logging(verbose)
@@ -168,7 +168,7 @@ def _evaluate_artifact(
         fail(ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
                         "cross-validation runs, not to --artifact"))
     from emovox.experiment.crosscorpus import evaluate_artifact
-    from emovox.experiment.rundir import default_run_dir
+    from emovox.experiment.rundest import default_run_dir
 
     setup_logging(verbose)
     art = None if str(artifact) == "bundled" else artifact

@@ -27,11 +27,10 @@ from emovox.corpora import (
 from emovox.corpora.base import Utterance, is_unknown_speaker
 from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError, EmovoxError
+from emovox.experiment.rundest import check_run_destination, staged_run_dir
 from emovox.experiment.rundir import (
     Prediction,
     Predictions,
-    check_run_destination,
-    staged_run_dir,
     write_run,
 )
 from emovox.labels import LABELS

@@ -28,14 +28,13 @@ from emovox.config import Adapt, ExperimentConfig
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
 from emovox.experiment.rescore import run_speeds
+from emovox.experiment.rundest import check_run_destination, staged_run_dir
 from emovox.experiment.rundir import (
     ERRORS_FILE,
     Prediction,
     Predictions,
     RunRecord,
-    check_run_destination,
     read_run,
-    staged_run_dir,
     write_run,
 )
 from emovox.labels import LABELS

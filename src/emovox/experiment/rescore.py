@@ -32,13 +32,12 @@ from emovox.experiment.multicorpus import (
     per_corpus_record,
     restrict_to_corpus,
 )
+from emovox.experiment.rundest import check_run_destination, staged_run_dir
 from emovox.experiment.rundir import (
     ERRORS_FILE,
     Prediction,
     Predictions,
-    check_run_destination,
     read_run,
-    staged_run_dir,
     write_run,
 )
 from emovox.labels import LABELS

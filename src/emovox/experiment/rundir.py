@@ -22,22 +22,17 @@ A run directory holds:
 - ``config.yaml`` (cross-validation), ``errors.csv`` (``path,error``: files that failed at
   feature extraction), the plots ``confusion.png`` and ``recall.png``.
 
-Runs are staged next to the destination and swapped in whole (:func:`staged_run_dir`): no
+Runs are staged next to the destination and swapped in whole
+(:func:`emovox.experiment.rundest.staged_run_dir`): no
 stale files, no half runs; a destination that is not an emovox run folder is never touched.
 """
 
 from __future__ import annotations
 
 import csv
-import fnmatch
 import json
 import logging
-import os
-import secrets
-import shutil
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emovox.errors import ConfigError
-from emovox.fileio import live_writers, remove_stale
 
 if TYPE_CHECKING:
     from emovox.config import ExperimentConfig
@@ -137,116 +131,6 @@ class RunRecord:
 # ---------------------------------------------------------------------------- writing
 
 
-#: parent of the run directories named by :func:`default_run_dir`
-RUNS_DIR = Path("runs")
-
-
-def default_run_dir(name: str) -> Path:
-    """``runs/<name>-<YYYYmmdd-HHMMSS>``: where a run goes when no ``--out`` is given."""
-    return RUNS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def is_run_dir(path: Path) -> bool:
-    """True if ``path`` is a folder emovox wrote as a run directory (metrics.json with a
-    protocol, or -- for runs interrupted by older versions -- an experiment config.yaml)."""
-    path = Path(path)
-    if not path.is_dir():
-        return False
-    try:
-        meta = json.loads((path / METRICS_FILE).read_text())
-        if isinstance(meta, dict) and "protocol" in meta:
-            return True
-    except (OSError, ValueError):
-        pass
-    try:
-        import yaml
-
-        cfg = yaml.safe_load((path / CONFIG_FILE).read_text())
-        return isinstance(cfg, dict) and {"data", "model", "split"} <= set(cfg)
-    except (OSError, ValueError, yaml.YAMLError):
-        return False
-
-
-def check_run_destination(out: Path) -> None:
-    """Raise :class:`RunDirError` unless ``out`` is free, an empty folder or a run folder:
-    emovox never overwrites what it did not write."""
-    out = Path(out)
-    if not out.exists() and not out.is_symlink():
-        return
-    if out.is_symlink() or not out.is_dir():
-        raise RunDirError(f"{out} exists and is not a folder; refusing to overwrite it")
-    if any(out.iterdir()) and not is_run_dir(out):
-        raise RunDirError(
-            f"{out} exists and is not an emovox run folder; refusing to overwrite it "
-            "(choose another --out or remove it yourself)"
-        )
-    foreign = sorted(p.name for p in out.iterdir() if not _written_by_runs(p))
-    if foreign:
-        raise RunDirError(
-            f"{out} is an emovox run folder but also holds {', '.join(foreign[:5])}"
-            f"{' ...' if len(foreign) > 5 else ''}, which emovox did not write; refusing to "
-            "replace it (choose another --out, or move those files first)"
-        )
-
-
-#: what a run folder holds: every file and folder :func:`write_run`, the runner and
-#: :func:`~emovox.experiment.fuse.merge_runs` write (``models/``: ``--save-models``)
-RUN_ENTRIES: tuple[str, ...] = (METRICS_FILE, PREDICTIONS_FILE, CONFIG_FILE, ERRORS_FILE,
-                                "confusion.png", "recall.png", "curves_fold*.png",
-                                "history_fold*.json", "models")
-
-
-def _written_by_runs(entry: Path) -> bool:
-    return any(fnmatch.fnmatchcase(entry.name, pat) for pat in RUN_ENTRIES) and (
-        entry.is_dir() == (entry.name == "models"))
-
-
-@contextmanager
-def staged_run_dir(out: Path) -> Iterator[Path]:
-    """Yield a fresh staging folder next to ``out``; on success it replaces ``out`` whole
-    (old files never linger), on error it is removed and ``out`` is left as it was.
-    Refused (:class:`RunDirError`) while another live process stages ``out``."""
-    out = Path(out)
-    check_run_destination(out)
-    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(out.parent, out.name)
-    stage = out.parent / f".{out.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
-    stage.mkdir()
-    others = live_writers(out.parent, out.name)  # after our mkdir: two at once both see
-    if others:
-        _unstage(stage, made)
-        raise RunDirError(
-            f"another emovox process (PID {others[0]}) is writing {out} now; the run that "
-            "finished last would replace the other's. Wait for it, or choose another --out "
-            f"(if no run is going on, remove {out.parent / f'.{out.name}.staging-'}"
-            f"{others[0]}-*)")
-    try:
-        yield stage
-        check_run_destination(out)  # nothing foreign appeared there while we worked
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(out, old)
-        os.rename(stage, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if stage.exists():
-            _unstage(stage, made if not out.exists() else [])
-
-
-def _unstage(stage: Path, made: list[Path]) -> None:
-    """Remove ``stage`` and the folders ``made`` for it (innermost first) while empty: a
-    run refused before it wrote anything leaves no ``runs/`` behind."""
-    shutil.rmtree(stage, ignore_errors=True)
-    for folder in made:
-        try:
-            folder.rmdir()
-        except OSError:
-            break
-
-
 def write_predictions(path: Path, predictions: Predictions) -> None:
     """Write ``predictions.csv`` in the one schema (see the module docstring)."""
     probas = [f"{PROBA_PREFIX}{lab}" for lab in predictions.labels]
@@ -269,7 +153,8 @@ def write_run(
     config: ExperimentConfig | None = None,
     errors: Sequence[tuple[Path, str]] = (),
 ) -> None:
-    """Write a run directory into ``out`` (normally a :func:`staged_run_dir` folder);
+    """Write a run directory into ``out`` (normally a
+    :func:`~emovox.experiment.rundest.staged_run_dir` folder);
     ``titles``: those of the confusion and the recall plot of ``pooled``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -492,8 +377,7 @@ def read_cv_run(run: Path, model: str) -> CvRun:
     return CvRun(metrics, run / PREDICTIONS_FILE)
 
 
-__all__ = ["PREDICTION_COLUMNS", "RUNS_DIR", "CvRun", "Prediction", "Predictions", "RunDirError",
-           "RunRecord", "check_run_destination", "default_run_dir", "fit_from_predictions_csv",
-           "is_run_dir", "read_cv_run", "read_metrics", "read_predictions", "read_probabilities",
-           "read_run", "read_scored", "run_val_speakers", "staged_run_dir", "write_predictions",
-           "write_run"]
+__all__ = ["PREDICTION_COLUMNS", "CvRun", "Prediction", "Predictions", "RunDirError",
+           "RunRecord", "fit_from_predictions_csv", "read_cv_run", "read_metrics",
+           "read_predictions", "read_probabilities", "read_run", "read_scored",
+           "run_val_speakers", "write_predictions", "write_run"]

@@ -51,11 +51,10 @@ from emovox.experiment.multicorpus import (
     per_corpus_record,
     restrict_to_corpus,
 )
+from emovox.experiment.rundest import check_run_destination, staged_run_dir
 from emovox.experiment.rundir import (
     Prediction,
     Predictions,
-    check_run_destination,
-    staged_run_dir,
     write_run,
 )
 from emovox.features.cache import ProgressFn, Variant
