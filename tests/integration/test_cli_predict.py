@@ -156,3 +156,18 @@ def test_train_with_channel_augmentation_records_the_recipe(fake_ravdess, tmp_pa
     assert len(calls) == 96  # every training clip once (no validation speakers by default)
     config = json.loads((out / "model.json").read_text())["experiment_config"]
     assert config["augment"]["variants"] == 1 and config["augment"]["p_speed"] == 0.6
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--folds", "7"], "fold indices [7]"),
+    (["--protocol", "loco"], "needs at least two corpora"),
+])
+def test_evaluate_refuses_bad_folds_before_any_feature_extraction(fake_ravdess, tmp_path, args,
+                                                                  said):
+    """A fold index out of range and a one-corpus loco were refused only after every clip's
+    features had been computed (code review, stop 47)."""
+    res = invoke(["evaluate", "--data", fake_ravdess, "--model", "prosody_logreg", *args,
+                  "--out", tmp_path / "run"], env={"EMOVOX_CACHE": str(tmp_path / "cache")})
+    ok(res, 2)
+    assert said in text(res)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()

@@ -81,6 +81,8 @@ def test_an_emobox_fold_keeps_its_number_when_others_have_no_speaker():
     with pytest.raises(ConfigError, match=rf"fold indices \[{missing}\]: this run's folds "
                                           rf"are {', '.join(str(f.index) for f in folds)}"):
         chosen_folds(cfg((missing,)), folds)
+    with pytest.raises(ConfigError, match="repeat a fold"):  # each clip counted twice
+        chosen_folds(cfg((last, last)), folds)  # (code review, stop 47)
 
 
 def test_loso_has_one_fold_per_speaker():

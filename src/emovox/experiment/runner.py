@@ -35,6 +35,7 @@ from emovox.experiment.adapt import (
     statistics_clips,
 )
 from emovox.experiment.dataset import (
+    Dataset,
     adversary_speakers,
     check_adversary,
     featurise,
@@ -249,6 +250,8 @@ def prepare_data(
     log.info("%s", ds.report)
     check_speakers(ds.utts, cfg.split.protocol)  # before extraction (QA, stop 37), and:
     check_adversary(cfg, ds.utts, test_only_corpora(cfg))
+    select_folds(cfg, ds)  # --folds 7 under emobox, a one-corpus loco: refused after every
+    # clip's features were computed (code review, stop 47); the folds are made again after
     items, ext_errors, n_cached, ext_seconds = featurise(
         cfg, spec, [u.path for u in ds.utts], ds.content_ids, progress)
     ok = np.array([i not in ext_errors for i in range(len(ds.utts))])
@@ -276,12 +279,12 @@ def prepare_data(
                         corpus_classes(utts, y), adapter)
 
 
-def select_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
+def select_folds(cfg: ExperimentConfig, data: PreparedData | Dataset) -> list[Fold]:
     """The folds of ``cfg.split`` over ``data`` (only ``cfg.split.folds`` when given)."""
     return chosen_folds(cfg, protocol_folds(cfg, data))
 
 
-def protocol_folds(cfg: ExperimentConfig, data: PreparedData) -> list[Fold]:
+def protocol_folds(cfg: ExperimentConfig, data: PreparedData | Dataset) -> list[Fold]:
     """Every fold of ``cfg.split``'s protocol over ``data``. A model that trains on its
     validation speakers anyway (:func:`~emovox.models.validation_matters`) holds none out
     when a fold has too few (it was refused: own-data QA, stop 33)."""
@@ -308,6 +311,9 @@ def chosen_folds(cfg: ExperimentConfig, folds: list[Fold]) -> list[Fold]:
     """``folds`` restricted to ``cfg.split.folds`` when given (else ConfigError naming them)."""
     if cfg.split.folds:
         by_index = {f.index: f for f in folds}
+        if len(set(cfg.split.folds)) < len(cfg.split.folds):  # each clip counted twice in
+            raise ConfigError(f"fold indices {list(cfg.split.folds)} repeat a fold; give "  # the
+                              "each once")  # pooled metrics and predictions (code review, 47)
         bad = [k for k in cfg.split.folds if k not in by_index]
         if bad:  # EmoBox folds without a test speaker in the data are left out
             raise ConfigError(f"fold indices {bad}: this run's folds are "
