@@ -766,3 +766,25 @@ def test_calibrate_refuses_a_folder_holding_a_users_file_before_the_fit(tmp_path
                        "write; calibrate rewrites the model folder whole: move them out"):
         calibrate_bundle(model, run)
     assert (model / "model.json").read_bytes() == before
+
+
+def test_a_file_name_that_is_not_utf8_survives_predictions_csv(tmp_path):
+    """A Latin-1 file name (an old zip unpacked on Linux) failed `evaluate` when it wrote
+    predictions.csv, after every fold had run (code review, stop 47). It is written byte
+    for byte and read back as the same path, so rescore and distil find the file."""
+    import os
+
+    from emovox.experiment.rundir import (
+        Prediction,
+        Predictions,
+        read_predictions,
+        write_predictions,
+    )
+
+    name = os.fsdecode(b"anna_col\xe8re.wav")  # '\udce8': not UTF-8
+    rows = [Prediction(str(tmp_path / name), "folder:anna", "angry", "angry", (0.75, 0.25), 0,
+                       "folder")]
+    write_predictions(tmp_path / "predictions.csv", Predictions(["angry", "sad"], rows))
+    back = read_predictions(tmp_path / "predictions.csv")
+    assert back.rows[0].path == rows[0].path
+    assert os.fsencode(back.rows[0].path).endswith(b"col\xe8re.wav")

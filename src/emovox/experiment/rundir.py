@@ -134,7 +134,10 @@ class RunRecord:
 def write_predictions(path: Path, predictions: Predictions) -> None:
     """Write ``predictions.csv`` in the one schema (see the module docstring)."""
     probas = [f"{PROBA_PREFIX}{lab}" for lab in predictions.labels]
-    with open(path, "w", newline="") as f:
+    # a file name that is not UTF-8 (Latin-1 names of an old zip) is written byte for byte and
+    # read back so (rescore, distil find the file); it failed the run after every fold (code
+    # review, stop 47)
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         w = csv.writer(f)
         w.writerow([*PREDICTION_COLUMNS, *probas, "error"])
         for r in predictions.rows:
@@ -163,7 +166,8 @@ def write_run(
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     write_predictions(out / PREDICTIONS_FILE, predictions)
     if errors:
-        with open(out / ERRORS_FILE, "w", newline="") as f:
+        with open(out / ERRORS_FILE, "w", newline="", encoding="utf-8",
+                  errors="surrogateescape") as f:
             w = csv.writer(f)
             w.writerow(["path", "error"])
             w.writerows((str(p), msg) for p, msg in errors)
@@ -203,7 +207,7 @@ def read_predictions(path: Path) -> Predictions:
     if path.is_dir():
         path = path / PREDICTIONS_FILE
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
             names = list(reader.fieldnames or [])
             probas = [c for c in names if c.startswith(PROBA_PREFIX)]
