@@ -78,6 +78,20 @@ def test_evaluate_artifact_on_fake_tess(tiny_model, tmp_path):
     assert (out / "confusion.png").exists()
 
 
+def test_evaluate_artifact_when_no_clip_can_be_scored(tiny_model, tmp_path):
+    """Every clip undecodable: the user saw numpy's "need at least one array to stack"
+    (code review, stop 47)."""
+    root = tmp_path / "tess" / "OAF_mixed"
+    root.mkdir(parents=True)
+    for emo in ("angry", "sad"):
+        (root / f"OAF_back_{emo}.wav").write_text("not audio")
+    r = CliRunner().invoke(app, ["evaluate", "--artifact", str(tiny_model), "--corpus", "tess",
+                                 "--data", str(root.parent), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2, r.output
+    assert "none of the 2 clips could be scored" in r.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_artifact_scored_on_its_own_training_speakers_is_not_speaker_independent(
         cli_model, fake_ravdess, tmp_path):
     """`evaluate --artifact` called every result speaker-independent: the bundled model

@@ -128,6 +128,9 @@ def evaluate_artifact(
             if progress:
                 progress(i + 1, len(utts))
     ok = [i for i, (p, _) in enumerate(results) if p is not None]
+    if not ok:  # it was numpy's "need at least one array to stack" (code review, stop 47)
+        raise ConfigError(f"none of the {len(utts)} clips could be scored (the first: "
+                          f"{results[0][1]})" if utts else "no clips to score")
     proba = np.stack([results[i][0] for i in ok])
     proba = proba / np.maximum(proba.sum(1, keepdims=True), 1e-12)
     y_true = np.array([classes.index(utts[i].emotion.value) for i in ok])
