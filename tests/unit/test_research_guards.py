@@ -78,6 +78,15 @@ def test_another_recipe_is_named(tmp_path):
         "crnn_cmvn", {"epochs": 3, "batch_size": 32, "bogus": 1})).save_yaml(run / "config.yaml")
     assert recipe_differences(run, ours.to_dict()) == [  # only what differs (re-check 3)
         "model parameters bogus 1 vs None"]
+    # the same data under another spelling of its reader is the same recipe (code review,
+    # stop 47: "corpora crema-d+manifest vs cremad+csv")
+    alias = dict(model=ModelConfig("crnn_cmvn", {"epochs": 3}))
+    ExperimentConfig(data=DataConfig(corpus="manifest", root="/d/own.csv",
+                                     corpora=("CREMA-D=/c",)), **alias).save_yaml(
+        run / "config.yaml")
+    mine = ExperimentConfig(data=DataConfig(corpus="csv", root="/d/own.csv",
+                                            corpora=("cremad=/c",)), **alias)
+    assert recipe_differences(run, mine.to_dict()) == []
 
 
 def test_a_student_run_may_not_replace_its_teacher(tmp_path):

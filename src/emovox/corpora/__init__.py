@@ -50,6 +50,15 @@ CORPORA: dict[str, ModuleType] = {
 _ALIASES: dict[str, str] = {"manifest": "csv", "berlin": "emodb"}
 
 
+def canonical_name(name: str) -> str:
+    """The registered name of corpus ``name`` (``"CREMA-D"`` -> ``"cremad"``, ``"manifest"``
+    -> ``"csv"``); an unknown name lower-cased and stripped."""
+    try:
+        return _resolve_name(name)
+    except ValueError:
+        return str(name).strip().lower()
+
+
 def _resolve_name(name: str) -> str:
     key = re.sub(r"[\s\-_]+", "", str(name).lower())
     key = _ALIASES.get(key, key)
@@ -97,6 +106,7 @@ __all__ = [
     "SPEAKER_PATTERN_FOLDER_ONLY",
     "Gender",
     "Utterance",
+    "canonical_name",
     "corpus_label_map",
     "reader_options",
     "find_duplicates",

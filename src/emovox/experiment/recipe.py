@@ -16,6 +16,7 @@ import yaml
 
 from emovox.artifact.clips import DIGEST_HEX
 from emovox.config import ExperimentConfig
+from emovox.corpora import canonical_name
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import (
     CONFIG_FILE,
@@ -149,8 +150,8 @@ def own_data(config: dict[str, Any]) -> list[str]:
     data = config["data"]
     sources = [(data.get("corpus"), data.get("root")), *(
         str(c).partition("=")[::2] for c in data.get("corpora") or ())]
-    return sorted(f"{str(n).strip().lower()}={Path(str(r).strip()).name}" for n, r in sources
-                  if str(n).strip().lower() in OWN_DATA_READERS)
+    return sorted(f"{canonical_name(n)}={Path(str(r).strip()).name}" for n, r in sources
+                  if canonical_name(n) in OWN_DATA_READERS)
 
 
 def _compare(ran: dict[str, Any], ours: dict[str, Any]) -> list[str]:
@@ -160,8 +161,8 @@ def _compare(ran: dict[str, Any], ours: dict[str, Any]) -> list[str]:
         data = d["data"]
         names = [str(data["corpus"]), *(str(c).partition("=")[0] for c in data.get("corpora")
                                         or ())]
-        test_only = {str(t).strip().lower() for t in data.get("test_only") or ()}
-        return sorted({n.strip().lower() for n in names} - test_only)
+        test_only = {canonical_name(t) for t in data.get("test_only") or ()}
+        return sorted({canonical_name(n) for n in names} - test_only)  # aliases alike
 
     diffs = [] if corpora(ran) == corpora(ours) else [
         f"corpora {'+'.join(corpora(ran))} vs {'+'.join(corpora(ours))}"]
