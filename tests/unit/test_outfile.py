@@ -110,6 +110,18 @@ def test_a_long_or_only_cut_short_jsonl_row_is_removed_and_a_foreign_line_kept(t
         check_ours(foreign)
 
 
+def test_a_jsonl_of_timeline_documents_is_not_taken_for_batch_output(tmp_path):
+    """Timeline documents (`timeline --json`, or API answers saved one per line) carry
+    schema_version and source too: batch appended its rows to such a file and skipped the
+    files it named as already predicted (code review, stop 47)."""
+    out = tmp_path / "timelines.jsonl"
+    doc = {"schema_version": "1", "source": "/in/a.flac", "segments": [],
+           "summary": {"status": "ok"}}
+    out.write_text(json.dumps(doc) + "\n")
+    with pytest.raises(ConfigError, match="line 1 is a timeline document"):
+        check_ours(out)
+
+
 def test_every_jsonl_record_starts_as_outfile_expects(tmp_path):
     from emovox.serving.batch import row_for
     from emovox.serving.outfile import RECORD_START

@@ -134,6 +134,10 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
                 doc = json.loads(line)
             except json.JSONDecodeError:
                 doc = None
+            if isinstance(doc, dict) and ("segments" in doc or "summary" in doc):
+                # a timeline's document has both keys too: appended to, its sources counted
+                # as predicted (code review, stop 47)
+                raise _refuse(out, f"line {n} is a timeline document, not a batch record")
             if not (isinstance(doc, dict) and "schema_version" in doc and "source" in doc):
                 if not line.endswith("\n") and (n > 1 or line.startswith(RECORD_START)):
                     continue  # a last line cut short: drop_partial_last_line removes it
