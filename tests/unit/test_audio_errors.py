@@ -608,3 +608,23 @@ def test_headerless_audio_is_refused_with_the_command_that_converts_it(tmp_path,
             assert "headerless" in said and f"`ffmpeg {fmt}" in said, said
             assert "cannot read it" not in said and "samplerate" not in said
             assert (f"-i '{path}' out.wav`" if " " in name else f"-i {path} out.wav`") in said
+
+
+@needs_ffmpeg
+def test_an_adts_aac_is_not_refused_on_the_length_ffprobe_guesses(tmp_path):
+    """An ADTS AAC states no length; ffprobe guesses one from the first frames' bit rate
+    (406 s for 22 s that start silent), and `predict --max-duration 300` and the API's
+    timeline refused it (code review, stop 47). Its length is unknown until decoded."""
+    from emovox.serving.predictor import Predictor
+    from emovox.serving.service import timeline_from_upload
+
+    wave = np.concatenate([np.zeros(4 * SR, np.float32), np.tile(voice(3.0), 6)])  # 22 s
+    wav = write_clip(tmp_path / "memo.wav", wave)
+    aac = ffmpeg_encode(wav, tmp_path / "memo.aac", "-c:a", "aac", "-b:a", "32k", "-f", "adts")
+    info = audio.probe(aac)
+    assert info.duration is None and not info.exact
+    assert abs(load_audio(aac, max_duration=60).duration - 22.0) < 0.2
+    tl = timeline_from_upload(Predictor.from_artifact("default"), aac.read_bytes(), "memo.aac",
+                              max_duration=60)
+    assert abs(tl.duration - 22.0) < 0.2
+    assert audio.probe(wav).exact  # a WAV's header states its length

@@ -62,12 +62,12 @@ from emovox.audio.signal import (
     to_mono,
     trim_silence,
 )
-from emovox.audio.sniff import EXACT_LENGTH_KINDS, AudioInfo, AudioSource, Source
+from emovox.audio.sniff import AudioInfo, AudioSource, Source
 from emovox.errors import AudioError, AudioTooLong, AudioTooShort, EmptyAudio
 
 log = logging.getLogger(__name__)
 
-__all__ = ["READ_FRAMES", "Audio", "file_notes", "header_notes", "iter_blocks",
+__all__ = ["READ_FRAMES", "Audio", "file_notes", "header_notes", "header_slack", "iter_blocks",
            "iter_native_blocks", "load_audio", "mono_aligned"]
 
 #: Native frames read per block (with MAX_CHANNELS float32 channels: 64 MB at most).
@@ -131,6 +131,13 @@ def _too_long(name: str, duration: float | None, max_duration: float, *,
         mixdown=(scaled[2], scaled[1]) if why and scaled is not None else None)
 
 
+def header_slack(info: AudioInfo, max_duration: float) -> float:
+    """Seconds a header's duration may exceed ``max_duration`` before the file is refused
+    unread: 50 ms for a length the header states, 0.5 s + 2 % for an estimate (decoding
+    enforces the exact limit either way)."""
+    return _DURATION_SLACK if info.exact else 0.5 + 0.02 * max_duration
+
+
 def _check_header(s: Source, max_duration: float) -> AudioInfo | None:
     """Refuse from the header alone (rate, channels, stated duration), before decoding;
     the header read (None when no reader could), for :func:`header_notes`."""
@@ -144,10 +151,8 @@ def _check_header(s: Source, max_duration: float) -> AudioInfo | None:
     asked, max_duration = max_duration, scaled_limit(max_duration, info.sr, info.channels)
     # Headers of WAV/FLAC/AIFF are exact; MP3/AAC/Opus durations can be estimates, so only
     # reject those early when clearly too long (decoding enforces the exact limit).
-    exact = info.backend == "soundfile" and s.kind in EXACT_LENGTH_KINDS
-    slack = _DURATION_SLACK if exact else 0.5 + 0.02 * max_duration
-    if info.duration > max_duration + slack:
-        raise _too_long(s.name, info.duration, max_duration, estimate=not exact,
+    if info.duration > max_duration + header_slack(info, max_duration):
+        raise _too_long(s.name, info.duration, max_duration, estimate=not info.exact,
                         scaled=(asked, info.sr, info.channels))
     return info
 

@@ -294,7 +294,7 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
     exe = ffprobe_exe()
     if exe is not None:
         cmd = [
-            exe, "-v", "error", "-select_streams", "a", "-show_entries",
+            exe, "-v", "warning", "-select_streams", "a", "-show_entries",
             "stream=codec_name,sample_rate,channels,duration:format=format_name,duration",
             "-of", "json", *INPUT_GUARD, "-i", inp,
         ]  # fmt: skip
@@ -319,6 +319,8 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
         duration = float_or_none(st.get("duration"))
         if duration is None:
             duration = float_or_none(fmt.get("duration"))
+        if b"Estimating duration from bitrate" in r.stderr:  # ADTS AAC: no length stated,
+            duration = None  # a guess (406 s for 22 s) refused the file (code review, 47)
         return AudioInfo(
             source=s.name,
             format=str(fmt.get("format_name") or s.kind_name),

@@ -477,6 +477,7 @@ def probe_source(s: Source) -> AudioInfo:
                     frames=frames,
                     duration=frames / f.samplerate if frames is not None else None,
                     backend="soundfile",
+                    exact=s.kind in EXACT_LENGTH_KINDS,
                 )
         except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
             log.debug("%s: libsndfile cannot read the header (%s)", s.name, e)

@@ -107,6 +107,9 @@ class AudioInfo:
     backend: str
     #: how many audio tracks the container holds, when the reader says (ffprobe, ffmpeg)
     audio_tracks: int | None = None
+    #: ``duration`` is what the header states (WAV, FLAC, AIFF... read by libsndfile), not an
+    #: estimate (MP3, AAC, Opus): a "too long" refusal from the header needs no slack then
+    exact: bool = False
 
 
 

@@ -300,7 +300,7 @@ def timeline_from_upload(
     The file is probed first, so non-audio is rejected with the client's file name in the
     message, and ``max_duration`` is enforced from the header and again while streaming.
     """
-    from emovox.audio import mixdown_advice, probe, scaled_limit
+    from emovox.audio import header_slack, mixdown_advice, probe, scaled_limit
 
     params = params or TimelineParams()
     with open_upload(data, filename, max_bytes=max_bytes, spool_bytes=0) as up, \
@@ -315,9 +315,9 @@ def timeline_from_upload(
                 why = (f" for {info.channels} channels at {info.sr} Hz (the {asked:g} s limit "
                        "counts decoding work as stereo at 96 kHz; "
                        f"{mixdown_advice(info.channels, info.sr)} first)")
-        if max_duration is not None and info.duration is not None:
-            if info.duration > max_duration + 0.05:
-                raise _too_long(name, info.duration, max_duration, why)
+        if max_duration is not None and info.duration is not None:  # as load_audio: an
+            if info.duration > max_duration + header_slack(info, max_duration):  # estimate
+                raise _too_long(name, info.duration, max_duration, why)  # gets slack (47)
 
         def guard(seconds: float) -> None:
             if max_duration is not None and seconds > max_duration + params.hop + 0.05:
