@@ -160,13 +160,39 @@ def test_a_network_section_the_onnx_graph_does_not_fit_is_refused_by_both_backen
     doc["network"]["input_shape"] = shape
     (folder / "model.json").write_text(json.dumps(doc))
     with pytest.raises(ArtifactError, match=r"model.onnx: takes input \(batch, time, 64\), "
-                       r"model.json's network says \(batch, "):
-        Predictor.from_artifact(folder, backend="onnx")
+                       r"model.json's network says \(batch, |do not fit the network's input"):
+        Predictor.from_artifact(folder, backend="onnx")  # (the normaliser's width: stop 47)
     with pytest.raises(ArtifactError):
         Predictor.from_artifact(folder, backend="torch")
-    doc["network"]["input_shape"] = [N_FRAMES + 7, 64]  # another length: the graph takes any
+    doc["network"]["input_shape"] = [N_FRAMES + 7, 64]  # another length: the graph takes any,
+    (folder / "model.json").write_text(json.dumps(doc))  # but preprocess.n_frames is not it
+    for backend in ("onnx", "torch"):  # (code review, stop 47)
+        with pytest.raises(ArtifactError, match="n_frames .* is not the network's input"):
+            Predictor.from_artifact(folder, backend=backend)
+
+
+@pytest.mark.parametrize(("edit", "said"), [
+    (lambda d: d["preprocess"]["frontend"].update(hop_length=1), "hop_length must be from 1 ms"),
+    (lambda d: d["preprocess"]["frontend"].update(top_db=-80.0), "top_db must be None or a"),
+    (lambda d: d["preprocess"].update(sr=8000), r"frontend.sr \(16000\) is not preprocess.sr"),
+    (lambda d: d["preprocess"].update(n_frames=100_000), "is not the network's input"),
+    (lambda d: d["preprocess"].update(frontend=None, feature_params={"n_fft": 1 << 20}),
+     "n_fft must be a whole number from 16 to 16384"),
+])
+def test_a_model_json_no_writer_makes_is_refused_before_it_costs_anything(
+        artifacts, tmp_path, edit, said):
+    """Values no emovox writer produces were read and served: a hop of 1 sample (5787
+    windows for a 10 s clip), n_frames 100,000 (0.67 GB a window), n_fft 2^20 built with
+    librosa (32 GiB asked), a front end at another rate than the model's, a negative top_db
+    (constant features) (code review, stop 47). Each is one line naming the field."""
+    folder = tmp_path / "m"
+    shutil.copytree(artifacts["full"], folder)
+    doc = json.loads((folder / "model.json").read_text())
+    edit(doc)
     (folder / "model.json").write_text(json.dumps(doc))
-    assert Predictor.from_artifact(folder, backend="onnx").labels
+    for backend in ("onnx", "torch"):
+        with pytest.raises((ArtifactError, ValueError), match=said):
+            Predictor.from_artifact(folder, backend=backend)
 
 
 def test_export_rejects_sklearn(tmp_path):

@@ -44,7 +44,7 @@ from emovox.artifact.paths import (
     file_digest,
 )
 from emovox.fileio import atomic_path, remove_stale
-from emovox.preprocess import Normaliser
+from emovox.preprocess import Normaliser, Preprocess
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,28 @@ def read_artifact(path: str | Path, *, skip: tuple[str, ...] = ()) -> Artifact:
     net = {k: v for k, v in tensors.items() if k.startswith("net.")}
     if not net:
         raise ArtifactError(f"{f}: holds no network weights (net.*)")
+    _check_agree(path, meta, pre)
     return Artifact(path, meta.replace(preprocess=pre), net)
+
+
+def _check_agree(path: Path, meta: ArtifactMeta, pre: Preprocess) -> None:
+    """ArtifactError when fields every writer keeps equal disagree: a front end at another
+    rate than the model's, ``n_frames`` other than the network's input length (100,000
+    frames for a network trained on 256 cost 0.67 GB a window), normaliser statistics of
+    another width (they broadcast silently): code review, stop 47."""
+    shape = meta.network.input_shape if meta.network is not None else ()
+    fe = pre.frontend
+    why = None
+    if fe is not None and fe.sr != pre.sr:
+        why = f"preprocess.frontend.sr ({fe.sr}) is not preprocess.sr ({pre.sr})"
+    elif len(shape) == 2 and pre.n_frames and pre.n_frames != shape[0]:
+        why = f"preprocess.n_frames ({pre.n_frames}) is not the network's input ({shape[0]})"
+    elif shape and pre.norm is not None and not (
+            pre.norm.mean.shape == pre.norm.std.shape == (shape[-1],)):
+        why = (f"the normaliser's statistics {pre.norm.mean.shape} do not fit the network's "
+               f"input width ({shape[-1]})")
+    if why:
+        raise ArtifactError(f"{path / MODEL_JSON}: {why}; re-train or re-export the model")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,6 +56,32 @@ AMIN: float = 1e-10
 
 #: the scalar parameters stored in model.json (arrays go to safetensors)
 _PARAMS = ("sr", "n_fft", "win_length", "hop_length", "n_mels", "fmin", "fmax", "top_db")
+#: bounds of a front end's settings (a model.json is read before anything is built: an n_fft
+#: of 2^20 asked numpy for 32 GiB, a hop of 1 sample made 5787 windows of a 10 s clip, a
+#: top_db of -80 constant features: code review, stop 47)
+LIMITS = {"sr": (1000, 192_000), "n_fft": (16, 16_384), "n_mels": (1, 512)}
+
+
+def check_params(sr: Any, n_fft: Any, win_length: Any, hop_length: Any, n_mels: Any,
+                 top_db: Any) -> None:
+    """ValueError naming the first setting out of its bounds: whole numbers within
+    :data:`LIMITS`, ``hop_length <= win_length <= n_fft``, a hop of at least 1 ms and a
+    ``top_db`` that is None or positive."""
+    for name, v in (("sr", sr), ("n_fft", n_fft), ("n_mels", n_mels)):
+        lo, hi = LIMITS[name]
+        if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
+            raise ValueError(f"{name} must be a whole number from {lo} to {hi}, got {v!r}")
+    for name, v in (("win_length", win_length), ("hop_length", hop_length)):
+        if not (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= n_fft):
+            raise ValueError(f"{name} must be a whole number from 1 to n_fft ({n_fft}), got "
+                             f"{v!r}")
+    if hop_length > win_length or hop_length * 1000 < sr:
+        raise ValueError(f"hop_length must be from 1 ms ({-(-sr // 1000)} samples) to "
+                         f"win_length ({win_length}), got {hop_length}")
+    if top_db is not None and not (isinstance(top_db, int | float) and 0 < top_db < 1e6):
+        raise ValueError(f"top_db must be None or a positive number, got {top_db!r}")
+
+
 # Frames per STFT block in power_mel (a few tens of MB of FFT scratch at most; clips up to
 # 40 s at a 10 ms hop are one block, i.e. computed exactly as before).
 _FRAMES_PER_BLOCK = 4096
@@ -130,6 +156,7 @@ class LogMelFrontEnd:
         import librosa
 
         win = int(n_fft) if win_length is None else min(int(win_length), int(n_fft))
+        check_params(sr, n_fft, win, hop_length, n_mels, top_db)  # before any allocation
         mel_basis = librosa.filters.mel(
             sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float32
         )
@@ -169,6 +196,8 @@ class LogMelFrontEnd:
         """Inverse of :meth:`params` + :meth:`arrays`."""
         if params.get("type", "logmel") != "logmel":
             raise ValueError(f"not a log-mel front end: {params.get('type')!r}")
+        check_params(*(params[k] for k in ("sr", "n_fft", "win_length", "hop_length",
+                                           "n_mels", "top_db")))
         return cls(
             **{k: params[k] for k in _PARAMS},
             mel_basis=arrays[f"{prefix}mel_basis"], window=arrays[f"{prefix}window"],
