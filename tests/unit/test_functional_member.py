@@ -92,6 +92,20 @@ def test_one_network_and_a_functional_member_are_two_members() -> None:
         build_net(8, (64, 47), members=[spec], functional={"dim": 47})
 
 
+@pytest.mark.parametrize(("member", "said"), [
+    ("a", "member 1 must be"), ({"module": "emovox.models.ecapa", "params": [1]}, "member 1 must"),
+    ({"module": "emovox.models.layers"}, "builds no network"),
+    ({"module": "emovox.models.nope"}, "builds no network"),
+])
+def test_build_net_refuses_a_bad_member_in_one_line(member, said) -> None:
+    """A member of model.json that is not a spec, or names a module without build_net,
+    was an AttributeError / ModuleNotFoundError traceback (code review, stop 47)."""
+    spec = {"module": "emovox.models.ecapa", "params": {"channels": 16, "dilations": [2],
+                                                          "embedding": 16}}
+    with pytest.raises(ValueError, match=said):
+        build_net(8, (64, 64), members=[spec, member])
+
+
 def test_preprocess_appends_the_functional_of_the_untrimmed_wave() -> None:
     pre = Preprocess(trim=True, n_frames=100, functional="prosody").with_logmel_frontend()
     wave = np.concatenate([silence(0.5), harmonic(160.0, 1.2, vibrato=0.03), silence(0.5)])

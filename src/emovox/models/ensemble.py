@@ -149,12 +149,18 @@ def build_net(n_classes: int, input_shape: tuple[int, ...],
                          "blocks every one of which is read")
     width = cols // n_blocks
     nets = []
-    for m in members:
+    for k, m in enumerate(members):
+        if not (isinstance(m, dict) and isinstance(m.get("params", {}), dict)):
+            raise ValueError(f"member {k} must be {{'module': ..., 'params': {{...}}}}, got "
+                             f"{str(m)[:80]!r}")  # it was an AttributeError (code review, 47)
         module = str(m.get("module", ""))
         if not module.startswith(_PREFIX) or module == __name__:
             raise ValueError(f"refusing to build ensemble member from module {module!r}")
-        nets.append(importlib.import_module(module).build_net(
-            n_classes, (input_shape[0], width), **dict(m.get("params", {}))))
+        try:
+            build = importlib.import_module(module).build_net
+        except (ImportError, AttributeError):
+            raise ValueError(f"member {k}: module {module!r} builds no network") from None
+        nets.append(build(n_classes, (input_shape[0], width), **dict(m.get("params", {}))))
     return Ensemble(nets, width, blocks,
                     FunctionalMember(dim, n_classes) if dim else None,
                     FunctionalMember(len(narrow), n_classes) if narrow else None, narrow)
