@@ -112,6 +112,17 @@ def test_v1_bad_temperature_and_duplicate_labels(tmp_path):
         Predictor.from_artifact(tmp_path / "b")
 
 
+@pytest.mark.parametrize("edit", [{"train": [1]}, {"train": "x"},
+                                  {"train": {"n_frames": "abc"}}])
+def test_v1_fields_of_another_type_are_one_line(tmp_path, edit):
+    """A version-1 field of another type was an AttributeError / TypeError traceback, or an
+    error naming neither file nor field (code review, stop 47)."""
+    doc = json.loads(V1_MODEL_JSON.read_text())
+    _write_json(tmp_path / "a", doc | edit)
+    with pytest.raises(ArtifactError, match=r"model.json: field \(version 1\) cannot be read"):
+        read_meta(tmp_path / "a")
+
+
 def test_v1_bundled_meta_reads_as_v2_and_round_trips(tmp_path):
     meta = read_meta(_write_json(tmp_path / "v1", json.loads(V1_MODEL_JSON.read_text())))
     assert meta.schema_version == 2 and meta.name == "crnn" and meta.network is not None

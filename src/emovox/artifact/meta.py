@@ -421,7 +421,10 @@ def parse_meta(doc: Any, source: Path | str) -> ArtifactMeta:
             raise _Bad("format_version", f"{version} is newer than this emovox reads "
                        f"({SCHEMA_VERSION}); upgrade emovox")
         if version == 1:
-            v2 = _migrate_v1(doc)
+            try:  # a field of another type was a traceback here (code review, stop 47)
+                v2 = _migrate_v1(doc)
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise _Bad("(version 1)", f"cannot be read ({exc})") from None
             registry_name = v2["preprocess"].pop("registry_name", None)
             meta = _parse_v2(v2)
             if registry_name is not None:
