@@ -561,3 +561,26 @@ def test_occlusion_names_the_seconds_that_matter(predictors):
     assert p.occlusion(np.zeros(SR, np.float32), SR) == []
     with pytest.raises(ValueError):
         p.occlusion(wave, SR, segment_s=0)
+
+
+def test_a_window_longer_than_two_model_windows_is_heard_whole(predictors):
+    """`timeline --window 10`: each window was read as one clip, centre-cropped to the
+    model's 2.56 s, so 7 of its 10 s went unheard (code review, stop 47). A window up to two
+    model windows is still one clip (as predict reads a clip); a longer one is the mean of
+    model windows at half a window's hop (as predict reads a long input)."""
+    from emovox.serving.speech import model_window_s, region_windows
+
+    p = predictors["onnx"]
+    rng = np.random.default_rng(7)
+    win = model_window_s(p.preprocess)  # (the test model's: 0.64 s)
+    short = tone(2, rng, dur=2 * win - 0.25)
+    long = np.concatenate([tone(k, rng, dur=1.5) for k in (1, 4, 6)])
+    np.testing.assert_array_equal(p.span_probabilities([short]),
+                                  p.window_probabilities([short]))
+    subs = region_windows([(0.0, len(long) / p.sr)], p.sr, win, win / 2)
+    assert len(subs) >= 5
+    want = p.window_probabilities([long[a:b] for a, b in subs]).mean(axis=0)
+    got = p.span_probabilities([short, long])
+    np.testing.assert_allclose(got[1], want, atol=1e-6)
+    np.testing.assert_array_equal(got[0], p.window_probabilities([short])[0])
+    assert np.abs(got[1] - p.window_probabilities([long])[0]).max() > 1e-5  # heard whole

@@ -210,14 +210,14 @@ def test_confidence_levels_and_helpers():
 
 
 class _FakePredictor:
-    """Anything build_timeline needs: labels, window_probabilities, affect."""
+    """Anything build_timeline needs: labels, span_probabilities, affect."""
 
     labels = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
     def __init__(self) -> None:
         self.windows: list[int] = []
 
-    def window_probabilities(self, waves):
+    def span_probabilities(self, waves):
         self.windows += [len(w) for w in waves]
         p = np.full((len(waves), 8), 0.02)
         p[:, 4] = 0.86

@@ -128,7 +128,7 @@ class _Fake:
 
     labels = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 
-    def window_probabilities(self, waves):
+    def span_probabilities(self, waves):
         p = np.full((len(waves), 8), 0.02)
         p[:, 4] = 0.86
         return p

@@ -418,7 +418,7 @@ def _classify_part(predictor: Any, tl: Timeline, st: SpeechStream,
     spans = region_windows([part], st.sr, window, hop)
     if not spans:
         return speech_s
-    probs = predictor.window_probabilities([st.samples(a, b) for a, b in spans])
+    probs = predictor.span_probabilities([st.samples(a, b) for a, b in spans])
     labels = list(predictor.labels)
     for (a, b), p, own in zip(spans, probs, own_seconds(spans, st.sr), strict=True):
         k = int(np.argmax(p))
