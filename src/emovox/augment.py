@@ -262,8 +262,12 @@ def gain(wave: np.ndarray, db: float) -> np.ndarray:
 
 
 def time_shift(wave: np.ndarray, shift: int) -> np.ndarray:
-    """Shift by ``shift`` samples (positive = later), zero-filled, same length."""
+    """Shift by ``shift`` samples (positive = later), zero-filled, same length; at most by
+    half the wave (a shift past a short clip's length raised, or left all zeros that kept
+    their emotion label: code review, stop 47)."""
     out = np.zeros_like(wave)
+    half = len(wave) // 2
+    shift = max(-half, min(half, int(shift)))
     if shift >= 0:
         out[shift:] = wave[: len(wave) - shift]
     else:

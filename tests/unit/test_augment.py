@@ -42,6 +42,10 @@ def test_gain_and_shift():
     s = aug.time_shift(x, 100)
     assert np.all(s[:100] == 0) and np.array_equal(s[100:], x[:-100])
     assert np.array_equal(aug.time_shift(x, -100)[:-100], x[100:])
+    short = np.ones(3200, np.float32)  # a shift past a short clip raised, or left all zeros
+    for shift in (4000, -4000):  # (code review, stop 47): at most half the clip
+        out = aug.time_shift(short, shift)
+        assert len(out) == 3200 and np.count_nonzero(out) == 1600
 
 
 def _slope_db_per_octave(y: np.ndarray) -> float:
