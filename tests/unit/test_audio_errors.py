@@ -628,3 +628,14 @@ def test_an_adts_aac_is_not_refused_on_the_length_ffprobe_guesses(tmp_path):
                               max_duration=60)
     assert abs(tl.duration - 22.0) < 0.2
     assert audio.probe(wav).exact  # a WAV's header states its length
+
+
+def test_a_file_of_one_sample_and_a_name_too_long_are_clear_errors(tmp_path):
+    """One sample at 48 kHz resampled to none: load_audio answered an empty wave said to
+    be "muted", while iter_blocks refused it; a file name over the system's limit was a
+    raw OSError (code review, stop 47)."""
+    tiny = write_clip(tmp_path / "tiny.wav", np.full(1, 0.5, np.float32), 48000)
+    with pytest.raises(EmptyAudio, match="tiny.wav: holds too few samples"):
+        load_audio(tiny)
+    with pytest.raises(AudioFileNotFound, match="cannot be opened"):
+        load_audio(tmp_path / ("a" * 300 + ".wav"))

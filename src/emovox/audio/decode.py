@@ -375,6 +375,9 @@ def load_audio(
     s = Source(src, filename)
     info = _check_header(s, max_duration) if max_duration is not None else None
     wave, orig_sr, orig_channels, cut = _decode(s, sr, max_duration)
+    if len(wave) == 0:  # a sample or two at 44.1 kHz resample to none: iter_blocks refused
+        raise EmptyAudio(f"{s.name}: holds too few samples to hear anything (less than "
+                         f"one at {sr} Hz). Re-export the recording.")  # it said "muted" (47)
     wave = remove_dc(wave, in_place=True)  # a constant offset is no sound (our own buffer)
     notes = header_notes(s, info) + cut
     silent = is_silent(wave, threshold_dbfs=silence_dbfs)

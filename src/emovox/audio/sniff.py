@@ -214,13 +214,18 @@ class Source:
             # a caller's copy of someone's file (an upload) is named after that file in
             # messages and in the log, never by the copy's path (stop 33)
             self.name = filename or str(src)
-            if not path.exists():
+            try:
+                exists, is_dir, is_file = path.exists(), path.is_dir(), path.is_file()
+            except OSError as e:  # a name too long, a folder not searchable: it was a raw
+                raise AudioFileNotFound(  # OSError (code review, stop 47)
+                    f"{self.name}: cannot be opened ({e.strerror or e})") from None
+            if not exists:
                 raise AudioFileNotFound(f"{self.name}: {_missing(path)}")
-            if path.is_dir():
+            if is_dir:
                 raise AudioFileNotFound(
                     f"{self.name}: is a directory, not an audio file. Pass the path of one file."
                 )
-            if not path.is_file():
+            if not is_file:
                 raise AudioFileNotFound(f"{self.name}: is not a regular file.")
             self.path = path
             try:
