@@ -639,3 +639,38 @@ def test_a_file_of_one_sample_and_a_name_too_long_are_clear_errors(tmp_path):
         load_audio(tiny)
     with pytest.raises(AudioFileNotFound, match="cannot be opened"):
         load_audio(tmp_path / ("a" * 300 + ".wav"))
+
+
+@needs_ffmpeg
+def test_ffmpegs_errors_are_not_read_into_memory_whole(tmp_path):
+    """A damaged AAC makes ffmpeg write an error line per frame; the whole of stderr was
+    read into memory (1.9x the file's size) for one message (code review, stop 47)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    wav = write_clip(tmp_path / "n.wav", 0.1 * rng.standard_normal(SR * 60), subtype="FLOAT")
+    d = bytearray(ffmpeg_encode(wav, tmp_path / "n.aac", "-c:a", "aac", "-b:a", "32k", "-f",
+                                "adts").read_bytes())
+    i, frames = 0, 0  # every frame after the first scrambled, its ADTS header kept
+    while i + 7 < len(d):
+        if d[i] == 0xFF and (d[i + 1] & 0xF6) == 0xF0:
+            n = ((d[i + 3] & 3) << 11) | (d[i + 4] << 3) | (d[i + 5] >> 5)
+            if n < 7:
+                break
+            if frames:
+                d[i + 7 : i + n] = rng.integers(0, 256, n - 7, dtype=np.uint8).tobytes()
+            frames, i = frames + 1, i + n
+        else:
+            i += 1
+    bad = tmp_path / "bad.aac"
+    bad.write_bytes(bytes(d) * 24)  # about 6 MB: some 3 MB of error lines
+    tracemalloc.start()
+    try:
+        try:
+            load_audio(bad)
+        except AudioError:
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5e6, peak  # (12.1 MB before; 2.4 MB of it now the decoded audio)
