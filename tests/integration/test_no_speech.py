@@ -110,6 +110,27 @@ def test_speech_beside_a_phone_tone_is_still_answered(tiny_model, tmp_path):
         assert 1.5 < tl["summary"]["speech_seconds"] < 4.0, (name, tl["summary"])
 
 
+def test_beeps_with_short_gaps_get_no_emotion_in_predict_and_timeline(tiny_model, tmp_path):
+    """2 kHz beeps, 0.1 s on and 0.1 s off, were answered "ok sad" by the default and, around
+    a voice, labelled whole in the timeline: the gaps between the beeps' edges were speech
+    (code review, stop 47). Now only the voice is."""
+    import numpy as np
+
+    from signals import gated, harmonic, sine, syllables
+
+    beeps = gated(sine(2000.0, 4.0, SR, 0.3), 0.1, 0.1)
+    path = write_clip(tmp_path / "beeps.wav", beeps, SR)
+    d = json.loads(invoke(["predict", path, "--json", "-m", tiny_model]).stdout)
+    assert (d["status"], d["label"]) == ("no_speech", None), d
+    speech = syllables(harmonic(200.0, 3.0, vibrato=0.08, glide=0.15))
+    path = write_clip(tmp_path / "beeps_speech.wav", np.concatenate([beeps, speech, beeps]), SR)
+    tl = json.loads(invoke(["timeline", path, "-m", tiny_model, "--json"]).stdout)
+    assert 1.5 < tl["summary"]["speech_seconds"] < 3.5, tl["summary"]
+    for s in tl["segments"]:
+        if s["kind"] != "gap":  # within the voice (4-7 s), give or take a bridge
+            assert 3.5 <= s["start"] and s["end"] <= 7.5, s
+
+
 def test_a_short_burst_is_too_short_in_the_timeline_as_in_predict(tiny_model, tmp_path):
     """A 0.2 s voiced burst between two 2 s silences: predict said too_short, the timeline
     labelled it, judging the region by its length with 0.1 s of padding each side (QA stop

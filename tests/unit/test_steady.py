@@ -9,7 +9,7 @@ import pytest
 
 from emovox.features.steady import MIN_RUN_S, steady_frames, without_steady
 from emovox.features.vad import NoSpeechReason, speech_verdict
-from signals import PHONE_TONES, SR, harmonic, silence, syllables, voice
+from signals import PHONE_TONES, SR, gated, harmonic, silence, sine, syllables, voice
 
 
 def _all(w: np.ndarray) -> np.ndarray:
@@ -80,3 +80,23 @@ def test_the_pause_inside_a_ring_cadence_is_not_speech():
     speech = syllables(harmonic(180.0, 2.0, vibrato=0.1, glide=0.2))
     v = speech_verdict(np.concatenate([ring, silence(0.5), speech]), SR)
     assert v.is_speech and v.segments[0, 0] > 1.0, v  # nothing of the ring is speech
+
+
+@pytest.mark.parametrize(("freq", "on", "off"), [(2000.0, 0.1, 0.1), (2000.0, 0.2, 0.1),
+                                                 (1000.0, 0.3, 0.2), (440.0, 0.2, 0.15)])
+def test_pure_tone_beeps_with_short_gaps_are_not_speech(freq, on, off):
+    """Beeps with gaps under 0.2 s were speech: their tonal bodies were never flagged, so
+    no steady run was found, and the gaps (digital silence), bridged between the beeps'
+    edges, were answered ("ok sad 0.568" for 2 kHz 0.1/0.1 s; code review, stop 47)."""
+    w = gated(sine(freq, 4.0, SR, 0.3), on, off)
+    v = speech_verdict(w, SR)
+    assert not v.is_speech and v.speech_seconds == 0.0, v
+
+
+def test_speech_between_short_beeps_keeps_its_own_frames():
+    beeps = gated(sine(2000.0, 2.0, SR, 0.3), 0.1, 0.1)
+    speech = voice(2.0)
+    v = speech_verdict(np.concatenate([beeps, speech, beeps]), SR)
+    assert v.is_speech
+    assert all(1.8 <= a and b <= 4.2 for a, b in v.segments), v.segments  # the voice only
+    assert v.speech_seconds >= 1.0

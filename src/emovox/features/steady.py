@@ -34,7 +34,7 @@ import numpy as np
 from emovox.features.frames import bridge_runs, true_runs
 
 __all__ = ["BETWEEN_S", "EDGE_S", "FRAME_S", "LAGS_S", "MIN_RUN_S", "SIMILAR",
-           "steady_frames", "without_steady"]
+           "TONE_GAP_RAW_SHARE", "steady_frames", "without_steady", "without_tone_gaps"]
 
 #: analysis frame (s) and the distances (s) between the frames compared: a tone of two
 #: frequencies, or one switched on and off, repeats its short-time spectrum with its beat,
@@ -116,3 +116,38 @@ def without_steady(wave: np.ndarray, sr: int, flags: np.ndarray, min_run: int
         if (b - a < edge and (before or after)) or (b - a < between and before and after):
             out[a:b] = False  # a beep's edges; the pause inside a ring's cadence
     return out, n
+
+
+#: a stretch of smoothed speech flags beside a pure tone is a beep's gap when fewer than
+#: this share of its frames are speech by themselves (the rest bridged by smoothing)
+TONE_GAP_RAW_SHARE = 0.5
+
+
+def without_tone_gaps(flags: np.ndarray, raw: np.ndarray, tone: np.ndarray,
+                      min_run: int) -> np.ndarray:
+    """Smoothed speech ``flags`` without what smoothing made of pure-tone beeps: a stretch
+    of ``flags`` beside a run of ``tone`` frames (``min_run`` frames or longer: a
+    beep's body, not a voice's frame or two) whose own ``raw`` flags cover under
+    :data:`TONE_GAP_RAW_SHARE` of it is the silence between beeps bridged from their
+    edges, one shorter than ``min_run`` frames a beep's edge, and a tone run beside
+    no stretch kept goes too. Beeps with gaps under 0.2 s were
+    speech ("ok sad" for 2 kHz beeps 0.1 s on, 0.1 s off): their tonal bodies are not
+    flagged, so no steady run was found (code review, stop 47). A sung note's tonal frames
+    stay: the voice around them is speech by itself. All ``(n_frames,)`` bool."""
+    n, out, blip = len(flags), flags.copy(), min_run
+    tone = bridge_runs(np.asarray(tone, bool), 0, blip)  # a beep's body, not a frame or two
+    if not tone.any():
+        return flags
+
+    def beside(a: int, b: int, marks: np.ndarray) -> bool:
+        return (a > 0 and bool(marks[a - 1])) or (b < n and bool(marks[b]))
+
+    for a, b in true_runs(flags & ~tone):
+        if beside(a, b, tone) and (b - a < blip or np.count_nonzero(raw[a:b]) <
+                                   TONE_GAP_RAW_SHARE * (b - a)):
+            out[a:b] = False
+    kept = out & ~tone
+    for a, b in true_runs(tone & flags):  # bridged into speech by smoothing
+        if not beside(a, b, kept):
+            out[a:b] = False
+    return out

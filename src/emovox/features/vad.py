@@ -43,7 +43,7 @@ from emovox.features.frames import (
     n_frames,
     true_runs,
 )
-from emovox.features.steady import without_steady
+from emovox.features.steady import without_steady, without_tone_gaps
 from emovox.features.voice import (
     VoicingScan,
     pitch_runs,
@@ -52,27 +52,12 @@ from emovox.features.voice import (
     voice_frames,
 )
 
-__all__ = [
-    "CONTINUOUS_MIN_SPREAD_DB",
-    "CONTINUOUS_VOICED_SHARE",
-    "DEFAULT_PARAMS",
-    "FrameMeasures",
-    "NoSpeechReason",
-    "PITCH_WHEN_UNDER_S",
-    "SpeechVerdict",
-    "VadParams",
-    "continuous_speech",
-    "frame_flags",
-    "frame_measures",
-    "smooth_flags",
-    "speech_frames",
-    "speech_segments",
-    "speech_verdict",
-    "total_s",
-    "voice_flags",
-    "voicing_scan",
-    "voiced_needed_s",
-]
+__all__ = ["CONTINUOUS_MIN_SPREAD_DB", "CONTINUOUS_VOICED_SHARE", "DEFAULT_PARAMS",
+           "FrameMeasures", "NoSpeechReason", "PITCH_WHEN_UNDER_S", "SpeechVerdict",
+           "VadParams", "continuous_speech", "frame_flags", "frame_measures", "smooth_flags",
+           "speech_frames", "speech_segments", "speech_verdict", "tone_frames", "total_s",
+           "voice_flags", "voicing_scan", "voiced_needed_s"]
+
 
 class NoSpeechReason(str, Enum):
     """Why an input was judged to hold no speech."""
@@ -191,11 +176,18 @@ def frame_flags(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS) -> np.ndar
     return _flags_above(m, _flag_threshold(m.level_db, params), params)
 
 
-def _flags_above(m: FrameMeasures, thr: float | None, params: VadParams) -> np.ndarray:
-    """:func:`frame_flags` with the threshold already computed."""
+def tone_frames(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS) -> np.ndarray:
+    """``(n_frames,)`` bool: the frames as loud as speech that :func:`frame_flags` leaves out
+    as a pure tone (tonality at least ``params.tonal``)."""
+    return _flags_above(m, _flag_threshold(m.level_db, params), params, tone=True)
+
+
+def _flags_above(m: FrameMeasures, thr: float | None, params: VadParams, *,
+                 tone: bool = False) -> np.ndarray:
+    """:func:`frame_flags` (``tone``: :func:`tone_frames`), the threshold already computed."""
     if thr is None:
         return np.zeros(len(m.level_db), bool)
-    return (m.level_db > thr) & (m.tonality < params.tonal)
+    return (m.level_db > thr) & ((m.tonality >= params.tonal) == tone)
 
 
 #: a run of digital silence at least this long (s) inside a recording is a muted or cut
@@ -337,8 +329,11 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     if pitch:
         raw = raw | voice_flags(x, sr, m.level_db, params)  # speech under loud noise
     blip = max(1, int(round(params.min_segment_s / params.hop_s)))
-    # beeps and phone tones out (features.steady): what was speech only for them is steady
-    flags, n_steady = without_steady(wave, sr, smooth_flags(raw, params), blip)
+    # beeps and phone tones out (features.steady): what was speech only for them is steady,
+    bridged = smooth_flags(raw, params)  # and pure-tone beeps' gaps bridged by smoothing
+    smoothed = without_tone_gaps(bridged, raw, _flags_above(m, thr, params, tone=True), blip)
+    flags, n_steady = without_steady(wave, sr, smoothed, blip)
+    n_steady += int(np.count_nonzero(bridged & ~smoothed))  # a beep's, as steady
     segs = speech_segments(flags, params=params, duration=duration, hop_s=z.hop / sr)
     speech_s = total_s(segs)
     lv = m.level_db
@@ -346,7 +341,7 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
             params.min_speech_s:
         fallback = continuous_speech(x, sr, lv, params=params)
         if fallback is not None:  # speech without a pause: the floor was speech itself
-            flags, more = without_steady(wave, sr, fallback | smooth_flags(raw, params), blip)
+            flags, more = without_steady(wave, sr, fallback | smoothed, blip)
             n_steady += more
             segs = speech_segments(flags, params=params, duration=duration, hop_s=z.hop / sr)
             speech_s = total_s(segs)

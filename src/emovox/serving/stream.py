@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from emovox.features.steady import without_tone_gaps
 from emovox.features.vad import (
     DEFAULT_PARAMS,
     FrameMeasures,
@@ -12,6 +13,7 @@ from emovox.features.vad import (
     frame_measures,
     smooth_flags,
     speech_segments,
+    tone_frames,
     voice_flags,
     voicing_scan,
 )
@@ -19,6 +21,9 @@ from emovox.features.voice import VoicingScan
 from emovox.serving.speech import speech_regions
 
 __all__ = ["SpeechStream"]
+
+#: frames of a speech blip, as speech_verdict counts them
+_BLIP = max(1, int(round(DEFAULT_PARAMS.min_segment_s / DEFAULT_PARAMS.hop_s)))
 
 
 class SpeechStream:
@@ -63,7 +68,8 @@ class SpeechStream:
         level = np.concatenate(self.level).astype(np.float64)
         m = FrameMeasures(level, np.zeros(len(level)),
                           np.concatenate(self.tonality).astype(np.float64))
-        flags = smooth_flags(frame_flags(m) | np.concatenate(self.voice))
+        raw = frame_flags(m) | np.concatenate(self.voice)  # as speech_verdict: beeps' gaps
+        flags = without_tone_gaps(smooth_flags(raw), raw, tone_frames(m), _BLIP)  # out (47)
         segs = speech_segments(flags, duration=self.vad_pos / self.sr)
         return speech_regions(segs, self.vad_pos / self.sr), flags, level
 
