@@ -6,9 +6,9 @@ starts ``workers`` processes (``fork`` on Linux when this process runs no other 
 has loaded no ONNX Runtime or PyTorch, else ``forkserver``/``spawn``), each building its
 own predictor once (ONNX Runtime with 1 thread, BLAS limited to 1 thread), and sends them
 chunks of paths. Each chunk is predicted with
-:func:`predict_chunk`: every file decoded, then all of them classified together
-(:meth:`Predictor.predict_batch`: one network call per 16 windows), so the network sees
-batches, not single clips.
+:func:`predict_chunk`: files decoded, then classified together once
+:data:`HELD_SECONDS` of audio is held, and at the end (:meth:`Predictor.predict_batch`:
+one network call per 16 windows), so the network sees batches, not single clips.
 
 Rows come back **in the order of the paths**; at most ``2 * workers`` chunks are in flight,
 so memory does not grow with the number of files. A file that fails is an error row (as in
