@@ -10,7 +10,9 @@ every mel bin (the ``top_db`` floor follows the utterance maximum, so it moves t
 orthonormal DCT puts that constant into ``c_0`` only, and the per-utterance mean removes it;
 deltas do not see a constant at all; chroma frames are peak-normalised (a gain cancels) and
 the tuning is fixed (``tuning=0.0``, not estimated from the signal). Only where the -100 dB
-power floor binds (digital silence) can a gain still change a number.
+power floor binds (digital silence, and the quietest bins of input under about -45 dBFS:
+at a -55 dBFS peak the CMVN frames move by up to 3 std; code review, stop 47) can a gain
+still change a number.
 
 Like the other spectral features this calls librosa (imported inside the functions it uses),
 so a model reading it computes its input with librosa at serving time too (there is no NumPy

@@ -90,7 +90,9 @@ def utterance_normalise(db: np.ndarray, mode: UttNormValue) -> np.ndarray:
         ``GAIN`` the mean over all bins is subtracted (zero overall mean, dB kept); for
         ``CMN`` each band's mean over time is subtracted (dB kept). A gain
         ``g`` adds ``20 log10 g`` dB to every bin, which either mean removes exactly (except
-        where the -100 dB power floor binds, i.e. digital silence).
+        where the absolute -100 dB power floor binds: digital silence, and bins of quiet
+        input; at a -55 dBFS peak the CMVN input moves by up to 2 std (code review, stop
+        47), at -40 dBFS and above by nothing measurable).
     """
     modes = utt_norm_modes(mode)
     if len(modes) > 1:
