@@ -178,13 +178,18 @@ def test_a_network_section_the_onnx_graph_does_not_fit_is_refused_by_both_backen
     (lambda d: d["preprocess"].update(n_frames=100_000), "is not the network's input"),
     (lambda d: d["preprocess"].update(frontend=None, feature_params={"n_fft": 1 << 20}),
      "n_fft must be a whole number from 16 to 16384"),
+    (lambda d: d["calibration"].update(temprature=0.5), "calibration.temprature is not a"),
+    (lambda d: d.update(calibraton={}), "field calibraton is not a field"),
+    (lambda d: d["network"].update(input_shaep=[1]), "network.input_shaep is not a"),
+    (lambda d: d["preprocess"]["frontend"].update(hop_lenght=80), "unknown setting 'hop_l"),
 ])
 def test_a_model_json_no_writer_makes_is_refused_before_it_costs_anything(
         artifacts, tmp_path, edit, said):
     """Values no emovox writer produces were read and served: a hop of 1 sample (5787
     windows for a 10 s clip), n_frames 100,000 (0.67 GB a window), n_fft 2^20 built with
     librosa (32 GiB asked), a front end at another rate than the model's, a negative top_db
-    (constant features) (code review, stop 47). Each is one line naming the field."""
+    (constant features), a misspelt key read as no setting (calibration.temprature: T = 1)
+    (code review, stop 47). Each is one line naming the field."""
     folder = tmp_path / "m"
     shutil.copytree(artifacts["full"], folder)
     doc = json.loads((folder / "model.json").read_text())

@@ -254,9 +254,26 @@ def _labels(raw: Any) -> tuple[str, ...]:
     return tuple(raw)
 
 
+#: the keys of a version-2 document and of its sections that are read: any other is a typo
+#: or another program's (``calibration.temprature`` loaded with T = 1: code review, stop 47)
+_V2_KEYS = frozenset({"format", "format_version", "package_version", "kind", "name", "params",
+                      "labels", "preprocess", "calibration", "network", "trained_on",
+                      "metrics", "n_params", "experiment_config", "onnx", "digests"})
+_SECTION_KEYS = {"calibration": frozenset({"temperature", "report"}),
+                 "network": frozenset({"module", "params", "input_shape", "train", "history"})}
+
+
+def _only(raw: dict[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(str(k) for k in raw if k not in known)
+    if unknown:
+        raise _Bad(f"{where}{unknown[0]}", f"is not a field emovox reads (known: "
+                   f"{', '.join(sorted(known))})")
+
+
 def _calibration(raw: Any) -> Calibration:
     if not isinstance(raw, dict):
         raise _Bad("calibration", f"must be an object, got {type(raw).__name__}")
+    _only(raw, _SECTION_KEYS["calibration"], "calibration.")
     t = _get(raw, "temperature", (int, float), 1.0, "calibration.")
     try:
         t = float(t)
@@ -277,6 +294,7 @@ def _short_repr(v: Any) -> str:
 def _network(raw: Any) -> NetworkState:
     if not isinstance(raw, dict):
         raise _Bad("network", f"must be an object, got {type(raw).__name__}")
+    _only(raw, _SECTION_KEYS["network"], "network.")
     module = _get(raw, "module", str, where="network.")
     if not module.startswith("emovox.models."):
         raise _Bad("network.module", f"refusing to import network module {module!r}")
@@ -338,6 +356,7 @@ def _trained_on(d: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _parse_v2(d: dict[str, Any]) -> ArtifactMeta:
+    _only(d, _V2_KEYS, "")
     try:
         kind = ModelKind(_get(d, "kind", str))
     except ValueError:

@@ -196,6 +196,9 @@ class LogMelFrontEnd:
         """Inverse of :meth:`params` + :meth:`arrays`."""
         if params.get("type", "logmel") != "logmel":
             raise ValueError(f"not a log-mel front end: {params.get('type')!r}")
+        unknown = sorted(set(params) - {*_PARAMS, "type", "utt_norm", "amin"})
+        if unknown:  # a misspelt hop_lenght was read as no setting (code review, stop 47)
+            raise ValueError(f"unknown setting {unknown[0]!r}")
         check_params(*(params[k] for k in ("sr", "n_fft", "win_length", "hop_length",
                                            "n_mels", "top_db")))
         return cls(
