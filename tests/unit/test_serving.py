@@ -446,6 +446,10 @@ def test_the_model_page_names_each_cv_run_and_lists_the_further_ones():
     assert logic.further_cv(emobox) == []
     assert logic.card_summary_rows(logic.further_cv(cv)[0]) == [
         {"metric": "UA (balanced accuracy)", "mean": 61.3, "std": 4.7}]
+    edited = {"summary": {"ua": {"mean": "63.3%", "std": 1}, "wa": {"mean": 60, "std": "x"},
+                          "macro_f1": [1]}}  # a hand-edited model.json broke the model page
+    assert logic.card_summary_rows(edited) == [  # (code review, stop 47)
+        {"metric": "WA (accuracy)", "mean": 60.0, "std": None}]
 
 
 def test_upload_slots_bound_the_uploads_read_at_once():

@@ -463,10 +463,12 @@ def card_summary_rows(cv: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The CV summary as rows ``{"metric", "mean", "std"}`` (percent)."""
     names = {"ua": "UA (balanced accuracy)", "wa": "WA (accuracy)", "macro_f1": "macro-F1",
              "weighted_f1": "weighted-F1"}
-    summary = cv.get("summary") or {}
-    return [{"metric": names.get(k, k), "mean": round(float(v["mean"]), 1),
-             "std": round(float(v["std"]), 1)}
-            for k, v in summary.items() if isinstance(v, Mapping) and "mean" in v]
+    summary = cv.get("summary") if isinstance(cv.get("summary"), Mapping) else {}
+    rows = {k: v for k, v in summary.items()  # numbers only: "63.3%" in a hand-edited
+            if isinstance(v, Mapping) and isinstance(v.get("mean"), int | float)}  # model
+    return [{"metric": names.get(k, k), "mean": round(float(v["mean"]), 1),  # broke the web
+             "std": round(float(v["std"]), 1) if isinstance(v.get("std"), int | float)
+             else None} for k, v in rows.items()]  # app's model page (code review, stop 47)
 
 
 def cv_title(cv: Mapping[str, Any]) -> str:
