@@ -229,7 +229,7 @@ def test_the_streaming_reader_reads_at_most_64_mb_per_read(tmp_path, monkeypatch
     blocks = list(audio.iter_blocks(path, block_s=60.0))
     assert sum(len(b) for _, b in blocks) == 16000
     ((frames, channels),) = asked
-    assert channels == 32 and frames * channels * 4 <= READ_FRAMES * header.MAX_CHANNELS * 4
+    assert channels == 32 and frames * channels * 4 <= READ_FRAMES * audio.MAX_CHANNELS * 4
 
 
 def test_a_duration_limit_also_bounds_the_decoding_work(tmp_path) -> None:

@@ -26,26 +26,25 @@ from emovox.audio.decode import (
     READ_FRAMES,
     Audio,
     file_notes,
-    header_slack,
     iter_blocks,
     iter_native_blocks,
     load_audio,
 )
 from emovox.audio.ffmpeg import ffmpeg_available
-from emovox.audio.header import (
+from emovox.audio.header import MAX_ABS_SAMPLE, probe
+from emovox.audio.hum import Hum, detect_hum, hum_note
+from emovox.audio.limits import (
     BUDGET_RATE,
-    MAX_ABS_SAMPLE,
     MAX_CHANNELS,
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
     TOO_LONG_ADVICE,
     check_limits,
+    header_slack,
     mixdown_advice,
-    probe,
     scaled_limit,
     seconds_text,
 )
-from emovox.audio.hum import Hum, detect_hum, hum_note
 from emovox.audio.signal import (
     RESAMPLE_QUALITY,
     SILENCE_DBFS,

@@ -35,21 +35,22 @@ import numpy as np
 import soxr
 
 from emovox.audio.header import (
-    BUDGET_RATE,
-    MAX_CHANNELS,
-    TOO_LONG_ADVICE,
     Decoder,
     check_finite,
-    check_limits,
-    mixdown_advice,
     open_decoder,
     probe_source,
-    scaled_limit,
-    seconds_text,
     tracks_note,
 )
 from emovox.audio.hum import hum_note
 from emovox.audio.length import container_length_note, wav_length_note
+from emovox.audio.limits import (
+    DURATION_SLACK,
+    MAX_CHANNELS,
+    check_limits,
+    header_slack,
+    scaled_limit,
+    too_long,
+)
 from emovox.audio.signal import (
     DC_NEGLIGIBLE,
     RESAMPLE_QUALITY,
@@ -67,13 +68,12 @@ from emovox.errors import AudioError, AudioTooLong, AudioTooShort, EmptyAudio
 
 log = logging.getLogger(__name__)
 
-__all__ = ["READ_FRAMES", "Audio", "file_notes", "header_notes", "header_slack", "iter_blocks",
+__all__ = ["READ_FRAMES", "Audio", "file_notes", "header_notes", "iter_blocks",
            "iter_native_blocks", "load_audio", "mono_aligned"]
 
 #: Native frames read per block (with MAX_CHANNELS float32 channels: 64 MB at most).
 READ_FRAMES: int = 1 << 18
 # Tolerance (s) on durations reported by headers when enforcing max_duration early.
-_DURATION_SLACK = 0.05
 # Largest output buffer allocated up front from a header's frame count (it grows past that).
 _MAX_PREALLOC = 1 << 24
 
@@ -107,37 +107,6 @@ class Audio:
         return len(self.wave) / float(self.sr)
 
 
-def _too_long(name: str, duration: float | None, max_duration: float, *,
-              estimate: bool = False, scaled: tuple[float, int, int] | None = None
-              ) -> AudioTooLong:
-    """``scaled``: ``(the limit asked for, rate, channels)`` when :func:`scaled_limit` made
-    ``max_duration`` shorter."""
-    if duration is None:
-        length = "is "
-    elif estimate:  # a compressed stream's header: a damaged file can claim any length
-        length = (f"declares {duration:.2f} s in its header (a damaged or cut file can "
-                  "declare more than it holds), ")
-    else:
-        length = f"is {duration:.2f} s long, "
-    why = ""
-    if scaled is not None and max_duration < scaled[0]:
-        why = (f" ({scaled[2]} channels at {scaled[1]} Hz: the {seconds_text(scaled[0])} s "
-               f"limit holds {seconds_text(max_duration)} s of them, as decoding work is "
-               "counted as stereo at "
-               f"{BUDGET_RATE // 2000} kHz; {mixdown_advice(scaled[2], scaled[1])} first)")
-    return AudioTooLong(
-        f"{name}: {length}longer than the {seconds_text(max_duration)} s limit{why}. "
-        f"{TOO_LONG_ADVICE}", limit_s=max_duration,
-        mixdown=(scaled[2], scaled[1]) if why and scaled is not None else None)
-
-
-def header_slack(info: AudioInfo, max_duration: float) -> float:
-    """Seconds a header's duration may exceed ``max_duration`` before the file is refused
-    unread: 50 ms for a length the header states, 0.5 s + 2 % for an estimate (decoding
-    enforces the exact limit either way)."""
-    return _DURATION_SLACK if info.exact else 0.5 + 0.02 * max_duration
-
-
 def _check_header(s: Source, max_duration: float) -> AudioInfo | None:
     """Refuse from the header alone (rate, channels, stated duration), before decoding;
     the header read (None when no reader could), for :func:`header_notes`."""
@@ -152,7 +121,7 @@ def _check_header(s: Source, max_duration: float) -> AudioInfo | None:
     # Headers of WAV/FLAC/AIFF are exact; MP3/AAC/Opus durations can be estimates, so only
     # reject those early when clearly too long (decoding enforces the exact limit).
     if info.duration > max_duration + header_slack(info, max_duration):
-        raise _too_long(s.name, info.duration, max_duration, estimate=not info.exact,
+        raise too_long(s.name, info.duration, max_duration, estimate=not info.exact,
                         scaled=(asked, info.sr, info.channels))
     return info
 
@@ -186,8 +155,8 @@ def _frame_limit(dec: Decoder, name: str, max_duration: float | None
     if max_duration is None:
         return None, None
     limit = scaled_limit(max_duration, dec.sr, dec.channels)
-    err = _too_long(name, None, limit, scaled=(max_duration, dec.sr, dec.channels))
-    return math.ceil((limit + _DURATION_SLACK) * dec.sr), err
+    err = too_long(name, None, limit, scaled=(max_duration, dec.sr, dec.channels))
+    return math.ceil((limit + DURATION_SLACK) * dec.sr), err
 
 
 def _checked_blocks(dec: Decoder, name: str, max_frames: int | None,

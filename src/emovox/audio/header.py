@@ -1,9 +1,9 @@
 """Opening decoders and reading headers, with the limits checked before any sample is read.
 
 :func:`open_decoder` picks libsndfile or ffmpeg for a :class:`~emovox.audio.sniff.Source`
-and refuses, from the header alone, sample rates outside ``[MIN_SAMPLE_RATE,
-MAX_SAMPLE_RATE]`` and more than ``MAX_CHANNELS`` channels (:class:`AudioOutOfLimits`), so a
-tiny file declaring an absurd rate never gets decoded. :func:`probe` reads a header without
+and refuses, from the header alone, sample rates and channel counts outside
+:mod:`emovox.audio.limits` (:class:`AudioOutOfLimits`), so a tiny file declaring an absurd
+rate never gets decoded. :func:`probe` reads a header without
 decoding.
 """
 
@@ -21,6 +21,7 @@ import soundfile as sf
 from emovox.audio import ffmpeg as ffm
 from emovox.audio.clipping import ClipCounter
 from emovox.audio.length import cut_note
+from emovox.audio.limits import check_limits, seconds_text
 from emovox.audio.sniff import (
     EXACT_LENGTH_KINDS,
     SOUNDFILE_KINDS,
@@ -41,15 +42,7 @@ from emovox.errors import (
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MAX_SAMPLE_RATE",
-    "MIN_SAMPLE_RATE",
-    "MAX_CHANNELS",
     "Decoder",
-    "BUDGET_RATE",
-    "check_limits",
-    "mixdown_advice",
-    "scaled_limit",
-    "seconds_text",
     "MAX_ABS_SAMPLE",
     "check_finite",
     "open_decoder",
@@ -62,47 +55,6 @@ __all__ = [
 # or Opus: "Missing packet table"). Other bytes that fail piped are tried once more from a
 # temporary file.
 _SEEKABLE_KINDS = frozenset({"mp4", "wavpack", "ape", "caf"})
-#: Highest sample rate (Hz) accepted; higher rates are refused from the header, unread.
-MAX_SAMPLE_RATE: int = 192_000
-#: Lowest sample rate (Hz) accepted (resampling up to 16 kHz multiplies the samples by sr/16k).
-MIN_SAMPLE_RATE: int = 1_000
-#: Most channels accepted (each native block holds READ_FRAMES * channels samples).
-MAX_CHANNELS: int = 64
-
-#: Decoding work a duration limit allows per second, in native samples of all channels
-#: together: stereo at 96 kHz. A file with more channels or a higher rate gets a shorter
-#: limit (:func:`scaled_limit`), so ``max_duration`` bounds the CPU a file costs, not only
-#: its length (security QA, stop 31: a 1.3 MB 64-channel 192 kHz upload of 600 s would have
-#: cost over an hour of CPU).
-BUDGET_RATE: int = 192_000
-
-
-def seconds_text(x: float) -> str:
-    """A duration for messages: up to two decimals, no exponent (``1200``, ``9.38``,
-    ``0.04``; ``:g`` printed 1.2e+03, ``round(x, 1)`` printed 0)."""
-    return f"{x:.2f}".rstrip("0").rstrip(".") or "0"
-
-
-#: what a recording over the duration limit is told to do (the timeline was not named:
-#: QA, stop 39)
-TOO_LONG_ADVICE = ("Read a long recording window by window with `emovox timeline`, cut it "
-                   "into shorter pieces, or raise the limit (--max-duration).")
-
-
-def scaled_limit(max_duration: float, sr: int, channels: int) -> float:
-    """``max_duration`` for a file of ``channels`` at ``sr`` Hz: scaled down when one of its
-    seconds holds more than :data:`BUDGET_RATE` samples."""
-    return max_duration * min(1.0, BUDGET_RATE / max(1, sr * channels))
-
-
-def mixdown_advice(channels: int, sr: int) -> str:
-    """What shortens the work of a file whose channels or rate shortened its limit."""
-    if channels > 2:
-        return ("mix it down to mono or stereo" if sr <= 96000 else
-                "mix it down to mono (or to stereo and resample it to 48 kHz or less)")
-    return "resample it to 48 kHz or less (or mix it to mono)"
-
-
 class Decoder:
     """An opened decoder: ``sr``/``channels`` (and ``frames`` when the header says) known,
     samples pulled with :meth:`blocks`. Always :meth:`close` it (idempotent).
@@ -191,20 +143,6 @@ class Decoder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def check_limits(name: str, sr: int, channels: int) -> None:
-    """Raise :class:`AudioOutOfLimits` for a header rate or channel count emovox refuses."""
-    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-        raise AudioOutOfLimits(
-            f"{name}: the header says {sr} Hz; emovox accepts {MIN_SAMPLE_RATE} to "
-            f"{MAX_SAMPLE_RATE} Hz. Resample it (e.g. `ffmpeg -i INPUT -ar 48000 out.flac`)."
-        )
-    if not 1 <= channels <= MAX_CHANNELS:
-        raise AudioOutOfLimits(
-            f"{name}: the header says {channels} channels; emovox accepts 1 to {MAX_CHANNELS}. "
-            "Mix it down (e.g. `ffmpeg -i INPUT -ac 1 out.flac`)."
-        )
 
 
 #: frames re-read at a time up to the damage of a file that fails part-way (stop 33)

