@@ -100,3 +100,21 @@ def test_speech_between_short_beeps_keeps_its_own_frames():
     assert v.is_speech
     assert all(1.8 <= a and b <= 4.2 for a, b in v.segments), v.segments  # the voice only
     assert v.speech_seconds >= 1.0
+
+
+def test_speech_right_after_a_loud_beep_stays_speech():
+    """A voicemail: a 1 s beep, then a caller 30 dB quieter. A first version of the beep-gap
+    rule took the whole sentence for a gap between beeps (under half of its frames are
+    speech by themselves, and it lies beside a tone): no speech (a review of stop 47's
+    fix). A stretch longer than a bridged gap is never a beep's gap."""
+    from pathlib import Path
+
+    from emovox.audio import load_audio
+
+    tts = Path(__file__).resolve().parents[2] / "examples" / "tts_dogs.wav"
+    caller = load_audio(tts, sr=SR, trim=False).wave
+    caller = caller / np.abs(caller).max() * np.float32(10 ** (-36 / 20))  # -36 dBFS peak
+    x = np.concatenate([sine(1000.0, 1.0, SR, 0.5), caller])
+    x += 3e-4 * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32)
+    v = speech_verdict(x, SR)
+    assert v.is_speech and v.speech_seconds >= 1.0, v

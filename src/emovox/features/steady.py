@@ -124,13 +124,15 @@ TONE_GAP_RAW_SHARE = 0.5
 
 
 def without_tone_gaps(flags: np.ndarray, raw: np.ndarray, tone: np.ndarray,
-                      min_run: int) -> np.ndarray:
+                      min_run: int, bridge: int) -> np.ndarray:
     """Smoothed speech ``flags`` without what smoothing made of pure-tone beeps: a stretch
     of ``flags`` beside a run of ``tone`` frames (``min_run`` frames or longer: a
-    beep's body, not a voice's frame or two) whose own ``raw`` flags cover under
+    beep's body, not a voice's frame or two), no longer than a gap smoothing bridges
+    (``bridge`` frames) with a beep's edge each side, whose own ``raw`` flags cover under
     :data:`TONE_GAP_RAW_SHARE` of it is the silence between beeps bridged from their
     edges, one shorter than ``min_run`` frames a beep's edge, and a tone run beside
-    no stretch kept goes too. Beeps with gaps under 0.2 s were
+    no stretch kept goes too (a caller's sentence after a voicemail beep is longer, and
+    stays: a first version dropped it, a review of the fix). Beeps with gaps under 0.2 s were
     speech ("ok sad" for 2 kHz beeps 0.1 s on, 0.1 s off): their tonal bodies are not
     flagged, so no steady run was found (code review, stop 47). A sung note's tonal frames
     stay: the voice around them is speech by itself. All ``(n_frames,)`` bool."""
@@ -143,8 +145,9 @@ def without_tone_gaps(flags: np.ndarray, raw: np.ndarray, tone: np.ndarray,
         return (a > 0 and bool(marks[a - 1])) or (b < n and bool(marks[b]))
 
     for a, b in true_runs(flags & ~tone):
-        if beside(a, b, tone) and (b - a < blip or np.count_nonzero(raw[a:b]) <
-                                   TONE_GAP_RAW_SHARE * (b - a)):
+        if beside(a, b, tone) and (b - a < blip or (
+                b - a <= bridge + 2 * blip
+                and np.count_nonzero(raw[a:b]) < TONE_GAP_RAW_SHARE * (b - a))):
             out[a:b] = False
     kept = out & ~tone
     for a, b in true_runs(tone & flags):  # bridged into speech by smoothing

@@ -331,7 +331,8 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     blip = max(1, int(round(params.min_segment_s / params.hop_s)))
     # beeps and phone tones out (features.steady): what was speech only for them is steady,
     bridged = smooth_flags(raw, params)  # and pure-tone beeps' gaps bridged by smoothing
-    smoothed = without_tone_gaps(bridged, raw, _flags_above(m, thr, params, tone=True), blip)
+    smoothed = without_tone_gaps(bridged, raw, _flags_above(m, thr, params, tone=True), blip,
+                                 max(1, int(round(params.bridge_s / params.hop_s))))
     flags, n_steady = without_steady(wave, sr, smoothed, blip)
     n_steady += int(np.count_nonzero(bridged & ~smoothed))  # a beep's, as steady
     segs = speech_segments(flags, params=params, duration=duration, hop_s=z.hop / sr)

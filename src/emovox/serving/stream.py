@@ -22,8 +22,9 @@ from emovox.serving.speech import speech_regions
 
 __all__ = ["SpeechStream"]
 
-#: frames of a speech blip, as speech_verdict counts them
+#: frames of a speech blip and of a gap smoothing bridges, as speech_verdict counts them
 _BLIP = max(1, int(round(DEFAULT_PARAMS.min_segment_s / DEFAULT_PARAMS.hop_s)))
+_BRIDGE = max(1, int(round(DEFAULT_PARAMS.bridge_s / DEFAULT_PARAMS.hop_s)))
 
 
 class SpeechStream:
@@ -69,7 +70,7 @@ class SpeechStream:
         m = FrameMeasures(level, np.zeros(len(level)),
                           np.concatenate(self.tonality).astype(np.float64))
         raw = frame_flags(m) | np.concatenate(self.voice)  # as speech_verdict: beeps' gaps
-        flags = without_tone_gaps(smooth_flags(raw), raw, tone_frames(m), _BLIP)  # out (47)
+        flags = without_tone_gaps(smooth_flags(raw), raw, tone_frames(m), _BLIP, _BRIDGE)
         segs = speech_segments(flags, duration=self.vad_pos / self.sr)
         return speech_regions(segs, self.vad_pos / self.sr), flags, level
 
