@@ -571,8 +571,9 @@ def test_occlusion_names_the_seconds_that_matter(predictors):
 def test_a_window_longer_than_two_model_windows_is_heard_whole(predictors):
     """`timeline --window 10`: each window was read as one clip, centre-cropped to the
     model's 2.56 s, so 7 of its 10 s went unheard (code review, stop 47). A window up to two
-    model windows is still one clip (as predict reads a clip); a longer one is the mean of
-    model windows at half a window's hop (as predict reads a long input)."""
+    model windows is still one clip (as predict reads a clip); a longer one is read in model
+    windows at half a window's hop, averaged by their own seconds (as predict reads a long
+    input)."""
     from emovox.serving.speech import model_window_s, region_windows
 
     p = predictors["onnx"]
@@ -584,7 +585,11 @@ def test_a_window_longer_than_two_model_windows_is_heard_whole(predictors):
                                   p.window_probabilities([short]))
     subs = region_windows([(0.0, len(long) / p.sr)], p.sr, win, win / 2)
     assert len(subs) >= 5
-    want = p.window_probabilities([long[a:b] for a, b in subs]).mean(axis=0)
+    from emovox.serving.answer import aggregate
+    from emovox.serving.speech import own_seconds
+
+    want = aggregate(p.window_probabilities([long[a:b] for a, b in subs]),
+                     own_seconds(subs, p.sr))  # each second counted once, as predict
     got = p.span_probabilities([short, long])
     np.testing.assert_allclose(got[1], want, atol=1e-6)
     np.testing.assert_array_equal(got[0], p.window_probabilities([short])[0])

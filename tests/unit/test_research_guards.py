@@ -797,3 +797,9 @@ def test_a_file_name_that_is_not_utf8_survives_predictions_csv(tmp_path):
     back = read_predictions(tmp_path / "predictions.csv")
     assert back.rows[0].path == rows[0].path
     assert os.fsencode(back.rows[0].path).endswith(b"col\xe8re.wav")
+    import types  # the other reader of predictions.csv (calibrate, train) read it strictly
+
+    from emovox.experiment.recipe import warn_other_clips
+
+    cv = types.SimpleNamespace(predictions=tmp_path / "predictions.csv")
+    assert warn_other_clips(tmp_path, cv, trained=["0" * 64], corpora=()) == 0

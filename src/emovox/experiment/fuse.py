@@ -105,7 +105,8 @@ def _errors_of(runs: Sequence[Path]) -> list[tuple[Path, str]]:
     seen: dict[str, str] = {}
     for run in runs:
         try:
-            with open(Path(run) / ERRORS_FILE, newline="") as f:
+            with open(Path(run) / ERRORS_FILE, newline="", encoding="utf-8",
+                      errors="surrogateescape") as f:  # as written (a name not UTF-8)
                 for row in csv.DictReader(f):
                     seen.setdefault(row.get("path") or "", row.get("error") or "")
         except (OSError, csv.Error, UnicodeDecodeError):

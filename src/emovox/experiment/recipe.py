@@ -274,7 +274,7 @@ def warn_other_clips(run: Path, cv: Any, trained: Iterable[str] | None,
         return 0
     known = {d[:DIGEST_HEX] for d in trained}
     counted = OWN_DATA_READERS | {str(c).lower() for c in corpora}
-    with open(cv.predictions, newline="", encoding="utf-8") as fh:
+    with open(cv.predictions, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         rows = [r["path"] for r in csv.DictReader(fh)
                 if (r.get("corpus") or "").lower() in counted and r.get("path")]
     other = read = 0

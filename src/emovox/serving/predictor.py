@@ -316,7 +316,7 @@ class Predictor:
     def span_probabilities(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """:meth:`window_probabilities`, but a window longer than ``LONG_INPUT_WINDOWS``
         model windows is read as predict reads a long input, in model windows at half a
-        window's hop, their probabilities averaged: read as one clip, all but its centre
+        window's hop, averaged by each one's own seconds: read as one clip, all but its centre
         crop went unheard (`timeline --window 10` labelled 3 s of calm between 7 s of
         anger "calm": code review, stop 47)."""
         win = model_window_s(self.preprocess)
@@ -329,7 +329,8 @@ class Predictor:
                 out.append(self.window_probabilities([w])[0])
                 continue
             subs = region_windows([(0.0, len(w) / self.sr)], self.sr, win, win / 2)
-            out.append(self.window_probabilities([w[a:b] for a, b in subs]).mean(axis=0))
+            out.append(aggregate(self.window_probabilities([w[a:b] for a, b in subs]),
+                                 own_seconds(subs, self.sr)))  # each second once, as predict
         return np.array(out)
 
     def affect(self, p: np.ndarray) -> tuple[float, float]:

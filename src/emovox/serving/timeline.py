@@ -248,7 +248,8 @@ def build_timeline(
     """Classify ``window``-second windows every ``hop`` seconds over the speech of ``src``.
 
     ``predictor`` is an :class:`emovox.serving.predictor.Predictor` (anything with
-    ``window_probabilities(waves)``, ``affect(p)`` and ``labels``). ``progress`` gets the
+    ``span_probabilities(waves)``, ``affect(p)`` and ``labels``; ``window_probabilities``
+    until stop 47). ``progress`` gets the
     seconds read so far; ``filename`` names bytes input in messages. ``silence_dbfs`` is no
     longer used (the speech detector decides) and is kept for callers; ``batch`` is
     accepted for the same reason (windows go to the network 64 at a time).
