@@ -611,7 +611,7 @@ def test_headerless_audio_is_refused_with_the_command_that_converts_it(tmp_path,
 
 
 @needs_ffmpeg
-def test_an_adts_aac_is_not_refused_on_the_length_ffprobe_guesses(tmp_path):
+def test_an_adts_aac_is_not_refused_on_the_length_ffprobe_guesses(tmp_path, monkeypatch):
     """An ADTS AAC states no length; ffprobe guesses one from the first frames' bit rate
     (406 s for 22 s that start silent), and `predict --max-duration 300` and the API's
     timeline refused it (code review, stop 47). Its length is unknown until decoded."""
@@ -628,6 +628,8 @@ def test_an_adts_aac_is_not_refused_on_the_length_ffprobe_guesses(tmp_path):
                               max_duration=60)
     assert abs(tl.duration - 22.0) < 0.2
     assert audio.probe(wav).exact  # a WAV's header states its length
+    monkeypatch.setenv("EMOVOX_FFPROBE", str(tmp_path / "no-ffprobe"))  # ffmpeg's banner
+    assert audio.probe(aac).duration is None  # read instead (a review of the fix)
 
 
 def test_a_file_of_one_sample_and_a_name_too_long_are_clear_errors(tmp_path):
@@ -674,3 +676,15 @@ def test_ffmpegs_errors_are_not_read_into_memory_whole(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 5e6, peak  # (12.1 MB before; 2.4 MB of it now the decoded audio)
+
+
+@needs_ffmpeg
+def test_a_damaged_upload_read_from_a_private_copy_is_named_after_the_upload(tmp_path):
+    """An upload decoded from a temporary copy (an M4A) named the server's copy
+    (file:/tmp/emovox-.../input.m4a) in its error (a review of stop 47's retry)."""
+    m4a = ffmpeg_encode(write_clip(tmp_path / "s.wav", voice(3.0)), tmp_path / "s.m4a",
+                        "-c:a", "aac")
+    data = m4a.read_bytes()
+    with pytest.raises(AudioError) as err:
+        load_audio(data[: len(data) // 3] + bytes(500), filename="memo.m4a")
+    assert "emovox-" not in str(err.value) and "input.m4a" not in str(err.value), err.value

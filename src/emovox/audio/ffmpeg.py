@@ -146,6 +146,8 @@ class FFmpegError(Exception):
     """ffmpeg ran but could not decode; ``str()`` is the gist of its stderr."""
 
 
+#: what ffprobe and ffmpeg say of a length they guess from the bit rate (no length stated)
+_ESTIMATED = "Estimating duration from bitrate"
 #: bytes of ffmpeg's stderr read for an error message (its end)
 _STDERR_TAIL = 64 * 1024
 
@@ -325,7 +327,7 @@ def ffprobe_info(s: Source) -> AudioInfo | None:
         duration = float_or_none(st.get("duration"))
         if duration is None:
             duration = float_or_none(fmt.get("duration"))
-        if b"Estimating duration from bitrate" in r.stderr:  # ADTS AAC: no length stated,
+        if _ESTIMATED.encode() in r.stderr:  # ADTS AAC: no length stated,
             duration = None  # a guess (406 s for 22 s) refused the file (code review, 47)
         return AudioInfo(
             source=s.name,
@@ -373,6 +375,8 @@ def parse_ffmpeg_banner(text: str, s: Source) -> AudioInfo | None:
     sr = int(m.group(2))
     d = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
     duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3)) if d else None
+    if _ESTIMATED in text:  # a guess, as from ffprobe (a review of stop 47's fix)
+        duration = None
     fm = re.search(r"Input #0, (.+?), from ", text)
     return AudioInfo(
         source=s.name,

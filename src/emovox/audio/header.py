@@ -231,24 +231,32 @@ def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
     # from bytes, MP4/M4A (index at the end, ffmpeg's default), WavPack and APE need a
     # seekable file: piped, a long M4A upload decoded to nothing with exit status 0, so the
     # API and the web app refused what `emovox predict` read (QA stop 30)
-    # and any other bytes piped in get a second try from a file (a CAF of ALAC read from its
-    # path but was refused uploaded: code review, stop 47)
-    if s.data is None:
-        attempts = [False]
-    else:
-        attempts = [True] if s.kind in _SEEKABLE_KINDS else [False, True]
-    for via_tempfile in attempts:
+    # and other bytes that fail piped for want of seeking get a second try from a file (a
+    # CAF of ALAC read from its path but was refused uploaded: code review, stop 47)
+    via_tempfile = s.data is not None and s.kind in _SEEKABLE_KINDS
+    while True:
         try:
             ff = ffm.FFmpegDecoder(s, via_tempfile=via_tempfile)
             log.debug("%s: decoding %s with ffmpeg", s.name, s.kind_name)
             return Decoder(ff.sr, ff.channels, "ffmpeg", ff.blocks, ff.close, name=s.name,
                            lossy=True), None
         except ffm.FFmpegError as e:
-            ff_error = str(e)
+            error = _TEMP_INPUT.sub(s.name, str(e))  # the upload's name, never the copy's
+            ff_error = ff_error or error  # (the piped attempt's words when both fail)
+            if via_tempfile or s.data is None or not _NEEDS_SEEK.search(error):
+                break
+            via_tempfile = True
         except OSError as e:
             ff_error = f"could not run ffmpeg ({e})"
+            break
     log.debug("%s: ffmpeg cannot decode it either: %s", s.name, ff_error)
     return None, ff_error
+
+
+#: what ffmpeg says when piped input needed seeking (an index at the end, a packet table)
+_NEEDS_SEEK = re.compile(r"packet table|moov atom|seek|partial file|Cannot determine", re.I)
+#: the private copy of an upload decoded from a file, as ffmpeg names it in its errors
+_TEMP_INPUT = re.compile(r"(?:file:)?\S*/emovox-[^/\s]+/input[^\s:]*")
 
 
 #: headerless audio by extension -> the ffmpeg format that reads it (left off ffmpeg's
