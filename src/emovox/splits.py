@@ -183,24 +183,12 @@ def _gender_order(
 
 
 def _test_sets(
-    protocol: Protocol, speakers: np.ndarray, corpora: np.ndarray, testable: np.ndarray
-) -> list[tuple[int, tuple[str, ...], str]]:
-    """``(fold index, test speakers, held-out corpus or "")`` of each fold of a
-    speaker-independent ``protocol`` that has a clip to test (``testable``: not training-only).
-    An EmoBox fold keeps its number when folds without a speaker in the data are left out
-    (``--speakers 01,02,11`` ran EmoBox folds 0 and 4 as "0" and "1": README QA, stop 38)."""
-    folds = _all_test_sets(protocol, speakers, corpora)
-    with_tests = set(speakers[testable])
-    for k, ts, _ in folds:  # `--channels song --train-extra speech`: RAVDESS actor 18 sang
-        if not with_tests.intersection(ts):  # nothing; its loso fold had no test clip and
-            log.warning("fold %d (%s) has no clip to test: left out", k,  # failed after
-                        ", ".join(ts))  # every fold before it had trained (code review, 47)
-    return [f for f in folds if with_tests.intersection(f[1])]
-
-
-def _all_test_sets(
     protocol: Protocol, speakers: np.ndarray, corpora: np.ndarray
 ) -> list[tuple[int, tuple[str, ...], str]]:
+    """``(fold index, test speakers, held-out corpus or "")`` of each fold of a
+    speaker-independent ``protocol``. An EmoBox fold keeps its number when folds without a
+    speaker in the data are left out (``--speakers 01,02,11`` ran EmoBox folds 0 and 4 as
+    "0" and "1": README QA, stop 38)."""
     present = set(speakers)
     if protocol is Protocol.EMOBOX:
         test_sets = emobox_test_speakers()
@@ -297,7 +285,7 @@ def make_folds(
         folds.append(Fold(0, np.sort(tr), np.sort(va), np.sort(te), (), (), False))
     else:
         corpora = np.array([u.corpus for u in utts])
-        for k, ts, held_out in _test_sets(protocol, speakers, corpora, ~train_only):
+        for k, ts, held_out in _test_sets(protocol, speakers, corpora):
             is_test_spk = np.isin(speakers, ts)
             test = all_idx[is_test_spk & ~train_only]
             never_train = np.isin(corpora, test_only_corpora)
@@ -321,7 +309,11 @@ def make_folds(
             train = all_idx[~is_test_spk & ~is_val & ~never_train]
             folds.append(Fold(k, train, val, test, tuple(ts), tuple(val_spk), True, held_out,
                               tuple(test_only_corpora)))
-    for f in folds:
+    for f in [f for f in folds if not len(f.test)]:  # `--channels song --train-extra
+        log.warning("fold %d (%s) has no clip to test: left out", f.index,  # speech`: RAVDESS
+                    ", ".join(f.test_speakers))  # actor 18 sang nothing; its loso fold failed
+    folds = [f for f in folds if len(f.test)]  # after every fold before it (code review, 47;
+    for f in folds:  # left out once made, so the others keep their validation speakers)
         check_fold(f, utts, content_ids)
         log.info(
             "fold %d: %d train, %d val (%s), %d test (%s)",

@@ -98,3 +98,6 @@ def test_a_project_folder_with_its_own_config_and_models_is_not_a_run(tmp_path):
     (run / "models" / "best.ckpt").write_text("weights")  # but not with a file of the user's
     with pytest.raises(RunDirError, match="also holds models"):
         check_run_destination(run)
+    (own / "config.yaml").write_text("data: {}\nmodel: {}\nsplit: {}\nseed: .inf\n")
+    with pytest.raises(RunDirError, match="not an emovox run folder"):  # not a traceback
+        check_run_destination(own)

@@ -59,7 +59,7 @@ def is_run_dir(path: Path) -> bool:
         # its own config.yaml and models/ was replaced whole (code review, stop 47)
         return isinstance(cfg, dict) and {"data", "model", "split"} <= set(cfg) and \
             ExperimentConfig.from_dict(cfg) is not None
-    except (OSError, ValueError, yaml.YAMLError, ConfigError, AttributeError):
+    except (OSError, ValueError, OverflowError, yaml.YAMLError, ConfigError, AttributeError):
         return False
 
 
