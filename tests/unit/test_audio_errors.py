@@ -688,3 +688,17 @@ def test_a_damaged_upload_read_from_a_private_copy_is_named_after_the_upload(tmp
     with pytest.raises(AudioError) as err:
         load_audio(data[: len(data) // 3] + bytes(500), filename="memo.m4a")
     assert "emovox-" not in str(err.value) and "input.m4a" not in str(err.value), err.value
+
+
+def test_a_cut_broadcast_wav_is_noted_though_its_data_starts_past_the_first_kib(tmp_path):
+    """A broadcast WAV's iXML chunk put the data chunk past the first KiB, where the length
+    check never looked: cut at half, it was answered on 5 s of 10 without a word (code
+    review, stop 47)."""
+    import struct
+
+    w = write_clip(tmp_path / "take.wav", voice(10.0)).read_bytes()
+    assert w[36:40] == b"data"
+    riff = w[12:36] + b"iXML" + struct.pack("<I", 2048) + bytes(2048) + w[36:]
+    bwf = b"RIFF" + struct.pack("<I", 4 + len(riff)) + b"WAVE" + riff
+    a = load_audio(bwf[: len(bwf) // 2], filename="take.wav")
+    assert any("holds 4.9" in n and "of the 10.00 s" in n for n in a.notes), a.notes

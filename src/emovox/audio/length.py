@@ -51,16 +51,21 @@ def cut_note(name: str, held_s: float, declared_s: float) -> str:
 
 def wav_data_sizes(s: Source) -> tuple[int, int, int] | None:
     """``(declared bytes, bytes after the chunk header, byte rate)`` of a RIFF WAV's data
-    chunk, read from the first KiB; None for anything else (another format, RF64, a data
-    chunk beyond the first KiB, a size a stream writer leaves as a placeholder)."""
+    chunk, found by walking at most :data:`_MAX_CHUNKS` chunks (a broadcast WAV's ``bext``
+    and ``iXML`` put it past the first KiB, where a cut went unsaid: code review, stop 47);
+    None for anything else (another format, RF64, a size a stream writer leaves as a
+    placeholder)."""
     h = s.head
     if s.kind != "wav" or h[:4] != b"RIFF" or h[8:12] != b"WAVE":
         return None
     pos, rate = 12, 0
-    while pos + 8 <= len(h):
-        cid, size = h[pos : pos + 4], int.from_bytes(h[pos + 4 : pos + 8], "little")
-        if cid == b"fmt " and pos + 20 <= len(h):
-            rate = int.from_bytes(h[pos + 16 : pos + 20], "little")  # bytes per second
+    for _ in range(_MAX_CHUNKS):
+        head = h[pos : pos + 20] if pos + 20 <= len(h) else s.read_range(pos, 20)
+        if len(head) < 8:
+            break
+        cid, size = head[:4], int.from_bytes(head[4:8], "little")
+        if cid == b"fmt " and len(head) >= 20:
+            rate = int.from_bytes(head[16:20], "little")  # bytes per second
         if cid == b"data":
             if size in _UNKNOWN_SIZES or rate <= 0:
                 return None
