@@ -702,3 +702,14 @@ def test_a_cut_broadcast_wav_is_noted_though_its_data_starts_past_the_first_kib(
     bwf = b"RIFF" + struct.pack("<I", 4 + len(riff)) + b"WAVE" + riff
     a = load_audio(bwf[: len(bwf) // 2], filename="take.wav")
     assert any("holds 4.9" in n and "of the 10.00 s" in n for n in a.notes), a.notes
+
+
+def test_an_au_file_cut_short_is_noted(tmp_path):
+    """libsndfile shrinks a cut AU's frame count to what is there, so the decoder's own
+    check never fired: answered on 5 s of 10 without a word (code review, stop 47)."""
+    au = tmp_path / "take.au"
+    sf.write(au, voice(10.0), SR, format="AU", subtype="PCM_16")
+    assert load_audio(au).notes == ()
+    cut = au.read_bytes()
+    a = load_audio(cut[: len(cut) // 2], filename="take.au")
+    assert any("holds 5.00 s of the 10.00 s" in n for n in a.notes), a.notes

@@ -117,7 +117,7 @@ class Decoder:
 
     def length_note(self, n: int, s: Source) -> str | None:
         """After ``n`` frames were read to the end: a note when a header that states the
-        length exactly (FLAC, CAF, AU; WAV, AIFF and Ogg: :mod:`emovox.audio.length`) declared more
+        length exactly (FLAC, CAF; WAV, AIFF, Ogg and AU: :mod:`emovox.audio.length`) declared more
         than 10 ms more, or an MP3's Xing header 0.5 s more (a file cut short that decoded
         cleanly up to its end)."""
         # an MP3's Xing header states its length to a frame or two: 0.5 s of slack there
