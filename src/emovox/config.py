@@ -67,6 +67,13 @@ def check_speaker_pattern(pattern: str | None) -> None:
         raise ConfigError(str(exc)) from exc
 
 
+def folder_tail(path: str) -> str:
+    """A data folder named by its last two parts, as two runs of the same corpus name it
+    wherever it is mounted (``../shared/data/ravdess`` and ``/work/shared/data/ravdess``:
+    ``data/ravdess``): runs started from other folders or machines compare by it."""
+    return "/".join(Path(path).parts[-2:])
+
+
 @dataclass
 class DataConfig:
     corpus: str = "ravdess"

@@ -163,6 +163,14 @@ def test_report_reads_runs_written_before_the_option(fake_ravdess, fake_cache, t
     m["adapt"] = "dialect"
     (tmp_path / "old" / "metrics.json").write_text(json.dumps(m))
     assert "malformed" in collect_report([tmp_path / "old"]).problems[0].reason
+    # a review, stop 47: a rescored run's row names its speeds (it looked like its source's),
+    # and a run listing no folds is malformed (it showed "0" folds beside a mean)
+    m["adapt"], m["speeds"] = "none", [0.9, 1.0, 1.1]
+    (tmp_path / "old" / "metrics.json").write_text(json.dumps(m))
+    assert collect_report([tmp_path / "old"]).rows[0].recipe.endswith("speeds 0.9/1/1.1")
+    m["folds"] = []
+    (tmp_path / "old" / "metrics.json").write_text(json.dumps(m))
+    assert "no folds" in collect_report([tmp_path / "old"]).problems[0].reason
 
 
 @pytest.mark.parametrize("extra, message", [

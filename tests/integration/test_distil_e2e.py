@@ -157,6 +157,21 @@ def test_teacher_without_saved_fold_model_is_refused(fake_ravdess, fake_cache, t
     assert not (tmp_path / "s").exists()
 
 
+def test_a_teacher_started_from_another_folder_is_the_same_data(fake_ravdess, fake_cache,
+                                                                tmp_path):
+    """A teacher's relative data root was resolved against the student's folder, so a run
+    started elsewhere was "another corpus" (a review, stop 47); the data folders are now
+    compared as merge compares them, by their last two parts."""
+    import os
+
+    rel = os.path.relpath(fake_ravdess, Path(fake_ravdess).parents[2] / "a" / "b")
+    assert rel.startswith("../../") and not os.path.isdir(rel)  # (not from here)
+    t = _fake_teacher(fake_ravdess, fake_cache, tmp_path / "t", model_folds=(0,),
+                      data__root=rel)
+    _refused(_student_args(fake_ravdess, fake_cache, tmp_path / "s", t),
+             "no saved model of fold 1")  # not "differs from this run in corpora"
+
+
 @pytest.mark.parametrize(("change", "needle"), [
     ({"split__protocol": "loso"}, "differs from this run in protocol"),
     ({"seed": 3}, "differs from this run in seed"),

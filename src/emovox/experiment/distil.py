@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from emovox.config import Adapt, ExperimentConfig
+from emovox.config import Adapt, ExperimentConfig, folder_tail
 from emovox.corpora import get_reader
 from emovox.errors import ConfigError
 from emovox.experiment.dataset import featurise, gather
@@ -129,7 +129,8 @@ def _data_view(cfg: ExperimentConfig) -> dict[str, Any]:
     """What must be equal between a teacher run and this run: the split and the clips."""
     d = cfg.data
     try:
-        sources = [(get_reader(n).NAME, str(Path(r).resolve())) for n, r in d.sources()]
+        sources = [(get_reader(n).NAME, folder_tail(r)) for n, r in d.sources()]  # as merge:
+        # a teacher's relative roots were resolved against the student's folder (review, 47)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return {

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from emovox import __version__
-from emovox.config import Adapt, ExperimentConfig
+from emovox.config import Adapt, ExperimentConfig, folder_tail
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
 from emovox.experiment.rescore import run_speeds
@@ -316,7 +316,7 @@ def _data_named(config: dict[str, Any]) -> dict[str, Any]:
         return config
 
     def tail(path: Any) -> Any:
-        return "/".join(Path(path).parts[-2:]) if isinstance(path, str) else path
+        return folder_tail(path) if isinstance(path, str) else path
 
     named = {**data, "root": tail(data.get("root"))}
     if isinstance(data.get("corpora"), list):

@@ -65,6 +65,8 @@ def report_row(rec: RunRecord) -> ReportRow:
     m = rec.metrics
     s = m["summary"]
     folds = m["folds"]
+    if not folds:  # "0 folds" beside a mean and std (a review, stop 47)
+        raise ValueError("its metrics.json lists no folds")
     return ReportRow(
         run=rec.path, protocol=str(m["protocol"]),
         model=str(m["model"]) + (" (distilled)" if m.get("teachers") else ""),
@@ -93,6 +95,8 @@ def _recipe(path: Path, m: dict) -> str:
         parts.append("test-only " + "+".join(map(str, m["test_only_corpora"])))
     if m.get("balance_corpora"):
         parts.append("balanced")
+    if isinstance(m.get("speeds"), list) and m["speeds"]:  # a rescored run's row looked like
+        parts.append("speeds " + "/".join(f"{x:g}" for x in m["speeds"]))  # its source's (47)
     return " · ".join(parts)
 
 
