@@ -283,6 +283,14 @@ def test_a_group_without_speech_and_copied_files_are_handled(tmp_path: Path) -> 
     assert all(r["adapt_note"].startswith("2 file(s) with the same bytes as another of the "
                                           "group, counted once") for r in rows[2:])
     assert (s.groups, s.adapted) == (1, 5)
+    for i in (1, 2):  # copies that leave a group too small say so too (a review, stop 47:
+        (tmp_path / "D" / f"d{i}.wav").write_bytes(b"RIFF" + bytes([0]))  # "1 clip", no more)
+    s = write_adapted(raw, out, SpeakerGrouping.parse("parent"))
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["adapted"] == "false" and r["reference_clips"] == "1" for r in rows[2:])
+    assert all("1 clip(s) with speech in the group; at least 3 needed" in r["adapt_note"]
+               and "4 file(s) with the same bytes" in r["adapt_note"] for r in rows[2:])
 
 
 def test_write_adapted_by_regex_marks_ungrouped(tmp_path: Path) -> None:

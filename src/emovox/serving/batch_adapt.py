@@ -143,8 +143,8 @@ def _probs(row: dict[str, Any], fmt: str) -> dict[str, float] | None:
 
 
 def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
-            ) -> dict[str, SpeakerPrior | int]:
-    """``{group: its prior with its warnings, or its usable clips when too few}``. Files of a
+            ) -> dict[str, SpeakerPrior | Adaptation]:
+    """``{group: its prior with its warnings, or why not, when too few clips}``. Files of a
     group with the same bytes count once, as ``predict --reference`` counts them: 16 copies
     of one clip were a baseline of 16 clips (code review, stop 45)."""
     members: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -161,7 +161,7 @@ def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
         if digest is not None:
             seen[g].add(digest)
         members[g].append(p)
-    out: dict[str, SpeakerPrior | int] = {}
+    out: dict[str, SpeakerPrior | Adaptation] = {}
     repeats = {g: f"{n} file(s) with the same bytes as another of the group, counted once"
                for g, n in copies.items()}
     for g, note in repeats.items():
@@ -171,8 +171,11 @@ def _priors(rows: list[dict[str, Any]], groups: list[str | None], fmt: str
         if any(tuple(p) != labels for p in ps):
             raise AdaptationError(f"speaker group {g!r}: answers with different labels "
                                   "(rows of another model in the output?)")
-        if len(ps) < MIN_REFERENCE_CLIPS:
-            out[g] = len(ps)
+        if len(ps) < MIN_REFERENCE_CLIPS:  # the copies said here too: a folder of 3 copies
+            out[g] = Adaptation(  # read "1 clip with speech" and nothing more (review, 47)
+                False, len(ps), g, f"{len(ps)} clip(s) with speech in the group; at least "
+                f"{MIN_REFERENCE_CLIPS} needed to adapt",
+                warnings=tuple(w for w in (repeats.get(g),) if w))
             continue
         sp = SpeakerPrior(speaker_prior(np.array([[p[lab] for lab in labels] for p in ps])),
                           labels, len(ps), g)
@@ -231,13 +234,15 @@ def _csv_mark(record: Adaptation | None, group: str | None = None) -> dict[str, 
 
 
 def _one_row(row: dict[str, Any], group: str | None, fmt: str,
-             priors: dict[str, SpeakerPrior | int], summary: AdaptSummary) -> dict[str, Any]:
+             priors: dict[str, SpeakerPrior | Adaptation], summary: AdaptSummary
+             ) -> dict[str, Any]:
     if _probs(row, fmt) is None:  # error rows untouched; a no_speech row of a group says
         if is_error_row(row) or group is None:  # why it is not adapted, as predict
             return row | _csv_mark(None, group) if fmt == "csv" else row  # --reference
-        sp, why = priors.get(group, 0), "the clip holds no speech: nothing to adapt"  # (QA, 39)
+        sp, why = priors.get(group), "the clip holds no speech: nothing to adapt"  # (QA, 39)
         record = (sp.not_applied(why) if isinstance(sp, SpeakerPrior)
-                  else Adaptation(False, sp, group, why))
+                  else dataclasses.replace(sp, reason=why) if sp is not None
+                  else Adaptation(False, 0, group, why))
         return row | _csv_mark(record) if fmt == "csv" else row | {"adaptation": record.to_dict()}
     if group is None:
         summary.ungrouped += 1
@@ -248,8 +253,7 @@ def _one_row(row: dict[str, Any], group: str | None, fmt: str,
         if isinstance(sp, SpeakerPrior):
             summary.adapted += 1
             return _adapted_row(row, fmt, sp)
-        record = Adaptation(False, sp, group, f"{sp} clip(s) with speech in the group; at "
-                            f"least {MIN_REFERENCE_CLIPS} needed to adapt")
+        record = sp
     summary.unadapted += 1
     return row | _csv_mark(record) if fmt == "csv" else row | {"adaptation": record.to_dict()}
 
