@@ -713,3 +713,41 @@ def test_an_au_file_cut_short_is_noted(tmp_path):
     cut = au.read_bytes()
     a = load_audio(cut[: len(cut) // 2], filename="take.au")
     assert any("holds 5.00 s of the 10.00 s" in n for n in a.notes), a.notes
+
+
+@needs_ffmpeg
+def test_a_quicktime_file_without_ftyp_decodes_from_bytes_as_from_its_path(tmp_path):
+    """QuickTime needs no `ftyp` box: a .mov starting with `free` was unknown to the sniffer,
+    piped to ffmpeg and refused uploaded as "partial file" while `emovox predict` read its
+    path (a review of stop 47)."""
+    mov = ffmpeg_encode(write_clip(tmp_path / "m.wav", np.tile(voice(3.0), 8)),
+                        tmp_path / "m.mov", "-c:a", "aac")
+    data = bytearray(mov.read_bytes())
+    assert data[4:8] == b"ftyp"
+    data[4:8] = b"free"  # the same offsets, the first box now skippable
+    (tmp_path / "free.mov").write_bytes(bytes(data))
+    from_path = load_audio(tmp_path / "free.mov")
+    from_bytes = load_audio(bytes(data), filename="free.mov")
+    assert abs(from_bytes.duration - 24.0) < 0.1
+    np.testing.assert_array_equal(from_bytes.wave, from_path.wave)
+
+
+@needs_ffmpeg
+def test_no_message_names_an_uploads_copy_under_a_linked_temp_folder(tmp_path, monkeypatch):
+    """ffmpeg is given a copy's resolved path: with TMPDIR a symbolic link (macOS's /var),
+    the API's timeline error named /.../realtmp/emovox-upload-.../upload.m4a (a review of
+    stop 47)."""
+    import tempfile
+
+    from emovox.serving.predictor import Predictor
+    from emovox.serving.service import timeline_from_upload
+
+    (tmp_path / "realtmp").mkdir()
+    (tmp_path / "lnktmp").symlink_to(tmp_path / "realtmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "lnktmp"))
+    m4a = ffmpeg_encode(write_clip(tmp_path / "s.wav", voice(3.0)), tmp_path / "s.m4a",
+                        "-c:a", "aac")  # its index at the end: cut, "moov atom not found"
+    cut = m4a.read_bytes()[: m4a.stat().st_size // 3]
+    with pytest.raises(AudioError) as err:
+        timeline_from_upload(Predictor.from_artifact("default"), cut, "memo.m4a")
+    assert "realtmp" not in str(err.value) and "emovox-" not in str(err.value), err.value

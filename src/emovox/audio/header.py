@@ -256,7 +256,7 @@ def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
 #: what ffmpeg says when piped input needed seeking (an index at the end, a packet table)
 _NEEDS_SEEK = re.compile(r"packet table|moov atom|seek|partial file|Cannot determine", re.I)
 #: the private copy of an upload decoded from a file, as ffmpeg names it in its errors
-_TEMP_INPUT = re.compile(r"(?:file:)?\S*/emovox-[^/\s]+/input[^\s:]*")
+_TEMP_INPUT = re.compile(r"(?:file:)?\S*/emovox-[^/\s]+/[^\s:;,)'\"]+")
 
 
 #: headerless audio by extension -> the ffmpeg format that reads it (left off ffmpeg's

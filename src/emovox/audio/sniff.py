@@ -141,8 +141,10 @@ def sniff_format(head: bytes) -> str | None:
         return "caf"
     if h[:4] in (b".snd", b"dns."):  # big- and little-endian AU
         return "au"
-    if h[4:8] == b"ftyp":
-        return "mp4"
+    if h[4:8] == b"ftyp" or (h[4:8] in _QUICKTIME_FIRST_BOXES
+                               and 8 <= int.from_bytes(h[:4], "big") <= 1 << 32):
+        return "mp4"  # QuickTime needs no ftyp: a .mov starting with `wide`/`free`/`mdat`
+        # was piped to ffmpeg as unknown and refused uploaded ("partial file": review, 47)
     if h[:4] == b"\x1a\x45\xdf\xa3":
         return "matroska"
     if h[:4] == b"ADIF":
@@ -161,6 +163,10 @@ def sniff_format(head: bytes) -> str | None:
         # MPEG audio frame sync: layer bits 00 mean ADTS AAC, otherwise MPEG layer I/II/III.
         return "aac" if (h[1] & 0x06) == 0 else "mp3"
     return None
+
+
+#: top-level boxes a QuickTime / MP4 file may start with instead of ``ftyp``
+_QUICKTIME_FIRST_BOXES = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip"})
 
 
 def looks_like_text(head: bytes) -> bool:

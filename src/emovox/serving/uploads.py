@@ -44,8 +44,10 @@ _MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "a
 _REPR = re.compile(r"<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>")
 #: a decoder's private temporary copy (``file:/tmp/emovox-abc123/input.m4a``), which ffmpeg
 #: names in its messages
-_TEMP_COPY = re.compile(r"(?:file:)?" + re.escape(tempfile.gettempdir())
-                        + r"/emovox-\w+(?:/[^\s:;,)'\"]*)?")
+_TEMP_COPY = re.compile(
+    r"(?:file:)?(?:" + "|".join(re.escape(d) for d in dict.fromkeys(  # a linked TMPDIR too:
+        (tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir()))))  # ffmpeg gets the
+    + r")/emovox-[\w-]+(?:/[^\s:;,)'\"]*)?")  # resolved path (macOS /var: review, stop 47)
 
 
 class UploadTooLarge(EmovoxError):
@@ -167,5 +169,6 @@ def named_errors(upload: Upload) -> Iterator[None]:
 def upload_message(upload: Upload, msg: str) -> str:
     """``msg`` (an error or a decoder's note) naming the upload, not its temporary copy."""
     if isinstance(upload.source, Path):
-        msg = msg.replace(str(upload.source), upload.name)
+        for path in (upload.source.resolve(), upload.source):
+            msg = msg.replace(f"file:{path}", upload.name).replace(str(path), upload.name)
     return scrub(msg, upload.name)
