@@ -751,3 +751,41 @@ def test_no_message_names_an_uploads_copy_under_a_linked_temp_folder(tmp_path, m
     with pytest.raises(AudioError) as err:
         timeline_from_upload(Predictor.from_artifact("default"), cut, "memo.m4a")
     assert "realtmp" not in str(err.value) and "emovox-" not in str(err.value), err.value
+
+
+def test_text_that_spells_a_quicktime_box_is_still_text(tmp_path):
+    """"I'm free to go" holds `free` at bytes 4-8: with the QuickTime sniffing it was read
+    as a damaged M4A instead of refused as text (a review of stop 47)."""
+    from emovox.errors import NotAudio
+
+    note = tmp_path / "note"
+    note.write_text("I'm free to go home now, the wide world awaits.\n" * 4)
+    for src in (note, note.read_bytes()):
+        with pytest.raises(NotAudio, match="text file"):
+            load_audio(src)
+
+
+@needs_ffmpeg
+def test_a_users_path_with_emovox_in_it_is_named_as_it_is(tmp_path):
+    """The scrubbing of a private copy's path used the file name as a regular-expression
+    template (`take\\q1.m4a`: re.error) and rewrote any path with an `emovox-` folder (a
+    review of stop 47): only the copy under the temp folder is renamed now."""
+    m4a = ffmpeg_encode(write_clip(tmp_path / "s.wav", voice(3.0)), tmp_path / "s.m4a",
+                        "-c:a", "aac")
+    folder = tmp_path / "emovox-clips"
+    folder.mkdir()
+    for name in ("take\\q1.m4a", "my take 1.m4a"):
+        bad = folder / name
+        bad.write_bytes(m4a.read_bytes()[: m4a.stat().st_size // 3])
+        with pytest.raises(AudioError) as err:
+            load_audio(bad)
+        assert str(err.value).startswith(f"{bad}: ") and f"{name} {name}" not in str(err.value)
+
+
+def test_a_little_endian_au_file_cut_short_is_noted(tmp_path):
+    au = tmp_path / "take.au"
+    sf.write(au, voice(2.0), SR, format="AU", subtype="PCM_16", endian="LITTLE")
+    data = au.read_bytes()
+    assert data[:4] == b"dns."
+    a = load_audio(data[: len(data) // 2], filename="take.au")
+    assert any("of the 2.00 s" in n for n in a.notes), a.notes

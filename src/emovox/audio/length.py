@@ -222,13 +222,15 @@ _AU_WIDTH = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}
 
 
 def au_length_note(s: Source) -> str | None:
-    """A note when an AU header's data size (bytes 8-11, big-endian) declares more than
+    """A note when an AU header's data size (bytes 8-11, big-endian; little-endian after
+    ``dns.``) declares more than
     10 ms more than follows its data offset: libsndfile shrinks a cut AU's frame count to
     what is there, so the decoder's own check never fired (code review, stop 47)."""
     h = s.head
-    if s.kind != "au" or h[:4] != b".snd" or len(h) < 24:
+    if s.kind != "au" or h[:4] not in (b".snd", b"dns.") or len(h) < 24:
         return None
-    offset, size, enc, sr, ch = (int.from_bytes(h[i : i + 4], "big") for i in range(4, 24, 4))
+    order = "big" if h[:4] == b".snd" else "little"
+    offset, size, enc, sr, ch = (int.from_bytes(h[i : i + 4], order) for i in range(4, 24, 4))
     rate = _AU_WIDTH.get(enc, 0) * sr * ch  # bytes per second
     if size in _UNKNOWN_SIZES or rate <= 0:
         return None
