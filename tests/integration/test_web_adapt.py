@@ -187,6 +187,24 @@ def test_a_new_clip_starts_without_the_last_ones_references_or_adapt_box(at):
     assert at.checkbox(key="timeline_adapt").value is False
 
 
+def test_references_chosen_after_a_clip_was_removed_stay_for_the_next(at):
+    """A clip analysed, then removed; references chosen; the next clip uploaded: its
+    upload dropped those references without a word, the reset keyed on any analysis ever
+    made in the session (a review of stop 46's reset, stop 47)."""
+    at.file_uploader[0].upload("first.wav", wav(2.0), "audio/wav")
+    at.run()
+    at.file_uploader[0].set_value(None)
+    at.run()
+    refs = [(f"r{i}.wav", wav(1.5, f0=F0S[i]), "audio/wav") for i in range(3)]
+    _refs(at).set_value(refs)
+    at.run()
+    at.file_uploader[0].upload("next.wav", wav(2.0, f0=210.0), "audio/wav")
+    at.run()
+    _no_traceback(at)
+    assert [r.name for r in _refs(at).value] == ["r0.wav", "r1.wav", "r2.wav"]
+    assert "Adapted to this speaker" in [s.value for s in at.subheader]
+
+
 def test_bar_labels_read_as_the_headline():
     from emovox.web.charts import probability_chart
 
@@ -194,6 +212,8 @@ def test_bar_labels_read_as_the_headline():
     data = chart.to_dict()["datasets"]
     rows = next(iter(data.values()))
     assert {r["emotion"]: r["shown"] for r in rows}["sad"] == "49.6%"  # ".0%" said 50%
+    tips = chart.to_dict()["layer"][0]["encoding"]["tooltip"]  # the hover too (".1%": a
+    assert [t["field"] for t in tips] == ["emotion", "shown"]  # 0.4996 read 50.0%: 47)
 
 
 def test_the_timeline_of_an_analysed_clip_is_not_refused_by_its_header(tiny_model,

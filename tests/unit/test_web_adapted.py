@@ -23,6 +23,8 @@ def test_comparison_rows_are_sorted_by_the_adapted_answer() -> None:
     assert rows[-1]["change (points)"] == pytest.approx(-40.0)
     with pytest.raises(KeyError):  # the two answers must have the same emotions
         comparison_rows({"sad": 1.0}, {"happy": 1.0})
+    edge = comparison_rows({"sad": 0.4996, "happy": 0.5004}, {"sad": 0.4996, "happy": 0.5004})
+    assert {r["emotion"]: r[ADAPTED] for r in edge} == {"sad": 49.9, "happy": 50.0}  # (47)
 
 
 def test_change_line() -> None:

@@ -118,6 +118,12 @@ def test_timeline_chart_one_band_per_window_gaps_and_hover():
     assert spec["encoding"]["color"]["scale"]["range"] == list(EMOTION_COLOURS.values())
     tips = [t["field"] for t in spec["encoding"]["tooltip"]]
     assert tips[:3] == ["window", "emotion", "confidence_shown"] and tips[3:] == list(LABELS)
+    # every emotion as the headline writes it (".0%" showed 0.499 as "50%": review, stop 47)
+    assert rows[0][LABELS[0]] == "50%" and rows[0][LABELS[1]] == "7%"
+    edge = view.timeline_bands([{"start": 0.0, "end": 3.0, "label": "calm", "confidence": 0.499,
+                                 "probabilities": {"calm": 0.499, "sad": 0.501}}])
+    row = _rows(_spec(charts.timeline_chart(edge, 3.0)))[0]
+    assert (row["calm"], row["sad"]) == ("49.9%", "50%")
     assert all(0.25 <= r["opacity"] <= 1.0 for r in rows)
     assert rows[0]["opacity"] < rows[3]["opacity"]  # confidence 0.3 vs 0.9
     gap_start = bands[9].end

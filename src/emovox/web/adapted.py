@@ -21,10 +21,18 @@ def comparison_rows(plain: Mapping[str, float], adapted: Mapping[str, float]
     """One row per emotion, most probable after adaptation first: ``{"emotion", HEARD,
     ADAPTED, "change (points)"}`` in percent (one decimal)."""
     order = sorted(adapted, key=lambda lab: -float(adapted[lab]))
-    return [{"emotion": lab, HEARD: round(100 * float(plain[lab]), 1),
-             ADAPTED: round(100 * float(adapted[lab]), 1),
+    return [{"emotion": lab, HEARD: _percent(float(plain[lab])),
+             ADAPTED: _percent(float(adapted[lab])),
              "change (points)": round(100 * (float(adapted[lab]) - float(plain[lab])), 1)}
             for lab in order]
+
+
+def _percent(p: float) -> float:
+    """``p`` in percent with one decimal, never rounded across the uncertain line or a band's
+    edge (0.4996 read 50.0 under "uncertain: below 50 %": a review, stop 47), as
+    :func:`percent_text` writes it."""
+    shown = percent_text(p)
+    return float(shown[:-1]) if "." in shown else round(100 * p, 1)
 
 
 def change_line(plain_label: str | None, plain_conf: float | None, adapted_label: str | None,

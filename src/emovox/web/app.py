@@ -189,7 +189,8 @@ def _adapted(predictor, settings: service.Settings, a: service.Analysis, refs: l
     it raised (the error itself kept, through its traceback, a copy of every reference clip
     for the rest of the session: code review, stop 46); remembered per session for the same
     clip and references."""
-    key = (digest, tuple((r.name, hashlib.sha256(r.getvalue()).hexdigest()) for r in refs))
+    key = (predictor.model_id, digest,  # the model too, as _analysis (review, stop 47)
+           tuple((r.name, hashlib.sha256(r.getvalue()).hexdigest()) for r in refs))
     cached = st.session_state.get("emovox_adapted")
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -330,7 +331,8 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> N
         data = chosen.getvalue()
         a, level, digest = _analysis(predictor, settings, data, name)
     except Exception as exc:  # the app never shows a traceback
-        if not isinstance(exc, service.EmovoxError):
+        st.session_state.pop("emovox_analysis", None)  # no answer shown: references chosen
+        if not isinstance(exc, service.EmovoxError):  # now are for the next clip (review, 47)
             log.exception("analysis of %s failed", name)
         st.error(view.web_error_message(
             exc, service.user_message(exc), name=shown, max_duration_s=settings.max_duration_s,
@@ -366,9 +368,10 @@ def analyse_tab(predictor, settings: service.Settings) -> None:
     # Everything about the clip lives in one placeholder: a new clip replaces the old result
     # at once, so "Analysing…" never sits above the previous answer.
     out = st.empty()
-    if chosen is None:
+    if chosen is None:  # no clip shown: references chosen now stay for the next one (they
+        st.session_state.pop("emovox_analysis", None)  # were dropped by its upload: review,
         out.info("Upload a recording or record your voice to see which emotion it carries.")
-        return
+        return  # stop 47)
     with out.container():
         _show_result(predictor, settings, chosen, refs)
 

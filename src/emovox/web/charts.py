@@ -67,7 +67,7 @@ def probability_chart(probabilities: Mapping[str, float], label: str | None):
         y=alt.Y("emotion:N", sort=names, title=None),  # "50%" beside its "uncertain" (46)
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%", title="probability", tickCount=5)),
-        tooltip=["emotion", alt.Tooltip("probability:Q", format=".1%")],
+        tooltip=["emotion", alt.Tooltip("shown:N", title="probability")],  # as the label
     )
     bars = base.mark_bar().encode(
         color=alt.Color("emotion:N", scale=emotion_scale(names), legend=None),
@@ -100,7 +100,8 @@ def timeline_chart(bands: Sequence[TimelineBand], duration: float,
             "window": f"{b.window_start:.1f}–{b.window_end:.1f} s",
             "opacity": _MIN_OPACITY + (1 - _MIN_OPACITY) * min(1.0, max(0.0, b.confidence)),
         }
-        row.update({lab: float(b.probabilities.get(lab, 0.0)) for lab in labels})
+        row.update({lab: percent_text(float(b.probabilities.get(lab, 0.0)))
+                    for lab in labels})  # as the headline writes them (".0%": 49.9 as 50)
         rows.append(row)
     cols = ["start", "end", "track", "emotion", "confidence", "confidence_shown", "window",
             "opacity", *labels]
@@ -108,7 +109,7 @@ def timeline_chart(bands: Sequence[TimelineBand], duration: float,
     x_end = max(float(duration), max((b.end for b in bands), default=0.0), 1e-3)
     tooltip = [alt.Tooltip("window:N", title="window"), alt.Tooltip("emotion:N"),
                alt.Tooltip("confidence_shown:N", title="confidence")]
-    tooltip += [alt.Tooltip(f"{lab}:Q", format=".0%") for lab in labels]
+    tooltip += [alt.Tooltip(f"{lab}:N") for lab in labels]
     return alt.Chart(df, title=alt.Title("Emotion over time", anchor="start")).mark_rect(
     ).encode(
         x=alt.X("start:Q", title="time (s)", scale=alt.Scale(domain=[0, x_end], nice=False),
