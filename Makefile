@@ -85,4 +85,4 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-logo
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -283,3 +283,31 @@ def test_models_of_a_model_shows_its_card(tmp_path):
     res = invoke(["models", folder])  # 7 labels for 8 outputs: loaded as predict loads it
     assert res.exit_code == 2 and "lists 7" in text(res) and "# emovox" not in res.stdout, \
         res.output  # (its card was shown: re-check, stop 40)
+
+
+def test_the_web_app_refuses_an_empty_host(tmp_path, monkeypatch):
+    """`app --host ""` (an unset variable in a script) listened on every interface, where
+    `serve` refused it (a review, stop 47)."""
+    monkeypatch.chdir(tmp_path)
+    res = invoke(["app", "--host", ""])
+    assert res.exit_code == 2, res.output
+    assert "--host is empty" in text(res) and "Traceback" not in text(res)
+
+
+def test_batch_starts_no_more_workers_than_chunks_or_cpus(tiny_model, tmp_path, caplog):
+    """`batch --workers 100000` started processes without end for one file (a review, stop
+    47): at most one per 16 files and per CPU."""
+    from emovox.serving.pool import process_rows
+    from signals import voice, write_clip
+
+    clip = write_clip(tmp_path / "a.wav", voice(1.0))
+    with caplog.at_level("INFO", logger="emovox.serving.pool"):
+        rows = list(process_rows([clip], artifact=tiny_model, backend="auto", workers=64,
+                                 max_duration=None, fmt="csv"))
+    assert len(rows) == 1 and "1 worker processes for 1 chunk(s)" in caplog.text
+
+
+def test_inference_threads_are_at_most_the_cpus():
+    from emovox.serving.runners import cpu_threads
+
+    assert cpu_threads(100_000) == (os.cpu_count() or 1) and cpu_threads(1) == 1

@@ -95,6 +95,9 @@ def web_app(
         fail(ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}"))
     from emovox.artifact import model_folder
 
+    if not host.strip():  # Streamlit took "" for every interface (a review, stop 47)
+        fail('--host is empty: give an address ("127.0.0.1", or "0.0.0.0" for every '
+             "interface)")
     try:
         folder = model_folder(model) if model is not None else None  # a bundled name or a folder
     except FileNotFoundError as exc:
@@ -123,7 +126,8 @@ def serve(
                      "(default: CPUs, at most 4)."),
     ] = None,
     threads: Annotated[
-        int | None, typer.Option(min=1, help="Inference threads (default: the engine's).")
+        int | None, typer.Option(min=1, max=256, help="Inference threads (default: the "
+                                 "engine's; more than the CPUs are not used).")
     ] = None,
     log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = LogLevel.INFO,
     api_key: Annotated[

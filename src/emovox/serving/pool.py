@@ -203,7 +203,14 @@ def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: 
     """
     art = str(artifact) if artifact else None
     chunks = [[str(p) for p in todo[i : i + chunk]] for i in range(0, len(todo), chunk)]
-    pool = _Pool(max(1, workers), art, backend)
+    # a process per chunk at most, and per CPU: --workers 100000 started processes without
+    # end for one file (a review, stop 47)
+    n = max(1, min(workers, len(chunks), os.cpu_count() or 1))
+    if n < workers:
+        log.info("%d worker processes for %d chunk(s) on %s CPUs (asked: %d)", n, len(chunks),
+                 os.cpu_count(), workers)
+    workers = n
+    pool = _Pool(workers, art, backend)
     inflight: deque[tuple[list[str], Future]] = deque()
     nxt = 0
     try:
