@@ -26,6 +26,12 @@ def test_an_output_that_takes_nothing_is_one_line_and_exit_1():
         r = _run(["models"], stdout=full, stderr=subprocess.PIPE)
     assert r.returncode == 1
     assert r.stderr.strip() == "error: cannot write the output (No space left on device)"
+    pcm = (0.3 * np.sin(np.arange(3 * 16000) / 5) * 32767).astype("<i2").tobytes()
+    with open("/dev/full", "w") as full:  # listen said "error: [Errno 28] ...", exit 2 (a
+        r = _run(["listen", "-"], input=pcm.decode("latin-1"), stdout=full,  # usage error:
+                 stderr=subprocess.PIPE)  # a review, stop 47)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().endswith("error: cannot write the output (No space left on device)")
 
 
 def test_closed_streams_and_a_narrow_terminal(tmp_path: Path):

@@ -3,6 +3,7 @@ PCM on stdin (:mod:`emovox.serving.live`)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterator
@@ -87,7 +88,9 @@ def listen(
     except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except USER_ERRORS as exc:
-        fail(exc)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EIO):
+            raise  # an output that takes nothing: the entry point's one line, exit 1, as
+        fail(exc)  # every command (it was exit 2, a usage error: a review, stop 47)
 
 
 def _counted(blocks: Iterator[Any], got: list[int]) -> Iterator[Any]:

@@ -185,8 +185,8 @@ def pcm_format_hint(samples: np.ndarray) -> str | None:
         return None
     bar = max(0.6, _lag1(v) + 0.3)
     f = np.frombuffer(v[: len(v) // 2 * 2].astype("<i2").tobytes(), "<f4")
-    with np.errstate(all="ignore"):
-        plausible = bool(np.all(np.isfinite(f)) and np.abs(f).max() <= 1e3)
+    with np.errstate(all="ignore"):  # a stereo pair (L, 0) read as a float is a denormal
+        plausible = bool(np.all(np.isfinite(f)) and 1e-20 <= np.abs(f).max() <= 1e3)  # (47)
     if plausible and _lag1(f) > bar:
         return "32-bit float"
     if _lag1(v.astype("<i2").byteswap()) > bar:
@@ -393,8 +393,7 @@ def stream_checked(blocks: Iterable[np.ndarray | Skipped], sr: int, name: str
     """``blocks`` passed through as they come; once :data:`STREAM_CHECK_S` seconds have
     arrived (or the stream ended before, after at least one second), the warnings
     ``predict`` gives a file are logged once: nothing above the silence threshold (worded
-    for a stream, where nobody may have spoken yet), mains hum
-    (:func:`~emovox.audio.hum_note`).
+    for a stream, where nobody may have spoken yet), mains hum (:func:`~emovox.audio.hum_note`).
     ``listen`` gave neither (stop 37's list). ``name`` starts the messages."""
     need, head, held = int(STREAM_CHECK_S * sr), [], 0
     for block in blocks:
@@ -437,30 +436,35 @@ def listen(predictor: Any, blocks: Iterable[np.ndarray | Skipped], *, sr: int = 
     """
     params = TimelineParams(model_window_s(predictor) if window is None else window, hop)
     ring = RingBuffer(int(round(params.window * sr)))
-    return _updates(predictor, stream_checked(blocks, sr, name), ring,
-                    int(round(params.hop * sr)), sr)
+    return _updates(predictor, stream_checked(blocks, sr, name), ring, params.hop * sr, sr)
 
 
 def _updates(predictor: Any, blocks: Iterable[np.ndarray | Skipped], ring: RingBuffer,
-             step: int, sr: int) -> Iterator[LiveUpdate]:
-    seen = 0  # samples received (or skipped)
-    since = 0  # samples since the last update
+             step: float, sr: int) -> Iterator[LiveUpdate]:
+    """The k-th answer after the start (or a gap) ends at ``round(k * step)`` samples (a step
+    rounded once drifted 1.6 s an hour at 11025 Hz: a review, stop 47)."""
+    seen = origin = k = 0  # samples received (or skipped); where the count restarted
     gaps = _Gaps(sr)
+
+    def boundary(j: int) -> int:  # sample where answer j ends
+        return origin + int(round(j * step))
+
     for block in blocks:
         if isinstance(block, Skipped):
             gaps.skip(block.samples, seen)
-            seen, since = seen + block.samples, 0
+            seen += block.samples
+            origin, k = seen, 0
             ring.clear()
             continue
         block = np.asarray(block, np.float32).reshape(-1)
         while len(block):
-            take = min(len(block), step - since)
+            take = min(len(block), boundary(k + 1) - seen)
             ring.push(block[:take])
-            seen, since, block = seen + take, since + take, block[take:]
-            if since == step:
+            seen, block = seen + take, block[take:]
+            if seen == boundary(k + 1):
                 yield _update(predictor, ring.latest(), seen, sr)
-                since = 0
-    if since and since * 2 >= step:
+                k += 1
+    if seen > boundary(k) and (seen - boundary(k)) * 2 >= boundary(k + 1) - boundary(k):
         yield _update(predictor, ring.latest(), seen, sr)
 
 
