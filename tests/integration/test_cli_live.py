@@ -168,3 +168,23 @@ def test_stereo_on_stdin_with_channels_and_a_quarter_second_hop(caplog):
     as_mono = invoke(["listen", "-", "--hop", "0.5"], input=stereo)
     assert as_mono.exit_code == 0 and "2 interleaved channels (stereo)" in caplog.text
     assert as_mono.stdout.splitlines()[-1].split()[0] == "7.0"  # the doubled clock
+
+
+def test_an_input_that_fails_to_read_is_named_as_itself(monkeypatch):
+    """An EIO while reading stdin (a hung-up terminal, a failing disk) was reported as
+    "cannot write the output" once an output that takes nothing was made exit 1 (a review
+    of stop 47's fix): only errors of writing are the output's."""
+    import errno
+
+    from cli_helpers import invoke, text
+
+    import emovox.serving.live as live
+
+    def failing(*args, **kw):
+        raise OSError(errno.EIO, "Input/output error")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(live, "iter_pcm", failing)
+    res = invoke(["listen", "-"], input=b"\x00\x01" * 100)
+    assert res.exit_code == 2, res.output
+    assert "Input/output error" in text(res) and "cannot write the output" not in text(res)

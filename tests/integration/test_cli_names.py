@@ -311,3 +311,22 @@ def test_inference_threads_are_at_most_the_cpus():
     from emovox.serving.runners import cpu_threads
 
     assert cpu_threads(100_000) == (os.cpu_count() or 1) and cpu_threads(1) == 1
+
+
+def test_a_local_dask_cluster_has_at_most_a_worker_per_cpu(monkeypatch):
+    """`batch --engine dask --workers 1024` started 1024 worker processes on a 2-CPU
+    machine (a review, stop 47)."""
+    import dask.distributed as dd
+
+    from emovox.serving import dask_engine
+
+    seen = {}
+
+    class FakeCluster:
+        def __init__(self, n_workers, **kw):
+            seen["n"] = n_workers
+
+    monkeypatch.setattr(dd, "LocalCluster", FakeCluster)
+    monkeypatch.setattr(dd, "Client", lambda cluster: "client")
+    dask_engine.connect(None, 1024, True)
+    assert seen["n"] == (os.cpu_count() or 1)

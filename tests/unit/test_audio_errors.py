@@ -726,6 +726,8 @@ def test_a_quicktime_file_without_ftyp_decodes_from_bytes_as_from_its_path(tmp_p
     assert data[4:8] == b"ftyp"
     data[4:8] = b"free"  # the same offsets, the first box now skippable
     (tmp_path / "free.mov").write_bytes(bytes(data))
+    assert audio.sniff_format(bytes(data[:32])) == "mp4"
+    assert audio.sniff_format(b"\x00\x00\x00\x01mdat" + (1 << 20).to_bytes(8, "big")) == "mp4"
     from_path = load_audio(tmp_path / "free.mov")
     from_bytes = load_audio(bytes(data), filename="free.mov")
     assert abs(from_bytes.duration - 24.0) < 0.1

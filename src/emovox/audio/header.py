@@ -261,7 +261,8 @@ _NEEDS_SEEK = re.compile(r"packet table|moov atom|seek|partial file|Cannot deter
 def _temp_input() -> re.Pattern[str]:
     """The private copy of bytes decoded from a file (``file:/tmp/emovox-abc/input.m4a``,
     under the temp folder or its resolved path), as ffmpeg names it in its errors."""
-    roots = dict.fromkeys((tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir())))
+    roots = dict.fromkeys(r.rstrip("/") for r in (tempfile.gettempdir(),
+                                                  os.path.realpath(tempfile.gettempdir())))
     return re.compile(r"(?:file:)?(?:" + "|".join(map(re.escape, roots))
                       + r")/emovox-[^/\s]+/input[^\s:;,)'\"]*")
 

@@ -141,8 +141,9 @@ def sniff_format(head: bytes) -> str | None:
         return "caf"
     if h[:4] in (b".snd", b"dns."):  # big- and little-endian AU
         return "au"
+    size = int.from_bytes(h[:4], "big")  # 1: a 64-bit size follows the box type
     if h[4:8] == b"ftyp" or (h[4:8] in _QUICKTIME_FIRST_BOXES and not looks_like_text(h)
-                               and 8 <= int.from_bytes(h[:4], "big")):  # ("I'm free...": text)
+                               and (size >= 8 or size == 1)):  # ("I'm free...": text)
         return "mp4"  # QuickTime needs no ftyp: a .mov starting with `wide`/`free`/`mdat`
         # was piped to ffmpeg as unknown and refused uploaded ("partial file": review, 47)
     if h[:4] == b"\x1a\x45\xdf\xa3":

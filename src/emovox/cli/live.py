@@ -75,22 +75,36 @@ def listen(
         blocks = _counted(blocks, got)
         updates = run_live(predictor, blocks, sr=sr, window=window, hop=hop,
                            name="stdin" if source == STDIN else "the microphone")
-        render.live_banner(source == STDIN, sr, predictor.model_id, window, hop, channels)
+        _written(render.live_banner, source == STDIN, sr, predictor.model_id, window, hop,
+                 channels)
         lines = 0
         for lines, update in enumerate(updates, start=1):  # noqa: B007 - counted after
-            render.live_line(update, json_out, hop)
+            _written(render.live_line, update, json_out, hop)
         if not lines:  # an empty stream printed the banner alone (QA, stop 39)
             length = (f"{got[0] / sr:.2f} s" if got[0] >= sr / 100 else  # "0.00 s" for
                       f"{got[0]} sample{'s' if got[0] != 1 else ''}")  # 50 samples (stop 39)
-            render.warn(f"the input ended after {length} of audio, too short to judge: "
-                        "nothing was answered" if got[0] else
-                        "the input ended with no audio: nothing was answered")
+            _written(render.warn, f"the input ended after {length} of audio, too short to "
+                     "judge: nothing was answered" if got[0] else
+                     "the input ended with no audio: nothing was answered")
     except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except USER_ERRORS as exc:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EIO):
-            raise  # an output that takes nothing: the entry point's one line, exit 1, as
-        fail(exc)  # every command (it was exit 2, a usage error: a review, stop 47)
+    except _OutputGone as gone:  # the entry point's one line, exit 1, as every command (it
+        raise gone.__cause__ from None  # was exit 2, a usage error: a review, stop 47)
+    except USER_ERRORS as exc:  # (an input that fails to read is named as itself)
+        fail(exc)
+
+
+class _OutputGone(Exception):
+    """Writing the output failed (``> /dev/full``); ``__cause__`` is the OSError."""
+
+
+def _written(write: Any, *args: Any) -> None:
+    try:
+        write(*args)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EIO):
+            raise _OutputGone() from exc
+        raise
 
 
 def _counted(blocks: Iterator[Any], got: list[int]) -> Iterator[Any]:

@@ -108,7 +108,7 @@ def batch(
     out: Annotated[Path, typer.Option("--out", "-o", help="results.csv or results.jsonl")],
     workers: Annotated[int, typer.Option(
         min=1, max=1024, help="Worker processes, each with its own model (1: in this "
-        "process; at most one per CPU and per 16 files are started).")] = 2,
+        "process; at most one per CPU, and locally per 16 files, are started).")] = 2,
     engine: Annotated[Literal["local", "dask"], typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import signal
 import socket
 import threading
@@ -289,7 +290,7 @@ def _remote_client(scheduler: str) -> Any:
 def connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
     """``(client, local cluster or None)``: a client of ``scheduler`` (its workers checked:
     :func:`check_workers`), else of a new local cluster of ``workers`` (processes or
-    threads) whose processes ignore SIGINT."""
+    threads, at most one per CPU) whose processes ignore SIGINT."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
@@ -305,7 +306,8 @@ def connect(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, 
     # in-process (no host to give, no process to keep from Ctrl-C)
     where = {"host": "127.0.0.1"} if processes else {}
     with _sigint_ignored():
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+        cluster = LocalCluster(n_workers=max(1, min(workers, os.cpu_count() or 1)),  # (47)
+                               threads_per_worker=1,
                                processes=processes, dashboard_address="127.0.0.1:0",
                                silence_logs=logging.CRITICAL, **where)
     return Client(cluster), cluster
