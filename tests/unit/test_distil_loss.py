@@ -127,3 +127,40 @@ def test_soft_targets_of_the_wrong_shape_are_refused():
     m = TorchClassifier(mlp.build_net, n_classes=8, seed=0, **mlp.MlpConfig(epochs=1).to_params())
     with pytest.raises(ValueError, match="soft targets of shape"):
         m.fit(x[:64], y[:64], x[64:], y[64:], soft_targets=np.full((63, 8), 1 / 8))
+
+
+def test_label_smoothing_reaches_the_focal_loss_too():
+    """`-p loss=focal -p label_smoothing=0.1` was accepted and the smoothing ignored (a
+    review, stop 47): the focal loss now sees the smoothed targets, as the cross-entropy."""
+    from emovox.models.params import Loss
+    from emovox.training.trainer import focal_loss
+
+    logits, y = _logits(7), F.one_hot(torch.tensor([0, 1, 2, 3, 4, 5]), 8).float()
+    plain = batch_loss(logits, y, TrainConfig(loss=Loss.FOCAL), None, 8)
+    smooth = batch_loss(logits, y, TrainConfig(loss=Loss.FOCAL, label_smoothing=0.3), None, 8)
+    want = focal_loss(logits, y * 0.7 + 0.3 / 8, TrainConfig().focal_gamma, None)
+    assert float(smooth) == pytest.approx(float(want), rel=1e-6)
+    assert abs(float(smooth) - float(plain)) > 1e-3
+
+
+def test_gradient_clipping_bounds_the_speaker_adversary_too(monkeypatch):
+    """The adversary's parameters are trained by the same optimiser, but only the network's
+    gradients were clipped (a review, stop 47)."""
+    norms = []
+    real = torch.optim.AdamW.step
+
+    def spy(self, *a, **kw):
+        for group in self.param_groups:
+            grads = [p.grad for p in group["params"] if p.grad is not None]
+            norms.append(float(torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(g) for g in grads]))) if grads else 0.0)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    x, y = blobs(128, 20, seed=1)
+    speakers = np.array([f"s{i % 4}" for i in range(len(y))])
+    clf = TorchClassifier(mlp.build_net, n_classes=8, seed=0, threads=1, epochs=1,
+                          batch_size=64, grad_clip=0.01, adversary=1.0, hidden=(16,),
+                          dropouts=(0.0,))
+    clf.fit(x, y, x[:0], y[:0], speakers=speakers)
+    assert norms and max(norms) <= 2 ** 0.5 * 0.01 + 1e-6  # network and adversary, 0.01 each

@@ -214,7 +214,7 @@ class TrainConfig(ModelParams):
     loss: Loss = Loss.CE
     #: focusing exponent of the focal loss (``loss=focal`` only)
     focal_gamma: float = 2.0
-    #: label smoothing of the cross-entropy targets (fraction of mass spread, 0..1)
+    #: label smoothing of the targets, cross-entropy or focal (fraction of mass spread, 0..1)
     label_smoothing: float = 0.0
     #: weight each class by the inverse of its training frequency ("balanced")
     class_weights: bool = True

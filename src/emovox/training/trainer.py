@@ -99,10 +99,10 @@ def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch:
 def batch_loss(logits: torch.Tensor, yb: torch.Tensor, tc: TrainConfig,
                weight: torch.Tensor | None, n_classes: int) -> torch.Tensor:
     """Training loss of a batch: ``logits`` (B, C) against soft targets ``yb`` (B, C)."""
+    if tc.label_smoothing:  # for both losses (focal ignored it: a review, stop 47)
+        yb = yb * (1 - tc.label_smoothing) + tc.label_smoothing / n_classes
     if tc.loss is Loss.FOCAL:
         return focal_loss(logits, yb, tc.focal_gamma, weight)
-    if tc.label_smoothing:
-        yb = yb * (1 - tc.label_smoothing) + tc.label_smoothing / n_classes
     w = weight if weight is not None else torch.ones(n_classes)
     return -(yb * w * F.log_softmax(logits, -1)).sum(-1).mean()
 
@@ -354,8 +354,10 @@ class TorchClassifier:
                 seen += len(sb)
             step.opt.zero_grad()
             loss.backward()
-            if tc.grad_clip:
-                nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
+            if tc.grad_clip:  # the adversary's own norm clipped too, apart (it was left
+                nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)  # out: review, 47)
+                if step.adversary is not None:
+                    nn.utils.clip_grad_norm_(step.adversary.parameters(), tc.grad_clip)
             step.opt.step()
             if step.per_step_sched is not None:
                 step.per_step_sched.step()
