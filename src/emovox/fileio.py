@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["atomic_path", "claimed_folder", "file_sha256", "live_writers", "locked_beside",
-           "mode_of", "remove_stale", "stream_sha256"]
+           "mode_of", "private_copies", "remove_stale", "stream_sha256"]
 
 
 @contextmanager
@@ -194,3 +194,16 @@ def claimed_folder(out: Path, kind: str = "build") -> Iterator[tuple[Path, list[
                 p.rmdir()
             except OSError:
                 break
+
+
+def private_copies() -> re.Pattern[str]:
+    """The paths of emovox's private temporary copies (a folder ``emovox-...`` in the temp
+    folder: an upload's, a decoder's), as ffmpeg names them in its messages
+    (``file:/tmp/emovox-abc123/input.m4a``), under the temp folder or its resolved path (a
+    linked TMPDIR, as macOS's ``/var``: ffmpeg is given the resolved path). Messages name the
+    upload instead: server paths are not for users (replace with a function: a name is no
+    regular-expression template)."""
+    tmp = tempfile.gettempdir()
+    roots = dict.fromkeys(r.rstrip("/") for r in (tmp, os.path.realpath(tmp)))
+    return re.compile(r"(?:file:)?(?:" + "|".join(map(re.escape, roots))
+                      + r")/emovox-[\w-]+(?:/[^\s:;,)'\"]*)?")

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import shlex
-import tempfile
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -40,6 +38,7 @@ from emovox.errors import (
     NotAudio,
     UnsupportedCodec,
 )
+from emovox.fileio import private_copies
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +242,8 @@ def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
             return Decoder(ff.sr, ff.channels, "ffmpeg", ff.blocks, ff.close, name=s.name,
                            lossy=True), None
         except ffm.FFmpegError as e:
-            error = str(e) if not via_tempfile else _temp_input().sub(  # the upload's name,
-                lambda _: s.name, str(e))  # never its copy's (a lambda: a name is no template)
+            error = str(e) if not via_tempfile else private_copies().sub(  # the upload's
+                lambda _: s.name, str(e))  # name, never its copy's
             ff_error = ff_error or error  # (the piped attempt's words when both fail)
             if via_tempfile or s.data is None or not _NEEDS_SEEK.search(error):
                 break
@@ -258,13 +257,6 @@ def _open_ffmpeg(s: Source) -> tuple[Decoder | None, str | None]:
 
 #: what ffmpeg says when piped input needed seeking (an index at the end, a packet table)
 _NEEDS_SEEK = re.compile(r"packet table|moov atom|seek|partial file|Cannot determine", re.I)
-def _temp_input() -> re.Pattern[str]:
-    """The private copy of bytes decoded from a file (``file:/tmp/emovox-abc/input.m4a``,
-    under the temp folder or its resolved path), as ffmpeg names it in its errors."""
-    roots = dict.fromkeys(r.rstrip("/") for r in (tempfile.gettempdir(),
-                                                  os.path.realpath(tempfile.gettempdir())))
-    return re.compile(r"(?:file:)?(?:" + "|".join(map(re.escape, roots))
-                      + r")/emovox-[^/\s]+/input[^\s:;,)'\"]*")
 
 
 #: headerless audio by extension -> the ffmpeg format that reads it (left off ffmpeg's

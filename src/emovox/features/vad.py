@@ -54,9 +54,9 @@ from emovox.features.voice import (
 
 __all__ = ["CONTINUOUS_MIN_SPREAD_DB", "CONTINUOUS_VOICED_SHARE", "DEFAULT_PARAMS",
            "FrameMeasures", "NoSpeechReason", "PITCH_WHEN_UNDER_S", "SpeechVerdict",
-           "VadParams", "continuous_speech", "frame_flags", "frame_measures", "smooth_flags",
-           "speech_frames", "speech_segments", "speech_verdict", "tone_frames", "total_s",
-           "voice_flags", "voicing_scan", "voiced_needed_s"]
+           "VadParams", "continuous_speech", "flags_and_tones", "frame_flags",
+           "frame_measures", "smooth_flags", "speech_frames", "speech_segments",
+           "speech_verdict", "total_s", "voice_flags", "voicing_scan", "voiced_needed_s"]
 
 
 class NoSpeechReason(str, Enum):
@@ -176,15 +176,19 @@ def frame_flags(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS) -> np.ndar
     return _flags_above(m, _flag_threshold(m.level_db, params), params)
 
 
-def tone_frames(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS) -> np.ndarray:
-    """``(n_frames,)`` bool: the frames as loud as speech that :func:`frame_flags` leaves out
-    as a pure tone (tonality at least ``params.tonal``)."""
-    return _flags_above(m, _flag_threshold(m.level_db, params), params, tone=True)
+def flags_and_tones(m: FrameMeasures, params: VadParams = DEFAULT_PARAMS
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(frame_flags(m), tones)``, the threshold computed once: ``tones`` (``(n_frames,)``
+    bool) are the frames as loud as speech that :func:`frame_flags` leaves out as a pure
+    tone (tonality at least ``params.tonal``)."""
+    thr = _flag_threshold(m.level_db, params)
+    return _flags_above(m, thr, params), _flags_above(m, thr, params, tone=True)
 
 
 def _flags_above(m: FrameMeasures, thr: float | None, params: VadParams, *,
                  tone: bool = False) -> np.ndarray:
-    """:func:`frame_flags` (``tone``: :func:`tone_frames`), the threshold already computed."""
+    """:func:`frame_flags` (``tone``: the tones of :func:`flags_and_tones`), the threshold
+    already computed."""
     if thr is None:
         return np.zeros(len(m.level_db), bool)
     return (m.level_db > thr) & ((m.tonality >= params.tonal) == tone)

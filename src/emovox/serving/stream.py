@@ -9,11 +9,10 @@ from emovox.features.steady import without_tone_gaps
 from emovox.features.vad import (
     DEFAULT_PARAMS,
     FrameMeasures,
-    frame_flags,
+    flags_and_tones,
     frame_measures,
     smooth_flags,
     speech_segments,
-    tone_frames,
     voice_flags,
     voicing_scan,
 )
@@ -69,8 +68,9 @@ class SpeechStream:
         level = np.concatenate(self.level).astype(np.float64)
         m = FrameMeasures(level, np.zeros(len(level)),
                           np.concatenate(self.tonality).astype(np.float64))
-        raw = frame_flags(m) | np.concatenate(self.voice)  # as speech_verdict: beeps' gaps
-        flags = without_tone_gaps(smooth_flags(raw), raw, tone_frames(m), _BLIP, _BRIDGE)
+        raw, tones = flags_and_tones(m)  # as speech_verdict: beeps' gaps out (stop 47)
+        raw = raw | np.concatenate(self.voice)
+        flags = without_tone_gaps(smooth_flags(raw), raw, tones, _BLIP, _BRIDGE)
         segs = speech_segments(flags, duration=self.vad_pos / self.sr)
         return speech_regions(segs, self.vad_pos / self.sr), flags, level
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from emovox.errors import AudioError, EmovoxError, EmptyAudio
+from emovox.fileio import private_copies
 
 __all__ = [
     "SPOOL_BYTES",
@@ -42,12 +43,6 @@ _COPY_BLOCK = 1024 * 1024
 _MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac",
          "m4a": "audio/mp4"}
 _REPR = re.compile(r"<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>")
-#: a decoder's private temporary copy (``file:/tmp/emovox-abc123/input.m4a``), which ffmpeg
-#: names in its messages
-_TEMP_COPY = re.compile(
-    r"(?:file:)?(?:" + "|".join(re.escape(d) for d in dict.fromkeys(  # a linked TMPDIR too:
-        (tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir()))))  # ffmpeg gets the
-    + r")/emovox-[\w-]+(?:/[^\s:;,)'\"]*)?")  # resolved path (macOS /var: review, stop 47)
 
 
 class UploadTooLarge(EmovoxError):
@@ -102,7 +97,7 @@ def scrub(message: str, name: str = "the upload") -> str:
     """``message`` with every object repr (``<_io.BytesIO object at 0x7f...>``) and every
     path of a decoder's temporary copy replaced by ``name``: addresses, internal types and
     server paths are not for users."""
-    return _TEMP_COPY.sub(name, _REPR.sub(name, message))
+    return private_copies().sub(lambda _: name, _REPR.sub(lambda _: name, message))
 
 
 @dataclass(frozen=True)
