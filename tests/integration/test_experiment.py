@@ -341,15 +341,29 @@ def test_merged_runs_without_validation_speakers_report_no_validation_ua(
 
 
 def test_validated_c_is_chosen_on_validation_speakers_only():
-    from emovox.models.classical import logreg_cv
+    from sklearn.metrics import balanced_accuracy_score
+
+    from emovox.models.classical import logreg, logreg_cv
 
     rng = np.random.default_rng(0)
     y = np.arange(160) % 8
-    x = rng.normal(0, 1, (160, 50)) + np.eye(8)[y] @ rng.normal(0, 2, (8, 50))
-    m = logreg_cv(n_classes=8, grid=(1e-4, 1e-2, 1.0))
+    # weak class signal in 50 dimensions: the largest C fits the training rows best
+    # (100 %) but generalises worst, so the two ways of choosing C disagree
+    x = rng.normal(0, 1, (160, 50)) + np.eye(8)[y] @ rng.normal(0, 0.4, (8, 50))
+    grid = (1e-3, 1e-2, 1.0)
+    train_ua, val_ua = {}, {}
+    for c in grid:  # each C fitted on the training rows alone, scored on both sides
+        ref = logreg(n_classes=8, C=c)
+        ref.pipeline.fit(x[:96], y[:96])
+        train_ua[c] = 100 * balanced_accuracy_score(y[:96], ref.predict_proba(x[:96]).argmax(1))
+        val_ua[c] = 100 * balanced_accuracy_score(y[96:128],
+                                                  ref.predict_proba(x[96:128]).argmax(1))
+    best_val = max(grid, key=lambda c: (val_ua[c], -c))
+    assert best_val != max(grid, key=lambda c: (train_ua[c], -c))  # the data tells them apart
+    m = logreg_cv(n_classes=8, grid=grid)
     m.fit(x[:96], y[:96], x[96:128], y[96:128])
-    assert set(m.val_ua) == {1e-4, 1e-2, 1.0}
-    assert m.chosen_C == max(m.val_ua, key=lambda c: (m.val_ua[c], -c))
+    assert m.val_ua == pytest.approx(val_ua)
+    assert m.chosen_C == best_val
     assert m.predict_proba(x[128:]).shape == (32, 8)
     with pytest.raises(ValueError, match="validation"):
         logreg_cv(n_classes=8).fit(x[:96], y[:96], x[:0], y[:0])

@@ -201,10 +201,45 @@ def test_the_code_that_makes_the_numbers_is_in_the_key(one_wav, tmp_path, monkey
     """Cached features of older code were reused: `prosody` changed three times without a
     version bump (audit, stop 31). The key now holds a digest of the features' and the
     decoder's source (and the augmentation's for augmented copies)."""
+    import shutil
+
+    import emovox.audio
+    import emovox.augment
+    import emovox.features
     from emovox.features import cache as cache_mod
 
     plain, aug = cache_mod.code_digest(), cache_mod.code_digest(augmented=True)
-    assert len(plain) == 16 and int(plain, 16) >= 0 and plain != aug
+    assert len(plain) == 16 and plain != aug
+    # the digest is of the bytes: a copy of the sources reads the same, one changed byte
+    # in any covered file gives another (augment.py only for augmented copies)
+    copy = tmp_path / "src"
+    for pkg in (emovox.features, emovox.audio):
+        shutil.copytree(Path(pkg.__file__).parent, copy / Path(pkg.__file__).parent.name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        monkeypatch.setattr(pkg, "__file__", str(copy / Path(pkg.__file__).parent.name
+                                                 / "__init__.py"))
+    shutil.copy(emovox.augment.__file__, copy / "augment.py")
+    monkeypatch.setattr(emovox.augment, "__file__", str(copy / "augment.py"))
+
+    def digests() -> tuple[str, str]:
+        cache_mod.code_digest.cache_clear()  # it is computed once per process
+        return cache_mod.code_digest(), cache_mod.code_digest(augmented=True)
+
+    def edit(path: Path) -> None:
+        path.write_bytes(path.read_bytes().replace(b"\n", b" \n", 1))
+
+    try:
+        assert digests() == (plain, aug)
+        edit(copy / "features" / "prosody.py")
+        after_features = digests()
+        assert after_features[0] != plain and after_features[1] != aug
+        edit(copy / "audio" / "decode.py")
+        after_audio = digests()
+        assert after_audio[0] != after_features[0] and after_audio[1] != after_features[1]
+        edit(copy / "augment.py")
+        assert digests() == (after_audio[0], digests()[1]) and digests()[1] != after_audio[1]
+    finally:
+        cache_mod.code_digest.cache_clear()  # the real sources' digest again after this
     cache = tmp_path / "cache"
     assert _extract(one_wav, cache).n_cached == 0
     assert _extract(one_wav, cache).n_cached == 1

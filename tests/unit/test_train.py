@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from sklearn.metrics import balanced_accuracy_score
 
 from emovox.artifact import ArtifactError, save_model
 from emovox.models import MODELS, classical, mlp, resnet_mlp
@@ -123,13 +124,23 @@ def test_training_is_deterministic():
 @pytest.mark.slow
 def test_early_stopping_uses_validation_and_keeps_best_epoch():
     x, y = blobs(seed=1)
+    seen: list[dict] = []  # each epoch's weights, as they were when it was validated
     m = TorchClassifier(mlp.build_net, n_classes=8, seed=0,
+                        on_epoch=lambda e, n, loss, ua: seen.append(
+                            copy.deepcopy(m.net.state_dict())),
                         **mlp.MlpConfig(epochs=200, patience=3).to_params())
     m.fit(x[:64], y[:64], x[64:], y[64:])
     h = m.history
     assert len(h.val_ua) < 200  # stopped early
     assert h.best_epoch == int(np.argmax(h.val_ua))
     assert len(h.val_ua) - 1 - h.best_epoch == 3
+    assert len(seen) == len(h.val_ua)
+    final = m.net.state_dict()
+    assert all(torch.equal(final[k], seen[h.best_epoch][k]) for k in final)  # the best's
+    assert not all(torch.equal(final[k], seen[-1][k]) for k in final)  # not the last's
+    # and the figure it was chosen on is the validation rows' UA of the kept model
+    pred = m.predict_proba(x[64:]).argmax(1)
+    assert 100 * balanced_accuracy_score(y[64:], pred) == pytest.approx(h.val_ua[h.best_epoch])
 
 
 @pytest.mark.parametrize("kind", ["torch", "torch_select", "sklearn"])
