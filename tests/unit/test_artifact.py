@@ -621,3 +621,44 @@ def test_a_hand_edited_trained_on_is_refused_in_one_line(tmp_path, field, value,
     (folder / "model.json").write_text(json.dumps(doc))
     with pytest.raises(ArtifactError, match=rf"trained_on\.{field} must be {said}"):
         read_meta(folder)
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    return {".": folder.stat().st_mode & 0o777,
+            **{f.name: f.stat().st_mode & 0o777 for f in folder.iterdir()}}
+
+
+def test_a_private_model_folder_stays_private_when_replaced_or_updated(tiny_model, tmp_path):
+    """`calibrate`, `train --force` and `export` made a 0700 folder 0755 and its files 0644
+    (code review, stop 48): a replaced folder keeps its bits, a rewritten file its own, a
+    new file the folder's without execute."""
+    from emovox.artifact import replace_folder, update_artifact
+    from emovox.fileio import claimed_folder
+    from emovox.training.export import export_onnx
+
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    (folder / "model.onnx").unlink()
+    update_artifact(folder, read_meta(folder).replace(onnx=None))
+    for f in folder.iterdir():
+        f.chmod(0o640 if f.name == "model.json" else 0o600)
+    folder.chmod(0o700)
+    before = _modes(folder)
+    update_artifact(folder, read_meta(folder))  # a rewritten model.json keeps 0640
+    assert _modes(folder) == before
+    export_onnx(folder)  # a new graph: the folder's bits without execute, as model.json's
+    assert _modes(folder) == {**before, "model.onnx": 0o640}
+    before = _modes(folder)
+    with claimed_folder(folder) as (tmp, _):  # what calibrate does
+        stage = tmp / folder.name
+        shutil.copytree(folder, stage)
+        (stage / "MODEL_CARD.md").write_text("card")
+        replace_folder(stage, folder, force=True)
+    assert _modes(folder) == {**before, "MODEL_CARD.md": 0o600}
+
+
+def test_a_new_model_folder_is_readable_by_a_service_account(tmp_path):
+    """A new folder is opened to other users on purpose (mkdtemp makes 0700)."""
+    folder = _tiny_logreg(tmp_path)
+    assert _modes(folder)["."] == 0o755
+    assert {m for k, m in _modes(folder).items() if k != "."} == {0o644}

@@ -43,7 +43,7 @@ from emovox.artifact.paths import (
     check_model_file_size,
     file_digest,
 )
-from emovox.fileio import atomic_path, remove_stale
+from emovox.fileio import atomic_path, mode_of, remove_stale
 from emovox.preprocess import Normaliser, Preprocess
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,9 @@ __all__ = [
     "Artifact",
     "check_replaceable",
     "foreign_files",
+    "keep_modes",
     "make_readable",
+    "model_file_mode",
     "read_artifact",
     "read_meta",
     "read_tensors",
@@ -246,7 +248,10 @@ def replace_folder(stage: Path, out: Path, *, force: bool) -> Path:
     out = Path(out)
     check_replaceable(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    make_readable(stage)
+    if out.is_dir():  # a replaced folder keeps its permissions (0700 stayed private only
+        keep_modes(out, stage)  # until calibrate made it 0755: code review, stop 48)
+    else:
+        make_readable(stage)
     if out.exists():
         old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-{os.getpid()}-"))
         out.rename(old / out.name)
@@ -302,7 +307,7 @@ def update_artifact(path: str | Path, meta: ArtifactMeta, *,
         kept.pop(name, None)
     check_digests(path, meta.replace(digests=kept))
     if tensors is not None:
-        with atomic_path(path / WEIGHTS_FILE) as tmp:
+        with atomic_path(path / WEIGHTS_FILE, mode=model_file_mode(path / WEIGHTS_FILE)) as tmp:
             _save_tensors(tmp, _all_tensors(meta, tensors))
     _write_meta(path, meta)
     return path
@@ -343,9 +348,30 @@ def make_readable(folder: Path) -> None:
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
 
 
+def keep_modes(old: Path, stage: Path) -> None:
+    """Give the folder ``stage`` that replaces ``old`` the permission bits of ``old``: each
+    file those of its namesake, a new file the folder's without execute bits."""
+    folder = mode_of(old)
+    os.chmod(stage, folder)
+    for p in Path(stage).iterdir():
+        was = old / p.name
+        keep = was.is_file() and not was.is_symlink()
+        os.chmod(p, mode_of(was) if keep else folder & 0o666)
+
+
+def model_file_mode(path: Path) -> int:
+    """The permission bits a rewritten file of a model folder keeps: its own, or for a new
+    one its folder's ``model.json``'s (0644 when there is none)."""
+    for p in (path, path.parent / MODEL_JSON):
+        if p.is_file():
+            return mode_of(p)
+    return 0o644
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary sibling, then rename it over ``path``."""
-    with atomic_path(path) as tmp:
+    """Write JSON to a temporary sibling, then rename it over ``path`` (which keeps its
+    permission bits: :func:`model_file_mode`)."""
+    with atomic_path(path, mode=model_file_mode(path)) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=json_default))
 
 

@@ -33,6 +33,7 @@ from emovox.artifact import (
     ModelKind,
     OnnxInfo,
     attach_inference,
+    model_file_mode,
     read_artifact,
     read_meta,
     update_artifact,
@@ -91,7 +92,7 @@ def export_onnx(
     net = build_network(art)  # damaged: export refused to repair it (code review, stop 46)
     shape = tuple(int(s) for s in art.meta.network.input_shape)  # type: ignore[union-attr]
     out = path / ONNX_FILE
-    with atomic_path(out) as tmp:  # renamed into place only when verified
+    with atomic_path(out, mode=model_file_mode(out)) as tmp:  # renamed in only when verified
         dynamic_time, worst = _export_and_verify(net, shape, opset, tmp)
         if not worst <= atol:
             raise ArtifactError(
