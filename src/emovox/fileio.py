@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import shutil
+import signal
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -21,7 +23,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["atomic_path", "claimed_folder", "file_sha256", "live_writers", "locked_beside",
-           "mode_of", "private_copies", "remove_stale", "stream_sha256"]
+           "mode_of", "private_copies", "remove_stale", "signals_held", "stream_sha256",
+           "swap_folder"]
 
 
 @contextmanager
@@ -151,14 +154,52 @@ def remove_stale(parent: Path, name: str,
                  ) -> list[Path]:
     """Remove the ``.NAME.<kind>-PID-...`` folders next to ``parent / name`` that a process
     no longer running left behind (killed while it wrote a run or a model: research QA,
-    stop 32). Ours by their name; a live process's, a file or a link is never touched.
+    stop 32). Ours by their name; a live process's, a file or a link is never touched. An
+    ``old`` folder while ``parent / name`` is missing is put back instead: its process was
+    killed between the two renames of :func:`swap_folder` (code review, stop 48).
     Returns what was removed."""
     gone = []
     for p, pid in _writers(parent, name, kinds):
-        if not _alive(pid):
-            shutil.rmtree(p, ignore_errors=True)
-            gone.append(p)
+        if _alive(pid):
+            continue
+        out = Path(parent) / name
+        if p.name.startswith(f".{name}.old-") and not out.exists() and not out.is_symlink():
+            os.rename(p, out)
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        gone.append(p)
     return gone
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back during the block and delivered when it ends (a no-op
+    where signal masks are not available)."""
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    except (AttributeError, ValueError, OSError):
+        before = None
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def swap_folder(stage: Path, out: Path) -> None:
+    """Rename the finished folder ``stage`` to ``out``. An existing ``out`` is renamed to
+    ``.NAME.old-PID-HEX`` beside it first and removed afterwards. Ctrl-C and SIGTERM wait
+    for both renames (one landing between them lost both versions: code review, stop 48);
+    a SIGKILL there leaves the old folder, which :func:`remove_stale` puts back."""
+    out = Path(out)
+    old = None
+    with signals_held():
+        if out.exists() or out.is_symlink():
+            old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(out, old)
+        os.rename(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def live_writers(parent: Path, name: str, kinds: Sequence[str] = ("staging",)) -> list[int]:

@@ -5,6 +5,7 @@ non-finite weights, malformed run records."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from test_switch_member import one_hot_run
@@ -96,8 +97,93 @@ def test_a_project_folder_with_its_own_config_and_models_is_not_a_run(tmp_path):
                                      "split:\n  protocol: loso\n")
     check_run_destination(run)
     (run / "models" / "best.ckpt").write_text("weights")  # but not with a file of the user's
-    with pytest.raises(RunDirError, match="also holds models"):
+    with pytest.raises(RunDirError, match="not an emovox run folder"):  # (a config alone is not
         check_run_destination(run)
     (own / "config.yaml").write_text("data: {}\nmodel: {}\nsplit: {}\nseed: .inf\n")
     with pytest.raises(RunDirError, match="not an emovox run folder"):  # not a traceback
         check_run_destination(own)
+
+
+def test_a_note_inside_a_fold_model_folder_or_a_lone_config_is_not_replaced(tmp_path):
+    """Files nested in `models/foldK/` were deleted with the run, and a folder holding only
+    the user's own emovox config.yaml was taken for a run (code review, stop 48)."""
+    run = one_hot_run(tmp_path, "r", ["angry"] * 4, "m")
+    (run / "models" / "fold0").mkdir(parents=True)
+    (run / "models" / "fold0" / "model.json").write_text("{}")
+    check_run_destination(run)
+    (run / "models" / "fold0" / "my_notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="also holds models"):
+        check_run_destination(run)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("# my recipe\ndata:\n  corpus: ravdess\nmodel:\n"
+                                      "  name: mlp\nsplit:\n  protocol: loso\n")
+    with pytest.raises(RunDirError, match="not an emovox run folder"):
+        check_run_destination(mine)
+    (mine / "history_fold0.json").write_text("{}")  # an interrupted older run's
+    check_run_destination(mine)
+
+
+def test_a_destination_spoiled_while_the_run_worked_keeps_the_finished_run(tmp_path):
+    """A --cache-dir inside --out made the last check refuse, and the finished run was
+    deleted with its stage (code review, stop 48)."""
+    from emovox.experiment.rundest import staged_run_dir
+
+    out = tmp_path / "x"
+    with pytest.raises(RunDirError, match="the finished run is in") as err:
+        with staged_run_dir(out) as stage:
+            (stage / "metrics.json").write_text('{"protocol": "loso"}')
+            (out / "cache").mkdir(parents=True)  # what the feature cache made meanwhile
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("x.unsaved-")]
+    assert len(kept) == 1 and str(kept[0]) in str(err.value)
+    assert (kept[0] / "metrics.json").read_text() == '{"protocol": "loso"}'
+
+
+def test_out_dot_is_the_current_folder_not_a_stage_inside_it(tmp_path, monkeypatch):
+    """`--out .` staged the run inside the destination and refused it after it finished."""
+    from emovox.experiment.rundest import staged_run_dir
+
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RunDirError, match="not an emovox run folder"):
+        with staged_run_dir(Path(".")):
+            raise AssertionError("refused before the run")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    with staged_run_dir(Path(".")) as stage:
+        assert stage.parent == tmp_path
+        (stage / "metrics.json").write_text('{"protocol": "loso"}')
+    assert (empty / "metrics.json").is_file()
+
+
+def test_a_swap_interrupted_between_its_renames_loses_nothing(tmp_path, monkeypatch):
+    """Ctrl-C between the two renames deleted the new run and left the old one to be
+    removed as stale; a SIGKILL there left both to be removed (code review, stop 48)."""
+    import os
+    import signal
+
+    from emovox.fileio import remove_stale, swap_folder
+
+    out, stage = tmp_path / "run", tmp_path / ".run.staging-1-ab"
+    out.mkdir()
+    (out / "v").write_text("old")
+    stage.mkdir()
+    (stage / "v").write_text("new")
+    real = os.rename
+
+    def rename_then_interrupt(a, b):
+        real(a, b)
+        if str(b).startswith(str(tmp_path / ".run.old-")):
+            os.kill(os.getpid(), signal.SIGINT)  # held until both renames are done
+
+    monkeypatch.setattr(os, "rename", rename_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        swap_folder(stage, out)
+    monkeypatch.setattr(os, "rename", real)
+    assert (out / "v").read_text() == "new" and not stage.exists()
+    # a process killed right after moving the old folder away: it is put back
+    dead = tmp_path / ".run.old-999999999-ab"
+    os.rename(out, dead)
+    remove_stale(tmp_path, "run")
+    assert (out / "v").read_text() == "new" and not dead.exists()

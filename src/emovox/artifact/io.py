@@ -43,7 +43,7 @@ from emovox.artifact.paths import (
     check_model_file_size,
     file_digest,
 )
-from emovox.fileio import atomic_path, mode_of, remove_stale
+from emovox.fileio import atomic_path, mode_of, remove_stale, swap_folder
 from emovox.preprocess import Normaliser, Preprocess
 
 log = logging.getLogger(__name__)
@@ -252,13 +252,7 @@ def replace_folder(stage: Path, out: Path, *, force: bool) -> Path:
         keep_modes(out, stage)  # until calibrate made it 0755: code review, stop 48)
     else:
         make_readable(stage)
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-{os.getpid()}-"))
-        out.rename(old / out.name)
-        stage.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        stage.rename(out)
+    swap_folder(stage, out)
     return out
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from emovox.artifact import foreign_files
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import (
     CONFIG_FILE,
@@ -22,7 +23,7 @@ from emovox.experiment.rundir import (
     PREDICTIONS_FILE,
     RunDirError,
 )
-from emovox.fileio import live_writers, remove_stale
+from emovox.fileio import live_writers, remove_stale, swap_folder
 
 __all__ = ["RUNS_DIR", "RUN_ENTRIES", "check_run_destination", "default_run_dir", "is_run_dir",
            "staged_run_dir"]
@@ -57,8 +58,11 @@ def is_run_dir(path: Path) -> bool:
         cfg = yaml.safe_load((path / CONFIG_FILE).read_text())
         # an emovox experiment config, not any with these sections: a project folder with
         # its own config.yaml and models/ was replaced whole (code review, stop 47)
+        # and with something a run writes beside it: a folder holding only the user's own
+        # copy of an emovox config was replaced, its comments lost (code review, stop 48)
         return isinstance(cfg, dict) and {"data", "model", "split"} <= set(cfg) and \
-            ExperimentConfig.from_dict(cfg) is not None
+            ExperimentConfig.from_dict(cfg) is not None and any(
+                e.name != CONFIG_FILE and _written_by_runs(e) for e in path.iterdir())
     except (OSError, ValueError, OverflowError, yaml.YAMLError, ConfigError, AttributeError):
         return False
 
@@ -93,9 +97,10 @@ RUN_ENTRIES: tuple[str, ...] = (METRICS_FILE, PREDICTIONS_FILE, CONFIG_FILE, ERR
 
 
 def _written_by_runs(entry: Path) -> bool:
-    if entry.name == "models":  # --save-models writes fold folders only
-        return entry.is_dir() and not entry.is_symlink() and all(
-            f.name.startswith("fold") and f.is_dir() for f in entry.iterdir())
+    if entry.name == "models":  # --save-models writes fold folders of model files only
+        return entry.is_dir() and not entry.is_symlink() and all(  # (a note in one was
+            f.name.startswith("fold") and f.is_dir() and not f.is_symlink()  # deleted:
+            and not foreign_files(f) for f in entry.iterdir())  # code review, stop 48)
     return any(fnmatch.fnmatchcase(entry.name, pat) for pat in RUN_ENTRIES) and \
         not entry.is_dir()
 
@@ -106,6 +111,8 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     (old files never linger), on error it is removed and ``out`` is left as it was.
     Refused (:class:`RunDirError`) while another live process stages ``out``."""
     out = Path(out)
+    if out.name in ("", ".", ".."):  # "--out ." staged inside itself (code review, stop 48)
+        out = Path(os.path.abspath(out))
     check_run_destination(out)
     made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -122,14 +129,13 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
             f"{others[0]}-*)")
     try:
         yield stage
-        check_run_destination(out)  # nothing foreign appeared there while we worked
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(out, old)
-        os.rename(stage, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            check_run_destination(out)  # nothing foreign appeared there while we worked
+        except RunDirError as exc:  # the finished run is kept, not thrown away (e.g. a
+            kept = out.parent / f"{out.name}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
+            os.rename(stage, kept)  # --cache-dir inside --out: code review, stop 48)
+            raise RunDirError(f"{exc}; the finished run is in {kept}") from None
+        swap_folder(stage, out)
     finally:
         if stage.exists():
             _unstage(stage, made if not out.exists() else [])
