@@ -41,6 +41,9 @@ $(PY):
 $(STAMP): pyproject.toml Makefile $(PY)
 	$(call apt_install,$(APT_PACKAGES),m4a/aac/webm decoding will be unavailable)
 	@test -n "$(PYTHON)" || { echo "error: no python3 found: install Python 3.11 (Debian: sudo apt-get install python3 python3-venv)"; exit 1; }
+	@# a working .venv without pip (uv venv makes them) gets pip, not deleted (stop 48)
+	@if test -x $(PY) && ! $(PY) -m pip --version >/dev/null 2>&1; then \
+	  $(PY) -m ensurepip --upgrade >/dev/null 2>&1 || true; fi
 	@if ! { test -x $(PY) && $(PY) -m pip --version >/dev/null 2>&1; }; then \
 	  rm -rf $(VENV); $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 	    echo "error: $(PYTHON) cannot create a virtual environment: install its venv module (Debian: sudo apt-get install python3-venv), then run make again"; exit 1; }; \

@@ -272,6 +272,33 @@ def test_skops_with_a_function_transformer_is_refused(tmp_path, fn):
     assert not marker.exists()
 
 
+def test_skops_with_a_bound_method_of_an_allowed_class_is_refused(tmp_path):
+    """A `MethodNode` (a StandardScaler's bound `fit`) names only allowed classes: the schema
+    walk let it through and only skops's own untrusted list, marked untested, refused it
+    (code review, stop 48). Both checks refuse it now."""
+    import skops.io as sio
+
+    from emovox.artifact.trust import skops_types
+
+    folder = _tiny_logreg(tmp_path)
+    src, dst = folder / "model.skops", tmp_path / "method.skops"
+    with zipfile.ZipFile(src) as zin:
+        schema = json.loads(zin.read("schema.json"))
+        scaler = schema["content"]["content"]["steps"]["content"][0]["content"][1]
+        assert scaler["__class__"] == "StandardScaler"
+        schema["content"]["content"]["memory_hook"] = {
+            "__class__": "StandardScaler", "__module__": "sklearn.preprocessing._data",
+            "__loader__": "MethodNode", "content": {"func": "fit", "obj": scaler}}
+        with zipfile.ZipFile(dst, "w") as z:
+            for i in zin.infolist():
+                z.writestr(i, json.dumps(schema) if i.filename == "schema.json"
+                           else zin.read(i))
+    assert "sklearn.preprocessing._data.StandardScaler.fit" in skops_types(dst)
+    assert set(sio.get_untrusted_types(file=dst)) - ALLOWED_TYPES  # the second check's view
+    with pytest.raises(ArtifactError, match="refusing to load types.*StandardScaler.fit"):
+        load_pipeline(dst)
+
+
 # -- --force replaces only model folders ----------------------------------------------------
 
 
