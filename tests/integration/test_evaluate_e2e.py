@@ -64,8 +64,13 @@ def test_evaluate_two_folds_on_six_actors(tmp_path, speech):
     assert json.loads((tmp_path / "run2/metrics.json").read_text())["extraction"]["n_cached"] == 360
 
 
-def test_evaluate_bad_inputs(tmp_path):
+def test_evaluate_bad_inputs(tmp_path, fake_ravdess):
     r = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "not found" in r.output
-    r = CliRunner().invoke(app, ["evaluate", "--data", str(speech), "--model", "nonsense"])
-    assert r.exit_code == 2 and "unknown architecture 'nonsense'" in r.output
+    # valid data: the model name alone is refused, before any feature is extracted
+    r = CliRunner().invoke(app, ["evaluate", "--data", str(fake_ravdess), "--model", "nonsense",
+                                 "--cache-dir", str(tmp_path / "cache"),
+                                 "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "unknown architecture 'nonsense'" in r.output, r.output
+    assert "not found" not in r.output
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()

@@ -258,6 +258,15 @@ def test_extract_is_deterministic_and_respects_sr() -> None:
     b = extract("logmel", x, 22_050, hop_length=256)
     np.testing.assert_array_equal(a, b)
     assert a.shape == (1 + 22_050 // 256, 64)
+    # a 1 kHz tone peaks in the mel band centred nearest 1 kHz at either rate; the mel
+    # scale spans 20 Hz..sr/2, so that band is another one at 22.05 kHz than at 16 kHz
+    peaks = []
+    for sr in (22_050, SR):
+        mel = extract("logmel", sine(1000.0, 1.0, sr=sr), sr)
+        centres = librosa.mel_frequencies(64 + 2, fmin=20.0, fmax=sr / 2)[1:-1]
+        peaks.append(int(np.abs(centres - 1000.0).argmin()))
+        assert int(mel.mean(0).argmax()) == peaks[-1], sr
+    assert peaks[0] != peaks[1]
 
 
 def test_extract_unknown_name_and_param() -> None:

@@ -19,7 +19,6 @@ from emovox.affect import AROUSAL_VALENCE, arousal_valence
 from emovox.artifact import (
     ArtifactError,
     attach_inference,
-    default_model_path,
     read_meta,
     save_model,
 )
@@ -316,11 +315,20 @@ def test_typed_errors_and_silence(predictors, tmp_path):
     assert silent.label is None and silent.probabilities is None and silent.arousal is None
 
 
-def test_default_model_missing_is_a_clear_error():
-    if (default_model_path() / "model.json").is_file():
-        pytest.skip("a bundled default model is installed")
-    with pytest.raises(ArtifactError, match="no bundled default model"):
+def test_default_model_missing_is_a_clear_error(tmp_path, monkeypatch):
+    """An install without the bundled default (a trimmed wheel) says so and what to pass
+    instead; the bundled folder here is an empty one."""
+    from emovox.artifact import paths
+
+    empty = tmp_path / "no_default"
+    empty.mkdir()
+    monkeypatch.setattr(paths, "default_model_path", lambda: empty)
+    with pytest.raises(ArtifactError) as err:
         Predictor.from_artifact(None)
+    said = str(err.value)
+    assert said.startswith("no bundled default model is installed with this version of "
+                           f"emovox (expected {empty}); pass the folder of a trained model")
+    assert "emovox evaluate --save-models" in said and "\n" not in said
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from types import ModuleType
 
 import pytest
@@ -212,7 +213,9 @@ def test_eval_mode_is_deterministic(mod, shape, other_shape, param_range) -> Non
 @pytest.mark.parametrize(("mod", "shape", "other_shape", "param_range"), PARAMS)
 def test_rejects_wrong_input_rank(mod, shape, other_shape, param_range) -> None:
     bad = (*shape, 3) if len(shape) == 1 else shape[:1]
-    with pytest.raises(ValueError):
+    want = r"\(D,\)" if len(shape) == 1 else r"\(T, [FM]\)"  # the rank it takes, not another
+    with pytest.raises(ValueError, match=rf"^{short_name(mod)} expects input_shape {want}, "
+                                         rf"got {re.escape(str(bad))}$"):
         mod.build_net(N_CLASSES, bad)
 
 

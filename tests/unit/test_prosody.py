@@ -154,9 +154,16 @@ def test_the_robust_variant_moves_less_over_a_phone_line_than_prosody() -> None:
     largest among the dropped ones (the MFCC means and 0-500 Hz slopes)."""
     wave = harmonic(120.0, 1.5, n_harmonics=50, vibrato=0.02, noise=0.002,
                     rng=np.random.default_rng(4))
-    moved = np.abs(prosody(_telephone(wave), SR) - prosody(wave, SR))
+    phone = _telephone(wave)
+    moved = np.abs(prosody(phone, SR) - prosody(wave, SR))
     keep = np.array([n in ROBUST_NAMES for n in FEATURE_NAMES])
     mfcc = [FEATURE_NAMES.index(f"mfcc{k}_mean") for k in (1, 2)]
     assert moved[mfcc].max() > 5.0
+    kept = np.abs(prosody_robust(phone, SR) - prosody_robust(wave, SR))  # what it gives
+    np.testing.assert_array_equal(kept, moved[keep])
+    assert (~keep).any(), "the robust variant drops no column"
+    assert kept.max() < moved[~keep].max()
+    # and each dropped MFCC mean moves more than any kept column (keeping one is caught)
+    assert kept.max() < moved[[FEATURE_NAMES.index(f"mfcc{k}_mean") for k in (1, 2, 3, 4)]].min()
     assert moved[keep & np.array([n.startswith(("f0_semitone_p", "loudness_p"))
                                   for n in FEATURE_NAMES])].max() < 1.0

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from corpus_trees import make
 
 from emovox.artifact import ArtifactError
@@ -211,14 +210,28 @@ def test_folders_left_by_killed_runs_are_removed_and_nothing_else(tmp_path):
     assert target.is_dir()
 
 
-def test_the_card_and_the_record_say_which_speakers_only_validated(tmp_path):
+@pytest.mark.slow
+def test_the_card_and_the_record_say_which_speakers_only_validated(tmp_path, ravdess_maker):
+    """A network trained with ``--val-speakers 1`` early-stops on one speaker's clips: its
+    model.json ``trained_on`` and its card say which, as written by ``train_bundle``."""
+    from emovox.config import SplitConfig
     from emovox.experiment.card import model_card
+    from emovox.experiment.package import train_bundle
 
-    card = model_card({"trained_on": {"clips": 90, "speakers": ["a", "b", "c"],
-                                      "validation_speakers": ["b", "c"],
-                                      "validation_clips": 30, "corpus": "ravdess"}})
-    assert "30 clips of 2 speakers (b, c) were used only to choose the epoch" in card
-    assert yaml.safe_dump({"ok": 1})  # (yaml used by the config round trips above)
+    root = ravdess_maker(tmp_path / "corpus", (1, 2))  # 16 clips per actor
+    cfg = ExperimentConfig(data=DataConfig(root=str(root)),
+                           model=ModelConfig("resnet_mlp", {"epochs": 1}),
+                           split=SplitConfig(n_val_speakers=1),
+                           cache_dir=str(tmp_path / "cache"), n_jobs=1)
+    bundle = train_bundle(cfg, tmp_path / "model", onnx=False)
+    record = json.loads((tmp_path / "model" / "model.json").read_text())["trained_on"]
+    assert record["clips"] == 32 and record["speakers"] == ["ravdess:01", "ravdess:02"]
+    (val,) = record["validation_speakers"]
+    assert val in record["speakers"] and record["validation_clips"] == 16
+    assert (bundle.n_val_speakers, bundle.n_val_clips) == (1, 16)
+    said = f"16 clips of 1 speakers ({val}) were used only to choose the epoch"
+    assert said in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert said in model_card({"trained_on": record})
 
 
 @pytest.mark.parametrize(("model", "params", "why"), [

@@ -39,6 +39,35 @@ def test_emobox_folds_cover_every_actor_once():
     assert sorted(flat) == [f"ravdess:{a:02d}" for a in range(1, 25)]
 
 
+#: EmoBox's RAVDESS folds, as published (four test actors per fold, fold order kept)
+EMOBOX_RAVDESS_FOLDS = [
+    ("01", "11", "20", "21"),
+    ("04", "10", "12", "14"),
+    ("08", "09", "19", "23"),
+    ("03", "05", "07", "24"),
+    ("02", "15", "16", "18"),
+    ("06", "13", "17", "22"),
+]
+
+
+def test_emobox_folds_are_the_published_assignment():
+    """Any partition of 24 actors into 6 x 4 passes the cover test above; results are only
+    comparable with EmoBox's on its own assignment, fold by fold."""
+    assert emobox_test_speakers() == [tuple(f"ravdess:{a}" for a in fold)
+                                      for fold in EMOBOX_RAVDESS_FOLDS]
+
+
+def test_emobox_folds_match_the_shared_folds_json(shared_data):
+    import json
+
+    path = shared_data / "ravdess" / "folds.json"
+    if not path.exists():
+        pytest.skip(f"no {path} to compare with")
+    shared = json.loads(path.read_text())["folds"]
+    assert [tuple(fold) for fold in shared] == EMOBOX_RAVDESS_FOLDS
+    assert emobox_test_speakers() == [tuple(f"ravdess:{a}" for a in fold) for fold in shared]
+
+
 def test_emobox_folds_are_speaker_disjoint_and_val_from_train_side():
     utts = fake_ravdess()
     folds = make_folds(utts, Protocol.EMOBOX, seed=0, n_val_speakers=2)
