@@ -7,6 +7,8 @@ through plain JSON/YAML types so a run directory or an artifact explains itself.
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -194,7 +196,64 @@ class ExperimentConfig:
 
     @classmethod
     def load_yaml(cls, path: Path) -> ExperimentConfig:
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+        """The config saved at ``path`` (:func:`read_run_yaml`: ConfigError when it is
+        too big or holds aliases)."""
+        return cls.from_dict(read_run_yaml(path) or {})
+
+
+#: the most bytes a run's ``config.yaml`` may hold: emovox writes about 1 KB (a long
+#: speaker list some KB); a bigger one is no config of ours (code review, stop 48)
+CONFIG_MAX_BYTES = 1 << 20
+
+
+def read_capped(path: str | Path, limit: int = CONFIG_MAX_BYTES) -> str:
+    """The UTF-8 text of the regular file ``path`` (OSError when it cannot be read,
+    UnicodeDecodeError when it is no UTF-8); ConfigError naming it when it holds more than
+    ``limit`` bytes, or is no regular file (a FIFO blocked the reader). What a run folder
+    holds is read whole by ``emovox report``, ``calibrate`` and the ``--out`` check: a file
+    there of any size was (code review, stop 48)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(f"{path}: larger than {limit // 1024} KiB, more than emovox writes "
+                          "there; not read")
+    return data.decode("utf-8")
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing aliases (``*name``): each repeats a whole subtree, so a
+    file of a few hundred bytes could unfold into gigabytes (479 bytes of nested aliases
+    took 46 MiB and 2.7 s, two levels more 4.6 GB: code review, stop 48). emovox writes
+    none (``yaml.safe_dump`` of fresh lists and dicts)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(f"{self.name}: line {event.start_mark.line + 1}: a YAML alias "
+                              f"(*{event.anchor}), which emovox never writes; not read")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str, name: str | Path) -> Any:
+    """``yaml.safe_load`` of ``text`` (read from ``name``) without aliases: ConfigError
+    naming ``name`` for an alias or nesting too deep; yaml.YAMLError for other faults."""
+    loader = _NoAliasLoader(text)
+    loader.name = str(name)  # what its marks and errors name
+    try:
+        return loader.get_single_data()
+    except RecursionError:
+        raise ConfigError(f"{name}: nested too deep; not read") from None
+    finally:
+        loader.dispose()
+
+
+def read_run_yaml(path: str | Path) -> Any:
+    """A run folder's YAML file (``config.yaml``) at most :data:`CONFIG_MAX_BYTES`, without
+    aliases (:func:`read_capped`, :func:`safe_yaml`)."""
+    return safe_yaml(read_capped(path), path)
 
 
 def _plain(x: Any) -> Any:

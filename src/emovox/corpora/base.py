@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from emovox.fileio import file_sha256
 from emovox.labels import Emotion
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,26 @@ class Utterance:
         return f"{self.corpus}:{self.path.stem}"
 
 
+#: skipped files or rows a scan lists (:attr:`CorpusScan.skipped`), plus as many again when
+#: each is of a kind of reason not listed yet; the rest are counted (a manifest of a million
+#: missing files kept a million reasons, +547 MiB: code review, stop 48)
+SKIPPED_KEPT = 100
+
+
+def _kind(why: str) -> tuple[str, bool]:
+    """The kind of a skip reason: the reason without its row number and what follows its
+    first colon or parenthesis; a repeat that disagrees ("check them") is a kind of its own."""
+    kind = re.split(r"[:(]| at | in row", re.sub(r"^row \d+: ", "", why))[0]
+    return kind, why.endswith("check them")
+
+
 def _varied(skipped: list[tuple[Path, str]], n: int) -> list[tuple[Path, str]]:
-    """Up to ``n`` of ``skipped``, one of each kind of reason first (the kind: the reason
-    without its row number and what follows its first colon or parenthesis; a manifest's
-    "file not found at ..." was hidden behind three repeated rows: re-check, stop 39)."""
+    """Up to ``n`` of ``skipped``, one of each kind of reason first (:func:`_kind`; a
+    manifest's "file not found at ..." was hidden behind three repeated rows: re-check,
+    stop 39)."""
     first: dict[tuple[str, bool], tuple[Path, str]] = {}
-    for p, why in skipped:  # a repeat that disagrees ("check them") is a kind of its own
-        kind = re.split(r"[:(]| at | in row", re.sub(r"^row \d+: ", "", why))[0]
-        first.setdefault((kind, why.endswith("check them")), (p, why))
+    for p, why in skipped:
+        first.setdefault(_kind(why), (p, why))
     chosen = list(first.values())[:n]
     return chosen + [s for s in skipped if s not in chosen][: n - len(chosen)]
 
@@ -85,8 +97,10 @@ class CorpusScan:
     """The result of reading a corpus tree.
 
     ``skipped`` holds files that could not be labelled (malformed or unknown names),
-    each with the reason; ``unmapped`` the well-formed files whose label has no
-    canonical emotion; ``duplicates`` groups of byte-identical files.
+    each with the reason: when there are many, the first :data:`SKIPPED_KEPT` and the
+    first of each further kind of reason (:meth:`skip`), ``skipped_more`` counting the
+    rest; ``unmapped`` the well-formed files whose label has no canonical emotion;
+    ``duplicates`` groups of byte-identical files.
     """
 
     corpus: str
@@ -94,6 +108,28 @@ class CorpusScan:
     utterances: list[Utterance] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     duplicates: list[list[Path]] = field(default_factory=list)
+    skipped_more: int = 0
+    _kinds: set[tuple[str, bool]] = field(default_factory=set, init=False, repr=False,
+                                          compare=False)
+
+    def __post_init__(self) -> None:
+        self._kinds = {_kind(why) for _, why in self.skipped}
+
+    def skip(self, path: Path, why: str) -> None:
+        """Note ``path`` as skipped for ``why``: listed in :attr:`skipped` while few are,
+        else counted in :attr:`skipped_more` (code review, stop 48)."""
+        kind = _kind(why)
+        if len(self.skipped) < SKIPPED_KEPT or (
+                kind not in self._kinds and len(self.skipped) < 2 * SKIPPED_KEPT):
+            self.skipped.append((path, why))
+            self._kinds.add(kind)
+        else:
+            self.skipped_more += 1
+
+    @property
+    def n_skipped(self) -> int:
+        """Files (or rows) skipped, listed or only counted."""
+        return len(self.skipped) + self.skipped_more
 
     @property
     def labelled(self) -> list[Utterance]:
@@ -119,7 +155,7 @@ class CorpusScan:
         if self.skipped:  # a manifest's skipped rows are rows, one example of each kind of
             rows = all(why.startswith("row ") for _, why in self.skipped)  # reason first
             ex = "; ".join(f"{p.name} ({why})" for p, why in _varied(self.skipped, examples))
-            skipped = count_noun(len(self.skipped), "row" if rows else "unrecognised file")
+            skipped = count_noun(self.n_skipped, "row" if rows else "unrecognised file")
             lines.append(f"  skipped {skipped}, e.g. {ex}")
         if self.unmapped:
             raws = sorted({u.raw_label for u in self.unmapped})
@@ -186,15 +222,41 @@ def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
         stack.extend(os.path.join(dirpath, d) for d in reversed(dirnames))
 
 
+@dataclass
+class PathTally:
+    """Stands in for a list of paths of which only how many and a few are said: counts
+    what is appended (``accept``: only the paths it is true of) and keeps the first
+    ``keep``, and the first of each further extension while fewer than twice as many are
+    kept. A folder corpus kept the path of every transcript and picture beside its clips
+    to list its few videos (code review, stop 48)."""
+
+    keep: int = 3
+    accept: Callable[[Path], bool] | None = None
+    count: int = 0
+    first: list[Path] = field(default_factory=list)
+    _suffixes: set[str] = field(default_factory=set, init=False, repr=False)
+
+    def append(self, path: Path) -> None:
+        if self.accept is not None and not self.accept(path):
+            return
+        self.count += 1
+        suffix = path.suffix.lower()
+        if len(self.first) < self.keep or (
+                suffix not in self._suffixes and len(self.first) < 2 * self.keep):
+            self.first.append(path)
+            self._suffixes.add(suffix)
+
+
 def iter_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS, *,
-                     regular_only: bool = True, others: list[Path] | None = None
+                     regular_only: bool = True, others: list[Path] | PathTally | None = None
                      ) -> Iterator[Path]:
     """Every audio file below ``root`` (any nesting), sorted, by extension (lower case, with
     the dot: :data:`AUDIO_EXTENSIONS` by default). ``regular_only=False``: also entries of
     those names that are no regular file (a FIFO, a dangling or looping link), for a
     caller that reports each (``batch``: they vanished without a word; QA, stop 38).
     ``others``: receives the visible files of other names (``batch`` counts them: an
-    Android ``.3ga`` recording vanished without a word, QA stop 39)."""
+    Android ``.3ga`` recording vanished without a word, QA stop 39); a
+    :class:`PathTally` counts them without keeping each."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"corpus directory not found: {root}")
@@ -226,7 +288,8 @@ def find_duplicates(paths: Iterable[Path]) -> list[list[Path]]:
             continue
         by_hash: dict[str, list[Path]] = defaultdict(list)
         for p in same:
-            by_hash[hashlib.sha256(p.read_bytes()).hexdigest()].append(p)
+            by_hash[file_sha256(p)].append(p)  # streamed: two 400 MB files held 400 MiB
+            # at once when read whole (code review, stop 48)
         groups.extend(sorted(g) for g in by_hash.values() if len(g) > 1)
     return sorted(groups)
 
@@ -270,17 +333,19 @@ def scan_files(
     """
     root = Path(root)
     scan = CorpusScan(corpus=corpus, root=root)
-    others: list[Path] = []
+    # the containers only, counted: not every other file's path (code review, stop 48)
+    others = PathTally(SKIPPED_KEPT, lambda p: p.suffix.lower() in CONTAINER_EXTENSIONS)
     for path in iter_audio_files(root, others=others):
         if path.stat().st_size == 0:
-            scan.skipped.append((path, "empty file (0 bytes)"))
+            scan.skip(path, "empty file (0 bytes)")
             continue
         result = parse(path)
         if isinstance(result, Utterance):
             scan.utterances.append(result)
         elif isinstance(result, str):
-            scan.skipped.append((path, result))
-    scan.skipped += [(p, f"{p.suffix.lower()} is not read for training (predict and batch "
-                      "read it): convert it to WAV or FLAC") for p in others
-                     if p.suffix.lower() in CONTAINER_EXTENSIONS]
+            scan.skip(path, result)
+    for p in others.first:
+        scan.skip(p, f"{p.suffix.lower()} is not read for training (predict and batch read "
+                  "it): convert it to WAV or FLAC")
+    scan.skipped_more += others.count - len(others.first)
     return finish_scan(scan, detect_duplicates=detect_duplicates, logger=logger)

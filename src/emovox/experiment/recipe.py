@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from emovox.artifact.clips import DIGEST_HEX
-from emovox.config import ExperimentConfig
+from emovox.config import ExperimentConfig, read_capped, safe_yaml
 from emovox.corpora import canonical_name
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import (
@@ -87,9 +87,10 @@ def recipe_differences(run: Path, config: dict[str, Any]) -> list[str]:
     if not path.is_file():
         return []
     try:
-        if not path.read_text().strip():  # an empty file read as all defaults (re-check 3)
+        text = read_capped(path)  # at most 1 MiB, no aliases (code review, stop 48)
+        if not text.strip():  # an empty file read as all defaults (re-check 3)
             return [f"{UNREADABLE}: the file is empty"]
-        return _compare(ExperimentConfig.load_yaml(path).to_dict(),
+        return _compare(ExperimentConfig.from_dict(safe_yaml(text, path) or {}).to_dict(),
                         ExperimentConfig.from_dict(config).to_dict())
     except (OSError, ValueError, ConfigError, yaml.YAMLError, AttributeError, TypeError,
             KeyError) as exc:  # a config of another shape (re-check 2, stop 32)

@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
+#: the most bytes a ``metrics.json`` may hold when read: about 23 KB for six folds, 1-2 KB a
+#: fold more (a leave-one-speaker-out run of 20000 speakers fits); a bigger file is none
+#: of ours, and was read whole wherever --out pointed (code review, stop 48)
+METRICS_MAX_BYTES = 64 << 20
 PREDICTIONS_FILE = "predictions.csv"
 CONFIG_FILE = "config.yaml"
 ERRORS_FILE = "errors.csv"
@@ -186,10 +190,14 @@ def read_metrics(run: Path) -> dict[str, Any]:
     f = Path(run) / METRICS_FILE
     if not f.is_file():  # a missing folder said so (it said "no metrics.json": QA, 39)
         raise RunDirError(f"{run}: no {'such folder' if not Path(run).exists() else METRICS_FILE}")
+    from emovox.config import read_capped
+
     try:
-        meta = json.loads(f.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        meta = json.loads(read_capped(f, METRICS_MAX_BYTES))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RunDirError(f"{f}: unreadable ({exc})") from None
+    except ConfigError as exc:  # too big: it names the file
+        raise RunDirError(str(exc)) from None
     if not isinstance(meta, dict) or not isinstance(meta.get("protocol"), str):
         raise RunDirError(f"{f}: not the metrics of an emovox run")
     return meta
@@ -328,13 +336,16 @@ def run_val_speakers(run: Path) -> int | None:
     finds them). ``None`` when it cannot be told (no config, runs moved or disagreeing)."""
     import yaml
 
+    from emovox.config import read_run_yaml
+
     run = Path(run)
-    config = run / "config.yaml"
+    config = run / CONFIG_FILE
     if config.is_file():
         try:
-            split = (yaml.safe_load(config.read_text()) or {}).get("split") or {}
+            split = (read_run_yaml(config) or {}).get("split") or {}
             return int(split["n_val_speakers"])
-        except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError):
+        except (OSError, yaml.YAMLError, ConfigError, AttributeError, KeyError, TypeError,
+                ValueError):
             return None
     try:
         fused = read_metrics(run).get("fused_runs") or []
