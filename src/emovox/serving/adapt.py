@@ -289,8 +289,9 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
                 skipped.append(f"{o.path.name}: {why}")
             elif o.prediction.probabilities is None:
                 skipped.append(f"{o.path.name}: no speech ({o.prediction.reason})")
-            else:
-                usable.append(o.prediction)
+            else:  # what the prior needs (probabilities, notes), not the windows: every
+                usable.append(dataclasses.replace(  # answer was kept whole, evidence and
+                    o.prediction, evidence=(), window_probs=None))  # all (review, stop 48)
                 used.add(digest)
         if progress is not None:
             progress(i + 1, len(files))

@@ -36,10 +36,12 @@ from emovox.serving.answer import Status
 from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
 from emovox.serving.outfile import (
     CSV_HEADERS,
+    MAX_LINE_CHARS,
     check_ours,
     check_same_model,
     csv_sentences,
     drop_partial_last_line,
+    json_lines,
     open_ours_for_append,
     spreadsheet_safe,
 )
@@ -183,10 +185,14 @@ def _read_rows(out: Path) -> Iterator[dict[str, Any]]:
             yield from csv.DictReader(f)
         return
     with open(out, encoding="utf-8", errors="backslashreplace") as f:
-        for line in f:
+        for line in json_lines(f):  # bounded: a 300 MB line was read whole (review, stop 48)
+            if line is None:
+                log.warning("ignoring a line of more than %s characters in %s (no emovox record "
+                            "is that long)", f"{MAX_LINE_CHARS:,}", out)
+                continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 log.warning("ignoring an unreadable line in %s", out)
                 continue
             if isinstance(row, dict):
@@ -240,12 +246,12 @@ def _upgrade_csv(out: Path) -> None:
     if header == FIELDS:
         return
     log.info("%s was written by an older emovox: rewriting it with the current columns", out)
-    rows = list(_read_rows(out))
     with atomic_path(out, mode=mode_of(out)) as tmp, \
             open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore", restval="")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(_read_rows(out))  # streamed: a list of every row took 309 MiB for
+        # 200,000 rows (code review, stop 48); out is replaced only once all are written
 
 
 class RowWriter:

@@ -19,6 +19,7 @@ from pathlib import Path
 from emovox.corpora.base import (
     AUDIO_EXTENSIONS,
     CONTAINER_EXTENSIONS,
+    PathTally,
     iter_audio_files,
     walk_once,
 )
@@ -104,6 +105,10 @@ AUDIO_TYPES = tuple(sorted(ext.lstrip(".") for ext in INPUT_EXTENSIONS))
 AUDIO_TYPES_SHOWN = ("wav", "mp3", "m4a", "ogg", "opus", "flac", "webm")
 
 
+#: how many files of other names the warning of :func:`collect_inputs` names
+_OTHERS_NAMED = 3
+
+
 def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Path]:
     """Audio files from paths: folders are walked recursively, globs expanded (``**``
     allowed), files taken as given. Order is stable; the same file reached twice (another
@@ -115,7 +120,10 @@ def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Pat
     """
     out: dict[str, Path] = {}
     twice: dict[str, list[Path]] = {}  # resolved path -> the other ways it was reached
-    others: list[Path] = []  # files of other names in folders and glob matches: counted
+    mine = {resolved_key(Path(p)) for p in ours}
+    # files of other names in folders and glob matches, ours aside: counted, the first few
+    # kept to name them (each was kept in a list only to be counted: code review, stop 48)
+    others = PathTally(_OTHERS_NAMED, lambda o: not mine or resolved_key(o) not in mine)
     for item in inputs:
         p = Path(item)
         if p.is_dir():
@@ -141,13 +149,12 @@ def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Pat
             if key in out:
                 twice.setdefault(key, []).append(q)
             out.setdefault(key, q)
-    mine = {resolved_key(Path(p)) for p in ours}
-    others = [o for o in others if resolved_key(o) not in mine]
-    if others:  # skipped without a word (QA, stop 39)
+    if others.count:  # skipped without a word (QA, stop 39)
         log.warning("%d other file(s) not read, by their names (e.g. %s): a folder or glob "
                     "takes files with an audio extension (.wav, .flac, .mp3, .m4a, .ogg, "
-                    ".opus, ...); a file given by name is read whatever its name", len(others),
-                    ", ".join(printable_path(Path(o.name)) for o in others[:3]))
+                    ".opus, ...); a file given by name is read whatever its name",
+                    others.count, ", ".join(printable_path(Path(o.name))
+                                            for o in others.first[:_OTHERS_NAMED]))
     if twice:  # a user counting rows should not wonder where a file went (QA stop 30)
         n = sum(len(v) for v in twice.values())
         key, (other, *_) = next(iter(twice.items()))

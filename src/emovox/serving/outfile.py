@@ -35,9 +35,9 @@ from emovox.labels import LABELS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ADAPT_FIELDS", "CSV_HEADERS", "check_ours", "check_same_model",
-           "drop_partial_last_line", "models_in", "open_ours_for_append", "spreadsheet_safe",
-           "unquoted"]
+__all__ = ["ADAPT_FIELDS", "CSV_HEADERS", "MAX_LINE_CHARS", "check_ours", "check_same_model",
+           "drop_partial_last_line", "json_lines", "models_in", "open_ours_for_append",
+           "spreadsheet_safe", "unquoted"]
 
 _P = [f"p_{lab}" for lab in LABELS]
 #: every CSV header emovox has written, oldest first (the last is the current one)
@@ -56,6 +56,14 @@ ADAPT_FIELDS: list[str] = ["speaker_group", "adapted", "reference_clips", "adapt
 _TAIL = 1 << 16
 #: how every JSONL record emovox writes starts (a prediction document or a failure record)
 RECORD_START = '{"schema_version": '
+#: the longest JSON line (in characters) emovox reads from a batch output: a line was read
+#: whole, and a 300 MB one took 599 MiB before it was refused (code review, stop 48). A
+#: record holds one ``evidence`` entry (about 160 characters) per window hop, 0.5 to 1.5 s:
+#: 32 Mi characters is 29 to 86 hours of audio in one file, which batch decodes whole
+#: (7 to 20 GB of samples), so no record emovox wrote in practice comes near it
+MAX_LINE_CHARS = 1 << 25
+#: the most characters of a CSV's first line read for its header (emovox's is under 300)
+_HEADER_CHARS = 1 << 16
 
 
 #: what joins a CSV cell's list of sentences (``warnings``, ``adapt_note``): warnings hold
@@ -119,7 +127,8 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
         return
     if out.suffix.lower() == ".csv":
         with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
-            header = tuple(next(csv.reader(f), []))
+            # one bounded line: a first line of 300 MB was read whole (code review, stop 48)
+            header = tuple(next(csv.reader([f.readline(_HEADER_CHARS)]), []))
         known = {h for base in CSV_HEADERS for h in (base, (*base, *extra_columns))}
         if not extra_columns and header in {(*b, *ADAPT_FIELDS) for b in CSV_HEADERS}:
             raise _adapted_here(out)
@@ -127,12 +136,15 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
             raise _refuse(out, f"has a header emovox never wrote ({', '.join(header[:4])}...)")
         return
     with open(out, encoding="utf-8", errors="backslashreplace") as f:
-        for n, line in enumerate(f, start=1):
+        for n, line in enumerate(json_lines(f), start=1):
+            if line is None:
+                raise _refuse(out, f"line {n} is longer than {MAX_LINE_CHARS:,} characters, "
+                              "more than any emovox record")
             if not line.strip():
                 continue
             try:
                 doc = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..." (48)
                 doc = None
             if isinstance(doc, dict) and ("segments" in doc or "summary" in doc):
                 # a timeline's document has both keys too: appended to, its sources counted
@@ -145,6 +157,21 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
                 raise _refuse(out, f"line {n} is not an emovox record")
             if not extra_columns and isinstance(doc, dict) and doc.get("adaptation"):
                 raise _adapted_here(out)
+
+
+def json_lines(f: TextIO, limit: int | None = None) -> Iterator[str | None]:
+    """The lines of ``f`` (a JSON-lines file opened as text), each read with at most
+    ``limit`` characters (default :data:`MAX_LINE_CHARS`); ``None`` for a line that holds
+    ``limit`` characters without its end, whose rest is read and dropped in pieces of
+    ``limit``: a line is never held whole (a 300 MB line took 599 MiB; code review, stop 48)."""
+    limit = limit or MAX_LINE_CHARS
+    while line := f.readline(limit):
+        if len(line) < limit or line.endswith("\n"):
+            yield line
+            continue
+        while (rest := f.readline(limit)) and not rest.endswith("\n"):
+            pass
+        yield None
 
 
 def _open_ours(out: Path, flags: int) -> int:
