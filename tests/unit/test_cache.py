@@ -62,12 +62,12 @@ def test_bad_cache_entry_is_logged_and_recomputed(one_wav, tmp_path, caplog, dam
 def test_cache_put_fsyncs_before_rename(tmp_path, monkeypatch):
     calls: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
+    cache = FeatureCache(tmp_path, "k", ndim=1)  # its key.json, written atomically too
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(os, "replace",
                         lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
-    cache = FeatureCache(tmp_path, "k", ndim=1)
     cache.put("ab" * 32, np.ones(4, np.float32))
-    assert calls == ["fsync", "replace"]
+    assert calls == ["fsync", "replace"] * 2  # shape.json (since stop 48), then the entry
     assert cache.get("ab" * 32) is not None
 
 

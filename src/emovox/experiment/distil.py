@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from emovox.config import Adapt, ExperimentConfig, folder_tail
+from emovox.config import Adapt, ExperimentConfig, folder_tail, read_capped, read_run_yaml
 from emovox.corpora import get_reader
 from emovox.errors import ConfigError
 from emovox.experiment.dataset import featurise, gather
 from emovox.experiment.multicorpus import restrict_to_corpus
+from emovox.experiment.rundir import METRICS_MAX_BYTES
 from emovox.labels import LABELS
 from emovox.metrics import compute_metrics
 from emovox.models import Family, ModelSpec, get_model_spec
@@ -120,8 +121,8 @@ def _check_fold_model(run: TeacherRun, k: int) -> None:
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        return json.loads(read_capped(path, METRICS_MAX_BYTES))  # bounded (code review, 48)
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{what} {path.parent}: cannot read {path.name} ({exc})") from None
 
 
@@ -171,8 +172,7 @@ def open_teacher(path: Path, cfg: ExperimentConfig) -> TeacherRun:
         raise ConfigError(f"teacher {path} is not a run directory (config.yaml and "
                           "metrics.json of `emovox evaluate --save-models`)")
     try:
-        tcfg = ExperimentConfig.from_dict(yaml.safe_load((path / "config.yaml").read_text())
-                                          or {})
+        tcfg = ExperimentConfig.from_dict(read_run_yaml(path / "config.yaml") or {})
         spec = get_model_spec(tcfg.model.name)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"teacher {path}: unreadable config.yaml ({exc})") from None

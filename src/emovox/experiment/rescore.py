@@ -40,6 +40,7 @@ from emovox.experiment.rundir import (
     read_run,
     write_run,
 )
+from emovox.features.cache import RESEARCH_MAX_DURATION_S
 from emovox.labels import LABELS
 from emovox.metrics import compute_metrics, summarize
 from emovox.preprocess import checked_speeds
@@ -114,7 +115,10 @@ def _fold_probabilities(run: Path, fold: int, rows: list[Prediction],
     views = dataclasses.replace(once, preprocess=once.preprocess.replace(speeds=speeds))
     out, first = [], []
     for k, r in enumerate(rows):
-        wave = load_audio(_read(r.path), sr=once.sr, trim=False).wave
+        # bounded as extraction is (none: a long file took its hour's gigabytes; code
+        # review, stop 48): a clip over it was an extraction error, never a scored row
+        wave = load_audio(_read(r.path), sr=once.sr, trim=False,
+                          max_duration=RESEARCH_MAX_DURATION_S).wave
         if k < CHECK_CLIPS:
             first.append(_over_labels(once.wave_probabilities(wave, once.sr), once.labels))
         out.append(_over_labels(views.wave_probabilities(wave, once.sr), once.labels))

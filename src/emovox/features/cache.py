@@ -9,35 +9,61 @@ the numbers (:func:`code_digest`: ``emovox.features`` and ``emovox.audio``, plus
 ``emovox.augment`` for augmented copies): an audit (stop 31) found ``prosody`` changed three
 times without :data:`~emovox.features.FEATURE_VERSION` being bumped, its cached values no
 longer what the code computes. Any edit there now misses the cache (a cache is only a
-cache).
+cache). The digest is taken when this module is imported, and the releases of the libraries
+that make the numbers are in the key too (:mod:`emovox.features.codekey`; code review, stop
+48: every key changed once then).
+
+Extraction runs on worker processes (:mod:`emovox.features.workers`) that are started again
+when one is killed. A clip longer than :data:`RESEARCH_MAX_DURATION_S` is an extraction
+error (a 10-hour file in a corpus folder took about 15 GB per worker: code review, stop 48).
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
 import os
-import signal
-import sys
-import threading
+import re
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emovox.fileio import atomic_path, file_sha256
+from emovox.features.codekey import code_digest, ffmpeg_version, package_versions
+from emovox.features.workers import (
+    CodeChanged,
+    WorkersDied,
+    die_with_parent,
+    extraction_pool,
+    run_in_pool,
+)
+from emovox.fileio import atomic_path, file_sha256, mode_of
 
 log = logging.getLogger(__name__)
 
+__all__ = ["RESEARCH_MAX_DURATION_S", "STALE_TEMP_SECONDS", "AudioFrontEnd", "CodeChanged",
+           "Extraction", "FeatureCache", "ProgressFn", "Variant", "WorkersDied", "code_digest",
+           "content_hash", "default_cache_dir", "die_with_parent", "extract_files",
+           "extraction_pool"]
+
 ProgressFn = Callable[[int, int], None]
+
+#: The longest clip research decodes, in seconds: the product's default limit
+#: (``emovox.serving.service.DEFAULT_MAX_DURATION_S``, a layer above this one; a test checks
+#: that they agree). Corpus clips last seconds (RAVDESS 5.3 s, EMOVO 14 s at most); a
+#: 1-hour file took 1.9 GB to decode and featurise (code review, stop 48).
+RESEARCH_MAX_DURATION_S = 600.0
+#: Age (s) after which a temporary file in the cache is a killed writer's: a live writer
+#: writes an entry in seconds, and two runs may share one cache.
+STALE_TEMP_SECONDS = 3600.0
+#: the temporary files atomic_path makes in the cache: ``.NAME.XXXXXXXX.tmp`` (mkstemp's 8
+#: characters) of an entry (``HASH.npy``) or a side file (``key.json``, ``shape.json``)
+_TEMP_NAME = re.compile(r"\.[\w.-]+\.(?:npy|json)\.[a-z0-9_]{8}\.tmp")
 
 
 def default_cache_dir() -> Path:
@@ -51,6 +77,15 @@ def content_hash(path: Path) -> str:
     return file_sha256(path)
 
 
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``folder`` (none when it cannot be listed)."""
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError:
+        return []
+
+
 class FeatureCache:
     """``root/<feature-key-hash>/<content-hash[:2]>/<content-hash>.npy``, written atomically."""
 
@@ -61,23 +96,80 @@ class FeatureCache:
         self.dim: int | None = None
         self.unwritable = False  #: a write failed: the features are used uncached
         self.dir = Path(root) / "features" / hashlib.sha256(key.encode()).hexdigest()[:16]
-        meta = self.dir / "key.json"
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            if not meta.exists():
-                meta.write_text(key)
         except OSError as exc:  # read what is there; put() says it cannot write
-            log.debug("cannot write %s: %s", meta, exc)
+            log.debug("cannot make %s: %s", self.dir, exc)
+        else:
+            if self._side_text("key.json") != key:  # missing, torn, or a link
+                self._write_side("key.json", key)
+            self._sweep_temps()
         self._read_shape()
 
-    def _read_shape(self) -> None:
+    def _side_text(self, name: str) -> str | None:
+        """The text of the side file ``name``; None when it is missing, unreadable or a
+        link (never read through: a planted link names a file outside the cache)."""
+        f = self.dir / name
         try:
-            shape = json.loads((self.dir / "shape.json").read_text())
-            self.dim = int(shape["dim"])
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring unreadable %s: %s", self.dir / "shape.json", exc)
+            return None if f.is_symlink() else f.read_text()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _write_side(self, name: str, text: str) -> None:
+        """Write the side file ``name`` whole or not at all, replacing a link rather than
+        writing through it (written with write_text, a kill left an empty shape.json that
+        was never rewritten, and a dangling key.json link made its target outside the
+        cache: code review, stop 48)."""
+        f = self.dir / name
+        try:
+            with atomic_path(f, mode=mode_of(f)) as tmp:
+                tmp.write_text(text)
+        except OSError as exc:  # a read-only cache still works
+            log.debug("cannot write %s: %s", f, exc)
+
+    def _sweep_temps(self) -> None:
+        """Remove the temporary files of writers killed over :data:`STALE_TEMP_SECONDS` ago
+        (a kill during put() left a ``.HASH.npy.XXXX.tmp`` for ever: 146 MB after three;
+        code review, stop 48). Only names atomic_path makes, in this key's folder and its
+        entry folders; links are neither followed nor removed."""
+        if self.dir.is_symlink():
+            return
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        top = _entries(self.dir)
+        removed = 0
+        for e in top + [s for d in top if d.is_dir(follow_symlinks=False) and len(d.name) == 2
+                        for s in _entries(Path(d.path))]:
+            try:
+                if _TEMP_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False) and \
+                        e.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(e.path)
+                    removed += 1
+            except OSError:
+                pass
+        if removed:
+            log.info("removed %d temporary file(s) of killed cache writers in %s", removed,
+                     self.dir)
+
+    def _stored_dim(self) -> tuple[int | None, str | None]:
+        """``(dim, None)`` from ``shape.json``, ``(None, None)`` when there is none, or
+        ``(None, why)`` when it cannot be read (empty, garbage, a link)."""
+        f = self.dir / "shape.json"
+        if not f.exists() and not f.is_symlink():
+            return None, None
+        text = self._side_text("shape.json")
+        if text is None:
+            return None, "a link" if f.is_symlink() else "unreadable"
+        try:
+            return int(json.loads(text)["dim"]), None
+        except (ValueError, KeyError, TypeError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    def _read_shape(self) -> None:
+        dim, problem = self._stored_dim()
+        if problem:
+            log.warning("ignoring unreadable %s (%s); the next entry stored writes it again",
+                        self.dir / "shape.json", problem)
+        self.dim = dim
 
     def path(self, chash: str) -> Path:
         return self.dir / chash[:2] / f"{chash}.npy"
@@ -138,34 +230,11 @@ class FeatureCache:
 
     def _learn_dim(self, dim: int) -> None:
         """Remember the feature's last dimension (``shape.json``) so that entries of
-        another width are recognised as bad."""
+        another width are recognised as bad; the file is written when it is missing or
+        unreadable (another process may have written it since this cache was opened)."""
         self.dim = dim
-        f = self.dir / "shape.json"
-        if not f.exists():
-            try:
-                f.write_text(json.dumps({"ndim": self.ndim, "dim": dim}))
-            except OSError as exc:  # a read-only cache still works
-                log.debug("cannot write %s: %s", f, exc)
-
-
-@functools.cache
-def code_digest(*, augmented: bool = False) -> str:
-    """SHA-256 (16 hex digits) of the source files that make a cached feature's numbers:
-    every module of ``emovox.features`` and ``emovox.audio`` (and ``emovox.augment`` when
-    ``augmented``), in path order."""
-    import emovox.audio
-    import emovox.features
-
-    files = sorted(Path(emovox.features.__file__).parent.glob("*.py"))
-    files += sorted(Path(emovox.audio.__file__).parent.glob("*.py"))
-    if augmented:
-        import emovox.augment
-
-        files.append(Path(emovox.augment.__file__))
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+        if self._stored_dim()[0] is None:
+            self._write_side("shape.json", json.dumps({"ndim": self.ndim, "dim": dim}))
 
 
 @dataclass
@@ -199,6 +268,10 @@ class Variant:
     seed: int = 0
 
 
+#: what a corpus clip over the limit is told (RESEARCH_MAX_DURATION_S)
+_TOO_LONG_ADVICE = ("Research reads clips of up to RESEARCH_MAX_DURATION_S (the product's "
+                    "default limit); cut it into shorter clips or leave it out of the corpus.")
+
 #: the files this process has decoded for features: a second decode (an augmented copy)
 #: logs nothing the first did not (the first may be a copy: its clean features cached)
 _DECODED: set[str] = set()
@@ -208,16 +281,20 @@ def _extract_one(
     path: str, name: str, params: dict[str, Any], fe: AudioFrontEnd, chash: str,
     variant: Variant | None,
 ) -> np.ndarray:
-    from emovox.audio import load_audio
-    from emovox.errors import EmptyAudio
+    from emovox.audio import TOO_LONG_ADVICE, load_audio
+    from emovox.errors import AudioTooLong, EmptyAudio
     from emovox.features import extract
 
     quiet = logging.getLogger("emovox.audio")  # a clip decoded again (its augmented
     level = quiet.level  # copies): its notes were said the first time (3 hum warnings)
     if path in _DECODED:
         quiet.setLevel(logging.ERROR)
-    try:
-        audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db)
+    try:  # bounded as the product is (none: a 1-hour clip took 1.9 GB; code review, 48)
+        audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db,
+                           max_duration=RESEARCH_MAX_DURATION_S)
+    except AudioTooLong as exc:  # the product's advice names options research lacks
+        raise AudioTooLong(str(exc).replace(TOO_LONG_ADVICE, _TOO_LONG_ADVICE),
+                           limit_s=exc.limit_s, mixdown=exc.mixdown) from None
     finally:
         quiet.setLevel(level)
     _DECODED.add(path)
@@ -257,71 +334,29 @@ def _augment_key(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in key.items() if k not in _LATER_AUGMENT}
 
 
-#: Linux prctl option: signal this process when its parent dies
-_PR_SET_PDEATHSIG = 1
-#: seconds between two parent checks of the portable watchdog
-PARENT_POLL_SECONDS = 0.5
-
-
-def die_with_parent(parent_pid: int, *, use_prctl: bool = True) -> str:
-    """Make this (worker) process exit when ``parent_pid`` dies; returns how.
-
-    On Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` has the kernel kill it; elsewhere (or
-    when prctl is unavailable) a daemon thread polls ``os.getppid()`` and exits the
-    process once the parent is gone (the worker is re-parented to init or a subreaper).
-    """
-    first_ppid = os.getppid()  # parent_pid itself, or a fork server it started
-
-    def parent_gone() -> bool:
-        if os.getppid() != first_ppid:
-            return True
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:  # exists, but not ours to signal
-            pass
-        return False
-
-    if use_prctl and sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-                if parent_gone():  # the parent died before prctl took effect
-                    os._exit(1)
-                return "prctl"
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while not parent_gone():
-            time.sleep(PARENT_POLL_SECONDS)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="emovox-parent-watch", daemon=True).start()
-    return "watchdog"
-
-
-def _worker_init(parent_pid: int | None = None, use_prctl: bool = True) -> None:
-    # One BLAS/numba thread per worker: the pool already uses every core.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = "1"
-    # Workers die with the process that started them (killing `evaluate` kills them too).
-    if parent_pid is not None:
-        die_with_parent(parent_pid, use_prctl=use_prctl)
-
-
-def extraction_pool(n_jobs: int, *, use_prctl: bool = True) -> ProcessPoolExecutor:
-    """The process pool feature extraction runs on: its workers never outlive this process."""
-    return ProcessPoolExecutor(max_workers=n_jobs, initializer=_worker_init,
-                               initargs=(os.getpid(), use_prctl))
-
-
 def _feature_ndim(name: str) -> int | None:
     from emovox.features import FEATURES
 
     spec = FEATURES.get(name)
     return None if spec is None else (1 if spec.kind == "vector" else 2)
+
+
+def _cache_key(name: str, params: dict[str, Any], fe: AudioFrontEnd,
+               variant: Variant | None) -> str:
+    """The cache key of feature ``name``: its settings, the code's digest, the releases of
+    the libraries that make its numbers (code review, stop 48: a key made before misses
+    once), and an augmented copy's settings (with ffmpeg's release when it is used)."""
+    from emovox.features import feature_key
+
+    key_parts: dict[str, Any] = {"feature": feature_key(name, **params), "audio": fe.__dict__,
+                                 "code": code_digest(augmented=variant is not None),
+                                 "packages": package_versions()}
+    if variant is not None:
+        config = _augment_key(dataclasses.asdict(variant.config))
+        key_parts["augment"] = {"config": config, "index": variant.index, "seed": variant.seed}
+        if config.get("p_codec"):  # the codec round trips are ffmpeg's encoders
+            key_parts["ffmpeg"] = ffmpeg_version()
+    return json.dumps(key_parts, sort_keys=True)
 
 
 def extract_files(
@@ -340,20 +375,16 @@ def extract_files(
     on ``n_jobs`` processes and stored. A file that fails is recorded in ``errors``
     (its message) and the rest go on. With ``variant``, the features of an augmented
     copy of each file (callers pass training clips only).
+
+    Raises:
+        WorkersDied: the worker processes kept dying (out of memory): no per-file errors.
+        CodeChanged: a worker reads other code or libraries than this process.
     """
     from emovox.errors import EmovoxError
-    from emovox.features import feature_key
 
     params = dict(params or {})
     fe = frontend or AudioFrontEnd()
-    key_parts: dict[str, Any] = {"feature": feature_key(name, **params), "audio": fe.__dict__,
-                                 "code": code_digest(augmented=variant is not None)}
-    if variant is not None:
-        key_parts["augment"] = {
-            "config": _augment_key(dataclasses.asdict(variant.config)), "index": variant.index,
-            "seed": variant.seed,
-        }
-    key = json.dumps(key_parts, sort_keys=True)
+    key = _cache_key(name, params, fe, variant)
     cache = FeatureCache(cache_dir or default_cache_dir(), key, ndim=_feature_ndim(name))
     t0 = time.perf_counter()
     hashes = list(content_ids) if content_ids is not None else [content_hash(p) for p in paths]
@@ -378,6 +409,8 @@ def extract_files(
             arr = fut_result()
             cache.put(hashes[i], arr)
             out[i] = arr
+        except CodeChanged:  # no file's fault: the run stops
+            raise
         except EmovoxError as exc:
             errors[i] = str(exc)
             log.warning("skipping %s: %s", paths[i], exc)
@@ -388,17 +421,10 @@ def extract_files(
         if progress:
             progress(done, len(paths))
 
+    tasks = {i: (str(paths[i]), name, params, fe, hashes[i], variant) for i in todo}
     if n_jobs <= 1 or len(todo) < 4:
         for i in todo:
-            _record(
-                i, lambda i=i: _extract_one(str(paths[i]), name, params, fe, hashes[i], variant)
-            )
-    else:
-        with extraction_pool(n_jobs) as pool:
-            futs = {
-                i: pool.submit(_extract_one, str(paths[i]), name, params, fe, hashes[i], variant)
-                for i in todo
-            }
-            for i, fut in futs.items():
-                _record(i, fut.result)
+            _record(i, lambda i=i: _extract_one(*tasks[i]))
+    else:  # a worker's death is no file's error: its clips go to a new pool (stop 48)
+        run_in_pool(_extract_one, tasks, n_jobs, lambda i, fut: _record(i, fut.result))
     return Extraction(out, errors, n_cached, time.perf_counter() - t0)

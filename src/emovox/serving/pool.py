@@ -108,7 +108,7 @@ def _noted(pred: Any, audio: Any) -> Any:
 
 def _init_worker(artifact: str | None, backend: str) -> None:
     """Build this worker's predictor (errors are kept and reported by the first task)."""
-    from emovox.features.cache import die_with_parent
+    from emovox.features.workers import die_with_parent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     die_with_parent(os.getppid())  # a killed batch left its workers running (QA, stop 36)
