@@ -17,6 +17,7 @@ from typing import Any
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = ["API_KEY_HEADER", "INCOMPLETE_UPLOAD", "MULTIPART_CLOSED", "OPEN_PATHS",
+           "MAX_WAITING", "OTHER_CONNECTIONS", "RETRY_AFTER_S", "SLOT_WAIT_S",
            "SPOOL_BYTES", "ApiKeyGuard", "BodyLimit", "HeadAsGet", "UploadSlots",
            "bound_multipart_memory", "is_loopback", "multipart_boundary", "request_key",
            "route_path"]
@@ -162,6 +163,18 @@ BODY_IDLE_S = 30.0
 #: (256 kbit/s: a 25 MB upload may take 13 minutes; a client trickling a byte every 29 s
 #: held its slot for ever: code review, stop 46)
 MIN_UPLOAD_RATE = 32 * 1024
+#: requests that may wait for an upload slot: one more is a 503 ``server_busy`` at once (the
+#: queue had no bound: 4,000 half-sent uploads waiting took 658 MiB, about 170 KiB each; code
+#: review, stop 48)
+MAX_WAITING = 64
+#: seconds a request may wait for an upload slot before its 503 ``server_busy``
+SLOT_WAIT_S = 60.0
+#: seconds a 503 ``server_busy`` asks the client to wait (``Retry-After``)
+RETRY_AFTER_S = 10
+#: connections ``emovox serve`` keeps open beside the upload slots and their queue (GET
+#: requests, idle keep-alive connections): over the total uvicorn answers 503 itself
+#: (``limit_concurrency``: every waiting connection holds buffers; stop 48)
+OTHER_CONNECTIONS = 64
 
 
 class UploadSlots:
@@ -178,13 +191,19 @@ class UploadSlots:
     gets a 408 ``upload_stalled`` and loses its slot: four stalled uploads held every slot
     of a 2-core server, and every prediction waited, for as long as they stayed open (API
     QA, stop 40; trickled bytes, code review, stop 46). ``precheck(scope)``, when given,
-    names what is wrong with a request before it waits: a 422 ``invalid_request`` at once."""
+    names what is wrong with a request before it waits: a 422 ``invalid_request`` at once.
+
+    At most ``max_waiting`` requests wait for a slot, each at most ``wait_s`` seconds; past
+    either a JSON 503 ``server_busy`` with ``Retry-After``, the body unread (waiting had no
+    bound in number or time: code review, stop 48)."""
 
     def __init__(self, app: ASGIApp, slots: int, paths: tuple[str, ...],
                  idle_s: float = BODY_IDLE_S, min_rate: float = MIN_UPLOAD_RATE,
-                 precheck: Callable[[Scope], str | None] | None = None) -> None:
+                 precheck: Callable[[Scope], str | None] | None = None,
+                 max_waiting: int = MAX_WAITING, wait_s: float = SLOT_WAIT_S) -> None:
         self.app, self.paths, self.idle_s, self.precheck = app, paths, idle_s, precheck
-        self.min_rate = min_rate
+        self.min_rate, self.wait_s, self.max_waiting = min_rate, wait_s, max_waiting
+        self.waiting = 0  # requests waiting for a slot now
         self.stalled = (f"the upload stalled: nothing of its body arrived for {idle_s:g} s, "
                         f"or it came slower than {min_rate / 1024:g} KiB/s; send the request "
                         "again")
@@ -221,10 +240,36 @@ class UploadSlots:
                 state["stalled"] = True
                 raise StarletteHTTPException(408, self.stalled) from None
 
-        async with self.slots:
+        if not await self._take_slot(send):
+            return
+        try:
             began[0] = loop.time()
             await _app_or_error(self.app, scope, timed_receive, send,
                                 lambda: state["stalled"], 408, "upload_stalled", self.stalled)
+        finally:
+            self.slots.release()
+
+    async def _take_slot(self, send: Send) -> bool:
+        """A slot, at once or after waiting at most ``wait_s``; False once a 503
+        ``server_busy`` went out instead (the queue full, or the wait over)."""
+        if not self.slots.locked():
+            await self.slots.acquire()  # free: taken without yielding
+            return True
+        why = f"{self.waiting} requests are waiting for one already"
+        if self.waiting < self.max_waiting:
+            self.waiting += 1
+            try:
+                async with asyncio.timeout(self.wait_s):
+                    await self.slots.acquire()
+                return True
+            except TimeoutError:
+                why = f"none came free within {self.wait_s:g} s"
+            finally:
+                self.waiting -= 1
+        await _json_error(send, 503, "server_busy", f"the server is busy: every upload slot "
+                          f"is taken and {why}; send the request again in a moment",
+                          [(b"retry-after", str(RETRY_AFTER_S).encode())])
+        return False
 
 
 #: the bytes of one multipart part the parser keeps in memory before spooling it to a

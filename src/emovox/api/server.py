@@ -26,9 +26,10 @@ Bearer KEY``, when the server has one); 413 a request over the size limit (from
 ``Content-Length`` and while the body streams in, before it is parsed; ``/v1/predict``'s
 clip over it once parsed); 415 not audio; 422 too long, empty or broken audio, bad
 parameters, too many or too few references; 408 an upload that stalled 30 s or crawled;
-500 an unexpected error; 503 no model.
+500 an unexpected error; 503 no model, or too many uploads waiting (``server_busy``).
 Nothing is written outside a temporary directory. At most ``2 x max_concurrency`` uploads are
-read at a time (:class:`~emovox.api.middleware.UploadSlots`; the others wait unread), each
+read at a time (:class:`~emovox.api.middleware.UploadSlots`; the others wait unread, at most
+64 of them for at most 60 s each, past that 503 ``server_busy``), each
 part past 64 KiB spooled to an anonymous temporary file; a request copies its upload to a
 private temporary directory once it holds one of ``max_concurrency`` slots to decode and
 predict (waiting holds no thread: ``/health`` always answers); all is deleted when it ends.
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -60,7 +60,9 @@ from emovox.api.errors import FORM_LIMITS, ApiError, error_response, form_limit_
 from emovox.api.middleware import (
     API_KEY_HEADER,
     INCOMPLETE_UPLOAD,
+    MAX_WAITING,
     MULTIPART_CLOSED,
+    OTHER_CONNECTIONS,
     ApiKeyGuard,
     BodyLimit,
     HeadAsGet,
@@ -77,7 +79,7 @@ from emovox.api.query import (
 )
 from emovox.api.schemas import ERRORS, Health, ModelCard, PredictResponse, TimelineResponse
 from emovox.errors import ConfigError
-from emovox.serving import adapt_uploads, service
+from emovox.serving import adapt_uploads, capacity, service, uploads
 from emovox.serving import params as tp
 from emovox.serving.adapt import AdaptMode, adapt_timeline
 from emovox.serving.schema import prediction_document, timeline_document
@@ -435,7 +437,7 @@ def create_app(
             (``X-API-Key`` header or ``Authorization: Bearer``), else 401.
     """
     if max_concurrency is None:
-        max_concurrency = max(1, min(4, os.cpu_count() or 1))
+        max_concurrency = capacity.default_concurrency()
     if max_bytes <= 0 or not 0 < max_duration < float("inf") or max_concurrency < 1:
         raise ValueError("max_bytes, max_duration and max_concurrency must be positive "
                          "and finite")
@@ -448,6 +450,9 @@ def create_app(
     bound_multipart_memory()  # bodies read in a slot only, each part in memory <= 64 KiB
     app.add_middleware(UploadSlots, slots=2 * max_concurrency, paths=tuple(ROUTE_QUERY),
                        precheck=upload_query_problem)
+    # the connections `emovox serve` keeps open (uvicorn's limit_concurrency): the upload
+    # slots, those waiting for one, and room for GETs (code review, stop 48)
+    app.state.emovox_max_connections = 2 * max_concurrency + MAX_WAITING + OTHER_CONNECTIONS
     app.add_middleware(
         BodyLimit, max_body=int(max_bytes) + _MULTIPART_SLACK,
         detail=f"the upload is larger than the {mb} limit; send a shorter or compressed recording",
@@ -478,5 +483,6 @@ def create_app_from_env() -> FastAPI:
         s = service.Settings.from_env()
     except ConfigError as exc:
         raise SystemExit(f"emovox: {exc}") from None
+    uploads.sweep_uploads()  # a server starts: upload copies of killed ones (stop 48)
     return create_app(s.model, max_bytes=s.max_bytes, max_duration=s.max_duration_s,
                       backend=s.backend, api_key=s.api_key)

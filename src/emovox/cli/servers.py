@@ -104,6 +104,10 @@ def web_app(
         fail(exc)
     settings = Settings(model=folder, max_upload_mb=max_upload_mb,
                         max_duration_s=max_duration, backend=backend)
+    from emovox.serving.uploads import sweep_uploads
+
+    sweep_uploads(own=True)  # upload copies a killed app left (code review, stop 48): the
+    # app that replaces this process keeps its PID and has made none yet
     argv, env = streamlit_command(settings, host=host, port=port, headless=not open_browser)
     # the API's key is the API's: the web app's process never sees it (stop 35)
     env = {**{k: v for k, v in os.environ.items() if k != ENV_API_KEY}, **env}
@@ -147,6 +151,7 @@ def serve(
     from emovox.api.server import create_app, is_loopback
     from emovox.serving.predictor import Predictor
     from emovox.serving.service import ENV_API_KEY, api_key_setting
+    from emovox.serving.uploads import sweep_uploads
 
     if api_key is None and os.environ.get(ENV_API_KEY) == "":  # click reads "" as unset:
         api_key = ""  # an empty EMOVOX_API_KEY served without a key (README QA, stop 38)
@@ -161,6 +166,7 @@ def serve(
         fail(exc)
     render.api_banner(host, sock.getsockname()[1], predictor.model_id, predictor.backend,
                       api_key=bool(api_key), exposed=not api_key and not is_loopback(host))
+    sweep_uploads(own=True)  # upload copies a killed server left (code review, stop 48)
     run_server(api, sock, log_level.value)
 
 
@@ -207,14 +213,21 @@ def run_server(api: object, sock: socket.socket, log_level: str) -> None:
     Ctrl-C became a KeyboardInterrupt, and the requests it had cancelled sent their 503 as
     the loop closed; SIGTERM's default action killed the process there, and those clients
     saw their connection close with no answer (API QA, stop 40). SIGTERM now raises as
-    Ctrl-C does."""
+    Ctrl-C does.
+
+    At most ``api.state.emovox_max_connections`` connections are open at once (the upload
+    slots, those waiting for one, room for GETs; :func:`~emovox.api.server.create_app` sets
+    it): over it uvicorn answers 503 (``limit_concurrency``). There was no limit: 4,000
+    half-sent uploads waiting for a slot took 658 MiB (code review, stop 48)."""
     import uvicorn
 
+    limit = getattr(getattr(api, "state", None), "emovox_max_connections", None)
     main = threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     try:
-        uvicorn.Server(uvicorn.Config(api, log_level=log_level, timeout_graceful_shutdown=
-                                      GRACEFUL_SHUTDOWN_S)).run(sockets=[sock])
+        uvicorn.Server(uvicorn.Config(api, log_level=log_level, limit_concurrency=limit,
+                                      timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+                       ).run(sockets=[sock])
     except (KeyboardInterrupt, _Terminated):
         pass  # re-raised by uvicorn after a clean shutdown
     finally:

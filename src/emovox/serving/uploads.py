@@ -4,12 +4,16 @@ An upload arrives as bytes (the web app) or as a file object (the REST API, wher
 multipart parser already spooled anything past 1 MB to an anonymous temporary file). Small
 uploads are decoded from memory; larger ones are copied in blocks to a fresh private
 temporary directory (mode 0700, file mode 0600) that is deleted whatever happens, so a
-request never holds a large upload in memory. Error messages name the client's file, never
-the temporary copy, and never an object repr such as ``<_io.BytesIO object at 0x...>``.
+request never holds a large upload in memory. A process killed outright (SIGKILL, the OOM
+killer) cannot delete its copy: the folder's name carries its PID, and
+:func:`sweep_uploads`, called as a server starts, removes those of processes that are gone.
+Error messages name the client's file, never the temporary copy, and never an object repr
+such as ``<_io.BytesIO object at 0x...>``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -35,7 +39,10 @@ __all__ = [
     "open_upload",
     "safe_suffix",
     "scrub",
+    "sweep_uploads",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Uploads up to this size are decoded from memory; larger ones from a private temp file.
 SPOOL_BYTES = 1024 * 1024
@@ -43,6 +50,9 @@ _COPY_BLOCK = 1024 * 1024
 _MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac",
          "m4a": "audio/mp4"}
 _REPR = re.compile(r"<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>")
+#: an upload copy's folder: ``emovox-upload-PID-`` and :func:`tempfile.mkdtemp`'s 8 characters
+_COPY_PREFIX = "emovox-upload-"
+_COPY_NAME = re.compile(rf"{_COPY_PREFIX}(\d+)-[a-z0-9_]{{8}}")
 
 
 class UploadTooLarge(EmovoxError):
@@ -141,7 +151,9 @@ def open_upload(
         raw = bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else data.read()
         yield Upload(name, size, raw)
         return
-    with tempfile.TemporaryDirectory(prefix="emovox-upload-") as tmp:
+    # the PID in the name: a killed server's copy is swept at the next start (code review,
+    # stop 48)
+    with tempfile.TemporaryDirectory(prefix=f"{_COPY_PREFIX}{os.getpid()}-") as tmp:
         path = Path(tmp) / f"upload{safe_suffix(filename)}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
@@ -167,3 +179,51 @@ def upload_message(upload: Upload, msg: str) -> str:
         for path in (upload.source.resolve(), upload.source):
             msg = msg.replace(f"file:{path}", upload.name).replace(str(path), upload.name)
     return scrub(msg, upload.name)
+
+
+def _gone(pid: int) -> bool:
+    """True when no process ``pid`` runs. Another user's process (EPERM) counts as running; a
+    PID taken again by an unrelated process keeps the folder until a later sweep."""
+    if pid <= 0:  # 0 is the caller's process group
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # not ours to probe, or no PID at all
+        return False
+    return False
+
+
+def sweep_uploads(parent: str | Path | None = None, *, own: bool = False) -> list[Path]:
+    """Remove the upload copies (``emovox-upload-PID-XXXXXXXX`` folders in ``parent``, by
+    default the temp folder) that a process no longer running left behind: a server killed
+    with SIGKILL left them for good (code review, stop 48). Only folders of that exact name
+    that belong to this user; links are never followed (a link of that name is left, and
+    so is what it points to). ``own``: this process's too; for a server that starts, which
+    has made none yet (a restarted container's server often gets its killed one's PID).
+    Returns what was removed."""
+    root = Path(tempfile.gettempdir() if parent is None else parent)
+    gone: list[Path] = []
+    if os.name != "posix":  # no PID probe there (os.kill(pid, 0) sends CTRL_C_EVENT)
+        return gone
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return gone
+    for entry in entries:
+        m = _COPY_NAME.fullmatch(entry.name)
+        try:
+            if m is None or not entry.is_dir(follow_symlinks=False) or \
+                    entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        pid = int(m.group(1))
+        if (pid == os.getpid() and own) or (pid != os.getpid() and _gone(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)  # never follows links inside
+            if not os.path.lexists(entry.path):
+                gone.append(Path(entry.path))
+    if gone:
+        log.info("removed %d upload copies left by stopped servers in %s", len(gone), root)
+    return gone

@@ -28,7 +28,7 @@ from pathlib import Path
 import streamlit as st
 
 from emovox.plots import emotion_colour
-from emovox.serving import adapt_uploads, service
+from emovox.serving import adapt_uploads, capacity, service
 from emovox.serving.inputs import AUDIO_TYPES, AUDIO_TYPES_SHOWN
 from emovox.web import adapted, charts, figures, view
 
@@ -125,7 +125,10 @@ def _analysis(predictor, settings: service.Settings, data: bytes, name: str
     cached = st.session_state.get("emovox_analysis")
     if cached is not None and cached[0] == key:
         return cached[1]
-    with st.spinner(f"Analysing {service.display_name(name)}…", show_time=True):
+    # one of the process's analysis slots: sessions are threads of one process, and any
+    # number analysed at once (code review, stop 48); ServerBusy is shown as a message
+    with st.spinner(f"Analysing {service.display_name(name)}…", show_time=True), \
+            capacity.analysis_slot():
         result = service.analyse(predictor, data, name, max_bytes=settings.max_bytes,
                                  max_duration=settings.max_duration_s)
         level = view.signal_level(iter_native_blocks(  # as recorded: rate and channels
@@ -189,17 +192,27 @@ def _adapted(predictor, settings: service.Settings, a: service.Analysis, refs: l
     it raised (the error itself kept, through its traceback, a copy of every reference clip
     for the rest of the session: code review, stop 46); remembered per session for the same
     clip and references."""
+    try:  # their number and total size before any is read: 40 clips of 25 MB were all
+        adapt_uploads.check_references(  # read and hashed first (code review, stop 48)
+            [r.size for r in refs], max_bytes=settings.max_bytes)
+    except service.EmovoxError as exc:
+        out = service.user_message(exc)
+        st.session_state["emovox_adapted"] = (None, out)  # an earlier answer is dropped
+        return out
     key = (predictor.model_id, digest,  # the model too, as _analysis (review, stop 47)
            tuple((r.name, hashlib.sha256(r.getvalue()).hexdigest()) for r in refs))
     cached = st.session_state.get("emovox_adapted")
     if cached is not None and cached[0] == key:
         return cached[1]
     try:
-        with st.spinner(f"Adapting to {len(refs)} reference clips…", show_time=True):
+        with st.spinner(f"Adapting to {len(refs)} reference clips…", show_time=True), \
+                capacity.analysis_slot():  # decodes them all: a slot, as an analysis
             out = adapt_uploads.adapt_to_uploads(
                 predictor, a.prediction, [(r.getvalue(), r.name) for r in refs],
                 max_bytes=settings.max_bytes, max_duration=settings.max_duration_s,
                 digest=digest)
+    except capacity.ServerBusy as exc:  # not remembered: the next rerun tries again
+        return service.user_message(exc)
     except Exception as exc:  # shown as a message, never a traceback
         if not isinstance(exc, service.EmovoxError):
             log.exception("adaptation of %s failed", a.name)
