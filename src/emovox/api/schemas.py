@@ -185,6 +185,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
               "under 32 KiB/s after its first 30 s (upload_stalled)"),
         (500, "an unexpected error while analysing the recording (internal_error)"),
         (503, "the model is not available; on the upload routes also a server that stopped "
-              "before answering (shutting_down)"),
+              "before answering (shutting_down), or too many uploads waiting for a slot "
+              "(server_busy, with Retry-After)"),
     )
 }
