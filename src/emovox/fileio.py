@@ -1,13 +1,15 @@
 """Files written whole or not at all, and file digests: the one implementation used by the
 feature cache, the artifact writer, ONNX export and batch output.
 
-Owns :func:`atomic_path`, :func:`file_sha256` and :func:`remove_stale` (what a killed
+Owns :func:`atomic_path`, :func:`file_sha256`, the claims of a run or model being written
+(:func:`claimed_folder`, :func:`hold_claim`) and :func:`remove_stale` (what a killed
 writer left behind). May import only the standard library (it
 is on the lowest floor, beside labels and errors).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -20,11 +22,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["atomic_path", "claimed_folder", "file_sha256", "live_writers", "locked_beside",
-           "mode_of", "private_copies", "remove_stale", "signals_held", "stream_sha256",
-           "swap_folder"]
+__all__ = ["CLAIM_LOCK", "atomic_path", "claimed_folder", "file_sha256", "hold_claim",
+           "live_writers", "locked_beside", "mode_of", "private_copies", "release_claim",
+           "remove_stale", "signals_held", "stream_sha256", "swap_folder"]
 
 
 @contextmanager
@@ -149,22 +151,116 @@ def _writers(parent: Path, name: str, kinds: Sequence[str]) -> Iterator[tuple[Pa
                 yield p, int(m.group(1))
 
 
+#: the lock file inside a claim folder (``.NAME.staging-PID-HEX``, ``.NAME.build-...``),
+#: flock-held by its process for as long as it writes. A live claim is told from a killed
+#: one's by its lock, not by the PID in its name, which means nothing in another PID
+#: namespace (a container) or on another NFS host: two containers, both PID 1, replaced
+#: each other's run, and a host process deleted a container's live staging folder (code
+#: review, stop 48)
+CLAIM_LOCK = ".emovox-claim.lock"
+
+#: this process's claims: (device, inode) of their lock files -> the descriptors holding them
+_claims: dict[tuple[int, int], int] = {}
+
+
+def hold_claim(folder: Path) -> tuple[int, int]:
+    """Create the lock file of the fresh claim folder ``folder`` and hold its lock until
+    :func:`release_claim` (on a file system without locks the PID in the folder's name
+    tells, as before). Returns the claim's key."""
+    import fcntl
+
+    fd = os.open(Path(folder) / CLAIM_LOCK,
+                 os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # no locks here (a file system without them): the PID tells
+        pass
+    st = os.fstat(fd)
+    _claims[(st.st_dev, st.st_ino)] = fd
+    return st.st_dev, st.st_ino
+
+
+def _drop_lock_file(folder: Path, key: tuple[int, int] | None = None) -> None:
+    """Remove ``folder``'s lock file if it is the one of the claim ``key`` (any of this
+    process's claims when ``None``); its lock stays held until :func:`release_claim`."""
+    lock = Path(folder) / CLAIM_LOCK
+    try:
+        st = os.stat(lock, follow_symlinks=False)
+    except OSError:
+        return
+    if (st.st_dev, st.st_ino) == key or key is None and (st.st_dev, st.st_ino) in _claims:
+        lock.unlink(missing_ok=True)
+
+
+def release_claim(key: tuple[int, int], folder: Path | None = None) -> None:
+    """End the claim ``key``: its lock file is removed from ``folder`` (where the claim
+    folder is now; ``None``: removed with it), then its lock released. Idempotent."""
+    if folder is not None:
+        _drop_lock_file(folder, key)
+    fd = _claims.pop(key, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _owner(folder: Path, pid: int) -> str:
+    """Whose is the claim folder ``folder``: ``"ours"``, ``"other"`` (a live process's) or
+    ``"gone"`` (its process ended). Its lock tells; without one (a folder of an older
+    emovox, a file system without locks) its PID, as :func:`_alive` sees it."""
+    import fcntl
+
+    lock = Path(folder) / CLAIM_LOCK
+    with contextlib.suppress(OSError):  # ours: not even opened (a close could let go of
+        st = os.stat(lock, follow_symlinks=False)  # a lock emulated by fcntl, as on NFS)
+        if (st.st_dev, st.st_ino) in _claims:
+            return "ours"
+    fd = None
+    for flags in (os.O_RDWR, os.O_RDONLY):  # another user's lock file: read-only is enough
+        try:
+            fd = os.open(lock, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            break
+        except (FileNotFoundError, NotADirectoryError):
+            break
+        except OSError:  # no write access, a read-only file system; a link fails both
+            continue
+    state = "unknown"
+    if fd is not None:
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                state = "gone"  # taken: no process holds it (closing lets it go again)
+        except BlockingIOError:
+            state = "other"
+        except OSError:  # a file system without locks
+            pass
+        finally:
+            os.close(fd)
+    if state == "unknown":
+        state = "gone" if not _alive(pid) else "ours" if pid == os.getpid() else "other"
+    return state
+
+
 def remove_stale(parent: Path, name: str,
                  kinds: Sequence[str] = ("staging", "old", "build", "tmp")
                  ) -> list[Path]:
     """Remove the ``.NAME.<kind>-PID-...`` folders next to ``parent / name`` that a process
     no longer running left behind (killed while it wrote a run or a model: research QA,
-    stop 32). Ours by their name; a live process's, a file or a link is never touched. An
-    ``old`` folder while ``parent / name`` is missing is put back instead: its process was
-    killed between the two renames of :func:`swap_folder` (code review, stop 48).
-    Returns what was removed."""
+    stop 32); a claim folder's lock tells (:data:`CLAIM_LOCK`), else its PID. Ours by
+    their name; a live process's, a file or a link is never touched. An ``old`` folder
+    while ``parent / name`` is missing is put back instead: its process was killed between
+    the two renames of :func:`swap_folder` (code review, stop 48), unless a live claim is
+    there now. Returns what was removed."""
+    out = Path(parent) / name
+    found = [(p, p.name.startswith(f".{name}.old-"), _owner(p, pid))
+             for p, pid in _writers(parent, name, kinds)]
+    # an old folder has no lock: while another's claim swaps, it is between its renames
+    claimed = any(who == "other" for _, old, who in found if not old)
     gone = []
-    for p, pid in _writers(parent, name, kinds):
-        if _alive(pid):
+    for p, old, who in found:
+        if who != "gone":
             continue
-        out = Path(parent) / name
-        if p.name.startswith(f".{name}.old-") and not out.exists() and not out.is_symlink():
-            os.rename(p, out)
+        if old and not out.exists() and not out.is_symlink():
+            if not claimed:
+                os.rename(p, out)
             continue
         shutil.rmtree(p, ignore_errors=True)
         gone.append(p)
@@ -174,23 +270,34 @@ def remove_stale(parent: Path, name: str,
 @contextmanager
 def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM held back during the block and delivered when it ends (a no-op
-    where signal masks are not available)."""
-    try:
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    except (AttributeError, ValueError, OSError):
-        before = None
+    outside the main thread, where they never interrupt). Their handlers are swapped for
+    one that notes them: a signal mask is a thread's own, and with any other thread running
+    (a thread pool's, pytest's) the kernel gave the signal to that thread and the main
+    thread was interrupted anyway (code review, stop 48)."""
+    import threading
+
+    caught: list[int] = []
+    before: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is not None:  # None: not set from Python
+                before[sig] = signal.signal(sig, lambda num, _frame: caught.append(num))
     try:
         yield
     finally:
-        if before is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
 
 
 def swap_folder(stage: Path, out: Path) -> None:
     """Rename the finished folder ``stage`` to ``out``. An existing ``out`` is renamed to
     ``.NAME.old-PID-HEX`` beside it first and removed afterwards. Ctrl-C and SIGTERM wait
     for both renames (one landing between them lost both versions: code review, stop 48);
-    a SIGKILL there leaves the old folder, which :func:`remove_stale` puts back."""
+    a SIGKILL there leaves the old folder, which :func:`remove_stale` puts back. A claim's
+    lock file that came with ``stage`` (a staged run is its own claim) is removed from
+    ``out`` in the same breath; its lock is held until the claim is released."""
     out = Path(out)
     old = None
     with signals_held():
@@ -198,25 +305,27 @@ def swap_folder(stage: Path, out: Path) -> None:
             old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             os.rename(out, old)
         os.rename(stage, out)
+        _drop_lock_file(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
 def live_writers(parent: Path, name: str, kinds: Sequence[str] = ("staging",)) -> list[int]:
     """PIDs of the other running processes whose ``.NAME.<kind>-PID-...`` folder sits next
-    to ``parent / name``: another emovox process is writing ``name`` now (stop 33)."""
-    return sorted({pid for _, pid in _writers(parent, name, kinds)
-                   if pid != os.getpid() and _alive(pid)})
-
+    to ``parent / name`` (its lock held, or without one its PID alive): another emovox
+    process is writing ``name`` now (stop 33). A PID is as that process's namespace
+    numbers it (another container's may be this one's own)."""
+    return sorted({pid for p, pid in _writers(parent, name, kinds) if _owner(p, pid) == "other"})
 
 
 @contextmanager
 def claimed_folder(out: Path, kind: str = "build") -> Iterator[tuple[Path, list[int]]]:
     """A fresh ``.NAME.<kind>-PID-...`` folder beside ``out`` (its parents made; stale
-    ones of dead processes removed first) and the PIDs of the other live processes holding
-    one for ``out``: the caller refuses to go on when there are any (two ``train --out``
-    into one folder both trained: stop 35). The folder, and the parents made for it while
-    ``out`` does not exist, are removed when the block ends."""
+    ones of dead processes removed first), its lock held (:func:`hold_claim`), and the PIDs
+    of the other live processes holding one for ``out``: the caller refuses to go on when
+    there are any (two ``train --out`` into one folder both trained: stop 35). The folder,
+    and the parents made for it while ``out`` does not exist, are removed when the block
+    ends."""
     out = Path(out)
     made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     try:
@@ -226,10 +335,14 @@ def claimed_folder(out: Path, kind: str = "build") -> Iterator[tuple[Path, list[
                                  "(or of one of its parents) is in the way") from None
     remove_stale(out.parent, out.name)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{kind}-{os.getpid()}-"))
+    key = None
     try:
+        key = hold_claim(tmp)
         yield tmp, live_writers(out.parent, out.name, (kind,))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # its lock file with it, the lock still held
+        if key is not None:
+            release_claim(key)
         for p in made if not out.exists() else []:
             try:
                 p.rmdir()

@@ -205,6 +205,7 @@ def test_folders_left_by_killed_runs_are_removed_and_nothing_else(tmp_path):
     target.mkdir()
     link = tmp_path / f".run.staging-{dead}-1111"
     link.symlink_to(target)
+    (tmp_path / "run").mkdir()  # (an old folder while "run" is missing is put back: stop 48)
     assert sorted(remove_stale(tmp_path, "run")) == sorted(stale)
     assert live.is_dir() and other.is_dir() and afile.is_file() and link.is_symlink()
     assert target.is_dir()

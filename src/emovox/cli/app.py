@@ -7,8 +7,9 @@ import contextlib
 import errno
 import inspect
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import typer
@@ -63,6 +64,57 @@ for _name, _command in (
     app.command(_name, help=_text, short_help=_text.split("\n\n")[0])(_command)
 
 
+#: exit status after SIGTERM (``kill``, a batch scheduler's preemption): 128 + 15, as a
+#: shell reports a process the signal ended; Ctrl-C's is ``ExitCode.INTERRUPTED`` (130)
+TERMINATED = 128 + int(signal.SIGTERM)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C is: what cleans up after Ctrl-C (a run's staging folder,
+    a batch's kept answers) runs for it too."""
+
+
+#: the process whose SIGTERM handler is set, and whether a SIGTERM has been raised there
+_sigterm = {"owner": 0, "raised": False}
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    if os.getpid() != _sigterm["owner"]:  # a child forked before its reset: ends as before
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    if not _sigterm["raised"]:  # once: a second one (a scheduler's repeat) lets cleanup end
+        _sigterm["raised"] = True
+        raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM raises as Ctrl-C does (:class:`_Terminated`) during the block: its default
+    action killed the process at once, and a run's hidden ``.NAME.staging-PID-*`` folder
+    stayed behind for ever (code review, stop 48). Children forked meanwhile get the
+    default action back (a pool ends a worker with SIGTERM, which must end it even inside a
+    C call). The handler before is put back after (``main`` called in-process)."""
+    if not _sigterm["owner"]:
+        os.register_at_fork(after_in_child=_default_sigterm)
+    _sigterm.update(owner=os.getpid(), raised=False)
+    try:
+        before = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: left as it is
+        before = None
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _default_sigterm() -> None:
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main() -> None:  # console-script entry point
     _replace_unencodable()
     if not (is_tty(sys.stdout) and is_tty(sys.stderr)):
@@ -70,10 +122,15 @@ def main() -> None:  # console-script entry point
         # at 80 columns, cut long words with "…" and showed <bool> beside flags (stop 35)
         typer.core.HAS_RICH = False
     try:
-        app()
+        with _sigterm_as_ctrl_c():
+            app()
     except KeyboardInterrupt:  # pragma: no cover
         err_console.print("interrupted")
-        sys.exit(130)
+        sys.exit(TERMINATED if _sigterm["raised"] else 130)
+    except SystemExit as exc:  # a command's "interrupted" (130) after a SIGTERM: 143
+        if _sigterm["raised"] and exc.code == 130:
+            sys.exit(TERMINATED)
+        raise
     except OSError as exc:  # an output that takes nothing (> /dev/full): one line, exit 1
         if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EPIPE):  # (a traceback, exit 120:
             raise  # QA, stop 38)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from emovox.experiment.rundir import (
     read_run,
     write_run,
 )
+from emovox.fileio import live_writers
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
 
@@ -52,6 +54,35 @@ def _not_an_input(out: Path, runs: list[Path]) -> None:
     if any(Path(r).resolve() == target for r in runs):
         raise ConfigError(f"--out {out} is one of the runs being combined; write the result "
                           "to another folder")
+
+
+def _settled(runs: Sequence[Path]) -> list[tuple[int, int] | None]:
+    """Refuse runs another live emovox process is writing now (its staging folder beside
+    the run): ``merge p1 p2`` while ``evaluate --out p2`` ran again read the old p2 without
+    a word, or parts of both (code review, stop 48). Returns each run's identity, which
+    :func:`_unchanged` checks once everything is read."""
+    for run in runs:
+        where = Path(os.path.abspath(run))  # "." has no name to look for beside it
+        if others := live_writers(where.parent, where.name):
+            raise ConfigError(f"another emovox process (PID {others[0]}) is writing {run} "
+                              "now; wait for it to finish, then combine the runs")
+    return [_identity(r) for r in runs]
+
+
+def _identity(run: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(run)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _unchanged(runs: Sequence[Path], seen: list[tuple[int, int] | None]) -> None:
+    """Refuse when a run was replaced while it was read (a writer that started after
+    :func:`_settled` and swapped its run in): what was read may mix two versions."""
+    for run, was in zip(runs, seen, strict=True):
+        if _identity(run) != was:
+            raise ConfigError(f"{run} was replaced while it was read; combine the runs again")
 
 
 def _checked(run: RunRecord) -> list[Prediction]:
@@ -156,6 +187,7 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     w = w / w.sum()
     _not_an_input(out, runs)
     check_run_destination(out)
+    seen = _settled(runs)
     records = [read_run(Path(r)) for r in runs]
     metas = [r.metrics for r in records]
     tables = _tables(records)
@@ -177,7 +209,7 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     speeds = run_speeds(metas, runs)  # a fusion reads its members one way (stop 46)
     return _write_combined(out, records, tables[0], order, proba, name,
                            {"fused_runs": [str(r) for r in runs], "weights": w.tolist(),
-                            **({"speeds": list(speeds)} if speeds else {})})
+                            **({"speeds": list(speeds)} if speeds else {})}, seen)
 
 
 def switch_runs(wide: Path, narrow: Path, out: Path,
@@ -191,6 +223,7 @@ def switch_runs(wide: Path, narrow: Path, out: Path,
     runs = [Path(wide), Path(narrow)]
     _not_an_input(out, runs)
     check_run_destination(out)
+    seen = _settled(runs)
     records = [read_run(r) for r in runs]
     if len({r.metrics["protocol"] for r in records}) != 1:
         raise ConfigError(f"{narrow} uses another protocol than {wide}")
@@ -207,14 +240,16 @@ def switch_runs(wide: Path, narrow: Path, out: Path,
     name = "|".join(r.metrics["model"] for r in records)  # as `emovox ensemble` names it
     return _write_combined(out, records, tables[0], order, proba, name, {
         "switched_runs": {"wide": str(wide), "narrow": str(narrow)},
-        "switched_clips": {c: {"narrow": n, "of": m} for c, (n, m) in sorted(counts.items())}})
+        "switched_clips": {c: {"narrow": n, "of": m} for c, (n, m) in sorted(counts.items())}},
+        seen)
 
 
 def _write_combined(out: Path, records: list[RunRecord], first: dict[Key, Prediction],
                     order: list[Key], proba: np.ndarray, name: str,
-                    how: dict[str, Any]) -> dict[str, Any]:
+                    how: dict[str, Any], seen: list[tuple[int, int] | None]) -> dict[str, Any]:
     """Write the run directory of clip-by-clip combined probabilities ``proba`` (rows in
-    ``order``; clips' truth and paths from ``first``), with ``how`` they were combined."""
+    ``order``; clips' truth and paths from ``first``), with ``how`` they were combined
+    (``seen``: the runs' identities before they were read, :func:`_settled`)."""
     metas = [r.metrics for r in records]
     y = np.array([LABELS.index(first[k].true) for k in order])
     folds = np.array([k[0] for k in order])
@@ -252,6 +287,7 @@ def _write_combined(out: Path, records: list[RunRecord], first: dict[Key, Predic
                   titles=(f"{name}: UA {s['mean']:.1f} ± {s['std']:.1f}",
                           f"{name}: recall per class"),
                   errors=_errors_of([r.path for r in records]))
+        _unchanged([r.path for r in records], seen)
     return result
 
 
@@ -363,6 +399,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         raise ConfigError("merging needs at least two run directories")
     _not_an_input(out, runs)
     check_run_destination(out)
+    seen = _settled(runs)
     records = [read_run(Path(r)) for r in runs]
     configs = [yaml.safe_load((Path(r) / "config.yaml").read_text()) for r in runs]
     _same_config(configs, runs)
@@ -418,6 +455,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         for r in runs:  # each part's training curves stay with its folds
             for f in (*Path(r).glob("history_fold*.json"), *Path(r).glob("curves_fold*.png")):
                 shutil.copy2(f, stage / f.name)
+        _unchanged(runs, seen)
     return result
 
 

@@ -20,10 +20,18 @@ from emovox.experiment.rundir import (
     CONFIG_FILE,
     ERRORS_FILE,
     METRICS_FILE,
+    METRICS_MAX_BYTES,
     PREDICTIONS_FILE,
     RunDirError,
 )
-from emovox.fileio import live_writers, remove_stale, swap_folder
+from emovox.fileio import (
+    CLAIM_LOCK,
+    hold_claim,
+    live_writers,
+    release_claim,
+    remove_stale,
+    swap_folder,
+)
 
 __all__ = ["RUNS_DIR", "RUN_ENTRIES", "check_run_destination", "default_run_dir", "is_run_dir",
            "staged_run_dir"]
@@ -44,18 +52,18 @@ def is_run_dir(path: Path) -> bool:
     path = Path(path)
     if not path.is_dir():
         return False
-    try:
-        meta = json.loads((path / METRICS_FILE).read_text())
+    import yaml
+
+    from emovox.config import ExperimentConfig, read_capped, read_run_yaml
+
+    try:  # both capped, no YAML aliases: any --out was read whole (code review, stop 48)
+        meta = json.loads(read_capped(path / METRICS_FILE, METRICS_MAX_BYTES))
         if isinstance(meta, dict) and "protocol" in meta:
             return True
-    except (OSError, ValueError):
+    except (OSError, ValueError, ConfigError, RecursionError):
         pass
     try:
-        import yaml
-
-        from emovox.config import ExperimentConfig
-
-        cfg = yaml.safe_load((path / CONFIG_FILE).read_text())
+        cfg = read_run_yaml(path / CONFIG_FILE)
         # an emovox experiment config, not any with these sections: a project folder with
         # its own config.yaml and models/ was replaced whole (code review, stop 47)
         # and with something a run writes beside it: a folder holding only the user's own
@@ -80,7 +88,10 @@ def check_run_destination(out: Path) -> None:
             f"{out} exists and is not an emovox run folder; refusing to overwrite it "
             "(choose another --out or remove it yourself)"
         )
-    foreign = sorted(p.name for p in out.iterdir() if not _written_by_runs(p))
+    # a claim's lock file is the run's too: a swap killed between its rename and removing
+    # it leaves one (code review, stop 48)
+    foreign = sorted(p.name for p in out.iterdir() if not _written_by_runs(p)
+                     and not (p.name == CLAIM_LOCK and p.is_file() and not p.is_symlink()))
     if foreign:
         raise RunDirError(
             f"{out} is an emovox run folder but also holds {', '.join(foreign[:5])}"
@@ -109,7 +120,9 @@ def _written_by_runs(entry: Path) -> bool:
 def staged_run_dir(out: Path) -> Iterator[Path]:
     """Yield a fresh staging folder next to ``out``; on success it replaces ``out`` whole
     (old files never linger), on error it is removed and ``out`` is left as it was.
-    Refused (:class:`RunDirError`) while another live process stages ``out``."""
+    Refused (:class:`RunDirError`) while another live process stages ``out``: the
+    staging folder is a claim, its lock held while the run works (:func:`hold_claim`: a
+    PID told nothing across containers, code review, stop 48)."""
     out = Path(out)
     if out.name in ("", ".", ".."):  # "--out ." staged inside itself (code review, stop 48)
         out = Path(os.path.abspath(out))
@@ -119,9 +132,15 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     remove_stale(out.parent, out.name)
     stage = out.parent / f".{out.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
     stage.mkdir()
+    try:
+        claim = hold_claim(stage)
+    except OSError:
+        _unstage(stage, made)
+        raise
     others = live_writers(out.parent, out.name)  # after our mkdir: two at once both see
     if others:
         _unstage(stage, made)
+        release_claim(claim)
         raise RunDirError(
             f"another emovox process (PID {others[0]}) is writing {out} now; the run that "
             "finished last would replace the other's. Wait for it, or choose another --out "
@@ -134,11 +153,13 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
         except RunDirError as exc:  # the finished run is kept, not thrown away (e.g. a
             kept = out.parent / f"{out.name}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
             os.rename(stage, kept)  # --cache-dir inside --out: code review, stop 48)
+            release_claim(claim, kept)
             raise RunDirError(f"{exc}; the finished run is in {kept}") from None
-        swap_folder(stage, out)
+        swap_folder(stage, out)  # which removes the lock file from the run
     finally:
         if stage.exists():
             _unstage(stage, made if not out.exists() else [])
+        release_claim(claim)
 
 
 def _unstage(stage: Path, made: list[Path]) -> None:

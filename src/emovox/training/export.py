@@ -21,6 +21,8 @@ exporter (``dynamo=False``), which needs no extra packages and handles the GRU.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,14 +35,16 @@ from emovox.artifact import (
     ModelKind,
     OnnxInfo,
     attach_inference,
+    foreign_files,
     model_file_mode,
     read_artifact,
     read_meta,
+    replace_folder,
     update_artifact,
     weights_digest,
 )
 from emovox.calibration import softmax
-from emovox.fileio import atomic_path
+from emovox.fileio import atomic_path, claimed_folder, mode_of
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,14 @@ def export_onnx(
 ) -> Path:
     """Export the network of the torch artifact ``artifact_dir`` to ``model.onnx`` in it.
 
+    The folder is rewritten whole, as ``calibrate`` rewrites it: a copy beside it, in a
+    claim (:func:`~emovox.fileio.claimed_folder`), gets the front end, the graph and
+    ``model.json`` and replaces it. Updated in place, a kill between its files left a
+    folder neither backend loads (a new graph with the old ``model.json``; new weights
+    with the old one, which even the re-export it recommended refused), and an export
+    finishing while ``calibrate`` or ``train --force`` rewrote the folder was lost (code
+    review, stop 48).
+
     Args:
         artifact_dir: folder written by :func:`emovox.artifact.save_model`.
         opset: ONNX opset version.
@@ -72,9 +84,12 @@ def export_onnx(
 
     Raises:
         ArtifactError: not a neural artifact ("only neural models export to ONNX"), a network
-            with an auxiliary input, or ONNX Runtime disagreeing with PyTorch.
+            with an auxiliary input, files emovox did not write in the folder, another
+            emovox process writing it now, or ONNX Runtime disagreeing with PyTorch.
     """
     path = Path(artifact_dir)
+    if path.name in ("", ".", ".."):  # a folder's claim and copy go beside it, by name
+        path = Path(os.path.abspath(path))
     meta = read_meta(path)
     if meta.kind is not ModelKind.TORCH or meta.network is None:
         raise ArtifactError(
@@ -82,30 +97,56 @@ def export_onnx(
         )
     if int(meta.network.params.get("n_aux", 0) or 0) > 0:
         raise ArtifactError(f"{path}: networks with an auxiliary input cannot be exported")
-    if (attach_frontend and meta.preprocess.feature == "logmel"
-            and not meta.preprocess.frontend_params):
-        attach_inference(path)
+    read_artifact(path, skip=(ONNX_FILE,))  # its files checked before anything is written
+    if foreign := foreign_files(path):
+        raise ArtifactError(f"{path} also holds {', '.join(foreign[:5])}, which emovox did "
+                            "not write; export rewrites the model folder whole: move them "
+                            "out first")
+    real = path.resolve() if path.is_symlink() else path  # the folder, not the link to it
+    with claimed_folder(real) as (tmp, others):  # a "build" claim, as calibrate and train
+        if others:
+            raise ArtifactError(f"another emovox process (PID {others[0]}) is writing {path} "
+                                "now; wait for it to end, then export")
+        stage = tmp / real.name
+        shutil.copytree(real, stage)
+        worst = _export_into(stage, path, opset, atol,
+                             attach_frontend and meta.preprocess.feature == "logmel"
+                             and not meta.preprocess.frontend_params)
+        mode = model_file_mode(real / ONNX_FILE)  # a new graph: model.json's bits (stop 48)
+        replace_folder(stage, real, force=True)
+    if mode_of(real / ONNX_FILE) != mode:
+        os.chmod(real / ONNX_FILE, mode)
+    log.info("exported %s (opset %d, max |dp| %.1e)", path / ONNX_FILE, opset, worst)
+    return path / ONNX_FILE
+
+
+def _export_into(stage: Path, name: Path, opset: int, atol: float, attach: bool) -> float:
+    """Export the network of the model folder ``stage`` (a copy of ``name``, which
+    messages name) into it, its front end attached first when ``attach``, and record the
+    graph in its ``model.json``; returns the largest |p_onnx - p_torch|."""
+    (stage / ONNX_FILE).unlink(missing_ok=True)  # replaced: a damaged one stops no attach
+    if attach:
+        attach_inference(stage)
 
     from emovox.serving.runners import build_network
 
-    art = read_artifact(path, skip=(ONNX_FILE,))  # the graph it replaces may be stale or
+    art = read_artifact(stage, skip=(ONNX_FILE,))  # the graph it replaces may be stale or
     net = build_network(art)  # damaged: export refused to repair it (code review, stop 46)
     shape = tuple(int(s) for s in art.meta.network.input_shape)  # type: ignore[union-attr]
-    out = path / ONNX_FILE
+    out = stage / ONNX_FILE
     with atomic_path(out, mode=model_file_mode(out)) as tmp:  # renamed in only when verified
         dynamic_time, worst = _export_and_verify(net, shape, opset, tmp)
         if not worst <= atol:
             raise ArtifactError(
-                f"{path}: ONNX Runtime and PyTorch disagree (max |dp| = {worst:.2e} > {atol:g}); "
+                f"{name}: ONNX Runtime and PyTorch disagree (max |dp| = {worst:.2e} > {atol:g}); "
                 "model.onnx was not written"
             )
 
     norm = art.meta.preprocess.norm
     digest = weights_digest({**art.tensors, **(norm.arrays() if norm else {})})
-    update_artifact(path, read_meta(path).replace(
+    update_artifact(stage, read_meta(stage).replace(
         onnx=_onnx_record(opset, dynamic_time, worst, digest)), written=(ONNX_FILE,))
-    log.info("exported %s (opset %d, max |dp| %.1e)", out, opset, worst)
-    return out
+    return worst
 
 
 def _export_and_verify(net: Any, shape: tuple[int, ...], opset: int,
