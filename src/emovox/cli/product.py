@@ -212,7 +212,6 @@ def timeline(
     from emovox.serving.params import TimelineParams
     from emovox.serving.predictor import Predictor
     from emovox.serving.schema import failure_document
-    from emovox.serving.timeline import write_timeline_csv
 
     setup_logging(False)
     with DeferredCtrlC() as ctrl_c:  # Ctrl-C stops between blocks only (re-check, stop 37)
@@ -224,9 +223,12 @@ def timeline(
             fail(exc)
         if ctrl_c.pending:
             exit_interrupted("interrupted before the first answer: nothing was computed")
+        out = _TimelineOut("csv" if csv_out else "json" if json_out else None,
+                           mode is AdaptMode.SELF, predictor.model_id)
         try:
-            tl, stopped = _run_timeline(predictor, file, window, hop, ctrl_c)
+            tl, stopped = _run_timeline(predictor, file, window, hop, ctrl_c, out.emit)
         except USER_ERRORS as exc:
+            out.close()
             if json_out:  # a script reads stdout: the refusal as predict --json writes it
                 print(json.dumps(failure_document(str(file), str(exc)), indent=2))
             fail(exc)
@@ -237,22 +239,78 @@ def timeline(
         elif csv_out and tl.adaptation is not None:  # its rows say "adapted"; how, here
             render.err_console.print(f"adapted to speaker ({tl.adaptation.reference_clips} "
                                      "windows of this recording)")
-    if json_out:
-        print(json.dumps(tl.to_dict(model_id=predictor.model_id), indent=2))
-    elif csv_out:  # which model answered, beside the CSV (it was said nowhere: QA, stop 40)
-        render.err_console.print(f"model {render.shown(predictor.model_id)}")
-        write_timeline_csv(tl, sys.stdout)
+    if csv_out or json_out:
+        out.finish(tl)
     else:
         render.timeline(tl, file.name, window, hop, predictor.model_id)
     if stopped:
         exit_interrupted(stopped)
 
 
+class _TimelineOut:
+    """Where ``timeline --csv`` and ``--json`` write. Their segments go out as they settle
+    (CSV rows to stdout; the document's to a :class:`~emovox.serving.timeline_doc.SegmentSpool`
+    on disk, as its summary comes first), so memory stays bounded whatever the length (code
+    review, stop 48: 10 h at --hop 0.06 held some 3 GB of segments, and --json built a
+    string of 1 GB per 200,000 of them). The table and ``--adapt self`` (which adapts
+    every window to all of them) still take the whole timeline (``emit`` None)."""
+
+    def __init__(self, fmt: str | None, whole: bool, model_id: str) -> None:
+        from emovox.serving.timeline_doc import SegmentSpool
+
+        # the stdout of now: rich's progress bar puts its own in sys.stdout while it draws
+        # on a terminal, and it would have sent the rows to stderr (code review, stop 48)
+        self.stdout, self.model_id, self.fmt = sys.stdout, model_id, fmt
+        self.csv: Any = None
+        self.spool: SegmentSpool | None = None
+        self.emit: Any = None  # where build_timeline hands each segment; None: it keeps them
+        if fmt == "csv" and not whole:
+            self.emit = self._row
+        elif fmt == "json" and not whole:
+            self.spool = SegmentSpool()
+            self.emit = self.spool.add
+
+    def _row(self, seg: Any) -> None:
+        self._csv().add(seg)
+
+    def _csv(self) -> Any:
+        """The CSV writer, made with the first row (or at the end, for the header alone):
+        a file refused at once leaves stdout empty, as before."""
+        if self.csv is None:
+            from emovox.serving.timeline_doc import TimelineCsv
+
+            # which model answered, beside the CSV (it was said nowhere: QA, stop 40)
+            render.err_console.print(f"model {render.shown(self.model_id)}")
+            self.csv = TimelineCsv(self if self.stdout.isatty() else self.stdout)
+        return self.csv
+
+    def write(self, text: str) -> None:
+        """Rows to a terminal: through rich's stdout while its bar is drawn (above it)."""
+        sys.stdout.write(text)
+
+    def finish(self, tl: Any) -> None:
+        from emovox.serving.timeline_doc import write_timeline_csv, write_timeline_json
+
+        if self.fmt == "json":  # the same bytes as print(json.dumps(tl.to_dict(), indent=2))
+            write_timeline_json(tl, sys.stdout, model_id=self.model_id, segments=self.spool)
+        elif self.emit is not None:
+            self._csv().close()
+        else:
+            render.err_console.print(f"model {render.shown(self.model_id)}")
+            write_timeline_csv(tl, sys.stdout)
+        self.close()
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+
 def _run_timeline(predictor: Any, file: Path, window: float, hop: float,
-                  ctrl_c: DeferredCtrlC) -> tuple[Any, str | None]:
+                  ctrl_c: DeferredCtrlC, emit: Any = None) -> tuple[Any, str | None]:
     """``(timeline, None)``, or after a Ctrl-C ``(the timeline of what was read, the
     warning saying where it stopped)``: the Ctrl-C is acted on between blocks, where the
-    regions read so far are whole (QA, stop 37)."""
+    regions read so far are whole (QA, stop 37). ``emit``: each segment as it settles
+    (:class:`_TimelineOut`), the timeline's own ``segments`` then left empty."""
     from emovox.serving.timeline import TimelineInterrupted, build_timeline
 
     try:
@@ -264,7 +322,7 @@ def _run_timeline(predictor: Any, file: Path, window: float, hop: float,
                     raise KeyboardInterrupt  # a clean point: after a block was settled
 
             return build_timeline(predictor, file, window=window, hop=hop,
-                                  progress=progress), None
+                                  progress=progress, emit=emit), None
     except TimelineInterrupted as stop:
         return stop.timeline, stop.timeline.warnings[-1]
 

@@ -15,21 +15,24 @@ window. What lies between regions is an explicit **gap** segment (``kind="gap"``
 label). The summary is weighted by speech time: each window counts for the seconds from its
 start to the next window's start (its own seconds), so overlapping windows are not counted
 twice.
+
+The segments are handed on as they settle, in time order with the gaps between them (the
+``emit`` of :func:`build_timeline`; by default the timeline keeps them), so that a caller
+writing them out (``emovox timeline --csv`` and ``--json``:
+:mod:`emovox.serving.timeline_doc`) holds none: what the detector keeps per frame is bounded
+too, but for the level of each 10 ms, which its noise floor is taken over (code review,
+stop 48).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
-from emovox.adaptation import Adaptation
 from emovox.audio import (
     SILENCE_DBFS,
     TARGET_SR,
@@ -48,8 +51,6 @@ from emovox.features.vad import (
     speech_segments,
     voiced_needed_s,
 )
-from emovox.labels import LABELS
-from emovox.serving.answer import SCHEMA_VERSION, UNCERTAIN_BELOW, Status
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 from emovox.serving.speech import (
     MIN_REGION_S,
@@ -60,144 +61,26 @@ from emovox.serving.speech import (
     speech_regions,
 )
 from emovox.serving.stream import SpeechStream
+from emovox.serving.timeline_doc import (
+    CSV_COLUMNS,
+    SILENCE,
+    Segment,
+    SegmentKind,
+    SegmentSpool,
+    Timeline,
+    TimelineCsv,
+    timeline_rows,
+    write_timeline_csv,
+    write_timeline_json,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CSV_COLUMNS", "SILENCE", "Segment", "SegmentKind", "Timeline", "TimelineInterrupted",
-           "build_timeline", "iter_windows", "timeline_rows", "write_timeline_csv"]
-
-#: What the text table and older outputs call a gap (and batch used for a silent clip).
-SILENCE = "silence"
-#: Columns of ``emovox timeline --csv`` and of the web app's timeline download.
-CSV_COLUMNS = ("start", "end", "kind", "label", "confidence", *LABELS, "arousal", "valence",
-               "status")
-
-
-class SegmentKind(str, Enum):
-    SPEECH = "speech"  #: a classified window over speech
-    GAP = "gap"  #: no speech (silence, noise, a tone...): not classified
-
-
-@dataclass(frozen=True)
-class Segment:
-    """``[start, end)`` seconds: a speech window with its emotion and probabilities, or a
-    gap (label, confidence, probabilities, arousal and valence ``None``)."""
-
-    start: float
-    end: float
-    label: str | None
-    confidence: float | None
-    probabilities: dict[str, float] | None
-    arousal: float | None
-    valence: float | None
-    kind: SegmentKind = SegmentKind.SPEECH
-    own: float = 0.0  #: seconds this window stands for in the summary (0 for gaps)
-
-    @property
-    def status(self) -> Status | None:
-        """``ok`` or ``uncertain`` (top probability under
-        :data:`~emovox.serving.answer.UNCERTAIN_BELOW`) for a speech window; None for a gap."""
-        if self.kind is SegmentKind.GAP or self.confidence is None:
-            return None
-        return Status.UNCERTAIN if self.confidence < UNCERTAIN_BELOW else Status.OK
-
-    @property
-    def silent(self) -> bool:
-        """A gap (kept for callers of the old ``silence`` windows)."""
-        return self.kind is SegmentKind.GAP
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "start": round(self.start, 3),
-                "end": round(self.end, 3), "label": self.label,
-                "confidence": self.confidence,
-                "probabilities": None if self.probabilities is None
-                else dict(self.probabilities),
-                "arousal": self.arousal, "valence": self.valence,
-                "status": None if self.status is None else self.status.value}
-
-
-@dataclass
-class Timeline:
-    source: str
-    duration: float
-    window: float
-    hop: float
-    segments: list[Segment] = field(default_factory=list)
-    #: why candidate speech regions were left as gaps: reason code -> regions
-    #: (:class:`~emovox.features.vad.NoSpeechReason` values); the summary's ``reason``
-    dropped: dict[str, int] = field(default_factory=dict)
-    #: the loudest frame read (dBFS): without any candidate region, silence or a steady sound
-    loudest_db: float = -np.inf
-    #: seconds the detector flagged as speech, classified or not: a ``too_short`` summary's
-    #: ``speech_seconds``, as in ``predict`` (it said 0.0 where predict said 0.26: QA, stop 41)
-    detected_s: float = 0.0
-    #: set by :func:`emovox.serving.adapt.adapt_timeline` (``timeline --adapt self``)
-    adaptation: Adaptation | None = None
-    #: what the container says that the user should know (a WAV cut short, several audio
-    #: tracks: :func:`emovox.audio.file_notes`), as a prediction's ``warnings``
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def speech(self) -> list[Segment]:
-        return [s for s in self.segments if s.kind is SegmentKind.SPEECH]
-
-    def no_speech_reason(self) -> NoSpeechReason:
-        """Why no window was classified: too short a recording, else the reason most
-        regions were dropped for, else silence (nothing above the detector's absolute floor)
-        or a steady sound. The timeline judges regions as it streams, so for the same file
-        its code can differ from ``predict``'s (a pure tone is ``steady_sound`` here)."""
-        if self.duration < DEFAULT_PARAMS.min_speech_s:
-            return NoSpeechReason.TOO_SHORT
-        if self.dropped:
-            return NoSpeechReason(max(sorted(self.dropped), key=self.dropped.__getitem__))
-        if not self.loudest_db > DEFAULT_PARAMS.abs_floor_dbfs:
-            return NoSpeechReason.SILENCE
-        return NoSpeechReason.STEADY
-
-    def summary(self) -> dict[str, Any]:
-        """By speech time: each emotion's share of the speech seconds (by its windows' top
-        label), the speech-time-weighted mean probabilities, the dominant emotion, and the
-        status (``no_speech`` without speech, ``uncertain`` when the dominant emotion's mean
-        probability is below :data:`~emovox.serving.answer.UNCERTAIN_BELOW`)."""
-        speech = self.speech
-        secs = float(sum(s.own for s in speech))  # 0.0, never an int 0 (the API wrote 0.0)
-        gaps = float(sum(s.end - s.start for s in self.segments if s.kind is SegmentKind.GAP))
-        share: dict[str, float] = {}
-        mean_p: dict[str, float] = {}
-        if speech and secs > 0:
-            for s in speech:
-                share[s.label or ""] = share.get(s.label or "", 0.0) + s.own / secs
-            labels = list(speech[0].probabilities or {})
-            mean_p = {lab: float(sum(s.own * (s.probabilities or {})[lab] for s in speech)
-                                 / secs) for lab in labels}
-        dominant = max(mean_p, key=mean_p.__getitem__) if mean_p else None
-        reason = self.no_speech_reason() if dominant is None else None
-        if reason is NoSpeechReason.TOO_SHORT:
-            secs = float(self.detected_s)  # how little there was
-        status = Status.NO_SPEECH if dominant is None else (
-            Status.UNCERTAIN if mean_p[dominant] < UNCERTAIN_BELOW else Status.OK)
-        return {
-            "status": status.value,
-            "reason": reason.value if reason else None,
-            "dominant": dominant,
-            "speech_seconds": round(secs, 3),
-            "gap_seconds": round(gaps, 3),
-            "n_windows": len(speech),
-            "share": {k: round(min(1.0, share[k]), 6) for k in sorted(share)},
-            "mean_probabilities": {k: round(min(1.0, v), 6) for k, v in mean_p.items()},
-        }
-
-    def to_dict(self, *, model_id: str | None = None) -> dict[str, Any]:
-        """The timeline document (schema ``timeline-v1.json``; ``adaptation`` only when the
-        timeline was asked to adapt)."""
-        doc = {"schema_version": SCHEMA_VERSION, "source": self.source, "model_id": model_id,
-               "duration": round(self.duration, 3), "window": self.window, "hop": self.hop,
-               "summary": self.summary(), "segments": [s.to_dict() for s in self.segments]}
-        if self.adaptation is not None:
-            doc["adaptation"] = self.adaptation.to_dict()
-        if self.warnings:
-            doc["warnings"] = list(self.warnings)
-        return doc
+#: the document's types and outputs live in :mod:`emovox.serving.timeline_doc` (split out
+#: when they learnt to stream: code review, stop 48) and are still importable from here
+__all__ = ["CSV_COLUMNS", "SILENCE", "Segment", "SegmentKind", "SegmentSpool", "Timeline",
+           "TimelineCsv", "TimelineInterrupted", "build_timeline", "iter_windows",
+           "timeline_rows", "write_timeline_csv", "write_timeline_json"]
 
 
 def iter_windows(
@@ -244,6 +127,7 @@ def build_timeline(
     batch: int = 32,
     progress: Callable[[float], None] | None = None,
     filename: str | None = None,
+    emit: Callable[[Segment], None] | None = None,
 ) -> Timeline:
     """Classify ``window``-second windows every ``hop`` seconds over the speech of ``src``.
 
@@ -252,7 +136,10 @@ def build_timeline(
     until stop 47). ``progress`` gets the
     seconds read so far; ``filename`` names bytes input in messages. ``silence_dbfs`` is no
     longer used (the speech detector decides) and is kept for callers; ``batch`` is
-    accepted for the same reason (windows go to the network 64 at a time).
+    accepted for the same reason (windows go to the network 64 at a time). ``emit``: each
+    segment is handed to it as it settles, in time order, instead of being kept in the
+    timeline's ``segments`` (left empty): memory then stays bounded whatever the length
+    (code review, stop 48; :mod:`emovox.serving.timeline_doc` writes them as they come).
 
     Raises:
         emovox.errors.ConfigError: window or hop refused by :class:`TimelineParams`.
@@ -263,9 +150,11 @@ def build_timeline(
     tl = Timeline(str(src) if isinstance(src, (str, Path)) else "<bytes>", 0.0, window, hop)
     st = SpeechStream(sr)
     state = {"done_s": 0.0, "speech_s": 0.0}  # classified up to; flagged speech in it
+    flow = _Flow(tl.segments.append if emit is None else emit)
 
     def settle(final: bool) -> None:
-        _settle(predictor, tl, st, state, window, hop, final=final)
+        _settle(predictor, tl, st, state, window, hop, flow, final=final)
+        flow.release(state["speech_s"])
 
     cut: list[str] = []  # a file that stops decoding part-way: its timeline up to there
     blocks = iter_blocks(src, block_s=block_s, sr=sr, filename=filename,  # bad input: here
@@ -296,16 +185,15 @@ def build_timeline(
         log.warning("%s", hum)
     st.push(np.zeros(0, np.float32), final=True)
     settle(final=True)
-    _too_little_speech(tl, state["speech_s"])
     tl.duration, tl.detected_s = st.vad_pos / sr, state["speech_s"]
-    _add_gaps(tl)
+    flow.finish(tl)
     if interrupted:
         raise TimelineInterrupted(tl)
     return tl
 
 
 def _settle(predictor: Any, tl: Timeline, st: SpeechStream, state: dict[str, float],
-            window: float, hop: float, *, final: bool) -> None:
+            window: float, hop: float, flow: _Flow, *, final: bool) -> None:
     """Classify what the stream has settled (regions closed before the horizon, and a chunk
     of a region open too long), and drop the samples no longer needed."""
     sr = st.sr
@@ -321,7 +209,7 @@ def _settle(predictor: Any, tl: Timeline, st: SpeechStream, state: dict[str, flo
         chunk = (open_[0][0], cut)  # no pause yet: the talk goes on after the cut
         todo, open_[0] = [*todo, chunk], (cut, open_[0][1])
     for r in todo:
-        _classify_region(predictor, tl, st, r, flags, window, hop, state,
+        _classify_region(predictor, tl, st, r, flags, window, hop, state, flow,
                          goes_on=r is chunk)
     keep_from = open_[0][0] if open_ else max(horizon, state["done_s"])
     st.drop_before(min(st.vad_pos, int(keep_from * sr)))
@@ -364,7 +252,8 @@ def _not_done(regions: list[tuple[float, float]], start: float, horizon: float
 
 def _classify_region(predictor: Any, tl: Timeline, st: SpeechStream,
                      region: tuple[float, float], flags: np.ndarray, window: float,
-                     hop: float, state: dict[str, float], *, goes_on: bool = False) -> None:
+                     hop: float, state: dict[str, float], flow: _Flow, *,
+                     goes_on: bool = False) -> None:
     """Windows over one speech region -> speech segments. Its steady stretches (beeps, phone
     tones: :mod:`emovox.features.steady`) are taken out first and the speech around them
     kept; a part too short or not voiced becomes part of a gap. ``goes_on``: the region is
@@ -376,7 +265,9 @@ def _classify_region(predictor: Any, tl: Timeline, st: SpeechStream,
     hop_s, step = DEFAULT_PARAMS.hop_s, int(round(DEFAULT_PARAMS.hop_s * st.sr))
     f0, f1 = int(np.ceil(s / hop_s - 1e-9)), int(np.ceil(e / hop_s))
     blip = max(1, int(round(DEFAULT_PARAMS.min_segment_s / hop_s)))
-    kept, n_steady = without_steady(st.samples(f0 * step, f1 * step), st.sr, flags[f0:f1], blip)
+    off = st.first  # flags[0] is that frame: they are kept over a window (code review, 48)
+    kept, n_steady = without_steady(st.samples(f0 * step, f1 * step), st.sr,
+                                    flags[f0 - off : f1 - off], blip)
     parts = [(s, e)]
     if n_steady:
         segs = speech_segments(kept) + f0 * hop_s
@@ -388,14 +279,14 @@ def _classify_region(predictor: Any, tl: Timeline, st: SpeechStream,
                 NoSpeechReason.STEADY.value, 0) + 1
             return
     full = np.zeros(len(flags), dtype=bool)
-    full[f0 : f0 + len(kept)] = kept
+    full[f0 - off : f0 - off + len(kept)] = kept
     for part in parts:
-        state["speech_s"] += _classify_part(predictor, tl, st, part, full, window, hop)
+        state["speech_s"] += _classify_part(predictor, tl, st, part, full, window, hop, flow)
 
 
 def _classify_part(predictor: Any, tl: Timeline, st: SpeechStream,
                    part: tuple[float, float],
-                   flags: np.ndarray, window: float, hop: float) -> float:
+                   flags: np.ndarray, window: float, hop: float, flow: _Flow) -> float:
     """Windows over one part of a region -> speech segments; returns the seconds of speech
     the detector flagged in it, whether it was classified or dropped. A part is voiced when
     ``min_voiced_s`` of it, or half of its speech, is (a word of 0.18 s among others was
@@ -403,7 +294,7 @@ def _classify_part(predictor: Any, tl: Timeline, st: SpeechStream,
     labelled the recording: QA stop 30) (:func:`~emovox.features.vad.voiced_needed_s`)."""
     s, e = part
     f0, f1 = int(s / DEFAULT_PARAMS.hop_s), int(np.ceil(e / DEFAULT_PARAMS.hop_s))
-    frames = f0 + np.flatnonzero(flags[f0:f1])
+    frames = f0 + np.flatnonzero(flags[f0 - st.first : f1 - st.first])  # from frame first
     speech_s = len(frames) * DEFAULT_PARAMS.hop_s
     why = None
     if e - s < MIN_REGION_S:
@@ -424,73 +315,60 @@ def _classify_part(predictor: Any, tl: Timeline, st: SpeechStream,
     for (a, b), p, own in zip(spans, probs, own_seconds(spans, st.sr), strict=True):
         k = int(np.argmax(p))
         ar, va = predictor.affect(p)
-        tl.segments.append(Segment(
+        flow.add(Segment(
             a / st.sr, b / st.sr, labels[k], float(p[k]),
             {lab: float(q) for lab, q in zip(labels, p, strict=True)}, ar, va,
             SegmentKind.SPEECH, own))
     return speech_s
 
 
-def _too_little_speech(tl: Timeline, speech_s: float) -> None:
-    """A recording with less than ``min_speech_s`` of speech in all (``speech_s``: what the
-    detector flagged in every part, classified or not) is ``too_short``, as in ``predict``:
-    a lone 0.2 s burst (a region of 0.4 s with its padding) was labelled in the timeline
-    and refused by predict (QA stop 30). Short regions among others stay labelled, as
-    predict's windows use them too. Beeps and tones taken out keep their own reason."""
-    if 0.0 < speech_s < DEFAULT_PARAMS.min_speech_s:
-        n = sum(s.kind is SegmentKind.SPEECH for s in tl.segments)
-        tl.segments = [s for s in tl.segments if s.kind is not SegmentKind.SPEECH]
-        steady = NoSpeechReason.STEADY.value
-        tl.dropped = {k: v for k, v in tl.dropped.items() if k == steady}
-        tl.dropped[NoSpeechReason.TOO_SHORT.value] = max(1, n)
+class _Flow:
+    """Speech windows as they are classified -> the timeline's segments, in time order with
+    the gaps between them, handed to ``emit`` as soon as they can no longer change (they
+    were all kept to the end, then sorted and the gaps put in: code review, stop 48).
+    Windows come in time order (each region's start past the last one classified). Until
+    ``min_speech_s`` of speech was flagged they are held: with less in all the recording is
+    ``too_short`` and they go, as in ``predict`` (a lone 0.2 s burst, a region of 0.4 s with
+    its padding, was labelled in the timeline and refused by predict: QA stop 30). Short
+    regions among others stay labelled, as predict's windows use them too."""
 
+    def __init__(self, emit: Callable[[Segment], None]) -> None:
+        self.emit = emit
+        self.held: list[Segment] | None = []  # None once enough speech was flagged
+        self.pos = 0.0  # the end of what was handed on
 
-def _add_gaps(tl: Timeline) -> None:
-    """Explicit gap segments wherever no speech window lies (start, between, end)."""
-    speech = sorted(tl.speech, key=lambda s: s.start)
-    out: list[Segment] = []
-    pos = 0.0
-    for s in speech:
-        if s.start - pos > 1e-6:
-            out.append(Segment(pos, s.start, None, None, None, None, None, SegmentKind.GAP))
-        out.append(s)
-        pos = max(pos, s.end)
-    if tl.duration - pos > 1e-6:
-        out.append(Segment(pos, tl.duration, None, None, None, None, None, SegmentKind.GAP))
-    tl.segments = out
+    def add(self, seg: Segment) -> None:
+        if self.held is None:
+            self._out(seg)
+        else:
+            self.held.append(seg)
 
+    def release(self, speech_s: float) -> None:
+        """Hand on the held windows once ``speech_s`` (flagged so far) is enough."""
+        if self.held is not None and speech_s >= DEFAULT_PARAMS.min_speech_s:
+            held, self.held = self.held, None
+            for s in sorted(held, key=lambda s: s.start):
+                self._out(s)
 
-def timeline_rows(tl: Timeline) -> list[dict[str, Any]]:
-    """One flat dict per segment, rounded for display (columns :data:`CSV_COLUMNS`; a gap
-    has an empty label and no probabilities)."""
-    rows = []
-    for s in tl.segments:
-        probs = s.probabilities or {}
-        row: dict[str, Any] = {"start": round(s.start, 3), "end": round(s.end, 3),
-                               "kind": s.kind.value, "label": s.label,
-                               "confidence": None if s.confidence is None
-                               else round(s.confidence, 4)}
-        for lab in LABELS:
-            row[lab] = None if s.probabilities is None else round(float(probs.get(lab, 0)), 4)
-        row["arousal"] = None if s.arousal is None else round(s.arousal, 3)
-        row["valence"] = None if s.valence is None else round(s.valence, 3)
-        row["status"] = None if s.status is None else s.status.value  # the table's "?" (QA, 41)
-        rows.append(row)
-    return rows
+    def finish(self, tl: Timeline) -> None:
+        """The end (``tl.duration``, ``tl.detected_s`` set): a recording with less than
+        ``min_speech_s`` of speech in all (``detected_s``: flagged in every part, classified
+        or not) is ``too_short``; beeps and tones taken out keep their own reason. Then the
+        gap to the end."""
+        if self.held is not None and 0.0 < tl.detected_s < DEFAULT_PARAMS.min_speech_s:
+            n, self.held = len(self.held), None
+            steady = NoSpeechReason.STEADY.value
+            tl.dropped = {k: v for k, v in tl.dropped.items() if k == steady}
+            tl.dropped[NoSpeechReason.TOO_SHORT.value] = max(1, n)
+        self.release(np.inf)
+        if tl.duration - self.pos > 1e-6:
+            self.emit(Segment(self.pos, tl.duration, None, None, None, None, None,
+                              SegmentKind.GAP))
 
-
-def write_timeline_csv(tl: Timeline, out: TextIO) -> None:
-    """The timeline as CSV (header :data:`CSV_COLUMNS`, one row per segment, ``\\n`` line
-    ends; gaps have empty emotion columns): what ``emovox timeline --csv`` prints and the
-    web app offers for download. A timeline adapted to its speaker (``tl.adaptation``) has
-    one more column, ``adapted`` (``true``/``false`` on speech rows, as ``batch``'s): a
-    saved adapted CSV could not be told from an unadapted one (QA, stop 38)."""
-    w = csv.writer(out, lineterminator="\n")
-    adapted = None if tl.adaptation is None else str(tl.adaptation.applied).lower()
-    w.writerow([*CSV_COLUMNS, *(["adapted"] if adapted else [])])
-    for r in timeline_rows(tl):
-        cells = ["" if r[c] is None else (f"{r[c]:.3f}" if c in ("start", "end") else r[c])
-                 for c in CSV_COLUMNS]
-        if adapted:
-            cells.append(adapted if r["kind"] == SegmentKind.SPEECH.value else "")
-        w.writerow(cells)
+    def _out(self, s: Segment) -> None:
+        """A speech window, after the gap before it (wherever no window lies)."""
+        if s.start - self.pos > 1e-6:
+            self.emit(Segment(self.pos, s.start, None, None, None, None, None,
+                              SegmentKind.GAP))
+        self.emit(s)
+        self.pos = max(self.pos, s.end)
