@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CPU_FEATURES", "PACKAGES", "environment"]
+__all__ = ["CPU_FEATURES", "PACKAGES", "environment", "installed_versions"]
 
 #: the distributions whose versions can change a trained model or a feature
 PACKAGES: tuple[str, ...] = ("torch", "numpy", "scipy", "librosa", "soxr", "soundfile",
@@ -49,12 +49,18 @@ def _cpu() -> tuple[str, list[str]]:
 def environment() -> dict[str, Any]:
     """``{"python", "machine", "cpu", "cpu_features", "packages": {name: version}}`` of this
     process (packages that are not installed are left out)."""
+    cpu, features = _cpu()
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "cpu": cpu, "cpu_features": features, "packages": installed_versions(PACKAGES)}
+
+
+def installed_versions(names: Any) -> dict[str, str]:
+    """``{distribution: version}`` of the installed distributions among ``names`` (the
+    others left out): what a run records, and what the feature cache's key names."""
     versions = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    cpu, features = _cpu()
-    return {"python": platform.python_version(), "machine": platform.machine(),
-            "cpu": cpu, "cpu_features": features, "packages": versions}
+    return versions

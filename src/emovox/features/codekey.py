@@ -19,9 +19,10 @@ import importlib
 import logging
 import pkgutil
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from emovox.provenance import installed_versions
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,7 @@ def package_versions() -> dict[str, str]:
     """``{distribution: version}`` of the installed :data:`FEATURE_PACKAGES` (those not
     installed left out), and ``libsndfile``: the decoder soundfile wraps, a library of the
     system rather than a distribution."""
-    versions = {}
-    for name in FEATURE_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    versions = installed_versions(FEATURE_PACKAGES)
     try:
         import soundfile
 
