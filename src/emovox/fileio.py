@@ -248,19 +248,23 @@ def remove_stale(parent: Path, name: str,
     their name; a live process's, a file or a link is never touched. An ``old`` folder
     while ``parent / name`` is missing is put back instead: its process was killed between
     the two renames of :func:`swap_folder` (code review, stop 48), unless a live claim is
-    there now. Returns what was removed."""
+    there now; only when that process's stage or claim folder is left beside it too (a
+    killed swap leaves both: a folder the user removed came back otherwise). Returns what
+    was removed."""
     out = Path(parent) / name
-    found = [(p, p.name.startswith(f".{name}.old-"), _owner(p, pid))
+    found = [(p, pid, p.name.startswith(f".{name}.old-"), _owner(p, pid))
              for p, pid in _writers(parent, name, kinds)]
     # an old folder has no lock: while another's claim swaps, it is between its renames
-    claimed = any(who == "other" for _, old, who in found if not old)
+    claimed = any(who == "other" for _, _, old, who in found if not old)
+    swapping = {pid for _, pid, old, who in found if not old and who == "gone"}
     gone = []
-    for p, old, who in found:
+    for p, pid, old, who in found:
         if who != "gone":
             continue
-        if old and not out.exists() and not out.is_symlink():
-            if not claimed:
-                os.rename(p, out)
+        if old and not out.exists() and not out.is_symlink() and (claimed or pid in swapping):
+            if not claimed:  # (a live claim may be between its renames: left for now)
+                with contextlib.suppress(OSError):  # raced: the next call tries again
+                    os.rename(p, out)
             continue
         shutil.rmtree(p, ignore_errors=True)
         gone.append(p)
@@ -300,14 +304,21 @@ def swap_folder(stage: Path, out: Path) -> None:
     ``out`` in the same breath; its lock is held until the claim is released."""
     out = Path(out)
     old = None
-    with signals_held():
+    with signals_held():  # the old one removed inside too: a held Ctrl-C left a whole copy
         if out.exists() or out.is_symlink():
             old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             os.rename(out, old)
-        os.rename(stage, out)
+        try:
+            os.rename(stage, out)
+        except OSError:  # (a read-only stage cannot move): the old one back, not lost
+            if old is not None:
+                os.rename(old, out)
+            raise
         _drop_lock_file(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old is not None and old.is_symlink():
+            old.unlink()
+        elif old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def live_writers(parent: Path, name: str, kinds: Sequence[str] = ("staging",)) -> list[int]:

@@ -116,6 +116,7 @@ def _stale_copy(tmp_path):
     stale = tmp_path / f"emovox-upload-{p.pid}-abcd1234"
     stale.mkdir()
     (stale / "upload.wav").write_bytes(b"RIFF")
+    (stale / ".lock").write_text("")  # a copy's lock, no longer held
     return stale
 
 
@@ -139,6 +140,7 @@ def test_serve_and_app_sweep_the_upload_copies_of_killed_servers(tiny_model, mon
         stale = _stale_copy(tmp_path)
         own = tmp_path / f"emovox-upload-{os.getpid()}-abcd1234"
         own.mkdir()
+        (own / ".lock").write_text("")
         r = CliRunner().invoke(app, command, env=env)
         assert r.exit_code == 0, r.output
         assert not stale.exists() and not own.exists(), command

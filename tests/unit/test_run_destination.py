@@ -140,21 +140,18 @@ def test_a_destination_spoiled_while_the_run_worked_keeps_the_finished_run(tmp_p
 
 
 def test_out_dot_is_the_current_folder_not_a_stage_inside_it(tmp_path, monkeypatch):
-    """`--out .` staged the run inside the destination and refused it after it finished."""
+    """`--out .` staged the run inside the destination and refused it after it finished;
+    replacing the current folder would leave the shell in a deleted one: refused at once."""
     from emovox.experiment.rundest import staged_run_dir
 
-    (tmp_path / "notes.txt").write_text("mine")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(RunDirError, match="not an emovox run folder"):
-        with staged_run_dir(Path(".")):
-            raise AssertionError("refused before the run")
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.chdir(empty)
-    with staged_run_dir(Path(".")) as stage:
-        assert stage.parent == tmp_path
-        (stage / "metrics.json").write_text('{"protocol": "loso"}')
-    assert (empty / "metrics.json").is_file()
+    for out in (Path("."), Path(".."), empty):
+        with pytest.raises(RunDirError, match="is the current folder or holds it"):
+            with staged_run_dir(out):
+                raise AssertionError("refused before the run")
+    assert list(tmp_path.iterdir()) == [empty] and not list(empty.iterdir())
 
 
 def test_a_swap_interrupted_between_its_renames_loses_nothing(tmp_path, monkeypatch):
@@ -185,5 +182,48 @@ def test_a_swap_interrupted_between_its_renames_loses_nothing(tmp_path, monkeypa
     # a process killed right after moving the old folder away: it is put back
     dead = tmp_path / ".run.old-999999999-ab"
     os.rename(out, dead)
+    remove_stale(tmp_path, "run")  # alone, it may be a folder the user removed: not back
+    assert not out.exists() and not dead.exists()
+    out.mkdir()
+    (out / "v").write_text("new")
+    os.rename(out, dead)
+    (tmp_path / ".run.staging-999999999-cd").mkdir()  # what a killed swap leaves beside it
     remove_stale(tmp_path, "run")
     assert (out / "v").read_text() == "new" and not dead.exists()
+
+
+def test_a_swap_whose_second_rename_fails_puts_the_old_folder_back(tmp_path, monkeypatch):
+    """A read-only stage (0555, the replaced folder's bits) could not be moved, and the old
+    folder, already renamed away, was left under a hidden name (diff review, stop 48)."""
+    import os
+
+    from emovox.fileio import swap_folder
+
+    out, stage = tmp_path / "m", tmp_path / ".m.build-1-ab"
+    out.mkdir()
+    (out / "v").write_text("old")
+    stage.mkdir()
+    real = os.rename
+
+    def refuse_the_stage(a, b):
+        if str(a) == str(stage):
+            raise PermissionError(13, "Permission denied")
+        real(a, b)
+
+    monkeypatch.setattr(os, "rename", refuse_the_stage)
+    with pytest.raises(PermissionError):
+        swap_folder(stage, out)
+    assert (out / "v").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.build-1-ab", "m"]
+
+
+def test_an_exports_claim_beside_a_fold_model_is_not_foreign(tmp_path):
+    """`export` of a saved fold model claims `models/.fold1.build-PID-*`: the run could no
+    longer be replaced (diff review, stop 48); a user's file there still counts."""
+    run = one_hot_run(tmp_path, "r", ["angry"] * 4, "m")
+    (run / "models" / "fold1").mkdir(parents=True)
+    (run / "models" / ".fold1.build-4206649-abcd1234").mkdir()
+    check_run_destination(run)
+    (run / "models" / ".fold1.notes").mkdir()
+    with pytest.raises(RunDirError, match="also holds models"):
+        check_run_destination(run)

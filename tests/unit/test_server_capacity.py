@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -206,6 +207,8 @@ def test_the_sweep_removes_only_copies_of_processes_that_are_gone(tmp_path):
         link.symlink_to(target, target_is_directory=True)
         a_file = tmp_path / f"emovox-upload-{dead}-afile123"
         a_file.write_text("x")
+        for p in [stale, *keep.values()]:  # made before locks (stop 48): judged by PID,
+            os.utime(p, (time.time() - 120,) * 2)  # after a grace period
 
         assert sweep_uploads(tmp_path) == [stale]
         assert not stale.exists()
@@ -217,3 +220,30 @@ def test_the_sweep_removes_only_copies_of_processes_that_are_gone(tmp_path):
     finally:
         live.kill()
         live.wait()
+
+
+def test_the_sweep_trusts_a_copys_lock_over_its_pid(tmp_path):
+    """Servers in other containers share the temp folder and their PIDs say nothing here:
+    another server's copy was removed while it read it (diff review, stop 48). A copy holds
+    an flock while it lives; a lockless one is left alone for a minute."""
+    import fcntl
+
+    from emovox.serving.uploads import open_upload, sweep_uploads
+
+    with open_upload(b"x" * 10, "a.wav", spool_bytes=1) as up:  # this process's, held
+        assert sweep_uploads(up.source.parent.parent, own=True) == []
+        assert up.source.exists()
+    dead = _dead_pid()
+    held, free = (tmp_path / f"emovox-upload-{dead}-{k}" for k in ("heldheld", "freefree"))
+    for p in (held, free):
+        p.mkdir()
+        (p / ".lock").write_text("")
+    young = tmp_path / f"emovox-upload-{dead}-youngxxx"  # lockless, just made
+    young.mkdir()
+    fd = os.open(held / ".lock", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a live server elsewhere, whatever its PID
+        assert sweep_uploads(tmp_path) == [free]
+        assert held.is_dir() and young.is_dir()
+    finally:
+        os.close(fd)

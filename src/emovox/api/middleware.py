@@ -173,8 +173,10 @@ SLOT_WAIT_S = 60.0
 RETRY_AFTER_S = 10
 #: connections ``emovox serve`` keeps open beside the upload slots and their queue (GET
 #: requests, idle keep-alive connections): over the total uvicorn answers 503 itself
-#: (``limit_concurrency``: every waiting connection holds buffers; stop 48)
-OTHER_CONNECTIONS = 64
+#: (``limit_concurrency``: every waiting connection holds buffers; stop 48). Generous: a
+#: few idle sockets must not refuse ``/health`` (130 did: diff review, stop 48); at about
+#: 170 KiB a connection at most, 512 hold under 90 MiB
+OTHER_CONNECTIONS = 512
 
 
 class UploadSlots:
@@ -259,10 +261,9 @@ class UploadSlots:
         if self.waiting < self.max_waiting:
             self.waiting += 1
             try:
-                async with asyncio.timeout(self.wait_s):
-                    await self.slots.acquire()
+                await asyncio.wait_for(self.slots.acquire(), self.wait_s)  # (3.10 too)
                 return True
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # one type since 3.11
                 why = f"none came free within {self.wait_s:g} s"
             finally:
                 self.waiting -= 1

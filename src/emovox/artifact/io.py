@@ -248,11 +248,14 @@ def replace_folder(stage: Path, out: Path, *, force: bool) -> Path:
     out = Path(out)
     check_replaceable(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.is_dir():  # a replaced folder keeps its permissions (0700 stayed private only
-        keep_modes(out, stage)  # until calibrate made it 0755: code review, stop 48)
+    folder = mode_of(out) if out.is_dir() else None
+    if folder is not None:  # a replaced folder keeps its permissions (0700 stayed private
+        keep_modes(out, stage)  # only until calibrate made it 0755: code review, stop 48)
     else:
         make_readable(stage)
     swap_folder(stage, out)
+    if folder is not None:  # after the swap: a read-only stage (0555) cannot be moved
+        os.chmod(out, folder)
     return out
 
 
@@ -343,10 +346,10 @@ def make_readable(folder: Path) -> None:
 
 
 def keep_modes(old: Path, stage: Path) -> None:
-    """Give the folder ``stage`` that replaces ``old`` the permission bits of ``old``: each
-    file those of its namesake, a new file the folder's without execute bits."""
+    """Give the files of the folder ``stage`` that replaces ``old`` the permission bits of
+    their namesakes in ``old``, a new file those of ``old`` without execute bits (the
+    folder's own bits are the caller's to set once it has moved)."""
     folder = mode_of(old)
-    os.chmod(stage, folder)
     for p in Path(stage).iterdir():
         was = old / p.name
         keep = was.is_file() and not was.is_symlink()

@@ -53,27 +53,35 @@ def exit_interrupted(message: str) -> NoReturn:
 class DeferredCtrlC:
     """Ctrl-C held until a safe point (QA re-check, stop 37: in `timeline` it landed inside
     onnxruntime's import, an 83-line traceback and exit 1, or inside a region being
-    classified, which then showed as a gap). The first SIGINT sets :attr:`pending`; the
-    caller checks it where stopping is clean; a second one interrupts at once. Main thread
-    only (elsewhere it does nothing)."""
+    classified, which then showed as a gap). The first SIGINT or SIGTERM sets
+    :attr:`pending`; the caller checks it where stopping is clean; a second one interrupts
+    at once. A held SIGTERM is raised again as the block ends, so the command exits as
+    SIGTERM says (it interrupted a streamed timeline between two segments: diff review,
+    stop 48). Main thread only (elsewhere it does nothing)."""
 
     def __init__(self) -> None:
         self.pending = False
-        self._before: Any = None
+        self._terminated = False
+        self._before: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.pending:
             raise KeyboardInterrupt
         self.pending = True
+        self._terminated = signum == signal.SIGTERM
 
     def __enter__(self) -> DeferredCtrlC:
         if threading.current_thread() is threading.main_thread():
-            self._before = signal.signal(signal.SIGINT, self._handle)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._before[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._before is not None:
-            signal.signal(signal.SIGINT, self._before)
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
+        if self._terminated:
+            self._terminated = False
+            signal.raise_signal(signal.SIGTERM)
 
 
 def setup_logging(verbose: bool) -> None:

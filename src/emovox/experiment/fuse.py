@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from emovox import __version__
-from emovox.config import Adapt, ExperimentConfig, folder_tail
+from emovox.config import Adapt, ExperimentConfig, folder_tail, read_run_yaml
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
 from emovox.experiment.rescore import run_speeds
@@ -401,7 +401,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     check_run_destination(out)
     seen = _settled(runs)
     records = [read_run(Path(r)) for r in runs]
-    configs = [yaml.safe_load((Path(r) / "config.yaml").read_text()) for r in runs]
+    configs = [read_run_yaml(Path(r) / "config.yaml") for r in runs]  # capped (stop 48)
     _same_config(configs, runs)
     run_speeds([r.metrics for r in records], runs)  # parts read alike (stop 46)
     fold_rows = [f for r in records for f in r.metrics["folds"]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -110,8 +111,10 @@ RUN_ENTRIES: tuple[str, ...] = (METRICS_FILE, PREDICTIONS_FILE, CONFIG_FILE, ERR
 def _written_by_runs(entry: Path) -> bool:
     if entry.name == "models":  # --save-models writes fold folders of model files only
         return entry.is_dir() and not entry.is_symlink() and all(  # (a note in one was
-            f.name.startswith("fold") and f.is_dir() and not f.is_symlink()  # deleted:
-            and not foreign_files(f) for f in entry.iterdir())  # code review, stop 48)
+            f.is_dir() and not f.is_symlink() and (  # deleted: code review, stop 48), or
+                f.name.startswith("fold") and not foreign_files(f)  # export's claim on one
+                or re.fullmatch(r"\.fold\d+\.(build|old|tmp)-\d+-[0-9a-z_]+", f.name))
+            for f in entry.iterdir())
     return any(fnmatch.fnmatchcase(entry.name, pat) for pat in RUN_ENTRIES) and \
         not entry.is_dir()
 
@@ -124,8 +127,10 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     staging folder is a claim, its lock held while the run works (:func:`hold_claim`: a
     PID told nothing across containers, code review, stop 48)."""
     out = Path(out)
-    if out.name in ("", ".", ".."):  # "--out ." staged inside itself (code review, stop 48)
-        out = Path(os.path.abspath(out))
+    here = Path(os.path.abspath(out))  # "--out ." staged inside itself, and replaced it
+    if Path.cwd() == here or here in Path.cwd().parents:  # left the shell in a deleted
+        raise RunDirError(f"{here} is the current folder or holds it; choose another "
+                          "--out (or run from elsewhere)")  # folder (code review, stop 48)
     check_run_destination(out)
     made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -153,7 +154,8 @@ def open_upload(
         return
     # the PID in the name: a killed server's copy is swept at the next start (code review,
     # stop 48)
-    with tempfile.TemporaryDirectory(prefix=f"{_COPY_PREFIX}{os.getpid()}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{_COPY_PREFIX}{os.getpid()}-") as tmp, \
+            _held(Path(tmp)):
         path = Path(tmp) / f"upload{safe_suffix(filename)}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
@@ -195,6 +197,53 @@ def _gone(pid: int) -> bool:
     return False
 
 
+#: the lock file an upload copy holds while it lives (servers in other containers, whose
+#: PIDs say nothing here, share the temp folder: diff review, stop 48)
+_COPY_LOCK = ".lock"
+#: seconds a copy without a lock file (made before stop 48, or just made) is left alone
+_UNLOCKED_GRACE_S = 60.0
+
+
+@contextmanager
+def _held(folder: Path) -> Iterator[None]:
+    """An ``flock`` on ``folder``'s lock file for the block: the copy is in use."""
+    import fcntl
+
+    fd = os.open(folder / _COPY_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _in_use(folder: str, pid: int, own: bool) -> bool:
+    """Is the upload copy ``folder`` still in use? Its lock tells; without one (an older
+    version's, or one being made) its PID, and only after a grace period."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(folder, _COPY_LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        try:
+            young = time.time() - os.stat(folder, follow_symlinks=False).st_mtime
+        except OSError:
+            return True
+        if young < _UNLOCKED_GRACE_S:
+            return True
+        return not ((pid == os.getpid() and own) or (pid != os.getpid() and _gone(pid)))
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:  # held: a live server's copy, whatever its PID says
+        return True
+    finally:
+        os.close(fd)
+
+
 def sweep_uploads(parent: str | Path | None = None, *, own: bool = False) -> list[Path]:
     """Remove the upload copies (``emovox-upload-PID-XXXXXXXX`` folders in ``parent``, by
     default the temp folder) that a process no longer running left behind: a server killed
@@ -219,8 +268,7 @@ def sweep_uploads(parent: str | Path | None = None, *, own: bool = False) -> lis
                 continue
         except OSError:
             continue
-        pid = int(m.group(1))
-        if (pid == os.getpid() and own) or (pid != os.getpid() and _gone(pid)):
+        if not _in_use(entry.path, int(m.group(1)), own):
             shutil.rmtree(entry.path, ignore_errors=True)  # never follows links inside
             if not os.path.lexists(entry.path):
                 gone.append(Path(entry.path))
