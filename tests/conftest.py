@@ -136,3 +136,14 @@ def app_env(tiny_model, monkeypatch):
     monkeypatch.setenv("EMOVOX_MAX_DURATION_S", "20")
     monkeypatch.delenv("EMOVOX_BACKEND", raising=False)
     return monkeypatch
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler during the test: a CI runner's background job inherits
+    SIGINT ignored, and a test of what Ctrl-C does then sees nothing (clean-clone CI, 48)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

@@ -284,7 +284,7 @@ def signals_held() -> Iterator[None]:
     before: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            if signal.getsignal(sig) is not None:  # None: not set from Python
+            if signal.getsignal(sig) not in (None, signal.SIG_IGN):  # None: not from Python
                 before[sig] = signal.signal(sig, lambda num, _frame: caught.append(num))
     try:
         yield

@@ -154,7 +154,8 @@ def test_out_dot_is_the_current_folder_not_a_stage_inside_it(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == [empty] and not list(empty.iterdir())
 
 
-def test_a_swap_interrupted_between_its_renames_loses_nothing(tmp_path, monkeypatch):
+def test_a_swap_interrupted_between_its_renames_loses_nothing(tmp_path, monkeypatch,
+                                                              python_sigint):
     """Ctrl-C between the two renames deleted the new run and left the old one to be
     removed as stale; a SIGKILL there left both to be removed (code review, stop 48)."""
     import os

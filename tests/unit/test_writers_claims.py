@@ -116,7 +116,8 @@ def test_a_run_keeps_no_lock_file_and_a_left_one_is_not_foreign(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
 
 
-def test_a_swap_waits_for_ctrl_c_with_another_thread_running(tmp_path, monkeypatch):
+def test_a_swap_waits_for_ctrl_c_with_another_thread_running(tmp_path, monkeypatch,
+                                                             python_sigint):
     """A signal mask is one thread's: with a pool's thread running, the kernel gave that
     thread the SIGINT, the main thread was interrupted between the renames and the run
     was gone (code review, stop 48)."""
