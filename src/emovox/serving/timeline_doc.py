@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -204,14 +203,16 @@ class SegmentSpool:
     closed or collected."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="emovox-timeline-")
+        self._file = tempfile.TemporaryFile("w+", encoding="utf-8",
+                                            prefix="emovox-timeline-")
         self.count = 0
 
     def add(self, seg: Segment) -> None:
+        """One JSON line per segment (floats written as ``repr``: read back exactly)."""
         self._file.seek(0, 2)  # a reading pass may have left the position inside
-        pickle.dump((seg.start, seg.end, seg.label, seg.confidence, seg.probabilities,
-                     seg.arousal, seg.valence, seg.kind.value, seg.own), self._file,
-                    protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.write(json.dumps([seg.start, seg.end, seg.label, seg.confidence,
+                                     seg.probabilities, seg.arousal, seg.valence,
+                                     seg.kind.value, seg.own], default=float) + "\n")
         self.count += 1
 
     def __len__(self) -> int:
@@ -220,7 +221,7 @@ class SegmentSpool:
     def __iter__(self) -> Iterator[Segment]:
         self._file.seek(0)
         for _ in range(self.count):
-            *head, kind, own = pickle.load(self._file)  # noqa: S301 - our own file
+            *head, kind, own = json.loads(self._file.readline())
             yield Segment(*head, SegmentKind(kind), own)
 
     def close(self) -> None:
