@@ -39,6 +39,14 @@ class AdversaryOn(str, Enum):
     CORPUS = "corpus"  #: the adversary names each clip's corpus
 
 
+class Device(str, Enum):
+    """Where a network trains (PyTorch device type); batches are drawn and augmented on
+    the CPU either way, so the random draws do not depend on it."""
+
+    CPU = "cpu"  #: the CPU (``threads`` of it)
+    CUDA = "cuda"  #: the first CUDA GPU PyTorch sees (research sweeps; CI has none)
+
+
 class Schedule(str, Enum):
     PLATEAU = "plateau"  #: reduce LR when validation UA stalls (reference 000 style)
     COSINE = "cosine"  #: one-cycle cosine with warm-up
@@ -246,6 +254,9 @@ class TrainConfig(ModelParams):
     select_k: int = 0
     #: PyTorch CPU threads for training and prediction
     threads: int = 2
+    #: where the network trains (``cuda``: a GPU, for sweeps; the trained network is
+    #: moved back to the CPU, so what is saved and served does not depend on it)
+    device: Device = Device.CPU
     #: knowledge distillation (``evaluate --teacher``; ignored without teachers): weight of
     #: the teacher term, ``loss = (1 - a) * hard-label loss + a * T^2 * KL(teacher_T||student_T)``
     distil_alpha: float = 0.5
@@ -298,4 +309,5 @@ class TrainConfig(ModelParams):
         return {k: getattr(self, k) for k in self.net_keys()}
 
 
-__all__ = ["AdversaryOn", "Loss", "ModelParams", "Schedule", "TrainConfig", "coerce_value"]
+__all__ = ["AdversaryOn", "Device", "Loss", "ModelParams", "Schedule", "TrainConfig",
+           "coerce_value"]

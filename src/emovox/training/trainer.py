@@ -24,7 +24,8 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
-from emovox.models.params import AdversaryOn, Loss, Schedule, TrainConfig
+from emovox.errors import ConfigError
+from emovox.models.params import AdversaryOn, Device, Loss, Schedule, TrainConfig
 from emovox.preprocess import Normaliser, pad_or_crop
 from emovox.training.adversary import SpeakerAdversary, confusion_weight, speaker_codes
 from emovox.training.batch_augment import augment_batch
@@ -51,7 +52,7 @@ def focal_loss(
     """Categorical focal loss (Lin et al., 2017) on soft or hard targets. # (B, C), (B, C)"""
     logp = F.log_softmax(logits, dim=-1)
     p = logp.exp()
-    w = weight if weight is not None else torch.ones(logits.shape[-1])
+    w = weight if weight is not None else torch.ones(logits.shape[-1], device=logits.device)
     return -(target * w * (1 - p) ** gamma * logp).sum(-1).mean()
 
 
@@ -81,6 +82,14 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def torch_device(device: Device) -> torch.device:
+    """The PyTorch device of ``device``; ConfigError when PyTorch cannot reach it."""
+    if device is Device.CUDA and not torch.cuda.is_available():
+        raise ConfigError("device=cuda: this PyTorch sees no CUDA GPU (a CPU build, or no "
+                          "driver); leave device at cpu")
+    return torch.device(device.value)
+
+
 def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch: int) -> Any:
     """The LR scheduler of ``tc.schedule``: one-cycle cosine (stepped per batch),
     ReduceLROnPlateau on validation UA (stepped per epoch), or None."""
@@ -103,7 +112,7 @@ def batch_loss(logits: torch.Tensor, yb: torch.Tensor, tc: TrainConfig,
         yb = yb * (1 - tc.label_smoothing) + tc.label_smoothing / n_classes
     if tc.loss is Loss.FOCAL:
         return focal_loss(logits, yb, tc.focal_gamma, weight)
-    w = weight if weight is not None else torch.ones(n_classes)
+    w = weight if weight is not None else torch.ones(n_classes, device=logits.device)
     return -(yb * w * F.log_softmax(logits, -1)).sum(-1).mean()
 
 
@@ -160,6 +169,11 @@ class _Step:
     unl_gen: torch.Generator | None = None
 
 
+def _device_of(net: nn.Module) -> torch.device:
+    """The device of ``net``'s parameters (the CPU for a network without any)."""
+    return next(net.parameters(), torch.empty(0)).device
+
+
 EpochFn = Callable[[int, int, float, float], None]  # epoch, epochs, train loss, val UA
 
 
@@ -212,6 +226,7 @@ class TorchClassifier:
         for the adversary's loss; they pass through the network in the same batch, so they
         also enter its BatchNorm statistics (batch and running)."""
         tc = self.train_cfg
+        dev = torch_device(tc.device)
         torch.set_num_threads(tc.threads)
         torch.manual_seed(tc.seed)  # the network's initial weights come from this state
         gen = torch.Generator().manual_seed(tc.seed)
@@ -230,7 +245,9 @@ class TorchClassifier:
         xva = self.network_input(x_val) if len(y_val) > 0 else None
         self.input_shape = tuple(xtr.shape[1:])
         self.net = self.build_net(self.n_classes, self.input_shape, **self.net_params)
-        weight = class_weights(np.asarray(y_train), self.n_classes) if tc.class_weights else None
+        weight = (class_weights(np.asarray(y_train), self.n_classes).to(dev)
+                  if tc.class_weights else None)
+        self.net.to(dev)  # built on the CPU first: the same initial weights on any device
         with torch.random.fork_rng():  # building it draws nothing the network's dropout
             adversary, spk, unl = (self._adversary(speakers, len(ytr), unlabelled)  # would
                                    if tc.adversary > 0 else (None, None, None))  # (review 45)
@@ -246,6 +263,7 @@ class TorchClassifier:
         finally:
             if adversary is not None:
                 adversary.detach()
+            self.net.to("cpu")  # saved, exported and served from the CPU
         self._soft = None
         return self
 
@@ -276,7 +294,8 @@ class TorchClassifier:
                 raise ValueError(f"unlabelled clips of shape {tuple(xu.shape[1:])}, training "
                                  f"clips {self.input_shape}: set n_frames")
             unl = (xu, hot[n:])
-        return SpeakerAdversary(self.net, n_spk), hot[:n], unl
+        device = next(self.net.parameters()).device
+        return SpeakerAdversary(self.net, n_spk).to(device), hot[:n], unl
 
     def _train(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor,
                xva: torch.Tensor | None, yva: np.ndarray, plateau: Any) -> None:
@@ -344,7 +363,11 @@ class TorchClassifier:
                 sb = torch.cat([sb, step.unlabelled[1][j]])  # (2B, S)
                 halves.append(len(idx))
             xb, yb, qb, sb = augment_batch(tc, step.gen, step.np_rng, xb, yb, qb, sb,
-                                           halves)
+                                           halves)  # on the CPU: the same draws anywhere
+            dev = step.weight.device if step.weight is not None else _device_of(net)
+            xb, yb = xb.to(dev), yb.to(dev)
+            qb = qb.to(dev) if qb is not None else None
+            sb = sb.to(dev) if sb is not None else None
             out = net(xb)[: len(idx)]  # (B, C): the emotion loss reads the labelled half
             loss = (batch_loss(out, yb, tc, step.weight, self.n_classes) if qb is None else
                     distil_loss(out, yb, qb, tc, step.weight, self.n_classes))
@@ -375,9 +398,12 @@ class TorchClassifier:
 
     @torch.no_grad()
     def _logits(self, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """The network's logits (N, C) on the CPU, computed where the network is."""
         assert self.net is not None
         self.net.eval()
-        return torch.cat([self.net(x[i : i + batch]) for i in range(0, len(x), batch)])
+        dev = _device_of(self.net)
+        return torch.cat([self.net(x[i : i + batch].to(dev)).cpu()
+                          for i in range(0, len(x), batch)])
 
     def predict_proba(self, x) -> np.ndarray:
         torch.set_num_threads(self.train_cfg.threads)
