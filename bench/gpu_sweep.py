@@ -3,8 +3,8 @@
     # here (CPU): the clips the chosen folds of a run train and validate on, as the harness
     # hands them to the network (a clip that is only a test clip is never written, and a
     # fold's test clips are never read, so nothing can be chosen on them), each sequence
-    # cut to at most --max-frames around its centre and stored in steps of 1/16 over
-    # -4..12 (uint8: the device takes at most 64 MiB with the repository)
+    # cut to at most --max-frames around its centre and stored in steps of 1/16 from -4
+    # (uint8: the device takes at most 64 MiB with the repository)
     .venv/bin/python bench/gpu_sweep.py dump --config runs/s47/rnd-ecapa-s0/config.yaml \\
         --out .sweep/rnd.npz
     # on a machine with a CUDA GPU (no audio, no feature extraction there): every grid point
@@ -15,9 +15,12 @@
 A grid file is a JSON object: ``{"seeds": [..], "folds": [..], "points": {LABEL: {-p
 params}}}``; every point runs once per seed and fold (``folds``: dumped ones, default 0),
 with the dump's model or the one its ``"model"`` key names (a network that reads the same
-input). Each output line holds the point, the seed, the fold, the best validation UA and its epoch, the last epoch's training loss and the seconds. The
-figures choose a recipe only through validation clips (the training side's 10 %); a
-recipe so chosen is then measured on the CPU with ``emovox evaluate`` like any other row.
+input), on top of the run's own ``-p`` params. Each output line (appended to ``--out``)
+holds the point, the model, the seed, the fold, the best validation UA and its epoch, the
+last epoch's training loss and the seconds. The figures choose a recipe only through
+validation clips (the training side's: 10 % of its clips on the random protocol, two of its
+speakers on EmoBox); a recipe so chosen is then measured on the CPU with ``emovox
+evaluate`` like any other row.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from typing import Any
 
 import numpy as np
 
-#: the stored sequences' resolution and lowest value (the CMVN log-mel is in standard
-#: deviations: 0.1 % of its values lie beyond -3.2..2.8)
+#: the stored sequences' resolution and lowest value, also written into each dump: the
+#: CMVN log-mel is in standard deviations, and on stop 49's two dumps it spans about
+#: -6.6..7.8 (0.2 % beyond -3.2..2.8); codes 0..255 cover -4..11.94, so 0.017 % (random
+#: protocol) and 0.008 % (EmoBox) of the values, all below -4, are clipped
 STEP, LOW = 1 / 16, -4.0
 
 
@@ -47,11 +52,18 @@ def dump(config: Path, out: Path, max_frames: int, folds: list[int]) -> None:
     from emovox.preprocess import pad_or_crop
 
     cfg = ExperimentConfig.load_yaml(config)
-    if cfg.augment.variants:
-        raise SystemExit("the sweep stores no augmented copies: a config without --augment")
     spec = get_model_spec(cfg.model.name)
+    params = spec.validate(cfg.model.params)
+    unlike = {"--augment": cfg.augment.variants > 0, "--adapt": cfg.adapt.value != "none",
+              "--teacher": bool(cfg.teachers), "--balance-corpora": cfg.data.balance_corpora,
+              "-p adversary": params.get("adversary", 0) > 0}
+    if any(unlike.values()):  # what the harness would add to the network's input or loss
+        raise SystemExit(f"the sweep does not reproduce {[k for k, v in unlike.items() if v]}")
     data = prepare_data(cfg, spec)
-    chosen = [f for f in select_folds(cfg, data) if f.index in folds]
+    every = select_folds(cfg, data)
+    if missing := sorted(set(folds) - {f.index for f in every}):
+        raise SystemExit(f"folds {missing}: this run's folds are {[f.index for f in every]}")
+    chosen = [f for f in every if f.index in folds]
     keep = np.unique(np.concatenate([np.concatenate([f.train, f.val]) for f in chosen]))
     where = {int(i): j for j, i in enumerate(keep)}
     cut = [pad_or_crop(data.feats[i], min(len(data.feats[i]), max_frames)) for i in keep]
@@ -59,7 +71,8 @@ def dump(config: Path, out: Path, max_frames: int, folds: list[int]) -> None:
     arrays: dict[str, np.ndarray] = {
         "model": np.array(cfg.model.name), "x": np.clip(q, 0, 255).astype(np.uint8),
         "len": np.array([len(c) for c in cut], np.int32), "y": data.y[keep].astype(np.int64),
-        "folds": np.array([f.index for f in chosen], np.int64)}
+        "folds": np.array([f.index for f in chosen], np.int64), "step": np.array(STEP),
+        "low": np.array(LOW), "params": np.array(json.dumps(cfg.model.params))}
     for f in chosen:
         arrays[f"fold{f.index}_train"] = np.array([where[int(i)] for i in f.train], np.int64)
         arrays[f"fold{f.index}_val"] = np.array([where[int(i)] for i in f.val], np.int64)
@@ -70,7 +83,7 @@ def dump(config: Path, out: Path, max_frames: int, folds: list[int]) -> None:
 
 
 def _clips(z: Any) -> list[np.ndarray]:
-    x = z["x"].astype(np.float32) * STEP + LOW
+    x = z["x"].astype(np.float32) * float(z["step"]) + float(z["low"])
     return np.split(x, np.cumsum(z["len"])[:-1])
 
 
@@ -84,8 +97,8 @@ def _one(job: tuple[str, str, dict[str, Any], int, int, str]) -> dict[str, Any]:
     z = np.load(features)
     params = dict(params)
     spec = get_model_spec(params.pop("model", str(z["model"])))  # another network, same input
-    model = build_model(spec, n_classes=len(LABELS), seed=seed,
-                        **{"threads": 1, **params, "device": device})
+    model = build_model(spec, n_classes=len(LABELS), seed=seed, **{
+        **json.loads(str(z["params"])), "threads": 1, **params, "device": device})
     clips, y = _clips(z), z["y"]
     tr, va = z[f"fold{fold}_train"], z[f"fold{fold}_val"]
     t0 = time.perf_counter()
@@ -99,6 +112,9 @@ def _one(job: tuple[str, str, dict[str, Any], int, int, str]) -> dict[str, Any]:
 def run(features: Path, grid: Path, out: Path, procs: int, device: str) -> None:
     g = json.loads(grid.read_text())
     folds = g.get("folds", [0])
+    dumped = set(np.load(features)["folds"].tolist())
+    if missing := sorted(set(folds) - dumped):
+        raise SystemExit(f"folds {missing} are not in {features} (it holds {sorted(dumped)})")
     jobs = [(str(features), label, params, seed, k, device)  # every point's first seed first
             for seed in g["seeds"] for label, params in g["points"].items() for k in folds]
     with mp.get_context("spawn").Pool(procs) as pool, out.open("a") as f:
@@ -121,7 +137,8 @@ def main() -> None:
     r.add_argument("--grid", type=Path, required=True)
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--procs", type=int, default=8)
-    r.add_argument("--device", default="cuda", help="cpu: a smoke test of the grid here")
+    r.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                   help="cpu: a smoke test of the grid here")
     a = ap.parse_args()
     if a.cmd == "dump":
         dump(a.config, a.out, a.max_frames, a.folds)

@@ -4,6 +4,8 @@ served. CI has no GPU: the CUDA tests run on a machine that has one."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from emovox.artifact import save_model
 from emovox.errors import ConfigError
 from emovox.models import MODELS
 from emovox.models.params import Device
-from emovox.training import build_model
+from emovox.training import build_model, check_device
 from emovox.training.trainer import load_trained, torch_device
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
@@ -39,6 +41,37 @@ def test_cuda_without_a_gpu_is_refused_before_training(monkeypatch):
         model.fit(x, y, x[:8], y[:8])
     assert model.net is None  # nothing was built, nothing trained
     assert torch_device(Device.CPU) == torch.device("cpu")
+
+
+def test_the_harness_refuses_cuda_without_a_gpu_before_extraction(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    params = MODELS["ecapa_cmvn"].validate({"device": "cuda"})
+    with pytest.raises(ConfigError, match="device=cuda"):
+        check_device(params)  # run_experiment calls it before any feature is extracted
+    check_device(MODELS["ecapa_cmvn"].validate({"device": "cpu"}))
+    check_device({})
+
+
+def test_a_model_trained_on_cuda_loads_and_predicts_without_one(tmp_path, monkeypatch):
+    """A model folder whose record says it trained on a GPU answers on a CPU-only machine
+    as it did; only training it again there is refused."""
+    x, y = _sequences(64, 2)
+    model = build_model(MODELS["ecapa_cmvn"], n_classes=8, seed=0, epochs=1, n_frames=64,
+                        threads=1, channels=16, se_dim=4)
+    model.fit(x[:48], y[:48], x[48:], y[48:])
+    out = save_model(model, tmp_path / "m", {"model": {"name": "ecapa_cmvn"}})
+    meta_path = out / "model.json"
+    doc = json.loads(meta_path.read_text())
+    assert doc["network"]["train"]["device"] == "cpu"
+    doc["network"]["train"]["device"] = "cuda"  # as a GPU run writes it
+    meta_path.write_text(json.dumps(doc))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    again, meta = load_trained(out)
+    assert meta.network.train["device"] == "cuda"
+    np.testing.assert_allclose(again.predict_proba(x[48:]), model.predict_proba(x[48:]),
+                               atol=1e-6)
+    with pytest.raises(ConfigError, match="device=cuda"):
+        again.fit(x[:48], y[:48], x[48:], y[48:])
 
 
 def test_an_unknown_device_is_refused_at_construction():

@@ -62,13 +62,7 @@ from emovox.experiment.rundir import (
 from emovox.features.cache import ProgressFn, Variant
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
-from emovox.models import (
-    Family,
-    ModelSpec,
-    count_parameters,
-    get_model_spec,
-    validation_matters,
-)
+from emovox.models import Family, ModelSpec, count_parameters, get_model_spec, validation_matters
 from emovox.provenance import environment
 from emovox.splits import (
     EMOBOX_NEEDS_RAVDESS,
@@ -78,7 +72,7 @@ from emovox.splits import (
     make_folds,
     warn_unheard_test_classes,
 )
-from emovox.training import build_model
+from emovox.training import build_model, check_device
 
 log = logging.getLogger(__name__)
 
@@ -426,6 +420,7 @@ def run_experiment(
     t0 = time.perf_counter()
     spec = get_model_spec(cfg.model.name)
     cfg.model.params = spec.validate(cfg.model.params)  # typed; bad keys fail before extraction
+    check_device(cfg.model.params)  # device=cuda without a GPU: refused before extraction
     out_dir = Path(out_dir)
     check_run_destination(out_dir)
     if (spec.needs_validation and cfg.split.n_val_speakers < 1

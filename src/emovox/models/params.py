@@ -40,8 +40,9 @@ class AdversaryOn(str, Enum):
 
 
 class Device(str, Enum):
-    """Where a network trains (PyTorch device type); batches are drawn and augmented on
-    the CPU either way, so the random draws do not depend on it."""
+    """Where a network trains (PyTorch device type). Batches are drawn and augmented on
+    the CPU either way; dropout draws from the device's own generator and GPU kernels are
+    not bit-for-bit repeatable, so a ``cuda`` run is not reproducible as a ``cpu`` one is."""
 
     CPU = "cpu"  #: the CPU (``threads`` of it)
     CUDA = "cuda"  #: the first CUDA GPU PyTorch sees (research sweeps; CI has none)

@@ -8,6 +8,6 @@ layers below them; never experiment, cli, api or web (checked by import-linter).
 this package does not import torch.
 """
 
-from emovox.training.build import build_model
+from emovox.training.build import build_model, check_device
 
-__all__ = ["build_model"]
+__all__ = ["build_model", "check_device"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from emovox.models import Family, Model, ModelSpec
+from emovox.models.params import Device
 
 
 def build_model(spec: ModelSpec, *, n_classes: int, seed: int = 0, **params: Any) -> Model:
@@ -20,3 +21,12 @@ def build_model(spec: ModelSpec, *, n_classes: int, seed: int = 0, **params: Any
 
         return spec.build(n_classes=n_classes, seed=seed, trainer=TorchClassifier, **params)
     return spec.build(n_classes=n_classes, seed=seed, **params)
+
+
+def check_device(params: dict[str, Any]) -> None:
+    """ConfigError now, before any feature is extracted, when validated ``-p`` params ask
+    for a device this PyTorch cannot reach (:func:`emovox.training.trainer.torch_device`)."""
+    if params.get("device") is Device.CUDA:
+        from emovox.training.trainer import torch_device
+
+        torch_device(Device.CUDA)

@@ -247,17 +247,18 @@ class TorchClassifier:
         self.net = self.build_net(self.n_classes, self.input_shape, **self.net_params)
         weight = (class_weights(np.asarray(y_train), self.n_classes).to(dev)
                   if tc.class_weights else None)
-        self.net.to(dev)  # built on the CPU first: the same initial weights on any device
         with torch.random.fork_rng():  # building it draws nothing the network's dropout
             adversary, spk, unl = (self._adversary(speakers, len(ytr), unlabelled)  # would
                                    if tc.adversary > 0 else (None, None, None))  # (review 45)
-        trained = [*self.net.parameters(), *(adversary.parameters() if adversary else [])]
-        opt = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
-        steps_per_epoch = max(1, int(np.ceil(len(ytr) / tc.batch_size)))
-        sched = make_scheduler(opt, tc, steps_per_epoch)
-        step = _Step(opt, sched if tc.schedule is Schedule.COSINE else None, weight, gen, np_rng,
-                     adversary, spk, unl, torch.Generator().manual_seed(tc.seed + 1))
-        try:
+        try:  # built on the CPU: the same initial weights on any device; moved back at the end
+            self.net.to(dev)
+            if adversary is not None:
+                adversary.to(dev)
+            trained = [*self.net.parameters(), *(adversary.parameters() if adversary else [])]
+            opt = torch.optim.AdamW(trained, lr=tc.lr, weight_decay=tc.weight_decay)
+            sched = make_scheduler(opt, tc, max(1, int(np.ceil(len(ytr) / tc.batch_size))))
+            step = _Step(opt, sched if tc.schedule is Schedule.COSINE else None, weight, gen,
+                         np_rng, adversary, spk, unl, torch.Generator().manual_seed(tc.seed + 1))
             self._train(step, xtr, ytr, xva, np.asarray(y_val),
                         sched if tc.schedule is Schedule.PLATEAU else None)
         finally:
@@ -294,8 +295,7 @@ class TorchClassifier:
                 raise ValueError(f"unlabelled clips of shape {tuple(xu.shape[1:])}, training "
                                  f"clips {self.input_shape}: set n_frames")
             unl = (xu, hot[n:])
-        device = next(self.net.parameters()).device
-        return SpeakerAdversary(self.net, n_spk).to(device), hot[:n], unl
+        return SpeakerAdversary(self.net, n_spk), hot[:n], unl
 
     def _train(self, step: _Step, xtr: torch.Tensor, ytr: torch.Tensor,
                xva: torch.Tensor | None, yva: np.ndarray, plateau: Any) -> None:
@@ -363,8 +363,8 @@ class TorchClassifier:
                 sb = torch.cat([sb, step.unlabelled[1][j]])  # (2B, S)
                 halves.append(len(idx))
             xb, yb, qb, sb = augment_batch(tc, step.gen, step.np_rng, xb, yb, qb, sb,
-                                           halves)  # on the CPU: the same draws anywhere
-            dev = step.weight.device if step.weight is not None else _device_of(net)
+                                           halves)  # drawn on the CPU on any device
+            dev = _device_of(net)
             xb, yb = xb.to(dev), yb.to(dev)
             qb = qb.to(dev) if qb is not None else None
             sb = sb.to(dev) if sb is not None else None
