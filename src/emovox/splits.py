@@ -263,6 +263,9 @@ def make_folds(
     tested (e.g. RAVDESS song clips added to speech training). Their speakers still
     follow the fold: a test speaker's training-only clips are dropped from that fold.
 
+    ``random``: a stratified ``test_size`` of the clips is tested; 10 % of the rest
+    validates (any ``n_val_speakers`` > 0; with 0 none does and every other clip trains).
+
     ``test_only_corpora`` (``loco`` only) are tested when held out and never trained or
     validated on: the loco figures of a recipe that leaves those corpora out of training.
     """
@@ -281,7 +284,9 @@ def make_folds(
             testable, test_size=test_size, stratify=y[testable], random_state=seed
         )
         tr = np.concatenate([tr, all_idx[train_only]])
-        tr, va = train_test_split(tr, test_size=0.1, stratify=y[tr], random_state=seed)
+        va = np.array([], int)
+        if n_val_speakers > 0:  # 0: every training clip trains (no early stopping)
+            tr, va = train_test_split(tr, test_size=0.1, stratify=y[tr], random_state=seed)
         folds.append(Fold(0, np.sort(tr), np.sort(va), np.sort(te), (), (), False))
     else:
         corpora = np.array([u.corpus for u in utts])

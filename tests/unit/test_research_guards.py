@@ -445,6 +445,20 @@ def test_a_classical_models_validation_speakers_are_no_other_recipe(tmp_path):
     assert run("lrcv", "compare_lrcv")["val_speakers"] == 2
 
 
+@pytest.mark.parametrize("protocol", [Protocol.EMOBOX, Protocol.RANDOM])
+def test_compare_lrcv_without_validation_is_refused_before_extraction(
+        tmp_path, monkeypatch, protocol):
+    """It chooses C on validation clips; the random protocol can hold none out (stop 50)."""
+    from emovox.config import SplitConfig
+    from emovox.experiment import runner
+
+    monkeypatch.setattr(runner, "prepare_data", lambda *a, **k: pytest.fail("extracted"))
+    cfg = ExperimentConfig(data=DataConfig(root=str(tmp_path)), model=ModelConfig(
+        name="compare_lrcv"), split=SplitConfig(protocol=protocol, n_val_speakers=0))
+    with pytest.raises(ConfigError, match="chooses C on validation speakers"):
+        runner.run_experiment(cfg, tmp_path / "run")
+
+
 def test_emobox_without_ravdess_is_refused_before_extraction(tmp_path, monkeypatch):
     from emovox.experiment import runner
     from emovox.splits import pick_val_speakers

@@ -157,6 +157,16 @@ def test_random_protocol_is_stratified_and_marked_speaker_dependent():
     assert counts.max() - counts.min() <= 1  # stratified
 
 
+def test_random_protocol_without_validation_trains_on_every_other_clip():
+    utts = fake_ravdess(24)
+    (held,) = make_folds(utts, Protocol.RANDOM, seed=1)
+    (f,) = make_folds(utts, Protocol.RANDOM, seed=1, n_val_speakers=0)
+    assert len(held.val) > 0 and len(f.val) == 0
+    assert np.array_equal(f.test, held.test)  # the same test clips either way
+    assert np.array_equal(f.train, np.sort(np.concatenate([held.train, held.val])))
+    assert len(f.train) + len(f.test) == len(utts)
+
+
 def test_leaky_fold_is_rejected():
     utts = fake_ravdess(4)
     idx = np.arange(len(utts))

@@ -75,7 +75,9 @@ def evaluate(
         str, typer.Option(help="Extra RAVDESS channels for training only, e.g. 'song'.")
     ] = "",
     param: ParamOpt = [],  # noqa: B006 - typer needs a literal default
-    val_speakers: Annotated[int, typer.Option(min=0, help="Validation speakers per fold.")] = 2,
+    val_speakers: Annotated[int, typer.Option(
+        min=0, help="Validation speakers per fold (--protocol random: 0 holds out no "
+        "validation clips, more holds out 10 % of the training clips).")] = 2,
     augment: AugmentOpt = 0,
     augment_recipe: AugmentRecipeOpt = AugmentRecipe.CLASSIC,
     save_models: SaveModelsOpt = False,

@@ -423,8 +423,7 @@ def run_experiment(
     check_device(cfg.model.params)  # device=cuda without a GPU: refused before extraction
     out_dir = Path(out_dir)
     check_run_destination(out_dir)
-    if (spec.needs_validation and cfg.split.n_val_speakers < 1
-            and cfg.split.protocol is not Protocol.RANDOM):
+    if spec.needs_validation and cfg.split.n_val_speakers < 1:
         raise ConfigError(f"{spec.name} chooses C on validation speakers: give "
                           "--val-speakers 1 or more")
     _not_a_teacher(out_dir, cfg.teachers)
