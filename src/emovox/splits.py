@@ -241,6 +241,22 @@ def _check_test_only(
                           f"(corpora: {', '.join(present)})")
 
 
+def _random_fold(utts: list[Utterance], train_only: np.ndarray, seed: int,
+                 test_size: float, validate: bool) -> Fold:
+    """The random protocol's one fold: a stratified ``test_size`` of the testable clips
+    tested, 10 % of the rest validating when ``validate`` (else every other clip trains)."""
+    y = np.array([u.emotion.value if u.emotion else "" for u in utts])
+    all_idx = np.arange(len(utts))
+    testable = all_idx[~train_only]
+    tr, te = train_test_split(testable, test_size=test_size, stratify=y[testable],
+                              random_state=seed)
+    tr = np.concatenate([tr, all_idx[train_only]])
+    va = np.array([], int)
+    if validate:
+        tr, va = train_test_split(tr, test_size=0.1, stratify=y[tr], random_state=seed)
+    return Fold(0, np.sort(tr), np.sort(va), np.sort(te), (), (), False)
+
+
 def make_folds(
     utts: list[Utterance],
     protocol: Protocol,
@@ -278,16 +294,7 @@ def make_folds(
     folds: list[Fold] = []
 
     if protocol is Protocol.RANDOM:
-        y = np.array([u.emotion.value if u.emotion else "" for u in utts])
-        testable = all_idx[~train_only]
-        tr, te = train_test_split(
-            testable, test_size=test_size, stratify=y[testable], random_state=seed
-        )
-        tr = np.concatenate([tr, all_idx[train_only]])
-        va = np.array([], int)
-        if n_val_speakers > 0:  # 0: every training clip trains (no early stopping)
-            tr, va = train_test_split(tr, test_size=0.1, stratify=y[tr], random_state=seed)
-        folds.append(Fold(0, np.sort(tr), np.sort(va), np.sort(te), (), (), False))
+        folds.append(_random_fold(utts, train_only, seed, test_size, n_val_speakers > 0))
     else:
         corpora = np.array([u.corpus for u in utts])
         for k, ts, held_out in _test_sets(protocol, speakers, corpora):

@@ -243,6 +243,35 @@ def test_app_limits_and_failures(app_env, tiny_model):
     assert "misconfigured" in at.error[0].value and "model" not in at.error[0].value
 
 
+def test_a_recording_over_the_limits_is_told_to_record_a_shorter_take(app_env):
+    """The recorder's own clip over the size limit was told to "record it with the
+    microphone button" (code review): a recording is told to record a shorter take, an
+    upload to trim or compress it, each naming the limit."""
+    pytest.importorskip("streamlit")
+    at = _app().run()
+    at.audio_input[0].upload("recording.wav", wav(40.0))  # 1.28 MB > 1 MB
+    at.run()
+    _no_traceback(at)
+    msg = at.error[0].value
+    assert "microphone recording is larger than the 1 MB limit" in msg
+    assert "Record a shorter take" in msg and "with the microphone" not in msg
+
+    at.audio_input[0].upload("recording.wav", wav(25.0, f0=150.0))  # 0.8 MB, 25 s > 20 s
+    at.run()
+    _no_traceback(at)
+    msg = at.error[0].value
+    assert "longer than the 20 s limit" in msg and "Record a shorter take" in msg
+    assert "upload" not in msg
+
+    at.file_uploader[0].upload("big.wav", wav(40.0), "audio/wav")
+    at.run()
+    _no_traceback(at)
+    msg = at.error[0].value
+    assert "big.wav is larger than the 1 MB upload limit" in msg
+    assert "Trim" in msg and "compress" in msg and "emovox timeline" in msg
+    assert "microphone" not in msg
+
+
 # ------------------------------------------------------------------------------ CLI
 
 

@@ -127,3 +127,75 @@ def test_a_percentage_never_rounds_across_the_uncertain_line_or_a_band(p, text):
     from emovox.serving.answer import percent_text
 
     assert percent_text(p) == text
+
+
+@pytest.mark.parametrize(("p", "digits", "written"), [
+    (0.49996, 4, 0.4999), (0.49995, 4, 0.4999), (0.4999996, 6, 0.499999),
+    (0.49994, 4, 0.4999), (0.5, 4, 0.5), (0.50004, 4, 0.5), (0.50006, 4, 0.5001),
+    (0.69996, 4, 0.6999), (0.7, 6, 0.7), (0.12346, 4, 0.1235), (0.99996, 4, 1.0)])
+def test_a_written_probability_never_rounds_across_the_uncertain_line_or_a_band(
+        p, digits, written):
+    """0.49996 was written "0.5" beside the status "uncertain" in CSV (code review)."""
+    from emovox.serving.answer import UNCERTAIN_BELOW, rounded_probability
+
+    got = rounded_probability(p, digits)
+    assert got == written
+    assert (got < UNCERTAIN_BELOW) is (p < UNCERTAIN_BELOW)
+
+
+def _probs(conf: float) -> dict[str, float]:
+    from emovox.labels import LABELS
+
+    return {lab: conf if i == 0 else (1 - conf) / (len(LABELS) - 1)
+            for i, lab in enumerate(LABELS)}
+
+
+CONFIDENCES = (0.49996, 0.4999996, 0.49999999999999994, 0.5, 0.50004, 0.4999)
+
+
+@pytest.mark.parametrize("conf", CONFIDENCES)
+def test_csv_confidences_agree_with_the_status_beside_them(conf):
+    """The confidence (and the label's probability column) written in batch's and the
+    timeline's CSV is below 0.5 exactly when the row's status is uncertain (code review:
+    0.49996 was "0.5 ... uncertain")."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from emovox.labels import LABELS
+    from emovox.serving.answer import UNCERTAIN_BELOW
+    from emovox.serving.batch import row_for
+    from emovox.serving.timeline_doc import Segment, TimelineCsv
+
+    top, uncertain = LABELS[0], conf < UNCERTAIN_BELOW
+    status = Status.UNCERTAIN if uncertain else Status.OK
+    pred = Prediction(top, conf, _probs(conf), 0.1, 0.1, 2.0, "x.wav", status,
+                      speech_seconds=2.0, n_windows=1)
+    row = row_for(Path("x.wav"), pred, None)
+    assert row["status"] == status.value
+    assert (float(row["confidence"]) < UNCERTAIN_BELOW) is uncertain, row["confidence"]
+    assert float(row[f"p_{top}"]) == float(row["confidence"])
+
+    buf = io.StringIO()
+    out = TimelineCsv(buf)
+    out.add(Segment(0.0, 3.0, top, conf, _probs(conf), 0.1, 0.1))
+    out.close()
+    (seg,) = csv.DictReader(io.StringIO(buf.getvalue()))
+    assert seg["status"] == status.value
+    assert (float(seg["confidence"]) < UNCERTAIN_BELOW) is uncertain, seg["confidence"]
+    assert float(seg[top]) == float(seg["confidence"])
+
+
+@pytest.mark.parametrize("conf", CONFIDENCES)
+def test_a_timeline_summary_mean_agrees_with_its_status(conf):
+    from emovox.labels import LABELS
+    from emovox.serving.answer import UNCERTAIN_BELOW
+    from emovox.serving.timeline_doc import Segment, Timeline
+
+    tl = Timeline("x.wav", 3.0, 3.0, 1.5,
+                  segments=[Segment(0.0, 3.0, LABELS[0], conf, _probs(conf), 0.1, 0.1,
+                                    own=3.0)])
+    summ = tl.summary()
+    shown = summ["mean_probabilities"][LABELS[0]]
+    assert (summ["status"] == "uncertain") is (conf < UNCERTAIN_BELOW)
+    assert (shown < UNCERTAIN_BELOW) is (conf < UNCERTAIN_BELOW), shown

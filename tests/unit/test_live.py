@@ -196,13 +196,22 @@ def test_a_gap_moves_the_clock_on_and_starts_the_window_afresh(caplog):
 
 
 class FakeStream:
-    """sounddevice.InputStream whose callback the test drives by hand."""
+    """sounddevice.InputStream whose callback the test drives by hand; a device that
+    records at ``rates`` only (None: any), as PortAudio refuses a rate, when it opens."""
 
     last: FakeStream | None = None
     fail_start = False
+    rates: set[int] | None = None
+    default_rate = 48000.0  # query_devices(device, "input")["default_samplerate"]
+    opened: list[int] = []  # the rates asked for, in order
 
     def __init__(self, *, samplerate, channels, dtype, device, blocksize, callback):
+        FakeStream.opened.append(samplerate)
+        if FakeStream.rates is not None and samplerate not in FakeStream.rates:
+            raise RuntimeError("Error opening InputStream: Invalid sample rate "
+                               "[PaErrorCode -9997]")
         self.callback, self.blocksize, self.closed = callback, blocksize, False
+        self.samplerate = samplerate
         FakeStream.last = self
 
     def start(self):
@@ -218,13 +227,22 @@ class FakeStream:
     def deliver(self, k: int) -> None:
         self.callback(np.full((self.blocksize, 1), k, np.float32), self.blocksize, None, None)
 
+    def deliver_wave(self, x: np.ndarray) -> None:
+        self.callback(np.asarray(x, np.float32)[:, None], len(x), None, None)
+
+
+def _query_devices(device=None, kind=None):
+    return {"name": "fake", "default_samplerate": FakeStream.default_rate}
+
 
 @pytest.fixture
 def fake_sounddevice(monkeypatch):
     from types import SimpleNamespace
 
-    FakeStream.fail_start = False
-    monkeypatch.setitem(sys.modules, "sounddevice", SimpleNamespace(InputStream=FakeStream))
+    FakeStream.fail_start, FakeStream.rates, FakeStream.opened = False, None, []
+    FakeStream.default_rate = 48000.0
+    monkeypatch.setitem(sys.modules, "sounddevice", SimpleNamespace(
+        InputStream=FakeStream, query_devices=_query_devices))
     return FakeStream
 
 
@@ -246,6 +264,81 @@ def test_a_microphone_that_cannot_start_is_a_clear_error(fake_sounddevice):
     fake_sounddevice.fail_start = True
     with pytest.raises(LiveInputError, match="cannot open the microphone: .*unavailable"):
         iter_microphone()
+
+
+def _until_silent(blocks) -> list:
+    """What ``blocks`` give until the fake device has sent nothing for their timeout."""
+    got = []
+    with pytest.raises(LiveInputError, match="no audio for"):
+        for b in blocks:
+            got.append(b)
+    return got
+
+
+def test_a_microphone_that_cannot_record_at_16_khz_is_resampled(fake_sounddevice, caplog):
+    """A device that only records at 48 kHz (USB microphones, ALSA hw devices) was refused:
+    it is opened at its default rate and its blocks resampled to the model's 16 kHz."""
+    fake_sounddevice.rates = {48000}
+    with caplog.at_level("INFO", logger="emovox.serving.mic"):
+        blocks = iter_microphone(sr=SR, block_s=0.1, timeout_s=0.05)
+    assert fake_sounddevice.opened == [SR, 48000]
+    assert "records at 48000 Hz" in caplog.text and "resampled to 16000 Hz" in caplog.text
+    dev = fake_sounddevice.last
+    assert dev.samplerate == 48000 and dev.blocksize == 4800  # 0.1 s at the device's rate
+    t = np.arange(3 * 48000) / 48000
+    sine = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    for i in range(0, len(sine), 4800):
+        dev.deliver_wave(sine[i : i + 4800])
+    got = _until_silent(blocks)
+    assert dev.closed and not any(isinstance(b, Skipped) for b in got)
+    assert len(got) >= 25  # block by block, not all at the end
+    out = np.concatenate(got)
+    assert out.dtype == np.float32
+    assert 3 * SR - 800 <= len(out) <= 3 * SR  # 3 s at 16 kHz, less the resampler's delay
+    steady = out[800:]
+    spectrum = np.abs(np.fft.rfft(steady * np.hanning(len(steady))))
+    peak_hz = np.argmax(spectrum) * SR / len(steady)
+    assert abs(peak_hz - 440.0) <= 5.0
+    assert np.sqrt(np.mean(steady**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
+
+
+def test_a_microphone_that_refuses_every_rate_names_them(fake_sounddevice):
+    fake_sounddevice.rates, fake_sounddevice.default_rate = set(), 44100.0
+    with pytest.raises(LiveInputError, match=r"cannot open the microphone: .*Invalid sample "
+                       r"rate.* \(tried 16000, 44100 and 48000 Hz\)"):
+        iter_microphone(sr=SR)
+    assert fake_sounddevice.opened == [SR, 44100, 48000]
+
+
+def test_a_gap_in_a_resampled_microphone_is_counted_at_the_models_rate(fake_sounddevice):
+    """Blocks dropped at 48 kHz are a Skipped of 16 kHz samples (not 48 kHz ones, which
+    would move listen's clock on three times too far), and the clock never drifts."""
+    fake_sounddevice.rates = {48000}
+    blocks = iter_microphone(sr=SR, block_s=0.1, keep_s=0.35, timeout_s=0.05)
+    dev = fake_sounddevice.last
+    for k in range(120):  # 12 s queued while nothing was read: the queue holds 10 s
+        dev.deliver(k)
+    got = [next(blocks) for _ in range(5)]
+    assert got[0] == Skipped(116 * 1600)  # the newest 0.35 s kept: blocks 116-119
+    assert all(isinstance(b, np.ndarray) for b in got[1:])
+    assert np.median(got[1]) == pytest.approx(116, abs=0.5)
+    assert np.median(got[-1]) == pytest.approx(119, abs=1)
+    dev.deliver(120)
+    got.append(next(blocks))  # no gap: no Skipped
+    assert isinstance(got[-1], np.ndarray)
+    for k in range(121, 241):  # behind again: blocks 237-240 kept
+        dev.deliver(k)
+    got += _until_silent(blocks)
+    gaps = [i for i, b in enumerate(got) if isinstance(b, Skipped)]
+    assert len(gaps) == 2
+    before = got[: gaps[1]]  # given and skipped before the second gap: blocks 0-120
+    told = sum(b.samples if isinstance(b, Skipped) else len(b) for b in before)
+    assert told == 121 * 1600  # the resampler flushed at the gap: nothing lost
+    assert got[gaps[1]] == Skipped((237 - 121) * 1600)
+    after = np.concatenate(got[gaps[1] + 1 :])
+    assert 4 * 1600 - 800 <= len(after) <= 4 * 1600
+    assert np.median(after[: len(after) // 4]) == pytest.approx(237, abs=1)  # nothing of
+    assert dev.closed  # block 120 joined to 237: a new resampler after the gap
 
 
 def test_stereo_pcm_is_mixed_down_or_warned_about(caplog):

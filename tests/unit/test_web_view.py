@@ -271,6 +271,26 @@ def test_limit_errors_tell_a_web_user_what_they_can_do():
     assert view.web_error_message(NotAudio("talk.wav: not audio"), "default", **kw) == "default"
 
 
+def test_a_microphone_recording_over_a_limit_is_told_to_record_a_shorter_take():
+    """A recording of the page's own recorder over the size limit was told to "record it
+    with the microphone button" (code review); an upload is told to trim or compress it."""
+    kw = dict(name="talk.wav", max_duration_s=600, max_upload_mb=25)
+    big = UploadTooLarge("x (or raise the limit)")
+    upload = view.web_error_message(big, "d", **kw)
+    assert "talk.wav is larger than the 25 MB upload limit" in upload
+    assert "Trim" in upload and "compress" in upload and "emovox timeline" in upload
+    assert "microphone" not in upload and "raise" not in upload
+    take = view.web_error_message(big, "d", **kw, recorded=True)
+    assert "microphone recording is larger than the 25 MB limit" in take
+    assert "Record a shorter take" in take and "with the microphone" not in take
+    assert "compress" not in take and "raise" not in take
+    long = AudioTooLong("talk.wav: is 700 s long, longer than the 600 s limit.")
+    take = view.web_error_message(long, "d", **kw, recorded=True)
+    assert "600 s limit" in take and "Record a shorter take, of at most 600 s" in take
+    assert "upload" not in take
+    assert view.web_error_message(NotAudio("x"), "d", **kw, recorded=True) == "d"
+
+
 def test_a_limit_made_shorter_by_many_channels_says_so_on_the_web(tmp_path):
     """QA stop 32: a 200 s 8-channel 96 kHz upload was told it was longer than 600 s."""
     from emovox.audio import load_audio

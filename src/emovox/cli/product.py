@@ -1,5 +1,6 @@
 """Product commands: ``predict``, ``batch``, ``timeline``. Each calls :mod:`emovox.serving`
-and hands the result to :mod:`emovox.cli.render`; exit code 1 when some inputs failed."""
+and hands the result to :mod:`emovox.cli.render`; exit code 1 when some inputs failed, 2
+when nothing could be done (a usage error, e.g. no path given is a file)."""
 
 from __future__ import annotations
 
@@ -46,12 +47,14 @@ def predict(
                                   "answers are adapted to that speaker.")
     ] = None,
 ) -> None:
-    """Which emotion does each clip carry? Exit code 1 if any file failed."""
+    """Which emotion does each clip carry? Exit code 1 if any file failed, 2 if no path
+    given is a file (missing, a folder)."""
     import json
 
     model = check_model_option(model)
     if truth and json_out:
         fail(ValueError("--truth adds a table; it cannot be combined with --json"))
+    _refuse_no_file(files, json_out)
     from emovox.serving.batch import predict_files
     from emovox.serving.params import check_max_duration
     from emovox.serving.predictor import Predictor
@@ -99,6 +102,26 @@ def predict(
     failed = sum(o.error is not None for o in outcomes)
     if failed:
         exit_failed(f"{failed} of {len(files)} files failed")
+
+
+def _refuse_no_file(files: list[Path], json_out: bool) -> None:
+    """Exit 2 before the model is loaded when no path given is a file (each missing, a
+    folder...): a usage error, as `timeline` of a missing file (it was exit 1, "1 of 1
+    files failed": code review). Some good paths: each bad one is its own error row."""
+    import json
+
+    from emovox.serving.batch import FileOutcome
+    from emovox.serving.inputs import no_file_among
+
+    if (why := no_file_among(files)) is None:
+        return
+    if json_out:  # a script reads stdout: the failure records, as `timeline --json` writes
+        docs = [FileOutcome(f, error=w).to_dict() for f, w in zip(files, why, strict=True)]
+        print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
+    said = " ".join(w if w.endswith(".") else f"{w}." for w in why[:3])
+    more = f" And {len(why) - 3} more." if len(why) > 3 else ""
+    fail(FileNotFoundError(why[0] if len(why) == 1 else
+                           f"none of the {len(why)} paths is a file: {said}{more}"))
 
 
 def batch(

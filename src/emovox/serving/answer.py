@@ -48,6 +48,7 @@ __all__ = [
     "aggregate",
     "confidence_band",
     "percent_text",
+    "rounded_probability",
 ]
 
 #: version of the JSON documents (prediction, timeline): ``emovox/data/schema/*-v1.json``
@@ -70,6 +71,19 @@ def percent_text(p: float) -> str:
         if not any(p < line <= shown + 1e-12 for line in lines):
             return text
     return f"{math.floor(p * 1000) / 10:.1f}%"
+
+
+def rounded_probability(p: float, digits: int) -> float:
+    """``round(p, digits)`` for a file's column, unless that carries ``p`` across the
+    ``uncertain`` line or a confidence band's edge (a confidence of 0.49996 was written
+    "0.5" beside the status ``uncertain`` in CSV: code review); then rounded down instead
+    (0.4999), as :func:`percent_text` does for people. A value at or above a line is never
+    written below it (rounding to the nearest never goes under a line on its grid)."""
+    r = round(p, digits)
+    for line in (UNCERTAIN_BELOW, MEDIUM_CONFIDENCE, HIGH_CONFIDENCE):
+        if p < line <= r:
+            return round(line - 10.0 ** -digits, digits)
+    return r
 
 
 class Status(str, Enum):
@@ -111,7 +125,7 @@ class Evidence:
     def to_dict(self) -> dict[str, Any]:
         return {"start": round(self.start, 3), "end": round(self.end, 3),
                 "weight": round(self.weight, 4), "label": self.label,
-                "confidence": round(self.confidence, 4),
+                "confidence": rounded_probability(self.confidence, 4),
                 "contribution": round(self.contribution, 4)}
 
 

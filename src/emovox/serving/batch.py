@@ -32,7 +32,7 @@ from typing import Any
 from emovox.errors import EmovoxError
 from emovox.fileio import atomic_path, locked_beside, mode_of
 from emovox.labels import LABELS
-from emovox.serving.answer import Status
+from emovox.serving.answer import Status, rounded_probability
 from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
 from emovox.serving.outfile import (
     CSV_HEADERS,
@@ -137,7 +137,7 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
         "status": p.status.value,
         "reason": p.reason or "",
         "label": p.label or "",
-        "confidence": "" if p.confidence is None else round(p.confidence, 6),
+        "confidence": "" if p.confidence is None else rounded_probability(p.confidence, 6),
         "arousal": "" if p.arousal is None else round(p.arousal, 4),
         "valence": "" if p.valence is None else round(p.valence, 4),
         "duration": round(p.duration, 3),
@@ -147,7 +147,8 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
         # the decoder's warnings (a WAV cut short, near-silence), as in the JSON lines
         "warnings": csv_sentences([printable_path(w) for w in p.warnings]),
     }
-    row |= {f"p_{lab}": round(probs[lab], 6) if lab in probs else "" for lab in LABELS}
+    row |= {f"p_{lab}": rounded_probability(probs[lab], 6) if lab in probs else ""
+            for lab in LABELS}
     row["error"] = ""
     return row
 

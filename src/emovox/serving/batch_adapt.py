@@ -53,7 +53,7 @@ from emovox.serving.adapt import (
     SpeakerPrior,
     adapted_status,
 )
-from emovox.serving.answer import confidence_band
+from emovox.serving.answer import confidence_band, rounded_probability
 from emovox.serving.batch import FIELDS, BatchSummary, is_error_row, read_rows, run_batch
 from emovox.serving.outfile import ADAPT_FIELDS, check_ours, csv_sentences, spreadsheet_safe
 
@@ -243,10 +243,11 @@ def _adapted_row(row: dict[str, Any], fmt: str, sp: SpeakerPrior) -> dict[str, A
     conf = float(q[k])
     new = dict(row)
     if fmt == "csv":
-        new |= {"label": labels[k], "confidence": round(conf, 6),
+        new |= {"label": labels[k], "confidence": rounded_probability(conf, 6),
                 "status": adapted_status(conf).value, "arousal": round(a, 4),
                 "valence": round(v, 4)}
-        new |= {f"p_{lab}": round(float(x), 6) for lab, x in zip(labels, q, strict=True)}
+        new |= {f"p_{lab}": rounded_probability(float(x), 6)
+                for lab, x in zip(labels, q, strict=True)}
         return new | _csv_mark(record)
     new |= {"label": labels[k], "confidence": conf, "confidence_level": confidence_band(conf),
             "status": adapted_status(conf).value, "arousal": a, "valence": v,
@@ -254,7 +255,8 @@ def _adapted_row(row: dict[str, Any], fmt: str, sp: SpeakerPrior) -> dict[str, A
             "adaptation": record.to_dict()}
     ev = row.get("evidence") or []
     if len(ev) == 1:  # one window: its evidence is the answer
-        new["evidence"] = [{**ev[0], "label": labels[k], "confidence": round(conf, 4),
+        new["evidence"] = [{**ev[0], "label": labels[k],
+                            "confidence": rounded_probability(conf, 4),
                             "contribution": 1.0}]
     return new
 

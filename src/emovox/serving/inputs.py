@@ -27,7 +27,7 @@ from emovox.corpora.base import (
 log = logging.getLogger(__name__)
 
 __all__ = ["AUDIO_TYPES", "AUDIO_TYPES_SHOWN", "INPUT_EXTENSIONS", "collect_inputs", "iter_glob",
-           "printable_path", "resolved_key"]
+           "no_file_among", "printable_path", "resolved_key"]
 
 
 def printable_path(path: str | os.PathLike[str]) -> str:
@@ -163,3 +163,25 @@ def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Pat
                     "resolved path",
                     n, "input reaches" if n == 1 else "inputs reach", printable_path(other), key)
     return list(out.values())
+
+
+def no_file_among(paths: Iterable[str | os.PathLike[str]]) -> list[str] | None:
+    """Why each of ``paths`` is no file to read (missing, a folder, a dangling link...), in
+    the words reading it gives, when that is so of EVERY one: a command given only such
+    paths has nothing to do, a usage error as `timeline`'s (code review: `predict` of one
+    missing file exited 1, "some files failed"). None as soon as one is a file, even one
+    that will not decode: that is the file's own failure, answered as such."""
+    from emovox.audio.sniff import Source
+    from emovox.errors import AudioError, AudioFileNotFound
+
+    why: list[str] = []
+    for p in paths:
+        try:
+            Source(p)
+        except AudioFileNotFound as exc:
+            why.append(str(exc))
+            continue
+        except AudioError:  # there, but unreadable or empty: the file's own failure
+            pass
+        return None
+    return why or None

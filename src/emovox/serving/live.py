@@ -6,7 +6,8 @@
 
 Sources yield float32 mono blocks as they arrive: :func:`iter_pcm` (raw PCM s16le from a
 binary stream such as stdin) and :func:`iter_microphone` (sounddevice/PortAudio, an optional
-extra). :func:`listen` keeps the last window in a fixed-size ring buffer
+extra; :mod:`emovox.serving.mic`, resampled to the model's rate when the device records at
+another). :func:`listen` keeps the last window in a fixed-size ring buffer
 (:class:`RingBuffer`, memory bounded by one window) and, as soon as a hop's samples have
 arrived, predicts the window that ends there with
 :meth:`emovox.serving.predictor.Predictor.predict_wave`: the answer for a sample comes at
@@ -17,7 +18,6 @@ most one window (plus the computing time) after it was spoken. A window without 
 from __future__ import annotations
 
 import logging
-import queue
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,9 +33,9 @@ from emovox.audio import (
     peak_frame_dbfs,
     sniff_format,
 )
-from emovox.errors import EmovoxError
 from emovox.features.vad import speech_verdict
 from emovox.serving.answer import Status
+from emovox.serving.mic import LiveInputError, Skipped, iter_microphone
 from emovox.serving.params import TIMELINE_WINDOW_S, TimelineParams
 
 log = logging.getLogger(__name__)
@@ -63,28 +63,6 @@ DEFAULT_HOP_S = 1.0
 READ_BLOCK_S = 0.1
 #: Bytes per sample of raw PCM s16le.
 S16_BYTES = 2
-#: Blocks the microphone queue holds before it drops the oldest (about 10 s at 0.1 s).
-MIC_QUEUE_BLOCKS = 100
-#: Seconds of queued microphone audio kept when the answers fall behind (the newest; the
-#: rest is skipped, :class:`Skipped`): an answer then still comes about this long after
-#: its speech, not up to the queue's 10 s later (code review, stop 46)
-MIC_KEEP_S = 3.5
-#: Seconds without a block from the microphone before it is taken as gone (unplugged)
-MIC_TIMEOUT_S = 5.0
-
-
-class LiveInputError(EmovoxError):
-    """The live source cannot be opened (no sounddevice/PortAudio, no input device...)."""
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """``samples`` of a live source that arrived but were never read, in a source's block
-    stream where they were: the answers fell behind and the source dropped its oldest audio.
-    :func:`listen` moves its clock on by them and starts its window afresh after them."""
-
-    samples: int
-
 
 #: the status of a live line: the same answers as ``predict`` (:class:`Status`: ``ok``,
 #: ``uncertain`` below :data:`~emovox.serving.answer.UNCERTAIN_BELOW`, ``no_speech``)
@@ -294,85 +272,6 @@ def _warn_format(samples: np.ndarray, sr: int) -> None:
         log.warning("the input looks like %s samples, not 16-bit little-endian PCM: answers "
                     "on it are noise. Convert it, e.g. ffmpeg -f %s -ar %d -ac 1 -i - -f "
                     "s16le - | emovox listen -", hint, _FFMPEG_FORMAT[hint], sr)
-
-
-def iter_microphone(*, sr: int = TARGET_SR, block_s: float = READ_BLOCK_S,
-                    device: int | str | None = None, keep_s: float = MIC_KEEP_S,
-                    timeout_s: float = MIC_TIMEOUT_S) -> Iterator[np.ndarray | Skipped]:
-    """float32 mono blocks from an input device (sounddevice, PortAudio) until interrupted.
-    The device is opened and started here, before the first block is asked for. When the
-    reader falls behind, the audio queued beyond the newest ``keep_s`` seconds is dropped
-    and a :class:`Skipped` stands in its place (it went unsaid and the clock slipped: code
-    review, stop 46).
-
-    Raises:
-        LiveInputError: sounddevice or the PortAudio library is missing, or the device
-            cannot be opened or started; while reading, no block came for ``timeout_s``.
-    """
-    try:
-        import sounddevice as sd
-    except (ImportError, OSError) as exc:  # OSError: sounddevice without PortAudio
-        raise LiveInputError(
-            f"the microphone needs sounddevice and PortAudio ({exc}); install them with "
-            "pip install 'emovox[live]' and e.g. apt install libportaudio2, or pipe audio "
-            "in: ffmpeg -i URL -f s16le -ar 16000 -ac 1 - | emovox listen -") from None
-    blocks: queue.Queue[tuple[int, np.ndarray]] = queue.Queue(maxsize=MIC_QUEUE_BLOCKS)
-    delivered = [0]  # samples the device has delivered (the callback's clock)
-
-    def on_block(indata: np.ndarray, frames: int, when: Any, status: Any) -> None:
-        del frames, when
-        if status:
-            log.warning("microphone: %s", status)
-        start, delivered[0] = delivered[0], delivered[0] + len(indata)
-        try:
-            if blocks.full():  # the consumer fell behind: drop the oldest block
-                blocks.get_nowait()
-            blocks.put_nowait((start, indata[:, 0].copy()))
-        except (queue.Empty, queue.Full):  # pragma: no cover - a race with the consumer
-            pass
-
-    try:
-        stream = sd.InputStream(samplerate=sr, channels=1, dtype="float32", device=device,
-                                blocksize=int(block_s * sr), callback=on_block)
-        stream.start()  # failing lazily, it was a traceback after the banner (stop 46)
-    except Exception as exc:  # noqa: BLE001 - PortAudio raises its own error types
-        raise LiveInputError(f"cannot open the microphone: {exc}") from None
-    return _mic_blocks(stream, blocks, int(keep_s * sr), timeout_s)
-
-
-def _mic_blocks(stream: Any, blocks: queue.Queue[tuple[int, np.ndarray]], keep: int,
-                timeout_s: float) -> Iterator[np.ndarray | Skipped]:
-    """Every block queued so far, each time: a :class:`Skipped` wherever the stamps jump
-    (blocks dropped), and only the newest ``keep`` samples' blocks when more were waiting."""
-    expected = 0
-    try:
-        while True:
-            try:
-                got = [blocks.get(timeout=timeout_s)]
-            except queue.Empty:
-                raise LiveInputError(f"the microphone sent no audio for {timeout_s:g} s "
-                                     "(unplugged, or taken by another program?)") from None
-            got += _drained(blocks)
-            while len(got) > 1 and sum(len(b) for _, b in got[1:]) >= keep:
-                got.pop(0)  # behind: the newest keep samples are enough
-            for start, block in got:
-                if start > expected:
-                    yield Skipped(start - expected)
-                expected = start + len(block)
-                yield block
-    finally:
-        stream.stop()
-        stream.close()
-
-
-def _drained(blocks: queue.Queue[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
-    """Everything ``blocks`` holds now, oldest first."""
-    out = []
-    while True:
-        try:
-            out.append(blocks.get_nowait())
-        except queue.Empty:
-            return out
 
 
 def model_window_s(predictor: Any) -> float:

@@ -25,7 +25,12 @@ import numpy as np
 from emovox.adaptation import Adaptation
 from emovox.features.vad import DEFAULT_PARAMS, NoSpeechReason
 from emovox.labels import LABELS
-from emovox.serving.answer import SCHEMA_VERSION, UNCERTAIN_BELOW, Status
+from emovox.serving.answer import (
+    SCHEMA_VERSION,
+    UNCERTAIN_BELOW,
+    Status,
+    rounded_probability,
+)
 
 __all__ = ["CSV_COLUMNS", "SILENCE", "Segment", "SegmentKind", "SegmentSpool", "Timeline",
            "TimelineCsv", "segment_row", "timeline_rows", "write_timeline_csv",
@@ -155,7 +160,8 @@ class Timeline:
             "gap_seconds": round(gaps, 3),
             "n_windows": n,
             "share": {k: round(min(1.0, share[k]), 6) for k in sorted(share)},
-            "mean_probabilities": {k: round(min(1.0, v), 6) for k, v in mean_p.items()},
+            "mean_probabilities": {k: rounded_probability(min(1.0, v), 6)
+                                   for k, v in mean_p.items()},
         }
 
     def to_dict(self, *, model_id: str | None = None) -> dict[str, Any]:
@@ -263,9 +269,10 @@ def segment_row(s: Segment) -> dict[str, Any]:
     row: dict[str, Any] = {"start": round(s.start, 3), "end": round(s.end, 3),
                            "kind": s.kind.value, "label": s.label,
                            "confidence": None if s.confidence is None
-                           else round(s.confidence, 4)}
-    for lab in LABELS:
-        row[lab] = None if s.probabilities is None else round(float(probs.get(lab, 0)), 4)
+                           else rounded_probability(s.confidence, 4)}
+    for lab in LABELS:  # the label's column is its confidence: rounded alike
+        row[lab] = (None if s.probabilities is None
+                    else rounded_probability(float(probs.get(lab, 0)), 4))
     row["arousal"] = None if s.arousal is None else round(s.arousal, 3)
     row["valence"] = None if s.valence is None else round(s.valence, 3)
     row["status"] = None if s.status is None else s.status.value  # the table's "?" (QA, 41)

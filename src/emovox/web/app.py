@@ -76,7 +76,8 @@ def _clear_other(which: str) -> None:
 
 
 def _choose_input(settings: service.Settings):
-    """The uploader and the recorder side by side; only the one used last holds a clip."""
+    """The uploader and the recorder side by side; only the one used last holds a clip.
+    Returns ``(the clip or None, whether the recorder made it)``."""
     left, right = st.columns(2)
     with left:
         upload = st.file_uploader(
@@ -92,7 +93,7 @@ def _choose_input(settings: service.Settings):
             "…or record from the microphone",
             key=f"record-{st.session_state.get('emovox_record_n', 0)}",
             on_change=_clear_other, args=("record",))
-    return upload if upload is not None else recording
+    return (upload, False) if upload is not None else (recording, recording is not None)
 
 
 def _choose_references(settings: service.Settings) -> list:
@@ -336,7 +337,8 @@ def show_timeline(a: service.Analysis, labels) -> None:
                        mime="text/csv", key="timeline_csv")
 
 
-def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> None:
+def _show_result(predictor, settings: service.Settings, chosen, refs: list,
+                 recorded: bool = False) -> None:
     name = chosen.name or "recording.wav"
     shown = service.display_name(name)
     try:
@@ -349,7 +351,7 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> N
             log.exception("analysis of %s failed", name)
         st.error(view.web_error_message(
             exc, service.user_message(exc), name=shown, max_duration_s=settings.max_duration_s,
-            max_upload_mb=settings.max_upload_mb))
+            max_upload_mb=settings.max_upload_mb, recorded=recorded))
         return
     pv = view.prediction_view(_prediction_dict(a.prediction))
     show_player(a, data)
@@ -376,7 +378,7 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list) -> N
 
 
 def analyse_tab(predictor, settings: service.Settings) -> None:
-    chosen = _choose_input(settings)
+    chosen, recorded = _choose_input(settings)
     refs = _choose_references(settings)
     # Everything about the clip lives in one placeholder: a new clip replaces the old result
     # at once, so "Analysing…" never sits above the previous answer.
@@ -386,7 +388,7 @@ def analyse_tab(predictor, settings: service.Settings) -> None:
         out.info("Upload a recording or record your voice to see which emotion it carries.")
         return  # stop 47)
     with out.container():
-        _show_result(predictor, settings, chosen, refs)
+        _show_result(predictor, settings, chosen, refs, recorded)
 
 
 def model_card_tab(predictor) -> None:

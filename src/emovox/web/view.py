@@ -370,9 +370,18 @@ def _sentence(text: str) -> str:
 
 
 def web_error_message(exc: BaseException, default: str, *, name: str, max_duration_s: float,
-                      max_upload_mb: float) -> str:
+                      max_upload_mb: float, recorded: bool = False) -> str:
     """The web user's wording of a limit error (the limits are the operator's: a web user
-    can only send a shorter file); ``default`` for every other error."""
+    can only send a shorter file); ``default`` for every other error. ``recorded``: the
+    clip came from the page's microphone recorder, whose user can only record a shorter
+    take (one over the size limit was told to "record it with the microphone button":
+    code review)."""
+    if recorded and isinstance(exc, UploadTooLarge):
+        return (f"This microphone recording is larger than the {max_upload_mb:g} MB limit "
+                "of this app. Record a shorter take.")
+    if recorded and isinstance(exc, AudioTooLong) and exc.mixdown is None:
+        return (f"This microphone recording is longer than the {max_duration_s:g} s limit "
+                f"of this app. Record a shorter take, of at most {max_duration_s:g} s.")
     if isinstance(exc, AudioTooLong):
         damaged = (" Its header says so before decoding: if it is a shorter file that was "
                    "cut or damaged, re-export it.") if "declares" in str(exc) else ""
@@ -387,6 +396,7 @@ def web_error_message(exc: BaseException, default: str, *, name: str, max_durati
                 f"or upload an excerpt of at most {max_duration_s:g} s.{damaged}")
     if isinstance(exc, UploadTooLarge):
         return (f"{name} is larger than the {max_upload_mb:g} MB upload limit of this app. "
-                "Upload a shorter excerpt, or the same recording compressed (MP3, OGG or "
-                "M4A), or record it with the microphone button.")
+                "Trim it to a shorter excerpt, or compress it (MP3, OGG or M4A). A long "
+                "recording is better analysed with the command line, which has no upload "
+                "limit: `emovox timeline FILE` (or `emovox batch` for many files).")
     return default
