@@ -393,3 +393,46 @@ def test_app_reads_the_speech_aware_schema(app_env):
     assert [m.label for m in at.metric] == ["Peak level", "RMS level"]
     titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
     assert "Waveform" in titles  # no shading without an emotion
+
+
+EVIL = ("![x](http://example.invalid/x.png) <img src=http://example.invalid/y.png> "
+        "[click](javascript:alert(1)) **bold**")
+
+
+def _crafted_model(tiny_model, folder):
+    """The tiny model with EVIL in every string of model.json the page shows, and a card."""
+    import shutil
+
+    shutil.copytree(tiny_model, folder)
+    doc = json.loads((folder / "model.json").read_text())
+    doc["name"] = f"crnn {EVIL}"
+    doc["trained_on"] = {"clips": EVIL, "speakers": ["a"], "corpus": EVIL}
+    doc["metrics"].update(protocol=f"emobox` {EVIL} `", worst_class={"label": EVIL,
+                                                                     "recall": 40.0})
+    (folder / "model.json").write_text(json.dumps(doc))
+    (folder / "MODEL_CARD.md").write_text(f"# Card\n\n{EVIL}\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    return folder
+
+
+def test_a_model_folder_cannot_write_markdown_on_the_page(app_env, tiny_model, tmp_path):
+    """A model folder is data: its name, corpus, protocol, weakest class and card were
+    rendered as Markdown, so a crafted one showed remote images and links (code review)."""
+    pytest.importorskip("streamlit")
+    markdown_it = pytest.importorskip("markdown_it")
+    render = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render
+    app_env.setenv("EMOVOX_MODEL", str(_crafted_model(tiny_model, tmp_path / "crafted")))
+    at = _app().run()
+    _no_traceback(at)
+    assert not at.error
+    shown = [e.value for e in (*at.subheader, *at.markdown, *at.caption)
+             if "example" in e.value]
+    assert len(shown) >= 7  # model id, facts, CV title, 3 captions, the card
+    for value in shown:
+        html = render(value)
+        assert "<img" not in html and "<a " not in html and "<script" not in html, value
+        assert "![x](http://example.invalid/x.png)" in html, value  # its text, inert
+        assert "[click](javascript:alert(1))" in html, value
+        if not value.startswith("# Card"):  # the card keeps its own emphasis and tables
+            assert "<strong>bold</strong>" not in html and "**bold**" in html, value
+    card = render(next(v for v in shown if v.startswith("# Card")))
+    assert "<h1>Card</h1>" in card and "<table>" in card and "&lt;img src=" in card

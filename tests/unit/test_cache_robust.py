@@ -82,15 +82,61 @@ def test_a_killed_worker_is_restarted_not_a_file_error(clips, tmp_path, monkeypa
         np.testing.assert_array_equal(a, b)
 
 
+def _init_dies(*args):
+    """A worker that dies before it takes a clip (no clip to blame: memory)."""
+    os._exit(1)
+
+
+def _kills_on_c3(path, *args):
+    """In a worker: a clip that always kills the process extracting it (a native crash)."""
+    if os.getpid() != int(os.environ["EMOVOX_TEST_PARENT"]) and Path(path).name == "c3.wav":
+        os._exit(1)
+    return _REAL_EXTRACT(path, *args)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers")
 def test_a_pool_that_keeps_breaking_stops_extraction(clips, tmp_path, monkeypatch,
                                                      killer_env):
+    from emovox.features import workers
     from emovox.features.workers import POOL_RESTARTS, WorkersDied
 
-    monkeypatch.setattr(cache_mod, "_extract_one", _always_dies)
+    monkeypatch.setattr(workers, "_worker_init", _init_dies)
     with pytest.raises(WorkersDied, match=f"died {POOL_RESTARTS + 1} times") as err:
         extract_files(clips, "mfcc", cache_dir=tmp_path / "cache", n_jobs=2)
     assert "6 of 6 clip(s) are not extracted" in str(err.value)
+    assert err.value.culprits == ()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers")
+def test_a_clip_that_kills_its_worker_is_named(clips, tmp_path, monkeypatch, killer_env,
+                                               caplog):
+    """A clip that kills every worker extracting it broke each pool the same way and the
+    run stopped blaming memory, naming no clip (code review): it is named, the rest done."""
+    from emovox.features.workers import WorkersDied
+
+    monkeypatch.setattr(cache_mod, "_extract_one", _kills_on_c3)
+    with pytest.raises(WorkersDied) as err:
+        extract_files(clips, "mfcc", cache_dir=tmp_path / "cache", n_jobs=2)
+    message = str(err.value)
+    assert err.value.culprits == (str(clips[3]),)
+    assert str(clips[3]) in message and "Remove these files" in message
+    assert "died 3 times" not in message and "starting the pool again" not in caplog.text
+    for other in (0, 1, 2, 4, 5):
+        assert str(clips[other]) not in message
+    monkeypatch.setattr(cache_mod, "_extract_one", _REAL_EXTRACT)  # the others are cached
+    rest = [c for c in clips if c.name != "c3.wav"]
+    assert extract_files(rest, "mfcc", cache_dir=tmp_path / "cache", n_jobs=1).n_cached == 5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers")
+def test_every_clip_killing_its_worker_points_at_the_installation(clips, tmp_path,
+                                                                  monkeypatch, killer_env):
+    from emovox.features.workers import WorkersDied
+
+    monkeypatch.setattr(cache_mod, "_extract_one", _always_dies)
+    with pytest.raises(WorkersDied, match="suspect the installation") as err:
+        extract_files(clips, "mfcc", cache_dir=tmp_path / "cache", n_jobs=2)
+    assert err.value.culprits == tuple(str(c) for c in clips)
 
 
 def test_a_worker_refuses_other_code_than_its_parents(clips, tmp_path, monkeypatch):

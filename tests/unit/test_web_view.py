@@ -329,3 +329,67 @@ def test_a_constant_offset_is_not_loudness():
     assert offset.rms_dbfs == pytest.approx(centred.rms_dbfs, abs=0.01)
     assert offset.peak_dbfs == pytest.approx(centred.peak_dbfs, abs=0.1)
     assert offset.peak_dbfs < -35.0
+
+
+# ------------------------------------------------------------------------------ model strings
+# A model folder is data: its strings (name, corpus, labels, MODEL_CARD.md) were rendered as
+# Markdown, so a crafted model.json could show remote images, links and formatting (review).
+
+EVIL = ("![x](http://example.invalid/x.png) <img src=http://example.invalid/y.png> "
+        "[click](javascript:alert(1)) **bold**")
+
+
+def _html(markdown: str) -> str:
+    """A CommonMark renderer's HTML, raw HTML allowed (the headline's case, the worst)."""
+    markdown_it = pytest.importorskip("markdown_it")
+    return markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+
+
+def _inert(html: str) -> bool:
+    return not any(tag in html for tag in ("<img", "<a ", "<script", "<strong", "<em", "<h"))
+
+
+@pytest.mark.parametrize("value", [EVIL, "# heading", ":red-badge[fake]", "a\n\n# b", "$x^2$",
+                                   "`code` & <b>x</b>", "- item", "&lt;img&gt;", r"\[a](b)"])
+def test_a_model_string_renders_as_its_text(value):
+    import html
+    import re
+
+    out = _html(view.md_text(value))
+    assert _inert(out) and out.count("<p>") == 1  # one paragraph: no block of its own
+    shown = html.unescape(re.sub(r"<[^>]+>", "", out)).strip()
+    assert shown == " ".join(value.split())  # exactly its text (line breaks as spaces)
+    assert ":red-badge[" not in view.md_text(value)  # Streamlit's directives: escaped too
+    headline = _html(f'## <span style="color:#fff">{view.md_text(value)}</span>')
+    assert headline.count("<span") == 1 and "<img" not in headline and "<a " not in headline
+
+
+def test_a_code_span_from_a_model_folder_cannot_be_left():
+    out = _html(f"protocol {view.md_code('emobox` ' + EVIL + ' `')}, the first")
+    assert out.count("<code>") == 1 and "<img" not in out and "<a " not in out
+    assert out.strip().endswith("</code>, the first</p>")
+
+
+def test_a_card_keeps_its_markdown_but_loads_and_links_nothing():
+    from importlib.resources import files
+
+    for bundled in ("default_model", "ravdess_model"):  # ours: shown exactly as written
+        card = (files("emovox.data") / bundled / "MODEL_CARD.md").read_text()
+        assert view.card_markdown(card) == card
+    crafted = (f"# Card\n\n{EVIL}\n\n:red[fake] <script>alert(1)</script> $\\href{{x}}{{y}}$\n\n"
+               "[ref]: http://example.invalid/r\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    out = _html(view.card_markdown(crafted))
+    assert "<img" not in out and "<a " not in out and "<script" not in out
+    assert "<h1>Card</h1>" in out and "<table>" in out  # the card's own Markdown stays
+    assert "![x](http://example.invalid/x.png)" in out  # shown as text
+    assert r":red\[fake\]" in view.card_markdown(crafted) and r"\$" in view.card_markdown(crafted)
+
+
+def test_model_labels_in_markdown_lines_are_text():
+    from emovox.web.adapted import change_line
+
+    for line, bold in ((view.timeline_summary_line({"dominant": EVIL}, None, None), 1),
+                       (change_line("sad", 0.5, EVIL, 0.6), 2)):
+        out = _html(line)  # the line's own bold label(s), nothing of the label's
+        assert out.count("<strong>") == bold and "<img" not in out and "<a " not in out
+        assert "**bold**" in out

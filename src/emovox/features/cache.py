@@ -377,7 +377,8 @@ def extract_files(
     copy of each file (callers pass training clips only).
 
     Raises:
-        WorkersDied: the worker processes kept dying (out of memory): no per-file errors.
+        WorkersDied: the worker processes kept dying (out of memory): no per-file errors;
+            or some clips kill their worker even alone: the error names them (``culprits``).
         CodeChanged: a worker reads other code or libraries than this process.
     """
     from emovox.errors import EmovoxError
@@ -426,5 +427,6 @@ def extract_files(
         for i in todo:
             _record(i, lambda i=i: _extract_one(*tasks[i]))
     else:  # a worker's death is no file's error: its clips go to a new pool (stop 48)
-        run_in_pool(_extract_one, tasks, n_jobs, lambda i, fut: _record(i, fut.result))
+        run_in_pool(_extract_one, tasks, n_jobs, lambda i, fut: _record(i, fut.result),
+                    name=lambda i: str(paths[i]))
     return Extraction(out, errors, n_cached, time.perf_counter() - t0)

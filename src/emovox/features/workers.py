@@ -9,18 +9,28 @@ recorded as that clip's extraction error, and the run trained and scored on the 
 happened to be done (code review, stop 48). The clips a broken pool left unfinished are now
 sent to a new pool, up to :data:`POOL_RESTARTS` times; then extraction stops with
 :class:`WorkersDied`, never with per-file errors.
+
+A clip that kills its worker every time (a crash in a native decoder, an ``os._exit``) broke
+every pool the same way and the run stopped blaming memory, naming no clip (code review).
+Each worker now marks the clips it starts in a shared array (one byte per clip); after a
+break, the clips started and not finished (at most one per worker) are run again one at a
+time, each on a pool of its own. One that kills even that pool is named: the others go on
+(no restart counted: memory is not the cause), and extraction then stops with
+:class:`WorkersDied` naming every such clip (at most :data:`MAX_CULPRITS`), so the user
+knows which file to remove or fix.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -29,7 +39,7 @@ from emovox.errors import EmovoxError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PARENT_POLL_SECONDS", "POOL_RESTARTS", "CodeChanged", "WorkersDied",
+__all__ = ["MAX_CULPRITS", "PARENT_POLL_SECONDS", "POOL_RESTARTS", "CodeChanged", "WorkersDied",
            "die_with_parent", "extraction_pool", "run_in_pool"]
 
 #: Linux prctl option: signal this process when its parent dies
@@ -38,10 +48,17 @@ _PR_SET_PDEATHSIG = 1
 PARENT_POLL_SECONDS = 0.5
 #: new pools started for the clips a broken pool left unfinished before extraction stops
 POOL_RESTARTS = 2
+#: clips found to kill their worker even alone before extraction stops trying the others
+MAX_CULPRITS = 10
 
 
 class WorkersDied(EmovoxError):
-    """The extraction pool broke (a worker process died) more often than it is restarted."""
+    """The extraction pool broke (a worker process died) more often than it is restarted,
+    or some clips kill the worker that extracts them even alone: ``culprits`` names them."""
+
+    def __init__(self, message: str, culprits: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.culprits = tuple(culprits)
 
 
 class CodeChanged(EmovoxError):
@@ -93,7 +110,7 @@ _PARENT: dict[str, Any] = {}
 
 
 def _worker_init(parent_pid: int | None = None, use_prctl: bool = True,
-                 fingerprint: Mapping[str, Any] | None = None) -> None:
+                 fingerprint: Mapping[str, Any] | None = None, started: Any = None) -> None:
     # One BLAS/numba thread per worker: the pool already uses every core.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = "1"
@@ -102,6 +119,8 @@ def _worker_init(parent_pid: int | None = None, use_prctl: bool = True,
         die_with_parent(parent_pid, use_prctl=use_prctl)
     if fingerprint is not None:  # checked by each task (a failing initializer would only
         _PARENT["fingerprint"] = dict(fingerprint)  # break the pool, unexplained)
+    if started is not None:  # the shared array :func:`_tracked` marks
+        _PARENT["started"] = started
 
 
 def _checked(fn: Callable[..., Any], *args: Any) -> Any:
@@ -123,57 +142,121 @@ def _checked(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
+def _tracked(slot: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """:func:`_checked`, after marking task ``slot`` started in the shared array: when its
+    worker dies, the parent knows which clips were in hand."""
+    started = _PARENT.get("started")
+    if started is not None:
+        started[slot] = 1
+    return _checked(fn, *args)
+
+
 def extraction_pool(n_jobs: int, *, use_prctl: bool = True,
-                    fingerprint: Mapping[str, Any] | None = None) -> ProcessPoolExecutor:
+                    fingerprint: Mapping[str, Any] | None = None,
+                    started: Any = None) -> ProcessPoolExecutor:
     """The process pool feature extraction runs on: its workers never outlive this process,
     and tasks sent through :func:`run_in_pool` refuse to run in a worker whose
-    ``FINGERPRINT`` is not ``fingerprint`` (default: this process's)."""
+    ``FINGERPRINT`` is not ``fingerprint`` (default: this process's). ``started``: a shared
+    byte array (``multiprocessing.RawArray``) the workers mark each task's slot in."""
     from emovox.features.codekey import FINGERPRINT
 
     return ProcessPoolExecutor(max_workers=n_jobs, initializer=_worker_init,
                                initargs=(os.getpid(), use_prctl,
-                                         FINGERPRINT if fingerprint is None else fingerprint))
+                                         FINGERPRINT if fingerprint is None else fingerprint,
+                                         started))
 
 
 def run_in_pool(fn: Callable[..., Any], tasks: Mapping[int, tuple[Any, ...]], n_jobs: int,
-                on_done: Callable[[int, Future], None]) -> None:
+                on_done: Callable[[int, Future], None],
+                name: Callable[[int], str] = str) -> None:
     """Run ``fn(*tasks[i])`` for every ``i`` on ``n_jobs`` processes and call
     ``on_done(i, future)`` for each, in the order of ``tasks`` as far as a pool lasts (its
     result or its own exception: a file's error). A worker that dies breaks the pool: the
-    tasks it left unfinished go to a new one of half as many processes,
-    :data:`POOL_RESTARTS` times at most.
+    tasks in hand when it broke run again one at a time, each on a pool of its own, and one
+    that kills even that is a culprit (``name(i)`` says which clip); the others go to a new
+    pool, of half as many processes when no culprit explains the break (memory), which
+    happens :data:`POOL_RESTARTS` times at most.
 
     Raises:
-        WorkersDied: the pool broke once more than it is restarted.
+        WorkersDied: some tasks kill their worker even alone (``culprits``; the others are
+            done first, up to :data:`MAX_CULPRITS` culprits), or the pool broke once more
+            than it is restarted.
         CodeChanged: a worker reads other code or libraries than this process.
     """
-    left = list(tasks)
-    for attempt in range(POOL_RESTARTS + 1):
-        workers = max(1, n_jobs >> attempt)  # half as many: memory is the usual cause
-        if attempt:
-            log.warning("an extraction worker process died (out of memory, or a crash in a "
-                        "native library); starting the pool again with %d process(es) for "
-                        "the %d unfinished clip(s) (restart %d of %d)", workers, len(left),
-                        attempt, POOL_RESTARTS)
-        left = _one_pool(fn, tasks, left, workers, on_done)
-        if not left:
-            return
-    raise WorkersDied(
-        f"feature extraction stopped: its worker processes died {POOL_RESTARTS + 1} times "
-        "(the out-of-memory killer, or a crash in a native library), and "
-        f"{len(left)} of {len(tasks)} clip(s) are not extracted. Free memory or use fewer "
-        "processes (--jobs), then run again: the clips extracted so far are cached.")
+    started = multiprocessing.RawArray("b", max(1, len(tasks)))  # 1 byte a task
+    slots = {i: k for k, i in enumerate(tasks)}
+
+    def run(todo: list[int], workers: int) -> list[int]:
+        return _one_pool(fn, tasks, todo, workers, on_done, started, slots)
+
+    left, culprits = list(tasks), []
+    workers, breaks = n_jobs, 0
+    while left and len(culprits) < MAX_CULPRITS:
+        left = run(left, workers)
+        in_hand = [i for i in left if started[slots[i]]]  # (at most one per worker)
+        left = [i for i in left if not started[slots[i]]]
+        found = [i for i in in_hand if run([i], 1)]  # each alone: broke again?
+        for i in found:
+            log.error("%s kills the worker process that extracts it, even alone (a crash "
+                      "in a native library, e.g. the audio decoder); the other clips go on",
+                      name(i))
+        culprits += found
+        if not left or found:
+            continue
+        breaks += 1
+        if breaks > POOL_RESTARTS:
+            raise WorkersDied(_died_message(len(left), len(tasks), [name(i) for i in culprits]),
+                              [name(i) for i in culprits])
+        workers = max(1, workers // 2)  # half as many: memory is the usual cause
+        log.warning("an extraction worker process died (out of memory, or a crash in a "
+                    "native library); starting the pool again with %d process(es) for "
+                    "the %d unfinished clip(s) (restart %d of %d)", workers, len(left),
+                    breaks, POOL_RESTARTS)
+    if culprits:
+        names = [name(i) for i in culprits]
+        raise WorkersDied(_culprit_message(names, len(left)), names)
+
+
+def _culprit_message(names: list[str], n_untried: int) -> str:
+    """What :class:`WorkersDied` says when some clips kill their worker even alone."""
+    n = len(names)
+    listed = "\n".join(f"  {p}" for p in names)
+    text = (f"feature extraction stopped: {n} clip(s) kill the worker process that extracts "
+            "them, even when extracted alone (a crash in a native library such as the audio "
+            f"decoder, or the memory the clip needs):\n{listed}\nRemove these files from the "
+            "corpus, or fix them (e.g. decode and write them again as WAV), then run again: "
+            "the other clips extracted are cached.")
+    if n_untried:
+        text += f" Extraction stopped after {n} such clips: {n_untried} clip(s) were not tried."
+    if n_untried or n >= 3:
+        text += (" When many clips do this, suspect the installation (a native library) "
+                 "rather than the files.")
+    return text
+
+
+def _died_message(n_left: int, n_total: int, culprits: list[str]) -> str:
+    """What :class:`WorkersDied` says when the pool broke more often than it is restarted."""
+    text = (f"feature extraction stopped: its worker processes died {POOL_RESTARTS + 1} times "
+            "(the out-of-memory killer, or a crash in a native library), and "
+            f"{n_left} of {n_total} clip(s) are not extracted. Free memory or use fewer "
+            "processes (--jobs), then run again: the clips extracted so far are cached.")
+    if culprits:
+        text += (" Besides, these clip(s) kill the worker process even alone; remove or fix "
+                 "them: " + ", ".join(culprits))
+    return text
 
 
 def _one_pool(fn: Callable[..., Any], tasks: Mapping[int, tuple[Any, ...]], todo: list[int],
-              n_jobs: int, on_done: Callable[[int, Future], None]) -> list[int]:
-    """Run ``todo`` on a new pool; returns those it left unfinished (it broke)."""
-    pool = extraction_pool(n_jobs)
+              n_jobs: int, on_done: Callable[[int, Future], None], started: Any,
+              slots: Mapping[int, int]) -> list[int]:
+    """Run ``todo`` on a new pool; returns those it left unfinished (it broke). A worker
+    marks ``started[slots[i]]`` when it begins task ``i``."""
+    pool = extraction_pool(n_jobs, started=started)
     futs: dict[int, Future] = {}
     try:
         try:
             for i in todo:
-                futs[i] = pool.submit(_checked, fn, *tasks[i])
+                futs[i] = pool.submit(_tracked, slots[i], fn, *tasks[i])
         except BrokenProcessPool:  # broke while tasks were sent: the rest go to the next
             pass
         unfinished = []

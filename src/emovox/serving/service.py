@@ -472,8 +472,8 @@ def card_summary_rows(cv: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def cv_title(cv: Mapping[str, Any]) -> str:
-    """What a CV result measures, in words (leave-one-corpus-out or new speakers)."""
-    protocol = cv.get("protocol", "?")
+    """Loco or new speakers, in words; the protocol in code, no backtick or line break to end it."""
+    protocol = " ".join(str(cv.get("protocol", "?")).replace("`", "'").split()) or "?"
     if protocol == "loco":
         return ("Leave-one-corpus-out (protocol `loco`: each test corpus is never heard in "
                 "training)")

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from emovox.serving.service import percent_text
+from emovox.web.view import md_text
 
 __all__ = ["HEARD", "ADAPTED", "adaptation_caption", "change_line", "comparison_rows"]
 
@@ -40,11 +41,11 @@ def change_line(plain_label: str | None, plain_conf: float | None, adapted_label
     """One sentence: does adaptation change the answer?"""
     if adapted_label is None or adapted_conf is None:
         return "No speech: nothing to adapt."
-    if adapted_label == plain_label:
-        return (f"Adapted to this speaker, the answer stays **{adapted_label}** "
+    if adapted_label == plain_label:  # (labels are the model folder's: text only)
+        return (f"Adapted to this speaker, the answer stays **{md_text(adapted_label)}** "
                 f"({percent_text(plain_conf or 0)} → {percent_text(adapted_conf)}).")
-    return (f"Adapted to this speaker, the answer changes from **{plain_label}** to "
-            f"**{adapted_label}** ({percent_text(adapted_conf)}).")
+    return (f"Adapted to this speaker, the answer changes from **{md_text(plain_label)}** "
+            f"to **{md_text(adapted_label)}** ({percent_text(adapted_conf)}).")
 
 
 def adaptation_caption(record: Mapping[str, Any]) -> str:

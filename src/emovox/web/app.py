@@ -18,7 +18,6 @@ a message, never as a traceback.
 from __future__ import annotations
 
 import hashlib
-import html
 import io
 import logging
 import math
@@ -144,7 +143,7 @@ def _prediction_dict(prediction) -> dict:
 
 def _headline(pv: view.PredictionView, faint: bool = False) -> None:
     colour = emotion_colour(pv.label)
-    label = html.escape(str(pv.label).capitalize())
+    label = view.md_text(str(pv.label).capitalize())  # from model.json: text only
     conf = f" · {service.percent_text(pv.confidence)}" if pv.confidence is not None else ""
     st.markdown(f'## <span style="color:{colour}">{label}</span>{conf}',
                 unsafe_allow_html=True)
@@ -250,7 +249,8 @@ def show_adapted(predictor, settings: service.Settings, a: service.Analysis, ref
 
 def show_player(a: service.Analysis, data: bytes) -> None:
     st.audio(data, format=service.mime_type(a.name))
-    st.caption(f"{a.name} · {view.fmt_seconds(a.duration)} · model {a.model_id}")
+    st.caption(f"{a.name} · {view.fmt_seconds(a.duration)} · model "
+               f"{view.md_text(a.model_id)}")
 
 
 def show_level(level: view.SignalLevel, warnings: tuple[str, ...] = ()) -> None:
@@ -281,8 +281,8 @@ def _evidence(a: service.Analysis, pv: view.PredictionView) -> tuple[list, str, 
         spans = view.timeline_support(bands, pv.label)
         if spans:
             return spans, "Waveform · timeline support", (
-                f" Shaded: where the timeline hears {pv.label}, darker where its windows give "
-                f"{pv.label} more probability.")
+                f" Shaded: where the timeline hears {view.md_text(pv.label)}, darker where "
+                f"its windows give {view.md_text(pv.label)} more probability.")
     return [], "Waveform", ""
 
 
@@ -394,16 +394,19 @@ def analyse_tab(predictor, settings: service.Settings) -> None:
 def model_card_tab(predictor) -> None:
     import pandas as pd
 
-    card = service.model_card(predictor)
-    st.subheader(f"Model {card['model_id']}")
-    facts = [f"backend **{card['backend']}**", f"calibration temperature "
+    card = service.model_card(predictor)  # its strings are the model folder's: text only
+    text = view.md_text
+    st.subheader(f"Model {text(card['model_id'])}")
+    facts = [f"backend **{text(card['backend'])}**", f"calibration temperature "
              f"**{card['temperature']:.3f}**"]
     if card.get("n_params"):
-        facts.append(f"**{card['n_params']:,}** parameters")
+        n = card["n_params"]
+        facts.append(f"**{text(f'{n:,}' if isinstance(n, int) else n)}** parameters")
     tr = card.get("trained_on") or {}
     if tr:
-        facts.append(f"trained on **{tr.get('clips', '?')}** clips of "
-                     f"**{len(tr.get('speakers') or [])}** speakers ({tr.get('corpus', '?')})")
+        facts.append(f"trained on **{text(tr.get('clips', '?'))}** clips of "
+                     f"**{len(tr.get('speakers') or [])}** speakers "
+                     f"({text(tr.get('corpus', '?'))})")
     st.markdown(" · ".join(facts))
     cv = card.get("cross_validation")
     if not cv:
@@ -415,10 +418,10 @@ def model_card_tab(predictor) -> None:
         for more in service.further_cv(cv):
             st.markdown(f"#### Also measured: {service.cv_title(more)}")
             st.dataframe(pd.DataFrame(service.card_summary_rows(more)), hide_index=True)
-        of = f" · protocol `{cv.get('protocol', '?')}`, the first table's"
+        of = f" · protocol {view.md_code(cv.get('protocol', '?'))}, the first table's"
         worst = cv.get("worst_class") or {}
         if worst:
-            st.caption(f"Weakest class: {worst.get('label')} "
+            st.caption(f"Weakest class: {text(worst.get('label'))} "
                        f"({float(worst.get('recall', 0)):.1f} % recall){of}")
         cm = service.confusion_of(cv)
         left, right = st.columns(2)
@@ -434,7 +437,7 @@ def model_card_tab(predictor) -> None:
                 st.image(_png("recall", card["model_id"], dict(recall)))
     if card.get("model_card_markdown"):
         with st.expander("MODEL_CARD.md", expanded=not cv):
-            st.markdown(card["model_card_markdown"])
+            st.markdown(view.card_markdown(card["model_card_markdown"]))
 
 
 def main() -> None:
@@ -466,8 +469,8 @@ def main() -> None:
         try:
             model_card_tab(predictor)
         except Exception as exc:
-            log.exception("model card failed")
-            st.error(service.user_message(exc))
+            log.exception("model card failed")  # (its words may quote model.json)
+            st.error(view.md_text(service.user_message(exc)))
 
 
 main()
