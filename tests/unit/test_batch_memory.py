@@ -21,7 +21,7 @@ import pytest
 from emovox.errors import ConfigError
 from emovox.labels import LABELS
 from emovox.serving import adapt as serving_adapt
-from emovox.serving import batch, batch_adapt, inputs, outfile
+from emovox.serving import batch_adapt, batch_rows, inputs, outfile
 from emovox.serving.adapt import SpeakerGrouping, reference_prior
 from emovox.serving.answer import Prediction, Status, evidence_of
 from emovox.serving.batch import FIELDS, RowWriter, read_rows, row_for
@@ -125,7 +125,7 @@ def test_upgrading_an_older_csv_holds_one_row_at_a_time(tmp_path: Path,
             w.writerow([f"/data/c{i}.wav" if c == "path" else "0.5" if c.startswith("p_")
                         else "happy" if c == "label" else "" for c in header])
     alive = _Alive()
-    monkeypatch.setattr(batch, "_read_rows", _watched_rows(batch._read_rows, alive))
+    monkeypatch.setattr(batch_rows, "read_rows", _watched_rows(batch_rows.read_rows, alive))
     RowWriter(out).close()
     alive.check()
     assert len(alive.refs) == 20 and alive.peak <= 2
@@ -218,9 +218,9 @@ def test_read_rows_skips_a_long_json_line_read_in_bounded_pieces(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(outfile, "MAX_LINE_CHARS", 1000, raising=False)
-    monkeypatch.setattr(batch, "MAX_LINE_CHARS", 1000, raising=False)  # its message
+    monkeypatch.setattr(batch_rows, "MAX_LINE_CHARS", 1000, raising=False)  # its message
     reads = _Longest()
-    monkeypatch.setattr(batch, "open", reads, raising=False)
+    monkeypatch.setattr(batch_rows, "open", reads, raising=False)
     out = tmp_path / "out.jsonl"
     out.write_text(f"{_RECORD}\n{_long_record(50_000)}\n{_RECORD}\n{_long_record(5000)}")
     with caplog.at_level(logging.WARNING):
@@ -228,6 +228,35 @@ def test_read_rows_skips_a_long_json_line_read_in_bounded_pieces(
     assert [r["source"] for r in rows] == ["/a.wav", "/a.wav"]
     assert 0 < reads.longest <= 1000
     assert caplog.text.count("ignoring a line of more than 1,000 characters") == 2
+
+
+def test_a_long_csv_row_is_read_in_bounded_pieces_skipped_and_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A CSV row was read whole, and a cell over 131,072 characters stopped the resume with
+    csv's "field larger than field limit" (code review): a row is read in pieces of at most
+    MAX_LINE_CHARS, and one longer is skipped (read_rows) or the file refused (check_ours)."""
+    monkeypatch.setattr(outfile, "MAX_LINE_CHARS", 1000, raising=False)
+    monkeypatch.setattr(batch_rows, "MAX_LINE_CHARS", 1000, raising=False)  # its message
+    reads = _Longest()
+    monkeypatch.setattr(batch_rows, "open", reads, raising=False)
+    monkeypatch.setattr(outfile, "open", reads, raising=False)
+    out = tmp_path / "out.csv"
+    cells = {k: "" for k in FIELDS}
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        for i, note in enumerate(["", "w" * 50_000, "", '"quoted", \n' * 60]):
+            w.writerow(cells | {"path": f"/c{i}.wav", "status": "ok", "warnings": note})
+    with caplog.at_level(logging.WARNING):
+        rows = list(read_rows(out))
+    assert [r["path"] for r in rows] == ["/c0.wav", "/c2.wav", "/c3.wav"]
+    assert rows[2]["warnings"] == '"quoted", \n' * 60  # under 1,000 written: whole
+    assert 0 < reads.longest <= 1000
+    assert caplog.text.count("ignoring row 3 of") == 1
+    with pytest.raises(ConfigError, match="row 3 is longer than 1,000 characters"):
+        check_ours(out)
+    assert reads.longest <= 1000
 
 
 @pytest.mark.parametrize(("text", "limit", "expected"), [

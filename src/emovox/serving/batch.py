@@ -3,9 +3,13 @@
 Rows go to a CSV or JSON-lines file as they are produced (flushed each time), so an
 interrupted run loses nothing and a re-run skips every file already in the output. A file
 is identified by its resolved absolute path, which is what the ``path`` column holds (file
-names that are not valid UTF-8 are written with backslash escapes, ``b\\xff.wav``: see
-:func:`emovox.serving.inputs.printable_path`). Error rows are retried by the next run
-unless ``retry_errors=False``: the old error row is removed, the new result appended.
+names that are not valid UTF-8 are written with backslash escapes, ``b\\xff.wav``, and a
+backslash that would read as one is doubled: see
+:func:`emovox.serving.inputs.exact_path_text`). Error rows are retried by the next run
+unless ``retry_errors=False``: the old error row is removed, the new result appended. So is
+a file changed since its CSV row was written (another size or modification time, recorded
+in the row: :mod:`emovox.serving.batch_rows`); rows without them (older outputs, JSON
+lines) resume by path.
 Local runs with more than one worker use worker **processes**, each with its own
 single-threaded :class:`~emovox.serving.predictor.Predictor`, fed chunks of files
 (:mod:`emovox.serving.pool`; ``processes=False``: a thread pool over one shared predictor);
@@ -16,10 +20,7 @@ the same chunks on a Dask distributed cluster.
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -30,19 +31,30 @@ from pathlib import Path
 from typing import Any
 
 from emovox.errors import EmovoxError
-from emovox.fileio import atomic_path, locked_beside, mode_of
+from emovox.fileio import locked_beside
 from emovox.labels import LABELS
 from emovox.serving.answer import Status, rounded_probability
+from emovox.serving.batch_rows import (
+    ERROR_LABEL,
+    FIELDS,
+    FileVersion,
+    RowWriter,
+    done_paths,
+    done_rows,
+    drop_rows,
+    file_version,
+    is_error_row,
+    output_format,
+    read_rows,
+    version_cells,
+)
 from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
 from emovox.serving.outfile import (
-    CSV_HEADERS,
-    MAX_LINE_CHARS,
+    capped,
     check_ours,
     check_same_model,
     csv_sentences,
     drop_partial_last_line,
-    json_lines,
-    open_ours_for_append,
     spreadsheet_safe,
 )
 from emovox.serving.params import check_max_duration
@@ -52,10 +64,8 @@ from emovox.serving.timeline import SILENCE as SILENCE_LABEL
 log = logging.getLogger(__name__)
 
 __all__ = ["ERROR_LABEL", "FIELDS", "SILENCE_LABEL", "BatchInterrupted", "BatchSummary", "Engine",
-           "collect_inputs", "done_paths", "failure_message", "is_error_row", "predict_one",
-           "read_rows", "row_for", "run_batch"]
-
-ERROR_LABEL = "error"
+           "RowWriter", "collect_inputs", "done_paths", "failure_message", "is_error_row",
+           "predict_one", "read_rows", "row_for", "run_batch"]
 
 
 class Engine(str, Enum):
@@ -69,6 +79,7 @@ class BatchSummary:
     skipped: int = 0  #: already in the output file (resumed)
     skipped_errors: int = 0  #: of those, error rows kept (``retry_errors=False``)
     retried: int = 0  #: error rows of an earlier run tried again
+    changed: int = 0  #: files changed since their row was written (size, mtime), redone
     done: int = 0
     errors: int = 0  #: files that failed in this run
     no_speech: int = 0  #: files judged to hold no speech (no emotion given)
@@ -118,7 +129,9 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
     the resolved path and ``error`` null, or a failure record ``{"schema_version",
     "source", "error"}``. ``csv``: flat columns :data:`FIELDS` (``path`` = the resolved
     path; label empty for ``no_speech`` and for a failed file, whose ``status`` is
-    ``error`` and ``error`` the reason; ``warnings`` the decoder's, joined by ``; ``)."""
+    ``error`` and ``error`` the reason; ``warnings`` the decoder's, joined by `` | ``; free
+    text cut to :data:`~emovox.serving.outfile.MAX_CELL_CHARS`; the file's version cells
+    empty: :func:`run_batch` fills them)."""
     key = resolved_key(path)
     if fmt == "jsonl":
         if prediction is None:
@@ -129,13 +142,14 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
         row |= {k: "" for k in FIELDS if k != "path"}
         # the label column holds emotions only: "error" there was counted as one by a
         # spreadsheet (CLI QA, stop 33); rows written before say it, and still count as errors
-        row |= {"status": ERROR_LABEL, "error": spreadsheet_safe(printable_path(error or ""))}
+        row |= {"status": ERROR_LABEL,
+                "error": spreadsheet_safe(capped(printable_path(error or "")))}
         return row
     p = prediction
     probs = p.probabilities or {}
     row |= {
         "status": p.status.value,
-        "reason": p.reason or "",
+        "reason": capped(p.reason or ""),
         "label": p.label or "",
         "confidence": "" if p.confidence is None else rounded_probability(p.confidence, 6),
         "arousal": "" if p.arousal is None else round(p.arousal, 4),
@@ -145,139 +159,13 @@ def row_for(path: Path, prediction: Any | None, error: str | None, *,
         "n_windows": p.n_windows,
         "model_id": spreadsheet_safe(p.model_id or ""),  # a model's name is any text
         # the decoder's warnings (a WAV cut short, near-silence), as in the JSON lines
-        "warnings": csv_sentences([printable_path(w) for w in p.warnings]),
+        "warnings": capped(csv_sentences([printable_path(w) for w in p.warnings])),
+        **version_cells(None),
     }
     row |= {f"p_{lab}": rounded_probability(probs[lab], 6) if lab in probs else ""
             for lab in LABELS}
     row["error"] = ""
     return row
-
-
-#: the CSV columns (:data:`emovox.serving.outfile.CSV_HEADERS`' current one)
-FIELDS = list(CSV_HEADERS[-1])
-
-
-def _is_error(row: dict[str, Any]) -> bool:
-    """A failed file's row, in this version's format or an older one."""
-    return bool(row.get("error")) or ERROR_LABEL in (row.get("label"), row.get("status"))
-
-
-def _format(out: Path) -> str:
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".jsonl"):
-        raise ValueError(f"output must end in .csv or .jsonl, got {out.name}")
-    return suffix[1:]
-
-
-def read_rows(out: Path) -> Iterator[dict[str, Any]]:
-    """The rows of an output file (.csv: dicts of strings; .jsonl: the documents; unreadable
-    JSON lines are skipped with a warning)."""
-    return _read_rows(out)
-
-
-def is_error_row(row: dict[str, Any]) -> bool:
-    """A failed file's row (this version's format or an older one)."""
-    return _is_error(row)
-
-
-def _read_rows(out: Path) -> Iterator[dict[str, Any]]:
-    if _format(out) == "csv":
-        with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
-            yield from csv.DictReader(f)
-        return
-    with open(out, encoding="utf-8", errors="backslashreplace") as f:
-        for line in json_lines(f):  # bounded: a 300 MB line was read whole (review, stop 48)
-            if line is None:
-                log.warning("ignoring a line of more than %s characters in %s (no emovox record "
-                            "is that long)", f"{MAX_LINE_CHARS:,}", out)
-                continue
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                log.warning("ignoring an unreadable line in %s", out)
-                continue
-            if isinstance(row, dict):
-                yield row
-
-
-def done_paths(out: Path) -> dict[str, str]:
-    """``{resolved path: status}`` (``error`` for a failed file) of the rows already in an
-    existing output file (the last row of a path wins). Paths written relative by older
-    versions are resolved here."""
-    if not out.exists() or out.stat().st_size == 0:
-        return {}
-    seen: dict[str, str] = {}
-    for r in _read_rows(out):
-        path = r.get("path") or r.get("source")  # csv / jsonl
-        if path:
-            key = path if os.path.isabs(path) else resolved_key(path)
-            seen[key] = ERROR_LABEL if _is_error(r) else str(r.get("status") or
-                                                             r.get("label") or "")
-    return seen
-
-
-def _drop_error_rows(out: Path, paths: set[str]) -> None:
-    """Rewrite ``out`` without the error rows of ``paths`` (atomically: a temp file in the
-    same folder, then a rename), so a retried file ends up with one row."""
-    fmt = _format(out)
-    with atomic_path(out, mode=mode_of(out)) as tmp, \
-            open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore") if fmt == "csv" \
-            else None
-        if w:
-            w.writeheader()
-        for r in _read_rows(out):
-            p = r.get("path") or r.get("source") or ""
-            key = p if os.path.isabs(p) else resolved_key(p) if p else ""
-            if _is_error(r) and key in paths:
-                continue
-            if w:
-                w.writerow(r)
-            else:
-                f.write(json.dumps(r) + "\n")
-
-
-def _upgrade_csv(out: Path) -> None:
-    """Rewrite a CSV written by an older version (an older header of
-    :data:`~emovox.serving.outfile.CSV_HEADERS`: :func:`check_ours` has refused any other)
-    with :data:`FIELDS`, so that resumed rows line up; columns it lacks stay empty
-    (atomically, like :func:`_drop_error_rows`)."""
-    with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
-        header = next(csv.reader(f), [])
-    if header == FIELDS:
-        return
-    log.info("%s was written by an older emovox: rewriting it with the current columns", out)
-    with atomic_path(out, mode=mode_of(out)) as tmp, \
-            open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore", restval="")
-        w.writeheader()
-        w.writerows(_read_rows(out))  # streamed: a list of every row took 309 MiB for
-        # 200,000 rows (code review, stop 48); out is replaced only once all are written
-
-
-class RowWriter:
-    """Appends rows to a CSV (header once) or JSONL file, flushing every row."""
-
-    def __init__(self, out: Path) -> None:
-        self.fmt = _format(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        new = not out.exists() or out.stat().st_size == 0
-        if self.fmt == "csv" and not new:
-            _upgrade_csv(out)
-        self.f = open_ours_for_append(out)
-        self.csv = csv.DictWriter(self.f, fieldnames=FIELDS) if self.fmt == "csv" else None
-        if self.csv and new:
-            self.csv.writeheader()
-
-    def write(self, row: dict[str, Any]) -> None:
-        if self.csv:
-            self.csv.writerow(row)
-        else:
-            self.f.write(json.dumps(row) + "\n")
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()
 
 
 def failure_message(exc: BaseException) -> str:
@@ -341,23 +229,34 @@ def _check_output(out: Path, artifact: str | Path | None, *, checked_only: bool 
     if out.exists() and out.stat().st_size:
         from emovox.serving.predictor import model_id_of
 
-        check_same_model(out, _read_rows(out), model_id_of(artifact))  # streamed: a list of
+        check_same_model(out, read_rows(out), model_id_of(artifact))  # streamed: a list of
         # every row took 196 MiB for 50,000 rows before anything was predicted (stop 46)
 
 
 def _plan(files: list[Path], out: Path, retry_errors: bool
-          ) -> tuple[list[Path], BatchSummary]:
-    """The files still to predict, and the summary of what the output already holds."""
-    seen = done_paths(out)
+          ) -> tuple[list[Path], BatchSummary, dict[str, FileVersion | None]]:
+    """The files still to predict, the summary of what the output already holds, and every
+    file's version now, by key (taken before it is read: a file changed while it is read
+    is predicted again by the next run). A file whose row recorded another version is
+    predicted again, an error row too (it is another recording), and its old rows dropped."""
+    seen = done_rows(out)
     keys = {resolved_key(p): p for p in files}
-    old_errors = {k for k in keys if seen.get(k) == ERROR_LABEL}
+    now = {k: file_version(p) for k, p in keys.items()}
+    changed = {k for k, v in now.items()
+               if k in seen and None not in (v, seen[k].version) and v != seen[k].version}
+    old_errors = {k for k in keys if k in seen and seen[k].status == ERROR_LABEL} - changed
     retry = old_errors if retry_errors else set()
-    todo = [p for k, p in keys.items() if k not in seen or k in retry]
+    todo = [p for k, p in keys.items() if k not in seen or k in retry or k in changed]
     summary = BatchSummary(found=len(files), skipped=len(files) - len(todo),
-                           skipped_errors=len(old_errors - retry), retried=len(retry))
-    if retry:
-        _drop_error_rows(out, retry)
-    return todo, summary
+                           skipped_errors=len(old_errors - retry), retried=len(retry),
+                           changed=len(changed))
+    if changed:
+        log.warning("%d file(s) changed since their row in %s was written (another size or "
+                    "modification time): they are predicted again, their old rows replaced",
+                    len(changed), out)
+    if retry or changed:
+        drop_rows(out, retry | changed)
+    return todo, summary, now
 
 
 def run_batch(
@@ -387,7 +286,7 @@ def run_batch(
         FileNotFoundError: an input that matches nothing.
     """
     out = Path(out)
-    _format(out)
+    output_format(out)
     max_duration = check_max_duration(max_duration)
     files = collect_inputs(inputs, ours=(out, *also_ours))
     _check_output(out, artifact, checked_only=True)
@@ -403,16 +302,18 @@ def _run_locked(files: list[Path], out: Path, artifact: str | Path | None, backe
                 ) -> BatchSummary:
     """:func:`run_batch` once ``out`` is locked for this process."""
     t0 = time.perf_counter()
-    fmt = _format(out)
+    fmt = output_format(out)
     _check_output(out, artifact)
-    todo, summary = _plan(files, out, retry_errors)
+    todo, summary, versions = _plan(files, out, retry_errors)
     created = not out.exists()
     writer = RowWriter(out)
 
     def record(row: dict[str, Any]) -> None:
+        if fmt == "csv":  # the version planned, read before the file was
+            row |= version_cells(versions.get(row["path"]))
         writer.write(row)
         summary.done += 1
-        if _is_error(row):
+        if is_error_row(row):
             summary.errors += 1
         elif row["status"] == Status.NO_SPEECH.value:
             summary.no_speech += 1

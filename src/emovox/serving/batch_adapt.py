@@ -55,7 +55,14 @@ from emovox.serving.adapt import (
 )
 from emovox.serving.answer import confidence_band, rounded_probability
 from emovox.serving.batch import FIELDS, BatchSummary, is_error_row, read_rows, run_batch
-from emovox.serving.outfile import ADAPT_FIELDS, check_ours, csv_sentences, spreadsheet_safe
+from emovox.serving.inputs import path_of_text
+from emovox.serving.outfile import (
+    ADAPT_FIELDS,
+    capped,
+    check_ours,
+    csv_sentences,
+    spreadsheet_safe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +235,7 @@ def _priors(groups: dict[str, _Group]) -> dict[str, SpeakerPrior | Adaptation]:
 def _content(row: dict[str, Any]) -> str | None:
     """SHA-256 of a row's file, or None when it cannot be read (it then counts as itself)."""
     try:
-        path = Path(_source(row))
+        path = path_of_text(_source(row))  # the row's text names one file (a byte 0xff too)
         return file_sha256(path) if path.is_file() else None
     except OSError:
         return None
@@ -262,14 +269,16 @@ def _adapted_row(row: dict[str, Any], fmt: str, sp: SpeakerPrior) -> dict[str, A
 
 
 def _csv_mark(record: Adaptation | None, group: str | None = None) -> dict[str, Any]:
+    """The adaptation columns of a CSV row, free text :func:`capped` (``group``: of a row
+    without ``record``)."""
     if record is None:
-        return {"speaker_group": spreadsheet_safe(group or ""), "adapted": "",
+        return {"speaker_group": spreadsheet_safe(capped(group or "")), "adapted": "",
                 "reference_clips": "",
                 "adapt_note": ""}
     note = csv_sentences(([record.reason] if record.reason else []) + list(record.warnings))
-    return {"speaker_group": spreadsheet_safe(record.group or ""),
+    return {"speaker_group": spreadsheet_safe(capped(record.group or "")),
             "adapted": str(record.applied).lower(),
-            "reference_clips": record.reference_clips, "adapt_note": note}
+            "reference_clips": record.reference_clips, "adapt_note": capped(note)}
 
 
 def _one_row(row: dict[str, Any], group: str | None, fmt: str,

@@ -4,7 +4,9 @@ Folders are walked with :func:`emovox.corpora.base.iter_audio_files` (symlinked 
 followed, each real folder once). Globs with ``**`` are expanded by the same kind of walk,
 so a symlink cycle (``a/loop -> a``) cannot make them run forever or list a file twice;
 other globs go to :func:`glob.glob`, which does not recurse. Every file is identified by its
-resolved path (:func:`resolved_key`), so ``bad`` and ``/abs/bad`` are one file.
+resolved path (:func:`resolved_key`), so ``bad`` and ``/abs/bad`` are one file; that text
+names one file only (:func:`exact_path_text`), so a name holding the byte 0xff and one
+holding the four characters ``\\xff`` are two files.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -26,8 +29,9 @@ from emovox.corpora.base import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AUDIO_TYPES", "AUDIO_TYPES_SHOWN", "INPUT_EXTENSIONS", "collect_inputs", "iter_glob",
-           "no_file_among", "printable_path", "resolved_key"]
+__all__ = ["AUDIO_TYPES", "AUDIO_TYPES_SHOWN", "INPUT_EXTENSIONS", "collect_inputs",
+           "exact_path_text", "iter_glob", "no_file_among", "path_of_text", "printable_path",
+           "resolved_key"]
 
 
 def printable_path(path: str | os.PathLike[str]) -> str:
@@ -36,13 +40,49 @@ def printable_path(path: str | os.PathLike[str]) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+#: what :func:`exact_path_text` rewrites: a byte that is not UTF-8 (read as a surrogate),
+#: and a backslash that would read as the start of an escape (before another backslash, a
+#: byte that is not UTF-8, or ``x`` and two lower-case hex digits)
+_AMBIGUOUS = re.compile(r"[\udc80-\udcff]|\\(?=[\\\udc80-\udcff]|x[0-9a-f]{2})")
+#: what :func:`path_of_text` reads back: a doubled backslash, or a byte's escape
+_ESCAPE = re.compile(r"\\\\|\\x([0-9a-f]{2})")
+
+
+def exact_path_text(path: str | os.PathLike[str]) -> str:
+    """``path`` as UTF-8 text that names exactly one file: :func:`printable_path`, except
+    that a backslash that would read as an escape is doubled (``a\\\\xff.wav`` for the
+    four characters ``\\xff``; ``a\\xff.wav`` for the byte 0xff): the two names shared
+    one batch row, and the second file was skipped as done (code review). Any other text
+    is unchanged, ordinary paths included (and everything on Windows, where a backslash
+    separates folders). :func:`path_of_text` reads it back."""
+    if os.sep == "\\":
+        return printable_path(path)
+    text = os.fsencode(path).decode("utf-8", "surrogateescape")
+    return _AMBIGUOUS.sub(lambda m: "\\\\" if m.group() == "\\" else
+                          f"\\x{ord(m.group()) - 0xDC00:02x}", text)
+
+
+def path_of_text(text: str) -> Path:
+    """The path that :func:`exact_path_text` wrote as ``text`` (a batch row's ``path``)."""
+    if os.sep == "\\":
+        return Path(text)
+    raw, pos = bytearray(), 0
+    for m in _ESCAPE.finditer(text):
+        raw += text[pos:m.start()].encode("utf-8", "surrogateescape")
+        raw += bytes([int(m.group(1), 16)]) if m.group(1) else b"\\"
+        pos = m.end()
+    raw += text[pos:].encode("utf-8", "surrogateescape")
+    return Path(os.fsdecode(bytes(raw)))
+
+
 def resolved_key(path: str | os.PathLike[str]) -> str:
-    """The identity of a file in batch output: its resolved absolute path, printable (a
-    link that loops: its absolute path; the loop crashed the whole batch: QA, stop 38)."""
+    """The identity of a file in batch output: its resolved absolute path as
+    :func:`exact_path_text` (a link that loops: its absolute path; the loop crashed the
+    whole batch: QA, stop 38)."""
     try:
-        return printable_path(Path(path).resolve())  # no expanduser: see emovox.audio.sniff
+        return exact_path_text(Path(path).resolve())  # no expanduser: see emovox.audio.sniff
     except (RuntimeError, OSError):
-        return printable_path(os.path.abspath(path))
+        return exact_path_text(os.path.abspath(path))
 
 
 def _split(pattern: str) -> tuple[Path, list[str]]:

@@ -16,6 +16,12 @@ Two more checks guard a resumed run. A last line cut short (a run killed mid-wri
 disk) is removed, so that its file is predicted again rather than counted as done. A file
 whose answers came from another model is refused: resuming it would mix two models'
 answers in one table.
+
+Rows are read back in bounded pieces: a JSON line or a CSV row (:func:`csv_rows`) of at most
+:data:`MAX_LINE_CHARS` characters, the longest any emovox row comes near; a longer one is
+not emovox's, and a file holding one is refused as above. Free text that emovox writes in a
+CSV cell (an error, the decoder's warnings, an adaptation note) is cut to
+:data:`MAX_CELL_CHARS` (:func:`capped`), so that every row it writes is one it reads back.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import logging
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -35,9 +42,9 @@ from emovox.labels import LABELS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ADAPT_FIELDS", "CSV_HEADERS", "MAX_LINE_CHARS", "check_ours", "check_same_model",
-           "drop_partial_last_line", "json_lines", "models_in", "open_ours_for_append",
-           "spreadsheet_safe", "unquoted"]
+__all__ = ["ADAPT_FIELDS", "CSV_HEADERS", "MAX_CELL_CHARS", "MAX_LINE_CHARS", "capped",
+           "check_ours", "check_same_model", "csv_records", "csv_rows", "drop_partial_last_line",
+           "json_lines", "models_in", "open_ours_for_append", "spreadsheet_safe", "unquoted"]
 
 _P = [f"p_{lab}" for lab in LABELS]
 #: every CSV header emovox has written, oldest first (the last is the current one)
@@ -49,6 +56,11 @@ CSV_HEADERS: tuple[tuple[str, ...], ...] = (
      "speech_seconds", "n_windows", "model_id", "error"),
     ("path", "status", "reason", "label", "confidence", *_P, "arousal", "valence", "duration",
      "speech_seconds", "n_windows", "model_id", "warnings", "error"),
+    # the file's size and modification time (ns) when it was predicted: a file changed since
+    # is predicted again (code review); rows without them (older outputs) resume by path
+    ("path", "status", "reason", "label", "confidence", *_P, "arousal", "valence", "duration",
+     "speech_seconds", "n_windows", "model_id", "warnings", "file_size", "file_mtime_ns",
+     "error"),
 )
 #: the columns ``batch --speaker-from`` adds to a CSV (:mod:`emovox.serving.batch_adapt`)
 ADAPT_FIELDS: list[str] = ["speaker_group", "adapted", "reference_clips", "adapt_note"]
@@ -56,12 +68,19 @@ ADAPT_FIELDS: list[str] = ["speaker_group", "adapted", "reference_clips", "adapt
 _TAIL = 1 << 16
 #: how every JSONL record emovox writes starts (a prediction document or a failure record)
 RECORD_START = '{"schema_version": '
-#: the longest JSON line (in characters) emovox reads from a batch output: a line was read
-#: whole, and a 300 MB one took 599 MiB before it was refused (code review, stop 48). A
-#: record holds one ``evidence`` entry (about 160 characters) per window hop, 0.5 to 1.5 s:
-#: 32 Mi characters is 29 to 86 hours of audio in one file, which batch decodes whole
-#: (7 to 20 GB of samples), so no record emovox wrote in practice comes near it
+#: the longest JSON line or CSV row (in characters) emovox reads from a batch output: a
+#: line was read whole, and a 300 MB one took 599 MiB before it was refused (code review,
+#: stop 48). A record holds one ``evidence`` entry (about 160 characters) per window hop,
+#: 0.5 to 1.5 s: 32 Mi characters is 29 to 86 hours of audio in one file, which batch
+#: decodes whole (7 to 20 GB of samples), so no record emovox wrote in practice comes near
+#: it; a CSV row holds no evidence, and its free text is :func:`capped`
 MAX_LINE_CHARS = 1 << 25
+#: the most characters of free text emovox writes in one CSV cell (:func:`capped`): under
+#: Python csv's default field limit (131,072), so any CSV reader takes the rows; a cell of
+#: 200,000 characters stopped every resume, "field larger than field limit" (code review)
+MAX_CELL_CHARS = 1 << 16
+#: held while csv's (process-wide) field limit is widened to read one row (:func:`csv_rows`)
+_FIELD_LIMIT = threading.Lock()
 #: the most characters of a CSV's first line read for its header (emovox's is under 300)
 _HEADER_CHARS = 1 << 16
 
@@ -74,6 +93,20 @@ CSV_LIST_SEP = " | "
 def csv_sentences(items: list[str] | tuple[str, ...]) -> str:
     """Sentences for one CSV cell, joined by :data:`CSV_LIST_SEP` and spreadsheet-safe."""
     return spreadsheet_safe(CSV_LIST_SEP.join(i.replace(CSV_LIST_SEP, " / ") for i in items))
+
+
+def capped(text: str, limit: int | None = None) -> str:
+    """``text`` in at most ``limit`` characters (default :data:`MAX_CELL_CHARS`): a longer
+    one keeps its start and its end (a file's name, ffmpeg's last word) around a marker
+    that says how long it was."""
+    limit = limit or MAX_CELL_CHARS
+    if len(text) <= limit:
+        return text
+    marker = f" [... cut: {len(text):,} characters in all ...] "
+    keep = limit - len(marker)
+    if keep < 2:
+        return text[:limit]
+    return text[:keep - keep // 2] + marker + text[len(text) - keep // 2:]
 
 
 def spreadsheet_safe(text: str) -> str:
@@ -126,14 +159,7 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
     if out.stat().st_size == 0:
         return
     if out.suffix.lower() == ".csv":
-        with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
-            # one bounded line: a first line of 300 MB was read whole (code review, stop 48)
-            header = tuple(next(csv.reader([f.readline(_HEADER_CHARS)]), []))
-        known = {h for base in CSV_HEADERS for h in (base, (*base, *extra_columns))}
-        if not extra_columns and header in {(*b, *ADAPT_FIELDS) for b in CSV_HEADERS}:
-            raise _adapted_here(out)
-        if header not in known:
-            raise _refuse(out, f"has a header emovox never wrote ({', '.join(header[:4])}...)")
+        _check_csv(out, extra_columns)
         return
     with open(out, encoding="utf-8", errors="backslashreplace") as f:
         for n, line in enumerate(json_lines(f), start=1):
@@ -159,6 +185,24 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
                 raise _adapted_here(out)
 
 
+def _check_csv(out: Path, extra_columns: Sequence[str]) -> None:
+    """:func:`check_ours` of a CSV: a known header, and no row longer than
+    :data:`MAX_LINE_CHARS` (but a last one cut short, which :func:`drop_partial_last_line`
+    removes): rewritten, the file would lose it."""
+    with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
+        # one bounded line: a first line of 300 MB was read whole (code review, stop 48)
+        header = tuple(next(csv.reader([f.readline(_HEADER_CHARS)]), []))
+        known = {h for base in CSV_HEADERS for h in (base, (*base, *extra_columns))}
+        if not extra_columns and header in {(*b, *ADAPT_FIELDS) for b in CSV_HEADERS}:
+            raise _adapted_here(out)
+        if header not in known:
+            raise _refuse(out, f"has a header emovox never wrote ({', '.join(header[:4])}...)")
+        for n, (record, complete) in enumerate(_records(f, MAX_LINE_CHARS), start=2):
+            if record is None and complete:
+                raise _refuse(out, f"row {n} is longer than {MAX_LINE_CHARS:,} characters, "
+                              "more than any emovox row")
+
+
 def json_lines(f: TextIO, limit: int | None = None) -> Iterator[str | None]:
     """The lines of ``f`` (a JSON-lines file opened as text), each read with at most
     ``limit`` characters (default :data:`MAX_LINE_CHARS`); ``None`` for a line that holds
@@ -172,6 +216,78 @@ def json_lines(f: TextIO, limit: int | None = None) -> Iterator[str | None]:
         while (rest := f.readline(limit)) and not rest.endswith("\n"):
             pass
         yield None
+
+
+def csv_records(f: TextIO, limit: int | None = None) -> Iterator[str | None]:
+    """The records of ``f`` (CSV text opened with ``newline=""``), each a row's text with its
+    line end, at most ``limit`` characters (default :data:`MAX_LINE_CHARS`); ``None`` for a
+    longer one, read and dropped in pieces of ``limit``, as :func:`json_lines` does. A row
+    ends at a line end outside quotes (a quoted cell may hold line ends)."""
+    return (record for record, _ in _records(f, limit or MAX_LINE_CHARS))
+
+
+def _records(f: TextIO, limit: int) -> Iterator[tuple[str | None, bool]]:
+    """``(record or None, whether it ended at a line end)`` (:func:`csv_records`); only the
+    last can be incomplete: a row cut short."""
+    parts: list[str] = []
+    size, quotes = 0, _Quotes()
+    while piece := f.readline(limit):
+        quotes.feed(piece)
+        size += len(piece)
+        if size <= limit:
+            parts.append(piece)
+        else:
+            parts = []
+        if not quotes.inside and piece.endswith(("\n", "\r")):
+            yield ("".join(parts) if size <= limit else None), True
+            parts, size = [], 0
+    if size:
+        yield ("".join(parts) if size <= limit else None), False
+
+
+class _Quotes:
+    """Whether CSV text fed piece by piece ends inside a quoted cell, by csv's own rules
+    (its default dialect): a quote opens a cell only at the cell's start, ``""`` in one is
+    a quote, and any other quote is text."""
+
+    def __init__(self) -> None:
+        self.inside = False
+        self.opens = True  #: a quote here would open a quoted cell (or go on with one: ``""``)
+
+    def feed(self, piece: str) -> None:
+        """Read ``piece``, the text after the last one fed (only its quotes are looked at,
+        each with the character before it)."""
+        closed = -2  # where the last closing quote of this piece is
+        i = piece.find('"')
+        while i >= 0:
+            if self.inside:
+                self.inside, closed = False, i
+            elif (self.opens if i == 0 else i == closed + 1 or piece[i - 1] in ",\r\n"):
+                self.inside = True  # a cell's first character, or the second of ""
+            i = piece.find('"', i + 1)
+        if not self.inside:
+            self.opens = piece[-1] in ",\r\n" or closed == len(piece) - 1
+
+
+def csv_rows(f: TextIO, limit: int | None = None) -> Iterator[list[str] | None]:
+    """The rows of ``f`` (CSV text opened with ``newline=""``): each record of
+    :func:`csv_records` parsed as CSV, with csv's field limit (131,072 characters by
+    default, which a longer cell hit: "field larger than field limit", code review) widened
+    to ``limit`` for it, as no field is longer than its row; ``None`` for a record over
+    ``limit`` or one that is not CSV."""
+    limit = limit or MAX_LINE_CHARS
+    for record in csv_records(f, limit):
+        row: list[str] | None = None
+        if record is not None:
+            with _FIELD_LIMIT:  # the limit is the process's: restored at once
+                before = csv.field_size_limit(limit)
+                try:
+                    row = next(csv.reader([record]), [])
+                except csv.Error:
+                    row = None
+                finally:
+                    csv.field_size_limit(before)
+        yield row
 
 
 def _open_ours(out: Path, flags: int) -> int:
