@@ -73,6 +73,18 @@ def test_batch_all_good_exits_0(cli_model, good_clips, tmp_path):
     assert "failed" not in text(res)
 
 
+def test_batch_says_how_many_files_changed_since_their_row(cli_model, good_clips, tmp_path):
+    clips = [shutil.copy(c, tmp_path / c.name) for c in good_clips]
+    out = tmp_path / "r.csv"
+    args = ["batch", *clips, "--out", out, "-m", cli_model]
+    ok(invoke(args), 0)
+    Path(clips[0]).write_bytes(Path(clips[0]).read_bytes()[:-3200])  # re-exported, shorter
+    res = invoke(args)
+    ok(res, 0)
+    assert "2 files: 1 predicted now (1 changed since their row), 1 already in" in text(res)
+    assert len(read_csv(out)) == 2
+
+
 def test_batch_resume_key_is_the_resolved_path(cli_model, bad_dir, tmp_path, monkeypatch):
     """`bad` then `/abs/bad` (and `./bad/../bad`) are the same files: no duplicate rows."""
     monkeypatch.chdir(bad_dir.parent)

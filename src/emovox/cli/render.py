@@ -376,8 +376,9 @@ def batch_summary(s: Any, out: Path) -> None:
     labels = ", ".join(f"{k} {v}" for k, v in s.labels.most_common())
     console.print(
         # failed files are counted once, as errors, not also as predicted (CLI QA, stop 33)
-        f"{s.found} files: {s.done - s.errors} predicted now, {s.skipped} already in "
-        f"{shown(out)}, "
+        f"{s.found} files: {s.done - s.errors} predicted now"
+        + (f" ({s.changed} changed since their row)" if getattr(s, "changed", 0) else "")
+        + f", {s.skipped} already in {shown(out)}, "
         f"{s.errors} error{'' if s.errors == 1 else 's'}"
         + (f" (+ {s.skipped_errors} error rows kept from before)" if s.skipped_errors else "")
         + f", {s.no_speech} without speech, {s.uncertain} uncertain · "
