@@ -2,14 +2,16 @@
 feature cache, the artifact writer, ONNX export and batch output.
 
 Owns :func:`atomic_path`, :func:`file_sha256`, the claims of a run or model being written
-(:func:`claimed_folder`, :func:`hold_claim`) and :func:`remove_stale` (what a killed
-writer left behind). May import only the standard library (it
+(:func:`claimed_folder`, :func:`make_claim`, :func:`hold_claim`), :func:`remove_stale`
+(what a killed writer left behind) and copies that never follow a link
+(:func:`copy_unlinked`). May import only the standard library (it
 is on the lowest floor, beside labels and errors).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -18,15 +20,17 @@ import shutil
 import signal
 import stat
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["CLAIM_LOCK", "atomic_path", "claimed_folder", "file_sha256", "hold_claim",
-           "live_writers", "locked_beside", "mode_of", "private_copies", "release_claim",
-           "remove_stale", "signals_held", "stream_sha256", "swap_folder"]
+__all__ = ["CLAIM_LOCK", "PENDING_GRACE_S", "atomic_path", "claimed_folder", "copy_unlinked",
+           "file_sha256", "hold_claim", "live_writers", "locked_beside", "make_claim",
+           "mode_of", "open_unlinked", "private_copies", "release_claim", "remove_stale",
+           "signals_held", "stream_sha256", "swap_folder"]
 
 
 @contextmanager
@@ -51,6 +55,46 @@ def atomic_path(path: str | Path, *, mode: int | None = 0o644) -> Iterator[Path]
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def open_unlinked(path: str | Path) -> int | None:
+    """A read-only descriptor (the caller's to close) of the regular file ``path``, opened
+    without following a link: ``None`` when it is a link or not a regular file (a FIFO, a
+    folder). ``FileNotFoundError`` when it is missing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):  # a link (EMLINK: the BSDs)
+            return None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def copy_unlinked(src: str | Path, dst: str | Path) -> bool:
+    """Copy the regular file ``src`` to ``dst`` (mode bits and times kept, as ``copy2``)
+    following a link at neither end: ``False``, nothing written, when ``src`` is a link or
+    not a regular file (:func:`open_unlinked`); ``dst`` is written as a fresh file beside it
+    renamed over it, so a link of that name is replaced, never written through."""
+    fd = open_unlinked(src)
+    if fd is None:
+        return False
+    dst = Path(dst)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        out_fd, name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(out_fd, "wb") as out:
+                shutil.copyfileobj(fh, out, 1 << 20)
+                out.flush()  # before the times: a later write would move them
+                os.fchmod(out.fileno(), stat.S_IMODE(st.st_mode) & 0o777)
+                os.utime(out.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.replace(name, dst)
+        finally:
+            Path(name).unlink(missing_ok=True)
+    return True
 
 
 def file_sha256(path: str | Path) -> str:
@@ -202,10 +246,11 @@ def release_claim(key: tuple[int, int], folder: Path | None = None) -> None:
         os.close(fd)
 
 
-def _owner(folder: Path, pid: int) -> str:
-    """Whose is the claim folder ``folder``: ``"ours"``, ``"other"`` (a live process's) or
-    ``"gone"`` (its process ended). Its lock tells; without one (a folder of an older
-    emovox, a file system without locks) its PID, as :func:`_alive` sees it."""
+def _lock_state(folder: Path) -> str:
+    """The lock of the claim folder ``folder``: ``"ours"`` (this process holds it),
+    ``"held"`` (another process does), ``"free"`` (its lock file is there, no process
+    holds it), ``"none"`` (no lock file) or ``"unknown"`` (a link, a file system without
+    locks)."""
     import fcntl
 
     lock = Path(folder) / CLAIM_LOCK
@@ -219,7 +264,7 @@ def _owner(folder: Path, pid: int) -> str:
             fd = os.open(lock, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
             break
         except (FileNotFoundError, NotADirectoryError):
-            break
+            return "none"
         except OSError:  # no write access, a read-only file system; a link fails both
             continue
     state = "unknown"
@@ -227,16 +272,85 @@ def _owner(folder: Path, pid: int) -> str:
         try:
             if stat.S_ISREG(os.fstat(fd).st_mode):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                state = "gone"  # taken: no process holds it (closing lets it go again)
+                state = "free"  # taken: no process holds it (closing lets it go again)
         except BlockingIOError:
-            state = "other"
+            state = "held"
         except OSError:  # a file system without locks
             pass
         finally:
             os.close(fd)
-    if state == "unknown":
-        state = "gone" if not _alive(pid) else "ours" if pid == os.getpid() else "other"
     return state
+
+
+def _owner(folder: Path, pid: int) -> str:
+    """Whose is the claim folder ``folder``: ``"ours"``, ``"other"`` (a live process's) or
+    ``"gone"`` (its process ended). Its lock tells; without one (a folder of an older
+    emovox, a file system without locks) its PID, as :func:`_alive` sees it."""
+    state = _lock_state(folder)
+    if state in ("none", "unknown"):
+        return "gone" if not _alive(pid) else "ours" if pid == os.getpid() else "other"
+    return {"ours": "ours", "held": "other"}.get(state, "gone")
+
+
+#: the kind of a claim folder being made (:func:`make_claim`): ``.NAME.pending-PID-HEX``,
+#: a name no reader takes for a claim
+PENDING = "pending"
+
+#: seconds a pending folder whose lock no process holds is left alone: it may be between
+#: its ``mkdir`` and its lock (a few microseconds); one older is a killed maker's
+PENDING_GRACE_S = 60.0
+
+
+def make_claim(parent: Path, name: str, kind: str,
+               mode: int = 0o777) -> tuple[Path, tuple[int, int]]:
+    """Make the claim folder ``.NAME.<kind>-PID-HEX`` in ``parent``, its lock held before
+    it appears under that name: made as ``.NAME.pending-PID-HEX`` (``mode``, under the
+    umask), locked inside (:func:`hold_claim`), then renamed into place (atomic). Made under
+    its own name, it was seen for an instant without its lock, and a process looking then
+    went by its PID, which tells nothing across containers: it removed the claim as stale,
+    or took it for its own (code review). Returns the folder and the claim's key."""
+    parent, pid = Path(parent), os.getpid()
+    for _ in range(100):
+        token = secrets.token_hex(4)
+        pending = parent / f".{name}.{PENDING}-{pid}-{token}"
+        claim = parent / f".{name}.{kind}-{pid}-{token}"
+        if os.path.lexists(claim):
+            continue
+        try:
+            os.mkdir(pending, mode)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"cannot find a free claim name beside {parent / name}")
+    try:
+        key = hold_claim(pending)
+    except OSError:
+        shutil.rmtree(pending, ignore_errors=True)
+        raise
+    try:  # (a non-empty folder of that name refuses it; the name was free just above)
+        os.rename(pending, claim)
+    except OSError:
+        shutil.rmtree(pending, ignore_errors=True)
+        release_claim(key)
+        raise
+    return claim, key
+
+
+def _remove_stale_pending(parent: Path, name: str) -> list[Path]:
+    """Remove the pending folders (:func:`make_claim`) of ``parent / name`` that a killed
+    process left: its lock held by none, older than :data:`PENDING_GRACE_S` (one without
+    its lock yet may be a live maker's, between its two calls). Returns them."""
+    gone = []
+    for p, _pid in _writers(parent, name, (PENDING,)):
+        try:
+            age = time.time() - os.stat(p, follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if age > PENDING_GRACE_S and _lock_state(p) in ("free", "none"):
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+    return gone
 
 
 def remove_stale(parent: Path, name: str,
@@ -245,7 +359,8 @@ def remove_stale(parent: Path, name: str,
     """Remove the ``.NAME.<kind>-PID-...`` folders next to ``parent / name`` that a process
     no longer running left behind (killed while it wrote a run or a model: research QA,
     stop 32); a claim folder's lock tells (:data:`CLAIM_LOCK`), else its PID. Ours by
-    their name; a live process's, a file or a link is never touched. An ``old`` folder
+    their name; a live process's, a file or a link is never touched; nor a claim being
+    made (:func:`make_claim`) unless its maker was killed. An ``old`` folder
     while ``parent / name`` is missing is put back instead: its process was killed between
     the two renames of :func:`swap_folder` (code review, stop 48), unless a live claim is
     there now; only when that process's stage or claim folder is left beside it too (a
@@ -268,7 +383,7 @@ def remove_stale(parent: Path, name: str,
             continue
         shutil.rmtree(p, ignore_errors=True)
         gone.append(p)
-    return gone
+    return gone + _remove_stale_pending(parent, name)
 
 
 @contextmanager
@@ -332,7 +447,7 @@ def live_writers(parent: Path, name: str, kinds: Sequence[str] = ("staging",)) -
 @contextmanager
 def claimed_folder(out: Path, kind: str = "build") -> Iterator[tuple[Path, list[int]]]:
     """A fresh ``.NAME.<kind>-PID-...`` folder beside ``out`` (its parents made; stale
-    ones of dead processes removed first), its lock held (:func:`hold_claim`), and the PIDs
+    ones of dead processes removed first), its lock held (:func:`make_claim`), and the PIDs
     of the other live processes holding one for ``out``: the caller refuses to go on when
     there are any (two ``train --out`` into one folder both trained: stop 35). The folder,
     and the parents made for it while ``out`` does not exist, are removed when the block
@@ -345,15 +460,14 @@ def claimed_folder(out: Path, kind: str = "build") -> Iterator[tuple[Path, list[
         raise NotADirectoryError(f"cannot make the folder {out.parent}: a file of that name "
                                  "(or of one of its parents) is in the way") from None
     remove_stale(out.parent, out.name)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{kind}-{os.getpid()}-"))
     key = None
     try:
-        key = hold_claim(tmp)
+        tmp, key = make_claim(out.parent, out.name, kind, 0o700)  # as mkdtemp made it
         yield tmp, live_writers(out.parent, out.name, (kind,))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # its lock file with it, the lock still held
         if key is not None:
-            release_claim(key)
+            shutil.rmtree(tmp, ignore_errors=True)  # its lock file with it, the lock still
+            release_claim(key)  # held
         for p in made if not out.exists() else []:
             try:
                 p.rmdir()

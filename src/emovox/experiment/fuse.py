@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,12 @@ from emovox.config import Adapt, ExperimentConfig, folder_tail, read_run_yaml
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
 from emovox.experiment.rescore import run_speeds
-from emovox.experiment.rundest import check_run_destination, staged_run_dir
+from emovox.experiment.rundest import (
+    carry_files,
+    check_run_destination,
+    refuse_links,
+    staged_run_dir,
+)
 from emovox.experiment.rundir import (
     ERRORS_FILE,
     Prediction,
@@ -38,7 +43,7 @@ from emovox.experiment.rundir import (
     read_run,
     write_run,
 )
-from emovox.fileio import live_writers
+from emovox.fileio import live_writers, open_unlinked
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
 
@@ -46,6 +51,8 @@ from emovox.metrics import Metrics, compute_metrics, summarize
 #: tell clips apart) -- not the path as written, which is relative to wherever each run was
 #: started (``../shared/...`` vs ``/work/shared/...``)
 Key = tuple[int, str, str, str]
+
+log = logging.getLogger(__name__)
 
 
 def _not_an_input(out: Path, runs: list[Path]) -> None:
@@ -135,8 +142,12 @@ def _errors_of(runs: Sequence[Path]) -> list[tuple[Path, str]]:
     fused run lost them (QA, stop 37), though its metrics still counted them."""
     seen: dict[str, str] = {}
     for run in runs:
-        try:
-            with open(Path(run) / ERRORS_FILE, newline="", encoding="utf-8",
+        try:  # never through a link: its rows were carried into the result (code review)
+            if (fd := open_unlinked(Path(run) / ERRORS_FILE)) is None:
+                log.warning("%s is a symbolic link or not a regular file: not read",
+                            Path(run) / ERRORS_FILE)
+                continue
+            with open(fd, newline="", encoding="utf-8",
                       errors="surrogateescape") as f:  # as written (a name not UTF-8)
                 for row in csv.DictReader(f):
                     seen.setdefault(row.get("path") or "", row.get("error") or "")
@@ -187,6 +198,8 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     w = w / w.sum()
     _not_an_input(out, runs)
     check_run_destination(out)
+    for r in runs:  # what the result is computed from and carries: never through a link
+        refuse_links(Path(r))
     seen = _settled(runs)
     records = [read_run(Path(r)) for r in runs]
     metas = [r.metrics for r in records]
@@ -399,6 +412,8 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         raise ConfigError("merging needs at least two run directories")
     _not_an_input(out, runs)
     check_run_destination(out)
+    for r in runs:  # what the result is computed from and carries: never through a link
+        refuse_links(Path(r))
     seen = _settled(runs)
     records = [read_run(Path(r)) for r in runs]
     configs = [read_run_yaml(Path(r) / "config.yaml") for r in runs]  # capped (stop 48)
@@ -452,9 +467,9 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
                   titles=(f"{first['model']}: UA {s['mean']:.1f} ± {s['std']:.1f}",
                           f"{first['model']}: recall per class"))
         (stage / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        for r in runs:  # each part's training curves stay with its folds
-            for f in (*Path(r).glob("history_fold*.json"), *Path(r).glob("curves_fold*.png")):
-                shutil.copy2(f, stage / f.name)
+        for r in runs:  # each part's training curves stay with its folds (a link: skipped)
+            carry_files([*Path(r).glob("history_fold*.json"),
+                         *Path(r).glob("curves_fold*.png")], stage)
         _unchanged(runs, seen)
     return result
 

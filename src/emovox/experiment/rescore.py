@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,14 @@ from emovox.experiment.multicorpus import (
     per_corpus_record,
     restrict_to_corpus,
 )
-from emovox.experiment.rundest import check_run_destination, staged_run_dir
+from emovox.experiment.rundest import (
+    carry_files,
+    check_run_destination,
+    refuse_links,
+    staged_run_dir,
+)
 from emovox.experiment.rundir import (
+    CONFIG_FILE,
     ERRORS_FILE,
     Prediction,
     Predictions,
@@ -148,6 +153,7 @@ def rescore_run(run: Path, out: Path, *, speeds: Sequence[float]) -> dict[str, A
     if out.resolve() == run.resolve():
         raise ConfigError(f"--out {out} is the run being rescored; write to another folder")
     check_run_destination(out)
+    refuse_links(run)  # read, and its config.yaml copied: never through a link
     record = read_run(run)
     m = record.metrics
     if m.get("adapt", "none") != "none":
@@ -201,7 +207,6 @@ def _write(run: Path, out: Path, record: Any, rows: list[Prediction], proba: np.
         write_run(stage, result, Predictions(list(LABELS), [*scored, *kept]), pooled=pooled,
                   titles=(f"{name} at speeds {list(speeds)}: UA {s['mean']:.1f} ± "
                           f"{s['std']:.1f}", f"{name}: recall per class"))
-        for extra in ("config.yaml", ERRORS_FILE):
-            if (run / extra).is_file():
-                shutil.copy2(run / extra, stage / extra)
+        carry_files([run / extra for extra in (CONFIG_FILE, ERRORS_FILE)
+                     if (run / extra).exists() or (run / extra).is_symlink()], stage)
     return result

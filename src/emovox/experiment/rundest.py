@@ -1,17 +1,18 @@
 """Where a run directory goes: the destination checks and the staging that swaps a finished
-run in whole (:func:`staged_run_dir`). A destination that is not an emovox run folder, or
-holds files emovox did not write, is never touched."""
+run in whole (:func:`staged_run_dir`), and what is carried into it from other runs, never
+through a link (:func:`carry_files`, :func:`refuse_links`). A destination that is not an
+emovox run folder, or holds files emovox did not write, is never touched."""
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import os
 import re
-import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,15 +28,18 @@ from emovox.experiment.rundir import (
 )
 from emovox.fileio import (
     CLAIM_LOCK,
-    hold_claim,
+    copy_unlinked,
     live_writers,
+    make_claim,
     release_claim,
     remove_stale,
     swap_folder,
 )
 
-__all__ = ["RUNS_DIR", "RUN_ENTRIES", "check_run_destination", "default_run_dir", "is_run_dir",
-           "staged_run_dir"]
+__all__ = ["RUNS_DIR", "RUN_ENTRIES", "carry_files", "check_run_destination", "default_run_dir",
+           "is_run_dir", "refuse_links", "staged_run_dir"]
+
+log = logging.getLogger(__name__)
 
 
 #: parent of the run directories named by :func:`default_run_dir`
@@ -113,7 +117,7 @@ def _written_by_runs(entry: Path) -> bool:
         return entry.is_dir() and not entry.is_symlink() and all(  # (a note in one was
             f.is_dir() and not f.is_symlink() and (  # deleted: code review, stop 48), or
                 f.name.startswith("fold") and not foreign_files(f)  # export's claim on one
-                or re.fullmatch(r"\.fold\d+\.(build|old|tmp)-\d+-[0-9a-z_]+", f.name))
+                or re.fullmatch(r"\.fold\d+\.(build|old|tmp|pending)-\d+-[0-9a-z_]+", f.name))
             for f in entry.iterdir())
     return any(fnmatch.fnmatchcase(entry.name, pat) for pat in RUN_ENTRIES) and \
         not entry.is_dir()
@@ -124,8 +128,9 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     """Yield a fresh staging folder next to ``out``; on success it replaces ``out`` whole
     (old files never linger), on error it is removed and ``out`` is left as it was.
     Refused (:class:`RunDirError`) while another live process stages ``out``: the
-    staging folder is a claim, its lock held while the run works (:func:`hold_claim`: a
-    PID told nothing across containers, code review, stop 48)."""
+    staging folder is a claim, its lock held while the run works and already when it
+    appears (:func:`~emovox.fileio.make_claim`: a PID told nothing across containers,
+    code review, stop 48)."""
     out = Path(out)
     here = Path(os.path.abspath(out))  # "--out ." staged inside itself, and replaced it
     if Path.cwd() == here or here in Path.cwd().parents:  # left the shell in a deleted
@@ -135,14 +140,12 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out.parent, out.name)
-    stage = out.parent / f".{out.name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
-    stage.mkdir()
     try:
-        claim = hold_claim(stage)
+        stage, claim = make_claim(out.parent, out.name, "staging")
     except OSError:
-        _unstage(stage, made)
+        _unstage(None, made)
         raise
-    others = live_writers(out.parent, out.name)  # after our mkdir: two at once both see
+    others = live_writers(out.parent, out.name)  # after our claim: two at once both see
     if others:
         _unstage(stage, made)
         release_claim(claim)
@@ -167,12 +170,41 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
         release_claim(claim)
 
 
-def _unstage(stage: Path, made: list[Path]) -> None:
+def _unstage(stage: Path | None, made: list[Path]) -> None:
     """Remove ``stage`` and the folders ``made`` for it (innermost first) while empty: a
     run refused before it wrote anything leaves no ``runs/`` behind."""
-    shutil.rmtree(stage, ignore_errors=True)
+    if stage is not None:
+        shutil.rmtree(stage, ignore_errors=True)
     for folder in made:
         try:
             folder.rmdir()
         except OSError:
             break
+
+
+def refuse_links(run: Path, names: Iterable[str] = (METRICS_FILE, PREDICTIONS_FILE,
+                                                   CONFIG_FILE)) -> None:
+    """Raise :class:`RunDirError` when one of the files ``names`` of the run folder ``run``
+    is a symbolic link: the files a result is computed from and carries are read as
+    themselves, never as whatever a link in a shared run folder points to (any file of this
+    machine; emovox writes no link in a run). Missing ones are the reader's to report."""
+    for name in names:
+        if (Path(run) / name).is_symlink():
+            raise RunDirError(
+                f"{Path(run) / name} is a symbolic link; emovox writes none in a run folder "
+                "and does not follow one out of it. Replace it by a copy of the file it "
+                "points to if you trust that file")
+
+
+def carry_files(files: Iterable[Path], stage: Path) -> list[Path]:
+    """Copy each of ``files`` (of other run folders) into ``stage`` under its name, never
+    through a link (:func:`~emovox.fileio.copy_unlinked`): a link, or anything not a
+    regular file, is skipped with a warning -- what the link pointed to (any file of this
+    machine) was copied into the run (code review). Returns the files skipped."""
+    skipped = []
+    for f in files:
+        if not copy_unlinked(f, Path(stage) / Path(f).name):
+            log.warning("%s is a symbolic link or not a regular file: not copied (files of "
+                        "a run folder are read as themselves, never through a link)", f)
+            skipped.append(Path(f))
+    return skipped
