@@ -7,7 +7,8 @@ and the bundled model names.
 A folder holds ``model.json`` and the weights: ``weights.safetensors`` (networks, with the
 normaliser and front-end arrays; ``model.onnx`` after export) or ``model.skops``
 (scikit-learn). Nothing in a model folder can run code (no pickle; skops with an exact type
-allow-list).
+allow-list). The weights' header records the SHA-256 of ``model.json``'s network section
+(:mod:`emovox.artifact.network`): an edited section is refused by both backends alike.
 
 May import: emovox.preprocess, emovox.features (frontend, lazily), emovox.models (the
 registry, lazily), emovox.labels, emovox.errors, emovox.fileio. Never training, serving,
@@ -47,6 +48,7 @@ from emovox.artifact.meta import (
     json_default,
     parse_meta,
 )
+from emovox.artifact.network import NETWORK_DIGEST_KEY, network_digest
 from emovox.artifact.paths import (
     BUNDLED_MODELS,
     DEFAULT_MODEL_DIR,
@@ -78,6 +80,7 @@ __all__ = [
     "DEFAULT_MODEL_DIR",
     "DEPRECATED_MODEL_NAMES",
     "MODEL_JSON",
+    "NETWORK_DIGEST_KEY",
     "ONNX_FILE",
     "RETIRED_MODELS",
     "SCHEMA",
@@ -108,6 +111,7 @@ __all__ = [
     "make_readable",
     "model_file_mode",
     "model_digest",
+    "network_digest",
     "parse_meta",
     "preprocess_for_input",
     "preprocess_for_model",

@@ -10,6 +10,9 @@ as ``weights.safetensors`` (networks; normaliser and front-end arrays included) 
   an existing one atomically. Both serialise through :meth:`ArtifactMeta.to_json`.
 * An existing path is replaced only with ``force=True`` **and** only when it is an emovox
   model folder (a readable ``model.json``); any other file or folder is refused untouched.
+* ``weights.safetensors``' header records the SHA-256 of ``model.json``'s network section
+  (:mod:`emovox.artifact.network`); the reader refuses a section edited since, for both
+  backends alike.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from emovox.artifact.meta import (
     json_default,
     parse_meta,
 )
+from emovox.artifact.network import check_network, network_digest, weights_metadata
 from emovox.artifact.paths import (
     FOLDER_FILES,
     MAX_META_BYTES,
@@ -109,17 +113,25 @@ def read_meta(path: str | Path) -> ArtifactMeta:
 
 def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
     """All arrays of ``weights.safetensors`` (NumPy)."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    return _read_weights(Path(path))[0]
 
-    f = Path(path) / WEIGHTS_FILE
+
+def _read_weights(path: Path, *, arrays: bool = True
+                  ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """All arrays of the folder's ``weights.safetensors`` (none unless ``arrays``) and its
+    header metadata."""
+    from safetensors import SafetensorError, safe_open
+
+    f = path / WEIGHTS_FILE
     if not f.is_file():
         raise ArtifactError(f"{f}: is missing")
     try:
         check_model_file_size(f)
         with open(f, "rb"):  # permissions: safetensors says "No such file" (QA, stop 38)
             pass
-        return load_file(str(f))
+        with safe_open(str(f), framework="numpy") as fh:
+            return ({k: fh.get_tensor(k) for k in fh.keys()} if arrays else {},
+                    dict(fh.metadata() or {}))
     except OSError as exc:
         raise ArtifactError(f"{f}: cannot be read ({exc.strerror or _one_line(exc)})") from None
     except (SafetensorError, ValueError) as exc:
@@ -157,7 +169,7 @@ def read_artifact(path: str | Path, *, skip: tuple[str, ...] = ()) -> Artifact:
     check_digests(path, meta, skip)
     if meta.kind is ModelKind.SKLEARN:
         return Artifact(path, meta, {}, load_pipeline(path / SKOPS_FILE))
-    tensors = read_tensors(path)
+    tensors, header = _read_weights(path)
     f = path / WEIGHTS_FILE
     try:
         norm = Normaliser.from_arrays(tensors)
@@ -178,6 +190,7 @@ def read_artifact(path: str | Path, *, skip: tuple[str, ...] = ()) -> Artifact:
     if not net:
         raise ArtifactError(f"{f}: holds no network weights (net.*)")
     _check_agree(path, meta, pre)
+    check_network(path, meta, header)  # the same check for either backend (code review)
     return Artifact(path, meta.replace(preprocess=pre), net)
 
 
@@ -275,7 +288,8 @@ def write_artifact(
         stage = tmp / out.name
         stage.mkdir()
         if meta.kind is ModelKind.TORCH:
-            _save_tensors(stage / WEIGHTS_FILE, _all_tensors(meta, tensors or {}))
+            _save_tensors(stage / WEIGHTS_FILE, _all_tensors(meta, tensors or {}),
+                          weights_metadata(meta))
         else:
             import skops.io as sio
 
@@ -297,17 +311,38 @@ def update_artifact(path: str | Path, meta: ArtifactMeta, *,
     The model files not rewritten here (nor named in ``written``: just written by the
     caller) must still be those the folder's ``model.json`` records: their digests are
     recomputed, and a swapped or damaged file would otherwise be recorded as the model's
-    (``calibrate`` did so: QA, stop 40)."""
+    (``calibrate`` did so: QA, stop 40).
+
+    The network section is the folder's own (the weights and ``model.onnx`` were made for
+    it: ValueError for another), and is checked against the digest the weights' header
+    records (:mod:`emovox.artifact.network`): a section edited by hand since is refused, not
+    recorded as the model's; weights kept from a writer that recorded none are rewritten
+    with the same arrays and the digest."""
     path = Path(path)
-    kept = dict(read_meta(path).digests)
+    old = read_meta(path)
+    if _built_from(old) != _built_from(meta):
+        raise ValueError(f"{path}: update_artifact keeps the network section (the weights and "
+                         "model.onnx were made for it); write a new model folder instead")
+    kept = dict(old.digests)
     for name in (*written, *((WEIGHTS_FILE,) if tensors is not None else ())):
         kept.pop(name, None)
     check_digests(path, meta.replace(digests=kept))
-    if tensors is not None:
+    arrays = None if tensors is None else _all_tensors(meta, tensors)
+    if meta.kind is ModelKind.TORCH and WEIGHTS_FILE not in written:
+        header = _read_weights(path, arrays=False)[1]  # the section edited by hand since
+        check_network(path, old, header)  # it was saved is not recorded as the model's
+        if arrays is None and header != (weights_metadata(meta) or {}):  # none recorded:
+            arrays = read_tensors(path)  # the same arrays, with it
+    if arrays is not None:
         with atomic_path(path / WEIGHTS_FILE, mode=model_file_mode(path / WEIGHTS_FILE)) as tmp:
-            _save_tensors(tmp, _all_tensors(meta, tensors))
+            _save_tensors(tmp, arrays, weights_metadata(meta))
     _write_meta(path, meta)
     return path
+
+
+def _built_from(meta: ArtifactMeta) -> str | None:
+    """The digest of what the network of ``meta`` is built from (None: no network)."""
+    return None if meta.network is None else network_digest(meta.network)
 
 
 def _all_tensors(meta: ArtifactMeta, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -321,10 +356,14 @@ def _all_tensors(meta: ArtifactMeta, tensors: dict[str, np.ndarray]) -> dict[str
     return out
 
 
-def _save_tensors(file: Path, tensors: dict[str, np.ndarray]) -> None:
+def _save_tensors(file: Path, tensors: dict[str, np.ndarray],
+                  metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` to the safetensors ``file``, with ``metadata`` in its header
+    (:func:`~emovox.artifact.network.weights_metadata`)."""
     from safetensors.numpy import save_file
 
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(file))
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(file),
+              metadata=metadata)
 
 
 def _write_meta(folder: Path, meta: ArtifactMeta) -> None:

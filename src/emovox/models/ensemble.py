@@ -45,9 +45,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from emovox.models.netcheck import ensemble_layout
+
 __all__ = ["Ensemble", "FunctionalMember", "build_net"]
 
-_PREFIX = "emovox.models."
 
 
 class FunctionalMember(nn.Module):
@@ -135,52 +136,11 @@ def build_net(n_classes: int, input_shape: tuple[int, ...],
     (with ``"narrow": [columns]``: and its narrow-band alternative on those of the ``D``
     columns, the input then ending with the band column); training keys are ignored."""
     del train_keys
-    dim, narrow = _functional_dim(functional)
-    if len(members) + (dim > 0) < 2:
-        raise ValueError("an ensemble needs at least two members")
-    if len(input_shape) != 2:
-        raise ValueError(f"ensemble expects input_shape (T, M), got {input_shape}")
-    blocks = list(inputs) if inputs is not None else [0] * len(members)
-    n_blocks = max(blocks) + 1 if blocks else 1
-    cols = input_shape[1] - dim - (1 if narrow else 0)
-    if (not members or len(blocks) != len(members) or cols <= 0 or cols % n_blocks
-            or set(blocks) != set(range(n_blocks))):
-        raise ValueError(f"inputs {blocks} do not split input_shape {input_shape} into "
-                         "blocks every one of which is read")
-    width = cols // n_blocks
-    nets = []
-    for k, m in enumerate(members):
-        if not (isinstance(m, dict) and isinstance(m.get("params", {}), dict)):
-            raise ValueError(f"member {k} must be {{'module': ..., 'params': {{...}}}}, got "
-                             f"{str(m)[:80]!r}")  # it was an AttributeError (code review, 47)
-        module = str(m.get("module", ""))
-        if not module.startswith(_PREFIX) or module == __name__:
-            raise ValueError(f"refusing to build ensemble member from module {module!r}")
-        try:
-            build = importlib.import_module(module).build_net
-        except (ImportError, AttributeError):
-            raise ValueError(f"member {k}: module {module!r} builds no network") from None
-        nets.append(build(n_classes, (input_shape[0], width), **dict(m.get("params", {}))))
-    return Ensemble(nets, width, blocks,
-                    FunctionalMember(dim, n_classes) if dim else None,
-                    FunctionalMember(len(narrow), n_classes) if narrow else None, narrow)
-
-
-def _functional_dim(functional: dict[str, Any] | None) -> tuple[int, list[int]]:
-    """``functional["dim"]`` and ``functional.get("narrow", [])`` checked (``(0, [])``
-    without a functional member)."""
-    if functional is None:
-        return 0, []
-    dim, narrow = functional.get("dim"), functional.get("narrow", [])
-    if (not set(functional) <= {"dim", "narrow"} or not isinstance(dim, int)
-            or isinstance(dim, bool) or dim < 1):
-        raise ValueError(f"functional must be {{'dim': D[, 'narrow': columns]}} with D >= 1, "
-                         f"got {functional!r}")
-    ok = (isinstance(narrow, list) and len(set(narrow)) == len(narrow)
-          and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < dim
-                  for c in narrow)
-          and ("narrow" not in functional or narrow))
-    if not ok:
-        raise ValueError(f"functional 'narrow' must list distinct columns of 0..{dim - 1}, "
-                         f"got {narrow!r}")
-    return dim, list(narrow)
+    layout = ensemble_layout(input_shape, members, inputs, functional)  # the load-time check
+    nets = [importlib.import_module(str(m["module"])).build_net(
+        n_classes, (input_shape[0], layout.width), **dict(m.get("params", {})))
+        for m in members]
+    return Ensemble(nets, layout.width, list(layout.blocks),
+                    FunctionalMember(layout.dim, n_classes) if layout.dim else None,
+                    FunctionalMember(len(layout.narrow), n_classes) if layout.narrow else None,
+                    list(layout.narrow))

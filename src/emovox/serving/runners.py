@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from emovox.artifact import ONNX_FILE, Artifact, ArtifactError, weights_digest
+from emovox.errors import ConfigError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -110,7 +111,7 @@ def build_network(artifact: Artifact) -> nn.Module:
     try:  # first on the meta device: no memory, so absurd sizes cannot allocate anything
         with torch.device("meta"):
             probe = build(*args, **meta.network.params)
-    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+    except (TypeError, ValueError, RuntimeError, KeyError, ConfigError) as exc:
         raise ArtifactError(f"{where}: network.params do not build the network: "
                             f"{' '.join(str(exc).split())[:200]}") from None
     # sizes, not shapes: a scalar buffer may be stored as (1,) (BatchNorm's counter)
