@@ -1,12 +1,14 @@
 """Resuming `emovox batch` (code review): a CSV cell over csv's field limit, a file changed
-since its row was written, and two file names that printed alike. Batches run here on a
-fake predictor (no model), over short tones written to tmp_path."""
+since its row was written, two file names that printed alike, and rows keyed as the version
+before wrote such a name. Batches run here on a fake predictor (no model), over short tones
+written to tmp_path."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
 import io
+import json
 import logging
 import os
 from pathlib import Path
@@ -22,7 +24,12 @@ from emovox.serving import predictor as predictor_mod
 from emovox.serving.answer import Prediction, Status
 from emovox.serving.batch import FIELDS, RowWriter, read_rows, row_for, run_batch
 from emovox.serving.batch_rows import VERSION_FIELDS, done_paths
-from emovox.serving.inputs import exact_path_text, path_of_text, printable_path
+from emovox.serving.inputs import (
+    exact_path_text,
+    path_of_text,
+    printable_path,
+    resolved_key,
+)
 from emovox.serving.outfile import CSV_HEADERS, MAX_CELL_CHARS, capped, check_ours
 from signals import sine
 
@@ -280,3 +287,70 @@ def test_exact_path_text_names_one_file_and_prints_ordinary_paths_as_before(raw)
 def test_exact_path_text_tells_the_colliding_names_apart():
     assert printable_path(os.fsdecode(b"a\xff.wav")) == printable_path("a\\xff.wav")
     assert exact_path_text(os.fsdecode(b"a\xff.wav")) != exact_path_text("a\\xff.wav")
+
+
+# -- 4: rows keyed as the version before exact_path_text wrote the path ----------------------
+
+
+def _as_before(out: Path, name: str) -> None:
+    """``out`` as the version before :func:`exact_path_text` wrote it: the path of the file
+    ``name`` as :func:`printable_path` (a doubled backslash was a single one)."""
+    rows = list(read_rows(out))
+    field = "path" if out.suffix == ".csv" else "source"
+    for r in rows:
+        p = path_of_text(r[field])
+        if p.name == name:
+            r[field] = printable_path(p)
+            assert r[field] != exact_path_text(p)
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        if out.suffix == ".csv":
+            w = csv.DictWriter(f, fieldnames=FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        else:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+@pytest.mark.skipif(os.sep != "/", reason="a backslash in a file name: POSIX")
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_row_keyed_as_the_version_before_wrote_the_path_is_resumed(tmp_path, fake, suffix):
+    """``take\\\\2.wav`` (two backslashes) was written ``.../take\\\\2.wav`` before and is
+    ``.../take\\\\\\\\2.wav`` now: a resume predicted it again and kept two rows of it."""
+    d = tmp_path / "clips"
+    d.mkdir()
+    name = "take\\\\2.wav"
+    for n in (name, "b.wav"):
+        _clip(d / n)
+    out = tmp_path / f"r{suffix}"
+    assert _batch([d], out).done == 2
+    _as_before(out, name)
+    s = _batch([d], out)
+    assert (s.skipped, s.done, len(list(read_rows(out)))) == (2, 0, 2)
+    assert resolved_key(d / name) in done_paths(out)  # re-keyed to the file's text now
+    assert (_batch([d], out).skipped, len(list(read_rows(out)))) == (2, 2)
+
+
+@pytest.mark.skipif(os.sep != "/", reason="a backslash in a file name: POSIX")
+def test_a_file_with_an_old_keyed_row_keeps_one_row(tmp_path, fake):
+    """A resume by the version with the bug added a second row; a file changed since its
+    old-keyed row was written is predicted again, its old row dropped."""
+    d = tmp_path / "clips"
+    d.mkdir()
+    twice, changed = "a\\\\b.wav", "c\\x41.wav"
+    for n in (twice, changed):
+        _clip(d / n)
+    out = tmp_path / "r.csv"
+    _batch([d], out)
+    first = _csv(out)
+    _as_before(out, twice)
+    _as_before(out, changed)
+    with open(out, "a", newline="", encoding="utf-8") as f:  # the bug's second row
+        csv.DictWriter(f, fieldnames=FIELDS).writerow(
+            next(r for r in first if path_of_text(r["path"]).name == twice))
+    _clip(d / changed, seconds=1.0)
+    s = _batch([d], out)
+    assert (s.skipped, s.changed, s.done) == (1, 1, 1)
+    rows = _csv(out)
+    assert sorted(r["path"] for r in rows) == sorted(resolved_key(d / n)
+                                                     for n in (twice, changed))
+    assert {r["duration"] for r in rows} == {"0.5", "1.0"}

@@ -139,6 +139,30 @@ def test_every_clip_killing_its_worker_points_at_the_installation(clips, tmp_pat
     assert err.value.culprits == tuple(str(c) for c in clips)
 
 
+def _slow_death(i):
+    """In a worker: a task that kills its process after a while (every worker of a pool then
+    holds one when the first dies)."""
+    if os.getpid() != int(os.environ["EMOVOX_TEST_PARENT"]):
+        time.sleep(1.0)
+        os._exit(1)
+    return i
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers")
+def test_no_more_culprits_are_named_than_the_limit(monkeypatch, killer_env):
+    """The limit was checked only before each pool: one break tried every clip in hand
+    (one per worker), naming up to MAX_CULPRITS - 1 + n_jobs (code review)."""
+    from emovox.features import workers
+
+    monkeypatch.setattr(workers, "MAX_CULPRITS", 2)
+    done = []
+    with pytest.raises(workers.WorkersDied) as err:
+        workers.run_in_pool(_slow_death, {i: (i,) for i in range(12)}, 4,
+                            lambda i, fut: done.append(i), name=lambda i: f"clip{i}")
+    assert len(err.value.culprits) == 2 and done == []
+    assert "10 clip(s) were not tried" in str(err.value)  # the rest in hand among them
+
+
 def test_a_worker_refuses_other_code_than_its_parents(clips, tmp_path, monkeypatch):
     """A worker started by spawn or a fork server imports emovox again: an edit since the
     parent started must not be cached under the parent's key."""

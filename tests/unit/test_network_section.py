@@ -106,7 +106,24 @@ def test_an_edited_network_section_is_refused_by_both_backends_alike(tiny_model,
     (lambda n: n["params"].update(epochs=0), "epochs must be >= 1, got 0"),
     (lambda n: n.update(module="emovox.models.layers"),
      "network.module 'emovox.models.layers' builds no network"),
-], ids=["unknown-key", "not-a-list", "not-a-number", "out-of-range", "not-a-network"])
+    # what build_net refuses for the sizes and the shape (PyTorch refused them, ONNX served)
+    (lambda n: n["params"].update(time_pools=[8, 8, 8, 1]), "crnn needs T >= 512, got T=64"),
+    (lambda n: n["params"].update(channels=[16, 32, 64]), "3 conv blocks but 4 time pools"),
+    (lambda n: n.update(input_shape=[64]), "crnn expects input_shape (T, M), got (64,)"),
+    (lambda n: n["params"].update(gru_hidden=0), "gru_hidden must be >= 1, got 0"),
+    (lambda n: n["params"].update(dropout=1.5),
+     "dropout must be a probability (0..1), got 1.5"),
+    (lambda n: n.update(module="emovox.models.reslstm", params={"stack": 0}),
+     "stack, hidden and blocks must be >= 1, got 0, 128, 2"),
+    (lambda n: n.update(module="emovox.models.resnet_mlp", params={"widths": []},
+                        input_shape=[64]), "resnet_mlp needs at least one block width"),
+    (lambda n: n.update(module="emovox.models.mlp", params={}),
+     "mlp expects input_shape (D,), got (64, 64)"),
+    (lambda n: n.update(module="emovox.models.ecapa", params={}, input_shape=[64]),
+     "ecapa expects input_shape (T, M), got (64,)"),
+], ids=["unknown-key", "not-a-list", "not-a-number", "out-of-range", "not-a-network",
+        "time-pools-over-T", "blocks-not-pools", "rank", "zero-width",
+        "dropout-over-1", "reslstm-stack-0", "resnet-no-widths", "mlp-rank", "ecapa-rank"])
 def test_invalid_network_params_are_refused_by_both_backends_alike(tiny_model, tmp_path,
                                                                    old, edit, said):
     """ONNX loaded them and answered; PyTorch raised a ConfigError traceback. Now one
@@ -129,6 +146,57 @@ def test_an_ensemble_member_s_params_are_checked_as_the_member_s_own():
     with pytest.raises(ConfigError, match="unknown parameter 'member' for the ensemble"):
         check_network_params("emovox.models.ensemble", {"members": [member, member],
                                                         "member": []}, (64, 64))
+
+
+#: per network module, (params, input_shape) its build_net refuses (and one it builds)
+REFUSED: dict[str, list[tuple[dict[str, Any], tuple[int, ...]]]] = {
+    "crnn": [({}, (300, 64)), ({"time_pools": [8, 8, 8, 1]}, (300, 64)), ({}, (300,)),
+             ({"channels": [16, 32]}, (300, 64)), ({}, (300, 8)), ({"d_model": 0}, (300, 64)),
+             ({"gru_hidden": -1}, (300, 64)), ({"time_pools": [2, 2, 0, 1]}, (300, 64)),
+             ({"n_aux": -1}, (300, 64)), ({"conv_dropout": -0.1}, (300, 64))],
+    "ecapa": [({}, (256, 64)), ({}, (256,)), ({"scale": 0}, (256, 64)),
+              ({"channels": 10}, (256, 64)), ({"dilations": []}, (256, 64)),
+              ({"se_dim": -1}, (256, 64)), ({"dropout": 1.5}, (256, 64))],
+    "reslstm": [({}, (256, 72)), ({"stack": 0}, (256, 72)), ({"stack": 8}, (4, 72)),
+                ({}, (256,)), ({"attention_dim": -1}, (256, 72)), ({"dropout": -1.0}, (256, 72))],
+    "cnn_bilstm": [({}, (94, 60)), ({}, (4, 60)), ({}, (94,)), ({"lstm_layers": 0}, (94, 60)),
+                   ({"channels": [0]}, (94, 60)), ({"kernel_size": -1}, (94, 60)),
+                   ({"dropout": 1.5}, (94, 60))],
+    "cnn_gru_attention": [({}, (200, 40)), ({}, (2, 40)), ({}, (200, 40, 1)),
+                          ({"gru_hidden": 0}, (200, 40)), ({"dense": -1}, (200, 40))],
+    "mlp": [({}, (340,)), ({}, (340, 2)), ({"hidden": [8]}, (340,)),
+            ({"hidden": [8, 0], "dropouts": [0.5, 0.5]}, (340,)),
+            ({"dropouts": [0.5, 0.5, 1.5]}, (340,))],
+    "conv1d": [({}, (162,)), ({}, (162, 1)), ({"channels": [-1]}, (162,)),
+               ({"kernel_size": 4}, (162,)), ({"conv_dropout": 2.0}, (162,))],
+    "resnet_mlp": [({}, (40,)), ({}, (40, 1)), ({"widths": []}, (40,)),
+                   ({"widths": [8, -1]}, (40,)), ({"dropout": -0.5}, (40,))],
+}
+
+
+def _said(call: Callable[[], Any]) -> str | None:
+    try:
+        call()
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(m.removeprefix("emovox.models.") for m in NETWORK_MODULES
+                                         if m != "emovox.models.ensemble"))
+def test_the_shared_check_refuses_what_build_net_refuses(name):
+    """Sizes and shapes too: on a folder that records no digest, PyTorch refused a CRNN whose
+    time pools pool more than T frames, a ResLSTM's stack=0, a vector network given a (T, M)
+    shape, while the torch-free check passed them and ONNX served them."""
+    from emovox.models.netcheck import check_network_params
+
+    module = f"emovox.models.{name}"
+    build_net = importlib.import_module(module).build_net
+    for k, (params, shape) in enumerate(REFUSED[name]):
+        built = _said(lambda p=params, s=shape: build_net(3, s, **p))
+        checked = _said(lambda p=params, s=shape: check_network_params(module, p, s))
+        assert checked == built, (params, shape)
+        assert (built is None) == (k == 0), (params, shape)  # the first one builds
 
 
 def test_a_folder_saved_before_the_digest_still_loads(tiny_model, tmp_path, caplog):

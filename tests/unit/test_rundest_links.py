@@ -156,3 +156,50 @@ def test_copies_follow_no_link_at_either_end(tmp_path):
     assert not (dst / "plain.json").is_symlink() and (dst / "plain.json").read_text() == "ok"
     assert sorted(p.name for p in dst.iterdir()) == ["plain.json"]  # no temporary file left
     assert copy_unlinked(src / "linked.json", dst / "x") is False and not (dst / "x").exists()
+
+
+def _swap_after_check(monkeypatch, module, name: str, elsewhere: Path) -> None:
+    """``module.refuse_links`` as it is, but ``name`` in each run it checks becomes a link
+    to a copy in ``elsewhere`` right after: swapped in between the check and the read."""
+    check = module.refuse_links
+
+    def check_then_swap(run: Path, *args) -> None:
+        check(run, *args)
+        real = elsewhere / f"{Path(run).name}-{name}"  # even a link to a good copy
+        real.write_bytes((Path(run) / name).read_bytes())
+        _link(Path(run) / name, real)
+
+    monkeypatch.setattr(module, "refuse_links", check_then_swap)
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "predictions.csv", "config.yaml"])
+def test_merge_refuses_a_link_swapped_in_after_its_check(tmp_path, monkeypatch, name):
+    """refuse_links checked the files, then they were opened by path: a link swapped in
+    between was followed. They are opened without following one now."""
+    a, b = _part(tmp_path, "a", 0), _part(tmp_path, "b", 1)
+    (tmp_path / "elsewhere").mkdir()
+    _swap_after_check(monkeypatch, fuse, name, tmp_path / "elsewhere")
+    with pytest.raises(RunDirError, match=rf"{name} is a symbolic link"):
+        fuse.merge_runs([a, b], tmp_path / "merged")
+    assert (b / name).is_symlink()  # (the swap did happen)
+    assert not (tmp_path / "merged").exists()
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "predictions.csv", "config.yaml"])
+def test_rescore_refuses_a_link_swapped_in_after_its_check(tmp_path, monkeypatch, name):
+    run = _part(tmp_path, "run", 0)
+    (tmp_path / "elsewhere").mkdir()
+    _swap_after_check(monkeypatch, rescore, name, tmp_path / "elsewhere")
+    with pytest.raises(RunDirError, match=rf"{name} is a symbolic link"):
+        _rescore(tmp_path, monkeypatch, run)
+    assert (run / name).is_symlink()
+    assert not (tmp_path / "fast").exists()
+
+
+def test_fuse_refuses_a_link_swapped_in_after_its_check(tmp_path, monkeypatch):
+    a, b = _part(tmp_path, "a", 0), _part(tmp_path, "b", 0)
+    (tmp_path / "elsewhere").mkdir()
+    _swap_after_check(monkeypatch, fuse, "predictions.csv", tmp_path / "elsewhere")
+    with pytest.raises(RunDirError, match="predictions.csv is a symbolic link"):
+        fuse.fuse_runs([a, b], tmp_path / "fused")
+    assert not (tmp_path / "fused").exists()

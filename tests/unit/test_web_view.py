@@ -5,6 +5,7 @@ timeline bands and evidence spans, and the wording of limit errors."""
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import numpy as np
@@ -345,6 +346,10 @@ def _html(markdown: str) -> str:
     return markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
 
 
+#: U+2060 WORD JOINER, which breaks GFM's autolink literals and shows nothing
+JOINER = "\u2060"
+
+
 def _inert(html: str) -> bool:
     return not any(tag in html for tag in ("<img", "<a ", "<script", "<strong", "<em", "<h"))
 
@@ -357,7 +362,7 @@ def test_a_model_string_renders_as_its_text(value):
 
     out = _html(view.md_text(value))
     assert _inert(out) and out.count("<p>") == 1  # one paragraph: no block of its own
-    shown = html.unescape(re.sub(r"<[^>]+>", "", out)).strip()
+    shown = html.unescape(re.sub(r"<[^>]+>", "", out)).strip().replace(JOINER, "")
     assert shown == " ".join(value.split())  # exactly its text (line breaks as spaces)
     assert ":red-badge[" not in view.md_text(value)  # Streamlit's directives: escaped too
     headline = _html(f'## <span style="color:#fff">{view.md_text(value)}</span>')
@@ -381,7 +386,7 @@ def test_a_card_keeps_its_markdown_but_loads_and_links_nothing():
     out = _html(view.card_markdown(crafted))
     assert "<img" not in out and "<a " not in out and "<script" not in out
     assert "<h1>Card</h1>" in out and "<table>" in out  # the card's own Markdown stays
-    assert "![x](http://example.invalid/x.png)" in out  # shown as text
+    assert "![x](http://example.invalid/x.png)" in out.replace(JOINER, "")  # shown as text
     assert r":red\[fake\]" in view.card_markdown(crafted) and r"\$" in view.card_markdown(crafted)
 
 
@@ -393,3 +398,102 @@ def test_model_labels_in_markdown_lines_are_text():
         out = _html(line)  # the line's own bold label(s), nothing of the label's
         assert out.count("<strong>") == bold and "<img" not in out and "<a " not in out
         assert "**bold**" in out
+
+
+# ------------------------------------------------------------------ GFM autolink literals
+# Streamlit renders with remark-gfm, whose autolink literals are found in the text after
+# backslash escapes are resolved: an escaped https://... still became a link (code review).
+# markdown-it's CommonMark never autolinks, so GFM's patterns are applied to its text.
+
+GFM_AUTOLINKS = [re.compile(r"www\.", re.IGNORECASE), re.compile(r"https?://", re.IGNORECASE),
+                 re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")]
+URLS = ["https://evil.example/login", "HTTP://EVIL.EXAMPLE", "www.evil.example/x",
+        "WWW.evil.example", "name@host.tld", "mailto:me@evil.example", "x <https://a.b> y",
+        "https\\://a.b", "ftp://a.b www.c.d e@f.gh", "https\u2060://joined.example", EVIL]
+
+
+def _text(html_out: str) -> str:
+    """The text GFM would look for autolinks in: the HTML's, code left out (never linked)."""
+    import html
+
+    no_code = re.sub(r"<code[^>]*>.*?</code>", " ", html_out, flags=re.DOTALL)
+    return html.unescape(re.sub(r"<[^>]+>", " ", no_code))
+
+
+def _autolinks(html_out: str) -> list[str]:
+    return [m.group() for p in GFM_AUTOLINKS for m in p.finditer(_text(html_out))]
+
+
+@pytest.mark.parametrize("value", URLS)
+def test_a_model_string_shows_no_autolink_literal(value):
+    out = _html(view.md_text(value))
+    assert _autolinks(out) == []
+    assert _autolinks(_html(f"## <span>{view.md_text(value)}</span>")) == []
+    shown = " ".join(_text(out).replace(JOINER, "").split())
+    assert shown == " ".join(value.replace(JOINER, "").split())  # the text, as it reads
+
+
+def test_a_model_string_cannot_reverse_or_hide_its_text():
+    import unicodedata
+
+    value = "crnn\u202e\u2066gpj.exe\u200b\u200d\ufeff\U000e0041 https://a.b"
+    text = view.md_text(value)
+    assert [c for c in text if unicodedata.category(c) == "Cf"] == [JOINER]  # its own only
+    assert _text(_html(text)).replace(JOINER, "").strip() == "crnngpj.exe https://a.b"
+
+
+CARD = """# Model https://evil.example
+
+Trained by me@evil.example, see www.evil.example and **https://bold.example**.
+
+- a list item, http://list.example
+> a quote, WWW.quote.example
+
+| corpus | link |
+|---|---|
+| a | https://cell.example |
+
+Run `curl https://code.example` or ``a ` www.code.example``.
+
+```
+pip install https://fenced.example/x.whl  # mail@fenced.example
+```
+
+    indented https://indented.example
+"""
+
+
+def test_a_card_links_no_bare_url_but_keeps_its_code():
+    out = view.card_markdown(CARD)
+    html_out = _html(out)
+    assert _autolinks(html_out) == []
+    assert out.replace(JOINER, "") == CARD  # shows the same
+    code = re.findall(r"<code[^>]*>(.*?)</code>", html_out, flags=re.DOTALL)
+    assert len(code) == 4 and not any(JOINER in c for c in code)  # code kept exactly
+    assert "<h1>" in html_out and "<table>" in html_out and "<li>" in html_out
+
+
+@pytest.mark.parametrize("card", [
+    "| `a | http://x.example` |\n|---|---|",  # a table cell ends the code span
+    "a `\n` http://x.example ` y `",  # a code span across lines
+    "- a\n\n   ```\nx\n```\ncode\n```\nhttp://x.example\n```",  # a list item's fence
+    "- a\n\n    http://x.example `b`",  # a list item's paragraph, not code
+    "# h `\nhttp://x.example `y`",  # a heading ends its line
+    "> `a\nb` http://x.example `c`",  # a lazy line
+    "# h `\rhttp://x.example `y`",  # a lone CR ends a line
+    "a `\n\u00a0\n` http://x.example ` y `",  # a line of U+00A0 is no blank line
+])
+def test_a_card_links_nothing_where_its_code_cannot_be_told(card):
+    assert _autolinks(_html(view.card_markdown(card))) == []
+
+
+def test_random_cards_link_nothing_outside_their_code():
+    import random
+
+    pieces = ["```", "~~~", "  ```", "- ```", "> ```", "~~~ `i`", "- a", "1. a", "> q", "a `",
+              "` b", "``", "    x http://e.x", "  y www.e.x", "http://e.x `y` a@e.x",
+              "| a | `b |", "|---|---|", "# h `", "---", "\t`c", "text", ""]
+    rng = random.Random(0)
+    for _ in range(1500):
+        card = "\n".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        assert _autolinks(_html(view.card_markdown(card))) == [], card

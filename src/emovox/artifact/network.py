@@ -14,7 +14,9 @@ by :func:`emovox.artifact.read_artifact` for every network folder whichever back
   writer recorded in ``weights.safetensors``' header (:data:`NETWORK_DIGEST_KEY`; the
   weights file is itself covered by ``model.json``'s ``digests``, which cannot cover
   ``model.json``). A folder whose weights record none (written before this check, the
-  bundled models among them) is read as before, with a debug note.
+  bundled models among them) is read as before, with a debug note; the next rewrite of
+  such a folder (``calibrate``, ``export``) records the section it finds, so a hand edit
+  made before then is recorded as the model's own (nothing recorded the original).
 
 Only what builds the network is hashed: ``network.train`` and ``network.history`` document
 the training, and ``preprocess`` is applied by NumPy, the same for both backends (its

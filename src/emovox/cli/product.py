@@ -54,7 +54,6 @@ def predict(
     model = check_model_option(model)
     if truth and json_out:
         fail(ValueError("--truth adds a table; it cannot be combined with --json"))
-    _refuse_no_file(files, json_out)
     from emovox.serving.batch import predict_files
     from emovox.serving.params import check_max_duration
     from emovox.serving.predictor import Predictor
@@ -72,6 +71,7 @@ def predict(
                                         progress=progress)
     except USER_ERRORS as exc:
         fail(exc)
+    _refuse_no_file(files, json_out)  # after the model: a bad model is said first
     outcomes = []
     with bars.files_progress(len(files)) as advance:
         for f in files:
@@ -105,9 +105,9 @@ def predict(
 
 
 def _refuse_no_file(files: list[Path], json_out: bool) -> None:
-    """Exit 2 before the model is loaded when no path given is a file (each missing, a
-    folder...): a usage error, as `timeline` of a missing file (it was exit 1, "1 of 1
-    files failed": code review). Some good paths: each bad one is its own error row."""
+    """Exit 2 when no path given is a file (each missing, a folder...): a usage error, as
+    `timeline` of a missing file (it was exit 1, "1 of 1 files failed": code review). Some
+    good paths: each bad one is its own error row."""
     import json
 
     from emovox.serving.batch import FileOutcome

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from emovox import __version__
-from emovox.config import Adapt, ExperimentConfig, folder_tail, read_run_yaml
+from emovox.config import Adapt, ExperimentConfig, folder_tail
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
 from emovox.experiment.rescore import run_speeds
@@ -40,9 +40,10 @@ from emovox.experiment.rundir import (
     Prediction,
     Predictions,
     RunRecord,
-    read_run,
+    read_run_config,
     write_run,
 )
+from emovox.experiment.rundir import read_run as read_any_run
 from emovox.fileio import live_writers, open_unlinked
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
@@ -53,6 +54,13 @@ from emovox.metrics import Metrics, compute_metrics, summarize
 Key = tuple[int, str, str, str]
 
 log = logging.getLogger(__name__)
+
+
+def read_run(run: Path) -> RunRecord:
+    """A run to combine (:func:`emovox.experiment.rundir.read_run`), each file opened
+    without following a link: one swapped in after :func:`refuse_links` is refused too,
+    never followed out of the run folder (code review)."""
+    return read_any_run(run, unlinked=True)
 
 
 def _not_an_input(out: Path, runs: list[Path]) -> None:
@@ -416,7 +424,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         refuse_links(Path(r))
     seen = _settled(runs)
     records = [read_run(Path(r)) for r in runs]
-    configs = [read_run_yaml(Path(r) / "config.yaml") for r in runs]  # capped (stop 48)
+    configs = [read_run_config(Path(r), unlinked=True) for r in runs]  # capped (stop 48)
     _same_config(configs, runs)
     run_speeds([r.metrics for r in records], runs)  # parts read alike (stop 46)
     fold_rows = [f for r in records for f in r.metrics["folds"]]

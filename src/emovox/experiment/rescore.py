@@ -42,6 +42,7 @@ from emovox.experiment.rundir import (
     ERRORS_FILE,
     Prediction,
     Predictions,
+    link_refused,
     read_run,
     write_run,
 )
@@ -153,8 +154,8 @@ def rescore_run(run: Path, out: Path, *, speeds: Sequence[float]) -> dict[str, A
     if out.resolve() == run.resolve():
         raise ConfigError(f"--out {out} is the run being rescored; write to another folder")
     check_run_destination(out)
-    refuse_links(run)  # read, and its config.yaml copied: never through a link
-    record = read_run(run)
+    refuse_links(run)  # read, and its config.yaml copied: never through a link, nor
+    record = read_run(run, unlinked=True)  # one swapped in after the check (code review)
     m = record.metrics
     if m.get("adapt", "none") != "none":
         raise ConfigError(f"{run} was run with --adapt {m['adapt']}: its answers used the "
@@ -207,6 +208,8 @@ def _write(run: Path, out: Path, record: Any, rows: list[Prediction], proba: np.
         write_run(stage, result, Predictions(list(LABELS), [*scored, *kept]), pooled=pooled,
                   titles=(f"{name} at speeds {list(speeds)}: UA {s['mean']:.1f} ± "
                           f"{s['std']:.1f}", f"{name}: recall per class"))
-        carry_files([run / extra for extra in (CONFIG_FILE, ERRORS_FILE)
-                     if (run / extra).exists() or (run / extra).is_symlink()], stage)
+        skipped = carry_files([run / extra for extra in (CONFIG_FILE, ERRORS_FILE)
+                               if (run / extra).exists() or (run / extra).is_symlink()], stage)
+        if run / CONFIG_FILE in skipped:  # a link since refuse_links: refused, as it was
+            raise link_refused(run / CONFIG_FILE)
     return result

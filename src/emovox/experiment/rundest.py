@@ -25,6 +25,7 @@ from emovox.experiment.rundir import (
     METRICS_MAX_BYTES,
     PREDICTIONS_FILE,
     RunDirError,
+    link_refused,
 )
 from emovox.fileio import (
     CLAIM_LOCK,
@@ -187,13 +188,15 @@ def refuse_links(run: Path, names: Iterable[str] = (METRICS_FILE, PREDICTIONS_FI
     """Raise :class:`RunDirError` when one of the files ``names`` of the run folder ``run``
     is a symbolic link: the files a result is computed from and carries are read as
     themselves, never as whatever a link in a shared run folder points to (any file of this
-    machine; emovox writes no link in a run). Missing ones are the reader's to report."""
+    machine; emovox writes no link in a run). Missing ones are the reader's to report.
+
+    A check up front, before anything is read or written; it cannot hold the files still:
+    the readers themselves open them without following a link (``read_run(...,
+    unlinked=True)``, :func:`~emovox.experiment.rundir.read_run_config`), so a link swapped
+    in after this check is refused there too (code review)."""
     for name in names:
         if (Path(run) / name).is_symlink():
-            raise RunDirError(
-                f"{Path(run) / name} is a symbolic link; emovox writes none in a run folder "
-                "and does not follow one out of it. Replace it by a copy of the file it "
-                "points to if you trust that file")
+            raise link_refused(Path(run) / name)
 
 
 def carry_files(files: Iterable[Path], stage: Path) -> list[Path]:

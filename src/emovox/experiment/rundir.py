@@ -32,14 +32,16 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from emovox.errors import ConfigError
+from emovox.fileio import open_unlinked
 
 if TYPE_CHECKING:
     from emovox.config import ExperimentConfig
@@ -184,16 +186,54 @@ def write_run(
 # ---------------------------------------------------------------------------- reading
 
 
-def read_metrics(run: Path) -> dict[str, Any]:
+def link_refused(path: Path) -> RunDirError:
+    """The error for a file of a run folder that is a symbolic link (or no regular file):
+    what a result is computed from and carries is read as itself, never as whatever a link
+    in a shared run folder points to (any file of this machine; emovox writes no link in a
+    run: code review)."""
+    if Path(path).is_symlink():
+        return RunDirError(
+            f"{path} is a symbolic link; emovox writes none in a run folder and does not "
+            "follow one out of it. Replace it by a copy of the file it points to if you "
+            "trust that file")
+    return RunDirError(f"{path} is not a regular file (emovox writes only files there)")
+
+
+def _unlinked_fd(path: Path) -> int:
+    """A read-only descriptor of the regular file ``path``, opened without following a link
+    (:func:`~emovox.fileio.open_unlinked`): :func:`link_refused` for a link, even one
+    swapped in after a check (code review); OSError when it is missing."""
+    fd = open_unlinked(path)
+    if fd is None:
+        raise link_refused(path)
+    return fd
+
+
+def read_unlinked(path: Path, limit: int) -> str:
+    """The UTF-8 text of the run folder's regular file ``path``, read without following a
+    link (:func:`link_refused` for one): RunDirError naming it when it holds more than
+    ``limit`` bytes; OSError when it cannot be read, UnicodeDecodeError when no UTF-8."""
+    with os.fdopen(_unlinked_fd(path), "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise RunDirError(f"{path}: larger than {limit // 1024} KiB, more than emovox writes "
+                          "there; not read")
+    return data.decode("utf-8")
+
+
+def read_metrics(run: Path, *, unlinked: bool = False) -> dict[str, Any]:
     """``metrics.json`` of ``run``; :class:`RunDirError` naming the file if it is missing,
-    truncated or not a run's metrics."""
+    truncated or not a run's metrics. ``unlinked``: read without following a link
+    (:func:`read_unlinked`), as files carried into a new run are."""
     f = Path(run) / METRICS_FILE
-    if not f.is_file():  # a missing folder said so (it said "no metrics.json": QA, 39)
-        raise RunDirError(f"{run}: no {'such folder' if not Path(run).exists() else METRICS_FILE}")
+    if not (f.is_file() or unlinked and f.is_symlink()):  # a missing folder said so (it
+        raise RunDirError(  # said "no metrics.json": QA, 39)
+            f"{run}: no {'such folder' if not Path(run).exists() else METRICS_FILE}")
     from emovox.config import read_capped
 
     try:
-        meta = json.loads(read_capped(f, METRICS_MAX_BYTES))
+        meta = json.loads(read_unlinked(f, METRICS_MAX_BYTES) if unlinked
+                          else read_capped(f, METRICS_MAX_BYTES))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RunDirError(f"{f}: unreadable ({exc})") from None
     except ConfigError as exc:  # too big: it names the file
@@ -208,14 +248,22 @@ def _float_or_none(cells: list[str]) -> tuple[float, ...] | None:
     return None if all(c == "" for c in cells) else tuple(float(c) for c in cells)
 
 
-def read_predictions(path: Path) -> Predictions:
+def _open_text(path: Path, unlinked: bool) -> IO[str]:
+    """``path`` opened for reading as written (a name not UTF-8 kept), through no link when
+    ``unlinked`` (:func:`_unlinked_fd`)."""
+    return open(_unlinked_fd(path) if unlinked else path, newline="", encoding="utf-8",
+                errors="surrogateescape")
+
+
+def read_predictions(path: Path, *, unlinked: bool = False) -> Predictions:
     """``predictions.csv`` (a file, or a run directory holding one) in any layout emovox
-    has written: the columns are found by name, ``corpus``/``fold``/``error`` optional."""
+    has written: the columns are found by name, ``corpus``/``fold``/``error`` optional.
+    ``unlinked``: read without following a link (:func:`link_refused` for one)."""
     path = Path(path)
     if path.is_dir():
         path = path / PREDICTIONS_FILE
     try:
-        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        with _open_text(path, unlinked) as f:
             reader = csv.DictReader(f)
             names = list(reader.fieldnames or [])
             probas = [c for c in names if c.startswith(PROBA_PREFIX)]
@@ -241,11 +289,26 @@ def read_predictions(path: Path) -> Predictions:
     return Predictions([c[len(PROBA_PREFIX):] for c in probas], rows)
 
 
-def read_run(run: Path, *, predictions: bool = True) -> RunRecord:
-    """Read the run directory ``run`` (metrics.json, and predictions.csv unless asked not to)."""
+def read_run(run: Path, *, predictions: bool = True, unlinked: bool = False) -> RunRecord:
+    """Read the run directory ``run`` (metrics.json, and predictions.csv unless asked not
+    to). ``unlinked``: each file is opened without following a link and refused when it is
+    one (:func:`link_refused`): ``merge``, ``fuse`` and ``rescore`` read so what they carry
+    into a new run, so a link swapped in after their check is not followed (code review)."""
     run = Path(run)
-    meta = read_metrics(run)
-    return RunRecord(run, meta, read_predictions(run) if predictions else None)
+    meta = read_metrics(run, unlinked=unlinked)
+    return RunRecord(run, meta, read_predictions(run, unlinked=unlinked) if predictions
+                     else None)
+
+
+def read_run_config(run: Path, *, unlinked: bool = False) -> Any:
+    """The parsed ``config.yaml`` of ``run``, capped and without aliases
+    (:func:`~emovox.config.read_run_yaml`); ``unlinked``: read without following a link
+    (:func:`read_unlinked`)."""
+    from emovox.config import CONFIG_MAX_BYTES, read_run_yaml, safe_yaml
+
+    path = Path(run) / CONFIG_FILE
+    return safe_yaml(read_unlinked(path, CONFIG_MAX_BYTES), path) if unlinked \
+        else read_run_yaml(path)
 
 
 def read_probabilities(path: Path, labels: Sequence[str] | None = None
@@ -393,6 +456,7 @@ def read_cv_run(run: Path, model: str) -> CvRun:
 
 
 __all__ = ["PREDICTION_COLUMNS", "CvRun", "Prediction", "Predictions", "RunDirError",
-           "RunRecord", "fit_from_predictions_csv", "read_cv_run", "read_metrics",
-           "read_predictions", "read_probabilities", "read_run", "read_scored",
-           "run_val_speakers", "write_predictions", "write_run"]
+           "RunRecord", "fit_from_predictions_csv", "link_refused", "read_cv_run",
+           "read_metrics", "read_predictions", "read_probabilities", "read_run",
+           "read_run_config", "read_scored", "read_unlinked", "run_val_speakers",
+           "write_predictions", "write_run"]

@@ -195,7 +195,9 @@ def run_in_pool(fn: Callable[..., Any], tasks: Mapping[int, tuple[Any, ...]], n_
         left = run(left, workers)
         in_hand = [i for i in left if started[slots[i]]]  # (at most one per worker)
         left = [i for i in left if not started[slots[i]]]
-        found = [i for i in in_hand if run([i], 1)]  # each alone: broke again?
+        found, untried = _isolate(in_hand, MAX_CULPRITS - len(culprits),
+                                  lambda i: bool(run([i], 1)))  # each alone: broke again?
+        left = untried + left
         for i in found:
             log.error("%s kills the worker process that extracts it, even alone (a crash "
                       "in a native library, e.g. the audio decoder); the other clips go on",
@@ -215,6 +217,22 @@ def run_in_pool(fn: Callable[..., Any], tasks: Mapping[int, tuple[Any, ...]], n_
     if culprits:
         names = [name(i) for i in culprits]
         raise WorkersDied(_culprit_message(names, len(left)), names)
+
+
+def _isolate(in_hand: list[int], room: int, breaks_alone: Callable[[int], bool]
+             ) -> tuple[list[int], list[int]]:
+    """``(found, untried)``: the clips of ``in_hand`` that break a pool even alone
+    (``breaks_alone``, tried one at a time in order), at most ``room`` of them, and those
+    left untried once that many are found (back to the clips not extracted, which the
+    message counts). Trying every clip in hand named up to ``n_jobs - 1`` culprits past
+    :data:`MAX_CULPRITS` (code review)."""
+    found: list[int] = []
+    for k, i in enumerate(in_hand):
+        if len(found) >= room:
+            return found, in_hand[k:]
+        if breaks_alone(i):
+            found.append(i)
+    return found, []
 
 
 def _culprit_message(names: list[str], n_untried: int) -> str:

@@ -33,17 +33,6 @@ class Model(Protocol):
         ...
 
 
-def sequence_shape(name: str, input_shape: tuple[int, ...], min_frames: int) -> tuple[int, int]:
-    """Check a time-major ``(T, F)`` input shape for a network that pools time
-    ``min_frames``-fold; returns ``(T, F)``."""
-    if len(input_shape) != 2:
-        raise ValueError(f"{name} expects input_shape (T, F), got {input_shape}")
-    t, f = input_shape
-    if t < min_frames:
-        raise ValueError(f"{name} needs T >= {min_frames}, got T={t}")
-    return t, f
-
-
 @dataclass(frozen=True)
 class Input:
     """One feature stream a model reads: feature name, its parameters, silence trimming."""

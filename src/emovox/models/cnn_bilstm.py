@@ -20,7 +20,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from emovox.models.base import sequence_shape
 from emovox.models.configs import CnnBiLstmConfig, Pooling
 
 __all__ = ["CnnBiLstm", "CnnBiLstmConfig", "Pooling", "build_net"]
@@ -78,5 +77,5 @@ def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Cn
     ``params`` are :class:`CnnBiLstmConfig` keys (unknown keys raise ConfigError).
     """
     cfg = CnnBiLstmConfig.from_params(params)
-    _, f = sequence_shape("cnn_bilstm", input_shape, 2 ** len(cfg.channels))
-    return CnnBiLstm(n_classes, f, cfg)
+    cfg.check_net(input_shape)  # what the load-time check of a model folder refuses too
+    return CnnBiLstm(n_classes, input_shape[1], cfg)

@@ -26,7 +26,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from emovox.models.base import sequence_shape
 from emovox.models.configs import CnnGruAttentionConfig
 from emovox.models.layers import AdditiveAttentionPool
 
@@ -81,5 +80,5 @@ def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Cn
     ``params`` are :class:`CnnGruAttentionConfig` keys (unknown keys raise ConfigError).
     """
     cfg = CnnGruAttentionConfig.from_params(params)
-    _, f = sequence_shape("cnn_gru_attention", input_shape, 2 ** len(cfg.channels))
-    return CnnGruAttention(n_classes, f, cfg)
+    cfg.check_net(input_shape)  # what the load-time check of a model folder refuses too
+    return CnnGruAttention(n_classes, input_shape[1], cfg)

@@ -4,10 +4,16 @@
 Kept apart from the architectures (and free of torch and scikit-learn) so that the registry
 and parameter validation load in a blink: a bad ``-p`` fails before any heavy import.
 Each network module re-exports its config (``emovox.models.crnn.CrnnConfig``).
+
+A network's config also says what its ``build_net`` refuses beyond the parameters' own
+validation (:meth:`NetConfig.check_net`: sizes, the input shape): ``build_net`` calls it
+before it builds anything, and so does the torch-free load-time check of a model folder
+(:func:`emovox.models.netcheck.check_network_params`), so that the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
 
@@ -15,8 +21,57 @@ from emovox.errors import ConfigError
 from emovox.models.params import Loss, ModelParams, TrainConfig
 
 
+def sequence_shape(name: str, input_shape: tuple[int, ...], min_frames: int) -> tuple[int, int]:
+    """Check a time-major ``(T, F)`` input shape for a network that pools time
+    ``min_frames``-fold; returns ``(T, F)``."""
+    if len(input_shape) != 2:
+        raise ValueError(f"{name} expects input_shape (T, F), got {input_shape}")
+    t, f = input_shape
+    if t < min_frames:
+        raise ValueError(f"{name} needs T >= {min_frames}, got T={t}")
+    return t, f
+
+
+def _rank(name: str, input_shape: tuple[int, ...], rank: int, form: str) -> None:
+    """ValueError unless ``input_shape`` has ``rank`` axes (``form``: their names)."""
+    if len(input_shape) != rank:
+        raise ValueError(f"{name} expects input_shape {form}, got {input_shape}")
+
+
+def _sizes(cfg: ModelParams, low: int, *keys: str) -> None:
+    """ValueError unless every field ``keys`` of ``cfg`` (a number or a list) is >= ``low``:
+    a width, a count or a kernel torch refuses (or builds into a network of empty layers)."""
+    for key in keys:
+        value = getattr(cfg, key)
+        if any(v < low for v in (value if isinstance(value, tuple) else (value,))):
+            raise ValueError(f"{key} must be >= {low}, got {value}")
+
+
+def _probabilities(cfg: ModelParams, *keys: str) -> None:
+    """ValueError unless every field ``keys`` of ``cfg`` (a number or a list) is in 0..1."""
+    for key in keys:
+        value = getattr(cfg, key)
+        if any(not 0.0 <= v <= 1.0 for v in (value if isinstance(value, tuple) else (value,))):
+            raise ValueError(f"{key} must be a probability (0..1), got {value}")
+
+
+def _positive_shape(name: str, input_shape: tuple[int, ...]) -> None:
+    if any(n < 1 for n in input_shape):
+        raise ValueError(f"{name} needs input_shape of positive sizes, got {input_shape}")
+
+
 @dataclass(frozen=True)
-class LogMelRecipe(TrainConfig):
+class NetConfig(TrainConfig):
+    """A network's config: :class:`TrainConfig` plus the network's own fields."""
+
+    def check_net(self, input_shape: Sequence[int]) -> None:
+        """Raise ValueError for what ``build_net`` refuses for these parameters and
+        ``input_shape`` before it builds anything (their values are already valid each)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class LogMelRecipe(NetConfig):
     """The training recipe our log-mel networks share (CRNN, ECAPA-TDNN): AdamW, label
     smoothing, SpecAugment and mixup, early stopping on validation UA."""
 
@@ -62,6 +117,26 @@ class CrnnConfig(LogMelRecipe):
     #: length of the optional utterance-level auxiliary vector (0 = none)
     n_aux: int = 0
 
+    def check_net(self, input_shape: Sequence[int]) -> None:
+        shape = tuple(input_shape)
+        _rank("crnn", shape, 2, "(T, M)")
+        t, m = shape
+        reduction = 1
+        for p in self.time_pools:
+            reduction *= p
+        if t < reduction:
+            raise ValueError(f"crnn needs T >= {reduction}, got T={t}")
+        if len(self.time_pools) != len(self.channels):
+            raise ValueError(f"{len(self.channels)} conv blocks but {len(self.time_pools)} "
+                             "time pools")
+        if m < 2 ** len(self.channels):
+            raise ValueError(f"crnn needs at least {2 ** len(self.channels)} mel bands, got {m}")
+        _sizes(self, 1, "channels", "time_pools", "d_model", "gru_hidden", "attention_dim",
+               "dense")
+        _sizes(self, 0, "n_aux")
+        _probabilities(self, "dropout", "conv_dropout")
+        _positive_shape("crnn", shape)
+
 
 @dataclass(frozen=True)
 class EcapaConfig(LogMelRecipe):
@@ -89,6 +164,19 @@ class EcapaConfig(LogMelRecipe):
     #: dropout probability before the classifier (0..1)
     dropout: float = 0.3
 
+    def check_net(self, input_shape: Sequence[int]) -> None:
+        shape = tuple(input_shape)
+        _rank("ecapa", shape, 2, "(T, M)")
+        _sizes(self, 1, "channels", "stride", "dilations", "scale", "se_dim", "attention_dim",
+               "embedding")
+        if not self.dilations:
+            raise ValueError("ecapa needs at least one dilation (one SE-Res2 block each)")
+        if self.channels % self.scale:
+            raise ValueError(f"channels ({self.channels}) must be divisible by scale "
+                             f"({self.scale})")
+        _probabilities(self, "dropout")
+        _positive_shape("ecapa", shape)
+
 
 @dataclass(frozen=True)
 class ResLstmConfig(LogMelRecipe):
@@ -112,6 +200,16 @@ class ResLstmConfig(LogMelRecipe):
     #: dropout probability of the input projection, each block's output and the head (0..1)
     dropout: float = 0.3
 
+    def check_net(self, input_shape: Sequence[int]) -> None:
+        if self.stack < 1 or self.hidden < 1 or self.blocks < 1:
+            raise ValueError(f"stack, hidden and blocks must be >= 1, got {self.stack}, "
+                             f"{self.hidden}, {self.blocks}")
+        shape = tuple(input_shape)
+        sequence_shape("reslstm", shape, self.stack)
+        _sizes(self, 1, "attention_dim")
+        _probabilities(self, "dropout")
+        _positive_shape("reslstm", shape)
+
 
 class Pooling(str, Enum):
     MEAN = "mean"  #: mean of the BiLSTM outputs over time
@@ -119,7 +217,7 @@ class Pooling(str, Enum):
 
 
 @dataclass(frozen=True)
-class CnnBiLstmConfig(TrainConfig):
+class CnnBiLstmConfig(NetConfig):
     """Reference project 000's recipe (``-p`` keys of ``cnn_bilstm``)."""
 
     # training (overrides of TrainConfig defaults)
@@ -147,9 +245,17 @@ class CnnBiLstmConfig(TrainConfig):
     #: how the BiLSTM outputs are pooled over time
     pooling: Pooling = Pooling.MEAN
 
+    def check_net(self, input_shape: Sequence[int]) -> None:
+        shape = tuple(input_shape)
+        sequence_shape("cnn_bilstm", shape, 2 ** len(self.channels))
+        _sizes(self, 1, "channels", "kernel_size", "lstm_hidden", "lstm_layers",
+               "dense")
+        _probabilities(self, "dropout")
+        _positive_shape("cnn_bilstm", shape)
+
 
 @dataclass(frozen=True)
-class Conv1dConfig(TrainConfig):
+class Conv1dConfig(NetConfig):
     """Reference project 001's recipe (``-p`` keys of ``conv1d``)."""
 
     # training (overrides of TrainConfig defaults)
@@ -175,9 +281,18 @@ class Conv1dConfig(TrainConfig):
     #: dropout probability in the head (0..1)
     dropout: float = 0.3
 
+    def check_net(self, input_shape: Sequence[int]) -> None:
+        shape = tuple(input_shape)
+        _rank("conv1d", shape, 1, "(D,)")
+        _sizes(self, 1, "channels", "kernel_size", "dense")
+        if self.kernel_size % 2 == 0:  # "same" padding: the flattened length assumes it
+            raise ValueError(f"conv1d needs an odd kernel_size, got {self.kernel_size}")
+        _probabilities(self, "conv_dropout", "dropout")
+        _positive_shape("conv1d", shape)
+
 
 @dataclass(frozen=True)
-class ResNetMlpConfig(TrainConfig):
+class ResNetMlpConfig(NetConfig):
     """Reference project 002's recipe (``-p`` keys of ``resnet_mlp``)."""
 
     # training (overrides of TrainConfig defaults)
@@ -195,9 +310,18 @@ class ResNetMlpConfig(TrainConfig):
     #: dropout probability inside the blocks and before the head (0..1)
     dropout: float = 0.3
 
+    def check_net(self, input_shape: Sequence[int]) -> None:
+        shape = tuple(input_shape)
+        _rank("resnet_mlp", shape, 1, "(D,)")
+        if not self.widths:
+            raise ValueError("resnet_mlp needs at least one block width")
+        _sizes(self, 1, "widths")
+        _probabilities(self, "dropout")
+        _positive_shape("resnet_mlp", shape)
+
 
 @dataclass(frozen=True)
-class MlpConfig(TrainConfig):
+class MlpConfig(NetConfig):
     """Reference project 003's recipe (``-p`` keys of ``mlp``)."""
 
     # training (overrides of TrainConfig defaults)
@@ -211,9 +335,19 @@ class MlpConfig(TrainConfig):
     #: dropout probability after each hidden layer (0..1; one per layer)
     dropouts: tuple[float, ...] = (0.5, 0.5, 0.4)
 
+    def check_net(self, input_shape: Sequence[int]) -> None:
+        shape = tuple(input_shape)
+        _rank("mlp", shape, 1, "(D,)")
+        if len(self.hidden) != len(self.dropouts):
+            raise ValueError(f"{len(self.hidden)} hidden sizes but {len(self.dropouts)} "
+                             "dropout rates")
+        _sizes(self, 1, "hidden")
+        _probabilities(self, "dropouts")
+        _positive_shape("mlp", shape)
+
 
 @dataclass(frozen=True)
-class CnnGruAttentionConfig(TrainConfig):
+class CnnGruAttentionConfig(NetConfig):
     """Reference project 004's recipe (``-p`` keys of ``cnn_gru_attention``)."""
 
     # training (overrides of TrainConfig defaults)
@@ -236,6 +370,14 @@ class CnnGruAttentionConfig(TrainConfig):
     dense: int = 64
     #: dropout probability in the head (0..1)
     dropout: float = 0.3
+
+    def check_net(self, input_shape: Sequence[int]) -> None:
+        shape = tuple(input_shape)
+        sequence_shape("cnn_gru_attention", shape, 2 ** len(self.channels))
+        _sizes(self, 1, "channels", "kernel_size", "gru_hidden", "attention_dim",
+               "dense")
+        _probabilities(self, "dropout")
+        _positive_shape("cnn_gru_attention", shape)
 
 
 @dataclass(frozen=True)

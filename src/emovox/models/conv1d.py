@@ -69,6 +69,5 @@ def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Co
     ``params`` are :class:`Conv1dConfig` keys (unknown keys raise ConfigError).
     """
     cfg = Conv1dConfig.from_params(params)
-    if len(input_shape) != 1:
-        raise ValueError(f"conv1d expects input_shape (D,), got {input_shape}")
+    cfg.check_net(input_shape)  # what the load-time check of a model folder refuses too
     return Conv1dNet(n_classes, input_shape[0], cfg)

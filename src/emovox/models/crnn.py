@@ -72,10 +72,6 @@ class Crnn(nn.Module):
         cfg = cfg or CrnnConfig()
         channels, time_pools, dropout = cfg.channels, cfg.time_pools, cfg.dropout
         gru_hidden, n_aux = cfg.gru_hidden, cfg.n_aux
-        if len(time_pools) != len(channels):
-            raise ValueError(f"{len(channels)} conv blocks but {len(time_pools)} time pools")
-        if n_mels < 2 ** len(channels):
-            raise ValueError(f"crnn needs at least {2 ** len(channels)} mel bands, got {n_mels}")
         self.n_aux = n_aux
         self.time_reduction = 1
         for p in time_pools:
@@ -138,12 +134,5 @@ def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Cr
     input: call ``net(x, aux)`` with ``aux`` of shape ``(B, n_aux)``.
     """
     cfg = CrnnConfig.from_params(params)
-    if len(input_shape) != 2:
-        raise ValueError(f"crnn expects input_shape (T, M), got {input_shape}")
-    t, m = input_shape
-    reduction = 1
-    for p in cfg.time_pools:
-        reduction *= p
-    if t < reduction:
-        raise ValueError(f"crnn needs T >= {reduction}, got T={t}")
-    return Crnn(n_classes, m, cfg)
+    cfg.check_net(input_shape)  # what the load-time check of a model folder refuses too
+    return Crnn(n_classes, input_shape[1], cfg)

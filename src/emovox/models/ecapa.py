@@ -49,7 +49,7 @@ class SERes2Block(nn.Module):
 
     def __init__(self, channels: int, dilation: int, scale: int, se_dim: int) -> None:
         super().__init__()
-        if channels % scale:
+        if channels % scale:  # EcapaConfig.check_net refuses such a config first
             raise ValueError(f"channels ({channels}) must be divisible by scale ({scale})")
         width = channels // scale
         self.scale = scale
@@ -106,6 +106,5 @@ def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Ec
     """A small ECAPA-TDNN for ``input_shape == (T, M)`` log-mel frames; ``params`` are
     :class:`EcapaConfig` keys (unknown keys raise ConfigError)."""
     cfg = EcapaConfig.from_params(params)
-    if len(input_shape) != 2:
-        raise ValueError(f"ecapa expects input_shape (T, M), got {input_shape}")
+    cfg.check_net(input_shape)  # what the load-time check of a model folder refuses too
     return Ecapa(n_classes, input_shape[1], cfg)

@@ -27,8 +27,6 @@ class Mlp(nn.Module):
         super().__init__()
         cfg = cfg or MlpConfig()
         hidden, dropouts = cfg.hidden, cfg.dropouts
-        if len(hidden) != len(dropouts):
-            raise ValueError(f"{len(hidden)} hidden sizes but {len(dropouts)} dropout rates")
         layers: list[nn.Module] = []
         d = n_features
         for h, p in zip(hidden, dropouts, strict=True):
@@ -49,6 +47,5 @@ def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Ml
     ``params`` are :class:`MlpConfig` keys (unknown keys raise ConfigError).
     """
     cfg = MlpConfig.from_params(params)
-    if len(input_shape) != 1:
-        raise ValueError(f"mlp expects input_shape (D,), got {input_shape}")
+    cfg.check_net(input_shape)  # what the load-time check of a model folder refuses too
     return Mlp(n_classes, input_shape[0], cfg)

@@ -7,8 +7,13 @@ answered with ``network.params`` PyTorch refused).
 
 :func:`check_network_params` validates a network's parameters with its config class
 (:mod:`emovox.models.configs`: unknown keys and bad values are a
-:class:`~emovox.errors.ConfigError`, as ``build_net`` raises them), and an ensemble's layout
-with :func:`ensemble_layout`, which :func:`emovox.models.ensemble.build_net` itself uses.
+:class:`~emovox.errors.ConfigError`, as ``build_net`` raises them), then what its
+``build_net`` refuses for the sizes and the input shape with the config's
+:meth:`~emovox.models.configs.NetConfig.check_net`, which that ``build_net`` itself calls
+first (code review: a CRNN's time pools pooling more frames than ``T``, a ResLSTM's
+``stack=0``, a vector network given a sequence shape passed here and failed in PyTorch);
+an ensemble's layout with :func:`ensemble_layout`, which
+:func:`emovox.models.ensemble.build_net` itself uses.
 Importing this module imports neither torch nor scikit-learn.
 """
 
@@ -26,6 +31,7 @@ from emovox.models.configs import (
     CrnnConfig,
     EcapaConfig,
     MlpConfig,
+    NetConfig,
     ResLstmConfig,
     ResNetMlpConfig,
 )
@@ -39,7 +45,7 @@ ENSEMBLE_MODULE = "emovox.models.ensemble"
 _PREFIX = "emovox.models."
 #: every single network's module and the config its ``build_net`` reads its params with (a
 #: test checks that every ``emovox.models`` module with a ``build_net`` is listed)
-NETWORK_CONFIGS: dict[str, type[TrainConfig]] = {
+NETWORK_CONFIGS: dict[str, type[NetConfig]] = {
     f"{_PREFIX}cnn_bilstm": CnnBiLstmConfig,
     f"{_PREFIX}cnn_gru_attention": CnnGruAttentionConfig,
     f"{_PREFIX}conv1d": Conv1dConfig,
@@ -71,8 +77,9 @@ def check_network_params(module: str, params: Mapping[str, Any],
                          input_shape: Sequence[int]) -> None:
     """Raise what ``build_net`` of ``module`` raises for ``params`` before it builds anything:
     :class:`~emovox.errors.ConfigError` for an unknown key or a bad value (its config's
-    message), ValueError for a module that builds no network or an ensemble whose members,
-    ``inputs`` or ``functional`` do not fit ``input_shape``."""
+    message), ValueError for a module that builds no network, for sizes or an
+    ``input_shape`` its network refuses (:meth:`~emovox.models.configs.NetConfig.check_net`)
+    or an ensemble whose members, ``inputs`` or ``functional`` do not fit ``input_shape``."""
     if not isinstance(params, Mapping):
         raise ValueError(f"params must be an object, got {type(params).__name__}")
     if module == ENSEMBLE_MODULE:
@@ -89,7 +96,7 @@ def check_network_params(module: str, params: Mapping[str, Any],
     config = NETWORK_CONFIGS.get(module)
     if config is None:
         raise ValueError(f"module {module!r} builds no network")
-    config.from_params(params)
+    config.from_params(params).check_net(input_shape)
 
 
 def ensemble_layout(input_shape: Sequence[int], members: Any, inputs: Any,

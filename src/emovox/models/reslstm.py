@@ -29,7 +29,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from emovox.models.base import sequence_shape
 from emovox.models.configs import ResLstmConfig
 from emovox.models.layers import AdditiveAttentionPool
 
@@ -84,8 +83,5 @@ def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Re
     """The ResLSTM for ``input_shape == (T, F)`` frames; ``params`` are
     :class:`ResLstmConfig` keys (unknown keys raise ConfigError)."""
     cfg = ResLstmConfig.from_params(params)
-    if cfg.stack < 1 or cfg.hidden < 1 or cfg.blocks < 1:
-        raise ValueError(f"stack, hidden and blocks must be >= 1, got {cfg.stack}, "
-                         f"{cfg.hidden}, {cfg.blocks}")
-    _, f = sequence_shape("reslstm", input_shape, cfg.stack)
-    return ResLstm(n_classes, f, cfg)
+    cfg.check_net(input_shape)  # what the load-time check of a model folder refuses too
+    return ResLstm(n_classes, input_shape[1], cfg)

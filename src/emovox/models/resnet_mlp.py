@@ -85,8 +85,5 @@ def build_net(n_classes: int, input_shape: tuple[int, ...], **params: Any) -> Re
     ``select_k`` is applied by the trainer, this net only sees the ``k`` kept columns.
     """
     cfg = ResNetMlpConfig.from_params(params)
-    if len(input_shape) != 1:
-        raise ValueError(f"resnet_mlp expects input_shape (D,), got {input_shape}")
-    if not cfg.widths:
-        raise ValueError("resnet_mlp needs at least one block width")
+    cfg.check_net(input_shape)  # what the load-time check of a model folder refuses too
     return ResNetMlp(n_classes, input_shape[0], cfg)

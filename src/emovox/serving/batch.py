@@ -44,6 +44,7 @@ from emovox.serving.batch_rows import (
     drop_rows,
     file_version,
     is_error_row,
+    legacy_renames,
     output_format,
     read_rows,
     version_cells,
@@ -238,9 +239,16 @@ def _plan(files: list[Path], out: Path, retry_errors: bool
     """The files still to predict, the summary of what the output already holds, and every
     file's version now, by key (taken before it is read: a file changed while it is read
     is predicted again by the next run). A file whose row recorded another version is
-    predicted again, an error row too (it is another recording), and its old rows dropped."""
+    predicted again, an error row too (it is another recording), and its old rows dropped.
+    A row keyed as an older version wrote a file's path is that file's (re-keyed, or
+    dropped when the file has a row under its key now: :func:`legacy_renames`)."""
     seen = done_rows(out)
     keys = {resolved_key(p): p for p in files}
+    renames = legacy_renames(seen, keys)
+    for old, new in renames.items():
+        row = seen.pop(old)
+        if new is not None:
+            seen[new] = row
     now = {k: file_version(p) for k, p in keys.items()}
     changed = {k for k, v in now.items()
                if k in seen and None not in (v, seen[k].version) and v != seen[k].version}
@@ -254,8 +262,10 @@ def _plan(files: list[Path], out: Path, retry_errors: bool
         log.warning("%d file(s) changed since their row in %s was written (another size or "
                     "modification time): they are predicted again, their old rows replaced",
                     len(changed), out)
-    if retry or changed:
-        drop_rows(out, retry | changed)
+    stale = {old for old, new in renames.items() if new is None}
+    if retry or changed or renames:
+        drop_rows(out, retry | changed | stale,
+                  {old: new for old, new in renames.items() if new is not None})
     return todo, summary, now
 
 

@@ -7,6 +7,10 @@ last one counts (:func:`done_rows`). A CSV row also records the file's size and
 modification time when it was predicted (:data:`VERSION_FIELDS`), so that a resumed batch
 predicts a file changed since then again (:func:`file_version`); rows without them, of an
 older CSV or of JSON lines (whose schema has no place for them), resume by path alone.
+A row keyed as versions before :func:`~emovox.serving.inputs.exact_path_text` wrote its path
+(:func:`~emovox.serving.inputs.legacy_key`; another text only for a name with a backslash
+that reads as an escape, or a byte that is not UTF-8) is re-keyed to its file when one file
+of the batch alone had that text (:func:`legacy_renames`), so that the file keeps one row.
 
 Rows are read in bounded pieces (:func:`emovox.serving.outfile.csv_rows`, :func:`json_lines`
 of :mod:`emovox.serving.outfile`): a row longer than
@@ -21,13 +25,13 @@ import csv
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from emovox.fileio import atomic_path, mode_of
-from emovox.serving.inputs import resolved_key
+from emovox.serving.inputs import legacy_key, resolved_key
 from emovox.serving.outfile import (
     CSV_HEADERS,
     MAX_LINE_CHARS,
@@ -40,7 +44,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ERROR_LABEL", "FIELDS", "VERSION_FIELDS", "DoneRow", "FileVersion", "RowWriter",
            "done_paths", "done_rows", "drop_rows", "file_version", "is_error_row",
-           "output_format", "read_rows", "row_key", "upgrade_csv", "version_cells"]
+           "legacy_renames", "output_format", "read_rows", "row_key", "upgrade_csv",
+           "version_cells"]
 
 ERROR_LABEL = "error"
 #: the CSV columns (:data:`emovox.serving.outfile.CSV_HEADERS`' current one)
@@ -175,10 +180,31 @@ def done_paths(out: Path) -> dict[str, str]:
     return {k: d.status for k, d in done_rows(out).items()}
 
 
-def drop_rows(out: Path, keys: set[str]) -> None:
+def legacy_renames(seen: Mapping[str, DoneRow], files: Mapping[str, Path]
+                   ) -> dict[str, str | None]:
+    """``{old key: its file's key now, or None}`` for the rows of ``seen`` (an output's,
+    :func:`done_rows`) keyed as an older version wrote the path of one of ``files`` (keyed
+    by :func:`~emovox.serving.inputs.resolved_key`): a key no file has now, that the
+    :func:`~emovox.serving.inputs.legacy_key` of exactly one file gives (two files that
+    printed alike, ``a<0xff>.wav`` and ``a\\xff.wav``: whose it is cannot be told, so it
+    is left alone). None: that file has a row under its key now too, the one that counts.
+    Without these a resume predicted such a file again and the output kept two rows of it
+    (code review)."""
+    olds: dict[str, list[str]] = {}
+    for key, path in files.items():
+        old = legacy_key(path)
+        if old != key:
+            olds.setdefault(old, []).append(key)
+    return {old: None if new[0] in seen else new[0] for old, new in olds.items()
+            if len(new) == 1 and old in seen and old not in files}
+
+
+def drop_rows(out: Path, keys: set[str], rename: Mapping[str, str] | None = None) -> None:
     """Rewrite ``out`` without the rows of ``keys`` (atomically: a temp file in the same
-    folder, then a rename), so a file predicted again ends up with one row."""
+    folder, then a rename), so a file predicted again ends up with one row; a row whose key
+    ``rename`` maps gets the new key first (its ``path``, or a JSON line's ``source``)."""
     fmt = output_format(out)
+    rename = rename or {}
     with atomic_path(out, mode=mode_of(out)) as tmp, \
             open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore") if fmt == "csv" \
@@ -186,7 +212,11 @@ def drop_rows(out: Path, keys: set[str]) -> None:
         if w:
             w.writeheader()
         for r in read_rows(out):
-            if row_key(r) in keys:
+            key = row_key(r)
+            if key in rename:
+                key = rename[key]
+                r = r | {"path" if r.get("path") else "source": key}
+            if key in keys:
                 continue
             if w:
                 w.writerow(r)

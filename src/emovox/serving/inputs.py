@@ -30,8 +30,8 @@ from emovox.corpora.base import (
 log = logging.getLogger(__name__)
 
 __all__ = ["AUDIO_TYPES", "AUDIO_TYPES_SHOWN", "INPUT_EXTENSIONS", "collect_inputs",
-           "exact_path_text", "iter_glob", "no_file_among", "path_of_text", "printable_path",
-           "resolved_key"]
+           "exact_path_text", "iter_glob", "legacy_key", "no_file_among", "path_of_text",
+           "printable_path", "resolved_key"]
 
 
 def printable_path(path: str | os.PathLike[str]) -> str:
@@ -75,14 +75,27 @@ def path_of_text(text: str) -> Path:
     return Path(os.fsdecode(bytes(raw)))
 
 
+def _resolved(path: str | os.PathLike[str]) -> str | Path:
+    try:
+        return Path(path).resolve()  # no expanduser: see emovox.audio.sniff
+    except (RuntimeError, OSError):
+        return os.path.abspath(path)
+
+
 def resolved_key(path: str | os.PathLike[str]) -> str:
     """The identity of a file in batch output: its resolved absolute path as
     :func:`exact_path_text` (a link that loops: its absolute path; the loop crashed the
     whole batch: QA, stop 38)."""
-    try:
-        return exact_path_text(Path(path).resolve())  # no expanduser: see emovox.audio.sniff
-    except (RuntimeError, OSError):
-        return exact_path_text(os.path.abspath(path))
+    return exact_path_text(_resolved(path))
+
+
+def legacy_key(path: str | os.PathLike[str]) -> str:
+    """The key versions before :func:`exact_path_text` gave ``path`` in batch output (its
+    resolved path as :func:`printable_path`): it differs from :func:`resolved_key` only
+    for a name with a backslash before another, before ``x`` and two hex digits or before
+    a byte that is not UTF-8, and may be another file's too (see
+    :func:`emovox.serving.batch_rows.legacy_renames`)."""
+    return printable_path(_resolved(path))
 
 
 def _split(pattern: str) -> tuple[Path, list[str]]:

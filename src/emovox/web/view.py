@@ -9,7 +9,6 @@ fields of the speech-aware schema (``status``, ``reason``, ``speech_seconds``, `
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -21,6 +20,7 @@ from emovox.audio import ClipCounter, mixdown_advice, seconds_text
 from emovox.errors import AudioTooLong
 from emovox.serving.schema import prediction_document
 from emovox.serving.uploads import UploadTooLarge
+from emovox.web.modeltext import card_markdown, md_code, md_text  # (the page's names)
 
 __all__ = [
     "PredictionView",
@@ -42,53 +42,6 @@ __all__ = [
     "timeline_support",
     "web_error_message",
 ]
-
-# --------------------------------------------------------------------------------------------
-# Strings from a model folder: data, not ours (code review)
-# --------------------------------------------------------------------------------------------
-
-#: ASCII punctuation a backslash escapes in Markdown (CommonMark: all of it), less ``& < >``
-_MD_PUNCT = frozenset("!\"#$%'()*+,-./:;=?@[\\]^_`{|}~")
-#: written as entities instead: text both where the page allows raw HTML and where not
-_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-#: what a model card may not use (links, images, footnotes, Streamlit's ``:red[...]``, raw
-#: HTML, autolinks, maths); a backslash first, so that ``\[`` in a card stays escaped
-_CARD_SPECIALS = "\\[]<$"
-
-
-def _one_line(value: object) -> str:
-    """``value`` as one line: control characters and line breaks as spaces, runs of
-    whitespace as one (a new line could start a heading, a list, a table)."""
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
-                   for ch in str(value))
-    return " ".join(text.split())
-
-
-def md_text(value: object) -> str:
-    """``value`` (a string from a model folder: its name, corpus, a label...) as Markdown
-    that shows exactly its text on one line: no link, image, emphasis, code, heading,
-    Streamlit colour or badge, maths, nor HTML (also inside the headline's ``<span>``, where
-    the page allows HTML). Every page string a model folder supplies goes through it."""
-    return "".join(_MD_ENTITIES.get(ch) or (f"\\{ch}" if ch in _MD_PUNCT else ch)
-                   for ch in _one_line(value))
-
-
-def md_code(value: object) -> str:
-    """``value`` as inline code (e.g. a protocol name): its text on one line, a backtick in
-    it replaced, so that it cannot end the code span and write Markdown after it."""
-    return f"`{_one_line(value).replace('`', chr(39)) or ' '}`"
-
-
-def card_markdown(text: str) -> str:
-    """A MODEL_CARD.md as the page renders it: its headings, lists, tables, emphasis and
-    code stay, but links, images (which make the browser fetch a URL), raw HTML, autolinks,
-    footnotes, Streamlit's colour and badge directives and maths show as literal text (their
-    brackets, ``<``, ``$`` and backslashes escaped). A model folder is data: a card from one
-    may not fetch, link or format beyond plain Markdown. The bundled cards use none of
-    these characters and show as before; in a card's code, an escaped one shows its
-    backslash."""
-    return "".join(f"\\{ch}" if ch in _CARD_SPECIALS else ch for ch in text)
-
 
 # --------------------------------------------------------------------------------------------
 # Recording level
