@@ -246,12 +246,7 @@ class CnnBiLstmConfig(NetConfig):
     pooling: Pooling = Pooling.MEAN
 
     def check_net(self, input_shape: Sequence[int]) -> None:
-        shape = tuple(input_shape)
-        sequence_shape("cnn_bilstm", shape, 2 ** len(self.channels))
-        _sizes(self, 1, "channels", "kernel_size", "lstm_hidden", "lstm_layers",
-               "dense")
-        _probabilities(self, "dropout")
-        _positive_shape("cnn_bilstm", shape)
+        _conv_sequence_check(self, "cnn_bilstm", input_shape, "lstm_hidden", "lstm_layers")
 
 
 @dataclass(frozen=True)
@@ -372,12 +367,20 @@ class CnnGruAttentionConfig(NetConfig):
     dropout: float = 0.3
 
     def check_net(self, input_shape: Sequence[int]) -> None:
-        shape = tuple(input_shape)
-        sequence_shape("cnn_gru_attention", shape, 2 ** len(self.channels))
-        _sizes(self, 1, "channels", "kernel_size", "gru_hidden", "attention_dim",
-               "dense")
-        _probabilities(self, "dropout")
-        _positive_shape("cnn_gru_attention", shape)
+        _conv_sequence_check(self, "cnn_gru_attention", input_shape, "gru_hidden",
+                             "attention_dim")
+
+
+def _conv_sequence_check(cfg: ModelParams, name: str, input_shape: Sequence[int],
+                         *sizes: str) -> None:
+    """``check_net`` of a Conv1D stack (each block halves time) under a recurrent head:
+    enough frames, ``channels``/``kernel_size``/``dense`` and ``sizes`` >= 1, ``dropout``
+    in 0..1."""
+    shape = tuple(input_shape)
+    sequence_shape(name, shape, 2 ** len(cfg.channels))
+    _sizes(cfg, 1, "channels", "kernel_size", *sizes, "dense")
+    _probabilities(cfg, "dropout")
+    _positive_shape(name, shape)
 
 
 @dataclass(frozen=True)
