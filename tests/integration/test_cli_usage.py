@@ -271,6 +271,10 @@ def test_predict_of_no_file_is_a_usage_error_as_timeline_of_one(tmp_path, tiny_m
     res = invoke(["predict", missing, "-m", tiny_model])
     ok(res, 2)
     assert text(res) == f"error: {said}"  # one line
+    (tmp_path / "refs").mkdir()  # said before any reference clip is read (review, stop 50)
+    res = invoke(["predict", missing, "-m", tiny_model, "--reference", tmp_path / "refs"])
+    ok(res, 2)
+    assert text(res) == f"error: {said}"
     res = invoke(["predict", missing, "-m", tiny_model, "--json"])
     ok(res, 2)
     assert json.loads(res.stdout)["error"] == said and said in " ".join(res.stderr.split())

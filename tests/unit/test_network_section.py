@@ -143,6 +143,9 @@ def test_an_ensemble_member_s_params_are_checked_as_the_member_s_own():
     bad = {**member, "params": {"dilatoins": [2, 3, 5]}}
     with pytest.raises(ConfigError, match=r"member 1 \(ecapa\): unknown parameter 'dilatoins'"):
         check_network_params("emovox.models.ensemble", {"members": [member, bad]}, (64, 64))
+    small = {**member, "params": {"se_dim": 0}}  # a size: ValueError, the member named too
+    with pytest.raises(ValueError, match=r"member 0 \(ecapa\): se_dim must be >= 1"):
+        check_network_params("emovox.models.ensemble", {"members": [small, member]}, (64, 64))
     with pytest.raises(ConfigError, match="unknown parameter 'member' for the ensemble"):
         check_network_params("emovox.models.ensemble", {"members": [member, member],
                                                         "member": []}, (64, 64))

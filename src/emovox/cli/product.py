@@ -62,7 +62,8 @@ def predict(
     try:
         max_duration = check_max_duration(max_duration, "--max-duration")
         predictor = Predictor.from_artifact(model, backend=backend)
-        prior = None
+        _refuse_no_file(files, json_out)  # after the model (a bad model is said first),
+        prior = None  # before any reference clip is read
         if reference is not None:
             from emovox.serving.adapt import reference_prior
 
@@ -71,7 +72,6 @@ def predict(
                                         progress=progress)
     except USER_ERRORS as exc:
         fail(exc)
-    _refuse_no_file(files, json_out)  # after the model: a bad model is said first
     outcomes = []
     with bars.files_progress(len(files)) as advance:
         for f in files:

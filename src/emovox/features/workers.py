@@ -195,6 +195,10 @@ def run_in_pool(fn: Callable[..., Any], tasks: Mapping[int, tuple[Any, ...]], n_
         left = run(left, workers)
         in_hand = [i for i in left if started[slots[i]]]  # (at most one per worker)
         left = [i for i in left if not started[slots[i]]]
+        if in_hand:  # said whatever follows (a restart, a culprit, or nothing more to do)
+            log.warning("an extraction worker process died (out of memory, or a crash in a "
+                        "native library) with %d clip(s) in hand: each is extracted again "
+                        "alone", len(in_hand))
         found, untried = _isolate(in_hand, MAX_CULPRITS - len(culprits),
                                   lambda i: bool(run([i], 1)))  # each alone: broke again?
         left = untried + left

@@ -134,8 +134,8 @@ def ensemble_layout(input_shape: Sequence[int], members: Any, inputs: Any,
             raise ValueError(f"member {k}: module {module!r} builds no network")
         try:
             check_network_params(module, m.get("params", {}), (input_shape[0], width))
-        except ConfigError as exc:
-            raise ConfigError(f"member {k} ({module.removeprefix(_PREFIX)}): {exc}") from None
+        except (ConfigError, ValueError) as exc:  # a size too: which member says it
+            raise type(exc)(f"member {k} ({module.removeprefix(_PREFIX)}): {exc}") from None
     return EnsembleLayout(tuple(blocks), width, dim, tuple(narrow))
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from emovox.fileio import atomic_path, mode_of
-from emovox.serving.inputs import legacy_key, resolved_key
+from emovox.serving.inputs import legacy_key, path_of_text, resolved_key
 from emovox.serving.outfile import (
     CSV_HEADERS,
     MAX_LINE_CHARS,
@@ -189,14 +189,27 @@ def legacy_renames(seen: Mapping[str, DoneRow], files: Mapping[str, Path]
     printed alike, ``a<0xff>.wav`` and ``a\\xff.wav``: whose it is cannot be told, so it
     is left alone). None: that file has a row under its key now too, the one that counts.
     Without these a resume predicted such a file again and the output kept two rows of it
-    (code review)."""
+    (code review). A row is never taken over when its key is a file's key now (that file's
+    row, even when the file is not in this batch: ``a<0xff>.wav``'s row is not
+    ``a\xff.wav``'s) or when it recorded a file version (this version wrote it: its key is
+    already today's)."""
     olds: dict[str, list[str]] = {}
     for key, path in files.items():
         old = legacy_key(path)
         if old != key:
             olds.setdefault(old, []).append(key)
     return {old: None if new[0] in seen else new[0] for old, new in olds.items()
-            if len(new) == 1 and old in seen and old not in files}
+            if len(new) == 1 and old in seen and old not in files
+            and seen[old].version is None and not _a_file_key(old)}
+
+
+def _a_file_key(key: str) -> bool:
+    """Is ``key`` the key, written today, of a file that is there?"""
+    try:
+        path = path_of_text(key)
+        return os.path.lexists(path) and resolved_key(path) == key
+    except (OSError, ValueError):
+        return False
 
 
 def drop_rows(out: Path, keys: set[str], rename: Mapping[str, str] | None = None) -> None:
