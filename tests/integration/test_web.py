@@ -440,3 +440,38 @@ def test_a_model_folder_cannot_write_markdown_on_the_page(app_env, tiny_model, t
             assert "<strong>bold</strong>" not in html and "**bold**" in html, value
     card = render(next(v for v in shown if v.startswith("# Card")))
     assert "<h1>Card</h1>" in card and "<table>" in card and "&lt;img src=" in card
+
+
+def test_a_model_folder_cannot_spell_links_reverse_its_text_or_break_the_page(
+        app_env, tiny_model, tmp_path):
+    """Character references in the card spelled links past the joiner, an item whose marker
+    ends its line hid a URL as "code" and a bidi override in the protocol reached the CV
+    title (code review; a lone surrogate in model.json, which broke ``st.markdown``, is
+    refused when the folder is read)."""
+    import html as html_lib
+    import unicodedata
+
+    pytest.importorskip("streamlit")
+    markdown_it = pytest.importorskip("markdown_it")
+    render = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render
+    folder = _crafted_model(tiny_model, tmp_path / "crafted")
+    doc = json.loads((folder / "model.json").read_text())
+    doc["metrics"]["protocol"] = "emo\u202ebox"
+    (folder / "model.json").write_text(json.dumps(doc))
+    (folder / "MODEL_CARD.md").write_text(
+        "# Card\n\nsee &#104;ttps://evil.example/x, www&#46;evil.example, me&#64;evil.example"
+        "\n\n-\n  see\n\n    https://evil.example/login\n")
+    app_env.setenv("EMOVOX_MODEL", str(folder))
+    at = _app().run()
+    _no_traceback(at)
+    assert not at.error
+    shown = [e.value for e in (*at.subheader, *at.markdown, *at.caption)]
+    assert any("protocol `emobox`" in v for v in shown)
+    odd = [c for v in shown for c in v if c == "\u202e" or c != "\n"
+           and unicodedata.category(c) in ("Cs", "Cc")]  # no bidi override, no surrogate
+    assert odd == []
+    card = render(next(v for v in shown if v.startswith("# Card")))
+    text = html_lib.unescape(re.sub(r"<[^>]+>", " ", card)).replace("\u2060", "")
+    assert "&#104;ttps://evil.example/x" in text and "<code>" not in card
+    text = html_lib.unescape(re.sub(r"<[^>]+>", " ", card))  # as GFM looks for autolinks
+    assert not re.search(r"https?://|www\.|[\w.+-]+@[\w-]+\.\w", text, re.IGNORECASE), text

@@ -142,6 +142,15 @@ def test_model_json_that_is_not_an_object(tmp_path, doc):
     assert "\n" not in str(err.value)
 
 
+def test_model_json_with_a_lone_surrogate_is_no_text(tmp_path):
+    """A lone surrogate escape is valid JSON but no text: shown, it broke the web page
+    (review, stop 50)."""
+    folder = _write_json(tmp_path / "m", json.dumps({"name": "a \ud800 b"}))
+    assert "\\ud800" in (folder / "model.json").read_text()
+    with pytest.raises(ArtifactError, match="model.json: not valid JSON .*surrogates"):
+        read_meta(folder)
+
+
 # -- corrupt files: one-line error naming the file; exit 2 from the CLI ---------------------
 
 

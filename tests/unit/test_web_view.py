@@ -378,9 +378,9 @@ def test_a_code_span_from_a_model_folder_cannot_be_left():
 def test_a_card_keeps_its_markdown_but_loads_and_links_nothing():
     from importlib.resources import files
 
-    for bundled in ("default_model", "ravdess_model"):  # ours: shown exactly as written
+    for bundled in ("default_model", "ravdess_model"):  # ours: rendered exactly as written
         card = (files("emovox.data") / bundled / "MODEL_CARD.md").read_text()
-        assert view.card_markdown(card) == card
+        assert _html(view.card_markdown(card)) == _html(card)  # ("&" is written "&amp;")
     crafted = (f"# Card\n\n{EVIL}\n\n:red[fake] <script>alert(1)</script> $\\href{{x}}{{y}}$\n\n"
                "[ref]: http://example.invalid/r\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
     out = _html(view.card_markdown(crafted))
@@ -492,8 +492,55 @@ def test_random_cards_link_nothing_outside_their_code():
 
     pieces = ["```", "~~~", "  ```", "- ```", "> ```", "~~~ `i`", "- a", "1. a", "> q", "a `",
               "` b", "``", "    x http://e.x", "  y www.e.x", "http://e.x `y` a@e.x",
-              "| a | `b |", "|---|---|", "# h `", "---", "\t`c", "text", ""]
+              "| a | `b |", "|---|---|", "# h `", "---", "\t`c", "text", "", "-", "1.",
+              "&#104;ttp://e.x", "www&#46;e.x `&#64;`", "a&#64;e.x", "  &#x68;ttps&#58;//e.x"]
     rng = random.Random(0)
     for _ in range(1500):
         card = "\n".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
         assert _autolinks(_html(view.card_markdown(card))) == [], card
+
+
+# A character reference is resolved in the text GFM looks for autolinks in: "&#104;ttps://"
+# is "https://" there, past the joiner that went in before ":" only (code review).
+REFERENCES = ["see &#104;ttps://evil.example/x", "see www&#46;evil.example",
+              "mail me&#64;evil.example", "&#x68;ttp&#58;//evil.example", "&#87;WW.e.x"]
+
+
+@pytest.mark.parametrize("value", REFERENCES)
+def test_a_character_reference_spells_no_autolink(value):
+    for out in (_html(view.card_markdown(value)), _html(view.md_text(value))):
+        assert _autolinks(out) == [], out
+        assert _text(out).replace(JOINER, "").strip() == value  # shown as written
+    card = f"# h {value}\n\n- {value}\n\n| a |\n|---|\n| {value} |\n\n> {value} `{value}`"
+    out = _html(view.card_markdown(card))
+    assert _autolinks(out) == [] and f"<code>{value.replace('&', '&amp;')}</code>" in out
+
+
+@pytest.mark.parametrize("marker", ["-", "*", "+", "1.", "2)"])
+def test_an_item_whose_marker_ends_its_line_holds_a_paragraph_not_code(marker):
+    pad = " " * (len(marker) + 1)  # the item's content column: the URL's paragraph is its
+    card = f"{marker}\n{pad}see\n\n{pad}  https://evil.example/login"
+    assert "<p>https://evil.example/login</p>" in _html(card)  # a paragraph, GFM links it
+    assert _autolinks(_html(view.card_markdown(card))) == []
+
+
+def test_a_lone_surrogate_from_model_json_becomes_a_replacement_character():
+    import json
+
+    from emovox.serving.service import cv_title
+
+    value = json.loads('"crnn \\ud800 x"')  # json.loads accepts it; UTF-8 (protobuf) cannot
+    for text in (view.md_text(value), view.md_code(value), cv_title({"protocol": value})):
+        assert "\ufffd" in text and text.encode("utf-8")
+
+
+def test_the_cv_title_shows_its_protocol_on_one_line_as_it_reads():
+    import unicodedata
+
+    from emovox.serving.service import cv_title
+
+    title = cv_title({"protocol": "emo\u202ebox\u200b\u2066 ` **x**\n# y"})
+    assert not [c for c in title if unicodedata.category(c) in ("Cf", "Cs", "Cc")]
+    out = _html(title)
+    assert out.count("<code>") == 1 and "<strong>" not in out and "<h1>" not in out
+    assert "<code>emobox ' **x** # y</code>" in out

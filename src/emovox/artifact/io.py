@@ -102,6 +102,7 @@ def read_meta(path: str | Path) -> ArtifactMeta:
             raise ArtifactError(f"{f}: larger than {MAX_META_BYTES:,} bytes: not a "
                                 "model.json this package wrote")
         doc = json.loads(raw.decode("utf-8"))
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # "\ud800" escapes: no text
     except RecursionError:
         raise ArtifactError(f"{f}: JSON nested too deeply") from None
     except OSError as exc:  # was "not valid JSON ([Errno 13] ...)" (QA, stop 38)

@@ -5,8 +5,9 @@ runner per backend (:mod:`emovox.serving.runners`: onnx, torch, sklearn), the se
 (:mod:`emovox.serving.service`: settings, errors -> HTTP status and user wording, uploads,
 timelines of uploads, the model card), batch prediction (:mod:`emovox.serving.batch`),
 emotion timelines (:mod:`emovox.serving.timeline`), live input (:mod:`emovox.serving.live`:
-raw PCM or microphone streams, a rolling emotion per hop; sounddevice imported only when the
-microphone is opened), the answer and its status/evidence (:mod:`emovox.serving.answer`), the
+raw PCM or microphone streams, a rolling emotion per hop; the microphone in
+:mod:`emovox.serving.mic`, sounddevice imported only when it is opened), the answer and
+its status/evidence (:mod:`emovox.serving.answer`), the
 speech windows a recording is read in (:mod:`emovox.serving.speech`), the versioned JSON
 documents (:mod:`emovox.serving.schema`, schemas in ``emovox/data/schema``) and speaker
 adaptation of answers (:mod:`emovox.serving.adapt`: reference clips, speaker groups of a

@@ -40,6 +40,7 @@ from emovox.errors import (
 from emovox.serving.adapt import AdaptationError, TooFewReferences
 from emovox.serving.adapt_uploads import TooManyReferences
 from emovox.serving.answer import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, confidence_band, percent_text
+from emovox.serving.oneline import code_text
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 from emovox.serving.predictor import BACKENDS
 from emovox.serving.timeline import Timeline, build_timeline, timeline_rows, write_timeline_csv
@@ -472,11 +473,10 @@ def card_summary_rows(cv: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def cv_title(cv: Mapping[str, Any]) -> str:
-    """Loco or new speakers, in words; the protocol in code, no backtick or line break to end it."""
-    protocol = " ".join(str(cv.get("protocol", "?")).replace("`", "'").split()) or "?"
+    """Loco or new speakers, in words; the protocol in code, one line (:func:`code_text`)."""
+    protocol = code_text(cv.get("protocol", "?")) or "?"
     if protocol == "loco":
-        return ("Leave-one-corpus-out (protocol `loco`: each test corpus is never heard in "
-                "training)")
+        return "Leave-one-corpus-out (protocol `loco`: each test corpus is never heard in training)"
     return (f"Speaker-independent cross-validation (protocol `{protocol}`: test actors are "
             "never heard in training)")
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import bisect
 import re
-import unicodedata
 from collections import defaultdict
+
+from emovox.serving.oneline import code_text, one_line
 
 __all__ = ["JOINER", "card_markdown", "md_code", "md_text", "unlinked"]
 
@@ -42,31 +43,23 @@ def unlinked(text: str) -> str:
     return _AUTOLINK.sub(lambda m: f"{m.group(1) or m.group(2) or ''}{JOINER}", text)
 
 
-def _one_line(value: object) -> str:
-    """``value`` as one line: control characters and line breaks as spaces, runs of
-    whitespace as one (a new line could start a heading, a list, a table); format
-    characters (category Cf: bidi overrides, zero-width ones) left out, so that a name
-    cannot show other text than it holds (``U+202E`` writes what follows backwards)."""
-    cats = {"Cc": " ", "Zl": " ", "Zp": " ", "Cf": ""}
-    text = "".join(cats.get(unicodedata.category(ch), ch) for ch in str(value))
-    return " ".join(text.split())
-
-
 def md_text(value: object) -> str:
     """``value`` (a string from a model folder: its name, corpus, a label...) as Markdown
     that shows exactly its text on one line: no link (autolink literals included:
     :func:`unlinked`), image, emphasis, code, heading, Streamlit colour or badge, maths,
-    nor HTML (also inside the headline's ``<span>``, where the page allows HTML); format
-    characters such as bidi overrides left out. Every page string a model folder supplies
-    goes through it."""
+    nor HTML (also inside the headline's ``<span>``, where the page allows HTML), nor a
+    character reference (``&`` is ``&amp;``); one line as :func:`~emovox.serving.oneline.one_line`
+    writes it (bidi overrides left out, lone surrogates as U+FFFD). Every page string a model
+    folder supplies goes through it."""
     return "".join(_MD_ENTITIES.get(ch) or (f"\\{ch}" if ch in _MD_PUNCT else ch)
-                   for ch in unlinked(_one_line(value)))
+                   for ch in unlinked(one_line(value)))
 
 
 def md_code(value: object) -> str:
     """``value`` as inline code (e.g. a protocol name): its text on one line, a backtick in
-    it replaced, so that it cannot end the code span and write Markdown after it."""
-    return f"`{_one_line(value).replace('`', chr(39)) or ' '}`"
+    it replaced, so that it cannot end the code span and write Markdown after it
+    (:func:`~emovox.serving.oneline.code_text`)."""
+    return f"`{code_text(value) or ' '}`"
 
 
 def card_markdown(text: str) -> str:
@@ -75,16 +68,25 @@ def card_markdown(text: str) -> str:
     footnotes, Streamlit's colour and badge directives and maths show as literal text (their
     brackets, ``<``, ``$`` and backslashes escaped), and bare URLs and e-mail addresses are
     not linked (:func:`unlinked`, outside the code blocks and code spans this can tell for
-    sure: code links nothing). A model folder is data: a card from one may not fetch, link
-    or format beyond plain Markdown. The bundled cards use none of these characters and show
-    as before; in a card's code, an escaped one shows its backslash."""
+    sure: code links nothing); there ``&`` is written ``&amp;``, so that a character
+    reference shows as written and spells no link. A model folder is data: a card from one
+    may not fetch, link or format beyond plain Markdown. The bundled cards use none of the
+    escaped characters and render as before; in a card's code, an escaped one shows its
+    backslash."""
     text = re.sub(r"\r\n?", "\n", text)  # a lone CR ends a line too (CommonMark)
     escaped = "".join(f"\\{ch}" if ch in _CARD_SPECIALS else ch for ch in text)
     out, at = [], 0
     for start, end in _code_ranges(escaped):
-        out += [unlinked(escaped[at:start]), escaped[start:end]]
+        out += [_card_text(escaped[at:start]), escaped[start:end]]
         at = end
-    return "".join(out) + unlinked(escaped[at:])
+    return "".join(out) + _card_text(escaped[at:])
+
+
+def _card_text(text: str) -> str:
+    """A card's text outside its code: :func:`unlinked`, and ``&`` as ``&amp;`` so that a
+    character reference (``&#104;ttps://``, ``www&#46;``, ``me&#64;host``) shows as written
+    instead of becoming, after the joiner went in, the autolink literal it spells."""
+    return unlinked(text).replace("&", "&amp;")
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,7 +96,8 @@ def card_markdown(text: str) -> str:
 #: a fence at column 0: a backtick fence's info string holds no backtick
 _FENCE = re.compile(r"(`{3,}|~{3,})([^`]*)$|(~{3,}).*$")
 #: a list item's or block quote's marker at the start of a line
-_CONTAINER = re.compile(r" {0,3}(?:>[ \t]?|[-+*][ \t]|\d{1,9}[.)][ \t])")
+#: (a marker that ends its line starts an item too: ``-`` then the item's lines indented)
+_CONTAINER = re.compile(r" {0,3}(?:>[ \t]?|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$))")
 #: what starts a block of its own (it ends a paragraph, so its code spans), a table's
 #: ``|`` and a directive's ``:`` included; tested on a line without its indentation
 _BLOCK_START = re.compile(r"(?:>|[-+*](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|#{1,6}(?:[ \t]|$)"
