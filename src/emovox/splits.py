@@ -244,16 +244,19 @@ def _check_test_only(
 def _random_fold(utts: list[Utterance], train_only: np.ndarray, seed: int,
                  test_size: float, validate: bool) -> Fold:
     """The random protocol's one fold: a stratified ``test_size`` of the testable clips
-    tested, 10 % of the rest validating when ``validate`` (else every other clip trains)."""
+    tested, 10 % of the other testable clips validating when ``validate``, and every other
+    clip training. Training-only clips (``--train-extra``) never validate: they were drawn
+    with the rest, so validation was partly a channel never tested (research audit, stop
+    51; without training-only clips the draw is the one before)."""
     y = np.array([u.emotion.value if u.emotion else "" for u in utts])
     all_idx = np.arange(len(utts))
     testable = all_idx[~train_only]
     tr, te = train_test_split(testable, test_size=test_size, stratify=y[testable],
                               random_state=seed)
-    tr = np.concatenate([tr, all_idx[train_only]])
     va = np.array([], int)
     if validate:
         tr, va = train_test_split(tr, test_size=0.1, stratify=y[tr], random_state=seed)
+    tr = np.concatenate([tr, all_idx[train_only]])
     return Fold(0, np.sort(tr), np.sort(va), np.sort(te), (), (), False)
 
 

@@ -370,3 +370,37 @@ def test_a_classical_model_needs_no_validation_speakers(fake_ravdess, fake_cache
     assert [f["val_speakers"] for f in folds] == [[], []] and folds[0]["n_train"] == 16
     r = CliRunner().invoke(app, [*args, "--model", "crnn", "--out", str(tmp_path / "b")])
     assert r.exit_code == 2 and "cannot hold out 2 validation speakers" in r.output
+
+
+def test_a_model_taught_by_one_that_heard_these_speakers_is_not_independent(
+        cli_model, tmp_path):
+    """A ``train --teacher`` student records what its teachers heard; `evaluate --artifact`
+    called it speaker-independent on its teacher's speakers (research audit, stop 51)."""
+    tess = tmp_path / "tess" / "OAF_mixed"
+    tess.mkdir(parents=True)
+    for emo in ("angry", "happy", "sad"):
+        sf.write(tess / f"OAF_back_{emo}.wav", sine(180, 0.5, amp=0.2), 16000)
+
+    def run(name: str, **extra: object) -> tuple[dict, str]:
+        folder = tmp_path / name
+        shutil.copytree(cli_model, folder)
+        doc = json.loads((folder / "model.json").read_text())
+        doc["trained_on"].update(extra)
+        (folder / "model.json").write_text(json.dumps(doc))
+        r = CliRunner().invoke(app, ["evaluate", "--artifact", str(folder), "--corpus", "tess",
+                                     "--data", str(tmp_path / "tess"), "--out",
+                                     str(tmp_path / f"{name}-run")])
+        assert r.exit_code == 0, r.output
+        return json.loads((tmp_path / f"{name}-run" / "metrics.json").read_text()), \
+            " ".join(r.output.split())
+
+    plain, _ = run("plain")
+    assert plain["speaker_independent"] is True
+    speakers = sorted({row["speaker"] for row in csv.DictReader(
+        (tmp_path / "plain-run" / "predictions.csv").open())})
+    taught, _ = run("taught", teacher_speakers=speakers)
+    assert taught["speaker_independent"] is False
+    assert taught["speakers_heard_in_training"] == speakers
+    unlisted, said = run("unlisted", teacher_speakers=[], teachers_unlisted=["old-teacher"])
+    assert unlisted["speaker_independent"] is False
+    assert "teachers that do not list their training speakers or clips (old-teacher)" in said

@@ -289,6 +289,11 @@ def test_train_distils_the_final_model_from_a_trained_model(fake_ravdess, tiny_m
     meta = json.loads((out / "model.json").read_text())
     assert meta["trained_on"]["teachers"] == [str(tiny_model)]
     assert meta["experiment_config"]["teachers"] == [str(tiny_model)]
+    # what the teacher heard is the student's too (research audit, stop 51); this hand-made
+    # teacher lists nothing, so the student cannot be called independent anywhere
+    assert json.loads((tiny_model / "model.json").read_text())["trained_on"] is None
+    assert meta["trained_on"]["teacher_speakers"] == []
+    assert meta["trained_on"]["teachers_unlisted"] == [str(tiny_model)]
 
 
 def test_train_teacher_reading_another_input_is_refused(fake_ravdess, tiny_model, tmp_path):

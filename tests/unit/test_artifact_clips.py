@@ -108,3 +108,36 @@ def test_a_calibration_run_on_other_own_data_of_the_same_name_is_said(tmp_path, 
     assert warn_other_clips(Path("run"), cv, [*ids, hashlib.sha256(
         files[2].read_bytes()).hexdigest()[:12]]) == 0 and not caplog.text
     assert warn_other_clips(Path("run"), cv, None) == 0  # a model without digests
+
+
+def _teachers(*trained_on: dict) -> object:
+    from emovox.experiment.distil import TeacherModels
+
+    return TeacherModels([object()] * len(trained_on), list(trained_on))
+
+
+def test_a_distilled_model_heard_what_its_teachers_heard(tmp_path):
+    """``train --teacher`` kept only the teachers' paths: a student trained on RAVDESS,
+    taught by a model that heard EMOVO, was called speaker-independent on EMOVO and on the
+    teacher's own clips (research audit, stop 51)."""
+    from emovox.artifact.clips import TEACHER_DIGESTS
+    from emovox.experiment.distil import teachers_heard
+
+    files = _files(tmp_path, 4)
+    ids = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
+    own = {"speakers": ["ravdess:01"], **clip_digests(ids[:1])}
+    emovo = {"speakers": ["emovo:f1", "emovo:m1"], **clip_digests(ids[1:3])}
+    # a teacher distilled in turn passes on what its own teachers heard
+    taught = {"speakers": ["ravdess:02"], **clip_digests(ids[:1]),
+              "teacher_speakers": ["urdu:SM1"],
+              TEACHER_DIGESTS: clip_digests(ids[3:])[CLIP_DIGESTS]}
+    heard = teachers_heard(_teachers(emovo, taught), ["t1", "t2"])
+    assert heard["teacher_speakers"] == ["emovo:f1", "emovo:m1", "ravdess:02", "urdu:SM1"]
+    assert "teachers_unlisted" not in heard
+    student = {**own, **heard}
+    assert heard_clips(student, files) == [0, 1, 2, 3]
+    assert heard_clips(own, files) == [0]  # without the teachers: only its own clip
+    assert TEACHER_DIGESTS not in public_trained_on(student)
+    # a teacher that lists no speakers or no digests: what the student heard is unknown
+    bare = teachers_heard(_teachers(emovo, {"clips": 3}, {"speakers": ["x:1"]}), ["a", "b", "c"])
+    assert bare["teachers_unlisted"] == ["b", "c"]

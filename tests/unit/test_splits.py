@@ -167,6 +167,25 @@ def test_random_protocol_without_validation_trains_on_every_other_clip():
     assert len(f.train) + len(f.test) == len(utts)
 
 
+def test_random_protocol_never_validates_on_training_only_clips():
+    """`--train-extra song`: 109 of 216 validation clips were song, a channel never tested
+    (research audit, stop 51); without training-only clips the draw is unchanged."""
+    from sklearn.model_selection import train_test_split
+
+    utts = fake_ravdess(24, song_actors=tuple(range(1, 25)))
+    train_only = np.array([u.meta["vocal_channel"] == "song" for u in utts])
+    (f,) = make_folds(utts, Protocol.RANDOM, seed=1, train_only=train_only)
+    assert len(f.val) > 0 and not train_only[f.val].any()
+    assert train_only[f.train].sum() == train_only.sum() and not train_only[f.test].any()
+    speech = [u for u, t in zip(utts, train_only, strict=True) if not t]
+    (plain,) = make_folds(speech, Protocol.RANDOM, seed=1)
+    y = np.array([u.emotion.value for u in speech])  # the draw as it was before the fix
+    tr, te = train_test_split(np.arange(len(speech)), test_size=0.2, stratify=y,
+                              random_state=1)
+    tr, va = train_test_split(tr, test_size=0.1, stratify=y[tr], random_state=1)
+    assert np.array_equal(plain.val, np.sort(va)) and np.array_equal(plain.test, np.sort(te))
+
+
 def test_leaky_fold_is_rejected():
     utts = fake_ravdess(4)
     idx = np.arange(len(utts))

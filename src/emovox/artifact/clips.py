@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: the key in ``trained_on``
 CLIP_DIGESTS = "clip_digests"
+#: the same, of the clips a distilled model's teachers heard (``train --teacher``)
+TEACHER_DIGESTS = "teacher_clip_digests"
 #: hex digits kept of each SHA-256: 48 bits, no chance collision among a few thousand clips
 DIGEST_HEX = 12
 
@@ -55,16 +57,21 @@ def trained_digests(trained_on: Any) -> frozenset[str] | None:
 
 
 def heard_clips(trained_on: Any, paths: Sequence[Path]) -> list[int] | None:
-    """Indices of ``paths`` whose bytes are those of one of the model's training clips;
-    None when the model records no digests. A file that cannot be read is not counted."""
+    """Indices of ``paths`` whose bytes are those of one of the model's training clips, or
+    of its teachers' (:data:`TEACHER_DIGESTS`); None when the model records no digests. A
+    file that cannot be read is not counted."""
     digests = trained_digests(trained_on)
     if digests is None:
         return None
-    width = len(next(iter(digests))) if digests else DIGEST_HEX
+    if isinstance(trained_on, dict) and TEACHER_DIGESTS in trained_on:
+        taught = trained_digests({CLIP_DIGESTS: trained_on[TEACHER_DIGESTS]}) or frozenset()
+        digests = digests | taught
+    widths = {len(d) for d in digests}
     heard = []
     for i, path in enumerate(paths):
         try:
-            if file_sha256(path)[:width] in digests:
+            full = file_sha256(path)
+            if any(full[:w] in digests for w in widths):
                 heard.append(i)
         except OSError:
             continue
@@ -75,11 +82,11 @@ def public_trained_on(trained_on: Any) -> Any:
     """``trained_on`` without the digests (what the API and the web page show)."""
     if not isinstance(trained_on, dict):
         return trained_on
-    return {k: v for k, v in trained_on.items() if k != CLIP_DIGESTS}
+    return {k: v for k, v in trained_on.items() if k not in (CLIP_DIGESTS, TEACHER_DIGESTS)}
 
 
-__all__ = ["CLIP_DIGESTS", "DIGEST_HEX", "clip_digests", "heard_clips", "public_trained_on",
-           "trained_corpora", "trained_digests"]
+__all__ = ["CLIP_DIGESTS", "DIGEST_HEX", "TEACHER_DIGESTS", "clip_digests", "heard_clips",
+           "public_trained_on", "trained_corpora", "trained_digests"]
 
 
 def trained_corpora(trained_on: Any) -> frozenset[str]:

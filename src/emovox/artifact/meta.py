@@ -339,7 +339,9 @@ def _preprocess(raw: Any) -> Preprocess:
 #: one (``speakers: 5``) was a traceback in ``ensemble`` and ``calibrate`` (code review, 46)
 _TRAINED_ON_SHAPES: dict[str, tuple[type, type | None]] = {
     "speakers": (list, str), "channels": (list, str), "members": (list, str),
-    "corpora": (dict, int), "emotions": (dict, int), "clip_digests": (dict, None)}
+    "corpora": (dict, int), "emotions": (dict, int), "clip_digests": (dict, None),
+    "teacher_speakers": (list, str), "teacher_clip_digests": (dict, None),
+    "teachers_unlisted": (list, str)}
 
 
 def _trained_on(d: dict[str, Any]) -> dict[str, Any] | None:

@@ -159,12 +159,19 @@ def _speakers_unheard(predictor: Any, utts: list[Utterance]) -> tuple[bool, list
     the model folder's ``trained_on.speakers``; a folder that does not list them is not
     called speaker-independent (audit, stop 31: the bundled model scored 100 % UA on one of
     its own training actors under that name)."""
-    trained = set((predictor.artifact_meta.trained_on or {}).get("speakers") or [])
+    on = predictor.artifact_meta.trained_on or {}
+    # a distilled model heard what its teachers heard (research audit, stop 51)
+    trained = set(on.get("speakers") or []) | set(on.get("teacher_speakers") or [])
     heard = sorted({u.speaker for u in utts} & trained)
     unknown = sorted(s for s in {u.speaker for u in utts} | trained if is_unknown_speaker(s))
     if not trained:
         log.warning("the model folder does not list its training speakers: the result is "
                     "not called speaker-independent")
+    elif on.get("teachers_unlisted"):
+        log.warning("the model was distilled from teachers that do not list their training "
+                    "speakers or clips (%s): the result is not called speaker-independent",
+                    ", ".join(map(str, on["teachers_unlisted"])))
+        return False, heard
     elif unknown:  # own-data QA, stop 33: the training clips themselves scored 91 % UA
         log.warning("speakers are unknown (%s): whether the model heard these voices cannot "
                     "be told, so the result is not called speaker-independent",

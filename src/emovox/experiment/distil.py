@@ -270,7 +270,15 @@ class Teachers:
         return mean[np.searchsorted(clips, sources)], ua
 
 
-def load_teacher_models(paths: list[Path], spec: ModelSpec) -> list[Any]:
+@dataclass(frozen=True)
+class TeacherModels:
+    """``train --teacher``'s loaded models and what each says it was trained on."""
+
+    models: list[Any]
+    trained_on: list[dict[str, Any]]
+
+
+def load_teacher_models(paths: list[Path], spec: ModelSpec) -> TeacherModels:
     """``emovox train --teacher MODEL_DIR``: the trained models in ``paths`` (any artifact,
     e.g. an ``emovox ensemble``), each loaded without running code from its folder;
     ConfigError unless each reads the student ``spec``'s input (same feature, parameters,
@@ -285,7 +293,8 @@ def load_teacher_models(paths: list[Path], spec: ModelSpec) -> list[Any]:
         return (feature_key(pre.feature or "", **pre.feature_params), pre.sr, pre.trim,
                 pre.top_db, pre.loudness, pre.functional)
 
-    models = []
+    models: list[Any] = []
+    heard: list[dict[str, Any]] = []
     for p in paths:
         model, meta = load_trained(Path(p))
         if meta.n_classes != len(LABELS) or key(meta.preprocess) != key(want):
@@ -294,10 +303,45 @@ def load_teacher_models(paths: list[Path], spec: ModelSpec) -> list[Any]:
                               f"than the student {spec.name} ({want.feature} "
                               f"{want.feature_params})")
         models.append(model)
-    return models
+        heard.append(meta.trained_on or {})
+    return TeacherModels(models, heard)
 
 
-def open_teacher_models(cfg: ExperimentConfig, spec: ModelSpec) -> list[Any] | None:
+def teachers_heard(teachers: TeacherModels, paths: list[str]) -> dict[str, Any]:
+    """What ``train --teacher`` models heard, for the student's ``trained_on``: the union
+    of their training speakers (``teacher_speakers``) and of their clip digests
+    (``teacher_clip_digests``), and the teachers that list no speakers or no digests
+    (``teachers_unlisted``). A student distilled from a teacher that heard a corpus is not
+    speaker-independent on it (research audit, stop 51: only the teachers' paths were
+    kept, so ``evaluate --artifact`` called such a score speaker-independent)."""
+    from emovox.artifact.clips import (
+        CLIP_DIGESTS,
+        DIGEST_HEX,
+        TEACHER_DIGESTS,
+        clip_digests,
+        trained_digests,
+    )
+
+    speakers: set[str] = set()
+    digests: set[str] = set()
+    unlisted: list[str] = []
+    for on, path in zip(teachers.trained_on, paths, strict=True):
+        heard = trained_digests(on)
+        spk = on.get("speakers")
+        if not spk or heard is None or any(len(d) < DIGEST_HEX for d in heard) \
+                or on.get("teachers_unlisted"):
+            unlisted.append(str(path))
+        # a teacher distilled in turn heard what its own teachers heard
+        speakers.update(str(s) for s in [*(spk or []), *(on.get("teacher_speakers") or [])])
+        taught = trained_digests({CLIP_DIGESTS: on.get(TEACHER_DIGESTS)}) or frozenset()
+        digests.update(d[:DIGEST_HEX] for d in (heard or frozenset()) | taught
+                       if len(d) >= DIGEST_HEX)  # a wider record, cut to ours
+    cut = clip_digests(digests)["clip_digests"]
+    return {"teacher_speakers": sorted(speakers), TEACHER_DIGESTS: cut,
+            **({"teachers_unlisted": unlisted} if unlisted else {})}
+
+
+def open_teacher_models(cfg: ExperimentConfig, spec: ModelSpec) -> TeacherModels | None:
     """The teacher models of ``train --teacher`` (None without ``cfg.teachers``), checked
     and loaded before any feature is extracted."""
     if not cfg.teachers:
@@ -319,6 +363,7 @@ def mean_probabilities(models: list[Any], feats: list[Any], sources: np.ndarray,
 
 
 __all__ = [
-    "TeacherRun", "Teachers", "check_student", "load_teacher_models", "mean_probabilities",
-    "open_teacher", "open_teacher_models", "open_teachers",
+    "TeacherModels", "TeacherRun", "Teachers", "check_student", "load_teacher_models",
+    "mean_probabilities", "open_teacher", "open_teacher_models", "open_teachers",
+    "teachers_heard",
 ]

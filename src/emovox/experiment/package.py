@@ -32,7 +32,12 @@ from emovox.experiment.dataset import (
     gather,
     load_dataset,
 )
-from emovox.experiment.distil import mean_probabilities, open_teacher_models
+from emovox.experiment.distil import (
+    TeacherModels,
+    mean_probabilities,
+    open_teacher_models,
+    teachers_heard,
+)
 from emovox.experiment.functional import functional_member, is_functional_folder, narrow_member
 from emovox.experiment.members import ensemble_trained_on
 from emovox.experiment.multicorpus import balance_corpora, corpus_classes, corpus_counts
@@ -135,7 +140,8 @@ def train_bundle(
                     else ([], 0))
         cv_metrics = cv.metrics if cv else None
         extra = {"name": cfg.model.name,
-                 "trained_on": _trained_on(cfg, ds, idx, speakers, seconds, val_only),
+                 "trained_on": _trained_on(cfg, ds, idx, speakers, seconds, val_only)
+                 | (teachers_heard(teachers, list(cfg.teachers)) if teachers else {}),
                  "n_params": count_parameters(model), "cross_validation": cv_metrics}
         calibration = _write_bundle(model, tmp / out.name, out, cfg, spec, extra, cv, force,
                                     onnx)
@@ -187,7 +193,7 @@ def _trained_on(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray, speakers: l
 
 
 def _fit(cfg: ExperimentConfig, spec: ModelSpec, ds: Dataset, items: list[Any],
-         train_idx: np.ndarray, val_idx: np.ndarray, teachers: list[Any] | None) -> Any:
+         train_idx: np.ndarray, val_idx: np.ndarray, teachers: TeacherModels | None) -> Any:
     """The model trained on ``train_idx`` (+ augmented variants of those clips, never of
     validation clips), early-stopped on ``val_idx``; distilled from ``teachers`` if given."""
     y = ds.y
@@ -195,7 +201,7 @@ def _fit(cfg: ExperimentConfig, spec: ModelSpec, ds: Dataset, items: list[Any],
     x_train, y_train, sources = training_sources(cfg, spec, ds.utts, items, y, ds.content_ids,
                                                  train_idx)
     fit_kw = {} if teachers is None else {"soft_targets": mean_probabilities(
-        teachers, items, sources, [u.corpus for u in ds.utts], corpus_classes(ds.utts, y))}
+        teachers.models, items, sources, [u.corpus for u in ds.utts], corpus_classes(ds.utts, y))}
     fit_kw.update(adversary_speakers(model, ds.utts, sources))
     return model.fit(x_train, y_train, gather(items, val_idx), y[val_idx], **fit_kw)
 
