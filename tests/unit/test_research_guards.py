@@ -275,6 +275,29 @@ def test_an_ensemble_of_fold_models_keeps_no_member_validation_speakers():
         "ecapa_cmvn: 9 clips of 0 speakers (?)", "reslstm: 5 clips of 1 speaker (emovo)"]
 
 
+def test_an_ensemble_heard_what_every_distilled_member_s_teachers_heard():
+    """Each member's ``teacher_speakers`` and teacher digests, not the first member's only
+    (research audit, stop 51)."""
+    from types import SimpleNamespace
+
+    from emovox.artifact.clips import CLIP_DIGESTS, TEACHER_DIGESTS, clip_digests, trained_digests
+    from emovox.experiment.members import ensemble_trained_on
+
+    def member(name, **on):
+        return None, SimpleNamespace(name=name, experiment_config={}, trained_on={
+            "clips": 4, "speakers": ["ravdess:01"], "corpus": "ravdess", **on})
+
+    plain = member("crnn_cmvn")
+    taught = member("ecapa_cmvn", teacher_speakers=["emovo:f1"],
+                    **{TEACHER_DIGESTS: clip_digests(["e" * 64])[CLIP_DIGESTS]})
+    unlisted = member("reslstm", teacher_speakers=[], teachers_unlisted=["old"])
+    assert "teacher_speakers" not in ensemble_trained_on([plain, plain])
+    for order in ([plain, taught, unlisted], [unlisted, plain, taught]):
+        got = ensemble_trained_on(order)
+        assert got["teacher_speakers"] == ["emovo:f1"] and got["teachers_unlisted"] == ["old"]
+        assert trained_digests({CLIP_DIGESTS: got[TEACHER_DIGESTS]}) == {"e" * 12}
+
+
 def test_an_ensemble_of_members_on_other_data_names_their_corpora_and_unseen_emotions():
     """Members trained on two manifests of one's own data: the card said "RAVDESS ... CC
     BY-NC-SA", no "never seen in training" and no own-data line (QA, stop 37)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from emovox.artifact.clips import clip_digests, trained_digests
+from emovox.artifact.clips import CLIP_DIGESTS, TEACHER_DIGESTS, clip_digests, trained_digests
 from emovox.augment import augment_summary
 from emovox.corpora.base import speakers_text
 from emovox.experiment.recipe import own_data
@@ -46,6 +46,23 @@ def _data_of(trained_on: dict[str, Any]) -> tuple[Any, ...]:
             trained_on.get("corpus"), tuple(trained_on.get("channels") or ()))
 
 
+def _members_teachers(ons: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What distilled members' teachers heard, over every member (``teacher_speakers``,
+    ``teacher_clip_digests``, ``teachers_unlisted``; see
+    :func:`emovox.experiment.distil.teachers_heard`): an ensemble heard it too."""
+    taught = [t for t in ons if "teacher_speakers" in t or "teachers_unlisted" in t]
+    if not taught:
+        return {}
+    digests: set[str] = set()
+    for t in taught:
+        digests |= trained_digests({CLIP_DIGESTS: t.get(TEACHER_DIGESTS)}) or set()
+    unlisted = sorted({str(u) for t in taught for u in t.get("teachers_unlisted") or []})
+    return {"teacher_speakers": sorted({str(s) for t in taught
+                                        for s in t.get("teacher_speakers") or []}),
+            TEACHER_DIGESTS: clip_digests(digests)[CLIP_DIGESTS],
+            **({"teachers_unlisted": unlisted} if unlisted else {})}
+
+
 def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
     """An ensemble's ``trained_on``: its first member's data, every member's name, training
     augmentation and environment, and their training seconds summed."""
@@ -68,6 +85,7 @@ def ensemble_trained_on(loaded: Sequence[tuple[Any, Any]]) -> dict[str, Any]:
         differ.update(clip_digests(set().union(*(d for d in heard if d))))
     own = sorted({o for _, m in loaded for o in _own_data_of(m.experiment_config)})
     return {**{k: v for k, v in data.items() if k not in private}, **differ,
+            **_members_teachers(ons),
             **({"own_data": own} if own else {}),
             "members": [m.name for _, m in loaded],
             **({"member_augment": augs} if any(augs) else {}),
