@@ -124,14 +124,25 @@ def _refuse_no_file(files: list[Path], json_out: bool) -> None:
                            f"none of the {len(why)} paths is a file: {said}{more}"))
 
 
+#: the default of `batch --file-timeout` (emovox.serving.pool.DEFAULT_FILE_TIMEOUT_S; the
+#: serving modules are imported when a command runs, not to build the options)
+_FILE_TIMEOUT_S = 300.0
+FileTimeoutOpt = Annotated[float, typer.Option(
+    envvar="EMOVOX_FILE_TIMEOUT_S", help="Seconds a file may take to be read and predicted: "
+    "then its worker process is killed and the file is an error row (a stuck mount); 0: no "
+    "deadline. Not with --engine dask, which has none: a value other than the default or 0 "
+    "is refused there.")]
+
+
 def batch(
     inputs: Annotated[list[str], typer.Argument(
         help="Folders (recursive) and globs, whose files are taken by an audio extension "
              "(.wav, .flac, .mp3, .m4a, .ogg, .opus, ...), or files (any name).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="results.csv or results.jsonl")],
     workers: Annotated[int, typer.Option(
-        min=1, max=1024, help="Worker processes, each with its own model (1: in this "
-        "process; at most one per CPU, and locally per 16 files, are started).")] = 2,
+        min=1, max=1024, help="Worker processes, each with its own model (at most one per "
+        "CPU, and locally per 16 files, are started; 1 with --file-timeout 0: in this "
+        "process).")] = 2,
     engine: Annotated[Literal["local", "dask"], typer.Option(help="local or dask.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
@@ -141,6 +152,7 @@ def batch(
     max_duration: Annotated[float, typer.Option(envvar="EMOVOX_MAX_DURATION_S",
                                                 help="Refuse longer files (s; less for "
                                                      "more than stereo at 96 kHz).")] = 600.0,
+    file_timeout: FileTimeoutOpt = _FILE_TIMEOUT_S,
     retry_errors: Annotated[
         bool, typer.Option("--retry-errors/--no-retry-errors",
                            help="Try files again whose row in --out is an error.")
@@ -164,10 +176,11 @@ def batch(
         eng = Engine(engine)
         if scheduler is not None and eng is not Engine.DASK:
             raise ValueError("--scheduler is a Dask scheduler address: it needs --engine dask")
+        deadline = _file_deadline(file_timeout, eng)
         with bars.batch_progress() as progress:
             kw = dict(artifact=model, backend=backend, workers=workers, engine=eng,
                       scheduler=scheduler, max_duration=max_duration,
-                      retry_errors=retry_errors, progress=progress)
+                      retry_errors=retry_errors, progress=progress, file_timeout=deadline)
             if speaker_from is None:
                 s = run_batch(inputs, out, **kw)
             else:
@@ -200,6 +213,20 @@ def batch(
         render.batch_adaptation(adapted, out)
     if s.failed:
         exit_failed(f"{s.failed} files failed (error rows in {out})")
+
+
+def _file_deadline(file_timeout: float, engine: Any) -> float | None:
+    """``--file-timeout`` checked: None for no deadline (0, or the default with the Dask
+    engine, which has none; another value is refused there rather than ignored)."""
+    from emovox.serving.batch import Engine, check_file_timeout
+
+    deadline = check_file_timeout(file_timeout, "--file-timeout")
+    if engine is not Engine.DASK:
+        return deadline
+    if deadline is not None and deadline != _FILE_TIMEOUT_S:
+        raise ValueError("--file-timeout does not apply to --engine dask (its workers have no "
+                         "per-file deadline): leave it out, or give 0")
+    return None
 
 
 def _written(out: Path, speaker_from: str | None) -> Path:

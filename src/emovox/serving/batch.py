@@ -14,13 +14,17 @@ Local runs with more than one worker use worker **processes**, each with its own
 single-threaded :class:`~emovox.serving.predictor.Predictor`, fed chunks of files
 (:mod:`emovox.serving.pool`; ``processes=False``: a thread pool over one shared predictor);
 every chunk is classified together (one network call per 16 windows). ``engine="dask"`` runs
-the same chunks on a Dask distributed cluster.
+the same chunks on a Dask distributed cluster. ``file_timeout`` (``emovox batch
+--file-timeout``, stop 51): seconds per file, after which the worker process is killed and
+the file becomes an error row; it needs worker processes (a thread cannot be stopped), so
+the files then go to them whatever ``workers`` is (the Dask engine has no deadline).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -30,7 +34,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from emovox.errors import EmovoxError
+from emovox.errors import ConfigError, EmovoxError
 from emovox.fileio import locked_beside
 from emovox.labels import LABELS
 from emovox.serving.answer import Status, rounded_probability
@@ -65,8 +69,8 @@ from emovox.serving.timeline import SILENCE as SILENCE_LABEL
 log = logging.getLogger(__name__)
 
 __all__ = ["ERROR_LABEL", "FIELDS", "SILENCE_LABEL", "BatchInterrupted", "BatchSummary", "Engine",
-           "RowWriter", "collect_inputs", "done_paths", "failure_message", "is_error_row",
-           "predict_one", "read_rows", "row_for", "run_batch"]
+           "RowWriter", "check_file_timeout", "collect_inputs", "done_paths", "failure_message",
+           "is_error_row", "predict_one", "read_rows", "row_for", "run_batch"]
 
 
 class Engine(str, Enum):
@@ -213,6 +217,25 @@ def predict_files(predictor: Any, files: Iterable[Path], *,
     return out
 
 
+def check_file_timeout(value: float | None, name: str = "file timeout") -> float | None:
+    """A per-file deadline in seconds: ``None`` or 0 (no deadline: None), or a finite
+    positive number.
+
+    Raises:
+        ConfigError: NaN, infinity, a negative number, or not a number.
+    """
+    if value is None:
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise ConfigError(f"{name} must be a finite number of seconds, 0 or more (0: no "
+                          f"deadline), got {value!r}")
+    return x or None
+
+
 def _chunks(items: list[Path], n: int) -> Iterator[list[Path]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -284,32 +307,44 @@ def run_batch(
     retry_errors: bool = True,
     processes: bool | None = None,
     also_ours: tuple[Path, ...] = (),
+    file_timeout: float | None = None,
 ) -> BatchSummary:
     """Predict every audio file of ``inputs`` into ``out`` (.csv or .jsonl), skipping
     files already there (error rows too when ``retry_errors`` is False). ``processes``:
     local workers are processes (default when ``workers > 1``) or threads. ``also_ours``:
     further outputs of this batch, never counted among an input folder's other files.
+    ``file_timeout``: seconds per file (None, the default here, or 0: no deadline; the
+    command line's default is :data:`emovox.serving.pool.DEFAULT_FILE_TIMEOUT_S`); a file
+    not answered in time is an error row (:data:`emovox.serving.pool.TIMEOUT_MESSAGE`), its
+    worker process killed; local workers are then always processes.
 
     Raises:
-        ValueError: ``out`` is not .csv/.jsonl. ConfigError: a bad ``max_duration``; an
-        ``out`` emovox did not write, or that holds another model's answers.
+        ValueError: ``out`` is not .csv/.jsonl. ConfigError: a bad ``max_duration`` or
+        ``file_timeout``, or one with ``processes=False`` or the Dask engine; an ``out``
+        emovox did not write, or that holds another model's answers.
         FileNotFoundError: an input that matches nothing.
     """
     out = Path(out)
     output_format(out)
     max_duration = check_max_duration(max_duration)
+    file_timeout = check_file_timeout(file_timeout)
+    if file_timeout is not None and (engine is Engine.DASK or processes is False):
+        raise ConfigError("a per-file deadline (file_timeout) needs the local engine's worker "
+                          "processes: " + ("the Dask engine has none" if engine is Engine.DASK
+                                           else "threads cannot be stopped"))
     files = collect_inputs(inputs, ours=(out, *also_ours))
     _check_output(out, artifact, checked_only=True)
     with locked_beside(out, "the batch output"):  # one batch per output at a time
         return _run_locked(files, out, artifact, backend, workers, engine, scheduler,
-                           max_duration, progress, dask_processes, retry_errors, processes)
+                           max_duration, progress, dask_processes, retry_errors,
+                           True if file_timeout is not None else processes, file_timeout)
 
 
 def _run_locked(files: list[Path], out: Path, artifact: str | Path | None, backend: str,
                 workers: int, engine: Engine, scheduler: str | None,
                 max_duration: float | None, progress: Callable[[int, int], None] | None,
-                dask_processes: bool, retry_errors: bool, processes: bool | None
-                ) -> BatchSummary:
+                dask_processes: bool, retry_errors: bool, processes: bool | None,
+                file_timeout: float | None = None) -> BatchSummary:
     """:func:`run_batch` once ``out`` is locked for this process."""
     t0 = time.perf_counter()
     fmt = output_format(out)
@@ -346,7 +381,8 @@ def _run_locked(files: list[Path], out: Path, artifact: str | Path | None, backe
             from emovox.serving.pool import process_rows
 
             for row in process_rows(todo, artifact=artifact, backend=backend,
-                                    workers=workers, max_duration=max_duration, fmt=fmt):
+                                    workers=workers, max_duration=max_duration, fmt=fmt,
+                                    deadline=file_timeout):
                 record(row)
         else:
             _run_threads(todo, record, artifact, backend, workers, max_duration, fmt)

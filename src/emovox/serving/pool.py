@@ -17,6 +17,17 @@ the out-of-memory killer) breaks the pool: a new pool is started, the chunks tha
 flight are re-run one file at a time, and a file that kills its worker again becomes an
 error row saying so; the batch goes on.
 
+A per-file deadline (``deadline``, ``emovox batch --file-timeout``; stop 51) bounds a read
+that never returns (a stuck network mount, a hung FUSE file system: a thread cannot be
+stopped, a process can). A chunk not back within ``deadline * len(chunk)`` seconds, counted
+as :func:`process_rows` says, gets the pool's processes killed; the chunks that were in
+flight are re-run one file per task, as after a crash, each file with its own deadline,
+and a file that passes it again is an error row (:data:`TIMEOUT_MESSAGE`). A new pool is
+first waited for until its model is loaded (:data:`WORKER_START_S` at most): no deadline
+counts that. Stuck workers are killed (SIGTERM, then SIGKILL); one that no signal reaches
+(uninterruptible sleep in the kernel) outlives that, and the batch goes on without it, but
+the process may then wait for it at its exit (not tested: no such file system here).
+
 Ctrl-C (SIGINT) reaches only this process: workers ignore it (no traceback from each of
 them). The chunks already finished are still given out, in order, then the workers are
 killed and :class:`KeyboardInterrupt` goes on up; what was in flight is predicted again by
@@ -32,17 +43,19 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as WaitTimeout  # builtin's since 3.11
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHUNK", "CRASH_MESSAGE", "HELD_SECONDS", "pool_context", "predict_chunk",
-           "process_rows"]
+__all__ = ["CHUNK", "CRASH_MESSAGE", "DEFAULT_FILE_TIMEOUT_S", "HELD_SECONDS", "TIMEOUT_MESSAGE",
+           "pool_context", "predict_chunk", "process_rows"]
 
 #: files per task sent to a worker
 CHUNK = 16
@@ -51,6 +64,15 @@ CHUNK = 16
 HELD_SECONDS = 120.0
 #: what the error row of a file that killed its worker process says
 CRASH_MESSAGE = "the worker process died while predicting this file (a crash or out of memory)"
+#: what the error row of a file not answered within its deadline says (``s``: the deadline)
+TIMEOUT_MESSAGE = ("no answer within {s:g} s: reading or predicting this file hung, and its "
+                   "worker process was killed (--file-timeout)")
+#: ``emovox batch --file-timeout``: seconds per file (a 600 s file takes a few seconds)
+DEFAULT_FILE_TIMEOUT_S = 300.0
+#: how long a new pool is given to start a worker and load its model before any deadline
+#: is counted (it would count against the files: a new worker of ``spawn`` imports NumPy
+#: and ONNX Runtime and loads the model, seconds, against a deadline of maybe 1 s)
+WORKER_START_S = 120.0
 
 _STATE: dict[str, Any] = {}  # the worker's predictor, or the error that prevented it
 
@@ -135,6 +157,11 @@ def _run_chunk(paths: list[str], max_duration: float | None, fmt: str
                                fmt)
 
 
+def _ready() -> str | None:
+    """The predictor's load error in this worker, or None (a new pool's first task)."""
+    return _STATE.get("error")
+
+
 #: libraries whose native thread pools do not survive a fork: once loaded, no fork
 _NO_FORK_AFTER = ("onnxruntime", "torch")
 
@@ -156,20 +183,27 @@ def pool_context() -> Any:
 
 
 class _Pool:
-    """A process pool that can be replaced when a worker dies."""
+    """A process pool that can be replaced when a worker dies or hangs."""
 
     def __init__(self, workers: int, artifact: str | None, backend: str) -> None:
         self.args = (workers, artifact, backend)
         self.ex = self._new()
+        self.fresh = True  #: no worker known to have loaded its model yet (_warm_up)
 
     def _new(self) -> ProcessPoolExecutor:
         workers, artifact, backend = self.args
         return ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
                                    initializer=_init_worker, initargs=(artifact, backend))
 
-    def restart(self) -> None:
-        self.ex.shutdown(wait=False, cancel_futures=True)
+    def restart(self, kill: bool = False) -> None:
+        """A new executor in place of this one; ``kill``: the old one's processes killed
+        first (a worker stuck in a read would never end, and a shutdown waits for it)."""
+        if kill:
+            self.kill()
+        else:
+            self.ex.shutdown(wait=False, cancel_futures=True)
         self.ex = self._new()
+        self.fresh = True
 
     def close(self) -> None:
         self.ex.shutdown(wait=True, cancel_futures=True)
@@ -184,6 +218,9 @@ class _Pool:
             proc.terminate()
         for proc in procs:
             proc.join(5)
+            if proc.is_alive():  # SIGTERM not acted on within 5 s: SIGKILL
+                proc.kill()
+                proc.join(1)
         # the executor's manager thread closes its wake-up pipe when it sees the dead
         # workers; left running, it raced the interpreter's exit hook that writes to that
         # pipe ("Exception ignored ... Bad file descriptor" after a Ctrl-C, CI of stop 37)
@@ -191,44 +228,88 @@ class _Pool:
             manager.join(5)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What every task of one :func:`process_rows` call shares."""
+
+    max_duration: float | None
+    fmt: str
+    art: str | None
+    backend: str
+    deadline: float | None  #: seconds per file; None: no deadline
+
+    def submit(self, pool: _Pool, paths: list[str]) -> Future:
+        return pool.ex.submit(_run_chunk, paths, self.max_duration, self.fmt)
+
+    def left(self, n_files: int, start: float) -> float | None:
+        """Seconds left to a task of ``n_files`` files whose clock started at ``start``."""
+        if self.deadline is None:
+            return None
+        return max(0.0, start + self.deadline * n_files - time.monotonic())
+
+
+class _Hung(Exception):
+    """A task not back within its deadline (its worker is taken to be stuck)."""
+
+
+def _result(fut: Future, timeout: float | None) -> Any:
+    """``fut``'s result; :class:`_Hung` when it is not back within ``timeout`` seconds."""
+    try:
+        return fut.result(timeout)
+    except WaitTimeout:
+        if fut.done():  # the task's own TimeoutError, not the wait's
+            raise
+        raise _Hung from None
+
+
 def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: str,
                  workers: int, max_duration: float | None, fmt: str,
-                 chunk: int = CHUNK) -> Iterator[dict[str, Any]]:
+                 chunk: int = CHUNK, deadline: float | None = None
+                 ) -> Iterator[dict[str, Any]]:
     """Rows of ``todo`` in order, predicted by ``workers`` processes ``chunk`` files at a
     time (see the module notes).
+
+    ``deadline``: seconds per file (None: no deadline). The chunk whose rows come next (the
+    head of the queue) must be back within ``deadline * len(chunk)`` seconds, counted from
+    the later of its submission and the moment the rows of the chunk before it were handed
+    out. By then every earlier chunk has finished, and workers take chunks in the order
+    they were submitted, so the head is running or is taken at once by a free worker: a
+    chunk that merely waited in the queue is never timed out (counted from its submission
+    it would be, as up to ``2 * workers`` chunks are in flight and a worker runs one at a
+    time). A chunk after the head that hangs is found once it is the head. A new pool is
+    first waited for until a worker has loaded its model (:func:`_warm_up`), so no clock
+    counts that; a worker started later takes no chunk before it has.
 
     Raises:
         The predictor's load error (e.g. :class:`emovox.artifact.ArtifactError`), raised in
         this process by loading the model here once a worker reported that it failed.
     """
-    art = str(artifact) if artifact else None
+    job = _Job(max_duration, fmt, str(artifact) if artifact else None, backend, deadline)
     chunks = [[str(p) for p in todo[i : i + chunk]] for i in range(0, len(todo), chunk)]
-    # a process per chunk at most, and per CPU: --workers 100000 started processes without
-    # end for one file (a review, stop 47)
-    n = max(1, min(workers, len(chunks), os.cpu_count() or 1))
-    if n < workers:
-        log.info("%d worker processes for %d chunk(s) on %s CPUs (asked: %d)", n, len(chunks),
-                 os.cpu_count(), workers)
-    workers = n
-    pool = _Pool(workers, art, backend)
-    inflight: deque[tuple[list[str], Future]] = deque()
+    workers = _worker_count(workers, len(chunks))
+    pool = _Pool(workers, job.art, backend)
+    inflight: deque[tuple[list[str], Future, float]] = deque()  # (paths, result, sent at)
     nxt = 0
     try:
         while nxt < len(chunks) or inflight:
+            if deadline is not None:
+                _warm_up(pool, job)  # a new pool (nothing in flight): its model loaded
+            since = time.monotonic()  # the rows before the head are handed out
             try:  # a dead worker breaks the pool: seen by result() or by the next submit()
-                while nxt < len(chunks) and len(inflight) < 2 * max(1, workers):
-                    inflight.append((chunks[nxt], pool.ex.submit(_run_chunk, chunks[nxt],
-                                                                 max_duration, fmt)))
+                while nxt < len(chunks) and len(inflight) < 2 * workers:
+                    inflight.append((chunks[nxt], job.submit(pool, chunks[nxt]),
+                                     time.monotonic()))
                     nxt += 1
-                error, rows = inflight[0][1].result()
-            except BrokenProcessPool:
-                pending = [p for p, _ in inflight]  # a chunk whose submit failed is not in
-                inflight.clear()                    # it: the new pool takes it later
-                yield from _after_crash(pool, pending, max_duration, fmt, art, backend)
+                paths, fut, sent = inflight[0]
+                error, rows = _result(fut, job.left(len(paths), max(sent, since)))
+            except (BrokenProcessPool, _Hung) as exc:
+                pending = [p for p, *_ in inflight]  # a chunk whose submit failed is not in
+                inflight.clear()                     # it: the new pool takes it later
+                yield from _one_at_a_time(pool, pending, job, hung=isinstance(exc, _Hung))
                 continue
             inflight.popleft()
             if error is not None:
-                _raise_load_error(art, backend, error)
+                _raise_load_error(job.art, backend, error)
             yield from rows
     except KeyboardInterrupt:
         yield from _finished_rows(inflight)
@@ -241,10 +322,21 @@ def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: 
         pool.close()
 
 
-def _finished_rows(inflight: deque[tuple[list[str], Future]]) -> Iterator[dict[str, Any]]:
+def _worker_count(asked: int, n_chunks: int) -> int:
+    """A process per chunk at most, and per CPU: --workers 100000 started processes
+    without end for one file (a review, stop 47)."""
+    n = max(1, min(asked, n_chunks, os.cpu_count() or 1))
+    if n < asked:
+        log.info("%d worker processes for %d chunk(s) on %s CPUs (asked: %d)", n, n_chunks,
+                 os.cpu_count(), asked)
+    return n
+
+
+def _finished_rows(inflight: deque[tuple[list[str], Future, float]]
+                   ) -> Iterator[dict[str, Any]]:
     """The rows of the chunks at the head of ``inflight`` that have finished (in order, up
     to the first that has not): an interrupted batch keeps them."""
-    for _, fut in inflight:
+    for _, fut, _ in inflight:
         if not fut.done() or fut.cancelled() or fut.exception() is not None:
             return
         error, rows = fut.result()
@@ -253,26 +345,60 @@ def _finished_rows(inflight: deque[tuple[list[str], Future]]) -> Iterator[dict[s
         yield from rows
 
 
-def _after_crash(pool: _Pool, pending: list[list[str]], max_duration: float | None,
-                 fmt: str, art: str | None, backend: str) -> Iterator[dict[str, Any]]:
-    """Re-run the chunks that were in flight when a worker died, one file per task in a new
-    pool; a file that breaks the pool again is an error row."""
+def _one_at_a_time(pool: _Pool, pending: list[list[str]], job: _Job, *, hung: bool
+                   ) -> Iterator[dict[str, Any]]:
+    """Re-run the chunks that were in flight when a worker died, or (``hung``) when the
+    head passed its deadline (the pool's processes are killed), one file per task in a new
+    pool. A file that breaks the pool again, or passes its own deadline, is an error row
+    (:data:`CRASH_MESSAGE`, :data:`TIMEOUT_MESSAGE`); the pool is replaced for the next.
+    A head of one file that hung has had its own deadline: its error row at once."""
     from emovox.serving.batch import row_for
 
-    log.warning("a batch worker process died; re-running %d files one at a time",
-                sum(map(len, pending)))
-    pool.restart()
-    for p in (p for paths in pending for p in paths):
+    files = [p for paths in pending for p in paths]
+    log.warning("%s; re-running %d files one at a time", f"no answer within {job.deadline:g} "
+                "s per file (--file-timeout)" if hung else "a batch worker process died",
+                len(files))
+    pool.restart(kill=hung)
+    if hung and len(pending[0]) == 1:
+        log.warning("%s: no answer within %g s: its worker was killed", files[0], job.deadline)
+        yield row_for(Path(files.pop(0)), None, TIMEOUT_MESSAGE.format(s=job.deadline),
+                      fmt=job.fmt)
+    for p in files:
+        if job.deadline is not None:
+            _warm_up(pool, job)
         try:
-            error, rows = pool.ex.submit(_run_chunk, [p], max_duration, fmt).result()
-        except BrokenProcessPool:
-            log.warning("%s: the worker process died on this file", p)
-            pool.restart()
-            yield row_for(Path(p), None, CRASH_MESSAGE, fmt=fmt)
+            error, rows = _result(job.submit(pool, [p]), job.deadline)
+        except (BrokenProcessPool, _Hung) as exc:
+            hung = isinstance(exc, _Hung)
+            log.warning("%s: %s", p, f"no answer within {job.deadline:g} s: its worker was "
+                        "killed" if hung else "the worker process died on this file")
+            pool.restart(kill=hung)
+            why = TIMEOUT_MESSAGE.format(s=job.deadline) if hung else CRASH_MESSAGE
+            yield row_for(Path(p), None, why, fmt=job.fmt)
             continue
         if error is not None:
-            _raise_load_error(art, backend, error)
+            _raise_load_error(job.art, job.backend, error)
         yield from rows
+
+
+def _warm_up(pool: _Pool, job: _Job) -> None:
+    """Wait until a worker of a new pool has loaded its model (:data:`WORKER_START_S` at
+    most; nothing to do for a pool that has answered), so that the next deadline counts
+    the files' work alone; its load error is raised here. A pool that breaks, or is not
+    ready in time, is left to the next task."""
+    if not pool.fresh:
+        return
+    pool.fresh = False
+    try:
+        error = _result(pool.ex.submit(_ready), WORKER_START_S)
+    except _Hung:
+        return
+    except BrokenProcessPool:  # a broken pool refuses every submit: the next task, to a
+        pool.restart()         # new pool, has its row (a crash) if it breaks that one too
+        pool.fresh = False
+        return
+    if error is not None:
+        _raise_load_error(job.art, job.backend, error)
 
 
 def _raise_load_error(art: str | None, backend: str, error: str) -> None:
