@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emovox.audio import (
-    MAX_ABS_SAMPLE,
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
     TARGET_SR,
@@ -36,6 +35,7 @@ from emovox.audio import (
     silent_and_trimmed,
     to_mono,
 )
+from emovox.audio.header import MAX_PROCESSED_SAMPLE
 from emovox.errors import EmptyAudio, InvalidSamples
 
 if TYPE_CHECKING:
@@ -235,9 +235,9 @@ class Preprocess:
         if not (math.isfinite(hi) and math.isfinite(lo)):
             bad = int(np.count_nonzero(~np.isfinite(x)))
             raise InvalidSamples(f"the waveform contains {bad} non-finite (NaN/inf) samples")
-        if max(hi, -lo) > MAX_ABS_SAMPLE:
-            raise InvalidSamples(f"the waveform has samples beyond +-{MAX_ABS_SAMPLE:g} (full "
-                                 "scale is 1.0)")
+        if max(hi, -lo) > MAX_PROCESSED_SAMPLE:  # a decoded file stays within it (stop 51)
+            raise InvalidSamples(f"the waveform has samples beyond +-{MAX_PROCESSED_SAMPLE:g} "
+                                 "(full scale is 1.0)")
         if int(sr) != self.sr:  # the offset off first: resampling its edges rings (stop 47)
             x = resample(remove_dc(x), int(sr), self.sr)
         return remove_dc(x)  # as load_audio does: a constant offset is no sound

@@ -1,7 +1,8 @@
 """The REST API's errors: :class:`ApiError` (status, code, detail), the JSON body
 ``{"error": code, "detail": message}`` every error gets, and :func:`guarded`, which turns
 emovox's typed errors into their status (anything else into a 500 without a traceback), in
-an API client's words (:func:`api_detail`)."""
+an API client's words (:func:`api_detail`). The codes are
+:class:`~emovox.serving.errcodes.ErrorCode` (one documented list, stop 51)."""
 
 from __future__ import annotations
 
@@ -13,23 +14,29 @@ from fastapi.responses import JSONResponse
 
 from emovox.audio import TOO_LONG_ADVICE
 from emovox.serving import adapt_uploads, service
+from emovox.serving.errcodes import ErrorCode
 
 log = logging.getLogger("emovox.api.server")  # the server's log, as before this module
 
-__all__ = ["FORM_LIMITS", "ApiError", "api_detail", "error_response", "form_limit_error",
-           "guarded"]
+__all__ = ["FORM_LIMITS", "ApiError", "ErrorCode", "api_detail", "code_response", "error_response",
+           "form_limit_error", "guarded"]
 
 
 class ApiError(Exception):
     """An error answered with ``status`` and the body ``{"error": code, "detail": ...}``."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: ErrorCode | str, detail: str) -> None:
         super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail = status, str(code), detail
 
 
-def error_response(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+def error_response(status: int, code: ErrorCode | str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": str(code), "detail": detail}, status_code=status)
+
+
+def code_response(code: ErrorCode, detail: str) -> JSONResponse:
+    """:func:`error_response` of ``code`` with its own status."""
+    return error_response(code.status, code, detail)
 
 
 @contextmanager
@@ -68,11 +75,24 @@ FORM_LIMITS = {"max_files": 1 + adapt_uploads.MAX_REFERENCES, "max_fields": 8,
 def form_limit_error(detail: str) -> JSONResponse | None:
     """The 422 of a form past :data:`FORM_LIMITS` (Starlette's parser says 400), or None."""
     if detail.startswith("Too many files"):
-        return error_response(422, "too_many_references", f"too many file parts: one 'file' "
-                              f"and at most {adapt_uploads.MAX_REFERENCES} 'references' "
-                              "(16 are enough)")
-    if detail.startswith(("Too many fields", "Part exceeded", "Field exceeded")):
-        return error_response(422, "invalid_request", f"{detail} This endpoint reads the file "
-                              "parts 'file' (and 'references') only; send the recording as "
-                              "a file: curl -F \"file=@clip.wav\" URL")
+        return code_response(ErrorCode.TOO_MANY_REFERENCES, f"too many file parts: one 'file' "
+                             f"and at most {adapt_uploads.MAX_REFERENCES} 'references' (16 "
+                             "are enough)")
+    if detail.startswith("Part exceeded"):  # a text field over 64 KiB: mostly a recording
+        return code_response(ErrorCode.INVALID_REQUEST, _LARGE_TEXT_PART)  # sent as one
+    if detail.startswith(("Too many fields", "Field exceeded")):
+        return code_response(ErrorCode.INVALID_REQUEST, f"{detail} This endpoint reads the "
+                             "file parts 'file' (and 'references') only; send the recording "
+                             "as a file: curl -F \"file=@clip.wav\" URL")
     return None
+
+
+#: the detail of a multipart text part over 64 KiB: Starlette's "Part exceeded maximum size
+#: of 64KB." said nothing of why a recording was a text part (curl -F "file=<clip.wav", or
+#: a part with only filename*=UTF-8''...: review of the API as an integrator, stop 51)
+_LARGE_TEXT_PART = (
+    f"a text field exceeded maximum size ({FORM_LIMITS['max_part_size'] // 1024} KiB): a "
+    "multipart part is a text field unless its Content-Disposition has filename=\"...\" "
+    "(curl -F \"file=<clip.wav\" sends the file's bytes as one, and so does a part with only "
+    "filename*=UTF-8''...). This endpoint reads the file parts 'file' (and 'references') "
+    "only; send the recording as a file part: curl -F \"file=@clip.wav\" URL")

@@ -1,4 +1,12 @@
-"""Response schemas of the REST API (they document the API in its OpenAPI spec)."""
+"""Response schemas of the REST API (they document the API in its OpenAPI spec).
+
+Since stop 51 the types are as tight as the server's answers and the shipped JSON Schemas
+(``emovox/data/schema/prediction-v1.json``, ``timeline-v1.json``): labels are one of the
+eight emotions (:class:`~emovox.labels.Emotion`), probabilities objects keyed by them, a
+``no_speech`` reason one of :class:`~emovox.features.vad.NoSpeechReason`, and an error's
+``error`` one of :class:`~emovox.serving.errcodes.ErrorCode`; each route's error responses
+list the codes that route can send (:data:`ROUTE_ERRORS`, :func:`document_errors`).
+"""
 
 from __future__ import annotations
 
@@ -6,23 +14,37 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ERRORS", "AdaptationRecord", "ErrorBody", "Evidence", "Health", "ModelCard",
-           "PredictResponse", "Segment", "TimelineResponse", "TimelineSummary"]
+from emovox.features.vad import NoSpeechReason
+from emovox.labels import Emotion
+from emovox.serving.adapt_uploads import MAX_REFERENCES
+from emovox.serving.errcodes import ErrorCode
+
+__all__ = ["ERRORS", "ROUTE_ERRORS", "UPLOAD_FORMATS", "AdaptationRecord", "ErrorBody",
+           "Evidence", "Health", "ModelCard", "PredictResponse", "Segment",
+           "TimelineResponse", "TimelineSummary", "document_errors", "error_responses"]
+
+#: the audio formats the API names to its clients (the upload field's help and the OpenAPI
+#: description: the description left out opus and webm, stop 51)
+UPLOAD_FORMATS: tuple[str, ...] = ("wav", "flac", "ogg", "opus", "mp3", "m4a", "webm")
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(description="machine-readable code, e.g. upload_too_large, not_audio")
-    detail: str = Field(description="what is wrong and what to do about it")
+    error: ErrorCode = Field(description="machine-readable code, one of a stable list: " +
+                             "; ".join(f"{c.value} ({c.status}): {c.meaning}" for c in ErrorCode))
+    detail: str = Field(description="what is wrong and what to do about it, for a person")
 
 
 Status = Literal["ok", "uncertain", "no_speech"]
+#: calibrated probabilities: one key per label of the model (``GET /v1/model``'s
+#: ``labels``; all eight for the bundled models), each an emotion
+Probabilities = dict[Emotion, float]
 
 
 class Evidence(BaseModel):
     start: float = Field(description="seconds")
     end: float = Field(description="seconds")
     weight: float = Field(description="share of the duration-weighted mean (weights sum to 1)")
-    label: str = Field(description="the window's own top emotion")
+    label: Emotion = Field(description="the window's own top emotion")
     confidence: float = Field(description="its calibrated probability")
     contribution: float = Field(
         description="share of the final label's probability mass (contributions sum to 1)")
@@ -40,7 +62,7 @@ class AdaptationRecord(BaseModel):
                                  "the recording itself) the speaker's mean answer is from")
     group: str | None = Field(description="'uploaded references', or 'self'")
     reason: str | None = Field(description="why not applied (null when applied)")
-    prior: dict[str, float] | None = Field(
+    prior: Probabilities | None = Field(
         description="the speaker's mean answer the probabilities were divided by; one "
                     "emotion near or above 0.5: the references may all carry it")
     warnings: list[str] | None = Field(None, description=(
@@ -59,14 +81,15 @@ class PredictResponse(BaseModel):
     status: Status = Field(description=(
         "ok; uncertain: top calibrated probability below 0.5 (label and probabilities still "
         "given); no_speech: no emotion (label, probabilities, arousal, valence are null)"))
-    reason: str | None = Field(description="why no_speech: silence, steady_sound, pure_tone, "
-                               "not_voiced, too_short (null otherwise)")
+    reason: NoSpeechReason | None = Field(description="why no_speech: silence, steady_sound, "
+                                          "pure_tone, not_voiced, too_short (null otherwise)")
     reason_message: str | None
-    label: str | None = Field(description="the most probable of the eight emotions")
+    label: Emotion | None = Field(description="the most probable of the eight emotions")
     confidence: float | None = Field(description="its calibrated probability, 0-1")
     confidence_level: Literal["high", "medium", "low"] | None = Field(
         description="high >= 0.70, medium 0.50-0.70, low < 0.50")
-    probabilities: dict[str, float] | None
+    probabilities: Probabilities | None = Field(description=(
+        "calibrated probability of every label of the model (null for no_speech)"))
     arousal: float | None = Field(description="derived from the probabilities, in [-1, 1]")
     valence: float | None = Field(description="derived from the probabilities, in [-1, 1]")
     derived: list[str]
@@ -87,25 +110,25 @@ class Segment(BaseModel):
     kind: Literal["speech", "gap"] = Field(description="a classified window, or a gap")
     start: float
     end: float
-    label: str | None = Field(description="an emotion (null for a gap)")
+    label: Emotion | None = Field(description="an emotion (null for a gap)")
     confidence: float | None
-    probabilities: dict[str, float] | None
+    probabilities: Probabilities | None
     arousal: float | None
     valence: float | None
-    status: Literal["ok", "uncertain"] | None = Field(None, description=(
+    status: Literal["ok", "uncertain"] | None = Field(description=(  # always sent
         "ok, or uncertain when the confidence is under 0.5 (the CLI table's '?'); null for "
         "a gap"))
 
 
 class TimelineSummary(BaseModel):
     status: Status
-    reason: str | None
-    dominant: str | None = Field(description="top of the speech-time-weighted mean")
+    reason: NoSpeechReason | None = Field(description="why no_speech (null otherwise)")
+    dominant: Emotion | None = Field(description="top of the speech-time-weighted mean")
     speech_seconds: float
     gap_seconds: float
     n_windows: int
-    share: dict[str, float] = Field(description="share of speech time per window label")
-    mean_probabilities: dict[str, float]
+    share: Probabilities = Field(description="share of speech time per window label")
+    mean_probabilities: Probabilities
 
 
 class TimelineResponse(BaseModel):
@@ -139,7 +162,7 @@ class ModelCard(BaseModel):
     model_id: str
     name: str | None = Field(None, description="the architecture or ensemble")
     backend: str = Field(description="the inference engine in use: onnx or torch")
-    labels: list[str]
+    labels: list[Emotion] = Field(description="the emotions the model answers, in order")
     temperature: float = Field(description="the calibration temperature")
     calibration: dict[str, Any] | None = Field(
         None, description="how the temperature was fitted (source runs, ECE per corpus)")
@@ -167,25 +190,65 @@ class Health(BaseModel):
     detail: str | None = None
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "a malformed request body (http_error): multipart data the parser refuses, "
-              "e.g. no boundary, a compressed body"),
-        (401, "missing or wrong API key (only when the server has one)"),
-        (413, "upload larger than the size limit"),
-        (415, "not audio, or an audio format that cannot be decoded here; a raw (not "
-              "multipart) request body (unsupported_media_type)"),
-        (422, "audio too long, empty or damaged; invalid parameters; speaker adaptation "
-              "impossible (too_many_references, also for more file parts than the clip and "
-              "32 references; too_few_references); more than 8 form text fields or one "
-              "over 64 KiB; a multipart body cut before its closing boundary "
-              "(incomplete_upload)"),
-        (408, "the upload stalled: nothing of its body arrived for 30 s, or it averaged "
-              "under 32 KiB/s after its first 30 s (upload_stalled)"),
-        (500, "an unexpected error while analysing the recording (internal_error)"),
-        (503, "the model is not available; on the upload routes also a server that stopped "
-              "before answering (shutting_down), or too many uploads waiting for a slot "
-              "(server_busy, with Retry-After)"),
-    )
+E = ErrorCode
+_UPLOAD = (E.HTTP_ERROR, E.UNAUTHORIZED, E.UPLOAD_STALLED, E.UPLOAD_TOO_LARGE,
+           E.UNSUPPORTED_MEDIA_TYPE, E.NOT_AUDIO, E.UNSUPPORTED_CODEC, E.AUDIO_TOO_LONG,
+           E.BAD_AUDIO, E.INVALID_REQUEST, E.INCOMPLETE_UPLOAD)
+_LAST = (E.INTERNAL_ERROR, E.MODEL_UNAVAILABLE, E.SHUTTING_DOWN, E.SERVER_BUSY)
+#: the error codes each route can send, with what a code means there when its general
+#: meaning is not exact (a route's OpenAPI ``responses`` are made of them: the 422 of
+#: ``GET /v1/model`` spoke of audio too long or damaged, which it never reads: stop 51)
+ROUTE_ERRORS: dict[tuple[str, str], tuple[ErrorCode | tuple[ErrorCode, str], ...]] = {
+    ("post", "/v1/predict"): (*_UPLOAD, E.TOO_MANY_REFERENCES, E.TOO_FEW_REFERENCES,
+                              E.ADAPTATION_FAILED, *_LAST),
+    ("post", "/v1/timeline"): (*_UPLOAD, (E.TOO_MANY_REFERENCES, f"more than {1 + MAX_REFERENCES} "
+                                          "file parts (this route reads one, 'file')"), *_LAST),
+    ("get", "/v1/model"): (E.UNAUTHORIZED, (E.INVALID_REQUEST, "a query parameter: this route "
+                                            "reads none"), E.INTERNAL_ERROR,
+                           E.MODEL_UNAVAILABLE),
 }
+
+
+def _description(entries: list[tuple[ErrorCode, str]]) -> str:
+    return "; ".join(f"`{code.value}`: {meaning}" for code, meaning in entries)
+
+
+def error_responses(codes: tuple[ErrorCode | tuple[ErrorCode, str], ...]
+                    ) -> dict[int | str, dict[str, Any]]:
+    """FastAPI ``responses`` for ``codes``: one per status, its description naming each code
+    of that status and its meaning (a code's own, or the one given beside it)."""
+    by_status: dict[int, list[tuple[ErrorCode, str]]] = {}
+    for entry in codes:
+        code, meaning = entry if isinstance(entry, tuple) else (entry, entry.meaning)
+        by_status.setdefault(code.status, []).append((code, meaning))
+    return {status: {"model": ErrorBody, "description": _description(by_status[status])}
+            for status in sorted(by_status)}
+
+
+#: every error status an upload route can send (a fallback for a route without its own
+#: entry in :data:`ROUTE_ERRORS`; :func:`document_errors` writes each route's own)
+ERRORS: dict[int | str, dict[str, Any]] = error_responses(
+    tuple(c for c in ErrorCode if c not in (E.NOT_FOUND, E.METHOD_NOT_ALLOWED,
+                                            E.CLIENT_CLOSED_REQUEST)))
+
+
+def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Make the error responses of every route of :data:`ROUTE_ERRORS` in an OpenAPI
+    document ``spec`` (changed in place and returned) exactly that route's: its codes, by
+    status, each with its meaning there."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    if "ErrorBody" not in schemas:
+        body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(body.pop("$defs", {}))
+        schemas["ErrorBody"] = body
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for (method, path), codes in ROUTE_ERRORS.items():
+        op = spec.get("paths", {}).get(path, {}).get(method)
+        if op is None:
+            continue
+        responses = {k: v for k, v in op.get("responses", {}).items()
+                     if not str(k).startswith(("4", "5"))}
+        for status, doc in error_responses(codes).items():
+            responses[str(status)] = {"description": doc["description"], "content": ref}
+        op["responses"] = responses
+    return spec

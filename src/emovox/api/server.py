@@ -24,8 +24,10 @@ Errors are JSON ``{"error": <code>, "detail": <message>}`` (:data:`~emovox.api.s
 lists the statuses): 401 missing or wrong API key (``X-API-Key: KEY`` or ``Authorization:
 Bearer KEY``, when the server has one); 413 a request over the size limit (from
 ``Content-Length`` and while the body streams in, before it is parsed; ``/v1/predict``'s
-clip over it once parsed); 415 not audio; 422 too long, empty or broken audio, bad
-parameters, too many or too few references; 408 an upload that stalled 30 s or crawled;
+clip over it once parsed); 415 not audio, or a body that is not a form; 422 too long, empty
+or broken audio, bad parameters (a timeline of more windows than one request may compute:
+:mod:`emovox.api.windows`), too many or too few references; 408 an upload that stalled 30 s
+or crawled;
 500 an unexpected error; 503 no model, or too many uploads waiting (``server_busy``).
 Nothing is written outside a temporary directory. At most ``2 x max_concurrency`` uploads are
 read at a time (:class:`~emovox.api.middleware.UploadSlots`; the others wait unread, at most
@@ -35,13 +37,16 @@ private temporary directory once it holds one of ``max_concurrency`` slots to de
 predict (waiting holds no thread: ``/health`` always answers); all is deleted when it ends.
 The model is loaded once per process (lifespan, or first use, under a lock); the
 :class:`~emovox.serving.predictor.Predictor` is thread-safe. The docs' Swagger UI is served
-locally (:mod:`emovox.api.docs`).
+locally (:mod:`emovox.api.docs`). Every response carries ``X-Request-ID`` (the client's, when
+sane) and the server's log lines of a request end with it (:mod:`emovox.api.requestid`);
+``cors_origins`` lets browser pages of those origins call the API (:mod:`emovox.api.cors`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -49,14 +54,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox import __version__
+from emovox.api.cors import add_cors, cors_origins_from_env
 from emovox.api.docs import install_docs
-from emovox.api.errors import FORM_LIMITS, ApiError, error_response, form_limit_error, guarded
+from emovox.api.errors import FORM_LIMITS, ApiError, guarded
+from emovox.api.handlers import install_error_handlers
 from emovox.api.middleware import (
     API_KEY_HEADER,
     INCOMPLETE_UPLOAD,
@@ -77,7 +82,9 @@ from emovox.api.query import (
     quoted_names,
     upload_query_problem,
 )
+from emovox.api.requestid import RequestId, install_log_records
 from emovox.api.schemas import ERRORS, Health, ModelCard, PredictResponse, TimelineResponse
+from emovox.api.windows import WindowBudget
 from emovox.errors import ConfigError
 from emovox.serving import adapt_uploads, capacity, service, uploads
 from emovox.serving import params as tp
@@ -157,10 +164,12 @@ class _Service:
     """What the routes share: the model, the concurrency slots and the limits."""
 
     def __init__(self, holder: _ModelHolder, max_concurrency: int, max_bytes: int,
-                 max_duration: float) -> None:
+                 max_duration: float, max_windows: int | None = None) -> None:
         self.holder = holder
         self.slots = asyncio.Semaphore(max_concurrency)  # FIFO: waiters are served in order
         self.max_bytes, self.max_duration = max_bytes, max_duration
+        self.windows = WindowBudget(tp.api_window_cap(max_duration, max_windows),
+                                    max_duration, max_bytes)  # a timeline's (stop 51)
         #: /health is open without the API key: with a key it keeps why the model failed
         #: to itself (server paths; security QA, stop 31)
         self.keyed = False
@@ -231,51 +240,6 @@ async def _still_there(request: Request, what: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.detail)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if request.method == "POST" and ctype and not ctype.startswith(
-                ("multipart/", "application/x-www-form-urlencoded")):
-            return error_response(  # a raw audio body (QA stop 30: it was "field required")
-                415, "unsupported_media_type", f"the request body is {ctype}: send the "
-                "recording as a multipart/form-data upload in the field 'file' (curl -F "
-                "\"file=@clip.wav\" URL)")
-        parts = []
-        for e in exc.errors():
-            loc = ".".join(str(x) for x in e.get("loc", ()) if x not in ("body", "query"))
-            msg = str(e.get("msg"))
-            if "UploadFile" in msg:  # a plain form field where a file part was expected
-                msg = ("expected an uploaded file, got a text field (a multipart part is a file "
-                       "only with filename=\"...\" in its Content-Disposition)")
-            parts.append(f"{loc}: {msg}" if loc else msg)
-        detail = service.scrub("; ".join(parts) or "invalid request")
-        if any(e.get("type") == "missing" and "file" in e.get("loc", ()) for e in exc.errors()):
-            if ctype == "multipart/form-data" and getattr(
-                    request.state, MULTIPART_CLOSED, None) is False:
-                return error_response(  # was "file: Field required" (stop 36's list)
-                    422, "incomplete_upload", INCOMPLETE_UPLOAD)
-            detail += (" (upload the recording as the multipart/form-data field 'file': curl "
-                       "-F \"file=@clip.wav\" URL; --data-binary sends it as a form body)")
-        return error_response(422, "invalid_request", detail)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and (limit := form_limit_error(str(exc.detail))):
-            return limit
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
-        response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
-                                   service.scrub(str(exc.detail)))
-        response.headers.update(exc.headers or {})  # 405's Allow (API QA, stop 37)
-        if "GET" in response.headers.get("allow", "").split(", "):
-            response.headers["allow"] += ", HEAD"  # every GET route answers HEAD
-        return response
-
-
 def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS,
               response_model_exclude_unset=True, summary="The emotion of one clip")
@@ -313,7 +277,8 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
         hop: float = Query(service.TIMELINE_HOP_S, gt=tp.MIN_HOP_S, le=tp.MAX_HOP_S,
                            description=(
             f"hop between windows (s), more than {tp.MIN_HOP_S:g} and at most the window "
-            f"(<= {tp.MAX_HOP_S:g})")),
+            f"(<= {tp.MAX_HOP_S:g}); one request computes at most "
+            f"{svc.windows.max_windows} windows (duration / hop)")),
         adapt: AdaptMode = Query(AdaptMode.NONE, description=_ADAPT_HELP),
     ) -> dict[str, Any]:
         try:
@@ -323,11 +288,13 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
         await svc.check_form(request, ("file",), QUERY_PARAMETERS)
         name = svc.check_upload(file)
         predictor = await svc.holder.aget()
+        with guarded("timeline"):  # the window cap from the header, before a slot (stop 51)
+            await run_in_threadpool(svc.windows.preflight, file.file, name, params)
 
         def work() -> Any:
-            tl = service.timeline_from_upload(predictor, file.file, name, params=params,
-                                              max_bytes=svc.max_bytes,
-                                              max_duration=svc.max_duration)
+            tl = service.timeline_from_upload(
+                svc.windows.counted(predictor, name, params), file.file, name, params=params,
+                max_bytes=svc.max_bytes, max_duration=svc.max_duration)
             return adapt_timeline(tl, predictor.labels) if adapt is AdaptMode.SELF else tl
 
         tl = await svc.run(request, "timeline", work)
@@ -420,6 +387,8 @@ def create_app(
     max_concurrency: int | None = None,
     predictor: Any | None = None,
     api_key: str | None = None,
+    cors_origins: tuple[str, ...] | list[str] = (),
+    max_windows: int | None = None,
 ) -> FastAPI:
     """The API as an ASGI app.
 
@@ -435,6 +404,12 @@ def create_app(
             ``model_path``/``backend``/``threads`` are ignored).
         api_key: when set, every request but ``/health`` and the docs must present it
             (``X-API-Key`` header or ``Authorization: Bearer``), else 401.
+        cors_origins: origins whose pages' scripts may call the API from a browser
+            (:func:`~emovox.api.cors.cors_origins`; ``*``: any; none: no CORS headers).
+        max_windows: most windows of one ``/v1/timeline`` request (``None``:
+            :func:`~emovox.serving.params.api_window_cap`).
+
+    Every response carries ``X-Request-ID`` (:mod:`emovox.api.requestid`).
     """
     if max_concurrency is None:
         max_concurrency = capacity.default_concurrency()
@@ -442,7 +417,7 @@ def create_app(
         raise ValueError("max_bytes, max_duration and max_concurrency must be positive "
                          "and finite")
     holder = _ModelHolder(Path(model_path) if model_path else None, backend, threads, predictor)
-    svc = _Service(holder, max_concurrency, int(max_bytes), float(max_duration))
+    svc = _Service(holder, max_concurrency, int(max_bytes), float(max_duration), max_windows)
     app = _new_app(svc, max_bytes, max_duration)
     app.state.emovox_limits = {"max_bytes": int(max_bytes), "max_duration": float(max_duration)}
     app.state.emovox_model = holder
@@ -464,10 +439,14 @@ def create_app(
     )
     if api_key:
         svc.keyed = True
-        app.add_middleware(ApiKeyGuard, key=api_key)  # outermost: before the body limit
+        app.add_middleware(ApiKeyGuard, key=api_key)  # outside the body limit: before it
         _document_api_key(app)
-    app.add_middleware(HeadAsGet)  # outermost: HEAD is GET to everything below
-    _install_error_handlers(app)
+    app.add_middleware(HeadAsGet)  # HEAD is GET to everything below
+    app.state.emovox_cors_origins = add_cors(app, cors_origins)  # outside the key: a
+    # browser's preflight is answered without one (stop 51)
+    app.add_middleware(RequestId)  # outermost: every answer carries its id (stop 51)
+    install_log_records()
+    install_error_handlers(app)
     install_docs(app)
     _add_predict_routes(app, svc)
     _add_info_routes(app, svc)
@@ -476,13 +455,15 @@ def create_app(
 
 def create_app_from_env() -> FastAPI:
     """:func:`create_app` configured by ``EMOVOX_MODEL``, ``EMOVOX_MAX_UPLOAD_MB``,
-    ``EMOVOX_MAX_DURATION_S``, ``EMOVOX_BACKEND`` and ``EMOVOX_API_KEY`` (for
+    ``EMOVOX_MAX_DURATION_S``, ``EMOVOX_BACKEND``, ``EMOVOX_API_KEY`` and
+    ``EMOVOX_CORS_ORIGINS`` (for
     ``uvicorn --factory``). A malformed setting ends the process with one line (uvicorn
     printed a traceback: API QA, stop 37)."""
     try:
         s = service.Settings.from_env()
+        origins = cors_origins_from_env(os.environ)
     except ConfigError as exc:
         raise SystemExit(f"emovox: {exc}") from None
     uploads.sweep_uploads()  # a server starts: upload copies of killed ones (stop 48)
     return create_app(s.model, max_bytes=s.max_bytes, max_duration=s.max_duration_s,
-                      backend=s.backend, api_key=s.api_key)
+                      backend=s.backend, api_key=s.api_key, cors_origins=origins)

@@ -35,6 +35,7 @@ __all__ = [
     "PIPE_BYTES",
     "FFmpegError",
     "FFmpegDecoder",
+    "clean_stderr",
     "ffmpeg_available",
     "ffmpeg_exe",
     "ffprobe_exe",
@@ -146,6 +147,28 @@ class FFmpegError(Exception):
     """ffmpeg ran but could not decode; ``str()`` is the gist of its stderr."""
 
 
+#: lines of ffmpeg's stderr that tell a reader nothing about the file: its log's own
+#: bookkeeping, and an allocation failure it reports for a header declaring absurd sizes
+#: (the server had memory; an API review read "pipe:0: Cannot allocate memory" as the
+#: server's fault, stop 51)
+_NOISE = re.compile(r"^Last message repeated \d+ times?$|(?:^|: )Cannot allocate memory$")
+#: the input as ffmpeg names it at the start of a line: our pipe, never the user's file
+_PIPE = re.compile(r"^pipe:\d+: ")
+
+
+def clean_stderr(text: str) -> list[str]:
+    """ffmpeg's stderr as the lines worth showing: without object addresses (``[wav @
+    0x55...]`` -> ``[wav]``), its "Last message repeated N times" and "Cannot allocate
+    memory" lines, the ``pipe:0:`` it names our pipe by, and repeated lines (stop 51)."""
+    text = re.sub(r" @ 0x[0-9a-fA-F]+\]", "]", text)  # drop ffmpeg's object addresses
+    out: list[str] = []
+    for raw in text.splitlines():
+        line = _PIPE.sub("", raw.strip())
+        if line and not _NOISE.search(line) and line not in out:
+            out.append(line)
+    return out
+
+
 #: what ffprobe and ffmpeg say of a length they guess from the bit rate (no length stated)
 _ESTIMATED = "Estimating duration from bitrate"
 #: bytes of ffmpeg's stderr read for an error message (its end)
@@ -232,10 +255,7 @@ class FFmpegDecoder:
         read: a damaged file's errors reached 1.9x its size in memory: code review, 47)."""
         size = self._err.seek(0, os.SEEK_END)
         self._err.seek(max(0, size - _STDERR_TAIL))
-        text = self._err.read().decode("utf-8", "replace")
-        text = re.sub(r" @ 0x[0-9a-fA-F]+\]", "]", text)  # drop ffmpeg's object addresses
-        lines = [ln.strip() for ln in text.splitlines()]
-        lines = [ln for ln in lines if ln]
+        lines = clean_stderr(self._err.read().decode("utf-8", "replace"))
         return "; ".join(lines[-3:]) or f"ffmpeg exited with status {self._proc.returncode}"
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:

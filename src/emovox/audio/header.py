@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Decoder",
     "MAX_ABS_SAMPLE",
+    "MAX_PROCESSED_SAMPLE",
     "check_finite",
     "open_decoder",
     "probe",
@@ -363,6 +364,18 @@ def open_decoder(s: Source) -> Decoder:
 #: above any float file written on an integer scale (32768); beyond it the power spectra of
 #: a float32 pipeline overflow and every probability becomes NaN
 MAX_ABS_SAMPLE: float = 1e6
+#: the largest magnitude :meth:`emovox.preprocess.Preprocess.at_rate` accepts in a wave
+#: handed to it (full scale is 1.0): :data:`MAX_ABS_SAMPLE` x 16. The steps after the
+#: decoder's check may raise a file's peak over :data:`MAX_ABS_SAMPLE`: taking a constant
+#: offset off at most doubles it, soxr's resampling to 16 kHz has a worst-case gain of 2.81
+#: (measured from 1 to 192 kHz) and the offset taken off after it doubles it again: 11.3x
+#: at worst. With the same bound for both, a float WAV peaking at exactly 1e6 was accepted
+#: by the decoder, then refused by ``predict`` after its offset came off, in a message
+#: naming no file, while the timeline (offset off per window) answered it (API review, stop
+#: 51). The decoder's check (named after the file) is the bound for files; this one is for
+#: waves handed over directly, and is out of a decoded file's reach. Both stay far below
+#: where float32 spectra overflow (about 1e15)
+MAX_PROCESSED_SAMPLE: float = 16 * MAX_ABS_SAMPLE
 
 
 def check_finite(block: np.ndarray, name: str, offset_s: float, sr: int) -> None:

@@ -3,13 +3,14 @@ FastAPI and uvicorn are checked for and imported only when the command runs."""
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import socket
 import threading
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -140,6 +141,14 @@ def serve(
                      help="Require this key (X-API-Key header or Authorization: Bearer) on "
                      "every request but /health and the docs."),
     ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option("--cors-origin", envvar="EMOVOX_CORS_ORIGINS", show_default=False,
+                     metavar="ORIGIN",
+                     help="Let pages of this origin (https://app.example.com; repeatable; "
+                     "* for any) call the API from a browser (CORS); the environment "
+                     "variable takes a comma-separated list. Default: none."),
+    ] = None,
 ) -> None:
     """Start the REST API (FastAPI + uvicorn); OpenAPI docs at /docs."""
     model = check_model_option(model)
@@ -148,6 +157,7 @@ def serve(
     need_module("multipart", "api")
     import os
 
+    from emovox.api.cors import cors_origins
     from emovox.api.server import create_app, is_loopback
     from emovox.serving.predictor import Predictor
     from emovox.serving.service import ENV_API_KEY, api_key_setting
@@ -157,10 +167,12 @@ def serve(
         api_key = ""  # an empty EMOVOX_API_KEY served without a key (README QA, stop 38)
     setup_logging(False)
     try:
+        origins = cors_origins(cors_origin or [], "--cors-origin (EMOVOX_CORS_ORIGINS)")
         predictor = Predictor.from_artifact(model, backend=backend, threads=threads)
         api = create_app(predictor=predictor, max_bytes=int(max_upload_mb * 1024 * 1024),
                          max_duration=max_duration, max_concurrency=concurrency,
-                         api_key=api_key_setting(api_key, "--api-key (EMOVOX_API_KEY)"))
+                         api_key=api_key_setting(api_key, "--api-key (EMOVOX_API_KEY)"),
+                         cors_origins=origins)
         sock = listen_socket(host, port)
     except USER_ERRORS as exc:
         fail(exc)
@@ -197,6 +209,20 @@ def listen_socket(host: str, port: int) -> socket.socket:
 GRACEFUL_SHUTDOWN_S = 10.0
 
 
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, its access lines ending with the request's id
+    (`` [request_id=ID]``: :func:`emovox.api.requestid.install_log_records`; its other lines
+    carry it in their message; stop 51)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["access"]["fmt"] += "%(request_tag)s"
+    config.setdefault("filters", {})["request_tag"] = {
+        "()": "emovox.api.requestid.RequestTag"}  # "" outside a request
+    config["handlers"]["access"].setdefault("filters", []).append("request_tag")
+    return config
+
+
 class _Terminated(Exception):
     """SIGTERM, raised where uvicorn re-raises it after its shutdown."""
 
@@ -226,7 +252,8 @@ def run_server(api: object, sock: socket.socket, log_level: str) -> None:
     before = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     try:
         uvicorn.Server(uvicorn.Config(api, log_level=log_level, limit_concurrency=limit,
-                                      timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+                                      timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                                      log_config=log_config())
                        ).run(sockets=[sock])
     except (KeyboardInterrupt, _Terminated):
         pass  # re-raised by uvicorn after a clean shutdown

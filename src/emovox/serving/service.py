@@ -9,7 +9,8 @@
   of uploaded bytes or an uploaded file object (see :mod:`emovox.serving.uploads`);
 * :func:`model_card`: what the model-card page and ``GET /v1/model`` show;
 * :func:`user_message` / :func:`http_status`: the wording and status code of every error a
-  user can cause, so neither front end ever shows a traceback or an object repr.
+  user can cause, so neither front end ever shows a traceback or an object repr (the codes:
+  :class:`~emovox.serving.errcodes.ErrorCode`, one documented list since stop 51).
 """
 
 from __future__ import annotations
@@ -29,17 +30,9 @@ import numpy as np
 from emovox.artifact import MAX_CARD_BYTES, ArtifactError, read_contained_text
 from emovox.artifact.clips import public_trained_on
 from emovox.audio import TOO_LONG_ADVICE, seconds_text
-from emovox.errors import (
-    AudioError,
-    AudioTooLong,
-    ConfigError,
-    EmovoxError,
-    NotAudio,
-    UnsupportedCodec,
-)
-from emovox.serving.adapt import AdaptationError, TooFewReferences
-from emovox.serving.adapt_uploads import TooManyReferences
+from emovox.errors import AudioTooLong, ConfigError, EmovoxError
 from emovox.serving.answer import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, confidence_band, percent_text
+from emovox.serving.errcodes import ErrorCode, http_status
 from emovox.serving.oneline import code_text
 from emovox.serving.params import TIMELINE_HOP_S, TIMELINE_WINDOW_S, TimelineParams
 from emovox.serving.predictor import BACKENDS
@@ -67,6 +60,7 @@ __all__ = [
     "Analysis",
     "ConfidenceLevel",
     "EmovoxError",
+    "ErrorCode",
     "Settings",
     "UploadTooLarge",
     "analyse",
@@ -225,29 +219,6 @@ def user_message(exc: BaseException) -> str:
         return scrub(str(exc))
     return ("Something went wrong while analysing this recording. "
             "Try another file; the details are in the server log.")
-
-
-def http_status(exc: BaseException) -> tuple[int, str]:
-    """``(status code, error code)`` of the REST API for ``exc``."""
-    if isinstance(exc, UploadTooLarge):
-        return 413, "upload_too_large"
-    if isinstance(exc, NotAudio):
-        return 415, "not_audio"
-    if isinstance(exc, UnsupportedCodec):
-        return 415, "unsupported_codec"
-    if isinstance(exc, AudioTooLong):
-        return 422, "audio_too_long"
-    if isinstance(exc, AudioError):
-        return 422, "bad_audio"
-    if isinstance(exc, AdaptationError):  # speaker adaptation asked for but impossible
-        for cls, code in ((TooManyReferences, "too_many_references"),
-                          (TooFewReferences, "too_few_references")):
-            if isinstance(exc, cls):
-                return 422, code
-        return 422, "adaptation_failed"
-    if isinstance(exc, ConfigError):
-        return 422, "bad_request"
-    return 500, "internal_error"
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from emovox.audio import (
     hum_note,
     iter_blocks,
     peak_frame_dbfs,
+    remove_dc,
 )
 from emovox.features.steady import without_steady
 from emovox.features.vad import (
@@ -165,7 +166,9 @@ def build_timeline(
     interrupted = False
     try:
         for _, block in blocks:
-            peak = max(peak, peak_frame_dbfs(block))
+            # after the offset comes off, as predict measures it: a constant offset is
+            # silence to both (API review, stop 51)
+            peak = max(peak, peak_frame_dbfs(remove_dc(block)))
             if hum is None and (hum := hum_note(name, block, sr)):
                 tl.warnings.append(hum)  # the first block with hum says it, once (stop 32)
             st.push(block)

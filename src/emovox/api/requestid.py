@@ -1,0 +1,125 @@
+"""Request ids: every response of the REST API carries ``X-Request-ID``, and the server's log
+lines written while a request is handled end with ``[request_id=ID]`` (stop 51: an
+integrator could not tie an answer to the server's log).
+
+The id is the client's ``X-Request-ID`` when it is a sane token (1-64 characters of
+``A-Z a-z 0-9 . _ -``: anything else is ignored, never echoed into headers or logs), else a
+fresh ``uuid4().hex``. :class:`RequestId` is the outermost middleware, so the errors of the
+middleware below it (401, 408, 413, 422, 503) carry it too; error bodies do not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+from emovox.api.middleware import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["REQUEST_ID_HEADER", "RequestId", "RequestTag", "current_request_id",
+           "install_log_records", "request_id_of", "tag"]
+
+#: the header that carries the request id, both ways
+REQUEST_ID_HEADER = "X-Request-ID"
+_HEADER = REQUEST_ID_HEADER.lower().encode("latin-1")
+_SANE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: the id of the request being handled (None outside one); worker threads inherit it
+current_request_id: ContextVar[str | None] = ContextVar("emovox_request_id", default=None)
+
+
+def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's ``X-Request-ID`` when it is a sane token, else a new ``uuid4().hex``."""
+    for k, v in headers:
+        if k.lower() == _HEADER:
+            given = v.decode("latin-1").strip()
+            if _SANE.fullmatch(given):
+                return given
+            break
+    return uuid.uuid4().hex
+
+
+class RequestId:
+    """Pure ASGI middleware: the request's id in :data:`current_request_id` while it is
+    handled and in the ``X-Request-ID`` header of its response (replacing one the app set).
+    An exception that escapes the app before any response started is answered here with a
+    JSON 500 ``internal_error`` carrying the id, then re-raised for the server's log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id_of(scope.get("headers") or [])
+        started = False
+
+        async def send_with_id(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+                headers = [(k, v) for k, v in msg.get("headers") or [] if k.lower() != _HEADER]
+                msg = {**msg, "headers": [*headers, (_HEADER, rid.encode("latin-1"))]}
+            await send(msg)
+
+        token = current_request_id.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if not started:
+                body = json.dumps({"error": "internal_error", "detail": "an unexpected error "
+                                   "while handling the request; the server's log says more"}
+                                  ).encode()
+                await send_with_id({"type": "http.response.start", "status": 500, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send_with_id({"type": "http.response.body", "body": body})
+            raise
+        finally:
+            current_request_id.reset(token)
+
+
+class RequestTag(logging.Filter):
+    """A handler's filter that gives every record a ``request_tag`` (:func:`tag`), for a
+    format naming it (``emovox serve``'s access lines), whether or not the record factory
+    of :func:`install_log_records` made it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_tag"):
+            record.request_tag = tag(current_request_id.get())
+        return True
+
+
+def tag(rid: str | None) -> str:
+    """`` [request_id=ID]`` (empty for None): what a log line of a request ends with."""
+    return f" [request_id={rid}]" if rid else ""
+
+
+_installed = False
+
+
+def install_log_records() -> None:
+    """From now on, every log record made while a request is handled has ``request_id``
+    (``"-"`` outside one) and ``request_tag`` (`` [request_id=ID]``, empty outside one)
+    attributes, and its message ends with the tag: the log lines of one request can be
+    found by its id, whatever the handler's format. Idempotent (a process-wide record
+    factory, as the server's process is the API's)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        rid = current_request_id.get()
+        record.request_id = rid or "-"
+        record.request_tag = tag(rid)
+        if rid:  # a sane token: no % to upset the message's own formatting
+            record.msg = f"{record.msg}{record.request_tag}"
+        return record
+
+    logging.setLogRecordFactory(factory)
