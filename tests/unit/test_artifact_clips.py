@@ -141,3 +141,37 @@ def test_a_distilled_model_heard_what_its_teachers_heard(tmp_path):
     # a teacher that lists no speakers or no digests: what the student heard is unknown
     bare = teachers_heard(_teachers(emovo, {"clips": 3}, {"speakers": ["x:1"]}), ["a", "b", "c"])
     assert bare["teachers_unlisted"] == ["b", "c"]
+
+
+def test_teachers_digests_count_alone_and_a_malformed_record_is_unknown(tmp_path):
+    """Review of stop 51: teacher digests were ignored when the model had none of its own,
+    and a malformed teacher record read as "the teachers heard nothing"."""
+    from types import SimpleNamespace
+
+    from emovox.artifact.clips import TEACHER_DIGESTS
+    from emovox.cli.truth import truth_report
+    from emovox.experiment.crosscorpus import _speakers_unheard
+    from emovox.experiment.distil import teachers_heard
+
+    files = _files(tmp_path, 2)
+    ids = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
+    taught = {TEACHER_DIGESTS: clip_digests(ids[1:])[CLIP_DIGESTS]}
+    assert heard_clips(taught, files) == [1]
+    bad = {**clip_digests(ids[:1]), TEACHER_DIGESTS: {"algorithm": "md5"}}
+    assert heard_clips(bad, files) is None
+    assert teachers_heard(_teachers({"speakers": ["a:1"], **bad}), ["t"])[
+        "teachers_unlisted"] == ["t"]
+    # an ensemble of members on other data lists no speakers of its own: its teachers'
+    # speakers do not make it speaker-independent on anyone else
+    utt = SimpleNamespace(speaker="ravdess:01")
+    for on in ({"teacher_speakers": ["emovo:f1"]}, {}):
+        model = SimpleNamespace(artifact_meta=SimpleNamespace(trained_on=on))
+        assert _speakers_unheard(model, [utt]) == (False, [])
+    model = SimpleNamespace(artifact_meta=SimpleNamespace(trained_on={
+        "speakers": ["ravdess:02"], "teacher_speakers": ["ravdess:01"]}))
+    assert _speakers_unheard(model, [utt]) == (False, ["ravdess:01"])
+    # predict --truth names the teachers' voices too
+    clip = SimpleNamespace(path="03-01-05-01-01-01-01.wav", prediction=None, error="x")
+    report = truth_report([clip], {"speakers": ["ravdess:02"],
+                                   "teacher_speakers": ["ravdess:01"]})
+    assert report.training_speakers == ["ravdess:01"] and report.speakers_known

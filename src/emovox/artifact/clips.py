@@ -61,11 +61,13 @@ def heard_clips(trained_on: Any, paths: Sequence[Path]) -> list[int] | None:
     of its teachers' (:data:`TEACHER_DIGESTS`); None when the model records no digests. A
     file that cannot be read is not counted."""
     digests = trained_digests(trained_on)
+    if isinstance(trained_on, dict) and trained_on.get(TEACHER_DIGESTS) is not None:
+        taught = trained_digests({CLIP_DIGESTS: trained_on[TEACHER_DIGESTS]})
+        if taught is None:  # malformed: what the teachers heard is unknown (review, 51)
+            return None
+        digests = taught if digests is None else digests | taught
     if digests is None:
         return None
-    if isinstance(trained_on, dict) and TEACHER_DIGESTS in trained_on:
-        taught = trained_digests({CLIP_DIGESTS: trained_on[TEACHER_DIGESTS]}) or frozenset()
-        digests = digests | taught
     widths = {len(d) for d in digests}
     heard = []
     for i, path in enumerate(paths):

@@ -65,7 +65,10 @@ def truth_report(outcomes: Sequence[Any], trained_on: dict[str, Any] | None) -> 
             name=Path(o.path).name, truth=str(utt.emotion) if ok else None,
             predicted=_predicted(o), speaker=utt.speaker if ok else None, path=str(o.path),
         ))
-    heard = set((trained_on or {}).get("speakers") or ())
+    own = set((trained_on or {}).get("speakers") or ())
+    # and its teachers' voices (train --teacher: research audit, stop 51)
+    heard = own | set((trained_on or {}).get("teacher_speakers") or ())
     seen = sorted({r.speaker for r in rows if r.speaker in heard})
-    known = bool(heard) and not any(is_unknown_speaker(s) for s in heard)  # folder:unknown
+    known = bool(own) and not any(is_unknown_speaker(s) for s in heard)  # folder:unknown
+    known = known and not (trained_on or {}).get("teachers_unlisted")
     return TruthReport(rows, seen, speakers_known=known)

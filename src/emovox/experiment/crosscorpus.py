@@ -160,13 +160,16 @@ def _speakers_unheard(predictor: Any, utts: list[Utterance]) -> tuple[bool, list
     called speaker-independent (audit, stop 31: the bundled model scored 100 % UA on one of
     its own training actors under that name)."""
     on = predictor.artifact_meta.trained_on or {}
-    # a distilled model heard what its teachers heard (research audit, stop 51)
-    trained = set(on.get("speakers") or []) | set(on.get("teacher_speakers") or [])
+    # a distilled model heard what its teachers heard (research audit, stop 51); a model
+    # that lists no speakers of its own is unknown whatever its teachers list (review)
+    own = set(on.get("speakers") or [])
+    trained = own | set(on.get("teacher_speakers") or [])
     heard = sorted({u.speaker for u in utts} & trained)
     unknown = sorted(s for s in {u.speaker for u in utts} | trained if is_unknown_speaker(s))
-    if not trained:
+    if not own:
         log.warning("the model folder does not list its training speakers: the result is "
                     "not called speaker-independent")
+        return False, heard
     elif on.get("teachers_unlisted"):
         log.warning("the model was distilled from teachers that do not list their training "
                     "speakers or clips (%s): the result is not called speaker-independent",
@@ -181,7 +184,7 @@ def _speakers_unheard(predictor: Any, utts: list[Utterance]) -> tuple[bool, list
         log.warning("%d of the evaluated speakers were in the model's training data (%s): "
                     "the result is not speaker-independent", len(heard),
                     ", ".join(heard[:5]) + (", ..." if len(heard) > 5 else ""))
-    return bool(trained) and not heard, heard
+    return not heard, heard
 
 
 def _predictions(

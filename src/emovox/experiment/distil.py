@@ -328,12 +328,14 @@ def teachers_heard(teachers: TeacherModels, paths: list[str]) -> dict[str, Any]:
     for on, path in zip(teachers.trained_on, paths, strict=True):
         heard = trained_digests(on)
         spk = on.get("speakers")
-        if not spk or heard is None or any(len(d) < DIGEST_HEX for d in heard) \
-                or on.get("teachers_unlisted"):
-            unlisted.append(str(path))
         # a teacher distilled in turn heard what its own teachers heard
+        taught = trained_digests({CLIP_DIGESTS: on.get(TEACHER_DIGESTS)})
+        if not spk or heard is None or any(len(d) < DIGEST_HEX for d in heard) \
+                or on.get("teachers_unlisted") \
+                or (on.get(TEACHER_DIGESTS) is not None and taught is None):
+            unlisted.append(str(path))
         speakers.update(str(s) for s in [*(spk or []), *(on.get("teacher_speakers") or [])])
-        taught = trained_digests({CLIP_DIGESTS: on.get(TEACHER_DIGESTS)}) or frozenset()
+        taught = taught or frozenset()
         digests.update(d[:DIGEST_HEX] for d in (heard or frozenset()) | taught
                        if len(d) >= DIGEST_HEX)  # a wider record, cut to ours
     cut = clip_digests(digests)["clip_digests"]
