@@ -37,6 +37,14 @@ class DamagedAudio(AudioError):
         self.detail = detail
 
 
+class DamagedContainer(UnsupportedCodec, DamagedAudio):
+    """A file of a container emovox reads (its first bytes say which) that no decoder
+    opens, and that ffmpeg, once tried, refused for another reason than a missing decoder:
+    its header or index is broken, or it is cut short (a FLAC cut at 50 bytes, an Ogg at
+    1,000). Still an :class:`UnsupportedCodec` for callers that catch that; the REST API
+    answers it 422 ``bad_audio`` (stop 51). ``detail``: ffmpeg's words."""
+
+
 class InvalidSamples(AudioError):
     """The decoded signal contains NaN or infinite samples."""
 

@@ -75,6 +75,51 @@ def test_a_codec_nothing_here_decodes_stays_415_unsupported_codec(client):
         assert "tag.wav" in body["detail"]
 
 
+def _cut(tmp_path) -> dict[str, bytes]:
+    """Files cut short that ffmpeg refuses in words a list of damage phrases lacked ("End of
+    file", "Input/output error"): 415 ``unsupported_codec`` until its review (stop 51)."""
+    w = voice(2.0)
+    flac, ogg = encode(w, "FLAC"), encode(w, "OGG")
+    (tmp_path / "c.wav").write_bytes(encode(w, "WAV"))
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "c.wav"), "-c:a", "libopus",
+                    str(tmp_path / "c.webm")], capture_output=True, check=True)
+    return {"cut50.flac": flac[:50], "cut200.flac": flac[:200], "cut1000.ogg": ogg[:1000],
+            "cut.webm": (tmp_path / "c.webm").read_bytes()[:200]}
+
+
+@needs_ffmpeg
+def test_files_cut_short_are_422_bad_audio(client, tmp_path):
+    for name, data in _cut(tmp_path).items():
+        for route in ("/v1/predict", "/v1/timeline"):
+            body = assert_error(post(client, route, data, name), 422, "bad_audio")
+            assert name in body["detail"], (route, body)
+
+
+#: names a verdict was read from when it was parsed back out of the message (review, 51)
+_VERDICT_NAMES = ("ffmpeg: invalid header", "Decoder (codec none) not found", "unknown codec")
+
+
+@needs_ffmpeg
+def test_the_code_does_not_depend_on_the_files_name(client, tmp_path, monkeypatch):
+    """The same bytes get the same code whatever they are called, with ffmpeg and without
+    (where libsndfile alone cannot tell a broken header from a codec it lacks: 415)."""
+    ogg = _cut(tmp_path)["cut1000.ogg"]
+    unknown = _patched(encode(voice(2.0), "WAV"), (20, "<H", 0x1234))
+    with monkeypatch.context() as m:  # a server without ffmpeg
+        m.setenv("EMOVOX_FFMPEG", "emovox-no-such-ffmpeg")
+        m.setenv("EMOVOX_FFPROBE", "emovox-no-such-ffprobe")
+        for name in ("clip", *_VERDICT_NAMES):
+            for data, suffix in ((unknown, "wav"), (ogg, "ogg")):
+                for route in ("/v1/predict", "/v1/timeline"):
+                    body = assert_error(post(client, route, data, f"{name}.{suffix}"), 415,
+                                        "unsupported_codec")
+                    assert "without ffmpeg" in body["detail"], body
+    for name in ("clip", *_VERDICT_NAMES):
+        for route in ("/v1/predict", "/v1/timeline"):
+            assert_error(post(client, route, ogg, f"{name}.ogg"), 422, "bad_audio")
+            assert_error(post(client, route, unknown, f"{name}.wav"), 415, "unsupported_codec")
+
+
 def _multipart(disposition: str, data: bytes) -> tuple[bytes, dict[str, str]]:
     b = "emovoxboundary51"
     body = (f"--{b}\r\nContent-Disposition: form-data; {disposition}\r\n"

@@ -23,15 +23,23 @@ __all__ = ["FORM_LIMITS", "ApiError", "ErrorCode", "api_detail", "code_response"
 
 
 class ApiError(Exception):
-    """An error answered with ``status`` and the body ``{"error": code, "detail": ...}``."""
+    """An error answered with ``status`` and the body ``{"error": code, "detail": ...}``;
+    ``code`` is an :class:`ErrorCode` (a string that is none is a ``ValueError``: stop 51)."""
 
     def __init__(self, status: int, code: ErrorCode | str, detail: str) -> None:
         super().__init__(detail)
-        self.status, self.code, self.detail = status, str(code), detail
+        self.status, self.code, self.detail = status, ErrorCode(code).value, detail
+
+    @classmethod
+    def of(cls, code: ErrorCode, detail: str) -> ApiError:
+        """The error ``code`` with its own status."""
+        return cls(code.status, code, detail)
 
 
 def error_response(status: int, code: ErrorCode | str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": str(code), "detail": detail}, status_code=status)
+    """The JSON error body of ``code`` (an :class:`ErrorCode`, or a string that is one)."""
+    return JSONResponse({"error": ErrorCode(code).value, "detail": detail},
+                        status_code=status)
 
 
 def code_response(code: ErrorCode, detail: str) -> JSONResponse:

@@ -8,13 +8,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from emovox.api.errors import ApiError, error_response, form_limit_error
+from emovox.api.errors import ApiError, ErrorCode, code_response, error_response, form_limit_error
 from emovox.api.middleware import INCOMPLETE_UPLOAD, MULTIPART_CLOSED
 from emovox.serving import service
 
 __all__ = ["install_error_handlers", "raw_body"]
 
 _FORMS = ("multipart/", "application/x-www-form-urlencoded")
+#: the codes of Starlette's HTTP errors by status (another status: ``http_error``)
+_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
+               413: ErrorCode.UPLOAD_TOO_LARGE}
 
 
 def raw_body(request: Request, ctype: str) -> str | None:
@@ -40,8 +43,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if request.method == "POST" and (raw := raw_body(request, ctype)):
-            return error_response(  # a raw audio body (QA stop 30: it was "field required")
-                415, "unsupported_media_type", f"the request body {raw}: send the "
+            return code_response(  # a raw audio body (QA stop 30: it was "field required")
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"the request body {raw}: send the "
                 "recording as a multipart/form-data upload in the field 'file' (curl -F "
                 "\"file=@clip.wav\" URL)")
         parts = []
@@ -56,19 +59,18 @@ def install_error_handlers(app: FastAPI) -> None:
         if any(e.get("type") == "missing" and "file" in e.get("loc", ()) for e in exc.errors()):
             if ctype == "multipart/form-data" and getattr(
                     request.state, MULTIPART_CLOSED, None) is False:
-                return error_response(  # was "file: Field required" (stop 36's list)
-                    422, "incomplete_upload", INCOMPLETE_UPLOAD)
+                return code_response(  # was "file: Field required" (stop 36's list)
+                    ErrorCode.INCOMPLETE_UPLOAD, INCOMPLETE_UPLOAD)
             detail += (" (upload the recording as the multipart/form-data field 'file': curl "
                        "-F \"file=@clip.wav\" URL; --data-binary sends it as a form body)")
-        return error_response(422, "invalid_request", detail)
+        return code_response(ErrorCode.INVALID_REQUEST, detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and (limit := form_limit_error(str(exc.detail))):
             return limit
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
-        response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"),
-                                   service.scrub(str(exc.detail)))
+        response = error_response(exc.status_code, _HTTP_CODES.get(
+            exc.status_code, ErrorCode.HTTP_ERROR), service.scrub(str(exc.detail)))
         response.headers.update(exc.headers or {})  # 405's Allow (API QA, stop 37)
         if "GET" in response.headers.get("allow", "").split(", "):
             response.headers["allow"] += ", HEAD"  # every GET route answers HEAD

@@ -16,6 +16,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from emovox.serving.errcodes import ErrorCode
+
 __all__ = ["API_KEY_HEADER", "INCOMPLETE_UPLOAD", "MULTIPART_CLOSED", "OPEN_PATHS",
            "MAX_WAITING", "OTHER_CONNECTIONS", "RETRY_AFTER_S", "SLOT_WAIT_S",
            "SPOOL_BYTES", "ApiKeyGuard", "BodyLimit", "HeadAsGet", "UploadSlots",
@@ -45,10 +47,11 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-async def _json_error(send: Send, status: int, code: str, detail: str,
+async def _json_error(send: Send, code: ErrorCode, detail: str,
                       extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps({"error": code, "detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
+    """The JSON error body of ``code``, with its status, and ``Connection: close``."""
+    body = json.dumps({"error": code.value, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": code.status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close"), *(extra or [])]})
@@ -56,10 +59,9 @@ async def _json_error(send: Send, status: int, code: str, detail: str,
 
 
 async def _app_or_error(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
-                        aborted: Callable[[], bool], status: int, code: str,
-                        detail: str) -> None:
+                        aborted: Callable[[], bool], code: ErrorCode, detail: str) -> None:
     """``app`` with ``receive``; once ``aborted()`` (``receive`` gave up on the body), what
-    the app answers is dropped and, if no response has started, a JSON ``status`` error
+    the app answers is dropped and, if no response has started, the JSON error ``code``
     goes out instead. Cancelled before answering (a server stopping), a JSON 503."""
     started = False
 
@@ -78,11 +80,11 @@ async def _app_or_error(app: ASGIApp, scope: Scope, receive: Receive, send: Send
     except asyncio.CancelledError:  # a stopping server's grace period is over: uvicorn
         if started:  # cancels what is still open, answered with a text 500 and a traceback
             raise  # in the log for each (API re-check, stop 40)
-        await _json_error(send, 503, "shutting_down", "the server stopped before this "
+        await _json_error(send, ErrorCode.SHUTTING_DOWN, "the server stopped before this "
                           "request was answered; send it again")
         return
     if aborted() and not started:
-        await _json_error(send, status, code, detail)
+        await _json_error(send, code, detail)
 
 
 def is_loopback(host: str) -> bool:
@@ -128,7 +130,7 @@ class ApiKeyGuard:
             detail = (f"this server needs an API key: send it as the {API_KEY_HEADER} header "
                       "or as 'Authorization: Bearer KEY'" if given is None else
                       "wrong API key")
-            await _json_error(send, 401, "unauthorized", detail,
+            await _json_error(send, ErrorCode.UNAUTHORIZED, detail,
                               [(b"www-authenticate", b"Bearer")])
             return
         await self.app(scope, receive, send)
@@ -217,7 +219,7 @@ class UploadSlots:
             await self.app(scope, receive, send)
             return
         if self.precheck is not None and (problem := self.precheck(scope)):
-            await _json_error(send, 422, "invalid_request", problem)  # before a slot and
+            await _json_error(send, ErrorCode.INVALID_REQUEST, problem)  # before a slot and
             return  # the body: a wrong parameter waited for both (API QA, stop 40)
         state = {"stalled": False, "read": False}
         loop = asyncio.get_running_loop()
@@ -247,7 +249,8 @@ class UploadSlots:
         try:
             began[0] = loop.time()
             await _app_or_error(self.app, scope, timed_receive, send,
-                                lambda: state["stalled"], 408, "upload_stalled", self.stalled)
+                                lambda: state["stalled"], ErrorCode.UPLOAD_STALLED,
+                                self.stalled)
         finally:
             self.slots.release()
 
@@ -267,7 +270,7 @@ class UploadSlots:
                 why = f"none came free within {self.wait_s:g} s"
             finally:
                 self.waiting -= 1
-        await _json_error(send, 503, "server_busy", f"the server is busy: every upload slot "
+        await _json_error(send, ErrorCode.SERVER_BUSY, f"the server is busy: every upload slot "
                           f"is taken and {why}; send the request again in a moment",
                           [(b"retry-after", str(RETRY_AFTER_S).encode())])
         return False
@@ -337,7 +340,7 @@ class BodyLimit:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await _json_error(send, 413, "upload_too_large", detail)
+                    await _json_error(send, ErrorCode.UPLOAD_TOO_LARGE, detail)
                     return
         state = {"received": 0, "exceeded": False}
         shared = scope.setdefault("state", {})  # request.state of the app's handlers
@@ -362,4 +365,4 @@ class BodyLimit:
             return msg
 
         await _app_or_error(self.app, scope, limited_receive, send,
-                            lambda: state["exceeded"], 413, "upload_too_large", detail)
+                            lambda: state["exceeded"], ErrorCode.UPLOAD_TOO_LARGE, detail)

@@ -5,7 +5,9 @@ integrator could not tie an answer to the server's log).
 The id is the client's ``X-Request-ID`` when it is a sane token (1-64 characters of
 ``A-Z a-z 0-9 . _ -``: anything else is ignored, never echoed into headers or logs), else a
 fresh ``uuid4().hex``. :class:`RequestId` is the outermost middleware, so the errors of the
-middleware below it (401, 408, 413, 422, 503) carry it too; error bodies do not.
+middleware below it (401, 408, 413, 422, 503) and of CORS carry it too; error bodies do not.
+An exception no handler answers is logged with the id and answered with a JSON 500 by
+:class:`UnhandledErrors` (inside the CORS layer, so that answer carries CORS headers too).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import uuid
 from contextvars import ContextVar
 from typing import Any
 
-from emovox.api.middleware import ASGIApp, Message, Receive, Scope, Send
+from emovox.api.middleware import ASGIApp, Message, Receive, Scope, Send, route_path
+from emovox.serving.errcodes import ErrorCode
 
-__all__ = ["REQUEST_ID_HEADER", "RequestId", "RequestTag", "current_request_id",
-           "install_log_records", "request_id_of", "tag"]
+log = logging.getLogger(__name__)
+
+__all__ = ["REQUEST_ID_HEADER", "RequestId", "RequestTag", "UnhandledErrors",
+           "current_request_id", "install_log_records", "request_id_of", "tag"]
 
 #: the header that carries the request id, both ways
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -44,8 +49,8 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
 class RequestId:
     """Pure ASGI middleware: the request's id in :data:`current_request_id` while it is
     handled and in the ``X-Request-ID`` header of its response (replacing one the app set).
-    An exception that escapes the app before any response started is answered here with a
-    JSON 500 ``internal_error`` carrying the id, then re-raised for the server's log."""
+    The outermost layer, so every answer carries it; :class:`UnhandledErrors`, inside it,
+    answers an exception that escapes the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,12 +60,9 @@ class RequestId:
             await self.app(scope, receive, send)
             return
         rid = request_id_of(scope.get("headers") or [])
-        started = False
 
         async def send_with_id(msg: Message) -> None:
-            nonlocal started
             if msg["type"] == "http.response.start":
-                started = True
                 headers = [(k, v) for k, v in msg.get("headers") or [] if k.lower() != _HEADER]
                 msg = {**msg, "headers": [*headers, (_HEADER, rid.encode("latin-1"))]}
             await send(msg)
@@ -68,18 +70,53 @@ class RequestId:
         token = current_request_id.set(rid)
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            if not started:
-                body = json.dumps({"error": "internal_error", "detail": "an unexpected error "
-                                   "while handling the request; the server's log says more"}
-                                  ).encode()
-                await send_with_id({"type": "http.response.start", "status": 500, "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())]})
-                await send_with_id({"type": "http.response.body", "body": body})
-            raise
         finally:
             current_request_id.reset(token)
+
+
+#: the detail of the 500 of an exception no handler answered
+_UNHANDLED = ("an unexpected error while handling the request; the server's log says more "
+              "(its line ends with this response's X-Request-ID)")
+
+
+class UnhandledErrors:
+    """Pure ASGI middleware, inside :class:`RequestId` and the CORS layer: an exception
+    that escapes the app (a bug) is logged here, while the request's id is current, so its
+    traceback's line ends with ``[request_id=ID]`` (uvicorn logged it after the id was
+    reset: review, stop 51). Before any response started it is answered with a JSON 500
+    ``internal_error`` and not raised on (the server would log it once more, without the
+    id); the CORS layer outside adds its headers, so a page can read it. After a response
+    started it is raised on, for the server to drop the connection (uvicorn logs it a
+    second time)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(msg: Message) -> None:
+            nonlocal started
+            started |= msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unhandled error while handling %s %s", scope.get("method"),
+                          route_path(scope))
+            if started:
+                raise
+            body = json.dumps({"error": ErrorCode.INTERNAL_ERROR.value,
+                               "detail": _UNHANDLED}).encode()
+            await send({"type": "http.response.start",
+                        "status": ErrorCode.INTERNAL_ERROR.status, "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
 
 
 class RequestTag(logging.Filter):

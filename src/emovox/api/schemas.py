@@ -5,7 +5,8 @@ Since stop 51 the types are as tight as the server's answers and the shipped JSO
 eight emotions (:class:`~emovox.labels.Emotion`), probabilities objects keyed by them, a
 ``no_speech`` reason one of :class:`~emovox.features.vad.NoSpeechReason`, and an error's
 ``error`` one of :class:`~emovox.serving.errcodes.ErrorCode`; each route's error responses
-list the codes that route can send (:data:`ROUTE_ERRORS`, :func:`document_errors`).
+list the codes that route can send (:data:`ROUTE_ERRORS`, declared with the route through
+:func:`error_responses`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from emovox.labels import Emotion
 from emovox.serving.adapt_uploads import MAX_REFERENCES
 from emovox.serving.errcodes import ErrorCode
 
-__all__ = ["ERRORS", "ROUTE_ERRORS", "UPLOAD_FORMATS", "AdaptationRecord", "ErrorBody",
-           "Evidence", "Health", "ModelCard", "PredictResponse", "Segment",
-           "TimelineResponse", "TimelineSummary", "document_errors", "error_responses"]
+__all__ = ["ROUTE_ERRORS", "UPLOAD_FORMATS", "AdaptationRecord", "ErrorBody", "Evidence",
+           "Health", "ModelCard", "PredictResponse", "Segment", "TimelineResponse",
+           "TimelineSummary", "error_responses"]
 
 #: the audio formats the API names to its clients (the upload field's help and the OpenAPI
-#: description: the description left out opus and webm, stop 51)
+#: description are made from it: the description left out opus and webm, stop 51)
 UPLOAD_FORMATS: tuple[str, ...] = ("wav", "flac", "ogg", "opus", "mp3", "m4a", "webm")
 
 
@@ -223,32 +224,3 @@ def error_responses(codes: tuple[ErrorCode | tuple[ErrorCode, str], ...]
         by_status.setdefault(code.status, []).append((code, meaning))
     return {status: {"model": ErrorBody, "description": _description(by_status[status])}
             for status in sorted(by_status)}
-
-
-#: every error status an upload route can send (a fallback for a route without its own
-#: entry in :data:`ROUTE_ERRORS`; :func:`document_errors` writes each route's own)
-ERRORS: dict[int | str, dict[str, Any]] = error_responses(
-    tuple(c for c in ErrorCode if c not in (E.NOT_FOUND, E.METHOD_NOT_ALLOWED,
-                                            E.CLIENT_CLOSED_REQUEST)))
-
-
-def document_errors(spec: dict[str, Any]) -> dict[str, Any]:
-    """Make the error responses of every route of :data:`ROUTE_ERRORS` in an OpenAPI
-    document ``spec`` (changed in place and returned) exactly that route's: its codes, by
-    status, each with its meaning there."""
-    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    if "ErrorBody" not in schemas:
-        body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(body.pop("$defs", {}))
-        schemas["ErrorBody"] = body
-    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-    for (method, path), codes in ROUTE_ERRORS.items():
-        op = spec.get("paths", {}).get(path, {}).get(method)
-        if op is None:
-            continue
-        responses = {k: v for k, v in op.get("responses", {}).items()
-                     if not str(k).startswith(("4", "5"))}
-        for status, doc in error_responses(codes).items():
-            responses[str(status)] = {"description": doc["description"], "content": ref}
-        op["responses"] = responses
-    return spec

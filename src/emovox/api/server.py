@@ -20,9 +20,10 @@ Endpoints (OpenAPI docs at ``/docs``):
   confusion matrix, per-class recall, MODEL_CARD.md);
 * ``GET /health``: 200 when the model is loaded, 503 when it could not be.
 
-Errors are JSON ``{"error": <code>, "detail": <message>}`` (:data:`~emovox.api.schemas.ERRORS`
-lists the statuses): 401 missing or wrong API key (``X-API-Key: KEY`` or ``Authorization:
-Bearer KEY``, when the server has one); 413 a request over the size limit (from
+Errors are JSON ``{"error": <code>, "detail": <message>}`` (the codes:
+:class:`~emovox.serving.errcodes.ErrorCode`; each route's:
+:data:`~emovox.api.schemas.ROUTE_ERRORS`): 401 missing or wrong API key (``X-API-Key: KEY``
+or ``Authorization: Bearer KEY``, when the server has one); 413 a request over the size limit (from
 ``Content-Length`` and while the body streams in, before it is parsed; ``/v1/predict``'s
 clip over it once parsed); 415 not audio, or a body that is not a form; 422 too long, empty
 or broken audio, bad parameters (a timeline of more windows than one request may compute:
@@ -60,7 +61,7 @@ from starlette.concurrency import run_in_threadpool
 from emovox import __version__
 from emovox.api.cors import add_cors, cors_origins_from_env
 from emovox.api.docs import install_docs
-from emovox.api.errors import FORM_LIMITS, ApiError, guarded
+from emovox.api.errors import FORM_LIMITS, ApiError, ErrorCode, guarded
 from emovox.api.handlers import install_error_handlers
 from emovox.api.middleware import (
     API_KEY_HEADER,
@@ -82,8 +83,16 @@ from emovox.api.query import (
     quoted_names,
     upload_query_problem,
 )
-from emovox.api.requestid import RequestId, install_log_records
-from emovox.api.schemas import ERRORS, Health, ModelCard, PredictResponse, TimelineResponse
+from emovox.api.requestid import RequestId, UnhandledErrors, install_log_records
+from emovox.api.schemas import (
+    ROUTE_ERRORS,
+    UPLOAD_FORMATS,
+    Health,
+    ModelCard,
+    PredictResponse,
+    TimelineResponse,
+    error_responses,
+)
 from emovox.api.windows import WindowBudget
 from emovox.errors import ConfigError
 from emovox.serving import adapt_uploads, capacity, service, uploads
@@ -96,7 +105,9 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_MAX_BYTES", "create_app", "create_app_from_env", "is_loopback"]
 
 DEFAULT_MAX_BYTES = int(service.DEFAULT_MAX_UPLOAD_MB * 1024 * 1024)
-_FILE_HELP = "the audio file (wav, flac, ogg, opus, mp3, m4a, webm)"
+#: the upload formats the API names, in the upload field's help and the description alike
+_FORMATS = ", ".join(UPLOAD_FORMATS)
+_FILE_HELP = f"the audio file ({_FORMATS})"
 #: the timeline's settings: query parameters, never form fields
 _REFS_HELP = (
     f"optional: up to {adapt_uploads.MAX_REFERENCES} unlabelled clips of the SAME speaker, in "
@@ -152,7 +163,7 @@ class _ModelHolder:
                     log.error("cannot load the model: %s", exc)
                     self.error = service.scrub(str(exc)) or type(exc).__name__
             if self._predictor is None:
-                raise ApiError(503, "model_unavailable", f"no model: {self.error}")
+                raise ApiError.of(ErrorCode.MODEL_UNAVAILABLE, f"no model: {self.error}")
             return self._predictor
 
     async def aget(self) -> Any:
@@ -168,8 +179,8 @@ class _Service:
         self.holder = holder
         self.slots = asyncio.Semaphore(max_concurrency)  # FIFO: waiters are served in order
         self.max_bytes, self.max_duration = max_bytes, max_duration
-        self.windows = WindowBudget(tp.api_window_cap(max_duration, max_windows),
-                                    max_duration, max_bytes)  # a timeline's (stop 51)
+        self.windows = WindowBudget(tp.api_window_cap(max_duration, max_windows))  # a
+        # timeline's (stop 51)
         #: /health is open without the API key: with a key it keeps why the model failed
         #: to itself (server paths; security QA, stop 31)
         self.keyed = False
@@ -185,19 +196,19 @@ class _Service:
         free."""
         if problem := query_problem([k for k, _ in request.query_params.multi_items()],
                                     query):  # re-check (the middleware did, for uploads)
-            raise ApiError(422, "invalid_request", problem)
+            raise ApiError.of(ErrorCode.INVALID_REQUEST, problem)
         form = await request.form()
         if getattr(request.state, MULTIPART_CLOSED, None) is False:
-            raise ApiError(422, "incomplete_upload", INCOMPLETE_UPLOAD)  # a later part was
+            raise ApiError.of(ErrorCode.INCOMPLETE_UPLOAD, INCOMPLETE_UPLOAD)  # a later part was
         if len(form.getlist("file")) > 1:  # cut short, the file answered (re-check, stop 37)
-            raise ApiError(422, "invalid_request", "file: send one file per request (several "
+            raise ApiError.of(ErrorCode.INVALID_REQUEST, "file: send one file per request (several "
                            "'file' parts were sent; use 'references' for a speaker's clips)")
         if unknown := sorted(set(form.keys()) - set(fields)):
             moved = [k for k in unknown if k in query]  # only where it is one (README QA)
             hint = (f"{', '.join(moved)}: a query parameter (POST {request.url.path}?"
                     f"{'&'.join(f'{k}=...' for k in moved)}), not a form field; " if moved
                     else "")
-            raise ApiError(422, "invalid_request", f"{hint}unknown form field(s) "
+            raise ApiError.of(ErrorCode.INVALID_REQUEST, f"{hint}unknown form field(s) "
                            f"{quoted_names(unknown)}: this endpoint reads "
                            f"{quoted_names(list(fields))}")
 
@@ -209,7 +220,7 @@ class _Service:
             with guarded("upload"):
                 service.check_size(size, self.max_bytes, name)
             if size == 0:
-                raise ApiError(422, "bad_audio", f"{name}: the upload is empty (0 bytes).")
+                raise ApiError.of(ErrorCode.BAD_AUDIO, f"{name}: the upload is empty (0 bytes).")
         return name
 
     async def run(self, request: Request, what: str, work: Callable[[], T]) -> T:
@@ -232,7 +243,7 @@ async def _still_there(request: Request, what: str) -> None:
     if await request.is_disconnected():
         log.warning("%s: the client closed the connection before its turn: not computed",
                     what)  # WARNING: seen under `emovox serve` (re-check, stop 35)
-        raise ApiError(499, "client_closed_request", "the client closed the connection")
+        raise ApiError.of(ErrorCode.CLIENT_CLOSED_REQUEST, "the client closed the connection")
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +252,8 @@ async def _still_there(request: Request, what: str) -> None:
 
 
 def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
-    @app.post("/v1/predict", response_model=PredictResponse, responses=ERRORS,
+    @app.post("/v1/predict", response_model=PredictResponse,
+              responses=error_responses(ROUTE_ERRORS[("post", "/v1/predict")]),
               response_model_exclude_unset=True, summary="The emotion of one clip")
     async def predict(
         request: Request,
@@ -265,7 +277,8 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
                 predictor, file.file, name, refs, **limits).adapted)
         return prediction_document(p)
 
-    @app.post("/v1/timeline", response_model=TimelineResponse, responses=ERRORS,
+    @app.post("/v1/timeline", response_model=TimelineResponse,
+              responses=error_responses(ROUTE_ERRORS[("post", "/v1/timeline")]),
               response_model_exclude_unset=True,
               summary="The emotion of every window of a (long) recording")
     async def timeline(
@@ -278,23 +291,23 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
                            description=(
             f"hop between windows (s), more than {tp.MIN_HOP_S:g} and at most the window "
             f"(<= {tp.MAX_HOP_S:g}); one request computes at most "
-            f"{svc.windows.max_windows} windows (duration / hop)")),
+            f"{svc.windows.max_windows} windows (duration / hop for continuous speech, "
+            "one more per pause)")),
         adapt: AdaptMode = Query(AdaptMode.NONE, description=_ADAPT_HELP),
     ) -> dict[str, Any]:
         try:
             params = tp.TimelineParams(window, hop)
         except ConfigError as exc:
-            raise ApiError(422, "invalid_request", str(exc)) from None
+            raise ApiError.of(ErrorCode.INVALID_REQUEST, str(exc)) from None
         await svc.check_form(request, ("file",), QUERY_PARAMETERS)
         name = svc.check_upload(file)
         predictor = await svc.holder.aget()
-        with guarded("timeline"):  # the window cap from the header, before a slot (stop 51)
-            await run_in_threadpool(svc.windows.preflight, file.file, name, params)
 
-        def work() -> Any:
+        def work() -> Any:  # the window cap: from the header, then counted (stop 51)
             tl = service.timeline_from_upload(
                 svc.windows.counted(predictor, name, params), file.file, name, params=params,
-                max_bytes=svc.max_bytes, max_duration=svc.max_duration)
+                max_bytes=svc.max_bytes, max_duration=svc.max_duration,
+                header_check=svc.windows.header_check(name, params))
             return adapt_timeline(tl, predictor.labels) if adapt is AdaptMode.SELF else tl
 
         tl = await svc.run(request, "timeline", work)
@@ -303,11 +316,11 @@ def _add_predict_routes(app: FastAPI, svc: _Service) -> None:
 
 def _add_info_routes(app: FastAPI, svc: _Service) -> None:
     @app.get("/v1/model", response_model=ModelCard,
-             responses={k: ERRORS[k] for k in (401, 422, 500, 503)},
+             responses=error_responses(ROUTE_ERRORS[("get", "/v1/model")]),
              summary="The model card")
     async def model(request: Request) -> dict[str, Any]:
         if keys := sorted(set(request.query_params.keys())):  # ignored before (re-check, 40)
-            raise ApiError(422, "invalid_request", f"unknown query parameter(s) "
+            raise ApiError.of(ErrorCode.INVALID_REQUEST, f"unknown query parameter(s) "
                            f"{quoted_names(keys)}: this endpoint reads none")
         predictor = await svc.holder.aget()
         with guarded("model card"):
@@ -366,7 +379,7 @@ def _new_app(svc: _Service, max_bytes: int, max_duration: float) -> FastAPI:
         version=__version__,
         summary="Speech emotion recognition: eight emotions, evaluated on unseen speakers.",
         description=(
-            f"Upload an audio file (wav, flac, ogg, mp3, m4a; at most "
+            f"Upload an audio file ({_FORMATS}; at most "
             f"{max_bytes / 2**20:.3g} MB and {max_duration:g} s) as the multipart field "
             "`file`; optionally, clips of the same speaker as `references` (adapts the "
             "answer to that speaker). Arousal and valence are derived from the class "
@@ -442,6 +455,7 @@ def create_app(
         app.add_middleware(ApiKeyGuard, key=api_key)  # outside the body limit: before it
         _document_api_key(app)
     app.add_middleware(HeadAsGet)  # HEAD is GET to everything below
+    app.add_middleware(UnhandledErrors)  # a bug's JSON 500, inside CORS: a page reads it
     app.state.emovox_cors_origins = add_cors(app, cors_origins)  # outside the key: a
     # browser's preflight is answered without one (stop 51)
     app.add_middleware(RequestId)  # outermost: every answer carries its id (stop 51)

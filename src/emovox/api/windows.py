@@ -1,30 +1,34 @@
 """The work one ``POST /v1/timeline`` may cost: at most a number of windows
 (:func:`~emovox.serving.params.api_window_cap`; :data:`~emovox.serving.params.MAX_API_WINDOWS`
-by default).
+by default, raised with the duration limit so that the default hop always passes).
 
 Nothing bounded it before stop 51: two ``?window=3&hop=0.06`` timelines of a 590 s recording
 (about 10,000 windows each) held both compute slots of a 2-core server for 228 s, and a
-small ``/v1/predict`` waited 224 s behind them (API review). The cap is checked twice:
+small ``/v1/predict`` waited 224 s behind them (API review). The cap is checked twice, both
+times inside :func:`~emovox.serving.service.timeline_from_upload`, on its one copy of the
+upload (a check before it copied the upload a second time to read its header: review,
+stop 51):
 
-* before the request waits for a compute slot, from the duration the upload's header
-  states (:meth:`WindowBudget.preflight`): a 422 ``invalid_request`` naming the smallest hop
+* from the header, right after the probe the timeline makes anyway
+  (:meth:`WindowBudget.header_check`): a 422 ``invalid_request`` naming the smallest hop
   this recording allows, before anything is decoded;
 * while the recording is decoded (:meth:`WindowBudget.counted`): the windows handed to the
-  model are counted and the request is refused once they pass the cap, for a header that
-  states no duration (a stream) or less than the file holds.
+  model are counted and the request is refused once they pass the cap (a header that states
+  no duration, or speech broken by so many pauses that it needs more windows than its
+  length / hop).
 
 The CLI (``emovox timeline``) has no such cap: it runs on the user's own machine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from emovox.api.errors import ApiError
 from emovox.serving import params as tp
-from emovox.serving import uploads
+from emovox.serving.errcodes import ErrorCode
 
 __all__ = ["WindowBudget"]
 
@@ -49,45 +53,33 @@ class _Counted:
 
 @dataclass(frozen=True)
 class WindowBudget:
-    """The window cap of a server whose duration and upload limits are ``max_duration``
-    seconds and ``max_bytes``."""
+    """The window cap of a server: at most ``max_windows`` windows per timeline."""
 
     max_windows: int
-    max_duration: float
-    max_bytes: int
 
-    def preflight(self, file: BinaryIO, name: str, params: tp.TimelineParams) -> None:
-        """:class:`ApiError` 422 when the duration the header of the upload ``file`` states
-        needs more windows at ``params`` than the cap; read from the header alone. A rate
-        or channel count out of limits is refused first, as ``/v1/predict`` refuses it (a
-        WAV whose header says 1 Hz was refused by the timeline as 59,259 s long, its
-        duration checked before its rate: API review, stop 51). A recording over the
-        duration limit is left to the timeline's own refusal (``audio_too_long``). ``file``
-        is rewound."""
-        from emovox.audio import check_limits, header_slack, probe, scaled_limit
+    def header_check(self, name: str, params: tp.TimelineParams
+                     ) -> Callable[[Any, float | None], None]:
+        """The check :func:`~emovox.serving.service.timeline_from_upload` makes once the
+        upload ``name``'s header (an :class:`~emovox.audio.AudioInfo`) passed its limits:
+        :class:`ApiError` 422 when the duration it states needs more windows at ``params``
+        than the cap. The duration counted is at most the limit that applies (the second
+        argument): an estimate may run 0.5 s + 2 % past it, and an MP3 of 7,250 s under a
+        7,200 s limit was refused at the default hop (review, stop 51). A header that
+        states no duration is left to :meth:`counted`."""
 
-        try:
-            with uploads.open_upload(file, name, max_bytes=self.max_bytes) as up, \
-                    uploads.named_errors(up):
-                info = probe(up.source, filename=up.name)
-                check_limits(up.name, info.sr, info.channels)
-        finally:
-            file.seek(0)
-        if info.duration is None:
-            return  # counted while decoding
-        limit = scaled_limit(self.max_duration, info.sr, info.channels)
-        if info.duration > limit + header_slack(info, limit):
-            return  # too long: said by the timeline, in its words
-        if problem := tp.window_count_problem(info.duration, params, self.max_windows):
-            raise ApiError(422, "invalid_request", f"{name}: {problem}")
+        def check(info: Any, limit: float | None) -> None:
+            if info.duration is None:
+                return
+            duration = info.duration if limit is None else min(info.duration, limit)
+            if problem := tp.window_count_problem(duration, params, self.max_windows):
+                raise ApiError(422, ErrorCode.INVALID_REQUEST, f"{name}: {problem}")
+
+        return check
 
     def counted(self, predictor: Any, name: str, params: tp.TimelineParams) -> Any:
         """``predictor`` for one timeline at ``params``: refused (422) once it is asked for
-        more windows than the cap."""
-        hop = tp.smallest_hop(self.max_duration, self.max_windows)
-        detail = (f"{name}: at hop={params.hop:g} s this recording needs more than "
-                  f"{self.max_windows:,} windows, the most one request may compute (found "
-                  "while decoding it: its header states no duration, or less than it "
-                  f"holds): use a larger hop (hop >= {hop:g} s fits any recording within the "
-                  f"{self.max_duration:g} s limit), or cut it into shorter pieces")
-        return _Counted(predictor, self.max_windows, ApiError(422, "invalid_request", detail))
+        more windows than the cap; the detail never asks for a hop at or below the one
+        sent (:func:`~emovox.serving.params.counted_window_problem`)."""
+        detail = f"{name}: {tp.counted_window_problem(params, self.max_windows)}"
+        return _Counted(predictor, self.max_windows,
+                        ApiError(422, ErrorCode.INVALID_REQUEST, detail))

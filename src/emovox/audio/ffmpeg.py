@@ -43,6 +43,7 @@ __all__ = [
     "install_ffmpeg_hint",
     "parse_wav_stream_header",
     "parse_ffmpeg_banner",
+    "says_damaged",
 ]
 
 #: Bytes read from the ffmpeg pipe per read (times 8 at most, for very wide files).
@@ -141,6 +142,45 @@ INPUT_GUARD: tuple[str, ...] = (
 #: ffmpeg's words for a container that ends before its data (it still exits 0): MP4/M4A
 #: ("stream 0, offset 0x4499: partial file"), Matroska/WebM ("File ended prematurely")
 CUT_SHORT = re.compile(r": partial file$|File ended prematurely")
+
+
+#: the sniffer's kinds that a demuxer ffmpeg may use (:data:`SAFE_DEMUXERS`) reads: for the
+#: others (PAF, XI, MAT5...: libsndfile's alone) ffmpeg's "Invalid data found" says only
+#: that it does not know the format
+_FFMPEG_KINDS = frozenset({"wav", "w64", "aiff", "flac", "ogg", "mp3", "caf", "au", "mp4",
+                           "matroska", "asf", "aac", "amr", "wavpack", "ape", "nist", "voc",
+                           "ircam", "svx"})
+#: ffmpeg's words (or ours, about running it) that say it cannot decode a file here rather
+#: than that the file is broken: no decoder for its codec, a feature it lacks, a format it
+#: may not use, ffmpeg not started, an output it did not write as asked
+_CANNOT_HERE = re.compile(
+    r"Decoder \([^)]*\) not found|no decoder found|unknown (?:codec|decoder)|unsupported "
+    r"codec|not implemented|Format not on whitelist|could not run ffmpeg|"
+    r"unexpected ffmpeg", re.I)
+
+
+def says_damaged(s: Source, ff_error: str | None) -> bool:
+    """Whether ffmpeg's refusal ``ff_error`` of ``s`` (a container the sniffer knows and
+    ffmpeg reads) says the file is damaged: any failure but one saying it cannot be decoded
+    here (:data:`_CANNOT_HERE`). A file cut short fails with "End of file" (Ogg),
+    "Input/output error" (FLAC), "File ended prematurely" (WebM), "moov atom not found"
+    (M4A), a broken header with "Invalid data found" or "channels not set"; a WAV of an
+    unknown format tag with "Decoder (codec none) not found". The upload's name is taken
+    out of the words first, so a file named like a verdict gets the same one (a list of
+    damage phrases, matched against the whole message, missed "End of file" and
+    "Input/output error", and took a file named ``ffmpeg: invalid header.wav`` on a server
+    without ffmpeg for damaged: review, stop 51). None (ffmpeg not tried) is never damaged:
+    libsndfile alone cannot tell a broken header from a codec it lacks; nor is an MP3 or
+    AAC known only by its first frame's sync word (no ID3 tag): ffmpeg finding no frame in
+    it says as much that it is not one (random bytes: 415, as before)."""
+    if ff_error is None or s.kind not in _FFMPEG_KINDS:
+        return False
+    if s.kind in ("mp3", "aac") and not s.head.startswith(b"ID3"):
+        return False  # sniffed from a 2-byte frame sync, which random bytes hold by chance
+    words = ff_error
+    for name in sorted({s.name, Path(s.name).name} - {""}, key=len, reverse=True):
+        words = words.replace(name, "")
+    return not _CANNOT_HERE.search(words)
 
 
 class FFmpegError(Exception):

@@ -34,6 +34,7 @@ from emovox.errors import (
     AudioError,
     AudioOutOfLimits,
     DamagedAudio,
+    DamagedContainer,
     InvalidSamples,
     NotAudio,
     UnsupportedCodec,
@@ -308,6 +309,11 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
             f"{detail}. To read it, {ffm.install_ffmpeg_hint()}."
         )
     detail = f"libsndfile: {sf_text}; " if sf_text else ""
+    if ffm.says_damaged(s, ff_error):
+        return DamagedContainer(
+            f"{s.name}: looks like {s.kind_name} but could not be decoded ({detail}ffmpeg: "
+            f"{ff_error}). The file is damaged or cut short; re-export or re-encode it.",
+            detail=ff_error)
     return UnsupportedCodec(
         f"{s.name}: looks like {s.kind_name} but could not be decoded ({detail}ffmpeg: "
         f"{ff_error}). The file may be damaged or truncated, or use a codec this ffmpeg build "

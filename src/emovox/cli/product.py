@@ -127,11 +127,13 @@ def _refuse_no_file(files: list[Path], json_out: bool) -> None:
 #: the default of `batch --file-timeout` (emovox.serving.pool.DEFAULT_FILE_TIMEOUT_S; the
 #: serving modules are imported when a command runs, not to build the options)
 _FILE_TIMEOUT_S = 300.0
-FileTimeoutOpt = Annotated[float, typer.Option(
-    envvar="EMOVOX_FILE_TIMEOUT_S", help="Seconds a file may take to be read and predicted: "
-    "then its worker process is killed and the file is an error row (a stuck mount); 0: no "
-    "deadline. Not with --engine dask, which has none: a value other than the default or 0 "
-    "is refused there.")]
+#: no default value, so that an explicit 300 is told from none (--engine dask refuses one)
+FileTimeoutOpt = Annotated[float | None, typer.Option(
+    envvar="EMOVOX_FILE_TIMEOUT_S", show_default=f"{_FILE_TIMEOUT_S:g}",
+    help="Seconds a file may take to be read and predicted: then its worker process is "
+    "killed and the file is an error row (a stuck mount; a chunk of 16 files is given 16 "
+    "times that, then each file again alone); 0: no deadline. Not with --engine dask, which "
+    "has none: any value but 0 is refused there.")]
 
 
 def batch(
@@ -152,7 +154,7 @@ def batch(
     max_duration: Annotated[float, typer.Option(envvar="EMOVOX_MAX_DURATION_S",
                                                 help="Refuse longer files (s; less for "
                                                      "more than stereo at 96 kHz).")] = 600.0,
-    file_timeout: FileTimeoutOpt = _FILE_TIMEOUT_S,
+    file_timeout: FileTimeoutOpt = None,
     retry_errors: Annotated[
         bool, typer.Option("--retry-errors/--no-retry-errors",
                            help="Try files again whose row in --out is an error.")
@@ -215,18 +217,19 @@ def batch(
         exit_failed(f"{s.failed} files failed (error rows in {out})")
 
 
-def _file_deadline(file_timeout: float, engine: Any) -> float | None:
-    """``--file-timeout`` checked: None for no deadline (0, or the default with the Dask
-    engine, which has none; another value is refused there rather than ignored)."""
+def _file_deadline(file_timeout: float | None, engine: Any) -> float | None:
+    """``--file-timeout`` checked: None for no deadline (0, or no value with the Dask
+    engine, which has none; any other value given, 300 too, is refused there rather than
+    ignored); no value with the local engine: :data:`_FILE_TIMEOUT_S`."""
     from emovox.serving.batch import Engine, check_file_timeout
 
+    if file_timeout is None:
+        return None if engine is Engine.DASK else _FILE_TIMEOUT_S
     deadline = check_file_timeout(file_timeout, "--file-timeout")
-    if engine is not Engine.DASK:
-        return deadline
-    if deadline is not None and deadline != _FILE_TIMEOUT_S:
+    if engine is Engine.DASK and deadline is not None:
         raise ValueError("--file-timeout does not apply to --engine dask (its workers have no "
                          "per-file deadline): leave it out, or give 0")
-    return None
+    return deadline
 
 
 def _written(out: Path, speaker_from: str | None) -> Path:

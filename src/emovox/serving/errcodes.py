@@ -7,25 +7,28 @@ one of :class:`ErrorCode` (a stable, documented list: the OpenAPI document decla
 what a client should do. :func:`http_status` maps emovox's typed errors onto them.
 
 A file of a format emovox reads (the sniffer knew its container) that ffmpeg, once tried,
-calls damaged (its container or stream header is invalid, its index is missing, it is cut
-short) is 422 ``bad_audio``, as a damaged file libsndfile reads part of is; 415
-``unsupported_codec`` is kept for a container or codec that cannot be decoded here (no
-ffmpeg, or a codec ffmpeg has no decoder for). The audio layer raises one type,
-:class:`~emovox.errors.UnsupportedCodec`, for both, so the difference is read from ffmpeg's
-own words (:func:`damaged_by_ffmpeg`); before stop 51 a WAV with a broken ``fmt`` chunk, no
-``data`` chunk, 0 channels or a sample rate of 0xFFFFFFFF, and an M4A cut in half, were all
-415 while the docs said damaged files are 422.
+refuses for any reason but a missing decoder (its container or stream header is invalid,
+its index is missing, it is cut short) is 422 ``bad_audio``, as a damaged file libsndfile
+reads part of is; 415 ``unsupported_codec`` is kept for a container or codec that cannot be
+decoded here (no ffmpeg, or a codec ffmpeg has no decoder for). The audio layer decides,
+where ffmpeg's words are still its own: :class:`~emovox.errors.DamagedContainer` (a
+:class:`~emovox.errors.DamagedAudio` and an :class:`~emovox.errors.UnsupportedCodec`;
+:func:`emovox.audio.ffmpeg.says_damaged`). Before stop 51 a WAV with a broken ``fmt`` chunk,
+no ``data`` chunk, 0 channels or a sample rate of 0xFFFFFFFF, and an M4A cut in half, were
+all 415 while the docs said damaged files are 422; the first fix read ffmpeg's verdict
+back out of the formatted message, against a list of damage phrases, and left a FLAC or an
+Ogg cut short 415 (its review, stop 51).
 """
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 
 from emovox.errors import (
     AudioError,
     AudioTooLong,
     ConfigError,
+    DamagedAudio,
     NotAudio,
     UnsupportedCodec,
 )
@@ -33,7 +36,7 @@ from emovox.serving.adapt import AdaptationError, TooFewReferences
 from emovox.serving.adapt_uploads import MAX_REFERENCES, TooManyReferences
 from emovox.serving.uploads import UploadTooLarge
 
-__all__ = ["ErrorCode", "damaged_by_ffmpeg", "http_status"]
+__all__ = ["ErrorCode", "http_status"]
 
 
 class ErrorCode(str, Enum):
@@ -56,6 +59,10 @@ class ErrorCode(str, Enum):
     HTTP_ERROR = ("http_error", 400, "a request body the HTTP layer refuses: a multipart "
                   "body without a boundary, compressed or malformed",
                   "send a plain multipart/form-data body (curl -F)")
+    CORS_REFUSED = ("cors_refused", 400, "a browser's CORS preflight (OPTIONS) the server "
+                    "refuses: an origin it does not allow (--cors-origin), or a method or "
+                    "header outside those the API takes", "call it from an allowed origin "
+                    "with GET, HEAD or POST (the operator lists origins)")
     UNAUTHORIZED = ("unauthorized", 401, "missing or wrong API key (only when the server "
                     "has one)", "send the key: X-API-Key: KEY or Authorization: Bearer KEY")
     NOT_FOUND = ("not_found", 404, "no such route", "check the path (GET /openapi.json "
@@ -113,33 +120,14 @@ class ErrorCode(str, Enum):
         return self.status, self
 
 
-#: ffmpeg's words that say a stream's codec has no decoder here (an unsupported codec)
-_NO_DECODER = re.compile(r"Decoder \([^)]*\) not found|no decoder found|unknown codec|"
-                         r"not implemented|unsupported codec", re.I)
-#: ffmpeg's words that say the file is damaged: an invalid container or stream header, a
-#: missing index, a file cut short (what it said of the files of stop 51's review)
-_DAMAGED = re.compile(r"Invalid data found when processing input|moov atom not found|"
-                      r"partial file|File ended prematurely|channels not set|Too many "
-                      r"channels|Invalid sample rate|no 'data' tag found|invalid header",
-                      re.I)
-
-
-def damaged_by_ffmpeg(message: str) -> bool:
-    """True when an :class:`UnsupportedCodec` message carries ffmpeg's verdict (after
-    ``ffmpeg:``) and that verdict is damage, not a missing decoder."""
-    _, tried, said = message.partition("ffmpeg: ")
-    return bool(tried) and bool(_DAMAGED.search(said)) and not _NO_DECODER.search(said)
-
-
 def http_status(exc: BaseException) -> tuple[int, ErrorCode]:
     """``(status code, error code)`` of the REST API for ``exc``."""
     if isinstance(exc, UploadTooLarge):
         return ErrorCode.UPLOAD_TOO_LARGE.pair
     if isinstance(exc, NotAudio):
         return ErrorCode.NOT_AUDIO.pair
-    if isinstance(exc, UnsupportedCodec):
-        return (ErrorCode.BAD_AUDIO if damaged_by_ffmpeg(str(exc))
-                else ErrorCode.UNSUPPORTED_CODEC).pair
+    if isinstance(exc, UnsupportedCodec) and not isinstance(exc, DamagedAudio):
+        return ErrorCode.UNSUPPORTED_CODEC.pair  # a DamagedContainer is bad_audio
     if isinstance(exc, AudioTooLong):
         return ErrorCode.AUDIO_TOO_LONG.pair
     if isinstance(exc, AudioError):

@@ -17,14 +17,17 @@ __all__ = [
     "MAX_WINDOW_S",
     "MIN_HOP_S",
     "MIN_WINDOW_S",
+    "TIMELINE_BLOCK_S",
     "TIMELINE_HOP_S",
     "TIMELINE_WINDOW_S",
     "TimelineParams",
     "api_window_cap",
     "check_max_duration",
+    "counted_window_problem",
     "smallest_hop",
     "window_count",
     "window_count_problem",
+    "worst_window_count",
 ]
 
 #: Default timeline window and hop (s).
@@ -41,9 +44,14 @@ MAX_HOP_S = MAX_WINDOW_S
 #: it: a 590 s recording at ``hop=0.06`` is ~10,000 windows, and two such requests held both
 #: compute slots of a 2-core server for 228 s while a 3 s ``/v1/predict`` waited 224 s behind
 #: them (API review, stop 51). 2400 is a 600 s recording (the server's default duration
-#: limit) at a 0.25 s hop: 6x the windows of that recording at the default 1.5 s hop, and a
-#: quarter of the work that stalled the server (about a minute of a busy 2-core machine)
+#: limit) at a 0.25 s hop, a quarter of the work that stalled the server (about a minute of
+#: a busy 2-core machine), and above the most windows any recording within that limit can
+#: cost at the default hop (:func:`worst_window_count`: 1,574)
 MAX_API_WINDOWS = 2400
+#: seconds of audio the timeline reads at a time (:func:`~emovox.serving.timeline.
+#: build_timeline`'s ``block_s``): it settles what it read once a block, and its length
+#: guard runs after that, so a recording may be classified up to a block past the limit
+TIMELINE_BLOCK_S = 60.0
 
 
 def _number(name: str, value: object) -> float:
@@ -102,16 +110,43 @@ def check_max_duration(value: float | None, name: str = "max duration") -> float
     return x
 
 
+def worst_window_count(duration: float, hop: float) -> int:
+    """The most windows a timeline of ``duration`` seconds can classify at ``hop``,
+    whatever its speech (:mod:`emovox.serving.timeline`), where :func:`window_count` is
+    that of continuous speech. Each part of speech it classifies (a region, or a piece of
+    one a beep was taken out of) is at least :data:`~emovox.serving.speech.MIN_REGION_S`
+    long, and regions lie at least ``REGION_BRIDGE_S - 2 * REGION_PAD_S`` apart (pauses
+    shorter than the bridge are merged, each side padded); a part of ``L`` seconds gets
+    at most ``L / hop + 1`` windows (a window is never shorter than the hop). Summed over
+    the parts: ``duration / hop`` plus one per part. Each settle (once a
+    :data:`TIMELINE_BLOCK_S` block, and once at the end) may add two more parts: a region
+    reaching back before what was classified is cut there, and a region open too long is
+    classified in chunks. Speech in bursts of 0.3 s every 0.85 s costs about 1.2 windows a
+    second at the default 1.5 s hop, where the continuous count says 0.67 (review, stop
+    51)."""
+    from emovox.serving.speech import MIN_REGION_S, REGION_BRIDGE_S, REGION_PAD_S
+
+    gap = REGION_BRIDGE_S - 2 * REGION_PAD_S
+    parts = math.ceil((duration + gap) / (MIN_REGION_S + gap) - 1e-9)
+    settles = math.ceil(duration / TIMELINE_BLOCK_S - 1e-9) + 1
+    return window_count(duration, hop) + parts + 2 * settles
+
+
 def api_window_cap(max_duration: float, max_windows: int | None = None) -> int:
     """The window cap of a server whose duration limit is ``max_duration`` seconds:
-    ``max_windows``, by default :data:`MAX_API_WINDOWS` raised so that a recording as long as
-    the limit always passes at the default hop (an operator who raised the duration limit
-    did not mean to refuse the default timeline)."""
+    ``max_windows``, by default :data:`MAX_API_WINDOWS` raised to the most windows a
+    recording the limit lets through can cost at the default hop
+    (:func:`worst_window_count`; read up to a block and a hop past the limit before the
+    timeline's length guard refuses it), so that no request at the default hop or above
+    is refused, however its speech is broken up. It assumed one window per 1.5 s of
+    recording, and choppy speech needs more: a 59.5 s file of 0.3 s bursts is 70 windows,
+    and a server whose cap was 40 refused it (review, stop 51)."""
     if max_windows is not None:
         if max_windows < 1:
             raise ConfigError(f"the window cap must be at least 1, got {max_windows}")
         return int(max_windows)
-    return max(MAX_API_WINDOWS, math.ceil(max_duration / TIMELINE_HOP_S))
+    longest = max_duration + TIMELINE_BLOCK_S + 2 * TIMELINE_HOP_S
+    return max(MAX_API_WINDOWS, worst_window_count(longest, TIMELINE_HOP_S))
 
 
 def window_count(duration: float, hop: float) -> int:
@@ -130,7 +165,8 @@ def smallest_hop(duration: float, max_windows: int) -> float:
 def window_count_problem(duration: float, params: TimelineParams, max_windows: int
                          ) -> str | None:
     """What is wrong with a timeline of ``duration`` seconds at ``params`` when one request
-    may classify at most ``max_windows`` windows (None: nothing)."""
+    may classify at most ``max_windows`` windows (None: nothing), counted as continuous
+    speech (:func:`window_count`)."""
     n = window_count(duration, params.hop)
     if n <= max_windows:
         return None
@@ -140,3 +176,17 @@ def window_count_problem(duration: float, params: TimelineParams, max_windows: i
             f"windows, more than the {max_windows:,} one request may compute: use hop >= "
             f"{hop:g} s{widen} for this recording (or cut it into shorter pieces; "
             "`emovox timeline` on your own machine has no such cap)")
+
+
+def counted_window_problem(params: TimelineParams, max_windows: int) -> str:
+    """Why a timeline at ``params`` was refused once the windows it classified passed
+    ``max_windows`` while decoding (its header stated no duration, or its speech is broken
+    into more parts than its duration at that hop makes windows). It named the hop that
+    fits the server's longest recording, which could be the hop sent or a smaller one, and
+    said the header stated no duration when it did (review, stop 51)."""
+    return (f"at hop={params.hop:g} s this recording needed more than {max_windows:,} "
+            "windows, the most one request may compute: counted while it was decoded, "
+            "each stretch of speech between pauses is at least one window, however short, "
+            f"so speech broken by many pauses needs more than its length / hop. Use a hop "
+            f"larger than {params.hop:g} s, or cut the recording into shorter pieces "
+            "(`emovox timeline` on your own machine has no such cap)")

@@ -24,9 +24,11 @@ as :func:`process_rows` says, gets the pool's processes killed; the chunks that 
 flight are re-run one file per task, as after a crash, each file with its own deadline,
 and a file that passes it again is an error row (:data:`TIMEOUT_MESSAGE`). A new pool is
 first waited for until its model is loaded (:data:`WORKER_START_S` at most): no deadline
-counts that. Stuck workers are killed (SIGTERM, then SIGKILL); one that no signal reaches
-(uninterruptible sleep in the kernel) outlives that, and the batch goes on without it, but
-the process may then wait for it at its exit (not tested: no such file system here).
+counts that, nor a time this process was stopped (:func:`_result`). Each worker leads its
+own process group, which the ffmpeg it starts joins: stuck workers are killed with their
+group (SIGTERM, then SIGKILL). A process that no signal reaches (uninterruptible sleep in
+the kernel) outlives that, and the batch goes on without it, but the process may then wait
+for it at its exit (not tested: no such file system here).
 
 Ctrl-C (SIGINT) reaches only this process: workers ignore it (no traceback from each of
 them). The chunks already finished are still given out, in order, then the workers are
@@ -73,6 +75,10 @@ DEFAULT_FILE_TIMEOUT_S = 300.0
 #: is counted (it would count against the files: a new worker of ``spawn`` imports NumPy
 #: and ONNX Runtime and loads the model, seconds, against a deadline of maybe 1 s)
 WORKER_START_S = 120.0
+#: the longest single wait for a task's result (s): :func:`_result` waits in slices
+SLICE_S = 5.0
+#: a slice that took this much longer than asked (s) means that this process was stopped
+STOPPED_S = 2.0
 
 _STATE: dict[str, Any] = {}  # the worker's predictor, or the error that prevented it
 
@@ -134,6 +140,7 @@ def _init_worker(artifact: str | None, backend: str) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     die_with_parent(os.getppid())  # a killed batch left its workers running (QA, stop 36)
+    _own_process_group()
     try:
         from threadpoolctl import threadpool_limits
 
@@ -146,6 +153,26 @@ def _init_worker(artifact: str | None, backend: str) -> None:
         _STATE["predictor"] = Predictor.from_artifact(artifact, backend=backend, threads=1)
     except Exception as exc:  # noqa: BLE001 - reported to the parent by _run_chunk
         _STATE["error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _own_process_group() -> None:
+    """Make this worker the leader of a process group of its own, which the ffmpeg and
+    ffprobe it starts join: :meth:`_Pool.kill` ends the group, and so the ffmpeg that hung
+    on a stuck mount with it (it outlived its killed worker: a review, stop 51). Out of the
+    terminal's foreground group, its standard input is /dev/null (ffmpeg without
+    ``-nostdin`` would set the terminal's modes from there) and it ignores SIGTTOU (a
+    write to the terminal under ``stty tostop`` would stop it). Ctrl-Z stops the batch
+    alone: its workers finish the chunk they hold and wait."""
+    if not hasattr(os, "setpgid"):  # pragma: no cover - Windows
+        return
+    try:
+        os.setpgid(0, 0)
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    except OSError as exc:  # pragma: no cover - e.g. already a session leader
+        log.debug("batch worker %d keeps its process group: %s", os.getpid(), exc)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
 
 
 def _run_chunk(paths: list[str], max_duration: float | None, fmt: str
@@ -210,22 +237,49 @@ class _Pool:
 
     def kill(self) -> None:
         """Stop now: queued chunks cancelled, running ones killed with their processes
-        (they ignore SIGINT, so a shutdown alone would wait for their chunks)."""
+        and what those started (they ignore SIGINT, so a shutdown alone would wait for
+        their chunks; an ffmpeg stuck in a read outlived its killed worker: a review)."""
         procs = list((getattr(self.ex, "_processes", None) or {}).values())  # stdlib's own
         manager = getattr(self.ex, "_executor_manager_thread", None)  # shutdown forgets it
+        groups = _worker_groups(procs)  # read before the workers end (and are reaped)
         self.ex.shutdown(wait=False, cancel_futures=True)
+        _signal_groups(groups, signal.SIGTERM)  # each worker with its ffmpeg
         for proc in procs:
-            proc.terminate()
+            proc.terminate()  # a worker not yet in its own group
         for proc in procs:
             proc.join(5)
             if proc.is_alive():  # SIGTERM not acted on within 5 s: SIGKILL
                 proc.kill()
                 proc.join(1)
+        _signal_groups(groups, signal.SIGKILL)  # what is left of them (an ffmpeg in a read)
         # the executor's manager thread closes its wake-up pipe when it sees the dead
         # workers; left running, it raced the interpreter's exit hook that writes to that
         # pipe ("Exception ignored ... Bad file descriptor" after a Ctrl-C, CI of stop 37)
         if manager is not None:
             manager.join(5)
+
+
+def _worker_groups(procs: list[Any]) -> list[int]:
+    """The process groups that these workers lead (:func:`_own_process_group`); never this
+    process's own group (a worker still starting is in it: signalled by pid alone)."""
+    ours = os.getpgrp() if hasattr(os, "getpgrp") else None
+    groups = []
+    for proc in procs:
+        try:
+            pgid = os.getpgid(proc.pid)
+        except (OSError, AttributeError, TypeError):  # gone already, or not POSIX
+            continue
+        if pgid == proc.pid and pgid != ours:
+            groups.append(pgid)
+    return groups
+
+
+def _signal_groups(groups: list[int], sig: int) -> None:
+    for pgid in groups:
+        try:
+            os.killpg(pgid, sig)
+        except OSError:  # the group has ended
+            pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,13 +307,34 @@ class _Hung(Exception):
 
 
 def _result(fut: Future, timeout: float | None) -> Any:
-    """``fut``'s result; :class:`_Hung` when it is not back within ``timeout`` seconds."""
-    try:
-        return fut.result(timeout)
-    except WaitTimeout:
-        if fut.done():  # the task's own TimeoutError, not the wait's
-            raise
-        raise _Hung from None
+    """``fut``'s result; :class:`_Hung` when it is not back within ``timeout`` seconds of
+    this process's running time.
+
+    The wait is cut into slices of :data:`SLICE_S` at most (one wait of ``--file-timeout
+    1e9`` x 16 files passed ``threading.TIMEOUT_MAX``: an OverflowError), timed with
+    ``time.monotonic``. A slice that overran by more than :data:`STOPPED_S` counts for
+    nothing: this process was stopped (Ctrl-Z, ``kill -STOP``, a frozen container), maybe
+    with its workers, and a good file was an error row once it went on (a review, stop 51).
+    """
+    if timeout is None:
+        return fut.result()
+    left = timeout
+    while True:
+        step = min(left, SLICE_S)
+        began = time.monotonic()
+        try:
+            return fut.result(step)
+        except WaitTimeout:
+            if fut.done():  # the task's own TimeoutError, not the wait's
+                raise
+        took = time.monotonic() - began
+        if took > step + STOPPED_S:
+            log.info("this process was stopped for %.0f s: not counted against the "
+                     "deadline (--file-timeout)", took - step)
+            continue
+        left -= took
+        if left <= 0:
+            raise _Hung from None
 
 
 def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: str,
@@ -279,6 +354,13 @@ def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: 
     time). A chunk after the head that hangs is found once it is the head. A new pool is
     first waited for until a worker has loaded its model (:func:`_warm_up`), so no clock
     counts that; a worker started later takes no chunk before it has.
+
+    The head's ``deadline * len(chunk)`` cannot be tightened without timing out good
+    files: a worker reads a chunk's files one after another, each allowed ``deadline``, and
+    this process sees only the chunk's end. So a hung file costs up to ``chunk`` deadlines
+    before it is found (16 x 300 s by default), its own deadline again when it is re-run
+    alone, and the re-run of the files in flight, one at a time; a stuck mount on which
+    every file hangs, about a deadline per file (review of stop 51).
 
     Raises:
         The predictor's load error (e.g. :class:`emovox.artifact.ArtifactError`), raised in
@@ -351,7 +433,8 @@ def _one_at_a_time(pool: _Pool, pending: list[list[str]], job: _Job, *, hung: bo
     head passed its deadline (the pool's processes are killed), one file per task in a new
     pool. A file that breaks the pool again, or passes its own deadline, is an error row
     (:data:`CRASH_MESSAGE`, :data:`TIMEOUT_MESSAGE`); the pool is replaced for the next.
-    A head of one file that hung has had its own deadline: its error row at once."""
+    A head of one file that hung has had its own deadline, time this process spent stopped
+    not counted (:func:`_result`): its error row at once."""
     from emovox.serving.batch import row_for
 
     files = [p for paths in pending for p in paths]

@@ -20,7 +20,7 @@ import io
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -264,22 +264,29 @@ def timeline_from_upload(
     params: TimelineParams | None = None,
     max_bytes: int | None = None,
     max_duration: float | None = None,
+    header_check: Callable[[Any, float | None], None] | None = None,
 ) -> Timeline:
     """:func:`emovox.serving.timeline.build_timeline` of an upload.
 
     The upload is copied to a fresh private temporary directory (under
     :func:`tempfile.gettempdir`), which is deleted before this returns, whatever happens.
     The file is probed first, so non-audio is rejected with the client's file name in the
-    message, and ``max_duration`` is enforced from the header and again while streaming.
+    message, a rate or channel count out of limits is refused as ``predict`` refuses it,
+    and ``max_duration`` is enforced from the header and again while streaming.
+    ``header_check(info, limit)``: called with the probe's
+    :class:`~emovox.audio.AudioInfo` and the duration limit that applies once the header
+    passed them, before anything is decoded; it may raise to refuse the recording (the
+    API's window cap, on this one copy of the upload: stop 51).
     """
-    from emovox.audio import header_slack, mixdown_advice, probe, scaled_limit
+    from emovox.audio import check_limits, header_slack, mixdown_advice, probe, scaled_limit
 
     params = params or TimelineParams()
     with open_upload(data, filename, max_bytes=max_bytes, spool_bytes=0) as up, \
             named_errors(up):
         name = up.name
         info = probe(up.source, filename=name)  # typed errors, named after the upload
-        why = ""
+        check_limits(name, info.sr, info.channels)  # before its duration: a WAV saying
+        why = ""  # 1 Hz was called 59,259 s long (API review, stop 51)
         if max_duration is not None:  # many channels or a high rate: less of it (CPU)
             asked, max_duration = max_duration, scaled_limit(max_duration, info.sr,
                                                              info.channels)
@@ -290,6 +297,8 @@ def timeline_from_upload(
         if max_duration is not None and info.duration is not None:  # as load_audio: an
             if info.duration > max_duration + header_slack(info, max_duration):  # estimate
                 raise _too_long(name, info.duration, max_duration, why)  # gets slack (47)
+        if header_check is not None:
+            header_check(info, max_duration)
 
         def guard(seconds: float) -> None:
             if max_duration is not None and seconds > max_duration + params.hop + 0.05:
