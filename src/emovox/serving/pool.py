@@ -360,7 +360,8 @@ def process_rows(todo: Sequence[Path], *, artifact: str | Path | None, backend: 
     this process sees only the chunk's end. So a hung file costs up to ``chunk`` deadlines
     before it is found (16 x 300 s by default), its own deadline again when it is re-run
     alone, and the re-run of the files in flight, one at a time; a stuck mount on which
-    every file hangs, about a deadline per file (review of stop 51).
+    every file hangs, a deadline per file plus ``chunk`` deadlines for every ``2 *
+    workers`` chunks (review of stop 51).
 
     Raises:
         The predictor's load error (e.g. :class:`emovox.artifact.ArtifactError`), raised in
