@@ -34,6 +34,7 @@ from emovox.audio import (
     resample,
     silent_and_trimmed,
     to_mono,
+    trim_bounds,
 )
 from emovox.audio.header import MAX_PROCESSED_SAMPLE
 from emovox.errors import EmptyAudio, InvalidSamples
@@ -253,6 +254,42 @@ class Preprocess:
         if 0 < len(t) < len(x):  # faint input too: trimming is relative to its loudest frame
             x = np.ascontiguousarray(t)  # (a faint clip's answer flipped: QA, stop 39)
         return PreparedWave(x, duration, bool(silent), untrimmed)
+
+    def heard_span(self, wave: np.ndarray) -> tuple[int, int]:
+        """``(start, end)``: the samples of ``wave`` (mono, at :attr:`sr`, as
+        :meth:`at_rate` gives it) that one window's network input is computed from: the part
+        :meth:`prepare` keeps after trimming, narrowed to the centre crop of :attr:`n_frames`
+        frames (:meth:`cropped_features`) when it is longer; with :attr:`speeds`, the widest
+        of the views' spans: exact to the sample (the window's nonzero reach), apart from the
+        log-mel floor (``top_db``), which follows the loudest frame of the whole input;
+        the whole wave when a :attr:`functional` member reads it untrimmed or when the crop
+        is unknown (no stored front end). A clip of up to two model inputs is one window:
+        this is what its answer heard (web review, stop 52)."""
+        n = len(wave)
+        if self.functional is not None or n == 0:
+            return 0, n
+        a, b = 0, n
+        if self.trim:
+            s, e = trim_bounds(np.asarray(wave, np.float32), self.sr, self.top_db)
+            if 0 < e - s < n:  # as prepare: trimming everything keeps the wave
+                a, b = s, e
+        fe = self.frontend
+        if fe is None or not self.n_frames:
+            return a, b
+        lo, hi = b, a
+        for f in self.speeds or (1.0,):
+            m = max(1, int(round((b - a) / f)))  # the view's length (augment.speed)
+            total = fe.n_frames(m)
+            if total <= self.n_frames:  # padded, not cropped: all of it is heard
+                return a, b
+            first = (total - self.n_frames) // 2  # pad_or_crop's centre crop
+            nz = np.flatnonzero(np.asarray(fe.window))  # the window's reach in a frame
+            lead = fe.n_fft // 2 - int(nz[0])  # frame j starts j * hop - n_fft // 2
+            s = max(0, first * fe.hop_length - lead)
+            e = min(m, (first + self.n_frames - 1) * fe.hop_length - lead + int(nz[-1]) - int(
+                nz[0]) + 1)
+            lo, hi = min(lo, a + int(s * f)), max(hi, a + int(math.ceil(e * f)))
+        return lo, min(hi, b)
 
     def views(self, prepared: PreparedWave) -> list[PreparedWave]:
         """The prepared wave as the network reads it: itself, or with :attr:`speeds` one

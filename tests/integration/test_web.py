@@ -378,18 +378,22 @@ def test_app_reads_the_speech_aware_schema(app_env):
     assert "5.5 s of speech in 3 windows" in texts
     titles = [(c.get("title") or {}).get("text") for c in _charts(at)]
     assert "Waveform · why" in titles and "the seconds that drove the answer" in texts
-    # a clip of one window is shaded whole, silences too: the caption says why (web QA, 38)
+    # a clip of one window: what its input was computed from, the caption says what that is
+    # (web QA, 38; its trimmed edges and centre crop, web review, stop 52)
     docs[0] = {**docs[0], "n_windows": 1, "evidence": [
         {"start": 0.0, "end": 4.5, "weight": 1.0, "label": "sad", "contribution": 1.0}]}
     at.file_uploader[0].set_value(("short.wav", wav(4.4), "audio/wav"))
     at.run()
-    assert "a clip this short is judged as a whole, pauses included" in _texts(at)
+    assert "its silent edges trimmed and, of a longer stretch, the model's input" in _texts(at)
 
     docs[0] = docs[1]
     at.file_uploader[0].set_value(("music.wav", wav(4.0, f0=300.0), "audio/wav"))
     at.run()
     _no_traceback(at)
     assert at.warning[0].value == "music.wav: only music was heard: there is no voice to classify."
+    at.file_uploader[0].set_value(("# __take__ 1.wav", wav(4.0, f0=300.0), "audio/wav"))
+    at.run()  # a file's name is text, not a heading with bold letters (web review, stop 52)
+    assert at.warning[0].value.startswith(r"\# \_\_take\_\_ 1\.wav: only music was heard")
     assert not any(_is_probability_chart(c) for c in _charts(at))
     assert [m.label for m in at.metric] == ["Peak level", "RMS level"]
     titles = [(c.get("title") or {}).get("text") for c in _charts(at)]

@@ -606,3 +606,21 @@ def test_a_window_longer_than_two_model_windows_is_heard_whole(predictors):
     np.testing.assert_allclose(got[1], want, atol=1e-6)
     np.testing.assert_array_equal(got[0], p.window_probabilities([short])[0])
     assert np.abs(got[1] - p.window_probabilities([long])[0]).max() > 1e-5  # heard whole
+
+
+def test_a_clips_evidence_is_the_part_its_input_was_computed_from(predictors):
+    """A one-window clip longer than the model's input: its evidence is the trimmed sound's
+    centre crop, not the whole clip (web review, stop 52), and the two backends agree."""
+    from signals import voice
+
+    rng = np.random.default_rng(7)
+    x = np.concatenate([1e-4 * rng.standard_normal(SR * 3 // 10), voice(0.95, sr=SR)]).astype(
+        np.float32)  # 0.3 s of near-silence, then 0.95 s of voice: one window (of 0.64 s)
+    for p in predictors.values():
+        got = p.predict_wave(x, SR)
+        assert got.n_windows == 1 and len(got.evidence) == 1
+        e = got.evidence[0]
+        s, t = p.preprocess.heard_span(p.preprocess.at_rate(x, SR))
+        assert (e.start, e.end) == (s / SR, t / SR)
+        assert 0.3 < e.start and e.end - e.start == pytest.approx(N_FRAMES * 0.01, abs=0.03)
+        assert e.end < len(x) / SR and e.weight == 1.0

@@ -195,6 +195,8 @@ def test_confidence_levels_and_helpers():
         "Tom's take #2 & 100% (final)!.wav"  # kept since stop 40 (API QA)
     assert logic.display_name('my "best" [x](y) <b>*.wav') == "my _best_ _x_(y) _b__.wav"
     assert logic.mime_type("a.mp3") == "audio/mpeg" and logic.mime_type("a.m4a") == "audio/mp4"
+    assert logic.mime_type("a.OPUS") == "audio/ogg" and logic.mime_type("b.webm") == "audio/webm"
+    assert logic.mime_type("c.aiff") == "audio/aiff" and logic.mime_type("d.xyz") == "audio/wav"
     assert logic.http_status(logic.UploadTooLarge("x")) == (413, "upload_too_large")
     assert logic.http_status(NotAudio("x"))[0] == 415
     assert logic.http_status(UnsupportedCodec("x"))[0] == 415

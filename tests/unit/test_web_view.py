@@ -544,3 +544,17 @@ def test_the_cv_title_shows_its_protocol_on_one_line_as_it_reads():
     out = _html(title)
     assert out.count("<code>") == 1 and "<strong>" not in out and "<h1>" not in out
     assert "<code>emobox ' **x** # y</code>" in out
+
+
+def test_a_file_name_is_text_not_markdown():
+    """``# __big__ take.mp3`` was a heading with bold letters and ``1. _quiet_ room.wav`` a
+    list item in italics (web review, stop 52); a plain name stays as it is."""
+    assert view.md_name("clip 03-01.wav") == "clip 03-01.wav"
+    for name in ("# __big__ take.mp3", "1. _quiet_ room.wav", "a:red[b].wav", "- x.wav",
+                 "see www.x.org.wav", "<b>.wav"):
+        safe = view.md_name(name)
+        assert safe != name and not re.search(r"(?<!\\)[#_\[\]]", safe.replace("&lt;", ""))
+    msg = "`emovox timeline FILE`: # __big__ take.mp3 is longer; # __big__ take.mp3 again"
+    out = view.md_named(msg, "# __big__ take.mp3", "")
+    assert out.startswith("`emovox timeline FILE`: ") and out.count(view.md_text(
+        "# __big__ take.mp3")) == 2  # the message's own Markdown is kept

@@ -60,6 +60,7 @@ from emovox.audio.signal import (
     silent_and_trimmed,
     to_float32,
     to_mono,
+    trim_bounds,
     trim_silence,
 )
 from emovox.audio.sniff import AudioInfo, AudioSource, sniff_format
@@ -70,6 +71,7 @@ __all__ = [
     "WINDOW_SILENCE_DBFS",
     "RESAMPLE_QUALITY",
     "silent_and_trimmed",
+    "trim_bounds",
     "MAX_ABS_SAMPLE",
     "MAX_SAMPLE_RATE",
     "MIN_SAMPLE_RATE",

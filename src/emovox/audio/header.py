@@ -284,8 +284,9 @@ def _undecodable(s: Source, sf_error: Exception | None, ff_error: str | None) ->
     """The typed error explaining why neither libsndfile nor ffmpeg decodes ``s``."""
     if "matches no streams" in str(ff_error):  # ffmpeg's answer to -map 0:a:0 (an AVI,
         what = s.kind_name if s.kind else "video"  # unknown to the sniffer, too: re-check)
+        article = "an" if what[:1] in "AEIOU" or what.startswith("MP") else "a"  # an MP4
         return NotAudio(
-            f"{s.name}: a {what} file with no audio track (a video without sound, or "
+            f"{s.name}: {article} {what} file with no audio track (a video without sound, or "
             "a damaged file); there is nothing to listen to. Pass a recording with sound.")
     if s.kind is None:
         if ff_error is None:

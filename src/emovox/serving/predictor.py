@@ -452,6 +452,9 @@ class Predictor:
         p = aggregate(probs, weights)
         k = int(np.argmax(p))
         a, v = self.affect(p)
+        if spans == [(0, len(x))] and len(x) <= LONG_INPUT_WINDOWS * model_window_s(
+                self.preprocess) * self.sr:  # a clip: the part its input was computed from
+            spans = [self.preprocess.heard_span(x)]  # (web review, stop 52)
         secs = [(s / self.sr, e / self.sr) for s, e in spans]
         return Prediction(
             label=self.labels[k], confidence=float(p[k]),

@@ -48,8 +48,13 @@ log = logging.getLogger(__name__)
 #: Uploads up to this size are decoded from memory; larger ones from a private temp file.
 SPOOL_BYTES = 1024 * 1024
 _COPY_BLOCK = 1024 * 1024
-_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "flac": "audio/flac",
-         "m4a": "audio/mp4"}
+#: the player's type by the upload's extension (others: WAV's; a browser sniffs the bytes
+#: too). Opus, WebM, AAC and AIFF were served as WAV, which a strict browser refuses (web
+#: review, stop 52)
+_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "oga": "audio/ogg",
+         "opus": "audio/ogg", "flac": "audio/flac", "m4a": "audio/mp4", "m4b": "audio/mp4",
+         "mp4": "audio/mp4", "aac": "audio/aac", "webm": "audio/webm", "weba": "audio/webm",
+         "aif": "audio/aiff", "aiff": "audio/aiff", "3gp": "audio/3gpp", "caf": "audio/x-caf"}
 _REPR = re.compile(r"<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>")
 #: an upload copy's folder: ``emovox-upload-PID-`` and :func:`tempfile.mkdtemp`'s 8 characters
 _COPY_PREFIX = "emovox-upload-"

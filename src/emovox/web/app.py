@@ -127,7 +127,7 @@ def _analysis(predictor, settings: service.Settings, data: bytes, name: str
         return cached[1]
     # one of the process's analysis slots: sessions are threads of one process, and any
     # number analysed at once (code review, stop 48); ServerBusy is shown as a message
-    with st.spinner(f"Analysing {service.display_name(name)}…", show_time=True), \
+    with st.spinner(f"Analysing {view.md_name(service.display_name(name))}…", show_time=True), \
             capacity.analysis_slot():
         result = service.analyse(predictor, data, name, max_bytes=settings.max_bytes,
                                  max_duration=settings.max_duration_s)
@@ -167,7 +167,8 @@ def show_prediction(a: service.Analysis, pv: view.PredictionView) -> None:
     st.subheader("Predicted emotion")
     if not pv.has_emotion:
         # no label, no chart, no arousal/valence point
-        st.warning(f"{a.name}: {pv.reason.rstrip('.')}: there is no voice to classify.")
+        st.warning(f"{view.md_name(a.name)}: {pv.reason.rstrip('.')}: there is no voice to "
+                   "classify.")  # a file's name is text, not Markdown (web review, stop 52)
         return
     _headline(pv, faint=a.silent)
     left, right = st.columns([3, 2])
@@ -229,7 +230,7 @@ def show_adapted(predictor, settings: service.Settings, a: service.Analysis, ref
     st.subheader("Adapted to this speaker")
     out = _adapted(predictor, settings, a, refs, digest)
     if isinstance(out, str):
-        st.warning(f"Not adapted: {out}")
+        st.warning(f"Not adapted: {view.md_named(out, *(r.name for r in refs))}")
         return
     ad = out.adapted
     st.markdown(adapted.change_line(out.plain.label, out.plain.confidence, ad.label,
@@ -241,7 +242,7 @@ def show_adapted(predictor, settings: service.Settings, a: service.Analysis, ref
                                                       ad.probabilities)), hide_index=True)
     st.caption(adapted.adaptation_caption(ad.adaptation.to_dict()))
     for warning in ad.adaptation.warnings:
-        st.warning(warning)
+        st.warning(view.md_named(warning, *(r.name for r in refs)))
     st.download_button("Download the adapted answer (JSON)", view.answer_download(ad),
                        file_name=f"{Path(a.name).stem or 'recording'}-emotion-adapted.json",
                        mime="application/json", key="adapted_json")
@@ -249,7 +250,7 @@ def show_adapted(predictor, settings: service.Settings, a: service.Analysis, ref
 
 def show_player(a: service.Analysis, data: bytes) -> None:
     st.audio(data, format=service.mime_type(a.name))
-    st.caption(f"{a.name} · {view.fmt_seconds(a.duration)} · model "
+    st.caption(f"{view.md_name(a.name)} · {view.fmt_seconds(a.duration)} · model "
                f"{view.md_text(a.model_id)}")
 
 
@@ -271,8 +272,10 @@ def _evidence(a: service.Analysis, pv: view.PredictionView) -> tuple[list, str, 
         return [], "Waveform", ""
     spans = view.evidence_spans(pv.evidence)
     if len(spans) == 1 and pv.n_windows == 1:  # a short clip: its silences shaded too
-        return spans, "Waveform · why", (" Shaded: the part the model heard; a clip this "
-                                         "short is judged as a whole, pauses included.")
+        return spans, "Waveform · why", (" Shaded: the part the model heard, its silent "
+                                         "edges trimmed and, of a longer stretch, the "
+                                         "model's input length from its middle; pauses "
+                                         "inside it included.")
     if spans:
         return spans, "Waveform · why", (" Shaded: the seconds that drove the answer, darker "
                                          "where they weighed more.")
@@ -349,16 +352,16 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list,
         st.session_state.pop("emovox_analysis", None)  # no answer shown: references chosen
         if not isinstance(exc, service.EmovoxError):  # now are for the next clip (review, 47)
             log.exception("analysis of %s failed", name)
-        st.error(view.web_error_message(
+        st.error(view.md_named(view.web_error_message(
             exc, service.user_message(exc), name=shown, max_duration_s=settings.max_duration_s,
-            max_upload_mb=settings.max_upload_mb, recorded=recorded))
+            max_upload_mb=settings.max_upload_mb, recorded=recorded), name, shown))
         return
     pv = view.prediction_view(_prediction_dict(a.prediction))
     show_player(a, data)
     show_prediction(a, pv)
     for note in view.page_warnings(getattr(a.prediction, "warnings", ()),
                                    a.timeline.warnings if a.timeline is not None else ()):
-        st.warning(note)
+        st.warning(view.md_named(note, a.name))
     if a.silent and pv.has_emotion:
         st.error("The audio is silent or nearly so (its loudest frame is below -60 dBFS): "
                  "an emotion answer on it is unreliable (noise can outweigh so faint a "

@@ -139,7 +139,8 @@ def waveform_chart(t: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     x = alt.X("time:Q", title="time (s)", scale=alt.Scale(domain=[0, max(x_end, 1e-3)],
                                                           nice=False),
               axis=alt.Axis(tickCount=8, labelOverlap=True))
-    wave = alt.Chart(df).mark_area(color="#37474f", opacity=0.9).encode(
+    wave = alt.Chart(df).mark_area(color="#37474f", opacity=0.9, clip=True).encode(  # a float
+        # WAV past full scale stays inside the fixed axis (web review, stop 52)
         x=x, y=alt.Y("min:Q", title="amplitude", scale=alt.Scale(domain=[-1, 1]),
                      axis=alt.Axis(values=[-1, -0.5, 0, 0.5, 1])),
         y2="max:Q", tooltip=[])

@@ -22,7 +22,7 @@ from collections import defaultdict
 
 from emovox.serving.oneline import code_text, one_line
 
-__all__ = ["JOINER", "card_markdown", "md_code", "md_text", "unlinked"]
+__all__ = ["JOINER", "card_markdown", "md_code", "md_name", "md_named", "md_text", "unlinked"]
 
 #: U+2060 WORD JOINER: invisible, not a character of any GFM autolink literal
 JOINER = "\u2060"
@@ -53,6 +53,28 @@ def md_text(value: object) -> str:
     folder supplies goes through it."""
     return "".join(_MD_ENTITIES.get(ch) or (f"\\{ch}" if ch in _MD_PUNCT else ch)
                    for ch in unlinked(one_line(value)))
+
+
+#: what makes a file name Markdown: emphasis, code, links, HTML, headings, tables,
+#: strikethrough, Streamlit's ``:colour[...]`` and maths (a "." or "-" inside a name is text)
+_NAME_MARKUP = re.compile(r"[\\`*_\[\]<>#|~:$&!]|^[-+=]|^\d+[.)]|www\.|@")
+
+
+def md_name(name: str) -> str:
+    """A file's name as page Markdown showing exactly its text: unchanged when nothing in it
+    is markup (``clip 03.wav``), else :func:`md_text` (``# __big__ take.mp3`` was a heading
+    with bold letters: web review, stop 52)."""
+    return md_text(name) if _NAME_MARKUP.search(name) else name
+
+
+def md_named(text: str, *names: str) -> str:
+    """``text`` (one of emovox's messages, Markdown of its own) with every occurrence of
+    each of ``names`` (a file's name in it) written by :func:`md_name`."""
+    for name in sorted({n for n in names if n}, key=len, reverse=True):
+        safe = md_name(name)
+        if safe != name:
+            text = text.replace(name, safe)
+    return text
 
 
 def md_code(value: object) -> str:

@@ -20,7 +20,13 @@ from emovox.audio import ClipCounter, mixdown_advice, seconds_text
 from emovox.errors import AudioTooLong
 from emovox.serving.schema import prediction_document
 from emovox.serving.uploads import UploadTooLarge
-from emovox.web.modeltext import card_markdown, md_code, md_text  # (the page's names)
+from emovox.web.modeltext import (  # (the page's names)
+    card_markdown,
+    md_code,
+    md_name,
+    md_named,
+    md_text,
+)
 
 __all__ = [
     "PredictionView",
@@ -31,6 +37,8 @@ __all__ = [
     "evidence_spans",
     "fmt_seconds",
     "md_code",
+    "md_name",
+    "md_named",
     "md_text",
     "page_warnings",
     "timeline_csv_name",
