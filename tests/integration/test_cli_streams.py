@@ -32,6 +32,13 @@ def test_an_output_that_takes_nothing_is_one_line_and_exit_1():
                  stderr=subprocess.PIPE)  # a review, stop 47)
     assert r.returncode == 1, r.stderr
     assert r.stderr.strip().endswith("error: cannot write the output (No space left on device)")
+    clip = Path(__file__).resolve().parents[2] / "examples" / "tts_kids.wav"
+    for fmt in ("--csv", "--json"):  # --csv's rows stream: "[Errno 28]", exit 2 (README
+        with open("/dev/full", "w") as full:  # audit, stop 52)
+            r = _run(["timeline", str(clip), fmt], stdout=full, stderr=subprocess.PIPE)
+        assert r.returncode == 1, (fmt, r.stderr)
+        assert r.stderr.strip().endswith("error: cannot write the output (No space left on "
+                                         "device)"), r.stderr
 
 
 def test_closed_streams_and_a_narrow_terminal(tmp_path: Path):

@@ -280,6 +280,9 @@ def timeline(
                            mode is AdaptMode.SELF, predictor.model_id)
         try:
             tl, stopped = _run_timeline(predictor, file, window, hop, ctrl_c, out.emit)
+        except _OutputFailed as exc:  # stdout, not the input: exit 1 as every command
+            out.close()
+            raise exc.error from None
         except USER_ERRORS as exc:
             out.close()
             if json_out:  # a script reads stdout: the refusal as predict --json writes it
@@ -298,6 +301,15 @@ def timeline(
         render.timeline(tl, file.name, window, hop, predictor.model_id)
     if stopped:
         exit_interrupted(stopped)
+
+
+class _OutputFailed(Exception):
+    """Writing ``timeline --csv``'s rows failed while the timeline streamed: ``error``,
+    raised again outside the input's error handling."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _TimelineOut:
@@ -324,7 +336,10 @@ class _TimelineOut:
             self.emit = self.spool.add
 
     def _row(self, seg: Any) -> None:
-        self._csv().add(seg)
+        try:
+            self._csv().add(seg)
+        except OSError as exc:  # a full disk or a closed pipe was an input error, exit 2
+            raise _OutputFailed(exc) from exc  # (README audit, stop 52)
 
     def _csv(self) -> Any:
         """The CSV writer, made with the first row (or at the end, for the header alone):
