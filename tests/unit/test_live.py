@@ -146,7 +146,7 @@ def test_model_window_is_the_bundled_models_input_span():
 
 def test_a_stream_in_another_sample_format_is_warned_about(caplog):
     """float32 or big-endian samples read as s16le sound like noise and got emotions (QA,
-    stop 30): the first 3 s are checked once and a warning says how to convert."""
+    stop 30): the first 3 s are checked and a warning says how to convert."""
     v = np.concatenate([voice(1.5), 0.3 * voice(1.5, f0=120.0)])
     s16 = (v * 32767).astype("<i2")
     assert pcm_format_hint(s16) is None
@@ -161,6 +161,31 @@ def test_a_stream_in_another_sample_format_is_warned_about(caplog):
     caplog.clear()
     with caplog.at_level("WARNING"):
         list(iter_pcm(io.BytesIO(s16.tobytes()), block_s=0.1))
+    assert "looks like" not in caplog.text
+
+
+
+def test_a_stream_that_opens_with_silence_is_still_checked(caplog):
+    """Only a stream's first 3 s were checked: one that opened with silence (a call, a
+    stream before anyone spoke) said nothing of the big-endian or float samples that
+    followed (timeline/listen review, stop 52). Each 3 s piece of its first minute is, until
+    one warns; a right one with silence first says nothing."""
+    v = np.concatenate([voice(1.5), 0.3 * voice(1.5, f0=120.0)] * 2)
+    s16 = (v * 32767).astype("<i2")
+    quiet = np.zeros(int(4.5 * SR), "<i2")
+    for body, said in ((s16.byteswap(), "big-endian"), (s16, None),
+                       (np.frombuffer(v.astype("<f4").tobytes(), "<i2"), "32-bit float")):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            got = list(iter_pcm(io.BytesIO(np.concatenate([quiet, body]).tobytes()),
+                                block_s=0.1))
+        assert sum(len(b) for b in got) == len(quiet) + len(body)
+        assert caplog.text.count("looks like") == (0 if said is None else 1), caplog.text
+        assert said is None or f"looks like {said} samples" in caplog.text
+    caplog.clear()
+    late = np.concatenate([np.zeros(61 * SR, "<i2"), s16.byteswap()])  # after the minute
+    with caplog.at_level("WARNING"):
+        list(iter_pcm(io.BytesIO(late.tobytes()), block_s=0.5))
     assert "looks like" not in caplog.text
 
 
@@ -365,3 +390,19 @@ def test_a_file_piped_in_small_reads_is_still_recognised(caplog):
     sf.write(buf, voice(1.0), SR, format="FLAC")
     list(iter_pcm(Trickle(buf.getvalue(), [1, 3, 8]), block_s=0.01))
     assert "starts like a FLAC file" in caplog.text
+
+
+def test_answers_slower_than_the_hop_are_warned_about_once(caplog, monkeypatch):
+    """On stdin nothing is skipped, so a listen whose answers took longer than its hop
+    fell further behind a live input without a word (timeline/listen review, stop 52)."""
+    import emovox.serving.live as live
+
+    clock = iter(np.arange(0.0, 1e4, 0.05))  # each reading 50 ms on: 50 ms per answer
+    monkeypatch.setattr(live.time, "perf_counter", lambda: float(next(clock)))
+    for hop, said in ((0.1, False), (0.06, False), (0.04, True)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            ups = list(live._updates(FakePredictor(), [voice(2.0)], live.RingBuffer(SR), hop * SR,
+                                     SR))
+        assert len(ups) >= 20 and all(u.compute_ms == pytest.approx(50.0) for u in ups)
+        assert caplog.text.count("answers take 50 ms each, more than the") == int(said)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -207,6 +208,8 @@ def container_hint(head: bytes) -> str | None:
 #: seconds of a stream's start that :func:`pcm_format_hint` looks at (at 1 s, the
 #: near-silent start of 2 of 306 RAVDESS and URDU clips looked byte-swapped; at 3 s none did)
 FORMAT_CHECK_S = 3.0
+#: ... piece after piece for this long, until one is judged another format (stop 52)
+FORMAT_CHECK_UNTIL_S = 60.0
 _FFMPEG_FORMAT = {"32-bit float": "f32le", "big-endian": "s16be"}
 
 
@@ -221,7 +224,8 @@ def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S, sr: int = TARGE
     ``channels`` interleaved channels averaged, each yielded as soon as it is read
     (``read1``: what has arrived, at most ``block_s``). The stream's first
     :data:`SNIFF_BYTES` are checked for a file's header (:func:`container_hint`) and a mono
-    stream's first :data:`FORMAT_CHECK_S` seconds for samples of another format
+    stream's pieces of :data:`FORMAT_CHECK_S` seconds, over its first
+    :data:`FORMAT_CHECK_UNTIL_S` seconds until one is, for samples of another format
     (:func:`pcm_format_hint`): either got emotions on noise (QA, stops 30 and 39), so a
     warning says how to convert."""
     if channels < 1:
@@ -231,6 +235,7 @@ def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S, sr: int = TARGE
     size = max(frame, int(block_s * sr) * frame)
     carry, head, sniff = b"", b"", b""
     check = int(FORMAT_CHECK_S * sr) * S16_BYTES if channels == 1 else 0
+    left = int(FORMAT_CHECK_UNTIL_S * sr) * S16_BYTES if channels == 1 else 0
     while True:
         data = read(size)
         if sniff is not None and (not data or len(sniff) + len(data) >= SNIFF_BYTES):
@@ -246,11 +251,17 @@ def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S, sr: int = TARGE
         data = carry + data
         usable = len(data) - len(data) % frame
         carry = data[usable:]
+        if usable and left > 0:  # each 3 s piece until one warns or a minute has passed:
+            head += data[:usable]  # a stream that opens with silence said nothing of the
+            left -= usable  # format of what followed (timeline/listen review, stop 52)
+            while len(head) >= check:
+                piece, head = head[:check], head[check:]
+                if _warn_format(np.frombuffer(piece, "<i2"), sr):
+                    left = 0
+                    break
+            if left <= 0:
+                head = b""
         if usable:
-            if len(head) < check <= len(head) + usable:
-                _warn_format(np.frombuffer(head + data[:usable], "<i2"), sr)
-            if len(head) < check:
-                head += data[:usable]
             x = np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0
             yield x if channels == 1 else x.reshape(-1, channels).mean(axis=1)
 
@@ -262,7 +273,8 @@ def _warn_container(head: bytes, sr: int) -> None:
                     "listen -", kind, sr)
 
 
-def _warn_format(samples: np.ndarray, sr: int) -> None:
+def _warn_format(samples: np.ndarray, sr: int) -> bool:
+    """Log what ``samples`` look like instead of mono s16le, if anything; whether it did."""
     hint = pcm_format_hint(samples)
     if hint == "2-channel":
         log.warning("the input looks like 2 interleaved channels (stereo), not mono: every "
@@ -272,6 +284,7 @@ def _warn_format(samples: np.ndarray, sr: int) -> None:
         log.warning("the input looks like %s samples, not 16-bit little-endian PCM: answers "
                     "on it are noise. Convert it, e.g. ffmpeg -f %s -ar %d -ac 1 -i - -f "
                     "s16le - | emovox listen -", hint, _FFMPEG_FORMAT[hint], sr)
+    return hint is not None
 
 
 def model_window_s(predictor: Any) -> float:
@@ -343,7 +356,7 @@ def _updates(predictor: Any, blocks: Iterable[np.ndarray | Skipped], ring: RingB
     """The k-th answer after the start (or a gap) ends at ``round(k * step)`` samples (a step
     rounded once drifted 1.6 s an hour at 11025 Hz: a review, stop 47)."""
     seen = origin = k = 0  # samples received (or skipped); where the count restarted
-    gaps = _Gaps(sr)
+    gaps, pace = _Gaps(sr), _Pace(step / sr)
 
     def boundary(j: int) -> int:  # sample where answer j ends
         return origin + int(round(j * step))
@@ -361,10 +374,32 @@ def _updates(predictor: Any, blocks: Iterable[np.ndarray | Skipped], ring: RingB
             ring.push(block[:take])
             seen, block = seen + take, block[take:]
             if seen == boundary(k + 1):
-                yield _update(predictor, ring.latest(), seen, sr)
+                yield pace.timed(_update(predictor, ring.latest(), seen, sr))
                 k += 1
     if seen > boundary(k) and (seen - boundary(k)) * 2 >= boundary(k + 1) - boundary(k):
         yield _update(predictor, ring.latest(), seen, sr)
+
+
+class _Pace:
+    """One warning when answers take longer than the hop (the mean of the last
+    :attr:`N` updates): a live input then falls further behind, with no word on stdin,
+    where nothing is skipped (timeline/listen review, stop 52: 156 ms per 60 ms hop, 9.6 s
+    behind after 40 s)."""
+
+    N = 10
+
+    def __init__(self, hop_s: float) -> None:
+        self.hop_ms, self.recent, self.told = hop_s * 1000.0, deque(maxlen=self.N), False
+
+    def timed(self, update: LiveUpdate) -> LiveUpdate:
+        self.recent.append(update.compute_ms)
+        mean = sum(self.recent) / len(self.recent)
+        if not self.told and len(self.recent) == self.N and mean > self.hop_ms:
+            self.told = True
+            log.warning("answers take %.0f ms each, more than the %.2f s hop: a live input "
+                        "falls further behind them (a longer --hop asks for fewer answers, "
+                        "a shorter --window for less work each)", mean, self.hop_ms / 1000)
+        return update
 
 
 class _Gaps:
