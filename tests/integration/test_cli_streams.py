@@ -82,3 +82,33 @@ def test_an_output_that_cannot_show_every_character_loses_no_result():
     r = subprocess.run([sys.executable, "-m", "emovox", "--version"], env=ENV,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("emovox "), r.stderr
+
+
+def test_a_streamed_output_that_goes_away_is_said_once_or_stops_quietly(monkeypatch):
+    """`listen` and `timeline --csv` share one rule (stop 52): a full disk is the entry
+    point's "cannot write the output", exit 1; a closed pipe (`| head`) stops quietly."""
+    import errno
+
+    import pytest
+
+    from emovox.cli import common
+
+    def fails(code):
+        def write(*_):
+            raise OSError(code, os.strerror(code)) if code != errno.EPIPE else \
+                BrokenPipeError(code, os.strerror(code))
+        return write
+
+    dropped = []
+    monkeypatch.setattr(common, "drop_stdout", lambda: dropped.append(1))
+    assert common.written(lambda a, b: a + b, 1, 2) == 3
+    with pytest.raises(common.OutputGone) as gone:
+        common.written(fails(errno.ENOSPC))
+    with pytest.raises(OSError, match="No space left"):
+        common.output_gone(gone.value)
+    with pytest.raises(common.OutputGone) as gone:
+        common.written(fails(errno.EPIPE))
+    common.output_gone(gone.value)
+    assert dropped == [1]
+    with pytest.raises(PermissionError):  # not the output's: as it was
+        common.written(fails(errno.EACCES))

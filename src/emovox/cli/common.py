@@ -3,7 +3,9 @@ set-up, option parsing helpers and the option types used by several commands."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import signal
 import sys
 import threading
@@ -30,6 +32,39 @@ class ExitCode(IntEnum):
 #: Errors a user can cause (bad option, missing file, unreadable corpus...): a one-line
 #: message and exit code 2, never a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (EmovoxError, ValueError, OSError)
+
+
+class OutputGone(Exception):
+    """Writing a streamed output failed (``> /dev/full``) while an input was being read;
+    ``__cause__`` is the OSError, raised again outside the input's error handling, where
+    the entry point says "cannot write the output", exit 1, as for every command (``listen``
+    and ``timeline --csv`` said the errno as an input error, exit 2: reviews, stops 47 and
+    52). :func:`output_gone` settles it."""
+
+
+def written(write: Any, *args: Any) -> Any:
+    """``write(*args)``, an output that takes nothing (or a closed pipe) raised as
+    :class:`OutputGone`."""
+    try:
+        return write(*args)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EPIPE):
+            raise OutputGone() from exc
+        raise
+
+
+def output_gone(gone: OutputGone) -> None:
+    """A closed pipe (``| head``): stop quietly, what is still written going nowhere;
+    anything else: the OSError, for the entry point's one line and exit 1."""
+    if isinstance(gone.__cause__, BrokenPipeError):
+        drop_stdout()
+        return
+    raise gone.__cause__ from None  # type: ignore[misc]
+
+
+def drop_stdout() -> None:
+    """The reader of stdout went away (``| head``): what is still written goes nowhere."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def fail(exc: BaseException) -> NoReturn:

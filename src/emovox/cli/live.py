@@ -3,8 +3,6 @@ PCM on stdin (:mod:`emovox.serving.live`)."""
 
 from __future__ import annotations
 
-import errno
-import os
 import sys
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -12,7 +10,17 @@ from typing import Annotated, Any
 import typer
 
 from emovox.cli import render
-from emovox.cli.common import USER_ERRORS, BackendOpt, ModelOpt, check_model_option, fail
+from emovox.cli.common import (
+    USER_ERRORS,
+    BackendOpt,
+    ModelOpt,
+    OutputGone,
+    check_model_option,
+    drop_stdout,
+    fail,
+    output_gone,
+    written,
+)
 
 STDIN = "-"
 
@@ -75,36 +83,23 @@ def listen(
         blocks = _counted(blocks, got)
         updates = run_live(predictor, blocks, sr=sr, window=window, hop=hop,
                            name="stdin" if source == STDIN else "the microphone")
-        _written(render.live_banner, source == STDIN, sr, predictor.model_id, window, hop,
+        written(render.live_banner, source == STDIN, sr, predictor.model_id, window, hop,
                  channels)
         lines = 0
         for lines, update in enumerate(updates, start=1):  # noqa: B007 - counted after
-            _written(render.live_line, update, json_out, hop)
+            written(render.live_line, update, json_out, hop)
         if not lines:  # an empty stream printed the banner alone (QA, stop 39)
             length = (f"{got[0] / sr:.2f} s" if got[0] >= sr / 100 else  # "0.00 s" for
                       f"{got[0]} sample{'s' if got[0] != 1 else ''}")  # 50 samples (stop 39)
-            _written(render.warn, f"the input ended after {length} of audio, too short to "
+            written(render.warn, f"the input ended after {length} of audio, too short to "
                      "judge: nothing was answered" if got[0] else
                      "the input ended with no audio: nothing was answered")
     except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except _OutputGone as gone:  # the entry point's one line, exit 1, as every command (it
-        raise gone.__cause__ from None  # was exit 2, a usage error: a review, stop 47)
+        drop_stdout()
+    except OutputGone as gone:  # the entry point's one line, exit 1, as every command (it
+        output_gone(gone)  # was exit 2, a usage error: a review, stop 47)
     except USER_ERRORS as exc:  # (an input that fails to read is named as itself)
         fail(exc)
-
-
-class _OutputGone(Exception):
-    """Writing the output failed (``> /dev/full``); ``__cause__`` is the OSError."""
-
-
-def _written(write: Any, *args: Any) -> None:
-    try:
-        write(*args)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EIO):
-            raise _OutputGone() from exc
-        raise
 
 
 def _counted(blocks: Iterator[Any], got: list[int]) -> Iterator[Any]:

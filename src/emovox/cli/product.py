@@ -16,11 +16,14 @@ from emovox.cli.common import (
     BackendOpt,
     DeferredCtrlC,
     ModelOpt,
+    OutputGone,
     check_model_option,
     exit_failed,
     exit_interrupted,
     fail,
+    output_gone,
     setup_logging,
+    written,
 )
 
 
@@ -280,9 +283,10 @@ def timeline(
                            mode is AdaptMode.SELF, predictor.model_id)
         try:
             tl, stopped = _run_timeline(predictor, file, window, hop, ctrl_c, out.emit)
-        except _OutputFailed as exc:  # stdout, not the input: exit 1 as every command
-            out.close()
-            raise exc.error from None
+        except OutputGone as gone:  # stdout, not the input: exit 1 as every command;
+            out.close()  # `--csv | head` stops quietly, as listen does
+            output_gone(gone)
+            return
         except USER_ERRORS as exc:
             out.close()
             if json_out:  # a script reads stdout: the refusal as predict --json writes it
@@ -301,15 +305,6 @@ def timeline(
         render.timeline(tl, file.name, window, hop, predictor.model_id)
     if stopped:
         exit_interrupted(stopped)
-
-
-class _OutputFailed(Exception):
-    """Writing ``timeline --csv``'s rows failed while the timeline streamed: ``error``,
-    raised again outside the input's error handling."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 class _TimelineOut:
@@ -335,11 +330,8 @@ class _TimelineOut:
             self.spool = SegmentSpool()
             self.emit = self.spool.add
 
-    def _row(self, seg: Any) -> None:
-        try:
-            self._csv().add(seg)
-        except OSError as exc:  # a full disk or a closed pipe was an input error, exit 2
-            raise _OutputFailed(exc) from exc  # (README audit, stop 52)
+    def _row(self, seg: Any) -> None:  # a full disk was an input error, exit 2 (stop 52)
+        written(self._csv().add, seg)
 
     def _csv(self) -> Any:
         """The CSV writer, made with the first row (or at the end, for the header alone):
