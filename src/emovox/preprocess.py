@@ -260,11 +260,13 @@ class Preprocess:
         :meth:`at_rate` gives it) that one window's network input is computed from: the part
         :meth:`prepare` keeps after trimming, narrowed to the centre crop of :attr:`n_frames`
         frames (:meth:`cropped_features`) when it is longer; with :attr:`speeds`, the widest
-        of the views' spans: exact to the sample (the window's nonzero reach), apart from the
-        log-mel floor (``top_db``), which follows the loudest frame of the whole input;
-        the whole wave when a :attr:`functional` member reads it untrimmed or when the crop
-        is unknown (no stored front end). A clip of up to two model inputs is one window:
-        this is what its answer heard (web review, stop 52)."""
+        of the views' spans; exact to the sample (the window's nonzero reach) for the
+        frames read. The rest of the trimmed wave still reaches the input through what is
+        computed over all of it: the front end's per-utterance normalisation (``utt_norm``,
+        the bundled models' CMVN), its log-mel floor (``top_db``), the offset removal. The
+        whole wave when a :attr:`functional` member reads it untrimmed; the trimmed wave
+        when the crop is unknown (no stored front end). A clip of up to two model inputs is
+        one window: this is what its answer read (web review, stop 52)."""
         n = len(wave)
         if self.functional is not None or n == 0:
             return 0, n

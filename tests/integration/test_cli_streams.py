@@ -4,8 +4,10 @@ output that takes nothing, a closed stdout, stderr or stdin, a 20-column termina
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,11 @@ def test_an_output_that_takes_nothing_is_one_line_and_exit_1():
         assert r.returncode == 1, (fmt, r.stderr)
         assert r.stderr.strip().endswith("error: cannot write the output (No space left on "
                                          "device)"), r.stderr
+    with tempfile.TemporaryFile("w") as small:  # ulimit -f: "[Errno 27]", exit 2 (a review,
+        r = _run(["timeline", str(clip), "--csv"], stdout=small, stderr=subprocess.PIPE,
+                 preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100)))
+    assert r.returncode == 1 and "cannot write the output (File too large)" in r.stderr, \
+        r.stderr  # stop 52)
 
 
 def test_closed_streams_and_a_narrow_terminal(tmp_path: Path):
@@ -102,13 +109,13 @@ def test_a_streamed_output_that_goes_away_is_said_once_or_stops_quietly(monkeypa
     dropped = []
     monkeypatch.setattr(common, "drop_stdout", lambda: dropped.append(1))
     assert common.written(lambda a, b: a + b, 1, 2) == 3
-    with pytest.raises(common.OutputGone) as gone:
-        common.written(fails(errno.ENOSPC))
-    with pytest.raises(OSError, match="No space left"):
-        common.output_gone(gone.value)
+    for code in (errno.ENOSPC, errno.EFBIG, errno.EACCES):  # any failed write of it
+        with pytest.raises(common.OutputGone) as gone:
+            common.written(fails(code))
+        with pytest.raises(common.OutputGone):
+            common.output_gone(gone.value)
+        assert gone.value.__cause__.errno == code
     with pytest.raises(common.OutputGone) as gone:
         common.written(fails(errno.EPIPE))
     common.output_gone(gone.value)
     assert dropped == [1]
-    with pytest.raises(PermissionError):  # not the output's: as it was
-        common.written(fails(errno.EACCES))

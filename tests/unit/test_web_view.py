@@ -558,3 +558,18 @@ def test_a_file_name_is_text_not_markdown():
     out = view.md_named(msg, "# __big__ take.mp3", "")
     assert out.startswith("`emovox timeline FILE`: ") and out.count(view.md_text(
         "# __big__ take.mp3")) == 2  # the message's own Markdown is kept
+
+
+def test_a_name_in_a_command_to_copy_is_left_as_it_is():
+    """md_named escaped a name inside inline code too: the ffmpeg command to copy showed
+    ``rec\\_01\\.raw`` (review, stop 52)."""
+    msg = "rec_01.raw: no header. Convert it: `ffmpeg -f s16le -i rec_01.raw out.wav`."
+    out = view.md_named(msg, "rec_01.raw")
+    assert out.startswith(view.md_text("rec_01.raw") + ": no header")
+    assert out.endswith("`ffmpeg -f s16le -i rec_01.raw out.wav`.")
+    assert view.md_named("a `b` c", "plain.wav") == "a `b` c"
+    from emovox.serving.service import display_name
+
+    raw = "__big__ [take] ~~x~~.wav"  # a reference's message names it as display_name does
+    said = f"reference clip skipped: {display_name(raw)}: no speech (silence)"
+    assert display_name(raw) != raw and "\\_\\_big" in view.md_named(said, raw, display_name(raw))

@@ -4,19 +4,19 @@ in the order ``emovox --help`` lists them, and the console-script entry point.""
 from __future__ import annotations
 
 import contextlib
-import errno
 import inspect
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import typer.core
 
 from emovox import __version__
 from emovox.cli import live, product, rescore, research, servers
+from emovox.cli.common import OUTPUT_ERRNOS, OutputGone
 from emovox.cli.render import console, err_console, is_tty
 
 app = typer.Typer(
@@ -131,14 +131,21 @@ def main() -> None:  # console-script entry point
         if _sigterm["raised"] and exc.code == 130:
             sys.exit(TERMINATED)
         raise
+    except OutputGone as gone:  # a streamed output's write failed (listen, timeline --csv)
+        _cannot_write(gone.__cause__)
     except OSError as exc:  # an output that takes nothing (> /dev/full): one line, exit 1
-        if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EPIPE):  # (a traceback, exit 120:
-            raise  # QA, stop 38)
-        _drop_output()
-        with contextlib.suppress(OSError, AttributeError):
-            sys.stderr.write(f"error: cannot write the output ({exc.strerror})\n")
-            sys.stderr.flush()
-        sys.exit(1)
+        if exc.errno not in OUTPUT_ERRNOS:  # (a traceback, exit 120: QA, stop 38)
+            raise
+        _cannot_write(exc)
+
+
+def _cannot_write(exc: BaseException | None) -> NoReturn:
+    _drop_output()
+    with contextlib.suppress(OSError, AttributeError):
+        why = getattr(exc, "strerror", None) or exc
+        sys.stderr.write(f"error: cannot write the output ({why})\n")
+        sys.stderr.flush()
+    sys.exit(1)
 
 
 def _replace_unencodable() -> None:

@@ -42,24 +42,28 @@ class OutputGone(Exception):
     52). :func:`output_gone` settles it."""
 
 
+#: what writing an output raises when the output, not the program, is at fault: a full
+#: disk or quota, a file-size limit (``ulimit -f``: review, stop 52), an I/O error, a
+#: closed pipe; the entry point says "cannot write the output", exit 1
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE})
+
+
 def written(write: Any, *args: Any) -> Any:
-    """``write(*args)``, an output that takes nothing (or a closed pipe) raised as
-    :class:`OutputGone`."""
+    """``write(*args)`` of a streamed output, any OSError it raises raised as
+    :class:`OutputGone` (it writes, it reads no input)."""
     try:
         return write(*args)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EPIPE):
-            raise OutputGone() from exc
-        raise
+        raise OutputGone() from exc
 
 
 def output_gone(gone: OutputGone) -> None:
     """A closed pipe (``| head``): stop quietly, what is still written going nowhere;
-    anything else: the OSError, for the entry point's one line and exit 1."""
+    anything else: ``gone`` again, for the entry point's one line and exit 1."""
     if isinstance(gone.__cause__, BrokenPipeError):
         drop_stdout()
         return
-    raise gone.__cause__ from None  # type: ignore[misc]
+    raise gone
 
 
 def drop_stdout() -> None:

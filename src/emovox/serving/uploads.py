@@ -54,7 +54,9 @@ _COPY_BLOCK = 1024 * 1024
 _MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "ogg": "audio/ogg", "oga": "audio/ogg",
          "opus": "audio/ogg", "flac": "audio/flac", "m4a": "audio/mp4", "m4b": "audio/mp4",
          "mp4": "audio/mp4", "aac": "audio/aac", "webm": "audio/webm", "weba": "audio/webm",
-         "aif": "audio/aiff", "aiff": "audio/aiff", "3gp": "audio/3gpp", "caf": "audio/x-caf"}
+         "aif": "audio/aiff", "aiff": "audio/aiff", "3gp": "audio/3gpp", "3ga": "audio/3gpp",
+         "3g2": "audio/3gpp2", "caf": "audio/x-caf", "mpga": "audio/mpeg", "mp2": "audio/mpeg",
+         "spx": "audio/ogg", "au": "audio/basic", "snd": "audio/basic"}
 _REPR = re.compile(r"<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>")
 #: an upload copy's folder: ``emovox-upload-PID-`` and :func:`tempfile.mkdtemp`'s 8 characters
 _COPY_PREFIX = "emovox-upload-"

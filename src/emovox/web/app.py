@@ -230,7 +230,7 @@ def show_adapted(predictor, settings: service.Settings, a: service.Analysis, ref
     st.subheader("Adapted to this speaker")
     out = _adapted(predictor, settings, a, refs, digest)
     if isinstance(out, str):
-        st.warning(f"Not adapted: {view.md_named(out, *(r.name for r in refs))}")
+        st.warning(f"Not adapted: {view.md_named(out, *_names(refs))}")
         return
     ad = out.adapted
     st.markdown(adapted.change_line(out.plain.label, out.plain.confidence, ad.label,
@@ -242,10 +242,16 @@ def show_adapted(predictor, settings: service.Settings, a: service.Analysis, ref
                                                       ad.probabilities)), hide_index=True)
     st.caption(adapted.adaptation_caption(ad.adaptation.to_dict()))
     for warning in ad.adaptation.warnings:
-        st.warning(view.md_named(warning, *(r.name for r in refs)))
+        st.warning(view.md_named(warning, *_names(refs)))
     st.download_button("Download the adapted answer (JSON)", view.answer_download(ad),
                        file_name=f"{Path(a.name).stem or 'recording'}-emotion-adapted.json",
                        mime="application/json", key="adapted_json")
+
+
+def _names(refs: list) -> list[str]:
+    """The reference clips' names as their messages may say them: as uploaded and as
+    :func:`~emovox.serving.service.display_name` writes them (review, stop 52)."""
+    return [n for r in refs for n in (r.name, service.display_name(r.name))]
 
 
 def show_player(a: service.Analysis, data: bytes) -> None:
@@ -272,10 +278,12 @@ def _evidence(a: service.Analysis, pv: view.PredictionView) -> tuple[list, str, 
         return [], "Waveform", ""
     spans = view.evidence_spans(pv.evidence)
     if len(spans) == 1 and pv.n_windows == 1:  # a short clip: its silences shaded too
-        return spans, "Waveform · why", (" Shaded: the part the model heard, its silent "
+        return spans, "Waveform · why", (" Shaded: the part the model read, its silent "
                                          "edges trimmed and, of a longer stretch, the "
-                                         "model's input length from its middle; pauses "
-                                         "inside it included.")
+                                         "model's input length from its middle (pauses "
+                                         "inside it included; the rest of the trimmed "
+                                         "sound can still set the input's level "
+                                         "statistics).")
     if spans:
         return spans, "Waveform · why", (" Shaded: the seconds that drove the answer, darker "
                                          "where they weighed more.")

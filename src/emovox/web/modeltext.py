@@ -69,12 +69,20 @@ def md_name(name: str) -> str:
 
 def md_named(text: str, *names: str) -> str:
     """``text`` (one of emovox's messages, Markdown of its own) with every occurrence of
-    each of ``names`` (a file's name in it) written by :func:`md_name`."""
-    for name in sorted({n for n in names if n}, key=len, reverse=True):
-        safe = md_name(name)
-        if safe != name:
-            text = text.replace(name, safe)
-    return text
+    each of ``names`` (a file's name in it) written by :func:`md_name`, outside its inline
+    code: a name in a command to copy stays as it is there (``ffmpeg -i rec_01.raw``
+    showed ``rec\\_01\\.raw``: review, stop 52)."""
+    wanted = sorted({n for n in names if n and md_name(n) != n}, key=len, reverse=True)
+    if not wanted:
+        return text
+    parts = _CODE_SPAN.split(text)  # odd items: the code spans, kept as they are
+    for i in range(0, len(parts), 2):
+        for name in wanted:
+            parts[i] = parts[i].replace(name, md_name(name))
+    return "".join(parts)
+
+
+_CODE_SPAN = re.compile(r"(`[^`]*`)")
 
 
 def md_code(value: object) -> str:
