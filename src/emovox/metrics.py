@@ -43,7 +43,7 @@ class Metrics:
         return asdict(self)
 
 
-def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """scikit-learn's balanced accuracy, without its warning that a class was predicted that
     the clips lack (the usual case for a corpus with fewer classes: the console of ``fuse``
     and ``merge`` filled with it)."""
@@ -69,7 +69,7 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -
     )
     return Metrics(
         n=int(len(y_true)),
-        ua=100.0 * _balanced_accuracy(y_true, y_pred),
+        ua=100.0 * balanced_accuracy(y_true, y_pred),
         wa=100.0 * accuracy_score(y_true, y_pred),
         macro_f1=100.0 * f1_score(y_true, y_pred, labels=sorted(present), average="macro",
                                   zero_division=0),

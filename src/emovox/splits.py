@@ -135,18 +135,22 @@ class TooFewForValidation(ConfigError):
 
 
 def pick_val_speakers(
-    speakers: list[str], utts: list[Utterance], n: int, rng: np.random.Generator
+    speakers: list[str], utts: list[Utterance], n: int, rng: np.random.Generator,
+    *, where: str = "",
 ) -> list[str]:
     """``n`` validation speakers, balanced by gender where the corpus knows it and, when
     ``speakers`` span several corpora, taken from the corpora in turn (never a corpus's
-    last speaker). One corpus draws exactly as before corpora were mixed."""
+    last speaker). One corpus draws exactly as before corpora were mixed. ``where``: whose
+    training speakers they are, for the message (``" of fold 2"``; ``train`` has no folds:
+    review, stop 52)."""
     if n <= 0:
         return []
     if n >= len(speakers):
         raise TooFewForValidation(
-            f"cannot hold out {n} validation speakers from {len(speakers)} (a fold's training "
-            f"side): give --val-speakers {max(0, len(speakers) - 1)} or fewer (0: train on "
-            "every training speaker for the model's fixed epochs)")
+            f"cannot hold out {n} validation speakers from {len(speakers)} training "
+            f"speaker{'' if len(speakers) == 1 else 's'}{where}: give --val-speakers "
+            f"{max(0, len(speakers) - 1)} or fewer (0: train on every training speaker for "
+            "the model's fixed epochs)")
     gender = {u.speaker: u.gender.value for u in utts}
     by_corpus: dict[str, list[str]] = {}
     for s in sorted(speakers):
@@ -318,7 +322,8 @@ def make_folds(
                                   "once the test-only corpora are set aside")
             if protocol is Protocol.EMOBOX:  # validate on the tested corpus, as without extras
                 train_spk = [s for s in train_spk if s.startswith("ravdess:")]
-            val_spk = pick_val_speakers(train_spk, utts, n_val_speakers, rng)
+            val_spk = pick_val_speakers(train_spk, utts, n_val_speakers, rng,
+                                        where=f" of fold {k}")
             is_val = np.isin(speakers, val_spk)
             val = all_idx[is_val & ~train_only]
             train = all_idx[~is_test_spk & ~is_val & ~never_train]

@@ -518,7 +518,8 @@ def test_fusing_a_speaker_adapted_run_makes_an_adapted_run(fake_ravdess, fake_ca
     meta["adapt"] = "speaker"
     (adapted / "metrics.json").write_text(json.dumps(meta))
 
-    assert fuse_runs([plain, plain], tmp_path / "f0")["adapt"] == "none"
+    shutil.copytree(plain, tmp_path / "copy")  # one run given twice is refused (stop 52)
+    assert fuse_runs([plain, tmp_path / "copy"], tmp_path / "f0")["adapt"] == "none"
     assert fuse_runs([plain, adapted], tmp_path / "f1")["adapt"] == "speaker"
     rep = collect_report([tmp_path / "f1", tmp_path / "f0"])
     assert [r.adapt.value for r in rep.rows] == ["speaker", "none"] and not rep.problems

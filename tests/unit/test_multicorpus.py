@@ -268,18 +268,19 @@ def test_cli_data_items_parse_into_one_config(tmp_path, monkeypatch):
     here.mkdir()  # an existing folder named like NAME=DIR is still a folder
     assert data_config([str(here)], "ravdess").root == str(here)
     monkeypatch.chdir(tmp_path)
-    assert data_config(["take=2"], "ravdess").root == "take=2"
+    cwd = Path.cwd()  # each root is recorded absolute (review, stop 52)
+    assert data_config(["take=2"], "ravdess").root == str(cwd / "take=2")
     (tmp_path / "ravdess=v2").mkdir()  # even when NAME is a reader (research QA, stop 32)
-    assert data_config(["ravdess=v2"], "ravdess").root == "ravdess=v2"
+    assert data_config(["ravdess=v2"], "ravdess").root == str(cwd / "ravdess=v2")
     (tmp_path / "v2").mkdir()  # ... unless the corpus's folder exists too: ambiguous
     with pytest.raises(ValueError, match=r"both a folder and the corpus ravdess at v2: write "
                                          r"\./ravdess=v2 for the folder, or ravdess=\./v2"):
         data_config(["ravdess=v2"], "ravdess")
-    assert data_config(["./ravdess=v2"], "ravdess").root == "./ravdess=v2"
+    assert data_config(["./ravdess=v2"], "ravdess").root == str(cwd / "ravdess=v2")
     (tmp_path / "RAVDESS=v2").mkdir()  # any spelling a reader accepts (re-check 2)
     with pytest.raises(ValueError, match="both a folder and the corpus RAVDESS at v2"):
         data_config(["RAVDESS=v2"], "ravdess")
-    assert data_config(["ravdess=./v2"], "ravdess").root == "./v2"
+    assert data_config(["ravdess=./v2"], "ravdess").root == str(cwd / "v2")
 
 
 # --------------------------------------------------------------------------- load_dataset

@@ -93,11 +93,13 @@ def test_run_experiment_validates_before_reading_data() -> None:
     with pytest.raises(ConfigError, match="did you mean 'hidden'"):
         run_experiment(cfg, Path("/nonexistent/run"))
     cfg = ExperimentConfig(data=DataConfig(root=""),
-                           model=ModelConfig("mlp", {"epochs": "5", "hidden": "[8, 4]"}))
+                           model=ModelConfig("mlp", {"epochs": "5", "hidden": "[8, 4]",
+                                                     "dropouts": "[0.5, 0.5]"}))
     with pytest.raises(ConfigError, match="no data directory"):
         run_experiment(cfg, Path("/nonexistent/run"))
-    assert cfg.model.params == {"epochs": 5, "hidden": (8, 4)}
-    assert cfg.to_dict()["model"]["params"] == {"epochs": 5, "hidden": [8, 4]}
+    assert cfg.model.params == {"epochs": 5, "hidden": (8, 4), "dropouts": (0.5, 0.5)}
+    assert cfg.to_dict()["model"]["params"] == {"epochs": 5, "hidden": [8, 4],
+                                                "dropouts": [0.5, 0.5]}
 
 
 @pytest.mark.parametrize(("model", "param", "expect"), [

@@ -301,3 +301,19 @@ def test_a_test_class_the_training_side_lacks_is_warned_about(caplog):
     assert len(warn_unheard_test_classes(val, np.r_[y[:3], 5, y[4:]], utts, names)) == 1
     assert warn_unheard_test_classes(val, np.r_[y[:3], 5, y[4:]], utts, names,
                                      fits_validation=True) == []
+
+
+def test_too_many_validation_speakers_name_whose_training_side():
+    """``train`` has no folds: it was told "(a fold's training side)" (review, stop 52)."""
+    from emovox.splits import TooFewForValidation, pick_val_speakers
+
+    utts = fake_ravdess(4)
+    speakers = sorted({u.speaker for u in utts})
+    with pytest.raises(TooFewForValidation) as caught:
+        pick_val_speakers(speakers, utts, 4, np.random.default_rng(0))
+    assert str(caught.value).startswith("cannot hold out 4 validation speakers from 4 "
+                                        "training speakers: give --val-speakers 3 or fewer")
+    assert "fold" not in str(caught.value)
+    with pytest.raises(TooFewForValidation, match="from 3 training speakers of fold 0: give "
+                                                  "--val-speakers 2 or fewer"):
+        make_folds(utts, Protocol.LOSO, seed=0, n_val_speakers=3)

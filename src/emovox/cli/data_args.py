@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ def _is_reader(name: str) -> bool:
 def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
     """``--data`` items -> a :class:`DataConfig`: ``NAME=DIR`` when NAME is a corpus reader,
     else a folder read with ``corpus``; the first is ``corpus``/``root``, the others go to
-    ``corpora``. ValueError for no item or the same corpus twice."""
+    ``corpora``. ValueError for no item or the same corpus twice. Each root is recorded
+    absolute (:func:`_recorded`)."""
     from emovox.corpora import CORPORA, get_reader
 
     sources: list[tuple[str, str]] = []
@@ -56,5 +58,15 @@ def data_config(items: list[str], corpus: str, **kw: Any) -> DataConfig:
     if len(set(names)) < len(names):
         raise ValueError(f"the same corpus is given twice in --data: {', '.join(names)}")
     (first, root), rest = sources[0], sources[1:]
-    return DataConfig(corpus=first, root=root, corpora=tuple(f"{n}={r}" for n, r in rest),
-                      **kw)
+    # the further roots stripped first, as DataConfig.sources reads them
+    return DataConfig(corpus=first, root=_recorded(root),
+                      corpora=tuple(f"{n}={_recorded(r.strip())}" for n, r in rest), **kw)
+
+
+def _recorded(root: str) -> str:
+    """``root`` as a run's config.yaml records it: absolute. Written as given, ``--data c4``
+    and ``--data $PWD/c4`` named one folder ``c4`` and ``.../c4``, whose last two parts
+    (what merge and --teacher compare) differ: parts of one recipe were "another
+    configuration (data.root)" (review, stop 52). abspath, not resolve(): ".." is
+    normalised while a symlinked folder keeps the name it was given, as manifests do."""
+    return os.path.abspath(root)

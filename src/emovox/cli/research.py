@@ -46,6 +46,7 @@ from emovox.cli.research_opts import (
     SplitSeedOpt,
     TeacherOpt,
     TestOnlyOpt,
+    parse_folds,
 )
 from emovox.config import (
     Adapt,
@@ -113,7 +114,7 @@ def evaluate(
                 balance_corpora=balance_corpora, test_only=csv_list(test_only),
                 speaker_pattern=speaker_pattern,
             ),
-            split=SplitConfig(protocol=protocol, folds=tuple(int(k) for k in csv_list(folds)),
+            split=SplitConfig(protocol=protocol, folds=parse_folds(folds),
                               n_val_speakers=val_speakers, seed=split_seed),
             model=ModelConfig(name=model, params=params),
             augment=recipe_config(augment_recipe, augment),

@@ -76,3 +76,13 @@ CacheDirOpt = Annotated[
     Path | None, typer.Option(file_okay=False, help="Feature cache folder (default "
                               "$EMOVOX_CACHE or ~/.cache/emovox).")
 ]
+
+
+def parse_folds(folds: str) -> tuple[int, ...]:
+    """The fold numbers of ``--folds`` (``'0,1'``); ValueError worded like ``--weights``
+    and ``--speeds`` (Python's "invalid literal for int()" was shown: review, stop 52)."""
+    try:
+        return tuple(int(k) for k in folds.split(",") if k.strip())
+    except ValueError:
+        raise ValueError(f"--folds: fold numbers separated by commas, e.g. 0,1,2 (got "
+                         f"{folds!r})") from None

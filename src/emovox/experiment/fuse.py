@@ -71,6 +71,19 @@ def _not_an_input(out: Path, runs: list[Path]) -> None:
                           "to another folder")
 
 
+def _each_once(runs: Sequence[Path]) -> None:
+    """Refuse a run given twice (by its resolved path: ``r/a`` and ``./r/a/`` alike), as
+    ``calibrate --also`` and ``ensemble`` do: ``fuse r/a r/a`` was "fusion(mlp+mlp)", one
+    run under a fusion's name, and ``fuse r/a r/b r/a`` weighed ``r/a`` 2/3 without a word
+    (review, stop 52). A copied folder is not caught here."""
+    seen: set[Path] = set()
+    for r in runs:
+        if (key := Path(r).resolve()) in seen:
+            raise ConfigError(f"the run {r} is given twice: give each run once; --weights "
+                              "weighs them")
+        seen.add(key)
+
+
 def _settled(runs: Sequence[Path]) -> list[tuple[int, int] | None]:
     """Refuse runs another live emovox process is writing now (its staging folder beside
     the run): ``merge p1 p2`` while ``evaluate --out p2`` ran again read the old p2 without
@@ -204,6 +217,7 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     if len(w) != len(runs) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ConfigError("one finite, non-negative weight per run")
     w = w / w.sum()
+    _each_once(runs)
     _not_an_input(out, runs)
     check_run_destination(out)
     for r in runs:  # what the result is computed from and carries: never through a link

@@ -380,6 +380,36 @@ def _distinct_members(members: list[Path], out: Path, narrow: Path | None) -> No
     if Path(out).resolve() in paths:
         raise ConfigError(f"--out {out} is one of the members; write the ensemble to another "
                           "folder")
+    # a copy of a network member (cp -r) has another path but the same weights: counted
+    # twice too (review, stop 52: fusion(crnn_cmvn+crnn_cmvn) was written). Functional
+    # members are left to their own checks (at most one; a narrow-band one reads other columns)
+    seen: dict[str, Path] = {}
+    for m in members:
+        digest = _weights_digest(Path(m))
+        if digest is not None and digest in seen:
+            raise ConfigError(f"{seen[digest]} and {m} hold the same weights (one a copy of "
+                              "the other?); give each model once: it would be counted, and "
+                              "weighted, twice")
+        if digest is not None:
+            seen[digest] = Path(m)
+
+
+def _weights_digest(folder: Path) -> str | None:
+    """The SHA-256 of a network member's weights file: the one its ``model.json`` records
+    (``digests``: checked against the bytes when the member loads), else the file hashed;
+    None for a functional member or a folder that cannot say (loading it tells why)."""
+    from emovox.artifact import WEIGHTS_FILE, ArtifactError, ModelKind, file_digest, read_meta
+
+    try:
+        meta = read_meta(folder)
+        if meta.kind is ModelKind.SKLEARN:
+            return None
+        recorded = meta.digests.get(WEIGHTS_FILE)
+        if isinstance(recorded, str):
+            return recorded
+        return file_digest(folder / WEIGHTS_FILE) if (folder / WEIGHTS_FILE).is_file() else None
+    except (ArtifactError, OSError):
+        return None
 
 
 def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = None,

@@ -40,7 +40,8 @@ class ReportRow:
     #: ``--adapt`` of the run (runs written before the option: none)
     adapt: Adapt = Adapt.NONE
     #: what tells runs of one model and protocol apart: the folder, corpora, test-only
-    #: corpora, corpus balance (research QA, stop 32: identical rows, different numbers)
+    #: corpora, corpus balance, chosen speakers (research QA, stop 32: identical rows,
+    #: different numbers)
     recipe: str = ""
     #: the protocol's folds when the run had only some of them (``--folds``), else None
     protocol_folds: int | None = None
@@ -83,14 +84,17 @@ def report_row(rec: RunRecord) -> ReportRow:
 
 
 def _recipe(path: Path, m: dict) -> str:
-    """The row's last column: ``runs/x · ravdess+emovo · test-only urdu · balanced`` (the
-    folder as given; the corpora of a fused run from its per-corpus figures)."""
+    """The row's last column: ``runs/x · ravdess+emovo · speakers 01,02 only · test-only urdu ·
+    balanced`` (the folder as given; the corpora of a fused run from its per-corpus
+    figures)."""
     parts = [f"`{str(path).replace('|', '%7C')}`"]  # as given: a | would end the cell
     corpora = m.get("corpora") if isinstance(m.get("corpora"), dict) else None
     corpora = corpora or (m.get("per_corpus") if isinstance(m.get("per_corpus"), dict) else None)
     if corpora:
         parts.append("+".join(map(str, corpora)))
-    parts += _own_data(path)  # which manifest or folder of one's own (own-data QA, stop 33)
+    config = _run_config(path)
+    parts += _own_data(config)  # which manifest or folder of one's own (own-data QA, stop 33)
+    parts += _speakers(config)
     if m.get("test_only_corpora"):
         parts.append("test-only " + "+".join(map(str, m["test_only_corpora"])))
     if m.get("balance_corpora"):
@@ -100,17 +104,43 @@ def _recipe(path: Path, m: dict) -> str:
     return " · ".join(parts)
 
 
-def _own_data(run: Path) -> list[str]:
-    """``csv=own.csv`` for each manifest or folder of one's own data the run's
-    ``config.yaml`` read (:func:`~emovox.experiment.recipe.own_data`); nothing when it has
-    none or cannot be read (the row is still shown)."""
+def _run_config(run: Path) -> dict | None:
+    """The run's ``config.yaml`` as a dict; None when it has none or it cannot be read (the
+    row is still shown, without what only the config tells)."""
+    try:
+        return ExperimentConfig.load_yaml(run / CONFIG_FILE).to_dict()
+    except (OSError, ValueError, ConfigError, yaml.YAMLError, AttributeError, TypeError,
+            KeyError):
+        return None
+
+
+def _own_data(config: dict | None) -> list[str]:
+    """``csv=own.csv`` for each manifest or folder of one's own data the run's config read
+    (:func:`~emovox.experiment.recipe.own_data`); nothing when it has none."""
     from emovox.experiment.recipe import own_data
 
     try:
-        return own_data(ExperimentConfig.load_yaml(run / CONFIG_FILE).to_dict())
-    except (OSError, ValueError, ConfigError, yaml.YAMLError, AttributeError, TypeError,
-            KeyError):
+        return own_data(config) if config else []
+    except (AttributeError, TypeError, KeyError):
         return []
+
+
+#: speakers of a ``--speakers`` run named in full up to this many, then counted
+_MAX_SPEAKERS_SHOWN = 8
+
+
+def _speakers(config: dict | None) -> list[str]:
+    """``speakers 01,02 only`` when the run used only some speakers (``--speakers``): such a run
+    read as a complete protocol run, its folds "2" beside a ``--folds`` run's "2 of 4"
+    (review, stop 52); nothing for a run of every speaker."""
+    data = config.get("data") if isinstance(config, dict) else None
+    chosen = data.get("speakers") if isinstance(data, dict) else None
+    if not chosen or not isinstance(chosen, (list, tuple)):
+        return []
+    names = [str(s).replace("|", "%7C") for s in chosen]  # a | would end the cell
+    if len(names) > _MAX_SPEAKERS_SHOWN:
+        return [f"{len(names)} speakers only ({','.join(names[:_MAX_SPEAKERS_SHOWN])},…)"]
+    return ["speakers " + ",".join(names) + " only"]
 
 
 def collect_report(runs: Iterable[Path]) -> Report:

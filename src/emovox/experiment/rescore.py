@@ -44,6 +44,7 @@ from emovox.experiment.rundir import (
     Predictions,
     link_refused,
     read_run,
+    saved_fold_model,
     write_run,
 )
 from emovox.features.cache import RESEARCH_MAX_DURATION_S
@@ -75,11 +76,9 @@ def run_speeds(metrics: Sequence[dict[str, Any]], names: Sequence[Any]) -> tuple
 
 
 def _fold_model(run: Path, fold: int) -> Path:
-    path = run / "models" / f"fold{fold}"
-    if not (path / "model.json").is_file():
-        raise ConfigError(f"{run}: no saved model for fold {fold} ({path}); rescoring needs "
-                          "a run written with evaluate --save-models")
-    return path
+    """Fold ``fold``'s saved model: in ``run``, or in the part of a merged run that ran it
+    (review, stop 52: a merged run was said to have none)."""
+    return saved_fold_model(run, fold)
 
 
 def _corpus_columns(rows: list[Prediction]) -> dict[str, tuple[int, ...]]:

@@ -311,6 +311,41 @@ def read_run_config(run: Path, *, unlinked: bool = False) -> Any:
         else read_run_yaml(path)
 
 
+def merged_parts(run: Path, metrics: dict[str, Any]) -> list[Path]:
+    """The part runs of a run made by ``emovox merge`` (``metrics["merged_runs"]``, as merge
+    was given them), each found as written (from the working folder) or below an ancestor
+    of ``run``; RunDirError naming one found nowhere. ``[]`` for a run not merged."""
+    out = []
+    for p in metrics.get("merged_runs") or []:
+        found = next((c for c in [Path(p), *(a / p for a in Path(run).resolve().parents)]
+                      if (c / METRICS_FILE).is_file()), None)
+        if found is None:
+            raise RunDirError(f"{run} was merged from {p}, which is not found (run from the "
+                              "directory the merge was run in)")
+        out.append(found)
+    return out
+
+
+def saved_fold_model(run: Path, fold: int, metrics: dict[str, Any] | None = None, *,
+                     _within: tuple[Path, ...] = ()) -> Path:
+    """The folder of fold ``fold``'s model saved by ``evaluate --save-models``:
+    ``models/fold{fold}`` in ``run`` or, for a merged run, in the part that ran the fold
+    (:func:`merged_parts`; a merge of merged runs is followed down). A merged run keeps no
+    models of its own: ``rescore`` of one said it had none (review, stop 52). RunDirError
+    when none holds it. ``metrics``: ``run``'s, when already read."""
+    own = Path(run) / "models" / f"fold{fold}"
+    if (own / "model.json").is_file():
+        return own
+    if (key := Path(run).resolve()) in _within:  # a metrics.json that lists its own run
+        raise RunDirError(f"{run} is listed among its own merged runs")
+    for part in merged_parts(run, read_metrics(run) if metrics is None else metrics):
+        m = read_metrics(part)
+        if any(isinstance(f, dict) and f.get("index") == fold for f in m.get("folds") or []):
+            return saved_fold_model(part, fold, m, _within=(*_within, key))
+    raise RunDirError(f"{run}: no saved model for fold {fold} ({own}); write the run with "
+                      "evaluate --save-models")
+
+
 def read_probabilities(path: Path, labels: Sequence[str] | None = None
                        ) -> tuple[np.ndarray, np.ndarray]:
     """``(probs (N, C), y (N,))`` of the scored rows of a predictions.csv, for calibration.
@@ -456,7 +491,7 @@ def read_cv_run(run: Path, model: str) -> CvRun:
 
 
 __all__ = ["PREDICTION_COLUMNS", "CvRun", "Prediction", "Predictions", "RunDirError",
-           "RunRecord", "fit_from_predictions_csv", "link_refused", "read_cv_run",
-           "read_metrics", "read_predictions", "read_probabilities", "read_run",
+           "RunRecord", "fit_from_predictions_csv", "link_refused", "merged_parts",
+           "read_cv_run", "read_metrics", "read_predictions", "read_probabilities", "read_run",
            "read_run_config", "read_scored", "read_unlinked", "run_val_speakers",
-           "write_predictions", "write_run"]
+           "saved_fold_model", "write_predictions", "write_run"]

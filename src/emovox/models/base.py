@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from emovox.errors import ConfigError
+from emovox.models.configs import NetConfig
 from emovox.models.params import ModelParams
 
 
@@ -90,7 +92,12 @@ class ModelSpec:
         """``params`` typed (CLI strings coerced to each field's type); ConfigError naming
         the valid keys for an unknown key or a value that does not parse."""
         typed = self.defaults.coerce(params, model=self.name)
-        self.defaults.with_params(typed, model=self.name)  # ranges checked at construction
+        config = self.defaults.with_params(typed, model=self.name)  # ranges: at construction
+        if isinstance(config, NetConfig):  # sizes that must agree (mlp's hidden and dropouts)
+            try:  # were refused only by build_net, after extraction (review, stop 52)
+                config.check_params()
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         return typed
 
     def configure(self, params: Mapping[str, Any]) -> ModelParams:

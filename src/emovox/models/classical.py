@@ -57,7 +57,7 @@ class ValidatedC(SklearnModel):
         self.val_ua: dict[float, float] = {}
 
     def fit(self, x_train, y_train, x_val, y_val) -> ValidatedC:
-        from sklearn.metrics import balanced_accuracy_score
+        from emovox.metrics import balanced_accuracy  # without sklearn's missing-class warning
 
         if len(y_val) == 0:
             raise ValueError("ValidatedC needs validation speakers to choose C")
@@ -66,7 +66,7 @@ class ValidatedC(SklearnModel):
                        seed=self.seed)
             m.pipeline.fit(np.asarray(x_train, np.float64), np.asarray(y_train, int))
             pred = m.predict_proba(x_val).argmax(1)
-            self.val_ua[c] = 100 * balanced_accuracy_score(y_val, pred)
+            self.val_ua[c] = 100 * balanced_accuracy(y_val, pred)
         self.chosen_C = max(self.grid, key=lambda c: (self.val_ua[c], -c))  # ties: smaller C
         self.pipeline.set_params(clf__C=self.chosen_C)
         return super().fit(x_train, y_train, x_val, y_val)

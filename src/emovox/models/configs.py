@@ -69,6 +69,12 @@ class NetConfig(TrainConfig):
         ``input_shape`` before it builds anything (their values are already valid each)."""
         raise NotImplementedError
 
+    def check_params(self) -> None:
+        """Raise ValueError for what :meth:`check_net` refuses from the parameters alone
+        (values valid each, together not): :meth:`ModelSpec.validate
+        <emovox.models.base.ModelSpec.validate>` calls it, so ``-p`` fails before feature
+        extraction (review, stop 52); ``check_net`` calls it too. Nothing by default."""
+
 
 @dataclass(frozen=True)
 class LogMelRecipe(NetConfig):
@@ -330,12 +336,22 @@ class MlpConfig(NetConfig):
     #: dropout probability after each hidden layer (0..1; one per layer)
     dropouts: tuple[float, ...] = (0.5, 0.5, 0.4)
 
+    def check_params(self) -> None:
+        # one dropout rate per hidden layer; checked at -p validation too (ModelSpec.validate):
+        # build_net refused it only after the features were extracted, naming neither
+        # option (review, stop 52)
+        if len(self.hidden) != len(self.dropouts):
+            n, k = len(self.hidden), len(self.dropouts)
+            example = ",".join(["0.3"] * max(n, 1))
+            raise ValueError(
+                f"-p hidden has {n} layer{'' if n == 1 else 's'} but -p dropouts has {k} "
+                f"rate{'' if k == 1 else 's'}: give one dropout rate per hidden layer, "
+                f"e.g. -p dropouts=[{example}]")
+
     def check_net(self, input_shape: Sequence[int]) -> None:
         shape = tuple(input_shape)
         _rank("mlp", shape, 1, "(D,)")
-        if len(self.hidden) != len(self.dropouts):
-            raise ValueError(f"{len(self.hidden)} hidden sizes but {len(self.dropouts)} "
-                             "dropout rates")
+        self.check_params()
         _sizes(self, 1, "hidden")
         _probabilities(self, "dropouts")
         _positive_shape("mlp", shape)
