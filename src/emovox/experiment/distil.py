@@ -40,7 +40,7 @@ from emovox.corpora import get_reader
 from emovox.errors import ConfigError
 from emovox.experiment.dataset import featurise, gather
 from emovox.experiment.multicorpus import restrict_to_corpus
-from emovox.experiment.rundir import METRICS_MAX_BYTES
+from emovox.experiment.rundir import METRICS_MAX_BYTES, RunDirError, merged_parts
 from emovox.labels import LABELS
 from emovox.metrics import compute_metrics
 from emovox.models import Family, ModelSpec, get_model_spec
@@ -92,17 +92,12 @@ class TeacherRun:
                           "missing): run the teacher with --save-models")
 
     def parts(self) -> list[Path]:
-        """The part runs of a merged run (``metrics.json["merged_runs"]``), each found as
-        written (relative to the working directory) or below an ancestor of the merged run."""
-        out = []
-        for p in self.metrics.get("merged_runs") or []:
-            cands = [Path(p)] + [a / p for a in self.path.resolve().parents]
-            found = next((c for c in cands if (c / "metrics.json").is_file()), None)
-            if found is None:
-                raise ConfigError(f"teacher {self.path} was merged from {p}, which is not "
-                                  "found (run from the directory the merge was run in)")
-            out.append(found)
-        return out
+        """The part runs of a merged run (:func:`~emovox.experiment.rundir.merged_parts`,
+        which ``rescore`` reads too)."""
+        try:
+            return merged_parts(self.path, self.metrics)
+        except RunDirError as exc:
+            raise ConfigError(f"teacher {exc}") from None
 
 
 def _check_fold_model(run: TeacherRun, k: int) -> None:
