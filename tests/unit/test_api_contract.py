@@ -27,7 +27,7 @@ from emovox.serving.errcodes import ErrorCode, http_status  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "emovox"
 #: the calls that put an error code into a body (their str-constant arguments are codes)
-FACTORIES = {"ApiError", "error_response", "_json_error", "_app_or_error", "code_response"}
+FACTORIES = {"ApiError", "error_response", "send_error", "_app_or_error", "code_response"}
 CODE = re.compile(r"^[a-z]+(?:_[a-z]+)*$")
 
 

@@ -53,7 +53,8 @@ def test_requests_waiting_for_an_upload_slot_are_bounded_in_number_and_time():
                 read.append(n)
                 return {"type": "http.request", "body": b"", "more_body": False}
 
-            scope = {"type": "http", "method": "POST", "path": "/v1/predict", "n": n}
+            scope = {"type": "http", "method": "POST", "path": "/v1/predict", "n": n,
+                     "headers": [(b"content-length", b"1000")]}  # an upload: a body
             return sent, asyncio.ensure_future(mw(scope, receive, send))
 
         assert UploadSlots(app, slots=3, paths=("/v1/predict",)).max_waiting == MAX_WAITING

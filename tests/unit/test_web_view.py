@@ -51,7 +51,7 @@ def test_square_wave_rms_equals_peak_and_silence_is_minus_infinity():
     # hum in part of it, found by the timeline only (a file name saying "mains hum" aside)
     assert view.page_warnings([cut], [cut, hum2]) == [cut, f"The timeline found: {hum2}"]
     assert view.page_warnings([cut, faint], [cut, hum2]) == [cut]  # near-silence says it
-    muted = "x: the audio is silent or nearly so (no sound at all: ...): check that the"
+    muted = "x: every sample has the same value, as ...: check that the"
     assert view.page_warnings([muted]) == [muted]  # a muted input's advice (stop 39)
     assert view.timeline_csv_name("talk.m4a", False) == "talk-timeline.csv"
     empty = view.signal_level(np.zeros(0))
@@ -141,9 +141,11 @@ def test_clipping_is_said_in_every_answer_and_quiet_is_not_a_warning(tmp_path):
     assert n.clipped == view.signal_level(np.stack([loud, v], 1)).clipped_samples > 0
     assert "(under 0.01%)" in clip_note("x", 3, 3e-6)
     # a float file over full scale is not clipped in the file (its answer was the
-    # unclipped one); 8-bit audio's positive full scale is 127/128 (re-check, stop 39)
+    # unclipped one; it is said over full scale: stop 53); 8-bit audio's positive full
+    # scale is 127/128 (re-check, stop 39)
     sf.write(tmp_path / "over.wav", v * 4, SR, subtype="FLOAT")
-    assert load_audio(tmp_path / "over.wav").notes == ()
+    (over,) = load_audio(tmp_path / "over.wav").notes
+    assert "goes over full scale" in over and "clipped" not in over
     sf.write(tmp_path / "u8.wav", loud, SR, subtype="PCM_U8")
     sf.write(tmp_path / "s16.wav", loud, SR, subtype="PCM_16")
     said = [next(x for x in load_audio(tmp_path / f).notes if "clipped" in x)

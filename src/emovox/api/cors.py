@@ -12,7 +12,6 @@ a JSON 400 ``cors_refused``; no origin gets credentials.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 
@@ -21,6 +20,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
+from emovox.api.errors import code_response
 from emovox.api.middleware import API_KEY_HEADER
 from emovox.api.requestid import REQUEST_ID_HEADER
 from emovox.errors import ConfigError
@@ -109,12 +109,11 @@ class JsonCors(CORSMiddleware):
         said = bytes(response.body).decode("utf-8", "replace")
         reasons = [_REFUSED.get(w.strip(), w.strip()) for w in
                    said.removeprefix("Disallowed CORS ").split(",") if w.strip()]
-        body = json.dumps({"error": ErrorCode.CORS_REFUSED.value, "detail": (
-            "this browser preflight (OPTIONS) is refused: " + "; ".join(reasons or [said]))})
-        headers = {k: v for k, v in response.headers.items()
-                   if k.lower() not in ("content-type", "content-length")}
-        return Response(body, status_code=ErrorCode.CORS_REFUSED.status, headers=headers,
-                        media_type="application/json")
+        refused = code_response(ErrorCode.CORS_REFUSED, "this browser preflight (OPTIONS) is "
+                                "refused: " + "; ".join(reasons or [said]))
+        refused.headers.update({k: v for k, v in response.headers.items()
+                                if k.lower() not in ("content-type", "content-length")})
+        return refused
 
 
 def add_cors(app: FastAPI, origins: Iterable[str]) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
 """The REST API's errors: :class:`ApiError` (status, code, detail), the JSON body
-``{"error": code, "detail": message}`` every error gets, and :func:`guarded`, which turns
+``{"error": code, "detail": message}`` every error gets (:func:`error_response`, which the
+middleware layers send too: :func:`send_error`), and :func:`guarded`, which turns
 emovox's typed errors into their status (anything else into a 500 without a traceback), in
 an API client's words (:func:`api_detail`). The codes are
 :class:`~emovox.serving.errcodes.ErrorCode` (one documented list, stop 51)."""
@@ -7,10 +8,11 @@ an API client's words (:func:`api_detail`). The codes are
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from fastapi.responses import JSONResponse
+from starlette.types import Send
 
 from emovox.audio import TOO_LONG_ADVICE
 from emovox.serving import adapt_uploads, service
@@ -19,7 +21,7 @@ from emovox.serving.errcodes import ErrorCode
 log = logging.getLogger("emovox.api.server")  # the server's log, as before this module
 
 __all__ = ["FORM_LIMITS", "ApiError", "ErrorCode", "api_detail", "code_response", "error_response",
-           "form_limit_error", "guarded"]
+           "form_limit_error", "guarded", "send_error"]
 
 
 class ApiError(Exception):
@@ -45,6 +47,22 @@ def error_response(status: int, code: ErrorCode | str, detail: str) -> JSONRespo
 def code_response(code: ErrorCode, detail: str) -> JSONResponse:
     """:func:`error_response` of ``code`` with its own status."""
     return error_response(code.status, code, detail)
+
+
+async def send_error(send: Send, code: ErrorCode, detail: str,
+                     headers: Mapping[str, str] | None = None, *, close: bool = False) -> None:
+    """:func:`code_response` of ``code``, sent by an ASGI layer that answers before or
+    instead of the routes (the body limit, the upload slots, the API key, an unhandled
+    error): the routes' body and headers, plus ``headers``, and ``Connection: close`` when
+    ``close`` (the middleware's bodies were ``json.dumps``'s, spaced and ``\\u``-escaped,
+    every one with ``Connection: close``: review, stop 53)."""
+    response = code_response(code, detail)
+    response.headers.update(headers or {})
+    if close:
+        response.headers["connection"] = "close"
+    await send({"type": "http.response.start", "status": response.status_code,
+                "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": bytes(response.body)})
 
 
 @contextmanager
@@ -80,8 +98,15 @@ FORM_LIMITS = {"max_files": 1 + adapt_uploads.MAX_REFERENCES, "max_fields": 8,
                "max_part_size": 64 * 1024}
 
 
-def form_limit_error(detail: str) -> JSONResponse | None:
-    """The 422 of a form past :data:`FORM_LIMITS` (Starlette's parser says 400), or None."""
+def form_limit_error(detail: str, raised: BaseException | None = None) -> JSONResponse | None:
+    """The 422 of a form past :data:`FORM_LIMITS` or the multipart parser's limits on a
+    part's headers (Starlette's parser says 400), or None. ``raised``: the 400 itself,
+    whose chain holds what the parser said under Starlette's "Invalid multipart data."."""
+    said = _parser_said(raised)
+    if "Maximum header size exceeded" in said:  # a file name of 5,000 characters was a bare
+        return code_response(ErrorCode.INVALID_REQUEST, _LONG_PART_HEADER)  # 400 (stop 53)
+    if "Maximum header count exceeded" in said:
+        return code_response(ErrorCode.INVALID_REQUEST, _MANY_PART_HEADERS)
     if detail.startswith("Too many files"):
         return code_response(ErrorCode.TOO_MANY_REFERENCES, f"too many file parts: one 'file' "
                              f"and at most {adapt_uploads.MAX_REFERENCES} 'references' (16 "
@@ -104,3 +129,45 @@ _LARGE_TEXT_PART = (
     "(curl -F \"file=<clip.wav\" sends the file's bytes as one, and so does a part with only "
     "filename*=UTF-8''...). This endpoint reads the file parts 'file' (and 'references') "
     "only; send the recording as a file part: curl -F \"file=@clip.wav\" URL")
+
+
+def _parser_said(raised: BaseException | None) -> str:
+    """The messages of the exceptions ``raised`` came from (Starlette raises its 400 while
+    handling its ``MultiPartException``, itself raised from python-multipart's error)."""
+    said: list[str] = []
+    seen = raised
+    for _ in range(4):  # a short chain: the 400, Starlette's, the parser's
+        seen = None if seen is None else (seen.__cause__ or seen.__context__)
+        if seen is None:
+            break
+        said.append(str(seen))
+    return " ".join(said)
+
+
+def _parser_limit(name: str, unit: str) -> str:
+    """python-multipart's default ``name`` (``DEFAULT_MAX_HEADER_SIZE``...), which Starlette
+    keeps, in words: ``"4,224 bytes, the multipart parser's limit"`` (versions before 0.0.13
+    are another module, and have no such limits to name)."""
+    try:
+        from python_multipart import multipart
+    except ImportError:
+        return "the multipart parser's limit"
+    limit = getattr(multipart, name, None)
+    return (f"{limit:,} {unit}, the multipart parser's limit" if isinstance(limit, int)
+            else "the multipart parser's limit")
+
+
+#: the detail of a part whose header line is over the parser's limit: a file name of
+#: thousands of characters (no common file system names a file so: 255 bytes at most), or
+#: a padded part header; a bare 400 "Invalid multipart data." before (review, stop 53)
+_LONG_PART_HEADER = (
+    f"a header of a multipart part is longer than "
+    f"{_parser_limit('DEFAULT_MAX_HEADER_SIZE', 'bytes')}: most likely the file name in its "
+    "Content-Disposition (filename=\"...\") is thousands of characters long. Send the file "
+    "under a shorter name: curl -F \"file=@clip.wav;filename=clip.wav\" URL")
+#: the detail of a part with more header lines than the parser reads
+_MANY_PART_HEADERS = (
+    f"a multipart part has more header lines than "
+    f"{_parser_limit('DEFAULT_MAX_HEADER_COUNT', 'lines')} (a file part needs "
+    "Content-Disposition and Content-Type only): send the recording as curl does: "
+    "curl -F \"file=@clip.wav\" URL")

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emovox.api.errors import ApiError, ErrorCode, code_response, error_response, form_limit_error
-from emovox.api.middleware import INCOMPLETE_UPLOAD, MULTIPART_CLOSED
+from emovox.api.middleware import INCOMPLETE_UPLOAD, MULTIPART_CLOSED, has_body
 from emovox.serving import service
 
 __all__ = ["install_error_handlers", "raw_body"]
@@ -27,9 +27,7 @@ def raw_body(request: Request, ctype: str) -> str | None:
     ``audio/wav`` was a 415 (API review, stop 51)."""
     if ctype:
         return None if ctype.startswith(_FORMS) else f"is {ctype}"
-    has_body = request.headers.get("content-length", "").strip() not in ("", "0") or \
-        "transfer-encoding" in request.headers
-    return "has no Content-Type" if has_body else None
+    return "has no Content-Type" if has_body(request.headers) else None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -67,7 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and (limit := form_limit_error(str(exc.detail))):
+        if exc.status_code == 400 and (limit := form_limit_error(str(exc.detail), exc)):
             return limit
         response = error_response(exc.status_code, _HTTP_CODES.get(
             exc.status_code, ErrorCode.HTTP_ERROR), service.scrub(str(exc.detail)))

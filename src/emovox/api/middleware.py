@@ -10,19 +10,20 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from emovox.api.errors import send_error
 from emovox.serving.errcodes import ErrorCode
 
 __all__ = ["API_KEY_HEADER", "INCOMPLETE_UPLOAD", "MULTIPART_CLOSED", "OPEN_PATHS",
            "MAX_WAITING", "OTHER_CONNECTIONS", "RETRY_AFTER_S", "SLOT_WAIT_S",
            "SPOOL_BYTES", "ApiKeyGuard", "BodyLimit", "HeadAsGet", "UploadSlots",
-           "bound_multipart_memory", "is_loopback", "multipart_boundary", "request_key",
-           "route_path"]
+           "bound_multipart_memory", "has_body", "is_loopback", "multipart_boundary",
+           "request_key", "route_path"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,15 +48,20 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-async def _json_error(send: Send, code: ErrorCode, detail: str,
-                      extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    """The JSON error body of ``code``, with its status, and ``Connection: close``."""
-    body = json.dumps({"error": code.value, "detail": detail}).encode()
-    await send({"type": "http.response.start", "status": code.status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), *(extra or [])]})
-    await send({"type": "http.response.body", "body": body})
+def has_body(headers: Mapping[str, str]) -> bool:
+    """Whether a request carries a body: a ``Content-Length`` other than 0, or a
+    ``Transfer-Encoding`` (chunked). ``headers``: Starlette's (case-insensitive)."""
+    return headers.get("content-length", "").strip() not in ("", "0") or \
+        "transfer-encoding" in headers
+
+
+def _body_unread(scope: Scope) -> bool:
+    """Whether a request answered now, before its body is read, leaves that body on the
+    connection: then its answer says ``Connection: close``. Kept alive, the server would go
+    on reading the whole body after the answer (uvicorn resumes reading), only to drop it
+    before it could read the next request. A request without a body keeps its connection
+    (every middleware error closed it: review, stop 53)."""
+    return has_body(Headers(raw=scope.get("headers") or []))
 
 
 async def _app_or_error(app: ASGIApp, scope: Scope, receive: Receive, send: Send,
@@ -80,11 +86,11 @@ async def _app_or_error(app: ASGIApp, scope: Scope, receive: Receive, send: Send
     except asyncio.CancelledError:  # a stopping server's grace period is over: uvicorn
         if started:  # cancels what is still open, answered with a text 500 and a traceback
             raise  # in the log for each (API re-check, stop 40)
-        await _json_error(send, ErrorCode.SHUTTING_DOWN, "the server stopped before this "
-                          "request was answered; send it again")
-        return
-    if aborted() and not started:
-        await _json_error(send, code, detail)
+        await send_error(send, ErrorCode.SHUTTING_DOWN, "the server stopped before this "
+                         "request was answered; send it again", close=True)  # it stops:
+        return  # nothing more is read on this connection
+    if aborted() and not started:  # the body was given up halfway: the rest is unread
+        await send_error(send, code, detail, close=True)
 
 
 def is_loopback(host: str) -> bool:
@@ -130,8 +136,8 @@ class ApiKeyGuard:
             detail = (f"this server needs an API key: send it as the {API_KEY_HEADER} header "
                       "or as 'Authorization: Bearer KEY'" if given is None else
                       "wrong API key")
-            await _json_error(send, ErrorCode.UNAUTHORIZED, detail,
-                              [(b"www-authenticate", b"Bearer")])
+            await send_error(send, ErrorCode.UNAUTHORIZED, detail,
+                             {"www-authenticate": "Bearer"}, close=_body_unread(scope))
             return
         await self.app(scope, receive, send)
 
@@ -219,8 +225,9 @@ class UploadSlots:
             await self.app(scope, receive, send)
             return
         if self.precheck is not None and (problem := self.precheck(scope)):
-            await _json_error(send, ErrorCode.INVALID_REQUEST, problem)  # before a slot and
-            return  # the body: a wrong parameter waited for both (API QA, stop 40)
+            await send_error(send, ErrorCode.INVALID_REQUEST, problem,  # before a slot and the
+                             close=_body_unread(scope))  # body: a wrong parameter waited for
+            return  # both (API QA, stop 40)
         state = {"stalled": False, "read": False}
         loop = asyncio.get_running_loop()
         got, began = [0], [0.0]
@@ -244,7 +251,7 @@ class UploadSlots:
                 state["stalled"] = True
                 raise StarletteHTTPException(408, self.stalled) from None
 
-        if not await self._take_slot(send):
+        if not await self._take_slot(send, _body_unread(scope)):
             return
         try:
             began[0] = loop.time()
@@ -254,9 +261,10 @@ class UploadSlots:
         finally:
             self.slots.release()
 
-    async def _take_slot(self, send: Send) -> bool:
+    async def _take_slot(self, send: Send, unread: bool) -> bool:
         """A slot, at once or after waiting at most ``wait_s``; False once a 503
-        ``server_busy`` went out instead (the queue full, or the wait over)."""
+        ``server_busy`` went out instead (the queue full, or the wait over; closing the
+        connection when ``unread``, a body it leaves unread)."""
         if not self.slots.locked():
             await self.slots.acquire()  # free: taken without yielding
             return True
@@ -270,9 +278,9 @@ class UploadSlots:
                 why = f"none came free within {self.wait_s:g} s"
             finally:
                 self.waiting -= 1
-        await _json_error(send, ErrorCode.SERVER_BUSY, f"the server is busy: every upload slot "
-                          f"is taken and {why}; send the request again in a moment",
-                          [(b"retry-after", str(RETRY_AFTER_S).encode())])
+        await send_error(send, ErrorCode.SERVER_BUSY, f"the server is busy: every upload slot "
+                         f"is taken and {why}; send the request again in a moment",
+                         {"retry-after": str(RETRY_AFTER_S)}, close=unread)
         return False
 
 
@@ -340,7 +348,8 @@ class BodyLimit:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await _json_error(send, ErrorCode.UPLOAD_TOO_LARGE, detail)
+                    await send_error(send, ErrorCode.UPLOAD_TOO_LARGE, detail,
+                                     close=True)  # too large to read: left unread
                     return
         state = {"received": 0, "exceeded": False}
         shared = scope.setdefault("state", {})  # request.state of the app's handlers

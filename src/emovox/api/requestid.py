@@ -12,13 +12,13 @@ An exception no handler answers is logged with the id and answered with a JSON 5
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
 from contextvars import ContextVar
 from typing import Any
 
+from emovox.api.errors import send_error
 from emovox.api.middleware import ASGIApp, Message, Receive, Scope, Send, route_path
 from emovox.serving.errcodes import ErrorCode
 
@@ -46,11 +46,9 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
     return uuid.uuid4().hex
 
 
-class RequestId:
-    """Pure ASGI middleware: the request's id in :data:`current_request_id` while it is
-    handled and in the ``X-Request-ID`` header of its response (replacing one the app set).
-    The outermost layer, so every answer carries it; :class:`UnhandledErrors`, inside it,
-    answers an exception that escapes the app."""
+class _HttpLayer:
+    """A pure ASGI middleware that handles HTTP requests (:meth:`handle`) and passes
+    anything else (lifespan, websockets) to ``app`` untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -59,6 +57,19 @@ class RequestId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestId(_HttpLayer):
+    """Pure ASGI middleware: the request's id in :data:`current_request_id` while it is
+    handled and in the ``X-Request-ID`` header of its response (replacing one the app set).
+    The outermost layer, so every answer carries it; :class:`UnhandledErrors`, inside it,
+    answers an exception that escapes the app."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = request_id_of(scope.get("headers") or [])
 
         async def send_with_id(msg: Message) -> None:
@@ -79,7 +90,7 @@ _UNHANDLED = ("an unexpected error while handling the request; the server's log 
               "(its line ends with this response's X-Request-ID)")
 
 
-class UnhandledErrors:
+class UnhandledErrors(_HttpLayer):
     """Pure ASGI middleware, inside :class:`RequestId` and the CORS layer: an exception
     that escapes the app (a bug) is logged here, while the request's id is current, so its
     traceback's line ends with ``[request_id=ID]`` (uvicorn logged it after the id was
@@ -89,13 +100,7 @@ class UnhandledErrors:
     started it is raised on, for the server to drop the connection (uvicorn logs it a
     second time)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracked(msg: Message) -> None:
@@ -110,13 +115,7 @@ class UnhandledErrors:
                           route_path(scope))
             if started:
                 raise
-            body = json.dumps({"error": ErrorCode.INTERNAL_ERROR.value,
-                               "detail": _UNHANDLED}).encode()
-            await send({"type": "http.response.start",
-                        "status": ErrorCode.INTERNAL_ERROR.status, "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, ErrorCode.INTERNAL_ERROR, _UNHANDLED)
 
 
 class RequestTag(logging.Filter):

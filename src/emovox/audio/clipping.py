@@ -8,22 +8,35 @@ would smear them), so that every answer, from the CLI, the API or the web app, s
 recording is clipped in the same words (:func:`clip_note`; the web page alone said it before
 stop 39). Coarse resolution: an integer PCM file whose loudest sample is only a few
 steps of its format (16-bit at -50 dBFS, any 8-bit file) leaves the quiet parts of a voice
-to rounding, which the models never trained on (:func:`coarse_note`).
+to rounding, which the models never trained on (:func:`coarse_note`). Over full scale: a
+float file (:data:`FLOAT_SUBTYPES`) may hold samples beyond 1.0, which its answer does not
+mind (the model reads the level-normalised sound) but which clip wherever the file is
+converted to integer PCM or played; only the web page's meter and waveform, clamped, showed
+it (:func:`over_note`, review stop 53).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["CLIP_LEVEL", "CLIP_RUN", "COARSE_MIN_STEPS", "COARSE_STEPS", "FULL_SCALE",
-           "LOSSY_CLIP_SHARE", "LOSSY_SUBTYPES", "PCM_BITS", "ClipCounter", "clip_note",
-           "coarse_note"]
+__all__ = ["CLIP_LEVEL", "CLIP_RUN", "COARSE_MIN_STEPS", "COARSE_STEPS", "FLOAT_SUBTYPES",
+           "FULL_SCALE", "LOSSY_CLIP_SHARE", "LOSSY_SUBTYPES", "OVER_LEVEL", "PCM_BITS",
+           "ClipCounter", "clip_note", "coarse_note", "over_note"]
 
 #: A sample at or above this magnitude (-0.009 dBFS; 16-bit full scale is 32767/32768) is at
 #: full scale.
 CLIP_LEVEL = 0.999
 #: Full-scale samples count as clipping when at least this many follow each other.
 CLIP_RUN = 3
+#: A sample of larger magnitude is over full scale (a float format's; 1.0 itself is full
+#: scale, and a float32 rounding step above it is not worth a word).
+OVER_LEVEL = 1.0 + 1e-6
+#: libsndfile's float subtypes: the only formats whose samples can lie beyond full scale
+#: (an integer or companded format cannot; a lossy codec's ringing over it is clipping,
+#: :data:`LOSSY_CLIP_SHARE`)
+FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 
 
 #: A recording whose loudest sample is fewer steps of its integer format than this is coarse
@@ -83,13 +96,16 @@ class ClipCounter:
     order: runs of at least :data:`CLIP_RUN` samples at full scale, a run followed across
     blocks (``lossy``: every sample at full scale, see :data:`LOSSY_CLIP_SHARE`). Full scale
     is :data:`CLIP_LEVEL` up to 1.0 (a float file's samples over 1.0 are not clipped in the
-    file: its answer was the unclipped one, QA stop 39), or the format's own largest value:
+    file: its answer was the unclipped one, QA stop 39; they are counted in :attr:`over` and
+    said by :func:`over_note`), or the format's own largest value:
     127/128 for 8-bit audio (its positive half was never counted), :data:`FULL_SCALE` for
     G.711. ``subtype``: libsndfile's (``"PCM_16"``, ``"ULAW"``, ...; None: unknown).
 
     Attributes:
         n_samples: samples seen (every channel's).
         peak: the largest magnitude seen.
+        over: samples seen beyond full scale (magnitude above :data:`OVER_LEVEL`, every
+            channel's).
     """
 
     def __init__(self, subtype: str | None = None, *, lossy: bool = False) -> None:
@@ -97,6 +113,8 @@ class ClipCounter:
         self.peak = 0.0
         self.bits = PCM_BITS.get(subtype or "")
         self.lossy = lossy or subtype in LOSSY_SUBTYPES
+        self.float_format = subtype in FLOAT_SUBTYPES
+        self.over = 0
         top = FULL_SCALE.get(subtype or "", 1.0 - 2.0 ** (1 - self.bits) if self.bits else 1.0)
         self.level = min(CLIP_LEVEL, top - 1e-6)
         self._done: list[int] = []  # per channel
@@ -117,7 +135,9 @@ class ClipCounter:
             self._close()  # run left open before can end here
             return
         m = np.abs(b)
-        at = (m >= self.level) & (self.lossy | (m <= 1.0 + 1e-6))
+        over = m > OVER_LEVEL
+        self.over += int(over.sum())
+        at = (m >= self.level) & (self.lossy | ~over)
         for c in range(b.shape[1]):
             if self.lossy:
                 self._done[c] += int(at[:, c].sum())
@@ -146,8 +166,9 @@ class ClipCounter:
         return max(per) / max(1, self.n_samples // max(1, len(per))) if per else 0.0
 
     def notes(self, name: str) -> list[str]:
-        """The warnings of what was counted: clipping, and coarse resolution for an
-        integer format (:attr:`bits`; None: a float, companded or lossy format)."""
+        """The warnings of what was counted: clipping, coarse resolution for an integer
+        format (:attr:`bits`; None: a float, companded or lossy format), and samples over
+        full scale for a float format."""
         clipped, share = self.clipped, self.share()
         out = ([clip_note(name, clipped, share, len(self._done))] if clipped and (
             not self.lossy or share >= LOSSY_CLIP_SHARE) else [])
@@ -155,13 +176,22 @@ class ClipCounter:
         eight = (self.bits or 99) <= 8  # every 8-bit file with a signal (truth check, 39)
         if (eight and steps >= 0.5) or COARSE_MIN_STEPS <= steps < COARSE_STEPS:
             out.append(coarse_note(name, int(round(steps)), self.bits or 0, self.peak))
+        if self.float_format and self.over:
+            out.append(over_note(name, self.over, self.over / max(1, self.n_samples),
+                                 self.peak))
         return out
+
+
+def _share_text(share: float) -> str:
+    """A share of samples as a warning writes it: two decimals of a percent, or "under
+    0.01%" (a few samples are not "0.00%")."""
+    return f"{share:.2%}" if share >= 5e-5 else "under 0.01%"
 
 
 def clip_note(name: str, clipped: int, share: float, channels: int = 1) -> str:
     """The warning of a recording with ``clipped`` samples at full scale, ``share`` of the
     samples of its most clipped channel, in the words of every answer."""
-    part = f"{share:.2%}" if share >= 5e-5 else "under 0.01%"
+    part = _share_text(share)
     of = " of its most clipped channel" if channels > 1 else ""
     return (f"{name}: the recording is clipped: {clipped:,} samples ({part}{of}) sit at full "
             "scale, so the loudest parts are distorted and the answer may suffer; record "
@@ -176,3 +206,17 @@ def coarse_note(name: str, steps: int, bits: int, peak: float) -> str:
     return (f"{name}: the recording is coarse: its loudest sample is {steps} steps of its "
             f"{bits}-bit scale ({20 * np.log10(peak):.1f} dBFS), so the quiet parts of the "
             f"voice are lost to rounding and the answer is less reliable; {advice}.")
+
+
+def over_note(name: str, over: int, share: float, peak: float) -> str:
+    """The warning of a float recording with ``over`` samples beyond full scale, ``share``
+    of its samples (every channel's), the loudest of magnitude ``peak`` (full scale 1.0)."""
+    part = _share_text(share)
+    db = 20 * math.log10(peak)
+    level = f"{db:+.1f} dBFS" if db >= 0.05 else "under +0.05 dBFS"
+    cut = max(0.1, math.ceil(db * 10) / 10)
+    return (f"{name}: the recording goes over full scale: {over:,} samples ({part}) of this "
+            f"float file lie beyond 1.0, the loudest at {level}; the answer does not suffer "
+            "(the model reads the level-normalised sound), but they clip wherever the file "
+            "is converted to integer PCM (16- or 24-bit) or played: lower its gain by at "
+            f"least {cut:.1f} dB first.")

@@ -24,6 +24,7 @@ __all__ = [
     "RESAMPLE_QUALITY",
     "to_float32",
     "channel_weights",
+    "mix_channels",
     "to_mono",
     "remove_dc",
     "resample",
@@ -195,11 +196,18 @@ def to_mono(x: np.ndarray, *, channel_axis: int = -1) -> np.ndarray:
     if x.shape[channel_axis] == 1:  # a slice copy: ``np.take`` took ~12x longer (0.27 ms)
         return (x[0] if channel_axis % 2 == 0 else x[:, 0]).copy()
     xs = x.T if channel_axis % 2 == 0 else x  # (n_samples, n_channels)
-    w = channel_weights(xs)
-    if np.all(w == 1.0):
+    return mix_channels(xs, channel_weights(xs))
+
+
+def mix_channels(xs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """float32 mono ``(n_samples,)`` of float32 ``xs`` ``(n_samples, n_channels)`` mixed with
+    :func:`channel_weights`' ``weights`` (each 0, 1 or -1): the mean of the kept channels,
+    flipped where -1 (the plain mean when all are 1). Shared by :func:`to_mono` and the
+    live input's per-piece mixer, so a stream is mixed as a file is."""
+    if np.all(weights == 1.0):
         return xs.mean(axis=1, dtype=np.float32)
-    mixed = np.einsum("ij,j->i", xs, w)  # not xs @ w: no BLAS threads (see _moments)
-    return (mixed / np.float32(np.count_nonzero(w))).astype(np.float32)
+    mixed = np.einsum("ij,j->i", xs, weights)  # not xs @ w: no BLAS threads (see _moments)
+    return (mixed / np.float32(np.count_nonzero(weights))).astype(np.float32)
 
 
 def remove_dc(wave: np.ndarray, *, in_place: bool = False) -> np.ndarray:
@@ -324,11 +332,14 @@ def faint_note(name: str, threshold_dbfs: float = SILENCE_DBFS, *, digital: bool
                ) -> str:
     """The warning of an input whose loudest frame is below ``threshold_dbfs`` (:func:`is_silent`),
     in the words of a prediction and of a timeline alike; ``digital``: every sample has one
-    value (a muted input: moving closer to the microphone does not help, QA stop 39)."""
+    value (a muted input: moving closer to the microphone does not help, QA stop 39). Such
+    input is answered ``no_speech``, its reason (``silence``) saying that it is silent: its
+    warning gives the cause and what to do without saying so a second time (the two said it
+    twice: review, stop 53)."""
     if digital:
-        return (f"{name}: the audio is silent or nearly so (no sound at all: every sample "
-                "has the same value): check that the microphone is not muted and that the "
-                "right input device is chosen.")
+        return (f"{name}: every sample has the same value, as a muted or disconnected input "
+                "records: check that the microphone is not muted and that the right input "
+                "device is chosen.")
     return (f"{name}: the audio is silent or nearly so (loudest frame below "
             f"{threshold_dbfs:.0f} dBFS): too faint to judge reliably; record closer to the "
             "microphone.")

@@ -19,6 +19,7 @@ from emovox.cli.common import (
     drop_stdout,
     fail,
     output_gone,
+    setup_logging,
     written,
 )
 
@@ -46,7 +47,8 @@ def listen(
     ] = 16000,
     channels: Annotated[
         int, typer.Option(min=1, max=8, help="Interleaved channels of the PCM on stdin "
-                          "(averaged into one).")
+                          "(mixed into one as a file's are: a silent or hissing channel "
+                          "left out, one in opposite polarity flipped).")
     ] = 1,
     device: Annotated[
         str | None, typer.Option(help="Microphone: input device name or number.")
@@ -57,7 +59,8 @@ def listen(
     from emovox.serving.live import iter_microphone, iter_pcm, model_window_s
     from emovox.serving.live import listen as run_live
 
-    model = check_model_option(model)
+    setup_logging(False)  # its logged warnings as predict's and timeline's: "WARNING" first
+    model = check_model_option(model)  # (they came bare, from logging's last resort: stop 53)
     if source not in (None, STDIN):
         fail(ValueError(f"listen reads '-' (raw PCM on stdin) or the microphone, got "
                         f"{source!r}; for a file use `emovox timeline {source}`, or pipe it: "

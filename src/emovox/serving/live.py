@@ -38,6 +38,7 @@ from emovox.features.vad import speech_verdict
 from emovox.serving.answer import Status
 from emovox.serving.mic import LiveInputError, Skipped, iter_microphone
 from emovox.serving.params import TIMELINE_WINDOW_S, TimelineParams
+from emovox.serving.stream import ChannelMixer
 
 log = logging.getLogger(__name__)
 
@@ -143,34 +144,55 @@ class RingBuffer:
         return ordered[len(ordered) - self._filled :]
 
 
-def _lag1(x: np.ndarray) -> float:
-    """Lag-1 autocorrelation of ``x`` (0.0 for a constant): sound sampled at 8 kHz or more
-    is smooth (speech 0.8-0.99), samples read in the wrong format are rough (about 0)."""
-    x = np.asarray(x, np.float64)
-    x = x - x.mean()
-    energy = float(x @ x)
-    return float(x[1:] @ x[:-1]) / energy if energy > 0.0 else 0.0
+def _lag1(x: np.ndarray, channels: int = 1) -> float:
+    """Lag-1 autocorrelation of ``x`` (0.0 for a constant), of its ``channels`` interleaved
+    channels together (each without its mean): sound sampled at 8 kHz or more is smooth
+    (speech 0.8-0.99), samples read in the wrong format are rough (about 0)."""
+    x = np.asarray(x, np.float64).reshape(-1, channels)
+    x = x - x.mean(axis=0)
+    energy = float(np.einsum("ij,ij->", x, x))  # not a BLAS dot: no threads (see to_mono)
+    return float(np.einsum("ij,ij->", x[1:], x[:-1])) / energy if energy > 0.0 else 0.0
 
 
-def pcm_format_hint(samples: np.ndarray) -> str | None:
-    """What the int16 ``samples`` of a stream read as s16le are instead, if they are much
-    smoother (lag-1 autocorrelation over 0.6, and 0.3 more than as s16le) read as 32-bit
-    little-endian floats (``"32-bit float"``) or byte-swapped (``"big-endian"``), or look
-    like two interleaved channels (``"2-channel"``, :func:`_interleaved`; a stereo stream
-    read as mono doubled every time without a word: code review, stop 46); None when they
-    look right, are noise whichever way they are read, or are too few to say."""
+def _roughest(x: np.ndarray, channels: int) -> float:
+    """The least smooth of the ``channels`` interleaved channels of ``x`` that carry sound
+    (energy over 1e-6 of the loudest), each measured by the lower of its lag-1 and lag-2
+    autocorrelations: read as s16le, a float stream's low halves make a channel of noise,
+    and with the same signal on two channels each of its frames twice (a lag-1 of 0.5)."""
+    x = np.asarray(x, np.float64).reshape(-1, channels)
+    x = x - x.mean(axis=0)
+    energy = np.einsum("ij,ij->j", x, x)
+    if not energy.max() > 0.0:
+        return 0.0
+    lags = np.minimum(np.einsum("ij,ij->j", x[1:], x[:-1]), np.einsum("ij,ij->j", x[2:], x[:-2]))
+    sound = energy > 1e-6 * energy.max()
+    return float(np.min(lags[sound] / energy[sound]))
+
+
+def pcm_format_hint(samples: np.ndarray, channels: int = 1) -> str | None:
+    """What the int16 ``samples`` of a stream read as s16le (``channels`` interleaved) are
+    instead, if they are much smoother (lag-1 autocorrelation over 0.6, and 0.3 more than as
+    s16le) read as 32-bit little-endian floats (``"32-bit float"``) or byte-swapped
+    (``"big-endian"``), or, read as mono, look like two interleaved channels
+    (``"2-channel"``, :func:`_interleaved`; a stereo stream read as mono doubled every time
+    without a word: code review, stop 46); None when they look right, are noise whichever
+    way they are read, or are too few to say. With channels, the smoothness as s16le is
+    that of the roughest channel with sound (:func:`_roughest`; they went unchecked: review,
+    stop 53)."""
     v = np.asarray(samples, np.int16)
-    if len(v) < 2000:
+    v = v[: len(v) // channels * channels]
+    if len(v) < 2000 * channels:
         return None
-    bar = max(0.6, _lag1(v) + 0.3)
-    f = np.frombuffer(v[: len(v) // 2 * 2].astype("<i2").tobytes(), "<f4")
+    bar = max(0.6, (_lag1(v) if channels == 1 else _roughest(v, channels)) + 0.3)
+    f = np.frombuffer(v[: len(v) // (2 * channels) * 2 * channels].astype("<i2").tobytes(),
+                      "<f4")
     with np.errstate(all="ignore"):  # a stereo pair (L, 0) read as a float is a denormal
         plausible = bool(np.all(np.isfinite(f)) and 1e-20 <= np.abs(f).max() <= 1e3)  # (47)
-    if plausible and _lag1(f) > bar:
+    if plausible and _lag1(f, channels) > bar:
         return "32-bit float"
-    if _lag1(v.astype("<i2").byteswap()) > bar:
+    if _lag1(v.astype("<i2").byteswap(), channels) > bar:
         return "big-endian"
-    return "2-channel" if _interleaved(v) else None
+    return "2-channel" if channels == 1 and _interleaved(v) else None
 
 
 def _interleaved(v: np.ndarray) -> bool:
@@ -221,21 +243,22 @@ SNIFF_BYTES = 64
 def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S, sr: int = TARGET_SR,
              channels: int = 1) -> Iterator[np.ndarray]:
     """float32 mono blocks (full scale 1.0) of raw PCM s16le read from ``stream``, its
-    ``channels`` interleaved channels averaged, each yielded as soon as it is read
-    (``read1``: what has arrived, at most ``block_s``). The stream's first
-    :data:`SNIFF_BYTES` are checked for a file's header (:func:`container_hint`) and a mono
-    stream's pieces of :data:`FORMAT_CHECK_S` seconds, over its first
-    :data:`FORMAT_CHECK_UNTIL_S` seconds until one is, for samples of another format
-    (:func:`pcm_format_hint`): either got emotions on noise (QA, stops 30 and 39), so a
-    warning says how to convert."""
+    ``channels`` interleaved channels mixed by the rule of files (:class:`ChannelMixer`;
+    averaged before stop 53), each yielded as soon as it is read (``read1``: what has
+    arrived, at most ``block_s``). The stream's first :data:`SNIFF_BYTES` are checked for a
+    file's header (:func:`container_hint`) and its pieces of :data:`FORMAT_CHECK_S`
+    seconds, over its first :data:`FORMAT_CHECK_UNTIL_S` seconds until one is, for samples
+    of another format (:func:`pcm_format_hint`; mono ones only before stop 53): either got
+    emotions on noise (QA, stops 30 and 39), so a warning says how to convert."""
     if channels < 1:
         raise ValueError(f"channels must be 1 or more, got {channels}")
     read = getattr(stream, "read1", stream.read)
     frame = S16_BYTES * channels
     size = max(frame, int(block_s * sr) * frame)
     carry, head, sniff = b"", b"", b""
-    check = int(FORMAT_CHECK_S * sr) * S16_BYTES if channels == 1 else 0
-    left = int(FORMAT_CHECK_UNTIL_S * sr) * S16_BYTES if channels == 1 else 0
+    check = int(FORMAT_CHECK_S * sr) * frame
+    left = int(FORMAT_CHECK_UNTIL_S * sr) * frame
+    mixer = ChannelMixer(channels, sr) if channels > 1 else None
     while True:
         data = read(size)
         if sniff is not None and (not data or len(sniff) + len(data) >= SNIFF_BYTES):
@@ -256,35 +279,45 @@ def iter_pcm(stream: BinaryIO, *, block_s: float = READ_BLOCK_S, sr: int = TARGE
             left -= usable  # format of what followed (timeline/listen review, stop 52)
             while len(head) >= check:
                 piece, head = head[:check], head[check:]
-                if _warn_format(np.frombuffer(piece, "<i2"), sr):
+                if _warn_format(np.frombuffer(piece, "<i2"), sr, channels):
                     left = 0
                     break
             if left <= 0:
                 head = b""
         if usable:
-            x = np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0
-            yield x if channels == 1 else x.reshape(-1, channels).mean(axis=1)
+            x = np.frombuffer(data[:usable], "<i2")
+            yield (x.astype(np.float32) / 32768.0 if mixer is None else
+                   mixer.mix(x.reshape(-1, channels)))
 
 
 def _warn_container(head: bytes, sr: int) -> None:
     if kind := container_hint(head):
         log.warning("the input starts like %s, not raw PCM: answers on it are noise. "
-                    "Decode it first, e.g. ffmpeg -i - -f s16le -ar %d -ac 1 - | emovox "
-                    "listen -", kind, sr)
+                    "Decode it first, e.g. ffmpeg -i - -f s16le -ar %d -ac 1 - | %s", kind,
+                    sr, _listen_command(sr, 1))
 
 
-def _warn_format(samples: np.ndarray, sr: int) -> bool:
-    """Log what ``samples`` look like instead of mono s16le, if anything; whether it did."""
-    hint = pcm_format_hint(samples)
+def _warn_format(samples: np.ndarray, sr: int, channels: int = 1) -> bool:
+    """Log what ``samples`` (``channels`` interleaved) look like instead of s16le, if
+    anything; whether it did."""
+    hint = pcm_format_hint(samples, channels)
     if hint == "2-channel":
         log.warning("the input looks like 2 interleaved channels (stereo), not mono: every "
                     "time would be doubled. Pass --channels 2, or mix it down, e.g. ffmpeg "
-                    "-i URL -f s16le -ar %d -ac 1 - | emovox listen -", sr)
+                    "-i URL -f s16le -ar %d -ac 1 - | %s", sr, _listen_command(sr, 1))
     elif hint:
         log.warning("the input looks like %s samples, not 16-bit little-endian PCM: answers "
-                    "on it are noise. Convert it, e.g. ffmpeg -f %s -ar %d -ac 1 -i - -f "
-                    "s16le - | emovox listen -", hint, _FFMPEG_FORMAT[hint], sr)
+                    "on it are noise. Convert it, e.g. ffmpeg -f %s -ar %d -ac %d -i - -f "
+                    "s16le - | %s", hint, _FFMPEG_FORMAT[hint], sr, channels,
+                    _listen_command(sr, channels))
     return hint is not None
+
+
+def _listen_command(sr: int, channels: int) -> str:
+    """``emovox listen -`` with the options that read ``sr`` Hz and ``channels`` (the advice
+    said no --rate: its command read a 44.1 kHz stream as 16 kHz)."""
+    return "emovox listen -" + (f" --rate {sr}" if sr != TARGET_SR else "") + (
+        f" --channels {channels}" if channels > 1 else "")
 
 
 def model_window_s(predictor: Any) -> float:

@@ -100,10 +100,11 @@ def page_warnings(answer: Sequence[str], timeline: Sequence[str] = ()) -> list[s
     tracks, mains hum; near-silence has its own box), then a mains hum only the timeline's
     60 s blocks found (in part of a long recording: web QA, stop 32), marked as the
     timeline's since the answer's download does not carry it; none of it on near-silent
-    audio, where the answer says near-silence instead (re-check 2)."""
-    out = [n for n in answer if _SILENT not in n or _MUTED in n]  # a muted input's advice
-    # is said (the page showed "the recording is silent" alone: re-check, stop 39)
-    if any(_SILENT in n for n in answer) or any(_HUM in n for n in answer):
+    audio, where the answer says near-silence instead (re-check 2). A muted input's advice
+    is said (the page showed "the recording is silent" alone: re-check, stop 39); its
+    note does not say silent again (stop 53)."""
+    out = [n for n in answer if _SILENT not in n]
+    if any(_SILENT in n or _MUTED in n or _HUM in n for n in answer):
         return out
     out += [f"The timeline found: {n}" for n in timeline if _HUM in n]
     return out
@@ -116,7 +117,7 @@ def says_clipped(warnings: Sequence[str]) -> bool:
 
 # what marks the decoder's notes (after the file's name)
 _SILENT = ": the audio is silent or nearly so"
-_MUTED = "(no sound at all"
+_MUTED = ": every sample has the same value"
 _CLIPPED = ": the recording is clipped: "
 _HUM = ": mains hum at "
 
