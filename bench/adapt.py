@@ -36,6 +36,8 @@ import pandas as pd
 
 from emovox.adaptation import DOMINANT_PRIOR, adapt, references_mean, speaker_prior
 from emovox.calibration import apply_temperature, fit_temperature
+from emovox.cli.common import ExitCode
+from emovox.experiment.rundir import PREDICTIONS_FILE, RunDirError
 from emovox.metrics import expected_calibration_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +69,13 @@ class Row:
 
 
 def load_run(folder: Path) -> Run:
-    df = pd.read_csv(folder / "predictions.csv")
+    """The scored rows of ``folder``'s predictions.csv; RunDirError naming the folder when
+    it is missing or holds none."""
+    if not (folder / PREDICTIONS_FILE).is_file():
+        raise RunDirError(f"{folder}: " + (f"no {PREDICTIONS_FILE} (a run folder of emovox "
+                                            "evaluate or fuse, or bench/target_stats.py --out)"
+                                            if folder.is_dir() else "no such folder"))
+    df = pd.read_csv(folder / PREDICTIONS_FILE)
     if "error" in df:
         df = df[df["error"].isna() | (df["error"] == "")]
     cols = [c for c in df.columns if c.startswith("p_")]
@@ -254,15 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     print("command: bench/adapt.py " + " ".join(sys.argv[1:] if argv is None else argv))
     print(f"temperature: {args.temperature}; UA and recall in %, ECE in % (15 bins); "
           "± = std over seeds of the reference draw")
-    for folder in args.runs:
-        run = load_run(folder)
+    try:
+        runs = [load_run(folder) for folder in args.runs]  # every one before the first table
+    except RunDirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    for run in runs:
         print_table(run, bench_run(run, args.temperature, args.k, args.seeds, args.source))
         ts = refit_temperatures(run, adapt_all(calibrate(run, args.temperature), run.speaker,
                                                1.0)[0])
         how = "under" if max(ts) < 1 else "over" if min(ts) > 1 else "under/over"
         print(f"\nT' of 'adapted, all clips' per fold: {min(ts):.2f}-{max(ts):.2f}: the "
               f"adapted probabilities are {how}-confident (T' < 1 sharpens, > 1 softens)")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

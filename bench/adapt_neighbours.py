@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from emovox.audio import load_audio
+from emovox.cli.common import ExitCode
+from emovox.experiment.rundir import RunDirError
 from emovox.features.smile import egemaps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -118,8 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     grid = ([(k, a) for k in GRID_K for a in GRID_A] if args.stage == "select"
             else [(args.k, args.a)])
-    settings(load_run(args.run), run_paths(args.run), args.corpus, args.cache, grid)
-    return 0
+    try:
+        run = load_run(args.run)
+    except RunDirError as exc:  # as bench/adapt.py says it
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    settings(run, run_paths(args.run), args.corpus, args.cache, grid)
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -60,20 +60,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from target_stats import fold_predictor
 
 from emovox import augment as aug
 from emovox.audio import load_audio
 from emovox.audio.codec import Codec, codec_round_trips
+from emovox.cli.common import ExitCode
 from emovox.corpora import scan_corpus
 from emovox.errors import EmovoxError
 from emovox.experiment.crosscorpus import shared_label_set
-from emovox.experiment.rundir import read_run
+from emovox.experiment.rundir import RunDirError, read_run
 from emovox.metrics import compute_metrics
 from emovox.serving.answer import UNCERTAIN_BELOW
 from emovox.serving.predictor import Predictor
@@ -167,15 +170,6 @@ def rows_of(probs: dict[str, np.ndarray], labels: list[str], model_labels: list[
     return rows
 
 
-def fold_predictor(part: Path) -> Predictor:
-    """The one fold model a ``--save-models`` part holds."""
-    folds = sorted((part / "models").glob("fold*"))
-    if len(folds) != 1:
-        raise SystemExit(f"{part}: expected one saved fold model (--save-models), "
-                         f"found {len(folds)}")
-    return Predictor.from_artifact(folds[0], threads=1)
-
-
 def cv_rows(groups: list[list[Path]], seed: int, codecs: bool
             ) -> tuple[str, int, list[dict[str, object]]]:
     """Every fold's model (the mean of its networks' probabilities: one part list per
@@ -187,14 +181,14 @@ def cv_rows(groups: list[list[Path]], seed: int, codecs: bool
     model_labels: list[str] = []
     names: list[str] = []
     for parts in zip(*groups, strict=True):
-        tests = [[r.path for r in read_run(p).predictions.scored()] for p in parts]
-        if any(t != tests[0] for t in tests):
+        scored = [read_run(p).predictions.scored() for p in parts]
+        if any([r.path for r in s] != [r.path for r in scored[0]] for s in scored):
             raise SystemExit(f"{', '.join(map(str, parts))}: other test clips (not one fold)")
-        rows = read_run(parts[0]).predictions.scored()
+        rows = scored[0]
         per_net = []
         decoded: dict[int, list[np.ndarray]] = {}  # the fold's clips, once per sample rate
-        for part in parts:
-            pred = fold_predictor(part)
+        for part, own in zip(parts, scored, strict=True):
+            pred = fold_predictor(part, own, backend="auto")
             model_labels = list(pred.labels)
             if not labels:  # the first fold names the networks
                 names.append(pred.model_id)
@@ -220,8 +214,17 @@ def print_rows(title: str, rows: list[dict[str, object]]) -> None:
               f"{r['top']} |")
 
 
-def main() -> None:
+def main() -> int:
     a = parse()
+    try:
+        bench(a)
+    except RunDirError as exc:  # a missing --cv part, or one without its fold model
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    return ExitCode.OK
+
+
+def bench(a: argparse.Namespace) -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     t0 = time.perf_counter()
     if a.cv:
@@ -242,4 +245,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import logging
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from target_stats import fold_predictor, restrict, ua, write_predictions
+from target_stats import cv_groups, fold_predictor, restrict, ua, write_predictions
 
 from emovox.audio import load_audio
-from emovox.experiment.rundir import read_run
+from emovox.cli.common import ExitCode
+from emovox.experiment.rundir import RunDirError, read_run
 from emovox.serving.predictor import Predictor
 
 SETTINGS = ("centre", "crops", "speeds")
@@ -73,7 +74,7 @@ def fold_probabilities(parts: list[Path]) -> tuple[list, list[str], dict[str, np
         if [Path(r.path).resolve() for r in preds.scored()] != [Path(r.path).resolve()
                                                                  for r in rows]:
             raise SystemExit(f"{part}: other test clips than {parts[0]} (not one fold)")
-        pred = fold_predictor(part)
+        pred = fold_predictor(part, preds.scored())
         labels = list(pred.labels)
         pp = pred.preprocess
         tta = dataclasses.replace(pred, preprocess=pp.replace(speeds=TTA_SPEEDS))
@@ -95,15 +96,21 @@ def fold_probabilities(parts: list[Path]) -> tuple[list, list[str], dict[str, np
     return rows, labels, sums, check, n_win
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cv", action="append", required=True)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     logging.getLogger("emovox").setLevel(logging.ERROR)  # each clip's hum / clipping note
-    groups = [sorted(Path(p) for p in glob.glob(g)) for g in args.cv]
-    if not groups[0] or len({len(g) for g in groups}) != 1:
-        raise SystemExit("every --cv pattern must match the same, non-zero number of parts")
+    try:
+        bench(cv_groups(args.cv), args.out)
+    except RunDirError as exc:  # a missing part, or one without its fold model
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    return ExitCode.OK
+
+
+def bench(groups: list[list[Path]], out: Path) -> None:
     every: dict[str, list] = {s: [] for s in SETTINGS}
     labels: list[str] = []
     for k, parts in enumerate(zip(*groups, strict=True)):
@@ -111,7 +118,7 @@ def main() -> None:
         rows, labels, probs, check, n_win = fold_probabilities(list(parts))
         fold = int(rows[0].fold)
         for s in SETTINGS:
-            write_predictions(args.out / s / "predictions.csv", fold, rows, labels, probs[s],
+            write_predictions(out / s / "predictions.csv", fold, rows, labels, probs[s],
                               header=k == 0)
             every[s].append((rows, probs[s]))
         print(f"fold {fold} ({len(rows)} clips, {n_win:.2f} windows per clip, "
@@ -128,4 +135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

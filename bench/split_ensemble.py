@@ -11,7 +11,10 @@ input standardisation, recovered from the ensemble's (block ``b``'s normaliser a
 std_k``). Its training augmentation is written back when the ensemble's recorded summary for
 the member is one of the named recipes' (``AugmentRecipe``), so a new ensemble's card names
 it again; what the ensemble did not record (the member's validation split, training seconds)
-is left out. Nothing is retrained: the weights are the ensemble's, copied.
+is left out. Its ``data`` section is the ensemble's data as its ``trained_on`` records it
+(:func:`member_data`), so that ``emovox ensemble --calibrate`` compares the corpora of the
+members' CV runs with the corpora they were trained on, not with RAVDESS alone (the default
+of a config without one). Nothing is retrained: the weights are the ensemble's, copied.
 
 The check: an ensemble of the written folders (``ensemble_bundle``, no ONNX) must read the
 same ``Preprocess`` as the original, and on 64 random network inputs the largest probability
@@ -34,6 +37,8 @@ import torch
 
 from emovox.artifact import attach_inference, save_model
 from emovox.augment import AugmentRecipe, augment_summary, recipe_config
+from emovox.config import DataConfig, ExperimentConfig
+from emovox.corpora import canonical_name
 from emovox.experiment.package import ensemble_bundle
 from emovox.features.uttnorm import UtteranceNorm, utt_norm_modes
 from emovox.preprocess import Normaliser
@@ -49,6 +54,30 @@ def member_augment(summary: str) -> dict[str, Any] | None:
             if augment_summary(cfg) == summary:
                 return cfg
     return None
+
+
+def member_data(trained_on: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``data`` section of the members' experiment config, as a run's ``config.yaml``
+    writes it (:meth:`ExperimentConfig.to_dict`), from what the ensemble's ``trained_on``
+    records: its corpora (in their order), vocal channels and corpus balance. Data folders
+    are not recorded: a public corpus gets an empty root, one's own data (``own_data``:
+    ``READER=NAME``) its folder's name, what the recipe check compares. ``None`` when the
+    members were trained on different data (``member_data``) or no corpus is recorded."""
+    if "member_data" in trained_on:
+        return None
+    counts = trained_on.get("corpora")
+    names = list(counts) if isinstance(counts, dict) else [
+        c for c in str(trained_on.get("corpus") or "").split("+") if c]
+    if not names:
+        return None
+    own = dict(str(o).partition("=")[::2] for o in trained_on.get("own_data") or ())
+    roots = [own.get(canonical_name(n), "") for n in names]
+    data = DataConfig(corpus=names[0], root=roots[0],
+                      corpora=tuple(f"{n}={r}" for n, r in zip(names[1:], roots[1:],
+                                                                strict=True)),
+                      vocal_channels=tuple(trained_on.get("channels") or ("speech",)),
+                      balance_corpora=bool(trained_on.get("balance_corpora", False)))
+    return ExperimentConfig(data=data).to_dict()["data"]
 
 
 def member_classifier(ens: Any, meta: Any, k: int) -> TorchClassifier:
@@ -86,6 +115,7 @@ def split(path: Path, out: Path) -> list[Path]:
     augs = list(meta.trained_on.get("member_augment") or [""] * len(names))
     trained_on = {k: v for k, v in meta.trained_on.items()
                   if k not in ("members", "member_augment", "seconds")}
+    data = member_data(meta.trained_on)
     written = []
     for k, name in enumerate(names):
         clf = member_classifier(ens, meta, k)
@@ -96,7 +126,8 @@ def split(path: Path, out: Path) -> list[Path]:
             params["utt_norm"] = mode.value
         pre = meta.preprocess.replace(feature_params=params, frontend=None,
                                       frontend_params=None, norm=None)
-        config: dict[str, Any] = {"model": {"name": name, "params": {}}}
+        config: dict[str, Any] = {"model": {"name": name, "params": {}},
+                                  **({"data": data} if data is not None else {})}
         aug = member_augment(augs[k]) if augs[k] else None
         if aug is not None:
             config["augment"] = aug

@@ -39,6 +39,7 @@ import argparse
 import copy
 import csv
 import glob
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,8 +48,9 @@ from typing import Any
 import numpy as np
 
 from emovox.audio import load_audio
+from emovox.cli.common import ExitCode
 from emovox.experiment.crosscorpus import shared_label_set
-from emovox.experiment.rundir import read_run
+from emovox.experiment.rundir import Prediction, RunDirError, read_run, saved_fold_model
 from emovox.metrics import compute_metrics
 from emovox.preprocess import Normaliser
 from emovox.serving.predictor import Predictor
@@ -67,11 +69,31 @@ def parse() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def fold_predictor(part: Path) -> Predictor:
-    folds = sorted((part / "models").glob("fold*"))
-    if len(folds) != 1:
-        raise SystemExit(f"{part}: expected one saved fold model, found {len(folds)}")
-    return Predictor.from_artifact(folds[0], backend="torch", threads=1)
+def cv_groups(patterns: Sequence[str]) -> list[list[Path]]:
+    """The parts each ``--cv`` glob matches, sorted; RunDirError naming a pattern that
+    matches no folder, or when the patterns match different numbers of parts."""
+    groups = [sorted(Path(p) for p in glob.glob(g)) for g in patterns]
+    if empty := [g for g, parts in zip(patterns, groups, strict=True) if not parts]:
+        raise RunDirError(f"--cv {empty[0]}: no such folder (a glob of cross-validation parts "
+                          "run with --save-models)")
+    if len({len(g) for g in groups}) != 1:
+        raise RunDirError("--cv patterns match " + ", ".join(
+            f"{len(g)} ({p})" for p, g in zip(patterns, groups, strict=True))
+            + " parts: every network needs the same folds")
+    return groups
+
+
+def fold_predictor(part: Path, rows: Sequence[Prediction], backend: str = "torch"
+                   ) -> Predictor:
+    """The fold model the ``--save-models`` part ``part`` holds for its test clips ``rows``
+    (one fold); RunDirError naming the folder when the rows span several folds or the part
+    saved no model (:func:`~emovox.experiment.rundir.saved_fold_model`)."""
+    folds = sorted({r.fold for r in rows}, key=str)
+    if len(folds) != 1 or folds[0] is None:
+        raise RunDirError(f"{part}: test clips of folds {folds or 'none'}, not one "
+                          "cross-validation fold (evaluate --folds K --save-models)")
+    return Predictor.from_artifact(saved_fold_model(part, folds[0]), backend=backend,
+                                   threads=1)
 
 
 def network_inputs(pred: Predictor, waves: Sequence[np.ndarray]) -> np.ndarray:
@@ -154,7 +176,7 @@ def fold_probabilities(parts: Sequence[Path], seed: int
         stored = preds.scored()
         if [r.path for r in stored] != [r.path for r in rows]:
             raise SystemExit(f"{part}: other test clips than {parts[0]} (not one fold)")
-        pred = fold_predictor(part)
+        pred = fold_predictor(part, stored)
         labels = list(pred.labels)
         if pred.sr not in waves:
             waves[pred.sr] = [load_audio(r.path, sr=pred.sr, trim=False).wave for r in rows]
@@ -192,11 +214,18 @@ def ua(rows: list, labels: list[str], p: np.ndarray) -> float:
     return compute_metrics(y, p[:, cols].argmax(1), classes).ua
 
 
-def main() -> None:
+def main() -> int:
     args = parse()
-    groups = [sorted(Path(p) for p in glob.glob(g)) for g in args.cv]
-    if not groups[0] or len({len(g) for g in groups}) != 1:
-        raise SystemExit("every --cv pattern must match the same, non-zero number of parts")
+    try:
+        bench(args)
+    except RunDirError as exc:  # a missing part, or one without its fold model
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    return ExitCode.OK
+
+
+def bench(args: argparse.Namespace) -> None:
+    groups = cv_groups(args.cv)
     every: dict[str, list] = {s: [] for s in SETTINGS}
     for k, parts in enumerate(zip(*groups, strict=True)):
         t0 = time.perf_counter()
@@ -220,4 +249,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
