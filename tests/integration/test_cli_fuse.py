@@ -50,4 +50,9 @@ def test_fuse_refuses_a_run_given_twice(fake_ravdess, fake_cache, tmp_path, monk
         assert res.exit_code == 2, res.output
         assert "is given twice: give each run once; --weights weighs them" in text(res)
         assert not Path("fused").exists()
-    ok(invoke(["fuse", "r/a", "r/b", "--out", "fused"]))  # each once: fused
+    # r/b is r/a's recipe on another --seed that a logistic regression does not read: the
+    # same answers, weighed twice as a copy would be (stop 53); another C gives others
+    res = invoke(["fuse", "r/a", "r/b", "--out", "fused"])
+    assert res.exit_code == 2 and "r/a and r/b hold the same predictions" in text(res)
+    ok(_evaluate(str(fake_ravdess), fake_cache, Path("r/c"), 0, "-p", "C=0.1"))
+    ok(invoke(["fuse", "r/a", "r/c", "--out", "fused"]))  # each once: fused

@@ -13,6 +13,7 @@ from emovox.config import DataConfig, ExperimentConfig, ModelConfig, Protocol, S
 from emovox.errors import ConfigError
 from emovox.experiment import gather, load_dataset, run_experiment
 from emovox.training.trainer import load_trained as load_model
+from run_variants import another_run
 
 
 def cfg_for(root, cache, model: str, **params) -> ExperimentConfig:
@@ -141,6 +142,10 @@ def test_split_seed_keeps_the_random_protocol_s_test_clips_across_model_seeds(
         "s1_alone", "--seed", "1")
     assert base == same and base != other and len(base) == len(other) == 20
     fuse = ["fuse", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "f")]
+    r = CliRunner().invoke(app, fuse)  # a logistic regression reads no seed: the same
+    assert r.exit_code == 2 and "hold the same predictions" in " ".join(r.output.split())
+    another_run(tmp_path / "s1", tmp_path / "s1b")  # answers, refused as a copy (stop 53);
+    fuse[2] = str(tmp_path / "s1b")  # a model whose seed matters fuses: the same clips
     r = CliRunner().invoke(app, fuse)
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, [*fuse[:2], str(tmp_path / "s1_alone"), "--out",
@@ -420,6 +425,7 @@ def test_failed_run_leaves_the_earlier_run_untouched(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.json").write_text('{"protocol": "emobox"}')
+    (out / "predictions.csv").write_text("")  # what every run folder holds (stop 53)
     with pytest.raises(RuntimeError), staged_run_dir(out) as stage:
         (stage / "metrics.json").write_text('{"protocol": "half"}')
         raise RuntimeError("fold 3 crashed")
@@ -512,13 +518,12 @@ def test_fusing_a_speaker_adapted_run_makes_an_adapted_run(fake_ravdess, fake_ca
 
     plain = tmp_path / "plain"
     run_experiment(cfg_for(fake_ravdess, fake_cache, "egemaps_logreg"), plain)
-    adapted = tmp_path / "adapted"
-    shutil.copytree(plain, adapted)
+    adapted = another_run(plain, tmp_path / "adapted")  # not a copy: refused (stop 53)
     meta = json.loads((adapted / "metrics.json").read_text())
     meta["adapt"] = "speaker"
     (adapted / "metrics.json").write_text(json.dumps(meta))
 
-    shutil.copytree(plain, tmp_path / "copy")  # one run given twice is refused (stop 52)
+    another_run(plain, tmp_path / "copy")  # a copy of one run is refused (stop 53)
     assert fuse_runs([plain, tmp_path / "copy"], tmp_path / "f0")["adapt"] == "none"
     assert fuse_runs([plain, adapted], tmp_path / "f1")["adapt"] == "speaker"
     rep = collect_report([tmp_path / "f1", tmp_path / "f0"])

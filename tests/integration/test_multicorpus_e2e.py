@@ -18,6 +18,7 @@ from emovox.errors import ConfigError
 from emovox.experiment import run_experiment
 from emovox.labels import LABELS
 from extra_trees import make_fake_emovo, make_fake_urdu
+from run_variants import another_run
 
 URDU_CLASSES = ["neutral", "happy", "sad", "angry"]
 
@@ -134,13 +135,13 @@ def test_cli_loco_test_only_corpus_is_never_trained_on(fake_ravdess, fake_cache,
     from emovox.experiment.package import model_card
     from emovox.experiment.rundir import read_cv_run
 
-    shutil.copytree(tmp_path / "run", tmp_path / "copy")  # one run given twice is refused
+    another_run(tmp_path / "run", tmp_path / "copy")  # a copy of one run is refused (53)
     fused = fuse_runs([tmp_path / "run", tmp_path / "copy"], tmp_path / "fused")
     assert fused["test_only_corpora"] == ["urdu"]
     cv = read_cv_run(tmp_path / "run", "egemaps_logreg")
     card = " ".join(model_card({"name": "x", "cross_validation": cv.metrics}).split())
     assert "URDU is never trained on" in card
-    shutil.copytree(tmp_path / "run", tmp_path / "run2")  # the same run without the record
+    another_run(tmp_path / "run", tmp_path / "run2")  # another run without the record
     (tmp_path / "run2" / "metrics.json").write_text(json.dumps(
         {k: v for k, v in m.items() if k != "test_only_corpora"}))
     with pytest.raises(ConfigError, match="different test-only"):
@@ -199,10 +200,10 @@ def test_loco_calibration_per_corpus_and_fused_run_in_the_card(loco_run, tmp_pat
     assert sum(r["n"] for r in pc.values()) == rep["n"] == 96 + 42 + 32
     for r in pc.values():
         assert 0 <= r["ece_without"] <= 1 and r["temperature_without"] > 0
-    shutil.copytree(loco_run, tmp_path / "copy")  # one run given twice is refused (stop 52)
+    another_run(loco_run, tmp_path / "copy")  # a run or a copy given twice is refused (53)
     fused = fuse_runs([loco_run, tmp_path / "copy"], tmp_path / "fused")
     m = json.loads((loco_run / "metrics.json").read_text())
-    for c in ("ravdess", "emovo", "urdu"):  # a run fused with its copy scores the same
+    for c in ("ravdess", "emovo", "urdu"):  # fused with one answering alike: the same
         assert fused["per_corpus"][c]["ua"] == pytest.approx(m["per_corpus"][c]["ua"], abs=0.1)
         assert fused["per_corpus"][c]["classes"] == m["per_corpus"][c]["classes"]
     cv = read_cv_run(loco_run, "egemaps_logreg")
@@ -215,7 +216,7 @@ def test_loco_calibration_per_corpus_and_fused_run_in_the_card(loco_run, tmp_pat
 
 
 def test_cli_fuse_and_calibrate_print_each_corpus(loco_run, fake_ravdess, fake_cache, tmp_path):
-    shutil.copytree(loco_run, tmp_path / "copy")  # one run given twice is refused (stop 52)
+    another_run(loco_run, tmp_path / "copy")  # a run or a copy given twice is refused (53)
     r = CliRunner().invoke(app, ["fuse", str(loco_run), str(tmp_path / "copy"), "--out",
                                  str(tmp_path / "fused")])
     assert r.exit_code == 0, r.output

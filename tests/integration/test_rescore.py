@@ -15,6 +15,7 @@ from cli_helpers import invoke, text
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import Prediction, Predictions, read_run, write_predictions
 from emovox.labels import LABELS
+from run_variants import another_run
 from signals import SR, voice, write_clip
 
 pytestmark = pytest.mark.slow  # the bundled default reads each clip several times
@@ -158,8 +159,7 @@ def test_fuse_merge_and_calibrate_keep_the_speeds(cv_run, tta, fold_model, tmp_p
 
     with pytest.raises(ConfigError, match="already read at speeds"):
         rescore_run(tta, tmp_path / "again", speeds=SPEEDS)
-    twin = tmp_path / "twin"
-    shutil.copytree(tta, twin)
+    twin = another_run(tta, tmp_path / "twin")  # a copy is refused (stop 53)
     assert fuse_runs([tta, twin], tmp_path / "fused")["speeds"] == list(SPEEDS)
     metrics = json.loads((twin / "metrics.json").read_text())
     (twin / "metrics.json").write_text(json.dumps({**metrics, "speeds": [1.0, 1.2]}))

@@ -18,6 +18,7 @@ def _cv_run(path: Path, data: DataConfig, n_folds: int = 2) -> Path:
         "pooled": {}, "worst_class": {"label": "sad", "recall": 1.0}, "folds": folds,
         "protocol_folds": n_folds}))
     ExperimentConfig(data=data).save_yaml(path / "config.yaml")
+    (path / "predictions.csv").write_text("")  # what every run folder holds (stop 53)
     return path
 
 

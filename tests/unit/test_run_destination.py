@@ -69,7 +69,8 @@ def test_malformed_records_are_named_not_crashed_on(tmp_path):
 
 
 def test_a_fusion_is_adapted_as_its_adapted_member_and_two_modes_are_refused(tmp_path):
-    runs = [one_hot_run(tmp_path, n, ["angry"] * 4, "m") for n in ("a", "b", "c")]
+    runs = [one_hot_run(tmp_path, n, [answer] * 4, "m")  # copies are refused (stop 53)
+            for n, answer in (("a", "angry"), ("b", "sad"), ("c", "happy"))]
     for run, mode in zip(runs, ("none", "corpus", "speaker"), strict=True):
         meta = json.loads((run / "metrics.json").read_text())
         (run / "metrics.json").write_text(json.dumps({**meta, "adapt": mode}))

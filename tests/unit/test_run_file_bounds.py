@@ -20,7 +20,7 @@ from emovox.config import (
     read_run_yaml,
 )
 from emovox.errors import ConfigError
-from emovox.experiment import rundest, rundir
+from emovox.experiment import runfiles
 from emovox.experiment.recipe import UNREADABLE, recipe_differences
 from emovox.experiment.rundest import check_run_destination, is_run_dir
 from emovox.experiment.rundir import RunDirError, read_metrics, run_val_speakers
@@ -93,14 +93,14 @@ def _run(path: Path, metrics: dict | None = None, config: str | None = None) -> 
     if config is not None:
         (path / "config.yaml").write_text(config)
     (path / "confusion.png").write_bytes(b"png")
+    (path / "predictions.csv").write_text("true,p_angry\n")  # what every run folder holds
     return path
 
 
 def test_metrics_over_the_cap_are_refused(tmp_path, monkeypatch):
     run = _run(tmp_path / "r", {"protocol": "emobox", "pad": "x" * 2000})
     assert read_metrics(run)["protocol"] == "emobox" and is_run_dir(run)
-    monkeypatch.setattr(rundir, "METRICS_MAX_BYTES", 1000)
-    monkeypatch.setattr(rundest, "METRICS_MAX_BYTES", 1000)
+    monkeypatch.setattr(runfiles, "METRICS_MAX_BYTES", 1000)  # where read_metrics lives
     with pytest.raises(RunDirError, match=rf"^{run / 'metrics.json'}: larger than"):
         read_metrics(run)
     assert not is_run_dir(run)  # not known for a run folder: never replaced

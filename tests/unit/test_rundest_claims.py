@@ -122,5 +122,6 @@ def test_a_claim_being_made_in_a_runs_models_folder_is_the_runs_own(tmp_path):
     run = tmp_path / "run"
     (run / "models" / "fold0").mkdir(parents=True)
     (run / "metrics.json").write_text('{"protocol": "loso"}')
+    (run / "predictions.csv").write_text("")  # what every run folder holds (stop 53)
     (run / "models" / ".fold0.pending-12-0a1b2c3d").mkdir()
     check_run_destination(run)

@@ -106,7 +106,8 @@ def test_a_run_keeps_no_lock_file_and_a_left_one_is_not_foreign(tmp_path):
     out = tmp_path / "run"
     with staged_run_dir(out) as stage:
         (stage / "metrics.json").write_text('{"protocol": "loso"}')
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+        (stage / "predictions.csv").write_text("")  # what every run folder holds (stop 53)
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "predictions.csv"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     # a swap killed between its rename and removing the lock file leaves one in the run
     (out / ".emovox-claim.lock").write_text("")

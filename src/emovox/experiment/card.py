@@ -227,10 +227,13 @@ def _cv_lines(cv: dict[str, Any], *, also: bool = False) -> list[str]:
     lines = [f"## {'Also measured: ' if also else ''}{title}", ""]
     if not cv:
         return [*lines, "No cross-validation run was attached.", ""]
+    from emovox.experiment.report import speakers_only
+
     s, pooled = cv["summary"], cv["pooled"]
+    only = speakers_only(cv.get("speakers"))  # named as `report` names them (stop 53)
     lines += [
-        f"Protocol `{cv['protocol']}`{_val_text(cv.get('val_speakers'))}; mean ± std over "
-        f"{_folds_text(cv)}:",
+        f"Protocol `{cv['protocol']}`{_val_text(cv.get('val_speakers'))}"
+        f"{', ' + only if only else ''}; mean ± std over {_folds_text(cv)}:",
         "",
         "| UA | WA | macro-F1 | weighted-F1 |",
         "|---|---|---|---|",

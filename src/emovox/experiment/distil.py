@@ -40,7 +40,7 @@ from emovox.corpora import get_reader
 from emovox.errors import ConfigError
 from emovox.experiment.dataset import featurise, gather
 from emovox.experiment.multicorpus import restrict_to_corpus
-from emovox.experiment.rundir import METRICS_MAX_BYTES, RunDirError, merged_parts
+from emovox.experiment.rundir import METRICS_MAX_BYTES, RunDirError, merged_parts, read_metrics
 from emovox.labels import LABELS
 from emovox.metrics import compute_metrics
 from emovox.models import Family, ModelSpec, get_model_spec
@@ -163,15 +163,23 @@ def open_teacher(path: Path, cfg: ExperimentConfig) -> TeacherRun:
     or when its protocol, seed or data differ from ``cfg``'s, or when it lacks one of
     ``cfg.split.folds``."""
     path = Path(path)
-    if not (path / "config.yaml").is_file() or not (path / "metrics.json").is_file():
-        raise ConfigError(f"teacher {path} is not a run directory (config.yaml and "
-                          "metrics.json of `emovox evaluate --save-models`)")
+    # a run's metrics.json, read as every command reads it: a copied config.yaml beside
+    # someone else's metrics.json was taken for a teacher until after extraction (stop 53)
+    try:
+        metrics = read_metrics(path)
+        if not (path / "config.yaml").is_file():
+            raise RunDirError(f"{path}: no config.yaml")
+        if not metrics.get("folds"):
+            raise RunDirError(f"{path / 'metrics.json'}: no fold records")
+    except RunDirError as exc:
+        raise ConfigError(f"teacher {path} is not a run directory of `emovox evaluate "
+                          f"--save-models` ({exc})") from None
     try:
         tcfg = ExperimentConfig.from_dict(read_run_yaml(path / "config.yaml") or {})
         spec = get_model_spec(tcfg.model.name)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"teacher {path}: unreadable config.yaml ({exc})") from None
-    run = TeacherRun(path, tcfg, _read_json(path / "metrics.json", "teacher"), spec)
+    run = TeacherRun(path, tcfg, metrics, spec)
     mine, theirs = _data_view(cfg), _data_view(tcfg)
     for key in mine:
         if mine[key] != theirs[key]:
@@ -179,7 +187,9 @@ def open_teacher(path: Path, cfg: ExperimentConfig) -> TeacherRun:
                 f"teacher {path} differs from this run in {key}: {theirs[key]} vs "
                 f"{mine[key]}; a teacher must be trained on the same folds (same protocol, "
                 "seed and data), never on this run's test speakers")
-    for k in cfg.split.folds:
+    # without --folds this run needs every fold the teacher ran (the same protocol and data):
+    # each one's saved model looked for now, before extraction (an empty models/: stop 53)
+    for k in cfg.split.folds or [f.get("index") for f in metrics["folds"]]:
         run.fold_record(k)
         run.model_dir(k)
     return run

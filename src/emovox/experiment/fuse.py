@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from emovox import __version__
-from emovox.config import Adapt, ExperimentConfig, folder_tail
+from emovox.config import Adapt
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
+from emovox.experiment.recipe import check_same_recipe, refuse_copies
 from emovox.experiment.rescore import run_speeds
 from emovox.experiment.rundest import (
     carry_files,
@@ -75,7 +76,7 @@ def _each_once(runs: Sequence[Path]) -> None:
     """Refuse a run given twice (by its resolved path: ``r/a`` and ``./r/a/`` alike), as
     ``calibrate --also`` and ``ensemble`` do: ``fuse r/a r/a`` was "fusion(mlp+mlp)", one
     run under a fusion's name, and ``fuse r/a r/b r/a`` weighed ``r/a`` 2/3 without a word
-    (review, stop 52). A copied folder is not caught here."""
+    (review, stop 52). A copied folder: :func:`~emovox.experiment.recipe.refuse_copies`."""
     seen: set[Path] = set()
     for r in runs:
         if (key := Path(r).resolve()) in seen:
@@ -234,6 +235,7 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
         if set(t) != keys:
             raise ConfigError(f"{r} has other test clips or folds than {runs[0]}")
         _same_truth(tables[0], t, runs[0], r)
+    refuse_copies(records)  # a copied run folder (review, stop 53)
     order = sorted(keys)
     proba = sum(wi * np.array([t[k].proba for k in order]) for wi, t in zip(w, tables, strict=True))
     # weighted: named so (it is not the equal-weight ensemble `ensemble --calibrate` builds,
@@ -326,11 +328,6 @@ def _write_combined(out: Path, records: list[RunRecord], first: dict[Key, Predic
     return result
 
 
-#: config keys that may differ between the parts of a merged run (``teachers``: each fold's
-#: part may be taught by that fold's teacher parts; all parts distilled or none)
-_PART_KEYS = {"folds", "cache_dir", "n_jobs", "teachers", "save_models"}
-
-
 #: run facts a combination keeps when every run agrees on them (a fused loco fold looked
 #: like the whole protocol without ``protocol_folds``: code review, stop 46)
 _SHARED_KEYS = ("protocol_folds", "balance_corpora", "teachers")
@@ -349,60 +346,6 @@ def _shared(metas: list[dict[str, Any]]) -> dict[str, Any]:
         if values[0] is not None and all(v == values[0] for v in values):
             out[k] = values[0]
     return out
-
-
-def _normal(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with every setting it does not name at its default: a part written before
-    a setting existed ran with that default, so it is the same recipe."""
-    try:
-        return ExperimentConfig.from_dict(config).to_dict()
-    except ConfigError:  # a config of another version: compared as written
-        return config
-
-
-def _same_config(configs: list[dict[str, Any]], runs: list[Path]) -> None:
-    def strip(d: Any) -> Any:
-        if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if k not in _PART_KEYS}
-        return d
-
-    configs = [_data_named(_normal(c)) for c in configs]
-
-    for r, c in zip(runs[1:], configs[1:], strict=True):
-        if strip(c) != strip(configs[0]):
-            keys = _differing_keys(strip(c), strip(configs[0]))
-            raise ConfigError(f"{r} was run with another configuration than {runs[0]} "
-                              f"({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})")
-        if bool(c.get("teachers")) != bool(configs[0].get("teachers")):
-            raise ConfigError(f"{r} and {runs[0]}: one was distilled from teachers, the "
-                              "other not")
-
-
-def _data_named(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with its data folders named by their last two parts: the same corpus read
-    from ``../shared/...`` on one machine and ``/work/shared/...`` on another was "another
-    configuration" (code review, stop 46)."""
-    data = config.get("data")
-    if not isinstance(data, dict):
-        return config
-
-    def tail(path: Any) -> Any:
-        return folder_tail(path) if isinstance(path, str) else path
-
-    named = {**data, "root": tail(data.get("root"))}
-    if isinstance(data.get("corpora"), list):
-        named["corpora"] = [f"{c.split('=', 1)[0]}={tail(c.split('=', 1)[1])}"
-                            if isinstance(c, str) and "=" in c else c for c in data["corpora"]]
-    return {**config, "data": named}
-
-
-def _differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    """The dotted names of the settings that differ between configs ``a`` and ``b``
-    (``adapt``, ``model.params.epochs``, ...)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [k for key in sorted(set(a) | set(b), key=str)
-                for k in _differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
-    return [] if a == b else [prefix.rstrip(".") or "config"]
 
 
 def _teachers(configs: list[dict[str, Any]]) -> list[str]:
@@ -439,7 +382,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     seen = _settled(runs)
     records = [read_run(Path(r)) for r in runs]
     configs = [read_run_config(Path(r), unlinked=True) for r in runs]  # capped (stop 48)
-    _same_config(configs, runs)
+    check_same_recipe(configs, runs)
     run_speeds([r.metrics for r in records], runs)  # parts read alike (stop 46)
     fold_rows = [f for r in records for f in r.metrics["folds"]]
     if int(configs[0].get("split", {}).get("n_val_speakers", 1)) == 0:

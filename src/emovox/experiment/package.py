@@ -118,15 +118,13 @@ def train_bundle(
         t0 = time.perf_counter()
         ds = load_dataset(cfg.data)
         check_adversary(cfg, ds.utts)
+        _val_speakers(cfg, ds, np.arange(len(ds.utts)))  # refused before extraction (53)
         items, errors, _, _ = featurise(cfg, spec, [u.path for u in ds.utts], ds.content_ids)
         if cv:  # another own.csv of the same name (stop 35)
             warn_other_clips(Path(str(calibrate)), cv, ds.content_ids,
                              {u.corpus for u in ds.utts})
         idx = np.array([i for i in range(len(ds.utts)) if i not in errors], int)
-        # Validation speakers only when asked for (early stopping, or compare_lrcv's choice
-        # of C, which then refits on everything); by default every speaker trains.
-        val_spk = pick_val_speakers(sorted({ds.utts[i].speaker for i in idx}), ds.utts,
-                                     cfg.split.n_val_speakers, np.random.default_rng(cfg.seed))
+        val_spk = _val_speakers(cfg, ds, idx)
         is_val = np.array([ds.utts[i].speaker in val_spk for i in idx], bool)
         train_idx = idx[~is_val]
         if cfg.data.balance_corpora:
@@ -147,6 +145,15 @@ def train_bundle(
                                     onnx)
     return TrainedBundle(out, int(len(idx)), len(speakers), seconds, count_parameters(model),
                          calibration, len(val_only[0]), val_only[1], speakers_text(speakers))
+
+
+def _val_speakers(cfg: ExperimentConfig, ds: Dataset, idx: np.ndarray) -> list[str]:
+    """The validation speakers among the clips ``idx`` of ``ds``: only when asked for (early
+    stopping, or compare_lrcv's choice of C, which then refits on everything); by default
+    every speaker trains. TooFewForValidation when there are too few speakers: asked of
+    every clip before extraction too (it came after minutes of it: review, stop 53)."""
+    return pick_val_speakers(sorted({ds.utts[i].speaker for i in idx}), ds.utts,
+                             cfg.split.n_val_speakers, np.random.default_rng(cfg.seed))
 
 
 def _write_bundle(model: Any, stage: Path, out: Path, cfg: ExperimentConfig, spec: ModelSpec,

@@ -15,13 +15,15 @@ from typing import Any
 import yaml
 
 from emovox.artifact.clips import DIGEST_HEX
-from emovox.config import ExperimentConfig, read_capped, safe_yaml
+from emovox.config import ExperimentConfig, folder_tail, read_capped, safe_yaml
 from emovox.corpora import canonical_name
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import (
     CONFIG_FILE,
     PREDICTIONS_FILE,
+    Predictions,
     RunDirError,
+    RunRecord,
     read_cv_run,
     read_metrics,
     read_predictions,
@@ -32,9 +34,10 @@ log = logging.getLogger(__name__)
 #: how :func:`recipe_differences` says a run's config could not be read
 UNREADABLE = "its config.yaml could not be read, so the recipes could not be compared"
 
-__all__ = ["UNREADABLE", "check_recipe", "checked_cv_run", "fused_differences",
-           "metrics_with_also", "read_also_runs", "recipe_differences", "trained_val_speakers",
-           "warn_other_clips", "warn_recipe"]
+__all__ = ["UNREADABLE", "check_recipe", "check_same_recipe", "checked_cv_run",
+           "fused_differences", "metrics_with_also", "prediction_keys", "read_also_runs",
+           "recipe_differences", "refuse_copies", "trained_val_speakers", "warn_other_clips",
+           "warn_recipe"]
 
 
 def check_recipe(run: Path, cv: Any, trained_val: int | None, model: str) -> bool:
@@ -231,7 +234,7 @@ def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -
     held: dict[tuple[str, ...], str] = {}
     for r in [*([main] if main is not None and runs else []), *runs]:
         pred = Path(r) / PREDICTIONS_FILE
-        rows = _prediction_keys(pred) if pred.is_file() else set()
+        rows = prediction_keys(read_predictions(pred)) if pred.is_file() else set()
         for other in {held[k] for k in rows if k in held}:
             n = sum(held.get(k) == other for k in rows)
             raise ConfigError(f"the runs {other} and {r} hold {n} identical prediction(s) "
@@ -241,17 +244,33 @@ def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -
     return also
 
 
-def _prediction_keys(path: Path) -> set[tuple[str, ...]]:
+def prediction_keys(pred: Predictions) -> set[tuple[str, ...]]:
     """A key per scored row of a predictions.csv: the clip (its path made absolute, from the
     working folder: ``../data/a.wav`` and ``/work/data/a.wav`` are one clip, code review,
     stop 46) and its probabilities to 4 decimals, by label: the same answer however the
     file was saved."""
     import os
 
-    pred = read_predictions(path)
     order = sorted(range(len(pred.labels)), key=lambda i: pred.labels[i])
     return {(os.path.abspath(r.path), *(f"{pred.labels[i]}={r.proba[i]:.4f}" for i in order))
             for r in pred.scored() if r.path}
+
+
+def refuse_copies(records: Sequence[RunRecord]) -> None:
+    """ConfigError naming two of the runs ``records`` whose predictions are the same, every
+    clip with the same probabilities (:func:`prediction_keys`): one run copied to another
+    folder (``cp -r``), which ``fuse`` weighed double (review, stop 53), as ``ensemble``
+    refuses a copied member by its weights."""
+    seen: dict[frozenset[tuple[str, ...]], Path] = {}
+    for rec in records:
+        if rec.predictions is None or not (key := frozenset(prediction_keys(rec.predictions))):
+            continue
+        if key in seen:
+            raise ConfigError(f"{seen[key]} and {rec.path} hold the same predictions (every "
+                              "clip with the same probabilities: one a copy of the other, or "
+                              "a recipe whose --seed changes nothing?); give each run once: "
+                              "it would be weighed twice")
+        seen[key] = rec.path
 
 
 def metrics_with_also(metrics: dict[str, Any], also_runs: Sequence[Any]) -> dict[str, Any]:
@@ -291,3 +310,65 @@ def warn_other_clips(run: Path, cv: Any, trained: Iterable[str] | None,
                     "folder), so its figures and temperature are not this model's", run,
                     other, read)
     return other
+
+
+#: config keys that may differ between the parts of a merged run (``teachers``: each fold's
+#: part may be taught by that fold's teacher parts; all parts distilled or none)
+_PART_KEYS = {"folds", "cache_dir", "n_jobs", "teachers", "save_models"}
+
+
+def _normal(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every setting it does not name at its default: a part written before
+    a setting existed ran with that default, so it is the same recipe."""
+    try:
+        return ExperimentConfig.from_dict(config).to_dict()
+    except ConfigError:  # a config of another version: compared as written
+        return config
+
+
+def check_same_recipe(configs: list[dict[str, Any]], runs: list[Path]) -> None:
+    """ConfigError unless the parts ``runs`` of a merge (their ``configs``) ran one
+    configuration, the settings of :data:`_PART_KEYS` aside, naming what differs."""
+
+    def strip(d: Any) -> Any:
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k not in _PART_KEYS}
+        return d
+
+    configs = [_data_named(_normal(c)) for c in configs]
+
+    for r, c in zip(runs[1:], configs[1:], strict=True):
+        if strip(c) != strip(configs[0]):
+            keys = _differing_keys(strip(c), strip(configs[0]))
+            raise ConfigError(f"{r} was run with another configuration than {runs[0]} "
+                              f"({', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''})")
+        if bool(c.get("teachers")) != bool(configs[0].get("teachers")):
+            raise ConfigError(f"{r} and {runs[0]}: one was distilled from teachers, the "
+                              "other not")
+
+
+def _data_named(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its data folders named by their last two parts: the same corpus read
+    from ``../shared/...`` on one machine and ``/work/shared/...`` on another was "another
+    configuration" (code review, stop 46)."""
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return config
+
+    def tail(path: Any) -> Any:
+        return folder_tail(path) if isinstance(path, str) else path
+
+    named = {**data, "root": tail(data.get("root"))}
+    if isinstance(data.get("corpora"), list):
+        named["corpora"] = [f"{c.split('=', 1)[0]}={tail(c.split('=', 1)[1])}"
+                            if isinstance(c, str) and "=" in c else c for c in data["corpora"]]
+    return {**config, "data": named}
+
+
+def _differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the settings that differ between configs ``a`` and ``b``
+    (``adapt``, ``model.params.epochs``, ...)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b), key=str)
+                for k in _differing_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".") or "config"]

@@ -9,7 +9,7 @@ ones: they come after them, each labelled
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import yaml
 
 from emovox.config import Adapt, ExperimentConfig
 from emovox.errors import ConfigError
-from emovox.experiment.rundir import CONFIG_FILE, RunDirError, RunRecord, read_run
+from emovox.experiment.rundir import CONFIG_FILE, RunDirError, RunRecord, read_run, run_speakers
 
 SCALAR_KEYS: tuple[str, ...] = ("ua", "wa", "macro_f1", "weighted_f1")
 
@@ -94,7 +94,7 @@ def _recipe(path: Path, m: dict) -> str:
         parts.append("+".join(map(str, corpora)))
     config = _run_config(path)
     parts += _own_data(config)  # which manifest or folder of one's own (own-data QA, stop 33)
-    parts += _speakers(config)
+    parts += [s] if (s := speakers_only(run_speakers(path))) else []  # a fused run's too
     if m.get("test_only_corpora"):
         parts.append("test-only " + "+".join(map(str, m["test_only_corpora"])))
     if m.get("balance_corpora"):
@@ -129,18 +129,17 @@ def _own_data(config: dict | None) -> list[str]:
 _MAX_SPEAKERS_SHOWN = 8
 
 
-def _speakers(config: dict | None) -> list[str]:
-    """``speakers 01,02 only`` when the run used only some speakers (``--speakers``): such a run
-    read as a complete protocol run, its folds "2" beside a ``--folds`` run's "2 of 4"
-    (review, stop 52); nothing for a run of every speaker."""
-    data = config.get("data") if isinstance(config, dict) else None
-    chosen = data.get("speakers") if isinstance(data, dict) else None
-    if not chosen or not isinstance(chosen, (list, tuple)):
-        return []
-    names = [str(s).replace("|", "%7C") for s in chosen]  # a | would end the cell
+def speakers_only(chosen: Sequence[str] | None) -> str:
+    """``speakers 01,02 only`` for a run that used only some speakers (``--speakers``): such
+    a run read as a complete protocol run, its folds "2" beside a ``--folds`` run's "2 of 4"
+    (review, stop 52); the model card's cross-validation line says it too (stop 53). ""
+    for a run of every speaker."""
+    if not chosen:
+        return ""
+    names = [str(s).replace("|", "%7C") for s in chosen]  # a | would end a table cell
     if len(names) > _MAX_SPEAKERS_SHOWN:
-        return [f"{len(names)} speakers only ({','.join(names[:_MAX_SPEAKERS_SHOWN])},…)"]
-    return ["speakers " + ",".join(names) + " only"]
+        return f"{len(names)} speakers only ({','.join(names[:_MAX_SPEAKERS_SHOWN])},…)"
+    return "speakers " + ",".join(names) + " only"
 
 
 def collect_report(runs: Iterable[Path]) -> Report:
@@ -189,4 +188,5 @@ def markdown_table(rows: Iterable[ReportRow]) -> list[str]:
     return lines
 
 
-__all__ = ["Report", "ReportRow", "RunProblem", "collect_report", "markdown_table", "report_row"]
+__all__ = ["Report", "ReportRow", "RunProblem", "collect_report", "markdown_table", "report_row",
+           "speakers_only"]

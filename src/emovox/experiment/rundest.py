@@ -6,7 +6,6 @@ emovox run folder, or holds files emovox did not write, is never touched."""
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import os
 import re
@@ -22,11 +21,11 @@ from emovox.experiment.rundir import (
     CONFIG_FILE,
     ERRORS_FILE,
     METRICS_FILE,
-    METRICS_MAX_BYTES,
     PREDICTIONS_FILE,
     RunDirError,
     link_refused,
 )
+from emovox.experiment.runfiles import run_folder_lacks
 from emovox.fileio import (
     CLAIM_LOCK,
     copy_unlinked,
@@ -38,7 +37,7 @@ from emovox.fileio import (
 )
 
 __all__ = ["RUNS_DIR", "RUN_ENTRIES", "carry_files", "check_run_destination", "default_run_dir",
-           "is_run_dir", "refuse_links", "staged_run_dir"]
+           "is_run_dir", "refuse_links", "run_folder_problem", "staged_run_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +52,49 @@ def default_run_dir(name: str) -> Path:
 
 
 def is_run_dir(path: Path) -> bool:
-    """True if ``path`` is a folder emovox wrote as a run directory (metrics.json with a
-    protocol, or -- for runs interrupted by older versions -- an experiment config.yaml)."""
+    """True if ``path`` is a folder emovox wrote as a run directory (:func:`run_folder_problem`
+    finds nothing missing)."""
+    return run_folder_problem(path) is None
+
+
+def run_folder_problem(path: Path) -> str | None:
+    """What ``path`` lacks of a folder emovox wrote as a run directory, in words; None for
+    one. A run folder holds what the readers require (a run's metrics.json and
+    predictions.csv: :func:`~emovox.experiment.runfiles.run_folder_lacks`) or -- a run an
+    older version left unfinished -- an emovox config.yaml beside something a run writes
+    while it works (training curves, fold models). Someone else's metrics.json, or an empty
+    models/, is no such thing: a folder of a copied config.yaml, a foreign metrics.json and
+    an empty models/ was replaced whole (review, stop 53)."""
     path = Path(path)
     if not path.is_dir():
-        return False
+        return "not a folder"
+    found, lacks = run_folder_lacks(path)
+    if found is not None and not lacks:
+        return None
+    if (path / METRICS_FILE).exists() or (path / METRICS_FILE).is_symlink():
+        return "; ".join(lacks)  # a metrics.json of no finished run: someone else's
+    if not _emovox_config(path):
+        return f"no {METRICS_FILE} of a run, nor an emovox {CONFIG_FILE}"
+    if any(e.name != CONFIG_FILE and _written_by_runs(e) and (
+            e.name != "models" or any(f.name.startswith("fold") for f in e.iterdir()))
+           for e in path.iterdir()):
+        return None
+    return (f"no {METRICS_FILE}, and nothing a run writes beside its {CONFIG_FILE} "
+            "(training curves, fold models in models/foldK)")
+
+
+def _emovox_config(path: Path) -> bool:
+    """Is ``path``'s config.yaml an emovox experiment config (capped, no YAML aliases: any
+    --out was read whole, code review, stop 48), not any with these sections (a project
+    folder with its own config.yaml and models/ was replaced whole: code review, stop 47)?"""
     import yaml
 
-    from emovox.config import ExperimentConfig, read_capped, read_run_yaml
+    from emovox.config import ExperimentConfig, read_run_yaml
 
-    try:  # both capped, no YAML aliases: any --out was read whole (code review, stop 48)
-        meta = json.loads(read_capped(path / METRICS_FILE, METRICS_MAX_BYTES))
-        if isinstance(meta, dict) and "protocol" in meta:
-            return True
-    except (OSError, ValueError, ConfigError, RecursionError):
-        pass
     try:
         cfg = read_run_yaml(path / CONFIG_FILE)
-        # an emovox experiment config, not any with these sections: a project folder with
-        # its own config.yaml and models/ was replaced whole (code review, stop 47)
-        # and with something a run writes beside it: a folder holding only the user's own
-        # copy of an emovox config was replaced, its comments lost (code review, stop 48)
         return isinstance(cfg, dict) and {"data", "model", "split"} <= set(cfg) and \
-            ExperimentConfig.from_dict(cfg) is not None and any(
-                e.name != CONFIG_FILE and _written_by_runs(e) for e in path.iterdir())
+            ExperimentConfig.from_dict(cfg) is not None
     except (OSError, ValueError, OverflowError, yaml.YAMLError, ConfigError, AttributeError):
         return False
 
@@ -89,10 +107,10 @@ def check_run_destination(out: Path) -> None:
         return
     if out.is_symlink() or not out.is_dir():
         raise RunDirError(f"{out} exists and is not a folder; refusing to overwrite it")
-    if any(out.iterdir()) and not is_run_dir(out):
+    if any(out.iterdir()) and (why := run_folder_problem(out)):
         raise RunDirError(
-            f"{out} exists and is not an emovox run folder; refusing to overwrite it "
-            "(choose another --out or remove it yourself)"
+            f"{out} exists and is not an emovox run folder ({why}); refusing to overwrite "
+            "it (choose another --out or remove it yourself)"
         )
     # a claim's lock file is the run's too: a swap killed between its rename and removing
     # it leaves one (code review, stop 48)

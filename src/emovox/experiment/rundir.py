@@ -32,8 +32,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -41,7 +40,19 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from emovox.errors import ConfigError
-from emovox.fileio import open_unlinked
+from emovox.experiment.runfiles import (
+    CONFIG_FILE,
+    ERRORS_FILE,
+    METRICS_FILE,
+    METRICS_MAX_BYTES,
+    PREDICTIONS_FILE,
+    RunDirError,
+    check_run_folder,
+    link_refused,
+    read_metrics,
+    read_unlinked,
+    unlinked_fd,
+)
 
 if TYPE_CHECKING:
     from emovox.config import ExperimentConfig
@@ -49,23 +60,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-#: the most bytes a ``metrics.json`` may hold when read: about 23 KB for six folds, 1-2 KB a
-#: fold more (a leave-one-speaker-out run of 20000 speakers fits); a bigger file is none
-#: of ours, and was read whole wherever --out pointed (code review, stop 48)
-METRICS_MAX_BYTES = 64 << 20
-PREDICTIONS_FILE = "predictions.csv"
-CONFIG_FILE = "config.yaml"
-ERRORS_FILE = "errors.csv"
 #: leading columns of predictions.csv; ``p_<label>`` columns and ``error`` follow
 PREDICTION_COLUMNS: tuple[str, ...] = ("fold", "path", "speaker", "corpus", "true", "pred")
 PROBA_PREFIX = "p_"
 #: probabilities are written with six decimals; readers floor them at half that step
 PROBA_FLOOR = 5e-7
-
-
-class RunDirError(ConfigError):
-    """A run directory (or the path given for one) is missing, malformed or not ours."""
 
 
 @dataclass
@@ -186,63 +185,6 @@ def write_run(
 # ---------------------------------------------------------------------------- reading
 
 
-def link_refused(path: Path) -> RunDirError:
-    """The error for a file of a run folder that is a symbolic link (or no regular file):
-    what a result is computed from and carries is read as itself, never as whatever a link
-    in a shared run folder points to (any file of this machine; emovox writes no link in a
-    run: code review)."""
-    if Path(path).is_symlink():
-        return RunDirError(
-            f"{path} is a symbolic link; emovox writes none in a run folder and does not "
-            "follow one out of it. Replace it by a copy of the file it points to if you "
-            "trust that file")
-    return RunDirError(f"{path} is not a regular file (emovox writes only files there)")
-
-
-def _unlinked_fd(path: Path) -> int:
-    """A read-only descriptor of the regular file ``path``, opened without following a link
-    (:func:`~emovox.fileio.open_unlinked`): :func:`link_refused` for a link, even one
-    swapped in after a check (code review); OSError when it is missing."""
-    fd = open_unlinked(path)
-    if fd is None:
-        raise link_refused(path)
-    return fd
-
-
-def read_unlinked(path: Path, limit: int) -> str:
-    """The UTF-8 text of the run folder's regular file ``path``, read without following a
-    link (:func:`link_refused` for one): RunDirError naming it when it holds more than
-    ``limit`` bytes; OSError when it cannot be read, UnicodeDecodeError when no UTF-8."""
-    with os.fdopen(_unlinked_fd(path), "rb") as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise RunDirError(f"{path}: larger than {limit // 1024} KiB, more than emovox writes "
-                          "there; not read")
-    return data.decode("utf-8")
-
-
-def read_metrics(run: Path, *, unlinked: bool = False) -> dict[str, Any]:
-    """``metrics.json`` of ``run``; :class:`RunDirError` naming the file if it is missing,
-    truncated or not a run's metrics. ``unlinked``: read without following a link
-    (:func:`read_unlinked`), as files carried into a new run are."""
-    f = Path(run) / METRICS_FILE
-    if not (f.is_file() or unlinked and f.is_symlink()):  # a missing folder said so (it
-        raise RunDirError(  # said "no metrics.json": QA, 39)
-            f"{run}: no {'such folder' if not Path(run).exists() else METRICS_FILE}")
-    from emovox.config import read_capped
-
-    try:
-        meta = json.loads(read_unlinked(f, METRICS_MAX_BYTES) if unlinked
-                          else read_capped(f, METRICS_MAX_BYTES))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise RunDirError(f"{f}: unreadable ({exc})") from None
-    except ConfigError as exc:  # too big: it names the file
-        raise RunDirError(str(exc)) from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("protocol"), str):
-        raise RunDirError(f"{f}: not the metrics of an emovox run")
-    return meta
-
-
 def _float_or_none(cells: list[str]) -> tuple[float, ...] | None:
     """None for a failed clip (all empty); some cells empty: ValueError (stop 38)."""
     return None if all(c == "" for c in cells) else tuple(float(c) for c in cells)
@@ -250,8 +192,8 @@ def _float_or_none(cells: list[str]) -> tuple[float, ...] | None:
 
 def _open_text(path: Path, unlinked: bool) -> IO[str]:
     """``path`` opened for reading as written (a name not UTF-8 kept), through no link when
-    ``unlinked`` (:func:`_unlinked_fd`)."""
-    return open(_unlinked_fd(path) if unlinked else path, newline="", encoding="utf-8",
+    ``unlinked`` (:func:`~emovox.experiment.runfiles.unlinked_fd`)."""
+    return open(unlinked_fd(path) if unlinked else path, newline="", encoding="utf-8",
                 errors="surrogateescape")
 
 
@@ -291,11 +233,12 @@ def read_predictions(path: Path, *, unlinked: bool = False) -> Predictions:
 
 def read_run(run: Path, *, predictions: bool = True, unlinked: bool = False) -> RunRecord:
     """Read the run directory ``run`` (metrics.json, and predictions.csv unless asked not
-    to). ``unlinked``: each file is opened without following a link and refused when it is
-    one (:func:`link_refused`): ``merge``, ``fuse`` and ``rescore`` read so what they carry
-    into a new run, so a link swapped in after their check is not followed (code review)."""
+    to; :func:`check_run_folder`). ``unlinked``: each file is opened without following a
+    link and refused when it is one (:func:`link_refused`): ``merge``, ``fuse`` and
+    ``rescore`` read so what they carry into a new run, so a link swapped in after their
+    check is not followed (code review)."""
     run = Path(run)
-    meta = read_metrics(run, unlinked=unlinked)
+    meta = check_run_folder(run, unlinked=unlinked)
     return RunRecord(run, meta, read_predictions(run, unlinked=unlinked) if predictions
                      else None)
 
@@ -432,16 +375,31 @@ def run_val_speakers(run: Path) -> int | None:
     of its config.yaml); for an ``emovox fuse`` run, that of the runs it fused when they all
     agree (their paths as recorded: from here, else beside the fused run, as ``ensemble``
     finds them). ``None`` when it cannot be told (no config, runs moved or disagreeing)."""
+    return _run_setting(Path(run), lambda c: int(c["split"]["n_val_speakers"]))
+
+
+def run_speakers(run: Path) -> tuple[str, ...] | None:
+    """The speakers the CV run ``run`` was restricted to (``data.speakers``: ``--speakers``;
+    ``()`` for every speaker), found as :func:`run_val_speakers` finds its hold-out (a
+    fused run: its runs'). ``None`` when it cannot be told."""
+
+    def chosen(config: dict[str, Any]) -> tuple[str, ...]:
+        speakers = config["data"].get("speakers")
+        return tuple(map(str, speakers)) if isinstance(speakers, (list, tuple)) else ()
+
+    return _run_setting(Path(run), chosen)
+
+
+def _run_setting(run: Path, read: Callable[[dict[str, Any]], Any]) -> Any:
+    """``read`` of the config.yaml of ``run``, or of every run an ``emovox fuse`` run fused
+    when they agree; None when it cannot be told."""
     import yaml
 
     from emovox.config import read_run_yaml
 
-    run = Path(run)
-    config = run / CONFIG_FILE
-    if config.is_file():
+    if (run / CONFIG_FILE).is_file():
         try:
-            split = (read_run_yaml(config) or {}).get("split") or {}
-            return int(split["n_val_speakers"])
+            return read(read_run_yaml(run / CONFIG_FILE) or {})
         except (OSError, yaml.YAMLError, ConfigError, AttributeError, KeyError, TypeError,
                 ValueError):
             return None
@@ -449,8 +407,8 @@ def run_val_speakers(run: Path) -> int | None:
         fused = read_metrics(run).get("fused_runs") or []
     except RunDirError:
         return None
-    values = {run_val_speakers(p if (p := Path(r)).is_absolute() or p.exists() else
-                               run.parent / p) for r in fused if Path(r) != run}
+    values = {_run_setting(p if (p := Path(r)).is_absolute() or p.exists() else
+                           run.parent / p, read) for r in fused if Path(r) != run}
     return values.pop() if len(values) == 1 else None
 
 
@@ -458,7 +416,7 @@ def read_cv_run(run: Path, model: str) -> CvRun:
     """The speaker-independent CV run of ``model`` at ``run``: its headline metrics
     (protocol, summary, pooled, worst class) and the path of its predictions.csv."""
     run = Path(run)
-    m = read_metrics(run)
+    m = check_run_folder(run)
     if m.get("model") != model:  # an evaluate --artifact run has no model (QA, stop 39)
         raise RunDirError(f"{run} is a CV run of {m.get('model')!r}, not {model!r}" if m.get(
             "model") else f"{run} is not a cross-validation run (protocol {m['protocol']})")
@@ -487,11 +445,14 @@ def read_cv_run(run: Path, model: str) -> CvRun:
 
     if val_speakers is not None and validation_matters(model):
         metrics["val_speakers"] = val_speakers
+    if speakers := run_speakers(run):  # the card names them, as `report` does (stop 53)
+        metrics["speakers"] = list(speakers)
     return CvRun(metrics, run / PREDICTIONS_FILE)
 
 
-__all__ = ["PREDICTION_COLUMNS", "CvRun", "Prediction", "Predictions", "RunDirError",
-           "RunRecord", "fit_from_predictions_csv", "link_refused", "merged_parts",
+__all__ = ["CONFIG_FILE", "ERRORS_FILE", "METRICS_FILE", "METRICS_MAX_BYTES", "PREDICTIONS_FILE",
+           "PREDICTION_COLUMNS", "CvRun", "Prediction", "Predictions", "RunDirError", "RunRecord",
+           "check_run_folder", "fit_from_predictions_csv", "link_refused", "merged_parts",
            "read_cv_run", "read_metrics", "read_predictions", "read_probabilities", "read_run",
-           "read_run_config", "read_scored", "read_unlinked", "run_val_speakers",
-           "saved_fold_model", "write_predictions", "write_run"]
+           "read_run_config", "read_scored", "read_unlinked", "run_speakers", "run_val_speakers",
+           "saved_fold_model", "unlinked_fd", "write_predictions", "write_run"]

@@ -1,0 +1,116 @@
+"""A run folder's files: their names, what makes a folder a run folder
+(:func:`check_run_folder`), its ``metrics.json`` (:func:`read_metrics`), the error of the
+run-directory readers (:class:`RunDirError`) and reads that never follow a symbolic link out
+of a run folder (:func:`read_unlinked`). :mod:`emovox.experiment.rundir` re-exports them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from emovox.errors import ConfigError
+from emovox.fileio import open_unlinked
+
+__all__ = ["CONFIG_FILE", "ERRORS_FILE", "METRICS_FILE", "METRICS_MAX_BYTES", "PREDICTIONS_FILE",
+           "RunDirError", "check_run_folder", "link_refused", "read_metrics", "read_unlinked",
+           "run_folder_lacks", "unlinked_fd"]
+
+METRICS_FILE = "metrics.json"
+#: the most bytes a ``metrics.json`` may hold when read: about 23 KB for six folds, 1-2 KB a
+#: fold more (a leave-one-speaker-out run of 20000 speakers fits); a bigger file is none
+#: of ours, and was read whole wherever --out pointed (code review, stop 48)
+METRICS_MAX_BYTES = 64 << 20
+PREDICTIONS_FILE = "predictions.csv"
+CONFIG_FILE = "config.yaml"
+ERRORS_FILE = "errors.csv"
+
+
+class RunDirError(ConfigError):
+    """A run directory (or the path given for one) is missing, malformed or not ours."""
+
+
+def link_refused(path: Path) -> RunDirError:
+    """The error for a file of a run folder that is a symbolic link (or no regular file):
+    what a result is computed from and carries is read as itself, never as whatever a link
+    in a shared run folder points to (any file of this machine; emovox writes no link in a
+    run: code review)."""
+    if Path(path).is_symlink():
+        return RunDirError(
+            f"{path} is a symbolic link; emovox writes none in a run folder and does not "
+            "follow one out of it. Replace it by a copy of the file it points to if you "
+            "trust that file")
+    return RunDirError(f"{path} is not a regular file (emovox writes only files there)")
+
+
+def unlinked_fd(path: Path) -> int:
+    """A read-only descriptor of the regular file ``path``, opened without following a link
+    (:func:`~emovox.fileio.open_unlinked`): :func:`link_refused` for a link, even one
+    swapped in after a check (code review); OSError when it is missing."""
+    fd = open_unlinked(path)
+    if fd is None:
+        raise link_refused(path)
+    return fd
+
+
+def read_unlinked(path: Path, limit: int) -> str:
+    """The UTF-8 text of the run folder's regular file ``path``, read without following a
+    link (:func:`link_refused` for one): RunDirError naming it when it holds more than
+    ``limit`` bytes; OSError when it cannot be read, UnicodeDecodeError when no UTF-8."""
+    with os.fdopen(unlinked_fd(path), "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise RunDirError(f"{path}: larger than {limit // 1024} KiB, more than emovox writes "
+                          "there; not read")
+    return data.decode("utf-8")
+
+
+def read_metrics(run: Path, *, unlinked: bool = False) -> dict[str, Any]:
+    """``metrics.json`` of ``run``; :class:`RunDirError` naming the file if it is missing,
+    truncated or not a run's metrics. ``unlinked``: read without following a link
+    (:func:`read_unlinked`), as files carried into a new run are."""
+    f = Path(run) / METRICS_FILE
+    if not (f.is_file() or unlinked and f.is_symlink()):  # a missing folder said so (it
+        raise RunDirError(  # said "no metrics.json": QA, 39)
+            f"{run}: no {'such folder' if not Path(run).exists() else METRICS_FILE}")
+    from emovox.config import read_capped
+
+    try:
+        meta = json.loads(read_unlinked(f, METRICS_MAX_BYTES) if unlinked
+                          else read_capped(f, METRICS_MAX_BYTES))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RunDirError(f"{f}: unreadable ({exc})") from None
+    except ConfigError as exc:  # too big: it names the file
+        raise RunDirError(str(exc)) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("protocol"), str):
+        raise RunDirError(f"{f}: not the metrics of an emovox run")
+    return meta
+
+
+def run_folder_lacks(run: Path, *, unlinked: bool = False
+                     ) -> tuple[dict[str, Any] | None, list[str]]:
+    """``(metrics, lacks)`` of the folder ``run``: its metrics.json (:func:`read_metrics`;
+    None when it is none of a run's) and, in words, what it lacks of a run folder ([] for
+    one). Every run emovox writes holds a run's metrics.json (naming its protocol) and
+    predictions.csv: a copied config.yaml beside someone else's metrics.json and an empty
+    models/ was taken for a run (review, stop 53)."""
+    pred = Path(run) / PREDICTIONS_FILE
+    lacks = [] if pred.is_file() or pred.is_symlink() or not Path(run).is_dir() else [
+        f"no {PREDICTIONS_FILE}"]
+    try:
+        return read_metrics(run, unlinked=unlinked), lacks
+    except RunDirError as exc:
+        return None, [str(exc), *lacks]
+
+
+def check_run_folder(run: Path, *, unlinked: bool = False) -> dict[str, Any]:
+    """The metrics of the run folder ``run``; RunDirError naming what it lacks of one
+    (:func:`run_folder_lacks`; :func:`read_metrics`' error when that is all)."""
+    metrics, lacks = run_folder_lacks(run, unlinked=unlinked)
+    if metrics is not None and not lacks:
+        return metrics
+    if metrics is None and len(lacks) == 1:
+        raise RunDirError(lacks[0])
+    raise RunDirError(f"{run} is not an emovox run folder: {'; '.join(lacks)} (a run folder "
+                      f"holds {METRICS_FILE} and {PREDICTIONS_FILE})")
