@@ -36,6 +36,7 @@ __all__ = [
     "FFmpegError",
     "FFmpegDecoder",
     "clean_stderr",
+    "named_input",
     "ffmpeg_available",
     "ffmpeg_exe",
     "ffprobe_exe",
@@ -196,17 +197,34 @@ _NOISE = re.compile(r"^Last message repeated \d+ times?$|(?:^|: )Cannot allocate
 _PIPE = re.compile(r"^pipe:\d+: ")
 
 
-def clean_stderr(text: str) -> list[str]:
+def clean_stderr(text: str, inp: str | None = None, name: str = "") -> list[str]:
     """ffmpeg's stderr as the lines worth showing: without object addresses (``[wav @
     0x55...]`` -> ``[wav]``), its "Last message repeated N times" and "Cannot allocate
-    memory" lines, the ``pipe:0:`` it names our pipe by, and repeated lines (stop 51)."""
+    memory" lines, the ``pipe:0:`` it names our pipe by, and repeated lines (stop 51).
+    ``inp``, the ``-i`` argument ffmpeg was given (``file:/abs/path``), is written as
+    ``name``, the file as its caller named it (see :func:`named_input`)."""
     text = re.sub(r" @ 0x[0-9a-fA-F]+\]", "]", text)  # drop ffmpeg's object addresses
+    if inp is not None:
+        text = named_input(text, inp, name)
     out: list[str] = []
     for raw in text.splitlines():
         line = _PIPE.sub("", raw.strip())
         if line and not _NOISE.search(line) and line not in out:
             out.append(line)
     return out
+
+
+def named_input(text: str, inp: str, name: str) -> str:
+    """``text`` (ffmpeg's words) with its input ``inp`` (``file:`` and the resolved path,
+    as :class:`FFmpegDecoder` gives it) written as ``name``: the path as the user gave it,
+    an upload's name (never its private copy's path). The CLI kept ffmpeg's
+    ``file:/abs/path`` where the API named the upload (user review, stop 53): the one
+    place both get their words from now names the file."""
+    if not inp.startswith("file:"):  # our pipe: clean_stderr drops its "pipe:0: "
+        return text
+    path = os.fsencode(inp[5:]).decode("utf-8", "replace")  # as ffmpeg's stderr is read
+    # a function, not a template: a name is no regular-expression replacement string
+    return re.sub(f"(?:file:)?{re.escape(path)}", lambda _: name, text)
 
 
 #: what ffprobe and ffmpeg say of a length they guess from the bit rate (no length stated)
@@ -233,6 +251,7 @@ class FFmpegDecoder:
         self._feeder: threading.Thread | None = None
         self._err = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can never deadlock us
         inp, stdin_data = self._input(s)
+        self._inp = inp
         cmd = [
             exe, "-nostdin", "-hide_banner", "-v", "error", *INPUT_GUARD, "-i", inp,
             "-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "pcm_f32le",
@@ -295,7 +314,8 @@ class FFmpegDecoder:
         read: a damaged file's errors reached 1.9x its size in memory: code review, 47)."""
         size = self._err.seek(0, os.SEEK_END)
         self._err.seek(max(0, size - _STDERR_TAIL))
-        lines = clean_stderr(self._err.read().decode("utf-8", "replace"))
+        lines = clean_stderr(self._err.read().decode("utf-8", "replace"), self._inp,
+                             self.name)
         return "; ".join(lines[-3:]) or f"ffmpeg exited with status {self._proc.returncode}"
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
@@ -334,7 +354,8 @@ class FFmpegDecoder:
         for raw in self._err:  # line by line: the whole of it was read into memory
             line = raw[:4096].decode("utf-8", "replace")
             if CUT_SHORT.search(line):
-                return re.sub(r"^\[[^]]*\]\s*", "", line.strip())
+                return named_input(re.sub(r"^\[[^]]*\]\s*", "", line.strip()), self._inp,
+                                   self.name)
         return None
 
     def close(self) -> None:

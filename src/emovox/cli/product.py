@@ -78,7 +78,8 @@ def predict(
     outcomes = []
     with bars.files_progress(len(files)) as advance:
         for f in files:
-            outcomes += predict_files(predictor, [f], max_duration=max_duration)
+            outcomes += [_batch_hint_row(o) for o in
+                         predict_files(predictor, [f], max_duration=max_duration)]
             advance()
     if prior is not None:
         from emovox.serving.adapt import OWN_REFERENCE, adapt_outcomes
@@ -119,12 +120,44 @@ def _refuse_no_file(files: list[Path], json_out: bool) -> None:
     if (why := no_file_among(files)) is None:
         return
     if json_out:  # a script reads stdout: the failure records, as `timeline --json` writes
-        docs = [FileOutcome(f, error=w).to_dict() for f, w in zip(files, why, strict=True)]
+        docs = [FileOutcome(f, error=w + _batch_hint([f])).to_dict()
+                for f, w in zip(files, why, strict=True)]
         print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
     said = " ".join(w if w.endswith(".") else f"{w}." for w in why[:3])
     more = f" And {len(why) - 3} more." if len(why) > 3 else ""
-    fail(FileNotFoundError(why[0] if len(why) == 1 else
-                           f"none of the {len(why)} paths is a file: {said}{more}"))
+    fail(FileNotFoundError((why[0] if len(why) == 1 else
+                            f"none of the {len(why)} paths is a file: {said}{more}")
+                           + _batch_hint(files)))
+
+
+def _batch_hint(paths: list[Path]) -> str:
+    """The command that predicts the files in those of ``paths`` that are folders (`batch`,
+    recursive), as a sentence to add to predict's error ("" when none is one): `predict
+    DIR` said only "Pass the path of one file" (user review, stop 53)."""
+    import shlex
+
+    folders = [p for p in paths if _is_dir(p)]
+    if not folders:
+        return ""
+    args = " ".join(shlex.quote(str(p)) for p in folders)
+    return f" To predict every audio file in a folder: `emovox batch {args} --out results.csv`."
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long: no folder; its own error says what it is
+        return False
+
+
+def _batch_hint_row(outcome: Any) -> Any:
+    """``outcome`` (a :class:`~emovox.serving.batch.FileOutcome`), its error naming `emovox
+    batch` when its path is a folder (:func:`_batch_hint`)."""
+    import dataclasses
+
+    if outcome.error is None or not (hint := _batch_hint([outcome.path])):
+        return outcome
+    return dataclasses.replace(outcome, error=outcome.error + hint)
 
 
 #: the default of `batch --file-timeout` (emovox.serving.pool.DEFAULT_FILE_TIMEOUT_S; the

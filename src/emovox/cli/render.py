@@ -304,14 +304,14 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
             short = getattr(p.reason, "value", p.reason) == "too_short"  # only when too few
             table.add_row(shown(name, line=True), "[dim]no speech[/]", "",
                           p.reason_message or "", "", "",
-                          f"{p.speech_seconds:.2f} s" if short else "")  # (QA, stop 37: not
+                          seconds_shown(p.speech_seconds) if short else "")  # (QA, 37: not
             continue  # voiced noise showed "2.5 s" of speech beside "no speech")
         ranked = sorted(p.probabilities.items(), key=lambda kv: -kv[1])[:top]
         uncertain = p.status.value == "uncertain"
         table.add_row(
             shown(name, line=True), f"[bold]{p.label}[/]" + (" [yellow]?[/]" if uncertain else ""),
             percent_text(p.confidence), "  ".join(f"{k} {percent_text(v)}" for k, v in ranked),
-            f"{p.arousal:+.2f}", f"{p.valence:+.2f}", f"{p.speech_seconds:.1f} s",
+            f"{p.arousal:+.2f}", f"{p.valence:+.2f}", seconds_shown(p.speech_seconds),
         )
     console.print(table)
     console.print(AFFECT_NOTE + " ? = uncertain: top probability below 50 %.")
@@ -389,14 +389,16 @@ def batch_summary(s: Any, out: Path) -> None:
 def timeline(tl: Any, name: str, window: float, hop: float, model_id: str) -> None:
     """The segments table (speech windows and gaps) and the summary line (by speech time);
     its title names the model, as predict's does."""
-    table = _table(f"{shown(name, line=True)} · {tl.duration:.1f} s · window {window} s, "
-                   f"hop {hop} s · model {shown(model_id)}",
+    table = _table(f"{shown(name, line=True)} · {seconds_shown(tl.duration)} · "
+                   f"window {window} s, hop {hop} s · model {shown(model_id)}",
                    ("start", "end", "emotion", "confidence"), justify="right")
     from rich.markup import escape
 
     from emovox.serving.answer import Status, percent_text
 
-    places = hop_places(hop)  # the hop's steps, as listen prints them (stop 46)
+    # the hop's steps, as listen prints them (stop 46); two places in a file under 1 s,
+    # whose end is no step (a 0.25 s file ended at "0.2": user review, stop 53)
+    places = max(hop_places(hop), 2 if tl.duration < 1 else 1)
     for s in tl.segments:  # "?": an uncertain window, as predict marks an answer (stop 33)
         if s.silent and s.end - s.start < 0.05:
             continue  # a gap that shows as "0.0 0.0 no speech" (QA, stop 41); kept in --json
@@ -437,6 +439,13 @@ def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float,
     src = f"stdin (raw PCM s16le {layout}, {sr} Hz)" if stdin else f"the microphone ({sr} Hz)"
     err_console.print(f"listening to {src} · model {shown(model_id)} · {window:g} s windows, a "
                       f"line every {hop:g} s (Ctrl-C to stop)", highlight=False)
+
+
+def seconds_shown(seconds: float) -> str:
+    """A duration in a table or a line: ``12.3 s``, and two decimals under 1 s (``0.25 s``:
+    a 0.25 s file was "0.2 s" in timeline's title, where predict showed a short file's
+    speech as "0.25 s": user review, stop 53)."""
+    return f"{seconds:.{2 if seconds < 1 else 1}f} s"
 
 
 def hop_places(hop: float | None) -> int:

@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,10 +100,13 @@ def safe_suffix(filename: str | None) -> str:
 
 
 def display_name(filename: str | None) -> str:
-    """The client's file name, stripped of any directories and odd characters: quotes,
-    brackets, markup and control characters become ``_`` (the web page shows names as
-    Markdown); ``' ! & % # @ =`` are kept (they were replaced too: API QA, stop 40)."""
-    name = re.split(r"[\\/]", filename or "")[-1].strip()
+    """The client's file name, stripped of any directories and odd characters: only
+    letters and digits of any script (``\\w``, ``_`` too), spaces and ``. ( ) + , ' ! & %
+    # @ = -`` are kept, and any other character (quotes, brackets, markup, control
+    characters, an emoji, an en dash) becomes ``_`` (the web page shows names as Markdown);
+    ``' ! & % # @ =`` were replaced too before API QA, stop 40. Accents sent decomposed (as
+    macOS browsers do) are composed first (NFC): "café" stayed "cafe_" (review, stop 53)."""
+    name = re.split(r"[\\/]", unicodedata.normalize("NFC", filename or ""))[-1].strip()
     name = re.sub(r"[^\w .()+,'!&%#@=-]", "_", name)[:120]
     return name or "upload"
 
@@ -183,10 +187,10 @@ def named_errors(upload: Upload) -> Iterator[None]:
 
 
 def upload_message(upload: Upload, msg: str) -> str:
-    """``msg`` (an error or a decoder's note) naming the upload, not its temporary copy."""
-    if isinstance(upload.source, Path):
-        for path in (upload.source.resolve(), upload.source):
-            msg = msg.replace(f"file:{path}", upload.name).replace(str(path), upload.name)
+    """``msg`` (an error or a decoder's note) naming the upload, not its temporary copy:
+    ffmpeg's words name the file as the decoder was told to
+    (:func:`emovox.audio.ffmpeg.named_input`, for the CLI too: user review, stop 53), and
+    :func:`scrub` takes out any other mention of a private copy (``file:`` and all)."""
     return scrub(msg, upload.name)
 
 
