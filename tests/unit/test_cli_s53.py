@@ -127,10 +127,11 @@ def test_named_input_leaves_our_pipe_to_clean_stderr():
 
 
 def test_seconds_shown_keeps_two_decimals_under_one_second():
-    from emovox.cli.render import seconds_shown
+    from emovox.audio.limits import seconds_shown
 
     assert [seconds_shown(x) for x in (0.25, 0.0, 0.994, 1.0, 3.57, 61.25)] == \
         ["0.25 s", "0.00 s", "0.99 s", "1.0 s", "3.6 s", "61.2 s"]
+    assert seconds_shown(0.996) == "1.0 s"  # not "1.00 s" (review of the fix)
 
 
 def test_timeline_of_a_quarter_second_says_0_25_s(tmp_path):

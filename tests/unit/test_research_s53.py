@@ -246,3 +246,12 @@ def test_every_stored_run_part_is_still_a_run_folder():
             assert read_cv_run(part, rec.model).metrics["protocol"] == rec.protocol
     rep = collect_report(parts)
     assert len(rep.rows) == len(parts) and not rep.problems
+
+
+def test_an_empty_folder_is_named_once_in_the_run_folder_error(tmp_path):
+    from emovox.experiment.runfiles import check_run_folder
+
+    with pytest.raises(RunDirError) as err:
+        check_run_folder(tmp_path)
+    assert str(err.value).count(str(tmp_path)) == 1
+    assert "no metrics.json; no predictions.csv" in str(err.value)

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from emovox.audio.limits import seconds_shown
 from emovox.errors import AudioTooLong, NotAudio
 from emovox.labels import LABELS
 from emovox.serving.uploads import UploadTooLarge
@@ -42,7 +43,7 @@ def test_square_wave_rms_equals_peak_and_silence_is_minus_infinity():
     assert zero.peak_dbfs == zero.rms_dbfs == -math.inf
     assert view.fmt_dbfs(zero.peak_dbfs) == "-∞ dBFS" and view.fmt_dbfs(-12.34) == "-12.3 dBFS"
     assert view.fmt_dbfs(-0.0) == view.fmt_dbfs(-0.04) == "0.0 dBFS"  # not "-0.0" (QA)
-    assert view.fmt_seconds(0.03) == "0.03 s" and view.fmt_seconds(41.72) == "41.7 s"
+    assert seconds_shown(0.03) == "0.03 s" and seconds_shown(41.72) == "41.7 s"
     assert view.timeline_csv_name("talk.m4a", True) == "talk-timeline-adapted.csv"
     cut, hum = "mains hum.wav: holds 3 s of the 9 s", "x: mains hum at 50 Hz, 20 dB"
     hum2 = "x: mains hum at 50 Hz, 2 dB"

@@ -34,6 +34,13 @@ def seconds_text(x: float) -> str:
     return f"{x:.2f}".rstrip("0").rstrip(".") or "0"
 
 
+def seconds_shown(seconds: float) -> str:
+    """A duration in a table, a title or a caption: ``12.3 s``, two decimals under 1 s
+    (``0.25 s``: a 0.25 s file was "0.2 s" in timeline's title: user review, stop 53); the
+    one formatter of the CLI and the web page (0.996 s is "1.0 s", not "1.00 s")."""
+    return f"{seconds:.{2 if round(seconds, 2) < 1 else 1}f} s"
+
+
 #: what a recording over the duration limit is told to do (the timeline was not named:
 #: QA, stop 39)
 TOO_LONG_ADVICE = ("Read a long recording window by window with `emovox timeline`, cut it "

@@ -18,6 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from emovox.audio.limits import seconds_shown
+
 
 def is_tty(stream: Any) -> bool:
     """Whether ``stream`` is a terminal; a closed one (``>&-``) is ``None`` and is not (it
@@ -439,13 +441,6 @@ def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float,
     src = f"stdin (raw PCM s16le {layout}, {sr} Hz)" if stdin else f"the microphone ({sr} Hz)"
     err_console.print(f"listening to {src} · model {shown(model_id)} · {window:g} s windows, a "
                       f"line every {hop:g} s (Ctrl-C to stop)", highlight=False)
-
-
-def seconds_shown(seconds: float) -> str:
-    """A duration in a table or a line: ``12.3 s``, and two decimals under 1 s (``0.25 s``:
-    a 0.25 s file was "0.2 s" in timeline's title, where predict showed a short file's
-    speech as "0.25 s": user review, stop 53)."""
-    return f"{seconds:.{2 if seconds < 1 else 1}f} s"
 
 
 def hop_places(hop: float | None) -> int:

@@ -112,5 +112,6 @@ def check_run_folder(run: Path, *, unlinked: bool = False) -> dict[str, Any]:
         return metrics
     if metrics is None and len(lacks) == 1:
         raise RunDirError(lacks[0])
-    raise RunDirError(f"{run} is not an emovox run folder: {'; '.join(lacks)} (a run folder "
+    said = [w.removeprefix(f"{run}: ") for w in lacks]  # the folder named once (review)
+    raise RunDirError(f"{run} is not an emovox run folder: {'; '.join(said)} (a run folder "
                       f"holds {METRICS_FILE} and {PREDICTIONS_FILE})")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from emovox.audio.limits import seconds_shown
 from emovox.plots import emotion_colour
 from emovox.serving import adapt_uploads, capacity, service
 from emovox.serving.inputs import AUDIO_TYPES, AUDIO_TYPES_SHOWN
@@ -256,7 +257,7 @@ def _names(refs: list) -> list[str]:
 
 def show_player(a: service.Analysis, data: bytes) -> None:
     st.audio(data, format=service.mime_type(a.name))
-    st.caption(f"{view.md_name(a.name)} · {view.fmt_seconds(a.duration)} · model "
+    st.caption(f"{view.md_name(a.name)} · {seconds_shown(a.duration)} · model "
                f"{view.md_text(a.model_id)}")
 
 

@@ -35,7 +35,6 @@ __all__ = [
     "TimelineBand",
     "card_markdown",
     "evidence_spans",
-    "fmt_seconds",
     "md_code",
     "md_name",
     "md_named",
@@ -128,11 +127,6 @@ def timeline_csv_name(name: str, adapted: bool) -> str:
     from pathlib import Path
 
     return f"{Path(name).stem or 'recording'}-timeline{'-adapted' if adapted else ''}.csv"
-
-
-def fmt_seconds(x: float) -> str:
-    """A clip's length: ``12.3 s``, with two decimals under 1 s (a 30 ms clip is not 0.0 s)."""
-    return f"{x:.2f} s" if x < 1 else f"{x:.1f} s"
 
 
 _BLOCK = 1 << 20  # samples per block: a 10-minute 48 kHz recording needs ~25 MB of scratch
