@@ -19,6 +19,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import adapt  # noqa: E402
 import level_invariance  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found():
+    """Bench mains quiet the ``emovox`` logger for their own output (multicrop, hum,
+    resolution); run in-process here, they left it quiet for every later test of the worker,
+    whose ``caplog`` then read nothing (the full suite, stop 53)."""
+    import logging
+
+    log = logging.getLogger("emovox")
+    level, disabled = log.level, logging.root.manager.disable
+    yield
+    log.setLevel(level)
+    logging.disable(disabled)
+
+
 #: what the default's members were trained on, as its ``trained_on`` records it
 TRAINED_ON = {"clips": 16, "speakers": ["emovo:f1", "ravdess:01"], "corpus": "ravdess+emovo",
               "corpora": {"ravdess": 10, "emovo": 6}, "balance_corpora": False,
