@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import re
 from pathlib import Path
 
 import numpy as np
-from typer.testing import CliRunner
 
-from emovox.cli import app
+from cli_io import invoke  # noqa: F401 - the one in-process runner, used from here
 from emovox.labels import LABELS
 from emovox.serving.schema import validate_document
 from signals import harmonic, syllables
@@ -33,17 +31,6 @@ DECODABLE = {  # name -> duration (s) of the prediction
 
 #: decodable files without speech: status no_speech and no emotion
 NO_SPEECH = {"short.wav": "too_short", "silent.wav": "silence"}
-
-
-def invoke(args: list[str], **kw):
-    """``emovox ARGS`` in-process; the root logger (which the CLI reconfigures) is restored."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(app, [str(a) for a in args], **kw)
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def text(res) -> str:

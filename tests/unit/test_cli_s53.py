@@ -5,29 +5,20 @@ as in the API; durations under 1 s keep two decimals; upload names keep what REA
 from __future__ import annotations
 
 import json
-import logging
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from emovox.cli import app
+from cli_io import invoke
 from signals import SR, ffmpeg_encode, needs_ffmpeg, voice, write_clip
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _invoke(args: list[str]):
-    """``emovox ARGS`` in-process (the root logger, which the CLI sets up, restored)."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(app, [str(a) for a in args])
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
+def _invoke(args):
+    return invoke(args)
 
 
 def _text(res) -> str:

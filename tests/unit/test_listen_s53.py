@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from cli_io import Trickle
 from emovox.audio import READ_FRAMES
 from emovox.serving.live import LiveStatus, iter_pcm, listen, pcm_format_hint
 from emovox.serving.stream import MIX_PIECE_S, ChannelMixer
@@ -37,21 +38,6 @@ def mixed(frames: np.ndarray, sizes: list[int] | None = None) -> np.ndarray:
     return np.concatenate(list(iter_pcm(stream, channels=frames.shape[1])))
 
 
-class Trickle(io.RawIOBase):
-    """A stream whose reads return a few bytes at a time, like a pipe."""
-
-    def __init__(self, data: bytes, sizes: list[int]) -> None:
-        self.data, self.sizes, self.pos, self.k = data, sizes, 0, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read1(self, n: int = -1) -> bytes:
-        size = min(n, self.sizes[self.k % len(self.sizes)])
-        self.k += 1
-        out = self.data[self.pos : self.pos + size]
-        self.pos += len(out)
-        return out
 
 
 class FakePredictor:

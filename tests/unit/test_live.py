@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from cli_io import Trickle
 from emovox.errors import ConfigError
 from emovox.serving.live import (
     LiveInputError,
@@ -62,21 +63,6 @@ def test_ring_buffer_holds_the_last_samples_in_fixed_memory():
         RingBuffer(0)
 
 
-class Trickle(io.RawIOBase):
-    """A stream whose reads return a few bytes at a time, like a pipe."""
-
-    def __init__(self, data: bytes, sizes: list[int]) -> None:
-        self.data, self.sizes, self.pos, self.k = data, sizes, 0, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read1(self, n: int = -1) -> bytes:
-        size = min(n, self.sizes[self.k % len(self.sizes)])
-        self.k += 1
-        out = self.data[self.pos : self.pos + size]
-        self.pos += len(out)
-        return out
 
 
 def test_iter_pcm_decodes_s16le_across_odd_reads(caplog):

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 
 import numpy as np
 import pytest
 
+from cli_io import invoke
 from signals import SR, gated, sine, talk, voice, write_clip
 
 LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -197,17 +197,7 @@ def test_the_speech_detector_keeps_a_window_of_tonality_and_pitch(long_wav, monk
 
 
 def _invoke(args):
-    from typer.testing import CliRunner
-
-    from emovox.cli import app
-
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        return CliRunner().invoke(app, [str(a) for a in args])
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
+    return invoke(args)
 
 
 def test_the_command_writes_csv_and_json_as_the_segments_settle(tmp_path, monkeypatch):
