@@ -374,3 +374,26 @@ def test_another_files_row_is_never_taken_for_an_old_keyed_one(tmp_path, fake, s
     assert (s.done, s.skipped, s.changed) == (1, 0, 0)
     keys = sorted(done_paths(out))
     assert keys == sorted([resolved_key(a), resolved_key(b)])
+
+
+def test_rows_of_files_deleted_or_renamed_since_are_kept_and_said(tmp_path, fake, caplog):
+    """A review as a user (stop 53): a deleted file's row and a renamed file's old row stayed
+    in the output without a word."""
+    d = tmp_path / "clips"
+    d.mkdir()
+    for name in ("a.wav", "b.wav", "c.wav"):
+        _clip(d / name)
+    out = tmp_path / "r.csv"
+    _batch([d], out)
+    (d / "a.wav").unlink()
+    (d / "b.wav").rename(d / "b2.wav")
+    with caplog.at_level(logging.WARNING):
+        again = _batch([d], out)
+    assert (again.found, again.done, again.gone) == (2, 1, 2)
+    assert "2 row(s) in" in caplog.text and "no longer there" in caplog.text
+    assert len(_csv(out)) == 4  # nothing thrown away
+    e = tmp_path / "elsewhere"
+    e.mkdir()
+    _clip(e / "x.wav")
+    _batch([e], out)  # a row of another input, whose file is there: not said
+    assert _batch([d], out).gone == 2

@@ -85,6 +85,7 @@ class BatchSummary:
     skipped_errors: int = 0  #: of those, error rows kept (``retry_errors=False``)
     retried: int = 0  #: error rows of an earlier run tried again
     changed: int = 0  #: files changed since their row was written (size, mtime), redone
+    gone: int = 0  #: rows of files no longer on disk (deleted or renamed since), kept
     done: int = 0
     errors: int = 0  #: files that failed in this run
     no_speech: int = 0  #: files judged to hold no speech (no emotion given)
@@ -280,7 +281,7 @@ def _plan(files: list[Path], out: Path, retry_errors: bool
     todo = [p for k, p in keys.items() if k not in seen or k in retry or k in changed]
     summary = BatchSummary(found=len(files), skipped=len(files) - len(todo),
                            skipped_errors=len(old_errors - retry), retried=len(retry),
-                           changed=len(changed))
+                           changed=len(changed), gone=_gone(seen, keys, out))
     if changed:
         log.warning("%d file(s) changed since their row in %s was written (another size or "
                     "modification time): they are predicted again, their old rows replaced",
@@ -290,6 +291,20 @@ def _plan(files: list[Path], out: Path, retry_errors: bool
         drop_rows(out, retry | changed | stale,
                   {old: new for old, new in renames.items() if new is not None})
     return todo, summary, now
+
+
+def _gone(seen: dict[str, Any], keys: dict[str, Path], out: Path) -> int:
+    """How many rows of ``out`` name a file no longer on disk (deleted or renamed since its
+    row was written), said in a warning: they were kept without a word (a review as a user,
+    stop 53). They stay: ``out`` may hold rows of other inputs, and nothing is thrown away.
+    A key with a backslash (a name :func:`~emovox.serving.inputs.exact_path_text` escaped)
+    is not checked."""
+    gone = sorted(k for k in seen if k not in keys and "\\" not in k and not Path(k).exists())
+    if gone:
+        log.warning("%d row(s) in %s name a file that is no longer there (deleted or renamed "
+                    "since, e.g. %s): they are kept; remove them from %s if they should go",
+                    len(gone), out, gone[0], out)
+    return len(gone)
 
 
 def run_batch(
