@@ -397,3 +397,20 @@ def test_rows_of_files_deleted_or_renamed_since_are_kept_and_said(tmp_path, fake
     _clip(e / "x.wav")
     _batch([e], out)  # a row of another input, whose file is there: not said
     assert _batch([d], out).gone == 2
+
+
+def test_a_file_reached_twice_is_named_by_both_ways(tmp_path, caplog):
+    """A folder link listed before the real folder named the resolved path as itself ("X is
+    X": a review as a user, stop 53)."""
+    from emovox.serving.inputs import collect_inputs
+
+    real = tmp_path / "real"
+    real.mkdir()
+    _clip(real / "a.wav")
+    (tmp_path / "link").symlink_to(real)
+    with caplog.at_level(logging.WARNING):
+        assert len(collect_inputs([str(tmp_path / "link"), str(real)])) == 1
+        collect_inputs([str(real / "a.wav"), str(real / "a.wav")])
+    said = [r.getMessage() for r in caplog.records if "already listed" in r.getMessage()]
+    assert f"e.g. {real / 'a.wav'} is {tmp_path / 'link' / 'a.wav'})" in said[0]
+    assert f"e.g. {real / 'a.wav'} is given twice)" in said[1]

@@ -211,10 +211,13 @@ def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Pat
     if twice:  # a user counting rows should not wonder where a file went (QA stop 30)
         n = sum(len(v) for v in twice.values())
         key, (other, *_) = next(iter(twice.items()))
+        # the two ways the file was reached (the resolved path named itself, "X is X", when
+        # the link came first: a review as a user, stop 53)
+        first, again = printable_path(out[key]), printable_path(other)
+        example = f"{again} is {first}" if again != first else f"{again} is given twice"
         log.warning("%d %s a file already listed (the same path, a link or another "
-                    "spelling; e.g. %s is %s): each file is answered once, under its "
-                    "resolved path",
-                    n, "input reaches" if n == 1 else "inputs reach", printable_path(other), key)
+                    "spelling; e.g. %s): each file is answered once, under its resolved "
+                    "path", n, "input reaches" if n == 1 else "inputs reach", example)
     return list(out.values())
 
 
