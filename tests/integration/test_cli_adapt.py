@@ -127,6 +127,25 @@ def test_batch_speaker_from_parent(tmp_path: Path, suffix: str) -> None:
     assert out.read_bytes() == before  # resumed from the unadapted answers: not adapted twice
 
 
+@pytest.mark.slow  # several predictions with the bundled ensemble (> 2 s)
+def test_batch_speaker_from_leaves_a_deleted_file_out_of_its_speaker(tmp_path: Path) -> None:
+    """A review as a user (stop 53): a resumed output's row of a deleted file still counted
+    in its speaker's statistics, without a word."""
+    clips = _clips(tmp_path / "tree" / "spk_a", 4)
+    out = tmp_path / "res.csv"
+    args = ["batch", tmp_path / "tree", "--out", out, "--speaker-from", "parent",
+            "--workers", "1"]
+    ok(invoke(args))
+    assert {r["reference_clips"] for r in read_csv(out)} == {"4"}
+    clips[0].unlink()
+    res = invoke(args)
+    ok(res)
+    rows = read_csv(out)
+    assert len(rows) == 4  # its row is kept, and said
+    assert "1 row(s) in" in text(res) and "no longer there" in text(res)
+    assert {r["reference_clips"] for r in rows} == {"3"}
+
+
 def test_batch_speaker_from_regex(tmp_path: Path) -> None:
     tree = tmp_path / "flat"
     for i, w in enumerate(_clips(tmp_path / "src", 4)):

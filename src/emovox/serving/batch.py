@@ -53,7 +53,7 @@ from emovox.serving.batch_rows import (
     read_rows,
     version_cells,
 )
-from emovox.serving.inputs import collect_inputs, printable_path, resolved_key
+from emovox.serving.inputs import collect_inputs, path_of_text, printable_path, resolved_key
 from emovox.serving.outfile import (
     capped,
     check_ours,
@@ -297,9 +297,8 @@ def _gone(seen: dict[str, Any], keys: dict[str, Path], out: Path) -> int:
     """How many rows of ``out`` name a file no longer on disk (deleted or renamed since its
     row was written), said in a warning: they were kept without a word (a review as a user,
     stop 53). They stay: ``out`` may hold rows of other inputs, and nothing is thrown away.
-    A key with a backslash (a name :func:`~emovox.serving.inputs.exact_path_text` escaped)
-    is not checked."""
-    gone = sorted(k for k in seen if k not in keys and "\\" not in k and not Path(k).exists())
+    Keys are read back as paths by :func:`~emovox.serving.inputs.path_of_text`."""
+    gone = sorted(k for k in seen if k not in keys and not path_of_text(k).exists())
     if gone:
         log.warning("%d row(s) in %s name a file that is no longer there (deleted or renamed "
                     "since, e.g. %s): they are kept; remove them from %s if they should go",
