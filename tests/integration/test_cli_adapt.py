@@ -128,9 +128,10 @@ def test_batch_speaker_from_parent(tmp_path: Path, suffix: str) -> None:
 
 
 @pytest.mark.slow  # several predictions with the bundled ensemble (> 2 s)
-def test_batch_speaker_from_leaves_a_deleted_file_out_of_its_speaker(tmp_path: Path) -> None:
-    """A review as a user (stop 53): a resumed output's row of a deleted file still counted
-    in its speaker's statistics, without a word."""
+def test_batch_speaker_from_says_a_deleted_files_row(tmp_path: Path) -> None:
+    """A review as a user (stop 53): a resumed output's row of a deleted file counted in its
+    speaker's statistics without a word; it still counts (its recorded answer, as a row whose
+    file cannot be read), and is said."""
     clips = _clips(tmp_path / "tree" / "spk_a", 4)
     out = tmp_path / "res.csv"
     args = ["batch", tmp_path / "tree", "--out", out, "--speaker-from", "parent",
@@ -143,7 +144,7 @@ def test_batch_speaker_from_leaves_a_deleted_file_out_of_its_speaker(tmp_path: P
     rows = read_csv(out)
     assert len(rows) == 4  # its row is kept, and said
     assert "1 row(s) in" in text(res) and "no longer there" in text(res)
-    assert {r["reference_clips"] for r in rows} == {"3"}
+    assert {r["reference_clips"] for r in rows} == {"4"}
 
 
 def test_batch_speaker_from_regex(tmp_path: Path) -> None:

@@ -187,8 +187,8 @@ def _gather(raw: Path, grouping: SpeakerGrouping, fmt: str) -> dict[str, _Group]
         n_files += not is_error_row(row)
         grouped += g is not None
         p = _probs(row, fmt)
-        if g is None or p is None or not _on_disk(row):  # a file deleted or renamed since
-            continue  # its row was written is no clip of its speaker now (review, stop 53)
+        if g is None or p is None:
+            continue
         digest = _content(row)  # None: unreadable now, counted as itself
         groups.setdefault(g, _Group(tuple(p))).add(p, digest)
     if n_files and not grouped:
@@ -230,15 +230,6 @@ def _priors(groups: dict[str, _Group]) -> dict[str, SpeakerPrior | Adaptation]:
                     dominant)
         out[g] = dataclasses.replace(sp, warnings=tuple(w for w in warnings if w))
     return out
-
-
-def _on_disk(row: dict[str, Any]) -> bool:
-    """Whether the file a row names is still there (a row of a resumed output may name a
-    file deleted or renamed since: :func:`emovox.serving.batch.run_batch` says so)."""
-    try:
-        return path_of_text(_source(row)).exists()
-    except (OSError, ValueError):
-        return False
 
 
 def _content(row: dict[str, Any]) -> str | None:
