@@ -163,13 +163,19 @@ def test_only_a_long_last_row_cut_short_is_left_to_be_removed(tmp_path, monkeypa
 # -- 2: a file changed since its row -------------------------------------------------------
 
 
-def test_a_file_changed_since_its_row_is_predicted_again(tmp_path, fake, caplog):
+def _three_clips_batched(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder of three clips, batched once into ``r.csv``: ``(folder, output)``."""
     d = tmp_path / "clips"
     d.mkdir()
     for name in ("a.wav", "b.wav", "c.wav"):
         _clip(d / name)
     out = tmp_path / "r.csv"
     _batch([d], out)
+    return d, out
+
+
+def test_a_file_changed_since_its_row_is_predicted_again(tmp_path, fake, caplog):
+    d, out = _three_clips_batched(tmp_path)
     first = {Path(r["path"]).name: r for r in _csv(out)}
     st = os.stat(d / "b.wav")
     assert first["b.wav"]["file_size"] == str(st.st_size)
@@ -379,12 +385,7 @@ def test_another_files_row_is_never_taken_for_an_old_keyed_one(tmp_path, fake, s
 def test_rows_of_files_deleted_or_renamed_since_are_kept_and_said(tmp_path, fake, caplog):
     """A review as a user (stop 53): a deleted file's row and a renamed file's old row stayed
     in the output without a word."""
-    d = tmp_path / "clips"
-    d.mkdir()
-    for name in ("a.wav", "b.wav", "c.wav"):
-        _clip(d / name)
-    out = tmp_path / "r.csv"
-    _batch([d], out)
+    d, out = _three_clips_batched(tmp_path)
     (d / "a.wav").unlink()
     (d / "b.wav").rename(d / "b2.wav")
     with caplog.at_level(logging.WARNING):
