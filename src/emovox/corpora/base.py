@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -186,23 +186,35 @@ def speakers_text(speakers: Iterable[str]) -> str:
     return f"{count_noun(known, 'speaker')} and clips of unknown speakers"
 
 
-def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+def walk_once(root: Path, links: FolderLinks | None = None
+              ) -> Iterator[tuple[str, list[str], list[str]]]:
     """``os.walk(root, followlinks=True)`` visiting each real folder once: a tree assembled
     from symlinked folders is read, and symlink cycles end (the set of real folders). Callers may
-    prune ``dirnames`` in place, as with ``os.walk``."""
+    prune ``dirnames`` in place, as with ``os.walk``. Folder links are followed once every
+    folder reached without one has been walked, so a link to a folder of the tree never
+    takes that folder's own name. ``links``: told of each folder link followed and of each
+    folder reached again (not walked again), :class:`FolderLinks`."""
     # iterative, not os.walk: Python 3.11's os.walk recurses, and a tree 1500 folders deep
     # ended a batch with RecursionError (security QA, stop 31)
-    seen: set[tuple[int, int]] = set()
-    stack = [os.fspath(root)]
-    while stack:
-        dirpath = stack.pop()
+    walked: dict[tuple[int, int], tuple[int, int] | None] = {}  # real folder -> entered from
+    stack: list[tuple[str, tuple[int, int] | None]] = [(os.fspath(root), None)]
+    linked: deque[tuple[str, tuple[int, int] | None]] = deque()  # folder links, for later
+    while stack or linked:
+        through_link = not stack
+        dirpath, parent = stack.pop() if stack else linked.popleft()
         try:
             st = os.stat(dirpath)  # the real folder: (device, inode), links followed
         except OSError:
             continue
-        if (st.st_dev, st.st_ino) in seen:
+        real = (st.st_dev, st.st_ino)
+        if real in walked:
+            if links is not None:  # a loop, or another way into a folder walked
+                links.add(links.loops if _entered_from(walked, parent, real) else
+                          links.again, Path(dirpath))
             continue
-        seen.add((st.st_dev, st.st_ino))
+        walked[real] = parent
+        if through_link and links is not None:
+            links.add(links.followed, Path(dirpath))
         try:
             with os.scandir(dirpath) as it:
                 entries = list(it)
@@ -212,14 +224,28 @@ def walk_once(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
             continue
         dirnames: list[str] = []
         filenames: list[str] = []
+        dir_links: set[str] = set()
         for e in entries:
             try:
                 is_dir = e.is_dir()  # follows links, as os.walk(followlinks=True)
             except OSError:
                 is_dir = False
             (dirnames if is_dir else filenames).append(e.name)
+            if is_dir and e.is_symlink():
+                dir_links.add(e.name)
         yield dirpath, dirnames, filenames
-        stack.extend(os.path.join(dirpath, d) for d in reversed(dirnames))
+        for d in reversed(dirnames):  # dirnames as the caller left them
+            (linked if d in dir_links else stack).append((os.path.join(dirpath, d), real))
+
+
+def _entered_from(walked: dict[tuple[int, int], tuple[int, int] | None],
+                  parent: tuple[int, int] | None, real: tuple[int, int]) -> bool:
+    """Is ``real`` one of the folders the walk went through to reach ``parent``?"""
+    while parent is not None:
+        if parent == real:
+            return True
+        parent = walked[parent]
+    return False
 
 
 @dataclass
@@ -247,16 +273,48 @@ class PathTally:
             self._suffixes.add(suffix)
 
 
+@dataclass
+class FolderLinks:
+    """What a folder walk met through symbolic links (:func:`walk_once`,
+    :func:`iter_audio_files`), counted with the first of each kept to name it: folder links
+    followed; folders reached again through a link to a folder the walk was inside
+    (``loops``) or to one it had already walked (``again``), not walked again; and links
+    that lead nowhere (``broken``: a missing target or a loop of links), which
+    :func:`iter_audio_files` leaves out unless their names are taken (a file's row says
+    what it is). A link met by several walks or under several names (a ``**`` glob's walk,
+    then one of each folder it matched) counts once: its real folder and name."""
+
+    followed: PathTally = field(default_factory=lambda: PathTally(1))
+    loops: PathTally = field(default_factory=lambda: PathTally(1))
+    again: PathTally = field(default_factory=lambda: PathTally(1))
+    broken: PathTally = field(default_factory=lambda: PathTally(1))
+    _met: set[tuple[int, int, str] | Path] = field(default_factory=set, init=False,
+                                                   repr=False)
+
+    def add(self, tally: PathTally, path: Path) -> None:
+        """Count the link ``path`` in ``tally`` (one of the above) unless met before."""
+        try:
+            st = os.stat(path.parent)
+            key: tuple[int, int, str] | Path = (st.st_dev, st.st_ino, path.name)
+        except OSError:
+            key = path
+        if key not in self._met:
+            self._met.add(key)
+            tally.append(path)
+
+
 def iter_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS, *,
-                     regular_only: bool = True, others: list[Path] | PathTally | None = None
-                     ) -> Iterator[Path]:
+                     regular_only: bool = True, others: list[Path] | PathTally | None = None,
+                     links: FolderLinks | None = None) -> Iterator[Path]:
     """Every audio file below ``root`` (any nesting), sorted, by extension (lower case, with
     the dot: :data:`AUDIO_EXTENSIONS` by default). ``regular_only=False``: also entries of
     those names that are no regular file (a FIFO, a dangling or looping link), for a
     caller that reports each (``batch``: they vanished without a word; QA, stop 38).
     ``others``: receives the visible files of other names (``batch`` counts them: an
     Android ``.3ga`` recording vanished without a word, QA stop 39); a
-    :class:`PathTally` counts them without keeping each."""
+    :class:`PathTally` counts them without keeping each. ``links``: told of the folder
+    links met and of the links to nothing not taken (not in ``others``), see
+    :class:`FolderLinks`."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"corpus directory not found: {root}")
@@ -265,16 +323,25 @@ def iter_audio_files(root: Path, extensions: frozenset[str] = AUDIO_EXTENSIONS, 
                 (".csv", ".tsv", ".txt") else "")
         raise NotADirectoryError(f"expected a corpus directory, got a file: {root}{hint}")
     found: list[Path] = []
-    for dirpath, dirnames, filenames in walk_once(root):
+    for dirpath, dirnames, filenames in walk_once(root, links):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             p = Path(dirpath) / name
             if p.suffix.lower() in extensions and not name.startswith(".") and (
                     not regular_only or p.is_file()):
                 found.append(p)
-            elif others is not None and not name.startswith("."):
+            elif name.startswith("."):
+                continue
+            elif links is not None and is_broken_link(p):
+                links.add(links.broken, p)
+            elif others is not None:
                 others.append(p)
     yield from sorted(found)
+
+
+def is_broken_link(path: Path) -> bool:
+    """Is ``path`` a symbolic link to nothing (a missing target, or a loop of links)?"""
+    return os.path.islink(path) and not os.path.exists(path)
 
 
 def find_duplicates(paths: Iterable[Path]) -> list[list[Path]]:

@@ -1,16 +1,17 @@
 """Which files a batch reads: folders, files and globs expanded, safely.
 
 Folders are walked with :func:`emovox.corpora.base.iter_audio_files` (symlinked folders are
-followed, each real folder once). Globs with ``**`` are expanded by the same kind of walk,
-so a symlink cycle (``a/loop -> a``) cannot make them run forever or list a file twice;
-other globs go to :func:`glob.glob`, which does not recurse. Every file is identified by its
-resolved path (:func:`resolved_key`), so ``bad`` and ``/abs/bad`` are one file; that text
-names one file only (:func:`exact_path_text`), so a name holding the byte 0xff and one
-holding the four characters ``\\xff`` are two files.
+followed, each real folder once, and said: :func:`collect_inputs`). Globs with ``**`` are
+expanded by the same kind of walk, so a symlink cycle (``a/loop -> a``) cannot make them
+run forever or list a file twice; other globs go to :func:`glob.glob`, which does not
+recurse. Every file is identified by its resolved path (:func:`resolved_key`), so ``bad``
+and ``/abs/bad`` are one file; that text names one file only (:func:`exact_path_text`), so
+a name holding the byte 0xff and one holding the four characters ``\\xff`` are two files.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
@@ -22,7 +23,9 @@ from pathlib import Path
 from emovox.corpora.base import (
     AUDIO_EXTENSIONS,
     CONTAINER_EXTENSIONS,
+    FolderLinks,
     PathTally,
+    is_broken_link,
     iter_audio_files,
     walk_once,
 )
@@ -125,9 +128,10 @@ def _matches(pattern: tuple[str, ...], comps: tuple[str, ...]) -> bool:
     return nxt[0]
 
 
-def iter_glob(pattern: str) -> Iterator[Path]:
+def iter_glob(pattern: str, links: FolderLinks | None = None) -> Iterator[Path]:
     """Paths matching ``pattern`` (``**`` = any number of folders), sorted; each real
-    folder is visited once, so symlink cycles are harmless."""
+    folder is visited once, so symlink cycles are harmless (``links``: told of the folder
+    links met, see :func:`emovox.corpora.base.walk_once`)."""
     root, parts = _split(os.path.expanduser(pattern))
     if "**" not in parts:
         yield from (Path(m) for m in sorted(glob.glob(pattern)))
@@ -136,7 +140,7 @@ def iter_glob(pattern: str) -> Iterator[Path]:
         return
     wanted = tuple(parts)
     found: list[Path] = []
-    for dirpath, dirnames, filenames in walk_once(root):
+    for dirpath, dirnames, filenames in walk_once(root, links):
         rel = Path(dirpath).relative_to(root).parts
         for name in (*dirnames, *filenames):
             if _matches(wanted, (*rel, name)):
@@ -166,7 +170,8 @@ def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Pat
     """Audio files from paths: folders are walked recursively, globs expanded (``**``
     allowed), files taken as given. Order is stable; the same file reached twice (another
     spelling, a symlinked folder) is listed once. Files of other names are counted in a
-    warning, ``ours`` (a batch's own outputs, in an input folder) aside.
+    warning, ``ours`` (a batch's own outputs, in an input folder) aside, and so, once each,
+    are the symbolic links a walk met (:func:`_say_links`).
 
     Raises:
         FileNotFoundError: an input that is no file, no folder and matches nothing.
@@ -177,31 +182,20 @@ def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Pat
     # files of other names in folders and glob matches, ours aside: counted, the first few
     # kept to name them (each was kept in a list only to be counted: code review, stop 48)
     others = PathTally(_OTHERS_NAMED, lambda o: not mine or resolved_key(o) not in mine)
+    links = FolderLinks()
+    outside = PathTally(1)  # links in a folder to a file out of it
+    roots: dict[Path, Path] = {}  # each folder walked, resolved
     for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            paths = list(iter_audio_files(p, INPUT_EXTENSIONS, regular_only=False,
-                                          others=others))
-        elif p.is_file():
-            paths = [p]
-        else:
-            matches = list(iter_glob(item))
-            if not matches:
-                raise FileNotFoundError(f"no such file, folder or glob match: {item}")
-            paths = []
-            for mp in matches:
-                if mp.is_dir():
-                    paths += list(iter_audio_files(mp, INPUT_EXTENSIONS, regular_only=False,
-                                                   others=others))
-                elif mp.suffix.lower() in INPUT_EXTENSIONS:
-                    paths.append(mp)
-                else:
-                    others.append(mp)
-        for q in paths:
-            key = resolved_key(q)
+        for q, folder in _expand(item, others, links):
+            real = _resolved(q)
+            key = exact_path_text(real)
             if key in out:
                 twice.setdefault(key, []).append(q)
-            out.setdefault(key, q)
+                continue
+            out[key] = q
+            if folder is not None and os.path.islink(q) and os.path.exists(q) and not \
+                    Path(real).is_relative_to(roots.setdefault(folder, Path(_resolved(folder)))):
+                outside.append(q)
     if others.count:  # skipped without a word (QA, stop 39)
         log.warning("%d other file(s) not read, by their names (e.g. %s): a folder or glob "
                     "takes files with an audio extension (.wav, .flac, .mp3, .m4a, .ogg, "
@@ -218,7 +212,86 @@ def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Pat
         log.warning("%d %s a file already listed (the same path, a link or another "
                     "spelling; e.g. %s): each file is answered once, under its resolved "
                     "path", n, "input reaches" if n == 1 else "inputs reach", example)
+    _say_links(links, outside)
     return list(out.values())
+
+
+def _expand(item: str, others: PathTally, links: FolderLinks
+            ) -> list[tuple[Path, Path | None]]:
+    """The audio files one input names, each with the folder walked to find it (None: a
+    file named, or matched by a glob)."""
+    p = Path(item)
+    if p.is_dir():
+        return [(q, p) for q in iter_audio_files(p, INPUT_EXTENSIONS, regular_only=False,
+                                                 others=others, links=links)]
+    if p.is_file() or (p.is_symlink() and not glob.has_magic(item)):
+        return [(p, None)]  # a link to nothing, named: read, so its row says what it is
+    matches = list(iter_glob(item, links))
+    if not matches:
+        raise FileNotFoundError(f"no such file, folder or glob match: {item}")
+    paths: list[tuple[Path, Path | None]] = []
+    for mp in matches:
+        if mp.is_dir():
+            paths += [(q, mp) for q in iter_audio_files(mp, INPUT_EXTENSIONS,
+                                                        regular_only=False, others=others,
+                                                        links=links)]
+        elif mp.suffix.lower() in INPUT_EXTENSIONS:
+            paths.append((mp, None))  # a link to nothing among them: its row says so
+        elif is_broken_link(mp):
+            links.add(links.broken, mp)
+        else:
+            others.append(mp)
+    return paths
+
+
+def _link_text(link: Path) -> str:
+    """``link -> the file or folder it resolves to``, printable."""
+    return f"{printable_path(link)} -> {printable_path(_resolved(link))}"
+
+
+def _broken_text(link: Path) -> str:
+    """``link -> what it names`` and why that is nothing, printable (the link alone when it
+    has gone meanwhile)."""
+    try:
+        text = f"{printable_path(link)} -> {printable_path(os.readlink(link))}"
+    except OSError:
+        return printable_path(link)
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return text + ", a loop of symbolic links"
+        if exc.errno == errno.ENOENT:
+            return text + ", which does not exist"
+    return text
+
+
+def _say_links(links: FolderLinks, outside: PathTally) -> None:
+    """One warning for each kind of symbolic link a batch's walks met, the first of each
+    named: folder links followed, folders reached again through one (a loop, or another
+    way into a folder walked: not walked again), links to nothing left out, and file links
+    out of the folder given (a review, stop 54: folder links were followed, and loops cut,
+    without a word; a link to nothing without an audio name counted as a file "not read,
+    by its name")."""
+    if links.followed.count:
+        log.warning("%d folder link(s) followed (e.g. %s): the files of the folder linked "
+                    "to are read, each answered under its resolved path",
+                    links.followed.count, _link_text(links.followed.first[0]))
+    for tally, what in ((links.loops, "looping back to a folder above"),
+                        (links.again, "to a folder already walked another way")):
+        if tally.count:
+            p = tally.first[0]
+            log.warning("%d folder link(s) %s (e.g. %s is %s): that folder was not walked "
+                        "again, so each of its files is answered once", tally.count, what,
+                        printable_path(p), printable_path(_resolved(p)))
+    if links.broken.count:
+        log.warning("%d symbolic link(s) to nothing not read (e.g. %s); a link to nothing "
+                    "with an audio name gets an error row instead", links.broken.count,
+                    _broken_text(links.broken.first[0]))
+    if outside.count:
+        log.warning("%d file(s) in a folder given are links to files out of it (e.g. %s): "
+                    "each is read, and answered under the file it links to",
+                    outside.count, _link_text(outside.first[0]))
 
 
 def no_file_among(paths: Iterable[str | os.PathLike[str]]) -> list[str] | None:
