@@ -13,6 +13,7 @@ one-hour signal needs a few MB of scratch space on top of the signal itself.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import soxr
@@ -24,6 +25,8 @@ __all__ = [
     "RESAMPLE_QUALITY",
     "to_float32",
     "channel_weights",
+    "weights_from_measures",
+    "frame_spread_db",
     "mix_channels",
     "to_mono",
     "remove_dc",
@@ -71,6 +74,11 @@ MAX_PAIRED: int = 8
 #: Fewer samples than this are averaged as they are.
 MIN_MIX_SAMPLES: int = 256
 
+#: :func:`weights_from_measures`' spread of ``sum(sign * channel)``: (channels, signs) -> dB
+SpreadOf = Callable[[list[int], list[float]], float]
+#: :func:`weights_from_measures`' moments of two channels: (k, j) -> (ab, aa, bb)
+MomentsOf = Callable[[int, int], tuple[float, float, float]]
+
 # Samples squared and summed per block by the level functions (2 MB of float64 scratch).
 _LEVEL_BLOCK = 1 << 18
 
@@ -117,13 +125,29 @@ def channel_weights(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x)
     n, c = x.shape
+    if c < 2 or n < MIN_MIX_SAMPLES:
+        return np.ones(c, dtype=np.float32)
+    means = x.mean(axis=0, dtype=np.float64)
+    return weights_from_measures(
+        c, n, lambda chans, signs: _spread_db(x, chans, signs, means),
+        lambda k, j: _moments(x[:, k], x[:, j], means[k], means[j]))
+
+
+def weights_from_measures(c: int, n: int, spread: SpreadOf, moments: MomentsOf) -> np.ndarray:
+    """The decision of :func:`channel_weights` on ``n`` frames of ``c`` channels from its
+    measures, each asked for when the rule needs it: ``spread(chans, signs)``, the dB by
+    which the loudest :data:`MIX_FRAME`-frame frame of ``sum(sign * channel)`` (each channel
+    without its mean over the ``n`` frames) rises above the 10th percentile of its frames
+    (:func:`frame_spread_db`), and ``moments(k, j)``, ``(sum (a-ma)(b-mb), sum (a-ma)^2,
+    sum (b-mb)^2)`` of channels ``k`` and ``j``. Shared by :func:`channel_weights` (measured
+    on the whole block) and the live mixer (from running sums, so a stream is mixed as a file
+    is without weighing its whole past again each piece)."""
     w = np.ones(c, dtype=np.float32)
     if c < 2 or n < MIN_MIX_SAMPLES:
         return w
-    means = x.mean(axis=0, dtype=np.float64)
     long = n >= 8 * MIX_FRAME
     if long:
-        steady = np.array([_spread_db(x, [k], [1.0], means) < STEADY_DB for k in range(c)])
+        steady = np.array([spread([k], [1.0]) < STEADY_DB for k in range(c)])
         if not steady.all():
             w[steady] = 0.0
     # pairs among the first MAX_PAIRED kept channels only (front left/right come first in
@@ -132,16 +156,22 @@ def channel_weights(x: np.ndarray) -> np.ndarray:
     kept = [int(k) for k in np.flatnonzero(w)][:MAX_PAIRED]
     for i, k in enumerate(kept):
         for j in kept[i + 1 :]:
-            ab, aa, bb = _moments(x[:, k], x[:, j], means[k], means[j])
+            ab, aa, bb = moments(k, j)
             if ab >= 0.0:
                 continue  # not in opposite phase at all
             flip = aa + bb + 2 * ab < CANCELLED * (aa + bb - 2 * ab)
             if long and not flip:
-                flip = (_spread_db(x, [k, j], [1.0, 1.0], means) < STEADY_DB
-                        <= _spread_db(x, [k, j], [1.0, -1.0], means))
+                flip = spread([k, j], [1.0, 1.0]) < STEADY_DB <= spread([k, j], [1.0, -1.0])
             if flip:
                 w[j] = -w[k]
     return w
+
+
+def frame_spread_db(power: np.ndarray) -> float:
+    """How far the loudest of the frame powers ``power`` rises above their 10th percentile,
+    in dB (powers floored at 1e-10): the measure of a steady channel (:data:`STEADY_DB`)."""
+    db = 10.0 * np.log10(np.maximum(power, 1e-10))
+    return float(db.max() - np.percentile(db, 10.0))
 
 
 def _spread_db(x: np.ndarray, chans: list[int], signs: list[float],
@@ -157,8 +187,7 @@ def _spread_db(x: np.ndarray, chans: list[int], signs: list[float],
              - means[k] for k in chans]
         mix = sum(sk * fk for sk, fk in zip(signs, f, strict=True))
         power[r0:r1] = np.einsum("ij,ij->i", mix, mix) / MIX_FRAME
-    db = 10.0 * np.log10(np.maximum(power, 1e-10))
-    return float(db.max() - np.percentile(db, 10.0))
+    return frame_spread_db(power)
 
 
 def _moments(a: np.ndarray, b: np.ndarray, ma: float, mb: float) -> tuple[float, float, float]:
