@@ -20,14 +20,43 @@ def test_batch_option_checks(tmp_path):
     # a value out of its set names the set, and no output file is left behind (stop 29)
     for args, option, choices in (
             (["batch", empty, "--out", tmp_path / "b.csv", "--backend", "foo"], "--backend",
-             ("'auto'", "'onnx'", "'torch'")),
+             ("auto", "onnx", "torch")),
             (["batch", empty, "--out", tmp_path / "e.jsonl", "--engine", "foo"], "--engine",
-             ("'local'", "'dask'")),
-            (["timeline", tmp_path / "x.wav", "--adapt", "foo"], "--adapt", ("'none'", "'self'"))):
+             ("local", "dask")),
+            (["timeline", tmp_path / "x.wav", "--adapt", "foo"], "--adapt", ("none", "self"))):
         res = invoke(args)
         ok(res, 2)
         assert option in text(res) and all(c in text(res) for c in choices), text(res)
     assert not (tmp_path / "b.csv").exists() and not (tmp_path / "e.jsonl").exists()
+
+
+def test_a_value_out_of_an_options_set_is_a_clean_usage_error(tmp_path):
+    """Every option with a set of values (a Literal or an Enum) says the set in the CLI's own
+    words: typer's check said "Invalid value for '--adapt': Value error, 'other' is not one
+    of 'none', 'self'.", a phrase of pydantic's (user review, stop 54)."""
+    wav, out = tmp_path / "x.wav", tmp_path / "o.csv"
+    for args, said in (
+            (["timeline", wav, "--adapt", "other"], "--adapt must be one of: none, self"),
+            (["timeline", wav, "--backend", "gpu"], "--backend must be one of: auto, onnx, torch"),
+            (["predict", wav, "--backend", "gpu"], "--backend must be one of: auto, onnx, torch"),
+            (["batch", tmp_path, "--out", out, "--engine", "ray"],
+             "--engine must be one of: local, dask"),
+            (["listen", "-", "--backend", "gpu"], "--backend must be one of: auto, onnx, torch"),
+            (["evaluate", "--data", tmp_path, "--protocol", "lopo"],
+             "--protocol must be one of: emobox, loso, random, loco"),
+            (["evaluate", "--data", tmp_path, "--adapt", "self"],
+             "--adapt must be one of: none, speaker, corpus"),
+            (["train", "--data", tmp_path, "--out", out, "--augment-recipe", "x"],
+             "--augment-recipe must be one of: classic, channel,"),
+            (["serve", "--log-level", "loud"], "--log-level must be one of: critical, error,")):
+        res = invoke(args)
+        ok(res, 2)
+        assert said in text(res) and "got '" in text(res), (args, text(res))
+        assert "Value error" not in text(res) and "is not one of" not in text(res), text(res)
+    assert not out.exists()
+    res = invoke(["timeline", wav, "--adapt", "self"])  # a valid value goes on to the file
+    ok(res, 2)
+    assert "must be one of" not in text(res) and "x.wav" in text(res)
 
 
 def test_a_batch_that_finds_no_audio_warns(tmp_path):

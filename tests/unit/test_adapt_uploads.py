@@ -87,7 +87,8 @@ def test_prior_of_uploads_skips_bad_empty_and_silent_clips_with_warnings() -> No
     sp = prior_from_uploads(fake, refs)
     assert sp.n == 3 and sp.group == UPLOAD_GROUP
     np.testing.assert_allclose(sp.prior, speaker_prior(np.array([_probs(k) for k in range(3)])))
-    assert sp.warnings[:3] == ("reference clip skipped: silent.wav: no speech (silence)",
+    assert sp.warnings[:3] == ("reference clip skipped: silent.wav: the recording is silent "
+                               "(or a constant offset)",  # in words (stop 54: "(silence)")
                                "reference clip skipped: bad.wav: is not audio (a text file?)",
                                "reference clip skipped: empty.wav: the upload is empty "
                                "(0 bytes).")

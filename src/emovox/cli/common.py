@@ -9,9 +9,10 @@ import os
 import signal
 import sys
 import threading
-from enum import IntEnum
+from collections.abc import Callable
+from enum import Enum, IntEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, get_args
 
 import typer
 from rich.logging import RichHandler
@@ -154,6 +155,23 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def given_once(hint: str = "give it once") -> Callable[..., list[Any] | None]:
+    """The callback of an option declared repeatable only to refuse a repeat: the CLI's
+    one-line usage error naming the values, then ``hint``, exit 2 (click keeps the last
+    value of a single-valued option given twice, without a word: ``--reference A
+    --reference B`` adapted to B alone, a review as a user, stop 54). The command takes the
+    one value, ``values[0]``, or None."""
+
+    def check(param: typer.CallbackParam, values: list[Any] | None) -> list[Any] | None:
+        if values and len(values) > 1:
+            given = ", ".join(str(v) for v in values)
+            fail(ValueError(f"{param.opts[0]} is given {len(values)} times ({given}): "
+                            f"{hint}"))
+        return values
+
+    return check
+
+
 def model_params(model: str, items: list[str]) -> dict[str, Any]:
     """``-p KEY=VALUE`` items for ``model``, typed; exit 2 naming the valid keys on a bad
     one. Imports only the (light) model registry: runs before any heavy import."""
@@ -193,6 +211,25 @@ def need_module(module: str, extra: str) -> None:
         fail(RuntimeError(f"{module} is not installed; pip install 'emovox[{extra}]'"))
 
 
+def choice(kind: Any, *decls: str, **kw: Any) -> Any:
+    """``typer.Option(*decls, **kw)`` for a ``Literal[...]`` or an :class:`~enum.Enum`
+    ``kind``: a value outside it is the CLI's one-line usage error, ``error: --adapt must be
+    one of: none, self; got 'other'``, exit 2. Typer's own check said "Invalid value for
+    '--adapt': Value error, 'other' is not one of 'none', 'self'.", a phrase of pydantic's
+    (user review, stop 54). ``decls[0]``: the option's name, said in the error."""
+    members = list(kind) if isinstance(kind, type) and issubclass(kind, Enum) else None
+    values = [m.value for m in members] if members is not None else list(get_args(kind))
+
+    def parse(value: Any) -> Any:
+        for i, v in enumerate(values):
+            if value == v or (members is not None and value is members[i]):
+                return members[i] if members is not None else v
+        fail(ValueError(f"{decls[0]} must be one of: {', '.join(map(str, values))}; "
+                        f"got {value!r}"))
+
+    return typer.Option(*decls, parser=parse, **kw)
+
+
 # Option types shared by several commands.
 ModelOpt = Annotated[
     Path | None,
@@ -201,8 +238,10 @@ ModelOpt = Annotated[
                  "ECAPA + ResLSTM ensemble, RAVDESS + EMOVO) or ravdess; see `emovox "
                  "models`. Default: $EMOVOX_MODEL, else default."),
 ]
-BackendOpt = Annotated[Literal["auto", "onnx", "torch"],
-                       typer.Option(help="Inference engine: auto, onnx or torch.")]
+BackendName = Literal["auto", "onnx", "torch"]
+BackendOpt = Annotated[BackendName,
+                       choice(BackendName, "--backend", help="Inference engine: auto, onnx "
+                              "or torch.")]
 ParamOpt = Annotated[
     list[str], typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable).")
 ]

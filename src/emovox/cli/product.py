@@ -18,13 +18,20 @@ from emovox.cli.common import (
     ModelOpt,
     OutputGone,
     check_model_option,
+    choice,
     exit_failed,
     exit_interrupted,
     fail,
+    given_once,
     output_gone,
     setup_logging,
     written,
 )
+
+#: the values of ``batch --engine`` and ``timeline --adapt`` (the serving enums, Engine and
+#: AdaptMode, are imported when a command runs, not to build the options)
+_Engine = Literal["local", "dask"]
+_AdaptSelf = Literal["none", "self"]
 
 
 def predict(
@@ -44,10 +51,13 @@ def predict(
         bool, typer.Option("--truth", help="Also show the true label of RAVDESS-named files "
                            "(read from the name) and whether the model heard their actors.")
     ] = False,
-    reference: Annotated[
-        Path | None, typer.Option("--reference", help="Folder of unlabelled clips of the SAME "
-                                  "speaker, in several emotions (at least 3 with speech): "
-                                  "answers are adapted to that speaker.")
+    reference: Annotated[  # a list only to refuse a second one (user review, stop 54)
+        list[Path] | None, typer.Option(
+            "--reference", callback=given_once("give one folder, holding all of the "
+                                               "speaker's clips (subfolders are read too)"),
+            metavar="DIR", help="Folder of unlabelled clips of the SAME speaker, in several "
+            "emotions (at least 3 with speech); its subfolders are read too, all taken as "
+            "that one speaker's. Answers are adapted to that speaker.")
     ] = None,
 ) -> None:
     """Which emotion does each clip carry? Exit code 1 if any file failed, 2 if no path
@@ -55,6 +65,7 @@ def predict(
     import json
 
     model = check_model_option(model)
+    ref = reference[0] if reference else None
     if truth and json_out:
         fail(ValueError("--truth adds a table; it cannot be combined with --json"))
     from emovox.serving.batch import predict_files
@@ -67,11 +78,11 @@ def predict(
         predictor = Predictor.from_artifact(model, backend=backend)
         _refuse_no_file(files, json_out)  # after the model (a bad model is said first),
         prior = None  # before any reference clip is read
-        if reference is not None:
+        if ref is not None:
             from emovox.serving.adapt import reference_prior
 
             with bars.references_progress() as progress:
-                prior = reference_prior(predictor, reference, max_duration=max_duration,
+                prior = reference_prior(predictor, ref, max_duration=max_duration,
                                         progress=progress)
     except USER_ERRORS as exc:
         fail(exc)
@@ -98,7 +109,7 @@ def predict(
     else:
         render.predictions(predictor.model_id, outcomes, top)
         if prior is not None:
-            render.adapted_note(f"{prior.n} clips in {reference}")
+            _adaptation_note(outcomes, f"{prior.n} clips in {ref}")
         if truth:
             from emovox.cli.truth import truth_report
 
@@ -106,6 +117,26 @@ def predict(
     failed = sum(o.error is not None for o in outcomes)
     if failed:
         exit_failed(f"{failed} of {len(files)} files failed")
+
+
+def _adaptation_note(outcomes: list[Any], what: str) -> None:
+    """The lines under ``predict --reference``'s table: the answers adapted, and those the
+    adaptation was not applied to, with the reason their JSON gives (it said "adapted to
+    speaker" of a clip without speech, whose JSON said ``applied: false``: user review,
+    stop 54). Failed files: their error rows say it."""
+    records = [(name, o.prediction.adaptation) for o, name in
+               zip(outcomes, render.shown_names([o.path for o in outcomes]), strict=True)
+               if o.prediction is not None and o.prediction.adaptation is not None]
+    if any(a.applied for _, a in records):
+        render.adapted_note(what)
+    not_applied: dict[str, list[str]] = {}
+    for name, a in records:  # the names of the table's rows
+        if not a.applied:
+            not_applied.setdefault(a.reason or "", []).append(name)
+    for why, names in not_applied.items():
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        render.console.print(render.shown(
+            f"not adapted to speaker ({what}): {', '.join(names[:3])}{more} ({why})"))
 
 
 def _refuse_no_file(files: list[Path], json_out: bool) -> None:
@@ -181,7 +212,7 @@ def batch(
         min=1, max=1024, help="Worker processes, each with its own model (at most one per "
         "CPU, and locally per 16 files, are started; 1 with --file-timeout 0: in this "
         "process).")] = 2,
-    engine: Annotated[Literal["local", "dask"], typer.Option(help="local or dask.")] = "local",
+    engine: Annotated[_Engine, choice(_Engine, "--engine", help="local or dask.")] = "local",
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster).")
     ] = None,
@@ -286,9 +317,9 @@ def timeline(
     model: ModelOpt = None,
     backend: BackendOpt = "auto",
     adapt: Annotated[
-        Literal["none", "self"], typer.Option(
-                          "--adapt", help="self: adapt the windows to the recording's own "
-                          "speaker (its speech windows' mean; assumes several emotions).")
+        _AdaptSelf, choice(_AdaptSelf, "--adapt", help="self: adapt the windows to the "
+                           "recording's own speaker (its speech windows' mean; assumes "
+                           "several emotions).")
     ] = "none",
 ) -> None:
     """An emotion timeline of a long recording, streamed so memory stays flat."""

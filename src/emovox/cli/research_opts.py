@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from emovox.augment import AugmentRecipe
+from emovox.cli.common import choice
 from emovox.config import Adapt, Protocol
 
 AugmentOpt = Annotated[
@@ -16,11 +17,11 @@ AugmentOpt = Annotated[
                       "--augment-recipe).")
 ]
 AugmentRecipeOpt = Annotated[
-    AugmentRecipe, typer.Option(help="What --augment copies vary: classic (noise, pitch, "
-                                "stretch), channel (speed, reverb, band, EQ, noise, gain) or "
-                                "channel_codec (channel + GSM/Opus/MP3 round trips, ffmpeg), "
-                                "channel_hum (channel + 50/60 Hz mains hum) or "
-                                "telephone (300-3400 Hz band-pass only).")
+    AugmentRecipe, choice(AugmentRecipe, "--augment-recipe", help="What --augment copies "
+                          "vary: classic (noise, pitch, stretch), channel (speed, reverb, band, "
+                          "EQ, noise, gain) or channel_codec (channel + GSM/Opus/MP3 round "
+                          "trips, ffmpeg), channel_hum (channel + 50/60 Hz mains hum) or "
+                          "telephone (300-3400 Hz band-pass only).")
 ]
 
 #: ``--data`` of evaluate/train: one corpus folder (read with ``--corpus``), or several
@@ -31,14 +32,15 @@ SourcesOpt = Annotated[
                  "repeat for several corpora: --data ravdess=DIR --data emovo=DIR."),
 ]
 ProtocolOpt = Annotated[
-    Protocol, typer.Option(help="Speaker split protocol (loco: leave one corpus out).")
+    Protocol, choice(Protocol, "--protocol", help="Speaker split protocol (loco: leave one "
+                     "corpus out).")
 ]
 AdaptOpt = Annotated[
-    Adapt, typer.Option(help="speaker: normalise each speaker's features with its own "
-                        "statistics, from its clips without labels (test speakers: their "
-                        "unlabelled test clips). corpus: the same per corpus (--protocol loco "
-                        "only: the held-out corpus from its unlabelled clips). Reported apart "
-                        "from speaker-independent runs.")
+    Adapt, choice(Adapt, "--adapt", help="speaker: normalise each speaker's features with its "
+                  "own statistics, from its clips without labels (test speakers: their "
+                  "unlabelled test clips). corpus: the same per corpus (--protocol loco only: "
+                  "the held-out corpus from its unlabelled clips). Reported apart from "
+                  "speaker-independent runs.")
 ]
 BalanceOpt = Annotated[
     bool, typer.Option("--balance-corpora",

@@ -18,6 +18,7 @@ from emovox.cli import render
 from emovox.cli.common import (
     USER_ERRORS,
     check_model_option,
+    choice,
     fail,
     need_module,
     setup_logging,
@@ -134,7 +135,9 @@ def serve(
         int | None, typer.Option(min=1, max=256, help="Inference threads (default: the "
                                  "engine's; more than the CPUs are not used).")
     ] = None,
-    log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = LogLevel.INFO,
+    log_level: Annotated[
+        LogLevel, choice(LogLevel, "--log-level", help="uvicorn log level.")
+    ] = LogLevel.INFO,
     api_key: Annotated[
         str | None,
         typer.Option(envvar="EMOVOX_API_KEY", show_default=False,

@@ -5,10 +5,12 @@ assumes and why: :mod:`emovox.adaptation`).
 Three ways to get the speaker's clips, one per command:
 
 * :func:`reference_prior` (``emovox predict --reference DIR``): a folder of clips of the same
-  speaker; each usable clip (read, with speech) counts once, its probabilities being the
-  answer :class:`~emovox.serving.predictor.Predictor` gives for it (the duration-weighted
-  mean of its speech windows). Clips that fail or hold no speech are skipped with a
-  warning; fewer than :data:`~emovox.adaptation.MIN_REFERENCE_CLIPS` usable clips is an
+  speaker (its subfolders too, with a warning when the clips used lie in several folders:
+  all are taken as one speaker's); each usable clip (read, with speech) counts once, its
+  probabilities being the answer :class:`~emovox.serving.predictor.Predictor` gives for it
+  (the duration-weighted mean of its speech windows). Clips that fail or hold no speech are
+  skipped with a warning, in a reference's words (:mod:`emovox.serving.reference_words`);
+  fewer than :data:`~emovox.adaptation.MIN_REFERENCE_CLIPS` usable clips is an
   :class:`AdaptationError`.
 * :class:`SpeakerGrouping` (``emovox batch --speaker-from parent|REGEX``): clips grouped by
   their parent folder's name, or by the first capture group of a regular expression searched
@@ -50,6 +52,7 @@ from emovox.affect import arousal_valence
 from emovox.errors import ConfigError, EmovoxError
 from emovox.fileio import file_sha256
 from emovox.serving.answer import UNCERTAIN_BELOW, Prediction, Status, aggregate, evidence_of
+from emovox.serving.reference_words import folders_warning, no_speech_skip, reference_words
 from emovox.serving.timeline import SegmentKind, Timeline
 
 log = logging.getLogger(__name__)
@@ -218,25 +221,30 @@ def adapt_prediction(pred: Prediction, sp: SpeakerPrior) -> Prediction:
 
 def prior_from_references(usable: Sequence[Prediction], skipped: Sequence[str],
                           labels: Sequence[str], *, group: str, what: str, offered: int,
-                          digests: frozenset[str] = frozenset()) -> SpeakerPrior:
+                          digests: frozenset[str] = frozenset(),
+                          notes: Sequence[str] = ()) -> SpeakerPrior:
     """The prior of reference clips already predicted (``usable``: answers with speech) and
-    the clips that were not (``skipped``: ``"name: why"``), with its warnings (each skipped
-    clip, each used clip's decoder notes, fewer than :data:`RECOMMENDED_REFERENCE_CLIPS`,
-    mostly one emotion), logged and kept in the record. ``what`` names the references in
-    messages (``"reference folder X"``); ``offered``: how many clips were given; ``digests``:
-    the SHA-256 of the bytes of the ``usable`` ones (:func:`mark_own_reference`).
+    the clips that were not (``skipped``: ``"name: why"``), with its warnings (``notes``
+    about the references as a whole, each skipped clip, each used clip's decoder notes,
+    fewer than :data:`RECOMMENDED_REFERENCE_CLIPS`, mostly one emotion; the clips' in a
+    reference's words: :func:`~emovox.serving.reference_words.reference_words`), logged and
+    kept in the record. ``what`` names the references in messages (``"reference folder
+    X"``); ``offered``: how many clips were given; ``digests``: the SHA-256 of the bytes of
+    the ``usable`` ones (:func:`mark_own_reference`).
 
     Raises:
         TooFewReferences: fewer than :data:`MIN_REFERENCE_CLIPS` usable clips (the message
             names what was skipped).
         AdaptationError: an answer's labels are not ``labels``.
     """
-    warnings = [f"reference clip skipped: {why}" for why in skipped]
-    warnings += [f"reference clip used despite: {note}"  # cut short, nearly silent (the
+    skipped = [reference_words(why) for why in skipped]  # "answered on", `emovox timeline`
+    warnings = [*notes, *(f"reference clip skipped: {why}" for why in skipped)]
+    warnings += [f"reference clip used despite: {reference_words(note)}"  # cut short (the
                  for p in usable for note in getattr(p, "warnings", ())]  # decoder's notes)
     sp = prior_from_predictions(usable, labels, group=group)
     if sp is None:
-        detail = f" (skipped: {'; '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''})" \
+        said = "; ".join(why.rstrip(".") for why in skipped[:5])
+        detail = f" (skipped: {said}{' ...' if len(skipped) > 5 else ''})" \
             if skipped else ""
         raise TooFewReferences(
             f"{what}: {len(usable)} usable clip(s) of {offered}, at least "
@@ -252,9 +260,13 @@ def prior_from_references(usable: Sequence[Prediction], skipped: Sequence[str],
 
 def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None = None,
                     progress: Callable[[int, int], None] | None = None) -> SpeakerPrior:
-    """The prior of the clips in ``folder`` (recursive), predicted by ``predictor``
-    (:func:`prior_from_references`); byte-identical clips count once (the others are
-    skipped, named). ``progress(done, total)`` is called after each clip.
+    """The prior of the clips in ``folder`` and its subfolders, predicted by ``predictor``
+    (:func:`prior_from_references`), all taken as one speaker's (a warning when the clips
+    used come from more than one folder); byte-identical clips count once (the others are
+    skipped, named). The decoder's notes of the clips are said once, in a reference's words,
+    by the prior's warnings (the decoder's own log of them is held back: it said "answered
+    on" them, and said a used clip's notes twice). ``progress(done, total)`` is called after
+    each clip.
 
     Raises:
         AdaptationError: ``folder`` is missing or not a folder, holds no audio file, or
@@ -272,32 +284,40 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
         raise AdaptationError(f"reference folder {folder} holds no audio file")
     usable: list[Prediction] = []
     skipped: list[str] = []
-    repeated, used = RepeatedClips(), set()
-    for i, f in enumerate(files):
-        digest = None
-        try:  # a FIFO would block: predict_files refuses it (QA re-check, stop 38)
-            digest = file_sha256(f) if f.is_file() else None
-        except OSError:
-            pass  # unreadable: predict_files says why
-        repeat = repeated.repeat_of(f.name, digest) if digest is not None else None
-        if repeat is not None:
-            skipped.append(repeat)
-        for o in ([] if repeat else predict_files(predictor, [f], max_duration=max_duration)):
-            if o.error is not None:
-                head, _, rest = o.error.partition(": ")  # audio errors start with the path
-                why = rest if rest and Path(head).name == o.path.name else o.error
-                skipped.append(f"{o.path.name}: {why}")
-            elif o.prediction.probabilities is None:
-                skipped.append(f"{o.path.name}: no speech ({o.prediction.reason})")
-            else:  # what the prior needs (probabilities, notes), not the windows: every
-                usable.append(dataclasses.replace(  # answer was kept whole, evidence and
-                    o.prediction, evidence=(), window_probs=None))  # all (review, stop 48)
-                used.add(digest)
-        if progress is not None:
-            progress(i + 1, len(files))
+    repeated, used, taken = RepeatedClips(), set(), []
+    audio_log = logging.getLogger("emovox.audio")  # its notes come back in the answers
+    level = audio_log.level
+    audio_log.setLevel(logging.ERROR)
+    try:
+        for i, f in enumerate(files):
+            digest = None
+            try:  # a FIFO would block: predict_files refuses it (QA re-check, stop 38)
+                digest = file_sha256(f) if f.is_file() else None
+            except OSError:
+                pass  # unreadable: predict_files says why
+            repeat = repeated.repeat_of(f.name, digest) if digest is not None else None
+            if repeat is not None:
+                skipped.append(repeat)
+            for o in [] if repeat else predict_files(predictor, [f], max_duration=max_duration):
+                if o.error is not None:
+                    head, _, rest = o.error.partition(": ")  # audio errors start with the path
+                    why = rest if rest and Path(head).name == o.path.name else o.error
+                    skipped.append(f"{o.path.name}: {why}")
+                elif o.prediction.probabilities is None:
+                    skipped.append(no_speech_skip(o.path.name, o.prediction))
+                else:  # what the prior needs (probabilities, notes), not the windows: every
+                    usable.append(dataclasses.replace(  # answer was kept whole, evidence and
+                        o.prediction, evidence=(), window_probs=None))  # all (review, 48)
+                    used.add(digest)
+                    taken.append(f)
+            if progress is not None:
+                progress(i + 1, len(files))
+    finally:
+        audio_log.setLevel(level)
     return prior_from_references(usable, skipped, predictor.labels, group=str(folder),
                                  what=f"reference folder {folder}", offered=len(files),
-                                 digests=frozenset(used - {None}))
+                                 digests=frozenset(used - {None}),
+                                 notes=[w for w in (folders_warning(taken),) if w])
 
 
 def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:

@@ -38,6 +38,7 @@ from emovox.serving.adapt import (
     prior_from_references,
 )
 from emovox.serving.answer import Prediction
+from emovox.serving.reference_words import no_speech_skip
 from emovox.serving.timeline import Timeline
 from emovox.serving.uploads import UploadTooLarge, display_name, over_limit, scrub
 
@@ -155,7 +156,7 @@ def prior_from_uploads(predictor: Any, references: Sequence[Reference], *,
         if left is not None:
             left = max(0.0, left - float(p.duration))
         if p.probabilities is None:
-            skipped.append(f"{name}: no speech ({p.reason})")
+            skipped.append(no_speech_skip(name, p))  # in words, as predict says it (54)
         else:
             usable.append(p)
             used.add(digest)
