@@ -179,7 +179,7 @@ def test_report_reads_runs_written_before_the_option(fake_ravdess, fake_cache, t
     (("--adapt", "speaker", "--protocol", "random"), "needs a speaker-independent protocol"),
     (("--adapt", "speaker", "--artifact", "bundled"), "not to --artifact"),
     (("--adapt", "corpus"), "--adapt corpus needs --protocol loco, not emobox"),
-    (("--adapt", "dialect"), "'dialect' is not one of"),
+    (("--adapt", "dialect"), "--adapt must be one of: none, speaker, corpus; got 'dialect'"),
 ])
 def test_evaluate_adapt_refusals(fake_ravdess, fake_cache, tmp_path, extra, message):
     r = _evaluate(fake_ravdess, fake_cache, "--out", str(tmp_path / "r"), *extra)

@@ -250,9 +250,10 @@ def test_serve_command(tiny_model, monkeypatch, tmp_path):
     v4 = CliRunner().invoke(app, ["serve", "--host", "[127.0.0.1]"],  # brackets: IPv6 only
                             env={"EMOVOX_MODEL": str(tiny_model)})
     assert v4.exit_code == 2 and "cannot listen on [127.0.0.1]" in v4.output
-    for args in (["--port", "70000"], ["--port", "-1"], ["--log-level", "bogus"]):
+    for args, said in ((["--port", "70000"], "Invalid value"), (["--port", "-1"], "Invalid value"),
+                       (["--log-level", "bogus"], "--log-level must be one of:")):
         usage = CliRunner().invoke(app, ["serve", *args], env={"EMOVOX_MODEL": str(tiny_model)})
-        assert usage.exit_code == 2 and "Invalid value" in usage.output, args
+        assert usage.exit_code == 2 and said in usage.output, args
         assert "Traceback" not in usage.output
     for port in ("70000", "-1", "0"):  # the web app's port too (streamlit tracebacked)
         usage = CliRunner().invoke(app, ["app", "--port", port])

@@ -130,7 +130,8 @@ def test_reference_messages_are_in_a_references_words(tmp_path: Path, target: Pa
     assert by_clip["hiss.wav"][0].endswith(": no speech: a steady sound (noise, hum, tones, "
                                            "beeps or bells, a constant offset)")
     assert by_clip["long.wav"][0].endswith("A reference clip must be under the limit: cut it "
-                                           "into shorter clips.")
+                                           "into shorter clips, or raise the limit "
+                                           "(--max-duration).")
     log = " ".join(res.stderr.split())
     assert all(log.count(w) == 1 for w in warnings)  # each said once in the log
 

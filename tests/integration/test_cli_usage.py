@@ -320,3 +320,67 @@ def test_predict_of_no_file_is_a_usage_error_as_timeline_of_one(tmp_path, tiny_m
     res = invoke(["predict", missing, good, "-m", tiny_model])
     ok(res, 1)
     assert "1 of 2 files failed" in text(res) and "good.wav" in text(res)
+
+
+def test_shell_completion_parses_without_a_usage_error(capsys):
+    """Completion parses the command line as it stands (resilient parsing): a value out of
+    an option's set, or ``--reference`` given twice, so far, must not print a usage error
+    into the prompt (the error was printed, then its exit swallowed by the parser: code
+    review, stop 54). The app installs no completion itself (``add_completion=False``); a
+    command's context is made as completion makes it."""
+    import typer
+
+    from emovox.cli import app
+
+    group = typer.main.get_command(app)
+    for name, args, option, value in (
+            ("predict", ["x.wav", "--reference", "a", "--reference", "b"], "reference",
+             ["a", "b"]),
+            ("predict", ["x.wav", "--backend", "gpu"], "backend", "gpu"),
+            ("timeline", ["x.wav", "--adapt", "other"], "adapt", "other"),
+            ("serve", ["--log-level", "loud"], "log_level", "loud")):
+        with group.make_context("emovox", [name], resilient_parsing=True) as parent:
+            command = group.get_command(parent, name)
+            ctx = command.make_context(name, list(args), parent=parent,
+                                       resilient_parsing=True)
+        assert [str(v) for v in ctx.params[option]] == value if option == "reference" \
+            else ctx.params[option] == value, (name, ctx.params[option])  # as it stands
+        said = capsys.readouterr()
+        assert said.err == "" and said.out == "", said
+    res = invoke(["predict", "x.wav", "--reference", "a", "--reference", "b"])
+    ok(res, 2)  # a real run still refuses both
+    assert "--reference is given 2 times" in text(res)
+    res = invoke(["predict", "x.wav", "--backend", "gpu"])
+    ok(res, 2)
+    assert "--backend must be one of: auto, onnx, torch; got 'gpu'" in text(res)
+
+
+def test_valid_values_reach_the_command_as_their_enum_members(monkeypatch):
+    """``choice`` hands the command the member (``Protocol.LOSO``), not its text: the
+    commands use ``.value`` and ``.label`` of them. Each command is replaced by one that
+    keeps what it is called with (its signature, hence its options, unchanged)."""
+    import functools
+
+    from emovox.augment import AugmentRecipe
+    from emovox.cli import app
+    from emovox.cli.servers import LogLevel
+    from emovox.config import Adapt, Protocol
+
+    seen: dict = {}
+    for info in app.registered_commands:
+        if info.name in ("evaluate", "serve"):
+            kept = functools.wraps(info.callback)(lambda *a, **kw: seen.update(kw))
+            monkeypatch.setattr(info, "callback", kept)
+    for args, want in (
+            (["evaluate", "--data", "d", "--protocol", "loso", "--adapt", "speaker",
+              "--augment-recipe", "channel_hum"],
+             {"protocol": Protocol.LOSO, "adapt": Adapt.SPEAKER,
+              "augment_recipe": AugmentRecipe.CHANNEL_HUM}),
+            (["evaluate", "--data", "d"],  # the defaults too
+             {"protocol": Protocol.EMOBOX, "adapt": Adapt.NONE,
+              "augment_recipe": AugmentRecipe.CLASSIC}),
+            (["serve", "--log-level", "debug"], {"log_level": LogLevel.DEBUG}),
+            (["serve"], {"log_level": LogLevel.INFO})):
+        seen.clear()
+        ok(invoke(args))
+        assert all(seen[k] is v for k, v in want.items()), (args, seen)

@@ -141,6 +141,25 @@ def test_duration_limit_holds_for_each_clip_and_for_all_together() -> None:
         prior_from_uploads(FakePredictor(duration=2.0), refs, max_duration=1.0)
 
 
+def test_an_uploaded_reference_over_the_limit_is_told_to_cut_it_not_to_raise_it() -> None:
+    """The limit is the server's: the CLI's advice (`emovox timeline`, --max-duration) is
+    replaced by a reference's, without the CLI's "raise the limit" (code review, stop 54)."""
+    from emovox.audio import TOO_LONG_ADVICE
+
+    class Long(FakePredictor):
+        def predict_file(self, source, *, filename=None, max_duration=None) -> Prediction:
+            if filename.startswith("long"):
+                raise AudioTooLong(f"{filename}: is 700 s long, longer than the 600 s limit. "
+                                   f"{TOO_LONG_ADVICE}")
+            return super().predict_file(source, filename=filename, max_duration=max_duration)
+
+    sp = prior_from_uploads(Long(), _refs("long.wav", "c0.wav", "c1.wav", "c2.wav"),
+                            max_duration=600.0)
+    assert sp.warnings[0] == ("reference clip skipped: long.wav: is 700 s long, longer than "
+                              "the 600 s limit. A reference clip must be under the limit: cut "
+                              "it into shorter clips (the limit is the server's).")
+
+
 def test_predict_with_references_gives_both_answers() -> None:
     fake = FakePredictor()
     out = predict_with_references(fake, b"RIFF", "c4.wav", _refs("c0.wav", "c1.wav", "c4.wav"))

@@ -58,7 +58,7 @@ def _clip(path: Path) -> Path:
     return path
 
 
-def _rows(inputs: list[Path], out: Path) -> dict[str, dict[str, str]]:
+def _rows(inputs: list[Path] | list[str], out: Path) -> dict[str, dict[str, str]]:
     """The CSV rows of a batch over ``inputs``, by path (each path once)."""
     run_batch([str(p) for p in inputs], out, workers=1, processes=False)
     with open(out, newline="", encoding="utf-8") as f:
@@ -91,22 +91,53 @@ def test_folder_links_followed_are_said_once_per_batch(tmp_path, fake, caplog):
 def test_a_loop_and_a_second_way_in_are_said_and_not_walked_again(tmp_path, fake, caplog):
     d = tmp_path / "d"
     a, b = _clip(d / "a.wav"), _clip(d / "sub" / "b.wav")
+    c = _clip(d / "other" / "c.wav")
     os.symlink(d, d / "sub" / "loop")  # a link to an ancestor
     os.symlink(d / "sub", d / "alias")  # another way into a folder of the tree
+    # each of two plain folders holds a link to the other: whichever a walk that follows
+    # links as it meets them enters first, it reaches the other through its link, in any
+    # listing order (so did `alias`, listed before `sub`)
+    os.symlink(d / "other", d / "sub" / "across")
+    os.symlink(d / "sub", d / "other" / "back")
     with caplog.at_level(logging.WARNING):
         rows = _rows([d], tmp_path / "out.csv")
-        # the folder's own name is listed, never the link's (links are followed last)
-        assert collect_inputs([str(d)]) == [a, b]
-    assert set(rows) == {resolved_key(a), resolved_key(b)}
-    loop = _said(caplog, "looping back")
+        # the folders' own names are listed, never a link's (links are followed last)
+        assert collect_inputs([str(d)]) == [a, c, b]
+    assert set(rows) == {resolved_key(p) for p in (a, b, c)}
+    loop = _said(caplog, "a loop back to a folder above")
     assert loop and loop[0] == (
-        f"1 folder link(s) looping back to a folder above (e.g. {d / 'sub' / 'loop'} is "
-        f"{d.resolve()}): that folder was not walked again, so each of its files is answered "
-        "once")
-    again = _said(caplog, "already walked another way")
-    assert again and f"(e.g. {d / 'alias'} is {(d / 'sub').resolve()})" in again[0]
-    assert not _said(caplog, "folder link(s) followed")  # both were cut, none followed
+        "1 folder(s) reached again through a folder link, a loop back to a folder above "
+        f"(e.g. {d / 'sub' / 'loop'} is {d.resolve()}): not walked again, so each file is "
+        "answered once")
+    again = _said(caplog, "already walked another way")  # alias first: d's links come first
+    assert again and again[0] == (
+        "3 folder(s) reached again through a folder link, already walked another way (e.g. "
+        f"{d / 'alias'} is {(d / 'sub').resolve()}): not walked again, so each file is "
+        "answered once")
+    assert not _said(caplog, "looping back")  # the old words: a link "looping back"
+    assert not _said(caplog, "folder link(s) followed")  # all were cut, none followed
     assert not _said(caplog, "already listed")  # no file was reached twice
+
+
+def test_a_folder_given_twice_says_each_link_once(tmp_path, fake, caplog, monkeypatch):
+    """``d`` and ``./d``: two walks of one folder meet each link twice; each is said once."""
+    d = tmp_path / "d"
+    _clip(d / "a.wav")
+    _clip(tmp_path / "far" / "y" / "y.wav")
+    far = _clip(tmp_path / "far" / "x.wav")
+    os.symlink(tmp_path / "far" / "y", d / "ylink")  # followed
+    os.symlink(d, d / "loop")  # a loop
+    os.symlink(tmp_path / "gone", d / "gonedir")  # a link to nothing
+    os.symlink(far, d / "ext.wav")  # a file out of the folder
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert len(_rows(["d", "./d"], tmp_path / "out.csv")) == 3
+    for words in ("folder link(s) followed", "a loop back to a folder above",
+                  "symbolic link(s) to nothing", "links to files out of it"):
+        said = _said(caplog, words)
+        assert len(said) == 1 and said[0].startswith("1 "), (words, said)
+    said = _said(caplog, "already listed")  # the second walk's files: each listed once
+    assert len(said) == 1 and said[0].startswith("3 inputs reach a file already listed")
 
 
 def test_a_loop_through_a_folder_above_the_one_given_ends(tmp_path):

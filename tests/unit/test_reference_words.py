@@ -4,16 +4,18 @@ made by the audio layer's real functions, so a change of their wording shows her
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import soundfile as sf
 
-from emovox.audio import faint_note, load_audio
+from emovox.audio import TOO_LONG_ADVICE, faint_note, load_audio
 from emovox.audio.length import cut_note
 from emovox.audio.limits import too_long
 from emovox.serving.answer import Prediction, Status
 from emovox.serving.reference_words import (
     REFERENCE_TOO_LONG,
+    UPLOADED_REFERENCE_TOO_LONG,
     folders_warning,
     no_speech_skip,
     reference_words,
@@ -41,10 +43,20 @@ def test_a_decoders_notes_say_what_is_used_not_answered(tmp_path: Path) -> None:
 
 
 def test_a_reference_over_the_limit_is_told_to_cut_it() -> None:
-    """The duration limit's advice sent a reference to `emovox timeline`."""
+    """The duration limit's advice sent a reference to `emovox timeline`; cutting it comes
+    first, and the CLI's "raise the limit (--max-duration)" still applies (it was dropped:
+    code review, stop 54), but not to an uploaded reference: the limit is the server's."""
     said = reference_words(str(too_long("long.wav", 700.0, 600.0)))
-    assert "emovox timeline" not in said and "--max-duration" not in said
+    assert "emovox timeline" not in said
     assert said == f"long.wav: is 700.00 s long, longer than the 600 s limit. {REFERENCE_TOO_LONG}"
+    assert said.endswith("under the limit: cut it into shorter clips, or raise the limit "
+                         "(--max-duration).")
+    assert "raise the limit (--max-duration)" in TOO_LONG_ADVICE  # what was kept, still said
+    uploaded = reference_words(str(too_long("long.wav", 700.0, 600.0)), uploaded=True)
+    assert uploaded == f"long.wav: is 700.00 s long, longer than the 600 s limit. " \
+        f"{UPLOADED_REFERENCE_TOO_LONG}"
+    assert "--max-duration" not in uploaded and "emovox timeline" not in uploaded
+    assert reference_words(uploaded) == uploaded  # said again by the prior: as it is
     assert reference_words("x.wav: is not audio") == "x.wav: is not audio"  # others as they are
 
 
@@ -88,3 +100,12 @@ def test_clips_from_several_folders_are_said() -> None:
                                       "they are taken as one speaker's")
     assert folders_warning(files[:2]) == ("the reference clips come from 2 folders (e.g. r, "
                                           "r/z): they are taken as one speaker's")
+
+
+def test_folders_are_named_as_other_paths_are() -> None:
+    """A folder name that is not UTF-8 is written with backslash escapes, as every path
+    emovox shows (``str`` kept the surrogate, which cannot be printed or written as JSON)."""
+    odd = Path(os.fsdecode(b"r/caf\xe9"))
+    said = folders_warning([Path("r/a.wav"), odd / "b.wav"])
+    assert said is not None and "(e.g. r, r/caf\\xe9)" in said
+    said.encode("utf-8")  # no surrogate left

@@ -13,7 +13,8 @@ Modules: :mod:`~emovox.audio.signal` (mono, resampling, trimming, silence, level
 decoder, header limits, ``probe``), :mod:`~emovox.audio.length` (a container's declared length
 against what the file holds: WAV, AIFF, Ogg cut short), :mod:`~emovox.audio.decode` (``load_audio``,
 ``iter_blocks``), :mod:`~emovox.audio.codec` (lossy codec round trips through ffmpeg: the
-channel benchmark and the ``channel_codec`` augmentation).
+channel benchmark and the ``channel_codec`` augmentation), :mod:`~emovox.audio.quiet` (its
+log of a file's notes held back in one context: :func:`notes_held_back`).
 
 May import: :mod:`emovox.errors`, :mod:`emovox.labels`; numpy, soundfile, soxr and an ffmpeg
 subprocess. Never features, models, artifact, serving or anything above them.
@@ -45,6 +46,7 @@ from emovox.audio.limits import (
     scaled_limit,
     seconds_text,
 )
+from emovox.audio.quiet import notes_held_back
 from emovox.audio.signal import (
     RESAMPLE_QUALITY,
     SILENCE_DBFS,
@@ -112,4 +114,5 @@ __all__ = [
     "resample",
     "sniff_format",
     "ffmpeg_available",
+    "notes_held_back",
 ]

@@ -160,10 +160,13 @@ def given_once(hint: str = "give it once") -> Callable[..., list[Any] | None]:
     one-line usage error naming the values, then ``hint``, exit 2 (click keeps the last
     value of a single-valued option given twice, without a word: ``--reference A
     --reference B`` adapted to B alone, a review as a user, stop 54). The command takes the
-    one value, ``values[0]``, or None."""
+    one value, ``values[0]``, or None. Shell completion, which parses the line as it stands
+    (``ctx.resilient_parsing``), is told nothing (the error was printed into the prompt:
+    code review, stop 54)."""
 
-    def check(param: typer.CallbackParam, values: list[Any] | None) -> list[Any] | None:
-        if values and len(values) > 1:
+    def check(ctx: typer.Context, param: typer.CallbackParam, values: list[Any] | None
+              ) -> list[Any] | None:
+        if values and len(values) > 1 and not ctx.resilient_parsing:
             given = ", ".join(str(v) for v in values)
             fail(ValueError(f"{param.opts[0]} is given {len(values)} times ({given}): "
                             f"{hint}"))
@@ -216,18 +219,28 @@ def choice(kind: Any, *decls: str, **kw: Any) -> Any:
     ``kind``: a value outside it is the CLI's one-line usage error, ``error: --adapt must be
     one of: none, self; got 'other'``, exit 2. Typer's own check said "Invalid value for
     '--adapt': Value error, 'other' is not one of 'none', 'self'.", a phrase of pydantic's
-    (user review, stop 54). ``decls[0]``: the option's name, said in the error."""
+    (user review, stop 54). ``decls[0]``: the option's name, said in the error. The value
+    is read by a parser (the member, or the value as it is) and refused by a callback, which
+    is given the context: shell completion, which parses the line as it stands
+    (``ctx.resilient_parsing``), is told nothing (code review, stop 54). ``kw``: no
+    ``parser`` or ``callback``."""
     members = list(kind) if isinstance(kind, type) and issubclass(kind, Enum) else None
     values = [m.value for m in members] if members is not None else list(get_args(kind))
+    accepted = members if members is not None else values  # what ``parse`` returns
 
     def parse(value: Any) -> Any:
         for i, v in enumerate(values):
             if value == v or (members is not None and value is members[i]):
-                return members[i] if members is not None else v
+                return accepted[i]
+        return value  # refused by ``check``, unless the line is being completed
+
+    def check(ctx: typer.Context, value: Any) -> Any:
+        if value is None or ctx.resilient_parsing or any(value is a for a in accepted):
+            return value
         fail(ValueError(f"{decls[0]} must be one of: {', '.join(map(str, values))}; "
                         f"got {value!r}"))
 
-    return typer.Option(*decls, parser=parse, **kw)
+    return typer.Option(*decls, parser=parse, callback=check, **kw)
 
 
 # Option types shared by several commands.

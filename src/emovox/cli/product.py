@@ -93,16 +93,7 @@ def predict(
                          predict_files(predictor, [f], max_duration=max_duration)]
             advance()
     if prior is not None:
-        from emovox.serving.adapt import OWN_REFERENCE, adapt_outcomes
-
-        try:
-            outcomes = adapt_outcomes(outcomes, prior)
-        except USER_ERRORS as exc:
-            fail(exc)
-        for o in outcomes:  # said in the JSON only (QA re-check, stop 38)
-            if o.prediction is not None and o.prediction.adaptation is not None and \
-                    OWN_REFERENCE in o.prediction.adaptation.warnings:
-                render.warn(f"{o.path.name}: {OWN_REFERENCE}")
+        outcomes = _adapted(outcomes, prior)
     if json_out:
         results = [o.to_dict() for o in outcomes]
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
@@ -117,6 +108,22 @@ def predict(
     failed = sum(o.error is not None for o in outcomes)
     if failed:
         exit_failed(f"{failed} of {len(files)} files failed")
+
+
+def _adapted(outcomes: list[Any], prior: Any) -> list[Any]:
+    """``outcomes`` adapted to the reference speaker ``prior``; a clip that is itself one of
+    the references is warned (said in the JSON only before: QA re-check, stop 38)."""
+    from emovox.serving.adapt import OWN_REFERENCE, adapt_outcomes
+
+    try:
+        outcomes = adapt_outcomes(outcomes, prior)
+    except USER_ERRORS as exc:
+        fail(exc)
+    for o in outcomes:
+        if o.prediction is not None and o.prediction.adaptation is not None and \
+                OWN_REFERENCE in o.prediction.adaptation.warnings:
+            render.warn(f"{o.path.name}: {OWN_REFERENCE}")
+    return outcomes
 
 
 def _adaptation_note(outcomes: list[Any], what: str) -> None:
@@ -135,8 +142,9 @@ def _adaptation_note(outcomes: list[Any], what: str) -> None:
             not_applied.setdefault(a.reason or "", []).append(name)
     for why, names in not_applied.items():
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-        render.console.print(render.shown(
-            f"not adapted to speaker ({what}): {', '.join(names[:3])}{more} ({why})"))
+        render.console.print(render.shown(  # line: a name's line end written \n, as in
+            f"not adapted to speaker ({what}): {', '.join(names[:3])}{more} ({why})",
+            line=True))  # the table (it split the line: code review, stop 54)
 
 
 def _refuse_no_file(files: list[Path], json_out: bool) -> None:

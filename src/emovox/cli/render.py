@@ -321,8 +321,9 @@ def predictions(model_id: str, outcomes: Sequence[Any], top: int) -> None:
 
 def adapted_note(what: str) -> None:
     """The line under answers adapted to their speaker."""
-    console.print(f"adapted to speaker ({shown(what)}): probabilities divided by that speaker's "
-                  "mean answer (assumes the reference clips mix several emotions).")
+    console.print(f"adapted to speaker ({shown(what, line=True)}): probabilities divided by "
+                  "that speaker's mean answer (assumes the reference clips mix several "
+                  "emotions).")
 
 
 def batch_adaptation(a: Any, out: Path) -> None:

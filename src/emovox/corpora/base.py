@@ -277,12 +277,14 @@ class PathTally:
 class FolderLinks:
     """What a folder walk met through symbolic links (:func:`walk_once`,
     :func:`iter_audio_files`), counted with the first of each kept to name it: folder links
-    followed; folders reached again through a link to a folder the walk was inside
-    (``loops``) or to one it had already walked (``again``), not walked again; and links
-    that lead nowhere (``broken``: a missing target or a loop of links), which
-    :func:`iter_audio_files` leaves out unless their names are taken (a file's row says
-    what it is). A link met by several walks or under several names (a ``**`` glob's walk,
-    then one of each folder it matched) counts once: its real folder and name."""
+    followed; folders reached again through a folder link, not walked again: one the walk
+    was inside (``loops``) or one it had already walked (``again``), each kept as the path
+    it was reached by (a link, or a plain folder inside a followed link's folder:
+    ``d/up/d`` when ``d/up`` links to the parent of ``d``); and links that lead nowhere
+    (``broken``: a missing target or a loop of links), which :func:`iter_audio_files`
+    leaves out unless their names are taken (a file's row says what it is). A link met by
+    several walks or under several names (a ``**`` glob's walk, then one of each folder it
+    matched) counts once: its real folder and name."""
 
     followed: PathTally = field(default_factory=lambda: PathTally(1))
     loops: PathTally = field(default_factory=lambda: PathTally(1))

@@ -281,22 +281,19 @@ def _extract_one(
     path: str, name: str, params: dict[str, Any], fe: AudioFrontEnd, chash: str,
     variant: Variant | None,
 ) -> np.ndarray:
-    from emovox.audio import TOO_LONG_ADVICE, load_audio
+    from emovox.audio import TOO_LONG_ADVICE, load_audio, notes_held_back
     from emovox.errors import AudioTooLong, EmptyAudio
     from emovox.features import extract
 
-    quiet = logging.getLogger("emovox.audio")  # a clip decoded again (its augmented
-    level = quiet.level  # copies): its notes were said the first time (3 hum warnings)
-    if path in _DECODED:
-        quiet.setLevel(logging.ERROR)
+    # a clip decoded again (its augmented copies): its notes were said the first time (3
+    # hum warnings), held back in this thread only (a process-wide level: code review, 54)
     try:  # bounded as the product is (none: a 1-hour clip took 1.9 GB; code review, 48)
-        audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db,
-                           max_duration=RESEARCH_MAX_DURATION_S)
+        with notes_held_back(path in _DECODED):
+            audio = load_audio(path, sr=fe.sr, trim=fe.trim, top_db=fe.top_db,
+                               max_duration=RESEARCH_MAX_DURATION_S)
     except AudioTooLong as exc:  # the product's advice names options research lacks
         raise AudioTooLong(str(exc).replace(TOO_LONG_ADVICE, _TOO_LONG_ADVICE),
                            limit_s=exc.limit_s, mixdown=exc.mixdown) from None
-    finally:
-        quiet.setLevel(level)
     _DECODED.add(path)
     if audio.silent:  # the product answers no_speech; a model learnt it as, say, neutral,
         raise EmptyAudio(f"{path}: silent (its loudest frame is below -60 dBFS): nothing "

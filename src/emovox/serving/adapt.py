@@ -52,7 +52,12 @@ from emovox.affect import arousal_valence
 from emovox.errors import ConfigError, EmovoxError
 from emovox.fileio import file_sha256
 from emovox.serving.answer import UNCERTAIN_BELOW, Prediction, Status, aggregate, evidence_of
-from emovox.serving.reference_words import folders_warning, no_speech_skip, reference_words
+from emovox.serving.reference_words import (
+    folders_warning,
+    link_notes,
+    no_speech_skip,
+    reference_words,
+)
 from emovox.serving.timeline import SegmentKind, Timeline
 
 log = logging.getLogger(__name__)
@@ -264,31 +269,32 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
     (:func:`prior_from_references`), all taken as one speaker's (a warning when the clips
     used come from more than one folder); byte-identical clips count once (the others are
     skipped, named). The decoder's notes of the clips are said once, in a reference's words,
-    by the prior's warnings (the decoder's own log of them is held back: it said "answered
-    on" them, and said a used clip's notes twice). ``progress(done, total)`` is called after
-    each clip.
+    by the prior's warnings (the decoder's own log of them is held back, in this thread
+    only: it said "answered on" them, and said a used clip's notes twice), and so are the
+    symbolic links the folder's walk met (:func:`~emovox.serving.reference_words.
+    link_notes`; they were logged in ``batch``'s words). ``progress(done, total)`` is
+    called after each clip.
 
     Raises:
         AdaptationError: ``folder`` is missing or not a folder, holds no audio file, or
             (:class:`TooFewReferences`) fewer than :data:`MIN_REFERENCE_CLIPS` of its clips
             could be read and hold speech (the message names what was skipped).
     """
+    from emovox.audio import notes_held_back
     from emovox.serving.batch import predict_files
-    from emovox.serving.inputs import collect_inputs
+    from emovox.serving.inputs import InputLinks, collect_inputs
 
     folder = Path(folder)
     if not folder.is_dir():
         raise AdaptationError(f"reference folder {folder} does not exist or is not a folder")
-    files = collect_inputs([str(folder)])
+    met = InputLinks()
+    files = collect_inputs([str(folder)], links=met)
     if not files:
         raise AdaptationError(f"reference folder {folder} holds no audio file")
     usable: list[Prediction] = []
     skipped: list[str] = []
     repeated, used, taken = RepeatedClips(), set(), []
-    audio_log = logging.getLogger("emovox.audio")  # its notes come back in the answers
-    level = audio_log.level
-    audio_log.setLevel(logging.ERROR)
-    try:
+    with notes_held_back():  # the decoder's notes come back in the answers
         for i, f in enumerate(files):
             digest = None
             try:  # a FIFO would block: predict_files refuses it (QA re-check, stop 38)
@@ -312,12 +318,10 @@ def reference_prior(predictor: Any, folder: Path, *, max_duration: float | None 
                     taken.append(f)
             if progress is not None:
                 progress(i + 1, len(files))
-    finally:
-        audio_log.setLevel(level)
+    notes = [*link_notes(met), *(w for w in (folders_warning(taken),) if w)]
     return prior_from_references(usable, skipped, predictor.labels, group=str(folder),
                                  what=f"reference folder {folder}", offered=len(files),
-                                 digests=frozenset(used - {None}),
-                                 notes=[w for w in (folders_warning(taken),) if w])
+                                 digests=frozenset(used - {None}), notes=notes)
 
 
 def adapt_timeline(tl: Timeline, labels: Sequence[str]) -> Timeline:

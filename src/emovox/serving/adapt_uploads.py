@@ -38,7 +38,7 @@ from emovox.serving.adapt import (
     prior_from_references,
 )
 from emovox.serving.answer import Prediction
-from emovox.serving.reference_words import no_speech_skip
+from emovox.serving.reference_words import no_speech_skip, reference_words
 from emovox.serving.timeline import Timeline
 from emovox.serving.uploads import UploadTooLarge, display_name, over_limit, scrub
 
@@ -141,10 +141,11 @@ def prior_from_uploads(predictor: Any, references: Sequence[Reference], *,
         try:
             p = predict_upload(predictor, data, filename, max_bytes=max_bytes,
                                max_duration=left)
-        except AudioTooLong as exc:
+        except AudioTooLong as exc:  # alone: the limit is the server's, so the advice is
+            # to cut the clip, not to raise the limit (code review, stop 54)
             skipped.append(f"{name}: the reference clips together are longer than the "
                            f"{max_duration:g} s limit" if left != max_duration
-                           else _why(name, exc))
+                           else reference_words(_why(name, exc), uploaded=True))
             continue
         except EmovoxError as exc:
             skipped.append(_why(name, exc))

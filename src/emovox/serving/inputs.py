@@ -17,6 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -32,9 +33,9 @@ from emovox.corpora.base import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AUDIO_TYPES", "AUDIO_TYPES_SHOWN", "INPUT_EXTENSIONS", "collect_inputs",
-           "exact_path_text", "iter_glob", "legacy_key", "no_file_among", "path_of_text",
-           "printable_path", "resolved_key"]
+__all__ = ["AUDIO_TYPES", "AUDIO_TYPES_SHOWN", "INPUT_EXTENSIONS", "InputLinks", "again_text",
+           "broken_link_text", "collect_inputs", "exact_path_text", "iter_glob", "legacy_key",
+           "link_text", "no_file_among", "path_of_text", "printable_path", "resolved_key"]
 
 
 def printable_path(path: str | os.PathLike[str]) -> str:
@@ -166,53 +167,62 @@ AUDIO_TYPES_SHOWN = ("wav", "mp3", "m4a", "ogg", "opus", "flac", "webm")
 _OTHERS_NAMED = 3
 
 
-def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = ()) -> list[Path]:
+@dataclass
+class InputLinks:
+    """What :func:`collect_inputs` met through symbolic links and second spellings, for a
+    caller that says it in its own words (``predict --reference``: a review, stop 54):
+    ``folders``, what the folder walks met (:class:`~emovox.corpora.base.FolderLinks`);
+    ``outside``, files in a folder given that are links to files out of it; ``twice``, how
+    many inputs reached a file already listed, the first of them in ``first_twice``
+    (``(the path reached again, the path listed)``)."""
+
+    folders: FolderLinks = field(default_factory=FolderLinks)
+    outside: PathTally = field(default_factory=lambda: PathTally(1))
+    twice: int = 0
+    first_twice: tuple[Path, Path] | None = None
+
+
+def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = (), *,
+                   links: InputLinks | None = None) -> list[Path]:
     """Audio files from paths: folders are walked recursively, globs expanded (``**``
     allowed), files taken as given. Order is stable; the same file reached twice (another
     spelling, a symlinked folder) is listed once. Files of other names are counted in a
     warning, ``ours`` (a batch's own outputs, in an input folder) aside, and so, once each,
-    are the symbolic links a walk met (:func:`_say_links`).
+    are the symbolic links a walk met and the files reached twice, in a batch's words
+    (:func:`_say_links`), unless ``links`` is given: it is filled with them instead, and
+    nothing is said of them (the caller says them in its own words).
 
     Raises:
         FileNotFoundError: an input that is no file, no folder and matches nothing.
     """
     out: dict[str, Path] = {}
-    twice: dict[str, list[Path]] = {}  # resolved path -> the other ways it was reached
     mine = {resolved_key(Path(p)) for p in ours}
     # files of other names in folders and glob matches, ours aside: counted, the first few
     # kept to name them (each was kept in a list only to be counted: code review, stop 48)
     others = PathTally(_OTHERS_NAMED, lambda o: not mine or resolved_key(o) not in mine)
-    links = FolderLinks()
-    outside = PathTally(1)  # links in a folder to a file out of it
+    met = links if links is not None else InputLinks()
     roots: dict[Path, Path] = {}  # each folder walked, resolved
     for item in inputs:
-        for q, folder in _expand(item, others, links):
+        for q, folder in _expand(item, others, met.folders):
             real = _resolved(q)
             key = exact_path_text(real)
             if key in out:
-                twice.setdefault(key, []).append(q)
+                met.twice += 1
+                if met.first_twice is None:
+                    met.first_twice = (q, out[key])
                 continue
             out[key] = q
             if folder is not None and os.path.islink(q) and os.path.exists(q) and not \
                     Path(real).is_relative_to(roots.setdefault(folder, Path(_resolved(folder)))):
-                outside.append(q)
+                met.outside.append(q)  # a link in a folder to a file out of it
     if others.count:  # skipped without a word (QA, stop 39)
         log.warning("%d other file(s) not read, by their names (e.g. %s): a folder or glob "
                     "takes files with an audio extension (.wav, .flac, .mp3, .m4a, .ogg, "
                     ".opus, ...); a file given by name is read whatever its name",
                     others.count, ", ".join(printable_path(Path(o.name))
                                             for o in others.first[:_OTHERS_NAMED]))
-    if twice:  # a user counting rows should not wonder where a file went (QA stop 30)
-        n = sum(len(v) for v in twice.values())
-        key, (other, *_) = next(iter(twice.items()))
-        # the two ways the file was reached (the resolved path named itself, "X is X", when
-        # the link came first: a review as a user, stop 53)
-        first, again = printable_path(out[key]), printable_path(other)
-        example = f"{again} is {first}" if again != first else f"{again} is given twice"
-        log.warning("%d %s a file already listed (the same path, a link or another "
-                    "spelling; e.g. %s): each file is answered once, under its resolved "
-                    "path", n, "input reaches" if n == 1 else "inputs reach", example)
-    _say_links(links, outside)
+    if links is None:
+        _say_links(met)
     return list(out.values())
 
 
@@ -244,12 +254,17 @@ def _expand(item: str, others: PathTally, links: FolderLinks
     return paths
 
 
-def _link_text(link: Path) -> str:
+def link_text(link: Path) -> str:
     """``link -> the file or folder it resolves to``, printable."""
     return f"{printable_path(link)} -> {printable_path(_resolved(link))}"
 
 
-def _broken_text(link: Path) -> str:
+def again_text(path: Path) -> str:
+    """``path is the folder or file it resolves to``, printable (a folder reached again)."""
+    return f"{printable_path(path)} is {printable_path(_resolved(path))}"
+
+
+def broken_link_text(link: Path) -> str:
     """``link -> what it names`` and why that is nothing, printable (the link alone when it
     has gone meanwhile)."""
     try:
@@ -266,32 +281,41 @@ def _broken_text(link: Path) -> str:
     return text
 
 
-def _say_links(links: FolderLinks, outside: PathTally) -> None:
-    """One warning for each kind of symbolic link a batch's walks met, the first of each
-    named: folder links followed, folders reached again through one (a loop, or another
-    way into a folder walked: not walked again), links to nothing left out, and file links
-    out of the folder given (a review, stop 54: folder links were followed, and loops cut,
-    without a word; a link to nothing without an audio name counted as a file "not read,
-    by its name")."""
+def _say_links(met: InputLinks) -> None:
+    """One warning for files reached twice, and one for each kind of symbolic link a
+    batch's walks met, the first of each named: folder links followed, folders reached
+    again through one (a loop back to a folder above, or another way into a folder walked:
+    not walked again), links to nothing left out, and file links out of the folder given
+    (a review, stop 54: folder links were followed, and loops cut, without a word; a link to
+    nothing without an audio name counted as a file "not read, by its name")."""
+    if met.first_twice is not None:  # a user counting rows should not wonder where a file
+        # went (QA stop 30); the resolved path named itself, "X is X", when the link came
+        # first (a review as a user, stop 53)
+        first, again = (printable_path(p) for p in reversed(met.first_twice))
+        example = f"{again} is {first}" if again != first else f"{again} is given twice"
+        log.warning("%d %s a file already listed (the same path, a link or another "
+                    "spelling; e.g. %s): each file is answered once, under its resolved "
+                    "path", met.twice, "input reaches" if met.twice == 1 else "inputs reach",
+                    example)
+    links = met.folders
     if links.followed.count:
         log.warning("%d folder link(s) followed (e.g. %s): the files of the folder linked "
                     "to are read, each answered under its resolved path",
-                    links.followed.count, _link_text(links.followed.first[0]))
-    for tally, what in ((links.loops, "looping back to a folder above"),
-                        (links.again, "to a folder already walked another way")):
-        if tally.count:
-            p = tally.first[0]
-            log.warning("%d folder link(s) %s (e.g. %s is %s): that folder was not walked "
-                        "again, so each of its files is answered once", tally.count, what,
-                        printable_path(p), printable_path(_resolved(p)))
+                    links.followed.count, link_text(links.followed.first[0]))
+    for tally, how in ((links.loops, "a loop back to a folder above"),
+                       (links.again, "already walked another way")):
+        if tally.count:  # the path met may be a plain folder inside a followed link's
+            log.warning("%d folder(s) reached again through a folder link, %s (e.g. %s): "
+                        "not walked again, so each file is answered once", tally.count, how,
+                        again_text(tally.first[0]))
     if links.broken.count:
         log.warning("%d symbolic link(s) to nothing not read (e.g. %s); a link to nothing "
                     "with an audio name gets an error row instead", links.broken.count,
-                    _broken_text(links.broken.first[0]))
-    if outside.count:
+                    broken_link_text(links.broken.first[0]))
+    if met.outside.count:
         log.warning("%d file(s) in a folder given are links to files out of it (e.g. %s): "
                     "each is read, and answered under the file it links to",
-                    outside.count, _link_text(outside.first[0]))
+                    met.outside.count, link_text(met.outside.first[0]))
 
 
 def no_file_among(paths: Iterable[str | os.PathLike[str]]) -> list[str] | None:
