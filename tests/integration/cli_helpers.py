@@ -51,6 +51,25 @@ def tone(dur: float, sr: int = SR, f0: float = 220.0, seed: int = 0) -> np.ndarr
     return syllables(w, sr) if dur >= 0.5 else w
 
 
+#: pitches of :func:`tone_clips`' clips, in turn
+F0S = (140.0, 190.0, 240.0, 300.0)
+
+
+def write_clip(path: Path, wave: np.ndarray, fmt: str = "WAV") -> Path:
+    """``wave`` as 16-bit ``fmt`` at :data:`SR` at ``path`` (its folders made)."""
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wave, SR, format=fmt, subtype="PCM_16")
+    return path
+
+
+def tone_clips(folder: Path, n: int, start: int = 0) -> list[Path]:
+    """``n`` voice-like 1.5 s clips ``c{start}.wav``... in ``folder``, pitches :data:`F0S`."""
+    return [write_clip(folder / f"c{start + i}.wav", tone(1.5, f0=F0S[(start + i) % 4],
+                                                          seed=start + i)) for i in range(n)]
+
+
 def predict_json(model: Path, files: list[Path], *extra: str) -> list[dict]:
     res = invoke(["predict", *files, "--json", "-m", model, *extra])
     ok(res, 0)

@@ -11,35 +11,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from cli_helpers import SR, check_prediction, invoke, ok, read_csv, text, tone
+from cli_helpers import (
+    F0S,
+    check_prediction,
+    invoke,
+    ok,
+    read_csv,
+    text,
+    tone,
+    tone_clips,
+    write_clip,
+)
 
 from emovox.serving.schema import validate_document
 from signals import silence
 
-F0S = (140.0, 190.0, 240.0, 300.0)
-
-
-def _write(path: Path, wave: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, wave, SR, subtype="PCM_16")
-    return path
-
-
-def _clips(folder: Path, n: int, start: int = 0) -> list[Path]:
-    return [_write(folder / f"c{start + i}.wav", tone(1.5, f0=F0S[(start + i) % 4],
-                                                      seed=start + i)) for i in range(n)]
-
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory) -> Path:
-    return _write(tmp_path_factory.mktemp("target") / "clip.wav", tone(1.5, f0=210.0, seed=9))
+    return write_clip(tmp_path_factory.mktemp("target") / "clip.wav", tone(1.5, f0=210.0, seed=9))
 
 
 @pytest.mark.slow  # several predictions with the bundled ensemble (> 2 s)
 def test_predict_with_reference(tmp_path: Path, target: Path) -> None:
     ref = tmp_path / "ref"
-    _clips(ref, 3)
-    _write(ref / "silent.wav", silence(1.0))
+    tone_clips(ref, 3)
+    write_clip(ref / "silent.wav", silence(1.0))
     (ref / "empty.wav").write_bytes(b"")
     res = invoke(["predict", target, "--reference", ref, "--json"])
     ok(res)
@@ -76,7 +73,7 @@ def test_predict_bad_reference_exits_2(tmp_path: Path, target: Path, setup: str,
         ref.mkdir()
     elif setup == "silent":
         for i in range(3):
-            _write(ref / f"s{i}.wav", silence(1.0))
+            write_clip(ref / f"s{i}.wav", silence(1.0))
     elif setup == "file":
         ref = target
     res = invoke(["predict", target, "--reference", ref])
@@ -88,9 +85,9 @@ def test_predict_bad_reference_exits_2(tmp_path: Path, target: Path, setup: str,
 @pytest.mark.slow  # several predictions with the bundled ensemble (> 2 s)
 def test_batch_speaker_from_parent(tmp_path: Path, suffix: str) -> None:
     tree = tmp_path / "tree"
-    _clips(tree / "spk_a", 3)
-    _clips(tree / "spk_b", 2, start=3)
-    _write(tree / "spk_a" / "quiet.wav", silence(1.0))
+    tone_clips(tree / "spk_a", 3)
+    tone_clips(tree / "spk_b", 2, start=3)
+    write_clip(tree / "spk_a" / "quiet.wav", silence(1.0))
     out = tmp_path / f"res{suffix}"
     res = invoke(["batch", tree, "--out", out, "--speaker-from", "parent", "--workers", "1"])
     ok(res)
@@ -132,7 +129,7 @@ def test_batch_speaker_from_says_a_deleted_files_row(tmp_path: Path) -> None:
     """A review as a user (stop 53): a resumed output's row of a deleted file counted in its
     speaker's statistics without a word; it still counts (its recorded answer, as a row whose
     file cannot be read), and is said."""
-    clips = _clips(tmp_path / "tree" / "spk_a", 4)
+    clips = tone_clips(tmp_path / "tree" / "spk_a", 4)
     out = tmp_path / "res.csv"
     args = ["batch", tmp_path / "tree", "--out", out, "--speaker-from", "parent",
             "--workers", "1"]
@@ -149,8 +146,8 @@ def test_batch_speaker_from_says_a_deleted_files_row(tmp_path: Path) -> None:
 
 def test_batch_speaker_from_regex(tmp_path: Path) -> None:
     tree = tmp_path / "flat"
-    for i, w in enumerate(_clips(tmp_path / "src", 4)):
-        w.rename(_write(tree / f"{'ann' if i < 3 else 'bob'}_{i}.wav", sf.read(w)[0]))
+    for i, w in enumerate(tone_clips(tmp_path / "src", 4)):
+        w.rename(write_clip(tree / f"{'ann' if i < 3 else 'bob'}_{i}.wav", sf.read(w)[0]))
     out = tmp_path / "res.csv"
     res = invoke(["batch", tree, "--out", out, "--speaker-from", r"^([a-z]+)_"])
     ok(res)
@@ -167,7 +164,7 @@ def test_batch_speaker_from_regex(tmp_path: Path) -> None:
     (r"^[a-z]+_", "has no capture group"), ("([", "not a valid regular expression"),
 ])
 def test_batch_bad_speaker_from_exits_2(tmp_path: Path, spec: str, message: str) -> None:
-    _clips(tmp_path / "t", 1)
+    tone_clips(tmp_path / "t", 1)
     out = tmp_path / "res.csv"
     res = invoke(["batch", tmp_path / "t", "--out", out, "--speaker-from", spec])
     ok(res, 2)
@@ -180,7 +177,7 @@ def test_timeline_adapts_to_itself(tmp_path: Path) -> None:
     parts = []
     for i in range(6):
         parts += [tone(3.0, f0=F0S[i % 4], seed=i), silence(1.0)]
-    long = _write(tmp_path / "long.wav", np.concatenate(parts))
+    long = write_clip(tmp_path / "long.wav", np.concatenate(parts))
     res = invoke(["timeline", long, "--adapt", "self", "--json"])
     ok(res)
     doc = json.loads(res.stdout)

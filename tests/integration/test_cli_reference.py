@@ -11,34 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from cli_helpers import SR, invoke, ok, text, tone
+from cli_helpers import invoke, ok, text, tone, tone_clips, write_clip
 
 from signals import noise
-
-F0S = (140.0, 190.0, 240.0, 300.0)
-
-
-def _write(path: Path, wave: np.ndarray, fmt: str = "WAV") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, wave, SR, format=fmt, subtype="PCM_16")
-    return path
-
-
-def _clips(folder: Path, n: int, start: int = 0) -> list[Path]:
-    return [_write(folder / f"c{start + i}.wav", tone(1.5, f0=F0S[(start + i) % 4],
-                                                      seed=start + i)) for i in range(n)]
 
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory) -> Path:
-    return _write(tmp_path_factory.mktemp("target") / "clip.wav", tone(1.5, f0=210.0, seed=9))
+    return write_clip(tmp_path_factory.mktemp("target") / "clip.wav", tone(1.5, f0=210.0, seed=9))
 
 
 @pytest.fixture(scope="module")
 def hiss(tmp_path_factory) -> Path:
     """White noise: answered no_speech (steady_sound)."""
-    return _write(tmp_path_factory.mktemp("hiss") / "noise.wav", noise(2.0, amp=0.1))
+    return write_clip(tmp_path_factory.mktemp("hiss") / "noise.wav", noise(2.0, amp=0.1))
 
 
 @pytest.mark.slow  # several predictions with the bundled ensemble (> 2 s)
@@ -47,8 +33,8 @@ def test_reference_clips_from_subfolders_are_said(tmp_path: Path, target: Path) 
     subfolders are still read (one speaker's sessions), and clips from several folders are
     said once, in the log and in the record."""
     ref = tmp_path / "mixspk"
-    _clips(ref, 3)
-    _clips(ref / "other", 3, start=3)
+    tone_clips(ref, 3)
+    tone_clips(ref / "other", 3, start=3)
     res = invoke(["predict", target, "--reference", ref, "--json"])
     ok(res)
     said = (f"the reference clips come from 2 folders (e.g. {ref}, {ref / 'other'}): they "
@@ -57,7 +43,7 @@ def test_reference_clips_from_subfolders_are_said(tmp_path: Path, target: Path) 
     ad = json.loads(res.stdout)["adaptation"]
     assert ad["applied"] is True and ad["reference_clips"] == 6 and ad["warnings"][0] == said
     one = tmp_path / "one"  # one folder: no such warning
-    _clips(one, 3)
+    tone_clips(one, 3)
     res = invoke(["predict", target, "--reference", one])
     ok(res)
     assert "folders" not in text(res)
@@ -75,7 +61,7 @@ def test_footer_says_an_answer_without_speech_was_not_adapted(tmp_path: Path, ta
     """The footer said "adapted to speaker (...): probabilities divided by ..." of a clip
     without speech, whose JSON said ``applied: false``."""
     ref = tmp_path / "ref"
-    _clips(ref, 3)
+    tone_clips(ref, 3)
     res = invoke(["predict", hiss, "--reference", ref])
     ok(res)
     t = text(res)
@@ -110,12 +96,12 @@ def test_reference_messages_are_in_a_references_words(tmp_path: Path, target: Pa
     to the microphone"; a clip without speech was skipped as "no speech (steady_sound)"; a
     clip over the duration limit was sent to `emovox timeline`."""
     ref = tmp_path / "ref"
-    _clips(ref, 3)
+    tone_clips(ref, 3)
     faint = np.concatenate([noise(1.0, amp=1e-4, seed=3), tone(2.0, f0=200.0, seed=4)])
-    cut = _write(ref / "cut.flac", faint, fmt="FLAC")
+    cut = write_clip(ref / "cut.flac", faint, fmt="FLAC")
     cut.write_bytes(cut.read_bytes()[:len(cut.read_bytes()) // 8])  # the faint start only
-    _write(ref / "hiss.wav", noise(2.0, amp=0.1, seed=5))
-    _write(ref / "long.wav", tone(4.0, f0=250.0, seed=6))
+    write_clip(ref / "hiss.wav", noise(2.0, amp=0.1, seed=5))
+    write_clip(ref / "long.wav", tone(4.0, f0=250.0, seed=6))
     res = invoke(["predict", target, "--reference", ref, "--max-duration", "3.5", "--json"])
     ok(res)
     t = text(res)

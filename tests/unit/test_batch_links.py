@@ -12,42 +12,19 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
-from emovox.labels import LABELS
-from emovox.serving import predictor as predictor_mod
-from emovox.serving.answer import Prediction, Status
 from emovox.serving.batch import row_for, run_batch
 from emovox.serving.inputs import collect_inputs, resolved_key
 from emovox.serving.schema import load_schema, validate_document
+from first_label import FirstLabel, install
 from signals import sine
-
-MODEL = "fake-1"
-
-
-class _Fake:
-    """A predictor that answers every clip with its first label."""
-
-    sr = 16000
-
-    def predict_batch(self, waves: list[np.ndarray], sr: int, sources: list[str]
-                      ) -> list[Prediction]:
-        return [self.predict_wave(w, sr, source=s) for w, s in zip(waves, sources, strict=True)]
-
-    def predict_wave(self, wave: np.ndarray, sr: int, source: str = "") -> Prediction:
-        p = {lab: 1 / len(LABELS) for lab in LABELS}
-        return Prediction(LABELS[0], p[LABELS[0]], p, 0.0, 0.0, len(wave) / sr, source,
-                          Status.OK, speech_seconds=len(wave) / sr, n_windows=1,
-                          model_id=MODEL)
 
 
 @pytest.fixture()
 def fake(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(predictor_mod.Predictor, "from_artifact",
-                        classmethod(lambda cls, *a, **k: _Fake()))
-    monkeypatch.setattr(predictor_mod, "model_id_of", lambda artifact: MODEL)
+    install(monkeypatch)
 
 
 def _clip(path: Path) -> Path:
@@ -201,7 +178,7 @@ def test_the_schema_says_batch_json_lines_carry_source_not_path(tmp_path):
     JSON lines carry it as ``source``; ``path`` is the CSV's column (a review, stop 54)."""
     schema = load_schema("prediction")["$defs"]
     f = _clip(tmp_path / "a.wav")
-    pred = _Fake().predict_wave(sine(300.0, 0.5), 16000, source=str(f))
+    pred = FirstLabel().predict_wave(sine(300.0, 0.5), 16000, source=str(f))
     for doc, part in ((row_for(f, pred, None, fmt="jsonl"), "prediction"),
                       (row_for(f, None, "bad", fmt="jsonl"), "failure")):
         assert "path" not in doc and doc["source"] == resolved_key(f)

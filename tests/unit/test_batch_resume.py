@@ -20,8 +20,6 @@ import soundfile as sf
 
 from emovox.errors import ConfigError
 from emovox.labels import LABELS
-from emovox.serving import predictor as predictor_mod
-from emovox.serving.answer import Prediction, Status
 from emovox.serving.batch import FIELDS, RowWriter, read_rows, row_for, run_batch
 from emovox.serving.batch_rows import VERSION_FIELDS, done_paths
 from emovox.serving.inputs import (
@@ -31,32 +29,13 @@ from emovox.serving.inputs import (
     resolved_key,
 )
 from emovox.serving.outfile import CSV_HEADERS, MAX_CELL_CHARS, capped, check_ours
+from first_label import MODEL, FirstLabel, install
 from signals import sine
-
-MODEL = "fake-1"
-
-
-class _Fake:
-    """A predictor that answers every clip with its first label (duration: the clip's)."""
-
-    sr = 16000
-
-    def predict_batch(self, waves: list[np.ndarray], sr: int, sources: list[str]
-                      ) -> list[Prediction]:
-        return [self.predict_wave(w, sr, source=s) for w, s in zip(waves, sources, strict=True)]
-
-    def predict_wave(self, wave: np.ndarray, sr: int, source: str = "") -> Prediction:
-        p = {lab: 1 / len(LABELS) for lab in LABELS}
-        return Prediction(LABELS[0], p[LABELS[0]], p, 0.0, 0.0, len(wave) / sr, source,
-                          Status.OK, speech_seconds=len(wave) / sr, n_windows=1,
-                          model_id=MODEL)
 
 
 @pytest.fixture()
 def fake(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(predictor_mod.Predictor, "from_artifact",
-                        classmethod(lambda cls, *a, **k: _Fake()))
-    monkeypatch.setattr(predictor_mod, "model_id_of", lambda artifact: MODEL)
+    install(monkeypatch)
 
 
 def _clip(path: Path | bytes, seconds: float = 0.5) -> None:
@@ -102,7 +81,7 @@ def test_a_cell_over_csvs_field_limit_is_read_back_and_the_batch_resumes(tmp_pat
 def test_long_free_text_is_cut_when_written_so_any_csv_reader_takes_the_row(tmp_path):
     error = "x.wav: " + "e" * 300_000 + " the end"
     warnings = tuple(f"warning {i}: " + "w" * 1000 for i in range(200))
-    pred = _Fake().predict_wave(np.zeros(1600, np.float32), 16000)
+    pred = FirstLabel().predict_wave(np.zeros(1600, np.float32), 16000)
     out = tmp_path / "r.csv"
     w = RowWriter(out)
     w.write(row_for(tmp_path / "x.wav", None, error))
