@@ -235,7 +235,7 @@ def choice(kind: Any, *decls: str, **kw: Any) -> Any:
         return value  # refused by ``check``, unless the line is being completed
 
     def check(ctx: typer.Context, value: Any) -> Any:
-        if value is None or ctx.resilient_parsing or any(value is a for a in accepted):
+        if value is None or ctx.resilient_parsing or value in accepted:
             return value
         fail(ValueError(f"{decls[0]} must be one of: {', '.join(map(str, values))}; "
                         f"got {value!r}"))
