@@ -65,6 +65,18 @@ def test_folder_links_followed_are_said_once_per_batch(tmp_path, fake, caplog):
     assert f"{first} -> {first.resolve()}" in said[0]
 
 
+def test_a_folder_link_matched_by_a_glob_is_said_as_followed(tmp_path, fake, caplog):
+    d, far = tmp_path / "d", tmp_path / "far"
+    a, y = _clip(d / "sub" / "a.wav"), _clip(far / "y.wav")
+    os.symlink(far, d / "ylink")
+    with caplog.at_level(logging.WARNING):
+        rows = _rows([f"{d}/*"], tmp_path / "out.csv")
+    assert set(rows) == {resolved_key(p) for p in (a, y)}
+    said = _said(caplog, "folder link(s) followed")
+    assert len(said) == 1 and said[0].startswith("1 folder link(s) followed (e.g. ")
+    assert f"{d / 'ylink'} -> {far.resolve()}" in said[0]
+
+
 def test_a_loop_and_a_second_way_in_are_said_and_not_walked_again(tmp_path, fake, caplog):
     d = tmp_path / "d"
     a, b = _clip(d / "a.wav"), _clip(d / "sub" / "b.wav")

@@ -242,6 +242,8 @@ def _expand(item: str, others: PathTally, links: FolderLinks
     paths: list[tuple[Path, Path | None]] = []
     for mp in matches:
         if mp.is_dir():
+            if mp.is_symlink():  # a folder link a glob matched is walked as a folder's is
+                links.add(links.followed, mp)  # (it went unsaid: review, stop 54)
             paths += [(q, mp) for q in iter_audio_files(mp, INPUT_EXTENSIONS,
                                                         regular_only=False, others=others,
                                                         links=links)]
