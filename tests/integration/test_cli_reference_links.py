@@ -121,3 +121,22 @@ def test_the_footer_keeps_a_name_with_a_line_end_on_one_line(tmp_path: Path,
                       "silent\\x0aclip.wav (the clip holds no speech: nothing to adapt)"]
     adapted = [ln for ln in lines if ln.startswith("adapted to speaker")]
     assert len(adapted) == 1 and f"(3 clips in {tmp_path}/re\\x0af)" in adapted[0]
+
+
+def test_other_files_in_a_reference_folder_are_not_used_not_unread(tmp_path: Path,
+                                                                    fake: None) -> None:
+    """batch's "N other file(s) not read" was logged for a reference folder (review, stop
+    54); a reference's words, in the answer's adaptation warnings too."""
+    ref = tmp_path / "ref"
+    for i in range(3):
+        _clip(ref / f"c{i}.wav")
+    (ref / "notes.txt").write_text("take 2 was better")
+    (ref / "cover.jpg").write_bytes(b"\xff\xd8")
+    res = invoke(["predict", _clip(tmp_path / "c4.wav"), "--reference", ref, "--json"])
+    ok(res)
+    said = ("2 other file(s) in the reference folder not used, by their names (e.g. "
+            "cover.jpg, notes.txt): a reference clip needs an audio extension (.wav, .flac, "
+            ".mp3, .m4a, .ogg, .opus, ...)")
+    assert said in json.loads(res.stdout)["adaptation"]["warnings"]
+    assert "not read" not in text(res)
+    assert " ".join(res.stderr.split()).count(said) == 1

@@ -33,9 +33,10 @@ from emovox.corpora.base import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AUDIO_TYPES", "AUDIO_TYPES_SHOWN", "INPUT_EXTENSIONS", "InputLinks", "again_text",
-           "broken_link_text", "collect_inputs", "exact_path_text", "iter_glob", "legacy_key",
-           "link_text", "no_file_among", "path_of_text", "printable_path", "resolved_key"]
+__all__ = ["AUDIO_NAMES", "AUDIO_TYPES", "AUDIO_TYPES_SHOWN", "INPUT_EXTENSIONS", "InputLinks",
+           "again_text", "broken_link_text", "collect_inputs", "exact_path_text", "iter_glob",
+           "legacy_key", "link_text", "no_file_among", "others_text", "path_of_text",
+           "printable_path", "resolved_key"]
 
 
 def printable_path(path: str | os.PathLike[str]) -> str:
@@ -180,6 +181,9 @@ class InputLinks:
     outside: PathTally = field(default_factory=lambda: PathTally(1))
     twice: int = 0
     first_twice: tuple[Path, Path] | None = None
+    #: files of other names the folders held, the first few named (``batch`` logs them as
+    #: "not read"; a reference folder's are "not used": stop 55)
+    others: PathTally = field(default_factory=lambda: PathTally(_OTHERS_NAMED))
 
 
 def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = (), *,
@@ -215,15 +219,24 @@ def collect_inputs(inputs: Iterable[str], ours: Iterable[Path] = (), *,
             if folder is not None and os.path.islink(q) and os.path.exists(q) and not \
                     Path(real).is_relative_to(roots.setdefault(folder, Path(_resolved(folder)))):
                 met.outside.append(q)  # a link in a folder to a file out of it
-    if others.count:  # skipped without a word (QA, stop 39)
+    if links is not None:
+        links.others = others
+    elif others.count:  # skipped without a word (QA, stop 39)
         log.warning("%d other file(s) not read, by their names (e.g. %s): a folder or glob "
-                    "takes files with an audio extension (.wav, .flac, .mp3, .m4a, .ogg, "
-                    ".opus, ...); a file given by name is read whatever its name",
-                    others.count, ", ".join(printable_path(Path(o.name))
-                                            for o in others.first[:_OTHERS_NAMED]))
+                    "takes files with %s; a file given by name is read whatever its name",
+                    others.count, others_text(others), AUDIO_NAMES)
     if links is None:
         _say_links(met)
     return list(out.values())
+
+
+#: the names a folder walk or a glob takes, as said to a user
+AUDIO_NAMES = "an audio extension (.wav, .flac, .mp3, .m4a, .ogg, .opus, ...)"
+
+
+def others_text(others: PathTally) -> str:
+    """The first few files of other names, by name, printable: ``notes.txt, take.3ga``."""
+    return ", ".join(printable_path(Path(o.name)) for o in others.first[:_OTHERS_NAMED])
 
 
 def _expand(item: str, others: PathTally, links: FolderLinks

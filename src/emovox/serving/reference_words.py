@@ -15,10 +15,12 @@ from typing import Any
 from emovox.audio import TOO_LONG_ADVICE, faint_note
 from emovox.features.vad import NoSpeechReason
 from emovox.serving.inputs import (
+    AUDIO_NAMES,
     InputLinks,
     again_text,
     broken_link_text,
     link_text,
+    others_text,
     printable_path,
 )
 
@@ -122,4 +124,8 @@ def link_notes(met: InputLinks) -> list[str]:
         notes.append(f"{met.outside.count} clip(s) in the reference folder are links to files "
                      f"out of it (e.g. {link_text(met.outside.first[0])}): each is used, as "
                      "the same speaker's")
+    if met.others.count:  # said in batch's words, "not read" (a review, stop 54)
+        notes.append(f"{met.others.count} other file(s) in the reference folder not used, by "
+                     f"their names (e.g. {others_text(met.others)}): a reference clip needs "
+                     f"{AUDIO_NAMES}")
     return notes
