@@ -468,6 +468,25 @@ def test_load_audio_and_iter_blocks_mix_a_file_alike(tmp_path: Path) -> None:
     np.testing.assert_allclose(streamed, whole, atol=1e-3)  # (load_audio also removes DC)
 
 
+def test_a_mono_stream_takes_the_offset_off_as_load_audio_does(tmp_path: Path) -> None:
+    """A mono file was handed to the resampler in the stream's own reads (60 s) and its
+    constant offset taken from the first of them, where load_audio took it from the first
+    READ_FRAMES: an offset that drifts (0.02 for 6 s, then 0.2) left a step the resampler
+    rang on, 0.019 peak to peak in the stream's first 10 ms here (0.054 in a 20 s file),
+    none in load_audio's (stop 55). Both now cut a mono file into the same pieces, as they
+    cut a stereo one."""
+    sr = 48000
+    t = np.arange(8 * sr) / sr  # more than one read block (5.46 s at 48 kHz)
+    x = np.where(t < 6, 0.02, 0.2) + 0.2 * np.sin(2 * np.pi * 220 * t) * (t >= 6)
+    path = write_clip(tmp_path / "drift.wav", x.astype(np.float32), sr=sr, subtype="FLOAT")
+    whole = load_audio(path).wave
+    streamed = np.concatenate([blk for _, blk in iter_blocks(path, block_s=60.0)])
+    assert np.ptp(whole[:160]) < 1e-6  # the first 10 ms: the idle offset, taken off
+    assert len(streamed) == len(whole)
+    # the same samples but for the offset left over, which load_audio removes afterwards
+    np.testing.assert_allclose(streamed - streamed.mean(), whole, atol=1e-6)
+
+
 def test_single_channel_to_mono_is_a_copy_in_either_layout() -> None:
     x = np.arange(6, dtype=np.float32)
     for arr, axis in ((x[:, None].copy(), -1), (x[None, :].copy(), 0), (x[:, None].copy(), 1)):
