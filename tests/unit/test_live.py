@@ -392,3 +392,60 @@ def test_answers_slower_than_the_hop_are_warned_about_once(caplog, monkeypatch):
                                      SR))
         assert len(ups) >= 20 and all(u.compute_ms == pytest.approx(50.0) for u in ups)
         assert caplog.text.count("answers take 50 ms each, more than the") == int(said)
+
+
+def test_no_speech_lines_say_why_as_predict_does(monkeypatch):
+    """listen's ``no_speech`` lines carried no reason: silence, noise and too little speech
+    looked the same, where predict's and timeline's JSON say which (review, stop 55). The
+    reason comes from the one speech check each window already had (no second run)."""
+    import emovox.serving.live as live
+    from emovox.features.vad import speech_verdict
+
+    runs = []
+    monkeypatch.setattr(live, "speech_verdict",
+                        lambda w, sr: runs.append(len(w)) or speech_verdict(w, sr))
+    wave = np.concatenate([voice(2.0), silence(2.0), noise(2.0), voice(0.15), silence(1.85)])
+    ups = list(listen(FakePredictor(), [wave], window=2.0, hop=2.0))
+    assert [u.to_dict()["reason"] for u in ups] == [None, "silence", "steady_sound",
+                                                    "too_short"]
+    assert "reason" in ups[0].to_dict()  # null, not absent, for an answer: as predict's JSON
+    assert len(runs) == len(ups) == 4  # one detector run per window
+
+
+def test_a_window_the_predictor_finds_no_speech_in_keeps_its_reason():
+    from types import SimpleNamespace
+
+    class Unvoiced(FakePredictor):
+        def predict_wave(self, wave, sr, *, source="<array>"):
+            return SimpleNamespace(label=None, status="no_speech", reason="not_voiced")
+
+    (up,) = listen(Unvoiced(), [voice(2.0)], window=2.0, hop=2.0)
+    assert up.status is LiveStatus.NO_SPEECH and up.to_dict()["reason"] == "not_voiced"
+
+
+def test_listen_prints_a_no_speech_lines_reason(monkeypatch):
+    """The plain line ends with the reason in the words of predict's table, the JSON line
+    carries ``reason`` (review, stop 55)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+    from emovox.serving.predictor import Predictor
+
+    class Fake(FakePredictor):
+        sr, model_id = SR, "fake"
+
+    monkeypatch.setattr(Predictor, "from_artifact", lambda *a, **k: Fake())
+    pcm = (np.concatenate([voice(2.0), silence(2.0), noise(2.0)]) * 32767).astype("<i2")
+    args = ["listen", "-", "--window", "2", "--hop", "2"]
+    plain = CliRunner().invoke(app, args, input=pcm.tobytes())
+    assert plain.exit_code == 0, plain.output
+    lines = [line for line in plain.stdout.splitlines() if " s  " in line]
+    assert lines[1].endswith("silent  the recording is silent (or a constant offset)")
+    assert lines[2].endswith("dBFS  a steady sound (noise, hum, tones, beeps or bells, a "
+                             "constant offset)")
+    assert "angry" in lines[0] and lines[0].endswith("dBFS")
+    got = CliRunner().invoke(app, [*args, "--json"], input=pcm.tobytes())
+    docs = [json.loads(line) for line in got.stdout.splitlines() if line.startswith("{")]
+    assert [d["reason"] for d in docs] == [None, "silence", "steady_sound"]

@@ -206,6 +206,20 @@ def _raw(tmp_path: Path, suffix: str) -> tuple[Path, Path]:
     return raw, out
 
 
+#: group A's notes in :func:`_raw`: its clips left out of its baseline (said as predict
+#: names its skipped references, and each adapted answer's own part in the baseline, as
+#: predict's OWN_REFERENCE: batch said neither, review, stop 55), fewer than 16 clips
+NOTES_A = ["left out of the group's baseline: 1 clip(s) without speech, 1 with an error "
+           "(their rows say why)",
+           "only 4 usable clips with speech in the group: with fewer than 16, adaptation was "
+           "measured to help little (emovox's speaker-adaptation measurements on RAVDESS "
+           "actors)"]
+#: ... and an adapted answer's last, in predict's words (``OWN_REFERENCE``)
+OWN_IN_GROUP = ("every clip with speech in the group is one of its reference clips, this one "
+                "too: its own answer is part of the speaker's baseline, which pulls the "
+                "adapted answer away from it")
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
                                         caplog: pytest.LogCaptureFixture) -> None:
@@ -223,7 +237,7 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
         a = rows[:4]
         assert [r["label"] for r in a] == ["neutral", "calm", "happy", "sad"]  # bias removed
         assert all(r["adapted"] == "true" and r["reference_clips"] == "4" for r in a)
-        assert all(r["adapt_note"].startswith("only 4 usable clips with speech") for r in a)
+        assert all(r["adapt_note"] == " | ".join(NOTES_A + [OWN_IN_GROUP]) for r in a)
         assert all(r["adapted"] == "false" and "2 clip(s)" in r["adapt_note"] for r in rows[4:6])
         assert all(r["label"] == "angry" for r in rows[4:6])  # unadapted
         # a no_speech answer of a group says why it is not adapted (QA, stop 39)
@@ -241,14 +255,12 @@ def test_write_adapted_groups_by_parent(tmp_path: Path, suffix: str,
             "group": (tmp_path / "A").as_posix(),
             "reason": None, "prior": {lab: round(float(x), 4) for lab, x in
                                       zip(LABELS, prior, strict=True)},
-            "warnings": ["only 4 usable clips with speech in the group: with fewer than 16, "
-                         "adaptation was measured to help little (emovox's "
-                         "speaker-adaptation measurements on RAVDESS actors)"]}
+            "warnings": [*NOTES_A, OWN_IN_GROUP]}
         assert docs[0]["evidence"][0]["label"] == "neutral"
         assert docs[4]["adaptation"]["applied"] is False and docs[4]["label"] == "angry"
         assert docs[6]["adaptation"]["applied"] is False and docs[6]["adaptation"][
             "reason"] == "the clip holds no speech: nothing to adapt"  # (QA, stop 39)
-        assert docs[6]["adaptation"]["warnings"] == docs[0]["adaptation"]["warnings"]
+        assert docs[6]["adaptation"]["warnings"] == NOTES_A  # not its own: it is not in it
         assert "adaptation" not in docs[7]
     # the unadapted file is untouched: adapting twice gives the same output
     before = out.read_bytes()

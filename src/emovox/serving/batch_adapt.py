@@ -15,7 +15,8 @@ CSV output gains the columns :data:`ADAPT_FIELDS`: ``speaker_group``, ``adapted`
 (``true``; ``false`` for a speech answer left unadapted: group too small or no group, and
 for a ``no_speech`` answer of a group; empty for error rows and ungrouped ``no_speech``
 rows), ``reference_clips`` (usable clips of the group) and ``adapt_note`` (why not adapted,
-then the group's warnings: fewer than 16 clips, mostly one emotion). JSON lines gain
+then the group's warnings: copies, clips left out of its baseline, fewer than 16 clips,
+mostly one emotion; an adapted answer's then :data:`GROUP_OWN_REFERENCE`). JSON lines gain
 ``adaptation`` (schema ``prediction-v1.json``, with the same ``warnings``) on every answer
 of a group and every speech answer. Batch answers are adapted as a whole (the
 windows' own probabilities are not in the rows): the ``evidence`` of a recording answered
@@ -48,6 +49,7 @@ from emovox.errors import ConfigError
 from emovox.fileio import atomic_path, file_sha256, locked_beside, mode_of
 from emovox.labels import LABELS
 from emovox.serving.adapt import (
+    OWN_REFERENCE,
     AdaptationError,
     SpeakerGrouping,
     SpeakerPrior,
@@ -66,7 +68,14 @@ from emovox.serving.outfile import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AdaptSummary", "run_speaker_batch", "unadapted_path", "write_adapted"]
+__all__ = ["GROUP_OWN_REFERENCE", "AdaptSummary", "run_speaker_batch", "unadapted_path",
+           "write_adapted"]
+
+#: the note of every adapted answer: each is one of its group's reference clips, as
+#: ``predict --reference`` says of a clip that is one of its references (:data:`OWN_REFERENCE`;
+#: batch said nothing: review, stop 55)
+GROUP_OWN_REFERENCE = ("every clip with speech in the group is one of its reference clips, "
+                       "this one too: " + OWN_REFERENCE.partition(": ")[2])
 
 
 @dataclass
@@ -177,17 +186,24 @@ class _Group:
         self.n += 1
 
 
-def _gather(raw: Path, grouping: SpeakerGrouping, fmt: str) -> dict[str, _Group]:
-    """Pass 1 over ``raw``, row by row: each group's answers with speech (:class:`_Group`).
+def _gather(raw: Path, grouping: SpeakerGrouping, fmt: str
+            ) -> tuple[dict[str, _Group], dict[str, list[int]]]:
+    """Pass 1 over ``raw``, row by row: each group's answers with speech (:class:`_Group`),
+    and ``{group: [rows without speech, error rows]}``, the clips left out of its baseline.
     Warns when ``grouping`` named no speaker in any file."""
     groups: dict[str, _Group] = {}
+    left_out: dict[str, list[int]] = {}
     n_files = grouped = 0
     for row in read_rows(raw) if raw.exists() else ():
         g = _group(row, grouping)
         n_files += not is_error_row(row)
         grouped += g is not None
         p = _probs(row, fmt)
-        if g is None or p is None:
+        if p is None:  # predict --reference names its skipped clips (review, stop 55)
+            if (k := g if g is not None else grouping.group_of(_source(row))) is not None:
+                left_out.setdefault(k, [0, 0])[is_error_row(row)] += 1
+            continue
+        if g is None:
             continue
         digest = _content(row)  # None: unreadable now, counted as itself
         groups.setdefault(g, _Group(tuple(p))).add(p, digest)
@@ -195,20 +211,32 @@ def _gather(raw: Path, grouping: SpeakerGrouping, fmt: str) -> dict[str, _Group]
         log.warning("--speaker-from %r named no speaker in any of the %d file(s) (it is "
                     "searched in the %s): no answer was adapted", grouping.spec, n_files,
                     grouping.where)
-    return groups
+    return groups, left_out
 
 
 def _group(row: dict[str, Any], grouping: SpeakerGrouping) -> str | None:
     return None if is_error_row(row) else grouping.group_of(_source(row))
 
 
-def _priors(groups: dict[str, _Group]) -> dict[str, SpeakerPrior | Adaptation]:
+def _left_out_note(no_speech: int, failed: int) -> str | None:
+    """The group's note on its clips left out of its baseline (None for none)."""
+    parts = [f"{no_speech} clip(s) without speech"] if no_speech else []
+    parts += [f"{failed} with an error"] if failed else []
+    return f"left out of the group's baseline: {', '.join(parts)} (their rows say why)" \
+        if parts else None
+
+
+def _priors(groups: dict[str, _Group], left_out: dict[str, list[int]] | None = None
+            ) -> dict[str, SpeakerPrior | Adaptation]:
     """``{group: its prior with its warnings, or why not, when too few clips}``. Files of a
     group with the same bytes count once, as ``predict --reference`` counts them: 16 copies
-    of one clip were a baseline of 16 clips (code review, stop 45)."""
+    of one clip were a baseline of 16 clips (code review, stop 45); the rows without speech
+    or with an error of ``left_out`` are counted in a note, as predict names its skipped
+    references (review, stop 55)."""
     out: dict[str, SpeakerPrior | Adaptation] = {}
     repeats = {g: f"{m.copies} file(s) with the same bytes as another of the group, counted "
                "once" for g, m in groups.items() if m.copies}
+    skipped = {g: _left_out_note(*n) for g, n in (left_out or {}).items()}
     for g, note in repeats.items():
         log.warning("speaker group %r: %s", g, note)
     for g, m in groups.items():
@@ -219,15 +247,15 @@ def _priors(groups: dict[str, _Group]) -> dict[str, SpeakerPrior | Adaptation]:
             out[g] = Adaptation(  # read "1 clip with speech" and nothing more (review, 47)
                 False, m.n, g, f"{m.n} clip(s) with speech in the group; at least "
                 f"{MIN_REFERENCE_CLIPS} needed to adapt",
-                warnings=tuple(w for w in (repeats.get(g),) if w))
+                warnings=tuple(w for w in (repeats.get(g), skipped.get(g)) if w))
             continue
         probs = np.frombuffer(m.probs, dtype=np.float64).reshape(m.n, len(m.labels))
         sp = SpeakerPrior(speaker_prior(probs), m.labels, m.n, g)
         dominant = sp.dominant_warning(f"the clips of group {g!r}")
         if dominant is not None:
             log.warning("%s", dominant)
-        warnings = (repeats.get(g), sp.few_clips_warning("clips with speech in the group"),
-                    dominant)
+        warnings = (repeats.get(g), skipped.get(g),
+                    sp.few_clips_warning("clips with speech in the group"), dominant)
         out[g] = dataclasses.replace(sp, warnings=tuple(w for w in warnings if w))
     return out
 
@@ -243,7 +271,9 @@ def _content(row: dict[str, Any]) -> str | None:
 
 def _adapted_row(row: dict[str, Any], fmt: str, sp: SpeakerPrior) -> dict[str, Any]:
     p = _probs(row, fmt) or {}
-    labels, record = sp.labels, sp.record()
+    labels, record = sp.labels, sp.record()  # its own answer is in the baseline: said, as
+    record = dataclasses.replace(  # predict --reference says it (review, stop 55)
+        record, warnings=(*record.warnings, GROUP_OWN_REFERENCE))
     q = adapt(np.array([p[lab] for lab in labels]), sp.prior)
     k = int(np.argmax(q))
     a, v = arousal_valence(q, labels)
@@ -312,7 +342,7 @@ def write_adapted(raw: Path, out: Path, grouping: SpeakerGrouping) -> AdaptSumma
     adapted and written), so that memory does not grow with the rows (it held every row
     twice: 411 MiB for 50,000 JSON lines; code review, stop 48)."""
     fmt = "csv" if out.suffix.lower() == ".csv" else "jsonl"
-    priors = _priors(_gather(raw, grouping, fmt))
+    priors = _priors(*_gather(raw, grouping, fmt))
     summary = AdaptSummary(raw=raw)
     adapted = [sp for sp in priors.values() if isinstance(sp, SpeakerPrior)]
     summary.groups = len(adapted)

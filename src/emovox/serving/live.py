@@ -12,7 +12,8 @@ another). :func:`listen` keeps the last window in a fixed-size ring buffer
 arrived, predicts the window that ends there with
 :meth:`emovox.serving.predictor.Predictor.predict_wave`: the answer for a sample comes at
 most one window (plus the computing time) after it was spoken. A window without speech
-(:func:`has_speech`) is reported as ``no_speech`` without running the model.
+(:func:`has_speech`) is reported as ``no_speech``, with the detector's reason, without
+running the model.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from emovox.audio import (
     peak_frame_dbfs,
     sniff_format,
 )
-from emovox.features.vad import speech_verdict
+from emovox.features.vad import NoSpeechReason, speech_verdict
 from emovox.serving.answer import Status
 from emovox.serving.mic import LiveInputError, Skipped, iter_microphone
 from emovox.serving.params import TIMELINE_WINDOW_S, TimelineParams
@@ -77,7 +78,9 @@ class LiveUpdate:
 
     ``status`` is ``predict``'s: ``ok``, ``uncertain`` (calibrated confidence below
     :data:`~emovox.serving.answer.UNCERTAIN_BELOW`) or ``no_speech``; ``emotion`` (``label``
-    in JSON), ``confidence`` and ``probabilities`` are ``None`` for ``no_speech``.
+    in JSON), ``confidence`` and ``probabilities`` are ``None`` for ``no_speech``, and
+    ``reason`` says why (predict's :class:`~emovox.features.vad.NoSpeechReason`; ``None``
+    otherwise, and in JSON ``null``, as in predict's documents).
     ``compute_ms`` is the time the check and the model took for this window.
     """
 
@@ -89,12 +92,15 @@ class LiveUpdate:
     emotion: str | None = None
     confidence: float | None = None
     probabilities: dict[str, float] | None = None
+    reason: NoSpeechReason | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (``level_dbfs`` of digital silence is ``None``)."""
         level = self.level_dbfs if np.isfinite(self.level_dbfs) else None
         return {"start": round(self.start, 3), "end": round(self.end, 3),
-                "status": self.status.value, "label": self.emotion,
+                "status": self.status.value,
+                "reason": None if self.reason is None else self.reason.value,
+                "label": self.emotion,
                 "confidence": self.confidence,
                 "probabilities": None if self.probabilities is None else dict(self.probabilities),
                 "level_dbfs": None if level is None else round(level, 1),
@@ -452,16 +458,22 @@ class _Gaps:
 
 
 def _update(predictor: Any, wave: np.ndarray, end: int, sr: int) -> LiveUpdate:
+    """The answer for ``wave`` (``sr`` Hz), the window ending at sample ``end``: one run of
+    the speech detector (:func:`has_speech`'s verdict, kept for its reason: listen's lines
+    had none, predict's and timeline's do), then the model when it found speech."""
     t0 = time.perf_counter()
     start, stop = (end - len(wave)) / sr, end / sr
     level = peak_frame_dbfs(wave)
-    if not has_speech(wave, sr):
+    verdict = speech_verdict(wave, sr)
+    if not verdict.is_speech:
         return LiveUpdate(start, stop, Status.NO_SPEECH, level,
-                          (time.perf_counter() - t0) * 1000)
+                          (time.perf_counter() - t0) * 1000, reason=verdict.reason)
     p = predictor.predict_wave(wave, sr, source="<live>")
     if p.label is None:  # the predictor's own speech check (the same detector) said no
+        why = getattr(p, "reason", None)
         return LiveUpdate(start, stop, Status.NO_SPEECH, level,
-                          (time.perf_counter() - t0) * 1000)
+                          (time.perf_counter() - t0) * 1000,
+                          reason=NoSpeechReason(why) if why else None)
     return LiveUpdate(start, stop, Status(p.status), level, (time.perf_counter() - t0) * 1000,
                       emotion=p.label, confidence=p.confidence,
                       probabilities=dict(p.probabilities))
