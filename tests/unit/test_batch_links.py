@@ -77,6 +77,21 @@ def test_a_folder_link_matched_by_a_glob_is_said_as_followed(tmp_path, fake, cap
     assert f"{d / 'ylink'} -> {far.resolve()}" in said[0]
 
 
+def test_a_link_back_to_its_folder_matched_by_a_glob_is_a_loop(tmp_path, fake, caplog):
+    """``d/self -> .`` matched by ``d/*`` was said as a folder link followed, and walked:
+    the loop line was gone (code review, stop 55)."""
+    d = tmp_path / "d"
+    a = _clip(d / "a.wav")
+    os.symlink(".", d / "self")
+    with caplog.at_level(logging.WARNING):
+        rows = _rows([f"{d}/*"], tmp_path / "out.csv")
+    assert set(rows) == {resolved_key(a)}
+    assert not _said(caplog, "folder link(s) followed")
+    assert not _said(caplog, "a file already listed")  # not walked: nothing reached twice
+    said = _said(caplog, "a loop back to a folder above")
+    assert len(said) == 1 and f"{d / 'self'} is {d.resolve()}" in said[0]
+
+
 def test_a_loop_and_a_second_way_in_are_said_and_not_walked_again(tmp_path, fake, caplog):
     d = tmp_path / "d"
     a, b = _clip(d / "a.wav"), _clip(d / "sub" / "b.wav")

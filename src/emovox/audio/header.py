@@ -29,6 +29,7 @@ from emovox.audio.sniff import (
     AudioSource,
     Source,
     looks_like_text,
+    read_on,
 )
 from emovox.errors import (
     AudioError,
@@ -190,26 +191,6 @@ def _sf_words(sf_error: object) -> str:
     return "cannot decode it" if "File does not exist or is not a regular file" in text else text
 
 
-def _read_on(f: sf.SoundFile, frames: int) -> np.ndarray:
-    """Up to ``frames`` float32 frames ``(n, channels)`` from where ``f`` stands, read by
-    libsndfile's ``sf_readf_float`` alone. python-soundfile's ``read`` asks the position and
-    seeks back to it around every read, and libsndfile's MP3 decoder (libmpg123) restarts at
-    a seek without the previous frames' bit reservoir: a long MP3 read in blocks lost up to
-    0.0023 of full scale just after each block edge, and libmpg123 printed "part2_3_length
-    ... too large for available bit count" on stderr (stop 55; FLAC, WAV, Ogg Vorbis and
-    Opus read the same either way). Falls back to the public ``read`` where the package
-    keeps its libsndfile binding elsewhere."""
-    snd, ffi, handle = (getattr(sf, "_snd", None), getattr(sf, "_ffi", None),
-                        getattr(f, "_file", None))
-    if snd is None or ffi is None or handle is None:
-        return f.read(frames, dtype="float32", always_2d=True)
-    out = np.empty((frames, f.channels), dtype=np.float32)
-    n = int(snd.sf_readf_float(handle, ffi.cast("float *", ffi.from_buffer(out)), frames))
-    if code := int(snd.sf_error(handle)):
-        raise sf.LibsndfileError(code)
-    return out[:max(n, 0)]
-
-
 def _open_soundfile(s: Source) -> Decoder:
     """Open with libsndfile; raises ``sf.LibsndfileError``/``RuntimeError`` when it cannot."""
     f = s.open_soundfile()
@@ -220,14 +201,14 @@ def _open_soundfile(s: Source) -> Decoder:
     declared = int(f.frames) if 0 < f.frames < 1 << 62 else None
 
     def read(frames: int) -> Iterator[np.ndarray]:
-        # Read to the real end: headers of truncated files overstate the length (and
-        # understate it for some WAVs); a short clip's buffer is its declared length.
+        # Read to the real end: headers of truncated files overstate the length; an MP3's
+        # buffer is at most what its header has left (4096 frames at least).
         pos, step, first = 0, frames, None
         while True:
             want = step if declared is None else min(step, max(declared - pos,
                                                                 _SALVAGE_FRAMES))
             try:
-                block = _read_on(handles[-1], want)
+                block = read_on(handles[-1], want)
             except (sf.LibsndfileError, RuntimeError) as e:
                 first = first or e  # the damage itself, not a later failed seek
                 if step > _SALVAGE_FRAMES and (h := _reopened(s, pos)) is not None:
@@ -362,6 +343,17 @@ def _open_any(s: Source) -> Decoder:
     if s.suffix in _HEADERLESS and s.kind in (None, "mp3"):  # PCM may start like an MP3 frame
         raise _headerless(s)
     sf_error: Exception | None = None
+    ff_error: str | None = None
+    tried_ffmpeg = False
+    if s.kind == "mp3" and not s.mp3_length_stated() and ffm.ffmpeg_exe() is not None:
+        # libsndfile stops at its guess of the length, from the first frame's bit rate: a
+        # variable-rate MP3 without a Xing, Info or VBRI header that starts loud was
+        # answered on 8.7 s of its 27.4 s without a word (code review, stop 55); ffmpeg
+        # reads such a stream to its end
+        tried_ffmpeg = True
+        dec, ff_error = _open_ffmpeg(s)
+        if dec is not None:
+            return dec
     # only what the sniffer recognised goes to libsndfile: given content it does not know,
     # it guesses Sound Designer II and opens a "resource fork" beside the file (or in the
     # current folder for bytes), `._NAME` or `.AppleDouble/NAME`, and a FIFO there hung a
@@ -372,8 +364,7 @@ def _open_any(s: Source) -> Decoder:
         except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
             sf_error = e
             log.debug("%s: libsndfile cannot open it (%s)", s.name, e)
-    ff_error: str | None = None
-    if ffm.ffmpeg_exe() is not None:
+    if not tried_ffmpeg and ffm.ffmpeg_exe() is not None:
         dec, ff_error = _open_ffmpeg(s)
         if dec is not None:
             return dec

@@ -255,8 +255,13 @@ def _expand(item: str, others: PathTally, links: FolderLinks
     paths: list[tuple[Path, Path | None]] = []
     for mp in matches:
         if mp.is_dir():
-            if mp.is_symlink():  # a folder link a glob matched is walked as a folder's is
-                links.add(links.followed, mp)  # (it went unsaid: review, stop 54)
+            if mp.is_symlink():  # a folder link a glob matched is said as a walk's is
+                # (it went unsaid: review, stop 54); one back to a folder it is in is a
+                # loop, not walked (code review, stop 55)
+                if Path(_resolved(mp.parent)).is_relative_to(_resolved(mp)):
+                    links.add(links.loops, mp)
+                    continue
+                links.add(links.followed, mp)
             paths += [(q, mp) for q in iter_audio_files(mp, INPUT_EXTENSIONS,
                                                         regular_only=False, others=others,
                                                         links=links)]
