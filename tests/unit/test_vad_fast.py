@@ -108,3 +108,50 @@ def test_the_early_stop_still_finds_too_little_voicing():
     v = speech_verdict(x, SR)
     assert not v.is_speech and v.reason.value == "not_voiced"
     assert v.voiced_seconds == speech_verdict(x, SR, exact_voiced=True).voiced_seconds
+
+
+def test_each_frame_is_gathered_and_centred_once_per_verdict(monkeypatch):
+    """The level, the tonality and the beep check read the same centred 25 ms frames: a
+    clip's verdict gathers each once (each check gathered its own: 0.3-0.4 ms a clip), with
+    the same verdict, segments and voiced seconds."""
+    import emovox.features.frames as frames_module
+
+    w = np.concatenate([silence(0.3), syllables(voice(2.5)), silence(0.3)]).astype(np.float32)
+    want = speech_verdict(w, SR, exact_voiced=True)
+    seen = []
+    view = frames_module.frame_view
+
+    def counted(x, hop, length, idx):
+        if length == 400:
+            seen.append(len(idx))
+        return view(x, hop, length, idx)
+
+    monkeypatch.setattr(frames_module, "frame_view", counted)
+    got = speech_verdict(w, SR, exact_voiced=True)
+    assert sum(seen) == -(-len(w) // 160)  # every 10 ms frame, once
+    assert got.is_speech == want.is_speech and got.reason == want.reason
+    assert got.speech_seconds == want.speech_seconds
+    assert got.voiced_seconds == want.voiced_seconds
+    assert np.array_equal(got.segments, want.segments)
+
+
+@pytest.mark.parametrize("seconds", [0.02, 3.0, 7.0])
+def test_kept_centred_frames_measure_as_frames_gathered_per_call(seconds):
+    """A wave's frames centred once (kept) give the levels and tonality of frames gathered
+    and centred per call, bit for bit (chunks of 256 frames against all at once)."""
+    from emovox.features.frames import (
+        CentredFrames,
+        FrameSizes,
+        frame_levels,
+        frame_tonality,
+        n_frames,
+    )
+
+    x = (syllables(voice(seconds)) + noise(seconds, amp=1e-3)).astype(np.float32)
+    z = FrameSizes.of(SR, P)
+    n = n_frames(len(x), z.hop)
+    kept = CentredFrames(x, z, n)
+    assert kept.every is not None
+    idx = np.arange(0, n, 3)
+    assert np.array_equal(frame_levels(x, z, n, kept), frame_levels(x, z, n))
+    assert np.array_equal(frame_tonality(x, z, idx, kept), frame_tonality(x, z, idx))

@@ -23,11 +23,13 @@ fires on 0 of 1,440 RAVDESS speech clips, 0 of 1,009 RAVDESS song clips, 1 of 58
 clips (a held 101 Hz pitch; those sets shaped the rule), 12 of 300 synthetic held sung
 notes within 1 % of a mains harmonic (a fresh check set: low notes at 100-120 Hz whose
 pitch held still), and on 64 of URDU's 400 talk-show clips (Pakistan's mains is 50 Hz).
-Cost: 1.3-2.2 ms for a 4 s clip.
+Cost: 0.7-0.75 ms for a 3-4 s clip (median; 1.0 before the medians were taken by a sort:
+``bench/stages.py``, one core busy).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +87,16 @@ class Hum:
     level_db: float
 
 
+@functools.lru_cache(maxsize=4)
+def _hann(frame: int) -> tuple[np.ndarray, float]:
+    """``(np.hanning(frame) as float32, the float64 window's sum)``, computed once per
+    length (read-only): 0.1 ms a clip rebuilt them twice."""
+    w = np.hanning(frame)
+    w32 = w.astype(np.float32)
+    w32.flags.writeable = False
+    return w32, float(w.sum())
+
+
 def _spectra(wave: np.ndarray, sr: int, top_hz: float) -> tuple[np.ndarray, float]:
     """``(power per frame and bin up to top_hz (n_frames, n_bins), bin width in Hz)``."""
     frame = int(round(FRAME_S * sr))
@@ -93,11 +105,21 @@ def _spectra(wave: np.ndarray, sr: int, top_hz: float) -> tuple[np.ndarray, floa
     starts = np.linspace(0, n - frame, n_frames).round().astype(np.int64)
     bin_hz = sr / frame
     n_bins = min(frame // 2 + 1, int(top_hz / bin_hz) + 2)
-    window = np.hanning(frame).astype(np.float32)
+    window = _hann(frame)[0]
     # at most MAX_FRAMES x 1 s at ANALYSIS_SR: 1 MB, whatever the wave's length
     frames = wave[starts[:, None] + np.arange(frame)] * window  # (F, frame)
     spec = np.fft.rfft(frames, axis=1)[:, :n_bins]
     return spec.real.astype(np.float64) ** 2 + spec.imag.astype(np.float64) ** 2, bin_hz
+
+
+def _median(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``np.median(a, axis=axis)``, the same numbers, by a sort: ``np.median``'s own
+    overhead was 15-70 us a call, 4-9 calls a clip (a third of the check)."""
+    s = np.sort(a, axis=axis)
+    n = s.shape[axis]
+    if n == 0 or np.isnan(np.take(s, -1, axis=axis)).any():
+        return np.median(a, axis=axis)  # NaN sorts last: np.median's answer is NaN
+    return (np.take(s, (n - 1) // 2, axis=axis) + np.take(s, n // 2, axis=axis)) / 2
 
 
 def _ring(spec: np.ndarray, p: int, bin_hz: float) -> np.ndarray:
@@ -128,7 +150,7 @@ def _steady(power: np.ndarray, p: int, bin_hz: float, freq: float) -> bool:
     if p < 2 or p + 3 > power.shape[1]:
         return False
     line = power[:, p - 1:p + 2].max(axis=1)
-    ref = np.median(_ring(power, p, bin_hz), axis=1)
+    ref = _median(_ring(power, p, bin_hz), axis=1)
     there = line >= ref * 10 ** (FRAME_DB / 10)
     still = np.abs(_frame_peaks(power, p, bin_hz) - freq) <= DRIFT_HZ
     return bool((there & still).mean() >= STEADY_SHARE)
@@ -145,7 +167,7 @@ def _line(med: np.ndarray, bin_hz: float, nominal: float) -> tuple[float, int, f
     if med[p] < med[p - 1] or med[p] < med[p + 1] or med[p] <= 0:
         return -np.inf, p, nominal, 0.0  # not a peak: the band's slope
     ring = _ring(med, p, bin_hz)
-    ref = float(np.median(ring)) if ring.size else 0.0
+    ref = float(_median(ring)) if ring.size else 0.0
     prom = np.inf if ref <= 0 else 10 * np.log10(med[p] / ref)
     a, b, c = np.log(med[p - 1:p + 2] + 1e-30)
     den = a - 2 * b + c
@@ -158,9 +180,9 @@ def _best_mains(power: np.ndarray, bin_hz: float, frame: int
                 ) -> tuple[Hum, float] | None:
     """The mains frequency whose counted lines hold the most power, with that power (full
     scale 1.0), or None when neither has a counted line at ``F`` or ``2 F``."""
-    med = np.median(power, axis=0)
+    med = _median(power, axis=0)
     # a sinusoid of power P (amplitude^2 / 2) gives sum(window)^2 * P / 2 at its bin
-    scale = float(np.hanning(frame).sum()) ** 2 / 2
+    scale = _hann(frame)[1] ** 2 / 2
     best: tuple[Hum, float] | None = None
     for mains in MAINS_HZ:
         lines: list[float] = []

@@ -23,15 +23,16 @@ lose a held stretch of at most 0.54 s; EMOVO and URDU none). The settings were c
 QA's files, built from RAVDESS actors and sung clips: the corpus figures are a check of that
 choice, not an untouched test (tests/integration/test_speech_real.py).
 
-Pure NumPy; one FFT (25 ms) per speech frame, about 1.5 ms for a 4 s clip; memory bounded
-by chunks of :data:`_CHUNK` frames.
+Pure NumPy; one FFT (25 ms) per speech frame, about 0.5 ms for a 3-4 s clip
+(``bench/stages.py``; the detector's frames centred once for it, the level and the tonality);
+memory bounded by chunks of :data:`_CHUNK` frames.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from emovox.features.frames import bridge_runs, true_runs
+from emovox.features.frames import CentredFrames, bridge_runs, hann, true_runs
 
 __all__ = ["BETWEEN_S", "EDGE_S", "FRAME_S", "LAGS_S", "MIN_RUN_S", "SIMILAR",
            "TONE_GAP_RAW_SHARE", "steady_frames", "without_steady", "without_tone_gaps"]
@@ -57,17 +58,21 @@ _CHUNK = 512
 
 
 def _unit_spectra(x: np.ndarray, frames: np.ndarray, hop: int, frame: int,
-                  win: np.ndarray) -> np.ndarray:
+                  win: np.ndarray, centred: CentredFrames | None) -> np.ndarray:
     """``(k, frame // 2 + 1)`` magnitude spectra of ``frames`` scaled to unit norm (zeros
-    for a silent frame)."""
-    f = x[frames[:, None] * hop + np.arange(frame)[None, :]].astype(np.float64)
-    f -= f.mean(axis=1, keepdims=True)
+    for a silent frame); ``centred``: the wave's centred frames at this frame and hop."""
+    if centred is not None:
+        f = centred.rows(frames)
+    else:
+        f = x[frames[:, None] * hop + np.arange(frame)[None, :]].astype(np.float64)
+        f -= f.mean(axis=1, keepdims=True)
     mag = np.abs(np.fft.rfft(f * win, axis=1))
     norm = np.linalg.norm(mag, axis=1, keepdims=True)
     return mag / np.where(norm > 0, norm, np.inf)
 
 
-def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray) -> np.ndarray:
+def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray,
+                  centred: CentredFrames | None = None) -> np.ndarray:
     """Per-frame (10 ms hop) ``(len(flags),)`` bool: the ``flags`` frames whose spectrum is
     unchanged at one of :data:`LAGS_S` before or after, in runs of at least
     :data:`MIN_RUN_S`.
@@ -76,6 +81,8 @@ def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray) -> np.ndarray:
         wave: ``(n_samples,)`` float, mono.
         sr: sample rate (Hz).
         flags: ``(n_frames,)`` bool speech flags of ``wave`` at a 10 ms hop.
+        centred: ``wave``'s centred frames (:class:`~emovox.features.frames.CentredFrames`)
+            when the caller has them (used when their frame and hop are these).
     """
     x = np.asarray(wave, dtype=np.float32).ravel()
     hop, frame = max(1, int(round(_HOP_S * sr))), max(2, int(round(FRAME_S * sr)))
@@ -83,11 +90,13 @@ def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray) -> np.ndarray:
     ok = np.asarray(flags, dtype=bool).copy()
     ok[max(0, (len(x) - frame) // hop + 1) :] = False  # only frames that fit in the wave
     out = np.zeros(len(ok), dtype=bool)
-    win, reach = np.hanning(frame), max(lags)
+    win, reach = hann(frame), max(lags)
+    if centred is not None and (centred.frame, centred.hop) != (frame, hop):
+        centred = None
     for s, e in true_runs(ok):
         for c0 in range(s, e, _CHUNK):  # contiguous speech, a chunk (+ the lags) at a time
             c1 = min(e, c0 + _CHUNK + reach)
-            spec = _unit_spectra(x, np.arange(c0, c1), hop, frame, win)  # once per frame
+            spec = _unit_spectra(x, np.arange(c0, c1), hop, frame, win, centred)  # once each
             for lag in lags:
                 if c1 - c0 <= lag:
                     break
@@ -98,13 +107,14 @@ def steady_frames(wave: np.ndarray, sr: int, flags: np.ndarray) -> np.ndarray:
     return bridge_runs(out, 0, max(1, int(round(MIN_RUN_S / _HOP_S))))
 
 
-def without_steady(wave: np.ndarray, sr: int, flags: np.ndarray, min_run: int
-                   ) -> tuple[np.ndarray, int]:
+def without_steady(wave: np.ndarray, sr: int, flags: np.ndarray, min_run: int,
+                   centred: CentredFrames | None = None) -> tuple[np.ndarray, int]:
     """``(flags without their steady frames, number of steady frames taken out)``. Of what
     remains, pieces shorter than ``min_run`` frames are dropped, and so are pieces shorter
     than :data:`EDGE_S` within :data:`EDGE_S` of a steady run: a beep's onset and decay,
-    and the silence between touch-tone digits bridged by the detector, are not speech."""
-    steady = steady_frames(wave, sr, flags)
+    and the silence between touch-tone digits bridged by the detector, are not speech.
+    ``centred``: as :func:`steady_frames`."""
+    steady = steady_frames(wave, sr, flags, centred)
     n = int(np.count_nonzero(steady))
     if n == 0:
         return flags, 0

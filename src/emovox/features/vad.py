@@ -35,6 +35,7 @@ from enum import Enum
 import numpy as np
 
 from emovox.features.frames import (
+    CentredFrames,
     FrameSizes,
     bridge_runs,
     frame_levels,
@@ -318,14 +319,15 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     z = FrameSizes.of(sr, params)
     n = n_frames(len(x), z.hop)
     thr: float | None = None
+    cf = CentredFrames(x, z, n if len(x) else 0)  # read by the level, tonality and beeps
     if len(x) == 0:
         m = FrameMeasures(np.full(1, -np.inf), np.zeros(1), np.zeros(1))
     else:
-        lv = frame_levels(x, z, n)
+        lv = frame_levels(x, z, n, cf)
         tonal = np.zeros(n)
         thr = _flag_threshold(lv, params)
         cand = np.flatnonzero(lv > thr) if thr is not None else np.zeros(0, np.int64)
-        tonal[cand] = frame_tonality(x, z, cand)  # what frame_flags reads
+        tonal[cand] = frame_tonality(x, z, cand, cf)  # what frame_flags reads
         m = FrameMeasures(lv, np.zeros(n), tonal)
     raw = _flags_above(m, thr, params)  # = frame_flags(m, params), threshold computed once
     level_s = np.count_nonzero(smooth_flags(raw, params)) * params.hop_s  # by level alone
@@ -337,7 +339,7 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
     bridged = smooth_flags(raw, params)  # and pure-tone beeps' gaps bridged by smoothing
     smoothed = without_tone_gaps(bridged, raw, _flags_above(m, thr, params, tone=True), blip,
                                  max(1, int(round(params.bridge_s / params.hop_s))))
-    flags, n_steady = without_steady(wave, sr, smoothed, blip)
+    flags, n_steady = without_steady(wave, sr, smoothed, blip, cf)
     n_steady += int(np.count_nonzero(bridged & ~smoothed))  # a beep's, as steady
     segs = speech_segments(flags, params=params, duration=duration, hop_s=z.hop / sr)
     speech_s = total_s(segs)
@@ -346,7 +348,7 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
             params.min_speech_s:
         fallback = continuous_speech(x, sr, lv, params=params)
         if fallback is not None:  # speech without a pause: the floor was speech itself
-            flags, more = without_steady(wave, sr, fallback | smoothed, blip)
+            flags, more = without_steady(wave, sr, fallback | smoothed, blip, cf)
             n_steady += more
             segs = speech_segments(flags, params=params, duration=duration, hop_s=z.hop / sr)
             speech_s = total_s(segs)
@@ -364,7 +366,7 @@ def speech_verdict(wave: np.ndarray, sr: int, *, params: VadParams = DEFAULT_PAR
         if len(x):  # _why_none reads the tonality of every frame above the noise floor
             rest = np.flatnonzero((lv > _floor_threshold(lv, params))
                                   & ~(lv > (np.inf if thr is None else thr)))
-            m.tonality[rest] = frame_tonality(x, z, rest)
+            m.tonality[rest] = frame_tonality(x, z, rest, cf)
         reason = _why_none(m, raw, params, speech_s)
     elif voiced_s < voiced_needed_s(speech_s, params) - 1e-9 or scan.unvoiced:
         reason = NoSpeechReason.UNVOICED
