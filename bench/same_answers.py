@@ -36,7 +36,11 @@ from emovox.serving.predictor import Predictor
 pred = Predictor.from_artifact(None, backend="onnx", threads=1)
 out = {}
 for f in sys.argv[2:]:
-    p = pred.predict_file(f)
+    try:  # a file refused (NaN samples, not audio) is compared by its error
+        p = pred.predict_file(f)
+    except Exception as e:
+        out[f.rsplit("/", 1)[-1]] = {"error": f"{type(e).__name__}: {e}"}
+        continue
     d = p.to_dict()
     d["window_probs"] = None if p.window_probs is None else np.asarray(p.window_probs).tolist()
     v = speech_verdict(load_audio(f, sr=pred.sr).wave, pred.sr, exact_voiced=True)

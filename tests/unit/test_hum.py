@@ -177,3 +177,12 @@ def test_the_check_takes_its_medians_by_a_sort_with_the_same_answers(monkeypatch
     monkeypatch.setattr(np, "median", refused)
     assert detect_hum(w, SR) == want
     assert detect_hum(_speech(), SR) is None
+
+
+def test_the_sorted_median_keeps_a_huge_middle_value():
+    """The middle of an odd count was taken as (a + a) / 2, infinite near the float64
+    limit, where np.median gave a (a review, stop 55): a 1e151 hum at 4 kHz."""
+    t = np.arange(12000) / 4000
+    found = detect_hum(1e151 * np.sin(2 * np.pi * 50 * t), 4000)
+    assert found is not None and np.isfinite(found.level_db)
+    assert found.lines_hz[0] == pytest.approx(50.0, abs=0.01)

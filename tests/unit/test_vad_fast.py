@@ -155,3 +155,13 @@ def test_kept_centred_frames_measure_as_frames_gathered_per_call(seconds):
     idx = np.arange(0, n, 3)
     assert np.array_equal(frame_levels(x, z, n, kept), frame_levels(x, z, n))
     assert np.array_equal(frame_tonality(x, z, idx, kept), frame_tonality(x, z, idx))
+
+
+def test_a_kept_hann_window_cannot_be_made_writeable():
+    """The windows are computed once and shared: one a caller made writeable again and
+    changed turned a 1 kHz beep's verdict from pure_tone to steady_sound (review, 55)."""
+    from emovox.features.frames import hann
+
+    w = hann(400)
+    with pytest.raises(ValueError):
+        w.flags.writeable = True

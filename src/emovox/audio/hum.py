@@ -93,8 +93,8 @@ def _hann(frame: int) -> tuple[np.ndarray, float]:
     length (read-only): 0.1 ms a clip rebuilt them twice."""
     w = np.hanning(frame)
     w32 = w.astype(np.float32)
-    w32.flags.writeable = False
-    return w32, float(w.sum())
+    w32.flags.writeable = False  # a view of it cannot be made writeable again (review, 55)
+    return w32[:], float(w.sum())
 
 
 def _spectra(wave: np.ndarray, sr: int, top_hz: float) -> tuple[np.ndarray, float]:
@@ -119,7 +119,9 @@ def _median(a: np.ndarray, axis: int = -1) -> np.ndarray:
     n = s.shape[axis]
     if n == 0 or np.isnan(np.take(s, -1, axis=axis)).any():
         return np.median(a, axis=axis)  # NaN sorts last: np.median's answer is NaN
-    return (np.take(s, (n - 1) // 2, axis=axis) + np.take(s, n // 2, axis=axis)) / 2
+    if n % 2:  # the middle one itself: (a + a) / 2 overflowed near the float64 limit
+        return np.take(s, n // 2, axis=axis)  # (a review, stop 55)
+    return (np.take(s, n // 2 - 1, axis=axis) + np.take(s, n // 2, axis=axis)) / 2
 
 
 def _ring(spec: np.ndarray, p: int, bin_hz: float) -> np.ndarray:

@@ -30,8 +30,8 @@ def hann(length: int, dtype: type = np.float64) -> np.ndarray:
     """``np.hanning(length)`` as ``dtype``, computed once per length (read-only): the
     detector's checks took 10-40 us per call to rebuild theirs."""
     w = np.hanning(length).astype(dtype)
-    w.flags.writeable = False
-    return w
+    w.flags.writeable = False  # and handed out as a view, which cannot be made writeable
+    return w[:]  # again: a caller that did so changed every later verdict (review, stop 55)
 
 
 def n_frames(n: int, hop: int) -> int:
