@@ -446,6 +446,8 @@ def test_listen_prints_a_no_speech_lines_reason(monkeypatch):
     assert lines[2].endswith("dBFS  a steady sound (noise, hum, tones, beeps or bells, a "
                              "constant offset)")
     assert "angry" in lines[0] and lines[0].endswith("dBFS")
+    # the reasons start in one column, after "silent" as after a level (a review, stop 55)
+    assert lines[1].index("the recording") == lines[2].index("a steady sound")
     got = CliRunner().invoke(app, [*args, "--json"], input=pcm.tobytes())
     docs = [json.loads(line) for line in got.stdout.splitlines() if line.startswith("{")]
     assert [d["reason"] for d in docs] == [None, "silence", "steady_sound"]

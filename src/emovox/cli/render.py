@@ -461,7 +461,7 @@ def live_line(update: Any, json_out: bool, hop: float = 1.0) -> None:
     if json_out:
         print(json.dumps(update.to_dict()), flush=True)
         return
-    level = f"{update.level_dbfs:6.1f} dBFS" if update.level_dbfs > -999 else "  silent"
+    level = f"{update.level_dbfs:6.1f} dBFS" if update.level_dbfs > -999 else f"{'silent':>11}"
     end = f"{update.end:8.{hop_places(hop)}f}"
     if update.emotion is None:  # and why, in predict's table's words (review, stop 55)
         why = getattr(update.reason, "message", "").removeprefix("no speech: ")
