@@ -146,8 +146,8 @@ def test_long_mp3_read_in_blocks_as_in_one_read(tmp_path: Path, capfd) -> None:
 
 
 @needs_ffmpeg
-def test_a_variable_rate_mp3_without_a_length_header_is_read_to_its_end(tmp_path: Path
-                                                                         ) -> None:
+def test_a_variable_rate_mp3_without_a_length_header_is_read_to_its_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """libsndfile stops at its guess of an MP3's length from the first frame's bit rate;
     without a Xing, Info or VBRI header a variable-rate file that starts loud was answered
     on 11.5 s of its 24 s here, without a word (code review, stop 55). ffmpeg reads it."""
@@ -160,7 +160,13 @@ def test_a_variable_rate_mp3_without_a_length_header_is_read_to_its_end(tmp_path
     assert sf.info(path).duration < 20  # libsndfile's guess: far short
     a = load_audio(path)
     assert a.duration == pytest.approx(24.0, abs=0.2)
+    assert not any("does not state its length" in n for n in a.notes)
     assert probe(path).duration is None  # the header states no length
+    monkeypatch.setattr(ffm, "ffmpeg_exe", lambda: None)  # without ffmpeg: said
+    short = load_audio(path)
+    assert short.duration < 20
+    assert any("does not state its length and ffmpeg is not installed" in n
+               for n in short.notes)
 
 
 def test_a_damaged_ogg_keeps_its_later_audio_at_its_time(tmp_path: Path) -> None:

@@ -360,7 +360,13 @@ def _open_any(s: Source) -> Decoder:
     # batch or an API request for ever (security QA, stop 31); ffmpeg (guarded) tries it
     if s.kind in SOUNDFILE_KINDS:
         try:
-            return _open_soundfile(s)
+            dec = _open_soundfile(s)
+            if s.kind == "mp3" and not tried_ffmpeg and not s.mp3_length_stated():
+                dec.notes.append(f"{s.name}: this MP3 does not state its length and ffmpeg "
+                                 "is not installed: it may be read short of its end (install "
+                                 "ffmpeg to read it whole).")
+                log.warning("%s", dec.notes[-1])
+            return dec
         except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as e:
             sf_error = e
             log.debug("%s: libsndfile cannot open it (%s)", s.name, e)
