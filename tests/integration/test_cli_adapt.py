@@ -81,6 +81,35 @@ def test_predict_bad_reference_exits_2(tmp_path: Path, target: Path, setup: str,
     assert message in text(res)
 
 
+@pytest.mark.parametrize("setup", ["missing", "silent"])
+def test_predict_json_bad_reference_prints_failure_documents(tmp_path: Path, target: Path,
+                                                             setup: str) -> None:
+    """``predict --json --reference DIR`` of a folder that cannot be used printed nothing on
+    stdout (code review, stop 56), where a file that cannot be read is a failure document:
+    each file given is one now, its error the reference's; still said on stderr, exit 2."""
+    ref = tmp_path / "ref"
+    if setup == "silent":
+        for i in range(3):
+            write_clip(ref / f"s{i}.wav", silence(1.0))
+    one = invoke(["predict", target, "--reference", ref, "--json"])
+    ok(one, 2)
+    doc = json.loads(one.stdout)
+    validate_document(doc, "prediction")
+    assert doc["source"] == str(target) and doc["error"].startswith(f"reference folder {ref}")
+    assert doc["error"] in " ".join(one.stderr.split())  # the same words on stderr
+    other = tmp_path / "gone.wav"  # a missing file among them: the reference's error too
+    two = invoke(["predict", target, other, "--reference", ref, "--json"])
+    ok(two, 2)
+    docs = json.loads(two.stdout)
+    for d in docs:
+        validate_document(d, "prediction")
+    assert [(d["source"], d["error"]) for d in docs] == [(str(target), doc["error"]),
+                                                         (str(other), doc["error"])]
+    plain = invoke(["predict", target, "--reference", ref])  # a table: nothing on stdout
+    ok(plain, 2)
+    assert plain.stdout == ""
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 @pytest.mark.slow  # several predictions with the bundled ensemble (> 2 s)
 def test_batch_speaker_from_parent(tmp_path: Path, suffix: str) -> None:

@@ -201,15 +201,15 @@ def test_channel_mixing_cost_grows_with_channels_not_their_pairs(monkeypatch) ->
     """The polarity tests ran over every pair of channels: a 13 KB 64-channel upload cost
     40 s of CPU per 5 s of audio (security QA, stop 31). Now only the first 8 kept channels
     are paired (28 pairs at most); a pair in opposite polarity among them is still found."""
-    from emovox.audio import signal
+    from emovox.audio import mixdown
 
     calls = []
-    real = signal._moments
-    monkeypatch.setattr(signal, "_moments", lambda *a: calls.append(1) or real(*a))
+    real = mixdown._moments
+    monkeypatch.setattr(mixdown, "_moments", lambda *a: calls.append(1) or real(*a))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4096, 64)).astype(np.float32) * 0.1
     x[:, 1] = -x[:, 0]
-    w = signal.channel_weights(x)
+    w = mixdown.channel_weights(x)
     assert len(calls) <= 28 and w[1] == -w[0] and np.all(w[2:] == 1)
 
 

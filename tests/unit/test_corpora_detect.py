@@ -3,6 +3,10 @@ counts in the singular and plural."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from types import SimpleNamespace
+
 from corpus_trees import make
 
 from emovox.corpora import scan_corpus
@@ -74,3 +78,39 @@ def test_summary_counts_are_singular_for_one(tmp_path):
     assert "2 files" in summary and "1 speaker" in summary and "1 speakers" not in summary
     assert "skipped 1 unrecognised file," in summary
     assert "1 group of byte-identical files" in summary and "1 groups" not in summary
+
+
+class _TalkingReader:
+    """A reader whose scan logs its summary, as the real ones do, while another thread's
+    reader logs one too; it notes the ``emovox.corpora`` logger's level meanwhile."""
+
+    levels: list[int] = []
+
+    def scan(self, root, detect_duplicates=True):
+        log = logging.getLogger("emovox.corpora.ravdess")
+        self.levels.append(logging.getLogger("emovox.corpora").level)
+        log.warning("own summary of %s", root)
+        log.error("own error")  # errors are never held back
+        t = threading.Thread(target=log.warning, args=("another thread's summary",))
+        t.start()
+        t.join()
+        return SimpleNamespace(labelled=[SimpleNamespace(speaker="01")])
+
+
+def test_trying_readers_holds_back_their_log_in_this_thread_only(tmp_path, monkeypatch,
+                                                                 caplog):
+    """``matching_readers`` set the ``emovox.corpora`` logger's level to ERROR for the
+    process while it tried the readers (code review, stop 56): another thread's reader
+    said nothing meanwhile, and two callers put the level back out of order."""
+    from emovox.corpora import detect
+
+    reader = _TalkingReader()
+    monkeypatch.setattr(detect, "CORPORA", {"fake": reader})
+    with caplog.at_level(logging.WARNING):
+        assert [m.name for m in detect.matching_readers(tmp_path)] == ["fake"]
+        logging.getLogger("emovox.corpora.ravdess").warning("said after")
+    said = [r.getMessage() for r in caplog.records]
+    assert "another thread's summary" in said and "own error" in said
+    assert "said after" in said and not any(m.startswith("own summary") for m in said)
+    assert reader.levels == [logging.NOTSET]  # no level was set
+    assert logging.getLogger("emovox.corpora").level == logging.NOTSET

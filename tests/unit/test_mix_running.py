@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emovox.audio import READ_FRAMES, channel_weights, mix_channels
-from emovox.audio.signal import MIX_FRAME, frame_spread_db
+from emovox.audio.mixdown import MIX_FRAME, frame_spread_db
 from emovox.serving import mixsums
 from emovox.serving.stream import MIX_PIECE_S, ChannelMixer
 from signals import noise, voice

@@ -114,3 +114,20 @@ def test_a_clip_needs_no_running_sum(monkeypatch):
     got = is_silent(x), trim_bounds(x, SR, 40.0), silent_and_trimmed(x, SR, top_db=40.0)
     assert got[:2] == want[:2] and got[2][0] == want[2][0]
     assert np.array_equal(got[2][1], want[2][1])
+
+
+@pytest.mark.parametrize("bad", [0, -1, -1024])
+def test_a_frame_length_or_hop_that_is_not_positive_is_named(bad: int) -> None:
+    """``is_silent(loud noise, frame_length=0)`` said True, -1024 said False of silence,
+    ``frame_rms`` with a hop of 0 raised ZeroDivisionError and of -1 IndexError (code review,
+    stop 56): a ValueError names the parameter and its value."""
+    x = noise(1.0, amp=0.1)
+    with pytest.raises(ValueError, match=rf"frame_length must be .* got {bad}$"):
+        is_silent(x, frame_length=bad)
+    with pytest.raises(ValueError, match=rf"frame_length must be .* got {bad}$"):
+        signal_module.peak_frame_dbfs(x, frame_length=bad)
+    with pytest.raises(ValueError, match=rf"^frame must be .* got {bad}$"):
+        frame_rms(x, bad, 512)
+    with pytest.raises(ValueError, match=rf"^hop must be .* got {bad}$"):
+        frame_rms(x, 1024, bad)
+    assert is_silent(silence(1.0), frame_length=1) and not is_silent(x, frame_length=1)

@@ -7,6 +7,7 @@ helpers every other module must use instead of re-implementing them: :func:`to_m
 :func:`trim_silence`, levels (:func:`peak_frame_dbfs`).
 
 Modules: :mod:`~emovox.audio.signal` (mono, resampling, trimming, silence, levels),
+:mod:`~emovox.audio.mixdown` (the channel weights of a mix down to mono),
 :mod:`~emovox.audio.hum` (mains hum found and warned about),
 :mod:`~emovox.audio.sniff` (content sniffing, validated sources),
 :mod:`~emovox.audio.ffmpeg` (the ffmpeg fallback), :mod:`~emovox.audio.header` (opening a
@@ -16,8 +17,9 @@ against what the file holds: WAV, AIFF, Ogg cut short), :mod:`~emovox.audio.deco
 channel benchmark and the ``channel_codec`` augmentation), :mod:`~emovox.audio.quiet` (its
 log of a file's notes held back in one context: :func:`notes_held_back`).
 
-May import: :mod:`emovox.errors`, :mod:`emovox.labels`; numpy, soundfile, soxr and an ffmpeg
-subprocess. Never features, models, artifact, serving or anything above them.
+May import: :mod:`emovox.errors`, :mod:`emovox.labels`, :mod:`emovox.logcontext`; numpy,
+soundfile, soxr and an ffmpeg subprocess. Never features, models, artifact, serving or
+anything above them.
 """
 
 from __future__ import annotations
@@ -46,17 +48,16 @@ from emovox.audio.limits import (
     scaled_limit,
     seconds_text,
 )
+from emovox.audio.mixdown import channel_weights, mix_channels
 from emovox.audio.quiet import notes_held_back
 from emovox.audio.signal import (
     RESAMPLE_QUALITY,
     SILENCE_DBFS,
     TARGET_SR,
     WINDOW_SILENCE_DBFS,
-    channel_weights,
     faint_note,
     frame_rms,
     is_silent,
-    mix_channels,
     peak_frame_dbfs,
     remove_dc,
     resample,

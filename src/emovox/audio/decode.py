@@ -180,7 +180,7 @@ def _mono_blocks(dec: Decoder, name: str, max_frames: int | None,
 def mono_aligned(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     """Native ``(n, channels)`` blocks of any sizes, mixed to mono over the pieces
     ``[k * READ_FRAMES, (k + 1) * READ_FRAMES)`` of the file (the last one shorter): the
-    channel weights (:func:`~emovox.audio.signal.channel_weights`) are decided per piece,
+    channel weights (:func:`~emovox.audio.mixdown.channel_weights`) are decided per piece,
     so :func:`load_audio` and :func:`iter_blocks` mix a file alike, whatever sizes the
     decoder (an ffmpeg pipe) hands over (they differed: QA stop 30). Mono files are cut
     into the same pieces: the constant offset taken off before resampling is the first

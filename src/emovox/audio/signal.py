@@ -13,14 +13,14 @@ one-hour signal needs a few MB of scratch space on top of the signal itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import soxr
 
+from emovox.audio.mixdown import channel_weights, mix_channels
+
 __all__ = ["TARGET_SR", "SILENCE_DBFS", "WINDOW_SILENCE_DBFS", "RESAMPLE_QUALITY",
-           "to_float32", "channel_weights", "weights_from_measures", "frame_spread_db",
-           "mix_channels", "to_mono", "remove_dc", "resample", "frame_rms", "peak_frame_dbfs",
+           "to_float32", "to_mono", "remove_dc", "resample", "frame_rms", "peak_frame_dbfs",
            "is_silent", "trim_bounds", "trim_silence", "silent_and_trimmed"]
 
 #: Sample rate (Hz) every model in emovox expects.
@@ -43,25 +43,6 @@ SILENCE_FRAME: int = 1024
 
 #: :func:`remove_dc` leaves a mean below this (full scale 1.0: -120 dBFS) as it is
 DC_NEGLIGIBLE: float = 1e-6
-#: Frame (samples) over which :func:`channel_weights` measures each channel's level.
-MIX_FRAME: int = 1024
-#: A channel whose frame levels never rise this many dB above their 10th percentile is
-#: steady (hiss, hum, digital silence) and left out of the mix (speech at 0 dB SNR rises more).
-STEADY_DB: float = 6.0
-#: Two kept channels whose sum holds less than this share of their difference's energy
-#: (-20 dB) are in opposite polarity: the later one is flipped (QA: left = -right through
-#: AAC, Vorbis or Opus, or with a 10 % gain mismatch, sat at -25 to -80 dB; matrix-surround
-#: soundtracks, speech in phase over a bed in opposite phase, at -12 to -14 dB).
-CANCELLED: float = 0.01
-#: Polarity is checked between the first this many kept channels (the rest are averaged).
-MAX_PAIRED: int = 8
-#: Fewer samples than this are averaged as they are.
-MIN_MIX_SAMPLES: int = 256
-
-#: :func:`weights_from_measures`' spread of ``sum(sign * channel)``: (channels, signs) -> dB
-SpreadOf = Callable[[list[int], list[float]], float]
-#: :func:`weights_from_measures`' moments of two channels: (k, j) -> (ab, aa, bb)
-MomentsOf = Callable[[int, int], tuple[float, float, float]]
 
 # Samples squared and summed per block by the level functions (2 MB of float64 scratch).
 _LEVEL_BLOCK = 1 << 18
@@ -89,108 +70,10 @@ def to_float32(x: np.ndarray) -> np.ndarray:
     raise TypeError(f"cannot convert samples of dtype {x.dtype} to float32 audio")
 
 
-def channel_weights(x: np.ndarray) -> np.ndarray:
-    """How :func:`to_mono` mixes the channels of ``x`` ``(n_samples, n_channels)``: a weight of
-    1, -1 (polarity flipped) or 0 (left out) per channel, shape ``(n_channels,)``.
-
-    Averaging every channel loses speech in two common recordings: a pair wired in opposite
-    polarity (left = -right) cancels to silence, and a channel holding only hiss, hum or
-    digital silence buries the speech of another. Each channel's offset is left out of every
-    measure, and levels are those of :data:`MIX_FRAME`-sample frames. A channel whose loudest
-    frame is less than :data:`STEADY_DB` above its 10th percentile is steady and left out,
-    unless every channel is. Of two kept channels in opposite phase (negative covariance),
-    the later one is flipped when their sum holds under :data:`CANCELLED` of their
-    difference's energy (left = -right, also through a lossy codec, a 10 % gain mismatch or
-    a one-sample delay at 48 kHz), or, in a block of 8 frames or more, when their sum is steady and
-    their difference is not (left = -right under noise as loud as the speech): speech in
-    phase over a bed in opposite phase up to 20 dB louder (a matrix-surround soundtrack) is
-    not flipped. Otherwise the plain average. Pairs are tested among the first
-    :data:`MAX_PAIRED` kept channels only (cost: channels^2 x samples).
-    """
-    x = np.asarray(x)
-    n, c = x.shape
-    if c < 2 or n < MIN_MIX_SAMPLES:
-        return np.ones(c, dtype=np.float32)
-    means = x.mean(axis=0, dtype=np.float64)
-    return weights_from_measures(
-        c, n, lambda chans, signs: _spread_db(x, chans, signs, means),
-        lambda k, j: _moments(x[:, k], x[:, j], means[k], means[j]))
-
-
-def weights_from_measures(c: int, n: int, spread: SpreadOf, moments: MomentsOf) -> np.ndarray:
-    """The decision of :func:`channel_weights` on ``n`` frames of ``c`` channels from its
-    measures, each asked for when the rule needs it: ``spread(chans, signs)``, the dB by
-    which the loudest :data:`MIX_FRAME`-frame frame of ``sum(sign * channel)`` (each channel
-    without its mean over the ``n`` frames) rises above the 10th percentile of its frames
-    (:func:`frame_spread_db`), and ``moments(k, j)``, ``(sum (a-ma)(b-mb), sum (a-ma)^2,
-    sum (b-mb)^2)`` of channels ``k`` and ``j``. Shared by :func:`channel_weights` (measured
-    on the whole block) and the live mixer (from running sums, so a stream is mixed as a file
-    is without weighing its whole past again each piece)."""
-    w = np.ones(c, dtype=np.float32)
-    if c < 2 or n < MIN_MIX_SAMPLES:
-        return w
-    long = n >= 8 * MIX_FRAME
-    if long:
-        steady = np.array([spread([k], [1.0]) < STEADY_DB for k in range(c)])
-        if not steady.all():
-            w[steady] = 0.0
-    # pairs among the first MAX_PAIRED kept channels only (front left/right come first in
-    # every layout): the pair tests cost channels^2 x samples, and a 13 KB 64-channel upload
-    # took 40 s per 5 s of audio (security QA, stop 31)
-    kept = [int(k) for k in np.flatnonzero(w)][:MAX_PAIRED]
-    for i, k in enumerate(kept):
-        for j in kept[i + 1 :]:
-            ab, aa, bb = moments(k, j)
-            if ab >= 0.0:
-                continue  # not in opposite phase at all
-            flip = aa + bb + 2 * ab < CANCELLED * (aa + bb - 2 * ab)
-            if long and not flip:
-                flip = spread([k, j], [1.0, 1.0]) < STEADY_DB <= spread([k, j], [1.0, -1.0])
-            if flip:
-                w[j] = -w[k]
-    return w
-
-
-def frame_spread_db(power: np.ndarray) -> float:
-    """How far the loudest of the frame powers ``power`` rises above their 10th percentile,
-    in dB (powers floored at 1e-10): the measure of a steady channel (:data:`STEADY_DB`)."""
-    db = 10.0 * np.log10(np.maximum(power, 1e-10))
-    return float(db.max() - np.percentile(db, 10.0))
-
-
-def _spread_db(x: np.ndarray, chans: list[int], signs: list[float],
-               means: np.ndarray) -> float:
-    """How far the loudest :data:`MIX_FRAME`-sample frame of ``sum(sign * channel)`` (each
-    channel without its mean) rises above the 10th percentile of its frame levels, in dB;
-    16 frames at a time (a few hundred kB of scratch space)."""
-    m = len(x) // MIX_FRAME
-    power = np.zeros(m)
-    for r0 in range(0, m, 16):
-        r1 = min(m, r0 + 16)
-        f = [x[r0 * MIX_FRAME : r1 * MIX_FRAME, k].astype(np.float64).reshape(-1, MIX_FRAME)
-             - means[k] for k in chans]
-        mix = sum(sk * fk for sk, fk in zip(signs, f, strict=True))
-        power[r0:r1] = np.einsum("ij,ij->i", mix, mix) / MIX_FRAME
-    return frame_spread_db(power)
-
-
-def _moments(a: np.ndarray, b: np.ndarray, ma: float, mb: float) -> tuple[float, float, float]:
-    """``(sum (a-ma)(b-mb), sum (a-ma)^2, sum (b-mb)^2)`` over two equal-length 1-D signals,
-    in float64 over chunks of ``_LEVEL_BLOCK // 16`` samples (256 kB of scratch space)."""
-    ab = aa = bb = 0.0
-    for lo in range(0, len(a), _LEVEL_BLOCK // 16):
-        u = a[lo : lo + _LEVEL_BLOCK // 16].astype(np.float64) - ma
-        v = b[lo : lo + _LEVEL_BLOCK // 16].astype(np.float64) - mb
-        ab += float(np.einsum("i,i->", u, v))  # not u @ v: BLAS threads stalled the
-        aa += float(np.einsum("i,i->", u, u))  # loaded 2-core machine (stereo decoding
-        bb += float(np.einsum("i,i->", v, v))  # 10x slower than mono: QA stop 30)
-    return ab, aa, bb
-
-
 def to_mono(x: np.ndarray, *, channel_axis: int = -1) -> np.ndarray:
     """Mix a signal down to mono: the average of its channels, weighted by
-    :func:`channel_weights` (a channel of steady noise left out, one in opposite polarity
-    flipped; the plain average whenever all channels carry a signal alike).
+    :func:`~emovox.audio.mixdown.channel_weights` (a channel of steady noise left out, one in
+    opposite polarity flipped; the plain average whenever all channels carry a signal alike).
 
     Args:
         x: shape ``(n_samples,)`` (returned as float32) or ``(n_samples, n_channels)``
@@ -211,16 +94,6 @@ def to_mono(x: np.ndarray, *, channel_axis: int = -1) -> np.ndarray:
     xs = x.T if channel_axis % 2 == 0 else x  # (n_samples, n_channels)
     return mix_channels(xs, channel_weights(xs))
 
-
-def mix_channels(xs: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """float32 mono ``(n_samples,)`` of float32 ``xs`` ``(n_samples, n_channels)`` mixed with
-    :func:`channel_weights`' ``weights`` (each 0, 1 or -1): the mean of the kept channels,
-    flipped where -1 (the plain mean when all are 1). Shared by :func:`to_mono` and the
-    live input's per-piece mixer, so a stream is mixed as a file is."""
-    if np.all(weights == 1.0):
-        return xs.mean(axis=1, dtype=np.float32)
-    mixed = np.einsum("ij,j->i", xs, weights)  # not xs @ w: no BLAS threads (see _moments)
-    return (mixed / np.float32(np.count_nonzero(weights))).astype(np.float32)
 
 
 def remove_dc(wave: np.ndarray, *, in_place: bool = False) -> np.ndarray:
@@ -259,6 +132,15 @@ def resample(
         return x
     y = soxr.resample(x, int(orig_sr), int(sr), quality=quality)
     return np.asarray(y, dtype=np.float32)
+
+
+def _check_frames(**sizes: int) -> None:
+    """A ValueError naming the frame length or hop (in samples) that is not positive: a
+    zero or negative one gave meaningless answers (``is_silent`` of loud noise with
+    ``frame_length=0`` was True) or an IndexError (code review, stop 56)."""
+    for name, value in sizes.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be a positive number of samples, got {value!r}")
 
 
 def _frame_starts(n: int, frame: int, hop: int) -> np.ndarray:
@@ -344,8 +226,10 @@ def frame_rms(wave: np.ndarray, frame: int, hop: int) -> np.ndarray:
     """RMS of non-centred frames ``[i*hop, i*hop+frame)`` of a 1-D signal; shape ``(n_frames,)``.
 
     The last frame is aligned to the end so the tail is covered. A signal shorter than one
-    frame gives a single frame over the whole signal.
+    frame gives a single frame over the whole signal. ValueError: ``frame`` or ``hop`` is not
+    positive.
     """
+    _check_frames(frame=frame, hop=hop)
     w = np.asarray(wave, dtype=np.float32)
     if len(w) <= frame:
         return np.array([math.sqrt(float(np.mean(np.square(w, dtype=np.float64))))])
@@ -362,7 +246,9 @@ def peak_frame_dbfs(wave: np.ndarray, *, frame_length: int = SILENCE_FRAME) -> f
 
     ``wave`` may be ``(n_samples,)`` or ``(n_samples, n_channels)`` (mixed to mono first).
     Returns ``nan`` when the signal has non-finite samples, ``-inf`` for an empty signal.
+    ValueError: ``frame_length`` is not positive.
     """
+    _check_frames(frame_length=frame_length)
     w = to_mono(np.asarray(wave))
     if w.size == 0:
         return -math.inf
@@ -380,12 +266,14 @@ def is_silent(
     Args:
         wave: ``(n_samples,)`` (or ``(n_samples, n_channels)``, mixed to mono first).
         threshold_dbfs: level in dB relative to full scale; default :data:`SILENCE_DBFS`.
-        frame_length: frame length in samples (64 ms at 16 kHz), half-overlapping frames.
+        frame_length: frame length in samples (64 ms at 16 kHz), half-overlapping frames;
+            ValueError unless positive.
 
     An empty signal is silent; one with NaN/inf samples is not. Using the *peak* frame RMS
     means a mostly silent clip with a short utterance is not silent, while steady low-level
     hiss (e.g. -80 dBFS) is.
     """
+    _check_frames(frame_length=frame_length)
     fast = _fast_energies(w := to_mono(np.asarray(wave)), [(frame_length, frame_length // 2)])
     if fast and (sure := _sure_silent(*fast[0], frame_length, threshold_dbfs)) is not None:
         return sure  # the running sum's answer, from block sums

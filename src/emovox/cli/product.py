@@ -62,8 +62,6 @@ def predict(
 ) -> None:
     """Which emotion does each clip carry? Exit code 1 if any file failed, 2 if no path
     given is a file (missing, a folder)."""
-    import json
-
     model = check_model_option(model)
     ref = reference[0] if reference else None
     if truth and json_out:
@@ -77,15 +75,9 @@ def predict(
         max_duration = check_max_duration(max_duration, "--max-duration")
         predictor = Predictor.from_artifact(model, backend=backend)
         _refuse_no_file(files, json_out)  # after the model (a bad model is said first),
-        prior = None  # before any reference clip is read
-        if ref is not None:
-            from emovox.serving.adapt import reference_prior
-
-            with bars.references_progress() as progress:
-                prior = reference_prior(predictor, ref, max_duration=max_duration,
-                                        progress=progress)
-    except USER_ERRORS as exc:
+    except USER_ERRORS as exc:  # before any reference clip is read
         fail(exc)
+    prior = None if ref is None else _reference(predictor, ref, files, json_out, max_duration)
     outcomes = []
     with bars.files_progress(len(files)) as advance:
         for f in files:
@@ -95,8 +87,7 @@ def predict(
     if prior is not None:
         outcomes = _adapted(outcomes, prior)
     if json_out:
-        results = [o.to_dict() for o in outcomes]
-        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+        _print_json([o.to_dict() for o in outcomes])
     else:
         render.predictions(predictor.model_id, outcomes, top)
         if prior is not None:
@@ -108,6 +99,33 @@ def predict(
     failed = sum(o.error is not None for o in outcomes)
     if failed:
         exit_failed(f"{failed} of {len(files)} files failed")
+
+
+def _reference(predictor: Any, ref: Path, files: list[Path], json_out: bool,
+               max_duration: float) -> Any:
+    """The speaker prior of the reference folder ``ref``. A folder that cannot be used
+    (missing, fewer than 3 usable clips...): exit 2, and under ``--json`` each file's failure
+    record on stdout, its error the reference's, as for a file that cannot be read (stdout
+    was empty: code review, stop 56)."""
+    from emovox.serving.adapt import reference_prior
+    from emovox.serving.batch import FileOutcome
+
+    try:
+        with bars.references_progress() as progress:
+            return reference_prior(predictor, ref, max_duration=max_duration,
+                                   progress=progress)
+    except USER_ERRORS as exc:
+        if json_out:
+            _print_json([FileOutcome(f, error=str(exc)).to_dict() for f in files])
+        fail(exc)
+
+
+def _print_json(docs: list[dict[str, Any]]) -> None:
+    """``docs`` as ``predict --json`` prints them: one document for one file, an array for
+    several."""
+    import json
+
+    print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
 
 
 def _adapted(outcomes: list[Any], prior: Any) -> list[Any]:
@@ -151,17 +169,14 @@ def _refuse_no_file(files: list[Path], json_out: bool) -> None:
     """Exit 2 when no path given is a file (each missing, a folder...): a usage error, as
     `timeline` of a missing file (it was exit 1, "1 of 1 files failed": code review). Some
     good paths: each bad one is its own error row."""
-    import json
-
     from emovox.serving.batch import FileOutcome
     from emovox.serving.inputs import no_file_among
 
     if (why := no_file_among(files)) is None:
         return
     if json_out:  # a script reads stdout: the failure records, as `timeline --json` writes
-        docs = [FileOutcome(f, error=w + _batch_hint([f])).to_dict()
-                for f, w in zip(files, why, strict=True)]
-        print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2))
+        _print_json([FileOutcome(f, error=w + _batch_hint([f])).to_dict()
+                     for f, w in zip(files, why, strict=True)])
     said = " ".join(w if w.endswith(".") else f"{w}." for w in why[:3])
     more = f" And {len(why) - 3} more." if len(why) > 3 else ""
     fail(FileNotFoundError((why[0] if len(why) == 1 else

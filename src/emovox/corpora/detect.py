@@ -13,8 +13,12 @@ from pathlib import Path
 
 from emovox.corpora import CORPORA, get_reader
 from emovox.corpora.base import count_noun, is_unknown_speaker
+from emovox.logcontext import LogHold
 
 log = logging.getLogger(__name__)
+
+#: the corpus readers' loggers (``emovox.corpora.ravdess``, ...), held back while tried
+_READERS_LOG = LogHold("emovox.corpora")
 
 __all__ = ["ReaderMatch", "matching_readers", "reader_hint"]
 
@@ -39,13 +43,12 @@ def matching_readers(root: str | Path, *, exclude: tuple[str, ...] = ()) -> list
     """Readers (but ``exclude``) that label at least one file of ``root``, most files first.
 
     A reader that cannot read ``root`` at all (the CSV manifest reader given a folder, say)
-    is left out. The readers' own log lines are silenced while they are tried.
+    is left out. The readers' own log lines below ERROR are held back while they are
+    tried, in this thread only (a process-wide ``setLevel`` of ``emovox.corpora`` silenced
+    every other thread's meanwhile: code review, stop 56).
     """
     found: list[ReaderMatch] = []
-    corpora_log = logging.getLogger("emovox.corpora")
-    level = corpora_log.level
-    corpora_log.setLevel(logging.ERROR)  # each trial logs its (irrelevant) summary
-    try:
+    with _READERS_LOG.held():  # each trial logs its (irrelevant) summary
         for name, reader in CORPORA.items():
             if name in exclude:
                 continue
@@ -58,8 +61,6 @@ def matching_readers(root: str | Path, *, exclude: tuple[str, ...] = ()) -> list
             if labelled:
                 known = {u.speaker for u in labelled if not is_unknown_speaker(u.speaker)}
                 found.append(ReaderMatch(name, len(labelled), len(known)))
-    finally:
-        corpora_log.setLevel(level)
     return sorted(found, key=lambda m: -m.labelled)
 
 

@@ -1,5 +1,5 @@
 """Running sums of a live multichannel stream for its channel rule (:class:`WindowSums`): the
-measures :func:`~emovox.audio.signal.channel_weights` decides on (each channel's frame
+measures :func:`~emovox.audio.mixdown.channel_weights` decides on (each channel's frame
 levels, every pair's moments and the frame levels of its sum and difference, all without
 the channels' means over the window) computed from integer sums kept per :data:`BLOCK`
 frames, so a piece's weights cost the piece's frames x channels^2 and not the whole window
@@ -7,11 +7,11 @@ again (116 ms per 0.5 s piece for 8 channels before: review, stop 53).
 
 The sums of int16 samples and of their products are exact in int64, and the measures are
 derived from them with a few roundings, so they are the exact values to about 1e-15; the
-window's floats of :func:`~emovox.audio.signal.channel_weights` differ from those by their
+window's floats of :func:`~emovox.audio.mixdown.channel_weights` differ from those by their
 own roundings (at most about 1e-4 dB for a spread, 1e-10 of the energies for a moment). A
 measure closer than :data:`GUARD_DB` / :data:`GUARD_REL` to the threshold it is compared
 with could fall on either side of it, and the piece is then decided by
-:func:`~emovox.audio.signal.channel_weights` on the window's frames themselves
+:func:`~emovox.audio.mixdown.channel_weights` on the window's frames themselves
 (:attr:`WindowSums.unsure` counts them): the decision is that of the window, always."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from emovox.audio.signal import (
+from emovox.audio.mixdown import (
     CANCELLED,
     MIX_FRAME,
     STEADY_DB,
@@ -81,7 +81,7 @@ class WindowSums:
     """The frames of a live ``channels``-channel int16 stream from the oldest window still to
     be weighed on, and per :data:`BLOCK` frames the running sums of each channel and of each
     product of two channels (int64): :meth:`weights` gives
-    :func:`~emovox.audio.signal.channel_weights` of the last frames from them. Memory: the
+    :func:`~emovox.audio.mixdown.channel_weights` of the last frames from them. Memory: the
     window's frames (as the mixer held before) and ``channels * (channels + 3) / 2`` int64
     per :data:`BLOCK` frames (1.5 MB for 8 channels and READ_FRAMES), each in a buffer of up
     to twice that."""
@@ -141,7 +141,7 @@ class WindowSums:
         return WindowMeasures(n, np.diff(sums[:-1], axis=0), sums[-1] - sums[0], self.slot)
 
     def weights(self, keep: int) -> np.ndarray:
-        """:func:`~emovox.audio.signal.channel_weights` of the last ``keep`` frames pushed (all
+        """:func:`~emovox.audio.mixdown.channel_weights` of the last ``keep`` frames pushed (all
         when fewer); the frames before them are forgotten."""
         start = max(0, self.total - keep)
         measures = self.measures(keep)
@@ -158,7 +158,7 @@ class WindowSums:
 
 
 class WindowMeasures:
-    """The measures of :func:`~emovox.audio.signal.weights_from_measures` of a window of
+    """The measures of :func:`~emovox.audio.mixdown.weights_from_measures` of a window of
     ``n`` frames from its sums: ``frames`` ``(m, K)`` over its :data:`MIX_FRAME`-frame
     frames, ``total`` ``(K,)`` over all of it (columns as :meth:`WindowSums._sums`).
     :meth:`spread` and :meth:`moments` are those the rule asks for, refusing a value near its
