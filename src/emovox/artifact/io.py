@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from emovox.artifact.dest import run_holding
 from emovox.artifact.meta import (
     ArtifactError,
     ArtifactMeta,
@@ -47,6 +49,7 @@ from emovox.artifact.paths import (
     check_model_file_size,
     file_digest,
 )
+from emovox.errors import ConfigError
 from emovox.fileio import atomic_path, mode_of, remove_stale, swap_folder
 from emovox.preprocess import Normaliser, Preprocess
 
@@ -221,10 +224,24 @@ def _check_agree(path: Path, meta: ArtifactMeta, pre: Preprocess) -> None:
 
 
 def check_replaceable(out: Path, force: bool) -> None:
-    """Raise unless ``out`` may be (over)written: absent, or ``force`` and an emovox model."""
+    """Raise unless ``out`` may be (over)written: absent or an empty folder, or ``force``
+    and an emovox model; never in a run's ``models/`` (:func:`~emovox.artifact.dest.
+    run_holding`: ConfigError)."""
     out = Path(out)
+    if (run := run_holding(out)) is not None:  # a fold model passed as any (audit, stop 56)
+        raise ConfigError(f"{out} is in the models/ folder of the run {run}: its fold models "
+                          "are what the run's figures were computed from (emovox rescore "
+                          "re-reads them); choose another --out")
+    _check_existing(out, force)
+
+
+def _check_existing(out: Path, force: bool) -> None:
+    """The part of :func:`check_replaceable` that may change while a model is built,
+    checked again as it is moved in (:func:`replace_folder`)."""
     if not (out.exists() or out.is_symlink()):
         return
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return  # an empty folder, as evaluate takes one (it was refused: audit, stop 56)
     if not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
     if out.is_symlink() or not out.is_dir():
@@ -258,9 +275,11 @@ def _ours(p: Path) -> bool:
 
 
 def replace_folder(stage: Path, out: Path, *, force: bool) -> Path:
-    """Move the finished folder ``stage`` to ``out`` (see :func:`check_replaceable`)."""
+    """Move the finished folder ``stage`` to ``out`` (see :func:`check_replaceable`; where
+    ``out`` lies is the caller's to check before the work: ``export`` rewrites a run's fold
+    model as itself, its weights and probabilities unchanged)."""
     out = Path(out)
-    check_replaceable(out, force)
+    _check_existing(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = mode_of(out) if out.is_dir() else None
     if folder is not None:  # a replaced folder keeps its permissions (0700 stayed private
@@ -361,10 +380,18 @@ def _save_tensors(file: Path, tensors: dict[str, np.ndarray],
                   metadata: dict[str, str] | None = None) -> None:
     """Write ``tensors`` to the safetensors ``file``, with ``metadata`` in its header
     (:func:`~emovox.artifact.network.weights_metadata`)."""
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(file),
-              metadata=metadata)
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(file),
+                  metadata=metadata)
+    except SafetensorError as exc:  # no OSError: a full disk was a traceback (audit, 56)
+        why = _one_line(exc)
+        code = re.search(r"\(os error (\d+)\)", why)
+        if code is None:
+            raise OSError(f"{file}: cannot be written ({why})") from None
+        raise OSError(int(code[1]), why[:code.start()].strip() or why, str(file)) from None
 
 
 def _write_meta(folder: Path, meta: ArtifactMeta) -> None:

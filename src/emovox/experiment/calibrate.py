@@ -4,12 +4,12 @@ speeds the run was read at (:mod:`.rescore`), written into the folder whole."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from emovox.artifact.clips import trained_corpora, trained_digests
+from emovox.artifact.dest import checked_destination, copy_folder, run_holding
 from emovox.artifact.paths import CARD_FILE
 from emovox.errors import ConfigError
 from emovox.experiment.card import model_card
@@ -48,6 +48,7 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     from emovox.experiment.rundir import fit_from_predictions_csv
 
     path = Path(path)
+    real = _rewritable(path)  # said before the fit, in calibrate's words (audit, stop 56)
     meta = read_artifact(path).meta  # its files checked before anything is written (QA, 40)
     if foreign := foreign_files(path):  # said before the fit, in calibrate's words (46)
         raise ConfigError(f"{path} also holds {', '.join(foreign[:5])}, which emovox did not "
@@ -73,17 +74,33 @@ def calibrate_bundle(path: Path, calibrate: Path, also: Sequence[Path] = ()) -> 
     calibration |= {"caveats": caveats} if caveats else {}
     # written in a copy swapped in whole: metrics, temperature and card were three writes,
     # a failure between them leaving a model with new metrics and the old temperature
-    with claimed_folder(path) as (tmp, others):  # (code review, stop 46; a "build" claim,
+    with claimed_folder(real) as (tmp, others):  # (code review, stop 46; a "build" claim,
         # as train and ensemble make: each sees the other, and a killed one is cleaned up)
         if others:
             raise ConfigError(f"another emovox process (PID {others[0]}) is writing {path}")
-        stage = tmp / path.name
-        shutil.copytree(path, stage)
+        stage = tmp / real.name
+        copy_folder(real, stage)  # a full disk said in one line (audit, stop 56)
         update_artifact(stage, meta.replace(  # read as the runs were read (emovox rescore)
             metrics=metrics_with_also(cv.metrics, also_runs),
             preprocess=meta.preprocess.replace(speeds=speeds)))
         meta = attach_inference(stage, temperature=calibration["temperature"],
                                 calibration=calibration)
         (stage / CARD_FILE).write_text(model_card(meta.card_view()))
-        replace_folder(stage, path, force=True)
+        replace_folder(stage, real, force=True)
     return calibration
+
+
+def _rewritable(path: Path) -> Path:
+    """The folder ``calibrate`` rewrites for ``path``: the one a link points to (as
+    ``export`` does; the link was refused after the fit, in the words of an option
+    calibrate has not), never the current folder or one holding it (its claim and copy
+    are made beside it by name), nor a run's fold model (its run's figures were computed
+    from it; rescore refused the run for good after: audit, stop 56)."""
+    real = path.resolve() if path.is_symlink() else path
+    real = checked_destination(real, "calibrate rewrites the model folder whole: run it "
+                               "from elsewhere")
+    if (run := run_holding(real)) is not None:
+        raise ConfigError(f"{path} is a fold model of the run {run} (in its models/ folder): "
+                          "its run's figures were computed from its probabilities (emovox "
+                          "rescore re-reads them); calibrate a copy of it (cp -r) instead")
+    return real

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from emovox.artifact.clips import clip_digests, trained_corpora, trained_digests
+from emovox.artifact.dest import checked_destination
 from emovox.artifact.paths import CARD_FILE
 from emovox.augment import augment_summary
 from emovox.config import ExperimentConfig
@@ -64,6 +65,9 @@ from emovox.training import build_model
 
 log = logging.getLogger(__name__)
 
+#: what to do when ``--out`` is the current folder (or holds it): staged_run_dir's words
+_ELSEWHERE = "choose another --out (or run from elsewhere)"
+
 
 @dataclass
 class TrainedBundle:
@@ -107,7 +111,7 @@ def train_bundle(
     Refuses to replace an existing ``out`` unless ``force``. ``cfg.teachers`` here are
     trained model folders (``train --teacher``): the student is distilled from the mean of
     their probabilities on its training clips (:mod:`emovox.experiment.distil`)."""
-    out = Path(out)
+    out = checked_destination(out, _ELSEWHERE)  # before any work (audit, stop 56)
     spec = _checked_destination_and_spec(cfg, out, force)
     cv = checked_cv_run(calibrate, cfg.model.name, cfg.split.n_val_speakers, cfg.to_dict())
     teachers = open_teacher_models(cfg, spec)
@@ -433,7 +437,7 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
     Returns the written :class:`ArtifactMeta`."""
     from emovox.artifact import attach_inference, check_replaceable, replace_folder, save_model
 
-    out = Path(out)
+    out = checked_destination(out, _ELSEWHERE)  # before any work (audit, stop 56)
     _distinct_members(members, out, narrow)
     check_replaceable(out, force)
     clf, loaded, funcs, inputs, name = _assemble(members, narrow)

@@ -322,6 +322,7 @@ def run_batch(
     processes: bool | None = None,
     also_ours: tuple[Path, ...] = (),
     file_timeout: float | None = None,
+    before_run: Callable[[], None] | None = None,
 ) -> BatchSummary:
     """Predict every audio file of ``inputs`` into ``out`` (.csv or .jsonl), skipping
     files already there (error rows too when ``retry_errors`` is False). ``processes``:
@@ -330,7 +331,9 @@ def run_batch(
     ``file_timeout``: seconds per file (None, the default here, or 0: no deadline; the
     command line's default is :data:`emovox.serving.pool.DEFAULT_FILE_TIMEOUT_S`); a file
     not answered in time is an error row (:data:`emovox.serving.pool.TIMEOUT_MESSAGE`), its
-    worker process killed; local workers are then always processes.
+    worker process killed; local workers are then always processes. ``before_run``: called
+    once the inputs are collected and ``out`` is checked and locked, before its rows are read
+    or anything is written (``batch --speaker-from`` moves a plain run's answers there then).
 
     Raises:
         ValueError: ``out`` is not .csv/.jsonl. ConfigError: a bad ``max_duration`` or
@@ -349,6 +352,8 @@ def run_batch(
     files = collect_inputs(inputs, ours=(out, *also_ours))
     _check_output(out, artifact, checked_only=True)
     with locked_beside(out, "the batch output"):  # one batch per output at a time
+        if before_run is not None:
+            before_run()
         return _run_locked(files, out, artifact, backend, workers, engine, scheduler,
                            max_duration, progress, dask_processes, retry_errors,
                            True if file_timeout is not None else processes, file_timeout)

@@ -62,6 +62,7 @@ from emovox.serving.outfile import (
     ADAPT_FIELDS,
     capped,
     check_ours,
+    check_same_model,
     csv_sentences,
     spreadsheet_safe,
 )
@@ -99,7 +100,10 @@ def unadapted_path(out: Path) -> Path:
 def run_speaker_batch(inputs: Any, out: Path, *, speaker_from: str, **kwargs: Any
                       ) -> tuple[BatchSummary, AdaptSummary]:
     """:func:`~emovox.serving.batch.run_batch` into :func:`unadapted_path`, then
-    :func:`write_adapted` into ``out``; ``kwargs`` go to ``run_batch``.
+    :func:`write_adapted` into ``out``; ``kwargs`` go to ``run_batch``. A plain run's
+    answers in ``out`` move to the unadapted file only once ``run_batch``'s checks passed
+    (inputs, the unadapted file) and their own (another model's answers), and move back
+    when the run stops before its first answer.
 
     Raises:
         ConfigError: a bad ``speaker_from``; an ``out`` or unadapted file emovox did not
@@ -110,41 +114,75 @@ def run_speaker_batch(inputs: Any, out: Path, *, speaker_from: str, **kwargs: An
     out = Path(out)
     check_ours(out, ADAPT_FIELDS)  # rewritten in full below: it must be ours (raw: run_batch)
     raw = unadapted_path(out)
+    moved: list[int] = []  # answers of a plain run moved from out to raw
+
+    def keep() -> None:  # run_batch's refusals (inputs, raw) came first: a typo moved the
+        moved.append(_keep_plain_answers(out, raw, kwargs.get("artifact")))  # file (56)
+
     with locked_beside(out, "the batch output"):  # a plain batch on it lost its answers
-        _keep_plain_answers(out, raw)  # (QA re-check, stop 38); raw: locked by run_batch
-        summary = run_batch(inputs, raw, also_ours=(out,), **kwargs)
+        try:  # (QA re-check, stop 38); raw: locked by run_batch
+            summary = run_batch(inputs, raw, also_ours=(out,), before_run=keep, **kwargs)
+        except BaseException as exc:
+            if sum(moved) and not _answered(exc):
+                _move_back(raw, out)  # stopped before its first answer: as it was
+                moved.clear()
+            raise
+        finally:
+            if sum(moved):
+                log.warning("%s held %d answer(s) of a run without --speaker-from: they were "
+                            "moved to %s, which this run resumes, and are adapted into %s",
+                            out, sum(moved), raw, out)
         return summary, write_adapted(raw, out, grouping)
+
+
+def _answered(exc: BaseException) -> bool:
+    """Whether the batch that raised ``exc`` wrote an answer: a stopped or interrupted run
+    says how many, and run_batch raises other errors as they are only before the first (an
+    unforeseen one later moves the plain answers back with this run's: the next run moves
+    them again)."""
+    summary = getattr(exc, "summary", None)
+    return isinstance(summary, BatchSummary) and summary.done > 0
+
+
+def _move_back(raw: Path, out: Path) -> None:
+    """``raw`` back to ``out``, where :func:`_keep_plain_answers` found it."""
+    if raw.is_file() and not out.exists() and not out.is_symlink():
+        raw.replace(out)
 
 
 def _source(row: dict[str, Any]) -> str:
     return str(row.get("path") or row.get("source") or "")
 
 
-def _keep_plain_answers(out: Path, raw: Path) -> None:
+def _keep_plain_answers(out: Path, raw: Path, artifact: Any = None) -> int:
     """``out`` holding the answers of a run without ``--speaker-from`` becomes ``raw``, which
     this run resumes and adapts: rewriting ``out`` from ``raw`` lost them (CLI QA, stop 33).
-    Refused when ``raw`` holds answers too (which to keep is the user's call)."""
+    Refused, before anything moves, when ``raw`` holds answers too (which to keep is the
+    user's call) or ``out`` holds another model's than ``artifact``'s (the refusal named
+    ``raw``, and to delete it: the user's only copy, stop 56). How many answers moved."""
     if not out.is_file() or out.stat().st_size == 0:
-        return
+        return 0
     try:
         check_ours(out)  # without the adaptation columns: refuses a file of adapted answers
     except ConfigError:
-        return  # adapted answers: rewritten from raw as before
+        return 0  # adapted answers: rewritten from raw as before
     mine = {_source(r) for r in read_rows(out)}
     n = len(mine)
     if not n:
-        return
+        return 0
     if raw.exists() and raw.stat().st_size:
         if mine <= {_source(r) for r in read_rows(raw)}:
-            return  # the adapted file of a run whose rows all stayed as they were
+            return 0  # the adapted file of a run whose rows all stayed as they were
         raise ConfigError(
             f"{out} holds {n} answer(s) of a run without --speaker-from, and {raw} exists too: "
             f"adapting would replace {out}'s rows with {raw}'s. Choose another --out, or move "
             "one of the two away (the files were left as they were).")
     check_ours(raw)  # not a link, a FIFO, a hard link
+    from emovox.serving.predictor import model_id_of
+
+    check_same_model(out, read_rows(out), model_id_of(artifact))  # as run_batch checks raw
     out.replace(raw)
-    log.warning("%s held %d answer(s) of a run without --speaker-from: they were moved to %s, "
-                "which this run resumes, and are adapted into %s", out, n, raw, out)
+    return n
 
 
 def _probs(row: dict[str, Any], fmt: str) -> dict[str, float] | None:

@@ -13,7 +13,8 @@ Anything else is refused with :class:`~emovox.errors.ConfigError` before a file 
 predicted, and is left as it was.
 
 Two more checks guard a resumed run. A last line cut short (a run killed mid-write, a full
-disk) is removed, so that its file is predicted again rather than counted as done. A file
+disk) is removed, so that its file is predicted again rather than counted as done; a last
+line without its end that does not start as emovox's rows do is not ours, and refused. A file
 whose answers came from another model is refused: resuming it would mix two models'
 answers in one table.
 
@@ -177,18 +178,33 @@ def check_ours(out: Path, extra_columns: Sequence[str] = ()) -> None:
                 # as predicted (code review, stop 47)
                 raise _refuse(out, f"line {n} is a timeline document, not a batch record")
             if not (isinstance(doc, dict) and "schema_version" in doc and "source" in doc):
-                if not line.endswith("\n") and (n > 1 or line.startswith(RECORD_START)):
+                if not line.endswith("\n") and _starts_as_record(line):
                     continue  # a last line cut short: drop_partial_last_line removes it
-                    # (the only line too, when it starts as ours: refused until stop 46)
+                    # (a user's note there went with it, without newline: stop 56)
                 raise _refuse(out, f"line {n} is not an emovox record")
             if not extra_columns and isinstance(doc, dict) and doc.get("adaptation"):
                 raise _adapted_here(out)
 
 
+def _starts_as_record(line: str) -> bool:
+    """Whether ``line``, a JSON line without its end, can be an emovox record cut short."""
+    return line.startswith(RECORD_START) or RECORD_START.startswith(line)
+
+
+def _starts_as_row(record: str) -> bool:
+    """Whether ``record``, a CSV row without its end, can be an emovox row cut short: its
+    first cell, a file's resolved path, starts with ``/`` (``\\`` or a drive letter on
+    Windows) or is quoted."""
+    if record[:1] in ('"', "/", os.sep):
+        return True
+    return os.sep == "\\" and re.match(r"[A-Za-z](:|$)", record) is not None
+
+
 def _check_csv(out: Path, extra_columns: Sequence[str]) -> None:
     """:func:`check_ours` of a CSV: a known header, and no row longer than
     :data:`MAX_LINE_CHARS` (but a last one cut short, which :func:`drop_partial_last_line`
-    removes): rewritten, the file would lose it."""
+    removes): rewritten, the file would lose it. A last row without its end that does not
+    start as one of emovox's (a user's note) is refused: it was removed as cut short."""
     with open(out, newline="", encoding="utf-8", errors="backslashreplace") as f:
         # one bounded line: a first line of 300 MB was read whole (code review, stop 48)
         header = tuple(next(csv.reader([f.readline(_HEADER_CHARS)]), []))
@@ -201,6 +217,9 @@ def _check_csv(out: Path, extra_columns: Sequence[str]) -> None:
             if record is None and complete:
                 raise _refuse(out, f"row {n} is longer than {MAX_LINE_CHARS:,} characters, "
                               "more than any emovox row")
+            if record is not None and not complete and not _starts_as_row(record):
+                raise _refuse(out, f"row {n} is not an emovox row (it does not end a line, "
+                              "and does not start with a file's path)")
 
 
 def json_lines(f: TextIO, limit: int | None = None) -> Iterator[str | None]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from emovox.artifact import (
     update_artifact,
     weights_digest,
 )
+from emovox.artifact.dest import checked_destination, copy_folder
 from emovox.calibration import softmax
 from emovox.fileio import atomic_path, claimed_folder, mode_of
 
@@ -86,10 +86,11 @@ def export_onnx(
         ArtifactError: not a neural artifact ("only neural models export to ONNX"), a network
             with an auxiliary input, files emovox did not write in the folder, another
             emovox process writing it now, or ONNX Runtime disagreeing with PyTorch.
+        ConfigError: the folder is the current folder or holds it.
     """
-    path = Path(artifact_dir)
-    if path.name in ("", ".", ".."):  # a folder's claim and copy go beside it, by name
-        path = Path(os.path.abspath(path))
+    path = checked_destination(artifact_dir, "export rewrites the model folder whole: "
+                               "run it from elsewhere")  # (it left the shell in a deleted
+    # folder: audit, stop 56); a folder's claim and copy go beside it, by name
     meta = read_meta(path)
     if meta.kind is not ModelKind.TORCH or meta.network is None:
         raise ArtifactError(
@@ -108,7 +109,7 @@ def export_onnx(
             raise ArtifactError(f"another emovox process (PID {others[0]}) is writing {path} "
                                 "now; wait for it to end, then export")
         stage = tmp / real.name
-        shutil.copytree(real, stage)
+        copy_folder(real, stage)  # a full disk said in one line (audit, stop 56)
         worst = _export_into(stage, path, opset, atol,
                              attach_frontend and meta.preprocess.feature == "logmel"
                              and not meta.preprocess.frontend_params)
