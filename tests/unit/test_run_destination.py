@@ -42,11 +42,12 @@ def test_out_among_the_inputs_is_refused_and_left_alone(tmp_path):
         assert (a / "metrics.json").read_text() == before
 
 
-@pytest.mark.parametrize("weights", [[float("nan"), 1.0], [float("inf"), 1.0], [-1.0, 2.0]])
-def test_weights_must_be_finite_and_non_negative(tmp_path, weights):
+@pytest.mark.parametrize("weights", [[float("nan"), 1.0], [float("inf"), 1.0], [-1.0, 2.0],
+                                     [0.0, 1.0]])
+def test_weights_must_be_finite_and_positive(tmp_path, weights):
     a = one_hot_run(tmp_path, "a", ["angry"] * 4, "m")
     b = one_hot_run(tmp_path, "b", ["sad"] * 4, "m")
-    with pytest.raises(ConfigError, match="finite, non-negative"):
+    with pytest.raises(ConfigError, match="weight 1 .* is not a positive finite number"):
         fuse_runs([a, b], tmp_path / "f", weights)
     assert not (tmp_path / "f").exists()
 

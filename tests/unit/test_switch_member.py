@@ -60,7 +60,7 @@ def test_each_clip_takes_the_chosen_runs_probabilities(tmp_path):
     # nothing switched: the wide run's figures; the result fuses like any run
     none = switch_runs(wide, narrow, tmp_path / "none", lambda c: False)
     # wide alone, fused as any run (a copy of it is refused: stop 53)
-    itself = fuse_runs([wide, narrow], tmp_path / "ww", [1.0, 0.0])
+    itself = fuse_runs([wide, narrow], tmp_path / "ww", [1.0, 1e-9])  # a weight 0 is refused
     assert none["per_corpus"] == itself["per_corpus"] and none["per_corpus"]["urdu"]["ua"] == 0
     assert none["summary"] == itself["summary"]
     fused = fuse_runs([wide, tmp_path / "sw"], tmp_path / "f")

@@ -116,7 +116,7 @@ def evaluation(res: Any, model: str, protocol: Any, adapted: str = "") -> None:
     table.add_section()
     table.add_row(
         "mean ± std", "(n, fit s: totals)", str(sum(f.n_test for f in res.folds)),
-        *(f"{s[k]['mean']:.1f} ± {s[k]['std']:.1f}" for k in SCALARS),
+        *(_mean_std(s[k], len(res.folds)) for k in SCALARS),
         f"{sum(f.fit_seconds for f in res.folds):.1f}",
     )
     console.print(table)
@@ -190,10 +190,16 @@ def adaptation_caveat(adapt: str | None) -> None:
         console.print(f"({mode.label}: not comparable with speaker-independent figures)")
 
 
+def _mean_std(stat: Mapping[str, float], n_folds: int) -> str:
+    """``89.2 ± 1.3`` over folds; ``89.2`` for one fold, which has no spread (review, 56)."""
+    return (f"{stat['mean']:.1f}" if n_folds == 1 else
+            f"{stat['mean']:.1f} ± {stat['std']:.1f}")
+
+
 def fusion(res: Mapping[str, Any], out: Path) -> None:
-    s = res["summary"]
+    s, n = res["summary"], len(res.get("folds") or ())
     console.print(f"{res['model']} · {res['protocol']}: " + " · ".join(
-        f"{k} {s[k]['mean']:.1f} ± {s[k]['std']:.1f}" for k in ("ua", "wa", "macro_f1")))
+        f"{k} {_mean_std(s[k], n)}" for k in ("ua", "wa", "macro_f1")))
     adaptation_caveat(res.get("adapt"))
     per = res.get("per_corpus") or {}
     if len(per) > 1:
@@ -431,8 +437,8 @@ def run_line(out: Any, res: dict[str, Any], how: str, tail: str = "") -> None:
     """One line for a run directory written by ``merge`` or ``rescore``: where, which
     model, ``how`` it was made, its UA over folds."""
     s = res["summary"]["ua"]
-    console.print(f"{out}: {res.get('model', '?')} {how}: UA {s['mean']:.1f} ± "
-                  f"{s['std']:.1f}{tail}")
+    console.print(f"{out}: {res.get('model', '?')} {how}: UA "
+                  f"{_mean_std(s, len(res.get('folds') or ()))}{tail}")
 
 
 def live_banner(stdin: bool, sr: int, model_id: str, window: float, hop: float,

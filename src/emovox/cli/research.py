@@ -46,7 +46,9 @@ from emovox.cli.research_opts import (
     SplitSeedOpt,
     TeacherOpt,
     TestOnlyOpt,
+    WeightsOpt,
     parse_folds,
+    parse_weights,
 )
 from emovox.config import (
     Adapt,
@@ -263,18 +265,13 @@ def report(
 def fuse(
     runs: Annotated[list[Path], typer.Argument(help="Run directories of the same protocol.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
-    weights: Annotated[str, typer.Option(help="Comma-separated weights (default equal).")] = "",
+    weights: WeightsOpt = None,
 ) -> None:
     """Late fusion of finished CV runs: average their out-of-fold probabilities."""
     from emovox.experiment.fuse import fuse_runs
 
     try:
-        try:
-            w = [float(x) for x in csv_list(weights)] or None
-        except ValueError:
-            raise ValueError(f"--weights: numbers separated by commas (e.g. 3,1), got "
-                             f"{weights!r}") from None
-        res = fuse_runs(runs, out, w)
+        res = fuse_runs(runs, out, parse_weights(weights))
     except (*USER_ERRORS, KeyError) as exc:
         fail(exc)
     render.fusion(res, out)

@@ -74,6 +74,8 @@ SpeakersOpt = Annotated[
 SplitSeedOpt = Annotated[int | None, typer.Option(
     help="Seed of the split alone (random protocol's test clips, validation speakers); "
          "default --seed. Fix it and vary --seed for seed ensembles `emovox fuse` takes.")]
+WeightsOpt = Annotated[str | None, typer.Option(
+    help="Comma-separated positive weights, one per run in their order (default equal).")]
 CacheDirOpt = Annotated[
     Path | None, typer.Option(file_okay=False, help="Feature cache folder (default "
                               "$EMOVOX_CACHE or ~/.cache/emovox).")
@@ -88,3 +90,25 @@ def parse_folds(folds: str) -> tuple[int, ...]:
     except ValueError:
         raise ValueError(f"--folds: fold numbers separated by commas, e.g. 0,1,2 (got "
                          f"{folds!r})") from None
+
+
+def parse_weights(weights: str | None) -> list[float] | None:
+    """The numbers of ``--weights`` (``'3,1'``), None when it is not given (equal weights).
+    ValueError for a value given without numbers (``--weights "$W"`` with W unset was
+    equal weights without a word) or with an empty item (``3,,14`` was read as 3,14):
+    review, stop 56. Their count and signs are :func:`~emovox.experiment.fuse.fuse_runs`'s
+    to check."""
+    if weights is None:
+        return None
+    items = [x.strip() for x in weights.split(",")]
+    if not any(items):
+        raise ValueError(f"--weights {weights!r} holds no numbers: give one weight per run "
+                         "(e.g. 3,1), or leave the option out for equal weights")
+    if not all(items):
+        raise ValueError(f"--weights {weights!r} has an empty item: give one number per run, "
+                         "separated by commas (e.g. 3,1)")
+    try:
+        return [float(x) for x in items]
+    except ValueError:
+        raise ValueError(f"--weights: numbers separated by commas (e.g. 3,1), got "
+                         f"{weights!r}") from None

@@ -31,8 +31,11 @@ from emovox.experiment.rundest import check_run_destination, staged_run_dir
 from emovox.experiment.rundir import (
     Prediction,
     Predictions,
+    RunDirError,
     write_run,
 )
+from emovox.experiment.runfiles import run_folder_lacks
+from emovox.fileio import CLAIM_LOCK
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics
 
@@ -72,6 +75,38 @@ def _model_classes(predictor: Any, corpus: str) -> list[str]:
     return classes
 
 
+#: how an ``evaluate --artifact`` output's metrics.json ``protocol`` begins
+#: (``cross-corpus:<corpus>``): the only run folder its ``--out`` replaces
+CROSS_CORPUS = "cross-corpus:"
+
+
+def check_cross_corpus_destination(out: Path) -> None:
+    """:class:`~emovox.experiment.rundir.RunDirError` unless ``out`` is free, an empty
+    folder or an earlier ``evaluate --artifact`` output (its metrics.json ``protocol``
+    begins with :data:`CROSS_CORPUS`), nothing else there
+    (:func:`~emovox.experiment.rundest.check_run_destination`): a cross-validation run at
+    ``--out`` lost its fold models, config.yaml and training curves (review, stop 56)."""
+    check_run_destination(out)
+    _earlier_output(Path(out))
+
+
+def _earlier_output(out: Path) -> None:
+    """RunDirError unless the folder ``out`` (if any) is empty or an earlier cross-corpus
+    output (:func:`check_cross_corpus_destination`), naming what it holds."""
+    if not out.is_dir() or not any(p.name != CLAIM_LOCK for p in out.iterdir()):
+        return
+    metrics, _ = run_folder_lacks(out)
+    protocol = (metrics or {}).get("protocol")
+    if isinstance(protocol, str) and protocol.startswith(CROSS_CORPUS):
+        return
+    held = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
+                            if p.name != CLAIM_LOCK))
+    what = f"an emovox run of protocol {protocol}" if protocol else "an unfinished emovox run"
+    raise RunDirError(f"{out} holds {what} ({held}), not an earlier output of `evaluate "
+                      "--artifact`; refusing to replace it (choose another --out, or remove "
+                      "it yourself)")
+
+
 def evaluate_artifact(
     artifact: Path | None,
     corpus: str,
@@ -85,15 +120,56 @@ def evaluate_artifact(
 ) -> CrossCorpusResult:
     """Predict every labelled clip of ``corpus`` under ``root`` with the model at
     ``artifact`` (None = bundled) and score it on the shared classes. ``speaker_pattern``:
-    the ``folder`` reader's speaker regex (:class:`~emovox.config.DataConfig`)."""
+    the ``folder`` reader's speaker regex (:class:`~emovox.config.DataConfig`).
+
+    ``out_dir`` is checked whole before the model is loaded or a clip read
+    (:func:`check_cross_corpus_destination`, its parent made, another process writing it:
+    a file as its parent was refused only after the scoring, review, stop 56)."""
     from emovox.serving.predictor import Predictor
 
     t0 = time.perf_counter()
-    check_run_destination(out_dir)
+    out_dir = Path(out_dir)
+    check_cross_corpus_destination(out_dir)
     if speaker_pattern is not None and not reader_options(corpus, speaker_pattern):
         raise ConfigError(SPEAKER_PATTERN_FOLDER_ONLY)
-    predictor = Predictor.from_artifact(artifact, backend=backend)
-    classes = _model_classes(predictor, corpus)
+    with staged_run_dir(out_dir) as stage:
+        predictor = Predictor.from_artifact(artifact, backend=backend)
+        classes = _model_classes(predictor, corpus)
+        utts, classes = _scanned(corpus, root, classes, speaker_pattern)
+        independent, heard = _speakers_unheard(predictor, utts)
+        same = heard_clips(predictor.artifact_meta.trained_on, [u.path for u in utts]) or []
+        if same:  # the model's own clips under other speaker ids: a manifest (stop 35)
+            log.warning("%d of the %d evaluated clips are byte for byte clips the model "
+                        "was trained on (e.g. %s): the result is not a test on unheard data",
+                        len(same), len(utts), utts[same[0]].path.name)
+            independent = False
+        results = _scores(predictor, utts, [predictor.labels.index(c) for c in classes],
+                          workers, progress)
+        ok = [i for i, (p, _) in enumerate(results) if p is not None]
+        proba = np.stack([results[i][0] for i in ok])
+        proba = proba / np.maximum(proba.sum(1, keepdims=True), 1e-12)
+        y_true = np.array([classes.index(utts[i].emotion.value) for i in ok])
+        m = compute_metrics(y_true, proba.argmax(1), classes)
+        res = CrossCorpusResult(corpus, classes, m, len(utts), len(utts) - len(ok),
+                                time.perf_counter() - t0, out_dir)
+        metrics = {
+            "protocol": f"{CROSS_CORPUS}{corpus}", "model_id": predictor.model_id,
+            "speaker_independent": independent, "classes": classes, "pooled": m.to_dict(),
+            **({"speakers_heard_in_training": heard} if heard else {}),
+            **({"clips_heard_in_training": len(same)} if same else {}),
+            "n_files": res.n_files, "n_errors": res.n_errors, "seconds": res.seconds,
+        }
+        title = f"{predictor.model_id} on {corpus}"
+        write_run(stage, metrics, _predictions(utts, results, classes), pooled=m,
+                  titles=(f"{title}: UA {m.ua:.1f}", f"{title}: recall per class"))
+        _earlier_output(out_dir)  # still one to replace (the rest: staged_run_dir's)
+    return res
+
+
+def _scanned(corpus: str, root: Path, classes: list[str], speaker_pattern: str | None
+             ) -> tuple[list[Utterance], list[str]]:
+    """The labelled clips of ``corpus`` under ``root`` of the model's ``classes`` present
+    there, and those classes; ConfigError when fewer than two are left."""
     scan = scan_corpus(corpus, root, detect_duplicates=False,
                        **reader_options(corpus, speaker_pattern))
     if not scan.labelled:
@@ -105,19 +181,17 @@ def evaluate_artifact(
     utts = [u for u in scan.labelled if u.emotion.value in classes]
     if not utts:
         raise ConfigError(f"no clips of the shared classes {classes} under {root}")
-    cols = [predictor.labels.index(c) for c in classes]
-    independent, heard = _speakers_unheard(predictor, utts)
-    same = heard_clips(predictor.artifact_meta.trained_on, [u.path for u in utts]) or []
-    if same:  # the model's own clips under other speaker ids: a manifest, a folder (stop 35)
-        log.warning("%d of the %d evaluated clips are byte for byte clips the model was "
-                    "trained on (e.g. %s): the result is not a test on unheard data",
-                    len(same), len(utts), utts[same[0]].path.name)
-        independent = False
+    return utts, classes
 
+
+def _scores(predictor: Any, utts: list[Utterance], cols: list[int], workers: int,
+            progress: Callable[[int, int], None] | None
+            ) -> list[tuple[np.ndarray | None, str | None]]:
+    """Each clip's probabilities over the columns ``cols`` (or its error), every clip as in
+    cross-validation; ConfigError when none could be scored."""
     def one(u: Utterance) -> tuple[np.ndarray | None, str | None]:
         try:
-            p = predictor.clip_probabilities(u.path)  # every clip, as in cross-validation
-            return np.asarray(p)[cols], None
+            return np.asarray(predictor.clip_probabilities(u.path))[cols], None
         except EmovoxError as exc:
             return None, str(exc)
 
@@ -127,31 +201,11 @@ def evaluate_artifact(
             results.append(r)
             if progress:
                 progress(i + 1, len(utts))
-    ok = [i for i, (p, _) in enumerate(results) if p is not None]
-    if not ok:  # it was numpy's "need at least one array to stack" (code review, stop 47)
+    # none scored: it was numpy's "need at least one array to stack" (code review, stop 47)
+    if not any(p is not None for p, _ in results):
         raise ConfigError(f"none of the {len(utts)} clips could be scored (the first: "
                           f"{results[0][1]})" if utts else "no clips to score")
-    proba = np.stack([results[i][0] for i in ok])
-    proba = proba / np.maximum(proba.sum(1, keepdims=True), 1e-12)
-    y_true = np.array([classes.index(utts[i].emotion.value) for i in ok])
-    pred = proba.argmax(1)
-    m = compute_metrics(y_true, pred, classes)
-
-    out_dir = Path(out_dir)
-    res = CrossCorpusResult(corpus, classes, m, len(utts), len(utts) - len(ok),
-                            time.perf_counter() - t0, out_dir)
-    metrics = {
-        "protocol": f"cross-corpus:{corpus}", "model_id": predictor.model_id,
-        "speaker_independent": independent, "classes": classes, "pooled": m.to_dict(),
-        **({"speakers_heard_in_training": heard} if heard else {}),
-        **({"clips_heard_in_training": len(same)} if same else {}),
-        "n_files": res.n_files, "n_errors": res.n_errors, "seconds": res.seconds,
-    }
-    title = f"{predictor.model_id} on {corpus}"
-    with staged_run_dir(out_dir) as stage:
-        write_run(stage, metrics, _predictions(utts, results, classes), pooled=m,
-                  titles=(f"{title}: UA {m.ua:.1f}", f"{title}: recall per class"))
-    return res
+    return results
 
 
 def _speakers_unheard(predictor: Any, utts: list[Utterance]) -> tuple[bool, list[str]]:
@@ -203,4 +257,5 @@ def _predictions(
     return Predictions(list(classes), rows)
 
 
-__all__ = ["CrossCorpusResult", "evaluate_artifact", "shared_label_set"]
+__all__ = ["CROSS_CORPUS", "CrossCorpusResult", "check_cross_corpus_destination",
+           "evaluate_artifact", "shared_label_set"]

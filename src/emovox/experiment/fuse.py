@@ -28,7 +28,15 @@ from emovox import __version__
 from emovox.config import Adapt
 from emovox.errors import ConfigError
 from emovox.experiment.multicorpus import per_corpus_metrics, per_corpus_record
-from emovox.experiment.recipe import check_same_recipe, refuse_copies
+from emovox.experiment.recipe import (
+    Key,
+    check_same_recipe,
+    clip_depth,
+    clip_key,
+    refuse_copies,
+    refuse_shared_members,
+)
+from emovox.experiment.report import mean_std
 from emovox.experiment.rescore import run_speeds
 from emovox.experiment.rundest import (
     carry_files,
@@ -45,14 +53,10 @@ from emovox.experiment.rundir import (
     write_run,
 )
 from emovox.experiment.rundir import read_run as read_any_run
-from emovox.fileio import live_writers, open_unlinked
+from emovox.experiment.runfiles import METRICS_FILE, PREDICTIONS_FILE, check_fold_records
+from emovox.fileio import file_sha256, live_writers, open_unlinked
 from emovox.labels import LABELS
 from emovox.metrics import Metrics, compute_metrics, summarize
-
-#: a clip across runs: (fold, corpus, speaker, file name with as many of its folders as
-#: tell clips apart) -- not the path as written, which is relative to wherever each run was
-#: started (``../shared/...`` vs ``/work/shared/...``)
-Key = tuple[int, str, str, str]
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +69,15 @@ def read_run(run: Path) -> RunRecord:
 
 
 def _not_an_input(out: Path, runs: list[Path]) -> None:
-    """Refuse an ``out`` that is one of the runs being combined (it would be replaced)."""
+    """Refuse an ``out`` that is one of the runs being combined (it would be replaced) or
+    lies inside one (it would be written into a run folder: review, stop 56)."""
     target = Path(out).resolve()
     if any(Path(r).resolve() == target for r in runs):
         raise ConfigError(f"--out {out} is one of the runs being combined; write the result "
                           "to another folder")
+    if inside := next((r for r in runs if Path(r).resolve() in target.parents), None):
+        raise ConfigError(f"--out {out} lies inside {inside}, one of the runs being "
+                          "combined; write the result to another folder")
 
 
 def _each_once(runs: Sequence[Path]) -> None:
@@ -114,12 +122,12 @@ def _unchanged(runs: Sequence[Path], seen: list[tuple[int, int] | None]) -> None
             raise ConfigError(f"{run} was replaced while it was read; combine the runs again")
 
 
-def _checked(run: RunRecord) -> list[Prediction]:
-    """The scored rows of ``run``, refused when they cannot be combined."""
+def _checked(run: RunRecord, named: bool) -> list[Prediction]:
+    """The scored rows of ``run``, refused when they cannot be combined (``named``: its
+    model named, as a fusion's name needs: :func:`check_fold_records`)."""
     if run.predictions is None or run.predictions.labels != list(LABELS):
         raise ConfigError(f"{run.path}: probabilities are not over the {len(LABELS)} labels")
-    if not isinstance(run.metrics.get("folds"), list):
-        raise ConfigError(f"{run.path}: its metrics.json has no fold records")
+    check_fold_records(run.path, run.metrics, named=named)
     rows = list(run.predictions.scored())
     for r in rows:
         if r.true not in LABELS:
@@ -127,23 +135,15 @@ def _checked(run: RunRecord) -> list[Prediction]:
     return rows
 
 
-def _key(r: Prediction, depth: int) -> Key:
-    parts = Path(r.path).parts
-    return (r.fold if r.fold is not None else -1, r.corpus, r.speaker,
-            "/".join(parts[-depth:]))
-
-
-def _tables(runs: list[RunRecord]) -> list[dict[Key, Prediction]]:
-    """Each run's clips by :data:`Key`, the file named by as many trailing path parts as
-    make every clip of every run distinct: a folder per emotion holds ``angry/anna_1.wav``
-    and ``sad/anna_1.wav``, which the file name alone made "two test clips named
-    anna_1.wav" (QA, stop 37), while the same clips read from another folder still match."""
-    rows = [_checked(r) for r in runs]
-    longest = max((len(Path(p.path).parts) for rs in rows for p in rs), default=1)
-    for depth in range(1, longest + 1):
-        tables = [{_key(p, depth): p for p in rs} for rs in rows]
-        if all(len(t) == len(rs) for t, rs in zip(tables, rows, strict=True)):
-            return tables
+def _tables(runs: list[RunRecord], named: bool = True) -> list[dict[Key, Prediction]]:
+    """Each run's clips by :data:`~emovox.experiment.recipe.Key`, the file named by as many
+    trailing path parts as make every clip of every run distinct
+    (:func:`~emovox.experiment.recipe.clip_depth`)."""
+    rows = [_checked(r, named) for r in runs]
+    depth = clip_depth(rows)
+    tables = [{clip_key(p, depth): p for p in rs} for rs in rows]
+    if all(len(t) == len(rs) for t, rs in zip(tables, rows, strict=True)):
+        return tables
     bad = next(r for r, t, rs in zip(runs, tables, rows, strict=True) if len(t) < len(rs))
     raise ConfigError(f"{bad.path}: the same test clip is listed twice")
 
@@ -210,17 +210,52 @@ def _fused_adapt(metas: list[dict[str, Any]]) -> Adapt:
     return used.pop() if used else Adapt.NONE
 
 
+def _weights(weights: Sequence[float] | None, runs: Sequence[Path]) -> np.ndarray:
+    """``weights`` (equal when None) divided by their sum; ConfigError naming a count that
+    is not the runs' or a weight that is not a positive finite number (a run weighed 0
+    contributes nothing: leave it out). Divided by the largest first: ``1e308,1e308,1``
+    summed to infinity, every weight 0 and an all-neutral "fusion" (review, stop 56)."""
+    if weights is None:
+        return np.full(len(runs), 1 / len(runs))
+    if len(weights) != len(runs):
+        raise ConfigError(f"{len(runs)} runs, {len(weights)} weight"
+                          f"{'' if len(weights) == 1 else 's'}: give one weight per run, "
+                          "in the order of the runs")
+    w = np.asarray(weights, float)
+    for i, (x, r) in enumerate(zip(w, runs, strict=True), 1):
+        if not (np.isfinite(x) and x > 0):
+            raise ConfigError(f"weight {i} ({x:g}, for {r}) is not a positive finite number"
+                              + ("; a run weighed 0 adds nothing: leave it out" if x == 0
+                                 else ""))
+    w = w / w.max()
+    return w / w.sum()
+
+
+def _inputs(runs: Sequence[Path]) -> list[dict[str, str | None]]:
+    """``fused_inputs``: each run as given, resolved, and the SHA-256 of its
+    predictions.csv and metrics.json (None for one that cannot be read), so a fusion can
+    be traced to its members' files (review, stop 56)."""
+
+    def sha(path: Path) -> str | None:
+        try:
+            return file_sha256(path)
+        except OSError:
+            return None
+
+    return [{"given": str(r), "resolved": str(Path(r).resolve()),
+             "predictions_sha256": sha(Path(r) / PREDICTIONS_FILE),
+             "metrics_sha256": sha(Path(r) / METRICS_FILE)} for r in runs]
+
+
 def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -> dict[str, Any]:
     """Fuse ``runs`` into the run directory ``out``; returns its metrics.json content."""
     if len(runs) < 2:
         raise ConfigError("fusion needs at least two run directories")
-    w = np.asarray(weights or [1.0] * len(runs), float)
-    if len(w) != len(runs) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise ConfigError("one finite, non-negative weight per run")
-    w = w / w.sum()
+    w = _weights(weights, runs)
     _each_once(runs)
     _not_an_input(out, runs)
-    check_run_destination(out)
+    check_run_destination(out, "fused_runs")
+    refuse_shared_members(runs)
     for r in runs:  # what the result is computed from and carries: never through a link
         refuse_links(Path(r))
     seen = _settled(runs)
@@ -246,6 +281,9 @@ def fuse_runs(runs: list[Path], out: Path, weights: list[float] | None = None) -
     speeds = run_speeds(metas, runs)  # a fusion reads its members one way (stop 46)
     return _write_combined(out, records, tables[0], order, proba, name,
                            {"fused_runs": [str(r) for r in runs], "weights": w.tolist(),
+                            "weights_given": None if weights is None else [
+                                float(x) for x in weights],
+                            "fused_inputs": _inputs(runs),
                             **({"speeds": list(speeds)} if speeds else {})}, seen)
 
 
@@ -259,7 +297,7 @@ def switch_runs(wide: Path, narrow: Path, out: Path,
     corpus."""
     runs = [Path(wide), Path(narrow)]
     _not_an_input(out, runs)
-    check_run_destination(out)
+    check_run_destination(out, "switched_runs")
     seen = _settled(runs)
     records = [read_run(r) for r in runs]
     if len({r.metrics["protocol"] for r in records}) != 1:
@@ -319,9 +357,10 @@ def _write_combined(out: Path, records: list[RunRecord], first: dict[Key, Predic
         for i, k in enumerate(order)
     ]
     s = result["summary"]["ua"]
-    with staged_run_dir(Path(out)) as stage:
+    kind = "fused_runs" if "fused_runs" in how else "switched_runs"
+    with staged_run_dir(Path(out), kind) as stage:
         write_run(stage, result, Predictions(list(LABELS), rows), pooled=pooled,
-                  titles=(f"{name}: UA {s['mean']:.1f} ± {s['std']:.1f}",
+                  titles=(f"{name}: UA {mean_std(s['mean'], s['std'], len(fold_ids))}",
                           f"{name}: recall per class"),
                   errors=_errors_of([r.path for r in records]))
         _unchanged([r.path for r in records], seen)
@@ -376,7 +415,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     if len(runs) < 2:
         raise ConfigError("merging needs at least two run directories")
     _not_an_input(out, runs)
-    check_run_destination(out)
+    check_run_destination(out, "merged_runs")
     for r in runs:  # what the result is computed from and carries: never through a link
         refuse_links(Path(r))
     seen = _settled(runs)
@@ -394,7 +433,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         shared = sorted({i for i in indices if indices.count(i) > 1})
         raise ConfigError(f"the runs share fold(s) {', '.join(map(str, shared))}: merge parts "
                           "that each hold other folds")
-    rows = [p for table in _tables(records) for p in table.values()]
+    rows = [p for table in _tables(records, named=False) for p in table.values()]
     y = np.array([LABELS.index(p.true) for p in rows])
     proba = np.array([p.proba for p in rows])
     folds = np.array([p.fold for p in rows])
@@ -426,7 +465,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     config["split"] = {**config["split"], "folds": order}
     config["teachers"] = _teachers(configs)
     s = result["summary"]["ua"]
-    with staged_run_dir(Path(out)) as stage:
+    with staged_run_dir(Path(out), "merged_runs") as stage:
         write_run(stage, result, Predictions(list(LABELS), sorted(rows, key=lambda p: (
             p.fold, p.path))), pooled=pooled, errors=_errors_of(runs),
                   titles=(f"{first['model']}: UA {s['mean']:.1f} ± {s['std']:.1f}",

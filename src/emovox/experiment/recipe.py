@@ -20,7 +20,9 @@ from emovox.corpora import canonical_name
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import (
     CONFIG_FILE,
+    METRICS_FILE,
     PREDICTIONS_FILE,
+    Prediction,
     Predictions,
     RunDirError,
     RunRecord,
@@ -34,10 +36,11 @@ log = logging.getLogger(__name__)
 #: how :func:`recipe_differences` says a run's config could not be read
 UNREADABLE = "its config.yaml could not be read, so the recipes could not be compared"
 
-__all__ = ["UNREADABLE", "check_recipe", "check_same_recipe", "checked_cv_run",
-           "fused_differences", "metrics_with_also", "prediction_keys", "read_also_runs",
-           "recipe_differences", "refuse_copies", "trained_val_speakers", "warn_other_clips",
-           "warn_recipe"]
+__all__ = ["UNREADABLE", "Key", "check_recipe", "check_same_recipe", "checked_cv_run",
+           "clip_depth", "clip_key", "combined_from", "fused_differences",
+           "metrics_with_also", "prediction_keys", "read_also_runs", "recipe_differences",
+           "refuse_copies", "refuse_shared_members", "trained_val_speakers",
+           "warn_other_clips", "warn_recipe"]
 
 
 def check_recipe(run: Path, cv: Any, trained_val: int | None, model: str) -> bool:
@@ -231,10 +234,13 @@ def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -
                               "run once")
         seen[key] = str(r)
     also = [read_cv_run(Path(r), model) for r in runs]
-    held: dict[tuple[str, ...], str] = {}
-    for r in [*([main] if main is not None and runs else []), *runs]:
-        pred = Path(r) / PREDICTIONS_FILE
-        rows = prediction_keys(read_predictions(pred)) if pred.is_file() else set()
+    given = [*([main] if main is not None and runs else []), *runs]
+    preds = [read_predictions(Path(r) / PREDICTIONS_FILE)
+             if (Path(r) / PREDICTIONS_FILE).is_file() else None for r in given]
+    depth = clip_depth([[x for x in p.scored() if x.path] for p in preds if p is not None])
+    held: dict[tuple[Any, ...], str] = {}
+    for r, pred in zip(given, preds, strict=True):
+        rows = prediction_keys(pred, depth) if pred is not None else set()
         for other in {held[k] for k in rows if k in held}:
             n = sum(held.get(k) == other for k in rows)
             raise ConfigError(f"the runs {other} and {r} hold {n} identical prediction(s) "
@@ -244,26 +250,57 @@ def read_also_runs(runs: Sequence[Path], model: str, main: Path | None = None) -
     return also
 
 
-def prediction_keys(pred: Predictions) -> set[tuple[str, ...]]:
-    """A key per scored row of a predictions.csv: the clip (its path made absolute, from the
-    working folder: ``../data/a.wav`` and ``/work/data/a.wav`` are one clip, code review,
-    stop 46) and its probabilities to 4 decimals, by label: the same answer however the
-    file was saved."""
-    import os
+#: a clip across runs: (fold, corpus, speaker, file name with as many of its folders as
+#: tell clips apart) -- not the path as written, which is relative to wherever each run was
+#: started (``../shared/...`` vs ``/work/shared/...``)
+Key = tuple[int, str, str, str]
 
+
+def clip_key(r: Prediction, depth: int) -> Key:
+    """The clip of the predictions.csv row ``r`` (:data:`Key`), its file named by its last
+    ``depth`` path parts (:func:`clip_depth`)."""
+    return (r.fold if r.fold is not None else -1, r.corpus, r.speaker,
+            "/".join(Path(r.path).parts[-depth:]))
+
+
+def clip_depth(rows: Sequence[Sequence[Prediction]]) -> int:
+    """The fewest trailing path parts that name every clip of each run's ``rows`` apart
+    (:func:`clip_key`): a folder per emotion holds ``angry/anna_1.wav`` and
+    ``sad/anna_1.wav``, which the file name alone made one clip (QA, stop 37), while the
+    same clips read from another folder still match. The longest path's parts when none
+    does (a clip listed twice: the caller's to refuse)."""
+    longest = max((len(Path(p.path).parts) for rs in rows for p in rs), default=1)
+    return next((d for d in range(1, longest + 1)
+                 if all(len({clip_key(p, d) for p in rs}) == len(rs) for rs in rows)),
+                longest)
+
+
+def prediction_keys(pred: Predictions, depth: int | None = None) -> set[tuple[Any, ...]]:
+    """A key per scored row of a predictions.csv: the clip (:func:`clip_key`, its file by
+    its last ``depth`` path parts, default :func:`clip_depth` of these rows: ``../data/a.wav``
+    and ``/work/data/a.wav`` are one clip, from any working folder -- made absolute from
+    the working folder, a copy whose paths were rewritten was told apart in one folder and
+    not in another: review, stop 56) and its probabilities to 4 decimals, by label: the
+    same answer however the file was saved."""
+    rows = [r for r in pred.scored() if r.path]
+    depth = clip_depth([rows]) if depth is None else depth
     order = sorted(range(len(pred.labels)), key=lambda i: pred.labels[i])
-    return {(os.path.abspath(r.path), *(f"{pred.labels[i]}={r.proba[i]:.4f}" for i in order))
-            for r in pred.scored() if r.path}
+    return {(*clip_key(r, depth), *(f"{pred.labels[i]}={r.proba[i]:.4f}" for i in order))
+            for r in rows if r.proba is not None}
 
 
 def refuse_copies(records: Sequence[RunRecord]) -> None:
     """ConfigError naming two of the runs ``records`` whose predictions are the same, every
     clip with the same probabilities (:func:`prediction_keys`): one run copied to another
     folder (``cp -r``), which ``fuse`` weighed double (review, stop 53), as ``ensemble``
-    refuses a copied member by its weights."""
-    seen: dict[frozenset[tuple[str, ...]], Path] = {}
+    refuses a copied member by its weights. Runs of other seeds over the same clips answer
+    otherwise, and are no copies."""
+    preds = [rec.predictions for rec in records]
+    depth = clip_depth([[r for r in p.scored() if r.path] for p in preds if p is not None])
+    seen: dict[frozenset[tuple[Any, ...]], Path] = {}
     for rec in records:
-        if rec.predictions is None or not (key := frozenset(prediction_keys(rec.predictions))):
+        if rec.predictions is None or not (
+                key := frozenset(prediction_keys(rec.predictions, depth))):
             continue
         if key in seen:
             raise ConfigError(f"{seen[key]} and {rec.path} hold the same predictions (every "
@@ -271,6 +308,65 @@ def refuse_copies(records: Sequence[RunRecord]) -> None:
                               "a recipe whose --seed changes nothing?); give each run once: "
                               "it would be weighed twice")
         seen[key] = rec.path
+
+
+#: the keys of a run's metrics.json that name the runs it was combined from (a switched
+#: member, ``switched_runs``, is one member: its runs are not followed)
+_COMBINED_FROM = ("fused_runs", "merged_runs")
+
+
+def combined_from(run: Path, _within: frozenset[Path] = frozenset()) -> set[Path]:
+    """Every run the run ``run`` was combined from (``fuse``, ``merge``), followed down (a
+    fusion of fusions), each resolved: where ``fused_inputs`` recorded it, else as written
+    from here, else below an ancestor of ``run`` (as
+    :func:`~emovox.experiment.rundir.merged_parts` finds them). One found nowhere is left
+    out: what cannot be found cannot be told."""
+    try:
+        metrics = read_metrics(run)
+    except RunDirError:
+        return set()
+    here = Path(run).resolve()
+    found: set[Path] = set()
+    for where in filter(None, (_found(here, c) for c in _members_named(metrics))):
+        if (r := where.resolve()) not in _within | {here}:
+            found |= {r, *combined_from(r, _within | {here})}
+    return found
+
+
+def _members_named(metrics: dict[str, Any]) -> list[list[str]]:
+    """The runs a run's ``metrics`` names as its members: for each, the paths it may be
+    found at, best first (the resolved path ``fused_inputs`` recorded, then as given)."""
+    inputs = metrics.get("fused_inputs")
+    named = [[str(i.get(k)) for k in ("resolved", "given") if isinstance(i.get(k), str)]
+             for i in inputs if isinstance(i, dict)] if isinstance(inputs, list) else []
+    for key in _COMBINED_FROM:
+        value = metrics.get(key)
+        if isinstance(value, list) and not (key == "fused_runs" and named):  # fused_inputs
+            named += [[v] for v in value if isinstance(v, str)]  # names the same runs
+    return [[c for c in n if c] for n in named]
+
+
+def _found(run: Path, candidates: list[str]) -> Path | None:
+    """The first of ``candidates`` (paths) that is a run folder, from here or below an
+    ancestor of ``run``."""
+    return next((c for p in map(Path, candidates) for c in [p, *(a / p for a in run.parents)]
+                 if (c / METRICS_FILE).is_file()), None)
+
+
+def refuse_shared_members(runs: Sequence[Path]) -> None:
+    """ConfigError when one of ``runs`` is among the runs another was combined from
+    (:func:`combined_from`), or two were combined from one run: ``fuse A B FUSED_AB``
+    weighed A and B twice (review, stop 56)."""
+    made = [(r, Path(r).resolve(), combined_from(Path(r))) for r in runs]
+    for i, (a, ra, ma) in enumerate(made):
+        for b, rb, mb in made[i + 1:]:
+            for x, rx, y, my in ((a, ra, b, mb), (b, rb, a, ma)):
+                if rx in my:
+                    raise ConfigError(f"{x} is one of the runs {y} was combined from: it "
+                                      "would be weighed twice; give one of them")
+            if shared := sorted(ma & mb):
+                raise ConfigError(f"{a} and {b} were both combined from {shared[0]}: it "
+                                  "would be weighed twice; give each run once")
 
 
 def metrics_with_also(metrics: dict[str, Any], also_runs: Sequence[Any]) -> dict[str, Any]:

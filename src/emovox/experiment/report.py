@@ -164,6 +164,12 @@ def collect_report(runs: Iterable[Path]) -> Report:
     return rep
 
 
+def mean_std(mean: float, std: float, n_folds: int) -> str:
+    """``89.2 ± 1.3`` over folds; ``89.2`` for one fold, which has no spread (a random
+    split's one test set read "89.2 ± 0.0", a spread of zero: review, stop 56)."""
+    return f"{mean:.1f}" if n_folds == 1 else f"{mean:.1f} ± {std:.1f}"
+
+
 def markdown_table(rows: Iterable[ReportRow]) -> list[str]:
     """The Markdown lines (header included) of ``rows``: the runs without adaptation first,
     in order, then the speaker-adapted ones, labelled as such."""
@@ -175,7 +181,7 @@ def markdown_table(rows: Iterable[ReportRow]) -> list[str]:
     rows = list(rows)
     for r in [r for r in rows if r.adapt is Adapt.NONE] + [
             r for r in rows if r.adapt is not Adapt.NONE]:
-        cells = [f"{r.scalars[k][0]:.1f} ± {r.scalars[k][1]:.1f}" for k in SCALAR_KEYS]
+        cells = [mean_std(*r.scalars[k], r.n_folds) for k in SCALAR_KEYS]
         proto = r.protocol + ("" if r.speaker_independent else " (speaker-dependent)")
         if r.adapt is not Adapt.NONE:
             proto += f" ({r.adapt.label})"
@@ -188,5 +194,5 @@ def markdown_table(rows: Iterable[ReportRow]) -> list[str]:
     return lines
 
 
-__all__ = ["Report", "ReportRow", "RunProblem", "collect_report", "markdown_table", "report_row",
-           "speakers_only"]
+__all__ = ["Report", "ReportRow", "RunProblem", "collect_report", "markdown_table", "mean_std",
+           "report_row", "speakers_only"]

@@ -42,7 +42,10 @@ from emovox.experiment.rundir import (
     ERRORS_FILE,
     Prediction,
     Predictions,
+    RunDirError,
     link_refused,
+    merged_parts,
+    read_metrics,
     read_run,
     saved_fold_model,
     write_run,
@@ -60,6 +63,9 @@ __all__ = ["CHECK_CLIPS", "CHECK_TOLERANCE", "rescore_run", "run_speeds"]
 CHECK_CLIPS = 4
 #: the largest difference from a stored probability (6 decimals in predictions.csv) allowed
 CHECK_TOLERANCE = 1e-3
+#: what a rescored run records (:data:`~emovox.experiment.rundest.RUN_KINDS`): the only run
+#: folder ``rescore --out`` replaces
+RESCORED = "rescored_from"
 
 
 def run_speeds(metrics: Sequence[dict[str, Any]], names: Sequence[Any]) -> tuple[float, ...]:
@@ -138,10 +144,17 @@ def rescore_run(run: Path, out: Path, *, speeds: Sequence[float]) -> dict[str, A
     """Write the run directory ``out``: the CV run ``run`` scored again by its saved fold
     models, each test clip read at ``speeds``. Returns its metrics.json content.
 
+    ``out`` may be free, an empty folder or an earlier output of ``rescore`` (its
+    metrics.json records ``rescored_from``): an ``evaluate`` run there lost its fold models,
+    curves and history (review, stop 56). Every check of ``out`` -- its kind, its parent,
+    another process writing it -- is made before any clip is read (a file as its parent
+    was refused after the whole scoring: review, stop 56).
+
     Raises:
-        ConfigError: ``out`` is ``run`` or not replaceable; the run was adapted to its test
-            speakers, is already rescored, lacks a fold's saved model or a test clip; a fold
-            model read once does not give the stored answers; bad ``speeds``.
+        ConfigError: ``out`` is ``run``, holds or lies inside it or one of its parts, or is
+            not replaceable; the run was adapted to its test speakers, is already rescored,
+            lacks a fold's saved model or a test clip; a fold model read once does not give
+            the stored answers; bad ``speeds``.
     """
     run, out = Path(run), Path(out)
     try:
@@ -152,9 +165,10 @@ def rescore_run(run: Path, out: Path, *, speeds: Sequence[float]) -> dict[str, A
         raise ConfigError("rescore needs two or more speeds (one reading is what the run has)")
     if out.resolve() == run.resolve():
         raise ConfigError(f"--out {out} is the run being rescored; write to another folder")
-    check_run_destination(out)
     refuse_links(run)  # read, and its config.yaml copied: never through a link, nor
     record = read_run(run, unlinked=True)  # one swapped in after the check (code review)
+    _not_an_input(out, run, record.metrics)
+    check_run_destination(out, RESCORED)
     m = record.metrics
     if m.get("adapt", "none") != "none":
         raise ConfigError(f"{run} was run with --adapt {m['adapt']}: its answers used the "
@@ -165,10 +179,19 @@ def rescore_run(run: Path, out: Path, *, speeds: Sequence[float]) -> dict[str, A
     if record.predictions is None or record.predictions.labels != list(LABELS):
         raise ConfigError(f"{run}: probabilities are not over the {len(LABELS)} labels")
     rows = record.predictions.scored()
+    # staged before the first clip is read: the parent made, the claim taken, the kind
+    # checked (as `evaluate` stages its run before extraction)
+    with staged_run_dir(out, RESCORED) as stage:
+        result = _write(run, stage, record, rows, _scored(run, rows, speeds), speeds)
+    return result
+
+
+def _scored(run: Path, rows: list[Prediction], speeds: tuple[float, ...]) -> np.ndarray:
+    """``(N, 8)`` probabilities of ``rows`` read at ``speeds`` by each fold's saved model;
+    ConfigError when a fold model read once does not give the stored answers."""
     cols = _corpus_columns(rows)
-    folds = sorted({r.fold for r in rows})
     proba = np.zeros((len(rows), len(LABELS)))
-    for fold in folds:
+    for fold in sorted({r.fold for r in rows}):
         idx = [i for i, r in enumerate(rows) if r.fold == fold]
         p, worst = _fold_probabilities(run, fold, [rows[i] for i in idx], cols, speeds)
         if worst > CHECK_TOLERANCE:
@@ -176,11 +199,52 @@ def rescore_run(run: Path, out: Path, *, speeds: Sequence[float]) -> dict[str, A
                               f"stored probabilities by {worst:.3g}: they are not this run's")
         proba[idx] = p
         log.info("fold %s: %d clips read at %s", fold, len(idx), list(speeds))
-    return _write(run, out, record, rows, proba, speeds)
+    return proba
 
 
-def _write(run: Path, out: Path, record: Any, rows: list[Prediction], proba: np.ndarray,
+def _inputs(run: Path, metrics: dict[str, Any]) -> list[Path]:
+    """``run`` and, for a merged run, every part it was merged from, parts of parts too
+    (:func:`~emovox.experiment.rundir.merged_parts`: where rescore finds fold models). A
+    part not found is left out: reading its fold then names it."""
+    found: list[Path] = []
+    todo: list[tuple[Path, dict[str, Any]]] = [(Path(run), metrics)]
+    while todo:
+        path, m = todo.pop()
+        if any(path.resolve() == f.resolve() for f in found):
+            continue
+        found.append(path)
+        try:
+            parts = merged_parts(path, m)
+        except RunDirError:
+            parts = []
+        for part in parts:
+            try:
+                todo.append((part, read_metrics(part)))
+            except RunDirError:
+                todo.append((part, {}))
+    return found
+
+
+def _not_an_input(out: Path, run: Path, metrics: dict[str, Any]) -> None:
+    """ConfigError when ``out`` is, holds or lies inside ``run`` or one of its parts: the
+    swap replaced the part whose fold model the rescore had just read (``rescore MERGED
+    --out PART``), or wrote a folder into a run folder (review, stop 56)."""
+    target, mine = out.resolve(), run.resolve()
+    for r in _inputs(run, metrics):
+        here = r.resolve()
+        what = "the run being rescored" if here == mine else \
+            f"a part of the run being rescored ({run} was merged from {r})"
+        if target == here:
+            raise ConfigError(f"--out {out} is {what}; write to another folder")
+        if target.is_relative_to(here):
+            raise ConfigError(f"--out {out} lies inside {what}; write to another folder")
+        if here.is_relative_to(target):
+            raise ConfigError(f"--out {out} holds {what}; write to another folder")
+
+
+def _write(run: Path, stage: Path, record: Any, rows: list[Prediction], proba: np.ndarray,
            speeds: tuple[float, ...]) -> dict[str, Any]:
+    """Write the rescored run into the staging folder ``stage``; its metrics.json content."""
     m = record.metrics
     y = np.array([LABELS.index(r.true) for r in rows])
     pred = proba.argmax(1)
@@ -203,12 +267,11 @@ def _write(run: Path, out: Path, record: Any, rows: list[Prediction], proba: np.
               for i, r in enumerate(rows)]
     kept = [r for r in record.predictions.rows if r.proba is None]  # unreadable clips
     name, s = m.get("model", "?"), result["summary"]["ua"]
-    with staged_run_dir(out) as stage:
-        write_run(stage, result, Predictions(list(LABELS), [*scored, *kept]), pooled=pooled,
-                  titles=(f"{name} at speeds {list(speeds)}: UA {s['mean']:.1f} ± "
-                          f"{s['std']:.1f}", f"{name}: recall per class"))
-        skipped = carry_files([run / extra for extra in (CONFIG_FILE, ERRORS_FILE)
-                               if (run / extra).exists() or (run / extra).is_symlink()], stage)
-        if run / CONFIG_FILE in skipped:  # a link since refuse_links: refused, as it was
-            raise link_refused(run / CONFIG_FILE)
+    write_run(stage, result, Predictions(list(LABELS), [*scored, *kept]), pooled=pooled,
+              titles=(f"{name} at speeds {list(speeds)}: UA {s['mean']:.1f} ± "
+                      f"{s['std']:.1f}", f"{name}: recall per class"))
+    skipped = carry_files([run / extra for extra in (CONFIG_FILE, ERRORS_FILE)
+                           if (run / extra).exists() or (run / extra).is_symlink()], stage)
+    if run / CONFIG_FILE in skipped:  # a link since refuse_links: refused, as it was
+        raise link_refused(run / CONFIG_FILE)
     return result

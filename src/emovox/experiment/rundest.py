@@ -36,8 +36,9 @@ from emovox.fileio import (
     swap_folder,
 )
 
-__all__ = ["RUNS_DIR", "RUN_ENTRIES", "carry_files", "check_run_destination", "default_run_dir",
-           "is_run_dir", "refuse_links", "run_folder_problem", "staged_run_dir"]
+__all__ = ["RUNS_DIR", "RUN_ENTRIES", "RUN_KINDS", "carry_files", "check_run_destination",
+           "default_run_dir", "is_run_dir", "refuse_links", "run_folder_problem",
+           "staged_run_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,18 @@ def _emovox_config(path: Path) -> bool:
         return False
 
 
-def check_run_destination(out: Path) -> None:
+#: what a combining command records in the metrics.json it writes (``kind`` of
+#: :func:`check_run_destination`), and the command that wrote such a run
+RUN_KINDS: dict[str, str] = {"fused_runs": "fuse", "merged_runs": "merge",
+                             "switched_runs": "switch_runs", "rescored_from": "rescore"}
+
+
+def check_run_destination(out: Path, kind: str | None = None) -> None:
     """Raise :class:`RunDirError` unless ``out`` is free, an empty folder or a run folder:
-    emovox never overwrites what it did not write."""
+    emovox never overwrites what it did not write. ``kind`` (a key of :data:`RUN_KINDS`):
+    only a run folder whose metrics.json records it is replaced, an earlier output of the
+    same command -- ``fuse --out R`` on an ``evaluate`` run R deleted its config, training
+    curves and fold models (review, stop 56)."""
     out = Path(out)
     if not out.exists() and not out.is_symlink():
         return
@@ -122,6 +132,26 @@ def check_run_destination(out: Path) -> None:
             f"{' ...' if len(foreign) > 5 else ''}, which emovox did not write; refusing to "
             "replace it (choose another --out, or move those files first)"
         )
+    if kind is not None and any(out.iterdir()):
+        _check_kind(out, kind)
+
+
+def _check_kind(out: Path, kind: str) -> None:
+    """:class:`RunDirError` unless the run folder ``out`` was written by the command that
+    records ``kind`` (:func:`check_run_destination`), naming what is there."""
+    metrics, _ = run_folder_lacks(out)
+    if metrics is not None and metrics.get(kind):
+        return
+    held = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
+                            if p.name != CLAIM_LOCK))
+    if metrics is None:
+        what = "an unfinished emovox run"
+    else:
+        by = next((cmd for key, cmd in RUN_KINDS.items() if metrics.get(key)), "evaluate")
+        what = f"a run of {metrics.get('model')} written by `{by}`"
+    raise RunDirError(
+        f"{out} holds {what} ({held}), not an earlier output of `{RUN_KINDS[kind]}`; "
+        "refusing to replace it (choose another --out, or remove it yourself)")
 
 
 #: what a run folder holds: every file and folder :func:`write_run`, the runner and
@@ -143,19 +173,20 @@ def _written_by_runs(entry: Path) -> bool:
 
 
 @contextmanager
-def staged_run_dir(out: Path) -> Iterator[Path]:
+def staged_run_dir(out: Path, kind: str | None = None) -> Iterator[Path]:
     """Yield a fresh staging folder next to ``out``; on success it replaces ``out`` whole
     (old files never linger), on error it is removed and ``out`` is left as it was.
     Refused (:class:`RunDirError`) while another live process stages ``out``: the
     staging folder is a claim, its lock held while the run works and already when it
     appears (:func:`~emovox.fileio.make_claim`: a PID told nothing across containers,
-    code review, stop 48)."""
+    code review, stop 48). ``kind``: what ``out`` may hold
+    (:func:`check_run_destination`), checked before and after the work."""
     out = Path(out)
     here = Path(os.path.abspath(out))  # "--out ." staged inside itself, and replaced it
     if Path.cwd() == here or here in Path.cwd().parents:  # left the shell in a deleted
         raise RunDirError(f"{here} is the current folder or holds it; choose another "
                           "--out (or run from elsewhere)")  # folder (code review, stop 48)
-    check_run_destination(out)
+    check_run_destination(out, kind)
     made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(out.parent, out.name)
@@ -176,7 +207,7 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     try:
         yield stage
         try:
-            check_run_destination(out)  # nothing foreign appeared there while we worked
+            check_run_destination(out, kind)  # nothing foreign appeared there while we worked
         except RunDirError as exc:  # the finished run is kept, not thrown away (e.g. a
             kept = out.parent / f"{out.name}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
             os.rename(stage, kept)  # --cache-dir inside --out: code review, stop 48)

@@ -14,8 +14,8 @@ from emovox.errors import ConfigError
 from emovox.fileio import open_unlinked
 
 __all__ = ["CONFIG_FILE", "ERRORS_FILE", "METRICS_FILE", "METRICS_MAX_BYTES", "PREDICTIONS_FILE",
-           "RunDirError", "check_run_folder", "link_refused", "read_metrics", "read_unlinked",
-           "run_folder_lacks", "unlinked_fd"]
+           "RunDirError", "check_fold_records", "check_run_folder", "link_refused",
+           "read_metrics", "read_unlinked", "run_folder_lacks", "unlinked_fd"]
 
 METRICS_FILE = "metrics.json"
 #: the most bytes a ``metrics.json`` may hold when read: about 23 KB for six folds, 1-2 KB a
@@ -115,3 +115,40 @@ def check_run_folder(run: Path, *, unlinked: bool = False) -> dict[str, Any]:
     said = [w.removeprefix(f"{run}: ") for w in lacks]  # the folder named once (review)
     raise RunDirError(f"{run} is not an emovox run folder: {'; '.join(said)} (a run folder "
                       f"holds {METRICS_FILE} and {PREDICTIONS_FILE})")
+
+
+def check_fold_records(run: Path, metrics: dict[str, Any], *, named: bool = True) -> None:
+    """:class:`RunDirError` naming ``run``'s metrics.json and the field, unless what
+    ``fuse``, ``merge`` and ``switch_runs`` read of it is of its type: ``folds`` a list of
+    records, each with an integer ``index``, a number ``fit_seconds`` and (if any) a number
+    ``n_params``; ``named``: also a ``model`` name and a true/false ``speaker_independent``.
+    A hand-edited record was a traceback (``folds: [0]``, ``fit_seconds: "abc"``, ``model:
+    null``) or "error: 'fit_seconds'" (review, stop 56)."""
+    where = Path(run) / METRICS_FILE
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    folds = metrics.get("folds")
+    if not isinstance(folds, list) or not folds:
+        said = json.dumps(folds)[:40] if "folds" in metrics else "missing"
+        raise RunDirError(f"{where}: no fold records (field 'folds' is {said}, not a list "
+                          "of fold records)")
+    for k, f in enumerate(folds):
+        what = f"field 'folds' item {k}"
+        if not isinstance(f, dict):
+            raise RunDirError(f"{where}: {what} is {json.dumps(f)[:40]}, not a fold record")
+        for key, ok in (("index", isinstance(f.get("index"), int) and number(f.get("index"))),
+                        ("fit_seconds", number(f.get("fit_seconds"))),
+                        ("n_params", number(f.get("n_params", 0)))):
+            if not ok:
+                said = json.dumps(f[key])[:40] if key in f else "missing"
+                raise RunDirError(f"{where}: {what}: '{key}' is {said}, not "
+                                  f"{'an integer' if key == 'index' else 'a number'}")
+    for key, ok, kind in (("model", isinstance(metrics.get("model"), str) and
+                           metrics.get("model"), "a model name"),
+                          ("speaker_independent", isinstance(
+                              metrics.get("speaker_independent"), bool), "true or false")):
+        if named and not ok:
+            said = json.dumps(metrics[key])[:40] if key in metrics else "missing"
+            raise RunDirError(f"{where}: field '{key}' is {said}, not {kind}")
