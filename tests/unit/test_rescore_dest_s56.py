@@ -15,14 +15,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from emovox.config import DataConfig, ExperimentConfig, ModelConfig
 from emovox.errors import ConfigError
 from emovox.experiment import crosscorpus, rescore
 from emovox.experiment.fuse import merge_runs
-from emovox.experiment.rundir import Prediction, Predictions, RunDirError, write_run
+from emovox.experiment.rundir import RunDirError
 from emovox.labels import LABELS
-from emovox.metrics import compute_metrics
 from emovox.serving.predictor import Predictor
+from run_variants import one_fold_run
 
 SPEEDS = [0.9, 1.1]
 
@@ -30,25 +29,7 @@ SPEEDS = [0.9, 1.1]
 def _run(root: Path, name: str, fold: int) -> Path:
     """An ``evaluate --save-models`` run of one fold: two clips, its config, training
     history and fold model."""
-    rows = []
-    for i, lab in enumerate(LABELS[:2]):
-        p = np.full(len(LABELS), 0.1 / (len(LABELS) - 1))
-        p[LABELS.index(lab)] = 0.9
-        rows.append(Prediction(f"/c/f{fold}_{i}.wav", f"s{fold}", lab, lab, tuple(p), fold,
-                               "ravdess"))
-    y = np.array([LABELS.index(r.true) for r in rows])
-    run = root / name
-    write_run(run, {"model": "prosody_logreg", "protocol": "loso",
-                    "speaker_independent": True, "adapt": "none",
-                    "folds": [{"index": fold, "fit_seconds": 1.0}]},
-              Predictions(list(LABELS), rows), pooled=compute_metrics(y, y, list(LABELS)),
-              titles=("t", "t"))
-    ExperimentConfig(data=DataConfig(root="/r"), model=ModelConfig("prosody_logreg")
-                     ).save_yaml(run / "config.yaml")
-    (run / f"history_fold{fold}.json").write_text("{}")
-    (run / "models" / f"fold{fold}").mkdir(parents=True)
-    (run / "models" / f"fold{fold}" / "model.json").write_text("{}")
-    return run
+    return one_fold_run(root, name, fold, models=True, adapt="none")
 
 
 @pytest.fixture(autouse=True)
