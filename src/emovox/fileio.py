@@ -27,10 +27,10 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["CLAIM_LOCK", "PENDING_GRACE_S", "atomic_path", "claimed_folder", "copy_unlinked",
-           "file_sha256", "hold_claim", "live_writers", "locked_beside", "make_claim",
-           "mode_of", "open_unlinked", "private_copies", "release_claim", "remove_stale",
-           "signals_held", "stream_sha256", "swap_folder"]
+__all__ = ["CLAIM_LOCK", "PENDING_GRACE_S", "WRITER_KINDS", "atomic_path", "claimed_folder",
+           "copy_unlinked", "file_sha256", "hold_claim", "live_writers", "locked_beside",
+           "make_claim", "mode_of", "open_unlinked", "private_copies", "release_claim",
+           "remove_stale", "signals_held", "stream_sha256", "swap_folder"]
 
 
 @contextmanager
@@ -321,6 +321,10 @@ def make_claim(parent: Path, name: str, kind: str,
             break
         except FileExistsError:
             continue
+        except OSError as exc:  # said "[Errno 30] Read-only file system: '.m.pending-..'"
+            err = type(exc)(f"cannot write in {parent}: {exc.strerror or exc}")
+            err.errno = exc.errno  # (an internal folder named: audit, stop 56)
+            raise err from None
     else:
         raise FileExistsError(f"cannot find a free claim name beside {parent / name}")
     try:
@@ -444,12 +448,19 @@ def live_writers(parent: Path, name: str, kinds: Sequence[str] = ("staging",)) -
     return sorted({pid for p, pid in _writers(parent, name, kinds) if _owner(p, pid) == "other"})
 
 
+#: the claim kinds of a process writing a destination, each writer looking for both:
+#: a run being staged (``staging``), a model being built (``build``)
+WRITER_KINDS: tuple[str, ...] = ("staging", "build")
+
+
 @contextmanager
 def claimed_folder(out: Path, kind: str = "build") -> Iterator[tuple[Path, list[int]]]:
     """A fresh ``.NAME.<kind>-PID-...`` folder beside ``out`` (its parents made; stale
     ones of dead processes removed first), its lock held (:func:`make_claim`), and the PIDs
     of the other live processes holding one for ``out``: the caller refuses to go on when
-    there are any (two ``train --out`` into one folder both trained: stop 35). The folder,
+    there are any (two ``train --out`` into one folder both trained: stop 35), of ``kind``
+    or :data:`WRITER_KINDS` (``evaluate --out X`` wrote X while ``train --out X`` trained,
+    whose model was then refused: audit, stop 56). The folder,
     and the parents made for it while ``out`` does not exist, are removed when the block
     ends."""
     out = Path(out)
@@ -463,7 +474,7 @@ def claimed_folder(out: Path, kind: str = "build") -> Iterator[tuple[Path, list[
     key = None
     try:
         tmp, key = make_claim(out.parent, out.name, kind, 0o700)  # as mkdtemp made it
-        yield tmp, live_writers(out.parent, out.name, (kind,))
+        yield tmp, live_writers(out.parent, out.name, (kind, *WRITER_KINDS))
     finally:
         if key is not None:
             shutil.rmtree(tmp, ignore_errors=True)  # its lock file with it, the lock still

@@ -2,18 +2,24 @@
 folder or one holding it (:func:`checked_destination`: the folder is replaced whole, its
 claim and copy made beside it by name), never inside a cross-validation run's ``models/``
 (:func:`run_holding`: its fold models are what the run's figures were computed from), and a
-copy of a model folder that fails says so in one line (:func:`copy_folder`)."""
+copy of a model folder that fails says so in one line (:func:`copy_folder`). A finished
+folder that may not replace its destination after all is kept beside it
+(:func:`keep_unsaved`); a destination's parents are made, or refused in words
+(:func:`make_parents`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 from emovox.errors import ConfigError
 
-__all__ = ["RUN_MARKERS", "checked_destination", "copy_folder", "run_holding"]
+__all__ = ["RUN_MARKERS", "checked_destination", "copy_folder", "keep_unsaved", "make_parents",
+           "run_holding"]
 
 #: the files every run folder holds (``emovox.experiment.runfiles``: metrics.json and
 #: predictions.csv); named here, as this layer may not import the experiment layer
@@ -64,6 +70,48 @@ def copy_folder(src: Path, dst: Path) -> None:
         text = f"cannot copy {src}: {Path(name).name}: {_without_errno(why)}{more}"
         code = re.match(r"\[Errno (\d+)\]", why)
         raise (OSError(int(code[1]), text) if code else OSError(text)) from None
+
+
+def keep_unsaved(stage: Path, out: Path) -> Path:
+    """Move the finished folder ``stage`` that may not replace ``out`` to a fresh
+    ``OUT.unsaved-<YYYYmmdd-HHMMSS>[-N]`` beside it, and return that. The name is made
+    first (``mkdir``: nothing there is taken), then ``stage`` renamed over it: a kept run
+    of the same second failed the rename, and the finished run was deleted (audit, stop
+    56)."""
+    out = Path(out)
+    base = f"{out.name}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        kept = out.parent / (base if n == 1 else f"{base}-{n}")
+        try:
+            os.mkdir(kept, 0o700)
+        except FileExistsError:
+            continue
+        try:
+            os.rename(stage, kept)  # over the empty folder just made
+        except OSError:
+            with contextlib.suppress(OSError):
+                kept.rmdir()
+            raise
+        return kept
+    raise FileExistsError(f"no free name {out.parent / base}-N to keep {stage} in")
+
+
+def make_parents(out: str | Path) -> list[Path]:
+    """Make the parent folders of ``out``; returns those made, innermost first. An OSError
+    naming the folder, as ``claimed_folder`` words it: ``evaluate --out user.csv/sub``
+    said "[Errno 17] File exists: '.../user.csv'" (audit, stop 56)."""
+    parent = Path(out).parent
+    made = [p for p in [parent, *parent.parents] if not p.exists()]
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(f"cannot make the folder {parent}: a file of that name (or "
+                                 "of one of its parents) is in the way") from None
+    except OSError as exc:  # a read-only file system, no permission
+        err = type(exc)(f"cannot make the folder {parent}: {exc.strerror or exc}")
+        err.errno = exc.errno
+        raise err from None
+    return made
 
 
 def _without_errno(why: str) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.artifact.dest import run_holding
+from emovox.artifact.dest import keep_unsaved, run_holding
 from emovox.artifact.meta import (
     ArtifactError,
     ArtifactMeta,
@@ -274,12 +274,21 @@ def _ours(p: Path) -> bool:
         p.name.startswith(f".{f}.") and p.name.endswith(".tmp") for f in FOLDER_FILES)
 
 
-def replace_folder(stage: Path, out: Path, *, force: bool) -> Path:
+def replace_folder(stage: Path, out: Path, *, force: bool, keep: bool = False) -> Path:
     """Move the finished folder ``stage`` to ``out`` (see :func:`check_replaceable`; where
     ``out`` lies is the caller's to check before the work: ``export`` rewrites a run's fold
-    model as itself, its weights and probabilities unchanged)."""
+    model as itself, its weights and probabilities unchanged). ``keep``: refused now,
+    ``stage`` is kept beside ``out`` (:func:`~emovox.artifact.dest.keep_unsaved`), the error
+    naming it: ``train`` deleted the model it had trained (audit, stop 56)."""
     out = Path(out)
-    _check_existing(out, force)
+    try:
+        _check_existing(out, force)
+    except FileExistsError as exc:
+        if not keep:
+            raise
+        make_readable(stage)
+        kept = keep_unsaved(stage, out)
+        raise FileExistsError(f"{exc}; the finished model is in {kept}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = mode_of(out) if out.is_dir() else None
     if folder is not None:  # a replaced folder keeps its permissions (0700 stayed private

@@ -180,7 +180,7 @@ def _write_bundle(model: Any, stage: Path, out: Path, cfg: ExperimentConfig, spe
 
         export_onnx(stage)
     (stage / CARD_FILE).write_text(model_card(meta.card_view()))
-    replace_folder(stage, out, force=force)
+    replace_folder(stage, out, force=force, keep=True)
     return calibration
 
 
@@ -381,16 +381,16 @@ def _assemble(members: list[Path], narrow: Path | None = None
 
 def _distinct_members(members: list[Path], out: Path, narrow: Path | None) -> None:
     """Refuse a member given twice (it would be counted, and weighted, twice) and an ``out``
-    that is one of the members (``--force`` would replace it while it is read; research QA,
-    stop 32)."""
+    that is one of the members or inside one (``--force`` would replace it while it is
+    read; research QA, stop 32; written into a member: audit, stop 56)."""
     paths = [Path(m).resolve() for m in [*members, *([narrow] if narrow else [])]]
     twice = sorted({str(m) for m, p in zip(members, paths, strict=False) if paths.count(p) > 1})
     if twice:
         raise ConfigError(f"a member is given twice: {', '.join(twice)}; give each model once "
                           "(seeds of one recipe are separate folders)")
-    if Path(out).resolve() in paths:
-        raise ConfigError(f"--out {out} is one of the members; write the ensemble to another "
-                          "folder")
+    if (o := Path(out).resolve()) in paths or any(p in o.parents for p in paths):
+        raise ConfigError(f"--out {out} is one of the members or inside one; write the "
+                          "ensemble to another folder")
     # a copy of a network member (cp -r) has another path but the same weights: counted
     # twice too (review, stop 52: fusion(crnn_cmvn+crnn_cmvn) was written). Functional
     # members are left to their own checks (at most one; a narrow-band one reads other columns)
@@ -491,5 +491,5 @@ def ensemble_bundle(members: list[Path], out: Path, *, calibrate: Path | None = 
 
             export_onnx(stage)
         (stage / CARD_FILE).write_text(model_card(meta.card_view()))
-        replace_folder(stage, out, force=force)
+        replace_folder(stage, out, force=force, keep=True)
     return meta

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from emovox.artifact import foreign_files
+from emovox.artifact.dest import keep_unsaved, make_parents
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import (
     CONFIG_FILE,
@@ -28,6 +29,7 @@ from emovox.experiment.rundir import (
 from emovox.experiment.runfiles import run_folder_lacks
 from emovox.fileio import (
     CLAIM_LOCK,
+    WRITER_KINDS,
     copy_unlinked,
     live_writers,
     make_claim,
@@ -146,9 +148,13 @@ def _check_kind(out: Path, kind: str) -> None:
                             if p.name != CLAIM_LOCK))
     if metrics is None:
         what = "an unfinished emovox run"
-    else:
-        by = next((cmd for key, cmd in RUN_KINDS.items() if metrics.get(key)), "evaluate")
-        what = f"a run of {metrics.get('model')} written by `{by}`"
+    else:  # an evaluate --artifact output names no model (said "a run of None"): its id
+        from emovox.experiment.crosscorpus import CROSS_CORPUS
+
+        artifact = str(metrics.get("protocol")).startswith(CROSS_CORPUS)
+        by = next((cmd for key, cmd in RUN_KINDS.items() if metrics.get(key)),
+                  "evaluate --artifact" if artifact else "evaluate")
+        what = f"a run of {metrics.get('model') or metrics.get('model_id')} written by `{by}`"
     raise RunDirError(
         f"{out} holds {what} ({held}), not an earlier output of `{RUN_KINDS[kind]}`; "
         "refusing to replace it (choose another --out, or remove it yourself)")
@@ -187,30 +193,29 @@ def staged_run_dir(out: Path, kind: str | None = None) -> Iterator[Path]:
         raise RunDirError(f"{here} is the current folder or holds it; choose another "
                           "--out (or run from elsewhere)")  # folder (code review, stop 48)
     check_run_destination(out, kind)
-    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    made = make_parents(out)  # a file in the way, in words (audit, stop 56)
     remove_stale(out.parent, out.name)
     try:
         stage, claim = make_claim(out.parent, out.name, "staging")
     except OSError:
         _unstage(None, made)
         raise
-    others = live_writers(out.parent, out.name)  # after our claim: two at once both see
+    # after our claim: two at once both see; a model being built there too (`train --out
+    # X` lost its model to an `evaluate --out X` that wrote X meanwhile: audit, stop 56)
+    others = live_writers(out.parent, out.name, WRITER_KINDS)
     if others:
         _unstage(stage, made)
         release_claim(claim)
         raise RunDirError(
-            f"another emovox process (PID {others[0]}) is writing {out} now; the run that "
+            f"another emovox process (PID {others[0]}) is writing {out} now; the one that "
             "finished last would replace the other's. Wait for it, or choose another --out "
-            f"(if no run is going on, remove {out.parent / f'.{out.name}.staging-'}"
-            f"{others[0]}-*)")
+            f"(if nothing is going on, remove {out.parent / f'.{out.name}'}.*-{others[0]}-*)")
     try:
         yield stage
         try:
             check_run_destination(out, kind)  # nothing foreign appeared there while we worked
         except RunDirError as exc:  # the finished run is kept, not thrown away (e.g. a
-            kept = out.parent / f"{out.name}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
-            os.rename(stage, kept)  # --cache-dir inside --out: code review, stop 48)
+            kept = keep_unsaved(stage, out)  # --cache-dir inside --out: code review, 48)
             release_claim(claim, kept)
             raise RunDirError(f"{exc}; the finished run is in {kept}") from None
         swap_folder(stage, out)  # which removes the lock file from the run
