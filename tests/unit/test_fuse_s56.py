@@ -24,6 +24,7 @@ from emovox.experiment.recipe import read_also_runs
 from emovox.experiment.report import collect_report, markdown_table
 from emovox.experiment.rundest import check_run_destination
 from emovox.experiment.rundir import RunDirError, read_predictions
+from run_variants import another_run, one_fold_run
 
 
 def _said(res) -> str:
@@ -293,3 +294,22 @@ def test_a_run_from_elsewhere_is_still_fused(tmp_path, monkeypatch):
     monkeypatch.chdir(a)
     res = fuse_runs([Path(os.path.relpath(a)), Path(os.path.relpath(b))], tmp_path / "f")
     assert res["model"] == "fusion(m+n)"
+
+
+def test_two_merges_of_parts_of_one_name_are_fused_from_either_folder(tmp_path, monkeypatch):
+    """Two merges made each in its own folder record their parts as ``p0``, ``p1``: fused
+    from one of those folders, the other's ``p0`` read as this one's, and the fusion was
+    refused as weighing it twice (review, stop 56)."""
+    e1, e2 = tmp_path / "exp1", tmp_path / "exp2"
+    e1.mkdir()
+    e2.mkdir()
+    for fold in (0, 1):
+        another_run(one_fold_run(e1, f"p{fold}", fold), e2 / f"p{fold}", 0.05)
+    for e in (e1, e2):
+        monkeypatch.chdir(e)
+        merge_runs([Path("p0"), Path("p1")], Path("m"))
+    monkeypatch.chdir(e1)
+    fuse_runs([Path("m"), Path("../exp2/m")], Path("../f"))
+    assert (tmp_path / "f" / "predictions.csv").is_file()
+    with pytest.raises(ConfigError, match="weighed twice"):  # a real double still found
+        fuse_runs([Path("m"), Path("../f")], Path("../g"))

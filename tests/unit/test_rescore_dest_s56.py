@@ -240,6 +240,8 @@ def test_a_run_put_at_out_while_scoring_is_not_replaced(tmp_path, loads, rav, mo
         return loads(artifact, backend)
 
     monkeypatch.setattr(Predictor, "from_artifact", staticmethod(load_then_plant))
-    with pytest.raises(RunDirError, match="not an earlier output of `evaluate --artifact`"):
-        _cross(rav, out)
+    with pytest.raises(RunDirError, match="not an earlier output of `evaluate --artifact`.*"
+                       "the finished run is in"):
+        _cross(rav, out)  # the scored output kept too (it was thrown away: review, stop 56)
     assert _files(out) == _files(cv) and loads.n == 1
+    assert len(list(tmp_path.glob("out.unsaved-*"))) == 2

@@ -132,7 +132,7 @@ def evaluate_artifact(
     check_cross_corpus_destination(out_dir)
     if speaker_pattern is not None and not reader_options(corpus, speaker_pattern):
         raise ConfigError(SPEAKER_PATTERN_FOLDER_ONLY)
-    with staged_run_dir(out_dir) as stage:
+    with staged_run_dir(out_dir, check=_earlier_output) as stage:
         predictor = Predictor.from_artifact(artifact, backend=backend)
         classes = _model_classes(predictor, corpus)
         utts, classes = _scanned(corpus, root, classes, speaker_pattern)
@@ -162,7 +162,6 @@ def evaluate_artifact(
         title = f"{predictor.model_id} on {corpus}"
         write_run(stage, metrics, _predictions(utts, results, classes), pooled=m,
                   titles=(f"{title}: UA {m.ua:.1f}", f"{title}: recall per class"))
-        _earlier_output(out_dir)  # still one to replace (the rest: staged_run_dir's)
     return res
 
 

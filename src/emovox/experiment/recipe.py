@@ -347,10 +347,17 @@ def _members_named(metrics: dict[str, Any]) -> list[list[str]]:
 
 
 def _found(run: Path, candidates: list[str]) -> Path | None:
-    """The first of ``candidates`` (paths) that is a run folder, from here or below an
-    ancestor of ``run``."""
-    return next((c for p in map(Path, candidates) for c in [p, *(a / p for a in run.parents)]
-                 if (c / METRICS_FILE).is_file()), None)
+    """The first of ``candidates`` (paths) that is a run folder: an absolute one as it is, a
+    relative one from here or below an ancestor of ``run`` when these all lead to one run.
+    Two runs of one relative name (``p0`` of two merges, each made in its own folder) are
+    neither: which one was meant cannot be told (a fusion of the two merges, run from one
+    of their folders, was refused as weighing its ``p0`` twice: review, stop 56)."""
+    for p in map(Path, candidates):
+        places = [p] if p.is_absolute() else [p, *(a / p for a in run.parents)]
+        runs = {c.resolve() for c in places if (c / METRICS_FILE).is_file()}
+        if len(runs) == 1:
+            return runs.pop()
+    return None
 
 
 def refuse_shared_members(runs: Sequence[Path]) -> None:

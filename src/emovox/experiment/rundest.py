@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -179,20 +179,25 @@ def _written_by_runs(entry: Path) -> bool:
 
 
 @contextmanager
-def staged_run_dir(out: Path, kind: str | None = None) -> Iterator[Path]:
+def staged_run_dir(out: Path, kind: str | None = None,
+                   check: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a fresh staging folder next to ``out``; on success it replaces ``out`` whole
     (old files never linger), on error it is removed and ``out`` is left as it was.
     Refused (:class:`RunDirError`) while another live process stages ``out``: the
     staging folder is a claim, its lock held while the run works and already when it
     appears (:func:`~emovox.fileio.make_claim`: a PID told nothing across containers,
     code review, stop 48). ``kind``: what ``out`` may hold
-    (:func:`check_run_destination`), checked before and after the work."""
+    (:func:`check_run_destination`), checked before and after the work, as is ``check``
+    (a further RunDirError of the caller's: ``evaluate --artifact``'s earlier output): a
+    refusal after the work keeps the finished run beside ``out``."""
     out = Path(out)
     here = Path(os.path.abspath(out))  # "--out ." staged inside itself, and replaced it
     if Path.cwd() == here or here in Path.cwd().parents:  # left the shell in a deleted
         raise RunDirError(f"{here} is the current folder or holds it; choose another "
                           "--out (or run from elsewhere)")  # folder (code review, stop 48)
     check_run_destination(out, kind)
+    if check is not None:
+        check(out)
     made = make_parents(out)  # a file in the way, in words (audit, stop 56)
     remove_stale(out.parent, out.name)
     try:
@@ -214,6 +219,8 @@ def staged_run_dir(out: Path, kind: str | None = None) -> Iterator[Path]:
         yield stage
         try:
             check_run_destination(out, kind)  # nothing foreign appeared there while we worked
+            if check is not None:
+                check(out)
         except RunDirError as exc:  # the finished run is kept, not thrown away (e.g. a
             kept = keep_unsaved(stage, out)  # --cache-dir inside --out: code review, 48)
             release_claim(claim, kept)
