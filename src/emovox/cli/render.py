@@ -191,9 +191,9 @@ def adaptation_caveat(adapt: str | None) -> None:
 
 
 def _mean_std(stat: Mapping[str, float], n_folds: int) -> str:
-    """``89.2 ± 1.3`` over folds; ``89.2`` for one fold, which has no spread (review, 56)."""
-    return (f"{stat['mean']:.1f}" if n_folds == 1 else
-            f"{stat['mean']:.1f} ± {stat['std']:.1f}")
+    """A summary's ``{"mean", "std"}`` as the report writes it (no ± for one fold)."""
+    from emovox.experiment.report import mean_std
+    return mean_std(stat["mean"], stat["std"], n_folds)
 
 
 def fusion(res: Mapping[str, Any], out: Path) -> None:

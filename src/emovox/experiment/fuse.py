@@ -468,7 +468,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
     with staged_run_dir(Path(out), "merged_runs") as stage:
         write_run(stage, result, Predictions(list(LABELS), sorted(rows, key=lambda p: (
             p.fold, p.path))), pooled=pooled, errors=_errors_of(runs),
-                  titles=(f"{first['model']}: UA {s['mean']:.1f} ± {s['std']:.1f}",
+                  titles=(f"{first['model']}: UA {mean_std(s['mean'], s['std'], len(order))}",
                           f"{first['model']}: recall per class"))
         (stage / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         for r in runs:  # each part's training curves stay with its folds (a link: skipped)
