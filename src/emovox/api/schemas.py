@@ -195,7 +195,8 @@ E = ErrorCode
 _UPLOAD = (E.HTTP_ERROR, E.UNAUTHORIZED, E.UPLOAD_STALLED, E.UPLOAD_TOO_LARGE,
            E.UNSUPPORTED_MEDIA_TYPE, E.NOT_AUDIO, E.UNSUPPORTED_CODEC, E.AUDIO_TOO_LONG,
            E.BAD_AUDIO, E.INVALID_REQUEST, E.INCOMPLETE_UPLOAD)
-_LAST = (E.INTERNAL_ERROR, E.MODEL_UNAVAILABLE, E.SHUTTING_DOWN, E.SERVER_BUSY)
+_LAST = (E.INTERNAL_ERROR, E.MODEL_UNAVAILABLE, E.SHUTTING_DOWN, E.SERVER_BUSY,
+         E.DEADLINE_EXCEEDED)
 #: the error codes each route can send, with what a code means there when its general
 #: meaning is not exact (a route's OpenAPI ``responses`` are made of them: the 422 of
 #: ``GET /v1/model`` spoke of audio too long or damaged, which it never reads: stop 51)

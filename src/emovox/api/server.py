@@ -29,7 +29,8 @@ clip over it once parsed); 415 not audio, or a body that is not a form; 422 too 
 or broken audio, bad parameters (a timeline of more windows than one request may compute:
 :mod:`emovox.api.windows`), too many or too few references; 408 an upload that stalled 30 s
 or crawled;
-500 an unexpected error; 503 no model, or too many uploads waiting (``server_busy``).
+500 an unexpected error; 503 no model, or too many uploads waiting (``server_busy``); 504
+not answered within ``request_timeout`` (a slot's wait and the work; :mod:`emovox.api.deadline`).
 Nothing is written outside a temporary directory. At most ``2 x max_concurrency`` uploads are
 read at a time (:class:`~emovox.api.middleware.UploadSlots`; the others wait unread, at most
 64 of them for at most 60 s each, past that 503 ``server_busy``), each
@@ -60,6 +61,7 @@ from starlette.concurrency import run_in_threadpool
 
 from emovox import __version__
 from emovox.api.cors import add_cors, cors_origins_from_env
+from emovox.api.deadline import DEFAULT_REQUEST_TIMEOUT_S, request_timeout_from_env, run_in_slot
 from emovox.api.docs import install_docs
 from emovox.api.errors import FORM_LIMITS, ApiError, ErrorCode, guarded
 from emovox.api.handlers import install_error_handlers
@@ -175,9 +177,11 @@ class _Service:
     """What the routes share: the model, the concurrency slots and the limits."""
 
     def __init__(self, holder: _ModelHolder, max_concurrency: int, max_bytes: int,
-                 max_duration: float, max_windows: int | None = None) -> None:
+                 max_duration: float, max_windows: int | None = None,
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S) -> None:
         self.holder = holder
         self.slots = asyncio.Semaphore(max_concurrency)  # FIFO: waiters are served in order
+        self.request_timeout = request_timeout  # the slot's wait and the work (stop 57)
         self.max_bytes, self.max_duration = max_bytes, max_duration
         self.windows = WindowBudget(tp.api_window_cap(max_duration, max_windows))  # a
         # timeline's (stop 51)
@@ -226,15 +230,18 @@ class _Service:
     async def run(self, request: Request, what: str, work: Callable[[], T]) -> T:
         """``work`` in a worker thread once a slot is free (waiting holds no thread); not at
         all when the client has gone by then (six abandoned 10-minute uploads delayed the
-        next client's 3.6 s clip by 10 s: API QA, stop 35; bench/abandoned_uploads.py)."""
+        next client's 3.6 s clip by 10 s: API QA, stop 35; bench/abandoned_uploads.py).
+        Both within ``request_timeout`` (:mod:`emovox.api.deadline`: a client waited
+        without end before; review, stop 57)."""
         await _still_there(request, what)
-        async with self.slots:
-            await _still_there(request, what)
-            def guarded_work() -> T:
-                with guarded(what):
-                    return work()
 
-            return await run_in_threadpool(guarded_work)
+        def guarded_work() -> T:
+            with guarded(what):
+                return work()
+
+        return await run_in_slot(self.slots, guarded_work, what=what,
+                                 timeout=self.request_timeout,
+                                 before=lambda: _still_there(request, what))
 
 
 async def _still_there(request: Request, what: str) -> None:
@@ -402,6 +409,7 @@ def create_app(
     api_key: str | None = None,
     cors_origins: tuple[str, ...] | list[str] = (),
     max_windows: int | None = None,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
 ) -> FastAPI:
     """The API as an ASGI app.
 
@@ -421,16 +429,20 @@ def create_app(
             (:func:`~emovox.api.cors.cors_origins`; ``*``: any; none: no CORS headers).
         max_windows: most windows of one ``/v1/timeline`` request (``None``:
             :func:`~emovox.serving.params.api_window_cap`).
+        request_timeout: seconds a ``/v1/predict`` or ``/v1/timeline`` request may wait
+            for a slot and be analysed, else 504 (0: no limit; :mod:`emovox.api.deadline`).
 
     Every response carries ``X-Request-ID`` (:mod:`emovox.api.requestid`).
     """
     if max_concurrency is None:
         max_concurrency = capacity.default_concurrency()
-    if max_bytes <= 0 or not 0 < max_duration < float("inf") or max_concurrency < 1:
+    if max_bytes <= 0 or not 0 < max_duration < float("inf") or max_concurrency < 1 or \
+            not 0 <= request_timeout < float("inf"):
         raise ValueError("max_bytes, max_duration and max_concurrency must be positive "
-                         "and finite")
+                         "and finite, request_timeout finite and >= 0")
     holder = _ModelHolder(Path(model_path) if model_path else None, backend, threads, predictor)
-    svc = _Service(holder, max_concurrency, int(max_bytes), float(max_duration), max_windows)
+    svc = _Service(holder, max_concurrency, int(max_bytes), float(max_duration), max_windows,
+                   request_timeout)
     app = _new_app(svc, max_bytes, max_duration)
     app.state.emovox_limits = {"max_bytes": int(max_bytes), "max_duration": float(max_duration)}
     app.state.emovox_model = holder
@@ -469,15 +481,17 @@ def create_app(
 
 def create_app_from_env() -> FastAPI:
     """:func:`create_app` configured by ``EMOVOX_MODEL``, ``EMOVOX_MAX_UPLOAD_MB``,
-    ``EMOVOX_MAX_DURATION_S``, ``EMOVOX_BACKEND``, ``EMOVOX_API_KEY`` and
-    ``EMOVOX_CORS_ORIGINS`` (for
+    ``EMOVOX_MAX_DURATION_S``, ``EMOVOX_BACKEND``, ``EMOVOX_API_KEY``,
+    ``EMOVOX_CORS_ORIGINS`` and ``EMOVOX_REQUEST_TIMEOUT_S`` (for
     ``uvicorn --factory``). A malformed setting ends the process with one line (uvicorn
     printed a traceback: API QA, stop 37)."""
     try:
         s = service.Settings.from_env()
         origins = cors_origins_from_env(os.environ)
+        timeout = request_timeout_from_env(os.environ)
     except ConfigError as exc:
         raise SystemExit(f"emovox: {exc}") from None
     uploads.sweep_uploads()  # a server starts: upload copies of killed ones (stop 48)
     return create_app(s.model, max_bytes=s.max_bytes, max_duration=s.max_duration_s,
-                      backend=s.backend, api_key=s.api_key, cors_origins=origins)
+                      backend=s.backend, api_key=s.api_key, cors_origins=origins,
+                      request_timeout=timeout)

@@ -193,12 +193,22 @@ def check_model_option(model: Path | None) -> Path | None:
     """``--model`` as the commands pass it on: exit 2 with "did you mean" when it is neither
     a bundled model nor an existing path (checked before anything is loaded); an old bundled
     name is replaced by the current one, with a one-line deprecation warning on stderr."""
+    try:
+        return model_option(model)
+    except ValueError as exc:
+        fail(exc)
+
+
+def model_option(model: Path | None) -> Path | None:
+    """:func:`check_model_option` that raises the refusal (ValueError) instead of exiting,
+    for a command that says it in its own output too (``predict --json``, ``timeline
+    --json``: a failure document per file; review, stop 57)."""
     from emovox.cli.names import renamed_model, unknown_artifact_message
 
     if model is None:
         return None
     if (why := unknown_artifact_message(str(model))) is not None:
-        fail(ValueError(why))
+        raise ValueError(why)
     if (renamed := renamed_model(str(model))) is not None:
         new, note = renamed
         warn(note)

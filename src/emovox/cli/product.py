@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 
@@ -23,6 +23,7 @@ from emovox.cli.common import (
     exit_interrupted,
     fail,
     given_once,
+    model_option,
     output_gone,
     setup_logging,
     written,
@@ -62,7 +63,6 @@ def predict(
 ) -> None:
     """Which emotion does each clip carry? Exit code 1 if any file failed, 2 if no path
     given is a file (missing, a folder)."""
-    model = check_model_option(model)
     ref = reference[0] if reference else None
     if truth and json_out:
         fail(ValueError("--truth adds a table; it cannot be combined with --json"))
@@ -71,12 +71,16 @@ def predict(
     from emovox.serving.predictor import Predictor
 
     setup_logging(False)
-    try:
+    try:  # a bad option value is no failure of the files: no document (re-check, stop 35)
         max_duration = check_max_duration(max_duration, "--max-duration")
+    except USER_ERRORS as exc:
+        fail(exc)
+    try:
+        model = model_option(model)
         predictor = Predictor.from_artifact(model, backend=backend)
         _refuse_no_file(files, json_out)  # after the model (a bad model is said first),
     except USER_ERRORS as exc:  # before any reference clip is read
-        fail(exc)
+        _refused(files, json_out, exc)
     prior = None if ref is None else _reference(predictor, ref, files, json_out, max_duration)
     outcomes = []
     with bars.files_progress(len(files)) as advance:
@@ -104,20 +108,29 @@ def predict(
 def _reference(predictor: Any, ref: Path, files: list[Path], json_out: bool,
                max_duration: float) -> Any:
     """The speaker prior of the reference folder ``ref``. A folder that cannot be used
-    (missing, fewer than 3 usable clips...): exit 2, and under ``--json`` each file's failure
-    record on stdout, its error the reference's, as for a file that cannot be read (stdout
-    was empty: code review, stop 56)."""
+    (missing, fewer than 3 usable clips...): :func:`_refused` (stdout was empty under
+    ``--json``: code review, stop 56)."""
     from emovox.serving.adapt import reference_prior
-    from emovox.serving.batch import FileOutcome
 
     try:
         with bars.references_progress() as progress:
             return reference_prior(predictor, ref, max_duration=max_duration,
                                    progress=progress)
     except USER_ERRORS as exc:
-        if json_out:
-            _print_json([FileOutcome(f, error=str(exc)).to_dict() for f in files])
-        fail(exc)
+        _refused(files, json_out, exc)
+
+
+def _refused(files: list[Path], json_out: bool, exc: BaseException) -> NoReturn:
+    """Exit 2 on ``exc``, which refuses the whole command (a model that cannot be loaded,
+    an unusable ``--reference``); under ``--json`` each file's failure document on stdout
+    first, its error ``exc``'s, as for a file that cannot be read: a bad ``--model`` left
+    stdout empty, a JSON parse error to a script (review, stop 57).
+    A bad option value is not such a refusal: it blames no file (re-check, stop 35)."""
+    from emovox.serving.schema import failure_document
+
+    if json_out:
+        _print_json([failure_document(str(f), str(exc)) for f in files])
+    fail(exc)
 
 
 def _print_json(docs: list[dict[str, Any]]) -> None:
@@ -261,10 +274,12 @@ def batch(
     Exit code 1 if any file failed."""
     model = check_model_option(model)
     from emovox.serving.batch import BatchInterrupted, BatchStopped, Engine, run_batch
+    from emovox.serving.params import check_max_duration
 
     setup_logging(False)
     adapted = None
-    try:
+    try:  # the option named in its refusal (it said "max duration": review, stop 57)
+        max_duration = check_max_duration(max_duration, "--max-duration")
         eng = Engine(engine)
         if scheduler is not None and eng is not Engine.DASK:
             raise ValueError("--scheduler is a Dask scheduler address: it needs --engine dask")
@@ -346,24 +361,23 @@ def timeline(
     ] = "none",
 ) -> None:
     """An emotion timeline of a long recording, streamed so memory stays flat."""
-    import json
-
-    model = check_model_option(model)
     if csv_out and json_out:
         fail(ValueError("--csv and --json: choose one"))
     from emovox.serving.adapt import AdaptMode, adapt_timeline
     from emovox.serving.params import TimelineParams
     from emovox.serving.predictor import Predictor
-    from emovox.serving.schema import failure_document
 
     setup_logging(False)
     with DeferredCtrlC() as ctrl_c:  # Ctrl-C stops between blocks only (re-check, stop 37)
         try:
             mode = AdaptMode(adapt)
-            TimelineParams(window, hop)  # an option error is no failure of the file
-            predictor = Predictor.from_artifact(model, backend=backend)
-        except USER_ERRORS as exc:
+            TimelineParams(window, hop)  # an option error is no failure of the file: no
+        except USER_ERRORS as exc:  # document blames it (re-check, stop 35)
             fail(exc)
+        try:  # a model that cannot be loaded: the failure document (none: review, stop 57)
+            predictor = Predictor.from_artifact(model_option(model), backend=backend)
+        except USER_ERRORS as exc:
+            _refused([file], json_out, exc)
         if ctrl_c.pending:
             exit_interrupted("interrupted before the first answer: nothing was computed")
         out = _TimelineOut("csv" if csv_out else "json" if json_out else None,
@@ -375,10 +389,8 @@ def timeline(
             output_gone(gone)
             return
         except USER_ERRORS as exc:
-            out.close()
-            if json_out:  # a script reads stdout: the refusal as predict --json writes it
-                print(json.dumps(failure_document(str(file), str(exc)), indent=2))
-            fail(exc)
+            out.close()  # a script reads stdout: the refusal as predict --json writes it
+            _refused([file], json_out, exc)
     if mode is AdaptMode.SELF:
         adapt_timeline(tl, predictor.labels)
         if tl.adaptation is not None and not tl.adaptation.applied:

@@ -59,6 +59,14 @@ def _upload_limit(value: float) -> float:
     return value
 
 
+def _deadline(value: float) -> float:
+    """A request's deadline: a finite number of seconds >= 0 (0: none; review, stop 57)."""
+    if not (value >= 0 and math.isfinite(value)):
+        raise typer.BadParameter(f"must be a finite number of seconds >= 0 (0: no deadline), "
+                                 f"got {value}")
+    return value
+
+
 MaxUploadOpt = Annotated[
     float, typer.Option(envvar="EMOVOX_MAX_UPLOAD_MB", callback=_upload_limit,
                         help="Upload limit (MB of 2^20 bytes).")
@@ -144,6 +152,13 @@ def serve(
                      help="Require this key (X-API-Key header or Authorization: Bearer) on "
                      "every request but /health and the docs."),
     ] = None,
+    request_timeout: Annotated[
+        float,
+        typer.Option(envvar="EMOVOX_REQUEST_TIMEOUT_S", callback=_deadline, metavar="S",
+                     help="Seconds a /v1/predict or /v1/timeline request may wait for a "
+                     "slot and be analysed, else 504 deadline_exceeded (an analysis past it "
+                     "runs on, holding its slot, and is dropped). 0: no deadline."),
+    ] = 120.0,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option("--cors-origin", envvar="EMOVOX_CORS_ORIGINS", show_default=False,
@@ -175,7 +190,7 @@ def serve(
         api = create_app(predictor=predictor, max_bytes=int(max_upload_mb * 1024 * 1024),
                          max_duration=max_duration, max_concurrency=concurrency,
                          api_key=api_key_setting(api_key, "--api-key (EMOVOX_API_KEY)"),
-                         cors_origins=origins)
+                         cors_origins=origins, request_timeout=request_timeout)
         sock = listen_socket(host, port)
     except USER_ERRORS as exc:
         fail(exc)

@@ -113,6 +113,10 @@ class ErrorCode(str, Enum):
                      "send it again (to a running server)")
     SERVER_BUSY = ("server_busy", 503, "every upload slot is taken and too many requests "
                    "wait, or none came free within 60 s", "retry after Retry-After seconds")
+    DEADLINE_EXCEEDED = ("deadline_exceeded", 504, "not answered within the server's time "
+                         "limit (emovox serve --request-timeout, 120 s by default), waiting "
+                         "for an analysis slot and analysing together",
+                         "send it again later; if it ran long, send a shorter recording")
 
     @property
     def pair(self) -> tuple[int, ErrorCode]:
