@@ -442,12 +442,12 @@ def test_listen_prints_a_no_speech_lines_reason(monkeypatch):
     plain = CliRunner().invoke(app, args, input=pcm.tobytes())
     assert plain.exit_code == 0, plain.output
     lines = [line for line in plain.stdout.splitlines() if " s  " in line]
-    assert lines[1].endswith("silent  the recording is silent (or a constant offset)")
+    assert lines[1].endswith("silent  the input is silent (or a constant offset)")  # (57)
     assert lines[2].endswith("dBFS  a steady sound (noise, hum, tones, beeps or bells, a "
                              "constant offset)")
     assert "angry" in lines[0] and lines[0].endswith("dBFS")
     # the reasons start in one column, after "silent" as after a level (a review, stop 55)
-    assert lines[1].index("the recording") == lines[2].index("a steady sound")
+    assert lines[1].index("the input") == lines[2].index("a steady sound")
     got = CliRunner().invoke(app, [*args, "--json"], input=pcm.tobytes())
     docs = [json.loads(line) for line in got.stdout.splitlines() if line.startswith("{")]
     assert [d["reason"] for d in docs] == [None, "silence", "steady_sound"]

@@ -470,7 +470,7 @@ def live_line(update: Any, json_out: bool, hop: float = 1.0) -> None:
     level = f"{update.level_dbfs:6.1f} dBFS" if update.level_dbfs > -999 else f"{'silent':>11}"
     end = f"{update.end:8.{hop_places(hop)}f}"
     if update.emotion is None:  # and why, in predict's table's words (review, stop 55)
-        why = getattr(update.reason, "message", "").removeprefix("no speech: ")
+        why = (update.reason_message or "").removeprefix("no speech: ")  # a stream's words
         print(f"{end} s  {'no speech':<10}{'':>8}  {level}{'  ' + why if why else ''}",
               flush=True)
     else:  # the mark stands apart from a one-decimal "49.8%" (QA, stop 39: "?49.8%")

@@ -74,11 +74,16 @@ class NoSpeechReason(str, Enum):
 
     @property
     def message(self) -> str:
-        return _MESSAGES[self]
+        return self.words()
+
+    def words(self, subject: str = "recording") -> str:
+        """In words, ``subject`` naming what was heard: a live stream is no "recording"
+        (``listen`` said so of a microphone: review, stop 57)."""
+        return _MESSAGES[self].format(subject=subject)
 
 
 _MESSAGES = {
-    NoSpeechReason.SILENCE: "the recording is silent (or a constant offset)",
+    NoSpeechReason.SILENCE: "the {subject} is silent (or a constant offset)",
     NoSpeechReason.STEADY: ("no speech: a steady sound (noise, hum, tones, beeps or bells, "
                             "a constant offset)"),
     NoSpeechReason.TONE: "no speech: the sound is a pure tone",

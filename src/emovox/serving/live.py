@@ -66,6 +66,8 @@ DEFAULT_HOP_S = 1.0
 READ_BLOCK_S = 0.1
 #: Bytes per sample of raw PCM s16le.
 S16_BYTES = 2
+#: what a no-speech reason calls a live stream (a file's is "the recording")
+STREAM_SUBJECT = "input"
 
 #: the status of a live line: the same answers as ``predict`` (:class:`Status`: ``ok``,
 #: ``uncertain`` below :data:`~emovox.serving.answer.UNCERTAIN_BELOW`, ``no_speech``)
@@ -93,6 +95,13 @@ class LiveUpdate:
     confidence: float | None = None
     probabilities: dict[str, float] | None = None
     reason: NoSpeechReason | None = None
+
+    @property
+    def reason_message(self) -> str | None:
+        """``reason`` in words, of a stream: "the input is silent (or a constant offset)"
+        (predict's words, "the recording is ...", were said of a live microphone: review,
+        stop 57); ``None`` for an answer."""
+        return None if self.reason is None else self.reason.words(STREAM_SUBJECT)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (``level_dbfs`` of digital silence is ``None``)."""

@@ -166,10 +166,9 @@ def _headline(pv: view.PredictionView, faint: bool = False) -> None:
 
 def show_prediction(a: service.Analysis, pv: view.PredictionView) -> None:
     st.subheader("Predicted emotion")
-    if not pv.has_emotion:
-        # no label, no chart, no arousal/valence point
-        st.warning(f"{view.md_name(a.name)}: {pv.reason.rstrip('.')}: there is no voice to "
-                   "classify.")  # a file's name is text, not Markdown (web review, stop 52)
+    if not pv.has_emotion:  # no label, no chart, no arousal/valence point; a file's name
+        st.warning(view.md_named(view.no_speech_box(  # is text, not Markdown (review, 52)
+            a.name, pv.reason or "", getattr(a.prediction, "warnings", ()) or ()), a.name))
         return
     _headline(pv, faint=a.silent)
     left, right = st.columns([3, 2])
@@ -369,7 +368,8 @@ def _show_result(predictor, settings: service.Settings, chosen, refs: list,
     show_player(a, data)
     show_prediction(a, pv)
     for note in view.page_warnings(getattr(a.prediction, "warnings", ()),
-                                   a.timeline.warnings if a.timeline is not None else ()):
+                                   a.timeline.warnings if a.timeline is not None else (),
+                                   no_speech=not pv.has_emotion):
         st.warning(view.md_named(note, a.name))
     if a.silent and pv.has_emotion:
         st.error("The audio is silent or nearly so (its loudest frame is below -60 dBFS): "

@@ -39,6 +39,7 @@ __all__ = [
     "md_name",
     "md_named",
     "md_text",
+    "no_speech_box",
     "page_warnings",
     "timeline_csv_name",
     "prediction_view",
@@ -94,19 +95,32 @@ def fmt_dbfs(x: float) -> str:
     return "-∞ dBFS" if not math.isfinite(x) else f"{x + 0.0:.1f} dBFS".replace("-0.0 ", "0.0 ")
 
 
-def page_warnings(answer: Sequence[str], timeline: Sequence[str] = ()) -> list[str]:
+def page_warnings(answer: Sequence[str], timeline: Sequence[str] = (), *,
+                  no_speech: bool = False) -> list[str]:
     """The warnings the page shows above the answer: the answer's (a WAV cut short, several
     tracks, mains hum; near-silence has its own box), then a mains hum only the timeline's
     60 s blocks found (in part of a long recording: web QA, stop 32), marked as the
     timeline's since the answer's download does not carry it; none of it on near-silent
     audio, where the answer says near-silence instead (re-check 2). A muted input's advice
-    is said (the page showed "the recording is silent" alone: re-check, stop 39); its
-    note does not say silent again (stop 53)."""
-    out = [n for n in answer if _SILENT not in n]
+    is said (the page showed "the recording is silent" alone: re-check, stop 39): in the
+    no-speech box of a ``no_speech`` answer (:func:`no_speech_box`), not again here."""
+    out = [n for n in answer if _SILENT not in n and not (no_speech and _MUTED in n)]
     if any(_SILENT in n or _MUTED in n or _HUM in n for n in answer):
         return out
     out += [f"The timeline found: {n}" for n in timeline if _HUM in n]
     return out
+
+
+def no_speech_box(name: str, reason: str, answer: Sequence[str]) -> str:
+    """The one box of an answer without speech: its reason in words, or, when every sample
+    has one value, the answer's note saying so and what to check, the more precise of the
+    two (an all-zero upload showed both, "silent (or a constant offset)" beside "every
+    sample has the same value": review, stop 57). ``name``: the file's, as the notes
+    start with it."""
+    muted = next((n for n in answer if _MUTED in n), None)
+    if muted is not None:
+        return f"{muted} There is no voice to classify."
+    return f"{name}: {reason.rstrip('.')}: there is no voice to classify."
 
 
 def says_clipped(warnings: Sequence[str]) -> bool:
