@@ -18,8 +18,8 @@ from pathlib import Path
 
 from emovox.errors import ConfigError
 
-__all__ = ["RUN_MARKERS", "checked_destination", "copy_folder", "keep_unsaved", "make_parents",
-           "run_holding"]
+__all__ = ["RUN_MARKERS", "checked_destination", "copy_folder", "emovox_run_config",
+           "keep_unsaved", "make_parents", "run_holding"]
 
 #: the files every run folder holds (``emovox.experiment.runfiles``: metrics.json and
 #: predictions.csv); named here, as this layer may not import the experiment layer
@@ -46,13 +46,47 @@ def run_holding(folder: str | Path) -> Path | None:
     its fold models there: ``RUN/models/foldK``), None for any other place. A fold model
     replaced (``train``, ``ensemble --force``) or recalibrated (``calibrate``) made its
     run unreadable for good: ``rescore`` found the stored probabilities differ (audit, stop
-    56). The run is told by its files (:data:`RUN_MARKERS`); a folder being staged has
-    none yet."""
+    56). The run is told by its files (:data:`RUN_MARKERS`), or is one an older version left
+    unfinished (:func:`_unfinished_run`); a folder being staged has none yet."""
     parent = _resolved(Path(os.path.abspath(folder)).parent)
     if parent.name != "models":
         return None
     run = parent.parent
-    return run if all((run / f).is_file() for f in RUN_MARKERS) else None
+    finished = all((run / f).is_file() for f in RUN_MARKERS)
+    return run if finished or _unfinished_run(run) else None
+
+
+def _unfinished_run(run: Path) -> bool:
+    """Is ``run`` an ``evaluate`` run an older version left unfinished? It wrote the run
+    folder in place: its config.yaml first, each fold's model (``models/foldK``) as the
+    fold ended, metrics.json and predictions.csv last. So: no metrics.json, an emovox
+    experiment config.yaml (:func:`emovox_run_config`) and a ``models/foldK`` folder; such
+    a run was not recognised and its fold models were replaced (review, stop 57). Today's
+    runner writes its config.yaml only at the end, into its staging folder."""
+    if (run / "metrics.json").exists() or (run / "metrics.json").is_symlink():
+        return False
+    try:
+        folds = any(f.is_dir() and re.fullmatch(r"fold\d+", f.name)
+                    for f in (run / "models").iterdir())
+    except OSError:
+        return False
+    return folds and (run / "config.yaml").is_file() and emovox_run_config(run)
+
+
+def emovox_run_config(folder: Path) -> bool:
+    """Is ``folder``'s config.yaml an emovox experiment config (capped, no YAML aliases: any
+    --out was read whole, code review, stop 48), not any with these sections (a project
+    folder with its own config.yaml and models/ was replaced whole: code review, stop 47)?"""
+    import yaml
+
+    from emovox.config import ExperimentConfig, read_run_yaml
+
+    try:
+        cfg = read_run_yaml(Path(folder) / "config.yaml")
+        return isinstance(cfg, dict) and {"data", "model", "split"} <= set(cfg) and \
+            ExperimentConfig.from_dict(cfg) is not None
+    except (OSError, ValueError, OverflowError, yaml.YAMLError, ConfigError, AttributeError):
+        return False
 
 
 def copy_folder(src: Path, dst: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from emovox.artifact.clips import heard_clips
+from emovox.artifact.paths import resolve_model_path
 from emovox.corpora import (
     SPEAKER_PATTERN_FOLDER_ONLY,
     corpus_label_map,
@@ -27,7 +28,11 @@ from emovox.corpora import (
 from emovox.corpora.base import Utterance, is_unknown_speaker
 from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError, EmovoxError
-from emovox.experiment.rundest import check_run_destination, staged_run_dir
+from emovox.experiment.rundest import (
+    check_run_destination,
+    refuse_out_among,
+    staged_run_dir,
+)
 from emovox.experiment.rundir import (
     Prediction,
     Predictions,
@@ -124,11 +129,17 @@ def evaluate_artifact(
 
     ``out_dir`` is checked whole before the model is loaded or a clip read
     (:func:`check_cross_corpus_destination`, its parent made, another process writing it:
-    a file as its parent was refused only after the scoring, review, stop 56)."""
+    a file as its parent was refused only after the scoring, review, stop 56), and is
+    never the model folder or ``root``, inside or holding one (review, stop 57)."""
     from emovox.serving.predictor import Predictor
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    model = f"the model folder {artifact}" if artifact else "the bundled model's folder"
+    refuse_out_among(out_dir, [(resolve_model_path(artifact), model),
+                               (root, f"the corpus {root} (--data)")],
+                     ": a run written there would mix emovox's output into files that are "
+                     "not its own")
     check_cross_corpus_destination(out_dir)
     if speaker_pattern is not None and not reader_options(corpus, speaker_pattern):
         raise ConfigError(SPEAKER_PATTERN_FOLDER_ONLY)

@@ -42,13 +42,16 @@ from emovox.experiment.rundest import (
     carry_files,
     check_run_destination,
     refuse_links,
+    refuse_out_among,
     staged_run_dir,
 )
 from emovox.experiment.rundir import (
     ERRORS_FILE,
+    MERGED_INPUTS,
     Prediction,
     Predictions,
     RunRecord,
+    part_records,
     read_run_config,
     write_run,
 )
@@ -69,15 +72,10 @@ def read_run(run: Path) -> RunRecord:
 
 
 def _not_an_input(out: Path, runs: list[Path]) -> None:
-    """Refuse an ``out`` that is one of the runs being combined (it would be replaced) or
-    lies inside one (it would be written into a run folder: review, stop 56)."""
-    target = Path(out).resolve()
-    if any(Path(r).resolve() == target for r in runs):
-        raise ConfigError(f"--out {out} is one of the runs being combined; write the result "
-                          "to another folder")
-    if inside := next((r for r in runs if Path(r).resolve() in target.parents), None):
-        raise ConfigError(f"--out {out} lies inside {inside}, one of the runs being "
-                          "combined; write the result to another folder")
+    """Refuse an ``out`` that is one of the runs being combined (it would be replaced), lies
+    inside one (it would be written into a run folder: review, stop 56) or holds one
+    (:func:`~emovox.experiment.rundest.refuse_out_among`)."""
+    refuse_out_among(out, [(r, f"{r}, one of the runs being combined") for r in runs])
 
 
 def _each_once(runs: Sequence[Path]) -> None:
@@ -458,6 +456,7 @@ def merge_runs(runs: list[Path], out: Path) -> dict[str, Any]:
         "seconds_total": sum(r.metrics.get("seconds_total", 0.0) for r in records),
         **environments([r.metrics for r in records]),
         "merged_runs": [str(r) for r in runs],
+        MERGED_INPUTS: part_records([str(r) for r in runs], runs, out),  # (review, 57)
         "teachers": _teachers(configs),
         **_per_corpus(y, proba.argmax(1), [p.corpus for p in rows]),
     }

@@ -35,16 +35,19 @@ from emovox.experiment.rundest import (
     carry_files,
     check_run_destination,
     refuse_links,
+    refuse_out_among,
     staged_run_dir,
 )
 from emovox.experiment.rundir import (
     CONFIG_FILE,
     ERRORS_FILE,
+    MERGED_INPUTS,
     Prediction,
     Predictions,
     RunDirError,
     link_refused,
     merged_parts,
+    part_records,
     read_metrics,
     read_run,
     saved_fold_model,
@@ -179,11 +182,27 @@ def rescore_run(run: Path, out: Path, *, speeds: Sequence[float]) -> dict[str, A
     if record.predictions is None or record.predictions.labels != list(LABELS):
         raise ConfigError(f"{run}: probabilities are not over the {len(LABELS)} labels")
     rows = record.predictions.scored()
+    parts = _parts_recorded(run, out, m)
     # staged before the first clip is read: the parent made, the claim taken, the kind
     # checked (as `evaluate` stages its run before extraction)
     with staged_run_dir(out, RESCORED) as stage:
-        result = _write(run, stage, record, rows, _scored(run, rows, speeds), speeds)
+        result = _write(run, stage, record, rows, _scored(run, rows, speeds), speeds, parts)
     return result
+
+
+def _parts_recorded(run: Path, out: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`~emovox.experiment.rundir.MERGED_INPUTS` of the rescore at ``out`` of the
+    merged run ``run``: its parts (their fold models) recorded from ``out``, not from
+    ``run`` as merge recorded them (review, stop 57). ``{}`` when ``run`` was not merged or
+    a part is not found (the parts as given, ``merged_runs``, stay)."""
+    given = metrics.get("merged_runs")
+    if not isinstance(given, list) or not given:
+        return {}
+    try:
+        return {MERGED_INPUTS: part_records(list(map(str, given)), merged_parts(run, metrics),
+                                            out)}
+    except RunDirError:
+        return {}
 
 
 def _scored(run: Path, rows: list[Prediction], speeds: tuple[float, ...]) -> np.ndarray:
@@ -226,25 +245,20 @@ def _inputs(run: Path, metrics: dict[str, Any]) -> list[Path]:
 
 
 def _not_an_input(out: Path, run: Path, metrics: dict[str, Any]) -> None:
-    """ConfigError when ``out`` is, holds or lies inside ``run`` or one of its parts: the
-    swap replaced the part whose fold model the rescore had just read (``rescore MERGED
-    --out PART``), or wrote a folder into a run folder (review, stop 56)."""
-    target, mine = out.resolve(), run.resolve()
-    for r in _inputs(run, metrics):
-        here = r.resolve()
-        what = "the run being rescored" if here == mine else \
-            f"a part of the run being rescored ({run} was merged from {r})"
-        if target == here:
-            raise ConfigError(f"--out {out} is {what}; write to another folder")
-        if target.is_relative_to(here):
-            raise ConfigError(f"--out {out} lies inside {what}; write to another folder")
-        if here.is_relative_to(target):
-            raise ConfigError(f"--out {out} holds {what}; write to another folder")
+    """ConfigError when ``out`` is, holds or lies inside ``run`` or one of its parts
+    (:func:`~emovox.experiment.rundest.refuse_out_among`): the swap replaced the part whose
+    fold model the rescore had just read (``rescore MERGED --out PART``), or wrote a folder
+    into a run folder (review, stop 56)."""
+    mine = run.resolve()
+    refuse_out_among(out, [(r, "the run being rescored" if r.resolve() == mine else
+                            f"a part of the run being rescored ({run} was merged from {r})")
+                           for r in _inputs(run, metrics)])
 
 
 def _write(run: Path, stage: Path, record: Any, rows: list[Prediction], proba: np.ndarray,
-           speeds: tuple[float, ...]) -> dict[str, Any]:
-    """Write the rescored run into the staging folder ``stage``; its metrics.json content."""
+           speeds: tuple[float, ...], parts: dict[str, Any]) -> dict[str, Any]:
+    """Write the rescored run into the staging folder ``stage``; its metrics.json content
+    (``parts``: :func:`_parts_recorded`)."""
     m = record.metrics
     y = np.array([LABELS.index(r.true) for r in rows])
     pred = proba.argmax(1)
@@ -254,14 +268,15 @@ def _write(run: Path, stage: Path, record: Any, rows: list[Prediction], proba: n
     pooled = compute_metrics(y, pred, list(LABELS))
     result = {
         **{k: v for k, v in m.items()
-           if k not in {"summary", "pooled", "worst_class", "folds", "per_corpus"}},
+           if k not in {"summary", "pooled", "worst_class", "folds", "per_corpus",
+                        MERGED_INPUTS}},
         "summary": summarize([per_fold[f] for f in order]), "pooled": pooled.to_dict(),
         "worst_class": dict(zip(("label", "recall"), pooled.worst_recall, strict=True)),
         "folds": [{**f, "metrics": per_fold[f["index"]].to_dict(),
                    "n_test": per_fold[f["index"]].n}
                   for f in m.get("folds") or [] if f.get("index") in per_fold],
         "per_corpus": per_corpus_record(per_corpus_metrics(y, pred, [r.corpus for r in rows])),
-        "speeds": list(speeds), "rescored_from": str(run),
+        "speeds": list(speeds), "rescored_from": str(run), **parts,
     }
     scored = [dataclasses.replace(r, pred=LABELS[pred[i]], proba=tuple(map(float, proba[i])))
               for i, r in enumerate(rows)]

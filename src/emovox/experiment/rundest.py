@@ -16,7 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from emovox.artifact import foreign_files
-from emovox.artifact.dest import keep_unsaved, make_parents
+from emovox.artifact.dest import (
+    emovox_run_config,
+    keep_unsaved,
+    make_parents,
+    run_holding,
+)
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import (
     CONFIG_FILE,
@@ -39,8 +44,8 @@ from emovox.fileio import (
 )
 
 __all__ = ["RUNS_DIR", "RUN_ENTRIES", "RUN_KINDS", "carry_files", "check_run_destination",
-           "default_run_dir", "is_run_dir", "refuse_links", "run_folder_problem",
-           "staged_run_dir"]
+           "default_run_dir", "is_run_dir", "refuse_links", "refuse_out_among",
+           "run_folder_problem", "staged_run_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +81,7 @@ def run_folder_problem(path: Path) -> str | None:
         return None
     if (path / METRICS_FILE).exists() or (path / METRICS_FILE).is_symlink():
         return "; ".join(lacks)  # a metrics.json of no finished run: someone else's
-    if not _emovox_config(path):
+    if not emovox_run_config(path):
         return f"no {METRICS_FILE} of a run, nor an emovox {CONFIG_FILE}"
     if any(e.name != CONFIG_FILE and _written_by_runs(e) and (
             e.name != "models" or any(f.name.startswith("fold") for f in e.iterdir()))
@@ -84,22 +89,6 @@ def run_folder_problem(path: Path) -> str | None:
         return None
     return (f"no {METRICS_FILE}, and nothing a run writes beside its {CONFIG_FILE} "
             "(training curves, fold models in models/foldK)")
-
-
-def _emovox_config(path: Path) -> bool:
-    """Is ``path``'s config.yaml an emovox experiment config (capped, no YAML aliases: any
-    --out was read whole, code review, stop 48), not any with these sections (a project
-    folder with its own config.yaml and models/ was replaced whole: code review, stop 47)?"""
-    import yaml
-
-    from emovox.config import ExperimentConfig, read_run_yaml
-
-    try:
-        cfg = read_run_yaml(path / CONFIG_FILE)
-        return isinstance(cfg, dict) and {"data", "model", "split"} <= set(cfg) and \
-            ExperimentConfig.from_dict(cfg) is not None
-    except (OSError, ValueError, OverflowError, yaml.YAMLError, ConfigError, AttributeError):
-        return False
 
 
 #: what a combining command records in the metrics.json it writes (``kind`` of
@@ -113,8 +102,13 @@ def check_run_destination(out: Path, kind: str | None = None) -> None:
     emovox never overwrites what it did not write. ``kind`` (a key of :data:`RUN_KINDS`):
     only a run folder whose metrics.json records it is replaced, an earlier output of the
     same command -- ``fuse --out R`` on an ``evaluate`` run R deleted its config, training
-    curves and fold models (review, stop 56)."""
+    curves and fold models (review, stop 56). Never in a run's ``models/``
+    (:func:`~emovox.artifact.dest.run_holding`): ``fuse --out RUN/models/fold9`` wrote a
+    run among RUN's fold models (review, stop 57)."""
     out = Path(out)
+    if (run := run_holding(out)) is not None:
+        raise RunDirError(f"{out} is in the models/ folder of the run {run}, which holds its "
+                          "fold models only; choose another --out")
     if not out.exists() and not out.is_symlink():
         return
     if out.is_symlink() or not out.is_dir():
@@ -158,6 +152,21 @@ def _check_kind(out: Path, kind: str) -> None:
     raise RunDirError(
         f"{out} holds {what} ({held}), not an earlier output of `{RUN_KINDS[kind]}`; "
         "refusing to replace it (choose another --out, or remove it yourself)")
+
+
+def refuse_out_among(out: Path, inputs: Iterable[tuple[Path, str]], why: str = "") -> None:
+    """ConfigError when ``out`` is, lies inside or holds one of the folders ``inputs`` (each
+    with the words that name it), ``why`` added: the swap replaced an input (``rescore
+    MERGED --out PART`` deleted the fold model it had just read) or wrote a folder into one
+    (review, stop 56). The one check of ``fuse``, ``merge``, ``rescore`` and ``evaluate
+    --artifact`` (its model folder and corpus: review, stop 57)."""
+    target = Path(out).resolve()
+    for folder, what in inputs:
+        here = Path(folder).resolve()
+        how = "is" if target == here else "lies inside" if target.is_relative_to(here) \
+            else "holds" if here.is_relative_to(target) else None
+        if how is not None:
+            raise ConfigError(f"--out {out} {how} {what}{why}; write to another folder")
 
 
 #: what a run folder holds: every file and folder :func:`write_run`, the runner and

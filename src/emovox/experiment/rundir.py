@@ -43,12 +43,15 @@ from emovox.errors import ConfigError
 from emovox.experiment.runfiles import (
     CONFIG_FILE,
     ERRORS_FILE,
+    MERGED_INPUTS,
     METRICS_FILE,
     METRICS_MAX_BYTES,
     PREDICTIONS_FILE,
     RunDirError,
     check_run_folder,
     link_refused,
+    merged_parts,
+    part_records,
     read_metrics,
     read_unlinked,
     unlinked_fd,
@@ -254,21 +257,6 @@ def read_run_config(run: Path, *, unlinked: bool = False) -> Any:
         else read_run_yaml(path)
 
 
-def merged_parts(run: Path, metrics: dict[str, Any]) -> list[Path]:
-    """The part runs of a run made by ``emovox merge`` (``metrics["merged_runs"]``, as merge
-    was given them), each found as written (from the working folder) or below an ancestor
-    of ``run``; RunDirError naming one found nowhere. ``[]`` for a run not merged."""
-    out = []
-    for p in metrics.get("merged_runs") or []:
-        found = next((c for c in [Path(p), *(a / p for a in Path(run).resolve().parents)]
-                      if (c / METRICS_FILE).is_file()), None)
-        if found is None:
-            raise RunDirError(f"{run} was merged from {p}, which is not found (run from the "
-                              "directory the merge was run in)")
-        out.append(found)
-    return out
-
-
 def saved_fold_model(run: Path, fold: int, metrics: dict[str, Any] | None = None, *,
                      _within: tuple[Path, ...] = ()) -> Path:
     """The folder of fold ``fold``'s model saved by ``evaluate --save-models``:
@@ -450,9 +438,10 @@ def read_cv_run(run: Path, model: str) -> CvRun:
     return CvRun(metrics, run / PREDICTIONS_FILE)
 
 
-__all__ = ["CONFIG_FILE", "ERRORS_FILE", "METRICS_FILE", "METRICS_MAX_BYTES", "PREDICTIONS_FILE",
-           "PREDICTION_COLUMNS", "CvRun", "Prediction", "Predictions", "RunDirError", "RunRecord",
-           "check_run_folder", "fit_from_predictions_csv", "link_refused", "merged_parts",
-           "read_cv_run", "read_metrics", "read_predictions", "read_probabilities", "read_run",
-           "read_run_config", "read_scored", "read_unlinked", "run_speakers", "run_val_speakers",
+__all__ = ["CONFIG_FILE", "ERRORS_FILE", "MERGED_INPUTS", "METRICS_FILE", "METRICS_MAX_BYTES",
+           "PREDICTIONS_FILE", "PREDICTION_COLUMNS", "CvRun", "Prediction", "Predictions",
+           "RunDirError", "RunRecord", "check_run_folder", "fit_from_predictions_csv",
+           "link_refused", "merged_parts", "part_records", "read_cv_run", "read_metrics",
+           "read_predictions", "read_probabilities", "read_run", "read_run_config",
+           "read_scored", "read_unlinked", "run_speakers", "run_val_speakers",
            "saved_fold_model", "unlinked_fd", "write_predictions", "write_run"]

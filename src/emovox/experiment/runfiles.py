@@ -1,21 +1,27 @@
 """A run folder's files: their names, what makes a folder a run folder
 (:func:`check_run_folder`), its ``metrics.json`` (:func:`read_metrics`), the error of the
 run-directory readers (:class:`RunDirError`) and reads that never follow a symbolic link out
-of a run folder (:func:`read_unlinked`). :mod:`emovox.experiment.rundir` re-exports them."""
+of a run folder (:func:`read_unlinked`), and where the parts of a merged run lie
+(:func:`merged_parts`). :mod:`emovox.experiment.rundir` re-exports them."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from emovox.errors import ConfigError
 from emovox.fileio import open_unlinked
 
-__all__ = ["CONFIG_FILE", "ERRORS_FILE", "METRICS_FILE", "METRICS_MAX_BYTES", "PREDICTIONS_FILE",
-           "RunDirError", "check_fold_records", "check_run_folder", "link_refused",
-           "read_metrics", "read_unlinked", "run_folder_lacks", "unlinked_fd"]
+__all__ = ["CONFIG_FILE", "ERRORS_FILE", "MERGED_INPUTS", "METRICS_FILE", "METRICS_MAX_BYTES",
+           "PREDICTIONS_FILE", "RunDirError", "check_fold_records", "check_run_folder",
+           "link_refused", "merged_parts", "part_records", "read_metrics", "read_unlinked",
+           "run_folder_lacks", "unlinked_fd"]
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 #: the most bytes a ``metrics.json`` may hold when read: about 23 KB for six folds, 1-2 KB a
@@ -25,6 +31,9 @@ METRICS_MAX_BYTES = 64 << 20
 PREDICTIONS_FILE = "predictions.csv"
 CONFIG_FILE = "config.yaml"
 ERRORS_FILE = "errors.csv"
+#: what a merged run's metrics.json records of each part beside ``merged_runs`` (the
+#: paths as merge was given them): :func:`part_records`
+MERGED_INPUTS = "merged_inputs"
 
 
 class RunDirError(ConfigError):
@@ -152,3 +161,61 @@ def check_fold_records(run: Path, metrics: dict[str, Any], *, named: bool = True
         if named and not ok:
             said = json.dumps(metrics[key])[:40] if key in metrics else "missing"
             raise RunDirError(f"{where}: field '{key}' is {said}, not {kind}")
+
+
+def part_records(given: Sequence[str], parts: Sequence[Path], out: Path
+                 ) -> list[dict[str, str]]:
+    """:data:`MERGED_INPUTS` of a run written to ``out`` from ``parts`` (named ``given``
+    by the user): each part as given, resolved, and relative to ``out`` (resolved too).
+    ``given`` alone is relative to the folder merge was run in: ``rescore ../exp2/m`` run
+    from exp1, which held parts of the same names, read exp1's (review, stop 57)."""
+    home = Path(out).resolve()
+    records = []
+    for name, part in zip(given, parts, strict=True):
+        real = Path(part).resolve()
+        record = {"given": str(name), "resolved": str(real)}
+        try:
+            record["relative"] = os.path.relpath(real, home)
+        except ValueError:  # another drive: none
+            pass
+        records.append(record)
+    return records
+
+
+def merged_parts(run: Path, metrics: dict[str, Any]) -> list[Path]:
+    """The part runs of a run made by ``emovox merge`` (``metrics["merged_runs"]``), each
+    found where :data:`MERGED_INPUTS` records it (from ``run``'s folder, then resolved),
+    else by its name as given (:func:`_part_named`); RunDirError naming one found nowhere.
+    ``[]`` for a run not merged."""
+    given = metrics.get("merged_runs") or []
+    records = metrics.get(MERGED_INPUTS)
+    if not isinstance(records, list) or len(records) != len(given):
+        records = [None] * len(given)
+    home = Path(run).resolve()
+    out = []
+    for name, record in zip(given, records, strict=True):
+        record = record if isinstance(record, dict) else {}
+        places = [Path(os.path.normpath(home / v)) if key == "relative" else Path(v)
+                  for key in ("relative", "resolved") if isinstance(v := record.get(key), str)]
+        out.append(next((p for p in places if (p / METRICS_FILE).is_file()), None)
+                   or _part_named(run, str(name)))
+    return out
+
+
+def _part_named(run: Path, name: str) -> Path:
+    """The part ``name`` of the merged run ``run`` as merge was given it (a run merged
+    before :data:`MERGED_INPUTS`, or its parts moved): below the nearest ancestor of
+    ``run`` that holds it, else from the working folder. The working folder came first:
+    another folder's parts of the same names were read (review, stop 57)."""
+    below = next((c for a in Path(run).resolve().parents
+                  if ((c := a / name) / METRICS_FILE).is_file()), None)
+    here = Path(name) if (Path(name) / METRICS_FILE).is_file() else None
+    found = below or here
+    if found is None:
+        raise RunDirError(f"{run} was merged from {name}, which is not found (neither below "
+                          "the merged run's folders nor from here: run from the folder the "
+                          "merge was run in)")
+    if here is not None and found.resolve() != here.resolve():
+        log.info("%s was merged from %s: %s is read (below the merged run's folders), not "
+                 "%s (from the working folder)", run, name, found, here.resolve())
+    return found
