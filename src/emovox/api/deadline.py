@@ -1,5 +1,6 @@
 """The REST API's per-request deadline (stop 57): ``emovox serve --request-timeout S``
-(``EMOVOX_REQUEST_TIMEOUT_S``; :data:`DEFAULT_REQUEST_TIMEOUT_S`; 0: none).
+(``EMOVOX_REQUEST_TIMEOUT_S``; :data:`~emovox.serving.params.DEFAULT_REQUEST_TIMEOUT_S`;
+0: none).
 
 A request had no time limit: its client waited for as long as the queue for a concurrency
 slot and the analysis took (review, stop 57). The deadline covers both, from the moment the
@@ -8,7 +9,10 @@ queue without ever running; one whose analysis is still running is answered 504
 ``deadline_exceeded`` at once. Python cannot stop a thread, so that analysis runs on in its
 worker thread and **keeps its slot until it ends** (the server never analyses more than
 ``max_concurrency`` requests at once, and the requests queued behind wait for it); its
-answer is dropped, with a log line when it is abandoned and one when it ends.
+answer is dropped, with a log line when it is abandoned and one when it ends. A cancelled
+request (a stopping server) leaves its running work holding its slot the same way, with or
+without a deadline: ``async with slots`` gave it back at once with ``0`` while the thread ran
+on, one analysis more than ``max_concurrency`` (review, stop 57).
 
 504, not 503: the API's 503s say "not now" (no model, stopping, every upload slot taken:
 retry after ``Retry-After``), where a deadline can pass on an idle server for a recording
@@ -30,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from emovox.api.errors import ApiError
 from emovox.errors import ConfigError
 from emovox.serving.errcodes import ErrorCode
+from emovox.serving.params import DEFAULT_REQUEST_TIMEOUT_S
 
 log = logging.getLogger("emovox.api.server")  # the server's log
 
@@ -38,12 +43,6 @@ __all__ = ["DEFAULT_REQUEST_TIMEOUT_S", "ENV_REQUEST_TIMEOUT", "request_timeout_
 
 #: the environment variable of ``emovox serve --request-timeout`` (and ``uvicorn --factory``)
 ENV_REQUEST_TIMEOUT = "EMOVOX_REQUEST_TIMEOUT_S"
-#: seconds a request may wait for a slot and be analysed: 599 s of continuous speech (the
-#: duration limit, the bundled default model) took 76 s as a timeline (9.7 s of CPU) and
-#: 74 s as a prediction on a 2-core machine, run at the lowest priority beside two trainings
-#: that used both cores; on a server of its own such a request needs about 10 s of a core,
-#: which leaves room for a queue of several (review, stop 57)
-DEFAULT_REQUEST_TIMEOUT_S = 120.0
 T = TypeVar("T")
 
 
@@ -82,16 +81,12 @@ def _late(what: str, timeout: float, waited: float, worked: float | None) -> Api
                        "limit: emovox serve --request-timeout)")
 
 
-async def run_in_slot(slots: asyncio.Semaphore, work: Callable[[], T], *, what: str,
-                      timeout: float, before: Callable[[], Awaitable[None]]) -> T:
-    """``work()`` in a worker thread once one of ``slots`` is free (``before()`` first, in
-    the slot: it may refuse), all within ``timeout`` seconds (0: no limit), else a 504
-    :class:`ApiError`. Past the deadline the slot is given back when ``work`` ends, not
-    before; a cancelled request leaves it to ``work``'s end too."""
+async def _take_slot(slots: asyncio.Semaphore, what: str, timeout: float) -> float | None:
+    """Wait for one of ``slots``: the seconds then left of ``timeout`` (0: no limit, None),
+    else a 504 :class:`ApiError` (the deadline passed while waiting; no slot taken)."""
     if not timeout:
-        async with slots:
-            await before()
-            return await run_in_threadpool(work)
+        await slots.acquire()
+        return None
     loop = asyncio.get_running_loop()
     began = loop.time()
     try:
@@ -104,19 +99,35 @@ async def run_in_slot(slots: asyncio.Semaphore, work: Callable[[], T], *, what: 
         log.warning("%s: the request's deadline of %g s passed while it waited for a slot: "
                     "answered 504, never analysed", what, timeout)
         raise _late(what, timeout, loop.time() - began, None) from None
+    return left
+
+
+async def run_in_slot(slots: asyncio.Semaphore, work: Callable[[], T], *, what: str,
+                      timeout: float, before: Callable[[], Awaitable[None]]) -> T:
+    """``work()`` in a worker thread once one of ``slots`` is free (``before()`` first, in
+    the slot: it may refuse), all within ``timeout`` seconds (0: no limit), else a 504
+    :class:`ApiError`. Once ``work`` runs, its slot is given back when it ends, never
+    before: past the deadline, and when the request is cancelled, with or without one."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    left = await _take_slot(slots, what, timeout)
     started = loop.time()
     running: asyncio.Future[T] | None = None
+    waited = False  # the wait below returned: not cancelled
     try:
         await before()
         running = asyncio.ensure_future(run_in_threadpool(work))
         await asyncio.wait((running,), timeout=left)  # never cancels ``running``
+        waited = True
         if running.done():
             return running.result()
     finally:  # returned, refused, past the deadline or cancelled (a stopping server)
         if running is None or running.done():
             slots.release()
         else:  # the slot is freed by the work's end, never before
-            running.add_done_callback(lambda f: _ended(f, slots, what, loop.time() - started))
+            why = "abandoned at its deadline" if waited else "of a cancelled request"
+            running.add_done_callback(
+                lambda f: _ended(f, slots, what, loop.time() - started, why))
     log.warning("%s: the request's deadline of %g s passed %.1f s into its work: answered "
                 "504; the work goes on in its thread, holding its slot, and its answer will "
                 "be dropped", what, timeout, loop.time() - started)
@@ -124,16 +135,17 @@ async def run_in_slot(slots: asyncio.Semaphore, work: Callable[[], T], *, what: 
 
 
 def _ended(running: asyncio.Future[object], slots: asyncio.Semaphore, what: str,
-           seconds: float) -> None:
-    """An abandoned work has ended: its slot is free again; its answer (or error: retrieved
-    here, or asyncio would log it as never retrieved) is dropped. Cancelled, the server is
-    stopping (its loop cancels what is left) and the thread may still run: said so."""
+           seconds: float, why: str) -> None:
+    """An abandoned work (``why``: past its deadline, or its request cancelled) has ended:
+    its slot is free again; its answer (or error: retrieved here, or asyncio would log it as
+    never retrieved) is dropped. Cancelled, the server is stopping (its loop cancels what is
+    left) and the thread may still run: said so."""
     slots.release()
     if running.cancelled():
-        log.warning("%s: the server stopped %.1f s into the work abandoned at its deadline "
-                    "(its thread may still run)", what, seconds)
+        log.warning("%s: the server stopped %.1f s into the work %s (its thread may still "
+                    "run)", what, seconds, why)
         return
     error = running.exception()
     how = "" if error is None else f" with an error ({type(error).__name__}: {error})"
-    log.warning("%s: the work abandoned at its deadline ended after %.1f s%s; its answer is "
-                "dropped and its slot is free", what, seconds, how)
+    log.warning("%s: the work %s ended after %.1f s%s; its answer is dropped and its slot "
+                "is free", what, why, seconds, how)

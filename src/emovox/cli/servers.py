@@ -23,6 +23,7 @@ from emovox.cli.common import (
     need_module,
     setup_logging,
 )
+from emovox.serving.params import DEFAULT_REQUEST_TIMEOUT_S
 
 
 class LogLevel(str, Enum):
@@ -158,7 +159,7 @@ def serve(
                      help="Seconds a /v1/predict or /v1/timeline request may wait for a "
                      "slot and be analysed, else 504 deadline_exceeded (an analysis past it "
                      "runs on, holding its slot, and is dropped). 0: no deadline."),
-    ] = 120.0,
+    ] = DEFAULT_REQUEST_TIMEOUT_S,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option("--cors-origin", envvar="EMOVOX_CORS_ORIGINS", show_default=False,

@@ -34,6 +34,7 @@ from emovox.errors import (
 )
 from emovox.serving.adapt import AdaptationError, TooFewReferences
 from emovox.serving.adapt_uploads import MAX_REFERENCES, TooManyReferences
+from emovox.serving.params import DEFAULT_REQUEST_TIMEOUT_S
 from emovox.serving.uploads import UploadTooLarge
 
 __all__ = ["ErrorCode", "http_status"]
@@ -114,8 +115,8 @@ class ErrorCode(str, Enum):
     SERVER_BUSY = ("server_busy", 503, "every upload slot is taken and too many requests "
                    "wait, or none came free within 60 s", "retry after Retry-After seconds")
     DEADLINE_EXCEEDED = ("deadline_exceeded", 504, "not answered within the server's time "
-                         "limit (emovox serve --request-timeout, 120 s by default), waiting "
-                         "for an analysis slot and analysing together",
+                         f"limit (emovox serve --request-timeout, {DEFAULT_REQUEST_TIMEOUT_S:g} "
+                         "s by default), waiting for an analysis slot and analysing together",
                          "send it again later; if it ran long, send a shorter recording")
 
     @property

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from emovox.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_REQUEST_TIMEOUT_S",
     "MAX_API_WINDOWS",
     "MAX_HOP_S",
     "MAX_WINDOW_S",
@@ -52,6 +53,14 @@ MAX_API_WINDOWS = 2400
 #: build_timeline`'s ``block_s``): it settles what it read once a block, and its length
 #: guard runs after that, so a recording may be classified up to a block past the limit
 TIMELINE_BLOCK_S = 60.0
+#: seconds a REST API request may wait for a slot and be analysed (``emovox serve
+#: --request-timeout``, :mod:`emovox.api.deadline`; here, where the command's option, the
+#: API and the error code's words all read it: they wrote 120 each before): 599 s of
+#: continuous speech (the duration limit, the bundled default model) took 76 s as a timeline
+#: (9.7 s of CPU) and 74 s as a prediction on a 2-core machine, run at the lowest priority
+#: beside two trainings that used both cores; on a server of its own such a request needs
+#: about 10 s of a core, which leaves room for a queue of several (review, stop 57)
+DEFAULT_REQUEST_TIMEOUT_S = 120.0
 
 
 def _number(name: str, value: object) -> float:
