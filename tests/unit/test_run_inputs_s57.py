@@ -1,7 +1,7 @@
 """Run folders and what is not emovox's (review, stop 57): the parts of a merged run are
 found from the merged run, not from the working folder (``rescore ../exp2/m`` run from exp1
 read exp1's parts of the same names); ``evaluate --artifact`` never writes into its model
-folder or its corpus; ``fuse``, ``merge``, ``rescore`` and ``evaluate --artifact`` share one
+folder nor over its corpus; ``fuse``, ``merge``, ``rescore`` and ``evaluate --artifact`` share one
 check of an --out among their inputs; a run an older version left unfinished (config.yaml
 and models/foldK, no metrics.json) is a run: its fold models are not replaced, nor is a run
 written among them."""
@@ -132,12 +132,11 @@ def test_rescore_of_a_merged_run_from_another_folder_reads_its_parts_models(tmp_
     assert _found(exp1 / "tta") == want
 
 
-# -- 2. evaluate --artifact: never into its model folder or its corpus ---------------------
+# -- 2. evaluate --artifact: never into its model folder nor over its corpus ---------------
 
 
-def test_evaluate_artifact_never_writes_into_its_model_folder_or_corpus(tmp_path,
-                                                                       monkeypatch,
-                                                                       ravdess_maker):
+def test_evaluate_artifact_never_writes_into_its_model_folder_or_over_its_corpus(
+        tmp_path, monkeypatch, ravdess_maker):
     rav = ravdess_maker(tmp_path / "rav", actors=(1,))
     model = tmp_path / "model"
     model.mkdir()
@@ -149,11 +148,11 @@ def test_evaluate_artifact_never_writes_into_its_model_folder_or_corpus(tmp_path
     monkeypatch.setattr(Predictor, "from_artifact", staticmethod(no_load))
     before = {f: _files(f) for f in (rav, model)}
     why = ": a run written there would mix emovox's output into files that are not its own"
-    for out, said in (
+    for out, said in (  # inside the corpus: written (test_run_inputs_s57b)
             (model / "run", f"--out {model / 'run'} lies inside the model folder {model}{why}"),
             (model, f"--out {model} is the model folder {model}{why}"),
-            (rav / "Actor_01" / "run", f"lies inside the corpus {rav} (--data){why}"),
-            (rav, f"--out {rav} is the corpus {rav} (--data){why}"),
+            (rav, f"--out {rav} is the corpus {rav} (--data): the run folder would replace "
+             "it whole, and the corpus with it"),
             (tmp_path, f"--out {tmp_path} holds the model folder {model}")):
         with pytest.raises(ConfigError, match=re.escape(said)):
             crosscorpus.evaluate_artifact(model, "ravdess", rav, out, workers=1)

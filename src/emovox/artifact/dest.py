@@ -52,8 +52,13 @@ def run_holding(folder: str | Path) -> Path | None:
     if parent.name != "models":
         return None
     run = parent.parent
-    finished = all((run / f).is_file() for f in RUN_MARKERS)
-    return run if finished or _unfinished_run(run) else None
+    return run if _is_run(run) else None
+
+
+def _is_run(run: Path) -> bool:
+    """Is ``run`` a run folder: finished (:data:`RUN_MARKERS`) or left unfinished by an
+    older version (:func:`_unfinished_run`)?"""
+    return all((run / f).is_file() for f in RUN_MARKERS) or _unfinished_run(run)
 
 
 def _unfinished_run(run: Path) -> bool:

@@ -173,7 +173,6 @@ def _evaluate_artifact(
         fail(ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
                         "cross-validation runs, not to --artifact"))
     from emovox.experiment.crosscorpus import evaluate_artifact
-    from emovox.experiment.rundest import default_run_dir
 
     setup_logging(verbose)
     art = None if str(artifact) == "bundled" else artifact
@@ -182,12 +181,12 @@ def _evaluate_artifact(
         if one.corpora:
             raise ValueError("--artifact scores one corpus: give one --data")
         corpus = one.corpus
-        out = out or default_run_dir(f"crosscorpus-{corpus}")
+        # no --out: the default folder, named so in a refusal (review, stop 57)
         res = evaluate_artifact(art, corpus, Path(one.root), out, workers=jobs,
                                 speaker_pattern=speaker_pattern)
     except USER_ERRORS as exc:
         fail(exc)
-    render.crosscorpus(res, corpus, out)
+    render.crosscorpus(res, corpus, res.out_dir)
 
 
 def scan(

@@ -30,6 +30,7 @@ from emovox.corpora.detect import reader_hint
 from emovox.errors import ConfigError, EmovoxError
 from emovox.experiment.rundest import (
     check_run_destination,
+    default_run_dir,
     refuse_out_among,
     staged_run_dir,
 )
@@ -116,7 +117,7 @@ def evaluate_artifact(
     artifact: Path | None,
     corpus: str,
     root: Path,
-    out_dir: Path,
+    out_dir: Path | None,
     *,
     workers: int = 2,
     backend: str = "auto",
@@ -127,19 +128,17 @@ def evaluate_artifact(
     ``artifact`` (None = bundled) and score it on the shared classes. ``speaker_pattern``:
     the ``folder`` reader's speaker regex (:class:`~emovox.config.DataConfig`).
 
-    ``out_dir`` is checked whole before the model is loaded or a clip read
+    ``out_dir`` (None: ``runs/crosscorpus-<corpus>-<time>``, :func:`default_run_dir`) is
+    checked whole before the model is loaded or a clip read
     (:func:`check_cross_corpus_destination`, its parent made, another process writing it:
     a file as its parent was refused only after the scoring, review, stop 56), and is
-    never the model folder or ``root``, inside or holding one (review, stop 57)."""
+    never the model folder or ``root`` (:func:`_not_an_input`)."""
     from emovox.serving.predictor import Predictor
 
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    model = f"the model folder {artifact}" if artifact else "the bundled model's folder"
-    refuse_out_among(out_dir, [(resolve_model_path(artifact), model),
-                               (root, f"the corpus {root} (--data)")],
-                     ": a run written there would mix emovox's output into files that are "
-                     "not its own")
+    given = out_dir is not None
+    out_dir = Path(out_dir) if out_dir is not None else default_run_dir(f"crosscorpus-{corpus}")
+    _not_an_input(out_dir, artifact, root, given)
     check_cross_corpus_destination(out_dir)
     if speaker_pattern is not None and not reader_options(corpus, speaker_pattern):
         raise ConfigError(SPEAKER_PATTERN_FOLDER_ONLY)
@@ -174,6 +173,21 @@ def evaluate_artifact(
         write_run(stage, metrics, _predictions(utts, results, classes), pooled=m,
                   titles=(f"{title}: UA {m.ua:.1f}", f"{title}: recall per class"))
     return res
+
+
+def _not_an_input(out: Path, artifact: Path | None, root: Path, given: bool) -> None:
+    """ConfigError when ``out`` (``given``: by --out, else the default run folder) is, lies
+    inside or holds the model folder ``artifact``, or is or holds the corpus ``root``
+    (review, stop 57). A run folder inside the corpus replaces nothing (the readers skip
+    files that are not audio): ``evaluate --artifact bundled --data .``, run in the corpus
+    folder, was refused for a default --out the user never gave (review, stop 57)."""
+    model = f"the model folder {artifact}" if artifact else "the bundled model's folder"
+    refuse_out_among(out, [(resolve_model_path(artifact), model)],
+                     ": a run written there would mix emovox's output into files that are "
+                     "not its own", given=given)
+    refuse_out_among(out, [(root, f"the corpus {root} (--data)")],
+                     ": the run folder would replace it whole, and the corpus with it",
+                     inside=False, given=given)
 
 
 def _scanned(corpus: str, root: Path, classes: list[str], speaker_pattern: str | None

@@ -26,6 +26,7 @@ from emovox.experiment.rundir import (
     Predictions,
     RunDirError,
     RunRecord,
+    merged_parts,
     read_cv_run,
     read_metrics,
     read_predictions,
@@ -310,39 +311,37 @@ def refuse_copies(records: Sequence[RunRecord]) -> None:
         seen[key] = rec.path
 
 
-#: the keys of a run's metrics.json that name the runs it was combined from (a switched
-#: member, ``switched_runs``, is one member: its runs are not followed)
-_COMBINED_FROM = ("fused_runs", "merged_runs")
-
-
 def combined_from(run: Path, _within: frozenset[Path] = frozenset()) -> set[Path]:
     """Every run the run ``run`` was combined from (``fuse``, ``merge``), followed down (a
-    fusion of fusions), each resolved: where ``fused_inputs`` recorded it, else as written
-    from here, else below an ancestor of ``run`` (as
-    :func:`~emovox.experiment.rundir.merged_parts` finds them). One found nowhere is left
-    out: what cannot be found cannot be told."""
+    fusion of fusions), each resolved: a fused run's where ``fused_inputs`` recorded it,
+    else as written from here, else below an ancestor of ``run``; a merged run's parts as
+    :func:`~emovox.experiment.rundir.merged_parts` finds them (its ``merged_inputs``: by
+    name only, a fusion of two merges sharing a part, run from a folder holding parts of
+    the same names, weighed it twice: review, stop 57). One found nowhere, or not told
+    apart, is left out: what cannot be found cannot be told. A switched member
+    (``switched_runs``) is one member: its runs are not followed."""
     try:
         metrics = read_metrics(run)
     except RunDirError:
         return set()
     here = Path(run).resolve()
+    fused = filter(None, (_found(here, c) for c in _members_named(metrics)))
     found: set[Path] = set()
-    for where in filter(None, (_found(here, c) for c in _members_named(metrics))):
+    for where in [*fused, *merged_parts(Path(run), metrics, known=True)]:
         if (r := where.resolve()) not in _within | {here}:
             found |= {r, *combined_from(r, _within | {here})}
     return found
 
 
 def _members_named(metrics: dict[str, Any]) -> list[list[str]]:
-    """The runs a run's ``metrics`` names as its members: for each, the paths it may be
-    found at, best first (the resolved path ``fused_inputs`` recorded, then as given)."""
+    """The runs a fused run's ``metrics`` names as its members: for each, the paths it may
+    be found at, best first (the resolved path ``fused_inputs`` recorded, then as given)."""
     inputs = metrics.get("fused_inputs")
     named = [[str(i.get(k)) for k in ("resolved", "given") if isinstance(i.get(k), str)]
              for i in inputs if isinstance(i, dict)] if isinstance(inputs, list) else []
-    for key in _COMBINED_FROM:
-        value = metrics.get(key)
-        if isinstance(value, list) and not (key == "fused_runs" and named):  # fused_inputs
-            named += [[v] for v in value if isinstance(v, str)]  # names the same runs
+    value = metrics.get("fused_runs")
+    if isinstance(value, list) and not named:  # fused_inputs names the same runs
+        named += [[v] for v in value if isinstance(v, str)]
     return [[c for c in n if c] for n in named]
 
 

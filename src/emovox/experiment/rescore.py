@@ -53,6 +53,7 @@ from emovox.experiment.rundir import (
     saved_fold_model,
     write_run,
 )
+from emovox.experiment.runfiles import CHECK_TOLERANCE  # the largest difference allowed
 from emovox.features.cache import RESEARCH_MAX_DURATION_S
 from emovox.labels import LABELS
 from emovox.metrics import compute_metrics, summarize
@@ -64,8 +65,6 @@ __all__ = ["CHECK_CLIPS", "CHECK_TOLERANCE", "rescore_run", "run_speeds"]
 
 #: clips of each fold read once and compared with the stored probabilities
 CHECK_CLIPS = 4
-#: the largest difference from a stored probability (6 decimals in predictions.csv) allowed
-CHECK_TOLERANCE = 1e-3
 #: what a rescored run records (:data:`~emovox.experiment.rundest.RUN_KINDS`): the only run
 #: folder ``rescore --out`` replaces
 RESCORED = "rescored_from"

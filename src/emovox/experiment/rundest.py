@@ -20,7 +20,6 @@ from emovox.artifact.dest import (
     emovox_run_config,
     keep_unsaved,
     make_parents,
-    run_holding,
 )
 from emovox.errors import ConfigError
 from emovox.experiment.rundir import (
@@ -102,13 +101,17 @@ def check_run_destination(out: Path, kind: str | None = None) -> None:
     emovox never overwrites what it did not write. ``kind`` (a key of :data:`RUN_KINDS`):
     only a run folder whose metrics.json records it is replaced, an earlier output of the
     same command -- ``fuse --out R`` on an ``evaluate`` run R deleted its config, training
-    curves and fold models (review, stop 56). Never in a run's ``models/``
-    (:func:`~emovox.artifact.dest.run_holding`): ``fuse --out RUN/models/fold9`` wrote a
-    run among RUN's fold models (review, stop 57)."""
+    curves and fold models (review, stop 56). Never anywhere inside another run folder
+    (:func:`_enclosing_run`): ``fuse --out RUN/models/fold9`` wrote a
+    run among RUN's fold models; only its direct children were refused, and ``--out
+    RUN/models/fold0/fused`` still was (review, stop 57)."""
     out = Path(out)
-    if (run := run_holding(out)) is not None:
-        raise RunDirError(f"{out} is in the models/ folder of the run {run}, which holds its "
-                          "fold models only; choose another --out")
+    if (run := _enclosing_run(out)) is not None:
+        if Path(os.path.abspath(out)).parent.resolve().is_relative_to(run / "models"):
+            raise RunDirError(f"{out} is in the models/ folder of the run {run}, which holds "
+                              "its fold models only; choose another --out")
+        raise RunDirError(f"{out} lies inside the run folder {run}, which holds that run's "
+                          "files only; choose another --out")
     if not out.exists() and not out.is_symlink():
         return
     if out.is_symlink() or not out.is_dir():
@@ -130,6 +133,21 @@ def check_run_destination(out: Path, kind: str | None = None) -> None:
         )
     if kind is not None and any(out.iterdir()):
         _check_kind(out, kind)
+
+
+def _enclosing_run(out: Path) -> Path | None:
+    """The nearest folder above ``out`` that is a run folder (:func:`run_folder_problem`:
+    a run's own metrics.json and predictions.csv, or a run an older version left
+    unfinished), None when none is. Files of those names from another tool do not make a
+    run: a project folder holding them would have refused every ``--out`` below it."""
+    parent = Path(os.path.abspath(out)).parent.resolve()
+    return next((run for run in (parent, *parent.parents)
+                 if _maybe_run(run) and run_folder_problem(run) is None), None)
+
+
+def _maybe_run(folder: Path) -> bool:
+    """Does ``folder`` hold a file a run folder is told by (cheap: no file read)?"""
+    return any((folder / f).is_file() for f in (METRICS_FILE, CONFIG_FILE))
 
 
 def _check_kind(out: Path, kind: str) -> None:
@@ -154,19 +172,26 @@ def _check_kind(out: Path, kind: str) -> None:
         "refusing to replace it (choose another --out, or remove it yourself)")
 
 
-def refuse_out_among(out: Path, inputs: Iterable[tuple[Path, str]], why: str = "") -> None:
+def refuse_out_among(out: Path, inputs: Iterable[tuple[Path, str]], why: str = "", *,
+                     inside: bool = True, given: bool = True) -> None:
     """ConfigError when ``out`` is, lies inside or holds one of the folders ``inputs`` (each
     with the words that name it), ``why`` added: the swap replaced an input (``rescore
     MERGED --out PART`` deleted the fold model it had just read) or wrote a folder into one
-    (review, stop 56). The one check of ``fuse``, ``merge``, ``rescore`` and ``evaluate
-    --artifact`` (its model folder and corpus: review, stop 57)."""
+    (review, stop 56). The one check of ``fuse``, ``merge``, ``rescore``, ``evaluate
+    --artifact`` (its model folder and corpus: review, stop 57) and ``evaluate --teacher``.
+    ``inside``: False lets ``out`` lie inside one (a corpus: a run folder there replaces
+    nothing, and ``evaluate --artifact bundled --data .`` was refused: review, stop 57);
+    ``given``: False when ``out`` is the default run folder, which the words name as such
+    (they said "--out runs/..." to a user who gave none)."""
     target = Path(out).resolve()
+    said, fix = (f"--out {out}", "write to another folder") if given else (
+        f"the default run folder {out} (no --out given)", "give --out another folder")
     for folder, what in inputs:
         here = Path(folder).resolve()
-        how = "is" if target == here else "lies inside" if target.is_relative_to(here) \
-            else "holds" if here.is_relative_to(target) else None
+        how = "is" if target == here else "lies inside" if inside and \
+            target.is_relative_to(here) else "holds" if here.is_relative_to(target) else None
         if how is not None:
-            raise ConfigError(f"--out {out} {how} {what}{why}; write to another folder")
+            raise ConfigError(f"{said} {how} {what}{why}; {fix}")
 
 
 #: what a run folder holds: every file and folder :func:`write_run`, the runner and

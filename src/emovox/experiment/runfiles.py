@@ -16,10 +16,10 @@ from typing import Any
 from emovox.errors import ConfigError
 from emovox.fileio import open_unlinked
 
-__all__ = ["CONFIG_FILE", "ERRORS_FILE", "MERGED_INPUTS", "METRICS_FILE", "METRICS_MAX_BYTES",
-           "PREDICTIONS_FILE", "RunDirError", "check_fold_records", "check_run_folder",
-           "link_refused", "merged_parts", "part_records", "read_metrics", "read_unlinked",
-           "run_folder_lacks", "unlinked_fd"]
+__all__ = ["CHECK_TOLERANCE", "CONFIG_FILE", "ERRORS_FILE", "MERGED_INPUTS", "METRICS_FILE",
+           "METRICS_MAX_BYTES", "PREDICTIONS_FILE", "RunDirError", "check_fold_records",
+           "check_run_folder", "link_refused", "merged_parts", "part_records", "read_metrics",
+           "read_unlinked", "run_folder_lacks", "unlinked_fd"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ METRICS_MAX_BYTES = 64 << 20
 PREDICTIONS_FILE = "predictions.csv"
 CONFIG_FILE = "config.yaml"
 ERRORS_FILE = "errors.csv"
+#: the largest difference of two probabilities of one clip taken for the same answer
+#: (6 decimals in predictions.csv): ``rescore``'s check of a fold model's answers against
+#: the stored ones, and :func:`merged_parts` telling a part from a run of its name
+CHECK_TOLERANCE = 1e-3
 #: what a merged run's metrics.json records of each part beside ``merged_runs`` (the
 #: paths as merge was given them): :func:`part_records`
 MERGED_INPUTS = "merged_inputs"
@@ -182,40 +186,120 @@ def part_records(given: Sequence[str], parts: Sequence[Path], out: Path
     return records
 
 
-def merged_parts(run: Path, metrics: dict[str, Any]) -> list[Path]:
+def merged_parts(run: Path, metrics: dict[str, Any], *, known: bool = False) -> list[Path]:
     """The part runs of a run made by ``emovox merge`` (``metrics["merged_runs"]``), each
-    found where :data:`MERGED_INPUTS` records it (from ``run``'s folder, then resolved),
-    else by its name as given (:func:`_part_named`); RunDirError naming one found nowhere.
-    ``[]`` for a run not merged."""
-    given = metrics.get("merged_runs") or []
+    found where :data:`MERGED_INPUTS` records it (from ``run``'s folder, and resolved),
+    else by its name as given (:func:`_part_named`); when two places hold a run, the one
+    whose rows are ``run``'s (:func:`_told_apart`). RunDirError naming one found nowhere or
+    not told apart; ``known``: such a part is left out instead (what cannot be found cannot
+    be told: :func:`~emovox.experiment.recipe.combined_from`). ``[]`` for a run not
+    merged."""
+    given = metrics.get("merged_runs")
+    given = given if isinstance(given, list) else []  # hand-edited: none
     records = metrics.get(MERGED_INPUTS)
     if not isinstance(records, list) or len(records) != len(given):
         records = [None] * len(given)
     home = Path(run).resolve()
+    own = _OwnRows(Path(run), metrics)
     out = []
     for name, record in zip(given, records, strict=True):
         record = record if isinstance(record, dict) else {}
         places = [Path(os.path.normpath(home / v)) if key == "relative" else Path(v)
                   for key in ("relative", "resolved") if isinstance(v := record.get(key), str)]
-        out.append(next((p for p in places if (p / METRICS_FILE).is_file()), None)
-                   or _part_named(run, str(name)))
+        try:
+            found = [p for p in places if (p / METRICS_FILE).is_file()] or \
+                _part_named(run, str(name))
+            out.append(_told_apart(run, str(name), found, own))
+        except RunDirError:
+            if not known:
+                raise
     return out
 
 
-def _part_named(run: Path, name: str) -> Path:
-    """The part ``name`` of the merged run ``run`` as merge was given it (a run merged
-    before :data:`MERGED_INPUTS`, or its parts moved): below the nearest ancestor of
-    ``run`` that holds it, else from the working folder. The working folder came first:
-    another folder's parts of the same names were read (review, stop 57)."""
+def _part_named(run: Path, name: str) -> list[Path]:
+    """Where the part ``name`` of the merged run ``run``, as merge was given it (a run
+    merged before :data:`MERGED_INPUTS`, or its parts moved), may be: below the nearest
+    ancestor of ``run`` that holds it, and from the working folder. The working folder
+    alone read another folder's parts of the same names (review, stop 57); taking the one
+    below first read the wrong ones run from the folder the merge ran in (review, stop 57):
+    when both are there, :func:`_told_apart` tells them apart."""
     below = next((c for a in Path(run).resolve().parents
                   if ((c := a / name) / METRICS_FILE).is_file()), None)
     here = Path(name) if (Path(name) / METRICS_FILE).is_file() else None
-    found = below or here
-    if found is None:
+    found = [p for p in (below, here) if p is not None]
+    if not found:
         raise RunDirError(f"{run} was merged from {name}, which is not found (neither below "
                           "the merged run's folders nor from here: run from the folder the "
                           "merge was run in)")
-    if here is not None and found.resolve() != here.resolve():
-        log.info("%s was merged from %s: %s is read (below the merged run's folders), not "
-                 "%s (from the working folder)", run, name, found, here.resolve())
     return found
+
+
+class _OwnRows:
+    """The rows of a merged run's predictions.csv by fold (:func:`_told_apart`), read once
+    and only when two places hold a part; ``probabilities``: False for a rescored run,
+    whose probabilities were read again (at its speeds), not its parts'."""
+
+    def __init__(self, run: Path, metrics: dict[str, Any]) -> None:
+        self.run = run
+        self.probabilities = not metrics.get("rescored_from")
+        self._rows: list[_Row] | None = None
+
+    def of(self, folds: set[Any]) -> list[_Row]:
+        if self._rows is None:
+            self._rows = _rows_of(self.run)
+        return [r for r in self._rows if r[0] in folds]
+
+
+#: a scored row of a predictions.csv: ``(fold, path, {label: probability})``
+_Row = tuple[Any, str, dict[str, float]]
+
+
+def _rows_of(run: Path) -> list[_Row]:
+    """The scored rows of ``run``'s predictions.csv, in (fold, path) order."""
+    from emovox.experiment.rundir import read_predictions  # which imports this module
+
+    pred = read_predictions(run)
+    return sorted(((r.fold, r.path, dict(zip(pred.labels, r.proba, strict=True)))
+                   for r in pred.scored()), key=lambda r: (-1 if r[0] is None else r[0], r[1]))
+
+
+def _same(a: list[_Row], b: list[_Row], probabilities: bool) -> bool:
+    """Are ``a`` and ``b`` the same clips of the same folds, with (``probabilities``) the
+    same probabilities, each label within :data:`CHECK_TOLERANCE` (as ``rescore`` compares
+    a fold model's answers with the stored ones)?"""
+    if [r[:2] for r in a] != [r[:2] for r in b]:
+        return False
+    return not probabilities or all(
+        abs(x.get(k, 0.0) - y.get(k, 0.0)) <= CHECK_TOLERANCE
+        for (_, _, x), (_, _, y) in zip(a, b, strict=True) for k in x.keys() | y.keys())
+
+
+def _told_apart(run: Path, name: str, found: list[Path], own: _OwnRows) -> Path:
+    """The part ``name`` of the merged run ``run`` among the places ``found`` (best first)
+    that hold a run of that name: the one place, else the one whose rows are the rows
+    ``run``'s predictions.csv holds for its folds (merge copies them as they are). The
+    first place was read silently: a merged run moved beside other runs of its parts'
+    names read those (review, stop 57). Several alike (copies: an experiment copied whole)
+    are one: the first. RunDirError when none is, or several differ."""
+    places: list[Path] = []
+    for p in found:
+        if all(p.resolve() != q.resolve() for q in places):
+            places.append(p)
+    if len(places) == 1:
+        return places[0]
+    said = f"{run} was merged from {name}, found at both {' and '.join(map(str, places))}"
+    try:
+        rows = {p: _rows_of(p) for p in places}
+        mine = {p: own.of({r[0] for r in rows[p]}) for p in places}
+    except RunDirError as exc:
+        raise RunDirError(f"{said}; which is the part cannot be told ({exc})") from None
+    match = [p for p in places if rows[p] and _same(rows[p], mine[p], own.probabilities)]
+    if match and all(_same(rows[match[0]], rows[p], True) for p in match):
+        log.info("%s: %s is read (its rows are the merged run's)", said, match[0])
+        return match[0]
+    why = (f"neither holds the rows {run} has for its folds (re-run or edited since the "
+           "merge?)" if not match else
+           f"{run} was rescored (its probabilities are not its parts'), and both hold the "
+           "clips of its folds, with different probabilities")
+    raise RunDirError(f"{said}; {why}, so which is the part cannot be told: move away the "
+                      "one that is not the part (or put back the part merge read)")

@@ -52,7 +52,7 @@ from emovox.experiment.multicorpus import (
     per_corpus_record,
     restrict_to_corpus,
 )
-from emovox.experiment.rundest import check_run_destination, staged_run_dir
+from emovox.experiment.rundest import check_run_destination, refuse_out_among, staged_run_dir
 from emovox.experiment.rundir import (
     Prediction,
     Predictions,
@@ -398,11 +398,13 @@ def fold_predictions(data: PreparedData, fold: Fold, proba: np.ndarray) -> list[
 
 def _not_a_teacher(out_dir: Path, teachers: Sequence[str | Path]) -> None:
     """Refuse an ``out_dir`` that is a teacher run (or a part of one): the new run would
-    replace it and its fold models (research QA, stop 32)."""
-    if any(Path(t).resolve() == Path(out_dir).resolve() for t in teachers):
-        raise ConfigError(f"--out {out_dir} is a teacher run (or a part of one); the new run "
-                          "would replace it and its fold models. Write the student's run to "
-                          "another folder.")
+    replace it and its fold models (research QA, stop 32); nor one inside or holding one
+    (:func:`~emovox.experiment.rundest.refuse_out_among`: ``--teacher T --out T/sub`` was
+    accepted, review, stop 57)."""
+    refuse_out_among(out_dir, [(Path(t), f"a teacher run ({t}, or a part of one)")
+                               for t in teachers],
+                     ": the student's run would replace it and its fold models, or be "
+                     "written into it")
 
 
 def run_experiment(
