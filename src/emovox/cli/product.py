@@ -279,8 +279,7 @@ def batch(
     setup_logging(False)
     adapted = None
     try:  # the option named in its refusal (it said "max duration": review, stop 57)
-        max_duration = check_max_duration(max_duration, "--max-duration")
-        eng = Engine(engine)
+        max_duration, eng = check_max_duration(max_duration, "--max-duration"), Engine(engine)
         if scheduler is not None and eng is not Engine.DASK:
             raise ValueError("--scheduler is a Dask scheduler address: it needs --engine dask")
         deadline = _file_deadline(file_timeout, eng)
