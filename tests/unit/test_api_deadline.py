@@ -144,10 +144,20 @@ def test_an_analysis_past_the_deadline_is_a_504_and_keeps_its_slot(slow, caplog,
     assert "its answer is dropped and its slot is free" in caplog.text
 
 
+def _start(slots: asyncio.Semaphore, work: SlowWork, timeout: float) -> asyncio.Future:
+    """``work`` as a request of ``predict`` run in ``slots`` with the deadline ``timeout``."""
+    from emovox.api.deadline import run_in_slot
+
+    async def nothing() -> None:
+        return None
+
+    return asyncio.ensure_future(run_in_slot(slots, work, what="predict", timeout=timeout,
+                                             before=nothing))
+
+
 def test_a_request_behind_an_abandoned_analysis_waits_for_its_end():
     """The slot of an analysis past its deadline is given back when it ends, not at its
     504: a request with a longer deadline queued behind it starts only then."""
-    from emovox.api.deadline import run_in_slot
     from emovox.api.errors import ApiError
 
     first, second = SlowWork(), SlowWork()
@@ -156,12 +166,8 @@ def test_a_request_behind_an_abandoned_analysis_waits_for_its_end():
     async def main() -> None:
         slots = asyncio.Semaphore(1)
 
-        async def nothing() -> None:
-            return None
-
         def run(work: SlowWork, timeout: float) -> asyncio.Future:
-            return asyncio.ensure_future(run_in_slot(slots, work, what="predict",
-                                                     timeout=timeout, before=nothing))
+            return _start(slots, work, timeout)
 
         abandoned = run(first, DEADLINE)
         with pytest.raises(ApiError) as late:
@@ -214,7 +220,6 @@ def test_a_cancelled_request_keeps_its_slot_until_its_work_ends(caplog, timeout)
     deadline or without: with ``0`` (none) ``async with slots`` gave the slot back at once
     and the next request ran beside it, one more than ``max_concurrency`` (review, stop
     57)."""
-    from emovox.api.deadline import run_in_slot
 
     caplog.set_level("WARNING", logger="emovox.api.server")
     first, second = SlowWork(), SlowWork()
@@ -223,12 +228,8 @@ def test_a_cancelled_request_keeps_its_slot_until_its_work_ends(caplog, timeout)
     async def main() -> None:
         slots = asyncio.Semaphore(1)
 
-        async def nothing() -> None:
-            return None
-
         def run(work: SlowWork) -> asyncio.Future:
-            return asyncio.ensure_future(run_in_slot(slots, work, what="predict",
-                                                     timeout=timeout, before=nothing))
+            return _start(slots, work, timeout)
 
         cancelled = run(first)
         while not first.entered.is_set():  # its thread runs
