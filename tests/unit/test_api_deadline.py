@@ -353,8 +353,8 @@ def test_the_serve_option(monkeypatch):
         assert r.exit_code == 0, r.output
         assert seen.pop() == expected, (args, env)
     for args, env, said in (
-            (["--request-timeout", "-1"], {}, "must be a finite number of seconds >= 0 (0: "
-             "no deadline), got -1.0"),
+            (["--request-timeout", "-1"], {}, "--request-timeout=-1.0 must be a finite "
+             "number of seconds >= 0 (0: no deadline)"),
             (["--request-timeout", "inf"], {}, "must be a finite number of seconds >= 0"),
             (["--request-timeout", "soon"], {}, "Input should be a valid number"),
             ([], {"EMOVOX_REQUEST_TIMEOUT_S": "-5"}, "must be a finite number of seconds")):

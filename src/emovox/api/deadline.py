@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
 from emovox.api.errors import ApiError
-from emovox.errors import ConfigError
 from emovox.serving.errcodes import ErrorCode
-from emovox.serving.params import DEFAULT_REQUEST_TIMEOUT_S
+from emovox.serving.params import DEFAULT_REQUEST_TIMEOUT_S, request_timeout_setting
 
 log = logging.getLogger("emovox.api.server")  # the server's log
 
@@ -44,20 +42,6 @@ __all__ = ["DEFAULT_REQUEST_TIMEOUT_S", "ENV_REQUEST_TIMEOUT", "request_timeout_
 #: the environment variable of ``emovox serve --request-timeout`` (and ``uvicorn --factory``)
 ENV_REQUEST_TIMEOUT = "EMOVOX_REQUEST_TIMEOUT_S"
 T = TypeVar("T")
-
-
-def request_timeout_setting(value: float | str, what: str) -> float:
-    """The deadline in seconds: a finite number >= 0 (0: none), else :class:`ConfigError`
-    naming ``what`` (the option or the variable)."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what}={value!r} is not a number of seconds (0: no "
-                          "deadline)") from None
-    if not (seconds >= 0 and math.isfinite(seconds)):
-        raise ConfigError(f"{what}={value!r} must be a finite number of seconds >= 0 (0: no "
-                          "deadline)")
-    return seconds
 
 
 def request_timeout_from_env(env: Mapping[str, str]) -> float:

@@ -23,7 +23,8 @@ from emovox.cli.common import (
     need_module,
     setup_logging,
 )
-from emovox.serving.params import DEFAULT_REQUEST_TIMEOUT_S
+from emovox.errors import ConfigError
+from emovox.serving.params import DEFAULT_REQUEST_TIMEOUT_S, request_timeout_setting
 
 
 class LogLevel(str, Enum):
@@ -61,11 +62,11 @@ def _upload_limit(value: float) -> float:
 
 
 def _deadline(value: float) -> float:
-    """A request's deadline: a finite number of seconds >= 0 (0: none; review, stop 57)."""
-    if not (value >= 0 and math.isfinite(value)):
-        raise typer.BadParameter(f"must be a finite number of seconds >= 0 (0: no deadline), "
-                                 f"got {value}")
-    return value
+    """A request's deadline (:func:`~emovox.serving.params.request_timeout_setting`)."""
+    try:
+        return request_timeout_setting(value, "--request-timeout")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 MaxUploadOpt = Annotated[

@@ -25,6 +25,7 @@ __all__ = [
     "api_window_cap",
     "check_max_duration",
     "counted_window_problem",
+    "request_timeout_setting",
     "smallest_hop",
     "window_count",
     "window_count_problem",
@@ -62,6 +63,21 @@ TIMELINE_BLOCK_S = 60.0
 #: about 10 s of a core, which leaves room for a queue of several (review, stop 57)
 DEFAULT_REQUEST_TIMEOUT_S = 120.0
 
+
+
+def request_timeout_setting(value: object, what: str) -> float:
+    """A REST API request's deadline in seconds: a finite number >= 0 (0: none), else
+    :class:`ConfigError` naming ``what`` (the option or the variable). The one check of
+    ``emovox serve --request-timeout``, ``EMOVOX_REQUEST_TIMEOUT_S`` and ``create_app``."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}={value!r} is not a number of seconds (0: no "
+                          "deadline)") from None
+    if not (seconds >= 0 and math.isfinite(seconds)):
+        raise ConfigError(f"{what}={value!r} must be a finite number of seconds >= 0 (0: no "
+                          "deadline)")
+    return seconds
 
 def _number(name: str, value: object) -> float:
     try:
